@@ -1,0 +1,54 @@
+"""Errors raised by sde-scales.
+
+Every error is a ``ValueError`` subclass whose message shows the offending value and says how
+to fix it, so that ``except ValueError`` in user code keeps working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "SDEScalesError",
+    "InvalidProblemError",
+    "InvalidArgumentError",
+    "BlowUpError",
+    "DataFileError",
+]
+
+
+class SDEScalesError(ValueError):
+    """Base class of every error raised on purpose by sde-scales."""
+
+
+class InvalidProblemError(SDEScalesError):
+    """An ``SDEProblem`` (or a model that builds one) was given inconsistent pieces."""
+
+
+class InvalidArgumentError(SDEScalesError):
+    """A function argument is out of range, of the wrong shape, or not finite."""
+
+
+class BlowUpError(SDEScalesError):
+    """A path became NaN or infinite during a solve.
+
+    Attributes
+    ----------
+    path : int
+        Global index of the first path (earliest step, then lowest index) that blew up.
+    step : int
+        Step (1-based) after which the state was first non-finite.
+    time : float
+        Time at the end of that step.
+    n_diverged : int
+        How many paths blew up in total.
+    """
+
+    def __init__(self, message: str, *, path: int, step: int, time: float, n_diverged: int):
+        super().__init__(message)
+        self.path = path
+        self.step = step
+        self.time = time
+        self.n_diverged = n_diverged
+
+
+class DataFileError(SDEScalesError):
+    """A data file is missing, corrupt or fails validation; the message names file, column, row."""

@@ -1,0 +1,184 @@
+"""Every bad input gets an error that names the value and the fix."""
+
+import numba
+import numpy as np
+import pytest
+
+from sde_scales import EulerMaruyama, InvalidArgumentError, InvalidProblemError, Milstein, SaveAt, SDEProblem, solve
+from sde_scales.sde import BrownianPath, testproblems as tp
+
+
+@numba.njit
+def f1(t, x, p, out):
+    out[0] = -x[0]
+
+
+@numba.njit
+def g1(t, x, p, out):
+    out[0] = 1.0
+
+
+@numba.njit
+def g_writes_two(t, x, p, out):
+    out[0] = 1.0
+    out[1] = 1.0
+
+
+@numba.njit
+def g_matrix_state(t, x, p, out):
+    out[0, 0] = x[0]
+
+
+@numba.njit
+def g_forgets(t, x, p, out):
+    pass
+
+
+def test_unknown_noise_kind():
+    with pytest.raises(InvalidProblemError, match="noise='diag'.*'diagonal'"):
+        SDEProblem(f1, g1, x0=[0.0], tspan=(0, 1), noise="diag")
+
+
+def test_general_noise_needs_m():
+    with pytest.raises(InvalidProblemError, match="needs m"):
+        SDEProblem(f1, g_matrix_state, x0=[0.0], tspan=(0, 1), noise="general")
+
+
+def test_m_contradicting_noise_kind():
+    with pytest.raises(InvalidProblemError, match="m=3 contradicts"):
+        SDEProblem(f1, g1, x0=[0.0], tspan=(0, 1), noise="diagonal", m=3)
+
+
+def test_diffusion_writing_outside_its_shape():
+    with pytest.raises(InvalidProblemError, match=r"indexes outside its output, which has shape \(1,\)"):
+        SDEProblem(f1, g_writes_two, x0=[0.0], tspan=(0, 1), noise="diagonal")
+
+
+def test_diffusion_leaving_entries_unset():
+    with pytest.raises(InvalidProblemError, match="left out"):
+        SDEProblem(f1, g_forgets, x0=[0.0], tspan=(0, 1), noise="diagonal")
+
+
+def test_additive_noise_that_depends_on_state():
+    with pytest.raises(InvalidProblemError, match="changes with x.*'general'"):
+        SDEProblem(f1, g_matrix_state, x0=[0.0], tspan=(0, 1), noise="additive", m=1)
+
+
+@pytest.mark.parametrize("x0", [[np.nan], [1.0, np.inf], np.zeros((2, 0))])
+def test_bad_x0(x0):
+    with pytest.raises(InvalidProblemError, match="x0"):
+        SDEProblem(f1, g1, x0=x0, tspan=(0, 1), noise="scalar")
+
+
+@pytest.mark.parametrize("tspan", [(1, 0), (0, np.inf), (0, 0), ("a", 1)])
+def test_bad_tspan(tspan):
+    with pytest.raises(InvalidProblemError, match="tspan"):
+        SDEProblem(f1, g1, x0=[0.0], tspan=tspan, noise="scalar")
+
+
+def test_nan_params():
+    with pytest.raises(InvalidProblemError, match="params"):
+        SDEProblem(f1, g1, x0=[0.0], tspan=(0, 1), noise="scalar", params=[1.0, np.nan])
+
+
+def test_plain_python_function_is_jitted():
+    def drift(t, x, p, out):
+        out[0] = -x[0]
+
+    prob = SDEProblem(drift, g1, x0=[1.0], tspan=(0, 1), noise="scalar")
+    assert solve(prob, EulerMaruyama(), 0.5, n_paths=2, seed=0).x.shape == (1, 2, 1)
+
+
+def test_non_callable_drift():
+    with pytest.raises(InvalidProblemError, match="not callable"):
+        SDEProblem(3.0, g1, x0=[0.0], tspan=(0, 1), noise="scalar")
+
+
+def test_milstein_refuses_general_noise():
+    ex = tp.commuting_linear_general()
+    with pytest.raises(InvalidProblemError, match="Milstein does not handle noise='general'.*EulerMaruyama"):
+        solve(ex.problem, Milstein(), 0.1, n_paths=2, seed=0)
+
+
+@pytest.mark.parametrize("dt,msg", [(0.3, "does not divide"), (-0.1, "positive"), (np.nan, "positive"), (0.0, "positive")])
+def test_bad_dt(dt, msg):
+    ex = tp.ornstein_uhlenbeck()
+    with pytest.raises(InvalidArgumentError, match=msg):
+        solve(ex.problem, EulerMaruyama(), dt, n_paths=2, seed=0)
+
+
+def test_dt_suggestion_is_usable():
+    ex = tp.ornstein_uhlenbeck()
+    with pytest.raises(InvalidArgumentError, match=r"use dt=0\.25 \(4 steps\)"):
+        solve(ex.problem, EulerMaruyama(), 0.3, n_paths=2, seed=0)
+
+
+@pytest.mark.parametrize("seed", [None, -1, 1.5, True])
+def test_bad_seed(seed):
+    ex = tp.ornstein_uhlenbeck()
+    with pytest.raises(InvalidArgumentError, match="seed"):
+        solve(ex.problem, EulerMaruyama(), 0.1, n_paths=2, seed=seed)
+
+
+@pytest.mark.parametrize("n", [0, -3, 2.5, None])
+def test_bad_n_paths(n):
+    ex = tp.ornstein_uhlenbeck()
+    with pytest.raises(InvalidArgumentError, match="n_paths"):
+        solve(ex.problem, EulerMaruyama(), 0.1, n_paths=n, seed=0)
+
+
+def test_n_paths_disagreeing_with_per_path_x0():
+    ex = tp.ornstein_uhlenbeck()
+    with pytest.raises(InvalidArgumentError, match="n_paths=5 but x0 holds 3"):
+        solve(ex.problem.with_x0(np.zeros((3, 1))), EulerMaruyama(), 0.1, n_paths=5, seed=0)
+
+
+def test_save_at_off_grid_and_unsorted():
+    ex = tp.ornstein_uhlenbeck()
+    with pytest.raises(InvalidArgumentError, match="not on the step grid"):
+        solve(ex.problem, EulerMaruyama(), 0.1, n_paths=2, seed=0, save_at=SaveAt(t=[0.55]))
+    with pytest.raises(InvalidArgumentError, match="increase strictly"):
+        SaveAt(t=[0.5, 0.2])
+    with pytest.raises(InvalidArgumentError, match="not on the step grid"):
+        solve(ex.problem, EulerMaruyama(), 0.1, n_paths=2, seed=0, save_at=SaveAt(t=[2.0]))
+
+
+def test_dW_of_wrong_shape_or_not_finite():
+    ex = tp.ornstein_uhlenbeck()
+    with pytest.raises(InvalidArgumentError, match=r"expected \(n_steps, n_paths, m\) = \(10, n_paths, 1\)"):
+        solve(ex.problem, EulerMaruyama(), 0.1, dW=np.zeros((9, 4, 1)))
+    bad = np.zeros((10, 4, 1))
+    bad[2, 1, 0] = np.nan
+    with pytest.raises(InvalidArgumentError, match=r"dW\[2, 1, 0\]"):
+        solve(ex.problem, EulerMaruyama(), 0.1, dW=bad)
+
+
+def test_path_offset_must_align_with_blocks():
+    ex = tp.ornstein_uhlenbeck()
+    with pytest.raises(InvalidArgumentError, match="multiple of block_size"):
+        solve(ex.problem, EulerMaruyama(), 0.1, n_paths=4, seed=0, block_size=256, path_offset=100)
+
+
+def test_block_size_must_be_multiple_of_group():
+    ex = tp.ornstein_uhlenbeck()
+    with pytest.raises(InvalidArgumentError, match="multiple of the group size 8"):
+        solve(ex.problem, EulerMaruyama(), 0.1, n_paths=4, seed=0, block_size=12)
+
+
+def test_on_blowup_value():
+    ex = tp.ornstein_uhlenbeck()
+    with pytest.raises(InvalidArgumentError, match="on_blowup"):
+        solve(ex.problem, EulerMaruyama(), 0.1, n_paths=4, seed=0, on_blowup="ignore")
+
+
+def test_convergence_study_levels():
+    from sde_scales import convergence_study
+
+    ex = tp.ornstein_uhlenbeck()
+    with pytest.raises(InvalidArgumentError, match="levels"):
+        convergence_study(ex.problem, EulerMaruyama(), [3, 2, 4], 10, seed=0)
+
+
+def test_brownian_path_levels():
+    with pytest.raises(InvalidArgumentError, match="levels"):
+        BrownianPath(0, 0.0, 1.0, 40)

@@ -1,0 +1,142 @@
+"""Width model, NQM and the learning-rate-delay model against closed forms."""
+
+import numpy as np
+import pytest
+
+from sde_scales.errors import InvalidArgumentError
+from sde_scales.models import Coupling, WidthModel
+from sde_scales.models.delay import (
+    DelayModel,
+    Exponential,
+    Instantaneous,
+    PowerLaw,
+    SumOfExponentials,
+    direct_convolution,
+    half_response_time,
+    lag_from_curves,
+)
+from sde_scales.models.nqm import NoisyQuadraticModel
+from sde_scales.schedules import PiecewiseLinear
+
+
+def test_linear_width_model_mean_matches_mean_field_ode():
+    """Linear coupling: E theta_i solves the mean-field ODE exactly (Gaussian, linear), so the
+    replica mean equals the discrete limit up to Monte-Carlo error (4 standard errors)."""
+    m = WidthModel(n=256, coupling=Coupling.LINEAR, q=[1.0, 0.5, 0.2], c=1.0, T=1.0)
+    x = m.simulate(400, 0.01, seed=3)
+    lim = m.mean_field_limit(0.01)
+    cm = x.mean(axis=1)
+    assert abs(cm.mean() - lim) <= 4 * cm.std(ddof=1) / np.sqrt(cm.size)
+    # and the discrete limit is the EM map of theta' = -(a - k) theta + b
+    a, k, b = 1.0, 0.5, 0.2
+    th = 1.0
+    for _ in range(100):
+        th = th + 0.01 * (-(a - k) * th + b)
+    assert lim == pytest.approx(th, rel=1e-12)
+
+
+def test_width_model_custom_coupling_matches_builtin():
+    import numba
+
+    @numba.njit
+    def F(theta, M, q):
+        th = np.tanh(theta)
+        return (q[0] - M) * (1.0 - th * th)
+
+    @numba.njit
+    def phi(theta, q):
+        return np.tanh(theta)
+
+    a = WidthModel(n=32, q=[0.8]).simulate(10, 0.05, seed=1)
+    b = WidthModel(n=32, coupling=None, F=F, phi=phi, q=[0.8]).simulate(10, 0.05, seed=1)
+    np.testing.assert_allclose(a, b, rtol=1e-12)
+    np.testing.assert_allclose(WidthModel(n=32, q=[0.8]).macro(a), WidthModel(n=32, coupling=None, F=F, phi=phi, q=[0.8]).macro(a))
+
+
+def test_width_model_bad_inputs():
+    with pytest.raises(InvalidArgumentError, match="width"):
+        WidthModel(n=0)
+    with pytest.raises(InvalidArgumentError, match="eta"):
+        WidthModel(n=4, eta=-0.1)
+    with pytest.raises(InvalidArgumentError, match="q="):
+        WidthModel(n=4, coupling=Coupling.LINEAR, q=[1.0])
+
+
+def test_nqm_deterministic_optimum_is_time_invariant_and_noise_moves_it():
+    inf = NoisyQuadraticModel(4096, sigma=0.0)
+    for t in (1, 3, 20, 50):
+        assert inf.optimal_lr(t) == pytest.approx(inf.eta_deterministic, rel=1e-6)
+    noisy = NoisyQuadraticModel(64)
+    assert noisy.optimal_lr(20) < noisy.optimal_lr(3) < noisy.eta_deterministic
+
+
+def test_nqm_expected_loss_matches_monte_carlo():
+    """Closed-form E L(t) against a direct simulation of SGD with the stated noise (4 SE)."""
+    m = NoisyQuadraticModel(16, sigma=0.5)
+    eta, T, R = 0.06, 10, 20000
+    rng = np.random.default_rng(0)
+    h = np.repeat(np.array(m.h), 8)
+    theta = np.tile(1 / h, (R, 1))
+    for _ in range(T):
+        xi = rng.standard_normal(theta.shape) * np.sqrt(m.sigma**2 * h / m.n)
+        theta = theta - eta * (h * theta + xi)
+    L = (0.5 * h * theta**2).mean(axis=1)
+    assert abs(L.mean() - m.expected_loss(eta, T)) <= 4 * L.std(ddof=1) / np.sqrt(R)
+
+
+def test_nqm_gap_under_sp_noise_does_not_shrink():
+    gaps = [NoisyQuadraticModel(n, beta=0.0).early_late_gap(3, 20) for n in (64, 1024)]
+    assert gaps[0] == pytest.approx(gaps[1])
+
+
+# ----------------------------------------------------------------------------- delay model
+def test_exponential_lag_closed_form():
+    for tau in (0.01, 0.3, 2.0):
+        assert half_response_time(Exponential(tau)) == pytest.approx(tau * np.log(2), rel=1e-10)
+    assert PowerLaw(0.2, 3.0).lag == pytest.approx(half_response_time(PowerLaw(0.2, 3.0)), rel=1e-10)
+
+
+def test_markovian_embedding_matches_direct_convolution():
+    """Embedded sum of exponentials (integrated by the engine) against adaptive quadrature of the
+    convolution. EM on the linear aux equations has error about dt * |D'| * max(1/tau) * T; with
+    dt = 1e-4 that is below 1e-4."""
+    sched = PiecewiseLinear([0, 0.5, 1.0, 1.0, 2.0], [1.0, 1.0, 0.6, 0.4, 0.1])
+    k = SumOfExponentials([0.05, 0.3, 1.0], [0.2, 0.5, 0.3])
+    r = DelayModel(sched, k, sigma_L=0.0).simulate(3.0, 1e-4, 2, seed=0, save_every=500)
+    direct = direct_convolution(k, sched, r.t)
+    np.testing.assert_allclose(r.y, direct, atol=1e-4)
+    assert np.max(np.abs(r.y - direct)) > 0  # two different computations
+
+
+def test_power_law_embedding_error_is_reported_and_small():
+    k = PowerLaw(0.1, 2.5)
+    soe, err = k.embedding(t_max=5.0)
+    grid = np.linspace(0, 5, 2001)
+    assert np.max(np.abs(soe.Q(grid) - k.Q(grid))) <= err * 1.5 + 1e-9
+    assert err < 1e-2
+
+
+def test_simulated_lag_matches_closed_form_and_vanishes_without_memory():
+    """Lag read off 128 noisy loss curves: tau ln 2 within 5 save intervals plus the EM shift
+    (about dt ln2 / 2) and the noise (0.05 eta xi over 128 replicas moves the half-crossing by
+    less than 0.01 tau here)."""
+    sched = PiecewiseLinear.step_drop(1.0, 0.3, 1.0)
+    tau = 0.2
+    r = DelayModel(sched, Exponential(tau)).simulate(3.0, 1e-3, 128, seed=2, save_every=2)
+    lag = float(lag_from_curves(r.t, r.loss, 1.0, 0.7))
+    assert abs(lag - tau * np.log(2)) <= 5 * 0.002 + 0.01 * tau
+    z = DelayModel(sched, Instantaneous()).simulate(2.0, 1e-3, 32, seed=2, save_every=2)
+    assert float(lag_from_curves(z.t, z.loss, 1.0, 0.7)) <= 0.002
+
+
+def test_kernel_and_schedule_bad_inputs():
+    with pytest.raises(InvalidArgumentError, match="time scales"):
+        SumOfExponentials([0.0], [1.0])
+    with pytest.raises(InvalidArgumentError, match="a > 1"):
+        PowerLaw(1.0, 0.5)
+    with pytest.raises(InvalidArgumentError, match="learning rate nan"):
+        PiecewiseLinear([0, 1], [1.0, np.nan])
+    with pytest.raises(InvalidArgumentError, match="learning rate -0.1"):
+        PiecewiseLinear([0, 1], [1.0, -0.1])
+    with pytest.raises(InvalidArgumentError, match="sort"):
+        PiecewiseLinear([1, 0], [1.0, 1.0])

@@ -1,0 +1,185 @@
+"""solve(): moments, saving, supplied increments, reproducibility, blow-up."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numba
+import numpy as np
+import pytest
+
+from sde_scales import BlowUpError, EulerMaruyama, InvalidArgumentError, Milstein, SaveAt, SDEProblem, solve
+from sde_scales.sde import BrownianPath, testproblems as tp
+
+
+def test_ou_moments_match_closed_form():
+    """EM on OU at dt = 1/1000: mean and variance against the closed form. Tolerance: 4 Monte-Carlo
+    standard errors plus EM's own bias, which is O(dt) with a constant below 1 here (|bias| of the
+    mean is (x0 - mu) |e^{-theta} - (1 - theta dt)^N| < 4e-4; of the variance < 1e-3)."""
+    ex = tp.ornstein_uhlenbeck()
+    n = 100_000
+    sol = solve(ex.problem, EulerMaruyama(), 1e-3, n_paths=n, seed=7, save_at=SaveAt(t=[0.25, 0.5, 1.0]))
+    theta, mu, sigma = ex.problem.params
+    x0 = ex.problem.x0[0]
+    for i, t in enumerate(sol.t):
+        x = sol.x[i, :, 0]
+        mean = mu + (x0 - mu) * np.exp(-theta * t)
+        var = sigma**2 / (2 * theta) * (1 - np.exp(-2 * theta * t))
+        se_mean = np.sqrt(var / n)
+        se_var = var * np.sqrt(2 / (n - 1))
+        assert abs(x.mean() - mean) <= 4 * se_mean + 4e-4
+        assert abs(x.var(ddof=1) - var) <= 4 * se_var + 1e-3
+
+
+def test_em_matches_a_plain_numpy_loop_on_the_same_increments():
+    """An independent implementation: a numpy loop of X += f dt + g dW on the same dW."""
+    ex = tp.commuting_linear_general()
+    dt, n = 1 / 64, 50
+    dW = next(BrownianPath(3, 0.0, 1.0, 6, m=2).chunks(n))[1]
+    sol = solve(ex.problem, EulerMaruyama(), dt, dW=dW, save_at=SaveAt(every=16))
+    a0, a1, b10, b11, b20, b21 = ex.problem.params
+    A = np.array([[a0, a1], [a1, a0]])
+    B1 = np.array([[b10, b11], [b11, b10]])
+    B2 = np.array([[b20, b21], [b21, b20]])
+    x = np.tile(ex.problem.x0, (n, 1))
+    saved = [x.copy()]
+    for k in range(64):
+        x = x + x @ A.T * dt + (x @ B1.T) * dW[k, :, 0:1] + (x @ B2.T) * dW[k, :, 1:2]
+        if (k + 1) % 16 == 0:
+            saved.append(x.copy())
+    np.testing.assert_allclose(sol.x, np.array(saved), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(sol.t, np.arange(0, 65, 16) / 64)
+
+
+def test_milstein_matches_formula_on_scalar_gbm():
+    ex = tp.geometric_brownian_motion(with_gdg=True)
+    mu, s = ex.problem.params
+    dW = next(BrownianPath(1, 0.0, 1.0, 5).chunks(20))[1]
+    sol = solve(ex.problem, Milstein(), 1 / 32, dW=dW)
+    x = np.ones(20)
+    for k in range(32):
+        w = dW[k, :, 0]
+        x = x + mu * x / 32 + s * x * w + 0.5 * s * s * x * (w * w - 1 / 32)
+    np.testing.assert_allclose(sol.x[-1, :, 0], x, rtol=1e-12)
+
+
+def test_default_saves_only_final_state():
+    ex = tp.ornstein_uhlenbeck()
+    sol = solve(ex.problem, EulerMaruyama(), 1e-3, n_paths=10, seed=0)
+    assert sol.x.shape == (1, 10, 1)
+    assert sol.t.tolist() == [1.0]
+
+
+def test_save_at_includes_initial_state():
+    ex = tp.ornstein_uhlenbeck()
+    sol = solve(ex.problem, EulerMaruyama(), 0.1, n_paths=3, seed=0, save_at=SaveAt(t=[0.0, 0.5]))
+    np.testing.assert_array_equal(sol.x[0, :, 0], ex.problem.x0[0])
+
+
+def test_per_path_x0():
+    ex = tp.ornstein_uhlenbeck()
+    x0 = np.linspace(-1, 1, 7)[:, None]
+    sol = solve(ex.problem.with_x0(x0), EulerMaruyama(), 0.5, seed=0, save_at=SaveAt(t0=True))
+    np.testing.assert_array_equal(sol.x[0], x0)
+    assert sol.x.shape == (2, 7, 1)
+
+
+def test_same_seed_same_numbers_and_other_seed_differs():
+    ex = tp.diagonal_gbm_2d()
+    a = solve(ex.problem, EulerMaruyama(), 0.01, n_paths=1000, seed=3)
+    b = solve(ex.problem, EulerMaruyama(), 0.01, n_paths=1000, seed=3)
+    c = solve(ex.problem, EulerMaruyama(), 0.01, n_paths=1000, seed=4)
+    np.testing.assert_array_equal(a.x, b.x)
+    assert not np.array_equal(a.x, c.x)
+
+
+def test_split_ensemble_gives_the_same_paths():
+    """Paths depend on (seed, global index) only: one call of 1,000 paths equals calls over
+    paths 0..512 and 512..1000 (path_offset), and a 10-path run equals the first 10 paths."""
+    ex = tp.geometric_brownian_motion()
+    full = solve(ex.problem, Milstein(), 0.01, n_paths=1000, seed=9, block_size=256)
+    first = solve(ex.problem, Milstein(), 0.01, n_paths=512, seed=9, block_size=256)
+    second = solve(ex.problem, Milstein(), 0.01, n_paths=488, seed=9, block_size=256, path_offset=512)
+    few = solve(ex.problem, Milstein(), 0.01, n_paths=10, seed=9, block_size=256)
+    np.testing.assert_array_equal(full.x[:, :512], first.x)
+    np.testing.assert_array_equal(full.x[:, 512:], second.x)
+    np.testing.assert_array_equal(full.x[:, :10], few.x)
+
+
+def test_thread_count_does_not_change_results_in_process():
+    ex = tp.commuting_linear_general()
+    before = numba.get_num_threads()
+    try:
+        out = []
+        for k in sorted({1, numba.config.NUMBA_NUM_THREADS}):
+            numba.set_num_threads(k)
+            out.append(solve(ex.problem, EulerMaruyama(), 0.01, n_paths=3000, seed=1).x)
+    finally:
+        numba.set_num_threads(before)
+    for x in out[1:]:
+        np.testing.assert_array_equal(out[0], x)
+
+
+SCRIPT = textwrap.dedent(
+    """
+    import hashlib, numba, numpy as np
+    from sde_scales import solve, EulerMaruyama
+    from sde_scales.sde import testproblems as tp
+    ex = tp.geometric_brownian_motion()
+    x = solve(ex.problem, EulerMaruyama(), 0.01, n_paths=5000, seed=2).x
+    print(numba.get_num_threads(), hashlib.sha256(x.tobytes()).hexdigest())
+    """
+)
+
+
+def test_reproducible_across_numba_num_threads():
+    """NUMBA_NUM_THREADS=1 and =2 in fresh processes give bit-identical results."""
+    digests = {}
+    for n in ("1", "2"):
+        env = dict(os.environ, NUMBA_NUM_THREADS=n)
+        res = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, check=True)
+        threads, digest = res.stdout.split()
+        assert threads == n
+        digests[n] = digest
+    assert digests["1"] == digests["2"]
+
+
+# ----------------------------------------------------------------------------- blow-up
+@numba.njit
+def _explode_drift(t, x, p, out):
+    out[0] = x[0] * x[0] * x[0]
+
+
+@numba.njit
+def _small_noise(t, x, p, out):
+    out[0] = p[0]
+
+
+def _exploding(x0):
+    return SDEProblem(_explode_drift, _small_noise, x0=x0, tspan=(0.0, 1.0), noise="diagonal",
+                      params=[0.01], name="cubic")
+
+
+def test_blowup_raises_with_path_step_and_time():
+    x0 = np.full((5, 1), 0.1)
+    x0[3] = 3.0  # dx/dt = x^3 from 3 explodes at t = 1/18; EM at dt = 0.01 overflows soon after
+    with pytest.raises(BlowUpError) as err:
+        solve(_exploding(x0), EulerMaruyama(), 0.01, seed=0)
+    e = err.value
+    assert e.path == 3 and e.n_diverged == 1
+    assert 1 <= e.step <= 20 and e.time == pytest.approx(e.step * 0.01)
+    assert "path 3" in str(e) and f"step {e.step}" in str(e) and "on_blowup='mask'" in str(e)
+
+
+def test_blowup_mask_keeps_finite_paths_and_their_numbers():
+    x0 = np.full((5, 1), 0.1)
+    x0[3] = 3.0
+    sol = solve(_exploding(x0), EulerMaruyama(), 0.01, seed=0, on_blowup="mask")
+    assert sol.n_diverged == 1 and sol.diverged.tolist() == [False, False, False, True, False]
+    assert np.isnan(sol.x[-1, 3, 0]) and np.isfinite(sol.final).all() and sol.final.shape == (4, 1)
+    # the finite paths see the same numbers as in a run where nothing blows up
+    calm = x0.copy()
+    calm[3] = 0.1
+    ref = solve(_exploding(calm), EulerMaruyama(), 0.01, seed=0)
+    np.testing.assert_array_equal(sol.x[-1, sol.valid], ref.x[-1, sol.valid])

@@ -1,0 +1,165 @@
+"""Run claims, collect verdicts into a table and JSON, draw the rate plots.
+
+``sde-scales verify [--quick] [--claims ID ...] [--json PATH] [--plots DIR] [--seed N]``
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sde_scales.errors import InvalidArgumentError
+from sde_scales.rates import RateKind, Verdict, verdict
+from theory.checks import Measurement, Settings
+from theory.claims import Claim
+from theory.paper import CLAIMS
+
+__all__ = ["ClaimResult", "run_claims", "format_table", "main_from_args"]
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    claim: Claim
+    verdict: Verdict
+    reason: str
+    measurement: Measurement | None = None
+    symbolic_exponent: object = None
+    seconds: float = 0.0
+    rule: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        est = self.measurement.estimate if self.measurement else None
+        d = {
+            "id": self.claim.id,
+            "statement": self.claim.statement,
+            "source": self.claim.source,
+            "predicted": self.claim.predicted,
+            "kind": self.claim.kind.value,
+            "reading": self.claim.reading,
+            "predicted_exponent": self.claim.exponent,
+            "measured_exponent": None if est is None else est.exponent,
+            "ci": None if est is None else list(est.ci),
+            "verdict": self.verdict.value,
+            "reason": self.reason,
+            "rule": self.rule,
+            "model": None if self.measurement is None else self.measurement.model,
+            "seconds": self.seconds,
+        }
+        if self.symbolic_exponent is not None:
+            d["symbolic_exponent"] = str(self.symbolic_exponent)
+        if est is not None:
+            d["points"] = {"x": est.x.tolist(), "values": est.values.tolist(), "errors": est.errors.tolist()}
+        if self.measurement is not None and self.measurement.extra:
+            d["extra"] = self.measurement.extra
+        return d
+
+
+def select(ids: list[str] | None) -> list[Claim]:
+    if not ids:
+        return list(CLAIMS)
+    known = {c.id: c for c in CLAIMS}
+    missing = [i for i in ids if i not in known]
+    if missing:
+        raise InvalidArgumentError(f"unknown claim id(s) {missing}; known: {', '.join(known)} (see --list)")
+    return [known[i] for i in ids]
+
+
+def judge(claim: Claim, m: Measurement) -> tuple[Verdict, str, str]:
+    res = verdict(claim.kind, claim.exponent, m.estimate, resolution=claim.resolution, max_width=claim.max_ci_width)
+    v, reason = res.verdict, res.reason
+    if m.extra_fail is not None:
+        v, reason = Verdict.FAIL, f"{m.extra_fail}; rate: {reason}"
+    for note in m.estimate.notes:
+        reason += f"; note: {note}"
+    return v, reason, res.rule
+
+
+def run_claims(claims: list[Claim], settings: Settings, progress: bool = True) -> list[ClaimResult]:
+    """Measure and judge each claim (symbolic exponent where the claim has a derivation)."""
+    from tqdm.auto import tqdm
+
+    results = []
+    bar = tqdm(claims, desc="claims", unit="claim", disable=not progress, file=sys.stderr)
+    for claim in bar:
+        bar.set_postfix_str(claim.id)
+        t = time.perf_counter()
+        sym = claim.derive() if claim.derive is not None else None
+        if claim.measure is None:
+            results.append(ClaimResult(claim, Verdict.INCONCLUSIVE, "no numeric check for this claim", None, sym,
+                                       time.perf_counter() - t))
+            continue
+        m = claim.measure(settings)
+        v, reason, rule = judge(claim, m)
+        results.append(ClaimResult(claim, v, reason, m, sym, time.perf_counter() - t, rule))
+    return results
+
+
+def format_table(results: list[ClaimResult]) -> str:
+    rows = [("claim", "predicted", "measured [95% CI]", "verdict")]
+    for r in results:
+        est = r.measurement.estimate if r.measurement else None
+        meas = "-" if est is None else f"{est.exponent:+.3f} [{est.ci[0]:+.3f}, {est.ci[1]:+.3f}]"
+        rows.append((r.claim.id, r.claim.predicted, meas, r.verdict.value))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.append("")
+    for r in results:
+        lines.append(f"{r.claim.id}: {r.verdict.value}: {r.reason}")
+    return "\n".join(lines)
+
+
+def write_json(path: str | Path, results: list[ClaimResult], seconds: float, settings: Settings) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"claims": [r.to_dict() for r in results], "seconds": seconds, "quick": settings.quick,
+           "seed": settings.seed}
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(doc, indent=2))
+    os.replace(tmp, path)
+    return path
+
+
+def draw_plots(results: list[ClaimResult], out_dir: str | Path) -> list[Path]:
+    from sde_scales.plots import rate_plot, save_figure
+
+    paths = []
+    for r in results:
+        if r.measurement is None:
+            continue
+        m = r.measurement
+        predicted = None if r.claim.kind is RateKind.SEPARATION else r.claim.exponent
+        fig = rate_plot(m.estimate, predicted=predicted, title=f"{r.claim.id}", xlabel=m.plot_xlabel,
+                        ylabel=m.plot_ylabel, verdict=r.verdict.value)
+        paths.append(save_figure(fig, Path(out_dir) / f"{r.claim.id}.png"))
+    return paths
+
+
+def main_from_args(args) -> int:
+    claims = select(args.claims)
+    if args.list:
+        for c in claims:
+            print(f"{c.id:22s} {c.predicted:32s} {c.statement}")
+        return 0
+    started = time.perf_counter()
+    settings = Settings(quick=args.quick, seed=args.seed)
+    if args.symbolic_only:
+        claims = [c for c in claims if c.derive is not None]
+        results = [ClaimResult(c, Verdict.INCONCLUSIVE, "symbolic only: no measurement", None, c.derive())
+                   for c in claims]
+    else:
+        results = run_claims(claims, settings, progress=not args.no_progress)
+    seconds = time.perf_counter() - started
+    print(format_table(results))
+    print(f"\n{len(results)} claims in {seconds:.1f} s ({'quick' if args.quick else 'full'} run, seed {args.seed})")
+    if args.json:
+        print(f"JSON: {write_json(args.json, results, seconds, settings)}")
+    if args.plots:
+        paths = draw_plots(results, args.plots)
+        print(f"plots: {len(paths)} files in {args.plots}")
+    return 0
