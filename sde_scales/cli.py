@@ -2,6 +2,7 @@
 
 Subcommands
     verify      check the claims of the width-scaling theory and print a verdict per claim
+    fit-delay   fit learning-rate-response laws to loss curves, predict unseen schedules
     converge    a convergence study of the engine's solvers on a problem with an exact solution
 
 ``theory`` is imported only when ``verify`` runs, so that the library never depends on it.
@@ -39,6 +40,12 @@ def _cmd_converge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fit_delay(args: argparse.Namespace) -> int:
+    from sde_scales.fitting.report import run_fit_delay
+
+    return run_fit_delay(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="sde-scales",
@@ -58,6 +65,28 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--list", action="store_true", help="list the claims and exit")
     v.add_argument("--no-progress", action="store_true", help="no progress bar")
     v.set_defaults(func=_cmd_verify)
+
+    f = sub.add_parser(
+        "fit-delay", help="fit a learning-rate-response law to loss curves and predict unseen schedules",
+        description="Fit a law on the --fit curves (shared parameters), predict the --predict curves from their "
+                    "learning-rate column alone, print metrics against a smoothed target, write JSON / plots / CSVs.")
+    f.add_argument("--fit", action="append", required=True, metavar="CSV", help="curve to fit (repeat for several)")
+    f.add_argument("--predict", action="append", metavar="CSV", help="curve to predict (repeat for several)")
+    f.add_argument("--law", choices=["kernel", "momentum", "mpl"], default="kernel")
+    f.add_argument("--kernel", choices=["nonparametric", "exp", "power"], default="nonparametric",
+                   help="memory kernel of the kernel law (default nonparametric: monotone q from exponentials)")
+    f.add_argument("--time", choices=["steps", "area"], default="steps",
+                   help="time of the kernel: steps or learning-rate area (default steps)")
+    f.add_argument("--skip-steps", type=int, default=0, help="ignore rows before this step (fit and metrics)")
+    f.add_argument("--smooth-steps", type=int, default=1000, help="window of the centred moving average the metrics use")
+    f.add_argument("--shared-noise", action="store_true",
+                   help="also report metrics with the optional shared batch-noise correction")
+    f.add_argument("--profile", action="store_true", help="profile the kernel time scale (identifiability interval)")
+    f.add_argument("--compare", action="store_true", help="fit all laws and print them side by side")
+    f.add_argument("--json", metavar="PATH")
+    f.add_argument("--plot", metavar="PATH", help="observed vs predicted with the learning rate underneath (PNG)")
+    f.add_argument("--predictions", metavar="DIR", help="one CSV per predicted curve: step, lr, loss, predicted")
+    f.set_defaults(func=_cmd_fit_delay)
 
     c = sub.add_parser("converge", help="convergence study of a solver on a problem with an exact solution")
     c.add_argument("--problem", choices=["gbm", "ou", "diagonal", "general"], default="gbm")

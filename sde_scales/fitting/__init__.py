@@ -1,0 +1,32 @@
+"""Fit learning-rate-response laws to loss curves and predict unseen schedules."""
+
+from sde_scales.fitting.curves import LossCurve, ScheduleFeatures, load_curve
+from sde_scales.fitting.fit import (
+    FitResult,
+    IdentifiabilityWarning,
+    PeakLRWarning,
+    fit,
+    predict,
+    score,
+    shared_noise_offset,
+    time_scale_profile,
+)
+from sde_scales.fitting.laws import KernelLaw, Law, MomentumLaw, MultiPowerLaw
+
+__all__ = [
+    "FitResult",
+    "IdentifiabilityWarning",
+    "KernelLaw",
+    "Law",
+    "LossCurve",
+    "MomentumLaw",
+    "MultiPowerLaw",
+    "PeakLRWarning",
+    "ScheduleFeatures",
+    "fit",
+    "load_curve",
+    "predict",
+    "score",
+    "shared_noise_offset",
+    "time_scale_profile",
+]

@@ -1,0 +1,215 @@
+"""``sde-scales fit-delay``: fit laws on some curves, predict others, print, write JSON, CSVs, plots.
+
+All inputs are loaded and validated before anything is written, and every file is written
+atomically (temporary file, then rename), so a bad input never leaves half-written results.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from sde_scales.fitting.curves import LossCurve, load_curve
+from sde_scales.fitting.fit import FitResult, fit, predict, score, shared_noise_offset, time_scale_profile
+from sde_scales.fitting.laws import KernelLaw, Law, MomentumLaw, MultiPowerLaw
+
+__all__ = ["make_law", "run_law", "run_fit_delay"]
+
+LAW_CHOICES = ("kernel", "momentum", "mpl")
+
+
+def make_law(name: str, kernel: str = "nonparametric", time: str = "steps") -> Law:
+    if name == "kernel":
+        return KernelLaw(kernel=kernel, time=time)
+    if name == "momentum":
+        return MomentumLaw()
+    if name == "mpl":
+        return MultiPowerLaw()
+    raise ValueError(f"law {name!r}; use one of {LAW_CHOICES}")
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def run_law(law: Law, fit_curves: list[LossCurve], predict_curves: list[LossCurve], *, skip_steps: int,
+            smooth_steps: int, shared_noise: bool, profile: bool) -> tuple[dict, FitResult, dict]:
+    """Fit one law and score it; returns (JSON document, fit result, predictions by curve name)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = fit(law, fit_curves, skip_steps=skip_steps)
+        preds = {c.name: predict(res, c) for c in fit_curves + predict_curves}
+        ident = None
+        if profile and isinstance(law, KernelLaw):
+            ident = time_scale_profile(fit_curves, time=law.time, skip_steps=skip_steps)
+    doc = {
+        "law": law.label,
+        "params": res.params,
+        "fit_seconds": res.seconds,
+        "skip_steps": skip_steps,
+        "metrics_target": f"centred moving average over {smooth_steps} steps; final_loss_err against the raw mean "
+                          f"of the last 5% of points",
+        "fit": [score(c, preds[c.name], skip_steps=skip_steps, smooth_steps=smooth_steps) for c in fit_curves],
+        "predict": [score(c, preds[c.name], skip_steps=skip_steps, smooth_steps=smooth_steps) for c in predict_curves],
+        "warnings": sorted({str(w.message) for w in caught}),
+    }
+    if isinstance(law, KernelLaw):
+        doc["kernel"] = {"kind": law.kernel, "time": law.time, "time_scale": law.time_scale(res.theta),
+                         "delay_half_response": law.half_response(res.theta), "amplitude_B": law.amplitude(res.theta)}
+    if ident is not None:
+        doc["identifiability"] = ident
+    offsets = {}
+    if shared_noise:
+        offsets = {c.name: shared_noise_offset(res, fit_curves, c, smooth_steps) for c in predict_curves}
+        doc["shared_noise_correction"] = {
+            "model": "residuals of the fitted runs around the law, smoothed over the same window, interpolated "
+                     "linearly in learning rate at each step (sde_scales.fitting.shared_noise_offset)",
+            "predict": [score(c, preds[c.name], skip_steps=skip_steps, smooth_steps=smooth_steps,
+                              offset=offsets[c.name]) for c in predict_curves],
+        }
+    doc["summary"] = summarize(doc)
+    return doc, res, {"pred": preds, "offset": offsets}
+
+
+def summarize(doc: dict) -> dict:
+    out = {}
+    for key, rows in (("predict", doc["predict"]),
+                      ("predict_shared_noise", doc.get("shared_noise_correction", {}).get("predict"))):
+        if not rows:
+            continue
+        cool = [r["cooldown_rmse"] for r in rows if r["cooldown_rmse"] is not None]
+        out[key] = {"mean_rmse": float(np.mean([r["rmse"] for r in rows])),
+                    "mean_cooldown_rmse": float(np.mean(cool)) if cool else None,
+                    "mean_abs_final_loss_err": float(np.mean([abs(r["final_loss_err"]) for r in rows]))}
+    return out
+
+
+def format_rows(doc: dict) -> str:
+    lines = [f"law {doc['law']}: fitted in {doc['fit_seconds']:.2f} s; params "
+             + ", ".join(f"{k}={v:.4g}" for k, v in doc["params"].items())]
+    head = f"  {'part':8s} {'file':34s} {'r2':>7s} {'mae':>7s} {'rmse':>7s} {'cool_rmse':>9s} {'max_err':>7s} {'final_err':>9s}"
+    lines.append(head)
+    for part in ("fit", "predict"):
+        for r in doc[part]:
+            cool = "-" if r["cooldown_rmse"] is None else f"{r['cooldown_rmse']:.4f}"
+            lines.append(f"  {part:8s} {r['file'][:34]:34s} {r['r2']:7.3f} {r['mae']:7.4f} {r['rmse']:7.4f} {cool:>9s} "
+                         f"{r['max_abs_err']:7.4f} {r['final_loss_err']:+9.4f}")
+    for k, v in doc["summary"].items():
+        cool = "-" if v["mean_cooldown_rmse"] is None else f"{v['mean_cooldown_rmse']:.4f}"
+        lines.append(f"  {k}: mean rmse {v['mean_rmse']:.4f}, mean cooldown rmse {cool}, "
+                     f"mean |final err| {v['mean_abs_final_loss_err']:.4f}")
+    if "kernel" in doc:
+        k = doc["kernel"]
+        lines.append(f"  kernel: {k['kind']} in {k['time']}, time scale {k['time_scale']:.4g}, "
+                     f"delay (half response) {k['delay_half_response']:.4g}")
+    if "identifiability" in doc:
+        i = doc["identifiability"]
+        lines.append(f"  time scale 95% profile interval [{i['interval'][0]:.4g}, {i['interval'][1]:.4g}] ({i['time']})")
+    for w in doc["warnings"]:
+        lines.append(f"  warning: {w}")
+    return "\n".join(lines)
+
+
+def plot_fit(path: Path, fit_curves, predict_curves, preds, smooth_steps: int, title: str) -> Path:
+    import matplotlib.pyplot as plt
+
+    from sde_scales.plots import save_figure
+
+    curves = list(fit_curves) + list(predict_curves)
+    fig, (ax, axl) = plt.subplots(2, 1, figsize=(8, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]},
+                                  constrained_layout=True)
+    for i, c in enumerate(curves):
+        col = f"C{i % 10}"
+        role = "fit" if i < len(fit_curves) else "predicted"
+        ax.plot(c.step, c.loss, color=col, alpha=0.12, lw=0.6)
+        ax.plot(c.step, c.smoothed(smooth_steps), color=col, lw=1.2, label=f"{c.name} (observed, {role})")
+        ax.plot(c.step, preds[c.name], color=col, lw=1.2, ls="--")
+        axl.plot(c.step, c.lr, color=col, lw=1.0)
+    ax.set_ylabel("loss (solid: observed, smoothed; dashed: law)")
+    lo = min(np.percentile(c.smoothed(smooth_steps), 1) for c in curves)
+    hi = max(np.percentile(c.smoothed(smooth_steps)[c.step > c.step[-1] * 0.1], 99) for c in curves)
+    ax.set_ylim(lo - 0.05, hi + 0.05)
+    ax.legend(fontsize=6, ncol=2)
+    ax.set_title(title, fontsize=9)
+    axl.set_ylabel("learning rate")
+    axl.set_xlabel("step")
+    return save_figure(fig, path)
+
+
+def plot_kernel(path: Path, law: KernelLaw, theta) -> Path:
+    import matplotlib.pyplot as plt
+
+    from sde_scales.plots import save_figure
+
+    ts = law.time_scale(theta)
+    tau = np.geomspace(max(ts / 1000, 1e-3), ts * 100, 300)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(8, 3.2), constrained_layout=True)
+    a1.loglog(tau, law.q(theta, tau))
+    a1.set_xlabel(f"tau ({law.time})")
+    a1.set_ylabel("q(tau)")
+    a1.set_title("fitted memory kernel", fontsize=9)
+    a2.semilogx(tau, law.Q(theta, tau))
+    hr = law.half_response(theta)
+    a2.axvline(hr, color="C3", ls="--", label=f"half response {hr:.3g}")
+    a2.set_xlabel(f"tau ({law.time})")
+    a2.set_ylabel("Q(tau) = response to a unit drop")
+    a2.legend(fontsize=7)
+    return save_figure(fig, path)
+
+
+def run_fit_delay(args) -> int:
+    fit_curves = [load_curve(p) for p in args.fit]
+    predict_curves = [load_curve(p) for p in (args.predict or [])]
+    names = [c.name for c in fit_curves + predict_curves]
+    if len(set(names)) != len(names):
+        raise ValueError(f"curve names {names} repeat; give each file once (predictions are named after their file)")
+    laws = [make_law(n, args.kernel, args.time) for n in (LAW_CHOICES if args.compare else (args.law,))]
+    docs, results = [], []
+    for law in laws:
+        doc, res, extra = run_law(law, fit_curves, predict_curves, skip_steps=args.skip_steps,
+                                  smooth_steps=args.smooth_steps, shared_noise=args.shared_noise,
+                                  profile=args.profile)
+        docs.append(doc)
+        results.append((law, res, extra))
+        print(format_rows(doc))
+        print()
+    if args.compare:
+        print(f"{'law':30s} {'fit s':>6s} {'cool_rmse':>9s} {'|final|':>8s}   (with shared-noise correction)")
+        for d in docs:
+            s = d["summary"].get("predict", {})
+            c = d["summary"].get("predict_shared_noise", {})
+            f = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
+            print(f"{d['law']:30s} {d['fit_seconds']:6.2f} {f(s.get('mean_cooldown_rmse')):>9s} "
+                  f"{f(s.get('mean_abs_final_loss_err')):>8s}   {f(c.get('mean_cooldown_rmse'))} {f(c.get('mean_abs_final_loss_err'))}")
+    if args.json:
+        out = docs[0] if len(docs) == 1 else {"compare": docs}
+        _atomic_write_text(Path(args.json), json.dumps(out, indent=2))
+        print(f"JSON: {args.json}")
+    if args.predictions:
+        import pandas as pd
+
+        law, res, extra = results[0]
+        d = Path(args.predictions)
+        d.mkdir(parents=True, exist_ok=True)
+        for c in predict_curves:
+            df = pd.DataFrame({"step": c.step, "lr": c.lr, "loss": c.loss, "predicted": extra["pred"][c.name]})
+            if c.name in extra["offset"]:
+                df["predicted_shared_noise"] = extra["pred"][c.name] + extra["offset"][c.name]
+            _atomic_write_text(d / f"{c.name}.csv", df.to_csv(index=False))
+        print(f"predictions: {len(predict_curves)} files in {d}")
+    if args.plot:
+        law, res, extra = results[0]
+        p = plot_fit(Path(args.plot), fit_curves, predict_curves, extra["pred"], args.smooth_steps,
+                     f"{law.label}: fitted on {', '.join(c.name for c in fit_curves)}")
+        print(f"plot: {p}")
+        if isinstance(law, KernelLaw):
+            kp = Path(args.plot)
+            print(f"kernel plot: {plot_kernel(kp.with_name(kp.stem + '_kernel' + kp.suffix), law, res.theta)}")
+    return 0
