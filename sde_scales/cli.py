@@ -3,6 +3,7 @@
 Subcommands
     verify      check the claims of the width-scaling theory and print a verdict per claim
     fit-delay   fit learning-rate-response laws to loss curves, predict unseen schedules
+    theory      the derived exponent table and classification of a parametrization
     converge    a convergence study of the engine's solvers on a problem with an exact solution
 
 ``theory`` is imported only when ``verify`` runs, so that the library never depends on it.
@@ -37,6 +38,25 @@ def _cmd_converge(args: argparse.Namespace) -> int:
     print(st.table())
     print(f"stated orders: strong {solver.strong_order_for(ex.problem.noise)}, "
           f"weak {solver.weak_order_for(ex.problem.noise)}")
+    return 0
+
+
+def _cmd_theory_table(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from sde_scales.parametrization import by_name
+    from theory.abc import derive, format_table
+
+    t = derive(by_name(args.param, L=args.layers, optimizer=args.optimizer))
+    print(format_table(t))
+    if args.json:
+        p = Path(args.json)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(f".{p.name}.tmp")
+        tmp.write_text(json.dumps(t.to_dict(), indent=2))
+        tmp.replace(p)
+        print(f"JSON: {p}")
     return 0
 
 
@@ -87,6 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--plot", metavar="PATH", help="observed vs predicted with the learning rate underneath (PNG)")
     f.add_argument("--predictions", metavar="DIR", help="one CSV per predicted curve: step, lr, loss, predicted")
     f.set_defaults(func=_cmd_fit_delay)
+
+    th = sub.add_parser("theory", help="symbolic tools: the derived exponent table of a parametrization")
+    thsub = th.add_subparsers(dest="theory_command", required=True)
+    tt = thsub.add_parser("table", help="exponents of init, update and feature change per layer, and the classification")
+    tt.add_argument("--param", choices=["mup", "sp", "ntk"], required=True)
+    tt.add_argument("--layers", type=int, default=2, help="number of hidden layers L (default 2)")
+    tt.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
+    tt.add_argument("--json", metavar="PATH")
+    tt.set_defaults(func=_cmd_theory_table)
 
     c = sub.add_parser("converge", help="convergence study of a solver on a problem with an exact solution")
     c.add_argument("--problem", choices=["gbm", "ou", "diagonal", "general"], default="gbm")

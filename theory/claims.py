@@ -13,7 +13,24 @@ from typing import Any, Callable
 
 from sde_scales.rates import RateKind
 
-__all__ = ["Claim", "CheckKind"]
+__all__ = ["Claim", "CheckKind", "SymbolicResult"]
+
+
+@dataclass(frozen=True)
+class SymbolicResult:
+    """What a derivation returns.
+
+    ``exponent``: the derived exponent (sympy number or expression), or None where the quantity is
+    exactly zero; ``holds``: whether the claim follows from the derivation (None when the claim is
+    numeric and the derivation only supplies the exponent); ``detail``: the steps in words;
+    ``tight``: True when the derived rate is a Theta rate (an exact leading term), False when the
+    derivation only gives an upper bound.
+    """
+
+    exponent: Any
+    holds: bool | None
+    detail: str
+    tight: bool | None = None
 
 
 class CheckKind:
@@ -53,7 +70,7 @@ class Claim:
     measure : callable
         ``measure(settings) -> Measurement``; see ``theory.checks``.
     derive : callable, optional
-        ``derive() -> sympy expression`` of the exponent (``theory.paper``).
+        ``derive() -> SymbolicResult`` (``theory.paper``).
     resolution, max_ci_width : float
         Thresholds of the verdict rules (``sde_scales.rates.verdict``).
     model : str

@@ -27,10 +27,15 @@ class ClaimResult:
     verdict: Verdict
     reason: str
     measurement: Measurement | None = None
-    symbolic_exponent: object = None
+    symbolic: object = None  # SymbolicResult
     seconds: float = 0.0
     rule: str = ""
-    extra: dict = field(default_factory=dict)
+    symbolic_verdict: Verdict | None = None
+    agree: bool | None = None
+
+    @property
+    def symbolic_exponent(self):
+        return None if self.symbolic is None else self.symbolic.exponent
 
     def to_dict(self) -> dict:
         est = self.measurement.estimate if self.measurement else None
@@ -50,8 +55,12 @@ class ClaimResult:
             "model": None if self.measurement is None else self.measurement.model,
             "seconds": self.seconds,
         }
-        if self.symbolic_exponent is not None:
-            d["symbolic_exponent"] = str(self.symbolic_exponent)
+        if self.symbolic is not None:
+            d["symbolic_exponent"] = None if self.symbolic.exponent is None else str(self.symbolic.exponent)
+            d["symbolic_verdict"] = None if self.symbolic_verdict is None else self.symbolic_verdict.value
+            d["symbolic_detail"] = self.symbolic.detail
+            d["symbolic_tight"] = self.symbolic.tight
+            d["symbolic_agrees_with_measurement"] = self.agree
         if est is not None:
             d["points"] = {"x": est.x.tolist(), "values": est.values.tolist(), "errors": est.errors.tolist()}
         if self.measurement is not None and self.measurement.extra:
@@ -79,8 +88,38 @@ def judge(claim: Claim, m: Measurement) -> tuple[Verdict, str, str]:
     return v, reason, res.rule
 
 
-def run_claims(claims: list[Claim], settings: Settings, progress: bool = True) -> list[ClaimResult]:
-    """Measure and judge each claim (symbolic exponent where the claim has a derivation)."""
+def symbolic_verdict(claim: Claim, sres) -> tuple[Verdict, str]:
+    """What the derivation alone says of the claim."""
+    if sres.holds is not None:
+        return (Verdict.PASS if sres.holds else Verdict.FAIL), sres.detail
+    e = sres.exponent
+    if e is None:
+        ok = claim.kind is RateKind.BIG_O
+        return (Verdict.PASS if ok else Verdict.FAIL), "the quantity is exactly zero; " + sres.detail
+    ev = float(e)
+    if claim.kind is RateKind.BIG_O:
+        ok = ev <= claim.exponent + 1e-12
+    elif claim.kind is RateKind.THETA:
+        ok = abs(ev - claim.exponent) < 1e-12 and bool(sres.tight)
+    else:
+        ok = ev < 0
+    return (Verdict.PASS if ok else Verdict.FAIL), f"derived exponent {e}: " + sres.detail
+
+
+def agreement(claim: Claim, sres, m: Measurement) -> bool | None:
+    """Whether the derived exponent lies in the measured interval (widened by the resolution)."""
+    if sres is None or sres.exponent is None or m is None:
+        return None
+    lo, hi = m.estimate.ci
+    return bool(lo - claim.resolution <= float(sres.exponent) <= hi + claim.resolution)
+
+
+def run_claims(claims: list[Claim], settings: Settings, progress: bool = True,
+               symbolic_only: bool = False) -> list[ClaimResult]:
+    """Derive (where a derivation exists), measure (unless ``symbolic_only``) and judge each claim.
+
+    The verdict is the numeric one where the claim has a numeric check, else the symbolic one;
+    both are reported, with whether the derived exponent agrees with the measured interval."""
     from tqdm.auto import tqdm
 
     results = []
@@ -89,23 +128,33 @@ def run_claims(claims: list[Claim], settings: Settings, progress: bool = True) -
         bar.set_postfix_str(claim.id)
         t = time.perf_counter()
         sym = claim.derive() if claim.derive is not None else None
-        if claim.measure is None:
-            results.append(ClaimResult(claim, Verdict.INCONCLUSIVE, "no numeric check for this claim", None, sym,
-                                       time.perf_counter() - t))
+        sv, sreason = symbolic_verdict(claim, sym) if sym is not None else (None, "")
+        if claim.measure is None or symbolic_only:
+            if sym is None:
+                v, reason = Verdict.INCONCLUSIVE, "no check for this claim"
+            else:
+                v, reason = sv, "symbolic: " + sreason
+            results.append(ClaimResult(claim, v, reason, None, sym, time.perf_counter() - t, "symbolic derivation", sv))
             continue
         m = claim.measure(settings)
         v, reason, rule = judge(claim, m)
-        results.append(ClaimResult(claim, v, reason, m, sym, time.perf_counter() - t, rule))
+        results.append(ClaimResult(claim, v, reason, m, sym, time.perf_counter() - t, rule, sv, agreement(claim, sym, m)))
     return results
 
 
 def format_table(results: list[ClaimResult]) -> str:
-    rows = [("claim", "predicted", "measured [95% CI]", "verdict")]
+    rows = [("claim", "predicted", "symbolic", "measured [95% CI]", "verdict")]
     for r in results:
         est = r.measurement.estimate if r.measurement else None
         meas = "-" if est is None else f"{est.exponent:+.3f} [{est.ci[0]:+.3f}, {est.ci[1]:+.3f}]"
-        rows.append((r.claim.id, r.claim.predicted, meas, r.verdict.value))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        if r.symbolic is None:
+            sym = "-"
+        else:
+            sym = "0 (exact)" if r.symbolic.exponent is None else str(r.symbolic.exponent)
+            if r.agree is not None:
+                sym += " (agrees)" if r.agree else " (DISAGREES)"
+        rows.append((r.claim.id, r.claim.predicted, sym, meas, r.verdict.value))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     lines.append("")
@@ -150,10 +199,7 @@ def main_from_args(args) -> int:
     settings = Settings(quick=args.quick, seed=args.seed)
     if args.symbolic_only:
         claims = [c for c in claims if c.derive is not None]
-        results = [ClaimResult(c, Verdict.INCONCLUSIVE, "symbolic only: no measurement", None, c.derive())
-                   for c in claims]
-    else:
-        results = run_claims(claims, settings, progress=not args.no_progress)
+    results = run_claims(claims, settings, progress=not args.no_progress, symbolic_only=args.symbolic_only)
     seconds = time.perf_counter() - started
     print(format_table(results))
     print(f"\n{len(results)} claims in {seconds:.1f} s ({'quick' if args.quick else 'full'} run, seed {args.seed})")

@@ -1,0 +1,140 @@
+r"""abc-parametrizations of an MLP as data (no torch): the table both ``theory/`` and the trainer read.
+
+An L-hidden-layer MLP has layers ``1 .. L+1`` (input layer 1, hidden layers 2..L, readout L+1).
+Layer ``l`` has exponents :math:`(a_l, b_l, c_l)` in the width n:
+
+* multiplier: the effective weight is :math:`W^l = n^{-a_l} w^l`;
+* initialisation: :math:`w^l_{ij} \sim N(0, \sigma_l^2 n^{-2 b_l})`;
+* learning rate: :math:`\eta_l = \eta\, n^{-c_l}`.
+
+Constant factors that do not depend on n (the fan-in of the input layer, a base learning rate)
+are not part of the exponents: the trainer applies them as ``init_std = sigma / sqrt(fan_in_const)``
+etc. Exponents are :class:`fractions.Fraction` so that ``theory/`` derives exact rationals.
+
+The table has a symmetry (Yang & Hu 2021): :math:`(a_l, b_l, c_l) \to (a_l + \theta, b_l - \theta,
+c_l - 2\theta)` for SGD (:math:`c_l - \theta` for Adam) leaves the trained function unchanged, so
+every check in ``theory.abc`` is on invariant exponents, never on one way of writing the table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from fractions import Fraction
+
+from sde_scales.errors import InvalidArgumentError
+
+__all__ = ["LayerRule", "Parametrization", "mup", "ntk", "sp", "by_name", "PARAMETRIZATIONS"]
+
+F = Fraction
+
+
+@dataclass(frozen=True)
+class LayerRule:
+    """Exponents of one layer: multiplier ``n^-a``, init std ``n^-b``, learning rate ``n^-c``."""
+
+    a: Fraction
+    b: Fraction
+    c: Fraction
+
+    def __post_init__(self) -> None:
+        for k in ("a", "b", "c"):
+            object.__setattr__(self, k, Fraction(getattr(self, k)))
+
+
+@dataclass(frozen=True)
+class Parametrization:
+    """A named abc-parametrization of an MLP with ``L`` hidden layers for one optimizer.
+
+    Attributes
+    ----------
+    name : str
+    layers : tuple of LayerRule
+        ``L + 1`` rules: input layer, ``L - 1`` hidden-to-hidden layers, readout.
+    optimizer : str
+        ``"sgd"`` or ``"adam"``.
+    """
+
+    name: str
+    layers: tuple[LayerRule, ...]
+    optimizer: str = "sgd"
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("sgd", "adam"):
+            raise InvalidArgumentError(f"optimizer={self.optimizer!r}; use 'sgd' or 'adam'")
+        if len(self.layers) < 2:
+            raise InvalidArgumentError(f"{len(self.layers)} layers; an MLP needs an input layer and a readout")
+
+    @property
+    def L(self) -> int:
+        """Number of hidden layers."""
+        return len(self.layers) - 1
+
+    def multiplier(self, l: int, n: int) -> float:
+        return float(n) ** float(-self.layers[l].a)
+
+    def init_std(self, l: int, n: int) -> float:
+        return float(n) ** float(-self.layers[l].b)
+
+    def lr_scale(self, l: int, n: int) -> float:
+        return float(n) ** float(-self.layers[l].c)
+
+    def shifted(self, theta: Fraction | float, layer: int | None = None) -> "Parametrization":
+        """The same function written differently: apply the abc symmetry with ``theta`` to one
+        layer (or all)."""
+        th = Fraction(theta)
+        k = 2 if self.optimizer == "sgd" else 1
+        new = []
+        for i, r in enumerate(self.layers):
+            if layer is None or i == layer:
+                new.append(LayerRule(r.a + th, r.b - th, r.c - k * th))
+            else:
+                new.append(r)
+        return replace(self, layers=tuple(new), name=f"{self.name} (shifted {th})")
+
+    def with_layer(self, l: int, **kw) -> "Parametrization":
+        rules = list(self.layers)
+        rules[l] = replace(rules[l], **{k: Fraction(v) for k, v in kw.items()})
+        return replace(self, layers=tuple(rules))
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "optimizer": self.optimizer,
+                "layers": [{"a": str(r.a), "b": str(r.b), "c": str(r.c)} for r in self.layers]}
+
+
+def _stack(first: LayerRule, hidden: LayerRule, last: LayerRule, L: int) -> tuple[LayerRule, ...]:
+    if L < 1:
+        raise InvalidArgumentError(f"L={L}; an MLP needs at least one hidden layer")
+    return (first,) + (hidden,) * (L - 1) + (last,)
+
+
+def mup(L: int = 1, optimizer: str = "sgd") -> Parametrization:
+    """Maximal update parametrization (Yang & Hu 2021, Table 3; Adam: Yang et al. 2021/2022)."""
+    if optimizer == "sgd":
+        rules = _stack(LayerRule(F(-1, 2), F(1, 2), 0), LayerRule(0, F(1, 2), 0), LayerRule(F(1, 2), F(1, 2), 0), L)
+    else:
+        rules = _stack(LayerRule(0, 0, 0), LayerRule(0, F(1, 2), 1), LayerRule(1, 0, 0), L)
+    return Parametrization("muP", rules, optimizer)
+
+
+def sp(L: int = 1, optimizer: str = "sgd", lr_exponent: Fraction | int = 0) -> Parametrization:
+    """Standard parametrization (PyTorch default init, no multipliers) with learning rate
+    :math:`\\eta n^{-c}`; ``lr_exponent = 0`` is a width-independent learning rate."""
+    c = Fraction(lr_exponent)
+    rules = _stack(LayerRule(0, 0, c), LayerRule(0, F(1, 2), c), LayerRule(0, F(1, 2), c), L)
+    return Parametrization("SP" if c == 0 else f"SP (lr n^-{c})", rules, optimizer)
+
+
+def ntk(L: int = 1, optimizer: str = "sgd") -> Parametrization:
+    """Neural tangent parametrization: N(0, 1) weights with 1/sqrt(fan-in) multipliers."""
+    rules = _stack(LayerRule(0, 0, 0), LayerRule(F(1, 2), 0, 0), LayerRule(F(1, 2), 0, 0), L)
+    return Parametrization("NTK", rules, optimizer)
+
+
+PARAMETRIZATIONS = {"mup": mup, "sp": sp, "ntk": ntk}
+
+
+def by_name(name: str, L: int = 1, optimizer: str = "sgd") -> Parametrization:
+    key = name.lower()
+    if key not in PARAMETRIZATIONS:
+        raise InvalidArgumentError(f"parametrization {name!r}; use one of {', '.join(PARAMETRIZATIONS)}")
+    return PARAMETRIZATIONS[key](L=L, optimizer=optimizer)
