@@ -4,6 +4,8 @@ Subcommands
     verify      check the claims of the width-scaling theory and print a verdict per claim
     fit-delay   fit learning-rate-response laws to loss curves, predict unseen schedules
     theory      the derived exponent table and classification of a parametrization
+    sweep       train muP / SP / NTK MLPs over width x learning rate x seed into a run store
+    coordcheck  coordinate check of a parametrization against width
     converge    a convergence study of the engine's solvers on a problem with an exact solution
 
 ``theory`` is imported only when ``verify`` runs, so that the library never depends on it.
@@ -38,6 +40,86 @@ def _cmd_converge(args: argparse.Namespace) -> int:
     print(st.table())
     print(f"stated orders: strong {solver.strong_order_for(ex.problem.noise)}, "
           f"weak {solver.weak_order_for(ex.problem.noise)}")
+    return 0
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give comma-separated numbers, e.g. 0.05,0.1,0.2") from None
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give comma-separated whole numbers, e.g. 64,128") from None
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from sde_scales.train.sweep import load_grid_toml, run_sweep
+    from sde_scales.train.trainer import config_grid
+
+    grid = {"params": [args.param], "widths": args.widths, "lrs": args.lrs, "seeds": args.seeds}
+    common = {"dataset": args.dataset, "epochs": args.epochs, "batch_size": args.batch_size, "depth": args.depth,
+              "optimizer": args.optimizer, "n_train": args.n_train, "d_in": args.d_in, "log_every": args.log_every,
+              "schedule": args.schedule}
+    if args.config:
+        toml = load_grid_toml(args.config)
+        for k in ("params", "widths", "lrs", "seeds"):
+            if k in toml:
+                grid[k] = toml.pop(k)
+        common.update(toml)
+    for k in ("widths", "lrs", "seeds"):
+        if not grid[k]:
+            raise SystemExit(f"sde-scales sweep: error: --{k} is empty")
+    configs = config_grid(grid["params"], grid["widths"], grid["lrs"], grid["seeds"], **common)
+    res = run_sweep(configs, args.out, executor=args.executor, workers=args.workers, scheduler=args.scheduler,
+                    device=args.device, data_root=args.data_root, progress=not args.no_progress)
+    print(f"{len(configs)} runs: {res['ran']} trained in {res['stacks']} stacks, {res['skipped']} already in the store, "
+          f"{res['diverged']} diverged; store: {args.out}")
+    return 0
+
+
+def _cmd_coordcheck(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from sde_scales.parametrization import by_name
+    from sde_scales.train.coordcheck import coord_check, plot_coord_check
+    from theory.abc import derive  # loaded at run time only
+
+    p = by_name(args.param, L=args.layers)
+    if args.no_output_multiplier:
+        p = p.with_layer(p.L, a=0)
+        p = type(p)(p.name + " without output multiplier", p.layers, p.optimizer)
+    cc = coord_check(p, args.widths, steps=args.steps, lr=args.lr, n_seeds=args.seeds, device=args.device)
+    pred = derive(p)
+    names = ["input"] + [f"hidden {i}" for i in range(2, p.L + 1)] + ["readout"]
+    print(f"coordinate check of {p.name} (SGD, lr {args.lr}, {args.steps} steps, widths {args.widths}, {args.seeds} seeds)")
+    print(f"  {'layer':9s} {'init exp [CI]':>24s} {'theory':>7s} {'change exp [CI]':>24s} {'theory':>7s}  verdict")
+    rows = []
+    for l in cc.layers:
+        a, d = cc.act_exp[l], cc.delta_exp[l]
+        th_d = str(pred.feature_change[l]) if l < len(pred.feature_change) else str(pred.output_change)
+        print(f"  {names[l]:9s} {a.exponent:+.2f} [{a.ci[0]:+.2f},{a.ci[1]:+.2f}]".ljust(36)
+              + f"{str(pred.preactivation[l]):>7s} {d.exponent:+.2f} [{d.ci[0]:+.2f},{d.ci[1]:+.2f}]".rjust(32)
+              + f"{th_d:>7s}  {cc.verdicts[l].value}")
+        rows.append({"layer": names[l], "init_exponent": a.exponent, "init_ci": list(a.ci),
+                     "theory_init_exponent": str(pred.preactivation[l]), "change_exponent": d.exponent,
+                     "change_ci": list(d.ci), "theory_change_exponent": th_d, "verdict": cc.verdicts[l].value})
+    print(f"overall: {'PASS' if cc.passed else 'FAIL'} (muP desiderata); theory says: {pred.summary}")
+    if args.json:
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp")
+        tmp.write_text(json.dumps({"param": p.name, "widths": args.widths, "layers": rows,
+                                   "overall": "PASS" if cc.passed else "FAIL", "theory": pred.to_dict()}, indent=2))
+        tmp.replace(out)
+        print(f"JSON: {out}")
+    if args.plot:
+        print(f"plot: {plot_coord_check(cc, args.plot, p.name)}")
     return 0
 
 
@@ -116,6 +198,45 @@ def build_parser() -> argparse.ArgumentParser:
     tt.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
     tt.add_argument("--json", metavar="PATH")
     tt.set_defaults(func=_cmd_theory_table)
+
+    sw = sub.add_parser("sweep", help="train a width x learning-rate x seed grid into a resumable Parquet run store",
+                        description="Runs that differ only in learning rate are trained together as one stacked model. "
+                                    "Finished runs are skipped when the same sweep runs again.")
+    sw.add_argument("--param", choices=["mup", "sp", "ntk"], default="mup")
+    sw.add_argument("--dataset", choices=["synthetic", "mixture", "cifar10"], default="synthetic")
+    sw.add_argument("--widths", type=_ints, default=[64, 128])
+    sw.add_argument("--lrs", type=_floats, default=[0.05, 0.1, 0.2])
+    sw.add_argument("--seeds", type=_ints, default=[0])
+    sw.add_argument("--epochs", type=float, default=1.0)
+    sw.add_argument("--batch-size", type=int, default=128)
+    sw.add_argument("--depth", type=int, default=1, help="hidden layers (default 1, the paper's case)")
+    sw.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
+    sw.add_argument("--schedule", choices=["constant", "cosine", "wsd", "step", "eight_one_one"], default="constant")
+    sw.add_argument("--n-train", type=int, default=8192)
+    sw.add_argument("--d-in", type=int, default=3072)
+    sw.add_argument("--log-every", type=int, default=10)
+    sw.add_argument("--config", metavar="TOML", help="grid and run settings from a TOML file (overrides flags)")
+    sw.add_argument("--executor", choices=["local", "process", "dask"], default="local")
+    sw.add_argument("--workers", type=int, default=2)
+    sw.add_argument("--scheduler", help="dask scheduler address, or 'local' for a LocalCluster (with --executor dask)")
+    sw.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    sw.add_argument("--data-root", default="data", help="where CIFAR-10 is (or is downloaded to)")
+    sw.add_argument("--out", required=True, help="run store directory")
+    sw.add_argument("--no-progress", action="store_true")
+    sw.set_defaults(func=_cmd_sweep)
+
+    cc = sub.add_parser("coordcheck", help="per-layer activation and update sizes against width, PASS/FAIL per layer")
+    cc.add_argument("--param", choices=["mup", "sp", "ntk"], required=True)
+    cc.add_argument("--widths", type=_ints, default=[64, 128, 256, 512, 1024])
+    cc.add_argument("--layers", type=int, default=2, help="hidden layers")
+    cc.add_argument("--steps", type=int, default=3)
+    cc.add_argument("--lr", type=float, default=0.1)
+    cc.add_argument("--seeds", type=int, default=4)
+    cc.add_argument("--no-output-multiplier", action="store_true", help="remove the readout multiplier (a planted bug)")
+    cc.add_argument("--device", default="cpu")
+    cc.add_argument("--json", metavar="PATH")
+    cc.add_argument("--plot", metavar="PATH")
+    cc.set_defaults(func=_cmd_coordcheck)
 
     c = sub.add_parser("converge", help="convergence study of a solver on a problem with an exact solution")
     c.add_argument("--problem", choices=["gbm", "ou", "diagonal", "general"], default="gbm")

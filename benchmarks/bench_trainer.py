@@ -1,0 +1,89 @@
+"""Trainer speed, as ratios measured in one process (interleaved, after a warm-up).
+
+1. Overhead: steps per second of ``train_stack`` (K = 1, logging every 50 steps) against a minimal
+   hand-written torch loop of the same muP MLP (3072 -> n -> 10, SGD, batch 128).
+2. Stacking: K = 30 learning rates trained as one stack against 30 sequential K = 1 runs, at
+   widths 64, 256 and 1,024 (batch 128, input 3072).
+
+    python benchmarks/bench_trainer.py [--steps 200] [--repeats 3] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from sde_scales.parametrization import mup
+from sde_scales.train import RunConfig, make_dataset, train_stack
+
+
+def minimal_loop(ds, width, steps, lr=0.1, batch=128, seed=0, device="cpu"):
+    n = width
+    g = torch.Generator().manual_seed(seed)
+    W1 = (torch.randn(n, ds.d_in, generator=g) * n**-0.5 / ds.d_in**0.5).to(device).requires_grad_(True)
+    W2 = (torch.randn(10, n, generator=g) * n**-0.5).to(device).requires_grad_(True)
+    gen = torch.Generator().manual_seed(1)
+    perm = torch.randperm(ds.n_train, generator=gen)
+    pos = 0
+    for _ in range(steps):
+        if pos + batch > ds.n_train:
+            perm, pos = torch.randperm(ds.n_train, generator=gen), 0
+        idx = perm[pos:pos + batch].to(ds.x_train.device)
+        pos += batch
+        h = ds.x_train[idx] @ W1.T * n**0.5
+        out = torch.relu(h) @ W2.T * n**-0.5
+        loss = torch.nn.functional.cross_entropy(out, ds.y_train[idx])
+        W1.grad = W2.grad = None
+        loss.backward()
+        with torch.no_grad():
+            W1 -= lr * W1.grad
+            W2 -= lr * W2.grad
+    return float(loss)
+
+
+def timed(fn, repeats):
+    fn()
+    ts = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return float(np.median(ts)), float(np.min(ts))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--widths", default="64,256,1024")
+    args = ap.parse_args(argv)
+    dev = args.device
+    ds = make_dataset("synthetic", dev, n_train=8192, d_in=3072)
+    bs = 128
+    epochs = args.steps * bs / ds.n_train
+    print(f"device {dev}, torch threads {torch.get_num_threads()}, {args.steps} steps, batch {bs}, input 3072")
+    print("\n| width | minimal loop steps/s | train_stack steps/s | train_stack / minimal time |")
+    print("|---|---|---|---|")
+    for w in (256,):
+        cfg = RunConfig(width=w, lr=0.1, seed=0, epochs=epochs, batch_size=bs, n_train=ds.n_train, log_every=50)
+        tm, _ = timed(lambda: minimal_loop(ds, w, args.steps, device=dev), args.repeats)
+        tt, _ = timed(lambda: train_stack([cfg], ds, device=dev), args.repeats)
+        print(f"| {w} | {args.steps / tm:.1f} | {args.steps / tt:.1f} | {tt / tm:.3f} |")
+    print("\n| width | 30 sequential runs s | one K=30 stack s | speed-up |")
+    print("|---|---|---|---|")
+    lrs = np.geomspace(0.01, 0.3, 30)
+    for w in (int(v) for v in args.widths.split(",")):
+        cfgs = [RunConfig(width=w, lr=float(lr), seed=0, epochs=epochs, batch_size=bs, n_train=ds.n_train, log_every=50)
+                for lr in lrs]
+        reps = max(1, args.repeats - 2)
+        ts, _ = timed(lambda: [train_stack([c], ds, device=dev) for c in cfgs], reps)
+        tk, _ = timed(lambda: train_stack(cfgs, ds, device=dev), reps)
+        print(f"| {w} | {ts:.2f} | {tk:.2f} | {ts / tk:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,13 @@
+"""Analyses of training grids: eta*(t), loss ratios, transfer curves, seed fluctuations, collapse."""
+
+from sde_scales.analysis.grid import (
+    collapse,
+    eta_star,
+    loss_ratio,
+    loss_table,
+    seed_fluctuation,
+    settle_step,
+    transfer_curves,
+)
+
+__all__ = ["collapse", "eta_star", "loss_ratio", "loss_table", "seed_fluctuation", "settle_step", "transfer_curves"]

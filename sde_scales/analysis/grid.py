@@ -1,0 +1,116 @@
+r"""Analyses of a width x learning-rate x seed grid read from a run store.
+
+All functions take the two tables of :class:`sde_scales.train.store.RunStore` (``runs`` and
+``trajectories``) as pandas DataFrames, so they work on any store, local or copied from a cluster.
+
+* :func:`loss_table` -- a metric per (width, lr, seed, step), diverged runs as ``inf``.
+* :func:`eta_star` -- the best learning rate per width and step (seed-averaged loss), and
+  :func:`settle_step`, the first step from which it no longer changes.
+* :func:`loss_ratio` -- worst/best loss across learning rates over time (the paper reports 1.10 at
+  epoch 10 and 238.33 at epoch 120 for width 10,000).
+* :func:`transfer_curves` -- final loss against learning rate per width (muP: optimum stable in
+  width; SP: drifting).
+* :func:`seed_fluctuation` -- spread over seeds of a macro-variable (the loss) and of a weight's
+  displacement, per width, ready for ``sde_scales.rates``.
+* :func:`collapse` -- the scaling collapse of Qiu et al. (2025): loss normalised by its final value
+  against time normalised by the run length, with a deviation number across widths.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["collapse", "eta_star", "loss_ratio", "loss_table", "seed_fluctuation", "settle_step", "transfer_curves"]
+
+
+def loss_table(runs: pd.DataFrame, traj: pd.DataFrame, metric: str = "train_loss") -> pd.DataFrame:
+    t = traj[(traj.metric == metric) & (traj.layer == -1)][["run_id", "step", "epoch", "value"]]
+    t = t.merge(runs[["run_id", "param", "width", "lr", "seed", "status"]], on="run_id")
+    t["value"] = t["value"].where(np.isfinite(t["value"]), np.inf)
+    return t
+
+
+def eta_star(runs, traj, metric: str = "train_loss") -> pd.DataFrame:
+    """Best learning rate per (param, width, step), by the seed-averaged metric."""
+    t = loss_table(runs, traj, metric)
+    m = t.groupby(["param", "width", "step", "lr"], as_index=False)["value"].mean()
+    idx = m.groupby(["param", "width", "step"])["value"].idxmin()
+    best = m.loc[idx].rename(columns={"lr": "eta_star", "value": "best_value"})
+    return best.reset_index(drop=True)
+
+
+def settle_step(best: pd.DataFrame) -> pd.DataFrame:
+    """Per (param, width): the first logged step from which eta* stays at its final value."""
+    out = []
+    for (p, w), g in best.sort_values("step").groupby(["param", "width"]):
+        e = g["eta_star"].to_numpy()
+        s = g["step"].to_numpy()
+        changed = np.flatnonzero(e != e[-1])
+        first = s[changed[-1] + 1] if changed.size else s[0]
+        out.append({"param": p, "width": w, "settle_step": int(first), "final_eta_star": float(e[-1])})
+    return pd.DataFrame(out)
+
+
+def loss_ratio(runs, traj, metric: str = "train_loss") -> pd.DataFrame:
+    """Worst/best seed-averaged loss across learning rates, per (param, width, step); diverged
+    runs count as infinite loss, so the ratio is infinite from their divergence on."""
+    t = loss_table(runs, traj, metric)
+    m = t.groupby(["param", "width", "step", "lr"], as_index=False)["value"].mean()
+    g = m.groupby(["param", "width", "step"])["value"]
+    return (g.max() / g.min()).rename("ratio").reset_index()
+
+
+def transfer_curves(runs, traj, metric: str = "train_loss") -> pd.DataFrame:
+    """Final seed-averaged metric per (param, width, lr)."""
+    t = loss_table(runs, traj, metric)
+    last = t.sort_values("step").groupby("run_id").tail(1)
+    return last.groupby(["param", "width", "lr"], as_index=False)["value"].mean()
+
+
+def seed_fluctuation(runs, traj, lr: float, step: int | None = None) -> dict:
+    """At one learning rate: per width, over seeds, the final train loss (macro) and the
+    displacement of the first logged hidden-layer weight coordinate (micro). Returns
+    ``{"widths": [...], "macro": [arrays], "micro": [arrays]}`` for ``sde_scales.rates``."""
+    sel = runs[np.isclose(runs.lr, lr) & (runs.status == "finished")]
+    widths = sorted(sel.width.unique())
+    macro, micro = [], []
+    for w in widths:
+        ids = sel[sel.width == w].run_id
+        t = traj[traj.run_id.isin(ids)]
+        stp = t.step.max() if step is None else step
+        loss = t[(t.metric == "train_loss") & (t.step == stp)].set_index("run_id")["value"]
+        wcoord = t[(t.metric == "w") & (t.layer == 1000)]  # layer 1 (hidden), first chosen coordinate
+        first = wcoord[wcoord.step == wcoord.step.min()].set_index("run_id")["value"]
+        last = wcoord[wcoord.step == stp].set_index("run_id")["value"]
+        macro.append(loss.reindex(ids).to_numpy())
+        micro.append((last - first).reindex(ids).to_numpy())
+    return {"widths": widths, "macro": macro, "micro": micro}
+
+
+def collapse(runs, traj, lr: float | None = None, metric: str = "train_loss", grid: int = 50) -> dict:
+    """Qiu et al. collapse: for each width (at its best final lr, or ``lr``), the curve
+    L(t)/L(T) against t/T on a common grid; the deviation is the largest spread across widths
+    (max minus min over widths, maximised over the grid after its first 10%)."""
+    t = loss_table(runs, traj, metric)
+    curves = {}
+    best = transfer_curves(runs, traj, metric)
+    for w, g in t.groupby("width"):
+        if lr is None:
+            b = best[best.width == w]
+            lr_w = float(b.loc[b["value"].idxmin(), "lr"])
+        else:
+            lr_w = lr
+        gg = g[np.isclose(g.lr, lr_w)].groupby("step")["value"].mean()
+        s = gg.index.to_numpy(dtype=float)
+        v = gg.to_numpy()
+        if not np.all(np.isfinite(v)) or v.size < 2:
+            continue
+        x = s / s[-1]
+        u = np.linspace(max(x[0], 0.1), 1.0, grid)
+        curves[int(w)] = np.interp(u, x, v / v[-1])
+    if len(curves) < 2:
+        return {"grid": [], "curves": curves, "deviation": float("nan")}
+    arr = np.array(list(curves.values()))
+    return {"grid": np.linspace(0.1, 1.0, grid).tolist(), "curves": {k: v.tolist() for k, v in curves.items()},
+            "deviation": float(np.max(arr.max(axis=0) - arr.min(axis=0)))}

@@ -1,0 +1,134 @@
+"""Sweeps over widths x learning rates x seeds x parametrizations, resumable, local or on dask.
+
+The grid is cut into *stacks*: runs that differ only in learning rate (one stack per
+parametrization, width and seed), trained together by :func:`~sde_scales.trainer.train_stack`.
+Stacks are a function of the grid alone, and a stack's runs are written together when it
+finishes, so an interrupted sweep re-runs whole stacks and every run's numbers are the same
+whether the sweep ran in one go, was resumed, or ran on any number of workers.
+
+Executors: ``"local"`` (in this process), ``"process"`` (a process pool; one torch thread per
+worker), ``"dask"`` (``dask.distributed``: a scheduler address, or ``"local"`` for a
+``LocalCluster``). Every worker writes its finished runs to the store itself.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import OrderedDict
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+
+from sde_scales.train.store import RunStore
+from sde_scales.train.trainer import RunConfig, resolve_device, train_stack
+
+__all__ = ["plan", "run_stack", "run_sweep", "load_grid_toml"]
+
+
+@dataclass(frozen=True)
+class Stack:
+    configs: tuple[RunConfig, ...]
+
+    @property
+    def label(self) -> str:
+        c = self.configs[0]
+        return f"{c.param} n={c.width} seed={c.seed} ({len(self.configs)} lrs)"
+
+
+def plan(configs: list[RunConfig], finished: set[str] = frozenset()) -> list[Stack]:
+    """Stacks of the grid (same key and seed), minus stacks whose every run is finished."""
+    groups: OrderedDict = OrderedDict()
+    for c in configs:
+        groups.setdefault((c.stack_key(), c.seed), []).append(c)
+    stacks = []
+    for members in groups.values():
+        if all(c.run_id in finished for c in members):
+            continue
+        stacks.append(Stack(tuple(members)))
+    return stacks
+
+
+_DATA_CACHE: dict = {}
+
+
+def _dataset_for(c: RunConfig, device: str, data_root: str):
+    from sde_scales.train.data import make_dataset
+
+    key = (c.dataset, c.d_in, c.n_train, c.data_seed, device, data_root)
+    if key not in _DATA_CACHE:
+        _DATA_CACHE.clear()
+        _DATA_CACHE[key] = make_dataset(c.dataset, device, d_in=c.d_in, n_train=c.n_train, seed=c.data_seed,
+                                        root=data_root)
+    return _DATA_CACHE[key]
+
+
+def run_stack(stack: Stack, store_root: str, device: str = "cpu", data_root: str = "data", threads: int | None = None):
+    """Train one stack and write its runs (skipping any already written). Returns run statuses."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    store = RunStore(store_root)
+    ds = _dataset_for(stack.configs[0], device, data_root)
+    outcomes = train_stack(list(stack.configs), ds, device=device)
+    for o in outcomes:
+        store.write(o)
+    return [(o.config.run_id, o.status) for o in outcomes]
+
+
+def run_sweep(configs: list[RunConfig], store_root: str, *, executor: str = "local", workers: int = 2,
+              scheduler: str | None = None, device: str = "auto", data_root: str = "data", progress: bool = True) -> dict:
+    """Run every unfinished stack; returns counts of finished / diverged / skipped runs."""
+    from tqdm.auto import tqdm
+
+    device = resolve_device(device)
+    store = RunStore(store_root)
+    done_before = store.finished()
+    stacks = plan(configs, done_before)
+    skipped = sum(1 for c in configs if c.run_id in done_before)
+    bar = tqdm(total=len(stacks), desc="stacks", unit="stack", disable=not progress, file=sys.stderr)
+    statuses = []
+    if executor == "local":
+        for s in stacks:
+            bar.set_postfix_str(s.label)
+            statuses += run_stack(s, store_root, device, data_root)
+            bar.update(1)
+    elif executor == "process":
+        import multiprocessing as mp
+
+        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as ex:
+            futs = [ex.submit(run_stack, s, store_root, device, data_root, 1) for s in stacks]
+            for f in as_completed(futs):
+                statuses += f.result()
+                bar.update(1)
+    elif executor == "dask":
+        from dask.distributed import Client, LocalCluster
+        from dask.distributed import as_completed as dask_completed
+
+        cluster = None
+        if scheduler in (None, "local"):
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+            client = Client(cluster)
+        else:
+            client = Client(scheduler)
+        try:
+            futs = [client.submit(run_stack, s, store_root, device, data_root, 1, pure=False) for s in stacks]
+            for f in dask_completed(futs):
+                statuses += f.result()
+                bar.update(1)
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    else:
+        raise ValueError(f"executor={executor!r}; use local, process or dask")
+    bar.close()
+    return {"ran": len(statuses), "diverged": sum(1 for _, s in statuses if s == "diverged"), "skipped": skipped,
+            "stacks": len(stacks)}
+
+
+def load_grid_toml(path: str) -> dict:
+    """Read a sweep grid from TOML: keys params, widths, lrs, seeds and any RunConfig field."""
+    import tomllib
+
+    with open(path, "rb") as fh:
+        return tomllib.load(fh)

@@ -1,0 +1,232 @@
+"""The torch trainer: stacked runs, data, run store, sweeps with kill/resume, coordinate checks."""
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from sde_scales.errors import DataFileError, InvalidArgumentError  # noqa: E402
+from sde_scales.parametrization import mup, ntk, sp  # noqa: E402
+from sde_scales.train import RunConfig, make_dataset, resolve_device, train_stack  # noqa: E402
+from sde_scales.train import data as D  # noqa: E402
+from sde_scales.train.coordcheck import coord_check  # noqa: E402
+from sde_scales.train.model import StackedMLP  # noqa: E402
+from sde_scales.train.store import RunStore  # noqa: E402
+from sde_scales.train.sweep import plan, run_sweep  # noqa: E402
+from sde_scales.train.trainer import config_grid  # noqa: E402
+
+SMALL = dict(n_train=512, d_in=64, epochs=2, batch_size=64, log_every=4)
+
+
+@pytest.fixture(scope="module")
+def small_data():
+    return make_dataset("synthetic", n_train=512, d_in=64)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_stacked_runs_equal_separate_runs(small_data, optimizer):
+    """K learning rates in one stack give the numbers of K separate runs (float32 tolerance:
+    batched and unbatched matmuls may sum in different orders, about 1e-6 relative)."""
+    cfgs = [RunConfig(width=64, lr=lr, seed=3, optimizer=optimizer, param="mup", **SMALL) for lr in (0.01, 0.1, 0.5)]
+    stacked = train_stack(cfgs, small_data)
+    for c, s in zip(cfgs, stacked):
+        alone = train_stack([c], small_data)[0]
+        a, b = s.frame(), alone.frame()
+        assert list(a.metric) == list(b.metric)
+        np.testing.assert_allclose(a.value.to_numpy(), b.value.to_numpy(), rtol=1e-4, atol=1e-5)
+    # and the runs really differ from one another
+    assert stacked[0].final["train_loss"] != stacked[2].final["train_loss"]
+
+
+def test_model_reads_the_parametrization_table():
+    n = 256
+    m = StackedMLP(mup(2), 2, 32, n, 10, [0, 1])
+    W = [w.detach().double() * k for w, k in zip(m.weights, m.mult)]
+    # effective hidden weights N(0, 1/n); effective readout N(0, 1/n^2) under muP (SGD)
+    assert W[1].var().item() == pytest.approx(1 / n, rel=0.02)
+    assert W[2].var().item() == pytest.approx(1 / n**2, rel=0.1)
+    assert m.lr_scale == [1.0, 1.0, 1.0]
+    m2 = StackedMLP(ntk(2), 1, 32, n, 10, [0])
+    assert m2.mult[1] == pytest.approx(n**-0.5) and m2.init_std[1] == 1.0
+    changed = StackedMLP(mup(2).with_layer(1, c=1), 1, 32, n, 10, [0])
+    assert changed.lr_scale[1] == pytest.approx(1 / n)
+
+
+def test_member_init_depends_only_on_its_seed():
+    a = StackedMLP(mup(1), 3, 16, 32, 10, [5, 6, 7])
+    b = StackedMLP(mup(1), 1, 16, 32, 10, [6])
+    for wa, wb in zip(a.weights, b.weights):
+        assert torch.equal(wa[1], wb[0])
+
+
+def test_diverged_run_is_recorded_and_others_go_on(small_data):
+    cfgs = [RunConfig(width=64, lr=lr, seed=0, param="sp", **SMALL) for lr in (0.05, 1e5)]
+    out = train_stack(cfgs, small_data)
+    assert out[1].status == "diverged" and out[1].diverged_step is not None
+    assert out[0].status == "finished" and np.isfinite(out[0].final["train_loss"])
+    alone = train_stack([cfgs[0]], small_data)[0]
+    np.testing.assert_allclose(out[0].frame().value, alone.frame().value, rtol=1e-4, atol=1e-5)
+
+
+def test_logged_metrics_and_micro_coordinates(small_data):
+    o = train_stack([RunConfig(width=32, lr=0.1, seed=1, **SMALL)], small_data)[0]
+    df = o.frame()
+    needed = {"train_loss", "test_loss", "test_acc", "dist2", "act_rms", "act_delta_rms", "grad_norm", "lr", "w"}
+    assert needed <= set(df.metric)
+    w = df[df.metric == "w"]
+    assert w.layer.nunique() == 2 * 4  # 2 layers x 4 coordinates
+    o2 = train_stack([RunConfig(width=32, lr=0.1, seed=1, **SMALL)], small_data)[0]
+    np.testing.assert_array_equal(o2.frame().value, df.value)  # same seed, same numbers
+    assert df[(df.metric == "dist2") & (df.layer == -1)].value.iloc[-1] > 0
+
+
+def test_bad_run_inputs():
+    for lr in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(InvalidArgumentError, match="lr="):
+            RunConfig(lr=lr)
+    with pytest.raises(InvalidArgumentError, match="parametrization"):
+        RunConfig(param="xyz")
+    if not torch.cuda.is_available():
+        with pytest.raises(InvalidArgumentError, match="no CUDA device"):
+            resolve_device("cuda")
+    assert resolve_device("auto") in ("cpu", "cuda")
+
+
+# ----------------------------------------------------------------------------- CIFAR-10 files
+def _fake_cifar(root: Path, n=12):
+    d = root / D.CIFAR_DIR
+    d.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for f in D.TRAIN_FILES + (D.TEST_FILE,):
+        D.write_cifar_bin(d / f, rng.integers(0, 256, (n, 3072)), rng.integers(0, 10, n))
+    return d
+
+
+def test_cifar_binary_format(tmp_path):
+    d = _fake_cifar(tmp_path)
+    x, y = D.read_cifar_bin(d / "data_batch_1.bin")
+    raw = np.fromfile(d / "data_batch_1.bin", dtype=np.uint8).reshape(-1, 3073)
+    np.testing.assert_array_equal(y, raw[:, 0])
+    np.testing.assert_array_equal(x, raw[:, 1:])
+    xt, yt, xs, ys = D.load_cifar10(tmp_path, download=False)
+    assert xt.shape == (60, 3072) and xs.shape == (12, 3072) and xt.dtype == np.float32
+    # channel-major layout: the red channel of record 0 is bytes 1..1024
+    r0 = (raw[0, 1:1025] / 255.0 - D.CIFAR_MEAN[0]) / D.CIFAR_STD[0]
+    np.testing.assert_allclose(xt[0, :1024], r0, rtol=1e-5)
+
+
+def test_cifar_corrupt_and_missing(tmp_path):
+    d = _fake_cifar(tmp_path)
+    with open(d / "data_batch_2.bin", "ab") as fh:
+        fh.write(b"\x01\x02")
+    with pytest.raises(DataFileError, match="not a whole number of 3073-byte"):
+        D.load_cifar10(tmp_path, download=False)
+    with pytest.raises(DataFileError, match="missing"):
+        D.load_cifar10(tmp_path / "elsewhere", download=False)
+
+
+def test_cifar_download_checks_the_archive(tmp_path):
+    """The real download code, fed a file:// URL: extracts when the MD5 matches, refuses otherwise."""
+    src = tmp_path / "src"
+    _fake_cifar(src)
+    archive = tmp_path / "cifar-10-binary.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(src / D.CIFAR_DIR, arcname=D.CIFAR_DIR)
+    md5 = hashlib.md5(archive.read_bytes()).hexdigest()
+    dest = tmp_path / "dest"
+    out = D.download_cifar10(dest, url=archive.as_uri(), md5=md5)
+    assert (out / "test_batch.bin").exists()
+    bad = tmp_path / "bad"
+    with pytest.raises(DataFileError, match="MD5"):
+        D.download_cifar10(bad, url=archive.as_uri(), md5="0" * 32)
+    with pytest.raises(DataFileError, match="could not be downloaded"):
+        D.download_cifar10(tmp_path / "none", url=(tmp_path / "absent.tar.gz").as_uri())
+
+
+# ----------------------------------------------------------------------------- run store and sweeps
+def test_sweep_store_and_skip(tmp_path):
+    cfgs = config_grid(["mup"], [16, 32], [0.05, 0.2], [0, 1], **SMALL)
+    store = tmp_path / "store"
+    r1 = run_sweep(cfgs, str(store), progress=False)
+    assert r1 == {"ran": 8, "diverged": 0, "skipped": 0, "stacks": 4}
+    st = RunStore(store)
+    assert len(st.finished()) == 8 and set(st.runs().run_id) == {c.run_id for c in cfgs}
+    assert set(st.trajectories().columns) == {"run_id", "step", "epoch", "metric", "layer", "value"}
+    mtimes = {p: p.stat().st_mtime_ns for p in (store / "runs").iterdir()}
+    r2 = run_sweep(cfgs, str(store), progress=False)
+    assert r2["ran"] == 0 and r2["skipped"] == 8
+    assert {p: p.stat().st_mtime_ns for p in (store / "runs").iterdir()} == mtimes
+    assert plan(cfgs, st.finished()) == []
+
+
+SWEEP = [sys.executable, "-m", "sde_scales.cli", "sweep", "--param", "mup", "--dataset", "synthetic", "--widths",
+         "16,32,48,64", "--lrs", "0.05,0.1", "--seeds", "0,1", "--epochs", "6", "--n-train", "512", "--d-in", "64",
+         "--batch-size", "64", "--device", "cpu", "--no-progress"]
+
+
+def test_killed_sweep_resumes_and_matches_an_uninterrupted_one(tmp_path):
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    proc = subprocess.Popen(SWEEP + ["--out", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list((killed / "runs").glob("*.parquet"))) < 2:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = len(list((killed / "runs").glob("*.parquet")))
+    assert 2 <= before < 16, before  # killed mid-sweep: some stacks finished, some not
+    res = subprocess.run(SWEEP + ["--out", str(killed)], capture_output=True, text=True, check=True)
+    assert f"{before} already in the store" in res.stdout
+    subprocess.run(SWEEP + ["--out", str(clean)], capture_output=True, text=True, check=True)
+    a, b = RunStore(killed), RunStore(clean)
+    assert a.finished() == b.finished() and len(a.finished()) == 16
+    ta = a.trajectories().sort_values(["run_id", "metric", "layer", "step"]).reset_index(drop=True)
+    tb = b.trajectories().sort_values(["run_id", "metric", "layer", "step"]).reset_index(drop=True)
+    np.testing.assert_array_equal(ta.value.to_numpy(), tb.value.to_numpy())
+    # a writer killed mid-write leaves only a hidden temporary file, which never counts as a run
+    assert all(not p.name.startswith(".") for p in (killed / "runs").glob("*.parquet"))
+
+
+def test_sweep_on_process_pool_and_dask_gives_the_same_numbers(tmp_path):
+    cfgs = config_grid(["mup"], [16, 32], [0.1], [0], **SMALL)
+    run_sweep(cfgs, str(tmp_path / "local"), progress=False)
+    run_sweep(cfgs, str(tmp_path / "pool"), executor="process", workers=2, progress=False)
+    run_sweep(cfgs, str(tmp_path / "dask"), executor="dask", workers=2, scheduler="local", progress=False)
+    ref = RunStore(tmp_path / "local").trajectories().sort_values(["run_id", "metric", "layer", "step"]).value.to_numpy()
+    for name in ("pool", "dask"):
+        other = RunStore(tmp_path / name).trajectories().sort_values(["run_id", "metric", "layer", "step"]).value.to_numpy()
+        np.testing.assert_array_equal(ref, other)
+
+
+# ----------------------------------------------------------------------------- coordinate checks
+WIDTHS = [64, 128, 256, 512, 1024]
+
+
+def test_coordcheck_mup_passes():
+    assert coord_check(mup(2), WIDTHS, steps=3, lr=0.1).passed
+
+
+def test_coordcheck_sp_fails():
+    cc = coord_check(sp(2), WIDTHS, steps=3, lr=0.1)
+    assert not cc.passed and cc.delta_exp[1].exponent > 0.2  # hidden features grow with width
+
+
+def test_coordcheck_catches_missing_output_multiplier():
+    cc = coord_check(mup(2).with_layer(2, a=0), WIDTHS, steps=3, lr=0.1)
+    assert not cc.passed
+
+
+@pytest.mark.gpu
+def test_gpu_matches_cpu(small_data):
+    cfg = RunConfig(width=64, lr=0.1, seed=0, **SMALL)
+    cpu = train_stack([cfg], small_data)[0].frame().value.to_numpy()
+    gpu = train_stack([cfg], small_data.to("cuda"), device="cuda")[0].frame().value.to_numpy()
+    np.testing.assert_allclose(cpu, gpu, rtol=1e-3, atol=1e-4)
