@@ -158,8 +158,6 @@ def _advance_group(step, draw, D, M):
             row = lo + i if x0.shape[0] > 1 else 0
             for c in range(d):
                 x[i, c] = x0[row, c]
-        xb = np.empty(d)
-        dwb = np.empty(m)
         dws = np.empty(gs * m)
         f = np.empty(d)
         g = np.empty(gshape)  # (d,) or (d, m): the tuple's length fixes the type at compile time
@@ -184,15 +182,10 @@ def _advance_group(step, draw, D, M):
             for i in range(n):
                 if n_dead > 0 and not alive[i]:
                     continue
-                for j in range(m):
-                    dwb[j] = dws[i * m + j]
+                xi = x[i]  # a view: with the step inlined, Numba prunes its reference counting
+                step(drift, diffusion, gdg, t, dt, sqdt, xi, dws[i * m:(i + 1) * m], params, f, g, w1, w2)
                 for c in range(d):
-                    xb[c] = x[i, c]
-                step(drift, diffusion, gdg, t, dt, sqdt, xb, dwb, params, f, g, w1, w2)
-                for c in range(d):
-                    v = xb[c]
-                    x[i, c] = v
-                    acc += v
+                    acc += xi[c]
             if acc * 0.0 != 0.0:
                 for i in range(n):
                     if not alive[i]:
