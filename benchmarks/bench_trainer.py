@@ -41,7 +41,7 @@ def minimal_loop(ds, width, steps, lr=0.1, batch=128, seed=0, device="cpu"):
         with torch.no_grad():
             W1 -= lr * W1.grad
             W2 -= lr * W2.grad
-    return float(loss)
+    return float(loss.detach())
 
 
 def timed(fn, repeats):
@@ -60,6 +60,7 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--widths", default="64,256,1024")
+    ap.add_argument("--overhead-only", action="store_true", help="skip the stacking table")
     args = ap.parse_args(argv)
     dev = args.device
     ds = make_dataset("synthetic", dev, n_train=8192, d_in=3072)
@@ -68,11 +69,26 @@ def main(argv=None):
     print(f"device {dev}, torch threads {torch.get_num_threads()}, {args.steps} steps, batch {bs}, input 3072")
     print("\n| width | minimal loop steps/s | train_stack steps/s | train_stack / minimal time |")
     print("|---|---|---|---|")
-    for w in (256,):
-        cfg = RunConfig(width=w, lr=0.1, seed=0, epochs=epochs, batch_size=bs, n_train=ds.n_train, log_every=50)
-        tm, _ = timed(lambda: minimal_loop(ds, w, args.steps, device=dev), args.repeats)
-        tt, _ = timed(lambda: train_stack([cfg], ds, device=dev), args.repeats)
-        print(f"| {w} | {args.steps / tm:.1f} | {args.steps / tt:.1f} | {tt / tm:.3f} |")
+    w = 256
+    cfg_log = RunConfig(width=w, lr=0.1, seed=0, epochs=epochs, batch_size=bs, n_train=ds.n_train, log_every=50)
+    cfg_end = RunConfig(width=w, lr=0.1, seed=0, epochs=epochs, batch_size=bs, n_train=ds.n_train, log_every=10**9)
+    fns = {"minimal": lambda: minimal_loop(ds, w, args.steps, device=dev),
+           "logging every 50 steps": lambda: train_stack([cfg_log], ds, device=dev),
+           "logging at the end only": lambda: train_stack([cfg_end], ds, device=dev)}
+    for f in fns.values():
+        f()
+    T = {k: [] for k in fns}
+    for _ in range(args.repeats):  # interleaved
+        for k, f in fns.items():
+            t = time.perf_counter()
+            f()
+            T[k].append(time.perf_counter() - t)
+    tm = float(np.median(T["minimal"]))
+    for k in ("logging every 50 steps", "logging at the end only"):
+        tt = float(np.median(T[k]))
+        print(f"| {w} ({k}) | {args.steps / tm:.1f} | {args.steps / tt:.1f} | {tt / tm:.3f} |")
+    if args.overhead_only:
+        return
     print("\n| width | 30 sequential runs s | one K=30 stack s | speed-up |")
     print("|---|---|---|---|")
     lrs = np.geomspace(0.01, 0.3, 30)

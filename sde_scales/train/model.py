@@ -57,6 +57,7 @@ class StackedMLP:
         w0 = self.weights[0]
         K, nout, nin = w0.shape
         h = (x @ w0.reshape(K * nout, nin).T).reshape(x.shape[0], K, nout).transpose(0, 1) * self.mult[0]
+        h = h if K > 1 else h.contiguous()  # one member: keep the plain layout so later layers are plain GEMMs
         pre = [h]
         for l in range(1, self.n_layers):
             h = torch.bmm(torch.relu(h), self.weights[l].transpose(1, 2)) * self.mult[l]
