@@ -16,7 +16,6 @@ import time
 import numpy as np
 import torch
 
-from sde_scales.parametrization import mup
 from sde_scales.train import RunConfig, make_dataset, train_stack
 
 

@@ -9,7 +9,7 @@ import numba
 import numpy as np
 import pytest
 
-from sde_scales import BlowUpError, EulerMaruyama, InvalidArgumentError, Milstein, SaveAt, SDEProblem, solve
+from sde_scales import BlowUpError, EulerMaruyama, Milstein, SaveAt, SDEProblem, solve
 from sde_scales.sde import BrownianPath, testproblems as tp
 
 

@@ -1,7 +1,6 @@
 """The torch trainer: stacked runs, data, run store, sweeps with kill/resume, coordinate checks."""
 
 import hashlib
-import os
 import signal
 import subprocess
 import sys

@@ -4,7 +4,6 @@ import json
 import subprocess
 import sys
 
-import pytest
 
 from sde_scales.rates import RateKind, Verdict
 from theory import checks

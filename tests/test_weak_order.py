@@ -4,7 +4,6 @@ The default run uses 4,000 paths; ``-m slow`` runs the same checks with 40,000 p
 more level. Each check first asserts that its Monte-Carlo tolerance can tell order 1 from 1/2.
 """
 
-import numpy as np
 import pytest
 
 from conftest import assert_order
