@@ -84,8 +84,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 def _cmd_coordcheck(args: argparse.Namespace) -> int:
     import json
-    from pathlib import Path
 
+    from sde_scales.atomic import write_text_atomic
     from sde_scales.parametrization import by_name
     from sde_scales.train.coordcheck import coord_check, plot_coord_check
     from theory.abc import derive  # loaded at run time only
@@ -111,13 +111,9 @@ def _cmd_coordcheck(args: argparse.Namespace) -> int:
                      "change_ci": list(d.ci), "theory_change_exponent": th_d, "verdict": cc.verdicts[l].value})
     print(f"overall: {'PASS' if cc.passed else 'FAIL'} (muP desiderata); theory says: {pred.summary}")
     if args.json:
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_text(json.dumps({"param": p.name, "widths": args.widths, "layers": rows,
-                                   "overall": "PASS" if cc.passed else "FAIL", "theory": pred.to_dict()}, indent=2))
-        tmp.replace(out)
-        print(f"JSON: {out}")
+        doc = {"param": p.name, "widths": args.widths, "layers": rows, "overall": "PASS" if cc.passed else "FAIL",
+               "theory": pred.to_dict()}
+        print(f"JSON: {write_text_atomic(args.json, json.dumps(doc, indent=2))}")
     if args.plot:
         print(f"plot: {plot_coord_check(cc, args.plot, p.name)}")
     return 0
@@ -125,20 +121,15 @@ def _cmd_coordcheck(args: argparse.Namespace) -> int:
 
 def _cmd_theory_table(args: argparse.Namespace) -> int:
     import json
-    from pathlib import Path
 
+    from sde_scales.atomic import write_text_atomic
     from sde_scales.parametrization import by_name
     from theory.abc import derive, format_table
 
     t = derive(by_name(args.param, L=args.layers, optimizer=args.optimizer))
     print(format_table(t))
     if args.json:
-        p = Path(args.json)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(f".{p.name}.tmp")
-        tmp.write_text(json.dumps(t.to_dict(), indent=2))
-        tmp.replace(p)
-        print(f"JSON: {p}")
+        print(f"JSON: {write_text_atomic(args.json, json.dumps(t.to_dict(), indent=2))}")
     return 0
 
 

@@ -16,6 +16,7 @@ if not os.environ.get("DISPLAY") and not os.environ.get("MPLBACKEND"):
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from sde_scales.atomic import atomic_path  # noqa: E402
 from sde_scales.rates import ExponentEstimate  # noqa: E402
 
 __all__ = ["rate_plot", "save_figure"]
@@ -58,10 +59,9 @@ def rate_plot(est: ExponentEstimate, *, predicted: float | None = None, title: s
 
 def save_figure(fig, path: str | Path) -> Path:
     """Write ``fig`` atomically (temporary file, then rename) and close it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=130)
-    os.replace(tmp, path)
-    plt.close(fig)
-    return path
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=130)
+    finally:
+        plt.close(fig)
+    return Path(path)

@@ -6,12 +6,12 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from sde_scales.atomic import write_text_atomic
 from sde_scales.errors import InvalidArgumentError
 from sde_scales.rates import RateKind, Verdict, verdict
 from theory.checks import Measurement, Settings
@@ -164,14 +164,9 @@ def format_table(results: list[ClaimResult]) -> str:
 
 
 def write_json(path: str | Path, results: list[ClaimResult], seconds: float, settings: Settings) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     doc = {"claims": [r.to_dict() for r in results], "seconds": seconds, "quick": settings.quick,
            "seed": settings.seed}
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(doc, indent=2))
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, json.dumps(doc, indent=2))
 
 
 def draw_plots(results: list[ClaimResult], out_dir: str | Path) -> list[Path]:

@@ -7,12 +7,12 @@ atomically (temporary file, then rename), so a bad input never leaves half-writt
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from sde_scales.atomic import write_text_atomic
 from sde_scales.fitting.curves import LossCurve, load_curve
 from sde_scales.fitting.fit import FitResult, fit, predict, score, shared_noise_offset, time_scale_profile
 from sde_scales.fitting.laws import KernelLaw, Law, MomentumLaw, MultiPowerLaw
@@ -30,13 +30,6 @@ def make_law(name: str, kernel: str = "nonparametric", time: str = "steps") -> L
     if name == "mpl":
         return MultiPowerLaw()
     raise ValueError(f"law {name!r}; use one of {LAW_CHOICES}")
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def run_law(law: Law, fit_curves: list[LossCurve], predict_curves: list[LossCurve], *, skip_steps: int,
@@ -190,7 +183,7 @@ def run_fit_delay(args) -> int:
                   f"{f(s.get('mean_abs_final_loss_err')):>8s}   {f(c.get('mean_cooldown_rmse'))} {f(c.get('mean_abs_final_loss_err'))}")
     if args.json:
         out = docs[0] if len(docs) == 1 else {"compare": docs}
-        _atomic_write_text(Path(args.json), json.dumps(out, indent=2))
+        write_text_atomic(Path(args.json), json.dumps(out, indent=2))
         print(f"JSON: {args.json}")
     if args.predictions:
         import pandas as pd
@@ -202,7 +195,7 @@ def run_fit_delay(args) -> int:
             df = pd.DataFrame({"step": c.step, "lr": c.lr, "loss": c.loss, "predicted": extra["pred"][c.name]})
             if c.name in extra["offset"]:
                 df["predicted_shared_noise"] = extra["pred"][c.name] + extra["offset"][c.name]
-            _atomic_write_text(d / f"{c.name}.csv", df.to_csv(index=False))
+            write_text_atomic(d / f"{c.name}.csv", df.to_csv(index=False))
         print(f"predictions: {len(predict_curves)} files in {d}")
     if args.plot:
         law, res, extra = results[0]

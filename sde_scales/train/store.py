@@ -13,12 +13,12 @@ the same sweep again skips finished runs. Nothing already written is ever overwr
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 
+from sde_scales.atomic import atomic_path
 from sde_scales.errors import DataFileError
 
 __all__ = ["RunStore"]
@@ -31,12 +31,15 @@ class RunStore:
         (self.root / "trajectories").mkdir(parents=True, exist_ok=True)
 
     def _atomic(self, df: pd.DataFrame, path: Path) -> None:
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")
-        df.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            df.to_parquet(tmp, index=False)
+
+    def _files(self, sub: str) -> list[Path]:
+        """Committed files only: hidden ``.*`` files are temporaries of a writer (maybe killed)."""
+        return sorted(p for p in (self.root / sub).glob("*.parquet") if not p.name.startswith("."))
 
     def finished(self) -> set[str]:
-        return {p.stem for p in (self.root / "runs").glob("*.parquet")}
+        return {p.stem for p in self._files("runs")}
 
     def write(self, outcome) -> bool:
         """Write one run; returns False (and writes nothing) when it is already there."""
@@ -52,7 +55,7 @@ class RunStore:
         return True
 
     def runs(self) -> pd.DataFrame:
-        files = sorted((self.root / "runs").glob("*.parquet"))
+        files = self._files("runs")
         if not files:
             return pd.DataFrame()
         frames = []
