@@ -33,7 +33,6 @@ class Settings:
 
     quick: bool = False
     seed: int = 0
-    progress: object = None
 
     @property
     def widths(self) -> tuple[int, ...]:
@@ -46,12 +45,6 @@ class Settings:
     @property
     def dt(self) -> float:
         return 0.01
-
-    def __hash__(self) -> int:
-        return hash((self.quick, self.seed))
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, Settings) and (self.quick, self.seed) == (other.quick, other.seed)
 
 
 @dataclass(frozen=True)
@@ -79,8 +72,7 @@ WIDTH_MODEL_TEXT = ("width-n system, tanh teacher: dtheta_i = (y - M)(1 - tanh^2
 
 @lru_cache(maxsize=4)
 def width_sample(settings: Settings) -> WidthSample:
-    return simulate_widths(WIDTH_BASE, settings.widths, settings.replicas, settings.dt, settings.seed,
-                           progress=settings.progress)
+    return simulate_widths(WIDTH_BASE, settings.widths, settings.replicas, settings.dt, settings.seed)
 
 
 def _model(settings: Settings) -> str:

@@ -94,7 +94,7 @@ def collapse(runs, traj, lr: float | None = None, metric: str = "train_loss", gr
     (max minus min over widths, maximised over the grid after its first 10%)."""
     t = loss_table(runs, traj, metric)
     curves = {}
-    best = transfer_curves(runs, traj, metric)
+    best = transfer_curves(runs, traj, metric) if lr is None else None
     for w, g in t.groupby("width"):
         if lr is None:
             b = best[best.width == w]

@@ -231,17 +231,15 @@ def time_scale_profile(curves: list[LossCurve], *, time: str = "area", skip_step
     """Profile of the joint fit over an exponential kernel's time scale; see the module docstring."""
     grid = np.geomspace(10.0, 1e5, 17) if grid is None else np.asarray(grid, dtype=float)
     law = KernelLaw(kernel="exp", time=time)
-    costs, sse = [], []
-    resid_best = None
+    sse = []
+    best_cost, res = np.inf, None  # residuals of the best-fitting time scale
     for tau in grid:
         r = fit(law, curves, skip_steps=skip_steps, bin_factor=bin_factor, n_starts=1, fixed={"log10_tau": np.log10(tau)})
-        costs.append(r.cost)
-        res = np.concatenate([c.loss[c.step >= skip_steps] - predict(r, c)[c.step >= skip_steps] for c in curves])
-        sse.append(float(np.sum(res**2)))
-        if resid_best is None or r.cost <= min(costs):
-            resid_best = (res, curves)
+        rs = np.concatenate([c.loss[c.step >= skip_steps] - predict(r, c)[c.step >= skip_steps] for c in curves])
+        sse.append(float(np.sum(rs**2)))
+        if r.cost <= best_cost:
+            best_cost, res = r.cost, rs
     sse = np.array(sse)
-    res, _ = resid_best
     n = res.size
     # effective sample size: variance of 1000-step block means against that of single residuals
     block = max(2, int(1000 / curves[0].log_every))

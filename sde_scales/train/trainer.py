@@ -25,7 +25,7 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -266,6 +266,3 @@ def config_grid(params, widths, lrs, seeds, **common) -> list[RunConfig]:
     return [RunConfig(param=p, width=int(w), lr=float(lr), seed=int(s), **common)
             for p in params for w in widths for s in seeds for lr in lrs]
 
-
-def with_(config: RunConfig, **kw) -> RunConfig:
-    return replace(config, **kw)
