@@ -13,7 +13,7 @@ Contenders, run interleaved (round-robin, ``--repeats`` rounds) after a warm-up:
     numpy        a numpy loop vectorised over paths (Generator.standard_normal(out=...)).
 Compile time (first call of solve on a new problem) is reported separately.
 
-    python benchmarks/bench_engine.py [--repeats 5] [--quick] [--markdown]
+    python benchmarks/bench_engine.py [--repeats 11] [--quick] [--markdown]
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def numpy_mf(n_rep, width, n_steps, dt, a, sigma, seed):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--repeats", type=int, default=5, help="interleaved rounds (default 5)")
+    ap.add_argument("--repeats", type=int, default=11, help="interleaved rounds (default 11)")
     ap.add_argument("--threads", type=int, default=2, help="thread count of the parallel run (default 2)")
     ap.add_argument("--quick", action="store_true", help="10x fewer paths (smoke run)")
     ap.add_argument("--markdown", action="store_true", help="print a Markdown table")
@@ -140,13 +140,20 @@ def main(argv=None):
     med = {k: float(np.median(v)) for k, v in times.items()}
     mn = {k: float(np.min(v)) for k, v in times.items()}
     par = f"solve/{args.threads}t"
+
+    def paired(num, den):
+        """Ratio of two contenders within each round (both ran back to back, so a slow spell
+        of the machine cancels): median and interquartile range over the rounds."""
+        r = np.asarray(times[num]) / np.asarray(times[den])
+        return float(np.median(r)), float(np.percentile(r, 25)), float(np.percentile(r, 75))
+
     ratios = {
-        "A: solve/1t / floor (target <= 1.3)": med[("A", "solve/1t")] / med[("A", "floor")],
-        f"A: solve/1t / {par} (target >= 1.8)": med[("A", "solve/1t")] / med[("A", par)],
-        f"A: numpy / {par} (target >= 2)": med[("A", "numpy")] / med[("A", par)],
-        "A: numpy / solve/1t": med[("A", "numpy")] / med[("A", "solve/1t")],
-        f"B: solve/1t / {par}": med[("B", "solve/1t")] / med[("B", par)],
-        f"B: numpy / {par}": med[("B", "numpy")] / med[("B", par)],
+        "A: solve/1t / floor (target <= 1.3)": paired(("A", "solve/1t"), ("A", "floor")),
+        f"A: solve/1t / {par} (target >= 1.8)": paired(("A", "solve/1t"), ("A", par)),
+        f"A: numpy / {par} (target >= 2)": paired(("A", "numpy"), ("A", par)),
+        "A: numpy / solve/1t": paired(("A", "numpy"), ("A", "solve/1t")),
+        f"B: solve/1t / {par}": paired(("B", "solve/1t"), ("B", par)),
+        f"B: numpy / {par}": paired(("B", "numpy"), ("B", par)),
     }
     if args.markdown:
         print("| problem | contender | median ns/path-step | min ns/path-step |")
@@ -154,10 +161,10 @@ def main(argv=None):
         for k in contenders:
             print(f"| {k[0]} | {k[1]} | {med[k]:.2f} | {mn[k]:.2f} |")
         print()
-        print("| ratio (medians) | value |")
-        print("|---|---|")
-        for k, v in ratios.items():
-            print(f"| {k} | {v:.2f} |")
+        print("| ratio (paired within a round) | median | interquartile range |")
+        print("|---|---|---|")
+        for k, (m, lo, hi) in ratios.items():
+            print(f"| {k} | {m:.2f} | {lo:.2f}-{hi:.2f} |")
         print()
         print("| compile (first call) | seconds |")
         print("|---|---|")
@@ -166,8 +173,8 @@ def main(argv=None):
     else:
         for k in contenders:
             print(f"{k[0]} {k[1]:>10}: median {med[k]:7.2f} ns/path-step (min {mn[k]:.2f})")
-        for k, v in ratios.items():
-            print(f"{k}: {v:.2f}")
+        for k, (m, lo, hi) in ratios.items():
+            print(f"{k}: {m:.2f} (IQR {lo:.2f}-{hi:.2f})")
         for k, v in compile_s.items():
             print(f"compile {k}: {v:.2f} s")
 

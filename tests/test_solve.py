@@ -183,3 +183,48 @@ def test_blowup_mask_keeps_finite_paths_and_their_numbers():
     calm[3] = 0.1
     ref = solve(_exploding(calm), EulerMaruyama(), 0.01, seed=0)
     np.testing.assert_array_equal(sol.x[-1, sol.valid], ref.x[-1, sol.valid])
+
+
+def test_masked_path_is_finite_before_and_nan_after_its_blowup_step():
+    x0 = np.full((9, 1), 0.1)  # 9 paths: a full group of 8 and a partly filled one
+    x0[8] = 3.0
+    sol = solve(_exploding(x0), EulerMaruyama(), 0.01, seed=0, on_blowup="mask", save_at=SaveAt(every=5))
+    k = int(sol.blowup_step[8])
+    assert sol.diverged.tolist() == [False] * 8 + [True] and k > 0
+    saved_steps = np.rint((sol.t - sol.t[0]) / 0.01).astype(int)
+    assert np.isfinite(sol.x[saved_steps < k, 8, 0]).all()
+    assert np.isnan(sol.x[saved_steps >= k, 8, 0]).all()
+    assert np.isfinite(sol.x[:, :8]).all()
+
+
+@numba.njit
+def _big_linear_drift(t, x, p, out):
+    for i in range(x.shape[0]):
+        out[i] = p[i] * x[i]
+
+
+@numba.njit
+def _big_linear_diffusion(t, x, p, out):
+    for i in range(x.shape[0]):
+        out[i] = p[x.shape[0] + i] * x[i]
+
+
+@pytest.mark.parametrize("d", [3, 12])
+def test_large_systems_and_long_parameter_lists_match_a_numpy_loop(d):
+    """d = 3 with 6 parameters runs the kernel with frozen sizes and parameters copied to the
+    stack; d = 12 with 24 parameters the run-time-size kernel reading them in place: both equal
+    a numpy loop on the same increments (11 paths: one group of 8 and a partly filled one)."""
+    rng = np.random.default_rng(0)
+    a, b = rng.uniform(-1, 0.5, d), rng.uniform(0.1, 0.6, d)
+    x0 = rng.uniform(0.5, 1.5, (11, d))
+    prob = SDEProblem(_big_linear_drift, _big_linear_diffusion, x0=x0, tspan=(0.0, 1.0), noise="diagonal",
+                      params=np.concatenate([a, b]), name=f"linear-{d}")
+    dW = next(BrownianPath(5, 0.0, 1.0, 5, m=d).chunks(11))[1]
+    sol = solve(prob, EulerMaruyama(), 1 / 32, dW=dW, save_at=SaveAt(every=8))
+    x = x0.copy()
+    saved = [x.copy()]
+    for k in range(32):
+        x = x + a * x / 32 + b * x * dW[k]
+        if (k + 1) % 8 == 0:
+            saved.append(x.copy())
+    np.testing.assert_allclose(sol.x, np.array(saved), rtol=1e-12, atol=1e-14)

@@ -209,7 +209,8 @@ def solve(
         raise InvalidArgumentError(f"solver={solver!r}; pass EulerMaruyama() or Milstein()")
     if on_blowup not in ("raise", "mask"):
         raise InvalidArgumentError(f"on_blowup={on_blowup!r}; use 'raise' or 'mask'")
-    run_generated, run_supplied = K.runners(solver.step_function(problem), problem.d, problem.m)
+    run_generated, run_supplied = K.runners(solver.step_function(problem), problem.d, problem.m,
+                                            problem.params.shape[0])
     gdg = problem.gdg if getattr(solver, "uses_gdg", lambda p: False)(problem) else K.no_gdg
     n_steps = n_steps_for(problem.tspan, dt)
     save_at = SaveAt() if save_at is None else save_at
