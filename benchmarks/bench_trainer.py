@@ -5,7 +5,7 @@
 2. Stacking: K = 30 learning rates trained as one stack against 30 sequential K = 1 runs, at
    widths 64, 256 and 1,024 (batch 128, input 3072).
 
-    python benchmarks/bench_trainer.py [--steps 200] [--repeats 3] [--device cpu]
+    python benchmarks/bench_trainer.py [--steps 200] [--repeats 7] [--stack-repeats 3] [--widths 64,256,1024] [--device cpu]
 """
 
 from __future__ import annotations
@@ -43,20 +43,11 @@ def minimal_loop(ds, width, steps, lr=0.1, batch=128, seed=0, device="cpu"):
     return float(loss.detach())
 
 
-def timed(fn, repeats):
-    fn()
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return float(np.median(ts)), float(np.min(ts))
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=200)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=7, help="interleaved rounds of the overhead table (default 7)")
+    ap.add_argument("--stack-repeats", type=int, default=3, help="interleaved rounds per width of the stacking table (default 3)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--widths", default="64,256,1024")
     ap.add_argument("--overhead-only", action="store_true", help="skip the stacking table")
@@ -66,7 +57,7 @@ def main(argv=None):
     bs = 128
     epochs = args.steps * bs / ds.n_train
     print(f"device {dev}, torch threads {torch.get_num_threads()}, {args.steps} steps, batch {bs}, input 3072")
-    print("\n| width | minimal loop steps/s | train_stack steps/s | train_stack / minimal time |")
+    print("\n| width | minimal loop steps/s | train_stack steps/s | train_stack / minimal time, paired: median (IQR) |")
     print("|---|---|---|---|")
     w = 256
     cfg_log = RunConfig(width=w, lr=0.1, seed=0, epochs=epochs, batch_size=bs, n_train=ds.n_train, log_every=50)
@@ -85,19 +76,31 @@ def main(argv=None):
     tm = float(np.median(T["minimal"]))
     for k in ("logging every 50 steps", "logging at the end only"):
         tt = float(np.median(T[k]))
-        print(f"| {w} ({k}) | {args.steps / tm:.1f} | {args.steps / tt:.1f} | {tt / tm:.3f} |")
+        r = np.asarray(T[k]) / np.asarray(T["minimal"])  # paired within a round
+        print(f"| {w} ({k}) | {args.steps / tm:.1f} | {args.steps / tt:.1f} | {np.median(r):.3f} "
+              f"({np.percentile(r, 25):.3f}-{np.percentile(r, 75):.3f}) |")
     if args.overhead_only:
         return
-    print("\n| width | 30 sequential runs s | one K=30 stack s | speed-up |")
+    print("\n| width | 30 sequential runs s (median) | one K=30 stack s (median) | speed-up, paired: median (IQR) |")
     print("|---|---|---|---|")
     lrs = np.geomspace(0.01, 0.3, 30)
     for w in (int(v) for v in args.widths.split(",")):
         cfgs = [RunConfig(width=w, lr=float(lr), seed=0, epochs=epochs, batch_size=bs, n_train=ds.n_train, log_every=50)
                 for lr in lrs]
-        reps = max(1, args.repeats - 2)
-        ts, _ = timed(lambda: [train_stack([c], ds, device=dev) for c in cfgs], reps)
-        tk, _ = timed(lambda: train_stack(cfgs, ds, device=dev), reps)
-        print(f"| {w} | {ts:.2f} | {tk:.2f} | {ts / tk:.2f}x |")
+        seq = lambda: [train_stack([c], ds, device=dev) for c in cfgs]  # noqa: E731
+        stack = lambda: train_stack(cfgs, ds, device=dev)  # noqa: E731
+        stack()  # warm-up
+        ts, tk = [], []
+        for _ in range(max(1, args.stack_repeats)):  # interleaved
+            t = time.perf_counter()
+            seq()
+            ts.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            stack()
+            tk.append(time.perf_counter() - t)
+        r = np.asarray(ts) / np.asarray(tk)
+        print(f"| {w} | {np.median(ts):.2f} | {np.median(tk):.2f} | {np.median(r):.2f}x "
+              f"({np.percentile(r, 25):.2f}-{np.percentile(r, 75):.2f}) |")
 
 
 if __name__ == "__main__":

@@ -230,3 +230,97 @@ def test_gpu_matches_cpu(small_data):
     cpu = train_stack([cfg], small_data)[0].frame().value.to_numpy()
     gpu = train_stack([cfg], small_data.to("cuda"), device="cuda")[0].frame().value.to_numpy()
     np.testing.assert_allclose(cpu, gpu, rtol=1e-3, atol=1e-4)
+
+
+def _autograd_grads(model, x, y, alive):
+    """Independent reference: autograd through the same forward pass."""
+    ws = [w.detach().clone().requires_grad_(True) for w in model.weights]
+    saved = model.weights
+    model.weights = ws
+    try:
+        logits = model.forward(x)
+        K = logits.shape[0]
+        losses = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.repeat(K),
+                                                   reduction="none").reshape(K, -1).mean(dim=1)
+        (losses * alive).sum().backward()
+    finally:
+        model.weights = saved
+    return losses.detach(), [w.grad for w in ws]
+
+
+@pytest.mark.parametrize("param,depth", [("mup", 1), ("mup", 2), ("sp", 2), ("ntk", 3)])
+def test_hand_written_gradients_equal_autograd(param, depth):
+    """float64, so the two may differ only by rounding (1e-12 relative is ~1e4 ulps of slack for
+    sums of a few hundred terms)."""
+    P = {"mup": mup, "sp": sp, "ntk": ntk}[param](depth)
+    m = StackedMLP(P, 3, 20, 16, 10, [1, 2, 3], dtype=torch.float64)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(8, 20, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 10, (8,), generator=g)
+    alive = torch.tensor([1.0, 0.0, 1.0], dtype=torch.float64)  # the middle member gets no gradient
+    ref_losses, ref = _autograd_grads(m, x, y, alive)
+    with torch.no_grad():
+        logits, pre = m.forward(x, keep=True)
+        losses, dlogits = m.losses(logits, y)
+        got = m.backward(x, pre, dlogits * alive.view(3, 1, 1))
+    torch.testing.assert_close(losses, ref_losses, rtol=1e-12, atol=1e-12)
+    for a, b in zip(got, ref):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    assert all(float(gr[1].abs().max()) == 0 for gr in got) and float(got[0][0].abs().max()) > 0
+
+    # the fused SGD step moves the weights exactly as w -= lr * lr_scale * grad
+    lr = torch.tensor([0.3, 0.0, 0.05], dtype=torch.float64)
+    expect = [w - (lr * c).view(3, 1, 1) * gr for w, c, gr in zip(m.weights, m.lr_scale, got)]
+    with torch.no_grad():
+        m.backward(x, pre, dlogits * alive.view(3, 1, 1), step_size=lr)
+    for a, b in zip(m.weights, expect):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_trainer_matches_a_plain_autograd_loop(small_data):
+    """An independent SGD loop (autograd, the same initial weights and batch order) reaches the
+    same weights after 16 steps (float32; rtol 1e-4 leaves room for summation-order rounding)."""
+    cfg = RunConfig(width=32, lr=0.2, seed=4, param="mup", depth=2, **SMALL)
+    out = train_stack([cfg], small_data)[0]
+    m = StackedMLP(mup(2), 1, small_data.d_in, 32, 10, [4])
+    ws = [w[0].clone().requires_grad_(True) for w in m.weights]
+    gen = torch.Generator().manual_seed(cfg.data_seed)
+    perm, pos = torch.randperm(small_data.n_train, generator=gen), 0
+    losses = []
+    for _ in range(cfg.n_steps()):
+        if pos + cfg.batch_size > small_data.n_train:
+            perm, pos = torch.randperm(small_data.n_train, generator=gen), 0
+        idx = perm[pos:pos + cfg.batch_size]
+        pos += cfg.batch_size
+        h = small_data.x_train[idx]
+        for l, (w, mult) in enumerate(zip(ws, m.mult)):
+            h = (torch.relu(h) if l > 0 else h) @ w.T * mult
+        loss = torch.nn.functional.cross_entropy(h, small_data.y_train[idx])
+        for w in ws:
+            w.grad = None
+        loss.backward()
+        losses.append(float(loss.detach()))
+        with torch.no_grad():
+            for w, c in zip(ws, m.lr_scale):
+                w -= cfg.lr * c * w.grad
+    df = out.frame()
+    micro = df[(df.metric == "dist2") & (df.layer == -1)].value.iloc[-1]
+    ref = sum(float(((w.detach() - w0[0]) ** 2).sum()) for w, w0 in zip(ws, m.initial))
+    assert micro == pytest.approx(ref, rel=1e-4)
+    logged = df[df.metric == "train_loss"].value.to_numpy()
+    per_log = np.array(losses).reshape(-1, cfg.log_every).mean(axis=1)
+    np.testing.assert_allclose(logged, per_log, rtol=1e-4)
+
+
+def test_same_numbers_with_one_or_two_torch_threads(small_data):
+    """Same seed, same numbers whatever the thread count (bitwise), for a stack and a deep net."""
+    cfgs = [RunConfig(width=48, lr=lr, seed=2, depth=2, **SMALL) for lr in (0.05, 0.2, 0.4)]
+    before = torch.get_num_threads()
+    try:
+        vals = []
+        for th in (1, 2):
+            torch.set_num_threads(th)
+            vals.append(np.concatenate([o.frame().value.to_numpy() for o in train_stack(cfgs, small_data)]))
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_array_equal(vals[0], vals[1])

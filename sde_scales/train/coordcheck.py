@@ -65,14 +65,12 @@ def coord_check(param: Parametrization, widths, *, steps: int = 3, lr: float = 0
         per_step = {l: [] for l in range(n_layers)}
         for s in range(steps):
             xb, yb = x[batch * (s + 1): batch * (s + 2)], y[batch * (s + 1): batch * (s + 2)]
-            logits = m.forward(xb)
-            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 10), yb.repeat(n_seeds), reduction="none")
-            for wt in m.weights:
-                wt.grad = None
-            (loss.reshape(n_seeds, -1).mean(dim=1).sum()).backward()
             with torch.no_grad():
+                logits, pre_b = m.forward(xb, keep=True)
+                _, dlogits = m.losses(logits, yb)
+                grads = m.backward(xb, pre_b, dlogits)
                 for l, wt in enumerate(m.weights):
-                    wt -= lr * m.lr_scale[l] * torch.nan_to_num(wt.grad)
+                    wt -= lr * m.lr_scale[l] * torch.nan_to_num(grads[l])
                 _, pre = m.forward(probe, keep=True)
                 for l in range(n_layers):
                     per_step[l].append((pre[l] - pre0[l]).pow(2).mean(dim=(1, 2)).sqrt().cpu().numpy())

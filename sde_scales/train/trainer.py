@@ -174,32 +174,33 @@ def train_stack(configs: list[RunConfig], dataset, device: str = "cpu", progress
     perm = torch.randperm(n, generator=gen)
     pos = 0
     n_logs = 0
-    grads = [None] * model.n_layers
+    any_dead = False
     for step in range(1, n_steps + 1):
         if pos + c0.batch_size > n:
             perm, pos = torch.randperm(n, generator=gen), 0
         idx = perm[pos: pos + c0.batch_size].to(dataset.x_train.device)
         pos += c0.batch_size
         x, y = dataset.x_train[idx], dataset.y_train[idx]
-        logits = model.forward(x)
-        losses = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.repeat(K),
-                                                   reduction="none").reshape(K, -1).mean(dim=1)
+        logits, pre = model.forward(x, keep=True)
+        losses, dlogits = model.losses(logits, y)
         finite = torch.isfinite(losses)
         newly = alive & ~finite
         if newly.any():
             for k in torch.nonzero(newly).flatten().tolist():
                 div_step[k] = step
             alive &= finite
-        for w in model.weights:
-            w.grad = None
-        torch.where(alive, losses, torch.zeros_like(losses)).sum().backward()
+            any_dead = True
+        if any_dead:
+            # a diverged member gets no gradient and lr 0; its weights may be NaN, which no other
+            # member ever reads (members only share inputs), so no clean-up pass is needed
+            dlogits = torch.where(alive.view(K, 1, 1), dlogits, torch.zeros((), dtype=dlogits.dtype, device=device))
         lr_now = base_lr * float(sched[step - 1]) * alive.to(base_lr.dtype)
-        with torch.no_grad():
-            for l, w in enumerate(model.weights):
-                # a diverged member has lr 0 and NaN gradients: its weights turn NaN, which no other
-                # member ever reads (members only share inputs), so no clean-up pass is needed
-                g = w.grad
-                grads[l] = g
+        log_now = step % c0.log_every == 0 or step == n_steps
+        if adam is None and not log_now:
+            model.backward(x, pre, dlogits, step_size=lr_now)  # SGD fused into the input-layer GEMM
+        else:
+            grads = model.backward(x, pre, dlogits)
+            for l, (w, g) in enumerate(zip(model.weights, grads)):
                 scale = (lr_now * model.lr_scale[l]).view(K, 1, 1)
                 if adam is None:
                     w.addcmul_(scale, g, value=-1.0)
@@ -210,9 +211,9 @@ def train_stack(configs: list[RunConfig], dataset, device: str = "cpu", progress
                     mh = m / (1 - 0.9**step)
                     vh = v / (1 - 0.999**step)
                     w -= scale * mh / (vh.sqrt() + 1e-8)
-        loss_acc += torch.where(alive, losses.detach(), torch.full_like(losses, float("nan")))
+        loss_acc += torch.where(alive, losses, torch.full_like(losses, float("nan")))
         loss_cnt += 1
-        if step % c0.log_every == 0 or step == n_steps:
+        if log_now:
             n_logs += 1
             with torch.no_grad():
                 _, pre = model.forward(probe, keep=True)
@@ -221,7 +222,7 @@ def train_stack(configs: list[RunConfig], dataset, device: str = "cpu", progress
                 act = [h.pow(2).mean(dim=(1, 2)).sqrt().cpu().numpy() for h in pre]
                 dact = [(h - h0).pow(2).mean(dim=(1, 2)).sqrt().cpu().numpy() for h, h0 in zip(pre, pre0)]
                 gn = [g.pow(2).sum(dim=(1, 2)).sqrt().cpu().numpy() for g in grads]
-                wv = [w.detach()[i0.to(w.device), i1.to(w.device), i2.to(w.device)].view(K, N_MICRO).cpu().numpy()
+                wv = [w[i0.to(w.device), i1.to(w.device), i2.to(w.device)].view(K, N_MICRO).cpu().numpy()
                       for w, (i0, i1, i2) in zip(model.weights, micro_idx)]
                 test = None
                 if dataset.x_test is not None and (n_logs % c0.eval_every == 0 or step == n_steps):
