@@ -1,7 +1,8 @@
 """Trainer speed, as ratios measured in one process (interleaved, after a warm-up).
 
-1. Overhead: steps per second of ``train_stack`` (K = 1, logging every 50 steps) against a minimal
-   hand-written torch loop of the same muP MLP (3072 -> n -> 10, SGD, batch 128).
+1. Overhead: steps per second of ``train_stack`` (K = 1) against a minimal hand-written torch loop
+   (autograd, SGD) of the same muP MLP (3072 -> 256 -> 10, batch 128): the steady per-step time
+   (from runs of ``steps`` and ``3 steps`` steps) and, apart, the fixed cost of a run.
 2. Stacking: K = 30 learning rates trained as one stack against 30 sequential K = 1 runs, at
    widths 64, 256 and 1,024 (batch 128, input 3072).
 
@@ -57,28 +58,44 @@ def main(argv=None):
     bs = 128
     epochs = args.steps * bs / ds.n_train
     print(f"device {dev}, torch threads {torch.get_num_threads()}, {args.steps} steps, batch {bs}, input 3072")
-    print("\n| width | minimal loop steps/s | train_stack steps/s | train_stack / minimal time, paired: median (IQR) |")
-    print("|---|---|---|---|")
+    # Overhead. Each contender runs `steps` and 3 x `steps` steps in every round; the difference
+    # gives the steady per-step time (what steps per second means for a long run), the rest the
+    # fixed cost of a run (model set-up, and for train_stack the probe batches and the test-set
+    # evaluation at the last step, which the minimal loop does not do).
     w = 256
-    cfg_log = RunConfig(width=w, lr=0.1, seed=0, epochs=epochs, batch_size=bs, n_train=ds.n_train, log_every=50)
-    cfg_end = RunConfig(width=w, lr=0.1, seed=0, epochs=epochs, batch_size=bs, n_train=ds.n_train, log_every=10**9)
-    fns = {"minimal": lambda: minimal_loop(ds, w, args.steps, device=dev),
-           "logging every 50 steps": lambda: train_stack([cfg_log], ds, device=dev),
-           "logging at the end only": lambda: train_stack([cfg_end], ds, device=dev)}
+    s1, s2 = args.steps, 3 * args.steps
+
+    def cfg(steps, log_every):
+        return RunConfig(width=w, lr=0.1, seed=0, epochs=steps * bs / ds.n_train, batch_size=bs,
+                         n_train=ds.n_train, log_every=log_every)
+
+    fns = {"minimal loop": lambda s: minimal_loop(ds, w, s, device=dev),
+           "train_stack, logging every 50 steps": lambda s: train_stack([cfg(s, 50)], ds, device=dev),
+           "train_stack, logging at the end only": lambda s: train_stack([cfg(s, 10**9)], ds, device=dev)}
     for f in fns.values():
-        f()
-    T = {k: [] for k in fns}
+        f(s1)
+    T = {(k, s): [] for k in fns for s in (s1, s2)}
     for _ in range(args.repeats):  # interleaved
         for k, f in fns.items():
-            t = time.perf_counter()
-            f()
-            T[k].append(time.perf_counter() - t)
-    tm = float(np.median(T["minimal"]))
-    for k in ("logging every 50 steps", "logging at the end only"):
-        tt = float(np.median(T[k]))
-        r = np.asarray(T[k]) / np.asarray(T["minimal"])  # paired within a round
-        print(f"| {w} ({k}) | {args.steps / tm:.1f} | {args.steps / tt:.1f} | {np.median(r):.3f} "
-              f"({np.percentile(r, 25):.3f}-{np.percentile(r, 75):.3f}) |")
+            for s in (s1, s2):
+                t = time.perf_counter()
+                f(s)
+                T[k, s].append(time.perf_counter() - t)
+    per_step = {k: (np.asarray(T[k, s2]) - np.asarray(T[k, s1])) / (s2 - s1) for k in fns}
+    fixed = {k: np.asarray(T[k, s1]) - s1 * per_step[k] for k in fns}
+    base = "minimal loop"
+    print(f"\nwidth {w}; per-step time from runs of {s1} and {s2} steps; ratios paired within a round, "
+          f"median (IQR) over {args.repeats} rounds\n")
+    print(f"| contender | steps/s (steady) | per-step time / minimal loop | fixed cost per run, ms | whole {s2}-step run / minimal loop |")
+    print("|---|---|---|---|---|")
+
+    def iqr(r):
+        return f"{np.median(r):.3f} ({np.percentile(r, 25):.3f}-{np.percentile(r, 75):.3f})"
+
+    for k in fns:
+        r = per_step[k] / per_step[base]
+        whole = np.asarray(T[k, s2]) / np.asarray(T[base, s2])
+        print(f"| {k} | {1 / np.median(per_step[k]):.1f} | {iqr(r)} | {1e3 * np.median(fixed[k]):.0f} | {iqr(whole)} |")
     if args.overhead_only:
         return
     print("\n| width | 30 sequential runs s (median) | one K=30 stack s (median) | speed-up, paired: median (IQR) |")

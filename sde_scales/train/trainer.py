@@ -175,6 +175,7 @@ def train_stack(configs: list[RunConfig], dataset, device: str = "cpu", progress
     pos = 0
     n_logs = 0
     any_dead = False
+    live_lr = base_lr  # base_lr with 0 for diverged members
     for step in range(1, n_steps + 1):
         if pos + c0.batch_size > n:
             perm, pos = torch.randperm(n, generator=gen), 0
@@ -184,17 +185,18 @@ def train_stack(configs: list[RunConfig], dataset, device: str = "cpu", progress
         logits, pre = model.forward(x, keep=True)
         losses, dlogits = model.losses(logits, y)
         finite = torch.isfinite(losses)
-        newly = alive & ~finite
-        if newly.any():
-            for k in torch.nonzero(newly).flatten().tolist():
-                div_step[k] = step
-            alive &= finite
-            any_dead = True
-        if any_dead:
+        if any_dead or not bool(finite.all()):  # the common case costs two small ops
+            newly = alive & ~finite
+            if newly.any():
+                for k in torch.nonzero(newly).flatten().tolist():
+                    div_step[k] = step
+                alive &= finite
+                any_dead = True
+                live_lr = base_lr * alive.to(base_lr.dtype)
             # a diverged member gets no gradient and lr 0; its weights may be NaN, which no other
             # member ever reads (members only share inputs), so no clean-up pass is needed
             dlogits = torch.where(alive.view(K, 1, 1), dlogits, torch.zeros((), dtype=dlogits.dtype, device=device))
-        lr_now = base_lr * float(sched[step - 1]) * alive.to(base_lr.dtype)
+        lr_now = live_lr * float(sched[step - 1])
         log_now = step % c0.log_every == 0 or step == n_steps
         if adam is None and not log_now:
             model.backward(x, pre, dlogits, step_size=lr_now)  # SGD fused into the input-layer GEMM
@@ -211,7 +213,7 @@ def train_stack(configs: list[RunConfig], dataset, device: str = "cpu", progress
                     mh = m / (1 - 0.9**step)
                     vh = v / (1 - 0.999**step)
                     w -= scale * mh / (vh.sqrt() + 1e-8)
-        loss_acc += torch.where(alive, losses, torch.full_like(losses, float("nan")))
+        loss_acc += torch.where(alive, losses, torch.full_like(losses, float("nan"))) if any_dead else losses
         loss_cnt += 1
         if log_now:
             n_logs += 1
