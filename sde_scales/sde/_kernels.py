@@ -204,11 +204,20 @@ def _advance_group(step, draw, D, M, GS, P, matrix):
     alloc_x = _work((GS, D) if frozen else None)
     alloc_d = _work((D,) if frozen else None)
     alloc_g = _work(((D, M) if matrix else (D,)) if frozen else None)
-    alloc_p = _work((P,) if P > 0 else None)
-    copy_params = P > 0
+    if P > 0:
+        @njit(inline="always")
+        def local_params(params):  # a stack copy of the parameters
+            p = carray(_stack_ptr(P, np.float64), (P,))
+            for q in range(P):
+                p[q] = params[q]
+            return p
+    else:
+        @njit(inline="always")
+        def local_params(params):
+            return params
 
     @njit
-    def advance_group(drift, diffusion, gdg, src, x0, lo, n, gs, m_run, params, t0, dt,
+    def advance_group(drift, diffusion, gdg, src, x0, lo, n, m_run, params, t0, dt,
                       n_steps, save_steps, out, status, gshape):
         d = D if D > 0 else x0.shape[1]
         m = M if M > 0 else m_run
@@ -222,12 +231,7 @@ def _advance_group(step, draw, D, M, GS, P, matrix):
         g = alloc_g(gshape)  # (d,) or (d, m): the tuple's length fixes the type at compile time
         w1 = alloc_d(d)
         w2 = alloc_d(d)
-        p = alloc_p(params.shape[0])
-        if copy_params:
-            for q in range(params.shape[0]):
-                p[q] = params[q]
-        else:
-            p = params
+        p = local_params(params)
         alive = np.ones(GS, dtype=np.bool_)
         sqdt = np.sqrt(dt)
         n_save = save_steps.shape[0]
@@ -297,7 +301,7 @@ def runners(step, d, m, n_params=0):
             gen = gens[bi]
             for lo in range(bi * bs, min((bi + 1) * bs, n_paths), gs):
                 advance_generated(drift, diffusion, gdg, gen, x0, lo,
-                              min(gs, n_paths - lo), gs, m_run, params, t0, dt, n_steps, save_steps,
+                              min(gs, n_paths - lo), m_run, params, t0, dt, n_steps, save_steps,
                               out, status, gshape)
 
     @njit(parallel=True)
@@ -309,7 +313,7 @@ def runners(step, d, m, n_params=0):
             bi = np.int64(b)
             for lo in range(bi * bs, min((bi + 1) * bs, n_paths), gs):
                 advance_supplied(drift, diffusion, gdg, dW, x0, lo,
-                              min(gs, n_paths - lo), gs, m_run, params, t0, dt, n_steps, save_steps,
+                              min(gs, n_paths - lo), m_run, params, t0, dt, n_steps, save_steps,
                               out, status, gshape)
 
     _RUNNERS[key] = (run_generated, run_supplied)
