@@ -56,19 +56,21 @@ def main(argv=None):
     dev = args.device
     ds = make_dataset("synthetic", dev, n_train=8192, d_in=3072)
     bs = 128
-    epochs = args.steps * bs / ds.n_train
     print(f"device {dev}, torch threads {torch.get_num_threads()}, {args.steps} steps, batch {bs}, input 3072")
+
+    def cfg(steps, log_every, width=256, lr=0.1):
+        return RunConfig(width=width, lr=lr, seed=0, epochs=steps * bs / ds.n_train, batch_size=bs,
+                         n_train=ds.n_train, log_every=log_every)
+
+    def iqr(r, digits=3):
+        return f"{np.median(r):.{digits}f} ({np.percentile(r, 25):.{digits}f}-{np.percentile(r, 75):.{digits}f})"
+
     # Overhead. Each contender runs 1, `steps` and 3 x `steps` steps in every round; the difference
     # of the last two gives the steady per-step time (what steps per second means for a long run),
     # the one-step run the fixed cost of a run (model set-up, and for train_stack the probe batches
     # and the test-set evaluation at the last step, which the minimal loop does not do).
     w = 256
     s1, s2 = args.steps, 3 * args.steps
-
-    def cfg(steps, log_every):
-        return RunConfig(width=w, lr=0.1, seed=0, epochs=steps * bs / ds.n_train, batch_size=bs,
-                         n_train=ds.n_train, log_every=log_every)
-
     fns = {"minimal loop": lambda s: minimal_loop(ds, w, s, device=dev),
            "train_stack, logging every 50 steps": lambda s: train_stack([cfg(s, 50)], ds, device=dev),
            "train_stack, logging at the end only": lambda s: train_stack([cfg(s, 10**9)], ds, device=dev)}
@@ -87,10 +89,6 @@ def main(argv=None):
           f"median (IQR) over {args.repeats} rounds\n")
     print(f"| contender | steps/s (steady) | per-step time / minimal loop | one-step run, ms | whole {s2}-step run / minimal loop |")
     print("|---|---|---|---|---|")
-
-    def iqr(r):
-        return f"{np.median(r):.3f} ({np.percentile(r, 25):.3f}-{np.percentile(r, 75):.3f})"
-
     for k in fns:
         r = per_step[k] / per_step[base]
         whole = np.asarray(T[k, s2]) / np.asarray(T[base, s2])
@@ -100,9 +98,8 @@ def main(argv=None):
     print("\n| width | 30 sequential runs s (median) | one K=30 stack s (median) | speed-up, paired: median (IQR) |")
     print("|---|---|---|---|")
     lrs = np.geomspace(0.01, 0.3, 30)
-    for w in (int(v) for v in args.widths.split(",")):
-        cfgs = [RunConfig(width=w, lr=float(lr), seed=0, epochs=epochs, batch_size=bs, n_train=ds.n_train, log_every=50)
-                for lr in lrs]
+    for width in (int(v) for v in args.widths.split(",")):
+        cfgs = [cfg(args.steps, 50, width=width, lr=float(lr)) for lr in lrs]
         seq = lambda: [train_stack([c], ds, device=dev) for c in cfgs]  # noqa: E731
         stack = lambda: train_stack(cfgs, ds, device=dev)  # noqa: E731
         stack()  # warm-up
@@ -115,8 +112,7 @@ def main(argv=None):
             stack()
             tk.append(time.perf_counter() - t)
         r = np.asarray(ts) / np.asarray(tk)
-        print(f"| {w} | {np.median(ts):.2f} | {np.median(tk):.2f} | {np.median(r):.2f}x "
-              f"({np.percentile(r, 25):.2f}-{np.percentile(r, 75):.2f}) |")
+        print(f"| {width} | {np.median(ts):.2f} | {np.median(tk):.2f} | {iqr(r, 2)} |")
 
 
 if __name__ == "__main__":

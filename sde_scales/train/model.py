@@ -96,8 +96,8 @@ class StackedMLP:
 
         With ``step_size=None``: returns the per-layer gradients ``(K, fan_out, fan_in)``. With a
         ``(K,)`` tensor of learning rates: applies SGD, :math:`w_l \leftarrow w_l - \eta_k\,
-        c_l\, \partial L/\partial w_l` (``c_l`` the layer's width scaling ``lr_scale``), in place
-        inside the gradient GEMMs, and returns ``None``.
+        c_l\, \partial L/\partial w_l` (``c_l`` the layer's width scaling ``lr_scale``) in place,
+        inside the gradient GEMM for the input layer, and returns ``None``.
         """
         K = self.K
         grads = [None] * self.n_layers
