@@ -1,60 +1,74 @@
-"""Theorem 4.1 on real training runs: seed-to-seed fluctuation against width, with verdicts.
+"""Theorem 4.1 on trained networks: the training rows of `sde-scales verify`, with their figures.
 
-Trains muP networks (synthetic 3072-d teacher task, SGD, one learning rate) at several widths and
-seeds, then feeds the spread over seeds of a macro-variable (final train loss) and of a
-micro-variable (the displacement of one hidden weight coordinate) to ``sde_scales.rates``, with
-the same verdict rules as ``sde-scales verify`` (claims thm4.1-macro-fluct, thm4.1-micro-fluct,
-thm4.1-separation). Also prints the collapse deviation of Qiu et al. across widths.
+Reads the claims from ``theory`` (never re-typed here), trains the built-in experiment (muP with SP
+and NTK as controls; ``--quick``: widths 64..1024, 32 seeds) or reads ``--store``, and writes
+
+* ``width_rates.json``: every training row (strict JSON, the schema of ``verify --json``);
+* ``<claim>--training.png``: seed spread (or bias) against width, muP and the controls, with the
+  claimed slope;
+* ``exponent_over_training.png``: each primary row's exponent at a quarter, half and all of
+  training, with its interval.
 
     python experiments/width_rates.py --quick --out out/width_rates
+    python experiments/width_rates.py --store runs/gpu-sweep --out out/width_rates_gpu
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 from pathlib import Path
 
+THEOREM_4_1 = ("thm4.1-macro-fluct", "thm4.1-micro-fluct", "thm4.1-separation", "thm4.1-macro-bias",
+               "thm4.1-micro-bias")
 
-def main(argv=None):
+
+def exponent_over_training(results, path):
+    from sde_scales.plots import plt, save_figure
+
+    fig, ax = plt.subplots(figsize=(6.0, 3.8), constrained_layout=True)
+    prim = [r for r in results if r.role == "primary" and r.measurement and r.measurement.estimate is not None]
+    for i, r in enumerate(prim):
+        times = r.measurement.extra.get("exponent_over_training", {})
+        pts = [(float(f), t["exponent"], t["ci"]) for f, t in sorted(times.items()) if t.get("exponent") is not None]
+        if not pts:
+            continue
+        f, e, ci = zip(*pts)
+        lo = [e_ - c[0] for e_, c in zip(e, ci)]
+        hi = [c[1] - e_ for e_, c in zip(e, ci)]
+        ax.errorbar([x + 0.01 * i for x in f], e, yerr=[lo, hi], fmt="o-", capsize=3, color=f"C{i}",
+                    label=f"{r.claim.id}: {r.variable} (claimed {r.claim.exponent:g})")
+    ax.set_xlabel(r"fraction of training $t/T$")
+    ax.set_ylabel(r"exponent $p$ in $n^{p}$ (95% interval)")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    return save_figure(fig, path)
+
+
+def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", default="out/width_rates")
-    ap.add_argument("--lr", type=float, default=0.1)
-    ap.add_argument("--device", default="auto")
+    ap.add_argument("--quick", action="store_true", help="widths 64..1024, 32 seeds (about 1 minute on 2 cores)")
+    ap.add_argument("--store", help="judge a run store from `sde-scales sweep` instead of training")
+    ap.add_argument("--train-dir", help="keep the built-in training's store here (resumable)")
+    ap.add_argument("--out", default="out/width_rates", help="output directory (default out/width_rates)")
+    ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    from sde_scales.analysis import collapse, seed_fluctuation
-    from sde_scales.rates import RateKind, exponent_difference, fluctuation_exponent, verdict
-    from sde_scales.train.store import RunStore
-    from sde_scales.train.sweep import run_sweep
-    from sde_scales.train.trainer import config_grid
 
-    widths = [64, 128, 256, 512] if args.quick else [64, 128, 256, 512, 1024, 2048]
-    seeds = list(range(8 if args.quick else 32))
-    common = dict(dataset="synthetic", epochs=1 if args.quick else 5, batch_size=128, n_train=2048 if args.quick else 8192,
-                  log_every=8)
+    from sde_scales.atomic import write_json_atomic
+    from theory.checks import Settings
+    from theory.paper import claims_by_id
+    from theory.verify import draw_plots, format_table, run_claims, to_json
+
     out = Path(args.out)
-    configs = config_grid(["mup"], widths, [args.lr], seeds, **common)
-    print(run_sweep(configs, str(out / "store"), device=args.device))
-    st = RunStore(out / "store")
-    runs, traj = st.runs(), st.trajectories()
-    f = seed_fluctuation(runs, traj, args.lr)
-    rows = {}
-    macro = fluctuation_exponent(f["widths"], f["macro"])
-    micro = fluctuation_exponent(f["widths"], f["micro"])
-    sep = exponent_difference(f["widths"], f["macro"], f["micro"])
-    for name, kind, p, est in (("thm4.1-macro-fluct", RateKind.BIG_O, -1.0, macro),
-                               ("thm4.1-micro-fluct", RateKind.THETA, -0.5, micro),
-                               ("thm4.1-separation", RateKind.SEPARATION, 0.0, sep)):
-        v = verdict(kind, p, est)
-        rows[name] = {"measured": est.exponent, "ci": list(est.ci), "verdict": v.verdict.value, "reason": v.reason}
-        print(f"{name:20s} {est.exponent:+.3f} [{est.ci[0]:+.3f}, {est.ci[1]:+.3f}]  {v.verdict.value}: {v.reason}")
-    c = collapse(runs, traj, lr=args.lr)
-    rows["collapse_deviation"] = c["deviation"]
-    print(f"collapse deviation across widths (max spread of L(t)/L(T) over t/T in [0.1, 1]): {c['deviation']:.4f}")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "width_rates.json").write_text(json.dumps(rows, indent=2))
+    claims = [claims_by_id()[c] for c in THEOREM_4_1]
+    settings = Settings(quick=args.quick, seed=args.seed, store=args.store, train_dir=args.train_dir, progress=True)
+    results = run_claims(claims, settings, kinds=("training",))
+    results = draw_plots(results, out)
+    print(format_table(results))
+    print(f"JSON: {write_json_atomic(out / 'width_rates.json', to_json(results, claims, 0.0, settings))}")
+    print(f"figure: {exponent_over_training(results, out / 'exponent_over_training.png')}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -7,12 +7,14 @@ writers that infer the format from it (``matplotlib.savefig``) keep working.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["atomic_path", "write_text_atomic"]
+__all__ = ["atomic_path", "strict_json", "write_json_atomic", "write_text_atomic"]
 
 
 @contextmanager
@@ -32,3 +34,22 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+def strict_json(obj):
+    """``obj`` with every non-finite float replaced by None and numpy scalars and arrays turned into
+    Python numbers and lists, so that ``json.dumps(..., allow_nan=False)`` writes strict JSON."""
+    if isinstance(obj, dict):
+        return {str(k): strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v) for v in obj]
+    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):  # numpy arrays and scalars
+        return strict_json(obj.tolist())
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    return obj
+
+
+def write_json_atomic(path: str | Path, obj) -> Path:
+    """Write ``obj`` as strict JSON (null for NaN and infinities), atomically."""
+    return write_text_atomic(path, json.dumps(strict_json(obj), indent=2, allow_nan=False))

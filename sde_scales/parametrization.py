@@ -23,7 +23,7 @@ from fractions import Fraction
 
 from sde_scales.errors import InvalidArgumentError
 
-__all__ = ["LayerRule", "Parametrization", "mup", "ntk", "sp", "by_name", "PARAMETRIZATIONS"]
+__all__ = ["LayerRule", "Parametrization", "mup", "mup_no_readout_multiplier", "ntk", "sp", "by_name", "PARAMETRIZATIONS"]
 
 F = Fraction
 
@@ -130,7 +130,14 @@ def ntk(L: int = 1, optimizer: str = "sgd") -> Parametrization:
     return Parametrization("NTK", rules, optimizer)
 
 
-PARAMETRIZATIONS = {"mup": mup, "sp": sp, "ntk": ntk}
+def mup_no_readout_multiplier(L: int = 1, optimizer: str = "sgd") -> Parametrization:
+    """muP with the readout multiplier removed (``a = 0`` on the readout): a planted bug, used as a
+    control that a check of muP must catch."""
+    p = mup(L, optimizer)
+    return replace(p.with_layer(p.L, a=0), name="muP without readout multiplier")
+
+
+PARAMETRIZATIONS = {"mup": mup, "sp": sp, "ntk": ntk, "mup-no-readout-mult": mup_no_readout_multiplier}
 
 
 def by_name(name: str, L: int = 1, optimizer: str = "sgd") -> Parametrization:

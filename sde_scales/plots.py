@@ -22,38 +22,56 @@ from sde_scales.rates import ExponentEstimate  # noqa: E402
 __all__ = ["rate_plot", "save_figure"]
 
 
-def rate_plot(est: ExponentEstimate, *, predicted: float | None = None, title: str = "", xlabel: str = "width n",
-              ylabel: str = "", verdict: str | None = None, ax=None):
-    """Log-log plot of the measured points (with standard-error bars), the fitted line, the band
-    of slopes inside the confidence interval (pivoting about the geometric centre of the data), and
-    the predicted slope through the same centre."""
+def rate_plot(series, *, predicted: float | None = None, predicted_label: str | None = None, xlabel: str = r"width $n$",
+              ylabel: str = "", title: str = "", ax=None):
+    """Log-log rate plot of one or several measured series.
+
+    ``series``: an :class:`ExponentEstimate`, or a list of ``(estimate, label)``. Each series gets
+    its points (standard-error bars where known), its fitted line, and the band of slopes inside its
+    confidence interval (pivoting about the geometric centre of its data); the predicted slope is
+    drawn dashed through the centre of the first series. The legend names every line; the verdict
+    and its rule belong in the caption or the JSON, not in the figure."""
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
+    if isinstance(series, ExponentEstimate):
+        series = [(series, "measured")]
     if ax is None:
-        fig, ax = plt.subplots(figsize=(5.2, 4.0), constrained_layout=True)
+        fig, ax = plt.subplots(figsize=(5.4, 4.0), constrained_layout=True)
     else:
         fig = ax.figure
-    x, y = est.x, est.values
-    err = np.where(np.isfinite(est.errors), est.errors, 0.0)
-    ok = y > 0
-    ax.errorbar(x[ok], y[ok], yerr=err[ok], fmt="o", color="C0", ms=5, capsize=3, label="measured")
-    xx = np.geomspace(x.min(), x.max(), 50)
-    lx0 = np.log(x).mean()
-    ly0 = est.intercept + est.exponent * lx0
-    ax.plot(xx, np.exp(ly0 + est.exponent * (np.log(xx) - lx0)), color="C0",
-            label=f"fit: slope {est.exponent:.3f} [{est.ci[0]:.3f}, {est.ci[1]:.3f}]")
-    lo = np.exp(ly0 + np.outer(est.ci, np.log(xx) - lx0))
-    ax.fill_between(xx, lo.min(axis=0), lo.max(axis=0), color="C0", alpha=0.15,
-                    label=f"{int(round(est.confidence * 100))}% interval of the slope")
-    if predicted is not None:
-        ax.plot(xx, np.exp(ly0 + predicted * (np.log(xx) - lx0)), "--", color="C3", label=f"predicted slope {predicted:g}")
-    ax.set_xscale("log")
+    centre = None
+    for i, (est, label) in enumerate(series):
+        color = f"C{i}"
+        x, y = est.x, est.values
+        err = np.where(np.isfinite(est.errors), est.errors, 0.0)
+        ok = y > 0
+        ax.errorbar(x[ok], y[ok], yerr=err[ok], fmt="o", color=color, ms=4.5, capsize=3)
+        xx = np.geomspace(x.min(), x.max(), 50)
+        lx0 = np.log(x).mean()
+        ly0 = est.intercept + est.exponent * lx0
+        if centre is None:
+            centre = (lx0, ly0, xx)
+        ax.plot(xx, np.exp(ly0 + est.exponent * (np.log(xx) - lx0)), color=color,
+                label=f"{label}: slope {est.exponent:+.2f} [{est.ci[0]:+.2f}, {est.ci[1]:+.2f}]")
+        band = np.exp(ly0 + np.outer(est.ci, np.log(xx) - lx0))
+        ax.fill_between(xx, band.min(axis=0), band.max(axis=0), color=color, alpha=0.15, lw=0)
+    if predicted is not None and centre is not None:
+        lx0, ly0, xx = centre
+        ax.plot(xx, np.exp(ly0 + predicted * (np.log(xx) - lx0)), "--", color="k", lw=1.2,
+                label=predicted_label or f"predicted slope {predicted:g}")
+    pow2 = all(np.allclose(np.log2(e.x), np.round(np.log2(e.x))) for e, _ in series)
+    ax.set_xscale("log", base=2 if pow2 else 10)
     ax.set_yscale("log")
+    if pow2:  # widths on a doubling grid: label them as plain numbers (64, 128, ...)
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.yaxis.set_major_locator(LogLocator(base=10, numticks=6))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    if verdict:
-        title = f"{title}  [{verdict}]" if title else verdict
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, loc="best")
-    ax.grid(True, which="both", alpha=0.3)
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="best", title="shaded: 95% interval of the slope", title_fontsize=7)
+    ax.grid(True, which="major", alpha=0.3)
     return fig
 
 

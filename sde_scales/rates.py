@@ -1,37 +1,61 @@
-r"""Exponents of a quantity against width, with confidence intervals, and verdicts.
+r"""Exponents of a quantity against width, with confidence intervals, and verdicts that can say no.
 
-Given a quantity measured over ``R_k`` independent replicas at widths :math:`n_k` (a geometric
-grid), fit :math:`q(n) \approx C n^{p}` by least squares of :math:`\log q` on :math:`\log n`:
+Given a quantity measured over ``R_k`` independent replicas at widths :math:`n_k`, fit
+:math:`q(n) \approx C n^{p}` by least squares of :math:`\log q` on :math:`u = \log n`:
 
 fluctuation reading
-    :math:`q(n_k)` = standard deviation over the replicas at :math:`n_k`;
+    :math:`q(n_k)` = standard deviation over the replicas at :math:`n_k` (pooled over exchangeable
+    components when a replica carries several, e.g. several tracked weights);
 bias reading
-    :math:`q(n_k) = |\bar X_{n_k} - \mathrm{ref}_k|`, the distance of the replica mean from a
-    reference (a closed form, a larger width, or the mean-field limit).
+    :math:`q(n_k) = |\bar X_{n_k} - \mathrm{ref}|`, the distance of the replica mean from a
+    reference: a number, one number per width, Richardson extrapolation in :math:`1/n` from the two
+    widest widths, or the widest width itself;
+difference reading
+    :math:`q(n_k) = \mathrm{sd}(A)/\mathrm{sd}(B)`, whose exponent is :math:`p_A - p_B`.
 
-The confidence interval is a percentile bootstrap (``scipy.stats.bootstrap``) that resamples the
-replicas of every width independently, so it carries the Monte-Carlo error of every point into
-the slope. For values without replicas (exact computations), :func:`exponent_from_values` uses
-the least-squares standard error of the slope with a Student-t interval, which then measures
-how far the points are from a power law.
+Every interval is a percentile bootstrap (``scipy.stats.bootstrap``) over replica *indices*, each
+width resampled independently, so a replica keeps all of its values and a reference computed from
+the data (Richardson) carries its own error into the slope.
 
-Verdicts (:func:`verdict`) never force an answer; every rule and threshold is returned with the
-verdict so the reader can check it:
+Next-order terms, measured
+--------------------------
+A rate measured over a finite range of widths carries next-order terms. The stated model is
+
+.. math:: q(n) = C n^{p}\,(1 + D n^{-\omega}), \qquad \omega = 1/2,
+
+(the first correction of a central-limit expansion), under which the local slope
+:math:`s(n) = d\log q/d\log n` approaches :math:`p` monotonically. The data measure it: a quadratic
+least-squares fit in :math:`u` gives the local slopes :math:`s(n_{min})`, :math:`s(n_{max})` and
+their change :math:`\Delta = s(n_{max}) - s(n_{min})`, each with its bootstrap interval. Then
+
+* a series whose :math:`\Delta` interval excludes 0 is *curved*: it is not yet in the asymptotic
+  range, and no rate verdict is given at its average slope (INCONCLUSIVE, with both local
+  slopes), unless the local slope at the widest width lies significantly beyond the claim and is
+  still moving away from it: under the model the limit lies at or beyond :math:`s(n_{max})` in the
+  direction of the trend, so the claim is excluded (FAIL);
+* otherwise the tolerance for next-order terms is
+  :math:`\mathrm{tol} = g\,\max|\Delta|` over the :math:`\Delta` interval, where
+  :math:`g = |\text{slope bias}/\Delta|` of a pure next-order term :math:`n^{-\omega}` on the same
+  widths (:func:`next_order_factor`; about 0.5 to 1.5 for the grids used here): the largest shift
+  of the fitted slope that next-order terms consistent with the data could cause.
+
+Rules (:func:`verdict`); every result carries its rule, its tolerance and where the tolerance
+came from:
 
 ``Theta(n^p)``
-    FAIL if :math:`p \notin [lo - \delta, hi + \delta]`; PASS if it is inside and the interval is
-    narrower than ``max_width``; otherwise INCONCLUSIVE (interval too wide: more replicas).
+    PASS iff :math:`p \in [lo - tol, hi + tol]`, the series is not curved and
+    :math:`hi - lo + 2\,tol \le` ``max_width``; FAIL iff :math:`p` lies outside that interval.
 ``O(n^p)``
-    PASS if :math:`hi \le p + \delta`; FAIL if :math:`lo > p + \delta`; otherwise INCONCLUSIVE.
-``separation`` (:math:`p_{macro} - p_{micro} < 0`)
-    PASS if the interval of the difference lies below 0; FAIL if it lies above 0, or contains
-    0 while narrower than ``max_width`` (no separation is resolved where one could be);
-    otherwise INCONCLUSIVE.
+    PASS iff :math:`hi \le p + tol` with the same width limit; FAIL iff :math:`lo > p + tol`.
+``separation`` with a claimed difference :math:`d` of exponents
+    the Theta rule on the difference: PASS iff :math:`d` lies in the widened interval of the
+    measured difference; a difference of :math:`-0.04 \pm 0.01` is no separation of :math:`-1/2`.
 
-:math:`\delta` (``resolution``) is the model part of the error: a rate measured over a finite
-range of widths carries next-order terms, :math:`C n^p (1 + D n^{-1/2} + \dots)`, that tilt the
-fitted slope by about :math:`D n_{min}^{-1/2}/2`; for :math:`n_{min} \ge 64` and :math:`|D| \le 1`
-that is at most 0.06, so the default is 0.1.
+With fewer than ``min_replicas`` replicas at some width the verdict is INCONCLUSIVE: a percentile
+bootstrap of so few values under-covers badly, so its interval cannot be trusted. A caller may
+state a ``floor`` for the tolerance with its reason (e.g. the coordinate check); a curvature whose
+effect on the slope, :math:`g \max|\Delta|`, fits inside that floor is then absorbed by it rather
+than treated as a curved series.
 """
 
 from __future__ import annotations
@@ -45,6 +69,7 @@ from scipy import stats
 from sde_scales.errors import InvalidArgumentError
 
 __all__ = [
+    "Curvature",
     "ExponentEstimate",
     "RateKind",
     "Verdict",
@@ -53,8 +78,18 @@ __all__ = [
     "exponent_difference",
     "exponent_from_values",
     "fluctuation_exponent",
+    "next_order_factor",
+    "statistic_exponent",
     "verdict",
+    "NEXT_ORDER_OMEGA",
+    "MIN_REPLICAS",
 ]
+
+#: Exponent of the relative next-order term of the stated model, q = C n^p (1 + D n^-omega).
+NEXT_ORDER_OMEGA = 0.5
+#: Fewest replicas per width for which a bootstrap interval is trusted.
+MIN_REPLICAS = 10
+_TINY = 1e-300
 
 
 class RateKind(enum.Enum):
@@ -70,8 +105,40 @@ class Verdict(enum.Enum):
 
 
 @dataclass(frozen=True)
+class Curvature:
+    """Local slopes of a quadratic fit in log n at the ends of the width range.
+
+    ``change`` is :math:`s(n_{max}) - s(n_{min})` with interval ``change_ci``; ``slope_min_ci`` and
+    ``slope_max_ci`` are the intervals of the local slopes. ``significant``: the interval of the
+    change excludes 0.
+    """
+
+    slope_min: float
+    slope_max: float
+    change: float
+    change_ci: tuple[float, float]
+    slope_min_ci: tuple[float, float]
+    slope_max_ci: tuple[float, float]
+
+    @property
+    def significant(self) -> bool:
+        lo, hi = self.change_ci
+        return bool(np.isfinite(lo) and np.isfinite(hi) and (lo > 0 or hi < 0))
+
+    @property
+    def max_abs_change(self) -> float:
+        return float(max(abs(self.change_ci[0]), abs(self.change_ci[1])))
+
+    def to_dict(self) -> dict:
+        return {"slope_at_min_width": self.slope_min, "slope_at_max_width": self.slope_max,
+                "slope_change": self.change, "slope_change_ci": list(self.change_ci),
+                "slope_at_min_width_ci": list(self.slope_min_ci), "slope_at_max_width_ci": list(self.slope_max_ci),
+                "significant": self.significant}
+
+
+@dataclass(frozen=True)
 class ExponentEstimate:
-    """A fitted exponent with its interval and the points behind it.
+    """A fitted exponent with its interval, the points behind it and its curvature.
 
     Attributes
     ----------
@@ -81,11 +148,14 @@ class ExponentEstimate:
     x : ndarray
         The widths (or other variable).
     values, errors : ndarray
-        The quantity at each x and its standard error (for error bars).
+        The quantity at each x and its standard error (for error bars; NaN where none).
     intercept : float
         :math:`\\log C` of the fit, for drawing the fitted line.
     reading : str
         ``"fluctuation"``, ``"bias"``, ``"values"`` or ``"difference"``.
+    curvature : Curvature or None
+        Local slopes at the ends; None with fewer than 4 points (then next-order terms cannot be
+        measured and no PASS is given).
     """
 
     exponent: float
@@ -98,6 +168,7 @@ class ExponentEstimate:
     confidence: float = 0.95
     n_replicas: int | None = None
     notes: tuple[str, ...] = ()
+    curvature: Curvature | None = None
 
     @property
     def ci_width(self) -> float:
@@ -108,20 +179,95 @@ class ExponentEstimate:
             "exponent": self.exponent, "ci": list(self.ci), "reading": self.reading,
             "x": self.x.tolist(), "values": self.values.tolist(), "errors": self.errors.tolist(),
             "intercept": self.intercept, "confidence": self.confidence, "n_replicas": self.n_replicas,
+            "curvature": None if self.curvature is None else self.curvature.to_dict(), "notes": list(self.notes),
         }
 
 
-def _check_grid(x, samples) -> tuple[np.ndarray, list[np.ndarray]]:
+# --------------------------------------------------------------------------------------------
+# fitting: linear and quadratic least squares in u = log n, vectorised over bootstrap batches
+
+
+def _design(logx: np.ndarray):
+    """Pseudo-inverses of the linear and quadratic designs in centred u (rows: coefficients)."""
+    u = logx - logx.mean()
+    lin = np.linalg.pinv(np.stack([np.ones_like(u), u], axis=1))
+    quad = np.linalg.pinv(np.stack([np.ones_like(u), u, u**2], axis=1)) if u.size >= 4 else None
+    return u, lin, quad
+
+
+def _fit_stats(logx: np.ndarray, logy: np.ndarray) -> np.ndarray:
+    """``logy`` (..., k) -> (4, ...): slope, local slope at n_min, at n_max, and their change."""
+    u, lin, quad = _design(logx)
+    slope = logy @ lin[1]
+    if quad is None:
+        nan = np.full_like(slope, np.nan)
+        return np.stack([slope, nan, nan, nan])
+    b, c = logy @ quad[1], logy @ quad[2]
+    s_min, s_max = b + 2 * c * u.min(), b + 2 * c * u.max()
+    return np.stack([slope, s_min, s_max, s_max - s_min])
+
+
+def next_order_factor(x, omega: float = NEXT_ORDER_OMEGA) -> float:
+    r""":math:`g = |\text{fitted-slope bias} / \Delta|` for a pure next-order term
+    :math:`\log q = p\,u + D n^{-\omega}` (small D) on the widths ``x``: how far next-order terms
+    whose local-slope change across the range is :math:`\Delta` shift the fitted slope."""
+    x = np.asarray(x, dtype=float)
+    if x.size < 4:
+        return float("inf")
+    lx = np.log(x)
+    st = _fit_stats(lx, x**-omega)
+    return float(abs(st[0]) / abs(st[3]))
+
+
+def _curvature(point: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> Curvature | None:
+    if not np.isfinite(point[3]):
+        return None
+    return Curvature(float(point[1]), float(point[2]), float(point[3]), (float(lo[3]), float(hi[3])),
+                     (float(lo[1]), float(hi[1])), (float(lo[2]), float(hi[2])))
+
+
+def _bootstrap(index_samples, statistic, confidence, n_resamples, seed):
+    # batches of 100 resamples bound the memory (resamples x replicas x widths index arrays)
+    res = stats.bootstrap(tuple(index_samples), statistic, vectorized=True, paired=False, n_resamples=n_resamples,
+                          batch=100, confidence_level=confidence, method="percentile",
+                          random_state=np.random.default_rng(seed))
+    return np.asarray(res.confidence_interval.low, float), np.asarray(res.confidence_interval.high, float)
+
+
+def _estimate(x, samples, log_values, reading, confidence, n_resamples, seed, values, errors, notes=()):
+    """Point estimate and bootstrap intervals of slope and curvature.
+
+    ``log_values(*idx)`` maps one index array per width (shape ``(..., R_k)``) to log q per width
+    (``(..., k)``); the bootstrap resamples those indices."""
+    logx = np.log(x)
+    idx = [np.arange(s.shape[-1]) for s in samples]
+    point = _fit_stats(logx, log_values(*idx))
+    lo, hi = _bootstrap(idx, lambda *ii, axis=-1: _fit_stats(logx, log_values(*ii)), confidence, n_resamples, seed)
+    icpt = float(np.mean(log_values(*idx)) - point[0] * logx.mean())
+    return ExponentEstimate(float(point[0]), (float(lo[0]), float(hi[0])), x, np.asarray(values, float),
+                            np.asarray(errors, float), icpt, reading, confidence,
+                            int(min(s.shape[-1] for s in samples)), tuple(notes), _curvature(point, lo, hi))
+
+
+def _check_widths(x, n_samples: int) -> np.ndarray:
     x = np.asarray(x, dtype=float)
     if x.ndim != 1 or x.size < 3:
         raise InvalidArgumentError(f"need at least 3 widths for an exponent and its interval; got {x.tolist()}")
     if np.any(x <= 0) or not np.all(np.isfinite(x)) or np.any(np.diff(x) <= 0):
         raise InvalidArgumentError(f"widths {x.tolist()} must be positive, finite and increasing")
-    if len(samples) != x.size:
-        raise InvalidArgumentError(f"{len(samples)} samples for {x.size} widths; give one array of replicas per width")
+    if n_samples != x.size:
+        raise InvalidArgumentError(f"{n_samples} samples for {x.size} widths; give one array of replicas per width")
+    return x
+
+
+def _check_grid(x, samples, max_ndim: int = 2) -> tuple[np.ndarray, list[np.ndarray]]:
+    x = _check_widths(x, len(samples))
     out = []
     for n, s in zip(x, samples):
         s = np.asarray(s, dtype=float)
+        if not 1 <= s.ndim <= max_ndim:
+            raise InvalidArgumentError(f"width {n:g}: samples of shape {s.shape}; give (replicas,) or "
+                                       f"(components, replicas)")
         if s.shape[-1] < 3:
             raise InvalidArgumentError(f"width {n:g} has {s.shape[-1]} replicas; need at least 3")
         if not np.all(np.isfinite(s)):
@@ -130,157 +276,300 @@ def _check_grid(x, samples) -> tuple[np.ndarray, list[np.ndarray]]:
     return x, out
 
 
-def _slope_intercept(logx: np.ndarray, logy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    xm = logx - logx.mean()
-    ym = logy - logy.mean(axis=-1, keepdims=True)
-    slope = (ym * xm).sum(axis=-1) / (xm**2).sum()
-    return slope, logy.mean(axis=-1) - slope * logx.mean()
-
-
-def _bootstrap_ci(samples, statistic, confidence, n_resamples, seed):
-    res = stats.bootstrap(tuple(samples), statistic, vectorized=True, paired=False,
-                          n_resamples=n_resamples, confidence_level=confidence, method="percentile",
-                          random_state=np.random.default_rng(seed))
-    lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
-    return (lo, hi)
+def _pooled_sd(s: np.ndarray, ix) -> np.ndarray:
+    """Standard deviation over replicas, pooled over components (rows) when s is 2-d."""
+    if s.ndim == 1:
+        return np.std(s[ix], axis=-1, ddof=1)
+    v = np.var(s[:, ix], axis=-1, ddof=1)  # (J, ...)
+    return np.sqrt(v.mean(axis=0))
 
 
 def fluctuation_exponent(widths, samples, *, confidence: float = 0.95, n_resamples: int = 2000,
                          seed: int = 0) -> ExponentEstimate:
-    """Exponent of the standard deviation over replicas against width."""
+    """Exponent of the standard deviation over replicas against width.
+
+    ``samples[k]`` is ``(R,)`` or ``(J, R)``: J exchangeable components of each replica (pooled:
+    the spread is the root mean of their variances; a replica is resampled with all of them)."""
     x, samples = _check_grid(widths, samples)
-    logx = np.log(x)
-    sd = np.array([s.std(ddof=1) for s in samples])
+    sd = np.array([_pooled_sd(s, np.arange(s.shape[-1])) for s in samples])
     if np.any(sd <= 0):
-        raise InvalidArgumentError("a width has zero spread over its replicas; the fluctuation exponent is undefined")
-    slope, icpt = _slope_intercept(logx, np.log(sd))
+        k = int(np.argmin(sd))
+        raise InvalidArgumentError(f"width {x[k]:g} has zero spread over its replicas; the fluctuation exponent "
+                                   f"is undefined")
 
-    def stat(*ss, axis=-1):
-        # a resample of few replicas can repeat one value (std 0): floor the log so the slope is
+    def log_values(*ii):
+        # a resample of few replicas can repeat one value (sd 0): floor the log so the slope is
         # extreme (and the interval wide) instead of NaN
-        logsd = np.stack([np.log(np.maximum(np.std(s, axis=axis, ddof=1), 1e-300)) for s in ss], axis=-1)
-        return _slope_intercept(logx, logsd)[0]
+        return np.stack([np.log(np.maximum(_pooled_sd(s, i), _TINY)) for s, i in zip(samples, ii)], axis=-1)
 
-    ci = _bootstrap_ci(samples, stat, confidence, n_resamples, seed)
-    # standard error of a standard deviation, for error bars: sd / sqrt(2 (R - 1))
+    # standard error of a standard deviation: sd / sqrt(2 (R - 1)) (normal replicas)
     err = np.array([v / np.sqrt(2 * (s.shape[-1] - 1)) for v, s in zip(sd, samples)])
-    return ExponentEstimate(float(slope), ci, x, sd, err, float(icpt), "fluctuation", confidence,
-                            int(min(s.shape[-1] for s in samples)))
+    return _estimate(x, samples, log_values, "fluctuation", confidence, n_resamples, seed, sd, err)
+
+
+def _reference_fn(x: np.ndarray, reference):
+    """(function of the per-width means -> reference per width, widths kept, description)."""
+    if isinstance(reference, str):
+        if reference == "richardson":
+            r = x[-1] / x[-2]
+            return (lambda m: (r * m[..., -1:] - m[..., -2:-1]) / (r - 1)), np.ones(x.size, bool), (
+                f"Richardson extrapolation in 1/n from the widths {x[-2]:g} and {x[-1]:g}")
+        if reference == "widest":
+            keep = np.ones(x.size, bool)
+            keep[-1] = False
+            return (lambda m: m[..., -1:]), keep, f"the widest width {x[-1]:g} (left out of the fit)"
+        raise InvalidArgumentError(f"reference={reference!r}; give a number, one number per width, "
+                                   f"'richardson' or 'widest'")
+    ref = np.broadcast_to(np.asarray(reference, dtype=float), x.shape).copy()
+    if not np.all(np.isfinite(ref)):
+        raise InvalidArgumentError(f"reference {ref.tolist()} is not finite")
+    return (lambda m: ref), np.ones(x.size, bool), "a stated reference"
 
 
 def bias_exponent(widths, samples, reference, *, confidence: float = 0.95, n_resamples: int = 2000,
                   seed: int = 0) -> ExponentEstimate:
     """Exponent of ``|mean over replicas - reference|`` against width.
 
-    ``reference`` is a number or one number per width. When a bias is not resolved (its standard
-    error is comparable to it) the interval comes out wide, and the verdict says so.
-    """
+    ``reference``: a number, one number per width, ``"richardson"`` (the limit extrapolated in
+    :math:`1/n` from the two widest widths, recomputed in every bootstrap resample, so its error is
+    in the interval) or ``"widest"`` (the widest width's mean; that width is then left out of the
+    fit). When a bias is not resolved (its standard error is comparable to it) the interval comes
+    out wide and a note says at which widths."""
     x, samples = _check_grid(widths, samples)
-    ref = np.broadcast_to(np.asarray(reference, dtype=float), x.shape).copy()
-    if not np.all(np.isfinite(ref)):
-        raise InvalidArgumentError(f"reference {ref.tolist()} is not finite")
-    logx = np.log(x)
-    bias = np.array([abs(s.mean() - r) for s, r in zip(samples, ref)])
-    err = np.array([s.std(ddof=1) / np.sqrt(s.shape[-1]) for s in samples])
-    tiny = 1e-300
-    slope, icpt = _slope_intercept(logx, np.log(np.maximum(bias, tiny)))
+    ref_fn, keep, ref_text = _reference_fn(x, reference)
+    if keep.sum() < 3:
+        raise InvalidArgumentError(f"{int(keep.sum())} widths left after the reference; need at least 3")
 
-    def stat(*ss, axis=-1):
-        logb = np.stack([np.log(np.maximum(np.abs(np.mean(s, axis=axis) - r), tiny)) for s, r in zip(ss, ref)], axis=-1)
-        return _slope_intercept(logx, logb)[0]
+    def means(*ii):
+        m = [np.mean(s[..., i], axis=-1) if s.ndim == 1 else np.mean(s[:, i], axis=(0, -1)) for s, i in zip(samples, ii)]
+        return np.stack(np.broadcast_arrays(*m), axis=-1)  # a left-out width is not resampled: broadcast it
 
-    ci = _bootstrap_ci(samples, stat, confidence, n_resamples, seed)
-    notes = []
+    def log_values(*ii):
+        m = means(*ii)
+        return np.log(np.maximum(np.abs(m - ref_fn(m)), _TINY))[..., keep]
+
+    idx = [np.arange(s.shape[-1]) for s in samples]
+    m0 = means(*idx)
+    bias = np.abs(m0 - ref_fn(m0))[keep]
+    err = np.array([s.std(ddof=1) / np.sqrt(s.size) for s in samples])[keep]
+    notes = [f"reference: {ref_text}"] if isinstance(reference, str) else []
     unresolved = bias < 2 * err
     if unresolved.any():
-        notes.append("bias within 2 standard errors of zero at n = "
-                     + ", ".join(f"{n:g}" for n in x[unresolved]))
-    return ExponentEstimate(float(slope), ci, x, bias, err, float(icpt), "bias", confidence,
-                            int(min(s.shape[-1] for s in samples)), tuple(notes))
+        notes.append("bias within 2 standard errors of zero at n = " + ", ".join(f"{n:g}" for n in x[keep][unresolved]))
+    xs = x[keep]
+    kept = [s for s, k in zip(samples, keep) if k]
+    est = _estimate(xs, kept, lambda *ii: log_values(*_expand(ii, keep, samples)), "bias", confidence,
+                    n_resamples, seed, bias, err, notes)
+    return est
+
+
+def _expand(ii, keep, samples):
+    """Index arrays for every width from those of the kept widths (a left-out width keeps all of
+    its replicas; it only enters through the reference, whose error it then does not carry)."""
+    it = iter(ii)
+    out = []
+    for k, s in zip(keep, samples):
+        out.append(next(it) if k else np.arange(s.shape[-1]))
+    return out
 
 
 def exponent_difference(widths, samples_a, samples_b, *, confidence: float = 0.95, n_resamples: int = 2000,
                         seed: int = 0) -> ExponentEstimate:
     """Difference of fluctuation exponents ``p_a - p_b`` of two quantities measured on the same
-    replicas (paired: a replica is resampled with both of its values)."""
+    replicas (paired: a replica is resampled with both of its values): the exponent of the ratio
+    ``sd(a) / sd(b)``."""
     x, sa = _check_grid(widths, samples_a)
     _, sb = _check_grid(widths, samples_b)
     for n, a, b in zip(x, sa, sb):
-        if a.shape != b.shape:
-            raise InvalidArgumentError(f"width {n:g}: {a.shape} and {b.shape} replicas; pair them one to one")
-    logx = np.log(x)
+        if a.shape[-1] != b.shape[-1]:
+            raise InvalidArgumentError(f"width {n:g}: {a.shape[-1]} and {b.shape[-1]} replicas; pair them one to one")
 
-    def stat(*idx, axis=-1):
-        # bootstrap over replica indices (1-d samples), so a replica keeps both of its values
-        la = np.stack([np.log(np.maximum(np.std(a[ix], axis=-1, ddof=1), 1e-300)) for a, ix in zip(sa, idx)], axis=-1)
-        lb = np.stack([np.log(np.maximum(np.std(b[ix], axis=-1, ddof=1), 1e-300)) for b, ix in zip(sb, idx)], axis=-1)
-        return _slope_intercept(logx, la)[0] - _slope_intercept(logx, lb)[0]
+    def log_values(*ii):
+        return np.stack([np.log(np.maximum(_pooled_sd(a, i), _TINY)) - np.log(np.maximum(_pooled_sd(b, i), _TINY))
+                         for a, b, i in zip(sa, sb, ii)], axis=-1)
 
-    index_samples = [np.arange(a.shape[-1]) for a in sa]
-    point = float(stat(*index_samples))
-    ci = _bootstrap_ci(index_samples, stat, confidence, n_resamples, seed)
-    ratio = np.array([a.std(ddof=1) / b.std(ddof=1) for a, b in zip(sa, sb)])
-    _, icpt = _slope_intercept(logx, np.log(ratio))
-    return ExponentEstimate(point, ci, x, ratio, np.full_like(ratio, np.nan), float(icpt), "difference",
-                            confidence, int(min(a.shape[-1] for a in sa)))
+    idx = [np.arange(a.shape[-1]) for a in sa]
+    ratio = np.exp(log_values(*idx))
+    return _estimate(x, sa, log_values, "difference", confidence, n_resamples, seed, ratio,
+                     np.full_like(ratio, np.nan))
+
+
+def statistic_exponent(widths, samples, statistic, *, reading: str = "statistic", confidence: float = 0.95,
+                       n_resamples: int = 2000, seed: int = 0, notes=()) -> ExponentEstimate:
+    """Exponent against width of any positive statistic of the replicas.
+
+    ``samples[k]`` has shape ``(..., R_k)`` (replicas last). ``statistic(x)`` receives the samples
+    of one width with the replica axis resampled, shape ``(..., *batch, R)``, and returns a
+    positive value of shape ``batch`` (``()`` for the unresampled data). A non-positive or
+    non-finite value at the data is an error; in a resample it makes the interval non-finite, and
+    the verdict then says so."""
+    x, samples = _check_grid(widths, samples, max_ndim=8)
+    vals = np.array([statistic(s) for s in samples], dtype=float)
+    if not np.all(np.isfinite(vals)) or np.any(vals <= 0):
+        bad = [f"{n:g}: {v:.4g}" for n, v in zip(x, vals) if not (np.isfinite(v) and v > 0)]
+        raise InvalidArgumentError(f"the statistic is not a positive finite number at widths {', '.join(bad)}")
+
+    def log_values(*ii):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.stack([np.log(np.asarray(statistic(s[..., i]), float)) for s, i in zip(samples, ii)], axis=-1)
+
+    return _estimate(x, samples, log_values, reading, confidence, n_resamples, seed, vals,
+                     np.full(x.size, np.nan), notes)
 
 
 def exponent_from_values(x, values, *, confidence: float = 0.95, reading: str = "values") -> ExponentEstimate:
-    """Exponent of exact (noise-free) values: least squares on logs, Student-t interval from the
-    residuals, which then measures the departure from a pure power law."""
+    """Exponent of exact (noise-free) values: least squares on logs with a Student-t interval from
+    the residuals; the local slopes come from the quadratic fit with their own t intervals."""
     x = np.asarray(x, dtype=float)
     v = np.asarray(values, dtype=float)
     if x.shape != v.shape or x.size < 3:
         raise InvalidArgumentError(f"x {x.shape} and values {v.shape} must match with at least 3 points")
     if np.any(v <= 0) or not np.all(np.isfinite(v)) or np.any(x <= 0):
         raise InvalidArgumentError(f"values {v.tolist()} must be positive and finite for a log-log fit")
-    res = stats.linregress(np.log(x), np.log(v))
+    lx, ly = np.log(x), np.log(v)
+    res = stats.linregress(lx, ly)
     t = stats.t.ppf(0.5 + confidence / 2, x.size - 2)
     half = t * res.stderr
+    curv = None
+    if x.size >= 5:  # a quadratic with at least 2 residual degrees of freedom
+        u = lx - lx.mean()
+        A = np.stack([np.ones_like(u), u, u**2], axis=1)
+        coef, *_ = np.linalg.lstsq(A, ly, rcond=None)
+        dof = x.size - 3
+        s2 = float(((ly - A @ coef) ** 2).sum() / dof)
+        cov = s2 * np.linalg.inv(A.T @ A)
+        tq = stats.t.ppf(0.5 + confidence / 2, dof)
+
+        def lin(vec):  # value and half-width of vec . coef
+            return float(vec @ coef), float(tq * np.sqrt(max(vec @ cov @ vec, 0.0)))
+
+        smin, hmin = lin(np.array([0.0, 1.0, 2 * u.min()]))
+        smax, hmax = lin(np.array([0.0, 1.0, 2 * u.max()]))
+        ch, hch = lin(np.array([0.0, 0.0, 2 * (u.max() - u.min())]))
+        curv = Curvature(smin, smax, ch, (ch - hch, ch + hch), (smin - hmin, smin + hmin), (smax - hmax, smax + hmax))
     return ExponentEstimate(float(res.slope), (float(res.slope - half), float(res.slope + half)), x, v,
-                            np.zeros_like(v), float(res.intercept), reading, confidence, None)
+                            np.zeros_like(v), float(res.intercept), reading, confidence, None, (), curv)
+
+
+# --------------------------------------------------------------------------------------------
+# verdicts
 
 
 @dataclass(frozen=True)
 class VerdictResult:
+    """A verdict with everything needed to check it: the rule, the tolerance for next-order terms
+    and where it came from (``tolerance_source``), and the thresholds used."""
+
     verdict: Verdict
     reason: str
     rule: str = ""
     thresholds: dict = field(default_factory=dict)
+    tolerance: float | None = None
+    tolerance_source: str = ""
+
+    def to_dict(self) -> dict:
+        return {"verdict": self.verdict.value, "reason": self.reason, "rule": self.rule,
+                "tolerance": self.tolerance, "tolerance_source": self.tolerance_source,
+                "thresholds": self.thresholds}
 
 
-def verdict(kind: RateKind, predicted: float, est: ExponentEstimate, *, resolution: float = 0.1,
-            max_width: float = 0.3) -> VerdictResult:
-    """PASS, FAIL or INCONCLUSIVE for a claimed rate; see the module docstring for the rules."""
+def _tolerance(est: ExponentEstimate, floor: float, floor_reason: str) -> tuple[float, str]:
+    curv = est.curvature
+    if curv is None:
+        return float("inf"), (f"not measured: next-order terms need at least {4 if est.reading != 'values' else 5} "
+                              f"widths")
+    g = next_order_factor(est.x)
+    tol = g * curv.max_abs_change
+    src = (f"next-order terms: local slope changes by {curv.change:+.3f} [{curv.change_ci[0]:+.3f}, "
+           f"{curv.change_ci[1]:+.3f}] across n = {est.x[0]:g}..{est.x[-1]:g}; times g = {g:.2f} "
+           f"(slope shift per unit change for a relative n^-{NEXT_ORDER_OMEGA:g} term on these widths)")
+    if floor > tol:
+        return floor, f"floor {floor:g} ({floor_reason}); measured part {tol:.3f} from {src}"
+    return tol, src
+
+
+def verdict(kind: RateKind, predicted: float, est: ExponentEstimate, *, max_width: float = 0.3,
+            floor: float = 0.0, floor_reason: str = "", min_replicas: int = MIN_REPLICAS) -> VerdictResult:
+    """PASS, FAIL or INCONCLUSIVE for a claimed rate; see the module docstring for the rules.
+
+    Parameters
+    ----------
+    kind : RateKind
+    predicted : float
+        The claimed exponent; for ``SEPARATION`` the claimed difference of exponents.
+    est : ExponentEstimate
+    max_width : float
+        Widest widened interval (``hi - lo + 2 tol``) that can PASS.
+    floor, floor_reason : float, str
+        A stated smallest tolerance and why (e.g. a coordinate check with few seeds).
+    min_replicas : int
+        Fewest replicas per width for a trusted bootstrap interval.
+    """
+    if not isinstance(kind, RateKind):
+        raise InvalidArgumentError(f"kind={kind!r}; use a RateKind")
     lo, hi = est.ci
-    w = hi - lo
-    th = {"resolution": resolution, "max_ci_width": max_width}
+    th = {"max_width": max_width, "min_replicas": min_replicas, "floor": floor}
     ci_s = f"[{lo:.3f}, {hi:.3f}]"
+    what = "difference" if kind is RateKind.SEPARATION else "exponent"
+
+    def out(v, reason, rule, tol=None, src=""):
+        return VerdictResult(v, reason, rule, th, None if tol is None or not np.isfinite(tol) else float(tol), src)
+
     if not (np.isfinite(lo) and np.isfinite(hi) and np.isfinite(est.exponent)):
         # NaN compares False everywhere: without this guard it would slip through to PASS
-        return VerdictResult(Verdict.INCONCLUSIVE, f"interval {ci_s} is not finite: the experiment is too small "
-                             f"or degenerate (more replicas needed)", "non-finite interval", th)
-    if kind is RateKind.THETA:
-        rule = f"Theta: PASS iff {predicted:g} in [lo - {resolution}, hi + {resolution}] and width <= {max_width}"
-        if predicted < lo - resolution or predicted > hi + resolution:
-            return VerdictResult(Verdict.FAIL, f"interval {ci_s} excludes {predicted:g} (resolution {resolution})", rule, th)
-        if w > max_width:
-            return VerdictResult(Verdict.INCONCLUSIVE, f"interval {ci_s} is {w:.3f} wide (> {max_width}): more replicas or widths needed", rule, th)
-        return VerdictResult(Verdict.PASS, f"{predicted:g} within {ci_s} (+- {resolution})", rule, th)
+        return out(Verdict.INCONCLUSIVE, f"interval {ci_s} is not finite: the experiment is too small or "
+                   "degenerate (more replicas needed)", "non-finite interval")
+    if est.n_replicas is not None and est.n_replicas < min_replicas:
+        return out(Verdict.INCONCLUSIVE, f"{est.n_replicas} replicas at some width, fewer than {min_replicas}: a "
+                   "percentile bootstrap of so few values under-covers, so its interval is not trusted (more "
+                   "replicas needed)", f"at least {min_replicas} replicas per width")
+    tol, src = _tolerance(est, floor, floor_reason)
+    curv = est.curvature
+    p = predicted
     if kind is RateKind.BIG_O:
-        rule = f"O: PASS iff hi <= {predicted:g} + {resolution}; FAIL iff lo > {predicted:g} + {resolution}"
-        if hi <= predicted + resolution:
-            return VerdictResult(Verdict.PASS, f"upper end {hi:.3f} <= {predicted:g} + {resolution}", rule, th)
-        if lo > predicted + resolution:
-            return VerdictResult(Verdict.FAIL, f"lower end {lo:.3f} > {predicted:g} + {resolution}: decays slower than claimed", rule, th)
-        return VerdictResult(Verdict.INCONCLUSIVE, f"interval {ci_s} straddles {predicted:g} + {resolution}: more replicas or widths needed", rule, th)
-    if kind is RateKind.SEPARATION:
-        rule = f"separation: PASS iff hi < 0; FAIL iff lo > 0 or (0 in interval and width <= {max_width})"
-        if hi < 0:
-            return VerdictResult(Verdict.PASS, f"difference interval {ci_s} lies below 0", rule, th)
-        if lo > 0:
-            return VerdictResult(Verdict.FAIL, f"difference interval {ci_s} lies above 0: reversed", rule, th)
-        if w <= max_width:
-            return VerdictResult(Verdict.FAIL, f"difference interval {ci_s} contains 0 and is narrow: no separation", rule, th)
-        return VerdictResult(Verdict.INCONCLUSIVE, f"difference interval {ci_s} contains 0 and is {w:.3f} wide", rule, th)
-    raise InvalidArgumentError(f"kind={kind!r}; use a RateKind")
+        rule = (f"O: PASS iff hi <= {p:g} + tol and hi - lo + 2 tol <= {max_width}; FAIL iff lo > {p:g} + tol; "
+                "a curved series is INCONCLUSIVE")
+    else:
+        rule = (f"{'separation of ' if kind is RateKind.SEPARATION else 'Theta: '}{p:g}: PASS iff {p:g} in "
+                f"[lo - tol, hi + tol] and hi - lo + 2 tol <= {max_width}; FAIL iff outside; a curved series is "
+                "INCONCLUSIVE")
+    # a stated floor absorbs a curvature whose effect on the slope fits inside it
+    absorbed = curv is not None and floor > 0 and next_order_factor(est.x) * curv.max_abs_change <= floor
+    if curv is not None and curv.significant and not absorbed:
+        ends = (f"local slope {curv.slope_min:+.3f} [{curv.slope_min_ci[0]:+.3f}, {curv.slope_min_ci[1]:+.3f}] at "
+                f"n = {est.x[0]:g}, {curv.slope_max:+.3f} [{curv.slope_max_ci[0]:+.3f}, {curv.slope_max_ci[1]:+.3f}] "
+                f"at n = {est.x[-1]:g}")
+        # under the stated model the local exponent approaches its limit monotonically, so the limit
+        # lies at or beyond s(n_max) in the direction the local slope is moving
+        rising = curv.change > 0
+        excluded = (rising and curv.slope_max_ci[0] > p) or (
+            not rising and curv.slope_max_ci[1] < p and kind is not RateKind.BIG_O)
+        if excluded:
+            return out(Verdict.FAIL, f"at the widest width the local {what} lies beyond {p:g} and is still moving away "
+                       f"({ends}); under the stated model (a local exponent that approaches its limit "
+                       "monotonically) the claim is excluded", rule)
+        return out(Verdict.INCONCLUSIVE, f"not yet in the asymptotic range: {ends}; the series is curved "
+                   f"(change {curv.change:+.3f} [{curv.change_ci[0]:+.3f}, {curv.change_ci[1]:+.3f}]), so its "
+                   "average slope is no rate (wider widths needed)", rule)
+    lo_t, hi_t = lo - tol, hi + tol
+    wide = (hi - lo) + 2 * tol
+    win = f"[{lo_t:.3f}, {hi_t:.3f}]" if np.isfinite(tol) else "unbounded"
+    if kind is RateKind.BIG_O:
+        if np.isfinite(tol) and lo > p + tol:
+            return out(Verdict.FAIL, f"lower end {lo:.3f} > {p:g} + tol {tol:.3f}: decays slower than claimed", rule,
+                       tol, src)
+        if hi <= p + tol and wide <= max_width:
+            return out(Verdict.PASS, f"upper end {hi:.3f} <= {p:g} + tol {tol:.3f}", rule, tol, src)
+        if hi <= p + tol:
+            return out(Verdict.INCONCLUSIVE, f"upper end {hi:.3f} <= {p:g} + tol, but the widened interval is "
+                       f"{wide:.3f} wide (> {max_width}): more replicas or widths needed", rule, tol, src)
+        return out(Verdict.INCONCLUSIVE, f"interval {ci_s} (tol {tol:.3f}) straddles {p:g}: more replicas or "
+                   "widths needed", rule, tol, src)
+    if np.isfinite(tol) and (p < lo_t or p > hi_t):
+        return out(Verdict.FAIL, f"{what} interval {ci_s} widened by tol {tol:.3f} to {win} excludes {p:g}", rule,
+                   tol, src)
+    if wide > max_width or not np.isfinite(tol):
+        return out(Verdict.INCONCLUSIVE, f"{p:g} lies in {win}, but that interval is "
+                   f"{'unbounded' if not np.isfinite(tol) else f'{wide:.3f} wide (> {max_width})'}: "
+                   "more replicas or widths needed", rule, tol, src)
+    return out(Verdict.PASS, f"{p:g} within {ci_s} widened by tol {tol:.3f} to {win}", rule, tol, src)

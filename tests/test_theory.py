@@ -1,5 +1,6 @@
 """theory/: asymptotics helpers, exact linear-model moments, abc algebra, the paper's steps."""
 
+from dataclasses import replace
 from fractions import Fraction
 
 import numpy as np
@@ -8,6 +9,7 @@ import sympy as sp
 
 from sde_scales.models import Coupling, WidthModel
 from sde_scales.parametrization import mup, ntk, sp as sp_param
+from sde_scales.rates import RateKind, Verdict
 from theory.abc import derive
 from theory.asymptotics import big_o, leading_exponent, leading_exponent_symbolic, n, theta
 from theory.meanfield import SYMBOLS, expand_in_inverse_n, moments, predicted_exponents
@@ -105,26 +107,73 @@ def test_wrong_parametrization_is_not_mup():
     assert any("output" in r for r in t.reasons)
 
 
+def _symbolic(claim):
+    from theory.verify import judge_symbolic
+
+    return judge_symbolic(claim, claim.evidence_of("symbolic").check(claim))[0]
+
+
 def test_lemma_4_6_update_sizes_from_the_trainer_table():
     t = derive(mup(2))
     assert t.weight_update[1] == -1  # O(1/n) per coordinate for a hidden weight
     assert all(f == 0 for f in t.feature_change)  # Theta(1) feature updates in every layer
-    assert claims_by_id()["lemma4.6-updates"].derive().holds
+    assert _symbolic(claims_by_id()["lemma4.6-updates"]) is Verdict.PASS
 
 
 def test_lemma_4_7_both_ways():
-    small = d_lemma_4_7_small_L()
-    const = d_lemma_4_7_const_L()
-    assert small.holds and small.exponent == 1
-    assert not const.holds and const.exponent == sp.Rational(3, 2)
+    small = d_lemma_4_7_small_L(None)
+    const = d_lemma_4_7_const_L(None)
+    assert small.exponent == 1 and const.exponent == sp.Rational(3, 2)
+    assert _symbolic(claims_by_id()["lemma4.7-small-L"]) is Verdict.PASS
+    assert _symbolic(claims_by_id()["lemma4.7-const-L"]) is Verdict.FAIL
 
 
 def test_printed_assumption_3_3_is_flagged():
     printed = assumption_3_3(n**-2)
     fixed = assumption_3_3(sp.Integer(1))
-    assert printed["exponent"] == -1 and not printed["theta_one"]
-    assert fixed["exponent"] == 0 and fixed["theta_one"]
-    assert claims_by_id()["assumption3.3-input-init"].derive().holds is False
+    assert printed["exponent"] == -1 and fixed["exponent"] == 0
+    assert _symbolic(claims_by_id()["assumption3.3-input-init"]) is Verdict.FAIL
+
+
+@pytest.mark.parametrize("cid, wrong_kind, wrong_exponent", [
+    ("lemma4.6-updates", RateKind.BIG_O, -2.0),        # the issue's planted case: Lemma 4.6 as O(n^-2)
+    ("thm4.1-micro-fluct", RateKind.THETA, -1.0),      # Theta at the wrong exponent
+    ("thm4.1-micro-fluct", RateKind.THETA, -0.25),
+    ("thm4.1-separation", RateKind.SEPARATION, -0.04),  # a separation the derivation does not give
+    ("thm3.1-early-optimum", RateKind.BIG_O, -2.0),
+    ("thm5.1-delay", RateKind.THETA, 0.5),
+])
+def test_planted_symbolic_claims_fail(cid, wrong_kind, wrong_exponent):
+    """The derivation receives the claim and is judged against the claim's own kind and exponent:
+    the true claim PASSes, the same derivation planted with a wrong exponent FAILs."""
+    true = claims_by_id()[cid]
+    planted = replace(true, id="planted", kind=wrong_kind, exponent=wrong_exponent)
+    assert _symbolic(true) is Verdict.PASS
+    assert _symbolic(planted) is Verdict.FAIL
+
+
+def test_symbolic_o_claim_is_one_sided_and_theta_needs_a_tight_rate():
+    from theory.claims import SymbolicResult
+    from theory.verify import judge_symbolic
+
+    c = claims_by_id()["lemma4.6-updates"]
+    assert judge_symbolic(replace(c, exponent=0.0), SymbolicResult(sp.Integer(-1), "x"))[0] is Verdict.PASS
+    t = replace(c, kind=RateKind.THETA, exponent=-1.0)
+    assert judge_symbolic(t, SymbolicResult(sp.Integer(-1), "x", tight=False))[0] is Verdict.INCONCLUSIVE
+    v, reason = judge_symbolic(t, SymbolicResult(None, "only a statement", derived=False))
+    assert v is None and reason.startswith("not derived")
+
+
+def test_derived_entries_are_computed_not_typed():
+    """The early optimum and the micro bias come out of sympy computations: the NQM's noise-free
+    optimum is stationary and the first-order shift differs between t0 and T; the delta method's
+    first-order term vanishes and the second carries Var ~ n^(-2 beta)."""
+    from theory.paper import delta_method_exponent, nqm_optimum_shift
+
+    eta0, s0, sT, stationary = nqm_optimum_shift()
+    assert eta0 == sp.Rational(2, 21) and stationary == 0 and s0 != sT
+    assert delta_method_exponent(sp.Rational(1, 2))[0] == -1
+    assert delta_method_exponent(sp.Rational(1, 4))[0] == sp.Rational(-1, 2)
 
 
 def test_symbolic_only_covers_every_claim():

@@ -210,18 +210,31 @@ def test_sweep_on_process_pool_and_dask_gives_the_same_numbers(tmp_path):
 WIDTHS = [64, 128, 256, 512, 1024]
 
 
-def test_coordcheck_mup_passes():
-    assert coord_check(mup(2), WIDTHS, steps=3, lr=0.1).passed
+def test_coordcheck_mup_passes_where_the_widths_decide():
+    """muP: input and hidden layers PASS; no layer FAILs. The readout's change after three steps is
+    Theta(1) plus a random n^-1/2 part that is still visible at n <= 1024 (its local exponent climbs
+    from about -0.26 to 0), so that layer may be INCONCLUSIVE, and then says so."""
+    from sde_scales.rates import Verdict
+
+    cc = coord_check(mup(2), WIDTHS, steps=3, lr=0.1)
+    assert cc.verdicts[0] is Verdict.PASS and cc.verdicts[1] is Verdict.PASS
+    assert cc.overall is not Verdict.FAIL
+    if cc.verdicts[2] is not Verdict.PASS:
+        assert "asymptotic range" in cc.reasons[2]
 
 
 def test_coordcheck_sp_fails():
+    from sde_scales.rates import Verdict
+
     cc = coord_check(sp(2), WIDTHS, steps=3, lr=0.1)
-    assert not cc.passed and cc.delta_exp[1].exponent > 0.2  # hidden features grow with width
+    assert cc.overall is Verdict.FAIL and cc.delta_exp[1].exponent > 0.2  # hidden features grow with width
 
 
 def test_coordcheck_catches_missing_output_multiplier():
+    from sde_scales.rates import Verdict
+
     cc = coord_check(mup(2).with_layer(2, a=0), WIDTHS, steps=3, lr=0.1)
-    assert not cc.passed
+    assert cc.overall is Verdict.FAIL
 
 
 @pytest.mark.gpu

@@ -1,18 +1,25 @@
-"""The claims registry and `sde-scales verify`: JSON schema, selection, planted claims."""
+"""The claims registry and `sde-scales verify`: evidence per claim, strict JSON, exit codes,
+mutations of the simulated models and of the trained networks with the verdicts they must get."""
 
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
+import numba
+import numpy as np
+import pytest
 
-from sde_scales.rates import RateKind, Verdict
+from sde_scales.models import simulate_widths
+from sde_scales.rates import RateKind, Verdict, exponent_difference, fluctuation_exponent, verdict
 from theory import checks
-from theory.claims import Claim
-from theory.paper import CLAIMS
-from theory.verify import judge, run_claims
+from theory.claims import CheckKind, Claim, Evidence, Group
+from theory.paper import CLAIMS, claims_by_id
+from theory.verify import claim_holds, judge, run_claims
 
-REQUIRED = {"id", "statement", "predicted_exponent", "measured_exponent", "ci", "verdict", "reason",
-            "symbolic_exponent", "symbolic_agrees_with_measurement"}
+EVIDENCE_KEYS = {"kind", "measured_exponent", "ci", "verdict", "reason", "rule", "tolerance", "widths",
+                 "n_replicas", "model"}
+CLAIM_KEYS = {"id", "statement", "source", "group", "predicted", "evidence"}
 
 
 def test_claims_are_complete_records():
@@ -20,52 +27,193 @@ def test_claims_are_complete_records():
     assert len(ids) == len(set(ids))
     for c in CLAIMS:
         assert c.limit_point in ("oo", "0") and c.variable and c.source
-        assert c.measure is not None or c.derive is not None  # every claim has a check
+        assert c.evidence and isinstance(c.group, Group)
         assert c.predicted.endswith(f"{c.variable} -> {c.limit_point}")
-    readings = {(c.id.rsplit("-", 1)[0], c.reading) for c in CLAIMS if c.id.startswith("thm4.1-m")}
-    assert {r for _, r in readings} == {"fluctuation", "bias"}
+    by = claims_by_id()
+    # Theorem 4.1 has training evidence on both readings and for the separation
+    for cid in ("thm4.1-macro-fluct", "thm4.1-micro-fluct", "thm4.1-macro-bias", "thm4.1-micro-bias",
+                "thm4.1-separation"):
+        assert CheckKind.TRAINING in by[cid].kinds
+    assert by["thm4.1-separation"].exponent == -0.5 and by["thm4.1-separation"].kind is RateKind.SEPARATION
+    assert by["assumption3.3-input-init"].group is Group.CONSISTENCY
+    assert by["thm4.1-micro-bias"].group is Group.READING
+    with pytest.raises(ValueError, match="repeat"):
+        replace(by["thm4.1-macro-fluct"], evidence=by["thm4.1-macro-fluct"].evidence[:1] * 2)
 
 
-def test_planted_false_claim_on_the_width_model_fails():
-    """Claim Theta(1/n) for the single-weight spread, which is Theta(1/sqrt n): FAIL."""
-    settings = checks.Settings(quick=True, seed=0)
-    planted = Claim(id="planted", source="test", statement="", quantity="std theta_1", variable="n",
-                    limit_point="oo", exponent=-1.0, kind=RateKind.THETA, reading="fluctuation",
-                    checks=("simulation",), measure=checks.micro_fluctuation)
-    true = Claim(id="true", source="test", statement="", quantity="std theta_1", variable="n",
-                 limit_point="oo", exponent=-0.5, kind=RateKind.THETA, reading="fluctuation",
-                 checks=("simulation",), measure=checks.micro_fluctuation)
-    res = {r.claim.id: r for r in run_claims([planted, true], settings, progress=False)}
-    assert res["planted"].verdict is Verdict.FAIL
-    assert res["true"].verdict is Verdict.PASS
+def test_experiments_read_claims_from_theory():
+    """No experiment re-types a claim's exponent or kind: they import the records."""
+    from pathlib import Path
+
+    src = (Path(__file__).parents[1] / "experiments" / "width_rates.py").read_text()
+    assert "claims_by_id" in src and "RateKind." not in src
 
 
-def test_verify_cli_json_schema(tmp_path):
+# ----------------------------------------------------------------------------- simulation mutations
+@numba.njit
+def _no_drift(theta, M, q):
+    return 0.0
+
+
+@numba.njit
+def _tanh(theta, q):
+    return np.tanh(theta)
+
+
+WIDE = (64, 128, 256, 512, 1024, 2048, 4096)
+
+
+def _sim_verdicts(base):
+    """Macro O(n^-1) and micro Theta(n^-1/2) verdicts on a width model: 1,000 replicas at widths
+    64..4096 and EM dt = 0.01, the size of `verify --quick`."""
+    s = simulate_widths(base, WIDE, 1000, 0.01, seed=3)
+    macro = verdict(RateKind.BIG_O, -1.0, fluctuation_exponent(s.widths, s.macro, seed=0))
+    micro = verdict(RateKind.THETA, -0.5, fluctuation_exponent(s.widths, s.micro, seed=0))
+    sep = verdict(RateKind.SEPARATION, -0.5, exponent_difference(s.widths, s.macro, s.micro, seed=0))
+    return macro.verdict, micro.verdict, sep.verdict
+
+
+@pytest.mark.parametrize("name, change, expected", [
+    # the construction as used: both rates recovered
+    ("as built", {}, (Verdict.PASS, Verdict.PASS, Verdict.PASS)),
+    # noise and spread n^0: macro spread ~ n^-1/2 (FAIL), micro ~ n^0 (FAIL); the gap of 1/2 remains
+    ("noise n^0", {"beta": 0.0}, (Verdict.FAIL, Verdict.FAIL, Verdict.PASS)),
+    # noise n^-1: macro ~ n^-3/2 (still O(n^-1): PASS), micro ~ n^-1 (FAIL)
+    ("noise n^-1", {"beta": 1.0}, (Verdict.PASS, Verdict.FAIL, Verdict.PASS)),
+    # drift off: the same verdicts as with the drift: the rows restate the construction
+    ("drift off", {"F": _no_drift, "phi": _tanh, "coupling": None}, (Verdict.PASS, Verdict.PASS, Verdict.PASS)),
+])
+def test_width_model_mutations_get_their_stated_verdicts(name, change, expected):
+    base = replace(checks.WIDTH_BASE, **change)
+    assert _sim_verdicts(base) == expected, name
+
+
+# ----------------------------------------------------------------------------- training evidence
+TINY = dict(widths=(32, 64, 128, 256), seeds=12, steps=80, lr=0.5, params=("mup", "sp", "mup-no-readout-mult"),
+            d_in=16, n_train=512, batch_size=32, depth=1)
+
+
+@pytest.fixture(scope="module")
+def tiny_store(tmp_path_factory):
+    from sde_scales.train.sweep import run_sweep
+
+    root = tmp_path_factory.mktemp("verify-store")
+    run_sweep(checks.training_configs(TINY), str(root), device="cpu", progress=False)
+    return str(root)
+
+
+def _rows(store, claim_id, **kw):
+    checks.training_data.cache_clear()
+    claim = claims_by_id()[claim_id]
+    return run_claims([claim], checks.Settings(quick=True, store=store, **kw), progress=False, kinds=("training",))
+
+
+def test_training_rows_from_a_store(tiny_store):
+    rows = _rows(tiny_store, "thm4.1-macro-fluct")
+    prim = [r for r in rows if r.role == "primary"]
+    assert len(prim) == 1 and prim[0].param == "mup" and prim[0].variable == "eval_loss"
+    est = prim[0].measurement.estimate
+    assert list(est.x) == [32, 64, 128, 256] and est.n_replicas == 12
+    extra = prim[0].measurement.extra
+    assert len(extra["progress"]["fraction_reached"]) == 4
+    assert set(extra["exponent_over_training"]) == {"0.25", "0.5", "1.0"}
+    params = {r.param for r in rows}
+    assert {"mup", "sp"} <= params
+    assert any(r.role == "control" and r.param == "sp" for r in rows)
+
+
+def test_output_multiplier_removed_is_caught(tiny_store):
+    """muP without its readout multiplier at the same learning rate: the output grows with width and
+    runs diverge; the rows for it never PASS and say why."""
+    rows = _rows(tiny_store, "thm4.1-macro-fluct")
+    mut = [r for r in rows if r.param == "mup-no-readout-mult"]
+    assert mut and all(r.verdict is not Verdict.PASS for r in mut)
+    assert any("diverged" in r.reason for r in mut)
+    mup = [r for r in rows if r.param == "mup"]
+    assert mup and all("diverged" not in r.reason for r in mup)
+
+
+def test_too_short_training_is_inconclusive(tmp_path):
+    """A run that has not covered half its way to the plateau gives no verdict, whatever the rate."""
+    from sde_scales.train.sweep import run_sweep
+
+    spec = dict(TINY, params=("mup",), steps=2, seeds=10, lr=0.01)
+    run_sweep(checks.training_configs(spec), str(tmp_path), device="cpu", progress=False)
+    rows = _rows(str(tmp_path), "thm4.1-macro-fluct")
+    assert rows and all(r.verdict is Verdict.INCONCLUSIVE for r in rows)
+    assert "not trained far enough" in rows[0].reason
+
+
+def test_early_optimum_needs_a_learning_rate_grid(tiny_store):
+    rows = _rows(tiny_store, "thm3.1-early-optimum")
+    assert rows[0].verdict is Verdict.INCONCLUSIVE and "learning rate" in rows[0].reason
+
+
+def test_verify_store_cli_strict_json(tiny_store, tmp_path):
     out = tmp_path / "v.json"
-    plots = tmp_path / "plots"
-    cmd = [sys.executable, "-m", "sde_scales.cli", "verify", "--quick", "--no-progress", "--claims",
-           "thm3.1-early-optimum", "thm4.1-macro-fluct", "--json", str(out), "--plots", str(plots)]
-    res = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    assert "thm3.1-early-optimum" in res.stdout and "verdict" in res.stdout
-    doc = json.loads(out.read_text())
-    assert isinstance(doc["seconds"], float) and doc["quick"] is True
-    assert [c["id"] for c in doc["claims"]] == ["thm3.1-early-optimum", "thm4.1-macro-fluct"]
+    cmd = [sys.executable, "-m", "sde_scales.cli", "verify", "--quick", "--no-progress", "--store", tiny_store,
+           "--kinds", "symbolic", "training", "--claims", "thm4.1-macro-fluct", "thm4.1-separation",
+           "lemma4.7-const-L", "--json", str(out), "--plots", str(tmp_path / "plots")]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    text = out.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    doc = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
+    assert [c["id"] for c in doc["claims"]] == ["thm4.1-macro-fluct", "thm4.1-separation", "lemma4.7-const-L"]
     for c in doc["claims"]:
-        assert REQUIRED <= set(c)
-        assert c["verdict"] in ("PASS", "FAIL", "INCONCLUSIVE")
-        assert len(c["ci"]) == 2 and c["ci"][0] <= c["ci"][1]
-    assert sorted(p.name for p in plots.iterdir()) == ["thm3.1-early-optimum.png", "thm4.1-macro-fluct.png"]
+        assert CLAIM_KEYS <= set(c)
+        for e in c["evidence"]:
+            assert EVIDENCE_KEYS <= set(e)
+            assert e["verdict"] in ("PASS", "FAIL", "INCONCLUSIVE", None)
+            if e["ci"] is not None:
+                assert e["ci"][0] <= e["ci"][1]
+    train = [e for c in doc["claims"] for e in c["evidence"] if e["kind"] == "training"]
+    assert train and all(len(e["widths"]) >= 3 for e in train if e["widths"])
+    assert "== The paper's claims" in res.stdout and "== Other readings" in res.stdout
+    figs = sorted(p.name for p in (tmp_path / "plots").iterdir())
+    assert "thm4.1-macro-fluct--training.png" in figs
+    # --strict: a claim that does not hold (Lemma 4.7 read with constant L) exits 1
+    res = subprocess.run(cmd + ["--strict"], capture_output=True, text=True)
+    assert res.returncode == 1
+    ok = [sys.executable, "-m", "sde_scales.cli", "verify", "--symbolic-only", "--no-progress", "--strict",
+          "--claims", "lemma4.7-small-L"]
+    assert subprocess.run(ok, capture_output=True, text=True).returncode == 0
 
 
-def test_verify_unknown_claim_is_a_clear_error():
+def test_verify_bad_input_exits_2(tmp_path):
     res = subprocess.run([sys.executable, "-m", "sde_scales.cli", "verify", "--claims", "nope"],
                          capture_output=True, text=True)
     assert res.returncode == 2 and "unknown claim id" in res.stderr and "--list" in res.stderr
+    res = subprocess.run([sys.executable, "-m", "sde_scales.cli", "verify", "--store", str(tmp_path / "none"),
+                          "--kinds", "training", "--no-progress"], capture_output=True, text=True)
+    assert res.returncode == 2 and "no run store" in res.stderr
 
 
-def test_extra_condition_overrides_pass():
+def test_simulation_rows_say_what_they_are():
+    for cid in ("thm4.1-macro-fluct", "thm4.1-micro-fluct", "thm5.1-delay"):
+        what = claims_by_id()[cid].evidence_of(CheckKind.SIMULATION).what
+        assert "builds" in what and "check of the model" in what
+
+
+def test_planted_false_claim_on_the_width_model_fails():
+    """Claim Theta(1/n) for the single-weight spread, which is Theta(1/sqrt n): FAIL; the true
+    claim PASSes."""
+    settings = checks.Settings(quick=True, seed=0)
+    ev = (Evidence(CheckKind.SIMULATION, checks.micro_fluctuation),)
+    planted = Claim(id="planted", source="test", group=Group.PAPER, statement="", quantity="std theta_1",
+                    variable="n", limit_point="oo", exponent=-1.0, kind=RateKind.THETA, reading="fluctuation",
+                    evidence=ev)
+    true = replace(planted, id="true", exponent=-0.5)
+    res = {r.claim.id: r for r in run_claims([planted, true], settings, progress=False)}
+    assert res["planted"].verdict is Verdict.FAIL
+    assert res["true"].verdict is Verdict.PASS
+    assert claim_holds(list(res.values()), true) and not claim_holds(list(res.values()), planted)
+
+
+def test_extra_condition_overrides_pass_and_inconclusive_overrides_a_rate():
     m = checks.delay_lag(checks.Settings(quick=True))
-    broken = checks.Measurement(m.estimate, m.model, extra_fail="lag at zero memory is 0.3")
-    claim = next(c for c in CLAIMS if c.id == "thm5.1-delay")
+    claim = claims_by_id()["thm5.1-delay"]
     assert judge(claim, m)[0] is Verdict.PASS
-    assert judge(claim, broken)[0] is Verdict.FAIL
+    assert judge(claim, replace(m, extra_fail="lag at zero memory is 0.3"))[0] is Verdict.FAIL
+    v, reason, *_ = judge(claim, replace(m, inconclusive="a width was not trained far enough"))
+    assert v is Verdict.INCONCLUSIVE and "would give PASS" in reason

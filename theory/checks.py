@@ -1,66 +1,120 @@
-r"""The numeric checks behind the claims: each runs an experiment and returns a :class:`Measurement`.
+r"""The numeric checks behind the claims: each runs an experiment (or reads a run store) and returns
+one or more :class:`Measurement` records.
+
+Two kinds of numeric evidence:
+
+simulation
+    The width-n model (:mod:`sde_scales.models.width`) builds :math:`n^{-1/2}` coordinate noise
+    and initial spread in by construction, so its rows check that the *engine and the estimator*
+    recover the rates that construction implies (they keep their exponents with the drift switched
+    off). They are checks of the model, not evidence for the theorem. Likewise the delay model
+    builds a lag of :math:`\tau \ln 2` in through its exponential kernel.
+training
+    muP networks trained with SGD on a synthetic teacher task (:data:`TRAINING_QUICK`,
+    :data:`TRAINING_FULL`), every seed with its own initialisation and its own minibatch order,
+    seeds of one width trained together as one stacked model; or any run store given with
+    ``--store``. Macro-variables: loss on a fixed evaluation batch, gradient norm, RMS of the hidden
+    pre-activations; micro-variables: tracked individual weights (effective units), their value
+    and their displacement from initialisation. SP and NTK networks trained the same way are the
+    controls. A width whose loss has not covered half of its way to its plateau makes the row
+    INCONCLUSIVE.
 
 Settings (:class:`Settings`) fix the experiment size; ``quick`` is the small version that
-``sde-scales verify --quick`` runs in under two minutes on two cores. Simulations of the width
-model are shared by the claims that read them (one run per settings).
+``sde-scales verify --quick`` runs in under two minutes on two cores. Seeds of every check come from
+one ``numpy.random.SeedSequence`` spawned by purpose (:func:`child_seed`).
 """
 
 from __future__ import annotations
 
+import tempfile
+import zlib
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
+from sde_scales.errors import InvalidArgumentError
 from sde_scales.models.delay import DelayModel, Exponential, Instantaneous, lag_from_curves
 from sde_scales.models.nqm import NoisyQuadraticModel
 from sde_scales.models.width import Coupling, WidthModel, WidthSample, simulate_widths
 from sde_scales.rates import (
+    MIN_REPLICAS,
     ExponentEstimate,
     bias_exponent,
+    statistic_exponent,
     exponent_difference,
     exponent_from_values,
     fluctuation_exponent,
 )
 from sde_scales.schedules import PiecewiseLinear
 
-__all__ = ["Measurement", "Settings", "width_sample", "WIDTH_BASE"]
+__all__ = ["Measurement", "Settings", "TRAINING_QUICK", "TRAINING_FULL", "WIDTH_BASE", "child_seed",
+           "training_data", "width_sample"]
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Size of the experiments. ``quick``: fewer widths and replicas."""
+    """Size of the experiments and where training evidence comes from.
+
+    ``quick``: fewer widths and replicas. ``store``: judge the training rows on this run store
+    (no training). ``train_dir``: where the built-in training writes its store (kept, and resumed
+    on the next run); None trains into a temporary directory that is removed afterwards.
+    ``training``: False skips the training rows."""
 
     quick: bool = False
     seed: int = 0
+    store: str | None = None
+    train_dir: str | None = None
+    training: bool = True
+    progress: bool = False
 
     @property
     def widths(self) -> tuple[int, ...]:
-        return (64, 128, 256, 512, 1024) if self.quick else (64, 128, 256, 512, 1024, 2048, 4096)
+        """Widths of the width-model simulation: a range of 64x (quick) or 128x, so that the local
+        slope's change across it (the tolerance for next-order terms) is pinned down."""
+        return (64, 128, 256, 512, 1024, 2048, 4096) if self.quick else (64, 128, 256, 512, 1024, 2048, 4096, 8192)
 
     @property
     def replicas(self) -> int:
-        return 400 if self.quick else 3000
+        return 1000 if self.quick else 3000
 
     @property
     def dt(self) -> float:
         return 0.01
 
 
+def child_seed(settings: Settings, purpose: str) -> int:
+    """A seed for one purpose, from one SeedSequence tree rooted at ``settings.seed``."""
+    ss = np.random.SeedSequence([int(settings.seed), zlib.crc32(purpose.encode())])
+    return int(ss.generate_state(1)[0])
+
+
 @dataclass(frozen=True)
 class Measurement:
-    """What a check returns: the exponent estimate and anything the verdict or the report needs.
+    """What a numeric check returns for one variable.
 
-    ``extra_fail`` is a reason that overrides a PASS (a second condition of the claim failed).
-    """
+    ``estimate`` is the exponent estimate, or None when no estimate could be made (then
+    ``inconclusive`` says why). ``inconclusive`` is a reason that makes the verdict INCONCLUSIVE
+    whatever the rate says (e.g. a width not trained far enough); ``extra_fail`` a reason that
+    overrides a PASS (a second condition of the claim failed). ``role``: ``primary`` (the row the
+    claim is judged on), ``additional`` (more variables of the same networks) or ``control``
+    (another parametrization, to show the check tells them apart)."""
 
-    estimate: ExponentEstimate
+    estimate: ExponentEstimate | None
     model: str
+    variable: str = ""
+    param: str = ""
+    role: str = "primary"
     extra: dict = field(default_factory=dict)
     extra_fail: str | None = None
-    plot_xlabel: str = "width n"
+    inconclusive: str | None = None
+    plot_xlabel: str = r"width $n$"
     plot_ylabel: str = ""
 
+
+# ---------------------------------------------------------------------------------------------
+# simulation: the width model, the NQM and the delay model
 
 #: The width model used for Theorem 4.1: the mean-field two-layer tanh network fitting a
 #: teacher value, at the muP coordinate scale beta = 1/2.
@@ -68,52 +122,70 @@ WIDTH_BASE = WidthModel(n=1, coupling=Coupling.TANH_TEACHER, q=[0.8], beta=0.5, 
                         eta=1.0, T=1.0)
 WIDTH_MODEL_TEXT = ("width-n system, tanh teacher: dtheta_i = (y - M)(1 - tanh^2 theta_i) dt + n^-1/2 dW_i, "
                     "M = mean tanh(theta_i), theta_i(0) = 0.5 + n^-1/2 xi_i, y = 0.8, T = 1")
+WIDTH_MODEL_WHAT = ("the width model builds n^-1/2 coordinate noise and initial spread in; this row checks that "
+                    "the engine and the estimator recover the rates that construction implies (a check of the "
+                    "model, not evidence for the theorem)")
 
 
-@lru_cache(maxsize=4)
-def width_sample(settings: Settings) -> WidthSample:
-    return simulate_widths(WIDTH_BASE, settings.widths, settings.replicas, settings.dt, settings.seed)
+_WIDTH_SAMPLES: dict = {}
 
 
-def _model(settings: Settings) -> str:
-    return f"{WIDTH_MODEL_TEXT}; widths {list(settings.widths)}, {settings.replicas} replicas, EM dt={settings.dt}"
+def width_sample(settings: Settings, base: WidthModel = WIDTH_BASE) -> WidthSample:
+    """One simulation per (settings, model), shared by the claims that read it (the model holds
+    arrays, so it is keyed by its repr)."""
+    key = (settings.quick, settings.seed, repr(base))
+    if key not in _WIDTH_SAMPLES:
+        if len(_WIDTH_SAMPLES) >= 8:
+            _WIDTH_SAMPLES.clear()
+        _WIDTH_SAMPLES[key] = simulate_widths(base, settings.widths, settings.replicas, settings.dt,
+                                              child_seed(settings, "width-model"))
+    return _WIDTH_SAMPLES[key]
 
 
-def macro_fluctuation(settings: Settings) -> Measurement:
-    s = width_sample(settings)
-    est = fluctuation_exponent(s.widths, s.macro, seed=settings.seed)
-    return Measurement(est, _model(settings), plot_ylabel="std over replicas of M_n(T)")
+def _model(settings: Settings, base: WidthModel = WIDTH_BASE) -> str:
+    text = WIDTH_MODEL_TEXT if base == WIDTH_BASE else repr(base)
+    return f"{text}; widths {list(settings.widths)}, {settings.replicas} replicas, EM dt={settings.dt}"
 
 
-def micro_fluctuation(settings: Settings) -> Measurement:
-    s = width_sample(settings)
-    est = fluctuation_exponent(s.widths, s.micro, seed=settings.seed)
-    return Measurement(est, _model(settings), plot_ylabel="std over replicas of theta_1(T)")
+def _sim(settings, base, est, ylabel, note=""):
+    return Measurement(est, _model(settings, base) + note, variable="width model", param="simulation",
+                       plot_ylabel=ylabel)
 
 
-def macro_bias(settings: Settings) -> Measurement:
-    s = width_sample(settings)
-    est = bias_exponent(s.widths, s.macro, s.macro_limit, seed=settings.seed)
-    return Measurement(est, _model(settings) + "; reference: mean-field limit of the same scheme",
-                       plot_ylabel="|E M_n(T) - M_oo(T)|")
+def macro_fluctuation(settings: Settings, base: WidthModel = WIDTH_BASE) -> Measurement:
+    s = width_sample(settings, base)
+    return _sim(settings, base, fluctuation_exponent(s.widths, s.macro, seed=settings.seed),
+                r"std over replicas of $M_n(T)$")
 
 
-def micro_bias(settings: Settings) -> Measurement:
-    s = width_sample(settings)
+def micro_fluctuation(settings: Settings, base: WidthModel = WIDTH_BASE) -> Measurement:
+    s = width_sample(settings, base)
+    return _sim(settings, base, fluctuation_exponent(s.widths, s.micro, seed=settings.seed),
+                r"std over replicas of $\theta_1(T)$")
+
+
+def macro_bias(settings: Settings, base: WidthModel = WIDTH_BASE) -> Measurement:
+    s = width_sample(settings, base)
+    return _sim(settings, base, bias_exponent(s.widths, s.macro, s.macro_limit, seed=settings.seed),
+                r"$|\mathbb{E}\,M_n(T) - M_\infty(T)|$", "; reference: mean-field limit of the same scheme")
+
+
+def micro_bias(settings: Settings, base: WidthModel = WIDTH_BASE) -> Measurement:
+    s = width_sample(settings, base)
     # E theta_1 = E mean_i theta_i by exchangeability; the coordinate mean has far less noise
-    est = bias_exponent(s.widths, s.coord_mean, s.micro_limit, seed=settings.seed)
-    return Measurement(est, _model(settings) + "; reference: mean-field limit; E theta_1 estimated by the "
-                       "coordinate mean (exchangeable coordinates)", plot_ylabel="|E theta_1(T) - theta_oo(T)|")
+    return _sim(settings, base, bias_exponent(s.widths, s.coord_mean, s.micro_limit, seed=settings.seed),
+                r"$|\mathbb{E}\,\theta_1(T) - \theta_\infty(T)|$",
+                "; reference: mean-field limit; E theta_1 estimated by the coordinate mean (exchangeable)")
 
 
-def separation(settings: Settings) -> Measurement:
-    s = width_sample(settings)
-    est = exponent_difference(s.widths, s.macro, s.micro, seed=settings.seed)
-    return Measurement(est, _model(settings), plot_ylabel="std(M_n) / std(theta_1)")
+def separation(settings: Settings, base: WidthModel = WIDTH_BASE) -> Measurement:
+    s = width_sample(settings, base)
+    return _sim(settings, base, exponent_difference(s.widths, s.macro, s.micro, seed=settings.seed),
+                r"$\mathrm{std}\,M_n / \mathrm{std}\,\theta_1$")
 
 
 def early_optimum(settings: Settings) -> Measurement:
-    widths = (64, 256, 1024, 4096) if settings.quick else (64, 256, 1024, 4096, 16384, 65536)
+    widths = (64, 256, 1024, 4096, 16384) if settings.quick else (64, 256, 1024, 4096, 16384, 65536)
     t0, T = 3, 20
     gaps = [NoisyQuadraticModel(n).early_late_gap(t0, T) for n in widths]
     est = exponent_from_values(widths, gaps)
@@ -122,49 +194,35 @@ def early_optimum(settings: Settings) -> Measurement:
         est,
         f"NQM: two halves with curvatures (1, 20), SGD noise variance 0.01 h / n, t0 = {t0}, T = {T} steps; "
         f"eta*(t) exact (closed-form expected loss), interval from the least-squares fit",
+        variable="NQM", param="simulation",
         extra={"eta_star_t0_smallest_width": m.optimal_lr(t0), "eta_star_T_smallest_width": m.optimal_lr(T),
                "eta_deterministic": m.eta_deterministic},
-        plot_ylabel="|log eta*(t0) - log eta*(T)|",
+        plot_ylabel=r"$|\log\eta^*(t_0) - \log\eta^*(T)|$",
     )
 
 
 def delay_lag(settings: Settings) -> Measurement:
     """Lag of the loss after a learning-rate drop against the kernel time scale, and at zero memory."""
-    taus = (0.05, 0.1, 0.2, 0.4)
-    R = 64 if settings.quick else 256
+    taus = (0.025, 0.05, 0.1, 0.2, 0.4)  # five scales: the quadratic fit that measures curvature needs 5
+    R = 256 if settings.quick else 1024
     dt, t_drop, eta0, eta1, C = 1e-3, 1.0, 1.0, 0.3, 1.0
     sched = PiecewiseLinear.step_drop(eta0, eta1, t_drop)
     curves = []
     t_axis = None
-    for i, tau in enumerate(taus):
+    for tau in taus:
         res = DelayModel(sched, Exponential(tau), C=C).simulate(t_drop + 8 * max(taus), dt, R,
-                                                                seed=settings.seed + 101 * i, save_every=2)
+                                                                seed=child_seed(settings, f"delay-{tau}"), save_every=2)
         t_axis = res.t
         curves.append(res.loss)  # (n_save, R)
-    zero = DelayModel(sched, Instantaneous(), C=C).simulate(t_drop + 1.0, dt, R, seed=settings.seed + 7, save_every=2)
+    zero = DelayModel(sched, Instantaneous(), C=C).simulate(t_drop + 1.0, dt, R, seed=child_seed(settings, "delay-0"),
+                                                            save_every=2)
     lag0 = float(lag_from_curves(zero.t, zero.loss, t_drop, C * (eta0 - eta1)))
-    from scipy import stats
-
     gain = C * (eta0 - eta1)
-    lx = np.log(np.asarray(taus))
-
-    def stat(*idx, axis=-1):
-        # bootstrap over replica indices (1-d samples): idx[i] is ([batch,] R)
-        lags = np.stack([lag_from_curves(t_axis, c[:, ix], t_drop, gain, axis=-1) for c, ix in zip(curves, idx)],
-                        axis=-1)
-        ly = np.log(np.maximum(lags, 1e-12))
-        xm = lx - lx.mean()
-        return ((ly - ly.mean(axis=-1, keepdims=True)) * xm).sum(axis=-1) / (xm**2).sum()
-
-    index_samples = tuple(np.arange(c.shape[1]) for c in curves)
-    point_lags = np.array([float(lag_from_curves(t_axis, c, t_drop, gain)) for c in curves])
-    res = stats.bootstrap(index_samples, stat, vectorized=True, paired=False, n_resamples=500, batch=16,
-                          method="percentile", random_state=np.random.default_rng(settings.seed))
-    fit = exponent_from_values(taus, point_lags)
+    # the lag of each kernel scale with its interval and curvature, by resampling replicas
+    est = statistic_exponent(taus, curves, lambda x: lag_from_curves(t_axis, x, t_drop, gain), reading="values",
+                             n_resamples=500, seed=child_seed(settings, "delay-bootstrap"))
+    point_lags = est.values
     save_dt = float(t_axis[1] - t_axis[0])
-    est = ExponentEstimate(float(stat(*index_samples)), (float(res.confidence_interval.low), float(res.confidence_interval.high)),
-                           np.asarray(taus), point_lags, np.full(len(taus), np.nan), fit.intercept, "values",
-                           0.95, R)
     extra_fail = None
     if not (abs(lag0) <= save_dt):
         extra_fail = f"lag with the zero-memory kernel is {lag0:.4g}, not within one save interval {save_dt:g} of 0"
@@ -172,7 +230,237 @@ def delay_lag(settings: Settings) -> Measurement:
         est,
         f"delay model: eta drops {eta0} -> {eta1} at t = {t_drop}, exponential kernels tau in {list(taus)}, "
         f"loss noise 0.05 eta(t) xi(t), {R} replicas, EM dt = {dt}; lag = half-response time of the mean loss",
+        variable="delay model", param="simulation",
         extra={"lags": point_lags.tolist(), "closed_form_lags": (np.asarray(taus) * np.log(2)).tolist(),
                "lag_zero_kernel": lag0},
-        extra_fail=extra_fail, plot_xlabel="kernel time scale tau", plot_ylabel="lag (time to half response)",
+        extra_fail=extra_fail, plot_xlabel=r"kernel time scale $\tau$", plot_ylabel="lag (time to half response)",
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# training: trained networks from a run store
+
+#: The built-in training experiment: muP (and SP, NTK as controls) MLPs with one hidden layer,
+#: SGD at one learning rate, on a 16-d teacher-student task (10 classes), every seed with its own
+#: initialisation and minibatch order.
+TRAINING_QUICK = dict(widths=(64, 128, 256, 512, 1024), seeds=32, steps=200, lr=0.5, params=("mup", "sp", "ntk"),
+                      d_in=16, n_train=2048, batch_size=64, depth=1)
+TRAINING_FULL = dict(widths=(64, 128, 256, 512, 1024, 2048, 4096), seeds=128, steps=400, lr=0.5,
+                     params=("mup", "sp", "ntk"), d_in=16, n_train=2048, batch_size=64, depth=1)
+#: Fraction of its way to the plateau that the loss must cover at every width.
+MIN_PROGRESS = 0.5
+
+
+def training_configs(spec: dict, seed: int = 0):
+    """The RunConfigs of a training spec (``TRAINING_QUICK`` or ``TRAINING_FULL``)."""
+    from sde_scales.train.trainer import config_grid
+
+    steps = spec["steps"]
+    log_every = max(1, steps // 10)
+    return config_grid(list(spec["params"]), spec["widths"], [spec["lr"]],
+                       [seed * 100_000 + s for s in range(spec["seeds"])], dataset="synthetic", d_in=spec["d_in"],
+                       n_train=spec["n_train"], batch_size=spec["batch_size"], depth=spec["depth"],
+                       epochs=steps * spec["batch_size"] / spec["n_train"], log_every=log_every, data_order="seed",
+                       data_seed=seed)
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    runs: object
+    traj: object
+    source: str
+    description: str
+
+
+@lru_cache(maxsize=4)
+def training_data(settings: Settings) -> TrainingData:
+    """The run store the training rows read: the user's (``settings.store``) or the built-in
+    experiment, trained now (resuming a kept ``train_dir``)."""
+    from sde_scales.train.store import RunStore
+
+    if settings.store is not None:
+        root = Path(settings.store)
+        if not (root / "runs").is_dir():
+            raise InvalidArgumentError(f"--store {root}: no run store there (expected {root}/runs); make one with "
+                                       f"`sde-scales sweep --out {root}`")
+        st = RunStore(root)
+        runs = st.runs()
+        if runs.empty:
+            raise InvalidArgumentError(f"--store {root}: the store has no finished runs")
+        return TrainingData(runs, st.trajectories(), str(root), f"run store {root}: {len(runs)} runs")
+    from sde_scales.train.sweep import run_sweep
+
+    spec = TRAINING_QUICK if settings.quick else TRAINING_FULL
+    configs = training_configs(spec, settings.seed)
+
+    def train(root):
+        run_sweep(configs, str(root), device="cpu", progress=settings.progress)
+        st = RunStore(root)
+        return st.runs(), st.trajectories()
+
+    if settings.train_dir is not None:
+        runs, traj = train(settings.train_dir)
+        where = settings.train_dir
+    else:
+        with tempfile.TemporaryDirectory(prefix="sde-scales-verify-") as tmp:
+            runs, traj = train(tmp)
+        where = "a temporary store"
+    desc = (f"{'/'.join(spec['params'])} MLPs, {spec['depth']} hidden layer, SGD lr {spec['lr']}, {spec['steps']} "
+            f"steps of batch {spec['batch_size']} on a {spec['d_in']}-d teacher-student task ({spec['n_train']} "
+            f"samples, 10 classes); widths {list(spec['widths'])}, {spec['seeds']} seeds each with its own "
+            f"initialisation and minibatch order, seeds stacked; trained into {where}")
+    return TrainingData(runs, traj, where, desc)
+
+
+def _primary_micro(runs, param) -> int:
+    """The layer whose weights are the micro-variable: the first hidden-to-hidden layer when the
+    network has one (its n^2 weights are the typical coordinates), else the input layer."""
+    depth = int(runs[runs.param == param].depth.iloc[0])
+    return 1 if depth >= 2 else 0
+
+
+def _progress(td: TrainingData, param: str, lr) -> tuple[str | None, dict]:
+    from sde_scales.analysis.width import progress_to_plateau
+
+    pr = progress_to_plateau(td.runs, td.traj, param=param, lr=lr)
+    info = {"width": pr.width.tolist(), "fraction_reached": [None if not np.isfinite(f) else float(f)
+                                                              for f in pr.fraction],
+            "initial_loss": pr.initial.tolist(), "final_loss": pr.final.tolist(), "plateau": pr.plateau.tolist()}
+    if pr.empty:
+        return "no finished runs (every run diverged)", info
+    low = pr[~(pr.fraction >= MIN_PROGRESS)]
+    if len(low):
+        return ("not trained far enough: the loss covered only "
+                + ", ".join(f"{f:.2f}" if np.isfinite(f) else "an unknown fraction" for f in low.fraction)
+                + f" of its way to its plateau at n = {', '.join(str(w) for w in low.width)} "
+                f"(need {MIN_PROGRESS})"), info
+    return None, info
+
+
+def _usable(ws) -> tuple[list, list, str | None]:
+    """Widths with enough finished replicas; a note on those left out (diverged runs)."""
+    keep = [(w, s) for w, s in zip(ws.widths, ws.samples) if s.shape[-1] >= MIN_REPLICAS]
+    notes = []
+    if sum(ws.diverged):
+        notes.append(f"{sum(ws.diverged)} diverged runs left out")
+    dropped = [w for w, s in zip(ws.widths, ws.samples) if s.shape[-1] < MIN_REPLICAS]
+    if dropped:
+        notes.append(f"widths {dropped} have fewer than {MIN_REPLICAS} finished runs and are left out")
+    return [w for w, _ in keep], [s for _, s in keep], "; ".join(notes) or None
+
+
+def _labels(variable: str, reading: str) -> str:
+    from sde_scales.analysis.width import micro_layers
+
+    if variable.startswith("w"):
+        l, what = variable[1:].split("_", 1)
+        name = micro_layers(max(int(l), 1)).get(int(l), f"layer {l}")
+        q = rf"$W^{{({l})}}_{{ij}}$" if what.startswith("value") else rf"$W^{{({l})}}_{{ij}}(T) - W^{{({l})}}_{{ij}}(0)$"
+        q = f"{name} weight {q}"
+    else:
+        q = {"eval_loss": r"$L_n(T)$ (evaluation batch)", "grad_norm": r"$\|\nabla L_n(T)\|$",
+             "act_rms": r"RMS of $h^{(1)}(T)$"}[variable]
+    return {"fluctuation": f"std over seeds of {q}", "bias": f"|seed mean - limit| of {q}"}.get(reading, q)
+
+
+def training_rows(settings: Settings, reading: str, variables: tuple[str, ...], *,
+                  control_variables: tuple[str, ...] | None = None, lr: float | None = None) -> list[Measurement]:
+    """Training evidence: one measurement per (parametrization, variable): muP's rows, then each other
+    parametrization in the store with ``control_variables`` (default: the first variable).
+
+    ``reading``: ``fluctuation``, ``bias`` (Richardson reference in 1/n from the two widest widths)
+    or ``difference`` (``variables`` = (macro, micro)). ``micro`` in a variable name stands for the
+    primary micro layer (:func:`_primary_micro`). Each row's ``extra`` holds the exponents at a
+    quarter and half of training, the fraction of the way to the plateau reached at every width, and
+    the number of diverged runs."""
+    td = training_data(settings)
+    rows: list[Measurement] = []
+    # muP is judged; every other parametrization in the store is a control (SP and NTK in the
+    # built-in experiment; a planted bug such as "mup-no-readout-mult" in the tests)
+    params = ["mup"] + sorted(p for p in set(td.runs.param) if p != "mup")
+    if "mup" not in set(td.runs.param):
+        return [Measurement(None, td.description, variable=variables[0], param="mup",
+                            inconclusive=f"the store has no muP runs (it has {sorted(set(td.runs.param))})")]
+    for param in params:
+        vs = variables if param == "mup" else (control_variables or variables[:1])
+        micro = _primary_micro(td.runs, param)
+        depth = int(td.runs[td.runs.param == param].depth.iloc[0])
+        lr_p = lr if lr is not None else (float(td.runs[td.runs.param == param].lr.min())
+                                          if td.runs[td.runs.param == param].lr.nunique() > 1 else None)
+        progress_reason, progress = _progress(td, param, lr_p)
+        for i, var in enumerate(vs):
+            names = tuple(v.replace("micro", f"w{micro}").replace("readout", f"w{depth}")
+                          for v in (var if isinstance(var, tuple) else (var,)))
+            role = "control" if param != "mup" else ("primary" if i == 0 else "additional")
+            label = " / ".join(names)
+            try:
+                est, times, note = _training_estimate(td, reading, names, param, lr_p, settings)
+            except InvalidArgumentError as exc:
+                rows.append(Measurement(None, td.description, variable=label, param=param, role=role,
+                                        inconclusive=str(exc), extra={"progress": progress}))
+                continue
+            rows.append(Measurement(
+                est, td.description, variable=label, param=param, role=role, inconclusive=progress_reason,
+                extra={"progress": progress, "exponent_over_training": times, "left_out": note},
+                plot_ylabel=_labels(names[0], reading) if reading != "difference" else
+                f"std ratio {_labels(names[0], '')} / {_labels(names[1], '')}"))
+    return rows
+
+
+def _training_estimate(td, reading, names, param, lr, settings):
+    from sde_scales.analysis.width import width_samples
+
+    def one(fraction):
+        wss = [width_samples(td.runs, td.traj, v, param=param, lr=lr, fraction=fraction) for v in names]
+        widths, samples, note = _usable(wss[0])
+        if len(widths) < 3:
+            have = "no width has" if not widths else f"only {len(widths)} width(s) {widths} have"
+            raise InvalidArgumentError(f"{have} at least {MIN_REPLICAS} finished runs ({note or 'too few runs'}): "
+                                       f"no rate can be measured (a rate needs 3 widths)")
+        seed = child_seed(settings, f"train-{param}-{reading}-{'/'.join(names)}")
+        if reading == "fluctuation":
+            return fluctuation_exponent(widths, samples, seed=seed), note
+        if reading == "bias":
+            return bias_exponent(widths, samples, "richardson", seed=seed), note
+        w2, s2, _ = _usable(wss[1])
+        if w2 != widths:
+            raise InvalidArgumentError(f"{names[0]} and {names[1]} are measured at different widths")
+        return exponent_difference(widths, samples, s2, seed=seed), note
+
+    est, note = one(1.0)
+    times = {}
+    for f in (0.25, 0.5):
+        try:
+            e, _ = one(f)
+            times[str(f)] = {"exponent": e.exponent, "ci": list(e.ci)}
+        except InvalidArgumentError as exc:
+            times[str(f)] = {"exponent": None, "ci": None, "why": str(exc)}
+    times["1.0"] = {"exponent": est.exponent, "ci": list(est.ci)}
+    return est, times, note
+
+
+def early_optimum_training(settings: Settings) -> Measurement:
+    r"""Theorem 3.1 on trained networks: :math:`|\log\eta^*(t_0) - \log\eta^*(T)|` against width,
+    :math:`t_0` a quarter of training, :math:`\eta^*` from the seed-mean evaluation loss on the
+    store's learning-rate grid (parabola in :math:`\log\eta`), interval by resampling seeds."""
+    from sde_scales.analysis.width import optimum_shift, optimum_shift_samples
+    from sde_scales.rates import statistic_exponent
+
+    td = training_data(settings)
+    base = Measurement(None, td.description, variable="eta*(t0) vs eta*(T)", param="mup",
+                       plot_ylabel=r"$|\log\eta^*(t_0) - \log\eta^*(T)|$")
+    try:
+        d = optimum_shift_samples(td.runs, td.traj, param="mup")
+        stat = optimum_shift(d["lrs"])
+        edge = [w for w, s in zip(d["widths"], d["samples"]) if not np.isfinite(stat(s))]
+        if edge:
+            raise InvalidArgumentError(f"the optimum lies at an end of the learning-rate grid {d['lrs'].tolist()} at "
+                                       f"n = {edge} (at t0 or T): widen the grid")
+        est = statistic_exponent(d["widths"], d["samples"], stat, reading="values",
+                                 seed=child_seed(settings, "train-early-optimum"))
+    except InvalidArgumentError as exc:
+        return Measurement(None, td.description, variable=base.variable, param="mup",
+                           inconclusive=f"no training evidence: {exc}")
+    return Measurement(est, td.description, variable=base.variable, param="mup",
+                       extra={"learning_rates": d["lrs"].tolist(), "steps_t0_T": d["steps"]},
+                       plot_ylabel=base.plot_ylabel)

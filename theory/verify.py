@@ -1,70 +1,95 @@
-"""Run claims, collect verdicts into a table and JSON, draw the rate plots.
+"""Run claims, judge every kind of evidence, print a grouped table, write strict JSON, draw plots.
 
-``sde-scales verify [--quick] [--claims ID ...] [--json PATH] [--plots DIR] [--seed N]``
+``sde-scales verify [--quick] [--claims ID ...] [--kinds KIND ...] [--store PATH] [--json PATH]
+[--plots DIR] [--strict]``
+
+One row per claim and kind of evidence (training evidence adds rows for more variables and for
+the control parametrizations). Every row is judged by its own rule against the claim's kind and
+exponent: symbolic rows by comparing the derived exponent with the claim
+(:func:`judge_symbolic`), numeric rows by :func:`sde_scales.rates.verdict`. A claim *holds* when
+every primary row PASSes; ``--strict`` exits 1 when any selected claim does not hold.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sde_scales.atomic import write_text_atomic
+import sympy as sp
+
+from sde_scales.atomic import write_json_atomic
 from sde_scales.errors import InvalidArgumentError
 from sde_scales.rates import RateKind, Verdict, verdict
 from theory.checks import Measurement, Settings
-from theory.claims import Claim
+from theory.claims import CheckKind, Claim, Group, SymbolicResult
 from theory.paper import CLAIMS
 
-__all__ = ["ClaimResult", "run_claims", "format_table", "main_from_args"]
+__all__ = ["EvidenceResult", "judge", "judge_symbolic", "run_claims", "format_table", "main_from_args",
+           "claim_holds", "to_json"]
+
+SYMBOLIC_RULE = {
+    RateKind.BIG_O: "O(n^p): PASS iff the derived exponent <= p",
+    RateKind.THETA: "Theta(n^p): PASS iff the derived exponent = p and the derived rate is tight (a Theta rate)",
+    RateKind.SEPARATION: "separation d: PASS iff the derived difference of exponents = d",
+}
 
 
 @dataclass(frozen=True)
-class ClaimResult:
+class EvidenceResult:
+    """The verdict of one kind of evidence (one variable, one parametrization) for one claim."""
+
     claim: Claim
-    verdict: Verdict
+    kind: str
+    verdict: Verdict | None
     reason: str
-    measurement: Measurement | None = None
-    symbolic: object = None  # SymbolicResult
-    seconds: float = 0.0
     rule: str = ""
-    symbolic_verdict: Verdict | None = None
-    agree: bool | None = None
+    tolerance: float | None = None
+    tolerance_source: str = ""
+    measurement: Measurement | None = None
+    symbolic: SymbolicResult | None = None
+    what: str = ""
+    seconds: float = 0.0
+    figure: str | None = None
 
     @property
-    def symbolic_exponent(self):
-        return None if self.symbolic is None else self.symbolic.exponent
+    def role(self) -> str:
+        return self.measurement.role if self.measurement is not None else "primary"
+
+    @property
+    def variable(self) -> str:
+        if self.measurement is not None:
+            return self.measurement.variable
+        return "derivation" if self.kind == CheckKind.SYMBOLIC else ""
+
+    @property
+    def param(self) -> str:
+        return self.measurement.param if self.measurement is not None else ""
 
     def to_dict(self) -> dict:
-        est = self.measurement.estimate if self.measurement else None
+        m = self.measurement
+        est = m.estimate if m is not None else None
         d = {
-            "id": self.claim.id,
-            "statement": self.claim.statement,
-            "source": self.claim.source,
-            "predicted": self.claim.predicted,
-            "kind": self.claim.kind.value,
-            "reading": self.claim.reading,
-            "predicted_exponent": self.claim.exponent,
-            "measured_exponent": None if est is None else est.exponent,
-            "ci": None if est is None else list(est.ci),
-            "verdict": self.verdict.value,
-            "reason": self.reason,
-            "rule": self.rule,
-            "model": None if self.measurement is None else self.measurement.model,
-            "seconds": self.seconds,
+            "kind": self.kind, "variable": self.variable, "param": self.param or None, "role": self.role,
+            "measured_exponent": None, "ci": None, "verdict": None if self.verdict is None else self.verdict.value,
+            "reason": self.reason, "rule": self.rule, "tolerance": self.tolerance,
+            "tolerance_source": self.tolerance_source or None, "widths": None, "n_replicas": None,
+            "model": None if m is None else m.model, "what": self.what, "seconds": self.seconds,
+            "figure": self.figure,
         }
         if self.symbolic is not None:
-            d["symbolic_exponent"] = None if self.symbolic.exponent is None else str(self.symbolic.exponent)
-            d["symbolic_verdict"] = None if self.symbolic_verdict is None else self.symbolic_verdict.value
-            d["symbolic_detail"] = self.symbolic.detail
-            d["symbolic_tight"] = self.symbolic.tight
-            d["symbolic_agrees_with_measurement"] = self.agree
+            s = self.symbolic
+            d["measured_exponent"] = None if (s.exponent is None or not s.derived) else float(s.exponent)
+            d["derived_exponent"] = None if (s.exponent is None or not s.derived) else str(s.exponent)
+            d["derivation"] = s.detail
+            d["tight"] = s.tight
         if est is not None:
-            d["points"] = {"x": est.x.tolist(), "values": est.values.tolist(), "errors": est.errors.tolist()}
-        if self.measurement is not None and self.measurement.extra:
-            d["extra"] = self.measurement.extra
+            d.update(measured_exponent=est.exponent, ci=list(est.ci), widths=est.x.tolist(), n_replicas=est.n_replicas,
+                     points={"x": est.x.tolist(), "values": est.values.tolist(), "errors": est.errors.tolist()},
+                     curvature=None if est.curvature is None else est.curvature.to_dict(), notes=list(est.notes))
+        if m is not None and m.extra:
+            d["extra"] = m.extra
         return d
 
 
@@ -78,129 +103,201 @@ def select(ids: list[str] | None) -> list[Claim]:
     return [known[i] for i in ids]
 
 
-def judge(claim: Claim, m: Measurement) -> tuple[Verdict, str, str]:
-    res = verdict(claim.kind, claim.exponent, m.estimate, resolution=claim.resolution, max_width=claim.max_ci_width)
+def judge(claim: Claim, m: Measurement) -> tuple[Verdict, str, str, float | None, str]:
+    """Verdict of one numeric measurement: the rate rule, then the measurement's own conditions."""
+    if m.estimate is None:
+        return Verdict.INCONCLUSIVE, m.inconclusive or "no estimate", "no estimate", None, ""
+    res = verdict(claim.kind, claim.exponent, m.estimate, max_width=claim.max_ci_width)
     v, reason = res.verdict, res.reason
     if m.extra_fail is not None:
         v, reason = Verdict.FAIL, f"{m.extra_fail}; rate: {reason}"
+    elif m.inconclusive is not None:
+        reason = f"{m.inconclusive}; the rate alone would give {v.value}: {reason}"
+        v = Verdict.INCONCLUSIVE
     for note in m.estimate.notes:
         reason += f"; note: {note}"
-    return v, reason, res.rule
+    return v, reason, res.rule, res.tolerance, res.tolerance_source
 
 
-def symbolic_verdict(claim: Claim, sres) -> tuple[Verdict, str]:
-    """What the derivation alone says of the claim."""
-    if sres.holds is not None:
-        return (Verdict.PASS if sres.holds else Verdict.FAIL), sres.detail
+def judge_symbolic(claim: Claim, sres: SymbolicResult) -> tuple[Verdict | None, str]:
+    """What the derivation says of the claim: its exponent against the claim's kind and exponent
+    (exact rational comparison). An entry that is not derived gets no verdict."""
+    if not sres.derived:
+        return None, "not derived: " + sres.detail
+    p = sp.nsimplify(claim.exponent)
     e = sres.exponent
     if e is None:
         ok = claim.kind is RateKind.BIG_O
         return (Verdict.PASS if ok else Verdict.FAIL), "the quantity is exactly zero; " + sres.detail
-    ev = float(e)
+    e = sp.nsimplify(e)
+    head = f"derived exponent {e} against claimed {p}: "
     if claim.kind is RateKind.BIG_O:
-        ok = ev <= claim.exponent + 1e-12
-    elif claim.kind is RateKind.THETA:
-        ok = abs(ev - claim.exponent) < 1e-12 and bool(sres.tight)
-    else:
-        ok = ev < 0
-    return (Verdict.PASS if ok else Verdict.FAIL), f"derived exponent {e}: " + sres.detail
+        return (Verdict.PASS if bool(e <= p) else Verdict.FAIL), head + sres.detail
+    if bool(sp.Eq(e, p)):
+        if sres.tight is False:
+            return Verdict.INCONCLUSIVE, head + "equal, but the derivation gives only an upper bound; " + sres.detail
+        return Verdict.PASS, head + sres.detail
+    return Verdict.FAIL, head + sres.detail
 
 
-def agreement(claim: Claim, sres, m: Measurement) -> bool | None:
-    """Whether the derived exponent lies in the measured interval (widened by the resolution)."""
-    if sres is None or sres.exponent is None or m is None:
-        return None
-    lo, hi = m.estimate.ci
-    return bool(lo - claim.resolution <= float(sres.exponent) <= hi + claim.resolution)
+def _measurements(out) -> list[Measurement]:
+    return list(out) if isinstance(out, (list, tuple)) else [out]
 
 
 def run_claims(claims: list[Claim], settings: Settings, progress: bool = True,
-               symbolic_only: bool = False) -> list[ClaimResult]:
-    """Derive (where a derivation exists), measure (unless ``symbolic_only``) and judge each claim.
-
-    The verdict is the numeric one where the claim has a numeric check, else the symbolic one;
-    both are reported, with whether the derived exponent agrees with the measured interval."""
+               kinds: tuple[str, ...] = CheckKind.ALL) -> list[EvidenceResult]:
+    """Every selected kind of evidence of every claim, judged."""
     from tqdm.auto import tqdm
 
+    jobs = [(c, e) for c in claims for e in c.evidence if e.kind in kinds]
     results = []
-    bar = tqdm(claims, desc="claims", unit="claim", disable=not progress, file=sys.stderr)
-    for claim in bar:
-        bar.set_postfix_str(claim.id)
+    bar = tqdm(jobs, desc="evidence", unit="check", disable=not progress, file=sys.stderr)
+    for claim, ev in bar:
+        bar.set_postfix_str(f"{claim.id} ({ev.kind})")
         t = time.perf_counter()
-        sym = claim.derive() if claim.derive is not None else None
-        sv, sreason = symbolic_verdict(claim, sym) if sym is not None else (None, "")
-        if claim.measure is None or symbolic_only:
-            if sym is None:
-                v, reason = Verdict.INCONCLUSIVE, "no check for this claim"
-            else:
-                v, reason = sv, "symbolic: " + sreason
-            results.append(ClaimResult(claim, v, reason, None, sym, time.perf_counter() - t, "symbolic derivation", sv))
+        if ev.kind == CheckKind.SYMBOLIC:
+            sres = ev.check(claim)
+            v, reason = judge_symbolic(claim, sres)
+            results.append(EvidenceResult(claim, ev.kind, v, reason, SYMBOLIC_RULE[claim.kind], symbolic=sres,
+                                          what=ev.what, seconds=time.perf_counter() - t))
             continue
-        m = claim.measure(settings)
-        v, reason, rule = judge(claim, m)
-        results.append(ClaimResult(claim, v, reason, m, sym, time.perf_counter() - t, rule, sv, agreement(claim, sym, m)))
+        ms = _measurements(ev.check(settings))
+        secs = (time.perf_counter() - t) / len(ms)
+        for m in ms:
+            v, reason, rule, tol, src = judge(claim, m)
+            results.append(EvidenceResult(claim, ev.kind, v, reason, rule, tol, src, m, what=ev.what, seconds=secs))
     return results
 
 
-def format_table(results: list[ClaimResult]) -> str:
-    rows = [("claim", "predicted", "symbolic", "measured [95% CI]", "verdict")]
-    for r in results:
-        est = r.measurement.estimate if r.measurement else None
-        meas = "-" if est is None else f"{est.exponent:+.3f} [{est.ci[0]:+.3f}, {est.ci[1]:+.3f}]"
-        if r.symbolic is None:
-            sym = "-"
-        else:
-            sym = "0 (exact)" if r.symbolic.exponent is None else str(r.symbolic.exponent)
-            if r.agree is not None:
-                sym += " (agrees)" if r.agree else " (DISAGREES)"
-        rows.append((r.claim.id, r.claim.predicted, sym, meas, r.verdict.value))
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+def claim_holds(results: list[EvidenceResult], claim: Claim) -> bool:
+    """A claim holds when every primary row of it PASSes."""
+    prim = [r for r in results if r.claim.id == claim.id and r.role == "primary"]
+    return bool(prim) and all(r.verdict is Verdict.PASS for r in prim)
+
+
+def _measured(r: EvidenceResult) -> str:
+    if r.symbolic is not None:
+        if not r.symbolic.derived:
+            return "not derived"
+        return "exactly 0" if r.symbolic.exponent is None else f"derived {r.symbolic.exponent}"
+    est = r.measurement.estimate if r.measurement else None
+    return "-" if est is None else f"{est.exponent:+.3f} [{est.ci[0]:+.3f}, {est.ci[1]:+.3f}]"
+
+
+def format_table(results: list[EvidenceResult]) -> str:
+    """Rows grouped by claim group; then one reason line per row."""
+    head = ("claim", "evidence", "variable", "predicted", "measured [95% CI]", "tol", "verdict")
+    body = []
+    for group in Group:
+        rs = [r for r in results if r.claim.group is group]
+        if not rs:
+            continue
+        body.append((group.title, None))
+        for r in rs:
+            ev = r.kind + ("" if r.role == "primary" else f" ({r.role})")
+            var = r.variable + (f" [{r.param}]" if r.param and r.kind == CheckKind.TRAINING else "")
+            tol = "-" if r.tolerance is None else f"{r.tolerance:.3f}"
+            body.append((None, (r.claim.id, ev, var, r.claim.predicted, _measured(r), tol,
+                                "-" if r.verdict is None else r.verdict.value)))
+    cells = [head] + [row for _, row in body if row is not None]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(head))]
+    fmt = lambda row: "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()  # noqa: E731
+    lines = [fmt(head), "  ".join("-" * w for w in widths)]
+    for title, row in body:
+        lines.append(f"\n== {title}" if title is not None else fmt(row))
     lines.append("")
     for r in results:
-        lines.append(f"{r.claim.id}: {r.verdict.value}: {r.reason}")
+        tag = f"{r.claim.id} [{r.kind}{'' if r.role == 'primary' else ', ' + r.role}: {r.variable}"
+        tag += f", {r.param}]" if r.param and r.kind == CheckKind.TRAINING else "]"
+        lines.append(f"{tag}: {'-' if r.verdict is None else r.verdict.value}: {r.reason}")
     return "\n".join(lines)
 
 
-def write_json(path: str | Path, results: list[ClaimResult], seconds: float, settings: Settings) -> Path:
-    doc = {"claims": [r.to_dict() for r in results], "seconds": seconds, "quick": settings.quick,
-           "seed": settings.seed}
-    return write_text_atomic(path, json.dumps(doc, indent=2))
+def to_json(results: list[EvidenceResult], claims: list[Claim], seconds: float, settings: Settings) -> dict:
+    out = []
+    for c in claims:
+        d = c.to_dict()
+        d["holds"] = claim_holds(results, c)
+        d["evidence"] = [r.to_dict() for r in results if r.claim.id == c.id]
+        out.append(d)
+    return {"claims": out, "seconds": seconds, "quick": settings.quick, "seed": settings.seed,
+            "store": settings.store,
+            "columns": {"measured_exponent": "fitted exponent (symbolic rows: the derived one)",
+                        "ci": "95% percentile-bootstrap interval (exact values: Student t)",
+                        "tolerance": "allowance for next-order terms, measured from the change of the local slope",
+                        "verdict": "PASS / FAIL / INCONCLUSIVE by 'rule'; null where nothing was derived",
+                        "role": "primary (the claim is judged on it), additional variable, or control "
+                                "parametrization"}}
 
 
-def draw_plots(results: list[ClaimResult], out_dir: str | Path) -> list[Path]:
+def _param_label(param: str) -> str:
+    from sde_scales.parametrization import by_name
+
+    try:
+        return by_name(param).name
+    except ValueError:
+        return param
+
+
+def draw_plots(results: list[EvidenceResult], out_dir: str | Path) -> list[EvidenceResult]:
+    """One figure per claim and numeric kind of evidence (the primary row with its controls);
+    returns the results with their figure paths set."""
+    from dataclasses import replace
+
     from sde_scales.plots import rate_plot, save_figure
 
-    paths = []
+    out = list(results)
+    keys = []
     for r in results:
-        if r.measurement is None:
+        if r.measurement is not None and (r.claim.id, r.kind) not in keys:
+            keys.append((r.claim.id, r.kind))
+    for cid, kind in keys:
+        rows = [r for r in results if r.claim.id == cid and r.kind == kind and r.measurement is not None
+                and r.measurement.estimate is not None and r.role in ("primary", "control")]
+        if not rows:
             continue
-        m = r.measurement
-        predicted = None if r.claim.kind is RateKind.SEPARATION else r.claim.exponent
-        fig = rate_plot(m.estimate, predicted=predicted, title=f"{r.claim.id}", xlabel=m.plot_xlabel,
-                        ylabel=m.plot_ylabel, verdict=r.verdict.value)
-        paths.append(save_figure(fig, Path(out_dir) / f"{r.claim.id}.png"))
-    return paths
+        claim = rows[0].claim
+        m0 = rows[0].measurement
+        series = [(r.measurement.estimate, (_param_label(r.measurement.param) if kind == CheckKind.TRAINING
+                                            else "measured")) for r in rows]
+        fig = rate_plot(series, predicted=claim.exponent, xlabel=m0.plot_xlabel, ylabel=m0.plot_ylabel,
+                        predicted_label=("claimed difference" if claim.kind is RateKind.SEPARATION else "claimed")
+                        + f" {claim.exponent:g}")
+        path = save_figure(fig, Path(out_dir) / f"{cid}--{kind}.png")
+        for i, r in enumerate(out):
+            if any(r is x for x in rows):
+                out[i] = replace(r, figure=str(path))
+    return out
 
 
 def main_from_args(args) -> int:
     claims = select(args.claims)
     if args.list:
         for c in claims:
-            print(f"{c.id:22s} {c.predicted:32s} {c.statement}")
+            print(f"{c.id:26s} {c.group.value:12s} {c.predicted:36s} {'/'.join(c.kinds):30s} {c.statement}")
         return 0
-    started = time.perf_counter()
-    settings = Settings(quick=args.quick, seed=args.seed)
+    kinds = tuple(args.kinds) if args.kinds else CheckKind.ALL
     if args.symbolic_only:
-        claims = [c for c in claims if c.derive is not None]
-    results = run_claims(claims, settings, progress=not args.no_progress, symbolic_only=args.symbolic_only)
+        kinds = (CheckKind.SYMBOLIC,)
+    if args.no_training:
+        kinds = tuple(k for k in kinds if k != CheckKind.TRAINING)
+    started = time.perf_counter()
+    settings = Settings(quick=args.quick, seed=args.seed, store=args.store, train_dir=args.train_dir,
+                        progress=not args.no_progress)
+    results = run_claims(claims, settings, progress=not args.no_progress, kinds=kinds)
+    if args.plots:
+        results = draw_plots(results, args.plots)
     seconds = time.perf_counter() - started
     print(format_table(results))
-    print(f"\n{len(results)} claims in {seconds:.1f} s ({'quick' if args.quick else 'full'} run, seed {args.seed})")
+    held = [c for c in claims if claim_holds(results, c)]
+    size = "symbolic only" if kinds == (CheckKind.SYMBOLIC,) else ("quick run" if args.quick else "full run")
+    src = f", training evidence from {args.store}" if args.store else ""
+    print(f"\n{len(held)} of {len(claims)} claims hold (every primary row PASS); {len(results)} rows in "
+          f"{seconds:.1f} s ({size}, seed {args.seed}{src})")
     if args.json:
-        print(f"JSON: {write_json(args.json, results, seconds, settings)}")
+        print(f"JSON: {write_json_atomic(args.json, to_json(results, claims, seconds, settings))}")
     if args.plots:
-        paths = draw_plots(results, args.plots)
-        print(f"plots: {len(paths)} files in {args.plots}")
+        print(f"plots: {len({r.figure for r in results if r.figure})} files in {args.plots}")
+    if args.strict and len(held) < len(claims):
+        return 1
     return 0

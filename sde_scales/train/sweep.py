@@ -1,7 +1,8 @@
 """Sweeps over widths x learning rates x seeds x parametrizations, resumable, local or on dask.
 
 The grid is cut into *stacks*: runs that differ only in learning rate (one stack per
-parametrization, width and seed), trained together by :func:`~sde_scales.trainer.train_stack`.
+parametrization, width and seed), or, with ``data_order="seed"``, in learning rate and seed (one
+stack per parametrization and width), trained together by :func:`~sde_scales.trainer.train_stack`.
 Stacks are a function of the grid alone, and a stack's runs are written together when it
 finishes, so an interrupted sweep re-runs whole stacks and every run's numbers are the same
 whether the sweep ran in one go, was resumed, or ran on any number of workers.
@@ -31,6 +32,8 @@ class Stack:
     @property
     def label(self) -> str:
         c = self.configs[0]
+        if c.data_order == "seed":
+            return f"{c.param} n={c.width} ({len(self.configs)} runs)"
         return f"{c.param} n={c.width} seed={c.seed} ({len(self.configs)} lrs)"
 
 
@@ -38,7 +41,9 @@ def plan(configs: list[RunConfig], finished: set[str] = frozenset()) -> list[Sta
     """Stacks of the grid (same key and seed), minus stacks whose every run is finished."""
     groups: OrderedDict = OrderedDict()
     for c in configs:
-        groups.setdefault((c.stack_key(), c.seed), []).append(c)
+        # with a minibatch order per run, seeds share a stack too (a run's numbers do not depend on
+        # its stack); with one shared order, a stack is one seed's learning rates
+        groups.setdefault((c.stack_key(),) if c.data_order == "seed" else (c.stack_key(), c.seed), []).append(c)
     stacks = []
     for members in groups.values():
         if all(c.run_id in finished for c in members):

@@ -11,12 +11,20 @@ Logged every ``log_every`` steps, per run, as rows ``(run_id, step, epoch, metri
 ``act_delta_rms``   RMS of their change since initialisation on the same probe batch
 ``grad_norm``       norm of the last step's gradient, per layer
 ``lr``              the learning rate of that step (before the per-layer width scaling)
+``eval_loss``       loss on the fixed evaluation batch (the first 256 training inputs)
+``eval_grad_norm``  norm of the gradient of ``eval_loss``, per layer and ``layer=-1`` total
 ``w``               a fixed set of individual weights per layer (micro-variables), ``layer`` =
                     ``l * 1000 + j`` for the j-th chosen coordinate of layer l, chosen from the seed
 ==================  =============================================================================
 
-A run whose loss turns NaN or infinite is recorded as ``diverged`` with its step; its learning
+A run whose loss turns NaN or infinite, or exceeds ``DIVERGENCE_FACTOR`` (100) times its initial
+evaluation loss, is recorded as ``diverged`` with its step; its learning
 rate is set to 0 and the other runs of the stack go on unchanged.
+
+Minibatch order: with ``data_order="shared"`` every member of a stack sees the same batches (drawn
+from ``data_seed``); with ``data_order="seed"`` each run draws its own order from its seed (and
+``data_seed``), so runs that differ in seed differ in initialisation *and* minibatch order, and a
+run's numbers do not depend on which other runs share its stack.
 """
 
 from __future__ import annotations
@@ -39,6 +47,14 @@ __all__ = ["RunConfig", "RunOutcome", "train_stack", "resolve_device", "N_MICRO"
 
 #: Individual weights logged per layer.
 N_MICRO = 4
+#: A run whose minibatch loss exceeds this multiple of its initial evaluation loss has diverged: a
+#: loss 100 times its starting value is no training run making progress, and past it float32
+#: arithmetic soon overflows (a run "finished" at a loss of 1e19 is not a result).
+DIVERGENCE_FACTOR = 100.0
+
+
+#: Fields added after stores were first written, with the default that keeps an old run id.
+_ADDED_FIELDS = {"data_order": "shared"}
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -72,6 +88,7 @@ class RunConfig:
     schedule_kw: tuple = ()
     log_every: int = 10
     eval_every: int = 5
+    data_order: str = "shared"
 
     def __post_init__(self) -> None:
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr >= 0):
@@ -80,6 +97,9 @@ class RunConfig:
             raise InvalidArgumentError(f"width={self.width}, depth={self.depth}, batch_size={self.batch_size}; all must be >= 1")
         if self.epochs <= 0 or self.log_every < 1:
             raise InvalidArgumentError(f"epochs={self.epochs}, log_every={self.log_every}; both must be positive")
+        if self.data_order not in ("shared", "seed"):
+            raise InvalidArgumentError(f"data_order={self.data_order!r}; use 'shared' (one minibatch order per stack) "
+                                       f"or 'seed' (each run its own order, from its seed)")
         if self.optimizer not in ("sgd", "adam"):
             raise InvalidArgumentError(f"optimizer={self.optimizer!r}; use sgd or adam")
         by_name(self.param, L=self.depth, optimizer=self.optimizer)  # validates the name
@@ -87,6 +107,9 @@ class RunConfig:
     @property
     def run_id(self) -> str:
         d = asdict(self)
+        for k, default in _ADDED_FIELDS.items():  # fields added later: ids of older stores stay valid
+            if d[k] == default:
+                d.pop(k)
         return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def stack_key(self) -> tuple:
@@ -147,9 +170,15 @@ def train_stack(configs: list[RunConfig], dataset, device: str = "cpu", progress
     adam = None
     if c0.optimizer == "adam":
         adam = [(torch.zeros_like(w), torch.zeros_like(w)) for w in model.weights]
-    gen = torch.Generator().manual_seed(int(c0.data_seed))
     n = dataset.n_train
+    per_member = c0.data_order == "seed"
+    if per_member:  # each run its own minibatch order, a function of its seed and data_seed only
+        gens = [torch.Generator().manual_seed(int(np.random.SeedSequence([c.seed, c0.data_seed, 0xDA7A])
+                                                   .generate_state(1)[0])) for c in configs]
+    else:
+        gens = [torch.Generator().manual_seed(int(c0.data_seed))]
     probe = dataset.x_train[: min(256, n)]
+    probe_y = dataset.y_train[: min(256, n)]
     with torch.no_grad():
         _, pre0 = model.forward(probe, keep=True)
     micro = [[_micro_indices(s, c.seed, l) for l, s in enumerate(model.shapes)] for c in configs]
@@ -169,22 +198,67 @@ def train_stack(configs: list[RunConfig], dataset, device: str = "cpu", progress
         r["layer"].append(layer)
         r["value"].append(float(value))
 
+    def snapshot(step, with_test):
+        """Log what is defined at any step, the initialisation included: evaluation-batch metrics,
+        distances and activations, tracked weights, and the test split when asked."""
+        with torch.no_grad():
+            lp, pre = model.forward(probe, keep=True)
+            eval_losses, dlp = model.losses(lp, probe_y)
+            egrads = model.backward(probe, pre, dlp)
+            eval_loss = eval_losses.cpu().numpy()
+            egn = [g.pow(2).sum(dim=(1, 2)).cpu().numpy() for g in egrads]
+            dist = [((w - w0) ** 2).sum(dim=(1, 2)).cpu().numpy() for w, w0 in zip(model.weights, model.initial)]
+            act = [h.pow(2).mean(dim=(1, 2)).sqrt().cpu().numpy() for h in pre]
+            dact = [(h - h0).pow(2).mean(dim=(1, 2)).sqrt().cpu().numpy() for h, h0 in zip(pre, pre0)]
+            wv = [w[i0.to(w.device), i1.to(w.device), i2.to(w.device)].view(K, N_MICRO).cpu().numpy()
+                  for w, (i0, i1, i2) in zip(model.weights, micro_idx)]
+            test = None
+            if dataset.x_test is not None and with_test:
+                lt = model.forward(dataset.x_test)
+                tl = torch.nn.functional.cross_entropy(lt.reshape(-1, lt.shape[-1]), dataset.y_test.repeat(K),
+                                                       reduction="none").reshape(K, -1).mean(dim=1)
+                acc = (lt.argmax(-1) == dataset.y_test[None, :]).float().mean(dim=1)
+                test = (tl.cpu().numpy(), acc.cpu().numpy())
+        for k in range(K):
+            put(k, step, "dist2", -1, sum(d[k] for d in dist))
+            put(k, step, "eval_loss", -1, eval_loss[k])
+            put(k, step, "eval_grad_norm", -1, math.sqrt(sum(g[k] for g in egn)))
+            for l in range(model.n_layers):
+                put(k, step, "dist2", l, dist[l][k])
+                put(k, step, "act_rms", l, act[l][k])
+                put(k, step, "act_delta_rms", l, dact[l][k])
+                put(k, step, "eval_grad_norm", l, math.sqrt(egn[l][k]))
+                for j in range(N_MICRO):
+                    put(k, step, "w", l * 1000 + j, wv[l][k, j])
+            if test is not None:
+                put(k, step, "test_loss", -1, test[0][k])
+                put(k, step, "test_acc", -1, test[1][k])
+
+    snapshot(0, with_test=False)  # the initialisation: displacements and progress are measured from it
+    loss_limit = torch.as_tensor([DIVERGENCE_FACTOR * max(r["value"][r["metric"].index("eval_loss")], 1e-12)
+                                  for r in rows], dtype=torch.float32, device=device)
     loss_acc = torch.zeros(K, device=device)
     loss_cnt = 0
-    perm = torch.randperm(n, generator=gen)
+    def new_order():
+        return torch.stack([torch.randperm(n, generator=g) for g in gens])  # (K or 1, n)
+
+    perm = new_order()
     pos = 0
     n_logs = 0
     any_dead = False
     live_lr = base_lr  # base_lr with 0 for diverged members
     for step in range(1, n_steps + 1):
         if pos + c0.batch_size > n:
-            perm, pos = torch.randperm(n, generator=gen), 0
-        idx = perm[pos: pos + c0.batch_size].to(dataset.x_train.device)
+            perm, pos = new_order(), 0
+        idx = perm[:, pos: pos + c0.batch_size].to(dataset.x_train.device)
         pos += c0.batch_size
-        x, y = dataset.x_train[idx], dataset.y_train[idx]
+        if per_member:
+            x, y = dataset.x_train[idx], dataset.y_train[idx]  # (K, B, d_in), (K, B)
+        else:
+            x, y = dataset.x_train[idx[0]], dataset.y_train[idx[0]]
         logits, pre = model.forward(x, keep=True)
         losses, dlogits = model.losses(logits, y)
-        finite = torch.isfinite(losses)
+        finite = losses < loss_limit  # False for NaN, inf and a loss past DIVERGENCE_FACTOR x its start
         if any_dead or not bool(finite.all()):  # the common case costs two small ops
             newly = alive & ~finite
             if newly.any():
@@ -218,36 +292,15 @@ def train_stack(configs: list[RunConfig], dataset, device: str = "cpu", progress
         if log_now:
             n_logs += 1
             with torch.no_grad():
-                _, pre = model.forward(probe, keep=True)
                 mean_loss = (loss_acc / loss_cnt).cpu().numpy()
-                dist = [((w - w0) ** 2).sum(dim=(1, 2)).cpu().numpy() for w, w0 in zip(model.weights, model.initial)]
-                act = [h.pow(2).mean(dim=(1, 2)).sqrt().cpu().numpy() for h in pre]
-                dact = [(h - h0).pow(2).mean(dim=(1, 2)).sqrt().cpu().numpy() for h, h0 in zip(pre, pre0)]
                 gn = [g.pow(2).sum(dim=(1, 2)).sqrt().cpu().numpy() for g in grads]
-                wv = [w[i0.to(w.device), i1.to(w.device), i2.to(w.device)].view(K, N_MICRO).cpu().numpy()
-                      for w, (i0, i1, i2) in zip(model.weights, micro_idx)]
-                test = None
-                if dataset.x_test is not None and (n_logs % c0.eval_every == 0 or step == n_steps):
-                    lt = model.forward(dataset.x_test)
-                    tl = torch.nn.functional.cross_entropy(lt.reshape(-1, lt.shape[-1]), dataset.y_test.repeat(K),
-                                                           reduction="none").reshape(K, -1).mean(dim=1)
-                    acc = (lt.argmax(-1) == dataset.y_test[None, :]).float().mean(dim=1)
-                    test = (tl.cpu().numpy(), acc.cpu().numpy())
             lrv = lr_now.cpu().numpy()
             for k in range(K):
                 put(k, step, "train_loss", -1, mean_loss[k])
                 put(k, step, "lr", -1, lrv[k] if alive[k] else float(base_lr[k]) * float(sched[step - 1]))
-                put(k, step, "dist2", -1, sum(d[k] for d in dist))
                 for l in range(model.n_layers):
-                    put(k, step, "dist2", l, dist[l][k])
-                    put(k, step, "act_rms", l, act[l][k])
-                    put(k, step, "act_delta_rms", l, dact[l][k])
                     put(k, step, "grad_norm", l, gn[l][k])
-                    for j in range(N_MICRO):
-                        put(k, step, "w", l * 1000 + j, wv[l][k, j])
-                if test is not None:
-                    put(k, step, "test_loss", -1, test[0][k])
-                    put(k, step, "test_acc", -1, test[1][k])
+            snapshot(step, with_test=n_logs % c0.eval_every == 0 or step == n_steps)
             loss_acc.zero_()
             loss_cnt = 0
         if progress is not None:
