@@ -261,7 +261,7 @@ def training_configs(spec: dict, seed: int = 0):
                        [seed * 100_000 + s for s in range(spec["seeds"])], dataset="synthetic", d_in=spec["d_in"],
                        n_train=spec["n_train"], batch_size=spec["batch_size"], depth=spec["depth"],
                        epochs=steps * spec["batch_size"] / spec["n_train"], log_every=log_every, data_order="seed",
-                       data_seed=seed)
+                       data_seed=seed, eval_every=0)  # the evidence reads the evaluation batch, not the test split
 
 
 @dataclass(frozen=True)

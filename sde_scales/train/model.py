@@ -142,6 +142,16 @@ class StackedMLP:
                     w.view(K * n, w.shape[2]).addmm_(flat.T, x, alpha=-1.0)
         return grads if step_size is None else None
 
+    def view(self, start: int, stop: int) -> "StackedMLP":
+        """Members ``start:stop`` as a model whose weights are *views* of this one's: updating them
+        updates this stack (used to train a stack in chunks of members)."""
+        new = object.__new__(StackedMLP)
+        new.__dict__.update(self.__dict__)
+        new.weights = [w[start:stop] for w in self.weights]
+        new.initial = [w[start:stop] for w in self.initial]
+        new.K = stop - start
+        return new
+
     def select(self, members) -> "StackedMLP":
         """A view of some members (used by tests to compare with separate runs)."""
         new = object.__new__(StackedMLP)
