@@ -50,7 +50,7 @@ def test_m_contradicting_noise_kind():
 
 
 def test_diffusion_writing_outside_its_shape():
-    with pytest.raises(InvalidProblemError, match=r"indexes outside its output, which has shape \(1,\)"):
+    with pytest.raises(InvalidProblemError, match=r"indexes outside its output.*out has shape \(1,\)"):
         SDEProblem(f1, g_writes_two, x0=[0.0], tspan=(0, 1), noise="diagonal")
 
 
@@ -94,10 +94,52 @@ def test_non_callable_drift():
         SDEProblem(3.0, g1, x0=[0.0], tspan=(0, 1), noise="scalar")
 
 
-def test_milstein_refuses_general_noise():
+@numba.njit
+def _decay(t, x, p, out):
+    out[0] = -x[0]
+    out[1] = -x[1]
+
+
+@numba.njit
+def _cross_diagonal(t, x, p, out):  # g_1 depends on x_0: not diagonal noise in Milstein's sense
+    out[0] = 0.5 * x[0]
+    out[1] = 0.3 * x[0] + 0.2 * x[1]
+
+
+@numba.njit
+def _late_cross(t, x, p, out):  # g_1 = x_1 + 0.1 (x_0 - 1)^2: depends on x_0 except at x_0 = 1
+    out[0] = 0.5 * x[0]
+    out[1] = x[1] + 0.1 * (x[0] - 1.0) ** 2
+
+
+@numba.njit
+def _non_commuting(t, x, p, out):
+    out[0, 0] = x[1]
+    out[0, 1] = 0.0
+    out[1, 0] = 0.0
+    out[1, 1] = x[0]
+
+
+def test_milstein_refuses_a_diagonal_label_on_coupled_noise():
+    prob = SDEProblem(_decay, _cross_diagonal, x0=[1.0, 1.0], tspan=(0.0, 1.0), noise="diagonal")
+    with pytest.raises(InvalidProblemError, match=r"g_1 depends on x_0.*noise='general'.*EulerMaruyama"):
+        solve(prob, Milstein(), 0.1, n_paths=2, seed=0)
+    solve(prob, EulerMaruyama(), 0.1, n_paths=2, seed=0)  # Euler-Maruyama needs no such condition
+
+
+def test_precondition_probed_away_from_x0():
+    """dg_1/dx_0 = 0.2 (x_0 - 1) vanishes at x0 = (1, 1); the trial run and random states find it."""
+    prob = SDEProblem(_decay, _late_cross, x0=[1.0, 1.0], tspan=(0.0, 1.0), noise="diagonal")
+    with pytest.raises(InvalidProblemError, match="g_1 depends on x_0"):
+        solve(prob, Milstein(), 0.1, n_paths=2, seed=0)
+
+
+def test_milstein_handles_commuting_general_noise_and_refuses_non_commuting():
     ex = tp.commuting_linear_general()
-    with pytest.raises(InvalidProblemError, match="Milstein does not handle noise='general'.*EulerMaruyama"):
-        solve(ex.problem, Milstein(), 0.1, n_paths=2, seed=0)
+    assert np.isfinite(solve(ex.problem, Milstein(), 0.1, n_paths=2, seed=0).x).all()
+    prob = SDEProblem(_decay, _non_commuting, x0=[1.0, 1.0], tspan=(0.0, 1.0), noise="general", m=2)
+    with pytest.raises(InvalidProblemError, match="does not commute.*Levy areas.*EulerMaruyama"):
+        solve(prob, Milstein(), 0.1, n_paths=2, seed=0)
 
 
 @pytest.mark.parametrize("dt,msg", [(0.3, "does not divide"), (-0.1, "positive"), (np.nan, "positive"), (0.0, "positive")])
@@ -111,6 +153,21 @@ def test_dt_suggestion_is_usable():
     ex = tp.ornstein_uhlenbeck()
     with pytest.raises(InvalidArgumentError, match=r"use dt=0\.25 \(4 steps\)"):
         solve(ex.problem, EulerMaruyama(), 0.3, n_paths=2, seed=0)
+
+
+def test_dt_longer_than_the_span_suggests_one_usable_dt():
+    ex = tp.ornstein_uhlenbeck()  # tspan (0, 1)
+    with pytest.raises(InvalidArgumentError, match=r"longer than the time span.*dt=1\.0 is one step") as err:
+        solve(ex.problem, EulerMaruyama(), 2.5, n_paths=2, seed=0)
+    assert str(err.value).count("dt=") == 2  # the bad value and one suggestion, not the same one twice
+
+
+def test_seed_and_dW_together_are_refused():
+    ex = tp.ornstein_uhlenbeck()
+    dW = np.zeros((10, 2, 1))
+    with pytest.raises(InvalidArgumentError, match="both seed and dW"):
+        solve(ex.problem, EulerMaruyama(), 0.1, seed=0, dW=dW)
+    assert solve(ex.problem, EulerMaruyama(), 0.1, dW=dW).seed is None
 
 
 @pytest.mark.parametrize("seed", [None, -1, 1.5, True])

@@ -96,16 +96,62 @@ def test_exponential_lag_closed_form():
     assert PowerLaw(0.2, 3.0).lag == pytest.approx(half_response_time(PowerLaw(0.2, 3.0)), rel=1e-10)
 
 
-def test_markovian_embedding_matches_direct_convolution():
-    """Embedded sum of exponentials (integrated by the engine) against adaptive quadrature of the
-    convolution. EM on the linear aux equations has error about dt * |D'| * max(1/tau) * T; with
-    dt = 1e-4 that is below 1e-4."""
-    sched = PiecewiseLinear([0, 0.5, 1.0, 1.0, 2.0], [1.0, 1.0, 0.6, 0.4, 0.1])
-    k = SumOfExponentials([0.05, 0.3, 1.0], [0.2, 0.5, 0.3])
-    r = DelayModel(sched, k, sigma_L=0.0).simulate(3.0, 1e-4, 2, seed=0, save_every=500)
-    direct = direct_convolution(k, sched, r.t)
-    np.testing.assert_allclose(r.y, direct, atol=1e-4)
-    assert np.max(np.abs(r.y - direct)) > 0  # two different computations
+SCHED = PiecewiseLinear([0, 0.5, 1.0, 1.0, 2.0], [1.0, 1.0, 0.6, 0.4, 0.1])
+
+
+@pytest.mark.parametrize("kernel, dt", [
+    (SumOfExponentials([0.05, 0.3, 1.0], [0.2, 0.5, 0.3]), 1e-2),
+    (Exponential(0.004), 0.01),   # dt 2.5x the time scale: explicit Euler's error was 2.85e17 here
+    (Exponential(0.004), 0.04),   # dt 10x the time scale
+    (PowerLaw(0.02, 2.0), 0.01),  # embedding's smallest scale 0.002: dt 5x it
+    (PowerLaw(0.02, 2.0), 0.02),  # 10x
+])
+def test_delay_model_matches_direct_convolution_at_any_dt(kernel, dt):
+    """The kernel term against adaptive quadrature of the convolution (which never sees the
+    embedding): exact sums of exponentials to rounding (1e-12, quad's own tolerance); a power law
+    within the stated bound (kernel error times the schedule's total variation) plus that."""
+    m = DelayModel(SCHED, kernel, sigma_L=0.0)
+    r = m.simulate(3.0, dt, 2, seed=0)
+    direct = direct_convolution(kernel, SCHED, r.t, eta_ref=m.eta_ref)
+    assert np.max(np.abs(r.y - direct)) <= r.y_error_bound + 1e-10
+    if isinstance(kernel, SumOfExponentials):
+        assert r.kernel_error == 0.0 and r.y_error_bound == 0.0
+    assert np.all(np.isfinite(r.loss)) and np.max(np.abs(r.y)) <= 1.0  # y never exceeds the drop
+
+
+def test_delay_model_numbers_do_not_depend_on_dt_or_n_paths():
+    m = DelayModel(SCHED, Exponential(0.1))
+    fine = m.simulate(3.0, 0.01, 5, seed=3, save_every=10)  # saved every 0.1
+    coarse = m.simulate(3.0, 0.1, 5, seed=3)
+    np.testing.assert_allclose(fine.t, coarse.t, atol=1e-12)
+    np.testing.assert_allclose(fine.y, coarse.y, atol=1e-12)  # the deterministic part is exact on any grid
+    more = m.simulate(3.0, 0.1, 12, seed=3)
+    np.testing.assert_array_equal(more.loss[:, :5], coarse.loss)  # path i does not depend on n_paths
+
+
+@pytest.mark.parametrize("ratio", [0.1, 1.0, 10.0])
+def test_loss_noise_has_unit_variance_and_its_correlation_at_every_dt(ratio):
+    """xi at the last saved time over 40,000 paths: Var = 1 within 5 standard errors of a sample
+    variance (sqrt(2/R) = 0.007); the lag-one correlation is exp(-dt/tau_xi) within 5 standard
+    errors (about (1 - rho^2)/sqrt(R))."""
+    tau_xi, R = 0.01, 40_000
+    m = DelayModel(PiecewiseLinear([0.0], [1.0]), Instantaneous(), L_inf=0.0, sigma_L=1.0, tau_xi=tau_xi)
+    r = m.simulate(20 * ratio * tau_xi, ratio * tau_xi, R, seed=5)
+    xi = r.loss  # eta = 1, y = 0, A = 0: the loss is the noise
+    assert abs(xi[-1].var() - 1.0) <= 5 * np.sqrt(2 / R)
+    rho = np.exp(-ratio)
+    got = np.corrcoef(xi[-2], xi[-1])[0, 1]
+    assert abs(got - rho) <= 5 * max(1 - rho**2, 1e-3) / np.sqrt(R) + 1e-3
+
+
+def test_delay_model_bad_inputs():
+    m = DelayModel(SCHED, Exponential(0.1))
+    with pytest.raises(InvalidArgumentError, match="dt"):
+        m.simulate(1.0, -0.1, 2, seed=0)
+    with pytest.raises(InvalidArgumentError, match="exceeds T"):
+        m.simulate(1.0, 0.6, 2, seed=0, save_every=2)
+    with pytest.raises(InvalidArgumentError, match="n_paths"):
+        m.simulate(1.0, 0.1, 0, seed=0)
 
 
 def test_power_law_embedding_error_is_reported_and_small():
@@ -117,9 +163,9 @@ def test_power_law_embedding_error_is_reported_and_small():
 
 
 def test_simulated_lag_matches_closed_form_and_vanishes_without_memory():
-    """Lag read off 128 noisy loss curves: tau ln 2 within 5 save intervals plus the EM shift
-    (about dt ln2 / 2) and the noise (0.05 eta xi over 128 replicas moves the half-crossing by
-    less than 0.01 tau here)."""
+    """Lag read off 128 noisy loss curves: tau ln 2 within 5 save intervals (the crossing is
+    interpolated linearly between saved points) and the noise (0.05 eta xi over 128 replicas moves
+    the half-crossing by less than 0.01 tau here)."""
     sched = PiecewiseLinear.step_drop(1.0, 0.3, 1.0)
     tau = 0.2
     r = DelayModel(sched, Exponential(tau)).simulate(3.0, 1e-3, 128, seed=2, save_every=2)

@@ -9,7 +9,7 @@ import numba
 import numpy as np
 import pytest
 
-from sde_scales import BlowUpError, EulerMaruyama, Milstein, SaveAt, SDEProblem, solve
+from sde_scales import BlowUpError, EulerMaruyama, InvalidArgumentError, Milstein, SaveAt, SDEProblem, solve
 from sde_scales.sde import BrownianPath, testproblems as tp
 
 
@@ -228,3 +228,35 @@ def test_large_systems_and_long_parameter_lists_match_a_numpy_loop(d):
         if (k + 1) % 8 == 0:
             saved.append(x.copy())
     np.testing.assert_allclose(sol.x, np.array(saved), rtol=1e-12, atol=1e-14)
+
+
+@numba.njit
+def _grow_drift(t, x, p, out):
+    out[0] = p[0] * x[0]  # linear growth: finite forever, enormous soon
+
+
+@numba.njit
+def _no_noise(t, x, p, out):
+    out[0] = 0.0
+
+
+def test_values_past_the_threshold_are_a_blowup_in_both_modes():
+    """dx = 600 x dt from x0 = 1: Euler-Maruyama at dt = 0.001 gives x_k = 1.6^k, past 1e100 at step
+    490 and about 1e102 at t = 0.5: finite, yet no result. Path 1 (x0 = 0) stays at 0."""
+    from sde_scales.sde.solve import BLOWUP_THRESHOLD
+
+    prob = SDEProblem(_grow_drift, _no_noise, x0=np.array([[1.0], [0.0]]), tspan=(0.0, 0.5), noise="diagonal",
+                      params=[600.0], name="growth")
+    with pytest.raises(BlowUpError) as err:
+        solve(prob, EulerMaruyama(), 0.001, seed=0)
+    assert err.value.path == 0 and "1e+100" in str(err.value)
+    sol = solve(prob, EulerMaruyama(), 0.001, seed=0, on_blowup="mask", save_at=SaveAt(every=10))
+    assert sol.diverged.tolist() == [True, False] and np.isnan(sol.x[-1, 0, 0]) and sol.x[-1, 1, 0] == 0.0
+    k = int(sol.blowup_step[0])
+    # the step it is flagged at is the first at which |x| >= threshold: (1 + 0.6)^k crosses it there
+    assert 1.6 ** (k - 1) < BLOWUP_THRESHOLD <= 1.6**k * (1 + 1e-12)
+    # a threshold of inf flags only NaN and infinite values: this run then counts as finite
+    free = solve(prob, EulerMaruyama(), 0.001, seed=0, blowup_threshold=np.inf)
+    assert np.isfinite(free.x[-1, 0, 0]) and free.x[-1, 0, 0] > 1e100
+    with pytest.raises(InvalidArgumentError, match="blowup_threshold"):
+        solve(prob, EulerMaruyama(), 0.001, seed=0, blowup_threshold=-1.0)

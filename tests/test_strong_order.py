@@ -20,6 +20,7 @@ CASES = [
     ("diag2d-milstein-df", lambda: tp.diagonal_gbm_2d(), Milstein()),
     ("diag2d-milstein-gdg", lambda: tp.diagonal_gbm_2d(with_gdg=True), Milstein()),
     ("general-em", lambda: tp.commuting_linear_general(), EulerMaruyama()),
+    ("general-milstein-df", lambda: tp.commuting_linear_general(), Milstein()),
     ("ou-em-additive", lambda: tp.ornstein_uhlenbeck(), EulerMaruyama()),
 ]
 
@@ -55,3 +56,4 @@ def test_stated_orders_are_data():
     assert EulerMaruyama().strong_order_for("additive") == 1.0
     assert EulerMaruyama().weak_order_for("scalar") == 1.0
     assert Milstein().strong_order_for("diagonal") == 1.0
+    assert Milstein().strong_order_for("general") == 1.0  # commutative noise; non-commuting is refused

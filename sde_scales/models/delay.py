@@ -13,23 +13,24 @@ size :math:`\Delta` at :math:`s_0` lowers the loss by :math:`C\Delta\,Q(t - s_0)
 :math:`Q(\tau) = \int_0^\tau q`: the loss answers with a delay, and the *lag* (time to half
 response) solves :math:`Q(\text{lag}) = 1/2`.
 
-Kernels and how they are integrated:
-
-=====================  ===========================================  =======================
-kernel                 q(tau)                                       lag
-=====================  ===========================================  =======================
-``Instantaneous``      delta                                        0
-``Exponential(tau)``   exp(-t/tau)/tau                              tau ln 2
-``SumOfExponentials``  sum_j w_j exp(-t/tau_j)/tau_j                root of Q = 1/2
-``PowerLaw(tau0, a)``  (a-1)/tau0 (1 + t/tau0)^-a                   tau0 (2^(1/(a-1)) - 1)
-=====================  ===========================================  =======================
-
+Kernels (:mod:`sde_scales.kernels`): instantaneous, exponential, sums of exponentials, power law.
 A sum of J exponentials is *exactly* Markovian: :math:`y = \sum_j w_j z_j` with
-:math:`\dot z_j = (D - z_j)/\tau_j`, one auxiliary state per exponential, and the SDE engine
-integrates the state :math:`(S_1, z_1..z_J, \xi)`. Any other kernel (the power law) is replaced by a
-non-negative sum of exponentials on a log grid of time scales, fitted by ``scipy.optimize.nnls``;
-:meth:`PowerLaw.embedding` returns it with the largest error of its response :math:`Q` on the
-fitted range, which is the stated error of the approximation.
+:math:`\dot z_j = (D - z_j)/\tau_j`, one relaxation state per exponential; any other kernel (the
+power law) is replaced by a non-negative sum of exponentials (``embedding``) whose largest error of
+the response :math:`Q` on the simulated range is reported as ``kernel_error``.
+
+How :meth:`DelayModel.simulate` integrates, exactly where the model is linear:
+
+* the schedule is linear between its knots, so :math:`S_1` (its integral) and every relaxation
+  state :math:`z_j` are advanced by their exact solution over each piece (an exponential step with
+  linear forcing); they are deterministic, computed once for all paths, and stable at any ``dt``;
+* :math:`\xi` is advanced by the exact Ornstein-Uhlenbeck transition between saved times,
+  :math:`\xi' = e^{-\Delta/\tau_\xi}\xi + \sqrt{1 - e^{-2\Delta/\tau_\xi}}\,N(0, 1)`, so its
+  variance is 1 at every ``dt``; one normal per path and saved time is drawn, nothing else.
+
+So ``dt`` only sets where the loss is reported (every ``save_every * dt``); the numbers at those
+times do not depend on it. :meth:`DelayModel.problem` still builds the embedded SDE for the engine
+(an explicit scheme on it needs ``dt`` below about twice the smallest time scale).
 """
 
 from __future__ import annotations
@@ -38,14 +39,18 @@ from dataclasses import dataclass, field
 
 import numba
 import numpy as np
-from scipy import integrate, optimize
+from scipy import integrate
 
 from sde_scales.errors import InvalidArgumentError
+from sde_scales.kernels import Exponential, Instantaneous, PowerLaw, SumOfExponentials, half_response_time
 from sde_scales.schedules import PiecewiseLinear
-from sde_scales.sde import EulerMaruyama, SaveAt, SDEProblem, solve
+from sde_scales.sde import SDEProblem
 
 __all__ = [
     "DelayModel",
+    "exact_states",
+    "lag_from_curves",
+    "ou_paths",
     "Exponential",
     "Instantaneous",
     "PowerLaw",
@@ -53,117 +58,6 @@ __all__ = [
     "direct_convolution",
     "half_response_time",
 ]
-
-
-# ----------------------------------------------------------------------------- kernels
-@dataclass(frozen=True)
-class SumOfExponentials:
-    """:math:`q(\\tau) = \\sum_j w_j e^{-\\tau/\\tau_j}/\\tau_j` with :math:`w_j \\ge 0`, :math:`\\sum w_j = 1`."""
-
-    taus: np.ndarray
-    weights: np.ndarray
-
-    def __post_init__(self) -> None:
-        taus = np.atleast_1d(np.asarray(self.taus, dtype=float))
-        w = np.atleast_1d(np.asarray(self.weights, dtype=float))
-        if taus.shape != w.shape or taus.size == 0:
-            raise InvalidArgumentError(f"{taus.size} time scales and {w.size} weights; give equally many (>= 1)")
-        if np.any(~np.isfinite(taus)) or np.any(taus <= 0):
-            raise InvalidArgumentError(f"time scales {taus.tolist()} must be finite and > 0 (use Instantaneous for 0)")
-        if np.any(~np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
-            raise InvalidArgumentError(f"weights {w.tolist()} must be finite, >= 0 and not all 0")
-        object.__setattr__(self, "taus", taus)
-        object.__setattr__(self, "weights", w / w.sum())
-
-    def q(self, tau) -> np.ndarray:
-        tau = np.asarray(tau, dtype=float)[..., None]
-        return np.sum(self.weights / self.taus * np.exp(-tau / self.taus), axis=-1)
-
-    def Q(self, tau) -> np.ndarray:
-        tau = np.asarray(tau, dtype=float)[..., None]
-        return np.sum(self.weights * -np.expm1(-tau / self.taus), axis=-1)
-
-    def embedding(self) -> "SumOfExponentials":
-        return self
-
-    @property
-    def lag(self) -> float:
-        return half_response_time(self)
-
-
-@dataclass(frozen=True)
-class Exponential(SumOfExponentials):
-    """:math:`q(\\tau) = e^{-\\tau/\\tau_c}/\\tau_c`; lag :math:`\\tau_c \\ln 2`."""
-
-    def __init__(self, tau: float):
-        super().__init__(np.array([float(tau)]), np.array([1.0]))
-
-    @property
-    def tau(self) -> float:
-        return float(self.taus[0])
-
-    @property
-    def lag(self) -> float:
-        return self.tau * np.log(2.0)
-
-
-@dataclass(frozen=True)
-class Instantaneous:
-    """The zero-memory kernel :math:`q = \\delta`: the loss follows the learning rate at once."""
-
-    def Q(self, tau) -> np.ndarray:
-        return (np.asarray(tau, dtype=float) >= 0).astype(float)
-
-    @property
-    def lag(self) -> float:
-        return 0.0
-
-
-@dataclass(frozen=True)
-class PowerLaw:
-    """:math:`q(\\tau) = \\frac{a-1}{\\tau_0}(1 + \\tau/\\tau_0)^{-a}`, :math:`a > 1`."""
-
-    tau0: float
-    a: float
-
-    def __post_init__(self) -> None:
-        if not (self.tau0 > 0 and np.isfinite(self.tau0)) or not (self.a > 1 and np.isfinite(self.a)):
-            raise InvalidArgumentError(f"PowerLaw(tau0={self.tau0}, a={self.a}); need tau0 > 0 and a > 1 (integrable)")
-
-    def q(self, tau) -> np.ndarray:
-        return (self.a - 1) / self.tau0 * (1 + np.asarray(tau, float) / self.tau0) ** (-self.a)
-
-    def Q(self, tau) -> np.ndarray:
-        return 1 - (1 + np.asarray(tau, float) / self.tau0) ** (1 - self.a)
-
-    @property
-    def lag(self) -> float:
-        return self.tau0 * (2 ** (1 / (self.a - 1)) - 1)
-
-    def embedding(self, t_max: float | None = None, n_terms: int = 12) -> tuple[SumOfExponentials, float]:
-        """Non-negative sum of ``n_terms`` exponentials (time scales log-spaced from ``tau0/10`` to
-        ``10 t_max``) fitted to :math:`Q` on ``[0, t_max]``; returns it and the largest error of its
-        :math:`Q` there. Default ``t_max = 100 * lag``."""
-        t_max = 100 * self.lag if t_max is None else float(t_max)
-        taus = np.geomspace(self.tau0 / 10, 10 * t_max, n_terms)
-        grid = np.concatenate([[0.0], np.geomspace(self.tau0 / 100, t_max, 400)])
-        basis = -np.expm1(-grid[:, None] / taus[None, :])
-        w, _ = optimize.nnls(basis, self.Q(grid))
-        approx = SumOfExponentials(taus, np.maximum(w, 1e-300))
-        err = float(np.max(np.abs(approx.Q(grid) - self.Q(grid))))
-        return approx, err
-
-
-def half_response_time(kernel) -> float:
-    """The lag: the root of :math:`Q(\\tau) = 1/2`."""
-    if isinstance(kernel, Instantaneous):
-        return 0.0
-    hi = 1.0
-    while kernel.Q(hi) < 0.5:
-        hi *= 2
-        if hi > 1e12:
-            raise InvalidArgumentError("the kernel never reaches half response")
-    return float(optimize.brentq(lambda t: float(kernel.Q(t)) - 0.5, 0.0, hi, xtol=1e-14, rtol=1e-14))
 
 
 def direct_convolution(kernel, schedule: PiecewiseLinear, times, eta_ref: float | None = None) -> np.ndarray:
@@ -229,13 +123,18 @@ def _delay_diffusion(t, x, p, out):
 @dataclass(frozen=True)
 class DelayResult:
     """Loss paths of :meth:`DelayModel.simulate`: ``t`` (n_save,), ``loss`` (n_save, n_paths),
-    the noise-free kernel term ``y`` (n_save,) and the learning rate ``eta`` (n_save,)."""
+    the noise-free kernel term ``y`` (n_save,) and the learning rate ``eta`` (n_save,).
+
+    ``kernel_error``: the largest error of the embedded kernel's response Q (0 for sums of
+    exponentials); ``y_error_bound``: the resulting bound on ``y``, ``kernel_error`` times the total
+    variation of the learning rate (y is a Stieltjes integral of Q against the schedule)."""
 
     t: np.ndarray
     loss: np.ndarray
     y: np.ndarray
     eta: np.ndarray
     kernel_error: float = 0.0
+    y_error_bound: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -283,23 +182,89 @@ class DelayModel:
                           params=params, name="lr-delay")
 
     def simulate(self, T: float, dt: float, n_paths: int, seed: int, save_every: int = 1) -> DelayResult:
-        """Integrate the embedded state with Euler-Maruyama and assemble the loss paths."""
-        soe, err = self._sum_of_exponentials(T)
-        prob = self.problem(T, soe)
-        # xi starts in its stationary law N(0, 1), from its own stream
-        x0 = np.zeros((n_paths, prob.d))
-        x0[:, -1] = np.random.Generator(np.random.SFC64(np.random.SeedSequence([int(seed), 0xDE1A]))).standard_normal(n_paths)
-        sol = solve(prob.with_x0(x0), EulerMaruyama(), dt, seed=seed, save_at=SaveAt(every=save_every))
-        x = sol.x  # (n_save, n_paths, d)
-        eta = self.schedule(sol.t)
-        if soe is None:
-            y = self.eta_ref - eta
-        else:
-            y = x[:, 0, 1:1 + soe.taus.size] @ soe.weights  # deterministic: identical on every path
-        s1 = x[:, :, 0]
-        loss = (self.L_inf + self.A * (s1 + self.S_W) ** (-self.alpha) - self.C * y[:, None]
-                + self.sigma_L * eta[:, None] * x[:, :, -1])
-        return DelayResult(sol.t, loss, y, eta, err)
+        """Loss paths at the times ``0, h, 2h, ..`` (``h = save_every * dt``, and ``T``), integrated
+        exactly where the model is linear (see the module docstring): any ``dt`` is stable and gives
+        the same numbers at the times it reports.
+
+        Path i's noise depends only on ``seed`` and i (not on ``n_paths``)."""
+        for name, v in (("T", T), ("dt", dt)):
+            if not (isinstance(v, (int, float)) and np.isfinite(v) and v > 0):
+                raise InvalidArgumentError(f"{name}={v!r}; give a finite positive number")
+        if int(n_paths) != n_paths or n_paths < 1 or int(save_every) != save_every or save_every < 1:
+            raise InvalidArgumentError(f"n_paths={n_paths}, save_every={save_every}; both must be whole numbers >= 1")
+        h = float(dt) * int(save_every)
+        if h > T:
+            raise InvalidArgumentError(f"save_every * dt = {h:g} exceeds T = {T:g}; use dt <= {T / int(save_every):g}")
+        times = np.arange(int(np.floor(T / h + 1e-9)) + 1) * h
+        if T - times[-1] > 1e-12 * T:
+            times = np.append(times, float(T))
+        soe, err = self._sum_of_exponentials(float(T))
+        eta = self.schedule(times)
+        taus = np.zeros(0) if soe is None else soe.taus
+        s1, z = exact_states(self.schedule, self.eta_ref, taus, times)
+        y = self.eta_ref - eta if soe is None else z @ soe.weights
+        xi = ou_paths(times, self.tau_xi, int(n_paths), seed)
+        loss = (self.L_inf + self.A * (s1 + self.S_W)[:, None] ** (-self.alpha) - self.C * y[:, None]
+                + self.sigma_L * eta[:, None] * xi)
+        tv = abs(self.eta_ref - float(self.schedule(0.0))) + float(np.sum(np.abs(np.diff(self.schedule.eta))))
+        return DelayResult(times, loss, y, eta, err, err * tv)
+
+
+@numba.njit(cache=True)
+def _advance(edges, eta_plus, eta_minus, eta_ref, taus, s1, z):
+    """Exact solution over pieces [edges[k], edges[k+1]] on which eta is linear from eta_plus[k] to
+    eta_minus[k]: S1 gains the trapezoid, z_j' = (D - z_j)/tau_j with D = eta_ref - eta linear."""
+    for k in range(edges.size - 1):
+        h = edges[k + 1] - edges[k]
+        s1[k + 1] = s1[k] + 0.5 * h * (eta_plus[k] + eta_minus[k])
+        d0 = eta_ref - eta_plus[k]
+        m = -(eta_minus[k] - eta_plus[k]) / h if h > 0 else 0.0
+        for j in range(taus.size):
+            tau = taus[j]
+            em1 = np.expm1(-h / tau)  # e^{-h/tau} - 1, accurate for small h/tau
+            z[k + 1, j] = (1.0 + em1) * z[k, j] - d0 * em1 + m * (h + tau * em1)
+    return s1, z
+
+
+def exact_states(schedule: PiecewiseLinear, eta_ref: float, taus, times) -> tuple[np.ndarray, np.ndarray]:
+    r""":math:`S_1(t) = \int_0^t \eta` and the relaxation states :math:`z_j(t)` (with :math:`z_j(0) = 0`)
+    at ``times`` (sorted, the first 0), exact for a piecewise-linear schedule: the time grid is
+    refined by the schedule's knots, and over each piece
+
+    .. math:: z(b) = e^{-h/\tau} z(a) + D_a (1 - e^{-h/\tau}) + m\,(h - \tau(1 - e^{-h/\tau})),
+
+    for :math:`D(s) = D_a + m (s - a)` on :math:`[a, b]`, :math:`h = b - a`."""
+    times = np.asarray(times, dtype=float)
+    taus = np.asarray(taus, dtype=float)
+    knots = schedule.t[(schedule.t > 0) & (schedule.t < times[-1])]
+    edges = np.union1d(times, knots)
+    a, b = edges[:-1], edges[1:]
+    mid = 0.5 * (a + b)
+    e_a = schedule(a)  # right limit at a (the schedule is right-continuous)
+    e_m = schedule(mid)
+    e_b = 2.0 * e_m - e_a  # left limit at b: eta is linear on (a, b)
+    s1 = np.zeros(edges.size)
+    z = np.zeros((edges.size, taus.size))
+    s1, z = _advance(edges, e_a, e_b, float(eta_ref), taus, s1, z)
+    idx = np.searchsorted(edges, times)
+    return s1[idx], z[idx]
+
+
+def ou_paths(times, tau: float, n_paths: int, seed: int) -> np.ndarray:
+    r"""A unit Ornstein-Uhlenbeck process with correlation time ``tau`` at ``times``, started in its
+    stationary law: ``(n_times, n_paths)``, by the exact transition between the given times (so its
+    variance is 1 whatever the spacing). Path i's numbers come from the first draws of one
+    ``SeedSequence`` stream taken path by path, so they do not depend on ``n_paths``."""
+    times = np.asarray(times, dtype=float)
+    rng = np.random.Generator(np.random.SFC64(np.random.SeedSequence([int(seed), 0xDE1A])))
+    normals = rng.standard_normal((n_paths, times.size)).T  # path-major draws: a prefix per path
+    a = np.exp(-np.diff(times) / tau)
+    c = np.sqrt(-np.expm1(-2.0 * np.diff(times) / tau))
+    out = np.empty_like(normals)
+    out[0] = normals[0]
+    for k in range(1, times.size):
+        out[k] = a[k - 1] * out[k - 1] + c[k - 1] * normals[k]
+    return out
 
 
 def lag_from_curves(t: np.ndarray, loss: np.ndarray, t_drop: float, expected_gain: float, axis: int = -1) -> np.ndarray:

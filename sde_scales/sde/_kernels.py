@@ -27,8 +27,8 @@ The step function is captured by a closure (see :func:`runners`), not passed as 
 that Numba inlines it and the user's drift and diffusion calls cost little; passed as an
 argument it costs about three times the whole step.
 
-Status codes: ``status[p] = 0`` while path ``p`` is finite, otherwise the 1-based step after which
-it was first NaN or infinite. A dead path keeps drawing its normals, so that the other paths of
+Status codes: ``status[p] = 0`` while path ``p`` is finite and below the blow-up threshold in
+absolute value, otherwise the 1-based step after which it was first NaN, infinite or beyond it. A dead path keeps drawing its normals, so that the other paths of
 its group see the same numbers whether or not it blew up, and keeps being stepped (the user's
 drift and diffusion then see NaN, which float arithmetic carries without raising); every value
 saved after its death is NaN, whatever its state became.
@@ -51,10 +51,11 @@ from sde_scales.sde.noise import auto_group_size
 #   f  (d,)        work: drift
 #   g  (d,)|(d,m)  work: diffusion
 #   w1, w2 (d,)    work: Milstein support values
+#   g2 (d,)|(d,m)  work: the diffusion at a support value (Milstein for general noise)
 
 
 @njit(inline="always")
-def em_vector_diagonal(drift, diffusion, gdg, t, dt, sqdt, x, dw, o, p, f, g, w1, w2):
+def em_vector_diagonal(drift, diffusion, gdg, t, dt, sqdt, x, dw, o, p, f, g, w1, w2, g2):
     drift(t, x, p, f)
     diffusion(t, x, p, g)
     for i in range(x.shape[0]):
@@ -62,7 +63,7 @@ def em_vector_diagonal(drift, diffusion, gdg, t, dt, sqdt, x, dw, o, p, f, g, w1
 
 
 @njit(inline="always")
-def em_vector_scalar(drift, diffusion, gdg, t, dt, sqdt, x, dw, o, p, f, g, w1, w2):
+def em_vector_scalar(drift, diffusion, gdg, t, dt, sqdt, x, dw, o, p, f, g, w1, w2, g2):
     drift(t, x, p, f)
     diffusion(t, x, p, g)
     w = dw[o]
@@ -71,7 +72,7 @@ def em_vector_scalar(drift, diffusion, gdg, t, dt, sqdt, x, dw, o, p, f, g, w1, 
 
 
 @njit(inline="always")
-def em_matrix(drift, diffusion, gdg, t, dt, sqdt, x, dw, o, p, f, g, w1, w2):
+def em_matrix(drift, diffusion, gdg, t, dt, sqdt, x, dw, o, p, f, g, w1, w2, g2):
     drift(t, x, p, f)
     diffusion(t, x, p, g)
     for i in range(x.shape[0]):
@@ -82,7 +83,7 @@ def em_matrix(drift, diffusion, gdg, t, dt, sqdt, x, dw, o, p, f, g, w1, w2):
 
 
 @njit(inline="always")
-def milstein_df_diagonal(drift, diffusion, gdg, t, dt, sqdt, x, dw, o, p, f, g, w1, w2):
+def milstein_df_diagonal(drift, diffusion, gdg, t, dt, sqdt, x, dw, o, p, f, g, w1, w2, g2):
     # Derivative-free Milstein (Kloeden & Platen 1992, eq. 11.1.5), componentwise.
     drift(t, x, p, f)
     diffusion(t, x, p, g)
@@ -95,7 +96,7 @@ def milstein_df_diagonal(drift, diffusion, gdg, t, dt, sqdt, x, dw, o, p, f, g, 
 
 
 @njit(inline="always")
-def milstein_df_scalar(drift, diffusion, gdg, t, dt, sqdt, x, dw, o, p, f, g, w1, w2):
+def milstein_df_scalar(drift, diffusion, gdg, t, dt, sqdt, x, dw, o, p, f, g, w1, w2, g2):
     drift(t, x, p, f)
     diffusion(t, x, p, g)
     for i in range(x.shape[0]):
@@ -108,7 +109,7 @@ def milstein_df_scalar(drift, diffusion, gdg, t, dt, sqdt, x, dw, o, p, f, g, w1
 
 
 @njit(inline="always")
-def milstein_gdg_diagonal(drift, diffusion, gdg, t, dt, sqdt, x, dw, o, p, f, g, w1, w2):
+def milstein_gdg_diagonal(drift, diffusion, gdg, t, dt, sqdt, x, dw, o, p, f, g, w1, w2, g2):
     drift(t, x, p, f)
     diffusion(t, x, p, g)
     gdg(t, x, p, w2)
@@ -117,7 +118,7 @@ def milstein_gdg_diagonal(drift, diffusion, gdg, t, dt, sqdt, x, dw, o, p, f, g,
 
 
 @njit(inline="always")
-def milstein_gdg_scalar(drift, diffusion, gdg, t, dt, sqdt, x, dw, o, p, f, g, w1, w2):
+def milstein_gdg_scalar(drift, diffusion, gdg, t, dt, sqdt, x, dw, o, p, f, g, w1, w2, g2):
     drift(t, x, p, f)
     diffusion(t, x, p, g)
     gdg(t, x, p, w2)
@@ -125,6 +126,39 @@ def milstein_gdg_scalar(drift, diffusion, gdg, t, dt, sqdt, x, dw, o, p, f, g, w
     c = 0.5 * (w * w - dt)
     for i in range(x.shape[0]):
         x[i] += f[i] * dt + g[i] * w + w2[i] * c
+
+
+@njit(inline="always")
+def milstein_df_general(drift, diffusion, gdg, t, dt, sqdt, x, dw, o, p, f, g, w1, w2, g2):
+    # Derivative-free Milstein for commutative general noise:
+    #   x += f h + g dW + 1/2 sum_{j,k} D_jk (dW_j dW_k - delta_jk h),
+    #   D_jk = (g_.k(x + sqrt(h) g_.j) - g_.k(x)) / sqrt(h) = L^j g_.k + O(sqrt(h)),
+    # whose O(sqrt(h)) error multiplies a zero-mean factor, so strong order 1 is kept.
+    drift(t, x, p, f)
+    diffusion(t, x, p, g)
+    d = x.shape[0]
+    m = g.shape[1]
+    for i in range(d):
+        acc = f[i] * dt
+        for j in range(m):
+            acc += g[i, j] * dw[o + j]
+        w2[i] = acc
+    c = 0.5 / sqdt
+    for j in range(m):
+        for i in range(d):
+            w1[i] = x[i] + g[i, j] * sqdt
+        diffusion(t, w1, p, g2)
+        dwj = dw[o + j]
+        for i in range(d):
+            s = 0.0
+            for k in range(m):
+                ck = dwj * dw[o + k]
+                if k == j:
+                    ck -= dt
+                s += (g2[i, k] - g[i, k]) * ck
+            w2[i] += c * s
+    for i in range(d):
+        x[i] += w2[i]
 
 
 # --------------------------------------------------------------------------- noise sources
@@ -218,7 +252,7 @@ def _advance_group(step, draw, D, M, GS, P, matrix):
 
     @njit
     def advance_group(drift, diffusion, gdg, src, x0, lo, n, m_run, params, t0, dt,
-                      n_steps, save_steps, out, status, gshape):
+                      n_steps, save_steps, out, status, gshape, blowup):
         d = D if D > 0 else x0.shape[1]
         m = M if M > 0 else m_run
         x = alloc_x((GS, d))
@@ -229,6 +263,7 @@ def _advance_group(step, draw, D, M, GS, P, matrix):
         dws = np.zeros(GS * m)
         f = alloc_d(d)
         g = alloc_g(gshape)  # (d,) or (d, m): the tuple's length fixes the type at compile time
+        g2 = alloc_g(gshape)  # a second diffusion (Milstein for general noise)
         w1 = alloc_d(d)
         w2 = alloc_d(d)
         p = local_params(params)
@@ -244,22 +279,23 @@ def _advance_group(step, draw, D, M, GS, P, matrix):
         for k in range(n_steps):
             t = t0 + k * dt
             draw(src, k, lo, n, m, sqdt, dws)
-            # acc * 0 is NaN iff some new state entry is NaN or inf (or the finite sum overflowed,
-            # which the exact scan below then clears): one add per entry and one branch per group.
+            # acc (the sum of |x| over the group) fails `acc < blowup` iff some new state entry is
+            # NaN, infinite or beyond the threshold (or the sum of finite entries passed it, which
+            # the exact scan below then clears): one abs and add per entry, one branch per group.
             # Dead paths are stepped too (NaN in, NaN out; cheaper than a branch per path), so a
             # group holding one rescans at every step.
             acc = 0.0
             for i in range(GS):
                 xi = x[i]  # a view: with the step inlined, Numba prunes its reference counting
-                step(drift, diffusion, gdg, t, dt, sqdt, xi, dws, i * m, p, f, g, w1, w2)
+                step(drift, diffusion, gdg, t, dt, sqdt, xi, dws, i * m, p, f, g, w1, w2, g2)
                 for c in range(d):
-                    acc += xi[c]
-            if acc * 0.0 != 0.0:
+                    acc += abs(xi[c])
+            if not acc < blowup:
                 for i in range(n):
                     if not alive[i]:
                         continue
                     for c in range(d):
-                        if not np.isfinite(x[i, c]):
+                        if not abs(x[i, c]) < blowup:
                             alive[i] = False
                     if not alive[i]:
                         status[lo + i] = k + 1
@@ -284,7 +320,7 @@ def runners(step, d, m, n_params=0):
     frozen = d <= MAX_FROZEN_DIM and m <= MAX_FROZEN_DIM
     d, m = (int(d), int(m)) if frozen else (-1, -1)
     P = int(n_params) if 0 < n_params <= MAX_STACK_PARAMS else -1
-    matrix = step is em_matrix
+    matrix = step is em_matrix or step is milstein_df_general
     key = (step, d, m, gs, P)
     if key in _RUNNERS:
         return _RUNNERS[key]
@@ -293,7 +329,7 @@ def runners(step, d, m, n_params=0):
 
     @njit(parallel=True)
     def run_generated(drift, diffusion, gdg, gens, x0, n_paths, bs, gs, m_run, params, t0, dt,
-                      n_steps, save_steps, out, status, gshape):
+                      n_steps, save_steps, out, status, gshape, blowup):
         """Paths ``0 .. n_paths`` in stream blocks of ``bs``; block ``b`` draws from ``gens[b]``."""
         n_blocks = len(gens)
         for b in prange(n_blocks):
@@ -302,11 +338,11 @@ def runners(step, d, m, n_params=0):
             for lo in range(bi * bs, min((bi + 1) * bs, n_paths), gs):
                 advance_generated(drift, diffusion, gdg, gen, x0, lo,
                               min(gs, n_paths - lo), m_run, params, t0, dt, n_steps, save_steps,
-                              out, status, gshape)
+                              out, status, gshape, blowup)
 
     @njit(parallel=True)
     def run_supplied(drift, diffusion, gdg, dW, x0, n_paths, bs, gs, m_run, params, t0, dt,
-                     n_steps, save_steps, out, status, gshape):
+                     n_steps, save_steps, out, status, gshape, blowup):
         """Like ``run_generated``, with increments taken from ``dW[k, path, :]``."""
         n_blocks = (n_paths + bs - 1) // bs
         for b in prange(n_blocks):
@@ -314,7 +350,7 @@ def runners(step, d, m, n_params=0):
             for lo in range(bi * bs, min((bi + 1) * bs, n_paths), gs):
                 advance_supplied(drift, diffusion, gdg, dW, x0, lo,
                               min(gs, n_paths - lo), m_run, params, t0, dt, n_steps, save_steps,
-                              out, status, gshape)
+                              out, status, gshape, blowup)
 
     _RUNNERS[key] = (run_generated, run_supplied)
     return _RUNNERS[key]

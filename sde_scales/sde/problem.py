@@ -125,8 +125,10 @@ class SDEProblem:
     ------
     InvalidProblemError
         On any inconsistency, with the value and the fix in the message. The functions are
-        called once, in pure Python with the initial state, so that a wrong output shape is
-        caught as an ``IndexError`` rather than as silent memory corruption inside Numba.
+        called in pure Python at (t0, x0) and at random times and states of the span
+        (:meth:`probe_points`), so that an index out of range (of ``out``, ``x`` or ``p``, named in
+        the message) is caught as an ``IndexError`` rather than read or written silently inside
+        Numba, whose bounds checks are off (``solve(..., debug=True)`` turns them on).
     """
 
     drift: Any
@@ -217,33 +219,82 @@ class SDEProblem:
         return (self.d, self.m) if self.noise.matrix_diffusion else (self.d,)
 
     # ------------------------------------------------------------------ validation
-    def _call(self, name: str, fn: Any, x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    def _call(self, name: str, fn: Any, x: np.ndarray, shape: tuple[int, ...], t: float | None = None,
+              strict: bool = True) -> np.ndarray:
+        """Call ``fn`` in pure Python. ``strict=False`` (random states, which may leave the function's
+        domain): only an index out of range is an error; NaN results and other exceptions (a
+        ``math.sqrt`` of a negative number raises in Python, gives NaN in Numba) are tolerated."""
+        t = self.tspan[0] if t is None else float(t)
         out = np.full(shape, np.nan)
+        py = _pure_python(fn)
         try:
-            _pure_python(fn)(self.tspan[0], x.copy(), self.params, out)
+            py(t, x.copy(), self.params, out)
         except IndexError as exc:
-            raise InvalidProblemError(
-                f"{name} of problem {self.name!r} indexes outside its output, which has shape {shape} "
-                f"for d={self.d}, noise={self.noise.value!r}, m={self.m} ({exc}); write only "
-                f"out[0..{shape[0] - 1}]" + (f", [0..{shape[1] - 1}]" if len(shape) > 1 else "")
-            ) from None
+            raise InvalidProblemError(self._blame_index(name, py, t, x, shape, exc)) from None
         except Exception as exc:  # noqa: BLE001 - re-raised with context
+            if not strict:
+                return out
             raise InvalidProblemError(
-                f"{name} of problem {self.name!r} failed when called as {name}(t0, x0, params, out) "
-                f"with out.shape={shape}: {type(exc).__name__}: {exc}"
+                f"{name} of problem {self.name!r} failed when called as {name}(t, x, params, out) at t = {t:.6g}, "
+                f"x = {np.array2string(x, precision=4)} with out.shape={shape}: {type(exc).__name__}: {exc}"
             ) from exc
-        if np.isnan(out).any():
+        if strict and np.isnan(out).any():
             idx = tuple(int(i) for i in np.argwhere(np.isnan(out))[0])
             raise InvalidProblemError(
-                f"{name} of problem {self.name!r} left out{list(idx)} unset (or NaN) at x0; it must "
-                f"write every entry of an output of shape {shape}"
+                f"{name} of problem {self.name!r} left out{list(idx)} unset (or NaN) at t = {t:.6g}, x = "
+                f"{np.array2string(x, precision=4)}; it must write every entry of an output of shape {shape}"
             )
         return out
 
-    def _check_functions(self) -> None:
+    def _blame_index(self, name, py, t, x, shape, exc) -> str:
+        """Which argument an IndexError came from: retry with each of out, x, p padded in turn."""
+        where = f"at t = {t:.6g}, x = {np.array2string(x, precision=4)}"
+        pad = 4
+        tries = (
+            ("out", lambda: py(t, x.copy(), self.params, np.zeros(tuple(s + pad for s in shape)))),
+            ("x", lambda: py(t, np.concatenate([x, np.zeros(pad)]), self.params, np.zeros(shape))),
+            ("p", lambda: py(t, x.copy(), np.concatenate([self.params, np.zeros(pad)]), np.zeros(shape))),
+        )
+        for arg, call in tries:
+            try:
+                call()
+            except Exception:  # noqa: BLE001 - still failing: not this argument
+                continue
+            if arg == "out":
+                return (f"{name} of problem {self.name!r} indexes outside its output {where}: out has shape {shape} for "
+                        f"d={self.d}, noise={self.noise.value!r}, m={self.m} ({exc}); write only out[0..{shape[0] - 1}]"
+                        + (f", [0..{shape[1] - 1}]" if len(shape) > 1 else ""))
+            if arg == "x":
+                return (f"{name} of problem {self.name!r} reads the state x outside its {self.d} entries {where} "
+                        f"({exc}); x0 fixes d = {self.d}")
+            return (f"{name} of problem {self.name!r} reads the parameters p outside their {self.params.size} entries "
+                    f"{where} ({exc}); pass params with every entry it reads")
+        return f"{name} of problem {self.name!r} raised IndexError {where}: {exc}"
+
+    def probe_points(self, n: int = 6, seed: int = 0) -> list[tuple[float, np.ndarray]]:
+        """Times and states at which the functions are checked: (t0, x0), (t1, x0) and ``n`` random
+        times in the span with states x0 + N(0, 1)(1 + |x0|)/2 (a fixed seed: reproducible checks)."""
+        rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5EED]))
         x = self.x0[0] if self.per_path_x0 else self.x0
-        self._call("drift", self.drift, x, (self.d,))
-        g0 = self._call("diffusion", self.diffusion, x, self.diffusion_shape)
+        t0, t1 = self.tspan
+        pts = [(t0, x), (t1, x)]
+        for _ in range(n):
+            pts.append((float(rng.uniform(t0, t1)), x + 0.5 * (1 + np.abs(x)) * rng.standard_normal(x.size)))
+        return pts
+
+    def _check_functions(self) -> None:
+        """Call every function in pure Python at (t0, x0) and at random times and states of the span
+        (so an out-of-range read that happens only later is caught here, not read silently from
+        another path's memory inside Numba), with the output filled with NaN so that unset entries
+        show."""
+        pts = self.probe_points()
+        x = pts[0][1]
+        gs = []
+        for i, (t, xs) in enumerate(pts):
+            strict = i < 2  # x0 at t0 and t1: every entry written and finite; random states: indices only
+            self._call("drift", self.drift, xs, (self.d,), t, strict)
+            gs.append(self._call("diffusion", self.diffusion, xs, self.diffusion_shape, t, strict))
+        g0 = gs[0]
         if self.noise is NoiseKind.ADDITIVE:
             g1 = self._call("diffusion", self.diffusion, x + 1.0, self.diffusion_shape)
             if not np.array_equal(g0, g1):
@@ -251,13 +302,22 @@ class SDEProblem:
                     f"noise='additive' but the diffusion of problem {self.name!r} changes with x "
                     f"(g(x0) != g(x0 + 1)); use noise='general'"
                 )
+        if self.noise is NoiseKind.GENERAL and self.m > 1 and all(
+                np.all(g == g[:, :1]) and np.any(g != 0) for g in gs):
+            raise InvalidProblemError(
+                f"the diffusion of problem {self.name!r} writes the same value into every column of each row of "
+                f"its ({self.d}, {self.m}) output at every probed state: out[i] = value broadcasts over row i. "
+                f"Write out[i, j] for each column; if all {self.m} noises really load equally, use noise='scalar' "
+                f"with the diffusion times sqrt({self.m})"
+            )
         if self.gdg is not None:
             if self.noise not in (NoiseKind.SCALAR, NoiseKind.DIAGONAL):
                 raise InvalidProblemError(
                     f"gdg is given for noise={self.noise.value!r}; the Milstein term (g.grad)g is only "
                     f"used for scalar or diagonal noise. Drop gdg"
                 )
-            self._call("gdg", self.gdg, x, (self.d,))
+            for i, (t, xs) in enumerate(pts):
+                self._call("gdg", self.gdg, xs, (self.d,), t, i < 2)
 
     def with_x0(self, x0: Any) -> "SDEProblem":
         """A copy with another initial state (shared ``(d,)`` or per path ``(n_paths, d)``)."""

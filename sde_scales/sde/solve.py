@@ -5,19 +5,26 @@ See :func:`solve` for the parameters and ``README.md`` for a tour.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numba
 import numpy as np
 
-from sde_scales.errors import BlowUpError, InvalidArgumentError
+from sde_scales.errors import BlowUpError, InvalidArgumentError, InvalidProblemError, SDEScalesError
 from sde_scales.sde import _kernels as K
 from sde_scales.sde.noise import BlockStreams, auto_block_size, auto_group_size
 from sde_scales.sde.problem import SDEProblem
 from sde_scales.sde.solvers import Solver
 
-__all__ = ["SaveAt", "Solution", "solve", "n_steps_for"]
+__all__ = ["BLOWUP_THRESHOLD", "SaveAt", "Solution", "solve", "n_steps_for"]
+
+#: Default blow-up threshold of :func:`solve`: a state entry with |x| at or above it counts as blown
+#: up. Past it, a product of two such entries overflows float64 (about 1.8e308), so no quantity a
+#: drift or diffusion computes from it means anything; a path at 1e109 is a divergence, not data.
+BLOWUP_THRESHOLD = 1e100
 
 
 def n_steps_for(tspan: tuple[float, float], dt: float) -> int:
@@ -27,6 +34,9 @@ def n_steps_for(tspan: tuple[float, float], dt: float) -> int:
     span = tspan[1] - tspan[0]
     n = span / dt
     n_int = int(round(n))
+    if n < 1 - 1e-9:
+        raise InvalidArgumentError(f"dt={dt!r} is longer than the time span {tspan}; use dt <= {span!r} "
+                                   f"(dt={span!r} is one step)")
     if n_int < 1 or abs(n - n_int) > 1e-9 * max(1.0, n):
         lo, hi = max(1, int(np.floor(n))), int(np.ceil(n))
         raise InvalidArgumentError(
@@ -137,6 +147,39 @@ class Solution:
         return self.x[-1][self.valid]
 
 
+_SIGNATURES = {1: "void(float64, float64[::1], float64[::1], float64[::1])",
+               2: "void(float64, float64[::1], float64[::1], float64[:, ::1])"}
+
+
+def _typing_error(problem: SDEProblem, gdg, exc) -> InvalidProblemError:
+    """Find which user function numba could not type (each compiled alone, only on this error path),
+    and say so with numba's own report of the line."""
+    fns = [("drift", problem.drift, 1), ("diffusion", problem.diffusion, len(problem.diffusion_shape))]
+    if gdg is not K.no_gdg:
+        fns.append(("gdg", gdg, 1))
+    for name, fn, nd in fns:
+        try:
+            numba.njit(_SIGNATURES[nd])(getattr(fn, "py_func", fn))
+        except numba.core.errors.TypingError as inner:
+            text = re.sub(r"\x1b\[[0-9;]*m", "", str(inner))  # numba colours its report for terminals
+            detail = "\n".join(line for line in text.strip().splitlines() if line.strip())[:1500]
+            return InvalidProblemError(
+                f"numba cannot compile the {name} of problem {problem.name!r}; use numpy and math on floats and "
+                f"arrays, and call only @numba.njit functions from it. Numba says:\n{detail}")
+    return InvalidProblemError(f"numba cannot compile problem {problem.name!r} with this solver: "
+                               f"{str(exc).strip()[:1500]}")
+
+
+def _with_bounds_checks(problem: SDEProblem) -> SDEProblem:
+    from dataclasses import replace
+
+    def bc(fn):
+        return None if fn is None else numba.njit(boundscheck=True)(getattr(fn, "py_func", fn))
+
+    return replace(problem, drift=bc(problem.drift), diffusion=bc(problem.diffusion), gdg=bc(problem.gdg),
+                   m=problem.m if problem.noise.matrix_diffusion else None)
+
+
 def _check_dW(dW: np.ndarray, n_steps: int, n_paths: int | None, m: int) -> np.ndarray:
     dW = np.asarray(dW, dtype=np.float64)
     if dW.ndim == 2 and m == 1:
@@ -164,6 +207,8 @@ def solve(
     block_size: int | None = None,
     path_offset: int = 0,
     on_blowup: Literal["raise", "mask"] = "raise",
+    blowup_threshold: float = BLOWUP_THRESHOLD,
+    debug: bool = False,
 ) -> Solution:
     r"""Integrate ``problem`` with ``solver`` at fixed step ``dt`` for ``n_paths`` paths.
 
@@ -191,9 +236,17 @@ def solve(
         Global index of the first path, so that an ensemble split over several calls (or
         workers) gives the same numbers as one call. Must be a multiple of ``block_size``.
     on_blowup : {"raise", "mask"}
-        ``"raise"``: a path that becomes NaN or infinite raises :class:`BlowUpError` naming the
-        path, the step and the time. ``"mask"``: such paths are set to NaN from then on and
-        counted in ``Solution.n_diverged``; use ``Solution.valid`` to exclude them.
+        ``"raise"``: a path that becomes NaN, infinite or larger than ``blowup_threshold`` in
+        absolute value raises :class:`BlowUpError` naming the path, the step and the time.
+        ``"mask"``: such paths are set to NaN from then on and counted in ``Solution.n_diverged``;
+        use ``Solution.valid`` to exclude them.
+    blowup_threshold : float
+        ``|x|`` at or above this counts as a blow-up in both modes (default
+        :data:`BLOWUP_THRESHOLD` = 1e100); ``inf`` flags only NaN and infinite values.
+    debug : bool
+        Compile the problem's functions with Numba's bounds checks on (slower): an index out of
+        range inside them then raises :class:`InvalidProblemError` instead of reading or writing
+        another path's memory.
 
     Returns
     -------
@@ -209,6 +262,13 @@ def solve(
         raise InvalidArgumentError(f"solver={solver!r}; pass EulerMaruyama() or Milstein()")
     if on_blowup not in ("raise", "mask"):
         raise InvalidArgumentError(f"on_blowup={on_blowup!r}; use 'raise' or 'mask'")
+    if not (isinstance(blowup_threshold, (int, float)) and blowup_threshold > 0) or np.isnan(blowup_threshold):
+        raise InvalidArgumentError(f"blowup_threshold={blowup_threshold!r}; give a positive number (inf: only NaN/inf)")
+    if dW is not None and seed is not None:
+        raise InvalidArgumentError("both seed and dW were given; dW supplies the noise, so a seed would be ignored "
+                                   "(and recorded wrongly): pass one of them")
+    if debug:
+        problem = _with_bounds_checks(problem)
     run_generated, run_supplied = K.runners(solver.step_function(problem), problem.d, problem.m,
                                             problem.params.shape[0])
     gdg = problem.gdg if getattr(solver, "uses_gdg", lambda p: False)(problem) else K.no_gdg
@@ -247,19 +307,33 @@ def solve(
     status = np.zeros(n_paths, dtype=np.int64)
     gshape = problem.diffusion_shape
     t0 = problem.tspan[0]
+    if dW is None and seed is None:
+        raise InvalidArgumentError("seed is missing; pass seed=<int> (or dW=...) so the run can be reproduced")
+    if dW is not None and path_offset:
+        raise InvalidArgumentError("path_offset applies to generated noise; with dW, slice dW instead")
     started = time.perf_counter()
-    if dW is None:
-        if seed is None:
-            raise InvalidArgumentError("seed is missing; pass seed=<int> (or dW=...) so the run can be reproduced")
-        streams = BlockStreams(seed, bs)
-        gens = streams.generators(n_paths, path_offset)
-        run_generated(problem.drift, problem.diffusion, gdg, gens, x0, n_paths, bs, gs, problem.m,
-                      problem.params, t0, dt, n_steps, save_steps, out, status, gshape)
-    else:
-        if path_offset:
-            raise InvalidArgumentError("path_offset applies to generated noise; with dW, slice dW instead")
-        run_supplied(problem.drift, problem.diffusion, gdg, dW, x0, n_paths, bs, gs, problem.m,
-                     problem.params, t0, dt, n_steps, save_steps, out, status, gshape)
+    args = (x0, n_paths, bs, gs, problem.m, problem.params, t0, dt, n_steps, save_steps, out, status, gshape,
+            float(blowup_threshold))
+    try:
+        if dW is None:
+            gens = BlockStreams(seed, bs).generators(n_paths, path_offset)
+            run_generated(problem.drift, problem.diffusion, gdg, gens, *args)
+        else:
+            run_supplied(problem.drift, problem.diffusion, gdg, dW, *args)
+    except numba.core.errors.TypingError as exc:
+        raise _typing_error(problem, gdg, exc) from exc
+    except (IndexError, SystemError, ValueError, ArithmeticError, RuntimeError) as exc:
+        if isinstance(exc, SDEScalesError):
+            raise
+        # an exception raised inside the parallel loop surfaces as SystemError with the original chained
+        orig = exc
+        while isinstance(orig, SystemError) and (orig.__cause__ or orig.__context__) is not None:
+            orig = orig.__cause__ or orig.__context__
+        raise InvalidProblemError(
+            f"the drift, diffusion or gdg of problem {problem.name!r} raised {type(orig).__name__} during the solve "
+            f"with {solver!r}, dt={dt}: {orig}"
+            + (" (an index out of range, caught by debug=True)" if isinstance(orig, IndexError) else "")
+        ) from orig
     wall = time.perf_counter() - started
 
     if status.any() and on_blowup == "raise":
@@ -267,7 +341,8 @@ def solve(
         first = dead[np.lexsort((dead, status[dead]))[0]]
         k = int(status[first])
         raise BlowUpError(
-            f"path {first + path_offset} of problem {problem.name!r} became NaN/inf at step {k} "
+            f"path {first + path_offset} of problem {problem.name!r} became NaN/inf or passed |x| >= "
+            f"{blowup_threshold:g} at step {k} "
             f"(t = {t0 + k * dt:.6g}) with {solver!r}, dt={dt}; {dead.size} of {n_paths} paths blew up. "
             f"Reduce dt, check the drift/diffusion for growth, or pass on_blowup='mask' to keep the "
             f"finite paths",

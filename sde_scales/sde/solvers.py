@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from sde_scales.errors import InvalidProblemError
 from sde_scales.sde import _kernels as K
+from sde_scales.sde import probes
 from sde_scales.sde.problem import NoiseKind, SDEProblem
 
 __all__ = ["EulerMaruyama", "Milstein", "Solver"]
@@ -77,22 +78,32 @@ class EulerMaruyama(Solver):
 
 @dataclass(frozen=True)
 class Milstein(Solver):
-    r"""Milstein for scalar and diagonal noise.
+    r"""Milstein for scalar, diagonal and commutative general noise.
 
     .. math::
 
-        X_{k+1} = X_k + f\,h + g\,\Delta W_k + \tfrac12 (g\cdot\nabla g)\,(\Delta W_k^2 - h).
+        X_{k+1} = X_k + f\,h + g\,\Delta W_k
+            + \tfrac12 \sum_{j,k} (L^j g_{\cdot k})\,(\Delta W_{k,j} \Delta W_{k,k} - \delta_{jk} h),
+        \qquad L^j = \sum_l g_{lj}\,\partial_{x_l}.
 
-    With ``problem.gdg`` given, :math:`(g\cdot\nabla)g` is that function; otherwise the
-    derivative-free form replaces it by :math:`(g(\hat X) - g(X_k))/\sqrt h` at the support value
-    :math:`\hat X = X_k + f h + g \sqrt h` (Kloeden & Platen 1992, eq. 11.1.5). Set
-    ``derivative_free=True`` to force that form even when ``gdg`` exists.
+    Scalar and diagonal noise: with ``problem.gdg`` given, :math:`(g\cdot\nabla)g` is that function;
+    otherwise the derivative-free form replaces it by :math:`(g(\hat X) - g(X_k))/\sqrt h` at the
+    support value :math:`\hat X = X_k + f h + g \sqrt h` (Kloeden & Platen 1992, eq. 11.1.5). Set
+    ``derivative_free=True`` to force that form even when ``gdg`` exists. General noise: always
+    derivative-free, :math:`L^j g_{\cdot k} \approx (g_{\cdot k}(X_k + \sqrt h\, g_{\cdot j}) -
+    g_{\cdot k}(X_k))/\sqrt h` (m extra diffusion evaluations per step).
+
+    Preconditions, probed before the solve (:mod:`sde_scales.sde.probes`, finite differences at
+    x0 and along a short trial run) and refused with a clear error when violated: diagonal noise
+    must have each :math:`g_i` depend on :math:`x_i` only; general noise must commute
+    (:math:`L^j g_{\cdot k} = L^k g_{\cdot j}`). Non-commuting noise needs Levy areas, which this
+    solver does not approximate: use ``EulerMaruyama()`` (strong order 1/2) there.
 
     Orders
         strong 1, weak 1.
     Noise
-        scalar, diagonal (``g_i`` depending on ``x_i`` only: commutative noise, no Levy areas);
-        additive, where the correction vanishes and the scheme is Euler-Maruyama.
+        scalar; diagonal (``g_i`` depending on ``x_i`` only); general when commutative; additive,
+        where the correction vanishes and the scheme is Euler-Maruyama.
     Calculus
         Ito.
     Reference
@@ -102,15 +113,43 @@ class Milstein(Solver):
     derivative_free: bool = False
     strong_order: ClassVar[float] = 1.0
     weak_order: ClassVar[float] = 1.0
-    supported_noise: ClassVar[tuple[NoiseKind, ...]] = (NoiseKind.SCALAR, NoiseKind.DIAGONAL, NoiseKind.ADDITIVE)
+    supported_noise: ClassVar[tuple[NoiseKind, ...]] = (NoiseKind.SCALAR, NoiseKind.DIAGONAL, NoiseKind.ADDITIVE,
+                                                        NoiseKind.GENERAL)
 
     def uses_gdg(self, problem: SDEProblem) -> bool:
         return problem.gdg is not None and not self.derivative_free
+
+    def check(self, problem: SDEProblem) -> None:
+        super().check(problem)
+        if problem.noise not in (NoiseKind.DIAGONAL, NoiseKind.GENERAL):
+            return
+        cache = problem.__dict__.setdefault("_milstein_probe", {})
+        key = problem.noise
+        if key not in cache:
+            states = probes.probe_states(problem)
+            if problem.noise is NoiseKind.DIAGONAL:
+                cache[key] = probes.diagonal_violation(problem, states)
+            else:
+                cache[key] = probes.commutativity_violation(problem, states)
+        why = cache[key]
+        if why is None:
+            return
+        if problem.noise is NoiseKind.DIAGONAL:
+            raise InvalidProblemError(
+                f"Milstein on problem {problem.name!r}: {why}. Its componentwise correction would then be "
+                f"wrong (strong order 1/2, not 1). Write the noise as noise='general' with m={problem.d} and a "
+                f"({problem.d}, {problem.d}) diagonal matrix (Milstein handles it if the noise commutes), or use "
+                f"EulerMaruyama()")
+        raise InvalidProblemError(
+            f"Milstein on problem {problem.name!r}: {why}. Non-commuting noise needs Levy areas, which this "
+            f"solver does not approximate; use EulerMaruyama() (strong order 1/2)")
 
     def step_function(self, problem: SDEProblem) -> Any:
         self.check(problem)
         if problem.noise is NoiseKind.ADDITIVE:
             return K.em_matrix
+        if problem.noise is NoiseKind.GENERAL:
+            return K.milstein_df_general
         scalar = problem.noise is NoiseKind.SCALAR
         if self.uses_gdg(problem):
             return K.milstein_gdg_scalar if scalar else K.milstein_gdg_diagonal
