@@ -1,7 +1,7 @@
 """Atomic writes: write to a hidden temporary file beside the target, then rename it over.
 
 A reader never sees a half-written file, and a writer killed mid-write leaves only the hidden
-temporary file (``.<stem>.<pid>.tmp<suffix>``), which nothing reads. The suffix is kept so that
+temporary file (``.<stem>.<random>.tmp<suffix>``, created exclusively), which nothing reads. The suffix is kept so that
 writers that infer the format from it (``matplotlib.savefig``) keep working.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -22,7 +23,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path to write to; on success it is renamed to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    # created exclusively (O_EXCL, a fresh random name): never an existing file or a planted link
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+    os.close(fd)
+    tmp = Path(name)
     try:
         yield tmp
         os.replace(tmp, path)

@@ -58,6 +58,9 @@ def _ints(text: str) -> list[int]:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from sde_scales.errors import InvalidArgumentError
     from sde_scales.train.sweep import load_grid_toml, run_sweep
     from sde_scales.train.trainer import config_grid
 
@@ -73,7 +76,11 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         common.update(toml)
     for k in ("widths", "lrs", "seeds"):
         if not grid[k]:
-            raise SystemExit(f"sde-scales sweep: error: --{k} is empty")
+            raise InvalidArgumentError(f"--{k} is empty; give at least one value")
+    if args.workers < 1:
+        raise InvalidArgumentError(f"--workers {args.workers}; give at least 1")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise InvalidArgumentError(f"--out {args.out} is a file; give a directory for the run store")
     configs = config_grid(grid["params"], grid["widths"], grid["lrs"], grid["seeds"], **common)
     res = run_sweep(configs, args.out, executor=args.executor, workers=args.workers, scheduler=args.scheduler,
                     device=args.device, data_root=args.data_root, progress=not args.no_progress)
@@ -91,6 +98,12 @@ def _cmd_coordcheck(args: argparse.Namespace) -> int:
     from sde_scales.train.coordcheck import coord_check, plot_coord_check
     from theory.abc import derive  # loaded at run time only
 
+    from sde_scales.errors import InvalidArgumentError
+
+    if args.steps < 1 or args.seeds < 3 or not (args.lr > 0) or args.layers < 1 or len(args.widths) < 3:
+        raise InvalidArgumentError(
+            f"--steps {args.steps}, --seeds {args.seeds}, --lr {args.lr}, --layers {args.layers}, --widths "
+            f"{args.widths}: give steps >= 1, seeds >= 3, lr > 0, layers >= 1 and at least 3 widths")
     p = by_name(args.param, L=args.layers)
     if args.no_output_multiplier:
         p = p.with_layer(p.L, a=0)

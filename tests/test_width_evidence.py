@@ -199,3 +199,16 @@ def test_chunked_stack_gives_each_member_its_own_numbers(data, monkeypatch):
             else:
                 np.testing.assert_allclose(a.frame().value.to_numpy(), b.frame().value.to_numpy(), rtol=1e-4,
                                            atol=1e-6)
+
+
+def test_store_with_a_learning_rate_grid_is_judged_at_a_stated_rate(store):
+    """Equal seeds at every rate: the rate with the lowest median final evaluation loss; a rate with
+    more finished runs wins over a lower loss."""
+    from theory.checks import judged_lr
+
+    runs, _ = store
+    med = {lr: np.median(g.final_eval_loss) for lr, g in runs.groupby("lr")}
+    assert judged_lr(runs, "mup") == min(med, key=med.get)
+    worst = max(med, key=med.get)
+    extra = runs[runs.lr == worst].iloc[:1].assign(run_id="extra", seed=99)
+    assert judged_lr(pd.concat([runs, extra]), "mup") == worst

@@ -385,8 +385,7 @@ def training_rows(settings: Settings, reading: str, variables: tuple[str, ...], 
         vs = variables if param == "mup" else (control_variables or variables[:1])
         micro = _primary_micro(td.runs, param)
         depth = int(td.runs[td.runs.param == param].depth.iloc[0])
-        lr_p = lr if lr is not None else (float(td.runs[td.runs.param == param].lr.min())
-                                          if td.runs[td.runs.param == param].lr.nunique() > 1 else None)
+        lr_p = lr if lr is not None else judged_lr(td.runs, param)
         progress_reason, progress = _progress(td, param, lr_p)
         for i, var in enumerate(vs):
             names = tuple(v.replace("micro", f"w{micro}").replace("readout", f"w{depth}")
@@ -400,11 +399,25 @@ def training_rows(settings: Settings, reading: str, variables: tuple[str, ...], 
                                         inconclusive=str(exc), extra={"progress": progress}))
                 continue
             rows.append(Measurement(
-                est, td.description, variable=label, param=param, role=role, inconclusive=progress_reason,
+                est, f"{td.description}; judged at lr {lr_p:g}", variable=label, param=param, role=role,
+                inconclusive=progress_reason,
                 extra={"progress": progress, "exponent_over_training": times, "left_out": note},
                 plot_ylabel=_labels(names[0], reading) if reading != "difference" else
                 f"std ratio {_labels(names[0], '')} / {_labels(names[1], '')}"))
     return rows
+
+
+def judged_lr(runs, param: str) -> float:
+    """The learning rate a store's rows are judged at: the one with the most finished runs, ties
+    broken by the lowest median final evaluation loss (a store with a learning-rate grid holds one
+    rate per claim row; the row's model text says which)."""
+    sel = runs[(runs.param == param) & (runs.status == "finished")]
+    if sel.empty:
+        return float(runs[runs.param == param].lr.iloc[0])
+    loss = sel["final_eval_loss"] if "final_eval_loss" in sel else sel["final_train_loss"]
+    table = sel.assign(_loss=loss).groupby("lr").agg(n=("run_id", "size"), med=("_loss", "median"))
+    table = table.sort_values(["n", "med"], ascending=[False, True])
+    return float(table.index[0])
 
 
 def _training_estimate(td, reading, names, param, lr, settings):

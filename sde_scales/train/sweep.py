@@ -132,8 +132,33 @@ def run_sweep(configs: list[RunConfig], store_root: str, *, executor: str = "loc
 
 
 def load_grid_toml(path: str) -> dict:
-    """Read a sweep grid from TOML: keys params, widths, lrs, seeds and any RunConfig field."""
+    """Read a sweep grid from TOML: the lists ``params``, ``widths``, ``lrs``, ``seeds`` and any
+    ``RunConfig`` field; every key and type checked (a string where a list belongs, ``widths = "16"``,
+    would otherwise be read character by character)."""
     import tomllib
+    from dataclasses import fields
 
-    with open(path, "rb") as fh:
-        return tomllib.load(fh)
+    from sde_scales.errors import DataFileError, InvalidArgumentError
+
+    try:
+        with open(path, "rb") as fh:
+            doc = tomllib.load(fh)
+    except FileNotFoundError:
+        raise InvalidArgumentError(f"--config {path}: no such file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise DataFileError(f"{path}: not valid TOML ({exc})") from None
+    lists = {"params": str, "widths": int, "lrs": (int, float), "seeds": int}
+    known = set(lists) | {f.name for f in fields(RunConfig)} - {"param", "width", "lr", "seed"}
+    unknown = sorted(set(doc) - known)
+    if unknown:
+        raise InvalidArgumentError(f"{path}: unknown key(s) {unknown}; use {', '.join(sorted(known))}")
+    for key, typ in lists.items():
+        if key in doc:
+            v = doc[key]
+            if not isinstance(v, list) or not v or any(isinstance(e, bool) or not isinstance(e, typ) for e in v):
+                raise InvalidArgumentError(f"{path}: {key} = {v!r}; give a non-empty list of "
+                                           f"{'names' if typ is str else 'numbers'}, e.g. {key} = "
+                                           f"{['mup'] if typ is str else [64, 128]}")
+    if "schedule_kw" in doc:
+        doc["schedule_kw"] = tuple(sorted(dict(doc["schedule_kw"]).items()))
+    return doc

@@ -54,6 +54,12 @@ N_MICRO = 4
 DIVERGENCE_FACTOR = 100.0
 
 
+#: Learning-rate shapes by name (each ``f(n_steps, peak, **kw)`` -> per-step array).
+SCHEDULES = {"constant": schedules.constant, "cosine": schedules.cosine, "wsd": schedules.wsd,
+             "step": schedules.step, "eight_one_one": schedules.eight_one_one}
+#: Data sets by name (``sde_scales.train.data.make_dataset``).
+DATASETS = ("synthetic", "teacher-student", "mixture", "cifar10")
+
 #: Fields added after stores were first written, with the default that keeps an old run id.
 _ADDED_FIELDS = {"data_order": "shared"}
 
@@ -92,12 +98,29 @@ class RunConfig:
     data_order: str = "shared"
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr >= 0):
+        """Every field checked here, so that what is stored is what runs (a run refused now, not after
+        its data loaded in a worker)."""
+        ints = ("width", "seed", "depth", "d_in", "n_train", "data_seed", "batch_size", "log_every", "eval_every")
+        for name in ints:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                raise InvalidArgumentError(f"{name}={v!r}; give a whole number")
+        for name in ("lr", "epochs"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) or not math.isfinite(v):
+                raise InvalidArgumentError(f"{name}={v!r}; give a finite number")
+        if self.lr < 0:
             raise InvalidArgumentError(f"lr={self.lr!r}; learning rates must be finite and >= 0")
-        if self.width < 1 or self.depth < 1 or self.batch_size < 1:
-            raise InvalidArgumentError(f"width={self.width}, depth={self.depth}, batch_size={self.batch_size}; all must be >= 1")
-        if self.epochs <= 0 or self.log_every < 1:
-            raise InvalidArgumentError(f"epochs={self.epochs}, log_every={self.log_every}; both must be positive")
+        for name in ("width", "depth", "d_in", "n_train", "batch_size", "log_every"):
+            if getattr(self, name) < 1:
+                raise InvalidArgumentError(f"{name}={getattr(self, name)}; it must be at least 1")
+        if self.seed < 0 or self.data_seed < 0:
+            raise InvalidArgumentError(f"seed={self.seed}, data_seed={self.data_seed}; seeds must be >= 0")
+        if self.batch_size > self.n_train:
+            raise InvalidArgumentError(f"batch_size={self.batch_size} exceeds n_train={self.n_train}; a batch cannot be "
+                                       f"larger than the training set: lower batch_size or raise n_train")
+        if self.epochs <= 0:
+            raise InvalidArgumentError(f"epochs={self.epochs}; it must be positive")
         if self.eval_every < 0:
             raise InvalidArgumentError(f"eval_every={self.eval_every}; give the number of logs between test-split "
                                        f"evaluations, or 0 for none")
@@ -106,7 +129,18 @@ class RunConfig:
                                        f"or 'seed' (each run its own order, from its seed)")
         if self.optimizer not in ("sgd", "adam"):
             raise InvalidArgumentError(f"optimizer={self.optimizer!r}; use sgd or adam")
+        if self.dataset not in DATASETS:
+            raise InvalidArgumentError(f"dataset={self.dataset!r}; use one of {', '.join(DATASETS)}")
+        if self.schedule not in SCHEDULES:
+            raise InvalidArgumentError(f"schedule={self.schedule!r}; use one of {', '.join(SCHEDULES)}")
+        if not isinstance(self.schedule_kw, tuple) or any(not (isinstance(kv, tuple) and len(kv) == 2)
+                                                          for kv in self.schedule_kw):
+            raise InvalidArgumentError(f"schedule_kw={self.schedule_kw!r}; give a tuple of (name, value) pairs")
         by_name(self.param, L=self.depth, optimizer=self.optimizer)  # validates the name
+        try:  # the schedule with its arguments, now rather than inside a worker
+            SCHEDULES[self.schedule](self.n_steps(), 1.0, **dict(self.schedule_kw))
+        except TypeError as exc:
+            raise InvalidArgumentError(f"schedule {self.schedule!r} with {dict(self.schedule_kw)}: {exc}") from None
 
     @property
     def run_id(self) -> str:
@@ -177,12 +211,12 @@ def train_stack(configs: list[RunConfig], dataset, device: str = "cpu", progress
     model = StackedMLP(p, K, dataset.d_in, c0.width, dataset.n_classes, [c.seed for c in configs], device=device)
     base_lr = torch.tensor([c.lr for c in configs], dtype=torch.float32, device=device)
     n_steps = c0.n_steps()
-    kw = dict(c0.schedule_kw)
-    shape = {"constant": schedules.constant, "cosine": schedules.cosine, "wsd": schedules.wsd,
-             "step": schedules.step, "eight_one_one": schedules.eight_one_one}
-    if c0.schedule not in shape:
-        raise InvalidArgumentError(f"schedule={c0.schedule!r}; use one of {', '.join(shape)}")
-    sched = shape[c0.schedule](n_steps, 1.0, **kw)
+    if dataset.n_train != c0.n_train or dataset.d_in != c0.d_in:
+        raise InvalidArgumentError(
+            f"the data loaded has {dataset.n_train} training samples of dimension {dataset.d_in}, the runs say "
+            f"n_train={c0.n_train}, d_in={c0.d_in}: steps and epochs would be wrong and the stored row would not be "
+            f"what ran; load the data with the runs' sizes (or set n_train and d_in to the data's)")
+    sched = SCHEDULES[c0.schedule](n_steps, 1.0, **dict(c0.schedule_kw))
     alive = torch.ones(K, dtype=torch.bool, device=device)
     div_step = [None] * K
     adam = None

@@ -1,0 +1,94 @@
+"""Run configurations are validated when they are made, and what is stored is what ran: bad values
+get the library's errors (exit 2 on the command line, no traceback)."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from sde_scales.errors import InvalidArgumentError  # noqa: E402
+from sde_scales.train import RunConfig, make_dataset, train_stack  # noqa: E402
+from sde_scales.train.sweep import load_grid_toml  # noqa: E402
+
+
+@pytest.mark.parametrize("kw, msg", [
+    (dict(n_train=0), "n_train=0"),
+    (dict(batch_size=512, n_train=256), "batch_size=512 exceeds n_train=256"),
+    (dict(width="16"), "width='16'"),
+    (dict(width=64.5), "width=64.5"),
+    (dict(d_in=0), "d_in=0"),
+    (dict(lr=-1.0), "lr=-1.0"),
+    (dict(lr=float("nan")), "lr=nan"),
+    (dict(epochs=0), "epochs=0"),
+    (dict(schedule="linear"), "schedule='linear'"),
+    (dict(schedule="step"), "schedule 'step'"),  # needs its milestones
+    (dict(dataset="imagenet"), "dataset='imagenet'"),
+    (dict(seed=-1), "seed=-1"),
+    (dict(eval_every=-1), "eval_every=-1"),
+])
+def test_bad_run_configs_are_refused(kw, msg):
+    with pytest.raises(InvalidArgumentError, match=msg.replace("(", r"\(")):
+        RunConfig(**kw)
+
+
+def test_steps_come_from_the_data_loaded():
+    """Runs that say n_train=512 cannot train on 256 samples: epochs and the stored row would lie."""
+    ds = make_dataset("synthetic", n_train=256, d_in=16)
+    with pytest.raises(InvalidArgumentError, match="256 training samples.*n_train=512"):
+        train_stack([RunConfig(width=16, n_train=512, d_in=16, batch_size=32)], ds)
+    ok = train_stack([RunConfig(width=16, n_train=256, d_in=16, batch_size=32, epochs=1, log_every=4)], ds)[0]
+    assert ok.config.n_train == 256 and max(ok.rows["step"]) == 256 // 32
+
+
+def _write(tmp_path, text):
+    p = tmp_path / "grid.toml"
+    p.write_text(text)
+    return str(p)
+
+
+def test_toml_grid_is_typed(tmp_path):
+    with pytest.raises(InvalidArgumentError, match=r'widths = .16.; give a non-empty list'):
+        load_grid_toml(_write(tmp_path, 'widths = "16"\n'))
+    with pytest.raises(InvalidArgumentError, match=r"unknown key\(s\) \['widht'\]"):
+        load_grid_toml(_write(tmp_path, "widht = [16]\n"))
+    doc = load_grid_toml(_write(tmp_path, 'widths = [16, 32]\nlrs = [0.1]\nschedule = "wsd"\n'
+                                          '[schedule_kw]\nfraction = 0.3\n'))
+    assert doc["widths"] == [16, 32] and doc["schedule_kw"] == (("fraction", 0.3),)
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["sweep", "--d-in", "0", "--widths", "16", "--out", "{tmp}/s"], "d_in=0"),
+    (["sweep", "--workers", "0", "--widths", "16", "--out", "{tmp}/s"], "--workers 0"),
+    (["sweep", "--widths", "16", "--out", "{tmp}/afile"], "is a file"),
+    (["sweep", "--batch-size", "512", "--n-train", "256", "--widths", "16", "--out", "{tmp}/s"], "exceeds n_train"),
+    (["sweep", "--config", "{tmp}/bad.toml", "--out", "{tmp}/s"], "unknown key"),
+    (["coordcheck", "--param", "mup", "--steps", "0"], "--steps 0"),
+    (["coordcheck", "--param", "mup", "--lr", "-1"], "--lr -1"),
+])
+def test_cli_bad_flags_exit_2_without_traceback(tmp_path, argv, msg):
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "bad.toml").write_text("colour = 1\n")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    res = subprocess.run([sys.executable, "-m", "sde_scales.cli", *args, "--no-progress"] if argv[0] == "sweep"
+                         else [sys.executable, "-m", "sde_scales.cli", *args], capture_output=True, text=True)
+    assert res.returncode == 2, res.stderr
+    assert msg in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "s" / "runs").exists() or not any((tmp_path / "s" / "runs").iterdir())
+
+
+def test_stored_row_equals_what_ran(tmp_path):
+    from sde_scales.train.store import RunStore
+    from sde_scales.train.sweep import run_sweep
+    from sde_scales.train.trainer import config_grid
+
+    cfgs = config_grid(["mup"], [16], [0.1], [0], dataset="synthetic", d_in=16, n_train=256, batch_size=32,
+                       epochs=1, log_every=4)
+    run_sweep(cfgs, str(tmp_path), device="cpu", progress=False)
+    row = RunStore(tmp_path).runs().iloc[0]
+    for k in ("n_train", "d_in", "batch_size", "width"):
+        assert row[k] == getattr(cfgs[0], k)
+    traj = RunStore(tmp_path).trajectories()
+    assert traj.step.max() == cfgs[0].n_steps() and np.isclose(traj.epoch.max(), 1.0)
