@@ -3,7 +3,6 @@ argument: checks beyond (t0, x0), bounds checks on demand, numba's typing errors
 user code."""
 
 import numba
-import numpy as np
 import pytest
 
 from sde_scales import EulerMaruyama, InvalidProblemError, SDEProblem, solve
