@@ -356,7 +356,7 @@ def _labels(variable: str, reading: str) -> str:
         l, what = variable[1:].split("_", 1)
         name = micro_layers(max(int(l), 1)).get(int(l), f"layer {l}")
         q = rf"$W^{{({l})}}_{{ij}}$" if what.startswith("value") else rf"$W^{{({l})}}_{{ij}}(T) - W^{{({l})}}_{{ij}}(0)$"
-        q = f"{name} weight {q}"
+        q = f"{name} weight {q}" + (" (raw)" if what.endswith("_raw") else "")
     else:
         q = {"eval_loss": r"$L_n(T)$ (evaluation batch)", "grad_norm": r"$\|\nabla L_n(T)\|$",
              "act_rms": r"RMS of $h^{(1)}(T)$"}[variable]
