@@ -217,3 +217,38 @@ def test_extra_condition_overrides_pass_and_inconclusive_overrides_a_rate():
     assert judge(claim, replace(m, extra_fail="lag at zero memory is 0.3"))[0] is Verdict.FAIL
     v, reason, *_ = judge(claim, replace(m, inconclusive="a width was not trained far enough"))
     assert v is Verdict.INCONCLUSIVE and "would give PASS" in reason
+
+
+def test_early_optimum_training_evidence_from_a_planted_store(tmp_path):
+    """A store written through RunStore with a learning-rate grid whose eval loss at a quarter of
+    training and at the end is (log eta - log eta*(t))^2 + 1, eta*(t0) and eta*(T) apart by 2/n in
+    log, plus seed noise of 1e-6: the check finds |log eta*(t0) - log eta*(T)| ~ n^-1 and PASSes
+    O(n^-1); planted apart by a constant, it FAILs."""
+    from sde_scales.train.store import RunStore
+    from sde_scales.train.trainer import RunConfig, RunOutcome
+
+    def plant(root, shift):
+        st = RunStore(root, quiet=True)
+        rng = np.random.default_rng(0)
+        lrs = [0.05, 0.1, 0.2, 0.4, 0.8]
+        for n in (64, 128, 256, 512, 1024):
+            for s in range(12):
+                for lr in lrs:
+                    cfg = RunConfig(width=n, lr=lr, seed=s, d_in=16, n_train=512, batch_size=32, epochs=1.0)
+                    rows = {"step": [], "epoch": [], "metric": [], "layer": [], "value": []}
+                    for step, centre in ((0, 0.2), (4, 0.2 * np.exp(shift(n))), (16, 0.2)):
+                        v = (np.log(lr) - np.log(centre)) ** 2 + 1.0 + 1e-6 * rng.standard_normal()
+                        for k, val in (("step", step), ("epoch", step / 16), ("metric", "eval_loss"),
+                                       ("layer", -1), ("value", v)):
+                            rows[k].append(val)
+                    st.write(RunOutcome(cfg, "finished", None, rows, 0.0, {"eval_loss": rows["value"][-1]}))
+        return str(root)
+
+    claim = claims_by_id()["thm3.1-early-optimum"]
+    for shift, expected in ((lambda n: 2.0 / n, Verdict.PASS), (lambda n: 0.05, Verdict.FAIL)):
+        checks.training_data.cache_clear()
+        root = plant(tmp_path / f"s{expected.value}", shift)
+        rows = run_claims([claim], checks.Settings(quick=True, store=root), progress=False, kinds=("training",))
+        assert rows[0].verdict is expected, rows[0].reason
+        if expected is Verdict.PASS:
+            assert rows[0].measurement.estimate.exponent == pytest.approx(-1.0, abs=0.02)
