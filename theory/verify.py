@@ -151,7 +151,8 @@ def run_claims(claims: list[Claim], settings: Settings, progress: bool = True,
 
     jobs = [(c, e) for c in claims for e in c.evidence if e.kind in kinds]
     results = []
-    bar = tqdm(jobs, desc="evidence", unit="check", disable=not progress, file=sys.stderr)
+    # progress=True: bars on a terminal only (disable=None), so logs of scripts and CI stay readable
+    bar = tqdm(jobs, desc="evidence", unit="check", disable=None if progress else True, file=sys.stderr)
     for claim, ev in bar:
         bar.set_postfix_str(f"{claim.id} ({ev.kind})")
         t = time.perf_counter()

@@ -90,7 +90,8 @@ def run_sweep(configs: list[RunConfig], store_root: str, *, executor: str = "loc
     done_before = store.finished()
     stacks = plan(configs, done_before)
     skipped = sum(1 for c in configs if c.run_id in done_before)
-    bar = tqdm(total=len(stacks), desc="stacks", unit="stack", disable=not progress, file=sys.stderr)
+    bar = tqdm(total=len(stacks), desc="stacks", unit="stack", disable=None if progress else True,  # terminal only
+               file=sys.stderr)
     statuses = []
     if executor == "local":
         for s in stacks:
