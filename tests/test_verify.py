@@ -116,6 +116,7 @@ def test_training_rows_from_a_store(tiny_store):
     assert list(est.x) == [32, 64, 128, 256] and est.n_replicas == 12
     extra = prim[0].measurement.extra
     assert len(extra["progress"]["fraction_reached"]) == 4
+    assert "of its way to its plateau across n = 32..256" in prim[0].reason  # verify states the fraction
     assert set(extra["exponent_over_training"]) == {"0.25", "0.5", "1.0"}
     params = {r.param for r in rows}
     assert {"mup", "sp"} <= params

@@ -109,6 +109,7 @@ class Measurement:
     extra: dict = field(default_factory=dict)
     extra_fail: str | None = None
     inconclusive: str | None = None
+    note: str | None = None
     plot_xlabel: str = r"width $n$"
     plot_ylabel: str = ""
 
@@ -328,6 +329,9 @@ def _progress(td: TrainingData, param: str, lr) -> tuple[str | None, dict]:
             "initial_loss": pr.initial.tolist(), "final_loss": pr.final.tolist(), "plateau": pr.plateau.tolist()}
     if pr.empty:
         return "no finished runs (every run diverged)", info
+    fr = pr.fraction.to_numpy(dtype=float)
+    info["note"] = (f"the loss covered {np.nanmin(fr):.2f} to {np.nanmax(fr):.2f} of its way to its plateau across "
+                    f"n = {int(pr.width.min())}..{int(pr.width.max())}")
     low = pr[~(pr.fraction >= MIN_PROGRESS)]
     if len(low):
         return ("not trained far enough: the loss covered only "
@@ -400,7 +404,7 @@ def training_rows(settings: Settings, reading: str, variables: tuple[str, ...], 
                 continue
             rows.append(Measurement(
                 est, f"{td.description}; judged at lr {lr_p:g}", variable=label, param=param, role=role,
-                inconclusive=progress_reason,
+                inconclusive=progress_reason, note=progress.get("note"),
                 extra={"progress": progress, "exponent_over_training": times, "left_out": note},
                 plot_ylabel=_labels(names[0], reading) if reading != "difference" else
                 f"std ratio {_labels(names[0], '')} / {_labels(names[1], '')}"))

@@ -114,7 +114,7 @@ def judge(claim: Claim, m: Measurement) -> tuple[Verdict, str, str, float | None
     elif m.inconclusive is not None:
         reason = f"{m.inconclusive}; the rate alone would give {v.value}: {reason}"
         v = Verdict.INCONCLUSIVE
-    for note in m.estimate.notes:
+    for note in m.estimate.notes + ((m.note,) if m.note else ()):
         reason += f"; note: {note}"
     return v, reason, res.rule, res.tolerance, res.tolerance_source
 
