@@ -116,8 +116,11 @@ def test_cifar_binary_format(tmp_path):
     raw = np.fromfile(d / "data_batch_1.bin", dtype=np.uint8).reshape(-1, 3073)
     np.testing.assert_array_equal(y, raw[:, 0])
     np.testing.assert_array_equal(x, raw[:, 1:])
-    xt, yt, xs, ys = D.load_cifar10(tmp_path, download=False)
+    xt, yt, xs, ys = D.load_cifar10(tmp_path, download=False, records=12)
     assert xt.shape == (60, 3072) and xs.shape == (12, 3072) and xt.dtype == np.float32
+    # the published size is checked: 12-record files are not CIFAR-10
+    with pytest.raises(DataFileError, match="12 records where CIFAR-10 files hold 10000"):
+        D.load_cifar10(tmp_path, download=False)
     # channel-major layout: the red channel of record 0 is bytes 1..1024
     r0 = (raw[0, 1:1025] / 255.0 - D.CIFAR_MEAN[0]) / D.CIFAR_STD[0]
     np.testing.assert_allclose(xt[0, :1024], r0, rtol=1e-5)
@@ -128,9 +131,28 @@ def test_cifar_corrupt_and_missing(tmp_path):
     with open(d / "data_batch_2.bin", "ab") as fh:
         fh.write(b"\x01\x02")
     with pytest.raises(DataFileError, match="not a whole number of 3073-byte"):
-        D.load_cifar10(tmp_path, download=False)
+        D.load_cifar10(tmp_path, download=False, records=12)
     with pytest.raises(DataFileError, match="missing"):
         D.load_cifar10(tmp_path / "elsewhere", download=False)
+
+
+def test_two_processes_downloading_at_once_both_succeed(tmp_path):
+    """Each download writes its own temporary file and extracts into its own folder before the
+    rename, so two at once neither share a .part file nor see a half-extracted folder."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    src = tmp_path / "src"
+    _fake_cifar(src)
+    archive = tmp_path / "cifar-10-binary.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(src / D.CIFAR_DIR, arcname=D.CIFAR_DIR)
+    md5 = hashlib.md5(archive.read_bytes()).hexdigest()
+    dest = tmp_path / "dest"
+    with ThreadPoolExecutor(3) as ex:
+        outs = list(ex.map(lambda _: D.download_cifar10(dest, url=archive.as_uri(), md5=md5), range(3)))
+    assert all(o == dest / D.CIFAR_DIR for o in outs)
+    assert D.load_cifar10(dest, download=False, records=12)[0].shape == (60, 3072)
+    assert not [p for p in dest.iterdir() if p.name.startswith(".")]  # no temporaries left
 
 
 def test_cifar_download_checks_the_archive(tmp_path):
