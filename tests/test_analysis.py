@@ -4,7 +4,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sde_scales.analysis import collapse, eta_star, loss_ratio, seed_fluctuation, settle_step, transfer_curves
+from sde_scales.analysis import (
+    collapse,
+    diverged_counts,
+    eta_star,
+    loss_ratio,
+    loss_table,
+    seed_fluctuation,
+    settle_step,
+    transfer_curves,
+)
 
 
 def _tables():
@@ -41,11 +50,18 @@ def test_eta_star_and_settle_step():
     assert set(st.final_eta_star) == {0.1}
 
 
-def test_loss_ratio_counts_divergence_as_infinite():
+def test_loss_ratio_leaves_diverged_runs_out_and_counts_them():
+    """lr 1.0 diverged (both seeds): the ratio is over 0.1 and 0.3 only, and says 2 runs were left out."""
     runs, traj = _tables()
-    r = loss_ratio(runs, traj).set_index(["width", "step"]).ratio
-    assert r.loc[(64, 10)] == pytest.approx((3.0 + 0.0005) / (1.8 + 0.0005))
-    assert np.isinf(r.loc[(64, 40)])
+    r = loss_ratio(runs, traj).set_index(["width", "step"])
+    # step 10: 0.1 -> 1.8005, 0.3 -> 1.8005; step 40: 0.1 -> 1.2005, 0.3 -> 1.5005
+    assert r.ratio.loc[(64, 10)] == pytest.approx(1.0)
+    assert r.ratio.loc[(64, 40)] == pytest.approx(1.5005 / 1.2005)
+    assert (r.n_diverged == 2).all()
+    dc = diverged_counts(runs).set_index("width")
+    assert dc.n_diverged.loc[64] == 2 and dc.diverged_lrs.loc[64] == [1.0]
+    t = loss_table(runs, traj, diverged="inf")
+    assert np.isinf(t[(t.lr == 1.0) & (t.step == 40)].value).all()  # the old reading, on request
 
 
 def test_transfer_and_seed_fluctuation_and_collapse():

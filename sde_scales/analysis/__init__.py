@@ -2,6 +2,7 @@
 
 from sde_scales.analysis.grid import (
     collapse,
+    diverged_counts,
     eta_star,
     loss_ratio,
     loss_table,
@@ -10,4 +11,4 @@ from sde_scales.analysis.grid import (
     transfer_curves,
 )
 
-__all__ = ["collapse", "eta_star", "loss_ratio", "loss_table", "seed_fluctuation", "settle_step", "transfer_curves"]
+__all__ = ["collapse", "diverged_counts", "eta_star", "loss_ratio", "loss_table", "seed_fluctuation", "settle_step", "transfer_curves"]

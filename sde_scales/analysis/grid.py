@@ -3,7 +3,8 @@ r"""Analyses of a width x learning-rate x seed grid read from a run store.
 All functions take the two tables of :class:`sde_scales.train.store.RunStore` (``runs`` and
 ``trajectories``) as pandas DataFrames, so they work on any store, local or copied from a cluster.
 
-* :func:`loss_table` -- a metric per (width, lr, seed, step), diverged runs as ``inf``.
+* :func:`loss_table` -- a metric per (width, lr, seed, step), diverged runs left out (or as ``inf``);
+  :func:`diverged_counts` says how many were left out per width.
 * :func:`eta_star` -- the best learning rate per width and step (seed-averaged loss), and
   :func:`settle_step`, the first step from which it no longer changes.
 * :func:`loss_ratio` -- worst/best loss across learning rates over time (the paper reports 1.10 at
@@ -21,14 +22,31 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["collapse", "eta_star", "loss_ratio", "loss_table", "seed_fluctuation", "settle_step", "transfer_curves"]
+__all__ = ["collapse", "diverged_counts", "eta_star", "loss_ratio", "loss_table", "seed_fluctuation", "settle_step",
+           "transfer_curves"]
 
 
-def loss_table(runs: pd.DataFrame, traj: pd.DataFrame, metric: str = "train_loss") -> pd.DataFrame:
+def loss_table(runs: pd.DataFrame, traj: pd.DataFrame, metric: str = "train_loss",
+               diverged: str = "exclude") -> pd.DataFrame:
+    """A metric per (param, width, lr, seed, step). ``diverged="exclude"`` leaves diverged runs out
+    (count them with :func:`diverged_counts`); ``"inf"`` keeps them with an infinite loss."""
+    if diverged not in ("exclude", "inf"):
+        raise ValueError(f"diverged={diverged!r}; use 'exclude' or 'inf'")
     t = traj[(traj.metric == metric) & (traj.layer == -1)][["run_id", "step", "epoch", "value"]]
     t = t.merge(runs[["run_id", "param", "width", "lr", "seed", "status"]], on="run_id")
+    if diverged == "exclude":
+        return t[t.status == "finished"].copy()
     t["value"] = t["value"].where(np.isfinite(t["value"]), np.inf)
     return t
+
+
+def diverged_counts(runs: pd.DataFrame) -> pd.DataFrame:
+    """Diverged runs per (param, width): ``n_diverged`` and the learning rates they had."""
+    d = runs[runs.status != "finished"]
+    g = d.groupby(["param", "width"])
+    out = g.size().rename("n_diverged").to_frame()
+    out["diverged_lrs"] = g["lr"].apply(lambda v: sorted(set(v)))
+    return out.reset_index()
 
 
 def eta_star(runs, traj, metric: str = "train_loss") -> pd.DataFrame:
@@ -53,19 +71,28 @@ def settle_step(best: pd.DataFrame) -> pd.DataFrame:
 
 
 def loss_ratio(runs, traj, metric: str = "train_loss") -> pd.DataFrame:
-    """Worst/best seed-averaged loss across learning rates, per (param, width, step); diverged
-    runs count as infinite loss, so the ratio is infinite from their divergence on."""
+    """Worst/best seed-averaged loss across the learning rates whose runs did not diverge, per
+    (param, width, step), with ``n_diverged`` (the diverged runs of that width, left out)."""
     t = loss_table(runs, traj, metric)
     m = t.groupby(["param", "width", "step", "lr"], as_index=False)["value"].mean()
     g = m.groupby(["param", "width", "step"])["value"]
-    return (g.max() / g.min()).rename("ratio").reset_index()
+    out = (g.max() / g.min()).rename("ratio").reset_index()
+    return _with_counts(out, runs)
+
+
+def _with_counts(df: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    dc = diverged_counts(runs)[["param", "width", "n_diverged"]]
+    out = df.merge(dc, on=["param", "width"], how="left")
+    out["n_diverged"] = out["n_diverged"].fillna(0).astype(int)
+    return out
 
 
 def transfer_curves(runs, traj, metric: str = "train_loss") -> pd.DataFrame:
-    """Final seed-averaged metric per (param, width, lr)."""
+    """Final seed-averaged metric per (param, width, lr) over the runs that did not diverge, with
+    ``n_diverged`` per width."""
     t = loss_table(runs, traj, metric)
     last = t.sort_values("step").groupby("run_id").tail(1)
-    return last.groupby(["param", "width", "lr"], as_index=False)["value"].mean()
+    return _with_counts(last.groupby(["param", "width", "lr"], as_index=False)["value"].mean(), runs)
 
 
 def seed_fluctuation(runs, traj, lr: float, step: int | None = None) -> dict:
