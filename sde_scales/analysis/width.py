@@ -260,6 +260,10 @@ def optimum_shift_samples(runs: pd.DataFrame, traj: pd.DataFrame, *, param: str 
         widths.append(int(w))
         samples.append(arr)
         steps.append((s0, last))
+    if len(widths) < 3:
+        raise InvalidArgumentError(
+            f"only {len(widths)} width(s) have at least 3 seeds trained at every learning rate of the grid "
+            f"{lrs.tolist()}; a rate needs 3 widths (train more seeds per learning rate)")
     return {"widths": widths, "lrs": lrs, "samples": samples, "steps": steps}
 
 
