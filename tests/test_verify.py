@@ -253,3 +253,11 @@ def test_early_optimum_training_evidence_from_a_planted_store(tmp_path):
         assert rows[0].verdict is expected, rows[0].reason
         if expected is Verdict.PASS:
             assert rows[0].measurement.estimate.exponent == pytest.approx(-1.0, abs=0.02)
+
+
+def test_weight_labels_name_the_layer_of_the_network_they_come_from():
+    """Layer 1 is the readout of a one-hidden-layer network and a hidden layer of a deeper one."""
+    assert "readout weight" in checks._labels("w1_disp", "fluctuation", 1)
+    assert "hidden 1 weight" in checks._labels("w1_disp", "fluctuation", 2)
+    assert "input weight" in checks._labels("w0_value_raw", "bias", 2) and "(raw)" in checks._labels(
+        "w0_value_raw", "bias", 2)

@@ -267,10 +267,25 @@ def training_configs(spec: dict, seed: int = 0):
 
 @dataclass(frozen=True)
 class TrainingData:
+    """The runs and trajectories the training rows read, with a cache of what is derived from them
+    (plateau fits, per-width samples), which several claims and readings share."""
+
     runs: object
     traj: object
     source: str
     description: str
+    cache: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def memo(self, key, compute):
+        if key not in self.cache:
+            self.cache[key] = compute()
+        return self.cache[key]
+
+    def samples(self, variable: str, param: str, lr, fraction: float):
+        from sde_scales.analysis.width import width_samples
+
+        return self.memo(("samples", variable, param, lr, fraction), lambda: width_samples(
+            self.runs, self.traj, variable, param=param, lr=lr, fraction=fraction))
 
 
 @lru_cache(maxsize=4)
@@ -321,6 +336,10 @@ def _primary_micro(runs, param) -> int:
 
 
 def _progress(td: TrainingData, param: str, lr) -> tuple[str | None, dict]:
+    return td.memo(("progress", param, lr), lambda: _progress_of(td, param, lr))
+
+
+def _progress_of(td: TrainingData, param: str, lr) -> tuple[str | None, dict]:
     from sde_scales.analysis.width import progress_to_plateau
 
     pr = progress_to_plateau(td.runs, td.traj, param=param, lr=lr)
@@ -353,12 +372,12 @@ def _usable(ws) -> tuple[list, list, str | None]:
     return [w for w, _ in keep], [s for _, s in keep], "; ".join(notes) or None
 
 
-def _labels(variable: str, reading: str) -> str:
+def _labels(variable: str, reading: str, depth: int) -> str:
     from sde_scales.analysis.width import micro_layers
 
     if variable.startswith("w"):
         l, what = variable[1:].split("_", 1)
-        name = micro_layers(max(int(l), 1)).get(int(l), f"layer {l}")
+        name = micro_layers(depth).get(int(l), f"layer {l}")
         q = rf"$W^{{({l})}}_{{ij}}$" if what.startswith("value") else rf"$W^{{({l})}}_{{ij}}(T) - W^{{({l})}}_{{ij}}(0)$"
         q = f"{name} weight {q}" + (" (raw)" if what.endswith("_raw") else "")
     else:
@@ -406,8 +425,8 @@ def training_rows(settings: Settings, reading: str, variables: tuple[str, ...], 
                 est, f"{td.description}; judged at lr {lr_p:g}", variable=label, param=param, role=role,
                 inconclusive=progress_reason, note=progress.get("note"),
                 extra={"progress": progress, "exponent_over_training": times, "left_out": note},
-                plot_ylabel=_labels(names[0], reading) if reading != "difference" else
-                f"std ratio {_labels(names[0], '')} / {_labels(names[1], '')}"))
+                plot_ylabel=_labels(names[0], reading, depth) if reading != "difference" else
+                f"std ratio {_labels(names[0], '', depth)} / {_labels(names[1], '', depth)}"))
     return rows
 
 
@@ -425,10 +444,8 @@ def judged_lr(runs, param: str) -> float:
 
 
 def _training_estimate(td, reading, names, param, lr, settings):
-    from sde_scales.analysis.width import width_samples
-
     def one(fraction):
-        wss = [width_samples(td.runs, td.traj, v, param=param, lr=lr, fraction=fraction) for v in names]
+        wss = [td.samples(v, param, lr, fraction) for v in names]
         widths, samples, note = _usable(wss[0])
         if len(widths) < 3:
             have = "no width has" if not widths else f"only {len(widths)} width(s) {widths} have"

@@ -312,16 +312,16 @@ def _advance_group(step, draw, D, M, GS, P, matrix):
 MAX_FROZEN_DIM = 8
 
 
-def runners(step, d, m, n_params=0):
+def runners(step, d, m, n_params=0, matrix=False):
     """``(run_generated, run_supplied)`` specialised for one step function and, when small, the
     dimensions ``d`` (state) and ``m`` (Brownian motions) and the number of parameters; built once
-    per key and cached."""
+    per key and cached. ``matrix``: the diffusion writes a ``(d, m)`` matrix (additive and general
+    noise) rather than a ``(d,)`` vector."""
     gs = auto_group_size(m)
     frozen = d <= MAX_FROZEN_DIM and m <= MAX_FROZEN_DIM
     d, m = (int(d), int(m)) if frozen else (-1, -1)
     P = int(n_params) if 0 < n_params <= MAX_STACK_PARAMS else -1
-    matrix = step is em_matrix or step is milstein_df_general
-    key = (step, d, m, gs, P)
+    key = (step, d, m, gs, P, bool(matrix))
     if key in _RUNNERS:
         return _RUNNERS[key]
     advance_generated = _advance_group(step, draw_generated, d, m, gs, P, matrix)

@@ -270,7 +270,7 @@ def solve(
     if debug:
         problem = _with_bounds_checks(problem)
     run_generated, run_supplied = K.runners(solver.step_function(problem), problem.d, problem.m,
-                                            problem.params.shape[0])
+                                            problem.params.shape[0], problem.noise.matrix_diffusion)
     gdg = problem.gdg if getattr(solver, "uses_gdg", lambda p: False)(problem) else K.no_gdg
     n_steps = n_steps_for(problem.tspan, dt)
     save_at = SaveAt() if save_at is None else save_at
