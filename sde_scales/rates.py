@@ -356,21 +356,9 @@ def bias_exponent(widths, samples, reference, *, confidence: float = 0.95, n_res
     unresolved = bias < 2 * err
     if unresolved.any():
         notes.append("bias within 2 standard errors of zero at n = " + ", ".join(f"{n:g}" for n in x[keep][unresolved]))
-    xs = x[keep]
-    kept = [s for s, k in zip(samples, keep) if k]
-    est = _estimate(xs, kept, lambda *ii: log_values(*_expand(ii, keep, samples)), "bias", confidence,
-                    n_resamples, seed, bias, err, notes)
-    return est
-
-
-def _expand(ii, keep, samples):
-    """Index arrays for every width from those of the kept widths (a left-out width keeps all of
-    its replicas; it only enters through the reference, whose error it then does not carry)."""
-    it = iter(ii)
-    out = []
-    for k, s in zip(keep, samples):
-        out.append(next(it) if k else np.arange(s.shape[-1]))
-    return out
+    # every width is resampled, the left-out reference width too, so the reference's error is in
+    # the interval; the fit reads the kept widths only
+    return _estimate(x[keep], samples, log_values, "bias", confidence, n_resamples, seed, bias, err, notes)
 
 
 def exponent_difference(widths, samples_a, samples_b, *, confidence: float = 0.95, n_resamples: int = 2000,
