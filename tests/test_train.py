@@ -136,17 +136,22 @@ def test_cifar_corrupt_and_missing(tmp_path):
         D.load_cifar10(tmp_path / "elsewhere", download=False)
 
 
-def test_two_processes_downloading_at_once_both_succeed(tmp_path):
-    """Each download writes its own temporary file and extracts into its own folder before the
-    rename, so two at once neither share a .part file nor see a half-extracted folder."""
-    from concurrent.futures import ThreadPoolExecutor
-
+def _fake_archive(tmp_path: Path):
+    """A cifar-10-binary.tar.gz of fake 12-record files, and its MD5."""
     src = tmp_path / "src"
     _fake_cifar(src)
     archive = tmp_path / "cifar-10-binary.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(src / D.CIFAR_DIR, arcname=D.CIFAR_DIR)
-    md5 = hashlib.md5(archive.read_bytes()).hexdigest()
+    return archive, hashlib.md5(archive.read_bytes()).hexdigest()
+
+
+def test_two_processes_downloading_at_once_both_succeed(tmp_path):
+    """Each download writes its own temporary file and extracts into its own folder before the
+    rename, so two at once neither share a .part file nor see a half-extracted folder."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    archive, md5 = _fake_archive(tmp_path)
     dest = tmp_path / "dest"
     with ThreadPoolExecutor(3) as ex:
         outs = list(ex.map(lambda _: D.download_cifar10(dest, url=archive.as_uri(), md5=md5), range(3)))
@@ -157,12 +162,7 @@ def test_two_processes_downloading_at_once_both_succeed(tmp_path):
 
 def test_cifar_download_checks_the_archive(tmp_path):
     """The real download code, fed a file:// URL: extracts when the MD5 matches, refuses otherwise."""
-    src = tmp_path / "src"
-    _fake_cifar(src)
-    archive = tmp_path / "cifar-10-binary.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
-        tar.add(src / D.CIFAR_DIR, arcname=D.CIFAR_DIR)
-    md5 = hashlib.md5(archive.read_bytes()).hexdigest()
+    archive, md5 = _fake_archive(tmp_path)
     dest = tmp_path / "dest"
     out = D.download_cifar10(dest, url=archive.as_uri(), md5=md5)
     assert (out / "test_batch.bin").exists()
