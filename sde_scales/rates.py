@@ -50,6 +50,10 @@ came from:
 ``separation`` with a claimed difference :math:`d` of exponents
     the Theta rule on the difference: PASS iff :math:`d` lies in the widened interval of the
     measured difference; a difference of :math:`-0.04 \pm 0.01` is no separation of :math:`-1/2`.
+``bound`` :math:`B` on a statistic (not a rate: e.g. the largest ratio of the collapse deviation to
+    its noise floor, :mod:`sde_scales.analysis.collapse`)
+    PASS iff :math:`hi < B`; FAIL iff :math:`lo > B`; otherwise INCONCLUSIVE. No next-order
+    tolerance: the statistic is measured where it is claimed, not extrapolated in n.
 
 With fewer than ``min_replicas`` replicas at some width the verdict is INCONCLUSIVE: a percentile
 bootstrap of so few values under-covers badly, so its interval cannot be trusted. A caller may
@@ -96,6 +100,7 @@ class RateKind(enum.Enum):
     THETA = "Theta"
     BIG_O = "O"
     SEPARATION = "separation"
+    BOUND = "bound"
 
 
 class Verdict(enum.Enum):
@@ -511,6 +516,14 @@ def verdict(kind: RateKind, predicted: float, est: ExponentEstimate, *, max_widt
         return out(Verdict.INCONCLUSIVE, f"{est.n_replicas} replicas at some width, fewer than {min_replicas}: a "
                    "percentile bootstrap of so few values under-covers, so its interval is not trusted (more "
                    "replicas needed)", f"at least {min_replicas} replicas per width")
+    if kind is RateKind.BOUND:
+        p = predicted
+        rule = f"bound: PASS iff hi < {p:g}; FAIL iff lo > {p:g}"
+        if hi < p:
+            return out(Verdict.PASS, f"interval {ci_s} lies below the bound {p:g}", rule)
+        if lo > p:
+            return out(Verdict.FAIL, f"interval {ci_s} lies above the bound {p:g}", rule)
+        return out(Verdict.INCONCLUSIVE, f"interval {ci_s} straddles the bound {p:g} (more replicas needed)", rule)
     tol, src = _tolerance(est, floor, floor_reason)
     curv = est.curvature
     p = predicted

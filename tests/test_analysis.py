@@ -5,7 +5,6 @@ import pandas as pd
 import pytest
 
 from sde_scales.analysis import (
-    collapse,
     diverged_counts,
     eta_star,
     loss_ratio,
@@ -64,7 +63,7 @@ def test_loss_ratio_leaves_diverged_runs_out_and_counts_them():
     assert np.isinf(t[(t.lr == 1.0) & (t.step == 40)].value).all()  # the old reading, on request
 
 
-def test_transfer_and_seed_fluctuation_and_collapse():
+def test_transfer_and_seed_fluctuation():
     runs, traj = _tables()
     tr = transfer_curves(runs, traj)
     v = tr[(tr.width == 64) & (tr.lr == 0.1)].value.item()
@@ -74,5 +73,3 @@ def test_transfer_and_seed_fluctuation_and_collapse():
     # displacement (step 50 - step 10) * 1e-3 (1 + s) / w: seeds 0 and 1 differ by 0.04/w
     d = f["micro"][0]
     assert d[1] - d[0] == pytest.approx(0.04 / 64)
-    c = collapse(runs, traj, lr=0.1)
-    assert c["deviation"] == pytest.approx(0.0, abs=1e-12)  # both widths have identical curves

@@ -498,3 +498,70 @@ def early_optimum_training(settings: Settings) -> Measurement:
     return Measurement(est, td.description, variable=base.variable, param="mup",
                        extra={"learning_rates": d["lrs"].tolist(), "steps_t0_T": d["steps"]},
                        plot_ylabel=base.plot_ylabel)
+
+
+# ---------------------------------------------------------------------------------------------
+# training: the scaling collapse of Qiu et al. on a width ladder
+
+
+def _verify_ladder(settings: Settings):
+    """The ladder verify trains: the experiment's (``experiments/collapse.py``), linear decay only."""
+    from dataclasses import replace
+
+    from sde_scales.train.ladder import LADDER_FULL, LADDER_QUICK
+
+    return replace(LADDER_QUICK if settings.quick else LADDER_FULL, schedules=("linear",))
+
+
+@lru_cache(maxsize=2)
+def collapse_ladder(settings: Settings) -> dict:
+    """Train (or resume) the ladder and analyse it: ``sde_scales.train.ladder.run_ladder``."""
+    from sde_scales.train.ladder import run_ladder
+
+    spec = _verify_ladder(settings)
+    seed = child_seed(settings, "collapse")
+    if settings.train_dir is not None:
+        return run_ladder(spec, str(Path(settings.train_dir) / "collapse"), progress=settings.progress, seed=seed)
+    with tempfile.TemporaryDirectory(prefix="sde-scales-collapse-") as tmp:
+        return run_ladder(spec, tmp, progress=settings.progress, seed=seed)
+
+
+def supercollapse_training(settings: Settings) -> list[Measurement]:
+    r"""Supercollapse on a trained muP ladder (each width to its compute-optimal horizon, linear
+    decay): the statistic :math:`R = \max_{x \ge x_0} \Delta(x)/\sigma(x)` with its seed-bootstrap
+    interval (:mod:`sde_scales.analysis.collapse`); the frozen-learning-rate and SP ladders are the
+    controls. A ``--store`` is not read here: the check needs a ladder trained to horizons."""
+    if settings.store is not None:
+        return [Measurement(None, "user store", variable="max Delta/sigma", param="mup",
+                            inconclusive="supercollapse needs a width ladder trained to its compute-optimal horizons; "
+                                         "run experiments/collapse.py (verify without --store trains one)")]
+    try:
+        out = collapse_ladder(settings)
+    except InvalidArgumentError as exc:
+        return [Measurement(None, "collapse ladder", variable="max Delta/sigma", param="mup",
+                            inconclusive=f"the ladder could not be analysed: {exc}")]
+    spec, fit, hz = out["spec"], out["frontier"], out["horizons"]
+    desc = (f"muP MLPs on the power-law regression task, widths {list(spec.widths)}, {spec.seeds} seeds, SGD lr "
+            f"{spec.lr}; frontier b = {fit.b:.2f}, L0 = {fit.L0:.3g} [{fit.ci['L0'][0]:.3g}, {fit.ci['L0'][1]:.3g}]; "
+            f"horizons t* ~ p^{hz.gamma:.2f}")
+    rows = []
+    for label, e in out["ladders"].items():
+        param = label.split("/")[0]
+        role = "primary" if param == spec.param else "control"
+        r = e["result"]
+        if r is None:
+            rows.append(Measurement(None, desc, variable=f"max Delta/sigma ({label})", param=param, role=role,
+                                    inconclusive=e.get("error", "no result")))
+            continue
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = r.delta / r.sigma
+        win = r.x >= r.x0
+        est = ExponentEstimate(r.ratio, tuple(float(v) for v in r.ratio_ci), r.x[win], ratio[win],
+                               np.full(int(win.sum()), np.nan), 0.0, "ratio", n_replicas=min(r.n_seeds))
+        warn = list(fit.warnings) + list(hz.warnings)
+        rows.append(Measurement(est, desc, variable=f"max Delta/sigma ({label})", param=param, role=role,
+                                extra={"collapse": r.to_dict(), "frontier": fit.to_dict(), "horizons": hz.to_dict(),
+                                       "diverged": {str(k): v for k, v in e["diverged"].items()}},
+                                note="; ".join(warn) or None,
+                                plot_xlabel=r"compute fraction $x$", plot_ylabel=r"$\Delta(x) / \sigma(x)$"))
+    return rows

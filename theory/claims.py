@@ -56,12 +56,14 @@ class Group(enum.Enum):
     PAPER = "paper"
     READING = "reading"
     CONSISTENCY = "consistency"
+    RELATED = "related"
 
     @property
     def title(self) -> str:
         return {"paper": "The paper's claims, as its authors state them",
                 "reading": "Other readings of the same claims",
-                "consistency": "Consistency and typo checks"}[self.value]
+                "consistency": "Consistency and typo checks",
+                "related": "Claims of related works"}[self.value]
 
 
 @dataclass(frozen=True)
@@ -103,9 +105,10 @@ class Claim:
         their limit point, e.g. ``O(n^-1, (n, oo))``.
     exponent : float
         Predicted exponent p in ``quantity ~ variable^p``; for a separation, the claimed
-        difference of exponents (``-0.5`` for Theorem 4.1: O(1/n) against Theta(1/sqrt n)).
+        difference of exponents (``-0.5`` for Theorem 4.1: O(1/n) against Theta(1/sqrt n)); for a
+        bound, the bound on the quantity.
     kind : RateKind
-        ``O``, ``Theta`` or ``separation``.
+        ``O``, ``Theta``, ``separation`` or ``bound`` (a statistic at most the bound).
     reading : str
         ``fluctuation`` (spread over replicas), ``bias`` (distance of the mean from a reference),
         ``values`` (exact values), ``difference`` or ``symbolic``.
@@ -145,6 +148,8 @@ class Claim:
     @property
     def predicted(self) -> str:
         """The claimed rate with its limit point, e.g. ``O(n^-1) as n -> oo``."""
+        if self.kind is RateKind.BOUND:
+            return f"{self.quantity} <= {self.exponent:g}"
         if self.kind is RateKind.SEPARATION:
             return f"p_macro - p_micro = {self.exponent:g} as {self.variable} -> {self.limit_point}"
         return f"{self.kind.value}({self.variable}^{self.exponent:g}) as {self.variable} -> {self.limit_point}"

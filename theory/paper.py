@@ -318,5 +318,23 @@ CLAIMS: tuple[Claim, ...] = (
 )
 
 
+QIU = "Qiu et al. (ICML 2025), scaling collapse"
+
+RELATED: tuple[Claim, ...] = (
+    Claim(
+        id="qiu-supercollapse", source=f"{QIU}, Sec. 2 (supercollapse)", group=Group.RELATED,
+        statement="With learning-rate decay, the normalised loss curves of a compute-optimal muP width ladder "
+                  "collapse below the noise floor: Delta(x) <= sigma(x) for x in [0.2, 1]",
+        quantity="max over x >= 0.2 of Delta(x) / sigma(x)", variable="x", limit_point="1", exponent=1.0,
+        kind=RateKind.BOUND, reading="ratio",
+        evidence=(Evidence(CheckKind.TRAINING, checks.supercollapse_training,
+                           "a muP width ladder trained to its compute-optimal horizons with linear decay (frontier, "
+                           "L0 and horizons fitted from constant-lr runs); frozen-lr and SP ladders as controls"),),
+    ),
+)
+
+CLAIMS = CLAIMS + RELATED
+
+
 def claims_by_id() -> dict[str, Claim]:
     return {c.id: c for c in CLAIMS}

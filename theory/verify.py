@@ -33,6 +33,7 @@ SYMBOLIC_RULE = {
     RateKind.BIG_O: "O(n^p): PASS iff the derived exponent <= p",
     RateKind.THETA: "Theta(n^p): PASS iff the derived exponent = p and the derived rate is tight (a Theta rate)",
     RateKind.SEPARATION: "separation d: PASS iff the derived difference of exponents = d",
+    RateKind.BOUND: "bound B: PASS iff the derived value < B",
 }
 
 
@@ -240,6 +241,25 @@ def _param_label(param: str) -> str:
         return param
 
 
+def _bound_plot(rows, claim):
+    """A statistic's profile (``estimate.x``, ``estimate.values``) per row against the claimed bound."""
+    from sde_scales.plots import plt
+
+    fig, ax = plt.subplots(figsize=(5.6, 3.8), constrained_layout=True)
+    for i, r in enumerate(rows):
+        est = r.measurement.estimate
+        ax.plot(est.x, est.values, color=f"C{i}", lw=1.4,
+                label=f"{r.variable}: max {est.exponent:.2f} [{est.ci[0]:.2f}, {est.ci[1]:.2f}], {r.verdict.value}")
+    ax.axhline(claim.exponent, color="k", ls="--", lw=1, label=f"claimed bound {claim.exponent:g}")
+    ax.set_yscale("log")
+    ax.set_ylim(bottom=0.01 * claim.exponent)  # a statistic that is exactly 0 somewhere (Delta at x = 1)
+    ax.set_xlabel(rows[0].measurement.plot_xlabel)
+    ax.set_ylabel(rows[0].measurement.plot_ylabel)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3, which="both")
+    return fig
+
+
 def draw_plots(results: list[EvidenceResult], out_dir: str | Path) -> list[EvidenceResult]:
     """One figure per claim and numeric kind of evidence (the primary row with its controls);
     returns the results with their figure paths set."""
@@ -259,6 +279,12 @@ def draw_plots(results: list[EvidenceResult], out_dir: str | Path) -> list[Evide
             continue
         claim = rows[0].claim
         m0 = rows[0].measurement
+        if claim.kind is RateKind.BOUND:
+            path = save_figure(_bound_plot(rows, claim), Path(out_dir) / f"{cid}--{kind}.png")
+            for i, r in enumerate(out):
+                if any(r is x for x in rows):
+                    out[i] = replace(r, figure=str(path))
+            continue
         series = [(r.measurement.estimate, (_param_label(r.measurement.param) if kind == CheckKind.TRAINING
                                             else "measured")) for r in rows]
         fig = rate_plot(series, predicted=claim.exponent, xlabel=m0.plot_xlabel, ylabel=m0.plot_ylabel,

@@ -13,8 +13,8 @@ All functions take the two tables of :class:`sde_scales.train.store.RunStore` (`
   width; SP: drifting).
 * :func:`seed_fluctuation` -- spread over seeds of a macro-variable (the loss) and of a weight's
   displacement, per width, ready for ``sde_scales.rates``.
-* :func:`collapse` -- the scaling collapse of Qiu et al. (2025): loss normalised by its final value
-  against time normalised by the run length, with a deviation number across widths.
+
+The scaling collapse of Qiu et al. (2025) is in :mod:`sde_scales.analysis.collapse`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["collapse", "diverged_counts", "eta_star", "loss_ratio", "loss_table", "seed_fluctuation", "settle_step",
+__all__ = ["diverged_counts", "eta_star", "loss_ratio", "loss_table", "seed_fluctuation", "settle_step",
            "transfer_curves"]
 
 
@@ -114,30 +114,3 @@ def seed_fluctuation(runs, traj, lr: float, step: int | None = None) -> dict:
         micro.append((last - first).reindex(ids).to_numpy())
     return {"widths": widths, "macro": macro, "micro": micro}
 
-
-def collapse(runs, traj, lr: float | None = None, metric: str = "train_loss", grid: int = 50) -> dict:
-    """Qiu et al. collapse: for each width (at its best final lr, or ``lr``), the curve
-    L(t)/L(T) against t/T on a common grid; the deviation is the largest spread across widths
-    (max minus min over widths, maximised over the grid after its first 10%)."""
-    t = loss_table(runs, traj, metric)
-    curves = {}
-    best = transfer_curves(runs, traj, metric) if lr is None else None
-    for w, g in t.groupby("width"):
-        if lr is None:
-            b = best[best.width == w]
-            lr_w = float(b.loc[b["value"].idxmin(), "lr"])
-        else:
-            lr_w = lr
-        gg = g[np.isclose(g.lr, lr_w)].groupby("step")["value"].mean()
-        s = gg.index.to_numpy(dtype=float)
-        v = gg.to_numpy()
-        if not np.all(np.isfinite(v)) or v.size < 2:
-            continue
-        x = s / s[-1]
-        u = np.linspace(max(x[0], 0.1), 1.0, grid)
-        curves[int(w)] = np.interp(u, x, v / v[-1])
-    if len(curves) < 2:
-        return {"grid": [], "curves": curves, "deviation": float("nan")}
-    arr = np.array(list(curves.values()))
-    return {"grid": np.linspace(0.1, 1.0, grid).tolist(), "curves": {k: v.tolist() for k, v in curves.items()},
-            "deviation": float(np.max(arr.max(axis=0) - arr.min(axis=0)))}

@@ -7,7 +7,10 @@ MD5 of the archive, and extracts it. With no files and no network it raises a
 :class:`DataFileError` that says where to put them.
 
 Synthetic tasks need no download: a teacher-student task (labels from a fixed random two-layer
-teacher) and a Gaussian mixture, any input size (3,072 by default, the CIFAR-10 size).
+teacher) and a Gaussian mixture, any input size (3,072 by default, the CIFAR-10 size), both
+classification; and a regression task with power-law features (:func:`powerlaw_features`),
+on which loss falls as a power law in both width and steps (the kind of task scaling-collapse
+studies use), trained with the squared error.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ import numpy as np
 
 from sde_scales.errors import DataFileError, InvalidArgumentError
 
-__all__ = ["Dataset", "load_cifar10", "teacher_student", "gaussian_mixture", "make_dataset", "write_cifar_bin"]
+__all__ = ["Dataset", "load_cifar10", "teacher_student", "gaussian_mixture", "make_dataset", "powerlaw_features",
+           "write_cifar_bin"]
 
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 CIFAR_MD5 = "c32a1d4ab5d03f1284b67883e8d87530"
@@ -40,7 +44,10 @@ CIFAR_STD = np.array([0.2470, 0.2435, 0.2616])
 
 @dataclass
 class Dataset:
-    """Training and (optional) test split as torch tensors on one device."""
+    """Training and (optional) test split as torch tensors on one device.
+
+    ``task``: ``"classification"`` (integer labels, cross-entropy, ``n_classes`` logits) or
+    ``"regression"`` (float targets of shape ``(N,)``, squared error, one output: ``n_classes`` is 1)."""
 
     x_train: object
     y_train: object
@@ -48,6 +55,7 @@ class Dataset:
     y_test: object | None
     name: str
     n_classes: int = 10
+    task: str = "classification"
 
     @property
     def n_train(self) -> int:
@@ -59,7 +67,8 @@ class Dataset:
 
     def to(self, device) -> "Dataset":
         f = (lambda t: None if t is None else t.to(device))
-        return Dataset(f(self.x_train), f(self.y_train), f(self.x_test), f(self.y_test), self.name, self.n_classes)
+        return Dataset(f(self.x_train), f(self.y_train), f(self.x_test), f(self.y_test), self.name, self.n_classes,
+                       self.task)
 
 
 def _md5(path: Path) -> str:
@@ -196,18 +205,66 @@ def gaussian_mixture(n_train: int = 8192, n_test: int = 2048, d_in: int = 3072, 
     return x[:n_train].astype(np.float32), y[:n_train], x[n_train:].astype(np.float32), y[n_train:]
 
 
+#: Power-law feature task: the amplitude exponent (feature k carries amplitude k^-alpha).
+POWERLAW_ALPHA = 1.0
+
+
+def powerlaw_features(n_train: int = 8192, n_test: int = 2048, d_in: int = 32, seed: int = 0, *,
+                      n_features: int | None = None, alpha: float = POWERLAW_ALPHA) -> tuple[np.ndarray, ...]:
+    r"""Regression with power-law features: inputs :math:`x = (g, 1)`, :math:`g \sim N(0, I_{d-1})`,
+    and the target
+
+    .. math::
+
+        y(x) = \sum_{k=1}^{P} a_k\, \frac{(u_k \cdot x)^2 - 1}{\sqrt 2}, \qquad
+        a_k = \frac{k^{-\alpha}}{(\sum_{j \le P} j^{-2\alpha})^{1/2}},
+
+    with orthonormal directions :math:`u_k` (orthogonal to the constant coordinate; ``P =
+    n_features <= d - 1``, all of them by default). The features are orthonormal in
+    :math:`L^2` (second Hermite polynomials of independent coordinates), so
+    :math:`\mathrm{Var}\, y = 1` and a network that has learned the first m features has loss
+    :math:`\sum_{k>m} a_k^2 \propto m^{1-2\alpha}`. Each feature takes a few hidden units and SGD
+    learns them in order of amplitude: the loss falls as a power law in width and in steps, which
+    gives a loss-compute Pareto frontier with a compute-optimal width at each budget (the setting
+    of scaling-collapse studies). The constant coordinate gives the first layer a bias: the
+    trainer's networks have none, and a bias-free ReLU network is positively homogeneous,
+    :math:`f(cx) = c f(x)`, so it could not fit a quadratic along a ray. Targets are float32 of
+    shape ``(N,)``."""
+    if d_in < 2:
+        raise InvalidArgumentError(f"d_in={d_in}; the power-law task needs d_in >= 2 (one coordinate is constant)")
+    P = d_in - 1 if n_features is None else int(n_features)
+    if not 1 <= P <= d_in - 1 or not np.isfinite(alpha) or alpha <= 0.5:
+        raise InvalidArgumentError(f"n_features={n_features}, alpha={alpha} for d_in={d_in}; give 1 <= n_features <= "
+                                   f"d_in - 1 and alpha > 1/2 (a finite total power)")
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0xF0F1]))
+    q, _ = np.linalg.qr(rng.standard_normal((d_in - 1, d_in - 1)))
+    u = q[:, :P].T  # (P, d - 1), orthonormal rows
+    k = np.arange(1, P + 1, dtype=float)
+    amp = k ** -alpha / np.sqrt(np.sum(k ** (-2 * alpha)))
+    g = rng.standard_normal((n_train + n_test, d_in - 1))
+    y = ((g @ u.T) ** 2 - 1) / np.sqrt(2) @ amp
+    x = np.concatenate([g, np.ones((g.shape[0], 1))], axis=1)
+    x, y = x.astype(np.float32), y.astype(np.float32)
+    return x[:n_train], y[:n_train], x[n_train:], y[n_train:]
+
+
 def make_dataset(name: str, device="cpu", *, d_in: int = 3072, n_train: int | None = None, seed: int = 0,
                  root: str | Path = "data", download: bool = True) -> Dataset:
-    """``name``: ``"synthetic"`` (teacher-student), ``"mixture"`` (Gaussian mixture) or ``"cifar10"``."""
+    """``name``: ``"synthetic"`` (teacher-student), ``"mixture"`` (Gaussian mixture), ``"powerlaw"``
+    (regression on power-law features) or ``"cifar10"``."""
     import torch
 
     if name in ("synthetic", "teacher-student"):
         arrs = teacher_student(n_train=n_train or 8192, d_in=d_in, seed=seed)
     elif name == "mixture":
         arrs = gaussian_mixture(n_train=n_train or 8192, d_in=d_in, seed=seed)
+    elif name == "powerlaw":
+        arrs = powerlaw_features(n_train=n_train or 8192, d_in=d_in, seed=seed)
+        xt, yt, xs, ys = (torch.as_tensor(a) for a in arrs)
+        return Dataset(xt, yt, xs, ys, name, n_classes=1, task="regression").to(device)
     elif name == "cifar10":
         arrs = load_cifar10(root, download=download, n_train=n_train)
     else:
-        raise InvalidArgumentError(f"dataset {name!r}; use 'synthetic', 'mixture' or 'cifar10'")
+        raise InvalidArgumentError(f"dataset {name!r}; use 'synthetic', 'mixture', 'powerlaw' or 'cifar10'")
     xt, yt, xs, ys = (torch.as_tensor(a) for a in arrs)
     return Dataset(xt, yt, xs, ys, name).to(device)

@@ -40,14 +40,24 @@ class StackedMLP:
     """``K`` ReLU MLPs ``d_in -> width (x L hidden layers) -> d_out``, batched along a leading axis."""
 
     def __init__(self, param: Parametrization, K: int, d_in: int, width: int, d_out: int, seeds, *,
-                 device="cpu", dtype=torch.float32):
+                 device="cpu", dtype=torch.float32, lr_width: int | None = None):
+        r"""``lr_width`` :math:`n_0`: per-layer learning rates frozen at their values at width
+        :math:`n_0` (the mis-scaled control of a width ladder). They are frozen in the form of the
+        parametrization without multipliers (the abc symmetry with :math:`\theta_l = -a_l`, where the
+        learning-rate exponent is :math:`c'_l = c_l + k a_l`, k = 2 for SGD and 1 for Adam; muP's
+        SGD learning rates there scale as n, 1 and 1/n), so the layer's step is off by
+        :math:`(n / n_0)^{c'_l}`. Freezing :math:`n^{-c_l}` itself would change nothing in a
+        parametrization written with multipliers and constant learning rates, as muP is here."""
         if len(seeds) != K:
             raise ValueError(f"{len(seeds)} seeds for K={K} members; give one seed per member")
         self.param, self.K, self.width, self.d_in, self.d_out = param, K, width, d_in, d_out
         dims = [d_in] + [width] * param.L + [d_out]
         self.shapes = [(dims[i + 1], dims[i]) for i in range(param.L + 1)]
         self.mult = [param.multiplier(l, width) for l in range(param.L + 1)]
-        self.lr_scale = [param.lr_scale(l, width) for l in range(param.L + 1)]
+        k = 2 if param.optimizer == "sgd" else 1
+        self.lr_scale = [param.lr_scale(l, width) * (1.0 if not lr_width else
+                         (width / lr_width) ** float(param.layers[l].c + k * param.layers[l].a))
+                         for l in range(param.L + 1)]
         stds = [param.init_std(l, width) for l in range(param.L + 1)]
         stds[0] /= math.sqrt(d_in)
         self.init_std = stds
@@ -94,6 +104,16 @@ class StackedMLP:
         dlogits = logp.exp_()
         dlogits.scatter_add_(2, yk, torch.full((K, B, 1), -1.0, dtype=logits.dtype, device=logits.device))
         return losses, dlogits.div_(B)
+
+    @staticmethod
+    def mse_losses(out: torch.Tensor, y: torch.Tensor):
+        r"""Per-member mean squared error ``(K,)`` of outputs ``(K, B, 1)`` against targets ``(B,)``
+        (shared) or ``(K, B)``, :math:`L_k = B^{-1} \sum_b (f_{kb} - y_b)^2`, and
+        :math:`\partial L_k / \partial f_k = 2 (f_k - y) / B`."""
+        K, B, _ = out.shape
+        yk = y.view(K, B, 1) if y.dim() == 2 else y.view(1, B, 1)
+        r = out - yk
+        return r.pow(2).mean(dim=(1, 2)), r.mul_(2.0 / B)
 
     def backward(self, x: torch.Tensor, pre: list, dlogits: torch.Tensor, step_size: torch.Tensor | None = None):
         r"""Gradients of :math:`\sum_k L_k` given the inputs ``x`` (shared or per member, as in

@@ -58,10 +58,10 @@ DIVERGENCE_FACTOR = 100.0
 SCHEDULES = {"constant": schedules.constant, "cosine": schedules.cosine, "wsd": schedules.wsd,
              "step": schedules.step, "eight_one_one": schedules.eight_one_one}
 #: Data sets by name (``sde_scales.train.data.make_dataset``).
-DATASETS = ("synthetic", "teacher-student", "mixture", "cifar10")
+DATASETS = ("synthetic", "teacher-student", "mixture", "powerlaw", "cifar10")
 
 #: Fields added after stores were first written, with the default that keeps an old run id.
-_ADDED_FIELDS = {"data_order": "shared"}
+_ADDED_FIELDS = {"data_order": "shared", "lr_width": 0}
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -96,11 +96,13 @@ class RunConfig:
     log_every: int = 10
     eval_every: int = 5
     data_order: str = "shared"
+    lr_width: int = 0
 
     def __post_init__(self) -> None:
         """Every field checked here, so that what is stored is what runs (a run refused now, not after
         its data loaded in a worker)."""
-        ints = ("width", "seed", "depth", "d_in", "n_train", "data_seed", "batch_size", "log_every", "eval_every")
+        ints = ("width", "seed", "depth", "d_in", "n_train", "data_seed", "batch_size", "log_every", "eval_every",
+                "lr_width")
         for name in ints:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
@@ -114,6 +116,9 @@ class RunConfig:
         for name in ("width", "depth", "d_in", "n_train", "batch_size", "log_every"):
             if getattr(self, name) < 1:
                 raise InvalidArgumentError(f"{name}={getattr(self, name)}; it must be at least 1")
+        if self.lr_width < 0:
+            raise InvalidArgumentError(f"lr_width={self.lr_width}; give the width whose per-layer learning rates to use "
+                                       f"at every width, or 0 for each run's own width")
         if self.seed < 0 or self.data_seed < 0:
             raise InvalidArgumentError(f"seed={self.seed}, data_seed={self.data_seed}; seeds must be >= 0")
         if self.batch_size > self.n_train:
@@ -208,7 +213,10 @@ def train_stack(configs: list[RunConfig], dataset, device: str = "cpu", progress
     started = time.perf_counter()
     p = by_name(c0.param, L=c0.depth, optimizer=c0.optimizer)
     K = len(configs)
-    model = StackedMLP(p, K, dataset.d_in, c0.width, dataset.n_classes, [c.seed for c in configs], device=device)
+    model = StackedMLP(p, K, dataset.d_in, c0.width, dataset.n_classes, [c.seed for c in configs], device=device,
+                       lr_width=c0.lr_width or None)
+    regression = getattr(dataset, "task", "classification") == "regression"
+    loss_fn = model.mse_losses if regression else model.losses
     base_lr = torch.tensor([c.lr for c in configs], dtype=torch.float32, device=device)
     n_steps = c0.n_steps()
     if dataset.n_train != c0.n_train or dataset.d_in != c0.d_in:
@@ -267,7 +275,7 @@ def train_stack(configs: list[RunConfig], dataset, device: str = "cpu", progress
         with torch.no_grad():
             for (a, b), v, p0, pb in zip(chunks, views, pre0, probes):
                 lp, pre = v.forward(pb, keep=True)
-                el, dlp = v.losses(lp, probe_y)
+                el, dlp = loss_fn(lp, probe_y)
                 eval_loss[a:b] = el.cpu().numpy()
                 for l, (g, w, w0, h, h0) in enumerate(zip(v.backward(pb, pre, dlp), v.weights, v.initial, pre, p0)):
                     egn[l, a:b] = g.pow(2).sum(dim=(1, 2)).cpu().numpy()
@@ -275,12 +283,19 @@ def train_stack(configs: list[RunConfig], dataset, device: str = "cpu", progress
                     act[l, a:b] = h.pow(2).mean(dim=(1, 2)).sqrt().cpu().numpy()
                     dact[l, a:b] = (h - h0).pow(2).mean(dim=(1, 2)).sqrt().cpu().numpy()
                 if test is not None:
-                    lt = v.forward(dataset.x_test)
                     kb = b - a
-                    tl = torch.nn.functional.cross_entropy(lt.reshape(-1, lt.shape[-1]), dataset.y_test.repeat(kb),
-                                                           reduction="none").reshape(kb, -1).mean(dim=1)
-                    test[0][a:b] = tl.cpu().numpy()
-                    test[1][a:b] = (lt.argmax(-1) == dataset.y_test[None, :]).float().mean(dim=1).cpu().numpy()
+                    # each member its own (expanded, not copied) view of the test inputs: per-member
+                    # GEMMs, so a member's numbers do not depend on the chunk it is in
+                    lt = v.forward(dataset.x_test.expand(kb, *dataset.x_test.shape))
+                    if regression:
+                        test[0][a:b] = (lt[..., 0] - dataset.y_test[None, :]).pow(2).mean(dim=1).cpu().numpy()
+                        test[1][a:b] = np.nan
+                    else:
+                        tl = torch.nn.functional.cross_entropy(lt.reshape(-1, lt.shape[-1]),
+                                                               dataset.y_test.repeat(kb),
+                                                               reduction="none").reshape(kb, -1).mean(dim=1)
+                        test[0][a:b] = tl.cpu().numpy()
+                        test[1][a:b] = (lt.argmax(-1) == dataset.y_test[None, :]).float().mean(dim=1).cpu().numpy()
             wv = [w[i0.to(w.device), i1.to(w.device), i2.to(w.device)].view(K, N_MICRO).cpu().numpy()
                   for w, (i0, i1, i2) in zip(model.weights, micro_idx)]
         for k in range(K):
@@ -296,7 +311,8 @@ def train_stack(configs: list[RunConfig], dataset, device: str = "cpu", progress
                     put(k, step, "w", l * 1000 + j, wv[l][k, j])
             if test is not None:
                 put(k, step, "test_loss", -1, test[0][k])
-                put(k, step, "test_acc", -1, test[1][k])
+                if not regression:
+                    put(k, step, "test_acc", -1, test[1][k])
 
     snapshot(0, with_test=False)  # the initialisation: displacements and progress are measured from it
     loss_limit = torch.as_tensor([DIVERGENCE_FACTOR * max(r["value"][r["metric"].index("eval_loss")], 1e-12)
@@ -329,7 +345,7 @@ def train_stack(configs: list[RunConfig], dataset, device: str = "cpu", progress
             x = x_all[a:b] if per_member else x_all
             y = y_all[a:b] if per_member else y_all
             logits, pre = v.forward(x, keep=True)
-            lc, dlogits = v.losses(logits, y)
+            lc, dlogits = loss_fn(logits, y)
             losses[a:b] = lc
             al = alive[a:b]  # a view: updating it updates alive
             finite = lc < loss_limit[a:b]  # False for NaN, inf and a loss past DIVERGENCE_FACTOR x its start

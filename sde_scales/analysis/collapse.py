@@ -1,0 +1,502 @@
+r"""Scaling collapse as Qiu et al. (ICML 2025) define it.
+
+A *ladder* is a set of model sizes p (here MLP widths; p counts parameters), each trained with
+several seeds. Compute is :math:`c = 6\, t\, p` with t the number of training samples seen (steps
+times batch size).
+
+1. **Frontier** (:func:`pareto_frontier`, :func:`fit_frontier`): from constant-learning-rate runs of
+   every size, the loss-compute Pareto frontier (points no other point beats with less compute)
+   is fitted by :math:`F(c) = a\, c^{-b} + L_0`; :math:`L_0` is the irreducible loss.
+2. **Horizons** (:func:`horizons`): size p is compute-optimal where its seed-mean curve, smoothed
+   by a fit :math:`\hat L_p(t) = A_p t^{-\alpha_p} + E_p`, comes closest to the fitted frontier,
+   :math:`t^*(p) = \arg\min_t (\hat L_p(t) - L_0) / (F(6 t p) - L_0)`,
+   and :math:`t^*(p) = k\, p^\gamma` gives the horizon exponent :math:`\gamma`.
+3. **Normalisation** (:func:`normalise`): a run of size p trained for :math:`T = t^*(p)` gives
+
+   .. math::
+
+       \ell_p(x; \omega) = \frac{L_p(x T; \omega) - L_0}{\bar L_p(T) - L_0}, \qquad x = c(t) / c(T) = t / T,
+
+   with :math:`\bar L_p(T)` the seed-mean final loss (so the seed-mean curve ends at one and a
+   seed's curve ends near one: its final-loss noise is kept, not divided out).
+4. **Deviation and noise floor** (:func:`collapse_stats`), on a common x grid:
+
+   .. math::
+
+       \Delta(x) = \operatorname{sd}_p\big[\bar\ell_p(x)\big], \qquad
+       \sigma(x) = \Big(\frac{1}{P} \sum_p \operatorname{var}_\omega\big[\ell_p(x; \omega)\big]\Big)^{1/2},
+
+   :math:`\bar\ell_p` the seed mean, sd and var with ddof 1, P the number of sizes: the spread of
+   the seed-mean curves across sizes and the seed-to-seed spread of one size's curve (pooled
+   over sizes). *Supercollapse* is :math:`\Delta(x) \le \sigma(x)` for x in :math:`[x_0, 1]`;
+   it is judged on :math:`R = \max_{x \in [x_0, 1]} \Delta(x)/\sigma(x)` with a percentile
+   bootstrap over seeds (seeds resampled within each size, the normalisation, Delta and sigma
+   recomputed; :math:`L_0` held at its fit): PASS iff the interval's upper end is below 1, FAIL iff its lower end is above 1.
+   With S seeds per size a perfect collapse still has :math:`\Delta \approx \sigma/\sqrt S` from
+   seed noise alone; a mis-scaled ladder adds a systematic part that does not shrink with S.
+5. **Early warning** (:func:`departures`): the first x at which one size's seed-mean curve leaves
+   the band of the others (three standard errors, three grid points in a row): a run that
+   will not collapse, caught before its end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import optimize
+
+from sde_scales.errors import InvalidArgumentError
+from sde_scales.rates import MIN_REPLICAS, Verdict
+
+__all__ = ["CollapseResult", "Curves", "FrontierFit", "HorizonFit", "collapse_stats", "curves_from_store",
+           "departures", "fit_frontier", "horizons", "normalise", "param_count", "pareto_frontier"]
+
+
+def param_count(width: int, d_in: int, d_out: int = 1, depth: int = 1) -> int:
+    """Weights of a bias-free MLP ``d_in -> width (x depth hidden layers) -> d_out``."""
+    return int(d_in * width + (depth - 1) * width * width + width * d_out)
+
+
+@dataclass(frozen=True)
+class Curves:
+    """Loss curves of one size: ``loss[s, i]`` for seed s at ``steps[i]`` (steps > 0 only)."""
+
+    width: int
+    params: int
+    batch: int
+    steps: np.ndarray
+    loss: np.ndarray
+    seeds: tuple = ()
+
+    def __post_init__(self) -> None:
+        st, ls = np.asarray(self.steps, float), np.asarray(self.loss, float)
+        if ls.ndim != 2 or ls.shape[1] != st.size or st.size < 2:
+            raise InvalidArgumentError(f"width {self.width}: loss of shape {ls.shape} for {st.size} steps; give "
+                                       f"(seeds, steps) with at least two steps")
+        if np.any(np.diff(st) <= 0) or st[0] <= 0:
+            raise InvalidArgumentError(f"width {self.width}: steps must be positive and increasing")
+        if not np.all(np.isfinite(ls)):
+            raise InvalidArgumentError(f"width {self.width}: non-finite losses; leave diverged runs out")
+
+    @property
+    def compute(self) -> np.ndarray:
+        """FLOPs :math:`6\\, t\\, p` at each logged step (t = samples seen)."""
+        return 6.0 * np.asarray(self.steps, float) * self.batch * self.params
+
+    @property
+    def n_seeds(self) -> int:
+        return int(self.loss.shape[0])
+
+    def resampled(self, idx) -> "Curves":
+        return Curves(self.width, self.params, self.batch, self.steps, self.loss[idx], self.seeds)
+
+
+def curves_from_store(runs: pd.DataFrame, traj: pd.DataFrame, metric: str = "eval_loss", *, param: str | None = None,
+                      lr: float | None = None, schedule: str | None = None, lr_width: int | None = None,
+                      d_out: int = 1) -> tuple[list[Curves], dict]:
+    """Curves per width from a run store (finished runs only; seeds aligned on their common steps).
+
+    Returns the curves and ``{width: number of diverged runs left out}``."""
+    r = runs.copy()
+    for col, val in (("param", param), ("schedule", schedule), ("lr_width", lr_width)):
+        if val is not None:
+            if col not in r.columns:
+                if col == "lr_width" and val == 0:
+                    continue
+                raise InvalidArgumentError(f"the store has no column {col!r}")
+            r = r[r[col] == val]
+    if lr is not None:
+        r = r[np.isclose(r["lr"].astype(float), lr)]
+    if r.empty:
+        raise InvalidArgumentError("no runs match the selection; check param, lr and schedule")
+    diverged = {int(w): int((g.status != "finished").sum()) for w, g in r.groupby("width")}
+    t = traj[(traj.metric == metric) & (traj.layer == -1) & (traj.step > 0)]
+    out = []
+    for w, g in r[r.status == "finished"].groupby("width"):
+        c0 = g.iloc[0]
+        piv = (t[t.run_id.isin(g.run_id)].pivot_table(index="run_id", columns="step", values="value")
+               .dropna(axis=1))
+        if piv.shape[0] == 0 or piv.shape[1] < 2:
+            continue
+        seeds = tuple(g.set_index("run_id").loc[piv.index, "seed"].tolist())
+        p = param_count(int(w), int(c0.d_in), d_out, int(c0.depth))
+        out.append(Curves(int(w), p, int(c0.batch_size), piv.columns.to_numpy(float), piv.to_numpy(float), seeds))
+    if not out:
+        raise InvalidArgumentError(f"no finished runs with a logged {metric!r} in the selection")
+    return out, diverged
+
+
+# ---------------------------------------------------------------------------------------------
+# frontier
+
+
+def pareto_frontier(compute, loss) -> np.ndarray:
+    """Indices of the non-dominated points, in increasing compute: each has a lower loss than
+    every point with less (or equal) compute."""
+    c, L = np.asarray(compute, float).ravel(), np.asarray(loss, float).ravel()
+    order = np.lexsort((L, c))
+    keep, best = [], np.inf
+    for i in order:
+        if L[i] < best:
+            keep.append(i)
+            best = L[i]
+    return np.asarray(keep, dtype=int)
+
+
+def _frontier_points(curves: list[Curves]) -> tuple[np.ndarray, np.ndarray]:
+    c = np.concatenate([cv.compute for cv in curves])
+    L = np.concatenate([cv.loss.mean(axis=0) for cv in curves])
+    idx = pareto_frontier(c, L)
+    return c[idx], L[idx]
+
+
+def _fit_power(c: np.ndarray, L: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Least squares of log L against log(a c^-b + L0), robust (soft L1) with a scale from the
+    residuals of a first plain fit; returns ``(log a, b, L0)`` in units of c / c_min, and whether
+    the fit converged."""
+    u = np.log(c / c[0])
+    lmin = float(L.min())
+    hi_L0 = lmin * (1 - 1e-6)
+
+    def resid(th):
+        la, b, L0 = th
+        return np.log(np.exp(la - b * u) + L0) - np.log(L)
+
+    starts = [(np.log(max(L[0] - f * lmin, 1e-12)), b0, f * lmin) for f in (0.0, 0.5, 0.9) for b0 in (0.2, 1.0)]
+    best = None
+    for la0, b0, L00 in starts:
+        try:
+            r = optimize.least_squares(resid, [la0, b0, min(L00, hi_L0 * 0.999)],
+                                       bounds=([-50, 1e-4, 0.0], [50, 10.0, hi_L0]))
+        except ValueError:
+            continue
+        if best is None or r.cost < best.cost:
+            best = r
+    if best is None:
+        return np.full(3, np.nan), False
+    scale = max(float(np.median(np.abs(best.fun))) * 1.4826, 1e-6)  # MAD of the plain fit's residuals
+    rob = optimize.least_squares(resid, best.x, bounds=([-50, 1e-4, 0.0], [50, 10.0, hi_L0]), loss="soft_l1",
+                                 f_scale=scale)
+    return rob.x, bool(rob.success)
+
+
+@dataclass(frozen=True)
+class FrontierFit:
+    r"""The fitted frontier :math:`F(c) = a c^{-b} + L_0` with bootstrap intervals.
+
+    ``a`` is in units of :math:`c_0^{b}` where ``c0`` is the least compute on the frontier, so
+    :math:`F(c) = a (c / c_0)^{-b} + L_0`. ``warnings`` lists parameters on their bounds and
+    frontiers too short to fit."""
+
+    a: float
+    b: float
+    L0: float
+    c0: float
+    ci: dict
+    compute: np.ndarray
+    loss: np.ndarray
+    n_boot: int
+    warnings: tuple = ()
+
+    def __call__(self, c) -> np.ndarray:
+        return self.a * (np.asarray(c, float) / self.c0) ** -self.b + self.L0
+
+    def to_dict(self) -> dict:
+        return {"a": self.a, "b": self.b, "L0": self.L0, "c0": self.c0, "ci": self.ci, "n_points": int(self.loss.size),
+                "n_boot": self.n_boot, "warnings": list(self.warnings)}
+
+
+def _frontier_params(curves: list[Curves]) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    c, L = _frontier_points(curves)
+    th, _ = _fit_power(c, L)
+    return th, c, L, float(c[0])
+
+
+def _resample(curves: list[Curves], rng: np.random.Generator) -> list[Curves]:
+    return [cv.resampled(rng.integers(0, cv.n_seeds, cv.n_seeds)) for cv in curves]
+
+
+def fit_frontier(curves: list[Curves], *, n_boot: int = 400, confidence: float = 0.95, seed: int = 0) -> FrontierFit:
+    """Fit :math:`F(c) = a (c/c_0)^{-b} + L_0` to the Pareto frontier of the seed-mean curves of a
+    constant-learning-rate ladder. Robust least squares on log L (soft L1 with the residual scale
+    of a plain fit); intervals from a percentile bootstrap over seeds (resampled within each
+    size, frontier and fit recomputed)."""
+    if len(curves) < 2:
+        raise InvalidArgumentError(f"{len(curves)} size(s); a frontier needs at least two sizes")
+    th, c, L, c0 = _frontier_params(curves)
+    if c.size < 4:
+        raise InvalidArgumentError(f"the Pareto frontier has {c.size} points; a 3-parameter fit needs at least 4: log "
+                                   f"more often or train longer")
+    if not np.all(np.isfinite(th)):
+        raise InvalidArgumentError("the frontier fit failed; check that the losses fall with compute")
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0xF407]))
+    boot = []
+    for _ in range(n_boot):
+        tb, cb, _, c0b = _frontier_params(_resample(curves, rng))
+        if np.all(np.isfinite(tb)):
+            # a in the units of the point fit's c0
+            boot.append([np.exp(tb[0]) * (c0 / c0b) ** -tb[1], tb[1], tb[2]])
+    boot = np.asarray(boot)
+    q = [(1 - confidence) / 2 * 100, (1 + confidence) / 2 * 100]
+    ci = {k: [float(v) for v in np.percentile(boot[:, i], q)] if len(boot) else [None, None]
+          for i, k in enumerate(("a", "b", "L0"))}
+    warns = []
+    if th[2] <= 1e-9:
+        warns.append("L0 is on its lower bound 0: the frontier shows no irreducible loss within this compute range "
+                     "(train longer or wider)")
+    if th[2] >= L.min() * (1 - 1e-4):
+        warns.append("L0 is on its upper bound (the lowest loss seen): the frontier has flattened and L0 is not "
+                     "resolved")
+    if th[1] <= 2e-4 or th[1] >= 9.99:
+        warns.append(f"the exponent b = {th[1]:.3g} is on a bound of [1e-4, 10]")
+    return FrontierFit(float(np.exp(th[0])), float(th[1]), float(th[2]), c0, ci, c, L, len(boot), tuple(warns))
+
+
+# ---------------------------------------------------------------------------------------------
+# horizons
+
+
+def _horizon_steps(curves: list[Curves]) -> tuple[np.ndarray, list]:
+    """Per size (curves in increasing size), the step from which the next larger size has the
+    lower seed-mean loss at equal compute for the rest of the common compute range (their
+    difference smoothed by a running mean over 1/8 of that range in log compute): the end of the
+    size's stretch on the frontier. The largest size has no successor (``"last"``); ``"never"``:
+    the larger size never stays ahead within the runs; ``"start"``: it is ahead from the start."""
+    tstar, where = [], []
+    for cv, nxt in zip(curves[:-1], curves[1:]):
+        c1, c2 = cv.compute, nxt.compute
+        lo, hi = max(c1[0], c2[0]), min(c1[-1], c2[-1])
+        if not hi > lo:
+            tstar.append(np.nan)
+            where.append("never")
+            continue
+        grid = np.geomspace(lo, hi, 256)
+        d = (np.interp(np.log(grid), np.log(c2), nxt.loss.mean(axis=0))
+             - np.interp(np.log(grid), np.log(c1), cv.loss.mean(axis=0)))
+        # a running mean over 1/8 of the common range (in log compute): the crossing of two noisy
+        # curves is read off their smoothed difference, not off the last noise-induced sign flip
+        win = 33
+        d = np.convolve(np.pad(d, win // 2, mode="edge"), np.ones(win) / win, mode="valid")
+        ahead = d < 0
+        if not ahead[-1]:
+            tstar.append(np.nan)
+            where.append("never")
+            continue
+        behind = np.flatnonzero(~ahead)
+        if behind.size == 0:
+            tstar.append(grid[0] / (6.0 * cv.batch * cv.params))
+            where.append("start")
+            continue
+        i = int(behind[-1])  # last grid point where the larger size is not ahead; cross between i and i + 1
+        frac = d[i] / (d[i] - d[i + 1])  # linear in log c between the two points
+        cx = np.exp(np.log(grid[i]) + frac * (np.log(grid[i + 1]) - np.log(grid[i])))
+        tstar.append(cx / (6.0 * cv.batch * cv.params))
+        where.append("inside")
+    tstar.append(np.nan)
+    where.append("last")
+    return np.asarray(tstar), where
+
+
+@dataclass(frozen=True)
+class HorizonFit:
+    r"""Compute-optimal horizons :math:`t^*(p)` (steps) per size and the fit :math:`t^* = k p^\gamma`."""
+
+    widths: tuple
+    params: np.ndarray
+    steps: np.ndarray
+    gamma: float
+    k: float
+    ci: dict
+    resolved: tuple
+    warnings: tuple = ()
+
+    def predict(self, params) -> np.ndarray:
+        """Horizon in steps for a size of ``params`` parameters."""
+        return self.k * np.asarray(params, float) ** self.gamma
+
+    def to_dict(self) -> dict:
+        return {"widths": list(self.widths), "params": self.params.tolist(), "steps": self.steps.tolist(),
+                "gamma": self.gamma, "k": self.k, "ci": self.ci, "resolved": list(self.resolved),
+                "warnings": list(self.warnings)}
+
+
+def horizons(curves: list[Curves], frontier: FrontierFit, *, n_boot: int = 400, confidence: float = 0.95,
+             seed: int = 0) -> HorizonFit:
+    r"""Per size, its horizon: the step at which the next larger size overtakes it for good at equal
+    compute (the end of its stretch on the Pareto frontier; :func:`_horizon_steps`), and
+    :math:`\gamma` from a least-squares line of log horizon on log parameters through the sizes
+    whose crossing lies inside the runs. The largest size, and a size whose crossing is not seen,
+    are left out of the fit and named in ``warnings``; their horizons come from the fitted law.
+    The interval of :math:`\gamma` is a percentile bootstrap over seeds (resampled within each
+    size, crossings recomputed). ``frontier`` is not used by the crossings (they are read off the
+    curves); it is taken so that the pipeline reads in order and may be None."""
+    curves = sorted(curves, key=lambda cv: cv.params)
+    t, where = _horizon_steps(curves)
+    p = np.array([cv.params for cv in curves], float)
+    ok = np.array([w == "inside" for w in where])
+    why = {"last": "the largest size: no larger one to overtake it, horizon from the fitted law",
+           "never": "the next size never stays ahead within these runs (train longer)",
+           "start": "the next size is ahead from the first common point (log earlier or start with narrower sizes)"}
+    warns = [f"width {cv.width}: {why[w]}" for cv, w in zip(curves, where) if w != "inside"]
+    if ok.sum() < 2:
+        raise InvalidArgumentError("fewer than two sizes have a horizon inside their run: train the constant-lr ladder "
+                                   "longer (the widest sizes need the most steps); " + "; ".join(warns))
+    g, lk = np.polyfit(np.log(p[ok]), np.log(t[ok]), 1)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x4012]))
+    boot = []
+    for _ in range(n_boot):
+        tb, wb = _horizon_steps(_resample(curves, rng))
+        okb = np.array([w == "inside" for w in wb])
+        if okb.sum() >= 2 and np.unique(p[okb]).size >= 2:
+            boot.append(np.polyfit(np.log(p[okb]), np.log(tb[okb]), 1)[0])
+    q = [(1 - confidence) / 2 * 100, (1 + confidence) / 2 * 100]
+    ci = {"gamma": [float(v) for v in np.percentile(boot, q)] if boot else [None, None], "n_boot": len(boot)}
+    if ok.sum() == 2:
+        warns.append("gamma rests on two sizes only")
+    return HorizonFit(tuple(cv.width for cv in curves), p, t, float(g), float(np.exp(lk)), ci,
+                      tuple(bool(v) for v in ok), tuple(warns))
+
+
+# ---------------------------------------------------------------------------------------------
+# normalisation, deviation and noise floor
+
+
+def normalise(curves: list[Curves], L0: float, grid) -> list[np.ndarray]:
+    """:math:`\\ell_p(x; \\omega)` on ``grid`` (x = t / T with T each size's last logged step), one
+    ``(seeds, len(grid))`` array per size; linear interpolation between logged steps. Refused where
+    a final loss is not above ``L0`` (the normalisation would divide by zero or flip sign)."""
+    x = np.asarray(grid, float)
+    out = []
+    for cv in curves:
+        fin = float(cv.loss[:, -1].mean())
+        if not fin > L0:
+            raise InvalidArgumentError(f"width {cv.width}: final loss {fin:.4g} is not above L0 = {L0:.4g}; the "
+                                       f"normalised loss is undefined (check L0 or the runs)")
+        xs = np.asarray(cv.steps, float) / float(cv.steps[-1])
+        if x.min() < xs[0] - 1e-12:
+            raise InvalidArgumentError(f"width {cv.width}: the grid starts at x = {x.min():g}, before the first logged "
+                                       f"point x = {xs[0]:.3g}; start the grid later or log more often")
+        out.append(np.stack([np.interp(x, xs, (row - L0) / (fin - L0)) for row in cv.loss]))
+    return out
+
+
+def _stats(ells: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    means = np.stack([e.mean(axis=0) for e in ells])
+    delta = means.std(axis=0, ddof=1)
+    sigma = np.sqrt(np.mean(np.stack([e.var(axis=0, ddof=1) for e in ells]), axis=0))
+    return delta, sigma
+
+
+@dataclass
+class CollapseResult:
+    """Deviation :math:`\\Delta(x)`, noise floor :math:`\\sigma(x)` (with pointwise intervals), the
+    statistic :math:`R = \\max_{x \\ge x_0} \\Delta/\\sigma` with its interval, and the verdict."""
+
+    x: np.ndarray
+    delta: np.ndarray
+    sigma: np.ndarray
+    delta_ci: np.ndarray
+    sigma_ci: np.ndarray
+    x0: float
+    ratio: float
+    ratio_ci: tuple
+    verdict: Verdict
+    reason: str
+    widths: tuple
+    n_seeds: tuple
+    means: np.ndarray
+    departures: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"x": self.x.tolist(), "delta": self.delta.tolist(), "sigma": self.sigma.tolist(),
+                "delta_ci": self.delta_ci.tolist(), "sigma_ci": self.sigma_ci.tolist(), "x0": self.x0,
+                "ratio_max": self.ratio, "ratio_ci": list(self.ratio_ci), "verdict": self.verdict.value,
+                "reason": self.reason, "widths": list(self.widths), "n_seeds": list(self.n_seeds),
+                "departures": {str(k): v for k, v in self.departures.items()}}
+
+
+def collapse_stats(ells: list[np.ndarray], grid, *, x0: float = 0.2, widths=(), n_boot: int = 1000,
+                   confidence: float = 0.95, seed: int = 0, min_seeds: int = MIN_REPLICAS) -> CollapseResult:
+    """:math:`\\Delta(x)`, :math:`\\sigma(x)` and the supercollapse verdict (see the module docstring).
+
+    ``ells``: per size, normalised curves ``(seeds, len(grid))`` from :func:`normalise`. Fewer than
+    ``min_seeds`` seeds at some size, or fewer than 3 sizes, give INCONCLUSIVE (a percentile
+    bootstrap of so few values under-covers; two sizes give a spread with one degree of freedom)."""
+    x = np.asarray(grid, float)
+    if len(ells) < 2:
+        raise InvalidArgumentError(f"{len(ells)} size(s); a collapse needs at least two")
+    win = x >= x0
+    if not win.any():
+        raise InvalidArgumentError(f"x0 = {x0} leaves no grid point in [x0, 1]")
+    delta, sigma = _stats(ells)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = float(np.max(delta[win] / sigma[win]))
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0xC011]))
+    # a resample's normalisation uses its own seed-mean final loss: with the grid ending at x = 1
+    # that is a division of every curve by the resample's mean there
+    renorm = bool(np.isclose(x[-1], 1.0))
+    bd, bs, br = [], [], []
+    for _ in range(n_boot):
+        eb = [e[rng.integers(0, e.shape[0], e.shape[0])] for e in ells]
+        if renorm:
+            eb = [e / e[:, -1].mean() for e in eb]
+        d, s = _stats(eb)
+        bd.append(d)
+        bs.append(s)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            br.append(np.max(d[win] / s[win]))
+    q = [(1 - confidence) / 2 * 100, (1 + confidence) / 2 * 100]
+    dci, sci = np.percentile(bd, q, axis=0), np.percentile(bs, q, axis=0)
+    br = np.asarray(br)
+    lo, hi = (float(v) for v in np.percentile(br[np.isfinite(br)], q)) if np.isfinite(br).any() else (np.nan, np.nan)
+    ns = tuple(int(e.shape[0]) for e in ells)
+    ci_s = f"[{lo:.3f}, {hi:.3f}]"
+    if not (np.isfinite(r) and np.isfinite(lo) and np.isfinite(hi)):
+        v, why = Verdict.INCONCLUSIVE, "Delta/sigma is not finite (sigma is zero somewhere: identical seeds?)"
+    elif min(ns) < min_seeds:
+        v, why = Verdict.INCONCLUSIVE, (f"{min(ns)} seeds at some size, fewer than {min_seeds}: the seed bootstrap "
+                                        f"under-covers (more seeds needed); max Delta/sigma = {r:.3f} {ci_s}")
+    elif len(ells) < 3:
+        v, why = Verdict.INCONCLUSIVE, "two sizes: their spread has one degree of freedom (three or more needed)"
+    elif hi < 1:
+        v, why = Verdict.PASS, f"max over x >= {x0:g} of Delta/sigma = {r:.3f} {ci_s}: below the noise floor"
+    elif lo > 1:
+        v, why = Verdict.FAIL, f"max over x >= {x0:g} of Delta/sigma = {r:.3f} {ci_s}: the sizes differ by more than " \
+                               f"their seed noise"
+    else:
+        v, why = Verdict.INCONCLUSIVE, f"max over x >= {x0:g} of Delta/sigma = {r:.3f} {ci_s} straddles 1 (more " \
+                                       f"seeds needed)"
+    means = np.stack([e.mean(axis=0) for e in ells])
+    res = CollapseResult(x, delta, sigma, dci, sci, x0, r, (lo, hi), v, why, tuple(widths), ns, means)
+    res.departures = departures(ells, x, widths=widths, x_from=x0)
+    return res
+
+
+def departures(ells: list[np.ndarray], grid, *, widths=(), k: float = 3.0, run: int = 3, x_from: float = 0.0) -> dict:
+    """For each size, the first x at which its seed-mean curve leaves the band of the other sizes:
+    :math:`|\\bar\\ell_p(x) - \\bar\\ell_{-p}(x)| > k\\, \\mathrm{se}(x)` at ``run`` grid points in a
+    row, :math:`\\bar\\ell_{-p}` the mean of the other sizes' seed means and se the standard error
+    of the difference from the seed variances, searched from ``x_from`` on (the start of the
+    window the collapse is judged on: before it the curves still carry their initial transient).
+    None where it never leaves. ``k = 3`` keeps the chance of a false alarm at one grid point near
+    0.3% for Gaussian seed noise."""
+    x = np.asarray(grid, float)
+    widths = tuple(widths) or tuple(range(len(ells)))
+    means = [e.mean(axis=0) for e in ells]
+    sem2 = [e.var(axis=0, ddof=1) / e.shape[0] for e in ells]
+    P = len(ells)
+    out = {}
+    for i in range(P):
+        others = [j for j in range(P) if j != i]
+        d = means[i] - np.mean([means[j] for j in others], axis=0)
+        se = np.sqrt(sem2[i] + np.sum([sem2[j] for j in others], axis=0) / len(others) ** 2)
+        out_band = np.abs(d) > k * se
+        first = None
+        for a in range(x.size - run + 1):
+            if x[a] >= x_from and out_band[a:a + run].all():
+                first = float(x[a])
+                break
+        out[widths[i]] = first
+    return out
