@@ -193,9 +193,21 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser(
         "fit-delay", help="fit a learning-rate-response law to loss curves and predict unseen schedules",
         description="Fit a law on the --fit curves (shared parameters), predict the --predict curves from their "
-                    "learning-rate column alone, print metrics against a smoothed target, write JSON / plots / CSVs.")
-    f.add_argument("--fit", action="append", required=True, metavar="CSV", help="curve to fit (repeat for several)")
+                    "learning rates alone, print metrics against a smoothed target, write JSON / plots / CSVs. "
+                    "Learning rates come from each file's lr column (linear between logged steps), a per-step file, "
+                    "or a --schedule spec; metrics are computed where a loss was logged.")
+    f.add_argument("--fit", action="append", required=True, metavar="CSV",
+                   help="curve to fit (repeat for several): CSV or Parquet with columns step, lr, loss (val_loss "
+                        "optional); a file with a row for every step and the loss empty where it was not logged is "
+                        "read as a per-step schedule")
     f.add_argument("--predict", action="append", metavar="CSV", help="curve to predict (repeat for several)")
+    f.add_argument("--schedule", action="append", metavar="NAME:SPEC",
+                   help="the learning rate at every step of curve NAME (its file name without extension) from a "
+                        "spec, checked against the logged learning rates, e.g. "
+                        "cos:warmup=2160,peak=3e-4,decay=cosine,end=3e-5,total=72000 (keys: total, peak, warmup, "
+                        "warmup_init, warmup_shape=linear|cosine, decay=constant|cosine|linear|sqrt|exp|step, "
+                        "decay_start, decay_end, end); repeat per curve. Without it, a log that starts after step 0 "
+                        "assumes its first logged rate before it (with a warning)")
     f.add_argument("--law", choices=["kernel", "momentum", "mpl"], default="kernel")
     f.add_argument("--kernel", choices=["nonparametric", "exp", "power"], default="nonparametric",
                    help="memory kernel of the kernel law (default nonparametric: monotone q from exponentials)")

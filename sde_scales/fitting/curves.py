@@ -4,22 +4,51 @@ A :class:`LossCurve` is validated on construction: steps strictly increasing, lo
 learning rates finite and >= 0, all columns of equal length, at least ``MIN_POINTS`` points.
 Every failure names the file, the column and the row.
 
+The schedule. A curve may carry its learning rate at *every* step (``schedule``), whatever steps
+its loss was logged at; then every law reads areas and drops from it, and metrics are computed
+where a loss was logged. It comes from
+
+* a per-step file: a row for every step with its ``lr``, and ``loss`` empty where it was not
+  logged (:meth:`LossCurve.from_csv` recognises it by the empty cells); or
+* a compact spec (:class:`ScheduleSpec`: warmup, peak, decay type and start, end value, total
+  steps), expanded to every step and checked against the learning rates the log has
+  (:meth:`LossCurve.with_spec`).
+
+Without one, the learning rate is taken to be linear between logged steps and, before the first
+logged step, constant at its first logged value; a log that starts after step 0 then gets a
+:class:`LateStartWarning` that says so (a 2,000-step warmup read that way counts as 2,000 steps
+at the first logged rate).
+
 Timing convention. The loss logged at step ``t`` was computed *before* the update of step ``t``,
 so it depends on the learning rates of steps ``0 .. t-1`` only. The learning rate logged at the
 final step (often 0 for decay-to-zero schedules) therefore never counts as a drop for any logged
-loss. Between logged steps the learning rate is taken to be linear (:meth:`LossCurve.per_step_lr`).
+loss.
 """
 
 from __future__ import annotations
 
+import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from sde_scales.errors import DataFileError
+from sde_scales.errors import DataFileError, InvalidArgumentError
 
-__all__ = ["LossCurve", "ScheduleFeatures", "MIN_POINTS", "load_curve"]
+__all__ = ["LateStartWarning", "LossCurve", "ScheduleFeatures", "ScheduleSpec", "MIN_POINTS", "SCHEDULE_RTOL",
+           "load_curve"]
+
+#: A logged learning rate agrees with a stated schedule when they differ by at most this fraction
+#: of the peak: logs round to 4-6 significant digits (1e-4 of the peak at most), another schedule
+#: differs by far more.
+SCHEDULE_RTOL = 1e-3
+#: Most drop bins a curve with a per-step schedule is cut into (cost: points x bins).
+MAX_DROP_BINS = 4000
+
+
+class LateStartWarning(UserWarning):
+    """A log without a per-step schedule starts after step 0: what came before is assumed."""
 
 #: Fewest points a curve may have: a law has up to 7 parameters and a fit needs several points
 #: per parameter to leave residual degrees of freedom.
@@ -45,6 +74,11 @@ class LossCurve:
         Used in reports (the file stem when loaded from a file).
     source : str
         Where it came from (file path), used in error messages.
+    schedule : ndarray or None
+        The learning rate at every step ``schedule_start, schedule_start + 1, ...`` up to at least
+        the last logged step; None: known at the logged steps only.
+    schedule_start : int
+        The first step of ``schedule`` (0 for a schedule known from the start).
     """
 
     step: np.ndarray
@@ -53,6 +87,8 @@ class LossCurve:
     val_loss: np.ndarray | None = None
     name: str = "curve"
     source: str = "<memory>"
+    schedule: np.ndarray | None = None
+    schedule_start: int = 0
 
     def __post_init__(self) -> None:
         src = self.source
@@ -90,7 +126,9 @@ class LossCurve:
             bad = ~np.isfinite(a)
             if bad.any():
                 i = int(np.argmax(bad))
-                raise _fail(src, k, i, f"value {a[i]} at step {int(step[i])} is not finite; drop or fill the row")
+                raise _fail(src, k, i, f"value {a[i]} at step {int(step[i])} is not finite; drop or fill the row"
+                            + (" (a file with empty loss cells is read as a per-step schedule only when it has a "
+                               "row for every step)" if k == "loss" else ""))
             if k == "lr" and np.any(a < 0):
                 i = int(np.argmax(a < 0))
                 raise _fail(src, k, i, f"learning rate {a[i]} at step {int(step[i])} is negative; learning rates must be >= 0")
@@ -103,6 +141,51 @@ class LossCurve:
             if v.shape != step.shape:
                 raise _fail(src, "val_loss", None, f"{v.size} values for {step.size} rows")
             object.__setattr__(self, "val_loss", v)
+        if self.schedule is not None:
+            self._check_schedule()
+
+    def _check_schedule(self) -> None:
+        src, s0 = self.source, int(self.schedule_start)
+        sch = np.asarray(self.schedule, dtype=float)
+        if sch.ndim != 1 or s0 < 0:
+            raise _fail(src, "schedule", None, f"give a 1-d per-step schedule and a start step >= 0 (got shape "
+                        f"{sch.shape}, start {s0})")
+        bad = ~np.isfinite(sch) | (sch < 0)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise _fail(src, "schedule", None, f"learning rate {sch[i]} at step {s0 + i} is not finite and >= 0")
+        last = s0 + sch.size - 1
+        if last < int(self.step[-1]):
+            raise _fail(src, "schedule", None, f"the schedule ends at step {last}, before the last logged step "
+                        f"{int(self.step[-1])}; give the learning rate up to the end of the log")
+        inside = (self.step >= s0) & (self.step <= last)
+        ref = sch[self.step[inside] - s0]
+        tol = SCHEDULE_RTOL * max(float(sch.max()), float(self.lr.max()), 1e-300)
+        off = np.abs(self.lr[inside] - ref) > tol
+        if off.any():
+            j = int(np.flatnonzero(inside)[np.argmax(off)])
+            raise _fail(src, "lr", j, f"the logged learning rate {self.lr[j]:.6g} at step {int(self.step[j])} differs "
+                        f"from the stated schedule's {sch[self.step[j] - s0]:.6g} (by more than {SCHEDULE_RTOL:g} of "
+                        f"the peak): the schedule (spec or per-step column) is not the one this run used; fix the "
+                        f"spec or leave it out")
+        object.__setattr__(self, "schedule", sch)
+        object.__setattr__(self, "schedule_start", s0)
+
+    def with_schedule(self, lr_per_step, start: int = 0) -> "LossCurve":
+        """This curve with its learning rate given at every step from ``start`` (checked against
+        the logged learning rates)."""
+        from dataclasses import replace
+
+        return replace(self, schedule=np.asarray(lr_per_step, dtype=float), schedule_start=int(start))
+
+    def with_spec(self, spec: "ScheduleSpec | str") -> "LossCurve":
+        """This curve with the schedule of a :class:`ScheduleSpec` (or its text form), expanded to
+        every step and checked against the logged learning rates."""
+        spec = ScheduleSpec.parse(spec) if isinstance(spec, str) else spec
+        if spec.total < int(self.step[-1]):
+            raise _fail(self.source, "schedule", None, f"the spec's total={spec.total} steps ends before the last "
+                        f"logged step {int(self.step[-1])}; give the run's total number of steps")
+        return self.with_schedule(spec.expand(), 0)
 
     # ----------------------------------------------------------------------------- I/O
     @classmethod
@@ -121,8 +204,44 @@ class LossCurve:
                         f"missing column(s) {missing}; the file needs columns step, lr, loss (val_loss optional), "
                         f"found {list(df.columns)}")
         val = df["val_loss"].to_numpy(dtype=float, na_value=np.nan) if "val_loss" in df.columns else None
+        try:
+            loss = df["loss"].to_numpy(dtype=float, na_value=np.nan)
+        except (TypeError, ValueError):
+            raise _fail(str(path), "loss", None, "values are not numbers") from None
+        empty = np.isnan(loss)
+        if empty.any() and not empty.all():
+            st = df["step"].to_numpy()
+            consecutive = st.size > 1 and np.issubdtype(st.dtype, np.number) and bool(np.all(np.diff(st) == 1))
+            if consecutive:  # a row for every step: a per-step schedule with a sparse loss
+                return cls._per_step(df, path, loss, val)
+            # otherwise a log with missing values: the constructor names the first one
         return cls(df["step"].to_numpy(), df["lr"].to_numpy(), df["loss"].to_numpy(), val, name=path.stem,
                    source=str(path))
+
+    @classmethod
+    def _per_step(cls, df, path: Path, loss: np.ndarray, val) -> "LossCurve":
+        """A per-step file: the learning rate on every row (every step), the loss where logged."""
+        src = str(path)
+        try:
+            step = df["step"].to_numpy(dtype=float)
+            lr = df["lr"].to_numpy(dtype=float, na_value=np.nan)
+        except (TypeError, ValueError):
+            raise _fail(src, "step/lr", None, "values are not numbers") from None
+        d = np.diff(step)
+        if np.any(d != 1):
+            i = int(np.argmax(d != 1)) + 1
+            raise _fail(src, "step", i, f"step {step[i]:g} follows step {step[i - 1]:g}: a file with empty loss cells "
+                        f"is read as a per-step schedule and needs one row per step (every step, in order); log the "
+                        f"learning rate at every step or fill the loss on every row")
+        bad = ~np.isfinite(lr)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise _fail(src, "lr", i, f"learning rate {lr[i]} at step {step[i]:g} is not finite: a per-step file needs "
+                        f"the learning rate on every row")
+        logged = ~np.isnan(loss)
+        v = None if val is None else val[logged]
+        return cls(step[logged], lr[logged], loss[logged], v, name=path.stem, source=src, schedule=lr,
+                   schedule_start=int(step[0]))
 
     # ----------------------------------------------------------------------------- derived
     @property
@@ -132,19 +251,51 @@ class LossCurve:
         vals, counts = np.unique(d, return_counts=True)
         return int(vals[np.argmax(counts)])
 
+    def drop_bin_steps(self, factor: int) -> int:
+        """Width of the drop bins of :class:`ScheduleFeatures`: ``factor`` logging intervals; with a
+        per-step schedule, at most ``T / MAX_DROP_BINS`` steps (at least 1), so that a sparse log
+        does not blur a schedule that is known step by step (bins of 4 x 128 steps lump a cosine
+        decay's drops at a few centres, which the multi-power law's response does not forgive)."""
+        b = int(factor) * self.log_every
+        if self.schedule is not None:
+            b = min(b, max(1, -(-int(self.step[-1]) // MAX_DROP_BINS)))
+        return max(1, b)
+
     @property
     def peak_lr(self) -> float:
-        return float(np.max(self.lr))
+        """The largest learning rate: of the schedule where there is one (a sparse log may miss it)."""
+        return float(np.max(self.schedule)) if self.schedule is not None else float(np.max(self.lr))
+
+    @property
+    def known_from(self) -> int:
+        """The first step whose learning rate is known (from the schedule, or the first logged step)."""
+        return int(self.schedule_start) if self.schedule is not None else int(self.step[0])
+
+    def assumption(self) -> str | None:
+        """What is assumed about the learning rate before :attr:`known_from`, or None (known from 0)."""
+        s0 = self.known_from
+        if s0 == 0:
+            return None
+        first = float(self.schedule[0]) if self.schedule is not None else float(self.lr[0])
+        return (f"{self.name}: the learning rate is not known before step {s0}; it is taken to be {first:.4g} (its "
+                f"first known value) over steps 0..{s0 - 1}, so a warmup there counts as steps at that rate. Give "
+                f"the per-step schedule (a per-step file, or a schedule spec: --schedule "
+                f"{self.name}:warmup=...,peak=...,decay=...,total=...) to use the true one")
 
     def per_step_lr(self) -> np.ndarray:
-        """Learning rate at every step ``0 .. step[-1]``: linear between logged steps, held at the
-        first logged value before it, and held at the second-to-last logged value after it.
+        """Learning rate at every step ``0 .. step[-1]``.
 
-        The last logged value is used for the last step only: it is the rate of an update that
-        no logged loss has seen, and decay-to-zero runs log 0 there. Interpolating towards it would
-        invent a drop over the last logging interval (for a constant schedule, a full drop).
+        With a schedule: the schedule (held at its first value before ``schedule_start``).
+        Without: linear between logged steps, held at the first logged value before it, and held
+        at the second-to-last logged value after it. The last logged value is used for the last
+        step only: it is the rate of an update that no logged loss has seen, and decay-to-zero runs
+        log 0 there. Interpolating towards it would invent a drop over the last logging interval
+        (for a constant schedule, a full drop).
         """
         k = np.arange(int(self.step[-1]) + 1)
+        if self.schedule is not None:
+            s0 = int(self.schedule_start)
+            return self.schedule[np.clip(k - s0, 0, None)]
         lr = np.interp(k, self.step[:-1], self.lr[:-1])
         lr[-1] = self.lr[-1]
         return lr
@@ -218,6 +369,9 @@ class ScheduleFeatures:
 
     @classmethod
     def build(cls, curve: LossCurve, t: np.ndarray, lr_scale: float, bin_steps: int | None = None) -> "ScheduleFeatures":
+        note = curve.assumption()
+        if note is not None:
+            warnings.warn(note, LateStartWarning, stacklevel=3)
         eta = curve.per_step_lr() / lr_scale
         t = np.asarray(t, dtype=np.int64)
         cum = np.concatenate([[0.0], np.cumsum(eta)])  # cum[k] = sum_{j<k} eta_j
@@ -245,3 +399,134 @@ class ScheduleFeatures:
         el_steps = np.maximum(t[:, None] - center[None, :], 0.0)
         el_area = np.maximum(S1[:, None] - area[None, :], 0.0)
         return cls(t, S1, drop, center, area, eta_after, el_steps, el_area, float(lr_scale), float(eta.max()))
+
+
+_DECAYS = ("constant", "cosine", "linear", "sqrt", "exp", "step")
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    r"""A learning-rate schedule in a few numbers, expanded to every step by :meth:`expand`.
+
+    For steps :math:`k = 0, \dots, T` (``total`` = T; the value at T is the rate after the last
+    update, which no logged loss sees):
+
+    * warmup, :math:`k < W`: :math:`\eta_k = \eta_{init} + (\eta_{peak} - \eta_{init})\, w(k / W)` with
+      :math:`w(u) = u` (``warmup_shape=linear``) or :math:`(1 - \cos\pi u)/2` (``cosine``);
+    * then :math:`\eta_{peak}` until ``decay_start`` (default: W);
+    * decay over :math:`s = (k - k_d) / (k_e - k_d) \in [0, 1]` (``decay_end`` :math:`k_e`, default T):
+      ``cosine`` :math:`\eta_{end} + (\eta_{peak} - \eta_{end})(1 + \cos\pi s)/2`, ``linear``
+      :math:`\eta_{peak} + (\eta_{end} - \eta_{peak}) s`, ``sqrt`` :math:`\eta_{peak} - (\eta_{peak} -
+      \eta_{end})\sqrt s`, ``exp`` :math:`\eta_{peak} (\eta_{end}/\eta_{peak})^s`, ``step``
+      :math:`\eta_{end}` from :math:`k_d` on (a single drop), ``constant`` no decay;
+    * :math:`\eta_{end}` after :math:`k_e`.
+
+    Text form (``--schedule``): ``key=value`` pairs separated by commas, e.g.
+    ``warmup=2160,peak=3e-4,decay=cosine,end=3e-5,total=72000`` or
+    ``peak=1e-3,decay=linear,decay_start=24000,total=30000`` (WSD). Keys: ``total``, ``peak``
+    (required), ``warmup``, ``warmup_init``, ``warmup_shape``, ``decay``, ``decay_start``,
+    ``decay_end``, ``end``.
+    """
+
+    total: int
+    peak: float
+    warmup: int = 0
+    warmup_init: float = 0.0
+    warmup_shape: str = "linear"
+    decay: str = "constant"
+    decay_start: int | None = None
+    decay_end: int | None = None
+    end: float = 0.0
+
+    def __post_init__(self) -> None:
+        def whole(name, v, lo):
+            if isinstance(v, bool) or v is None or int(v) != v or v < lo:
+                raise InvalidArgumentError(f"schedule spec: {name}={v!r}; give a whole number >= {lo}")
+        whole("total", self.total, 1)
+        whole("warmup", self.warmup, 0)
+        for name in ("peak", "warmup_init", "end"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise InvalidArgumentError(f"schedule spec: {name}={v!r}; give a finite learning rate >= 0")
+        if self.peak <= 0:
+            raise InvalidArgumentError(f"schedule spec: peak={self.peak}; the peak learning rate must be positive")
+        if self.warmup_shape not in ("linear", "cosine"):
+            raise InvalidArgumentError(f"schedule spec: warmup_shape={self.warmup_shape!r}; use linear or cosine")
+        if self.decay not in _DECAYS:
+            raise InvalidArgumentError(f"schedule spec: decay={self.decay!r}; use one of {', '.join(_DECAYS)}")
+        if self.decay == "exp" and self.end <= 0:
+            raise InvalidArgumentError("schedule spec: decay=exp needs end > 0 (an exponential never reaches 0)")
+        if self.warmup > self.total:
+            raise InvalidArgumentError(f"schedule spec: warmup={self.warmup} exceeds total={self.total}")
+        ks, ke = self.starts_and_end()
+        if not (self.warmup <= ks <= ke <= self.total):
+            raise InvalidArgumentError(f"schedule spec: need warmup <= decay_start <= decay_end <= total, got "
+                                       f"{self.warmup}, {ks}, {ke}, {self.total}")
+
+    def starts_and_end(self) -> tuple[int, int]:
+        ks = self.warmup if self.decay_start is None else int(self.decay_start)
+        ke = self.total if self.decay_end is None else int(self.decay_end)
+        return ks, ke
+
+    @classmethod
+    def parse(cls, text: str) -> "ScheduleSpec":
+        """From ``key=value,key=value``; a clear error names a bad key or value."""
+        kw = {}
+        ints, floats = {"total", "warmup", "decay_start", "decay_end"}, {"peak", "warmup_init", "end"}
+        for part in str(text).split(","):
+            if not part.strip():
+                continue
+            if "=" not in part:
+                raise InvalidArgumentError(f"schedule spec {text!r}: {part!r} is not key=value (e.g. "
+                                           f"warmup=2160,peak=3e-4,decay=cosine,total=72000)")
+            k, v = (x.strip() for x in part.split("=", 1))
+            if k not in ints | floats | {"decay", "warmup_shape"}:
+                raise InvalidArgumentError(f"schedule spec {text!r}: unknown key {k!r}; keys: "
+                                           f"{', '.join(sorted(ints | floats | {'decay', 'warmup_shape'}))}")
+            try:
+                if k in ints:
+                    f = float(v)
+                    if f != int(f):
+                        raise ValueError
+                    kw[k] = int(f)
+                elif k in floats:
+                    kw[k] = float(v)
+                else:
+                    kw[k] = v
+            except ValueError:
+                raise InvalidArgumentError(f"schedule spec {text!r}: {k}={v!r} is not a "
+                                           f"{'whole number' if k in ints else 'number'}") from None
+        for req in ("total", "peak"):
+            if req not in kw:
+                raise InvalidArgumentError(f"schedule spec {text!r}: {req}= is required")
+        return cls(**kw)
+
+    def expand(self) -> np.ndarray:
+        """The learning rate at steps ``0 .. total`` (``total + 1`` values)."""
+        k = np.arange(self.total + 1, dtype=float)
+        lr = np.full(k.size, float(self.peak))
+        W = self.warmup
+        if W > 0:
+            u = k[:W] / W
+            w = u if self.warmup_shape == "linear" else 0.5 * (1 - np.cos(np.pi * u))
+            lr[:W] = self.warmup_init + (self.peak - self.warmup_init) * w
+        ks, ke = self.starts_and_end()
+        s = np.clip((k - ks) / max(ke - ks, 1), 0.0, 1.0)
+        after = k >= ks
+        p, e = float(self.peak), float(self.end)
+        if self.decay == "cosine":
+            d = e + (p - e) * 0.5 * (1 + np.cos(np.pi * s))
+        elif self.decay == "linear":
+            d = p + (e - p) * s
+        elif self.decay == "sqrt":
+            d = p - (p - e) * np.sqrt(s)
+        elif self.decay == "exp":
+            d = p * (e / p) ** s
+        elif self.decay == "step":
+            d = np.full(k.size, e)
+        else:
+            d = np.full(k.size, p)
+        lr[after] = d[after]
+        if self.decay != "constant":
+            lr[k > ke] = e
+        return lr

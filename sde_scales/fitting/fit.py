@@ -87,7 +87,7 @@ def _features(curve: LossCurve, skip: int, lr_scale: float, factor: int) -> tupl
     keep = curve.step >= skip
     if keep.sum() < 10:
         raise InvalidArgumentError(f"{curve.source}: only {int(keep.sum())} points at or after skip_steps={skip}; lower --skip-steps")
-    f = ScheduleFeatures.build(curve, curve.step[keep], lr_scale, bin_steps=factor * curve.log_every)
+    f = ScheduleFeatures.build(curve, curve.step[keep], lr_scale, bin_steps=curve.drop_bin_steps(factor))
     return f, keep
 
 
@@ -160,7 +160,8 @@ def predict(result: FitResult, curve: LossCurve, rows: np.ndarray | None = None)
             f"{curve.name}: peak learning rate {curve.peak_lr:g} differs from every fitted curve's "
             f"({', '.join(f'{p:g}' for p in result.peaks)}); laws extrapolate poorly across peak learning rates",
             PeakLRWarning, stacklevel=2)
-    f = ScheduleFeatures.build(curve, curve.step[rows], result.lr_scale, bin_steps=result.bin_steps_factor * curve.log_every)
+    f = ScheduleFeatures.build(curve, curve.step[rows], result.lr_scale,
+                               bin_steps=curve.drop_bin_steps(result.bin_steps_factor))
     return result.law.predict(result.theta, f)
 
 

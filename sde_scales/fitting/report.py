@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sde_scales.atomic import write_text_atomic
+from sde_scales.atomic import write_json_atomic, write_text_atomic
 from sde_scales.fitting.curves import LossCurve, load_curve
 from sde_scales.fitting.fit import FitResult, fit, predict, score, shared_noise_offset, time_scale_profile
 from sde_scales.fitting.laws import KernelLaw, Law, MomentumLaw, MultiPowerLaw
@@ -157,12 +157,35 @@ def plot_kernel(path: Path, law: KernelLaw, theta) -> Path:
     return save_figure(fig, path)
 
 
+def apply_schedules(curves: list[LossCurve], specs: list[str]) -> list[LossCurve]:
+    """Attach ``NAME:SPEC`` schedule specs (``--schedule``) to the curves named NAME (file stems)."""
+    from sde_scales.errors import InvalidArgumentError
+
+    by = {}
+    for text in specs or []:
+        if ":" not in text:
+            raise InvalidArgumentError(f"--schedule {text!r}: give NAME:SPEC, NAME the curve's file name without "
+                                       f"extension, e.g. cos:warmup=2160,peak=3e-4,decay=cosine,total=72000")
+        name, spec = text.split(":", 1)
+        name = Path(name).stem
+        if name in by:
+            raise InvalidArgumentError(f"--schedule: two specs for curve {name!r}")
+        by[name] = spec
+    known = {c.name for c in curves}
+    unknown = sorted(set(by) - known)
+    if unknown:
+        raise InvalidArgumentError(f"--schedule names {unknown}, which are not among the curves {sorted(known)}")
+    return [c.with_spec(by[c.name]) if c.name in by else c for c in curves]
+
+
 def run_fit_delay(args) -> int:
     fit_curves = [load_curve(p) for p in args.fit]
     predict_curves = [load_curve(p) for p in (args.predict or [])]
     names = [c.name for c in fit_curves + predict_curves]
     if len(set(names)) != len(names):
         raise ValueError(f"curve names {names} repeat; give each file once (predictions are named after their file)")
+    both = apply_schedules(fit_curves + predict_curves, getattr(args, "schedule", None) or [])
+    fit_curves, predict_curves = both[:len(fit_curves)], both[len(fit_curves):]
     laws = [make_law(n, args.kernel, args.time) for n in (LAW_CHOICES if args.compare else (args.law,))]
     docs, results = [], []
     for law in laws:
@@ -183,7 +206,7 @@ def run_fit_delay(args) -> int:
                   f"{f(s.get('mean_abs_final_loss_err')):>8s}   {f(c.get('mean_cooldown_rmse'))} {f(c.get('mean_abs_final_loss_err'))}")
     if args.json:
         out = docs[0] if len(docs) == 1 else {"compare": docs}
-        write_text_atomic(Path(args.json), json.dumps(out, indent=2))
+        write_json_atomic(Path(args.json), out)  # strict JSON: null for a missing or non-finite value
         print(f"JSON: {args.json}")
     if args.predictions:
         import pandas as pd

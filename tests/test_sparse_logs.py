@@ -1,0 +1,281 @@
+"""Curves with a per-step schedule: sparse loss logs, logs that start late, schedule specs, and
+each law against its paper's formula computed directly."""
+
+import json
+import math
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sde_scales.errors import DataFileError, InvalidArgumentError
+from sde_scales.fitting import curves as C
+from sde_scales.fitting.curves import LateStartWarning, LossCurve, ScheduleFeatures, ScheduleSpec, load_curve
+from sde_scales.fitting.fit import fit, predict
+from sde_scales.fitting.laws import KernelLaw, MomentumLaw, MultiPowerLaw
+
+SHARED = Path(__file__).parents[2] / "shared" / "data" / "loss_curves"
+
+
+def _warmup_cosine(total=6000, warmup=600, peak=1e-3):
+    return ScheduleSpec(total=total, peak=peak, warmup=warmup, decay="cosine", end=peak / 10)
+
+
+def test_spec_expands_to_the_stated_formulas():
+    s = ScheduleSpec.parse("warmup=100,peak=2e-3,decay=cosine,end=2e-4,total=1000")
+    lr = s.expand()
+    assert lr.size == 1001
+    assert lr[0] == 0 and lr[50] == pytest.approx(1e-3) and lr[100] == pytest.approx(2e-3)
+    mid = 100 + 450
+    assert lr[mid] == pytest.approx(2e-4 + 1.8e-3 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert lr[1000] == pytest.approx(2e-4)
+    wsd = ScheduleSpec.parse("peak=1,decay=linear,decay_start=800,total=1000").expand()
+    assert wsd[799] == 1 and wsd[900] == pytest.approx(0.5) and wsd[1000] == 0
+    ex = ScheduleSpec(total=100, peak=1.0, decay="exp", decay_start=0, end=0.01).expand()
+    assert ex[50] == pytest.approx(0.1)
+    st = ScheduleSpec(total=100, peak=1.0, decay="step", decay_start=60, end=0.1).expand()
+    assert st[59] == 1 and st[60] == pytest.approx(0.1)
+    cw = ScheduleSpec(total=10, peak=1.0, warmup=4, warmup_shape="cosine").expand()
+    assert cw[2] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("text, match", [
+    ("peak=1e-3", "total= is required"), ("total=10,peak=1e-3,foo=1", "unknown key"),
+    ("total=10.5,peak=1", "whole number"), ("total=10,peak=-1", "peak"), ("total=10,peak=1,decay=exp", "end > 0"),
+    ("total=10,peak=1,warmup=20", "warmup"), ("total=10,peak=1,decay=wiggle", "decay"), ("total=10,peak", "key=value"),
+])
+def test_bad_specs_are_refused_by_name(text, match):
+    with pytest.raises(InvalidArgumentError, match=match):
+        ScheduleSpec.parse(text)
+
+
+def _sparse_frame(spec, every, start, loss_fn):
+    """A per-step table: lr on every step 0..total, loss every ``every`` steps from ``start``."""
+    lr = spec.expand()
+    steps = np.arange(lr.size)
+    loss = np.full(lr.size, np.nan)
+    idx = steps[(steps >= start) & ((steps - start) % every == 0)]
+    loss[idx] = loss_fn(idx, lr)
+    return pd.DataFrame({"step": steps, "lr": lr, "loss": loss})
+
+
+def _area_loss(idx, lr):
+    cum = np.concatenate([[0.0], np.cumsum(lr / lr.max())])
+    return 3.0 + 2.0 * cum[idx] ** -0.4
+
+
+def test_per_step_file_gives_the_schedule_and_the_logged_points(tmp_path):
+    spec = _warmup_cosine()
+    df = _sparse_frame(spec, 128, 640, _area_loss)
+    p = tmp_path / "run.csv"
+    df.to_csv(p, index=False)  # empty cells where the loss was not logged
+    c = load_curve(p)
+    assert c.step[0] == 640 and np.all(np.diff(c.step) == 128) and c.schedule is not None
+    np.testing.assert_array_equal(c.per_step_lr(), spec.expand()[: c.step[-1] + 1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # known from step 0: no late-start warning
+        f = ScheduleFeatures.build(c, c.step, c.peak_lr)
+    cum = np.cumsum(spec.expand()) / c.peak_lr
+    assert f.S1[0] == pytest.approx(cum[639])  # the true area before the first logged loss
+
+
+def test_late_log_without_schedule_warns_and_overstates_the_warmup_area():
+    """A 2,160-step linear warmup, loss logged every 128 steps from step 2,160: without the schedule
+    the area at the first logged point is twice the truth (the issue's measurement), with a warning."""
+    spec = ScheduleSpec(total=20000, peak=1e-3, warmup=2160, decay="cosine", end=1e-4)
+    df = _sparse_frame(spec, 128, 2160, _area_loss)
+    logged = df.dropna()
+    bare = LossCurve(logged.step.to_numpy(), logged.lr.to_numpy(), logged.loss.to_numpy(), name="late")
+    with pytest.warns(LateStartWarning, match="not known before step 2160"):
+        f_bare = ScheduleFeatures.build(bare, bare.step, 1e-3)
+    f_true = ScheduleFeatures.build(bare.with_spec(spec), bare.step, 1e-3)
+    true_area = np.sum(spec.expand()[:2160]) / 1e-3
+    assert f_true.S1[0] == pytest.approx(true_area)
+    assert f_bare.S1[0] / f_true.S1[0] == pytest.approx(2.0, rel=0.01)
+
+
+def test_schedule_that_disagrees_with_the_log_is_refused(tmp_path):
+    spec = _warmup_cosine()
+    df = _sparse_frame(spec, 100, 100, _area_loss).dropna()
+    c = LossCurve(df.step.to_numpy(), df.lr.to_numpy(), df.loss.to_numpy(), name="c", source="c.csv")
+    c.with_spec(spec)  # agrees
+    with pytest.raises(DataFileError, match=r"c.csv, column 'lr', row \d+: the logged learning rate"):
+        c.with_spec(ScheduleSpec(total=6000, peak=1e-3, warmup=600, decay="linear", end=1e-4))
+    with pytest.raises(DataFileError, match="ends before the last logged step"):
+        c.with_spec(ScheduleSpec(total=3000, peak=1e-3, warmup=600, decay="cosine", end=1e-4))
+
+
+def test_per_step_file_with_a_gap_or_missing_lr_is_refused(tmp_path):
+    df = _sparse_frame(_warmup_cosine(total=400, warmup=40), 10, 10, _area_loss)
+    gap = df.drop(index=[123])
+    gap.to_csv(tmp_path / "gap.csv", index=False)
+    with pytest.raises(DataFileError, match="not finite.*per-step schedule only when it has a row for every step"):
+        load_curve(tmp_path / "gap.csv")
+    bad = df.copy()
+    bad.loc[77, "lr"] = np.nan
+    bad.to_csv(tmp_path / "nolr.csv", index=False)
+    with pytest.raises(DataFileError, match="row 77.*not finite"):
+        load_curve(tmp_path / "nolr.csv")
+
+
+# ------------------------------------------------------------------ each law against its paper
+
+
+def _one_step_features(lr):
+    """Features of a per-step log (loss at every step 1..T), drops binned per step: exact sums."""
+    T = lr.size - 1
+    c = LossCurve(np.arange(1, T + 1), lr[1:], np.ones(T), name="x").with_schedule(lr)
+    return ScheduleFeatures.build(c, c.step, float(lr.max()), bin_steps=1)
+
+
+def _schedule_small():
+    spec = ScheduleSpec(total=60, peak=1.0, warmup=5, warmup_init=0.1, decay="linear", decay_start=30, end=0.2)
+    return spec.expand()
+
+
+def test_momentum_law_is_tissue_et_al():
+    """L = L0 + A S1^-alpha - C S2, S1(t) = sum_{i<t} eta_i, m_i = lam m_{i-1} + (eta_{i-1} - eta_i),
+    S2(t) = sum_{i<t} m_i, with drops counted after the warmup (steps 1-indexed as in the paper)."""
+    lr = _schedule_small()
+    f = _one_step_features(lr)
+    lam, L0, A, al, Cc = 0.9, 2.0, 1.5, 0.4, 0.7
+    law = MomentumLaw(lam=lam)
+    got = law.predict(np.array([L0, A, al, Cc / (1 - lam)]), f)
+    warm = 5
+    out = []
+    for t in f.t:
+        S1 = sum(lr[:t])
+        m, S2 = 0.0, 0.0
+        for i in range(1, t):
+            d = (lr[i - 1] - lr[i]) if i > warm else 0.0
+            m = lam * m + d
+            S2 += m
+        out.append(L0 + A * S1 ** -al - Cc * S2)
+    np.testing.assert_allclose(got, out, rtol=1e-10)
+
+
+def test_multi_power_law_is_luo_et_al():
+    """L = L0 + A S1^-alpha - B sum_k (eta_{k-1} - eta_k) G(eta_k^-gamma S_k(t)), G(x) = 1 - (Cx+1)^-beta,
+    S_k(t) = sum_{k <= tau < t} eta_tau."""
+    lr = _schedule_small()
+    f = _one_step_features(lr)
+    th = np.array([2.0, 1.5, 0.4, 0.6, 2.0, 0.7, 0.5])
+    got = MultiPowerLaw().predict(th, f)
+    L0, A, al, B, Cc, be, ga = th
+    out = []
+    for t in f.t:
+        S1 = sum(lr[:t])
+        ld = 0.0
+        for k in range(6, t):  # drops after the warmup (peak reached at step 5)
+            Sk = sum(lr[k:t])
+            ld += (lr[k - 1] - lr[k]) * (1 - (Cc * lr[k] ** -ga * Sk + 1) ** -be)
+        out.append(L0 + A * S1 ** -al - B * ld)
+    np.testing.assert_allclose(got, out, rtol=1e-10)
+
+
+def _planted(spec, every, start, seed, law, theta, noise=0.003):
+    lr = spec.expand()
+    T = spec.total
+    full = LossCurve(np.arange(1, T + 1), lr[1:], np.ones(T), name="p").with_schedule(lr)
+    f = ScheduleFeatures.build(full, full.step, float(lr.max()))
+    y = law.predict(theta, f)
+    rng = np.random.default_rng(seed)
+    steps = np.arange(start, T + 1, every)
+    loss = y[steps - 1] + noise * rng.standard_normal(steps.size)
+    return LossCurve(steps, lr[steps], loss, name=f"planted{seed}").with_schedule(lr)
+
+
+@pytest.mark.parametrize("law, theta", [
+    (MomentumLaw(lam=0.99), np.array([2.0, 1.0, 0.5, 0.8])),
+    (MultiPowerLaw(), np.array([2.0, 1.0, 0.5, 0.6, 2.0, 0.6, 0.5])),
+    (KernelLaw(kernel="exp", time="steps"), np.array([2.0, 1.0, 0.5, 0.6, 2.3])),
+])
+def test_every_law_fits_a_sparse_late_log_with_its_schedule(law, theta):
+    """Logs every 64 steps from step 1,000 (after a 1,000-step warmup), schedules given: each law,
+    fitted as its authors fit (a cosine, a constant and a two-stage step-drop run), predicts a WSD
+    run it never saw to within three times the loss noise of one logged point."""
+    base = dict(total=8000, peak=1e-3, warmup=1000)
+    specs = [ScheduleSpec(**base, decay="cosine", end=1e-4), ScheduleSpec(**base),
+             ScheduleSpec(**base, decay="step", decay_start=5000, end=3e-4)]
+    fitted = [_planted(s, 64, 1000, i, law, theta) for i, s in enumerate(specs)]
+    wsd = ScheduleSpec(**base, decay="linear", decay_start=6000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LateStartWarning)
+        res = fit(law, fitted)
+        p = predict(res, _planted(wsd, 64, 1000, 9, law, theta))
+    truth = _planted(wsd, 64, 1000, 9, law, theta, noise=0.0)
+    rmse = float(np.sqrt(np.mean((p - truth.loss) ** 2)))
+    assert rmse < 3 * 0.003, rmse
+
+
+# ------------------------------------------------------------------ the shared-data analog
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="needs ../shared/data/loss_curves")
+def test_shared_curves_subsampled_and_started_late_match_the_full_fit():
+    """Three shared 124M runs at lr 1e-3 (constant, cosine, WSD; logged every 50 steps) against their
+    analog: every third point (150 steps) from step 2,160 on, with each run's per-step schedule
+    stated. The exponential-kernel law fitted on each predicts a fourth run (WSD with an 80%
+    cooldown) alike.
+
+    Tolerance, from the least-squares model: with p parameters, n points and point noise sigma,
+    a prediction's variance averaged over the design is sigma^2 p / n; the analog's points are a
+    subset of the full fit's, so the difference of the two predictions has variance
+    sigma^2 p (1/n_sparse - 1/n_full). Three of its standard deviations are allowed. (Parameters
+    are compared through their predictions: A and alpha trade off against each other on one
+    power-law segment, so their values alone move far more than the curve they draw.) Without the
+    schedule, the analog warns that it assumes the first logged rate before step 2,160."""
+    names = ("124m_const_lr1e-3", "124m_cos0_lr1e-3", "124m_wsd-lin0.2_lr1e-3")
+    full = [load_curve(SHARED / f"{n}.csv") for n in names]
+    held = load_curve(SHARED / "124m_wsd-lin0.8_lr1e-3.csv")
+
+    def analog(c, schedule=True):
+        keep = (c.step >= 2160) & (np.arange(c.step.size) % 3 == 0)
+        late = LossCurve(c.step[keep], c.lr[keep], c.loss[keep], name=c.name + "_late")
+        return late.with_schedule(c.per_step_lr()) if schedule else late
+
+    law = KernelLaw(kernel="exp", time="steps")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LateStartWarning)  # the full shared logs start at step 50
+        r_full = fit(law, full, skip_steps=2160)
+        r_late = fit(law, [analog(c) for c in full], skip_steps=2160)
+        d_held = (predict(r_full, held) - predict(r_late, held))[held.step >= 2160]
+    sigma = float(np.mean([np.std((c.loss - c.smoothed())[c.step >= 2160]) for c in full]))
+    n_full, n_sparse, p = r_full.n_points, r_late.n_points, len(law.names)
+    tol = 3 * sigma * math.sqrt(p * (1 / n_sparse - 1 / n_full))
+    assert float(np.sqrt(np.mean(d_held ** 2))) < tol, (float(np.sqrt(np.mean(d_held ** 2))), tol)
+    with pytest.warns(LateStartWarning, match="not known before step 2300"):  # the first kept row
+        fit(law, [analog(full[0], schedule=False)])
+
+
+# ------------------------------------------------------------------ the command
+
+
+def test_fit_delay_cli_with_a_spec_and_a_per_step_file(tmp_path):
+    spec = "warmup=1000,peak=1e-3,decay=cosine,end=1e-4,total=8000"
+    law, theta = MomentumLaw(lam=0.99), np.array([2.0, 1.0, 0.5, 0.8])
+    a = _planted(ScheduleSpec.parse(spec), 64, 1000, 1, law, theta)
+    pd.DataFrame({"step": a.step, "lr": a.lr, "loss": a.loss}).to_csv(tmp_path / "cos.csv", index=False)
+    wsd = ScheduleSpec(total=8000, peak=1e-3, warmup=1000, decay="linear", decay_start=6000)
+    b = _planted(wsd, 64, 1000, 2, law, theta)
+    lr = wsd.expand()
+    loss = np.full(lr.size, np.nan)
+    loss[b.step] = b.loss
+    pd.DataFrame({"step": np.arange(lr.size), "lr": lr, "loss": loss}).to_csv(tmp_path / "wsd.csv", index=False)
+    cmd = [sys.executable, "-m", "sde_scales.cli", "fit-delay", "--fit", str(tmp_path / "cos.csv"), "--predict",
+           str(tmp_path / "wsd.csv"), "--law", "momentum", "--json", str(tmp_path / "out.json")]
+    r = subprocess.run(cmd + ["--schedule", f"cos:{spec}"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads((tmp_path / "out.json").read_text())
+    assert not any("not known before" in w for w in doc["warnings"])
+    assert doc["predict"][0]["n_points"] == b.step.size  # scored where the per-step file has a loss
+    r = subprocess.run(cmd, capture_output=True, text=True)  # no spec: the fitted log starts late
+    assert r.returncode == 0 and "not known before step 1000" in r.stdout
+    r = subprocess.run(cmd + ["--schedule", "cos:peak=2e-3,decay=cosine,total=8000"], capture_output=True, text=True)
+    assert r.returncode == 2 and "differs from the stated schedule" in r.stderr
+    r = subprocess.run(cmd + ["--schedule", "nosuch:peak=1,total=10"], capture_output=True, text=True)
+    assert r.returncode == 2 and "not among the curves" in r.stderr
