@@ -14,49 +14,93 @@ from pathlib import Path
 import numpy as np
 
 
+def optimum_table(tr) -> list[dict]:
+    """Per (param, width): the best grid learning rate and the vertex of the parabola in log lr
+    through it and its neighbours (sub-grid resolution; None when the best is at a grid end)."""
+    from sde_scales.analysis.width import eta_star_log
+
+    rows = []
+    for (p, w), g in tr.groupby(["param", "width"]):
+        g = g.sort_values("lr")
+        v = g.value.to_numpy(float)
+        k = int(np.nanargmin(np.where(np.isfinite(v), v, np.nan)))
+        vert = float(eta_star_log(g.lr.to_numpy(float), v[:, None])[0])
+        rows.append({"param": p, "width": int(w), "best_grid_lr": float(g.lr.iloc[k]), "best_loss": float(v[k]),
+                     "eta_star": None if not np.isfinite(vert) else float(np.exp(vert)),
+                     "n_diverged": int(g.n_diverged.iloc[0]) if "n_diverged" in g else 0})
+    return rows
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", default="out/lr_transfer")
-    ap.add_argument("--device", default="auto")
+    ap.add_argument("--quick", action="store_true",
+                    help="widths 64, 256, 1024, 2 epochs of a synthetic task, 27 learning rates 2^(1/3) apart "
+                         "(a few minutes on 2 cores)")
+    ap.add_argument("--out", default="out/lr_transfer", help="output directory (default out/lr_transfer)")
+    ap.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda (default auto)")
     args = ap.parse_args(argv)
     from sde_scales.analysis import transfer_curves
+    from sde_scales.atomic import write_json_atomic
     from sde_scales.train.store import RunStore
     from sde_scales.train.sweep import run_sweep
     from sde_scales.train.trainer import config_grid
 
     widths = [64, 256, 1024] if args.quick else [128, 512, 2048, 8192]
-    lrs = list(np.round(np.geomspace(0.003, 3.0, 10 if args.quick else 16), 5))
-    common = dict(dataset="synthetic", epochs=2 if args.quick else 20, batch_size=128, n_train=4096 if args.quick else 50_000,
-                  log_every=16, d_in=3072)
+    # steps of 2^(1/3): fine enough that a drift of SP's optimum by a factor 2 per 4x width shows
+    # as several grid steps, and the parabola vertex resolves it further
+    step = 2 ** (1 / 3)
+    lrs = list(np.round(0.008 * step ** np.arange(27 if args.quick else 30), 6))  # 0.008 .. 3.3 (quick)
+    common = dict(dataset="synthetic", epochs=2 if args.quick else 20, batch_size=128,
+                  n_train=4096 if args.quick else 50_000, log_every=16, d_in=3072 if not args.quick else 256)
     out = Path(args.out)
     configs = config_grid(["mup", "sp"], widths, lrs, [0, 1], **common)
     print(run_sweep(configs, str(out / "store"), device=args.device))
     st = RunStore(out / "store")
     tr = transfer_curves(st.runs(), st.trajectories())
     tr.to_csv(out / "transfer.csv", index=False)
-    best = tr.loc[tr.groupby(["param", "width"])["value"].idxmin()][["param", "width", "lr", "value"]]
-    best.to_csv(out / "eta_star_final.csv", index=False)
-    print(best.to_string(index=False))
-    for p, g in best.groupby("param"):
-        drift = np.log2(g.lr.max() / g.lr.min())
-        print(f"{p}: best learning rate moves by a factor 2^{drift:.2f} across widths {list(g.width)}")
+    table = optimum_table(tr)
+    print(f"\n{'param':6s} {'width':>6s} {'best grid lr':>12s} {'eta* (parabola)':>16s} {'final loss':>10s} "
+          f"{'diverged':>8s}")
+    for r in table:
+        eta = "at grid end" if r["eta_star"] is None else f"{r['eta_star']:.4g}"
+        print(f"{r['param']:6s} {r['width']:6d} {r['best_grid_lr']:12.4g} {eta:>16s} {r['best_loss']:10.4g} "
+              f"{r['n_diverged']:8d}")
+    summary = {}
+    for p in sorted({r["param"] for r in table}):
+        rs = [r for r in table if r["param"] == p]
+        e = [r["eta_star"] for r in rs]
+        if any(v is None for v in e):
+            summary[p] = None
+            print(f"{p}: an optimum lies at the end of the grid at some width: its drift is not measured (widen "
+                  f"the grid)")
+            continue
+        slope = float(np.polyfit(np.log2([r["width"] for r in rs]), np.log2(e), 1)[0])
+        summary[p] = slope
+        print(f"{p}: eta* ~ width^{slope:+.2f} (log2 eta* per doubling of width; grid step 2^{1 / 3:.2f}, the "
+              f"parabola resolves a fraction of it); muP predicts 0, SP with a width-independent learning rate "
+              f"a negative slope")
+    write_json_atomic(out / "lr_transfer.json", {"table": table, "eta_star_slope": summary, "learning_rates": lrs})
 
     import matplotlib.pyplot as plt
 
     from sde_scales.plots import save_figure
 
-    fig, ax = plt.subplots(1, 2, figsize=(9, 3.4), constrained_layout=True, sharey=True)
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.6), constrained_layout=True, sharey=True)
     for a, (p, g) in zip(ax, tr.groupby("param")):
-        for w, gw in g.groupby("width"):
+        for i, (w, gw) in enumerate(g.groupby("width")):
             v = gw.value.where(np.isfinite(gw.value))
-            a.plot(gw.lr, v, "o-", ms=3, label=f"n={w}")
-        a.set(xscale="log", yscale="log", xlabel="learning rate", title=p)
+            a.plot(gw.lr, v, "o-", ms=3, color=f"C{i}", label=f"width {w}")
+            r = next(r for r in table if r["param"] == p and r["width"] == w)
+            if r["eta_star"] is not None:
+                a.axvline(r["eta_star"], color=f"C{i}", ls=":", lw=1)
+        a.set(xscale="log", yscale="log", xlabel="learning rate (base, before width scaling)",
+              title=f"{p}: final loss (dotted: fitted optimum)")
         # losses of unstable runs reach 1e15: show the range where the optimum lives
         a.set_ylim(0.8 * float(tr.value[np.isfinite(tr.value)].min()), 10.0)
+        a.grid(alpha=0.3, which="both")
         a.legend(fontsize=7)
-    ax[0].set_ylabel("final train loss")
-    save_figure(fig, out / "lr_transfer.png")
+    ax[0].set_ylabel("final train loss (seed mean)")
+    print(f"figure: {save_figure(fig, out / 'lr_transfer.png')}")
 
 
 if __name__ == "__main__":
