@@ -279,3 +279,76 @@ def test_fit_delay_cli_with_a_spec_and_a_per_step_file(tmp_path):
     assert r.returncode == 2 and "differs from the stated schedule" in r.stderr
     r = subprocess.run(cmd + ["--schedule", "nosuch:peak=1,total=10"], capture_output=True, text=True)
     assert r.returncode == 2 and "not among the curves" in r.stderr
+
+
+# ------------------------------------------------------------------ linear-time responses
+
+
+@pytest.mark.parametrize("time", ["steps", "area"])
+def test_recursive_exponential_filter_equals_the_dense_sum(time):
+    """The O(points + bins) filter against the dense (points x bins) sum it replaces, on a schedule
+    with drops everywhere (random), evaluation points between and on bin centres."""
+    rng = np.random.default_rng(5)
+    lr = np.abs(np.cumsum(rng.standard_normal(3001))) * 1e-4 + 1e-5
+    steps = np.unique(rng.integers(1, 3000, 400))
+    c = LossCurve(steps, lr[steps], np.ones(steps.size), name="r").with_schedule(lr)
+    f = ScheduleFeatures.build(c, c.step, float(lr.max()), bin_steps=7)
+    el = f.elapsed_steps if time == "steps" else f.elapsed_area
+    taus = np.array([0.5, 20.0, 700.0, 1e5])
+    dense = np.stack([(-np.expm1(-el / t)) @ f.drop for t in taus], axis=1)
+    np.testing.assert_allclose(f.exp_response(taus, time), dense, rtol=1e-10, atol=1e-12)
+
+
+def test_laws_with_exponential_responses_never_build_the_dense_matrix():
+    spec = ScheduleSpec(total=4000, peak=1e-3, warmup=100, decay="cosine")
+    c = LossCurve(np.arange(1, 4001), spec.expand()[1:], np.ones(4000), name="x").with_schedule(spec.expand())
+    f = ScheduleFeatures.build(c, c.step, 1e-3)
+    MomentumLaw().predict(np.array([2.0, 1.0, 0.5, 0.3, 2.5]), f)
+    KernelLaw(kernel="exp", time="area").predict(np.array([2.0, 1.0, 0.5, 0.3, 2.5]), f)
+    KernelLaw().predict(np.array([2.0, 1.0, 0.5] + [0.1] * 10), f)
+    assert "elapsed_steps" not in f.extras and "elapsed_area" not in f.extras
+
+
+# ------------------------------------------------------------------ warnings and bad values
+
+
+def _cosine_curve(name="c", total=6000, noise_seed=0):
+    spec = ScheduleSpec(total=total, peak=1e-3, warmup=100, decay="cosine", end=1e-4)
+    lr = spec.expand()
+    steps = np.arange(50, total + 1, 50)
+    cum = np.cumsum(lr) / 1e-3
+    loss = 3 + 2 * cum[steps - 1] ** -0.4 + 0.002 * np.random.default_rng(noise_seed).standard_normal(steps.size)
+    return LossCurve(steps, lr[steps], loss, name=name).with_schedule(lr)
+
+
+def test_constant_curve_alone_warns_that_the_response_is_not_determined():
+    from sde_scales.fitting.fit import FitWarning
+
+    c = _cosine_curve()
+    const = LossCurve(c.step, np.full(c.step.size, 1e-3), c.loss, name="const")
+    with pytest.warns(FitWarning, match="no learning-rate drop"):
+        res = fit(KernelLaw(kernel="exp", time="steps"), [const])
+    assert any("no learning-rate drop" in w for w in res.extra["warnings"])
+
+
+def test_parameter_on_a_bound_is_named():
+    from sde_scales.fitting.fit import FitWarning
+
+    with pytest.warns(FitWarning, match=r"alpha = .* on its (upper|lower) bound"):
+        fit(KernelLaw(kernel="exp", time="steps"), [_cosine_curve()], fixed={"L0": 0.0, "A": 0.5})
+
+
+@pytest.mark.parametrize("col, value", [("lr", 1e300), ("loss", 1e300), ("loss", -1e12)])
+def test_absurd_values_are_refused_by_row(col, value):
+    c = _cosine_curve()
+    lr, loss = c.lr.copy(), c.loss.copy()
+    (lr if col == "lr" else loss)[17] = value
+    with pytest.raises(DataFileError, match=f"column '{col}', row 17: .* corrupt row"):
+        LossCurve(c.step, lr, loss, name="bad")
+
+
+def test_predicting_a_schedule_of_zeros_is_refused():
+    res = fit(MomentumLaw(lam=0.99), [_cosine_curve()])
+    zero = LossCurve(np.arange(1, 41), np.zeros(40), np.ones(40), name="zero")
+    with pytest.raises(InvalidArgumentError, match="0 at every step"):
+        predict(res, zero)

@@ -43,6 +43,8 @@ __all__ = ["LateStartWarning", "LossCurve", "ScheduleFeatures", "ScheduleSpec", 
 #: of the peak: logs round to 4-6 significant digits (1e-4 of the peak at most), another schedule
 #: differs by far more.
 SCHEDULE_RTOL = 1e-3
+#: A learning rate or loss more than this many times the curve's median magnitude is refused.
+OUTLIER_FACTOR = 1e6
 #: Most drop bins a curve with a per-step schedule is cut into (cost: points x bins).
 MAX_DROP_BINS = 4000
 
@@ -132,6 +134,15 @@ class LossCurve:
             if k == "lr" and np.any(a < 0):
                 i = int(np.argmax(a < 0))
                 raise _fail(src, k, i, f"learning rate {a[i]} at step {int(step[i])} is negative; learning rates must be >= 0")
+            # a value a million times the curve's typical size is a corrupt row, not data: it would put
+            # every fitted parameter on a bound (lr) or overflow the fit (loss)
+            typical = float(np.median(np.abs(a[a != 0]))) if np.any(a != 0) else 0.0
+            huge = np.abs(a) > OUTLIER_FACTOR * typical if typical > 0 else np.zeros(a.size, bool)
+            if huge.any():
+                i = int(np.argmax(huge))
+                raise _fail(src, k, i, f"{'learning rate' if k == 'lr' else 'loss'} {a[i]:.4g} at step {int(step[i])} is "
+                            f"over {OUTLIER_FACTOR:.0e} times the curve's median {typical:.4g}: a corrupt row; fix or "
+                            f"drop it")
             arrs[k] = a
         object.__setattr__(self, "step", step)
         object.__setattr__(self, "lr", arrs["lr"])
@@ -351,7 +362,9 @@ class ScheduleFeatures:
     Drops :math:`d_k = \eta_{k-1} - \eta_k` after the warmup are summed in bins of ``bin_steps``;
     bin ``b`` has total ``drop[b]``, centre of mass ``center[b]`` (a step), area ``area[b]`` at its
     centre, and learning rate ``eta_after[b]`` there. ``elapsed_steps[i, b]`` and
-    ``elapsed_area[i, b]`` are the step and area distances from each bin to each evaluation step,
+    ``elapsed_area[i, b]`` (dense, built on first use: only laws without a recursive form need
+    them; :meth:`exp_response` serves exponential kernels in linear time) are the step and area
+    distances from each bin to each evaluation step,
     zero where the bin lies at or after it (every response kernel has :math:`Q(0) = 0`).
     """
 
@@ -361,8 +374,6 @@ class ScheduleFeatures:
     center: np.ndarray
     area: np.ndarray
     eta_after: np.ndarray
-    elapsed_steps: np.ndarray
-    elapsed_area: np.ndarray
     lr_scale: float
     peak: float
     extras: dict = field(default_factory=dict)
@@ -396,9 +407,42 @@ class ScheduleFeatures:
         drop = drop[keep]
         area = np.interp(center, np.arange(cum.size), cum)
         eta_after = np.interp(center, k, eta)
-        el_steps = np.maximum(t[:, None] - center[None, :], 0.0)
-        el_area = np.maximum(S1[:, None] - area[None, :], 0.0)
-        return cls(t, S1, drop, center, area, eta_after, el_steps, el_area, float(lr_scale), float(eta.max()))
+        return cls(t, S1, drop, center, area, eta_after, float(lr_scale), float(eta.max()))
+
+    @property
+    def elapsed_steps(self) -> np.ndarray:
+        """Dense (points x bins) step distances, zero where the bin lies at or after the point."""
+        if "elapsed_steps" not in self.extras:
+            self.extras["elapsed_steps"] = np.maximum(self.t[:, None] - self.center[None, :], 0.0)
+        return self.extras["elapsed_steps"]
+
+    @property
+    def elapsed_area(self) -> np.ndarray:
+        """Dense (points x bins) area distances, zero where the bin lies at or after the point."""
+        if "elapsed_area" not in self.extras:
+            self.extras["elapsed_area"] = np.maximum(self.S1[:, None] - self.area[None, :], 0.0)
+        return self.extras["elapsed_area"]
+
+    def exp_response(self, taus, time: str = "steps", cache: bool = True) -> np.ndarray:
+        r"""``R[i, j] = sum_b drop_b (1 - exp(-(u(t_i) - u(c_b)) / tau_j))`` over the bins before
+        ``t_i``, with u the step (``time="steps"``) or the learning-rate area: the drops convolved
+        with the step response of exponential kernels, by a recursive filter in O(points + bins)
+        per time scale (no points x bins matrix). Cached per (taus, time) unless ``cache=False``
+        (a time scale that a fit moves on every evaluation)."""
+        taus = np.atleast_1d(np.asarray(taus, dtype=float))
+        key = ("exp_response", time, taus.tobytes())
+        if not cache or key not in self.extras:
+            if time not in ("steps", "area"):
+                raise InvalidArgumentError(f"time={time!r}; use 'steps' or 'area'")
+            u_eval = self.t.astype(float) if time == "steps" else self.S1
+            u_bin = self.center if time == "steps" else self.area
+            from sde_scales.fitting._filters import exp_response
+
+            r = exp_response(self.t.astype(float), u_eval, self.center, u_bin, self.drop, taus)
+            if not cache:
+                return r
+            self.extras[key] = r
+        return self.extras[key]
 
 
 _DECAYS = ("constant", "cosine", "linear", "sqrt", "exp", "step")

@@ -34,7 +34,7 @@ from sde_scales.errors import InvalidArgumentError
 from sde_scales.fitting.curves import LossCurve, ScheduleFeatures
 from sde_scales.fitting.laws import KernelLaw, Law
 
-__all__ = ["FitResult", "IdentifiabilityWarning", "PeakLRWarning", "fit", "predict", "score", "time_scale_profile",
+__all__ = ["FitResult", "FitWarning", "IdentifiabilityWarning", "PeakLRWarning", "fit", "predict", "score", "time_scale_profile",
            "shared_noise_offset"]
 
 
@@ -44,6 +44,45 @@ class IdentifiabilityWarning(UserWarning):
 
 class PeakLRWarning(UserWarning):
     """A predicted curve has a peak learning rate none of the fitted curves had."""
+
+
+class FitWarning(UserWarning):
+    """A fitted parameter sits on a bound or never moved from its start, or the data cannot
+    determine part of the law (no learning-rate drops)."""
+
+
+def _parameter_warnings(law: Law, theta: np.ndarray, lo: np.ndarray, hi: np.ndarray, start: np.ndarray,
+                        free: np.ndarray) -> list[str]:
+    """Each free parameter on a bound (within 1e-6 of its range) or unmoved from its start (within
+    1e-8 of its range), by name: its value is then set by the bound or the start, not the data."""
+    out = []
+    span = np.where(np.isfinite(hi - lo), hi - lo, 1.0)
+    weights = [i for i, n in enumerate(law.names) if n.startswith("b_")]
+    if weights:  # non-parametric kernel weights: zeros are its sparsity, the edges of its grid are not
+        w = theta[weights]
+        if w.sum() <= 0:
+            out.append(f"{law.label}: every kernel weight is 0: the fit finds no drop response")
+        else:
+            share = w / w.sum()
+            for edge in (0, len(w) - 1):
+                if share[edge] > 0.5:
+                    out.append(f"{law.label}: {share[edge]:.0%} of the kernel weight is on "
+                               f"{law.names[weights[edge]]}, the {'shortest' if edge == 0 else 'longest'} time "
+                               f"scale of its grid: the response is {'faster' if edge == 0 else 'slower'} than the "
+                               f"grid resolves (widen the grid)")
+    for i, name in enumerate(law.names):
+        if not free[i] or name.startswith("b_"):
+            continue
+        if theta[i] <= lo[i] + 1e-6 * span[i]:
+            out.append(f"{law.label}: {name} = {theta[i]:.4g} is on its lower bound {lo[i]:g}: the data push it "
+                       f"past the bound, so its value is the bound's, not a fit")
+        elif theta[i] >= hi[i] - 1e-6 * span[i]:
+            out.append(f"{law.label}: {name} = {theta[i]:.4g} is on its upper bound {hi[i]:g}: the data push it "
+                       f"past the bound, so its value is the bound's, not a fit")
+        elif abs(theta[i] - start[i]) <= 1e-8 * span[i]:
+            out.append(f"{law.label}: {name} = {theta[i]:.4g} never moved from its start: the data do not "
+                       f"determine it")
+    return out
 
 
 def noise_level(y: np.ndarray) -> float:
@@ -137,7 +176,7 @@ def fit(law: Law, curves: list[LossCurve], *, skip_steps: int = 0, bin_factor: i
     if n_starts is not None:
         starts = starts[:max(1, n_starts)]
     # a data-driven start for the level: the mean of the last tenth of the fitted points
-    best = None
+    best, best_start = None, None
     for s in starts:
         s = s.copy()
         s[0] = float(np.clip(np.mean(y[-max(1, y.size // 10):]) - 0.3, lo[0], hi[0]))
@@ -145,16 +184,28 @@ def fit(law: Law, curves: list[LossCurve], *, skip_steps: int = 0, bin_factor: i
         res = optimize.least_squares(resid, x0, jac=jac if has_jac else "2-point", bounds=(lo[free], hi[free]),
                                      loss="huber", f_scale=f_scale, x_scale="jac", max_nfev=2000)
         if best is None or res.cost < best.cost:
-            best = res
+            best, best_start = res, full(x0)
     theta = full(best.x)
+    notes = _parameter_warnings(law, theta, lo, hi, best_start, free)
+    drops = float(sum(np.abs(f.drop).sum() for f in feats))
+    if drops == 0.0 and len(law.names) > 3:
+        notes.append(f"{law.label}: the fitted curves have no learning-rate drop after their warmup, so the drop "
+                     f"response ({', '.join(law.names[3:])}) is not determined by the data: its parameters keep "
+                     f"their start values; predictions of schedules with drops are not fits. Fit a curve with a "
+                     f"decay as well")
+    for msg in notes:
+        warnings.warn(msg, FitWarning, stacklevel=2)
     return FitResult(law, theta, lr_scale, int(skip_steps), bin_factor, float(best.cost), time.perf_counter() - started,
                      int(y.size), float(f_scale), tuple(c.name for c in curves), tuple(c.peak_lr for c in curves),
-                     len(starts))
+                     len(starts), extra={"warnings": notes, "drops": drops})
 
 
 def predict(result: FitResult, curve: LossCurve, rows: np.ndarray | None = None) -> np.ndarray:
     """The law's loss at every row of ``curve`` (or at ``rows``), from its learning-rate column alone."""
     rows = np.arange(curve.step.size) if rows is None else rows
+    if curve.peak_lr <= 0:
+        raise InvalidArgumentError(f"{curve.source}: the learning rate is 0 at every step; a schedule of zeros has no "
+                                   f"loss curve to predict (check the lr column)")
     if not any(np.isclose(curve.peak_lr, p, rtol=0.05) for p in result.peaks):
         warnings.warn(
             f"{curve.name}: peak learning rate {curve.peak_lr:g} differs from every fitted curve's "

@@ -22,8 +22,10 @@ Kernel law (Theorem 5.1 of Hong & Wang, this toolkit's)
     combination of exponentials on a fixed log grid of time scales (:math:`q` is then a completely
     monotone, hence monotone, function), fitted with the other parameters.
 
-Drops are binned (:class:`~sde_scales.fitting.curves.ScheduleFeatures`), so each law costs one
-pass over an (evaluation point x drop bin) array.
+Drops are binned (:class:`~sde_scales.fitting.curves.ScheduleFeatures`). Laws with exponential
+responses (the momentum law, the exponential and non-parametric kernels) sum them with a recursive
+filter in O(points + bins) (:mod:`sde_scales.fitting._filters`); the power-law kernel and the
+multi-power law still use an (evaluation point x drop bin) array.
 """
 
 from __future__ import annotations
@@ -122,11 +124,10 @@ class MomentumLaw(Law):
         return -1.0 / np.log(self.lam) if self.lam is not None else 10.0 ** theta[4]
 
     def predict(self, theta, f):
-        tau = self._tau(theta)
-        lam = np.exp(-1.0 / tau)
-        # (1 - lam^el) / (1 - lam) * (1 - lam) = 1 - lam^el: C_eff absorbs 1/(1 - lam)
-        resp = -np.expm1(f.elapsed_steps * np.log(lam))
-        return _power_term(theta, f) - theta[3] * (resp @ f.drop)
+        # (1 - lam^el) / (1 - lam) * (1 - lam) = 1 - lam^el = 1 - exp(-el / tau): C_eff absorbs
+        # 1/(1 - lam), and the sum over drops is an exponential filter in steps (linear time)
+        resp = f.exp_response([self._tau(theta)], "steps", cache=self.lam is not None)[:, 0]
+        return _power_term(theta, f) - theta[3] * resp
 
     def time_scale(self, theta):
         return float(self._tau(theta))
@@ -238,12 +239,9 @@ class KernelLaw(Law):
         return f.elapsed_steps if self.time == "steps" else f.elapsed_area
 
     def basis(self, f: ScheduleFeatures) -> np.ndarray:
-        """For the non-parametric kernel: ``Y[:, j] = sum_b drop_b (1 - exp(-el / tau_j))``."""
-        key = ("basis", self.time, tuple(self.taus))
-        if key not in f.extras:
-            el = self.elapsed(f)
-            f.extras[key] = np.stack([-np.expm1(-el / t) @ f.drop for t in self.taus], axis=1)
-        return f.extras[key]
+        """For the non-parametric kernel: ``Y[:, j] = sum_b drop_b (1 - exp(-el / tau_j))``, by the
+        recursive filter of :meth:`ScheduleFeatures.exp_response` (linear time, cached)."""
+        return f.exp_response(self.taus, self.time)
 
     def Q(self, theta, tau) -> np.ndarray:
         """Step response of the fitted kernel, normalised to Q(oo) = 1."""
@@ -277,6 +275,8 @@ class KernelLaw(Law):
     def predict(self, theta, f):
         if self.kernel == "nonparametric":
             return _power_term(theta, f) - self.basis(f) @ np.asarray(theta[3:])
+        if self.kernel == "exp":  # linear time: an exponential filter
+            return _power_term(theta, f) - theta[3] * f.exp_response([10.0 ** theta[4]], self.time, cache=False)[:, 0]
         return _power_term(theta, f) - theta[3] * (self.Q(theta, self.elapsed(f)) @ f.drop)
 
     def jacobian(self, theta, f):

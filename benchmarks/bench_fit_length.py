@@ -1,0 +1,82 @@
+"""Cost of `sde-scales fit-delay` against curve length: wall time and peak memory.
+
+For each length T, two per-step curves (a loss logged at every step; cosine and WSD schedules,
+loss drawn from the kernel law with noise 0.05) are written as CSV, and the whole command
+
+    sde-scales fit-delay --fit cos.csv --predict wsd.csv --law kernel --kernel KERNEL
+
+runs in a fresh process; its wall time and peak resident memory (``ru_maxrss`` of the child) are
+recorded. Linear cost shows as time and memory growing in proportion to T (ratios to the smallest
+T are printed next to T's own ratio).
+
+    python benchmarks/bench_fit_length.py                      # T = 2k .. 1M, kernel nonparametric
+    python benchmarks/bench_fit_length.py --lengths 2000,34000 --kernel exp
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def write_curve(path: Path, lr: np.ndarray, seed: int) -> None:
+    import pandas as pd
+
+    from sde_scales.fitting.curves import LossCurve, ScheduleFeatures
+    from sde_scales.fitting.laws import KernelLaw
+
+    T = lr.size - 1
+    c = LossCurve(np.arange(1, T + 1), lr[1:], np.ones(T), name="x").with_schedule(lr)
+    f = ScheduleFeatures.build(c, c.step, float(lr.max()))
+    y = KernelLaw(kernel="exp", time="steps").predict(np.array([2.5, 1.5, 0.4, 0.5, np.log10(0.05 * T)]), f)
+    y = y + 0.05 * np.random.default_rng(seed).standard_normal(T)
+    pd.DataFrame({"step": c.step, "lr": lr[1:], "loss": y}).to_csv(path, index=False)
+
+
+def run_one(T: int, kernel: str, tmp: Path) -> tuple[float, float]:
+    from sde_scales.fitting.curves import ScheduleSpec
+
+    w = max(1, T // 100)
+    write_curve(tmp / "cos.csv", ScheduleSpec(total=T, peak=1e-3, warmup=w, decay="cosine", end=1e-4).expand(), 1)
+    write_curve(tmp / "wsd.csv", ScheduleSpec(total=T, peak=1e-3, warmup=w, decay="linear",
+                                              decay_start=int(0.8 * T)).expand(), 2)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "sde_scales.cli", "fit-delay", "--fit", str(tmp / "cos.csv"),
+                        "--predict", str(tmp / "wsd.csv"), "--law", "kernel", "--kernel", kernel],
+                       capture_output=True, text=True)
+    secs = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise SystemExit(f"T={T}: fit-delay failed: {r.stderr[-1500:]}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux; the largest child so far
+    return secs, max(peak, before) / 1024.0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--lengths", default="2000,8000,34000,131000,1000000",
+                    help="curve lengths in steps (default 2000,8000,34000,131000,1000000)")
+    ap.add_argument("--kernel", default="nonparametric", choices=["nonparametric", "exp"],
+                    help="kernel of the kernel law (default nonparametric)")
+    args = ap.parse_args(argv)
+    lengths = [int(v) for v in args.lengths.split(",")]
+    print(f"{'T':>9s} {'seconds':>8s} {'peak MB':>8s} {'T ratio':>8s} {'time ratio':>10s}")
+    base = None
+    with tempfile.TemporaryDirectory() as d:
+        for T in lengths:
+            secs, mb = run_one(T, args.kernel, Path(d))
+            base = base or (T, secs)
+            print(f"{T:9d} {secs:8.2f} {mb:8.0f} {T / base[0]:8.1f} {secs / base[1]:10.1f}", flush=True)
+    print("peak MB is the largest child process so far (ru_maxrss): it can only grow down the table")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
