@@ -208,7 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "warmup_init, warmup_shape=linear|cosine, decay=constant|cosine|linear|sqrt|exp|step, "
                         "decay_start, decay_end, end); repeat per curve. Without it, a log that starts after step 0 "
                         "assumes its first logged rate before it (with a warning)")
-    f.add_argument("--law", choices=["kernel", "momentum", "mpl"], default="kernel")
+    f.add_argument("--law", choices=["kernel", "momentum", "mpl", "auto"], default="kernel",
+                   help="law to fit (default kernel); auto: choose among the laws and kernels by leave-one-curve-out "
+                        "cross-validation over the --fit curves (at least two) and report every candidate's error")
     f.add_argument("--kernel", choices=["nonparametric", "exp", "power"], default="nonparametric",
                    help="memory kernel of the kernel law (default nonparametric: monotone q from exponentials)")
     f.add_argument("--time", choices=["steps", "area"], default="steps",

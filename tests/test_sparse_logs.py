@@ -352,3 +352,40 @@ def test_predicting_a_schedule_of_zeros_is_refused():
     zero = LossCurve(np.arange(1, 41), np.zeros(40), np.ones(40), name="zero")
     with pytest.raises(InvalidArgumentError, match="0 at every step"):
         predict(res, zero)
+
+
+def test_law_auto_cross_validates_every_candidate():
+    from sde_scales.fitting.fit import score
+    from sde_scales.fitting.report import AUTO_CANDIDATES, choose_law
+
+    law, theta = KernelLaw(kernel="exp", time="steps"), np.array([2.0, 1.0, 0.5, 0.6, 2.5])
+    base = dict(total=3000, peak=1e-3, warmup=100)
+    specs = [ScheduleSpec(**base, decay="cosine", end=1e-4), ScheduleSpec(**base, decay="linear", decay_start=2000),
+             ScheduleSpec(**base, decay="step", decay_start=1500, end=3e-4)]
+    curves = [_planted(s, 25, 100, i, law, theta, noise=0.002) for i, s in enumerate(specs)]
+    auto = choose_law(curves, skip_steps=0, smooth_steps=200)
+    assert len(auto["candidates"]) == len(AUTO_CANDIDATES)
+    cv = {r["law"]: r["cv_rmse"] for r in auto["candidates"]}
+    assert auto["chosen"] == min((v, k) for k, v in cv.items() if v is not None)[1]
+    # one fold of the exponential kernel, by hand
+    res = fit(KernelLaw(kernel="exp", time="steps"), curves[1:])
+    by_hand = score(curves[0], predict(res, curves[0]), smooth_steps=200)["rmse"]
+    row = next(r for r in auto["candidates"] if r["law"] == "kernel(exp, steps)")
+    assert row["folds"][0]["rmse"] == pytest.approx(by_hand, rel=1e-9)
+    with pytest.raises(InvalidArgumentError, match="at least two"):
+        choose_law(curves[:1], skip_steps=0, smooth_steps=200)
+
+
+def test_predicting_a_deeper_decay_than_any_fitted_warns():
+    from sde_scales.fitting.fit import PeakLRWarning
+
+    law, theta = MomentumLaw(lam=0.99), np.array([2.0, 1.0, 0.5, 0.8])
+    base = dict(total=3000, peak=1e-3, warmup=100)
+    shallow = _planted(ScheduleSpec(**base, decay="step", decay_start=1500, end=8e-4), 25, 100, 0, law, theta)
+    res = fit(law, [shallow])
+    deep = _planted(ScheduleSpec(**base, decay="linear", decay_start=2000), 25, 100, 1, law, theta)
+    with pytest.warns(PeakLRWarning, match="deeper than any fitted"):
+        predict(res, deep)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PeakLRWarning)
+        predict(res, shallow)

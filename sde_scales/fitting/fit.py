@@ -197,7 +197,22 @@ def fit(law: Law, curves: list[LossCurve], *, skip_steps: int = 0, bin_factor: i
         warnings.warn(msg, FitWarning, stacklevel=2)
     return FitResult(law, theta, lr_scale, int(skip_steps), bin_factor, float(best.cost), time.perf_counter() - started,
                      int(y.size), float(f_scale), tuple(c.name for c in curves), tuple(c.peak_lr for c in curves),
-                     len(starts), extra={"warnings": notes, "drops": drops})
+                     len(starts), extra={"warnings": notes, "drops": drops,
+                                         "decay_depths": [decay_depth(c) for c in curves]})
+
+
+def decay_depth(curve: LossCurve) -> float:
+    """How far the learning rate falls after its peak, as a fraction of the peak (0: constant, 1: to 0)."""
+    lr = curve.per_step_lr()[: int(curve.step[-1])]  # the rate at the last step moves no logged loss
+    if lr.size == 0 or lr.max() <= 0:
+        return 0.0
+    k = int(np.argmax(lr))
+    return float(1.0 - lr[k:].min() / lr[k])
+
+
+#: A predicted schedule that decays deeper than every fitted one by more than this fraction of its
+#: peak is an extrapolation of the drop response.
+DEPTH_MARGIN = 0.25
 
 
 def predict(result: FitResult, curve: LossCurve, rows: np.ndarray | None = None) -> np.ndarray:
@@ -211,6 +226,13 @@ def predict(result: FitResult, curve: LossCurve, rows: np.ndarray | None = None)
             f"{curve.name}: peak learning rate {curve.peak_lr:g} differs from every fitted curve's "
             f"({', '.join(f'{p:g}' for p in result.peaks)}); laws extrapolate poorly across peak learning rates",
             PeakLRWarning, stacklevel=2)
+    depths = result.extra.get("decay_depths")
+    if depths:
+        d = decay_depth(curve)
+        if d > max(depths) + DEPTH_MARGIN:
+            warnings.warn(f"{curve.name}: its learning rate falls to {1 - d:.0%} of its peak, deeper than any fitted "
+                          f"curve's (deepest {1 - max(depths):.0%}): the prediction extrapolates the drop response "
+                          f"beyond the data; fit a curve that decays as far", PeakLRWarning, stacklevel=2)
     f = ScheduleFeatures.build(curve, curve.step[rows], result.lr_scale,
                                bin_steps=curve.drop_bin_steps(result.bin_steps_factor))
     return result.law.predict(result.theta, f)

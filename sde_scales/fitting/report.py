@@ -20,6 +20,48 @@ from sde_scales.fitting.laws import KernelLaw, Law, MomentumLaw, MultiPowerLaw
 __all__ = ["make_law", "run_law", "run_fit_delay"]
 
 LAW_CHOICES = ("kernel", "momentum", "mpl")
+#: Candidates of ``--law auto``: every law, and the kernel law with each kernel (time in steps).
+AUTO_CANDIDATES = (("kernel", "nonparametric"), ("kernel", "exp"), ("kernel", "power"), ("momentum", None),
+                   ("mpl", None))
+
+
+def choose_law(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: int, time: str = "steps") -> dict:
+    """Leave-one-curve-out cross-validation over the fitted curves: for every candidate law, fit on
+    all curves but one, predict the one left out, and score it (RMSE against the moving average,
+    final-loss error); the candidate with the least mean held-out RMSE wins. Returns every
+    candidate's scores, the folds, and the winner; needs at least two fitted curves."""
+    from sde_scales.errors import InvalidArgumentError
+
+    if len(fit_curves) < 2:
+        raise InvalidArgumentError(f"--law auto cross-validates by leaving one fitted curve out: give at least two "
+                                   f"--fit curves (got {len(fit_curves)})")
+    rows = []
+    for name, kernel in AUTO_CANDIDATES:
+        law = make_law(name, kernel or "nonparametric", time)
+        folds = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # each fold's warnings belong to the final fit, reported there
+            for i, held in enumerate(fit_curves):
+                rest = [c for j, c in enumerate(fit_curves) if j != i]
+                try:
+                    res = fit(law, rest, skip_steps=skip_steps)
+                    sc = score(held, predict(res, held), skip_steps=skip_steps, smooth_steps=smooth_steps)
+                    folds.append({"held_out": held.name, "rmse": sc["rmse"], "final_loss_err": sc["final_loss_err"]})
+                except (ValueError, FloatingPointError) as exc:
+                    folds.append({"held_out": held.name, "rmse": None, "final_loss_err": None, "error": str(exc)})
+        ok = [f["rmse"] for f in folds if f["rmse"] is not None and np.isfinite(f["rmse"])]
+        rows.append({"law": law.label, "name": name, "kernel": kernel,
+                     "cv_rmse": float(np.mean(ok)) if len(ok) == len(folds) else None,
+                     "cv_abs_final_err": (float(np.mean([abs(f["final_loss_err"]) for f in folds]))
+                                          if len(ok) == len(folds) else None),
+                     "folds": folds})
+    scored = [r for r in rows if r["cv_rmse"] is not None]
+    if not scored:
+        raise InvalidArgumentError("--law auto: no candidate law could be fitted in every fold")
+    best = min(scored, key=lambda r: r["cv_rmse"])
+    return {"method": "leave-one-curve-out over the fitted curves; mean held-out RMSE against the "
+                      f"{smooth_steps}-step moving average", "candidates": rows, "chosen": best["law"],
+            "chosen_name": best["name"], "chosen_kernel": best["kernel"]}
 
 
 def make_law(name: str, kernel: str = "nonparametric", time: str = "steps") -> Law:
@@ -186,7 +228,19 @@ def run_fit_delay(args) -> int:
         raise ValueError(f"curve names {names} repeat; give each file once (predictions are named after their file)")
     both = apply_schedules(fit_curves + predict_curves, getattr(args, "schedule", None) or [])
     fit_curves, predict_curves = both[:len(fit_curves)], both[len(fit_curves):]
-    laws = [make_law(n, args.kernel, args.time) for n in (LAW_CHOICES if args.compare else (args.law,))]
+    auto = None
+    if args.law == "auto":
+        auto = choose_law(fit_curves, skip_steps=args.skip_steps, smooth_steps=args.smooth_steps, time=args.time)
+        print(f"--law auto ({auto['method']}):")
+        for r in auto["candidates"]:
+            cv = "-" if r["cv_rmse"] is None else f"{r['cv_rmse']:.4f}"
+            fe = "-" if r["cv_abs_final_err"] is None else f"{r['cv_abs_final_err']:.4f}"
+            print(f"  {r['law']:30s} held-out rmse {cv:>7s}  |final err| {fe:>7s}"
+                  + ("   <- chosen" if r["law"] == auto["chosen"] else ""))
+        print()
+        laws = [make_law(auto["chosen_name"], auto["chosen_kernel"] or args.kernel, args.time)]
+    else:
+        laws = [make_law(n, args.kernel, args.time) for n in (LAW_CHOICES if args.compare else (args.law,))]
     docs, results = [], []
     for law in laws:
         doc, res, extra = run_law(law, fit_curves, predict_curves, skip_steps=args.skip_steps,
@@ -206,6 +260,8 @@ def run_fit_delay(args) -> int:
                   f"{f(s.get('mean_abs_final_loss_err')):>8s}   {f(c.get('mean_cooldown_rmse'))} {f(c.get('mean_abs_final_loss_err'))}")
     if args.json:
         out = docs[0] if len(docs) == 1 else {"compare": docs}
+        if auto is not None:
+            out = dict(out, auto=auto)
         write_json_atomic(Path(args.json), out)  # strict JSON: null for a missing or non-finite value
         print(f"JSON: {args.json}")
     if args.predictions:
