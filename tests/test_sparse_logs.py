@@ -389,3 +389,22 @@ def test_predicting_a_deeper_decay_than_any_fitted_warns():
     with warnings.catch_warnings():
         warnings.simplefilter("error", PeakLRWarning)
         predict(res, shallow)
+
+
+def test_time_scale_interval_from_curvature():
+    """Planted exponential-kernel curves with sharp drops: the 95% interval of the time scale
+    (Gauss-Newton curvature) contains the planted 10^2.5 and is well under a decade wide; a constant
+    curve alone gets no interval and a warning that says so."""
+    from sde_scales.fitting.fit import IdentifiabilityWarning
+
+    law, theta = KernelLaw(kernel="exp", time="steps"), np.array([2.0, 1.0, 0.5, 0.6, 2.5])
+    base = dict(total=6000, peak=1e-3, warmup=100)
+    curves = [_planted(ScheduleSpec(**base, decay="step", decay_start=k, end=3e-4), 20, 100, i, law, theta)
+              for i, k in enumerate((2000, 4000))]
+    res = fit(law, curves)
+    ti = res.extra["time_scale_interval"]
+    assert ti["ci"][0] < 10 ** 2.5 < ti["ci"][1] and ti["ci"][1] / ti["ci"][0] < 10 and ti["warning"] is None
+    const = _planted(ScheduleSpec(**base), 20, 100, 5, law, theta)
+    with pytest.warns(IdentifiabilityWarning, match="no interval"):
+        r = fit(law, [const])
+    assert r.extra["time_scale_interval"]["ci"] == [None, None]

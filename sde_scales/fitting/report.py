@@ -98,6 +98,8 @@ def run_law(law: Law, fit_curves: list[LossCurve], predict_curves: list[LossCurv
     if isinstance(law, KernelLaw):
         doc["kernel"] = {"kind": law.kernel, "time": law.time, "time_scale": law.time_scale(res.theta),
                          "delay_half_response": law.half_response(res.theta), "amplitude_B": law.amplitude(res.theta)}
+    if res.extra.get("time_scale_interval"):
+        doc["time_scale_interval"] = res.extra["time_scale_interval"]
     if ident is not None:
         doc["identifiability"] = ident
     offsets = {}
@@ -144,6 +146,9 @@ def format_rows(doc: dict) -> str:
         k = doc["kernel"]
         lines.append(f"  kernel: {k['kind']} in {k['time']}, time scale {k['time_scale']:.4g}, "
                      f"delay (half response) {k['delay_half_response']:.4g}")
+    if doc.get("time_scale_interval") and doc["time_scale_interval"]["ci"][0] is not None:
+        t = doc["time_scale_interval"]
+        lines.append(f"  time scale 95% interval from the fit's curvature [{t['ci'][0]:.4g}, {t['ci'][1]:.4g}]")
     if "identifiability" in doc:
         i = doc["identifiability"]
         lines.append(f"  time scale 95% profile interval [{i['interval'][0]:.4g}, {i['interval'][1]:.4g}] ({i['time']})")
