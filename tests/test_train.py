@@ -359,3 +359,34 @@ def test_same_numbers_with_one_or_two_torch_threads(small_data):
     finally:
         torch.set_num_threads(before)
     np.testing.assert_array_equal(vals[0], vals[1])
+
+
+def _workers_of(proc, timeout=120):
+    import psutil
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        kids = psutil.Process(proc.pid).children(recursive=True)
+        if len(kids) >= 2:
+            return kids
+        time.sleep(0.2)
+    raise AssertionError("the process pool never started")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_pool_workers_end_with_their_sweep(tmp_path, sig):
+    """A process-pool sweep killed (SIGKILL) or stopped (SIGTERM) leaves no worker behind; SIGTERM
+    exits with 143 and says how to resume."""
+    import psutil
+
+    long = [a if a != "6" else "400" for a in SWEEP]  # epochs: long enough to be caught mid-stack
+    proc = subprocess.Popen(long + ["--out", str(tmp_path / "s"), "--executor", "process", "--workers", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    kids = _workers_of(proc)
+    time.sleep(1.0)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    gone, alive = psutil.wait_procs(kids, timeout=20)
+    assert not alive, [p.pid for p in alive]
+    if sig == signal.SIGTERM:
+        assert proc.returncode == 143 and "run the same command again to resume" in err

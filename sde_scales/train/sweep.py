@@ -10,10 +10,18 @@ whether the sweep ran in one go, was resumed, or ran on any number of workers.
 Executors: ``"local"`` (in this process), ``"process"`` (a process pool; one torch thread per
 worker), ``"dask"`` (``dask.distributed``: a scheduler address, or ``"local"`` for a
 ``LocalCluster``). Every worker writes its finished runs to the store itself.
+
+Faults. Process-pool workers end with the sweep: each asks the kernel for SIGTERM when its parent
+dies (``prctl(PR_SET_PDEATHSIG)`` on Linux), so a sweep killed with SIGKILL leaves no worker
+training on. SIGTERM stops a sweep cleanly: the stacks in flight are abandoned (their runs are
+not written, so they are trained again on resume), the workers are ended, and the sweep exits with
+status 143 and a message.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from collections import OrderedDict
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -22,7 +30,30 @@ from dataclasses import dataclass
 from sde_scales.train.store import RunStore
 from sde_scales.train.trainer import RunConfig, resolve_device, train_stack
 
-__all__ = ["plan", "run_stack", "run_sweep", "load_grid_toml"]
+__all__ = ["SweepTerminated", "plan", "run_stack", "run_sweep", "load_grid_toml"]
+
+
+class SweepTerminated(SystemExit):
+    """SIGTERM reached a sweep: finished runs are in the store, the stacks in flight are not."""
+
+
+def _die_with_parent(parent: int) -> None:
+    """Process-pool initializer: SIGTERM this worker when its parent dies (Linux; elsewhere a no-op),
+    and exit at once if the parent is already gone."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+        except OSError:
+            pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _on_sigterm(signum, frame):
+    raise SweepTerminated(143)
 
 
 @dataclass(frozen=True)
@@ -101,11 +132,32 @@ def run_sweep(configs: list[RunConfig], store_root: str, *, executor: str = "loc
     elif executor == "process":
         import multiprocessing as mp
 
-        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as ex:
+        ex = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                                 initializer=_die_with_parent, initargs=(os.getpid(),))
+        old = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
+        try:
             futs = [ex.submit(run_stack, s, store_root, device, data_root, 1) for s in stacks]
             for f in as_completed(futs):
                 statuses += f.result()
                 bar.update(1)
+        except BaseException:
+            # a SIGTERM, Ctrl-C or a failed stack: do not wait for the stacks in flight (shutdown with
+            # wait=True would train them to the end); end the workers now
+            procs = list(getattr(ex, "_processes", {}).values())  # no public way to reach them
+            ex.shutdown(wait=False, cancel_futures=True)
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                p.join(timeout=10)
+            bar.close()
+            print(f"sweep stopped: {len(statuses)} runs of this call finished and are in {store_root}; run the same "
+                  f"command again to resume", file=sys.stderr)
+            raise
+        else:
+            ex.shutdown(wait=True)
+        finally:
+            if old is not None:
+                signal.signal(signal.SIGTERM, old)
     elif executor == "dask":
         from dask.distributed import Client, LocalCluster
         from dask.distributed import as_completed as dask_completed
@@ -130,6 +182,12 @@ def run_sweep(configs: list[RunConfig], store_root: str, *, executor: str = "loc
     bar.close()
     return {"ran": len(statuses), "diverged": sum(1 for _, s in statuses if s == "diverged"), "skipped": skipped,
             "stacks": len(stacks)}
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 def load_grid_toml(path: str) -> dict:
