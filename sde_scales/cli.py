@@ -196,11 +196,20 @@ def build_parser() -> argparse.ArgumentParser:
                     "learning rates alone, print metrics against a smoothed target, write JSON / plots / CSVs. "
                     "Learning rates come from each file's lr column (linear between logged steps), a per-step file, "
                     "or a --schedule spec; metrics are computed where a loss was logged.")
-    f.add_argument("--fit", action="append", required=True, metavar="CSV",
+    f.add_argument("--fit", action="append", metavar="CSV",
                    help="curve to fit (repeat for several): CSV or Parquet with columns step, lr, loss (val_loss "
                         "optional); a file with a row for every step and the loss empty where it was not logged is "
                         "read as a per-step schedule")
     f.add_argument("--predict", action="append", metavar="CSV", help="curve to predict (repeat for several)")
+    f.add_argument("--store", metavar="PATH",
+                   help="a run store of `sde-scales sweep`: fit the runs selected by --where (with the per-step "
+                        "schedule each run used), predict those selected by --predict-where")
+    f.add_argument("--where", metavar="COL=VAL,...", help="runs of --store to fit, e.g. param=mup,width=256")
+    f.add_argument("--predict-where", metavar="COL=VAL,...", help="runs of --store to predict, e.g. schedule=wsd")
+    f.add_argument("--metric", default="train_loss", choices=["train_loss", "eval_loss"],
+                   help="the store's loss to fit (default train_loss)")
+    f.add_argument("--per-seed", action="store_true",
+                   help="one curve per run of --store (default: seed-averaged curves, one per configuration)")
     f.add_argument("--schedule", action="append", metavar="NAME:SPEC",
                    help="the learning rate at every step of curve NAME (its file name without extension) from a "
                         "spec, checked against the logged learning rates, e.g. "

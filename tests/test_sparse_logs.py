@@ -408,3 +408,34 @@ def test_time_scale_interval_from_curvature():
     with pytest.warns(IdentifiabilityWarning, match="no interval"):
         r = fit(law, [const])
     assert r.extra["time_scale_interval"]["ci"] == [None, None]
+
+
+def test_fit_delay_reads_a_run_store_with_each_runs_schedule(tmp_path):
+    pytest.importorskip("torch")
+    from sde_scales.fitting.stores import curves_from_store, parse_where
+    from sde_scales.schedules import wsd
+    from sde_scales.train.sweep import run_sweep
+    from sde_scales.train.trainer import config_grid
+
+    cfg = []
+    for sched, kw in (("cosine", ()), ("wsd", (("fraction", 0.3),))):
+        cfg += config_grid(["mup"], [32], [0.3], [0, 1], dataset="synthetic", d_in=16, n_train=1024, batch_size=64,
+                           epochs=6, log_every=4, eval_every=0, schedule=sched, schedule_kw=kw, data_order="seed")
+    run_sweep(cfg, str(tmp_path / "s"), progress=False)
+    assert parse_where("param=mup,width=32,lr=0.3") == {"param": "mup", "width": 32, "lr": 0.3}
+    [c] = curves_from_store(tmp_path / "s", {"schedule": "wsd"}, metric="eval_loss")
+    n = 6 * 1024 // 64
+    np.testing.assert_allclose(c.per_step_lr()[:n], wsd(n, 0.3, fraction=0.3))  # the schedule the runs used
+    assert c.step[-1] == n and c.name == "mup_n32_lr0.3_wsd_fraction0.3"
+    per = curves_from_store(tmp_path / "s", {"schedule": "wsd"}, metric="eval_loss", per_seed=True)
+    assert len(per) == 2 and np.allclose((per[0].loss + per[1].loss) / 2, c.loss)
+    r = subprocess.run([sys.executable, "-m", "sde_scales.cli", "fit-delay", "--store", str(tmp_path / "s"), "--where",
+                        "schedule=cosine", "--predict-where", "schedule=wsd", "--law", "momentum", "--metric",
+                        "eval_loss", "--smooth-steps", "40", "--json", str(tmp_path / "f.json")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads((tmp_path / "f.json").read_text())
+    assert [p["file"] for p in doc["predict"]] == ["mup_n32_lr0.3_wsd_fraction0.3"]
+    r = subprocess.run([sys.executable, "-m", "sde_scales.cli", "fit-delay", "--store", str(tmp_path / "s"), "--where",
+                        "nosuch=1"], capture_output=True, text=True)
+    assert r.returncode == 2 and "no column 'nosuch'" in r.stderr

@@ -226,8 +226,25 @@ def apply_schedules(curves: list[LossCurve], specs: list[str]) -> list[LossCurve
 
 
 def run_fit_delay(args) -> int:
-    fit_curves = [load_curve(p) for p in args.fit]
+    from sde_scales.errors import InvalidArgumentError
+
+    fit_curves = [load_curve(p) for p in (args.fit or [])]
     predict_curves = [load_curve(p) for p in (args.predict or [])]
+    if getattr(args, "store", None):
+        from sde_scales.fitting.stores import curves_from_store, parse_where
+
+        if args.where is None and not fit_curves:
+            raise InvalidArgumentError("--store needs --where to select the runs to fit (e.g. --where param=mup)")
+        if args.where is not None:
+            fit_curves += curves_from_store(args.store, parse_where(args.where), metric=args.metric,
+                                            per_seed=args.per_seed)
+        if args.predict_where:
+            predict_curves += curves_from_store(args.store, parse_where(args.predict_where), metric=args.metric,
+                                                per_seed=args.per_seed)
+    elif getattr(args, "where", None) or getattr(args, "predict_where", None):
+        raise InvalidArgumentError("--where and --predict-where select runs of a --store; give --store PATH")
+    if not fit_curves:
+        raise InvalidArgumentError("nothing to fit: give --fit CSV (repeatable) or --store PATH --where ...")
     names = [c.name for c in fit_curves + predict_curves]
     if len(set(names)) != len(names):
         raise ValueError(f"curve names {names} repeat; give each file once (predictions are named after their file)")

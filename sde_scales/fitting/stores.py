@@ -1,0 +1,104 @@
+"""Loss curves from a run store of the trainer, with the per-step schedule each run used.
+
+A run's schedule is known exactly from its configuration (schedule name, arguments, peak learning
+rate and number of steps), so every curve read here carries it at every step
+(:attr:`LossCurve.schedule`) and no late-start assumption is needed. Timing matches
+:mod:`sde_scales.fitting.curves`: the trainer logs ``eval_loss`` after the update of a step and
+``train_loss`` as the mean minibatch loss since the previous log, so the value logged at step s
+depends on the learning rates of updates 0 .. s-1 (0-based), the convention of the fits.
+
+    from sde_scales.fitting.stores import curves_from_store
+    curves = curves_from_store("runs/", where={"param": "mup", "width": 256})
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from sde_scales.errors import InvalidArgumentError
+from sde_scales.fitting.curves import LossCurve
+
+__all__ = ["curves_from_store", "parse_where"]
+
+#: Columns that tell runs apart besides the seed: a seed-averaged curve averages over seeds only.
+_KEYS = ("param", "width", "lr", "optimizer", "depth", "dataset", "d_in", "n_train", "batch_size", "epochs",
+         "schedule", "schedule_kw", "lr_width", "data_order")
+
+
+def parse_where(text: str | None) -> dict:
+    """``"param=mup,width=256"`` -> ``{"param": "mup", "width": 256}`` (numbers parsed)."""
+    out = {}
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        if "=" not in part:
+            raise InvalidArgumentError(f"--where {text!r}: {part!r} is not column=value (e.g. param=mup,width=256)")
+        k, v = (x.strip() for x in part.split("=", 1))
+        try:
+            num = float(v)
+            out[k] = int(num) if num == int(num) and "." not in v and "e" not in v.lower() else num
+        except ValueError:
+            out[k] = v
+    return out
+
+
+def _schedule(row) -> np.ndarray:
+    from sde_scales.train.trainer import SCHEDULES, RunConfig
+    from sde_scales.train.store import _parse_kw
+
+    kw = _parse_kw(row["schedule_kw"]) if isinstance(row["schedule_kw"], str) else tuple(row["schedule_kw"] or ())
+    c = RunConfig(**{k: row[k] for k in ("param", "width", "lr", "seed", "optimizer", "depth", "dataset", "d_in",
+                                         "n_train", "batch_size", "epochs", "schedule", "log_every", "eval_every")},
+                  schedule_kw=kw)
+    n = c.n_steps()
+    sched = SCHEDULES[c.schedule](n, float(c.lr), **dict(kw))
+    return np.concatenate([sched, sched[-1:]])  # steps 0 .. n: the rate at n moves no logged loss
+
+
+def curves_from_store(root: str | Path, where: dict | None = None, *, metric: str = "train_loss",
+                      per_seed: bool = False) -> list[LossCurve]:
+    """The runs of a store that match ``where`` (column -> value), finished runs only, as curves with
+    their per-step schedules: one seed-mean curve per configuration (``per_seed=False``; seeds
+    aligned on their common logged steps) or one curve per run."""
+    from sde_scales.train.store import RunStore
+
+    root = Path(root)
+    if not (root / "runs").is_dir():
+        raise InvalidArgumentError(f"--store {root}: no run store there (expected {root}/runs)")
+    st = RunStore(root)
+    runs = st.runs()
+    for k, v in (where or {}).items():
+        if k not in runs.columns:
+            raise InvalidArgumentError(f"--where: the store has no column {k!r}; columns: {sorted(runs.columns)}")
+        col = runs[k]
+        runs = runs[np.isclose(col.astype(float), float(v))] if isinstance(v, (int, float)) else runs[col.astype(str) == v]
+    n_div = int((runs.status != "finished").sum())
+    runs = runs[runs.status == "finished"]
+    if runs.empty:
+        raise InvalidArgumentError(f"no finished runs in {root} match {where} ({n_div} diverged runs left out)")
+    traj = st.trajectories()
+    t = traj[(traj.metric == metric) & (traj.layer == -1) & (traj.run_id.isin(runs.run_id)) & (traj.step > 0)]
+    if t.empty:
+        raise InvalidArgumentError(f"the selected runs have no logged {metric!r}; use train_loss or eval_loss")
+    keys = [k for k in _KEYS if k in runs.columns]
+    groups = [(str(r.run_id), runs[runs.run_id == r.run_id]) for r in runs.itertuples()] if per_seed else \
+        [(None, g) for _, g in runs.groupby(keys, dropna=False)]
+    out = []
+    for rid, g in groups:
+        piv = t[t.run_id.isin(g.run_id)].pivot_table(index="step", columns="run_id", values="value").dropna()
+        row = g.iloc[0]
+        from sde_scales.train.store import _parse_kw
+
+        kw = _parse_kw(row["schedule_kw"]) if isinstance(row["schedule_kw"], str) else ()
+        kws = "".join(f"_{k}{v}" for k, v in kw)
+        name = f"{row['param']}_n{row['width']}_lr{row['lr']:g}_{row['schedule']}{kws}"
+        name = name if rid is None else f"{name}_seed{row['seed']}"
+        name = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name)
+        steps = piv.index.to_numpy()
+        sched = _schedule(row)
+        loss = piv.to_numpy().mean(axis=1)
+        out.append(LossCurve(steps, sched[steps], loss, name=name, source=f"{root} ({g.shape[0]} run(s))")
+                   .with_schedule(sched))
+    return out
