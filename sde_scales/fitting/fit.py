@@ -51,10 +51,24 @@ class FitWarning(UserWarning):
     determine part of the law (no learning-rate drops)."""
 
 
+def _data_bounds(names, lo, hi, feats, ys) -> tuple[np.ndarray, np.ndarray]:
+    """The level ``L0`` may reach the largest fitted loss (a loss above the fixed bound of 20 is no
+    reason to fail). The other bounds stay fixed: scaling ``A``'s bound with the data was tried and
+    made the shared-curve protocol worse and slower (README), so a bound that binds is reported by
+    name instead (:func:`_parameter_warnings`)."""
+    lo, hi = lo.astype(float).copy(), hi.astype(float).copy()
+    if "L0" in names:
+        y = np.concatenate(ys)
+        i = names.index("L0")
+        hi[i] = max(hi[i], float(y.max()))
+    return lo, hi
+
+
 def _parameter_warnings(law: Law, theta: np.ndarray, lo: np.ndarray, hi: np.ndarray, start: np.ndarray,
                         free: np.ndarray) -> list[str]:
-    """Each free parameter on a bound (within 1e-6 of its range) or unmoved from its start (within
-    1e-8 of its range), by name: its value is then set by the bound or the start, not the data."""
+    """Each free parameter on a bound (within 1e-6, relative for a bound above 1) or unmoved from
+    its start (within 1e-8, likewise), by name: its value is then set by the bound or the start,
+    not the data."""
     out = []
     span = np.where(np.isfinite(hi - lo), hi - lo, 1.0)
     weights = [i for i, n in enumerate(law.names) if n.startswith("b_")]
@@ -73,13 +87,14 @@ def _parameter_warnings(law: Law, theta: np.ndarray, lo: np.ndarray, hi: np.ndar
     for i, name in enumerate(law.names):
         if not free[i] or name.startswith("b_"):
             continue
-        if theta[i] <= lo[i] + 1e-6 * span[i]:
+        # within 1e-6 of the bound (relative to its size when it is large, as the data-scaled A's is)
+        if theta[i] <= lo[i] + 1e-6 * max(1.0, abs(lo[i])):
             out.append(f"{law.label}: {name} = {theta[i]:.4g} is on its lower bound {lo[i]:g}: the data push it "
                        f"past the bound, so its value is the bound's, not a fit")
-        elif theta[i] >= hi[i] - 1e-6 * span[i]:
+        elif theta[i] >= hi[i] - 1e-6 * max(1.0, abs(hi[i])):
             out.append(f"{law.label}: {name} = {theta[i]:.4g} is on its upper bound {hi[i]:g}: the data push it "
                        f"past the bound, so its value is the bound's, not a fit")
-        elif abs(theta[i] - start[i]) <= 1e-8 * span[i]:
+        elif abs(theta[i] - start[i]) <= 1e-8 * max(1.0, abs(start[i])):
             out.append(f"{law.label}: {name} = {theta[i]:.4g} never moved from its start: the data do not "
                        f"determine it")
     return out
@@ -149,6 +164,7 @@ def fit(law: Law, curves: list[LossCurve], *, skip_steps: int = 0, bin_factor: i
         f_scale = 1.345 * float(np.median([noise_level(v) for v in ys]))
     lo, hi = law.bounds()
     names = list(law.names)
+    lo, hi = _data_bounds(names, lo, hi, feats, ys)
     fixed = dict(fixed or {})
     unknown = [k for k in fixed if k not in names]
     if unknown:
@@ -220,7 +236,7 @@ def _time_scale_interval(law, theta, feats, y, resid, free, lo, hi, curves) -> d
     j = names.index(key)
     xf = theta[free]
     lo_f, hi_f = lo[free], hi[free]
-    h = 1e-4 * np.maximum(hi_f - lo_f, 1e-3)
+    h = 1e-4 * np.maximum(np.abs(xf), 1e-2)  # relative steps: a data-scaled bound can be huge
     J = np.empty((y.size, xf.size))
     for i in range(xf.size):
         a, b = xf.copy(), xf.copy()
@@ -247,6 +263,8 @@ def _time_scale_interval(law, theta, feats, y, resid, free, lo, hi, curves) -> d
     else:
         sd = float(np.sqrt(max(np.linalg.inv(JtJ)[k, k] * s2 * infl, 0.0)))
     c = float(theta[j])
+    if np.isfinite(sd) and 1.96 * sd > 30:  # an interval of 30 decades is no interval (and 10^x overflows)
+        sd = float("inf")
     ci = [10 ** (c - 1.96 * sd), 10 ** (c + 1.96 * sd)] if np.isfinite(sd) else [None, None]
     on_bound = c <= lo[j] + 1e-6 * (hi[j] - lo[j]) or c >= hi[j] - 1e-6 * (hi[j] - lo[j])
     warn = None
