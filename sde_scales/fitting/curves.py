@@ -43,8 +43,10 @@ __all__ = ["LateStartWarning", "LossCurve", "ScheduleFeatures", "ScheduleSpec", 
 #: of the peak: logs round to 4-6 significant digits (1e-4 of the peak at most), another schedule
 #: differs by far more.
 SCHEDULE_RTOL = 1e-3
-#: A learning rate or loss more than this many times the curve's median magnitude is refused.
-OUTLIER_FACTOR = 1e6
+#: A learning rate or loss more than this many times the curve's median magnitude is refused: far
+#: beyond any real curve (a regression loss may fall by six decades in one run, never twelve) and
+#: far below the 1e300 of a corrupt cell.
+OUTLIER_FACTOR = 1e12
 #: Most drop bins a curve with a per-step schedule is cut into (cost: points x bins).
 MAX_DROP_BINS = 4000
 
@@ -134,7 +136,7 @@ class LossCurve:
             if k == "lr" and np.any(a < 0):
                 i = int(np.argmax(a < 0))
                 raise _fail(src, k, i, f"learning rate {a[i]} at step {int(step[i])} is negative; learning rates must be >= 0")
-            # a value a million times the curve's typical size is a corrupt row, not data: it would put
+            # a value 1e12 times the curve's typical size is a corrupt row, not data: it would put
             # every fitted parameter on a bound (lr) or overflow the fit (loss)
             typical = float(np.median(np.abs(a[a != 0]))) if np.any(a != 0) else 0.0
             huge = np.abs(a) > OUTLIER_FACTOR * typical if typical > 0 else np.zeros(a.size, bool)

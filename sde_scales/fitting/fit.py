@@ -70,7 +70,6 @@ def _parameter_warnings(law: Law, theta: np.ndarray, lo: np.ndarray, hi: np.ndar
     its start (within 1e-8, likewise), by name: its value is then set by the bound or the start,
     not the data."""
     out = []
-    span = np.where(np.isfinite(hi - lo), hi - lo, 1.0)
     weights = [i for i, n in enumerate(law.names) if n.startswith("b_")]
     if weights:  # non-parametric kernel weights: zeros are its sparsity, the edges of its grid are not
         w = theta[weights]
@@ -87,7 +86,7 @@ def _parameter_warnings(law: Law, theta: np.ndarray, lo: np.ndarray, hi: np.ndar
     for i, name in enumerate(law.names):
         if not free[i] or name.startswith("b_"):
             continue
-        # within 1e-6 of the bound (relative to its size when it is large, as the data-scaled A's is)
+        # within 1e-6 of the bound (relative to the bound's size when it is above 1)
         if theta[i] <= lo[i] + 1e-6 * max(1.0, abs(lo[i])):
             out.append(f"{law.label}: {name} = {theta[i]:.4g} is on its lower bound {lo[i]:g}: the data push it "
                        f"past the bound, so its value is the bound's, not a fit")
@@ -236,7 +235,7 @@ def _time_scale_interval(law, theta, feats, y, resid, free, lo, hi, curves) -> d
     j = names.index(key)
     xf = theta[free]
     lo_f, hi_f = lo[free], hi[free]
-    h = 1e-4 * np.maximum(np.abs(xf), 1e-2)  # relative steps: a data-scaled bound can be huge
+    h = 1e-4 * np.maximum(np.abs(xf), 1e-2)  # steps relative to each parameter's size
     J = np.empty((y.size, xf.size))
     for i in range(xf.size):
         a, b = xf.copy(), xf.copy()
@@ -252,8 +251,7 @@ def _time_scale_interval(law, theta, feats, y, resid, free, lo, hi, curves) -> d
     if nb > 2:
         bm = r[: nb * block].reshape(nb, block).mean(axis=1)
         infl = max(1.0, block * bm.var(ddof=1) / max(r.var(ddof=1), 1e-300))
-    jf = int(np.flatnonzero(free)[: np.sum(free[:j + 1])][-1])
-    k = int(np.sum(free[:jf]))
+    k = int(np.sum(free[:j]))  # the time scale's column among the free parameters
     # a singular curvature (a parameter the residuals do not depend on) has no interval: a
     # pseudo-inverse would report zero variance there, the opposite of the truth
     JtJ = J.T @ J
@@ -279,7 +277,8 @@ def _time_scale_interval(law, theta, feats, y, resid, free, lo, hi, curves) -> d
         warn = (f"{law.label}: the time scale {10 ** c:.4g} has a 95% interval [{ci[0]:.4g}, {ci[1]:.4g}] (curvature of "
                 f"the fit, residual autocorrelation included) that spans more than a decade: these curves do not pin "
                 f"it down; add a run with a sharp learning-rate drop")
-    return {"parameter": key, "time_scale": 10 ** c, "ci": ci, "sd_log10": sd if np.isfinite(sd) else None, "inflation": infl, "warning": warn,
+    return {"parameter": key, "time_scale": 10 ** c, "ci": ci, "sd_log10": sd if np.isfinite(sd) else None,
+            "inflation": infl, "warning": warn,
             "method": "Gauss-Newton curvature at the optimum, inflated by residual autocorrelation"}
 
 

@@ -6,7 +6,6 @@ atomically (temporary file, then rename), so a bad input never leaves half-writt
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 
