@@ -53,6 +53,9 @@ def main(argv=None):
     ap.add_argument("--widths", default="64,256,1024")
     ap.add_argument("--overhead-only", action="store_true", help="skip the stacking table")
     args = ap.parse_args(argv)
+    if args.repeats < 3 or args.stack_repeats < 1:
+        ap.error(f"--repeats {args.repeats}: the per-step time is the difference of two timings, and with fewer "
+                 f"than 3 rounds its noise can make it negative (a negative throughput); give --repeats >= 3")
     dev = args.device
     ds = make_dataset("synthetic", dev, n_train=8192, d_in=3072)
     bs = 128
@@ -92,7 +95,9 @@ def main(argv=None):
     for k in fns:
         r = per_step[k] / per_step[base]
         whole = np.asarray(T[k, s2]) / np.asarray(T[base, s2])
-        print(f"| {k} | {1 / np.median(per_step[k]):.1f} | {iqr(r)} | {1e3 * np.median(T[k, 1]):.0f} | {iqr(whole)} |")
+        med = float(np.median(per_step[k]))
+        rate = f"{1 / med:.1f}" if med > 0 else "not resolved (noise exceeds the difference; more --steps)"
+        print(f"| {k} | {rate} | {iqr(r)} | {1e3 * np.median(T[k, 1]):.0f} | {iqr(whole)} |")
     if args.overhead_only:
         return
     print("\n| width | 30 sequential runs s (median) | one K=30 stack s (median) | speed-up, paired: median (IQR) |")
