@@ -65,6 +65,15 @@ def report(out: dict) -> str:
                      f"      " + " ".join(f"{rr[i]:<5.2f}" for i in idx) + f"  {dep}"
                      + (f"  ({div} diverged runs left out)" if div else ""))
     lines.append("")
+    lines.append("ladder            Delta(x) [95% CI] | sigma(x) at x = " + ", ".join(f"{q:g}" for q in QUANTS[:-1]))
+    for label, e in out["ladders"].items():
+        r = e["result"]
+        if r is None:
+            continue
+        cells = [f"{r.delta[i]:.3f} [{r.delta_ci[0][i]:.3f}, {r.delta_ci[1][i]:.3f}] | {r.sigma[i]:.3f}"
+                 for i in idx[:-1]]
+        lines.append(f"{label:<17} " + "; ".join(cells))
+    lines.append("")
     lines.append("Delta: spread across widths of the seed-mean normalised curves; sigma: seed-to-seed spread of one "
                  "width's curve (pooled); supercollapse: Delta <= sigma for x >= "
                  f"{next(iter(out['ladders'].values()))['result'].x0 if out['ladders'] else 0.2:g}")
