@@ -279,17 +279,14 @@ def draw_plots(results: list[EvidenceResult], out_dir: str | Path) -> list[Evide
             continue
         claim = rows[0].claim
         m0 = rows[0].measurement
-        if claim.kind is RateKind.BOUND:
-            path = save_figure(_bound_plot(rows, claim), Path(out_dir) / f"{cid}--{kind}.png")
-            for i, r in enumerate(out):
-                if any(r is x for x in rows):
-                    out[i] = replace(r, figure=str(path))
-            continue
-        series = [(r.measurement.estimate, (_param_label(r.measurement.param) if kind == CheckKind.TRAINING
-                                            else "measured")) for r in rows]
-        fig = rate_plot(series, predicted=claim.exponent, xlabel=m0.plot_xlabel, ylabel=m0.plot_ylabel,
-                        predicted_label=("claimed difference" if claim.kind is RateKind.SEPARATION else "claimed")
-                        + f" {claim.exponent:g}")
+        if claim.kind is RateKind.BOUND:  # a statistic's profile, not a rate against width
+            fig = _bound_plot(rows, claim)
+        else:
+            series = [(r.measurement.estimate, (_param_label(r.measurement.param) if kind == CheckKind.TRAINING
+                                                else "measured")) for r in rows]
+            fig = rate_plot(series, predicted=claim.exponent, xlabel=m0.plot_xlabel, ylabel=m0.plot_ylabel,
+                            predicted_label=("claimed difference" if claim.kind is RateKind.SEPARATION else "claimed")
+                            + f" {claim.exponent:g}")
         path = save_figure(fig, Path(out_dir) / f"{cid}--{kind}.png")
         for i, r in enumerate(out):
             if any(r is x for x in rows):

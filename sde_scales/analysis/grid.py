@@ -22,8 +22,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["diverged_counts", "eta_star", "loss_ratio", "loss_table", "seed_fluctuation", "settle_step",
-           "transfer_curves"]
+__all__ = ["diverged_counts", "eta_star", "loss_ratio", "loss_table", "seed_fluctuation", "seed_matrix",
+           "settle_step", "transfer_curves"]
 
 
 def loss_table(runs: pd.DataFrame, traj: pd.DataFrame, metric: str = "train_loss",
@@ -38,6 +38,14 @@ def loss_table(runs: pd.DataFrame, traj: pd.DataFrame, metric: str = "train_loss
         return t[t.status == "finished"].copy()
     t["value"] = t["value"].where(np.isfinite(t["value"]), np.inf)
     return t
+
+
+def seed_matrix(table: pd.DataFrame, run_ids) -> tuple[np.ndarray, np.ndarray, list]:
+    """From a :func:`loss_table`, the steps after initialisation (step > 0) that every one of
+    ``run_ids`` logged, and their values as a ``(runs, steps)`` array, with the run ids in row order."""
+    piv = (table[table.run_id.isin(run_ids) & (table.step > 0)]
+           .pivot_table(index="run_id", columns="step", values="value").dropna(axis=1))
+    return piv.columns.to_numpy(float), piv.to_numpy(float), list(piv.index)
 
 
 def diverged_counts(runs: pd.DataFrame) -> pd.DataFrame:

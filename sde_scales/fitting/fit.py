@@ -245,12 +245,7 @@ def _time_scale_interval(law, theta, feats, y, resid, free, lo, hi, curves) -> d
     r = resid(xf)
     dof = max(1, y.size - xf.size)
     s2 = float(r @ r) / dof
-    block = max(2, int(1000 / max(1, curves[0].log_every)))
-    nb = r.size // block
-    infl = 1.0
-    if nb > 2:
-        bm = r[: nb * block].reshape(nb, block).mean(axis=1)
-        infl = max(1.0, block * bm.var(ddof=1) / max(r.var(ddof=1), 1e-300))
+    infl = _autocorrelation_inflation(r, curves[0].log_every)
     k = int(np.sum(free[:j]))  # the time scale's column among the free parameters
     # a singular curvature (a parameter the residuals do not depend on) has no interval: a
     # pseudo-inverse would report zero variance there, the opposite of the truth
@@ -280,6 +275,18 @@ def _time_scale_interval(law, theta, feats, y, resid, free, lo, hi, curves) -> d
     return {"parameter": key, "time_scale": 10 ** c, "ci": ci, "sd_log10": sd if np.isfinite(sd) else None,
             "inflation": infl, "warning": warn,
             "method": "Gauss-Newton curvature at the optimum, inflated by residual autocorrelation"}
+
+
+def _autocorrelation_inflation(res: np.ndarray, log_every: int) -> float:
+    """Variance inflation of correlated residuals: the variance of 1,000-step block means against
+    that of single residuals, times the block length (at least 1; 1 with fewer than three blocks).
+    The effective sample size is ``res.size`` divided by it."""
+    block = max(2, int(1000 / max(1, log_every)))
+    nb = res.size // block
+    if nb <= 2:
+        return 1.0
+    bm = res[: nb * block].reshape(nb, block).mean(axis=1)
+    return max(1.0, block * bm.var(ddof=1) / max(res.var(ddof=1), 1e-300))
 
 
 def decay_depth(curve: LossCurve) -> float:
@@ -396,12 +403,7 @@ def time_scale_profile(curves: list[LossCurve], *, time: str = "area", skip_step
             best_cost, res = r.cost, rs
     sse = np.array(sse)
     n = res.size
-    # effective sample size: variance of 1000-step block means against that of single residuals
-    block = max(2, int(1000 / curves[0].log_every))
-    nb = n // block
-    bm = res[: nb * block].reshape(nb, block).mean(axis=1)
-    inflation = max(1.0, block * bm.var(ddof=1) / res.var(ddof=1)) if nb > 2 else 1.0
-    n_eff = n / inflation
+    n_eff = n / _autocorrelation_inflation(res, curves[0].log_every)
     thresh = sse.min() * (1 + stats.chi2.ppf(0.95, 1) / n_eff)
     idx = np.flatnonzero(sse <= thresh)
     # the true edges lie between grid points: widen to the first grid point outside on each side

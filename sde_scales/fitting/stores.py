@@ -44,17 +44,11 @@ def parse_where(text: str | None) -> dict:
     return out
 
 
-def _schedule(row) -> np.ndarray:
-    from sde_scales.train.trainer import SCHEDULES, RunConfig
-    from sde_scales.train.store import _parse_kw
-
-    kw = _parse_kw(row["schedule_kw"]) if isinstance(row["schedule_kw"], str) else tuple(row["schedule_kw"] or ())
-    c = RunConfig(**{k: row[k] for k in ("param", "width", "lr", "seed", "optimizer", "depth", "dataset", "d_in",
-                                         "n_train", "batch_size", "epochs", "schedule", "log_every", "eval_every")},
-                  schedule_kw=kw)
-    n = c.n_steps()
-    sched = SCHEDULES[c.schedule](n, float(c.lr), **dict(kw))
-    return np.concatenate([sched, sched[-1:]])  # steps 0 .. n: the rate at n moves no logged loss
+def _schedule(config) -> np.ndarray:
+    """The learning rate of every step ``0 .. n`` of a run (``n`` updates; the rate at ``n`` moves no
+    logged loss and repeats the last one)."""
+    sched = float(config.lr) * config.schedule_factors()
+    return np.concatenate([sched, sched[-1:]])
 
 
 def curves_from_store(root: str | Path, where: dict | None = None, *, metric: str = "train_loss",
@@ -62,7 +56,8 @@ def curves_from_store(root: str | Path, where: dict | None = None, *, metric: st
     """The runs of a store that match ``where`` (column -> value), finished runs only, as curves with
     their per-step schedules: one seed-mean curve per configuration (``per_seed=False``; seeds
     aligned on their common logged steps) or one curve per run."""
-    from sde_scales.train.store import RunStore
+    from sde_scales.analysis.grid import loss_table, seed_matrix
+    from sde_scales.train.store import RunStore, config_from_row
 
     root = Path(root)
     if not (root / "runs").is_dir():
@@ -78,27 +73,22 @@ def curves_from_store(root: str | Path, where: dict | None = None, *, metric: st
     runs = runs[runs.status == "finished"]
     if runs.empty:
         raise InvalidArgumentError(f"no finished runs in {root} match {where} ({n_div} diverged runs left out)")
-    traj = st.trajectories()
-    t = traj[(traj.metric == metric) & (traj.layer == -1) & (traj.run_id.isin(runs.run_id)) & (traj.step > 0)]
+    t = loss_table(runs, st.trajectories(), metric)
     if t.empty:
         raise InvalidArgumentError(f"the selected runs have no logged {metric!r}; use train_loss or eval_loss")
     keys = [k for k in _KEYS if k in runs.columns]
-    groups = [(str(r.run_id), runs[runs.run_id == r.run_id]) for r in runs.itertuples()] if per_seed else \
-        [(None, g) for _, g in runs.groupby(keys, dropna=False)]
+    groups = ([(str(rid), g) for rid, g in runs.groupby("run_id", sort=False)] if per_seed else
+              [(None, g) for _, g in runs.groupby(keys, dropna=False)])
     out = []
     for rid, g in groups:
-        piv = t[t.run_id.isin(g.run_id)].pivot_table(index="step", columns="run_id", values="value").dropna()
-        row = g.iloc[0]
-        from sde_scales.train.store import _parse_kw
-
-        kw = _parse_kw(row["schedule_kw"]) if isinstance(row["schedule_kw"], str) else ()
-        kws = "".join(f"_{k}{v}" for k, v in kw)
-        name = f"{row['param']}_n{row['width']}_lr{row['lr']:g}_{row['schedule']}{kws}"
-        name = name if rid is None else f"{name}_seed{row['seed']}"
+        steps, values, _ = seed_matrix(t, g.run_id)
+        config = config_from_row(g.iloc[0])
+        kws = "".join(f"_{k}{v}" for k, v in config.schedule_kw)
+        name = f"{config.param}_n{config.width}_lr{config.lr:g}_{config.schedule}{kws}"
+        name = name if rid is None else f"{name}_seed{config.seed}"
         name = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name)
-        steps = piv.index.to_numpy()
-        sched = _schedule(row)
-        loss = piv.to_numpy().mean(axis=1)
-        out.append(LossCurve(steps, sched[steps], loss, name=name, source=f"{root} ({g.shape[0]} run(s))")
-                   .with_schedule(sched))
+        steps = steps.astype(np.int64)
+        sched = _schedule(config)
+        out.append(LossCurve(steps, sched[steps], values.mean(axis=0), name=name,
+                             source=f"{root} ({g.shape[0]} run(s))").with_schedule(sched))
     return out

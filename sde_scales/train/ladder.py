@@ -122,10 +122,11 @@ def run_ladder(spec: LadderSpec, store_root: str, *, progress: bool = True, seed
     from sde_scales.train.store import RunStore
     from sde_scales.train.sweep import run_sweep
 
-    run_sweep(frontier_configs(spec), store_root, device="cpu", progress=progress)
+    front = frontier_configs(spec)
+    run_sweep(front, store_root, device="cpu", progress=progress)
     st = RunStore(store_root)
     runs, traj = st.runs(), st.trajectories()
-    front_ids = {c.run_id for c in frontier_configs(spec)}
+    front_ids = {c.run_id for c in front}
     curves, _ = co.curves_from_store(runs[runs.run_id.isin(front_ids)], traj, spec.metric)
     fit = co.fit_frontier(curves, n_boot=n_boot, seed=seed)
     hz = co.horizons(curves, fit, n_boot=n_boot, seed=seed)

@@ -54,10 +54,11 @@ class StackedMLP:
         dims = [d_in] + [width] * param.L + [d_out]
         self.shapes = [(dims[i + 1], dims[i]) for i in range(param.L + 1)]
         self.mult = [param.multiplier(l, width) for l in range(param.L + 1)]
-        k = 2 if param.optimizer == "sgd" else 1
-        self.lr_scale = [param.lr_scale(l, width) * (1.0 if not lr_width else
-                         (width / lr_width) ** float(param.layers[l].c + k * param.layers[l].a))
-                         for l in range(param.L + 1)]
+        self.lr_scale = [param.lr_scale(l, width) for l in range(param.L + 1)]
+        if lr_width:
+            for l, rule in enumerate(param.layers):
+                c_free = param.shifted(-rule.a, layer=l).layers[l].c  # the layer written without multiplier
+                self.lr_scale[l] *= (width / lr_width) ** float(c_free)
         stds = [param.init_std(l, width) for l in range(param.L + 1)]
         stds[0] /= math.sqrt(d_in)
         self.init_std = stds

@@ -103,18 +103,12 @@ class RunStore:
     def _check_row(self, rid: str) -> pd.DataFrame:
         """The run row of ``rid`` after every check: digest, one row naming ``rid``, the run id
         recomputed from the stored configuration, a trajectory file present."""
-        from sde_scales.train.trainer import RunConfig
-
         run_path = self.root / "runs" / f"{rid}.parquet"
         row = self._read(run_path)
         if len(row) != 1 or row.run_id.iloc[0] != rid:
             raise DataFileError(f"{run_path}: holds run(s) {list(row.run_id)[:3]}, not {rid}")
-        names = {f.name for f in fields(RunConfig)}
-        cfg = {k: _from_cell(row[k].iloc[0]) for k in names if k in row}
-        if isinstance(cfg.get("schedule_kw"), str):
-            cfg["schedule_kw"] = _parse_kw(cfg["schedule_kw"])
         try:
-            again = RunConfig(**cfg).run_id
+            again = config_from_row(row.iloc[0]).run_id
         except (ValueError, TypeError) as exc:
             raise DataFileError(f"{run_path}: its stored configuration is not valid ({exc})") from None
         if again != rid:
@@ -190,6 +184,18 @@ class RunStore:
             frames.append(df)
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
             columns=["run_id", "step", "epoch", "metric", "layer", "value"])
+
+
+def config_from_row(row):
+    """The :class:`RunConfig` a stored run row (a pandas Series of the runs table) describes: cells
+    as Python values, ``schedule_kw`` parsed, fields added since the row was written at their
+    defaults. Raises what RunConfig raises for an invalid configuration."""
+    from sde_scales.train.trainer import RunConfig
+
+    cfg = {f.name: _from_cell(row[f.name]) for f in fields(RunConfig) if f.name in row.index}
+    if isinstance(cfg.get("schedule_kw"), str):
+        cfg["schedule_kw"] = _parse_kw(cfg["schedule_kw"])
+    return RunConfig(**cfg)
 
 
 def _from_cell(v):

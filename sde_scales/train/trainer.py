@@ -143,7 +143,7 @@ class RunConfig:
             raise InvalidArgumentError(f"schedule_kw={self.schedule_kw!r}; give a tuple of (name, value) pairs")
         by_name(self.param, L=self.depth, optimizer=self.optimizer)  # validates the name
         try:  # the schedule with its arguments, now rather than inside a worker
-            SCHEDULES[self.schedule](self.n_steps(), 1.0, **dict(self.schedule_kw))
+            self.schedule_factors()
         except TypeError as exc:
             raise InvalidArgumentError(f"schedule {self.schedule!r} with {dict(self.schedule_kw)}: {exc}") from None
 
@@ -164,6 +164,10 @@ class RunConfig:
 
     def n_steps(self) -> int:
         return max(1, int(round(self.epochs * self.n_train / self.batch_size)))
+
+    def schedule_factors(self) -> np.ndarray:
+        """The schedule's factor for every update ``0 .. n_steps - 1``: update k uses ``lr * factor[k]``."""
+        return SCHEDULES[self.schedule](self.n_steps(), 1.0, **dict(self.schedule_kw))
 
 
 @dataclass
@@ -224,7 +228,7 @@ def train_stack(configs: list[RunConfig], dataset, device: str = "cpu", progress
             f"the data loaded has {dataset.n_train} training samples of dimension {dataset.d_in}, the runs say "
             f"n_train={c0.n_train}, d_in={c0.d_in}: steps and epochs would be wrong and the stored row would not be "
             f"what ran; load the data with the runs' sizes (or set n_train and d_in to the data's)")
-    sched = SCHEDULES[c0.schedule](n_steps, 1.0, **dict(c0.schedule_kw))
+    sched = c0.schedule_factors()
     alive = torch.ones(K, dtype=torch.bool, device=device)
     div_step = [None] * K
     adam = None
@@ -288,7 +292,7 @@ def train_stack(configs: list[RunConfig], dataset, device: str = "cpu", progress
                     # GEMMs, so a member's numbers do not depend on the chunk it is in
                     lt = v.forward(dataset.x_test.expand(kb, *dataset.x_test.shape))
                     if regression:
-                        test[0][a:b] = (lt[..., 0] - dataset.y_test[None, :]).pow(2).mean(dim=1).cpu().numpy()
+                        test[0][a:b] = loss_fn(lt, dataset.y_test)[0].cpu().numpy()
                         test[1][a:b] = np.nan
                     else:
                         tl = torch.nn.functional.cross_entropy(lt.reshape(-1, lt.shape[-1]),
