@@ -150,3 +150,11 @@ def test_curves_refuse_non_finite_and_unsorted():
         co.Curves(8, 100, 8, np.array([1.0, 2.0]), np.array([[1.0, np.nan]]))
     with pytest.raises(InvalidArgumentError, match="increasing"):
         co.Curves(8, 100, 8, np.array([2.0, 1.0]), np.array([[1.0, 0.5]]))
+
+
+def test_a_frontier_fit_that_did_not_converge_says_so(monkeypatch):
+    curves, _ = _planted_frontier()
+    assert not co.fit_frontier(curves, n_boot=10).warnings
+    real = co._fit_power
+    monkeypatch.setattr(co, "_fit_power", lambda c, L: (real(c, L)[0], False))
+    assert any("before converging" in w for w in co.fit_frontier(curves, n_boot=10).warnings)

@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize
 
+from sde_scales.analysis.grid import loss_table, seed_matrix
 from sde_scales.errors import InvalidArgumentError
 from sde_scales.rates import MIN_REPLICAS, Verdict
 
@@ -112,17 +113,16 @@ def curves_from_store(runs: pd.DataFrame, traj: pd.DataFrame, metric: str = "eva
     if r.empty:
         raise InvalidArgumentError("no runs match the selection; check param, lr and schedule")
     diverged = {int(w): int((g.status != "finished").sum()) for w, g in r.groupby("width")}
-    t = traj[(traj.metric == metric) & (traj.layer == -1) & (traj.step > 0)]
+    t = loss_table(r, traj, metric)  # finished runs only
     out = []
     for w, g in r[r.status == "finished"].groupby("width"):
         c0 = g.iloc[0]
-        piv = (t[t.run_id.isin(g.run_id)].pivot_table(index="run_id", columns="step", values="value")
-               .dropna(axis=1))
-        if piv.shape[0] == 0 or piv.shape[1] < 2:
+        steps, values, ids = seed_matrix(t, g.run_id)
+        if values.shape[0] == 0 or steps.size < 2:
             continue
-        seeds = tuple(g.set_index("run_id").loc[piv.index, "seed"].tolist())
+        seeds = tuple(g.set_index("run_id").loc[ids, "seed"].tolist())
         p = param_count(int(w), int(c0.d_in), d_out, int(c0.depth))
-        out.append(Curves(int(w), p, int(c0.batch_size), piv.columns.to_numpy(float), piv.to_numpy(float), seeds))
+        out.append(Curves(int(w), p, int(c0.batch_size), steps, values, seeds))
     if not out:
         raise InvalidArgumentError(f"no finished runs with a logged {metric!r} in the selection")
     return out, diverged
@@ -208,10 +208,10 @@ class FrontierFit:
                 "n_boot": self.n_boot, "warnings": list(self.warnings)}
 
 
-def _frontier_params(curves: list[Curves]) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+def _frontier_params(curves: list[Curves]) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, bool]:
     c, L = _frontier_points(curves)
-    th, _ = _fit_power(c, L)
-    return th, c, L, float(c[0])
+    th, converged = _fit_power(c, L)
+    return th, c, L, float(c[0]), converged
 
 
 def _resample(curves: list[Curves], rng: np.random.Generator) -> list[Curves]:
@@ -225,7 +225,7 @@ def fit_frontier(curves: list[Curves], *, n_boot: int = 400, confidence: float =
     size, frontier and fit recomputed)."""
     if len(curves) < 2:
         raise InvalidArgumentError(f"{len(curves)} size(s); a frontier needs at least two sizes")
-    th, c, L, c0 = _frontier_params(curves)
+    th, c, L, c0, converged = _frontier_params(curves)
     if c.size < 4:
         raise InvalidArgumentError(f"the Pareto frontier has {c.size} points; a 3-parameter fit needs at least 4: log "
                                    f"more often or train longer")
@@ -234,7 +234,7 @@ def fit_frontier(curves: list[Curves], *, n_boot: int = 400, confidence: float =
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0xF407]))
     boot = []
     for _ in range(n_boot):
-        tb, cb, _, c0b = _frontier_params(_resample(curves, rng))
+        tb, _, _, c0b, _ = _frontier_params(_resample(curves, rng))
         if np.all(np.isfinite(tb)):
             # a in the units of the point fit's c0
             boot.append([np.exp(tb[0]) * (c0 / c0b) ** -tb[1], tb[1], tb[2]])
@@ -243,6 +243,9 @@ def fit_frontier(curves: list[Curves], *, n_boot: int = 400, confidence: float =
     ci = {k: [float(v) for v in np.percentile(boot[:, i], q)] if len(boot) else [None, None]
           for i, k in enumerate(("a", "b", "L0"))}
     warns = []
+    if not converged:
+        warns.append("the robust frontier fit stopped at its evaluation limit before converging: a, b and L0 are "
+                     "where it stopped, not a converged fit")
     if th[2] <= 1e-9:
         warns.append("L0 is on its lower bound 0: the frontier shows no irreducible loss within this compute range "
                      "(train longer or wider)")
