@@ -158,3 +158,13 @@ def test_a_frontier_fit_that_did_not_converge_says_so(monkeypatch):
     real = co._fit_power
     monkeypatch.setattr(co, "_fit_power", lambda c, L: (real(c, L)[0], False))
     assert any("before converging" in w for w in co.fit_frontier(curves, n_boot=10).warnings)
+
+
+def test_horizons_that_do_not_grow_with_size_are_flagged():
+    """Planted tangencies at the same step for every size (gamma = 0): the interval of gamma
+    reaches 0 and the fit says its horizons are not resolved; gamma = 0.8 raises no such warning."""
+    curves, _ = _planted_frontier(kappa=0.02, gamma=0.0)
+    hz = co.horizons(curves, None, n_boot=100)
+    assert any("reaches 0 or below" in w for w in hz.warnings)
+    curves, _ = _planted_frontier(kappa=0.02)
+    assert not any("reaches 0" in w for w in co.horizons(curves, None, n_boot=100).warnings)

@@ -358,6 +358,10 @@ def horizons(curves: list[Curves], frontier: FrontierFit, *, n_boot: int = 400, 
     ci = {"gamma": [float(v) for v in np.percentile(boot, q)] if boot else [None, None], "n_boot": len(boot)}
     if ok.sum() == 2:
         warns.append("gamma rests on two sizes only")
+    if ci["gamma"][0] is not None and ci["gamma"][0] <= 0:
+        warns.append(f"the 95% interval of gamma [{ci['gamma'][0]:.3g}, {ci['gamma'][1]:.3g}] reaches 0 or below: "
+                     f"these runs do not show horizons that grow with size, so the horizons from the fitted law "
+                     f"are not resolved (more seeds or sizes)")
     return HorizonFit(tuple(cv.width for cv in curves), p, t, float(g), float(np.exp(lk)), ci,
                       tuple(bool(v) for v in ok), tuple(warns))
 
