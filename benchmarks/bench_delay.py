@@ -29,7 +29,7 @@ def embedded_em(model: DelayModel, T: float, dt: float, n_paths: int, seed: int)
     prob = model.problem(T, soe)
     x0 = np.zeros((n_paths, prob.d))
     x0[:, -1] = np.random.default_rng(seed).standard_normal(n_paths)
-    sol = solve(prob.with_x0(x0), EulerMaruyama(), dt, seed=seed, save_at=SaveAt(every=1))
+    sol = solve(prob.with_x0(x0), EulerMaruyama(), dt, noise=seed, save_at=SaveAt(every=1))
     y = sol.x[:, 0, 1:1 + soe.taus.size] @ soe.weights
     return sol.t, y
 

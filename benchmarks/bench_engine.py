@@ -106,7 +106,7 @@ def main(argv=None):
     compile_s = {}
     for name, prob in (("A", ou), ("B", mf)):
         t = time.perf_counter()
-        solve(prob, EulerMaruyama(), dt, n_paths=2, seed=0)
+        solve(prob, EulerMaruyama(), dt, n_paths=2, noise=0)
         compile_s[name] = time.perf_counter() - t
     gen = np.random.Generator(np.random.SFC64(1))
     xa = np.ones(n_a)
@@ -116,7 +116,7 @@ def main(argv=None):
 
     def run_solve(prob, n, threads):
         numba.set_num_threads(threads)
-        solve(prob, EulerMaruyama(), dt, n_paths=n, seed=0)
+        solve(prob, EulerMaruyama(), dt, n_paths=n, noise=0)
 
     contenders = {
         ("A", "floor"): (lambda: floor_kernel(gen, xa, n_steps, dt, THETA, MU, SIGMA), n_a),

@@ -75,7 +75,7 @@ def _untypable(t, x, p, out):  # fine in Python, not in numba (it calls a functi
 def test_numba_typing_error_becomes_the_library_error_naming_the_function():
     prob = SDEProblem(_untypable, _unit, x0=[1.0], tspan=(0.0, 1.0), noise="diagonal", name="bad")
     with pytest.raises(InvalidProblemError, match=r"numba cannot compile the drift of problem 'bad'") as err:
-        solve(prob, EulerMaruyama(), 0.1, n_paths=2, seed=0)
+        solve(prob, EulerMaruyama(), 0.1, n_paths=2, noise=0)
     assert err.value.__cause__ is not None  # numba's own error is chained
 
 
@@ -90,7 +90,7 @@ def test_exception_in_user_code_is_the_library_error_with_the_original_chained()
     """The drift raises once x passes 5, which the probes (x near x0 = 0) never reach."""
     prob = SDEProblem(_push, _zero, x0=[0.0], tspan=(0.0, 1.0), noise="diagonal", name="push")
     with pytest.raises(InvalidProblemError, match=r"problem 'push' raised") as err:
-        solve(prob, EulerMaruyama(), 0.01, n_paths=4, seed=0)
+        solve(prob, EulerMaruyama(), 0.01, n_paths=4, noise=0)
     assert "left the model's range" in str(err.value) or err.value.__cause__ is not None
 
 
@@ -102,4 +102,4 @@ def _far_read(t, x, p, out):  # reads x[1] (past d = 1) only where |x| > 3: neve
 def test_debug_turns_bounds_checks_on():
     prob = SDEProblem(_far_read, _zero, x0=[0.0], tspan=(0.0, 5.0), noise="diagonal", name="far")
     with pytest.raises(InvalidProblemError, match=r"IndexError|index"):
-        solve(prob, EulerMaruyama(), 0.01, n_paths=2, seed=0, debug=True)
+        solve(prob, EulerMaruyama(), 0.01, n_paths=2, noise=0, debug=True)

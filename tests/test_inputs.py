@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from sde_scales import EulerMaruyama, InvalidArgumentError, InvalidProblemError, Milstein, SaveAt, SDEProblem, solve
-from sde_scales.sde import BrownianPath, testproblems as tp
+from sde_scales.sde import BlockStreams, BrownianPath, Increments, testproblems as tp
 
 
 @numba.njit
@@ -86,7 +86,7 @@ def test_plain_python_function_is_jitted():
         out[0] = -x[0]
 
     prob = SDEProblem(drift, g1, x0=[1.0], tspan=(0, 1), noise="scalar")
-    assert solve(prob, EulerMaruyama(), 0.5, n_paths=2, seed=0).x.shape == (1, 2, 1)
+    assert solve(prob, EulerMaruyama(), 0.5, n_paths=2, noise=0).x.shape == (1, 2, 1)
 
 
 def test_non_callable_drift():
@@ -123,109 +123,119 @@ def _non_commuting(t, x, p, out):
 def test_milstein_refuses_a_diagonal_label_on_coupled_noise():
     prob = SDEProblem(_decay, _cross_diagonal, x0=[1.0, 1.0], tspan=(0.0, 1.0), noise="diagonal")
     with pytest.raises(InvalidProblemError, match=r"g_1 depends on x_0.*noise='general'.*EulerMaruyama"):
-        solve(prob, Milstein(), 0.1, n_paths=2, seed=0)
-    solve(prob, EulerMaruyama(), 0.1, n_paths=2, seed=0)  # Euler-Maruyama needs no such condition
+        solve(prob, Milstein(), 0.1, n_paths=2, noise=0)
+    solve(prob, EulerMaruyama(), 0.1, n_paths=2, noise=0)  # Euler-Maruyama needs no such condition
 
 
 def test_precondition_probed_away_from_x0():
     """dg_1/dx_0 = 0.2 (x_0 - 1) vanishes at x0 = (1, 1); the trial run and random states find it."""
     prob = SDEProblem(_decay, _late_cross, x0=[1.0, 1.0], tspan=(0.0, 1.0), noise="diagonal")
     with pytest.raises(InvalidProblemError, match="g_1 depends on x_0"):
-        solve(prob, Milstein(), 0.1, n_paths=2, seed=0)
+        solve(prob, Milstein(), 0.1, n_paths=2, noise=0)
 
 
 def test_milstein_handles_commuting_general_noise_and_refuses_non_commuting():
     ex = tp.commuting_linear_general()
-    assert np.isfinite(solve(ex.problem, Milstein(), 0.1, n_paths=2, seed=0).x).all()
+    assert np.isfinite(solve(ex.problem, Milstein(), 0.1, n_paths=2, noise=0).x).all()
     prob = SDEProblem(_decay, _non_commuting, x0=[1.0, 1.0], tspan=(0.0, 1.0), noise="general", m=2)
     with pytest.raises(InvalidProblemError, match="does not commute.*Levy areas.*EulerMaruyama"):
-        solve(prob, Milstein(), 0.1, n_paths=2, seed=0)
+        solve(prob, Milstein(), 0.1, n_paths=2, noise=0)
 
 
 @pytest.mark.parametrize("dt,msg", [(0.3, "does not divide"), (-0.1, "positive"), (np.nan, "positive"), (0.0, "positive")])
 def test_bad_dt(dt, msg):
     ex = tp.ornstein_uhlenbeck()
     with pytest.raises(InvalidArgumentError, match=msg):
-        solve(ex.problem, EulerMaruyama(), dt, n_paths=2, seed=0)
+        solve(ex.problem, EulerMaruyama(), dt, n_paths=2, noise=0)
 
 
 def test_dt_suggestion_is_usable():
     ex = tp.ornstein_uhlenbeck()
     with pytest.raises(InvalidArgumentError, match=r"use dt=0\.25 \(4 steps\)"):
-        solve(ex.problem, EulerMaruyama(), 0.3, n_paths=2, seed=0)
+        solve(ex.problem, EulerMaruyama(), 0.3, n_paths=2, noise=0)
 
 
 def test_dt_longer_than_the_span_suggests_one_usable_dt():
     ex = tp.ornstein_uhlenbeck()  # tspan (0, 1)
     with pytest.raises(InvalidArgumentError, match=r"longer than the time span.*dt=1\.0 is one step") as err:
-        solve(ex.problem, EulerMaruyama(), 2.5, n_paths=2, seed=0)
+        solve(ex.problem, EulerMaruyama(), 2.5, n_paths=2, noise=0)
     assert str(err.value).count("dt=") == 2  # the bad value and one suggestion, not the same one twice
 
 
-def test_seed_and_dW_together_are_refused():
+def test_noise_is_one_object_and_anything_else_is_refused():
     ex = tp.ornstein_uhlenbeck()
     dW = np.zeros((10, 2, 1))
-    with pytest.raises(InvalidArgumentError, match="both seed and dW"):
-        solve(ex.problem, EulerMaruyama(), 0.1, seed=0, dW=dW)
-    assert solve(ex.problem, EulerMaruyama(), 0.1, dW=dW).seed is None
+    sol = solve(ex.problem, EulerMaruyama(), 0.1, noise=dW)
+    assert sol.seed is None and isinstance(sol.noise, Increments) and sol.x.shape == (1, 2, 1)
+    assert isinstance(solve(ex.problem, EulerMaruyama(), 0.1, 2, noise=3).noise, BlockStreams)
+    with pytest.raises(InvalidArgumentError, match="noise is missing; pass noise=<int seed>"):
+        solve(ex.problem, EulerMaruyama(), 0.1, n_paths=2)
+    with pytest.raises(InvalidArgumentError, match="noise='zero'"):
+        solve(ex.problem, EulerMaruyama(), 0.1, n_paths=2, noise="zero")
+    with pytest.raises(InvalidArgumentError, match="n_paths=3 but noise holds 2 paths"):
+        solve(ex.problem, EulerMaruyama(), 0.1, n_paths=3, noise=dW)
+    with pytest.raises(InvalidArgumentError, match="m=2 motions but .* needs m=1"):
+        solve(ex.problem, EulerMaruyama(), 0.1, n_paths=2, noise=BrownianPath(0, 0.0, 1.0, 4, m=2))
+    with pytest.raises(InvalidArgumentError, match=r"dt=0\.1 is not \(t1 - t0\) / 2\*\*k"):
+        solve(ex.problem, EulerMaruyama(), 0.1, n_paths=2, noise=BrownianPath(0, 0.0, 1.0, 4))
 
 
 @pytest.mark.parametrize("seed", [None, -1, 1.5, True])
 def test_bad_seed(seed):
     ex = tp.ornstein_uhlenbeck()
     with pytest.raises(InvalidArgumentError, match="seed"):
-        solve(ex.problem, EulerMaruyama(), 0.1, n_paths=2, seed=seed)
+        solve(ex.problem, EulerMaruyama(), 0.1, n_paths=2, noise=seed)
 
 
 @pytest.mark.parametrize("n", [0, -3, 2.5, None])
 def test_bad_n_paths(n):
     ex = tp.ornstein_uhlenbeck()
     with pytest.raises(InvalidArgumentError, match="n_paths"):
-        solve(ex.problem, EulerMaruyama(), 0.1, n_paths=n, seed=0)
+        solve(ex.problem, EulerMaruyama(), 0.1, n_paths=n, noise=0)
 
 
 def test_n_paths_disagreeing_with_per_path_x0():
     ex = tp.ornstein_uhlenbeck()
     with pytest.raises(InvalidArgumentError, match="n_paths=5 but x0 holds 3"):
-        solve(ex.problem.with_x0(np.zeros((3, 1))), EulerMaruyama(), 0.1, n_paths=5, seed=0)
+        solve(ex.problem.with_x0(np.zeros((3, 1))), EulerMaruyama(), 0.1, n_paths=5, noise=0)
 
 
 def test_save_at_off_grid_and_unsorted():
     ex = tp.ornstein_uhlenbeck()
     with pytest.raises(InvalidArgumentError, match="not on the step grid"):
-        solve(ex.problem, EulerMaruyama(), 0.1, n_paths=2, seed=0, save_at=SaveAt(t=[0.55]))
+        solve(ex.problem, EulerMaruyama(), 0.1, n_paths=2, noise=0, save_at=SaveAt(t=[0.55]))
     with pytest.raises(InvalidArgumentError, match="increase strictly"):
         SaveAt(t=[0.5, 0.2])
     with pytest.raises(InvalidArgumentError, match="not on the step grid"):
-        solve(ex.problem, EulerMaruyama(), 0.1, n_paths=2, seed=0, save_at=SaveAt(t=[2.0]))
+        solve(ex.problem, EulerMaruyama(), 0.1, n_paths=2, noise=0, save_at=SaveAt(t=[2.0]))
 
 
 def test_dW_of_wrong_shape_or_not_finite():
     ex = tp.ornstein_uhlenbeck()
     with pytest.raises(InvalidArgumentError, match=r"expected \(n_steps, n_paths, m\) = \(10, n_paths, 1\)"):
-        solve(ex.problem, EulerMaruyama(), 0.1, dW=np.zeros((9, 4, 1)))
+        solve(ex.problem, EulerMaruyama(), 0.1, noise=np.zeros((9, 4, 1)))
     bad = np.zeros((10, 4, 1))
     bad[2, 1, 0] = np.nan
     with pytest.raises(InvalidArgumentError, match=r"dW\[2, 1, 0\]"):
-        solve(ex.problem, EulerMaruyama(), 0.1, dW=bad)
+        solve(ex.problem, EulerMaruyama(), 0.1, noise=bad)
 
 
 def test_path_offset_must_align_with_blocks():
     ex = tp.ornstein_uhlenbeck()
     with pytest.raises(InvalidArgumentError, match="multiple of block_size"):
-        solve(ex.problem, EulerMaruyama(), 0.1, n_paths=4, seed=0, block_size=256, path_offset=100)
+        solve(ex.problem, EulerMaruyama(), 0.1, n_paths=4, noise=BlockStreams(0, block_size=256, path_offset=100))
 
 
 def test_block_size_must_be_multiple_of_group():
     ex = tp.ornstein_uhlenbeck()
     with pytest.raises(InvalidArgumentError, match="multiple of the group size 8"):
-        solve(ex.problem, EulerMaruyama(), 0.1, n_paths=4, seed=0, block_size=12)
+        solve(ex.problem, EulerMaruyama(), 0.1, n_paths=4, noise=BlockStreams(0, block_size=12))
 
 
 def test_on_blowup_value():
     ex = tp.ornstein_uhlenbeck()
     with pytest.raises(InvalidArgumentError, match="on_blowup"):
-        solve(ex.problem, EulerMaruyama(), 0.1, n_paths=4, seed=0, on_blowup="ignore")
+        solve(ex.problem, EulerMaruyama(), 0.1, n_paths=4, noise=0, on_blowup="ignore")
 
 
 def test_convergence_study_levels():

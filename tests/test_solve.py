@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from sde_scales import BlowUpError, EulerMaruyama, InvalidArgumentError, Milstein, SaveAt, SDEProblem, solve
-from sde_scales.sde import BrownianPath, testproblems as tp
+from sde_scales.sde import BlockStreams, BrownianPath, Increments, testproblems as tp
 
 
 def test_ou_moments_match_closed_form():
@@ -19,7 +19,7 @@ def test_ou_moments_match_closed_form():
     mean is (x0 - mu) |e^{-theta} - (1 - theta dt)^N| < 4e-4; of the variance < 1e-3)."""
     ex = tp.ornstein_uhlenbeck()
     n = 100_000
-    sol = solve(ex.problem, EulerMaruyama(), 1e-3, n_paths=n, seed=7, save_at=SaveAt(t=[0.25, 0.5, 1.0]))
+    sol = solve(ex.problem, EulerMaruyama(), 1e-3, n_paths=n, noise=7, save_at=SaveAt(t=[0.25, 0.5, 1.0]))
     theta, mu, sigma = ex.problem.params
     x0 = ex.problem.x0[0]
     for i, t in enumerate(sol.t):
@@ -37,7 +37,7 @@ def test_em_matches_a_plain_numpy_loop_on_the_same_increments():
     ex = tp.commuting_linear_general()
     dt, n = 1 / 64, 50
     dW = next(BrownianPath(3, 0.0, 1.0, 6, m=2).chunks(n))[1]
-    sol = solve(ex.problem, EulerMaruyama(), dt, dW=dW, save_at=SaveAt(every=16))
+    sol = solve(ex.problem, EulerMaruyama(), dt, noise=dW, save_at=SaveAt(every=16))
     a0, a1, b10, b11, b20, b21 = ex.problem.params
     A = np.array([[a0, a1], [a1, a0]])
     B1 = np.array([[b10, b11], [b11, b10]])
@@ -56,7 +56,7 @@ def test_milstein_matches_formula_on_scalar_gbm():
     ex = tp.geometric_brownian_motion(with_gdg=True)
     mu, s = ex.problem.params
     dW = next(BrownianPath(1, 0.0, 1.0, 5).chunks(20))[1]
-    sol = solve(ex.problem, Milstein(), 1 / 32, dW=dW)
+    sol = solve(ex.problem, Milstein(), 1 / 32, noise=dW)
     x = np.ones(20)
     for k in range(32):
         w = dW[k, :, 0]
@@ -66,42 +66,57 @@ def test_milstein_matches_formula_on_scalar_gbm():
 
 def test_default_saves_only_final_state():
     ex = tp.ornstein_uhlenbeck()
-    sol = solve(ex.problem, EulerMaruyama(), 1e-3, n_paths=10, seed=0)
+    sol = solve(ex.problem, EulerMaruyama(), 1e-3, n_paths=10, noise=0)
     assert sol.x.shape == (1, 10, 1)
     assert sol.t.tolist() == [1.0]
 
 
 def test_save_at_includes_initial_state():
     ex = tp.ornstein_uhlenbeck()
-    sol = solve(ex.problem, EulerMaruyama(), 0.1, n_paths=3, seed=0, save_at=SaveAt(t=[0.0, 0.5]))
+    sol = solve(ex.problem, EulerMaruyama(), 0.1, n_paths=3, noise=0, save_at=SaveAt(t=[0.0, 0.5]))
     np.testing.assert_array_equal(sol.x[0, :, 0], ex.problem.x0[0])
 
 
 def test_per_path_x0():
     ex = tp.ornstein_uhlenbeck()
     x0 = np.linspace(-1, 1, 7)[:, None]
-    sol = solve(ex.problem.with_x0(x0), EulerMaruyama(), 0.5, seed=0, save_at=SaveAt(t0=True))
+    sol = solve(ex.problem.with_x0(x0), EulerMaruyama(), 0.5, noise=0, save_at=SaveAt(t0=True))
     np.testing.assert_array_equal(sol.x[0], x0)
     assert sol.x.shape == (2, 7, 1)
 
 
 def test_same_seed_same_numbers_and_other_seed_differs():
     ex = tp.diagonal_gbm_2d()
-    a = solve(ex.problem, EulerMaruyama(), 0.01, n_paths=1000, seed=3)
-    b = solve(ex.problem, EulerMaruyama(), 0.01, n_paths=1000, seed=3)
-    c = solve(ex.problem, EulerMaruyama(), 0.01, n_paths=1000, seed=4)
+    a = solve(ex.problem, EulerMaruyama(), 0.01, n_paths=1000, noise=3)
+    b = solve(ex.problem, EulerMaruyama(), 0.01, n_paths=1000, noise=3)
+    c = solve(ex.problem, EulerMaruyama(), 0.01, n_paths=1000, noise=4)
     np.testing.assert_array_equal(a.x, b.x)
     assert not np.array_equal(a.x, c.x)
+
+
+def test_brownian_path_as_noise_is_its_summed_increments_at_every_dyadic_dt():
+    """One Brownian path drives solves at dt = T/4 and T/16: each equals the solve on the fine
+    increments summed by hand, and the path's W(T) is the same at both."""
+    ex = tp.geometric_brownian_motion()
+    T = ex.problem.tspan[1] - ex.problem.tspan[0]
+    bp = BrownianPath(5, *ex.problem.tspan, levels=6, chunk=16)
+    fine = np.concatenate([f for _, f in bp.chunks(40)], axis=1)
+    for k in (2, 4):
+        by_hand = fine.reshape(2**k, 2 ** (6 - k), 40, 1).sum(axis=1)
+        np.testing.assert_allclose(by_hand.sum(axis=0), fine.sum(axis=0), rtol=1e-12, atol=1e-12)
+        a = solve(ex.problem, Milstein(), T / 2**k, 40, noise=bp)
+        b = solve(ex.problem, Milstein(), T / 2**k, noise=Increments(by_hand))
+        np.testing.assert_array_equal(a.x, b.x)
 
 
 def test_split_ensemble_gives_the_same_paths():
     """Paths depend on (seed, global index) only: one call of 1,000 paths equals calls over
     paths 0..512 and 512..1000 (path_offset), and a 10-path run equals the first 10 paths."""
     ex = tp.geometric_brownian_motion()
-    full = solve(ex.problem, Milstein(), 0.01, n_paths=1000, seed=9, block_size=256)
-    first = solve(ex.problem, Milstein(), 0.01, n_paths=512, seed=9, block_size=256)
-    second = solve(ex.problem, Milstein(), 0.01, n_paths=488, seed=9, block_size=256, path_offset=512)
-    few = solve(ex.problem, Milstein(), 0.01, n_paths=10, seed=9, block_size=256)
+    full = solve(ex.problem, Milstein(), 0.01, n_paths=1000, noise=BlockStreams(9, block_size=256))
+    first = solve(ex.problem, Milstein(), 0.01, n_paths=512, noise=BlockStreams(9, block_size=256))
+    second = solve(ex.problem, Milstein(), 0.01, n_paths=488, noise=BlockStreams(9, block_size=256, path_offset=512))
+    few = solve(ex.problem, Milstein(), 0.01, n_paths=10, noise=BlockStreams(9, block_size=256))
     np.testing.assert_array_equal(full.x[:, :512], first.x)
     np.testing.assert_array_equal(full.x[:, 512:], second.x)
     np.testing.assert_array_equal(full.x[:, :10], few.x)
@@ -114,7 +129,7 @@ def test_thread_count_does_not_change_results_in_process():
         out = []
         for k in sorted({1, numba.config.NUMBA_NUM_THREADS}):
             numba.set_num_threads(k)
-            out.append(solve(ex.problem, EulerMaruyama(), 0.01, n_paths=3000, seed=1).x)
+            out.append(solve(ex.problem, EulerMaruyama(), 0.01, n_paths=3000, noise=1).x)
     finally:
         numba.set_num_threads(before)
     for x in out[1:]:
@@ -127,7 +142,7 @@ SCRIPT = textwrap.dedent(
     from sde_scales import solve, EulerMaruyama
     from sde_scales.sde import testproblems as tp
     ex = tp.geometric_brownian_motion()
-    x = solve(ex.problem, EulerMaruyama(), 0.01, n_paths=5000, seed=2).x
+    x = solve(ex.problem, EulerMaruyama(), 0.01, n_paths=5000, noise=2).x
     print(numba.get_num_threads(), hashlib.sha256(x.tobytes()).hexdigest())
     """
 )
@@ -165,7 +180,7 @@ def test_blowup_raises_with_path_step_and_time():
     x0 = np.full((5, 1), 0.1)
     x0[3] = 3.0  # dx/dt = x^3 from 3 explodes at t = 1/18; EM at dt = 0.01 overflows soon after
     with pytest.raises(BlowUpError) as err:
-        solve(_exploding(x0), EulerMaruyama(), 0.01, seed=0)
+        solve(_exploding(x0), EulerMaruyama(), 0.01, noise=0)
     e = err.value
     assert e.path == 3 and e.n_diverged == 1
     assert 1 <= e.step <= 20 and e.time == pytest.approx(e.step * 0.01)
@@ -175,20 +190,20 @@ def test_blowup_raises_with_path_step_and_time():
 def test_blowup_mask_keeps_finite_paths_and_their_numbers():
     x0 = np.full((5, 1), 0.1)
     x0[3] = 3.0
-    sol = solve(_exploding(x0), EulerMaruyama(), 0.01, seed=0, on_blowup="mask")
+    sol = solve(_exploding(x0), EulerMaruyama(), 0.01, noise=0, on_blowup="mask")
     assert sol.n_diverged == 1 and sol.diverged.tolist() == [False, False, False, True, False]
     assert np.isnan(sol.x[-1, 3, 0]) and np.isfinite(sol.final).all() and sol.final.shape == (4, 1)
     # the finite paths see the same numbers as in a run where nothing blows up
     calm = x0.copy()
     calm[3] = 0.1
-    ref = solve(_exploding(calm), EulerMaruyama(), 0.01, seed=0)
+    ref = solve(_exploding(calm), EulerMaruyama(), 0.01, noise=0)
     np.testing.assert_array_equal(sol.x[-1, sol.valid], ref.x[-1, sol.valid])
 
 
 def test_masked_path_is_finite_before_and_nan_after_its_blowup_step():
     x0 = np.full((9, 1), 0.1)  # 9 paths: a full group of 8 and a partly filled one
     x0[8] = 3.0
-    sol = solve(_exploding(x0), EulerMaruyama(), 0.01, seed=0, on_blowup="mask", save_at=SaveAt(every=5))
+    sol = solve(_exploding(x0), EulerMaruyama(), 0.01, noise=0, on_blowup="mask", save_at=SaveAt(every=5))
     k = int(sol.blowup_step[8])
     assert sol.diverged.tolist() == [False] * 8 + [True] and k > 0
     saved_steps = np.rint((sol.t - sol.t[0]) / 0.01).astype(int)
@@ -220,7 +235,7 @@ def test_large_systems_and_long_parameter_lists_match_a_numpy_loop(d):
     prob = SDEProblem(_big_linear_drift, _big_linear_diffusion, x0=x0, tspan=(0.0, 1.0), noise="diagonal",
                       params=np.concatenate([a, b]), name=f"linear-{d}")
     dW = next(BrownianPath(5, 0.0, 1.0, 5, m=d).chunks(11))[1]
-    sol = solve(prob, EulerMaruyama(), 1 / 32, dW=dW, save_at=SaveAt(every=8))
+    sol = solve(prob, EulerMaruyama(), 1 / 32, noise=dW, save_at=SaveAt(every=8))
     x = x0.copy()
     saved = [x.copy()]
     for k in range(32):
@@ -248,15 +263,15 @@ def test_values_past_the_threshold_are_a_blowup_in_both_modes():
     prob = SDEProblem(_grow_drift, _no_noise, x0=np.array([[1.0], [0.0]]), tspan=(0.0, 0.5), noise="diagonal",
                       params=[600.0], name="growth")
     with pytest.raises(BlowUpError) as err:
-        solve(prob, EulerMaruyama(), 0.001, seed=0)
+        solve(prob, EulerMaruyama(), 0.001, noise=0)
     assert err.value.path == 0 and "1e+100" in str(err.value)
-    sol = solve(prob, EulerMaruyama(), 0.001, seed=0, on_blowup="mask", save_at=SaveAt(every=10))
+    sol = solve(prob, EulerMaruyama(), 0.001, noise=0, on_blowup="mask", save_at=SaveAt(every=10))
     assert sol.diverged.tolist() == [True, False] and np.isnan(sol.x[-1, 0, 0]) and sol.x[-1, 1, 0] == 0.0
     k = int(sol.blowup_step[0])
     # the step it is flagged at is the first at which |x| >= threshold: (1 + 0.6)^k crosses it there
     assert 1.6 ** (k - 1) < BLOWUP_THRESHOLD <= 1.6**k * (1 + 1e-12)
     # a threshold of inf flags only NaN and infinite values: this run then counts as finite
-    free = solve(prob, EulerMaruyama(), 0.001, seed=0, blowup_threshold=np.inf)
+    free = solve(prob, EulerMaruyama(), 0.001, noise=0, blowup_threshold=np.inf)
     assert np.isfinite(free.x[-1, 0, 0]) and free.x[-1, 0, 0] > 1e100
     with pytest.raises(InvalidArgumentError, match="blowup_threshold"):
-        solve(prob, EulerMaruyama(), 0.001, seed=0, blowup_threshold=-1.0)
+        solve(prob, EulerMaruyama(), 0.001, noise=0, blowup_threshold=-1.0)

@@ -27,13 +27,13 @@ one ``numpy.random.SeedSequence`` spawned by purpose (:func:`child_seed`).
 from __future__ import annotations
 
 import tempfile
-import zlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from sde_scales import seeds
 from sde_scales.errors import InvalidArgumentError
 from sde_scales.models.delay import DelayModel, Exponential, Instantaneous, lag_from_curves
 from sde_scales.models.nqm import NoisyQuadraticModel
@@ -86,7 +86,7 @@ class Settings:
 
 def child_seed(settings: Settings, purpose: str) -> int:
     """A seed for one purpose, from one SeedSequence tree rooted at ``settings.seed``."""
-    ss = np.random.SeedSequence([int(settings.seed), zlib.crc32(purpose.encode())])
+    ss = seeds.child(int(settings.seed), "theory.check", seeds.named(purpose))
     return int(ss.generate_state(1)[0])
 
 

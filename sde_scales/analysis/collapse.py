@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize
 
+from sde_scales import seeds
 from sde_scales.analysis.grid import loss_table, seed_matrix
 from sde_scales.errors import InvalidArgumentError
 from sde_scales.rates import MIN_REPLICAS, Verdict
@@ -231,7 +232,7 @@ def fit_frontier(curves: list[Curves], *, n_boot: int = 400, confidence: float =
                                    f"more often or train longer")
     if not np.all(np.isfinite(th)):
         raise InvalidArgumentError("the frontier fit failed; check that the losses fall with compute")
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0xF407]))
+    rng = seeds.rng(seed, "collapse.frontier_boot")
     boot = []
     for _ in range(n_boot):
         tb, _, _, c0b, _ = _frontier_params(_resample(curves, rng))
@@ -347,7 +348,7 @@ def horizons(curves: list[Curves], frontier: FrontierFit, *, n_boot: int = 400, 
         raise InvalidArgumentError("fewer than two sizes have a horizon inside their run: train the constant-lr ladder "
                                    "longer (the widest sizes need the most steps); " + "; ".join(warns))
     g, lk = np.polyfit(np.log(p[ok]), np.log(t[ok]), 1)
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x4012]))
+    rng = seeds.rng(seed, "collapse.horizon_boot")
     boot = []
     for _ in range(n_boot):
         tb, wb = _horizon_steps(_resample(curves, rng))
@@ -440,7 +441,7 @@ def collapse_stats(ells: list[np.ndarray], grid, *, x0: float = 0.2, widths=(), 
     delta, sigma = _stats(ells)
     with np.errstate(divide="ignore", invalid="ignore"):
         r = float(np.max(delta[win] / sigma[win]))
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0xC011]))
+    rng = seeds.rng(seed, "collapse.stats_boot")
     # a resample's normalisation uses its own seed-mean final loss: with the grid ending at x = 1
     # that is a division of every curve by the resample's mean there
     renorm = bool(np.isclose(x[-1], 1.0))

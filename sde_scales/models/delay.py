@@ -41,6 +41,7 @@ import numba
 import numpy as np
 from scipy import integrate
 
+from sde_scales import seeds
 from sde_scales.errors import InvalidArgumentError
 from sde_scales.kernels import Exponential, Instantaneous, PowerLaw, SumOfExponentials, half_response_time
 from sde_scales.schedules import PiecewiseLinear
@@ -256,7 +257,7 @@ def ou_paths(times, tau: float, n_paths: int, seed: int) -> np.ndarray:
     variance is 1 whatever the spacing). Path i's numbers come from the first draws of one
     ``SeedSequence`` stream taken path by path, so they do not depend on ``n_paths``."""
     times = np.asarray(times, dtype=float)
-    rng = np.random.Generator(np.random.SFC64(np.random.SeedSequence([int(seed), 0xDE1A])))
+    rng = np.random.Generator(np.random.SFC64(seeds.child(int(seed), "delay.noise")))
     normals = rng.standard_normal((n_paths, times.size)).T  # path-major draws: a prefix per path
     a = np.exp(-np.diff(times) / tau)
     c = np.sqrt(-np.expm1(-2.0 * np.diff(times) / tau))

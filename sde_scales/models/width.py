@@ -42,6 +42,7 @@ from typing import Any
 import numba
 import numpy as np
 
+from sde_scales import seeds
 from sde_scales.errors import InvalidArgumentError
 from sde_scales.sde import EulerMaruyama, SDEProblem, Solver, solve
 
@@ -181,7 +182,7 @@ class WidthModel:
 
     def initial_state(self, n_replicas: int, seed: int) -> np.ndarray:
         """``(n_replicas, n)`` initial coordinates :math:`c + s n^{-\\beta} \\xi`, from their own stream."""
-        ss = np.random.SeedSequence([int(seed), 0x1A17, int(self.n)])
+        ss = seeds.child(int(seed), "width.initial_spread", int(self.n))
         xi = np.random.Generator(np.random.SFC64(ss)).standard_normal((n_replicas, self.n))
         return self.c + self.s * self.scale * xi
 
@@ -204,8 +205,8 @@ class WidthModel:
     def simulate(self, n_replicas: int, dt: float, seed: int, solver: Solver | None = None) -> np.ndarray:
         """Final states ``(n_replicas, n)`` of ``n_replicas`` independent replicas."""
         x0 = self.initial_state(n_replicas, seed)
-        noise_seed = np.random.SeedSequence([int(seed), 0xB0, int(self.n)])
-        return solve(self.problem(x0), solver or EulerMaruyama(), dt, seed=noise_seed).x[-1]
+        noise_seed = seeds.child(int(seed), "width.noise", int(self.n))
+        return solve(self.problem(x0), solver or EulerMaruyama(), dt, noise=noise_seed).x[-1]
 
     def mean_field_limit(self, dt: float, solver: Solver | None = None) -> float:
         r"""The :math:`n \to \infty` coordinate :math:`\bar\theta(T)` of the same scheme at the same dt.
@@ -220,7 +221,7 @@ class WidthModel:
         from sde_scales.sde.solve import n_steps_for
 
         dW = np.zeros((n_steps_for(prob.tspan, dt), 1, 1))
-        return float(solve(prob, solver or EulerMaruyama(), dt, dW=dW).x[-1, 0, 0])
+        return float(solve(prob, solver or EulerMaruyama(), dt, noise=dW).x[-1, 0, 0])
 
 
 @dataclass(frozen=True)

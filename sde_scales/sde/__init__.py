@@ -1,7 +1,7 @@
 """The SDE engine: problems, solvers, noise sources, ``solve`` and convergence studies."""
 
 from sde_scales.sde.convergence import ConvergenceStudy, convergence_study
-from sde_scales.sde.noise import BlockStreams, BrownianPath, auto_block_size
+from sde_scales.sde.noise import BlockStreams, BrownianPath, Increments, Noise, as_noise, auto_block_size
 from sde_scales.sde.problem import NoiseKind, SDEProblem
 from sde_scales.sde.solve import SaveAt, Solution, solve
 from sde_scales.sde.solvers import EulerMaruyama, Milstein, Solver
@@ -11,12 +11,15 @@ __all__ = [
     "BrownianPath",
     "ConvergenceStudy",
     "EulerMaruyama",
+    "Increments",
     "Milstein",
+    "Noise",
     "NoiseKind",
     "SDEProblem",
     "SaveAt",
     "Solution",
     "Solver",
+    "as_noise",
     "auto_block_size",
     "convergence_study",
     "solve",

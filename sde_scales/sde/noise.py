@@ -1,19 +1,25 @@
-r"""Brownian increments from ``numpy.random.SeedSequence`` streams.
+r"""The noise a solve is driven by: one object passed as ``solve(..., noise=...)``.
 
-Two sources:
+Three sources, all subclasses of :class:`Noise` (as diffrax and torchsde pass one Brownian object):
 
-:class:`BlockStreams`
-    The default for :func:`~sde_scales.sde.solve.solve`: block ``b`` of ``block_size``
-    consecutive global path indices gets its own ``Generator(SFC64)`` seeded by the child
-    ``SeedSequence(entropy, spawn_key=(b,))``. A path's numbers therefore depend only on the seed,
-    the block size and its global index: not on the thread count, the order in which blocks are
-    run, or how a large ensemble is split into several calls (``path_offset``).
+:class:`BlockStreams` (also what a plain integer seed means)
+    Generated in the compiled loop: block ``b`` of ``block_size`` consecutive global path indices
+    gets its own ``Generator(SFC64)`` seeded by the child ``SeedSequence(entropy, spawn_key=(b,))``.
+    A path's numbers therefore depend only on the seed, the block size and its global index: not
+    on the thread count, the order in which blocks are run, or how a large ensemble is split into
+    several calls (``path_offset``).
+
+:class:`Increments`
+    Brownian increments supplied by the user, shape ``(n_steps, n_paths, m)``.
 
 :class:`BrownianPath`
     Increments on a fine grid of ``2**levels`` steps, summed to any coarser dyadic grid, so that
     one Brownian path can be integrated at every ``dt = T / 2**k`` (convergence studies) and
     compared with an exact solution driven by the same :math:`W(T)`. Generated in chunks of
     paths so that memory stays bounded.
+
+:func:`as_noise` turns what a user passes (an int, a ``SeedSequence``, an array or one of these)
+into one of them, with the error that names the fix otherwise.
 """
 
 from __future__ import annotations
@@ -25,11 +31,13 @@ import numba
 import numpy as np
 from numba.typed import List
 
+from sde_scales import seeds
 from sde_scales.errors import InvalidArgumentError
 
-__all__ = ["BlockStreams", "BrownianPath", "as_seed_sequence", "auto_block_size", "auto_group_size"]
+__all__ = ["BlockStreams", "BrownianPath", "Increments", "Noise", "as_noise", "as_seed_sequence", "auto_block_size",
+           "auto_group_size"]
 
-#: Normals per group and step (see ``sde_scales.sde._kernels``): a short run of draws followed by
+#: Normals per group and step (see ``sde_scales.sde._loop``): a short run of draws followed by
 #: the steps of a few independent paths was fastest when measured (8 to 16; 64 is 10% slower).
 _NORMALS_PER_GROUP = 8
 #: Normals per stream block and step: large enough that creating one Generator per block
@@ -37,16 +45,8 @@ _NORMALS_PER_GROUP = 8
 _NORMALS_PER_BLOCK = 256
 
 
-def as_seed_sequence(seed: int | np.random.SeedSequence | None) -> np.random.SeedSequence:
-    """A ``SeedSequence`` from an int (or one passed through). ``None`` is refused: the
-    toolkit never draws unseeded numbers, so every result can be reproduced."""
-    if isinstance(seed, np.random.SeedSequence):
-        return seed
-    if seed is None:
-        raise InvalidArgumentError("seed=None; pass an integer seed (e.g. seed=0) so results can be reproduced")
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise InvalidArgumentError(f"seed={seed!r}; pass a non-negative integer or a numpy SeedSequence")
-    return np.random.SeedSequence(int(seed))
+#: An int or ``SeedSequence`` as a ``SeedSequence`` (None refused); see :mod:`sde_scales.seeds`.
+as_seed_sequence = seeds.root
 
 
 def auto_group_size(m: int) -> int:
@@ -64,35 +64,59 @@ def auto_block_size(m: int) -> int:
     return gs * max(1, _NORMALS_PER_BLOCK // (gs * max(1, int(m))))
 
 
-_GEN_TYPE = None
+class Noise:
+    """Base class of the noise sources :func:`~sde_scales.sde.solve.solve` accepts."""
 
-
-def _generator_type():  # numba type of a Generator, computed once
-    global _GEN_TYPE
-    if _GEN_TYPE is None:
-        _GEN_TYPE = numba.typeof(np.random.Generator(np.random.SFC64(0)))
-    return _GEN_TYPE
+    def implied_paths(self) -> int | None:
+        """Paths this source fixes by itself (None: as many as the solve asks for)."""
+        return None
 
 
 @dataclass(frozen=True)
-class BlockStreams:
+class BlockStreams(Noise):
     """One ``Generator(SFC64)`` per block of ``block_size`` paths, from one seed.
 
     Parameters
     ----------
     seed : int or numpy.random.SeedSequence
-    block_size : int
-        Paths per stream. Results depend on it (it fixes which numbers each path receives), so
-        it is part of what must be kept equal to reproduce a run.
+    block_size : int, optional
+        Paths per stream; default :func:`auto_block_size` of the problem's ``m`` (a function of the
+        problem only, never of the thread count). Results depend on it (it fixes which numbers
+        each path receives), so it is part of what must be kept equal to reproduce a run.
+    path_offset : int
+        Global index of the first path, so that an ensemble split over several calls (or
+        workers) gives the same numbers as one call. Must be a multiple of ``block_size``.
     """
 
     seed: int | np.random.SeedSequence
-    block_size: int
+    block_size: int | None = None
+    path_offset: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "seed", as_seed_sequence(self.seed))
-        if int(self.block_size) < 1:
+        if self.block_size is not None and (isinstance(self.block_size, bool) or int(self.block_size) < 1):
             raise InvalidArgumentError(f"block_size={self.block_size}; use a positive integer")
+        if isinstance(self.path_offset, bool) or int(self.path_offset) < 0:
+            raise InvalidArgumentError(f"path_offset={self.path_offset}; use a non-negative integer")
+        if self.block_size is not None and self.path_offset % int(self.block_size):
+            raise InvalidArgumentError(
+                f"path_offset={self.path_offset} is not a multiple of block_size={self.block_size}; "
+                f"split ensembles at multiples of the block size so each path keeps its numbers")
+
+    def for_problem(self, m: int) -> "BlockStreams":
+        """This source with its block size fixed for ``m`` Brownian motions, checked against the
+        group size the loop uses."""
+        gs = auto_group_size(m)
+        bs = auto_block_size(m) if self.block_size is None else int(self.block_size)
+        if bs % gs:
+            raise InvalidArgumentError(
+                f"block_size={self.block_size}; use a positive multiple of the group size {gs} "
+                f"(8 // m for m={m}), e.g. {auto_block_size(m)}")
+        if self.path_offset % bs:
+            raise InvalidArgumentError(
+                f"path_offset={self.path_offset} is not a multiple of block_size={bs}; "
+                f"split ensembles at multiples of the block size so each path keeps its numbers")
+        return BlockStreams(self.seed, bs, self.path_offset)
 
     def block_seed(self, b: int) -> np.random.SeedSequence:
         """The child ``SeedSequence`` of global block ``b`` (same as ``seed.spawn(b + 1)[b]``)."""
@@ -103,23 +127,91 @@ class BlockStreams:
     def generator(self, b: int) -> np.random.Generator:
         return np.random.Generator(np.random.SFC64(self.block_seed(b)))
 
-    def generators(self, n_paths: int, path_offset: int = 0) -> List:
-        """A Numba typed list with the generators of the blocks covering the requested paths."""
-        if path_offset % self.block_size:
-            raise InvalidArgumentError(
-                f"path_offset={path_offset} is not a multiple of block_size={self.block_size}; "
-                f"split ensembles at multiples of the block size so each path keeps its numbers"
-            )
+    def generators(self, n_paths: int) -> List:
+        """A Numba typed list with the generators of the blocks covering paths ``path_offset ..
+        path_offset + n_paths``."""
+        if self.block_size is None:
+            raise InvalidArgumentError("block_size is not fixed yet; call for_problem(m) first")
+        path_offset = self.path_offset
         first = path_offset // self.block_size
         n_blocks = -(-int(n_paths) // self.block_size)
-        out = List.empty_list(_generator_type())
-        for b in range(first, first + n_blocks):
-            out.append(self.generator(b))
+        out = _new_list(self.generator(first))
+        for b in range(first + 1, first + n_blocks):
+            _append(out, self.generator(b))
         return out
 
 
+# Building the typed list through these cached functions (rather than List.empty_list and
+# List.append, which Numba compiles afresh in every process) keeps a solve whose loop is in the
+# disk cache free of compiling: about 0.4 s less for the first solve of a process.
+@numba.njit(cache=True)
+def _new_list(first):
+    out = List()
+    out.append(first)
+    return out
+
+
+@numba.njit(cache=True)
+def _append(out, gen):
+    out.append(gen)
+
+
 @dataclass(frozen=True)
-class BrownianPath:
+class Increments(Noise):
+    """Brownian increments supplied by the user.
+
+    Parameters
+    ----------
+    dW : array_like, shape (n_steps, n_paths, m)
+        The increment of each Brownian motion over each step; ``(n_steps, n_paths)`` is accepted
+        for m = 1. Checked against the problem and dt by the solve; must be finite.
+    """
+
+    dW: np.ndarray
+
+    def __post_init__(self) -> None:
+        dW = np.asarray(self.dW, dtype=np.float64)
+        if dW.ndim not in (2, 3):
+            raise InvalidArgumentError(f"dW has shape {dW.shape}; expected (n_steps, n_paths, m)")
+        if not np.all(np.isfinite(dW)):
+            at = tuple(int(i) for i in np.argwhere(~np.isfinite(dW))[0])
+            raise InvalidArgumentError(f"dW[{', '.join(map(str, at))}] = {dW[at]} is not finite; supply finite "
+                                       f"increments")
+        object.__setattr__(self, "dW", dW)
+
+    def implied_paths(self) -> int:
+        return int(self.dW.shape[1])
+
+    def for_problem(self, n_steps: int, m: int) -> np.ndarray:
+        """The increments as a contiguous ``(n_steps, n_paths, m)`` array, checked."""
+        dW = self.dW[:, :, None] if self.dW.ndim == 2 and m == 1 else self.dW
+        if dW.ndim != 3 or dW.shape[0] != n_steps or dW.shape[2] != m:
+            raise InvalidArgumentError(
+                f"dW has shape {self.dW.shape}; expected (n_steps, n_paths, m) = ({n_steps}, n_paths, {m}) "
+                f"for this dt and problem")
+        return np.ascontiguousarray(dW)
+
+
+def as_noise(noise) -> Noise:
+    """What ``solve(..., noise=...)`` accepts, as a :class:`Noise`: an int or ``SeedSequence``
+    (generated streams, :class:`BlockStreams`), an array of increments (:class:`Increments`), or a
+    :class:`Noise` object."""
+    if isinstance(noise, Noise):
+        return noise
+    if noise is None:
+        raise InvalidArgumentError("noise is missing; pass noise=<int seed> (or a BlockStreams, Increments or "
+                                   "BrownianPath) so the run can be reproduced")
+    if isinstance(noise, (int, np.integer, np.random.SeedSequence)) and not isinstance(noise, (bool, np.bool_)):
+        return BlockStreams(noise)
+    if isinstance(noise, (np.ndarray, list, tuple)):
+        return Increments(noise)
+    raise InvalidArgumentError(
+        f"noise={noise!r}; pass a non-negative int seed, a numpy SeedSequence, an array of increments "
+        f"(n_steps, n_paths, m), or a BlockStreams, Increments or BrownianPath")
+
+
+@dataclass(frozen=True)
+class BrownianPath(Noise):
     """Brownian increments on ``2**levels`` fine steps over ``[t0, t1]``, reusable at coarser dt.
 
     ``increments(level, paths)`` returns the increments on the grid of ``2**level`` steps for the
@@ -174,6 +266,22 @@ class BrownianPath:
         """Sum consecutive groups of ``factor`` increments along axis 0."""
         n = fine.shape[0] // factor
         return fine.reshape(n, factor, *fine.shape[1:]).sum(axis=1)
+
+    def increments(self, tspan: tuple[float, float], dt: float, n_paths: int) -> np.ndarray:
+        """The increments of paths ``0 .. n_paths`` on the grid of step ``dt`` over ``tspan``,
+        which must be this path's interval and a dyadic refinement ``(t1 - t0) / 2**k``,
+        ``k <= levels``."""
+        if not (np.isclose(tspan[0], self.t0) and np.isclose(tspan[1], self.t1)):
+            raise InvalidArgumentError(f"the Brownian path covers [{self.t0}, {self.t1}] but the problem's tspan is "
+                                       f"{tuple(tspan)}; build BrownianPath over the problem's time span")
+        k = float(np.log2((self.t1 - self.t0) / dt))
+        level = int(round(k))
+        if abs(k - level) > 1e-9 or not 0 <= level <= self.levels:
+            raise InvalidArgumentError(
+                f"dt={dt!r} is not (t1 - t0) / 2**k for 0 <= k <= {self.levels}; the Brownian path has increments "
+                f"on those grids only (e.g. dt={self.dt(self.levels)!r})")
+        parts = [self.coarsen(fine, 2 ** (self.levels - level)) for _, fine in self.chunks(n_paths)]
+        return np.concatenate(parts, axis=1)
 
     def chunks(self, n_paths: int) -> Iterator[tuple[slice, np.ndarray]]:
         """Yield ``(path_slice, fine_increments)`` chunk by chunk."""

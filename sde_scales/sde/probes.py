@@ -18,6 +18,7 @@ Each returns None, or a sentence naming the entry, the state and the size of the
 from __future__ import annotations
 
 import numpy as np
+from sde_scales import seeds
 
 __all__ = ["commutativity_violation", "diagonal_violation", "probe_states"]
 
@@ -36,7 +37,7 @@ def _g(problem, t, x):
 
 def probe_states(problem, n_paths: int = 4, n_steps: int = 16, n_random: int = 4, seed: int = 0):
     """``[(t, x), ...]``: x0 at t0, a short EM trial run's states, random perturbations of x0."""
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x9B0E]))
+    rng = seeds.rng(seed, "sde.probe_states")
     t0, t1 = problem.tspan
     x0 = problem.x0[0] if problem.per_path_x0 else problem.x0
     states = [(t0, x0.astype(float).copy())]

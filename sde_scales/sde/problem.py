@@ -29,6 +29,7 @@ from typing import Any, Callable
 import numba
 import numpy as np
 
+from sde_scales import seeds
 from sde_scales.errors import InvalidProblemError
 
 __all__ = ["NoiseKind", "SDEProblem"]
@@ -274,7 +275,7 @@ class SDEProblem:
     def probe_points(self, n: int = 6, seed: int = 0) -> list[tuple[float, np.ndarray]]:
         """Times and states at which the functions are checked: (t0, x0), (t1, x0) and ``n`` random
         times in the span with states x0 + N(0, 1)(1 + |x0|)/2 (a fixed seed: reproducible checks)."""
-        rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5EED]))
+        rng = seeds.rng(seed, "sde.probe_points")
         x = self.x0[0] if self.per_path_x0 else self.x0
         t0, t1 = self.tspan
         pts = [(t0, x), (t1, x)]

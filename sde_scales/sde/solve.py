@@ -14,8 +14,8 @@ import numba
 import numpy as np
 
 from sde_scales.errors import BlowUpError, InvalidArgumentError, InvalidProblemError, SDEScalesError
-from sde_scales.sde import _kernels as K
-from sde_scales.sde.noise import BlockStreams, auto_block_size, auto_group_size
+from sde_scales.sde import _loop as K
+from sde_scales.sde.noise import BlockStreams, BrownianPath, Increments, Noise, as_noise, auto_block_size, auto_group_size
 from sde_scales.sde.problem import SDEProblem
 from sde_scales.sde.solvers import Solver
 
@@ -115,6 +115,10 @@ class Solution:
     diverged : ndarray of bool, shape (n_paths,)
     blowup_step : ndarray of int, shape (n_paths,)
         0 where finite, else the 1-based step after which the path was first non-finite.
+    info : dict
+        ``loop``: the file of the compiled loop (:mod:`sde_scales.sde._cache`), or why it lives in
+        memory only; ``loop_compile``: ``"compiled"``, ``"loaded from the disk cache"`` or
+        ``"reused in this process"``. ``wall_seconds`` includes any compile.
     """
 
     t: np.ndarray
@@ -123,10 +127,15 @@ class Solution:
     dt: float
     n_steps: int
     solver: Solver
-    seed: int | None
+    noise: Noise
     block_size: int
     wall_seconds: float
     info: dict = field(default_factory=dict)
+
+    @property
+    def seed(self) -> np.random.SeedSequence | None:
+        """The seed of generated streams (None for supplied increments)."""
+        return self.noise.seed if isinstance(self.noise, BlockStreams) else None
 
     @property
     def diverged(self) -> np.ndarray:
@@ -180,32 +189,14 @@ def _with_bounds_checks(problem: SDEProblem) -> SDEProblem:
                    m=problem.m if problem.noise.matrix_diffusion else None)
 
 
-def _check_dW(dW: np.ndarray, n_steps: int, n_paths: int | None, m: int) -> np.ndarray:
-    dW = np.asarray(dW, dtype=np.float64)
-    if dW.ndim == 2 and m == 1:
-        dW = dW[:, :, None]
-    if dW.ndim != 3 or dW.shape[0] != n_steps or dW.shape[2] != m or (n_paths is not None and dW.shape[1] != n_paths):
-        want = f"({n_steps}, {n_paths if n_paths is not None else 'n_paths'}, {m})"
-        raise InvalidArgumentError(
-            f"dW has shape {dW.shape}; expected (n_steps, n_paths, m) = {want} for this dt and problem"
-        )
-    if not np.all(np.isfinite(dW)):
-        k, p, j = (int(i) for i in np.argwhere(~np.isfinite(dW))[0])
-        raise InvalidArgumentError(f"dW[{k}, {p}, {j}] = {dW[k, p, j]} is not finite; supply finite increments")
-    return np.ascontiguousarray(dW)
-
-
 def solve(
     problem: SDEProblem,
     solver: Solver,
     dt: float,
     n_paths: int | None = None,
-    seed: int | np.random.SeedSequence | None = None,
+    noise: Noise | int | np.random.SeedSequence | np.ndarray | None = None,
     save_at: SaveAt | None = None,
     *,
-    dW: np.ndarray | None = None,
-    block_size: int | None = None,
-    path_offset: int = 0,
     on_blowup: Literal["raise", "mask"] = "raise",
     blowup_threshold: float = BLOWUP_THRESHOLD,
     debug: bool = False,
@@ -220,21 +211,19 @@ def solve(
     dt : float
         Step size; must divide ``tspan`` into a whole number of steps.
     n_paths : int
-        Number of paths. Implied by a per-path ``x0`` or by ``dW``.
-    seed : int or SeedSequence
-        Required unless ``dW`` is given. Path ``p`` draws from the stream of block
-        ``(path_offset + p) // block_size``; see :class:`~sde_scales.sde.noise.BlockStreams`.
+        Number of paths. Implied by a per-path ``x0`` or by supplied increments.
+    noise : int, SeedSequence, ndarray or Noise
+        What drives the paths (:mod:`sde_scales.sde.noise`):
+
+        * an int or ``SeedSequence``: streams generated in the loop,
+          ``BlockStreams(seed)``; path ``p`` draws from the stream of block
+          ``(path_offset + p) // block_size``. ``BlockStreams(seed, block_size=..., path_offset=...)``
+          splits an ensemble over calls or workers with the same numbers as one call;
+        * an array of increments ``(n_steps, n_paths, m)``, or ``Increments(dW)``;
+        * a :class:`~sde_scales.sde.noise.BrownianPath` over the problem's time span, whose
+          increments are summed to this dt (the same path at every dyadic dt: convergence studies).
     save_at : SaveAt, optional
         Default: the final state only.
-    dW : ndarray, optional
-        User-supplied Brownian increments of shape ``(n_steps, n_paths, m)`` (e.g. from
-        :class:`~sde_scales.sde.noise.BrownianPath`, to compare with an exact solution driven by
-        the same path). Replaces ``seed``.
-    block_size : int, optional
-        Paths per random stream; default :func:`~sde_scales.sde.noise.auto_block_size`.
-    path_offset : int
-        Global index of the first path, so that an ensemble split over several calls (or
-        workers) gives the same numbers as one call. Must be a multiple of ``block_size``.
     on_blowup : {"raise", "mask"}
         ``"raise"``: a path that becomes NaN, infinite or larger than ``blowup_threshold`` in
         absolute value raises :class:`BlowUpError` naming the path, the step and the time.
@@ -264,14 +253,13 @@ def solve(
         raise InvalidArgumentError(f"on_blowup={on_blowup!r}; use 'raise' or 'mask'")
     if not (isinstance(blowup_threshold, (int, float)) and blowup_threshold > 0) or np.isnan(blowup_threshold):
         raise InvalidArgumentError(f"blowup_threshold={blowup_threshold!r}; give a positive number (inf: only NaN/inf)")
-    if dW is not None and seed is not None:
-        raise InvalidArgumentError("both seed and dW were given; dW supplies the noise, so a seed would be ignored "
-                                   "(and recorded wrongly): pass one of them")
+    noise = as_noise(noise)
     if debug:
         problem = _with_bounds_checks(problem)
-    run_generated, run_supplied = K.runners(solver.step_function(problem), problem.d, problem.m,
-                                            problem.params.shape[0], problem.noise.matrix_diffusion)
-    gdg = problem.gdg if getattr(solver, "uses_gdg", lambda p: False)(problem) else K.no_gdg
+    gdg = problem.gdg if solver.uses_gdg(problem) else K.no_gdg
+    run_generated, run_supplied, loop_file = K.runners(
+        solver.step_function(problem), problem.d, problem.m, problem.params.shape[0],
+        problem.noise.matrix_diffusion, problem.drift, problem.diffusion, gdg)
     n_steps = n_steps_for(problem.tspan, dt)
     save_at = SaveAt() if save_at is None else save_at
     if not isinstance(save_at, SaveAt):
@@ -281,12 +269,11 @@ def solve(
     implied = []
     if problem.per_path_x0:
         implied.append(("x0", problem.x0.shape[0]))
-    if dW is not None:
-        dW = _check_dW(dW, n_steps, None, problem.m)
-        implied.append(("dW", dW.shape[1]))
+    if noise.implied_paths() is not None:
+        implied.append(("noise", noise.implied_paths()))
     if n_paths is None:
         if not implied:
-            raise InvalidArgumentError("n_paths is missing; pass n_paths=... (or a per-path x0 or dW)")
+            raise InvalidArgumentError("n_paths is missing; pass n_paths=... (or a per-path x0 or increments)")
         n_paths = implied[0][1]
     if isinstance(n_paths, bool) or not isinstance(n_paths, (int, np.integer)) or n_paths < 1:
         raise InvalidArgumentError(f"n_paths={n_paths!r}; use a positive integer")
@@ -295,31 +282,34 @@ def solve(
         if n != n_paths:
             raise InvalidArgumentError(f"n_paths={n_paths} but {what} holds {n} paths; make them agree")
     gs = auto_group_size(problem.m)
-    bs = auto_block_size(problem.m) if block_size is None else int(block_size)
-    if bs < 1 or bs % gs:
-        raise InvalidArgumentError(
-            f"block_size={block_size}; use a positive multiple of the group size {gs} "
-            f"(8 // m for m={problem.m}), e.g. {auto_block_size(problem.m)}"
-        )
+    dW = None
+    if isinstance(noise, BlockStreams):
+        noise = noise.for_problem(problem.m)
+        bs, path_offset = noise.block_size, noise.path_offset
+    else:
+        if isinstance(noise, BrownianPath) and noise.m != problem.m:
+            raise InvalidArgumentError(f"the Brownian path has m={noise.m} motions but problem {problem.name!r} "
+                                       f"needs m={problem.m}; build BrownianPath(..., m={problem.m})")
+        dW = (noise.for_problem(n_steps, problem.m) if isinstance(noise, Increments)
+              else noise.increments(problem.tspan, dt, n_paths))
+        bs, path_offset = auto_block_size(problem.m), 0
 
     x0 = problem.x0 if problem.per_path_x0 else problem.x0[None, :]
     out = np.empty((save_steps.size, n_paths, problem.d))
     status = np.zeros(n_paths, dtype=np.int64)
     gshape = problem.diffusion_shape
     t0 = problem.tspan[0]
-    if dW is None and seed is None:
-        raise InvalidArgumentError("seed is missing; pass seed=<int> (or dW=...) so the run can be reproduced")
-    if dW is not None and path_offset:
-        raise InvalidArgumentError("path_offset applies to generated noise; with dW, slice dW instead")
+    run = run_generated if dW is None else run_supplied
+    n_sigs, n_hits = len(run.signatures), sum(run.stats.cache_hits.values())
     started = time.perf_counter()
     args = (x0, n_paths, bs, gs, problem.m, problem.params, t0, dt, n_steps, save_steps, out, status, gshape,
             float(blowup_threshold))
     try:
         if dW is None:
-            gens = BlockStreams(seed, bs).generators(n_paths, path_offset)
-            run_generated(problem.drift, problem.diffusion, gdg, gens, *args)
+            gens = noise.generators(n_paths)
+            run_generated(gens, *args)
         else:
-            run_supplied(problem.drift, problem.diffusion, gdg, dW, *args)
+            run_supplied(dW, *args)
     except numba.core.errors.TypingError as exc:
         raise _typing_error(problem, gdg, exc) from exc
     except (IndexError, SystemError, ValueError, ArithmeticError, RuntimeError) as exc:
@@ -335,6 +325,13 @@ def solve(
             + (" (an index out of range, caught by debug=True)" if isinstance(orig, IndexError) else "")
         ) from orig
     wall = time.perf_counter() - started
+    if sum(run.stats.cache_hits.values()) > n_hits:
+        compiled = "loaded from the disk cache"
+    elif len(run.signatures) > n_sigs:
+        compiled = "compiled"
+    else:
+        compiled = "reused in this process"
+    info = {"loop": loop_file, "loop_compile": compiled}
 
     if status.any() and on_blowup == "raise":
         dead = np.flatnonzero(status)
@@ -348,8 +345,7 @@ def solve(
             f"finite paths",
             path=int(first + path_offset), step=k, time=t0 + k * dt, n_diverged=int(dead.size),
         )
-    seed_int = None if seed is None or isinstance(seed, np.random.SeedSequence) else int(seed)
     return Solution(
         t=t0 + save_steps * dt, x=out, blowup_step=status, dt=float(dt), n_steps=n_steps, solver=solver,
-        seed=seed_int, block_size=bs, wall_seconds=wall,
+        noise=noise, block_size=bs, wall_seconds=wall, info=info,
     )

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sde_scales import seeds
 from sde_scales.errors import DataFileError, InvalidArgumentError
 
 __all__ = ["Dataset", "load_cifar10", "teacher_student", "gaussian_mixture", "make_dataset", "powerlaw_features",
@@ -185,7 +186,7 @@ def load_cifar10(root: str | Path, download: bool = True, n_train: int | None = 
 def teacher_student(n_train: int = 8192, n_test: int = 2048, d_in: int = 3072, n_classes: int = 10,
                     teacher_width: int = 256, seed: int = 0) -> tuple[np.ndarray, ...]:
     """Gaussian inputs labelled by the argmax of a fixed random two-layer ReLU teacher."""
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x7EAC]))
+    rng = seeds.rng(seed, "data.teacher_student")
     W1 = rng.standard_normal((teacher_width, d_in)) / np.sqrt(d_in)
     W2 = rng.standard_normal((n_classes, teacher_width)) / np.sqrt(teacher_width)
     x = rng.standard_normal((n_train + n_test, d_in)).astype(np.float32)
@@ -197,7 +198,7 @@ def gaussian_mixture(n_train: int = 8192, n_test: int = 2048, d_in: int = 3072, 
                      separation: float = 1.0, seed: int = 0) -> tuple[np.ndarray, ...]:
     """One isotropic Gaussian per class with means of norm ``separation`` (unit noise per coordinate,
     scaled by 1/sqrt(d_in) so inputs have norm about one)."""
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x6A55]))
+    rng = seeds.rng(seed, "data.gaussian_mixture")
     means = rng.standard_normal((n_classes, d_in))
     means *= separation / np.linalg.norm(means, axis=1, keepdims=True)
     y = rng.integers(0, n_classes, n_train + n_test)
@@ -236,7 +237,7 @@ def powerlaw_features(n_train: int = 8192, n_test: int = 2048, d_in: int = 32, s
     if not 1 <= P <= d_in - 1 or not np.isfinite(alpha) or alpha <= 0.5:
         raise InvalidArgumentError(f"n_features={n_features}, alpha={alpha} for d_in={d_in}; give 1 <= n_features <= "
                                    f"d_in - 1 and alpha > 1/2 (a finite total power)")
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0xF0F1]))
+    rng = seeds.rng(seed, "data.powerlaw_features")
     q, _ = np.linalg.qr(rng.standard_normal((d_in - 1, d_in - 1)))
     u = q[:, :P].T  # (P, d - 1), orthonormal rows
     k = np.arange(1, P + 1, dtype=float)

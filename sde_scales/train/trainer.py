@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from sde_scales import seeds
 from sde_scales import schedules
 from sde_scales.errors import InvalidArgumentError
 from sde_scales.parametrization import by_name
@@ -188,7 +189,7 @@ class RunOutcome:
 
 
 def _micro_indices(shape, seed: int, layer: int) -> np.ndarray:
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x31C, layer]))
+    rng = seeds.rng(int(seed), "train.micro_indices", layer)
     return np.stack([rng.integers(0, shape[0], N_MICRO), rng.integers(0, shape[1], N_MICRO)], axis=1)
 
 
@@ -237,8 +238,7 @@ def train_stack(configs: list[RunConfig], dataset, device: str = "cpu", progress
     n = dataset.n_train
     per_member = c0.data_order == "seed"
     if per_member:  # each run its own minibatch order, a function of its seed and data_seed only
-        gens = [torch.Generator().manual_seed(int(np.random.SeedSequence([c.seed, c0.data_seed, 0xDA7A])
-                                                   .generate_state(1)[0])) for c in configs]
+        gens = [torch.Generator().manual_seed(seeds.int_seed(c.seed, "train.data_order", c0.data_seed)) for c in configs]
     else:
         gens = [torch.Generator().manual_seed(int(c0.data_seed))]
     probe = dataset.x_train[: min(256, n)]

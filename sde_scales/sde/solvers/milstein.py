@@ -1,8 +1,7 @@
-r"""Fixed-step Ito solvers as small frozen objects that state their orders.
+r"""Milstein: the class and its step functions (with gdg or derivative-free; scalar, diagonal
+and commutative general noise).
 
-Each solver knows its strong and weak order for every noise kind it supports
-(:meth:`strong_order_for`, :meth:`weak_order_for`); the convergence tests read those numbers
-back and assert them against measured slopes.
+The step functions follow the signature documented in :mod:`sde_scales.sde._loop`.
 """
 
 from __future__ import annotations
@@ -10,70 +9,94 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from numba import njit
+
 from sde_scales.errors import InvalidProblemError
-from sde_scales.sde import _kernels as K
 from sde_scales.sde import probes
 from sde_scales.sde.problem import NoiseKind, SDEProblem
+from sde_scales.sde.solvers.base import Solver
+from sde_scales.sde.solvers.euler_maruyama import em_matrix
 
-__all__ = ["EulerMaruyama", "Milstein", "Solver"]
-
-
-@dataclass(frozen=True)
-class Solver:
-    """Base class: a fixed-step scheme for Ito SDEs."""
-
-    strong_order: ClassVar[float]
-    weak_order: ClassVar[float]
-    supported_noise: ClassVar[tuple[NoiseKind, ...]]
-
-    def strong_order_for(self, noise: NoiseKind | str) -> float:
-        """Strong order of convergence for the given noise kind."""
-        return self.strong_order
-
-    def weak_order_for(self, noise: NoiseKind | str) -> float:
-        """Weak order of convergence for the given noise kind."""
-        return self.weak_order
-
-    def check(self, problem: SDEProblem) -> None:
-        if problem.noise not in self.supported_noise:
-            names = ", ".join(k.value for k in self.supported_noise)
-            raise InvalidProblemError(
-                f"{type(self).__name__} does not handle noise={problem.noise.value!r} "
-                f"(it handles {names}); use EulerMaruyama()"
-            )
-
-    def step_function(self, problem: SDEProblem) -> Any:  # pragma: no cover - abstract
-        raise NotImplementedError
+__all__ = ["Milstein"]
 
 
-@dataclass(frozen=True)
-class EulerMaruyama(Solver):
-    r"""Euler-Maruyama: :math:`X_{k+1} = X_k + f(t_k, X_k)\,h + g(t_k, X_k)\,\Delta W_k`.
+@njit(inline="always")
+def milstein_df_diagonal(drift, diffusion, gdg, t, dt, sqdt, x, dw, o, p, f, g, w1, w2, g2):
+    # Derivative-free Milstein (Kloeden & Platen 1992, eq. 11.1.5), componentwise.
+    drift(t, x, p, f)
+    diffusion(t, x, p, g)
+    for i in range(x.shape[0]):
+        w1[i] = x[i] + f[i] * dt + g[i] * sqdt
+    diffusion(t, w1, p, w2)
+    c = 0.5 / sqdt
+    for i in range(x.shape[0]):
+        x[i] += f[i] * dt + g[i] * dw[o + i] + (w2[i] - g[i]) * (dw[o + i] * dw[o + i] - dt) * c
 
-    Orders
-        strong 1/2 (strong 1 for additive noise), weak 1.
-    Noise
-        scalar, diagonal, additive, general.
-    Calculus
-        Ito.
-    Reference
-        Kloeden & Platen (1992), *Numerical Solution of SDEs*, sec. 10.2 and 14.1.
-    """
 
-    strong_order: ClassVar[float] = 0.5
-    weak_order: ClassVar[float] = 1.0
-    supported_noise: ClassVar[tuple[NoiseKind, ...]] = tuple(NoiseKind)
+@njit(inline="always")
+def milstein_df_scalar(drift, diffusion, gdg, t, dt, sqdt, x, dw, o, p, f, g, w1, w2, g2):
+    drift(t, x, p, f)
+    diffusion(t, x, p, g)
+    for i in range(x.shape[0]):
+        w1[i] = x[i] + f[i] * dt + g[i] * sqdt
+    diffusion(t, w1, p, w2)
+    w = dw[o]
+    c = 0.5 * (w * w - dt) / sqdt
+    for i in range(x.shape[0]):
+        x[i] += f[i] * dt + g[i] * w + (w2[i] - g[i]) * c
 
-    def strong_order_for(self, noise: NoiseKind | str) -> float:
-        return 1.0 if NoiseKind.coerce(noise) is NoiseKind.ADDITIVE else self.strong_order
 
-    def step_function(self, problem: SDEProblem) -> Any:
-        self.check(problem)
-        if problem.noise.matrix_diffusion:
-            return K.em_matrix
-        if problem.noise is NoiseKind.SCALAR:
-            return K.em_vector_scalar
-        return K.em_vector_diagonal
+@njit(inline="always")
+def milstein_gdg_diagonal(drift, diffusion, gdg, t, dt, sqdt, x, dw, o, p, f, g, w1, w2, g2):
+    drift(t, x, p, f)
+    diffusion(t, x, p, g)
+    gdg(t, x, p, w2)
+    for i in range(x.shape[0]):
+        x[i] += f[i] * dt + g[i] * dw[o + i] + 0.5 * w2[i] * (dw[o + i] * dw[o + i] - dt)
+
+
+@njit(inline="always")
+def milstein_gdg_scalar(drift, diffusion, gdg, t, dt, sqdt, x, dw, o, p, f, g, w1, w2, g2):
+    drift(t, x, p, f)
+    diffusion(t, x, p, g)
+    gdg(t, x, p, w2)
+    w = dw[o]
+    c = 0.5 * (w * w - dt)
+    for i in range(x.shape[0]):
+        x[i] += f[i] * dt + g[i] * w + w2[i] * c
+
+
+@njit(inline="always")
+def milstein_df_general(drift, diffusion, gdg, t, dt, sqdt, x, dw, o, p, f, g, w1, w2, g2):
+    # Derivative-free Milstein for commutative general noise:
+    #   x += f h + g dW + 1/2 sum_{j,k} D_jk (dW_j dW_k - delta_jk h),
+    #   D_jk = (g_.k(x + sqrt(h) g_.j) - g_.k(x)) / sqrt(h) = L^j g_.k + O(sqrt(h)),
+    # whose O(sqrt(h)) error multiplies a zero-mean factor, so strong order 1 is kept.
+    drift(t, x, p, f)
+    diffusion(t, x, p, g)
+    d = x.shape[0]
+    m = g.shape[1]
+    for i in range(d):
+        acc = f[i] * dt
+        for j in range(m):
+            acc += g[i, j] * dw[o + j]
+        w2[i] = acc
+    c = 0.5 / sqdt
+    for j in range(m):
+        for i in range(d):
+            w1[i] = x[i] + g[i, j] * sqdt
+        diffusion(t, w1, p, g2)
+        dwj = dw[o + j]
+        for i in range(d):
+            s = 0.0
+            for k in range(m):
+                ck = dwj * dw[o + k]
+                if k == j:
+                    ck -= dt
+                s += (g2[i, k] - g[i, k]) * ck
+            w2[i] += c * s
+    for i in range(d):
+        x[i] += w2[i]
 
 
 @dataclass(frozen=True)
@@ -147,10 +170,10 @@ class Milstein(Solver):
     def step_function(self, problem: SDEProblem) -> Any:
         self.check(problem)
         if problem.noise is NoiseKind.ADDITIVE:
-            return K.em_matrix
+            return em_matrix
         if problem.noise is NoiseKind.GENERAL:
-            return K.milstein_df_general
+            return milstein_df_general
         scalar = problem.noise is NoiseKind.SCALAR
         if self.uses_gdg(problem):
-            return K.milstein_gdg_scalar if scalar else K.milstein_gdg_diagonal
-        return K.milstein_df_scalar if scalar else K.milstein_df_diagonal
+            return milstein_gdg_scalar if scalar else milstein_gdg_diagonal
+        return milstein_df_scalar if scalar else milstein_df_diagonal

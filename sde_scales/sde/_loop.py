@@ -1,6 +1,7 @@
 """Numba step loops. Pure: arrays and scalars in, preallocated arrays filled, status codes out.
 
-Nothing here validates, seeds, allocates results or raises: that is the job of
+The loop driver shared by every solver; each solver's step functions live in its own file
+(:mod:`sde_scales.sde.solvers`). Nothing here validates, seeds, allocates results or raises: that is the job of
 :func:`sde_scales.sde.solve.solve`.
 
 Layout of the work
@@ -25,7 +26,9 @@ keep them in registers across the inlined user functions (see ``_work``).
 
 The step function is captured by a closure (see :func:`runners`), not passed as an argument, so
 that Numba inlines it and the user's drift and diffusion calls cost little; passed as an
-argument it costs about three times the whole step.
+argument it costs about three times the whole step. The loops over blocks that call it live in a
+generated module (:mod:`sde_scales.sde._cache`) with the user's functions as its globals, so that
+Numba can cache them on disk.
 
 Status codes: ``status[p] = 0`` while path ``p`` is finite and below the blow-up threshold in
 absolute value, otherwise the 1-based step after which it was first NaN, infinite or beyond it. A dead path keeps drawing its normals, so that the other paths of
@@ -37,128 +40,26 @@ saved after its death is NaN, whatever its state became.
 from __future__ import annotations
 
 import numpy as np
-from numba import carray, njit, prange, types
+from numba import carray, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from sde_scales.sde import _cache
 from sde_scales.sde.noise import auto_group_size
 
 # --------------------------------------------------------------------------- step functions
-# Signature: step(drift, diffusion, gdg, t, dt, sqdt, x, dw, o, p, f, g, w1, w2) -> None
+# Each solver's step functions live in its own file under sde_scales/sde/solvers/ and follow
+# this signature (inline="always", so that the loop below inlines them with the user's functions):
+#
+#   step(drift, diffusion, gdg, t, dt, sqdt, x, dw, o, p, f, g, w1, w2, g2) -> None
 #   x  (d,)        state, updated in place
 #   dw, o          Brownian increments over [t, t + dt]: dw[o], ..., dw[o + m - 1] (an offset into
 #                  the group's buffer rather than a slice, so the hot loop builds no views)
+#   p              parameters
 #   f  (d,)        work: drift
 #   g  (d,)|(d,m)  work: diffusion
-#   w1, w2 (d,)    work: Milstein support values
-#   g2 (d,)|(d,m)  work: the diffusion at a support value (Milstein for general noise)
-
-
-@njit(inline="always")
-def em_vector_diagonal(drift, diffusion, gdg, t, dt, sqdt, x, dw, o, p, f, g, w1, w2, g2):
-    drift(t, x, p, f)
-    diffusion(t, x, p, g)
-    for i in range(x.shape[0]):
-        x[i] += f[i] * dt + g[i] * dw[o + i]
-
-
-@njit(inline="always")
-def em_vector_scalar(drift, diffusion, gdg, t, dt, sqdt, x, dw, o, p, f, g, w1, w2, g2):
-    drift(t, x, p, f)
-    diffusion(t, x, p, g)
-    w = dw[o]
-    for i in range(x.shape[0]):
-        x[i] += f[i] * dt + g[i] * w
-
-
-@njit(inline="always")
-def em_matrix(drift, diffusion, gdg, t, dt, sqdt, x, dw, o, p, f, g, w1, w2, g2):
-    drift(t, x, p, f)
-    diffusion(t, x, p, g)
-    for i in range(x.shape[0]):
-        acc = f[i] * dt
-        for j in range(g.shape[1]):
-            acc += g[i, j] * dw[o + j]
-        x[i] += acc
-
-
-@njit(inline="always")
-def milstein_df_diagonal(drift, diffusion, gdg, t, dt, sqdt, x, dw, o, p, f, g, w1, w2, g2):
-    # Derivative-free Milstein (Kloeden & Platen 1992, eq. 11.1.5), componentwise.
-    drift(t, x, p, f)
-    diffusion(t, x, p, g)
-    for i in range(x.shape[0]):
-        w1[i] = x[i] + f[i] * dt + g[i] * sqdt
-    diffusion(t, w1, p, w2)
-    c = 0.5 / sqdt
-    for i in range(x.shape[0]):
-        x[i] += f[i] * dt + g[i] * dw[o + i] + (w2[i] - g[i]) * (dw[o + i] * dw[o + i] - dt) * c
-
-
-@njit(inline="always")
-def milstein_df_scalar(drift, diffusion, gdg, t, dt, sqdt, x, dw, o, p, f, g, w1, w2, g2):
-    drift(t, x, p, f)
-    diffusion(t, x, p, g)
-    for i in range(x.shape[0]):
-        w1[i] = x[i] + f[i] * dt + g[i] * sqdt
-    diffusion(t, w1, p, w2)
-    w = dw[o]
-    c = 0.5 * (w * w - dt) / sqdt
-    for i in range(x.shape[0]):
-        x[i] += f[i] * dt + g[i] * w + (w2[i] - g[i]) * c
-
-
-@njit(inline="always")
-def milstein_gdg_diagonal(drift, diffusion, gdg, t, dt, sqdt, x, dw, o, p, f, g, w1, w2, g2):
-    drift(t, x, p, f)
-    diffusion(t, x, p, g)
-    gdg(t, x, p, w2)
-    for i in range(x.shape[0]):
-        x[i] += f[i] * dt + g[i] * dw[o + i] + 0.5 * w2[i] * (dw[o + i] * dw[o + i] - dt)
-
-
-@njit(inline="always")
-def milstein_gdg_scalar(drift, diffusion, gdg, t, dt, sqdt, x, dw, o, p, f, g, w1, w2, g2):
-    drift(t, x, p, f)
-    diffusion(t, x, p, g)
-    gdg(t, x, p, w2)
-    w = dw[o]
-    c = 0.5 * (w * w - dt)
-    for i in range(x.shape[0]):
-        x[i] += f[i] * dt + g[i] * w + w2[i] * c
-
-
-@njit(inline="always")
-def milstein_df_general(drift, diffusion, gdg, t, dt, sqdt, x, dw, o, p, f, g, w1, w2, g2):
-    # Derivative-free Milstein for commutative general noise:
-    #   x += f h + g dW + 1/2 sum_{j,k} D_jk (dW_j dW_k - delta_jk h),
-    #   D_jk = (g_.k(x + sqrt(h) g_.j) - g_.k(x)) / sqrt(h) = L^j g_.k + O(sqrt(h)),
-    # whose O(sqrt(h)) error multiplies a zero-mean factor, so strong order 1 is kept.
-    drift(t, x, p, f)
-    diffusion(t, x, p, g)
-    d = x.shape[0]
-    m = g.shape[1]
-    for i in range(d):
-        acc = f[i] * dt
-        for j in range(m):
-            acc += g[i, j] * dw[o + j]
-        w2[i] = acc
-    c = 0.5 / sqdt
-    for j in range(m):
-        for i in range(d):
-            w1[i] = x[i] + g[i, j] * sqdt
-        diffusion(t, w1, p, g2)
-        dwj = dw[o + j]
-        for i in range(d):
-            s = 0.0
-            for k in range(m):
-                ck = dwj * dw[o + k]
-                if k == j:
-                    ck -= dt
-                s += (g2[i, k] - g[i, k]) * ck
-            w2[i] += c * s
-    for i in range(d):
-        x[i] += w2[i]
+#   w1, w2 (d,)    work: support values, gdg
+#   g2 (d,)|(d,m)  work: a second diffusion evaluation
 
 
 # --------------------------------------------------------------------------- noise sources
@@ -223,7 +124,7 @@ MAX_STACK_PARAMS = 16
 _RUNNERS: dict = {}
 
 
-def _advance_group(step, draw, D, M, GS, P, matrix):
+def _advance_group(step, draw, D, M, GS, P, matrix, drift, diffusion, gdg):
     """The loop that moves one group of paths over all steps, with ``step`` and ``draw`` inlined.
 
     ``D`` and ``M`` are the state and noise dimensions frozen as compile-time constants (so that
@@ -232,7 +133,10 @@ def _advance_group(step, draw, D, M, GS, P, matrix):
     every width). ``GS`` is the group size, also a constant: every group steps ``GS`` paths, a
     partly filled last group carrying copies of its last path that are never saved or checked.
     With frozen dimensions the work arrays live on the stack, and so does a copy of the
-    parameters when their number ``P`` is small (``P = -1``: read them in place).
+    parameters when their number ``P`` is small (``P = -1``: read them in place). The user's
+    ``drift``, ``diffusion`` and ``gdg`` are captured by the closure and called directly (a jitted
+    function passed as a value into a parallel loop would be a run-time address that Numba cannot
+    cache on disk).
     """
     frozen = D > 0
     alloc_x = _work((GS, D) if frozen else None)
@@ -251,7 +155,7 @@ def _advance_group(step, draw, D, M, GS, P, matrix):
             return params
 
     @njit
-    def advance_group(drift, diffusion, gdg, src, x0, lo, n, m_run, params, t0, dt,
+    def advance_group(src, x0, lo, n, m_run, params, t0, dt,
                       n_steps, save_steps, out, status, gshape, blowup):
         d = D if D > 0 else x0.shape[1]
         m = M if M > 0 else m_run
@@ -312,45 +216,37 @@ def _advance_group(step, draw, D, M, GS, P, matrix):
 MAX_FROZEN_DIM = 8
 
 
-def runners(step, d, m, n_params=0, matrix=False):
-    """``(run_generated, run_supplied)`` specialised for one step function and, when small, the
-    dimensions ``d`` (state) and ``m`` (Brownian motions) and the number of parameters; built once
-    per key and cached. ``matrix``: the diffusion writes a ``(d, m)`` matrix (additive and general
-    noise) rather than a ``(d,)`` vector."""
+def runners(step, d, m, n_params, matrix, drift, diffusion, gdg):
+    """``(run_generated, run_supplied, where)``: the loops for one step function and one set of
+    user functions, specialised when small to the dimensions ``d`` (state) and ``m`` (Brownian
+    motions) and the number of parameters. ``matrix``: the diffusion writes a ``(d, m)`` matrix
+    (additive and general noise) rather than a ``(d,)`` vector.
+
+    The user's functions are globals of a generated module (see :mod:`sde_scales.sde._cache`), kept
+    on disk under a fingerprint of their code so that a later process reuses the compiled loop, and
+    in memory under the same fingerprint so that re-created functions with the same code (a model
+    that builds its closures on every call) reuse it too. ``where`` says which file (or memory)
+    holds the loop."""
     gs = auto_group_size(m)
     frozen = d <= MAX_FROZEN_DIM and m <= MAX_FROZEN_DIM
     d, m = (int(d), int(m)) if frozen else (-1, -1)
     P = int(n_params) if 0 < n_params <= MAX_STACK_PARAMS else -1
-    key = (step, d, m, gs, P, bool(matrix))
-    if key in _RUNNERS:
-        return _RUNNERS[key]
-    advance_generated = _advance_group(step, draw_generated, d, m, gs, P, matrix)
-    advance_supplied = _advance_group(step, draw_supplied, d, m, gs, P, matrix)
-
-    @njit(parallel=True)
-    def run_generated(drift, diffusion, gdg, gens, x0, n_paths, bs, gs, m_run, params, t0, dt,
-                      n_steps, save_steps, out, status, gshape, blowup):
-        """Paths ``0 .. n_paths`` in stream blocks of ``bs``; block ``b`` draws from ``gens[b]``."""
-        n_blocks = len(gens)
-        for b in prange(n_blocks):
-            bi = np.int64(b)
-            gen = gens[bi]
-            for lo in range(bi * bs, min((bi + 1) * bs, n_paths), gs):
-                advance_generated(drift, diffusion, gdg, gen, x0, lo,
-                              min(gs, n_paths - lo), m_run, params, t0, dt, n_steps, save_steps,
-                              out, status, gshape, blowup)
-
-    @njit(parallel=True)
-    def run_supplied(drift, diffusion, gdg, dW, x0, n_paths, bs, gs, m_run, params, t0, dt,
-                     n_steps, save_steps, out, status, gshape, blowup):
-        """Like ``run_generated``, with increments taken from ``dW[k, path, :]``."""
-        n_blocks = (n_paths + bs - 1) // bs
-        for b in prange(n_blocks):
-            bi = np.int64(b)
-            for lo in range(bi * bs, min((bi + 1) * bs, n_paths), gs):
-                advance_supplied(drift, diffusion, gdg, dW, x0, lo,
-                              min(gs, n_paths - lo), m_run, params, t0, dt, n_steps, save_steps,
-                              out, status, gshape, blowup)
-
-    _RUNNERS[key] = (run_generated, run_supplied)
-    return _RUNNERS[key]
+    key = (step.py_func.__name__, d, m, gs, P, bool(matrix))
+    functions = {"drift": drift, "diffusion": diffusion, "gdg": gdg, "step": step}
+    try:
+        memo = _cache.fingerprint(key, functions)
+        disk = memo
+    except _cache.Uncacheable as why:
+        memo, disk = (key, id(drift), id(diffusion), id(gdg)), None
+        why_text = str(why)
+    if memo in _RUNNERS:
+        return _RUNNERS[memo]
+    bindings = {"advance_generated": _advance_group(step, draw_generated, d, m, gs, P, matrix, drift, diffusion, gdg),
+                "advance_supplied": _advance_group(step, draw_supplied, d, m, gs, P, matrix, drift, diffusion, gdg)}
+    mod, where = _cache.loop_module(disk, bindings)
+    if disk is None:
+        where = f"{where}; not cached on disk: {why_text}"
+        # keep the functions alive with the entry, so that their ids are never reused by others
+        bindings["_keep"] = (drift, diffusion, gdg)
+    _RUNNERS[memo] = (mod.run_generated, mod.run_supplied, where)
+    return _RUNNERS[memo]

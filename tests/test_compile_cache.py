@@ -1,0 +1,128 @@
+"""Compiled loops are reused (in the process and from disk) only for functions that compile to the
+same code: an edited constant, closure value or helper gets its own loop, so a cached loop never
+gives another function's numbers."""
+
+import ctypes
+import ctypes.util
+import os
+import subprocess
+import sys
+import textwrap
+
+import numba
+import numpy as np
+import pytest
+
+from sde_scales import EulerMaruyama, SDEProblem, solve
+from sde_scales.sde import _cache
+
+SCRIPT = textwrap.dedent("""
+    import json, sys
+    import numba, numpy as np
+    import helpers
+    from sde_scales import EulerMaruyama, SDEProblem, solve
+
+    RATE = {rate}
+
+    @numba.njit
+    def drift(t, x, p, out):
+        out[0] = -RATE * helpers.scale() * x[0]
+
+    @numba.njit
+    def diffusion(t, x, p, out):
+        out[0] = 0.5
+
+    dW = np.random.default_rng(1).standard_normal((64, 8, 1)) / 8.0
+    sol = solve(SDEProblem(drift, diffusion, x0=[1.0], tspan=(0.0, 1.0), noise="scalar"), EulerMaruyama(),
+                1 / 64, noise=dW)
+    json.dump({{"x": sol.x[-1, :, 0].tolist(), "how": sol.info["loop_compile"], "file": sol.info["loop"]}},
+              sys.stdout)
+""")
+
+
+def _euler(rate: float, scale: float) -> np.ndarray:
+    """The same Euler-Maruyama sums in numpy: the reference a stale loop would miss."""
+    dW = np.random.default_rng(1).standard_normal((64, 8, 1)) / 8.0
+    x = np.ones(8)
+    for k in range(64):
+        x = x - rate * scale * x / 64 + 0.5 * dW[k, :, 0]
+    return x
+
+
+def _run(folder, rate, scale, cache):
+    import json
+
+    (folder / "helpers.py").write_text(f"import numba\n\n@numba.njit\ndef scale():\n    return {scale}\n")
+    (folder / "script.py").write_text(SCRIPT.format(rate=rate))
+    env = dict(os.environ, SDE_SCALES_CACHE_DIR=str(cache), PYTHONDONTWRITEBYTECODE="1")
+    res = subprocess.run([sys.executable, "script.py"], cwd=folder, env=env, capture_output=True, text=True,
+                         check=True)
+    return json.loads(res.stdout)
+
+
+def test_disk_cache_is_reused_by_a_second_process_and_never_for_edited_code(tmp_path):
+    cache = tmp_path / "cache"
+    first = _run(tmp_path, 1.0, 1.0, cache)
+    again = _run(tmp_path, 1.0, 1.0, cache)
+    assert first["how"] == "compiled" and again["how"] == "loaded from the disk cache"
+    assert again["file"] == first["file"] and again["file"].startswith(str(cache))
+    np.testing.assert_allclose(first["x"], _euler(1.0, 1.0), rtol=1e-12)
+    assert again["x"] == first["x"]
+    # an edited module constant and an edited helper in another module: new loops, new numbers
+    rate2 = _run(tmp_path, 2.0, 1.0, cache)
+    helper2 = _run(tmp_path, 1.0, 3.0, cache)
+    assert rate2["how"] == "compiled" and helper2["how"] == "compiled"
+    assert len({first["file"], rate2["file"], helper2["file"]}) == 3
+    np.testing.assert_allclose(rate2["x"], _euler(2.0, 1.0), rtol=1e-12)
+    np.testing.assert_allclose(helper2["x"], _euler(1.0, 3.0), rtol=1e-12)
+
+
+def _make(rate):
+    @numba.njit
+    def drift(t, x, p, out):
+        out[0] = -rate * x[0]
+    return drift
+
+
+@numba.njit
+def _half(t, x, p, out):
+    out[0] = 0.5
+
+
+def _problem(drift):
+    return SDEProblem(drift, _half, x0=[1.0], tspan=(0.0, 1.0), noise="scalar")
+
+
+def test_recreated_closures_reuse_the_loop_in_the_process_but_new_values_do_not():
+    a = solve(_problem(_make(0.25)), EulerMaruyama(), 0.05, 16, noise=3)
+    b = solve(_problem(_make(0.25)), EulerMaruyama(), 0.05, 16, noise=3)  # new objects, same code and value
+    c = solve(_problem(_make(0.75)), EulerMaruyama(), 0.05, 16, noise=3)
+    assert b.info["loop_compile"] == "reused in this process" and b.info["loop"] == a.info["loop"]
+    np.testing.assert_array_equal(a.x, b.x)
+    assert c.info["loop"] != a.info["loop"] and c.info["loop_compile"] != "reused in this process"
+    assert not np.allclose(a.x, c.x)
+
+
+def test_a_value_the_fingerprint_cannot_describe_turns_the_disk_cache_off_for_that_solve():
+    """A ctypes function pointer in a closure (numba calls it; its address differs per process):
+    the solve compiles in memory and says why; the fingerprint names the variable."""
+    libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+    cos = libm.cos
+    cos.restype, cos.argtypes = ctypes.c_double, (ctypes.c_double,)
+
+    @numba.njit
+    def drift(t, x, p, out):
+        out[0] = -cos(t) * x[0]
+
+    sol = solve(_problem(drift), EulerMaruyama(), 0.05, 8, noise=0)
+    assert sol.info["loop"].startswith("memory") and "not cached on disk" in sol.info["loop"]
+    assert "closure variable 'cos'" in sol.info["loop"]
+    with pytest.raises(_cache.Uncacheable, match="closure variable 'cos' is a"):
+        _cache.fingerprint(("k",), {"drift": drift})
+
+
+def test_cache_off_by_environment(monkeypatch):
+    monkeypatch.setenv(_cache.ENV, "off")
+    assert _cache.cache_dir() is None
+    sol = solve(_problem(_make(0.125)), EulerMaruyama(), 0.05, 8, noise=0)
+    assert sol.info["loop"].startswith("memory")

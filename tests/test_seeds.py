@@ -1,0 +1,37 @@
+"""The seed tree: one child per named purpose, independent of each other, refusing unknown names."""
+
+import numpy as np
+import pytest
+
+from sde_scales import InvalidArgumentError, seeds
+
+
+def test_purposes_have_distinct_indices():
+    idx = list(seeds.PURPOSES.values())
+    assert len(set(idx)) == len(idx)  # two purposes on one index would share a stream
+
+
+def test_child_is_the_spawn_tree_node_of_its_purpose():
+    ss = seeds.child(7, "width.noise", 64)
+    assert ss.entropy == 7 and ss.spawn_key == (seeds.PURPOSES["width.noise"], 64)
+    # the same node as spawning by hand from the root: children of children
+    by_hand = np.random.SeedSequence(7).spawn(seeds.PURPOSES["width.noise"] + 1)[-1].spawn(65)[-1]
+    assert by_hand.spawn_key == ss.spawn_key
+    np.testing.assert_array_equal(by_hand.generate_state(4), ss.generate_state(4))
+
+
+def test_purposes_and_keys_give_different_streams():
+    a = seeds.rng(3, "width.noise", 8).standard_normal(64)
+    b = seeds.rng(3, "width.initial_spread", 8).standard_normal(64)
+    c = seeds.rng(3, "width.noise", 16).standard_normal(64)
+    assert abs(np.corrcoef(a, b)[0, 1]) < 0.5 and not np.array_equal(a, c)
+    np.testing.assert_array_equal(a, seeds.rng(3, "width.noise", 8).standard_normal(64))
+
+
+def test_unknown_purpose_and_bad_seed_or_key_are_refused():
+    with pytest.raises(InvalidArgumentError, match="unknown seed purpose 'width.nosie'"):
+        seeds.child(0, "width.nosie")
+    with pytest.raises(InvalidArgumentError, match="seed=None"):
+        seeds.child(None, "delay.noise")
+    with pytest.raises(InvalidArgumentError, match="seed key -1"):
+        seeds.child(0, "width.noise", -1)
