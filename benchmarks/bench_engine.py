@@ -19,6 +19,10 @@ Compile time (first call of solve on a new problem) is reported separately.
 from __future__ import annotations
 
 import argparse
+import atexit
+import os
+import shutil
+import tempfile
 import time
 
 import numba
@@ -102,7 +106,11 @@ def main(argv=None):
     mf = SDEProblem(mf_drift, mf_diffusion, x0=np.zeros(width), tspan=(0.0, n_steps * dt),
                     noise="diagonal", params=[0.5, 0.3], name="mean-field")
 
-    # compile time: first call on a tiny ensemble, measured before anything else of its kind runs
+    # compile time: first call on a tiny ensemble, measured before anything else of its kind runs,
+    # against an empty loop cache (a cached loop would be loaded, not compiled; see
+    # bench_first_solve.py for that case)
+    os.environ["SDE_SCALES_CACHE_DIR"] = loops = tempfile.mkdtemp(prefix="bench_engine_loops_")
+    atexit.register(shutil.rmtree, loops, True)
     compile_s = {}
     for name, prob in (("A", ou), ("B", mf)):
         t = time.perf_counter()

@@ -18,7 +18,21 @@ kernel                 q(tau)                                       lag
 ``PowerLaw(tau0, a)``  (a-1)/tau0 (1 + t/tau0)^-a                   tau0 (2^(1/(a-1)) - 1)
 =====================  ===========================================  =======================
 
-The delay model (:mod:`sde_scales.models.delay`) and the Theorem 5.1 check use these objects.
+The delay model (:mod:`sde_scales.models.delay`), the Theorem 5.1 check and the fits use these
+objects. A fit sees a kernel through its *family* (:class:`KernelFamily`): parameter names,
+bounds and starts, ``build(params)`` (the kernel object above) and ``response_terms``, the
+kernel's step response as a sum of exponentials on a fixed grid of time scales with weights that
+are smooth functions of the parameters, which the fits convolve with the learning-rate drops by
+a recursive filter in linear time:
+
+=======================  ==================  =============================================
+family                   parameters          response terms
+=======================  ==================  =============================================
+``ExponentialFamily``    log10_tau           one exponential (exact)
+``PowerLawFamily``       log10_tau0, a       sinc quadrature of the Laplace form (error stated)
+``MonotoneFamily(taus)`` one weight per tau  the grid itself (exact): a completely monotone q
+``InstantaneousFamily``  none                one instantaneous term (exact)
+=======================  ==================  =============================================
 """
 
 from __future__ import annotations
@@ -26,11 +40,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize
+from scipy import optimize, special
 
 from sde_scales.errors import InvalidArgumentError
 
-__all__ = ["Exponential", "Instantaneous", "PowerLaw", "SumOfExponentials", "half_response_time"]
+__all__ = ["Exponential", "ExponentialFamily", "Instantaneous", "InstantaneousFamily", "KernelFamily", "MonotoneFamily",
+           "PowerLaw", "PowerLawFamily", "ResponseTerms", "SumOfExponentials", "family", "half_response_time"]
 
 
 @dataclass(frozen=True)
@@ -141,3 +156,244 @@ def half_response_time(kernel) -> float:
         if hi > 1e12:
             raise InvalidArgumentError("the kernel never reaches half response")
     return float(optimize.brentq(lambda t: float(kernel.Q(t)) - 0.5, 0.0, hi, xtol=1e-14, rtol=1e-14))
+
+
+# --------------------------------------------------------------------------- families (what a fit sees)
+#: Time scale standing for "instantaneous" in a response term: far below one step or one area unit,
+#: so that 1 - exp(-du / tau) is 1 to double precision for any du >= 1e-6.
+INSTANT_TAU = 1e-9
+
+
+@dataclass(frozen=True)
+class ResponseTerms:
+    r"""A step response as :math:`Q(\tau) \approx \sum_j w_j (1 - e^{-\tau/\tau_j})`.
+
+    ``taus`` depend only on the family and the data range (never on the parameters), so the
+    convolutions with the drops can be computed once per fit; ``weights`` and their derivatives
+    ``dweights`` (shape ``(n_params, n_taus)``) carry the parameters. ``error``: a bound on
+    :math:`|Q_{approx} - Q|` over ``[0, t_max]`` (0 where the form is exact)."""
+
+    taus: np.ndarray
+    weights: np.ndarray
+    dweights: np.ndarray
+    error: float
+
+
+@dataclass(frozen=True)
+class KernelFamily:
+    """Base class: a parametrised kernel as a fit sees it."""
+
+    #: short name used on the command line and in JSON
+    name = ""
+    #: True when the law multiplies the response by its own amplitude B; False when the weights
+    #: themselves carry it (the monotone family)
+    has_amplitude = True
+
+    @property
+    def names(self) -> tuple[str, ...]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def bounds(self) -> tuple[list[float], list[float]]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def starts(self) -> list[list[float]]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def build(self, params):  # pragma: no cover - abstract
+        """The kernel object (``q``, ``Q``, ``lag``) of these parameters."""
+        raise NotImplementedError
+
+    def response_terms(self, params, t_max: float) -> ResponseTerms:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def time_scale(self, params) -> float:  # pragma: no cover - abstract
+        """The family's characteristic time (tau, tau0 or the weighted geometric mean)."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class InstantaneousFamily(KernelFamily):
+    """No memory: the loss follows every drop at once (a baseline against which a delay is judged)."""
+
+    name = "instant"
+
+    @property
+    def names(self):
+        return ()
+
+    def bounds(self):
+        return [], []
+
+    def starts(self):
+        return [[]]
+
+    def build(self, params):
+        return Instantaneous()
+
+    def response_terms(self, params, t_max):
+        return ResponseTerms(np.array([INSTANT_TAU]), np.array([1.0]), np.zeros((0, 1)), 0.0)
+
+    def time_scale(self, params):
+        return 0.0
+
+
+@dataclass(frozen=True)
+class ExponentialFamily(KernelFamily):
+    """:math:`q = e^{-\tau/\tau_c}/\tau_c` with ``log10_tau`` in [0, 5] (1 to 100,000 steps or area units)."""
+
+    name = "exp"
+
+    @property
+    def names(self):
+        return ("log10_tau",)
+
+    def bounds(self):
+        return [0.0], [5.0]
+
+    def starts(self):
+        return [[2.5], [3.5]]
+
+    def build(self, params):
+        return Exponential(10.0 ** float(params[0]))
+
+    def response_terms(self, params, t_max):
+        # exact, but its one time scale moves with the parameter: the fit filters it afresh
+        return ResponseTerms(np.array([10.0 ** float(params[0])]), np.array([1.0]), np.zeros((1, 1)), 0.0)
+
+    def time_scale(self, params):
+        return float(10.0 ** params[0])
+
+
+#: Sinc-quadrature step in log-rate (see PowerLawFamily): the trapezoid error of an integrand
+#: analytic in the strip |Im v| < pi/2 is about exp(-pi^2 / h) = 2.7e-9 at h = 0.5.
+POWER_QUAD_STEP = 0.5
+#: How far below the slowest rate the data can resolve the grid starts (in e-folds): the mass of
+#: slower rates is kept as a non-responding lump, whose response within the data is below
+#: e^-10 = 4.5e-5 of it.
+POWER_QUAD_MARGIN = 10.0
+
+
+@dataclass(frozen=True)
+class PowerLawFamily(KernelFamily):
+    r""":math:`Q(\tau) = 1 - (1 + \tau/\tau_0)^{1-a}` with ``log10_tau0`` in [0, 5] and ``a`` in [1.01, 6].
+
+    Response terms from the Laplace form :math:`(1+x)^{-\beta} = \Gamma(\beta)^{-1}\int
+    e^{\beta u - e^u(1+x)}\,du` (:math:`\beta = a - 1`), by the trapezoid rule in the log rate
+    :math:`v = u - \ln\tau_0` on the fixed grid :math:`v_j = jh`: rate :math:`e^{v_j}`, weight
+    :math:`w_j = h\,e^{\beta(v_j + \ln\tau_0) - \tau_0 e^{v_j}}/\Gamma(\beta)`. The grid spans
+    :math:`[-\ln t_{max} - 10, \ln 40 - \ln\tau_0]`; the mass of slower rates,
+    :math:`P(\beta, e^{v_{min}}\tau_0)` (regularised incomplete gamma), does not respond within
+    the data (under :math:`e^{-10}` of it) and is left out. The error bound reported is the
+    largest :math:`|Q_{approx} - Q|` on 400 log-spaced points of :math:`[0, t_{max}]`.
+    """
+
+    name = "power"
+
+    @property
+    def names(self):
+        return ("log10_tau0", "a")
+
+    def bounds(self):
+        return [0.0, 1.01], [5.0, 6.0]
+
+    def starts(self):
+        return [[2.0, 2.0], [3.0, 2.0]]
+
+    def build(self, params):
+        return PowerLaw(10.0 ** float(params[0]), float(params[1]))
+
+    def response_terms(self, params, t_max):
+        t0, beta = 10.0 ** float(params[0]), float(params[1]) - 1.0
+        h = POWER_QUAD_STEP
+        t_max = max(float(t_max), 1.0)
+        j_lo = int(np.floor((-np.log(t_max) - POWER_QUAD_MARGIN) / h))
+        j_hi = int(np.ceil((np.log(40.0) - np.log(1.0)) / h))  # tau0 >= 1: covers every tau0 in bounds
+        v = h * np.arange(j_lo, j_hi + 1)
+        log_w = beta * (v + np.log(t0)) - t0 * np.exp(v) - special.gammaln(beta)
+        w = h * np.exp(log_w)
+        # d w / d log10_tau0 = w (beta - tau0 e^v) ln 10;  d w / d a = w (v + ln tau0 - digamma(beta))
+        dw = np.stack([w * (beta - t0 * np.exp(v)) * np.log(10.0), w * (v + np.log(t0) - special.digamma(beta))])
+        taus = np.exp(-v)
+        grid = np.concatenate([[0.0], np.geomspace(1e-3, t_max, 399)])
+        approx = (w * -np.expm1(-grid[:, None] / taus)).sum(axis=1)
+        exact = 1.0 - np.power(1.0 + grid / t0, -beta)
+        return ResponseTerms(taus, w, dw, float(np.max(np.abs(approx - exact))))
+
+    def time_scale(self, params):
+        return float(10.0 ** params[0])
+
+
+@dataclass(frozen=True)
+class MonotoneFamily(KernelFamily):
+    """A non-negative combination of exponentials on a fixed log grid of time scales ``taus``:
+    :math:`q` is completely monotone, hence monotone. Its weights carry the amplitude (their sum
+    is B), so the law has no separate B."""
+
+    taus: np.ndarray = None
+
+    name = "nonparametric"
+    has_amplitude = False
+
+    def __post_init__(self) -> None:
+        taus = np.asarray(self.taus if self.taus is not None else NONPARAMETRIC_TAUS, dtype=float)
+        if taus.ndim != 1 or taus.size < 1 or np.any(~np.isfinite(taus)) or np.any(taus <= 0):
+            raise InvalidArgumentError(f"taus={taus}; give positive finite time scales")
+        object.__setattr__(self, "taus", taus)
+
+    @property
+    def names(self):
+        return tuple(f"b_{t:.0f}" for t in self.taus)
+
+    def bounds(self):
+        return [0.0] * self.taus.size, [20.0] * self.taus.size
+
+    def starts(self):
+        return [[0.4 / self.taus.size] * self.taus.size]
+
+    def build(self, params):
+        w = np.asarray(params, dtype=float)
+        if w.sum() <= 0:
+            return _Zero()
+        return SumOfExponentials(self.taus, w)
+
+    def response_terms(self, params, t_max):
+        k = self.taus.size
+        return ResponseTerms(self.taus, np.asarray(params, dtype=float), np.eye(k), 0.0)
+
+    def time_scale(self, params):
+        w = np.asarray(params, dtype=float)
+        return float(np.exp(np.sum(w * np.log(self.taus)) / max(w.sum(), 1e-300)))
+
+
+#: Time scales of the non-parametric kernel: log grid from 30 to 30,000 (steps or area units,
+#: one area unit being one step at peak learning rate).
+NONPARAMETRIC_TAUS = np.geomspace(30.0, 30000.0, 10)
+
+
+@dataclass(frozen=True)
+class _Zero:
+    """The response of a monotone kernel whose weights are all zero: nothing ever responds."""
+
+    def q(self, tau):
+        return np.zeros_like(np.asarray(tau, dtype=float))
+
+    def Q(self, tau):
+        return np.zeros_like(np.asarray(tau, dtype=float))
+
+    @property
+    def lag(self) -> float:
+        return float("inf")
+
+
+_FAMILIES = {"exp": ExponentialFamily, "power": PowerLawFamily, "nonparametric": MonotoneFamily,
+             "instant": InstantaneousFamily}
+
+
+def family(kind, taus=None) -> KernelFamily:
+    """A family from its name (``"exp"``, ``"power"``, ``"nonparametric"``, ``"instant"``) or passed
+    through; ``taus`` is the grid of the non-parametric family."""
+    if isinstance(kind, KernelFamily):
+        return kind
+    if kind not in _FAMILIES:
+        raise InvalidArgumentError(f"kernel={kind!r}; use one of {', '.join(map(repr, _FAMILIES))}")
+    return MonotoneFamily(taus) if kind == "nonparametric" else _FAMILIES[kind]()

@@ -17,23 +17,27 @@ Multi-power law (Luo et al. 2025)
 Kernel law (Theorem 5.1 of Hong & Wang, this toolkit's)
     :math:`L = L_0 + A S_1^{-\alpha} - B\sum_k d_k\,Q(u(t) - u(k))`, the drops convolved with the
     step response :math:`Q(\tau) = \int_0^\tau q` of a memory kernel :math:`q \ge 0`, with time
-    :math:`u` in steps or in learning-rate area. Kernels: ``"exp"`` (:math:`Q = 1 - e^{-\tau/\tau_c}`),
-    ``"power"`` (:math:`Q = 1 - (1 + \tau/\tau_0)^{1-a}`) and ``"nonparametric"``: a non-negative
-    combination of exponentials on a fixed log grid of time scales (:math:`q` is then a completely
-    monotone, hence monotone, function), fitted with the other parameters.
+    :math:`u` in steps or in learning-rate area. Kernels are the families of
+    :mod:`sde_scales.kernels`: ``"exp"`` (:math:`Q = 1 - e^{-\tau/\tau_c}`), ``"power"``
+    (:math:`Q = 1 - (1 + \tau/\tau_0)^{1-a}`), ``"nonparametric"`` (a non-negative combination of
+    exponentials on a fixed log grid of time scales: :math:`q` completely monotone, hence
+    monotone) and ``"instant"`` (no delay), fitted with the other parameters.
 
-Drops are binned (:class:`~sde_scales.fitting.curves.ScheduleFeatures`). Laws with exponential
-responses (the momentum law, the exponential and non-parametric kernels) sum them with a recursive
-filter in O(points + bins) (:mod:`sde_scales.fitting._filters`); the power-law kernel and the
-multi-power law still use an (evaluation point x drop bin) array.
+Drops are binned (:class:`~sde_scales.fitting.curves.ScheduleFeatures`). The momentum law and every
+kernel law sum them with a recursive filter in O(points + bins) per exponential
+(:mod:`sde_scales.fitting._filters`); the power-law kernel through its sum-of-exponentials form
+with a stated error (:class:`~sde_scales.kernels.PowerLawFamily`). The multi-power law still uses
+an (evaluation point x drop bin) array: its response depends on each drop's own learning rate, so
+it is not a convolution.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
+from sde_scales import kernels
 from sde_scales.errors import InvalidArgumentError
 from sde_scales.fitting.curves import ScheduleFeatures
 
@@ -184,118 +188,114 @@ class MultiPowerLaw(Law):
         return np.concatenate([_power_jac(theta, f), np.stack(cols, axis=1)], axis=1)
 
 
-#: Time scales of the non-parametric kernel: log grid from 30 to 30,000 (steps or area units,
-#: one area unit being one step at peak learning rate).
-NONPARAMETRIC_TAUS = np.geomspace(30.0, 30000.0, 10)
-
-
 @dataclass(frozen=True)
 class KernelLaw(Law):
-    """Drops convolved with a memory kernel. ``kernel``: ``"exp"``, ``"power"`` or
-    ``"nonparametric"``; ``time``: ``"steps"`` or ``"area"`` (learning-rate area)."""
+    """Drops convolved with a memory kernel from :mod:`sde_scales.kernels`.
 
-    kernel: str = "nonparametric"
+    ``kernel``: a :class:`~sde_scales.kernels.KernelFamily` or its name (``"exp"``, ``"power"``,
+    ``"nonparametric"``, ``"instant"``); ``time``: ``"steps"`` or ``"area"`` (learning-rate area);
+    ``taus``: the grid of the non-parametric family. The same kernel objects serve the delay model
+    and the Theorem 5.1 check: :meth:`kernel_of` returns the fitted one.
+
+    Cost: the family's response terms are exponentials, convolved with the drops by the recursive
+    filter (:meth:`ScheduleFeatures.exp_response`) in O(points + bins) each. Their time scales are
+    fixed for a fit (all families but ``"exp"``, whose one time scale is filtered afresh at every
+    evaluation), so the filter runs once per fit and each evaluation is a small matrix product;
+    the Jacobian is then in closed form.
+    """
+
+    kernel: object = "nonparametric"
     time: str = "area"
-    taus: np.ndarray = field(default_factory=lambda: NONPARAMETRIC_TAUS.copy())
+    taus: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        if self.kernel not in ("exp", "power", "nonparametric"):
-            raise InvalidArgumentError(f"kernel={self.kernel!r}; use 'exp', 'power' or 'nonparametric'")
+        fam = kernels.family(self.kernel, self.taus)
         if self.time not in ("steps", "area"):
             raise InvalidArgumentError(f"time={self.time!r}; use 'steps' or 'area' (learning-rate area)")
-        taus = np.asarray(self.taus, dtype=float)
-        if taus.ndim != 1 or taus.size < 1 or np.any(taus <= 0):
-            raise InvalidArgumentError(f"taus={taus}; give positive time scales")
-        object.__setattr__(self, "taus", taus)
+        object.__setattr__(self, "family", fam)
+        object.__setattr__(self, "kernel", fam.name)
+        object.__setattr__(self, "taus", getattr(fam, "taus", None))
 
     @property
     def label(self) -> str:
         return f"kernel({self.kernel}, {self.time})"
 
     @property
+    def _k0(self) -> int:  # index of the family's parameters in theta
+        return 4 if self.family.has_amplitude else 3
+
+    @property
     def names(self):
-        if self.kernel == "exp":
-            return _BASE_NAMES + ("B", "log10_tau")
-        if self.kernel == "power":
-            return _BASE_NAMES + ("B", "log10_tau0", "a")
-        return _BASE_NAMES + tuple(f"b_{t:.0f}" for t in self.taus)
+        return _BASE_NAMES + (("B",) if self.family.has_amplitude else ()) + tuple(self.family.names)
 
     def bounds(self):
-        if self.kernel == "exp":
-            return np.array(_BASE_LO + [0.0, 0.0]), np.array(_BASE_HI + [20.0, 5.0])
-        if self.kernel == "power":
-            return np.array(_BASE_LO + [0.0, 0.0, 1.01]), np.array(_BASE_HI + [20.0, 5.0, 6.0])
-        k = self.taus.size
-        return np.array(_BASE_LO + [0.0] * k), np.array(_BASE_HI + [20.0] * k)
+        lo, hi = self.family.bounds()
+        amp_lo, amp_hi = ([0.0], [20.0]) if self.family.has_amplitude else ([], [])
+        return np.array(_BASE_LO + amp_lo + list(lo)), np.array(_BASE_HI + amp_hi + list(hi))
 
     def starts(self):
-        if self.kernel == "exp":
-            return [np.array([3.0, 2.0, 0.5, 0.4, lt]) for lt in (2.5, 3.5)]
-        if self.kernel == "power":
-            return [np.array([3.0, 2.0, 0.5, 0.4, lt, 2.0]) for lt in (2.0, 3.0)]
-        return [np.array([3.0, 2.0, 0.5] + [0.4 / self.taus.size] * self.taus.size)]
+        amp = [0.4] if self.family.has_amplitude else []
+        return [np.array([3.0, 2.0, 0.5] + amp + list(p)) for p in self.family.starts()]
+
+    def kernel_params(self, theta) -> np.ndarray:
+        return np.asarray(theta[self._k0:], dtype=float)
+
+    def kernel_of(self, theta):
+        """The fitted kernel as a :mod:`sde_scales.kernels` object (``q``, ``Q``, ``lag``)."""
+        return self.family.build(self.kernel_params(theta))
 
     def elapsed(self, f: ScheduleFeatures) -> np.ndarray:
         return f.elapsed_steps if self.time == "steps" else f.elapsed_area
 
-    def basis(self, f: ScheduleFeatures) -> np.ndarray:
-        """For the non-parametric kernel: ``Y[:, j] = sum_b drop_b (1 - exp(-el / tau_j))``, by the
-        recursive filter of :meth:`ScheduleFeatures.exp_response` (linear time, cached)."""
-        return f.exp_response(self.taus, self.time)
+    def _t_max(self, f: ScheduleFeatures) -> float:
+        return float(f.t[-1] if self.time == "steps" else f.S1[-1]) if f.t.size else 1.0
+
+    def terms(self, theta, f: ScheduleFeatures) -> "kernels.ResponseTerms":
+        return self.family.response_terms(self.kernel_params(theta), self._t_max(f))
+
+    def basis(self, f: ScheduleFeatures, taus=None) -> np.ndarray:
+        """``Y[:, j] = sum_b drop_b (1 - exp(-el / tau_j))`` by the recursive filter (linear time,
+        cached); default ``taus``: the non-parametric grid."""
+        return f.exp_response(self.taus if taus is None else taus, self.time)
 
     def Q(self, theta, tau) -> np.ndarray:
         """Step response of the fitted kernel, normalised to Q(oo) = 1."""
-        tau = np.asarray(tau, dtype=float)
-        if self.kernel == "exp":
-            return -np.expm1(-tau / 10.0 ** theta[4])
-        if self.kernel == "power":
-            return 1.0 - np.power(1.0 + tau / 10.0 ** theta[4], 1.0 - theta[5])
-        w = np.asarray(theta[3:], dtype=float)
-        if w.sum() <= 0:
-            return np.zeros_like(tau)
-        return (-np.expm1(-tau[..., None] / self.taus) * (w / w.sum())).sum(axis=-1)
+        return np.asarray(self.kernel_of(theta).Q(np.asarray(tau, dtype=float)), dtype=float)
 
     def q(self, theta, tau) -> np.ndarray:
         """The fitted kernel (impulse response), normalised to integrate to 1."""
-        tau = np.asarray(tau, dtype=float)
-        if self.kernel == "exp":
-            tc = 10.0 ** theta[4]
-            return np.exp(-tau / tc) / tc
-        if self.kernel == "power":
-            t0, a = 10.0 ** theta[4], theta[5]
-            return (a - 1) / t0 * np.power(1 + tau / t0, -a)
-        w = np.asarray(theta[3:], dtype=float)
-        w = w / max(w.sum(), 1e-300)
-        return (np.exp(-tau[..., None] / self.taus) / self.taus * w).sum(axis=-1)
+        return np.asarray(self.kernel_of(theta).q(np.asarray(tau, dtype=float)), dtype=float)
 
     def amplitude(self, theta) -> float:
         """B: the loss gained per unit drop once the response is complete."""
-        return float(theta[3]) if self.kernel != "nonparametric" else float(np.sum(theta[3:]))
+        return float(theta[3]) if self.family.has_amplitude else float(np.sum(theta[3:]))
+
+    def _response(self, theta, f):
+        t = self.terms(theta, f)
+        fixed = not isinstance(self.family, kernels.ExponentialFamily)
+        R = f.exp_response(t.taus, self.time, cache=fixed)
+        return t, R
 
     def predict(self, theta, f):
-        if self.kernel == "nonparametric":
-            return _power_term(theta, f) - self.basis(f) @ np.asarray(theta[3:])
-        if self.kernel == "exp":  # linear time: an exponential filter
-            return _power_term(theta, f) - theta[3] * f.exp_response([10.0 ** theta[4]], self.time, cache=False)[:, 0]
-        return _power_term(theta, f) - theta[3] * (self.Q(theta, self.elapsed(f)) @ f.drop)
+        t, R = self._response(theta, f)
+        scale = theta[3] if self.family.has_amplitude else 1.0
+        return _power_term(theta, f) - scale * (R @ t.weights)
 
     def jacobian(self, theta, f):
-        if self.kernel != "nonparametric":
-            return None
-        return np.concatenate([_power_jac(theta, f), -self.basis(f)], axis=1)
+        if isinstance(self.family, kernels.ExponentialFamily):
+            return None  # its time scale moves the filter itself: finite differences
+        t, R = self._response(theta, f)
+        cols = [-(R @ t.weights)] if self.family.has_amplitude else []
+        scale = theta[3] if self.family.has_amplitude else 1.0
+        cols += [-scale * (R @ dw) for dw in t.dweights]
+        return np.concatenate([_power_jac(theta, f), np.stack(cols, axis=1)], axis=1)
+
+    def embedding_error(self, theta, f: ScheduleFeatures) -> float:
+        """Bound on |Q_approx - Q| of the response terms over the data (0 where exact)."""
+        return self.terms(theta, f).error
 
     def time_scale(self, theta):
-        if self.kernel == "nonparametric":
-            w = np.asarray(theta[3:])
-            return float(np.exp(np.sum(w * np.log(self.taus)) / max(w.sum(), 1e-300)))
-        return float(10.0 ** theta[4])
+        return self.family.time_scale(self.kernel_params(theta))
 
     def half_response(self, theta):
-        from scipy import optimize
-
-        hi = 1.0
-        while float(self.Q(theta, hi)) < 0.5:
-            hi *= 2
-            if hi > 1e9:
-                return float("inf")
-        return float(optimize.brentq(lambda t: float(self.Q(theta, t)) - 0.5, 0.0, hi, xtol=1e-9))
+        return float(self.kernel_of(theta).lag)
