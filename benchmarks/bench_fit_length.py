@@ -3,7 +3,7 @@
 For each length T, two per-step curves (a loss logged at every step; cosine and WSD schedules,
 loss drawn from the kernel law with noise 0.05) are written as CSV, and the whole command
 
-    sde-scales fit-delay --fit cos.csv --predict wsd.csv --law kernel --kernel KERNEL
+    sde-scales fit-delay --fit cos.csv --predict wsd.csv --law LAW --kernel KERNEL
 
 runs in a fresh process; its wall time and peak resident memory (``ru_maxrss`` of the child) are
 recorded. Linear cost shows as time and memory growing in proportion to T (ratios to the smallest
@@ -11,6 +11,7 @@ T are printed next to T's own ratio).
 
     python benchmarks/bench_fit_length.py                      # T = 2k .. 1M, kernel nonparametric
     python benchmarks/bench_fit_length.py --lengths 2000,34000 --kernel exp
+    python benchmarks/bench_fit_length.py --lengths 2000,34000 --law mpl
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def write_curve(path: Path, lr: np.ndarray, seed: int) -> None:
     pd.DataFrame({"step": c.step, "lr": lr[1:], "loss": y}).to_csv(path, index=False)
 
 
-def run_one(T: int, kernel: str, tmp: Path) -> tuple[float, float]:
+def run_one(T: int, law: str, kernel: str, tmp: Path) -> tuple[float, float]:
     from sde_scales.fitting.curves import ScheduleSpec
 
     w = max(1, T // 100)
@@ -50,7 +51,7 @@ def run_one(T: int, kernel: str, tmp: Path) -> tuple[float, float]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t0 = time.perf_counter()
     r = subprocess.run([sys.executable, "-m", "sde_scales.cli", "fit-delay", "--fit", str(tmp / "cos.csv"),
-                        "--predict", str(tmp / "wsd.csv"), "--law", "kernel", "--kernel", kernel],
+                        "--predict", str(tmp / "wsd.csv"), "--law", law, "--kernel", kernel],
                        capture_output=True, text=True)
     secs = time.perf_counter() - t0
     if r.returncode != 0:
@@ -63,7 +64,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lengths", default="2000,8000,34000,131000,1000000",
                     help="curve lengths in steps (default 2000,8000,34000,131000,1000000)")
-    ap.add_argument("--kernel", default="nonparametric", choices=["nonparametric", "exp"],
+    ap.add_argument("--law", default="kernel", choices=["kernel", "mpl", "momentum"],
+                    help="law to fit (default kernel)")
+    ap.add_argument("--kernel", default="nonparametric", choices=["nonparametric", "exp", "power"],
                     help="kernel of the kernel law (default nonparametric)")
     args = ap.parse_args(argv)
     lengths = [int(v) for v in args.lengths.split(",")]
@@ -71,7 +74,7 @@ def main(argv=None) -> int:
     base = None
     with tempfile.TemporaryDirectory() as d:
         for T in lengths:
-            secs, mb = run_one(T, args.kernel, Path(d))
+            secs, mb = run_one(T, args.law, args.kernel, Path(d))
             base = base or (T, secs)
             print(f"{T:9d} {secs:8.2f} {mb:8.0f} {T / base[0]:8.1f} {secs / base[1]:10.1f}", flush=True)
     print("peak MB is the largest child process so far (ru_maxrss): it can only grow down the table")

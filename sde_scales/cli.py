@@ -220,8 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--law", choices=["kernel", "momentum", "mpl", "auto"], default="kernel",
                    help="law to fit (default kernel); auto: choose among the laws and kernels by leave-one-curve-out "
                         "cross-validation over the --fit curves (at least two) and report every candidate's error")
-    f.add_argument("--kernel", choices=["nonparametric", "exp", "power"], default="nonparametric",
-                   help="memory kernel of the kernel law (default nonparametric: monotone q from exponentials)")
+    f.add_argument("--kernel", choices=["nonparametric", "exp", "power", "instant"], default="nonparametric",
+                   help="memory kernel of the kernel law, from sde_scales.kernels (default nonparametric: monotone q "
+                        "from exponentials; instant: no delay, a baseline)")
     f.add_argument("--time", choices=["steps", "area"], default="steps",
                    help="time of the kernel: steps or learning-rate area (default steps)")
     f.add_argument("--skip-steps", type=int, default=0, help="ignore rows before this step (fit and metrics)")

@@ -40,6 +40,11 @@ PURPOSES: dict[str, int] = {
     "collapse.horizon_boot": 12,
     "collapse.stats_boot": 13,
     "theory.check": 14,          # claim checks (key: crc32 of the check's name)
+    "analysis.compare_boot": 15,     # seed resamples of observed bands (macro SDE, delay model)
+    "analysis.macro_sde_start": 16,  # initial values of simulated macro-SDE paths
+    "analysis.macro_sde_noise": 17,  # Brownian streams of simulated macro-SDE paths
+    "analysis.delay_boot": 18,       # seed resamples of the model-free delay
+    "analysis.delay_noise": 19,      # the stochastic delay model's noise against a network
 }
 
 

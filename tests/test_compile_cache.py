@@ -126,3 +126,52 @@ def test_cache_off_by_environment(monkeypatch):
     assert _cache.cache_dir() is None
     sol = solve(_problem(_make(0.125)), EulerMaruyama(), 0.05, 8, noise=0)
     assert sol.info["loop"].startswith("memory")
+
+
+TWO_LOOPS = textwrap.dedent("""
+    import json, sys
+    import numba, numpy as np
+    from sde_scales import EulerMaruyama, SDEProblem, solve
+
+    @numba.njit
+    def drift_a(t, x, p, out):
+        out[0] = -p[0] * x[0]
+
+    @numba.njit
+    def drift_b(t, x, p, out):
+        out[0] = -p[1] * x[0]
+
+    @numba.njit
+    def diffusion(t, x, p, out):
+        out[0] = 0.1
+
+    def run(drift):
+        prob = SDEProblem(drift, diffusion, x0=[1.0], tspan=(0.0, 1.0), noise="scalar", params=[50.0, 0.5])
+        return solve(prob, EulerMaruyama(), 1 / 64, 8, noise=3)
+
+    if sys.argv[1] == "a-then-b":
+        run(drift_a)
+    sol = run(drift_b)
+    json.dump({"x": sol.x[-1, :, 0].tolist(), "how": sol.info["loop_compile"]}, sys.stdout)
+""")
+
+
+def test_a_loop_loaded_from_disk_never_links_to_a_function_compiled_in_the_process(tmp_path):
+    """Process 1 compiles and caches the loop of drift_b. Process 2 first compiles drift_a's loop,
+    then loads drift_b's from disk: its numbers must be process 1's. (Numba names compiled
+    functions with a per-process counter; before the counter got a random start, the loaded loop
+    was linked to drift_a's closure of the same name and its paths blew up.)"""
+    import json
+
+    (tmp_path / "two.py").write_text(TWO_LOOPS)
+    env = dict(os.environ, SDE_SCALES_CACHE_DIR=str(tmp_path / "cache"), PYTHONDONTWRITEBYTECODE="1")
+
+    def run(mode):
+        r = subprocess.run([sys.executable, "two.py", mode], cwd=tmp_path, env=env, capture_output=True, text=True,
+                           check=True)
+        return json.loads(r.stdout)
+
+    first = run("b")
+    second = run("a-then-b")
+    assert first["how"] == "compiled" and second["how"] == "loaded from the disk cache"
+    assert second["x"] == first["x"]

@@ -19,9 +19,10 @@ from sde_scales.fitting.laws import KernelLaw, Law, MomentumLaw, MultiPowerLaw
 __all__ = ["make_law", "run_law", "run_fit_delay"]
 
 LAW_CHOICES = ("kernel", "momentum", "mpl")
-#: Candidates of ``--law auto``: every law, and the kernel law with each kernel (time in steps).
-AUTO_CANDIDATES = (("kernel", "nonparametric"), ("kernel", "exp"), ("kernel", "power"), ("momentum", None),
-                   ("mpl", None))
+#: Candidates of ``--law auto``: every law, and the kernel law with each kernel (time in steps); the
+#: instantaneous kernel is the no-delay baseline, so a delay is chosen only where it predicts better.
+AUTO_CANDIDATES = (("kernel", "nonparametric"), ("kernel", "exp"), ("kernel", "power"), ("kernel", "instant"),
+                   ("momentum", None), ("mpl", None))
 
 
 def choose_law(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: int, time: str = "steps") -> dict:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import itertools
 import marshal
 import os
 import shutil
@@ -80,6 +81,29 @@ def run_supplied(dW, x0, n_paths, bs, gs, m_run, params, t0, dt, n_steps, save_s
             advance_supplied(dW, x0, lo, min(gs, n_paths - lo), m_run, params, t0,
                              dt, n_steps, save_steps, out, status, gshape, blowup)
 '''
+
+
+def _process_unique_function_ids() -> None:
+    """Make the names Numba gives compiled functions differ between processes.
+
+    Numba names every compiled function after its module, its qualified name and a counter that
+    starts at 1 in every process (``numba.core.bytecode.FunctionIdentity``), and LLVM links calls by
+    name. Code loaded from the disk cache keeps the names of the process that compiled it, so a
+    loop compiled elsewhere can carry the name of a different function compiled here (another
+    closure of the same factory, or a ``drift`` redefined in a notebook), and a call is then linked
+    to the wrong one. Measured before this: a loop loaded from disk after another problem's loop
+    had been compiled in the process called that problem's drift (its paths blew up; with other
+    parameters they could have been silently wrong). Starting the counter at a random 48-bit offset
+    per process makes names from different processes collide with probability about
+    n^2 / 2^48 for n functions."""
+    from numba.core import bytecode
+
+    if not getattr(bytecode.FunctionIdentity, "_sde_scales_offset", False):
+        bytecode.FunctionIdentity._unique_ids = itertools.count((1 << 20) + int.from_bytes(os.urandom(6), "little"))
+        bytecode.FunctionIdentity._sde_scales_offset = True
+
+
+_process_unique_function_ids()
 
 
 class Uncacheable(Exception):

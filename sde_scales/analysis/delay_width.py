@@ -1,0 +1,218 @@
+r"""Theorem 5.1 on trained networks: the delay of the loss after a learning-rate drop, per width,
+and the stochastic delay model's bands against the seeds.
+
+A *delay study* trains every width of a ladder, for every seed, under a constant learning rate,
+step drops of several sizes at one step :math:`t_d`, and a WSD cooldown
+(:func:`delay_configs`). For each width and drop:
+
+* **fitted delay**: the kernel law with an exponential kernel in steps
+  (:class:`~sde_scales.fitting.laws.KernelLaw`) fitted to the seed-mean curves of the constant
+  run and the drop run together; the delay is the half-response :math:`\tau\ln 2` (and the mean
+  response time :math:`\tau`), its 95% interval from the time scale's (curvature of the fit,
+  residual autocorrelation included);
+* **model-free delay**: from the seed means alone, :math:`D(t) = \bar L_{const}(t) - \bar
+  L_{drop}(t)` after the drop; its eventual gain :math:`G` is the mean of :math:`D` over the last
+  fifth of the run, and the delay the mean response time :math:`\delta = \int (1 - D/G)\,dt`
+  from the drop to that tail (the mean of the kernel: :math:`\tau` for an exponential one, whose
+  half-response is :math:`\tau\ln 2`). Linear in the data, it has none of the first-passage bias
+  that noise gives a "first time D reaches G/2" (which a resample's noisier mean reaches early).
+  95% interval over seed resamples (seeds of both runs resampled). A gain whose interval reaches
+  0 leaves the delay undetermined (reported as such).
+
+**Stochastic delay model against the seeds** (:func:`delay_bands`): the model's loss is its
+deterministic law plus :math:`\sigma_L\,\eta(t)\,\xi(t)` with :math:`\xi` a unit
+Ornstein-Uhlenbeck process of correlation time :math:`\tau_\xi`
+(:mod:`sde_scales.models.delay`). Calibrated before the drop only: :math:`\sigma_L` is the seeds'
+standard deviation around their mean divided by :math:`\eta`, :math:`\tau_\xi` the lag at which
+the seeds' deviations' autocorrelation falls to :math:`1/e`. After the drop the model predicts a
+spread :math:`\sigma_L\eta_{after}`; simulated bands are held against the observed seeds with
+:func:`sde_scales.analysis.macro_sde.compare`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from sde_scales import seeds
+from sde_scales.errors import InvalidArgumentError
+
+__all__ = ["delay_bands", "delay_configs", "delay_exponent", "ensemble", "fitted_delay", "model_free_delay"]
+
+
+def delay_configs(base, widths, n_seeds: int, steps: int, drop_at: float = 0.5, factors=(0.3, 0.1),
+                  wsd_fraction: float = 0.3) -> dict:
+    """``{label: [RunConfig, ...]}`` for labels ``constant``, ``drop<f>`` per factor and ``wsd``,
+    every width and seed. ``base`` is a RunConfig whose width, seed and schedule are replaced; its
+    epochs are set so that the run has ``steps`` updates."""
+    if not 0 < drop_at < 1:
+        raise InvalidArgumentError(f"drop_at={drop_at}; give the drop's place as a fraction in (0, 1)")
+    epochs = steps * base.batch_size / base.n_train
+    t_d = int(round(drop_at * steps))
+    scheds = {"constant": ("constant", ())}
+    for f in factors:
+        scheds[f"drop{f:g}"] = ("step", (("milestones", (t_d,)), ("factor", float(f))))
+    scheds["wsd"] = ("wsd", (("fraction", float(wsd_fraction)), ("decay", "linear")))
+    return {label: [replace(base, width=int(w), seed=s, schedule=name, schedule_kw=kw, epochs=epochs)
+                    for w in widths for s in range(n_seeds)] for label, (name, kw) in scheds.items()}
+
+
+def ensemble(table, configs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Steps, seed matrix ``(seeds, steps)`` and the per-step learning rate of one group of runs
+    (same config up to the seed) from a :func:`~sde_scales.analysis.grid.loss_table`."""
+    from sde_scales.analysis.grid import seed_matrix
+
+    ids = [c.run_id for c in configs]
+    steps, X, _ = seed_matrix(table, ids)
+    if X.shape[0] < 4:
+        raise InvalidArgumentError(f"{X.shape[0]} finished seeds of {configs[0].schedule} at width {configs[0].width}; "
+                                   f"need at least 4 (train more seeds, or see the diverged runs)")
+    c = configs[0]
+    sched = float(c.lr) * c.schedule_factors()
+    return steps, X, np.concatenate([sched, sched[-1:]])
+
+
+def _curve(steps, X, sched, name):
+    from sde_scales.fitting.curves import LossCurve
+
+    s = steps.astype(np.int64)
+    return LossCurve(s, sched[s], X.mean(axis=0), name=name).with_schedule(sched)
+
+
+def fitted_delay(const, drop, name: str = "drop") -> dict:
+    """Kernel law (exponential kernel, steps) on the seed-mean constant and drop curves together;
+    ``const`` and ``drop`` are :func:`ensemble` triples. The delay and its interval are
+    ``ln 2`` times the time scale's."""
+    import warnings
+
+    from sde_scales.fitting.fit import fit, predict
+    from sde_scales.fitting.laws import KernelLaw
+
+    curves = [_curve(*const, "constant"), _curve(*drop, name)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = fit(KernelLaw(kernel="exp", time="steps"), curves)
+        pred = predict(res, curves[1])
+    ts = res.extra.get("time_scale_interval") or {}
+    ci = ts.get("ci") or [None, None]
+    ln2 = float(np.log(2))
+    listed = list(res.extra.get("warnings", []))
+    return {"delay": float(res.law.half_response(res.theta)),
+            "delay_ci": [None if v is None else ln2 * v for v in ci],
+            "time_scale": float(res.law.time_scale(res.theta)), "time_scale_ci": ci, "amplitude_B": res.law.amplitude(res.theta),
+            "rmse_drop_run": float(np.sqrt(np.mean((pred - curves[1].loss) ** 2))),
+            "prediction": pred,
+            "warnings": listed + [str(w.message) for w in caught if str(w.message) not in listed]}
+
+
+def _mean_delay(steps, d, t_d, tail):
+    r"""Mean response time after ``t_d`` and the eventual gain, over leading batch axes (``d`` has
+    time first, ``(T, *batch)``): :math:`G` the mean of ``d`` over ``tail``, and
+    :math:`\delta = \int_{t_d}^{t_1} (1 - D(t)/G)\,dt` by the trapezoid rule with :math:`D(t_d) = 0`,
+    :math:`t_1` the start of the tail. NaN where the gain is not positive."""
+    gain = d[tail].mean(axis=0)
+    win = (steps > t_d) & ~tail
+    tt = np.concatenate([[float(t_d)], steps[win]])
+    dd = np.concatenate([np.zeros((1,) + d.shape[1:]), d[win]], axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = 1.0 - dd / gain
+        dt = np.diff(tt).reshape((-1,) + (1,) * (d.ndim - 1))
+        delta = np.sum(0.5 * (f[1:] + f[:-1]) * dt, axis=0)
+    return np.where(gain > 0, delta, np.nan), gain
+
+
+def _aligned(const, drop):
+    s1, X1, _ = const
+    s2, X2, _ = drop
+    common = np.intersect1d(s1, s2)
+    return common, X1[:, np.searchsorted(s1, common)], X2[:, np.searchsorted(s2, common)]
+
+
+def model_free_delay(const, drop, t_d: float, n_boot: int = 500, seed: int = 0) -> dict:
+    """The mean response time read off the seed means (module docstring) with a seed-resample
+    interval."""
+    steps, X1, X2 = _aligned(const, drop)
+    tail = steps >= steps[-1] - 0.2 * (steps[-1] - t_d)
+    delta, gain = _mean_delay(steps, X1.mean(0) - X2.mean(0), t_d, tail)
+    rng = seeds.rng(seed, "analysis.delay_boot")
+    i1 = rng.integers(0, X1.shape[0], (int(n_boot), X1.shape[0]))
+    i2 = rng.integers(0, X2.shape[0], (int(n_boot), X2.shape[0]))
+    d = (X1[i1].mean(axis=1) - X2[i2].mean(axis=1)).T  # (T, n_boot)
+    ds, gs = _mean_delay(steps, d, t_d, tail)
+    gain_ci = np.percentile(gs, [2.5, 97.5]).tolist()
+    resolved = bool(gain_ci[0] > 0 and np.isfinite(delta))
+    ci = np.percentile(ds[np.isfinite(ds)], [2.5, 97.5]).tolist() if resolved else [None, None]
+    return {"gain": float(gain), "gain_ci": gain_ci, "resolved": resolved,
+            "delay_after_drop": float(delta) if resolved else None, "delay_after_drop_ci": ci,
+            "definition": "mean response time: integral of 1 - D(t)/G from the drop to the tail"}
+
+
+def delay_bands(const, drop, law_curve, t_d: float, n_paths: int = 400, seed: int = 0) -> dict:
+    """The stochastic delay model's bands through a drop against the observed seeds.
+
+    ``law_curve``: the fitted law's prediction of the drop run's mean at the drop run's logged
+    steps (the deterministic part). Noise calibrated on the drop run before ``t_d`` (module
+    docstring); compared after ``t_d``."""
+    from sde_scales.analysis.macro_sde import compare
+    from sde_scales.models.delay import ou_paths
+
+    steps, X, sched = drop
+    before = (steps < t_d) & (steps >= 0.25 * t_d)
+    if before.sum() < 5:
+        raise InvalidArgumentError("fewer than 5 logged steps before the drop to calibrate the noise on; log more often")
+    dev = X - X.mean(axis=0)
+    eta = sched[steps.astype(int)]
+    sigma_L = float(np.sqrt(np.mean(dev[:, before] ** 2) * X.shape[0] / (X.shape[0] - 1)) / np.mean(eta[before]))
+    # autocorrelation of the deviations over the calibration window, lag where it falls to 1/e
+    d = dev[:, before]
+    ac = [1.0]
+    for k in range(1, d.shape[1] - 1):
+        ac.append(float(np.sum(d[:, k:] * d[:, :-k]) / np.sqrt(np.sum(d[:, k:] ** 2) * np.sum(d[:, :-k] ** 2))))
+        if ac[-1] < np.exp(-1):
+            break
+    dstep = float(steps[1] - steps[0])
+    below = [i for i, a in enumerate(ac) if a < np.exp(-1)]
+    tau_xi = dstep * (below[0] if below else len(ac))  # a lower bound when the window is too short
+    tau_capped = not below
+    xi = ou_paths(steps.astype(float), tau_xi, int(n_paths), seeds.int_seed(seed, "analysis.delay_noise"))
+    sim = np.asarray(law_curve)[None, :] + sigma_L * eta[None, :] * xi.T
+    after = steps > t_d
+    cmp = compare(steps[after], sim[:, after], X[:, after], seed=seed)
+    obs_sd_after = float(np.mean(np.std(X[:, after], axis=0, ddof=1)))
+    return {"sigma_L": sigma_L, "tau_xi": tau_xi, "tau_xi_is_lower_bound": tau_capped,
+            "predicted_sd_after": float(sigma_L * np.mean(eta[after])), "observed_sd_after": obs_sd_after,
+            "comparison_after_drop": cmp}
+
+
+def delay_exponent(const, drops: dict, t_d: float, seed: int = 0):
+    r"""Theorem 5.1 read on a network: the model-free delay (mean response time) after drops to
+    several learning rates,
+    against :math:`1/\eta_{after}` (the kernel's time scale in steps when the kernel is fixed in
+    learning-rate area, :math:`\tau_{steps} = \tau_{area}/\eta_{after}`), as an exponent with its
+    seed-resample interval (:func:`sde_scales.rates.statistic_exponent`; the constant and the drop
+    run of one seed index are resampled together).
+
+    ``const``: an :func:`ensemble` triple; ``drops``: ``{eta_after: triple}``, at least three."""
+    from sde_scales.rates import statistic_exponent
+
+    if len(drops) < 3:
+        raise InvalidArgumentError(f"{len(drops)} drop sizes; an exponent needs at least three")
+    xs, samples, grids = [], [], []
+    for eta_after, drop in sorted(drops.items(), reverse=True):
+        steps, a, b = _aligned(const, drop)
+        R = min(a.shape[0], b.shape[0])
+        samples.append(np.stack([a[:R].T, b[:R].T]))  # (2, T, R): replicas last
+        grids.append(steps)
+        xs.append(1.0 / float(eta_after))
+    steps = grids[0]
+    if any(g.size != steps.size or np.any(g != steps) for g in grids):
+        raise InvalidArgumentError("the drop runs were logged at different steps; log them alike")
+    tail = steps >= steps[-1] - 0.2 * (steps[-1] - t_d)
+
+    def stat(s):
+        m = s.mean(axis=-1)  # (2, T, *batch)
+        return _mean_delay(steps, m[0] - m[1], t_d, tail)[0]
+
+    return statistic_exponent(np.array(xs), samples, stat, reading="delay after a drop against 1/eta_after",
+                              seed=seed)
