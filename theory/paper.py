@@ -269,7 +269,11 @@ CLAIMS: tuple[Claim, ...] = (
         exponent=1.0, kind=RateKind.THETA, reading="values",
         evidence=(_sym(d_delay, "the exponential kernel's half-response, solved with sympy"),
                   _simulation(checks.delay_lag, "the delay model builds a lag of tau ln 2 in through its exponential "
-                              "kernel; this row checks that the simulated lag recovers it (a check of the model)")),
+                              "kernel; this row checks that the simulated lag recovers it (a check of the model)"),
+                  Evidence(CheckKind.TRAINING, checks.delay_training,
+                           "trained muP MLPs through step drops to 0.5, 0.25, 0.1 and 0.05 of the rate: the mean response "
+                           "time of the loss against 1/eta_after (the kernel's time scale in steps if it is fixed in "
+                           "learning-rate area)")),
     ),
     Claim(
         id="lemma4.6-updates", source=f"{SRC}, Lemma 4.6", group=Group.PAPER,

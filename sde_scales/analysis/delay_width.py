@@ -13,11 +13,15 @@ step drops of several sizes at one step :math:`t_d`, and a WSD cooldown
 * **model-free delay**: from the seed means alone, :math:`D(t) = \bar L_{const}(t) - \bar
   L_{drop}(t)` after the drop; its eventual gain :math:`G` is the mean of :math:`D` over the last
   fifth of the run, and the delay the mean response time :math:`\delta = \int (1 - D/G)\,dt`
-  from the drop to that tail (the mean of the kernel: :math:`\tau` for an exponential one, whose
+  over a window :math:`W` after the drop (an eighth of the steps after it; a delay above
+  :math:`W/5` is flagged as possibly truncated) (the mean of the kernel: :math:`\tau` for an exponential one, whose
   half-response is :math:`\tau\ln 2`). Linear in the data, it has none of the first-passage bias
   that noise gives a "first time D reaches G/2" (which a resample's noisier mean reaches early).
   95% interval over seed resamples (seeds of both runs resampled). A gain whose interval reaches
-  0 leaves the delay undetermined (reported as such).
+  0 leaves the delay undetermined (reported as such). :math:`D` also carries the drop run's slower
+  progress afterwards (less learning-rate area): the mean response time is the kernel's mean only
+  where that part is flat over the window, and it grows with the drop (on the kernel law with
+  its area term on, it lifts the exponent against :math:`1/\eta_{after}` from 1 to about 1.2).
 
 **Stochastic delay model against the seeds** (:func:`delay_bands`): the model's loss is its
 deterministic law plus :math:`\sigma_L\,\eta(t)\,\xi(t)` with :math:`\xi` a unit
@@ -38,13 +42,27 @@ import numpy as np
 from sde_scales import seeds
 from sde_scales.errors import InvalidArgumentError
 
-__all__ = ["delay_bands", "delay_configs", "delay_exponent", "ensemble", "fitted_delay", "model_free_delay"]
+__all__ = ["delay_bands", "delay_configs", "delay_exponent", "ensemble", "fitted_delay", "model_free_delay",
+           "study_base"]
 
 
-def delay_configs(base, widths, n_seeds: int, steps: int, drop_at: float = 0.5, factors=(0.3, 0.1),
-                  wsd_fraction: float = 0.3) -> dict:
-    """``{label: [RunConfig, ...]}`` for labels ``constant``, ``drop<f>`` per factor and ``wsd``,
-    every width and seed. ``base`` is a RunConfig whose width, seed and schedule are replaced; its
+def study_base():
+    """The run every delay study varies (:func:`delay_configs`): muP MLPs, one hidden layer, on the
+    synthetic power-law regression task (32 inputs), SGD at learning rate 0.3 with batch 64, each
+    seed its own minibatch order, the evaluation loss logged every 2 steps. At 0.3 the constant-rate
+    loss sits on its SGD noise floor by mid-run, so a drop lowers it (at 0.03 it is still falling,
+    and a drop only slows it: there is no delay to measure); the delays are a few to a few tens of
+    steps, hence the logging interval."""
+    from sde_scales.train.trainer import RunConfig
+
+    return RunConfig(param="mup", dataset="powerlaw", d_in=32, n_train=65536, batch_size=64, lr=0.3,
+                     data_order="seed", eval_every=0, log_every=2, depth=1)
+
+
+def delay_configs(base, widths, n_seeds: int, steps: int, drop_at: float = 0.5, factors=(0.5, 0.25, 0.1, 0.05),
+                  wsd_fraction: float | None = 0.3) -> dict:
+    """``{label: [RunConfig, ...]}`` for labels ``constant``, ``drop<f>`` per factor and ``wsd``
+    (unless ``wsd_fraction`` is None), every width and seed. ``base`` is a RunConfig whose width, seed and schedule are replaced; its
     epochs are set so that the run has ``steps`` updates."""
     if not 0 < drop_at < 1:
         raise InvalidArgumentError(f"drop_at={drop_at}; give the drop's place as a fraction in (0, 1)")
@@ -53,7 +71,8 @@ def delay_configs(base, widths, n_seeds: int, steps: int, drop_at: float = 0.5, 
     scheds = {"constant": ("constant", ())}
     for f in factors:
         scheds[f"drop{f:g}"] = ("step", (("milestones", (t_d,)), ("factor", float(f))))
-    scheds["wsd"] = ("wsd", (("fraction", float(wsd_fraction)), ("decay", "linear")))
+    if wsd_fraction is not None:
+        scheds["wsd"] = ("wsd", (("fraction", float(wsd_fraction)), ("decay", "linear")))
     return {label: [replace(base, width=int(w), seed=s, schedule=name, schedule_kw=kw, epochs=epochs)
                     for w in widths for s in range(n_seeds)] for label, (name, kw) in scheds.items()}
 
@@ -106,13 +125,25 @@ def fitted_delay(const, drop, name: str = "drop") -> dict:
             "warnings": listed + [str(w.message) for w in caught if str(w.message) not in listed]}
 
 
-def _mean_delay(steps, d, t_d, tail):
+#: The mean response time integrates over this fraction of the steps after the drop: long enough
+#: for responses up to a fifth of it (flagged beyond), short enough that the integrated noise of
+#: D/G stays small (its variance grows with the window).
+WINDOW_FRACTION = 0.125
+
+
+def _window(steps, t_d, window=None):
+    return float(WINDOW_FRACTION * (steps[-1] - t_d)) if window is None else float(window)
+
+
+def _mean_delay(steps, d, t_d, tail, window=None):
     r"""Mean response time after ``t_d`` and the eventual gain, over leading batch axes (``d`` has
     time first, ``(T, *batch)``): :math:`G` the mean of ``d`` over ``tail``, and
-    :math:`\delta = \int_{t_d}^{t_1} (1 - D(t)/G)\,dt` by the trapezoid rule with :math:`D(t_d) = 0`,
-    :math:`t_1` the start of the tail. NaN where the gain is not positive."""
+    :math:`\delta = \int_{t_d}^{t_d + W} (1 - D(t)/G)\,dt` by the trapezoid rule with
+    :math:`D(t_d) = 0`, :math:`W` = ``window`` steps (default :data:`WINDOW_FRACTION` of the steps
+    after the drop). NaN where the gain is not positive."""
     gain = d[tail].mean(axis=0)
-    win = (steps > t_d) & ~tail
+    W = _window(steps, t_d, window)
+    win = (steps > t_d) & (steps <= t_d + W)
     tt = np.concatenate([[float(t_d)], steps[win]])
     dd = np.concatenate([np.zeros((1,) + d.shape[1:]), d[win]], axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -129,23 +160,31 @@ def _aligned(const, drop):
     return common, X1[:, np.searchsorted(s1, common)], X2[:, np.searchsorted(s2, common)]
 
 
-def model_free_delay(const, drop, t_d: float, n_boot: int = 500, seed: int = 0) -> dict:
+def model_free_delay(const, drop, t_d: float, n_boot: int = 500, seed: int = 0, window: float | None = None) -> dict:
     """The mean response time read off the seed means (module docstring) with a seed-resample
-    interval."""
+    interval; ``window``: steps after the drop that the integral covers (default an eighth of them)."""
     steps, X1, X2 = _aligned(const, drop)
     tail = steps >= steps[-1] - 0.2 * (steps[-1] - t_d)
-    delta, gain = _mean_delay(steps, X1.mean(0) - X2.mean(0), t_d, tail)
+    if window is not None and not 0 < window <= 0.8 * (steps[-1] - t_d):
+        raise InvalidArgumentError(f"window={window}; give 0 < window <= {0.8 * (steps[-1] - t_d):g} (the last fifth "
+                                   f"after the drop measures the eventual gain)")
+    delta, gain = _mean_delay(steps, X1.mean(0) - X2.mean(0), t_d, tail, window)
     rng = seeds.rng(seed, "analysis.delay_boot")
     i1 = rng.integers(0, X1.shape[0], (int(n_boot), X1.shape[0]))
     i2 = rng.integers(0, X2.shape[0], (int(n_boot), X2.shape[0]))
     d = (X1[i1].mean(axis=1) - X2[i2].mean(axis=1)).T  # (T, n_boot)
-    ds, gs = _mean_delay(steps, d, t_d, tail)
+    ds, gs = _mean_delay(steps, d, t_d, tail, window)
     gain_ci = np.percentile(gs, [2.5, 97.5]).tolist()
     resolved = bool(gain_ci[0] > 0 and np.isfinite(delta))
     ci = np.percentile(ds[np.isfinite(ds)], [2.5, 97.5]).tolist() if resolved else [None, None]
+    W = _window(steps, t_d, window)
+    truncated = bool(resolved and delta > W / 5)
     return {"gain": float(gain), "gain_ci": gain_ci, "resolved": resolved,
             "delay_after_drop": float(delta) if resolved else None, "delay_after_drop_ci": ci,
-            "definition": "mean response time: integral of 1 - D(t)/G from the drop to the tail"}
+            "window": W, "possibly_truncated": truncated,
+            "warning": (f"the mean response time {delta:.3g} exceeds a fifth of its window ({W:.3g} steps): the response "
+                        f"may not be complete inside it; run longer after the drop") if truncated else None,
+            "definition": "mean response time: integral of 1 - D(t)/G over a window after the drop"}
 
 
 def delay_bands(const, drop, law_curve, t_d: float, n_paths: int = 400, seed: int = 0) -> dict:
@@ -185,7 +224,7 @@ def delay_bands(const, drop, law_curve, t_d: float, n_paths: int = 400, seed: in
             "comparison_after_drop": cmp}
 
 
-def delay_exponent(const, drops: dict, t_d: float, seed: int = 0):
+def delay_exponent(const, drops: dict, t_d: float, seed: int = 0, window: float | None = None):
     r"""Theorem 5.1 read on a network: the model-free delay (mean response time) after drops to
     several learning rates,
     against :math:`1/\eta_{after}` (the kernel's time scale in steps when the kernel is fixed in
@@ -212,7 +251,7 @@ def delay_exponent(const, drops: dict, t_d: float, seed: int = 0):
 
     def stat(s):
         m = s.mean(axis=-1)  # (2, T, *batch)
-        return _mean_delay(steps, m[0] - m[1], t_d, tail)[0]
+        return _mean_delay(steps, m[0] - m[1], t_d, tail, window)[0]
 
     return statistic_exponent(np.array(xs), samples, stat, reading="delay after a drop against 1/eta_after",
                               seed=seed)
