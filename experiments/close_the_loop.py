@@ -212,6 +212,20 @@ def main(argv=None) -> int:
     return 0
 
 
+def _label_first(axes):
+    axes[0].set_ylabel("evaluation loss (MSE)")
+    axes[0].legend(fontsize=7)
+
+
+def _save(fig, path) -> str:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return str(path)
+
+
 def _figures(out, spec, groups, ens, delays, held_seeds, held_width, bands, t_d, big, w_ref) -> list[str]:
     import matplotlib.pyplot as plt
 
@@ -235,10 +249,7 @@ def _figures(out, spec, groups, ens, delays, held_seeds, held_width, bands, t_d,
     ax.set_yscale("log")
     ax.set_title("Delay of the loss after a learning-rate drop\n(95% intervals)", fontsize=10)
     ax.legend(fontsize=6.5)
-    fig.tight_layout()
-    files.append(str(out / "delay_vs_width.png"))
-    fig.savefig(files[-1], dpi=150)
-    plt.close(fig)
+    files.append(_save(fig, out / "delay_vs_width.png"))
 
     # macro SDE predictions
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
@@ -255,12 +266,8 @@ def _figures(out, spec, groups, ens, delays, held_seeds, held_width, bands, t_d,
         ax.set_xlabel("step")
         ax.set_title(title, fontsize=10)
         ax.set_yscale("log")
-    axes[0].set_ylabel("evaluation loss (MSE)")
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    files.append(str(out / "macro_sde_predictions.png"))
-    fig.savefig(files[-1], dpi=150)
-    plt.close(fig)
+    _label_first(axes)
+    files.append(_save(fig, out / "macro_sde_predictions.png"))
 
     # delay-model bands through the drop
     show = [spec["widths"][0], spec["widths"][-1]]
@@ -279,12 +286,8 @@ def _figures(out, spec, groups, ens, delays, held_seeds, held_width, bands, t_d,
         ax.set_yscale("log")
         ax.set_xlabel("step")
         ax.set_title(f"width {w}, {big}", fontsize=10)
-    axes[0].set_ylabel("evaluation loss (MSE)")
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    files.append(str(out / "delay_model_bands.png"))
-    fig.savefig(files[-1], dpi=150)
-    plt.close(fig)
+    _label_first(axes)
+    files.append(_save(fig, out / "delay_model_bands.png"))
 
     # observed against fitted law, one width
     fig, ax = plt.subplots(figsize=(5.5, 4))
@@ -301,10 +304,7 @@ def _figures(out, spec, groups, ens, delays, held_seeds, held_width, bands, t_d,
     ax.set_ylabel("evaluation loss (MSE)")
     ax.set_title(f"width {w}: seed means and the fitted kernel law", fontsize=10)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    files.append(str(out / "fitted_curves.png"))
-    fig.savefig(files[-1], dpi=150)
-    plt.close(fig)
+    files.append(_save(fig, out / "fitted_curves.png"))
     return files
 
 
