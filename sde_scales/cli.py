@@ -104,14 +104,16 @@ def _cmd_coordcheck(args: argparse.Namespace) -> int:
         raise InvalidArgumentError(
             f"--steps {args.steps}, --seeds {args.seeds}, --lr {args.lr}, --layers {args.layers}, --widths "
             f"{args.widths}: give steps >= 1, seeds >= 3, lr > 0, layers >= 1 and at least 3 widths")
-    p = by_name(args.param, L=args.layers)
+    p = by_name(args.param, L=args.layers, optimizer=args.optimizer)
     if args.no_output_multiplier:
         p = p.with_layer(p.L, a=0)
         p = type(p)(p.name + " without output multiplier", p.layers, p.optimizer)
     cc = coord_check(p, args.widths, steps=args.steps, lr=args.lr, n_seeds=args.seeds, device=args.device)
     pred = derive(p)
     names = ["input"] + [f"hidden {i}" for i in range(2, p.L + 1)] + ["readout"]
-    print(f"coordinate check of {p.name} (SGD, lr {args.lr}, {args.steps} steps, widths {args.widths}, {args.seeds} seeds)")
+    opt_name = {"sgd": "SGD", "adam": "Adam"}[args.optimizer]
+    print(f"coordinate check of {p.name} ({opt_name}, lr {args.lr}, {args.steps} steps, widths {args.widths}, "
+          f"{args.seeds} seeds)")
     print(f"  {'layer':9s} {'init exp [CI]':>24s} {'theory':>7s} {'change exp [CI]':>24s} {'theory':>7s}  verdict")
     rows = []
     for l in cc.layers:
@@ -275,6 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     cc.add_argument("--param", choices=["mup", "sp", "ntk"], required=True)
     cc.add_argument("--widths", type=_ints, default=[64, 128, 256, 512, 1024])
     cc.add_argument("--layers", type=int, default=2, help="hidden layers")
+    cc.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd",
+                    help="the optimizer whose abc table and update are checked (default sgd)")
     cc.add_argument("--steps", type=int, default=3)
     cc.add_argument("--lr", type=float, default=0.1)
     cc.add_argument("--seeds", type=int, default=10, help="networks per width (default 10; at least 10 for a trusted interval)")

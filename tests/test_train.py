@@ -257,6 +257,41 @@ def test_coordcheck_sp_fails():
     assert cc.overall is Verdict.FAIL and cc.delta_exp[1].exponent > 0.2  # hidden features grow with width
 
 
+def test_mu_optimizer_adam_is_torch_adam_with_the_layer_learning_rates():
+    """The muP optimizer's Adam against torch.optim.Adam (an independent implementation) run with
+    each layer's learning rate lr * lr_scale[l] and member by member: equal to float32 rounding."""
+    from sde_scales.train.optim import MuOptimizer
+
+    torch.manual_seed(0)
+    shapes = [(3, 5, 4), (3, 5, 5), (3, 2, 5)]
+    ours = [torch.randn(s) for s in shapes]
+    ref = [w.clone().requires_grad_(True) for w in ours]
+    scales = [1.0, 0.25, 0.125]
+    opt = MuOptimizer("adam", ours, scales)
+    torch_opt = torch.optim.Adam([{"params": [w], "lr": 0.01 * s} for w, s in zip(ref, scales)], eps=1e-8)
+    for step in range(1, 6):
+        grads = [torch.randn(s) for s in shapes]
+        opt.step(grads, 0.01, step)
+        for w, g in zip(ref, grads):
+            w.grad = g.clone()
+        torch_opt.step()
+    for a, b in zip(ours, ref):
+        np.testing.assert_allclose(a.numpy(), b.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_coordcheck_with_adam_passes_mup_and_fails_sp():
+    """Adam has its own muP table (input layer lr Theta(1), hidden and readout 1/n): the check with
+    that table and update PASSes muP's input and hidden layers and FAILs SP under Adam, whose
+    features grow with width."""
+    from sde_scales.rates import Verdict
+
+    cc = coord_check(mup(2, "adam"), WIDTHS, steps=3, lr=0.01)
+    assert cc.verdicts[0] is Verdict.PASS and cc.verdicts[1] is Verdict.PASS, cc.reasons
+    assert cc.overall is not Verdict.FAIL, cc.reasons
+    bad = coord_check(sp(2, "adam"), WIDTHS, steps=3, lr=0.01)
+    assert bad.overall is Verdict.FAIL, bad.reasons
+
+
 def test_coordcheck_catches_missing_output_multiplier():
     from sde_scales.rates import Verdict
 

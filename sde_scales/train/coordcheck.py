@@ -1,6 +1,8 @@
 r"""Coordinate check: per-layer activation and update sizes against width over the first steps.
 
-For each width, ``n_seeds`` networks (one stack) take ``steps`` SGD steps on the same batches. We
+For each width, ``n_seeds`` networks (one stack) take ``steps`` steps of the parametrization's
+optimizer (SGD or Adam, through :class:`~sde_scales.train.optim.MuOptimizer`, the update the
+trainer uses) on the same batches. We
 record, per layer, the RMS of the pre-activations at initialisation and the RMS of their change
 after the last step, on a fixed probe batch, and fit the exponent in n of each with a bootstrap
 interval over seeds (``sde_scales.rates.bias_exponent`` against 0).
@@ -26,6 +28,7 @@ import torch
 from sde_scales.parametrization import Parametrization
 from sde_scales.rates import RateKind, Verdict, bias_exponent, verdict
 from sde_scales.train.model import StackedMLP
+from sde_scales.train.optim import MuOptimizer
 
 __all__ = ["CoordCheck", "coord_check"]
 
@@ -77,14 +80,14 @@ def coord_check(param: Parametrization, widths, *, steps: int = 3, lr: float = 0
         for l in range(n_layers):
             act[l].append(pre0[l].pow(2).mean(dim=(1, 2)).sqrt().cpu().numpy())
         per_step = {l: [] for l in range(n_layers)}
+        opt = MuOptimizer(param.optimizer, m.weights, m.lr_scale)
         for s in range(steps):
             xb, yb = x[batch * (s + 1): batch * (s + 2)], y[batch * (s + 1): batch * (s + 2)]
             with torch.no_grad():
                 logits, pre_b = m.forward(xb, keep=True)
                 _, dlogits = m.losses(logits, yb)
                 grads = m.backward(xb, pre_b, dlogits)
-                for l, wt in enumerate(m.weights):
-                    wt -= lr * m.lr_scale[l] * torch.nan_to_num(grads[l])
+                opt.step([torch.nan_to_num(g) for g in grads], lr, s + 1)
                 _, pre = m.forward(probe, keep=True)
                 for l in range(n_layers):
                     per_step[l].append((pre[l] - pre0[l]).pow(2).mean(dim=(1, 2)).sqrt().cpu().numpy())

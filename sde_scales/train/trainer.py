@@ -44,6 +44,7 @@ from sde_scales import schedules
 from sde_scales.errors import InvalidArgumentError
 from sde_scales.parametrization import by_name
 from sde_scales.train.model import StackedMLP
+from sde_scales.train.optim import MuOptimizer
 
 __all__ = ["RunConfig", "RunOutcome", "train_stack", "resolve_device", "N_MICRO"]
 
@@ -232,9 +233,7 @@ def train_stack(configs: list[RunConfig], dataset, device: str = "cpu", progress
     sched = c0.schedule_factors()
     alive = torch.ones(K, dtype=torch.bool, device=device)
     div_step = [None] * K
-    adam = None
-    if c0.optimizer == "adam":
-        adam = [(torch.zeros_like(w), torch.zeros_like(w)) for w in model.weights]
+    opt = MuOptimizer(c0.optimizer, model.weights, model.lr_scale)
     n = dataset.n_train
     per_member = c0.data_order == "seed"
     if per_member:  # each run its own minibatch order, a function of its seed and data_seed only
@@ -331,7 +330,7 @@ def train_stack(configs: list[RunConfig], dataset, device: str = "cpu", progress
     pos = 0
     n_logs = 0
     any_dead = False
-    adam_views = None if adam is None else [[(m[a:b], v[a:b]) for m, v in adam] for a, b in chunks]
+    opt_views = [opt.chunk(a, b, v.weights) for (a, b), v in zip(chunks, views)]
     for step in range(1, n_steps + 1):
         if pos + c0.batch_size > n:
             perm, pos = new_order(), 0
@@ -365,21 +364,12 @@ def train_stack(configs: list[RunConfig], dataset, device: str = "cpu", progress
                 dlogits = torch.where(al.view(-1, 1, 1), dlogits, torch.zeros((), dtype=dlogits.dtype, device=device))
             live = base_lr[a:b] * al.to(base_lr.dtype) if any_dead else base_lr[a:b]
             lr_now = live * factor
-            if adam is None and not log_now:
+            if opt.kind == "sgd" and not log_now:
                 v.backward(x, pre, dlogits, step_size=lr_now)  # SGD fused into the input-layer GEMM
                 continue
             grads = v.backward(x, pre, dlogits)
-            for l, (w, g) in enumerate(zip(v.weights, grads)):
-                scale = (lr_now * v.lr_scale[l]).view(-1, 1, 1)
-                if adam is None:
-                    w.addcmul_(scale, g, value=-1.0)
-                else:
-                    m, vv = adam_views[ci][l]
-                    m.mul_(0.9).add_(g, alpha=0.1)
-                    vv.mul_(0.999).addcmul_(g, g, value=0.001)
-                    mh = m / (1 - 0.9**step)
-                    vh = vv / (1 - 0.999**step)
-                    w -= scale * mh / (vh.sqrt() + 1e-8)
+            for l, g in enumerate(grads):
+                opt_views[ci].step_layer(l, g, lr_now, step)
                 if log_now:
                     gn[l, a:b] = g.pow(2).sum(dim=(1, 2)).sqrt().cpu().numpy()
         loss_acc += torch.where(alive, losses, torch.full_like(losses, float("nan"))) if any_dead else losses
