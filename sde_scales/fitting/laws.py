@@ -26,9 +26,10 @@ Kernel law (Theorem 5.1 of Hong & Wang, this toolkit's)
 Drops are binned (:class:`~sde_scales.fitting.curves.ScheduleFeatures`). The momentum law and every
 kernel law sum them with a recursive filter in O(points + bins) per exponential
 (:mod:`sde_scales.fitting._filters`); the power-law kernel through its sum-of-exponentials form
-with a stated error (:class:`~sde_scales.kernels.PowerLawFamily`). The multi-power law still uses
-an (evaluation point x drop bin) array: its response depends on each drop's own learning rate, so
-it is not a convolution.
+with a stated error (:class:`~sde_scales.kernels.PowerLawFamily`). The multi-power law is not a
+convolution (each drop's response depends on its own learning rate), but the same form with
+drop-dependent weights on one lattice of rates sums it by a weighted filter
+(:class:`MultiPowerLaw`): no law builds an (evaluation point x drop bin) array.
 """
 
 from __future__ import annotations
