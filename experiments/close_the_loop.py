@@ -23,7 +23,6 @@ The store under ``--out/store`` resumes: a second run trains nothing.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -50,23 +49,6 @@ def _spans_text(spans, show=4):
     return f"{len(spans)} ranges ({head}{', ...' if len(spans) > show else ''})"
 
 
-def _strict(o):
-    """JSON-ready: numpy to Python, NaN and inf to None."""
-    if isinstance(o, dict):
-        return {str(k): _strict(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_strict(v) for v in o]
-    if isinstance(o, np.ndarray):
-        return _strict(o.tolist())
-    if isinstance(o, (np.floating, float)):
-        return float(o) if np.isfinite(o) else None
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, np.bool_):
-        return bool(o)
-    return o
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="5 widths x 12 seeds x 3,000 steps (default: 6 x 24 x 8,000)")
@@ -84,6 +66,7 @@ def main(argv=None) -> int:
     from sde_scales.analysis import delay_width as dw
     from sde_scales.analysis import macro_sde as ms
     from sde_scales.analysis.grid import loss_table
+    from sde_scales.atomic import write_json_atomic
     from sde_scales.errors import InvalidArgumentError
     from sde_scales.train.store import RunStore
     from sde_scales.train.sweep import run_sweep
@@ -204,10 +187,7 @@ def main(argv=None) -> int:
                                             "fits": {str(w): f.to_json() for w, f in fits.items()},
                                             "predicted": pred_fit.to_json(), "comparison": held_width}},
            "delay_model_bands": bands, "figures": figs, "seconds": time.perf_counter() - started}
-    path = out / "close_the_loop.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(_strict(doc), indent=1, allow_nan=False))
-    tmp.replace(path)
+    path = write_json_atomic(out / "close_the_loop.json", doc)
     print(f"\nwrote {path} and {len(figs)} figures in {time.perf_counter() - started:.0f} s")
     return 0
 
@@ -218,12 +198,10 @@ def _label_first(axes):
 
 
 def _save(fig, path) -> str:
-    import matplotlib.pyplot as plt
+    from sde_scales.plots import save_figure
 
     fig.tight_layout()
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
-    return str(path)
+    return str(save_figure(fig, path))
 
 
 def _figures(out, spec, groups, ens, delays, held_seeds, held_width, bands, t_d, big, w_ref) -> list[str]:

@@ -45,7 +45,8 @@ from scipy import optimize, special
 from sde_scales.errors import InvalidArgumentError
 
 __all__ = ["Exponential", "ExponentialFamily", "Instantaneous", "InstantaneousFamily", "KernelFamily", "MonotoneFamily",
-           "PowerLaw", "PowerLawFamily", "ResponseTerms", "SumOfExponentials", "family", "half_response_time"]
+           "PowerLaw", "PowerLawFamily", "ResponseTerms", "SumOfExponentials", "family", "half_response_time",
+           "laplace_weights", "log_rate_lattice"]
 
 
 @dataclass(frozen=True)
@@ -273,6 +274,24 @@ POWER_QUAD_STEP = 0.5
 POWER_QUAD_MARGIN = 10.0
 
 
+def log_rate_lattice(t_max: float, v_hi: float) -> np.ndarray:
+    """The log rates :math:`v_j = jh` (``h`` = :data:`POWER_QUAD_STEP`) from
+    :data:`POWER_QUAD_MARGIN` e-folds below the slowest rate data of length ``t_max`` resolve,
+    :math:`-\ln t_{max}`, up to ``v_hi``: the lattice of the sinc quadrature below."""
+    h = POWER_QUAD_STEP
+    v_lo = -np.log(max(float(t_max), 1.0)) - POWER_QUAD_MARGIN
+    return h * np.arange(np.floor(v_lo / h), np.ceil(v_hi / h) + 1)
+
+
+def laplace_weights(z, beta: float) -> np.ndarray:
+    r"""Trapezoid weights of :math:`(1 + x)^{-\beta} = \Gamma(\beta)^{-1}\int e^{\beta u - e^u(1+x)}\,du`
+    at the nodes :math:`u = z`: :math:`w = h\,e^{\beta z - e^z}/\Gamma(\beta)`, so that
+    :math:`(1 + x)^{-\beta} \approx \sum w\,e^{-e^z x}`. Their log-derivatives are
+    :math:`\beta - e^z` in :math:`z` and :math:`z - \psi(\beta)` in :math:`\beta`."""
+    z = np.asarray(z, dtype=float)
+    return np.exp(np.log(POWER_QUAD_STEP) - special.gammaln(beta) + beta * z - np.exp(np.minimum(z, 700.0)))
+
+
 @dataclass(frozen=True)
 class PowerLawFamily(KernelFamily):
     r""":math:`Q(\tau) = 1 - (1 + \tau/\tau_0)^{1-a}` with ``log10_tau0`` in [0, 5] and ``a`` in [1.01, 6].
@@ -304,15 +323,12 @@ class PowerLawFamily(KernelFamily):
 
     def response_terms(self, params, t_max):
         t0, beta = 10.0 ** float(params[0]), float(params[1]) - 1.0
-        h = POWER_QUAD_STEP
         t_max = max(float(t_max), 1.0)
-        j_lo = int(np.floor((-np.log(t_max) - POWER_QUAD_MARGIN) / h))
-        j_hi = int(np.ceil((np.log(40.0) - np.log(1.0)) / h))  # tau0 >= 1: covers every tau0 in bounds
-        v = h * np.arange(j_lo, j_hi + 1)
-        log_w = beta * (v + np.log(t0)) - t0 * np.exp(v) - special.gammaln(beta)
-        w = h * np.exp(log_w)
-        # d w / d log10_tau0 = w (beta - tau0 e^v) ln 10;  d w / d a = w (v + ln tau0 - digamma(beta))
-        dw = np.stack([w * (beta - t0 * np.exp(v)) * np.log(10.0), w * (v + np.log(t0) - special.digamma(beta))])
+        v = log_rate_lattice(t_max, np.log(40.0))  # tau0 >= 1: covers every tau0 in bounds
+        z = v + np.log(t0)  # the lattice is fixed; only the weights move with the parameters
+        w = laplace_weights(z, beta)
+        # d w / d log10_tau0 = w (beta - e^z) ln 10;  d w / d a = w (z - digamma(beta))
+        dw = np.stack([w * (beta - np.exp(z)) * np.log(10.0), w * (z - special.digamma(beta))])
         taus = np.exp(-v)
         grid = np.concatenate([[0.0], np.geomspace(1e-3, t_max, 399)])
         approx = (w * -np.expm1(-grid[:, None] / taus)).sum(axis=1)

@@ -87,16 +87,9 @@ def ensemble(table, configs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if X.shape[0] < 4:
         raise InvalidArgumentError(f"{X.shape[0]} finished seeds of {configs[0].schedule} at width {configs[0].width}; "
                                    f"need at least 4 (train more seeds, or see the diverged runs)")
-    c = configs[0]
-    sched = float(c.lr) * c.schedule_factors()
-    return steps, X, np.concatenate([sched, sched[-1:]])
+    from sde_scales.fitting.stores import run_schedule
 
-
-def _curve(steps, X, sched, name):
-    from sde_scales.fitting.curves import LossCurve
-
-    s = steps.astype(np.int64)
-    return LossCurve(s, sched[s], X.mean(axis=0), name=name).with_schedule(sched)
+    return steps, X, run_schedule(configs[0])
 
 
 def fitted_delay(const, drop, name: str = "drop") -> dict:
@@ -107,8 +100,9 @@ def fitted_delay(const, drop, name: str = "drop") -> dict:
 
     from sde_scales.fitting.fit import fit, predict
     from sde_scales.fitting.laws import KernelLaw
+    from sde_scales.fitting.stores import mean_curve
 
-    curves = [_curve(*const, "constant"), _curve(*drop, name)]
+    curves = [mean_curve(*const, "constant"), mean_curve(*drop, name)]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         res = fit(KernelLaw(kernel="exp", time="steps"), curves)

@@ -91,13 +91,13 @@ class MacroSDEFit:
         return bool(self.checks.get("autocorrelation_flag") or self.checks.get("heteroscedasticity_flag"))
 
     def to_json(self) -> dict:
-        def ci(a):
-            return [[None if not np.isfinite(v) else float(v) for v in row] for row in a]
+        """Strict-JSON-ready (NaN, as in the intervals of :func:`predict_width`, becomes null)."""
+        from sde_scales.atomic import strict_json
 
-        return {"t": self.t.tolist(), "mean": self.mean.tolist(), "bin_edges": self.bin_edges.tolist(),
-                "kappa": self.kappa.tolist(), "kappa_ci": ci(self.kappa_ci), "sigma2": self.sigma2.tolist(),
-                "sigma2_ci": ci(self.sigma2_ci), "sd0": self.sd0, "n_seeds": self.n_seeds,
-                "checks": self.checks, "misspecified": self.misspecified, "warnings": list(self.warnings)}
+        return strict_json({"t": self.t, "mean": self.mean, "bin_edges": self.bin_edges, "kappa": self.kappa,
+                            "kappa_ci": self.kappa_ci, "sigma2": self.sigma2, "sigma2_ci": self.sigma2_ci,
+                            "sd0": self.sd0, "n_seeds": self.n_seeds, "checks": self.checks,
+                            "misspecified": self.misspecified, "warnings": list(self.warnings)})
 
 
 def _check_paths(t, X) -> tuple[np.ndarray, np.ndarray]:

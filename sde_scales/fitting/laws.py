@@ -184,13 +184,10 @@ class MultiPowerLaw(Law):
         C, beta, gamma = float(theta[4]), float(theta[5]), float(theta[6])
         log_eta = np.log(np.maximum(f.eta_after, 1e-6))
         log_s = np.log(C) - gamma * log_eta
-        h = kernels.POWER_QUAD_STEP
-        s_max = max(float(f.S1[-1]) if f.S1.size else 1.0, 1.0)
-        v_lo = -np.log(s_max) - kernels.POWER_QUAD_MARGIN
-        v_hi = np.log(40.0) + (log_s.max() if log_s.size else 0.0)
-        v = h * np.arange(np.floor(v_lo / h), np.ceil(v_hi / h) + 1)
+        t_max = float(f.S1[-1]) if f.S1.size else 1.0
+        v = kernels.log_rate_lattice(t_max, np.log(40.0) + (log_s.max() if log_s.size else 0.0))
         z = v[:, None] - log_s[None, :]
-        w = np.exp(np.log(h) - special.gammaln(beta) + beta * z - np.exp(np.minimum(z, 700.0)))
+        w = kernels.laplace_weights(z, beta)
         if w.size:
             keep = w.max(axis=1) > 1e-16 * w.max()
             v, z, w = v[keep], z[keep], w[keep]

@@ -20,7 +20,7 @@ import numpy as np
 from sde_scales.errors import InvalidArgumentError
 from sde_scales.fitting.curves import LossCurve
 
-__all__ = ["curves_from_store", "parse_where"]
+__all__ = ["curves_from_store", "mean_curve", "parse_where", "run_schedule"]
 
 #: Columns that tell runs apart besides the seed: a seed-averaged curve averages over seeds only.
 _KEYS = ("param", "width", "lr", "optimizer", "depth", "dataset", "d_in", "n_train", "batch_size", "epochs",
@@ -44,11 +44,19 @@ def parse_where(text: str | None) -> dict:
     return out
 
 
-def _schedule(config) -> np.ndarray:
+def run_schedule(config) -> np.ndarray:
     """The learning rate of every step ``0 .. n`` of a run (``n`` updates; the rate at ``n`` moves no
     logged loss and repeats the last one)."""
     sched = float(config.lr) * config.schedule_factors()
     return np.concatenate([sched, sched[-1:]])
+
+
+def mean_curve(steps, values, sched, name: str, source: str | None = None) -> LossCurve:
+    """The seed-mean curve of ``values`` ``(seeds, steps)`` logged at ``steps``, with the per-step
+    schedule ``sched`` the runs used (:func:`run_schedule`)."""
+    s = np.asarray(steps).astype(np.int64)
+    return LossCurve(s, sched[s], np.asarray(values).mean(axis=0), name=name,
+                     source=source or "<memory>").with_schedule(sched)
 
 
 def curves_from_store(root: str | Path, where: dict | None = None, *, metric: str = "train_loss",
@@ -87,8 +95,5 @@ def curves_from_store(root: str | Path, where: dict | None = None, *, metric: st
         name = f"{config.param}_n{config.width}_lr{config.lr:g}_{config.schedule}{kws}"
         name = name if rid is None else f"{name}_seed{config.seed}"
         name = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name)
-        steps = steps.astype(np.int64)
-        sched = _schedule(config)
-        out.append(LossCurve(steps, sched[steps], values.mean(axis=0), name=name,
-                             source=f"{root} ({g.shape[0]} run(s))").with_schedule(sched))
+        out.append(mean_curve(steps, values, run_schedule(config), name, source=f"{root} ({g.shape[0]} run(s))"))
     return out

@@ -231,12 +231,13 @@ def fingerprint(key: tuple, functions: dict) -> str:
 
 
 def _write_once(path: Path, text: str) -> None:
-    if path.exists() and path.read_text() == text:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)  # atomic: a concurrent reader sees the old file or the whole new one
+    """Write the module unless it already holds ``text``: rewriting it would change its
+    modification time, which Numba's index is stamped with, and throw the compiled loop away.
+    Atomic, so a concurrent reader sees the old file or the whole new one."""
+    from sde_scales.atomic import write_text_atomic
+
+    if not (path.exists() and path.read_text() == text):
+        write_text_atomic(path, text)
 
 
 def loop_module(key_hash: str | None, bindings: dict) -> tuple[types.ModuleType, str]:

@@ -245,8 +245,7 @@ def runners(step, d, m, n_params, matrix, drift, diffusion, gdg):
                 "advance_supplied": _advance_group(step, draw_supplied, d, m, gs, P, matrix, drift, diffusion, gdg)}
     mod, where = _cache.loop_module(disk, bindings)
     if disk is None:
+        # the ids in the key stay unique: the advance closures hold the functions alive
         where = f"{where}; not cached on disk: {why_text}"
-        # keep the functions alive with the entry, so that their ids are never reused by others
-        bindings["_keep"] = (drift, diffusion, gdg)
     _RUNNERS[memo] = (mod.run_generated, mod.run_supplied, where)
     return _RUNNERS[memo]

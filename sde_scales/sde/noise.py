@@ -98,9 +98,13 @@ class BlockStreams(Noise):
             raise InvalidArgumentError(f"block_size={self.block_size}; use a positive integer")
         if isinstance(self.path_offset, bool) or int(self.path_offset) < 0:
             raise InvalidArgumentError(f"path_offset={self.path_offset}; use a non-negative integer")
-        if self.block_size is not None and self.path_offset % int(self.block_size):
+        if self.block_size is not None:
+            self._check_offset(int(self.block_size))
+
+    def _check_offset(self, bs: int) -> None:
+        if self.path_offset % bs:
             raise InvalidArgumentError(
-                f"path_offset={self.path_offset} is not a multiple of block_size={self.block_size}; "
+                f"path_offset={self.path_offset} is not a multiple of block_size={bs}; "
                 f"split ensembles at multiples of the block size so each path keeps its numbers")
 
     def for_problem(self, m: int) -> "BlockStreams":
@@ -112,10 +116,7 @@ class BlockStreams(Noise):
             raise InvalidArgumentError(
                 f"block_size={self.block_size}; use a positive multiple of the group size {gs} "
                 f"(8 // m for m={m}), e.g. {auto_block_size(m)}")
-        if self.path_offset % bs:
-            raise InvalidArgumentError(
-                f"path_offset={self.path_offset} is not a multiple of block_size={bs}; "
-                f"split ensembles at multiples of the block size so each path keeps its numbers")
+        self._check_offset(bs)
         return BlockStreams(self.seed, bs, self.path_offset)
 
     def block_seed(self, b: int) -> np.random.SeedSequence:
