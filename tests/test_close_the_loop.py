@@ -105,6 +105,7 @@ def test_held_out_width_is_predicted_from_planted_width_scaling():
     cmp = ms.compare(TIMES, sim, data[64], seed=8)
     assert 0.7 <= cmp["late_sd_ratio_median"] <= 1.3, cmp["late_sd_ratio_median"]
     assert cmp["mean_inside_fraction"] >= 0.7
+    assert not pred.warnings and "extrapolation" in ms.predict_width(fits, 512).warnings[0]
     with pytest.raises(InvalidArgumentError, match="at least 3"):
         ms.predict_width({16: fits[16], 32: fits[32]}, 64)
     with pytest.raises(InvalidArgumentError, match="among the calibration widths"):
@@ -207,3 +208,17 @@ def test_delay_model_bands_hold_when_noise_follows_the_rate_and_fail_when_it_doe
     bad = dw.delay_bands(const, bad_drop, fd["prediction"], 1500, seed=0)
     assert bad["comparison_after_drop"]["sd_inside_fraction"] <= 0.2
     assert bad["comparison_after_drop"]["late_sd_ratio_median"] < 0.5
+
+
+def test_deviations_that_flip_sign_have_no_linear_sde_and_are_not_simulated():
+    """Deviations that change sign from one logged time to the next (slope <= 0) have no reading as
+    a linear SDE: the calibration says so and the simulation refuses instead of returning paths."""
+    rng = np.random.default_rng(3)
+    Y = np.empty((20, TIMES.size))
+    Y[:, 0] = rng.standard_normal(20)
+    for i in range(TIMES.size - 1):
+        Y[:, i + 1] = -0.9 * Y[:, i] + 0.1 * rng.standard_normal(20)
+    fit = ms.calibrate(TIMES, 2.0 + Y, n_bins=2)
+    assert not np.all(np.isfinite(fit.kappa)) and any("slope <= 0" in w for w in fit.warnings)
+    with pytest.raises(InvalidArgumentError, match="kappa is undefined in bin"):
+        ms.simulate(fit, 0.1, 10, seed=0)

@@ -522,3 +522,23 @@ def test_fit_delay_reads_a_run_store_with_each_runs_schedule(tmp_path):
     r = subprocess.run([sys.executable, "-m", "sde_scales.cli", "fit-delay", "--store", str(tmp_path / "s"), "--where",
                         "nosuch=1"], capture_output=True, text=True)
     assert r.returncode == 2 and "no column 'nosuch'" in r.stderr
+
+
+def test_fit_records_the_embedding_error_and_warns_when_the_form_is_coarse(monkeypatch):
+    """A power-law kernel fit reports its sum-of-exponentials error in the JSON extra; with a
+    quadrature step of 3 (instead of 0.5: trapezoid error about e^(-pi^2/3) = 4%) the same fit warns
+    that it fitted an approximation."""
+    from sde_scales import kernels
+    from sde_scales.fitting.fit import EMBEDDING_TOL, FitWarning
+
+    c = _cosine_curve()
+    const = LossCurve(c.step, np.full(c.step.size, 1e-3), c.loss + 0.05, name="const")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fine = fit(KernelLaw(kernel="power", time="steps"), [const, c])
+    assert 0 < fine.extra["embedding_error"] < EMBEDDING_TOL
+    assert not any("sum-of-exponentials form" in w for w in fine.extra["warnings"])
+    monkeypatch.setattr(kernels, "POWER_QUAD_STEP", 3.0)
+    with pytest.warns(FitWarning, match="sum-of-exponentials form misses"):
+        coarse = fit(KernelLaw(kernel="power", time="steps"), [const, c])
+    assert coarse.extra["embedding_error"] > EMBEDDING_TOL
