@@ -67,7 +67,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     grid = {"params": [args.param], "widths": args.widths, "lrs": args.lrs, "seeds": args.seeds}
     common = {"dataset": args.dataset, "epochs": args.epochs, "batch_size": args.batch_size, "depth": args.depth,
               "optimizer": args.optimizer, "n_train": args.n_train, "d_in": args.d_in, "log_every": args.log_every,
-              "schedule": args.schedule}
+              "schedule": args.schedule, "base_width": args.base_width, "precision": args.precision,
+              "compile": args.compile}
     if args.config:
         toml = load_grid_toml(args.config)
         for k in ("params", "widths", "lrs", "seeds"):
@@ -83,9 +84,13 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         raise InvalidArgumentError(f"--out {args.out} is a file; give a directory for the run store")
     configs = config_grid(grid["params"], grid["widths"], grid["lrs"], grid["seeds"], **common)
     res = run_sweep(configs, args.out, executor=args.executor, workers=args.workers, scheduler=args.scheduler,
-                    device=args.device, data_root=args.data_root, progress=not args.no_progress)
+                    device=args.device, data_root=args.data_root, progress=not args.no_progress,
+                    checkpoint_every=args.checkpoint_every)
     print(f"{len(configs)} runs: {res['ran']} trained in {res['stacks']} stacks, {res['skipped']} already in the store, "
           f"{res['diverged']} diverged; store: {args.out}")
+    print(f"read it: python -c \"from sde_scales.train.store import RunStore; s = RunStore('{args.out}'); "
+          f"print(s.runs())\"  (runs: one row per run; s.trajectories(): the logged rows; see the README, "
+          f"'Reading a run store')")
     return 0
 
 
@@ -95,44 +100,65 @@ def _cmd_coordcheck(args: argparse.Namespace) -> int:
     from sde_scales.atomic import write_text_atomic
     from sde_scales.parametrization import by_name
     from sde_scales.rates import Verdict
-    from sde_scales.train.coordcheck import coord_check, plot_coord_check
+    from sde_scales.train.coordcheck import RESOLUTION, RESOLUTION_REASON, coord_check, layer_names, plot_coord_check
     from theory.abc import derive  # loaded at run time only
 
     from sde_scales.errors import InvalidArgumentError
 
-    if args.steps < 1 or args.seeds < 3 or not (args.lr > 0) or args.layers < 1 or len(args.widths) < 3:
+    if args.steps < 1 or args.seeds < 3 or not (args.lr > 0) or args.depth < 1 or len(args.widths) < 3 \
+            or args.base_width < 0 or any(w < 1 for w in args.widths):
         raise InvalidArgumentError(
-            f"--steps {args.steps}, --seeds {args.seeds}, --lr {args.lr}, --layers {args.layers}, --widths "
-            f"{args.widths}: give steps >= 1, seeds >= 3, lr > 0, layers >= 1 and at least 3 widths")
-    p = by_name(args.param, L=args.layers, optimizer=args.optimizer)
+            f"--steps {args.steps}, --seeds {args.seeds}, --lr {args.lr}, --depth {args.depth}, --widths "
+            f"{args.widths}, --base-width {args.base_width}: give steps >= 1, seeds >= 3, lr > 0, depth >= 1, at "
+            f"least 3 widths >= 1 and base width >= 0")
+    p = by_name(args.param, L=args.depth, optimizer=args.optimizer)
     if args.no_output_multiplier:
         p = p.with_layer(p.L, a=0)
         p = type(p)(p.name + " without output multiplier", p.layers, p.optimizer)
-    cc = coord_check(p, args.widths, steps=args.steps, lr=args.lr, n_seeds=args.seeds, device=args.device)
+    cc = coord_check(p, args.widths, steps=args.steps, lr=args.lr, n_seeds=args.seeds, device=args.device,
+                     base_width=args.base_width or None)
     pred = derive(p)
-    names = ["input"] + [f"hidden {i}" for i in range(2, p.L + 1)] + ["readout"]
+    names = layer_names(p.L + 1)
     opt_name = {"sgd": "SGD", "adam": "Adam"}[args.optimizer]
-    print(f"coordinate check of {p.name} ({opt_name}, lr {args.lr}, {args.steps} steps, widths {args.widths}, "
-          f"{args.seeds} seeds)")
-    print(f"  {'layer':9s} {'init exp [CI]':>24s} {'theory':>7s} {'change exp [CI]':>24s} {'theory':>7s}  verdict")
+    print(f"coordinate check of {p.name} ({opt_name}, lr {args.lr}"
+          f"{f' at base width {args.base_width}' if args.base_width else ''}, {args.steps} steps, widths "
+          f"{args.widths}, {args.seeds} seeds)")
+    print(f"  tolerance: an exponent is judged against the muP value with a tolerance of at least {RESOLUTION} "
+          f"({RESOLUTION_REASON}), widened to the measured next-order size where that is larger; an interval "
+          f"wider than 0.6 (with tolerance) is INCONCLUSIVE")
+    if p.L == 1:
+        print("  note: depth 1 has no hidden-to-hidden layer; use --depth 2 or more to check the hidden-layer rule")
+    w = max(len(n) for n in names)
+    print(f"  {'layer':{w}s} {'init exp [95% CI]':>22s} {'theory':>6s} {'tol':>5s}  {'change exp [95% CI]':>22s} "
+          f"{'theory':>6s} {'tol':>5s}  verdict")
     rows = []
+
+    def fmt_tol(t):
+        return f"{t:5.2f}" if t is not None else "  -  "
+
     for l in cc.layers:
         a, d = cc.act_exp[l], cc.delta_exp[l]
         th_d = str(pred.feature_change[l]) if l < len(pred.feature_change) else str(pred.output_change)
-        print(f"  {names[l]:9s} {a.exponent:+.2f} [{a.ci[0]:+.2f},{a.ci[1]:+.2f}]".ljust(36)
-              + f"{str(pred.preactivation[l]):>7s} {d.exponent:+.2f} [{d.ci[0]:+.2f},{d.ci[1]:+.2f}]".rjust(32)
-              + f"{th_d:>7s}  {cc.verdicts[l].value}")
+        ta, td = cc.tolerances[l]
+        print(f"  {names[l]:{w}s} {a.exponent:+6.2f} [{a.ci[0]:+.2f},{a.ci[1]:+.2f}]".ljust(w + 26)
+              + f"{str(pred.preactivation[l]):>6s} {fmt_tol(ta)}  "
+              + f"{d.exponent:+6.2f} [{d.ci[0]:+.2f},{d.ci[1]:+.2f}]".rjust(22)
+              + f" {th_d:>6s} {fmt_tol(td)}  {cc.verdicts[l].value}")
         rows.append({"layer": names[l], "init_exponent": a.exponent, "init_ci": list(a.ci),
-                     "theory_init_exponent": str(pred.preactivation[l]), "change_exponent": d.exponent,
-                     "change_ci": list(d.ci), "theory_change_exponent": th_d, "verdict": cc.verdicts[l].value})
+                     "theory_init_exponent": str(pred.preactivation[l]), "init_tolerance": ta,
+                     "change_exponent": d.exponent, "change_ci": list(d.ci), "theory_change_exponent": th_d,
+                     "change_tolerance": td, "verdict": cc.verdicts[l].value})
     for l in cc.layers:
         if cc.verdicts[l] is not Verdict.PASS:
             print(f"  {names[l]}: {cc.reasons[l]}")
     print(f"overall: {cc.overall.value} (muP desiderata); theory says: {pred.summary}")
     if args.json:
-        doc = {"param": p.name, "widths": args.widths, "layers": rows, "overall": cc.overall.value,
-               "theory": pred.to_dict()}
-        print(f"JSON: {write_text_atomic(args.json, json.dumps(doc, indent=2))}")
+        from sde_scales.atomic import strict_json
+
+        doc = {"param": p.name, "optimizer": args.optimizer, "lr": args.lr, "base_width": args.base_width or None,
+               "steps": args.steps, "seeds": args.seeds, "widths": args.widths, "tolerance_floor": RESOLUTION,
+               "layers": rows, "overall": cc.overall.value, "theory": pred.to_dict()}
+        print(f"JSON: {write_text_atomic(args.json, json.dumps(strict_json(doc), indent=2, allow_nan=False))}")
     if args.plot:
         print(f"plot: {plot_coord_check(cc, args.plot, p.name)}")
     return 1 if args.strict and cc.overall is not Verdict.PASS else 0
@@ -145,7 +171,7 @@ def _cmd_theory_table(args: argparse.Namespace) -> int:
     from sde_scales.parametrization import by_name
     from theory.abc import derive, format_table
 
-    t = derive(by_name(args.param, L=args.layers, optimizer=args.optimizer))
+    t = derive(by_name(args.param, L=args.depth, optimizer=args.optimizer))
     print(format_table(t))
     if args.json:
         print(f"JSON: {write_text_atomic(args.json, json.dumps(t.to_dict(), indent=2))}")
@@ -158,12 +184,43 @@ def _cmd_fit_delay(args: argparse.Namespace) -> int:
     return run_fit_delay(args)
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Help that states every flag's default (unless its text already does, or it has none)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        d = action.default
+        if (action.option_strings and d is not None and d is not False and d != argparse.SUPPRESS
+                and "default" not in text.lower()):
+            shown = ",".join(map(str, d)) if isinstance(d, (list, tuple)) else d
+            text += f" (default: {shown})"
+        return text
+
+
+def _add_depth(parser: argparse.ArgumentParser) -> None:
+    """One name and one default for the number of hidden layers, in every subcommand."""
+    parser.add_argument("--depth", "--layers", dest="depth", type=int, default=DEPTH, metavar="L",
+                        help=f"hidden layers L of the MLP (input layer, L - 1 hidden-to-hidden layers, readout); "
+                             f"default {DEPTH}, the paper's one-hidden-layer network; --layers is the same flag")
+
+
+#: The default number of hidden layers of every subcommand (the paper's network has one).
+DEPTH = 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
-        prog="sde-scales",
+        prog="sde-scales", formatter_class=_HelpFormatter,
         description="Check the width-scaling theory of neural-network training numerically and symbolically.",
     )
     sub = ap.add_subparsers(dest="command", required=True)
+    _add = sub.add_parser
+
+    def add_parser(name, **kw):
+        kw.setdefault("formatter_class", _HelpFormatter)
+        return _add(name, **kw)
+
+    sub.add_parser = add_parser
 
     v = sub.add_parser(
         "verify", help="check each claim on every kind of evidence and print a verdict per row",
@@ -227,13 +284,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "from exponentials; instant: no delay, a baseline)")
     f.add_argument("--time", choices=["steps", "area"], default="steps",
                    help="time of the kernel: steps or learning-rate area (default steps)")
-    f.add_argument("--skip-steps", type=int, default=0, help="ignore rows before this step (fit and metrics)")
-    f.add_argument("--smooth-steps", type=int, default=1000, help="window of the centred moving average the metrics use")
+    f.add_argument("--skip-steps", type=int, default=0, metavar="STEP",
+                   help="ignore rows before this step, in the fit and the metrics")
+    f.add_argument("--smooth-steps", type=int, default=1000, metavar="STEPS",
+                   help="window, in steps, of the centred moving average the metrics compare predictions with")
     f.add_argument("--shared-noise", action="store_true",
                    help="also report metrics with the optional shared batch-noise correction")
-    f.add_argument("--profile", action="store_true", help="profile the kernel time scale (identifiability interval)")
+    f.add_argument("--profile", action="store_true",
+                   help="profile the kernel time scale (an identifiability interval; about 30x the cost of a fit)")
     f.add_argument("--compare", action="store_true", help="fit all laws and print them side by side")
-    f.add_argument("--json", metavar="PATH")
+    f.add_argument("--json", metavar="PATH", help="write the fit, every metric and every warning as strict JSON")
     f.add_argument("--plot", metavar="PATH", help="observed vs predicted with the learning rate underneath (PNG)")
     f.add_argument("--predictions", metavar="DIR", help="one CSV per predicted curve: step, lr, loss, predicted")
     f.set_defaults(func=_cmd_fit_delay)
@@ -241,61 +301,104 @@ def build_parser() -> argparse.ArgumentParser:
     th = sub.add_parser("theory", help="symbolic tools: the derived exponent table of a parametrization")
     thsub = th.add_subparsers(dest="theory_command", required=True)
     tt = thsub.add_parser("table", help="exponents of init, update and feature change per layer, and the classification")
-    tt.add_argument("--param", choices=["mup", "sp", "ntk"], required=True)
-    tt.add_argument("--layers", type=int, default=2, help="number of hidden layers L (default 2)")
-    tt.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
-    tt.add_argument("--json", metavar="PATH")
+    tt.add_argument("--param", choices=["mup", "sp", "ntk"], required=True, help="the parametrization")
+    _add_depth(tt)
+    tt.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd",
+                    help="the optimizer the learning-rate exponents are for")
+    tt.add_argument("--json", metavar="PATH", help="also write the table as JSON")
     tt.set_defaults(func=_cmd_theory_table)
 
     sw = sub.add_parser("sweep", help="train a width x learning-rate x seed grid into a resumable Parquet run store",
                         description="Runs that differ only in learning rate are trained together as one stacked model. "
-                                    "Finished runs are skipped when the same sweep runs again.")
-    sw.add_argument("--param", choices=["mup", "sp", "ntk"], default="mup")
-    sw.add_argument("--dataset", choices=["synthetic", "mixture", "cifar10"], default="synthetic")
-    sw.add_argument("--widths", type=_ints, default=[64, 128])
-    sw.add_argument("--lrs", type=_floats, default=[0.05, 0.1, 0.2])
-    sw.add_argument("--seeds", type=_ints, default=[0])
-    sw.add_argument("--epochs", type=float, default=1.0)
-    sw.add_argument("--batch-size", type=int, default=128)
-    sw.add_argument("--depth", type=int, default=1, help="hidden layers (default 1, the paper's case)")
-    sw.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
-    sw.add_argument("--schedule", choices=["constant", "cosine", "wsd", "step", "eight_one_one"], default="constant")
-    sw.add_argument("--n-train", type=int, default=8192)
-    sw.add_argument("--d-in", type=int, default=3072)
-    sw.add_argument("--log-every", type=int, default=10)
-    sw.add_argument("--config", metavar="TOML", help="grid and run settings from a TOML file (overrides flags)")
-    sw.add_argument("--executor", choices=["local", "process", "dask"], default="local")
-    sw.add_argument("--workers", type=int, default=2)
-    sw.add_argument("--scheduler", help="dask scheduler address, or 'local' for a LocalCluster (with --executor dask)")
-    sw.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    sw.add_argument("--data-root", default="data", help="where CIFAR-10 is (or is downloaded to)")
-    sw.add_argument("--out", required=True, help="run store directory")
-    sw.add_argument("--no-progress", action="store_true")
+                                    "Finished runs are skipped when the same sweep runs again; damaged run files "
+                                    "are moved aside and retrained. Lists are comma-separated (--widths 64,128,256).",
+                        epilog="Reading the store afterwards (see the README, 'Reading a run store'):\n"
+                               "  from sde_scales.train.store import RunStore\n"
+                               "  store = RunStore('OUT'); runs = store.runs(); traj = store.trajectories()\n"
+                               "Exit status: 0 when every stack ran (diverged runs included, and counted), 2 for bad "
+                               "input, 143 when stopped by SIGTERM (run the same command again to resume).")
+    sw.add_argument("--param", choices=["mup", "sp", "ntk"], default="mup", help="parametrization of every run")
+    sw.add_argument("--dataset", choices=["synthetic", "mixture", "powerlaw", "teacher-student", "cifar10"],
+                    default="synthetic", help="training data (cifar10 is downloaded to --data-root when absent)")
+    sw.add_argument("--widths", type=_ints, default=[64, 128], metavar="N,N,...", help="hidden widths")
+    sw.add_argument("--lrs", type=_floats, default=[0.05, 0.1, 0.2], metavar="LR,LR,...",
+                    help="base learning rates (per layer scaled by the parametrization; see --base-width)")
+    sw.add_argument("--seeds", type=_ints, default=[0], metavar="S,S,...", help="seeds (initialisation and data order)")
+    sw.add_argument("--epochs", type=float, default=1.0, help="passes over the training set (may be fractional)")
+    sw.add_argument("--batch-size", type=int, default=128, metavar="B", help="minibatch size (at most --n-train)")
+    _add_depth(sw)
+    sw.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd", help="per-layer muP-scaled SGD or Adam")
+    sw.add_argument("--schedule", choices=["constant", "cosine", "wsd", "step", "eight_one_one"], default="constant",
+                    help="learning-rate schedule over the run's steps")
+    sw.add_argument("--n-train", type=int, default=8192, metavar="N",
+                    help="training samples (synthetic data sets; CIFAR-10 uses at most 50,000)")
+    sw.add_argument("--d-in", type=int, default=3072, metavar="D",
+                    help="input dimension of the synthetic data sets (CIFAR-10 is 3072)")
+    sw.add_argument("--log-every", type=int, default=10, metavar="STEPS", help="steps between logged rows")
+    sw.add_argument("--base-width", type=int, default=0, metavar="N0",
+                    help="width of the base model at which the learning rates are meant, as in mup: at width N0 "
+                         "the network is the SP network with these rates; 0 means base width 1")
+    sw.add_argument("--checkpoint-every", type=float, default=0, metavar="EPOCHS",
+                    help="save each stack's state every EPOCHS epochs, so that a killed sweep resumes inside a "
+                         "stack and loses at most that much training; 0: no checkpoints (a kill loses the "
+                         "stacks in flight)")
+    sw.add_argument("--config", metavar="TOML",
+                    help="grid and run settings from a TOML file (lists params, widths, lrs, seeds and any run "
+                         "field, e.g. epochs = 2.0); its values override the flags")
+    sw.add_argument("--executor", choices=["local", "process", "dask"], default="local",
+                    help="local: in this process; process: a pool of --workers processes; dask: dask.distributed")
+    sw.add_argument("--workers", type=int, default=2, help="worker processes (process and dask executors)")
+    sw.add_argument("--scheduler", metavar="ADDRESS",
+                    help="dask scheduler address, or 'local' for a LocalCluster of --workers (default local)")
+    sw.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    sw.add_argument("--precision", choices=["fp32", "tf32", "bf16"], default="fp32",
+                    help="CUDA only: fp32; tf32 matmuls; or bf16 autocast of the forward and backward GEMMs "
+                         "(weights and updates stay fp32). Ignored on the CPU")
+    sw.add_argument("--compile", action="store_true",
+                    help="torch.compile each stack's forward and backward passes (worth it for long GPU runs; the "
+                         "first steps pay the compilation; part of the run id, as fused kernels may round differently)")
+    sw.add_argument("--data-root", default="data", metavar="DIR", help="where CIFAR-10 is (or is downloaded to)")
+    sw.add_argument("--out", required=True, metavar="DIR", help="run store directory (created; resumed when it exists)")
+    sw.add_argument("--no-progress", action="store_true", help="no progress bar")
     sw.set_defaults(func=_cmd_sweep)
 
-    cc = sub.add_parser("coordcheck", help="per-layer activation and update sizes against width, PASS/FAIL per layer")
-    cc.add_argument("--param", choices=["mup", "sp", "ntk"], required=True)
-    cc.add_argument("--widths", type=_ints, default=[64, 128, 256, 512, 1024])
-    cc.add_argument("--layers", type=int, default=2, help="hidden layers")
+    cc = sub.add_parser("coordcheck", help="per-layer activation and update sizes against width, PASS/FAIL per layer",
+                        description="Train a stack of networks per width for a few steps and fit, per layer, the "
+                                    "exponent in n of the pre-activations at initialisation and of their change; "
+                                    "judge them against the muP desiderata (Theta(1) everywhere, O(1) logits at "
+                                    "initialisation) with the tolerance printed.",
+                        epilog="Exit status: 0 when the check ran (whatever the verdict), 1 with --strict unless the "
+                               "overall verdict is PASS, 2 for bad input.")
+    cc.add_argument("--param", choices=["mup", "sp", "ntk"], required=True, help="the parametrization to check")
+    cc.add_argument("--widths", type=_ints, default=[64, 128, 256, 512, 1024], metavar="N,N,...",
+                    help="widths (at least 3)")
+    _add_depth(cc)
     cc.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd",
-                    help="the optimizer whose abc table and update are checked (default sgd)")
-    cc.add_argument("--steps", type=int, default=3)
-    cc.add_argument("--lr", type=float, default=0.1)
-    cc.add_argument("--seeds", type=int, default=10, help="networks per width (default 10; at least 10 for a trusted interval)")
+                    help="the optimizer whose abc table and update are checked")
+    cc.add_argument("--steps", type=int, default=3, help="optimizer steps before the change is measured (>= 1)")
+    cc.add_argument("--lr", type=float, default=0.1, help="base learning rate (> 0)")
+    cc.add_argument("--base-width", type=int, default=0, metavar="N0",
+                    help="base width of the learning rate, as in sweep (changes constants, not exponents); 0 means 1")
+    cc.add_argument("--seeds", type=int, default=10,
+                    help="networks per width; at least 10 for a trusted interval, at least 3 to run")
     cc.add_argument("--no-output-multiplier", action="store_true", help="remove the readout multiplier (a planted bug)")
-    cc.add_argument("--device", default="cpu")
+    cc.add_argument("--device", default="cpu", help="cpu or cuda")
     cc.add_argument("--json", metavar="PATH", help="write the per-layer exponents and verdicts as JSON")
-    cc.add_argument("--plot", metavar="PATH", help="draw the check (PNG)")
+    cc.add_argument("--plot", metavar="PATH", help="draw the check: one panel per quantity, seed error bars (PNG)")
     cc.add_argument("--strict", action="store_true", help="exit 1 unless the overall verdict is PASS")
     cc.set_defaults(func=_cmd_coordcheck)
 
-    c = sub.add_parser("converge", help="convergence study of a solver on a problem with an exact solution")
-    c.add_argument("--problem", choices=["gbm", "ou", "diagonal", "general"], default="gbm")
-    c.add_argument("--solver", choices=["em", "milstein"], default="em")
-    c.add_argument("--paths", type=int, default=4000)
+    c = sub.add_parser("converge", help="convergence study of a solver on a problem with an exact solution",
+                       description="Strong and weak errors of a solver against the exact solution on a ladder of "
+                                   "step sizes dt = T / 2**level, with the fitted orders and their intervals.")
+    c.add_argument("--problem", choices=["gbm", "ou", "diagonal", "general"], default="gbm",
+                   help="gbm: geometric Brownian motion; ou: Ornstein-Uhlenbeck; diagonal: 2-d GBM with diagonal "
+                        "noise; general: a linear system with commuting noise matrices")
+    c.add_argument("--solver", choices=["em", "milstein"], default="em", help="Euler-Maruyama or Milstein")
+    c.add_argument("--paths", type=int, default=4000, help="Monte-Carlo paths per level")
     c.add_argument("--coarsest", type=int, default=4, help="coarsest level: dt = T / 2**coarsest")
     c.add_argument("--finest", type=int, default=9, help="finest level")
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--seed", type=int, default=0, help="root seed of the Brownian paths")
     c.set_defaults(func=_cmd_converge)
     return ap
 

@@ -78,6 +78,35 @@ class Parametrization:
     def lr_scale(self, l: int, n: int) -> float:
         return float(n) ** float(-self.layers[l].c)
 
+    def factors(self, l: int, n: int, base_width: int | None = None) -> tuple[float, float, float]:
+        r"""Multiplier, init std and learning-rate factor of layer ``l`` at width ``n``.
+
+        Without ``base_width`` they are :math:`n^{-a_l}, n^{-b_l}, n^{-c_l}` (base width 1). With a
+        base width :math:`n_0` (the convention of the ``mup`` package: a learning rate is the one
+        a standard-parametrized model of width :math:`n_0` would use) each factor is SP's at
+        :math:`n_0` times this parametrization's width dependence relative to :math:`n_0`:
+
+        .. math::
+
+            m_l = n_0^{-a^{SP}_l} (n/n_0)^{-a_l},\quad
+            \sigma_l = n_0^{-b^{SP}_l} (n/n_0)^{-b_l},\quad
+            s_l = n_0^{-c^{SP}_l} (n/n_0)^{-c_l},
+
+        so at :math:`n = n_0` the network *is* the SP network, and the exponents in n (all that
+        ``theory.abc`` reads) are unchanged. The effective weight scale :math:`m_l\sigma_l` and the
+        effective step :math:`m_l^k s_l` (k = 2 for SGD, 1 for Adam) are invariant under the abc
+        symmetry, so the result does not depend on how the table is written."""
+        rule = self.layers[l]
+        if base_width is None:
+            return float(n) ** float(-rule.a), float(n) ** float(-rule.b), float(n) ** float(-rule.c)
+        if isinstance(base_width, bool) or not isinstance(base_width, int) or base_width < 1:
+            raise InvalidArgumentError(f"base_width={base_width!r}; give a width >= 1 (or None for base width 1)")
+        ref = sp(self.L, self.optimizer).layers[l]
+        r = float(n) / float(base_width)
+        n0 = float(base_width)
+        return (n0 ** float(-ref.a) * r ** float(-rule.a), n0 ** float(-ref.b) * r ** float(-rule.b),
+                n0 ** float(-ref.c) * r ** float(-rule.c))
+
     def shifted(self, theta: Fraction | float, layer: int | None = None) -> "Parametrization":
         """The same function written differently: apply the abc symmetry with ``theta`` to one
         layer (or all)."""

@@ -413,16 +413,21 @@ def _workers_of(proc, timeout=120):
     raise AssertionError("the process pool never started")
 
 
+@pytest.mark.parametrize("executor", ["process", "dask"])
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
-def test_pool_workers_end_with_their_sweep(tmp_path, sig):
-    """A process-pool sweep killed (SIGKILL) or stopped (SIGTERM) leaves no worker behind; SIGTERM
-    exits with 143 and says how to resume."""
+def test_pool_workers_end_with_their_sweep(tmp_path, sig, executor):
+    """A process-pool or dask-LocalCluster sweep killed (SIGKILL) or stopped (SIGTERM) leaves no
+    worker behind; SIGTERM exits with 143 and says how to resume."""
     import psutil
 
     long = [a if a != "6" else "400" for a in SWEEP]  # epochs: long enough to be caught mid-stack
-    proc = subprocess.Popen(long + ["--out", str(tmp_path / "s"), "--executor", "process", "--workers", "2"],
+    proc = subprocess.Popen(long + ["--out", str(tmp_path / "s"), "--executor", executor, "--workers", "2"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     kids = _workers_of(proc)
+    # training under way in the workers (a stack written, or a few seconds of it)
+    deadline = time.time() + 30
+    while time.time() < deadline and not any(p.cpu_percent(0.2) > 20 for p in kids if p.is_running()):
+        pass
     time.sleep(1.0)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)

@@ -28,6 +28,10 @@ from sde_scales.train.sweep import load_grid_toml  # noqa: E402
     (dict(dataset="imagenet"), "dataset='imagenet'"),
     (dict(seed=-1), "seed=-1"),
     (dict(eval_every=-1), "eval_every=-1"),
+    (dict(base_width=-2), "base_width=-2"),
+    (dict(base_width=8.5), "base_width=8.5"),
+    (dict(precision="fp16"), "precision='fp16'"),
+    (dict(compile="yes"), "compile='yes'"),
 ])
 def test_bad_run_configs_are_refused(kw, msg):
     with pytest.raises(InvalidArgumentError, match=msg.replace("(", r"\(")):
@@ -67,6 +71,11 @@ def test_toml_grid_is_typed(tmp_path):
     (["sweep", "--config", "{tmp}/bad.toml", "--out", "{tmp}/s"], "unknown key"),
     (["coordcheck", "--param", "mup", "--steps", "0"], "--steps 0"),
     (["coordcheck", "--param", "mup", "--lr", "-1"], "--lr -1"),
+    (["coordcheck", "--param", "mup", "--base-width", "-4"], "--base-width -4"),
+    (["coordcheck", "--param", "mup", "--depth", "0"], "--depth 0"),
+    (["sweep", "--widths", "16", "--base-width", "-1", "--out", "{tmp}/s"], "base_width=-1"),
+    (["sweep", "--widths", "16", "--checkpoint-every", "-1", "--out", "{tmp}/s"], "checkpoint_every=-1"),
+    (["sweep", "--widths", "16", "--checkpoint-every", "inf", "--out", "{tmp}/s"], "checkpoint_every=inf"),
 ])
 def test_cli_bad_flags_exit_2_without_traceback(tmp_path, argv, msg):
     (tmp_path / "afile").write_text("x")

@@ -67,12 +67,15 @@ def test_run_id_of_older_stores_is_kept():
 
     c = RunConfig(width=32, lr=0.1, seed=0)
     d = asdict(c)
-    d.pop("data_order")
-    d.pop("lr_width")
+    for later in ("data_order", "lr_width", "base_width", "precision", "compile"):  # the fields added since
+        d.pop(later)
     old = hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
     assert c.run_id == old
     assert RunConfig(width=32, lr=0.1, seed=0, data_order="seed").run_id != old
     assert RunConfig(width=32, lr=0.1, seed=0, lr_width=8).run_id != old
+    assert RunConfig(width=32, lr=0.1, seed=0, base_width=8).run_id != old
+    assert RunConfig(width=32, lr=0.1, seed=0, precision="bf16").run_id != old
+    assert RunConfig(width=32, lr=0.1, seed=0, compile=True).run_id != old
     with pytest.raises(InvalidArgumentError, match="data_order"):
         RunConfig(data_order="random")
 

@@ -30,7 +30,7 @@ from sde_scales.rates import RateKind, Verdict, bias_exponent, verdict
 from sde_scales.train.model import StackedMLP
 from sde_scales.train.optim import MuOptimizer
 
-__all__ = ["CoordCheck", "coord_check"]
+__all__ = ["CoordCheck", "coord_check", "layer_names", "plot_coord_check"]
 
 #: Smallest tolerance of a coordinate check's exponents, with its reason.
 RESOLUTION = 0.15
@@ -48,6 +48,7 @@ class CoordCheck:
     delta_exp: dict = field(default_factory=dict)
     verdicts: dict = field(default_factory=dict)
     reasons: dict = field(default_factory=dict)  # layer -> why, for the init and the change exponents
+    tolerances: dict = field(default_factory=dict)  # layer -> (init, change) tolerance the verdict used
 
     @property
     def overall(self) -> Verdict:
@@ -62,9 +63,20 @@ class CoordCheck:
         return self.overall is Verdict.PASS
 
 
+def layer_names(n_layers: int) -> list[str]:
+    """The one set of layer names of the table, the JSON and the plot: ``layer 1 (input)``,
+    ``layer 2 (hidden)``, ..., ``layer L+1 (readout)``."""
+    return [f"layer {l + 1} ({'input' if l == 0 else 'readout' if l == n_layers - 1 else 'hidden'})"
+            for l in range(n_layers)]
+
+
 def coord_check(param: Parametrization, widths, *, steps: int = 3, lr: float = 0.1, n_seeds: int = 10,
-                d_in: int = 256, batch: int = 64, seed: int = 0, device: str = "cpu") -> CoordCheck:
-    """Run the check (synthetic Gaussian inputs of dimension ``d_in``, teacher labels)."""
+                d_in: int = 256, batch: int = 64, seed: int = 0, device: str = "cpu",
+                base_width: int | None = None) -> CoordCheck:
+    """Run the check (synthetic Gaussian inputs of dimension ``d_in``, teacher labels).
+
+    ``base_width`` sets the constants of the multipliers, initial scales and learning rates as in
+    :class:`~sde_scales.train.model.StackedMLP`; it does not change any exponent."""
     from sde_scales.train.data import teacher_student
 
     x, y, _, _ = teacher_student(n_train=batch * (steps + 1), n_test=1, d_in=d_in, seed=seed)
@@ -74,7 +86,8 @@ def coord_check(param: Parametrization, widths, *, steps: int = 3, lr: float = 0
     act = {l: [] for l in range(n_layers)}
     delta = {l: [] for l in range(n_layers)}
     for w in widths:
-        m = StackedMLP(param, n_seeds, d_in, int(w), 10, [seed * 1000 + s for s in range(n_seeds)], device=device)
+        m = StackedMLP(param, n_seeds, d_in, int(w), 10, [seed * 1000 + s for s in range(n_seeds)], device=device,
+                       base_width=base_width)
         with torch.no_grad():
             _, pre0 = m.forward(probe, keep=True)
         for l in range(n_layers):
@@ -106,27 +119,37 @@ def coord_check(param: Parametrization, widths, *, steps: int = 3, lr: float = 0
         ok = va.verdict is Verdict.PASS and vd.verdict is Verdict.PASS
         bad = Verdict.FAIL if Verdict.FAIL in (va.verdict, vd.verdict) else Verdict.INCONCLUSIVE
         out.verdicts[l] = Verdict.PASS if ok else bad
+        out.tolerances[l] = (va.tolerance, vd.tolerance)
         out.reasons[l] = f"init: {va.verdict.value}: {va.reason}; change: {vd.verdict.value}: {vd.reason}"
     return out
 
 
 def plot_coord_check(cc: CoordCheck, path, title: str = ""):
+    """Two labelled panels against width (log-log): the RMS pre-activation at initialisation and the
+    RMS change after the last step, per layer, as the mean over seeds with error bars of +-1.96
+    standard errors of that mean; the legend gives each layer's fitted exponent and verdict."""
     import matplotlib.pyplot as plt
 
     from sde_scales.plots import save_figure
 
-    nl = len(cc.layers)
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), constrained_layout=True)
+    names = layer_names(len(cc.layers))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.0), constrained_layout=True)
     for l in cc.layers:
-        lbl = "readout" if l == nl - 1 else f"layer {l + 1}"
-        axes[0].loglog(cc.widths, cc.act[l].mean(axis=1), "o-", label=f"{lbl} (p={cc.act_exp[l].exponent:+.2f})")
-        axes[1].loglog(cc.widths, cc.delta[l][:, -1].mean(axis=1), "o-",
-                       label=f"{lbl} (p={cc.delta_exp[l].exponent:+.2f}) {cc.verdicts[l].value}")
-    axes[0].set_title("RMS pre-activation at init", fontsize=9)
-    axes[1].set_title("RMS change after the last step", fontsize=9)
+        for ax, vals, est, extra in ((axes[0], cc.act[l], cc.act_exp[l], ""),
+                                     (axes[1], cc.delta[l][:, -1], cc.delta_exp[l], f", {cc.verdicts[l].value}")):
+            mean = vals.mean(axis=1)
+            se = vals.std(axis=1, ddof=1) / np.sqrt(vals.shape[1]) if vals.shape[1] > 1 else np.zeros_like(mean)
+            ax.errorbar(cc.widths, mean, yerr=1.96 * se, fmt="o-", capsize=3, ms=4,
+                        label=f"{names[l]}: exponent {est.exponent:+.2f}{extra}")
+    axes[0].set_ylabel(r"RMS pre-activation at init, $\|h_l\|_{rms}$")
+    axes[1].set_ylabel(r"RMS change after the last step, $\|\Delta h_l\|_{rms}$")
+    axes[0].set_title("initialisation", fontsize=10)
+    axes[1].set_title(f"after {cc.delta[cc.layers[0]].shape[1]} steps", fontsize=10)
     for a in axes:
-        a.set_xlabel("width n")
-        a.legend(fontsize=7)
+        a.set_xscale("log", base=2)
+        a.set_yscale("log")
+        a.set_xlabel("width $n$")
+        a.legend(fontsize=7, title="mean over seeds, 95% error bars", title_fontsize=7)
         a.grid(True, which="both", alpha=0.3)
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle(title, fontsize=10)
     return save_figure(fig, path)

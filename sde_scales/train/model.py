@@ -40,8 +40,18 @@ class StackedMLP:
     """``K`` ReLU MLPs ``d_in -> width (x L hidden layers) -> d_out``, batched along a leading axis."""
 
     def __init__(self, param: Parametrization, K: int, d_in: int, width: int, d_out: int, seeds, *,
-                 device="cpu", dtype=torch.float32, lr_width: int | None = None):
-        r"""``lr_width`` :math:`n_0`: per-layer learning rates frozen at their values at width
+                 device="cpu", dtype=torch.float32, lr_width: int | None = None, base_width: int | None = None,
+                 gemm_dtype: torch.dtype | None = None):
+        r"""``gemm_dtype``: ``torch.bfloat16`` runs every GEMM of the forward and backward passes on
+        bf16 copies of its operands, with fp32 results (weights, optimizer state and updates stay
+        fp32); ``None``: fp32 throughout.
+
+        ``base_width`` :math:`n_0`: multipliers, init scales and learning rates relative to a base
+        model of width :math:`n_0` (``mup``'s convention; see
+        :meth:`~sde_scales.parametrization.Parametrization.factors`): at width :math:`n_0` the network
+        is the SP network, so a learning rate means what it means in ``mup``. ``None``: base width 1.
+
+        ``lr_width`` :math:`n_0`: per-layer learning rates frozen at their values at width
         :math:`n_0` (the mis-scaled control of a width ladder). They are frozen in the form of the
         parametrization without multipliers (the abc symmetry with :math:`\theta_l = -a_l`, where the
         learning-rate exponent is :math:`c'_l = c_l + k a_l`, k = 2 for SGD and 1 for Adam; muP's
@@ -51,15 +61,18 @@ class StackedMLP:
         if len(seeds) != K:
             raise ValueError(f"{len(seeds)} seeds for K={K} members; give one seed per member")
         self.param, self.K, self.width, self.d_in, self.d_out = param, K, width, d_in, d_out
+        self.gemm_dtype = None if gemm_dtype in (None, dtype) else gemm_dtype
         dims = [d_in] + [width] * param.L + [d_out]
         self.shapes = [(dims[i + 1], dims[i]) for i in range(param.L + 1)]
-        self.mult = [param.multiplier(l, width) for l in range(param.L + 1)]
-        self.lr_scale = [param.lr_scale(l, width) for l in range(param.L + 1)]
+        f = [param.factors(l, width, base_width) for l in range(param.L + 1)]
+        self.base_width = base_width
+        self.mult = [m for m, _, _ in f]
+        self.lr_scale = [s for _, _, s in f]
         if lr_width:
             for l, rule in enumerate(param.layers):
                 c_free = param.shifted(-rule.a, layer=l).layers[l].c  # the layer written without multiplier
                 self.lr_scale[l] *= (width / lr_width) ** float(c_free)
-        stds = [param.init_std(l, width) for l in range(param.L + 1)]
+        stds = [sd for _, sd, _ in f]
         stds[0] /= math.sqrt(d_in)
         self.init_std = stds
         self.weights = []
@@ -79,20 +92,32 @@ class StackedMLP:
         (the readout's are the logits)."""
         w0 = self.weights[0]
         K, nout, nin = w0.shape
+        bmm, mm = self._bmm, self._mm
         if x.dim() == 3:  # a batch per member: one batched GEMM
             if x.shape[0] != K:
                 raise ValueError(f"inputs of shape {tuple(x.shape)} for K={K} members; give (B, d_in) or (K, B, d_in)")
-            h = torch.bmm(x, w0.transpose(1, 2)) * self.mult[0]
+            h = bmm(x, w0.transpose(1, 2)) * self.mult[0]
         elif K == 1:  # the plain layout, so that later layers are plain GEMMs
-            h = (x @ w0[0].T).unsqueeze(0) * self.mult[0]
+            h = mm(x, w0[0].T).unsqueeze(0) * self.mult[0]
         else:  # the input layer of all K members as one GEMM: (K n, d_in) x (d_in, B), seen as (K, B, n):
             # 10-15% faster than (x w^T) here
-            h = (w0.view(K * nout, nin) @ x.T).view(K, nout, x.shape[0]).transpose(1, 2) * self.mult[0]
+            h = mm(w0.view(K * nout, nin), x.T).view(K, nout, x.shape[0]).transpose(1, 2) * self.mult[0]
         pre = [h]
         for l in range(1, self.n_layers):
-            h = torch.bmm(torch.relu(h), self.weights[l].transpose(1, 2)) * self.mult[l]
+            h = bmm(torch.relu(h), self.weights[l].transpose(1, 2)) * self.mult[l]
             pre.append(h)
         return (h, pre) if keep else h
+
+    def _bmm(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Batched GEMM, on ``gemm_dtype`` copies of the operands when one is set (fp32 result)."""
+        if self.gemm_dtype is None:
+            return torch.bmm(a, b)
+        return torch.bmm(a.to(self.gemm_dtype), b.to(self.gemm_dtype)).to(a.dtype)
+
+    def _mm(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        if self.gemm_dtype is None:
+            return a @ b
+        return (a.to(self.gemm_dtype) @ b.to(self.gemm_dtype)).to(a.dtype)
 
     @staticmethod
     def losses(logits: torch.Tensor, y: torch.Tensor):
@@ -138,17 +163,17 @@ class StackedMLP:
             if l > 0:
                 h = pre[l - 1]
                 # the gradient passed down uses the weights before this step's update
-                delta_below = torch.bmm(delta, w).mul_(self.mult[l]).mul_(h > 0)
+                delta_below = self._bmm(delta, w).mul_(self.mult[l]).mul_(h > 0)
                 # (a^T delta)^T, not delta^T a: the latter's result changes with the thread count
                 # for some shapes (the reduction over the batch is split), this one's does not
-                g = torch.bmm(torch.relu(h).transpose(1, 2), scaled).transpose(1, 2)
+                g = self._bmm(torch.relu(h).transpose(1, 2), scaled).transpose(1, 2)
                 if step_size is None:
                     grads[l] = g
                 else:
                     w.sub_(g)
                 delta = delta_below
             elif x.dim() == 3:  # a batch per member: (delta^T x) per member, (K, n, d_in)
-                g = torch.bmm(scaled.transpose(1, 2), x)
+                g = self._bmm(scaled.transpose(1, 2), x)
                 if step_size is None:
                     grads[0] = g
                 else:
@@ -158,7 +183,9 @@ class StackedMLP:
                 B, n = x.shape[0], w.shape[1]
                 flat = scaled.transpose(0, 1).reshape(B, K * n)
                 if step_size is None:
-                    grads[0] = (flat.T @ x).view(K, n, w.shape[2])
+                    grads[0] = self._mm(flat.T, x).view(K, n, w.shape[2])
+                elif self.gemm_dtype is not None:  # the step from a low-precision GEMM, added in fp32
+                    w.view(K * n, w.shape[2]).sub_(self._mm(flat.T, x))
                 else:
                     w.view(K * n, w.shape[2]).addmm_(flat.T, x, alpha=-1.0)
         return grads if step_size is None else None

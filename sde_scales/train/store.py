@@ -192,7 +192,12 @@ def config_from_row(row):
     defaults. Raises what RunConfig raises for an invalid configuration."""
     from sde_scales.train.trainer import RunConfig
 
+    from sde_scales.train.trainer import _ADDED_FIELDS
+
     cfg = {f.name: _from_cell(row[f.name]) for f in fields(RunConfig) if f.name in row.index}
+    for k in _ADDED_FIELDS:  # a table mixing older files has NaN where a later field was not yet stored
+        if isinstance(cfg.get(k), float) and cfg[k] != cfg[k]:
+            cfg.pop(k)
     if isinstance(cfg.get("schedule_kw"), str):
         cfg["schedule_kw"] = _parse_kw(cfg["schedule_kw"])
     return RunConfig(**cfg)

@@ -13,9 +13,12 @@ worker), ``"dask"`` (``dask.distributed``: a scheduler address, or ``"local"`` f
 
 Faults. Process-pool workers end with the sweep: each asks the kernel for SIGTERM when its parent
 dies (``prctl(PR_SET_PDEATHSIG)`` on Linux), so a sweep killed with SIGKILL leaves no worker
-training on. SIGTERM stops a sweep cleanly: the stacks in flight are abandoned (their runs are
-not written, so they are trained again on resume), the workers are ended, and the sweep exits with
-status 143 and a message.
+training on. The workers of a dask ``LocalCluster`` are ended by dask itself when their parent
+dies (its worker processes watch their parent); both are tested by killing a real sweep. SIGTERM
+stops a sweep cleanly: the stacks in flight are abandoned (their runs are not written, so they are
+trained again on resume, from their last checkpoint with ``checkpoint_every``), the workers are
+ended, and the sweep exits with status 143 and a message. Workers of a remote dask cluster are not
+the sweep's children: they finish the stacks they hold.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from collections import OrderedDict
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 
+from sde_scales.errors import InvalidArgumentError
 from sde_scales.train.store import RunStore
 from sde_scales.train.trainer import RunConfig, resolve_device, train_stack
 
@@ -97,23 +101,53 @@ def _dataset_for(c: RunConfig, device: str, data_root: str):
     return _DATA_CACHE[key]
 
 
-def run_stack(stack: Stack, store_root: str, device: str = "cpu", data_root: str = "data", threads: int | None = None):
-    """Train one stack and write its runs (skipping any already written). Returns run statuses."""
+def checkpoint_path(store_root: str, stack: Stack) -> str:
+    """Where a stack's checkpoint lives: ``<store>/checkpoints/<hash of its run ids>.pt``."""
+    import hashlib
+
+    h = hashlib.sha256(",".join(c.run_id for c in stack.configs).encode()).hexdigest()[:20]
+    return os.path.join(store_root, "checkpoints", f"{h}.pt")
+
+
+def run_stack(stack: Stack, store_root: str, device: str = "cpu", data_root: str = "data", threads: int | None = None,
+              checkpoint_every: float = 0.0):
+    """Train one stack and write its runs (skipping any already written). Returns run statuses.
+
+    ``checkpoint_every`` (epochs, 0: never): the stack saves its state that often under
+    ``<store>/checkpoints/`` and resumes from it; the checkpoint is removed once its runs are written."""
     import torch
+
+    from sde_scales.train.trainer import Checkpointing
 
     if threads:
         torch.set_num_threads(threads)
     store = RunStore(store_root)
-    ds = _dataset_for(stack.configs[0], device, data_root)
-    outcomes = train_stack(list(stack.configs), ds, device=device)
+    c0 = stack.configs[0]
+    ds = _dataset_for(c0, device, data_root)
+    ck = None
+    if checkpoint_every and checkpoint_every > 0:
+        every = max(1, int(round(checkpoint_every * c0.n_train / c0.batch_size)))
+        ck = Checkpointing(checkpoint_path(store_root, stack), every)
+        if os.path.exists(ck.path):
+            print(f"stack {stack.label}: resuming from its checkpoint", file=sys.stderr)
+    outcomes = train_stack(list(stack.configs), ds, device=device, checkpoint=ck)
     for o in outcomes:
         store.write(o)
+    if ck is not None and os.path.exists(ck.path):
+        os.remove(ck.path)  # its runs are in the store now
     return [(o.config.run_id, o.status) for o in outcomes]
 
 
 def run_sweep(configs: list[RunConfig], store_root: str, *, executor: str = "local", workers: int = 2,
-              scheduler: str | None = None, device: str = "auto", data_root: str = "data", progress: bool = True) -> dict:
-    """Run every unfinished stack; returns counts of finished / diverged / skipped runs."""
+              scheduler: str | None = None, device: str = "auto", data_root: str = "data", progress: bool = True,
+              checkpoint_every: float = 0.0) -> dict:
+    """Run every unfinished stack; returns counts of finished / diverged / skipped runs.
+
+    ``checkpoint_every``: epochs between checkpoints inside each stack (0: none); see :func:`run_stack`."""
+    import math
+
+    if not (isinstance(checkpoint_every, (int, float)) and math.isfinite(checkpoint_every) and checkpoint_every >= 0):
+        raise InvalidArgumentError(f"checkpoint_every={checkpoint_every!r}; give epochs >= 0 (0: no checkpoints)")
     from tqdm.auto import tqdm
 
     device = resolve_device(device)
@@ -127,7 +161,7 @@ def run_sweep(configs: list[RunConfig], store_root: str, *, executor: str = "loc
     if executor == "local":
         for s in stacks:
             bar.set_postfix_str(s.label)
-            statuses += run_stack(s, store_root, device, data_root)
+            statuses += run_stack(s, store_root, device, data_root, None, checkpoint_every)
             bar.update(1)
     elif executor == "process":
         import multiprocessing as mp
@@ -136,7 +170,7 @@ def run_sweep(configs: list[RunConfig], store_root: str, *, executor: str = "loc
                                  initializer=_die_with_parent, initargs=(os.getpid(),))
         old = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
         try:
-            futs = [ex.submit(run_stack, s, store_root, device, data_root, 1) for s in stacks]
+            futs = [ex.submit(run_stack, s, store_root, device, data_root, 1, checkpoint_every) for s in stacks]
             for f in as_completed(futs):
                 statuses += f.result()
                 bar.update(1)
@@ -168,12 +202,24 @@ def run_sweep(configs: list[RunConfig], store_root: str, *, executor: str = "loc
             client = Client(cluster)
         else:
             client = Client(scheduler)
+        old = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
         try:
-            futs = [client.submit(run_stack, s, store_root, device, data_root, 1, pure=False) for s in stacks]
+            futs = [client.submit(run_stack, s, store_root, device, data_root, 1, checkpoint_every, pure=False)
+                    for s in stacks]
             for f in dask_completed(futs):
                 statuses += f.result()
                 bar.update(1)
+        except BaseException:
+            # SIGTERM, Ctrl-C or a failed stack: cancel what is queued; a LocalCluster's workers are
+            # ended with it below (a remote cluster's stacks in flight finish there and are written)
+            client.cancel(futs)
+            bar.close()
+            print(f"sweep stopped: {len(statuses)} runs of this call finished and are in {store_root}; run the same "
+                  f"command again to resume", file=sys.stderr)
+            raise
         finally:
+            if old is not None:
+                signal.signal(signal.SIGTERM, old)
             client.close()
             if cluster is not None:
                 cluster.close()

@@ -46,7 +46,7 @@ from sde_scales.parametrization import by_name
 from sde_scales.train.model import StackedMLP
 from sde_scales.train.optim import MuOptimizer
 
-__all__ = ["RunConfig", "RunOutcome", "train_stack", "resolve_device", "N_MICRO"]
+__all__ = ["Checkpointing", "RunConfig", "RunOutcome", "train_stack", "resolve_device", "N_MICRO"]
 
 #: Individual weights logged per layer.
 N_MICRO = 4
@@ -63,7 +63,12 @@ SCHEDULES = {"constant": schedules.constant, "cosine": schedules.cosine, "wsd": 
 DATASETS = ("synthetic", "teacher-student", "mixture", "powerlaw", "cifar10")
 
 #: Fields added after stores were first written, with the default that keeps an old run id.
-_ADDED_FIELDS = {"data_order": "shared", "lr_width": 0}
+_ADDED_FIELDS = {"data_order": "shared", "lr_width": 0, "base_width": 0, "precision": "fp32", "compile": False}
+
+#: Arithmetic of the GEMMs by name: ``fp32``; ``tf32`` (CUDA matmuls with TF32 inputs, fp32
+#: accumulate; on the CPU the same as fp32); ``bf16`` (GEMM operands cast to bfloat16, fp32 results,
+#: weights and updates; runs on the CPU too, slowly). Part of the run id: the numbers differ.
+PRECISIONS = ("fp32", "tf32", "bf16")
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -99,12 +104,15 @@ class RunConfig:
     eval_every: int = 5
     data_order: str = "shared"
     lr_width: int = 0
+    base_width: int = 0
+    precision: str = "fp32"
+    compile: bool = False
 
     def __post_init__(self) -> None:
         """Every field checked here, so that what is stored is what runs (a run refused now, not after
         its data loaded in a worker)."""
         ints = ("width", "seed", "depth", "d_in", "n_train", "data_seed", "batch_size", "log_every", "eval_every",
-                "lr_width")
+                "lr_width", "base_width")
         for name in ints:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
@@ -121,6 +129,9 @@ class RunConfig:
         if self.lr_width < 0:
             raise InvalidArgumentError(f"lr_width={self.lr_width}; give the width whose per-layer learning rates to use "
                                        f"at every width, or 0 for each run's own width")
+        if self.base_width < 0:
+            raise InvalidArgumentError(f"base_width={self.base_width}; give the width of the base model at which the "
+                                       f"learning rates are meant (as in mup), or 0 for base width 1")
         if self.seed < 0 or self.data_seed < 0:
             raise InvalidArgumentError(f"seed={self.seed}, data_seed={self.data_seed}; seeds must be >= 0")
         if self.batch_size > self.n_train:
@@ -134,6 +145,10 @@ class RunConfig:
         if self.data_order not in ("shared", "seed"):
             raise InvalidArgumentError(f"data_order={self.data_order!r}; use 'shared' (one minibatch order per stack) "
                                        f"or 'seed' (each run its own order, from its seed)")
+        if not isinstance(self.compile, (bool, np.bool_)):
+            raise InvalidArgumentError(f"compile={self.compile!r}; give true or false")
+        if self.precision not in PRECISIONS:
+            raise InvalidArgumentError(f"precision={self.precision!r}; use one of {', '.join(PRECISIONS)}")
         if self.optimizer not in ("sgd", "adam"):
             raise InvalidArgumentError(f"optimizer={self.optimizer!r}; use sgd or adam")
         if self.dataset not in DATASETS:
@@ -208,8 +223,64 @@ def member_chunks(K: int, batch: int, width: int, device: str = "cpu") -> list[t
     return [(a, min(K, a + size)) for a in range(0, K, size)]
 
 
-def train_stack(configs: list[RunConfig], dataset, device: str = "cpu", progress=None) -> list[RunOutcome]:
-    """Train runs that share a ``stack_key`` together; returns one outcome per run."""
+#: Test-set elements (members x test rows x width) evaluated at once: the test split is cut into
+#: row chunks of this size, so that evaluation never holds all members' activations on the whole
+#: test set (30 members x 10,000 images x width 10,000 would be 12 GB per layer in fp32).
+EVAL_ELEMENTS = {"cpu": 1 << 22, "cuda": 1 << 28}
+
+
+@dataclass(frozen=True)
+class Checkpointing:
+    """Save a stack's state every ``every_steps`` steps (at the first logged step at or after each
+    multiple) to ``path``, and resume from it when it exists and belongs to the same runs."""
+
+    path: str
+    every_steps: int
+
+    def __post_init__(self) -> None:
+        if self.every_steps < 1:
+            raise InvalidArgumentError(f"checkpoint every {self.every_steps} steps; give at least 1")
+
+
+def _load_checkpoint(path, run_ids: list[str]):
+    """The state saved at ``path`` for these runs, or None (absent, from other runs, or unreadable:
+    an unreadable file is moved aside with a message, never deleted)."""
+    import os
+    import sys
+
+    if not os.path.exists(path):
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        ok = isinstance(state, dict) and state.get("version") == 1 and state.get("run_ids") == run_ids
+    except Exception as exc:  # a truncated or garbage file: torch raises many kinds
+        ok, state = False, exc
+    if ok:
+        return state
+    aside = f"{path}.damaged"
+    os.replace(path, aside)
+    print(f"checkpoint {path}: unreadable or for other runs ({str(state)[:80] if not isinstance(state, dict) else 'run ids differ'}); "
+          f"moved to {aside}, the stack starts from step 0", file=sys.stderr)
+    return None
+
+
+def _save_checkpoint(path, state: dict) -> None:
+    from sde_scales.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def train_stack(configs: list[RunConfig], dataset, device: str = "cpu", progress=None,
+                checkpoint: Checkpointing | None = None) -> list[RunOutcome]:
+    """Train runs that share a ``stack_key`` together; returns one outcome per run.
+
+    With ``checkpoint``, the stack's state (weights, optimizer state, data order, logged rows,
+    divergence flags) is saved every ``checkpoint.every_steps`` steps, and a stack that finds its
+    checkpoint resumes from it: the outcome is bit-identical to an uninterrupted run (tested).
+
+    No step waits for the device: divergence is tracked on the device and the host reads it, with
+    the other metrics, only at logged steps."""
     if not configs:
         return []
     key = configs[0].stack_key()
@@ -219,8 +290,10 @@ def train_stack(configs: list[RunConfig], dataset, device: str = "cpu", progress
     started = time.perf_counter()
     p = by_name(c0.param, L=c0.depth, optimizer=c0.optimizer)
     K = len(configs)
+    cuda = str(device).startswith("cuda")
     model = StackedMLP(p, K, dataset.d_in, c0.width, dataset.n_classes, [c.seed for c in configs], device=device,
-                       lr_width=c0.lr_width or None)
+                       lr_width=c0.lr_width or None, base_width=c0.base_width or None,
+                       gemm_dtype=torch.bfloat16 if c0.precision == "bf16" else None)
     regression = getattr(dataset, "task", "classification") == "regression"
     loss_fn = model.mse_losses if regression else model.losses
     base_lr = torch.tensor([c.lr for c in configs], dtype=torch.float32, device=device)
@@ -232,7 +305,7 @@ def train_stack(configs: list[RunConfig], dataset, device: str = "cpu", progress
             f"what ran; load the data with the runs' sizes (or set n_train and d_in to the data's)")
     sched = c0.schedule_factors()
     alive = torch.ones(K, dtype=torch.bool, device=device)
-    div_step = [None] * K
+    div_t = torch.zeros(K, dtype=torch.int64, device=device)  # step of divergence, 0: none
     opt = MuOptimizer(c0.optimizer, model.weights, model.lr_scale)
     n = dataset.n_train
     per_member = c0.data_order == "seed"
@@ -246,6 +319,11 @@ def train_stack(configs: list[RunConfig], dataset, device: str = "cpu", progress
     # member's numbers do not depend on the chunking (batched GEMMs treat members separately)
     chunks = member_chunks(K, max(c0.batch_size, probe.shape[0]), max(c0.width, dataset.n_classes), device)
     views = [model.view(a, b) for a, b in chunks]
+    if c0.compile:  # torch.compile the forward and backward passes of every chunk (opt-in: part of the run id,
+        # since fused kernels may round differently; the first steps pay the compilation)
+        for v in views:
+            v.forward = torch.compile(v.forward, dynamic=False)
+            v.backward = torch.compile(v.backward, dynamic=False)
     # the evaluation batch seen by each member of a chunk (a view, no copy): the per-member GEMMs then
     # give each member the same numbers whatever the chunking, and contiguous activations
     probes = [probe.expand(b - a, *probe.shape) for a, b in chunks]
@@ -259,6 +337,7 @@ def train_stack(configs: list[RunConfig], dataset, device: str = "cpu", progress
         ab = np.concatenate([micro[k][l] for k in range(K)])
         micro_idx.append((kk, torch.as_tensor(ab[:, 0]), torch.as_tensor(ab[:, 1])))
     rows = [{"step": [], "epoch": [], "metric": [], "layer": [], "value": []} for _ in range(K)]
+    eval_budget = EVAL_ELEMENTS["cuda" if cuda else "cpu"]
 
     def put(k, step, metric, layer, value):
         r = rows[k]
@@ -267,6 +346,26 @@ def train_stack(configs: list[RunConfig], dataset, device: str = "cpu", progress
         r["metric"].append(metric)
         r["layer"].append(layer)
         r["value"].append(float(value))
+
+    def test_metrics(v, kb):
+        """Mean test loss and accuracy per member of a chunk, over row chunks of the test split."""
+        xt, yt = dataset.x_test, dataset.y_test
+        nt = xt.shape[0]
+        rows_at_once = max(1, eval_budget // max(1, kb * max(c0.width, dataset.n_classes)))
+        loss_sum = torch.zeros(kb, dtype=torch.float64, device=xt.device)
+        correct = torch.zeros(kb, dtype=torch.float64, device=xt.device)
+        for r0 in range(0, nt, rows_at_once):
+            xs, ys = xt[r0: r0 + rows_at_once], yt[r0: r0 + rows_at_once]
+            # each member its own (expanded, not copied) view of the test inputs: per-member
+            # GEMMs, so a member's numbers do not depend on the chunk it is in
+            lt = v.forward(xs.expand(kb, *xs.shape))
+            if regression:
+                loss_sum += (lt - ys.view(1, -1, 1)).pow(2).sum(dim=(1, 2)).double()
+            else:
+                loss_sum += torch.nn.functional.cross_entropy(lt.reshape(-1, lt.shape[-1]), ys.repeat(kb),
+                                                              reduction="none").view(kb, -1).double().sum(dim=1)
+                correct += (lt.argmax(-1) == ys[None, :]).double().sum(dim=1)
+        return (loss_sum / nt).cpu().numpy(), ((correct / nt).cpu().numpy() if not regression else np.full(kb, np.nan))
 
     def snapshot(step, with_test):
         """Log what is defined at any step, the initialisation included: evaluation-batch metrics,
@@ -286,19 +385,7 @@ def train_stack(configs: list[RunConfig], dataset, device: str = "cpu", progress
                     act[l, a:b] = h.pow(2).mean(dim=(1, 2)).sqrt().cpu().numpy()
                     dact[l, a:b] = (h - h0).pow(2).mean(dim=(1, 2)).sqrt().cpu().numpy()
                 if test is not None:
-                    kb = b - a
-                    # each member its own (expanded, not copied) view of the test inputs: per-member
-                    # GEMMs, so a member's numbers do not depend on the chunk it is in
-                    lt = v.forward(dataset.x_test.expand(kb, *dataset.x_test.shape))
-                    if regression:
-                        test[0][a:b] = loss_fn(lt, dataset.y_test)[0].cpu().numpy()
-                        test[1][a:b] = np.nan
-                    else:
-                        tl = torch.nn.functional.cross_entropy(lt.reshape(-1, lt.shape[-1]),
-                                                               dataset.y_test.repeat(kb),
-                                                               reduction="none").reshape(kb, -1).mean(dim=1)
-                        test[0][a:b] = tl.cpu().numpy()
-                        test[1][a:b] = (lt.argmax(-1) == dataset.y_test[None, :]).float().mean(dim=1).cpu().numpy()
+                    test[0][a:b], test[1][a:b] = test_metrics(v, b - a)
             wv = [w[i0.to(w.device), i1.to(w.device), i2.to(w.device)].view(K, N_MICRO).cpu().numpy()
                   for w, (i0, i1, i2) in zip(model.weights, micro_idx)]
         for k in range(K):
@@ -317,21 +404,38 @@ def train_stack(configs: list[RunConfig], dataset, device: str = "cpu", progress
                 if not regression:
                     put(k, step, "test_acc", -1, test[1][k])
 
-    snapshot(0, with_test=False)  # the initialisation: displacements and progress are measured from it
+    def new_order():
+        return torch.stack([torch.randperm(n, generator=g) for g in gens])  # (K or 1, n)
+
+    run_ids = [c.run_id for c in configs]
+    state = _load_checkpoint(checkpoint.path, run_ids) if checkpoint is not None else None
+    if state is None:
+        snapshot(0, with_test=False)  # the initialisation: displacements and progress are measured from it
+        perm = new_order()
+        pos, n_logs, first = 0, 0, 1
+    else:  # resume: everything the loop reads, as it was after the saved step
+        with torch.no_grad():
+            for w, sw in zip(model.weights, state["weights"]):
+                w.copy_(sw)
+            if opt.state is not None:
+                for (m, v_), (sm, sv) in zip(opt.state, state["opt_state"]):
+                    m.copy_(sm)
+                    v_.copy_(sv)
+        rows = state["rows"]
+        alive.copy_(state["alive"])
+        div_t.copy_(state["div"])
+        for g, gs in zip(gens, state["gens"]):
+            g.set_state(gs)
+        perm, pos, n_logs, first = state["perm"], state["pos"], state["n_logs"], state["step"] + 1
     loss_limit = torch.as_tensor([DIVERGENCE_FACTOR * max(r["value"][r["metric"].index("eval_loss")], 1e-12)
                                   for r in rows], dtype=torch.float32, device=device)
     loss_acc = torch.zeros(K, device=device)
     loss_cnt = 0
-
-    def new_order():
-        return torch.stack([torch.randperm(n, generator=g) for g in gens])  # (K or 1, n)
-
-    perm = new_order()
-    pos = 0
-    n_logs = 0
-    any_dead = False
+    next_save = ((first - 1) // checkpoint.every_steps + 1) * checkpoint.every_steps if checkpoint else None
+    zero = torch.zeros((), dtype=torch.float32, device=device)
     opt_views = [opt.chunk(a, b, v.weights) for (a, b), v in zip(chunks, views)]
-    for step in range(1, n_steps + 1):
+    prec = _matmul_precision(c0.precision, cuda)
+    for step in range(first, n_steps + 1):
         if pos + c0.batch_size > n:
             perm, pos = new_order(), 0
         idx = perm[:, pos: pos + c0.batch_size].to(dataset.x_train.device)
@@ -342,7 +446,7 @@ def train_stack(configs: list[RunConfig], dataset, device: str = "cpu", progress
             x_all, y_all = dataset.x_train[idx[0]], dataset.y_train[idx[0]]
         factor = float(sched[step - 1])
         log_now = step % c0.log_every == 0 or step == n_steps
-        gn = np.empty((model.n_layers, K)) if log_now else None
+        gn = [] if log_now else None
         losses = torch.empty(K, device=device)
         for ci, ((a, b), v) in enumerate(zip(chunks, views)):
             x = x_all[a:b] if per_member else x_all
@@ -351,54 +455,75 @@ def train_stack(configs: list[RunConfig], dataset, device: str = "cpu", progress
             lc, dlogits = loss_fn(logits, y)
             losses[a:b] = lc
             al = alive[a:b]  # a view: updating it updates alive
-            finite = lc < loss_limit[a:b]  # False for NaN, inf and a loss past DIVERGENCE_FACTOR x its start
-            if any_dead or not bool(finite.all()):  # the common case costs two small ops
-                newly = al & ~finite
-                if newly.any():
-                    for k in (torch.nonzero(newly).flatten() + a).tolist():
-                        div_step[k] = step
-                    al &= finite
-                    any_dead = True
-                # a diverged member gets no gradient and lr 0; its weights may be NaN, which no other
-                # member ever reads (members only share inputs), so no clean-up pass is needed
-                dlogits = torch.where(al.view(-1, 1, 1), dlogits, torch.zeros((), dtype=dlogits.dtype, device=device))
-            live = base_lr[a:b] * al.to(base_lr.dtype) if any_dead else base_lr[a:b]
-            lr_now = live * factor
+            # on the device, no host sync: False for NaN, inf and a loss past DIVERGENCE_FACTOR x its start
+            finite = lc < loss_limit[a:b]
+            newly = al & ~finite
+            div_t[a:b] = torch.where(newly, step, div_t[a:b])
+            al &= finite
+            # a diverged member gets no gradient and lr 0; its weights may be NaN, which no other
+            # member ever reads (members only share inputs), so no clean-up pass is needed
+            dlogits = torch.where(al.view(-1, 1, 1), dlogits, zero)
+            lr_now = base_lr[a:b] * al.to(base_lr.dtype) * factor
             if opt.kind == "sgd" and not log_now:
                 v.backward(x, pre, dlogits, step_size=lr_now)  # SGD fused into the input-layer GEMM
                 continue
             grads = v.backward(x, pre, dlogits)
             for l, g in enumerate(grads):
                 opt_views[ci].step_layer(l, g, lr_now, step)
-                if log_now:
-                    gn[l, a:b] = g.pow(2).sum(dim=(1, 2)).sqrt().cpu().numpy()
-        loss_acc += torch.where(alive, losses, torch.full_like(losses, float("nan"))) if any_dead else losses
+            if log_now:
+                gn.append(torch.stack([g.pow(2).sum(dim=(1, 2)).sqrt() for g in grads]))  # (layers, members)
+        loss_acc += torch.where(alive, losses, torch.full_like(losses, float("nan")))
         loss_cnt += 1
         if log_now:
             n_logs += 1
             with torch.no_grad():
                 mean_loss = (loss_acc / loss_cnt).cpu().numpy()
+                gnv = torch.cat(gn, dim=1).cpu().numpy()
             lrv = (base_lr * factor).cpu().numpy()
             for k in range(K):
                 put(k, step, "train_loss", -1, mean_loss[k])
                 put(k, step, "lr", -1, lrv[k])
                 for l in range(model.n_layers):
-                    put(k, step, "grad_norm", l, gn[l, k])
+                    put(k, step, "grad_norm", l, gnv[l, k])
             snapshot(step, with_test=bool(c0.eval_every) and (n_logs % c0.eval_every == 0 or step == n_steps))
             loss_acc.zero_()
             loss_cnt = 0
+            if not bool(alive.any()):  # read at logged steps only
+                break
+            if checkpoint is not None and step >= next_save and step < n_steps:
+                _save_checkpoint(checkpoint.path, {
+                    "version": 1, "run_ids": run_ids, "step": step, "n_logs": n_logs, "pos": pos,
+                    "perm": perm, "gens": [g.get_state() for g in gens], "rows": rows,
+                    "alive": alive.cpu(), "div": div_t.cpu(),
+                    "weights": [w.cpu() for w in model.weights],
+                    "opt_state": None if opt.state is None else [(m.cpu(), v_.cpu()) for m, v_ in opt.state]})
+                next_save = (step // checkpoint.every_steps + 1) * checkpoint.every_steps
         if progress is not None:
             progress.update(1)
-        if not alive.any():
-            break
+    if prec is not None:
+        prec()
     secs = time.perf_counter() - started
+    div_steps = div_t.cpu().tolist()
     out = []
     for k, c in enumerate(configs):
         r = rows[k]
         last = {m: v for m, l_, v in zip(r["metric"], r["layer"], r["value"]) if l_ == -1}
-        status = "diverged" if div_step[k] is not None else "finished"
-        out.append(RunOutcome(c, status, div_step[k], r, secs / K, last))
+        ds = int(div_steps[k]) or None
+        out.append(RunOutcome(c, "diverged" if ds is not None else "finished", ds, r, secs / K, last))
     return out
+
+
+def _matmul_precision(precision: str, cuda: bool):
+    """Set CUDA's TF32 switch for ``tf32`` runs; returns a function that restores it (or None)."""
+    if not cuda:
+        return None
+    old = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+
+    def restore():
+        torch.backends.cuda.matmul.allow_tf32 = old
+
+    return restore
 
 
 def config_grid(params, widths, lrs, seeds, **common) -> list[RunConfig]:

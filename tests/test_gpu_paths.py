@@ -1,0 +1,91 @@
+"""The GPU paths of the trainer in their CPU mode (always run) and on CUDA (skipped without one)."""
+
+import json
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from sde_scales.train import RunConfig, make_dataset, train_stack  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_gpu_benchmark_runs_in_its_cpu_mode_and_its_figures_add_up(tmp_path):
+    """``benchmarks/gpu_appendix_b.py --tiny`` runs the code a GPU runs; its figures are consistent
+    with each other (images/s = members x batch x steps/s; the projection = grid steps x seconds
+    per step + 300 evaluations) and it refuses a CUDA run without a GPU with exit 2."""
+    out = tmp_path / "g.json"
+    res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_appendix_b.py"), "--tiny", "--steps", "8",
+                          "--warmup", "2", "--json", str(out)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    r = json.loads(out.read_text())
+    assert r["losses_finite"] and r["steps_per_s"] > 0 and r["seconds_per_step"] > 0
+    assert r["images_per_s"] == pytest.approx(r["members"] * r["batch"] * r["steps_per_s"], rel=1e-12)
+    assert r["grid_steps"] == round(300 * r["n_train"] / r["batch"])
+    proj = (r["grid_steps"] * r["seconds_per_step"] + 300 * r["eval_seconds"]) / 60
+    assert r["projected_grid_minutes"] == pytest.approx(proj, rel=1e-12)
+    assert "projected 300-epoch grid" in res.stdout
+    if not torch.cuda.is_available():
+        res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_appendix_b.py")], capture_output=True,
+                             text=True)
+        assert res.returncode == 2 and "no CUDA device" in res.stderr
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device; none here")
+def test_no_host_sync_between_logged_steps():
+    """Steps between logs never wait for the GPU: the number of synchronising calls does not grow
+    with the number of steps (CUDA's sync debug mode counts them)."""
+    ds = make_dataset("mixture", "cuda", d_in=64, n_train=1024, seed=0)
+
+    def syncs(epochs):
+        cfgs = [RunConfig(param="mup", width=64, lr=lr, dataset="mixture", d_in=64, n_train=1024, batch_size=64,
+                          epochs=epochs, log_every=10_000, eval_every=0) for lr in (0.05, 0.1)]
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            with warnings.catch_warnings(record=True) as rec:
+                warnings.simplefilter("always")
+                train_stack(cfgs, ds, device="cuda")
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+        return sum("synchroniz" in str(w.message) for w in rec)
+
+    assert syncs(2) == syncs(8)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device; none here")
+@pytest.mark.parametrize("precision,rtol", [("tf32", 5e-3), ("bf16", 3e-2)])
+def test_low_precision_on_cuda_tracks_fp32(precision, rtol):
+    """TF32 (10-bit mantissa) and bf16 (8-bit) GEMMs move a short run's losses by a few rounding
+    units of their mantissa accumulated over the run, well under the stated tolerances."""
+    ds = make_dataset("mixture", "cuda", d_in=64, n_train=1024, seed=0)
+    base = dict(param="mup", width=256, lr=0.1, dataset="mixture", d_in=64, n_train=1024, batch_size=64, epochs=2,
+                log_every=4)
+    ref = train_stack([RunConfig(**base)], ds, device="cuda")[0]
+    low = train_stack([RunConfig(precision=precision, **base)], ds, device="cuda")[0]
+    a = np.array([v for m, v in zip(ref.rows["metric"], ref.rows["value"]) if m == "train_loss"])
+    b = np.array([v for m, v in zip(low.rows["metric"], low.rows["value"]) if m == "train_loss"])
+    np.testing.assert_allclose(b, a, rtol=rtol)
+
+
+@pytest.mark.slow
+def test_compiled_passes_give_the_eager_numbers_on_the_cpu():
+    """``compile=True`` (torch.compile of the forward and backward passes) trains to the eager
+    numbers within float32 rounding (fused elementwise kernels may round differently: 1e-5
+    relative is ~100 float32 ulps), for SGD (the fused in-place step) and Adam; about 30 s of
+    compilation on 2 cores, hence slow."""
+    ds = make_dataset("mixture", "cpu", d_in=64, n_train=512, seed=0)
+    base = dict(param="mup", width=32, seed=0, dataset="mixture", n_train=512, d_in=64, epochs=1, batch_size=64,
+                log_every=4)
+    for opt, lrs in (("sgd", (0.05, 0.2)), ("adam", (1e-3, 3e-3))):
+        eager = train_stack([RunConfig(lr=lr, optimizer=opt, **base) for lr in lrs], ds)
+        comp = train_stack([RunConfig(lr=lr, optimizer=opt, compile=True, **base) for lr in lrs], ds)
+        for a, b in zip(eager, comp):
+            np.testing.assert_allclose(b.rows["value"], a.rows["value"], rtol=1e-5, atol=1e-7)
