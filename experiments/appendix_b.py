@@ -82,7 +82,8 @@ def main(argv=None):
     configs = config_grid(["mup"], widths, lrs, seeds, **common)
     res = run_sweep(configs, str(out / "store"), executor=args.executor, scheduler=args.scheduler, device=args.device,
                     data_root=str(out / "data"))
-    print(res)
+    print(f"sweep: {res['ran']} runs trained in {res['stacks']} stacks, {res['skipped']} already in the store, "
+          f"{res['diverged']} diverged")
     st = RunStore(out / "store")
     runs, traj = st.runs(), st.trajectories()
     best = eta_star(runs, traj)

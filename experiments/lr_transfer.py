@@ -54,7 +54,9 @@ def main(argv=None):
                   n_train=4096 if args.quick else 50_000, log_every=16, d_in=3072 if not args.quick else 256)
     out = Path(args.out)
     configs = config_grid(["mup", "sp"], widths, lrs, [0, 1], **common)
-    print(run_sweep(configs, str(out / "store"), device=args.device))
+    res = run_sweep(configs, str(out / "store"), device=args.device)
+    print(f"sweep: {res['ran']} runs trained in {res['stacks']} stacks, {res['skipped']} already in the store, "
+          f"{res['diverged']} diverged")
     st = RunStore(out / "store")
     tr = transfer_curves(st.runs(), st.trajectories())
     tr.to_csv(out / "transfer.csv", index=False)

@@ -251,7 +251,7 @@ def _load_checkpoint(path, run_ids: list[str]):
     if not os.path.exists(path):
         return None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain data only: no pickled code
         ok = isinstance(state, dict) and state.get("version") == 1 and state.get("run_ids") == run_ids
     except Exception as exc:  # a truncated or garbage file: torch raises many kinds
         ok, state = False, exc
