@@ -89,3 +89,23 @@ def test_compiled_passes_give_the_eager_numbers_on_the_cpu():
         comp = train_stack([RunConfig(lr=lr, optimizer=opt, compile=True, **base) for lr in lrs], ds)
         for a, b in zip(eager, comp):
             np.testing.assert_allclose(b.rows["value"], a.rows["value"], rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("optimizer,lrs", [("sgd", (0.05, 0.3, 200.0)), ("adam", (1e-3, 3e-3, 50.0))])
+def test_the_sync_free_path_gives_the_numbers_of_the_cpu_path(monkeypatch, optimizer, lrs):
+    """The GPU's divergence check (masks on every step, read at logged steps only) against the
+    CPU's (read every step, masks only once a member fails), on the CPU: every logged value, the
+    status and the step of divergence agree exactly, with one member made to diverge."""
+    from sde_scales.train import trainer as T
+
+    ds = make_dataset("mixture", "cpu", d_in=64, n_train=512, seed=0)
+    cfgs = [RunConfig(param="mup", width=32, lr=lr, seed=0, optimizer=optimizer, dataset="mixture", d_in=64,
+                      n_train=512, batch_size=64, epochs=2, log_every=4) for lr in lrs]
+    monkeypatch.setattr(T, "SYNC_FREE", False)
+    cpu = train_stack(cfgs, ds)
+    monkeypatch.setattr(T, "SYNC_FREE", True)
+    gpu = train_stack(cfgs, ds)
+    assert [o.status for o in cpu] == ["finished", "finished", "diverged"]
+    for a, b in zip(cpu, gpu):
+        assert (a.status, a.diverged_step) == (b.status, b.diverged_step)
+        np.testing.assert_array_equal(np.asarray(a.rows["value"]), np.asarray(b.rows["value"]))

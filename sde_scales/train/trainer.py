@@ -229,6 +229,11 @@ def member_chunks(K: int, batch: int, width: int, device: str = "cpu") -> list[t
 EVAL_ELEMENTS = {"cpu": 1 << 22, "cuda": 1 << 28}
 
 
+#: Masks of the divergence check on every step without reading them (no host sync): ``None`` means
+#: on CUDA only. The tests set it on the CPU to check that both paths give the same numbers.
+SYNC_FREE: bool | None = None
+
+
 @dataclass(frozen=True)
 class Checkpointing:
     """Save a stack's state every ``every_steps`` steps (at the first logged step at or after each
@@ -279,8 +284,9 @@ def train_stack(configs: list[RunConfig], dataset, device: str = "cpu", progress
     divergence flags) is saved every ``checkpoint.every_steps`` steps, and a stack that finds its
     checkpoint resumes from it: the outcome is bit-identical to an uninterrupted run (tested).
 
-    No step waits for the device: divergence is tracked on the device and the host reads it, with
-    the other metrics, only at logged steps."""
+    On a GPU no step waits for the device: divergence is tracked on the device and the host reads
+    it, with the other metrics, only at logged steps. (On the CPU, where reading a value costs no
+    wait, a healthy step skips the masking.)"""
     if not configs:
         return []
     key = configs[0].stack_key()
@@ -435,6 +441,8 @@ def train_stack(configs: list[RunConfig], dataset, device: str = "cpu", progress
     zero = torch.zeros((), dtype=torch.float32, device=device)
     opt_views = [opt.chunk(a, b, v.weights) for (a, b), v in zip(chunks, views)]
     prec = _matmul_precision(c0.precision, cuda)
+    sync_free = cuda if SYNC_FREE is None else bool(SYNC_FREE)
+    any_dead = False
     for step in range(first, n_steps + 1):
         if pos + c0.batch_size > n:
             perm, pos = new_order(), 0
@@ -455,15 +463,20 @@ def train_stack(configs: list[RunConfig], dataset, device: str = "cpu", progress
             lc, dlogits = loss_fn(logits, y)
             losses[a:b] = lc
             al = alive[a:b]  # a view: updating it updates alive
-            # on the device, no host sync: False for NaN, inf and a loss past DIVERGENCE_FACTOR x its start
-            finite = lc < loss_limit[a:b]
-            newly = al & ~finite
-            div_t[a:b] = torch.where(newly, step, div_t[a:b])
-            al &= finite
-            # a diverged member gets no gradient and lr 0; its weights may be NaN, which no other
-            # member ever reads (members only share inputs), so no clean-up pass is needed
-            dlogits = torch.where(al.view(-1, 1, 1), dlogits, zero)
-            lr_now = base_lr[a:b] * al.to(base_lr.dtype) * factor
+            finite = lc < loss_limit[a:b]  # False for NaN, inf and a loss past DIVERGENCE_FACTOR x its start
+            # on a GPU the masks below always run on the device (reading `finite` would make the step wait
+            # for it); on the CPU a read costs nothing and skips them while every member is healthy
+            if sync_free or any_dead or not bool(finite.all()):
+                newly = al & ~finite
+                div_t[a:b] = torch.where(newly, step, div_t[a:b])
+                al &= finite
+                any_dead = any_dead or not sync_free  # on the CPU: a member of this chunk is (now) diverged
+                # a diverged member gets no gradient and lr 0; its weights may be NaN, which no other
+                # member ever reads (members only share inputs), so no clean-up pass is needed
+                dlogits = torch.where(al.view(-1, 1, 1), dlogits, zero)
+                lr_now = base_lr[a:b] * al.to(base_lr.dtype) * factor
+            else:
+                lr_now = base_lr[a:b] * factor  # the same numbers: x * 1.0 is exact
             if opt.kind == "sgd" and not log_now:
                 v.backward(x, pre, dlogits, step_size=lr_now)  # SGD fused into the input-layer GEMM
                 continue
@@ -472,7 +485,7 @@ def train_stack(configs: list[RunConfig], dataset, device: str = "cpu", progress
                 opt_views[ci].step_layer(l, g, lr_now, step)
             if log_now:
                 gn.append(torch.stack([g.pow(2).sum(dim=(1, 2)).sqrt() for g in grads]))  # (layers, members)
-        loss_acc += torch.where(alive, losses, torch.full_like(losses, float("nan")))
+        loss_acc += torch.where(alive, losses, torch.full_like(losses, float("nan"))) if sync_free or any_dead else losses
         loss_cnt += 1
         if log_now:
             n_logs += 1
