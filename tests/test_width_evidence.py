@@ -122,6 +122,7 @@ def test_width_samples_effective_and_raw_units(store):
     for n, e, r in zip(eff.widths, eff.samples, raw.samples):
         np.testing.assert_allclose(e, r * mup(1).multiplier(1, n))  # readout: n^-1/2 times the raw weight
     disp = width_samples(runs, traj, "w0_disp", param="mup", lr=0.3)
+    assert disp.samples[0].shape == (4, 4)
     assert all(np.all(np.abs(s) > 0) for s in disp.samples)
     loss = width_samples(runs, traj, "eval_loss", param="mup", lr=0.3, fraction=0.5)
     assert all(s.shape == (4,) for s in loss.samples) and all(st < runs.epochs.max() * 8 for st in loss.steps)
@@ -217,3 +218,18 @@ def test_store_with_a_learning_rate_grid_is_judged_at_a_stated_rate(store):
     worst = max(med, key=med.get)
     extra = runs[runs.lr == worst].iloc[:1].assign(run_id="extra", seed=99)
     assert judged_lr(pd.concat([runs, extra]), "mup") == worst
+
+
+def test_effective_weights_use_each_runs_optimizer_and_base_width(tmp_path):
+    """Adam's muP table has other multipliers than SGD's, and a base width changes their constants:
+    the effective weight of a run is its raw weight times the multiplier it trained with."""
+    cfgs = config_grid(["mup"], [32, 64, 128], [1e-3], range(2), optimizer="adam", base_width=32, **TINY)
+    run_sweep(cfgs, str(tmp_path), device="cpu", progress=False)
+    st = RunStore(tmp_path)
+    runs, traj = st.runs(), st.trajectories()
+    eff = width_samples(runs, traj, "w1_value", param="mup", lr=1e-3)
+    raw = width_samples(runs, traj, "w1_value_raw", param="mup", lr=1e-3)
+    for n, e, r in zip(eff.widths, eff.samples, raw.samples):
+        m = mup(1, "adam").factors(1, n, 32)[0]
+        assert m != pytest.approx(mup(1).multiplier(1, n))  # SGD's table would give another number
+        np.testing.assert_allclose(e, r * m)

@@ -110,6 +110,14 @@ def _select(runs: pd.DataFrame, param: str, lr: float | None) -> tuple[pd.DataFr
     return sel, float(lr)
 
 
+def _multiplier(row, layer: int) -> float:
+    """The multiplier of ``layer`` that the run of this runs-table row trained with."""
+    from sde_scales.train.store import config_from_row
+
+    c = config_from_row(row)
+    return by_name(c.param, L=c.depth, optimizer=c.optimizer).factors(layer, c.width, c.base_width or None)[0]
+
+
 def width_samples(runs: pd.DataFrame, traj: pd.DataFrame, variable: str, *, param: str = "mup",
                   lr: float | None = None, fraction: float = 1.0) -> WidthSamples:
     """Per-width replica samples of ``variable`` at ``fraction`` of training (the last logged step at
@@ -136,10 +144,12 @@ def width_samples(runs: pd.DataFrame, traj: pd.DataFrame, variable: str, *, para
             arr = v.reindex(ids).to_numpy(dtype=float)
         else:
             l = int(variable[1:].split("_", 1)[0])
-            depth = int(ok.depth.iloc[0])
+            depth = int(ok.depth.min())
             if l > depth:
                 raise InvalidArgumentError(f"variable {variable!r}: the runs have layers 0..{depth}")
-            mult = 1.0 if variable.endswith("_raw") else by_name(param, L=depth).multiplier(l, int(w))
+            # effective units: each run's own multiplier (its optimizer's table and its base width)
+            mult = 1.0 if variable.endswith("_raw") else np.array([_multiplier(r, l) for _, r in
+                                                                    ok.set_index("run_id").loc[ids].reset_index().iterrows()])
             tw = t[(t.metric == "w") & (t.layer // 1000 == l)]
             cur = tw[tw.step == stp].pivot(index="layer", columns="run_id", values="value").reindex(columns=ids)
             if "_disp" in variable:
@@ -148,7 +158,7 @@ def width_samples(runs: pd.DataFrame, traj: pd.DataFrame, variable: str, *, para
                     raise InvalidArgumentError("the store's runs log no weights at step 0 (initialisation); "
                                                "displacements need them: retrain with this version of the trainer")
                 cur = cur - first.reindex(columns=ids)
-            arr = cur.to_numpy(dtype=float) * mult
+            arr = cur.to_numpy(dtype=float) * mult  # (tracked weights, runs) x (runs,)
         if np.isnan(arr).any():
             raise InvalidArgumentError(f"{variable} is missing at step {stp} for some runs of width {w}; the store is "
                                        f"incomplete (re-run the sweep to finish it)")
