@@ -435,3 +435,18 @@ def test_pool_workers_end_with_their_sweep(tmp_path, sig, executor):
     assert not alive, [p.pid for p in alive]
     if sig == signal.SIGTERM:
         assert proc.returncode == 143 and "run the same command again to resume" in err
+
+
+@pytest.mark.parametrize("executor", ["local", "dask"])
+def test_sigterm_while_the_sweep_starts_stops_it_cleanly(tmp_path, executor):
+    """SIGTERM before any stack ran (the data loading, or the dask cluster starting) still stops the
+    sweep with 143 and its message: the handler is installed before any worker starts."""
+    long = [a if a != "6" else "400" for a in SWEEP]
+    proc = subprocess.Popen(long + ["--out", str(tmp_path / "s"), "--executor", executor, "--workers", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60  # the sweep has started once its store exists
+    while time.time() < deadline and not (tmp_path / "s").exists():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "run the same command again to resume" in err, (proc.returncode, err[-500:])

@@ -125,11 +125,9 @@ def run_stack(stack: Stack, store_root: str, device: str = "cpu", data_root: str
     c0 = stack.configs[0]
     ds = _dataset_for(c0, device, data_root)
     ck = None
-    if checkpoint_every and checkpoint_every > 0:
+    if checkpoint_every > 0:
         every = max(1, int(round(checkpoint_every * c0.n_train / c0.batch_size)))
-        ck = Checkpointing(checkpoint_path(store_root, stack), every)
-        if os.path.exists(ck.path):
-            print(f"stack {stack.label}: resuming from its checkpoint", file=sys.stderr)
+        ck = Checkpointing(checkpoint_path(store_root, stack), every)  # train_stack says when it resumes
     outcomes = train_stack(list(stack.configs), ds, device=device, checkpoint=ck)
     for o in outcomes:
         store.write(o)
@@ -148,9 +146,24 @@ def run_sweep(configs: list[RunConfig], store_root: str, *, executor: str = "loc
 
     if not (isinstance(checkpoint_every, (int, float)) and math.isfinite(checkpoint_every) and checkpoint_every >= 0):
         raise InvalidArgumentError(f"checkpoint_every={checkpoint_every!r}; give epochs >= 0 (0: no checkpoints)")
+    runners = {"local": _run_local, "process": _run_pool, "dask": _run_dask}
+    if executor not in runners:
+        raise ValueError(f"executor={executor!r}; use local, process or dask")
+    # one SIGTERM handler for every executor, installed before the store is touched or any worker or
+    # cluster starts: a SIGTERM at any moment of the sweep stops it cleanly (exit 143)
+    old = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
+    try:
+        return _sweep(runners[executor], configs, store_root, progress,
+                      (store_root, resolve_device(device), data_root, checkpoint_every), workers, scheduler)
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
+
+
+def _sweep(runner, configs, store_root, progress, where, workers, scheduler) -> dict:
+    """Plan the stacks of ``configs`` not yet in the store, run them with ``runner``, count them."""
     from tqdm.auto import tqdm
 
-    device = resolve_device(device)
     store = RunStore(store_root)
     done_before = store.finished()
     stacks = plan(configs, done_before)
@@ -158,76 +171,79 @@ def run_sweep(configs: list[RunConfig], store_root: str, *, executor: str = "loc
     bar = tqdm(total=len(stacks), desc="stacks", unit="stack", disable=None if progress else True,  # terminal only
                file=sys.stderr)
     statuses = []
-    if executor == "local":
-        for s in stacks:
-            bar.set_postfix_str(s.label)
-            statuses += run_stack(s, store_root, device, data_root, None, checkpoint_every)
+    try:
+        runner(stacks, statuses, bar, where, workers, scheduler)
+    except BaseException:
+        print(f"sweep stopped: {len(statuses)} runs of this call finished and are in {store_root}; run the same "
+              f"command again to resume", file=sys.stderr)
+        raise
+    finally:
+        bar.close()
+    return {"ran": len(statuses), "diverged": sum(1 for _, s in statuses if s == "diverged"), "skipped": skipped,
+            "stacks": len(stacks)}
+
+
+def _run_local(stacks, statuses, bar, where, workers, scheduler) -> None:
+    store_root, device, data_root, checkpoint_every = where
+    for s in stacks:
+        bar.set_postfix_str(s.label)
+        statuses += run_stack(s, store_root, device, data_root, None, checkpoint_every)
+        bar.update(1)
+
+
+def _run_pool(stacks, statuses, bar, where, workers, scheduler) -> None:
+    import multiprocessing as mp
+
+    store_root, device, data_root, checkpoint_every = where
+    ex = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                             initializer=_die_with_parent, initargs=(os.getpid(),))
+    try:
+        futs = [ex.submit(run_stack, s, store_root, device, data_root, 1, checkpoint_every) for s in stacks]
+        for f in as_completed(futs):
+            statuses += f.result()
             bar.update(1)
-    elif executor == "process":
-        import multiprocessing as mp
+    except BaseException:
+        # a SIGTERM, Ctrl-C or a failed stack: do not wait for the stacks in flight (shutdown with
+        # wait=True would train them to the end); end the workers now
+        procs = list(getattr(ex, "_processes", {}).values())  # no public way to reach them
+        ex.shutdown(wait=False, cancel_futures=True)
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.join(timeout=10)
+        raise
+    ex.shutdown(wait=True)
 
-        ex = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                                 initializer=_die_with_parent, initargs=(os.getpid(),))
-        old = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
-        try:
-            futs = [ex.submit(run_stack, s, store_root, device, data_root, 1, checkpoint_every) for s in stacks]
-            for f in as_completed(futs):
-                statuses += f.result()
-                bar.update(1)
-        except BaseException:
-            # a SIGTERM, Ctrl-C or a failed stack: do not wait for the stacks in flight (shutdown with
-            # wait=True would train them to the end); end the workers now
-            procs = list(getattr(ex, "_processes", {}).values())  # no public way to reach them
-            ex.shutdown(wait=False, cancel_futures=True)
-            for p in procs:
-                p.terminate()
-            for p in procs:
-                p.join(timeout=10)
-            bar.close()
-            print(f"sweep stopped: {len(statuses)} runs of this call finished and are in {store_root}; run the same "
-                  f"command again to resume", file=sys.stderr)
-            raise
-        else:
-            ex.shutdown(wait=True)
-        finally:
-            if old is not None:
-                signal.signal(signal.SIGTERM, old)
-    elif executor == "dask":
-        from dask.distributed import Client, LocalCluster
-        from dask.distributed import as_completed as dask_completed
 
-        cluster = None
+def _run_dask(stacks, statuses, bar, where, workers, scheduler) -> None:
+    from dask.distributed import Client, LocalCluster
+    from dask.distributed import as_completed as dask_completed
+
+    store_root, device, data_root, checkpoint_every = where
+    cluster = client = None
+    futs = []
+    try:
         if scheduler in (None, "local"):
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
             client = Client(cluster)
         else:
             client = Client(scheduler)
-        old = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
-        try:
-            futs = [client.submit(run_stack, s, store_root, device, data_root, 1, checkpoint_every, pure=False)
-                    for s in stacks]
-            for f in dask_completed(futs):
-                statuses += f.result()
-                bar.update(1)
-        except BaseException:
-            # SIGTERM, Ctrl-C or a failed stack: cancel what is queued; a LocalCluster's workers are
-            # ended with it below (a remote cluster's stacks in flight finish there and are written)
+        futs = [client.submit(run_stack, s, store_root, device, data_root, 1, checkpoint_every, pure=False)
+                for s in stacks]
+        for f in dask_completed(futs):
+            statuses += f.result()
+            bar.update(1)
+    except BaseException:
+        # SIGTERM, Ctrl-C or a failed stack: cancel what is queued; a LocalCluster's workers are
+        # ended with it below (a remote cluster's stacks in flight finish there and are written)
+        if client is not None and futs:
             client.cancel(futs)
-            bar.close()
-            print(f"sweep stopped: {len(statuses)} runs of this call finished and are in {store_root}; run the same "
-                  f"command again to resume", file=sys.stderr)
-            raise
-        finally:
-            if old is not None:
-                signal.signal(signal.SIGTERM, old)
+        raise
+    finally:
+        if client is not None:
             client.close()
-            if cluster is not None:
-                cluster.close()
-    else:
-        raise ValueError(f"executor={executor!r}; use local, process or dask")
-    bar.close()
-    return {"ran": len(statuses), "diverged": sum(1 for _, s in statuses if s == "diverged"), "skipped": skipped,
-            "stacks": len(stacks)}
+        if cluster is not None:
+            cluster.close()
 
 
 def _main_thread() -> bool:
