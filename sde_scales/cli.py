@@ -95,12 +95,11 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_coordcheck(args: argparse.Namespace) -> int:
-    import json
-
-    from sde_scales.atomic import write_text_atomic
+    from sde_scales.atomic import write_json_atomic
     from sde_scales.parametrization import by_name
     from sde_scales.rates import Verdict
-    from sde_scales.train.coordcheck import RESOLUTION, RESOLUTION_REASON, coord_check, layer_names, plot_coord_check
+    from sde_scales.train.coordcheck import (MAX_WIDTH, RESOLUTION, RESOLUTION_REASON, coord_check, layer_names,
+                                             plot_coord_check)
     from theory.abc import derive  # loaded at run time only
 
     from sde_scales.errors import InvalidArgumentError
@@ -125,7 +124,7 @@ def _cmd_coordcheck(args: argparse.Namespace) -> int:
           f"{args.widths}, {args.seeds} seeds)")
     print(f"  tolerance: an exponent is judged against the muP value with a tolerance of at least {RESOLUTION} "
           f"({RESOLUTION_REASON}), widened to the measured next-order size where that is larger; an interval "
-          f"wider than 0.6 (with tolerance) is INCONCLUSIVE")
+          f"wider than {MAX_WIDTH} (with tolerance) is INCONCLUSIVE")
     if p.L == 1:
         print("  note: depth 1 has no hidden-to-hidden layer; use --depth 2 or more to check the hidden-layer rule")
     w = max(len(n) for n in names)
@@ -153,28 +152,24 @@ def _cmd_coordcheck(args: argparse.Namespace) -> int:
             print(f"  {names[l]}: {cc.reasons[l]}")
     print(f"overall: {cc.overall.value} (muP desiderata); theory says: {pred.summary}")
     if args.json:
-        from sde_scales.atomic import strict_json
-
         doc = {"param": p.name, "optimizer": args.optimizer, "lr": args.lr, "base_width": args.base_width or None,
                "steps": args.steps, "seeds": args.seeds, "widths": args.widths, "tolerance_floor": RESOLUTION,
                "layers": rows, "overall": cc.overall.value, "theory": pred.to_dict()}
-        print(f"JSON: {write_text_atomic(args.json, json.dumps(strict_json(doc), indent=2, allow_nan=False))}")
+        print(f"JSON: {write_json_atomic(args.json, doc)}")
     if args.plot:
         print(f"plot: {plot_coord_check(cc, args.plot, p.name)}")
     return 1 if args.strict and cc.overall is not Verdict.PASS else 0
 
 
 def _cmd_theory_table(args: argparse.Namespace) -> int:
-    import json
-
-    from sde_scales.atomic import write_text_atomic
+    from sde_scales.atomic import write_json_atomic
     from sde_scales.parametrization import by_name
     from theory.abc import derive, format_table
 
     t = derive(by_name(args.param, L=args.depth, optimizer=args.optimizer))
     print(format_table(t))
     if args.json:
-        print(f"JSON: {write_text_atomic(args.json, json.dumps(t.to_dict(), indent=2))}")
+        print(f"JSON: {write_json_atomic(args.json, t.to_dict())}")
     return 0
 
 
@@ -197,6 +192,14 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return text
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose help states every flag's default (:class:`_HelpFormatter`)."""
+
+    def __init__(self, *args, **kw):
+        kw.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kw)
+
+
 def _add_depth(parser: argparse.ArgumentParser) -> None:
     """One name and one default for the number of hidden layers, in every subcommand."""
     parser.add_argument("--depth", "--layers", dest="depth", type=int, default=DEPTH, metavar="L",
@@ -209,18 +212,9 @@ DEPTH = 1
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
-        prog="sde-scales", formatter_class=_HelpFormatter,
-        description="Check the width-scaling theory of neural-network training numerically and symbolically.",
-    )
-    sub = ap.add_subparsers(dest="command", required=True)
-    _add = sub.add_parser
-
-    def add_parser(name, **kw):
-        kw.setdefault("formatter_class", _HelpFormatter)
-        return _add(name, **kw)
-
-    sub.add_parser = add_parser
+    ap = _Parser(prog="sde-scales",
+                 description="Check the width-scaling theory of neural-network training numerically and symbolically.")
+    sub = ap.add_subparsers(dest="command", required=True)  # subcommands are _Parsers too (argparse's default)
 
     v = sub.add_parser(
         "verify", help="check each claim on every kind of evidence and print a verdict per row",

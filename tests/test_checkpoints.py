@@ -83,7 +83,9 @@ def test_a_damaged_or_foreign_checkpoint_is_moved_aside_and_the_stack_starts_ove
     other = [RunConfig(param="mup", width=32, lr=0.2, seed=0, dataset="mixture", **SMALL)]
     with pytest.raises(_Kill):
         train_stack(other, ds, checkpoint=Checkpointing(str(path), 5), progress=_KillAt(19))
+    capsys.readouterr()
     out = train_stack(cfgs, ds, checkpoint=Checkpointing(str(path), 5))
+    assert "saved for other runs" in capsys.readouterr().err
     np.testing.assert_array_equal(clean[0].rows["value"], out[0].rows["value"])
     with pytest.raises(InvalidArgumentError, match="at least 1"):
         Checkpointing(str(path), 0)

@@ -34,6 +34,8 @@ __all__ = ["CoordCheck", "coord_check", "layer_names", "plot_coord_check"]
 
 #: Smallest tolerance of a coordinate check's exponents, with its reason.
 RESOLUTION = 0.15
+#: Widest interval (widened by the tolerance) that can PASS: wider says the widths and seeds do not decide.
+MAX_WIDTH = 0.6
 RESOLUTION_REASON = ("the first SGD steps of width-64..1024 networks carry next-order corrections of relative size "
                      "about n^-1/2, which tilt a fitted exponent by up to ~0.1 over this range")
 
@@ -114,8 +116,8 @@ def coord_check(param: Parametrization, widths, *, steps: int = 3, lr: float = 0
         out.act_exp[l], out.delta_exp[l] = a, d
         readout = l == n_layers - 1
         va = verdict(RateKind.BIG_O if readout else RateKind.THETA, 0.0, a, floor=RESOLUTION,
-                     floor_reason=RESOLUTION_REASON, max_width=0.6)
-        vd = verdict(RateKind.THETA, 0.0, d, floor=RESOLUTION, floor_reason=RESOLUTION_REASON, max_width=0.6)
+                     floor_reason=RESOLUTION_REASON, max_width=MAX_WIDTH)
+        vd = verdict(RateKind.THETA, 0.0, d, floor=RESOLUTION, floor_reason=RESOLUTION_REASON, max_width=MAX_WIDTH)
         ok = va.verdict is Verdict.PASS and vd.verdict is Verdict.PASS
         bad = Verdict.FAIL if Verdict.FAIL in (va.verdict, vd.verdict) else Verdict.INCONCLUSIVE
         out.verdicts[l] = Verdict.PASS if ok else bad

@@ -92,32 +92,27 @@ class StackedMLP:
         (the readout's are the logits)."""
         w0 = self.weights[0]
         K, nout, nin = w0.shape
-        bmm, mm = self._bmm, self._mm
         if x.dim() == 3:  # a batch per member: one batched GEMM
             if x.shape[0] != K:
                 raise ValueError(f"inputs of shape {tuple(x.shape)} for K={K} members; give (B, d_in) or (K, B, d_in)")
-            h = bmm(x, w0.transpose(1, 2)) * self.mult[0]
+            h = self._gemm(torch.bmm, x, w0.transpose(1, 2)) * self.mult[0]
         elif K == 1:  # the plain layout, so that later layers are plain GEMMs
-            h = mm(x, w0[0].T).unsqueeze(0) * self.mult[0]
+            h = self._gemm(torch.mm, x, w0[0].T).unsqueeze(0) * self.mult[0]
         else:  # the input layer of all K members as one GEMM: (K n, d_in) x (d_in, B), seen as (K, B, n):
             # 10-15% faster than (x w^T) here
-            h = mm(w0.view(K * nout, nin), x.T).view(K, nout, x.shape[0]).transpose(1, 2) * self.mult[0]
+            h = self._gemm(torch.mm, w0.view(K * nout, nin), x.T).view(K, nout, x.shape[0]).transpose(1, 2) * self.mult[0]
         pre = [h]
         for l in range(1, self.n_layers):
-            h = bmm(torch.relu(h), self.weights[l].transpose(1, 2)) * self.mult[l]
+            h = self._gemm(torch.bmm, torch.relu(h), self.weights[l].transpose(1, 2)) * self.mult[l]
             pre.append(h)
         return (h, pre) if keep else h
 
-    def _bmm(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """Batched GEMM, on ``gemm_dtype`` copies of the operands when one is set (fp32 result)."""
+    def _gemm(self, op, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """``op(a, b)`` (``torch.bmm`` or ``torch.mm``), on ``gemm_dtype`` copies of the operands when
+        one is set (with a result in the operands' own dtype)."""
         if self.gemm_dtype is None:
-            return torch.bmm(a, b)
-        return torch.bmm(a.to(self.gemm_dtype), b.to(self.gemm_dtype)).to(a.dtype)
-
-    def _mm(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        if self.gemm_dtype is None:
-            return a @ b
-        return (a.to(self.gemm_dtype) @ b.to(self.gemm_dtype)).to(a.dtype)
+            return op(a, b)
+        return op(a.to(self.gemm_dtype), b.to(self.gemm_dtype)).to(a.dtype)
 
     @staticmethod
     def losses(logits: torch.Tensor, y: torch.Tensor):
@@ -163,17 +158,17 @@ class StackedMLP:
             if l > 0:
                 h = pre[l - 1]
                 # the gradient passed down uses the weights before this step's update
-                delta_below = self._bmm(delta, w).mul_(self.mult[l]).mul_(h > 0)
+                delta_below = self._gemm(torch.bmm, delta, w).mul_(self.mult[l]).mul_(h > 0)
                 # (a^T delta)^T, not delta^T a: the latter's result changes with the thread count
                 # for some shapes (the reduction over the batch is split), this one's does not
-                g = self._bmm(torch.relu(h).transpose(1, 2), scaled).transpose(1, 2)
+                g = self._gemm(torch.bmm, torch.relu(h).transpose(1, 2), scaled).transpose(1, 2)
                 if step_size is None:
                     grads[l] = g
                 else:
                     w.sub_(g)
                 delta = delta_below
             elif x.dim() == 3:  # a batch per member: (delta^T x) per member, (K, n, d_in)
-                g = self._bmm(scaled.transpose(1, 2), x)
+                g = self._gemm(torch.bmm, scaled.transpose(1, 2), x)
                 if step_size is None:
                     grads[0] = g
                 else:
@@ -183,9 +178,9 @@ class StackedMLP:
                 B, n = x.shape[0], w.shape[1]
                 flat = scaled.transpose(0, 1).reshape(B, K * n)
                 if step_size is None:
-                    grads[0] = self._mm(flat.T, x).view(K, n, w.shape[2])
+                    grads[0] = self._gemm(torch.mm, flat.T, x).view(K, n, w.shape[2])
                 elif self.gemm_dtype is not None:  # the step from a low-precision GEMM, added in fp32
-                    w.view(K * n, w.shape[2]).sub_(self._mm(flat.T, x))
+                    w.view(K * n, w.shape[2]).sub_(self._gemm(torch.mm, flat.T, x))
                 else:
                     w.view(K * n, w.shape[2]).addmm_(flat.T, x, alpha=-1.0)
         return grads if step_size is None else None

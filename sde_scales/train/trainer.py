@@ -34,6 +34,7 @@ import hashlib
 import json
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -249,7 +250,7 @@ class Checkpointing:
 
 def _load_checkpoint(path, run_ids: list[str]):
     """The state saved at ``path`` for these runs, or None (absent, from other runs, or unreadable:
-    an unreadable file is moved aside with a message, never deleted)."""
+    such a file is moved aside with a message, never deleted)."""
     import os
     import sys
 
@@ -257,15 +258,19 @@ def _load_checkpoint(path, run_ids: list[str]):
         return None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain data only: no pickled code
-        ok = isinstance(state, dict) and state.get("version") == 1 and state.get("run_ids") == run_ids
     except Exception as exc:  # a truncated or garbage file: torch raises many kinds
-        ok, state = False, exc
-    if ok:
-        return state
+        why = f"unreadable ({str(exc)[:80]})"
+    else:
+        if not isinstance(state, dict) or state.get("version") != 1:
+            why = "not a checkpoint of this version"
+        elif state.get("run_ids") != run_ids:
+            why = "saved for other runs"
+        else:
+            print(f"checkpoint {path}: resuming from its checkpoint at step {state['step']}", file=sys.stderr)
+            return state
     aside = f"{path}.damaged"
     os.replace(path, aside)
-    print(f"checkpoint {path}: unreadable or for other runs ({str(state)[:80] if not isinstance(state, dict) else 'run ids differ'}); "
-          f"moved to {aside}, the stack starts from step 0", file=sys.stderr)
+    print(f"checkpoint {path}: {why}; moved to {aside}, the stack starts from step 0", file=sys.stderr)
     return None
 
 
@@ -289,6 +294,11 @@ def train_stack(configs: list[RunConfig], dataset, device: str = "cpu", progress
     wait, a healthy step skips the masking.)"""
     if not configs:
         return []
+    with _matmul_precision(configs[0].precision, str(device).startswith("cuda")):  # restored on any exit
+        return _train_stack(configs, dataset, device, progress, checkpoint)
+
+
+def _train_stack(configs, dataset, device, progress, checkpoint) -> list[RunOutcome]:
     key = configs[0].stack_key()
     if any(c.stack_key() != key for c in configs):
         raise InvalidArgumentError("train_stack needs runs that differ only in lr and seed")
@@ -440,7 +450,6 @@ def train_stack(configs: list[RunConfig], dataset, device: str = "cpu", progress
     next_save = ((first - 1) // checkpoint.every_steps + 1) * checkpoint.every_steps if checkpoint else None
     zero = torch.zeros((), dtype=torch.float32, device=device)
     opt_views = [opt.chunk(a, b, v.weights) for (a, b), v in zip(chunks, views)]
-    prec = _matmul_precision(c0.precision, cuda)
     sync_free = cuda if SYNC_FREE is None else bool(SYNC_FREE)
     any_dead = False
     for step in range(first, n_steps + 1):
@@ -513,8 +522,6 @@ def train_stack(configs: list[RunConfig], dataset, device: str = "cpu", progress
                 next_save = (step // checkpoint.every_steps + 1) * checkpoint.every_steps
         if progress is not None:
             progress.update(1)
-    if prec is not None:
-        prec()
     secs = time.perf_counter() - started
     div_steps = div_t.cpu().tolist()
     out = []
@@ -526,17 +533,18 @@ def train_stack(configs: list[RunConfig], dataset, device: str = "cpu", progress
     return out
 
 
+@contextmanager
 def _matmul_precision(precision: str, cuda: bool):
-    """Set CUDA's TF32 switch for ``tf32`` runs; returns a function that restores it (or None)."""
+    """CUDA's TF32 switch set for the stack (on for ``tf32`` runs, off otherwise) and restored after."""
     if not cuda:
-        return None
+        yield
+        return
     old = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
-
-    def restore():
+    try:
+        yield
+    finally:
         torch.backends.cuda.matmul.allow_tf32 = old
-
-    return restore
 
 
 def config_grid(params, widths, lrs, seeds, **common) -> list[RunConfig]:
