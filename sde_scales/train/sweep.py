@@ -152,15 +152,20 @@ def run_sweep(configs: list[RunConfig], store_root: str, *, executor: str = "loc
     # one SIGTERM handler for every executor, installed before the store is touched or any worker or
     # cluster starts: a SIGTERM at any moment of the sweep stops it cleanly (exit 143)
     old = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
+    statuses = []
     try:
         return _sweep(runners[executor], configs, store_root, progress,
-                      (store_root, resolve_device(device), data_root, checkpoint_every), workers, scheduler)
+                      (store_root, resolve_device(device), data_root, checkpoint_every), workers, scheduler, statuses)
+    except BaseException:  # SIGTERM, Ctrl-C or a failed stack, at any moment after the handler is in place
+        print(f"sweep stopped: {len(statuses)} runs of this call finished and are in {store_root}; run the same "
+              f"command again to resume", file=sys.stderr)
+        raise
     finally:
         if old is not None:
             signal.signal(signal.SIGTERM, old)
 
 
-def _sweep(runner, configs, store_root, progress, where, workers, scheduler) -> dict:
+def _sweep(runner, configs, store_root, progress, where, workers, scheduler, statuses: list) -> dict:
     """Plan the stacks of ``configs`` not yet in the store, run them with ``runner``, count them."""
     from tqdm.auto import tqdm
 
@@ -170,13 +175,8 @@ def _sweep(runner, configs, store_root, progress, where, workers, scheduler) -> 
     skipped = sum(1 for c in configs if c.run_id in done_before)
     bar = tqdm(total=len(stacks), desc="stacks", unit="stack", disable=None if progress else True,  # terminal only
                file=sys.stderr)
-    statuses = []
     try:
         runner(stacks, statuses, bar, where, workers, scheduler)
-    except BaseException:
-        print(f"sweep stopped: {len(statuses)} runs of this call finished and are in {store_root}; run the same "
-              f"command again to resume", file=sys.stderr)
-        raise
     finally:
         bar.close()
     return {"ran": len(statuses), "diverged": sum(1 for _, s in statuses if s == "diverged"), "skipped": skipped,
