@@ -278,6 +278,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "from exponentials; instant: no delay, a baseline)")
     f.add_argument("--time", choices=["steps", "area"], default="steps",
                    help="time of the kernel: steps or learning-rate area (default steps)")
+    f.add_argument("--drops-only", action="store_true",
+                   help="kernel law without its level term B * peak learning rate: the drops alone, as in the "
+                        "momentum and multi-power laws (default: with it, so runs with different peak learning "
+                        "rates sit at different loss levels)")
     f.add_argument("--skip-steps", type=int, default=0, metavar="STEP",
                    help="ignore rows before this step, in the fit and the metrics")
     f.add_argument("--smooth-steps", type=int, default=1000, metavar="STEPS",

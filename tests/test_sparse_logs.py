@@ -333,16 +333,18 @@ def test_power_law_response_terms_meet_their_stated_error(params):
 
 
 def test_kernel_law_jacobians_equal_finite_differences():
-    """The closed-form Jacobians of the power-law and non-parametric kernel laws (through the
-    weights' derivatives) against central differences of predict (step 1e-6: truncation and
+    """The closed-form Jacobians of the power-law, non-parametric and instantaneous kernel laws
+    (through the weights' derivatives; the level term's column included) against central differences of predict (step 1e-6: truncation and
     rounding both below 1e-7 of the columns' scale)."""
     spec = ScheduleSpec(total=3000, peak=1e-3, warmup=100, decay="linear", decay_start=2000, end=1e-4)
     lr = spec.expand()
     c = LossCurve(np.arange(10, 3001, 10), lr[np.arange(10, 3001, 10)], np.ones(300), name="x").with_schedule(lr)
-    f = ScheduleFeatures.build(c, c.step, 1e-3)
+    f = ScheduleFeatures.build(c, c.step, 2e-3)  # peak 0.5 in these units: the level term's column is not 0
     for law, theta in ((KernelLaw(kernel="power", time="steps"), np.array([2.0, 1.0, 0.5, 0.3, 2.2, 1.7])),
                        (KernelLaw(kernel="power", time="area"), np.array([2.0, 1.0, 0.5, 0.3, 1.5, 2.5])),
                        (KernelLaw(time="steps"), np.array([2.0, 1.0, 0.5] + list(np.linspace(0.01, 0.1, 10)))),
+                       (KernelLaw(time="steps", level=False), np.array([2.0, 1.0, 0.5] + list(np.linspace(0.01, 0.1, 10)))),
+                       (KernelLaw(kernel="instant", time="steps"), np.array([2.0, 1.0, 0.5, 0.3])),
                        (MultiPowerLaw(), np.array([2.0, 1.0, 0.5, 0.4, 0.8, 0.6, 0.7]))):
         J = law.jacobian(theta, f)
         num = np.empty_like(J)
@@ -376,18 +378,20 @@ def test_multi_power_law_equals_its_published_dense_sum(theta):
 
 def test_power_law_kernel_law_equals_the_direct_convolution():
     """Kernel law with the power-law kernel against the dense sum of drops times the closed-form
-    Q (an independent implementation): they differ by at most B * error * (sum of |drops|)."""
+    Q (an independent implementation): they differ by at most B * error * (sum of |drops|). Rates in
+    units of 2e-3, so the level term is B (0.5 - 1)."""
     spec = ScheduleSpec(total=5000, peak=1e-3, warmup=200, decay="cosine", end=1e-5)
     lr = spec.expand()
     steps = np.arange(20, 5001, 20)
     c = LossCurve(steps, lr[steps], np.ones(steps.size), name="x").with_schedule(lr)
-    f = ScheduleFeatures.build(c, c.step, 1e-3)
-    law = KernelLaw(kernel="power", time="steps")
+    f = ScheduleFeatures.build(c, c.step, 2e-3)
     theta = np.array([2.0, 1.0, 0.5, 0.7, 2.3, 1.6])
-    direct = theta[0] + theta[1] * np.maximum(f.S1, 1e-12) ** -theta[2] - theta[3] * (
-        (1 - (1 + f.elapsed_steps / 10**theta[4]) ** (1 - theta[5])) @ f.drop)
-    bound = theta[3] * law.embedding_error(theta, f) * np.abs(f.drop).sum()
-    assert np.max(np.abs(law.predict(theta, f) - direct)) <= bound + 1e-12
+    for level in (True, False):
+        law = KernelLaw(kernel="power", time="steps", level=level)
+        direct = theta[0] + theta[1] * np.maximum(f.S1, 1e-12) ** -theta[2] - theta[3] * (
+            (1 - (1 + f.elapsed_steps / 10**theta[4]) ** (1 - theta[5])) @ f.drop) + theta[3] * (0.5 - 1) * level
+        bound = theta[3] * law.embedding_error(theta, f) * np.abs(f.drop).sum()
+        assert np.max(np.abs(law.predict(theta, f) - direct)) <= bound + 1e-12
 
 
 # ------------------------------------------------------------------ warnings and bad values
@@ -412,11 +416,23 @@ def test_constant_curve_alone_warns_that_the_response_is_not_determined():
     assert any("no learning-rate drop" in w for w in res.extra["warnings"])
 
 
+def test_a_fit_stopped_by_its_evaluation_limit_says_so(monkeypatch):
+    import importlib
+
+    from sde_scales.fitting.fit import FitWarning
+
+    # the module, not the function of the same name that the package exports
+    monkeypatch.setattr(importlib.import_module("sde_scales.fitting.fit"), "MAX_NFEV", 3)
+    with pytest.warns(FitWarning, match="limit of 3 evaluations before converging"):
+        fit(KernelLaw(kernel="exp", time="steps"), [_cosine_curve()])
+
+
 def test_parameter_on_a_bound_is_named():
     from sde_scales.fitting.fit import FitWarning
 
+    # drops only: the level term B * peak would otherwise stand in for the pinned L0
     with pytest.warns(FitWarning, match=r"alpha = .* on its (upper|lower) bound"):
-        fit(KernelLaw(kernel="exp", time="steps"), [_cosine_curve()], fixed={"L0": 0.0, "A": 0.5})
+        fit(KernelLaw(kernel="exp", time="steps", level=False), [_cosine_curve()], fixed={"L0": 0.0, "A": 0.5})
 
 
 @pytest.mark.parametrize("col, value", [("lr", 1e300), ("loss", 1e300), ("loss", -1e15)])

@@ -1,8 +1,9 @@
 """Fit learning-rate-response laws to loss curves and predict unseen schedules."""
 
-from sde_scales.fitting.curves import LossCurve, ScheduleFeatures, load_curve
+from sde_scales.fitting.curves import LateStartWarning, LossCurve, ScheduleFeatures, load_curve
 from sde_scales.fitting.fit import (
     FitResult,
+    FitWarning,
     IdentifiabilityWarning,
     PeakLRWarning,
     fit,
@@ -15,8 +16,10 @@ from sde_scales.fitting.laws import KernelLaw, Law, MomentumLaw, MultiPowerLaw
 
 __all__ = [
     "FitResult",
+    "FitWarning",
     "IdentifiabilityWarning",
     "KernelLaw",
+    "LateStartWarning",
     "Law",
     "LossCurve",
     "MomentumLaw",

@@ -52,15 +52,29 @@ class FitWarning(UserWarning):
 
 
 def _data_bounds(names, lo, hi, feats, ys) -> tuple[np.ndarray, np.ndarray]:
-    """The level ``L0`` may reach the largest fitted loss (a loss above the fixed bound of 20 is no
-    reason to fail). The other bounds stay fixed: scaling ``A``'s bound with the data was tried and
-    made the shared-curve protocol worse and slower (README), so a bound that binds is reported by
-    name instead (:func:`_parameter_warnings`)."""
+    r"""Bounds that follow the data where a fixed one would bind on ordinary curves.
+
+    * ``L0`` may reach the largest fitted loss (a loss above the fixed bound of 20 is no reason to
+      fail).
+    * ``A`` may reach :math:`y_{max} S_{first}^{lpha_{max}}`: the largest amplitude for which the
+      power term at the first fitted point, with the steepest exponent allowed, stays within the
+      largest fitted loss (any larger A overshoots the data for every allowed exponent). The fixed
+      bound of 100 stays as a floor. It binds on curves fitted from early steps: a run fitted from
+      step 200 whose loss there is 12 needs A = 200 at alpha = 0.6, and held at 100 its fit missed
+      a held-out schedule by 1.1 (``tests/test_fitting.py``).
+    """
     lo, hi = lo.astype(float).copy(), hi.astype(float).copy()
+    y = np.concatenate(ys)
     if "L0" in names:
-        y = np.concatenate(ys)
         i = names.index("L0")
         hi[i] = max(hi[i], float(y.max()))
+    if "A" in names and "alpha" in names:
+        i, j = names.index("A"), names.index("alpha")
+        s_first = min(float(f.S1[0]) for f in feats if f.S1.size)
+        if s_first > 0 and np.isfinite(y.max()) and y.max() > 0:
+            with np.errstate(over="ignore"):
+                a_max = float(y.max()) * s_first ** float(hi[j])
+            hi[i] = max(hi[i], min(a_max, 1e12))  # 1e12: beyond it the power term is no longer a fit in float64
     return lo, hi
 
 
@@ -104,6 +118,9 @@ def noise_level(y: np.ndarray) -> float:
     d = np.diff(y)
     return float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2))
 
+
+#: Most evaluations of the residuals per start of a fit; a fit that reaches it says so.
+MAX_NFEV = 2000
 
 #: Largest error of a law's sum-of-exponentials form (power-law kernel, multi-power law), as a
 #: fraction of a unit drop's full response, that a fit accepts without a warning. Within the
@@ -176,6 +193,15 @@ def fit(law: Law, curves: list[LossCurve], *, skip_steps: int = 0, bin_factor: i
     unknown = [k for k in fixed if k not in names]
     if unknown:
         raise InvalidArgumentError(f"fixed parameter(s) {unknown} not in {names}")
+    drops = float(sum(np.abs(f.drop).sum() for f in feats))
+    # Without a drop after the warmup nothing in the data reaches the drop response (the kernel
+    # law's level term B * peak is a constant that L0 absorbs when the curves share a peak): its
+    # parameters are held at their defaults (the law's first start) rather than left to wander
+    # where the objective is flat, and the fit says so below.
+    held = {}
+    if drops == 0.0:
+        held = {n: float(v) for n, v in zip(names[3:], law.starts()[0][3:]) if n not in fixed}
+        fixed.update(held)
     free = np.array([n not in fixed for n in names])
 
     def full(xf):
@@ -204,24 +230,30 @@ def fit(law: Law, curves: list[LossCurve], *, skip_steps: int = 0, bin_factor: i
         s = s.copy()
         s[0] = float(np.clip(np.mean(y[-max(1, y.size // 10):]) - 0.3, lo[0], hi[0]))
         x0 = np.clip(s, lo + 1e-9 * (hi - lo), hi - 1e-9 * (hi - lo))[free]
+        # tolerances 1e-12, not scipy's 1e-8: these objectives are flat along (L0, B, kernel weights),
+        # and stopping at 1e-8 left the same fit of one cosine run at two points whose predictions of
+        # WSD final losses differed by 0.003, depending only on the box bounds
         res = optimize.least_squares(resid, x0, jac=jac if has_jac else "2-point", bounds=(lo[free], hi[free]),
-                                     loss="huber", f_scale=f_scale, x_scale="jac", max_nfev=2000)
+                                     loss="huber", f_scale=f_scale, x_scale="jac", max_nfev=MAX_NFEV,
+                                     ftol=1e-12, xtol=1e-12, gtol=1e-12)
         if best is None or res.cost < best.cost:
             best, best_start = res, full(x0)
     theta = full(best.x)
     notes = _parameter_warnings(law, theta, lo, hi, best_start, free)
-    drops = float(sum(np.abs(f.drop).sum() for f in feats))
-    if drops == 0.0 and len(law.names) > 3:
+    if best.status == 0:
+        notes.append(f"{law.label}: the optimiser stopped at its limit of {MAX_NFEV} evaluations before converging: "
+                     f"the parameters are where it stopped, not an optimum")
+    if held:
         notes.append(f"{law.label}: the fitted curves have no learning-rate drop after their warmup, so the drop "
-                     f"response ({', '.join(law.names[3:])}) is not determined by the data: its parameters keep "
-                     f"their start values; predictions of schedules with drops are not fits. Fit a curve with a "
-                     f"decay as well")
+                     f"response is not determined by the data: its parameters are held at their defaults ("
+                     f"{', '.join(f'{n} = {v:.4g}' for n, v in held.items())}); predictions of schedules with drops "
+                     f"are not fits. Fit a curve with a decay as well")
     embed = max((law.embedding_error(theta, f) for f in feats), default=0.0) if hasattr(law, "embedding_error") else 0.0
     if embed > EMBEDDING_TOL:
         notes.append(f"{law.label}: its sum-of-exponentials form misses the law's response by up to {embed:.2g} of a "
                      f"unit drop at the fitted parameters (above {EMBEDDING_TOL:g}): the fit is of an approximation "
                      f"that far from the published law")
-    ts = _time_scale_interval(law, theta, feats, y, resid, free, lo, hi, curves)
+    ts = _time_scale_interval(law, theta, feats, y, resid, free, lo, hi, curves, held=held)
     if ts is not None and ts.get("warning"):
         warnings.warn(ts["warning"], IdentifiabilityWarning, stacklevel=2)
     for msg in notes:
@@ -233,16 +265,22 @@ def fit(law: Law, curves: list[LossCurve], *, skip_steps: int = 0, bin_factor: i
                                          "time_scale_interval": ts})
 
 
-def _time_scale_interval(law, theta, feats, y, resid, free, lo, hi, curves) -> dict | None:
+def _time_scale_interval(law, theta, feats, y, resid, free, lo, hi, curves, held=None) -> dict | None:
     r"""95% interval of a fitted time scale (``log10_tau`` or ``log10_tau0``) from the curvature of
     the least-squares objective at the optimum: Gauss-Newton covariance
     :math:`\hat\sigma^2 (J^\top J)^{-1}` (central differences), inflated by the residuals'
     autocorrelation (variance of 1,000-step block means against single residuals, as in
     :func:`time_scale_profile`). Cheap (2p residual evaluations), unlike the profile; None for a
     law without a fitted time scale. A warning when the interval spans more than a decade or the
-    time scale is on a bound (then the curvature says nothing)."""
+    time scale is on a bound (then the curvature says nothing), or is ``held`` at its default
+    because the curves have no drop."""
     names = list(law.names)
     key = next((k for k in ("log10_tau", "log10_tau0") if k in names), None)
+    if key is not None and key in (held or {}):
+        return {"parameter": key, "time_scale": 10 ** held[key], "ci": [None, None], "sd_log10": None,
+                "inflation": None, "method": "held at its default: the curves have no drop",
+                "warning": f"{law.label}: no interval for the time scale: the fitted curves have no learning-rate "
+                           f"drop, so it is held at its default {10 ** held[key]:.4g}; add a run with a drop"}
     if key is None or not free[names.index(key)]:
         return None
     j = names.index(key)

@@ -15,9 +15,19 @@ Multi-power law (Luo et al. 2025)
     :math:`G(x) = 1 - (Cx + 1)^{-\beta}`, :math:`S_k(t) = \sum_{k \le \tau < t} \eta_\tau`
     (:math:`S_W`, the warmup area, is part of :math:`S_1` here).
 Kernel law (Theorem 5.1 of Hong & Wang, this toolkit's)
-    :math:`L = L_0 + A S_1^{-\alpha} - B\sum_k d_k\,Q(u(t) - u(k))`, the drops convolved with the
-    step response :math:`Q(\tau) = \int_0^\tau q` of a memory kernel :math:`q \ge 0`, with time
-    :math:`u` in steps or in learning-rate area. Kernels are the families of
+    :math:`L = L_0 + A S_1^{-\alpha} + B\,(\tilde\eta(t) - 1)`, :math:`\tilde\eta(t) = \eta_{peak}
+    - \sum_k d_k\,Q(u(t) - u(k))`: the learning rate's noise term, proportional to the rate
+    filtered by a memory kernel :math:`q \ge 0` (step response :math:`Q(\tau) = \int_0^\tau q`,
+    time :math:`u` in steps or in learning-rate area), the drops after the warmup convolved with
+    it. Rates are in units of the largest fitted peak, so :math:`L_0` is the level a long constant
+    run at that peak tends to, and a curve of peak :math:`\eta_{peak} < 1` sits
+    :math:`B(1 - \eta_{peak})` lower: this level term is what lets curves with different peak
+    learning rates share one fit, and it is zero for curves of one peak. The warmup's rise is taken
+    as complete: its response overlaps the early curve, which the power law describes worst
+    (filtering it as well was tried and moved the kernel to fit the early curve;
+    ``benchmarks/RESULTS.md``). ``level=False`` leaves the level term out (the drops alone), the
+    form of the momentum and multi-power laws, where the peak reaches the loss through the area
+    alone. Kernels are the families of
     :mod:`sde_scales.kernels`: ``"exp"`` (:math:`Q = 1 - e^{-\tau/\tau_c}`), ``"power"``
     (:math:`Q = 1 - (1 + \tau/\tau_0)^{1-a}`), ``"nonparametric"`` (a non-negative combination of
     exponentials on a fixed log grid of time scales: :math:`q` completely monotone, hence
@@ -241,8 +251,10 @@ class KernelLaw(Law):
 
     ``kernel``: a :class:`~sde_scales.kernels.KernelFamily` or its name (``"exp"``, ``"power"``,
     ``"nonparametric"``, ``"instant"``); ``time``: ``"steps"`` or ``"area"`` (learning-rate area);
-    ``taus``: the grid of the non-parametric family. The same kernel objects serve the delay model
-    and the Theorem 5.1 check: :meth:`kernel_of` returns the fitted one.
+    ``taus``: the grid of the non-parametric family; ``level``: include the level term
+    :math:`B(\eta_{peak} - 1)` (default; see the module docstring) or fit the drops alone. The same
+    kernel objects serve the delay model and the Theorem 5.1 check: :meth:`kernel_of` returns
+    the fitted one.
 
     Cost: the family's response terms are exponentials, convolved with the drops by the recursive
     filter (:meth:`ScheduleFeatures.exp_response`) in O(points + bins) each. Their time scales are
@@ -254,6 +266,7 @@ class KernelLaw(Law):
     kernel: object = "nonparametric"
     time: str = "area"
     taus: np.ndarray | None = None
+    level: bool = True
 
     def __post_init__(self) -> None:
         fam = kernels.family(self.kernel, self.taus)
@@ -265,7 +278,7 @@ class KernelLaw(Law):
 
     @property
     def label(self) -> str:
-        return f"kernel({self.kernel}, {self.time})"
+        return f"kernel({self.kernel}, {self.time}{'' if self.level else ', drops only'})"
 
     @property
     def _k0(self) -> int:  # index of the family's parameters in theta
@@ -302,8 +315,11 @@ class KernelLaw(Law):
 
     def basis(self, f: ScheduleFeatures, taus=None) -> np.ndarray:
         """``Y[:, j] = sum_b drop_b (1 - exp(-el / tau_j))`` by the recursive filter (linear time,
-        cached); default ``taus``: the non-parametric grid."""
-        return f.exp_response(self.taus if taus is None else taus, self.time)
+        cached), minus ``peak - 1`` when ``level`` (then ``1 - Y[:, j]`` is the rate filtered by the
+        j-th exponential: the non-parametric law's schedule term is ``-Y @ weights``); default
+        ``taus``: the non-parametric grid."""
+        Y = f.exp_response(self.taus if taus is None else taus, self.time)
+        return Y - (f.peak - 1.0) if self.level else Y
 
     def Q(self, theta, tau) -> np.ndarray:
         """Step response of the fitted kernel, normalised to Q(oo) = 1."""
@@ -326,15 +342,19 @@ class KernelLaw(Law):
     def predict(self, theta, f):
         t, R = self._response(theta, f)
         scale = theta[3] if self.family.has_amplitude else 1.0
-        return _power_term(theta, f) - scale * (R @ t.weights)
+        out = _power_term(theta, f) - scale * (R @ t.weights)
+        if self.level:  # B (eta_peak - 1) with the exact Q(oo) = 1 (not the embedding's, which ends with the data)
+            out = out + self.amplitude(theta) * (f.peak - 1.0)
+        return out
 
     def jacobian(self, theta, f):
         if isinstance(self.family, kernels.ExponentialFamily):
             return None  # its time scale moves the filter itself: finite differences
         t, R = self._response(theta, f)
-        cols = [-(R @ t.weights)] if self.family.has_amplitude else []
+        lv = f.peak - 1.0 if self.level else 0.0  # d(B (eta_peak - 1))/dB; B is the weights' sum without an amplitude
+        cols = [lv - (R @ t.weights)] if self.family.has_amplitude else []
         scale = theta[3] if self.family.has_amplitude else 1.0
-        cols += [-scale * (R @ dw) for dw in t.dweights]
+        cols += [-scale * (R @ dw) + (0.0 if self.family.has_amplitude else lv) for dw in t.dweights]
         return np.concatenate([_power_jac(theta, f), np.stack(cols, axis=1)], axis=1)
 
     def embedding_error(self, theta, f: ScheduleFeatures) -> float:

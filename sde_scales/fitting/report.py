@@ -25,7 +25,8 @@ AUTO_CANDIDATES = (("kernel", "nonparametric"), ("kernel", "exp"), ("kernel", "p
                    ("momentum", None), ("mpl", None))
 
 
-def choose_law(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: int, time: str = "steps") -> dict:
+def choose_law(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: int, time: str = "steps",
+               level: bool = True) -> dict:
     """Leave-one-curve-out cross-validation over the fitted curves: for every candidate law, fit on
     all curves but one, predict the one left out, and score it (RMSE against the moving average,
     final-loss error); the candidate with the least mean held-out RMSE wins. Returns every
@@ -37,7 +38,7 @@ def choose_law(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: in
                                    f"--fit curves (got {len(fit_curves)})")
     rows = []
     for name, kernel in AUTO_CANDIDATES:
-        law = make_law(name, kernel or "nonparametric", time)
+        law = make_law(name, kernel or "nonparametric", time, level)
         folds = []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # each fold's warnings belong to the final fit, reported there
@@ -64,9 +65,11 @@ def choose_law(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: in
             "chosen_name": best["name"], "chosen_kernel": best["kernel"]}
 
 
-def make_law(name: str, kernel: str = "nonparametric", time: str = "steps") -> Law:
+def make_law(name: str, kernel: str = "nonparametric", time: str = "steps", level: bool = True) -> Law:
+    """The law called ``name``; ``kernel``, ``time`` and ``level`` (with the level term B * peak, or
+    the drops alone) shape the kernel law."""
     if name == "kernel":
-        return KernelLaw(kernel=kernel, time=time)
+        return KernelLaw(kernel=kernel, time=time, level=level)
     if name == "momentum":
         return MomentumLaw()
     if name == "mpl":
@@ -96,7 +99,9 @@ def run_law(law: Law, fit_curves: list[LossCurve], predict_curves: list[LossCurv
         "warnings": sorted({str(w.message) for w in caught}),
     }
     if isinstance(law, KernelLaw):
-        doc["kernel"] = {"kind": law.kernel, "time": law.time, "time_scale": law.time_scale(res.theta),
+        doc["kernel"] = {"kind": law.kernel, "time": law.time,
+                         "level_term": bool(law.level),
+                         "time_scale": law.time_scale(res.theta),
                          "delay_half_response": law.half_response(res.theta), "amplitude_B": law.amplitude(res.theta)}
     if res.extra.get("time_scale_interval"):
         doc["time_scale_interval"] = res.extra["time_scale_interval"]
@@ -251,8 +256,10 @@ def run_fit_delay(args) -> int:
     both = apply_schedules(fit_curves + predict_curves, getattr(args, "schedule", None) or [])
     fit_curves, predict_curves = both[:len(fit_curves)], both[len(fit_curves):]
     auto = None
+    level = not getattr(args, "drops_only", False)
     if args.law == "auto":
-        auto = choose_law(fit_curves, skip_steps=args.skip_steps, smooth_steps=args.smooth_steps, time=args.time)
+        auto = choose_law(fit_curves, skip_steps=args.skip_steps, smooth_steps=args.smooth_steps, time=args.time,
+                          level=level)
         print(f"--law auto ({auto['method']}):")
         for r in auto["candidates"]:
             cv = "-" if r["cv_rmse"] is None else f"{r['cv_rmse']:.4f}"
@@ -260,9 +267,9 @@ def run_fit_delay(args) -> int:
             print(f"  {r['law']:30s} held-out rmse {cv:>7s}  |final err| {fe:>7s}"
                   + ("   <- chosen" if r["law"] == auto["chosen"] else ""))
         print()
-        laws = [make_law(auto["chosen_name"], auto["chosen_kernel"] or args.kernel, args.time)]
+        laws = [make_law(auto["chosen_name"], auto["chosen_kernel"] or args.kernel, args.time, level)]
     else:
-        laws = [make_law(n, args.kernel, args.time) for n in (LAW_CHOICES if args.compare else (args.law,))]
+        laws = [make_law(n, args.kernel, args.time, level) for n in (LAW_CHOICES if args.compare else (args.law,))]
     docs, results = [], []
     for law in laws:
         doc, res, extra = run_law(law, fit_curves, predict_curves, skip_steps=args.skip_steps,
