@@ -114,6 +114,15 @@ def test_nonparametric_kernel_recovers_delay_of_a_two_scale_kernel():
     true_delay = SumOfExponentials([100.0, 1000.0], [0.5, 0.5]).lag
     assert r.law.half_response(r.theta) == pytest.approx(true_delay, rel=0.1)
     assert np.all(r.theta[3:] >= 0)  # non-negative weights: q is monotone
+    # the time scale's interval (weighted geometric mean of the grid: sqrt(100 * 1000) = 316 here)
+    # holds the planted one (a 95% interval: this seed's check fails by chance 5% of the time if
+    # the interval is right) and is narrow; a cosine alone (noise 0.05) gets a wide one and a warning
+    ti = r.extra["time_scale_interval"]
+    assert ti["ci"][0] <= np.sqrt(100.0 * 1000.0) <= ti["ci"][1] and ti["ci"][1] / ti["ci"][0] < 2
+    assert ti["warning"] is None
+    with pytest.warns(IdentifiabilityWarning, match="spans more than a decade"):
+        one = fit(law, [synthetic(law, theta, sch["cos"], "cos", noise=0.05, seed=0)[0]], skip_steps=200)
+    assert one.extra["time_scale_interval"]["ci"][1] / one.extra["time_scale_interval"]["ci"][0] > 10
 
 
 def test_kernel_law_predicts_a_run_at_another_peak_learning_rate():

@@ -266,8 +266,9 @@ def fit(law: Law, curves: list[LossCurve], *, skip_steps: int = 0, bin_factor: i
 
 
 def _time_scale_interval(law, theta, feats, y, resid, free, lo, hi, curves, held=None) -> dict | None:
-    r"""95% interval of a fitted time scale (``log10_tau`` or ``log10_tau0``) from the curvature of
-    the least-squares objective at the optimum: Gauss-Newton covariance
+    r"""95% interval of a fitted time scale (``log10_tau`` or ``log10_tau0``; for the non-parametric
+    kernel, :func:`_nonparametric_interval`) from the curvature of the least-squares objective at
+    the optimum: Gauss-Newton covariance
     :math:`\hat\sigma^2 (J^\top J)^{-1}` (central differences), inflated by the residuals'
     autocorrelation (variance of 1,000-step block means against single residuals, as in
     :func:`time_scale_profile`). Cheap (2p residual evaluations), unlike the profile; None for a
@@ -281,31 +282,16 @@ def _time_scale_interval(law, theta, feats, y, resid, free, lo, hi, curves, held
                 "inflation": None, "method": "held at its default: the curves have no drop",
                 "warning": f"{law.label}: no interval for the time scale: the fitted curves have no learning-rate "
                            f"drop, so it is held at its default {10 ** held[key]:.4g}; add a run with a drop"}
+    weights = [i for i, n in enumerate(names) if n.startswith("b_")]
+    if key is None and weights:
+        return _nonparametric_interval(law, theta, weights, y, resid, free, lo, hi, curves, held)
     if key is None or not free[names.index(key)]:
         return None
     j = names.index(key)
-    xf = theta[free]
-    lo_f, hi_f = lo[free], hi[free]
-    h = 1e-4 * np.maximum(np.abs(xf), 1e-2)  # steps relative to each parameter's size
-    J = np.empty((y.size, xf.size))
-    for i in range(xf.size):
-        a, b = xf.copy(), xf.copy()
-        a[i] = min(xf[i] + h[i], hi_f[i])
-        b[i] = max(xf[i] - h[i], lo_f[i])
-        J[:, i] = (resid(a) - resid(b)) / (a[i] - b[i])
-    r = resid(xf)
-    dof = max(1, y.size - xf.size)
-    s2 = float(r @ r) / dof
-    infl = _autocorrelation_inflation(r, curves[0].log_every)
     k = int(np.sum(free[:j]))  # the time scale's column among the free parameters
-    # a singular curvature (a parameter the residuals do not depend on) has no interval: a
-    # pseudo-inverse would report zero variance there, the opposite of the truth
-    JtJ = J.T @ J
-    col = np.linalg.norm(J, axis=0)
-    if col[k] <= 1e-12 * max(col.max(), 1e-300) or np.linalg.cond(JtJ) > 1e14:
-        sd = float("inf")
-    else:
-        sd = float(np.sqrt(max(np.linalg.inv(JtJ)[k, k] * s2 * infl, 0.0)))
+    g = np.zeros(int(free.sum()))
+    g[k] = 1.0
+    sd, infl = _curvature_sd(theta, free, lo, hi, y, resid, curves, g, np.ones(g.size, bool))
     c = float(theta[j])
     if np.isfinite(sd) and 1.96 * sd > 30:  # an interval of 30 decades is no interval (and 10^x overflows)
         sd = float("inf")
@@ -326,6 +312,84 @@ def _time_scale_interval(law, theta, feats, y, resid, free, lo, hi, curves, held
     return {"parameter": key, "time_scale": 10 ** c, "ci": ci, "sd_log10": sd if np.isfinite(sd) else None,
             "inflation": infl, "warning": warn,
             "method": "Gauss-Newton curvature at the optimum, inflated by residual autocorrelation"}
+
+
+def _curvature_sd(theta, free, lo, hi, y, resid, curves, g, use) -> tuple[float, float]:
+    r"""Standard deviation of a linear function :math:`g^\top x` of the free parameters under the
+    Gauss-Newton covariance :math:`\hat\sigma^2 (J^\top J)^{-1}` (central differences; only the
+    columns ``use``, the others held where they are), inflated by the residuals'
+    autocorrelation; inf where the curvature is singular (a pseudo-inverse would report zero
+    variance there, the opposite of the truth). Returns (sd, inflation)."""
+    xf = theta[free]
+    lo_f, hi_f = lo[free], hi[free]
+    h = 1e-4 * np.maximum(np.abs(xf), 1e-2)  # steps relative to each parameter's size
+    cols = np.flatnonzero(use)
+    J = np.empty((y.size, cols.size))
+    for c, i in enumerate(cols):
+        a, b = xf.copy(), xf.copy()
+        a[i] = min(xf[i] + h[i], hi_f[i])
+        b[i] = max(xf[i] - h[i], lo_f[i])
+        J[:, c] = (resid(a) - resid(b)) / (a[i] - b[i])
+    r = resid(xf)
+    dof = max(1, y.size - cols.size)
+    s2 = float(r @ r) / dof
+    infl = _autocorrelation_inflation(r, curves[0].log_every)
+    JtJ = J.T @ J
+    norms = np.linalg.norm(J, axis=0)
+    gu = g[cols]
+    if np.any(norms[gu != 0] <= 1e-12 * max(norms.max(), 1e-300)) or np.linalg.cond(JtJ) > 1e14:
+        return float("inf"), infl
+    return float(np.sqrt(max(float(gu @ np.linalg.solve(JtJ, gu)) * s2 * infl, 0.0))), infl
+
+
+def _nonparametric_interval(law, theta, weights, y, resid, free, lo, hi, curves, held) -> dict | None:
+    r"""95% interval of the non-parametric kernel's time scale, the weighted geometric mean
+    :math:`\exp(\sum_j w_j \ln\tau_j / \sum_j w_j)` of its grid, by the delta method on the
+    Gauss-Newton covariance of :func:`_curvature_sd`. Weights on their lower bound 0 are held
+    there (the constraint is active: the curvature says nothing about them). A warning when the
+    interval spans more than a decade."""
+    names = list(law.names)
+    if any(names[i] in (held or {}) for i in weights):
+        ts = law.time_scale(theta)
+        return {"parameter": "kernel weights", "time_scale": ts, "ci": [None, None], "sd_log10": None,
+                "inflation": None, "method": "held at their defaults: the curves have no drop",
+                "warning": f"{law.label}: no interval for the time scale: the fitted curves have no learning-rate "
+                           f"drop, so the kernel's weights are held at their defaults (time scale {ts:.4g}); add a "
+                           f"run with a drop"}
+    w = theta[weights]
+    W = float(w.sum())
+    if W <= 0:
+        return None  # no response at all: _parameter_warnings says so
+    ln_tau = np.log(np.asarray(law.taus, dtype=float))
+    m = float(w @ ln_tau) / W
+    fidx = np.cumsum(free) - 1  # column of each free parameter
+    g = np.zeros(int(free.sum()))
+    use = np.ones(g.size, bool)
+    for wi, i in enumerate(weights):
+        if not free[i]:
+            continue
+        g[fidx[i]] = (ln_tau[wi] - m) / (W * np.log(10.0))  # d log10(time scale) / d w
+        if theta[i] <= lo[i] + 1e-10:
+            use[fidx[i]] = False
+            g[fidx[i]] = 0.0
+    sd, infl = _curvature_sd(theta, free, lo, hi, y, resid, curves, g, use)
+    c = m / np.log(10.0)
+    if np.isfinite(sd) and 1.96 * sd > 30:
+        sd = float("inf")
+    ci = [10 ** (c - 1.96 * sd), 10 ** (c + 1.96 * sd)] if np.isfinite(sd) else [None, None]
+    warn = None
+    if not np.isfinite(sd):
+        warn = (f"{law.label}: the kernel's time scale {10 ** c:.4g} has no interval: the curvature of the fit is "
+                f"singular in its weights; these curves do not determine it (add a run with a learning-rate drop)")
+    elif 1.96 * sd > 0.5:
+        warn = (f"{law.label}: the kernel's time scale {10 ** c:.4g} (geometric mean of its grid, weighted) has a 95% "
+                f"interval [{ci[0]:.4g}, {ci[1]:.4g}] (curvature of the fit, residual autocorrelation included) that "
+                f"spans more than a decade: these curves do not pin it down; add a run with a sharp learning-rate drop "
+                f"or use a kernel with fewer parameters (--kernel exp)")
+    return {"parameter": "kernel weights", "time_scale": 10 ** c, "ci": ci, "sd_log10": sd if np.isfinite(sd) else None,
+            "inflation": infl, "warning": warn,
+            "method": "delta method on the Gauss-Newton curvature at the optimum (weights at 0 held), inflated by "
+                      "residual autocorrelation"}
 
 
 def _autocorrelation_inflation(res: np.ndarray, log_every: int) -> float:
