@@ -6,7 +6,10 @@ the raw mean of the last 5% of points):
 * ``loso-124m``: leave one schedule out over the 124M runs at peak 1e-3 (fit on the others,
   predict it), every run in turn;
 * ``single-cosine``: fit the 124M cosine run (to 10%) alone, predict each 124M WSD run at 1e-3;
-* ``loso-210m``: leave one run out over the 210M runs.
+* ``loso-210m``: leave one run out over the 210M runs (peaks 5e-4 and 1e-3);
+* ``lopeak-124m``: beyond the issue's protocols, every 124M run at a peak other than 1e-3 (1e-4,
+  5e-4, 2e-3) predicted from all the other 124M runs (peaks 1e-4 to 2e-3): how far a law carries
+  across a 20x range of peak learning rates.
 
 Laws: the kernel law (non-parametric kernel in steps, with its level term and, as an ablation,
 without it; exponential kernel in steps, which is the fitted momentum law plus the level term),
@@ -33,6 +36,8 @@ def main(argv=None) -> int:
                     help="folder of the shared loss curves (default ../shared/data/loss_curves)")
     ap.add_argument("--out", default="out/fit_generalisation", help="output directory")
     ap.add_argument("--skip-steps", type=int, default=500, help="rows before this step are ignored (default 500)")
+    ap.add_argument("--protocols", default="loso-124m,single-cosine,loso-210m,lopeak-124m",
+                    help="comma-separated protocols to run (default: all four)")
     args = ap.parse_args(argv)
 
     from sde_scales.atomic import write_json_atomic
@@ -44,13 +49,21 @@ def main(argv=None) -> int:
         return 2
     c124 = [load_curve(p) for p in sorted(d.glob("124m_*_lr1e-3.csv"))]
     c210 = [load_curve(p) for p in sorted(d.glob("210m_*.csv"))]
+    c124_all = [load_curve(p) for p in sorted(d.glob("124m_*.csv"))]
     cos = next(c for c in c124 if c.name == "124m_cos10_lr1e-3")
     wsd = [c for c in c124 if "wsd" in c.name]
     protocols = {
         "loso-124m": [([c for c in c124 if c is not h], h) for h in c124],
         "single-cosine": [([cos], h) for h in wsd],
         "loso-210m": [([c for c in c210 if c is not h], h) for h in c210],
+        "lopeak-124m": [([c for c in c124_all if c is not h], h) for h in c124_all if not h.name.endswith("_lr1e-3")],
     }
+    chosen = [p.strip() for p in args.protocols.split(",") if p.strip()]
+    unknown = [p for p in chosen if p not in protocols]
+    if unknown:
+        print(f"error: --protocols {unknown}: choose from {sorted(protocols)}", file=sys.stderr)
+        return 2
+    protocols = {k: protocols[k] for k in chosen}
     laws = [KernelLaw(kernel="nonparametric", time="steps"), KernelLaw(kernel="nonparametric", time="steps", level=False),
             KernelLaw(kernel="exp", time="steps"), MomentumLaw(lam=0.99), MomentumLaw(lam=0.999), MomentumLaw(),
             MultiPowerLaw()]
