@@ -381,8 +381,9 @@ class MonotoneFamily(KernelFamily):
         return float(np.exp(np.sum(w * np.log(self.taus)) / max(w.sum(), 1e-300)))
 
 
-#: Time scales of the non-parametric kernel: log grid from 30 to 30,000 (steps or area units,
-#: one area unit being one step at peak learning rate).
+#: Time scales of the non-parametric kernel when none are given: log grid from 30 to 30,000 (steps
+#: or area units, one area unit being one step at peak learning rate). A fit replaces it by a grid
+#: that follows the fitted curves (:meth:`sde_scales.fitting.KernelLaw.for_curves`).
 NONPARAMETRIC_TAUS = np.geomspace(30.0, 30000.0, 10)
 
 

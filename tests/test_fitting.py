@@ -150,6 +150,30 @@ def test_kernel_law_predicts_a_run_at_another_peak_learning_rate():
     assert np.max(np.abs(bad - clean)[keep]) > 0.01
 
 
+def test_nonparametric_grid_follows_the_data():
+    """Curves logged at every step with a planted response of time scale 10 steps (half-response
+    6.9): the default grid, from the finest the log resolves (4 steps, one drop bin) to twice the
+    run, recovers the half-response within 15%; the fixed grid of 30 to 30,000 steps cannot go
+    below 30 ln 2 = 20.8 and says its weight is on its edge. A grid given by the user is kept."""
+    n = 3001
+    sch = {"const": schedules.constant(n, 1e-3, warmup_steps=50),
+           "step": schedules.step(n, 1e-3, [1000, 2000], factor=0.3, warmup_steps=50),
+           "wsd": schedules.wsd(n, 1e-3, fraction=0.2, warmup_steps=50)}
+    planted = KernelLaw("exp", "steps")
+    curves = [synthetic(planted, [2.5, 3.0, 0.5, 0.4, 1.0], lr, k, noise=0.003, seed=i, log_every=1)[0]
+              for i, (k, lr) in enumerate(sch.items())]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LateStartWarning)
+        r = fit(KernelLaw("nonparametric", "steps"), curves, skip_steps=100)
+        assert r.law.taus[0] == pytest.approx(4.0) and r.law.taus[-1] == pytest.approx(2 * (n - 1))
+        assert r.law.half_response(r.theta) == pytest.approx(10 * np.log(2), rel=0.15)
+        fixed = KernelLaw("nonparametric", "steps", taus=np.geomspace(30.0, 30000.0, 10))
+        with pytest.warns(FitWarning, match="shortest time scale of its grid"):
+            rf = fit(fixed, curves, skip_steps=100)
+    np.testing.assert_array_equal(rf.law.taus, fixed.taus)
+    assert rf.law.half_response(rf.theta) >= 30 * np.log(2) - 1e-9
+
+
 @pytest.mark.parametrize("level", [True, False])
 def test_binned_kernel_term_matches_direct_convolution(level):
     """The kernel law's drop term (binned drops x step response) against adaptive quadrature of

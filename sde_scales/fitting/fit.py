@@ -93,10 +93,13 @@ def _parameter_warnings(law: Law, theta: np.ndarray, lo: np.ndarray, hi: np.ndar
             share = w / w.sum()
             for edge in (0, len(w) - 1):
                 if share[edge] > 0.5:
+                    why = ("as fast as or faster than the grid's shortest time scale (by default the finest the "
+                           "logging and drop bins resolve)" if edge == 0 else
+                           "as slow as or slower than the grid's longest time scale (by default twice the longest "
+                           "curve: the curves cannot tell it from a response that never ends)")
                     out.append(f"{law.label}: {share[edge]:.0%} of the kernel weight is on "
                                f"{law.names[weights[edge]]}, the {'shortest' if edge == 0 else 'longest'} time "
-                               f"scale of its grid: the response is {'faster' if edge == 0 else 'slower'} than the "
-                               f"grid resolves (widen the grid)")
+                               f"scale of its grid: the response is {why}")
     for i, name in enumerate(law.names):
         if not free[i] or name.startswith("b_"):
             continue
@@ -175,6 +178,8 @@ def fit(law: Law, curves: list[LossCurve], *, skip_steps: int = 0, bin_factor: i
     if not curves:
         raise InvalidArgumentError("no curves to fit; pass at least one LossCurve")
     started = time.perf_counter()
+    if isinstance(law, KernelLaw):
+        law = law.for_curves(curves, bin_factor)  # the non-parametric grid follows the data
     lr_scale = max(c.peak_lr for c in curves)
     if lr_scale <= 0:
         raise InvalidArgumentError("every fitted curve has learning rate 0; nothing to learn the schedule response from")

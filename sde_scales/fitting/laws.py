@@ -44,7 +44,7 @@ drop-dependent weights on one lattice of rates sums it by a weighted filter
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import special
@@ -53,7 +53,12 @@ from sde_scales import kernels
 from sde_scales.errors import InvalidArgumentError
 from sde_scales.fitting.curves import ScheduleFeatures
 
-__all__ = ["KernelLaw", "Law", "MomentumLaw", "MultiPowerLaw"]
+__all__ = ["GRID_POINTS", "KernelLaw", "Law", "MomentumLaw", "MultiPowerLaw"]
+
+#: Time scales of the non-parametric kernel's grid when it follows the data
+#: (:meth:`KernelLaw.for_curves`): a factor of about 2 to 3 between neighbours over the three
+#: decades of a typical run, as in the fixed default grid (:data:`sde_scales.kernels.NONPARAMETRIC_TAUS`).
+GRID_POINTS = 10
 
 
 @dataclass(frozen=True)
@@ -251,7 +256,9 @@ class KernelLaw(Law):
 
     ``kernel``: a :class:`~sde_scales.kernels.KernelFamily` or its name (``"exp"``, ``"power"``,
     ``"nonparametric"``, ``"instant"``); ``time``: ``"steps"`` or ``"area"`` (learning-rate area);
-    ``taus``: the grid of the non-parametric family; ``level``: include the level term
+    ``taus``: the grid of the non-parametric family (None: when fitted, one that follows the fitted
+    curves, :meth:`for_curves`; used directly, :data:`~sde_scales.kernels.NONPARAMETRIC_TAUS`);
+    ``level``: include the level term
     :math:`B(\eta_{peak} - 1)` (default; see the module docstring) or fit the drops alone. The same
     kernel objects serve the delay model and the Theorem 5.1 check: :meth:`kernel_of` returns
     the fitted one.
@@ -269,6 +276,7 @@ class KernelLaw(Law):
     level: bool = True
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "grid_given", self.taus is not None)
         fam = kernels.family(self.kernel, self.taus)
         if self.time not in ("steps", "area"):
             raise InvalidArgumentError(f"time={self.time!r}; use 'steps' or 'area' (learning-rate area)")
@@ -279,6 +287,23 @@ class KernelLaw(Law):
     @property
     def label(self) -> str:
         return f"kernel({self.kernel}, {self.time}{'' if self.level else ', drops only'})"
+
+    def for_curves(self, curves, bin_factor: int = 4) -> "KernelLaw":
+        r"""The law to fit to ``curves``: for the non-parametric kernel without a given grid, the grid
+        follows the data, :data:`GRID_POINTS` log-spaced time scales from the finest the curves
+        resolve (the smallest drop bin or logging interval, whichever is longer, in steps; as
+        many area units, one being a step at the peak) to twice the longest curve (its steps, or
+        its total learning-rate area). Any other law is returned as it is."""
+        if self.kernel != "nonparametric" or self.grid_given or not curves:
+            return self
+        lo = min(max(c.log_every, c.drop_bin_steps(bin_factor)) for c in curves)
+        scale = max(c.peak_lr for c in curves)
+        if self.time == "steps":
+            hi = 2.0 * max(float(c.step[-1]) for c in curves)
+        else:
+            hi = 2.0 * max(float(c.per_step_lr().sum()) / scale for c in curves)
+        hi = max(hi, 10.0 * lo)
+        return replace(self, taus=np.geomspace(float(lo), hi, GRID_POINTS))
 
     @property
     def _k0(self) -> int:  # index of the family's parameters in theta

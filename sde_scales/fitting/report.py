@@ -98,9 +98,11 @@ def run_law(law: Law, fit_curves: list[LossCurve], predict_curves: list[LossCurv
         "predict": [score(c, preds[c.name], skip_steps=skip_steps, smooth_steps=smooth_steps) for c in predict_curves],
         "warnings": sorted({str(w.message) for w in caught}),
     }
+    law = res.law  # the law as fitted (the non-parametric grid follows the curves)
     if isinstance(law, KernelLaw):
         doc["kernel"] = {"kind": law.kernel, "time": law.time,
                          "level_term": bool(law.level),
+                         "grid": None if law.taus is None else [float(t) for t in law.taus],
                          "time_scale": law.time_scale(res.theta),
                          "delay_half_response": law.half_response(res.theta), "amplitude_B": law.amplitude(res.theta)}
     if res.extra.get("time_scale_interval"):
@@ -312,5 +314,5 @@ def run_fit_delay(args) -> int:
         print(f"plot: {p}")
         if isinstance(law, KernelLaw):
             kp = Path(args.plot)
-            print(f"kernel plot: {plot_kernel(kp.with_name(kp.stem + '_kernel' + kp.suffix), law, res.theta)}")
+            print(f"kernel plot: {plot_kernel(kp.with_name(kp.stem + '_kernel' + kp.suffix), res.law, res.theta)}")
     return 0
