@@ -298,25 +298,40 @@ def _time_scale_interval(law, theta, feats, y, resid, free, lo, hi, curves, held
     g[k] = 1.0
     sd, infl = _curvature_sd(theta, free, lo, hi, y, resid, curves, g, np.ones(g.size, bool))
     c = float(theta[j])
-    if np.isfinite(sd) and 1.96 * sd > 30:  # an interval of 30 decades is no interval (and 10^x overflows)
-        sd = float("inf")
-    ci = [10 ** (c - 1.96 * sd), 10 ** (c + 1.96 * sd)] if np.isfinite(sd) else [None, None]
+    sd, ci = _decades(c, sd)
     on_bound = c <= lo[j] + 1e-6 * (hi[j] - lo[j]) or c >= hi[j] - 1e-6 * (hi[j] - lo[j])
     warn = None
     if on_bound:
         warn = (f"{law.label}: the time scale 10^{key.split('_', 1)[1]} = {10 ** c:.4g} is on a bound of its range "
                 f"[{10 ** lo[j]:g}, {10 ** hi[j]:g}]: no interval, the data do not determine it")
         ci = [None, None]
-    elif not np.isfinite(sd):
-        warn = (f"{law.label}: the fit does not depend on the time scale ({10 ** c:.4g} is where it started): no "
-                f"interval; these curves carry no information on it (add a run with a learning-rate drop)")
-    elif 1.96 * sd > 0.5:
-        warn = (f"{law.label}: the time scale {10 ** c:.4g} has a 95% interval [{ci[0]:.4g}, {ci[1]:.4g}] (curvature of "
-                f"the fit, residual autocorrelation included) that spans more than a decade: these curves do not pin "
-                f"it down; add a run with a sharp learning-rate drop")
+    else:
+        warn = _interval_warning(f"{law.label}: the time scale", c, sd, ci,
+                                 "the fit does not depend on it; these curves carry no information on it (add a run "
+                                 "with a learning-rate drop)", "add a run with a sharp learning-rate drop")
     return {"parameter": key, "time_scale": 10 ** c, "ci": ci, "sd_log10": sd if np.isfinite(sd) else None,
             "inflation": infl, "warning": warn,
             "method": "Gauss-Newton curvature at the optimum, inflated by residual autocorrelation"}
+
+
+def _decades(c: float, sd: float) -> tuple[float, list]:
+    """The 95% interval of a time scale :math:`10^c` whose log10 has standard deviation ``sd``:
+    (sd, [low, high]), or (inf, [None, None]) where there is none; 30 decades is none (and 10^x
+    overflows)."""
+    if np.isfinite(sd) and 1.96 * sd > 30:
+        sd = float("inf")
+    return sd, ([10 ** (c - 1.96 * sd), 10 ** (c + 1.96 * sd)] if np.isfinite(sd) else [None, None])
+
+
+def _interval_warning(what: str, c: float, sd: float, ci: list, none_why: str, hint: str) -> str | None:
+    """The warning for a time scale 10^c with log10 standard deviation ``sd`` and interval ``ci``:
+    none where the interval spans at most a decade."""
+    if not np.isfinite(sd):
+        return f"{what} {10 ** c:.4g} has no interval: {none_why}"
+    if 1.96 * sd > 0.5:
+        return (f"{what} {10 ** c:.4g} has a 95% interval [{ci[0]:.4g}, {ci[1]:.4g}] (curvature of the fit, residual "
+                f"autocorrelation included) that spans more than a decade: these curves do not pin it down; {hint}")
+    return None
 
 
 def _curvature_sd(theta, free, lo, hi, y, resid, curves, g, use) -> tuple[float, float]:
@@ -379,18 +394,12 @@ def _nonparametric_interval(law, theta, weights, y, resid, free, lo, hi, curves,
             g[fidx[i]] = 0.0
     sd, infl = _curvature_sd(theta, free, lo, hi, y, resid, curves, g, use)
     c = m / np.log(10.0)
-    if np.isfinite(sd) and 1.96 * sd > 30:
-        sd = float("inf")
-    ci = [10 ** (c - 1.96 * sd), 10 ** (c + 1.96 * sd)] if np.isfinite(sd) else [None, None]
-    warn = None
-    if not np.isfinite(sd):
-        warn = (f"{law.label}: the kernel's time scale {10 ** c:.4g} has no interval: the curvature of the fit is "
-                f"singular in its weights; these curves do not determine it (add a run with a learning-rate drop)")
-    elif 1.96 * sd > 0.5:
-        warn = (f"{law.label}: the kernel's time scale {10 ** c:.4g} (geometric mean of its grid, weighted) has a 95% "
-                f"interval [{ci[0]:.4g}, {ci[1]:.4g}] (curvature of the fit, residual autocorrelation included) that "
-                f"spans more than a decade: these curves do not pin it down; add a run with a sharp learning-rate drop "
-                f"or use a kernel with fewer parameters (--kernel exp)")
+    sd, ci = _decades(c, sd)
+    warn = _interval_warning(f"{law.label}: the kernel's time scale (geometric mean of its grid, weighted)", c, sd,
+                             ci, "the curvature of the fit is singular in its weights; these curves do not determine "
+                             "it (add a run with a learning-rate drop)",
+                             "add a run with a sharp learning-rate drop or use a kernel with fewer parameters "
+                             "(--kernel exp)")
     return {"parameter": "kernel weights", "time_scale": 10 ** c, "ci": ci, "sd_log10": sd if np.isfinite(sd) else None,
             "inflation": infl, "warning": warn,
             "method": "delta method on the Gauss-Newton curvature at the optimum (weights at 0 held), inflated by "
