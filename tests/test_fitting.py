@@ -150,6 +150,22 @@ def test_kernel_law_predicts_a_run_at_another_peak_learning_rate():
     assert np.max(np.abs(bad - clean)[keep]) > 0.01
 
 
+def test_nonparametric_kernel_on_one_grid_point_claims_no_interval():
+    """Planted with all the weight on one time scale of a given grid (100 steps): the fit puts it
+    there, and the delta method, whose gradient is then zero, would report an interval of zero
+    width; the fit reports none and says why."""
+    n = 3001
+    law = KernelLaw("nonparametric", "steps", taus=np.array([30.0, 100.0, 300.0, 1000.0]))
+    sch = {"const": schedules.constant(n, 1e-3, warmup_steps=50),
+           "step": schedules.step(n, 1e-3, [1000, 2000], factor=0.3, warmup_steps=50)}
+    curves = [synthetic(law, [2.5, 3.0, 0.5, 0.0, 0.4, 0.0, 0.0], lr, k, noise=0.003, seed=i)[0]
+              for i, (k, lr) in enumerate(sch.items())]
+    with pytest.warns(IdentifiabilityWarning, match="one time scale of its grid"):
+        r = fit(law, curves, skip_steps=100)
+    assert r.extra["time_scale_interval"]["ci"] == [None, None]
+    assert r.law.time_scale(r.theta) == pytest.approx(100.0, rel=0.01)
+
+
 def test_nonparametric_grid_follows_the_data():
     """Curves logged at every step with a planted response of time scale 10 steps (half-response
     6.9): the default grid, from the finest the log resolves (4 steps, one drop bin) to twice the

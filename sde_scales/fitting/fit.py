@@ -56,7 +56,7 @@ def _data_bounds(names, lo, hi, feats, ys) -> tuple[np.ndarray, np.ndarray]:
 
     * ``L0`` may reach the largest fitted loss (a loss above the fixed bound of 20 is no reason to
       fail).
-    * ``A`` may reach :math:`y_{max} S_{first}^{lpha_{max}}`: the largest amplitude for which the
+    * ``A`` may reach :math:`y_{max} S_{first}^{\alpha_{max}}`: the largest amplitude for which the
       power term at the first fitted point, with the steepest exponent allowed, stays within the
       largest fitted loss (any larger A overshoots the data for every allowed exponent). The fixed
       bound of 100 stays as a floor. It binds on curves fitted from early steps: a run fitted from
@@ -392,8 +392,15 @@ def _nonparametric_interval(law, theta, weights, y, resid, free, lo, hi, curves,
         if theta[i] <= lo[i] + 1e-10:
             use[fidx[i]] = False
             g[fidx[i]] = 0.0
-    sd, infl = _curvature_sd(theta, free, lo, hi, y, resid, curves, g, use)
     c = m / np.log(10.0)
+    active = [i for i in weights if free[i] and theta[i] > lo[i] + 1e-10]
+    if len(active) < 2:  # one time scale of the grid carries it all: g = 0, and a zero sd would claim certainty
+        return {"parameter": "kernel weights", "time_scale": 10 ** c, "ci": [None, None], "sd_log10": None,
+                "inflation": None, "method": "none: one time scale of the grid carries all the weight",
+                "warning": f"{law.label}: the kernel's weight sits on one time scale of its grid ({10 ** c:.4g}), so "
+                           f"the curvature gives no interval for it (its resolution is the grid's spacing); "
+                           f"--kernel exp fits one time scale with an interval"}
+    sd, infl = _curvature_sd(theta, free, lo, hi, y, resid, curves, g, use)
     sd, ci = _decades(c, sd)
     warn = _interval_warning(f"{law.label}: the kernel's time scale (geometric mean of its grid, weighted)", c, sd,
                              ci, "the curvature of the fit is singular in its weights; these curves do not determine "
