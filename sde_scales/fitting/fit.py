@@ -72,8 +72,8 @@ def _data_bounds(names, lo, hi, feats, ys) -> tuple[np.ndarray, np.ndarray]:
         i, j = names.index("A"), names.index("alpha")
         s_first = min(float(f.S1[0]) for f in feats if f.S1.size)
         if s_first > 0 and np.isfinite(y.max()) and y.max() > 0:
-            with np.errstate(over="ignore"):
-                a_max = float(y.max()) * s_first ** float(hi[j])
+            with np.errstate(over="ignore"):  # numpy's power, so that an overflow is inf (then capped), not an error
+                a_max = float(y.max()) * float(np.power(s_first, hi[j]))
             hi[i] = max(hi[i], min(a_max, 1e12))  # 1e12: beyond it the power term is no longer a fit in float64
     return lo, hi
 
@@ -178,8 +178,7 @@ def fit(law: Law, curves: list[LossCurve], *, skip_steps: int = 0, bin_factor: i
     if not curves:
         raise InvalidArgumentError("no curves to fit; pass at least one LossCurve")
     started = time.perf_counter()
-    if isinstance(law, KernelLaw):
-        law = law.for_curves(curves, bin_factor)  # the non-parametric grid follows the data
+    law = law.for_curves(curves, bin_factor)  # e.g. the non-parametric kernel's grid follows the data
     lr_scale = max(c.peak_lr for c in curves)
     if lr_scale <= 0:
         raise InvalidArgumentError("every fitted curve has learning rate 0; nothing to learn the schedule response from")
@@ -283,10 +282,9 @@ def _time_scale_interval(law, theta, feats, y, resid, free, lo, hi, curves, held
     names = list(law.names)
     key = next((k for k in ("log10_tau", "log10_tau0") if k in names), None)
     if key is not None and key in (held or {}):
-        return {"parameter": key, "time_scale": 10 ** held[key], "ci": [None, None], "sd_log10": None,
-                "inflation": None, "method": "held at its default: the curves have no drop",
-                "warning": f"{law.label}: no interval for the time scale: the fitted curves have no learning-rate "
-                           f"drop, so it is held at its default {10 ** held[key]:.4g}; add a run with a drop"}
+        return _no_interval(key, 10 ** held[key], "held at its default: the curves have no drop",
+                            f"{law.label}: no interval for the time scale: the fitted curves have no learning-rate "
+                            f"drop, so it is held at its default {10 ** held[key]:.4g}; add a run with a drop")
     weights = [i for i, n in enumerate(names) if n.startswith("b_")]
     if key is None and weights:
         return _nonparametric_interval(law, theta, weights, y, resid, free, lo, hi, curves, held)
@@ -312,6 +310,12 @@ def _time_scale_interval(law, theta, feats, y, resid, free, lo, hi, curves, held
     return {"parameter": key, "time_scale": 10 ** c, "ci": ci, "sd_log10": sd if np.isfinite(sd) else None,
             "inflation": infl, "warning": warn,
             "method": "Gauss-Newton curvature at the optimum, inflated by residual autocorrelation"}
+
+
+def _no_interval(parameter: str, time_scale: float, method: str, warning: str) -> dict:
+    """The record of a time scale that has no interval, with the reason (``method``) and the warning."""
+    return {"parameter": parameter, "time_scale": time_scale, "ci": [None, None], "sd_log10": None, "inflation": None,
+            "method": method, "warning": warning}
 
 
 def _decades(c: float, sd: float) -> tuple[float, list]:
@@ -371,35 +375,31 @@ def _nonparametric_interval(law, theta, weights, y, resid, free, lo, hi, curves,
     names = list(law.names)
     if any(names[i] in (held or {}) for i in weights):
         ts = law.time_scale(theta)
-        return {"parameter": "kernel weights", "time_scale": ts, "ci": [None, None], "sd_log10": None,
-                "inflation": None, "method": "held at their defaults: the curves have no drop",
-                "warning": f"{law.label}: no interval for the time scale: the fitted curves have no learning-rate "
-                           f"drop, so the kernel's weights are held at their defaults (time scale {ts:.4g}); add a "
-                           f"run with a drop"}
+        return _no_interval("kernel weights", ts, "held at their defaults: the curves have no drop",
+                            f"{law.label}: no interval for the time scale: the fitted curves have no learning-rate "
+                            f"drop, so the kernel's weights are held at their defaults (time scale {ts:.4g}); add a "
+                            f"run with a drop")
     w = theta[weights]
     W = float(w.sum())
     if W <= 0:
         return None  # no response at all: _parameter_warnings says so
     ln_tau = np.log(np.asarray(law.taus, dtype=float))
     m = float(w @ ln_tau) / W
+    c = m / np.log(10.0)
+    # weights on their lower bound are held there: no column in the curvature, no part in the gradient
+    active = [(wi, i) for wi, i in enumerate(weights) if free[i] and theta[i] > lo[i] + 1e-10]
+    if len(active) < 2:  # one time scale of the grid carries it all: g = 0, and a zero sd would claim certainty
+        return _no_interval("kernel weights", 10 ** c, "none: one time scale of the grid carries all the weight",
+                            f"{law.label}: the kernel's weight sits on one time scale of its grid ({10 ** c:.4g}), so "
+                            f"the curvature gives no interval for it (its resolution is the grid's spacing); "
+                            f"--kernel exp fits one time scale with an interval")
     fidx = np.cumsum(free) - 1  # column of each free parameter
     g = np.zeros(int(free.sum()))
     use = np.ones(g.size, bool)
-    for wi, i in enumerate(weights):
-        if not free[i]:
-            continue
+    use[[fidx[i] for i in weights if free[i]]] = False
+    for wi, i in active:
         g[fidx[i]] = (ln_tau[wi] - m) / (W * np.log(10.0))  # d log10(time scale) / d w
-        if theta[i] <= lo[i] + 1e-10:
-            use[fidx[i]] = False
-            g[fidx[i]] = 0.0
-    c = m / np.log(10.0)
-    active = [i for i in weights if free[i] and theta[i] > lo[i] + 1e-10]
-    if len(active) < 2:  # one time scale of the grid carries it all: g = 0, and a zero sd would claim certainty
-        return {"parameter": "kernel weights", "time_scale": 10 ** c, "ci": [None, None], "sd_log10": None,
-                "inflation": None, "method": "none: one time scale of the grid carries all the weight",
-                "warning": f"{law.label}: the kernel's weight sits on one time scale of its grid ({10 ** c:.4g}), so "
-                           f"the curvature gives no interval for it (its resolution is the grid's spacing); "
-                           f"--kernel exp fits one time scale with an interval"}
+        use[fidx[i]] = True
     sd, infl = _curvature_sd(theta, free, lo, hi, y, resid, curves, g, use)
     sd, ci = _decades(c, sd)
     warn = _interval_warning(f"{law.label}: the kernel's time scale (geometric mean of its grid, weighted)", c, sd,

@@ -82,6 +82,11 @@ class Law:
     def predict(self, theta: np.ndarray, f: ScheduleFeatures) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
 
+    def for_curves(self, curves, bin_factor: int = 4) -> "Law":
+        """The law to fit to ``curves``: this one, unless its shape follows the data
+        (:meth:`KernelLaw.for_curves`)."""
+        return self
+
     def jacobian(self, theta: np.ndarray, f: ScheduleFeatures) -> np.ndarray | None:
         """d predict / d theta, shape (n_points, n_params), where the law has it in closed form;
         None lets the fit use finite differences."""
