@@ -271,8 +271,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "decay_start, decay_end, end); repeat per curve. Without it, a log that starts after step 0 "
                         "assumes its first logged rate before it (with a warning)")
     f.add_argument("--law", choices=["kernel", "momentum", "mpl", "auto"], default="kernel",
-                   help="law to fit (default kernel); auto: choose among the laws and kernels by leave-one-curve-out "
-                        "cross-validation over the --fit curves (at least two) and report every candidate's error")
+                   help="law to fit (default kernel); auto: choose among the laws and kernels by cross-validation "
+                        "(leave one --fit curve out; with a single --fit curve, fit it to 50/65/80%% of its steps and "
+                        "score the rest), report every candidate's error, and warn when the folds do not separate "
+                        "the chosen law from another (a paired 95%% t interval)")
     f.add_argument("--kernel", choices=["nonparametric", "exp", "power", "instant"], default="nonparametric",
                    help="memory kernel of the kernel law, from sde_scales.kernels (default nonparametric: monotone q "
                         "from exponentials; instant: no delay, a baseline)")

@@ -191,6 +191,21 @@ class LossCurve:
 
         return replace(self, schedule=np.asarray(lr_per_step, dtype=float), schedule_start=int(start))
 
+    def head(self, until_step: int) -> "LossCurve":
+        """The rows logged before ``until_step`` (and the schedule up to the last of them): the
+        curve as it stood at that step, for validating a fit on its own later rows."""
+        from dataclasses import replace
+
+        keep = self.step < int(until_step)
+        if keep.sum() < MIN_POINTS:
+            raise InvalidArgumentError(f"{self.name}: {int(keep.sum())} rows before step {int(until_step)}; a curve needs "
+                                       f"at least {MIN_POINTS} points")
+        n_sched = int(self.step[keep][-1]) - int(self.schedule_start) + 1
+        sch = self.schedule[:n_sched] if self.schedule is not None and n_sched > 0 else None
+        val = None if self.val_loss is None else self.val_loss[keep]
+        return replace(self, step=self.step[keep], lr=self.lr[keep], loss=self.loss[keep], val_loss=val,
+                       name=f"{self.name}[:{int(until_step)}]", schedule=sch)
+
     def with_spec(self, spec: "ScheduleSpec | str") -> "LossCurve":
         """This curve with the schedule of a :class:`ScheduleSpec` (or its text form), expanded to
         every step and checked against the logged learning rates."""

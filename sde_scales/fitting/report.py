@@ -16,7 +16,11 @@ from sde_scales.fitting.curves import LossCurve, load_curve
 from sde_scales.fitting.fit import FitResult, fit, predict, score, shared_noise_offset, time_scale_profile
 from sde_scales.fitting.laws import KernelLaw, Law, MomentumLaw, MultiPowerLaw
 
-__all__ = ["make_law", "run_law", "run_fit_delay"]
+__all__ = ["AutoChoiceWarning", "choose_law", "make_law", "run_law", "run_fit_delay"]
+
+
+class AutoChoiceWarning(UserWarning):
+    """``--law auto``: the held-out errors do not separate the chosen law from another candidate."""
 
 LAW_CHOICES = ("kernel", "momentum", "mpl")
 #: Candidates of ``--law auto``: every law, and the kernel law with each kernel (time in steps); the
@@ -25,44 +29,102 @@ AUTO_CANDIDATES = (("kernel", "nonparametric"), ("kernel", "exp"), ("kernel", "p
                    ("momentum", None), ("mpl", None))
 
 
+#: Where a single fitted curve is cut for ``--law auto``: each candidate is fitted to the rows before
+#: these fractions of the curve's steps and scored on the rows after (rolling-origin validation).
+ROLLING_FRACTIONS = (0.5, 0.65, 0.8)
+
+#: Two-sided level of the paired interval that decides whether the fold errors separate the chosen
+#: law from another candidate.
+DECIDE_LEVEL = 0.95
+
+
+def _validation_folds(fit_curves: list[LossCurve]) -> tuple[str, list]:
+    """(method, folds); each fold is (label, curves to fit, curve to score, first scored step)."""
+    if len(fit_curves) >= 2:
+        return ("leave-one-curve-out over the fitted curves",
+                [(held.name, [c for j, c in enumerate(fit_curves) if j != i], held, None)
+                 for i, held in enumerate(fit_curves)])
+    (c,) = fit_curves
+    folds = []
+    for frac in ROLLING_FRACTIONS:
+        cut = int(c.step[0] + frac * (c.step[-1] - c.step[0]))
+        folds.append((f"{c.name}: fit before step {cut}, score after", [c.head(cut)], c, cut))
+    return (f"rolling origin on the one fitted curve (fit to the rows before {', '.join(f'{f:.0%}' for f in ROLLING_FRACTIONS)} "
+            f"of its steps, score the rows after)", folds)
+
+
+def _undecided(best: list[float], other: list[float], level: float = DECIDE_LEVEL) -> bool:
+    r"""Whether the folds fail to separate two candidates: the paired differences
+    :math:`d_i = e_i^{other} - e_i^{best}` of their held-out RMSEs have a mean within the
+    ``level`` Student-t interval of zero (:math:`\bar d \le t_{n-1}\, s_d/\sqrt n`); always
+    undecided with fewer than two folds."""
+    from scipy import stats
+
+    d = np.asarray(other, dtype=float) - np.asarray(best, dtype=float)
+    if d.size < 2:
+        return True
+    sd = float(np.std(d, ddof=1))
+    if sd == 0.0:
+        return bool(np.mean(d) <= 0.0)
+    return bool(np.mean(d) <= stats.t.ppf(0.5 + level / 2, d.size - 1) * sd / np.sqrt(d.size))
+
+
 def choose_law(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: int, time: str = "steps",
-               level: bool = True) -> dict:
-    """Leave-one-curve-out cross-validation over the fitted curves: for every candidate law, fit on
-    all curves but one, predict the one left out, and score it (RMSE against the moving average,
-    final-loss error); the candidate with the least mean held-out RMSE wins. Returns every
-    candidate's scores, the folds, and the winner; needs at least two fitted curves."""
+               level: bool = True, candidates=AUTO_CANDIDATES) -> dict:
+    """Cross-validation of every candidate law (:data:`AUTO_CANDIDATES`) on the fitted curves.
+
+    With two or more curves, leave one curve out: fit on the others, predict it, score it (RMSE
+    against the moving average, final-loss error). With one curve, rolling origin: fit to the rows
+    before each of :data:`ROLLING_FRACTIONS` of its steps and score the rows after, which is where
+    the schedule's later drops reach the loss. The candidate with the least mean held-out RMSE is
+    chosen; ``undecided`` lists the candidates the folds do not separate from it (a paired
+    Student-t interval at :data:`DECIDE_LEVEL` on the fold-by-fold RMSE differences), and when it
+    is not empty the result says the data do not decide the choice (``decided: false`` and a
+    warning) instead of presenting a coin toss as a choice. ``candidates``: (law name, kernel or
+    None) pairs, by default every law and kernel. Returns every candidate's scores and folds, and
+    the choice."""
     from sde_scales.errors import InvalidArgumentError
 
-    if len(fit_curves) < 2:
-        raise InvalidArgumentError(f"--law auto cross-validates by leaving one fitted curve out: give at least two "
-                                   f"--fit curves (got {len(fit_curves)})")
+    if not fit_curves:
+        raise InvalidArgumentError("--law auto: no fitted curves; give at least one --fit curve")
+    method, folds = _validation_folds(fit_curves)
     rows = []
-    for name, kernel in AUTO_CANDIDATES:
+    for name, kernel in candidates:
         law = make_law(name, kernel or "nonparametric", time, level)
-        folds = []
+        scored_folds = []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # each fold's warnings belong to the final fit, reported there
-            for i, held in enumerate(fit_curves):
-                rest = [c for j, c in enumerate(fit_curves) if j != i]
+            for label, fitted, held, first in folds:
+                skip = skip_steps if first is None else max(skip_steps, first)
                 try:
-                    res = fit(law, rest, skip_steps=skip_steps)
-                    sc = score(held, predict(res, held), skip_steps=skip_steps, smooth_steps=smooth_steps)
-                    folds.append({"held_out": held.name, "rmse": sc["rmse"], "final_loss_err": sc["final_loss_err"]})
+                    res = fit(law, fitted, skip_steps=skip_steps)
+                    sc = score(held, predict(res, held), skip_steps=skip, smooth_steps=smooth_steps)
+                    scored_folds.append({"held_out": label, "rmse": sc["rmse"], "final_loss_err": sc["final_loss_err"]})
                 except (ValueError, FloatingPointError) as exc:
-                    folds.append({"held_out": held.name, "rmse": None, "final_loss_err": None, "error": str(exc)})
-        ok = [f["rmse"] for f in folds if f["rmse"] is not None and np.isfinite(f["rmse"])]
+                    scored_folds.append({"held_out": label, "rmse": None, "final_loss_err": None, "error": str(exc)})
+        ok = [f["rmse"] for f in scored_folds if f["rmse"] is not None and np.isfinite(f["rmse"])]
+        complete = len(ok) == len(scored_folds)
         rows.append({"law": law.label, "name": name, "kernel": kernel,
-                     "cv_rmse": float(np.mean(ok)) if len(ok) == len(folds) else None,
-                     "cv_abs_final_err": (float(np.mean([abs(f["final_loss_err"]) for f in folds]))
-                                          if len(ok) == len(folds) else None),
-                     "folds": folds})
+                     "cv_rmse": float(np.mean(ok)) if complete else None,
+                     "cv_abs_final_err": (float(np.mean([abs(f["final_loss_err"]) for f in scored_folds]))
+                                          if complete else None),
+                     "folds": scored_folds})
     scored = [r for r in rows if r["cv_rmse"] is not None]
     if not scored:
         raise InvalidArgumentError("--law auto: no candidate law could be fitted in every fold")
     best = min(scored, key=lambda r: r["cv_rmse"])
-    return {"method": "leave-one-curve-out over the fitted curves; mean held-out RMSE against the "
-                      f"{smooth_steps}-step moving average", "candidates": rows, "chosen": best["law"],
-            "chosen_name": best["name"], "chosen_kernel": best["kernel"]}
+    fold_rmse = lambda r: [f["rmse"] for f in r["folds"]]  # noqa: E731
+    undecided = [r["law"] for r in scored if r is not best and _undecided(fold_rmse(best), fold_rmse(r))]
+    out = {"method": f"{method}; mean held-out RMSE against the {smooth_steps}-step moving average",
+           "candidates": rows, "chosen": best["law"], "chosen_name": best["name"], "chosen_kernel": best["kernel"],
+           "decided": not undecided, "undecided": undecided, "warning": None}
+    if undecided:
+        out["warning"] = (f"--law auto: the held-out errors do not separate {best['law']} (chosen, least mean RMSE) from "
+                          f"{', '.join(undecided)} ({DECIDE_LEVEL:.0%} paired interval over {len(folds)} folds): the "
+                          f"data do not decide between them; their predictions of other schedules may differ more "
+                          f"than their held-out errors do")
+        warnings.warn(out["warning"], AutoChoiceWarning, stacklevel=2)
+    return out
 
 
 def make_law(name: str, kernel: str = "nonparametric", time: str = "steps", level: bool = True) -> Law:
@@ -260,14 +322,18 @@ def run_fit_delay(args) -> int:
     auto = None
     level = not getattr(args, "drops_only", False)
     if args.law == "auto":
-        auto = choose_law(fit_curves, skip_steps=args.skip_steps, smooth_steps=args.smooth_steps, time=args.time,
-                          level=level)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AutoChoiceWarning)  # printed below and kept in the JSON
+            auto = choose_law(fit_curves, skip_steps=args.skip_steps, smooth_steps=args.smooth_steps, time=args.time,
+                              level=level)
         print(f"--law auto ({auto['method']}):")
         for r in auto["candidates"]:
             cv = "-" if r["cv_rmse"] is None else f"{r['cv_rmse']:.4f}"
             fe = "-" if r["cv_abs_final_err"] is None else f"{r['cv_abs_final_err']:.4f}"
             print(f"  {r['law']:30s} held-out rmse {cv:>7s}  |final err| {fe:>7s}"
                   + ("   <- chosen" if r["law"] == auto["chosen"] else ""))
+        if auto["warning"]:
+            print(f"warning: {auto['warning']}")
         print()
         laws = [make_law(auto["chosen_name"], auto["chosen_kernel"] or args.kernel, args.time, level)]
     else:
