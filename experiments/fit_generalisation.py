@@ -12,8 +12,10 @@ the raw mean of the last 5% of points):
   across a 20x range of peak learning rates.
 
 Laws: the kernel law (non-parametric kernel in steps, with its level term and, as an ablation,
-without it; exponential kernel in steps, which is the fitted momentum law plus the level term),
-the momentum law with lambda 0.99, 0.999 and fitted, and the multi-power law. Prints one table (mean over held-out curves) and writes
+without it; exponential kernel in steps, which is the fitted momentum law plus the level term;
+power-law kernel in steps; non-parametric and exponential kernels in learning-rate area), the
+momentum law with lambda 0.99, 0.999 and fitted, and the multi-power law; with ``--auto``, also
+the law ``--law auto`` chooses in each split from the fitted curves alone. Prints one table (mean over held-out curves) and writes
 ``generalisation.json``.
 
     python experiments/fit_generalisation.py --out out/fit_generalisation
@@ -36,6 +38,10 @@ def main(argv=None) -> int:
                     help="folder of the shared loss curves (default ../shared/data/loss_curves)")
     ap.add_argument("--out", default="out/fit_generalisation", help="output directory")
     ap.add_argument("--skip-steps", type=int, default=500, help="rows before this step are ignored (default 500)")
+    ap.add_argument("--auto", action="store_true",
+                    help="add the row of --law auto: in every split, the law chosen by cross-validation on the fitted "
+                         "curves alone (leave one out; rolling origin for one curve), then fitted and scored (slow: "
+                         "every candidate in every fold; about 25 minutes more)")
     ap.add_argument("--protocols", default="loso-124m,single-cosine,loso-210m,lopeak-124m",
                     help="comma-separated protocols to run (default: all four)")
     args = ap.parse_args(argv)
@@ -65,7 +71,8 @@ def main(argv=None) -> int:
         return 2
     protocols = {k: protocols[k] for k in chosen}
     laws = [KernelLaw(kernel="nonparametric", time="steps"), KernelLaw(kernel="nonparametric", time="steps", level=False),
-            KernelLaw(kernel="exp", time="steps"), MomentumLaw(lam=0.99), MomentumLaw(lam=0.999), MomentumLaw(),
+            KernelLaw(kernel="exp", time="steps"), KernelLaw(kernel="power", time="steps"),
+            KernelLaw(kernel="nonparametric", time="area"), KernelLaw(kernel="exp", time="area"), MomentumLaw(lam=0.99), MomentumLaw(lam=0.999), MomentumLaw(),
             MultiPowerLaw()]
     rows = []
     print(f"{'protocol':14s} {'law':42s} {'splits':>6s} {'mean rmse':>9s} {'mean |final|':>12s} {'seconds':>8s}")
@@ -86,8 +93,45 @@ def main(argv=None) -> int:
             rows.append({"protocol": pname, "law": law.label, "splits": per, "mean_rmse": rm, "mean_abs_final_err": fe,
                          "seconds": secs})
             print(f"{pname:14s} {law.label:42s} {len(per):6d} {rm:9.4f} {fe:12.4f} {secs:8.1f}", flush=True)
+        if args.auto:
+            rows.append(_auto_row(pname, splits, args.skip_steps))
     print(f"JSON: {write_json_atomic(Path(args.out) / 'generalisation.json', {'rows': rows})}")
     return 0
+
+
+def _auto_row(pname, splits, skip_steps, smooth_steps=1000) -> dict:
+    """The ``--law auto`` row: in each split, choose on the fitted curves alone (nested: the held-out
+    curve takes no part in the choice), fit the chosen law, score the held-out curve."""
+    from sde_scales.fitting import fit, predict, score
+    from sde_scales.fitting.report import choose_law, make_law
+
+    t0 = time.perf_counter()
+    per, choices = [], {}
+    for fitted, held in splits:
+        key = tuple(c.name for c in fitted)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if key not in choices:
+                a = choose_law(fitted, skip_steps=skip_steps, smooth_steps=smooth_steps)
+                law = make_law(a["chosen_name"], a["chosen_kernel"] or "nonparametric", a["chosen_time"] or "steps")
+                choices[key] = (a, fit(law, fitted, skip_steps=skip_steps))
+            a, r = choices[key]
+            sc = score(held, predict(r, held), skip_steps=skip_steps, smooth_steps=smooth_steps)
+        per.append({"held_out": held.name, "rmse": sc["rmse"], "final_loss_err": sc["final_loss_err"],
+                    "chosen": a["chosen"], "decided": a["decided"], "undecided": a["undecided"]})
+    rm = float(np.mean([p["rmse"] for p in per]))
+    fe = float(np.mean([abs(p["final_loss_err"]) for p in per]))
+    secs = time.perf_counter() - t0
+    print(f"{pname:14s} {'auto (chosen per split)':42s} {len(per):6d} {rm:9.4f} {fe:12.4f} {secs:8.1f}", flush=True)
+    for key, (a, _) in choices.items():
+        what = key[0] if len(key) == 1 else f"the {len(key)} curves without {_left_out(key, splits)}"
+        print(f"{'':14s}   on {what}: {a['chosen']}" + ("" if a["decided"] else "  (not separated from "
+                                                          + ", ".join(a["undecided"]) + ")"), flush=True)
+    return {"protocol": pname, "law": "auto", "splits": per, "mean_rmse": rm, "mean_abs_final_err": fe, "seconds": secs}
+
+
+def _left_out(key, splits) -> str:
+    return next(h.name for f, h in splits if tuple(c.name for c in f) == key)
 
 
 if __name__ == "__main__":

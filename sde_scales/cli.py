@@ -274,12 +274,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="law to fit (default kernel); auto: choose among the laws and kernels by cross-validation "
                         "(leave one --fit curve out; with a single --fit curve, fit it to 50/65/80%% of its steps and "
                         "score the rest), report every candidate's error, and warn when the folds do not separate "
-                        "the chosen law from another (a paired 95%% t interval)")
+                        "the chosen law from another (a paired 95%% t interval on log RMSE ratios)")
     f.add_argument("--kernel", choices=["nonparametric", "exp", "power", "instant"], default="nonparametric",
                    help="memory kernel of the kernel law, from sde_scales.kernels (default nonparametric: monotone q "
                         "from exponentials; instant: no delay, a baseline)")
     f.add_argument("--time", choices=["steps", "area"], default="steps",
-                   help="time of the kernel: steps or learning-rate area (default steps)")
+                   help="time of the kernel: steps or learning-rate area (default steps; --law auto tries both)")
     f.add_argument("--drops-only", action="store_true",
                    help="kernel law without its level term B * peak learning rate: the drops alone, as in the "
                         "momentum and multi-power laws (default: with it, so runs with different peak learning "

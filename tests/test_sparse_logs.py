@@ -506,8 +506,8 @@ def test_law_auto_on_one_curve_validates_on_its_own_tail():
 
 
 def test_law_auto_says_when_the_folds_do_not_decide():
-    """The decision rule against scipy's paired t-test: a candidate is left undecided exactly when
-    its fold errors are not significantly (two-sided 5%) above the chosen one's."""
+    """The decision rule against scipy's paired t-test on log RMSEs: a candidate is left undecided
+    exactly when its fold errors are not significantly (two-sided 5%) above the chosen one's."""
     from scipy import stats
 
     from sde_scales.fitting.report import _undecided
@@ -518,8 +518,8 @@ def test_law_auto_says_when_the_folds_do_not_decide():
         n = int(rng.integers(2, 8))
         best = 0.03 + 0.002 * rng.standard_normal(n)
         other = best + rng.normal(rng.uniform(0, 0.002), 0.001, n)
-        d = other - best
-        expected = bool(d.mean() <= 0 or stats.ttest_rel(other, best).pvalue >= 0.05)
+        d = np.log(other) - np.log(best)
+        expected = bool(d.mean() <= 0 or stats.ttest_rel(np.log(other), np.log(best)).pvalue >= 0.05)
         assert _undecided(best, other) == expected
         seen.add(expected)
     assert seen == {True, False}  # both outcomes exercised
@@ -609,3 +609,23 @@ def test_fit_records_the_embedding_error_and_warns_when_the_form_is_coarse(monke
     with pytest.warns(FitWarning, match="sum-of-exponentials form misses"):
         coarse = fit(KernelLaw(kernel="power", time="steps"), [const, c])
     assert coarse.extra["embedding_error"] > EMBEDDING_TOL
+
+
+def test_law_auto_tells_a_kernel_in_area_from_one_in_steps():
+    """Curves planted with an exponential kernel in learning-rate area (time scale 300 area units:
+    300 steps at the peak, 3,000 after a drop to a tenth): leaving one curve out, --law auto
+    chooses a kernel in area, and the folds separate it from the same kernel in steps, whose one
+    time scale cannot serve both drop depths."""
+    from sde_scales.fitting.report import choose_law
+
+    law, theta = KernelLaw(kernel="exp", time="area"), np.array([2.0, 1.0, 0.5, 0.6, np.log10(300.0)])
+    base = dict(total=6000, peak=1e-3, warmup=100)
+    specs = [ScheduleSpec(**base, decay="step", decay_start=2000, end=1e-4),
+             ScheduleSpec(**base, decay="step", decay_start=3000, end=5e-4),
+             ScheduleSpec(**base, decay="step", decay_start=2500, end=2.5e-4),
+             ScheduleSpec(**base, decay="cosine", end=1e-4)]
+    curves = [_planted(s, 25, 100, i, law, theta, noise=0.002) for i, s in enumerate(specs)]
+    cands = (("kernel", "exp", "steps"), ("kernel", "exp", "area"), ("kernel", "instant", "steps"))
+    auto = choose_law(curves, skip_steps=0, smooth_steps=200, candidates=cands)
+    assert auto["chosen"] == "kernel(exp, area)", [(r["law"], r["cv_rmse"]) for r in auto["candidates"]]
+    assert "kernel(exp, steps)" not in auto["undecided"]

@@ -23,10 +23,14 @@ class AutoChoiceWarning(UserWarning):
     """``--law auto``: the held-out errors do not separate the chosen law from another candidate."""
 
 LAW_CHOICES = ("kernel", "momentum", "mpl")
-#: Candidates of ``--law auto``: every law, and the kernel law with each kernel (time in steps); the
-#: instantaneous kernel is the no-delay baseline, so a delay is chosen only where it predicts better.
-AUTO_CANDIDATES = (("kernel", "nonparametric"), ("kernel", "exp"), ("kernel", "power"), ("kernel", "instant"),
-                   ("momentum", None), ("mpl", None))
+#: Candidates of ``--law auto``, as (law, kernel, time): every law, and the kernel law with each
+#: kernel in steps and in learning-rate area (Theorem 5.1's clock for SGD, where a lower rate
+#: relaxes more slowly; which one a family of curves follows is for the data to say:
+#: ``benchmarks/RESULTS.md`` has families that favour each); the instantaneous kernel, the same in
+#: either time, is the no-delay baseline, so a delay is chosen only where it predicts better.
+AUTO_CANDIDATES = (("kernel", "nonparametric", "steps"), ("kernel", "exp", "steps"), ("kernel", "power", "steps"),
+                   ("kernel", "nonparametric", "area"), ("kernel", "exp", "area"), ("kernel", "power", "area"),
+                   ("kernel", "instant", "steps"), ("momentum", None, None), ("mpl", None, None))
 
 
 #: Where a single fitted curve is cut for ``--law auto``: each candidate is fitted to the rows before
@@ -54,13 +58,15 @@ def _validation_folds(fit_curves: list[LossCurve]) -> tuple[str, list]:
 
 
 def _undecided(best: list[float], other: list[float], level: float = DECIDE_LEVEL) -> bool:
-    r"""Whether the folds fail to separate two candidates: the paired differences
-    :math:`d_i = e_i^{other} - e_i^{best}` of their held-out RMSEs have a mean within the
-    ``level`` Student-t interval of zero (:math:`\bar d \le t_{n-1}\, s_d/\sqrt n`); always
+    r"""Whether the folds fail to separate two candidates: the paired log-ratios
+    :math:`d_i = \ln(e_i^{other} / e_i^{best})` of their held-out RMSEs have a mean within the
+    ``level`` Student-t interval of zero (:math:`\bar d \le t_{n-1}\, s_d/\sqrt n`). Ratios, not
+    differences: an RMSE is a scale, and the folds of one comparison differ in scale (a curve with a
+    deep drop has errors ten times a smooth one's), which would swamp a difference test. Always
     undecided with fewer than two folds."""
     from scipy import stats
 
-    d = np.asarray(other, dtype=float) - np.asarray(best, dtype=float)
+    d = np.log(np.asarray(other, dtype=float) / np.asarray(best, dtype=float))
     if d.size < 2:
         return True
     sd = float(np.std(d, ddof=1))
@@ -69,8 +75,8 @@ def _undecided(best: list[float], other: list[float], level: float = DECIDE_LEVE
     return bool(np.mean(d) <= stats.t.ppf(0.5 + level / 2, d.size - 1) * sd / np.sqrt(d.size))
 
 
-def choose_law(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: int, time: str = "steps",
-               level: bool = True, candidates=AUTO_CANDIDATES) -> dict:
+def choose_law(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: int, level: bool = True,
+               candidates=AUTO_CANDIDATES) -> dict:
     """Cross-validation of every candidate law (:data:`AUTO_CANDIDATES`) on the fitted curves.
 
     With two or more curves, leave one curve out: fit on the others, predict it, score it (RMSE
@@ -78,19 +84,20 @@ def choose_law(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: in
     before each of :data:`ROLLING_FRACTIONS` of its steps and score the rows after, which is where
     the schedule's later drops reach the loss. The candidate with the least mean held-out RMSE is
     chosen; ``undecided`` lists the candidates the folds do not separate from it (a paired
-    Student-t interval at :data:`DECIDE_LEVEL` on the fold-by-fold RMSE differences), and when it
+    Student-t interval at :data:`DECIDE_LEVEL` on the fold-by-fold log RMSE ratios), and when it
     is not empty the result says the data do not decide the choice (``decided: false`` and a
-    warning) instead of presenting a coin toss as a choice. ``candidates``: (law name, kernel or
-    None) pairs, by default every law and kernel. Returns every candidate's scores and folds, and
-    the choice."""
+    warning) instead of presenting a coin toss as a choice. ``candidates``: (law name, kernel,
+    time) triples (kernel and time None for the other laws), by default every law and kernel in
+    both times. Returns every candidate's scores and folds, and the choice (``chosen_name``,
+    ``chosen_kernel``, ``chosen_time``: :func:`make_law`'s arguments)."""
     from sde_scales.errors import InvalidArgumentError
 
     if not fit_curves:
         raise InvalidArgumentError("--law auto: no fitted curves; give at least one --fit curve")
     method, folds = _validation_folds(fit_curves)
     rows = []
-    for name, kernel in candidates:
-        law = make_law(name, kernel or "nonparametric", time, level)
+    for name, kernel, time in candidates:
+        law = make_law(name, kernel or "nonparametric", time or "steps", level)
         scored_folds = []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # each fold's warnings belong to the final fit, reported there
@@ -104,7 +111,7 @@ def choose_law(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: in
                     scored_folds.append({"held_out": label, "rmse": None, "final_loss_err": None, "error": str(exc)})
         ok = [f["rmse"] for f in scored_folds if f["rmse"] is not None and np.isfinite(f["rmse"])]
         complete = len(ok) == len(scored_folds)
-        rows.append({"law": law.label, "name": name, "kernel": kernel,
+        rows.append({"law": law.label, "name": name, "kernel": kernel, "time": time,
                      "cv_rmse": float(np.mean(ok)) if complete else None,
                      "cv_abs_final_err": (float(np.mean([abs(f["final_loss_err"]) for f in scored_folds]))
                                           if complete else None),
@@ -117,10 +124,11 @@ def choose_law(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: in
     undecided = [r["law"] for r in scored if r is not best and _undecided(fold_rmse(best), fold_rmse(r))]
     out = {"method": f"{method}; mean held-out RMSE against the {smooth_steps}-step moving average",
            "candidates": rows, "chosen": best["law"], "chosen_name": best["name"], "chosen_kernel": best["kernel"],
+           "chosen_time": best["time"],
            "decided": not undecided, "undecided": undecided, "warning": None}
     if undecided:
         out["warning"] = (f"--law auto: the held-out errors do not separate {best['law']} (chosen, least mean RMSE) from "
-                          f"{', '.join(undecided)} ({DECIDE_LEVEL:.0%} paired interval over {len(folds)} folds): the "
+                          f"{', '.join(undecided)} ({DECIDE_LEVEL:.0%} paired t interval of the log RMSE ratios over {len(folds)} folds): the "
                           f"data do not decide between them; their predictions of other schedules may differ more "
                           f"than their held-out errors do")
         warnings.warn(out["warning"], AutoChoiceWarning, stacklevel=2)
@@ -324,8 +332,7 @@ def run_fit_delay(args) -> int:
     if args.law == "auto":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", AutoChoiceWarning)  # printed below and kept in the JSON
-            auto = choose_law(fit_curves, skip_steps=args.skip_steps, smooth_steps=args.smooth_steps, time=args.time,
-                              level=level)
+            auto = choose_law(fit_curves, skip_steps=args.skip_steps, smooth_steps=args.smooth_steps, level=level)
         print(f"--law auto ({auto['method']}):")
         for r in auto["candidates"]:
             cv = "-" if r["cv_rmse"] is None else f"{r['cv_rmse']:.4f}"
@@ -335,7 +342,8 @@ def run_fit_delay(args) -> int:
         if auto["warning"]:
             print(f"warning: {auto['warning']}")
         print()
-        laws = [make_law(auto["chosen_name"], auto["chosen_kernel"] or args.kernel, args.time, level)]
+        laws = [make_law(auto["chosen_name"], auto["chosen_kernel"] or args.kernel, auto["chosen_time"] or args.time,
+                         level)]
     else:
         laws = [make_law(n, args.kernel, args.time, level) for n in (LAW_CHOICES if args.compare else (args.law,))]
     docs, results = [], []
