@@ -48,18 +48,6 @@ SCHEDULES = {
 }
 
 
-def _target_floor(curve, smooth_steps: int, skip_steps: int) -> float:
-    """RMSE that the moving-average target's own noise puts under any prediction: the robust
-    per-point noise over the square root of the points in each window (white noise)."""
-    from sde_scales.fitting.fit import noise_level
-
-    half = smooth_steps / 2
-    lo = np.searchsorted(curve.step, curve.step - half, side="left")
-    hi = np.searchsorted(curve.step, curve.step + half, side="right")
-    keep = curve.step >= skip_steps
-    return float(noise_level(curve.loss) * np.sqrt(np.mean(1.0 / (hi - lo)[keep])))
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="out/fit_trained_family", help="output folder (store and JSON)")
@@ -116,7 +104,8 @@ def main(argv=None) -> int:
         "loso": [([curves[(s, o)] for o in SCHEDULES if o != k], curves[(s, k)])
                  for s in range(spec["seeds"]) for k in SCHEDULES],
     }
-    floor = float(np.mean([_target_floor(c, smooth, skip) for c in curves.values()]))
+    floor = float(np.mean([score(c, c.loss, skip_steps=skip, smooth_steps=smooth)["target_noise_rmse"]
+                           for c in curves.values()]))
     laws = [KernelLaw(kernel="nonparametric", time="steps"), KernelLaw(kernel="exp", time="steps"),
             KernelLaw(kernel="power", time="steps"), KernelLaw(kernel="nonparametric", time="area"),
             KernelLaw(kernel="exp", time="area"), MomentumLaw(lam=0.99), MomentumLaw(lam=0.999), MomentumLaw(),

@@ -407,3 +407,19 @@ def test_fit_delay_law_auto_with_one_fitted_curve(tmp_path):
     assert all(len(r["folds"]) == 3 and r["cv_rmse"] is not None for r in auto["candidates"])
     assert auto["decided"] is False and auto["undecided"] and "do not decide" in res.stdout
     assert auto["chosen"] not in auto["undecided"]
+
+
+def test_score_states_the_noise_floor_of_its_moving_average_target():
+    """A perfect prediction (the noise-free curve) scored against the moving average of the noisy
+    one has an RMSE of the average's own noise, sigma * sqrt(mean 1/n_w): score reports that floor.
+    50,000 points, 100-point windows: about 500 independent windows, so the RMSE of the perfect
+    prediction is within 3% (one standard deviation) of the floor; asserted within 12% (4 sd)."""
+    from sde_scales.fitting.fit import score
+
+    rng = np.random.default_rng(5)
+    step = np.arange(1, 50_001)
+    clean = 3.0 - 1e-5 * step  # straight: the window's average has no curvature bias
+    c = LossCurve(step, np.full(step.size, 1e-3), clean + 0.05 * rng.standard_normal(step.size), name="noisy")
+    sc = score(c, clean, smooth_steps=100)
+    assert sc["target_noise_rmse"] == pytest.approx(0.05 / np.sqrt(101), rel=0.05)  # n_w = 101 inside, sigma 0.05
+    assert sc["rmse"] == pytest.approx(sc["target_noise_rmse"], rel=0.12)

@@ -8,7 +8,12 @@ Metrics (:func:`score`)
     Against a centred moving average of the observed loss over ``smooth_steps`` (1,000 by default;
     stated in every report), on the rows at or after ``skip_steps``: R^2, MAE, RMSE, max |error|,
     RMSE over the cooldown rows; and ``final_loss_err``, the mean prediction minus the mean
-    *observed* (raw) loss over the last 5% of the points.
+    *observed* (raw) loss over the last 5% of the points. The moving average is itself noisy:
+    ``target_noise_rmse`` is the RMSE its noise alone puts under any prediction, under the model of
+    independent per-point noise of the robust level :func:`noise_level` (the successive
+    differences), :math:`\sigma\,(\overline{1/n_w})^{1/2}` with :math:`n_w` the points in each
+    row's window. An RMSE near it is as good as the target can tell; an aim below it cannot be
+    met by any prediction.
 Shared batch noise (optional, :func:`shared_noise_offset`)
     Runs that share a data order share most of their loss noise, including slow batch effects.
     The offset estimated from the fitted runs' residuals can be added to a prediction. It changes
@@ -505,6 +510,9 @@ def score(curve: LossCurve, pred: np.ndarray, *, skip_steps: int = 0, smooth_ste
         pred = pred + offset
     keep = curve.step >= skip_steps
     target = curve.smoothed(smooth_steps)
+    half = smooth_steps / 2
+    n_w = (np.searchsorted(curve.step, curve.step + half, side="right")
+           - np.searchsorted(curve.step, curve.step - half, side="left"))[keep]
     e = (pred - target)[keep]
     t = target[keep]
     n_last = max(1, int(round(0.05 * curve.step.size)))
@@ -518,6 +526,7 @@ def score(curve: LossCurve, pred: np.ndarray, *, skip_steps: int = 0, smooth_ste
         "final_loss_err": float(np.mean(pred[-n_last:]) - np.mean(curve.loss[-n_last:])),
         "cooldown_rmse": float(np.sqrt(np.mean((pred - target)[cool] ** 2))) if cool.any() else None,
         "rmse_raw": float(np.sqrt(np.mean((pred - curve.loss)[keep] ** 2))),
+        "target_noise_rmse": float(noise_level(curve.loss) * np.sqrt(np.mean(1.0 / n_w))),
         "n_points": int(keep.sum()),
         "target": f"centred moving average over {smooth_steps} steps",
     }
