@@ -503,6 +503,9 @@ def test_law_auto_on_one_curve_validates_on_its_own_tail():
     res = fit(KernelLaw(kernel="exp", time="steps"), [prefix])
     by_hand = score(c, predict(res, c), skip_steps=cut, smooth_steps=200)["rmse"]
     assert row["folds"][1]["rmse"] == pytest.approx(by_hand, rel=1e-6)
+    short = LossCurve(np.arange(1, 31), np.full(30, 1e-3), np.linspace(3, 2, 30), name="short")
+    with pytest.raises(InvalidArgumentError, match="first 50% of its steps.*second --fit curve"):
+        choose_law([short], skip_steps=0, smooth_steps=10)
 
 
 def test_law_auto_says_when_the_folds_do_not_decide():

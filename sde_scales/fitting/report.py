@@ -52,7 +52,12 @@ def _validation_folds(fit_curves: list[LossCurve]) -> tuple[str, list]:
     folds = []
     for frac in ROLLING_FRACTIONS:
         cut = int(c.step[0] + frac * (c.step[-1] - c.step[0]))
-        folds.append((f"{c.name}: fit before step {cut}, score after", [c.head(cut)], c, cut))
+        try:
+            head = c.head(cut)
+        except ValueError as exc:
+            raise type(exc)(f"--law auto with one fitted curve fits it to the first {frac:.0%} of its steps and scores "
+                            f"the rest: {exc}; give a longer curve or a second --fit curve") from None
+        folds.append((f"{c.name}: fit before step {cut}, score after", [head], c, cut))
     return (f"rolling origin on the one fitted curve (fit to the rows before {', '.join(f'{f:.0%}' for f in ROLLING_FRACTIONS)} "
             f"of its steps, score the rows after)", folds)
 
@@ -66,7 +71,8 @@ def _undecided(best: list[float], other: list[float], level: float = DECIDE_LEVE
     undecided with fewer than two folds."""
     from scipy import stats
 
-    d = np.log(np.asarray(other, dtype=float) / np.asarray(best, dtype=float))
+    tiny = np.finfo(float).tiny  # a perfect fold (RMSE 0) compares as the smallest positive number
+    d = np.log(np.maximum(np.asarray(other, dtype=float), tiny) / np.maximum(np.asarray(best, dtype=float), tiny))
     if d.size < 2:
         return True
     sd = float(np.std(d, ddof=1))
