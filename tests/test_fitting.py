@@ -413,7 +413,9 @@ def test_score_states_the_noise_floor_of_its_moving_average_target():
     """A perfect prediction (the noise-free curve) scored against the moving average of the noisy
     one has an RMSE of the average's own noise, sigma * sqrt(mean 1/n_w): score reports that floor.
     50,000 points, 100-point windows: about 500 independent windows, so the RMSE of the perfect
-    prediction is within 3% (one standard deviation) of the floor; asserted within 12% (4 sd)."""
+    prediction is within 3% (one standard deviation) of the floor; asserted within 12% (4 sd). The
+    observed final loss's standard error is reported too, and is the scatter of a perfect
+    prediction's final error over noise draws."""
     from sde_scales.fitting.fit import score
 
     rng = np.random.default_rng(5)
@@ -423,3 +425,10 @@ def test_score_states_the_noise_floor_of_its_moving_average_target():
     sc = score(c, clean, smooth_steps=100)
     assert sc["target_noise_rmse"] == pytest.approx(0.05 / np.sqrt(101), rel=0.05)  # n_w = 101 inside, sigma 0.05
     assert sc["rmse"] == pytest.approx(sc["target_noise_rmse"], rel=0.12)
+    # the final loss: the mean of the last 2,500 raw points, standard error 0.05 / 50 = 0.001
+    # (the robust noise level of 2,500 points is within 5% of sigma at 2 sd)
+    assert sc["final_loss_noise"] == pytest.approx(0.05 / 50, rel=0.06)
+    # over 200 noise draws the perfect prediction's final errors scatter by that standard error
+    errs = [score(LossCurve(step, c.lr, clean + 0.05 * np.random.default_rng(k).standard_normal(step.size)), clean,
+                  smooth_steps=100)["final_loss_err"] for k in range(200)]
+    assert np.std(errs) == pytest.approx(0.001, rel=0.2)  # 200 draws: the sd is known to 5% (1 sd), asserted to 4 sd

@@ -13,7 +13,10 @@ Metrics (:func:`score`)
     independent per-point noise of the robust level :func:`noise_level` (the successive
     differences), :math:`\sigma\,(\overline{1/n_w})^{1/2}` with :math:`n_w` the points in each
     row's window. An RMSE near it is as good as the target can tell; an aim below it cannot be
-    met by any prediction.
+    met by any prediction. Likewise ``final_loss_noise``, the standard error of the observed final
+    loss (the noise level of the last 5% of points over their square root): a final-loss error
+    below it, or a difference between two predictions' errors below about twice it, is not
+    resolved by the curve.
 Shared batch noise (optional, :func:`shared_noise_offset`)
     Runs that share a data order share most of their loss noise, including slow batch effects.
     The offset estimated from the fitted runs' residuals can be added to a prediction. It changes
@@ -524,6 +527,7 @@ def score(curve: LossCurve, pred: np.ndarray, *, skip_steps: int = 0, smooth_ste
         "rmse": float(np.sqrt(np.mean(e**2))),
         "max_abs_err": float(np.max(np.abs(e))),
         "final_loss_err": float(np.mean(pred[-n_last:]) - np.mean(curve.loss[-n_last:])),
+        "final_loss_noise": float(noise_level(curve.loss[-n_last:]) / np.sqrt(n_last)) if n_last >= 3 else None,
         "cooldown_rmse": float(np.sqrt(np.mean((pred - target)[cool] ** 2))) if cool.any() else None,
         "rmse_raw": float(np.sqrt(np.mean((pred - curve.loss)[keep] ** 2))),
         "target_noise_rmse": float(noise_level(curve.loss) * np.sqrt(np.mean(1.0 / n_w))),

@@ -222,8 +222,10 @@ def format_rows(doc: dict) -> str:
             lines.append(f"  {part:8s} {r['file'][:34]:34s} {r['r2']:7.3f} {r['mae']:7.4f} {r['rmse']:7.4f} {cool:>9s} "
                          f"{r['max_abs_err']:7.4f} {r['final_loss_err']:+9.4f}")
     floor = [r["target_noise_rmse"] for r in doc["fit"] + doc["predict"]]
+    fin = [r["final_loss_noise"] for r in doc["fit"] + doc["predict"] if r["final_loss_noise"] is not None]
     lines.append(f"  the moving average's own noise puts a floor of {min(floor):.4f}-{max(floor):.4f} under these "
-                 f"RMSEs (independent per-point noise)")
+                 f"RMSEs" + (f"; the observed final losses have standard errors {min(fin):.4f}-{max(fin):.4f}"
+                             if fin else "") + " (independent per-point noise)")
     for k, v in doc["summary"].items():
         cool = "-" if v["mean_cooldown_rmse"] is None else f"{v['mean_cooldown_rmse']:.4f}"
         lines.append(f"  {k}: mean rmse {v['mean_rmse']:.4f}, mean cooldown rmse {cool}, "
