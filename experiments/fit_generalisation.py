@@ -102,8 +102,8 @@ def main(argv=None) -> int:
 def _auto_row(pname, splits, skip_steps, smooth_steps=1000) -> dict:
     """The ``--law auto`` row: in each split, choose on the fitted curves alone (nested: the held-out
     curve takes no part in the choice), fit the chosen law, score the held-out curve."""
-    from sde_scales.fitting import fit, predict, score
-    from sde_scales.fitting.report import choose_law, make_law
+    from sde_scales.fitting import predict, score
+    from sde_scales.fitting.report import fit_auto
 
     t0 = time.perf_counter()
     per, choices = [], {}
@@ -112,9 +112,7 @@ def _auto_row(pname, splits, skip_steps, smooth_steps=1000) -> dict:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if key not in choices:
-                a = choose_law(fitted, skip_steps=skip_steps, smooth_steps=smooth_steps)
-                law = make_law(a["chosen_name"], a["chosen_kernel"] or "nonparametric", a["chosen_time"] or "steps")
-                choices[key] = (a, fit(law, fitted, skip_steps=skip_steps))
+                choices[key] = fit_auto(fitted, skip_steps=skip_steps, smooth_steps=smooth_steps)
             a, r = choices[key]
             sc = score(held, predict(r, held), skip_steps=skip_steps, smooth_steps=smooth_steps)
         per.append({"held_out": held.name, "rmse": sc["rmse"], "final_loss_err": sc["final_loss_err"],

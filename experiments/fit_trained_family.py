@@ -67,7 +67,7 @@ def main(argv=None) -> int:
     from sde_scales.analysis.delay_width import study_base
     from sde_scales.atomic import write_json_atomic
     from sde_scales.fitting import KernelLaw, MomentumLaw, MultiPowerLaw, fit, predict, score
-    from sde_scales.fitting.report import AutoChoiceWarning, choose_law, make_law
+    from sde_scales.fitting.report import fit_auto
     from sde_scales.fitting.stores import curves_from_store
     from sde_scales.train.sweep import run_sweep
 
@@ -125,13 +125,17 @@ def main(argv=None) -> int:
     for pname, splits in protocols.items():
         for law in laws:
             t0 = time.perf_counter()
-            per = []
+            per, fits = [], {}
             for fitted, held in splits:
+                key = tuple(c.name for c in fitted)  # single-cosine: one fit per seed serves its six WSD runs
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # the table is the point; fit-delay prints them
-                    r = fit(law, fitted, skip_steps=skip)
+                    if key not in fits:
+                        fits[key] = fit(law, fitted, skip_steps=skip)
+                    r = fits[key]
                     sc = score(held, predict(r, held), skip_steps=skip, smooth_steps=smooth)
                 per.append({"held_out": held.name, "rmse": sc["rmse"], "final_loss_err": sc["final_loss_err"],
+                            "cooldown_rmse": sc["cooldown_rmse"], "final_loss_noise": sc["final_loss_noise"],
                             "warnings": r.extra.get("warnings", [])})
             report(pname, law.label, per, time.perf_counter() - t0)
         if pname == "single-cosine":  # --law auto: one choice per fitted cosine run
@@ -141,11 +145,8 @@ def main(argv=None) -> int:
                 key = fitted[0].name
                 if key not in choices:
                     with warnings.catch_warnings():
-                        warnings.simplefilter("ignore", AutoChoiceWarning)
-                        warnings.simplefilter("ignore")
-                        a = choose_law(fitted, skip_steps=skip, smooth_steps=smooth)
-                        law = make_law(a["chosen_name"], a["chosen_kernel"] or "nonparametric", a["chosen_time"] or "steps")
-                        choices[key] = (a, fit(law, fitted, skip_steps=skip))
+                        warnings.simplefilter("ignore")  # the choice's own warning is in its 'undecided'
+                        choices[key] = fit_auto(fitted, skip_steps=skip, smooth_steps=smooth)
                 a, r = choices[key]
                 sc = score(held, predict(r, held), skip_steps=skip, smooth_steps=smooth)
                 per.append({"held_out": held.name, "rmse": sc["rmse"], "final_loss_err": sc["final_loss_err"],

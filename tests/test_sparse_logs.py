@@ -483,7 +483,7 @@ def test_law_auto_on_one_curve_validates_on_its_own_tail():
     and scored on the rows after; a fold, rebuilt by hand from the raw columns, gives the same
     RMSE."""
     from sde_scales.fitting.fit import score
-    from sde_scales.fitting.report import AUTO_CANDIDATES, ROLLING_FRACTIONS, AutoChoiceWarning, choose_law
+    from sde_scales.fitting.report import AUTO_CANDIDATES, ROLLING_FRACTIONS, AutoChoiceWarning, choose_law, fit_auto
 
     law, theta = KernelLaw(kernel="exp", time="steps"), np.array([2.0, 1.0, 0.5, 0.6, 2.5])
     spec = ScheduleSpec(total=3000, peak=1e-3, warmup=100, decay="cosine", end=1e-4)
@@ -492,7 +492,8 @@ def test_law_auto_on_one_curve_validates_on_its_own_tail():
         warnings.simplefilter("ignore", AutoChoiceWarning)
         # the multi-power law is left out for time (about 10 s a fold here); the folds are the same for every candidate
         cands = [k for k in AUTO_CANDIDATES if k[0] != "mpl"]
-        auto = choose_law([c], skip_steps=0, smooth_steps=200, candidates=cands)
+        auto, fitted = fit_auto([c], skip_steps=0, smooth_steps=200, candidates=cands)
+    assert fitted.law.label == auto["chosen"] and fitted.curves == (c.name,)
     assert "rolling origin" in auto["method"]
     assert [r["name"] for r in auto["candidates"]] == [k[0] for k in cands]
     row = next(r for r in auto["candidates"] if r["law"] == "kernel(exp, steps)")

@@ -16,7 +16,7 @@ from sde_scales.fitting.curves import LossCurve, load_curve
 from sde_scales.fitting.fit import FitResult, fit, predict, score, shared_noise_offset, time_scale_profile
 from sde_scales.fitting.laws import KernelLaw, Law, MomentumLaw, MultiPowerLaw
 
-__all__ = ["AutoChoiceWarning", "choose_law", "make_law", "run_law", "run_fit_delay"]
+__all__ = ["AutoChoiceWarning", "choose_law", "fit_auto", "make_law", "run_law", "run_fit_delay"]
 
 
 class AutoChoiceWarning(UserWarning):
@@ -139,6 +139,15 @@ def choose_law(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: in
                           f"than their held-out errors do")
         warnings.warn(out["warning"], AutoChoiceWarning, stacklevel=2)
     return out
+
+
+def fit_auto(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: int, level: bool = True,
+             candidates=AUTO_CANDIDATES) -> tuple[dict, FitResult]:
+    """:func:`choose_law` on ``fit_curves``, then the chosen law fitted to all of them: (choice,
+    fit). The choice's :class:`AutoChoiceWarning` is the caller's to see."""
+    auto = choose_law(fit_curves, skip_steps=skip_steps, smooth_steps=smooth_steps, level=level, candidates=candidates)
+    law = make_law(auto["chosen_name"], auto["chosen_kernel"] or "nonparametric", auto["chosen_time"] or "steps", level)
+    return auto, fit(law, fit_curves, skip_steps=skip_steps)
 
 
 def make_law(name: str, kernel: str = "nonparametric", time: str = "steps", level: bool = True) -> Law:
