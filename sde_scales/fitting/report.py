@@ -124,7 +124,8 @@ def choose_law(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: in
                      "folds": scored_folds})
     scored = [r for r in rows if r["cv_rmse"] is not None]
     if not scored:
-        raise InvalidArgumentError("--law auto: no candidate law could be fitted in every fold")
+        why = next((f["error"] for r in rows for f in r["folds"] if f.get("error")), "non-finite held-out errors")
+        raise InvalidArgumentError(f"--law auto: no candidate law could be fitted in every fold (first failure: {why})")
     best = min(scored, key=lambda r: r["cv_rmse"])
     fold_rmse = lambda r: [f["rmse"] for f in r["folds"]]  # noqa: E731
     undecided = [r["law"] for r in scored if r is not best and _undecided(fold_rmse(best), fold_rmse(r))]
