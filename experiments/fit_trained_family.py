@@ -23,8 +23,8 @@ own noise puts under every RMSE (the per-point noise over the square root of the
 window, white noise assumed). Writes ``trained_family.json``; the run store under ``--out/store``
 resumes (a second run trains nothing).
 
-    python experiments/fit_trained_family.py --out out/fit_trained_family     # about 15 minutes
-    python experiments/fit_trained_family.py --quick --out out/ftf_quick      # about 2 minutes
+    python experiments/fit_trained_family.py --out out/fit_trained_family     # about 30 minutes
+    python experiments/fit_trained_family.py --quick --out out/ftf_quick      # 5-10 minutes
 """
 
 from __future__ import annotations
