@@ -426,8 +426,9 @@ def test_score_states_the_noise_floor_of_its_moving_average_target():
     assert sc["target_noise_rmse"] == pytest.approx(0.05 / np.sqrt(101), rel=0.05)  # n_w = 101 inside, sigma 0.05
     assert sc["rmse"] == pytest.approx(sc["target_noise_rmse"], rel=0.12)
     # the final loss: the mean of the last 2,500 raw points, standard error 0.05 / 50 = 0.001
-    # (the robust noise level of 2,500 points is within 5% of sigma at 2 sd)
-    assert sc["final_loss_noise"] == pytest.approx(0.05 / 50, rel=0.06)
+    # (the robust noise level from 2,500 successive differences has a relative sd of about 3%:
+    # asserted to 4 sd)
+    assert sc["final_loss_noise"] == pytest.approx(0.05 / 50, rel=0.12)
     # over 200 noise draws the perfect prediction's final errors scatter by that standard error
     errs = [score(LossCurve(step, c.lr, clean + 0.05 * np.random.default_rng(k).standard_normal(step.size)), clean,
                   smooth_steps=100)["final_loss_err"] for k in range(200)]
