@@ -331,11 +331,16 @@ class LossCurve:
     def smoothed(self, window_steps: int = 1000) -> np.ndarray:
         """Centred moving average of the loss over ``window_steps`` steps (the points whose step is
         within half a window), shrinking at the ends."""
-        half = window_steps / 2
         c = np.concatenate([[0.0], np.cumsum(self.loss)])
-        lo = np.searchsorted(self.step, self.step - half, side="left")
-        hi = np.searchsorted(self.step, self.step + half, side="right")
+        lo, hi = self.window_rows(window_steps)
         return (c[hi] - c[lo]) / (hi - lo)
+
+    def window_rows(self, window_steps: int) -> tuple[np.ndarray, np.ndarray]:
+        """Row ranges ``[lo, hi)`` of the centred windows of :meth:`smoothed`: the rows whose step
+        is within half a window of each row's step."""
+        half = window_steps / 2
+        return (np.searchsorted(self.step, self.step - half, side="left"),
+                np.searchsorted(self.step, self.step + half, side="right"))
 
     def cooldown_mask(self) -> np.ndarray:
         """Rows after the learning rate has left its final plateau at peak (the cooldown); all

@@ -513,9 +513,8 @@ def score(curve: LossCurve, pred: np.ndarray, *, skip_steps: int = 0, smooth_ste
         pred = pred + offset
     keep = curve.step >= skip_steps
     target = curve.smoothed(smooth_steps)
-    half = smooth_steps / 2
-    n_w = (np.searchsorted(curve.step, curve.step + half, side="right")
-           - np.searchsorted(curve.step, curve.step - half, side="left"))[keep]
+    lo, hi = curve.window_rows(smooth_steps)
+    n_w = (hi - lo)[keep]  # points in each scored row's window
     e = (pred - target)[keep]
     t = target[keep]
     n_last = max(1, int(round(0.05 * curve.step.size)))
