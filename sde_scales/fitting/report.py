@@ -16,7 +16,7 @@ from sde_scales.fitting.curves import LossCurve, load_curve
 from sde_scales.fitting.fit import FitResult, fit, predict, score, shared_noise_offset, time_scale_profile
 from sde_scales.fitting.laws import KernelLaw, Law, MomentumLaw, MultiPowerLaw
 
-__all__ = ["AutoChoiceWarning", "choose_law", "fit_auto", "make_law", "run_law", "run_fit_delay"]
+__all__ = ["AutoChoiceWarning", "choose_law", "chosen_law", "fit_auto", "make_law", "run_law", "run_fit_delay"]
 
 
 class AutoChoiceWarning(UserWarning):
@@ -147,8 +147,12 @@ def fit_auto(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: int,
     """:func:`choose_law` on ``fit_curves``, then the chosen law fitted to all of them: (choice,
     fit). The choice's :class:`AutoChoiceWarning` is the caller's to see."""
     auto = choose_law(fit_curves, skip_steps=skip_steps, smooth_steps=smooth_steps, level=level, candidates=candidates)
-    law = make_law(auto["chosen_name"], auto["chosen_kernel"] or "nonparametric", auto["chosen_time"] or "steps", level)
-    return auto, fit(law, fit_curves, skip_steps=skip_steps)
+    return auto, fit(chosen_law(auto, level), fit_curves, skip_steps=skip_steps)
+
+
+def chosen_law(auto: dict, level: bool = True) -> Law:
+    """The law :func:`choose_law` chose (its kernel and time matter to the kernel law only)."""
+    return make_law(auto["chosen_name"], auto["chosen_kernel"] or "nonparametric", auto["chosen_time"] or "steps", level)
 
 
 def make_law(name: str, kernel: str = "nonparametric", time: str = "steps", level: bool = True) -> Law:
@@ -363,8 +367,7 @@ def run_fit_delay(args) -> int:
         if auto["warning"]:
             print(f"warning: {auto['warning']}")
         print()
-        laws = [make_law(auto["chosen_name"], auto["chosen_kernel"] or args.kernel, auto["chosen_time"] or args.time,
-                         level)]
+        laws = [chosen_law(auto, level)]
     else:
         laws = [make_law(n, args.kernel, args.time, level) for n in (LAW_CHOICES if args.compare else (args.law,))]
     docs, results = [], []
