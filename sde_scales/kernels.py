@@ -275,7 +275,7 @@ POWER_QUAD_MARGIN = 10.0
 
 
 def log_rate_lattice(t_max: float, v_hi: float) -> np.ndarray:
-    """The log rates :math:`v_j = jh` (``h`` = :data:`POWER_QUAD_STEP`) from
+    r"""The log rates :math:`v_j = jh` (``h`` = :data:`POWER_QUAD_STEP`) from
     :data:`POWER_QUAD_MARGIN` e-folds below the slowest rate data of length ``t_max`` resolve,
     :math:`-\ln t_{max}`, up to ``v_hi``: the lattice of the sinc quadrature below."""
     h = POWER_QUAD_STEP

@@ -39,11 +39,12 @@ import numpy as np
 from scipy import optimize, stats
 
 from sde_scales.errors import InvalidArgumentError
+from sde_scales.fitting.bands import law_gradient, parameter_covariance
 from sde_scales.fitting.curves import LossCurve, ScheduleFeatures
 from sde_scales.fitting.laws import KernelLaw, Law
 
-__all__ = ["FitResult", "FitWarning", "IdentifiabilityWarning", "PeakLRWarning", "fit", "predict", "score", "time_scale_profile",
-           "shared_noise_offset"]
+__all__ = ["FitResult", "FitWarning", "IdentifiabilityWarning", "PeakLRWarning", "fit", "predict", "predict_sd", "score",
+           "time_scale_profile", "shared_noise_offset"]
 
 
 class IdentifiabilityWarning(UserWarning):
@@ -266,6 +267,8 @@ def fit(law: Law, curves: list[LossCurve], *, skip_steps: int = 0, bin_factor: i
                      f"unit drop at the fitted parameters (above {EMBEDDING_TOL:g}): the fit is of an approximation "
                      f"that far from the published law")
     ts = _time_scale_interval(law, theta, feats, y, resid, free, lo, hi, curves, held=held)
+    cov = parameter_covariance(law, theta, resid, jac if has_jac else None, free, lo, hi, held,
+                               _autocorrelation_inflation(best.fun, curves[0].log_every))
     if ts is not None and ts.get("warning"):
         warnings.warn(ts["warning"], IdentifiabilityWarning, stacklevel=2)
     for msg in notes:
@@ -274,7 +277,7 @@ def fit(law: Law, curves: list[LossCurve], *, skip_steps: int = 0, bin_factor: i
                      int(y.size), float(f_scale), tuple(c.name for c in curves), tuple(c.peak_lr for c in curves),
                      len(starts), extra={"warnings": notes, "drops": drops, "embedding_error": embed,
                                          "decay_depths": [decay_depth(c) for c in curves],
-                                         "time_scale_interval": ts})
+                                         "time_scale_interval": ts, "covariance": cov})
 
 
 def _time_scale_interval(law, theta, feats, y, resid, free, lo, hi, curves, held=None) -> dict | None:
@@ -470,6 +473,27 @@ def predict(result: FitResult, curve: LossCurve, rows: np.ndarray | None = None)
     return result.law.predict(result.theta, f)
 
 
+def final_rows(n_rows: int) -> int:
+    """How many of a curve's last rows its final loss averages: 5% of them, at least one."""
+    return max(1, int(round(0.05 * n_rows)))
+
+
+def predict_sd(result: FitResult, curve: LossCurve) -> tuple[np.ndarray, float]:
+    r"""Standard deviation of :func:`predict` at every row of ``curve`` and of the predicted final
+    loss (the mean over its last 5% of rows), from the fit's parameter covariance: the delta method
+    of :mod:`sde_scales.fitting.bands`, parameter uncertainty given the law (not whether the law is
+    right). NaN where the fitted curves do not determine the prediction; conditional on the
+    parameters on a bound (``result.extra["covariance"].conditional_on``)."""
+    cov = result.extra.get("covariance")
+    if cov is None:
+        raise InvalidArgumentError("this FitResult has no covariance (it was not made by fit()); refit it")
+    f = ScheduleFeatures.build(curve, curve.step, result.lr_scale,
+                               bin_steps=curve.drop_bin_steps(result.bin_steps_factor))
+    G = law_gradient(result.law, result.theta, f, cov.lo, cov.hi)
+    n_last = final_rows(curve.step.size)
+    return cov.sd(G), float(cov.sd(G[-n_last:].mean(axis=0, keepdims=True))[0])
+
+
 def shared_noise_offset(result: FitResult, references: list[LossCurve], curve: LossCurve,
                         smooth_steps: int = 1000) -> np.ndarray:
     """Optional correction for the batch noise shared by runs with the same data order.
@@ -504,8 +528,15 @@ def shared_noise_offset(result: FitResult, references: list[LossCurve], curve: L
 
 
 def score(curve: LossCurve, pred: np.ndarray, *, skip_steps: int = 0, smooth_steps: int = 1000,
-          offset: np.ndarray | None = None) -> dict:
-    """Metrics of a prediction (one value per row of ``curve``); see the module docstring."""
+          offset: np.ndarray | None = None, final_pred_sd: float | None = None) -> dict:
+    r"""Metrics of a prediction (one value per row of ``curve``); see the module docstring.
+
+    With ``final_pred_sd`` (the predicted final loss's standard deviation, :func:`predict_sd`) the
+    metrics add ``final_loss_pred_sd`` and ``final_err_z``: the final error over
+    :math:`(\sigma_{pred}^2 + \sigma_{obs}^2)^{1/2}`, the two standard deviations of the fit's
+    parameters and of the observed final loss. Under the law and the noise model it is about
+    standard normal; far outside (say beyond 3) the law misses by more than the noise explains.
+    None where either is unknown."""
     pred = np.asarray(pred, dtype=float)
     if pred.shape != curve.loss.shape:
         raise InvalidArgumentError(f"{pred.size} predictions for {curve.loss.size} rows of {curve.name}")
@@ -517,7 +548,7 @@ def score(curve: LossCurve, pred: np.ndarray, *, skip_steps: int = 0, smooth_ste
     n_w = (hi - lo)[keep]  # points in each scored row's window
     e = (pred - target)[keep]
     t = target[keep]
-    n_last = max(1, int(round(0.05 * curve.step.size)))
+    n_last = final_rows(curve.step.size)
     cool = curve.cooldown_mask() & keep
     out = {
         "file": curve.name,
@@ -533,6 +564,12 @@ def score(curve: LossCurve, pred: np.ndarray, *, skip_steps: int = 0, smooth_ste
         "n_points": int(keep.sum()),
         "target": f"centred moving average over {smooth_steps} steps",
     }
+    if final_pred_sd is not None:
+        sd = float(final_pred_sd) if np.isfinite(final_pred_sd) else None
+        obs = out["final_loss_noise"]
+        out["final_loss_pred_sd"] = sd
+        tot = None if sd is None or obs is None else float(np.hypot(sd, obs))
+        out["final_err_z"] = out["final_loss_err"] / tot if tot else None
     return out
 
 

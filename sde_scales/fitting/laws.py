@@ -257,7 +257,7 @@ class MultiPowerLaw(Law):
 
 @dataclass(frozen=True)
 class KernelLaw(Law):
-    """Drops convolved with a memory kernel from :mod:`sde_scales.kernels`.
+    r"""Drops convolved with a memory kernel from :mod:`sde_scales.kernels`.
 
     ``kernel``: a :class:`~sde_scales.kernels.KernelFamily` or its name (``"exp"``, ``"power"``,
     ``"nonparametric"``, ``"instant"``); ``time``: ``"steps"`` or ``"area"`` (learning-rate area);

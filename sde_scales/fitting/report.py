@@ -13,7 +13,7 @@ import numpy as np
 
 from sde_scales.atomic import write_json_atomic, write_text_atomic
 from sde_scales.fitting.curves import LossCurve, load_curve
-from sde_scales.fitting.fit import FitResult, fit, predict, score, shared_noise_offset, time_scale_profile
+from sde_scales.fitting.fit import FitResult, fit, predict, predict_sd, score, shared_noise_offset, time_scale_profile
 from sde_scales.fitting.laws import KernelLaw, Law, MomentumLaw, MultiPowerLaw
 
 __all__ = ["AutoChoiceWarning", "choose_law", "chosen_law", "fit_auto", "make_law", "run_law", "run_fit_delay"]
@@ -174,6 +174,7 @@ def run_law(law: Law, fit_curves: list[LossCurve], predict_curves: list[LossCurv
         warnings.simplefilter("always")
         res = fit(law, fit_curves, skip_steps=skip_steps)
         preds = {c.name: predict(res, c) for c in fit_curves + predict_curves}
+        sds = {c.name: predict_sd(res, c) for c in fit_curves + predict_curves}
         ident = None
         if profile and isinstance(law, KernelLaw):
             ident = time_scale_profile(fit_curves, time=law.time, skip_steps=skip_steps)
@@ -184,10 +185,23 @@ def run_law(law: Law, fit_curves: list[LossCurve], predict_curves: list[LossCurv
         "skip_steps": skip_steps,
         "metrics_target": f"centred moving average over {smooth_steps} steps; final_loss_err against the raw mean "
                           f"of the last 5% of points",
-        "fit": [score(c, preds[c.name], skip_steps=skip_steps, smooth_steps=smooth_steps) for c in fit_curves],
-        "predict": [score(c, preds[c.name], skip_steps=skip_steps, smooth_steps=smooth_steps) for c in predict_curves],
+        "fit": [score(c, preds[c.name], skip_steps=skip_steps, smooth_steps=smooth_steps,
+                      final_pred_sd=sds[c.name][1]) for c in fit_curves],
+        "predict": [score(c, preds[c.name], skip_steps=skip_steps, smooth_steps=smooth_steps,
+                          final_pred_sd=sds[c.name][1]) for c in predict_curves],
+        "band": {"method": "delta method on the fit's Gauss-Newton covariance, inflated by residual autocorrelation "
+                           "(sde_scales.fitting.bands): parameter uncertainty given the law, not whether the law is "
+                           "right; null where the fitted curves do not determine the prediction",
+                 "conditional_on": res.extra["covariance"].conditional_on,
+                 "inflation": res.extra["covariance"].inflation},
         "warnings": sorted({str(w.message) for w in caught}),
     }
+    undetermined = [c.name for c in predict_curves if not np.isfinite(sds[c.name][1])]
+    if undetermined:
+        doc["warnings"] = sorted(set(doc["warnings"]) | {
+            f"{law.label}: the fitted curves do not determine the predicted final loss of {', '.join(undetermined)} "
+            f"(it depends on a combination of parameters the fit leaves free or holds at a default): no band; fit "
+            f"curves whose schedules resemble the predicted one"})
     law = res.law  # the law as fitted (the non-parametric grid follows the curves)
     if isinstance(law, KernelLaw):
         doc["kernel"] = {"kind": law.kernel, "time": law.time,
@@ -209,7 +223,7 @@ def run_law(law: Law, fit_curves: list[LossCurve], predict_curves: list[LossCurv
                               offset=offsets[c.name]) for c in predict_curves],
         }
     doc["summary"] = summarize(doc)
-    return doc, res, {"pred": preds, "offset": offsets}
+    return doc, res, {"pred": preds, "sd": {k: v[0] for k, v in sds.items()}, "offset": offsets}
 
 
 def summarize(doc: dict) -> dict:
@@ -228,18 +242,26 @@ def summarize(doc: dict) -> dict:
 def format_rows(doc: dict) -> str:
     lines = [f"law {doc['law']}: fitted in {doc['fit_seconds']:.2f} s; params "
              + ", ".join(f"{k}={v:.4g}" for k, v in doc["params"].items())]
-    head = f"  {'part':8s} {'file':34s} {'r2':>7s} {'mae':>7s} {'rmse':>7s} {'cool_rmse':>9s} {'max_err':>7s} {'final_err':>9s}"
+    head = (f"  {'part':8s} {'file':34s} {'r2':>7s} {'mae':>7s} {'rmse':>7s} {'cool_rmse':>9s} {'max_err':>7s} "
+            f"{'final_err':>9s} {'pred_sd':>7s} {'z':>6s}")
     lines.append(head)
     for part in ("fit", "predict"):
         for r in doc[part]:
             cool = "-" if r["cooldown_rmse"] is None else f"{r['cooldown_rmse']:.4f}"
+            sd = "-" if r.get("final_loss_pred_sd") is None else f"{r['final_loss_pred_sd']:.4f}"
+            z = "-" if r.get("final_err_z") is None else f"{r['final_err_z']:+.2f}"
             lines.append(f"  {part:8s} {r['file'][:34]:34s} {r['r2']:7.3f} {r['mae']:7.4f} {r['rmse']:7.4f} {cool:>9s} "
-                         f"{r['max_abs_err']:7.4f} {r['final_loss_err']:+9.4f}")
+                         f"{r['max_abs_err']:7.4f} {r['final_loss_err']:+9.4f} {sd:>7s} {z:>6s}")
     floor = [r["target_noise_rmse"] for r in doc["fit"] + doc["predict"]]
     fin = [r["final_loss_noise"] for r in doc["fit"] + doc["predict"] if r["final_loss_noise"] is not None]
     lines.append(f"  the moving average's own noise puts a floor of {min(floor):.4f}-{max(floor):.4f} under these "
                  f"RMSEs" + (f"; the observed final losses have standard errors {min(fin):.4f}-{max(fin):.4f}"
                              if fin else "") + " (independent per-point noise)")
+    if "band" in doc:
+        cond = doc["band"]["conditional_on"]
+        lines.append("  pred_sd: standard deviation of the predicted final loss from the fit's parameters (given the "
+                     "law); z: final_err over it and the observed final loss's standard error combined"
+                     + (f"; conditional on {', '.join(cond)}" if cond else ""))
     for k, v in doc["summary"].items():
         cool = "-" if v["mean_cooldown_rmse"] is None else f"{v['mean_cooldown_rmse']:.4f}"
         lines.append(f"  {k}: mean rmse {v['mean_rmse']:.4f}, mean cooldown rmse {cool}, "
@@ -259,7 +281,10 @@ def format_rows(doc: dict) -> str:
     return "\n".join(lines)
 
 
-def plot_fit(path: Path, fit_curves, predict_curves, preds, smooth_steps: int, title: str) -> Path:
+def plot_fit(path: Path, fit_curves, predict_curves, preds, smooth_steps: int, title: str, sds=None) -> Path:
+    """Observed (smoothed) and predicted curves with the learning rates beneath; with ``sds`` (standard
+    deviations by curve name, :func:`~sde_scales.fitting.fit.predict_sd`) a shaded 95% band around each
+    predicted curve where it is determined."""
     import matplotlib.pyplot as plt
 
     from sde_scales.plots import save_figure
@@ -273,12 +298,23 @@ def plot_fit(path: Path, fit_curves, predict_curves, preds, smooth_steps: int, t
         ax.plot(c.step, c.loss, color=col, alpha=0.12, lw=0.6)
         ax.plot(c.step, c.smoothed(smooth_steps), color=col, lw=1.2, label=f"{c.name} (observed, {role})")
         ax.plot(c.step, preds[c.name], color=col, lw=1.2, ls="--")
+        if sds is not None and role == "predicted" and np.isfinite(sds[c.name]).any():
+            ax.fill_between(c.step, preds[c.name] - 1.96 * sds[c.name], preds[c.name] + 1.96 * sds[c.name],
+                            color=col, alpha=0.2, lw=0)
         axl.plot(c.step, c.lr, color=col, lw=1.0)
-    ax.set_ylabel("loss (solid: observed, smoothed; dashed: law)")
+    ax.set_ylabel("training loss")
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    keys = [Line2D([], [], color="0.3", lw=1.2, label=f"observed, moving average over {smooth_steps} steps"),
+            Line2D([], [], color="0.3", lw=1.2, ls="--", label="law (fitted or predicted)")]
+    if sds is not None:
+        keys.append(Patch(color="0.3", alpha=0.2, lw=0, label="95% band of the prediction from the fit's parameters"))
+    handles, _ = ax.get_legend_handles_labels()
     lo = min(np.percentile(c.smoothed(smooth_steps), 1) for c in curves)
     hi = max(np.percentile(c.smoothed(smooth_steps)[c.step > c.step[-1] * 0.1], 99) for c in curves)
     ax.set_ylim(lo - 0.05, hi + 0.05)
-    ax.legend(fontsize=6, ncol=2)
+    ax.legend(handles=handles + keys, fontsize=6, ncol=2)
     ax.set_title(title, fontsize=9)
     axl.set_ylabel("learning rate")
     axl.set_xlabel("step")
@@ -400,7 +436,8 @@ def run_fit_delay(args) -> int:
         d = Path(args.predictions)
         d.mkdir(parents=True, exist_ok=True)
         for c in predict_curves:
-            df = pd.DataFrame({"step": c.step, "lr": c.lr, "loss": c.loss, "predicted": extra["pred"][c.name]})
+            df = pd.DataFrame({"step": c.step, "lr": c.lr, "loss": c.loss, "predicted": extra["pred"][c.name],
+                               "predicted_sd": extra["sd"][c.name]})  # empty where undetermined
             if c.name in extra["offset"]:
                 df["predicted_shared_noise"] = extra["pred"][c.name] + extra["offset"][c.name]
             write_text_atomic(d / f"{c.name}.csv", df.to_csv(index=False))
@@ -408,7 +445,7 @@ def run_fit_delay(args) -> int:
     if args.plot:
         law, res, extra = results[0]
         p = plot_fit(Path(args.plot), fit_curves, predict_curves, extra["pred"], args.smooth_steps,
-                     f"{law.label}: fitted on {', '.join(c.name for c in fit_curves)}")
+                     f"{law.label}: fitted on {', '.join(c.name for c in fit_curves)}", sds=extra["sd"])
         print(f"plot: {p}")
         if isinstance(law, KernelLaw):
             kp = Path(args.plot)

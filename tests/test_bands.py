@@ -1,0 +1,171 @@
+"""Prediction bands (sde_scales.fitting.bands): the delta method against refits to fresh noise,
+against the textbook covariance of a linear model, and where the data do not determine a
+prediction."""
+
+import json
+import subprocess
+import sys
+import warnings
+from dataclasses import replace
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sde_scales.errors import InvalidArgumentError
+from sde_scales.fitting import KernelLaw, MomentumLaw, fit, predict, predict_sd, score
+from sde_scales.fitting.bands import parameter_covariance
+from sde_scales.fitting.fit import final_rows
+from test_fitting import schedules_5k, synthetic
+
+NOISE = 0.05  # per-point noise of the planted curves, as in the identifiability tests
+DRAWS = 80
+
+
+def _nonparametric_truth():
+    """The default kernel law on the grid it builds for these curves, with weight on two of its
+    time scales (the third and sixth)."""
+    probe = synthetic(KernelLaw("exp", "steps"), [2.5, 3.0, 0.5, 0.4, 2.5], schedules_5k()["cos"], "cos")[0]
+    law = KernelLaw("nonparametric", "steps").for_curves([probe])
+    w = np.zeros(len(law.taus))
+    w[2], w[5] = 0.25, 0.15
+    return law, np.r_[2.5, 3.0, 0.5, w], KernelLaw("nonparametric", "steps")
+
+
+@pytest.mark.parametrize("case", ["nonparametric", "exp", "momentum"])
+def test_band_matches_the_scatter_of_refits_to_fresh_noise(case):
+    """Fit a cosine and a step-decay run, predict a WSD run's final loss, DRAWS times with fresh
+    noise. The law is the truth, so the reported standard deviation should be the scatter of the
+    predictions. Three paths: the non-parametric kernel (analytic Jacobian, weights at 0 held), the
+    exponential kernel and the momentum law (finite differences).
+
+    Tolerances, from the Monte-Carlo error of DRAWS = 80 draws:
+    * scatter / mean reported sd within [1/1.6, 1.6]: a sample sd of 80 draws has a relative
+      standard error of 1/sqrt(2 * 79) = 0.08; the reported sd is by construction a little wide
+      (the autocorrelation factor is max(1, an estimate from about ten blocks): 10-15% in these
+      runs), so the ratio sits near 0.87; 1.6 is more than 4 standard errors beyond that either
+      way, and a band off by a factor of two fails;
+    * coverage of the true final loss by +-1.96 sd at least 0.85: binomial(80, 0.95) has standard
+      deviation 0.024, and 0.85 is 4 of them below 0.95;
+    * the final-error z-scores against freshly observed WSD curves (their own noise included):
+      standard deviation within [0.68, 1.32], 4 standard errors (0.08) of a sample sd around 1.
+    """
+    sch = schedules_5k()
+    if case == "nonparametric":
+        law, theta, fit_law = _nonparametric_truth()
+    elif case == "exp":
+        law = fit_law = KernelLaw("exp", "steps")
+        theta = [2.5, 3.0, 0.5, 0.4, np.log10(300.0)]
+    else:
+        law = fit_law = MomentumLaw()
+        theta = [2.5, 3.0, 0.5, 0.4, np.log10(500.0)]
+    wsd, clean = synthetic(law, theta, sch["wsd"], "wsd")
+    n_last = final_rows(wsd.step.size)
+    truth = clean[-n_last:].mean()
+    preds, sds, zs = [], [], []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for m in range(DRAWS):
+            curves = [synthetic(law, theta, sch[k], k, noise=NOISE, seed=1000 * m + i)[0]
+                      for i, k in enumerate(["cos", "step"])]
+            observed = synthetic(law, theta, sch["wsd"], "wsd", noise=NOISE, seed=1000 * m + 7)[0]
+            r = fit(fit_law, curves, skip_steps=200)
+            p = predict(r, observed)
+            sd_rows, sd_final = predict_sd(r, observed)
+            assert sd_rows.shape == p.shape and np.all(np.isfinite(sd_rows))
+            preds.append(p[-n_last:].mean())
+            sds.append(sd_final)
+            zs.append(score(observed, p, final_pred_sd=sd_final)["final_err_z"])
+    preds, sds, zs = np.array(preds), np.array(sds), np.array(zs, float)
+    ratio = preds.std(ddof=1) / sds.mean()
+    assert 1 / 1.6 <= ratio <= 1.6, (ratio, sds.mean())
+    assert np.mean(np.abs(preds - truth) <= 1.96 * sds) >= 0.85
+    assert 0.68 <= zs.std(ddof=1) <= 1.32, zs.std(ddof=1)
+
+
+def test_band_of_a_linear_model_is_the_textbook_one():
+    """Residuals linear in three parameters whose first two columns are equal: x1 + x2 and x3 are
+    determined, with the covariance s^2 (B^T B)^-1 of the two-column model B = [u, v]
+    (s^2 = RSS / (n - 2), the rank); x1 alone is not, and gets NaN, not a pseudo-inverse's value.
+    The same with the Jacobian by central differences (exact for a linear model)."""
+    rng = np.random.default_rng(3)
+    n = 200
+    u, v = rng.standard_normal(n), rng.standard_normal(n)
+    A = np.stack([u, u, v], axis=1)
+    y = A @ [1.0, 2.0, -0.5] + 0.3 * rng.standard_normal(n)
+    B = np.stack([u, v], axis=1)
+    beta, rss = np.linalg.lstsq(B, y, rcond=None)[:2]
+    x = np.array([beta[0] / 2, beta[0] / 2, beta[1]])
+    law = SimpleNamespace(names=("x1", "x2", "x3"))
+    lo, hi = np.full(3, -10.0), np.full(3, 10.0)
+    for jac in (lambda xf: A, None):
+        cov = parameter_covariance(law, x, lambda xf: A @ xf - y, jac, np.ones(3, bool), lo, hi, {}, 1.0)
+        want = np.sqrt(float(rss[0]) / (n - 2) * np.diag(np.linalg.inv(B.T @ B)))
+        got = cov.sd(np.array([[1.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]))
+        np.testing.assert_allclose(got[:2], want, rtol=1e-6)
+        assert np.isnan(got[2])
+
+
+def test_no_band_where_the_curves_have_no_drop(tmp_path):
+    """A constant run alone leaves the drop response undetermined: the prediction of a WSD run has
+    no band (NaN here; null, with a warning, from the command), while the prediction of the
+    constant schedule itself, which does not depend on the drop response, has one."""
+    sch = schedules_5k()
+    law, theta = KernelLaw("exp", "steps"), [2.5, 3.0, 0.5, 0.4, np.log10(300.0)]
+    const = synthetic(law, theta, sch["const"], "const", noise=NOISE, seed=1)[0]
+    wsd = synthetic(law, theta, sch["wsd"], "wsd", noise=NOISE, seed=2)[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = fit(law, [const], skip_steps=200)
+    assert np.isnan(predict_sd(r, wsd)[1])
+    sd_rows, sd_const = predict_sd(r, const)
+    assert np.isfinite(sd_const) and 0 < sd_const < NOISE
+    # before the cooldown the WSD run is the constant run: the band is there, and only there
+    sd_wsd = predict_sd(r, wsd)[0]
+    before = wsd.step < 4000
+    assert np.all(np.isfinite(sd_wsd[before])) and np.all(np.isnan(sd_wsd[wsd.step > 4100]))
+
+    paths = {}
+    for c in (const, wsd):
+        paths[c.name] = tmp_path / f"{c.name}.csv"
+        pd.DataFrame({"step": c.step, "lr": c.lr, "loss": c.loss}).to_csv(paths[c.name], index=False)
+    out = tmp_path / "fit.json"
+    run = subprocess.run([sys.executable, "-m", "sde_scales.cli", "fit-delay", "--fit", str(paths["const"]),
+                          "--predict", str(paths["wsd"]), "--kernel", "exp", "--skip-steps", "200",
+                          "--json", str(out)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    doc = json.loads(out.read_text())  # strict JSON: the missing band is null
+    assert doc["predict"][0]["final_loss_pred_sd"] is None and doc["predict"][0]["final_err_z"] is None
+    assert doc["fit"][0]["final_loss_pred_sd"] > 0
+    assert any("do not determine the predicted final loss of wsd" in w for w in doc["warnings"])
+
+
+def test_band_is_conditional_on_parameters_on_a_bound():
+    """A parameter the fit pins to its bound is named in ``conditional_on`` and left out of the
+    covariance: here the momentum law with C_eff forced to its lower bound 0 by planting a loss that
+    rises, not falls, at the cooldown."""
+    sch = schedules_5k()
+    law = MomentumLaw()
+    c = synthetic(law, [2.5, 3.0, 0.5, -0.4, np.log10(300.0)], sch["step"], "step", noise=0.01, seed=4)[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = fit(law, [c], skip_steps=200)
+    cov = r.extra["covariance"]
+    assert r.theta[law.names.index("C_eff")] == pytest.approx(0.0, abs=1e-6)
+    assert "C_eff" in cov.conditional_on
+    assert not cov.used[law.names.index("C_eff")]
+    assert np.isfinite(predict_sd(r, c)[1])
+
+
+def test_predict_sd_needs_a_fit_result_from_fit():
+    """A FitResult without the covariance (made by hand) gets an error that says to refit."""
+    sch = schedules_5k()
+    law = KernelLaw("exp", "steps")
+    c = synthetic(law, [2.5, 3.0, 0.5, 0.4, 2.5], sch["cos"], "cos", noise=NOISE)[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = fit(law, [c], skip_steps=200)
+    bare = replace(r, extra={})
+    with pytest.raises(InvalidArgumentError, match="refit"):
+        predict_sd(bare, c)
