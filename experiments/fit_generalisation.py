@@ -52,6 +52,7 @@ def main(argv=None) -> int:
 
     from sde_scales.atomic import write_json_atomic
     from sde_scales.fitting import KernelLaw, MomentumLaw, MultiPowerLaw, fit, load_curve, predict, predict_sd, score
+    from sde_scales.fitting.report import band_summary
 
     d = Path(args.data)
     if not d.is_dir():
@@ -97,7 +98,7 @@ def main(argv=None) -> int:
             rm = float(np.mean([p["rmse"] for p in per]))
             fe = float(np.mean([abs(p["final_loss_err"]) for p in per]))
             secs = time.perf_counter() - t0
-            sd, cover = _band_summary(per)
+            sd, cover = band_summary(per)
             rows.append({"protocol": pname, "law": law.label, "splits": per, "mean_rmse": rm, "mean_abs_final_err": fe,
                          "mean_final_pred_sd": sd, "within_95": cover, "seconds": secs})
             print(f"{pname:14s} {law.label:42s} {len(per):6d} {rm:9.4f} {fe:12.4f} {_f(sd):>8s} {_f(cover, 2):>7s} "
@@ -111,8 +112,8 @@ def main(argv=None) -> int:
 def _auto_row(pname, splits, skip_steps, smooth_steps=1000) -> dict:
     """The ``--law auto`` row: in each split, choose on the fitted curves alone (nested: the held-out
     curve takes no part in the choice), fit the chosen law, score the held-out curve."""
-    from sde_scales.fitting import predict, score
-    from sde_scales.fitting.report import fit_auto
+    from sde_scales.fitting import predict, predict_sd, score
+    from sde_scales.fitting.report import band_summary, fit_auto
 
     t0 = time.perf_counter()
     per, choices = [], {}
@@ -123,28 +124,23 @@ def _auto_row(pname, splits, skip_steps, smooth_steps=1000) -> dict:
             if key not in choices:
                 choices[key] = fit_auto(fitted, skip_steps=skip_steps, smooth_steps=smooth_steps)
             a, r = choices[key]
-            sc = score(held, predict(r, held), skip_steps=skip_steps, smooth_steps=smooth_steps)
+            sc = score(held, predict(r, held), skip_steps=skip_steps, smooth_steps=smooth_steps,
+                       final_pred_sd=predict_sd(r, held)[1])
         per.append({"held_out": held.name, "rmse": sc["rmse"], "final_loss_err": sc["final_loss_err"],
+                    "final_loss_pred_sd": sc["final_loss_pred_sd"], "final_err_z": sc["final_err_z"],
                     "chosen": a["chosen"], "decided": a["decided"], "undecided": a["undecided"]})
     rm = float(np.mean([p["rmse"] for p in per]))
     fe = float(np.mean([abs(p["final_loss_err"]) for p in per]))
     secs = time.perf_counter() - t0
-    print(f"{pname:14s} {'auto (chosen per split)':42s} {len(per):6d} {rm:9.4f} {fe:12.4f} {secs:8.1f}", flush=True)
+    sd, cover = band_summary(per)
+    print(f"{pname:14s} {'auto (chosen per split)':42s} {len(per):6d} {rm:9.4f} {fe:12.4f} {_f(sd):>8s} "
+          f"{_f(cover, 2):>7s} {secs:8.1f}", flush=True)
     for key, (a, _) in choices.items():
         what = key[0] if len(key) == 1 else f"the {len(key)} curves without {_left_out(key, splits)}"
         print(f"{'':14s}   on {what}: {a['chosen']}" + ("" if a["decided"] else "  (not separated from "
                                                           + ", ".join(a["undecided"]) + ")"), flush=True)
-    return {"protocol": pname, "law": "auto", "splits": per, "mean_rmse": rm, "mean_abs_final_err": fe, "seconds": secs}
-
-
-def _band_summary(per: list[dict]) -> tuple[float | None, float | None]:
-    """Mean standard deviation of the predicted final losses (from the fit's parameters) and the
-    share of held-out curves whose final error lies within the 95% band of that and the observed
-    final loss's standard error combined (|z| <= 1.96), over the splits where both are known."""
-    sds = [p["final_loss_pred_sd"] for p in per if p["final_loss_pred_sd"] is not None]
-    zs = [p["final_err_z"] for p in per if p["final_err_z"] is not None]
-    return (float(np.mean(sds)) if sds else None,
-            float(np.mean(np.abs(zs) <= 1.96)) if zs else None)
+    return {"protocol": pname, "law": "auto", "splits": per, "mean_rmse": rm, "mean_abs_final_err": fe,
+            "mean_final_pred_sd": sd, "within_95": cover, "seconds": secs}
 
 
 def _f(v, digits: int = 4) -> str:

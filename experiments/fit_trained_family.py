@@ -66,8 +66,8 @@ def main(argv=None) -> int:
 
     from sde_scales.analysis.delay_width import study_base
     from sde_scales.atomic import write_json_atomic
-    from sde_scales.fitting import KernelLaw, MomentumLaw, MultiPowerLaw, fit, predict, score
-    from sde_scales.fitting.report import fit_auto
+    from sde_scales.fitting import KernelLaw, MomentumLaw, MultiPowerLaw, fit, predict, predict_sd, score
+    from sde_scales.fitting.report import band_summary, fit_auto
     from sde_scales.fitting.stores import curves_from_store
     from sde_scales.train.sweep import run_sweep
 
@@ -113,14 +113,18 @@ def main(argv=None) -> int:
     rows = []
     print(f"\nskip {skip} steps; RMSE against the {smooth}-step moving average, whose own noise puts a floor of "
           f"{floor:.5f} under every RMSE")
-    print(f"{'protocol':14s} {'law':34s} {'splits':>6s} {'mean rmse':>10s} {'mean |final|':>12s} {'seconds':>8s}")
+    print(f"{'protocol':14s} {'law':34s} {'splits':>6s} {'mean rmse':>10s} {'mean |final|':>12s} {'pred sd':>8s} "
+          f"{'in 95%':>7s} {'seconds':>8s}")
 
     def report(pname, label, per, secs):
         rm = float(np.mean([p["rmse"] for p in per]))
         fe = float(np.mean([abs(p["final_loss_err"]) for p in per]))
+        sd, cover = band_summary(per)
         rows.append({"protocol": pname, "law": label, "splits": per, "mean_rmse": rm, "mean_abs_final_err": fe,
-                     "seconds": secs})
-        print(f"{pname:14s} {label:34s} {len(per):6d} {rm:10.5f} {fe:12.5f} {secs:8.1f}", flush=True)
+                     "mean_final_pred_sd": sd, "within_95": cover, "seconds": secs})
+        f = lambda v, d: "-" if v is None else f"{v:.{d}f}"  # noqa: E731
+        print(f"{pname:14s} {label:34s} {len(per):6d} {rm:10.5f} {fe:12.5f} {f(sd, 5):>8s} {f(cover, 2):>7s} "
+              f"{secs:8.1f}", flush=True)
 
     for pname, splits in protocols.items():
         for law in laws:
@@ -133,9 +137,11 @@ def main(argv=None) -> int:
                     if key not in fits:
                         fits[key] = fit(law, fitted, skip_steps=skip)
                     r = fits[key]
-                    sc = score(held, predict(r, held), skip_steps=skip, smooth_steps=smooth)
+                    sc = score(held, predict(r, held), skip_steps=skip, smooth_steps=smooth,
+                               final_pred_sd=predict_sd(r, held)[1])
                 per.append({"held_out": held.name, "rmse": sc["rmse"], "final_loss_err": sc["final_loss_err"],
                             "cooldown_rmse": sc["cooldown_rmse"], "final_loss_noise": sc["final_loss_noise"],
+                            "final_loss_pred_sd": sc["final_loss_pred_sd"], "final_err_z": sc["final_err_z"],
                             "warnings": r.extra.get("warnings", [])})
             report(pname, law.label, per, time.perf_counter() - t0)
         if pname == "single-cosine":  # --law auto: one choice per fitted cosine run
@@ -148,8 +154,10 @@ def main(argv=None) -> int:
                         warnings.simplefilter("ignore")  # the choice's own warning is in its 'undecided'
                         choices[key] = fit_auto(fitted, skip_steps=skip, smooth_steps=smooth)
                 a, r = choices[key]
-                sc = score(held, predict(r, held), skip_steps=skip, smooth_steps=smooth)
+                sc = score(held, predict(r, held), skip_steps=skip, smooth_steps=smooth,
+                           final_pred_sd=predict_sd(r, held)[1])
                 per.append({"held_out": held.name, "rmse": sc["rmse"], "final_loss_err": sc["final_loss_err"],
+                            "final_loss_pred_sd": sc["final_loss_pred_sd"], "final_err_z": sc["final_err_z"],
                             "chosen": a["chosen"], "decided": a["decided"], "undecided": a["undecided"]})
             report(pname, "auto (rolling origin)", per, time.perf_counter() - t0)
             for key, (a, _) in choices.items():

@@ -43,9 +43,9 @@ def test_band_matches_the_scatter_of_refits_to_fresh_noise(case):
     Tolerances, from the Monte-Carlo error of DRAWS = 80 draws:
     * scatter / mean reported sd within [1/1.6, 1.6]: a sample sd of 80 draws has a relative
       standard error of 1/sqrt(2 * 79) = 0.08; the reported sd is by construction a little wide
-      (the autocorrelation factor is max(1, an estimate from about ten blocks): 10-15% in these
-      runs), so the ratio sits near 0.87; 1.6 is more than 4 standard errors beyond that either
-      way, and a band off by a factor of two fails;
+      (the autocorrelation factor is max(1, an estimate from about ten blocks)), and the ratio is
+      0.94-0.96 in these three cases; 1.6 is more than 4 standard errors beyond that either way,
+      and a band off by a factor of two fails (checked by scaling the variance by 4 and by 1/4);
     * coverage of the true final loss by +-1.96 sd at least 0.85: binomial(80, 0.95) has standard
       deviation 0.024, and 0.85 is 4 of them below 0.95;
     * the final-error z-scores against freshly observed WSD curves (their own noise included):

@@ -226,6 +226,18 @@ def run_law(law: Law, fit_curves: list[LossCurve], predict_curves: list[LossCurv
     return doc, res, {"pred": preds, "sd": {k: v[0] for k, v in sds.items()}, "offset": offsets}
 
 
+def band_summary(rows: list[dict]) -> tuple[float | None, float | None]:
+    """Over scored predictions (:func:`~sde_scales.fitting.fit.score` with ``final_pred_sd``): the
+    mean standard deviation of the predicted final losses from the fit's parameters, and the share
+    whose final error lies within the 95% band of that and the observed final loss's standard error
+    combined (|z| <= 1.96), near 0.95 where a law's misses are noise; each over the rows where it is
+    known, None where it is known for none."""
+    sds = [r["final_loss_pred_sd"] for r in rows if r.get("final_loss_pred_sd") is not None]
+    zs = [r["final_err_z"] for r in rows if r.get("final_err_z") is not None]
+    return (float(np.mean(sds)) if sds else None,
+            float(np.mean(np.abs(zs) <= 1.96)) if zs else None)
+
+
 def summarize(doc: dict) -> dict:
     out = {}
     for key, rows in (("predict", doc["predict"]),
@@ -236,6 +248,8 @@ def summarize(doc: dict) -> dict:
         out[key] = {"mean_rmse": float(np.mean([r["rmse"] for r in rows])),
                     "mean_cooldown_rmse": float(np.mean(cool)) if cool else None,
                     "mean_abs_final_loss_err": float(np.mean([abs(r["final_loss_err"]) for r in rows]))}
+        if key == "predict":
+            out[key]["mean_final_loss_pred_sd"], out[key]["within_95"] = band_summary(rows)
     return out
 
 
