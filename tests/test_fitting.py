@@ -407,6 +407,17 @@ def test_fit_delay_law_auto_with_one_fitted_curve(tmp_path):
     assert all(len(r["folds"]) == 3 and r["cv_rmse"] is not None for r in auto["candidates"])
     assert auto["decided"] is False and auto["undecided"] and "do not decide" in res.stdout
     assert auto["chosen"] not in auto["undecided"]
+    # what the indecision costs: every law not separated from the chosen one, fitted to the cosine
+    # run, predicts the WSD run's final loss; the chosen law's entry is its own fit's prediction
+    (u,) = auto["undecided_predictions"]
+    assert u["file"] == "124m_wsd-lin0.2_lr1e-3" and set(u["final_loss"]) == {auto["chosen"], *auto["undecided"]}
+    vals = list(u["final_loss"].values())
+    assert u["range"] == [min(vals), max(vals)] and u["spread"] == pytest.approx(max(vals) - min(vals))
+    observed = load_curve(DATA / "124m_wsd-lin0.2_lr1e-3.csv")
+    n_last = int(round(0.05 * observed.step.size))
+    assert u["final_loss"][auto["chosen"]] == pytest.approx(
+        doc["predict"][0]["final_loss_err"] + observed.loss[-n_last:].mean(), abs=1e-9)
+    assert "spread" in res.stdout
 
 
 def test_score_states_the_noise_floor_of_its_moving_average_target():

@@ -13,7 +13,8 @@ import numpy as np
 
 from sde_scales.atomic import write_json_atomic, write_text_atomic
 from sde_scales.fitting.curves import LossCurve, load_curve
-from sde_scales.fitting.fit import FitResult, fit, predict, predict_sd, score, shared_noise_offset, time_scale_profile
+from sde_scales.fitting.fit import (FitResult, final_rows, fit, predict, predict_sd, score, shared_noise_offset,
+                                   time_scale_profile)
 from sde_scales.fitting.laws import KernelLaw, Law, MomentumLaw, MultiPowerLaw
 
 __all__ = ["AutoChoiceWarning", "choose_law", "chosen_law", "fit_auto", "make_law", "run_law", "run_fit_delay"]
@@ -148,6 +149,40 @@ def fit_auto(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: int,
     fit). The choice's :class:`AutoChoiceWarning` is the caller's to see."""
     auto = choose_law(fit_curves, skip_steps=skip_steps, smooth_steps=smooth_steps, level=level, candidates=candidates)
     return auto, fit(chosen_law(auto, level), fit_curves, skip_steps=skip_steps)
+
+
+def undecided_predictions(auto: dict, fit_curves: list[LossCurve], predict_curves: list[LossCurve], *,
+                          skip_steps: int, level: bool = True) -> list[dict]:
+    """What the data's indecision costs: the chosen law and every candidate :func:`choose_law`
+    could not separate from it, each fitted to all of ``fit_curves``, and their predicted final
+    losses (the mean over the last 5% of rows) for each of ``predict_curves``, with the range they
+    span. Where the range is wider than the fit's own band, the choice among these laws, which the
+    fitted curves do not make, decides the prediction. One entry per predicted curve; a candidate
+    whose fit fails is left out with its error."""
+    labels = [auto["chosen"]] + list(auto["undecided"])
+    rows = {r["law"]: r for r in auto["candidates"]}
+    finals: dict[str, dict] = {c.name: {} for c in predict_curves}
+    errors = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the chosen law's fit reports its warnings; these are comparisons
+        for lab in labels:
+            r = rows[lab]
+            law = make_law(r["name"], r["kernel"] or "nonparametric", r["time"] or "steps", level)
+            try:
+                res = fit(law, fit_curves, skip_steps=skip_steps)
+            except (ValueError, FloatingPointError) as exc:
+                errors[lab] = str(exc)
+                continue
+            for c in predict_curves:
+                p = predict(res, c)
+                finals[c.name][lab] = float(np.mean(p[-final_rows(p.size):]))
+    out = []
+    for c in predict_curves:
+        v = list(finals[c.name].values())
+        out.append({"file": c.name, "final_loss": finals[c.name], "errors": errors,
+                    "range": [min(v), max(v)] if v else [None, None],
+                    "spread": (max(v) - min(v)) if v else None})
+    return out
 
 
 def chosen_law(auto: dict, level: bool = True) -> Law:
@@ -416,6 +451,14 @@ def run_fit_delay(args) -> int:
                   + ("   <- chosen" if r["law"] == auto["chosen"] else ""))
         if auto["warning"]:
             print(f"warning: {auto['warning']}")
+        if auto["undecided"] and predict_curves:
+            auto["undecided_predictions"] = undecided_predictions(auto, fit_curves, predict_curves,
+                                                                  skip_steps=args.skip_steps, level=level)
+            print(f"predicted final losses of the chosen law and the {len(auto['undecided'])} candidate(s) the data "
+                  f"do not separate from it, each fitted to all the fitted curves:")
+            for u in auto["undecided_predictions"]:
+                if u["spread"] is not None:
+                    print(f"  {u['file'][:40]:40s} {u['range'][0]:.4f} to {u['range'][1]:.4f} (spread {u['spread']:.4f})")
         print()
         laws = [chosen_law(auto, level)]
     else:
