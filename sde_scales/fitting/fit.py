@@ -266,9 +266,9 @@ def fit(law: Law, curves: list[LossCurve], *, skip_steps: int = 0, bin_factor: i
         notes.append(f"{law.label}: its sum-of-exponentials form misses the law's response by up to {embed:.2g} of a "
                      f"unit drop at the fitted parameters (above {EMBEDDING_TOL:g}): the fit is of an approximation "
                      f"that far from the published law")
-    ts = _time_scale_interval(law, theta, feats, y, resid, free, lo, hi, curves, held=held)
     cov = parameter_covariance(law, theta, resid, jac if has_jac else None, free, lo, hi, held,
                                _autocorrelation_inflation(best.fun, curves[0].log_every))
+    ts = _time_scale_interval(law, theta, cov, lo, hi, held=held)
     if ts is not None and ts.get("warning"):
         warnings.warn(ts["warning"], IdentifiabilityWarning, stacklevel=2)
     for msg in notes:
@@ -280,16 +280,16 @@ def fit(law: Law, curves: list[LossCurve], *, skip_steps: int = 0, bin_factor: i
                                          "time_scale_interval": ts, "covariance": cov})
 
 
-def _time_scale_interval(law, theta, feats, y, resid, free, lo, hi, curves, held=None) -> dict | None:
+def _time_scale_interval(law, theta, cov, lo, hi, held=None) -> dict | None:
     r"""95% interval of a fitted time scale (``log10_tau`` or ``log10_tau0``; for the non-parametric
     kernel, :func:`_nonparametric_interval`) from the curvature of the least-squares objective at
-    the optimum: Gauss-Newton covariance
-    :math:`\hat\sigma^2 (J^\top J)^{-1}` (central differences), inflated by the residuals'
-    autocorrelation (variance of 1,000-step block means against single residuals, as in
-    :func:`time_scale_profile`). Cheap (2p residual evaluations), unlike the profile; None for a
-    law without a fitted time scale. A warning when the interval spans more than a decade or the
-    time scale is on a bound (then the curvature says nothing), or is ``held`` at its default
-    because the curves have no drop."""
+    the optimum: the fit's Gauss-Newton covariance ``cov``
+    (:class:`~sde_scales.fitting.bands.ParameterCovariance`:
+    :math:`\hat\sigma^2 (J^\top J)^{-1}`, inflated by the residuals' autocorrelation, parameters on
+    a bound held there). Cheap (one Jacobian), unlike the profile; None for a law without a fitted
+    time scale. A warning when the interval spans more than a decade, when the curvature does not
+    determine it, when the time scale is on a bound (then the curvature says nothing), or when it is
+    ``held`` at its default because the curves have no drop."""
     names = list(law.names)
     key = next((k for k in ("log10_tau", "log10_tau0") if k in names), None)
     if key is not None and key in (held or {}):
@@ -298,29 +298,33 @@ def _time_scale_interval(law, theta, feats, y, resid, free, lo, hi, curves, held
                             f"drop, so it is held at its default {10 ** held[key]:.4g}; add a run with a drop")
     weights = [i for i, n in enumerate(names) if n.startswith("b_")]
     if key is None and weights:
-        return _nonparametric_interval(law, theta, weights, y, resid, free, lo, hi, curves, held)
-    if key is None or not free[names.index(key)]:
+        return _nonparametric_interval(law, theta, weights, cov, held)
+    if key is None or key in cov.pinned:
         return None
     j = names.index(key)
-    k = int(np.sum(free[:j]))  # the time scale's column among the free parameters
-    g = np.zeros(int(free.sum()))
-    g[k] = 1.0
-    sd, infl = _curvature_sd(theta, free, lo, hi, y, resid, curves, g, np.ones(g.size, bool))
     c = float(theta[j])
-    sd, ci = _decades(c, sd)
-    on_bound = c <= lo[j] + 1e-6 * (hi[j] - lo[j]) or c >= hi[j] - 1e-6 * (hi[j] - lo[j])
-    warn = None
-    if on_bound:
-        warn = (f"{law.label}: the time scale 10^{key.split('_', 1)[1]} = {10 ** c:.4g} is on a bound of its range "
-                f"[{10 ** lo[j]:g}, {10 ** hi[j]:g}]: no interval, the data do not determine it")
-        ci = [None, None]
-    else:
-        warn = _interval_warning(f"{law.label}: the time scale", c, sd, ci,
-                                 "the fit does not depend on it; these curves carry no information on it (add a run "
-                                 "with a learning-rate drop)", "add a run with a sharp learning-rate drop")
+    if key in cov.on_bound:
+        return {"parameter": key, "time_scale": 10 ** c, "ci": [None, None], "sd_log10": None,
+                "inflation": cov.inflation,
+                "warning": f"{law.label}: the time scale 10^{key.split('_', 1)[1]} = {10 ** c:.4g} is on a bound of "
+                           f"its range [{10 ** lo[j]:g}, {10 ** hi[j]:g}]: no interval, the data do not determine it",
+                "method": "Gauss-Newton curvature at the optimum, inflated by residual autocorrelation"}
+    g = np.zeros(len(names))
+    g[j] = 1.0
+    sd, ci = _decades(c, _sd_or_inf(cov, g))
+    warn = _interval_warning(f"{law.label}: the time scale", c, sd, ci,
+                             "the fit does not depend on it; these curves carry no information on it (add a run "
+                             "with a learning-rate drop)", "add a run with a sharp learning-rate drop")
     return {"parameter": key, "time_scale": 10 ** c, "ci": ci, "sd_log10": sd if np.isfinite(sd) else None,
-            "inflation": infl, "warning": warn,
+            "inflation": cov.inflation, "warning": warn,
             "method": "Gauss-Newton curvature at the optimum, inflated by residual autocorrelation"}
+
+
+def _sd_or_inf(cov, g: np.ndarray) -> float:
+    """The standard deviation of ``g . theta`` under ``cov``; inf where the curvature does not
+    determine it (a pseudo-inverse would report zero variance there, the opposite of the truth)."""
+    sd = float(cov.sd(g[None, :])[0])
+    return sd if np.isfinite(sd) else float("inf")
 
 
 def _no_interval(parameter: str, time_scale: float, method: str, warning: str) -> dict:
@@ -349,40 +353,12 @@ def _interval_warning(what: str, c: float, sd: float, ci: list, none_why: str, h
     return None
 
 
-def _curvature_sd(theta, free, lo, hi, y, resid, curves, g, use) -> tuple[float, float]:
-    r"""Standard deviation of a linear function :math:`g^\top x` of the free parameters under the
-    Gauss-Newton covariance :math:`\hat\sigma^2 (J^\top J)^{-1}` (central differences; only the
-    columns ``use``, the others held where they are), inflated by the residuals'
-    autocorrelation; inf where the curvature is singular (a pseudo-inverse would report zero
-    variance there, the opposite of the truth). Returns (sd, inflation)."""
-    xf = theta[free]
-    lo_f, hi_f = lo[free], hi[free]
-    h = 1e-4 * np.maximum(np.abs(xf), 1e-2)  # steps relative to each parameter's size
-    cols = np.flatnonzero(use)
-    J = np.empty((y.size, cols.size))
-    for c, i in enumerate(cols):
-        a, b = xf.copy(), xf.copy()
-        a[i] = min(xf[i] + h[i], hi_f[i])
-        b[i] = max(xf[i] - h[i], lo_f[i])
-        J[:, c] = (resid(a) - resid(b)) / (a[i] - b[i])
-    r = resid(xf)
-    dof = max(1, y.size - cols.size)
-    s2 = float(r @ r) / dof
-    infl = _autocorrelation_inflation(r, curves[0].log_every)
-    JtJ = J.T @ J
-    norms = np.linalg.norm(J, axis=0)
-    gu = g[cols]
-    if np.any(norms[gu != 0] <= 1e-12 * max(norms.max(), 1e-300)) or np.linalg.cond(JtJ) > 1e14:
-        return float("inf"), infl
-    return float(np.sqrt(max(float(gu @ np.linalg.solve(JtJ, gu)) * s2 * infl, 0.0))), infl
-
-
-def _nonparametric_interval(law, theta, weights, y, resid, free, lo, hi, curves, held) -> dict | None:
+def _nonparametric_interval(law, theta, weights, cov, held) -> dict | None:
     r"""95% interval of the non-parametric kernel's time scale, the weighted geometric mean
-    :math:`\exp(\sum_j w_j \ln\tau_j / \sum_j w_j)` of its grid, by the delta method on the
-    Gauss-Newton covariance of :func:`_curvature_sd`. Weights on their lower bound 0 are held
-    there (the constraint is active: the curvature says nothing about them). A warning when the
-    interval spans more than a decade."""
+    :math:`\exp(\sum_j w_j \ln\tau_j / \sum_j w_j)` of its grid, by the delta method on the fit's
+    Gauss-Newton covariance ``cov``. Weights on their lower bound 0 are held there (the
+    constraint is active: the curvature says nothing about them). A warning when the interval
+    spans more than a decade."""
     names = list(law.names)
     if any(names[i] in (held or {}) for i in weights):
         ts = law.time_scale(theta)
@@ -397,29 +373,24 @@ def _nonparametric_interval(law, theta, weights, y, resid, free, lo, hi, curves,
     ln_tau = np.log(np.asarray(law.taus, dtype=float))
     m = float(w @ ln_tau) / W
     c = m / np.log(10.0)
-    # weights on their lower bound are held there: no column in the curvature, no part in the gradient
-    active = [(wi, i) for wi, i in enumerate(weights) if free[i] and theta[i] > lo[i] + 1e-10]
+    # weights on their lower bound are held there: no part in the gradient
+    active = [(wi, i) for wi, i in enumerate(weights) if cov.used[i]]
     if len(active) < 2:  # one time scale of the grid carries it all: g = 0, and a zero sd would claim certainty
         return _no_interval("kernel weights", 10 ** c, "none: one time scale of the grid carries all the weight",
                             f"{law.label}: the kernel's weight sits on one time scale of its grid ({10 ** c:.4g}), so "
                             f"the curvature gives no interval for it (its resolution is the grid's spacing); "
                             f"--kernel exp fits one time scale with an interval")
-    fidx = np.cumsum(free) - 1  # column of each free parameter
-    g = np.zeros(int(free.sum()))
-    use = np.ones(g.size, bool)
-    use[[fidx[i] for i in weights if free[i]]] = False
+    g = np.zeros(len(names))
     for wi, i in active:
-        g[fidx[i]] = (ln_tau[wi] - m) / (W * np.log(10.0))  # d log10(time scale) / d w
-        use[fidx[i]] = True
-    sd, infl = _curvature_sd(theta, free, lo, hi, y, resid, curves, g, use)
-    sd, ci = _decades(c, sd)
+        g[i] = (ln_tau[wi] - m) / (W * np.log(10.0))  # d log10(time scale) / d w
+    sd, ci = _decades(c, _sd_or_inf(cov, g))
     warn = _interval_warning(f"{law.label}: the kernel's time scale (geometric mean of its grid, weighted)", c, sd,
                              ci, "the curvature of the fit is singular in its weights; these curves do not determine "
                              "it (add a run with a learning-rate drop)",
                              "add a run with a sharp learning-rate drop or use a kernel with fewer parameters "
                              "(--kernel exp)")
     return {"parameter": "kernel weights", "time_scale": 10 ** c, "ci": ci, "sd_log10": sd if np.isfinite(sd) else None,
-            "inflation": infl, "warning": warn,
+            "inflation": cov.inflation, "warning": warn,
             "method": "delta method on the Gauss-Newton curvature at the optimum (weights at 0 held), inflated by "
                       "residual autocorrelation"}
 
