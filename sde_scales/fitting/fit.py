@@ -21,6 +21,11 @@ Shared batch noise (optional, :func:`shared_noise_offset`)
     Runs that share a data order share most of their loss noise, including slow batch effects.
     The offset estimated from the fitted runs' residuals can be added to a prediction. It changes
     what the metrics mean, so it is off by default and always reported separately.
+Prediction bands (:func:`predict_sd`)
+    Every prediction's standard deviation from the fit's parameters: the delta method on the
+    Gauss-Newton covariance of the fit (:mod:`sde_scales.fitting.bands`), inflated for
+    autocorrelated residuals; NaN where the fitted curves do not determine the prediction. The
+    same covariance gives the time-scale intervals every fit reports.
 Identifiability (:func:`time_scale_profile`)
     A profile of the fit over the kernel time scale (a single exponential on a log grid, all other
     parameters re-fitted): the interval where the profile cost is within the 95% chi-square
