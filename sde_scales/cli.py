@@ -248,7 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fit a law on the --fit curves (shared parameters), predict the --predict curves from their "
                     "learning rates alone, print metrics against a smoothed target, write JSON / plots / CSVs. "
                     "Learning rates come from each file's lr column (linear between logged steps), a per-step file, "
-                    "or a --schedule spec; metrics are computed where a loss was logged.")
+                    "or a --schedule spec; metrics are computed where a loss was logged. Every predicted final loss "
+                    "comes with its standard deviation from the fit's parameters (pred_sd; null where the fitted "
+                    "curves do not determine it) and z, its error in units of that and the observed final loss's "
+                    "noise.")
     f.add_argument("--fit", action="append", metavar="CSV",
                    help="curve to fit (repeat for several): CSV or Parquet with columns step, lr, loss (val_loss "
                         "optional); a file with a row for every step and the loss empty where it was not logged is "
@@ -294,8 +297,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="profile the kernel time scale (an identifiability interval; about 30x the cost of a fit)")
     f.add_argument("--compare", action="store_true", help="fit all laws and print them side by side")
     f.add_argument("--json", metavar="PATH", help="write the fit, every metric and every warning as strict JSON")
-    f.add_argument("--plot", metavar="PATH", help="observed vs predicted with the learning rate underneath (PNG)")
-    f.add_argument("--predictions", metavar="DIR", help="one CSV per predicted curve: step, lr, loss, predicted")
+    f.add_argument("--plot", metavar="PATH", help="observed vs predicted, with the prediction's 95%% band from the "
+                                                  "fit's parameters and the learning rate underneath (PNG)")
+    f.add_argument("--predictions", metavar="DIR", help="one CSV per predicted curve: step, lr, loss, predicted, "
+                                                        "predicted_sd (empty where not determined)")
     f.set_defaults(func=_cmd_fit_delay)
 
     th = sub.add_parser("theory", help="symbolic tools: the derived exponent table of a parametrization")
