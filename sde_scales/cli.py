@@ -277,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="law to fit (default kernel); auto: choose among the laws and kernels by cross-validation "
                         "(leave one --fit curve out; with a single --fit curve, fit it to 50/65/80%% of its steps and "
                         "score the rest), report every candidate's error, and warn when the folds do not separate "
-                        "the chosen law from another (a paired 95%% t interval on log RMSE ratios)")
+                        "the chosen law from another (a paired 95%% t interval on log RMSE ratios), then print the "
+                        "range of final losses those laws predict for each --predict curve")
     f.add_argument("--kernel", choices=["nonparametric", "exp", "power", "instant"], default="nonparametric",
                    help="memory kernel of the kernel law, from sde_scales.kernels (default nonparametric: monotone q "
                         "from exponentials; instant: no delay, a baseline)")
