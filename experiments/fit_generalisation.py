@@ -46,9 +46,14 @@ def main(argv=None) -> int:
                     help="add the row of --law auto: in every split, the law chosen by cross-validation on the fitted "
                          "curves alone (leave one out; rolling origin for one curve), then fitted and scored (slow: "
                          "every candidate in every fold; about 25 minutes more)")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="processes for the --auto row's cross-validation fits (default 1; same numbers for any count)")
     ap.add_argument("--protocols", default="loso-124m,single-cosine,loso-210m,lopeak-124m",
                     help="comma-separated protocols to run (default: all four)")
     args = ap.parse_args(argv)
+    if args.workers < 1:
+        print(f"error: --workers {args.workers}; give at least 1 process", file=sys.stderr)
+        return 2
 
     from sde_scales.atomic import write_json_atomic
     from sde_scales.fitting import KernelLaw, MomentumLaw, MultiPowerLaw, fit, load_curve, predict, predict_sd, score
@@ -104,12 +109,12 @@ def main(argv=None) -> int:
             print(f"{pname:14s} {law.label:42s} {len(per):6d} {rm:9.4f} {fe:12.4f} {_f(sd):>8s} {_f(cover, 2):>7s} "
                   f"{secs:8.1f}", flush=True)
         if args.auto:
-            rows.append(_auto_row(pname, splits, args.skip_steps))
+            rows.append(_auto_row(pname, splits, args.skip_steps, workers=args.workers))
     print(f"JSON: {write_json_atomic(Path(args.out) / 'generalisation.json', {'rows': rows})}")
     return 0
 
 
-def _auto_row(pname, splits, skip_steps, smooth_steps=1000) -> dict:
+def _auto_row(pname, splits, skip_steps, smooth_steps=1000, workers: int = 1) -> dict:
     """The ``--law auto`` row: in each split, choose on the fitted curves alone (nested: the held-out
     curve takes no part in the choice), fit the chosen law, score the held-out curve."""
     from sde_scales.fitting import predict, predict_sd, score
@@ -122,7 +127,7 @@ def _auto_row(pname, splits, skip_steps, smooth_steps=1000) -> dict:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if key not in choices:
-                choices[key] = fit_auto(fitted, skip_steps=skip_steps, smooth_steps=smooth_steps)
+                choices[key] = fit_auto(fitted, skip_steps=skip_steps, smooth_steps=smooth_steps, workers=workers)
             a, r = choices[key]
             sc = score(held, predict(r, held), skip_steps=skip_steps, smooth_steps=smooth_steps,
                        final_pred_sd=predict_sd(r, held)[1])

@@ -279,6 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "score the rest), report every candidate's error, and warn when the folds do not separate "
                         "the chosen law from another (a paired 95%% t interval on log RMSE ratios), then print the "
                         "range of final losses those laws predict for each --predict curve")
+    f.add_argument("--workers", type=int, default=1,
+                   help="processes for --law auto's fits (default 1; the choice and every number are the same for "
+                        "any count)")
     f.add_argument("--kernel", choices=["nonparametric", "exp", "power", "instant"], default="nonparametric",
                    help="memory kernel of the kernel law, from sde_scales.kernels (default nonparametric: monotone q "
                         "from exponentials; instant: no delay, a baseline)")

@@ -476,6 +476,15 @@ def test_law_auto_cross_validates_every_candidate():
     assert auto["chosen"] != "kernel(instant, steps)"
     assert "kernel(instant, steps)" not in auto["undecided"]
     assert auto["decided"] == (not auto["undecided"])
+    # the same with the (candidate, fold) fits in two worker processes, which run them in another
+    # order (slow laws first) with one BLAS thread each: every fold's scores land in their place
+    # (1e-9: the last bits of a fit may follow the thread count; a misplaced fold is off by far more)
+    par = choose_law(curves, skip_steps=0, smooth_steps=200, workers=2)
+    assert par["chosen"] == auto["chosen"] and par["undecided"] == auto["undecided"]
+    for a, b in zip(auto["candidates"], par["candidates"]):
+        assert a["law"] == b["law"]
+        for fa, fb in zip(a["folds"], b["folds"]):
+            assert fa["held_out"] == fb["held_out"] and fa["rmse"] == pytest.approx(fb["rmse"], rel=1e-9)
 
 
 def test_law_auto_on_one_curve_validates_on_its_own_tail():

@@ -6,6 +6,7 @@ atomically (temporary file, then rename), so a bad input never leaves half-writt
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -83,7 +84,7 @@ def _undecided(best: list[float], other: list[float], level: float = DECIDE_LEVE
 
 
 def choose_law(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: int, level: bool = True,
-               candidates=AUTO_CANDIDATES) -> dict:
+               candidates=AUTO_CANDIDATES, workers: int = 1) -> dict:
     """Cross-validation of every candidate law (:data:`AUTO_CANDIDATES`) on the fitted curves.
 
     With two or more curves, leave one curve out: fit on the others, predict it, score it (RMSE
@@ -96,26 +97,23 @@ def choose_law(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: in
     warning) instead of presenting a coin toss as a choice. ``candidates``: (law name, kernel,
     time) triples (kernel and time None for the other laws), by default every law and kernel in
     both times. Returns every candidate's scores and folds, and the choice (``chosen_name``,
-    ``chosen_kernel``, ``chosen_time``: :func:`make_law`'s arguments)."""
+    ``chosen_kernel``, ``chosen_time``: :func:`make_law`'s arguments). ``workers`` > 1 runs the
+    (candidate, fold) fits in that many processes, with the same result."""
     from sde_scales.errors import InvalidArgumentError
 
     if not fit_curves:
         raise InvalidArgumentError("--law auto: no fitted curves; give at least one --fit curve")
+    if workers < 1:
+        raise InvalidArgumentError(f"--workers {workers}; give at least 1")
     method, folds = _validation_folds(fit_curves)
+    tasks = [((c, k), (*cand, level, fitted, held, skip_steps if first is None else max(skip_steps, first), skip_steps,
+                       smooth_steps, label))
+             for c, cand in enumerate(candidates) for k, (label, fitted, held, first) in enumerate(folds)]
+    scored = _run_tasks(_score_fold, tasks, workers)
     rows = []
-    for name, kernel, time in candidates:
+    for c, (name, kernel, time) in enumerate(candidates):
         law = make_law(name, kernel or "nonparametric", time or "steps", level)
-        scored_folds = []
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # each fold's warnings belong to the final fit, reported there
-            for label, fitted, held, first in folds:
-                skip = skip_steps if first is None else max(skip_steps, first)
-                try:
-                    res = fit(law, fitted, skip_steps=skip_steps)
-                    sc = score(held, predict(res, held), skip_steps=skip, smooth_steps=smooth_steps)
-                    scored_folds.append({"held_out": label, "rmse": sc["rmse"], "final_loss_err": sc["final_loss_err"]})
-                except (ValueError, FloatingPointError) as exc:
-                    scored_folds.append({"held_out": label, "rmse": None, "final_loss_err": None, "error": str(exc)})
+        scored_folds = [scored[(c, k)] for k in range(len(folds))]
         ok = [f["rmse"] for f in scored_folds if f["rmse"] is not None and np.isfinite(f["rmse"])]
         complete = len(ok) == len(scored_folds)
         rows.append({"law": law.label, "name": name, "kernel": kernel, "time": time,
@@ -143,16 +141,82 @@ def choose_law(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: in
     return out
 
 
+def _score_fold(task) -> dict:
+    """One candidate in one fold of :func:`choose_law`: fit, predict the held-out part, score it
+    (a module-level function, so that worker processes can run it)."""
+    name, kernel, time, level, fitted, held, skip, fit_skip, smooth_steps, label = task
+    law = make_law(name, kernel or "nonparametric", time or "steps", level)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # each fold's warnings belong to the final fit, reported there
+        try:
+            res = fit(law, fitted, skip_steps=fit_skip)
+            sc = score(held, predict(res, held), skip_steps=skip, smooth_steps=smooth_steps)
+            return {"held_out": label, "rmse": sc["rmse"], "final_loss_err": sc["final_loss_err"]}
+        except (ValueError, FloatingPointError) as exc:
+            return {"held_out": label, "rmse": None, "final_loss_err": None, "error": str(exc)}
+
+
+#: Laws and kernels whose fits cost the most, started first when fits run in parallel (the
+#: multi-power law and the power-law kernels take 5-15 times the others on the shared 124M curves).
+_SLOW_FIRST = ("mpl", "power")
+
+
+def _run_tasks(func, tasks: list, workers: int) -> dict:
+    """``{key: func(args)}`` for ``tasks`` of (key, args): in this process, or in a pool of
+    ``workers`` fresh (spawned) processes, the slow laws first. Every task is a pure function of its
+    arguments, so the results do not depend on the number of workers or the order they finish in."""
+    if workers <= 1 or len(tasks) <= 1:
+        return {key: func(args) for key, args in tasks}
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    order = sorted(range(len(tasks)), key=lambda i: not any(w in tasks[i][1][:2] for w in _SLOW_FIRST))
+    # one BLAS thread per worker: the workers already fill the cores, and threads on top of them
+    # made two workers slower than one process on two cores (the fits' SVDs fought for them)
+    keys = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+    saved = {k: os.environ.get(k) for k in keys}
+    os.environ.update({k: "1" for k in keys})  # read by each worker as it starts, before it imports numpy
+    try:
+        with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=mp.get_context("spawn")) as ex:
+            out = list(ex.map(func, [tasks[i][1] for i in order], chunksize=1))
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return {tasks[i][0]: r for i, r in zip(order, out)}
+
+
 def fit_auto(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: int, level: bool = True,
-             candidates=AUTO_CANDIDATES) -> tuple[dict, FitResult]:
+             candidates=AUTO_CANDIDATES, workers: int = 1) -> tuple[dict, FitResult]:
     """:func:`choose_law` on ``fit_curves``, then the chosen law fitted to all of them: (choice,
     fit). The choice's :class:`AutoChoiceWarning` is the caller's to see."""
-    auto = choose_law(fit_curves, skip_steps=skip_steps, smooth_steps=smooth_steps, level=level, candidates=candidates)
+    auto = choose_law(fit_curves, skip_steps=skip_steps, smooth_steps=smooth_steps, level=level, candidates=candidates,
+                      workers=workers)
     return auto, fit(chosen_law(auto, level), fit_curves, skip_steps=skip_steps)
 
 
+def _fit_and_finals(task) -> dict:
+    """Fit one law to the curves and predict each predicted curve's final loss (the mean over its
+    last 5% of rows): ``{"finals": {name: value}}`` or ``{"error": message}``."""
+    name, kernel, time, level, fit_curves, predict_curves, skip_steps = task
+    law = make_law(name, kernel or "nonparametric", time or "steps", level)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the chosen law's fit reports its warnings; these are comparisons
+        try:
+            res = fit(law, fit_curves, skip_steps=skip_steps)
+        except (ValueError, FloatingPointError) as exc:
+            return {"error": str(exc)}
+        finals = {}
+        for c in predict_curves:
+            p = predict(res, c)
+            finals[c.name] = float(np.mean(p[-final_rows(p.size):]))
+    return {"finals": finals}
+
+
 def undecided_predictions(auto: dict, fit_curves: list[LossCurve], predict_curves: list[LossCurve], *,
-                          skip_steps: int, level: bool = True) -> list[dict]:
+                          skip_steps: int, level: bool = True, workers: int = 1) -> list[dict]:
     """What the data's indecision costs: the chosen law and every candidate :func:`choose_law`
     could not separate from it, each fitted to all of ``fit_curves``, and their predicted final
     losses (the mean over the last 5% of rows) for each of ``predict_curves``, with the range they
@@ -161,21 +225,11 @@ def undecided_predictions(auto: dict, fit_curves: list[LossCurve], predict_curve
     whose fit fails is left out with its error."""
     labels = [auto["chosen"]] + list(auto["undecided"])
     rows = {r["law"]: r for r in auto["candidates"]}
-    finals: dict[str, dict] = {c.name: {} for c in predict_curves}
-    errors = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the chosen law's fit reports its warnings; these are comparisons
-        for lab in labels:
-            r = rows[lab]
-            law = make_law(r["name"], r["kernel"] or "nonparametric", r["time"] or "steps", level)
-            try:
-                res = fit(law, fit_curves, skip_steps=skip_steps)
-            except (ValueError, FloatingPointError) as exc:
-                errors[lab] = str(exc)
-                continue
-            for c in predict_curves:
-                p = predict(res, c)
-                finals[c.name][lab] = float(np.mean(p[-final_rows(p.size):]))
+    done = _run_tasks(_fit_and_finals, [(lab, (rows[lab]["name"], rows[lab]["kernel"], rows[lab]["time"], level,
+                                               fit_curves, predict_curves, skip_steps)) for lab in labels], workers)
+    errors = {lab: done[lab]["error"] for lab in labels if "error" in done[lab]}
+    finals = {c.name: {lab: done[lab]["finals"][c.name] for lab in labels if "finals" in done[lab]}
+              for c in predict_curves}
     out = []
     for c in predict_curves:
         v = list(finals[c.name].values())
@@ -415,6 +469,8 @@ def apply_schedules(curves: list[LossCurve], specs: list[str]) -> list[LossCurve
 def run_fit_delay(args) -> int:
     from sde_scales.errors import InvalidArgumentError
 
+    if getattr(args, "workers", 1) < 1:
+        raise InvalidArgumentError(f"--workers {args.workers}; give at least 1 process")
     fit_curves = [load_curve(p) for p in (args.fit or [])]
     predict_curves = [load_curve(p) for p in (args.predict or [])]
     if getattr(args, "store", None):
@@ -442,7 +498,8 @@ def run_fit_delay(args) -> int:
     if args.law == "auto":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", AutoChoiceWarning)  # printed below and kept in the JSON
-            auto = choose_law(fit_curves, skip_steps=args.skip_steps, smooth_steps=args.smooth_steps, level=level)
+            auto = choose_law(fit_curves, skip_steps=args.skip_steps, smooth_steps=args.smooth_steps, level=level,
+                              workers=getattr(args, "workers", 1))
         print(f"--law auto ({auto['method']}):")
         for r in auto["candidates"]:
             cv = "-" if r["cv_rmse"] is None else f"{r['cv_rmse']:.4f}"
@@ -453,7 +510,8 @@ def run_fit_delay(args) -> int:
             print(f"warning: {auto['warning']}")
         if auto["undecided"] and predict_curves:
             auto["undecided_predictions"] = undecided_predictions(auto, fit_curves, predict_curves,
-                                                                  skip_steps=args.skip_steps, level=level)
+                                                                  skip_steps=args.skip_steps, level=level,
+                                                                  workers=getattr(args, "workers", 1))
             print(f"predicted final losses of the chosen law and the {len(auto['undecided'])} candidate(s) the data "
                   f"do not separate from it, each fitted to all the fitted curves:")
             for u in auto["undecided_predictions"]:
