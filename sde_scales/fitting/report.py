@@ -18,7 +18,8 @@ from sde_scales.fitting.fit import (FitResult, final_rows, fit, predict, predict
                                    time_scale_profile)
 from sde_scales.fitting.laws import KernelLaw, Law, MomentumLaw, MultiPowerLaw
 
-__all__ = ["AutoChoiceWarning", "choose_law", "chosen_law", "fit_auto", "make_law", "run_law", "run_fit_delay"]
+__all__ = ["AutoChoiceWarning", "band_summary", "choose_law", "chosen_law", "fit_auto", "make_law", "run_law",
+           "run_fit_delay", "undecided_predictions"]
 
 
 class AutoChoiceWarning(UserWarning):
@@ -98,7 +99,8 @@ def choose_law(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: in
     time) triples (kernel and time None for the other laws), by default every law and kernel in
     both times. Returns every candidate's scores and folds, and the choice (``chosen_name``,
     ``chosen_kernel``, ``chosen_time``: :func:`make_law`'s arguments). ``workers`` > 1 runs the
-    (candidate, fold) fits in that many processes, with the same result."""
+    (candidate, fold) fits in that many spawned processes, with the same result (a script that
+    calls it so needs the usual ``if __name__ == "__main__":`` guard of multiprocessing)."""
     from sde_scales.errors import InvalidArgumentError
 
     if not fit_curves:
@@ -389,6 +391,8 @@ def plot_fit(path: Path, fit_curves, predict_curves, preds, smooth_steps: int, t
     deviations by curve name, :func:`~sde_scales.fitting.fit.predict_sd`) a shaded 95% band around each
     predicted curve where it is determined."""
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
     from sde_scales.plots import save_figure
 
@@ -406,9 +410,6 @@ def plot_fit(path: Path, fit_curves, predict_curves, preds, smooth_steps: int, t
                             color=col, alpha=0.2, lw=0)
         axl.plot(c.step, c.lr, color=col, lw=1.0)
     ax.set_ylabel("training loss")
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-
     keys = [Line2D([], [], color="0.3", lw=1.2, label=f"observed, moving average over {smooth_steps} steps"),
             Line2D([], [], color="0.3", lw=1.2, ls="--", label="law (fitted or predicted)")]
     if sds is not None:
