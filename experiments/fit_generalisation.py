@@ -99,7 +99,7 @@ def main(argv=None) -> int:
                                final_pred_sd=predict_sd(r, held)[1])
                 per.append({"held_out": held.name, "rmse": sc["rmse"], "final_loss_err": sc["final_loss_err"],
                             "final_loss_pred_sd": sc["final_loss_pred_sd"], "final_err_z": sc["final_err_z"],
-                            "warnings": r.extra.get("warnings", [])})
+                            "final_loss_noise": sc["final_loss_noise"], "warnings": r.extra.get("warnings", [])})
             rm = float(np.mean([p["rmse"] for p in per]))
             fe = float(np.mean([abs(p["final_loss_err"]) for p in per]))
             secs = time.perf_counter() - t0
@@ -111,6 +111,11 @@ def main(argv=None) -> int:
         if args.auto:
             rows.append(_auto_row(pname, splits, args.skip_steps, workers=args.workers))
     print(f"JSON: {write_json_atomic(Path(args.out) / 'generalisation.json', {'rows': rows})}")
+    from sde_scales.plots import law_comparison, save_figure
+
+    fig = law_comparison(rows, title="held-out final-loss errors of every law (shared curves; skip "
+                                     f"{args.skip_steps} steps)")
+    print(f"figure: {save_figure(fig, Path(args.out) / 'generalisation.png')}")
     return 0
 
 
@@ -133,6 +138,7 @@ def _auto_row(pname, splits, skip_steps, smooth_steps=1000, workers: int = 1) ->
                        final_pred_sd=predict_sd(r, held)[1])
         per.append({"held_out": held.name, "rmse": sc["rmse"], "final_loss_err": sc["final_loss_err"],
                     "final_loss_pred_sd": sc["final_loss_pred_sd"], "final_err_z": sc["final_err_z"],
+                    "final_loss_noise": sc["final_loss_noise"],
                     "chosen": a["chosen"], "decided": a["decided"], "undecided": a["undecided"]})
     rm = float(np.mean([p["rmse"] for p in per]))
     fe = float(np.mean([abs(p["final_loss_err"]) for p in per]))

@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 from sde_scales.atomic import atomic_path  # noqa: E402
 from sde_scales.rates import ExponentEstimate  # noqa: E402
 
-__all__ = ["rate_plot", "save_figure"]
+__all__ = ["law_comparison", "rate_plot", "save_figure"]
 
 
 def rate_plot(series, *, predicted: float | None = None, predicted_label: str | None = None, xlabel: str = r"width $n$",
@@ -83,3 +83,61 @@ def save_figure(fig, path: str | Path) -> Path:
     finally:
         plt.close(fig)
     return Path(path)
+
+
+def law_comparison(rows: list[dict], *, title: str = ""):
+    r"""Held-out final-loss errors of several laws on several protocols, with what resolves them.
+
+    ``rows``: one dict per (protocol, law) with ``protocol``, ``law`` and ``splits``, each split a
+    scored held-out curve with ``final_loss_err``, ``final_loss_pred_sd`` (the band of the fit's
+    parameters) and ``final_loss_noise`` (the observed final loss's standard error). One panel per
+    protocol; per law a bar of the mean |final-loss error| with an error bar of 1.96 times the
+    mean band, and the share of held-out curves within the combined 95% band written beside it.
+    The shaded strip is 1.96 times the mean standard error of the observed final losses: errors and
+    differences inside it are not resolved by the curves."""
+    protocols = list(dict.fromkeys(r["protocol"] for r in rows))
+    laws = list(dict.fromkeys(r["law"] for r in rows))
+    fig, axes = plt.subplots(1, len(protocols), figsize=(3.3 * len(protocols) + 1.6, 0.32 * len(laws) + 1.4),
+                             sharey=True, constrained_layout=True, squeeze=False)
+    for ax, prot in zip(axes[0], protocols):
+        mine = {r["law"]: r for r in rows if r["protocol"] == prot}
+        noise = [s["final_loss_noise"] for r in mine.values() for s in r["splits"]
+                 if s.get("final_loss_noise") is not None]
+        if noise:
+            ax.axvspan(0, 1.96 * float(np.mean(noise)), color="0.85", lw=0,
+                       label="1.96 x s.e. of the observed final loss")
+        errs = [float(np.mean([abs(s["final_loss_err"]) for s in r["splits"]])) for r in mine.values()]
+        # the axis shows the errors and the noise strip; a band wider than that is cut at the edge
+        # (its end marked with an arrow) rather than squeezing every bar into a corner
+        limit = 1.15 * max(2.5 * max(errs), 1.96 * float(np.mean(noise)) if noise else 0.0) or 1.0
+        for i, law in enumerate(laws):
+            r = mine.get(law)
+            if r is None:
+                continue
+            err = float(np.mean([abs(s["final_loss_err"]) for s in r["splits"]]))
+            sds = [s["final_loss_pred_sd"] for s in r["splits"] if s.get("final_loss_pred_sd") is not None]
+            band = 1.96 * float(np.mean(sds)) if sds else 0.0
+            ax.barh(i, err, color="C0", height=0.6)
+            if sds:
+                ax.errorbar(err, i, xerr=min(band, 0.97 * limit - err), fmt="none", ecolor="k", capsize=2, lw=0.8)
+                if err + band > 0.97 * limit:
+                    ax.annotate("", (limit, i), (0.97 * limit, i), arrowprops=dict(arrowstyle="->", lw=0.8))
+            zs = [s["final_err_z"] for s in r["splits"] if s.get("final_err_z") is not None]
+            if zs:
+                ax.text(min(err + band, 0.8 * limit), i - 0.3, f" {np.mean(np.abs(zs) <= 1.96):.0%}", va="center",
+                        fontsize=6)
+        ax.set_xlim(0, limit)
+        ax.set_title(prot, fontsize=9)
+        ax.set_xlabel("mean |final-loss error|")
+        ax.grid(True, axis="x", alpha=0.3)
+    axes[0][0].set_yticks(range(len(laws)), laws, fontsize=7)
+    axes[0][0].invert_yaxis()
+    handles = [plt.Rectangle((0, 0), 1, 1, color="0.85"), plt.Rectangle((0, 0), 1, 1, color="C0"),
+               plt.Line2D([], [], color="k", lw=0.8)]
+    fig.legend(handles, ["1.96 x standard error of the observed final loss (unresolved below)",
+                         "mean |final-loss error| over held-out curves (% : share within the 95% band)",
+                         "1.96 x mean standard deviation of the prediction from the fit's parameters"],
+               loc="outside lower center", fontsize=7, ncol=1)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return fig

@@ -169,3 +169,27 @@ def test_predict_sd_needs_a_fit_result_from_fit():
     bare = replace(r, extra={})
     with pytest.raises(InvalidArgumentError, match="refit"):
         predict_sd(bare, c)
+
+
+def test_law_comparison_figure_draws_what_it_is_given(tmp_path):
+    """One panel per protocol; each law's bar is its mean |final-loss error|; a law with no band
+    (null standard deviations) is drawn without an error bar; the figure is written."""
+    from sde_scales.plots import law_comparison, save_figure
+
+    def split(err, sd):
+        return {"final_loss_err": err, "final_loss_pred_sd": sd, "final_loss_noise": 0.01,
+                "final_err_z": None if sd is None else err / np.hypot(sd, 0.01)}
+
+    rows = [{"protocol": "p1", "law": "a", "splits": [split(0.02, 0.005), split(-0.04, 0.005)]},
+            {"protocol": "p1", "law": "b", "splits": [split(0.01, None)]},
+            {"protocol": "p2", "law": "a", "splits": [split(-0.003, 0.001)]}]
+    fig = law_comparison(rows, title="planted")
+    axes = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in axes] == ["p1", "p2"]
+    bars = sorted(p.get_width() for p in axes[0].patches if p.get_height() == pytest.approx(0.6))
+    assert bars == pytest.approx([0.01, 0.03])
+    from matplotlib.collections import LineCollection
+
+    # law a's error bar (one LineCollection); law b, with no band, has none
+    assert sum(isinstance(c, LineCollection) for c in axes[0].collections) == 1
+    assert save_figure(fig, tmp_path / "laws.png").stat().st_size > 10_000
