@@ -156,6 +156,12 @@ def test_band_is_conditional_on_parameters_on_a_bound():
     assert "C_eff" in cov.conditional_on
     assert not cov.used[law.names.index("C_eff")]
     assert np.isfinite(predict_sd(r, c)[1])
+    # the command's report says so among its warnings, by name
+    from sde_scales.fitting.report import run_law
+
+    doc = run_law(law, [c], [c], skip_steps=200, smooth_steps=500, shared_noise=False, profile=False)[0]
+    assert any("hold C_eff at its bound" in w and "too narrow" in w for w in doc["warnings"])
+    assert "C_eff" in doc["band"]["conditional_on"]
 
 
 def test_predict_sd_needs_a_fit_result_from_fit():

@@ -287,6 +287,13 @@ def run_law(law: Law, fit_curves: list[LossCurve], predict_curves: list[LossCurv
                  "inflation": res.extra["covariance"].inflation},
         "warnings": sorted({str(w.message) for w in caught}),
     }
+    held_at_bound = [n for n in res.extra["covariance"].on_bound if not n.startswith("b_")]
+    if held_at_bound and predict_curves:
+        what = (f"{held_at_bound[0]} at its bound" if len(held_at_bound) == 1
+                else f"{', '.join(held_at_bound)} at their bounds")
+        doc["warnings"] = sorted(set(doc["warnings"]) | {
+            f"{law.label}: the prediction bands hold {what}: that uncertainty is not in the bands, which may be too "
+            f"narrow"})
     undetermined = [c.name for c in predict_curves if not np.isfinite(sds[c.name][1])]
     if undetermined:
         doc["warnings"] = sorted(set(doc["warnings"]) | {
