@@ -199,3 +199,29 @@ def test_law_comparison_figure_draws_what_it_is_given(tmp_path):
     # law a's error bar (one LineCollection); law b, with no band, has none
     assert sum(isinstance(c, LineCollection) for c in axes[0].collections) == 1
     assert save_figure(fig, tmp_path / "laws.png").stat().st_size > 10_000
+
+
+def test_fit_delay_compare_reports_every_law_with_its_band(tmp_path):
+    """``--compare`` fits the kernel, momentum and multi-power laws to the same curves: the JSON has
+    one document per law, each predicted curve with its band, and the printed comparison has a row
+    per law with the band and the share within it."""
+    sch = schedules_5k()
+    law, theta = KernelLaw("exp", "steps"), [2.5, 3.0, 0.5, 0.4, np.log10(300.0)]
+    paths = []
+    for i, k in enumerate(["cos", "step", "wsd"]):
+        c = synthetic(law, theta, sch[k], k, noise=NOISE, seed=10 + i)[0]
+        paths.append(tmp_path / f"{k}.csv")
+        pd.DataFrame({"step": c.step, "lr": c.lr, "loss": c.loss}).to_csv(paths[-1], index=False)
+    out = tmp_path / "compare.json"
+    run = subprocess.run([sys.executable, "-m", "sde_scales.cli", "fit-delay", "--fit", str(paths[0]), "--fit",
+                          str(paths[1]), "--predict", str(paths[2]), "--compare", "--skip-steps", "200",
+                          "--smooth-steps", "500", "--json", str(out)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    docs = json.loads(out.read_text())["compare"]
+    assert [d["law"].split("(")[0] for d in docs] == ["kernel", "momentum", "mpl"]
+    for d in docs:
+        (row,) = d["predict"]
+        assert row["file"] == "wsd" and row["final_loss_pred_sd"] > 0
+        assert d["summary"]["predict"]["mean_final_loss_pred_sd"] == pytest.approx(row["final_loss_pred_sd"])
+        line = next(ln for ln in run.stdout.splitlines() if ln.startswith(d["law"]) and "fitted in" not in ln)
+        assert f"{row['final_loss_pred_sd']:.4f}" in line

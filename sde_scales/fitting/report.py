@@ -539,13 +539,15 @@ def run_fit_delay(args) -> int:
         print(format_rows(doc))
         print()
     if args.compare:
-        print(f"{'law':30s} {'fit s':>6s} {'cool_rmse':>9s} {'|final|':>8s}   (with shared-noise correction)")
+        print(f"{'law':30s} {'fit s':>6s} {'cool_rmse':>9s} {'|final|':>8s} {'pred_sd':>8s} {'in 95%':>6s}   "
+              f"(with shared-noise correction)")
         for d in docs:
             s = d["summary"].get("predict", {})
             c = d["summary"].get("predict_shared_noise", {})
-            f = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
+            f = lambda v, k=4: "-" if v is None else f"{v:.{k}f}"  # noqa: E731
             print(f"{d['law']:30s} {d['fit_seconds']:6.2f} {f(s.get('mean_cooldown_rmse')):>9s} "
-                  f"{f(s.get('mean_abs_final_loss_err')):>8s}   {f(c.get('mean_cooldown_rmse'))} {f(c.get('mean_abs_final_loss_err'))}")
+                  f"{f(s.get('mean_abs_final_loss_err')):>8s} {f(s.get('mean_final_loss_pred_sd')):>8s} "
+                  f"{f(s.get('within_95'), 2):>6s}   {f(c.get('mean_cooldown_rmse'))} {f(c.get('mean_abs_final_loss_err'))}")
     if args.json:
         out = docs[0] if len(docs) == 1 else {"compare": docs}
         if auto is not None:
