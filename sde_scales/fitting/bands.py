@@ -135,14 +135,7 @@ def parameter_covariance(law: Law, theta: np.ndarray, resid, jac, free: np.ndarr
     if jac is not None:
         J = np.asarray(jac(xf))[:, cols]
     else:
-        J = np.empty((r.size, cols.size))
-        h = 1e-4 * np.maximum(np.abs(xf), 1e-2)
-        lo_f, hi_f = lo[free], hi[free]
-        for c, i in enumerate(cols):
-            a, b = xf.copy(), xf.copy()
-            a[i] = min(xf[i] + h[i], hi_f[i])
-            b[i] = max(xf[i] - h[i], lo_f[i])
-            J[:, c] = (resid(a) - resid(b)) / (a[i] - b[i])
+        J = _central_differences(resid, xf, lo[free], hi[free], cols, r.size)
     scale = np.linalg.norm(J, axis=0)
     scale = np.where(scale > 0, scale, 1.0)  # a column of zeros is a zero singular value, found below
     if cols.size:
@@ -164,14 +157,19 @@ def law_gradient(law: Law, theta: np.ndarray, f, lo: np.ndarray | None = None,
     if J is not None:
         return np.asarray(J)
     theta = np.asarray(theta, dtype=float)
-    h = 1e-4 * np.maximum(np.abs(theta), 1e-2)
-    out = np.empty((f.S1.size, theta.size))
-    for i in range(theta.size):
-        a, b = theta.copy(), theta.copy()
-        a[i] += h[i]
-        b[i] -= h[i]
-        if lo is not None:
-            b[i] = max(b[i], lo[i])
-            a[i] = min(a[i], hi[i])
-        out[:, i] = (law.predict(a, f) - law.predict(b, f)) / (a[i] - b[i])
+    lo = np.full(theta.size, -np.inf) if lo is None else lo
+    hi = np.full(theta.size, np.inf) if hi is None else hi
+    return _central_differences(lambda x: law.predict(x, f), theta, lo, hi, range(theta.size), f.S1.size)
+
+
+def _central_differences(func, x: np.ndarray, lo: np.ndarray, hi: np.ndarray, cols, n_out: int) -> np.ndarray:
+    """Columns ``cols`` of d func / d x by central differences, steps of 1e-4 of each parameter's
+    size (at least 1e-6), each end kept inside ``lo``/``hi``; shape (n_out, len(cols))."""
+    h = 1e-4 * np.maximum(np.abs(x), 1e-2)
+    out = np.empty((n_out, len(cols)))
+    for c, i in enumerate(cols):
+        a, b = x.copy(), x.copy()
+        a[i] = min(x[i] + h[i], hi[i])
+        b[i] = max(x[i] - h[i], lo[i])
+        out[:, c] = (func(a) - func(b)) / (a[i] - b[i])
     return out
