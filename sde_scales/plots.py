@@ -106,15 +106,15 @@ def law_comparison(rows: list[dict], *, title: str = ""):
         if noise:
             ax.axvspan(0, 1.96 * float(np.mean(noise)), color="0.85", lw=0,
                        label="1.96 x s.e. of the observed final loss")
-        errs = [float(np.mean([abs(s["final_loss_err"]) for s in r["splits"]])) for r in mine.values()]
+        errs = {law: float(np.mean([abs(s["final_loss_err"]) for s in r["splits"]])) for law, r in mine.items()}
         # the axis shows the errors and the noise strip; a band wider than that is cut at the edge
         # (its end marked with an arrow) rather than squeezing every bar into a corner
-        limit = 1.15 * max(2.5 * max(errs), 1.96 * float(np.mean(noise)) if noise else 0.0) or 1.0
+        limit = 1.15 * max(2.5 * max(errs.values()), 1.96 * float(np.mean(noise)) if noise else 0.0) or 1.0
         for i, law in enumerate(laws):
             r = mine.get(law)
             if r is None:
                 continue
-            err = float(np.mean([abs(s["final_loss_err"]) for s in r["splits"]]))
+            err = errs[law]
             sds = [s["final_loss_pred_sd"] for s in r["splits"] if s.get("final_loss_pred_sd") is not None]
             band = 1.96 * float(np.mean(sds)) if sds else 0.0
             ax.barh(i, err, color="C0", height=0.6)
