@@ -56,7 +56,7 @@ def main(argv=None) -> int:
         return 2
 
     from sde_scales.atomic import write_json_atomic
-    from sde_scales.fitting import KernelLaw, MomentumLaw, MultiPowerLaw, fit, load_curve, predict, predict_sd, score
+    from sde_scales.fitting import KernelLaw, MomentumLaw, MultiPowerLaw, fit, load_curve, score_prediction
     from sde_scales.fitting.report import band_summary
 
     d = Path(args.data)
@@ -95,8 +95,7 @@ def main(argv=None) -> int:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # the command prints them; here the table is the point
                     r = fit(law, fitted, skip_steps=args.skip_steps)
-                    sc = score(held, predict(r, held), skip_steps=args.skip_steps,
-                               final_pred_sd=predict_sd(r, held)[1])
+                    sc = score_prediction(r, held, skip_steps=args.skip_steps)
                 per.append({"held_out": held.name, "rmse": sc["rmse"], "final_loss_err": sc["final_loss_err"],
                             "final_loss_pred_sd": sc["final_loss_pred_sd"], "final_err_z": sc["final_err_z"],
                             "final_loss_noise": sc["final_loss_noise"], "warnings": r.extra.get("warnings", [])})
@@ -122,7 +121,7 @@ def main(argv=None) -> int:
 def _auto_row(pname, splits, skip_steps, smooth_steps=1000, workers: int = 1) -> dict:
     """The ``--law auto`` row: in each split, choose on the fitted curves alone (nested: the held-out
     curve takes no part in the choice), fit the chosen law, score the held-out curve."""
-    from sde_scales.fitting import predict, predict_sd, score
+    from sde_scales.fitting import score_prediction
     from sde_scales.fitting.report import band_summary, fit_auto
 
     t0 = time.perf_counter()
@@ -134,8 +133,7 @@ def _auto_row(pname, splits, skip_steps, smooth_steps=1000, workers: int = 1) ->
             if key not in choices:
                 choices[key] = fit_auto(fitted, skip_steps=skip_steps, smooth_steps=smooth_steps, workers=workers)
             a, r = choices[key]
-            sc = score(held, predict(r, held), skip_steps=skip_steps, smooth_steps=smooth_steps,
-                       final_pred_sd=predict_sd(r, held)[1])
+            sc = score_prediction(r, held, skip_steps=skip_steps, smooth_steps=smooth_steps)
         per.append({"held_out": held.name, "rmse": sc["rmse"], "final_loss_err": sc["final_loss_err"],
                     "final_loss_pred_sd": sc["final_loss_pred_sd"], "final_err_z": sc["final_err_z"],
                     "final_loss_noise": sc["final_loss_noise"],

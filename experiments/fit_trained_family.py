@@ -66,7 +66,7 @@ def main(argv=None) -> int:
 
     from sde_scales.analysis.delay_width import study_base
     from sde_scales.atomic import write_json_atomic
-    from sde_scales.fitting import KernelLaw, MomentumLaw, MultiPowerLaw, fit, predict, predict_sd, score
+    from sde_scales.fitting import KernelLaw, MomentumLaw, MultiPowerLaw, fit, score, score_prediction
     from sde_scales.fitting.report import band_summary, fit_auto
     from sde_scales.fitting.stores import curves_from_store
     from sde_scales.train.sweep import run_sweep
@@ -137,8 +137,7 @@ def main(argv=None) -> int:
                     if key not in fits:
                         fits[key] = fit(law, fitted, skip_steps=skip)
                     r = fits[key]
-                    sc = score(held, predict(r, held), skip_steps=skip, smooth_steps=smooth,
-                               final_pred_sd=predict_sd(r, held)[1])
+                    sc = score_prediction(r, held, skip_steps=skip, smooth_steps=smooth)
                 per.append({"held_out": held.name, "rmse": sc["rmse"], "final_loss_err": sc["final_loss_err"],
                             "cooldown_rmse": sc["cooldown_rmse"], "final_loss_noise": sc["final_loss_noise"],
                             "final_loss_pred_sd": sc["final_loss_pred_sd"], "final_err_z": sc["final_err_z"],
@@ -154,8 +153,7 @@ def main(argv=None) -> int:
                         warnings.simplefilter("ignore")  # the choice's own warning is in its 'undecided'
                         choices[key] = fit_auto(fitted, skip_steps=skip, smooth_steps=smooth)
                 a, r = choices[key]
-                sc = score(held, predict(r, held), skip_steps=skip, smooth_steps=smooth,
-                           final_pred_sd=predict_sd(r, held)[1])
+                sc = score_prediction(r, held, skip_steps=skip, smooth_steps=smooth)
                 per.append({"held_out": held.name, "rmse": sc["rmse"], "final_loss_err": sc["final_loss_err"],
                             "final_loss_pred_sd": sc["final_loss_pred_sd"], "final_err_z": sc["final_err_z"],
                             "chosen": a["chosen"], "decided": a["decided"], "undecided": a["undecided"]})

@@ -10,6 +10,7 @@ from sde_scales.fitting.fit import (
     predict,
     predict_sd,
     score,
+    score_prediction,
     shared_noise_offset,
     time_scale_profile,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "predict",
     "predict_sd",
     "score",
+    "score_prediction",
     "shared_noise_offset",
     "time_scale_profile",
 ]

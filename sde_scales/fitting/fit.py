@@ -49,7 +49,7 @@ from sde_scales.fitting.curves import LossCurve, ScheduleFeatures
 from sde_scales.fitting.laws import KernelLaw, Law
 
 __all__ = ["FitResult", "FitWarning", "IdentifiabilityWarning", "PeakLRWarning", "fit", "predict", "predict_sd", "score",
-           "time_scale_profile", "shared_noise_offset"]
+           "score_prediction", "time_scale_profile", "shared_noise_offset"]
 
 
 class IdentifiabilityWarning(UserWarning):
@@ -468,6 +468,13 @@ def predict_sd(result: FitResult, curve: LossCurve) -> tuple[np.ndarray, float]:
     G = law_gradient(result.law, result.theta, f, cov.lo, cov.hi)
     n_last = final_rows(curve.step.size)
     return cov.sd(G), float(cov.sd(G[-n_last:].mean(axis=0, keepdims=True))[0])
+
+
+def score_prediction(result: FitResult, curve: LossCurve, *, skip_steps: int = 0, smooth_steps: int = 1000) -> dict:
+    """:func:`score` of ``result``'s prediction of ``curve``, with the predicted final loss's band
+    (:func:`predict_sd`): the metrics of a held-out curve in one call."""
+    return score(curve, predict(result, curve), skip_steps=skip_steps, smooth_steps=smooth_steps,
+                 final_pred_sd=predict_sd(result, curve)[1])
 
 
 def shared_noise_offset(result: FitResult, references: list[LossCurve], curve: LossCurve,
