@@ -225,3 +225,19 @@ def test_fit_delay_compare_reports_every_law_with_its_band(tmp_path):
         assert d["summary"]["predict"]["mean_final_loss_pred_sd"] == pytest.approx(row["final_loss_pred_sd"])
         line = next(ln for ln in run.stdout.splitlines() if ln.startswith(d["law"]) and "fitted in" not in ln)
         assert f"{row['final_loss_pred_sd']:.4f}" in line
+
+
+def test_workers_below_one_is_refused(tmp_path):
+    """``--workers 0`` is bad input: exit 2 and a message naming the value, before anything is fitted
+    or written; ``choose_law`` refuses it the same way."""
+    from sde_scales.fitting.report import choose_law
+
+    c = synthetic(KernelLaw("exp", "steps"), [2.5, 3.0, 0.5, 0.4, 2.5], schedules_5k()["cos"], "cos", noise=NOISE)[0]
+    path = tmp_path / "cos.csv"
+    pd.DataFrame({"step": c.step, "lr": c.lr, "loss": c.loss}).to_csv(path, index=False)
+    out = tmp_path / "fit.json"
+    run = subprocess.run([sys.executable, "-m", "sde_scales.cli", "fit-delay", "--fit", str(path), "--law", "auto",
+                          "--workers", "0", "--json", str(out)], capture_output=True, text=True)
+    assert run.returncode == 2 and "--workers 0" in run.stderr and not out.exists()
+    with pytest.raises(InvalidArgumentError, match="--workers 0"):
+        choose_law([c], skip_steps=0, smooth_steps=200, workers=0)
