@@ -1,5 +1,6 @@
 """Fit learning-rate-response laws to loss curves and predict unseen schedules."""
 
+from sde_scales.fitting.compare import compare_over_curves, compare_predictions
 from sde_scales.fitting.curves import LateStartWarning, LossCurve, ScheduleFeatures, load_curve
 from sde_scales.fitting.fit import (
     FitResult,
@@ -28,6 +29,8 @@ __all__ = [
     "MultiPowerLaw",
     "PeakLRWarning",
     "ScheduleFeatures",
+    "compare_over_curves",
+    "compare_predictions",
     "fit",
     "load_curve",
     "predict",
