@@ -225,6 +225,18 @@ def test_fit_delay_compare_reports_every_law_with_its_band(tmp_path):
         assert d["summary"]["predict"]["mean_final_loss_pred_sd"] == pytest.approx(row["final_loss_pred_sd"])
         line = next(ln for ln in run.stdout.splitlines() if ln.startswith(d["law"]) and "fitted in" not in ln)
         assert f"{row['final_loss_pred_sd']:.4f}" in line
+    # every pair of laws compared on the predicted curve; the RMSEs are score()'s, the verdicts printed
+    pairs = json.loads(out.read_text())["pairwise"]
+    by_law = {d["law"]: d["predict"][0] for d in docs}
+    assert [(p["a"], p["b"]) for p in pairs] == [(docs[0]["law"], docs[1]["law"]), (docs[0]["law"], docs[2]["law"]),
+                                                 (docs[1]["law"], docs[2]["law"])]
+    for p in pairs:
+        (one,) = p["per_curve"]
+        assert one["rmse_a"] == pytest.approx(by_law[p["a"]]["rmse"], rel=1e-12)
+        assert one["rmse_b"] == pytest.approx(by_law[p["b"]]["rmse"], rel=1e-12)
+        assert one["final_err_a"] == pytest.approx(by_law[p["a"]]["final_loss_err"], rel=1e-9)
+        assert p["rmse_verdict"] in ("not separated", f"{p['a']} better", f"{p['b']} better")
+    assert "paired differences over the predicted curves" in run.stdout
 
 
 def test_workers_below_one_is_refused(tmp_path):

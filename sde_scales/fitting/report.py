@@ -18,8 +18,8 @@ from sde_scales.fitting.fit import (FitResult, final_rows, fit, predict, predict
                                    time_scale_profile)
 from sde_scales.fitting.laws import KernelLaw, Law, MomentumLaw, MultiPowerLaw
 
-__all__ = ["AutoChoiceWarning", "band_summary", "choose_law", "chosen_law", "fit_auto", "make_law", "run_law",
-           "run_fit_delay", "undecided_predictions"]
+__all__ = ["AutoChoiceWarning", "band_summary", "choose_law", "chosen_law", "fit_auto", "make_law",
+           "paired_comparisons", "run_law", "run_fit_delay", "undecided_predictions"]
 
 
 class AutoChoiceWarning(UserWarning):
@@ -324,6 +324,22 @@ def run_law(law: Law, fit_curves: list[LossCurve], predict_curves: list[LossCurv
     return doc, res, {"pred": preds, "sd": {k: v[0] for k, v in sds.items()}, "offset": offsets}
 
 
+def paired_comparisons(results: list, predict_curves: list[LossCurve], *, skip_steps: int,
+                       smooth_steps: int) -> list[dict]:
+    """Every pair of fitted laws (``(law, result, extra)`` as :func:`run_law` returns them) compared
+    on the predicted curves by :func:`sde_scales.fitting.compare.compare_over_curves`; the per-curve
+    comparisons are kept under ``per_curve``."""
+    from sde_scales.fitting.compare import compare_over_curves, compare_predictions
+
+    out = []
+    for i, (law_a, _, ex_a) in enumerate(results):
+        for law_b, _, ex_b in results[i + 1:]:
+            per = [compare_predictions(c, ex_a["pred"][c.name], ex_b["pred"][c.name], skip_steps=skip_steps,
+                                       smooth_steps=smooth_steps) for c in predict_curves]
+            out.append(dict(compare_over_curves(per, label_a=law_a.label, label_b=law_b.label), per_curve=per))
+    return out
+
+
 def band_summary(rows: list[dict]) -> tuple[float | None, float | None]:
     """Over scored predictions (:func:`~sde_scales.fitting.fit.score` with ``final_pred_sd``): the
     mean standard deviation of the predicted final losses from the fit's parameters, and the share
@@ -548,8 +564,22 @@ def run_fit_delay(args) -> int:
             print(f"{d['law']:30s} {d['fit_seconds']:6.2f} {f(s.get('mean_cooldown_rmse')):>9s} "
                   f"{f(s.get('mean_abs_final_loss_err')):>8s} {f(s.get('mean_final_loss_pred_sd')):>8s} "
                   f"{f(s.get('within_95'), 2):>6s}   {f(c.get('mean_cooldown_rmse'))} {f(c.get('mean_abs_final_loss_err'))}")
+    pairwise = []
+    if args.compare and predict_curves:
+        pairwise = paired_comparisons(results, predict_curves, skip_steps=args.skip_steps,
+                                      smooth_steps=args.smooth_steps)
+        print("\npaired differences over the predicted curves (a minus b; 95% intervals valid for any correlation "
+              "between the curves' noises; sde_scales.fitting.compare):")
+        for c in pairwise:
+            for m, key, iv in (("rmse", "mean_rmse_diff", "rmse_interval"),
+                               ("|final|", "mean_abs_final_err_diff", "final_interval")):
+                ivs = "-" if c[iv] is None else f"[{c[iv][0]:+.4f}, {c[iv][1]:+.4f}]"
+                verdict = c["rmse_verdict" if m == "rmse" else "final_verdict"]
+                print(f"  {c['a']:>28s} - {c['b']:<28s} {m:8s} {c[key]:+.4f} {ivs:>18s}  {verdict}")
     if args.json:
         out = docs[0] if len(docs) == 1 else {"compare": docs}
+        if pairwise:
+            out = dict(out, pairwise=pairwise)
         if auto is not None:
             out = dict(out, auto=auto)
         write_json_atomic(Path(args.json), out)  # strict JSON: null for a missing or non-finite value
