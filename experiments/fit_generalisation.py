@@ -56,7 +56,7 @@ def main(argv=None) -> int:
         return 2
 
     from sde_scales.atomic import write_json_atomic
-    from sde_scales.fitting import KernelLaw, MomentumLaw, MultiPowerLaw, fit, load_curve, score_prediction
+    from sde_scales.fitting import KernelLaw, MomentumLaw, MultiPowerLaw, fit, load_curve, predict, score_prediction
     from sde_scales.fitting.report import band_summary
 
     d = Path(args.data)
@@ -84,10 +84,12 @@ def main(argv=None) -> int:
             KernelLaw(kernel="exp", time="steps"), KernelLaw(kernel="power", time="steps"),
             KernelLaw(kernel="nonparametric", time="area"), KernelLaw(kernel="exp", time="area"), MomentumLaw(lam=0.99), MomentumLaw(lam=0.999), MomentumLaw(),
             MultiPowerLaw()]
-    rows = []
+    rows, comparisons = [], []
+    baselines = {law.label for law in laws if isinstance(law, (MomentumLaw, MultiPowerLaw))}  # the issue's yardsticks
     print(f"{'protocol':14s} {'law':42s} {'splits':>6s} {'mean rmse':>9s} {'mean |final|':>12s} {'pred sd':>8s} "
           f"{'in 95%':>7s} {'seconds':>8s}")
     for pname, splits in protocols.items():
+        preds = {}  # law label -> one prediction per split, for the paired comparisons
         for law in laws:
             t0 = time.perf_counter()
             per = []
@@ -96,6 +98,7 @@ def main(argv=None) -> int:
                     warnings.simplefilter("ignore")  # the command prints them; here the table is the point
                     r = fit(law, fitted, skip_steps=args.skip_steps)
                     sc = score_prediction(r, held, skip_steps=args.skip_steps)
+                    preds.setdefault(law.label, []).append(predict(r, held))
                 per.append({"held_out": held.name, "rmse": sc["rmse"], "final_loss_err": sc["final_loss_err"],
                             "final_loss_pred_sd": sc["final_loss_pred_sd"], "final_err_z": sc["final_err_z"],
                             "final_loss_noise": sc["final_loss_noise"], "warnings": r.extra.get("warnings", [])})
@@ -108,8 +111,12 @@ def main(argv=None) -> int:
             print(f"{pname:14s} {law.label:42s} {len(per):6d} {rm:9.4f} {fe:12.4f} {_f(sd):>8s} {_f(cover, 2):>7s} "
                   f"{secs:8.1f}", flush=True)
         if args.auto:
-            rows.append(_auto_row(pname, splits, args.skip_steps, workers=args.workers))
-    print(f"JSON: {write_json_atomic(Path(args.out) / 'generalisation.json', {'rows': rows})}")
+            row, preds["auto"] = _auto_row(pname, splits, args.skip_steps, workers=args.workers)
+            rows.append(row)
+        comparisons += _compare_with_baselines(pname, splits, [r for r in rows if r["protocol"] == pname], preds,
+                                               baselines, args.skip_steps)
+    doc = {"rows": rows, "comparisons": comparisons}
+    print(f"JSON: {write_json_atomic(Path(args.out) / 'generalisation.json', doc)}")
     from sde_scales.plots import law_comparison, save_figure
 
     fig = law_comparison(rows, title="held-out final-loss errors of every law (shared curves; skip "
@@ -118,14 +125,30 @@ def main(argv=None) -> int:
     return 0
 
 
-def _auto_row(pname, splits, skip_steps, smooth_steps=1000, workers: int = 1) -> dict:
+def _compare_with_baselines(pname, splits, rows, preds, baselines, skip_steps, smooth_steps=1000) -> list[dict]:
+    """Every kernel-law row (and auto) against the best baseline in mean RMSE and the best in mean
+    |final-loss error| (:func:`sde_scales.fitting.compare.compare_with_best`): "no worse" as a
+    verdict with intervals valid for any correlation between the held-out curves' noises, not two
+    figures side by side."""
+    from sde_scales.fitting.compare import compare_with_best, format_difference
+
+    out = compare_with_best(rows, [h for _, h in splits], preds, baselines, skip_steps=skip_steps,
+                            smooth_steps=smooth_steps)
+    for e in out:
+        print(f"{'':14s}   {e['law']}: RMSE {format_difference(e['rmse'])};  |final| {format_difference(e['final'])}",
+              flush=True)
+    return [{"protocol": pname, **e} for e in out]
+
+
+def _auto_row(pname, splits, skip_steps, smooth_steps=1000, workers: int = 1) -> tuple[dict, list]:
     """The ``--law auto`` row: in each split, choose on the fitted curves alone (nested: the held-out
-    curve takes no part in the choice), fit the chosen law, score the held-out curve."""
-    from sde_scales.fitting import score_prediction
+    curve takes no part in the choice), fit the chosen law, score the held-out curve. Returns the
+    row and the predictions of the held-out curves."""
+    from sde_scales.fitting import predict, score_prediction
     from sde_scales.fitting.report import band_summary, fit_auto
 
     t0 = time.perf_counter()
-    per, choices = [], {}
+    per, choices, preds = [], {}, []
     for fitted, held in splits:
         key = tuple(c.name for c in fitted)
         with warnings.catch_warnings():
@@ -134,6 +157,7 @@ def _auto_row(pname, splits, skip_steps, smooth_steps=1000, workers: int = 1) ->
                 choices[key] = fit_auto(fitted, skip_steps=skip_steps, smooth_steps=smooth_steps, workers=workers)
             a, r = choices[key]
             sc = score_prediction(r, held, skip_steps=skip_steps, smooth_steps=smooth_steps)
+            preds.append(predict(r, held))
         per.append({"held_out": held.name, "rmse": sc["rmse"], "final_loss_err": sc["final_loss_err"],
                     "final_loss_pred_sd": sc["final_loss_pred_sd"], "final_err_z": sc["final_err_z"],
                     "final_loss_noise": sc["final_loss_noise"],
@@ -149,7 +173,7 @@ def _auto_row(pname, splits, skip_steps, smooth_steps=1000, workers: int = 1) ->
         print(f"{'':14s}   on {what}: {a['chosen']}" + ("" if a["decided"] else "  (not separated from "
                                                           + ", ".join(a["undecided"]) + ")"), flush=True)
     return {"protocol": pname, "law": "auto", "splits": per, "mean_rmse": rm, "mean_abs_final_err": fe,
-            "mean_final_pred_sd": sd, "within_95": cover, "seconds": secs}
+            "mean_final_pred_sd": sd, "within_95": cover, "seconds": secs}, preds
 
 
 def _f(v, digits: int = 4) -> str:

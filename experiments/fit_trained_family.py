@@ -66,7 +66,8 @@ def main(argv=None) -> int:
 
     from sde_scales.analysis.delay_width import study_base
     from sde_scales.atomic import write_json_atomic
-    from sde_scales.fitting import KernelLaw, MomentumLaw, MultiPowerLaw, fit, score, score_prediction
+    from sde_scales.fitting import KernelLaw, MomentumLaw, MultiPowerLaw, fit, predict, score, score_prediction
+    from sde_scales.fitting.compare import compare_with_best, format_difference
     from sde_scales.fitting.report import band_summary, fit_auto
     from sde_scales.fitting.stores import curves_from_store
     from sde_scales.train.sweep import run_sweep
@@ -110,7 +111,8 @@ def main(argv=None) -> int:
             KernelLaw(kernel="power", time="steps"), KernelLaw(kernel="nonparametric", time="area"),
             KernelLaw(kernel="exp", time="area"), MomentumLaw(lam=0.99), MomentumLaw(lam=0.999), MomentumLaw(),
             MultiPowerLaw()]
-    rows = []
+    rows, comparisons = [], []
+    baselines = {law.label for law in laws if isinstance(law, (MomentumLaw, MultiPowerLaw))}
     print(f"\nskip {skip} steps; RMSE against the {smooth}-step moving average, whose own noise puts a floor of "
           f"{floor:.5f} under every RMSE")
     print(f"{'protocol':14s} {'law':34s} {'splits':>6s} {'mean rmse':>10s} {'mean |final|':>12s} {'pred sd':>8s} "
@@ -127,6 +129,7 @@ def main(argv=None) -> int:
               f"{secs:8.1f}", flush=True)
 
     for pname, splits in protocols.items():
+        preds = {}  # law label -> predictions of the held-out curves, for the paired comparisons
         for law in laws:
             t0 = time.perf_counter()
             per, fits = [], {}
@@ -138,6 +141,7 @@ def main(argv=None) -> int:
                         fits[key] = fit(law, fitted, skip_steps=skip)
                     r = fits[key]
                     sc = score_prediction(r, held, skip_steps=skip, smooth_steps=smooth)
+                    preds.setdefault(law.label, []).append(predict(r, held))
                 per.append({"held_out": held.name, "rmse": sc["rmse"], "final_loss_err": sc["final_loss_err"],
                             "cooldown_rmse": sc["cooldown_rmse"], "final_loss_noise": sc["final_loss_noise"],
                             "final_loss_pred_sd": sc["final_loss_pred_sd"], "final_err_z": sc["final_err_z"],
@@ -154,6 +158,7 @@ def main(argv=None) -> int:
                         choices[key] = fit_auto(fitted, skip_steps=skip, smooth_steps=smooth)
                 a, r = choices[key]
                 sc = score_prediction(r, held, skip_steps=skip, smooth_steps=smooth)
+                preds.setdefault("auto (rolling origin)", []).append(predict(r, held))
                 per.append({"held_out": held.name, "rmse": sc["rmse"], "final_loss_err": sc["final_loss_err"],
                             "final_loss_pred_sd": sc["final_loss_pred_sd"], "final_err_z": sc["final_err_z"],
                             "chosen": a["chosen"], "decided": a["decided"], "undecided": a["undecided"]})
@@ -161,8 +166,15 @@ def main(argv=None) -> int:
             for key, (a, _) in choices.items():
                 print(f"{'':14s}   auto on {key}: {a['chosen']}; "
                       + ("decided" if a["decided"] else f"not separated from {', '.join(a['undecided'])}"))
+        mine = [r for r in rows if r["protocol"] == pname]
+        for e in compare_with_best(mine, [h for _, h in splits], preds, baselines, skip_steps=skip,
+                                   smooth_steps=smooth):
+            comparisons.append({"protocol": pname, **e})
+            print(f"{'':14s}   {e['law']}: RMSE {format_difference(e['rmse'], 5)};  |final| "
+                  f"{format_difference(e['final'], 5)}", flush=True)
     doc = {"family": {**spec, "lr": args.lr, "schedules": list(SCHEDULES), "task": "muP MLP, power-law regression, SGD"},
            "skip_steps": skip, "smooth_steps": smooth, "target_noise_floor": floor, "rows": rows,
+           "comparisons": comparisons,
            "seconds": time.perf_counter() - started}
     print(f"JSON: {write_json_atomic(out / 'trained_family.json', doc)}")
     return 0
