@@ -20,7 +20,12 @@ held-out curves) and writes ``generalisation.json``. Beside the errors: ``pred s
 standard deviation of the predicted final loss from the fit's parameters (the delta method,
 :func:`sde_scales.fitting.predict_sd`), and ``in 95%``, the share of held-out curves whose final
 error lies within the 95% band of that and the observed final loss's standard error: near 0.95
-where the law's misses are the noise, far below where they are the law's.
+where the law's misses are the noise, far below where they are the law's. Under each protocol, every
+kernel law (and auto) against the best baseline (momentum or multi-power law) in mean RMSE and the
+best in mean |final error|: the mean paired difference, its 95% interval from the held-out curves'
+own noise (valid whatever the correlation between the curves;
+:mod:`sde_scales.fitting.compare`), and the verdict, so that "no worse than the best baseline"
+is decided by the data or said to be undecided (``comparisons`` in the JSON).
 
     python experiments/fit_generalisation.py --out out/fit_generalisation
 """
