@@ -170,8 +170,8 @@ def main(argv=None) -> int:
         for e in compare_with_best(mine, [h for _, h in splits], preds, baselines, skip_steps=skip,
                                    smooth_steps=smooth):
             comparisons.append({"protocol": pname, **e})
-            print(f"{'':14s}   {e['law']}: RMSE {format_difference(e['rmse'], 5)};  |final| "
-                  f"{format_difference(e['final'], 5)}", flush=True)
+            print(f"{'':14s}   {e['law']}: RMSE {format_difference(e['rmse'])};  |final| "
+                  f"{format_difference(e['final'])}", flush=True)
     doc = {"family": {**spec, "lr": args.lr, "schedules": list(SCHEDULES), "task": "muP MLP, power-law regression, SGD"},
            "skip_steps": skip, "smooth_steps": smooth, "target_noise_floor": floor, "rows": rows,
            "comparisons": comparisons,

@@ -279,7 +279,10 @@ def compare_with_best(rows: list[dict], held: list[LossCurve], preds: dict, base
     return out
 
 
-def format_difference(e: dict, digits: int = 4) -> str:
-    """One line for an entry of :func:`compare_with_best`: difference, interval, against, verdict."""
-    iv = "-" if e["interval"] is None else f"[{e['interval'][0]:+.{digits}f}, {e['interval'][1]:+.{digits}f}]"
-    return f"{e['mean_diff']:+.{digits}f} {iv} vs {e['against']}: {e['verdict']}"
+def format_difference(e: dict, digits: int = 3) -> str:
+    """One line for an entry of :func:`compare_with_best`: difference, interval (``digits``
+    significant digits, so that a decided difference far below the errors themselves still shows),
+    against, verdict."""
+    f = lambda v: f"{v:+.{digits}g}"  # noqa: E731
+    iv = "-" if e["interval"] is None else f"[{f(e['interval'][0])}, {f(e['interval'][1])}]"
+    return f"{f(e['mean_diff'])} {iv} vs {e['against']}: {e['verdict']}"
