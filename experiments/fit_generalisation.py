@@ -61,8 +61,8 @@ def main(argv=None) -> int:
         return 2
 
     from sde_scales.atomic import write_json_atomic
-    from sde_scales.fitting import KernelLaw, MomentumLaw, MultiPowerLaw, fit, load_curve, predict, score_prediction
-    from sde_scales.fitting.report import band_summary
+    from sde_scales.fitting import KernelLaw, MomentumLaw, MultiPowerLaw, load_curve
+    from sde_scales.fitting.protocols import protocol_row, run_protocol
 
     d = Path(args.data)
     if not d.is_dir():
@@ -97,24 +97,11 @@ def main(argv=None) -> int:
         preds = {}  # law label -> one prediction per split, for the paired comparisons
         for law in laws:
             t0 = time.perf_counter()
-            per = []
-            for fitted, held in splits:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # the command prints them; here the table is the point
-                    r = fit(law, fitted, skip_steps=args.skip_steps)
-                    sc = score_prediction(r, held, skip_steps=args.skip_steps)
-                    preds.setdefault(law.label, []).append(predict(r, held))
-                per.append({"held_out": held.name, "rmse": sc["rmse"], "final_loss_err": sc["final_loss_err"],
-                            "final_loss_pred_sd": sc["final_loss_pred_sd"], "final_err_z": sc["final_err_z"],
-                            "final_loss_noise": sc["final_loss_noise"], "warnings": r.extra.get("warnings", [])})
-            rm = float(np.mean([p["rmse"] for p in per]))
-            fe = float(np.mean([abs(p["final_loss_err"]) for p in per]))
-            secs = time.perf_counter() - t0
-            sd, cover = band_summary(per)
-            rows.append({"protocol": pname, "law": law.label, "splits": per, "mean_rmse": rm, "mean_abs_final_err": fe,
-                         "mean_final_pred_sd": sd, "within_95": cover, "seconds": secs})
-            print(f"{pname:14s} {law.label:42s} {len(per):6d} {rm:9.4f} {fe:12.4f} {_f(sd):>8s} {_f(cover, 2):>7s} "
-                  f"{secs:8.1f}", flush=True)
+            per, preds[law.label] = run_protocol(law, splits, skip_steps=args.skip_steps)
+            row = protocol_row(pname, law.label, per, time.perf_counter() - t0)
+            rows.append(row)
+            print(f"{pname:14s} {law.label:42s} {len(per):6d} {row['mean_rmse']:9.4f} {row['mean_abs_final_err']:12.4f} "
+                  f"{_f(row['mean_final_pred_sd']):>8s} {_f(row['within_95'], 2):>7s} {row['seconds']:8.1f}", flush=True)
         if args.auto:
             row, preds["auto"] = _auto_row(pname, splits, args.skip_steps, workers=args.workers)
             rows.append(row)

@@ -66,9 +66,10 @@ def main(argv=None) -> int:
 
     from sde_scales.analysis.delay_width import study_base
     from sde_scales.atomic import write_json_atomic
-    from sde_scales.fitting import KernelLaw, MomentumLaw, MultiPowerLaw, fit, predict, score, score_prediction
+    from sde_scales.fitting import KernelLaw, MomentumLaw, MultiPowerLaw, predict, score, score_prediction
     from sde_scales.fitting.compare import compare_with_best, format_difference
-    from sde_scales.fitting.report import band_summary, fit_auto
+    from sde_scales.fitting.protocols import protocol_row, run_protocol
+    from sde_scales.fitting.report import fit_auto
     from sde_scales.fitting.stores import curves_from_store
     from sde_scales.train.sweep import run_sweep
 
@@ -118,35 +119,19 @@ def main(argv=None) -> int:
     print(f"{'protocol':14s} {'law':34s} {'splits':>6s} {'mean rmse':>10s} {'mean |final|':>12s} {'pred sd':>8s} "
           f"{'in 95%':>7s} {'seconds':>8s}")
 
-    def report(pname, label, per, secs):
-        rm = float(np.mean([p["rmse"] for p in per]))
-        fe = float(np.mean([abs(p["final_loss_err"]) for p in per]))
-        sd, cover = band_summary(per)
-        rows.append({"protocol": pname, "law": label, "splits": per, "mean_rmse": rm, "mean_abs_final_err": fe,
-                     "mean_final_pred_sd": sd, "within_95": cover, "seconds": secs})
+    def report(row):
+        rows.append(row)
         f = lambda v, d: "-" if v is None else f"{v:.{d}f}"  # noqa: E731
-        print(f"{pname:14s} {label:34s} {len(per):6d} {rm:10.5f} {fe:12.5f} {f(sd, 5):>8s} {f(cover, 2):>7s} "
-              f"{secs:8.1f}", flush=True)
+        print(f"{row['protocol']:14s} {row['law']:34s} {len(row['splits']):6d} {row['mean_rmse']:10.5f} "
+              f"{row['mean_abs_final_err']:12.5f} {f(row['mean_final_pred_sd'], 5):>8s} {f(row['within_95'], 2):>7s} "
+              f"{row['seconds']:8.1f}", flush=True)
 
     for pname, splits in protocols.items():
         preds = {}  # law label -> predictions of the held-out curves, for the paired comparisons
-        for law in laws:
+        for law in laws:  # single-cosine: one fit per seed serves its six WSD runs
             t0 = time.perf_counter()
-            per, fits = [], {}
-            for fitted, held in splits:
-                key = tuple(c.name for c in fitted)  # single-cosine: one fit per seed serves its six WSD runs
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # the table is the point; fit-delay prints them
-                    if key not in fits:
-                        fits[key] = fit(law, fitted, skip_steps=skip)
-                    r = fits[key]
-                    sc = score_prediction(r, held, skip_steps=skip, smooth_steps=smooth)
-                    preds.setdefault(law.label, []).append(predict(r, held))
-                per.append({"held_out": held.name, "rmse": sc["rmse"], "final_loss_err": sc["final_loss_err"],
-                            "cooldown_rmse": sc["cooldown_rmse"], "final_loss_noise": sc["final_loss_noise"],
-                            "final_loss_pred_sd": sc["final_loss_pred_sd"], "final_err_z": sc["final_err_z"],
-                            "warnings": r.extra.get("warnings", [])})
-            report(pname, law.label, per, time.perf_counter() - t0)
+            per, preds[law.label] = run_protocol(law, splits, skip_steps=skip, smooth_steps=smooth)
+            report(protocol_row(pname, law.label, per, time.perf_counter() - t0))
         if pname == "single-cosine":  # --law auto: one choice per fitted cosine run
             t0 = time.perf_counter()
             per, choices = [], {}
@@ -162,7 +147,7 @@ def main(argv=None) -> int:
                 per.append({"held_out": held.name, "rmse": sc["rmse"], "final_loss_err": sc["final_loss_err"],
                             "final_loss_pred_sd": sc["final_loss_pred_sd"], "final_err_z": sc["final_err_z"],
                             "chosen": a["chosen"], "decided": a["decided"], "undecided": a["undecided"]})
-            report(pname, "auto (rolling origin)", per, time.perf_counter() - t0)
+            report(protocol_row(pname, "auto (rolling origin)", per, time.perf_counter() - t0))
             for key, (a, _) in choices.items():
                 print(f"{'':14s}   auto on {key}: {a['chosen']}; "
                       + ("decided" if a["decided"] else f"not separated from {', '.join(a['undecided'])}"))

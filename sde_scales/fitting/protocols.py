@@ -1,0 +1,85 @@
+"""Held-out protocols: fit a law on some curves, predict others, score every prediction.
+
+A protocol is a list of splits ``(fitted curves, held-out curve)``: leave one schedule out, fit one
+cosine run and predict each WSD run, and so on. The experiment scripts that measure the laws on a
+family of curves (``experiments/fit_*.py``) run every law through :func:`run_protocol` and
+summarise it with :func:`protocol_row`, so that the shared curves, the trained family and the
+model family are scored the same way.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from sde_scales.fitting.curves import LossCurve
+from sde_scales.fitting.fit import final_rows, fit, predict, predict_sd, score
+from sde_scales.fitting.laws import Law
+
+__all__ = ["protocol_row", "run_protocol"]
+
+
+def run_protocol(law: Law, splits: list[tuple[list[LossCurve], LossCurve]], *, skip_steps: int,
+                 smooth_steps: int = 1000, truth: dict | None = None) -> tuple[list[dict], list[np.ndarray]]:
+    """Fit ``law`` to each split's fitted curves (once per distinct set of them), predict the
+    held-out curve and score it (:func:`~sde_scales.fitting.fit.score` with the band).
+
+    Parameters
+    ----------
+    law : Law
+    splits : list of (list of LossCurve, LossCurve)
+    skip_steps, smooth_steps : int
+        As in :func:`~sde_scales.fitting.fit.score`.
+    truth : dict, optional
+        Held-out curve name -> its noise-free loss at every row, where known (a model family): adds
+        ``rmse_truth`` (over the scored rows) and ``final_err_truth`` (against the mean of the
+        noise-free loss over the last 5% of rows).
+
+    Returns
+    -------
+    (list of dict, list of ndarray)
+        Per split: ``held_out``, ``rmse``, ``final_loss_err``, ``cooldown_rmse``,
+        ``final_loss_noise``, ``final_loss_pred_sd``, ``final_err_z``, ``warnings`` (the fit's);
+        and the predictions of the held-out curves, in split order. The fits' warnings are kept,
+        not raised.
+    """
+    per, preds, fits = [], [], {}
+    for fitted, held in splits:
+        key = tuple(c.name for c in fitted)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # kept in each row's "warnings"; a table is the point here
+            if key not in fits:
+                fits[key] = fit(law, fitted, skip_steps=skip_steps)
+            r = fits[key]
+            p = predict(r, held)
+            sc = score(held, p, skip_steps=skip_steps, smooth_steps=smooth_steps, final_pred_sd=predict_sd(r, held)[1])
+        row = {"held_out": held.name, "rmse": sc["rmse"], "final_loss_err": sc["final_loss_err"],
+               "cooldown_rmse": sc["cooldown_rmse"], "final_loss_noise": sc["final_loss_noise"],
+               "final_loss_pred_sd": sc["final_loss_pred_sd"], "final_err_z": sc["final_err_z"],
+               "warnings": r.extra.get("warnings", [])}
+        if truth is not None and held.name in truth:
+            t = np.asarray(truth[held.name], dtype=float)
+            keep = held.step >= skip_steps
+            n_last = final_rows(held.step.size)
+            row["rmse_truth"] = float(np.sqrt(np.mean((p - t)[keep] ** 2)))
+            row["final_err_truth"] = float(np.mean(p[-n_last:]) - np.mean(t[-n_last:]))
+        per.append(row)
+        preds.append(p)
+    return per, preds
+
+
+def protocol_row(protocol: str, label: str, per: list[dict], seconds: float) -> dict:
+    """The table row of one law on one protocol: means over the held-out curves of the RMSE and
+    |final-loss error| (and of their noise-free versions where known), the mean band and the share
+    within it (:func:`~sde_scales.fitting.report.band_summary`)."""
+    from sde_scales.fitting.report import band_summary
+
+    sd, cover = band_summary(per)
+    row = {"protocol": protocol, "law": label, "splits": per, "mean_rmse": float(np.mean([p["rmse"] for p in per])),
+           "mean_abs_final_err": float(np.mean([abs(p["final_loss_err"]) for p in per])),
+           "mean_final_pred_sd": sd, "within_95": cover, "seconds": seconds}
+    if per and all("rmse_truth" in p for p in per):
+        row["mean_rmse_truth"] = float(np.mean([p["rmse_truth"] for p in per]))
+        row["mean_abs_final_err_truth"] = float(np.mean([abs(p["final_err_truth"]) for p in per]))
+    return row
