@@ -39,7 +39,7 @@ from scipy import optimize
 
 from sde_scales.errors import InvalidArgumentError
 
-__all__ = ["NoisyQuadraticModel"]
+__all__ = ["NoisyQuadraticModel", "SpectralNQM"]
 
 
 @dataclass(frozen=True)
@@ -115,3 +115,107 @@ class NoisyQuadraticModel:
     def early_late_gap(self, t0: int, T: int) -> float:
         """:math:`|\\log\\eta^*(t_0) - \\log\\eta^*(T)|`."""
         return abs(np.log(self.optimal_lr(t0)) - np.log(self.optimal_lr(T)))
+
+
+@dataclass(frozen=True, eq=False)
+class SpectralNQM:
+    r"""Expected loss of SGD on a many-mode noisy quadratic, under any learning-rate schedule.
+
+    Modes with curvatures :math:`h_k`, each standing for :math:`w_k` coordinates, start at second
+    moments :math:`m_k(0)` and follow, for the rate :math:`\eta_t` of step :math:`t`,
+
+    .. math::
+
+        m_k(t+1) = (1 - \eta_t h_k)^2\, m_k(t) + \eta_t^2 \sigma^2 h_k,\qquad
+        E L(t) = L_\infty + \tfrac12 \sum_k w_k h_k m_k(t),
+
+    the exact second-moment recursion of SGD with additive gradient noise of variance
+    :math:`\sigma^2 h_k` (the two-mode :class:`NoisyQuadraticModel` at one width is the case
+    :math:`w = (1/2, 1/2)`, :math:`m_k(0) = h_k^{-2}`). After a drop of the rate, mode k relaxes to
+    its new level by :math:`(1 - \eta h_k)^2` per step: the response is a sum of exponentials in the
+    learning-rate area with a spread of time scales, none of the fitted laws' forms, which makes it a
+    family of loss curves on which no law is at home (``experiments/fit_nqm_family.py``).
+
+    Parameters
+    ----------
+    h, weights, m0 : array_like
+        Curvatures (> 0), coordinates per mode (>= 0) and initial second moments (>= 0), one each
+        per mode.
+    sigma : float
+        Gradient-noise level (>= 0).
+    floor : float
+        :math:`L_\infty`, the loss no step removes.
+    """
+
+    h: np.ndarray
+    weights: np.ndarray
+    m0: np.ndarray
+    sigma: float
+    floor: float = 0.0
+
+    def __post_init__(self) -> None:
+        arrs = {k: np.asarray(getattr(self, k), dtype=float) for k in ("h", "weights", "m0")}
+        if len({a.shape for a in arrs.values()}) != 1 or arrs["h"].ndim != 1 or arrs["h"].size == 0:
+            raise InvalidArgumentError(f"h, weights, m0 have shapes {[a.shape for a in arrs.values()]}; give one value "
+                                       f"per mode in each (1-d, equal lengths)")
+        if not np.all(np.isfinite(arrs["h"])) or np.any(arrs["h"] <= 0):
+            raise InvalidArgumentError(f"curvatures h from {arrs['h'].min()!r}; every mode needs a finite h > 0")
+        for k in ("weights", "m0"):
+            if not np.all(np.isfinite(arrs[k])) or np.any(arrs[k] < 0):
+                raise InvalidArgumentError(f"{k} from {arrs[k].min()!r}; give finite values >= 0")
+        if not (np.isfinite(self.sigma) and self.sigma >= 0) or not np.isfinite(self.floor):
+            raise InvalidArgumentError(f"sigma={self.sigma!r}, floor={self.floor!r}; need a finite sigma >= 0 and a "
+                                       f"finite floor")
+        for k, a in arrs.items():
+            object.__setattr__(self, k, a)
+
+    @classmethod
+    def power_law(cls, alpha: float = 0.3, a: float = 1.5, amplitude: float = 1.0, sigma: float = 0.7,
+                  floor: float = 2.0, modes: float = 1e6, bins: int = 400) -> "SpectralNQM":
+        r"""A power-law spectrum :math:`h_i = i^{-a}` over coordinates :math:`i = 1 \dots` ``modes``,
+        started so that :math:`h_i m_i(0) = A\, i^{-(1 + \alpha a)}`: at a constant rate the noise-free
+        loss then falls as :math:`(\eta t)^{-\alpha}` (the usual power law in the learning-rate area)
+        until the slowest modes. The coordinates are grouped into ``bins`` geometric bins of :math:`i`
+        from 1/2 to ``modes`` + 1/2 (the sum over whole i as a midpoint-rule integral), each evaluated
+        at its geometric centre and weighted by its number of coordinates; the stiffest bin's
+        curvature is then about 2.75 at the default a = 1.5, so the edge of stability is
+        :math:`2 / \max h \approx 0.73`."""
+        if not (alpha > 0 and a > 1 and amplitude > 0 and modes >= 2 and bins >= 2):
+            raise InvalidArgumentError(f"alpha={alpha}, a={a}, amplitude={amplitude}, modes={modes}, bins={bins}; need "
+                                       f"alpha > 0, a > 1 (a summable spectrum), amplitude > 0, modes >= 2, bins >= 2")
+        edges = np.geomspace(0.5, modes + 0.5, bins + 1)
+        i = np.sqrt(edges[:-1] * edges[1:])
+        h = i ** (-a)
+        return cls(h=h, weights=np.diff(edges), m0=amplitude * i ** (-(1 + alpha * a)) / h, sigma=sigma, floor=floor)
+
+    def expected_loss(self, lr) -> np.ndarray:
+        r""":math:`E L(t)` for :math:`t = 0, \dots, T` under the rates ``lr[0..T-1]`` (``lr[t]``
+        moves step t to t + 1): T + 1 values.
+
+        Raises
+        ------
+        InvalidArgumentError
+            A rate that is not finite, is negative, or is at or beyond the edge of stability
+            :math:`2 / \max_k h_k`, named with its step and the fix.
+        """
+        lr = np.asarray(lr, dtype=float)
+        if lr.ndim != 1:
+            raise InvalidArgumentError(f"lr has shape {lr.shape}; give one rate per step (1-d)")
+        bad = np.flatnonzero(~np.isfinite(lr) | (lr < 0))
+        if bad.size:
+            raise InvalidArgumentError(f"lr[{int(bad[0])}] = {float(lr[bad[0]])!r}; rates must be finite and >= 0")
+        edge = 2.0 / float(self.h.max())
+        over = np.flatnonzero(lr >= edge)
+        if over.size:
+            raise InvalidArgumentError(f"lr[{int(over[0])}] = {float(lr[over[0]])!r} is at or beyond the edge of stability "
+                                       f"2 / max h = {edge:g}, where the loss diverges; lower the rate")
+        m = self.m0.copy()
+        wh = 0.5 * self.weights * self.h
+        out = np.empty(lr.size + 1)
+        out[0] = wh @ m
+        noise = self.sigma**2 * self.h
+        for t, eta in enumerate(lr):
+            m *= (1.0 - eta * self.h) ** 2
+            m += eta * eta * noise
+            out[t + 1] = wh @ m
+        return out + self.floor

@@ -1,0 +1,152 @@
+"""The many-mode noisy quadratic under a schedule (SpectralNQM) against closed forms, the protocol
+runner the fitting experiments share, and the model-family experiment end to end."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import special
+
+from sde_scales.errors import InvalidArgumentError
+from sde_scales.fitting import LossCurve, MomentumLaw, fit, load_curve, predict
+from sde_scales.models.nqm import NoisyQuadraticModel, SpectralNQM
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_two_modes_at_a_constant_rate_match_the_nqm_closed_form():
+    """The two-mode NoisyQuadraticModel at width 1 (beta = 0) is SpectralNQM with weights 1/2 and
+    m0 = h^-2; its closed form (a geometric sum) and the recursion agree to rounding."""
+    nqm = NoisyQuadraticModel(n=1, h=(1.0, 20.0), sigma=0.3, beta=0.0)
+    h = np.array([1.0, 20.0])
+    s = SpectralNQM(h=h, weights=[0.5, 0.5], m0=h**-2.0, sigma=0.3)
+    eta = 0.07
+    got = s.expected_loss(np.full(400, eta))
+    want = [float(nqm.expected_loss(eta, t)) for t in (0, 1, 5, 50, 400)]
+    assert got[[0, 1, 5, 50, 400]] == pytest.approx(want, rel=1e-12)
+
+
+def test_a_drop_relaxes_each_mode_geometrically_to_its_new_level():
+    """One mode, rate eta1 for t0 steps then eta2: m(t) = m*(eta2) + (m(t0) - m*(eta2)) r2^(2(t - t0))
+    with m*(eta) = eta^2 sigma^2 h / (1 - r^2) and m(t0) from the same formula at eta1: the
+    recursion solved by hand."""
+    h, sigma, m0, floor = 0.3, 0.5, 2.0, 1.5
+    s = SpectralNQM(h=[h], weights=[1.0], m0=[m0], sigma=sigma, floor=floor)
+    t0, eta1, eta2 = 40, 0.5, 0.1
+    lr = np.r_[np.full(t0, eta1), np.full(60, eta2)]
+    got = s.expected_loss(lr)
+
+    def stationary(eta):
+        r2 = (1 - eta * h) ** 2
+        return eta**2 * sigma**2 * h / (1 - r2), r2
+
+    s1, r1 = stationary(eta1)
+    s2, r2 = stationary(eta2)
+    m_t0 = s1 + (m0 - s1) * r1**t0
+    t = np.arange(t0, 101)
+    want = floor + 0.5 * h * (s2 + (m_t0 - s2) * r2 ** (t - t0))
+    assert got[t0:] == pytest.approx(want, rel=1e-12)
+
+
+def test_power_law_spectrum_gives_the_power_law_in_the_learning_rate_area():
+    r"""Without noise, at a small constant rate, the loss above its floor is
+    :math:`\tfrac12 \sum_i A i^{-(1+\alpha a)} e^{-2\eta t i^{-a}} \approx \tfrac{A}{2a}\Gamma(\alpha)(2\eta t)^{-\alpha}`
+    while the slowest modes are far from relaxed (1e8 coordinates; eta h <= 0.01 makes
+    (1 - eta h)^(2t) = exp(-2 eta h t) to 1%). Tolerance 2%: the binned sum's quadrature error (400
+    geometric bins over eight decades, a ratio of 1.047 per bin) is a few tenths of a percent, the
+    discrete-step correction under 1% at these t."""
+    alpha, a, amp, eta = 0.3, 1.5, 1.0, 0.01
+    s = SpectralNQM.power_law(alpha=alpha, a=a, amplitude=amp, sigma=0.0, floor=0.0, modes=1e8)
+    L = s.expected_loss(np.full(20000, eta))
+    for t in (2000, 20000):
+        want = amp / (2 * a) * special.gamma(alpha) * (2 * eta * t) ** (-alpha)
+        assert L[t] == pytest.approx(want, rel=0.02)
+
+
+def test_bad_rates_and_spectra_are_refused_with_the_value():
+    s = SpectralNQM.power_law()
+    with pytest.raises(InvalidArgumentError, match=r"lr\[3\] = 0.8 is at or beyond the edge of stability"):
+        s.expected_loss([0.1, 0.1, 0.1, 0.8])
+    with pytest.raises(InvalidArgumentError, match=r"lr\[1\] = -0.1"):
+        s.expected_loss([0.1, -0.1])
+    with pytest.raises(InvalidArgumentError, match=r"lr\[0\] = nan"):
+        s.expected_loss([np.nan])
+    with pytest.raises(InvalidArgumentError, match="equal lengths"):
+        SpectralNQM(h=[1.0, 2.0], weights=[1.0], m0=[1.0, 1.0], sigma=0.1)
+    with pytest.raises(InvalidArgumentError, match="h > 0"):
+        SpectralNQM(h=[1.0, 0.0], weights=[1.0, 1.0], m0=[1.0, 1.0], sigma=0.1)
+    with pytest.raises(InvalidArgumentError, match="a > 1"):
+        SpectralNQM.power_law(a=1.0)
+
+
+def test_run_protocol_fits_each_fitted_set_once_and_scores_against_the_truth(monkeypatch):
+    """Two splits that share their fitted curve reuse one fit; the noise-free scores are the RMSE
+    and final error against the given truth, recomputed here from a fit made independently."""
+    from sde_scales.fitting import protocols
+
+    step = np.arange(0, 6001, 50)
+    lr_fit = np.where(step < 4000, 1e-3, 1e-4)
+    lr_held = np.where(step < 5000, 1e-3, 3e-4)
+    rng = np.random.default_rng(4)
+    truth_fit = 3.0 + 2.0 * (1.0 + step / 1000.0) ** -0.5 - 0.2 * (lr_fit < 1e-3)
+    truth_held = 3.0 + 2.0 * (1.0 + step / 1000.0) ** -0.5 - 0.1 * (lr_held < 1e-3)
+    fitted = LossCurve(step, lr_fit, truth_fit + 0.02 * rng.standard_normal(step.size), name="fit")
+    held = [LossCurve(step, lr_held, truth_held + 0.02 * rng.standard_normal(step.size), name=f"held{i}")
+            for i in range(2)]
+    calls = []
+    real_fit = protocols.fit
+    monkeypatch.setattr(protocols, "fit", lambda *a, **k: calls.append(1) or real_fit(*a, **k))
+    law = MomentumLaw(lam=0.99)
+    per, preds = protocols.run_protocol(law, [([fitted], h) for h in held], skip_steps=200, smooth_steps=500,
+                                        truth={"held0": truth_held})
+    assert len(calls) == 1 and len(per) == len(preds) == 2
+    r = fit(law, [fitted], skip_steps=200)
+    p = predict(r, held[0])
+    keep = step >= 200
+    assert per[0]["rmse_truth"] == pytest.approx(np.sqrt(np.mean((p - truth_held)[keep] ** 2)), rel=1e-9)
+    n_last = 6  # 5% of 121 rows
+    assert per[0]["final_err_truth"] == pytest.approx(np.mean(p[-n_last:]) - np.mean(truth_held[-n_last:]), rel=1e-9)
+    assert "rmse_truth" not in per[1]
+    row = protocols.protocol_row("p", law.label, per, 1.0)
+    assert row["mean_rmse"] == pytest.approx(np.mean([x["rmse"] for x in per]))
+    assert "mean_rmse_truth" not in row  # only one of the two held-out curves has a truth
+
+
+def test_nqm_family_experiment_writes_its_curves_and_strict_json(tmp_path):
+    """A small run of the script: eight curves written in the real format, read back, with noise of
+    the stated level about the model's expected loss; strict JSON with the rows of both protocols and
+    the paired comparisons, each with its noise-free answer."""
+    out = tmp_path / "nqm"
+    run = subprocess.run([sys.executable, str(ROOT / "experiments" / "fit_nqm_family.py"), "--steps", "3000",
+                          "--seeds", "1", "--laws", "exp-steps,momentum0.99", "--out", str(out)],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    paths = sorted((out / "curves").glob("*.csv"))
+    assert len(paths) == 8
+    c = load_curve(out / "curves" / "wsd-lin0.2_seed0.csv")
+    assert list(pd.read_csv(paths[0]).columns) == ["step", "lr", "loss"]
+    from sde_scales import schedules
+
+    lr = schedules.wsd(3000, 0.5, 0.2, warmup_steps=30)
+    mean = SpectralNQM.power_law().expected_loss(lr)[c.step]
+    assert c.step[0] == 0 and c.lr == pytest.approx(lr[c.step])
+    # 60 points of noise 0.1: the sample sd has standard error 0.1 / sqrt(2 * 59) = 0.009; 4 of them
+    assert np.std(c.loss - mean, ddof=1) == pytest.approx(0.1, abs=0.037)
+
+    def no_nan(x):
+        raise AssertionError(f"non-standard JSON constant {x}")
+
+    doc = json.loads((out / "nqm_family.json").read_text(), parse_constant=no_nan)
+    assert [(r["protocol"], r["law"]) for r in doc["rows"]] == [
+        ("single-cosine", "kernel(exp, steps)"), ("single-cosine", "momentum(lambda=0.99)"),
+        ("loso", "kernel(exp, steps)"), ("loso", "momentum(lambda=0.99)")]
+    assert all(r["mean_rmse_truth"] > 0 for r in doc["rows"])
+    assert [e["law"] for e in doc["comparisons"]] == ["kernel(exp, steps)"] * 2
+    assert all(set(e["truth"]) == {"rmse", "final"} for e in doc["comparisons"])
+    bad = subprocess.run([sys.executable, str(ROOT / "experiments" / "fit_nqm_family.py"), "--noise", "-1",
+                          "--out", str(tmp_path / "bad")], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--noise -1" in bad.stderr and not (tmp_path / "bad").exists()
