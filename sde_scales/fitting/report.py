@@ -573,9 +573,9 @@ def run_fit_delay(args) -> int:
         for c in pairwise:
             for m, key, iv in (("rmse", "mean_rmse_diff", "rmse_interval"),
                                ("|final|", "mean_abs_final_err_diff", "final_interval")):
-                ivs = "-" if c[iv] is None else f"[{c[iv][0]:+.4f}, {c[iv][1]:+.4f}]"
+                ivs = "-" if c[iv] is None else f"[{c[iv][0]:+.3g}, {c[iv][1]:+.3g}]"
                 verdict = c["rmse_verdict" if m == "rmse" else "final_verdict"]
-                print(f"  {c['a']:>28s} - {c['b']:<28s} {m:8s} {c[key]:+.4f} {ivs:>18s}  {verdict}")
+                print(f"  {c['a']:>28s} - {c['b']:<28s} {m:8s} {c[key]:+10.3g} {ivs:>22s}  {verdict}")
     if args.json:
         out = docs[0] if len(docs) == 1 else {"compare": docs}
         if pairwise:
