@@ -253,3 +253,26 @@ def test_workers_below_one_is_refused(tmp_path):
     assert run.returncode == 2 and "--workers 0" in run.stderr and not out.exists()
     with pytest.raises(InvalidArgumentError, match="--workers 0"):
         choose_law([c], skip_steps=0, smooth_steps=200, workers=0)
+
+
+def test_a_parameter_whose_interval_reaches_its_bound_is_named():
+    """A planted floor L0 = 0.003 (its bound is 0) on one cosine with noise 0.005: the fit stops
+    near the bound but not on it, and L0's 95% interval from the curvature (+-0.014: its standard
+    deviation, 0.007, is twice the planted value, so the interval reaches 0 in practically every
+    draw) reaches 0, so one warning names L0. The same curves shifted up to L0 = 2.5 keep every
+    interval clear of its bound (the other parameters are well determined at this noise): no such
+    warning, so the warning follows the interval, not the law or the curve's shape. Three seeds."""
+    law = MomentumLaw(lam=0.99)
+    cos = schedules_5k()["cos"]
+    for seed in (3, 4, 5):
+        for l0 in (0.003, 2.5):
+            c = synthetic(law, [l0, 3.0, 0.5, 0.4], cos, "cos", noise=0.005, seed=seed)[0]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                r = fit(law, [c], skip_steps=200)
+            assert r.extra["covariance"].on_bound == ()  # off the bound: the on-bound warning says nothing
+            msgs = [w for w in r.extra["warnings"] if "interval from the curvature" in w]
+            if l0 == 0.003:
+                assert len(msgs) == 1 and "of L0 = " in msgs[0] and "(bound 0) reaches its bound" in msgs[0], msgs
+            else:
+                assert msgs == [], msgs

@@ -273,6 +273,7 @@ def fit(law: Law, curves: list[LossCurve], *, skip_steps: int = 0, bin_factor: i
                      f"that far from the published law")
     cov = parameter_covariance(law, theta, resid, jac if has_jac else None, free, lo, hi, held,
                                _autocorrelation_inflation(best.fun, curves[0].log_every))
+    notes += _intervals_reaching_bounds(law, theta, cov, lo, hi, free, held)
     ts = _time_scale_interval(law, theta, cov, lo, hi, held=held)
     if ts is not None and ts.get("warning"):
         warnings.warn(ts["warning"], IdentifiabilityWarning, stacklevel=2)
@@ -283,6 +284,34 @@ def fit(law: Law, curves: list[LossCurve], *, skip_steps: int = 0, bin_factor: i
                      len(starts), extra={"warnings": notes, "drops": drops, "embedding_error": embed,
                                          "decay_depths": [decay_depth(c) for c in curves],
                                          "time_scale_interval": ts, "covariance": cov})
+
+
+def _intervals_reaching_bounds(law, theta, cov, lo, hi, free, held) -> list[str]:
+    """Each free parameter near a bound but not on it, whose 95% interval from the curvature
+    (:math:`\pm 1.96` sd from the fit's covariance) reaches that bound: the data do not keep it off
+    the bound, though the optimiser stopped short of it (a parameter on the bound is named by
+    :func:`_parameter_warnings`). Kernel weights (their zeros are the kernel's sparsity) and time
+    scales (their intervals are reported on their own) are left out."""
+    hits = []
+    for i, name in enumerate(law.names):
+        if (not free[i] or name in held or name.startswith("b_") or name.startswith("log10_tau")
+                or name in cov.on_bound):
+            continue
+        e = np.zeros(len(law.names))
+        e[i] = 1.0
+        sd = float(cov.sd(e)[0])
+        if not np.isfinite(sd):
+            continue
+        half = 1.96 * sd
+        bound = lo[i] if theta[i] - half <= lo[i] else hi[i] if theta[i] + half >= hi[i] else None
+        if bound is not None:
+            hits.append(f"{name} = {theta[i]:.4g} +- {half:.3g} (bound {bound:g})")
+    if not hits:
+        return []
+    return [f"{law.label}: the 95% interval from the curvature of {', '.join(hits)} reaches "
+            f"{'its bound' if len(hits) == 1 else 'their bounds'}: the data do not determine "
+            f"{'it' if len(hits) == 1 else 'them'} away from the bound, and predictions away from the fitted curves "
+            f"depend on where the optimiser stopped (their bands say how much)"]
 
 
 def _time_scale_interval(law, theta, cov, lo, hi, held=None) -> dict | None:
