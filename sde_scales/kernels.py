@@ -37,6 +37,7 @@ family                   parameters          response terms
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -292,6 +293,21 @@ def laplace_weights(z, beta: float) -> np.ndarray:
     return np.exp(np.log(POWER_QUAD_STEP) - special.gammaln(beta) + beta * z - np.exp(np.minimum(z, 700.0)))
 
 
+@functools.lru_cache(maxsize=64)
+def _power_lattice(t_max: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What :meth:`PowerLawFamily.response_terms` needs that depends on ``t_max`` alone, built once
+    per ``t_max`` (a fit calls it at every evaluation): the log-rate lattice ``v`` (tau0 >= 1, so
+    it covers every tau0 in bounds), its time scales, the 400 points where the embedding's error
+    is measured and the unit step responses of the lattice's exponentials there. Read-only."""
+    v = log_rate_lattice(t_max, np.log(40.0))
+    taus = np.exp(-v)
+    grid = np.concatenate([[0.0], np.geomspace(1e-3, t_max, 399)])
+    steps = -np.expm1(-grid[:, None] / taus)
+    for a in (v, taus, grid, steps):
+        a.flags.writeable = False
+    return v, taus, grid, steps
+
+
 @dataclass(frozen=True)
 class PowerLawFamily(KernelFamily):
     r""":math:`Q(\tau) = 1 - (1 + \tau/\tau_0)^{1-a}` with ``log10_tau0`` in [0, 5] and ``a`` in [1.01, 6].
@@ -323,15 +339,12 @@ class PowerLawFamily(KernelFamily):
 
     def response_terms(self, params, t_max):
         t0, beta = 10.0 ** float(params[0]), float(params[1]) - 1.0
-        t_max = max(float(t_max), 1.0)
-        v = log_rate_lattice(t_max, np.log(40.0))  # tau0 >= 1: covers every tau0 in bounds
+        v, taus, grid, steps = _power_lattice(max(float(t_max), 1.0))
         z = v + np.log(t0)  # the lattice is fixed; only the weights move with the parameters
         w = laplace_weights(z, beta)
         # d w / d log10_tau0 = w (beta - e^z) ln 10;  d w / d a = w (z - digamma(beta))
         dw = np.stack([w * (beta - np.exp(z)) * np.log(10.0), w * (z - special.digamma(beta))])
-        taus = np.exp(-v)
-        grid = np.concatenate([[0.0], np.geomspace(1e-3, t_max, 399)])
-        approx = (w * -np.expm1(-grid[:, None] / taus)).sum(axis=1)
+        approx = steps @ w
         exact = 1.0 - np.power(1.0 + grid / t0, -beta)
         return ResponseTerms(taus, w, dw, float(np.max(np.abs(approx - exact))))
 
