@@ -94,7 +94,7 @@ def _check(curve: LossCurve, pred: np.ndarray, what: str) -> np.ndarray:
                                    f"predict every row of the curve")
     bad = np.flatnonzero(~np.isfinite(pred))
     if bad.size:
-        raise InvalidArgumentError(f"{what}: prediction {pred[bad[0]]!r} at row {int(bad[0])} (step "
+        raise InvalidArgumentError(f"{what}: prediction {float(pred[bad[0]])!r} at row {int(bad[0])} (step "
                                    f"{int(curve.step[bad[0]])}) of {curve.name}; a comparison needs finite predictions")
     return pred
 
