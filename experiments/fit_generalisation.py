@@ -35,10 +35,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import warnings
 from pathlib import Path
-
-import numpy as np
 
 
 def main(argv=None) -> int:
@@ -133,39 +130,22 @@ def _compare_with_baselines(pname, splits, rows, preds, baselines, skip_steps, s
 
 
 def _auto_row(pname, splits, skip_steps, smooth_steps=1000, workers: int = 1) -> tuple[dict, list]:
-    """The ``--law auto`` row: in each split, choose on the fitted curves alone (nested: the held-out
-    curve takes no part in the choice), fit the chosen law, score the held-out curve. Returns the
+    """The ``--law auto`` row (:func:`sde_scales.fitting.protocols.run_auto_protocol`): in each split,
+    the law chosen on the fitted curves alone, fitted, and the held-out curve scored. Returns the
     row and the predictions of the held-out curves."""
-    from sde_scales.fitting import predict, score_prediction
-    from sde_scales.fitting.report import band_summary, fit_auto
+    from sde_scales.fitting.protocols import protocol_row, run_auto_protocol
 
     t0 = time.perf_counter()
-    per, choices, preds = [], {}, []
-    for fitted, held in splits:
-        key = tuple(c.name for c in fitted)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if key not in choices:
-                choices[key] = fit_auto(fitted, skip_steps=skip_steps, smooth_steps=smooth_steps, workers=workers)
-            a, r = choices[key]
-            sc = score_prediction(r, held, skip_steps=skip_steps, smooth_steps=smooth_steps)
-            preds.append(predict(r, held))
-        per.append({"held_out": held.name, "rmse": sc["rmse"], "final_loss_err": sc["final_loss_err"],
-                    "final_loss_pred_sd": sc["final_loss_pred_sd"], "final_err_z": sc["final_err_z"],
-                    "final_loss_noise": sc["final_loss_noise"],
-                    "chosen": a["chosen"], "decided": a["decided"], "undecided": a["undecided"]})
-    rm = float(np.mean([p["rmse"] for p in per]))
-    fe = float(np.mean([abs(p["final_loss_err"]) for p in per]))
-    secs = time.perf_counter() - t0
-    sd, cover = band_summary(per)
-    print(f"{pname:14s} {'auto (chosen per split)':42s} {len(per):6d} {rm:9.4f} {fe:12.4f} {_f(sd):>8s} "
-          f"{_f(cover, 2):>7s} {secs:8.1f}", flush=True)
+    per, preds, choices = run_auto_protocol(splits, skip_steps=skip_steps, smooth_steps=smooth_steps, workers=workers)
+    row = protocol_row(pname, "auto", per, time.perf_counter() - t0)
+    print(f"{pname:14s} {'auto (chosen per split)':42s} {len(per):6d} {row['mean_rmse']:9.4f} "
+          f"{row['mean_abs_final_err']:12.4f} {_f(row['mean_final_pred_sd']):>8s} {_f(row['within_95'], 2):>7s} "
+          f"{row['seconds']:8.1f}", flush=True)
     for key, (a, _) in choices.items():
         what = key[0] if len(key) == 1 else f"the {len(key)} curves without {_left_out(key, splits)}"
         print(f"{'':14s}   on {what}: {a['chosen']}" + ("" if a["decided"] else "  (not separated from "
                                                           + ", ".join(a["undecided"]) + ")"), flush=True)
-    return {"protocol": pname, "law": "auto", "splits": per, "mean_rmse": rm, "mean_abs_final_err": fe,
-            "mean_final_pred_sd": sd, "within_95": cover, "seconds": secs}, preds
+    return row, preds
 
 
 def _f(v, digits: int = 4) -> str:

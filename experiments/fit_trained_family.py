@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -66,10 +65,9 @@ def main(argv=None) -> int:
 
     from sde_scales.analysis.delay_width import study_base
     from sde_scales.atomic import write_json_atomic
-    from sde_scales.fitting import KernelLaw, MomentumLaw, MultiPowerLaw, predict, score, score_prediction
+    from sde_scales.fitting import KernelLaw, MomentumLaw, MultiPowerLaw, score
     from sde_scales.fitting.compare import compare_with_best, format_difference
-    from sde_scales.fitting.protocols import protocol_row, run_protocol
-    from sde_scales.fitting.report import fit_auto
+    from sde_scales.fitting.protocols import protocol_row, run_auto_protocol, run_protocol
     from sde_scales.fitting.stores import curves_from_store
     from sde_scales.train.sweep import run_sweep
 
@@ -134,22 +132,11 @@ def main(argv=None) -> int:
             report(protocol_row(pname, law.label, per, time.perf_counter() - t0))
         if pname == "single-cosine":  # --law auto: one choice per fitted cosine run
             t0 = time.perf_counter()
-            per, choices = [], {}
-            for fitted, held in splits:
-                key = fitted[0].name
-                if key not in choices:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")  # the choice's own warning is in its 'undecided'
-                        choices[key] = fit_auto(fitted, skip_steps=skip, smooth_steps=smooth)
-                a, r = choices[key]
-                sc = score_prediction(r, held, skip_steps=skip, smooth_steps=smooth)
-                preds.setdefault("auto (rolling origin)", []).append(predict(r, held))
-                per.append({"held_out": held.name, "rmse": sc["rmse"], "final_loss_err": sc["final_loss_err"],
-                            "final_loss_pred_sd": sc["final_loss_pred_sd"], "final_err_z": sc["final_err_z"],
-                            "chosen": a["chosen"], "decided": a["decided"], "undecided": a["undecided"]})
+            per, preds["auto (rolling origin)"], choices = run_auto_protocol(splits, skip_steps=skip,
+                                                                             smooth_steps=smooth)
             report(protocol_row(pname, "auto (rolling origin)", per, time.perf_counter() - t0))
             for key, (a, _) in choices.items():
-                print(f"{'':14s}   auto on {key}: {a['chosen']}; "
+                print(f"{'':14s}   auto on {key[0]}: {a['chosen']}; "
                       + ("decided" if a["decided"] else f"not separated from {', '.join(a['undecided'])}"))
         mine = [r for r in rows if r["protocol"] == pname]
         for e in compare_with_best(mine, [h for _, h in splits], preds, baselines, skip_steps=skip,

@@ -17,7 +17,7 @@ from sde_scales.fitting.curves import LossCurve
 from sde_scales.fitting.fit import final_rows, fit, predict, predict_sd, score
 from sde_scales.fitting.laws import Law
 
-__all__ = ["protocol_row", "run_protocol"]
+__all__ = ["protocol_row", "run_auto_protocol", "run_protocol"]
 
 
 def run_protocol(law: Law, splits: list[tuple[list[LossCurve], LossCurve]], *, skip_steps: int,
@@ -44,14 +44,53 @@ def run_protocol(law: Law, splits: list[tuple[list[LossCurve], LossCurve]], *, s
         and the predictions of the held-out curves, in split order. The fits' warnings are kept,
         not raised.
     """
-    per, preds, fits = [], [], {}
-    for fitted, held in splits:
+    fits = {}
+
+    def fitted_law(fitted):
         key = tuple(c.name for c in fitted)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # kept in each row's "warnings"; a table is the point here
-            if key not in fits:
+        if key not in fits:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # kept in each row's "warnings"; a table is the point here
                 fits[key] = fit(law, fitted, skip_steps=skip_steps)
-            r = fits[key]
+        return fits[key]
+
+    return _score_splits(splits, fitted_law, skip_steps, smooth_steps, truth)
+
+
+def run_auto_protocol(splits: list[tuple[list[LossCurve], LossCurve]], *, skip_steps: int, smooth_steps: int = 1000,
+                      workers: int = 1, truth: dict | None = None) -> tuple[list[dict], list[np.ndarray], dict]:
+    """:func:`run_protocol` for ``--law auto``: in each split the law is chosen on the fitted curves
+    alone (:func:`~sde_scales.fitting.report.fit_auto`, once per distinct set of them; the held-out
+    curve takes no part in the choice), fitted, and the held-out curve scored. The rows add
+    ``chosen``, ``decided`` and ``undecided``; the third value maps each fitted set (a tuple of
+    curve names) to its (choice, fit)."""
+    from sde_scales.fitting.report import fit_auto
+
+    choices = {}
+
+    def fitted_law(fitted):
+        key = tuple(c.name for c in fitted)
+        if key not in choices:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the choice's own warning is in its "undecided"
+                choices[key] = fit_auto(fitted, skip_steps=skip_steps, smooth_steps=smooth_steps, workers=workers)
+        return choices[key][1]
+
+    per, preds = _score_splits(splits, fitted_law, skip_steps, smooth_steps, truth)
+    for row, (fitted, _) in zip(per, splits):
+        a = choices[tuple(c.name for c in fitted)][0]
+        row.update(chosen=a["chosen"], decided=a["decided"], undecided=a["undecided"])
+    return per, preds, choices
+
+
+def _score_splits(splits, fitted_law, skip_steps, smooth_steps, truth) -> tuple[list[dict], list[np.ndarray]]:
+    """Predict and score each split's held-out curve from ``fitted_law(fitted curves)``, a
+    :class:`~sde_scales.fitting.fit.FitResult`; see :func:`run_protocol`."""
+    per, preds = [], []
+    for fitted, held in splits:
+        r = fitted_law(fitted)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a prediction's warnings are the fit's, kept in the row
             p = predict(r, held)
             sc = score(held, p, skip_steps=skip_steps, smooth_steps=smooth_steps, final_pred_sd=predict_sd(r, held)[1])
         row = {"held_out": held.name, "rmse": sc["rmse"], "final_loss_err": sc["final_loss_err"],
