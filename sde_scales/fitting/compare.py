@@ -58,7 +58,8 @@ from sde_scales.errors import InvalidArgumentError
 from sde_scales.fitting.curves import LossCurve
 from sde_scales.fitting.fit import final_rows, noise_level
 
-__all__ = ["compare_over_curves", "compare_predictions", "compare_with_best", "format_difference", "noise_inflation"]
+__all__ = ["compare_curves", "compare_over_curves", "compare_predictions", "compare_with_best", "format_difference",
+           "noise_inflation"]
 
 #: Verdicts of a comparison.
 BETTER_A, BETTER_B, NOT_SEPARATED = "a better", "b better", "not separated"
@@ -231,6 +232,19 @@ def compare_over_curves(rows: list[dict], *, label_a: str = "a", label_b: str = 
     }
 
 
+def compare_curves(curves: list[LossCurve], preds_a: list, preds_b: list, *, label_a: str = "a", label_b: str = "b",
+                   skip_steps: int = 0, smooth_steps: int = 1000, level: float = 0.95) -> dict:
+    """Two laws' predictions of the same curves (one array per curve, in order), compared curve by
+    curve (:func:`compare_predictions`, kept under ``per_curve``) and combined
+    (:func:`compare_over_curves`)."""
+    if not (len(curves) == len(preds_a) == len(preds_b)):
+        raise InvalidArgumentError(f"{len(preds_a)} predictions of {label_a} and {len(preds_b)} of {label_b} for "
+                                   f"{len(curves)} curves; give one prediction per curve for each")
+    per = [compare_predictions(c, a, b, skip_steps=skip_steps, smooth_steps=smooth_steps, level=level)
+           for c, a, b in zip(curves, preds_a, preds_b)]
+    return dict(compare_over_curves(per, label_a=label_a, label_b=label_b, level=level), per_curve=per)
+
+
 def compare_with_best(rows: list[dict], held: list[LossCurve], preds: dict, baselines, *, skip_steps: int = 0,
                       smooth_steps: int = 1000, level: float = 0.95) -> list[dict]:
     """Each law of a protocol table against the best of ``baselines`` in mean RMSE and the best in
@@ -264,13 +278,12 @@ def compare_with_best(rows: list[dict], held: list[LossCurve], preds: dict, base
         if r["law"] in baselines or r["law"] not in preds:
             continue
         entry = {"law": r["law"]}
+        done = {}  # one comparison per distinct baseline (often the best in both metrics)
         for metric, other in best.items():
-            if len(preds[r["law"]]) != len(held) or len(preds[other]) != len(held):
-                raise InvalidArgumentError(f"{len(preds[r['law']])} predictions of {r['law']} and "
-                                           f"{len(preds[other])} of {other} for {len(held)} held-out curves")
-            per = [compare_predictions(c, a, b, skip_steps=skip_steps, smooth_steps=smooth_steps, level=level)
-                   for c, a, b in zip(held, preds[r["law"]], preds[other])]
-            c = compare_over_curves(per, label_a=r["law"], label_b=other, level=level)
+            if other not in done:
+                done[other] = compare_curves(held, preds[r["law"]], preds[other], label_a=r["law"], label_b=other,
+                                             skip_steps=skip_steps, smooth_steps=smooth_steps, level=level)
+            c = done[other]
             entry[metric] = {"against": other,
                              "mean_diff": c["mean_rmse_diff" if metric == "rmse" else "mean_abs_final_err_diff"],
                              "interval": c[f"{metric}_interval"], "verdict": c[f"{metric}_verdict"],

@@ -327,17 +327,14 @@ def run_law(law: Law, fit_curves: list[LossCurve], predict_curves: list[LossCurv
 def paired_comparisons(results: list, predict_curves: list[LossCurve], *, skip_steps: int,
                        smooth_steps: int) -> list[dict]:
     """Every pair of fitted laws (``(law, result, extra)`` as :func:`run_law` returns them) compared
-    on the predicted curves by :func:`sde_scales.fitting.compare.compare_over_curves`; the per-curve
-    comparisons are kept under ``per_curve``."""
-    from sde_scales.fitting.compare import compare_over_curves, compare_predictions
+    on the predicted curves by :func:`sde_scales.fitting.compare.compare_curves` (the per-curve
+    comparisons under ``per_curve``)."""
+    from sde_scales.fitting.compare import compare_curves
 
-    out = []
-    for i, (law_a, _, ex_a) in enumerate(results):
-        for law_b, _, ex_b in results[i + 1:]:
-            per = [compare_predictions(c, ex_a["pred"][c.name], ex_b["pred"][c.name], skip_steps=skip_steps,
-                                       smooth_steps=smooth_steps) for c in predict_curves]
-            out.append(dict(compare_over_curves(per, label_a=law_a.label, label_b=law_b.label), per_curve=per))
-    return out
+    return [compare_curves(predict_curves, [ex_a["pred"][c.name] for c in predict_curves],
+                           [ex_b["pred"][c.name] for c in predict_curves], label_a=law_a.label, label_b=law_b.label,
+                           skip_steps=skip_steps, smooth_steps=smooth_steps)
+            for i, (law_a, _, ex_a) in enumerate(results) for law_b, _, ex_b in results[i + 1:]]
 
 
 def band_summary(rows: list[dict]) -> tuple[float | None, float | None]:
