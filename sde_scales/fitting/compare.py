@@ -56,7 +56,7 @@ from scipy import stats
 
 from sde_scales.errors import InvalidArgumentError
 from sde_scales.fitting.curves import LossCurve
-from sde_scales.fitting.fit import final_rows, noise_level
+from sde_scales.fitting.fit import final_loss_noise, final_rows, noise_level
 
 __all__ = ["compare_curves", "compare_over_curves", "compare_predictions", "compare_with_best", "format_difference",
            "noise_inflation"]
@@ -165,7 +165,8 @@ def compare_predictions(curve: LossCurve, pred_a: np.ndarray, pred_b: np.ndarray
 
     n_last = final_rows(curve.step.size)
     y_bar = float(np.mean(curve.loss[-n_last:]))
-    se = (noise_level(curve.loss[-n_last:]) * np.sqrt(kappa) / np.sqrt(n_last)) if n_last >= 3 else None
+    se = final_loss_noise(curve.loss)
+    se = None if se is None else se * np.sqrt(kappa)
     fa, fb = float(np.mean(a[-n_last:])), float(np.mean(b[-n_last:]))
     out = {
         "file": curve.name,

@@ -293,16 +293,12 @@ def _intervals_reaching_bounds(law, theta, cov, lo, hi, free, held) -> list[str]
     :func:`_parameter_warnings`). Kernel weights (their zeros are the kernel's sparsity) and time
     scales (their intervals are reported on their own) are left out."""
     hits = []
+    sds = cov.sd(np.eye(len(law.names)))  # every parameter's standard deviation at once
     for i, name in enumerate(law.names):
         if (not free[i] or name in held or name.startswith("b_") or name.startswith("log10_tau")
-                or name in cov.on_bound):
+                or name in cov.on_bound or not np.isfinite(sds[i])):
             continue
-        e = np.zeros(len(law.names))
-        e[i] = 1.0
-        sd = float(cov.sd(e)[0])
-        if not np.isfinite(sd):
-            continue
-        half = 1.96 * sd
+        half = 1.96 * float(sds[i])
         bound = lo[i] if theta[i] - half <= lo[i] else hi[i] if theta[i] + half >= hi[i] else None
         if bound is not None:
             hits.append(f"{name} = {theta[i]:.4g} +- {half:.3g} (bound {bound:g})")
@@ -483,6 +479,14 @@ def final_rows(n_rows: int) -> int:
     return max(1, int(round(0.05 * n_rows)))
 
 
+def final_loss_noise(loss: np.ndarray) -> float | None:
+    """Standard error of a curve's observed final loss (the mean of its last :func:`final_rows`
+    points): their noise level over the square root of their number, independent noise assumed;
+    None with fewer than three of them."""
+    n_last = final_rows(np.asarray(loss).size)
+    return float(noise_level(loss[-n_last:]) / np.sqrt(n_last)) if n_last >= 3 else None
+
+
 def predict_sd(result: FitResult, curve: LossCurve) -> tuple[np.ndarray, float]:
     r"""Standard deviation of :func:`predict` at every row of ``curve`` and of the predicted final
     loss (the mean over its last 5% of rows), from the fit's parameter covariance: the delta method
@@ -569,7 +573,7 @@ def score(curve: LossCurve, pred: np.ndarray, *, skip_steps: int = 0, smooth_ste
         "rmse": float(np.sqrt(np.mean(e**2))),
         "max_abs_err": float(np.max(np.abs(e))),
         "final_loss_err": float(np.mean(pred[-n_last:]) - np.mean(curve.loss[-n_last:])),
-        "final_loss_noise": float(noise_level(curve.loss[-n_last:]) / np.sqrt(n_last)) if n_last >= 3 else None,
+        "final_loss_noise": final_loss_noise(curve.loss),
         "cooldown_rmse": float(np.sqrt(np.mean((pred - target)[cool] ** 2))) if cool.any() else None,
         "rmse_raw": float(np.sqrt(np.mean((pred - curve.loss)[keep] ** 2))),
         "target_noise_rmse": float(noise_level(curve.loss) * np.sqrt(np.mean(1.0 / n_w))),
