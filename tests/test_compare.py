@@ -216,3 +216,17 @@ def test_compare_with_best_picks_the_best_baseline_per_metric_and_flags_a_worse_
     assert compare_with_best(rows, held, preds, {"absent"}) == []
     with pytest.raises(InvalidArgumentError, match="2 predictions of bad"):
         compare_with_best(rows, held, dict(preds, bad=preds["bad"][:2]), {"p", "q"})
+
+
+def test_a_final_loss_without_a_standard_error_is_not_separated_and_null():
+    """A curve of 40 rows averages its last 2 for the final loss: too few for a standard error, so the
+    final-error comparison has no interval (null in JSON) and the verdict is "not separated", even for
+    predictions 0.15 apart, over one curve and over several; the RMSE comparison still decides."""
+    step = np.arange(0, 4000, 100)
+    m = 3.0 + 2.0 * (1.0 + step / 1000.0) ** -0.4
+    c = _curve(step, m + SIGMA * np.random.default_rng(2).standard_normal(step.size))
+    r = compare_predictions(c, m, m + 0.15)
+    assert r["final_loss_se"] is None and r["final_diff_interval"] is None
+    assert r["final_verdict"] == "not separated" and r["rmse_verdict"] == "a better"
+    out = compare_over_curves([r, r], label_a="A", label_b="B")
+    assert out["final_interval"] is None and out["final_verdict"] == "not separated"
