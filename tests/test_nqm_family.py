@@ -150,3 +150,34 @@ def test_nqm_family_experiment_writes_its_curves_and_strict_json(tmp_path):
     bad = subprocess.run([sys.executable, str(ROOT / "experiments" / "fit_nqm_family.py"), "--noise", "-1",
                           "--out", str(tmp_path / "bad")], capture_output=True, text=True)
     assert bad.returncode == 2 and "--noise -1" in bad.stderr and not (tmp_path / "bad").exists()
+
+
+def test_run_auto_protocol_chooses_once_per_fitted_set_and_predicts_with_the_choice(monkeypatch):
+    """Two held-out curves predicted from the same fitted pair: one choice (fit_auto called once),
+    both rows name it, and each prediction is the chosen law's, fitted to the pair afresh here."""
+    from sde_scales.fitting import KernelLaw, protocols, report
+
+    step = np.arange(0, 6001, 50)
+    rng = np.random.default_rng(8)
+
+    def curve(drop_at, name):
+        lr = np.where(step < drop_at, 1e-3, 3e-4)
+        return LossCurve(step, lr, 3.0 + 2.0 * (1.0 + step / 1000.0) ** -0.5 - 0.1 * (lr < 1e-3)
+                         + 0.02 * rng.standard_normal(step.size), name=name)
+
+    fitted = [curve(3000, "a"), curve(4500, "b")]
+    held = [curve(5000, "h0"), curve(4000, "h1")]
+    calls = []
+    real = report.fit_auto
+    monkeypatch.setattr(report, "fit_auto", lambda *a, **k: calls.append(1) or real(*a, **k))
+    cands = (("kernel", "exp", "steps"), ("momentum", None, None))
+    per, preds, choices = protocols.run_auto_protocol([(fitted, h) for h in held], skip_steps=200,
+                                                      smooth_steps=500, candidates=cands)
+    assert len(calls) == 1 and list(choices) == [("a", "b")]
+    auto, res = choices[("a", "b")]
+    assert [p["chosen"] for p in per] == [auto["chosen"]] * 2
+    assert auto["chosen"] in ("kernel(exp, steps)", "momentum")
+    law = KernelLaw("exp", "steps") if auto["chosen"].startswith("kernel") else MomentumLaw()
+    again = fit(law, fitted, skip_steps=200)
+    for p, h in zip(preds, held):
+        assert p == pytest.approx(predict(again, h), rel=1e-9)

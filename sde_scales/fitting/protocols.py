@@ -58,13 +58,15 @@ def run_protocol(law: Law, splits: list[tuple[list[LossCurve], LossCurve]], *, s
 
 
 def run_auto_protocol(splits: list[tuple[list[LossCurve], LossCurve]], *, skip_steps: int, smooth_steps: int = 1000,
-                      workers: int = 1, truth: dict | None = None) -> tuple[list[dict], list[np.ndarray], dict]:
+                      workers: int = 1, truth: dict | None = None,
+                      candidates=None) -> tuple[list[dict], list[np.ndarray], dict]:
     """:func:`run_protocol` for ``--law auto``: in each split the law is chosen on the fitted curves
     alone (:func:`~sde_scales.fitting.report.fit_auto`, once per distinct set of them; the held-out
     curve takes no part in the choice), fitted, and the held-out curve scored. The rows add
     ``chosen``, ``decided`` and ``undecided``; the third value maps each fitted set (a tuple of
-    curve names) to its (choice, fit)."""
-    from sde_scales.fitting.report import fit_auto
+    curve names) to its (choice, fit). ``candidates``: as in
+    :func:`~sde_scales.fitting.report.choose_law` (None: all of them)."""
+    from sde_scales.fitting.report import AUTO_CANDIDATES, fit_auto
 
     choices = {}
 
@@ -73,7 +75,8 @@ def run_auto_protocol(splits: list[tuple[list[LossCurve], LossCurve]], *, skip_s
         if key not in choices:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the choice's own warning is in its "undecided"
-                choices[key] = fit_auto(fitted, skip_steps=skip_steps, smooth_steps=smooth_steps, workers=workers)
+                choices[key] = fit_auto(fitted, skip_steps=skip_steps, smooth_steps=smooth_steps, workers=workers,
+                                        candidates=AUTO_CANDIDATES if candidates is None else candidates)
         return choices[key][1]
 
     per, preds = _score_splits(splits, fitted_law, skip_steps, smooth_steps, truth)
