@@ -102,6 +102,61 @@ def test_a_large_power_law_amplitude_is_not_cut_by_a_fixed_bound(law, theta):
     assert np.max(np.abs(predict(r, held) - clean)[keep]) < 0.005
 
 
+@pytest.mark.parametrize(
+    "law,theta",
+    [(KernelLaw("exp", "steps"), [2.5, 3.0, 0.5, 0.4, np.log10(300.0)]),
+     (KernelLaw("nonparametric", "steps", taus=np.array([30.0, 300.0, 3000.0])), [2.5, 3.0, 0.5, 0.1, 0.3, 0.0]),
+     (MomentumLaw(), [2.5, 3.0, 0.5, 0.4, np.log10(500.0)]),
+     (MultiPowerLaw(), [2.5, 3.0, 0.5, 0.4, 2.0, 0.6, 0.5])],
+    ids=["kernel-exp", "kernel-nonparametric", "momentum", "mpl"],
+)
+def test_fit_follows_the_units_of_the_loss(law, theta):
+    """The same planted curves with the loss multiplied by c = 0.02 (an error rate) and c = 100
+    (a loss in percent): every law is linear in its loss-unit parameters, so the fit must be c
+    times the fit at c = 1 in those and the same in the others, and so must its prediction of a
+    held-out cosine. With starts and bounds fixed in loss units the momentum law's fit of a real
+    cosine at c = 0.02 stopped at 1/50 of its time scale and missed by 0.72 (in units of the
+    original loss), and at c = 100 the amplitude B = 40 sat on its fixed bound of 20.
+    Tolerance: the optimiser stops at relative tolerances of 1e-12 on objectives that are flat
+    along (L0, B, time scale), where identical fits were measured to agree to about 4e-6 of the
+    loss; 1e-4 allows 25 times that."""
+    sch = schedules_5k()
+    curves = [synthetic(law, theta, sch[k], k, noise=0.005, seed=i)[0] for i, k in enumerate(("const", "wsd", "step"))]
+    held, _ = synthetic(law, theta, sch["cos"], "cos")
+    keep = held.step >= 200
+    unit = list(law.loss_unit_names)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        base = fit(law, curves, skip_steps=200)
+        for c in (0.02, 100.0):
+            scaled = [LossCurve(x.step, x.lr, c * x.loss, name=x.name) for x in curves]
+            r = fit(law, scaled, skip_steps=200)
+            for n, got, ref in zip(law.names, r.theta, base.theta):
+                want = c * ref if n in unit else ref
+                assert got == pytest.approx(want, rel=1e-4, abs=1e-4 * (c if n in unit else 1.0)), (c, n)
+            p = predict(r, LossCurve(held.step, held.lr, c * held.loss, name="cos"))
+            assert np.max(np.abs(p / c - predict(base, held))[keep]) < 1e-4
+
+
+def test_a_response_slower_than_the_fixed_range_is_a_fit_on_a_long_run():
+    """A 400,000-step run logged every 400 steps whose drop response has a time scale of 150,000
+    steps (beyond the fixed upper bound of 10^5): the bound follows the curves (twice the longest)
+    and the starts move with their length, so the momentum law finds the time scale within 0.05
+    decades, with no parameter on a bound. Held at 10^5 it sat on the bound."""
+    n, peak = 400_001, 1e-3
+    sch = {"const": schedules.constant(n, peak, warmup_steps=4000),
+           "wsd": schedules.wsd(n, peak, fraction=0.5, warmup_steps=4000),
+           "step": schedules.step(n, peak, [150_000, 250_000], factor=0.3, warmup_steps=4000)}
+    law = MomentumLaw()
+    theta = [2.5, 30.0, 0.5, 0.4, np.log10(150_000.0)]
+    curves = [synthetic(law, theta, lr, k, noise=0.003, seed=i, log_every=400)[0] for i, (k, lr) in enumerate(sch.items())]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LateStartWarning)
+        warnings.simplefilter("error", FitWarning)  # no parameter on a bound
+        r = fit(law, curves, skip_steps=8000)
+    assert r.params["log10_tau"] == pytest.approx(np.log10(150_000.0), abs=0.05)
+
+
 def test_nonparametric_kernel_recovers_delay_of_a_two_scale_kernel():
     """Generated with q = 0.5 Exp(100) + 0.5 Exp(1000) (half response 383 steps) on a grid that
     contains both scales: the fitted delay comes back within 10%."""

@@ -42,7 +42,8 @@ import numpy as np
 
 from sde_scales.fitting.laws import Law
 
-__all__ = ["ESTIMABLE_RTOL", "SINGULAR_RTOL", "ParameterCovariance", "law_gradient", "parameter_covariance"]
+__all__ = ["ESTIMABLE_RTOL", "SINGULAR_RTOL", "ParameterCovariance", "law_gradient", "on_lower_bound", "on_upper_bound",
+           "parameter_covariance"]
 
 #: Singular values of the column-scaled residual Jacobian below this fraction of the largest are
 #: directions the curves do not determine: a condition number of 1e7 for J, 1e14 for J^T J, the
@@ -112,21 +113,31 @@ class ParameterCovariance:
         return out
 
 
-def _on_bound(v: float, lo: float, hi: float) -> bool:
-    """The rule of the fit's warnings: within 1e-6 of a bound, relative to a bound above 1."""
-    return v <= lo + 1e-6 * max(1.0, abs(lo)) or v >= hi - 1e-6 * max(1.0, abs(hi))
+def on_lower_bound(v: float, lo: float, unit: float = 1.0) -> bool:
+    """The fits' rule for a parameter on its lower bound: within 1e-6 of it, relative to the bound
+    where it is larger than ``unit`` (1, or the loss scale for a parameter in loss units)."""
+    return v <= lo + 1e-6 * max(unit, abs(lo))
+
+
+def on_upper_bound(v: float, hi: float, unit: float = 1.0) -> bool:
+    """As :func:`on_lower_bound`, for the upper bound."""
+    return v >= hi - 1e-6 * max(unit, abs(hi))
 
 
 def parameter_covariance(law: Law, theta: np.ndarray, resid, jac, free: np.ndarray, lo: np.ndarray,
-                         hi: np.ndarray, held: dict, inflation: float) -> ParameterCovariance:
+                         hi: np.ndarray, held: dict, inflation: float, units: np.ndarray | None = None
+                         ) -> ParameterCovariance:
     """The covariance of a fit at its optimum ``theta``.
 
     ``resid(x)`` and ``jac(x)`` (or None: central differences) are the fit's residuals and their
     Jacobian in the free parameters ``x = theta[free]``; ``held`` names the parameters held at
-    their defaults for want of a drop; ``inflation`` is the autocorrelation factor.
+    their defaults for want of a drop; ``inflation`` is the autocorrelation factor; ``units``: each
+    parameter's unit for the on-a-bound rule (default 1).
     """
     names = tuple(law.names)
-    on_bound = tuple(n for i, n in enumerate(names) if free[i] and _on_bound(theta[i], lo[i], hi[i]))
+    units = np.ones(len(names)) if units is None else np.asarray(units, dtype=float)
+    on_bound = tuple(n for i, n in enumerate(names)
+                     if free[i] and (on_lower_bound(theta[i], lo[i], units[i]) or on_upper_bound(theta[i], hi[i], units[i])))
     used = np.array([bool(free[i]) and n not in on_bound for i, n in enumerate(names)])
     pinned = tuple(n for i, n in enumerate(names) if not free[i] and n not in held)
     xf = theta[free]

@@ -44,7 +44,7 @@ import numpy as np
 from scipy import optimize, stats
 
 from sde_scales.errors import InvalidArgumentError
-from sde_scales.fitting.bands import law_gradient, parameter_covariance
+from sde_scales.fitting.bands import law_gradient, on_lower_bound, on_upper_bound, parameter_covariance
 from sde_scales.fitting.curves import LossCurve, ScheduleFeatures
 from sde_scales.fitting.laws import KernelLaw, Law
 
@@ -65,9 +65,31 @@ class FitWarning(UserWarning):
     determine part of the law (no learning-rate drops)."""
 
 
-def _data_bounds(names, lo, hi, feats, ys) -> tuple[np.ndarray, np.ndarray]:
+#: The loss level the laws' fixed starts and bounds are written for (the cross-entropy of a language
+#: model, in nats). A fit scales them by :func:`loss_scale`, the fitted curves' level against this
+#: one, so that they move with the loss's units.
+REFERENCE_LOSS = 3.0
+
+#: The longest curve (steps, or learning-rate area in steps at the peak rate) the laws' fixed
+#: time-scale starts are written for; on longer curves they move with the curves' length
+#: (:func:`_scaled_starts`).
+REFERENCE_EXTENT = 1e5
+
+
+def loss_scale(y: np.ndarray) -> float:
+    """The fitted losses' level in units of :data:`REFERENCE_LOSS`: median |y| / 3 (1 where every loss
+    is 0). Every law is linear in its loss-unit parameters (:attr:`Law.loss_unit_names`), so with
+    their starts and bounds multiplied by this factor a fit to ``c * y`` is ``c`` times the fit to
+    ``y`` in those parameters and the same in the others (``tests/test_fitting.py``)."""
+    m = float(np.median(np.abs(y))) if y.size else 0.0
+    return m / REFERENCE_LOSS if m > 0 and np.isfinite(m) else 1.0
+
+
+def _data_bounds(law: Law, lo, hi, feats, ys, scale: float) -> tuple[np.ndarray, np.ndarray]:
     r"""Bounds that follow the data where a fixed one would bind on ordinary curves.
 
+    * Parameters in loss units have their fixed bounds multiplied by ``scale``
+      (:func:`loss_scale`).
     * ``L0`` may reach the largest fitted loss (a loss above the fixed bound of 20 is no reason to
       fail).
     * ``A`` may reach :math:`y_{max} S_{first}^{\alpha_{max}}`: the largest amplitude for which the
@@ -76,8 +98,16 @@ def _data_bounds(names, lo, hi, feats, ys) -> tuple[np.ndarray, np.ndarray]:
       bound of 100 stays as a floor. It binds on curves fitted from early steps: a run fitted from
       step 200 whose loss there is 12 needs A = 200 at alpha = 0.6, and held at 100 its fit missed
       a held-out schedule by 1.1 (``tests/test_fitting.py``).
+    * A time scale (``log10_tau``, ``log10_tau0``) may reach twice the longest fitted curve, in the
+      law's clock (steps, or learning-rate area in steps at the peak rate), as the non-parametric
+      kernel's grid does (:meth:`KernelLaw.for_curves`); the fixed 10^5 stays as a floor. A
+      million-step run whose response takes 300,000 steps is then a fit, not a bound.
     """
+    names = list(law.names)
     lo, hi = lo.astype(float).copy(), hi.astype(float).copy()
+    for n in law.loss_unit_names:
+        i = names.index(n)
+        lo[i], hi[i] = lo[i] * scale, hi[i] * scale
     y = np.concatenate(ys)
     if "L0" in names:
         i = names.index("L0")
@@ -89,14 +119,50 @@ def _data_bounds(names, lo, hi, feats, ys) -> tuple[np.ndarray, np.ndarray]:
             with np.errstate(over="ignore"):  # numpy's power, so that an overflow is inf (then capped), not an error
                 a_max = float(y.max()) * float(np.power(s_first, hi[j]))
             hi[i] = max(hi[i], min(a_max, 1e12))  # 1e12: beyond it the power term is no longer a fit in float64
+    extent = _extent(law, feats)
+    if extent > 0:
+        for i, n in enumerate(names):
+            if n.startswith("log10_"):
+                hi[i] = max(hi[i], float(np.log10(2.0 * extent)))
     return lo, hi
 
 
+def _extent(law: Law, feats) -> float:
+    """The longest fitted curve in the law's clock (steps, or learning-rate area in steps at the
+    peak rate); 0 where the law has no clock."""
+    if law.clock is None:
+        return 0.0
+    return max((float(f.t[-1] if law.clock == "steps" else f.S1[-1]) for f in feats if f.t.size), default=0.0)
+
+
+def _scaled_starts(law: Law, scale: float, extent: float) -> list[np.ndarray]:
+    """The law's starts with their loss-unit entries multiplied by ``scale`` (:func:`loss_scale`)
+    and, on curves longer than :data:`REFERENCE_EXTENT`, their time scales moved with the length:
+    ``log10_*`` entries up by :math:`\delta = \log_{10}(\text{extent}/\text{REFERENCE\_EXTENT})`,
+    rates (:attr:`Law.rate_names`) divided by :math:`10^\delta`. A start written for a 30,000-step
+    run is then where it would be on a run 30 times as long, not 1.5 decades short of the response
+    (where the momentum law's fit stopped at a local optimum of 1/50 the true time scale)."""
+    names = list(law.names)
+    idx = [names.index(n) for n in law.loss_unit_names]
+    shift = max(0.0, float(np.log10(extent / REFERENCE_EXTENT))) if extent > 0 else 0.0
+    out = []
+    for s in law.starts():
+        s = np.array(s, dtype=float)
+        s[idx] *= scale
+        for i, n in enumerate(names):
+            if n.startswith("log10_"):
+                s[i] += shift
+            elif n in law.rate_names:
+                s[i] /= 10.0 ** shift
+        out.append(s)
+    return out
+
+
 def _parameter_warnings(law: Law, theta: np.ndarray, lo: np.ndarray, hi: np.ndarray, start: np.ndarray,
-                        free: np.ndarray) -> list[str]:
-    """Each free parameter on a bound (within 1e-6, relative for a bound above 1) or unmoved from
-    its start (within 1e-8, likewise), by name: its value is then set by the bound or the start,
-    not the data."""
+                        free: np.ndarray, scale: float = 1.0) -> list[str]:
+    """Each free parameter on a bound (within 1e-6, relative for a bound above 1, and in units of
+    ``scale`` (:func:`loss_scale`) for one in loss units) or unmoved from its start (within 1e-8,
+    likewise), by name: its value is then set by the bound or the start, not the data."""
     out = []
     weights = [i for i, n in enumerate(law.names) if n.startswith("b_")]
     if weights:  # non-parametric kernel weights: zeros are its sparsity, the edges of its grid are not
@@ -117,14 +183,14 @@ def _parameter_warnings(law: Law, theta: np.ndarray, lo: np.ndarray, hi: np.ndar
     for i, name in enumerate(law.names):
         if not free[i] or name.startswith("b_"):
             continue
-        # within 1e-6 of the bound (relative to the bound's size when it is above 1)
-        if theta[i] <= lo[i] + 1e-6 * max(1.0, abs(lo[i])):
+        unit = scale if name in law.loss_unit_names else 1.0
+        if on_lower_bound(theta[i], lo[i], unit):
             out.append(f"{law.label}: {name} = {theta[i]:.4g} is on its lower bound {lo[i]:g}: the data push it "
                        f"past the bound, so its value is the bound's, not a fit")
-        elif theta[i] >= hi[i] - 1e-6 * max(1.0, abs(hi[i])):
+        elif on_upper_bound(theta[i], hi[i], unit):
             out.append(f"{law.label}: {name} = {theta[i]:.4g} is on its upper bound {hi[i]:g}: the data push it "
                        f"past the bound, so its value is the bound's, not a fit")
-        elif abs(theta[i] - start[i]) <= 1e-8 * max(1.0, abs(start[i])):
+        elif abs(theta[i] - start[i]) <= 1e-8 * max(unit, abs(start[i])):
             out.append(f"{law.label}: {name} = {theta[i]:.4g} never moved from its start: the data do not "
                        f"determine it")
     return out
@@ -206,7 +272,9 @@ def fit(law: Law, curves: list[LossCurve], *, skip_steps: int = 0, bin_factor: i
         f_scale = 1.345 * float(np.median([noise_level(v) for v in ys]))
     lo, hi = law.bounds()
     names = list(law.names)
-    lo, hi = _data_bounds(names, lo, hi, feats, ys)
+    scale = loss_scale(y)
+    lo, hi = _data_bounds(law, lo, hi, feats, ys, scale)
+    starts = _scaled_starts(law, scale, _extent(law, feats))
     fixed = dict(fixed or {})
     unknown = [k for k in fixed if k not in names]
     if unknown:
@@ -218,7 +286,7 @@ def fit(law: Law, curves: list[LossCurve], *, skip_steps: int = 0, bin_factor: i
     # where the objective is flat, and the fit says so below.
     held = {}
     if drops == 0.0:
-        held = {n: float(v) for n, v in zip(names[3:], law.starts()[0][3:]) if n not in fixed}
+        held = {n: float(v) for n, v in zip(names[3:], starts[0][3:]) if n not in fixed}
         fixed.update(held)
     free = np.array([n not in fixed for n in names])
 
@@ -233,20 +301,19 @@ def fit(law: Law, curves: list[LossCurve], *, skip_steps: int = 0, bin_factor: i
         th = full(xf)
         return np.concatenate([law.predict(th, f) for f in feats]) - y
 
-    has_jac = law.jacobian(law.starts()[0], feats[0]) is not None
+    has_jac = law.jacobian(starts[0], feats[0]) is not None
 
     def jac(xf):
         th = full(xf)
         return np.concatenate([law.jacobian(th, f) for f in feats], axis=0)[:, free]
 
-    starts = law.starts()
     if n_starts is not None:
         starts = starts[:max(1, n_starts)]
-    # a data-driven start for the level: the mean of the last tenth of the fitted points
+    # a data-driven start for the level: a little below the mean of the last tenth of the fitted points
     best, best_start = None, None
     for s in starts:
         s = s.copy()
-        s[0] = float(np.clip(np.mean(y[-max(1, y.size // 10):]) - 0.3, lo[0], hi[0]))
+        s[0] = float(np.clip(np.mean(y[-max(1, y.size // 10):]) - 0.1 * REFERENCE_LOSS * scale, lo[0], hi[0]))
         x0 = np.clip(s, lo + 1e-9 * (hi - lo), hi - 1e-9 * (hi - lo))[free]
         # tolerances 1e-12, not scipy's 1e-8: these objectives are flat along (L0, B, kernel weights),
         # and stopping at 1e-8 left the same fit of one cosine run at two points whose predictions of
@@ -257,7 +324,7 @@ def fit(law: Law, curves: list[LossCurve], *, skip_steps: int = 0, bin_factor: i
         if best is None or res.cost < best.cost:
             best, best_start = res, full(x0)
     theta = full(best.x)
-    notes = _parameter_warnings(law, theta, lo, hi, best_start, free)
+    notes = _parameter_warnings(law, theta, lo, hi, best_start, free, scale)
     if best.status == 0:
         notes.append(f"{law.label}: the optimiser stopped at its limit of {MAX_NFEV} evaluations before converging: "
                      f"the parameters are where it stopped, not an optimum")
@@ -271,8 +338,9 @@ def fit(law: Law, curves: list[LossCurve], *, skip_steps: int = 0, bin_factor: i
         notes.append(f"{law.label}: its sum-of-exponentials form misses the law's response by up to {embed:.2g} of a "
                      f"unit drop at the fitted parameters (above {EMBEDDING_TOL:g}): the fit is of an approximation "
                      f"that far from the published law")
+    units = np.array([scale if n in law.loss_unit_names else 1.0 for n in names])
     cov = parameter_covariance(law, theta, resid, jac if has_jac else None, free, lo, hi, held,
-                               _autocorrelation_inflation(best.fun, curves[0].log_every))
+                               _autocorrelation_inflation(best.fun, curves[0].log_every), units)
     notes += _intervals_reaching_bounds(law, theta, cov, lo, hi, free, held)
     ts = _time_scale_interval(law, theta, cov, lo, hi, held=held)
     if ts is not None and ts.get("warning"):

@@ -96,6 +96,25 @@ class Law:
         """The response time scale (steps or area units) where the law has one, else None."""
         return None
 
+    @property
+    def loss_unit_names(self) -> tuple[str, ...]:
+        """Parameters in units of the loss (the law is linear in them): a fit scales their starts
+        and bounds with the loss, so that the same curves in other units (bits, a loss times 100)
+        give the same fit in those units."""
+        return ("L0", "A")
+
+    @property
+    def clock(self) -> str | None:
+        """``"steps"`` or ``"area"``: the time the law's time-scale parameters are measured in (the
+        ``log10_*`` ones, whose upper bounds a fit widens to the length of the fitted curves, and
+        the rates of :attr:`rate_names`); None where it has none."""
+        return None
+
+    @property
+    def rate_names(self) -> tuple[str, ...]:
+        """Parameters in units of 1 / time (:attr:`clock`)."""
+        return ()
+
     def half_response(self, theta: np.ndarray) -> float | None:
         """Time to half response of the drop term (the delay), where defined."""
         return None
@@ -161,6 +180,14 @@ class MomentumLaw(Law):
     def half_response(self, theta):
         return float(self._tau(theta) * np.log(2))
 
+    @property
+    def loss_unit_names(self):
+        return ("L0", "A", "C_eff")
+
+    @property
+    def clock(self):
+        return "steps" if self.lam is None else None
+
     def reported(self, theta) -> dict:
         tau = self._tau(theta)
         lam = float(np.exp(-1 / tau))
@@ -194,6 +221,18 @@ class MultiPowerLaw(Law):
 
     def starts(self):
         return [np.array([3.0, 2.0, 0.5, 0.4, c, 0.6, 0.5]) for c in (0.5, 5.0)]
+
+    @property
+    def loss_unit_names(self):
+        return ("L0", "A", "B")
+
+    @property
+    def clock(self):
+        return "area"
+
+    @property
+    def rate_names(self):
+        return ("C",)  # C eta^-gamma S_k(t): C is per unit of learning-rate area
 
     def _nodes(self, theta, f):
         r"""Sum-of-exponentials form of every drop's response (see the class docstring): the log
@@ -326,6 +365,14 @@ class KernelLaw(Law):
     def starts(self):
         amp = [0.4] if self.family.has_amplitude else []
         return [np.array([3.0, 2.0, 0.5] + amp + list(p)) for p in self.family.starts()]
+
+    @property
+    def loss_unit_names(self):
+        return ("L0", "A") + (("B",) if self.family.has_amplitude else tuple(self.family.names))
+
+    @property
+    def clock(self):
+        return self.time if any(n.startswith("log10_") for n in self.family.names) else None
 
     def kernel_params(self, theta) -> np.ndarray:
         return np.asarray(theta[self._k0:], dtype=float)
