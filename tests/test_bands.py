@@ -141,6 +141,29 @@ def test_no_band_where_the_curves_have_no_drop(tmp_path):
     assert any("do not determine the predicted final loss of wsd" in w for w in doc["warnings"])
 
 
+def test_an_overflowed_band_is_named_as_such(monkeypatch):
+    """A band whose variance overflows (inf, not NaN) is reported as an overflow, not as a
+    prediction the curves do not determine, and is null in the report (strict JSON)."""
+    from sde_scales.fitting import report
+
+    sch = schedules_5k()
+    law, theta = KernelLaw("exp", "steps"), [2.5, 3.0, 0.5, 0.4, np.log10(300.0)]
+    fitted = [synthetic(law, theta, sch[k], k, noise=NOISE, seed=i)[0] for i, k in enumerate(("const", "step"))]
+    wsd = synthetic(law, theta, sch["wsd"], "wsd", noise=NOISE, seed=3)[0]
+    real = report.predict_sd
+
+    def overflowing(result, curve):
+        rows, final = real(result, curve)
+        return (np.full_like(rows, np.inf), np.inf) if curve.name == "wsd" else (rows, final)
+
+    monkeypatch.setattr(report, "predict_sd", overflowing)
+    doc, _, _ = report.run_law(law, fitted, [wsd], skip_steps=200, smooth_steps=500, shared_noise=False, profile=False)
+    assert any("band of the predicted final loss of wsd overflows" in w for w in doc["warnings"])
+    assert not any("do not determine the predicted final loss" in w for w in doc["warnings"])
+    assert doc["predict"][0]["final_loss_pred_sd"] is None
+    json.dumps(doc, allow_nan=False)
+
+
 def test_band_is_conditional_on_parameters_on_a_bound():
     """A parameter the fit pins to its bound is named in ``conditional_on`` and left out of the
     covariance: here the momentum law with C_eff forced to its lower bound 0 by planting a loss that

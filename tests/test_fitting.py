@@ -464,7 +464,8 @@ def test_fit_delay_law_auto_with_one_fitted_curve(tmp_path):
     assert auto["chosen"] not in auto["undecided"]
     # what the indecision costs: every law not separated from the chosen one, fitted to the cosine
     # run, predicts the WSD run's final loss; the chosen law's entry is its own fit's prediction
-    (u,) = auto["undecided_predictions"]
+    (u,) = auto["undecided_predictions"]["curves"]
+    assert auto["undecided_predictions"]["failed"] == {}
     assert u["file"] == "124m_wsd-lin0.2_lr1e-3" and set(u["final_loss"]) == {auto["chosen"], *auto["undecided"]}
     vals = list(u["final_loss"].values())
     assert u["range"] == [min(vals), max(vals)] and u["spread"] == pytest.approx(max(vals) - min(vals))

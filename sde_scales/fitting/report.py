@@ -218,27 +218,26 @@ def _fit_and_finals(task) -> dict:
 
 
 def undecided_predictions(auto: dict, fit_curves: list[LossCurve], predict_curves: list[LossCurve], *,
-                          skip_steps: int, level: bool = True, workers: int = 1) -> list[dict]:
+                          skip_steps: int, level: bool = True, workers: int = 1) -> dict:
     """What the data's indecision costs: the chosen law and every candidate :func:`choose_law`
     could not separate from it, each fitted to all of ``fit_curves``, and their predicted final
     losses (the mean over the last 5% of rows) for each of ``predict_curves``, with the range they
     span. Where the range is wider than the fit's own band, the choice among these laws, which the
-    fitted curves do not make, decides the prediction. One entry per predicted curve; a candidate
-    whose fit fails is left out with its error."""
+    fitted curves do not make, decides the prediction. Returns ``{"curves": [one entry per
+    predicted curve], "failed": {law: error}}``; a candidate whose fit fails is left out of the
+    curves' entries and named under ``failed``."""
     labels = [auto["chosen"]] + list(auto["undecided"])
     rows = {r["law"]: r for r in auto["candidates"]}
     done = _run_tasks(_fit_and_finals, [(lab, (rows[lab]["name"], rows[lab]["kernel"], rows[lab]["time"], level,
                                                fit_curves, predict_curves, skip_steps)) for lab in labels], workers)
-    errors = {lab: done[lab]["error"] for lab in labels if "error" in done[lab]}
-    finals = {c.name: {lab: done[lab]["finals"][c.name] for lab in labels if "finals" in done[lab]}
-              for c in predict_curves}
-    out = []
+    failed = {lab: done[lab]["error"] for lab in labels if "error" in done[lab]}
+    curves = []
     for c in predict_curves:
-        v = list(finals[c.name].values())
-        out.append({"file": c.name, "final_loss": finals[c.name], "errors": errors,
-                    "range": [min(v), max(v)] if v else [None, None],
-                    "spread": (max(v) - min(v)) if v else None})
-    return out
+        finals = {lab: done[lab]["finals"][c.name] for lab in labels if "finals" in done[lab]}
+        v = list(finals.values())
+        curves.append({"file": c.name, "final_loss": finals, "range": [min(v), max(v)] if v else [None, None],
+                       "spread": (max(v) - min(v)) if v else None})
+    return {"curves": curves, "failed": failed}
 
 
 def chosen_law(auto: dict, level: bool = True) -> Law:
@@ -294,12 +293,18 @@ def run_law(law: Law, fit_curves: list[LossCurve], predict_curves: list[LossCurv
         doc["warnings"] = sorted(set(doc["warnings"]) | {
             f"{law.label}: the prediction bands hold {what}: that uncertainty is not in the bands, which may be too "
             f"narrow"})
-    undetermined = [c.name for c in predict_curves if not np.isfinite(sds[c.name][1])]
+    undetermined = [c.name for c in predict_curves if np.isnan(sds[c.name][1])]
     if undetermined:
         doc["warnings"] = sorted(set(doc["warnings"]) | {
             f"{law.label}: the fitted curves do not determine the predicted final loss of {', '.join(undetermined)} "
             f"(it depends on a combination of parameters the fit leaves free or holds at a default): no band; fit "
             f"curves whose schedules resemble the predicted one"})
+    overflowed = [c.name for c in predict_curves if np.isinf(sds[c.name][1])]
+    if overflowed:
+        doc["warnings"] = sorted(set(doc["warnings"]) | {
+            f"{law.label}: the band of the predicted final loss of {', '.join(overflowed)} overflows (the fit's "
+            f"curvature along the parameters it depends on is too small to invert in float64): no band; the "
+            f"prediction is not determined by the fitted curves"})
     law = res.law  # the law as fitted (the non-parametric grid follows the curves)
     if isinstance(law, KernelLaw):
         doc["kernel"] = {"kind": law.kernel, "time": law.time,
@@ -535,9 +540,11 @@ def run_fit_delay(args) -> int:
                                                                   workers=getattr(args, "workers", 1))
             print(f"predicted final losses of the chosen law and the {len(auto['undecided'])} candidate(s) the data "
                   f"do not separate from it, each fitted to all the fitted curves:")
-            for u in auto["undecided_predictions"]:
+            for u in auto["undecided_predictions"]["curves"]:
                 if u["spread"] is not None:
                     print(f"  {u['file'][:40]:40s} {u['range'][0]:.4f} to {u['range'][1]:.4f} (spread {u['spread']:.4f})")
+            for lab, why in auto["undecided_predictions"]["failed"].items():
+                print(f"  {lab}: its fit to all the fitted curves failed ({why}); left out of the range")
         print()
         laws = [chosen_law(auto, level)]
     else:
