@@ -58,8 +58,8 @@ def main(argv=None) -> int:
         return 2
 
     from sde_scales.atomic import write_json_atomic
-    from sde_scales.fitting import KernelLaw, MomentumLaw, MultiPowerLaw, load_curve
-    from sde_scales.fitting.protocols import protocol_row, run_protocol
+    from sde_scales.fitting import load_curve
+    from sde_scales.fitting.protocols import PROTOCOL_LAWS, baseline_labels, protocol_laws, protocol_row, run_protocol
 
     d = Path(args.data)
     if not d.is_dir():
@@ -82,12 +82,9 @@ def main(argv=None) -> int:
         print(f"error: --protocols {unknown}: choose from {sorted(protocols)}", file=sys.stderr)
         return 2
     protocols = {k: protocols[k] for k in chosen}
-    laws = [KernelLaw(kernel="nonparametric", time="steps"), KernelLaw(kernel="nonparametric", time="steps", level=False),
-            KernelLaw(kernel="exp", time="steps"), KernelLaw(kernel="power", time="steps"),
-            KernelLaw(kernel="nonparametric", time="area"), KernelLaw(kernel="exp", time="area"), MomentumLaw(lam=0.99), MomentumLaw(lam=0.999), MomentumLaw(),
-            MultiPowerLaw()]
+    laws = protocol_laws(list(PROTOCOL_LAWS))
     rows, comparisons = [], []
-    baselines = {law.label for law in laws if isinstance(law, (MomentumLaw, MultiPowerLaw))}  # the issue's yardsticks
+    baselines = baseline_labels(laws)  # the issue's yardsticks
     print(f"{'protocol':14s} {'law':42s} {'splits':>6s} {'mean rmse':>9s} {'mean |final|':>12s} {'pred sd':>8s} "
           f"{'in 95%':>7s} {'seconds':>8s}")
     for pname, splits in protocols.items():
@@ -119,13 +116,13 @@ def _compare_with_baselines(pname, splits, rows, preds, baselines, skip_steps, s
     |final-loss error| (:func:`sde_scales.fitting.compare.compare_with_best`): "no worse" as a
     verdict with intervals valid for any correlation between the held-out curves' noises, not two
     figures side by side."""
-    from sde_scales.fitting.compare import compare_with_best, format_difference
+    from sde_scales.fitting.compare import compare_with_best
+    from sde_scales.fitting.protocols import comparison_line
 
     out = compare_with_best(rows, [h for _, h in splits], preds, baselines, skip_steps=skip_steps,
                             smooth_steps=smooth_steps)
     for e in out:
-        print(f"{'':14s}   {e['law']}: RMSE {format_difference(e['rmse'])};  |final| {format_difference(e['final'])}",
-              flush=True)
+        print(comparison_line(e), flush=True)
     return [{"protocol": pname, **e} for e in out]
 
 

@@ -42,8 +42,9 @@ import numpy as np
 FULL = dict(steps=34000, seeds=3, log_every=50)
 QUICK = dict(steps=6000, seeds=1, log_every=20)
 PEAK = 0.5
-#: Short names of the laws (``--laws``): the kernel law's kernels in steps and in learning-rate area,
-#: the momentum law at lambda 0.99, 0.999 and fitted, and the multi-power law.
+#: The laws measured by default (``--laws``; any name of
+#: :data:`sde_scales.fitting.protocols.PROTOCOL_LAWS`): the kernel law's kernels in steps and in
+#: learning-rate area, the momentum law at lambda 0.99, 0.999 and fitted, and the multi-power law.
 LAWS = ("np-steps", "exp-steps", "power-steps", "np-area", "exp-area", "momentum0.99", "momentum0.999", "momentum",
         "mpl")
 SCHEDULES = {
@@ -63,12 +64,15 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=None, help="steps per run (default 34,000; --quick 6,000)")
     ap.add_argument("--seeds", type=int, default=None, help="noise draws of the family (default 3; --quick 1)")
     ap.add_argument("--laws", default=",".join(LAWS),
-                    help=f"comma-separated laws to measure (default all: {', '.join(LAWS)})")
+                    help=f"comma-separated laws to measure (default: {', '.join(LAWS)}; also np-steps-drops)")
     args = ap.parse_args(argv)
-    names = [n.strip() for n in args.laws.split(",") if n.strip()]
-    unknown = [n for n in names if n not in LAWS]
-    if unknown or not names:
-        print(f"error: --laws {args.laws!r}: unknown {unknown}; choose from {', '.join(LAWS)}", file=sys.stderr)
+    from sde_scales.errors import InvalidArgumentError
+    from sde_scales.fitting.protocols import protocol_laws
+
+    try:
+        laws = protocol_laws(args.laws)
+    except InvalidArgumentError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     spec = dict(QUICK if args.quick else FULL)
     for key in ("steps", "seeds"):
@@ -89,9 +93,9 @@ def main(argv=None) -> int:
 
     from sde_scales import schedules
     from sde_scales.atomic import write_json_atomic, write_text_atomic
-    from sde_scales.fitting import KernelLaw, MomentumLaw, MultiPowerLaw, load_curve, score
-    from sde_scales.fitting.compare import compare_with_best, format_difference
-    from sde_scales.fitting.protocols import protocol_row, run_protocol
+    from sde_scales.fitting import load_curve, score
+    from sde_scales.fitting.compare import compare_with_best
+    from sde_scales.fitting.protocols import baseline_labels, comparison_line, protocol_row, run_protocol
     from sde_scales.models.nqm import SpectralNQM
 
     steps, every = spec["steps"], spec["log_every"]
@@ -122,13 +126,7 @@ def main(argv=None) -> int:
         "loso": [([curves[(s, o)] for o in SCHEDULES if o != k], curves[(s, k)])
                  for s in range(spec["seeds"]) for k in SCHEDULES],
     }
-    every_law = {"np-steps": KernelLaw(kernel="nonparametric", time="steps"), "exp-steps": KernelLaw(kernel="exp", time="steps"),
-                 "power-steps": KernelLaw(kernel="power", time="steps"),
-                 "np-area": KernelLaw(kernel="nonparametric", time="area"), "exp-area": KernelLaw(kernel="exp", time="area"),
-                 "momentum0.99": MomentumLaw(lam=0.99), "momentum0.999": MomentumLaw(lam=0.999), "momentum": MomentumLaw(),
-                 "mpl": MultiPowerLaw()}
-    laws = [every_law[n] for n in LAWS if n in names]
-    baselines = {law.label for law in laws if isinstance(law, (MomentumLaw, MultiPowerLaw))}
+    baselines = baseline_labels(laws)
     floor = float(np.mean([score(c, c.loss, skip_steps=skip, smooth_steps=smooth)["target_noise_rmse"]
                            for c in curves.values()]))
     print(f"{len(curves)} curves ({spec['seeds']} seeds x {len(SCHEDULES)} schedules, {steps} steps logged every "
@@ -153,8 +151,7 @@ def main(argv=None) -> int:
                                    skip_steps=skip, smooth_steps=smooth):
             e = {"protocol": pname, **e, "truth": _truth_verdicts(e, held, preds, truth, skip, smooth)}
             comparisons.append(e)
-            print(f"{'':14s}   {e['law']}: RMSE {format_difference(e['rmse'])} (truth: {e['truth']['rmse']});  "
-                  f"|final| {format_difference(e['final'])} (truth: {e['truth']['final']})", flush=True)
+            print(comparison_line(e, e["truth"]), flush=True)
     doc = {"family": {**spec, "peak_lr": PEAK, "warmup_steps": warm, "noise": args.noise, "seed": args.seed,
                       "model": "SpectralNQM.power_law()", "schedules": list(SCHEDULES)},
            "skip_steps": skip, "smooth_steps": smooth, "target_noise_floor": floor, "rows": rows,

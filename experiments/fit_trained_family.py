@@ -65,9 +65,10 @@ def main(argv=None) -> int:
 
     from sde_scales.analysis.delay_width import study_base
     from sde_scales.atomic import write_json_atomic
-    from sde_scales.fitting import KernelLaw, MomentumLaw, MultiPowerLaw, score
-    from sde_scales.fitting.compare import compare_with_best, format_difference
-    from sde_scales.fitting.protocols import protocol_row, run_auto_protocol, run_protocol
+    from sde_scales.fitting import score
+    from sde_scales.fitting.compare import compare_with_best
+    from sde_scales.fitting.protocols import (PROTOCOL_LAWS, baseline_labels, comparison_line, protocol_laws,
+                                              protocol_row, run_auto_protocol, run_protocol)
     from sde_scales.fitting.stores import curves_from_store
     from sde_scales.train.sweep import run_sweep
 
@@ -106,12 +107,9 @@ def main(argv=None) -> int:
     }
     floor = float(np.mean([score(c, c.loss, skip_steps=skip, smooth_steps=smooth)["target_noise_rmse"]
                            for c in curves.values()]))
-    laws = [KernelLaw(kernel="nonparametric", time="steps"), KernelLaw(kernel="exp", time="steps"),
-            KernelLaw(kernel="power", time="steps"), KernelLaw(kernel="nonparametric", time="area"),
-            KernelLaw(kernel="exp", time="area"), MomentumLaw(lam=0.99), MomentumLaw(lam=0.999), MomentumLaw(),
-            MultiPowerLaw()]
+    laws = protocol_laws([n for n in PROTOCOL_LAWS if n != "np-steps-drops"])
     rows, comparisons = [], []
-    baselines = {law.label for law in laws if isinstance(law, (MomentumLaw, MultiPowerLaw))}
+    baselines = baseline_labels(laws)
     print(f"\nskip {skip} steps; RMSE against the {smooth}-step moving average, whose own noise puts a floor of "
           f"{floor:.5f} under every RMSE")
     print(f"{'protocol':14s} {'law':34s} {'splits':>6s} {'mean rmse':>10s} {'mean |final|':>12s} {'pred sd':>8s} "
@@ -142,8 +140,7 @@ def main(argv=None) -> int:
         for e in compare_with_best(mine, [h for _, h in splits], preds, baselines, skip_steps=skip,
                                    smooth_steps=smooth):
             comparisons.append({"protocol": pname, **e})
-            print(f"{'':14s}   {e['law']}: RMSE {format_difference(e['rmse'])};  |final| "
-                  f"{format_difference(e['final'])}", flush=True)
+            print(comparison_line(e), flush=True)
     doc = {"family": {**spec, "lr": args.lr, "schedules": list(SCHEDULES), "task": "muP MLP, power-law regression, SGD"},
            "skip_steps": skip, "smooth_steps": smooth, "target_noise_floor": floor, "rows": rows,
            "comparisons": comparisons,

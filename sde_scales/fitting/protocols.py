@@ -13,11 +13,59 @@ import warnings
 
 import numpy as np
 
+from sde_scales.errors import InvalidArgumentError
 from sde_scales.fitting.curves import LossCurve
 from sde_scales.fitting.fit import final_rows, fit, predict, predict_sd, score
-from sde_scales.fitting.laws import Law
+from sde_scales.fitting.laws import KernelLaw, Law, MomentumLaw, MultiPowerLaw
 
-__all__ = ["protocol_row", "run_auto_protocol", "run_protocol"]
+__all__ = ["PROTOCOL_LAWS", "baseline_labels", "comparison_line", "protocol_laws", "protocol_row", "run_auto_protocol",
+           "run_protocol"]
+
+#: The laws the held-out experiments measure, by short name (their ``--laws``): the kernel law with
+#: each kernel in steps and in learning-rate area, the non-parametric one also without its level
+#: term (an ablation), and the baselines the kernel law is judged against: the momentum law at
+#: lambda 0.99, 0.999 and fitted, and the multi-power law.
+PROTOCOL_LAWS = {
+    "np-steps": KernelLaw(kernel="nonparametric", time="steps"),
+    "np-steps-drops": KernelLaw(kernel="nonparametric", time="steps", level=False),
+    "exp-steps": KernelLaw(kernel="exp", time="steps"),
+    "power-steps": KernelLaw(kernel="power", time="steps"),
+    "np-area": KernelLaw(kernel="nonparametric", time="area"),
+    "exp-area": KernelLaw(kernel="exp", time="area"),
+    "momentum0.99": MomentumLaw(lam=0.99),
+    "momentum0.999": MomentumLaw(lam=0.999),
+    "momentum": MomentumLaw(),
+    "mpl": MultiPowerLaw(),
+}
+
+
+def protocol_laws(names) -> list[Law]:
+    """The laws of :data:`PROTOCOL_LAWS` called ``names`` (a comma-separated string or a list), in
+    that table's order; an unknown or empty selection is refused with the choices."""
+    names = [n.strip() for n in (names.split(",") if isinstance(names, str) else names) if n.strip()]
+    unknown = [n for n in names if n not in PROTOCOL_LAWS]
+    if unknown or not names:
+        raise InvalidArgumentError(f"--laws {','.join(names)!r}: unknown {unknown}; choose from "
+                                   f"{', '.join(PROTOCOL_LAWS)}")
+    return [law for n, law in PROTOCOL_LAWS.items() if n in names]
+
+
+def baseline_labels(laws: list[Law]) -> set[str]:
+    """Labels of the baselines among ``laws`` (the momentum and multi-power laws): what
+    :func:`~sde_scales.fitting.compare.compare_with_best` judges the others against."""
+    return {law.label for law in laws if isinstance(law, (MomentumLaw, MultiPowerLaw))}
+
+
+def comparison_line(e: dict, truth: dict | None = None) -> str:
+    """One printed line of a law against the best baselines (an entry of
+    :func:`~sde_scales.fitting.compare.compare_with_best`), with the noise-free verdicts beside it
+    where the family's truth is known."""
+    from sde_scales.fitting.compare import format_difference
+
+    t_rmse = f" (truth: {truth['rmse']})" if truth else ""
+    t_final = f" (truth: {truth['final']})" if truth else ""
+    return (f"{'':14s}   {e['law']}: RMSE {format_difference(e['rmse'])}{t_rmse};  "
+            f"|final| {format_difference(e['final'])}{t_final}")
 
 
 def run_protocol(law: Law, splits: list[tuple[list[LossCurve], LossCurve]], *, skip_steps: int,
