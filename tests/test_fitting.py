@@ -319,6 +319,40 @@ def test_mismatched_lengths_in_memory():
         LossCurve(np.arange(30), np.ones(29), np.ones(30))
 
 
+def test_a_loss_logged_to_one_decimal_is_fitted(tmp_path):
+    """Losses rounded to 0.1 (as a log that prints one decimal): most successive differences are
+    0, so the robust (MAD) noise level is 0 and the fit's robust loss had a scale of 0, which ended
+    the command in a traceback. The level falls back to the differences' standard deviation (>0
+    here, 0 only for an exactly linear curve), and the command fits, predicts and writes strict
+    JSON. An exactly linear curve has level 0 and is fitted by ordinary least squares."""
+    from sde_scales.fitting.fit import noise_level
+
+    sch = schedules_5k()
+    law, theta = KernelLaw("exp", "steps"), [2.5, 3.0, 0.5, 0.4, np.log10(300.0)]
+    paths = {}
+    for k in ("cos", "wsd"):
+        c, _ = synthetic(law, theta, sch[k], k, noise=0.002, seed=1)
+        rounded = np.round(c.loss, 1)
+        d = np.diff(rounded)
+        assert np.median(np.abs(d - np.median(d))) == 0.0  # the MAD alone would say "no noise"
+        assert noise_level(rounded) > 0
+        paths[k] = tmp_path / f"{k}.csv"
+        pd.DataFrame({"step": c.step, "lr": c.lr, "loss": rounded}).to_csv(paths[k], index=False)
+    out = tmp_path / "fit.json"
+    run = subprocess.run([sys.executable, "-m", "sde_scales.cli", "fit-delay", "--fit", str(paths["cos"]), "--predict",
+                          str(paths["wsd"]), "--skip-steps", "200", "--json", str(out)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    doc = json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+    assert np.isfinite(doc["predict"][0]["rmse"])
+    # exactly linear in binary floating point (steps of 2^-14: no rounding in the differences)
+    assert noise_level(3.0 - 2.0**-14 * np.arange(100.0)) == 0.0
+    line = LossCurve(np.arange(10, 2000, 10), np.full(199, 1e-3), 3.0 - 2.0**-14 * np.arange(10, 2000, 10), name="line")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = fit(KernelLaw("exp", "steps"), [line], skip_steps=0)
+    assert np.all(np.isfinite(r.theta)) and r.f_scale == 0.0
+
+
 def test_corrupt_and_missing_files(tmp_path):
     p = tmp_path / "corrupt.parquet"
     p.write_bytes(b"PAR1 this is not parquet")
@@ -500,3 +534,41 @@ def test_score_states_the_noise_floor_of_its_moving_average_target():
     errs = [score(LossCurve(step, c.lr, clean + 0.05 * np.random.default_rng(k).standard_normal(step.size)), clean,
                   smooth_steps=100)["final_loss_err"] for k in range(200)]
     assert np.std(errs) == pytest.approx(0.001, rel=0.2)  # 200 draws: the sd is known to 5% (1 sd), asserted to 4 sd
+
+
+def test_score_states_how_much_the_moving_average_flattens_the_prediction(tmp_path):
+    """``target_bias_rmse`` is the RMSE of the prediction against its own moving average: checked
+    against a direct loop over every row's window, and, in the interior of a parabola
+    c s^2 logged at every step with a 20-step window (21 points, offsets -10..10), against the
+    closed form c h (h + 1) / 3 = c * 110 / 3. The command warns where it is more than half the RMSE
+    (a planted run of 5,000 steps, noise 0.02, under a 1,000-step window, which flattens its first
+    steps by about 0.03) and not under a 100-step one (flattening below 0.001 against the
+    average's own noise floor of 0.02 / sqrt(10))."""
+    step = np.arange(1000)
+    c = 1e-4
+    pred = c * step.astype(float) ** 2
+    curve = LossCurve(step, np.full(step.size, 1e-3), np.zeros(step.size), name="parabola")
+    sc = score(curve, pred, smooth_steps=20)
+    direct = np.array([pred[np.abs(step - s) <= 10].mean() for s in step])
+    assert sc["target_bias_rmse"] == pytest.approx(np.sqrt(np.mean((pred - direct) ** 2)), rel=1e-9)
+    inner = score(curve, pred, smooth_steps=20, skip_steps=10)  # rows 10..999: the last 10 still shrink
+    interior = np.sqrt((990 - 10) / 990 * (c * 110 / 3) ** 2 + np.sum((pred - direct)[-10:] ** 2) / 990)
+    assert inner["target_bias_rmse"] == pytest.approx(interior, rel=1e-9)
+
+    sch = schedules_5k()
+    law, theta = KernelLaw("exp", "steps"), [2.5, 3.0, 0.5, 0.4, np.log10(300.0)]
+    paths = {}
+    for k in ("cos", "wsd"):
+        cv, _ = synthetic(law, theta, sch[k], k, noise=0.02, seed=3)
+        paths[k] = tmp_path / f"{k}.csv"
+        pd.DataFrame({"step": cv.step, "lr": cv.lr, "loss": cv.loss}).to_csv(paths[k], index=False)
+    for window, warned in ((1000, True), (100, False)):
+        out = tmp_path / f"fit{window}.json"
+        run = subprocess.run([sys.executable, "-m", "sde_scales.cli", "fit-delay", "--fit", str(paths["cos"]),
+                              "--predict", str(paths["wsd"]), "--skip-steps", "200", "--smooth-steps", str(window),
+                              "--json", str(out)], capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+        doc = json.loads(out.read_text())
+        r = doc["predict"][0]
+        assert (r["target_bias_rmse"] > 0.5 * r["rmse"]) == warned
+        assert any("flattens the predicted curve of wsd" in w for w in doc["warnings"]) == warned

@@ -13,7 +13,11 @@ Metrics (:func:`score`)
     independent per-point noise of the robust level :func:`noise_level` (the successive
     differences), :math:`\sigma\,(\overline{1/n_w})^{1/2}` with :math:`n_w` the points in each
     row's window. An RMSE near it is as good as the target can tell; an aim below it cannot be
-    met by any prediction. Likewise ``final_loss_noise``, the standard error of the observed final
+    met by any prediction. The average also flattens the curve where it bends (a 1,000-step window
+    over the first steps of a short run): ``target_bias_rmse``, the RMSE between the prediction and
+    its own moving average, is what the metric would charge that prediction were it the noise-free
+    loss; where it is a large part of the RMSE, the RMSE measures the window (the report warns;
+    ``rmse_raw``, against the raw loss, does not have this bias). Likewise ``final_loss_noise``, the standard error of the observed final
     loss (the noise level of the last 5% of points over their square root): a final-loss error
     below it, or a difference between two predictions' errors below about twice it, is not
     resolved by the curve.
@@ -197,9 +201,19 @@ def _parameter_warnings(law: Law, theta: np.ndarray, lo: np.ndarray, hi: np.ndar
 
 
 def noise_level(y: np.ndarray) -> float:
-    """Robust noise standard deviation from successive differences: 1.4826 MAD(diff) / sqrt 2."""
-    d = np.diff(y)
-    return float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2))
+    """Robust noise standard deviation from successive differences: 1.4826 MAD(diff) / sqrt 2.
+
+    Where more than half of the differences are equal, the MAD is 0 whatever the rest do: a loss
+    logged to a few digits (most successive values the same, with a jump of one digit now and then)
+    or a noise-free curve that is linear in parts. A level of 0
+    would then make every difference between two predictions look decided and the fit's robust
+    loss degenerate, so the standard deviation of the differences over sqrt 2 is used instead (0
+    only where the curve is exactly linear)."""
+    d = np.diff(np.asarray(y, dtype=float))
+    if d.size == 0:
+        return 0.0
+    robust = float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2))
+    return robust if robust > 0 else float(np.std(d) / np.sqrt(2))
 
 
 #: Most evaluations of the residuals per start of a fit; a fit that reaches it says so.
@@ -318,8 +332,11 @@ def fit(law: Law, curves: list[LossCurve], *, skip_steps: int = 0, bin_factor: i
         # tolerances 1e-12, not scipy's 1e-8: these objectives are flat along (L0, B, kernel weights),
         # and stopping at 1e-8 left the same fit of one cosine run at two points whose predictions of
         # WSD final losses differed by 0.003, depending only on the box bounds
+        # Huber's loss, robust to the spikes of real runs, at 1.345 noise levels; with no noise at all
+        # (an exactly linear curve) there is nothing to be robust against: ordinary least squares
         res = optimize.least_squares(resid, x0, jac=jac if has_jac else "2-point", bounds=(lo[free], hi[free]),
-                                     loss="huber", f_scale=f_scale, x_scale="jac", max_nfev=MAX_NFEV,
+                                     loss="huber" if f_scale > 0 else "linear", f_scale=f_scale if f_scale > 0 else 1.0,
+                                     x_scale="jac", max_nfev=MAX_NFEV,
                                      ftol=1e-12, xtol=1e-12, gtol=1e-12)
         if best is None or res.cost < best.cost:
             best, best_start = res, full(x0)
@@ -630,6 +647,8 @@ def score(curve: LossCurve, pred: np.ndarray, *, skip_steps: int = 0, smooth_ste
     target = curve.smoothed(smooth_steps)
     lo, hi = curve.window_rows(smooth_steps)
     n_w = (hi - lo)[keep]  # points in each scored row's window
+    cp = np.concatenate([[0.0], np.cumsum(pred)])
+    bend = (pred - (cp[hi] - cp[lo]) / (hi - lo))[keep]  # the prediction minus its own moving average
     e = (pred - target)[keep]
     t = target[keep]
     n_last = final_rows(curve.step.size)
@@ -645,6 +664,7 @@ def score(curve: LossCurve, pred: np.ndarray, *, skip_steps: int = 0, smooth_ste
         "cooldown_rmse": float(np.sqrt(np.mean((pred - target)[cool] ** 2))) if cool.any() else None,
         "rmse_raw": float(np.sqrt(np.mean((pred - curve.loss)[keep] ** 2))),
         "target_noise_rmse": float(noise_level(curve.loss) * np.sqrt(np.mean(1.0 / n_w))),
+        "target_bias_rmse": float(np.sqrt(np.mean(bend**2))),
         "n_points": int(keep.sum()),
         "target": f"centred moving average over {smooth_steps} steps",
     }

@@ -26,6 +26,9 @@ class AutoChoiceWarning(UserWarning):
     """``--law auto``: the held-out errors do not separate the chosen law from another candidate."""
 
 LAW_CHOICES = ("kernel", "momentum", "mpl")
+#: Share of a predicted curve's RMSE above which the moving average's flattening of the prediction
+#: (``target_bias_rmse``) gets a warning: beyond half, most of the RMSE is the window's.
+BIAS_SHARE = 0.5
 #: Candidates of ``--law auto``, as (law, kernel, time): every law, and the kernel law with each
 #: kernel in steps and in learning-rate area (Theorem 5.1's clock for SGD, where a lower rate
 #: relaxes more slowly; which one a family of curves follows is for the data to say:
@@ -299,6 +302,15 @@ def run_law(law: Law, fit_curves: list[LossCurve], predict_curves: list[LossCurv
             f"{law.label}: the fitted curves do not determine the predicted final loss of {', '.join(undetermined)} "
             f"(it depends on a combination of parameters the fit leaves free or holds at a default): no band; fit "
             f"curves whose schedules resemble the predicted one"})
+    bent = [r for r in doc["predict"] if r["rmse"] > 0 and r["target_bias_rmse"] > BIAS_SHARE * r["rmse"]]
+    if bent:
+        doc["warnings"] = sorted(set(doc["warnings"]) | {
+            f"{law.label}: the {smooth_steps}-step moving average, the RMSE's target, flattens the predicted curve of "
+            f"{', '.join(r['file'] for r in bent)} by {max(r['target_bias_rmse'] for r in bent):.3g} (RMSE of the "
+            f"prediction against its own average), more than {BIAS_SHARE:.0%} of the RMSE: the RMSE there measures "
+            f"the window as much as the law (most often the first half window after --skip-steps, whose average "
+            f"reaches into the steep start); give a shorter --smooth-steps or a --skip-steps half a window later, or "
+            f"judge by rmse_raw"})
     overflowed = [c.name for c in predict_curves if np.isinf(sds[c.name][1])]
     if overflowed:
         doc["warnings"] = sorted(set(doc["warnings"]) | {
