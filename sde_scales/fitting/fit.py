@@ -105,7 +105,9 @@ def _data_bounds(law: Law, lo, hi, feats, ys, scale: float) -> tuple[np.ndarray,
     * A time scale (``log10_tau``, ``log10_tau0``) may reach twice the longest fitted curve, in the
       law's clock (steps, or learning-rate area in steps at the peak rate), as the non-parametric
       kernel's grid does (:meth:`KernelLaw.for_curves`); the fixed 10^5 stays as a floor. A
-      million-step run whose response takes 300,000 steps is then a fit, not a bound.
+      million-step run whose response takes 300,000 steps is then a fit, not a bound. A rate's
+      lower bound (:attr:`Law.rate_names`) moves down with curves longer than
+      :data:`REFERENCE_EXTENT` as the starts do (:func:`_scaled_starts`).
     """
     names = list(law.names)
     lo, hi = lo.astype(float).copy(), hi.astype(float).copy()
@@ -125,9 +127,12 @@ def _data_bounds(law: Law, lo, hi, feats, ys, scale: float) -> tuple[np.ndarray,
             hi[i] = max(hi[i], min(a_max, 1e12))  # 1e12: beyond it the power term is no longer a fit in float64
     extent = _extent(law, feats)
     if extent > 0:
+        shift = _length_shift(extent)
         for i, n in enumerate(names):
             if n.startswith("log10_"):
                 hi[i] = max(hi[i], float(np.log10(2.0 * extent)))
+            elif n in law.rate_names:
+                lo[i] /= 10.0 ** shift
     return lo, hi
 
 
@@ -139,6 +144,11 @@ def _extent(law: Law, feats) -> float:
     return max((float(f.t[-1] if law.clock == "steps" else f.S1[-1]) for f in feats if f.t.size), default=0.0)
 
 
+def _length_shift(extent: float) -> float:
+    """Decades by which curves of ``extent`` are longer than :data:`REFERENCE_EXTENT` (0 if not)."""
+    return max(0.0, float(np.log10(extent / REFERENCE_EXTENT))) if extent > 0 else 0.0
+
+
 def _scaled_starts(law: Law, scale: float, extent: float) -> list[np.ndarray]:
     """The law's starts with their loss-unit entries multiplied by ``scale`` (:func:`loss_scale`)
     and, on curves longer than :data:`REFERENCE_EXTENT`, their time scales moved with the length:
@@ -148,7 +158,7 @@ def _scaled_starts(law: Law, scale: float, extent: float) -> list[np.ndarray]:
     (where the momentum law's fit stopped at a local optimum of 1/50 the true time scale)."""
     names = list(law.names)
     idx = [names.index(n) for n in law.loss_unit_names]
-    shift = max(0.0, float(np.log10(extent / REFERENCE_EXTENT))) if extent > 0 else 0.0
+    shift = _length_shift(extent)
     out = []
     for s in law.starts():
         s = np.array(s, dtype=float)
