@@ -138,6 +138,25 @@ def test_fit_follows_the_units_of_the_loss(law, theta):
             assert np.max(np.abs(p / c - predict(base, held))[keep]) < 1e-4
 
 
+def test_a_loss_below_zero_is_fitted():
+    """The planted curves moved down by 5 (a loss that can be negative, such as a log-likelihood of
+    continuous data): L0 may go below 0, so the fit is the unshifted one moved by -5 (L0 within
+    1e-3 of it, the held-out prediction within 1e-4), with no parameter on a bound. With L0 held at
+    0 or above the fit could not reach the curves."""
+    sch = schedules_5k()
+    law, theta = KernelLaw("exp", "steps"), [2.5, 3.0, 0.5, 0.4, np.log10(300.0)]
+    curves = [synthetic(law, theta, sch[k], k, noise=0.005, seed=i)[0] for i, k in enumerate(("const", "wsd", "step"))]
+    held, _ = synthetic(law, theta, sch["cos"], "cos")
+    keep = held.step >= 200
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LateStartWarning)
+        warnings.simplefilter("error", FitWarning)
+        base = fit(law, curves, skip_steps=200)
+        low = fit(law, [LossCurve(c.step, c.lr, c.loss - 5.0, name=c.name) for c in curves], skip_steps=200)
+    assert low.params["L0"] == pytest.approx(base.params["L0"] - 5.0, abs=1e-3)
+    assert np.max(np.abs(predict(low, held) + 5.0 - predict(base, held))[keep]) < 1e-4
+
+
 @pytest.mark.parametrize("law,theta,check", [
     (MomentumLaw(), [2.5, 30.0, 0.5, 0.4, np.log10(150_000.0)], {"log10_tau": (np.log10(150_000.0), 0.05)}),
     (MultiPowerLaw(), [2.5, 30.0, 0.5, 0.4, 5e-5, 0.6, 0.5], {"C": (5e-5, 0.2 * 5e-5), "B": (0.4, 0.04)}),

@@ -95,7 +95,8 @@ def _data_bounds(law: Law, lo, hi, feats, ys, scale: float) -> tuple[np.ndarray,
     * Parameters in loss units have their fixed bounds multiplied by ``scale``
       (:func:`loss_scale`).
     * ``L0`` may reach the largest fitted loss (a loss above the fixed bound of 20 is no reason to
-      fail).
+      fail), and, where some fitted losses are negative, go below 0 by the losses' range beyond the
+      least of them.
     * ``A`` may reach :math:`y_{max} S_{first}^{\alpha_{max}}`: the largest amplitude for which the
       power term at the first fitted point, with the steepest exponent allowed, stays within the
       largest fitted loss (any larger A overshoots the data for every allowed exponent). The fixed
@@ -118,6 +119,8 @@ def _data_bounds(law: Law, lo, hi, feats, ys, scale: float) -> tuple[np.ndarray,
     if "L0" in names:
         i = names.index("L0")
         hi[i] = max(hi[i], float(y.max()))
+        if y.min() < 0:  # a loss that can be negative (a log-likelihood of continuous data, a loss minus a baseline)
+            lo[i] = min(lo[i], float(y.min() - (y.max() - y.min())))
     if "A" in names and "alpha" in names:
         i, j = names.index("A"), names.index("alpha")
         s_first = min(float(f.S1[0]) for f in feats if f.S1.size)
