@@ -116,7 +116,9 @@ def test_fit_follows_the_units_of_the_loss(law, theta):
     times the fit at c = 1 in those and the same in the others, and so must its prediction of a
     held-out cosine. With starts and bounds fixed in loss units the momentum law's fit of a real
     cosine at c = 0.02 stopped at 1/50 of its time scale and missed by 0.72 (in units of the
-    original loss), and at c = 100 the amplitude B = 40 sat on its fixed bound of 20.
+    original loss), and at c = 100 the amplitude B = 40 sat on its fixed bound of 20; at c = 1e-60
+    the optimiser's gradient tolerance, absolute in the cost, stopped every fit at its start. c =
+    1e60 checks the other end (no overflow).
     Tolerance: the optimiser stops at relative tolerances of 1e-12 on objectives that are flat
     along (L0, B, time scale), where identical fits were measured to agree to about 4e-6 of the
     loss; 1e-4 allows 25 times that."""
@@ -128,7 +130,7 @@ def test_fit_follows_the_units_of_the_loss(law, theta):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         base = fit(law, curves, skip_steps=200)
-        for c in (0.02, 100.0):
+        for c in (0.02, 100.0, 1e-60, 1e60):
             scaled = [LossCurve(x.step, x.lr, c * x.loss, name=x.name) for x in curves]
             r = fit(law, scaled, skip_steps=200)
             for n, got, ref in zip(law.names, r.theta, base.theta):
@@ -500,6 +502,23 @@ def test_fit_delay_bad_file_writes_nothing(tmp_path):
     res = subprocess.run([sys.executable, "-m", "sde_scales.cli", "fit-delay", "--fit", str(good), "--predict", str(bad),
                           "--json", str(out)], capture_output=True, text=True)
     assert res.returncode == 2 and "bad.csv" in res.stderr and "learning rate -1.0" in res.stderr
+    assert out.read_text() == "previous results"
+
+
+@pytest.mark.parametrize("role,col", [("--fit", "loss"), ("--predict", "lr"), ("--predict", "loss")])
+def test_fit_delay_refuses_a_column_beyond_any_real_value(tmp_path, role, col):
+    """A whole column of 1e300 (a corrupt file, not one outlier row, which the median rule refuses):
+    fitted losses ended in a traceback, and a predicted learning rate gave a final loss of 3e302
+    with exit 0. Exit 2, naming file, column, row and value, and earlier results kept."""
+    good = _write(tmp_path, "good.csv", _good(40))
+    bad = _write(tmp_path, "bad.csv", _good(40).assign(**{col: 1e300}))
+    out = tmp_path / "out.json"
+    out.write_text("previous results")
+    files = {"--fit": str(good), "--predict": str(good), role: str(bad)}
+    res = subprocess.run([sys.executable, "-m", "sde_scales.cli", "fit-delay", "--fit", files["--fit"], "--predict",
+                          files["--predict"], "--json", str(out)], capture_output=True, text=True)
+    assert res.returncode == 2, res.stderr
+    assert f"bad.csv, column '{col}', row 0" in res.stderr and "1e+300" in res.stderr and "Traceback" not in res.stderr
     assert out.read_text() == "previous results"
 
 

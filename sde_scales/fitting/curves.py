@@ -47,6 +47,11 @@ SCHEDULE_RTOL = 1e-3
 #: beyond any real curve (a regression loss may fall by six decades in one run, never twelve) and
 #: far below the 1e300 of a corrupt cell.
 OUTLIER_FACTOR = 1e12
+#: Largest magnitude of a learning rate or loss accepted at all: a fit sums squares of losses and
+#: products of rates with many steps, which beyond 1e100 come near float64's largest number
+#: (1.8e308); no optimiser's learning rate or a loss in any units comes near it, a corrupt file can
+#: (a column of 1e300 fitted into a traceback, or predicted a final loss of 3e302 with exit 0).
+MAX_MAGNITUDE = 1e100
 #: Most drop bins a curve with a per-step schedule is cut into (cost: points x bins).
 MAX_DROP_BINS = 4000
 
@@ -145,6 +150,12 @@ class LossCurve:
                 raise _fail(src, k, i, f"{'learning rate' if k == 'lr' else 'loss'} {a[i]:.4g} at step {int(step[i])} is "
                             f"over {OUTLIER_FACTOR:.0e} times the curve's median {typical:.4g}: a corrupt row; fix or "
                             f"drop it")
+            over = np.abs(a) > MAX_MAGNITUDE
+            if over.any():
+                i = int(np.argmax(over))
+                raise _fail(src, k, i, f"{'learning rate' if k == 'lr' else 'loss'} {a[i]:.4g} at step {int(step[i])} is "
+                            f"beyond {MAX_MAGNITUDE:.0e}, more than any real {'schedule' if k == 'lr' else 'loss'} in "
+                            f"any units: a corrupt column; fix the file")
             arrs[k] = a
         object.__setattr__(self, "step", step)
         object.__setattr__(self, "lr", arrs["lr"])

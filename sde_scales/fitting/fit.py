@@ -347,9 +347,12 @@ def fit(law: Law, curves: list[LossCurve], *, skip_steps: int = 0, bin_factor: i
         # WSD final losses differed by 0.003, depending only on the box bounds
         # Huber's loss, robust to the spikes of real runs, at 1.345 noise levels; with no noise at all
         # (an exactly linear curve) there is nothing to be robust against: ordinary least squares
-        res = optimize.least_squares(resid, x0, jac=jac if has_jac else "2-point", bounds=(lo[free], hi[free]),
-                                     loss="huber" if f_scale > 0 else "linear", f_scale=f_scale if f_scale > 0 else 1.0,
-                                     x_scale="jac", max_nfev=MAX_NFEV,
+        # residuals in units of the loss scale: scipy's gradient tolerance is absolute in the cost,
+        # so a loss of order 1e-60 stopped every fit at its start
+        res = optimize.least_squares(lambda xf: resid(xf) / scale, x0,
+                                     jac=(lambda xf: jac(xf) / scale) if has_jac else "2-point",
+                                     bounds=(lo[free], hi[free]), loss="huber" if f_scale > 0 else "linear",
+                                     f_scale=f_scale / scale if f_scale > 0 else 1.0, x_scale="jac", max_nfev=MAX_NFEV,
                                      ftol=1e-12, xtol=1e-12, gtol=1e-12)
         if best is None or res.cost < best.cost:
             best, best_start = res, full(x0)
@@ -370,14 +373,15 @@ def fit(law: Law, curves: list[LossCurve], *, skip_steps: int = 0, bin_factor: i
                      f"that far from the published law")
     units = np.array([scale if n in law.loss_unit_names else 1.0 for n in names])
     cov = parameter_covariance(law, theta, resid, jac if has_jac else None, free, lo, hi, held,
-                               _autocorrelation_inflation(best.fun, curves[0].log_every), units)
+                               _autocorrelation_inflation(best.fun * scale, curves[0].log_every), units)
     notes += _intervals_reaching_bounds(law, theta, cov, lo, hi, free, held)
     ts = _time_scale_interval(law, theta, cov, lo, hi, held=held)
     if ts is not None and ts.get("warning"):
         warnings.warn(ts["warning"], IdentifiabilityWarning, stacklevel=2)
     for msg in notes:
         warnings.warn(msg, FitWarning, stacklevel=2)
-    return FitResult(law, theta, lr_scale, int(skip_steps), bin_factor, float(best.cost), time.perf_counter() - started,
+    return FitResult(law, theta, lr_scale, int(skip_steps), bin_factor, float(best.cost) * scale**2,
+                     time.perf_counter() - started,
                      int(y.size), float(f_scale), tuple(c.name for c in curves), tuple(c.peak_lr for c in curves),
                      len(starts), extra={"warnings": notes, "drops": drops, "embedding_error": embed,
                                          "decay_depths": [decay_depth(c) for c in curves],
