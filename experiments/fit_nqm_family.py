@@ -132,8 +132,9 @@ def main(argv=None) -> int:
     print(f"{len(curves)} curves ({spec['seeds']} seeds x {len(SCHEDULES)} schedules, {steps} steps logged every "
           f"{every}, noise {args.noise:g}) in {out / 'curves'}; skip {skip} steps; the {smooth}-step moving "
           f"average's noise puts a floor of {floor:.4f} under every RMSE against it")
-    print(f"{'protocol':14s} {'law':34s} {'splits':>6s} {'rmse':>7s} {'|final|':>8s} {'rmse*':>7s} {'|final*|':>8s} "
-          f"{'pred sd':>8s} {'in 95%':>7s} {'seconds':>8s}   (* against the noise-free loss)")
+    print(f"{'protocol':14s} {'law':34s} {'splits':>6s} {'rmse':>7s} {'|final|':>8s} {'rmse*':>7s} {'stable*':>7s} "
+          f"{'cool*':>7s} {'|final*|':>8s} {'pred sd':>8s} {'in 95%':>7s} {'seconds':>8s}   (* against the noise-free "
+          f"loss; stable: before the cooldown, cool: in it)")
     rows, comparisons = [], []
     for pname, splits in protocols.items():
         preds = {}
@@ -144,8 +145,9 @@ def main(argv=None) -> int:
             rows.append(row)
             f = lambda v, d=4: "-" if v is None else f"{v:.{d}f}"  # noqa: E731
             print(f"{pname:14s} {law.label:34s} {len(per):6d} {row['mean_rmse']:7.4f} {row['mean_abs_final_err']:8.4f} "
-                  f"{row['mean_rmse_truth']:7.4f} {row['mean_abs_final_err_truth']:8.4f} {f(row['mean_final_pred_sd']):>8s} "
-                  f"{f(row['within_95'], 2):>7s} {row['seconds']:8.1f}", flush=True)
+                  f"{row['mean_rmse_truth']:7.4f} {f(row['mean_stable_rmse_truth']):>7s} "
+                  f"{f(row['mean_cooldown_rmse_truth']):>7s} {row['mean_abs_final_err_truth']:8.4f} "
+                  f"{f(row['mean_final_pred_sd']):>8s} {f(row['within_95'], 2):>7s} {row['seconds']:8.1f}", flush=True)
         held = [h for _, h in splits]
         for e in compare_with_best([r for r in rows if r["protocol"] == pname], held, preds, baselines,
                                    skip_steps=skip, smooth_steps=smooth):

@@ -110,10 +110,16 @@ def test_run_protocol_fits_each_fitted_set_once_and_scores_against_the_truth(mon
     assert per[0]["rmse_truth"] == pytest.approx(np.sqrt(np.mean((p - truth_held)[keep] ** 2)), rel=1e-9)
     n_last = 6  # 5% of 121 rows
     assert per[0]["final_err_truth"] == pytest.approx(np.mean(p[-n_last:]) - np.mean(truth_held[-n_last:]), rel=1e-9)
+    # before the cooldown (steps < 5000, where the held-out rate leaves its peak) and in it
+    for part, rows in (("stable", keep & (step < 5000)), ("cooldown", step >= 5000)):
+        assert per[0][f"{part}_rmse_truth"] == pytest.approx(np.sqrt(np.mean((p - truth_held)[rows] ** 2)), rel=1e-9)
+        target = held[0].smoothed(500)
+        assert per[0][f"{part}_rmse"] == pytest.approx(np.sqrt(np.mean((p - target)[rows] ** 2)), rel=1e-9)
     assert "rmse_truth" not in per[1]
     row = protocols.protocol_row("p", law.label, per, 1.0)
     assert row["mean_rmse"] == pytest.approx(np.mean([x["rmse"] for x in per]))
     assert "mean_rmse_truth" not in row  # only one of the two held-out curves has a truth
+    assert row["mean_stable_rmse"] == pytest.approx(np.mean([x["stable_rmse"] for x in per]))
 
 
 def test_nqm_family_experiment_writes_its_curves_and_strict_json(tmp_path):

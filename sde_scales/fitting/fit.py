@@ -7,7 +7,8 @@ Fitting
 Metrics (:func:`score`)
     Against a centred moving average of the observed loss over ``smooth_steps`` (1,000 by default;
     stated in every report), on the rows at or after ``skip_steps``: R^2, MAE, RMSE, max |error|,
-    RMSE over the cooldown rows; and ``final_loss_err``, the mean prediction minus the mean
+    RMSE over the cooldown rows and over the rows before it (``stable_rmse``: where the prediction
+    is the power term's extrapolation at the peak rate); and ``final_loss_err``, the mean prediction minus the mean
     *observed* (raw) loss over the last 5% of the points. The moving average is itself noisy:
     ``target_noise_rmse`` is the RMSE its noise alone puts under any prediction, under the model of
     independent per-point noise of the robust level :func:`noise_level` (the successive
@@ -679,6 +680,7 @@ def score(curve: LossCurve, pred: np.ndarray, *, skip_steps: int = 0, smooth_ste
         "final_loss_err": float(np.mean(pred[-n_last:]) - np.mean(curve.loss[-n_last:])),
         "final_loss_noise": final_loss_noise(curve.loss),
         "cooldown_rmse": float(np.sqrt(np.mean((pred - target)[cool] ** 2))) if cool.any() else None,
+        "stable_rmse": float(np.sqrt(np.mean((pred - target)[keep & ~cool] ** 2))) if (keep & ~cool).any() else None,
         "rmse_raw": float(np.sqrt(np.mean((pred - curve.loss)[keep] ** 2))),
         "target_noise_rmse": float(noise_level(curve.loss) * np.sqrt(np.mean(1.0 / n_w))),
         "target_bias_rmse": float(np.sqrt(np.mean(bend**2))),

@@ -81,13 +81,14 @@ def run_protocol(law: Law, splits: list[tuple[list[LossCurve], LossCurve]], *, s
         As in :func:`~sde_scales.fitting.fit.score`.
     truth : dict, optional
         Held-out curve name -> its noise-free loss at every row, where known (a model family): adds
-        ``rmse_truth`` (over the scored rows) and ``final_err_truth`` (against the mean of the
-        noise-free loss over the last 5% of rows).
+        ``rmse_truth`` (over the scored rows), ``stable_rmse_truth`` and ``cooldown_rmse_truth``
+        (before and in the cooldown) and ``final_err_truth`` (against the mean of the noise-free
+        loss over the last 5% of rows).
 
     Returns
     -------
     (list of dict, list of ndarray)
-        Per split: ``held_out``, ``rmse``, ``final_loss_err``, ``cooldown_rmse``,
+        Per split: ``held_out``, ``rmse``, ``final_loss_err``, ``cooldown_rmse``, ``stable_rmse``,
         ``final_loss_noise``, ``final_loss_pred_sd``, ``final_err_z``, ``warnings`` (the fit's);
         and the predictions of the held-out curves, in split order. The fits' warnings are kept,
         not raised.
@@ -145,7 +146,8 @@ def _score_splits(splits, fitted_law, skip_steps, smooth_steps, truth) -> tuple[
             p = predict(r, held)
             sc = score(held, p, skip_steps=skip_steps, smooth_steps=smooth_steps, final_pred_sd=predict_sd(r, held)[1])
         row = {"held_out": held.name, "rmse": sc["rmse"], "final_loss_err": sc["final_loss_err"],
-               "cooldown_rmse": sc["cooldown_rmse"], "final_loss_noise": sc["final_loss_noise"],
+               "cooldown_rmse": sc["cooldown_rmse"], "stable_rmse": sc["stable_rmse"],
+               "final_loss_noise": sc["final_loss_noise"],
                "final_loss_pred_sd": sc["final_loss_pred_sd"], "final_err_z": sc["final_err_z"],
                "warnings": r.extra.get("warnings", [])}
         if truth is not None and held.name in truth:
@@ -153,6 +155,9 @@ def _score_splits(splits, fitted_law, skip_steps, smooth_steps, truth) -> tuple[
             keep = held.step >= skip_steps
             n_last = final_rows(held.step.size)
             row["rmse_truth"] = float(np.sqrt(np.mean((p - t)[keep] ** 2)))
+            cool = held.cooldown_mask() & keep
+            for part, rows in (("cooldown", cool), ("stable", keep & ~cool)):
+                row[f"{part}_rmse_truth"] = float(np.sqrt(np.mean((p - t)[rows] ** 2))) if rows.any() else None
             row["final_err_truth"] = float(np.mean(p[-n_last:]) - np.mean(t[-n_last:]))
         per.append(row)
         preds.append(p)
@@ -160,16 +165,26 @@ def _score_splits(splits, fitted_law, skip_steps, smooth_steps, truth) -> tuple[
 
 
 def protocol_row(protocol: str, label: str, per: list[dict], seconds: float) -> dict:
-    """The table row of one law on one protocol: means over the held-out curves of the RMSE and
-    |final-loss error| (and of their noise-free versions where known), the mean band and the share
-    within it (:func:`~sde_scales.fitting.report.band_summary`)."""
+    """The table row of one law on one protocol: means over the held-out curves of the RMSE (also
+    before and in the cooldown) and |final-loss error| (and of their noise-free versions where
+    known), the mean band and the share within it (:func:`~sde_scales.fitting.report.band_summary`)."""
     from sde_scales.fitting.report import band_summary
 
     sd, cover = band_summary(per)
     row = {"protocol": protocol, "law": label, "splits": per, "mean_rmse": float(np.mean([p["rmse"] for p in per])),
            "mean_abs_final_err": float(np.mean([abs(p["final_loss_err"]) for p in per])),
            "mean_final_pred_sd": sd, "within_95": cover, "seconds": seconds}
+    for part in ("stable", "cooldown"):  # where the misses are: the power term's extrapolation, or the drops
+        row[f"mean_{part}_rmse"] = _mean_or_none([p[f"{part}_rmse"] for p in per])
     if per and all("rmse_truth" in p for p in per):
         row["mean_rmse_truth"] = float(np.mean([p["rmse_truth"] for p in per]))
         row["mean_abs_final_err_truth"] = float(np.mean([abs(p["final_err_truth"]) for p in per]))
+        for part in ("stable", "cooldown"):
+            row[f"mean_{part}_rmse_truth"] = _mean_or_none([p[f"{part}_rmse_truth"] for p in per])
     return row
+
+
+def _mean_or_none(values: list) -> float | None:
+    """Mean of the values that are not None (a constant run has no cooldown); None if none are."""
+    v = [x for x in values if x is not None]
+    return float(np.mean(v)) if v else None
