@@ -154,7 +154,7 @@ def _length_shift(extent: float) -> float:
 
 
 def _scaled_starts(law: Law, scale: float, extent: float) -> list[np.ndarray]:
-    """The law's starts with their loss-unit entries multiplied by ``scale`` (:func:`loss_scale`)
+    r"""The law's starts with their loss-unit entries multiplied by ``scale`` (:func:`loss_scale`)
     and, on curves longer than :data:`REFERENCE_EXTENT`, their time scales moved with the length:
     ``log10_*`` entries up by :math:`\delta = \log_{10}(\text{extent}/\text{REFERENCE\_EXTENT})`,
     rates (:attr:`Law.rate_names`) divided by :math:`10^\delta`. A start written for a 30,000-step
@@ -390,7 +390,7 @@ def fit(law: Law, curves: list[LossCurve], *, skip_steps: int = 0, bin_factor: i
 
 
 def _intervals_reaching_bounds(law, theta, cov, lo, hi, free, held) -> list[str]:
-    """Each free parameter near a bound but not on it, whose 95% interval from the curvature
+    r"""Each free parameter near a bound but not on it, whose 95% interval from the curvature
     (:math:`\pm 1.96` sd from the fit's covariance) reaches that bound: the data do not keep it off
     the bound, though the optimiser stopped short of it (a parameter on the bound is named by
     :func:`_parameter_warnings`). Kernel weights (their zeros are the kernel's sparsity) and time
