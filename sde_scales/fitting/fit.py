@@ -191,8 +191,8 @@ def _parameter_warnings(law: Law, theta: np.ndarray, lo: np.ndarray, hi: np.ndar
             share = w / w.sum()
             for edge in (0, len(w) - 1):
                 if share[edge] > 0.5:
-                    why = ("as fast as or faster than the grid's shortest time scale (by default the finest the "
-                           "logging and drop bins resolve)" if edge == 0 else
+                    why = ("as fast as or faster than the grid's shortest time scale (by default one step: a "
+                           "response within one update)" if edge == 0 else
                            "as slow as or slower than the grid's longest time scale (by default twice the longest "
                            "curve: the curves cannot tell it from a response that never ends)")
                     out.append(f"{law.label}: {share[edge]:.0%} of the kernel weight is on "
@@ -362,6 +362,13 @@ def fit(law: Law, curves: list[LossCurve], *, skip_steps: int = 0, bin_factor: i
     if best.status == 0:
         notes.append(f"{law.label}: the optimiser stopped at its limit of {MAX_NFEV} evaluations before converging: "
                      f"the parameters are where it stopped, not an optimum")
+    hr = law.half_response(theta) if not held else None
+    resolution = min(max(c.log_every, c.drop_bin_steps(bin_factor)) for c in curves)
+    if hr is not None and np.isfinite(hr) and hr < resolution:
+        unit = "area units (steps at the peak rate)" if getattr(law, "time", "steps") == "area" else "steps"
+        notes.append(f"{law.label}: the fitted delay (half response {hr:.3g} {unit}) is shorter than the curves "
+                     f"resolve (their logging interval or drop bins, {resolution} steps): they say the response is "
+                     f"faster than that, not how much faster; the delay is a bound, not a fit")
     if held:
         notes.append(f"{law.label}: the fitted curves have no learning-rate drop after their warmup, so the drop "
                      f"response is not determined by the data: its parameters are held at their defaults ("

@@ -53,12 +53,15 @@ from sde_scales import kernels
 from sde_scales.errors import InvalidArgumentError
 from sde_scales.fitting.curves import ScheduleFeatures
 
-__all__ = ["GRID_POINTS", "KernelLaw", "Law", "MomentumLaw", "MultiPowerLaw"]
+__all__ = ["GRID_POINTS", "GRID_RATIO", "KernelLaw", "Law", "MomentumLaw", "MultiPowerLaw"]
 
-#: Time scales of the non-parametric kernel's grid when it follows the data
-#: (:meth:`KernelLaw.for_curves`): a factor of about 2 to 3 between neighbours over the three
-#: decades of a typical run, as in the fixed default grid (:data:`sde_scales.kernels.NONPARAMETRIC_TAUS`).
+#: Fewest time scales of the non-parametric kernel's grid when it follows the data
+#: (:meth:`KernelLaw.for_curves`).
 GRID_POINTS = 10
+#: Largest factor between neighbouring time scales of that grid (2.15 in the fixed default grid,
+#: :data:`sde_scales.kernels.NONPARAMETRIC_TAUS`): at a factor of 3 the step responses of
+#: neighbours overlap, so a completely monotone kernel between them is a mixture of the two.
+GRID_RATIO = 3.0
 
 
 @dataclass(frozen=True)
@@ -334,20 +337,28 @@ class KernelLaw(Law):
 
     def for_curves(self, curves, bin_factor: int = 4) -> "KernelLaw":
         r"""The law to fit to ``curves``: for the non-parametric kernel without a given grid, the grid
-        follows the data, :data:`GRID_POINTS` log-spaced time scales from the finest the curves
-        resolve (the smallest drop bin or logging interval, whichever is longer, in steps; as
-        many area units, one being a step at the peak) to twice the longest curve (its steps, or
-        its total learning-rate area). Any other law is returned as it is."""
+        follows the data: log-spaced time scales from one step (one area unit, a step at the peak
+        rate: a response within one update) to twice the longest curve (its steps, or its total
+        learning-rate area), :data:`GRID_POINTS` of them or more, so that neighbours differ by at
+        most :data:`GRID_RATIO`. Any other law is returned as it is.
+
+        The grid starts below what the curves resolve (their logging interval or drop bins): a
+        response faster than that is still a response, and a grid that began at the resolution
+        forced one on it (on the model family of ``experiments/fit_nqm_family.py``, whose drops
+        act within about 20 steps, a half response of 139 steps at the grid's first point, 200,
+        and a cooldown missed by 0.013 instead of 0.010). How much faster than the resolution the
+        curves cannot say; the fit warns where its delay falls below it."""
         if self.kernel != "nonparametric" or self.grid_given or not curves:
             return self
-        lo = min(max(c.log_every, c.drop_bin_steps(bin_factor)) for c in curves)
+        lo = 1.0
         scale = max(c.peak_lr for c in curves)
         if self.time == "steps":
             hi = 2.0 * max(float(c.step[-1]) for c in curves)
         else:
             hi = 2.0 * max(float(c.per_step_lr().sum()) / scale for c in curves)
         hi = max(hi, 10.0 * lo)
-        return replace(self, taus=np.geomspace(float(lo), hi, GRID_POINTS))
+        n = max(GRID_POINTS, int(np.ceil(np.log(hi / lo) / np.log(GRID_RATIO) - 1e-9)) + 1)
+        return replace(self, taus=np.geomspace(lo, hi, n))
 
     @property
     def _k0(self) -> int:  # index of the family's parameters in theta
