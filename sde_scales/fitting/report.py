@@ -289,34 +289,32 @@ def run_law(law: Law, fit_curves: list[LossCurve], predict_curves: list[LossCurv
                  "inflation": res.extra["covariance"].inflation},
         "warnings": sorted({str(w.message) for w in caught}),
     }
+    notes = []  # what the bands and the metrics cannot say, beside the fit's own warnings
     held_at_bound = [n for n in res.extra["covariance"].on_bound if not n.startswith("b_")]
     if held_at_bound and predict_curves:
         what = (f"{held_at_bound[0]} at its bound" if len(held_at_bound) == 1
                 else f"{', '.join(held_at_bound)} at their bounds")
-        doc["warnings"] = sorted(set(doc["warnings"]) | {
-            f"{law.label}: the prediction bands hold {what}: that uncertainty is not in the bands, which may be too "
-            f"narrow"})
+        notes.append(f"{law.label}: the prediction bands hold {what}: that uncertainty is not in the bands, which may "
+                     f"be too narrow")
     undetermined = [c.name for c in predict_curves if np.isnan(sds[c.name][1])]
     if undetermined:
-        doc["warnings"] = sorted(set(doc["warnings"]) | {
-            f"{law.label}: the fitted curves do not determine the predicted final loss of {', '.join(undetermined)} "
-            f"(it depends on a combination of parameters the fit leaves free or holds at a default): no band; fit "
-            f"curves whose schedules resemble the predicted one"})
-    bent = [r for r in doc["predict"] if r["rmse"] > 0 and r["target_bias_rmse"] > BIAS_SHARE * r["rmse"]]
-    if bent:
-        doc["warnings"] = sorted(set(doc["warnings"]) | {
-            f"{law.label}: the {smooth_steps}-step moving average, the RMSE's target, flattens the predicted curve of "
-            f"{', '.join(r['file'] for r in bent)} by {max(r['target_bias_rmse'] for r in bent):.3g} (RMSE of the "
-            f"prediction against its own average), more than {BIAS_SHARE:.0%} of the RMSE: the RMSE there measures "
-            f"the window as much as the law (most often the first half window after --skip-steps, whose average "
-            f"reaches into the steep start); give a shorter --smooth-steps or a --skip-steps half a window later, or "
-            f"judge by rmse_raw"})
+        notes.append(f"{law.label}: the fitted curves do not determine the predicted final loss of "
+                     f"{', '.join(undetermined)} (it depends on a combination of parameters the fit leaves free or holds "
+                     f"at a default): no band; fit curves whose schedules resemble the predicted one")
     overflowed = [c.name for c in predict_curves if np.isinf(sds[c.name][1])]
     if overflowed:
-        doc["warnings"] = sorted(set(doc["warnings"]) | {
-            f"{law.label}: the band of the predicted final loss of {', '.join(overflowed)} overflows (the fit's "
-            f"curvature along the parameters it depends on is too small to invert in float64): no band; the "
-            f"prediction is not determined by the fitted curves"})
+        notes.append(f"{law.label}: the band of the predicted final loss of {', '.join(overflowed)} overflows (the "
+                     f"fit's curvature along the parameters it depends on is too small to invert in float64): no band; "
+                     f"the prediction is not determined by the fitted curves")
+    bent = [r for r in doc["predict"] if r["rmse"] > 0 and r["target_bias_rmse"] > BIAS_SHARE * r["rmse"]]
+    if bent:
+        notes.append(f"{law.label}: the {smooth_steps}-step moving average, the RMSE's target, flattens the predicted "
+                     f"curve of {', '.join(r['file'] for r in bent)} by {max(r['target_bias_rmse'] for r in bent):.3g} "
+                     f"(RMSE of the prediction against its own average), more than {BIAS_SHARE:.0%} of the RMSE: the "
+                     f"RMSE there measures the window as much as the law (most often the first half window after "
+                     f"--skip-steps, whose average reaches into the steep start); give a shorter --smooth-steps or a "
+                     f"--skip-steps half a window later, or judge by rmse_raw")
+    doc["warnings"] = sorted(set(doc["warnings"]) | set(notes))
     law = res.law  # the law as fitted (the non-parametric grid follows the curves)
     if isinstance(law, KernelLaw):
         doc["kernel"] = {"kind": law.kernel, "time": law.time,
