@@ -166,8 +166,6 @@ def _truth_verdicts(entry, held, preds, truth, skip, smooth) -> dict:
     """Which of the two laws of a comparison is closer to the noise-free loss, in mean RMSE (against
     the noise-free loss's moving average, the target the paired RMSE verdict is about) and mean
     |final error| over the held-out curves: the answer the paired verdicts estimate from noisy data."""
-    from dataclasses import replace
-
     from sde_scales.fitting.fit import final_rows
 
     out = {}
@@ -178,7 +176,7 @@ def _truth_verdicts(entry, held, preds, truth, skip, smooth) -> dict:
             t, keep, n = truth[c.name], c.step >= skip, final_rows(c.step.size)
             a, b = preds[law][i], preds[other][i]
             if metric == "rmse":
-                ts = replace(c, loss=t).smoothed(smooth)
+                ts = c.averaged(t, smooth)
                 diffs.append(np.sqrt(np.mean((a - ts)[keep] ** 2)) - np.sqrt(np.mean((b - ts)[keep] ** 2)))
             else:
                 diffs.append(abs(np.mean(a[-n:]) - np.mean(t[-n:])) - abs(np.mean(b[-n:]) - np.mean(t[-n:])))

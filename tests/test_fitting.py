@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from sde_scales import schedules
-from sde_scales.errors import DataFileError
+from sde_scales.errors import DataFileError, InvalidArgumentError
 from sde_scales.fitting import (
     FitWarning,
     IdentifiabilityWarning,
@@ -621,6 +621,9 @@ def test_score_states_how_much_the_moving_average_flattens_the_prediction(tmp_pa
     sc = score(curve, pred, smooth_steps=20)
     direct = np.array([pred[np.abs(step - s) <= 10].mean() for s in step])
     assert sc["target_bias_rmse"] == pytest.approx(np.sqrt(np.mean((pred - direct) ** 2)), rel=1e-9)
+    np.testing.assert_array_equal(curve.averaged(pred, 20), LossCurve(step, curve.lr, pred).smoothed(20))
+    with pytest.raises(InvalidArgumentError, match="999 values for the 1000 rows"):
+        curve.averaged(pred[:-1], 20)
     inner = score(curve, pred, smooth_steps=20, skip_steps=10)  # rows 10..999: the last 10 still shrink
     interior = np.sqrt((990 - 10) / 990 * (c * 110 / 3) ** 2 + np.sum((pred - direct)[-10:] ** 2) / 990)
     assert inner["target_bias_rmse"] == pytest.approx(interior, rel=1e-9)

@@ -342,7 +342,15 @@ class LossCurve:
     def smoothed(self, window_steps: int = 1000) -> np.ndarray:
         """Centred moving average of the loss over ``window_steps`` steps (the points whose step is
         within half a window), shrinking at the ends."""
-        c = np.concatenate([[0.0], np.cumsum(self.loss)])
+        return self.averaged(self.loss, window_steps)
+
+    def averaged(self, values: np.ndarray, window_steps: int = 1000) -> np.ndarray:
+        """The same centred moving average as :meth:`smoothed`, of any values given at this curve's
+        rows (a prediction, a noise-free loss, residuals)."""
+        values = np.asarray(values, dtype=float)
+        if values.shape != self.step.shape:
+            raise InvalidArgumentError(f"{values.size} values for the {self.step.size} rows of {self.name}; give one per row")
+        c = np.concatenate([[0.0], np.cumsum(values)])
         lo, hi = self.window_rows(window_steps)
         return (c[hi] - c[lo]) / (hi - lo)
 

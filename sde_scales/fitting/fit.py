@@ -638,7 +638,7 @@ def shared_noise_offset(result: FitResult, references: list[LossCurve], curve: L
         raise InvalidArgumentError("shared_noise_offset needs at least one reference curve")
     R, E = [], []
     for ref in references:
-        res = LossCurve(ref.step, ref.lr, ref.loss - predict(result, ref), name="residual").smoothed(smooth_steps)
+        res = ref.averaged(ref.loss - predict(result, ref), smooth_steps)
         R.append(np.interp(curve.step, ref.step, res))
         E.append(np.interp(curve.step, ref.step, ref.lr))
     R, E = np.array(R), np.array(E)
@@ -672,8 +672,7 @@ def score(curve: LossCurve, pred: np.ndarray, *, skip_steps: int = 0, smooth_ste
     target = curve.smoothed(smooth_steps)
     lo, hi = curve.window_rows(smooth_steps)
     n_w = (hi - lo)[keep]  # points in each scored row's window
-    cp = np.concatenate([[0.0], np.cumsum(pred)])
-    bend = (pred - (cp[hi] - cp[lo]) / (hi - lo))[keep]  # the prediction minus its own moving average
+    bend = (pred - curve.averaged(pred, smooth_steps))[keep]  # the prediction minus its own moving average
     e = (pred - target)[keep]
     t = target[keep]
     n_last = final_rows(curve.step.size)
