@@ -59,7 +59,7 @@ def main(argv=None) -> int:
 
     from sde_scales.atomic import write_json_atomic
     from sde_scales.fitting import load_curve
-    from sde_scales.fitting.protocols import PROTOCOL_LAWS, baseline_labels, protocol_laws, protocol_row, run_protocol
+    from sde_scales.fitting.protocols import PROTOCOL_LAWS, baseline_labels, protocol_row, run_protocol
 
     d = Path(args.data)
     if not d.is_dir():
@@ -82,7 +82,7 @@ def main(argv=None) -> int:
         print(f"error: --protocols {unknown}: choose from {sorted(protocols)}", file=sys.stderr)
         return 2
     protocols = {k: protocols[k] for k in chosen}
-    laws = protocol_laws(list(PROTOCOL_LAWS))
+    laws = list(PROTOCOL_LAWS.values())
     rows, comparisons = [], []
     baselines = baseline_labels(laws)  # the yardsticks
     print(f"{'protocol':14s} {'law':42s} {'splits':>6s} {'mean rmse':>9s} {'mean |final|':>12s} {'pred sd':>8s} "

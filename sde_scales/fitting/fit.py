@@ -90,11 +90,16 @@ def loss_scale(y: np.ndarray) -> float:
     return m / REFERENCE_LOSS if m > 0 and np.isfinite(m) else 1.0
 
 
-def _data_bounds(law: Law, lo, hi, feats, ys, scale: float) -> tuple[np.ndarray, np.ndarray]:
+def _units(law: Law, scale: float) -> np.ndarray:
+    """Each parameter's unit: ``scale`` (:func:`loss_scale`) for those in loss units, else 1."""
+    return np.array([scale if n in law.loss_unit_names else 1.0 for n in law.names])
+
+
+def _data_bounds(law: Law, lo, hi, feats, ys, units: np.ndarray, extent: float) -> tuple[np.ndarray, np.ndarray]:
     r"""Bounds that follow the data where a fixed one would bind on ordinary curves.
 
-    * Parameters in loss units have their fixed bounds multiplied by ``scale``
-      (:func:`loss_scale`).
+    * Parameters in loss units have their fixed bounds multiplied by the loss scale (``units``,
+      :func:`_units`).
     * ``L0`` may reach the largest fitted loss (a loss above the fixed bound of 20 is no reason to
       fail), and, where some fitted losses are negative, go below 0 by the losses' range beyond the
       least of them.
@@ -112,10 +117,7 @@ def _data_bounds(law: Law, lo, hi, feats, ys, scale: float) -> tuple[np.ndarray,
       :data:`REFERENCE_EXTENT` as the starts do (:func:`_scaled_starts`).
     """
     names = list(law.names)
-    lo, hi = lo.astype(float).copy(), hi.astype(float).copy()
-    for n in law.loss_unit_names:
-        i = names.index(n)
-        lo[i], hi[i] = lo[i] * scale, hi[i] * scale
+    lo, hi = lo.astype(float) * units, hi.astype(float) * units
     y = np.concatenate(ys)
     if "L0" in names:
         i = names.index("L0")
@@ -129,7 +131,6 @@ def _data_bounds(law: Law, lo, hi, feats, ys, scale: float) -> tuple[np.ndarray,
             with np.errstate(over="ignore"):  # numpy's power, so that an overflow is inf (then capped), not an error
                 a_max = float(y.max()) * float(np.power(s_first, hi[j]))
             hi[i] = max(hi[i], min(a_max, 1e12))  # 1e12: beyond it the power term is no longer a fit in float64
-    extent = _extent(law, feats)
     if extent > 0:
         shift = _length_shift(extent)
         for i, n in enumerate(names):
@@ -153,21 +154,18 @@ def _length_shift(extent: float) -> float:
     return max(0.0, float(np.log10(extent / REFERENCE_EXTENT))) if extent > 0 else 0.0
 
 
-def _scaled_starts(law: Law, scale: float, extent: float) -> list[np.ndarray]:
-    r"""The law's starts with their loss-unit entries multiplied by ``scale`` (:func:`loss_scale`)
-    and, on curves longer than :data:`REFERENCE_EXTENT`, their time scales moved with the length:
+def _scaled_starts(law: Law, units: np.ndarray, extent: float) -> list[np.ndarray]:
+    r"""The law's starts in the parameters' ``units`` (:func:`_units`: loss-unit entries times the
+    loss scale) and, on curves longer than :data:`REFERENCE_EXTENT`, their time scales moved with the length:
     ``log10_*`` entries up by :math:`\delta = \log_{10}(\text{extent}/\text{REFERENCE\_EXTENT})`,
     rates (:attr:`Law.rate_names`) divided by :math:`10^\delta`. A start written for a 30,000-step
     run is then where it would be on a run 30 times as long, not 1.5 decades short of the response
     (where the momentum law's fit stopped at a local optimum of 1/50 the true time scale)."""
-    names = list(law.names)
-    idx = [names.index(n) for n in law.loss_unit_names]
     shift = _length_shift(extent)
     out = []
     for s in law.starts():
-        s = np.array(s, dtype=float)
-        s[idx] *= scale
-        for i, n in enumerate(names):
+        s = np.array(s, dtype=float) * units
+        for i, n in enumerate(law.names):
             if n.startswith("log10_"):
                 s[i] += shift
             elif n in law.rate_names:
@@ -177,10 +175,10 @@ def _scaled_starts(law: Law, scale: float, extent: float) -> list[np.ndarray]:
 
 
 def _parameter_warnings(law: Law, theta: np.ndarray, lo: np.ndarray, hi: np.ndarray, start: np.ndarray,
-                        free: np.ndarray, scale: float = 1.0) -> list[str]:
-    """Each free parameter on a bound (within 1e-6, relative for a bound above 1, and in units of
-    ``scale`` (:func:`loss_scale`) for one in loss units) or unmoved from its start (within 1e-8,
-    likewise), by name: its value is then set by the bound or the start, not the data."""
+                        free: np.ndarray, units: np.ndarray) -> list[str]:
+    """Each free parameter on a bound (within 1e-6, relative for a bound above its unit: 1, or the
+    loss scale (:func:`loss_scale`) for one in loss units, :func:`_units`) or unmoved from its start
+    (within 1e-8, likewise), by name: its value is then set by the bound or the start, not the data."""
     out = []
     weights = [i for i, n in enumerate(law.names) if n.startswith("b_")]
     if weights:  # non-parametric kernel weights: zeros are its sparsity, the edges of its grid are not
@@ -201,7 +199,7 @@ def _parameter_warnings(law: Law, theta: np.ndarray, lo: np.ndarray, hi: np.ndar
     for i, name in enumerate(law.names):
         if not free[i] or name.startswith("b_"):
             continue
-        unit = scale if name in law.loss_unit_names else 1.0
+        unit = units[i]
         if on_lower_bound(theta[i], lo[i], unit):
             out.append(f"{law.label}: {name} = {theta[i]:.4g} is on its lower bound {lo[i]:g}: the data push it "
                        f"past the bound, so its value is the bound's, not a fit")
@@ -301,8 +299,9 @@ def fit(law: Law, curves: list[LossCurve], *, skip_steps: int = 0, bin_factor: i
     lo, hi = law.bounds()
     names = list(law.names)
     scale = loss_scale(y)
-    lo, hi = _data_bounds(law, lo, hi, feats, ys, scale)
-    starts = _scaled_starts(law, scale, _extent(law, feats))
+    units, extent = _units(law, scale), _extent(law, feats)
+    lo, hi = _data_bounds(law, lo, hi, feats, ys, units, extent)
+    starts = _scaled_starts(law, units, extent)
     fixed = dict(fixed or {})
     unknown = [k for k in fixed if k not in names]
     if unknown:
@@ -358,7 +357,7 @@ def fit(law: Law, curves: list[LossCurve], *, skip_steps: int = 0, bin_factor: i
         if best is None or res.cost < best.cost:
             best, best_start = res, full(x0)
     theta = full(best.x)
-    notes = _parameter_warnings(law, theta, lo, hi, best_start, free, scale)
+    notes = _parameter_warnings(law, theta, lo, hi, best_start, free, units)
     if best.status == 0:
         notes.append(f"{law.label}: the optimiser stopped at its limit of {MAX_NFEV} evaluations before converging: "
                      f"the parameters are where it stopped, not an optimum")
@@ -379,7 +378,6 @@ def fit(law: Law, curves: list[LossCurve], *, skip_steps: int = 0, bin_factor: i
         notes.append(f"{law.label}: its sum-of-exponentials form misses the law's response by up to {embed:.2g} of a "
                      f"unit drop at the fitted parameters (above {EMBEDDING_TOL:g}): the fit is of an approximation "
                      f"that far from the published law")
-    units = np.array([scale if n in law.loss_unit_names else 1.0 for n in names])
     cov = parameter_covariance(law, theta, resid, jac if has_jac else None, free, lo, hi, held,
                                _autocorrelation_inflation(best.fun * scale, curves[0].log_every), units)
     notes += _intervals_reaching_bounds(law, theta, cov, lo, hi, free, held)
