@@ -230,3 +230,39 @@ def test_a_final_loss_without_a_standard_error_is_not_separated_and_null():
     assert r["final_verdict"] == "not separated" and r["rmse_verdict"] == "a better"
     out = compare_over_curves([r, r], label_a="A", label_b="B")
     assert out["final_interval"] is None and out["final_verdict"] == "not separated"
+
+
+def test_a_rounded_flat_tail_keeps_its_rounding_in_the_final_standard_error():
+    """A loss logged to two decimals whose tail is flat to within the last digit: every last value
+    is the same, so the noise level of the tail is 0, and with it the standard error of the
+    observed final loss was 0, and any two predictions of the final loss were "decided". The
+    rounding error of that mean is up to q/2 = 0.005 whatever the number of points, and the
+    standard error keeps it (q / sqrt 12; ``final_loss_noise``).
+
+    Planted: true final levels mu drawn uniformly, so the rounded tail sits anywhere within
+    +-q/2 of mu; predictions A = truth + 0.002 and B = truth - 0.004, both inside the rounding.
+    The 95% interval (ybar +- 1.96 q / sqrt 12 = +-0.57 q) holds mu in every draw since
+    |ybar - mu| <= q/2, so the interval of |A - mu| - |B - mu| covers its noise-free value (-0.002)
+    in every draw; with a standard error of 0 it covered it in almost none."""
+    from sde_scales.fitting.fit import final_loss_noise, loss_resolution
+
+    step = np.arange(1, 601) * 50
+    rng = np.random.default_rng(11)
+    hits, separated, flat = 0, 0, 0
+    for mu in rng.uniform(2.9, 3.0, 100):
+        m = mu + 0.5 * np.exp(-step / 3000.0)  # flat to 2e-4 over the last 5% of rows
+        y = np.round(m + 1e-4 * rng.standard_normal(step.size), 2)
+        flat += np.unique(y[-final_rows(step.size):]).size == 1  # the case: a tail of one value
+        assert loss_resolution(y) == pytest.approx(0.01, rel=1e-9)
+        assert final_loss_noise(y) >= 0.01 / np.sqrt(12) * (1 - 1e-9)
+        r = compare_predictions(_curve(step, y), m + 0.002, m - 0.004)
+        lo, hi = r["final_diff_interval"]
+        hits += lo <= -0.002 <= hi
+        separated += r["final_verdict"] != "not separated"
+        assert r["final_verdict"] != "b better"  # A is the closer one (by 0.002): never the wrong way
+    assert flat > 80  # near a rounding boundary a tail holds two values; elsewhere one
+    assert hits == 100
+    assert separated <= 10  # 0.002 apart against a rounding of 0.01: rarely decided (only where ybar - mu > 0.0047)
+    # values not on a lattice have none; decimals read into binary floats still are on one
+    assert loss_resolution(3.0 + 0.1 * rng.standard_normal(700)) == 0.0
+    assert loss_resolution(np.round(3.0 + 0.1 * rng.standard_normal(700), 3)) == pytest.approx(1e-3, rel=1e-6)

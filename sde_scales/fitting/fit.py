@@ -54,7 +54,7 @@ from sde_scales.fitting.curves import LossCurve, ScheduleFeatures
 from sde_scales.fitting.laws import KernelLaw, Law
 
 __all__ = ["FitResult", "FitWarning", "IdentifiabilityWarning", "PeakLRWarning", "fit", "predict", "predict_sd", "score",
-           "score_prediction", "time_scale_profile", "shared_noise_offset"]
+           "score_prediction", "time_scale_profile", "shared_noise_offset", "loss_resolution", "final_loss_noise"]
 
 
 class IdentifiabilityWarning(UserWarning):
@@ -587,12 +587,43 @@ def final_rows(n_rows: int) -> int:
     return max(1, int(round(0.05 * n_rows)))
 
 
+def loss_resolution(loss: np.ndarray) -> float:
+    r"""Spacing :math:`q` of the lattice a curve's logged losses lie on, 0 where they lie on none.
+
+    A loss printed with :math:`d` decimals lies on multiples of :math:`10^{-d}`; one logged in
+    bfloat16 on multiples of :math:`2^{-7}` to :math:`2^{-5}` between 1 and 8. The spacing is the
+    smallest gap between the curve's distinct values, accepted when every gap is a whole multiple
+    of it (to 1e-3 of it: decimal spacings read into binary floats are off by about 1e-13 of
+    themselves, while the gaps of unrounded values are not multiples of their smallest one). A
+    loss that falls through several binary ranges has its finest spacing in the lowest, where its
+    final loss is. Fewer than three distinct values: 0 (no lattice can be told)."""
+    u = np.unique(np.asarray(loss, dtype=float)[np.isfinite(loss)])
+    if u.size < 3:
+        return 0.0
+    g = np.diff(u)
+    q = float(g.min())
+    k = g / q
+    return q if float(np.max(np.abs(k - np.rint(k)))) <= 1e-3 else 0.0
+
+
 def final_loss_noise(loss: np.ndarray) -> float | None:
-    """Standard error of a curve's observed final loss (the mean of its last :func:`final_rows`
-    points): their noise level over the square root of their number, independent noise assumed;
-    None with fewer than three of them."""
-    n_last = final_rows(np.asarray(loss).size)
-    return float(noise_level(loss[-n_last:]) / np.sqrt(n_last)) if n_last >= 3 else None
+    r"""Standard error of a curve's observed final loss (the mean of its last :func:`final_rows`
+    points); None with fewer than three of them.
+
+    Model (stated): independent noise of :func:`noise_level` :math:`\sigma` per point, and a
+    loss logged on a lattice of spacing :math:`q` (:func:`loss_resolution`). Where
+    :math:`\sigma \gg q` the rounding is part of the noise and averages out; where the noise is
+    below the spacing (a quantised, flat tail: every last value the same) the rounding error of
+    the mean does not average out and is up to :math:`q/2`, uniform: standard deviation
+    :math:`q/\sqrt{12}`. The standard error is the larger of the two,
+    :math:`\max(\sigma/\sqrt{n}, q/\sqrt{12})`; without the second a flat, rounded tail had a
+    standard error of 0, which made every difference between two predicted final losses look
+    decided."""
+    loss = np.asarray(loss, dtype=float)
+    n_last = final_rows(loss.size)
+    if n_last < 3:
+        return None
+    return float(max(noise_level(loss[-n_last:]) / np.sqrt(n_last), loss_resolution(loss) / np.sqrt(12.0)))
 
 
 def predict_sd(result: FitResult, curve: LossCurve) -> tuple[np.ndarray, float]:
