@@ -254,9 +254,14 @@ def build_parser() -> argparse.ArgumentParser:
                     "noise.")
     f.add_argument("--fit", action="append", metavar="CSV",
                    help="curve to fit (repeat for several): CSV or Parquet with columns step, lr, loss (val_loss "
-                        "optional); a file with a row for every step and the loss empty where it was not logged is "
-                        "read as a per-step schedule")
+                        "optional; other common names such as global_step, learning_rate, train/loss are recognised, "
+                        "see --columns); a file with a row for every step and the loss empty where it was not logged "
+                        "is read as a per-step schedule")
     f.add_argument("--predict", action="append", metavar="CSV", help="curve to predict (repeat for several)")
+    f.add_argument("--columns", metavar="KEY=NAME,...",
+                   help="the files' names for step, lr, loss (val_loss), e.g. step=global_step,lr=learning_rate,"
+                        "loss=train/loss; without it each is its own name or the one common alternative the file has "
+                        "(sde_scales.fitting.curves.COLUMN_ALIASES), and a file with two candidates is refused")
     f.add_argument("--store", metavar="PATH",
                    help="a run store of `sde-scales sweep`: fit the runs selected by --where (with the per-step "
                         "schedule each run used), predict those selected by --predict-where")

@@ -354,7 +354,7 @@ def _good(n=30):
         (lambda d: d.assign(loss=np.where(d.index == 7, np.nan, d.loss)), r"column 'loss', row 7: value nan .*not finite"),
         (lambda d: d.assign(lr=np.where(d.index == 3, -1e-3, d.lr)), r"column 'lr', row 3: learning rate -0.001"),
         (lambda d: d.assign(lr=np.where(d.index == 4, np.inf, d.lr)), r"column 'lr', row 4"),
-        (lambda d: d.drop(columns=["lr"]), r"missing column\(s\) \['lr'\]"),
+        (lambda d: d.drop(columns=["lr"]), r"column 'lr': no lr column; the file has columns \['step', 'loss'\]"),
         (lambda d: d.iloc[:5], r"5 rows; a curve needs at least 20"),
         (lambda d: d.assign(step=np.where(d.index == 2, 25.5, d.step)), r"row 2: step 25.5 is not a non-negative whole number"),
     ],
@@ -404,6 +404,55 @@ def test_a_loss_logged_to_one_decimal_is_fitted(tmp_path):
         warnings.simplefilter("ignore")
         r = fit(KernelLaw("exp", "steps"), [line], skip_steps=0)
     assert np.all(np.isfinite(r.theta)) and r.f_scale == 0.0
+
+
+def test_columns_under_other_names_are_read_and_named(tmp_path):
+    """A log as Hugging Face's Trainer or a Weights & Biases export writes it (global_step,
+    learning_rate, train/loss, eval_loss; CSV and Parquet) is read to the same curve as the
+    toolkit's own names, and the JSON of fit-delay says which column was read as what. A file with
+    two candidates for one column is refused (exit 2), naming both and --columns; --columns picks
+    one; a mapping to a column the file lacks, or of one column to two roles, is refused."""
+    from sde_scales.fitting.curves import parse_columns
+
+    base = _good(40).assign(val_loss=np.linspace(4.1, 3.1, 40))
+    own = _write(tmp_path, "own.csv", base)
+    other = base.rename(columns={"step": "global_step", "lr": "learning_rate", "loss": "train/loss",
+                                 "val_loss": "eval_loss"})
+    other["epoch"] = np.arange(40) / 40  # an unrelated column is ignored
+    hf = _write(tmp_path, "hf.csv", other)
+    pq = tmp_path / "hf.parquet"
+    other.to_parquet(pq)
+    a = load_curve(own)
+    for p in (hf, pq):
+        b = load_curve(p)
+        for k in ("step", "lr", "loss", "val_loss"):
+            np.testing.assert_array_equal(getattr(a, k), getattr(b, k))
+        assert dict(b.columns) == {"step": "global_step", "lr": "learning_rate", "loss": "train/loss",
+                                   "val_loss": "eval_loss"}
+    # two candidates for the step: refused with both names and the fix
+    amb = _write(tmp_path, "amb.csv", other.assign(_step=other["global_step"] * 2))
+    with pytest.raises(DataFileError, match=r"step could be any of \['global_step', '_step'\].*--columns"):
+        load_curve(amb)
+    c = load_curve(amb, parse_columns("step=_step"))
+    np.testing.assert_array_equal(c.step, 2 * a.step)
+    with pytest.raises(DataFileError, match="'nope' is not a column"):
+        load_curve(hf, {"loss": "nope"})
+    with pytest.raises(DataFileError, match="named for two"):
+        load_curve(hf, {"loss": "train/loss", "val_loss": "train/loss"})
+    with pytest.raises(DataFileError, match="no lr column"):
+        load_curve(_write(tmp_path, "nolr.csv", base.drop(columns="lr")))
+    with pytest.raises(InvalidArgumentError, match="not KEY=NAME"):
+        parse_columns("step")
+    # through the command: exit 2 on the ambiguous file, the mapping in the JSON otherwise
+    cmd = [sys.executable, "-m", "sde_scales.cli", "fit-delay", "--law", "momentum", "--fit"]
+    run = subprocess.run(cmd + [str(amb)], capture_output=True, text=True)
+    assert run.returncode == 2 and "--columns" in run.stderr and "Traceback" not in run.stderr
+    out = tmp_path / "f.json"
+    run = subprocess.run(cmd + [str(amb), "--columns", "step=global_step", "--json", str(out)], capture_output=True,
+                         text=True)
+    assert run.returncode == 0, run.stderr
+    assert "'train/loss' as loss" in run.stdout
+    assert json.loads(out.read_text())["columns"]["amb"]["step"] == "global_step"
 
 
 def test_corrupt_and_missing_files(tmp_path):

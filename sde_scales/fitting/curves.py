@@ -36,8 +36,8 @@ import numpy as np
 
 from sde_scales.errors import DataFileError, InvalidArgumentError
 
-__all__ = ["LateStartWarning", "LossCurve", "ScheduleFeatures", "ScheduleSpec", "MIN_POINTS", "SCHEDULE_RTOL",
-           "load_curve"]
+__all__ = ["COLUMN_ALIASES", "LateStartWarning", "LossCurve", "ScheduleFeatures", "ScheduleSpec", "MIN_POINTS",
+           "SCHEDULE_RTOL", "load_curve", "parse_columns", "resolve_columns"]
 
 #: A logged learning rate agrees with a stated schedule when they differ by at most this fraction
 #: of the peak: logs round to 4-6 significant digits (1e-4 of the peak at most), another schedule
@@ -52,6 +52,18 @@ OUTLIER_FACTOR = 1e12
 #: (1.8e308); no optimiser's learning rate or a loss in any units comes near it, a corrupt file can
 #: (a column of 1e300 fitted into a traceback, or predicted a final loss of 3e302 with exit 0).
 MAX_MAGNITUDE = 1e100
+#: Names other logging tools give the columns (Hugging Face's Trainer, PyTorch Lightning, a
+#: Weights & Biases export, a hand-written loop). A file without the toolkit's own name for a column
+#: is read with the one of these it has; with two or more, or none, it is refused with the names it
+#: has and the fix (``columns=`` / ``--columns``). What was read is in :attr:`LossCurve.columns` and
+#: in the JSON of ``fit-delay``. Matched exactly (``train/loss__MIN`` of an export is not a loss).
+COLUMN_ALIASES = {
+    "step": ("global_step", "trainer/global_step", "train/global_step", "_step", "Step", "iteration", "iter"),
+    "lr": ("learning_rate", "train/learning_rate", "train/lr", "lr-AdamW", "lr-SGD", "lr-Adam", "learning-rate",
+           "LR", "Learning Rate"),
+    "loss": ("train_loss", "train/loss", "training_loss", "loss/train", "train/loss_step", "Loss"),
+    "val_loss": ("eval_loss", "eval/loss", "val/loss", "validation_loss", "valid_loss"),
+}
 #: Most drop bins a curve with a per-step schedule is cut into (cost: points x bins).
 MAX_DROP_BINS = 4000
 
@@ -88,6 +100,9 @@ class LossCurve:
         the last logged step; None: known at the logged steps only.
     schedule_start : int
         The first step of ``schedule`` (0 for a schedule known from the start).
+    columns : tuple of (str, str)
+        The file's columns read as step, lr, loss (and val_loss): ``(("loss", "train/loss"), ...)``;
+        empty for a curve made in memory.
     """
 
     step: np.ndarray
@@ -98,6 +113,7 @@ class LossCurve:
     source: str = "<memory>"
     schedule: np.ndarray | None = None
     schedule_start: int = 0
+    columns: tuple = ()
 
     def __post_init__(self) -> None:
         src = self.source
@@ -126,7 +142,8 @@ class LossCurve:
         if np.any(d <= 0):
             i = int(np.argmax(d <= 0)) + 1
             raise _fail(src, "step", i, f"step {int(step[i])} does not increase on step {int(step[i - 1])} "
-                        f"(row {i - 1}); sort the rows by step and drop duplicates")
+                        f"(row {i - 1}); sort the rows by step and drop duplicates (a run resumed from a checkpoint logs "
+                        f"the steps after it twice: keep the rows logged after the restart, the last of each step)")
         for k in ("lr", "loss"):
             try:
                 a = arrs[k].astype(float)
@@ -228,37 +245,38 @@ class LossCurve:
 
     # ----------------------------------------------------------------------------- I/O
     @classmethod
-    def from_csv(cls, path: str | Path) -> "LossCurve":
-        return cls._from_frame(_read_table(path, "csv"), Path(path))
+    def from_csv(cls, path: str | Path, columns: dict | None = None) -> "LossCurve":
+        """A curve from a CSV file; ``columns`` maps step, lr, loss (val_loss) to the file's names
+        (:func:`resolve_columns`)."""
+        return cls._from_frame(_read_table(path, "csv"), Path(path), columns)
 
     @classmethod
-    def from_parquet(cls, path: str | Path) -> "LossCurve":
-        return cls._from_frame(_read_table(path, "parquet"), Path(path))
+    def from_parquet(cls, path: str | Path, columns: dict | None = None) -> "LossCurve":
+        """A curve from a Parquet file; ``columns`` as in :meth:`from_csv`."""
+        return cls._from_frame(_read_table(path, "parquet"), Path(path), columns)
 
     @classmethod
-    def _from_frame(cls, df, path: Path) -> "LossCurve":
-        missing = [c for c in ("step", "lr", "loss") if c not in df.columns]
-        if missing:
-            raise _fail(str(path), ",".join(missing), None,
-                        f"missing column(s) {missing}; the file needs columns step, lr, loss (val_loss optional), "
-                        f"found {list(df.columns)}")
+    def _from_frame(cls, df, path: Path, columns: dict | None = None) -> "LossCurve":
+        names = resolve_columns(list(df.columns), str(path), columns)
+        df = df[list(names.values())].rename(columns={v: k for k, v in names.items()})
+        read = tuple((k, v) for k, v in names.items())
         val = df["val_loss"].to_numpy(dtype=float, na_value=np.nan) if "val_loss" in df.columns else None
         try:
             loss = df["loss"].to_numpy(dtype=float, na_value=np.nan)
         except (TypeError, ValueError):
-            raise _fail(str(path), "loss", None, "values are not numbers") from None
+            raise _fail(str(path), names["loss"], None, "values are not numbers") from None
         empty = np.isnan(loss)
         if empty.any() and not empty.all():
             st = df["step"].to_numpy()
             consecutive = st.size > 1 and np.issubdtype(st.dtype, np.number) and bool(np.all(np.diff(st) == 1))
             if consecutive:  # a row for every step: a per-step schedule with a sparse loss
-                return cls._per_step(df, path, loss, val)
+                return cls._per_step(df, path, loss, val, read)
             # otherwise a log with missing values: the constructor names the first one
         return cls(df["step"].to_numpy(), df["lr"].to_numpy(), df["loss"].to_numpy(), val, name=path.stem,
-                   source=str(path))
+                   source=str(path), columns=read)
 
     @classmethod
-    def _per_step(cls, df, path: Path, loss: np.ndarray, val) -> "LossCurve":
+    def _per_step(cls, df, path: Path, loss: np.ndarray, val, read: tuple = ()) -> "LossCurve":
         """A per-step file: the learning rate on every row (every step), the loss where logged."""
         src = str(path)
         try:
@@ -280,7 +298,7 @@ class LossCurve:
         logged = ~np.isnan(loss)
         v = None if val is None else val[logged]
         return cls(step[logged], lr[logged], loss[logged], v, name=path.stem, source=src, schedule=lr,
-                   schedule_start=int(step[0]))
+                   schedule_start=int(step[0]), columns=read)
 
     # ----------------------------------------------------------------------------- derived
     @property
@@ -387,12 +405,68 @@ def _read_table(path: str | Path, kind: str):
                             f"is it a complete {kind} file with columns step, lr, loss?") from None
 
 
-def load_curve(path: str | Path) -> LossCurve:
-    """A curve from ``.csv`` or ``.parquet`` (chosen by the suffix)."""
+def resolve_columns(found: list[str], source: str, columns: dict | None = None) -> dict[str, str]:
+    """Which of a file's columns are step, lr, loss and (optionally) val_loss.
+
+    ``columns`` names them explicitly (``{"loss": "train/loss"}``; the rest as below). Otherwise
+    each is the column of its own name, or else the one of its :data:`COLUMN_ALIASES` the file
+    has. Refused, naming the file's columns and the fix: a named column the file lacks, a required
+    one with no match, or one with two or more matching aliases (which one is the training loss is
+    the user's to say)."""
+    columns = dict(columns or {})
+    unknown = sorted(set(columns) - set(COLUMN_ALIASES))
+    if unknown:
+        raise InvalidArgumentError(f"columns: {unknown} are not among step, lr, loss, val_loss; map those, e.g. "
+                                   f"loss=train/loss")
+    out, problems = {}, []
+    for key, aliases in COLUMN_ALIASES.items():
+        if key in columns:
+            if columns[key] not in found:
+                problems.append(f"{key}={columns[key]!r} is not a column of the file")
+            else:
+                out[key] = columns[key]
+            continue
+        if key in found:
+            out[key] = key
+            continue
+        hits = [a for a in aliases if a in found]
+        if len(hits) == 1:
+            out[key] = hits[0]
+        elif len(hits) > 1:
+            problems.append(f"{key} could be any of {hits}")
+        elif key != "val_loss":
+            problems.append(f"no {key} column")
+    twice = sorted({v for v in out.values() if list(out.values()).count(v) > 1})
+    if twice:
+        problems.append(f"column(s) {twice} named for two of step, lr, loss, val_loss")
+    if problems:
+        raise _fail(source, ",".join(k for k in ("step", "lr", "loss") if k not in out) or "columns", None,
+                    f"{'; '.join(problems)}; the file has columns {found}. Name them with --columns (Python: "
+                    f"load_curve(path, columns=...)), e.g. --columns step=global_step,lr=learning_rate,loss=train/loss")
+    return out
+
+
+def load_curve(path: str | Path, columns: dict | None = None) -> LossCurve:
+    """A curve from ``.csv`` or ``.parquet`` (chosen by the suffix); ``columns`` maps step, lr,
+    loss (val_loss) to the file's column names where they differ (:func:`resolve_columns`)."""
     p = Path(path)
     if p.suffix.lower() in (".parquet", ".pq"):
-        return LossCurve.from_parquet(p)
-    return LossCurve.from_csv(p)
+        return LossCurve.from_parquet(p, columns)
+    return LossCurve.from_csv(p, columns)
+
+
+def parse_columns(text: str | None) -> dict[str, str]:
+    """``"step=global_step,loss=train/loss"`` as a dict (the ``--columns`` option)."""
+    out = {}
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        key, sep, name = part.partition("=")
+        if not sep or not key.strip() or not name.strip():
+            raise InvalidArgumentError(f"--columns {text!r}: {part!r} is not KEY=NAME; give e.g. "
+                                       f"step=global_step,lr=learning_rate,loss=train/loss")
+        out[key.strip()] = name.strip()
+    return out
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from sde_scales.atomic import write_json_atomic, write_text_atomic
-from sde_scales.fitting.curves import LossCurve, load_curve
+from sde_scales.fitting.curves import LossCurve, load_curve, parse_columns
 from sde_scales.fitting.fit import (FitResult, final_rows, fit, predict, predict_sd, score, shared_noise_offset,
                                    time_scale_profile)
 from sde_scales.fitting.laws import KernelLaw, Law, MomentumLaw, MultiPowerLaw
@@ -507,8 +507,12 @@ def run_fit_delay(args) -> int:
 
     if getattr(args, "workers", 1) < 1:
         raise InvalidArgumentError(f"--workers {args.workers}; give at least 1 process")
-    fit_curves = [load_curve(p) for p in (args.fit or [])]
-    predict_curves = [load_curve(p) for p in (args.predict or [])]
+    cols = parse_columns(getattr(args, "columns", None))
+    fit_curves = [load_curve(p, cols) for p in (args.fit or [])]
+    predict_curves = [load_curve(p, cols) for p in (args.predict or [])]
+    renamed = {c.name: dict(c.columns) for c in fit_curves + predict_curves if any(k != v for k, v in c.columns)}
+    for name, m in renamed.items():
+        print(f"{name}: read " + ", ".join(f"{v!r} as {k}" for k, v in m.items() if k != v))
     if getattr(args, "store", None):
         from sde_scales.fitting.stores import curves_from_store, parse_where
 
@@ -596,6 +600,8 @@ def run_fit_delay(args) -> int:
             out = dict(out, pairwise=pairwise)
         if auto is not None:
             out = dict(out, auto=auto)
+        if renamed:
+            out = dict(out, columns=renamed)
         write_json_atomic(Path(args.json), out)  # strict JSON: null for a missing or non-finite value
         print(f"JSON: {args.json}")
     if args.predictions:
