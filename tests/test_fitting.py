@@ -435,6 +435,9 @@ def test_columns_under_other_names_are_read_and_named(tmp_path):
         load_curve(amb)
     c = load_curve(amb, parse_columns("step=_step"))
     np.testing.assert_array_equal(c.step, 2 * a.step)
+    ev = load_curve(hf, {"loss": "eval_loss"})  # the evaluation loss fitted: not also read as val_loss
+    np.testing.assert_array_equal(ev.loss, a.val_loss)
+    assert ev.val_loss is None
     with pytest.raises(DataFileError, match="'nope' is not a column"):
         load_curve(hf, {"loss": "nope"})
     with pytest.raises(DataFileError, match="named for two"):

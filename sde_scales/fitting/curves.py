@@ -410,7 +410,9 @@ def resolve_columns(found: list[str], source: str, columns: dict | None = None) 
 
     ``columns`` names them explicitly (``{"loss": "train/loss"}``; the rest as below). Otherwise
     each is the column of its own name, or else the one of its :data:`COLUMN_ALIASES` the file
-    has. Refused, naming the file's columns and the fix: a named column the file lacks, a required
+    has, leaving out the columns ``columns`` gives another role (``loss=eval_loss`` fits the
+    evaluation loss; ``eval_loss`` is then not also read as ``val_loss``). Refused, naming the
+    file's columns and the fix: a named column the file lacks, a required
     one with no match, or one with two or more matching aliases (which one is the training loss is
     the user's to say)."""
     columns = dict(columns or {})
@@ -426,10 +428,10 @@ def resolve_columns(found: list[str], source: str, columns: dict | None = None) 
             else:
                 out[key] = columns[key]
             continue
-        if key in found:
+        if key in found and key not in columns.values():
             out[key] = key
             continue
-        hits = [a for a in aliases if a in found]
+        hits = [a for a in aliases if a in found and a not in columns.values()]  # not one the user named
         if len(hits) == 1:
             out[key] = hits[0]
         elif len(hits) > 1:
