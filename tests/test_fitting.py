@@ -458,6 +458,59 @@ def test_columns_under_other_names_are_read_and_named(tmp_path):
     assert json.loads(out.read_text())["columns"]["amb"]["step"] == "global_step"
 
 
+def test_json_logs_as_training_loops_write_them(tmp_path):
+    """Hugging Face's trainer_state.json (log_history: training records with loss and
+    learning_rate, evaluation records with eval_loss, a summary record with the run's mean
+    train_loss) and a JSON Lines log with nested records (train/loss, train/lr) give the same curve
+    as the CSV of the same numbers; the evaluation loss lands on its step as val_loss and the
+    summary's train_loss is not read as a loss. A log cut off mid-line, a JSON object that is no
+    log, and a log without any loss are refused with the file (and line) named, exit 2 from the
+    command."""
+    steps = np.arange(10, 1010, 10)
+    lr = 1e-3 * (1 - steps / 1200)
+    loss = 3.0 - 0.8 * (steps / 1000) ** 0.5
+    history = []
+    for s_, l_, y_ in zip(steps, lr, loss):
+        history.append({"epoch": float(s_ / 1000), "grad_norm": 1.0, "learning_rate": float(l_), "loss": float(y_),
+                        "step": int(s_)})
+        if s_ % 200 == 0:
+            history.append({"epoch": float(s_ / 1000), "eval_loss": float(y_ + 0.1), "eval_runtime": 2.0, "step": int(s_)})
+    history.append({"epoch": 1.0, "step": 1000, "train_loss": 2.6, "train_runtime": 100.0, "total_flos": 1e12})
+    hf = tmp_path / "trainer_state.json"
+    hf.write_text(json.dumps({"best_metric": None, "global_step": 1000, "log_history": history}))
+    csv = _write(tmp_path, "same.csv", pd.DataFrame({"step": steps, "lr": lr, "loss": loss}))
+    ref = load_curve(csv)
+    c = load_curve(hf)
+    for k in ("step", "lr", "loss"):
+        np.testing.assert_array_equal(getattr(c, k), getattr(ref, k))
+    at = steps % 200 == 0
+    np.testing.assert_allclose(c.val_loss[at], loss[at] + 0.1, rtol=0, atol=1e-15)
+    assert np.all(np.isnan(c.val_loss[~at]))
+    nested = tmp_path / "log.jsonl"
+    nested.write_text("".join(json.dumps({"step": int(s_), "train": {"loss": float(y_), "lr": float(l_)}}) + "\n"
+                              for s_, l_, y_ in zip(steps, lr, loss)))
+    d = load_curve(nested)
+    np.testing.assert_array_equal(d.loss, ref.loss)
+    assert dict(d.columns)["loss"] == "train/loss"
+    # refused: a partial last line, a JSON object that is no log, no loss anywhere
+    cut = tmp_path / "cut.jsonl"
+    cut.write_text(nested.read_text() + '{"step": 1010, "train": {"lo')
+    with pytest.raises(DataFileError, match=r"cut.jsonl, line 101: .*partial line"):
+        load_curve(cut)
+    other = tmp_path / "config.json"
+    other.write_text(json.dumps({"model": "gpt2", "layers": 12}))
+    with pytest.raises(DataFileError, match="log_history"):
+        load_curve(other)
+    evals = tmp_path / "evals.jsonl"
+    evals.write_text("".join(json.dumps({"step": int(s_), "lr": 1e-3, "loss": None, "eval_loss": 3.0}) + "\n"
+                             for s_ in steps))
+    with pytest.raises(DataFileError, match="no record has a value of 'loss'"):
+        load_curve(evals)
+    run = subprocess.run([sys.executable, "-m", "sde_scales.cli", "fit-delay", "--law", "momentum", "--fit", str(cut)],
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and "line 101" in run.stderr and "Traceback" not in run.stderr
+
+
 def test_corrupt_and_missing_files(tmp_path):
     p = tmp_path / "corrupt.parquet"
     p.write_bytes(b"PAR1 this is not parquet")

@@ -256,6 +256,28 @@ class LossCurve:
         return cls._from_frame(_read_table(path, "parquet"), Path(path), columns)
 
     @classmethod
+    def from_json(cls, path: str | Path, columns: dict | None = None) -> "LossCurve":
+        """A curve from a log of records: JSON Lines (``.jsonl``, ``.ndjson``: one object per line,
+        as a training loop or a Weights & Biases history writes it), a JSON list of objects, or
+        Hugging Face's ``trainer_state.json`` (its ``log_history``). Nested objects are flattened
+        with ``/`` (``{"train": {"loss": 2.1}}`` is ``train/loss``). Records without a loss are
+        other events (evaluations, timings, the run's summary): an evaluation loss among them is
+        attached to the loss record of the same step as ``val_loss``, the rest are skipped.
+        ``columns`` as in :meth:`from_csv`."""
+        path = Path(path)
+        df = _read_records(path)
+        names = resolve_columns(list(df.columns), str(path), columns)
+        has = df[names["loss"]].notna()
+        if not has.any():
+            raise _fail(str(path), names["loss"], None, f"no record has a value of {names['loss']!r}; is this the "
+                        f"training log (or name the loss with --columns)?")
+        rows = df[has].copy()
+        if "val_loss" in names:
+            ev = df[df[names["val_loss"]].notna()]
+            rows[names["val_loss"]] = rows[names["step"]].map(ev.groupby(names["step"])[names["val_loss"]].last())
+        return cls._from_frame(rows.reset_index(drop=True), path, columns)
+
+    @classmethod
     def _from_frame(cls, df, path: Path, columns: dict | None = None) -> "LossCurve":
         names = resolve_columns(list(df.columns), str(path), columns)
         df = df[list(names.values())].rename(columns={v: k for k, v in names.items()})
@@ -405,6 +427,45 @@ def _read_table(path: str | Path, kind: str):
                             f"is it a complete {kind} file with columns step, lr, loss?") from None
 
 
+def _read_records(path: Path):
+    """The records of a JSON / JSON Lines log as a table (:meth:`LossCurve.from_json`)."""
+    import json
+
+    import pandas as pd
+
+    if not path.exists():
+        raise DataFileError(f"{path}: no such file; check the path")
+    text = path.read_text(errors="replace")
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        records = []
+        for i, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise DataFileError(f"{path}, line {i}: not a JSON object ({exc.msg}); a log cut off while it was "
+                                    f"written ends in a partial line: delete that line") from None
+    else:
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataFileError(f"{path}: cannot be read as JSON ({exc.msg}, line {exc.lineno}); is it a complete "
+                                f"file?") from None
+        records = doc.get("log_history") if isinstance(doc, dict) else doc
+        if not isinstance(records, list):
+            raise DataFileError(f"{path}: a JSON log needs a list of records (objects with step, lr, loss) or "
+                                f"Hugging Face's trainer_state.json with its log_history; found "
+                                f"{type(doc).__name__} with keys {sorted(doc)[:8] if isinstance(doc, dict) else []}")
+    bad = [i for i, r in enumerate(records) if not isinstance(r, dict)]
+    if bad:
+        raise DataFileError(f"{path}: record {bad[0]} is {type(records[bad[0]]).__name__}, not an object; every record "
+                            f"needs keys such as step, lr, loss")
+    if not records:
+        raise DataFileError(f"{path}: no records; is it the training log?")
+    return pd.json_normalize(records, sep="/")
+
+
 def resolve_columns(found: list[str], source: str, columns: dict | None = None) -> dict[str, str]:
     """Which of a file's columns are step, lr, loss and (optionally) val_loss.
 
@@ -449,11 +510,14 @@ def resolve_columns(found: list[str], source: str, columns: dict | None = None) 
 
 
 def load_curve(path: str | Path, columns: dict | None = None) -> LossCurve:
-    """A curve from ``.csv`` or ``.parquet`` (chosen by the suffix); ``columns`` maps step, lr,
-    loss (val_loss) to the file's column names where they differ (:func:`resolve_columns`)."""
+    """A curve from ``.csv``, ``.parquet``, or a JSON log (``.json``, ``.jsonl``, ``.ndjson``:
+    :meth:`LossCurve.from_json`), chosen by the suffix; ``columns`` maps step, lr, loss (val_loss)
+    to the file's column names where they differ (:func:`resolve_columns`)."""
     p = Path(path)
     if p.suffix.lower() in (".parquet", ".pq"):
         return LossCurve.from_parquet(p, columns)
+    if p.suffix.lower() in (".json", ".jsonl", ".ndjson"):
+        return LossCurve.from_json(p, columns)
     return LossCurve.from_csv(p, columns)
 
 
