@@ -299,8 +299,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "rates sit at different loss levels)")
     f.add_argument("--skip-steps", type=int, default=0, metavar="STEP",
                    help="ignore rows before this step, in the fit and the metrics")
-    f.add_argument("--smooth-steps", type=int, default=1000, metavar="STEPS",
-                   help="window, in steps, of the centred moving average the metrics compare predictions with")
+    f.add_argument("--smooth-steps", type=int, default=None, metavar="STEPS",
+                   help="window, in steps, of the centred moving average the metrics compare predictions with "
+                        "(default 1,000, or 5%% of the shortest curve's length where that is shorter; a window "
+                        "over more than a quarter of a curve gets a warning)")
     f.add_argument("--shared-noise", action="store_true",
                    help="also report metrics with the optional shared batch-noise correction")
     f.add_argument("--profile", action="store_true",

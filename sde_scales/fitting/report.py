@@ -14,8 +14,9 @@ import numpy as np
 
 from sde_scales.atomic import write_json_atomic, write_text_atomic
 from sde_scales.fitting.curves import LossCurve, load_curve, parse_columns
-from sde_scales.fitting.fit import (FitResult, final_rows, fit, predict, predict_sd, score, shared_noise_offset,
-                                   time_scale_profile)
+from sde_scales.fitting.fit import (SMOOTH_FRACTION, SMOOTH_STEPS, SMOOTH_WARN_FRACTION, FitResult,
+                                   default_smooth_steps, final_rows, fit, long_window_curves, predict, predict_sd, score,
+                                   shared_noise_offset, time_scale_profile)
 from sde_scales.fitting.laws import KernelLaw, Law, MomentumLaw, MultiPowerLaw
 
 __all__ = ["AutoChoiceWarning", "band_summary", "choose_law", "chosen_law", "fit_auto", "make_law",
@@ -314,6 +315,13 @@ def run_law(law: Law, fit_curves: list[LossCurve], predict_curves: list[LossCurv
                      f"RMSE there measures the window as much as the law (most often the first half window after "
                      f"--skip-steps, whose average reaches into the steep start); give a shorter --smooth-steps or a "
                      f"--skip-steps half a window later, or judge by rmse_raw")
+    wide = long_window_curves(fit_curves + predict_curves, smooth_steps)
+    if wide:
+        notes.append(f"the metrics' {smooth_steps}-step moving average spans more than "
+                     f"{SMOOTH_WARN_FRACTION:.0%} of {', '.join(wide)}: it averages the curve's shape away, and the "
+                     f"RMSE, R2 and bands against it measure the window, not the law; give a shorter --smooth-steps "
+                     f"(the default is {SMOOTH_FRACTION:.0%} of the shortest curve where that is below "
+                     f"{SMOOTH_STEPS} steps)")
     doc["warnings"] = sorted(set(doc["warnings"]) | set(notes))
     law = res.law  # the law as fitted (the non-parametric grid follows the curves)
     if isinstance(law, KernelLaw):
@@ -507,6 +515,11 @@ def run_fit_delay(args) -> int:
 
     if getattr(args, "workers", 1) < 1:
         raise InvalidArgumentError(f"--workers {args.workers}; give at least 1 process")
+    if args.skip_steps < 0:
+        raise InvalidArgumentError(f"--skip-steps {args.skip_steps}; give a step >= 0 (0: every row)")
+    if args.smooth_steps is not None and args.smooth_steps < 1:
+        raise InvalidArgumentError(f"--smooth-steps {args.smooth_steps}; give a window of at least 1 step (leave it "
+                                   f"out for the default)")
     cols = parse_columns(getattr(args, "columns", None))
     fit_curves = [load_curve(p, cols) for p in (args.fit or [])]
     predict_curves = [load_curve(p, cols) for p in (args.predict or [])]
@@ -533,6 +546,11 @@ def run_fit_delay(args) -> int:
         raise ValueError(f"curve names {names} repeat; give each file once (predictions are named after their file)")
     both = apply_schedules(fit_curves + predict_curves, getattr(args, "schedule", None) or [])
     fit_curves, predict_curves = both[:len(fit_curves)], both[len(fit_curves):]
+    if args.smooth_steps is None:
+        args.smooth_steps = default_smooth_steps(fit_curves + predict_curves)
+        if args.smooth_steps < SMOOTH_STEPS:
+            print(f"metrics against a {args.smooth_steps}-step moving average ({SMOOTH_FRACTION:.0%} of the shortest "
+                  f"curve; --smooth-steps to choose)")
     auto = None
     level = not getattr(args, "drops_only", False)
     if args.law == "auto":
