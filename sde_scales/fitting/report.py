@@ -319,7 +319,7 @@ def run_law(law: Law, fit_curves: list[LossCurve], predict_curves: list[LossCurv
     if wide:
         notes.append(f"the metrics' {smooth_steps}-step moving average spans more than "
                      f"{SMOOTH_WARN_FRACTION:.0%} of {', '.join(wide)}: it averages the curve's shape away, and the "
-                     f"RMSE, R2 and bands against it measure the window, not the law; give a shorter --smooth-steps "
+                     f"RMSE and R2 against it measure the window, not the law; give a shorter --smooth-steps "
                      f"(the default is {SMOOTH_FRACTION:.0%} of the shortest curve where that is below "
                      f"{SMOOTH_STEPS} steps)")
     doc["warnings"] = sorted(set(doc["warnings"]) | set(notes))
@@ -398,7 +398,8 @@ def format_rows(doc: dict) -> str:
             cool = "-" if r["cooldown_rmse"] is None else f"{r['cooldown_rmse']:.4f}"
             sd = "-" if r.get("final_loss_pred_sd") is None else f"{r['final_loss_pred_sd']:.4f}"
             z = "-" if r.get("final_err_z") is None else f"{r['final_err_z']:+.2f}"
-            lines.append(f"  {part:8s} {r['file'][:34]:34s} {r['r2']:7.3f} {r['mae']:7.4f} {r['rmse']:7.4f} {cool:>9s} "
+            r2 = "-" if r["r2"] is None else f"{r['r2']:.3f}"
+            lines.append(f"  {part:8s} {r['file'][:34]:34s} {r2:>7s} {r['mae']:7.4f} {r['rmse']:7.4f} {cool:>9s} "
                          f"{r['max_abs_err']:7.4f} {r['final_loss_err']:+9.4f} {sd:>7s} {z:>6s}")
     floor = [r["target_noise_rmse"] for r in doc["fit"] + doc["predict"]]
     fin = [r["final_loss_noise"] for r in doc["fit"] + doc["predict"] if r["final_loss_noise"] is not None]
