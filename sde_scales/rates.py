@@ -46,7 +46,10 @@ came from:
     PASS iff :math:`p \in [lo - tol, hi + tol]`, the series is not curved and
     :math:`hi - lo + 2\,tol \le` ``max_width``; FAIL iff :math:`p` lies outside that interval.
 ``O(n^p)``
-    PASS iff :math:`hi \le p + tol` with the same width limit; FAIL iff :math:`lo > p + tol`.
+    PASS iff :math:`hi \le p + tol` with the same width limit, or, however wide the interval, iff
+    :math:`hi + tol \le p` (the whole widened interval at or below :math:`p`: the claim holds
+    whatever next-order terms within the tolerance do, the mirror of FAIL); FAIL iff
+    :math:`lo > p + tol` (the whole widened interval above :math:`p`).
 ``separation`` with a claimed difference :math:`d` of exponents
     the Theta rule on the difference: PASS iff :math:`d` lies in the widened interval of the
     measured difference; a difference of :math:`-0.04 \pm 0.01` is no separation of :math:`-1/2`.
@@ -528,8 +531,8 @@ def verdict(kind: RateKind, predicted: float, est: ExponentEstimate, *, max_widt
     curv = est.curvature
     p = predicted
     if kind is RateKind.BIG_O:
-        rule = (f"O: PASS iff hi <= {p:g} + tol and hi - lo + 2 tol <= {max_width}; FAIL iff lo > {p:g} + tol; "
-                "a curved series is INCONCLUSIVE")
+        rule = (f"O: PASS iff hi + tol <= {p:g}, or hi <= {p:g} + tol and hi - lo + 2 tol <= {max_width}; FAIL iff "
+                f"lo > {p:g} + tol; a curved series is INCONCLUSIVE")
     else:
         rule = (f"{'separation of ' if kind is RateKind.SEPARATION else 'Theta: '}{p:g}: PASS iff {p:g} in "
                 f"[lo - tol, hi + tol] and hi - lo + 2 tol <= {max_width}; FAIL iff outside; a curved series is "
@@ -558,6 +561,11 @@ def verdict(kind: RateKind, predicted: float, est: ExponentEstimate, *, max_widt
         if np.isfinite(tol) and lo > p + tol:
             return out(Verdict.FAIL, f"lower end {lo:.3f} > {p:g} + tol {tol:.3f}: decays slower than claimed", rule,
                        tol, src)
+        if np.isfinite(tol) and hi + tol <= p:
+            # the whole widened interval lies at or below p: the claim holds whatever next-order
+            # terms within the tolerance do, however wide the interval (the mirror of FAIL)
+            return out(Verdict.PASS, f"upper end {hi:.3f} + tol {tol:.3f} <= {p:g}: decays at least as fast as "
+                       f"claimed", rule, tol, src)
         if hi <= p + tol and wide <= max_width:
             return out(Verdict.PASS, f"upper end {hi:.3f} <= {p:g} + tol {tol:.3f}", rule, tol, src)
         if hi <= p + tol:

@@ -140,6 +140,33 @@ def test_small_experiment_with_enough_replicas_is_inconclusive_not_pass():
     assert r.verdict is Verdict.INCONCLUSIVE and "more replicas" in r.reason
 
 
+def test_o_claim_passes_when_its_whole_widened_interval_is_below():
+    """O(n^-1/2) of a quantity decaying like n^-1, 200 replicas at widths 64..2048: the exponent
+    interval (about +-0.06) widened by the tolerance (about 0.2) lies entirely below -1/2, so the
+    claim holds whatever next-order terms within the tolerance do. It was INCONCLUSIVE, because the
+    widened interval is wider than 0.3, the limit for a Theta PASS (which needs the exponent pinned
+    down; an upper bound needs only the interval's upper end). The mirror claims stay as they were:
+    O(n^-3/2) FAILs, Theta(n^-1/2) FAILs, and Theta(n^-1) is INCONCLUSIVE (its widened interval is
+    too wide to PASS). Over 40 data sets of a quantity decaying exactly like n^-1/2, O(n^-3/4) (false)
+    never PASSes."""
+    w = np.array([64, 128, 256, 512, 1024, 2048])
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        est = fluctuation_exponent(w, [rng.standard_normal(200) * n**-1.0 for n in w], seed=1)
+        r = verdict(RateKind.BIG_O, -0.5, est)
+        assert r.verdict is Verdict.PASS and est.ci[1] + r.tolerance <= -0.5 and "at least as fast" in r.reason
+        assert (est.ci[1] - est.ci[0]) + 2 * r.tolerance > 0.3  # the case: too wide for the old rule
+        assert verdict(RateKind.BIG_O, -1.5, est).verdict is Verdict.FAIL
+        assert verdict(RateKind.THETA, -0.5, est).verdict is Verdict.FAIL
+        assert verdict(RateKind.THETA, -1.0, est).verdict is Verdict.INCONCLUSIVE
+    passes = 0
+    for seed in range(40):
+        rng = np.random.default_rng(100 + seed)
+        est = fluctuation_exponent(w, [rng.standard_normal(200) * n**-0.5 for n in w], n_resamples=500, seed=seed)
+        passes += verdict(RateKind.BIG_O, -0.75, est).verdict is Verdict.PASS
+    assert passes == 0
+
+
 def test_o_claim_one_sided():
     """O(n^-1): a quantity decaying faster passes, one decaying like n^-1/2 fails."""
     fast = fluctuation_exponent(WIDE, gaussian_replicas(-1.5, 3000, seed=13, widths=WIDE), seed=0)
