@@ -576,6 +576,44 @@ def test_the_metrics_window_follows_a_short_curve(tmp_path):
         assert run.returncode == 2 and bad[0] in run.stderr and "Traceback" not in run.stderr
 
 
+def test_steps_beyond_any_run_are_refused_and_jumps_named(tmp_path):
+    """The laws read the learning rate at every step up to the last. A step column counted in tokens
+    (524,288 per step) or one mistyped step of 1e10 asked for 74.5 GiB and more and ended in a
+    MemoryError traceback; both are refused (exit 2) with the row, the value and the fix. A last
+    step mistyped as 1,000,000 after steps 50 apart fits (1 million steps is a real run's length)
+    but is named in the JSON's warnings as a jump of about 19,000 logging intervals; logs at
+    log-spaced steps (the interval growing by 4% a row) have no jump."""
+    from sde_scales.fitting.curves import MAX_STEP, StepGapWarning
+
+    base = pd.DataFrame({"step": np.arange(1, 201) * 50, "lr": np.full(200, 1e-3),
+                         "loss": 3.0 + 2.0 * (np.arange(1, 201) * 50 / 1000.0) ** -0.4})
+    tokens = _write(tmp_path, "tokens.csv", base.assign(step=base.step * 524288))
+    typo = base.copy()
+    typo.loc[199, "step"] = 10**10
+    typo = _write(tmp_path, "typo.csv", typo)
+    for p, row in ((tokens, 1), (typo, 199)):  # 50 x 524288 is below the limit, 100 x 524288 above
+        with pytest.raises(DataFileError, match=rf"column 'step', row {row}: .*beyond .*tokens .*mistyped") as err:
+            load_curve(p)
+        assert p.name in str(err.value)
+        run = subprocess.run([sys.executable, "-m", "sde_scales.cli", "fit-delay", "--law", "momentum", "--fit", str(p)],
+                             capture_output=True, text=True)
+        assert run.returncode == 2 and "beyond" in run.stderr and "Traceback" not in run.stderr
+    assert 200 * 50 * 524288 > MAX_STEP > 10**7  # the limit sits between the two
+    jump = base.copy()
+    jump.loc[199, "step"] = 10**6
+    jump = _write(tmp_path, "jump.csv", jump)
+    out = tmp_path / "j.json"
+    run = subprocess.run([sys.executable, "-m", "sde_scales.cli", "fit-delay", "--law", "momentum", "--fit", str(jump),
+                          "--json", str(out)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    ws = json.loads(out.read_text())["warnings"]
+    assert any("jump from 9950 to 1000000 at row 199" in w for w in ws), ws
+    st = np.unique(np.round(np.geomspace(1, 1e5, 300)).astype(int))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", StepGapWarning)
+        fit(MomentumLaw(lam=0.99), [LossCurve(st, np.full(st.size, 1e-3), 3.0 + st**-0.3, name="log")])
+
+
 def test_corrupt_and_missing_files(tmp_path):
     p = tmp_path / "corrupt.parquet"
     p.write_bytes(b"PAR1 this is not parquet")

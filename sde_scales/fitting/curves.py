@@ -36,7 +36,7 @@ import numpy as np
 
 from sde_scales.errors import DataFileError, InvalidArgumentError
 
-__all__ = ["COLUMN_ALIASES", "LateStartWarning", "LossCurve", "ScheduleFeatures", "ScheduleSpec", "MIN_POINTS",
+__all__ = ["COLUMN_ALIASES", "GAP_FACTOR", "MAX_STEP", "StepGapWarning", "LateStartWarning", "LossCurve", "ScheduleFeatures", "ScheduleSpec", "MIN_POINTS",
            "SCHEDULE_RTOL", "load_curve", "parse_columns", "resolve_columns"]
 
 #: A logged learning rate agrees with a stated schedule when they differ by at most this fraction
@@ -64,12 +64,26 @@ COLUMN_ALIASES = {
     "loss": ("train_loss", "train/loss", "training_loss", "loss/train", "train/loss_step", "Loss"),
     "val_loss": ("eval_loss", "eval/loss", "val/loss", "validation_loss", "valid_loss"),
 }
+#: Largest step a curve may have. The laws read the learning rate at every step up to the last
+#: (:meth:`LossCurve.per_step_lr`: about 60 bytes per step in a fit, measured on a 10-million-step
+#: log: 840 MB; about 3 GB at this limit). Beyond the optimiser steps of any run; a step column
+#: counted in tokens or samples (half a million per step for a language model) or a mistyped step
+#: would ask for terabytes, and is refused instead.
+MAX_STEP = 50_000_000
+#: A jump between successive logged steps of more than this many times the intervals around it
+#: (their median, up to three on either side) gets a :class:`StepGapWarning`: the learning rate is interpolated across it and no loss is
+#: logged there (a mistyped step, or logs of two runs in one file).
+GAP_FACTOR = 100
 #: Most drop bins a curve with a per-step schedule is cut into (cost: points x bins).
 MAX_DROP_BINS = 4000
 
 
 class LateStartWarning(UserWarning):
     """A log without a per-step schedule starts after step 0: what came before is assumed."""
+
+
+class StepGapWarning(UserWarning):
+    """Logged steps jump by far more than the curve's logging interval."""
 
 #: Fewest points a curve may have: a law has up to 7 parameters and a fit needs several points
 #: per parameter to leave residual degrees of freedom.
@@ -144,6 +158,13 @@ class LossCurve:
             raise _fail(src, "step", i, f"step {int(step[i])} does not increase on step {int(step[i - 1])} "
                         f"(row {i - 1}); sort the rows by step and drop duplicates (a run resumed from a checkpoint logs "
                         f"the steps after it twice: keep the rows logged after the restart, the last of each step)")
+        if step[-1] > MAX_STEP:
+            i = int(np.argmax(step > MAX_STEP))
+            after = f" (it follows step {int(step[i - 1])})" if i > 0 else ""
+            raise _fail(src, "step", i, f"step {int(step[i])}{after} is beyond {MAX_STEP:,} optimiser steps: the laws read "
+                        f"the learning rate at every step up to the last (about 60 bytes each in a fit: "
+                        f"{60 * float(step[-1]) / 2**30:,.0f} GiB here). If the column counts tokens or samples, divide "
+                        f"it by the tokens (samples) per step; if the step is mistyped, fix the row")
         for k in ("lr", "loss"):
             try:
                 a = arrs[k].astype(float)
@@ -361,6 +382,28 @@ class LossCurve:
                 f"the per-step schedule (a per-step file, or a schedule spec: --schedule "
                 f"{self.name}:warmup=...,peak=...,decay=...,total=...) to use the true one")
 
+    def gaps(self) -> str | None:
+        """A note on jumps between logged steps of more than :data:`GAP_FACTOR` logging intervals,
+        or None."""
+        d = np.diff(self.step).astype(float)
+        if d.size < 2:
+            return None
+        # each interval against the median of up to three on either side: logs whose interval grows
+        # steadily (logged at log-spaced steps) have no jump, a mistyped last step has one
+        pad = np.concatenate([np.full(3, np.nan), d, np.full(3, np.nan)])
+        win = np.lib.stride_tricks.sliding_window_view(pad, 7).copy()
+        win[:, 3] = np.nan
+        local = np.nanmedian(win, axis=1)
+        big = np.flatnonzero(d > GAP_FACTOR * local)
+        if big.size == 0:
+            return None
+        i = int(big[0]) + 1
+        more = f" (and {big.size - 1} more)" if big.size > 1 else ""
+        return (f"{self.name}: the logged steps jump from {int(self.step[i - 1])} to {int(self.step[i])} at row {i}{more}, "
+                f"{int(d[i - 1] / local[i - 1])} logging intervals: no loss is logged across the jump and the learning "
+                f"rate is taken to be linear over it. If a step is mistyped, or the file holds logs of two runs, fix "
+                f"the file")
+
     def per_step_lr(self) -> np.ndarray:
         """Learning rate at every step ``0 .. step[-1]``.
 
@@ -564,6 +607,9 @@ class ScheduleFeatures:
         note = curve.assumption()
         if note is not None:
             warnings.warn(note, LateStartWarning, stacklevel=3)
+        gap = curve.gaps()
+        if gap is not None:
+            warnings.warn(gap, StepGapWarning, stacklevel=3)
         eta = curve.per_step_lr() / lr_scale
         t = np.asarray(t, dtype=np.int64)
         cum = np.concatenate([[0.0], np.cumsum(eta)])  # cum[k] = sum_{j<k} eta_j
