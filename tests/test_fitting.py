@@ -614,6 +614,25 @@ def test_steps_beyond_any_run_are_refused_and_jumps_named(tmp_path):
         fit(MomentumLaw(lam=0.99), [LossCurve(st, np.full(st.size, 1e-3), 3.0 + st**-0.3, name="log")])
 
 
+def test_a_cell_that_is_no_number_is_named_by_row(tmp_path):
+    """A text cell in the lr or loss column (a unit typed into the log, a file cut off mid-row) was
+    refused as "values are not numbers", without the row; the error names the row and the cell,
+    in a log and in a per-step file."""
+    df = _good(30).astype({"lr": object, "loss": object})
+    df.loc[7, "lr"] = "1e-3x"
+    with pytest.raises(DataFileError, match=r"column 'lr', row 7: '1e-3x' is not a number"):
+        load_curve(_write(tmp_path, "lr.csv", df))
+    df = _good(30).astype({"loss": object})
+    df.loc[29, "loss"] = "2.9\x00"
+    with pytest.raises(DataFileError, match=r"column 'loss', row 29: .* is not a number"):
+        load_curve(_write(tmp_path, "loss.csv", df))
+    per_step = pd.DataFrame({"step": np.arange(40), "lr": np.full(40, 1e-3).astype(object),
+                             "loss": [3.0 - 0.01 * k if k % 2 == 0 else np.nan for k in range(40)]})
+    per_step.loc[11, "lr"] = "lr?"
+    with pytest.raises(DataFileError, match=r"column 'lr', row 11: 'lr?' is not a number"):
+        load_curve(_write(tmp_path, "per_step.csv", per_step))
+
+
 def test_corrupt_and_missing_files(tmp_path):
     p = tmp_path / "corrupt.parquet"
     p.write_bytes(b"PAR1 this is not parquet")

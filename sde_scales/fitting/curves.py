@@ -90,6 +90,20 @@ class StepGapWarning(UserWarning):
 MIN_POINTS = 20
 
 
+def _not_numbers(source: str, column: str, values) -> DataFileError:
+    """The error for a column with a cell that is not a number, naming its first such row."""
+    v = np.asarray(values, dtype=object)
+    for i, x in enumerate(v):
+        if x is None or (isinstance(x, float) and np.isnan(x)):
+            continue
+        try:
+            float(x)
+        except (TypeError, ValueError):
+            return _fail(source, column, i, f"{str(x)[:40]!r} is not a number; fix or drop the row (a file cut off "
+                         f"while it was written ends in a partial row)")
+    return _fail(source, column, None, "values are not numbers")
+
+
 def _fail(source: str, column: str, row: int | None, msg: str) -> DataFileError:
     where = f"{source}, column {column!r}" + (f", row {row}" if row is not None else "")
     return DataFileError(f"{where}: {msg}")
@@ -146,7 +160,7 @@ class LossCurve:
         try:
             step_f = arrs["step"].astype(float)
         except (TypeError, ValueError):
-            raise _fail(src, "step", None, "steps are not numbers") from None
+            raise _not_numbers(src, "step", arrs["step"]) from None
         bad = ~np.isfinite(step_f) | (step_f != np.round(step_f)) | (step_f < 0)
         if bad.any():
             i = int(np.argmax(bad))
@@ -169,7 +183,7 @@ class LossCurve:
             try:
                 a = arrs[k].astype(float)
             except (TypeError, ValueError):
-                raise _fail(src, k, None, "values are not numbers") from None
+                raise _not_numbers(src, k, arrs[k]) from None
             bad = ~np.isfinite(a)
             if bad.any():
                 i = int(np.argmax(bad))
@@ -307,7 +321,7 @@ class LossCurve:
         try:
             loss = df["loss"].to_numpy(dtype=float, na_value=np.nan)
         except (TypeError, ValueError):
-            raise _fail(str(path), names["loss"], None, "values are not numbers") from None
+            raise _not_numbers(str(path), names["loss"], df["loss"].to_numpy(dtype=object)) from None
         empty = np.isnan(loss)
         if empty.any() and not empty.all():
             st = df["step"].to_numpy()
@@ -324,9 +338,12 @@ class LossCurve:
         src = str(path)
         try:
             step = df["step"].to_numpy(dtype=float)
+        except (TypeError, ValueError):
+            raise _not_numbers(src, "step", df["step"].to_numpy(dtype=object)) from None
+        try:
             lr = df["lr"].to_numpy(dtype=float, na_value=np.nan)
         except (TypeError, ValueError):
-            raise _fail(src, "step/lr", None, "values are not numbers") from None
+            raise _not_numbers(src, "lr", df["lr"].to_numpy(dtype=object)) from None
         d = np.diff(step)
         if np.any(d != 1):
             i = int(np.argmax(d != 1)) + 1
