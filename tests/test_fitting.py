@@ -629,7 +629,7 @@ def test_a_cell_that_is_no_number_is_named_by_row(tmp_path):
     per_step = pd.DataFrame({"step": np.arange(40), "lr": np.full(40, 1e-3).astype(object),
                              "loss": [3.0 - 0.01 * k if k % 2 == 0 else np.nan for k in range(40)]})
     per_step.loc[11, "lr"] = "lr?"
-    with pytest.raises(DataFileError, match=r"column 'lr', row 11: 'lr?' is not a number"):
+    with pytest.raises(DataFileError, match=r"column 'lr', row 11: 'lr\?' is not a number"):
         load_curve(_write(tmp_path, "per_step.csv", per_step))
 
 
