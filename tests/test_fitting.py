@@ -408,7 +408,8 @@ def test_a_loss_logged_to_one_decimal_is_fitted(tmp_path):
 
 def test_columns_under_other_names_are_read_and_named(tmp_path):
     """A log as Hugging Face's Trainer or a Weights & Biases export writes it (global_step,
-    learning_rate, train/loss, eval_loss; CSV and Parquet) is read to the same curve as the
+    learning_rate, train/loss, eval_loss; CSV, tab- or semicolon-separated, and Parquet) is read to
+    the same curve as the
     toolkit's own names, and the JSON of fit-delay says which column was read as what. A file with
     two candidates for one column is refused (exit 2), naming both and --columns; --columns picks
     one; a mapping to a column the file lacks, or of one column to two roles, is refused."""
@@ -423,7 +424,10 @@ def test_columns_under_other_names_are_read_and_named(tmp_path):
     pq = tmp_path / "hf.parquet"
     other.to_parquet(pq)
     a = load_curve(own)
-    for p in (hf, pq):
+    tsv, semi = tmp_path / "hf.tsv", tmp_path / "semi.csv"
+    other.to_csv(tsv, sep="\t", index=False)  # tab- and semicolon-separated tables read the same
+    other.to_csv(semi, sep=";", index=False)
+    for p in (hf, pq, tsv, semi):
         b = load_curve(p)
         for k in ("step", "lr", "loss", "val_loss"):
             np.testing.assert_array_equal(getattr(a, k), getattr(b, k))

@@ -480,7 +480,12 @@ def _read_table(path: str | Path, kind: str):
         raise DataFileError(f"{path}: no such file; check the path (the data of this toolkit lives in ../shared/data/loss_curves)")
     try:
         if kind == "csv":
-            return pd.read_csv(path)
+            if path.suffix.lower() == ".tsv":
+                return pd.read_csv(path, sep="\t")
+            df = pd.read_csv(path)
+            # one column whose name holds a tab, semicolon or bar: a table with another separator
+            seps = [c for c in ("\t", ";", "|") if df.shape[1] == 1 and c in str(df.columns[0])]
+            return pd.read_csv(path, sep=seps[0]) if seps else df
         return pd.read_parquet(path)
     except Exception as exc:  # noqa: BLE001 - any reader failure is a corrupt file for the user
         raise DataFileError(f"{path}: cannot be read as {kind} ({type(exc).__name__}: {exc}); "
