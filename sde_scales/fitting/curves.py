@@ -403,7 +403,7 @@ class LossCurve:
         """A note on jumps between logged steps of more than :data:`GAP_FACTOR` logging intervals,
         or None."""
         d = np.diff(self.step).astype(float)
-        if d.size < 2:
+        if d.size < 2 or d.max() <= GAP_FACTOR * d.min():  # (no interval can be that far above its neighbours)
             return None
         # each interval against the median of up to three on either side: logs whose interval grows
         # steadily (logged at log-spaced steps) have no jump, a mistyped last step has one
