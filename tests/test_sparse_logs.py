@@ -554,6 +554,27 @@ def test_predicting_a_deeper_decay_than_any_fitted_warns():
         predict(res, shallow)
 
 
+def test_predicting_far_more_learning_rate_area_than_any_fitted_warns():
+    """A 1,200-step head of a run fitted, the 3,000-step run predicted: 2.4 times the fitted area,
+    the power term read beyond the data, a warning. A WSD run predicted from a cosine run of the
+    same length (1.6 times the area, as on the shared protocols) gets none."""
+    from sde_scales.fitting.fit import PeakLRWarning
+
+    law, theta = MomentumLaw(lam=0.99), np.array([2.0, 1.0, 0.5, 0.8])
+    base = dict(total=3000, peak=1e-3, warmup=100)
+    cos = _planted(ScheduleSpec(**base, decay="cosine", end=1e-4), 25, 100, 0, law, theta)
+    wsd = _planted(ScheduleSpec(**base, decay="linear", decay_start=2400), 25, 100, 1, law, theta)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        head = fit(law, [wsd.head(1200)])
+        whole = fit(law, [cos])
+    with pytest.warns(PeakLRWarning, match=r"learning-rate area .* is 2\.[3-5] times the largest fitted"):
+        predict(head, wsd)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PeakLRWarning)
+        predict(whole, wsd)
+
+
 def test_time_scale_interval_from_curvature():
     """Planted exponential-kernel curves with sharp drops: the 95% interval of the time scale
     (Gauss-Newton curvature) contains the planted 10^2.5 and is well under a decade wide; a constant

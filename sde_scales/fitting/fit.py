@@ -62,7 +62,8 @@ class IdentifiabilityWarning(UserWarning):
 
 
 class PeakLRWarning(UserWarning):
-    """A predicted curve has a peak learning rate none of the fitted curves had."""
+    """A predicted curve's schedule is unlike every fitted one: a peak learning rate none of them
+    had, a deeper decay, or a far larger learning-rate area."""
 
 
 class FitWarning(UserWarning):
@@ -420,6 +421,7 @@ def fit(law: Law, curves: list[LossCurve], *, skip_steps: int = 0, bin_factor: i
                      int(y.size), float(f_scale), tuple(c.name for c in curves), tuple(c.peak_lr for c in curves),
                      len(starts), extra={"warnings": notes, "drops": drops, "embedding_error": embed,
                                          "decay_depths": [decay_depth(c) for c in curves],
+                                         "areas": [lr_area(c) for c in curves],
                                          "time_scale_interval": ts, "covariance": cov})
 
 
@@ -586,6 +588,19 @@ def decay_depth(curve: LossCurve) -> float:
 #: A predicted schedule that decays deeper than every fitted one by more than this fraction of its
 #: peak is an extrapolation of the drop response.
 DEPTH_MARGIN = 0.25
+#: A predicted schedule whose learning-rate area (the sum of its rates up to its last logged step)
+#: is more than this many times every fitted curve's reads the power term
+#: :math:`L_0 + A S^{-\alpha}` beyond the areas it was fitted on. Within a doubling the fitted
+#: curvature of the loss against log-area carries it; beyond, the split between :math:`L_0` and the
+#: power law that the fitted curves could not fix decides it (one cosine run fitted alone left
+#: :math:`L_0` near 0 on a family whose floor is 2; ``benchmarks/RESULTS.md``). The shared
+#: protocols stay inside it: a WSD run has about 1.6 times a cosine run's area.
+AREA_FACTOR = 2.0
+
+
+def lr_area(curve: LossCurve) -> float:
+    """The learning-rate area :math:`\sum_{k < t_{last}} \eta_k` of a curve (absolute units)."""
+    return float(curve.per_step_lr()[: int(curve.step[-1])].sum())
 
 
 def predict(result: FitResult, curve: LossCurve, rows: np.ndarray | None = None) -> np.ndarray:
@@ -606,6 +621,14 @@ def predict(result: FitResult, curve: LossCurve, rows: np.ndarray | None = None)
             warnings.warn(f"{curve.name}: its learning rate falls to {1 - d:.0%} of its peak, deeper than any fitted "
                           f"curve's (deepest {1 - max(depths):.0%}): the prediction extrapolates the drop response "
                           f"beyond the data; fit a curve that decays as far", PeakLRWarning, stacklevel=2)
+    areas = result.extra.get("areas")
+    if areas and max(areas) > 0:
+        a = lr_area(curve)
+        if a > AREA_FACTOR * max(areas):
+            warnings.warn(f"{curve.name}: its learning-rate area (the sum of its rates, {a:.4g}) is {a / max(areas):.1f} "
+                          f"times the largest fitted curve's: the prediction extrapolates the power term beyond the "
+                          f"areas it was fitted on, where the fitted curves may not fix the loss's floor; fit a run as "
+                          f"long (or as large a rate)", PeakLRWarning, stacklevel=2)
     f = ScheduleFeatures.build(curve, curve.step[rows], result.lr_scale,
                                bin_steps=curve.drop_bin_steps(result.bin_steps_factor))
     return result.law.predict(result.theta, f)
