@@ -351,14 +351,14 @@ def _good(n=30):
     "mutate,match",
     [
         (lambda d: d.assign(step=d.step.values[::-1]), r"column 'step', row 1: step .* does not increase"),
-        (lambda d: d.assign(loss=np.where(d.index == 7, np.nan, d.loss)), r"column 'loss', row 7: value nan .*not finite"),
+        (lambda d: d.assign(lr=np.where(d.index == 7, np.nan, d.lr)), r"column 'lr', row 7: value nan .*not finite"),
         (lambda d: d.assign(lr=np.where(d.index == 3, -1e-3, d.lr)), r"column 'lr', row 3: learning rate -0.001"),
         (lambda d: d.assign(lr=np.where(d.index == 4, np.inf, d.lr)), r"column 'lr', row 4"),
         (lambda d: d.drop(columns=["lr"]), r"column 'lr': no lr column; the file has columns \['step', 'loss'\]"),
         (lambda d: d.iloc[:5], r"5 rows; a curve needs at least 20"),
         (lambda d: d.assign(step=np.where(d.index == 2, 25.5, d.step)), r"row 2: step 25.5 is not a non-negative whole number"),
     ],
-    ids=["unsorted", "nan-loss", "negative-lr", "inf-lr", "missing-column", "too-short", "fractional-step"],
+    ids=["unsorted", "nan-lr", "negative-lr", "inf-lr", "missing-column", "too-short", "fractional-step"],
 )
 def test_bad_curve_files(tmp_path, mutate, match):
     p = _write(tmp_path, "bad.csv", mutate(_good()))
@@ -635,6 +635,40 @@ def test_a_cell_that_is_no_number_is_named_by_row(tmp_path):
     per_step.loc[11, "lr"] = "lr?"
     with pytest.raises(DataFileError, match=r"column 'lr', row 11: 'lr\?' is not a number"):
         load_curve(_write(tmp_path, "per_step.csv", per_step))
+
+
+@needs_data
+def test_a_loss_logged_on_fewer_rows_than_the_rate(tmp_path):
+    """The shared WSD run's evaluation loss (249 of its 1,000 rows) fitted with --columns
+    loss=val_loss: the rows with a loss are the curve, every row's learning rate is in the schedule
+    (the same rate at every step as the full log gives), and the fit names the 751 rows without a
+    loss among its warnings. A JSON log that writes the rate and the loss as separate records of one
+    step reads as the CSV. A row whose rate is missing is still refused by row."""
+    from sde_scales.fitting.curves import StepGapWarning
+
+    src = DATA / "124m_wsd-lin0.2_lr1e-3.csv"
+    full = load_curve(src)
+    ev = load_curve(src, {"loss": "val_loss"})
+    df = pd.read_csv(src)
+    has = df["val_loss"].notna().to_numpy()
+    np.testing.assert_array_equal(ev.step, df["step"].to_numpy()[has])
+    np.testing.assert_array_equal(ev.loss, df["val_loss"].to_numpy()[has])
+    assert ev.rows_without_loss == int((~has).sum()) == 751 and ev.val_loss is None
+    last = int(ev.step[-1])
+    np.testing.assert_allclose(ev.per_step_lr()[:last], full.per_step_lr()[:last], rtol=0, atol=1e-15)
+    with pytest.warns(StepGapWarning, match="751 row"):
+        fit(MomentumLaw(lam=0.99), [ev], skip_steps=500)
+    records = []
+    for s_, l_, y_ in zip(df["step"], df["lr"], df["loss"]):
+        records += [{"step": int(s_), "lr": float(l_)}, {"step": int(s_), "loss": float(y_)}]
+    split = tmp_path / "split.jsonl"
+    split.write_text("".join(json.dumps(r) + "\n" for r in records))
+    j = load_curve(split)
+    np.testing.assert_array_equal(j.loss, full.loss)
+    np.testing.assert_array_equal(j.lr, full.lr)
+    bad = df.assign(lr=np.where(df.index == 5, np.nan, df["lr"]), loss=np.where(df.index == 9, np.nan, df["loss"]))
+    with pytest.raises(DataFileError, match=r"column 'lr', row 5: value nan"):
+        load_curve(_write(tmp_path, "bad.csv", bad))
 
 
 def test_corrupt_and_missing_files(tmp_path):

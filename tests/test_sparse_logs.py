@@ -62,6 +62,12 @@ def _sparse_frame(spec, every, start, loss_fn):
     return pd.DataFrame({"step": steps, "lr": lr, "loss": loss})
 
 
+def _write_frame(tmp_path, df, name="full.csv"):
+    p = tmp_path / name
+    df.to_csv(p, index=False)
+    return p
+
+
 def _area_loss(idx, lr):
     cum = np.concatenate([[0.0], np.cumsum(lr / lr.max())])
     return 3.0 + 2.0 * cum[idx] ** -0.4
@@ -108,12 +114,24 @@ def test_schedule_that_disagrees_with_the_log_is_refused(tmp_path):
         c.with_spec(ScheduleSpec(total=3000, peak=1e-3, warmup=600, decay="cosine", end=1e-4))
 
 
-def test_per_step_file_with_a_gap_or_missing_lr_is_refused(tmp_path):
+def test_per_step_file_with_a_gap_is_read_and_a_missing_lr_refused(tmp_path):
+    """A per-step file with one row missing (step 123) is read as a log whose rate is on more rows
+    than its loss: the rate at the missing step is the line between its neighbours, every other
+    step's is the file's, and the loss rows are all kept. (It used to be refused. Files with a rate
+    on more rows than their loss are now read; see
+    `test_fitting.py::test_a_loss_logged_on_fewer_rows_than_the_rate`.) A missing rate is refused by
+    row."""
     df = _sparse_frame(_warmup_cosine(total=400, warmup=40), 10, 10, _area_loss)
     gap = df.drop(index=[123])
     gap.to_csv(tmp_path / "gap.csv", index=False)
-    with pytest.raises(DataFileError, match="not finite.*per-step schedule only when it has a row for every step"):
-        load_curve(tmp_path / "gap.csv")
+    c = load_curve(tmp_path / "gap.csv")
+    full = load_curve(_write_frame(tmp_path, df))
+    np.testing.assert_array_equal(c.step, full.step)
+    np.testing.assert_array_equal(c.loss, full.loss)
+    a, b = c.per_step_lr()[:400], full.per_step_lr()[:400]
+    keep = np.arange(400) != 123
+    np.testing.assert_allclose(a[keep], b[keep], rtol=0, atol=1e-15)
+    assert a[123] == pytest.approx(0.5 * (b[122] + b[124]), rel=1e-12)
     bad = df.copy()
     bad.loc[77, "lr"] = np.nan
     bad.to_csv(tmp_path / "nolr.csv", index=False)

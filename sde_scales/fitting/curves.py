@@ -83,7 +83,8 @@ class LateStartWarning(UserWarning):
 
 
 class StepGapWarning(UserWarning):
-    """Logged steps jump by far more than the curve's logging interval."""
+    """Logged steps jump by far more than the curve's logging interval, or rows of the file have a
+    learning rate and no loss."""
 
 #: Fewest points a curve may have: a law has up to 7 parameters and a fit needs several points
 #: per parameter to leave residual degrees of freedom.
@@ -131,6 +132,9 @@ class LossCurve:
     columns : tuple of (str, str)
         The file's columns read as step, lr, loss (and val_loss): ``(("loss", "train/loss"), ...)``;
         empty for a curve made in memory.
+    rows_without_loss : int
+        Rows of the file with a learning rate and no loss: their rates are in ``schedule``, the rows
+        are not in the curve (a fit names them among its warnings).
     """
 
     step: np.ndarray
@@ -142,6 +146,7 @@ class LossCurve:
     schedule: np.ndarray | None = None
     schedule_start: int = 0
     columns: tuple = ()
+    rows_without_loss: int = 0
 
     def __post_init__(self) -> None:
         src = self.source
@@ -187,9 +192,7 @@ class LossCurve:
             bad = ~np.isfinite(a)
             if bad.any():
                 i = int(np.argmax(bad))
-                raise _fail(src, k, i, f"value {a[i]} at step {int(step[i])} is not finite; drop or fill the row"
-                            + (" (a file with empty loss cells is read as a per-step schedule only when it has a "
-                               "row for every step)" if k == "loss" else ""))
+                raise _fail(src, k, i, f"value {a[i]} at step {int(step[i])} is not finite; drop or fill the row")
             if k == "lr" and np.any(a < 0):
                 i = int(np.argmax(a < 0))
                 raise _fail(src, k, i, f"learning rate {a[i]} at step {int(step[i])} is negative; learning rates must be >= 0")
@@ -299,6 +302,8 @@ class LossCurve:
         other events (evaluations, timings, the run's summary): an evaluation loss among them is
         attached to the loss record of the same step as ``val_loss``, the rest are skipped.
         ``columns`` as in :meth:`from_csv`."""
+        import pandas as pd
+
         path = Path(path)
         df = _read_records(path)
         names = resolve_columns(list(df.columns), str(path), columns)
@@ -306,10 +311,21 @@ class LossCurve:
         if not has.any():
             raise _fail(str(path), names["loss"], None, f"no record has a value of {names['loss']!r}; is this the "
                         f"training log (or name the loss with --columns)?")
-        rows = df[has].copy()
+        st = names["step"]
+        val_by_step = None
         if "val_loss" in names:
             ev = df[df[names["val_loss"]].notna()]
-            rows[names["val_loss"]] = rows[names["step"]].map(ev.groupby(names["step"])[names["val_loss"]].last())
+            val_by_step = ev.groupby(st)[names["val_loss"]].last()
+        # records with a loss or a learning rate; a logger that writes them as separate records of one
+        # step (in step order) has them merged, each the last value given at that step
+        rows = df[has | df[names["lr"]].notna()]
+        steps = pd.to_numeric(rows[st], errors="coerce")
+        if steps.notna().all() and bool((steps.diff().dropna() >= 0).all()):
+            rows = rows.groupby(st, sort=False, as_index=False).last()
+        else:
+            rows = rows.copy()
+        if val_by_step is not None:
+            rows[names["val_loss"]] = rows[st].map(val_by_step)
         return cls._from_frame(rows.reset_index(drop=True), path, columns)
 
     @classmethod
@@ -328,9 +344,33 @@ class LossCurve:
             consecutive = st.size > 1 and np.issubdtype(st.dtype, np.number) and bool(np.all(np.diff(st) == 1))
             if consecutive:  # a row for every step: a per-step schedule with a sparse loss
                 return cls._per_step(df, path, loss, val, read)
-            # otherwise a log with missing values: the constructor names the first one
+            return cls._sparse_loss(df, path, loss, val, read)
         return cls(df["step"].to_numpy(), df["lr"].to_numpy(), df["loss"].to_numpy(), val, name=path.stem,
                    source=str(path), columns=read)
+
+    @classmethod
+    def _sparse_loss(cls, df, path: Path, loss: np.ndarray, val, read: tuple = ()) -> "LossCurve":
+        """A log whose learning rate is on more rows than its loss (an evaluation loss fitted, or a
+        logger that writes the rate more often): every row's learning rate makes the schedule
+        (linear between rows, as for any log: :meth:`per_step_lr`), the rows with a loss the curve.
+        The rows are checked as any log's (steps increasing whole numbers, finite rates >= 0)."""
+        src = str(path)
+        try:
+            step = df["step"].to_numpy(dtype=float)
+        except (TypeError, ValueError):
+            raise _not_numbers(src, "step", df["step"].to_numpy(dtype=object)) from None
+        try:
+            lr = df["lr"].to_numpy(dtype=float, na_value=np.nan)
+        except (TypeError, ValueError):
+            raise _not_numbers(src, "lr", df["lr"].to_numpy(dtype=object)) from None
+        # every row checked as a log (the loss stands in where it is empty: its rows are not kept)
+        rates = cls(step, lr, np.where(np.isnan(loss), np.nanmedian(loss), loss), name=path.stem, source=src)
+        logged = ~np.isnan(loss)
+        s0 = int(rates.step[0])
+        v = None if val is None else val[logged]
+        return cls(rates.step[logged], rates.lr[logged], loss[logged], v, name=path.stem, source=src,
+                   schedule=rates.per_step_lr()[s0:], schedule_start=s0, columns=read,
+                   rows_without_loss=int((~logged).sum()))
 
     @classmethod
     def _per_step(cls, df, path: Path, loss: np.ndarray, val, read: tuple = ()) -> "LossCurve":
@@ -632,6 +672,11 @@ class ScheduleFeatures:
         gap = curve.gaps()
         if gap is not None:
             warnings.warn(gap, StepGapWarning, stacklevel=3)
+        if curve.rows_without_loss:
+            warnings.warn(f"{curve.name}: {curve.rows_without_loss} row(s) of {curve.source} have a learning rate and no "
+                          f"loss: their rates are in the schedule, the rows are not fitted or scored (an evaluation "
+                          f"loss logged less often than the rate; if a loss is missing by mistake, fill it)",
+                          StepGapWarning, stacklevel=3)
         eta = curve.per_step_lr() / lr_scale
         t = np.asarray(t, dtype=np.int64)
         cum = np.concatenate([[0.0], np.cumsum(eta)])  # cum[k] = sum_{j<k} eta_j
