@@ -339,21 +339,18 @@ class LossCurve:
         except (TypeError, ValueError):
             raise _not_numbers(str(path), names["loss"], df["loss"].to_numpy(dtype=object)) from None
         empty = np.isnan(loss)
-        if empty.any() and not empty.all():
-            st = df["step"].to_numpy()
-            consecutive = st.size > 1 and np.issubdtype(st.dtype, np.number) and bool(np.all(np.diff(st) == 1))
-            if consecutive:  # a row for every step: a per-step schedule with a sparse loss
-                return cls._per_step(df, path, loss, val, read)
+        if empty.any() and not empty.all():  # a per-step file, or any log with the rate on more rows than the loss
             return cls._sparse_loss(df, path, loss, val, read)
         return cls(df["step"].to_numpy(), df["lr"].to_numpy(), df["loss"].to_numpy(), val, name=path.stem,
                    source=str(path), columns=read)
 
     @classmethod
     def _sparse_loss(cls, df, path: Path, loss: np.ndarray, val, read: tuple = ()) -> "LossCurve":
-        """A log whose learning rate is on more rows than its loss (an evaluation loss fitted, or a
-        logger that writes the rate more often): every row's learning rate makes the schedule
-        (linear between rows, as for any log: :meth:`per_step_lr`), the rows with a loss the curve.
-        The rows are checked as any log's (steps increasing whole numbers, finite rates >= 0)."""
+        """A log whose learning rate is on more rows than its loss: a per-step file (a row for every
+        step), an evaluation loss fitted, or a logger that writes the rate more often. Every row's
+        learning rate makes the schedule (linear between rows, as for any log: :meth:`per_step_lr`;
+        on a per-step file, the file's rate at every step), the rows with a loss the curve. The rows
+        are checked as any log's (steps increasing whole numbers, finite rates >= 0)."""
         src = str(path)
         try:
             step = df["step"].to_numpy(dtype=float)
@@ -370,35 +367,8 @@ class LossCurve:
         v = None if val is None else val[logged]
         return cls(rates.step[logged], rates.lr[logged], loss[logged], v, name=path.stem, source=src,
                    schedule=rates.per_step_lr()[s0:], schedule_start=s0, columns=read,
-                   rows_without_loss=int((~logged).sum()))
-
-    @classmethod
-    def _per_step(cls, df, path: Path, loss: np.ndarray, val, read: tuple = ()) -> "LossCurve":
-        """A per-step file: the learning rate on every row (every step), the loss where logged."""
-        src = str(path)
-        try:
-            step = df["step"].to_numpy(dtype=float)
-        except (TypeError, ValueError):
-            raise _not_numbers(src, "step", df["step"].to_numpy(dtype=object)) from None
-        try:
-            lr = df["lr"].to_numpy(dtype=float, na_value=np.nan)
-        except (TypeError, ValueError):
-            raise _not_numbers(src, "lr", df["lr"].to_numpy(dtype=object)) from None
-        d = np.diff(step)
-        if np.any(d != 1):
-            i = int(np.argmax(d != 1)) + 1
-            raise _fail(src, "step", i, f"step {step[i]:g} follows step {step[i - 1]:g}: a file with empty loss cells "
-                        f"is read as a per-step schedule and needs one row per step (every step, in order); log the "
-                        f"learning rate at every step or fill the loss on every row")
-        bad = ~np.isfinite(lr)
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise _fail(src, "lr", i, f"learning rate {lr[i]} at step {step[i]:g} is not finite: a per-step file needs "
-                        f"the learning rate on every row")
-        logged = ~np.isnan(loss)
-        v = None if val is None else val[logged]
-        return cls(step[logged], lr[logged], loss[logged], v, name=path.stem, source=src, schedule=lr,
-                   schedule_start=int(step[0]), columns=read)
+                   # a per-step file leaves the loss empty by design: nothing to name
+                   rows_without_loss=0 if bool(np.all(np.diff(rates.step) == 1)) else int((~logged).sum()))
 
     # ----------------------------------------------------------------------------- derived
     @property
