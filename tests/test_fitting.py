@@ -433,6 +433,15 @@ def test_columns_under_other_names_are_read_and_named(tmp_path):
             np.testing.assert_array_equal(getattr(a, k), getattr(b, k))
         assert dict(b.columns) == {"step": "global_step", "lr": "learning_rate", "loss": "train/loss",
                                    "val_loss": "eval_loss"}
+    # a Weights & Biases export: "<run> - metric" columns beside their __MIN / __MAX bands
+    wb = pd.DataFrame({"Step": base["step"], "run-a - train/loss": base["loss"],
+                       "run-a - train/loss__MIN": base["loss"] - 0.1, "run-a - train/loss__MAX": base["loss"] + 0.1,
+                       "run-a - train/learning_rate": base["lr"]})
+    c = load_curve(_write(tmp_path, "wb.csv", wb))
+    np.testing.assert_array_equal(c.loss, a.loss)
+    assert dict(c.columns) == {"step": "Step", "lr": "run-a - train/learning_rate", "loss": "run-a - train/loss"}
+    with pytest.raises(DataFileError, match=r"loss could be any of \['run-a - train/loss', 'run-b - train/loss'\]"):
+        load_curve(_write(tmp_path, "wb2.csv", wb.assign(**{"run-b - train/loss": base["loss"]})))
     # two candidates for the step: refused with both names and the fix
     amb = _write(tmp_path, "amb.csv", other.assign(_step=other["global_step"] * 2))
     with pytest.raises(DataFileError, match=r"step could be any of \['global_step', '_step'\].*--columns"):

@@ -541,12 +541,18 @@ def _read_records(path: Path):
     return pd.json_normalize(records, sep="/")
 
 
+def _named(found: list[str], name: str) -> list[str]:
+    """The columns called ``name``, or ``<run> - name`` as a Weights & Biases export calls them."""
+    return [c for c in found if c == name or (" - " in str(c) and str(c).split(" - ", 1)[1] == name)]
+
+
 def resolve_columns(found: list[str], source: str, columns: dict | None = None) -> dict[str, str]:
     """Which of a file's columns are step, lr, loss and (optionally) val_loss.
 
     ``columns`` names them explicitly (``{"loss": "train/loss"}``; the rest as below). Otherwise
     each is the column of its own name, or else the one of its :data:`COLUMN_ALIASES` the file
-    has, leaving out the columns ``columns`` gives another role (``loss=eval_loss`` fits the
+    has (either also as ``<run> - name``, the columns of a Weights & Biases export, whose
+    ``__MIN`` and ``__MAX`` columns match nothing), leaving out the columns ``columns`` gives another role (``loss=eval_loss`` fits the
     evaluation loss; ``eval_loss`` is then not also read as ``val_loss``). Refused, naming the
     file's columns and the fix: a named column the file lacks, a required
     one with no match, or one with two or more matching aliases (which one is the training loss is
@@ -564,10 +570,12 @@ def resolve_columns(found: list[str], source: str, columns: dict | None = None) 
             else:
                 out[key] = columns[key]
             continue
-        if key in found and key not in columns.values():
-            out[key] = key
+        own = [c for c in _named(found, key) if c not in columns.values()]
+        if len(own) == 1:
+            out[key] = own[0]
             continue
-        hits = [a for a in aliases if a in found and a not in columns.values()]  # not one the user named
+        # not one the user named for another role
+        hits = own or list(dict.fromkeys(c for a in aliases for c in _named(found, a) if c not in columns.values()))
         if len(hits) == 1:
             out[key] = hits[0]
         elif len(hits) > 1:
