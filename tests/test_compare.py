@@ -243,7 +243,8 @@ def test_a_rounded_flat_tail_keeps_its_rounding_in_the_final_standard_error():
     +-q/2 of mu; predictions A = truth + 0.002 and B = truth - 0.004, both inside the rounding.
     The 95% interval (ybar +- 1.96 q / sqrt 12 = +-0.57 q) holds mu in every draw since
     |ybar - mu| <= q/2, so the interval of |A - mu| - |B - mu| covers its noise-free value (-0.002)
-    in every draw; with a standard error of 0 it covered it in almost none."""
+    in every draw; with a standard error of 0 it covered it in 2 of these 100 draws and decided "b better"
+    (the wrong way) in 44."""
     from sde_scales.fitting.fit import final_loss_noise, loss_resolution
 
     step = np.arange(1, 601) * 50
