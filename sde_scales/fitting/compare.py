@@ -56,7 +56,7 @@ from scipy import stats
 
 from sde_scales.errors import InvalidArgumentError
 from sde_scales.fitting.curves import LossCurve
-from sde_scales.fitting.fit import final_loss_noise, final_rows, noise_level
+from sde_scales.fitting.fit import final_loss_noise, final_rows, noise_level, scored_rows
 
 __all__ = ["compare_curves", "compare_over_curves", "compare_predictions", "compare_with_best", "format_difference",
            "noise_inflation"]
@@ -139,11 +139,8 @@ def compare_predictions(curve: LossCurve, pred_a: np.ndarray, pred_b: np.ndarray
         raise InvalidArgumentError(f"level={level!r}; give a two-sided level in (0, 1), e.g. 0.95")
     a = _check(curve, pred_a, "pred_a")
     b = _check(curve, pred_b, "pred_b")
-    keep = curve.step >= skip_steps
+    keep = scored_rows(curve, skip_steps)
     n_keep = int(keep.sum())
-    if n_keep == 0:
-        raise InvalidArgumentError(f"skip_steps={skip_steps} leaves no row of {curve.name} (last step "
-                                   f"{int(curve.step[-1])}); give a smaller skip_steps")
     target = curve.smoothed(smooth_steps)
     lo, hi = curve.window_rows(smooth_steps)
     ea, eb = (a - target)[keep], (b - target)[keep]

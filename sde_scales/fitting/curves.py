@@ -36,8 +36,9 @@ import numpy as np
 
 from sde_scales.errors import DataFileError, InvalidArgumentError
 
-__all__ = ["COLUMN_ALIASES", "GAP_FACTOR", "MAX_STEP", "StepGapWarning", "LateStartWarning", "LossCurve", "ScheduleFeatures", "ScheduleSpec", "MIN_POINTS",
-           "SCHEDULE_RTOL", "load_curve", "parse_columns", "resolve_columns"]
+__all__ = ["COLUMN_ALIASES", "GAP_FACTOR", "MAX_STEP", "StepGapWarning", "LateStartWarning", "LossCurve",
+           "ScheduleFeatures", "ScheduleSpec", "MIN_POINTS", "SCHEDULE_RTOL", "load_curve", "parse_columns",
+           "resolve_columns"]
 
 #: A logged learning rate agrees with a stated schedule when they differ by at most this fraction
 #: of the peak: logs round to 4-6 significant digits (1e-4 of the peak at most), another schedule
@@ -71,8 +72,9 @@ COLUMN_ALIASES = {
 #: would ask for terabytes, and is refused instead.
 MAX_STEP = 50_000_000
 #: A jump between successive logged steps of more than this many times the intervals around it
-#: (their median, up to three on either side) gets a :class:`StepGapWarning`: the learning rate is interpolated across it and no loss is
-#: logged there (a mistyped step, or logs of two runs in one file).
+#: (their median, up to three on either side) gets a :class:`StepGapWarning`: the learning rate is
+#: interpolated across it and no loss is logged there (a mistyped step, or logs of two runs in one
+#: file).
 GAP_FACTOR = 100
 #: Most drop bins a curve with a per-step schedule is cut into (cost: points x bins).
 MAX_DROP_BINS = 4000
@@ -326,7 +328,7 @@ class LossCurve:
             rows = rows.copy()
         if val_by_step is not None:
             rows[names["val_loss"]] = rows[st].map(val_by_step)
-        return cls._from_frame(rows.reset_index(drop=True), path, columns)
+        return cls._from_frame(rows.reset_index(drop=True), path, names)
 
     @classmethod
     def _from_frame(cls, df, path: Path, columns: dict | None = None) -> "LossCurve":
@@ -352,16 +354,10 @@ class LossCurve:
         on a per-step file, the file's rate at every step), the rows with a loss the curve. The rows
         are checked as any log's (steps increasing whole numbers, finite rates >= 0)."""
         src = str(path)
-        try:
-            step = df["step"].to_numpy(dtype=float)
-        except (TypeError, ValueError):
-            raise _not_numbers(src, "step", df["step"].to_numpy(dtype=object)) from None
-        try:
-            lr = df["lr"].to_numpy(dtype=float, na_value=np.nan)
-        except (TypeError, ValueError):
-            raise _not_numbers(src, "lr", df["lr"].to_numpy(dtype=object)) from None
-        # every row checked as a log (the loss stands in where it is empty: its rows are not kept)
-        rates = cls(step, lr, np.where(np.isnan(loss), np.nanmedian(loss), loss), name=path.stem, source=src)
+        # every row checked as a log, by the constructor (the loss stands in where it is empty: its
+        # rows are not kept)
+        rates = cls(df["step"].to_numpy(), df["lr"].to_numpy(), np.where(np.isnan(loss), np.nanmedian(loss), loss),
+                    name=path.stem, source=src)
         logged = ~np.isnan(loss)
         s0 = int(rates.step[0])
         v = None if val is None else val[logged]
@@ -482,12 +478,17 @@ class LossCurve:
         return mask
 
 
-def _read_table(path: str | Path, kind: str):
-    import pandas as pd
-
+def _existing(path: str | Path) -> Path:
     path = Path(path)
     if not path.exists():
         raise DataFileError(f"{path}: no such file; check the path (the data of this toolkit lives in ../shared/data/loss_curves)")
+    return path
+
+
+def _read_table(path: str | Path, kind: str):
+    import pandas as pd
+
+    path = _existing(path)
     try:
         if kind == "csv":
             if path.suffix.lower() == ".tsv":
@@ -508,9 +509,7 @@ def _read_records(path: Path):
 
     import pandas as pd
 
-    if not path.exists():
-        raise DataFileError(f"{path}: no such file; check the path")
-    text = path.read_text(errors="replace")
+    text = _existing(path).read_text(errors="replace")
     if path.suffix.lower() in (".jsonl", ".ndjson"):
         records = []
         for i, line in enumerate(text.splitlines(), start=1):
@@ -552,11 +551,11 @@ def resolve_columns(found: list[str], source: str, columns: dict | None = None) 
     ``columns`` names them explicitly (``{"loss": "train/loss"}``; the rest as below). Otherwise
     each is the column of its own name, or else the one of its :data:`COLUMN_ALIASES` the file
     has (either also as ``<run> - name``, the columns of a Weights & Biases export, whose
-    ``__MIN`` and ``__MAX`` columns match nothing), leaving out the columns ``columns`` gives another role (``loss=eval_loss`` fits the
-    evaluation loss; ``eval_loss`` is then not also read as ``val_loss``). Refused, naming the
-    file's columns and the fix: a named column the file lacks, a required
-    one with no match, or one with two or more matching aliases (which one is the training loss is
-    the user's to say)."""
+    ``__MIN`` and ``__MAX`` columns match nothing), leaving out the columns ``columns`` gives
+    another role (``loss=eval_loss`` fits the evaluation loss; ``eval_loss`` is then not also read
+    as ``val_loss``). Refused, naming the file's columns and the fix: a named column the file
+    lacks, a required one with no match, or one with two or more matching columns (which one is
+    the training loss is the user's to say)."""
     columns = dict(columns or {})
     unknown = sorted(set(columns) - set(COLUMN_ALIASES))
     if unknown:

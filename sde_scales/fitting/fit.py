@@ -8,8 +8,8 @@ Metrics (:func:`score`)
     Against a centred moving average of the observed loss over ``smooth_steps`` (1,000 by default;
     stated in every report), on the rows at or after ``skip_steps``: R^2, MAE, RMSE, max |error|,
     RMSE over the cooldown rows and over the rows before it (``stable_rmse``: where the prediction
-    is the power term's extrapolation at the peak rate); and ``final_loss_err``, the mean prediction minus the mean
-    *observed* (raw) loss over the last 5% of the points. The moving average is itself noisy:
+    is the power term's extrapolation at the peak rate); and ``final_loss_err``, the mean
+    prediction minus the mean *observed* (raw) loss over the last 5% of the points. The moving average is itself noisy:
     ``target_noise_rmse`` is the RMSE its noise alone puts under any prediction, under the model of
     independent per-point noise of the robust level :func:`noise_level` (the successive
     differences), :math:`\sigma\,(\overline{1/n_w})^{1/2}` with :math:`n_w` the points in each
@@ -18,8 +18,8 @@ Metrics (:func:`score`)
     over the first steps of a short run): ``target_bias_rmse``, the RMSE between the prediction and
     its own moving average, is what the metric would charge that prediction were it the noise-free
     loss; where it is a large part of the RMSE, the RMSE measures the window (the report warns;
-    ``rmse_raw``, against the raw loss, does not have this bias). Likewise ``final_loss_noise``, the standard error of the observed final
-    loss (the noise level of the last 5% of points over their square root): a final-loss error
+    ``rmse_raw``, against the raw loss, does not have this bias). Likewise ``final_loss_noise``,
+    the standard error of the observed final loss (the noise level of the last 5% of points over their square root): a final-loss error
     below it, or a difference between two predictions' errors below about twice it, is not
     resolved by the curve.
 Shared batch noise (optional, :func:`shared_noise_offset`)
@@ -416,12 +416,12 @@ def fit(law: Law, curves: list[LossCurve], *, skip_steps: int = 0, bin_factor: i
         warnings.warn(ts["warning"], IdentifiabilityWarning, stacklevel=2)
     for msg in notes:
         warnings.warn(msg, FitWarning, stacklevel=2)
+    reach = [schedule_reach(c) for c in curves]
     return FitResult(law, theta, lr_scale, int(skip_steps), bin_factor, float(best.cost) * scale**2,
                      time.perf_counter() - started,
                      int(y.size), float(f_scale), tuple(c.name for c in curves), tuple(c.peak_lr for c in curves),
                      len(starts), extra={"warnings": notes, "drops": drops, "embedding_error": embed,
-                                         "decay_depths": [decay_depth(c) for c in curves],
-                                         "areas": [lr_area(c) for c in curves],
+                                         "decay_depths": [r[0] for r in reach], "areas": [r[1] for r in reach],
                                          "time_scale_interval": ts, "covariance": cov})
 
 
@@ -576,13 +576,17 @@ def _autocorrelation_inflation(res: np.ndarray, log_every: int) -> float:
     return max(1.0, block * bm.var(ddof=1) / max(res.var(ddof=1), 1e-300))
 
 
-def decay_depth(curve: LossCurve) -> float:
-    """How far the learning rate falls after its peak, as a fraction of the peak (0: constant, 1: to 0)."""
-    lr = curve.per_step_lr()[: int(curve.step[-1])]  # the rate at the last step moves no logged loss
+def schedule_reach(curve: LossCurve) -> tuple[float, float]:
+    r"""How far a curve's schedule reaches, in the two ways a prediction can go beyond its fitted
+    curves: the depth of its decay after the peak, as a fraction of the peak (0: constant, 1: to 0),
+    and its learning-rate area :math:`\sum_{k < t_{last}} \eta_k` (absolute units). Both from the
+    rates of the steps before the last logged one: the rate at the last step moves no logged loss."""
+    lr = curve.per_step_lr()[: int(curve.step[-1])]
+    area = float(lr.sum())
     if lr.size == 0 or lr.max() <= 0:
-        return 0.0
+        return 0.0, area
     k = int(np.argmax(lr))
-    return float(1.0 - lr[k:].min() / lr[k])
+    return float(1.0 - lr[k:].min() / lr[k]), area
 
 
 #: A predicted schedule that decays deeper than every fitted one by more than this fraction of its
@@ -598,10 +602,6 @@ DEPTH_MARGIN = 0.25
 AREA_FACTOR = 2.0
 
 
-def lr_area(curve: LossCurve) -> float:
-    """The learning-rate area :math:`\sum_{k < t_{last}} \eta_k` of a curve (absolute units)."""
-    return float(curve.per_step_lr()[: int(curve.step[-1])].sum())
-
 
 def predict(result: FitResult, curve: LossCurve, rows: np.ndarray | None = None) -> np.ndarray:
     """The law's loss at every row of ``curve`` (or at ``rows``), from its learning-rate column alone."""
@@ -614,21 +614,17 @@ def predict(result: FitResult, curve: LossCurve, rows: np.ndarray | None = None)
             f"{curve.name}: peak learning rate {curve.peak_lr:g} differs from every fitted curve's "
             f"({', '.join(f'{p:g}' for p in result.peaks)}); laws extrapolate poorly across peak learning rates",
             PeakLRWarning, stacklevel=2)
-    depths = result.extra.get("decay_depths")
-    if depths:
-        d = decay_depth(curve)
-        if d > max(depths) + DEPTH_MARGIN:
-            warnings.warn(f"{curve.name}: its learning rate falls to {1 - d:.0%} of its peak, deeper than any fitted "
-                          f"curve's (deepest {1 - max(depths):.0%}): the prediction extrapolates the drop response "
-                          f"beyond the data; fit a curve that decays as far", PeakLRWarning, stacklevel=2)
-    areas = result.extra.get("areas")
-    if areas and max(areas) > 0:
-        a = lr_area(curve)
-        if a > AREA_FACTOR * max(areas):
-            warnings.warn(f"{curve.name}: its learning-rate area (the sum of its rates, {a:.4g}) is {a / max(areas):.1f} "
-                          f"times the largest fitted curve's: the prediction extrapolates the power term beyond the "
-                          f"areas it was fitted on, where the fitted curves may not fix the loss's floor; fit a run as "
-                          f"long (or as large a rate)", PeakLRWarning, stacklevel=2)
+    depths, areas = result.extra.get("decay_depths"), result.extra.get("areas")
+    d, a = schedule_reach(curve) if depths or areas else (0.0, 0.0)
+    if depths and d > max(depths) + DEPTH_MARGIN:
+        warnings.warn(f"{curve.name}: its learning rate falls to {1 - d:.0%} of its peak, deeper than any fitted "
+                      f"curve's (deepest {1 - max(depths):.0%}): the prediction extrapolates the drop response "
+                      f"beyond the data; fit a curve that decays as far", PeakLRWarning, stacklevel=2)
+    if areas and max(areas) > 0 and a > AREA_FACTOR * max(areas):
+        warnings.warn(f"{curve.name}: its learning-rate area (the sum of its rates, {a:.4g}) is {a / max(areas):.1f} "
+                      f"times the largest fitted curve's: the prediction extrapolates the power term beyond the "
+                      f"areas it was fitted on, where the fitted curves may not fix the loss's floor; fit a run as "
+                      f"long (or as large a rate)", PeakLRWarning, stacklevel=2)
     f = ScheduleFeatures.build(curve, curve.step[rows], result.lr_scale,
                                bin_steps=curve.drop_bin_steps(result.bin_steps_factor))
     return result.law.predict(result.theta, f)
@@ -761,6 +757,15 @@ def shared_noise_offset(result: FitResult, references: list[LossCurve], curve: L
     return rm + slope * (ep - em)
 
 
+def scored_rows(curve: LossCurve, skip_steps: int) -> np.ndarray:
+    """The rows a metric scores: those at or after ``skip_steps``; refused where there are none."""
+    keep = curve.step >= skip_steps
+    if not keep.any():
+        raise InvalidArgumentError(f"skip_steps={skip_steps} leaves no row of {curve.name} (last step "
+                                   f"{int(curve.step[-1])}); give a smaller skip_steps")
+    return keep
+
+
 def score(curve: LossCurve, pred: np.ndarray, *, skip_steps: int = 0, smooth_steps: int = 1000,
           offset: np.ndarray | None = None, final_pred_sd: float | None = None) -> dict:
     r"""Metrics of a prediction (one value per row of ``curve``); see the module docstring.
@@ -778,10 +783,7 @@ def score(curve: LossCurve, pred: np.ndarray, *, skip_steps: int = 0, smooth_ste
         raise InvalidArgumentError(f"smooth_steps={smooth_steps}; the moving average's window is at least 1 step")
     if offset is not None:
         pred = pred + offset
-    keep = curve.step >= skip_steps
-    if not keep.any():
-        raise InvalidArgumentError(f"skip_steps={skip_steps} leaves no row of {curve.name} (last step "
-                                   f"{int(curve.step[-1])}); give a smaller skip_steps")
+    keep = scored_rows(curve, skip_steps)
     target = curve.smoothed(smooth_steps)
     lo, hi = curve.window_rows(smooth_steps)
     n_w = (hi - lo)[keep]  # points in each scored row's window

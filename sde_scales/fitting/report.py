@@ -551,7 +551,7 @@ def run_fit_delay(args) -> int:
         args.smooth_steps = default_smooth_steps(fit_curves + predict_curves)
         if args.smooth_steps < SMOOTH_STEPS:
             print(f"metrics against a {args.smooth_steps}-step moving average ({SMOOTH_FRACTION:.0%} of the shortest "
-                  f"curve; --smooth-steps to choose)")
+                  f"curve, at least three of its logging intervals; --smooth-steps to choose)")
     auto = None
     level = not getattr(args, "drops_only", False)
     if args.law == "auto":
