@@ -332,6 +332,8 @@ def run_law(law: Law, fit_curves: list[LossCurve], predict_curves: list[LossCurv
                          "delay_half_response": law.half_response(res.theta), "amplitude_B": law.amplitude(res.theta)}
     if res.extra.get("time_scale_interval"):
         doc["time_scale_interval"] = res.extra["time_scale_interval"]
+    # the block-mean test of the law against each fitted curve's noise (fit.lack_of_fit)
+    doc["lack_of_fit"] = res.extra["lack_of_fit"]
     if ident is not None:
         doc["identifiability"] = ident
     offsets = {}
