@@ -232,6 +232,43 @@ def test_a_final_loss_without_a_standard_error_is_not_separated_and_null():
     assert out["final_interval"] is None and out["final_verdict"] == "not separated"
 
 
+def test_a_rounded_log_keeps_its_rounding_in_the_rmse_comparison():
+    """A slowly falling loss with a small wiggle, logged to two decimals with almost no noise: the
+    rounding error (up to q/2 = 0.005) follows the curve instead of averaging out, so the noise
+    model alone (from successive differences) makes the moving-average target look far more exact
+    than it is. Planted: A above the truth and B below it by 0.001-0.004 each, both inside the
+    rounding; the noise-free RMSE difference is taken against the moving average of the truth.
+    The interval must cover it in every draw: |D - D_true| <= q ||c||_1 / N holds for any rounding
+    errors within q/2, so the widened interval is a bound there (measured without the rounding term:
+    it covered 10 of these 100 draws and decided the wrong way in 17). A difference far beyond the
+    rounding (A off by 0.03) is still decided."""
+    step = np.arange(600) * 50
+    rng = np.random.default_rng(0)
+    hits, wrong = 0, 0
+    for _ in range(100):
+        ph = rng.uniform(0, 2 * np.pi)
+        t = np.arange(step.size) / step.size
+        truth = 3.0 - 0.05 * t + 0.003 * np.sin(6 * np.pi * t + ph)
+        y = np.round(truth + 1e-4 * rng.standard_normal(step.size), 2)
+        a, b = truth + rng.uniform(0.001, 0.004), truth - rng.uniform(0.001, 0.004)
+        target = _curve(step, truth).smoothed(1000)
+        d = np.sqrt(np.mean((a - target) ** 2)) - np.sqrt(np.mean((b - target) ** 2))
+        r = compare_predictions(_curve(step, y), a, b)
+        lo, hi = r["rmse_diff_interval"]
+        hits += lo <= d <= hi
+        wrong += (r["rmse_verdict"] == "a better" and d > 0) or (r["rmse_verdict"] == "b better" and d < 0)
+        assert r["loss_resolution"] == pytest.approx(0.01, rel=1e-9) and r["rmse_diff_rounding"] > 0
+    assert hits == 100 and wrong == 0
+    far = compare_predictions(_curve(step, y), truth + 0.03, truth + 0.002)
+    assert far["rmse_verdict"] == "b better"
+    # over several curves the bounds add like the standard deviations do (any dependence)
+    both = compare_over_curves([r, r])
+    assert both["rmse_interval"][1] - both["rmse_interval"][0] == pytest.approx(hi - lo, rel=1e-9)
+    # an unrounded loss has no lattice and no rounding term
+    assert compare_predictions(_curve(step, truth + 0.01 * rng.standard_normal(step.size)), a, b)[
+        "rmse_diff_rounding"] == 0.0
+
+
 def test_a_rounded_flat_tail_keeps_its_rounding_in_the_final_standard_error():
     """A loss logged to two decimals whose tail is flat to within the last digit: every last value
     is the same, so the noise level of the tail is 0, and with it the standard error of the

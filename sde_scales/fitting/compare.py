@@ -22,7 +22,10 @@ RMSE against the centred moving average :math:`T_i = n_i^{-1}\sum_{j \in W_i} y_
     :math:`D` is the sign of the RMSE difference, so the verdict (which prediction is closer to the
     noise-free moving average) has the interval's level exactly; the interval's ends are in RMSE
     units to first order only (the observed RMSEs hold the target's noise floor, the noise-free ones
-    do not).
+    do not). A loss logged on a lattice of spacing :math:`q`
+    (:func:`~sde_scales.fitting.fit.loss_resolution`) has rounding errors of at most :math:`q/2` per
+    point that follow the curve instead of averaging out; they move :math:`D` by at most
+    :math:`q\lVert c \rVert_1 / N`, which widens the interval as a bound (``rmse_diff_rounding``).
 Final-loss error against the mean :math:`\bar y` of the last 5% of points
     The quantity compared is :math:`g(\mu) = |A - \mu| - |B - \mu|`, with :math:`A, B` the two
     predicted final losses and :math:`\mu` the final loss without noise. :math:`g` is monotone in
@@ -35,8 +38,8 @@ Over several curves (:func:`compare_over_curves`)
     The held-out runs of one protocol often share a data order and hence much of their noise, so
     no independence between curves is assumed. The mean RMSE difference's half-width is
     :math:`z\sum_k \mathrm{sd}_k / K` (the standard deviation of a sum is at most the sum of the
-    standard deviations, whatever the correlation); the mean final-error difference's interval is
-    its range over the box :math:`\mu_k \in \bar y_k \pm z_K s_k` with the Bonferroni
+    standard deviations, whatever the correlation), plus the mean of the curves' rounding bounds;
+    the mean final-error difference's interval is its range over the box :math:`\mu_k \in \bar y_k \pm z_K s_k` with the Bonferroni
     :math:`z_K = \Phi^{-1}(1 - (1 - \text{level}) / 2K)`, simultaneous for any dependence. Both are
     conservative: "not separated" may be said where a finer model would separate.
 
@@ -56,7 +59,7 @@ from scipy import stats
 
 from sde_scales.errors import InvalidArgumentError
 from sde_scales.fitting.curves import LossCurve
-from sde_scales.fitting.fit import final_loss_noise, final_rows, noise_level, scored_rows
+from sde_scales.fitting.fit import final_loss_noise, final_rows, loss_resolution, noise_level, scored_rows
 
 __all__ = ["compare_curves", "compare_over_curves", "compare_predictions", "compare_with_best", "format_difference",
            "noise_inflation"]
@@ -123,7 +126,9 @@ def compare_predictions(curve: LossCurve, pred_a: np.ndarray, pred_b: np.ndarray
     -------
     dict
         ``rmse_a``, ``rmse_b``, ``rmse_diff`` (a minus b) and ``rmse_diff_sd`` (its standard
-        deviation from the target's noise), ``rmse_diff_interval`` and ``rmse_verdict``;
+        deviation from the target's noise), ``rmse_diff_rounding`` (the bound on what the loss's
+        rounding to ``loss_resolution`` moves it by, 0 for an unrounded loss),
+        ``rmse_diff_interval`` and ``rmse_verdict``;
         ``final_err_a``, ``final_err_b`` (signed, against the observed final loss),
         ``abs_final_err_diff`` (:math:`|e_a| - |e_b|`), ``final_diff_interval`` (its range over the
         plausible noise-free final losses) and ``final_verdict``; ``sigma``, ``inflation``,
@@ -154,11 +159,17 @@ def compare_predictions(curve: LossCurve, pred_a: np.ndarray, pred_b: np.ndarray
     np.add.at(acc, hi, -w)
     c = np.cumsum(acc)[:-1]
     d_sd = 2.0 * sigma * np.sqrt(kappa) * float(np.linalg.norm(c)) / n_keep
+    # a loss logged on a lattice of spacing q carries rounding errors of at most q/2 per point,
+    # correlated along a slow curve (not noise that averages out): they move D by at most
+    # q ||c||_1 / N, added to the interval's half-width as a bound, not a standard deviation
+    q = loss_resolution(curve.loss)
+    d_round = q * float(np.sum(np.abs(c))) / n_keep
     z = float(stats.norm.ppf(0.5 + level / 2))
     denom = ra + rb
     r_diff = ra - rb
     r_sd = d_sd / denom if denom > 0 else 0.0
-    r_int = [r_diff - z * r_sd, r_diff + z * r_sd]
+    r_round = d_round / denom if denom > 0 else 0.0
+    r_int = [r_diff - z * r_sd - r_round, r_diff + z * r_sd + r_round]
 
     n_last = final_rows(curve.step.size)
     y_bar = float(np.mean(curve.loss[-n_last:]))
@@ -168,6 +179,7 @@ def compare_predictions(curve: LossCurve, pred_a: np.ndarray, pred_b: np.ndarray
     out = {
         "file": curve.name,
         "rmse_a": ra, "rmse_b": rb, "rmse_diff": r_diff, "rmse_diff_sd": float(r_sd),
+        "rmse_diff_rounding": float(r_round), "loss_resolution": q,
         "rmse_diff_interval": [float(v) for v in r_int], "rmse_verdict": _interval(*r_int),
         "final_err_a": fa - y_bar, "final_err_b": fb - y_bar,
         "abs_final_err_diff": abs(fa - y_bar) - abs(fb - y_bar),
@@ -209,7 +221,8 @@ def compare_over_curves(rows: list[dict], *, label_a: str = "a", label_b: str = 
     k = len(rows)
     z = float(stats.norm.ppf(0.5 + level / 2))
     r_mean = float(np.mean([r["rmse_diff"] for r in rows]))
-    r_half = z * float(np.sum([r["rmse_diff_sd"] for r in rows])) / k
+    r_half = (z * float(np.sum([r["rmse_diff_sd"] for r in rows]))
+              + float(np.sum([r.get("rmse_diff_rounding", 0.0) for r in rows]))) / k
     r_int = [r_mean - r_half, r_mean + r_half]
     f_mean = float(np.mean([r["abs_final_err_diff"] for r in rows]))
     if any(r["final_loss_se"] is None for r in rows):
