@@ -38,7 +38,7 @@ from sde_scales.errors import DataFileError, InvalidArgumentError
 
 __all__ = ["COLUMN_ALIASES", "GAP_FACTOR", "MAX_STEP", "StepGapWarning", "LateStartWarning", "LossCurve",
            "ScheduleFeatures", "ScheduleSpec", "MIN_POINTS", "SCHEDULE_RTOL", "load_curve", "parse_columns",
-           "resolve_columns"]
+           "resolve_columns", "warmup_end"]
 
 #: A logged learning rate agrees with a stated schedule when they differ by at most this fraction
 #: of the peak: logs round to 4-6 significant digits (1e-4 of the peak at most), another schedule
@@ -617,12 +617,29 @@ def parse_columns(text: str | None) -> dict[str, str]:
     return out
 
 
+def warmup_end(eta: np.ndarray) -> int:
+    """The first step whose rate is below its predecessor's (by more than 1e-9 of the largest rate),
+    or the schedule's length where the rate never falls: the warmup is the schedule's initial rise,
+    and the drops that the laws respond to start there.
+
+    Not the first step at the schedule's largest rate: a cyclic schedule whose restarts reach
+    higher than its warmup did, or a warmup that stops short of a later peak, then had every drop
+    before that step taken as warmup and left out of the fit, without a word."""
+    eta = np.asarray(eta, dtype=float)
+    if eta.size == 0:
+        return 0
+    falls = np.flatnonzero(eta[1:] < eta[:-1] - 1e-9 * float(eta.max()))
+    return int(falls[0]) + 1 if falls.size else int(eta.size)
+
+
 @dataclass(frozen=True)
 class ScheduleFeatures:
     r"""What every law needs from a schedule, at the evaluation steps ``t``.
 
     ``S1[i]`` is the learning-rate area :math:`\sum_{k < t_i} \eta_k` (in units of ``lr_scale``).
-    Drops :math:`d_k = \eta_{k-1} - \eta_k` after the warmup are summed in bins of ``bin_steps``;
+    Drops :math:`d_k = \eta_{k-1} - \eta_k` after the warmup (the initial rise, up to the first step
+    whose rate is below its predecessor's; a later rise is a negative drop) are summed in bins of
+    ``bin_steps``; ``peak`` is the rate the warmup reached (in units of ``lr_scale``);
     bin ``b`` has total ``drop[b]``, centre of mass ``center[b]`` (a step), area ``area[b]`` at its
     centre, and learning rate ``eta_after[b]`` there. ``elapsed_steps[i, b]`` and
     ``elapsed_area[i, b]`` (dense, built on first use: only laws without a recursive form need
@@ -659,10 +676,11 @@ class ScheduleFeatures:
         cum = np.concatenate([[0.0], np.cumsum(eta)])  # cum[k] = sum_{j<k} eta_j
         S1 = cum[t]
         bin_steps = int(bin_steps or 4 * curve.log_every)
-        peak_step = int(np.argmax(eta >= eta.max() * (1 - 1e-9)))  # end of warmup
+        warm_end = warmup_end(eta)
         d = np.zeros_like(eta)
         d[1:] = eta[:-1] - eta[1:]
-        d[: peak_step + 1] = 0.0  # warmup increases are not drops
+        d[:warm_end] = 0.0  # warmup increases are not drops; rises after it are (negative ones)
+        peak = float(eta[warm_end - 1])  # the rate the warmup reached, where the drop response starts
         k = np.arange(eta.size)
         nb = -(-eta.size // bin_steps)
         which = k // bin_steps
@@ -678,7 +696,7 @@ class ScheduleFeatures:
         drop = drop[keep]
         area = np.interp(center, np.arange(cum.size), cum)
         eta_after = np.interp(center, k, eta)
-        return cls(t, S1, drop, center, area, eta_after, float(lr_scale), float(eta.max()))
+        return cls(t, S1, drop, center, area, eta_after, float(lr_scale), peak)
 
     @property
     def elapsed_steps(self) -> np.ndarray:

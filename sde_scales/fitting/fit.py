@@ -56,7 +56,7 @@ from scipy import optimize, stats
 
 from sde_scales.errors import InvalidArgumentError
 from sde_scales.fitting.bands import law_gradient, on_lower_bound, on_upper_bound, parameter_covariance
-from sde_scales.fitting.curves import LossCurve, ScheduleFeatures
+from sde_scales.fitting.curves import LossCurve, ScheduleFeatures, warmup_end
 from sde_scales.fitting.laws import KernelLaw, Law
 
 __all__ = ["FitResult", "FitWarning", "IdentifiabilityWarning", "PeakLRWarning", "fit", "predict", "predict_sd", "score",
@@ -435,6 +435,7 @@ def fit(law: Law, curves: list[LossCurve], *, skip_steps: int = 0, bin_factor: i
                      int(y.size), float(f_scale), tuple(c.name for c in curves), tuple(c.peak_lr for c in curves),
                      len(starts), extra={"warnings": notes, "drops": drops, "embedding_error": embed,
                                          "decay_depths": [r[0] for r in reach], "areas": [r[1] for r in reach],
+                                         "rises": [r[2] for r in reach],
                                          "time_scale_interval": ts, "covariance": cov,
                                          "lack_of_fit": checks})
 
@@ -688,21 +689,27 @@ def _lack_of_fit_note(label: str, checks: dict) -> str | None:
             f"part of the kernel; log the raw loss). Predictions carry a model error the bands do not include")
 
 
-def schedule_reach(curve: LossCurve) -> tuple[float, float]:
-    r"""How far a curve's schedule reaches, in the two ways a prediction can go beyond its fitted
+def schedule_reach(curve: LossCurve) -> tuple[float, float, float]:
+    r"""How far a curve's schedule reaches, in the ways a prediction can go beyond its fitted
     curves: the depth of its decay after the peak, as a fraction of the peak (0: constant, 1: to 0),
-    and its learning-rate area :math:`\sum_{k < t_{last}} \eta_k` (absolute units). Both from the
-    rates of the steps before the last logged one: the rate at the last step moves no logged loss."""
+    its learning-rate area :math:`\sum_{k < t_{last}} \eta_k` (absolute units), and how much its
+    rate rises again after the warmup (restarts, rewarming: the sum of the rises after
+    :func:`~sde_scales.fitting.curves.warmup_end`, as a fraction of the rate the warmup reached).
+    All from the rates of the steps before the last logged one: the rate at the last step moves no
+    logged loss."""
     lr = curve.per_step_lr()[: int(curve.step[-1])]
     area = float(lr.sum())
     if lr.size == 0 or lr.max() <= 0:
-        return 0.0, area
+        return 0.0, area, 0.0
     k = int(np.argmax(lr))
-    return float(1.0 - lr[k:].min() / lr[k]), area
+    w = warmup_end(lr)
+    rise = float(np.sum(np.maximum(np.diff(lr[w - 1:]), 0.0)) / lr[w - 1]) if 0 < w < lr.size else 0.0
+    return float(1.0 - lr[k:].min() / lr[k]), area, rise
 
 
 #: A predicted schedule that decays deeper than every fitted one by more than this fraction of its
-#: peak is an extrapolation of the drop response.
+#: peak, or whose rate rises again after its warmup by more than this fraction beyond every fitted
+#: one's rises, is an extrapolation of the drop response.
 DEPTH_MARGIN = 0.25
 #: A predicted schedule whose learning-rate area (the sum of its rates up to its last logged step)
 #: is more than this many times every fitted curve's reads the power term
@@ -727,7 +734,13 @@ def predict(result: FitResult, curve: LossCurve, rows: np.ndarray | None = None)
             f"({', '.join(f'{p:g}' for p in result.peaks)}); laws extrapolate poorly across peak learning rates",
             PeakLRWarning, stacklevel=2)
     depths, areas = result.extra.get("decay_depths"), result.extra.get("areas")
-    d, a = schedule_reach(curve) if depths or areas else (0.0, 0.0)
+    rises = result.extra.get("rises")
+    d, a, up = schedule_reach(curve) if depths or areas or rises else (0.0, 0.0, 0.0)
+    if rises is not None and up > max(rises) + DEPTH_MARGIN:
+        warnings.warn(f"{curve.name}: its learning rate rises again after its warmup (restarts or rewarming) by "
+                      f"{up:.0%} of its peak in all, more than any fitted curve's ({max(rises):.0%}): the response "
+                      f"to a rise is the law's mirror image of its response to a drop, not a fit; fit a curve "
+                      f"with such a rise", PeakLRWarning, stacklevel=2)
     if depths and d > max(depths) + DEPTH_MARGIN:
         warnings.warn(f"{curve.name}: its learning rate falls to {1 - d:.0%} of its peak, deeper than any fitted "
                       f"curve's (deepest {1 - max(depths):.0%}): the prediction extrapolates the drop response "
