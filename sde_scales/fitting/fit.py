@@ -652,11 +652,12 @@ def lack_of_fit(residual: np.ndarray, loss: np.ndarray, step: np.ndarray) -> dic
            "lag1": None, "worst_steps": None, "worst_mean": None}
     if nb < 2 or not sigma > 0:
         return out
-    r = np.clip(residual, -3 * sigma, 3 * sigma)[: nb * m].reshape(nb, m)
-    bm = r.mean(axis=1)
+    clipped = np.clip(residual, -3 * sigma, 3 * sigma)
+    bm = clipped[: nb * m].reshape(nb, m).mean(axis=1)
     chi2 = float(m * np.sum(bm ** 2) / sigma ** 2)
     j = int(np.argmax(np.abs(bm)))
-    d0, d1 = residual[:-1] - residual.mean(), residual[1:] - residual.mean()
+    d0, d1 = clipped[:-1] - clipped.mean(), clipped[1:] - clipped.mean()  # clipped too: a spike of two points
+    # would otherwise read as correlated noise
     den = float(np.sqrt(np.sum(d0 ** 2) * np.sum(d1 ** 2)))
     out.update(chi2_per_block=chi2 / nb, p=float(stats.f.sf(chi2 / nb, nb, max(1.0, (n - 1) / SIGMA_DOF_FACTOR))),
                misfit_rms=float(np.sqrt(max(0.0, np.mean(bm ** 2) - sigma ** 2 / m))),
