@@ -639,9 +639,9 @@ def lack_of_fit(residual: np.ndarray, loss: np.ndarray, step: np.ndarray) -> dic
     dict
         ``blocks`` (J), ``block_points`` (m), ``chi2_per_block`` (1 under the null), ``p``
         (:math:`P(F_{J,\nu} \ge \chi^2/J)`), ``misfit_rms`` (the law's RMS miss: the block means'
-        mean square less the averaged noise's :math:`\sigma^2/m`, 0 where that is negative), ``lag1`` (correlation of
-        neighbouring residuals), ``worst_steps`` and ``worst_mean`` (the block with the largest
-        mean); ``p`` and the others None where the curve has fewer than two blocks or no noise.
+        mean square less the averaged noise's :math:`\sigma^2/m`, 0 where that is negative),
+        ``lag1`` (correlation of neighbouring clipped residuals), ``worst_steps`` and
+        ``worst_mean`` (the block with the largest mean); ``p`` and the others None where the curve has fewer than two blocks or no noise.
     """
     residual = np.asarray(residual, dtype=float)
     n = residual.size
