@@ -365,6 +365,23 @@ def test_a_restart_above_the_warmup_keeps_the_drops_before_it():
     assert np.all(filtered[first] < 0.6) and np.all(np.abs(filtered - ref)[first] < 0.01)
 
 
+def test_the_warmup_ends_where_the_rate_first_falls():
+    """warmup_end on the schedules it must tell apart: a warmup whose logged rate wobbles down by
+    3e-4 of the peak (rounding to 4 digits) is still one warmup; a cosine over 100,000 steps, whose
+    first step-to-step falls are 1e-9 of its peak, ends it at its start; a constant run has no end;
+    a restart above the warmup's level does not move it."""
+    from sde_scales.fitting.curves import warmup_end
+
+    ramp = np.r_[np.linspace(1e-6, 1e-3, 1000), np.full(4000, 1e-3), np.linspace(1e-3, 0.0, 1000)]
+    ramp[500] -= 3e-7  # a wobble of 3e-4 of the peak inside the warmup
+    assert warmup_end(ramp) == 1000
+    cos = schedules.cosine(100_000, 1e-3)
+    assert warmup_end(cos) == 1
+    assert warmup_end(np.full(100, 1e-3)) == 100
+    restart = np.r_[np.linspace(1e-6, 8e-4, 100), np.linspace(8e-4, 1e-4, 2400), np.linspace(1e-3, 1e-4, 2500)]
+    assert warmup_end(restart) == 100
+
+
 def test_final_logged_zero_lr_is_not_a_drop():
     """A constant run logged with lr = 0 at its last step: no drop reaches any logged loss."""
     steps = np.arange(50, 5001, 50)

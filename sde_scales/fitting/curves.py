@@ -618,18 +618,26 @@ def parse_columns(text: str | None) -> dict[str, str]:
 
 
 def warmup_end(eta: np.ndarray) -> int:
-    """The first step whose rate is below its predecessor's (by more than 1e-9 of the largest rate),
-    or the schedule's length where the rate never falls: the warmup is the schedule's initial rise,
-    and the drops that the laws respond to start there.
+    """One past the last step of a schedule's warmup: its initial rise, up to the largest rate it
+    reaches before the rate first falls from it by more than :data:`SCHEDULE_RTOL` of the
+    schedule's largest rate (the schedule's length where it never does). The drops that the laws
+    respond to start there; every later change of the rate, down or up, is a drop.
 
     Not the first step at the schedule's largest rate: a cyclic schedule whose restarts reach
     higher than its warmup did, or a warmup that stops short of a later peak, then had every drop
-    before that step taken as warmup and left out of the fit, without a word."""
+    before that step taken as warmup and left out of the fit, without a word. The tolerance lets
+    a logged rate's rounding (4-6 significant digits) wobble during the warmup without ending it;
+    the fall is measured from the running maximum, so a slow decay, whose step-to-step falls are
+    far below any tolerance, still ends it."""
     eta = np.asarray(eta, dtype=float)
     if eta.size == 0:
         return 0
-    falls = np.flatnonzero(eta[1:] < eta[:-1] - 1e-9 * float(eta.max()))
-    return int(falls[0]) + 1 if falls.size else int(eta.size)
+    top = np.maximum.accumulate(eta)
+    falls = np.flatnonzero(eta < top - SCHEDULE_RTOL * float(eta.max()))
+    if not falls.size:
+        return int(eta.size)
+    k = int(falls[0])
+    return int(np.argmax(eta[:k] >= top[k])) + 1
 
 
 @dataclass(frozen=True)
@@ -637,8 +645,8 @@ class ScheduleFeatures:
     r"""What every law needs from a schedule, at the evaluation steps ``t``.
 
     ``S1[i]`` is the learning-rate area :math:`\sum_{k < t_i} \eta_k` (in units of ``lr_scale``).
-    Drops :math:`d_k = \eta_{k-1} - \eta_k` after the warmup (the initial rise, up to the first step
-    whose rate is below its predecessor's; a later rise is a negative drop) are summed in bins of
+    Drops :math:`d_k = \eta_{k-1} - \eta_k` after the warmup (the initial rise, up to where the rate
+    first falls, :func:`warmup_end`; a later rise is a negative drop) are summed in bins of
     ``bin_steps``; ``peak`` is the rate the warmup reached (in units of ``lr_scale``);
     bin ``b`` has total ``drop[b]``, centre of mass ``center[b]`` (a step), area ``area[b]`` at its
     centre, and learning rate ``eta_after[b]`` there. ``elapsed_steps[i, b]`` and
