@@ -20,8 +20,8 @@ tables:
 3. **The shared language-model runs** (``../shared/data/loss_curves``), each fitted alone from step
    500, when present.
 
-    python experiments/lack_of_fit.py --out out/lack_of_fit            # about 3 minutes
-    python experiments/lack_of_fit.py --quick --out /tmp/lof_quick     # under a minute
+    python experiments/lack_of_fit.py --out out/lack_of_fit            # about 20 seconds
+    python experiments/lack_of_fit.py --quick --out /tmp/lof_quick     # about 10 seconds
 """
 
 from __future__ import annotations
