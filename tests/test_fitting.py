@@ -993,3 +993,16 @@ def test_score_states_how_much_the_moving_average_flattens_the_prediction(tmp_pa
         r = doc["predict"][0]
         assert (r["target_bias_rmse"] > 0.5 * r["rmse"]) == warned
         assert any("flattens the predicted curve of wsd" in w for w in doc["warnings"]) == warned
+
+
+def test_the_restarts_experiment_runs(tmp_path):
+    """``experiments/restarts.py`` with one seed: every law's prediction of the cyclic run names its
+    unfitted rises, and the default kernel follows the cycles (noise-free RMSE 0.018 in three seeds,
+    against 0.065 when the first cycle was taken as warmup; 0.03 is well between)."""
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, str(root / "experiments" / "restarts.py"), "--seeds", "1", "--out", str(tmp_path)],
+                   check=True, capture_output=True, text=True)
+    doc = json.loads((tmp_path / "restarts.json").read_text())
+    assert all(r["rise_warned"] == 1.0 for r in doc["rows"])
+    kernel = next(r for r in doc["rows"] if r["law"] == "kernel(nonparametric, steps)")
+    assert kernel["cyclic_rmse"] < 0.03
