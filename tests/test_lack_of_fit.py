@@ -107,9 +107,10 @@ def _misfit_warnings(curves):
 
 
 def test_a_law_fitted_to_its_own_curves_is_not_flagged():
-    """Twenty cosine runs that are the fitted law plus noise, one fit each: the test is pooled over
-    the fitted curves at LACK_OF_FIT_P = 0.01 (and Bonferroni per curve), so under the null it fires
-    in at most about 1% of fits; 3 or more of 20 has probability 0.001 at that rate."""
+    """Twenty cosine runs that are the fitted law plus noise, one fit each. With one fitted curve
+    the combined p-value (Fisher's method) is the curve's own, so under the null the test fires at
+    LACK_OF_FIT_P = 0.01 or less (less: the fitted parameters absorb part of the block means);
+    3 or more of 20 has probability 0.001 at that rate."""
     lr = schedules.cosine(5001, 1e-3, final_fraction=0.1, warmup_steps=100)
     fired = sum(bool(_misfit_warnings([_exp_law_curve(lr, 0.05, s)])[0]) for s in range(20))
     assert LACK_OF_FIT_P == 0.01
@@ -130,6 +131,21 @@ def test_a_log_of_a_smoothed_loss_is_flagged():
     check = smooth_fit.extra["lack_of_fit"]["curve3"]
     assert check["p"] < 1e-6 and check["lag1"] > 0.5
     assert raw_fit.extra["lack_of_fit"]["curve3"]["p"] > 1e-3
+
+
+def test_one_smoothed_log_among_clean_ones_is_named():
+    """A joint fit of three clean logs and one log of a moving average: the clean ones' p-values,
+    combined by Fisher's method with the smoothed one's, and the Bonferroni bound on that one alone
+    both reject, and the warning names the smoothed log; the three clean logs alone are not
+    flagged."""
+    lr = schedules.wsd(5001, 1e-3, fraction=0.2, warmup_steps=100)
+    clean = [_exp_law_curve(lr, 0.3, s) for s in (11, 12, 13)]
+    smooth = _exp_law_curve(lr, 0.3, 14, ema=0.99)
+    smooth = LossCurve(smooth.step, smooth.lr, smooth.loss, name="smoothed")
+    assert not _misfit_warnings(clean)[0]
+    found, res = _misfit_warnings(clean + [smooth])
+    assert len(found) == 1 and "on smoothed," in found[0]
+    assert res.extra["lack_of_fit"]["smoothed"]["p"] < 0.01 / 4
 
 
 def test_fit_delay_reports_the_test_in_its_json(tmp_path):

@@ -641,7 +641,8 @@ def lack_of_fit(residual: np.ndarray, loss: np.ndarray, step: np.ndarray) -> dic
         (:math:`P(F_{J,\nu} \ge \chi^2/J)`), ``misfit_rms`` (the law's RMS miss: the block means'
         mean square less the averaged noise's :math:`\sigma^2/m`, 0 where that is negative),
         ``lag1`` (correlation of neighbouring clipped residuals), ``worst_steps`` and
-        ``worst_mean`` (the block with the largest mean); ``p`` and the others None where the curve has fewer than two blocks or no noise.
+        ``worst_mean`` (the block with the largest mean); ``p`` and the others None where the
+        curve has fewer than two blocks or no noise.
     """
     residual = np.asarray(residual, dtype=float)
     n = residual.size
@@ -667,13 +668,15 @@ def lack_of_fit(residual: np.ndarray, loss: np.ndarray, step: np.ndarray) -> dic
 
 
 def _lack_of_fit_note(label: str, checks: dict) -> str | None:
-    """The fit's warning where :func:`lack_of_fit` rejects the law on the fitted curves (pooled,
-    or any one curve at :data:`LACK_OF_FIT_P` over their number); None where it does not."""
+    """The fit's warning where :func:`lack_of_fit` rejects the law on the fitted curves (their p-values
+    combined by Fisher's method, or any one curve at :data:`LACK_OF_FIT_P` over their number); None
+    where it does not."""
     done = {k: v for k, v in checks.items() if v["p"] is not None}
     if not done:
         return None
-    chi2 = sum(v["chi2_per_block"] * v["blocks"] for v in done.values())
-    pooled = float(stats.chi2.sf(chi2, sum(v["blocks"] for v in done.values())))
+    # Fisher's combination of the curves' own (calibrated) p-values: a sum of their statistics
+    # would be referred to a chi-square that ignores each curve's noise-level error again
+    pooled = float(stats.combine_pvalues([v["p"] for v in done.values()], method="fisher")[1])
     bad = [k for k, v in done.items() if v["p"] < LACK_OF_FIT_P / len(done)]
     if pooled >= LACK_OF_FIT_P and not bad:
         return None
@@ -682,9 +685,9 @@ def _lack_of_fit_note(label: str, checks: dict) -> str | None:
     lag = "" if v["lag1"] is None else f", neighbouring residuals correlate at {v['lag1']:+.2f}"
     return (f"{label}: the law misses the fitted curves by more than their noise (block means of the residuals "
             f"{v['chi2_per_block']:.3g} times the variance independent noise allows on {name}, p = {v['p']:.2g}; "
-            f"pooled over the fitted curves p = {pooled:.2g}): the law misses it by {v['misfit_rms']:.3g} RMS beyond the noise, "
-            f"worst at steps "
-            f"{v['worst_steps'][0]}-{v['worst_steps'][1]} ({v['worst_mean']:+.3g}){lag}. The law's form does not "
+            f"combined over the fitted curves p = {pooled:.2g}): the law misses it by {v['misfit_rms']:.3g} RMS "
+            f"beyond the noise, worst at steps {v['worst_steps'][0]}-{v['worst_steps'][1]} "
+            f"({v['worst_mean']:+.3g}){lag}. The law's form does not "
             f"follow these curves there (a steep start: raise --skip-steps), or the noise is slower than the logging "
             f"interval, or the log is of a smoothed loss (an exponential moving average: its delay is then fitted as "
             f"part of the kernel; log the raw loss). Predictions carry a model error the bands do not include")
