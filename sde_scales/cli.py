@@ -263,6 +263,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the files' names for step, lr, loss (val_loss), e.g. step=global_step,lr=learning_rate,"
                         "loss=train/loss; without it each is its own name or the one common alternative the file has "
                         "(sde_scales.fitting.curves.COLUMN_ALIASES), and a file with two candidates is refused")
+    f.add_argument("--log-ema", type=float, default=None, metavar="BETA",
+                   help="the --fit and --predict files log an exponential moving average of the loss with decay BETA "
+                        "per step (m = BETA m + (1 - BETA) loss, as many training loops print it): each logged value "
+                        "is turned back into the mean loss over its logging interval before anything is fitted or "
+                        "scored (LossCurve.unsmooth_ema), so that the average's delay is not fitted as part of the "
+                        "kernel; the first row keeps its value (skip it). Without it a fit of such a log warns of "
+                        "correlated residuals")
     f.add_argument("--store", metavar="PATH",
                    help="a run store of `sde-scales sweep`: fit the runs selected by --where (with the per-step "
                         "schedule each run used), predict those selected by --predict-where")

@@ -259,6 +259,49 @@ class LossCurve:
 
         return replace(self, schedule=np.asarray(lr_per_step, dtype=float), schedule_start=int(start))
 
+    def unsmooth_ema(self, beta: float) -> "LossCurve":
+        r"""This curve with a logged exponential moving average of the loss turned back into means
+        of the loss over each logging interval.
+
+        Many training loops print :math:`m_s = \beta m_{s-1} + (1 - \beta) L_s`, one update per
+        step, instead of the loss :math:`L_s`. Its successive values share most of their noise,
+        and the average's own delay (about :math:`1/(1-\beta)` steps) would be fitted as part of
+        the memory kernel. Between two logged steps :math:`t_{i-1} < t_i`, :math:`\Delta =
+        t_i - t_{i-1}`,
+
+        .. math::
+
+            \frac{m_{t_i} - \beta^{\Delta} m_{t_{i-1}}}{1 - \beta^{\Delta}} =
+            \sum_{t_{i-1} < s \le t_i} w_s L_s,\qquad
+            w_s = \frac{(1-\beta)\,\beta^{t_i - s}}{1 - \beta^{\Delta}},\quad \sum_s w_s = 1,
+
+        exactly: a weighted mean of the loss over the interval alone, as an interval-averaged log
+        is, and independent of the other intervals' noise. The first row keeps its logged value (an
+        average over everything before it): leave it to ``--skip-steps``. A bias-corrected average
+        (divided by :math:`1 - \beta^{s}`) differs from the plain one only in the first few
+        :math:`1/(1-\beta)` steps, which the same skip covers.
+
+        Parameters
+        ----------
+        beta : float
+            The average's decay per step, in (0, 1) (e.g. 0.98 or 0.99).
+        """
+        from dataclasses import replace
+
+        beta = float(beta)
+        if not (np.isfinite(beta) and 0.0 < beta < 1.0):
+            raise InvalidArgumentError(f"--log-ema {beta!r}; the moving average's decay per step is in (0, 1), e.g. "
+                                       f"0.98 (1 - 1/50: about a 50-step average)")
+        y = self.loss.astype(float)
+        keep = np.isfinite(y)
+        if keep.sum() < 2:
+            raise InvalidArgumentError(f"{self.name}: fewer than two logged losses; nothing to unsmooth")
+        idx = np.flatnonzero(keep)
+        decay = beta ** np.diff(self.step[idx]).astype(float)
+        out = y.copy()
+        out[idx[1:]] = (y[idx[1:]] - decay * y[idx[:-1]]) / (1.0 - decay)
+        return replace(self, loss=out)
+
     def head(self, until_step: int) -> "LossCurve":
         """The rows logged before ``until_step`` (and the schedule up to the last of them): the
         curve as it stood at that step, for validating a fit on its own later rows."""

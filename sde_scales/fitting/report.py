@@ -529,6 +529,12 @@ def run_fit_delay(args) -> int:
     renamed = {c.name: dict(c.columns) for c in fit_curves + predict_curves if any(k != v for k, v in c.columns)}
     for name, m in renamed.items():
         print(f"{name}: read " + ", ".join(f"{v!r} as {k}" for k, v in m.items() if k != v))
+    ema = getattr(args, "log_ema", None)
+    if ema is not None:
+        fit_curves = [c.unsmooth_ema(ema) for c in fit_curves]
+        predict_curves = [c.unsmooth_ema(ema) for c in predict_curves]
+        print(f"the logged losses are read as an exponential moving average with decay {ema:g} per step and turned "
+              f"back into the mean loss over each logging interval (the first row keeps its logged value)")
     if getattr(args, "store", None):
         from sde_scales.fitting.stores import curves_from_store, parse_where
 
@@ -623,6 +629,8 @@ def run_fit_delay(args) -> int:
             out = dict(out, auto=auto)
         if renamed:
             out = dict(out, columns=renamed)
+        if ema is not None:
+            out = dict(out, log_ema=ema)
         write_json_atomic(Path(args.json), out)  # strict JSON: null for a missing or non-finite value
         print(f"JSON: {args.json}")
     if args.predictions:
