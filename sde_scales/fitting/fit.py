@@ -690,7 +690,8 @@ def _lack_of_fit_note(label: str, checks: dict) -> str | None:
             f"({v['worst_mean']:+.3g}){lag}. The law's form does not "
             f"follow these curves there (a steep start: raise --skip-steps), or the noise is slower than the logging "
             f"interval, or the log is of a smoothed loss (an exponential moving average: its delay is then fitted as "
-            f"part of the kernel; log the raw loss). Predictions carry a model error the bands do not include")
+            f"part of the kernel; log the raw loss, or declare the average with --log-ema BETA). Predictions carry a "
+            f"model error the bands do not include")
 
 
 def schedule_reach(curve: LossCurve) -> tuple[float, float, float]:
