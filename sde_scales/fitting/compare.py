@@ -39,9 +39,10 @@ Over several curves (:func:`compare_over_curves`)
     no independence between curves is assumed. The mean RMSE difference's half-width is
     :math:`z\sum_k \mathrm{sd}_k / K` (the standard deviation of a sum is at most the sum of the
     standard deviations, whatever the correlation), plus the mean of the curves' rounding bounds;
-    the mean final-error difference's interval is its range over the box :math:`\mu_k \in \bar y_k \pm z_K s_k` with the Bonferroni
-    :math:`z_K = \Phi^{-1}(1 - (1 - \text{level}) / 2K)`, simultaneous for any dependence. Both are
-    conservative: "not separated" may be said where a finer model would separate.
+    the mean final-error difference's interval is its range over the box
+    :math:`\mu_k \in \bar y_k \pm z_K s_k` with the Bonferroni
+    :math:`z_K = \Phi^{-1}(1 - (1 - \text{level}) / 2K)`, simultaneous for any dependence. Both
+    are conservative: "not separated" may be said where a finer model would separate.
 
 The inflation :math:`\kappa`: the long-run variance of the noise (the variance of means of
 blocks of half a window, times the block length) over :math:`\sigma^2`, the one from second
@@ -222,7 +223,7 @@ def compare_over_curves(rows: list[dict], *, label_a: str = "a", label_b: str = 
     z = float(stats.norm.ppf(0.5 + level / 2))
     r_mean = float(np.mean([r["rmse_diff"] for r in rows]))
     r_half = (z * float(np.sum([r["rmse_diff_sd"] for r in rows]))
-              + float(np.sum([r.get("rmse_diff_rounding", 0.0) for r in rows]))) / k
+              + float(np.sum([r["rmse_diff_rounding"] for r in rows]))) / k
     r_int = [r_mean - r_half, r_mean + r_half]
     f_mean = float(np.mean([r["abs_final_err_diff"] for r in rows]))
     if any(r["final_loss_se"] is None for r in rows):

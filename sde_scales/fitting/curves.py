@@ -292,14 +292,10 @@ class LossCurve:
         if not (np.isfinite(beta) and 0.0 < beta < 1.0):
             raise InvalidArgumentError(f"--log-ema {beta!r}; the moving average's decay per step is in (0, 1), e.g. "
                                        f"0.98 (1 - 1/50: about a 50-step average)")
-        y = self.loss.astype(float)
-        keep = np.isfinite(y)
-        if keep.sum() < 2:
-            raise InvalidArgumentError(f"{self.name}: fewer than two logged losses; nothing to unsmooth")
-        idx = np.flatnonzero(keep)
-        decay = beta ** np.diff(self.step[idx]).astype(float)
+        y = self.loss  # finite, at least MIN_POINTS of them (the constructor's checks)
+        decay = beta ** np.diff(self.step).astype(float)
         out = y.copy()
-        out[idx[1:]] = (y[idx[1:]] - decay * y[idx[:-1]]) / (1.0 - decay)
+        out[1:] = (y[1:] - decay * y[:-1]) / (1.0 - decay)
         return replace(self, loss=out)
 
     def head(self, until_step: int) -> "LossCurve":
