@@ -416,11 +416,8 @@ def fit(law: Law, curves: list[LossCurve], *, skip_steps: int = 0, bin_factor: i
                      f"unit drop at the fitted parameters (above {EMBEDDING_TOL:g}): the fit is of an approximation "
                      f"that far from the published law")
     sizes = np.cumsum([v.size for v in ys])[:-1]
-    checks = {c.name: lack_of_fit(r, v, c.step[c.step >= skip_steps])
-              for c, r, v in zip(curves, np.split(best.fun * scale, sizes), ys)}
-    note = _lack_of_fit_note(law.label, checks)
-    if note:
-        notes.append(note)
+    checks = {c.name: lack_of_fit(r, v, f.t) for c, f, r, v in zip(curves, feats, np.split(best.fun * scale, sizes), ys)}
+    notes += [n for n in (_lack_of_fit_note(law.label, checks), _alternating_note(law.label, checks)) if n]
     cov = parameter_covariance(law, theta, resid, jac if has_jac else None, free, lo, hi, held,
                                _autocorrelation_inflation(best.fun * scale, curves[0].log_every), units)
     notes += _intervals_reaching_bounds(law, theta, cov, lo, hi, free, held)
@@ -637,7 +634,7 @@ def lack_of_fit(residual: np.ndarray, loss: np.ndarray, step: np.ndarray) -> dic
     Returns
     -------
     dict
-        ``blocks`` (J), ``block_points`` (m), ``chi2_per_block`` (1 under the null), ``p``
+        ``points`` (n), ``blocks`` (J), ``block_points`` (m), ``chi2_per_block`` (1 under the null), ``p``
         (:math:`P(F_{J,\nu} \ge \chi^2/J)`), ``misfit_rms`` (the law's RMS miss: the block means'
         mean square less the averaged noise's :math:`\sigma^2/m`, 0 where that is negative),
         ``lag1`` (correlation of neighbouring clipped residuals), ``worst_steps`` and
@@ -649,8 +646,8 @@ def lack_of_fit(residual: np.ndarray, loss: np.ndarray, step: np.ndarray) -> dic
     sigma = float(np.hypot(noise_level(loss), loss_resolution(loss) / np.sqrt(12.0)))
     m = max(5, n // LACK_OF_FIT_BLOCKS)
     nb = n // m
-    out = {"blocks": int(nb), "block_points": int(m), "chi2_per_block": None, "p": None, "misfit_rms": None,
-           "lag1": None, "worst_steps": None, "worst_mean": None}
+    out = {"points": int(n), "blocks": int(nb), "block_points": int(m), "chi2_per_block": None, "p": None,
+           "misfit_rms": None, "lag1": None, "worst_steps": None, "worst_mean": None}
     if nb < 2 or not sigma > 0:
         return out
     clipped = np.clip(residual, -3 * sigma, 3 * sigma)
@@ -692,6 +689,29 @@ def _lack_of_fit_note(label: str, checks: dict) -> str | None:
             f"interval, or the log is of a smoothed loss (an exponential moving average: its delay is then fitted as "
             f"part of the kernel; log the raw loss, or declare the average with --log-ema BETA). Predictions carry a "
             f"model error the bands do not include")
+
+
+#: Lag-1 correlation of a fitted curve's residuals below which they alternate from point to point
+#: (also at least :data:`ALTERNATING_Z` standard errors :math:`1/\sqrt n` below 0). Independent
+#: noise gives 0 (the shared runs: -0.05 to +0.01); a log that was not a moving average, turned back
+#: by ``--log-ema`` as if it were, gives :math:`-b/(1+b^2)` with :math:`b = \beta^{\Delta}` the
+#: average's decay over a logging interval: -0.50 at b = 0.9, -0.28 at b = 0.3.
+ALTERNATING_LAG1 = -0.25
+ALTERNATING_Z = 4.0
+
+
+def _alternating_note(label: str, checks: dict) -> str | None:
+    """The fit's warning where a fitted curve's residuals alternate from point to point (lag-1
+    correlation below :data:`ALTERNATING_LAG1`, significantly): noise that independent logs do not
+    have, and the block-mean test cannot see (alternating noise averages out in a block)."""
+    bad = {k: v["lag1"] for k, v in checks.items()
+           if v["lag1"] is not None and v["lag1"] < ALTERNATING_LAG1 and v["lag1"] * np.sqrt(v["points"]) < -ALTERNATING_Z}
+    if not bad:
+        return None
+    return (f"{label}: the residuals of {', '.join(f'{k} ({r:+.2f})' for k, r in bad.items())} alternate from one "
+            f"logged point to the next (lag-1 correlation): independent noise has none. A log that was not a moving "
+            f"average but is read as one (--log-ema) has it: the unsmoothing then amplifies the noise; leave --log-ema "
+            f"out for such a log, or give the decay it was averaged with")
 
 
 def schedule_reach(curve: LossCurve) -> tuple[float, float, float]:
@@ -741,7 +761,7 @@ def predict(result: FitResult, curve: LossCurve, rows: np.ndarray | None = None)
     depths, areas = result.extra.get("decay_depths"), result.extra.get("areas")
     rises = result.extra.get("rises")
     d, a, up = schedule_reach(curve) if depths or areas or rises else (0.0, 0.0, 0.0)
-    if rises is not None and up > max(rises) + DEPTH_MARGIN:
+    if rises and up > max(rises) + DEPTH_MARGIN:
         warnings.warn(f"{curve.name}: its learning rate rises again after its warmup (restarts or rewarming) by "
                       f"{up:.0%} of its peak in all, more than any fitted curve's ({max(rises):.0%}): the response "
                       f"to a rise is the law's mirror image of its response to a drop, not a fit; fit a curve "
