@@ -76,6 +76,19 @@ def test_diverged_run_is_recorded_and_others_go_on(small_data):
     np.testing.assert_allclose(out[0].frame().value, alone.frame().value, rtol=1e-4, atol=1e-5)
 
 
+def test_a_run_broken_by_its_last_update_is_diverged(small_data):
+    """The minibatch check reads the loss before each update, so the last update is checked on the
+    evaluation batch after it: a one-step run at lr 1e6 ends with an evaluation loss of about 1e9
+    (the start: 2.3) and must not be stored as finished."""
+    one_step = dict(SMALL, epochs=SMALL["batch_size"] / SMALL["n_train"])
+    good, bad = train_stack([RunConfig(width=64, lr=lr, seed=0, param="sp", **one_step) for lr in (0.05, 1e6)],
+                            small_data)
+    assert good.config.n_steps() == 1
+    assert bad.status == "diverged" and bad.diverged_step == 1
+    assert not bad.final["eval_loss"] < 100 * 2.4  # what the check saw
+    assert good.status == "finished" and good.diverged_step is None
+
+
 def test_logged_metrics_and_micro_coordinates(small_data):
     o = train_stack([RunConfig(width=32, lr=0.1, seed=1, **SMALL)], small_data)[0]
     df = o.frame()
@@ -89,9 +102,10 @@ def test_logged_metrics_and_micro_coordinates(small_data):
 
 
 def test_bad_run_inputs():
-    for lr in (-0.1, float("nan"), float("inf")):
+    for lr in (-0.1, float("nan"), float("inf"), 1e300):  # 1e300: finite, but infinite in float32
         with pytest.raises(InvalidArgumentError, match="lr="):
             RunConfig(lr=lr)
+    RunConfig(lr=3e38)  # the largest float32 is 3.4e38
     with pytest.raises(InvalidArgumentError, match="parametrization"):
         RunConfig(param="xyz")
     if not torch.cuda.is_available():

@@ -73,6 +73,11 @@ def test_toml_grid_is_typed(tmp_path):
     (["coordcheck", "--param", "mup", "--lr", "-1"], "--lr -1"),
     (["coordcheck", "--param", "mup", "--base-width", "-4"], "--base-width -4"),
     (["coordcheck", "--param", "mup", "--depth", "0"], "--depth 0"),
+    # finite in float64, infinite in the networks' float32
+    (["coordcheck", "--param", "mup", "--lr", "1e300", "--widths", "8,16,32", "--seeds", "3"], "lr=1e+300"),
+    # a step that overflows: no exponent of the change exists (it was a traceback, then a message about runs)
+    (["coordcheck", "--param", "mup", "--lr", "1e20", "--widths", "8,16,32", "--seeds", "3"], "diverged"),
+    (["sweep", "--widths", "16", "--lrs", "1e300", "--out", "{tmp}/s"], "lr=1e+300"),
     (["sweep", "--widths", "16", "--base-width", "-1", "--out", "{tmp}/s"], "base_width=-1"),
     (["sweep", "--widths", "16", "--checkpoint-every", "-1", "--out", "{tmp}/s"], "checkpoint_every=-1"),
     (["sweep", "--widths", "16", "--checkpoint-every", "inf", "--out", "{tmp}/s"], "checkpoint_every=inf"),

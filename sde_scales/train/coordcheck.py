@@ -79,8 +79,13 @@ def coord_check(param: Parametrization, widths, *, steps: int = 3, lr: float = 0
 
     ``base_width`` sets the constants of the multipliers, initial scales and learning rates as in
     :class:`~sde_scales.train.model.StackedMLP`; it does not change any exponent."""
+    from sde_scales.errors import InvalidArgumentError
     from sde_scales.train.data import teacher_student
+    from sde_scales.train.trainer import FLOAT32_MAX
 
+    if isinstance(lr, bool) or not isinstance(lr, (int, float, np.integer, np.floating)) or not 0 < lr <= FLOAT32_MAX:
+        raise InvalidArgumentError(f"lr={lr!r}; give a learning rate > 0 and finite in float32 (at most "
+                                   f"{FLOAT32_MAX:.3g}), the networks' arithmetic")
     x, y, _, _ = teacher_student(n_train=batch * (steps + 1), n_test=1, d_in=d_in, seed=seed)
     x, y = torch.as_tensor(x, device=device), torch.as_tensor(y, device=device)
     probe = x[:batch]
@@ -108,6 +113,12 @@ def coord_check(param: Parametrization, widths, *, steps: int = 3, lr: float = 0
                     per_step[l].append((pre[l] - pre0[l]).pow(2).mean(dim=(1, 2)).sqrt().cpu().numpy())
         for l in range(n_layers):
             delta[l].append(np.stack(per_step[l]))
+            if not np.all(np.isfinite(delta[l][-1])):
+                s_bad = int(np.argmax(~np.all(np.isfinite(delta[l][-1]), axis=1))) + 1
+                raise InvalidArgumentError(
+                    f"at lr {lr} the networks of width {int(w)} diverged: layer {l + 1}'s pre-activations are not "
+                    f"finite after step {s_bad} of {steps}, so no exponent of their change exists; the check "
+                    f"measures a stable step: lower the learning rate")
     out = CoordCheck(list(widths), list(range(n_layers)), {l: np.array(v) for l, v in act.items()},
                      {l: np.array(v) for l, v in delta.items()})
     for l in range(n_layers):

@@ -19,8 +19,10 @@ Logged every ``log_every`` steps, per run, as rows ``(run_id, step, epoch, metri
 ==================  =============================================================================
 
 A run whose loss turns NaN or infinite, or exceeds ``DIVERGENCE_FACTOR`` (100) times its initial
-evaluation loss, is recorded as ``diverged`` with its step; its learning
-rate is set to 0 and the other runs of the stack go on unchanged.
+evaluation loss, is recorded as ``diverged`` with its step (the step whose minibatch loss showed it);
+its learning rate is set to 0 and the other runs of the stack go on unchanged. The last update has
+no minibatch after it: a run whose final evaluation loss fails the same test, or whose weights are
+no longer finite, is recorded as diverged at the last step.
 
 Minibatch order: with ``data_order="shared"`` every member of a stack sees the same batches (drawn
 from ``data_seed``); with ``data_order="seed"`` each run draws its own order from its seed (and
@@ -55,6 +57,8 @@ N_MICRO = 4
 #: loss 100 times its starting value is no training run making progress, and past it float32
 #: arithmetic soon overflows (a run "finished" at a loss of 1e19 is not a result).
 DIVERGENCE_FACTOR = 100.0
+#: The largest float32: learning rates and weights are float32 in the trainer.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 #: Learning-rate shapes by name (each ``f(n_steps, peak, **kw)`` -> per-step array).
@@ -124,6 +128,9 @@ class RunConfig:
                 raise InvalidArgumentError(f"{name}={v!r}; give a finite number")
         if self.lr < 0:
             raise InvalidArgumentError(f"lr={self.lr!r}; learning rates must be finite and >= 0")
+        if self.lr > FLOAT32_MAX:
+            raise InvalidArgumentError(f"lr={self.lr!r} is past the largest float32 ({FLOAT32_MAX:.3g}), the trainer's "
+                                       f"arithmetic: it would train at an infinite rate; give a smaller learning rate")
         for name in ("width", "depth", "d_in", "n_train", "batch_size", "log_every"):
             if getattr(self, name) < 1:
                 raise InvalidArgumentError(f"{name}={getattr(self, name)}; it must be at least 1")
@@ -452,6 +459,7 @@ def _train_stack(configs, dataset, device, progress, checkpoint) -> list[RunOutc
     opt_views = [opt.chunk(a, b, v.weights) for (a, b), v in zip(chunks, views)]
     sync_free = cuda if SYNC_FREE is None else bool(SYNC_FREE)
     any_dead = False
+    step = first - 1
     for step in range(first, n_steps + 1):
         if pos + c0.batch_size > n:
             perm, pos = new_order(), 0
@@ -522,6 +530,13 @@ def _train_stack(configs, dataset, device, progress, checkpoint) -> list[RunOutc
                 next_save = (step // checkpoint.every_steps + 1) * checkpoint.every_steps
         if progress is not None:
             progress.update(1)
+    if step == n_steps:  # no minibatch loss follows the last update: its evaluation-batch loss and
+        # displacement (the snapshot at n_steps) say whether it broke a member that was alive before it
+        for k in range(K):
+            r = rows[k]
+            last = {m: v for m, l_, v in zip(r["metric"], r["layer"], r["value"]) if l_ == -1 and m in ("eval_loss", "dist2")}
+            if int(div_t[k]) == 0 and not (math.isfinite(last["dist2"]) and last["eval_loss"] < float(loss_limit[k])):
+                div_t[k] = n_steps
     secs = time.perf_counter() - started
     div_steps = div_t.cpu().tolist()
     out = []
