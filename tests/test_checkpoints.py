@@ -175,11 +175,14 @@ def test_base_width_changes_constants_not_exponents():
     assert RunConfig().run_id != RunConfig(base_width=64).run_id
 
 
-def test_base_width_agrees_with_the_mup_package():
-    """An independent implementation: mup's MuReadout and MuSGD with base shapes of width n0
-    train to the same losses (float64, 8 steps) as this trainer with base_width=n0. Skipped when
-    the mup package is absent (its own dependencies pull a CUDA build of torch, so it is not a
-    dependency of this project; install it with ``pip install --no-deps mup``)."""
+@pytest.mark.parametrize("optimizer, lr", [("sgd", 0.1), ("adam", 0.01)])
+def test_base_width_agrees_with_the_mup_package(optimizer, lr):
+    """An independent implementation: mup's MuReadout with base shapes of width n0, stepped by
+    MuSGD or MuAdam, trains to the same losses (float64, 8 steps) as this trainer with
+    base_width=n0. The two optimizers scale different layers (Adam: the hidden layer's learning
+    rate by n0/n and the readout's multiplier; SGD: the multipliers alone), so each is checked.
+    Skipped when the mup package is absent (its own requirements pull a CUDA build of torch and
+    torchvision, so the README's set-up installs it with ``pip install --no-deps mup==1.0.0``)."""
     mup_pkg = pytest.importorskip("mup")
     import torch.nn as nn
     import torch.nn.functional as F
@@ -197,14 +200,15 @@ def test_base_width_agrees_with_the_mup_package():
                 x = torch.relu(m(x))
             return self.out(x)
 
-    ours = StackedMLP(mup(2, "sgd"), 1, d_in, n, C, [3], base_width=n0, dtype=torch.float64)
+    ours = StackedMLP(mup(2, optimizer), 1, d_in, n, C, [3], base_width=n0, dtype=torch.float64)
     net = Net(n).double()
     mup_pkg.set_base_shapes(net, Net(n0), delta=Net(2 * n0))
     with torch.no_grad():
         for m, w, mu in zip(net.l, ours.weights, ours.mult):
             m.weight.copy_(w[0] * mu)
         net.out.weight.copy_(ours.weights[-1][0] * ours.mult[-1] * (n / n0))
-    opt = mup_pkg.MuSGD(net.parameters(), lr=0.1)
+    opt = (mup_pkg.MuSGD(net.parameters(), lr=lr) if optimizer == "sgd"
+           else mup_pkg.MuAdam(net.parameters(), lr=lr, eps=1e-8))
     g = torch.Generator().manual_seed(1)
     x = torch.randn(8 * 32, d_in, generator=g, dtype=torch.float64)
     y = torch.randint(0, C, (8 * 32,), generator=g)
@@ -216,13 +220,14 @@ def test_base_width_agrees_with_the_mup_package():
         opt.step()
         theirs.append(loss.item())
     mine = []
-    mopt = MuOptimizer("sgd", ours.weights, ours.lr_scale)
+    mopt = MuOptimizer(optimizer, ours.weights, ours.lr_scale)
     for s in range(8):
         xb, yb = x[s * 32:(s + 1) * 32], y[s * 32:(s + 1) * 32]
         logits, pre = ours.forward(xb, keep=True)
         loss, dl = ours.losses(logits, yb)
-        mopt.step(ours.backward(xb, pre, dl), torch.tensor([0.1], dtype=torch.float64), s + 1)
+        mopt.step(ours.backward(xb, pre, dl), torch.tensor([lr], dtype=torch.float64), s + 1)
         mine.append(loss.item())
+    assert len(set(np.round(theirs, 6))) == 8  # the losses move: the steps are compared, not the start
     np.testing.assert_allclose(mine, theirs, rtol=1e-12)
 
 
