@@ -27,6 +27,10 @@ own noise (valid whatever the correlation between the curves;
 :mod:`sde_scales.fitting.compare`), and the verdict, so that "no worse than the best baseline"
 is decided by the data or said to be undecided (``comparisons`` in the JSON).
 
+Each finished (protocol, law) result is kept in ``OUT/cache`` and read back by a later run on the
+same curves with the same code (``read_back`` in its JSON row; its ``seconds`` are those of the run
+that computed it), so a stopped run resumes where it stopped; ``--no-cache`` computes everything.
+
     python experiments/fit_generalisation.py --out out/fit_generalisation
 """
 
@@ -34,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 
@@ -52,6 +55,10 @@ def main(argv=None) -> int:
                     help="processes for the --auto row's cross-validation fits (default 1; same numbers for any count)")
     ap.add_argument("--protocols", default="loso-124m,single-cosine,loso-210m,lopeak-124m",
                     help="comma-separated protocols to run (default: all four)")
+    ap.add_argument("--no-cache", action="store_true",
+                    help="compute every (protocol, law) result afresh and keep none; by default each finished one is "
+                         "kept in OUT/cache and read back by a later run on the same curves with the same code, so a "
+                         "stopped run resumes (sde_scales.fitting.protocol_cache)")
     args = ap.parse_args(argv)
     if args.workers < 1:
         print(f"error: --workers {args.workers}; give at least 1 process", file=sys.stderr)
@@ -59,7 +66,8 @@ def main(argv=None) -> int:
 
     from sde_scales.atomic import write_json_atomic
     from sde_scales.fitting import load_curve
-    from sde_scales.fitting.protocols import PROTOCOL_LAWS, baseline_labels, protocol_row, run_protocol
+    from sde_scales.fitting.protocol_cache import ProtocolCache, cached_protocol
+    from sde_scales.fitting.protocols import PROTOCOL_LAWS, baseline_labels, protocol_row
 
     d = Path(args.data)
     if not d.is_dir():
@@ -85,22 +93,24 @@ def main(argv=None) -> int:
     laws = list(PROTOCOL_LAWS.values())
     rows, comparisons = [], []
     baselines = baseline_labels(laws)  # the issue's yardsticks
+    cache = ProtocolCache(Path(args.out) / "cache", enabled=not args.no_cache)
     print(f"{'protocol':14s} {'law':42s} {'splits':>6s} {'mean rmse':>9s} {'mean |final|':>12s} {'pred sd':>8s} "
           f"{'in 95%':>7s} {'seconds':>8s}")
     for pname, splits in protocols.items():
         preds = {}  # law label -> one prediction per split, for the paired comparisons
         for law in laws:
-            t0 = time.perf_counter()
-            per, preds[law.label] = run_protocol(law, splits, skip_steps=args.skip_steps)
-            row = protocol_row(pname, law.label, per, time.perf_counter() - t0)
+            per, preds[law.label], seconds, hit = cached_protocol(cache, pname, law, splits, skip_steps=args.skip_steps)
+            row = {**protocol_row(pname, law.label, per, seconds), "read_back": hit}
             rows.append(row)
             print(f"{pname:14s} {law.label:42s} {len(per):6d} {row['mean_rmse']:9.4f} {row['mean_abs_final_err']:12.4f} "
-                  f"{_f(row['mean_final_pred_sd']):>8s} {_f(row['within_95'], 2):>7s} {row['seconds']:8.1f}", flush=True)
+                  f"{_f(row['mean_final_pred_sd']):>8s} {_f(row['within_95'], 2):>7s} {row['seconds']:8.1f}"
+                  f"{'  (read back)' if hit else ''}", flush=True)
         if args.auto:
-            row, preds["auto"] = _auto_row(pname, splits, args.skip_steps, workers=args.workers)
+            row, preds["auto"] = _auto_row(pname, splits, args.skip_steps, cache, workers=args.workers)
             rows.append(row)
         comparisons += _compare_with_baselines(pname, splits, [r for r in rows if r["protocol"] == pname], preds,
                                                baselines, args.skip_steps)
+    print(cache.summary())
     doc = {"rows": rows, "comparisons": comparisons}
     print(f"JSON: {write_json_atomic(Path(args.out) / 'generalisation.json', doc)}")
     from sde_scales.plots import law_comparison, save_figure
@@ -126,18 +136,19 @@ def _compare_with_baselines(pname, splits, rows, preds, baselines, skip_steps, s
     return [{"protocol": pname, **e} for e in out]
 
 
-def _auto_row(pname, splits, skip_steps, smooth_steps=1000, workers: int = 1) -> tuple[dict, list]:
-    """The ``--law auto`` row (:func:`sde_scales.fitting.protocols.run_auto_protocol`): in each split,
-    the law chosen on the fitted curves alone, fitted, and the held-out curve scored. Returns the
-    row and the predictions of the held-out curves."""
-    from sde_scales.fitting.protocols import protocol_row, run_auto_protocol
+def _auto_row(pname, splits, skip_steps, cache, smooth_steps=1000, workers: int = 1) -> tuple[dict, list]:
+    """The ``--law auto`` row (:func:`sde_scales.fitting.protocols.run_auto_protocol`, through the
+    cache): in each split, the law chosen on the fitted curves alone, fitted, and the held-out curve
+    scored. Returns the row and the predictions of the held-out curves."""
+    from sde_scales.fitting.protocol_cache import cached_auto_protocol
+    from sde_scales.fitting.protocols import protocol_row
 
-    t0 = time.perf_counter()
-    per, preds, choices = run_auto_protocol(splits, skip_steps=skip_steps, smooth_steps=smooth_steps, workers=workers)
-    row = protocol_row(pname, "auto", per, time.perf_counter() - t0)
+    per, preds, choices, seconds, hit = cached_auto_protocol(cache, pname, splits, skip_steps=skip_steps,
+                                                             smooth_steps=smooth_steps, workers=workers)
+    row = {**protocol_row(pname, "auto", per, seconds), "read_back": hit}
     print(f"{pname:14s} {'auto (chosen per split)':42s} {len(per):6d} {row['mean_rmse']:9.4f} "
           f"{row['mean_abs_final_err']:12.4f} {_f(row['mean_final_pred_sd']):>8s} {_f(row['within_95'], 2):>7s} "
-          f"{row['seconds']:8.1f}", flush=True)
+          f"{row['seconds']:8.1f}{'  (read back)' if hit else ''}", flush=True)
     for key, (a, _) in choices.items():
         what = key[0] if len(key) == 1 else f"the {len(key)} curves without {_left_out(key, splits)}"
         print(f"{'':14s}   on {what}: {a['chosen']}" + ("" if a["decided"] else "  (not separated from "

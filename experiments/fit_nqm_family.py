@@ -63,6 +63,10 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="root of the noise seeds (numpy SeedSequence)")
     ap.add_argument("--steps", type=int, default=None, help="steps per run (default 34,000; --quick 6,000)")
     ap.add_argument("--seeds", type=int, default=None, help="noise draws of the family (default 3; --quick 1)")
+    ap.add_argument("--no-cache", action="store_true",
+                    help="compute every (protocol, law) result afresh and keep none; by default each finished one is "
+                         "kept in OUT/cache and read back by a later run on the same curves with the same code, so a "
+                         "stopped run resumes")
     ap.add_argument("--laws", default=",".join(LAWS),
                     help=f"comma-separated laws to measure (default: {', '.join(LAWS)}; also np-steps-drops)")
     args = ap.parse_args(argv)
@@ -95,7 +99,8 @@ def main(argv=None) -> int:
     from sde_scales.atomic import write_json_atomic, write_text_atomic
     from sde_scales.fitting import load_curve, score
     from sde_scales.fitting.compare import compare_with_best
-    from sde_scales.fitting.protocols import baseline_labels, comparison_line, protocol_row, run_protocol
+    from sde_scales.fitting.protocol_cache import ProtocolCache, cached_protocol
+    from sde_scales.fitting.protocols import baseline_labels, comparison_line, protocol_row
     from sde_scales.models.nqm import SpectralNQM
 
     steps, every = spec["steps"], spec["log_every"]
@@ -136,24 +141,27 @@ def main(argv=None) -> int:
           f"{'cool*':>7s} {'|final*|':>8s} {'pred sd':>8s} {'in 95%':>7s} {'seconds':>8s}   (* against the noise-free "
           f"loss; stable: before the cooldown, cool: in it)")
     rows, comparisons = [], []
+    cache = ProtocolCache(out / "cache", enabled=not args.no_cache)
     for pname, splits in protocols.items():
         preds = {}
         for law in laws:
-            t0 = time.perf_counter()
-            per, preds[law.label] = run_protocol(law, splits, skip_steps=skip, smooth_steps=smooth, truth=truth)
-            row = protocol_row(pname, law.label, per, time.perf_counter() - t0)
+            per, preds[law.label], seconds, hit = cached_protocol(cache, pname, law, splits, skip_steps=skip,
+                                                                  smooth_steps=smooth, truth=truth)
+            row = {**protocol_row(pname, law.label, per, seconds), "read_back": hit}
             rows.append(row)
             f = lambda v, d=4: "-" if v is None else f"{v:.{d}f}"  # noqa: E731
             print(f"{pname:14s} {law.label:34s} {len(per):6d} {row['mean_rmse']:7.4f} {row['mean_abs_final_err']:8.4f} "
                   f"{row['mean_rmse_truth']:7.4f} {f(row['mean_stable_rmse_truth']):>7s} "
                   f"{f(row['mean_cooldown_rmse_truth']):>7s} {row['mean_abs_final_err_truth']:8.4f} "
-                  f"{f(row['mean_final_pred_sd']):>8s} {f(row['within_95'], 2):>7s} {row['seconds']:8.1f}", flush=True)
+                  f"{f(row['mean_final_pred_sd']):>8s} {f(row['within_95'], 2):>7s} {row['seconds']:8.1f}"
+                  f"{'  (read back)' if hit else ''}", flush=True)
         held = [h for _, h in splits]
         for e in compare_with_best([r for r in rows if r["protocol"] == pname], held, preds, baselines,
                                    skip_steps=skip, smooth_steps=smooth):
             e = {"protocol": pname, **e, "truth": _truth_verdicts(e, held, preds, truth, skip, smooth)}
             comparisons.append(e)
             print(comparison_line(e, e["truth"]), flush=True)
+    print(cache.summary())
     doc = {"family": {**spec, "peak_lr": PEAK, "warmup_steps": warm, "noise": args.noise, "seed": args.seed,
                       "model": "SpectralNQM.power_law()", "schedules": list(SCHEDULES)},
            "skip_steps": skip, "smooth_steps": smooth, "target_noise_floor": floor, "rows": rows,

@@ -58,6 +58,9 @@ def main(argv=None) -> int:
     ap.add_argument("--smooth-steps", type=int, default=None, help="moving-average window of the RMSE target "
                     "(default 5%% of the run)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar while training")
+    ap.add_argument("--no-cache", action="store_true",
+                    help="compute every (protocol, law) result afresh and keep none; by default each finished one is "
+                         "kept in OUT/cache and read back by a later run on the same curves with the same code")
     args = ap.parse_args(argv)
     if not (np.isfinite(args.lr) and args.lr > 0):
         print(f"error: --lr {args.lr}; give a positive finite learning rate", file=sys.stderr)
@@ -67,8 +70,8 @@ def main(argv=None) -> int:
     from sde_scales.atomic import write_json_atomic
     from sde_scales.fitting import score
     from sde_scales.fitting.compare import compare_with_best
-    from sde_scales.fitting.protocols import (PROTOCOL_LAWS, baseline_labels, comparison_line, protocol_laws,
-                                              protocol_row, run_auto_protocol, run_protocol)
+    from sde_scales.fitting.protocol_cache import ProtocolCache, cached_auto_protocol, cached_protocol
+    from sde_scales.fitting.protocols import PROTOCOL_LAWS, baseline_labels, comparison_line, protocol_laws, protocol_row
     from sde_scales.fitting.stores import curves_from_store
     from sde_scales.train.sweep import run_sweep
 
@@ -115,24 +118,26 @@ def main(argv=None) -> int:
     print(f"{'protocol':14s} {'law':34s} {'splits':>6s} {'mean rmse':>10s} {'mean |final|':>12s} {'pred sd':>8s} "
           f"{'in 95%':>7s} {'seconds':>8s}")
 
-    def report(row):
+    cache = ProtocolCache(out / "cache", enabled=not args.no_cache)
+
+    def report(row, hit):
+        row = {**row, "read_back": hit}
         rows.append(row)
         f = lambda v, d: "-" if v is None else f"{v:.{d}f}"  # noqa: E731
         print(f"{row['protocol']:14s} {row['law']:34s} {len(row['splits']):6d} {row['mean_rmse']:10.5f} "
               f"{row['mean_abs_final_err']:12.5f} {f(row['mean_final_pred_sd'], 5):>8s} {f(row['within_95'], 2):>7s} "
-              f"{row['seconds']:8.1f}", flush=True)
+              f"{row['seconds']:8.1f}{'  (read back)' if hit else ''}", flush=True)
 
     for pname, splits in protocols.items():
         preds = {}  # law label -> predictions of the held-out curves, for the paired comparisons
         for law in laws:  # single-cosine: one fit per seed serves its six WSD runs
-            t0 = time.perf_counter()
-            per, preds[law.label] = run_protocol(law, splits, skip_steps=skip, smooth_steps=smooth)
-            report(protocol_row(pname, law.label, per, time.perf_counter() - t0))
+            per, preds[law.label], seconds, hit = cached_protocol(cache, pname, law, splits, skip_steps=skip,
+                                                                  smooth_steps=smooth)
+            report(protocol_row(pname, law.label, per, seconds), hit)
         if pname == "single-cosine":  # --law auto: one choice per fitted cosine run
-            t0 = time.perf_counter()
-            per, preds["auto (rolling origin)"], choices = run_auto_protocol(splits, skip_steps=skip,
-                                                                             smooth_steps=smooth)
-            report(protocol_row(pname, "auto (rolling origin)", per, time.perf_counter() - t0))
+            per, preds["auto (rolling origin)"], choices, seconds, hit = cached_auto_protocol(
+                cache, pname, splits, skip_steps=skip, smooth_steps=smooth)
+            report(protocol_row(pname, "auto (rolling origin)", per, seconds), hit)
             for key, (a, _) in choices.items():
                 print(f"{'':14s}   auto on {key[0]}: {a['chosen']}; "
                       + ("decided" if a["decided"] else f"not separated from {', '.join(a['undecided'])}"))
@@ -141,6 +146,7 @@ def main(argv=None) -> int:
                                    smooth_steps=smooth):
             comparisons.append({"protocol": pname, **e})
             print(comparison_line(e), flush=True)
+    print(cache.summary())
     doc = {"family": {**spec, "lr": args.lr, "schedules": list(SCHEDULES), "task": "muP MLP, power-law regression, SGD"},
            "skip_steps": skip, "smooth_steps": smooth, "target_noise_floor": floor, "rows": rows,
            "comparisons": comparisons,
