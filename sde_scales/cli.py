@@ -270,6 +270,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "scored (LossCurve.unsmooth_ema), so that the average's delay is not fitted as part of the "
                         "kernel; the first row keeps its value (skip it). Without it a fit of such a log warns of "
                         "correlated residuals")
+    f.add_argument("--log-running-mean", type=int, default=None, metavar="PERIOD",
+                   help="the --fit and --predict files log the running mean of the loss since the mean was last reset, "
+                        "every PERIOD steps (the steps per epoch: Keras's per-batch logs, timm's average meters), or "
+                        "never with 0: each logged value is turned back into the mean loss over its logging interval "
+                        "before anything is fitted or scored (LossCurve.unsmooth_running_mean), so that the mean's lag "
+                        "(half the time since the reset) is not fitted as part of the kernel")
     f.add_argument("--store", metavar="PATH",
                    help="a run store of `sde-scales sweep`: fit the runs selected by --where (with the per-step "
                         "schedule each run used), predict those selected by --predict-where")

@@ -695,7 +695,8 @@ def _lack_of_fit_note(label: str, checks: dict) -> str | None:
 #: (also at least :data:`ALTERNATING_Z` standard errors :math:`1/\sqrt n` below 0). Independent
 #: noise gives 0 (the shared runs: -0.05 to +0.01); a log that was not a moving average, turned back
 #: by ``--log-ema`` as if it were, gives :math:`-b/(1+b^2)` with :math:`b = \beta^{\Delta}` the
-#: average's decay over a logging interval: -0.50 at b = 0.9, -0.28 at b = 0.3.
+#: average's decay over a logging interval: -0.50 at b = 0.9, -0.28 at b = 0.3; by
+#: ``--log-running-mean``, about -0.5 once the mean holds many intervals.
 ALTERNATING_LAG1 = -0.25
 ALTERNATING_Z = 4.0
 
@@ -709,9 +710,9 @@ def _alternating_note(label: str, checks: dict) -> str | None:
     if not bad:
         return None
     return (f"{label}: the residuals of {', '.join(f'{k} ({r:+.2f})' for k, r in bad.items())} alternate from one "
-            f"logged point to the next (lag-1 correlation): independent noise has none. A log that was not a moving "
-            f"average but is read as one (--log-ema) has it: the unsmoothing then amplifies the noise; leave --log-ema "
-            f"out for such a log, or give the decay it was averaged with")
+            f"logged point to the next (lag-1 correlation): independent noise has none. A log that was not an "
+            f"average but is read as one (--log-ema, --log-running-mean) has it: the unsmoothing then amplifies the "
+            f"noise; leave the option out for such a log, or give the decay or reset period it was averaged with")
 
 
 def schedule_reach(curve: LossCurve) -> tuple[float, float, float]:

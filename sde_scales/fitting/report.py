@@ -530,6 +530,19 @@ def run_fit_delay(args) -> int:
     for name, m in renamed.items():
         print(f"{name}: read " + ", ".join(f"{v!r} as {k}" for k, v in m.items() if k != v))
     ema = getattr(args, "log_ema", None)
+    running = getattr(args, "log_running_mean", None)
+    if ema is not None and running is not None:
+        raise InvalidArgumentError(f"--log-ema {ema} and --log-running-mean {running}: a log is one kind of average; "
+                                   f"give the one the training loop printed")
+    if running is not None:
+        fit_curves = [c.unsmooth_running_mean(running) for c in fit_curves]
+        predict_curves = [c.unsmooth_running_mean(running) for c in predict_curves]
+        rounding = max(c.unsmoothing_rounding for c in fit_curves + predict_curves) if fit_curves + predict_curves else 0.0
+        print(f"the logged losses are read as a running mean "
+              + (f"reset every {running} steps" if running else "since the start of the run")
+              + " and turned back into the mean loss over each logging interval"
+              + (f"; the logged means' rounding becomes noise of up to {rounding:.3g} (sd) per recovered value"
+                 if rounding > 0 else ""))
     if ema is not None:
         fit_curves = [c.unsmooth_ema(ema) for c in fit_curves]
         predict_curves = [c.unsmooth_ema(ema) for c in predict_curves]
@@ -631,6 +644,8 @@ def run_fit_delay(args) -> int:
             out = dict(out, columns=renamed)
         if ema is not None:
             out = dict(out, log_ema=ema)
+        if running is not None:
+            out = dict(out, log_running_mean={"period": running, "rounding_sd": rounding})
         write_json_atomic(Path(args.json), out)  # strict JSON: null for a missing or non-finite value
         print(f"JSON: {args.json}")
     if args.predictions:
