@@ -538,7 +538,7 @@ def run_fit_delay(args) -> int:
         fit_curves = [c.unsmooth_running_mean(running) for c in fit_curves]
         predict_curves = [c.unsmooth_running_mean(running) for c in predict_curves]
         rounding = max(c.unsmoothing_rounding for c in fit_curves + predict_curves) if fit_curves + predict_curves else 0.0
-        print(f"the logged losses are read as a running mean "
+        print("the logged losses are read as a running mean "
               + (f"reset every {running} steps" if running else "since the start of the run")
               + " and turned back into the mean loss over each logging interval"
               + (f"; the logged means' rounding becomes noise of up to {rounding:.3g} (sd) per recovered value"
