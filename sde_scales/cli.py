@@ -291,7 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "cos:warmup=2160,peak=3e-4,decay=cosine,end=3e-5,total=72000 (keys: total, peak, warmup, "
                         "warmup_init, warmup_shape=linear|cosine, decay=constant|cosine|linear|sqrt|exp|step, "
                         "decay_start, decay_end, end); repeat per curve. Without it, a log that starts after step 0 "
-                        "assumes its first logged rate before it (with a warning)")
+                        "assumes its first logged rate before it (with a warning). A file with the loss and no "
+                        "learning-rate column (a Weights & Biases panel export) takes its rates from its spec")
     f.add_argument("--law", choices=["kernel", "momentum", "mpl", "auto"], default="kernel",
                    help="law to fit (default kernel); auto: choose among the laws and kernels by cross-validation "
                         "(leave one --fit curve out; with a single --fit curve, fit it to 50/65/80%% of its steps and "

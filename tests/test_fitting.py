@@ -411,7 +411,7 @@ def _good(n=30):
         (lambda d: d.assign(lr=np.where(d.index == 7, np.nan, d.lr)), r"column 'lr', row 7: value nan .*not finite"),
         (lambda d: d.assign(lr=np.where(d.index == 3, -1e-3, d.lr)), r"column 'lr', row 3: learning rate -0.001"),
         (lambda d: d.assign(lr=np.where(d.index == 4, np.inf, d.lr)), r"column 'lr', row 4"),
-        (lambda d: d.drop(columns=["lr"]), r"column 'lr': no lr column; the file has columns \['step', 'loss'\]"),
+        (lambda d: d.drop(columns=["lr"]), r"column 'lr': no lr column .*--schedule NAME:SPEC.*; the file has columns \['step', 'loss'\]"),
         (lambda d: d.iloc[:5], r"5 rows; a curve needs at least 20"),
         (lambda d: d.assign(step=np.where(d.index == 2, 25.5, d.step)), r"row 2: step 25.5 is not a non-negative whole number"),
     ],

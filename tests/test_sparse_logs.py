@@ -301,6 +301,44 @@ def test_fit_delay_cli_with_a_spec_and_a_per_step_file(tmp_path):
     assert r.returncode == 2 and "not among the curves" in r.stderr
 
 
+def test_a_loss_only_export_takes_its_rates_from_its_spec(tmp_path):
+    """A Weights & Biases panel export holds one metric per file (``Step``, ``<run> - train/loss`` and
+    its ``__MIN``/``__MAX``), with empty cells where another run of the panel logged a step. With the
+    run's --schedule spec it fits to the same numbers as the same log with its learning-rate column;
+    without a spec it is refused with the fix; a spec that ends before the log is refused."""
+    spec = "warmup=1000,peak=1e-3,decay=cosine,end=1e-4,total=8000"
+    law, theta = MomentumLaw(lam=0.99), np.array([2.0, 1.0, 0.5, 0.8])
+    a = _planted(ScheduleSpec.parse(spec), 64, 1000, 1, law, theta)
+    pd.DataFrame({"step": a.step, "lr": a.lr, "loss": a.loss}).to_csv(tmp_path / "cos.csv", index=False)
+    other = np.arange(1000, 8001, 100)  # another run's steps in the same panel
+    steps = np.union1d(a.step, other)
+    col = "cos-run - train/loss"
+    loss = pd.Series(a.loss, index=a.step).reindex(steps)
+    export = pd.DataFrame({"Step": steps, col: loss.to_numpy(), col + "__MIN": loss.to_numpy(),
+                           col + "__MAX": loss.to_numpy()})
+    export.to_csv(tmp_path / "wb.csv", index=False)
+    wb = load_curve(tmp_path / "wb.csv", schedule=spec)
+    assert np.array_equal(wb.step, a.step) and np.array_equal(wb.loss, a.loss)
+    np.testing.assert_array_equal(wb.lr, ScheduleSpec.parse(spec).expand()[a.step])
+    assert dict(wb.columns) == {"step": "Step", "loss": col}
+    outs = {}
+    for name in ("cos", "wb"):
+        cmd = [sys.executable, "-m", "sde_scales.cli", "fit-delay", "--fit", str(tmp_path / f"{name}.csv"),
+               "--law", "momentum", "--schedule", f"{name}:{spec}", "--json", str(tmp_path / f"{name}.json")]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        outs[name] = json.loads((tmp_path / f"{name}.json").read_text())
+    assert "no learning-rate column" in r.stdout
+    assert outs["wb"]["params"] == outs["cos"]["params"]
+    with pytest.raises(DataFileError, match="no lr column.*--schedule"):
+        load_curve(tmp_path / "wb.csv")
+    r = subprocess.run([sys.executable, "-m", "sde_scales.cli", "fit-delay", "--fit", str(tmp_path / "wb.csv")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "--schedule NAME:SPEC" in r.stderr
+    with pytest.raises(DataFileError, match="total=6000 steps ends before the last logged step"):
+        load_curve(tmp_path / "wb.csv", schedule="peak=1e-3,total=6000")
+
+
 # ------------------------------------------------------------------ linear-time responses
 
 

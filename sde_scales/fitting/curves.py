@@ -383,30 +383,30 @@ floor P` for a period :math:`P`; 0
 
     # ----------------------------------------------------------------------------- I/O
     @classmethod
-    def from_csv(cls, path: str | Path, columns: dict | None = None) -> "LossCurve":
+    def from_csv(cls, path: str | Path, columns: dict | None = None, schedule=None) -> "LossCurve":
         """A curve from a CSV file; ``columns`` maps step, lr, loss (val_loss) to the file's names
-        (:func:`resolve_columns`)."""
-        return cls._from_frame(_read_table(path, "csv"), Path(path), columns)
+        (:func:`resolve_columns`); ``schedule`` as in :func:`load_curve`."""
+        return cls._from_frame(_read_table(path, "csv"), Path(path), columns, schedule)
 
     @classmethod
-    def from_parquet(cls, path: str | Path, columns: dict | None = None) -> "LossCurve":
-        """A curve from a Parquet file; ``columns`` as in :meth:`from_csv`."""
-        return cls._from_frame(_read_table(path, "parquet"), Path(path), columns)
+    def from_parquet(cls, path: str | Path, columns: dict | None = None, schedule=None) -> "LossCurve":
+        """A curve from a Parquet file; ``columns`` and ``schedule`` as in :meth:`from_csv`."""
+        return cls._from_frame(_read_table(path, "parquet"), Path(path), columns, schedule)
 
     @classmethod
-    def from_json(cls, path: str | Path, columns: dict | None = None) -> "LossCurve":
+    def from_json(cls, path: str | Path, columns: dict | None = None, schedule=None) -> "LossCurve":
         """A curve from a log of records: JSON Lines (``.jsonl``, ``.ndjson``: one object per line,
         as a training loop or a Weights & Biases history writes it), a JSON list of objects, or
         Hugging Face's ``trainer_state.json`` (its ``log_history``). Nested objects are flattened
         with ``/`` (``{"train": {"loss": 2.1}}`` is ``train/loss``). Records without a loss are
         other events (evaluations, timings, the run's summary): an evaluation loss among them is
         attached to the loss record of the same step as ``val_loss``, the rest are skipped.
-        ``columns`` as in :meth:`from_csv`."""
+        ``columns`` and ``schedule`` as in :meth:`from_csv`."""
         import pandas as pd
 
         path = Path(path)
         df = _read_records(path)
-        names = resolve_columns(list(df.columns), str(path), columns)
+        names = resolve_columns(list(df.columns), str(path), columns, need_lr=schedule is None)
         has = df[names["loss"]].notna()
         if not has.any():
             raise _fail(str(path), names["loss"], None, f"no record has a value of {names['loss']!r}; is this the "
@@ -418,7 +418,7 @@ floor P` for a period :math:`P`; 0
             val_by_step = ev.groupby(st)[names["val_loss"]].last()
         # records with a loss or a learning rate; a logger that writes them as separate records of one
         # step (in step order) has them merged, each the last value given at that step
-        rows = df[has | df[names["lr"]].notna()]
+        rows = df[has | df[names["lr"]].notna()] if "lr" in names else df[has]
         steps = pd.to_numeric(rows[st], errors="coerce")
         if steps.notna().all() and bool((steps.diff().dropna() >= 0).all()):
             rows = rows.groupby(st, sort=False, as_index=False).last()
@@ -426,11 +426,11 @@ floor P` for a period :math:`P`; 0
             rows = rows.copy()
         if val_by_step is not None:
             rows[names["val_loss"]] = rows[st].map(val_by_step)
-        return cls._from_frame(rows.reset_index(drop=True), path, names)
+        return cls._from_frame(rows.reset_index(drop=True), path, names, schedule)
 
     @classmethod
-    def _from_frame(cls, df, path: Path, columns: dict | None = None) -> "LossCurve":
-        names = resolve_columns(list(df.columns), str(path), columns)
+    def _from_frame(cls, df, path: Path, columns: dict | None = None, schedule=None) -> "LossCurve":
+        names = resolve_columns(list(df.columns), str(path), columns, need_lr=schedule is None)
         df = df[list(names.values())].rename(columns={v: k for k, v in names.items()})
         read = tuple((k, v) for k, v in names.items())
         val = df["val_loss"].to_numpy(dtype=float, na_value=np.nan) if "val_loss" in df.columns else None
@@ -439,10 +439,37 @@ floor P` for a period :math:`P`; 0
         except (TypeError, ValueError):
             raise _not_numbers(str(path), names["loss"], df["loss"].to_numpy(dtype=object)) from None
         empty = np.isnan(loss)
+        if "lr" not in names:
+            return cls._loss_only(df, path, loss, val, read, schedule)
         if empty.any() and not empty.all():  # a per-step file, or any log with the rate on more rows than the loss
             return cls._sparse_loss(df, path, loss, val, read)
         return cls(df["step"].to_numpy(), df["lr"].to_numpy(), df["loss"].to_numpy(), val, name=path.stem,
                    source=str(path), columns=read)
+
+    @classmethod
+    def _loss_only(cls, df, path: Path, loss: np.ndarray, val, read: tuple, schedule) -> "LossCurve":
+        """A file with the loss and no learning rate (a Weights & Biases panel export holds one
+        metric per file), its learning rate at every step from ``schedule`` (a
+        :class:`ScheduleSpec` or its text form). Rows whose loss is empty are not logged (an export
+        of several runs has a row for every step any of them logged); the others are checked as any
+        log's, and the spec must reach the last logged step."""
+        src = str(path)
+        spec = ScheduleSpec.parse(schedule) if isinstance(schedule, str) else schedule
+        if not isinstance(spec, ScheduleSpec):
+            raise InvalidArgumentError(f"{src}: schedule={schedule!r}; give a ScheduleSpec or its text form, e.g. "
+                                       f"warmup=2160,peak=3e-4,decay=cosine,total=72000")
+        logged = ~np.isnan(loss)
+        if not logged.any():
+            raise _fail(src, read and dict(read).get("loss", "loss"), None, "every loss cell is empty")
+        v = None if val is None else val[logged]
+        steps = df["step"].to_numpy()[logged]
+        probe = cls(steps, np.ones(int(logged.sum())), loss[logged], v, name=path.stem, source=src)  # the log's checks
+        if spec.total < int(probe.step[-1]):
+            raise _fail(src, "schedule", None, f"the spec's total={spec.total} steps ends before the last logged step "
+                        f"{int(probe.step[-1])}; give the run's total number of steps")
+        eta = spec.expand()
+        return cls(probe.step, eta[probe.step], probe.loss, probe.val_loss, name=path.stem, source=src,
+                   schedule=eta, schedule_start=0, columns=read)
 
     @classmethod
     def _sparse_loss(cls, df, path: Path, loss: np.ndarray, val, read: tuple = ()) -> "LossCurve":
@@ -643,7 +670,7 @@ def _named(found: list[str], name: str) -> list[str]:
     return [c for c in found if c == name or (" - " in str(c) and str(c).split(" - ", 1)[1] == name)]
 
 
-def resolve_columns(found: list[str], source: str, columns: dict | None = None) -> dict[str, str]:
+def resolve_columns(found: list[str], source: str, columns: dict | None = None, need_lr: bool = True) -> dict[str, str]:
     """Which of a file's columns are step, lr, loss and (optionally) val_loss.
 
     ``columns`` names them explicitly (``{"loss": "train/loss"}``; the rest as below). Otherwise
@@ -653,7 +680,8 @@ def resolve_columns(found: list[str], source: str, columns: dict | None = None) 
     another role (``loss=eval_loss`` fits the evaluation loss; ``eval_loss`` is then not also read
     as ``val_loss``). Refused, naming the file's columns and the fix: a named column the file
     lacks, a required one with no match, or one with two or more matching columns (which one is
-    the training loss is the user's to say)."""
+    the training loss is the user's to say). ``need_lr=False``: a file without a learning rate is
+    accepted (its schedule is given another way: :func:`load_curve`'s ``schedule``)."""
     columns = dict(columns or {})
     unknown = sorted(set(columns) - set(COLUMN_ALIASES))
     if unknown:
@@ -677,7 +705,10 @@ def resolve_columns(found: list[str], source: str, columns: dict | None = None) 
             out[key] = hits[0]
         elif len(hits) > 1:
             problems.append(f"{key} could be any of {hits}")
-        elif key != "val_loss":
+        elif key == "lr" and need_lr:
+            problems.append("no lr column (for a file of the loss alone, such as a Weights & Biases panel export, give "
+                            "the run's schedule: --schedule NAME:SPEC, Python: load_curve(path, schedule=...))")
+        elif key not in ("val_loss", "lr"):
             problems.append(f"no {key} column")
     twice = sorted({v for v in out.values() if list(out.values()).count(v) > 1})
     if twice:
@@ -689,16 +720,19 @@ def resolve_columns(found: list[str], source: str, columns: dict | None = None) 
     return out
 
 
-def load_curve(path: str | Path, columns: dict | None = None) -> LossCurve:
+def load_curve(path: str | Path, columns: dict | None = None, schedule=None) -> LossCurve:
     """A curve from ``.csv``, ``.parquet``, or a JSON log (``.json``, ``.jsonl``, ``.ndjson``:
     :meth:`LossCurve.from_json`), chosen by the suffix; ``columns`` maps step, lr, loss (val_loss)
-    to the file's column names where they differ (:func:`resolve_columns`)."""
+    to the file's column names where they differ (:func:`resolve_columns`). ``schedule``: the run's
+    :class:`ScheduleSpec` (or its text form) for a file that logs the loss without the learning
+    rate; a file that has both is read as usual (attach a spec to it with
+    :meth:`LossCurve.with_spec`, which checks it against the logged rates)."""
     p = Path(path)
     if p.suffix.lower() in (".parquet", ".pq"):
-        return LossCurve.from_parquet(p, columns)
+        return LossCurve.from_parquet(p, columns, schedule)
     if p.suffix.lower() in (".json", ".jsonl", ".ndjson"):
-        return LossCurve.from_json(p, columns)
-    return LossCurve.from_csv(p, columns)
+        return LossCurve.from_json(p, columns, schedule)
+    return LossCurve.from_csv(p, columns, schedule)
 
 
 def parse_columns(text: str | None) -> dict[str, str]:

@@ -492,8 +492,9 @@ def plot_kernel(path: Path, law: KernelLaw, theta) -> Path:
     return save_figure(fig, path)
 
 
-def apply_schedules(curves: list[LossCurve], specs: list[str]) -> list[LossCurve]:
-    """Attach ``NAME:SPEC`` schedule specs (``--schedule``) to the curves named NAME (file stems)."""
+def schedule_specs(specs: list[str]) -> dict[str, str]:
+    """``NAME:SPEC`` texts (``--schedule``) as {curve name (file stem): spec text}; refused without
+    the colon or with two specs for one curve."""
     from sde_scales.errors import InvalidArgumentError
 
     by = {}
@@ -506,6 +507,14 @@ def apply_schedules(curves: list[LossCurve], specs: list[str]) -> list[LossCurve
         if name in by:
             raise InvalidArgumentError(f"--schedule: two specs for curve {name!r}")
         by[name] = spec
+    return by
+
+
+def apply_schedules(curves: list[LossCurve], specs: list[str]) -> list[LossCurve]:
+    """Attach ``NAME:SPEC`` schedule specs (``--schedule``) to the curves named NAME (file stems)."""
+    from sde_scales.errors import InvalidArgumentError
+
+    by = schedule_specs(specs)
     known = {c.name for c in curves}
     unknown = sorted(set(by) - known)
     if unknown:
@@ -524,8 +533,12 @@ def run_fit_delay(args) -> int:
         raise InvalidArgumentError(f"--smooth-steps {args.smooth_steps}; give a window of at least 1 step (leave it "
                                    f"out for the default)")
     cols = parse_columns(getattr(args, "columns", None))
-    fit_curves = [load_curve(p, cols) for p in (args.fit or [])]
-    predict_curves = [load_curve(p, cols) for p in (args.predict or [])]
+    specs = schedule_specs(getattr(args, "schedule", None) or [])  # a loss-only file takes its rates from its spec
+    fit_curves = [load_curve(p, cols, schedule=specs.get(Path(p).stem)) for p in (args.fit or [])]
+    predict_curves = [load_curve(p, cols, schedule=specs.get(Path(p).stem)) for p in (args.predict or [])]
+    for c in fit_curves + predict_curves:
+        if c.columns and "lr" not in dict(c.columns):
+            print(f"{c.name}: no learning-rate column; its rate at every step is that of its --schedule spec")
     renamed = {c.name: dict(c.columns) for c in fit_curves + predict_curves if any(k != v for k, v in c.columns)}
     for name, m in renamed.items():
         print(f"{name}: read " + ", ".join(f"{v!r} as {k}" for k, v in m.items() if k != v))
