@@ -114,7 +114,7 @@ def _fail(source: str, column: str, row: int | None, msg: str) -> DataFileError:
 
 @dataclass(frozen=True)
 class LossCurve:
-    """One training-loss curve.
+    r"""One training-loss curve.
 
     Attributes
     ----------
