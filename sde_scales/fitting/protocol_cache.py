@@ -90,6 +90,39 @@ def _settings_digest(value) -> str:
     return h.hexdigest()
 
 
+def _encode(obj):
+    """``obj`` as strict JSON that :func:`_decode` turns back into an equal object: a non-finite
+    float as ``{"__float__": "nan"}`` (or ``"inf"``, ``"-inf"``), a tuple as ``{"__tuple__": [...]}``,
+    numpy scalars and arrays as Python numbers and lists. A read-back result then equals the one
+    computed, NaN included (strict JSON's null would turn a NaN into None)."""
+    if isinstance(obj, dict):
+        return {str(k): _encode(v) for k, v in obj.items()}
+    if isinstance(obj, tuple):
+        return {"__tuple__": [_encode(v) for v in obj]}
+    if isinstance(obj, list):
+        return [_encode(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [_encode(v) for v in obj.tolist()]
+    if isinstance(obj, np.generic):
+        return _encode(obj.item())
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return {"__float__": repr(obj)}
+    return obj
+
+
+def _decode(obj):
+    """The inverse of :func:`_encode`."""
+    if isinstance(obj, dict):
+        if set(obj) == {"__float__"}:
+            return float(obj["__float__"])
+        if set(obj) == {"__tuple__"}:
+            return tuple(_decode(v) for v in obj["__tuple__"])
+        return {k: _decode(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_decode(v) for v in obj]
+    return obj
+
+
 class ProtocolCache:
     """Finished (protocol, law) results of a held-out experiment in ``directory``.
 
@@ -124,8 +157,9 @@ class ProtocolCache:
             compute: Callable[[], tuple[list[dict], list[np.ndarray], object]]
             ) -> tuple[list[dict], list[np.ndarray], object, float, bool]:
         """``compute()`` -> (rows, predictions, extra), or the stored result of an earlier call with
-        the same label, curves, settings and code. ``rows`` and ``extra`` must be JSON-able (strict:
-        a NaN is written as null); ``predictions`` one array per split. Returns (rows, predictions,
+        the same label, curves, settings and code, equal to it (:func:`_encode`: NaN and tuples
+        survive the round trip; numpy scalars come back as Python numbers). ``rows`` and ``extra``:
+        dicts, lists, tuples, strings, numbers, None; ``predictions`` one array per split. Returns (rows, predictions,
         extra, seconds the computation took, whether it was read from the cache)."""
         stem = self.key(label, splits, settings)
         if self.enabled:
@@ -149,7 +183,7 @@ class ProtocolCache:
             doc = json.loads(jpath.read_text())
             with np.load(npath, allow_pickle=False) as z:
                 preds = [np.array(z[f"p{i}"]) for i in range(int(doc["n_predictions"]))]
-            rows, extra, seconds = doc["rows"], doc["extra"], float(doc["seconds"])
+            rows, extra, seconds = _decode(doc["rows"]), _decode(doc["extra"]), float(doc["seconds"])
             if len(rows) != n_splits or len(preds) != n_splits:
                 raise ValueError(f"{len(rows)} rows and {len(preds)} predictions for {n_splits} splits")
         except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
@@ -169,7 +203,7 @@ class ProtocolCache:
         with atomic_path(self.directory / f"{stem}.npz") as tmp:
             tmp.write_bytes(buf.getvalue())
         write_json_atomic(self.directory / f"{stem}.json",
-                          {"label": label, "rows": rows, "extra": extra, "seconds": seconds,
+                          {"label": label, "rows": _encode(rows), "extra": _encode(extra), "seconds": seconds,
                            "n_predictions": len(preds)})
 
     def summary(self) -> str:
