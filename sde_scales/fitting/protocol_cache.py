@@ -159,8 +159,8 @@ class ProtocolCache:
         """``compute()`` -> (rows, predictions, extra), or the stored result of an earlier call with
         the same label, curves, settings and code, equal to it (:func:`_encode`: NaN and tuples
         survive the round trip; numpy scalars come back as Python numbers). ``rows`` and ``extra``:
-        dicts, lists, tuples, strings, numbers, None; ``predictions`` one array per split. Returns (rows, predictions,
-        extra, seconds the computation took, whether it was read from the cache)."""
+        dicts, lists, tuples, strings, numbers, None; ``predictions`` one array per split. Returns
+        (rows, predictions, extra, seconds the computation took, whether it was read back)."""
         stem = self.key(label, splits, settings)
         if self.enabled:
             got = self._load(stem, len(splits))
