@@ -37,7 +37,7 @@ import numpy as np
 from sde_scales.errors import DataFileError, InvalidArgumentError
 
 __all__ = ["COLUMN_ALIASES", "GAP_FACTOR", "MAX_STEP", "StepGapWarning", "LateStartWarning", "LossCurve",
-           "ScheduleFeatures", "ScheduleSpec", "MIN_POINTS", "SCHEDULE_RTOL", "load_curve", "parse_columns",
+           "ScheduleFeatures", "ScheduleSpec", "MIN_POINTS", "SCHEDULE_RTOL", "curve_name", "load_curve", "parse_columns",
            "resolve_columns", "warmup_end"]
 
 #: A logged learning rate agrees with a stated schedule when they differ by at most this fraction
@@ -54,7 +54,7 @@ OUTLIER_FACTOR = 1e12
 #: (a column of 1e300 fitted into a traceback, or predicted a final loss of 3e302 with exit 0).
 MAX_MAGNITUDE = 1e100
 #: Names other logging tools give the columns (Hugging Face's Trainer, PyTorch Lightning, a
-#: Weights & Biases export, a hand-written loop). A file without the toolkit's own name for a column
+#: Weights & Biases export, Megatron-LM's and torchtitan's TensorBoard tags, a hand-written loop). A file without the toolkit's own name for a column
 #: is read with the one of these it has; with two or more, or none, it is refused with the names it
 #: has and the fix (``columns=`` / ``--columns``). What was read is in :attr:`LossCurve.columns` and
 #: in the JSON of ``fit-delay``. Matched exactly (``train/loss__MIN`` of an export is not a loss).
@@ -62,7 +62,8 @@ COLUMN_ALIASES = {
     "step": ("global_step", "trainer/global_step", "train/global_step", "_step", "Step", "iteration", "iter"),
     "lr": ("learning_rate", "train/learning_rate", "train/lr", "lr-AdamW", "lr-SGD", "lr-Adam", "learning-rate",
            "LR", "Learning Rate"),
-    "loss": ("train_loss", "train/loss", "training_loss", "loss/train", "train/loss_step", "Loss"),
+    "loss": ("train_loss", "train/loss", "training_loss", "loss/train", "train/loss_step", "Loss", "lm loss",
+             "loss_metrics/global_avg_loss"),
     "val_loss": ("eval_loss", "eval/loss", "val/loss", "validation_loss", "valid_loss"),
 }
 #: Largest step a curve may have. The laws read the learning rate at every step up to the last
@@ -429,6 +430,24 @@ floor P` for a period :math:`P`; 0
         return cls._from_frame(rows.reset_index(drop=True), path, names, schedule)
 
     @classmethod
+    def from_tensorboard(cls, path: str | Path, columns: dict | None = None, schedule=None) -> "LossCurve":
+        """A curve from one run's TensorBoard event files (a folder of ``events.out.tfevents.*``
+        files, or one of them; :func:`~sde_scales.fitting.event_files.read_event_scalars`): its
+        scalar tags are the columns, resolved as a CSV's (``train/loss``, ``lm loss``,
+        ``learning-rate``, ... or ``columns``); ``schedule`` as in :meth:`from_csv`. The curve is
+        named after the run's folder. Needs the ``tensorboard`` package."""
+        from sde_scales.fitting.event_files import read_event_scalars
+
+        path = Path(path)
+        df = read_event_scalars(path)
+        run = path if path.is_dir() else path.parent
+        run = run.resolve() if run.name in ("", ".") else run  # named as curve_name() names it
+        names = resolve_columns(list(df.columns), str(run), columns, need_lr=schedule is None)
+        if "lr" in names:  # tags are logged at their own cadences: the rate between its events is linear
+            df = _rates_at_loss_steps(df, names, str(run))
+        return cls._from_frame(df, run, names, schedule)
+
+    @classmethod
     def _from_frame(cls, df, path: Path, columns: dict | None = None, schedule=None) -> "LossCurve":
         names = resolve_columns(list(df.columns), str(path), columns, need_lr=schedule is None)
         df = df[list(names.values())].rename(columns={v: k for k, v in names.items()})
@@ -670,6 +689,30 @@ def _named(found: list[str], name: str) -> list[str]:
     return [c for c in found if c == name or (" - " in str(c) and str(c).split(" - ", 1)[1] == name)]
 
 
+def _rates_at_loss_steps(df, names: dict, source: str):
+    """A table of scalar tags (each logged at its own steps) with the learning rate given at every
+    step that has a loss: linear between the rate's own events, as between any log's rows. Loss
+    events before the first or after the last rate event have no rate to read and are left out, with
+    a warning that says how many and where."""
+    lr, loss, st = names["lr"], names["loss"], names["step"]
+    known = df[lr].notna().to_numpy()
+    if not known.any():
+        raise _fail(source, lr, None, f"the tag {lr!r} has no value; name the learning-rate tag with --columns")
+    steps = df[st].to_numpy(dtype=float)
+    lo, hi = steps[known][0], steps[known][-1]
+    has_loss = df[loss].notna().to_numpy()
+    outside = has_loss & ((steps < lo) | (steps > hi))
+    if outside.any():
+        warnings.warn(f"{source}: {int(outside.sum())} {loss!r} event(s) at steps {int(steps[outside][0])}.."
+                      f"{int(steps[outside][-1])} lie outside the steps of the learning-rate tag {lr!r} ({int(lo)}.."
+                      f"{int(hi)}) and are not read (their rate is not known)", UserWarning, stacklevel=4)
+    df = df[~outside].copy()
+    keep = df[lr].notna().to_numpy()
+    s = df[st].to_numpy(dtype=float)
+    df[lr] = np.interp(s, s[keep], df[lr].to_numpy(dtype=float)[keep])
+    return df.reset_index(drop=True)
+
+
 def resolve_columns(found: list[str], source: str, columns: dict | None = None, need_lr: bool = True) -> dict[str, str]:
     """Which of a file's columns are step, lr, loss and (optionally) val_loss.
 
@@ -720,14 +763,37 @@ def resolve_columns(found: list[str], source: str, columns: dict | None = None, 
     return out
 
 
+def curve_name(path: str | Path) -> str:
+    """The name :func:`load_curve` gives the curve of ``path`` (what ``--schedule NAME:SPEC`` and the
+    outputs call it): a file's name without its extension; a TensorBoard run's folder name."""
+    from sde_scales.fitting.event_files import is_event_log
+
+    p = Path(path)
+    if is_event_log(p):
+        run = p if p.is_dir() else p.parent
+        return (run.resolve() if run.name in ("", ".") else run).name
+    return p.stem
+
+
 def load_curve(path: str | Path, columns: dict | None = None, schedule=None) -> LossCurve:
     """A curve from ``.csv``, ``.parquet``, or a JSON log (``.json``, ``.jsonl``, ``.ndjson``:
     :meth:`LossCurve.from_json`), chosen by the suffix; ``columns`` maps step, lr, loss (val_loss)
     to the file's column names where they differ (:func:`resolve_columns`). ``schedule``: the run's
     :class:`ScheduleSpec` (or its text form) for a file that logs the loss without the learning
     rate; a file that has both is read as usual (attach a spec to it with
-    :meth:`LossCurve.with_spec`, which checks it against the logged rates)."""
+    :meth:`LossCurve.with_spec`, which checks it against the logged rates). A TensorBoard run (a
+    folder of ``events.out.tfevents.*`` files, or one such file) is read with
+    :meth:`LossCurve.from_tensorboard`."""
     p = Path(path)
+    from sde_scales.fitting.event_files import is_event_log
+
+    if is_event_log(p):
+        return LossCurve.from_tensorboard(p, columns, schedule)
+    if p.is_dir():  # no event files of its own: refused, naming the runs below it if it has some
+        from sde_scales.fitting.event_files import event_files
+
+        event_files(p)
+        raise DataFileError(f"{p}: a folder; give a curve file (CSV, Parquet, JSON) or a TensorBoard run folder")
     if p.suffix.lower() in (".parquet", ".pq"):
         return LossCurve.from_parquet(p, columns, schedule)
     if p.suffix.lower() in (".json", ".jsonl", ".ndjson"):

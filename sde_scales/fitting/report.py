@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from sde_scales.atomic import write_json_atomic, write_text_atomic
-from sde_scales.fitting.curves import LossCurve, load_curve, parse_columns
+from sde_scales.fitting.curves import LossCurve, curve_name, load_curve, parse_columns
 from sde_scales.fitting.fit import (SMOOTH_FRACTION, SMOOTH_STEPS, SMOOTH_WARN_FRACTION, FitResult,
                                    default_smooth_steps, final_rows, fit, long_window_curves, predict, predict_sd, score,
                                    shared_noise_offset, time_scale_profile)
@@ -534,8 +534,8 @@ def run_fit_delay(args) -> int:
                                    f"out for the default)")
     cols = parse_columns(getattr(args, "columns", None))
     specs = schedule_specs(getattr(args, "schedule", None) or [])  # a loss-only file takes its rates from its spec
-    fit_curves = [load_curve(p, cols, schedule=specs.get(Path(p).stem)) for p in (args.fit or [])]
-    predict_curves = [load_curve(p, cols, schedule=specs.get(Path(p).stem)) for p in (args.predict or [])]
+    fit_curves = [load_curve(p, cols, schedule=specs.get(curve_name(p))) for p in (args.fit or [])]
+    predict_curves = [load_curve(p, cols, schedule=specs.get(curve_name(p))) for p in (args.predict or [])]
     for c in fit_curves + predict_curves:
         if c.columns and "lr" not in dict(c.columns):
             print(f"{c.name}: no learning-rate column; its rate at every step is that of its --schedule spec")
