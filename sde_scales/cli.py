@@ -255,7 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--fit", action="append", metavar="CSV",
                    help="curve to fit (repeat for several): CSV, Parquet, a JSON log (.jsonl lines, a list of "
                         "records, or Hugging Face's trainer_state.json) or a TensorBoard run folder (its event files' "
-                        "scalar tags as the columns; needs the tensorboard package) with columns step, lr, loss (val_loss "
+                        "scalar tags as the columns; needs the tensorboard package; FILE#RUN: one run of a Weights & Biases panel "
+                        "export) with columns step, lr, loss (val_loss "
                         "optional; other common names such as global_step, learning_rate, train/loss are recognised, "
                         "see --columns); a file with a row for every step and the loss empty where it was not logged "
                         "is read as a per-step schedule")

@@ -339,6 +339,35 @@ def test_a_loss_only_export_takes_its_rates_from_its_spec(tmp_path):
         load_curve(tmp_path / "wb.csv", schedule="peak=1e-3,total=6000")
 
 
+def test_one_run_of_a_panel_export_of_several(tmp_path):
+    """A Weights & Biases panel export of two runs (``A - train/loss``, ``B - train/loss`` with their
+    ``__MIN``/``__MAX``): ``FILE#A`` reads run A alone, as the curve A; the two runs of one file fit
+    together with a spec each; a run the export lacks is refused with the runs it has."""
+    spec = "warmup=1000,peak=1e-3,decay=cosine,end=1e-4,total=8000"
+    law, theta = MomentumLaw(lam=0.99), np.array([2.0, 1.0, 0.5, 0.8])
+    a = _planted(ScheduleSpec.parse(spec), 64, 1000, 1, law, theta)
+    b = _planted(ScheduleSpec.parse(spec), 100, 1000, 2, law, theta)
+    steps = np.union1d(a.step, b.step)
+    cols = {"Step": steps}
+    for run, c in (("A", a), ("B", b)):
+        v = pd.Series(c.loss, index=c.step).reindex(steps).to_numpy()
+        cols.update({f"{run} - train/loss": v, f"{run} - train/loss__MIN": v, f"{run} - train/loss__MAX": v})
+    pd.DataFrame(cols).to_csv(tmp_path / "panel.csv", index=False)
+    got_a = load_curve(f"{tmp_path / 'panel.csv'}#A", schedule=spec)
+    assert got_a.name == "A" and np.array_equal(got_a.step, a.step) and np.array_equal(got_a.loss, a.loss)
+    assert np.array_equal(load_curve(f"{tmp_path / 'panel.csv'}#B", schedule=spec).step, b.step)
+    with pytest.raises(DataFileError, match=r"no run 'C' in this export; its runs are \['A', 'B'\]"):
+        load_curve(f"{tmp_path / 'panel.csv'}#C", schedule=spec)
+    with pytest.raises(DataFileError, match="could be any of"):  # the whole panel: which run is the user's to say
+        load_curve(tmp_path / "panel.csv", schedule=spec)
+    out = tmp_path / "fd.json"
+    r = subprocess.run([sys.executable, "-m", "sde_scales.cli", "fit-delay", "--fit", f"{tmp_path / 'panel.csv'}#A",
+                        "--fit", f"{tmp_path / 'panel.csv'}#B", "--law", "momentum", "--schedule", f"A:{spec}",
+                        "--schedule", f"B:{spec}", "--json", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert sorted(json.loads(out.read_text())["lack_of_fit"]) == ["A", "B"]  # both runs fitted, by their names
+
+
 # ------------------------------------------------------------------ linear-time responses
 
 

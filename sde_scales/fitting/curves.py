@@ -763,12 +763,39 @@ def resolve_columns(found: list[str], source: str, columns: dict | None = None, 
     return out
 
 
+def _run_selector(path: str | Path) -> tuple[Path, str | None]:
+    """``FILE#RUN`` (one run of a Weights & Biases panel export) as (FILE, RUN); a path that exists,
+    or has no ``#`` in its name, as (path, None)."""
+    p = Path(path)
+    if p.exists() or "#" not in p.name:
+        return p, None
+    base, run = str(path).rsplit("#", 1)
+    return Path(base), run
+
+
+def _select_run(df, run: str, source: str):
+    """The columns of one run of a Weights & Biases export (``<run> - <metric>``), renamed to their
+    metric, and the columns of no run (``Step``); refused, naming the export's runs, if it has none
+    of that name."""
+    runs = sorted({str(c).split(" - ", 1)[0] for c in df.columns if " - " in str(c)})
+    if run not in runs:
+        raise DataFileError(f"{source}: no run {run!r} in this export; its runs are {runs}" if runs else
+                            f"{source}: #{run} selects a run of a Weights & Biases export (columns '<run> - <metric>'); "
+                            f"this file has columns {list(df.columns)}")
+    keep = {c: (str(c).split(" - ", 1)[1] if " - " in str(c) else c) for c in df.columns
+            if " - " not in str(c) or str(c).split(" - ", 1)[0] == run}
+    return df[list(keep)].rename(columns=keep)
+
+
 def curve_name(path: str | Path) -> str:
     """The name :func:`load_curve` gives the curve of ``path`` (what ``--schedule NAME:SPEC`` and the
-    outputs call it): a file's name without its extension; a TensorBoard run's folder name."""
+    outputs call it): a file's name without its extension; a TensorBoard run's folder name; RUN for
+    ``FILE#RUN``."""
     from sde_scales.fitting.event_files import is_event_log
 
-    p = Path(path)
+    p, run = _run_selector(path)
+    if run is not None:
+        return run
     if is_event_log(p):
         run = p if p.is_dir() else p.parent
         return (run.resolve() if run.name in ("", ".") else run).name
@@ -783,10 +810,19 @@ def load_curve(path: str | Path, columns: dict | None = None, schedule=None) -> 
     rate; a file that has both is read as usual (attach a spec to it with
     :meth:`LossCurve.with_spec`, which checks it against the logged rates). A TensorBoard run (a
     folder of ``events.out.tfevents.*`` files, or one such file) is read with
-    :meth:`LossCurve.from_tensorboard`."""
-    p = Path(path)
+    :meth:`LossCurve.from_tensorboard`. ``FILE#RUN`` reads one run of a Weights & Biases panel
+    export of several (its columns ``RUN - <metric>``), as the curve RUN."""
+    from dataclasses import replace
+
     from sde_scales.fitting.event_files import is_event_log
 
+    p, run = _run_selector(path)
+    if run is not None:
+        if p.suffix.lower() not in (".csv", ".tsv", ".parquet", ".pq", ".txt", ""):
+            raise DataFileError(f"{path}: #{run} selects a run of a Weights & Biases export, a CSV or Parquet table")
+        kind = "parquet" if p.suffix.lower() in (".parquet", ".pq") else "csv"
+        df = _select_run(_read_table(p, kind), run, str(p))
+        return replace(LossCurve._from_frame(df, p, columns, schedule), name=run)
     if is_event_log(p):
         return LossCurve.from_tensorboard(p, columns, schedule)
     if p.is_dir():  # no event files of its own: refused, naming the runs below it if it has some
