@@ -311,16 +311,15 @@ class LossCurve:
         Keras's per-batch logs and the average meters of many training scripts (timm's, for one)
         print the mean of every minibatch loss since the meter was last reset, at the start of each
         epoch, or once at the start of the run:
-        :math:`m_t = rac{1}{t - b_t}\sum_{b_t < s \le t} L_s` with :math:`b_t` the last reset
-        before step :math:`t` (:math:`b_t = \lfloor (t-1)/P 
-floor P` for a period :math:`P`; 0
+        :math:`m_t = \frac{1}{t - b_t}\sum_{b_t < s \le t} L_s` with :math:`b_t` the last reset
+        before step :math:`t` (:math:`b_t = \lfloor (t-1)/P \rfloor P` for a period :math:`P`; 0
         with no reset). Such a log lags the loss by half the time since the reset (half the run, for
         a meter never reset), which a fit would read as the memory kernel. Between two logged steps
         :math:`t' < t` after the same reset, with :math:`c = t - b_t`, :math:`c' = t' - b_t`,
 
         .. math::
 
-            rac{c\, m_t - c'\, m_{t'}}{c - c'} = rac{1}{t - t'} \sum_{t' < s \le t} L_s,
+            \frac{c\, m_t - c'\, m_{t'}}{c - c'} = \frac{1}{t - t'} \sum_{t' < s \le t} L_s,
 
         exactly: the plain mean over the interval. The first row after a reset is already the mean
         over the steps since the reset, and is kept. A row at step 0 (no loss averaged yet) is kept.
