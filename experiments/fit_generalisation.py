@@ -67,7 +67,7 @@ def main(argv=None) -> int:
     from sde_scales.atomic import write_json_atomic
     from sde_scales.fitting import load_curve
     from sde_scales.fitting.protocol_cache import ProtocolCache, cached_protocol
-    from sde_scales.fitting.protocols import PROTOCOL_LAWS, baseline_labels, protocol_row
+    from sde_scales.fitting.protocols import PROTOCOL_LAWS, baseline_labels
 
     d = Path(args.data)
     if not d.is_dir():
@@ -99,12 +99,11 @@ def main(argv=None) -> int:
     for pname, splits in protocols.items():
         preds = {}  # law label -> one prediction per split, for the paired comparisons
         for law in laws:
-            per, preds[law.label], seconds, hit = cached_protocol(cache, pname, law, splits, skip_steps=args.skip_steps)
-            row = {**protocol_row(pname, law.label, per, seconds), "read_back": hit}
+            row, preds[law.label] = cached_protocol(cache, pname, law, splits, skip_steps=args.skip_steps)
             rows.append(row)
-            print(f"{pname:14s} {law.label:42s} {len(per):6d} {row['mean_rmse']:9.4f} {row['mean_abs_final_err']:12.4f} "
-                  f"{_f(row['mean_final_pred_sd']):>8s} {_f(row['within_95'], 2):>7s} {row['seconds']:8.1f}"
-                  f"{'  (read back)' if hit else ''}", flush=True)
+            print(f"{pname:14s} {law.label:42s} {len(row['splits']):6d} {row['mean_rmse']:9.4f} "
+                  f"{row['mean_abs_final_err']:12.4f} {_f(row['mean_final_pred_sd']):>8s} {_f(row['within_95'], 2):>7s} "
+                  f"{row['seconds']:8.1f}{'  (read back)' if row['read_back'] else ''}", flush=True)
         if args.auto:
             row, preds["auto"] = _auto_row(pname, splits, args.skip_steps, cache, workers=args.workers)
             rows.append(row)
@@ -141,14 +140,12 @@ def _auto_row(pname, splits, skip_steps, cache, smooth_steps=1000, workers: int 
     cache): in each split, the law chosen on the fitted curves alone, fitted, and the held-out curve
     scored. Returns the row and the predictions of the held-out curves."""
     from sde_scales.fitting.protocol_cache import cached_auto_protocol
-    from sde_scales.fitting.protocols import protocol_row
 
-    per, preds, choices, seconds, hit = cached_auto_protocol(cache, pname, splits, skip_steps=skip_steps,
-                                                             smooth_steps=smooth_steps, workers=workers)
-    row = {**protocol_row(pname, "auto", per, seconds), "read_back": hit}
-    print(f"{pname:14s} {'auto (chosen per split)':42s} {len(per):6d} {row['mean_rmse']:9.4f} "
+    row, preds, choices = cached_auto_protocol(cache, pname, splits, skip_steps=skip_steps, smooth_steps=smooth_steps,
+                                               workers=workers)
+    print(f"{pname:14s} {'auto (chosen per split)':42s} {len(row['splits']):6d} {row['mean_rmse']:9.4f} "
           f"{row['mean_abs_final_err']:12.4f} {_f(row['mean_final_pred_sd']):>8s} {_f(row['within_95'], 2):>7s} "
-          f"{row['seconds']:8.1f}{'  (read back)' if hit else ''}", flush=True)
+          f"{row['seconds']:8.1f}{'  (read back)' if row['read_back'] else ''}", flush=True)
     for key, (a, _) in choices.items():
         what = key[0] if len(key) == 1 else f"the {len(key)} curves without {_left_out(key, splits)}"
         print(f"{'':14s}   on {what}: {a['chosen']}" + ("" if a["decided"] else "  (not separated from "

@@ -100,7 +100,7 @@ def main(argv=None) -> int:
     from sde_scales.fitting import load_curve, score
     from sde_scales.fitting.compare import compare_with_best
     from sde_scales.fitting.protocol_cache import ProtocolCache, cached_protocol
-    from sde_scales.fitting.protocols import baseline_labels, comparison_line, protocol_row
+    from sde_scales.fitting.protocols import baseline_labels, comparison_line
     from sde_scales.models.nqm import SpectralNQM
 
     steps, every = spec["steps"], spec["log_every"]
@@ -145,16 +145,15 @@ def main(argv=None) -> int:
     for pname, splits in protocols.items():
         preds = {}
         for law in laws:
-            per, preds[law.label], seconds, hit = cached_protocol(cache, pname, law, splits, skip_steps=skip,
-                                                                  smooth_steps=smooth, truth=truth)
-            row = {**protocol_row(pname, law.label, per, seconds), "read_back": hit}
+            row, preds[law.label] = cached_protocol(cache, pname, law, splits, skip_steps=skip, smooth_steps=smooth,
+                                                    truth=truth)
             rows.append(row)
             f = lambda v, d=4: "-" if v is None else f"{v:.{d}f}"  # noqa: E731
-            print(f"{pname:14s} {law.label:34s} {len(per):6d} {row['mean_rmse']:7.4f} {row['mean_abs_final_err']:8.4f} "
+            print(f"{pname:14s} {law.label:34s} {len(row['splits']):6d} {row['mean_rmse']:7.4f} {row['mean_abs_final_err']:8.4f} "
                   f"{row['mean_rmse_truth']:7.4f} {f(row['mean_stable_rmse_truth']):>7s} "
                   f"{f(row['mean_cooldown_rmse_truth']):>7s} {row['mean_abs_final_err_truth']:8.4f} "
                   f"{f(row['mean_final_pred_sd']):>8s} {f(row['within_95'], 2):>7s} {row['seconds']:8.1f}"
-                  f"{'  (read back)' if hit else ''}", flush=True)
+                  f"{'  (read back)' if row['read_back'] else ''}", flush=True)
         held = [h for _, h in splits]
         for e in compare_with_best([r for r in rows if r["protocol"] == pname], held, preds, baselines,
                                    skip_steps=skip, smooth_steps=smooth):

@@ -71,7 +71,7 @@ def main(argv=None) -> int:
     from sde_scales.fitting import score
     from sde_scales.fitting.compare import compare_with_best
     from sde_scales.fitting.protocol_cache import ProtocolCache, cached_auto_protocol, cached_protocol
-    from sde_scales.fitting.protocols import PROTOCOL_LAWS, baseline_labels, comparison_line, protocol_laws, protocol_row
+    from sde_scales.fitting.protocols import PROTOCOL_LAWS, baseline_labels, comparison_line, protocol_laws
     from sde_scales.fitting.stores import curves_from_store
     from sde_scales.train.sweep import run_sweep
 
@@ -120,24 +120,22 @@ def main(argv=None) -> int:
 
     cache = ProtocolCache(out / "cache", enabled=not args.no_cache)
 
-    def report(row, hit):
-        row = {**row, "read_back": hit}
+    def report(row):
         rows.append(row)
         f = lambda v, d: "-" if v is None else f"{v:.{d}f}"  # noqa: E731
         print(f"{row['protocol']:14s} {row['law']:34s} {len(row['splits']):6d} {row['mean_rmse']:10.5f} "
               f"{row['mean_abs_final_err']:12.5f} {f(row['mean_final_pred_sd'], 5):>8s} {f(row['within_95'], 2):>7s} "
-              f"{row['seconds']:8.1f}{'  (read back)' if hit else ''}", flush=True)
+              f"{row['seconds']:8.1f}{'  (read back)' if row['read_back'] else ''}", flush=True)
 
     for pname, splits in protocols.items():
         preds = {}  # law label -> predictions of the held-out curves, for the paired comparisons
         for law in laws:  # single-cosine: one fit per seed serves its six WSD runs
-            per, preds[law.label], seconds, hit = cached_protocol(cache, pname, law, splits, skip_steps=skip,
-                                                                  smooth_steps=smooth)
-            report(protocol_row(pname, law.label, per, seconds), hit)
+            row, preds[law.label] = cached_protocol(cache, pname, law, splits, skip_steps=skip, smooth_steps=smooth)
+            report(row)
         if pname == "single-cosine":  # --law auto: one choice per fitted cosine run
-            per, preds["auto (rolling origin)"], choices, seconds, hit = cached_auto_protocol(
-                cache, pname, splits, skip_steps=skip, smooth_steps=smooth)
-            report(protocol_row(pname, "auto (rolling origin)", per, seconds), hit)
+            row, preds["auto (rolling origin)"], choices = cached_auto_protocol(
+                cache, pname, splits, skip_steps=skip, smooth_steps=smooth, label="auto (rolling origin)")
+            report(row)
             for key, (a, _) in choices.items():
                 print(f"{'':14s}   auto on {key[0]}: {a['chosen']}; "
                       + ("decided" if a["decided"] else f"not separated from {', '.join(a['undecided'])}"))

@@ -29,32 +29,33 @@ def _splits(shift=0.0):
 def test_a_result_is_read_back_exactly_and_only_for_the_same_inputs(tmp_path):
     law = MomentumLaw(lam=0.99)
     cache = PC.ProtocolCache(tmp_path / "cache")
-    per, preds, sec, hit = PC.cached_protocol(cache, "p", law, _splits(), skip_steps=200, smooth_steps=500)
-    assert not hit and len(per) == len(preds) == 1
+    row, preds = PC.cached_protocol(cache, "p", law, _splits(), skip_steps=200, smooth_steps=500)
+    assert not row["read_back"] and len(row["splits"]) == len(preds) == 1
     # the same inputs: read back (nothing is fitted: the protocol function would raise), equal to the bit
     monkey = pytest.MonkeyPatch()
     from sde_scales.fitting import protocols
 
     monkey.setattr(protocols, "run_protocol", lambda *a, **k: (_ for _ in ()).throw(AssertionError("refitted")))
     try:
-        per2, preds2, sec2, hit2 = PC.cached_protocol(cache, "p", law, _splits(), skip_steps=200, smooth_steps=500)
+        row2, preds2 = PC.cached_protocol(cache, "p", law, _splits(), skip_steps=200, smooth_steps=500)
     finally:
         monkey.undo()
-    assert hit2 and sec2 == sec and per2 == per
+    assert row2["read_back"] and row2["seconds"] == row["seconds"] and row2["splits"] == row["splits"]
+    assert {k: v for k, v in row2.items() if k != "read_back"} == {k: v for k, v in row.items() if k != "read_back"}
     np.testing.assert_array_equal(preds2[0], preds[0])
     # one logged loss moved by 1e-12, another skip, another law, another protocol name: each computed afresh
     for kw in (dict(splits=_splits(shift=1e-12)), dict(skip_steps=300), dict(law=MomentumLaw(lam=0.999)),
                dict(protocol="q")):
         args = dict(protocol="p", law=law, splits=_splits(), skip_steps=200)
         args.update(kw)
-        *_, hit3 = PC.cached_protocol(cache, args["protocol"], args["law"], args["splits"],
-                                      skip_steps=args["skip_steps"], smooth_steps=500)
-        assert not hit3, kw
+        row3, _ = PC.cached_protocol(cache, args["protocol"], args["law"], args["splits"],
+                                     skip_steps=args["skip_steps"], smooth_steps=500)
+        assert not row3["read_back"], kw
     assert cache.hits == 1 and cache.misses == 5
     # no cache: computed, nothing written
     off = PC.ProtocolCache(tmp_path / "off", enabled=False)
-    *_, hit4 = PC.cached_protocol(off, "p", law, _splits(), skip_steps=200, smooth_steps=500)
-    assert not hit4 and not (tmp_path / "off").exists()
+    row4, _ = PC.cached_protocol(off, "p", law, _splits(), skip_steps=200, smooth_steps=500)
+    assert not row4["read_back"] and not (tmp_path / "off").exists()
 
 
 def test_nan_tuples_and_numpy_numbers_survive_the_round_trip_in_strict_json(tmp_path):
@@ -91,7 +92,7 @@ def test_the_key_includes_the_code(tmp_path, monkeypatch):
 def test_a_damaged_entry_is_moved_aside_and_recomputed(tmp_path, damage):
     law = MomentumLaw(lam=0.99)
     cache = PC.ProtocolCache(tmp_path / "cache")
-    per, preds, *_ = PC.cached_protocol(cache, "p", law, _splits(), skip_steps=200, smooth_steps=500)
+    _, preds = PC.cached_protocol(cache, "p", law, _splits(), skip_steps=200, smooth_steps=500)
     stem = cache.key("p " + law.label, _splits(), {"law": repr(law), "skip_steps": 200, "smooth_steps": 500,
                                                     "truth": None})
     j, z = tmp_path / "cache" / f"{stem}.json", tmp_path / "cache" / f"{stem}.npz"
@@ -107,14 +108,14 @@ def test_a_damaged_entry_is_moved_aside_and_recomputed(tmp_path, damage):
         doc["n_predictions"] = 0
         j.write_text(json.dumps(doc))
     again = PC.ProtocolCache(tmp_path / "cache")
-    per2, preds2, _, hit = PC.cached_protocol(again, "p", law, _splits(), skip_steps=200, smooth_steps=500)
-    assert not hit and len(again.damaged) == 1 and "damaged" in again.summary()
+    row2, preds2 = PC.cached_protocol(again, "p", law, _splits(), skip_steps=200, smooth_steps=500)
+    assert not row2["read_back"] and len(again.damaged) == 1 and "damaged" in again.summary()
     assert (tmp_path / "cache" / "damaged" / j.name).exists()
     np.testing.assert_array_equal(preds2[0], preds[0])
     assert j.exists() and z.exists()  # written again
-    *_, hit = PC.cached_protocol(PC.ProtocolCache(tmp_path / "cache"), "p", law, _splits(), skip_steps=200,
+    row3, _ = PC.cached_protocol(PC.ProtocolCache(tmp_path / "cache"), "p", law, _splits(), skip_steps=200,
                                  smooth_steps=500)
-    assert hit
+    assert row3["read_back"]
 
 
 def test_a_stopped_experiment_resumes_with_the_same_table(tmp_path):

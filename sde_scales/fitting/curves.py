@@ -375,11 +375,19 @@ class LossCurve:
     def with_spec(self, spec: "ScheduleSpec | str") -> "LossCurve":
         """This curve with the schedule of a :class:`ScheduleSpec` (or its text form), expanded to
         every step and checked against the logged learning rates."""
+        return self.with_schedule(self._spec_rates(spec), 0)
+
+    def _spec_rates(self, spec: "ScheduleSpec | str") -> np.ndarray:
+        """The rate at every step 0..total of a :class:`ScheduleSpec` (or its text form), refused
+        where it is not a spec or ends before this curve's last logged step."""
         spec = ScheduleSpec.parse(spec) if isinstance(spec, str) else spec
+        if not isinstance(spec, ScheduleSpec):
+            raise InvalidArgumentError(f"{self.source}: schedule={spec!r}; give a ScheduleSpec or its text form, e.g. "
+                                       f"warmup=2160,peak=3e-4,decay=cosine,total=72000")
         if spec.total < int(self.step[-1]):
             raise _fail(self.source, "schedule", None, f"the spec's total={spec.total} steps ends before the last "
                         f"logged step {int(self.step[-1])}; give the run's total number of steps")
-        return self.with_schedule(spec.expand(), 0)
+        return spec.expand()
 
     # ----------------------------------------------------------------------------- I/O
     @classmethod
@@ -435,12 +443,10 @@ class LossCurve:
         scalar tags are the columns, resolved as a CSV's (``train/loss``, ``lm loss``,
         ``learning-rate``, ... or ``columns``); ``schedule`` as in :meth:`from_csv`. The curve is
         named after the run's folder. Needs the ``tensorboard`` package."""
-        from sde_scales.fitting.event_files import read_event_scalars
+        from sde_scales.fitting.event_files import read_event_scalars, run_folder
 
-        path = Path(path)
         df = read_event_scalars(path)
-        run = path if path.is_dir() else path.parent
-        run = run.resolve() if run.name in ("", ".") else run  # named as curve_name() names it
+        run = run_folder(path)
         names = resolve_columns(list(df.columns), str(run), columns, need_lr=schedule is None)
         if "lr" in names:  # tags are logged at their own cadences: the rate between its events is linear
             df = _rates_at_loss_steps(df, names, str(run))
@@ -471,23 +477,17 @@ class LossCurve:
         :class:`ScheduleSpec` or its text form). Rows whose loss is empty are not logged (an export
         of several runs has a row for every step any of them logged); the others are checked as any
         log's, and the spec must reach the last logged step."""
+        from dataclasses import replace
+
         src = str(path)
-        spec = ScheduleSpec.parse(schedule) if isinstance(schedule, str) else schedule
-        if not isinstance(spec, ScheduleSpec):
-            raise InvalidArgumentError(f"{src}: schedule={schedule!r}; give a ScheduleSpec or its text form, e.g. "
-                                       f"warmup=2160,peak=3e-4,decay=cosine,total=72000")
         logged = ~np.isnan(loss)
         if not logged.any():
             raise _fail(src, read and dict(read).get("loss", "loss"), None, "every loss cell is empty")
         v = None if val is None else val[logged]
         steps = df["step"].to_numpy()[logged]
         probe = cls(steps, np.ones(int(logged.sum())), loss[logged], v, name=path.stem, source=src)  # the log's checks
-        if spec.total < int(probe.step[-1]):
-            raise _fail(src, "schedule", None, f"the spec's total={spec.total} steps ends before the last logged step "
-                        f"{int(probe.step[-1])}; give the run's total number of steps")
-        eta = spec.expand()
-        return cls(probe.step, eta[probe.step], probe.loss, probe.val_loss, name=path.stem, source=src,
-                   schedule=eta, schedule_start=0, columns=read)
+        eta = probe._spec_rates(schedule)
+        return replace(probe, lr=eta[probe.step], schedule=eta, schedule_start=0, columns=read)
 
     @classmethod
     def _sparse_loss(cls, df, path: Path, loss: np.ndarray, val, read: tuple = ()) -> "LossCurve":
@@ -790,15 +790,12 @@ def curve_name(path: str | Path) -> str:
     """The name :func:`load_curve` gives the curve of ``path`` (what ``--schedule NAME:SPEC`` and the
     outputs call it): a file's name without its extension; a TensorBoard run's folder name; RUN for
     ``FILE#RUN``."""
-    from sde_scales.fitting.event_files import is_event_log
+    from sde_scales.fitting.event_files import is_event_log, run_folder
 
     p, run = _run_selector(path)
     if run is not None:
         return run
-    if is_event_log(p):
-        run = p if p.is_dir() else p.parent
-        return (run.resolve() if run.name in ("", ".") else run).name
-    return p.stem
+    return run_folder(p).name if is_event_log(p) else p.stem
 
 
 def load_curve(path: str | Path, columns: dict | None = None, schedule=None) -> LossCurve:

@@ -31,7 +31,7 @@ import numpy as np
 from sde_scales.errors import DataFileError, InvalidArgumentError
 
 __all__ = ["EVENT_FILE_PREFIX", "LogRestartWarning", "TruncatedEventFileWarning", "event_files", "is_event_log",
-           "read_event_scalars"]
+           "read_event_scalars", "run_folder"]
 
 #: The name every TensorBoard event file starts with.
 EVENT_FILE_PREFIX = "events.out.tfevents"
@@ -51,6 +51,14 @@ def is_event_log(path) -> bool:
     if p.is_dir():
         return any(p.glob(EVENT_FILE_PREFIX + "*"))
     return p.name.startswith(EVENT_FILE_PREFIX)
+
+
+def run_folder(path) -> Path:
+    """The folder of the run ``path`` names (the folder itself, or an event file's folder), with a
+    name of its own (``.`` resolved): what the run's curve is called."""
+    p = Path(path)
+    run = p if p.is_dir() else p.parent
+    return run.resolve() if run.name in ("", ".") else run
 
 
 def event_files(path) -> list[Path]:

@@ -219,9 +219,11 @@ class ProtocolCache:
 
 
 def cached_protocol(cache: ProtocolCache, protocol: str, law, splits, *, skip_steps: int, smooth_steps: int = 1000,
-                    truth: dict | None = None) -> tuple[list[dict], list[np.ndarray], float, bool]:
-    """:func:`~sde_scales.fitting.protocols.run_protocol` through ``cache``: (rows, predictions,
-    seconds the fits took, whether they were read back)."""
+                    truth: dict | None = None) -> tuple[dict, list[np.ndarray]]:
+    """:func:`~sde_scales.fitting.protocols.run_protocol` through ``cache``: the law's table row
+    (:func:`~sde_scales.fitting.protocols.protocol_row`, its ``seconds`` those of the fits, with
+    ``read_back``: whether they were read from the cache) and the predictions of the held-out
+    curves."""
     from sde_scales.fitting.protocols import run_protocol
 
     settings = {"law": repr(law), "skip_steps": skip_steps, "smooth_steps": smooth_steps,
@@ -232,16 +234,17 @@ def cached_protocol(cache: ProtocolCache, protocol: str, law, splits, *, skip_st
         return per, preds, None
 
     per, preds, _, seconds, hit = cache.run(f"{protocol} {law.label}", splits, settings, compute)
-    return per, preds, seconds, hit
+    return _row(protocol, law.label, per, seconds, hit), preds
 
 
 def cached_auto_protocol(cache: ProtocolCache, protocol: str, splits, *, skip_steps: int, smooth_steps: int = 1000,
-                         workers: int = 1, truth: dict | None = None
-                         ) -> tuple[list[dict], list[np.ndarray], dict, float, bool]:
-    """:func:`~sde_scales.fitting.protocols.run_auto_protocol` through ``cache``: (rows,
-    predictions, choices, seconds, whether read back). ``choices`` maps each fitted set (a tuple of
-    curve names) to (the choice of :func:`~sde_scales.fitting.report.choose_law`, None): the fits
-    themselves are not kept. ``workers`` does not change the numbers, so it is not part of the key."""
+                         workers: int = 1, truth: dict | None = None, label: str = "auto"
+                         ) -> tuple[dict, list[np.ndarray], dict]:
+    """:func:`~sde_scales.fitting.protocols.run_auto_protocol` through ``cache``: the table row
+    called ``label`` (as :func:`cached_protocol`'s), the predictions, and the choices: each fitted
+    set (a tuple of curve names) mapped to (the choice of
+    :func:`~sde_scales.fitting.report.choose_law`, None), the fits themselves not kept. ``workers``
+    does not change the numbers, so it is not part of the key."""
     from sde_scales.fitting.protocols import run_auto_protocol
     from sde_scales.fitting.report import AUTO_CANDIDATES
 
@@ -253,8 +256,16 @@ def cached_auto_protocol(cache: ProtocolCache, protocol: str, splits, *, skip_st
                                                 workers=workers, truth=truth)
         return per, preds, [{"fitted": list(k), "choice": a} for k, (a, _) in choices.items()]
 
-    per, preds, extra, seconds, hit = cache.run(f"{protocol} auto", splits, settings, compute)
-    return per, preds, {tuple(e["fitted"]): (e["choice"], None) for e in extra}, seconds, hit
+    per, preds, extra, seconds, hit = cache.run(f"{protocol} {label}", splits, settings, compute)
+    return (_row(protocol, label, per, seconds, hit), preds,
+            {tuple(e["fitted"]): (e["choice"], None) for e in extra})
+
+
+def _row(protocol: str, label: str, per: list[dict], seconds: float, hit: bool) -> dict:
+    """The protocol table's row, saying whether its numbers were read back."""
+    from sde_scales.fitting.protocols import protocol_row
+
+    return {**protocol_row(protocol, label, per, seconds), "read_back": hit}
 
 
 def _truth_of(truth: dict | None, splits) -> dict | None:
