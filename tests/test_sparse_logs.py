@@ -112,6 +112,8 @@ def test_schedule_that_disagrees_with_the_log_is_refused(tmp_path):
         c.with_spec(ScheduleSpec(total=6000, peak=1e-3, warmup=600, decay="linear", end=1e-4))
     with pytest.raises(DataFileError, match="ends before the last logged step"):
         c.with_spec(ScheduleSpec(total=3000, peak=1e-3, warmup=600, decay="cosine", end=1e-4))
+    with pytest.raises(InvalidArgumentError, match="schedule=6000; give a ScheduleSpec or its text form"):
+        c.with_spec(6000)
 
 
 def test_per_step_file_with_a_gap_is_read_and_a_missing_lr_refused(tmp_path):

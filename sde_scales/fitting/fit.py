@@ -686,9 +686,9 @@ def _lack_of_fit_note(label: str, checks: dict) -> str | None:
             f"beyond the noise, worst at steps {v['worst_steps'][0]}-{v['worst_steps'][1]} "
             f"({v['worst_mean']:+.3g}){lag}. The law's form does not "
             f"follow these curves there (a steep start: raise --skip-steps), or the noise is slower than the logging "
-            f"interval, or the log is of a smoothed loss (an exponential moving average: its delay is then fitted as "
-            f"part of the kernel; log the raw loss, or declare the average with --log-ema BETA). Predictions carry a "
-            f"model error the bands do not include")
+            f"interval, or the log is of a smoothed loss (an exponential moving average or a running mean: its delay "
+            f"is then fitted as part of the kernel; log the raw loss, or declare the average with --log-ema BETA or "
+            f"--log-running-mean PERIOD). Predictions carry a model error the bands do not include")
 
 
 #: Lag-1 correlation of a fitted curve's residuals below which they alternate from point to point

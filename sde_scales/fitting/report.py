@@ -493,7 +493,7 @@ def plot_kernel(path: Path, law: KernelLaw, theta) -> Path:
 
 
 def schedule_specs(specs: list[str]) -> dict[str, str]:
-    """``NAME:SPEC`` texts (``--schedule``) as {curve name (file stem): spec text}; refused without
+    """``NAME:SPEC`` texts (``--schedule``) as {curve name: spec text}; refused without
     the colon or with two specs for one curve."""
     from sde_scales.errors import InvalidArgumentError
 
@@ -511,7 +511,8 @@ def schedule_specs(specs: list[str]) -> dict[str, str]:
 
 
 def apply_schedules(curves: list[LossCurve], specs: list[str]) -> list[LossCurve]:
-    """Attach ``NAME:SPEC`` schedule specs (``--schedule``) to the curves named NAME (file stems)."""
+    """Attach ``NAME:SPEC`` schedule specs (``--schedule``) to the curves named NAME
+    (:func:`~sde_scales.fitting.curves.curve_name`)."""
     from sde_scales.errors import InvalidArgumentError
 
     by = schedule_specs(specs)
