@@ -83,15 +83,17 @@ def event_files(path) -> list[Path]:
 def _complete_records(path: Path) -> tuple[int, int]:
     """(complete TFRecord frames, bytes after the last one) from the frames' length fields alone:
     a frame is an 8-byte length, a 4-byte checksum of it, the data and a 4-byte checksum of the data."""
-    data = path.read_bytes()
+    size = path.stat().st_size
     n, off = 0, 0
-    while off + 12 <= len(data):
-        (length,) = struct.unpack("<Q", data[off:off + 8])
-        end = off + 12 + length + 4
-        if end > len(data):
-            break
-        n, off = n + 1, end
-    return n, len(data) - off
+    with open(path, "rb") as fh:  # the length fields alone: a file of images is not read whole
+        while off + 12 <= size:
+            fh.seek(off)
+            (length,) = struct.unpack("<Q", fh.read(8))
+            end = off + 12 + length + 4
+            if end > size:
+                break
+            n, off = n + 1, end
+    return n, size - off
 
 
 def _scalar(value) -> float | None:

@@ -530,21 +530,20 @@ def _train_stack(configs, dataset, device, progress, checkpoint) -> list[RunOutc
                 next_save = (step // checkpoint.every_steps + 1) * checkpoint.every_steps
         if progress is not None:
             progress.update(1)
+    # each member's last logged value of every whole-network metric
+    finals = [{m: v for m, l_, v in zip(r["metric"], r["layer"], r["value"]) if l_ == -1} for r in rows]
+    div_steps = div_t.cpu().tolist()
     if step == n_steps:  # no minibatch loss follows the last update: its evaluation-batch loss and
         # displacement (the snapshot at n_steps) say whether it broke a member that was alive before it
-        for k in range(K):
-            r = rows[k]
-            last = {m: v for m, l_, v in zip(r["metric"], r["layer"], r["value"]) if l_ == -1 and m in ("eval_loss", "dist2")}
-            if int(div_t[k]) == 0 and not (math.isfinite(last["dist2"]) and last["eval_loss"] < float(loss_limit[k])):
-                div_t[k] = n_steps
+        limits = loss_limit.cpu().tolist()
+        for k, last in enumerate(finals):
+            if div_steps[k] == 0 and not (math.isfinite(last["dist2"]) and last["eval_loss"] < limits[k]):
+                div_steps[k] = n_steps
     secs = time.perf_counter() - started
-    div_steps = div_t.cpu().tolist()
     out = []
     for k, c in enumerate(configs):
-        r = rows[k]
-        last = {m: v for m, l_, v in zip(r["metric"], r["layer"], r["value"]) if l_ == -1}
         ds = int(div_steps[k]) or None
-        out.append(RunOutcome(c, "diverged" if ds is not None else "finished", ds, r, secs / K, last))
+        out.append(RunOutcome(c, "diverged" if ds is not None else "finished", ds, rows[k], secs / K, finals[k]))
     return out
 
 
