@@ -129,6 +129,24 @@ def test_folders_without_a_run_are_refused_with_the_runs_they_hold(tmp_path):
         load_curve(tmp_path / "junk")
 
 
+def test_a_non_finite_loss_is_refused_not_read_as_unlogged(tmp_path):
+    """A loss event of NaN (a run that diverged) must not become an empty cell, which a reader takes
+    for a step that was not logged: it is refused with the tag and step. A NaN in a tag no role
+    reads (a gradient norm) does not stop the curve."""
+    run = tmp_path / "nan"
+    _write_run(run, range(20, 3001, 20), range(20, 3001, 20))
+    w = SummaryWriter(str(run))
+    w.add_scalar("grad_norm", float("inf"), 3000)
+    w.close()
+    assert load_curve(run).step[-1] == 3000
+    w = SummaryWriter(str(run))
+    w.add_scalar("train/lr", 1e-4, 3020)
+    w.add_scalar("train/loss", float("nan"), 3020)
+    w.close()
+    with pytest.raises(DataFileError, match=r"column 'train/loss'.*value nan at step 3020 is not finite"):
+        load_curve(run)
+
+
 def test_megatron_tags_and_a_loss_only_run_with_its_spec(tmp_path):
     """Megatron-LM's tags (``lm loss``, ``learning-rate``) are read without --columns; a run that
     logged the loss alone reads with its schedule spec, its rate the spec's at every step."""

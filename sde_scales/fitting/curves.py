@@ -448,6 +448,12 @@ class LossCurve:
         df = read_event_scalars(path)
         run = run_folder(path)
         names = resolve_columns(list(df.columns), str(run), columns, need_lr=schedule is None)
+        for key in ("step", "lr", "loss", "val_loss"):
+            tag = names.get(key)
+            if tag in df.attrs["nonfinite"]:
+                at, x = df.attrs["nonfinite"][tag]
+                raise _fail(str(run), tag, None, f"value {x} at step {at} is not finite (a diverged run?); fit the "
+                            f"steps before it: export them to CSV")
         if "lr" in names:  # tags are logged at their own cadences: the rate between its events is linear
             df = _rates_at_loss_steps(df, names, str(run))
         return cls._from_frame(df, run, names, schedule)

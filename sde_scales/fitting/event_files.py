@@ -112,7 +112,9 @@ def _scalar(value) -> float | None:
 def read_event_scalars(path):
     """One run's scalars as a table: a ``step`` column and one column per tag (empty where a tag
     was not logged at a step), sorted by step; restarts and a cut-off end handled as the module
-    says. Refused with a :class:`~sde_scales.errors.DataFileError`: no event files, no scalars, a
+    says. A NaN or infinite value is not put in the table (where an empty cell means "not logged"):
+    ``df.attrs["nonfinite"]`` maps each such tag to its first (step, value), for the reader of the
+    tags to refuse. Refused with a :class:`~sde_scales.errors.DataFileError`: no event files, no scalars, a
     damaged record in the middle of a file, a step that is not a whole number >= 0."""
     import pandas as pd
 
@@ -123,6 +125,7 @@ def read_event_scalars(path):
                                    f"(pip install tensorboard) or export the scalars to CSV") from None
     series: dict[str, list[tuple[int, float]]] = {}
     replaced: dict[str, int] = {}
+    nonfinite: dict[str, tuple[int, float]] = {}
     for f in event_files(path):
         n_frames, tail = _complete_records(f)
         n_read = 0
@@ -137,6 +140,9 @@ def read_event_scalars(path):
             for v in event.summary.value:
                 x = _scalar(v)
                 if x is None:
+                    continue
+                if not np.isfinite(x):  # kept out of the table (an empty cell is "not logged"), named below
+                    nonfinite.setdefault(v.tag, (step, x))
                     continue
                 kept = series.setdefault(v.tag, [])
                 if kept and step <= kept[-1][0]:  # a restart: what was logged from this step on is replaced
@@ -167,4 +173,6 @@ def read_event_scalars(path):
     frames = [pd.Series(dict(v), name=tag, dtype=float) for tag, v in series.items()]
     df = pd.concat(frames, axis=1).sort_index()
     df.index.name = "step"
-    return df.reset_index()
+    df = df.reset_index()
+    df.attrs["nonfinite"] = nonfinite
+    return df
