@@ -1,17 +1,24 @@
 """Cost of `sde-scales fit-delay` against curve length: wall time and peak memory.
 
-For each length T, two per-step curves (a loss logged at every step; cosine and WSD schedules,
-loss drawn from the kernel law with noise 0.05) are written as CSV, and the whole command
+For each length T, two per-step curves (a loss logged at every step; cosine and WSD schedules)
+are written as CSV, and the whole command
 
     sde-scales fit-delay --fit cos.csv --predict wsd.csv --law LAW --kernel KERNEL
 
-runs in a fresh process; its wall time and peak resident memory (``ru_maxrss`` of the child) are
-recorded. Linear cost shows as time and memory growing in proportion to T (ratios to the smallest
+(with ``--skip-steps`` at the warmup's end, 1% of T) runs in a fresh process; its wall time and
+peak resident memory (``ru_maxrss`` of the child) are recorded. Linear cost shows as time and memory growing in proportion to T (ratios to the smallest
 T are printed next to T's own ratio).
+
+``--family``: where the losses come from. ``law`` (default): the kernel law itself with noise
+0.05, a curve the law fits exactly, so its fit converges in few steps. ``nqm``: the expected loss
+of SGD on the many-mode noisy quadratic of ``experiments/fit_nqm_family.py`` (peak rate 0.5,
+noise 0.1), which no law fits exactly: one cosine leaves the power term's level, amplitude and
+exponent nearly interchangeable, and the optimiser walks a long flat valley, as on real runs.
 
     python benchmarks/bench_fit_length.py                      # T = 2k .. 1M, kernel nonparametric
     python benchmarks/bench_fit_length.py --lengths 2000,34000 --kernel exp
     python benchmarks/bench_fit_length.py --lengths 2000,34000 --law mpl
+    python benchmarks/bench_fit_length.py --lengths 2000,34000,131000 --family nqm
 """
 
 from __future__ import annotations
@@ -41,17 +48,33 @@ def write_curve(path: Path, lr: np.ndarray, seed: int) -> None:
     pd.DataFrame({"step": c.step, "lr": lr[1:], "loss": y}).to_csv(path, index=False)
 
 
-def run_one(T: int, law: str, kernel: str, tmp: Path) -> tuple[float, float]:
+def write_nqm_curve(path: Path, lr: np.ndarray, seed: int) -> None:
+    """The noisy quadratic's expected loss after each step of ``lr`` plus noise 0.1, logged at every
+    step (as ``experiments/fit_nqm_family.py`` writes its curves, there every 50 steps)."""
+    import pandas as pd
+
+    from sde_scales.models.nqm import SpectralNQM
+
+    y = SpectralNQM.power_law().expected_loss(lr)[: lr.size] + 0.1 * np.random.default_rng(seed).standard_normal(lr.size)
+    pd.DataFrame({"step": np.arange(lr.size), "lr": lr, "loss": y}).to_csv(path, index=False)
+
+
+def run_one(T: int, law: str, kernel: str, tmp: Path, family: str = "law") -> tuple[float, float]:
+    from sde_scales import schedules
     from sde_scales.fitting.curves import ScheduleSpec
 
     w = max(1, T // 100)
-    write_curve(tmp / "cos.csv", ScheduleSpec(total=T, peak=1e-3, warmup=w, decay="cosine", end=1e-4).expand(), 1)
-    write_curve(tmp / "wsd.csv", ScheduleSpec(total=T, peak=1e-3, warmup=w, decay="linear",
-                                              decay_start=int(0.8 * T)).expand(), 2)
+    if family == "nqm":
+        write_nqm_curve(tmp / "cos.csv", schedules.cosine(T, 0.5, final_fraction=0.1, warmup_steps=w), 1)
+        write_nqm_curve(tmp / "wsd.csv", schedules.wsd(T, 0.5, fraction=0.2, warmup_steps=w), 2)
+    else:
+        write_curve(tmp / "cos.csv", ScheduleSpec(total=T, peak=1e-3, warmup=w, decay="cosine", end=1e-4).expand(), 1)
+        write_curve(tmp / "wsd.csv", ScheduleSpec(total=T, peak=1e-3, warmup=w, decay="linear",
+                                                  decay_start=int(0.8 * T)).expand(), 2)
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t0 = time.perf_counter()
     r = subprocess.run([sys.executable, "-m", "sde_scales.cli", "fit-delay", "--fit", str(tmp / "cos.csv"),
-                        "--predict", str(tmp / "wsd.csv"), "--law", law, "--kernel", kernel],
+                        "--predict", str(tmp / "wsd.csv"), "--law", law, "--kernel", kernel, "--skip-steps", str(w)],
                        capture_output=True, text=True)
     secs = time.perf_counter() - t0
     if r.returncode != 0:
@@ -68,13 +91,15 @@ def main(argv=None) -> int:
                     help="law to fit (default kernel)")
     ap.add_argument("--kernel", default="nonparametric", choices=["nonparametric", "exp", "power"],
                     help="kernel of the kernel law (default nonparametric)")
+    ap.add_argument("--family", default="law", choices=["law", "nqm"],
+                    help="where the losses come from: the kernel law with noise (default) or the noisy quadratic")
     args = ap.parse_args(argv)
     lengths = [int(v) for v in args.lengths.split(",")]
     print(f"{'T':>9s} {'seconds':>8s} {'peak MB':>8s} {'T ratio':>8s} {'time ratio':>10s}")
     base = None
     with tempfile.TemporaryDirectory() as d:
         for T in lengths:
-            secs, mb = run_one(T, args.law, args.kernel, Path(d))
+            secs, mb = run_one(T, args.law, args.kernel, Path(d), args.family)
             base = base or (T, secs)
             print(f"{T:9d} {secs:8.2f} {mb:8.0f} {T / base[0]:8.1f} {secs / base[1]:10.1f}", flush=True)
     print("peak MB is the largest child process so far (ru_maxrss): it can only grow down the table")

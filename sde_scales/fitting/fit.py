@@ -288,7 +288,68 @@ def _features(curve: LossCurve, skip: int, lr_scale: float, factor: int) -> tupl
 
 def fit(law: Law, curves: list[LossCurve], *, skip_steps: int = 0, bin_factor: int = 4, n_starts: int | None = None,
         f_scale: float | None = None, fixed: dict | None = None) -> FitResult:
-    """Fit ``law`` jointly to ``curves`` (shared parameters). ``fixed`` pins parameters by name."""
+    """Fit ``law`` jointly to ``curves`` (shared parameters). ``fixed`` pins parameters by name.
+
+    The fit runs with one BLAS thread (:func:`one_blas_thread`), whatever the process's setting:
+    its matrices are tall and thin (points x parameters), too small for threads to pay, and the
+    threads' split of each reduction changed where the optimiser stopped on flat objectives. A fit
+    of many points starts from fits to :data:`COARSE_POINTS` of them and more, evenly spaced
+    (:func:`_coarse_rows`), where the law's cost is in its points
+    (:attr:`~sde_scales.fitting.laws.Law.coarse_start`)."""
+    with one_blas_thread():
+        return _fit(law, curves, skip_steps=skip_steps, bin_factor=bin_factor, n_starts=n_starts, f_scale=f_scale,
+                    fixed=fixed)
+
+
+_BLAS = None
+
+#: Points of the first coarse stage of a fit, spread over the fitted curves in proportion to
+#: their lengths. A fit of at least :data:`COARSE_FACTOR` times as many points first fits this
+#: many, then :data:`COARSE_FACTOR` times as many, and so on while the full fit has at least
+#: :data:`COARSE_FACTOR` times the stage's points; each stage starts from the last one's optimum
+#: and the full fit from the largest's. Why: on a flat objective the optimiser takes hundreds of
+#: steps, each an SVD of the (points x parameters) Jacobian; on a 34,000-point curve logged at
+#: every step that was 8-9 s of the issue's 10 s (562 evaluations), and from the coarse optimum
+#: the full fit needs tens (``benchmarks/RESULTS.md``, "coarse start"). Below 8 times the first
+#: stage's size the saving is too small to change a path: the fits of the shared curves (at most
+#: 24,000 points) start as before.
+COARSE_POINTS = 4096
+#: Growth of the coarse stages, and the least ratio of the full fit's points to a stage's.
+COARSE_FACTOR = 8
+
+
+def _coarse_rows(sizes: list[int], total: int) -> list[np.ndarray]:
+    """Evenly spaced row indices into each curve (its first and last row included), about
+    ``total`` in all, each curve's share in proportion to its size and at least 20 points (or all
+    of a shorter curve)."""
+    n = sum(sizes)
+    out = []
+    for m in sizes:
+        k = min(m, max(20, int(round(total * m / n))))
+        out.append(np.unique(np.linspace(0, m - 1, k).round().astype(int)))
+    return out
+
+
+def one_blas_thread():
+    """A context in which BLAS and LAPACK calls run on one thread (``threadpoolctl``).
+
+    Why: a fit's Jacobians are tall and thin (tens of thousands of points by 3-20 parameters),
+    and OpenBLAS threads over them cost more than they give. Measured on a 34,000-point curve on
+    2 cores (``benchmarks/RESULTS.md``, "one BLAS thread"): the same fit took 42-47 s with two
+    threads and 9 s with one. And a reduction split across threads is summed in another order,
+    so the optimiser's path, and where it stopped on a flat objective, depended on the thread
+    count (a cost of 156.38625 with two threads, 156.38632 with one, on the same data); with one
+    thread the fit is the same whatever the machine's thread settings."""
+    global _BLAS
+    from threadpoolctl import ThreadpoolController
+
+    if _BLAS is None:
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=1, user_api="blas")
+
+
+def _fit(law: Law, curves: list[LossCurve], *, skip_steps: int, bin_factor: int, n_starts: int | None,
+         f_scale: float | None, fixed: dict | None) -> FitResult:
     if not curves:
         raise InvalidArgumentError("no curves to fit; pass at least one LossCurve")
     started = time.perf_counter()
@@ -333,20 +394,28 @@ def fit(law: Law, curves: list[LossCurve], *, skip_steps: int = 0, bin_factor: i
             th[names.index(k)] = v
         return th
 
-    def resid(xf):
+    def resid(xf, fs=feats, target=y):
         th = full(xf)
-        return np.concatenate([law.predict(th, f) for f in feats]) - y
+        return np.concatenate([law.predict(th, f) for f in fs]) - target
 
     has_jac = law.jacobian(starts[0], feats[0]) is not None
 
-    def jac(xf):
+    def jac(xf, fs=feats):
         th = full(xf)
-        return np.concatenate([law.jacobian(th, f) for f in feats], axis=0)[:, free]
+        return np.concatenate([law.jacobian(th, f) for f in fs], axis=0)[:, free]
+
+    coarse = []  # (features, losses) of each coarse stage, smallest first
+    size = COARSE_POINTS
+    while law.coarse_start and size * COARSE_FACTOR <= y.size:
+        rows = _coarse_rows([v.size for v in ys], size)
+        coarse.append(([ScheduleFeatures.build(c, f.t[r], lr_scale, bin_steps=c.drop_bin_steps(bin_factor))
+                        for c, f, r in zip(curves, feats, rows)], np.concatenate([v[r] for v, r in zip(ys, rows)])))
+        size *= COARSE_FACTOR
 
     if n_starts is not None:
         starts = starts[:max(1, n_starts)]
 
-    def solve(x0, fs):
+    def solve(x0, fs, on=None):
         # tolerances 1e-12, not scipy's 1e-8: these objectives are flat along (L0, B, kernel weights),
         # and stopping at 1e-8 left the same fit of one cosine run at two points whose predictions of
         # WSD final losses differed by 0.003, depending only on the box bounds
@@ -354,8 +423,9 @@ def fit(law: Law, curves: list[LossCurve], *, skip_steps: int = 0, bin_factor: i
         # (an exactly linear curve) there is nothing to be robust against: ordinary least squares
         # residuals in units of the loss scale: scipy's gradient tolerance is absolute in the cost,
         # so a loss of order 1e-60 stopped every fit at its start
-        return optimize.least_squares(lambda xf: resid(xf) / scale, x0,
-                                      jac=(lambda xf: jac(xf) / scale) if has_jac else "2-point",
+        fs_, y_ = on if on is not None else (feats, y)
+        return optimize.least_squares(lambda xf: resid(xf, fs_, y_) / scale, x0,
+                                      jac=(lambda xf: jac(xf, fs_) / scale) if has_jac else "2-point",
                                       bounds=(lo[free], hi[free]), loss="huber" if fs > 0 else "linear",
                                       f_scale=fs / scale if fs > 0 else 1.0, x_scale="jac", max_nfev=MAX_NFEV,
                                       ftol=1e-12, xtol=1e-12, gtol=1e-12)
@@ -366,6 +436,12 @@ def fit(law: Law, curves: list[LossCurve], *, skip_steps: int = 0, bin_factor: i
         s = s.copy()
         s[0] = float(np.clip(np.mean(y[-max(1, y.size // 10):]) - 0.1 * REFERENCE_LOSS * scale, lo[0], hi[0]))
         x0 = np.clip(s, lo + 1e-9 * (hi - lo), hi - 1e-9 * (hi - lo))[free]
+        for stage in coarse:
+            # the same objective on evenly spaced points first: the optimiser's path through a flat
+            # valley is as long either way, and each step costs a fraction; each larger stage, and
+            # then the full fit, starts from the last one's end (the result is the full fit's,
+            # tolerances unchanged)
+            x0 = solve(x0, f_scale, on=stage).x
         res = solve(x0, f_scale)
         if best is None or res.cost < best.cost:
             best, best_start = res, full(x0)
@@ -863,9 +939,10 @@ def predict_sd(result: FitResult, curve: LossCurve) -> tuple[np.ndarray, float]:
         raise InvalidArgumentError("this FitResult has no covariance (it was not made by fit()); refit it")
     f = ScheduleFeatures.build(curve, curve.step, result.lr_scale,
                                bin_steps=curve.drop_bin_steps(result.bin_steps_factor))
-    G = law_gradient(result.law, result.theta, f, cov.lo, cov.hi)
-    n_last = final_rows(curve.step.size)
-    return cov.sd(G), float(cov.sd(G[-n_last:].mean(axis=0, keepdims=True))[0])
+    with one_blas_thread():  # as in fit(): the same band whatever the thread count
+        G = law_gradient(result.law, result.theta, f, cov.lo, cov.hi)
+        n_last = final_rows(curve.step.size)
+        return cov.sd(G), float(cov.sd(G[-n_last:].mean(axis=0, keepdims=True))[0])
 
 
 def score_prediction(result: FitResult, curve: LossCurve, *, skip_steps: int = 0, smooth_steps: int = 1000) -> dict:

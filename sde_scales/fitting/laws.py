@@ -95,6 +95,11 @@ class Law:
         None lets the fit use finite differences."""
         return None
 
+    #: Whether a fit of many points starts from fits to subsets of them
+    #: (:data:`~sde_scales.fitting.fit.COARSE_POINTS`): worth it where an evaluation's cost is in the
+    #: points (the optimiser's SVD, a filter of a few time scales).
+    coarse_start = True
+
     def time_scale(self, theta: np.ndarray) -> float | None:
         """The response time scale (steps or area units) where the law has one, else None."""
         return None
@@ -210,6 +215,12 @@ class MultiPowerLaw(Law):
     in O(rates x (points + bins)); the Jacobian's four columns run through the same pass.
     :meth:`embedding_error` states the error of the form over the data.
     """
+
+    #: No coarse start: its evaluations cost about 50 filter passes over the schedule's drop bins,
+    #: which a subset of the points does not shrink, and its path through its flat (C, beta, gamma)
+    #: directions is as long on the subset (on a 34,000-point cosine logged at every step: 99 s
+    #: with the coarse start, one of whose two starts ran to the evaluation limit, 57 s without).
+    coarse_start = False
 
     @property
     def label(self) -> str:
@@ -440,10 +451,19 @@ class KernelLaw(Law):
             return None  # its time scale moves the filter itself: finite differences
         t, R = self._response(theta, f)
         lv = f.peak - 1.0 if self.level else 0.0  # d(B (eta_peak - 1))/dB; B is the weights' sum without an amplitude
-        cols = [lv - (R @ t.weights)] if self.family.has_amplitude else []
         scale = theta[3] if self.family.has_amplitude else 1.0
-        cols += [-scale * (R @ dw) + (0.0 if self.family.has_amplitude else lv) for dw in t.dweights]
-        return np.concatenate([_power_jac(theta, f), np.stack(cols, axis=1)], axis=1)
+        # every kernel parameter's column at once: one product with the (parameters x terms)
+        # derivative matrix instead of a product per parameter (the non-parametric kernel's is the
+        # identity, so its columns are R's own, bit for bit)
+        dw = np.asarray(t.dweights, dtype=float)
+        kcols = R.copy() if dw.shape[0] == dw.shape[1] and np.array_equal(dw, np.eye(dw.shape[0])) else R @ dw.T
+        kcols *= -scale
+        if not self.family.has_amplitude:
+            kcols += lv
+        parts = [_power_jac(theta, f)]
+        if self.family.has_amplitude:
+            parts.append((lv - (R @ t.weights))[:, None])
+        return np.concatenate(parts + [kcols], axis=1)
 
     def embedding_error(self, theta, f: ScheduleFeatures) -> float:
         """Bound on |Q_approx - Q| of the response terms over the data (0 where exact)."""
