@@ -310,9 +310,10 @@ _BLAS = None
 #: and the full fit from the largest's. Why: on a flat objective the optimiser takes hundreds of
 #: steps, each an SVD of the (points x parameters) Jacobian; on a 34,000-point curve logged at
 #: every step that was 8-9 s of the issue's 10 s (562 evaluations), and from the coarse optimum
-#: the full fit needs tens (``benchmarks/RESULTS.md``, "coarse start"). Below 8 times the first
-#: stage's size the saving is too small to change a path: the fits of the shared curves (at most
-#: 24,000 points) start as before.
+#: the full fit needs tens (``benchmarks/RESULTS.md``, "coarse start"). The first stage is at most
+#: an eighth of the points. Smaller fits take the direct path as before; the stages change where
+#: a fit ends on a flat objective (lower, in every case measured), so this keeps the published
+#: figures of the shared curves (fits of at most 24,000 points) as they were.
 COARSE_POINTS = 4096
 #: Growth of the coarse stages, and the least ratio of the full fit's points to a stage's.
 COARSE_FACTOR = 8
