@@ -304,6 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--workers", type=int, default=1,
                    help="processes for --law auto's fits (default 1; the choice and every number are the same for "
                         "any count)")
+    f.add_argument("--no-progress", action="store_true",
+                   help="no progress bar of --law auto's fits (shown on a terminal only)")
     f.add_argument("--kernel", choices=["nonparametric", "exp", "power", "instant"], default="nonparametric",
                    help="memory kernel of the kernel law, from sde_scales.kernels (default nonparametric: monotone q "
                         "from exponentials; instant: no delay, a baseline)")

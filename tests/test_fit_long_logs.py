@@ -115,3 +115,39 @@ def test_a_fit_does_not_depend_on_the_number_of_blas_threads():
         two = fit(law, [c], skip_steps=500)
     np.testing.assert_array_equal(one.theta, two.theta)
     assert one.cost == two.cost
+
+
+class _Terminal:
+    """A standard error that says it is a terminal, so tqdm draws its bar there."""
+
+    def __init__(self):
+        self.text = []
+
+    def write(self, s):
+        self.text.append(s)
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return True
+
+
+def test_law_auto_fits_show_progress_on_a_terminal_only(monkeypatch):
+    """``--law auto`` runs dozens of fits (minutes on a long log): its tasks tick a progress bar on a
+    terminal, none without a label or off a terminal, and the results are the same either way."""
+    report = importlib.import_module("sde_scales.fitting.report")
+    tasks = [((i,), i) for i in range(5)]
+    term = _Terminal()
+    monkeypatch.setattr(report.sys, "stderr", term)
+    shown = report._run_tasks(abs, tasks, 1, "--law auto: fits of the folds")
+    text = "".join(term.text)
+    assert "--law auto: fits of the folds" in text and "5/5" in text
+    term.text.clear()
+    assert report._run_tasks(abs, tasks, 1, None) == shown == {(i,): i for i in range(5)}
+    assert "".join(term.text) == ""
+    pipe = _Terminal()
+    pipe.isatty = lambda: False  # a log file or a pipe: no bar
+    monkeypatch.setattr(report.sys, "stderr", pipe)
+    assert report._run_tasks(abs, tasks, 1, "--law auto: fits of the folds") == shown
+    assert "".join(pipe.text) == ""

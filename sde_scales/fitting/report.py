@@ -7,6 +7,7 @@ atomically (temporary file, then rename), so a bad input never leaves half-writt
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -89,7 +90,7 @@ def _undecided(best: list[float], other: list[float], level: float = DECIDE_LEVE
 
 
 def choose_law(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: int, level: bool = True,
-               candidates=AUTO_CANDIDATES, workers: int = 1) -> dict:
+               candidates=AUTO_CANDIDATES, workers: int = 1, progress: bool = False) -> dict:
     """Cross-validation of every candidate law (:data:`AUTO_CANDIDATES`) on the fitted curves.
 
     With two or more curves, leave one curve out: fit on the others, predict it, score it (RMSE
@@ -104,7 +105,8 @@ def choose_law(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: in
     both times. Returns every candidate's scores and folds, and the choice (``chosen_name``,
     ``chosen_kernel``, ``chosen_time``: :func:`make_law`'s arguments). ``workers`` > 1 runs the
     (candidate, fold) fits in that many spawned processes, with the same result (a script that
-    calls it so needs the usual ``if __name__ == "__main__":`` guard of multiprocessing)."""
+    calls it so needs the usual ``if __name__ == "__main__":`` guard of multiprocessing).
+    ``progress``: a progress bar of the fits on standard error (on a terminal)."""
     from sde_scales.errors import InvalidArgumentError
 
     if not fit_curves:
@@ -115,7 +117,7 @@ def choose_law(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: in
     tasks = [((c, k), (*cand, level, fitted, held, skip_steps if first is None else max(skip_steps, first), skip_steps,
                        smooth_steps, label))
              for c, cand in enumerate(candidates) for k, (label, fitted, held, first) in enumerate(folds)]
-    scored = _run_tasks(_score_fold, tasks, workers)
+    scored = _run_tasks(_score_fold, tasks, workers, "--law auto: fits of the folds" if progress else None)
     rows = []
     for c, (name, kernel, time) in enumerate(candidates):
         law = make_law(name, kernel or "nonparametric", time or "steps", level)
@@ -167,12 +169,28 @@ def _score_fold(task) -> dict:
 _SLOW_FIRST = ("mpl", "power")
 
 
-def _run_tasks(func, tasks: list, workers: int) -> dict:
+def _run_tasks(func, tasks: list, workers: int, progress: str | None = None) -> dict:
     """``{key: func(args)}`` for ``tasks`` of (key, args): in this process, or in a pool of
     ``workers`` fresh (spawned) processes, the slow laws first. Every task is a pure function of its
-    arguments, so the results do not depend on the number of workers or the order they finish in."""
+    arguments, so the results do not depend on the number of workers or the order they finish in.
+    ``progress``: the label of a progress bar on standard error, one tick a task (shown on a
+    terminal only); None for none."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(tasks), desc=progress, unit="fit", disable=None if progress else True, file=sys.stderr)
+    try:
+        return _run_tasks_with(func, tasks, workers, bar)
+    finally:
+        bar.close()
+
+
+def _run_tasks_with(func, tasks: list, workers: int, bar) -> dict:
     if workers <= 1 or len(tasks) <= 1:
-        return {key: func(args) for key, args in tasks}
+        out = {}
+        for key, args in tasks:
+            out[key] = func(args)
+            bar.update(1)
+        return out
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
@@ -184,7 +202,10 @@ def _run_tasks(func, tasks: list, workers: int) -> dict:
     os.environ.update({k: "1" for k in keys})  # read by each worker as it starts, before it imports numpy
     try:
         with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=mp.get_context("spawn")) as ex:
-            out = list(ex.map(func, [tasks[i][1] for i in order], chunksize=1))
+            out = []
+            for r in ex.map(func, [tasks[i][1] for i in order], chunksize=1):  # in order: the same results
+                out.append(r)
+                bar.update(1)
     finally:
         for k, v in saved.items():
             if v is None:
@@ -222,7 +243,7 @@ def _fit_and_finals(task) -> dict:
 
 
 def undecided_predictions(auto: dict, fit_curves: list[LossCurve], predict_curves: list[LossCurve], *,
-                          skip_steps: int, level: bool = True, workers: int = 1) -> dict:
+                          skip_steps: int, level: bool = True, workers: int = 1, progress: bool = False) -> dict:
     """What the data's indecision costs: the chosen law and every candidate :func:`choose_law`
     could not separate from it, each fitted to all of ``fit_curves``, and their predicted final
     losses (the mean over the last 5% of rows) for each of ``predict_curves``, with the range they
@@ -233,7 +254,8 @@ def undecided_predictions(auto: dict, fit_curves: list[LossCurve], predict_curve
     labels = [auto["chosen"]] + list(auto["undecided"])
     rows = {r["law"]: r for r in auto["candidates"]}
     done = _run_tasks(_fit_and_finals, [(lab, (rows[lab]["name"], rows[lab]["kernel"], rows[lab]["time"], level,
-                                               fit_curves, predict_curves, skip_steps)) for lab in labels], workers)
+                                               fit_curves, predict_curves, skip_steps)) for lab in labels], workers,
+                      "--law auto: the undecided laws on all curves" if progress else None)
     failed = {lab: done[lab]["error"] for lab in labels if "error" in done[lab]}
     curves = []
     for c in predict_curves:
@@ -593,7 +615,7 @@ def run_fit_delay(args) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", AutoChoiceWarning)  # printed below and kept in the JSON
             auto = choose_law(fit_curves, skip_steps=args.skip_steps, smooth_steps=args.smooth_steps, level=level,
-                              workers=getattr(args, "workers", 1))
+                              workers=getattr(args, "workers", 1), progress=not getattr(args, "no_progress", True))
         print(f"--law auto ({auto['method']}):")
         for r in auto["candidates"]:
             cv = "-" if r["cv_rmse"] is None else f"{r['cv_rmse']:.4f}"
@@ -605,7 +627,8 @@ def run_fit_delay(args) -> int:
         if auto["undecided"] and predict_curves:
             auto["undecided_predictions"] = undecided_predictions(auto, fit_curves, predict_curves,
                                                                   skip_steps=args.skip_steps, level=level,
-                                                                  workers=getattr(args, "workers", 1))
+                                                                  workers=getattr(args, "workers", 1),
+                                                                  progress=not getattr(args, "no_progress", True))
             print(f"predicted final losses of the chosen law and the {len(auto['undecided'])} candidate(s) the data "
                   f"do not separate from it, each fitted to all the fitted curves:")
             for u in auto["undecided_predictions"]["curves"]:
