@@ -6,11 +6,13 @@ are written as CSV, and the whole command
     sde-scales fit-delay --fit cos.csv --predict wsd.csv --law LAW --kernel KERNEL
 
 (with ``--skip-steps`` at the warmup's end, 1% of T) runs in a fresh process; its wall time and
-peak resident memory (``ru_maxrss`` of the child) are recorded. Linear cost shows as time and memory growing in proportion to T (ratios to the smallest
-T are printed next to T's own ratio).
+peak resident memory (``ru_maxrss`` of the child) are recorded. Linear cost shows as time and
+memory growing in proportion to T (ratios to the smallest T are printed next to T's own ratio).
 
 ``--family``: where the losses come from. ``law`` (default): the kernel law itself with noise
-0.05, a curve the law fits exactly, so its fit converges in few steps. ``nqm``: the expected loss
+0.05, a curve the law fits exactly, so its fit converges in few steps (fitted from step 0, its
+first loss, about 9e4 at the first step's tiny learning-rate area, would dominate the objective:
+hence the skip). ``nqm``: the expected loss
 of SGD on the many-mode noisy quadratic of ``experiments/fit_nqm_family.py`` (peak rate 0.5,
 noise 0.1), which no law fits exactly: one cosine leaves the power term's level, amplitude and
 exponent nearly interchangeable, and the optimiser walks a long flat valley, as on real runs.
