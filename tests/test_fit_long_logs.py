@@ -151,3 +151,28 @@ def test_law_auto_fits_show_progress_on_a_terminal_only(monkeypatch):
     monkeypatch.setattr(report.sys, "stderr", pipe)
     assert report._run_tasks(abs, tasks, 1, "--law auto: fits of the folds") == shown
     assert "".join(pipe.text) == ""
+
+
+def test_a_parameter_moved_by_the_coarse_stage_is_not_called_unmoved(monkeypatch):
+    """The "never moved from its start" warning compares the fit with the law's start, not with a
+    coarse stage's end: on a noiseless curve of the law itself the coarse stage already lands on
+    the truth and the full fit does not move from there, which must not read as "the data do not
+    determine it"."""
+    import warnings
+
+    steps = 5000
+    lr = schedules.wsd(steps, 1e-3, fraction=0.3, warmup_steps=50)
+    law = KernelLaw("exp", "steps")
+    truth = np.array([2.5, 1.5, 0.4, 0.5, np.log10(300.0)])
+    c0 = LossCurve(np.arange(steps), lr, np.ones(steps), name="planted")
+    f = ScheduleFeatures.build(c0, c0.step, c0.peak_lr)
+    c = LossCurve(np.arange(steps), lr, law.predict(truth, f), name="planted")
+    monkeypatch.setattr(fit_module, "COARSE_POINTS", 500)
+    calls = _counting(monkeypatch)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = fit(law, [c], skip_steps=100, n_starts=1)
+    assert len(calls) >= 2 and calls[0][0] < 600  # a coarse stage ran
+    np.testing.assert_allclose(res.theta, truth, rtol=1e-6)
+    unmoved = [str(w.message) for w in caught if "never moved from its start" in str(w.message)]
+    assert not unmoved, unmoved

@@ -437,6 +437,7 @@ def _fit(law: Law, curves: list[LossCurve], *, skip_steps: int, bin_factor: int,
         s = s.copy()
         s[0] = float(np.clip(np.mean(y[-max(1, y.size // 10):]) - 0.1 * REFERENCE_LOSS * scale, lo[0], hi[0]))
         x0 = np.clip(s, lo + 1e-9 * (hi - lo), hi - 1e-9 * (hi - lo))[free]
+        start = x0  # the start a parameter "never moved from" is this one, not a coarse stage's end
         for stage in coarse:
             # the same objective on evenly spaced points first: the optimiser's path through a flat
             # valley is as long either way, and each step costs a fraction; each larger stage, and
@@ -445,7 +446,7 @@ def _fit(law: Law, curves: list[LossCurve], *, skip_steps: int, bin_factor: int,
             x0 = solve(x0, f_scale, on=stage).x
         res = solve(x0, f_scale)
         if best is None or res.cost < best.cost:
-            best, best_start = res, full(x0)
+            best, best_start = res, full(start)
     if auto_scale and f_scale > 0:  # (0: no noise at all, fitted by least squares already)
         # Huber's scale comes from the successive differences, the point noise. Where the law
         # misses the curve by far more (a smooth curve: little point noise, as a deterministic
