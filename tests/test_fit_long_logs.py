@@ -92,6 +92,7 @@ def test_coarse_start_ends_no_worse_than_the_direct_fit(monkeypatch, first, fact
     sizes = [n for n, _ in calls]
     assert sizes[-1] == c.step.size - 100  # the full fit last
     assert all(abs(n - s) <= 1 for n, s in zip(sizes[:-1], stages)) and len(sizes) == len(stages) + 1
+    assert coarse.extra["coarse_stages"] == sizes[:-1] and direct.extra["coarse_stages"] == []
 
 
 def test_the_multi_power_law_is_fitted_without_a_coarse_start(monkeypatch):

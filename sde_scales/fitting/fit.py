@@ -512,7 +512,8 @@ def _fit(law: Law, curves: list[LossCurve], *, skip_steps: int, bin_factor: int,
                                          "decay_depths": [r[0] for r in reach], "areas": [r[1] for r in reach],
                                          "rises": [r[2] for r in reach],
                                          "time_scale_interval": ts, "covariance": cov,
-                                         "lack_of_fit": checks})
+                                         "lack_of_fit": checks,
+                                         "coarse_stages": [int(st[1].size) for st in coarse]})
 
 
 def _intervals_reaching_bounds(law, theta, cov, lo, hi, free, held) -> list[str]:

@@ -356,6 +356,8 @@ def run_law(law: Law, fit_curves: list[LossCurve], predict_curves: list[LossCurv
         doc["time_scale_interval"] = res.extra["time_scale_interval"]
     # the block-mean test of the law against each fitted curve's noise (fit.lack_of_fit)
     doc["lack_of_fit"] = res.extra["lack_of_fit"]
+    # points of each coarse stage the fit started from (fit.COARSE_POINTS; empty: fitted directly)
+    doc["coarse_stages"] = res.extra.get("coarse_stages", [])
     if ident is not None:
         doc["identifiability"] = ident
     offsets = {}
