@@ -301,8 +301,6 @@ def fit(law: Law, curves: list[LossCurve], *, skip_steps: int = 0, bin_factor: i
                     fixed=fixed)
 
 
-_BLAS = None
-
 #: Points of the first coarse stage of a fit, spread over the fitted curves in proportion to
 #: their lengths. A fit of at least :data:`COARSE_FACTOR` times as many points first fits this
 #: many, then :data:`COARSE_FACTOR` times as many, and so on while the full fit has at least
@@ -329,6 +327,9 @@ def _coarse_rows(sizes: list[int], total: int) -> list[np.ndarray]:
         k = min(m, max(20, int(round(total * m / n))))
         out.append(np.unique(np.linspace(0, m - 1, k).round().astype(int)))
     return out
+
+
+_BLAS = None  # the ThreadpoolController of one_blas_thread, made on its first use
 
 
 def one_blas_thread():
@@ -395,15 +396,15 @@ def _fit(law: Law, curves: list[LossCurve], *, skip_steps: int, bin_factor: int,
             th[names.index(k)] = v
         return th
 
-    def resid(xf, fs=feats, target=y):
+    def resid(xf, on_feats=feats, on_y=y):
         th = full(xf)
-        return np.concatenate([law.predict(th, f) for f in fs]) - target
+        return np.concatenate([law.predict(th, f) for f in on_feats]) - on_y
 
     has_jac = law.jacobian(starts[0], feats[0]) is not None
 
-    def jac(xf, fs=feats):
+    def jac(xf, on_feats=feats):
         th = full(xf)
-        return np.concatenate([law.jacobian(th, f) for f in fs], axis=0)[:, free]
+        return np.concatenate([law.jacobian(th, f) for f in on_feats], axis=0)[:, free]
 
     coarse = []  # (features, losses) of each coarse stage, smallest first
     size = COARSE_POINTS
@@ -416,7 +417,8 @@ def _fit(law: Law, curves: list[LossCurve], *, skip_steps: int, bin_factor: int,
     if n_starts is not None:
         starts = starts[:max(1, n_starts)]
 
-    def solve(x0, fs, on=None):
+    def solve(x0, fs, stage=None):
+        # fs: Huber's scale; stage: (features, losses) of a coarse stage, or None for every point
         # tolerances 1e-12, not scipy's 1e-8: these objectives are flat along (L0, B, kernel weights),
         # and stopping at 1e-8 left the same fit of one cosine run at two points whose predictions of
         # WSD final losses differed by 0.003, depending only on the box bounds
@@ -424,9 +426,9 @@ def _fit(law: Law, curves: list[LossCurve], *, skip_steps: int, bin_factor: int,
         # (an exactly linear curve) there is nothing to be robust against: ordinary least squares
         # residuals in units of the loss scale: scipy's gradient tolerance is absolute in the cost,
         # so a loss of order 1e-60 stopped every fit at its start
-        fs_, y_ = on if on is not None else (feats, y)
-        return optimize.least_squares(lambda xf: resid(xf, fs_, y_) / scale, x0,
-                                      jac=(lambda xf: jac(xf, fs_) / scale) if has_jac else "2-point",
+        on_feats, on_y = stage if stage is not None else (feats, y)
+        return optimize.least_squares(lambda xf: resid(xf, on_feats, on_y) / scale, x0,
+                                      jac=(lambda xf: jac(xf, on_feats) / scale) if has_jac else "2-point",
                                       bounds=(lo[free], hi[free]), loss="huber" if fs > 0 else "linear",
                                       f_scale=fs / scale if fs > 0 else 1.0, x_scale="jac", max_nfev=MAX_NFEV,
                                       ftol=1e-12, xtol=1e-12, gtol=1e-12)
@@ -443,7 +445,7 @@ def _fit(law: Law, curves: list[LossCurve], *, skip_steps: int, bin_factor: int,
             # valley is as long either way, and each step costs a fraction; each larger stage, and
             # then the full fit, starts from the last one's end (the result is the full fit's,
             # tolerances unchanged)
-            x0 = solve(x0, f_scale, on=stage).x
+            x0 = solve(x0, f_scale, stage).x
         res = solve(x0, f_scale)
         if best is None or res.cost < best.cost:
             best, best_start = res, full(start)

@@ -453,10 +453,8 @@ class KernelLaw(Law):
         lv = f.peak - 1.0 if self.level else 0.0  # d(B (eta_peak - 1))/dB; B is the weights' sum without an amplitude
         scale = theta[3] if self.family.has_amplitude else 1.0
         # every kernel parameter's column at once: one product with the (parameters x terms)
-        # derivative matrix instead of a product per parameter (the non-parametric kernel's is the
-        # identity, so its columns are R's own, bit for bit)
-        dw = np.asarray(t.dweights, dtype=float)
-        kcols = R.copy() if dw.shape[0] == dw.shape[1] and np.array_equal(dw, np.eye(dw.shape[0])) else R @ dw.T
+        # derivative matrix instead of a product per parameter
+        kcols = R @ np.asarray(t.dweights, dtype=float).T
         kcols *= -scale
         if not self.family.has_amplitude:
             kcols += lv

@@ -613,11 +613,12 @@ def run_fit_delay(args) -> int:
                   f"curve, at least three of its logging intervals; --smooth-steps to choose)")
     auto = None
     level = not getattr(args, "drops_only", False)
+    workers, progress = getattr(args, "workers", 1), not getattr(args, "no_progress", True)
     if args.law == "auto":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", AutoChoiceWarning)  # printed below and kept in the JSON
             auto = choose_law(fit_curves, skip_steps=args.skip_steps, smooth_steps=args.smooth_steps, level=level,
-                              workers=getattr(args, "workers", 1), progress=not getattr(args, "no_progress", True))
+                              workers=workers, progress=progress)
         print(f"--law auto ({auto['method']}):")
         for r in auto["candidates"]:
             cv = "-" if r["cv_rmse"] is None else f"{r['cv_rmse']:.4f}"
@@ -629,8 +630,7 @@ def run_fit_delay(args) -> int:
         if auto["undecided"] and predict_curves:
             auto["undecided_predictions"] = undecided_predictions(auto, fit_curves, predict_curves,
                                                                   skip_steps=args.skip_steps, level=level,
-                                                                  workers=getattr(args, "workers", 1),
-                                                                  progress=not getattr(args, "no_progress", True))
+                                                                  workers=workers, progress=progress)
             print(f"predicted final losses of the chosen law and the {len(auto['undecided'])} candidate(s) the data "
                   f"do not separate from it, each fitted to all the fitted curves:")
             for u in auto["undecided_predictions"]["curves"]:
