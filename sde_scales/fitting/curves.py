@@ -108,6 +108,41 @@ def _not_numbers(source: str, column: str, values) -> DataFileError:
     return _fail(source, column, None, "values are not numbers")
 
 
+def _refuse_nan_tail(source: str, column: str, steps, loss: np.ndarray, nan_values: np.ndarray | None) -> None:
+    """Refuse a log whose loss ends in NaN values: the run diverged.
+
+    A reader keeps a cell that holds NaN (``nan`` in a CSV, ``NaN`` in a JSON record, a NaN in a
+    Parquet float column) apart from an empty one (``nan_values``). Empty cells are rows without a
+    loss (a learning rate logged more often than the loss). NaN values after the last finite loss
+    are the loss of a diverged run, unless the rows after that loss are no more than the log's own
+    largest run of rows without a loss (a per-step table written by numpy, which spells every
+    missing loss ``nan``, ends in a few of them). Fitting the rows before it silently would fit a
+    run that blew up as if it had stopped; reading the NaN rows as unlogged would hide it.
+    """
+    if nan_values is None:
+        return
+    nan_values = np.asarray(nan_values, dtype=bool) & np.isnan(loss)
+    finite = np.flatnonzero(~np.isnan(loss))
+    if not nan_values.any() or finite.size == 0:
+        return  # no NaN value, or nothing but NaN (the curve's own checks name the first row)
+    last = int(finite[-1])
+    after = nan_values[last + 1:]
+    if not after.any():
+        return  # every NaN value is followed by a finite loss: the file's spelling of a row without one
+    gaps = np.diff(finite) - 1
+    if loss.size - 1 - last <= (int(gaps.max()) if gaps.size else 0):
+        return
+    first = last + 1 + int(np.argmax(after))
+    import pandas as pd
+
+    st = pd.to_numeric(pd.Series(np.asarray(steps, dtype=object)), errors="coerce").to_numpy(dtype=float)
+    at = lambda i: f"step {st[i]:.0f}" if np.isfinite(st[i]) else f"row {i}"  # noqa: E731
+    raise _fail(source, column, first, f"the loss is NaN from {at(first)} to the end of the file "
+                f"({int(after.sum())} NaN row(s) after the last finite loss, at {at(last)}): the run diverged. "
+                f"Fit the rows before it: delete the rows from {at(first)} on (and the rise before it, which no "
+                f"law describes), or save the log up to the step you want fitted")
+
+
 def _fail(source: str, column: str, row: int | None, msg: str) -> DataFileError:
     where = f"{source}, column {column!r}" + (f", row {row}" if row is not None else "")
     return DataFileError(f"{where}: {msg}")
@@ -415,7 +450,9 @@ class LossCurve:
         path = Path(path)
         df = _read_records(path)
         names = resolve_columns(list(df.columns), str(path), columns, need_lr=schedule is None)
-        has = df[names["loss"]].notna()
+        nan_loss = (df.attrs.get("nan_values") or {}).get(names["loss"])
+        nan_loss = pd.Series(np.zeros(len(df), bool) if nan_loss is None else nan_loss, index=df.index)
+        has = df[names["loss"]].notna() | nan_loss  # a NaN loss is a value (a diverged run), checked below
         if not has.any():
             raise _fail(str(path), names["loss"], None, f"no record has a value of {names['loss']!r}; is this the "
                         f"training log (or name the loss with --columns)?")
@@ -427,14 +464,19 @@ class LossCurve:
         # records with a loss or a learning rate; a logger that writes them as separate records of one
         # step (in step order) has them merged, each the last value given at that step
         rows = df[has | df[names["lr"]].notna()] if "lr" in names else df[has]
+        nan_rows = nan_loss[rows.index]
         steps = pd.to_numeric(rows[st], errors="coerce")
         if steps.notna().all() and bool((steps.diff().dropna() >= 0).all()):
+            nan_by_step = nan_rows.groupby(rows[st].to_numpy()).max()  # a NaN loss at a step, in any of its records
             rows = rows.groupby(st, sort=False, as_index=False).last()
+            nan_rows = rows[st].map(nan_by_step)
         else:
             rows = rows.copy()
         if val_by_step is not None:
             rows[names["val_loss"]] = rows[st].map(val_by_step)
-        return cls._from_frame(rows.reset_index(drop=True), path, names, schedule)
+        rows = rows.reset_index(drop=True)
+        rows.attrs["nan_values"] = {names["loss"]: np.asarray(nan_rows, dtype=bool)}
+        return cls._from_frame(rows, path, names, schedule)
 
     @classmethod
     def from_tensorboard(cls, path: str | Path, columns: dict | None = None, schedule=None) -> "LossCurve":
@@ -461,6 +503,7 @@ class LossCurve:
     @classmethod
     def _from_frame(cls, df, path: Path, columns: dict | None = None, schedule=None) -> "LossCurve":
         names = resolve_columns(list(df.columns), str(path), columns, need_lr=schedule is None)
+        nan_values = (df.attrs.get("nan_values") or {}).get(names["loss"])
         df = df[list(names.values())].rename(columns={v: k for k, v in names.items()})
         read = tuple((k, v) for k, v in names.items())
         val = df["val_loss"].to_numpy(dtype=float, na_value=np.nan) if "val_loss" in df.columns else None
@@ -469,6 +512,7 @@ class LossCurve:
         except (TypeError, ValueError):
             raise _not_numbers(str(path), names["loss"], df["loss"].to_numpy(dtype=object)) from None
         empty = np.isnan(loss)
+        _refuse_nan_tail(str(path), names["loss"], df["step"].to_numpy(), loss, nan_values)
         if "lr" not in names:
             return cls._loss_only(df, path, loss, val, read, schedule)
         if empty.any() and not empty.all():  # a per-step file, or any log with the rate on more rows than the loss
@@ -641,15 +685,64 @@ def _read_table(path: str | Path, kind: str):
     try:
         if kind == "csv":
             if path.suffix.lower() == ".tsv":
-                return pd.read_csv(path, sep="\t")
-            df = pd.read_csv(path)
+                return _read_csv(path, "\t")
+            df = _read_csv(path, ",")
             # one column whose name holds a tab, semicolon or bar: a table with another separator
             seps = [c for c in ("\t", ";", "|") if df.shape[1] == 1 and c in str(df.columns[0])]
-            return pd.read_csv(path, sep=seps[0]) if seps else df
-        return pd.read_parquet(path)
+            return _read_csv(path, seps[0]) if seps else df
+        return _read_parquet(path)
     except Exception as exc:  # noqa: BLE001 - any reader failure is a corrupt file for the user
         raise DataFileError(f"{path}: cannot be read as {kind} ({type(exc).__name__}: {exc}); "
                             f"is it a complete {kind} file with columns step, lr, loss?") from None
+
+
+#: Cells a CSV leaves without a value (pandas' defaults less its NaN spellings): a row not logged.
+#: A cell that spells NaN holds a value, the one a diverged run logs (``str(float("nan"))``), and
+#: is kept apart (:func:`_nan_value_cells`).
+MISSING_TOKENS = ("", "NA", "N/A", "n/a", "#N/A", "NULL", "null", "None", "<NA>", "#NA")
+NAN_TOKENS = ("nan", "NaN", "NAN", "-nan", "-NaN", "+nan", "1.#QNAN", "-1.#IND", "1.#IND")
+
+
+def _read_csv(path: Path, sep: str):
+    """A CSV (or TSV) as a table with ``attrs["nan_values"]``: per column, the rows whose cell
+    spells NaN rather than being empty (:func:`_nan_value_cells`)."""
+    import pandas as pd
+
+    df = pd.read_csv(path, sep=sep, keep_default_na=False, na_values=list(MISSING_TOKENS))
+    marks = {}
+    for col in df.columns:
+        if df[col].dtype.kind in "biufc":
+            continue
+        text = df[col].astype(str).str.strip()
+        nan = text.isin(NAN_TOKENS).to_numpy()
+        if nan.any():
+            marks[col] = nan
+            conv = df[col].where(~nan, np.nan)
+            try:
+                df[col] = pd.to_numeric(conv)
+            except (TypeError, ValueError):
+                df[col] = conv  # a cell that is no number: the column's reader names it
+    df.attrs["nan_values"] = marks
+    return df
+
+
+def _read_parquet(path: Path):
+    """A Parquet file as a table with ``attrs["nan_values"]``: per floating column, the rows that
+    hold NaN rather than null (Arrow keeps the two apart; pandas reads both as NaN)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    marks = {}
+    for name, col in zip(table.column_names, table.columns):
+        if pa.types.is_floating(col.type):
+            nan = pc.fill_null(pc.is_nan(col), False).to_numpy(zero_copy_only=False)
+            if nan.any():
+                marks[name] = np.asarray(nan, dtype=bool)
+    df = table.to_pandas()
+    df.attrs["nan_values"] = marks
+    return df
 
 
 def _read_records(path: Path):
@@ -686,7 +779,31 @@ def _read_records(path: Path):
                             f"needs keys such as step, lr, loss")
     if not records:
         raise DataFileError(f"{path}: no records; is it the training log?")
-    return pd.json_normalize(records, sep="/")
+    # a key whose value is NaN (Python's json writes it as NaN) holds a value, the one a diverged run
+    # logs; an absent key is a record without it. The frame reads both as NaN, so NaN values go in as
+    # a marker first and are kept apart in attrs["nan_values"], as a CSV's are
+    marker = "\x00nan"
+
+    def mark(x):
+        if isinstance(x, dict):
+            return {k: mark(v) for k, v in x.items()}
+        return marker if isinstance(x, float) and math.isnan(x) else x
+
+    df = pd.json_normalize([mark(r) for r in records], sep="/")
+    marks = {}
+    for col in df.columns:
+        if df[col].dtype.kind != "O":
+            continue
+        nan = (df[col] == marker).to_numpy(dtype=bool)
+        if nan.any():
+            marks[col] = nan
+            conv = df[col].where(~nan, np.nan)
+            try:
+                df[col] = pd.to_numeric(conv)
+            except (TypeError, ValueError):
+                df[col] = conv
+    df.attrs["nan_values"] = marks
+    return df
 
 
 def _named(found: list[str], name: str) -> list[str]:
@@ -789,7 +906,9 @@ def _select_run(df, run: str, source: str):
                             f"this file has columns {list(df.columns)}")
     keep = {c: (str(c).split(" - ", 1)[1] if " - " in str(c) else c) for c in df.columns
             if " - " not in str(c) or str(c).split(" - ", 1)[0] == run}
-    return df[list(keep)].rename(columns=keep)
+    out = df[list(keep)].rename(columns=keep)
+    out.attrs["nan_values"] = {keep[c]: v for c, v in (df.attrs.get("nan_values") or {}).items() if c in keep}
+    return out
 
 
 def curve_name(path: str | Path) -> str:
