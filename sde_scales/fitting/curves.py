@@ -679,8 +679,6 @@ def _existing(path: str | Path) -> Path:
 
 
 def _read_table(path: str | Path, kind: str):
-    import pandas as pd
-
     path = _existing(path)
     try:
         if kind == "csv":
