@@ -28,6 +28,7 @@ loss.
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,8 +104,17 @@ def _not_numbers(source: str, column: str, values) -> DataFileError:
         try:
             float(x)
         except (TypeError, ValueError):
-            return _fail(source, column, i, f"{str(x)[:40]!r} is not a number; fix or drop the row (a file cut off "
-                         f"while it was written ends in a partial row)")
+            text = str(x).strip()
+            if text == column or text.lower() in ("step", "lr", "loss", "learning_rate"):
+                why = ("the row repeats the header: two logs written into one file (a run resumed from a checkpoint "
+                       "appends a new header); keep one header and, of the repeated steps, the rows logged after "
+                       "the restart")
+            elif re.fullmatch(r"[-+]?\d+,\d+([eE][-+]?\d+)?", text):
+                why = ("a decimal comma: save the file with '.' as the decimal mark (a spreadsheet in a locale that "
+                       "writes 2,5 for 2.5 does this)")
+            else:
+                why = "fix or drop the row (a file cut off while it was written ends in a partial row)"
+            return _fail(source, column, i, f"{text[:40]!r} is not a number; {why}")
     return _fail(source, column, None, "values are not numbers")
 
 
@@ -706,7 +716,10 @@ def _read_csv(path: Path, sep: str):
     spells NaN rather than being empty (:func:`_nan_value_cells`)."""
     import pandas as pd
 
-    df = pd.read_csv(path, sep=sep, keep_default_na=False, na_values=list(MISSING_TOKENS))
+    # skipinitialspace: "step, lr, loss" (a header and rows printed with ", ") names the columns
+    # step, lr and loss, not " lr" and " loss"
+    df = pd.read_csv(path, sep=sep, keep_default_na=False, na_values=list(MISSING_TOKENS), skipinitialspace=True)
+    df.columns = [c.strip() if isinstance(c, str) else c for c in df.columns]
     marks = {}
     for col in df.columns:
         if df[col].dtype.kind in "biufc":
