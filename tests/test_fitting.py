@@ -879,6 +879,22 @@ def test_fit_delay_bad_file_writes_nothing(tmp_path):
     assert out.read_text() == "previous results"
 
 
+def test_fit_delay_refuses_two_files_of_one_name_with_exit_2(tmp_path):
+    """Two runs saved as ``a/run.csv`` and ``b/run.csv`` (one name per folder, as many loggers save
+    them): the outputs name curves after their files, so the command refuses them by name, with the
+    fix, and writes nothing (it ended in a traceback, exit 1)."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    one, two = _write(tmp_path / "a", "run.csv", _good(40)), _write(tmp_path / "b", "run.csv", _good(40))
+    out = tmp_path / "out.json"
+    out.write_text("previous results")
+    res = subprocess.run([sys.executable, "-m", "sde_scales.cli", "fit-delay", "--fit", str(one), "--fit", str(two),
+                          "--json", str(out)], capture_output=True, text=True)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert f"two curves are named 'run' ({one} and {two})" in res.stderr and "another name" in res.stderr
+    assert out.read_text() == "previous results"
+
+
 @pytest.mark.parametrize("role,col", [("--fit", "loss"), ("--predict", "lr"), ("--predict", "loss")])
 def test_fit_delay_refuses_a_column_beyond_any_real_value(tmp_path, role, col):
     """A whole column of 1e300 (a corrupt file, not one outlier row, which the median rule refuses):

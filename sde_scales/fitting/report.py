@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from sde_scales.atomic import write_json_atomic, write_text_atomic
+from sde_scales.errors import InvalidArgumentError
 from sde_scales.fitting.curves import LossCurve, curve_name, load_curve, parse_columns
 from sde_scales.fitting.fit import (SMOOTH_FRACTION, SMOOTH_STEPS, SMOOTH_WARN_FRACTION, FitResult,
                                    default_smooth_steps, final_rows, fit, long_window_curves, predict, predict_sd, score,
@@ -107,8 +108,6 @@ def choose_law(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: in
     (candidate, fold) fits in that many spawned processes, with the same result (a script that
     calls it so needs the usual ``if __name__ == "__main__":`` guard of multiprocessing).
     ``progress``: a progress bar of the fits on standard error (on a terminal)."""
-    from sde_scales.errors import InvalidArgumentError
-
     if not fit_curves:
         raise InvalidArgumentError("--law auto: no fitted curves; give at least one --fit curve")
     if workers < 1:
@@ -280,7 +279,7 @@ def make_law(name: str, kernel: str = "nonparametric", time: str = "steps", leve
         return MomentumLaw()
     if name == "mpl":
         return MultiPowerLaw()
-    raise ValueError(f"law {name!r}; use one of {LAW_CHOICES}")
+    raise InvalidArgumentError(f"law {name!r}; use one of {LAW_CHOICES}")
 
 
 def run_law(law: Law, fit_curves: list[LossCurve], predict_curves: list[LossCurve], *, skip_steps: int,
@@ -519,8 +518,6 @@ def plot_kernel(path: Path, law: KernelLaw, theta) -> Path:
 def schedule_specs(specs: list[str]) -> dict[str, str]:
     """``NAME:SPEC`` texts (``--schedule``) as {curve name: spec text}; refused without
     the colon or with two specs for one curve."""
-    from sde_scales.errors import InvalidArgumentError
-
     by = {}
     for text in specs or []:
         if ":" not in text:
@@ -537,8 +534,6 @@ def schedule_specs(specs: list[str]) -> dict[str, str]:
 def apply_schedules(curves: list[LossCurve], specs: list[str]) -> list[LossCurve]:
     """Attach ``NAME:SPEC`` schedule specs (``--schedule``) to the curves named NAME
     (:func:`~sde_scales.fitting.curves.curve_name`)."""
-    from sde_scales.errors import InvalidArgumentError
-
     by = schedule_specs(specs)
     known = {c.name for c in curves}
     unknown = sorted(set(by) - known)
@@ -548,8 +543,6 @@ def apply_schedules(curves: list[LossCurve], specs: list[str]) -> list[LossCurve
 
 
 def run_fit_delay(args) -> int:
-    from sde_scales.errors import InvalidArgumentError
-
     if getattr(args, "workers", 1) < 1:
         raise InvalidArgumentError(f"--workers {args.workers}; give at least 1 process")
     if args.skip_steps < 0:
@@ -603,7 +596,14 @@ def run_fit_delay(args) -> int:
         raise InvalidArgumentError("nothing to fit: give --fit CSV (repeatable) or --store PATH --where ...")
     names = [c.name for c in fit_curves + predict_curves]
     if len(set(names)) != len(names):
-        raise ValueError(f"curve names {names} repeat; give each file once (predictions are named after their file)")
+        twice = next(n for n in names if names.count(n) > 1)
+        where = [c.source for c in fit_curves + predict_curves if c.name == twice]
+        same = len(set(where)) == 1
+        raise InvalidArgumentError(
+            f"two curves are named {twice!r} ({' and '.join(where[:2])}): the fit, the predictions and the JSON "
+            f"name each curve after its file, so the names must differ; "
+            + ("give the file once (as --fit or as --predict)" if same else
+               "copy or link one of the files under another name"))
     both = apply_schedules(fit_curves + predict_curves, getattr(args, "schedule", None) or [])
     fit_curves, predict_curves = both[:len(fit_curves)], both[len(fit_curves):]
     if args.smooth_steps is None:
