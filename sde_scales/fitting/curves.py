@@ -720,19 +720,27 @@ def _read_csv(path: Path, sep: str):
     # step, lr and loss, not " lr" and " loss"
     df = pd.read_csv(path, sep=sep, keep_default_na=False, na_values=list(MISSING_TOKENS), skipinitialspace=True)
     df.columns = [c.strip() if isinstance(c, str) else c for c in df.columns]
+    return _mark_nan_values(df, lambda col: col.astype(str).str.strip().isin(NAN_TOKENS).to_numpy())
+
+
+def _mark_nan_values(df, is_nan):
+    """``df`` with each non-numeric column whose cells ``is_nan(column)`` marks (a boolean array)
+    turned into numbers with NaN there, and those marks in ``attrs["nan_values"]`` by column; a
+    column with a cell that is no number is left as it is, for the column's reader to name it."""
+    import pandas as pd
+
     marks = {}
     for col in df.columns:
         if df[col].dtype.kind in "biufc":
             continue
-        text = df[col].astype(str).str.strip()
-        nan = text.isin(NAN_TOKENS).to_numpy()
+        nan = np.asarray(is_nan(df[col]), dtype=bool)
         if nan.any():
             marks[col] = nan
             conv = df[col].where(~nan, np.nan)
             try:
                 df[col] = pd.to_numeric(conv)
             except (TypeError, ValueError):
-                df[col] = conv  # a cell that is no number: the column's reader names it
+                df[col] = conv
     df.attrs["nan_values"] = marks
     return df
 
@@ -801,20 +809,7 @@ def _read_records(path: Path):
         return marker if isinstance(x, float) and math.isnan(x) else x
 
     df = pd.json_normalize([mark(r) for r in records], sep="/")
-    marks = {}
-    for col in df.columns:
-        if df[col].dtype.kind != "O":
-            continue
-        nan = (df[col] == marker).to_numpy(dtype=bool)
-        if nan.any():
-            marks[col] = nan
-            conv = df[col].where(~nan, np.nan)
-            try:
-                df[col] = pd.to_numeric(conv)
-            except (TypeError, ValueError):
-                df[col] = conv
-    df.attrs["nan_values"] = marks
-    return df
+    return _mark_nan_values(df, lambda col: (col == marker).to_numpy(dtype=bool))
 
 
 def _named(found: list[str], name: str) -> list[str]:
