@@ -707,8 +707,8 @@ def _read_table(path: str | Path, kind: str):
 #: Cells a CSV leaves without a value (pandas' defaults less its NaN spellings): a row not logged.
 #: A cell that spells NaN holds a value, the one a diverged run logs (``str(float("nan"))``), and
 #: is kept apart (:func:`_nan_value_cells`).
-MISSING_TOKENS = ("", "NA", "N/A", "n/a", "#N/A", "NULL", "null", "None", "<NA>", "#NA")
-NAN_TOKENS = ("nan", "NaN", "NAN", "-nan", "-NaN", "+nan", "1.#QNAN", "-1.#IND", "1.#IND")
+MISSING_TOKENS = ("", "NA", "N/A", "n/a", "#N/A", "#N/A N/A", "NULL", "null", "None", "<NA>", "#NA")
+NAN_TOKENS = ("nan", "NaN", "NAN", "-nan", "-NaN", "+nan", "1.#QNAN", "-1.#QNAN", "-1.#IND", "1.#IND")
 
 
 def _read_csv(path: Path, sep: str):
