@@ -177,3 +177,63 @@ def test_a_parameter_moved_by_the_coarse_stage_is_not_called_unmoved(monkeypatch
     np.testing.assert_allclose(res.theta, truth, rtol=1e-6)
     unmoved = [str(w.message) for w in caught if "never moved from its start" in str(w.message)]
     assert not unmoved, unmoved
+
+
+def test_kept_decay_factors_give_the_same_bits_as_factors_computed_afresh(monkeypatch):
+    """The recursive filter with its decay factors kept across calls (each time scale's row computed
+    once, in any order, with later calls asking for other subsets) equals the filter that computes
+    them every time, bit for bit; past the byte budget the factors are computed afresh."""
+    from sde_scales.fitting import _filters
+
+    rng = np.random.default_rng(3)
+    t = np.sort(rng.choice(5000, 800, replace=False)).astype(float) + 1
+    c = np.sort(rng.uniform(0, 5000, 300))
+    u_eval, u_bin = 0.7 * t, 0.7 * c - 0.05  # any clock that never decreases with the step
+    lattice = np.exp(-0.5 * np.arange(-20, 8))
+    factors = _filters.DecayFactors(t, u_eval, c, u_bin)
+    for k in range(6):
+        taus = rng.permutation(lattice)[: rng.integers(3, lattice.size)]
+        W = rng.standard_normal((1 + k % 3, taus.size, c.size))
+        kept = _filters.weighted_response(t, u_eval, c, u_bin, W, taus, factors=factors)
+        fresh = _filters.weighted_response(t, u_eval, c, u_bin, W, taus)
+        assert np.array_equal(kept, fresh)
+    assert len(factors.index) <= lattice.size and factors.fb.shape == (len(factors.index), c.size)
+    # against the sum written out (the filter's own check is test_recursive_exponential_filter_...)
+    W = rng.standard_normal((1, 4, c.size))
+    el = np.maximum(u_eval[:, None] - u_bin[None, :], 0.0) * (c[None, :] < t[:, None])
+    dense = sum((W[0, j][None, :] * (c[None, :] < t[:, None]) * -np.expm1(-el / lattice[j])).sum(axis=1)
+                for j in range(4))
+    np.testing.assert_allclose(_filters.weighted_response(t, u_eval, c, u_bin, W, lattice[:4], factors=factors)[0],
+                               dense, rtol=1e-10, atol=1e-10)
+    monkeypatch.setattr(_filters, "FACTOR_BYTES", 0)
+    small = _filters.DecayFactors(t, u_eval, c, u_bin)
+    assert small.rows(lattice) is None
+    W = rng.standard_normal((2, lattice.size, c.size))
+    assert np.array_equal(_filters.weighted_response(t, u_eval, c, u_bin, W, lattice, factors=small),
+                          _filters.weighted_response(t, u_eval, c, u_bin, W, lattice))
+
+
+def test_multi_power_law_keeps_the_lattice_points_the_full_weights_keep():
+    """The multi-power law finds its lattice points from each point's largest weight (two drops per
+    point, by the weights' concavity in z); the points and weights equal those of the rule applied
+    to every weight, bit for bit, over random parameters within the bounds and on them."""
+    from sde_scales import kernels
+
+    def every_weight(theta, f):  # the rule over the full (lattice x drops) array of weights
+        C, beta, gamma = float(theta[4]), float(theta[5]), float(theta[6])
+        log_s = np.log(C) - gamma * np.log(np.maximum(f.eta_after, 1e-6))
+        v = kernels.log_rate_lattice(float(f.S1[-1]), np.log(40.0) + log_s.max())
+        w = kernels.laplace_weights(v[:, None] - log_s[None, :], beta)
+        keep = w.max(axis=1) > 1e-16 * w.max()
+        return v[keep], w[keep]
+
+    law = MultiPowerLaw()
+    lo, hi = law.bounds()
+    rng = np.random.default_rng(4)
+    for kind in ("cosine", "wsd"):
+        c = nqm_curve(4000, kind)
+        f = ScheduleFeatures.build(c, c.step[40:], c.peak_lr, bin_steps=4)
+        for theta in [lo, hi] + [lo + (hi - lo) * rng.random(lo.size) for _ in range(60)]:
+            v, _, w, _, _ = law._nodes(theta, f)
+            v0, w0 = every_weight(theta, f)
+            assert np.array_equal(v, v0) and np.array_equal(w, w0), theta

@@ -1081,6 +1081,20 @@ class ScheduleFeatures:
             self.extras["elapsed_area"] = np.maximum(self.S1[:, None] - self.area[None, :], 0.0)
         return self.extras["elapsed_area"]
 
+    def decay_factors(self, time: str = "area"):
+        """The recursive filter's decay factors of this schedule in ``time``, kept across a fit's
+        evaluations (:class:`~sde_scales.fitting._filters.DecayFactors`)."""
+        key = ("decay_factors", time)
+        if key not in self.extras:
+            from sde_scales.fitting._filters import DecayFactors
+
+            u_eval = self.t.astype(float) if time == "steps" else self.S1
+            u_bin = self.center if time == "steps" else self.area
+            self.extras[key] = DecayFactors(self.t.astype(float), np.ascontiguousarray(u_eval, dtype=float),
+                                            np.ascontiguousarray(self.center, dtype=float),
+                                            np.ascontiguousarray(u_bin, dtype=float))
+        return self.extras[key]
+
     def exp_response(self, taus, time: str = "steps", cache: bool = True) -> np.ndarray:
         r"""``R[i, j] = sum_b drop_b (1 - exp(-(u(t_i) - u(c_b)) / tau_j))`` over the bins before
         ``t_i``, with u the step (``time="steps"``) or the learning-rate area: the drops convolved
