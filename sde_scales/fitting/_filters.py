@@ -131,9 +131,10 @@ def _weighted_response_factors(t, c, W, rows, fb, fe, out):  # pragma: no cover 
 
 
 #: Most bytes of decay factors :class:`DecayFactors` keeps for one schedule (past it, each call
-#: computes its factors afresh, as without a cache): 256 MiB, about 800 time scales of a
-#: 34,000-point per-step curve, 25 of a million-point one.
-FACTOR_BYTES = 2**28
+#: computes its factors afresh, as without a cache): 128 MiB, about 400 time scales of a
+#: 34,000-point per-step curve (a multi-power fit meets about 60), 12 of a million-point one;
+#: adding rows copies the kept ones, so the peak is twice this.
+FACTOR_BYTES = 2**27
 
 
 class DecayFactors:
