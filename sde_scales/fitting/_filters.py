@@ -61,36 +61,9 @@ def exp_response(t, u_eval, c, u_bin, d, taus) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True)
-def _weighted_response(t, u_eval, c, u_bin, W, taus, out):  # pragma: no cover - compiled
-    n_in, n_tau, n_bin = W.shape
-    n_eval = t.size
-    A = np.zeros(n_in)
-    D = np.zeros(n_in)
-    for j in range(n_tau):
-        tau = taus[j]
-        A[:] = 0.0
-        D[:] = 0.0
-        u_now = 0.0
-        b = 0
-        for i in range(n_eval):
-            while b < n_bin and c[b] < t[i]:
-                f = np.exp(-(u_bin[b] - u_now) / tau)
-                u_now = u_bin[b]
-                for r in range(n_in):
-                    A[r] = A[r] * f + W[r, j, b]
-                    D[r] += W[r, j, b]
-                b += 1
-            du = u_eval[i] - u_now
-            f = np.exp(-du / tau) if du > 0.0 else 1.0
-            for r in range(n_in):
-                out[r, i] += D[r] - A[r] * f
-    return out
-
-
-@numba.njit(cache=True, nogil=True)
 def _decay_factors(t, u_eval, c, u_bin, taus, fb, fe):  # pragma: no cover - compiled
-    # the factors _weighted_response multiplies by, per time scale: fb[j, b] as bin b arrives,
-    # fe[j, i] at evaluation point i; the same expressions in the same order, so the same bits
+    # the recursion's factors per time scale: fb[j, b] as bin b arrives (u advancing from the last
+    # bin's), fe[j, i] at evaluation point i (from the last bin before it)
     n_eval, n_bin, n_tau = t.size, c.size, taus.size
     for j in range(n_tau):
         tau = taus[j]
@@ -106,27 +79,44 @@ def _decay_factors(t, u_eval, c, u_bin, taus, fb, fe):  # pragma: no cover - com
 
 
 @numba.njit(cache=True, nogil=True)
-def _weighted_response_factors(t, c, W, rows, fb, fe, out):  # pragma: no cover - compiled
-    # _weighted_response with its factors read from rows[j] of fb and fe instead of computed
-    n_in, n_tau, n_bin = W.shape
-    n_eval = t.size
-    A = np.zeros(n_in)
-    D = np.zeros(n_in)
-    for j in range(n_tau):
-        k = rows[j]
-        A[:] = 0.0
-        D[:] = 0.0
-        b = 0
-        for i in range(n_eval):
-            while b < n_bin and c[b] < t[i]:
-                f = fb[k, b]
-                for r in range(n_in):
-                    A[r] = A[r] * f + W[r, j, b]
-                    D[r] += W[r, j, b]
-                b += 1
-            f = fe[k, i]
+def _add_one_rate(t, c, W, j, fb, fe, A, D, out):  # pragma: no cover - compiled
+    # the recursion of time scale j, its factors given (fb, fe: its rows): A <- A f + W as each
+    # bin arrives; out += D - A f at each evaluation point
+    n_in, n_bin = W.shape[0], W.shape[2]
+    A[:] = 0.0
+    D[:] = 0.0
+    b = 0
+    for i in range(t.size):
+        while b < n_bin and c[b] < t[i]:
+            f = fb[b]
             for r in range(n_in):
-                out[r, i] += D[r] - A[r] * f
+                A[r] = A[r] * f + W[r, j, b]
+                D[r] += W[r, j, b]
+            b += 1
+        f = fe[i]
+        for r in range(n_in):
+            out[r, i] += D[r] - A[r] * f
+
+
+@numba.njit(cache=True, nogil=True)
+def _weighted_response(t, u_eval, c, u_bin, W, taus, out):  # pragma: no cover - compiled
+    # one time scale at a time: its factors, then its recursion (memory: one row of factors)
+    n_in = W.shape[0]
+    A, D = np.zeros(n_in), np.zeros(n_in)
+    fb, fe = np.zeros((1, c.size)), np.zeros((1, t.size))
+    for j in range(taus.size):
+        _decay_factors(t, u_eval, c, u_bin, taus[j:j + 1], fb, fe)
+        _add_one_rate(t, c, W, j, fb[0], fe[0], A, D, out)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _weighted_response_factors(t, c, W, rows, fb, fe, out):  # pragma: no cover - compiled
+    # the same with the factors of time scale j read from row rows[j] of kept ones
+    n_in = W.shape[0]
+    A, D = np.zeros(n_in), np.zeros(n_in)
+    for j in range(rows.size):
+        _add_one_rate(t, c, W, j, fb[rows[j]], fe[rows[j]], A, D, out)
     return out
 
 
