@@ -205,6 +205,10 @@ def test_kept_decay_factors_give_the_same_bits_as_factors_computed_afresh(monkey
                 for j in range(4))
     np.testing.assert_allclose(_filters.weighted_response(t, u_eval, c, u_bin, W, lattice[:4], factors=factors)[0],
                                dense, rtol=1e-10, atol=1e-10)
+    # factors of another schedule are refused (the compiled pass would read past their ends)
+    other = _filters.DecayFactors(t[:-5], u_eval[:-5], c, u_bin)
+    with pytest.raises(ValueError, match="decay factors of 795 points and 300 bins for a schedule of 800 points"):
+        _filters.weighted_response(t, u_eval, c, u_bin, W, lattice[:4], factors=other)
     monkeypatch.setattr(_filters, "FACTOR_BYTES", 0)
     small = _filters.DecayFactors(t, u_eval, c, u_bin)
     assert small.rows(lattice) is None

@@ -170,10 +170,14 @@ def weighted_response(t, u_eval, c, u_bin, W, taus, factors: DecayFactors | None
     if np.size(c) == 0 or W.shape[1] == 0:
         return out
     taus = np.ascontiguousarray(taus, dtype=np.float64)
+    if factors is not None and (factors.t.size != t.size or factors.c.size != np.size(c)):
+        # the compiled pass reads the factors by index, unchecked: factors of another schedule
+        # would be read past their ends
+        raise ValueError(f"decay factors of {factors.t.size} points and {factors.c.size} bins for a schedule of "
+                         f"{t.size} points and {np.size(c)} bins; build them on the same schedule")
     rows = factors.rows(taus) if factors is not None else None
     if rows is not None:
-        return _weighted_response_factors(t, np.ascontiguousarray(c, dtype=np.float64), W, rows, factors.fb,
-                                          factors.fe, out)
+        return _weighted_response_factors(factors.t, factors.c, W, rows, factors.fb, factors.fe, out)
     return _weighted_response(t, np.ascontiguousarray(u_eval, dtype=np.float64),
                               np.ascontiguousarray(c, dtype=np.float64),
                               np.ascontiguousarray(u_bin, dtype=np.float64), W, taus, out)

@@ -706,14 +706,14 @@ def _read_table(path: str | Path, kind: str):
 
 #: Cells a CSV leaves without a value (pandas' defaults less its NaN spellings): a row not logged.
 #: A cell that spells NaN holds a value, the one a diverged run logs (``str(float("nan"))``), and
-#: is kept apart (:func:`_nan_value_cells`).
+#: is kept apart (:func:`_mark_nan_values`).
 MISSING_TOKENS = ("", "NA", "N/A", "n/a", "#N/A", "#N/A N/A", "NULL", "null", "None", "<NA>", "#NA")
 NAN_TOKENS = ("nan", "NaN", "NAN", "-nan", "-NaN", "+nan", "1.#QNAN", "-1.#QNAN", "-1.#IND", "1.#IND")
 
 
 def _read_csv(path: Path, sep: str):
     """A CSV (or TSV) as a table with ``attrs["nan_values"]``: per column, the rows whose cell
-    spells NaN rather than being empty (:func:`_nan_value_cells`)."""
+    spells NaN rather than being empty (:func:`_mark_nan_values`)."""
     import pandas as pd
 
     # skipinitialspace: "step, lr, loss" (a header and rows printed with ", ") names the columns
@@ -1088,12 +1088,17 @@ class ScheduleFeatures:
         if key not in self.extras:
             from sde_scales.fitting._filters import DecayFactors
 
-            u_eval = self.t.astype(float) if time == "steps" else self.S1
-            u_bin = self.center if time == "steps" else self.area
+            u_eval, u_bin = self._clock(time)
             self.extras[key] = DecayFactors(self.t.astype(float), np.ascontiguousarray(u_eval, dtype=float),
                                             np.ascontiguousarray(self.center, dtype=float),
                                             np.ascontiguousarray(u_bin, dtype=float))
         return self.extras[key]
+
+    def _clock(self, time: str) -> tuple[np.ndarray, np.ndarray]:
+        """(u at the evaluation steps, u at the drop bins) in ``time``: the step or the learning-rate area."""
+        if time not in ("steps", "area"):
+            raise InvalidArgumentError(f"time={time!r}; use 'steps' or 'area'")
+        return (self.t.astype(float), self.center) if time == "steps" else (self.S1, self.area)
 
     def exp_response(self, taus, time: str = "steps", cache: bool = True) -> np.ndarray:
         r"""``R[i, j] = sum_b drop_b (1 - exp(-(u(t_i) - u(c_b)) / tau_j))`` over the bins before
@@ -1104,10 +1109,7 @@ class ScheduleFeatures:
         taus = np.atleast_1d(np.asarray(taus, dtype=float))
         key = ("exp_response", time, taus.tobytes())
         if not cache or key not in self.extras:
-            if time not in ("steps", "area"):
-                raise InvalidArgumentError(f"time={time!r}; use 'steps' or 'area'")
-            u_eval = self.t.astype(float) if time == "steps" else self.S1
-            u_bin = self.center if time == "steps" else self.area
+            u_eval, u_bin = self._clock(time)
             from sde_scales.fitting._filters import exp_response
 
             r = exp_response(self.t.astype(float), u_eval, self.center, u_bin, self.drop, taus)
