@@ -15,7 +15,8 @@ Laws: the kernel law (non-parametric kernel in steps, with its level term and, a
 without it; exponential kernel in steps, which is the fitted momentum law plus the level term;
 power-law kernel in steps; non-parametric and exponential kernels in learning-rate area), the
 momentum law with lambda 0.99, 0.999 and fitted, and the multi-power law; with ``--auto``, also
-the law ``--law auto`` chooses in each split from the fitted curves alone. Prints one table (mean over
+what ``--law auto`` predicts with in each split, from the fitted curves alone (the law the
+cross-validation chooses, or the mean of those it does not separate). Prints one table (mean over
 held-out curves) and writes ``generalisation.json``. Beside the errors: ``pred sd``, the mean
 standard deviation of the predicted final loss from the fit's parameters (the delta method,
 :func:`sde_scales.fitting.predict_sd`), and ``in 95%``, the share of held-out curves whose final
@@ -49,8 +50,12 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-steps", type=int, default=500, help="rows before this step are ignored (default 500)")
     ap.add_argument("--auto", action="store_true",
                     help="add the row of --law auto: in every split, the law chosen by cross-validation on the fitted "
-                         "curves alone (leave one out; rolling origin for one curve), then fitted and scored (slow: "
+                         "curves alone (leave one out; rolling origin for one curve), or the mean of the laws it does "
+                         "not separate, then fitted and scored (slow: "
                          "every candidate in every fold; about 25 minutes more)")
+    ap.add_argument("--auto-pick", action="store_true",
+                    help="with --auto, also the row of the least-error pick in every split (what --law auto predicted "
+                         "with before it averaged the laws the folds do not separate; as slow again)")
     ap.add_argument("--workers", type=int, default=1,
                     help="processes for the --auto row's cross-validation fits (default 1; same numbers for any count)")
     ap.add_argument("--protocols", default="loso-124m,single-cosine,loso-210m,lopeak-124m",
@@ -107,6 +112,10 @@ def main(argv=None) -> int:
         if args.auto:
             row, preds["auto"] = _auto_row(pname, splits, args.skip_steps, cache, workers=args.workers)
             rows.append(row)
+            if args.auto_pick:
+                row, preds["auto (pick)"] = _auto_row(pname, splits, args.skip_steps, cache, workers=args.workers,
+                                                      average=False)
+                rows.append(row)
         comparisons += _compare_with_baselines(pname, splits, [r for r in rows if r["protocol"] == pname], preds,
                                                baselines, args.skip_steps)
     print(cache.summary())
@@ -135,21 +144,27 @@ def _compare_with_baselines(pname, splits, rows, preds, baselines, skip_steps, s
     return [{"protocol": pname, **e} for e in out]
 
 
-def _auto_row(pname, splits, skip_steps, cache, smooth_steps=1000, workers: int = 1) -> tuple[dict, list]:
+def _auto_row(pname, splits, skip_steps, cache, smooth_steps=1000, workers: int = 1,
+              average: bool = True) -> tuple[dict, list]:
     """The ``--law auto`` row (:func:`sde_scales.fitting.protocols.run_auto_protocol`, through the
-    cache): in each split, the law chosen on the fitted curves alone, fitted, and the held-out curve
+    cache): in each split, the law chosen on the fitted curves alone (or the mean of those the folds
+    do not separate; ``average=False``: the least-error pick), fitted, and the held-out curve
     scored. Returns the row and the predictions of the held-out curves."""
     from sde_scales.fitting.protocol_cache import cached_auto_protocol
 
+    label = "auto" if average else "auto (pick)"
     row, preds, choices = cached_auto_protocol(cache, pname, splits, skip_steps=skip_steps, smooth_steps=smooth_steps,
-                                               workers=workers)
-    print(f"{pname:14s} {'auto (chosen per split)':42s} {len(row['splits']):6d} {row['mean_rmse']:9.4f} "
+                                               workers=workers, label=label, average=average)
+    what = "auto (chosen or mean, per split)" if average else "auto (least-error pick, per split)"
+    print(f"{pname:14s} {what:42s} {len(row['splits']):6d} {row['mean_rmse']:9.4f} "
           f"{row['mean_abs_final_err']:12.4f} {_f(row['mean_final_pred_sd']):>8s} {_f(row['within_95'], 2):>7s} "
           f"{row['seconds']:8.1f}{'  (read back)' if row['read_back'] else ''}", flush=True)
     for key, (a, _) in choices.items():
         what = key[0] if len(key) == 1 else f"the {len(key)} curves without {_left_out(key, splits)}"
         print(f"{'':14s}   on {what}: {a['chosen']}" + ("" if a["decided"] else "  (not separated from "
-                                                          + ", ".join(a["undecided"]) + ")"), flush=True)
+                                                          + ", ".join(a["undecided"])
+                                                          + ("; predicted with their mean)" if average else ")")),
+              flush=True)
     return row, preds
 
 

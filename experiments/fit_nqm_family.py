@@ -20,7 +20,8 @@ the noise for every run.
 
 Protocols, per seed, as on the other families: ``single-cosine`` (fit the cosine run to 10% alone,
 predict each WSD run) and ``loso`` (leave one of the eight schedules out). Every law of the other
-two scripts. Scored as there (RMSE against the 1,000-step moving average, final-loss error against
+two scripts; with ``--auto``, on single-cosine also ``--law auto`` as it predicts and its
+least-error pick alone. Scored as there (RMSE against the 1,000-step moving average, final-loss error against
 the mean of the last 5% of points) and against the noise-free loss (``rmse_truth``,
 ``final_err_truth``), and each kernel law against the best baseline by the paired comparison of
 :mod:`sde_scales.fitting.compare`: the verdicts it draws from the noisy curves can be held against
@@ -67,6 +68,10 @@ def main(argv=None) -> int:
                     help="compute every (protocol, law) result afresh and keep none; by default each finished one is "
                          "kept in OUT/cache and read back by a later run on the same curves with the same code, so a "
                          "stopped run resumes")
+    ap.add_argument("--auto", action="store_true",
+                    help="on single-cosine, add the rows of --law auto (rolling origin on each seed's cosine run): "
+                         "as it predicts (the chosen law, or the mean of the laws the folds do not separate) and the "
+                         "least-error pick alone, for comparison (about 2.5 minutes more)")
     ap.add_argument("--laws", default=",".join(LAWS),
                     help=f"comma-separated laws to measure (default: {', '.join(LAWS)}; also np-steps-drops)")
     args = ap.parse_args(argv)
@@ -99,7 +104,7 @@ def main(argv=None) -> int:
     from sde_scales.atomic import write_json_atomic, write_text_atomic
     from sde_scales.fitting import load_curve, score
     from sde_scales.fitting.compare import compare_with_best
-    from sde_scales.fitting.protocol_cache import ProtocolCache, cached_protocol
+    from sde_scales.fitting.protocol_cache import ProtocolCache, cached_auto_protocol, cached_protocol
     from sde_scales.fitting.protocols import baseline_labels, comparison_line
     from sde_scales.models.nqm import SpectralNQM
 
@@ -154,6 +159,21 @@ def main(argv=None) -> int:
                   f"{f(row['mean_cooldown_rmse_truth']):>7s} {row['mean_abs_final_err_truth']:8.4f} "
                   f"{f(row['mean_final_pred_sd']):>8s} {f(row['within_95'], 2):>7s} {row['seconds']:8.1f}"
                   f"{'  (read back)' if row['read_back'] else ''}", flush=True)
+        if args.auto and pname == "single-cosine":
+            for average, label in ((True, "auto"), (False, "auto (pick)")):
+                row, preds[label], choices = cached_auto_protocol(cache, pname, splits, skip_steps=skip,
+                                                                  smooth_steps=smooth, truth=truth, label=label,
+                                                                  average=average)
+                rows.append(row)
+                print(f"{pname:14s} {label:34s} {len(row['splits']):6d} {row['mean_rmse']:7.4f} "
+                      f"{row['mean_abs_final_err']:8.4f} {row['mean_rmse_truth']:7.4f} "
+                      f"{f(row['mean_stable_rmse_truth']):>7s} {f(row['mean_cooldown_rmse_truth']):>7s} "
+                      f"{row['mean_abs_final_err_truth']:8.4f} {f(row['mean_final_pred_sd']):>8s} "
+                      f"{f(row['within_95'], 2):>7s} {row['seconds']:8.1f}{'  (read back)' if row['read_back'] else ''}",
+                      flush=True)
+            for key, (a, _) in choices.items():
+                print(f"{'':14s}   auto on {key[0]}: {a['chosen']}; "
+                      + ("decided" if a["decided"] else f"not separated from {', '.join(a['undecided'])}"), flush=True)
         held = [h for _, h in splits]
         for e in compare_with_best([r for r in rows if r["protocol"] == pname], held, preds, baselines,
                                    skip_steps=skip, smooth_steps=smooth):

@@ -138,7 +138,8 @@ def main(argv=None) -> int:
             report(row)
             for key, (a, _) in choices.items():
                 print(f"{'':14s}   auto on {key[0]}: {a['chosen']}; "
-                      + ("decided" if a["decided"] else f"not separated from {', '.join(a['undecided'])}"))
+                      + ("decided" if a["decided"] else f"not separated from {', '.join(a['undecided'])}; predicted with their "
+                                                  f"mean"))
         mine = [r for r in rows if r["protocol"] == pname]
         for e in compare_with_best(mine, [h for _, h in splits], preds, baselines, skip_steps=skip,
                                    smooth_steps=smooth):

@@ -299,8 +299,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="law to fit (default kernel); auto: choose among the laws and kernels by cross-validation "
                         "(leave one --fit curve out; with a single --fit curve, fit it to 50/65/80%% of its steps and "
                         "score the rest), report every candidate's error, and warn when the folds do not separate "
-                        "the chosen law from another (a paired 95%% t interval on log RMSE ratios), then print the "
-                        "range of final losses those laws predict for each --predict curve")
+                        "the chosen law from another (a paired 95%% t interval on log RMSE ratios); then predict "
+                        "with the chosen law, or, where the folds do not decide, with the mean of the laws they do "
+                        "not separate (each fitted to all the --fit curves; their disagreement is in the band), and "
+                        "print the range of final losses those laws predict for each --predict curve")
     f.add_argument("--workers", type=int, default=1,
                    help="processes for --law auto's fits (default 1; the choice and every number are the same for "
                         "any count)")

@@ -590,7 +590,11 @@ def test_law_auto_on_one_curve_validates_on_its_own_tail():
         # the multi-power law is left out for time (about 10 s a fold here); the folds are the same for every candidate
         cands = [k for k in AUTO_CANDIDATES if k[0] != "mpl"]
         auto, fitted = fit_auto([c], skip_steps=0, smooth_steps=200, candidates=cands)
-    assert fitted.law.label == auto["chosen"] and fitted.curves == (c.name,)
+    if auto["decided"]:
+        assert fitted.law.label == auto["chosen"] and fitted.curves == (c.name,)
+    else:  # the laws the folds do not separate, averaged (every one of them fits here)
+        assert fitted.labels == (auto["chosen"], *auto["undecided"]) and auto["member_failures"] == {}
+        assert all(r.law.label == lab and r.curves == (c.name,) for lab, r in zip(fitted.labels, fitted.results))
     assert "rolling origin" in auto["method"]
     assert [r["name"] for r in auto["candidates"]] == [k[0] for k in cands]
     row = next(r for r in auto["candidates"] if r["law"] == "kernel(exp, steps)")

@@ -1,5 +1,6 @@
 """Fit learning-rate-response laws to loss curves and predict unseen schedules."""
 
+from sde_scales.fitting.average import AveragedFit
 from sde_scales.fitting.compare import compare_over_curves, compare_predictions
 from sde_scales.fitting.curves import LateStartWarning, LossCurve, ScheduleFeatures, load_curve
 from sde_scales.fitting.fit import (
@@ -19,6 +20,7 @@ from sde_scales.fitting.fit import (
 from sde_scales.fitting.laws import KernelLaw, Law, MomentumLaw, MultiPowerLaw
 
 __all__ = [
+    "AveragedFit",
     "FitResult",
     "FitWarning",
     "IdentifiabilityWarning",

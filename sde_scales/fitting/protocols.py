@@ -14,8 +14,9 @@ import warnings
 import numpy as np
 
 from sde_scales.errors import InvalidArgumentError
+from sde_scales.fitting.average import AveragedFit, predict_any, predict_sd_any
 from sde_scales.fitting.curves import LossCurve
-from sde_scales.fitting.fit import final_rows, fit, predict, predict_sd, score
+from sde_scales.fitting.fit import final_rows, fit, score
 from sde_scales.fitting.laws import KernelLaw, Law, MomentumLaw, MultiPowerLaw
 
 __all__ = ["PROTOCOL_LAWS", "baseline_labels", "comparison_line", "protocol_laws", "protocol_row", "run_auto_protocol",
@@ -107,13 +108,15 @@ def run_protocol(law: Law, splits: list[tuple[list[LossCurve], LossCurve]], *, s
 
 
 def run_auto_protocol(splits: list[tuple[list[LossCurve], LossCurve]], *, skip_steps: int, smooth_steps: int = 1000,
-                      workers: int = 1, truth: dict | None = None,
-                      candidates=None) -> tuple[list[dict], list[np.ndarray], dict]:
+                      workers: int = 1, truth: dict | None = None, candidates=None,
+                      average: bool = True) -> tuple[list[dict], list[np.ndarray], dict]:
     """:func:`run_protocol` for ``--law auto``: in each split the law is chosen on the fitted curves
     alone (:func:`~sde_scales.fitting.report.fit_auto`, once per distinct set of them; the held-out
-    curve takes no part in the choice), fitted, and the held-out curve scored. The rows add
-    ``chosen``, ``decided`` and ``undecided``; the third value maps each fitted set (a tuple of
-    curve names) to its (choice, fit). ``candidates``: as in
+    curve takes no part in the choice), fitted, and the held-out curve scored: with the chosen law
+    where the folds decide, with the average of the laws they do not separate where they do not
+    (``average=False``: the chosen law in either case). The rows add ``chosen``, ``decided``,
+    ``undecided`` and ``members`` (the laws predicted with); the third value maps each fitted set
+    (a tuple of curve names) to its (choice, fit). ``candidates``: as in
     :func:`~sde_scales.fitting.report.choose_law` (None: all of them)."""
     from sde_scales.fitting.report import AUTO_CANDIDATES, fit_auto
 
@@ -125,31 +128,37 @@ def run_auto_protocol(splits: list[tuple[list[LossCurve], LossCurve]], *, skip_s
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the choice's own warning is in its "undecided"
                 choices[key] = fit_auto(fitted, skip_steps=skip_steps, smooth_steps=smooth_steps, workers=workers,
-                                        candidates=AUTO_CANDIDATES if candidates is None else candidates)
+                                        candidates=AUTO_CANDIDATES if candidates is None else candidates,
+                                        average=average)
         return choices[key][1]
 
     per, preds = _score_splits(splits, fitted_law, skip_steps, smooth_steps, truth)
     for row, (fitted, _) in zip(per, splits):
         a = choices[tuple(c.name for c in fitted)][0]
-        row.update(chosen=a["chosen"], decided=a["decided"], undecided=a["undecided"])
+        fitted_with = choices[tuple(c.name for c in fitted)][1]
+        row.update(chosen=a["chosen"], decided=a["decided"], undecided=a["undecided"],
+                   members=list(fitted_with.labels) if isinstance(fitted_with, AveragedFit) else [a["chosen"]])
     return per, preds, choices
 
 
 def _score_splits(splits, fitted_law, skip_steps, smooth_steps, truth) -> tuple[list[dict], list[np.ndarray]]:
     """Predict and score each split's held-out curve from ``fitted_law(fitted curves)``, a
-    :class:`~sde_scales.fitting.fit.FitResult`; see :func:`run_protocol`."""
+    :class:`~sde_scales.fitting.fit.FitResult` or an :class:`~sde_scales.fitting.average.AveragedFit`;
+    see :func:`run_protocol`."""
     per, preds = [], []
     for fitted, held in splits:
         r = fitted_law(fitted)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a prediction's warnings are the fit's, kept in the row
-            p = predict(r, held)
-            sc = score(held, p, skip_steps=skip_steps, smooth_steps=smooth_steps, final_pred_sd=predict_sd(r, held)[1])
+            p = predict_any(r, held)
+            sc = score(held, p, skip_steps=skip_steps, smooth_steps=smooth_steps,
+                       final_pred_sd=predict_sd_any(r, held)[1])
         row = {"held_out": held.name, "rmse": sc["rmse"], "final_loss_err": sc["final_loss_err"],
                "cooldown_rmse": sc["cooldown_rmse"], "stable_rmse": sc["stable_rmse"],
                "final_loss_noise": sc["final_loss_noise"],
                "final_loss_pred_sd": sc["final_loss_pred_sd"], "final_err_z": sc["final_err_z"],
-               "warnings": r.extra.get("warnings", [])}
+               "warnings": (sorted({w for m in r.results for w in m.extra.get("warnings", [])})
+                            if isinstance(r, AveragedFit) else r.extra.get("warnings", []))}
         if truth is not None and held.name in truth:
             t = np.asarray(truth[held.name], dtype=float)
             keep = held.step >= skip_steps

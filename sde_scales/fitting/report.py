@@ -15,14 +15,15 @@ import numpy as np
 
 from sde_scales.atomic import write_json_atomic, write_text_atomic
 from sde_scales.errors import InvalidArgumentError
+from sde_scales.fitting.average import AveragedFit
 from sde_scales.fitting.curves import LossCurve, curve_name, load_curve, parse_columns
 from sde_scales.fitting.fit import (SMOOTH_FRACTION, SMOOTH_STEPS, SMOOTH_WARN_FRACTION, FitResult,
                                    default_smooth_steps, final_rows, fit, long_window_curves, predict, predict_sd, score,
                                    shared_noise_offset, time_scale_profile)
 from sde_scales.fitting.laws import KernelLaw, Law, MomentumLaw, MultiPowerLaw
 
-__all__ = ["AutoChoiceWarning", "band_summary", "choose_law", "chosen_law", "fit_auto", "make_law",
-           "paired_comparisons", "run_law", "run_fit_delay", "undecided_predictions"]
+__all__ = ["AutoChoiceWarning", "band_summary", "choose_law", "chosen_law", "fit_auto", "fit_members", "make_law",
+           "paired_comparisons", "run_average", "run_law", "run_fit_delay", "undecided_predictions"]
 
 
 class AutoChoiceWarning(UserWarning):
@@ -103,8 +104,10 @@ def choose_law(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: in
     is not empty the result says the data do not decide the choice (``decided: false`` and a
     warning) instead of presenting a coin toss as a choice. ``candidates``: (law name, kernel,
     time) triples (kernel and time None for the other laws), by default every law and kernel in
-    both times. Returns every candidate's scores and folds, and the choice (``chosen_name``,
-    ``chosen_kernel``, ``chosen_time``: :func:`make_law`'s arguments). ``workers`` > 1 runs the
+    both times. Returns every candidate's scores and folds, the choice (``chosen_name``,
+    ``chosen_kernel``, ``chosen_time``: :func:`make_law`'s arguments) and ``members``: the chosen
+    law followed by the undecided ones, whose average :func:`fit_auto` predicts with
+    (:mod:`sde_scales.fitting.average`; the chosen law alone where the folds decide). ``workers`` > 1 runs the
     (candidate, fold) fits in that many spawned processes, with the same result (a script that
     calls it so needs the usual ``if __name__ == "__main__":`` guard of multiprocessing).
     ``progress``: a progress bar of the fits on standard error (on a terminal)."""
@@ -138,12 +141,13 @@ def choose_law(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: in
     out = {"method": f"{method}; mean held-out RMSE against the {smooth_steps}-step moving average",
            "candidates": rows, "chosen": best["law"], "chosen_name": best["name"], "chosen_kernel": best["kernel"],
            "chosen_time": best["time"],
-           "decided": not undecided, "undecided": undecided, "warning": None}
+           "decided": not undecided, "undecided": undecided, "members": [best["law"]] + undecided, "warning": None}
     if undecided:
         out["warning"] = (f"--law auto: the held-out errors do not separate {best['law']} (chosen, least mean RMSE) from "
                           f"{', '.join(undecided)} ({DECIDE_LEVEL:.0%} paired t interval of the log RMSE ratios over {len(folds)} folds): the "
                           f"data do not decide between them; their predictions of other schedules may differ more "
-                          f"than their held-out errors do")
+                          f"than their held-out errors do, so --law auto predicts with their average, with their "
+                          f"disagreement in its band (sde_scales.fitting.average)")
         warnings.warn(out["warning"], AutoChoiceWarning, stacklevel=2)
     return out
 
@@ -215,12 +219,52 @@ def _run_tasks_with(func, tasks: list, workers: int, bar) -> dict:
 
 
 def fit_auto(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: int, level: bool = True,
-             candidates=AUTO_CANDIDATES, workers: int = 1) -> tuple[dict, FitResult]:
-    """:func:`choose_law` on ``fit_curves``, then the chosen law fitted to all of them: (choice,
-    fit). The choice's :class:`AutoChoiceWarning` is the caller's to see."""
+             candidates=AUTO_CANDIDATES, workers: int = 1, average: bool = True) -> tuple[dict, FitResult | AveragedFit]:
+    """:func:`choose_law` on ``fit_curves``, then what ``--law auto`` predicts with, fitted to all of
+    them: (choice, fit). Where the folds decide, the chosen law's :class:`FitResult`; where they do
+    not, the :class:`~sde_scales.fitting.average.AveragedFit` of the laws they do not separate
+    (``members``; one whose fit to all the curves fails is left out and named in the choice's
+    ``member_failures``). ``average=False``: the chosen law alone in either case (the choice by least
+    held-out error, for comparison). The choice's :class:`AutoChoiceWarning` is the caller's to see."""
     auto = choose_law(fit_curves, skip_steps=skip_steps, smooth_steps=smooth_steps, level=level, candidates=candidates,
                       workers=workers)
-    return auto, fit(chosen_law(auto, level), fit_curves, skip_steps=skip_steps)
+    if not average or auto["decided"]:
+        return auto, fit(chosen_law(auto, level), fit_curves, skip_steps=skip_steps)
+    avg, auto["member_failures"] = fit_members(auto, fit_curves, skip_steps=skip_steps, level=level, workers=workers)
+    return auto, avg
+
+
+def _fit_member(task):
+    """One law of an average fitted to all the curves: its :class:`FitResult`, or the error's message
+    (a module-level function, so that worker processes can run it; the fit's warnings are kept in
+    its ``extra["warnings"]``)."""
+    name, kernel, time, level, fit_curves, skip_steps = task
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return fit(make_law(name, kernel or "nonparametric", time or "steps", level), fit_curves,
+                       skip_steps=skip_steps)
+        except (ValueError, FloatingPointError) as exc:
+            return str(exc)
+
+
+def fit_members(auto: dict, fit_curves: list[LossCurve], *, skip_steps: int, level: bool = True, workers: int = 1,
+                progress: bool = False) -> tuple[AveragedFit, dict]:
+    """The laws of :func:`choose_law`'s ``members`` fitted to all of ``fit_curves`` (in ``workers``
+    processes, with the same result): their :class:`~sde_scales.fitting.average.AveragedFit` and
+    ``{law: error}`` for those whose fit failed, which are left out of it. Refused where every fit
+    fails."""
+    rows = {r["law"]: r for r in auto["candidates"]}
+    labels = list(auto["members"])
+    done = _run_tasks(_fit_member, [(lab, (rows[lab]["name"], rows[lab]["kernel"], rows[lab]["time"], level,
+                                           fit_curves, skip_steps)) for lab in labels], workers,
+                      "--law auto: the laws to average" if progress else None)
+    failed = {lab: done[lab] for lab in labels if isinstance(done[lab], str)}
+    ok = [lab for lab in labels if lab not in failed]
+    if not ok:
+        raise InvalidArgumentError(f"--law auto: no law of the average could be fitted to all the fitted curves "
+                                   f"(first failure: {next(iter(failed.values()))})")
+    return AveragedFit(tuple(ok), tuple(done[lab] for lab in ok)), failed
 
 
 def _fit_and_finals(task) -> dict:
@@ -265,6 +309,21 @@ def undecided_predictions(auto: dict, fit_curves: list[LossCurve], predict_curve
     return {"curves": curves, "failed": failed}
 
 
+def _member_finals(avg: AveragedFit, predict_curves: list[LossCurve], failed: dict) -> dict:
+    """:func:`undecided_predictions`'s document from the averaged laws' fits: each law's predicted
+    final loss (the mean over the last 5% of rows) of each predicted curve, and their range."""
+    curves = []
+    for c in predict_curves:
+        n_last = final_rows(c.step.size)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a prediction's warnings are in the average's document
+            preds = avg.predictions(c)
+        finals = {lab: float(np.mean(p[-n_last:])) for lab, p in zip(avg.labels, preds)}
+        v = list(finals.values())
+        curves.append({"file": c.name, "final_loss": finals, "range": [min(v), max(v)], "spread": max(v) - min(v)})
+    return {"curves": curves, "failed": failed}
+
+
 def chosen_law(auto: dict, level: bool = True) -> Law:
     """The law :func:`choose_law` chose (its kernel and time matter to the kernel law only)."""
     return make_law(auto["chosen_name"], auto["chosen_kernel"] or "nonparametric", auto["chosen_time"] or "steps", level)
@@ -283,11 +342,20 @@ def make_law(name: str, kernel: str = "nonparametric", time: str = "steps", leve
 
 
 def run_law(law: Law, fit_curves: list[LossCurve], predict_curves: list[LossCurve], *, skip_steps: int,
-            smooth_steps: int, shared_noise: bool, profile: bool) -> tuple[dict, FitResult, dict]:
-    """Fit one law and score it; returns (JSON document, fit result, predictions by curve name)."""
+            smooth_steps: int, shared_noise: bool, profile: bool,
+            result: FitResult | None = None) -> tuple[dict, FitResult, dict]:
+    """Fit one law and score it; returns (JSON document, fit result, predictions by curve name).
+    ``result``: the law's fit to ``fit_curves`` made already (by :func:`fit_members`), scored as it
+    is, its warnings those it kept."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        res = fit(law, fit_curves, skip_steps=skip_steps)
+        if result is None:
+            res = fit(law, fit_curves, skip_steps=skip_steps)
+        else:
+            res = result
+            ts = res.extra.get("time_scale_interval") or {}
+            for msg in res.extra.get("warnings", []) + ([ts["warning"]] if ts.get("warning") else []):
+                warnings.warn(msg, UserWarning, stacklevel=2)
         preds = {c.name: predict(res, c) for c in fit_curves + predict_curves}
         sds = {c.name: predict_sd(res, c) for c in fit_curves + predict_curves}
         ident = None
@@ -372,6 +440,39 @@ def run_law(law: Law, fit_curves: list[LossCurve], predict_curves: list[LossCurv
     return doc, res, {"pred": preds, "sd": {k: v[0] for k, v in sds.items()}, "offset": offsets}
 
 
+def run_average(avg: AveragedFit, fit_curves: list[LossCurve], predict_curves: list[LossCurve], *, skip_steps: int,
+                smooth_steps: int) -> tuple[dict, AveragedFit, dict]:
+    """Score the average of ``avg``'s laws (:mod:`sde_scales.fitting.average`) on the fitted and
+    predicted curves; returns (JSON document, ``avg``, predictions by curve name), as
+    :func:`run_law` does for one law. The document holds each law's own document under
+    ``members`` and the warnings of them all."""
+    members = [run_law(r.law, fit_curves, predict_curves, skip_steps=skip_steps, smooth_steps=smooth_steps,
+                       shared_noise=False, profile=False, result=r)[0] for r in avg.results]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        preds = {c.name: avg.predict(c) for c in fit_curves + predict_curves}
+        sds = {c.name: avg.predict_sd(c) for c in fit_curves + predict_curves}
+    doc = {
+        "law": avg.label,
+        "params": {},
+        "fit_seconds": float(sum(r.seconds for r in avg.results)),
+        "skip_steps": skip_steps,
+        "metrics_target": members[0]["metrics_target"],
+        "fit": [score(c, preds[c.name], skip_steps=skip_steps, smooth_steps=smooth_steps,
+                      final_pred_sd=sds[c.name][1]) for c in fit_curves],
+        "predict": [score(c, preds[c.name], skip_steps=skip_steps, smooth_steps=smooth_steps,
+                          final_pred_sd=sds[c.name][1]) for c in predict_curves],
+        "band": {"method": "equal-weight mixture of the averaged laws (sde_scales.fitting.average): the mean of their "
+                           "bands' variances plus the variance of their predictions about the mean; null where any "
+                           "law's band is undetermined",
+                 "conditional_on": sorted({n for r in avg.results for n in r.extra["covariance"].conditional_on})},
+        "members": members,
+        "warnings": sorted({str(w.message) for w in caught} | {w for m in members for w in m["warnings"]}),
+    }
+    doc["summary"] = summarize(doc)
+    return doc, avg, {"pred": preds, "sd": {k: v[0] for k, v in sds.items()}, "offset": {}}
+
+
 def paired_comparisons(results: list, predict_curves: list[LossCurve], *, skip_steps: int,
                        smooth_steps: int) -> list[dict]:
     """Every pair of fitted laws (``(law, result, extra)`` as :func:`run_law` returns them) compared
@@ -413,8 +514,12 @@ def summarize(doc: dict) -> dict:
 
 
 def format_rows(doc: dict) -> str:
-    lines = [f"law {doc['law']}: fitted in {doc['fit_seconds']:.2f} s; params "
-             + ", ".join(f"{k}={v:.4g}" for k, v in doc["params"].items())]
+    if "members" in doc:  # an average (run_average): each law's parameters on a line of its own
+        lines = [f"law {doc['law']}: fitted in {doc['fit_seconds']:.2f} s"]
+        lines += [f"  {m['law']}: " + ", ".join(f"{k}={v:.4g}" for k, v in m["params"].items()) for m in doc["members"]]
+    else:
+        lines = [f"law {doc['law']}: fitted in {doc['fit_seconds']:.2f} s; params "
+                 + ", ".join(f"{k}={v:.4g}" for k, v in doc["params"].items())]
     head = (f"  {'part':8s} {'file':34s} {'r2':>7s} {'mae':>7s} {'rmse':>7s} {'cool_rmse':>9s} {'max_err':>7s} "
             f"{'final_err':>9s} {'pred_sd':>7s} {'z':>6s}")
     lines.append(head)
@@ -433,8 +538,10 @@ def format_rows(doc: dict) -> str:
                              if fin else "") + " (independent per-point noise)")
     if "band" in doc:
         cond = doc["band"]["conditional_on"]
-        lines.append("  pred_sd: standard deviation of the predicted final loss from the fit's parameters (given the "
-                     "law); z: final_err over it and the observed final loss's standard error combined"
+        what = ("the averaged laws' parameters and their disagreement" if "members" in doc
+                else "the fit's parameters (given the law)")
+        lines.append(f"  pred_sd: standard deviation of the predicted final loss from {what}; z: final_err over it and "
+                     f"the observed final loss's standard error combined"
                      + (f"; conditional on {', '.join(cond)}" if cond else ""))
     for k, v in doc["summary"].items():
         cool = "-" if v["mean_cooldown_rmse"] is None else f"{v['mean_cooldown_rmse']:.4f}"
@@ -627,10 +734,15 @@ def run_fit_delay(args) -> int:
                   + ("   <- chosen" if r["law"] == auto["chosen"] else ""))
         if auto["warning"]:
             print(f"warning: {auto['warning']}")
+        if auto["undecided"]:
+            avg, auto["member_failures"] = fit_members(auto, fit_curves, skip_steps=args.skip_steps, level=level,
+                                                       workers=workers, progress=progress)
+            print(f"the prediction is the average of {len(avg.labels)} laws, each fitted to all the fitted curves "
+                  f"({', '.join(avg.labels)}), with their disagreement in its band")
+            if getattr(args, "shared_noise", False):
+                print("--shared-noise corrects one law's predictions; it is not applied to an average")
         if auto["undecided"] and predict_curves:
-            auto["undecided_predictions"] = undecided_predictions(auto, fit_curves, predict_curves,
-                                                                  skip_steps=args.skip_steps, level=level,
-                                                                  workers=workers, progress=progress)
+            auto["undecided_predictions"] = _member_finals(avg, predict_curves, auto["member_failures"])
             print(f"predicted final losses of the chosen law and the {len(auto['undecided'])} candidate(s) the data "
                   f"do not separate from it, each fitted to all the fitted curves:")
             for u in auto["undecided_predictions"]["curves"]:
@@ -639,10 +751,17 @@ def run_fit_delay(args) -> int:
             for lab, why in auto["undecided_predictions"]["failed"].items():
                 print(f"  {lab}: its fit to all the fitted curves failed ({why}); left out of the range")
         print()
-        laws = [chosen_law(auto, level)]
+        laws = [] if auto["undecided"] else [chosen_law(auto, level)]
     else:
         laws = [make_law(n, args.kernel, args.time, level) for n in (LAW_CHOICES if args.compare else (args.law,))]
     docs, results = [], []
+    if auto is not None and auto["undecided"]:
+        doc, _, extra = run_average(avg, fit_curves, predict_curves, skip_steps=args.skip_steps,
+                                    smooth_steps=args.smooth_steps)
+        docs.append(doc)
+        results.append((avg, avg, extra))
+        print(format_rows(doc))
+        print()
     for law in laws:
         doc, res, extra = run_law(law, fit_curves, predict_curves, skip_steps=args.skip_steps,
                                   smooth_steps=args.smooth_steps, shared_noise=args.shared_noise,

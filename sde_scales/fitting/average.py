@@ -1,0 +1,107 @@
+r"""The equal-weight average of laws that the held-out errors do not separate.
+
+``--law auto`` scores every candidate law by cross-validation on the fitted curves
+(:func:`~sde_scales.fitting.report.choose_law`). Where the folds separate the least-error candidate
+from every other, it is the prediction. Where they do not, picking the least mean error is a coin
+toss among the candidates it is not separated from, and on every family measured the pick did
+worse than their average (``benchmarks/RESULTS.md``, "``--law auto`` when the folds do not decide").
+So the prediction is then the average of those :math:`K` laws, each fitted to all the curves:
+
+.. math:: \bar y(t) = \frac1K \sum_{k=1}^K \hat y_k(t).
+
+Band
+    The laws are treated as :math:`K` equally likely models of the curve (a mixture). By the law of
+    total variance its standard deviation at a row is
+
+    .. math:: \sigma(t)^2 = \frac1K \sum_k \sigma_k(t)^2
+              + \frac1K \sum_k \bigl(\hat y_k(t) - \bar y(t)\bigr)^2,
+
+    the laws' own bands (:func:`~sde_scales.fitting.fit.predict_sd`, parameter uncertainty given
+    each law) plus their disagreement, which is the part of the model error the data left open.
+    The first term is an upper bound of the variance of :math:`\bar y` from the parameters (equal
+    to it when the laws' errors move together, as fits to the same noise tend to), so the band is
+    on the wide side. NaN (``null`` in JSON) where any law's band is undetermined. The predicted
+    final loss (the mean over the last 5% of rows) takes the same form with each law's final value
+    and band.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sde_scales.errors import InvalidArgumentError
+from sde_scales.fitting.curves import LossCurve
+from sde_scales.fitting.fit import FitResult, final_rows, predict, predict_sd
+
+__all__ = ["AveragedFit", "mixture_sd", "predict_any", "predict_sd_any"]
+
+
+@dataclass(frozen=True)
+class AveragedFit:
+    """Laws fitted to the same curves whose predictions are averaged with equal weights.
+
+    ``labels`` name the laws (as in ``--law auto``'s table), ``results`` are their fits, in the same
+    order.
+    """
+
+    labels: tuple[str, ...]
+    results: tuple[FitResult, ...]
+
+    def __post_init__(self):
+        if not self.results:
+            raise InvalidArgumentError("an average of laws needs at least one fitted law")
+        if len(self.labels) != len(self.results):
+            raise InvalidArgumentError(f"{len(self.labels)} labels for {len(self.results)} fitted laws; give one each")
+        curves = {r.curves for r in self.results}
+        if len(curves) != 1:
+            raise InvalidArgumentError(f"the averaged laws were fitted to different curves ({sorted(curves)}); fit "
+                                       f"every law to the same curves")
+
+    @property
+    def label(self) -> str:
+        return f"mean of {len(self.results)} laws ({', '.join(self.labels)})"
+
+    def predictions(self, curve: LossCurve) -> np.ndarray:
+        """Every law's prediction of ``curve``, one row per law."""
+        return np.array([predict(r, curve) for r in self.results])
+
+    def predict(self, curve: LossCurve) -> np.ndarray:
+        """The average prediction :math:`\\bar y` at every row of ``curve``."""
+        return self.predictions(curve).mean(axis=0)
+
+    def predict_sd(self, curve: LossCurve) -> tuple[np.ndarray, float]:
+        """The mixture's standard deviation at every row of ``curve`` and of its predicted final
+        loss (the module's formula)."""
+        preds = self.predictions(curve)
+        sds = [predict_sd(r, curve) for r in self.results]
+        n_last = final_rows(curve.step.size)
+        rows = mixture_sd(preds, np.array([s[0] for s in sds]))
+        final = mixture_sd(preds[:, -n_last:].mean(axis=1), np.array([s[1] for s in sds]))
+        return rows, float(final)
+
+
+def mixture_sd(means: np.ndarray, sds: np.ndarray) -> np.ndarray:
+    r"""Standard deviation of an equal-weight mixture of :math:`K` distributions with these
+    ``means`` and standard deviations ``sds`` (arrays of the same shape, the laws along the first
+    axis): :math:`\bigl(\overline{\sigma_k^2} + \overline{(\mu_k - \bar\mu)^2}\bigr)^{1/2}`. NaN
+    where any law's standard deviation is NaN."""
+    means, sds = np.asarray(means, dtype=float), np.asarray(sds, dtype=float)
+    if means.shape != sds.shape or means.ndim < 1 or means.shape[0] == 0:
+        raise InvalidArgumentError(f"means of shape {means.shape} and standard deviations of shape {sds.shape}; give "
+                                   f"arrays of the same shape with the laws along the first axis")
+    spread = np.mean((means - means.mean(axis=0)) ** 2, axis=0)
+    return np.sqrt(np.mean(sds ** 2, axis=0) + spread)
+
+
+def predict_any(result, curve: LossCurve) -> np.ndarray:
+    """:func:`~sde_scales.fitting.fit.predict` of a fitted law, or the average of an
+    :class:`AveragedFit`."""
+    return result.predict(curve) if isinstance(result, AveragedFit) else predict(result, curve)
+
+
+def predict_sd_any(result, curve: LossCurve) -> tuple[np.ndarray, float]:
+    """:func:`~sde_scales.fitting.fit.predict_sd` of a fitted law, or the mixture band of an
+    :class:`AveragedFit`."""
+    return result.predict_sd(curve) if isinstance(result, AveragedFit) else predict_sd(result, curve)
