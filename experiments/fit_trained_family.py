@@ -58,6 +58,9 @@ def main(argv=None) -> int:
     ap.add_argument("--smooth-steps", type=int, default=None, help="moving-average window of the RMSE target "
                     "(default 5%% of the run)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar while training")
+    ap.add_argument("--auto-pick", action="store_true",
+                    help="on single-cosine, also the row of --law auto's least-error pick alone (what it predicted "
+                         "with before it averaged the laws its folds do not separate)")
     ap.add_argument("--no-cache", action="store_true",
                     help="compute every (protocol, law) result afresh and keep none; by default each finished one is "
                          "kept in OUT/cache and read back by a later run on the same curves with the same code")
@@ -136,6 +139,10 @@ def main(argv=None) -> int:
             row, preds["auto (rolling origin)"], choices = cached_auto_protocol(
                 cache, pname, splits, skip_steps=skip, smooth_steps=smooth, label="auto (rolling origin)")
             report(row)
+            if args.auto_pick:
+                row, preds["auto (pick)"], _ = cached_auto_protocol(
+                    cache, pname, splits, skip_steps=skip, smooth_steps=smooth, label="auto (pick)", average=False)
+                report(row)
             for key, (a, _) in choices.items():
                 print(f"{'':14s}   auto on {key[0]}: {a['chosen']}; "
                       + ("decided" if a["decided"] else f"not separated from {', '.join(a['undecided'])}; predicted with their "
