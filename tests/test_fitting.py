@@ -923,7 +923,7 @@ def test_fit_delay_law_auto_with_one_fitted_curve(tmp_path):
     out = tmp_path / "auto.json"
     cmd = [sys.executable, "-m", "sde_scales.cli", "fit-delay", "--fit", str(DATA / "124m_cos10_lr1e-3.csv"),
            "--predict", str(DATA / "124m_wsd-lin0.2_lr1e-3.csv"), "--law", "auto", "--skip-steps", "500",
-           "--json", str(out)]
+           "--json", str(out), "--predictions", str(tmp_path / "pred"), "--plot", str(tmp_path / "auto.png")]
     res = subprocess.run(cmd, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     doc = json.loads(out.read_text())
@@ -947,6 +947,10 @@ def test_fit_delay_law_auto_with_one_fitted_curve(tmp_path):
     assert [m["law"] for m in doc["members"]] == auto["members"] and doc["law"].startswith(f"mean of {len(vals)} laws")
     predicted = doc["predict"][0]["final_loss_err"] + observed.loss[-n_last:].mean()
     assert predicted == pytest.approx(np.mean(vals), abs=1e-9)
+    # the written predictions and the figure are the mean's too
+    written = pd.read_csv(tmp_path / "pred" / "124m_wsd-lin0.2_lr1e-3.csv")
+    assert written["predicted"].to_numpy()[-n_last:].mean() == pytest.approx(predicted, abs=1e-9)
+    assert (tmp_path / "auto.png").stat().st_size > 0
     chosen = next(r for r in auto["candidates"] if r["law"] == auto["chosen"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -562,10 +562,11 @@ def format_rows(doc: dict) -> str:
     return "\n".join(lines)
 
 
-def plot_fit(path: Path, fit_curves, predict_curves, preds, smooth_steps: int, title: str, sds=None) -> Path:
+def plot_fit(path: Path, fit_curves, predict_curves, preds, smooth_steps: int, title: str, sds=None,
+             band: str = "95% band of the prediction from the fit's parameters") -> Path:
     """Observed (smoothed) and predicted curves with the learning rates beneath; with ``sds`` (standard
     deviations by curve name, :func:`~sde_scales.fitting.fit.predict_sd`) a shaded 95% band around each
-    predicted curve where it is determined."""
+    predicted curve where it is determined, ``band`` its legend entry."""
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
@@ -589,7 +590,7 @@ def plot_fit(path: Path, fit_curves, predict_curves, preds, smooth_steps: int, t
     keys = [Line2D([], [], color="0.3", lw=1.2, label=f"observed, moving average over {smooth_steps} steps"),
             Line2D([], [], color="0.3", lw=1.2, ls="--", label="law (fitted or predicted)")]
     if sds is not None:
-        keys.append(Patch(color="0.3", alpha=0.2, lw=0, label="95% band of the prediction from the fit's parameters"))
+        keys.append(Patch(color="0.3", alpha=0.2, lw=0, label=band))
     handles, _ = ax.get_legend_handles_labels()
     lo = min(np.percentile(c.smoothed(smooth_steps), 1) for c in curves)
     hi = max(np.percentile(c.smoothed(smooth_steps)[c.step > c.step[-1] * 0.1], 99) for c in curves)
@@ -821,8 +822,13 @@ def run_fit_delay(args) -> int:
         print(f"predictions: {len(predict_curves)} files in {d}")
     if args.plot:
         law, res, extra = results[0]
+        if isinstance(law, AveragedFit):  # the laws' names are in the JSON and the printout; the title counts them
+            what, band = (f"--law auto: the mean of {len(law.labels)} laws the folds do not separate",
+                          "95% band of the mean: the laws' own bands and their disagreement")
+        else:
+            what, band = law.label, "95% band of the prediction from the fit's parameters"
         p = plot_fit(Path(args.plot), fit_curves, predict_curves, extra["pred"], args.smooth_steps,
-                     f"{law.label}: fitted on {', '.join(c.name for c in fit_curves)}", sds=extra["sd"])
+                     f"{what}: fitted on {', '.join(c.name for c in fit_curves)}", sds=extra["sd"], band=band)
         print(f"plot: {p}")
         if isinstance(law, KernelLaw):
             kp = Path(args.plot)
