@@ -368,10 +368,7 @@ def run_law(law: Law, fit_curves: list[LossCurve], predict_curves: list[LossCurv
         "skip_steps": skip_steps,
         "metrics_target": f"centred moving average over {smooth_steps} steps; final_loss_err against the raw mean "
                           f"of the last 5% of points",
-        "fit": [score(c, preds[c.name], skip_steps=skip_steps, smooth_steps=smooth_steps,
-                      final_pred_sd=sds[c.name][1]) for c in fit_curves],
-        "predict": [score(c, preds[c.name], skip_steps=skip_steps, smooth_steps=smooth_steps,
-                          final_pred_sd=sds[c.name][1]) for c in predict_curves],
+        **_scored(fit_curves, predict_curves, preds, sds, skip_steps, smooth_steps),
         "band": {"method": "delta method on the fit's Gauss-Newton covariance, inflated by residual autocorrelation "
                            "(sde_scales.fitting.bands): parameter uncertainty given the law, not whether the law is "
                            "right; null where the fitted curves do not determine the prediction",
@@ -440,6 +437,14 @@ def run_law(law: Law, fit_curves: list[LossCurve], predict_curves: list[LossCurv
     return doc, res, {"pred": preds, "sd": {k: v[0] for k, v in sds.items()}, "offset": offsets}
 
 
+def _scored(fit_curves, predict_curves, preds, sds, skip_steps: int, smooth_steps: int) -> dict:
+    """The ``fit`` and ``predict`` entries of a document: :func:`score` of each curve's prediction
+    with its final-loss band."""
+    return {part: [score(c, preds[c.name], skip_steps=skip_steps, smooth_steps=smooth_steps,
+                         final_pred_sd=sds[c.name][1]) for c in curves]
+            for part, curves in (("fit", fit_curves), ("predict", predict_curves))}
+
+
 def run_average(avg: AveragedFit, fit_curves: list[LossCurve], predict_curves: list[LossCurve], *, skip_steps: int,
                 smooth_steps: int) -> tuple[dict, AveragedFit, dict]:
     """Score the average of ``avg``'s laws (:mod:`sde_scales.fitting.average`) on the fitted and
@@ -458,10 +463,7 @@ def run_average(avg: AveragedFit, fit_curves: list[LossCurve], predict_curves: l
         "fit_seconds": float(sum(r.seconds for r in avg.results)),
         "skip_steps": skip_steps,
         "metrics_target": members[0]["metrics_target"],
-        "fit": [score(c, preds[c.name], skip_steps=skip_steps, smooth_steps=smooth_steps,
-                      final_pred_sd=sds[c.name][1]) for c in fit_curves],
-        "predict": [score(c, preds[c.name], skip_steps=skip_steps, smooth_steps=smooth_steps,
-                          final_pred_sd=sds[c.name][1]) for c in predict_curves],
+        **_scored(fit_curves, predict_curves, preds, sds, skip_steps, smooth_steps),
         "band": {"method": "equal-weight mixture of the averaged laws (sde_scales.fitting.average): the mean of their "
                            "bands' variances plus the variance of their predictions about the mean; null where any "
                            "law's band is undetermined",
