@@ -4,8 +4,9 @@ r"""The equal-weight average of laws that the held-out errors do not separate.
 (:func:`~sde_scales.fitting.report.choose_law`). Where the folds separate the least-error candidate
 from every other, it is the prediction. Where they do not, picking the least mean error is a coin
 toss among the candidates it is not separated from. Where one fitted curve left the choice open,
-the pick predicted worse than their average on both families measured; where several fitted curves
-narrowed it, the two were within the noise of each other (``benchmarks/RESULTS.md``, "``--law
+the pick predicted worse than their average on two of three families measured, and within the
+noise on the third; where several fitted curves narrowed it, the two were within the noise of each
+other (``benchmarks/RESULTS.md``, "``--law
 auto`` when the folds do not decide"). So the prediction is then the average of those :math:`K`
 laws, each fitted to all the curves:
 
