@@ -923,7 +923,8 @@ def test_fit_delay_law_auto_with_one_fitted_curve(tmp_path):
     out = tmp_path / "auto.json"
     cmd = [sys.executable, "-m", "sde_scales.cli", "fit-delay", "--fit", str(DATA / "124m_cos10_lr1e-3.csv"),
            "--predict", str(DATA / "124m_wsd-lin0.2_lr1e-3.csv"), "--law", "auto", "--skip-steps", "500",
-           "--json", str(out), "--predictions", str(tmp_path / "pred"), "--plot", str(tmp_path / "auto.png")]
+           "--json", str(out), "--predictions", str(tmp_path / "pred"), "--plot", str(tmp_path / "auto.png"),
+           "--shared-noise"]
     res = subprocess.run(cmd, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     doc = json.loads(out.read_text())
@@ -951,6 +952,10 @@ def test_fit_delay_law_auto_with_one_fitted_curve(tmp_path):
     written = pd.read_csv(tmp_path / "pred" / "124m_wsd-lin0.2_lr1e-3.csv")
     assert written["predicted"].to_numpy()[-n_last:].mean() == pytest.approx(predicted, abs=1e-9)
     assert (tmp_path / "auto.png").stat().st_size > 0
+    # a correction of one law's predictions is not silently dropped for the mean: said in the JSON and printed
+    said = [w for w in doc["warnings"] if w.startswith("--shared-noise")]
+    assert len(said) == 1 and f"mean of {len(vals)} laws" in said[0] and said[0] in res.stdout
+    assert "shared_noise_correction" not in doc
     chosen = next(r for r in auto["candidates"] if r["law"] == auto["chosen"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

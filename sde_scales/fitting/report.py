@@ -742,8 +742,6 @@ def run_fit_delay(args) -> int:
                                                        workers=workers, progress=progress)
             print(f"the prediction is the average of {len(avg.labels)} laws, each fitted to all the fitted curves "
                   f"({', '.join(avg.labels)}), with their disagreement in its band")
-            if getattr(args, "shared_noise", False):
-                print("--shared-noise corrects one law's predictions; it is not applied to an average")
         if auto["undecided"] and predict_curves:
             auto["undecided_predictions"] = _member_finals(avg, predict_curves, auto["member_failures"])
             print(f"predicted final losses of the chosen law and the {len(auto['undecided'])} candidate(s) the data "
@@ -761,6 +759,13 @@ def run_fit_delay(args) -> int:
     if auto is not None and auto["undecided"]:
         doc, _, extra = run_average(avg, fit_curves, predict_curves, skip_steps=args.skip_steps,
                                     smooth_steps=args.smooth_steps)
+        # what was asked of one law and is not done for a mean: said in the output and the JSON
+        skipped = [(flag, why) for flag, why in (
+            ("--shared-noise", "corrects one law's predictions with its own residuals"),
+            ("--profile", "profiles one kernel law's time scale")) if getattr(args, flag[2:].replace("-", "_"), False)]
+        doc["warnings"] = sorted(set(doc["warnings"]) | {
+            f"{flag} {why}; it is not applied to the mean of {len(avg.labels)} laws that --law auto predicts with "
+            f"(run the law of your choice with --law/--kernel/--time to have it)" for flag, why in skipped})
         docs.append(doc)
         results.append((avg, avg, extra))
         print(format_rows(doc))
