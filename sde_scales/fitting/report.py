@@ -276,51 +276,14 @@ def fit_members(auto: dict, fit_curves: list[LossCurve], *, skip_steps: int, lev
     return AveragedFit(tuple(ok), tuple(done[lab] for lab in ok)), failed
 
 
-def _fit_and_finals(task) -> dict:
-    """Fit one law to the curves and predict each predicted curve's final loss (the mean over its
-    last 5% of rows): ``{"finals": {name: value}}`` or ``{"error": message}``."""
-    name, kernel, time, level, fit_curves, predict_curves, skip_steps = task
-    law = make_law(name, kernel or "nonparametric", time or "steps", level)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the chosen law's fit reports its warnings; these are comparisons
-        try:
-            res = fit(law, fit_curves, skip_steps=skip_steps)
-        except (ValueError, FloatingPointError) as exc:
-            return {"error": str(exc)}
-        finals = {}
-        for c in predict_curves:
-            p = predict(res, c)
-            finals[c.name] = float(np.mean(p[-final_rows(p.size):]))
-    return {"finals": finals}
-
-
-def undecided_predictions(auto: dict, fit_curves: list[LossCurve], predict_curves: list[LossCurve], *,
-                          skip_steps: int, level: bool = True, workers: int = 1, progress: bool = False) -> dict:
-    """What the data's indecision costs: the chosen law and every candidate :func:`choose_law`
-    could not separate from it, each fitted to all of ``fit_curves``, and their predicted final
-    losses (the mean over the last 5% of rows) for each of ``predict_curves``, with the range they
-    span. Where the range is wider than the fit's own band, the choice among these laws, which the
-    fitted curves do not make, decides the prediction. Returns ``{"curves": [one entry per
-    predicted curve], "failed": {law: error}}``; a candidate whose fit fails is left out of the
-    curves' entries and named under ``failed``."""
-    labels = [auto["chosen"]] + list(auto["undecided"])
-    rows = {r["law"]: r for r in auto["candidates"]}
-    done = _run_tasks(_fit_and_finals, [(lab, (rows[lab]["name"], rows[lab]["kernel"], rows[lab]["time"], level,
-                                               fit_curves, predict_curves, skip_steps)) for lab in labels], workers,
-                      "--law auto: the undecided laws on all curves" if progress else None)
-    failed = {lab: done[lab]["error"] for lab in labels if "error" in done[lab]}
-    curves = []
-    for c in predict_curves:
-        finals = {lab: done[lab]["finals"][c.name] for lab in labels if "finals" in done[lab]}
-        v = list(finals.values())
-        curves.append({"file": c.name, "final_loss": finals, "range": [min(v), max(v)] if v else [None, None],
-                       "spread": (max(v) - min(v)) if v else None})
-    return {"curves": curves, "failed": failed}
-
-
-def _member_finals(avg: AveragedFit, predict_curves: list[LossCurve], failed: dict) -> dict:
-    """:func:`undecided_predictions`'s document from the averaged laws' fits: each law's predicted
-    final loss (the mean over the last 5% of rows) of each predicted curve, and their range."""
+def undecided_predictions(avg: AveragedFit, predict_curves: list[LossCurve], failed: dict) -> dict:
+    """What the data's indecision costs: each law of ``avg`` (the chosen law and every candidate
+    :func:`choose_law` could not separate from it, each fitted to all the fitted curves) and its
+    predicted final loss (the mean over the last 5% of rows) of each of ``predict_curves``, with the
+    range they span. Where the range is wider than one law's band, the choice among these laws,
+    which the fitted curves do not make, decides the prediction; the mean's band holds it. Returns
+    ``{"curves": [one entry per predicted curve], "failed": failed}`` (``failed``: the laws whose fit
+    failed, as :func:`fit_members` names them)."""
     curves = []
     for c in predict_curves:
         n_last = final_rows(c.step.size)
@@ -752,7 +715,7 @@ def run_fit_delay(args) -> int:
             print(f"the prediction is the average of {len(avg.labels)} laws, each fitted to all the fitted curves "
                   f"({', '.join(avg.labels)}), with their disagreement in its band")
         if auto["undecided"] and predict_curves:
-            auto["undecided_predictions"] = _member_finals(avg, predict_curves, auto["member_failures"])
+            auto["undecided_predictions"] = undecided_predictions(avg, predict_curves, auto["member_failures"])
             print(f"predicted final losses of the chosen law and the {len(auto['undecided'])} candidate(s) the data "
                   f"do not separate from it, each fitted to all the fitted curves:")
             for u in auto["undecided_predictions"]["curves"]:
