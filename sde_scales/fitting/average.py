@@ -38,7 +38,7 @@ from sde_scales.errors import InvalidArgumentError
 from sde_scales.fitting.curves import LossCurve
 from sde_scales.fitting.fit import FitResult, final_rows, predict, predict_sd
 
-__all__ = ["AveragedFit", "mixture_sd", "predict_any", "predict_sd_any"]
+__all__ = ["AveragedFit", "mixture_band", "mixture_sd", "predict_any", "predict_sd_any"]
 
 
 @dataclass(frozen=True)
@@ -77,12 +77,18 @@ class AveragedFit:
     def predict_sd(self, curve: LossCurve) -> tuple[np.ndarray, float]:
         """The mixture's standard deviation at every row of ``curve`` and of its predicted final
         loss (the module's formula)."""
-        preds = self.predictions(curve)
-        sds = [predict_sd(r, curve) for r in self.results]
-        n_last = final_rows(curve.step.size)
-        rows = mixture_sd(preds, np.array([s[0] for s in sds]))
-        final = mixture_sd(preds[:, -n_last:].mean(axis=1), np.array([s[1] for s in sds]))
-        return rows, float(final)
+        return mixture_band(self.predictions(curve), [predict_sd(r, curve) for r in self.results])
+
+
+def mixture_band(preds: np.ndarray, sds: list[tuple[np.ndarray, float]]) -> tuple[np.ndarray, float]:
+    """The band of the mean of the laws' predictions ``preds`` (one row per law) from their own
+    bands ``sds`` (per law, as :func:`~sde_scales.fitting.fit.predict_sd` returns them: the standard
+    deviation at every row and of the predicted final loss, the mean over the last 5% of rows):
+    :func:`mixture_sd` at every row and of the final loss."""
+    preds = np.asarray(preds, dtype=float)
+    n_last = final_rows(preds.shape[1])
+    rows = mixture_sd(preds, np.array([s[0] for s in sds]))
+    return rows, float(mixture_sd(preds[:, -n_last:].mean(axis=1), np.array([s[1] for s in sds])))
 
 
 def mixture_sd(means: np.ndarray, sds: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ import numpy as np
 
 from sde_scales.atomic import write_json_atomic, write_text_atomic
 from sde_scales.errors import InvalidArgumentError
-from sde_scales.fitting.average import AveragedFit
+from sde_scales.fitting.average import AveragedFit, mixture_band
 from sde_scales.fitting.curves import LossCurve, curve_name, load_curve, parse_columns
 from sde_scales.fitting.fit import (SMOOTH_FRACTION, SMOOTH_STEPS, SMOOTH_WARN_FRACTION, FitResult,
                                    default_smooth_steps, final_rows, fit, long_window_curves, predict, predict_sd, score,
@@ -276,21 +276,19 @@ def fit_members(auto: dict, fit_curves: list[LossCurve], *, skip_steps: int, lev
     return AveragedFit(tuple(ok), tuple(done[lab] for lab in ok)), failed
 
 
-def undecided_predictions(avg: AveragedFit, predict_curves: list[LossCurve], failed: dict) -> dict:
-    """What the data's indecision costs: each law of ``avg`` (the chosen law and every candidate
-    :func:`choose_law` could not separate from it, each fitted to all the fitted curves) and its
-    predicted final loss (the mean over the last 5% of rows) of each of ``predict_curves``, with the
-    range they span. Where the range is wider than one law's band, the choice among these laws,
+def undecided_predictions(labels, member_preds: list[dict], predict_curves: list[LossCurve], failed: dict) -> dict:
+    """What the data's indecision costs: each law of an average (``labels``: the chosen law and every
+    candidate :func:`choose_law` could not separate from it, each fitted to all the fitted curves;
+    ``member_preds``: each law's predictions by curve name, as :func:`run_average` returns them) and
+    its predicted final loss (the mean over the last 5% of rows) of each of ``predict_curves``, with
+    the range they span. Where the range is wider than one law's band, the choice among these laws,
     which the fitted curves do not make, decides the prediction; the mean's band holds it. Returns
     ``{"curves": [one entry per predicted curve], "failed": failed}`` (``failed``: the laws whose fit
     failed, as :func:`fit_members` names them)."""
     curves = []
     for c in predict_curves:
         n_last = final_rows(c.step.size)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # a prediction's warnings are in the average's document
-            preds = avg.predictions(c)
-        finals = {lab: float(np.mean(p[-n_last:])) for lab, p in zip(avg.labels, preds)}
+        finals = {lab: float(np.mean(p[c.name][-n_last:])) for lab, p in zip(labels, member_preds)}
         v = list(finals.values())
         curves.append({"file": c.name, "final_loss": finals, "range": [min(v), max(v)], "spread": max(v) - min(v)})
     return {"curves": curves, "failed": failed}
@@ -406,7 +404,8 @@ def run_law(law: Law, fit_curves: list[LossCurve], predict_curves: list[LossCurv
                               offset=offsets[c.name]) for c in predict_curves],
         }
     doc["summary"] = summarize(doc)
-    return doc, res, {"pred": preds, "sd": {k: v[0] for k, v in sds.items()}, "offset": offsets}
+    return doc, res, {"pred": preds, "sd": {k: v[0] for k, v in sds.items()},
+                      "sd_final": {k: v[1] for k, v in sds.items()}, "offset": offsets}
 
 
 def _scored(fit_curves, predict_curves, preds, sds, skip_steps: int, smooth_steps: int) -> dict:
@@ -422,13 +421,17 @@ def run_average(avg: AveragedFit, fit_curves: list[LossCurve], predict_curves: l
     """Score the average of ``avg``'s laws (:mod:`sde_scales.fitting.average`) on the fitted and
     predicted curves; returns (JSON document, ``avg``, predictions by curve name), as
     :func:`run_law` does for one law. The document holds each law's own document under
-    ``members`` and the warnings of them all."""
-    members = [run_law(r.law, fit_curves, predict_curves, skip_steps=skip_steps, smooth_steps=smooth_steps,
-                       shared_noise=False, profile=False, result=r)[0] for r in avg.results]
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        preds = {c.name: avg.predict(c) for c in fit_curves + predict_curves}
-        sds = {c.name: avg.predict_sd(c) for c in fit_curves + predict_curves}
+    ``members`` and the warnings of them all; the third value adds each law's own (``members``). The
+    mean and its band are formed from the laws' predictions and bands as :func:`run_law` computed
+    them (:func:`~sde_scales.fitting.average.mixture_band`), not predicted again."""
+    done = [run_law(r.law, fit_curves, predict_curves, skip_steps=skip_steps, smooth_steps=smooth_steps,
+                    shared_noise=False, profile=False, result=r) for r in avg.results]
+    members, extras = [d[0] for d in done], [d[2] for d in done]
+    preds, sds = {}, {}
+    for c in fit_curves + predict_curves:
+        each = np.array([e["pred"][c.name] for e in extras])
+        preds[c.name] = each.mean(axis=0)
+        sds[c.name] = mixture_band(each, [(e["sd"][c.name], e["sd_final"][c.name]) for e in extras])
     doc = {
         "law": avg.label,
         "params": {},
@@ -441,10 +444,11 @@ def run_average(avg: AveragedFit, fit_curves: list[LossCurve], predict_curves: l
                            "law's band is undetermined",
                  "conditional_on": sorted({n for r in avg.results for n in r.extra["covariance"].conditional_on})},
         "members": members,
-        "warnings": sorted({str(w.message) for w in caught} | {w for m in members for w in m["warnings"]}),
+        "warnings": sorted({w for m in members for w in m["warnings"]}),
     }
     doc["summary"] = summarize(doc)
-    return doc, avg, {"pred": preds, "sd": {k: v[0] for k, v in sds.items()}, "offset": {}}
+    return doc, avg, {"pred": preds, "sd": {k: v[0] for k, v in sds.items()},
+                      "sd_final": {k: v[1] for k, v in sds.items()}, "offset": {}, "members": extras}
 
 
 def paired_comparisons(results: list, predict_curves: list[LossCurve], *, skip_steps: int,
@@ -712,10 +716,13 @@ def run_fit_delay(args) -> int:
         if auto["undecided"]:
             avg, auto["member_failures"] = fit_members(auto, fit_curves, skip_steps=args.skip_steps, level=level,
                                                        workers=workers, progress=progress)
+            avg_doc, _, avg_extra = run_average(avg, fit_curves, predict_curves, skip_steps=args.skip_steps,
+                                                smooth_steps=args.smooth_steps)
             print(f"the prediction is the average of {len(avg.labels)} laws, each fitted to all the fitted curves "
                   f"({', '.join(avg.labels)}), with their disagreement in its band")
         if auto["undecided"] and predict_curves:
-            auto["undecided_predictions"] = undecided_predictions(avg, predict_curves, auto["member_failures"])
+            auto["undecided_predictions"] = undecided_predictions(avg.labels, [e["pred"] for e in avg_extra["members"]],
+                                                                  predict_curves, auto["member_failures"])
             print(f"predicted final losses of the chosen law and the {len(auto['undecided'])} candidate(s) the data "
                   f"do not separate from it, each fitted to all the fitted curves:")
             for u in auto["undecided_predictions"]["curves"]:
@@ -729,8 +736,7 @@ def run_fit_delay(args) -> int:
         laws = [make_law(n, args.kernel, args.time, level) for n in (LAW_CHOICES if args.compare else (args.law,))]
     docs, results = [], []
     if auto is not None and auto["undecided"]:
-        doc, _, extra = run_average(avg, fit_curves, predict_curves, skip_steps=args.skip_steps,
-                                    smooth_steps=args.smooth_steps)
+        doc, extra = avg_doc, avg_extra
         # what was asked of one law and is not done for a mean: said in the output and the JSON
         skipped = [(flag, why) for flag, why in (
             ("--shared-noise", "corrects one law's predictions with its own residuals"),
