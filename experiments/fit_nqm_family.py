@@ -147,30 +147,28 @@ def main(argv=None) -> int:
           f"loss; stable: before the cooldown, cool: in it)")
     rows, comparisons = [], []
     cache = ProtocolCache(out / "cache", enabled=not args.no_cache)
+    f = lambda v, d=4: "-" if v is None else f"{v:.{d}f}"  # noqa: E731
+
+    def report(pname, label, row):
+        rows.append(row)
+        print(f"{pname:14s} {label:34s} {len(row['splits']):6d} {row['mean_rmse']:7.4f} {row['mean_abs_final_err']:8.4f} "
+              f"{row['mean_rmse_truth']:7.4f} {f(row['mean_stable_rmse_truth']):>7s} "
+              f"{f(row['mean_cooldown_rmse_truth']):>7s} {row['mean_abs_final_err_truth']:8.4f} "
+              f"{f(row['mean_final_pred_sd']):>8s} {f(row['within_95'], 2):>7s} {row['seconds']:8.1f}"
+              f"{'  (read back)' if row['read_back'] else ''}", flush=True)
+
     for pname, splits in protocols.items():
         preds = {}
         for law in laws:
             row, preds[law.label] = cached_protocol(cache, pname, law, splits, skip_steps=skip, smooth_steps=smooth,
                                                     truth=truth)
-            rows.append(row)
-            f = lambda v, d=4: "-" if v is None else f"{v:.{d}f}"  # noqa: E731
-            print(f"{pname:14s} {law.label:34s} {len(row['splits']):6d} {row['mean_rmse']:7.4f} {row['mean_abs_final_err']:8.4f} "
-                  f"{row['mean_rmse_truth']:7.4f} {f(row['mean_stable_rmse_truth']):>7s} "
-                  f"{f(row['mean_cooldown_rmse_truth']):>7s} {row['mean_abs_final_err_truth']:8.4f} "
-                  f"{f(row['mean_final_pred_sd']):>8s} {f(row['within_95'], 2):>7s} {row['seconds']:8.1f}"
-                  f"{'  (read back)' if row['read_back'] else ''}", flush=True)
+            report(pname, law.label, row)
         if args.auto and pname == "single-cosine":
             for average, label in ((True, "auto"), (False, "auto (pick)")):
                 row, preds[label], choices = cached_auto_protocol(cache, pname, splits, skip_steps=skip,
                                                                   smooth_steps=smooth, truth=truth, label=label,
                                                                   average=average)
-                rows.append(row)
-                print(f"{pname:14s} {label:34s} {len(row['splits']):6d} {row['mean_rmse']:7.4f} "
-                      f"{row['mean_abs_final_err']:8.4f} {row['mean_rmse_truth']:7.4f} "
-                      f"{f(row['mean_stable_rmse_truth']):>7s} {f(row['mean_cooldown_rmse_truth']):>7s} "
-                      f"{row['mean_abs_final_err_truth']:8.4f} {f(row['mean_final_pred_sd']):>8s} "
-                      f"{f(row['within_95'], 2):>7s} {row['seconds']:8.1f}{'  (read back)' if row['read_back'] else ''}",
-                      flush=True)
+                report(pname, label, row)
             for key, (a, _) in choices.items():
                 print(f"{'':14s}   auto on {key[0]}: {a['chosen']}; "
                       + ("decided" if a["decided"] else f"not separated from {', '.join(a['undecided'])}"), flush=True)
