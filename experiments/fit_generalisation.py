@@ -110,11 +110,11 @@ def main(argv=None) -> int:
                   f"{row['mean_abs_final_err']:12.4f} {_f(row['mean_final_pred_sd']):>8s} {_f(row['within_95'], 2):>7s} "
                   f"{row['seconds']:8.1f}{'  (read back)' if row['read_back'] else ''}", flush=True)
         if args.auto:
-            row, preds["auto"] = _auto_row(pname, splits, args.skip_steps, cache, workers=args.workers)
+            row, preds["auto"], choices = _auto_row(pname, splits, args.skip_steps, cache, workers=args.workers)
             rows.append(row)
             if args.auto_pick:
-                row, preds["auto (pick)"] = _auto_row(pname, splits, args.skip_steps, cache, workers=args.workers,
-                                                      average=False)
+                row, preds["auto (pick)"], _ = _auto_row(pname, splits, args.skip_steps, cache, workers=args.workers,
+                                                         average=False, choices=choices)
                 rows.append(row)
         comparisons += _compare_with_baselines(pname, splits, [r for r in rows if r["protocol"] == pname], preds,
                                                baselines, args.skip_steps)
@@ -145,27 +145,27 @@ def _compare_with_baselines(pname, splits, rows, preds, baselines, skip_steps, s
 
 
 def _auto_row(pname, splits, skip_steps, cache, smooth_steps=1000, workers: int = 1,
-              average: bool = True) -> tuple[dict, list]:
+              average: bool = True, choices: dict | None = None) -> tuple[dict, list, dict]:
     """The ``--law auto`` row (:func:`sde_scales.fitting.protocols.run_auto_protocol`, through the
     cache): in each split, the law chosen on the fitted curves alone (or the mean of those the folds
     do not separate; ``average=False``: the least-error pick), fitted, and the held-out curve
-    scored. Returns the row and the predictions of the held-out curves."""
+    scored. ``choices``: those of the same row computed with the other ``average`` (the third value
+    returned), reused rather than cross-validated again. Returns the row, the predictions of the
+    held-out curves and the choices."""
     from sde_scales.fitting.protocol_cache import cached_auto_protocol
+    from sde_scales.fitting.report import describe_choice
 
     label = "auto" if average else "auto (pick)"
     row, preds, choices = cached_auto_protocol(cache, pname, splits, skip_steps=skip_steps, smooth_steps=smooth_steps,
-                                               workers=workers, label=label, average=average)
+                                               workers=workers, label=label, average=average, choices=choices)
     what = "auto (chosen or mean, per split)" if average else "auto (least-error pick, per split)"
     print(f"{pname:14s} {what:42s} {len(row['splits']):6d} {row['mean_rmse']:9.4f} "
           f"{row['mean_abs_final_err']:12.4f} {_f(row['mean_final_pred_sd']):>8s} {_f(row['within_95'], 2):>7s} "
           f"{row['seconds']:8.1f}{'  (read back)' if row['read_back'] else ''}", flush=True)
     for key, (a, _) in choices.items():
         what = key[0] if len(key) == 1 else f"the {len(key)} curves without {_left_out(key, splits)}"
-        print(f"{'':14s}   on {what}: {a['chosen']}" + ("" if a["decided"] else "  (not separated from "
-                                                          + ", ".join(a["undecided"])
-                                                          + ("; predicted with their mean)" if average else ")")),
-              flush=True)
-    return row, preds
+        print(f"{'':14s}   on {what}: {describe_choice(a, average)}", flush=True)
+    return row, preds, choices
 
 
 def _f(v, digits: int = 4) -> str:

@@ -106,6 +106,7 @@ def main(argv=None) -> int:
     from sde_scales.fitting.compare import compare_with_best
     from sde_scales.fitting.protocol_cache import ProtocolCache, cached_auto_protocol, cached_protocol
     from sde_scales.fitting.protocols import baseline_labels, comparison_line
+    from sde_scales.fitting.report import describe_choice
     from sde_scales.models.nqm import SpectralNQM
 
     steps, every = spec["steps"], spec["log_every"]
@@ -164,14 +165,14 @@ def main(argv=None) -> int:
                                                     truth=truth)
             report(pname, law.label, row)
         if args.auto and pname == "single-cosine":
+            choices = None  # the pick row reuses the mean row's cross-validation
             for average, label in ((True, "auto"), (False, "auto (pick)")):
                 row, preds[label], choices = cached_auto_protocol(cache, pname, splits, skip_steps=skip,
                                                                   smooth_steps=smooth, truth=truth, label=label,
-                                                                  average=average)
+                                                                  average=average, choices=choices)
                 report(pname, label, row)
             for key, (a, _) in choices.items():
-                print(f"{'':14s}   auto on {key[0]}: {a['chosen']}; "
-                      + ("decided" if a["decided"] else f"not separated from {', '.join(a['undecided'])}"), flush=True)
+                print(f"{'':14s}   auto on {key[0]}: {describe_choice(a, average=False)}", flush=True)
         held = [h for _, h in splits]
         for e in compare_with_best([r for r in rows if r["protocol"] == pname], held, preds, baselines,
                                    skip_steps=skip, smooth_steps=smooth):

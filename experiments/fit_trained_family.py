@@ -76,6 +76,7 @@ def main(argv=None) -> int:
     from sde_scales.fitting.protocol_cache import ProtocolCache, cached_auto_protocol, cached_protocol
     from sde_scales.fitting.protocols import PROTOCOL_LAWS, baseline_labels, comparison_line, protocol_laws
     from sde_scales.fitting.stores import curves_from_store
+    from sde_scales.fitting.report import describe_choice
     from sde_scales.train.sweep import run_sweep
 
     spec = QUICK if args.quick else FULL
@@ -141,12 +142,11 @@ def main(argv=None) -> int:
             report(row)
             if args.auto_pick:
                 row, preds["auto (pick)"], _ = cached_auto_protocol(
-                    cache, pname, splits, skip_steps=skip, smooth_steps=smooth, label="auto (pick)", average=False)
+                    cache, pname, splits, skip_steps=skip, smooth_steps=smooth, label="auto (pick)", average=False,
+                    choices=choices)  # the choices of the row above: not cross-validated again
                 report(row)
             for key, (a, _) in choices.items():
-                print(f"{'':14s}   auto on {key[0]}: {a['chosen']}; "
-                      + ("decided" if a["decided"] else f"not separated from {', '.join(a['undecided'])}; predicted with their "
-                                                  f"mean"))
+                print(f"{'':14s}   auto on {key[0]}: {describe_choice(a)}", flush=True)
         mine = [r for r in rows if r["protocol"] == pname]
         for e in compare_with_best(mine, [h for _, h in splits], preds, baselines, skip_steps=skip,
                                    smooth_steps=smooth):

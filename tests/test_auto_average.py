@@ -101,3 +101,34 @@ def test_fit_members_leaves_out_a_law_that_cannot_be_fitted_and_names_it():
     assert np.array_equal(avg.results[0].theta, alone.theta)
     with pytest.raises(InvalidArgumentError, match="no law of the average could be fitted"):
         fit_members(dict(auto, members=["broken"]), curves, skip_steps=200)
+
+
+def test_fold_fits_that_stop_at_the_evaluation_limit_are_said(monkeypatch):
+    """A fold whose fit ran out of evaluations is scored where the optimiser stopped; --law auto
+    says which candidates and how many folds, in its result and its one-line description. With
+    the limit in force every fold of these well-posed planted curves converges and nothing is said;
+    with a limit of two evaluations none does."""
+    import sys
+
+    from sde_scales.fitting.report import choose_law, describe_choice
+
+    curves = [_curve(2000, "a", 1), _curve(3500, "b", 2)]
+    cands = (("kernel", "exp", "steps"), ("momentum", None, None))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ok = choose_law(curves, skip_steps=200, smooth_steps=500, candidates=cands)
+    assert all(f["converged"] is True for r in ok["candidates"] for f in r["folds"])
+    assert ok["convergence_warning"] is None and "not converged" not in describe_choice(ok)
+    monkeypatch.setattr(sys.modules["sde_scales.fitting.fit"], "MAX_NFEV", 2)
+    stuck_fit = _two_fits(curves)[0]
+    assert stuck_fit.extra["converged"] is False
+    assert any("limit" in w and "evaluations" in w for w in stuck_fit.extra["warnings"])
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        stuck = choose_law(curves, skip_steps=200, smooth_steps=500, candidates=cands)
+    assert all(f["converged"] is False for r in stuck["candidates"] for f in r["folds"])
+    assert [r["unconverged_folds"] for r in stuck["candidates"]] == [["a", "b"], ["a", "b"]]
+    note = stuck["convergence_warning"]
+    assert "kernel(exp, steps) in 2 of 2 folds" in note and "momentum in 2 of 2 folds" in note
+    assert any(str(w.message) == note for w in seen)
+    assert "fits not converged: kernel(exp, steps) in 2 of 2 folds, momentum in 2 of 2 folds" in describe_choice(stuck)

@@ -946,6 +946,14 @@ def test_fit_delay_law_auto_with_one_fitted_curve(tmp_path):
     # law's own entry is what that law, fitted here afresh, predicts
     assert auto["members"] == [auto["chosen"], *auto["undecided"]] and auto["member_failures"] == {}
     assert [m["law"] for m in doc["members"]] == auto["members"] and doc["law"].startswith(f"mean of {len(vals)} laws")
+    # whether each fit converged is in the JSON: every fold's, every member's and the mean's (all of
+    # its members'); the fold warning says exactly the candidates with a fold that did not
+    folds = [f["converged"] for r in auto["candidates"] for f in r["folds"]]
+    assert folds and all(isinstance(c, bool) for c in folds)
+    stuck = [r["law"] for r in auto["candidates"] if not all(f["converged"] for f in r["folds"])]
+    assert (auto["convergence_warning"] is None) == (not stuck)
+    assert all(law in auto["convergence_warning"] for law in stuck)
+    assert doc["converged"] is all(m["converged"] for m in doc["members"])
     predicted = doc["predict"][0]["final_loss_err"] + observed.loss[-n_last:].mean()
     assert predicted == pytest.approx(np.mean(vals), abs=1e-9)
     # the written predictions and the figure are the mean's too

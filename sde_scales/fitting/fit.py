@@ -515,7 +515,8 @@ def _fit(law: Law, curves: list[LossCurve], *, skip_steps: int, bin_factor: int,
                                          "rises": [r[2] for r in reach],
                                          "time_scale_interval": ts, "covariance": cov,
                                          "lack_of_fit": checks,
-                                         "coarse_stages": [int(st[1].size) for st in coarse]})
+                                         "coarse_stages": [int(st[1].size) for st in coarse],
+                                         "converged": bool(best.status != 0), "evaluations": int(best.nfev)})
 
 
 def _intervals_reaching_bounds(law, theta, cov, lo, hi, free, held) -> list[str]:

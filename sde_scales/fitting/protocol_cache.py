@@ -238,14 +238,16 @@ def cached_protocol(cache: ProtocolCache, protocol: str, law, splits, *, skip_st
 
 
 def cached_auto_protocol(cache: ProtocolCache, protocol: str, splits, *, skip_steps: int, smooth_steps: int = 1000,
-                         workers: int = 1, truth: dict | None = None, label: str = "auto", average: bool = True
-                         ) -> tuple[dict, list[np.ndarray], dict]:
+                         workers: int = 1, truth: dict | None = None, label: str = "auto", average: bool = True,
+                         choices: dict | None = None) -> tuple[dict, list[np.ndarray], dict]:
     """:func:`~sde_scales.fitting.protocols.run_auto_protocol` through ``cache``: the table row
     called ``label`` (as :func:`cached_protocol`'s), the predictions, and the choices: each fitted
     set (a tuple of curve names) mapped to (the choice of
     :func:`~sde_scales.fitting.report.choose_law`, None), the fits themselves not kept. ``workers``
     does not change the numbers, so it is not part of the key; ``average`` (the mean of the laws the
-    folds do not separate, or the least-error pick) is."""
+    folds do not separate, or the least-error pick) is. ``choices``: the third value of an earlier
+    call with the same splits and settings, whose choices are reused (not run again) where this
+    row is computed; they are what the same settings would choose, so they are not part of the key."""
     from sde_scales.fitting.protocols import run_auto_protocol
     from sde_scales.fitting.report import AUTO_CANDIDATES
 
@@ -253,9 +255,10 @@ def cached_auto_protocol(cache: ProtocolCache, protocol: str, splits, *, skip_st
                 "smooth_steps": smooth_steps, "truth": _truth_of(truth, splits), "average": bool(average)}
 
     def compute():
-        per, preds, choices = run_auto_protocol(splits, skip_steps=skip_steps, smooth_steps=smooth_steps,
-                                                workers=workers, truth=truth, average=average)
-        return per, preds, [{"fitted": list(k), "choice": a} for k, (a, _) in choices.items()]
+        per, preds, made = run_auto_protocol(splits, skip_steps=skip_steps, smooth_steps=smooth_steps,
+                                             workers=workers, truth=truth, average=average,
+                                             choices=None if choices is None else {k: a for k, (a, _) in choices.items()})
+        return per, preds, [{"fitted": list(k), "choice": a} for k, (a, _) in made.items()]
 
     per, preds, extra, seconds, hit = cache.run(f"{protocol} {label}", splits, settings, compute)
     return (_row(protocol, label, per, seconds, hit), preds,

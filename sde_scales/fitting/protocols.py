@@ -109,18 +109,22 @@ def run_protocol(law: Law, splits: list[tuple[list[LossCurve], LossCurve]], *, s
 
 def run_auto_protocol(splits: list[tuple[list[LossCurve], LossCurve]], *, skip_steps: int, smooth_steps: int = 1000,
                       workers: int = 1, truth: dict | None = None, candidates=None,
-                      average: bool = True) -> tuple[list[dict], list[np.ndarray], dict]:
+                      average: bool = True, choices: dict | None = None) -> tuple[list[dict], list[np.ndarray], dict]:
     """:func:`run_protocol` for ``--law auto``: in each split the law is chosen on the fitted curves
     alone (:func:`~sde_scales.fitting.report.fit_auto`, once per distinct set of them; the held-out
     curve takes no part in the choice), fitted, and the held-out curve scored: with the chosen law
     where the folds decide, with the average of the laws they do not separate where they do not
     (``average=False``: the chosen law in either case). The rows add ``chosen``, ``decided``,
-    ``undecided`` and ``members`` (the laws predicted with); the third value maps each fitted set
+    ``undecided``, ``members`` (the laws predicted with) and ``unconverged`` (each candidate whose fit
+    stopped at the optimiser's evaluation limit in some fold of the choice: the folds); the third value maps each fitted set
     (a tuple of curve names) to its (choice, fit). ``candidates``: as in
-    :func:`~sde_scales.fitting.report.choose_law` (None: all of them)."""
+    :func:`~sde_scales.fitting.report.choose_law` (None: all of them). ``choices``: the choices of an
+    earlier call with the same splits and settings (its third value's first items, by fitted set),
+    reused instead of cross-validating again: the pick and the mean of one choice cost one
+    cross-validation."""
     from sde_scales.fitting.report import AUTO_CANDIDATES, fit_auto
 
-    choices = {}
+    choices_given, choices = choices, {}
 
     def fitted_law(fitted):
         key = tuple(c.name for c in fitted)
@@ -129,7 +133,7 @@ def run_auto_protocol(splits: list[tuple[list[LossCurve], LossCurve]], *, skip_s
                 warnings.simplefilter("ignore")  # the choice's own warning is in its "undecided"
                 choices[key] = fit_auto(fitted, skip_steps=skip_steps, smooth_steps=smooth_steps, workers=workers,
                                         candidates=AUTO_CANDIDATES if candidates is None else candidates,
-                                        average=average)
+                                        average=average, choice=(choices_given or {}).get(key))
         return choices[key][1]
 
     per, preds = _score_splits(splits, fitted_law, skip_steps, smooth_steps, truth)
@@ -137,7 +141,8 @@ def run_auto_protocol(splits: list[tuple[list[LossCurve], LossCurve]], *, skip_s
         a = choices[tuple(c.name for c in fitted)][0]
         fitted_with = choices[tuple(c.name for c in fitted)][1]
         row.update(chosen=a["chosen"], decided=a["decided"], undecided=a["undecided"],
-                   members=list(fitted_with.labels) if isinstance(fitted_with, AveragedFit) else [a["chosen"]])
+                   members=list(fitted_with.labels) if isinstance(fitted_with, AveragedFit) else [a["chosen"]],
+                   unconverged={r["law"]: r["unconverged_folds"] for r in a["candidates"] if r["unconverged_folds"]})
     return per, preds, choices
 
 

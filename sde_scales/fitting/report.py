@@ -17,7 +17,7 @@ from sde_scales.atomic import write_json_atomic, write_text_atomic
 from sde_scales.errors import InvalidArgumentError
 from sde_scales.fitting.average import AveragedFit, mixture_band
 from sde_scales.fitting.curves import LossCurve, curve_name, load_curve, parse_columns
-from sde_scales.fitting.fit import (SMOOTH_FRACTION, SMOOTH_STEPS, SMOOTH_WARN_FRACTION, FitResult,
+from sde_scales.fitting.fit import (MAX_NFEV, SMOOTH_FRACTION, SMOOTH_STEPS, SMOOTH_WARN_FRACTION, FitResult,
                                    default_smooth_steps, final_rows, fit, long_window_curves, predict, predict_sd, score,
                                    shared_noise_offset, time_scale_profile)
 from sde_scales.fitting.laws import KernelLaw, Law, MomentumLaw, MultiPowerLaw
@@ -139,6 +139,7 @@ def choose_law(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: in
                      "cv_rmse": float(np.mean(ok)) if complete else None,
                      "cv_abs_final_err": (float(np.mean([abs(f["final_loss_err"]) for f in scored_folds]))
                                           if complete else None),
+                     "unconverged_folds": [f["held_out"] for f in scored_folds if f.get("converged") is False],
                      "folds": scored_folds})
     scored = [r for r in rows if r["cv_rmse"] is not None]
     if not scored:
@@ -150,7 +151,8 @@ def choose_law(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: in
     out = {"method": f"{method}; mean held-out RMSE against the {smooth_steps}-step moving average",
            "candidates": rows, "chosen": best["law"], "chosen_name": best["name"], "chosen_kernel": best["kernel"],
            "chosen_time": best["time"],
-           "decided": not undecided, "undecided": undecided, "members": [best["law"]] + undecided, "warning": None}
+           "decided": not undecided, "undecided": undecided, "members": [best["law"]] + undecided, "warning": None,
+           "convergence_warning": _unconverged_note(rows)}
     if undecided:
         out["warning"] = (f"--law auto: the held-out errors do not separate {best['law']} (chosen, least mean RMSE) from "
                           f"{', '.join(undecided)} ({DECIDE_LEVEL:.0%} paired t interval of the log RMSE ratios over {len(folds)} folds): the "
@@ -158,7 +160,39 @@ def choose_law(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: in
                           f"than their held-out errors do, so --law auto predicts with their average, with their "
                           f"disagreement in its band (sde_scales.fitting.average)")
         warnings.warn(out["warning"], AutoChoiceWarning, stacklevel=2)
+    if out["convergence_warning"]:
+        warnings.warn(out["convergence_warning"], AutoChoiceWarning, stacklevel=2)
     return out
+
+
+def describe_choice(auto: dict, average: bool = True) -> str:
+    """One line on a :func:`choose_law` result, for a table's reader: the chosen law, whether the
+    folds decide it (and, if not, from which laws and what is predicted with), and the candidates
+    whose fits stopped at the optimiser's evaluation limit in some fold."""
+    out = auto["chosen"] + ("; decided" if auto["decided"] else
+                            f"; not separated from {', '.join(auto['undecided'])}"
+                            + ("; predicted with their mean" if average else ""))
+    stuck = _unconverged(auto["candidates"])
+    return out + (f"; fits not converged: {', '.join(stuck)}" if stuck else "")
+
+
+def _unconverged(rows: list[dict]) -> list[str]:
+    """'law in k of n folds' for each candidate row whose fit stopped at the evaluation limit in k of its n folds."""
+    return [f"{r['law']} in {len(r['unconverged_folds'])} of {len(r['folds'])} folds"
+            for r in rows if r.get("unconverged_folds")]
+
+
+def _unconverged_note(rows: list[dict]) -> str | None:
+    """The candidates whose fit stopped at the optimiser's evaluation limit in some fold, said in
+    one line (None when every fold's fit converged): their held-out errors are those of the
+    parameters where the optimiser stopped, so their place in the ranking is not a converged fit's."""
+    stuck = _unconverged(rows)
+    if not stuck:
+        return None
+    return (f"--law auto: the fits of {', '.join(stuck)} stopped at the optimiser's limit of {MAX_NFEV} "
+            f"evaluations before converging (a flat objective: the curves do not determine those laws' parameters); "
+            f"their held-out errors are those of where the optimiser stopped, not of an optimum, so their place in "
+            f"the ranking may not be the law's. Each fold is in the JSON (auto.candidates[].folds[].converged)")
 
 
 def _score_fold(task) -> dict:
@@ -171,7 +205,8 @@ def _score_fold(task) -> dict:
         try:
             res = fit(law, fitted, skip_steps=fit_skip)
             sc = score(held, predict(res, held), skip_steps=skip, smooth_steps=smooth_steps)
-            return {"held_out": label, "rmse": sc["rmse"], "final_loss_err": sc["final_loss_err"]}
+            return {"held_out": label, "rmse": sc["rmse"], "final_loss_err": sc["final_loss_err"],
+                    "converged": res.extra["converged"]}
         except (ValueError, FloatingPointError) as exc:
             return {"held_out": label, "rmse": None, "final_loss_err": None, "error": str(exc)}
 
@@ -228,15 +263,21 @@ def _run_tasks_with(func, tasks: list, workers: int, bar) -> dict:
 
 
 def fit_auto(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: int, level: bool = True,
-             candidates=AUTO_CANDIDATES, workers: int = 1, average: bool = True) -> tuple[dict, FitResult | AveragedFit]:
+             candidates=AUTO_CANDIDATES, workers: int = 1, average: bool = True,
+             choice: dict | None = None) -> tuple[dict, FitResult | AveragedFit]:
     """:func:`choose_law` on ``fit_curves``, then what ``--law auto`` predicts with, fitted to all of
     them: (choice, fit). Where the folds decide, the chosen law's :class:`FitResult`; where they do
     not, the :class:`~sde_scales.fitting.average.AveragedFit` of the laws they do not separate
     (``members``; one whose fit to all the curves fails is left out and named in the choice's
     ``member_failures``). ``average=False``: the chosen law alone in either case (the choice by least
-    held-out error, for comparison). The choice's :class:`AutoChoiceWarning` is the caller's to see."""
-    auto = choose_law(fit_curves, skip_steps=skip_steps, smooth_steps=smooth_steps, level=level, candidates=candidates,
-                      workers=workers)
+    held-out error, for comparison). The choice's :class:`AutoChoiceWarning` is the caller's to see.
+    ``choice``: a :func:`choose_law` result for these curves and settings made already (the
+    cross-validation is not run again; a copy is returned)."""
+    if choice is not None:
+        auto = dict(choice)
+    else:
+        auto = choose_law(fit_curves, skip_steps=skip_steps, smooth_steps=smooth_steps, level=level,
+                          candidates=candidates, workers=workers)
     if not average or auto["decided"]:
         return auto, fit(chosen_law(auto, level), fit_curves, skip_steps=skip_steps)
     avg, auto["member_failures"] = fit_members(auto, fit_curves, skip_steps=skip_steps, level=level, workers=workers)
@@ -335,6 +376,7 @@ def run_law(law: Law, fit_curves: list[LossCurve], predict_curves: list[LossCurv
         "law": law.label,
         "params": res.params,
         "fit_seconds": res.seconds,
+        "converged": res.extra["converged"],  # False: the optimiser stopped at its evaluation limit (warned)
         "skip_steps": skip_steps,
         "metrics_target": f"centred moving average over {smooth_steps} steps; final_loss_err against the raw mean "
                           f"of the last 5% of points",
@@ -436,6 +478,7 @@ def run_average(avg: AveragedFit, fit_curves: list[LossCurve], predict_curves: l
         "law": avg.label,
         "params": {},
         "fit_seconds": float(sum(r.seconds for r in avg.results)),
+        "converged": all(m["converged"] for m in members),
         "skip_steps": skip_steps,
         "metrics_target": members[0]["metrics_target"],
         **_scored(fit_curves, predict_curves, preds, sds, skip_steps, smooth_steps),
@@ -709,10 +752,14 @@ def run_fit_delay(args) -> int:
         for r in auto["candidates"]:
             cv = "-" if r["cv_rmse"] is None else f"{r['cv_rmse']:.4f}"
             fe = "-" if r["cv_abs_final_err"] is None else f"{r['cv_abs_final_err']:.4f}"
+            stuck = len(r.get("unconverged_folds", []))
             print(f"  {r['law']:30s} held-out rmse {cv:>7s}  |final err| {fe:>7s}"
-                  + ("   <- chosen" if r["law"] == auto["chosen"] else ""))
+                  + ("   <- chosen" if r["law"] == auto["chosen"] else "")
+                  + (f"   ({stuck} of {len(r['folds'])} fold fits not converged)" if stuck else ""))
         if auto["warning"]:
             print(f"warning: {auto['warning']}")
+        if auto["convergence_warning"]:
+            print(f"warning: {auto['convergence_warning']}")
         if auto["undecided"]:
             avg, auto["member_failures"] = fit_members(auto, fit_curves, skip_steps=args.skip_steps, level=level,
                                                        workers=workers, progress=progress)
