@@ -308,6 +308,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "any count)")
     f.add_argument("--no-progress", action="store_true",
                    help="no progress bar of --law auto's fits (shown on a terminal only)")
+    f.add_argument("--max-evaluations", type=int, default=None, metavar="N",
+                   help="the optimiser's limit of evaluations per fit (default 2,000); a fit that reaches it says so "
+                        "(a warning, and converged: false in the JSON); on a flat objective, as one smooth curve "
+                        "gives, a higher limit lets it meet its tolerances, at the cost of time")
     f.add_argument("--kernel", choices=["nonparametric", "exp", "power", "instant"], default="nonparametric",
                    help="memory kernel of the kernel law, from sde_scales.kernels (default nonparametric: monotone q "
                         "from exponentials; instant: no delay, a baseline)")

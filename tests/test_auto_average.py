@@ -1,9 +1,11 @@
 """``--law auto`` where the folds do not decide: the equal-weight average of the laws they do not
 separate, and the mixture band (:mod:`sde_scales.fitting.average`)."""
 
+import json
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from sde_scales.errors import InvalidArgumentError
@@ -103,13 +105,11 @@ def test_fit_members_leaves_out_a_law_that_cannot_be_fitted_and_names_it():
         fit_members(dict(auto, members=["broken"]), curves, skip_steps=200)
 
 
-def test_fold_fits_that_stop_at_the_evaluation_limit_are_said(monkeypatch):
+def test_fold_fits_that_stop_at_the_evaluation_limit_are_said():
     """A fold whose fit ran out of evaluations is scored where the optimiser stopped; --law auto
     says which candidates and how many folds, in its result and its one-line description. With
     the limit in force every fold of these well-posed planted curves converges and nothing is said;
     with a limit of two evaluations none does."""
-    import sys
-
     from sde_scales.fitting.report import choose_law, describe_choice
 
     curves = [_curve(2000, "a", 1), _curve(3500, "b", 2)]
@@ -119,16 +119,45 @@ def test_fold_fits_that_stop_at_the_evaluation_limit_are_said(monkeypatch):
         ok = choose_law(curves, skip_steps=200, smooth_steps=500, candidates=cands)
     assert all(f["converged"] is True for r in ok["candidates"] for f in r["folds"])
     assert ok["convergence_warning"] is None and "not converged" not in describe_choice(ok)
-    monkeypatch.setattr(sys.modules["sde_scales.fitting.fit"], "MAX_NFEV", 2)
-    stuck_fit = _two_fits(curves)[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        stuck_fit = fit(KernelLaw("exp", "steps"), curves, skip_steps=200, max_evaluations=2)
     assert stuck_fit.extra["converged"] is False
-    assert any("limit" in w and "evaluations" in w for w in stuck_fit.extra["warnings"])
+    for bad in (0, -5, 2.5, True):
+        with pytest.raises(InvalidArgumentError, match="max_evaluations="):
+            fit(KernelLaw("exp", "steps"), curves, skip_steps=200, max_evaluations=bad)
+    assert any("limit of 2 evaluations" in w for w in stuck_fit.extra["warnings"])
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        stuck = choose_law(curves, skip_steps=200, smooth_steps=500, candidates=cands)
+        stuck = choose_law(curves, skip_steps=200, smooth_steps=500, candidates=cands, max_evaluations=2)
     assert all(f["converged"] is False for r in stuck["candidates"] for f in r["folds"])
     assert [r["unconverged_folds"] for r in stuck["candidates"]] == [["a", "b"], ["a", "b"]]
     note = stuck["convergence_warning"]
     assert "kernel(exp, steps) in 2 of 2 folds" in note and "momentum in 2 of 2 folds" in note
+    assert "limit of 2 evaluations" in note
     assert any(str(w.message) == note for w in seen)
     assert "fits not converged: kernel(exp, steps) in 2 of 2 folds, momentum in 2 of 2 folds" in describe_choice(stuck)
+
+
+def test_fit_delay_max_evaluations(tmp_path, capsys):
+    """--max-evaluations: a bad limit exits 2 naming it and writes nothing; under a limit of three
+    evaluations the fit says it stopped there (warning, converged: false in the JSON), and with
+    the default limit the same fit converges and says nothing of it."""
+    from sde_scales.cli import main
+
+    for name, (drop, seed) in {"a": (2000, 1), "b": (3500, 2)}.items():
+        c = _curve(drop, name, seed)
+        pd.DataFrame({"step": c.step, "lr": c.lr, "loss": c.loss}).to_csv(tmp_path / f"{name}.csv", index=False)
+    base = ["fit-delay", "--fit", str(tmp_path / "a.csv"), "--predict", str(tmp_path / "b.csv"), "--kernel", "exp",
+            "--skip-steps", "200"]
+    out = tmp_path / "fit.json"
+    assert main(base + ["--max-evaluations", "0", "--json", str(out)]) == 2
+    assert "--max-evaluations 0" in capsys.readouterr().err and not out.exists()
+    docs = {}
+    for limit in ("3", None):
+        assert main(base + (["--max-evaluations", limit] if limit else []) + ["--json", str(out)]) == 0
+        docs[limit] = json.loads(out.read_text())
+    assert docs["3"]["converged"] is False
+    assert any("limit of 3 evaluations" in w for w in docs["3"]["warnings"])
+    assert docs[None]["converged"] is True
+    assert not any("evaluations before converging" in w for w in docs[None]["warnings"])

@@ -287,8 +287,10 @@ def _features(curve: LossCurve, skip: int, lr_scale: float, factor: int) -> tupl
 
 
 def fit(law: Law, curves: list[LossCurve], *, skip_steps: int = 0, bin_factor: int = 4, n_starts: int | None = None,
-        f_scale: float | None = None, fixed: dict | None = None) -> FitResult:
+        f_scale: float | None = None, fixed: dict | None = None, max_evaluations: int | None = None) -> FitResult:
     """Fit ``law`` jointly to ``curves`` (shared parameters). ``fixed`` pins parameters by name.
+    ``max_evaluations``: the optimiser's limit of residual evaluations per start and stage (default
+    :data:`MAX_NFEV`); a fit that reaches it says so (``extra["converged"]`` False, a warning).
 
     The fit runs with one BLAS thread (:func:`one_blas_thread`), whatever the process's setting:
     its matrices are tall and thin (points x parameters), too small for threads to pay, and the
@@ -298,7 +300,7 @@ def fit(law: Law, curves: list[LossCurve], *, skip_steps: int = 0, bin_factor: i
     (:attr:`~sde_scales.fitting.laws.Law.coarse_start`)."""
     with one_blas_thread():
         return _fit(law, curves, skip_steps=skip_steps, bin_factor=bin_factor, n_starts=n_starts, f_scale=f_scale,
-                    fixed=fixed)
+                    fixed=fixed, max_evaluations=MAX_NFEV if max_evaluations is None else max_evaluations)
 
 
 #: Points of the first coarse stage of a fit, spread over the fitted curves in proportion to
@@ -351,9 +353,12 @@ def one_blas_thread():
 
 
 def _fit(law: Law, curves: list[LossCurve], *, skip_steps: int, bin_factor: int, n_starts: int | None,
-         f_scale: float | None, fixed: dict | None) -> FitResult:
+         f_scale: float | None, fixed: dict | None, max_evaluations: int) -> FitResult:
     if not curves:
         raise InvalidArgumentError("no curves to fit; pass at least one LossCurve")
+    if isinstance(max_evaluations, bool) or not isinstance(max_evaluations, (int, np.integer)) or max_evaluations < 1:
+        raise InvalidArgumentError(f"max_evaluations={max_evaluations!r}; give a whole number of evaluations >= 1 "
+                                   f"(default {MAX_NFEV})")
     started = time.perf_counter()
     law = law.for_curves(curves, bin_factor)  # e.g. the non-parametric kernel's grid follows the data
     lr_scale = max(c.peak_lr for c in curves)
@@ -430,7 +435,7 @@ def _fit(law: Law, curves: list[LossCurve], *, skip_steps: int, bin_factor: int,
         return optimize.least_squares(lambda xf: resid(xf, on_feats, on_y) / scale, x0,
                                       jac=(lambda xf: jac(xf, on_feats) / scale) if has_jac else "2-point",
                                       bounds=(lo[free], hi[free]), loss="huber" if fs > 0 else "linear",
-                                      f_scale=fs / scale if fs > 0 else 1.0, x_scale="jac", max_nfev=MAX_NFEV,
+                                      f_scale=fs / scale if fs > 0 else 1.0, x_scale="jac", max_nfev=max_evaluations,
                                       ftol=1e-12, xtol=1e-12, gtol=1e-12)
 
     # a data-driven start for the level: a little below the mean of the last tenth of the fitted points
@@ -476,8 +481,9 @@ def _fit(law: Law, curves: list[LossCurve], *, skip_steps: int, bin_factor: int,
     theta = full(best.x)
     notes = _parameter_warnings(law, theta, lo, hi, best_start, free, units)
     if best.status == 0:
-        notes.append(f"{law.label}: the optimiser stopped at its limit of {MAX_NFEV} evaluations before converging: "
-                     f"the parameters are where it stopped, not an optimum")
+        notes.append(f"{law.label}: the optimiser stopped at its limit of {max_evaluations} evaluations before converging: "
+                     f"the parameters are where it stopped, not an optimum (a flat objective; --max-evaluations, "
+                     f"or max_evaluations=, raises the limit)")
     hr = law.half_response(theta) if not held else None
     resolution = min(max(c.log_every, c.drop_bin_steps(bin_factor)) for c in curves)
     if hr is not None and np.isfinite(hr) and hr < resolution:

@@ -101,7 +101,8 @@ def _undecided(best: list[float], other: list[float], level: float = DECIDE_LEVE
 
 
 def choose_law(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: int, level: bool = True,
-               candidates=AUTO_CANDIDATES, workers: int = 1, progress: bool = False) -> dict:
+               candidates=AUTO_CANDIDATES, workers: int = 1, progress: bool = False,
+               max_evaluations: int | None = None) -> dict:
     """Cross-validation of every candidate law (:data:`AUTO_CANDIDATES`) on the fitted curves.
 
     With two or more curves, leave one curve out: fit on the others, predict it, score it (RMSE
@@ -119,14 +120,15 @@ def choose_law(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: in
     (:mod:`sde_scales.fitting.average`; the chosen law alone where the folds decide). ``workers`` > 1 runs the
     (candidate, fold) fits in that many spawned processes, with the same result (a script that
     calls it so needs the usual ``if __name__ == "__main__":`` guard of multiprocessing).
-    ``progress``: a progress bar of the fits on standard error (on a terminal)."""
+    ``progress``: a progress bar of the fits on standard error (on a terminal).
+    ``max_evaluations``: each fit's evaluation limit (:func:`~sde_scales.fitting.fit.fit`)."""
     if not fit_curves:
         raise InvalidArgumentError("--law auto: no fitted curves; give at least one --fit curve")
     if workers < 1:
         raise InvalidArgumentError(f"--workers {workers}; give at least 1")
     method, folds = _validation_folds(fit_curves)
     tasks = [((c, k), (*cand, level, fitted, held, skip_steps if first is None else max(skip_steps, first), skip_steps,
-                       smooth_steps, label))
+                       smooth_steps, label, max_evaluations))
              for c, cand in enumerate(candidates) for k, (label, fitted, held, first) in enumerate(folds)]
     scored = _run_tasks(_score_fold, tasks, workers, "--law auto: fits of the folds" if progress else None)
     rows = []
@@ -152,7 +154,7 @@ def choose_law(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: in
            "candidates": rows, "chosen": best["law"], "chosen_name": best["name"], "chosen_kernel": best["kernel"],
            "chosen_time": best["time"],
            "decided": not undecided, "undecided": undecided, "members": [best["law"]] + undecided, "warning": None,
-           "convergence_warning": _unconverged_note(rows)}
+           "convergence_warning": _unconverged_note(rows, MAX_NFEV if max_evaluations is None else max_evaluations)}
     if undecided:
         out["warning"] = (f"--law auto: the held-out errors do not separate {best['law']} (chosen, least mean RMSE) from "
                           f"{', '.join(undecided)} ({DECIDE_LEVEL:.0%} paired t interval of the log RMSE ratios over {len(folds)} folds): the "
@@ -182,28 +184,30 @@ def _unconverged(rows: list[dict]) -> list[str]:
             for r in rows if r.get("unconverged_folds")]
 
 
-def _unconverged_note(rows: list[dict]) -> str | None:
+def _unconverged_note(rows: list[dict], limit: int) -> str | None:
     """The candidates whose fit stopped at the optimiser's evaluation limit in some fold, said in
     one line (None when every fold's fit converged): their held-out errors are those of the
     parameters where the optimiser stopped, so their place in the ranking is not a converged fit's."""
     stuck = _unconverged(rows)
     if not stuck:
         return None
-    return (f"--law auto: the fits of {', '.join(stuck)} stopped at the optimiser's limit of {MAX_NFEV} "
-            f"evaluations before converging (a flat objective: the curves do not determine those laws' parameters); "
-            f"their held-out errors are those of where the optimiser stopped, not of an optimum, so their place in "
-            f"the ranking may not be the law's. Each fold is in the JSON (auto.candidates[].folds[].converged)")
+    return (f"--law auto: the fits of {', '.join(stuck)} stopped at the optimiser's limit of {limit} evaluations "
+            f"before meeting its tolerances (a flat objective: the curves do not pin those laws' parameters down); "
+            f"their held-out errors are those of where it stopped. Along a flat valley the errors often stop changing "
+            f"long before the tolerances are met, but that is not checked here, so a choice that hinges on these "
+            f"candidates is less sure than their folds say (--max-evaluations raises the limit). Each fold is in the "
+            f"JSON (auto.candidates[].folds[].converged)")
 
 
 def _score_fold(task) -> dict:
     """One candidate in one fold of :func:`choose_law`: fit, predict the held-out part, score it
     (a module-level function, so that worker processes can run it)."""
-    name, kernel, time, level, fitted, held, skip, fit_skip, smooth_steps, label = task
+    name, kernel, time, level, fitted, held, skip, fit_skip, smooth_steps, label, max_evaluations = task
     law = make_law(name, kernel or "nonparametric", time or "steps", level)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # each fold's warnings belong to the final fit, reported there
         try:
-            res = fit(law, fitted, skip_steps=fit_skip)
+            res = fit(law, fitted, skip_steps=fit_skip, max_evaluations=max_evaluations)
             sc = score(held, predict(res, held), skip_steps=skip, smooth_steps=smooth_steps)
             return {"held_out": label, "rmse": sc["rmse"], "final_loss_err": sc["final_loss_err"],
                     "converged": res.extra["converged"]}
@@ -264,7 +268,7 @@ def _run_tasks_with(func, tasks: list, workers: int, bar) -> dict:
 
 def fit_auto(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: int, level: bool = True,
              candidates=AUTO_CANDIDATES, workers: int = 1, average: bool = True,
-             choice: dict | None = None) -> tuple[dict, FitResult | AveragedFit]:
+             choice: dict | None = None, max_evaluations: int | None = None) -> tuple[dict, FitResult | AveragedFit]:
     """:func:`choose_law` on ``fit_curves``, then what ``--law auto`` predicts with, fitted to all of
     them: (choice, fit). Where the folds decide, the chosen law's :class:`FitResult`; where they do
     not, the :class:`~sde_scales.fitting.average.AveragedFit` of the laws they do not separate
@@ -277,10 +281,11 @@ def fit_auto(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: int,
         auto = dict(choice)
     else:
         auto = choose_law(fit_curves, skip_steps=skip_steps, smooth_steps=smooth_steps, level=level,
-                          candidates=candidates, workers=workers)
+                          candidates=candidates, workers=workers, max_evaluations=max_evaluations)
     if not average or auto["decided"]:
-        return auto, fit(chosen_law(auto, level), fit_curves, skip_steps=skip_steps)
-    avg, auto["member_failures"] = fit_members(auto, fit_curves, skip_steps=skip_steps, level=level, workers=workers)
+        return auto, fit(chosen_law(auto, level), fit_curves, skip_steps=skip_steps, max_evaluations=max_evaluations)
+    avg, auto["member_failures"] = fit_members(auto, fit_curves, skip_steps=skip_steps, level=level, workers=workers,
+                                               max_evaluations=max_evaluations)
     return auto, avg
 
 
@@ -288,18 +293,18 @@ def _fit_member(task):
     """One law of an average fitted to all the curves: its :class:`FitResult`, or the error's message
     (a module-level function, so that worker processes can run it; the fit's warnings are kept in
     its ``extra["warnings"]``)."""
-    name, kernel, time, level, fit_curves, skip_steps = task
+    name, kernel, time, level, fit_curves, skip_steps, max_evaluations = task
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             return fit(make_law(name, kernel or "nonparametric", time or "steps", level), fit_curves,
-                       skip_steps=skip_steps)
+                       skip_steps=skip_steps, max_evaluations=max_evaluations)
         except (ValueError, FloatingPointError) as exc:
             return str(exc)
 
 
 def fit_members(auto: dict, fit_curves: list[LossCurve], *, skip_steps: int, level: bool = True, workers: int = 1,
-                progress: bool = False) -> tuple[AveragedFit, dict]:
+                progress: bool = False, max_evaluations: int | None = None) -> tuple[AveragedFit, dict]:
     """The laws of :func:`choose_law`'s ``members`` fitted to all of ``fit_curves`` (in ``workers``
     processes, with the same result): their :class:`~sde_scales.fitting.average.AveragedFit` and
     ``{law: error}`` for those whose fit failed, which are left out of it. Refused where every fit
@@ -307,7 +312,7 @@ def fit_members(auto: dict, fit_curves: list[LossCurve], *, skip_steps: int, lev
     rows = {r["law"]: r for r in auto["candidates"]}
     labels = list(auto["members"])
     done = _run_tasks(_fit_member, [(lab, (rows[lab]["name"], rows[lab]["kernel"], rows[lab]["time"], level,
-                                           fit_curves, skip_steps)) for lab in labels], workers,
+                                           fit_curves, skip_steps, max_evaluations)) for lab in labels], workers,
                       "--law auto: the laws to average" if progress else None)
     failed = {lab: done[lab] for lab in labels if isinstance(done[lab], str)}
     ok = [lab for lab in labels if lab not in failed]
@@ -354,14 +359,14 @@ def make_law(name: str, kernel: str = "nonparametric", time: str = "steps", leve
 
 def run_law(law: Law, fit_curves: list[LossCurve], predict_curves: list[LossCurve], *, skip_steps: int,
             smooth_steps: int, shared_noise: bool, profile: bool,
-            result: FitResult | None = None) -> tuple[dict, FitResult, dict]:
+            result: FitResult | None = None, max_evaluations: int | None = None) -> tuple[dict, FitResult, dict]:
     """Fit one law and score it; returns (JSON document, fit result, predictions by curve name).
     ``result``: the law's fit to ``fit_curves`` made already (by :func:`fit_members`), scored as it
     is, its warnings those it kept."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if result is None:
-            res = fit(law, fit_curves, skip_steps=skip_steps)
+            res = fit(law, fit_curves, skip_steps=skip_steps, max_evaluations=max_evaluations)
         else:
             res = result
             ts = res.extra.get("time_scale_interval") or {}
@@ -676,6 +681,10 @@ def run_fit_delay(args) -> int:
         raise InvalidArgumentError(f"--workers {args.workers}; give at least 1 process")
     if args.skip_steps < 0:
         raise InvalidArgumentError(f"--skip-steps {args.skip_steps}; give a step >= 0 (0: every row)")
+    max_evaluations = getattr(args, "max_evaluations", None)
+    if max_evaluations is not None and max_evaluations < 1:
+        raise InvalidArgumentError(f"--max-evaluations {max_evaluations}; give a limit of at least 1 evaluation per "
+                                   f"fit (default {MAX_NFEV})")
     if args.smooth_steps is not None and args.smooth_steps < 1:
         raise InvalidArgumentError(f"--smooth-steps {args.smooth_steps}; give a window of at least 1 step (leave it "
                                    f"out for the default)")
@@ -747,7 +756,7 @@ def run_fit_delay(args) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", AutoChoiceWarning)  # printed below and kept in the JSON
             auto = choose_law(fit_curves, skip_steps=args.skip_steps, smooth_steps=args.smooth_steps, level=level,
-                              workers=workers, progress=progress)
+                              workers=workers, progress=progress, max_evaluations=max_evaluations)
         print(f"--law auto ({auto['method']}):")
         for r in auto["candidates"]:
             cv = "-" if r["cv_rmse"] is None else f"{r['cv_rmse']:.4f}"
@@ -762,7 +771,8 @@ def run_fit_delay(args) -> int:
             print(f"warning: {auto['convergence_warning']}")
         if auto["undecided"]:
             avg, auto["member_failures"] = fit_members(auto, fit_curves, skip_steps=args.skip_steps, level=level,
-                                                       workers=workers, progress=progress)
+                                                       workers=workers, progress=progress,
+                                                       max_evaluations=max_evaluations)
             avg_doc, _, avg_extra = run_average(avg, fit_curves, predict_curves, skip_steps=args.skip_steps,
                                                 smooth_steps=args.smooth_steps)
             print(f"the prediction is the average of {len(avg.labels)} laws, each fitted to all the fitted curves "
@@ -798,7 +808,7 @@ def run_fit_delay(args) -> int:
     for law in laws:
         doc, res, extra = run_law(law, fit_curves, predict_curves, skip_steps=args.skip_steps,
                                   smooth_steps=args.smooth_steps, shared_noise=args.shared_noise,
-                                  profile=args.profile)
+                                  profile=args.profile, max_evaluations=max_evaluations)
         docs.append(doc)
         results.append((law, res, extra))
         print(format_rows(doc))
