@@ -503,15 +503,17 @@ def test_constant_curve_alone_warns_that_the_response_is_not_determined():
     assert any("no learning-rate drop" in w for w in res.extra["warnings"])
 
 
-def test_a_fit_stopped_by_its_evaluation_limit_says_so(monkeypatch):
-    import importlib
-
+def test_a_fit_stopped_by_its_evaluation_limit_says_so():
     from sde_scales.fitting.fit import FitWarning
 
-    # the module, not the function of the same name that the package exports
-    monkeypatch.setattr(importlib.import_module("sde_scales.fitting.fit"), "MAX_NFEV", 3)
     with pytest.warns(FitWarning, match="limit of 3 evaluations before converging"):
-        fit(KernelLaw(kernel="exp", time="steps"), [_cosine_curve()])
+        stopped = fit(KernelLaw(kernel="exp", time="steps"), [_cosine_curve()], max_evaluations=3)
+    assert stopped.extra["converged"] is False and stopped.extra["evaluations"] == 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FitWarning)  # nothing said where the default limit is not reached
+        warnings.filterwarnings("ignore", category=FitWarning, message="^(?!.*evaluations before converging)")
+        done = fit(KernelLaw(kernel="exp", time="steps"), [_cosine_curve()])
+    assert done.extra["converged"] is True and done.extra["evaluations"] < 2000
 
 
 def test_parameter_on_a_bound_is_named():
