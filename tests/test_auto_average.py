@@ -126,6 +126,9 @@ def test_fold_fits_that_stop_at_the_evaluation_limit_are_said():
     for bad in (0, -5, 2.5, True):
         with pytest.raises(InvalidArgumentError, match="max_evaluations="):
             fit(KernelLaw("exp", "steps"), curves, skip_steps=200, max_evaluations=bad)
+    # refused before any fold is fitted, by name (not as every fold's failure)
+    with pytest.raises(InvalidArgumentError, match=r"^max_evaluations=0; give a whole number"):
+        choose_law(curves, skip_steps=200, smooth_steps=500, candidates=cands, max_evaluations=0)
     assert any("limit of 2 evaluations" in w for w in stuck_fit.extra["warnings"])
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")

@@ -239,6 +239,17 @@ def noise_level(y: np.ndarray) -> float:
 #: Most evaluations of the residuals per start of a fit; a fit that reaches it says so.
 MAX_NFEV = 2000
 
+def evaluation_limit(value: int | None = None, name: str = "max_evaluations") -> int:
+    """The optimiser's limit of evaluations per fit: ``value``, or :data:`MAX_NFEV` where it is None.
+    Anything but a whole number >= 1 is refused, naming ``name`` (the argument or flag it came from)."""
+    if value is None:
+        return MAX_NFEV
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        said = f"{name} {value!r}" if name.startswith("--") else f"{name}={value!r}"
+        raise InvalidArgumentError(f"{said}; give a whole number of evaluations >= 1 per fit (default {MAX_NFEV})")
+    return int(value)
+
+
 #: Largest error of a law's sum-of-exponentials form (power-law kernel, multi-power law), as a
 #: fraction of a unit drop's full response, that a fit accepts without a warning. Within the
 #: parameter bounds the tests measure it below 1e-4 (power law, 34k steps) and assert it below
@@ -300,7 +311,7 @@ def fit(law: Law, curves: list[LossCurve], *, skip_steps: int = 0, bin_factor: i
     (:attr:`~sde_scales.fitting.laws.Law.coarse_start`)."""
     with one_blas_thread():
         return _fit(law, curves, skip_steps=skip_steps, bin_factor=bin_factor, n_starts=n_starts, f_scale=f_scale,
-                    fixed=fixed, max_evaluations=MAX_NFEV if max_evaluations is None else max_evaluations)
+                    fixed=fixed, max_evaluations=evaluation_limit(max_evaluations))
 
 
 #: Points of the first coarse stage of a fit, spread over the fitted curves in proportion to
@@ -356,9 +367,6 @@ def _fit(law: Law, curves: list[LossCurve], *, skip_steps: int, bin_factor: int,
          f_scale: float | None, fixed: dict | None, max_evaluations: int) -> FitResult:
     if not curves:
         raise InvalidArgumentError("no curves to fit; pass at least one LossCurve")
-    if isinstance(max_evaluations, bool) or not isinstance(max_evaluations, (int, np.integer)) or max_evaluations < 1:
-        raise InvalidArgumentError(f"max_evaluations={max_evaluations!r}; give a whole number of evaluations >= 1 "
-                                   f"(default {MAX_NFEV})")
     started = time.perf_counter()
     law = law.for_curves(curves, bin_factor)  # e.g. the non-parametric kernel's grid follows the data
     lr_scale = max(c.peak_lr for c in curves)

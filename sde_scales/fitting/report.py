@@ -17,8 +17,8 @@ from sde_scales.atomic import write_json_atomic, write_text_atomic
 from sde_scales.errors import InvalidArgumentError
 from sde_scales.fitting.average import AveragedFit, mixture_band
 from sde_scales.fitting.curves import LossCurve, curve_name, load_curve, parse_columns
-from sde_scales.fitting.fit import (MAX_NFEV, SMOOTH_FRACTION, SMOOTH_STEPS, SMOOTH_WARN_FRACTION, FitResult,
-                                   default_smooth_steps, final_rows, fit, long_window_curves, predict, predict_sd, score,
+from sde_scales.fitting.fit import (SMOOTH_FRACTION, SMOOTH_STEPS, SMOOTH_WARN_FRACTION, FitResult,
+                                   default_smooth_steps, evaluation_limit, final_rows, fit, long_window_curves, predict, predict_sd, score,
                                    shared_noise_offset, time_scale_profile)
 from sde_scales.fitting.laws import KernelLaw, Law, MomentumLaw, MultiPowerLaw
 
@@ -126,9 +126,10 @@ def choose_law(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: in
         raise InvalidArgumentError("--law auto: no fitted curves; give at least one --fit curve")
     if workers < 1:
         raise InvalidArgumentError(f"--workers {workers}; give at least 1")
+    limit = evaluation_limit(max_evaluations)  # refused here, not once per fold fit
     method, folds = _validation_folds(fit_curves)
     tasks = [((c, k), (*cand, level, fitted, held, skip_steps if first is None else max(skip_steps, first), skip_steps,
-                       smooth_steps, label, max_evaluations))
+                       smooth_steps, label, limit))
              for c, cand in enumerate(candidates) for k, (label, fitted, held, first) in enumerate(folds)]
     scored = _run_tasks(_score_fold, tasks, workers, "--law auto: fits of the folds" if progress else None)
     rows = []
@@ -154,7 +155,7 @@ def choose_law(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: in
            "candidates": rows, "chosen": best["law"], "chosen_name": best["name"], "chosen_kernel": best["kernel"],
            "chosen_time": best["time"],
            "decided": not undecided, "undecided": undecided, "members": [best["law"]] + undecided, "warning": None,
-           "convergence_warning": _unconverged_note(rows, MAX_NFEV if max_evaluations is None else max_evaluations)}
+           "convergence_warning": _unconverged_note(rows, limit)}
     if undecided:
         out["warning"] = (f"--law auto: the held-out errors do not separate {best['law']} (chosen, least mean RMSE) from "
                           f"{', '.join(undecided)} ({DECIDE_LEVEL:.0%} paired t interval of the log RMSE ratios over {len(folds)} folds): the "
@@ -181,7 +182,7 @@ def describe_choice(auto: dict, average: bool = True) -> str:
 def _unconverged(rows: list[dict]) -> list[str]:
     """'law in k of n folds' for each candidate row whose fit stopped at the evaluation limit in k of its n folds."""
     return [f"{r['law']} in {len(r['unconverged_folds'])} of {len(r['folds'])} folds"
-            for r in rows if r.get("unconverged_folds")]
+            for r in rows if r["unconverged_folds"]]
 
 
 def _unconverged_note(rows: list[dict], limit: int) -> str | None:
@@ -681,10 +682,7 @@ def run_fit_delay(args) -> int:
         raise InvalidArgumentError(f"--workers {args.workers}; give at least 1 process")
     if args.skip_steps < 0:
         raise InvalidArgumentError(f"--skip-steps {args.skip_steps}; give a step >= 0 (0: every row)")
-    max_evaluations = getattr(args, "max_evaluations", None)
-    if max_evaluations is not None and max_evaluations < 1:
-        raise InvalidArgumentError(f"--max-evaluations {max_evaluations}; give a limit of at least 1 evaluation per "
-                                   f"fit (default {MAX_NFEV})")
+    max_evaluations = evaluation_limit(getattr(args, "max_evaluations", None), "--max-evaluations")
     if args.smooth_steps is not None and args.smooth_steps < 1:
         raise InvalidArgumentError(f"--smooth-steps {args.smooth_steps}; give a window of at least 1 step (leave it "
                                    f"out for the default)")
@@ -761,7 +759,7 @@ def run_fit_delay(args) -> int:
         for r in auto["candidates"]:
             cv = "-" if r["cv_rmse"] is None else f"{r['cv_rmse']:.4f}"
             fe = "-" if r["cv_abs_final_err"] is None else f"{r['cv_abs_final_err']:.4f}"
-            stuck = len(r.get("unconverged_folds", []))
+            stuck = len(r["unconverged_folds"])
             print(f"  {r['law']:30s} held-out rmse {cv:>7s}  |final err| {fe:>7s}"
                   + ("   <- chosen" if r["law"] == auto["chosen"] else "")
                   + (f"   ({stuck} of {len(r['folds'])} fold fits not converged)" if stuck else ""))
