@@ -200,3 +200,7 @@ def test_run_auto_protocol_chooses_once_per_fitted_set_and_predicts_with_the_cho
                                          choices={k: a for k, (a, _) in choices.items()})
     assert reused[0] == fresh[0] and all(np.array_equal(x, y) for x, y in zip(reused[1], fresh[1]))
     assert [p["members"] for p in reused[0]] == [[auto["chosen"]]] * 2
+    # a choice made on other curves is refused, not used
+    with pytest.raises(InvalidArgumentError, match="the choice given was made on the folds"):
+        protocols.run_auto_protocol([([held[0], held[1]], fitted[0])], skip_steps=200, smooth_steps=500,
+                                    candidates=cands, average=False, choices={("h0", "h1"): auto})

@@ -277,8 +277,14 @@ def fit_auto(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: int,
     ``member_failures``). ``average=False``: the chosen law alone in either case (the choice by least
     held-out error, for comparison). The choice's :class:`AutoChoiceWarning` is the caller's to see.
     ``choice``: a :func:`choose_law` result for these curves and settings made already (the
-    cross-validation is not run again; a copy is returned)."""
+    cross-validation is not run again; a copy is returned). One whose folds are not those of
+    ``fit_curves`` is refused."""
     if choice is not None:
+        folds = [label for label, *_ in _validation_folds(fit_curves)[1]]
+        made = [f["held_out"] for f in choice["candidates"][0]["folds"]]
+        if made != folds:
+            raise InvalidArgumentError(f"--law auto: the choice given was made on the folds {made}, not on these "
+                                       f"curves' {folds}; pass the choice made on these curves, or none to make it")
         auto = dict(choice)
     else:
         auto = choose_law(fit_curves, skip_steps=skip_steps, smooth_steps=smooth_steps, level=level,
