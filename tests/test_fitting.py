@@ -1055,3 +1055,28 @@ def test_the_restarts_experiment_runs(tmp_path):
     assert all(r["rise_warned"] == 1.0 for r in doc["rows"])
     kernel = next(r for r in doc["rows"] if r["law"] == "kernel(nonparametric, steps)")
     assert kernel["cyclic_rmse"] < 0.03
+
+
+def test_profile_points_stopped_at_the_evaluation_limit_are_named():
+    """Each profile point is a fit; one stopped by the optimiser's limit has a cost above that time
+    scale's minimum, so the profile must say which points those are. Two evaluations cannot fit five
+    parameters from their starts (each Gauss-Newton step needs one Jacobian and one cost), so every
+    point is unconverged; at the default limit this small, well-posed problem converges everywhere."""
+    law = KernelLaw("exp", "steps")
+    theta = [2.5, 3.0, 0.5, 0.4, np.log10(300.0)]
+    sch = schedules_5k()
+    cos = synthetic(law, theta, sch["cos"], "cos", noise=0.05, seed=1)[0]
+    step = synthetic(law, theta, sch["step"], "step", noise=0.05, seed=2)[0]
+    grid = np.geomspace(10, 1e4, 13)  # the spacing of the test above, where the interval is within a decade
+    with pytest.warns(IdentifiabilityWarning, match=r"13 of 13 profile fits stopped at the optimiser's evaluation limit \(2;"):
+        stuck = time_scale_profile([cos, step], time="steps", skip_steps=2000, grid=grid, max_evaluations=2)
+    assert stuck["unconverged"] == pytest.approx(grid.tolist()) and stuck["max_evaluations"] == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", IdentifiabilityWarning)
+        ok = time_scale_profile([cos, step], time="steps", skip_steps=2000, grid=grid)
+    assert ok["unconverged"] == [] and ok["limit_warning"] is None
+    # the stopped fits sit above the converged ones at the same time scales
+    assert np.all(np.array(stuck["sse"]) >= np.array(ok["sse"]) * (1 - 1e-9))
+    assert np.any(np.array(stuck["sse"]) > np.array(ok["sse"]) * 1.01)
+    with pytest.raises(InvalidArgumentError, match="max_evaluations=0"):
+        time_scale_profile([cos], time="steps", grid=grid, max_evaluations=0)

@@ -1067,14 +1067,27 @@ def score(curve: LossCurve, pred: np.ndarray, *, skip_steps: int = 0, smooth_ste
 
 
 def time_scale_profile(curves: list[LossCurve], *, time: str = "area", skip_steps: int = 0,
-                       grid: np.ndarray | None = None, bin_factor: int = 4) -> dict:
-    """Profile of the joint fit over an exponential kernel's time scale; see the module docstring."""
+                       grid: np.ndarray | None = None, bin_factor: int = 4,
+                       max_evaluations: int | None = None) -> dict:
+    """Profile of the joint fit over an exponential kernel's time scale; see the module docstring.
+
+    ``max_evaluations``: the optimiser's limit for each profile point's fit (default
+    :data:`MAX_NFEV`). A point whose fit stopped at the limit has a profile cost that may lie above
+    the true minimum at that time scale, so the interval may be too narrow there: such points are
+    listed (``unconverged``, time scales) and warned, never dropped silently."""
+    limit = evaluation_limit(max_evaluations)
     grid = np.geomspace(10.0, 1e5, 17) if grid is None else np.asarray(grid, dtype=float)
     law = KernelLaw(kernel="exp", time=time)
-    sse = []
+    sse, unconverged = [], []
     best_cost, res = np.inf, None  # residuals of the best-fitting time scale
     for tau in grid:
-        r = fit(law, curves, skip_steps=skip_steps, bin_factor=bin_factor, n_starts=1, fixed={"log10_tau": np.log10(tau)})
+        with warnings.catch_warnings():
+            # each point's own limit warning is summed up in one below
+            warnings.filterwarnings("ignore", message=".*stopped at its limit of")
+            r = fit(law, curves, skip_steps=skip_steps, bin_factor=bin_factor, n_starts=1,
+                    fixed={"log10_tau": np.log10(tau)}, max_evaluations=limit)
+        if not r.extra["converged"]:
+            unconverged.append(float(tau))
         rs = np.concatenate([c.loss[c.step >= skip_steps] - predict(r, c)[c.step >= skip_steps] for c in curves])
         sse.append(float(np.sum(rs**2)))
         if r.cost <= best_cost:
@@ -1092,5 +1105,12 @@ def time_scale_profile(curves: list[LossCurve], *, time: str = "area", skip_step
         warn = (f"the response time scale is not pinned down by these curves: 95% profile interval "
                 f"[{lo_:.3g}, {hi_:.3g}] ({time}); add a run with sharp learning-rate drops (e.g. 8-1-1 or a short WSD cooldown)")
         warnings.warn(warn, IdentifiabilityWarning, stacklevel=2)
+    limit_warn = None
+    if unconverged:
+        limit_warn = (f"{len(unconverged)} of {grid.size} profile fits stopped at the optimiser's evaluation limit "
+                      f"({limit}; --max-evaluations) at time scales {', '.join(f'{t:.3g}' for t in unconverged)}: "
+                      f"their profile costs may be too high, so the interval may be too narrow there")
+        warnings.warn(limit_warn, IdentifiabilityWarning, stacklevel=2)
     return {"grid": grid.tolist(), "sse": sse.tolist(), "best": float(grid[k]), "interval": [lo_, hi_],
-            "n_eff": float(n_eff), "time": time, "warning": warn}
+            "n_eff": float(n_eff), "time": time, "warning": warn, "unconverged": unconverged,
+            "max_evaluations": limit, "limit_warning": limit_warn}

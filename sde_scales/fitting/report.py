@@ -383,7 +383,8 @@ def run_law(law: Law, fit_curves: list[LossCurve], predict_curves: list[LossCurv
         sds = {c.name: predict_sd(res, c) for c in fit_curves + predict_curves}
         ident = None
         if profile and isinstance(law, KernelLaw):
-            ident = time_scale_profile(fit_curves, time=law.time, skip_steps=skip_steps)
+            ident = time_scale_profile(fit_curves, time=law.time, skip_steps=skip_steps,
+                                       max_evaluations=max_evaluations)
     doc = {
         "law": law.label,
         "params": res.params,
