@@ -1080,3 +1080,32 @@ def test_profile_points_stopped_at_the_evaluation_limit_are_named():
     assert np.any(np.array(stuck["sse"]) > np.array(ok["sse"]) * 1.01)
     with pytest.raises(InvalidArgumentError, match="max_evaluations=0"):
         time_scale_profile([cos], time="steps", grid=grid, max_evaluations=0)
+
+
+def test_predicting_before_the_fitted_areas_warns():
+    """A fitted log that starts late (its first point at step 2,000: a run resumed with its early
+    log lost) fixes the power term only from there on; predicting a run scored from step 200 reads
+    it back to a learning-rate area a tenth of that, which the fit never saw: a PeakLRWarning that
+    names it. The same run logged from step 2,000, as the fitted one is, gets none (a warning there
+    would fire on every ordinary prediction). The area of 2,000 steps at peak 1e-3 is about 2.0
+    against 0.16 at step 210 (a 100-step warmup): a factor of 12, well past AREA_FACTOR = 2. Both
+    runs hold the peak rate at step 2,000 (WSD and step decay), so no peak-rate warning mixes in."""
+    law = KernelLaw("exp", "steps")
+    theta = [2.5, 3.0, 0.5, 0.4, np.log10(300.0)]
+    sch = schedules_5k()
+
+    def from_step(c, s0):
+        k = c.step >= s0
+        return LossCurve(c.step[k], c.lr[k], c.loss[k], name=c.name)
+
+    resumed = from_step(synthetic(law, theta, sch["wsd"], "wsd", noise=0.005, seed=1)[0], 2000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = fit(law, [resumed], skip_steps=200)
+    step, _ = synthetic(law, theta, sch["step"], "step")
+    with pytest.warns(PeakLRWarning, match=r"step: its first point from step 200 on .* area of 0\.1\d+, under 1/2"):
+        predict(r, step)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LateStartWarning)
+        warnings.simplefilter("error", PeakLRWarning)
+        predict(r, from_step(step, 2000))

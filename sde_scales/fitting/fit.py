@@ -521,12 +521,13 @@ def _fit(law: Law, curves: list[LossCurve], *, skip_steps: int, bin_factor: int,
     for msg in notes:
         warnings.warn(msg, FitWarning, stacklevel=2)
     reach = [schedule_reach(c) for c in curves]
+    starts_at = [start_area(c, skip_steps) for c in curves]
     return FitResult(law, theta, lr_scale, int(skip_steps), bin_factor, float(best.cost) * scale**2,
                      time.perf_counter() - started,
                      int(y.size), float(f_scale), tuple(c.name for c in curves), tuple(c.peak_lr for c in curves),
                      len(starts), extra={"warnings": notes, "drops": drops, "embedding_error": embed,
                                          "decay_depths": [r[0] for r in reach], "areas": [r[1] for r in reach],
-                                         "rises": [r[2] for r in reach],
+                                         "rises": [r[2] for r in reach], "start_areas": starts_at,
                                          "time_scale_interval": ts, "covariance": cov,
                                          "lack_of_fit": checks,
                                          "coarse_stages": [int(st[1].size) for st in coarse],
@@ -829,6 +830,16 @@ def schedule_reach(curve: LossCurve) -> tuple[float, float, float]:
     return float(1.0 - lr[k:].min() / lr[k]), area, rise
 
 
+def start_area(curve: LossCurve, skip_steps: int = 0) -> float | None:
+    r"""The learning-rate area :math:`\sum_{k < s_0} \eta_k` (absolute units) before the curve's first
+    logged step :math:`s_0` at or after ``skip_steps``: where its fitted or scored points begin, in
+    the clock of the power term. None if no logged step is that late."""
+    k = np.flatnonzero(curve.step >= skip_steps)
+    if k.size == 0:
+        return None
+    return float(curve.per_step_lr()[: int(curve.step[k[0]])].sum())
+
+
 #: A predicted schedule that decays deeper than every fitted one by more than this fraction of its
 #: peak, or whose rate rises again after its warmup by more than this fraction beyond every fitted
 #: one's rises, is an extrapolation of the drop response.
@@ -872,6 +883,15 @@ def predict(result: FitResult, curve: LossCurve, rows: np.ndarray | None = None)
                       f"times the largest fitted curve's: the prediction extrapolates the power term beyond the "
                       f"areas it was fitted on, where the fitted curves may not fix the loss's floor; fit a run as "
                       f"long (or as large a rate)", PeakLRWarning, stacklevel=2)
+    fitted_starts = [x for x in result.extra.get("start_areas") or [] if x is not None]
+    begins = start_area(curve, result.skip_steps) if fitted_starts and min(fitted_starts) > 0 else None
+    if begins is not None and begins * AREA_FACTOR < min(fitted_starts):
+        warnings.warn(f"{curve.name}: its first point from step {result.skip_steps} on (the fit's --skip-steps) comes "
+                      f"after a learning-rate area of {begins:.4g}, under 1/{AREA_FACTOR:g} of every fitted curve's "
+                      f"first fitted point ({min(fitted_starts):.4g}): the prediction there reads the power term back "
+                      f"to areas it was not fitted on (a fitted log that starts late, or a smaller rate early on); "
+                      f"fit a curve that starts as early, or score the prediction from a later step", PeakLRWarning,
+                      stacklevel=2)
     f = ScheduleFeatures.build(curve, curve.step[rows], result.lr_scale,
                                bin_steps=curve.drop_bin_steps(result.bin_steps_factor))
     return result.law.predict(result.theta, f)
