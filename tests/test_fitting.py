@@ -500,6 +500,21 @@ def test_columns_under_other_names_are_read_and_named(tmp_path):
     assert dict(c.columns) == {"step": "Step", "lr": "run-a - train/learning_rate", "loss": "run-a - train/loss"}
     with pytest.raises(DataFileError, match=r"loss could be any of \['run-a - train/loss', 'run-b - train/loss'\]"):
         load_curve(_write(tmp_path, "wb2.csv", wb.assign(**{"run-b - train/loss": base["loss"]})))
+    # OLMo's and Composer's metric names (as their Weights & Biases histories write them); a
+    # Lightning log of two parameter groups has two rates, and which one drives the loss is the
+    # user's to say
+    for cols in ({"step": "_step", "lr": "optim/learning_rate_group0", "loss": "train/CrossEntropyLoss"},
+                 {"step": "trainer/global_step", "lr": "lr-DecoupledAdamW/group0", "loss": "loss/train/total"}):
+        c = load_curve(_write(tmp_path, "tool.csv", base.drop(columns="val_loss").rename(columns=cols)))
+        np.testing.assert_array_equal(c.loss, a.loss)
+        np.testing.assert_array_equal(c.lr, a.lr)
+        assert dict(c.columns) == cols
+    two = base.rename(columns={"lr": "lr-AdamW/pg1"}).assign(**{"lr-AdamW/pg2": base["lr"] / 10})
+    with pytest.raises(DataFileError, match=r"no lr column \(columns that look like one: \['lr-AdamW/pg1', "
+                                            r"'lr-AdamW/pg2'\]; name one with --columns lr=lr-AdamW/pg1\)"):
+        load_curve(_write(tmp_path, "pg.csv", two))
+    c = load_curve(tmp_path / "pg.csv", parse_columns("lr=lr-AdamW/pg1"))
+    np.testing.assert_array_equal(c.lr, a.lr)
     # two candidates for the step: refused with both names and the fix
     amb = _write(tmp_path, "amb.csv", other.assign(_step=other["global_step"] * 2))
     with pytest.raises(DataFileError, match=r"step could be any of \['global_step', '_step'\].*--columns"):

@@ -55,16 +55,17 @@ OUTLIER_FACTOR = 1e12
 #: (a column of 1e300 fitted into a traceback, or predicted a final loss of 3e302 with exit 0).
 MAX_MAGNITUDE = 1e100
 #: Names other logging tools give the columns (Hugging Face's Trainer, PyTorch Lightning, a
-#: Weights & Biases export, Megatron-LM's and torchtitan's TensorBoard tags, a hand-written loop). A file without the toolkit's own name for a column
+#: Weights & Biases export, Megatron-LM's and torchtitan's TensorBoard tags, OLMo's and MosaicML
+#: Composer's metric names, a hand-written loop). A file without the toolkit's own name for a column
 #: is read with the one of these it has; with two or more, or none, it is refused with the names it
 #: has and the fix (``columns=`` / ``--columns``). What was read is in :attr:`LossCurve.columns` and
 #: in the JSON of ``fit-delay``. Matched exactly (``train/loss__MIN`` of an export is not a loss).
 COLUMN_ALIASES = {
     "step": ("global_step", "trainer/global_step", "train/global_step", "_step", "Step", "iteration", "iter"),
     "lr": ("learning_rate", "train/learning_rate", "train/lr", "lr-AdamW", "lr-SGD", "lr-Adam", "learning-rate",
-           "LR", "Learning Rate"),
+           "LR", "Learning Rate", "optim/learning_rate_group0", "lr-DecoupledAdamW/group0"),
     "loss": ("train_loss", "train/loss", "training_loss", "loss/train", "train/loss_step", "Loss", "lm loss",
-             "loss_metrics/global_avg_loss"),
+             "loss_metrics/global_avg_loss", "train/CrossEntropyLoss", "loss/train/total"),
     "val_loss": ("eval_loss", "eval/loss", "val/loss", "validation_loss", "valid_loss"),
 }
 #: Largest step a curve may have. The laws read the learning rate at every step up to the last
@@ -841,6 +842,22 @@ def _rates_at_loss_steps(df, names: dict, source: str):
     return df.reset_index(drop=True)
 
 
+#: Words by which a column's name suggests its role, for the refusal of a file none of whose
+#: columns is that role's name or alias (the choice stays the user's: these are only named).
+_ROLE_WORDS = {"step": ("step", "iter", "batch"), "lr": ("lr", "learning"), "loss": ("loss",)}
+
+
+def _look_alike(found: list[str], key: str, columns: dict) -> str:
+    """`` (columns that look like one: [...]; name one with --columns key=NAME)`` where the file
+    has columns whose names hold a word of the role (:data:`_ROLE_WORDS`), else an empty string."""
+    words = _ROLE_WORDS.get(key, ())
+    like = [c for c in found if c not in columns.values()
+            and any(w in t for t in re.split(r"[^a-z]+", c.lower()) for w in words)]
+    if not like:
+        return ""
+    return f" (columns that look like one: {like}; name one with --columns {key}={like[0]})"
+
+
 def resolve_columns(found: list[str], source: str, columns: dict | None = None, need_lr: bool = True) -> dict[str, str]:
     """Which of a file's columns are step, lr, loss and (optionally) val_loss.
 
@@ -877,10 +894,11 @@ def resolve_columns(found: list[str], source: str, columns: dict | None = None, 
         elif len(hits) > 1:
             problems.append(f"{key} could be any of {hits}")
         elif key == "lr" and need_lr:
-            problems.append("no lr column (for a file of the loss alone, such as a Weights & Biases panel export, give "
-                            "the run's schedule: --schedule NAME:SPEC, Python: load_curve(path, schedule=...))")
+            problems.append(f"no lr column{_look_alike(found, key, columns)} (for a file of the loss alone, such as a "
+                            f"Weights & Biases panel export, give the run's schedule: --schedule NAME:SPEC, Python: "
+                            f"load_curve(path, schedule=...))")
         elif key not in ("val_loss", "lr"):
-            problems.append(f"no {key} column")
+            problems.append(f"no {key} column{_look_alike(found, key, columns)}")
     twice = sorted({v for v in out.values() if list(out.values()).count(v) > 1})
     if twice:
         problems.append(f"column(s) {twice} named for two of step, lr, loss, val_loss")
