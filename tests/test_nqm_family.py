@@ -153,6 +153,14 @@ def test_nqm_family_experiment_writes_its_curves_and_strict_json(tmp_path):
     assert all(r["mean_rmse_truth"] > 0 for r in doc["rows"])
     assert [e["law"] for e in doc["comparisons"]] == ["kernel(exp, steps)"] * 2
     assert all(set(e["truth"]) == {"rmse", "final"} for e in doc["comparisons"])
+    # the family's shape, as the docstring and RESULTS.md quote it, from the model here: the constant
+    # run's fall from the logged step nearest 1,000 x 3,000 / 34,000 (88: logged every 50, so 100) to
+    # the last logged step, and the 20% WSD cooldown's gain there
+    model, k = SpectralNQM.power_law(), c.step
+    const = model.expected_loss(schedules.constant(3000, 0.5, warmup_steps=30))[k]
+    assert doc["family"]["constant_fall_from_step"] == 100
+    assert doc["family"]["constant_fall"] == pytest.approx(const[k == 100][0] - const[-1], rel=1e-12)
+    assert doc["family"]["cooldown_gain"] == pytest.approx(const[-1] - mean[-1], rel=1e-12)
     bad = subprocess.run([sys.executable, str(ROOT / "experiments" / "fit_nqm_family.py"), "--noise", "-1",
                           "--out", str(tmp_path / "bad")], capture_output=True, text=True)
     assert bad.returncode == 2 and "--noise -1" in bad.stderr and not (tmp_path / "bad").exists()
