@@ -7,7 +7,8 @@ hidden layer) on the synthetic power-law regression task, SGD, every schedule of
 protocols (constant; cosine to 10% of the peak; WSD with linear cooldowns over the last 10, 20,
 40, 60 and 80% of the steps, and a square-root cooldown over 20%), for several seeds (each seed its
 own minibatch order, shared by its schedules, as the runs of one data order share their batch
-noise). The loss is the mean-squared error (about 0.02 at the end, two orders below a language
+noise). The loss is the mean-squared error (0.0055 to 0.0083 over the last 1,000 steps of the 24
+runs of the full family, from 0.067 to 0.074 at step 500: hundreds of times below a language
 model's loss), logged as the trainer logs it: the mean minibatch loss since the previous log.
 
 Protocols, per seed, as in ``fit_generalisation.py``:
