@@ -30,6 +30,10 @@ the mean of the last 5% of points) and against the noise-free loss (``rmse_truth
 :mod:`sde_scales.fitting.compare`: the verdicts it draws from the noisy curves can be held against
 the truth here. Writes ``nqm_family.json`` and the curves under ``--out/curves``.
 
+A second family of the same model, shaped like the shared 124M curves instead (its constant run
+falls 0.73 from step 1,000 to the end, a 20% cooldown gains 0.16: the amplitude and noise level
+solved for those two figures of the noise-free loss, before any fit): ``--amplitude 8.3 --sigma 0.63``.
+
     python experiments/fit_nqm_family.py --out out/fit_nqm_family            # about 5 minutes
     python experiments/fit_nqm_family.py --quick --out /tmp/nqm_quick        # about 2 minutes
 """
@@ -75,6 +79,12 @@ def main(argv=None) -> int:
                     help="on single-cosine, add the rows of --law auto (rolling origin on each seed's cosine run): "
                          "as it predicts (the chosen law, or the mean of the laws the folds do not separate) and the "
                          "least-error pick alone, for comparison (about 2.5 minutes more)")
+    ap.add_argument("--amplitude", type=float, default=1.0,
+                    help="the power term's amplitude A of SpectralNQM.power_law (default 1.0, the family of "
+                         "benchmarks/RESULTS.md; 8.3 with --sigma 0.63 gives the 124M curves' shape: a constant run "
+                         "falling 0.73 from step 1,000 and a 20%% cooldown gaining 0.16)")
+    ap.add_argument("--sigma", type=float, default=0.7,
+                    help="gradient-noise level of SpectralNQM.power_law (default 0.7); the cooldown's gain grows with it")
     ap.add_argument("--laws", default=",".join(LAWS),
                     help=f"comma-separated laws to measure (default: {', '.join(LAWS)}; also np-steps-drops)")
     args = ap.parse_args(argv)
@@ -97,6 +107,10 @@ def main(argv=None) -> int:
     if not (np.isfinite(args.noise) and args.noise >= 0):
         print(f"error: --noise {args.noise}; give a finite standard deviation >= 0", file=sys.stderr)
         return 2
+    for flag, v in (("--amplitude", args.amplitude), ("--sigma", args.sigma)):
+        if not (np.isfinite(v) and v > 0):
+            print(f"error: {flag} {v}; give a finite value > 0", file=sys.stderr)
+            return 2
     if args.seed < 0:
         print(f"error: --seed {args.seed}; give a seed >= 0", file=sys.stderr)
         return 2
@@ -115,7 +129,8 @@ def main(argv=None) -> int:
     steps, every = spec["steps"], spec["log_every"]
     skip, smooth = int(round(500 * steps / 34000)), int(round(1000 * steps / 34000))
     warm = steps // 100
-    model = SpectralNQM.power_law()
+    model = SpectralNQM.power_law(amplitude=args.amplitude, sigma=args.sigma)
+    model_name = f"SpectralNQM.power_law(amplitude={args.amplitude:g}, sigma={args.sigma:g})"
     out = Path(args.out)
     started = time.perf_counter()
     curves, truth = {}, {}
@@ -193,7 +208,7 @@ def main(argv=None) -> int:
             print(comparison_line(e, e["truth"]), flush=True)
     print(cache.summary())
     doc = {"family": {**spec, "peak_lr": PEAK, "warmup_steps": warm, "noise": args.noise, "seed": args.seed,
-                      "model": "SpectralNQM.power_law()", "schedules": list(SCHEDULES), **shape},
+                      "model": model_name, "schedules": list(SCHEDULES), **shape},
            "skip_steps": skip, "smooth_steps": smooth, "target_noise_floor": floor, "rows": rows,
            "comparisons": comparisons, "seconds": time.perf_counter() - started}
     print(f"JSON: {write_json_atomic(out / 'nqm_family.json', doc)}")

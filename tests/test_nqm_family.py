@@ -128,7 +128,8 @@ def test_nqm_family_experiment_writes_its_curves_and_strict_json(tmp_path):
     the paired comparisons, each with its noise-free answer."""
     out = tmp_path / "nqm"
     run = subprocess.run([sys.executable, str(ROOT / "experiments" / "fit_nqm_family.py"), "--steps", "3000",
-                          "--seeds", "1", "--laws", "exp-steps,momentum0.99", "--out", str(out)],
+                          "--seeds", "1", "--laws", "exp-steps,momentum0.99", "--amplitude", "2", "--sigma", "0.5",
+                          "--out", str(out)],
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     paths = sorted((out / "curves").glob("*.csv"))
@@ -138,7 +139,8 @@ def test_nqm_family_experiment_writes_its_curves_and_strict_json(tmp_path):
     from sde_scales import schedules
 
     lr = schedules.wsd(3000, 0.5, 0.2, warmup_steps=30)
-    mean = SpectralNQM.power_law().expected_loss(lr)[c.step]
+    model = SpectralNQM.power_law(amplitude=2.0, sigma=0.5)  # the family the flags ask for
+    mean = model.expected_loss(lr)[c.step]
     assert c.step[0] == 0 and c.lr == pytest.approx(lr[c.step])
     # 60 points of noise 0.1: the sample sd has standard error 0.1 / sqrt(2 * 59) = 0.009; 4 of them
     assert np.std(c.loss - mean, ddof=1) == pytest.approx(0.1, abs=0.037)
@@ -156,7 +158,7 @@ def test_nqm_family_experiment_writes_its_curves_and_strict_json(tmp_path):
     # the family's shape, as the docstring and RESULTS.md quote it, from the model here: the constant
     # run's fall from the logged step nearest 1,000 x 3,000 / 34,000 (88: logged every 50, so 100) to
     # the last logged step, and the 20% WSD cooldown's gain there
-    model, k = SpectralNQM.power_law(), c.step
+    k = c.step
     const = model.expected_loss(schedules.constant(3000, 0.5, warmup_steps=30))[k]
     assert doc["family"]["constant_fall_from_step"] == 100
     assert doc["family"]["constant_fall"] == pytest.approx(const[k == 100][0] - const[-1], rel=1e-12)
@@ -164,6 +166,10 @@ def test_nqm_family_experiment_writes_its_curves_and_strict_json(tmp_path):
     bad = subprocess.run([sys.executable, str(ROOT / "experiments" / "fit_nqm_family.py"), "--noise", "-1",
                           "--out", str(tmp_path / "bad")], capture_output=True, text=True)
     assert bad.returncode == 2 and "--noise -1" in bad.stderr and not (tmp_path / "bad").exists()
+    bad = subprocess.run([sys.executable, str(ROOT / "experiments" / "fit_nqm_family.py"), "--sigma", "0",
+                          "--out", str(tmp_path / "bad")], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--sigma 0" in bad.stderr and not (tmp_path / "bad").exists()
+    assert doc["family"]["model"] == "SpectralNQM.power_law(amplitude=2, sigma=0.5)"
 
 
 def test_run_auto_protocol_chooses_once_per_fitted_set_and_predicts_with_the_choice(monkeypatch):
