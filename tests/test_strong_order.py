@@ -57,3 +57,23 @@ def test_stated_orders_are_data():
     assert EulerMaruyama().weak_order_for("scalar") == 1.0
     assert Milstein().strong_order_for("diagonal") == 1.0
     assert Milstein().strong_order_for("general") == 1.0  # commutative noise; non-commuting is refused
+
+
+def test_too_few_paths_give_an_order_without_an_interval():
+    """Below MIN_PATHS the bootstrap is not trusted: the order is given, its standard error and
+    interval are NaN, the table says why, and agrees_with is False even for the stated order
+    (with 2 paths the percentile interval used to end at the estimate itself). From MIN_PATHS on,
+    the interval is finite and holds the estimate."""
+    import math
+
+    from sde_scales.sde.convergence import MIN_PATHS
+
+    ex = tp.geometric_brownian_motion()
+    few = convergence_study(ex.problem, EulerMaruyama(), range(4, 8), 2, seed=1, exact=ex.exact)
+    assert math.isfinite(few.strong.order) and math.isnan(few.strong.se)
+    assert all(math.isnan(v) for v in few.strong.ci + few.weak.ci)
+    assert not few.strong.agrees_with(few.strong.order, 0.0)
+    assert f"no interval: 2 paths, fewer than {MIN_PATHS}" in few.table()
+    enough = convergence_study(ex.problem, EulerMaruyama(), range(4, 8), MIN_PATHS, seed=1, exact=ex.exact)
+    lo, hi = enough.strong.ci
+    assert lo < enough.strong.order < hi and enough.strong.se > 0

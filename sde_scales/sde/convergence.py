@@ -32,7 +32,7 @@ from sde_scales.sde.problem import SDEProblem
 from sde_scales.sde.solve import solve
 from sde_scales.sde.solvers import Solver
 
-__all__ = ["ConvergenceStudy", "OrderEstimate", "convergence_study", "fit_order"]
+__all__ = ["MIN_PATHS", "ConvergenceStudy", "OrderEstimate", "convergence_study", "fit_order"]
 
 
 def _slope(log_h: np.ndarray, log_e: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -67,12 +67,22 @@ class OrderEstimate:
         return abs(self.order - expected) <= z * self.se + model_tol
 
 
+#: Fewest paths for which the bootstrap standard error and interval of an order are given. A
+#: percentile bootstrap over few paths under-covers: the 95% interval of Euler-Maruyama's strong
+#: order on geometric Brownian motion (levels 4-8) held the 20,000-path slope in 85% of 60 studies
+#: of 10 paths, 97% at 30 and 92% at 100 (standard error of each rate about 3%); over 2 paths it
+#: has three distinct resamples, and its "interval" ended at the estimate itself. Below it ``se``
+#: and ``ci`` are NaN (printed as "no interval") and :meth:`OrderEstimate.agrees_with` is False.
+MIN_PATHS = 30
+
+
 def fit_order(h: np.ndarray, per_path: np.ndarray, *, signed: bool = False, n_resamples: int = 400,
               seed: int = 0) -> OrderEstimate:
     """Order of ``mean over paths of per_path[level, path]`` against ``h``.
 
     ``signed=True`` takes the absolute value of the *mean* (weak errors); otherwise the
-    per-path values are already non-negative (strong errors).
+    per-path values are already non-negative (strong errors). With fewer than :data:`MIN_PATHS`
+    paths the order has no standard error or interval (NaN).
     """
     h = np.asarray(h, float)
     log_h = np.log(h)
@@ -86,11 +96,13 @@ def fit_order(h: np.ndarray, per_path: np.ndarray, *, signed: bool = False, n_re
     means = np.array([d.mean() for d in data])
     e = np.abs(means) if signed else means
     order = float(_slope(log_h, np.log(np.maximum(e, 1e-300))))
+    ratios = np.log2(e[:-1] / e[1:])
+    if len(data[0]) < MIN_PATHS:
+        return OrderEstimate(order, float("nan"), (float("nan"), float("nan")), ratios)
     from scipy import stats  # imported here: it costs about 0.9 s, which a plain solve should not pay
 
     res = stats.bootstrap(data, stat, paired=True, vectorized=True, n_resamples=n_resamples,
                           method="percentile", random_state=np.random.default_rng(seed))
-    ratios = np.log2(e[:-1] / e[1:])
     return OrderEstimate(order, float(res.standard_error),
                          (float(res.confidence_interval.low), float(res.confidence_interval.high)), ratios)
 
@@ -131,7 +143,9 @@ class ConvergenceStudy:
             lines.append(f"{h:12.4e} {self.strong_error[i]:12.4e} {self.strong_se[i]:10.2e} "
                          f"{self.weak_error[i]:12.4e} {self.weak_se[i]:10.2e}")
         for name, est in (("strong", self.strong), ("weak", self.weak)):
-            lines.append(f"{name} order {est.order:.3f} +- {est.se:.3f} (95% CI {est.ci[0]:.3f}..{est.ci[1]:.3f}); "
+            spread = (f"+- {est.se:.3f} (95% CI {est.ci[0]:.3f}..{est.ci[1]:.3f})" if np.isfinite(est.se) else
+                      f"(no interval: {self.n_paths} paths, fewer than {MIN_PATHS} for a bootstrap)")
+            lines.append(f"{name} order {est.order:.3f} {spread}; "
                          f"successive log2 ratios {np.array2string(est.ratios, precision=2)}")
         return "\n".join(lines)
 
