@@ -311,7 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--max-evaluations", type=int, default=None, metavar="N",
                    help="the optimiser's limit of evaluations per fit (default 2,000); a fit that reaches it says so "
                         "(a warning, and converged: false in the JSON); on a flat objective, as one smooth curve "
-                        "gives, a higher limit lets it meet its tolerances, at the cost of time")
+                        "gives, a higher limit lets it meet its tolerances, at the cost of time; it applies to "
+                        "--law auto's fits and to each point of --profile too")
     f.add_argument("--kernel", choices=["nonparametric", "exp", "power", "instant"], default="nonparametric",
                    help="memory kernel of the kernel law, from sde_scales.kernels (default nonparametric: monotone q "
                         "from exponentials; instant: no delay, a baseline)")
