@@ -251,7 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "or a --schedule spec; metrics are computed where a loss was logged. Every predicted final loss "
                     "comes with its standard deviation from the fit's parameters (pred_sd; null where the fitted "
                     "curves do not determine it) and z, its error in units of that and the observed final loss's "
-                    "noise.")
+                    "noise.",
+        epilog="Exit status: 0 when the fit ran (whatever its warnings), 1 with --strict when the reported law's "
+               "answer cannot be taken as given (the JSON's checks), 2 for bad input.")
     f.add_argument("--fit", action="append", metavar="CSV",
                    help="curve to fit (repeat for several): CSV, Parquet, a JSON log (.jsonl lines, a list of "
                         "records, or Hugging Face's trainer_state.json) or a TensorBoard run folder (its event files' "
@@ -334,6 +336,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="profile the kernel time scale (an identifiability interval; about 30x the cost of a fit)")
     f.add_argument("--compare", action="store_true", help="fit all laws and print them side by side")
     f.add_argument("--json", metavar="PATH", help="write the fit, every metric and every warning as strict JSON")
+    f.add_argument("--strict", action="store_true",
+                   help="exit 1 (after writing every output) when the reported law's answer cannot be taken as given: "
+                        "its optimiser stopped at the evaluation limit, it misses its fitted curves by more than their "
+                        "noise, a prediction extrapolates beyond the fitted curves, or a predicted final loss has no "
+                        "band (the JSON's checks)")
     f.add_argument("--plot", metavar="PATH", help="observed vs predicted, with the prediction's 95%% band from the "
                                                   "fit's parameters and the learning rate underneath (PNG)")
     f.add_argument("--predictions", metavar="DIR", help="one CSV per predicted curve: step, lr, loss, predicted, "

@@ -1124,3 +1124,38 @@ def test_predicting_before_the_fitted_areas_warns():
         warnings.simplefilter("ignore", LateStartWarning)
         warnings.simplefilter("error", PeakLRWarning)
         predict(r, from_step(step, 2000))
+
+
+def test_fit_delay_strict_exits_1_when_the_answer_cannot_be_taken_as_given(tmp_path):
+    """--strict gates a script on the reported law's checks. Curves planted with the exponential
+    kernel in steps, fitted with that kernel: a held-out step schedule at the fitted peak is clean
+    (exit 0, every check passes); the same schedule at three times the peak rate is an
+    extrapolation (exit 1, named); two optimiser evaluations leave the fit unconverged (exit 1,
+    named). The JSON's checks are written either way (without --strict the command exits 0 whatever
+    they say: the other CLI tests)."""
+    law = KernelLaw("exp", "steps")
+    theta = [2.5, 3.0, 0.5, 0.4, np.log10(300.0)]
+    sch = schedules_5k()
+    paths = {}
+    for i, k in enumerate(("cos", "wsd", "step")):
+        c = synthetic(law, theta, sch[k], k, noise=0.005, seed=i)[0]
+        paths[k] = _write(tmp_path, f"{k}.csv", pd.DataFrame({"step": c.step, "lr": c.lr, "loss": c.loss}))
+    hot = pd.read_csv(paths["step"]).assign(lr=lambda d: 3 * d["lr"])
+    paths["hot"] = _write(tmp_path, "hot.csv", hot)
+    base = [sys.executable, "-m", "sde_scales.cli", "fit-delay", "--kernel", "exp", "--time", "steps", "--skip-steps",
+            "200", "--fit", str(paths["cos"]), "--fit", str(paths["wsd"])]
+
+    def run(*extra):
+        out = tmp_path / "out.json"
+        r = subprocess.run(base + list(extra) + ["--json", str(out), "--strict"], capture_output=True, text=True)
+        assert "Traceback" not in r.stderr, r.stderr
+        return r, json.loads(out.read_text())["checks"]
+
+    r, checks = run("--predict", str(paths["step"]))
+    assert r.returncode == 0 and "strict:" not in r.stdout, r.stdout
+    assert checks == {"converged": True, "lack_of_fit": False, "extrapolated": [], "no_band": []}
+    r, checks = run("--predict", str(paths["hot"]))
+    assert r.returncode == 1 and "strict: kernel(exp, steps): the prediction of hot extrapolates" in r.stdout
+    assert checks["extrapolated"] == ["hot"]
+    r, checks = run("--predict", str(paths["step"]), "--max-evaluations", "2")
+    assert r.returncode == 1 and "stopped at its evaluation limit" in r.stdout and not checks["converged"]

@@ -761,6 +761,12 @@ def lack_of_fit(residual: np.ndarray, loss: np.ndarray, step: np.ndarray) -> dic
     return out
 
 
+def lack_of_fit_fired(checks: dict) -> bool:
+    """Whether :func:`lack_of_fit` rejects the law on the fitted curves (``checks``: per curve, as
+    ``FitResult.extra["lack_of_fit"]``), by the rule of the fit's warning."""
+    return _lack_of_fit_note("", checks) is not None
+
+
 def _lack_of_fit_note(label: str, checks: dict) -> str | None:
     """The fit's warning where :func:`lack_of_fit` rejects the law on the fitted curves (their p-values
     combined by Fisher's method, or any one curve at :data:`LACK_OF_FIT_P` over their number); None
@@ -876,7 +882,7 @@ def predict(result: FitResult, curve: LossCurve, rows: np.ndarray | None = None)
                       f"with such a rise", PeakLRWarning, stacklevel=2)
     if depths and d > max(depths) + DEPTH_MARGIN:
         warnings.warn(f"{curve.name}: its learning rate falls to {1 - d:.0%} of its peak, deeper than any fitted "
-                      f"curve's (deepest {1 - max(depths):.0%}): the prediction extrapolates the drop response "
+                      f"curve's (the deepest falls to {1 - max(depths):.0%} of its peak): the prediction extrapolates the drop response "
                       f"beyond the data; fit a curve that decays as far", PeakLRWarning, stacklevel=2)
     if areas and max(areas) > 0 and a > AREA_FACTOR * max(areas):
         warnings.warn(f"{curve.name}: its learning-rate area (the sum of its rates, {a:.4g}) is {a / max(areas):.1f} "

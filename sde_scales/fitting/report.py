@@ -17,9 +17,10 @@ from sde_scales.atomic import write_json_atomic, write_text_atomic
 from sde_scales.errors import InvalidArgumentError
 from sde_scales.fitting.average import AveragedFit, mixture_band
 from sde_scales.fitting.curves import LossCurve, curve_name, load_curve, parse_columns
-from sde_scales.fitting.fit import (SMOOTH_FRACTION, SMOOTH_STEPS, SMOOTH_WARN_FRACTION, FitResult,
-                                   default_smooth_steps, evaluation_limit, final_rows, fit, long_window_curves, predict, predict_sd, score,
-                                   shared_noise_offset, time_scale_profile)
+from sde_scales.fitting.fit import (SMOOTH_FRACTION, SMOOTH_STEPS, SMOOTH_WARN_FRACTION, FitResult, PeakLRWarning,
+                                   default_smooth_steps, evaluation_limit, final_rows, fit, lack_of_fit_fired,
+                                   long_window_curves, predict, predict_sd, score, shared_noise_offset,
+                                   time_scale_profile)
 from sde_scales.fitting.laws import KernelLaw, Law, MomentumLaw, MultiPowerLaw
 
 __all__ = ["AutoChoiceWarning", "band_summary", "choose_law", "chosen_law", "fit_auto", "fit_members", "make_law",
@@ -434,6 +435,13 @@ def run_law(law: Law, fit_curves: list[LossCurve], predict_curves: list[LossCurv
                      f"(the default is {SMOOTH_FRACTION:.0%} of the shortest curve where that is below "
                      f"{SMOOTH_STEPS} steps)")
     doc["warnings"] = sorted(set(doc["warnings"]) | set(notes))
+    doc["checks"] = {
+        "converged": bool(res.extra["converged"]),
+        "lack_of_fit": lack_of_fit_fired(res.extra["lack_of_fit"]),
+        "extrapolated": sorted({c.name for c in predict_curves for w in caught
+                                if issubclass(w.category, PeakLRWarning) and str(w.message).startswith(f"{c.name}: ")}),
+        "no_band": [r["file"] for r in doc["predict"] if r.get("final_loss_pred_sd") is None],
+    }
     law = res.law  # the law as fitted (the non-parametric grid follows the curves)
     if isinstance(law, KernelLaw):
         doc["kernel"] = {"kind": law.kernel, "time": law.time,
@@ -502,6 +510,10 @@ def run_average(avg: AveragedFit, fit_curves: list[LossCurve], predict_curves: l
         "members": members,
         "warnings": sorted({w for m in members for w in m["warnings"]}),
     }
+    doc["checks"] = {"converged": all(m["checks"]["converged"] for m in members),
+                     "lack_of_fit": any(m["checks"]["lack_of_fit"] for m in members),
+                     "extrapolated": sorted({n for m in members for n in m["checks"]["extrapolated"]}),
+                     "no_band": [r["file"] for r in doc["predict"] if r.get("final_loss_pred_sd") is None]}
     doc["summary"] = summarize(doc)
     return doc, avg, {"pred": preds, "sd": {k: v[0] for k, v in sds.items()},
                       "sd_final": {k: v[1] for k, v in sds.items()}, "offset": {}, "members": extras}
@@ -518,6 +530,25 @@ def paired_comparisons(results: list, predict_curves: list[LossCurve], *, skip_s
                            [ex_b["pred"][c.name] for c in predict_curves], label_a=law_a.label, label_b=law_b.label,
                            skip_steps=skip_steps, smooth_steps=smooth_steps)
             for i, (law_a, _, ex_a) in enumerate(results) for law_b, _, ex_b in results[i + 1:]]
+
+
+def strict_failures(doc: dict) -> list[str]:
+    """Why the reported law's answer cannot be taken as given, from its document's ``checks`` (for
+    ``fit-delay --strict``): an optimiser stopped at its limit, a law that misses its own fitted
+    curves by more than their noise, a prediction that extrapolates beyond the fitted curves (peak
+    rate, decay depth, rises, learning-rate area before or beyond theirs), a predicted final loss the
+    fit does not determine. Empty where none holds."""
+    c = doc["checks"]
+    out = []
+    if not c["converged"]:
+        out.append("the optimiser stopped at its evaluation limit before converging (--max-evaluations)")
+    if c["lack_of_fit"]:
+        out.append("the law misses its fitted curves by more than their noise (lack_of_fit)")
+    if c["extrapolated"]:
+        out.append(f"the prediction of {', '.join(c['extrapolated'])} extrapolates beyond the fitted curves")
+    if c["no_band"]:
+        out.append(f"the fitted curves do not determine the predicted final loss of {', '.join(c['no_band'])}")
+    return out
 
 
 def band_summary(rows: list[dict]) -> tuple[float | None, float | None]:
@@ -880,4 +911,10 @@ def run_fit_delay(args) -> int:
         if isinstance(law, KernelLaw):
             kp = Path(args.plot)
             print(f"kernel plot: {plot_kernel(kp.with_name(kp.stem + '_kernel' + kp.suffix), res.law, res.theta)}")
+    if getattr(args, "strict", False):
+        failures = strict_failures(docs[0])
+        for f in failures:
+            print(f"strict: {docs[0]['law']}: {f}")
+        if failures:
+            return 1
     return 0
