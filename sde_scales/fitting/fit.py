@@ -763,23 +763,26 @@ def lack_of_fit(residual: np.ndarray, loss: np.ndarray, step: np.ndarray) -> dic
 
 def lack_of_fit_fired(checks: dict) -> bool:
     """Whether :func:`lack_of_fit` rejects the law on the fitted curves (``checks``: per curve, as
-    ``FitResult.extra["lack_of_fit"]``), by the rule of the fit's warning."""
-    return _lack_of_fit_note("", checks) is not None
+    ``FitResult.extra["lack_of_fit"]``): their p-values combined by Fisher's method below
+    :data:`LACK_OF_FIT_P`, or any one curve's below it over their number. The fit's warning
+    (:func:`_lack_of_fit_note`) follows this rule."""
+    done = [v["p"] for v in checks.values() if v["p"] is not None]
+    if not done:
+        return False
+    # Fisher's combination of the curves' own (calibrated) p-values: a sum of their statistics
+    # would be referred to a chi-square that ignores each curve's noise-level error again
+    pooled = float(stats.combine_pvalues(done, method="fisher")[1])
+    return pooled < LACK_OF_FIT_P or any(p < LACK_OF_FIT_P / len(done) for p in done)
 
 
 def _lack_of_fit_note(label: str, checks: dict) -> str | None:
     """The fit's warning where :func:`lack_of_fit` rejects the law on the fitted curves (their p-values
     combined by Fisher's method, or any one curve at :data:`LACK_OF_FIT_P` over their number); None
     where it does not."""
+    if not lack_of_fit_fired(checks):
+        return None
     done = {k: v for k, v in checks.items() if v["p"] is not None}
-    if not done:
-        return None
-    # Fisher's combination of the curves' own (calibrated) p-values: a sum of their statistics
-    # would be referred to a chi-square that ignores each curve's noise-level error again
     pooled = float(stats.combine_pvalues([v["p"] for v in done.values()], method="fisher")[1])
-    bad = [k for k, v in done.items() if v["p"] < LACK_OF_FIT_P / len(done)]
-    if pooled >= LACK_OF_FIT_P and not bad:
-        return None
     name = max(done, key=lambda k: done[k]["chi2_per_block"])
     v = done[name]
     lag = "" if v["lag1"] is None else f", neighbouring residuals correlate at {v['lag1']:+.2f}"
@@ -861,43 +864,52 @@ AREA_FACTOR = 2.0
 
 
 
-def predict(result: FitResult, curve: LossCurve, rows: np.ndarray | None = None) -> np.ndarray:
-    """The law's loss at every row of ``curve`` (or at ``rows``), from its learning-rate column alone."""
-    rows = np.arange(curve.step.size) if rows is None else rows
-    if curve.peak_lr <= 0:
-        raise InvalidArgumentError(f"{curve.source}: the learning rate is 0 at every step; a schedule of zeros has no "
-                                   f"loss curve to predict (check the lr column)")
+def extrapolations(result: FitResult, curve: LossCurve) -> list[str]:
+    """How a prediction of ``curve`` from ``result`` goes beyond the fitted curves, one message each
+    (empty where it does not): another peak rate, a deeper decay (:data:`DEPTH_MARGIN`), rises after
+    the warmup, a learning-rate area beyond theirs or, from ``skip_steps`` on, before theirs
+    (:data:`AREA_FACTOR`). :func:`predict` warns them; ``fit-delay`` lists the curves in its checks."""
+    out = []
     if not any(np.isclose(curve.peak_lr, p, rtol=0.05) for p in result.peaks):
-        warnings.warn(
-            f"{curve.name}: peak learning rate {curve.peak_lr:g} differs from every fitted curve's "
-            f"({', '.join(f'{p:g}' for p in result.peaks)}); laws extrapolate poorly across peak learning rates",
-            PeakLRWarning, stacklevel=2)
+        out.append(f"{curve.name}: peak learning rate {curve.peak_lr:g} differs from every fitted curve's "
+                   f"({', '.join(f'{p:g}' for p in result.peaks)}); laws extrapolate poorly across peak learning rates")
     depths, areas = result.extra.get("decay_depths"), result.extra.get("areas")
     rises = result.extra.get("rises")
     d, a, up = schedule_reach(curve) if depths or areas or rises else (0.0, 0.0, 0.0)
     if rises and up > max(rises) + DEPTH_MARGIN:
-        warnings.warn(f"{curve.name}: its learning rate rises again after its warmup (restarts or rewarming) by "
-                      f"{up:.0%} of its peak in all, more than any fitted curve's ({max(rises):.0%}): the response "
-                      f"to a rise is the law's mirror image of its response to a drop, not a fit; fit a curve "
-                      f"with such a rise", PeakLRWarning, stacklevel=2)
+        out.append(f"{curve.name}: its learning rate rises again after its warmup (restarts or rewarming) by "
+                   f"{up:.0%} of its peak in all, more than any fitted curve's ({max(rises):.0%}): the response "
+                   f"to a rise is the law's mirror image of its response to a drop, not a fit; fit a curve "
+                   f"with such a rise")
     if depths and d > max(depths) + DEPTH_MARGIN:
-        warnings.warn(f"{curve.name}: its learning rate falls to {1 - d:.0%} of its peak, deeper than any fitted "
-                      f"curve's (the deepest falls to {1 - max(depths):.0%} of its peak): the prediction extrapolates the drop response "
-                      f"beyond the data; fit a curve that decays as far", PeakLRWarning, stacklevel=2)
+        out.append(f"{curve.name}: its learning rate falls to {1 - d:.0%} of its peak, deeper than any fitted "
+                   f"curve's (the deepest falls to {1 - max(depths):.0%} of its peak): the prediction extrapolates the "
+                   f"drop response beyond the data; fit a curve that decays as far")
     if areas and max(areas) > 0 and a > AREA_FACTOR * max(areas):
-        warnings.warn(f"{curve.name}: its learning-rate area (the sum of its rates, {a:.4g}) is {a / max(areas):.1f} "
-                      f"times the largest fitted curve's: the prediction extrapolates the power term beyond the "
-                      f"areas it was fitted on, where the fitted curves may not fix the loss's floor; fit a run as "
-                      f"long (or as large a rate)", PeakLRWarning, stacklevel=2)
+        out.append(f"{curve.name}: its learning-rate area (the sum of its rates, {a:.4g}) is {a / max(areas):.1f} "
+                   f"times the largest fitted curve's: the prediction extrapolates the power term beyond the "
+                   f"areas it was fitted on, where the fitted curves may not fix the loss's floor; fit a run as "
+                   f"long (or as large a rate)")
     fitted_starts = [x for x in result.extra.get("start_areas") or [] if x is not None]
     begins = start_area(curve, result.skip_steps) if fitted_starts and min(fitted_starts) > 0 else None
     if begins is not None and begins * AREA_FACTOR < min(fitted_starts):
-        warnings.warn(f"{curve.name}: its first point from step {result.skip_steps} on (the fit's --skip-steps) comes "
-                      f"after a learning-rate area of {begins:.4g}, under 1/{AREA_FACTOR:g} of every fitted curve's "
-                      f"first fitted point ({min(fitted_starts):.4g}): the prediction there reads the power term back "
-                      f"to areas it was not fitted on (a fitted log that starts late, or a smaller rate early on); "
-                      f"fit a curve that starts as early, or score the prediction from a later step", PeakLRWarning,
-                      stacklevel=2)
+        out.append(f"{curve.name}: its first point from step {result.skip_steps} on (the fit's --skip-steps) comes "
+                   f"after a learning-rate area of {begins:.4g}, under 1/{AREA_FACTOR:g} of every fitted curve's "
+                   f"first fitted point ({min(fitted_starts):.4g}): the prediction there reads the power term back "
+                   f"to areas it was not fitted on (a fitted log that starts late, or a smaller rate early on); "
+                   f"fit a curve that starts as early, or score the prediction from a later step")
+    return out
+
+
+def predict(result: FitResult, curve: LossCurve, rows: np.ndarray | None = None) -> np.ndarray:
+    """The law's loss at every row of ``curve`` (or at ``rows``), from its learning-rate column alone;
+    each of :func:`extrapolations` is warned (:class:`PeakLRWarning`)."""
+    rows = np.arange(curve.step.size) if rows is None else rows
+    if curve.peak_lr <= 0:
+        raise InvalidArgumentError(f"{curve.source}: the learning rate is 0 at every step; a schedule of zeros has no "
+                                   f"loss curve to predict (check the lr column)")
+    for msg in extrapolations(result, curve):
+        warnings.warn(msg, PeakLRWarning, stacklevel=2)
     f = ScheduleFeatures.build(curve, curve.step[rows], result.lr_scale,
                                bin_steps=curve.drop_bin_steps(result.bin_steps_factor))
     return result.law.predict(result.theta, f)

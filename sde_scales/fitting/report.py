@@ -17,8 +17,9 @@ from sde_scales.atomic import write_json_atomic, write_text_atomic
 from sde_scales.errors import InvalidArgumentError
 from sde_scales.fitting.average import AveragedFit, mixture_band
 from sde_scales.fitting.curves import LossCurve, curve_name, load_curve, parse_columns
-from sde_scales.fitting.fit import (SMOOTH_FRACTION, SMOOTH_STEPS, SMOOTH_WARN_FRACTION, FitResult, PeakLRWarning,
-                                   default_smooth_steps, evaluation_limit, final_rows, fit, lack_of_fit_fired,
+from sde_scales.fitting.fit import (SMOOTH_FRACTION, SMOOTH_STEPS, SMOOTH_WARN_FRACTION, FitResult,
+                                   default_smooth_steps, evaluation_limit, extrapolations, final_rows, fit,
+                                   lack_of_fit_fired,
                                    long_window_curves, predict, predict_sd, score, shared_noise_offset,
                                    time_scale_profile)
 from sde_scales.fitting.laws import KernelLaw, Law, MomentumLaw, MultiPowerLaw
@@ -435,13 +436,8 @@ def run_law(law: Law, fit_curves: list[LossCurve], predict_curves: list[LossCurv
                      f"(the default is {SMOOTH_FRACTION:.0%} of the shortest curve where that is below "
                      f"{SMOOTH_STEPS} steps)")
     doc["warnings"] = sorted(set(doc["warnings"]) | set(notes))
-    doc["checks"] = {
-        "converged": bool(res.extra["converged"]),
-        "lack_of_fit": lack_of_fit_fired(res.extra["lack_of_fit"]),
-        "extrapolated": sorted({c.name for c in predict_curves for w in caught
-                                if issubclass(w.category, PeakLRWarning) and str(w.message).startswith(f"{c.name}: ")}),
-        "no_band": [r["file"] for r in doc["predict"] if r.get("final_loss_pred_sd") is None],
-    }
+    doc["checks"] = _checks(doc, lack_of_fit_fired(res.extra["lack_of_fit"]),
+                            [c.name for c in predict_curves if extrapolations(res, c)])
     law = res.law  # the law as fitted (the non-parametric grid follows the curves)
     if isinstance(law, KernelLaw):
         doc["kernel"] = {"kind": law.kernel, "time": law.time,
@@ -510,10 +506,8 @@ def run_average(avg: AveragedFit, fit_curves: list[LossCurve], predict_curves: l
         "members": members,
         "warnings": sorted({w for m in members for w in m["warnings"]}),
     }
-    doc["checks"] = {"converged": all(m["checks"]["converged"] for m in members),
-                     "lack_of_fit": any(m["checks"]["lack_of_fit"] for m in members),
-                     "extrapolated": sorted({n for m in members for n in m["checks"]["extrapolated"]}),
-                     "no_band": [r["file"] for r in doc["predict"] if r.get("final_loss_pred_sd") is None]}
+    doc["checks"] = _checks(doc, any(m["checks"]["lack_of_fit"] for m in members),
+                            [c.name for c in predict_curves if any(c.name in m["checks"]["extrapolated"] for m in members)])
     doc["summary"] = summarize(doc)
     return doc, avg, {"pred": preds, "sd": {k: v[0] for k, v in sds.items()},
                       "sd_final": {k: v[1] for k, v in sds.items()}, "offset": {}, "members": extras}
@@ -530,6 +524,14 @@ def paired_comparisons(results: list, predict_curves: list[LossCurve], *, skip_s
                            [ex_b["pred"][c.name] for c in predict_curves], label_a=law_a.label, label_b=law_b.label,
                            skip_steps=skip_steps, smooth_steps=smooth_steps)
             for i, (law_a, _, ex_a) in enumerate(results) for law_b, _, ex_b in results[i + 1:]]
+
+
+def _checks(doc: dict, lack_of_fit: bool, extrapolated: list[str]) -> dict:
+    """A law's (or an average's) ``checks`` for its JSON document and ``--strict``: its ``converged``,
+    whether its lack-of-fit test fired, the predicted curves it extrapolates to, and those of its
+    scored predictions without a band."""
+    return {"converged": doc["converged"], "lack_of_fit": lack_of_fit, "extrapolated": sorted(extrapolated),
+            "no_band": [r["file"] for r in doc["predict"] if r.get("final_loss_pred_sd") is None]}
 
 
 def strict_failures(doc: dict) -> list[str]:
