@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 
 from sde_scales.errors import InvalidArgumentError
-from sde_scales.fitting import KernelLaw, MomentumLaw, fit, predict, predict_sd, score
+from sde_scales.fitting import KernelLaw, LossCurve, MomentumLaw, fit, predict, predict_sd, score
 from sde_scales.fitting.bands import parameter_covariance
-from sde_scales.fitting.fit import final_rows
+from sde_scales.fitting.fit import final_rows, lack_of_fit_fired, model_error
 from test_fitting import schedules_5k, synthetic
 
 NOISE = 0.05  # per-point noise of the planted curves, as in the identifiability tests
@@ -301,3 +301,63 @@ def test_a_parameter_whose_interval_reaches_its_bound_is_named():
                 assert len(msgs) == 1 and "of L0 = " in msgs[0] and "(bound 0) reaches its bound" in msgs[0], msgs
             else:
                 assert msgs == [], msgs
+
+
+def _smooth_miss(n: int, delta: float, rng, waves: int = 3) -> np.ndarray:
+    """A model error no law here can follow: ``waves`` sines of 4 to 10 periods over the curve with
+    random phases, RMS ``delta`` (in expectation), drawn afresh for every curve."""
+    t = np.arange(n) / n
+    g = sum(np.sin(2 * np.pi * (4 + 6 * rng.random()) * t + 2 * np.pi * rng.random()) for _ in range(waves))
+    return delta * np.sqrt(2.0 / waves) * g
+
+
+def test_band_adds_the_miss_of_the_fitted_curves_where_the_law_fails_them():
+    """Each planted curve is the exponential kernel law, white noise of 0.05 per point, and its own
+    smooth miss of RMS 0.03 (:func:`_smooth_miss`): the stated model of
+    :func:`~sde_scales.fitting.fit.model_error`, a held-out curve missed by an error of the size of
+    the fitted curves' misses. Fitted on a cosine, a constant and a step-decay run, a WSD run
+    predicted, 16 draws.
+
+    * The lack-of-fit test fires in every draw (a miss of 0.03 against block noise of 0.05/sqrt(25)),
+      the model error is the largest fitted curve's ``misfit_rms``, and the band is the parameters'
+      and it in quadrature.
+    * Calibration: the final error over the band and the observed final loss's standard error has
+      an RMS near 1. Over 16 draws of a standard normal the RMS has a standard error of
+      1/sqrt(32) = 0.18; [0.55, 1.45] is 2.5 of them each way. The parameters' band alone fails
+      that bound (its RMS z was 2.2 here): the test fails without the model error.
+    * A law fitted to its own form (no miss) adds nothing: its band is the parameters' alone.
+    """
+    sch = schedules_5k()
+    law, theta = KernelLaw("exp", "steps"), [2.5, 3.0, 0.5, 0.4, np.log10(300.0)]
+    z_with, z_without = [], []
+    for seed in range(16):
+        rng = np.random.default_rng(seed)
+        curves = {}
+        for j, name in enumerate(["cos", "const", "step", "wsd"]):
+            c, _ = synthetic(law, theta, sch[name], name, NOISE, 4 * seed + j)
+            curves[name] = LossCurve(c.step, c.lr, c.loss + _smooth_miss(c.step.size, 0.03, rng), name=name)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            r = fit(law, [curves["cos"], curves["const"], curves["step"]], skip_steps=200)
+            held = curves["wsd"]
+            pred = predict(r, held)
+            rows, final = predict_sd(r, held)
+            rows0, final0 = predict_sd(r, held, model=False)
+        checks = r.extra["lack_of_fit"]
+        assert lack_of_fit_fired(checks)
+        d = model_error(r)
+        assert d == max(v["misfit_rms"] for v in checks.values())
+        assert final == pytest.approx(np.hypot(final0, d), rel=1e-12)
+        np.testing.assert_allclose(rows, np.hypot(rows0, d), rtol=1e-12)
+        z_with.append(score(held, pred, skip_steps=200, final_pred_sd=final)["final_err_z"])
+        z_without.append(score(held, pred, skip_steps=200, final_pred_sd=final0)["final_err_z"])
+    assert 0.55 <= np.sqrt(np.mean(np.square(z_with))) <= 1.45
+    assert np.sqrt(np.mean(np.square(z_without))) > 1.45
+
+    clean = [synthetic(law, theta, sch[name], name, NOISE, 99 + j)[0] for j, name in enumerate(["cos", "step"])]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = fit(law, clean, skip_steps=200)
+        wsd = synthetic(law, theta, sch["wsd"], "wsd", NOISE, 7)[0]
+        assert not lack_of_fit_fired(r.extra["lack_of_fit"]) and model_error(r) == 0.0
+        assert predict_sd(r, wsd)[1] == predict_sd(r, wsd, model=False)[1]

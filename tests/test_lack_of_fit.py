@@ -170,6 +170,9 @@ def test_fit_delay_reports_the_test_in_its_json(tmp_path):
     assert any(MISFIT in w for w in docs["ema"]["warnings"])
     assert docs["raw"]["lack_of_fit"]["raw"]["p"] > 1e-3
     assert not any(MISFIT in w for w in docs["raw"]["warnings"])
+    # the band adds the miss as the law's model error where the test fires, and nothing where it does not
+    assert docs["ema"]["band"]["model_error_sd"] == docs["ema"]["lack_of_fit"]["ema"]["misfit_rms"] > 0
+    assert docs["raw"]["band"]["model_error_sd"] == 0
 
 
 @pytest.mark.skipif(not DATA.exists(), reason="../shared/data/loss_curves not present")

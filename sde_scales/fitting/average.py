@@ -20,7 +20,8 @@ Band
               + \frac1K \sum_k \bigl(\hat y_k(t) - \bar y(t)\bigr)^2,
 
     the laws' own bands (:func:`~sde_scales.fitting.fit.predict_sd`, parameter uncertainty given
-    each law) plus their disagreement, which is the part of the model error the data left open.
+    each law, and each law's miss of its fitted curves where it fails the lack-of-fit test) plus
+    their disagreement, which is the part of the model error the data left open.
     The first term is an upper bound of the variance of :math:`\bar y` from the parameters (equal
     to it when the laws' errors move together, as fits to the same noise tend to), so the band is
     on the wide side. NaN (``null`` in JSON) where any law's band is undetermined. The predicted

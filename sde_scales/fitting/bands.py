@@ -21,6 +21,10 @@ What the band is not
     different question, answered by held-out scores and ``--law auto``; on real curves the error of
     a prediction is usually dominated by that, so a band much narrower than the held-out errors is
     the expected sign of a law that is wrong in ways the noise does not explain, not of a good fit.
+    :func:`~sde_scales.fitting.fit.predict_sd` adds one part of that model error: where the law
+    misses its own fitted curves by more than their noise (the lack-of-fit test), that miss, in
+    quadrature (:func:`~sde_scales.fitting.fit.model_error`). A law that follows its fitted curves
+    and still mispredicts another schedule is beyond what any band from those curves can show.
 
 Where there is no band
     * The band is conditional on the parameters on a bound (their uncertainty is not in it; the

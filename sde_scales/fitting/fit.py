@@ -30,13 +30,14 @@ Lack of fit (:func:`lack_of_fit`)
     Every fit tests the law against each fitted curve's noise: block means of the residuals against
     what independent noise of the curve's level allows. A fit warns where the law misses its own
     curves by more (a form that does not follow them, noise slower than the logging, or a log of a
-    smoothed loss): the bands below are parameter uncertainty given the law and do not include
-    that error.
+    smoothed loss). Where it does, the bands below add that miss as the law's model error
+    (:func:`model_error`).
 Prediction bands (:func:`predict_sd`)
     Every prediction's standard deviation from the fit's parameters: the delta method on the
     Gauss-Newton covariance of the fit (:mod:`sde_scales.fitting.bands`), inflated for
-    autocorrelated residuals; NaN where the fitted curves do not determine the prediction. The
-    same covariance gives the time-scale intervals every fit reports.
+    autocorrelated residuals; NaN where the fitted curves do not determine the prediction. Where
+    the law misses its own curves (lack of fit), their miss beyond the noise is added in
+    quadrature. The same covariance gives the time-scale intervals every fit reports.
 Identifiability (:func:`time_scale_profile`)
     A profile of the fit over the kernel time scale (a single exponential on a log grid, all other
     parameters re-fitted): the interval where the profile cost is within the 95% chi-square
@@ -59,7 +60,7 @@ from sde_scales.fitting.bands import law_gradient, on_lower_bound, on_upper_boun
 from sde_scales.fitting.curves import LossCurve, ScheduleFeatures, warmup_end
 from sde_scales.fitting.laws import KernelLaw, Law
 
-__all__ = ["FitResult", "FitWarning", "IdentifiabilityWarning", "PeakLRWarning", "fit", "predict", "predict_sd", "score",
+__all__ = ["FitResult", "FitWarning", "IdentifiabilityWarning", "PeakLRWarning", "fit", "model_error", "predict", "predict_sd", "score",
            "score_prediction", "time_scale_profile", "shared_noise_offset", "loss_resolution", "final_loss_noise",
            "lack_of_fit"]
 
@@ -775,6 +776,29 @@ def lack_of_fit_fired(checks: dict) -> bool:
     return pooled < LACK_OF_FIT_P or any(p < LACK_OF_FIT_P / len(done) for p in done)
 
 
+def model_error_of(checks: dict) -> float:
+    r"""The law's model error from its lack of fit (``checks``: per fitted curve, as
+    ``FitResult.extra["lack_of_fit"]``): where :func:`lack_of_fit_fired`, the largest of the fitted
+    curves' ``misfit_rms``, the RMS of their block means beyond what their noise explains; 0 where
+    the test does not reject the law (its misfit is then not told apart from the noise).
+
+    Stated model: a law that misses the curves it was fitted on by :math:`\delta` RMS misses a
+    predicted curve's smoothed loss by a further error of standard deviation :math:`\delta`,
+    independent of its parameters' error; the largest fitted curve's, since a held-out schedule
+    may be missed as badly as the worst fitted one. It is a floor, not the whole of it: a
+    prediction beyond the fitted curves (another schedule's shape) may miss by more, which no
+    test on the fitted curves can see."""
+    if not lack_of_fit_fired(checks):
+        return 0.0
+    return float(max((v["misfit_rms"] for v in checks.values() if v.get("misfit_rms") is not None), default=0.0))
+
+
+def model_error(result: FitResult) -> float:
+    """:func:`model_error_of` the fit's own lack-of-fit checks: the standard deviation that
+    :func:`predict_sd` adds to every prediction for the law's miss of its fitted curves."""
+    return model_error_of(result.extra.get("lack_of_fit") or {})
+
+
 def _lack_of_fit_note(label: str, checks: dict) -> str | None:
     """The fit's warning where :func:`lack_of_fit` rejects the law on the fitted curves (their p-values
     combined by Fisher's method, or any one curve at :data:`LACK_OF_FIT_P` over their number); None
@@ -794,7 +818,9 @@ def _lack_of_fit_note(label: str, checks: dict) -> str | None:
             f"follow these curves there (a steep start: raise --skip-steps), or the noise is slower than the logging "
             f"interval, or the log is of a smoothed loss (an exponential moving average or a running mean: its delay "
             f"is then fitted as part of the kernel; log the raw loss, or declare the average with --log-ema BETA or "
-            f"--log-running-mean PERIOD). Predictions carry a model error the bands do not include")
+            f"--log-running-mean PERIOD). The prediction bands add the largest such miss of a fitted curve "
+            f"({model_error_of(checks):.3g}) as the law's model error; a prediction beyond the fitted curves may miss "
+            f"by more")
 
 
 #: Lag-1 correlation of a fitted curve's residuals below which they alternate from point to point
@@ -986,12 +1012,15 @@ def final_loss_noise(loss: np.ndarray) -> float | None:
     return float(max(noise_level(loss[-n_last:]) / np.sqrt(n_last), loss_resolution(loss) / np.sqrt(12.0)))
 
 
-def predict_sd(result: FitResult, curve: LossCurve) -> tuple[np.ndarray, float]:
+def predict_sd(result: FitResult, curve: LossCurve, model: bool = True) -> tuple[np.ndarray, float]:
     r"""Standard deviation of :func:`predict` at every row of ``curve`` and of the predicted final
-    loss (the mean over its last 5% of rows), from the fit's parameter covariance: the delta method
-    of :mod:`sde_scales.fitting.bands`, parameter uncertainty given the law (not whether the law is
-    right). NaN where the fitted curves do not determine the prediction; conditional on the
-    parameters on a bound (``result.extra["covariance"].conditional_on``)."""
+    loss (the mean over its last 5% of rows): from the fit's parameter covariance (the delta method
+    of :mod:`sde_scales.fitting.bands`, parameter uncertainty given the law) and, where the law
+    misses its own fitted curves by more than their noise, that miss (:func:`model_error`,
+    :math:`\delta`) in quadrature, :math:`(\sigma_\theta^2 + \delta^2)^{1/2}`. NaN where the
+    fitted curves do not determine the prediction; conditional on the parameters on a bound
+    (``result.extra["covariance"].conditional_on``); ``model=False`` gives the parameters' part
+    alone."""
     cov = result.extra.get("covariance")
     if cov is None:
         raise InvalidArgumentError("this FitResult has no covariance (it was not made by fit()); refit it")
@@ -1000,7 +1029,9 @@ def predict_sd(result: FitResult, curve: LossCurve) -> tuple[np.ndarray, float]:
     with one_blas_thread():  # as in fit(): the same band whatever the thread count
         G = law_gradient(result.law, result.theta, f, cov.lo, cov.hi)
         n_last = final_rows(curve.step.size)
-        return cov.sd(G), float(cov.sd(G[-n_last:].mean(axis=0, keepdims=True))[0])
+        rows, final = cov.sd(G), float(cov.sd(G[-n_last:].mean(axis=0, keepdims=True))[0])
+    d = model_error(result) if model else 0.0
+    return (np.hypot(rows, d), float(np.hypot(final, d))) if d > 0 else (rows, final)
 
 
 def score_prediction(result: FitResult, curve: LossCurve, *, skip_steps: int = 0, smooth_steps: int = 1000) -> dict:

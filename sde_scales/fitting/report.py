@@ -20,7 +20,7 @@ from sde_scales.fitting.curves import LossCurve, curve_name, load_curve, parse_c
 from sde_scales.fitting.fit import (SMOOTH_FRACTION, SMOOTH_STEPS, SMOOTH_WARN_FRACTION, FitResult,
                                    default_smooth_steps, evaluation_limit, extrapolations, final_rows, fit,
                                    lack_of_fit_fired,
-                                   long_window_curves, predict, predict_sd, score, shared_noise_offset,
+                                   long_window_curves, model_error, predict, predict_sd, score, shared_noise_offset,
                                    time_scale_profile)
 from sde_scales.fitting.laws import KernelLaw, Law, MomentumLaw, MultiPowerLaw
 
@@ -397,8 +397,11 @@ def run_law(law: Law, fit_curves: list[LossCurve], predict_curves: list[LossCurv
                           f"of the last 5% of points",
         **_scored(fit_curves, predict_curves, preds, sds, skip_steps, smooth_steps),
         "band": {"method": "delta method on the fit's Gauss-Newton covariance, inflated by residual autocorrelation "
-                           "(sde_scales.fitting.bands): parameter uncertainty given the law, not whether the law is "
-                           "right; null where the fitted curves do not determine the prediction",
+                           "(sde_scales.fitting.bands): parameter uncertainty given the law; plus, in quadrature, "
+                           "model_error_sd, the law's miss of its fitted curves beyond their noise where the "
+                           "lack-of-fit test rejects it (0 where it does not; fit.model_error); null where the "
+                           "fitted curves do not determine the prediction",
+                 "model_error_sd": model_error(res),
                  "conditional_on": res.extra["covariance"].conditional_on,
                  "inflation": res.extra["covariance"].inflation},
         "warnings": sorted({str(w.message) for w in caught}),
@@ -605,8 +608,10 @@ def format_rows(doc: dict) -> str:
                              if fin else "") + " (independent per-point noise)")
     if "band" in doc:
         cond = doc["band"]["conditional_on"]
+        merr = doc["band"].get("model_error_sd") or 0.0
         what = ("the averaged laws' parameters and their disagreement" if "members" in doc
-                else "the fit's parameters (given the law)")
+                else f"the fit's parameters and its miss of the fitted curves beyond their noise ({merr:.3g}, "
+                     f"lack of fit)" if merr > 0 else "the fit's parameters (given the law)")
         lines.append(f"  pred_sd: standard deviation of the predicted final loss from {what}; z: final_err over it and "
                      f"the observed final loss's standard error combined"
                      + (f"; conditional on {', '.join(cond)}" if cond else ""))
