@@ -29,7 +29,7 @@ from sde_scales.fitting import (
     shared_noise_offset,
     time_scale_profile,
 )
-from sde_scales.fitting.fit import schedule_reach
+from sde_scales.fitting.fit import extrapolations, fastest_fall, schedule_reach
 from sde_scales.fitting.report import make_law
 from sde_scales.models.delay import SumOfExponentials, direct_convolution
 from sde_scales.schedules import PiecewiseLinear
@@ -1126,9 +1126,53 @@ def test_predicting_before_the_fitted_areas_warns():
         predict(r, from_step(step, 2000))
 
 
+def test_fastest_fall_of_known_schedules():
+    """fit.fastest_fall against the schedules' own formulas: a linear cooldown to 0 over the last
+    ``f`` of ``n`` steps falls by w / (f n) of its peak within w steps; a step decay by its whole
+    drop (1 - 0.3 within any window that holds the step); a cosine from the peak to 10% of it over
+    m steps, 0.1 + 0.9 (1 + cos(pi s / m)) / 2, by 0.9 sin(pi w / 2m) (its fall over w steps centred
+    on mid-decay, where it is steepest); a constant rate by nothing. Per-step discretisation moves
+    each by under one step's fall (1 / (f n) = 0.001 for the cooldown; the bound is 1.5 of those)."""
+    n, w = 5001, 250
+    sch = schedules_5k()
+    for name, expected in (("const", 0.0), ("step", 0.7), ("wsd", w / (0.2 * n)),
+                           ("cos", 0.9 * np.sin(np.pi * w / (2 * (n - 101))))):
+        c = LossCurve(np.arange(1, n), sch[name][1:], np.ones(n - 1), name=name)
+        assert fastest_fall(c, w) == pytest.approx(expected, abs=1.5 / (0.2 * n)), name
+    assert fastest_fall(LossCurve(np.arange(1, n), sch["wsd"][1:], np.ones(n - 1), name="w"), 10 * n) == \
+        pytest.approx(1.0, abs=1e-3)  # a window longer than the run: its decay depth
+
+
+def test_predicting_a_faster_drop_than_any_fitted_warns():
+    """Fitted on a cosine run alone, a WSD run whose cooldown is a tenth of the run falls by half its
+    peak within fall_window (5% of the run, 250 steps) against the cosine's 0.07: beyond
+    DEPTH_MARGIN (0.25), a PeakLRWarning that names it and the fit-delay check lists it. A cooldown
+    over a fifth of the run (0.25) is within the margin: no warning. With the fast cooldown among
+    the fitted curves, predicting it again is no extrapolation."""
+    law = KernelLaw("exp", "steps")
+    theta = [2.5, 3.0, 0.5, 0.4, np.log10(300.0)]
+    n = 5001
+    fast = schedules.wsd(n, 1e-3, fraction=0.1, warmup_steps=100)
+    sch = schedules_5k()
+    cos = synthetic(law, theta, sch["cos"], "cos", noise=0.005, seed=1)[0]
+    wsd10 = synthetic(law, theta, fast, "wsd10", noise=0.005, seed=2)[0]
+    wsd20 = synthetic(law, theta, sch["wsd"], "wsd20", noise=0.005, seed=3)[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = fit(law, [cos], skip_steps=200)
+        both = fit(law, [cos, wsd10], skip_steps=200)
+    assert r.extra["fall_window"] == 250
+    assert r.extra["falls"][0] == pytest.approx(0.9 * np.sin(np.pi * 250 / (2 * 4900)), abs=0.01)
+    with pytest.warns(PeakLRWarning, match=r"wsd10: its learning rate falls by 50% of its peak within 250 steps, "
+                                           r"faster than any fitted curve's \(at most 7%"):
+        predict(r, wsd10)
+    assert extrapolations(r, wsd20) == []
+    assert extrapolations(both, wsd10) == []
+
+
 def test_fit_delay_strict_exits_1_when_the_answer_cannot_be_taken_as_given(tmp_path):
     """--strict gates a script on the reported law's checks. Curves planted with the exponential
-    kernel in steps, fitted with that kernel: a held-out step schedule at the fitted peak is clean
+    kernel in steps, fitted with that kernel (a cosine and a step decay): a held-out WSD run at the fitted peak is clean
     (exit 0, every check passes); the same schedule at three times the peak rate is an
     extrapolation (exit 1, named); two optimiser evaluations leave the fit unconverged (exit 1,
     named). The JSON's checks are written either way (without --strict the command exits 0 whatever
@@ -1140,10 +1184,12 @@ def test_fit_delay_strict_exits_1_when_the_answer_cannot_be_taken_as_given(tmp_p
     for i, k in enumerate(("cos", "wsd", "step")):
         c = synthetic(law, theta, sch[k], k, noise=0.005, seed=i)[0]
         paths[k] = _write(tmp_path, f"{k}.csv", pd.DataFrame({"step": c.step, "lr": c.lr, "loss": c.loss}))
-    hot = pd.read_csv(paths["step"]).assign(lr=lambda d: 3 * d["lr"])
+    hot = pd.read_csv(paths["wsd"]).assign(lr=lambda d: 3 * d["lr"])
     paths["hot"] = _write(tmp_path, "hot.csv", hot)
+    # the held-out WSD run drops no faster than the fitted step decay (fit.fastest_fall), so its
+    # cooldown is no extrapolation
     base = [sys.executable, "-m", "sde_scales.cli", "fit-delay", "--kernel", "exp", "--time", "steps", "--skip-steps",
-            "200", "--fit", str(paths["cos"]), "--fit", str(paths["wsd"])]
+            "200", "--fit", str(paths["cos"]), "--fit", str(paths["step"])]
 
     def run(*extra):
         out = tmp_path / "out.json"
@@ -1151,11 +1197,11 @@ def test_fit_delay_strict_exits_1_when_the_answer_cannot_be_taken_as_given(tmp_p
         assert "Traceback" not in r.stderr, r.stderr
         return r, json.loads(out.read_text())["checks"]
 
-    r, checks = run("--predict", str(paths["step"]))
+    r, checks = run("--predict", str(paths["wsd"]))
     assert r.returncode == 0 and "strict:" not in r.stdout, r.stdout
     assert checks == {"converged": True, "lack_of_fit": False, "extrapolated": [], "no_band": []}
     r, checks = run("--predict", str(paths["hot"]))
     assert r.returncode == 1 and "strict: kernel(exp, steps): the prediction of hot extrapolates" in r.stdout
     assert checks["extrapolated"] == ["hot"]
-    r, checks = run("--predict", str(paths["step"]), "--max-evaluations", "2")
+    r, checks = run("--predict", str(paths["wsd"]), "--max-evaluations", "2")
     assert r.returncode == 1 and "stopped at its evaluation limit" in r.stdout and not checks["converged"]

@@ -53,7 +53,7 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import ndimage, optimize, stats
 
 from sde_scales.errors import InvalidArgumentError
 from sde_scales.fitting.bands import law_gradient, on_lower_bound, on_upper_bound, parameter_covariance
@@ -523,12 +523,14 @@ def _fit(law: Law, curves: list[LossCurve], *, skip_steps: int, bin_factor: int,
         warnings.warn(msg, FitWarning, stacklevel=2)
     reach = [schedule_reach(c) for c in curves]
     starts_at = [start_area(c, skip_steps) for c in curves]
+    window = fall_window(curves)
     return FitResult(law, theta, lr_scale, int(skip_steps), bin_factor, float(best.cost) * scale**2,
                      time.perf_counter() - started,
                      int(y.size), float(f_scale), tuple(c.name for c in curves), tuple(c.peak_lr for c in curves),
                      len(starts), extra={"warnings": notes, "drops": drops, "embedding_error": embed,
                                          "decay_depths": [r[0] for r in reach], "areas": [r[1] for r in reach],
                                          "rises": [r[2] for r in reach], "start_areas": starts_at,
+                                         "fall_window": window, "falls": [fastest_fall(c, window) for c in curves],
                                          "time_scale_interval": ts, "covariance": cov,
                                          "lack_of_fit": checks,
                                          "coarse_stages": [int(st[1].size) for st in coarse],
@@ -785,7 +787,10 @@ def model_error_of(checks: dict) -> float:
     Stated model: a law that misses the curves it was fitted on by :math:`\delta` RMS misses a
     predicted curve's smoothed loss by a further error of standard deviation :math:`\delta`,
     independent of its parameters' error; the largest fitted curve's, since a held-out schedule
-    may be missed as badly as the worst fitted one. It is a floor, not the whole of it: a
+    may be missed as badly as the worst fitted one. The test's blocks are a twentieth of a curve
+    (:data:`LACK_OF_FIT_BLOCKS`), the window of the final loss (the last 5%), so where the miss is
+    alike along a curve this is the standard deviation of a final loss's miss too. It is a floor,
+    not the whole of it: a
     prediction beyond the fitted curves (another schedule's shape) may miss by more, which no
     test on the fitted curves can see."""
     if not lack_of_fit_fired(checks):
@@ -875,9 +880,37 @@ def start_area(curve: LossCurve, skip_steps: int = 0) -> float | None:
     return float(curve.per_step_lr()[: int(curve.step[k[0]])].sum())
 
 
+def fall_window(curves: list[LossCurve]) -> int:
+    """The window, in steps, over which :func:`fastest_fall` measures how fast a schedule drops:
+    :data:`FALL_WINDOW_FRACTION` of the longest of ``curves`` (the fitted ones), at least one step;
+    the same number of steps for the fitted and the predicted curves, since a law's response to a
+    drop runs in steps (or in the area they carry), not in fractions of a run."""
+    return max(1, int(round(FALL_WINDOW_FRACTION * max(int(c.step[-1]) for c in curves))))
+
+
+def fastest_fall(curve: LossCurve, window: int) -> float:
+    r"""The largest fall of the curve's learning rate within ``window`` steps, as a fraction of its
+    peak: :math:`\max_k (\eta_k - \min_{k \le j \le k+w} \eta_j) / \max \eta` over the steps before
+    its last logged one (0 for a schedule that never falls; its decay depth where the curve is
+    shorter than the window). A cosine over 50,000 steps falls by 0.07 of its peak within 2,500
+    steps, a linear cooldown over the last 20% of them by 0.25, over the last 10% by 0.5, a step
+    decay by its whole drop. O(steps) whatever the window (a running minimum)."""
+    lr = curve.per_step_lr()[: int(curve.step[-1])]
+    if lr.size < 2 or lr.max() <= 0:
+        return 0.0
+    w = min(int(window), lr.size - 1)
+    ahead = ndimage.minimum_filter1d(lr, size=w + 1, origin=-((w + 1) // 2), mode="nearest")  # min of lr[k..k+w]
+    return float(np.max(lr - ahead) / lr.max())
+
+
+#: :func:`fall_window`'s fraction of the longest fitted curve: the window of the final loss (the
+#: last 5% of a run), so that a fitted cosine and a predicted cooldown are compared over the span
+#: a final loss averages.
+FALL_WINDOW_FRACTION = 0.05
 #: A predicted schedule that decays deeper than every fitted one by more than this fraction of its
 #: peak, or whose rate rises again after its warmup by more than this fraction beyond every fitted
-#: one's rises, is an extrapolation of the drop response.
+#: one's rises, or falls faster (:func:`fastest_fall`) than every fitted one by more than it, is an
+#: extrapolation of the drop response.
 DEPTH_MARGIN = 0.25
 #: A predicted schedule whose learning-rate area (the sum of its rates up to its last logged step)
 #: is more than this many times every fitted curve's reads the power term
@@ -892,7 +925,8 @@ AREA_FACTOR = 2.0
 
 def extrapolations(result: FitResult, curve: LossCurve) -> list[str]:
     """How a prediction of ``curve`` from ``result`` goes beyond the fitted curves, one message each
-    (empty where it does not): another peak rate, a deeper decay (:data:`DEPTH_MARGIN`), rises after
+    (empty where it does not): another peak rate, a deeper or faster decay (:data:`DEPTH_MARGIN`,
+    :func:`fastest_fall`), rises after
     the warmup, a learning-rate area beyond theirs or, from ``skip_steps`` on, before theirs
     (:data:`AREA_FACTOR`). :func:`predict` warns them; ``fit-delay`` lists the curves in its checks."""
     out = []
@@ -911,6 +945,14 @@ def extrapolations(result: FitResult, curve: LossCurve) -> list[str]:
         out.append(f"{curve.name}: its learning rate falls to {1 - d:.0%} of its peak, deeper than any fitted "
                    f"curve's (the deepest falls to {1 - max(depths):.0%} of its peak): the prediction extrapolates the "
                    f"drop response beyond the data; fit a curve that decays as far")
+    falls, window = result.extra.get("falls"), result.extra.get("fall_window")
+    speed = fastest_fall(curve, window) if falls and window else 0.0
+    if falls and speed > max(falls) + DEPTH_MARGIN:
+        out.append(f"{curve.name}: its learning rate falls by {speed:.0%} of its peak within {window} steps, faster "
+                   f"than any fitted curve's (at most {max(falls):.0%} within as many steps): the response to a drop "
+                   f"that fast depends on the kernel at lags the fitted curves did not probe, where laws that fit "
+                   f"them equally well differ most; fit a curve with as fast a drop, or compare the laws' predictions "
+                   f"(--compare, --law auto)")
     if areas and max(areas) > 0 and a > AREA_FACTOR * max(areas):
         out.append(f"{curve.name}: its learning-rate area (the sum of its rates, {a:.4g}) is {a / max(areas):.1f} "
                    f"times the largest fitted curve's: the prediction extrapolates the power term beyond the "
