@@ -794,8 +794,9 @@ def test_identifiability_warning_and_peak_lr_warning():
     with pytest.warns(PeakLRWarning, match="peak learning rate"):
         predict(r, other)
     # a schedule that rises again after its warmup (two restarts of the cosine) predicted from one
-    # that never does: the response to a rise is not fitted, and it is named; a step decay, inside
-    # the fitted cosine's reach, is not
+    # that never does: the response to a rise is not fitted, and it is named; a WSD cooldown over the
+    # last fifth, inside the fitted cosine's reach (as deep, and falling 0.25 of its peak within 250
+    # steps against the cosine's 0.07, within DEPTH_MARGIN), is not
     restart = np.tile(sch["cos"][:1667], 3)[: sch["cos"].size]
     cyc = LossCurve(cos.step, restart[cos.step], cos.loss, name="restarts")
     # two warmups again, each from about 0 to the peak (a little less, read from rates logged every 10 steps)
@@ -804,7 +805,7 @@ def test_identifiability_warning_and_peak_lr_warning():
         predict(r, cyc)
     with warnings.catch_warnings():
         warnings.simplefilter("error", PeakLRWarning)
-        predict(r, step)
+        predict(r, synthetic(law, theta, sch["wsd"], "wsd", noise=0.05, seed=4)[0])
     # fitted to the restarts as well, predicting them is no longer an extrapolation
     both = fit(law, [cos, synthetic(law, theta, restart, "restarts", noise=0.05, seed=3)[0]], skip_steps=200)
     with warnings.catch_warnings():
