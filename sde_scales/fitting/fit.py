@@ -789,8 +789,12 @@ def model_error_of(checks: dict) -> float:
     independent of its parameters' error; the largest fitted curve's, since a held-out schedule
     may be missed as badly as the worst fitted one. The test's blocks are a twentieth of a curve
     (:data:`LACK_OF_FIT_BLOCKS`), the window of the final loss (the last 5%), so where the miss is
-    alike along a curve this is the standard deviation of a final loss's miss too. It is a floor,
-    not the whole of it: a
+    alike along a curve this is the standard deviation of a final loss's miss too. The whole
+    curve's, not its second half's (where a final loss lies): measured both ways, the second
+    half's bands held fewer of the trained family's held-out final losses (single cosine: RMS z
+    1.96 against 1.45) and came closer on the 210M runs, whose miss is mostly in their steep
+    start (1.18 against 0.63); a band too wide is the safer error (``benchmarks/RESULTS.md``).
+    It is a floor, not the whole of it: a
     prediction beyond the fitted curves (another schedule's shape) may miss by more, which no
     test on the fitted curves can see."""
     if not lack_of_fit_fired(checks):
