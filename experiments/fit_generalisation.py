@@ -19,7 +19,8 @@ what ``--law auto`` predicts with in each split, from the fitted curves alone (t
 cross-validation chooses, or the mean of those it does not separate). Prints one table (mean over
 held-out curves) and writes ``generalisation.json``. Beside the errors: ``pred sd``, the mean
 standard deviation of the predicted final loss from the fit's parameters (the delta method,
-:func:`sde_scales.fitting.predict_sd`), and ``in 95%``, the share of held-out curves whose final
+:func:`sde_scales.fitting.predict_sd`; plus the law's miss of its fitted curves where it fails
+the lack-of-fit test), and ``in 95%``, the share of held-out curves whose final
 error lies within the 95% band of that and the observed final loss's standard error: near 0.95
 where the law's misses are the noise, far below where they are the law's. Under each protocol, every
 kernel law (and auto) against the best baseline (momentum or multi-power law) in mean RMSE and the

@@ -249,9 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "learning rates alone, print metrics against a smoothed target, write JSON / plots / CSVs. "
                     "Learning rates come from each file's lr column (linear between logged steps), a per-step file, "
                     "or a --schedule spec; metrics are computed where a loss was logged. Every predicted final loss "
-                    "comes with its standard deviation from the fit's parameters (pred_sd; null where the fitted "
-                    "curves do not determine it) and z, its error in units of that and the observed final loss's "
-                    "noise.",
+                    "comes with its standard deviation from the fit's parameters, plus the law's miss of its fitted "
+                    "curves where it fails the lack-of-fit test (pred_sd; null where the fitted curves do not "
+                    "determine it), and z, its error in units of that and the observed final loss's noise.",
         epilog="Exit status: 0 when the fit ran (whatever its warnings), 1 with --strict when the reported law's "
                "answer cannot be taken as given (the JSON's checks), 2 for bad input.")
     f.add_argument("--fit", action="append", metavar="CSV",

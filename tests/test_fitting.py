@@ -1105,7 +1105,8 @@ def test_predicting_before_the_fitted_areas_warns():
     names it. The same run logged from step 2,000, as the fitted one is, gets none (a warning there
     would fire on every ordinary prediction). The area of 2,000 steps at peak 1e-3 is about 2.0
     against 0.16 at step 210 (a 100-step warmup): a factor of 12, well past AREA_FACTOR = 2. Both
-    runs hold the peak rate at step 2,000 (WSD and step decay), so no peak-rate warning mixes in."""
+    runs hold the peak rate at step 2,000 (step decay fitted, WSD predicted: its cooldown falls no
+    faster than the fitted drops), so no other warning mixes in."""
     law = KernelLaw("exp", "steps")
     theta = [2.5, 3.0, 0.5, 0.4, np.log10(300.0)]
     sch = schedules_5k()
@@ -1114,17 +1115,17 @@ def test_predicting_before_the_fitted_areas_warns():
         k = c.step >= s0
         return LossCurve(c.step[k], c.lr[k], c.loss[k], name=c.name)
 
-    resumed = from_step(synthetic(law, theta, sch["wsd"], "wsd", noise=0.005, seed=1)[0], 2000)
+    resumed = from_step(synthetic(law, theta, sch["step"], "step", noise=0.005, seed=1)[0], 2000)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         r = fit(law, [resumed], skip_steps=200)
-    step, _ = synthetic(law, theta, sch["step"], "step")
-    with pytest.warns(PeakLRWarning, match=r"step: its first point from step 200 on .* area of 0\.1\d+, under 1/2"):
-        predict(r, step)
+    wsd, _ = synthetic(law, theta, sch["wsd"], "wsd")
+    with pytest.warns(PeakLRWarning, match=r"wsd: its first point from step 200 on .* area of 0\.1\d+, under 1/2"):
+        predict(r, wsd)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", LateStartWarning)
         warnings.simplefilter("error", PeakLRWarning)
-        predict(r, from_step(step, 2000))
+        predict(r, from_step(wsd, 2000))
 
 
 def test_fastest_fall_of_known_schedules():
