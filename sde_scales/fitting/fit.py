@@ -789,14 +789,15 @@ def model_error_of(checks: dict) -> float:
     independent of its parameters' error; the largest fitted curve's, since a held-out schedule
     may be missed as badly as the worst fitted one. The test's blocks are a twentieth of a curve
     (:data:`LACK_OF_FIT_BLOCKS`), the window of the final loss (the last 5%), so where the miss is
-    alike along a curve this is the standard deviation of a final loss's miss too. The whole
-    curve's, not its second half's (where a final loss lies): measured both ways, the second
-    half's bands held fewer of the trained family's held-out final losses (single cosine: RMS z
-    1.96 against 1.45) and came closer on the 210M runs, whose miss is mostly in their steep
-    start (1.18 against 0.63); a band too wide is the safer error (``benchmarks/RESULTS.md``).
-    It is a floor, not the whole of it: a
-    prediction beyond the fitted curves (another schedule's shape) may miss by more, which no
-    test on the fitted curves can see."""
+    alike along a curve this is the standard deviation of a final loss's miss too. It is a floor,
+    not the whole of it: a prediction beyond the fitted curves (another schedule's shape) may miss
+    by more, which no test on the fitted curves can see.
+
+    The whole curve's miss, not its second half's (where a final loss lies): measured both ways,
+    the second half's bands held fewer of the trained family's held-out final losses (single
+    cosine: RMS z 1.96 against 1.45) and came closer on the 210M runs, whose miss is mostly in
+    their steep start (1.18 against 0.63); a band too wide is the safer error
+    (``benchmarks/RESULTS.md``)."""
     if not lack_of_fit_fired(checks):
         return 0.0
     return float(max((v["misfit_rms"] for v in checks.values() if v.get("misfit_rms") is not None), default=0.0))
@@ -930,9 +931,8 @@ AREA_FACTOR = 2.0
 def extrapolations(result: FitResult, curve: LossCurve) -> list[str]:
     """How a prediction of ``curve`` from ``result`` goes beyond the fitted curves, one message each
     (empty where it does not): another peak rate, a deeper or faster decay (:data:`DEPTH_MARGIN`,
-    :func:`fastest_fall`), rises after
-    the warmup, a learning-rate area beyond theirs or, from ``skip_steps`` on, before theirs
-    (:data:`AREA_FACTOR`). :func:`predict` warns them; ``fit-delay`` lists the curves in its checks."""
+    :func:`fastest_fall`), rises after the warmup, a learning-rate area beyond theirs or, from
+    ``skip_steps`` on, before theirs (:data:`AREA_FACTOR`). :func:`predict` warns them; ``fit-delay`` lists the curves in its checks."""
     out = []
     if not any(np.isclose(curve.peak_lr, p, rtol=0.05) for p in result.peaks):
         out.append(f"{curve.name}: peak learning rate {curve.peak_lr:g} differs from every fitted curve's "
