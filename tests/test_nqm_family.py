@@ -13,6 +13,7 @@ from scipy import special
 
 from sde_scales.errors import InvalidArgumentError
 from sde_scales.fitting import LossCurve, MomentumLaw, fit, load_curve, predict
+from sde_scales.fitting.fit import extrapolations
 from sde_scales.models.nqm import NoisyQuadraticModel, SpectralNQM
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,6 +121,14 @@ def test_run_protocol_fits_each_fitted_set_once_and_scores_against_the_truth(mon
     assert row["mean_rmse"] == pytest.approx(np.mean([x["rmse"] for x in per]))
     assert "mean_rmse_truth" not in row  # only one of the two held-out curves has a truth
     assert row["mean_stable_rmse"] == pytest.approx(np.mean([x["stable_rmse"] for x in per]))
+    # what predict would warn is kept per split and counted per row: nothing here, and a held-out
+    # run at three times the fitted peak rate (and so 3.8 times its area) named as an extrapolation
+    assert per[0]["extrapolations"] == [] and row["extrapolated"] == 0
+    hot = LossCurve(step, 3 * lr_held, held[0].loss, name="hot")
+    per_hot, _ = protocols.run_protocol(law, [([fitted], hot)], skip_steps=200, smooth_steps=500)
+    assert per_hot[0]["extrapolations"] == sorted(extrapolations(fit(law, [fitted], skip_steps=200), hot))
+    assert any(m.startswith("hot: peak learning rate 0.003") for m in per_hot[0]["extrapolations"])
+    assert protocols.protocol_row("p", law.label, per_hot, 1.0)["extrapolated"] == 1
 
 
 def test_nqm_family_experiment_writes_its_curves_and_strict_json(tmp_path):

@@ -16,7 +16,7 @@ import numpy as np
 from sde_scales.errors import InvalidArgumentError
 from sde_scales.fitting.average import AveragedFit, predict_any, predict_sd_any
 from sde_scales.fitting.curves import LossCurve
-from sde_scales.fitting.fit import final_rows, fit, score
+from sde_scales.fitting.fit import extrapolations, final_rows, fit, score
 from sde_scales.fitting.laws import KernelLaw, Law, MomentumLaw, MultiPowerLaw
 
 __all__ = ["PROTOCOL_LAWS", "baseline_labels", "comparison_line", "protocol_laws", "protocol_row", "run_auto_protocol",
@@ -90,8 +90,10 @@ def run_protocol(law: Law, splits: list[tuple[list[LossCurve], LossCurve]], *, s
     -------
     (list of dict, list of ndarray)
         Per split: ``held_out``, ``rmse``, ``final_loss_err``, ``cooldown_rmse``, ``stable_rmse``,
-        ``final_loss_noise``, ``final_loss_pred_sd``, ``final_err_z``, ``warnings`` (the fit's);
-        and the predictions of the held-out curves, in split order. The fits' warnings are kept,
+        ``final_loss_noise``, ``final_loss_pred_sd``, ``final_err_z``, ``warnings`` (the fit's),
+        ``extrapolations`` (how the prediction goes beyond the fitted curves,
+        :func:`~sde_scales.fitting.fit.extrapolations`: what ``predict`` warns); and the predictions
+        of the held-out curves, in split order. The fits' and the predictions' warnings are kept,
         not raised.
     """
     fits = {}
@@ -163,7 +165,10 @@ def _score_splits(splits, fitted_law, skip_steps, smooth_steps, truth) -> tuple[
                "final_loss_noise": sc["final_loss_noise"],
                "final_loss_pred_sd": sc["final_loss_pred_sd"], "final_err_z": sc["final_err_z"],
                "warnings": (sorted({w for m in r.results for w in m.extra.get("warnings", [])})
-                            if isinstance(r, AveragedFit) else r.extra.get("warnings", []))}
+                            if isinstance(r, AveragedFit) else r.extra.get("warnings", [])),
+               # how the prediction goes beyond the fitted curves (what predict warns; an average's: its laws')
+               "extrapolations": sorted({m for res in (r.results if isinstance(r, AveragedFit) else [r])
+                                         for m in extrapolations(res, held)})}
         if truth is not None and held.name in truth:
             t = np.asarray(truth[held.name], dtype=float)
             keep = held.step >= skip_steps
@@ -181,13 +186,15 @@ def _score_splits(splits, fitted_law, skip_steps, smooth_steps, truth) -> tuple[
 def protocol_row(protocol: str, label: str, per: list[dict], seconds: float) -> dict:
     """The table row of one law on one protocol: means over the held-out curves of the RMSE (also
     before and in the cooldown) and |final-loss error| (and of their noise-free versions where
-    known), the mean band and the share within it (:func:`~sde_scales.fitting.report.band_summary`)."""
+    known), the mean band and the share within it (:func:`~sde_scales.fitting.report.band_summary`),
+    and ``extrapolated``, the number of held-out curves whose prediction goes beyond the fitted ones."""
     from sde_scales.fitting.report import band_summary
 
     sd, cover = band_summary(per)
     row = {"protocol": protocol, "law": label, "splits": per, "mean_rmse": float(np.mean([p["rmse"] for p in per])),
            "mean_abs_final_err": float(np.mean([abs(p["final_loss_err"]) for p in per])),
-           "mean_final_pred_sd": sd, "within_95": cover, "seconds": seconds}
+           "mean_final_pred_sd": sd, "within_95": cover, "seconds": seconds,
+           "extrapolated": sum(bool(p.get("extrapolations")) for p in per)}
     for part in ("stable", "cooldown"):  # where the misses are: the power term's extrapolation, or the drops
         row[f"mean_{part}_rmse"] = _mean_or_none([p[f"{part}_rmse"] for p in per])
     if per and all("rmse_truth" in p for p in per):
