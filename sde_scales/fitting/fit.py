@@ -60,7 +60,8 @@ from sde_scales.fitting.bands import law_gradient, on_lower_bound, on_upper_boun
 from sde_scales.fitting.curves import LossCurve, ScheduleFeatures, warmup_end
 from sde_scales.fitting.laws import KernelLaw, Law
 
-__all__ = ["FitResult", "FitWarning", "IdentifiabilityWarning", "PeakLRWarning", "fit", "model_error", "predict", "predict_sd", "score",
+__all__ = ["FitResult", "FitWarning", "IdentifiabilityWarning", "PeakLRWarning", "fit", "model_error", "predict",
+           "predict_sd", "score",
            "score_prediction", "time_scale_profile", "shared_noise_offset", "loss_resolution", "final_loss_noise",
            "lack_of_fit"]
 
@@ -932,7 +933,8 @@ def extrapolations(result: FitResult, curve: LossCurve) -> list[str]:
     """How a prediction of ``curve`` from ``result`` goes beyond the fitted curves, one message each
     (empty where it does not): another peak rate, a deeper or faster decay (:data:`DEPTH_MARGIN`,
     :func:`fastest_fall`), rises after the warmup, a learning-rate area beyond theirs or, from
-    ``skip_steps`` on, before theirs (:data:`AREA_FACTOR`). :func:`predict` warns them; ``fit-delay`` lists the curves in its checks."""
+    ``skip_steps`` on, before theirs (:data:`AREA_FACTOR`). :func:`predict` warns them;
+    ``fit-delay`` lists the curves in its checks, and the held-out protocols in each split."""
     out = []
     if not any(np.isclose(curve.peak_lr, p, rtol=0.05) for p in result.peaks):
         out.append(f"{curve.name}: peak learning rate {curve.peak_lr:g} differs from every fitted curve's "

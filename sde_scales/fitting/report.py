@@ -510,7 +510,8 @@ def run_average(avg: AveragedFit, fit_curves: list[LossCurve], predict_curves: l
         "warnings": sorted({w for m in members for w in m["warnings"]}),
     }
     doc["checks"] = _checks(doc, any(m["checks"]["lack_of_fit"] for m in members),
-                            [c.name for c in predict_curves if any(c.name in m["checks"]["extrapolated"] for m in members)])
+                            [c.name for c in predict_curves
+                             if any(c.name in m["checks"]["extrapolated"] for m in members)])
     doc["summary"] = summarize(doc)
     return doc, avg, {"pred": preds, "sd": {k: v[0] for k, v in sds.items()},
                       "sd_final": {k: v[1] for k, v in sds.items()}, "offset": {}, "members": extras}
@@ -540,9 +541,9 @@ def _checks(doc: dict, lack_of_fit: bool, extrapolated: list[str]) -> dict:
 def strict_failures(doc: dict) -> list[str]:
     """Why the reported law's answer cannot be taken as given, from its document's ``checks`` (for
     ``fit-delay --strict``): an optimiser stopped at its limit, a law that misses its own fitted
-    curves by more than their noise, a prediction that extrapolates beyond the fitted curves (peak
-    rate, decay depth, rises, learning-rate area before or beyond theirs), a predicted final loss the
-    fit does not determine. Empty where none holds."""
+    curves by more than their noise, a prediction that extrapolates beyond the fitted curves (any of
+    :func:`~sde_scales.fitting.fit.extrapolations`), a predicted final loss the fit does not
+    determine. Empty where none holds."""
     c = doc["checks"]
     out = []
     if not c["converged"]:
