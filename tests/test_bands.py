@@ -361,3 +361,35 @@ def test_band_adds_the_miss_of_the_fitted_curves_where_the_law_fails_them():
         wsd = synthetic(law, theta, sch["wsd"], "wsd", NOISE, 7)[0]
         assert not lack_of_fit_fired(r.extra["lack_of_fit"]) and model_error(r) == 0.0
         assert predict_sd(r, wsd)[1] == predict_sd(r, wsd, model=False)[1]
+
+
+def test_a_fit_to_one_curve_says_its_band_is_given_the_laws_form():
+    """One fitted curve and a predicted run of another schedule: the note names that run (in the
+    JSON's warnings); not for a predicted run of the fitted schedule (fresh noise), not with two
+    fitted curves, and not in an average of laws (its band holds their disagreement)."""
+    from sde_scales.fitting.average import AveragedFit
+    from sde_scales.fitting.report import run_average, run_law
+
+    law, theta = KernelLaw("exp", "steps"), [2.5, 3.0, 0.5, 0.4, 2.5]
+    sch = schedules_5k()
+    cos = synthetic(law, theta, sch["cos"], "cos", noise=0.01, seed=1)[0]
+    cos_again = synthetic(law, theta, sch["cos"], "cos_again", noise=0.01, seed=2)[0]
+    wsd = synthetic(law, theta, sch["wsd"], "wsd", noise=0.01, seed=3)[0]
+    step = synthetic(law, theta, sch["step"], "step", noise=0.01, seed=4)[0]
+    kw = dict(skip_steps=200, smooth_steps=500, shared_noise=False, profile=False)
+
+    def notes(doc):
+        return [w for w in doc["warnings"] if "fitted to one curve" in w]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        one = run_law(law, [cos], [wsd, cos_again], **kw)
+        (note,) = notes(one[0])
+        assert "the bands of wsd are" in note and "cos_again" not in note.split(": To test")[0]
+        assert "--law auto" in note
+        assert not notes(run_law(law, [cos], [cos_again], **kw)[0])
+        assert not notes(run_law(law, [cos, step], [wsd], **kw)[0])
+        assert not notes(run_law(law, [cos], [wsd], one_curve_hint=None, **kw)[0])
+        avg = AveragedFit(("a", "b"), (one[1], fit(MomentumLaw(), [cos], skip_steps=200)))
+        doc = run_average(avg, [cos], [wsd], skip_steps=200, smooth_steps=500)[0]
+    assert not notes(doc) and not any(notes(m) for m in doc["members"])

@@ -24,8 +24,9 @@ from sde_scales.fitting.fit import (SMOOTH_FRACTION, SMOOTH_STEPS, SMOOTH_WARN_F
                                    time_scale_profile)
 from sde_scales.fitting.laws import KernelLaw, Law, MomentumLaw, MultiPowerLaw
 
-__all__ = ["AutoChoiceWarning", "band_summary", "choose_law", "chosen_law", "fit_auto", "fit_members", "make_law",
-           "paired_comparisons", "run_average", "run_law", "run_fit_delay", "undecided_predictions"]
+__all__ = ["AutoChoiceWarning", "ONE_CURVE_HINT", "band_summary", "choose_law", "chosen_law", "fit_auto",
+           "fit_members", "make_law", "one_curve_note", "paired_comparisons", "run_average", "run_law", "run_fit_delay",
+           "undecided_predictions"]
 
 
 class AutoChoiceWarning(UserWarning):
@@ -60,6 +61,11 @@ DECIDE_LEVEL = 0.95
 #: the t interval calls a difference of 7e-8 decided (measured on the shared constant-rate run).
 #: A millionth of an RMSE is far below any held-out error's noise (about a percent on the shared curves).
 TIE_RTOL = 1e-6
+
+
+#: What the note of a fit to one curve advises (:func:`one_curve_note`), for one law asked for by name.
+ONE_CURVE_HINT = ("fit a second curve of another schedule as well; --law auto's band also holds the candidate laws' "
+                  "disagreement (wider, though its mean of the laws may miss by more than one law)")
 
 
 def _validation_folds(fit_curves: list[LossCurve]) -> tuple[str, list]:
@@ -368,10 +374,13 @@ def make_law(name: str, kernel: str = "nonparametric", time: str = "steps", leve
 
 def run_law(law: Law, fit_curves: list[LossCurve], predict_curves: list[LossCurve], *, skip_steps: int,
             smooth_steps: int, shared_noise: bool, profile: bool,
-            result: FitResult | None = None, max_evaluations: int | None = None) -> tuple[dict, FitResult, dict]:
+            result: FitResult | None = None, max_evaluations: int | None = None,
+            one_curve_hint: str | None = ONE_CURVE_HINT) -> tuple[dict, FitResult, dict]:
     """Fit one law and score it; returns (JSON document, fit result, predictions by curve name).
     ``result``: the law's fit to ``fit_curves`` made already (by :func:`fit_members`), scored as it
-    is, its warnings those it kept."""
+    is, its warnings those it kept. ``one_curve_hint``: what the note of a fit to one curve
+    (:func:`one_curve_note`) advises; None: no such note (a member of an average, whose band
+    holds the laws' disagreement)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if result is None:
@@ -431,6 +440,8 @@ def run_law(law: Law, fit_curves: list[LossCurve], predict_curves: list[LossCurv
                      f"RMSE there measures the window as much as the law (most often the first half window after "
                      f"--skip-steps, whose average reaches into the steep start); give a shorter --smooth-steps or a "
                      f"--skip-steps half a window later, or judge by rmse_raw")
+    if one_curve_hint is not None and (note := one_curve_note(law.label, fit_curves, predict_curves, one_curve_hint)):
+        notes.append(note)
     wide = long_window_curves(fit_curves + predict_curves, smooth_steps)
     if wide:
         notes.append(f"the metrics' {smooth_steps}-step moving average spans more than "
@@ -470,6 +481,34 @@ def run_law(law: Law, fit_curves: list[LossCurve], predict_curves: list[LossCurv
                       "sd_final": {k: v[1] for k, v in sds.items()}, "offset": offsets}
 
 
+def one_curve_note(label: str, fit_curves: list[LossCurve], predict_curves: list[LossCurve],
+                   hint: str = ONE_CURVE_HINT) -> str | None:
+    """The note on a law fitted to one curve and predicting curves of another schedule; None where
+    more curves are fitted or every predicted curve has the fitted one's schedule (the same rate at
+    every step, to 1e-6 of the peak).
+
+    The band of :func:`~sde_scales.fitting.fit.predict_sd` is the parameters' uncertainty given
+    the law's form (plus its miss of the fitted curves where it misses them). One curve cannot test
+    that form against another schedule: a law of another form may follow it as closely and predict
+    the other schedule differently, by more than the band. Measured by
+    ``benchmarks/one_curve_bands.py`` (``benchmarks/RESULTS.md``, "Bands from one fitted curve"):
+    curves planted from three laws, one cosine fitted by the default kernel, a WSD run predicted.
+    """
+    if len(fit_curves) != 1 or not predict_curves:
+        return None
+    (c,) = fit_curves
+    lr = c.per_step_lr()
+    tol = 1e-6 * float(np.max(np.abs(lr)))
+    other = [p.name for p in predict_curves
+             if p.step[-1] != c.step[-1] or not np.allclose(p.per_step_lr(), lr, rtol=0.0, atol=tol)]
+    if not other:
+        return None
+    return (f"{label}: fitted to one curve, {c.name}: the bands of {', '.join(other)} are the parameters' uncertainty "
+            f"given this law's form, which one curve does not test against another schedule; a law of another form "
+            f"may follow {c.name} as closely and predict these differently, by more than the band (measured on "
+            f"curves planted from other laws: benchmarks/one_curve_bands.py). To test the form: {hint}")
+
+
 def _scored(fit_curves, predict_curves, preds, sds, skip_steps: int, smooth_steps: int) -> dict:
     """The ``fit`` and ``predict`` entries of a document: :func:`score` of each curve's prediction
     with its final-loss band."""
@@ -487,7 +526,7 @@ def run_average(avg: AveragedFit, fit_curves: list[LossCurve], predict_curves: l
     mean and its band are formed from the laws' predictions and bands as :func:`run_law` computed
     them (:func:`~sde_scales.fitting.average.mixture_band`), not predicted again."""
     done = [run_law(r.law, fit_curves, predict_curves, skip_steps=skip_steps, smooth_steps=smooth_steps,
-                    shared_noise=False, profile=False, result=r) for r in avg.results]
+                    shared_noise=False, profile=False, result=r, one_curve_hint=None) for r in avg.results]
     members, extras = [d[0] for d in done], [d[2] for d in done]
     preds, sds = {}, {}
     for c in fit_curves + predict_curves:
@@ -852,7 +891,10 @@ def run_fit_delay(args) -> int:
     for law in laws:
         doc, res, extra = run_law(law, fit_curves, predict_curves, skip_steps=args.skip_steps,
                                   smooth_steps=args.smooth_steps, shared_noise=args.shared_noise,
-                                  profile=args.profile, max_evaluations=max_evaluations)
+                                  profile=args.profile, max_evaluations=max_evaluations,
+                                  one_curve_hint=ONE_CURVE_HINT if auto is None else
+                                  "fit a second curve of another schedule as well (--law auto's folds on one curve "
+                                  "chose this law over the others, but those folds hold no other schedule)")
         docs.append(doc)
         results.append((law, res, extra))
         print(format_rows(doc))

@@ -1,0 +1,92 @@
+"""Bands of predictions from one fitted curve, when the law's form is not the curve's.
+
+A loss curve is planted from a known law (the multi-power law, the exponential kernel in
+learning-rate area, the power-law kernel in steps) on a 20,000-step cosine schedule, with white
+noise of standard deviation ``--noise`` logged every 10 steps; a WSD run (20% linear cooldown)
+is planted the same way with fresh noise. For each of ``--seeds`` draws, the cosine alone is
+fitted by the default law (the non-parametric kernel in steps) and by ``--law auto``, the WSD run
+predicted, and the predicted final loss (mean of the last 5% of rows) compared with the planted
+noise-free one. Printed per planted law: the RMS final error and the RMS z-score, the error over
+the predicted final loss's standard deviation (``predict_sd``): about 1 where the band is
+calibrated, far above it where it is too narrow; the mean standard deviation; and in how many draws
+``--law auto``'s folds decided its choice (where they do not, it predicts with the mean of the
+laws they do not separate).
+
+This is the measurement behind the note ``fit-delay`` prints on a fit to one curve (the band is
+given the law's form, which one curve does not test).
+
+    python benchmarks/one_curve_bands.py              # about 10 minutes on 2 cores (20 with --seeds 12)
+"""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+
+import numpy as np
+
+
+def planted(law, theta, lr: np.ndarray, name: str, noise: float, seed: int, log_every: int = 10):
+    """(curve, noise-free loss): ``law``'s prediction with ``theta`` on the schedule ``lr`` (one value
+    per step), logged every ``log_every`` steps, plus Gaussian noise of standard deviation ``noise``."""
+    from sde_scales.fitting import LossCurve, ScheduleFeatures
+
+    steps = np.arange(log_every, lr.size, log_every)
+    base = LossCurve(steps, lr[steps], np.zeros(steps.size), name=name)
+    f = ScheduleFeatures.build(base, steps, lr_scale=float(lr.max()), bin_steps=4 * log_every)
+    clean = law.predict(np.asarray(theta, float), f)
+    rng = np.random.default_rng(seed)
+    return LossCurve(steps, lr[steps], clean + noise * rng.standard_normal(steps.size), name=name), clean
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", type=int, default=6, help="draws per planted law (default 6)")
+    ap.add_argument("--noise", type=float, default=0.01, help="standard deviation of the planted noise (default 0.01)")
+    ap.add_argument("--workers", type=int, default=2, help="processes for --law auto's fits (default 2)")
+    args = ap.parse_args(argv)
+    if args.seeds < 1 or not args.noise > 0 or args.workers < 1:
+        ap.error("give --seeds >= 1, --noise > 0 and --workers >= 1")
+    from sde_scales import schedules
+    from sde_scales.fitting import KernelLaw, MultiPowerLaw, fit, predict, predict_sd
+    from sde_scales.fitting.average import predict_any, predict_sd_any
+    from sde_scales.fitting.fit import final_rows
+    from sde_scales.fitting.report import fit_auto
+
+    truths = {  # (L0, A, alpha, B, drop parameters): loss 3 + 2 S^-0.5, drops of amplitude 0.4
+        "multi-power law": (MultiPowerLaw(), [3.0, 2.0, 0.5, 0.4, 2.0, 0.6, 0.5]),
+        "exp kernel in area": (KernelLaw("exp", "area"), [3.0, 2.0, 0.5, 0.4, np.log10(0.3)]),
+        "power kernel in steps": (KernelLaw("power", "steps"), [3.0, 2.0, 0.5, 0.4, np.log10(300.0), 1.5]),
+    }
+    n, peak = 20001, 1e-3
+    cos = schedules.cosine(n, peak, final_fraction=0.1, warmup_steps=200)
+    wsd = schedules.wsd(n, peak, fraction=0.2, warmup_steps=200)
+    print(f"one 20,000-step cosine fitted, a 20% WSD run predicted; noise {args.noise}, {args.seeds} draws each")
+    print(f"{'planted law':24s} {'fitted':16s} {'RMS final err':>13s} {'RMS z':>7s} {'max |z|':>8s} {'mean sd':>8s}  "
+          f"auto's folds")
+    for label, (law, theta) in truths.items():
+        out = {"default kernel": [], "--law auto": []}
+        decided = 0
+        for s in range(args.seeds):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # each fit's warnings are not what is measured here
+                fitted, _ = planted(law, theta, cos, "cosine", args.noise, 2 * s)
+                held, clean = planted(law, theta, wsd, "wsd", args.noise, 2 * s + 1)
+                r = fit(KernelLaw("nonparametric", "steps"), [fitted], skip_steps=500)
+                choice, avg = fit_auto([fitted], skip_steps=500, smooth_steps=1000, workers=args.workers)
+                decided += bool(choice["decided"])
+                m = final_rows(held.step.size)
+                for key, p, sd in (("default kernel", predict(r, held), predict_sd(r, held)[1]),
+                                   ("--law auto", predict_any(avg, held), predict_sd_any(avg, held)[1])):
+                    err = float(p[-m:].mean() - clean[-m:].mean())
+                    out[key].append((err, err / sd, sd))
+        for key, v in out.items():
+            e, z, sd = np.array(v).T
+            folds = f"decided in {decided} of {args.seeds}" if key == "--law auto" else ""
+            print(f"{label:24s} {key:16s} {np.sqrt(np.mean(e**2)):13.4f} {np.sqrt(np.mean(z**2)):7.2f} "
+                  f"{np.max(np.abs(z)):8.1f} {np.mean(sd):8.4f}  {folds}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
