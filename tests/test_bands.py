@@ -364,9 +364,10 @@ def test_band_adds_the_miss_of_the_fitted_curves_where_the_law_fails_them():
 
 
 def test_a_fit_to_one_curve_says_its_band_is_given_the_laws_form():
-    """One fitted curve and a predicted run of another schedule: the note names that run (in the
-    JSON's warnings); not for a predicted run of the fitted schedule (fresh noise), not with two
-    fitted curves, and not in an average of laws (its band holds their disagreement)."""
+    """One fitted curve with a drop and a predicted run of another schedule: the note names that run
+    (in the JSON's warnings), also where the other fitted curve is a constant run (no drop); not for
+    a predicted run of the fitted schedule (fresh noise), not with two fitted drops, not where no
+    fitted curve drops, and not in an average of laws (its band holds their disagreement)."""
     from sde_scales.fitting.average import AveragedFit
     from sde_scales.fitting.report import run_average, run_law
 
@@ -376,10 +377,11 @@ def test_a_fit_to_one_curve_says_its_band_is_given_the_laws_form():
     cos_again = synthetic(law, theta, sch["cos"], "cos_again", noise=0.01, seed=2)[0]
     wsd = synthetic(law, theta, sch["wsd"], "wsd", noise=0.01, seed=3)[0]
     step = synthetic(law, theta, sch["step"], "step", noise=0.01, seed=4)[0]
+    const = synthetic(law, theta, sch["const"], "const", noise=0.01, seed=5)[0]
     kw = dict(skip_steps=200, smooth_steps=500, shared_noise=False, profile=False)
 
     def notes(doc):
-        return [w for w in doc["warnings"] if "fitted to one curve" in w]
+        return [w for w in doc["warnings"] if "one drop does not test" in w]
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -389,6 +391,9 @@ def test_a_fit_to_one_curve_says_its_band_is_given_the_laws_form():
         assert "--law auto" in note
         assert not notes(run_law(law, [cos], [cos_again], **kw)[0])
         assert not notes(run_law(law, [cos, step], [wsd], **kw)[0])
+        (note,) = notes(run_law(law, [const, cos], [wsd], **kw)[0])
+        assert "only cos has a learning-rate drop" in note and "the bands of wsd are" in note
+        assert not notes(run_law(law, [const], [wsd], **kw)[0])
         assert not notes(run_law(law, [cos], [wsd], one_curve_hint=None, **kw)[0])
         avg = AveragedFit(("a", "b"), (one[1], fit(MomentumLaw(), [cos], skip_steps=200)))
         doc = run_average(avg, [cos], [wsd], skip_steps=200, smooth_steps=500)[0]

@@ -24,9 +24,9 @@ What the band is not
     :func:`~sde_scales.fitting.fit.predict_sd` adds one part of that model error: where the law
     misses its own fitted curves by more than their noise (the lack-of-fit test), that miss, in
     quadrature (:func:`~sde_scales.fitting.fit.model_error`). A law that follows its fitted curves
-    and still mispredicts another schedule is beyond what any band from those curves can show; a
-    fit to one curve, which tests the law's form against no other schedule, says so when it
-    predicts one (:func:`~sde_scales.fitting.report.one_curve_note`).
+    and still mispredicts another schedule is beyond what any band from those curves can show; fitted
+    curves that hold one learning-rate drop, which test the law's form against no other schedule's,
+    say so when another schedule is predicted (:func:`~sde_scales.fitting.report.one_curve_note`).
 
 Where there is no band
     * The band is conditional on the parameters on a bound (their uncertainty is not in it; the

@@ -17,11 +17,11 @@ from sde_scales.atomic import write_json_atomic, write_text_atomic
 from sde_scales.errors import InvalidArgumentError
 from sde_scales.fitting.average import AveragedFit, mixture_band
 from sde_scales.fitting.curves import LossCurve, curve_name, load_curve, parse_columns
-from sde_scales.fitting.fit import (SMOOTH_FRACTION, SMOOTH_STEPS, SMOOTH_WARN_FRACTION, FitResult,
+from sde_scales.fitting.fit import (DEPTH_MARGIN, SMOOTH_FRACTION, SMOOTH_STEPS, SMOOTH_WARN_FRACTION, FitResult,
                                    default_smooth_steps, evaluation_limit, extrapolations, final_rows, fit,
                                    lack_of_fit_fired,
-                                   long_window_curves, model_error, predict, predict_sd, score, shared_noise_offset,
-                                   time_scale_profile)
+                                   long_window_curves, model_error, predict, predict_sd, schedule_reach, score,
+                                   shared_noise_offset, time_scale_profile)
 from sde_scales.fitting.laws import KernelLaw, Law, MomentumLaw, MultiPowerLaw
 
 __all__ = ["AutoChoiceWarning", "ONE_CURVE_HINT", "band_summary", "choose_law", "chosen_law", "fit_auto",
@@ -63,9 +63,10 @@ DECIDE_LEVEL = 0.95
 TIE_RTOL = 1e-6
 
 
-#: What the note of a fit to one curve advises (:func:`one_curve_note`), for one law asked for by name.
-ONE_CURVE_HINT = ("fit a second curve of another schedule as well; --law auto's band also holds the candidate laws' "
-                  "disagreement (wider, though its mean of the laws may miss by more than one law)")
+#: What the note of a fit to one drop advises (:func:`one_curve_note`), for one law asked for by name.
+ONE_CURVE_HINT = ("fit as well a curve whose rate drops in another way (a step decay, a WSD cooldown; a constant run "
+                  "tests no drop); --law auto's band also holds the candidate laws' disagreement (wider, though its "
+                  "mean of the laws may miss by more than one law)")
 
 
 def _validation_folds(fit_curves: list[LossCurve]) -> tuple[str, list]:
@@ -483,30 +484,39 @@ def run_law(law: Law, fit_curves: list[LossCurve], predict_curves: list[LossCurv
 
 def one_curve_note(label: str, fit_curves: list[LossCurve], predict_curves: list[LossCurve],
                    hint: str = ONE_CURVE_HINT) -> str | None:
-    """The note on a law fitted to one curve and predicting curves of another schedule; None where
-    more curves are fitted or every predicted curve has the fitted one's schedule (the same rate at
-    every step, to 1e-6 of the peak).
+    """The note on a law whose fitted curves hold one learning-rate drop, predicting curves of
+    another schedule; None where two or more fitted curves drop, where none does (the fit's own
+    warnings then say that the drop response is not determined), or where every predicted curve
+    has the dropping curve's schedule (the same rate at every step, to 1e-6 of the peak).
 
-    The band of :func:`~sde_scales.fitting.fit.predict_sd` is the parameters' uncertainty given
-    the law's form (plus its miss of the fitted curves where it misses them). One curve cannot test
-    that form against another schedule: a law of another form may follow it as closely and predict
-    the other schedule differently, by more than the band. Measured by
-    ``benchmarks/one_curve_bands.py`` (``benchmarks/RESULTS.md``, "Bands from one fitted curve"):
-    curves planted from three laws, one cosine fitted by the default kernel, a WSD run predicted.
+    A curve drops where its rate decays after its peak by more than
+    :data:`~sde_scales.fitting.fit.DEPTH_MARGIN` of it (:func:`~sde_scales.fitting.fit.schedule_reach`):
+    a constant run, or one that barely decays, shows no drop response. The band of
+    :func:`~sde_scales.fitting.fit.predict_sd` is the parameters' uncertainty given the law's form
+    (plus its miss of the fitted curves where it misses them). One drop cannot test that form
+    against another schedule's: a law of another form may follow it as closely and predict the other
+    schedule differently, by more than the band. Measured by ``benchmarks/one_curve_bands.py``
+    (``benchmarks/RESULTS.md``, "Bands from one fitted curve"): curves planted from three laws, a
+    cosine fitted by the default kernel, alone or with a constant run or a step decay, a WSD run
+    predicted.
     """
-    if len(fit_curves) != 1 or not predict_curves:
+    dropping = [c for c in fit_curves if schedule_reach(c)[0] > DEPTH_MARGIN]
+    if len(dropping) != 1 or not predict_curves:
         return None
-    (c,) = fit_curves
+    (c,) = dropping
     lr = c.per_step_lr()
     tol = 1e-6 * float(np.max(np.abs(lr)))
     other = [p.name for p in predict_curves
              if p.step[-1] != c.step[-1] or not np.allclose(p.per_step_lr(), lr, rtol=0.0, atol=tol)]
     if not other:
         return None
-    return (f"{label}: fitted to one curve, {c.name}: the bands of {', '.join(other)} are the parameters' uncertainty "
-            f"given this law's form, which one curve does not test against another schedule; a law of another form "
-            f"may follow {c.name} as closely and predict these differently, by more than the band (measured on "
-            f"curves planted from other laws: benchmarks/one_curve_bands.py). To test the form: {hint}")
+    which = (f"fitted to one curve, {c.name}" if len(fit_curves) == 1 else
+             f"of the fitted curves only {c.name} has a learning-rate drop (a decay deeper than {DEPTH_MARGIN:.0%} "
+             f"of its peak)")
+    return (f"{label}: {which}: the bands of {', '.join(other)} are the parameters' uncertainty given this law's form, "
+            f"which one drop does not test against another schedule's; a law of another form may follow "
+            f"{c.name} as closely and predict these differently, by more than the band (measured on curves "
+            f"planted from other laws: benchmarks/one_curve_bands.py). To test the form: {hint}")
 
 
 def _scored(fit_curves, predict_curves, preds, sds, skip_steps: int, smooth_steps: int) -> dict:
@@ -893,8 +903,9 @@ def run_fit_delay(args) -> int:
                                   smooth_steps=args.smooth_steps, shared_noise=args.shared_noise,
                                   profile=args.profile, max_evaluations=max_evaluations,
                                   one_curve_hint=ONE_CURVE_HINT if auto is None else
-                                  "fit a second curve of another schedule as well (--law auto's folds on one curve "
-                                  "chose this law over the others, but those folds hold no other schedule)")
+                                  "fit as well a curve whose rate drops in another way (a step decay, a WSD "
+                                  "cooldown; a constant run tests no drop): --law auto's folds chose this law over "
+                                  "the others, but they hold no other drop")
         docs.append(doc)
         results.append((law, res, extra))
         print(format_rows(doc))
