@@ -28,19 +28,6 @@ import warnings
 import numpy as np
 
 
-def planted(law, theta, lr: np.ndarray, name: str, noise: float, seed: int, log_every: int = 10):
-    """(curve, noise-free loss): ``law``'s prediction with ``theta`` on the schedule ``lr`` (one value
-    per step), logged every ``log_every`` steps, plus Gaussian noise of standard deviation ``noise``."""
-    from sde_scales.fitting import LossCurve, ScheduleFeatures
-
-    steps = np.arange(log_every, lr.size, log_every)
-    base = LossCurve(steps, lr[steps], np.zeros(steps.size), name=name)
-    f = ScheduleFeatures.build(base, steps, lr_scale=float(lr.max()), bin_steps=4 * log_every)
-    clean = law.predict(np.asarray(theta, float), f)
-    rng = np.random.default_rng(seed)
-    return LossCurve(steps, lr[steps], clean + noise * rng.standard_normal(steps.size), name=name), clean
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=6, help="draws per planted law (default 6)")
@@ -53,6 +40,7 @@ def main(argv=None) -> int:
     from sde_scales import schedules
     from sde_scales.fitting import KernelLaw, MultiPowerLaw, fit
     from sde_scales.fitting.average import predict_any, predict_sd_any
+    from sde_scales.fitting.curves import planted_curve
     from sde_scales.fitting.fit import final_rows
     from sde_scales.fitting.report import fit_auto
 
@@ -80,11 +68,11 @@ def main(argv=None) -> int:
         for s in range(args.seeds):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # each fit's warnings are not what is measured here
-                fitted, _ = planted(law, theta, cos, "cosine", args.noise, 2 * s)
-                held, clean = planted(law, theta, wsd, "wsd", args.noise, 2 * s + 1)
+                fitted, _ = planted_curve(law, theta, cos, "cosine", noise=args.noise, seed=2 * s)
+                held, clean = planted_curve(law, theta, wsd, "wsd", noise=args.noise, seed=2 * s + 1)
                 fits = {"default kernel": fit(default, [fitted], skip_steps=500)}
                 for i, (k, sched) in enumerate(second.items()):
-                    other, _ = planted(law, theta, sched, k, args.noise, 1000 + 2 * s + i)
+                    other, _ = planted_curve(law, theta, sched, k, noise=args.noise, seed=1000 + 2 * s + i)
                     fits[f"default kernel, {k}"] = fit(default, [fitted, other], skip_steps=500)
                 if not args.no_auto:
                     choice, fits["--law auto"] = fit_auto([fitted], skip_steps=500, smooth_steps=1000,

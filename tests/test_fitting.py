@@ -29,6 +29,7 @@ from sde_scales.fitting import (
     shared_noise_offset,
     time_scale_profile,
 )
+from sde_scales.fitting.curves import planted_curve
 from sde_scales.fitting.fit import extrapolations, fastest_fall, schedule_reach
 from sde_scales.fitting.report import make_law
 from sde_scales.models.delay import SumOfExponentials, direct_convolution
@@ -40,12 +41,7 @@ needs_data = pytest.mark.skipif(not DATA.exists(), reason="../shared/data/loss_c
 
 def synthetic(law, theta, lr, name, noise=0.0, seed=0, log_every=10):
     """A curve whose loss is the law's own prediction (plus Gaussian noise), logged every k steps."""
-    steps = np.arange(log_every, lr.size, log_every)
-    base = LossCurve(steps, lr[steps], np.zeros(steps.size), name=name)
-    f = ScheduleFeatures.build(base, steps, lr_scale=1e-3, bin_steps=4 * log_every)
-    clean = law.predict(np.asarray(theta, float), f)
-    rng = np.random.default_rng(seed)
-    return LossCurve(steps, lr[steps], clean + noise * rng.standard_normal(steps.size), name=name), clean
+    return planted_curve(law, theta, lr, name, noise=noise, seed=seed, log_every=log_every)
 
 
 def schedules_5k():
@@ -1207,3 +1203,18 @@ def test_fit_delay_strict_exits_1_when_the_answer_cannot_be_taken_as_given(tmp_p
     assert checks["extrapolated"] == ["hot"]
     r, checks = run("--predict", str(paths["wsd"]), "--max-evaluations", "2")
     assert r.returncode == 1 and "stopped at its evaluation limit" in r.stdout and not checks["converged"]
+
+
+def test_planted_curve_refuses_what_it_cannot_plant():
+    """A negative or NaN noise, a logging interval that leaves fewer than two rows or is not whole,
+    and a schedule that is not one finite rate >= 0 per step are refused by name."""
+    law, theta, lr = KernelLaw("exp", "steps"), [2.5, 3.0, 0.5, 0.4, 2.5], schedules_5k()["cos"]
+    for kw, said in (({"noise": -0.1}, "noise=-0.1"), ({"noise": float("nan")}, "noise=nan"),
+                     ({"log_every": 3000}, "log_every=3000"), ({"log_every": 2.5}, "log_every=2.5")):
+        with pytest.raises(InvalidArgumentError, match=said):
+            planted_curve(law, theta, lr, "c", **kw)
+    for bad in (np.stack([lr, lr]), np.where(np.arange(lr.size) == 7, np.nan, lr), -lr):
+        with pytest.raises(InvalidArgumentError, match="one finite rate >= 0 per step"):
+            planted_curve(law, theta, bad, "c")
+    curve, clean = planted_curve(law, theta, lr, "c", noise=0.0, log_every=10)
+    assert np.array_equal(curve.loss, clean) and curve.step[0] == 10 and curve.step[-1] == 5000

@@ -39,7 +39,7 @@ from sde_scales.errors import DataFileError, InvalidArgumentError
 
 __all__ = ["COLUMN_ALIASES", "GAP_FACTOR", "MAX_STEP", "StepGapWarning", "LateStartWarning", "LossCurve",
            "ScheduleFeatures", "ScheduleSpec", "MIN_POINTS", "SCHEDULE_RTOL", "curve_name", "load_curve", "parse_columns",
-           "resolve_columns", "warmup_end"]
+           "planted_curve", "resolve_columns", "warmup_end"]
 
 #: A logged learning rate agrees with a stated schedule when they differ by at most this fraction
 #: of the peak: logs round to 4-6 significant digits (1e-4 of the peak at most), another schedule
@@ -1266,3 +1266,28 @@ class ScheduleSpec:
         if self.decay != "constant":
             lr[k > ke] = e
         return lr
+
+
+def planted_curve(law, theta, lr, name: str, *, noise: float = 0.0, seed: int = 0, log_every: int = 10,
+                  lr_scale: float = 1e-3) -> tuple[LossCurve, np.ndarray]:
+    r"""A curve of known truth: ``law``'s loss with parameters ``theta`` on the per-step schedule
+    ``lr`` (one rate per step), logged every ``log_every`` steps (from step ``log_every`` on), plus
+    Gaussian noise of standard deviation ``noise`` drawn from ``numpy.random.default_rng(seed)``.
+    Drops are binned over ``4 log_every`` steps, as a fit bins them by default. Returns (curve,
+    noise-free loss at its rows): what the tests and benchmarks fit to check a law against a
+    planted answer. ``lr_scale``: the rate unit the law's parameters are in."""
+    lr = np.asarray(lr, dtype=float)
+    if lr.ndim != 1 or not np.all(np.isfinite(lr)) or np.any(lr < 0):
+        raise InvalidArgumentError(f"planted_curve: the schedule must be one finite rate >= 0 per step (got shape "
+                                   f"{lr.shape}); give a 1-d array such as sde_scales.schedules.cosine(...)")
+    if not (np.isfinite(noise) and noise >= 0):
+        raise InvalidArgumentError(f"planted_curve: noise={noise}; give a finite standard deviation >= 0")
+    if not (int(log_every) == log_every and log_every >= 1 and lr.size > 2 * log_every):
+        raise InvalidArgumentError(f"planted_curve: log_every={log_every} for a schedule of {lr.size} steps; give a "
+                                   f"whole number >= 1 below half the schedule's length")
+    steps = np.arange(log_every, lr.size, log_every)
+    base = LossCurve(steps, lr[steps], np.zeros(steps.size), name=name)
+    f = ScheduleFeatures.build(base, steps, lr_scale=lr_scale, bin_steps=4 * log_every)
+    clean = law.predict(np.asarray(theta, float), f)
+    rng = np.random.default_rng(seed)
+    return LossCurve(steps, lr[steps], clean + noise * rng.standard_normal(steps.size), name=name), clean
