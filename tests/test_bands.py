@@ -363,7 +363,7 @@ def test_band_adds_the_miss_of_the_fitted_curves_where_the_law_fails_them():
         assert predict_sd(r, wsd)[1] == predict_sd(r, wsd, model=False)[1]
 
 
-def test_a_fit_to_one_curve_says_its_band_is_given_the_laws_form():
+def test_a_fit_to_one_drop_says_its_band_is_given_the_laws_form():
     """One fitted curve with a drop and a predicted run of another schedule: the note names that run
     (in the JSON's warnings), also where the other fitted curve is a constant run (no drop); not for
     a predicted run of the fitted schedule (fresh noise), not with two fitted drops, not where no
@@ -394,7 +394,7 @@ def test_a_fit_to_one_curve_says_its_band_is_given_the_laws_form():
         (note,) = notes(run_law(law, [const, cos], [wsd], **kw)[0])
         assert "only cos has a learning-rate drop" in note and "the bands of wsd are" in note
         assert not notes(run_law(law, [const], [wsd], **kw)[0])
-        assert not notes(run_law(law, [cos], [wsd], one_curve_hint=None, **kw)[0])
+        assert not notes(run_law(law, [cos], [wsd], one_drop_hint=None, **kw)[0])
         avg = AveragedFit(("a", "b"), (one[1], fit(MomentumLaw(), [cos], skip_steps=200)))
         doc = run_average(avg, [cos], [wsd], skip_steps=200, smooth_steps=500)[0]
     assert not notes(doc) and not any(notes(m) for m in doc["members"])

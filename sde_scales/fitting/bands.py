@@ -26,7 +26,7 @@ What the band is not
     quadrature (:func:`~sde_scales.fitting.fit.model_error`). A law that follows its fitted curves
     and still mispredicts another schedule is beyond what any band from those curves can show; fitted
     curves that hold one learning-rate drop, which test the law's form against no other schedule's,
-    say so when another schedule is predicted (:func:`~sde_scales.fitting.report.one_curve_note`).
+    say so when another schedule is predicted (:func:`~sde_scales.fitting.report.one_drop_note`).
 
 Where there is no band
     * The band is conditional on the parameters on a bound (their uncertainty is not in it; the

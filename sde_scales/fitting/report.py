@@ -24,9 +24,9 @@ from sde_scales.fitting.fit import (DEPTH_MARGIN, SMOOTH_FRACTION, SMOOTH_STEPS,
                                    shared_noise_offset, time_scale_profile)
 from sde_scales.fitting.laws import KernelLaw, Law, MomentumLaw, MultiPowerLaw
 
-__all__ = ["AutoChoiceWarning", "ONE_CURVE_HINT", "band_summary", "choose_law", "chosen_law", "fit_auto",
-           "fit_members", "make_law", "one_curve_note", "paired_comparisons", "run_average", "run_law", "run_fit_delay",
-           "undecided_predictions"]
+__all__ = ["AUTO_DROP_HINT", "AutoChoiceWarning", "ONE_DROP_HINT", "SECOND_DROP", "band_summary", "choose_law",
+           "chosen_law", "fit_auto", "fit_members", "make_law", "one_drop_note", "paired_comparisons", "run_average",
+           "run_law", "run_fit_delay", "undecided_predictions"]
 
 
 class AutoChoiceWarning(UserWarning):
@@ -63,10 +63,14 @@ DECIDE_LEVEL = 0.95
 TIE_RTOL = 1e-6
 
 
-#: What the note of a fit to one drop advises (:func:`one_curve_note`), for one law asked for by name.
-ONE_CURVE_HINT = ("fit as well a curve whose rate drops in another way (a step decay, a WSD cooldown; a constant run "
-                  "tests no drop); --law auto's band also holds the candidate laws' disagreement (wider, though its "
-                  "mean of the laws may miss by more than one law)")
+#: The remedy the note of a fit to one drop names (:func:`one_drop_note`), measured in ``benchmarks/RESULTS.md``.
+SECOND_DROP = ("fit as well a curve whose rate drops in another way (a step decay, a WSD cooldown; a constant run "
+               "tests no drop)")
+#: What that note advises for one law asked for by name.
+ONE_DROP_HINT = (f"{SECOND_DROP}; --law auto's band also holds the candidate laws' disagreement (wider, though its mean "
+                 f"of the laws may miss by more than one law)")
+#: What it advises for the law a ``--law auto`` decided on.
+AUTO_DROP_HINT = f"{SECOND_DROP}: --law auto's folds chose this law over the others, but they hold no other drop"
 
 
 def _validation_folds(fit_curves: list[LossCurve]) -> tuple[str, list]:
@@ -376,11 +380,11 @@ def make_law(name: str, kernel: str = "nonparametric", time: str = "steps", leve
 def run_law(law: Law, fit_curves: list[LossCurve], predict_curves: list[LossCurve], *, skip_steps: int,
             smooth_steps: int, shared_noise: bool, profile: bool,
             result: FitResult | None = None, max_evaluations: int | None = None,
-            one_curve_hint: str | None = ONE_CURVE_HINT) -> tuple[dict, FitResult, dict]:
+            one_drop_hint: str | None = ONE_DROP_HINT) -> tuple[dict, FitResult, dict]:
     """Fit one law and score it; returns (JSON document, fit result, predictions by curve name).
     ``result``: the law's fit to ``fit_curves`` made already (by :func:`fit_members`), scored as it
-    is, its warnings those it kept. ``one_curve_hint``: what the note of a fit to one curve
-    (:func:`one_curve_note`) advises; None: no such note (a member of an average, whose band
+    is, its warnings those it kept. ``one_drop_hint``: what the note of a fit whose curves hold
+    one learning-rate drop (:func:`one_drop_note`) advises; None: no such note (a member of an average, whose band
     holds the laws' disagreement)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -441,7 +445,7 @@ def run_law(law: Law, fit_curves: list[LossCurve], predict_curves: list[LossCurv
                      f"RMSE there measures the window as much as the law (most often the first half window after "
                      f"--skip-steps, whose average reaches into the steep start); give a shorter --smooth-steps or a "
                      f"--skip-steps half a window later, or judge by rmse_raw")
-    if one_curve_hint is not None and (note := one_curve_note(law.label, fit_curves, predict_curves, one_curve_hint)):
+    if one_drop_hint is not None and (note := one_drop_note(law.label, fit_curves, predict_curves, one_drop_hint)):
         notes.append(note)
     wide = long_window_curves(fit_curves + predict_curves, smooth_steps)
     if wide:
@@ -482,8 +486,8 @@ def run_law(law: Law, fit_curves: list[LossCurve], predict_curves: list[LossCurv
                       "sd_final": {k: v[1] for k, v in sds.items()}, "offset": offsets}
 
 
-def one_curve_note(label: str, fit_curves: list[LossCurve], predict_curves: list[LossCurve],
-                   hint: str = ONE_CURVE_HINT) -> str | None:
+def one_drop_note(label: str, fit_curves: list[LossCurve], predict_curves: list[LossCurve],
+                   hint: str = ONE_DROP_HINT) -> str | None:
     """The note on a law whose fitted curves hold one learning-rate drop, predicting curves of
     another schedule; None where two or more fitted curves drop, where none does (the fit's own
     warnings then say that the drop response is not determined), or where every predicted curve
@@ -536,7 +540,7 @@ def run_average(avg: AveragedFit, fit_curves: list[LossCurve], predict_curves: l
     mean and its band are formed from the laws' predictions and bands as :func:`run_law` computed
     them (:func:`~sde_scales.fitting.average.mixture_band`), not predicted again."""
     done = [run_law(r.law, fit_curves, predict_curves, skip_steps=skip_steps, smooth_steps=smooth_steps,
-                    shared_noise=False, profile=False, result=r, one_curve_hint=None) for r in avg.results]
+                    shared_noise=False, profile=False, result=r, one_drop_hint=None) for r in avg.results]
     members, extras = [d[0] for d in done], [d[2] for d in done]
     preds, sds = {}, {}
     for c in fit_curves + predict_curves:
@@ -902,10 +906,7 @@ def run_fit_delay(args) -> int:
         doc, res, extra = run_law(law, fit_curves, predict_curves, skip_steps=args.skip_steps,
                                   smooth_steps=args.smooth_steps, shared_noise=args.shared_noise,
                                   profile=args.profile, max_evaluations=max_evaluations,
-                                  one_curve_hint=ONE_CURVE_HINT if auto is None else
-                                  "fit as well a curve whose rate drops in another way (a step decay, a WSD "
-                                  "cooldown; a constant run tests no drop): --law auto's folds chose this law over "
-                                  "the others, but they hold no other drop")
+                                  one_drop_hint=ONE_DROP_HINT if auto is None else AUTO_DROP_HINT)
         docs.append(doc)
         results.append((law, res, extra))
         print(format_rows(doc))
