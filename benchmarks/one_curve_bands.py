@@ -1,7 +1,9 @@
 """Bands of predictions from one fitted curve, when the law's form is not the curve's.
 
 A loss curve is planted from a known law (the multi-power law, the exponential kernel in
-learning-rate area, the power-law kernel in steps) on a 20,000-step cosine schedule, with white
+learning-rate area, the power-law kernel in steps, and one that is none of the toolkit's laws: the
+last-iterate bound of SGD on a convex Lipschitz problem, see :func:`convex_bound`) on a 20,000-step
+cosine schedule, with white
 noise of standard deviation ``--noise`` logged every 10 steps; a WSD run (20% linear cooldown)
 is planted the same way with fresh noise. For each of ``--seeds`` draws, the cosine alone is
 fitted by the default law (the non-parametric kernel in steps) and by ``--law auto``, the WSD run
@@ -18,6 +20,7 @@ given the law's form, which one curve does not test).
 
     python benchmarks/one_curve_bands.py              # about 10 minutes on 2 cores (20 with --seeds 12)
     python benchmarks/one_curve_bands.py --no-auto    # about 2 minutes
+    python benchmarks/one_curve_bands.py --laws convex # the law outside the toolkit's only
 """
 
 from __future__ import annotations
@@ -27,6 +30,32 @@ import warnings
 
 import numpy as np
 
+LAWS = ("mpl", "exp-area", "power-steps", "convex")
+
+
+def convex_bound(lr, steps, r):
+    r"""The last-iterate bound of SGD with step sizes :math:`\eta_1..\eta_t` on a convex
+    G-Lipschitz problem whose start is a distance D from a minimiser (the form of Defazio et al.
+    2023 that Schaipp et al. 2025 compare with language-model loss curves), in units
+    :math:`G^2 \eta_{peak} = 1`:
+
+    .. math::
+        \Omega_t = \frac{r + \sum_{s \le t} s_s^2}{2 \sum_{s \le t} s_s}
+        + \frac12 \sum_{k=1}^{t-1} \frac{s_k}{\sum_{j=k+1}^{t} s_j}
+          \frac{\sum_{j=k}^{t} s_j^2}{\sum_{j=k}^{t} s_j},
+
+    with :math:`s = \eta / \eta_{peak}` and :math:`r = D^2 / (G^2 \eta_{peak}^2)`. The loss
+    logged at step t is after t updates, with rates ``lr[0..t-1]``; updates with rate 0 leave the
+    iterate where it was, so they are left out. Not a law the toolkit fits: a planted truth of
+    another form. O(t) per logged step."""
+    s = np.asarray(lr, float) / np.max(lr)
+    out = np.empty(len(steps))
+    for i, t in enumerate(steps):
+        u = s[:t][s[:t] > 0]
+        c, q = np.cumsum(u[::-1])[::-1], np.cumsum((u * u)[::-1])[::-1]  # sums from k to t
+        out[i] = (r + q[0]) / (2 * c[0]) + 0.5 * np.sum(u[:-1] / c[1:] * q[:-1] / c[:-1])
+    return out
+
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -34,23 +63,43 @@ def main(argv=None) -> int:
     ap.add_argument("--noise", type=float, default=0.01, help="standard deviation of the planted noise (default 0.01)")
     ap.add_argument("--workers", type=int, default=2, help="processes for --law auto's fits (default 2)")
     ap.add_argument("--no-auto", action="store_true", help="leave out --law auto (its fits are most of the time)")
+    ap.add_argument("--laws", default=",".join(LAWS),
+                    help=f"planted laws, comma-separated, from {','.join(LAWS)} (default: all)")
     args = ap.parse_args(argv)
     if args.seeds < 1 or not args.noise > 0 or args.workers < 1:
         ap.error("give --seeds >= 1, --noise > 0 and --workers >= 1")
+    chosen = [x.strip() for x in args.laws.split(",") if x.strip()]
+    if not chosen or any(x not in LAWS for x in chosen):
+        ap.error(f"--laws {args.laws!r}: give names from {','.join(LAWS)}")
     from sde_scales import schedules
     from sde_scales.fitting import KernelLaw, MultiPowerLaw, fit
     from sde_scales.fitting.average import predict_any, predict_sd_any
-    from sde_scales.fitting.curves import planted_curve
+    from sde_scales.fitting.curves import LossCurve, planted_curve
     from sde_scales.fitting.fit import final_rows
     from sde_scales.fitting.report import fit_auto
 
-    truths = {  # (L0, A, alpha, B, drop parameters): loss 3 + 2 S^-0.5, drops of amplitude 0.4
-        "multi-power law": (MultiPowerLaw(), [3.0, 2.0, 0.5, 0.4, 2.0, 0.6, 0.5]),
-        "exp kernel in area": (KernelLaw("exp", "area"), [3.0, 2.0, 0.5, 0.4, np.log10(0.3)]),
-        "power kernel in steps": (KernelLaw("power", "steps"), [3.0, 2.0, 0.5, 0.4, np.log10(300.0), 1.5]),
-    }
     n, peak = 20001, 1e-3
     cos = schedules.cosine(n, peak, final_fraction=0.1, warmup_steps=200)
+
+    def law_truth(law, theta):
+        return lambda lr, name, seed: planted_curve(law, theta, lr, name, noise=args.noise, seed=seed)
+
+    def convex_truth(lr, name, seed):
+        # r = D^2 / (G^2 eta_peak^2) = 1e5, and a scale that makes a constant run fall by 0.6 from
+        # step 1,000 to its end: the bound's shape, not fitted to any data
+        steps = np.arange(10, n, 10)
+        const = convex_bound(schedules.constant(n, peak, warmup_steps=200), [1000, n - 1], 1e5)
+        clean = 3.0 + 0.6 / (const[0] - const[1]) * convex_bound(lr, steps, 1e5)
+        loss = clean + args.noise * np.random.default_rng(seed).standard_normal(steps.size)
+        return LossCurve(steps, lr[steps], loss, name=name), clean
+
+    truths = {  # (L0, A, alpha, B, drop parameters): loss 3 + 2 S^-0.5, drops of amplitude 0.4
+        "mpl": ("multi-power law", law_truth(MultiPowerLaw(), [3.0, 2.0, 0.5, 0.4, 2.0, 0.6, 0.5])),
+        "exp-area": ("exp kernel in area", law_truth(KernelLaw("exp", "area"), [3.0, 2.0, 0.5, 0.4, np.log10(0.3)])),
+        "power-steps": ("power kernel in steps",
+                        law_truth(KernelLaw("power", "steps"), [3.0, 2.0, 0.5, 0.4, np.log10(300.0), 1.5])),
+        "convex": ("convex bound (no law's form)", convex_truth),
+    }
     wsd = schedules.wsd(n, peak, fraction=0.2, warmup_steps=200)
     # the remedy the note names, a second fitted curve of another schedule: a constant run, or a
     # step decay (x0.3 at 60% and at 80% of the run), each planted with noise of its own
@@ -58,21 +107,22 @@ def main(argv=None) -> int:
               "+ step decay": schedules.step(n, peak, [12000, 16000], factor=0.3, warmup_steps=200)}
     print(f"a 20,000-step cosine fitted (alone, or with a second run), a 20% WSD run predicted; noise {args.noise}, "
           f"{args.seeds} draws each")
-    print(f"{'planted law':22s} {'fitted':28s} {'RMS final err':>13s} {'RMS z':>7s} {'max |z|':>8s} {'mean sd':>8s}  "
+    print(f"{'planted law':28s} {'fitted':28s} {'RMS final err':>13s} {'RMS z':>7s} {'max |z|':>8s} {'mean sd':>8s}  "
           f"auto's folds")
     default = KernelLaw("nonparametric", "steps")
-    for label, (law, theta) in truths.items():
+    for planted in chosen:
+        label, plant = truths[planted]
         out = {"default kernel": []} | ({} if args.no_auto else {"--law auto": []})
         out |= {f"default kernel, {k}": [] for k in second}
         decided = 0
         for s in range(args.seeds):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # each fit's warnings are not what is measured here
-                fitted, _ = planted_curve(law, theta, cos, "cosine", noise=args.noise, seed=2 * s)
-                held, clean = planted_curve(law, theta, wsd, "wsd", noise=args.noise, seed=2 * s + 1)
+                fitted, _ = plant(cos, "cosine", 2 * s)
+                held, clean = plant(wsd, "wsd", 2 * s + 1)
                 fits = {"default kernel": fit(default, [fitted], skip_steps=500)}
                 for i, (k, sched) in enumerate(second.items()):
-                    other, _ = planted_curve(law, theta, sched, k, noise=args.noise, seed=1000 + 2 * s + i)
+                    other, _ = plant(sched, k, 1000 + 2 * s + i)
                     fits[f"default kernel, {k}"] = fit(default, [fitted, other], skip_steps=500)
                 if not args.no_auto:
                     choice, fits["--law auto"] = fit_auto([fitted], skip_steps=500, smooth_steps=1000,
@@ -86,7 +136,7 @@ def main(argv=None) -> int:
         for key, v in out.items():
             e, z, sd = np.array(v).T
             folds = f"decided in {decided} of {args.seeds}" if key == "--law auto" else ""
-            print(f"{label:22s} {key:28s} {np.sqrt(np.mean(e**2)):13.4f} {np.sqrt(np.mean(z**2)):7.2f} "
+            print(f"{label:28s} {key:28s} {np.sqrt(np.mean(e**2)):13.4f} {np.sqrt(np.mean(z**2)):7.2f} "
                   f"{np.max(np.abs(z)):8.1f} {np.mean(sd):8.4f}  {folds}")
     return 0
 
