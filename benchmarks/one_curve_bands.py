@@ -18,8 +18,8 @@ another schedule (a constant rate; a step decay), the remedy the note advises.
 This is the measurement behind the note ``fit-delay`` prints on a fit to one curve (the band is
 given the law's form, which one curve does not test).
 
-    python benchmarks/one_curve_bands.py              # about 10 minutes on 2 cores (20 with --seeds 12)
-    python benchmarks/one_curve_bands.py --no-auto    # about 2 minutes
+    python benchmarks/one_curve_bands.py              # about 14 minutes on 2 cores (27 with --seeds 12)
+    python benchmarks/one_curve_bands.py --no-auto    # under a minute
     python benchmarks/one_curve_bands.py --laws convex # the law outside the toolkit's only
 """
 
