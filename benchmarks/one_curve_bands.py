@@ -13,7 +13,9 @@ the predicted final loss's standard deviation (``predict_sd``): about 1 where th
 calibrated, far above it where it is too narrow; the mean standard deviation; and in how many draws
 ``--law auto``'s folds decided its choice (where they do not, it predicts with the mean of the
 laws they do not separate). Two more rows fit the cosine together with a second planted run of
-another schedule (a constant rate; a step decay), the remedy the note advises.
+another schedule (a constant rate; a step decay), the remedy the note advises. ``--spread`` adds
+one more: the default kernel's mean with its band widened by the RMS distance of ``--law auto``'s
+nine candidate laws' predicted final losses (each law fitted to the cosine alone) from its own.
 
 This is the measurement behind the note ``fit-delay`` prints on a fit to one curve (the band is
 given the law's form, which one curve does not test).
@@ -21,6 +23,7 @@ given the law's form, which one curve does not test).
     python benchmarks/one_curve_bands.py              # about 14 minutes on 2 cores (27 with --seeds 12)
     python benchmarks/one_curve_bands.py --no-auto    # under a minute
     python benchmarks/one_curve_bands.py --laws convex # the law outside the toolkit's only
+    python benchmarks/one_curve_bands.py --no-auto --spread  # about 7 minutes with --seeds 12
 """
 
 from __future__ import annotations
@@ -63,6 +66,9 @@ def main(argv=None) -> int:
     ap.add_argument("--noise", type=float, default=0.01, help="standard deviation of the planted noise (default 0.01)")
     ap.add_argument("--workers", type=int, default=2, help="processes for --law auto's fits (default 2)")
     ap.add_argument("--no-auto", action="store_true", help="leave out --law auto (its fits are most of the time)")
+    ap.add_argument("--spread", action="store_true",
+                    help="add a row: the default kernel's mean with a band widened by the spread of --law auto's "
+                         "candidate laws (each fitted to the cosine alone) about it")
     ap.add_argument("--laws", default=",".join(LAWS),
                     help=f"planted laws, comma-separated, from {','.join(LAWS)} (default: all)")
     args = ap.parse_args(argv)
@@ -76,7 +82,7 @@ def main(argv=None) -> int:
     from sde_scales.fitting.average import predict_any, predict_sd_any
     from sde_scales.fitting.curves import LossCurve, planted_curve
     from sde_scales.fitting.fit import final_rows
-    from sde_scales.fitting.report import fit_auto
+    from sde_scales.fitting.report import AUTO_CANDIDATES, fit_auto, make_law
 
     n, peak = 20001, 1e-3
     cos = schedules.cosine(n, peak, final_fraction=0.1, warmup_steps=200)
@@ -107,13 +113,16 @@ def main(argv=None) -> int:
               "+ step decay": schedules.step(n, peak, [12000, 16000], factor=0.3, warmup_steps=200)}
     print(f"a 20,000-step cosine fitted (alone, or with a second run), a 20% WSD run predicted; noise {args.noise}, "
           f"{args.seeds} draws each")
-    print(f"{'planted law':28s} {'fitted':28s} {'RMS final err':>13s} {'RMS z':>7s} {'max |z|':>8s} {'mean sd':>8s}  "
+    print(f"{'planted law':28s} {'fitted':30s} {'RMS final err':>13s} {'RMS z':>7s} {'max |z|':>8s} {'mean sd':>8s}  "
           f"auto's folds")
     default = KernelLaw("nonparametric", "steps")
     for planted in chosen:
         label, plant = truths[planted]
         out = {"default kernel": []} | ({} if args.no_auto else {"--law auto": []})
         out |= {f"default kernel, {k}": [] for k in second}
+        spread_key = "default kernel, + laws' spread"
+        if args.spread:
+            out[spread_key] = []
         decided = 0
         for s in range(args.seeds):
             with warnings.catch_warnings():
@@ -133,10 +142,18 @@ def main(argv=None) -> int:
                     p, sd = predict_any(r, held), predict_sd_any(r, held)[1]
                     err = float(p[-m:].mean() - clean[-m:].mean())
                     out[key].append((err, err / sd, sd))
+                if args.spread:  # RMS distance of the candidates' final losses from the default's
+                    base = float(predict_any(fits["default kernel"], held)[-m:].mean())
+                    finals = [predict_any(fit(make_law(*c) if c[0] == "kernel" else make_law(c[0]), [fitted],
+                                              skip_steps=500), held)[-m:].mean() for c in AUTO_CANDIDATES]
+                    sd = float(np.hypot(predict_sd_any(fits["default kernel"], held)[1],
+                                        np.sqrt(np.mean((np.array(finals) - base) ** 2))))
+                    err = base - float(clean[-m:].mean())
+                    out[spread_key].append((err, err / sd, sd))
         for key, v in out.items():
             e, z, sd = np.array(v).T
             folds = f"decided in {decided} of {args.seeds}" if key == "--law auto" else ""
-            print(f"{label:28s} {key:28s} {np.sqrt(np.mean(e**2)):13.4f} {np.sqrt(np.mean(z**2)):7.2f} "
+            print(f"{label:28s} {key:30s} {np.sqrt(np.mean(e**2)):13.4f} {np.sqrt(np.mean(z**2)):7.2f} "
                   f"{np.max(np.abs(z)):8.1f} {np.mean(sd):8.4f}  {folds}")
     return 0
 
