@@ -23,7 +23,7 @@ given the law's form, which one curve does not test).
     python benchmarks/one_curve_bands.py              # about 14 minutes on 2 cores (27 with --seeds 12)
     python benchmarks/one_curve_bands.py --no-auto    # under a minute
     python benchmarks/one_curve_bands.py --laws convex # the law outside the toolkit's only
-    python benchmarks/one_curve_bands.py --no-auto --spread  # about 7 minutes with --seeds 12
+    python benchmarks/one_curve_bands.py --no-auto --spread  # about 4 minutes with --seeds 12
 """
 
 from __future__ import annotations
@@ -50,8 +50,21 @@ def convex_bound(lr, steps, r):
     with :math:`s = \eta / \eta_{peak}` and :math:`r = D^2 / (G^2 \eta_{peak}^2)`. The loss
     logged at step t is after t updates, with rates ``lr[0..t-1]``; updates with rate 0 leave the
     iterate where it was, so they are left out. Not a law the toolkit fits: a planted truth of
-    another form. O(t) per logged step."""
-    s = np.asarray(lr, float) / np.max(lr)
+    another form. O(t) per logged step.
+
+    Refused (ValueError): rates that are not finite and >= 0, ``r`` not finite and >= 0, and a
+    step that is not in 1..len(lr) or has no positive rate before it (no iterate has moved)."""
+    s = np.asarray(lr, float)
+    steps = np.asarray(steps)
+    if s.ndim != 1 or not np.all(np.isfinite(s)) or np.any(s < 0) or not np.any(s > 0):
+        raise ValueError("convex_bound: give one finite rate >= 0 per step, some of them > 0")
+    if not (np.isfinite(r) and r >= 0):
+        raise ValueError(f"convex_bound: r={r}; give a finite r >= 0")
+    first = int(np.flatnonzero(s > 0)[0]) + 1  # the first step after which an iterate has moved
+    if steps.size and (steps.min() < first or steps.max() > s.size):
+        raise ValueError(f"convex_bound: steps from {steps.min()} to {steps.max()}; give steps in {first}..{s.size} "
+                         f"(after the first update at a rate > 0, within the schedule)")
+    s = s / s.max()
     out = np.empty(len(steps))
     for i, t in enumerate(steps):
         u = s[:t][s[:t] > 0]
@@ -90,12 +103,14 @@ def main(argv=None) -> int:
     def law_truth(law, theta):
         return lambda lr, name, seed: planted_curve(law, theta, lr, name, noise=args.noise, seed=seed)
 
+    # r = D^2 / (G^2 eta_peak^2) = 1e5, and a scale that makes a constant run fall by 0.6 from
+    # step 1,000 to its end: the bound's shape, not fitted to any data
+    const = convex_bound(schedules.constant(n, peak, warmup_steps=200), [1000, n - 1], 1e5)
+    convex_scale = 0.6 / (const[0] - const[1])
+
     def convex_truth(lr, name, seed):
-        # r = D^2 / (G^2 eta_peak^2) = 1e5, and a scale that makes a constant run fall by 0.6 from
-        # step 1,000 to its end: the bound's shape, not fitted to any data
         steps = np.arange(10, n, 10)
-        const = convex_bound(schedules.constant(n, peak, warmup_steps=200), [1000, n - 1], 1e5)
-        clean = 3.0 + 0.6 / (const[0] - const[1]) * convex_bound(lr, steps, 1e5)
+        clean = 3.0 + convex_scale * convex_bound(lr, steps, 1e5)
         loss = clean + args.noise * np.random.default_rng(seed).standard_normal(steps.size)
         return LossCurve(steps, lr[steps], loss, name=name), clean
 
@@ -116,6 +131,7 @@ def main(argv=None) -> int:
     print(f"{'planted law':28s} {'fitted':30s} {'RMS final err':>13s} {'RMS z':>7s} {'max |z|':>8s} {'mean sd':>8s}  "
           f"auto's folds")
     default = KernelLaw("nonparametric", "steps")
+    candidates = [make_law(*c) if c[0] == "kernel" else make_law(c[0]) for c in AUTO_CANDIDATES]
     for planted in chosen:
         label, plant = truths[planted]
         out = {"default kernel": []} | ({} if args.no_auto else {"--law auto": []})
@@ -144,8 +160,8 @@ def main(argv=None) -> int:
                     out[key].append((err, err / sd, sd))
                 if args.spread:  # RMS distance of the candidates' final losses from the default's
                     base = float(predict_any(fits["default kernel"], held)[-m:].mean())
-                    finals = [predict_any(fit(make_law(*c) if c[0] == "kernel" else make_law(c[0]), [fitted],
-                                              skip_steps=500), held)[-m:].mean() for c in AUTO_CANDIDATES]
+                    finals = [predict_any(fits["default kernel"] if law == default else
+                                          fit(law, [fitted], skip_steps=500), held)[-m:].mean() for law in candidates]
                     sd = float(np.hypot(predict_sd_any(fits["default kernel"], held)[1],
                                         np.sqrt(np.mean((np.array(finals) - base) ** 2))))
                     err = base - float(clean[-m:].mean())

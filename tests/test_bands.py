@@ -429,3 +429,10 @@ def test_the_convex_bound_planted_by_the_band_benchmark_is_its_formula():
         assert cb(lr, [t], 5.0)[0] == pytest.approx(direct, rel=1e-12)
     paused = np.concatenate([lr, np.zeros(4)])
     assert cb(paused, [34], 5.0)[0] == pytest.approx(cb(lr, [30], 5.0)[0], rel=1e-12)
+    # what it cannot plant is refused, never truncated or divided by zero
+    for bad_lr, steps, r in ((np.zeros(30), [5], 5.0), (np.where(np.arange(30) == 3, np.nan, lr), [5], 5.0),
+                             (-lr, [5], 5.0), (lr, [5], -1.0), (lr, [5], np.inf), (lr, [31], 5.0), (lr, [0], 5.0),
+                             (np.concatenate([np.zeros(3), lr]), [3], 5.0)):
+        with pytest.raises(ValueError, match="convex_bound"):
+            cb(bad_lr, steps, r)
+    assert np.isfinite(cb(np.concatenate([np.zeros(3), lr]), [4], 5.0)[0])

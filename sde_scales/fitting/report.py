@@ -500,9 +500,9 @@ def one_drop_note(label: str, fit_curves: list[LossCurve], predict_curves: list[
     (plus its miss of the fitted curves where it misses them). One drop cannot test that form
     against another schedule's: a law of another form may follow it as closely and predict the other
     schedule differently, by more than the band. Measured by ``benchmarks/one_curve_bands.py``
-    (``benchmarks/RESULTS.md``, "Bands from one fitted curve"): curves planted from three laws, a
-    cosine fitted by the default kernel, alone or with a constant run or a step decay, a WSD run
-    predicted.
+    (``benchmarks/RESULTS.md``, "Bands from one fitted curve" and the section after it): curves
+    planted from three laws and from a form that is none of them, a cosine fitted by the default
+    kernel, alone or with a constant run or a step decay, a WSD run predicted.
     """
     dropping = [c for c in fit_curves if schedule_reach(c)[0] > DEPTH_MARGIN]
     if len(dropping) != 1 or not predict_curves:
