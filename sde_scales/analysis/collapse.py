@@ -48,7 +48,7 @@ import pandas as pd
 from scipy import optimize
 
 from sde_scales import seeds
-from sde_scales.analysis.grid import loss_table, seed_matrix
+from sde_scales.analysis.grid import loss_table, require_runs, seed_matrix
 from sde_scales.errors import InvalidArgumentError
 from sde_scales.rates import MIN_REPLICAS, Verdict
 
@@ -101,6 +101,7 @@ def curves_from_store(runs: pd.DataFrame, traj: pd.DataFrame, metric: str = "eva
     """Curves per width from a run store (finished runs only; seeds aligned on their common steps).
 
     Returns the curves and ``{width: number of diverged runs left out}``."""
+    require_runs(runs, traj, metric)
     r = runs.copy()
     for col, val in (("param", param), ("schedule", schedule), ("lr_width", lr_width)):
         if val is not None:

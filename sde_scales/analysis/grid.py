@@ -22,8 +22,23 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["diverged_counts", "eta_star", "loss_ratio", "loss_table", "seed_fluctuation", "seed_matrix",
-           "settle_step", "transfer_curves"]
+from sde_scales.errors import InvalidArgumentError
+
+__all__ = ["diverged_counts", "eta_star", "loss_ratio", "loss_table", "require_runs", "seed_fluctuation",
+           "seed_matrix", "settle_step", "transfer_curves"]
+
+
+def require_runs(runs: pd.DataFrame, traj: pd.DataFrame | None = None, metric: str | None = None) -> None:
+    """Refuse, by name, a runs table with no runs, and a trajectory table without ``metric``.
+
+    An empty store (a mistyped path: ``RunStore`` creates the folders it is given) or a misspelt
+    metric would otherwise give empty analyses, or a ``KeyError`` from pandas."""
+    if runs.empty or "run_id" not in runs.columns:
+        raise InvalidArgumentError("the runs table is empty: the store holds no finished runs (check its path; "
+                                   "`sde-scales sweep --out PATH` trains runs into one)")
+    if traj is not None and metric is not None and not (traj.metric == metric).any():
+        have = sorted(m for m in traj.metric.unique() if m != "w")
+        raise InvalidArgumentError(f"metric {metric!r} is not in the store's trajectories; it has {have}")
 
 
 def loss_table(runs: pd.DataFrame, traj: pd.DataFrame, metric: str = "train_loss",
@@ -32,6 +47,7 @@ def loss_table(runs: pd.DataFrame, traj: pd.DataFrame, metric: str = "train_loss
     (count them with :func:`diverged_counts`); ``"inf"`` keeps them with an infinite loss."""
     if diverged not in ("exclude", "inf"):
         raise ValueError(f"diverged={diverged!r}; use 'exclude' or 'inf'")
+    require_runs(runs, traj, metric)
     t = traj[(traj.metric == metric) & (traj.layer == -1)][["run_id", "step", "epoch", "value"]]
     t = t.merge(runs[["run_id", "param", "width", "lr", "seed", "status"]], on="run_id")
     if diverged == "exclude":
@@ -50,6 +66,7 @@ def seed_matrix(table: pd.DataFrame, run_ids) -> tuple[np.ndarray, np.ndarray, l
 
 def diverged_counts(runs: pd.DataFrame) -> pd.DataFrame:
     """Diverged runs per (param, width): ``n_diverged`` and the learning rates they had."""
+    require_runs(runs)
     d = runs[runs.status != "finished"]
     g = d.groupby(["param", "width"])
     out = g.size().rename("n_diverged").to_frame()
@@ -107,6 +124,7 @@ def seed_fluctuation(runs, traj, lr: float, step: int | None = None) -> dict:
     """At one learning rate: per width, over seeds, the final train loss (macro) and the
     displacement of the first logged hidden-layer weight coordinate (micro). Returns
     ``{"widths": [...], "macro": [arrays], "micro": [arrays]}`` for ``sde_scales.rates``."""
+    require_runs(runs, traj, "train_loss")
     sel = runs[np.isclose(runs.lr, lr) & (runs.status == "finished")]
     widths = sorted(sel.width.unique())
     macro, micro = [], []

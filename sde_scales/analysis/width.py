@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize
 
+from sde_scales.analysis.grid import require_runs
 from sde_scales.errors import InvalidArgumentError
 from sde_scales.parametrization import by_name
 
@@ -94,8 +95,7 @@ class WidthSamples:
 
 
 def _select(runs: pd.DataFrame, param: str, lr: float | None) -> tuple[pd.DataFrame, float]:
-    if runs.empty:
-        raise InvalidArgumentError("the run store has no runs; train some with `sde-scales sweep` first")
+    require_runs(runs)
     sel = runs[runs.param == param]
     if sel.empty:
         raise InvalidArgumentError(f"no runs with param={param!r} in the store (it has {sorted(runs.param.unique())})")
@@ -242,6 +242,7 @@ def optimum_shift_samples(runs: pd.DataFrame, traj: pd.DataFrame, *, param: str 
     and the end) and seed. Only widths where every learning rate has the same finished seeds are
     kept; diverged runs count as an infinite loss at both times (a learning rate that diverges for a
     seed is not that seed's optimum). Returns ``{"widths", "lrs", "samples", "steps"}``."""
+    require_runs(runs, traj, metric)
     sel = runs[runs.param == param]
     if sel.empty:
         raise InvalidArgumentError(f"no runs with param={param!r} in the store")
