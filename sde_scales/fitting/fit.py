@@ -985,7 +985,7 @@ def predict(result: FitResult, curve: LossCurve, rows: np.ndarray | None = None)
     for msg in extrapolations(result, curve):
         warnings.warn(msg, PeakLRWarning, stacklevel=2)
     f = ScheduleFeatures.build(curve, curve.step[rows], result.lr_scale,
-                               bin_steps=curve.drop_bin_steps(result.bin_steps_factor))
+                               bin_steps=curve.drop_bin_steps(result.bin_steps_factor), from_step=result.skip_steps)
     return result.law.predict(result.theta, f)
 
 
@@ -1073,7 +1073,7 @@ def predict_sd(result: FitResult, curve: LossCurve, model: bool = True) -> tuple
     if cov is None:
         raise InvalidArgumentError("this FitResult has no covariance (it was not made by fit()); refit it")
     f = ScheduleFeatures.build(curve, curve.step, result.lr_scale,
-                               bin_steps=curve.drop_bin_steps(result.bin_steps_factor))
+                               bin_steps=curve.drop_bin_steps(result.bin_steps_factor), from_step=result.skip_steps)
     with one_blas_thread():  # as in fit(): the same band whatever the thread count
         G = law_gradient(result.law, result.theta, f, cov.lo, cov.hi)
         n_last = final_rows(curve.step.size)
