@@ -250,7 +250,14 @@ def _estimate(x, samples, log_values, reading, confidence, n_resamples, seed, va
     logx = np.log(x)
     idx = [np.arange(s.shape[-1]) for s in samples]
     point = _fit_stats(logx, log_values(*idx))
-    lo, hi = _bootstrap(idx, lambda *ii, axis=-1: _fit_stats(logx, log_values(*ii)), confidence, n_resamples, seed)
+    # only the statistics the widths define (three widths: the slope, no curvature), so that the
+    # bootstrap's quantiles are not asked for an interval of NaNs (scipy warns of a degenerate
+    # distribution then, whatever the data)
+    keep = np.flatnonzero(np.isfinite(point))
+    lo, hi = np.full(point.shape, np.nan), np.full(point.shape, np.nan)
+    if keep.size:
+        lo[keep], hi[keep] = _bootstrap(idx, lambda *ii, axis=-1: _fit_stats(logx, log_values(*ii))[keep],
+                                        confidence, n_resamples, seed)
     icpt = float(np.mean(log_values(*idx)) - point[0] * logx.mean())
     return ExponentEstimate(float(point[0]), (float(lo[0]), float(hi[0])), x, np.asarray(values, float),
                             np.asarray(errors, float), icpt, reading, confidence,
