@@ -29,7 +29,7 @@ from sde_scales.fitting import (
     shared_noise_offset,
     time_scale_profile,
 )
-from sde_scales.fitting.curves import planted_curve
+from sde_scales.fitting.curves import curve_name, planted_curve
 from sde_scales.fitting.fit import extrapolations, fastest_fall, schedule_reach
 from sde_scales.fitting.report import make_law
 from sde_scales.models.delay import SumOfExponentials, direct_convolution
@@ -591,6 +591,36 @@ def test_json_logs_as_training_loops_write_them(tmp_path):
     run = subprocess.run([sys.executable, "-m", "sde_scales.cli", "fit-delay", "--law", "momentum", "--fit", str(cut)],
                          capture_output=True, text=True)
     assert run.returncode == 2 and "line 101" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_trainer_states_of_two_runs_are_named_after_their_runs(tmp_path):
+    """Every Hugging Face run writes its log as trainer_state.json (in its output folder and in each
+    checkpoint-N folder), so two runs' logs were refused as two curves named 'trainer_state'. Each
+    is now named after its run's folder, and the command fits one and predicts the other; --schedule
+    takes that name. Two files of one run still share a name and are refused."""
+    from sde_scales.fitting.curves import ScheduleSpec
+
+    steps = np.arange(10, 3010, 10)
+    wsd = ScheduleSpec(total=3001, peak=1e-3, decay="linear", decay_start=2400).expand()
+    for run, lr in (("run_cos", 1e-3 * (0.55 + 0.45 * np.cos(np.pi * steps / 3000))), ("run_wsd", wsd[steps])):
+        loss = 3.0 - 0.1 * np.log(np.cumsum(lr) / 1e-3 + 1) + 0.003 * np.cos(steps)
+        history = [{"learning_rate": float(a), "loss": float(b), "step": int(c)} for a, b, c in zip(lr, loss, steps)]
+        for folder in (tmp_path / run, tmp_path / run / "checkpoint-3000"):
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "trainer_state.json").write_text(json.dumps({"global_step": 3000, "log_history": history}))
+    a, b = tmp_path / "run_cos" / "trainer_state.json", tmp_path / "run_wsd" / "checkpoint-3000" / "trainer_state.json"
+    assert (curve_name(a), curve_name(b)) == ("run_cos", "run_wsd")
+    assert load_curve(a).name == "run_cos" and load_curve(b).name == "run_wsd"
+    out = tmp_path / "fit.json"
+    r = subprocess.run([sys.executable, "-m", "sde_scales.cli", "fit-delay", "--law", "momentum", "--fit", str(a),
+                        "--predict", str(b), "--schedule", "run_wsd:peak=1e-3,decay=linear,decay_start=2400,total=3001",
+                        "--json", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert [p["file"] for p in json.loads(out.read_text())["predict"]] == ["run_wsd"]
+    r = subprocess.run([sys.executable, "-m", "sde_scales.cli", "fit-delay", "--law", "momentum", "--fit", str(a),
+                        "--predict", str(tmp_path / "run_cos" / "checkpoint-3000" / "trainer_state.json")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "two curves are named 'run_cos'" in r.stderr
 
 
 @pytest.mark.parametrize("law", [MomentumLaw(), KernelLaw("nonparametric", "steps")], ids=["momentum", "kernel"])

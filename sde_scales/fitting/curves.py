@@ -959,16 +959,30 @@ def _select_run(df, run: str, source: str):
     return out
 
 
+#: File names that every run of a tool writes under the same name, so that the curve is named after
+#: the run's folder instead: Hugging Face's Trainer writes ``trainer_state.json`` into its output
+#: folder and into each ``checkpoint-N`` folder below it.
+RUN_FOLDER_FILES = ("trainer_state.json",)
+
+
 def curve_name(path: str | Path) -> str:
     """The name :func:`load_curve` gives the curve of ``path`` (what ``--schedule NAME:SPEC`` and the
     outputs call it): a file's name without its extension; a TensorBoard run's folder name; RUN for
-    ``FILE#RUN``."""
+    ``FILE#RUN``; for a file every run names alike (:data:`RUN_FOLDER_FILES`), its run's folder (the
+    folder above a ``checkpoint-N`` folder)."""
     from sde_scales.fitting.event_files import is_event_log, run_folder
 
     p, run = _run_selector(path)
     if run is not None:
         return run
-    return run_folder(p).name if is_event_log(p) else p.stem
+    if is_event_log(p):
+        return run_folder(p).name
+    if p.name in RUN_FOLDER_FILES:
+        folder = p.resolve().parent
+        if re.fullmatch(r"checkpoint-\d+", folder.name) and folder.parent.name:
+            folder = folder.parent
+        return folder.name or p.stem
+    return p.stem
 
 
 def load_curve(path: str | Path, columns: dict | None = None, schedule=None) -> LossCurve:
@@ -1002,7 +1016,8 @@ def load_curve(path: str | Path, columns: dict | None = None, schedule=None) -> 
     if p.suffix.lower() in (".parquet", ".pq"):
         return LossCurve.from_parquet(p, columns, schedule)
     if p.suffix.lower() in (".json", ".jsonl", ".ndjson"):
-        return LossCurve.from_json(p, columns, schedule)
+        c = LossCurve.from_json(p, columns, schedule)
+        return c if p.name not in RUN_FOLDER_FILES else replace(c, name=curve_name(p))
     return LossCurve.from_csv(p, columns, schedule)
 
 
