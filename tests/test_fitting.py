@@ -621,6 +621,15 @@ def test_trainer_states_of_two_runs_are_named_after_their_runs(tmp_path):
                         "--predict", str(tmp_path / "run_cos" / "checkpoint-3000" / "trainer_state.json")],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "two curves are named 'run_cos'" in r.stderr
+    # Lightning's CSVLogger: <name>/version_N/metrics.csv; versions of one experiment stay apart
+    frame = pd.DataFrame({"step": steps, "lr-AdamW": np.full(steps.size, 1e-3), "train_loss": 3 - steps / 1e4})
+    for v in ("version_0", "version_1"):
+        (tmp_path / "exp" / v).mkdir(parents=True)
+        frame.to_csv(tmp_path / "exp" / v / "metrics.csv", index=False)
+    assert [load_curve(tmp_path / "exp" / v / "metrics.csv").name for v in ("version_0", "version_1")] == [
+        "exp-version_0", "exp-version_1"]
+    frame.to_csv(tmp_path / "exp.csv", index=False)
+    assert load_curve(tmp_path / "exp.csv").name == "exp"  # any other file keeps its own name
 
 
 @pytest.mark.parametrize("law", [MomentumLaw(), KernelLaw("nonparametric", "steps")], ids=["momentum", "kernel"])

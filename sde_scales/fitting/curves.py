@@ -961,15 +961,16 @@ def _select_run(df, run: str, source: str):
 
 #: File names that every run of a tool writes under the same name, so that the curve is named after
 #: the run's folder instead: Hugging Face's Trainer writes ``trainer_state.json`` into its output
-#: folder and into each ``checkpoint-N`` folder below it.
-RUN_FOLDER_FILES = ("trainer_state.json",)
+#: folder and into each ``checkpoint-N`` folder below it; PyTorch Lightning's CSVLogger writes
+#: ``metrics.csv`` into ``<name>/version_N``.
+RUN_FOLDER_FILES = ("trainer_state.json", "metrics.csv")
 
 
 def curve_name(path: str | Path) -> str:
     """The name :func:`load_curve` gives the curve of ``path`` (what ``--schedule NAME:SPEC`` and the
     outputs call it): a file's name without its extension; a TensorBoard run's folder name; RUN for
     ``FILE#RUN``; for a file every run names alike (:data:`RUN_FOLDER_FILES`), its run's folder (the
-    folder above a ``checkpoint-N`` folder)."""
+    folder above a ``checkpoint-N`` folder; ``NAME-version_N`` for Lightning's ``NAME/version_N``)."""
     from sde_scales.fitting.event_files import is_event_log, run_folder
 
     p, run = _run_selector(path)
@@ -981,6 +982,8 @@ def curve_name(path: str | Path) -> str:
         folder = p.resolve().parent
         if re.fullmatch(r"checkpoint-\d+", folder.name) and folder.parent.name:
             folder = folder.parent
+        if re.fullmatch(r"version_\d+", folder.name) and folder.parent.name:
+            return f"{folder.parent.name}-{folder.name}"
         return folder.name or p.stem
     return p.stem
 
@@ -1017,8 +1020,9 @@ def load_curve(path: str | Path, columns: dict | None = None, schedule=None) -> 
         return LossCurve.from_parquet(p, columns, schedule)
     if p.suffix.lower() in (".json", ".jsonl", ".ndjson"):
         c = LossCurve.from_json(p, columns, schedule)
-        return c if p.name not in RUN_FOLDER_FILES else replace(c, name=curve_name(p))
-    return LossCurve.from_csv(p, columns, schedule)
+    else:
+        c = LossCurve.from_csv(p, columns, schedule)
+    return c if p.name not in RUN_FOLDER_FILES else replace(c, name=curve_name(p))
 
 
 def parse_columns(text: str | None) -> dict[str, str]:
