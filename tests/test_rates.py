@@ -276,6 +276,23 @@ def test_planted_false_claim_fails_and_true_claim_passes():
     assert verdict(RateKind.BIG_O, -0.5, est).verdict is Verdict.PASS
 
 
+def test_a_statistic_that_resamples_to_no_log_gives_a_nan_interval_quietly_and_no_verdict():
+    """The mean of replicas near zero is positive at the data and not in every resample (a delay that
+    the data barely show): its log is NaN there, the percentile interval is NaN, and the verdict is
+    INCONCLUSIVE saying so, without scipy's warning of a "degenerate BCa interval" on stderr."""
+    import warnings
+
+    rng = np.random.default_rng(7)
+    samples = [0.05 + rng.standard_normal(12) for _ in range(4)]
+    samples = [s - s.mean() + 0.05 for s in samples]  # each width's mean is 0.05 at the data
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est = statistic_exponent(WIDTHS[:4], samples, lambda x: np.mean(x, axis=-1), n_resamples=500)
+    assert np.isfinite(est.exponent) and not np.all(np.isfinite(est.ci))
+    v = verdict(RateKind.THETA, 0.0, est)
+    assert v.verdict is Verdict.INCONCLUSIVE and "not finite" in v.reason
+
+
 def test_non_finite_interval_is_never_a_pass():
     est = ExponentEstimate(-0.5, (np.nan, np.nan), WIDTHS[:3].astype(float), np.ones(3), np.ones(3), 0.0, "fluctuation")
     for kind in RateKind:
