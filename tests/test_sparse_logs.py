@@ -104,40 +104,46 @@ def test_late_log_without_schedule_warns_and_overstates_the_warmup_area():
 
 
 def test_late_start_is_warned_where_its_assumed_area_can_matter_and_only_there():
-    """A 2,000-step linear warmup logged every 10 steps from step 10: the area assumed before step
-    10 (10 steps at the rate of step 10) is 0.08% of the true area at step 500, so a fit scored from
-    step 500 is not warned; scored from step 10, where the whole area is assumed, it is. Logged from
-    step 1,000 it assumes an area of 0.5 of the run's 11: warned from any first point. Logged from
-    step 100, warned exactly up to where the assumed area falls below 1% of the area."""
+    """The area assumed before the first logged step (its rate times its step) is compared with the
+    area at each fitted or scored step: warned when it is over 1% of it at over 1% of the points.
+    A log every 10 steps of a 2,000-step warmup from step 10, or a per-step log from step 1: over 1%
+    at their first dozen points (under 1% of them), not warned even scored from their first row. A
+    log from step 1,000, inside the warmup: over 1% everywhere, warned. A log from step 100: warned
+    exactly where a direct count of the points says so, on either side of the cut-off."""
     spec = ScheduleSpec(total=20000, peak=1e-3, warmup=2000, decay="cosine", end=1e-4)
     lr = spec.expand()
-    steps = np.arange(10, 20000, 10)
-    c = LossCurve(steps, lr[steps], 3.0 + np.zeros(steps.size), name="hf")
-    true = np.cumsum(lr)
-    assert 10 * lr[10] / true[499] == pytest.approx(0.0008, rel=0.01)  # the figure the constant's comment gives
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", LateStartWarning)
-        ScheduleFeatures.build(c, steps[steps >= 500], 1e-3)
-        ScheduleFeatures.build(c, steps, 1e-3, from_step=500)  # all rows, scored from 500 (predict)
-    with pytest.warns(LateStartWarning, match=r"not known before step 10.*up to 100% of the learning-rate area at "
-                                              r"step 10"):
-        ScheduleFeatures.build(c, steps, 1e-3)
-    late = steps[steps >= 1000]
-    c2 = LossCurve(late, lr[late], 3.0 + np.zeros(late.size), name="late")
+
+    def curve(first, every):
+        s = np.arange(first, 20000, every)
+        return LossCurve(s, lr[s], 3.0 + np.zeros(s.size), name=f"from{first}"), s
+
+    def quiet(c, t, **kw):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", LateStartWarning)
+            ScheduleFeatures.build(c, t, 1e-3, **kw)
+
+    c, steps = curve(10, 10)
+    quiet(c, steps)
+    quiet(c, steps, from_step=500)  # all rows, scored from 500 (as predict builds them)
+    quiet(*curve(1, 1))
+    c, steps = curve(1000, 10)
     for first in (1000, 19000):  # assumed 1000 x rate(1000) = 0.5, the whole run's area is 11
         with pytest.warns(LateStartWarning, match="not known before step 1000"):
-            ScheduleFeatures.build(c2, late[late >= first], 1e-3)
-    # the cut-off itself, from step 100: assumed 100 x rate(100) = 0.005, so a first point whose
-    # (assumed) area is above 0.5 is not warned and one below it is (about step 1,414)
-    c3 = LossCurve(steps[9:], lr[steps[9:]], 3.0 + np.zeros(steps.size - 9), name="from100")
-    area = np.cumsum(c3.per_step_lr())  # area[k - 1] = sum_{j < k}
-    k_quiet = int(np.argmax(area > 100 * 100 * lr[100])) + 1
-    assert 1300 < k_quiet < 1500
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", LateStartWarning)
-        ScheduleFeatures.build(c3, steps[steps >= k_quiet + 10], 1e-3)
-    with pytest.warns(LateStartWarning, match=r"up to 1(\.\d+)?% of the learning-rate area at step 14"):
-        ScheduleFeatures.build(c3, steps[steps >= k_quiet - 10], 1e-3)
+            ScheduleFeatures.build(c, steps[steps >= first], 1e-3)
+    c, steps = curve(100, 10)
+    assumed = 100 * lr[100]
+    area = {t: assumed + math.fsum(lr[100:t]) for t in steps}  # a linear warmup is interpolated exactly
+    decided = []
+    for first in range(1100, 1400, 10):
+        t = steps[steps >= first]
+        share = np.mean([assumed > 0.01 * area[k] for k in t])
+        if share > 0.01:
+            with pytest.warns(LateStartWarning, match=rf"over 1% at {round(share * t.size)} of its {t.size} points"):
+                ScheduleFeatures.build(c, t, 1e-3)
+        else:
+            quiet(c, t)
+        decided.append(share > 0.01)
+    assert decided[0] and not decided[-1]  # both sides of the cut-off were checked
 
 
 def test_schedule_that_disagrees_with_the_log_is_refused(tmp_path):

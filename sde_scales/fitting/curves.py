@@ -18,7 +18,7 @@ Without one, the learning rate is taken to be linear between logged steps and, b
 logged step, constant at its first logged value; a log that starts after step 0 then gets a
 :class:`LateStartWarning` that says so (a 2,000-step warmup read that way counts as 2,000 steps
 at the first logged rate), where the area so assumed is more than :data:`LATE_START_RTOL` of the
-area at the first fitted or scored point.
+area at more than that share of the fitted or scored points.
 
 Timing convention. The loss logged at step ``t`` was computed *before* the update of step ``t``,
 so it depends on the learning rates of steps ``0 .. t-1`` only. The learning rate logged at the
@@ -47,14 +47,17 @@ __all__ = ["COLUMN_ALIASES", "GAP_FACTOR", "MAX_STEP", "StepGapWarning", "LateSt
 #: differs by far more.
 SCHEDULE_RTOL = 1e-3
 #: A log that starts after step 0 is warned (:class:`LateStartWarning`) when the learning-rate area
-#: it assumes before its first logged step, :math:`s_0 \eta_{s_0}` (the most it is off by when the
-#: rate there lay between 0 and its first logged value: a warmup, or a constant rate), exceeds this
-#: fraction of the area at the first fitted or scored point. A relative error :math:`\epsilon` in
-#: the area moves a power term :math:`A S^{-\alpha}` by :math:`\alpha \epsilon` of itself and leaves
-#: the drops' response alone (they come after the warmup), so below 1% the assumption moves the
-#: power term by under alpha percent of itself at the first point and by less after it. A log every
-#: 10 steps of a linear 2,000-step warmup, scored from step 500, assumes 0.08% of the area there (no
-#: warning); the shared 124M logs (first step 50, scored from 500) 1.1-2.5% (warned).
+#: it assumes before its first logged step, :math:`\delta = s_0 \eta_{s_0}` (the most it is off by
+#: when the rate there lay between 0 and its first logged value: a warmup, or a constant rate), is
+#: more than ``LATE_START_RTOL`` of the area :math:`S(t)` at more than ``LATE_START_RTOL`` of the
+#: fitted or scored points. A relative error :math:`\epsilon` in the area moves a power term
+#: :math:`A S^{-\alpha}` by :math:`\alpha \epsilon` of itself and leaves the drops' response alone
+#: (they come after the warmup); the error falls as :math:`\delta / S(t)` along the run, so it
+#: matters where it is large at more than a few points. Per-step logs from step 1, or logs every 10
+#: steps of a long warmup, assume more than 1% at their first few dozen points, under 1% of a run
+#: (no warning); a log that starts after its warmup, at every point (warned). The shared 124M logs
+#: (first step 50), scored from step 500: at 1.1% of their points (warned), and their cosine runs,
+#: whose first logged rate is lower, at under 1% (not warned).
 LATE_START_RTOL = 0.01
 #: A learning rate or loss more than this many times the curve's median magnitude is refused: far
 #: beyond any real curve (a regression loss may fall by six decades in one run, never twelve) and
@@ -609,24 +612,27 @@ class LossCurve:
         """The first step whose learning rate is known (from the schedule, or the first logged step)."""
         return int(self.schedule_start) if self.schedule is not None else int(self.step[0])
 
-    def assumption(self, at_step: int | None = None) -> str | None:
+    def assumption(self, at_steps=None) -> str | None:
         r"""What is assumed about the learning rate before :attr:`known_from`, or None: known from
-        step 0, or assumed over an area too small to matter at ``at_step``, the first point fitted
-        or scored (:data:`LATE_START_RTOL`; None: always said)."""
+        step 0, or assumed over an area too small to matter at the fitted or scored steps
+        ``at_steps`` (:data:`LATE_START_RTOL`; None: always said)."""
         s0 = self.known_from
         if s0 == 0:
             return None
         first = float(self.schedule[0]) if self.schedule is not None else float(self.lr[0])
         assumed = s0 * first  # the area before s0 as assumed; off by at most this for a rate in [0, first] there
         share = ""
-        if at_step is not None:
-            at = max(int(at_step), s0)
-            area = float(self.per_step_lr()[:at].sum())
-            if area > 0 and assumed <= LATE_START_RTOL * area:
+        if at_steps is not None and np.size(at_steps):
+            at = np.maximum(np.asarray(at_steps, dtype=np.int64), s0)
+            cum = np.concatenate([[0.0], np.cumsum(self.per_step_lr()[: int(at.max())])])
+            area = cum[at]  # sum_{k < t}
+            off = assumed > LATE_START_RTOL * area
+            if off.mean() <= LATE_START_RTOL:
                 return None
-            if area > 0:
-                share = (f" (up to {100 * assumed / area:.3g}% of the learning-rate area at step {at}, where the fitted "
-                         f"or scored points begin)")
+            if area[0] > 0:
+                share = (f" (up to {100 * assumed / area[0]:.3g}% of the learning-rate area at step {int(at[0])}, "
+                         f"where the fitted or scored points begin; over {100 * LATE_START_RTOL:g}% at "
+                         f"{int(off.sum())} of its {off.size} points)")
         return (f"{self.name}: the learning rate is not known before step {s0}; it is taken to be {first:.4g} (its "
                 f"first known value) over steps 0..{s0 - 1}, so a warmup there counts as steps at that rate{share}. "
                 f"Give the per-step schedule (a per-step file, or a schedule spec: --schedule "
@@ -1095,8 +1101,7 @@ class ScheduleFeatures:
         decides whether an assumed start of the schedule can matter (:meth:`LossCurve.assumption`);
         default: the first of ``t``."""
         t_arr = np.asarray(t)
-        later = t_arr[t_arr >= (from_step or 0)] if t_arr.size else t_arr
-        note = curve.assumption(int(later[0]) if later.size else (int(t_arr[-1]) if t_arr.size else None))
+        note = curve.assumption(t_arr[t_arr >= (from_step or 0)])
         if note is not None:
             warnings.warn(note, LateStartWarning, stacklevel=3)
         gap = curve.gaps()
