@@ -29,8 +29,17 @@ def _check(n_steps: int, peak: float, warmup_steps: int = 0) -> None:
         raise InvalidArgumentError(f"n_steps={n_steps!r}; give a positive whole number of steps")
     if not np.isfinite(peak) or peak < 0:
         raise InvalidArgumentError(f"peak learning rate {peak!r}; it must be finite and >= 0")
-    if warmup_steps < 0 or warmup_steps >= n_steps:
-        raise InvalidArgumentError(f"warmup={warmup_steps} for {n_steps} steps; use 0 <= warmup < n_steps")
+    if not np.isfinite(warmup_steps) or int(warmup_steps) != warmup_steps or warmup_steps < 0 \
+            or warmup_steps >= n_steps:
+        raise InvalidArgumentError(f"warmup={warmup_steps} for {n_steps} steps; use a whole number 0 <= warmup < "
+                                   f"n_steps")
+
+
+def _check_final(final_fraction: float) -> None:
+    if not (np.isfinite(final_fraction) and 0 <= final_fraction <= 1):
+        raise InvalidArgumentError(f"final_fraction={final_fraction!r}; the final rate is a fraction of the peak in "
+                                   f"[0, 1] (a negative one gives negative learning rates, one above 1 a schedule "
+                                   f"that rises past its peak)")
 
 
 def warmup(lr: np.ndarray, warmup_steps: int) -> np.ndarray:
@@ -43,15 +52,33 @@ def warmup(lr: np.ndarray, warmup_steps: int) -> np.ndarray:
 
 
 def constant(n_steps: int, peak: float, warmup_steps: int = 0) -> np.ndarray:
+    r"""A constant rate :math:`\eta_k = \eta_{peak}` after an optional linear warmup (:func:`warmup`).
+
+    Parameters
+    ----------
+    n_steps : int
+        Steps; the array has one rate per step ``k = 0 .. n_steps - 1``.
+    peak : float
+        The rate, finite and >= 0.
+    warmup_steps : int
+        Whole number of warmup steps, ``0 <= warmup_steps < n_steps``.
+    """
     _check(n_steps, peak, warmup_steps)
     return warmup(np.full(int(n_steps), float(peak)), warmup_steps)
 
 
 def step(n_steps: int, peak: float, milestones, factor: float = 0.1, warmup_steps: int = 0) -> np.ndarray:
+    r"""Step decay: :math:`\eta_k = \eta_{peak} f^{j(k)}`, :math:`j(k)` the number of milestones
+    :math:`\le k`.
+
+    ``milestones``: increasing whole steps inside ``(0, n_steps)``; ``factor`` :math:`f` in (0, 1].
+    Other parameters as :func:`constant`."""
     _check(n_steps, peak, warmup_steps)
-    ms = np.asarray(milestones, dtype=int)
-    if np.any(np.diff(ms) <= 0) or np.any(ms <= 0) or np.any(ms >= n_steps):
-        raise InvalidArgumentError(f"milestones={ms.tolist()}; give increasing steps inside (0, {n_steps})")
+    raw = np.asarray(milestones, dtype=float).ravel()
+    ms = raw.astype(int)
+    if not np.all(np.isfinite(raw)) or np.any(ms != raw) or np.any(np.diff(ms) <= 0) or np.any(ms <= 0) \
+            or np.any(ms >= n_steps):
+        raise InvalidArgumentError(f"milestones={raw.tolist()}; give increasing whole steps inside (0, {n_steps})")
     if not (0 < factor <= 1):
         raise InvalidArgumentError(f"factor={factor}; use 0 < factor <= 1")
     k = np.arange(int(n_steps))
@@ -59,7 +86,12 @@ def step(n_steps: int, peak: float, milestones, factor: float = 0.1, warmup_step
 
 
 def cosine(n_steps: int, peak: float, final_fraction: float = 0.0, warmup_steps: int = 0) -> np.ndarray:
+    r"""Cosine decay after the warmup :math:`w`:
+    :math:`\eta_k = \eta_f + (\eta_{peak} - \eta_f)\,(1 + \cos \pi s_k)/2`,
+    :math:`s_k = (k - w)/(n - w - 1)` clipped to [0, 1], :math:`\eta_f` = ``final_fraction`` x peak
+    (in [0, 1]). Other parameters as :func:`constant`."""
     _check(n_steps, peak, warmup_steps)
+    _check_final(final_fraction)
     w = int(warmup_steps)
     s = np.clip((np.arange(int(n_steps)) - w) / max(1, n_steps - w - 1), 0, 1)
     final = peak * final_fraction
@@ -68,7 +100,13 @@ def cosine(n_steps: int, peak: float, final_fraction: float = 0.0, warmup_steps:
 
 def wsd(n_steps: int, peak: float, fraction: float = 0.2, decay: str = "linear", final_fraction: float = 0.0,
         warmup_steps: int = 0) -> np.ndarray:
+    r"""Warmup-stable-decay: the peak, then a cooldown over the last ``fraction`` (in (0, 1]) of the
+    steps to :math:`\eta_f` = ``final_fraction`` x peak (in [0, 1]),
+    :math:`\eta_k = \eta_{peak} - (\eta_{peak} - \eta_f)\,g(s_k)` with :math:`g(s) = s`
+    (``"linear"``) or :math:`\sqrt{s}` (``"sqrt"``), :math:`s_k` the fraction of the cooldown
+    done. Other parameters as :func:`constant`."""
     _check(n_steps, peak, warmup_steps)
+    _check_final(final_fraction)
     if not (0 < fraction <= 1):
         raise InvalidArgumentError(f"fraction={fraction}; the cooldown fraction must be in (0, 1]")
     if decay not in ("linear", "sqrt"):
@@ -83,6 +121,8 @@ def wsd(n_steps: int, peak: float, fraction: float = 0.2, decay: str = "linear",
 
 
 def eight_one_one(n_steps: int, peak: float, warmup_steps: int = 0) -> np.ndarray:
+    """The 8-1-1 rule: :func:`step` with milestones at 80% and 90% of the steps and factor
+    :math:`1/\sqrt{10}` (80% at the peak, 10% at peak / sqrt(10), 10% at peak / 10)."""
     return step(n_steps, peak, [int(0.8 * n_steps), int(0.9 * n_steps)], factor=1 / np.sqrt(10),
                 warmup_steps=warmup_steps)
 
