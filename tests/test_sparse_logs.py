@@ -46,6 +46,8 @@ def test_spec_expands_to_the_stated_formulas():
     ("peak=1e-3", "total= is required"), ("total=10,peak=1e-3,foo=1", "unknown key"),
     ("total=10.5,peak=1", "whole number"), ("total=10,peak=-1", "peak"), ("total=10,peak=1,decay=exp", "end > 0"),
     ("total=10,peak=1,warmup=20", "warmup"), ("total=10,peak=1,decay=wiggle", "decay"), ("total=10,peak", "key=value"),
+    # a step decay without the step of its drop was the end rate from step 0 on (all zeros by default)
+    ("total=10,peak=1,decay=step", "decay=step needs decay_start"),
 ])
 def test_bad_specs_are_refused_by_name(text, match):
     with pytest.raises(InvalidArgumentError, match=match):

@@ -1248,6 +1248,10 @@ class ScheduleSpec:
             raise InvalidArgumentError("schedule spec: decay=exp needs end > 0 (an exponential never reaches 0)")
         if self.warmup > self.total:
             raise InvalidArgumentError(f"schedule spec: warmup={self.warmup} exceeds total={self.total}")
+        if self.decay == "step" and self.decay_start is None:
+            raise InvalidArgumentError(f"schedule spec: decay=step needs decay_start=STEP, the step of its drop "
+                                       f"(by default the decay starts where the warmup ends, step {self.warmup}, so "
+                                       f"the rate would drop to end={self.end:g} there and never stay at its peak)")
         ks, ke = self.starts_and_end()
         if not (self.warmup <= ks <= ke <= self.total):
             raise InvalidArgumentError(f"schedule spec: need warmup <= decay_start <= decay_end <= total, got "
