@@ -1333,7 +1333,13 @@ def planted_curve(law, theta, lr, name: str, *, noise: float = 0.0, seed: int = 
     Gaussian noise of standard deviation ``noise`` drawn from ``numpy.random.default_rng(seed)``.
     Drops are binned over ``4 log_every`` steps, as a fit bins them by default. Returns (curve,
     noise-free loss at its rows): what the tests and benchmarks fit to check a law against a
-    planted answer. ``lr_scale``: the rate unit the law's parameters are in."""
+    planted answer. ``lr_scale``: the rate unit the law's parameters are in.
+
+    The truth is the law on the schedule as the returned curve carries it, the logged rates read
+    as a fit reads them (:meth:`LossCurve.per_step_lr`: linear between logged steps, the first
+    logged rate before step ``log_every``), so that a fit of the right law can recover ``theta``;
+    where ``lr`` bends within a logging interval the two differ by that interpolation. The late
+    start is not warned here (it is, where the curve is fitted)."""
     lr = np.asarray(lr, dtype=float)
     if lr.ndim != 1 or not np.all(np.isfinite(lr)) or np.any(lr < 0):
         raise InvalidArgumentError(f"planted_curve: the schedule must be one finite rate >= 0 per step (got shape "
@@ -1345,7 +1351,9 @@ def planted_curve(law, theta, lr, name: str, *, noise: float = 0.0, seed: int = 
                                    f"whole number >= 1 below half the schedule's length")
     steps = np.arange(log_every, lr.size, log_every)
     base = LossCurve(steps, lr[steps], np.zeros(steps.size), name=name)
-    f = ScheduleFeatures.build(base, steps, lr_scale=lr_scale, bin_steps=4 * log_every)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LateStartWarning)
+        f = ScheduleFeatures.build(base, steps, lr_scale=lr_scale, bin_steps=4 * log_every)
     clean = law.predict(np.asarray(theta, float), f)
     rng = np.random.default_rng(seed)
     return LossCurve(steps, lr[steps], clean + noise * rng.standard_normal(steps.size), name=name), clean
