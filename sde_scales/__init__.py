@@ -10,6 +10,7 @@ from sde_scales.errors import (
     InvalidArgumentError,
     InvalidProblemError,
     SDEScalesError,
+    UnstableStepError,
 )
 from sde_scales.sde import (
     BlockStreams,
@@ -43,6 +44,7 @@ __all__ = [
     "SDEProblem",
     "SDEScalesError",
     "SaveAt",
+    "UnstableStepError",
     "Solution",
     "convergence_study",
     "solve",

@@ -12,6 +12,7 @@ __all__ = [
     "InvalidArgumentError",
     "BlowUpError",
     "DataFileError",
+    "UnstableStepError",
 ]
 
 
@@ -25,6 +26,11 @@ class InvalidProblemError(SDEScalesError):
 
 class InvalidArgumentError(SDEScalesError):
     """A function argument is out of range, of the wrong shape, or not finite."""
+
+
+class UnstableStepError(InvalidArgumentError):
+    """The step size is outside the stability region of an explicit scheme for the problem's drift:
+    the paths would grow where the solution decays (:func:`sde_scales.sde.probes.step_instability`)."""
 
 
 class BlowUpError(SDEScalesError):

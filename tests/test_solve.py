@@ -275,3 +275,71 @@ def test_values_past_the_threshold_are_a_blowup_in_both_modes():
     assert np.isfinite(free.x[-1, 0, 0]) and free.x[-1, 0, 0] > 1e100
     with pytest.raises(InvalidArgumentError, match="blowup_threshold"):
         solve(prob, EulerMaruyama(), 0.001, noise=0, blowup_threshold=-1.0)
+
+
+# ----------------------------------------------------------------------------- unstable steps
+@numba.njit
+def _stiff_drift(t, x, p, out):
+    for i in range(x.shape[0]):
+        out[i] = -p[i] * x[i]
+
+
+@numba.njit
+def _stiff_noise(t, x, p, out):
+    for i in range(x.shape[0]):
+        out[i] = 0.1
+
+
+@numba.njit
+def _oscillator_drift(t, x, p, out):
+    out[0] = x[1]
+    out[1] = -p[0] * p[0] * x[0] - 2 * p[1] * p[0] * x[1]
+
+
+def test_a_step_outside_the_explicit_stability_region_is_refused_with_a_usable_dt():
+    """dx = -1000 x dt + 0.1 dW: Euler-Maruyama at dt = 1/256 multiplies x by |1 - 1000/256| = 2.9
+    per step, and 256 steps take x0 = 1 to 1e118, yet at dt = 1/1024 (|1 - 0.98|) to ~0.3e-2 and the
+    blow-up check fires only past 1e100; at dt = 1/300 (1e78 at t = 1) it fired on nothing. Such a
+    dt is refused, naming the eigenvalue, the bound 2/1000 and a dt that divides the span. That dt
+    runs stably: its paths have the scheme's own stationary spread, sqrt(sigma^2 dt / (1 - (1 -
+    1000 dt)^2)) = 0.0146 (within 20%; 400 paths: the sample sd's standard error is 3.5%), which is
+    not the SDE's 0.1/sqrt(2000) = 0.0022 (the message says accuracy needs |lambda| dt << 1)."""
+    import re
+
+    from sde_scales import UnstableStepError
+
+    prob = SDEProblem(_stiff_drift, _stiff_noise, x0=[1.0], tspan=(0.0, 1.0), noise="diagonal", params=[1000.0])
+    for dt in (1 / 256, 1 / 300):
+        with pytest.raises(UnstableStepError, match=r"eigenvalue -1000 .*Use dt <= 0\.002 ") as err:
+            solve(prob, EulerMaruyama(), dt, n_paths=4, noise=0)
+        assert isinstance(err.value, InvalidArgumentError)
+    good = float(re.search(r"e\.g\. dt=([0-9.e-]+) \(", str(err.value)).group(1))
+    assert good == 1 / 512
+    sol = solve(prob, EulerMaruyama(), good, n_paths=400, noise=1)
+    assert np.std(sol.final[:, 0]) == pytest.approx(np.sqrt(0.01 * good / (1 - (1 - 1000 * good) ** 2)), rel=0.2)
+    assert "accurate only where |lambda| dt is well below 1" in str(err.value)
+    with pytest.raises(UnstableStepError):  # Milstein's drift step is the same explicit one
+        solve(prob, Milstein(), 1 / 256, n_paths=4, noise=0)
+
+
+def test_stability_is_checked_for_every_mode_of_a_large_system_and_for_oscillations():
+    """100 decoupled modes with rates 1..1000 (ARPACK on Jacobian-vector products: the stiffest
+    mode sets the bound 2/1000), and a damped oscillator (omega 10, damping ratio 0.1: eigenvalues
+    -1 +- 9.95i, explicit bound 2 zeta / omega = 0.02, although dt |lambda| = 0.31 < 2 at 1/32).
+    A growing mode (the blow-up tests above) and an undamped oscillation are not refused: their
+    solutions grow or persist too."""
+    from sde_scales import UnstableStepError
+
+    big = SDEProblem(_stiff_drift, _stiff_noise, x0=np.ones(100), tspan=(0.0, 1.0), noise="diagonal",
+                     params=np.geomspace(1.0, 1000.0, 100))
+    with pytest.raises(UnstableStepError, match=r"eigenvalue -1000 "):
+        solve(big, EulerMaruyama(), 1 / 256, n_paths=2, noise=0)
+    solve(big, EulerMaruyama(), 1 / 512, n_paths=2, noise=0)
+    osc = SDEProblem(_oscillator_drift, _stiff_noise, x0=[1.0, 0.0], tspan=(0.0, 1.0), noise="diagonal",
+                     params=[10.0, 0.1])
+    with pytest.raises(UnstableStepError, match=r"eigenvalue -1 [+-] 9\.95\d*i.*Use dt <= 0\.02 "):
+        solve(osc, EulerMaruyama(), 1 / 32, n_paths=2, noise=0)
+    solve(osc, EulerMaruyama(), 1 / 64, n_paths=2, noise=0)
+    undamped = SDEProblem(_oscillator_drift, _stiff_noise, x0=[1.0, 0.0], tspan=(0.0, 1.0), noise="diagonal",
+                          params=[10.0, 0.0])
+    solve(undamped, EulerMaruyama(), 1 / 32, n_paths=2, noise=0)

@@ -13,6 +13,14 @@ there by central finite differences (step :math:`\delta = 10^{-5}(1 + |x_l|)`, e
   then Milstein needs no Levy areas (Kloeden & Platen 1992, sec. 10.3, eq. 3.13).
 
 Each returns None, or a sentence naming the entry, the state and the size of the violation.
+
+* :func:`step_instability`: an explicit step :math:`x + f(t, x)\,\Delta t` (Euler-Maruyama and
+  Milstein alike) follows a decaying mode of the drift, an eigenvalue :math:`\lambda` of its
+  Jacobian with :math:`\mathrm{Re}\,\lambda < 0`, only where :math:`|1 + \lambda \Delta t| \le 1`,
+  i.e. :math:`\Delta t \le 2 |\mathrm{Re}\,\lambda| / |\lambda|^2` (:math:`2/|\lambda|` for a
+  real one); past it the scheme grows geometrically where the solution decays (Kloeden & Platen
+  1992, sec. 9.8; Higham 2001, sec. 9), which stays finite, and under the blow-up threshold, over a
+  short span: a number with no relation to the SDE.
 """
 
 from __future__ import annotations
@@ -20,7 +28,19 @@ from __future__ import annotations
 import numpy as np
 from sde_scales import seeds
 
-__all__ = ["commutativity_violation", "diagonal_violation", "probe_states"]
+__all__ = ["commutativity_violation", "diagonal_violation", "drift_eigenvalues", "probe_states", "step_instability"]
+
+#: Largest state dimension whose drift Jacobian is formed in full (2d drift evaluations of the
+#: Python function); above it the eigenvalues of largest modulus come from ARPACK on
+#: Jacobian-vector products of the compiled drift.
+DENSE_MAX = 32
+#: A mode decays (and is checked) when Re(lambda) < -DECAY_RTOL |lambda|: finite differences put an
+#: error of about 1e-6 relative on each eigenvalue, so a neutral mode (an undamped oscillation,
+#: whose explicit step grows for any dt) is not taken for a decaying one.
+DECAY_RTOL = 1e-4
+#: Margin on the stability bound for the eigenvalues' finite-difference and ARPACK error (1e-4
+#: relative: a dt within 1% of the bound is let through).
+STABILITY_MARGIN = 0.01
 
 _REL = 1e-6  # a violation is reported above 1e-6 of the diffusion's own scale (finite differences: ~1e-10)
 
@@ -98,3 +118,83 @@ def commutativity_violation(problem, states) -> str | None:
             return (f"the noise does not commute: L^{j} g_{k} != L^{k} g_{j} (difference {gap[j, k]:.3g} at t = "
                     f"{t:.3g}, x = {np.array2string(x, precision=3)})")
     return None
+
+
+def drift_eigenvalues(problem, t: float, x: np.ndarray) -> np.ndarray:
+    """Eigenvalues of the drift's Jacobian :math:`\partial f / \partial x` at ``(t, x)`` by central
+    differences: all of them for ``d <= DENSE_MAX``; else the six of largest modulus (the ones
+    that bound an explicit step), from ``scipy.sparse.linalg.eigs`` on Jacobian-vector products.
+    Empty where they cannot be computed (a drift that is not finite near ``x``, ARPACK not
+    converging): the check is then not made."""
+    x = np.asarray(x, dtype=float)
+    d = problem.d
+    if d <= DENSE_MAX:
+        f = _py(problem.drift)
+
+        def at(y):
+            out = np.full(d, np.nan)
+            f(t, y.copy(), problem.params, out)
+            return out
+
+        cols = []
+        for l in range(d):
+            h = 1e-6 * (1.0 + abs(x[l]))
+            xp, xm = x.copy(), x.copy()
+            xp[l] += h
+            xm[l] -= h
+            cols.append((at(xp) - at(xm)) / (2 * h))
+        J = np.stack(cols, axis=-1)
+        return np.linalg.eigvals(J) if np.all(np.isfinite(J)) else np.array([])
+    from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, LinearOperator, eigs
+
+    drift, params = problem.drift, problem.params  # compiled: d evaluations per product would be slow in Python
+    scale = 1.0 + float(np.linalg.norm(x)) / np.sqrt(d)
+
+    def jvp(v):
+        v = np.asarray(v, dtype=float).ravel()
+        nv = float(np.linalg.norm(v))
+        if nv == 0:
+            return np.zeros(d)
+        h = 1e-6 * scale / nv * np.sqrt(d)
+        fp, fm = np.empty(d), np.empty(d)
+        drift(t, x + h * v, params, fp)
+        drift(t, x - h * v, params, fm)
+        return (fp - fm) / (2 * h)
+
+    try:
+        vals = eigs(LinearOperator((d, d), matvec=jvp, dtype=float), k=6, which="LM", tol=1e-6,
+                    v0=np.ones(d) / np.sqrt(d), return_eigenvectors=False, maxiter=50 * d)
+    except (ArpackNoConvergence, ArpackError, FloatingPointError, ValueError):
+        return np.array([])
+    return vals if np.all(np.isfinite(vals)) else np.array([])
+
+
+def step_instability(problem, dt: float) -> str | None:
+    """None, or why an explicit step of ``dt`` is unstable for ``problem`` at its initial state
+    (the first path's, where each path has its own), with the largest stable dt. The drift's
+    eigenvalues are computed once per problem and kept on it."""
+    cache = problem.__dict__.setdefault("_step_probe", {})
+    if "eigs" not in cache:
+        x0 = problem.x0[0] if problem.per_path_x0 else problem.x0
+        cache["eigs"] = drift_eigenvalues(problem, float(problem.tspan[0]), x0)
+    lam = cache["eigs"]
+    if lam.size == 0:
+        return None
+    decaying = lam.real < -DECAY_RTOL * np.abs(lam)
+    if not decaying.any():
+        return None
+    lam = lam[decaying]
+    bound = 2 * np.abs(lam.real) / np.abs(lam) ** 2  # |1 + lambda dt| <= 1 up to here
+    k = int(np.argmin(bound))
+    if dt <= bound[k] * (1 + STABILITY_MARGIN):
+        return None
+    l = lam[k]
+    span = float(problem.tspan[1] - problem.tspan[0])
+    steps = 2 ** int(np.ceil(np.log2(max(span / bound[k], 1.0))))  # a power of two: usable in convergence studies
+    what = f"{l.real:.4g}" if abs(l.imag) <= DECAY_RTOL * abs(l) else f"{l.real:.4g} {'+' if l.imag > 0 else '-'} {abs(l.imag):.4g}i"
+    return (f"dt={dt:g} is unstable for this problem: its drift has a decaying mode with eigenvalue {what} at the "
+            f"initial state, and the explicit step multiplies it by |1 + lambda dt| = {abs(1 + l * dt):.4g} > 1 per "
+            f"step, where the solution shrinks it by exp(Re lambda dt) = {np.exp(l.real * dt):.4g}: the paths would "
+            f"grow geometrically, a result with no relation to the SDE. Use dt <= {bound[k]:.4g} "
+            f"(2 |Re lambda| / |lambda|^2), e.g. dt={span / steps!r} ({steps} steps): stable there, and accurate "
+            f"only where |lambda| dt is well below 1 (dt << {1 / abs(l):.3g})")

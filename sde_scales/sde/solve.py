@@ -13,8 +13,9 @@ from typing import Literal
 import numba
 import numpy as np
 
-from sde_scales.errors import BlowUpError, InvalidArgumentError, InvalidProblemError, SDEScalesError
+from sde_scales.errors import BlowUpError, InvalidArgumentError, InvalidProblemError, SDEScalesError, UnstableStepError
 from sde_scales.sde import _loop as K
+from sde_scales.sde import probes
 from sde_scales.sde.noise import BlockStreams, BrownianPath, Increments, Noise, as_noise, auto_block_size, auto_group_size
 from sde_scales.sde.problem import SDEProblem
 from sde_scales.sde.solvers import Solver
@@ -244,6 +245,10 @@ def solve(
     Raises
     ------
     InvalidArgumentError, InvalidProblemError, BlowUpError
+        :class:`UnstableStepError` (an ``InvalidArgumentError``) where ``dt`` lies outside the
+        explicit step's stability region for a decaying mode of the drift at the initial state
+        (:func:`sde_scales.sde.probes.step_instability`): such a solve stays finite over a short
+        span and would return numbers that have nothing to do with the SDE.
     """
     if not isinstance(problem, SDEProblem):
         raise InvalidArgumentError(f"problem={problem!r}; pass an sde_scales.SDEProblem")
@@ -261,6 +266,10 @@ def solve(
         solver.step_function(problem), problem.d, problem.m, problem.params.shape[0],
         problem.noise.matrix_diffusion, problem.drift, problem.diffusion, gdg)
     n_steps = n_steps_for(problem.tspan, dt)
+    if solver.explicit_drift:
+        unstable = probes.step_instability(problem, float(dt))
+        if unstable is not None:
+            raise UnstableStepError(f"{problem.name}: {unstable}")
     save_at = SaveAt() if save_at is None else save_at
     if not isinstance(save_at, SaveAt):
         raise InvalidArgumentError(f"save_at={save_at!r}; pass a SaveAt(...)")

@@ -27,6 +27,9 @@ class Solver:
     strong_order: ClassVar[float]
     weak_order: ClassVar[float]
     supported_noise: ClassVar[tuple[NoiseKind, ...]]
+    #: The drift enters as x + f(t, x) dt: ``solve`` refuses a dt outside that step's stability
+    #: region for the drift at the initial state (:func:`sde_scales.sde.probes.step_instability`).
+    explicit_drift: ClassVar[bool] = True
 
     def strong_order_for(self, noise: NoiseKind | str) -> float:
         """Strong order of convergence for the given noise kind."""
