@@ -70,7 +70,10 @@ def rate_plot(series, *, predicted: float | None = None, predicted_label: str | 
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, loc="best", title="shaded: 95% interval of the slope", title_fontsize=7)
+    bars = any(np.any(np.isfinite(e.errors) & (e.errors > 0)) for e, _ in series)
+    ax.legend(fontsize=7, loc="best", title_fontsize=7,
+              title="points: per width" + (", bars: one standard error" if bars else "")
+              + "; shaded: 95% interval of the slope")
     ax.grid(True, which="major", alpha=0.3)
     return fig
 
