@@ -122,7 +122,10 @@ def wsd(n_steps: int, peak: float, fraction: float = 0.2, decay: str = "linear",
 
 def eight_one_one(n_steps: int, peak: float, warmup_steps: int = 0) -> np.ndarray:
     """The 8-1-1 rule: :func:`step` with milestones at 80% and 90% of the steps and factor
-    :math:`1/\sqrt{10}` (80% at the peak, 10% at peak / sqrt(10), 10% at peak / 10)."""
+    :math:`1/\sqrt{10}` (80% at the peak, 10% at peak / sqrt(10), 10% at peak / 10); at least 10
+    steps, so that each tenth holds one."""
+    if not isinstance(n_steps, bool) and isinstance(n_steps, (int, np.integer)) and 0 < n_steps < 10:
+        raise InvalidArgumentError(f"n_steps={n_steps}: the 8-1-1 rule needs at least 10 steps (one per tenth)")
     return step(n_steps, peak, [int(0.8 * n_steps), int(0.9 * n_steps)], factor=1 / np.sqrt(10),
                 warmup_steps=warmup_steps)
 

@@ -48,6 +48,7 @@ def test_schedules_follow_their_formulas():
     (lambda: schedules.constant(100, 1e-3, warmup_steps=100), "warmup=100"),
     (lambda: schedules.constant(0, 1e-3), "n_steps=0"),
     (lambda: schedules.constant(100, -1e-3), "peak learning rate -0.001"),
+    (lambda: schedules.eight_one_one(5, 1e-3), "at least 10 steps"),
 ])
 def test_schedules_refuse_what_would_give_no_schedule(call, match):
     """A negative final fraction gave negative learning rates and one above 1 a cosine that rose
