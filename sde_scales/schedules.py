@@ -121,7 +121,7 @@ def wsd(n_steps: int, peak: float, fraction: float = 0.2, decay: str = "linear",
 
 
 def eight_one_one(n_steps: int, peak: float, warmup_steps: int = 0) -> np.ndarray:
-    """The 8-1-1 rule: :func:`step` with milestones at 80% and 90% of the steps and factor
+    r"""The 8-1-1 rule: :func:`step` with milestones at 80% and 90% of the steps and factor
     :math:`1/\sqrt{10}` (80% at the peak, 10% at peak / sqrt(10), 10% at peak / 10); at least 10
     steps, so that each tenth holds one."""
     if not isinstance(n_steps, bool) and isinstance(n_steps, (int, np.integer)) and 0 < n_steps < 10:

@@ -38,8 +38,8 @@ DENSE_MAX = 32
 #: error of about 1e-6 relative on each eigenvalue, so a neutral mode (an undamped oscillation,
 #: whose explicit step grows for any dt) is not taken for a decaying one.
 DECAY_RTOL = 1e-4
-#: Margin on the stability bound for the eigenvalues' finite-difference and ARPACK error (1e-4
-#: relative: a dt within 1% of the bound is let through).
+#: Margin on the stability bound for the eigenvalues' error (finite differences about 1e-6
+#: relative, ARPACK's tolerance 1e-4): a dt up to 1% above the bound is let through.
 STABILITY_MARGIN = 0.01
 
 _REL = 1e-6  # a violation is reported above 1e-6 of the diffusion's own scale (finite differences: ~1e-10)
@@ -121,7 +121,7 @@ def commutativity_violation(problem, states) -> str | None:
 
 
 def drift_eigenvalues(problem, t: float, x: np.ndarray) -> np.ndarray:
-    """Eigenvalues of the drift's Jacobian :math:`\partial f / \partial x` at ``(t, x)`` by central
+    r"""Eigenvalues of the drift's Jacobian :math:`\partial f / \partial x` at ``(t, x)`` by central
     differences: all of them for ``d <= DENSE_MAX``; else the two of largest modulus (those bound
     an explicit step unless a smaller, lightly damped oscillation is stiffer: a large system's
     check is that much coarser), from ``scipy.sparse.linalg.eigs`` on Jacobian-vector products.
