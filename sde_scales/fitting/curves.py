@@ -612,10 +612,11 @@ class LossCurve:
         """The first step whose learning rate is known (from the schedule, or the first logged step)."""
         return int(self.schedule_start) if self.schedule is not None else int(self.step[0])
 
-    def assumption(self, at_steps=None) -> str | None:
+    def assumption(self, at_steps=None, rates: np.ndarray | None = None) -> str | None:
         r"""What is assumed about the learning rate before :attr:`known_from`, or None: known from
         step 0, or assumed over an area too small to matter at the fitted or scored steps
-        ``at_steps`` (:data:`LATE_START_RTOL`; None: always said)."""
+        ``at_steps`` (:data:`LATE_START_RTOL`; None: always said). ``rates``: this curve's
+        :meth:`per_step_lr`, where the caller has it already."""
         s0 = self.known_from
         if s0 == 0:
             return None
@@ -624,7 +625,8 @@ class LossCurve:
         share = ""
         if at_steps is not None and np.size(at_steps):
             at = np.maximum(np.asarray(at_steps, dtype=np.int64), s0)
-            cum = np.concatenate([[0.0], np.cumsum(self.per_step_lr()[: int(at.max())])])
+            rates = self.per_step_lr() if rates is None else rates
+            cum = np.concatenate([[0.0], np.cumsum(rates[: int(at.max())])])
             area = cum[at]  # sum_{k < t}
             off = assumed > LATE_START_RTOL * area
             if off.mean() <= LATE_START_RTOL:
@@ -1101,7 +1103,8 @@ class ScheduleFeatures:
         decides whether an assumed start of the schedule can matter (:meth:`LossCurve.assumption`);
         default: the first of ``t``."""
         t_arr = np.asarray(t)
-        note = curve.assumption(t_arr[t_arr >= (from_step or 0)])
+        rates = curve.per_step_lr()  # O(steps): built once, for the late-start check and the features
+        note = curve.assumption(t_arr[t_arr >= (from_step or 0)], rates)
         if note is not None:
             warnings.warn(note, LateStartWarning, stacklevel=3)
         gap = curve.gaps()
@@ -1112,7 +1115,7 @@ class ScheduleFeatures:
                           f"loss: their rates are in the schedule, the rows are not fitted or scored (an evaluation "
                           f"loss logged less often than the rate; if a loss is missing by mistake, fill it)",
                           StepGapWarning, stacklevel=3)
-        eta = curve.per_step_lr() / lr_scale
+        eta = rates / lr_scale
         t = np.asarray(t, dtype=np.int64)
         cum = np.concatenate([[0.0], np.cumsum(eta)])  # cum[k] = sum_{j<k} eta_j
         S1 = cum[t]
