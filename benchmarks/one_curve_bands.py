@@ -131,7 +131,7 @@ def main(argv=None) -> int:
     print(f"{'planted law':28s} {'fitted':30s} {'RMS final err':>13s} {'RMS z':>7s} {'max |z|':>8s} {'mean sd':>8s}  "
           f"auto's folds")
     default = KernelLaw("nonparametric", "steps")
-    candidates = [make_law(*c) if c[0] == "kernel" else make_law(c[0]) for c in AUTO_CANDIDATES]
+    candidates = [make_law(*c) for c in AUTO_CANDIDATES]
     for planted in chosen:
         label, plant = truths[planted]
         out = {"default kernel": []} | ({} if args.no_auto else {"--law auto": []})
@@ -160,8 +160,8 @@ def main(argv=None) -> int:
                     out[key].append((err, err / sd, sd))
                 if args.spread:  # RMS distance of the candidates' final losses from the default's
                     base = float(predict_any(fits["default kernel"], held)[-m:].mean())
-                    finals = [predict_any(fits["default kernel"] if law == default else
-                                          fit(law, [fitted], skip_steps=500), held)[-m:].mean() for law in candidates]
+                    finals = [base if law == default else
+                              predict_any(fit(law, [fitted], skip_steps=500), held)[-m:].mean() for law in candidates]
                     sd = float(np.hypot(predict_sd_any(fits["default kernel"], held)[1],
                                         np.sqrt(np.mean((np.array(finals) - base) ** 2))))
                     err = base - float(clean[-m:].mean())

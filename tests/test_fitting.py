@@ -1018,7 +1018,7 @@ def test_fit_delay_law_auto_with_one_fitted_curve(tmp_path):
     chosen = next(r for r in auto["candidates"] if r["law"] == auto["chosen"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        alone = fit(make_law(chosen["name"], chosen["kernel"] or "nonparametric", chosen["time"] or "steps"),
+        alone = fit(make_law(chosen["name"], chosen["kernel"], chosen["time"]),
                     [load_curve(DATA / "124m_cos10_lr1e-3.csv")], skip_steps=500)
         assert u["final_loss"][auto["chosen"]] == pytest.approx(predict(alone, observed)[-n_last:].mean(), abs=1e-9)
     # the band holds the laws' disagreement: at least their finals' standard deviation (null where

@@ -147,7 +147,7 @@ def choose_law(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: in
     scored = _run_tasks(_score_fold, tasks, workers, "--law auto: fits of the folds" if progress else None)
     rows = []
     for c, (name, kernel, time) in enumerate(candidates):
-        law = make_law(name, kernel or "nonparametric", time or "steps", level)
+        law = make_law(name, kernel, time, level)
         scored_folds = [scored[(c, k)] for k in range(len(folds))]
         ok = [f["rmse"] for f in scored_folds if f["rmse"] is not None and np.isfinite(f["rmse"])]
         complete = len(ok) == len(scored_folds)
@@ -217,7 +217,7 @@ def _score_fold(task) -> dict:
     """One candidate in one fold of :func:`choose_law`: fit, predict the held-out part, score it
     (a module-level function, so that worker processes can run it)."""
     name, kernel, time, level, fitted, held, skip, fit_skip, smooth_steps, label, max_evaluations = task
-    law = make_law(name, kernel or "nonparametric", time or "steps", level)
+    law = make_law(name, kernel, time, level)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # each fold's warnings belong to the final fit, reported there
         try:
@@ -317,7 +317,7 @@ def _fit_member(task):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            return fit(make_law(name, kernel or "nonparametric", time or "steps", level), fit_curves,
+            return fit(make_law(name, kernel, time, level), fit_curves,
                        skip_steps=skip_steps, max_evaluations=max_evaluations)
         except (ValueError, FloatingPointError) as exc:
             return str(exc)
@@ -362,14 +362,16 @@ def undecided_predictions(labels, member_preds: list[dict], predict_curves: list
 
 def chosen_law(auto: dict, level: bool = True) -> Law:
     """The law :func:`choose_law` chose (its kernel and time matter to the kernel law only)."""
-    return make_law(auto["chosen_name"], auto["chosen_kernel"] or "nonparametric", auto["chosen_time"] or "steps", level)
+    return make_law(auto["chosen_name"], auto["chosen_kernel"], auto["chosen_time"], level)
 
 
-def make_law(name: str, kernel: str = "nonparametric", time: str = "steps", level: bool = True) -> Law:
+def make_law(name: str, kernel: str | None = "nonparametric", time: str | None = "steps", level: bool = True) -> Law:
     """The law called ``name``; ``kernel``, ``time`` and ``level`` (with the level term B * peak, or
-    the drops alone) shape the kernel law."""
+    the drops alone) shape the kernel law. ``None`` for ``kernel`` or ``time`` is its default, as
+    the candidates of :data:`AUTO_CANDIDATES` and the choices in JSON write the laws without them:
+    ``make_law(*candidate)`` builds each."""
     if name == "kernel":
-        return KernelLaw(kernel=kernel, time=time, level=level)
+        return KernelLaw(kernel=kernel or "nonparametric", time=time or "steps", level=level)
     if name == "momentum":
         return MomentumLaw()
     if name == "mpl":
