@@ -290,14 +290,15 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--per-seed", action="store_true",
                    help="one curve per run of --store (default: seed-averaged curves, one per configuration)")
     f.add_argument("--schedule", action="append", metavar="NAME:SPEC",
-                   help="the learning rate at every step of curve NAME from a spec, checked against the logged learning rates, e.g. "
-                        "cos:warmup=2160,peak=3e-4,decay=cosine,end=3e-5,total=72000 (keys: total, peak, warmup, "
-                        "warmup_init, warmup_shape=linear|cosine, decay=constant|cosine|linear|sqrt|exp|step, "
-                        "decay_start, decay_end, end; step: one drop to end at decay_start, which it needs); "
-                        "repeat per curve; NAME is the file name without extension, or the run folder's for a "
-                        "trainer_state.json or a Lightning metrics.csv. Without it, a log that starts after step 0 "
-                        "assumes its first logged rate before it (with a warning where that can matter). A file with the loss and no "
-                        "learning-rate column (a Weights & Biases panel export) takes its rates from its spec")
+                   help="the learning rate at every step of curve NAME from a spec, checked against the logged "
+                        "learning rates, e.g. cos:warmup=2160,peak=3e-4,decay=cosine,end=3e-5,total=72000 (keys: "
+                        "total, peak, warmup, warmup_init, warmup_shape=linear|cosine, "
+                        "decay=constant|cosine|linear|sqrt|exp|step, decay_start, decay_end, end; step: one drop to "
+                        "end at decay_start, which it needs); repeat per curve; NAME is the file name without "
+                        "extension, or the run folder's for a trainer_state.json or a Lightning metrics.csv. Without "
+                        "it, a log that starts after step 0 assumes its first logged rate before it (with a warning "
+                        "where that can matter). A file with the loss and no learning-rate column (a Weights & "
+                        "Biases panel export) takes its rates from its spec")
     f.add_argument("--law", choices=["kernel", "momentum", "mpl", "auto"], default="kernel",
                    help="law to fit (default kernel); auto: choose among the laws and kernels by cross-validation "
                         "(leave one --fit curve out; with a single --fit curve, fit it to 50/65/80%% of its steps and "

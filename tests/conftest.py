@@ -27,6 +27,20 @@ def assert_order(est, expected, what=""):
     )
 
 
+def shell_command(text: str) -> list[str]:
+    """The first command of a shell snippet (the README's), with its continuation lines, comments
+    dropped, split as the shell splits it."""
+    import shlex
+
+    cmd = []
+    for line in text.splitlines():
+        part = line.split("#")[0].rstrip()
+        cmd += shlex.split(part.rstrip("\\"))
+        if not part.endswith("\\"):
+            break
+    return cmd
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)

@@ -267,18 +267,12 @@ def test_the_test_split_is_evaluated_in_row_chunks_with_the_same_numbers(monkeyp
 # ----------------------------------------------------------------------------- same seed, same numbers
 def _readme_sweep() -> list[str]:
     """The README's own sweep command (its first ``sde-scales sweep`` line and its continuation)."""
-    import shlex
     from pathlib import Path
 
+    from conftest import shell_command
+
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    start = text.index("sde-scales sweep --param")
-    cmd = []
-    for line in text[start:].splitlines():
-        part = line.split("#")[0].rstrip()
-        cont = part.endswith("\\")
-        cmd += shlex.split(part.rstrip("\\"))
-        if not cont:
-            break
+    cmd = shell_command(text[text.index("sde-scales sweep --param"):])
     i = cmd.index("--out")
     del cmd[i: i + 2]
     return [sys.executable, "-m", "sde_scales.cli"] + cmd[1:] + ["--no-progress"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import io
 import re
-import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import shell_command
 from sde_scales.errors import InvalidArgumentError
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -33,17 +33,6 @@ def _section(title: str) -> str:
 
 def _blocks(text: str, lang: str) -> list[str]:
     return re.findall(rf"```{lang}\n(.*?)```", text, flags=re.S)
-
-
-def _command(block: str) -> list[str]:
-    """A shell block's first command with its continuation lines, comments dropped."""
-    cmd = []
-    for line in block.splitlines():
-        part = line.split("#")[0].rstrip()
-        cmd += shlex.split(part.rstrip("\\"))
-        if not part.endswith("\\"):
-            break
-    return cmd
 
 
 def test_the_readme_tour_of_the_api_runs():
@@ -65,7 +54,7 @@ def test_the_readme_run_store_example_runs_on_the_store_its_sweep_makes(tmp_path
     verdict on the store it says to make is."""
     sec = _section("### Reading a run store")
     (sweep,), (code,) = _blocks(sec, "bash"), _blocks(sec, "python")
-    cmd = _command(sweep)
+    cmd = shell_command(sweep)
     assert cmd[:2] == ["sde-scales", "sweep"]
     subprocess.run([sys.executable, "-m", "sde_scales.cli"] + cmd[1:] + ["--no-progress"], cwd=tmp_path,
                    check=True, capture_output=True)

@@ -195,7 +195,9 @@ def step_instability(problem, dt: float) -> str | None:
     l = lam[k]
     span = float(problem.tspan[1] - problem.tspan[0])
     steps = 2 ** int(np.ceil(np.log2(max(span / bound[k], 1.0))))  # a power of two: usable in convergence studies
-    what = f"{l.real:.4g}" if abs(l.imag) <= DECAY_RTOL * abs(l) else f"{l.real:.4g} {'+' if l.imag > 0 else '-'} {abs(l.imag):.4g}i"
+    what = f"{l.real:.4g}"
+    if abs(l.imag) > DECAY_RTOL * abs(l):
+        what += f" {'+' if l.imag > 0 else '-'} {abs(l.imag):.4g}i"
     return (f"dt={dt:g} is unstable for this problem: its drift has a decaying mode with eigenvalue {what} at the "
             f"initial state, and the explicit step multiplies it by |1 + lambda dt| = {abs(1 + l * dt):.4g} > 1 per "
             f"step, where the solution shrinks it by exp(Re lambda dt) = {np.exp(l.real * dt):.4g}: the paths would "
