@@ -542,8 +542,8 @@ class LossCurve:
             return cls._loss_only(df, path, loss, val, read, schedule)
         if empty.any() and not empty.all():  # a per-step file, or any log with the rate on more rows than the loss
             return cls._sparse_loss(df, path, loss, val, read)
-        return cls(df["step"].to_numpy(), df["lr"].to_numpy(), df["loss"].to_numpy(), val, name=path.stem,
-                   source=str(path), columns=read)
+        return cls(df["step"].to_numpy(), df["lr"].to_numpy(), df["loss"].to_numpy(), val,
+                   name=file_curve_name(path), source=str(path), columns=read)
 
     @classmethod
     def _loss_only(cls, df, path: Path, loss: np.ndarray, val, read: tuple, schedule) -> "LossCurve":
@@ -560,7 +560,8 @@ class LossCurve:
             raise _fail(src, read and dict(read).get("loss", "loss"), None, "every loss cell is empty")
         v = None if val is None else val[logged]
         steps = df["step"].to_numpy()[logged]
-        probe = cls(steps, np.ones(int(logged.sum())), loss[logged], v, name=path.stem, source=src)  # the log's checks
+        probe = cls(steps, np.ones(int(logged.sum())), loss[logged], v, name=file_curve_name(path),
+                    source=src)  # the log's checks
         eta = probe._spec_rates(schedule)
         return replace(probe, lr=eta[probe.step], schedule=eta, schedule_start=0, columns=read)
 
@@ -575,11 +576,11 @@ class LossCurve:
         # every row checked as a log, by the constructor (the loss stands in where it is empty: its
         # rows are not kept)
         rates = cls(df["step"].to_numpy(), df["lr"].to_numpy(), np.where(np.isnan(loss), np.nanmedian(loss), loss),
-                    name=path.stem, source=src)
+                    name=file_curve_name(path), source=src)
         logged = ~np.isnan(loss)
         s0 = int(rates.step[0])
         v = None if val is None else val[logged]
-        return cls(rates.step[logged], rates.lr[logged], loss[logged], v, name=path.stem, source=src,
+        return cls(rates.step[logged], rates.lr[logged], loss[logged], v, name=file_curve_name(path), source=src,
                    schedule=rates.per_step_lr()[s0:], schedule_start=s0, columns=read,
                    # a per-step file leaves the loss empty by design: nothing to name
                    rows_without_loss=0 if bool(np.all(np.diff(rates.step) == 1)) else int((~logged).sum()))
@@ -986,14 +987,22 @@ def curve_name(path: str | Path) -> str:
         return run
     if is_event_log(p):
         return run_folder(p).name
-    if p.name in RUN_FOLDER_FILES:
-        folder = p.resolve().parent
-        if re.fullmatch(r"checkpoint-\d+", folder.name) and folder.parent.name:
-            folder = folder.parent
-        if re.fullmatch(r"version_\d+", folder.name) and folder.parent.name:
-            return f"{folder.parent.name}-{folder.name}"
-        return folder.name or p.stem
-    return p.stem
+    return file_curve_name(p)
+
+
+def file_curve_name(path: str | Path) -> str:
+    """The name of the curve a log file holds: the file's name without its extension, or, for a file
+    every run names alike (:data:`RUN_FOLDER_FILES`), its run's folder (the folder above a
+    ``checkpoint-N`` folder; ``NAME-version_N`` for Lightning's ``NAME/version_N``)."""
+    p = Path(path)
+    if p.name not in RUN_FOLDER_FILES:
+        return p.stem
+    folder = p.resolve().parent
+    if re.fullmatch(r"checkpoint-\d+", folder.name) and folder.parent.name:
+        folder = folder.parent
+    if re.fullmatch(r"version_\d+", folder.name) and folder.parent.name:
+        return f"{folder.parent.name}-{folder.name}"
+    return folder.name or p.stem
 
 
 def load_curve(path: str | Path, columns: dict | None = None, schedule=None) -> LossCurve:
@@ -1027,10 +1036,8 @@ def load_curve(path: str | Path, columns: dict | None = None, schedule=None) -> 
     if p.suffix.lower() in (".parquet", ".pq"):
         return LossCurve.from_parquet(p, columns, schedule)
     if p.suffix.lower() in (".json", ".jsonl", ".ndjson"):
-        c = LossCurve.from_json(p, columns, schedule)
-    else:
-        c = LossCurve.from_csv(p, columns, schedule)
-    return c if p.name not in RUN_FOLDER_FILES else replace(c, name=curve_name(p))
+        return LossCurve.from_json(p, columns, schedule)
+    return LossCurve.from_csv(p, columns, schedule)
 
 
 def parse_columns(text: str | None) -> dict[str, str]:
