@@ -261,15 +261,15 @@ def solve(
     noise = as_noise(noise)
     if debug:
         problem = _with_bounds_checks(problem)
+    n_steps = n_steps_for(problem.tspan, dt)
+    if solver.explicit_drift:  # before the loop is compiled: a refused dt costs no compilation
+        unstable = probes.step_instability(problem, float(dt))
+        if unstable is not None:
+            raise UnstableStepError(f"{problem.name}: {unstable}")
     gdg = problem.gdg if solver.uses_gdg(problem) else K.no_gdg
     run_generated, run_supplied, loop_file = K.runners(
         solver.step_function(problem), problem.d, problem.m, problem.params.shape[0],
         problem.noise.matrix_diffusion, problem.drift, problem.diffusion, gdg)
-    n_steps = n_steps_for(problem.tspan, dt)
-    if solver.explicit_drift:
-        unstable = probes.step_instability(problem, float(dt))
-        if unstable is not None:
-            raise UnstableStepError(f"{problem.name}: {unstable}")
     save_at = SaveAt() if save_at is None else save_at
     if not isinstance(save_at, SaveAt):
         raise InvalidArgumentError(f"save_at={save_at!r}; pass a SaveAt(...)")
