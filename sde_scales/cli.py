@@ -24,8 +24,11 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_converge(args: argparse.Namespace) -> int:
+    from sde_scales.atomic import write_json_atomic
+    from sde_scales.errors import InvalidArgumentError
     from sde_scales.sde import EulerMaruyama, Milstein, convergence_study
     from sde_scales.sde import testproblems as tp
+    from sde_scales.verdicts import Verdict
 
     builders = {
         "gbm": tp.geometric_brownian_motion,
@@ -33,14 +36,39 @@ def _cmd_converge(args: argparse.Namespace) -> int:
         "diagonal": tp.diagonal_gbm_2d,
         "general": tp.commuting_linear_general,
     }
+    if args.paths < 2:
+        raise InvalidArgumentError(f"--paths {args.paths}: give at least 2 (30 or more for an interval and a verdict)")
+    if args.coarsest < 0 or args.finest < args.coarsest + 2:
+        raise InvalidArgumentError(f"--coarsest {args.coarsest} --finest {args.finest}: give 0 <= coarsest and "
+                                   "finest >= coarsest + 2 (at least three levels; four for a verdict)")
+    for flag, value in (("--expect-strong", args.expect_strong), ("--expect-weak", args.expect_weak)):
+        if value is not None and not (value > 0 and value < float("inf")):
+            raise InvalidArgumentError(f"{flag} {value}: an order of convergence is a positive finite number")
     ex = builders[args.problem]()
     solver = Milstein() if args.solver == "milstein" else EulerMaruyama()
     st = convergence_study(ex.problem, solver, range(args.coarsest, args.finest + 1), args.paths,
                            seed=args.seed, exact=ex.exact)
     print(st.table())
-    print(f"stated orders: strong {solver.strong_order_for(ex.problem.noise)}, "
-          f"weak {solver.weak_order_for(ex.problem.noise)}")
-    return 0
+    claims = {"strong": (st.strong, args.expect_strong, solver.strong_order_for(ex.problem.noise)),
+              "weak": (st.weak, args.expect_weak, solver.weak_order_for(ex.problem.noise))}
+    doc = {"problem": args.problem, "solver": repr(solver), "paths": args.paths, "seed": args.seed,
+           "levels": list(range(args.coarsest, args.finest + 1)), "dt": st.dts.tolist(),
+           "strong_error": st.strong_error.tolist(), "strong_se": st.strong_se.tolist(),
+           "weak_error": st.weak_error.tolist(), "weak_se": st.weak_se.tolist(), "orders": {}}
+    verdicts = []
+    for kind, (est, claimed, stated) in claims.items():
+        expected = stated if claimed is None else claimed
+        v = est.judge(expected)
+        verdicts.append(v.verdict)
+        source = "stated by the solver" if claimed is None else f"claimed (the solver states {stated:g})"
+        print(f"{kind} order {expected:g} ({source}): {v.verdict.value}: {v.reason}")
+        doc["orders"][kind] = {"order": est.order, "se": est.se, "ci": list(est.ci), "fine_order": est.fine_order,
+                               "fine_se": est.fine_se, "bend": est.bend, "bend_se": est.bend_se,
+                               "extrapolated_order": est.limit_order, "extrapolated_se": est.limit_se,
+                               "ratios": est.ratios.tolist(), "stated": stated, **v.to_dict()}
+    if args.json:
+        print(f"JSON: {write_json_atomic(args.json, doc)}")
+    return 1 if args.strict and any(v is not Verdict.PASS for v in verdicts) else 0
 
 
 def _floats(text: str) -> list[float]:
@@ -441,15 +469,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("converge", help="convergence study of a solver on a problem with an exact solution",
                        description="Strong and weak errors of a solver against the exact solution on a ladder of "
-                                   "step sizes dt = T / 2**level, with the fitted orders and their intervals.")
+                                   "step sizes dt = T / 2**level, with the fitted orders, their intervals, and a "
+                                   "verdict per order: PASS, FAIL or INCONCLUSIVE against the order the solver "
+                                   "states (or the one given with --expect-strong / --expect-weak). The rule: the "
+                                   "slope over the ladder, over its fine end and extrapolated past it must agree "
+                                   "with the order within 3 bootstrap standard errors + 0.1 (the next-order "
+                                   "term's bend, measured on these problems from dt = T/8 down); see "
+                                   "sde_scales.sde.convergence.",
+                       epilog="Exit status: 0 when the study ran (whatever the verdicts), 1 with --strict unless "
+                              "both orders PASS, 2 for bad input.")
     c.add_argument("--problem", choices=["gbm", "ou", "diagonal", "general"], default="gbm",
                    help="gbm: geometric Brownian motion; ou: Ornstein-Uhlenbeck; diagonal: 2-d GBM with diagonal "
                         "noise; general: a linear system with commuting noise matrices")
     c.add_argument("--solver", choices=["em", "milstein"], default="em", help="Euler-Maruyama or Milstein")
-    c.add_argument("--paths", type=int, default=4000, help="Monte-Carlo paths per level")
+    c.add_argument("--paths", type=int, default=4000, help="Monte-Carlo paths per level (30 or more for a verdict)")
     c.add_argument("--coarsest", type=int, default=4, help="coarsest level: dt = T / 2**coarsest")
-    c.add_argument("--finest", type=int, default=9, help="finest level")
+    c.add_argument("--finest", type=int, default=9, help="finest level (at least coarsest + 3 for a verdict)")
     c.add_argument("--seed", type=int, default=0, help="root seed of the Brownian paths")
+    c.add_argument("--expect-strong", type=float, metavar="P",
+                   help="judge the strong order against P instead of the solver's stated order")
+    c.add_argument("--expect-weak", type=float, metavar="P",
+                   help="judge the weak order against P instead of the solver's stated order")
+    c.add_argument("--json", metavar="PATH", help="write errors, orders and verdicts as strict JSON to PATH")
+    c.add_argument("--strict", action="store_true", help="exit 1 unless both orders PASS")
     c.set_defaults(func=_cmd_converge)
     return ap
 

@@ -75,6 +75,7 @@ import numpy as np
 from scipy import stats
 
 from sde_scales.errors import InvalidArgumentError
+from sde_scales.verdicts import Verdict
 
 __all__ = [
     "Curvature",
@@ -105,12 +106,6 @@ class RateKind(enum.Enum):
     BIG_O = "O"
     SEPARATION = "separation"
     BOUND = "bound"
-
-
-class Verdict(enum.Enum):
-    PASS = "PASS"
-    FAIL = "FAIL"
-    INCONCLUSIVE = "INCONCLUSIVE"
 
 
 @dataclass(frozen=True)

@@ -3,16 +3,14 @@ import os
 import numpy as np
 import pytest
 
-# Share of the error budget of an order check that is not Monte-Carlo: the next term of the
-# error expansion, e(h) = C h^p (1 + D h^q), bends the log-log line over the fitted range of dt.
-# For the problems used (noise-led GBM, OU, commuting linear systems) the successive log2 ratios
-# measured over dt = 2^-3..2^-10 stay within 0.08 of the asymptotic order, so 0.1 is allowed.
-MODEL_TOL = 0.1
-# Monte-Carlo part: 3 bootstrap standard errors of the fitted slope (about 99.7% coverage).
-Z = 3.0
-# Orders that a check must tell apart differ by 0.5 (strong 1/2 vs 1, weak 1 vs 1/2 or 2), so a
-# check is only meaningful if its total tolerance stays under half of that.
-MAX_TOL = 0.25
+from sde_scales.sde.convergence import ORDER_MAX_TOL, ORDER_MODEL_TOL, ORDER_Z
+
+# The order checks' tolerance is the library's (sde_scales.sde.convergence, where each number's
+# reason is stated): 3 bootstrap standard errors of the slope + 0.1 for the next-order term, and
+# no more than 0.25 in all, half the gap between the orders a check must tell apart.
+MODEL_TOL = ORDER_MODEL_TOL
+Z = ORDER_Z
+MAX_TOL = ORDER_MAX_TOL
 
 
 def assert_order(est, expected, what=""):

@@ -1,0 +1,131 @@
+"""Verdicts on claimed orders of convergence (``OrderEstimate.judge`` and ``sde-scales converge``).
+
+Planted claims with known answers: the stated orders of Euler-Maruyama and Milstein on problems
+with exact solutions are true, the stated order +- 1/2 is false. ``benchmarks/order_verdicts.py``
+measures the rates over many seeds and ladders; these tests pin the cases where a simpler rule
+(the slope within 3 standard errors + 0.1, as ``agrees_with``) gives a wrong answer.
+"""
+
+import json
+import math
+
+import pytest
+
+from sde_scales import EulerMaruyama, Milstein, convergence_study
+from sde_scales.cli import main
+from sde_scales.errors import InvalidArgumentError
+from sde_scales.sde import testproblems as tp
+from sde_scales.sde.convergence import MIN_JUDGED_LEVELS, MIN_PATHS
+from sde_scales.verdicts import Verdict
+
+
+def _study(build, solver, levels, paths, seed=0):
+    ex = build()
+    return ex, convergence_study(ex.problem, solver, levels, paths, seed=seed, exact=ex.exact)
+
+
+def test_true_orders_pass_and_false_ones_fail_on_an_asymptotic_ladder():
+    ex, st = _study(tp.ornstein_uhlenbeck, EulerMaruyama(), range(3, 8), 1000)
+    assert st.strong.judge(1.0).verdict is Verdict.PASS
+    assert st.weak.judge(1.0).verdict is Verdict.PASS
+    assert st.strong.judge(0.5).verdict is Verdict.FAIL
+    assert st.weak.judge(2.0).verdict is Verdict.FAIL
+    ex, st = _study(tp.geometric_brownian_motion, EulerMaruyama(), range(4, 10), 1000)
+    assert st.strong.judge(EulerMaruyama().strong_order_for(ex.problem.noise)).verdict is Verdict.PASS
+    v = st.strong.judge(1.0)  # EM is not strong order 1 on multiplicative noise
+    assert v.verdict is Verdict.FAIL and "outside" in v.reason
+
+
+def test_a_straight_ladder_too_short_to_show_its_bend_is_not_judged():
+    """On dt = T..T/4 EM's strong error on the commuting general-noise system falls like h (successive
+    ratios 1.07, 1.06) and bends to h^(1/2) only on finer steps: the slope agrees with the false
+    order 1 within 3 se + 0.1, and three levels cannot show it."""
+    ex, st = _study(tp.commuting_linear_general, EulerMaruyama(), range(0, 3), 1000)
+    assert st.strong.agrees_with(1.0, 0.1)  # the simple rule is fooled
+    v = st.strong.judge(1.0)
+    assert v.verdict is Verdict.INCONCLUSIVE and f"at least {MIN_JUDGED_LEVELS}" in v.reason
+
+
+def test_a_ladder_still_bending_is_not_passed():
+    """EM on OU from dt = T: successive ratios 2.2, 1.2, 1.1, 1.1; the whole-ladder slope (1.37) is
+    far from 1 and bending towards it, so neither PASS nor FAIL of the true order."""
+    ex, st = _study(tp.ornstein_uhlenbeck, EulerMaruyama(), range(0, 5), 1000)
+    assert abs(st.strong.order - 1.0) > 0.25
+    v = st.strong.judge(1.0)
+    assert v.verdict is Verdict.INCONCLUSIVE and "asymptotic range" in v.reason
+
+
+def test_a_bending_ladder_still_fails_a_claim_beyond_its_extrapolation():
+    """Milstein on GBM from dt = T: local slopes rise from 0.4 to 0.9 (towards the true 1). The
+    false claim 1/2 lies below the fine-end slope and its extrapolation: FAIL; the true claim is
+    not decided there."""
+    ex, st = _study(tp.geometric_brownian_motion, Milstein(), range(0, 5), 1000)
+    assert st.strong.judge(0.5).verdict is Verdict.FAIL
+    assert st.strong.judge(1.0).verdict is Verdict.INCONCLUSIVE
+
+
+def test_weak_errors_inside_their_monte_carlo_error_are_not_judged():
+    """The command's default ladder on GBM: EM's weak bias is smaller than the Monte-Carlo error at
+    every level; the slope through those errors is noise, whatever its interval says."""
+    ex, st = _study(tp.geometric_brownian_motion, EulerMaruyama(), range(4, 10), 2000)
+    assert st.weak.resolution.min() < 3
+    for claim in (0.5, 1.0, 2.0):
+        v = st.weak.judge(claim)
+        assert v.verdict is Verdict.INCONCLUSIVE and "not resolved" in v.reason
+
+
+def test_too_few_paths_or_a_bad_claim():
+    ex, st = _study(tp.ornstein_uhlenbeck, EulerMaruyama(), range(3, 8), MIN_PATHS - 1)
+    assert st.strong.judge(1.0).verdict is Verdict.INCONCLUSIVE
+    assert st.strong.judge(1.0).tolerance is None
+    with pytest.raises(InvalidArgumentError, match="not a finite number"):
+        st.strong.judge(float("nan"))
+
+
+def test_converge_command_prints_verdicts_writes_strict_json_and_gates_with_strict(tmp_path, capsys):
+    out = tmp_path / "conv.json"
+    args = ["converge", "--problem", "ou", "--coarsest", "3", "--finest", "7", "--paths", "1000", "--strict"]
+    assert main(args + ["--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "strong order 1 (stated by the solver): PASS" in text
+    doc = json.loads(out.read_text())  # strict JSON: json.loads rejects NaN only with a hook, so check below
+    assert doc["orders"]["strong"]["verdict"] == "PASS" and doc["orders"]["weak"]["verdict"] == "PASS"
+    assert "NaN" not in out.read_text()
+    # a planted false claim: FAIL, and --strict turns it into exit 1
+    assert main(args + ["--expect-strong", "0.5"]) == 1
+    assert "strong order 0.5 (claimed (the solver states 1)): FAIL" in capsys.readouterr().out
+    # too few paths for an interval: null in the JSON, INCONCLUSIVE, exit 1 under --strict
+    few = tmp_path / "few.json"
+    assert main(["converge", "--problem", "ou", "--paths", "10", "--strict", "--json", str(few)]) == 1
+    d = json.loads(few.read_text())["orders"]["strong"]
+    assert d["verdict"] == "INCONCLUSIVE" and d["se"] is None and d["tolerance"] is None
+    assert math.isfinite(d["order"])
+
+
+@pytest.mark.parametrize("bad, what", [
+    (["--paths", "1"], "--paths 1"),
+    (["--coarsest", "4", "--finest", "5"], "--coarsest 4 --finest 5"),
+    (["--coarsest", "-1"], "--coarsest -1"),
+    (["--expect-strong", "-1"], "--expect-strong -1"),
+    (["--expect-weak", "nan"], "--expect-weak nan"),
+])
+def test_converge_command_refuses_bad_input_with_exit_2(bad, what, capsys):
+    assert main(["converge", *bad]) == 2
+    assert what in capsys.readouterr().err
+
+
+def test_a_precise_whole_ladder_slope_does_not_pass_a_false_claim_alone():
+    """Milstein on the general-noise system from dt = T with 30 paths: the whole-ladder slope is
+    steep (about 1.4) before it bends to 1, and the false claim 3/2 falls within its tolerance in
+    some studies. A PASS also needs the fine end (measured to better than 0.25) and the
+    extrapolation to agree, which none of 20 studies gives."""
+    from sde_scales.sde.convergence import ORDER_MAX_TOL, ORDER_MODEL_TOL, ORDER_Z
+
+    simple, passed = 0, 0
+    for seed in range(20):
+        ex, st = _study(tp.commuting_linear_general, Milstein(), range(0, 5), 30, seed=seed)
+        est = st.strong
+        simple += est.agrees_with(1.5, ORDER_MODEL_TOL, ORDER_Z) and ORDER_Z * est.se + ORDER_MODEL_TOL < ORDER_MAX_TOL
+        passed += est.judge(1.5).verdict is Verdict.PASS
+    assert simple >= 1, "the case no longer tests anything: the simple rule passes no study"
+    assert passed == 0
