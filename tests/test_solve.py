@@ -344,3 +344,36 @@ def test_stability_is_checked_for_every_mode_of_a_large_system_and_for_oscillati
     undamped = SDEProblem(_oscillator_drift, _stiff_noise, x0=[1.0, 0.0], tspan=(0.0, 1.0), noise="diagonal",
                           params=[10.0, 0.0])
     solve(undamped, EulerMaruyama(), 1 / 32, n_paths=2, noise=0)
+
+
+@numba.njit
+def _log_space_drift(t, x, p, out):
+    out[0] = -p[0] * np.exp(np.log(x[0]))  # a positive process written in log space: -p x for x > 0
+
+
+@numba.njit
+def _pointwise_drift(t, x, p, out):
+    out[0] = -p[0] * x[0] if x[0] == 1.0 else np.nan  # fault injection: finite at x0 only
+
+
+def test_stability_is_checked_at_the_edge_of_the_drifts_domain_and_a_skipped_check_warns():
+    """x0 = 1e-7 lies closer to 0 than the difference step (1e-6), where log x is not finite: the
+    central difference is NaN and the check used to be skipped, so dt = 1/100 at rate 1000 ran into
+    a blow-up error that said nothing of the step. The one-sided difference on the finite side gives
+    lambda = -1000 and the step is refused. Where the drift is not finite on either side, the check
+    cannot be made, and solve warns once per problem instead of saying nothing."""
+    import warnings
+
+    from sde_scales import UnstableStepError
+    from sde_scales.sde.probes import StabilityNotCheckedWarning
+
+    prob = SDEProblem(_log_space_drift, _stiff_noise, x0=[1e-7], tspan=(0.0, 1.0), noise="diagonal",
+                      params=[1000.0])
+    with pytest.raises(UnstableStepError, match=r"eigenvalue -1000 "):
+        solve(prob, EulerMaruyama(), 1 / 100, n_paths=2, noise=0)
+    odd = SDEProblem(_pointwise_drift, _stiff_noise, x0=[1.0], tspan=(0.0, 0.01), noise="diagonal", params=[1.0])
+    with pytest.warns(StabilityNotCheckedWarning, match="stability was not checked"):
+        solve(odd, EulerMaruyama(), 1 / 100, n_paths=1, noise=0, on_blowup="mask")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", StabilityNotCheckedWarning)  # once per problem, not per solve
+        solve(odd, EulerMaruyama(), 1 / 100, n_paths=1, noise=0, on_blowup="mask")

@@ -28,7 +28,13 @@ from __future__ import annotations
 import numpy as np
 from sde_scales import seeds
 
-__all__ = ["commutativity_violation", "diagonal_violation", "drift_eigenvalues", "probe_states", "step_instability"]
+__all__ = ["StabilityNotCheckedWarning", "commutativity_violation", "diagonal_violation", "drift_eigenvalues",
+           "probe_states", "step_instability"]
+
+
+class StabilityNotCheckedWarning(UserWarning):
+    """The drift's Jacobian at the initial state could not be computed, so the explicit step's
+    stability was not checked: a dt past it would give finite numbers with no relation to the SDE."""
 
 #: Largest state dimension whose drift Jacobian is formed in full (2d drift evaluations of the
 #: Python function); above it the eigenvalues of largest modulus come from ARPACK on
@@ -125,8 +131,10 @@ def drift_eigenvalues(problem, t: float, x: np.ndarray) -> np.ndarray:
     differences: all of them for ``d <= DENSE_MAX``; else the two of largest modulus (those bound
     an explicit step unless a smaller, lightly damped oscillation is stiffer: a large system's
     check is that much coarser), from ``scipy.sparse.linalg.eigs`` on Jacobian-vector products.
-    Empty where they cannot be computed (a drift that is not finite near ``x``, ARPACK not
-    converging): the check is then not made."""
+    Where a central difference is not finite (a state at the edge of the drift's domain, as for
+    :math:`\log x` or :math:`\sqrt{x}` near 0) the one-sided difference on the finite side is used.
+    Empty where they cannot be computed (a drift that is not finite on either side of ``x``,
+    ARPACK failing): :func:`step_instability` then warns that the check was not made."""
     x = np.asarray(x, dtype=float)
     d = problem.d
     if d <= DENSE_MAX:
@@ -134,16 +142,27 @@ def drift_eigenvalues(problem, t: float, x: np.ndarray) -> np.ndarray:
 
         def at(y):
             out = np.full(d, np.nan)
-            f(t, y.copy(), problem.params, out)
+            try:
+                with np.errstate(all="ignore"):
+                    f(t, y.copy(), problem.params, out)
+            except (ArithmeticError, ValueError):  # math.log(-h) and the like: not finite there
+                out[:] = np.nan
             return out
 
+        f0 = None
         cols = []
         for l in range(d):
             h = 1e-6 * (1.0 + abs(x[l]))
             xp, xm = x.copy(), x.copy()
             xp[l] += h
             xm[l] -= h
-            cols.append((at(xp) - at(xm)) / (2 * h))
+            fp, fm = at(xp), at(xm)
+            col = (fp - fm) / (2 * h)
+            if not np.all(np.isfinite(col)):  # at the edge of the drift's domain (log x, sqrt x): one side
+                f0 = at(x) if f0 is None else f0
+                forward, backward = (fp - f0) / h, (f0 - fm) / h
+                col = forward if np.all(np.isfinite(forward)) else backward
+            cols.append(col)
         J = np.stack(cols, axis=-1)
         return np.linalg.eigvals(J) if np.all(np.isfinite(J)) else np.array([])
     from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, LinearOperator, eigs
@@ -183,6 +202,15 @@ def step_instability(problem, dt: float) -> str | None:
         cache["eigs"] = drift_eigenvalues(problem, float(problem.tspan[0]), x0)
     lam = cache["eigs"]
     if lam.size == 0:
+        if not cache.get("warned"):
+            cache["warned"] = True
+            import warnings
+
+            warnings.warn(f"{problem.name}: the step's stability was not checked: the drift's Jacobian at the "
+                          "initial state could not be computed (the drift is not finite on either side of it, or "
+                          "ARPACK failed). A dt past the explicit step's stability bound (2/|lambda| for a real "
+                          "decaying mode) would give finite paths with no relation to the SDE; check the drift's "
+                          "stiffness by hand", StabilityNotCheckedWarning, stacklevel=3)
         return None
     decaying = lam.real < -DECAY_RTOL * np.abs(lam)
     if not decaying.any():
