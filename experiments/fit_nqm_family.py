@@ -63,6 +63,16 @@ SCHEDULES = {
 }
 
 
+def _model_default(name: str) -> float:
+    """The default of ``SpectralNQM.power_law``'s argument ``name``: the family's model is that one
+    unless a flag says otherwise, so its defaults are read, not repeated."""
+    import inspect
+
+    from sde_scales.models.nqm import SpectralNQM
+
+    return inspect.signature(SpectralNQM.power_law).parameters[name].default
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="out/fit_nqm_family", help="output directory")
@@ -79,12 +89,13 @@ def main(argv=None) -> int:
                     help="on single-cosine, add the rows of --law auto (rolling origin on each seed's cosine run): "
                          "as it predicts (the chosen law, or the mean of the laws the folds do not separate) and the "
                          "least-error pick alone, for comparison (about 2.5 minutes more)")
-    ap.add_argument("--amplitude", type=float, default=1.0,
-                    help="the power term's amplitude A of SpectralNQM.power_law (default 1.0, the family of "
+    ap.add_argument("--amplitude", type=float, default=_model_default("amplitude"),
+                    help="the power term's amplitude A of SpectralNQM.power_law (default %(default)g, the family of "
                          "benchmarks/RESULTS.md; 8.3 with --sigma 0.63 gives the 124M curves' shape: a constant run "
                          "falling 0.73 from step 1,000 and a 20%% cooldown gaining 0.16)")
-    ap.add_argument("--sigma", type=float, default=0.7,
-                    help="gradient-noise level of SpectralNQM.power_law (default 0.7); the cooldown's gain grows with it")
+    ap.add_argument("--sigma", type=float, default=_model_default("sigma"),
+                    help="gradient-noise level of SpectralNQM.power_law (default %(default)g); the cooldown's gain "
+                         "grows with it")
     ap.add_argument("--laws", default=",".join(LAWS),
                     help=f"comma-separated laws to measure (default: {', '.join(LAWS)}; also np-steps-drops)")
     args = ap.parse_args(argv)
