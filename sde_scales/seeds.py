@@ -45,6 +45,7 @@ PURPOSES: dict[str, int] = {
     "analysis.macro_sde_noise": 17,  # Brownian streams of simulated macro-SDE paths
     "analysis.delay_boot": 18,       # seed resamples of the model-free delay
     "analysis.delay_noise": 19,      # the stochastic delay model's noise against a network
+    "sde.stability_start": 20,   # the starting vector of the step-stability probe's ARPACK iteration
 }
 
 

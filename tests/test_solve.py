@@ -377,3 +377,35 @@ def test_stability_is_checked_at_the_edge_of_the_drifts_domain_and_a_skipped_che
     with warnings.catch_warnings():
         warnings.simplefilter("error", StabilityNotCheckedWarning)  # once per problem, not per solve
         solve(odd, EulerMaruyama(), 1 / 100, n_paths=1, noise=0, on_blowup="mask")
+
+
+@numba.njit
+def _centring_drift(t, x, p, out):
+    m = x.mean()
+    for i in range(x.shape[0]):
+        out[i] = -p[0] * (x[i] - m)
+
+
+@numba.njit
+def _zero_drift(t, x, p, out):
+    out[:] = 0.0
+
+
+def test_stability_of_a_large_drift_of_differences_and_no_warning_without_drift():
+    """64 coordinates pulled to their mean at rate 1000: the Jacobian sends the all-ones vector to
+    zero (up to rounding), so the probe's ARPACK iteration starts from a random vector; the mode
+    -1000 is found and dt = 1/100 refused. A drift that is exactly zero (the width model's "drift
+    off" mutation) stopped ARPACK ("starting vector is zero") and drew a warning that the check was
+    not made, although there is nothing to check: no refusal and no warning now."""
+    import warnings
+
+    from sde_scales import UnstableStepError
+
+    x0 = np.linspace(-1.0, 1.0, 64)
+    prob = SDEProblem(_centring_drift, _stiff_noise, x0=x0, tspan=(0.0, 1.0), noise="diagonal", params=[1000.0])
+    with pytest.raises(UnstableStepError, match=r"eigenvalue -1000 "):
+        solve(prob, EulerMaruyama(), 1 / 100, n_paths=2, noise=0)
+    flat = SDEProblem(_zero_drift, _stiff_noise, x0=x0, tspan=(0.0, 1.0), noise="diagonal", params=[0.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        solve(flat, EulerMaruyama(), 1 / 4, n_paths=2, noise=0)

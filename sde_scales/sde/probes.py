@@ -181,13 +181,20 @@ def drift_eigenvalues(problem, t: float, x: np.ndarray) -> np.ndarray:
         drift(t, x - h * v, params, fm)
         return (fp - fm) / (2 * h)
 
+    # a random start: the all-ones vector is in the null space of every drift of differences
+    # (x_i - mean x), and a start in the null space makes ARPACK stop ("starting vector is zero")
+    v0 = seeds.rng(0, "sde.stability_start", d).standard_normal(d)
+    v0 /= np.linalg.norm(v0)
     try:
         # at most 300 restarts (about 4,000 products): a probe, not a solve; what converged by then counts
         vals = eigs(LinearOperator((d, d), matvec=jvp, dtype=float), k=2, which="LM", tol=1e-4,
-                    v0=np.ones(d) / np.sqrt(d), return_eigenvectors=False, maxiter=300)
+                    v0=v0, return_eigenvectors=False, maxiter=300)
     except ArpackNoConvergence as exc:
         vals = np.asarray(exc.eigenvalues)
     except (ArpackError, FloatingPointError, ValueError):
+        w = jvp(v0)
+        if np.all(w == 0):  # a random vector in the Jacobian's null space: the Jacobian is zero (no drift)
+            return np.zeros(1)
         return np.array([])
     return vals if np.all(np.isfinite(vals)) else np.array([])
 
