@@ -114,8 +114,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     res = run_sweep(configs, args.out, executor=args.executor, workers=args.workers, scheduler=args.scheduler,
                     device=args.device, data_root=args.data_root, progress=not args.no_progress,
                     checkpoint_every=args.checkpoint_every)
-    print(f"{len(configs)} runs: {res['ran']} trained in {res['stacks']} stacks, {res['skipped']} already in the store, "
-          f"{res['diverged']} diverged; store: {args.out}")
+    repeats = (f" ({res['repeats']} repeated in the grid: a value listed twice in --widths, --lrs or --seeds; each "
+               f"run is trained once)" if res["repeats"] else "")
+    print(f"{res['runs']} runs{repeats}: {res['ran']} trained in {res['stacks']} stacks, {res['skipped']} already in "
+          f"the store, {res['diverged']} diverged; store: {args.out}")
     print(f"read it: python -c \"from sde_scales.train.store import RunStore; s = RunStore('{args.out}'); "
           f"print(s.runs())\"  (runs: one row per run; s.trajectories(): the logged rows; see the README, "
           f"'Reading a run store')")

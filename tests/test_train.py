@@ -192,7 +192,7 @@ def test_sweep_store_and_skip(tmp_path):
     cfgs = config_grid(["mup"], [16, 32], [0.05, 0.2], [0, 1], **SMALL)
     store = tmp_path / "store"
     r1 = run_sweep(cfgs, str(store), progress=False)
-    assert r1 == {"ran": 8, "diverged": 0, "skipped": 0, "stacks": 4}
+    assert r1 == {"ran": 8, "diverged": 0, "skipped": 0, "stacks": 4, "runs": 8, "repeats": 0}
     st = RunStore(store)
     assert len(st.finished()) == 8 and set(st.runs().run_id) == {c.run_id for c in cfgs}
     assert set(st.trajectories().columns) == {"run_id", "step", "epoch", "metric", "layer", "value"}
@@ -201,6 +201,16 @@ def test_sweep_store_and_skip(tmp_path):
     assert r2["ran"] == 0 and r2["skipped"] == 8
     assert {p: p.stat().st_mtime_ns for p in (store / "runs").iterdir()} == mtimes
     assert plan(cfgs, st.finished()) == []
+
+
+def test_a_value_repeated_in_the_grid_is_trained_once(tmp_path):
+    """--lrs 0.05,0.05 listed every run twice: both copies were trained (twice the time) and the
+    command counted four runs where the store holds two."""
+    cfgs = config_grid(["mup"], [16, 32], [0.05, 0.05], [0], **SMALL)
+    assert len(cfgs) == 4
+    r = run_sweep(cfgs, str(tmp_path / "s"), progress=False)
+    assert r["ran"] == 2 and r["runs"] == 2 and r["repeats"] == 2
+    assert sorted(c.run_id for s in plan(cfgs) for c in s.configs) == sorted({c.run_id for c in cfgs})
 
 
 SWEEP = [sys.executable, "-m", "sde_scales.cli", "sweep", "--param", "mup", "--dataset", "synthetic", "--widths",

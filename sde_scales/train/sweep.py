@@ -34,7 +34,7 @@ from sde_scales.errors import InvalidArgumentError
 from sde_scales.train.store import RunStore
 from sde_scales.train.trainer import RunConfig, resolve_device, train_stack
 
-__all__ = ["SweepTerminated", "plan", "run_stack", "run_sweep", "load_grid_toml"]
+__all__ = ["SweepTerminated", "load_grid_toml", "plan", "run_stack", "run_sweep", "unique_runs"]
 
 
 class SweepTerminated(SystemExit):
@@ -72,10 +72,17 @@ class Stack:
         return f"{c.param} n={c.width} seed={c.seed} ({len(self.configs)} lrs)"
 
 
+def unique_runs(configs: list[RunConfig]) -> list[RunConfig]:
+    """``configs`` without repeats of a run (same run id), in their first order."""
+    seen: set[str] = set()
+    return [c for c in configs if not (c.run_id in seen or seen.add(c.run_id))]
+
+
 def plan(configs: list[RunConfig], finished: set[str] = frozenset()) -> list[Stack]:
-    """Stacks of the grid (same key and seed), minus stacks whose every run is finished."""
+    """Stacks of the grid (same key and seed), minus stacks whose every run is finished. A run listed
+    more than once (a value repeated in the grid) is planned once."""
     groups: OrderedDict = OrderedDict()
-    for c in configs:
+    for c in unique_runs(configs):
         # with a minibatch order per run, seeds share a stack too (a run's numbers do not depend on
         # its stack); with one shared order, a stack is one seed's learning rates
         groups.setdefault((c.stack_key(),) if c.data_order == "seed" else (c.stack_key(), c.seed), []).append(c)
@@ -171,8 +178,9 @@ def _sweep(runner, configs, store_root, progress, where, workers, scheduler, sta
 
     store = RunStore(store_root)
     done_before = store.finished()
-    stacks = plan(configs, done_before)
-    skipped = sum(1 for c in configs if c.run_id in done_before)
+    unique = unique_runs(configs)
+    stacks = plan(unique, done_before)
+    skipped = sum(1 for c in unique if c.run_id in done_before)
     bar = tqdm(total=len(stacks), desc="stacks", unit="stack", disable=None if progress else True,  # terminal only
                file=sys.stderr)
     try:
@@ -180,7 +188,7 @@ def _sweep(runner, configs, store_root, progress, where, workers, scheduler, sta
     finally:
         bar.close()
     return {"ran": len(statuses), "diverged": sum(1 for _, s in statuses if s == "diverged"), "skipped": skipped,
-            "stacks": len(stacks)}
+            "stacks": len(stacks), "runs": len(unique), "repeats": len(configs) - len(unique)}
 
 
 def _run_local(stacks, statuses, bar, where, workers, scheduler) -> None:
