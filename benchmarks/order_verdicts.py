@@ -82,9 +82,10 @@ def main(argv=None) -> int:
             print(f"levels {name:5s} {n:6d} paths: true {t[0] + t[1]}/{t[2] + t[3]}/{t[4] + t[5]}; "
                   f"false {sum(f[0:4])}/{sum(f[4:8])}/{sum(f[8:12])}")
     print(f"\nwrong decisions (a true claim FAILed or a false one PASSed): {len(worst)}")
-    print(f"the simple rule on the same studies: {tally[('simple', True, 'FAIL')]} true claims FAILed, "
-          f"{tally[('simple', False, 'PASS')]} false claims PASSed (of {tally[('simple', True, 'PASS')] + tally[('simple', True, 'FAIL')] + tally[('simple', True, 'INCONCLUSIVE')]} true and "
-          f"{tally[('simple', False, 'PASS')] + tally[('simple', False, 'FAIL')] + tally[('simple', False, 'INCONCLUSIVE')]} false judged)")
+    n_true = sum(tally[("simple", True, v)] for v in ("PASS", "FAIL", "INCONCLUSIVE"))
+    n_false = sum(tally[("simple", False, v)] for v in ("PASS", "FAIL", "INCONCLUSIVE"))
+    print(f"the simple rule on the same studies: {tally[('simple', True, 'FAIL')]} of {n_true} true claims FAILed, "
+          f"{tally[('simple', False, 'PASS')]} of {n_false} false claims PASSed")
     for w in worst:
         print("  ", *w)
     return 0

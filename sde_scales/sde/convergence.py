@@ -8,8 +8,8 @@ much finer grid of the same path.
 Errors, per level, over ``n_paths`` paths:
 
 * strong: :math:`e_s(h) = E\,\lVert X^h_T - X_T \rVert` (Euclidean norm over components);
-* weak: :math:`e_w(h) = |E[\varphi(X^h_T) - \varphi(X_T)]|` (default :math:`\varphi(x) = \sum_i x_i`), estimated from the *coupled*
-  per-path differences, whose variance shrinks with ``h``, so that the Monte-Carlo error stays
+* weak: :math:`e_w(h) = |E[\varphi(X^h_T) - \varphi(X_T)]|` (default
+  :math:`\varphi(x) = \sum_i x_i`), estimated from the *coupled* per-path differences, whose variance shrinks with ``h``, so that the Monte-Carlo error stays
   well below the bias even at fine levels. ``weak_target`` replaces the reference by a closed-form
   :math:`E\varphi(X_T)` (uncoupled, noisier).
 
@@ -28,20 +28,23 @@ centres are :math:`j = n - m` halvings apart). Under the model the local slope's
 coarse-end slope) extrapolates the fine-end slope to :math:`s_\infty = s_{fine} + b\,r^j/(1 - r^j)`;
 :math:`q = 1/2` (:math:`r = 2^{-1/2}`), the slowest next order allowed, extrapolates furthest.
 
-* FAIL: the whole-ladder slope misses the claimed order by more than its tolerance, and the claim
-  lies outside the range from the fine-end slope to :math:`s_\infty`, each widened by its own
-  tolerance. A ladder still bending towards the claim is not failed.
-* INCONCLUSIVE when the series is *curved*: the two end slopes differ by more than
-  :math:`z\,\mathrm{se}_b + \mathrm{tol}_{model}`; the ladder is not yet in the asymptotic range
-  and the model tolerance does not cover it.
-* PASS: not curved, the whole-ladder slope, the fine-end slope and :math:`s_\infty` all agree with
-  the claim within their tolerances, and the whole-ladder and fine-end tolerances are below
-  :data:`ORDER_MAX_TOL` (narrow enough to tell orders 1/2 apart where the ladder is nearest its
-  asymptote).
-* INCONCLUSIVE before any of these when some level's mean error is within ``z`` Monte-Carlo
-  standard errors of zero (its log is noise; weak errors at fine levels), and otherwise (fewer
-  than :data:`MIN_JUDGED_LEVELS` levels, too few paths, too wide a tolerance, or the slopes disagree with each other about the claim), with the reason and what
-  would decide it.
+The rules, in the order they are applied:
+
+1. INCONCLUSIVE with fewer than :data:`MIN_JUDGED_LEVELS` levels, fewer than :data:`MIN_PATHS`
+   paths (no interval), or a level whose mean error is within ``z`` Monte-Carlo standard errors
+   of zero (its log is noise: weak errors at fine levels).
+2. FAIL: the whole-ladder slope misses the claimed order by more than its tolerance, and the claim
+   lies outside the range from the fine-end slope to :math:`s_\infty`, each widened by its own
+   tolerance. A ladder still bending towards the claim is not failed.
+3. INCONCLUSIVE when the series is *curved*: the two end slopes differ by more than
+   :math:`z\,\mathrm{se}_b + \mathrm{tol}_{model}`; the ladder is not yet in the asymptotic range
+   and the model tolerance does not cover it.
+4. PASS: the whole-ladder slope, the fine-end slope and :math:`s_\infty` all agree with the claim
+   within their tolerances, and the whole-ladder and fine-end tolerances are below
+   :data:`ORDER_MAX_TOL` (narrow enough to tell orders 1/2 apart where the ladder is nearest its
+   asymptote).
+5. INCONCLUSIVE otherwise (too wide a tolerance, or the slopes disagree with each other about
+   the claim), with the reason and what would decide it.
 
 No rule on the ladder's own errors can tell a ladder that is straight but not yet asymptotic from
 an asymptotic one: ``benchmarks/order_verdicts.py`` measures how often each verdict is right on
@@ -62,8 +65,8 @@ from sde_scales.sde.solve import solve
 from sde_scales.sde.solvers import Solver
 from sde_scales.verdicts import Verdict
 
-__all__ = ["MIN_JUDGED_LEVELS", "MIN_PATHS", "ORDER_MAX_TOL", "ORDER_MODEL_TOL", "ORDER_Z", "ConvergenceStudy", "OrderEstimate",
-           "OrderVerdict", "convergence_study", "fit_order"]
+__all__ = ["MIN_JUDGED_LEVELS", "MIN_PATHS", "ORDER_MAX_TOL", "ORDER_MODEL_TOL", "ORDER_Z", "ConvergenceStudy",
+           "OrderEstimate", "OrderVerdict", "convergence_study", "fit_order"]
 
 #: Model part of an order's tolerance: the next term of the error expansion,
 #: e(h) = C h^p (1 + D h^q), bends the log-log line over the fitted range of dt. For the built-in
@@ -144,7 +147,7 @@ class OrderEstimate:
         z : float
             Bootstrap standard errors allowed (:data:`ORDER_Z`).
         max_tol : float
-            Widest whole-ladder tolerance that can PASS (:data:`ORDER_MAX_TOL`).
+            Widest whole-ladder and fine-end tolerance that can PASS (:data:`ORDER_MAX_TOL`).
         """
         p = float(expected)
         if not np.isfinite(p):
@@ -238,17 +241,12 @@ MIN_PATHS = 30
 MIN_JUDGED_LEVELS = 4
 
 
-class _Extrapolation:
+def _extrapolation_factor(j: int) -> float:
     """``r**j / (1 - r**j)`` for ``r = 2**-0.5`` (next order q = 1/2): the factor that takes the
     bend between end slopes ``j`` halvings apart to the fine end's remaining distance from the
     order."""
-
-    def __getitem__(self, j: int) -> float:
-        rj = 2.0 ** (-0.5 * j)
-        return rj / (1.0 - rj)
-
-
-_EXTRAPOLATE = _Extrapolation()
+    rj = 2.0 ** (-0.5 * j)
+    return rj / (1.0 - rj)
 
 
 def fit_order(h: np.ndarray, per_path: np.ndarray, *, signed: bool = False, n_resamples: int = 400,
@@ -273,7 +271,7 @@ def fit_order(h: np.ndarray, per_path: np.ndarray, *, signed: bool = False, n_re
         s_coarse = _slope(log_h[coarse], le[..., coarse], axis=axis)
         s_fine = _slope(log_h[fine], le[..., fine], axis=axis)
         bend = s_fine - s_coarse
-        return s_all, s_fine, bend, s_fine + bend * _EXTRAPOLATE[n - m]
+        return s_all, s_fine, bend, s_fine + bend * _extrapolation_factor(n - m)
 
     def stat(*samples, axis=-1):
         means = np.stack([s.mean(axis=axis) for s in samples], axis=-1)
@@ -285,7 +283,8 @@ def fit_order(h: np.ndarray, per_path: np.ndarray, *, signed: bool = False, n_re
     ratios = np.log2(e[:-1] / e[1:])
     sd = np.array([d.std(ddof=1) if d.size > 1 else np.nan for d in data])
     with np.errstate(divide="ignore", invalid="ignore"):
-        resolution = np.where(sd > 0, np.abs(means) / (sd / np.sqrt(len(data[0]))), np.inf)
+        # an error of exactly zero at every path (an exact scheme) has no order: not resolved either
+        resolution = np.where(sd > 0, np.abs(means) / (sd / np.sqrt(len(data[0]))), np.where(means != 0, np.inf, 0.0))
     nan = float("nan")
     if len(data[0]) < MIN_PATHS:
         return OrderEstimate(order, nan, (nan, nan), ratios, fine_order, nan, bend, nan, limit, nan, resolution)
