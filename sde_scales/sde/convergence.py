@@ -9,9 +9,10 @@ Errors, per level, over ``n_paths`` paths:
 
 * strong: :math:`e_s(h) = E\,\lVert X^h_T - X_T \rVert` (Euclidean norm over components);
 * weak: :math:`e_w(h) = |E[\varphi(X^h_T) - \varphi(X_T)]|` (default
-  :math:`\varphi(x) = \sum_i x_i`), estimated from the *coupled* per-path differences, whose variance shrinks with ``h``, so that the Monte-Carlo error stays
-  well below the bias even at fine levels. ``weak_target`` replaces the reference by a closed-form
-  :math:`E\varphi(X_T)` (uncoupled, noisier).
+  :math:`\varphi(x) = \sum_i x_i`), estimated from the *coupled* per-path differences, whose
+  variance shrinks with ``h``, so that the Monte-Carlo error stays well below the bias even at
+  fine levels. ``weak_target`` replaces the reference by a closed-form :math:`E\varphi(X_T)`
+  (uncoupled, noisier).
 
 Order estimates: the least-squares slope of :math:`\log e` against :math:`\log h`, and the
 successive ratios :math:`\log_2(e(h_k)/e(h_{k+1}))`. The Monte-Carlo standard error of the slope
