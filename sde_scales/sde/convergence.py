@@ -171,11 +171,8 @@ class OrderEstimate:
             return OrderVerdict(Verdict.INCONCLUSIVE, p, None,
                                 f"the error at level {i + 1} of {n_levels} (coarsest first) is "
                                 f"{self.resolution[i]:.1f} standard errors from zero, fewer than {z:g}: not resolved "
-                                "from Monte-Carlo noise; "
-                                + (f"about {(z / self.resolution[i]) ** 2:.2g} times the paths would resolve it, if the "
-                                   "bias does not change sign there "
-                                   if self.resolution[i] > 0 else "")
-                                + "(the bias must stand out at every level), or use coarser levels")
+                                "from Monte-Carlo noise, whose size falls as 1/sqrt(paths); run more paths or use "
+                                "coarser levels, where the bias is larger")
         tol = z * self.se + model_tol
         tol_fine = z * self.fine_se + model_tol
         tol_lim = z * self.limit_se + model_tol
