@@ -68,6 +68,11 @@ def _cmd_converge(args: argparse.Namespace) -> int:
                                "ratios": est.ratios.tolist(), "stated": stated, **v.to_dict()}
     if args.json:
         print(f"JSON: {write_json_atomic(args.json, doc)}")
+    if args.plot:
+        from sde_scales.plots import convergence_plot, save_figure
+
+        expected = {kind: doc["orders"][kind]["expected"] for kind in ("strong", "weak")}
+        print(f"plot: {save_figure(convergence_plot(st, expected=expected), args.plot)}")
     return 1 if args.strict and any(v is not Verdict.PASS for v in verdicts) else 0
 
 
@@ -493,6 +498,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--expect-weak", type=float, metavar="P",
                    help="judge the weak order against P instead of the solver's stated order")
     c.add_argument("--json", metavar="PATH", help="write errors, orders and verdicts as strict JSON to PATH")
+    c.add_argument("--plot", metavar="PATH",
+                   help="draw the errors against dt with the fitted and the claimed slopes, one panel per order (PNG)")
     c.add_argument("--strict", action="store_true", help="exit 1 unless both orders PASS")
     c.set_defaults(func=_cmd_converge)
     return ap

@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 from sde_scales.atomic import atomic_path  # noqa: E402
 from sde_scales.rates import ExponentEstimate  # noqa: E402
 
-__all__ = ["law_comparison", "rate_plot", "save_figure"]
+__all__ = ["convergence_plot", "law_comparison", "rate_plot", "save_figure"]
 
 
 def rate_plot(series, *, predicted: float | None = None, predicted_label: str | None = None, xlabel: str = r"width $n$",
@@ -75,6 +75,71 @@ def rate_plot(series, *, predicted: float | None = None, predicted_label: str | 
               title="points: per width" + (", bars: one standard error" if bars else "")
               + "; shaded: 95% interval of the slope")
     ax.grid(True, which="major", alpha=0.3)
+    return fig
+
+
+_ERROR_LABELS = {
+    "strong": r"strong error $E\,\Vert X^{\Delta t}_T - X_T \Vert$",
+    "weak": r"weak error $|E[\varphi(X^{\Delta t}_T) - \varphi(X_T)]|$",
+}
+
+
+def convergence_plot(study, *, expected: dict | None = None, z: float = 3.0):
+    r"""Strong and weak errors of a :class:`~sde_scales.sde.convergence.ConvergenceStudy` against
+    the step size, one panel each, on log-log axes with :math:`\Delta t` in powers of two.
+
+    Each panel: the mean error per step size with one Monte-Carlo standard error (hollow where the
+    error is within ``z`` standard errors of zero: such levels are not judged), the least-squares
+    line with its slope and 95% interval in the legend, the band of slopes inside that interval, and,
+    where ``expected`` gives the claimed order for the panel (``{"strong": p, "weak": q}``), a
+    dashed line of that slope through the finest resolved point. The verdicts belong in the caption
+    or the JSON, not in the figure."""
+    from matplotlib.ticker import LogFormatterSciNotation, LogLocator, NullFormatter
+
+    fig, axes = plt.subplots(1, 2, figsize=(9.0, 5.0), constrained_layout=True)
+    expected = expected or {}
+    h = np.asarray(study.dts, float)
+    for ax, kind in zip(axes, ("strong", "weak")):
+        est = getattr(study, kind)
+        e = np.asarray(getattr(study, f"{kind}_error"), float)
+        se = np.asarray(getattr(study, f"{kind}_se"), float)
+        ok = e > 0
+        resolved = ok & (np.asarray(est.resolution) >= z) if len(est.resolution) == len(e) else ok
+        lower = np.minimum(se, 0.999 * e)  # a bar below zero cannot be drawn on a log axis
+        for mask, face, label in ((resolved, "C0", "error per step size"),
+                                  (ok & ~resolved, "white", f"within {z:g} standard errors of zero (not judged)")):
+            if mask.any():
+                ax.errorbar(h[mask], e[mask], yerr=[lower[mask], se[mask]], fmt="o", color="C0", mfc=face, ms=5,
+                            capsize=3, label=label)
+        if ok.sum() >= 2:
+            lh, le = np.log(h[ok]), np.log(e[ok])
+            lx0, ly0 = lh.mean(), le.mean()
+            xx = np.geomspace(h.min(), h.max(), 50)
+            ci = (f" [{est.ci[0]:.2f}, {est.ci[1]:.2f}]" if np.all(np.isfinite(est.ci)) else " (no interval)")
+            ax.plot(xx, np.exp(ly0 + est.order * (np.log(xx) - lx0)), color="C0", lw=1.2,
+                    label=f"fitted slope {est.order:.2f}{ci}")
+            if np.all(np.isfinite(est.ci)):
+                band = np.exp(ly0 + np.outer(est.ci, np.log(xx) - lx0))
+                ax.fill_between(xx, band.min(axis=0), band.max(axis=0), color="C0", alpha=0.15, lw=0)
+            p = expected.get(kind)
+            anchor = np.flatnonzero(resolved if resolved.any() else ok)
+            if p is not None and anchor.size:
+                k = anchor[-1]  # the finest resolved step size
+                ax.plot(xx, e[k] * (xx / h[k]) ** p, "--", color="k", lw=1.1, label=f"claimed order {p:g}")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        if e[ok].size and e[ok].max() / e[ok].min() < 300:  # under 2.5 decades: 1, 2, 5 per decade
+            ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=15))
+            ax.yaxis.set_major_formatter(LogFormatterSciNotation(base=10, labelOnlyBase=False,
+                                                                 minor_thresholds=(np.inf, np.inf)))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel(r"step size $\Delta t$")
+        ax.set_ylabel(_ERROR_LABELS[kind])
+        ax.set_title(f"{kind} error", fontsize=9)
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), title_fontsize=7,
+                  title=f"bars: one standard error ({study.n_paths} paths)\nshaded: 95% interval of the slope")
+    fig.suptitle(f"{study.problem_name} / {study.solver!r}, reference: {study.reference}", fontsize=9)
     return fig
 
 

@@ -129,3 +129,33 @@ def test_a_precise_whole_ladder_slope_does_not_pass_a_false_claim_alone():
         passed += est.judge(1.5).verdict is Verdict.PASS
     assert simple >= 1, "the case no longer tests anything: the simple rule passes no study"
     assert passed == 0
+
+
+def test_convergence_figure_draws_what_it_is_given(tmp_path):
+    """One panel per order: the errors (hollow where unresolved), the fitted slope with its interval
+    in the legend, the claimed slope through the finest resolved point, labelled axes; the command
+    writes it as a PNG."""
+    import numpy as np
+
+    from sde_scales.plots import convergence_plot, save_figure
+
+    ex, st = _study(tp.geometric_brownian_motion, EulerMaruyama(), range(4, 10), 2000)
+    fig = convergence_plot(st, expected={"strong": 0.5, "weak": 1.0})
+    strong, weak = fig.axes[:2]
+    for ax, kind in ((strong, "strong"), (weak, "weak")):
+        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert any(t.startswith(f"fitted slope {getattr(st, kind).order:.2f}") for t in labels), labels
+        assert "step size" in ax.get_xlabel() and kind in ax.get_ylabel()
+    assert "claimed order 0.5" in [t.get_text() for t in strong.get_legend().get_texts()]
+    # EM's weak errors on this ladder are inside their Monte-Carlo error: drawn hollow and said so
+    assert any("not judged" in t.get_text() for t in weak.get_legend().get_texts())
+    assert not any("not judged" in t.get_text() for t in strong.get_legend().get_texts())
+    # the claimed line passes through the finest step's strong error (all resolved)
+    line = next(l for l in strong.get_lines() if l.get_label() == "claimed order 0.5")
+    x, y = line.get_data()
+    assert np.interp(np.log(st.dts[-1]), np.log(x), np.log(y)) == pytest.approx(np.log(st.strong_error[-1]))
+    save_figure(fig, tmp_path / "direct.png")
+    out = tmp_path / "conv.png"
+    assert main(["converge", "--problem", "ou", "--coarsest", "3", "--finest", "7", "--paths", "200",
+                 "--plot", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
