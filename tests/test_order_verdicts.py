@@ -28,12 +28,28 @@ def test_true_orders_pass_and_false_ones_fail_on_an_asymptotic_ladder():
     ex, st = _study(tp.ornstein_uhlenbeck, EulerMaruyama(), range(3, 8), 1000)
     assert st.strong.judge(1.0).verdict is Verdict.PASS
     assert st.weak.judge(1.0).verdict is Verdict.PASS
-    assert st.strong.judge(0.5).verdict is Verdict.FAIL
     assert st.weak.judge(2.0).verdict is Verdict.FAIL
+    assert st.strong.judge(1.5).verdict is Verdict.FAIL
+    # errors falling faster than the claim are no FAIL: a term of higher order may still dominate
+    v = st.strong.judge(0.5)
+    assert v.verdict is Verdict.INCONCLUSIVE and "fall faster" in v.reason
     ex, st = _study(tp.geometric_brownian_motion, EulerMaruyama(), range(4, 10), 1000)
     assert st.strong.judge(EulerMaruyama().strong_order_for(ex.problem.noise)).verdict is Verdict.PASS
     v = st.strong.judge(1.0)  # EM is not strong order 1 on multiplicative noise
-    assert v.verdict is Verdict.FAIL and "outside" in v.reason
+    assert v.verdict is Verdict.FAIL and "fall more slowly" in v.reason
+
+
+def test_weak_noise_hides_the_order_on_coarse_steps_and_no_verdict_is_wrong():
+    """EM on a diagonal GBM with weak noise (sigma 0.3, 0.4; drift 1, -1): the strong error's order-1/2
+    term has a small constant, and over dt = 1/4..1/32 the errors fall like dt^0.88; the local slope
+    reaches 1/2 only below dt = 2^-10 (successive ratios 0.87, 0.88, 0.86, 0.81, 0.74, 0.63, 0.60,
+    0.53 over levels 2..11, 4000 paths). The simple rule FAILs the true order 1/2 and PASSes the
+    false order 1. Neither is decided here: a slope above the claim may be a higher-order term, and
+    one below it by more than its noise is not within reach of 1."""
+    ex, st = _study(lambda: tp.diagonal_gbm_2d(mu=(1.0, -1.0), sigma=(0.3, 0.4)), EulerMaruyama(), range(2, 6), 1000)
+    assert st.strong.agrees_with(1.0, 0.1) and not st.strong.agrees_with(0.5, 0.1)  # the simple rule is fooled
+    assert st.strong.judge(0.5).verdict is Verdict.INCONCLUSIVE
+    assert st.strong.judge(1.0).verdict is Verdict.INCONCLUSIVE
 
 
 def test_a_straight_ladder_too_short_to_show_its_bend_is_not_judged():
@@ -53,15 +69,6 @@ def test_a_ladder_still_bending_is_not_passed():
     assert abs(st.strong.order - 1.0) > 0.25
     v = st.strong.judge(1.0)
     assert v.verdict is Verdict.INCONCLUSIVE and "asymptotic range" in v.reason
-
-
-def test_a_bending_ladder_still_fails_a_claim_beyond_its_extrapolation():
-    """Milstein on GBM from dt = T: local slopes rise from 0.4 to 0.9 (towards the true 1). The
-    false claim 1/2 lies below the fine-end slope and its extrapolation: FAIL; the true claim is
-    not decided there."""
-    ex, st = _study(tp.geometric_brownian_motion, Milstein(), range(0, 5), 1000)
-    assert st.strong.judge(0.5).verdict is Verdict.FAIL
-    assert st.strong.judge(1.0).verdict is Verdict.INCONCLUSIVE
 
 
 def test_weak_errors_inside_their_monte_carlo_error_are_not_judged():
@@ -92,8 +99,8 @@ def test_converge_command_prints_verdicts_writes_strict_json_and_gates_with_stri
     assert doc["orders"]["strong"]["verdict"] == "PASS" and doc["orders"]["weak"]["verdict"] == "PASS"
     assert "NaN" not in out.read_text()
     # a planted false claim: FAIL, and --strict turns it into exit 1
-    assert main(args + ["--expect-strong", "0.5"]) == 1
-    assert "strong order 0.5 (claimed (the solver states 1)): FAIL" in capsys.readouterr().out
+    assert main(args + ["--expect-strong", "1.5"]) == 1
+    assert "strong order 1.5 (claimed (the solver states 1)): FAIL" in capsys.readouterr().out
     # too few paths for an interval: null in the JSON, INCONCLUSIVE, exit 1 under --strict
     few = tmp_path / "few.json"
     assert main(["converge", "--problem", "ou", "--paths", "10", "--strict", "--json", str(few)]) == 1
@@ -159,3 +166,23 @@ def test_convergence_figure_draws_what_it_is_given(tmp_path):
     assert main(["converge", "--problem", "ou", "--coarsest", "3", "--finest", "7", "--paths", "200",
                  "--plot", str(out)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_thirty_paths_do_not_pass_an_order_they_cannot_tell_from_its_neighbour():
+    """The weak-noise GBM above with 30 paths from dt = 1: the slope (about 0.87) lies within the
+    noise allowance below the false claim 1 in some studies. A PASS needs the whole range of slopes
+    that would pass (3 se below the claim to 3 se + 0.1 above it) narrower than 0.25; none of 20
+    studies gives that, so none PASSes, while a rule that bounds only the upper side passes some."""
+    from sde_scales.sde.convergence import ORDER_MAX_TOL, ORDER_MODEL_TOL, ORDER_Z
+
+    loose, passed = 0, 0
+    for seed in range(100, 120):
+        ex, st = _study(lambda: tp.diagonal_gbm_2d(mu=(1.0, -1.0), sigma=(0.3, 0.4)), EulerMaruyama(), range(0, 5),
+                        30, seed=seed)
+        est = st.strong
+        v = est.judge(1.0)
+        passed += v.verdict is Verdict.PASS
+        loose += (v.verdict is Verdict.INCONCLUSIVE and "span" in v.reason
+                  and ORDER_Z * max(est.se, est.fine_se) + ORDER_MODEL_TOL < ORDER_MAX_TOL)
+    assert loose >= 1, "the case no longer tests anything: no study is held back by the width alone"
+    assert passed == 0
