@@ -47,7 +47,7 @@ def _cmd_converge(args: argparse.Namespace) -> int:
     ex = builders[args.problem]()
     solver = Milstein() if args.solver == "milstein" else EulerMaruyama()
     st = convergence_study(ex.problem, solver, range(args.coarsest, args.finest + 1), args.paths,
-                           seed=args.seed, exact=ex.exact)
+                           seed=args.seed, exact=ex.exact, progress=not args.no_progress)
     print(st.table())
     claims = {"strong": (st.strong, args.expect_strong, solver.strong_order_for(ex.problem.noise)),
               "weak": (st.weak, args.expect_weak, solver.weak_order_for(ex.problem.noise))}
@@ -501,6 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--plot", metavar="PATH",
                    help="draw the errors against dt with the fitted and the claimed slopes, one panel per order (PNG)")
     c.add_argument("--strict", action="store_true", help="exit 1 unless both orders PASS")
+    c.add_argument("--no-progress", action="store_true", help="no progress bar")
     c.set_defaults(func=_cmd_converge)
     return ap
 

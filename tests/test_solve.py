@@ -409,3 +409,21 @@ def test_stability_of_a_large_drift_of_differences_and_no_warning_without_drift(
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         solve(flat, EulerMaruyama(), 1 / 4, n_paths=2, noise=0)
+
+
+def test_a_convergence_study_does_not_depend_on_its_batch_size():
+    """The batch of paths integrated at once bounds memory only: the Brownian path's numbers come
+    from streams of ``chunk`` paths, and a batch inside a stream draws that stream's normals in the
+    same order. Lowering the memory of a study used to change its numbers (the batch was the
+    stream)."""
+    from sde_scales import convergence_study
+
+    bp = BrownianPath(3, 0.0, 1.0, 4, m=2, chunk=7)
+    whole = np.concatenate([f for _, f in bp.chunks(20)], axis=1)
+    for batch in (1, 3, 7, 9, 25):
+        assert np.array_equal(np.concatenate([f for _, f in bp.chunks(20, batch)], axis=1), whole), batch
+    ex = tp.geometric_brownian_motion()
+    a = convergence_study(ex.problem, EulerMaruyama(), range(3, 7), 300, seed=1, exact=ex.exact, chunk=128)
+    b = convergence_study(ex.problem, EulerMaruyama(), range(3, 7), 300, seed=1, exact=ex.exact, chunk=128, batch=50)
+    assert np.array_equal(a.strong_error, b.strong_error) and np.array_equal(a.weak_error, b.weak_error)
+    assert a.strong.order == b.strong.order and a.weak.se == b.weak.se

@@ -381,6 +381,8 @@ def convergence_study(
     phi: Callable[[np.ndarray], np.ndarray] = _default_phi,
     weak_target: float | None = None,
     chunk: int = 2048,
+    batch: int | None = None,
+    progress: bool = False,
 ) -> ConvergenceStudy:
     r"""Strong and weak errors of ``solver`` on ``problem`` at ``dt = T / 2**k`` for k in ``levels``.
 
@@ -405,7 +407,13 @@ def convergence_study(
         Closed-form :math:`E\varphi(X_T)`; when given the weak error is measured against it
         (uncoupled) instead of against the reference paths.
     chunk : int
-        Paths per batch (memory is ``2**L * chunk * m`` doubles).
+        Paths per random stream of the Brownian path (:class:`~sde_scales.sde.noise.BrownianPath`):
+        it fixes which numbers each path receives, so keep it to reproduce a study.
+    batch : int, optional
+        Paths integrated at once (default ``chunk``); memory is about ``2**L * batch * m`` doubles.
+        The numbers do not depend on it.
+    progress : bool
+        A progress bar over paths on a terminal (stderr).
     """
     levels = [int(k) for k in levels]
     if len(levels) < 3 or any(b <= a for a, b in zip(levels, levels[1:])):
@@ -422,7 +430,10 @@ def convergence_study(
     bp = BrownianPath(seed, t0, t1, finest, m=problem.m, chunk=chunk)
     strong = np.empty((len(levels), n_paths))
     weak = np.empty((len(levels), n_paths))
-    for sl, fine in bp.chunks(n_paths):
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=n_paths, desc="paths", unit="path", disable=None if progress else True)  # terminal only
+    for sl, fine in bp.chunks(n_paths, batch):
         if exact is not None:
             ref = np.asarray(exact(problem.x0, fine.sum(axis=0), T), float).reshape(fine.shape[1], problem.d)
         else:
@@ -433,6 +444,8 @@ def convergence_study(
             xk = solve(problem, solver, T / 2**k, noise=dW).x[-1]
             strong[i, sl] = np.linalg.norm(xk - ref, axis=1)
             weak[i, sl] = phi(xk) - (weak_target if weak_target is not None else phi_ref)
+        bar.update(sl.stop - sl.start)
+    bar.close()
     dts = T / 2.0 ** np.array(levels)
     sqrt_n = np.sqrt(n_paths)
     return ConvergenceStudy(

@@ -229,7 +229,9 @@ class BrownianPath(Noise):
     m : int
         Number of Brownian motions.
     chunk : int
-        Paths per chunk (memory is ``2**levels * chunk * m`` doubles per chunk).
+        Paths per random stream: which numbers each path receives, so part of what must be kept
+        equal to reproduce a study (like :class:`BlockStreams`' block size). Memory is bounded
+        separately by the ``batch`` of :meth:`chunks`.
     """
 
     seed: int | np.random.SeedSequence
@@ -284,9 +286,39 @@ class BrownianPath(Noise):
         parts = [self.coarsen(fine, 2 ** (self.levels - level)) for _, fine in self.chunks(n_paths)]
         return np.concatenate(parts, axis=1)
 
-    def chunks(self, n_paths: int) -> Iterator[tuple[slice, np.ndarray]]:
-        """Yield ``(path_slice, fine_increments)`` chunk by chunk."""
-        for c in range(-(-int(n_paths) // self.chunk)):
-            lo = c * self.chunk
-            n = min(self.chunk, n_paths - lo)
-            yield slice(lo, lo + n), self.fine_chunk(c, n)
+    def fine_paths(self, lo: int, hi: int) -> np.ndarray:
+        """Fine increments ``(n_fine, hi - lo, m)`` of paths ``lo .. hi - 1``: the same numbers
+        for a path whichever range it is asked in. A range inside one chunk's stream is drawn
+        step by step (the stream's normals in the same order as :meth:`fine_chunk`), keeping
+        only its own paths: memory ``n_fine * (hi - lo) * m`` doubles, at the cost of drawing
+        the whole chunk's numbers."""
+        lo, hi = int(lo), int(hi)
+        if not 0 <= lo < hi:
+            raise InvalidArgumentError(f"paths {lo}..{hi}; give 0 <= lo < hi")
+        parts = []
+        for c in range(lo // self.chunk, -(-hi // self.chunk)):
+            a, b = max(lo - c * self.chunk, 0), min(hi - c * self.chunk, self.chunk)
+            if a == 0 and b == self.chunk:
+                parts.append(self.fine_chunk(c, b))
+                continue
+            ss = np.random.SeedSequence(self.seed.entropy, spawn_key=tuple(self.seed.spawn_key) + (int(c),))
+            gen = np.random.Generator(np.random.SFC64(ss))
+            z = np.empty((self.n_fine, b - a, self.m))
+            for k in range(self.n_fine):  # normals drawn row by row are the ones one call draws
+                z[k] = gen.standard_normal((self.chunk, self.m))[a:b]
+            parts.append(z * np.sqrt(self.dt(self.levels)))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+
+    def chunks(self, n_paths: int, batch: int | None = None) -> Iterator[tuple[slice, np.ndarray]]:
+        """Yield ``(path_slice, fine_increments)`` in batches of ``batch`` paths (default: one
+        chunk). The increments of each path do not depend on ``batch``: it only bounds memory."""
+        batch = self.chunk if batch is None else int(batch)
+        if batch < 1:
+            raise InvalidArgumentError(f"batch={batch}; give a positive number of paths")
+        n_paths = int(n_paths)
+        for lo in range(0, n_paths, batch):
+            hi = min(lo + batch, n_paths)
+            if batch == self.chunk:
+                yield slice(lo, hi), self.fine_chunk(lo // self.chunk, hi - lo)
+            else:
+                yield slice(lo, hi), self.fine_paths(lo, hi)
