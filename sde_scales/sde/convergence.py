@@ -157,7 +157,8 @@ class OrderEstimate:
         z : float
             Bootstrap standard errors allowed (:data:`ORDER_Z`).
         max_tol : float
-            Widest whole-ladder and fine-end tolerance that can PASS (:data:`ORDER_MAX_TOL`).
+            Widest range of slopes that can PASS, from the most below the claim to the most above
+            it, on the whole ladder and on its fine end (:data:`ORDER_MAX_TOL`).
         """
         p = float(expected)
         if not np.isfinite(p):
@@ -173,7 +174,7 @@ class OrderEstimate:
                                 "level); run more paths")
         unresolved = np.flatnonzero(self.resolution < z)
         if unresolved.size:
-            i = int(np.argmin(self.resolution))  # the least resolved level sets the paths needed
+            i = int(np.argmin(self.resolution))  # name the least resolved level
             return OrderVerdict(Verdict.INCONCLUSIVE, p, None,
                                 f"the error at level {i + 1} of {n_levels} (coarsest first) is "
                                 f"{self.resolution[i]:.1f} standard errors from zero, fewer than {z:g}: not resolved "
@@ -235,7 +236,8 @@ class OrderVerdict:
     expected : float
         The claimed order.
     tolerance : float or None
-        The whole-ladder tolerance ``z * se + model_tol`` (None without an interval).
+        How far above the claim the whole-ladder slope may lie, ``z * se + model_tol`` (below it:
+        ``z * se``); None where no slope was judged.
     reason : str
         Why, with the measured slopes and what would decide an INCONCLUSIVE.
     """
