@@ -23,6 +23,9 @@ def assert_order(est, expected, what=""):
         f"{what}: measured order {est.order:.3f} +- {est.se:.3f}, expected {expected} "
         f"(tolerance {tol:.3f}); successive ratios {est.ratios}"
     )
+    # the library's verdict on the same study must not FAIL the order these ladders show
+    v = est.judge(expected)
+    assert v.verdict.value != "FAIL", f"{what}: judge FAILs the stated order: {v.reason}"
 
 
 def shell_command(text: str) -> list[str]:
