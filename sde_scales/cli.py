@@ -146,6 +146,9 @@ def _cmd_coordcheck(args: argparse.Namespace) -> int:
             f"--steps {args.steps}, --seeds {args.seeds}, --lr {args.lr}, --depth {args.depth}, --widths "
             f"{args.widths}, --base-width {args.base_width}: give steps >= 1, seeds >= 3, lr > 0, depth >= 1, at "
             f"least 3 widths >= 1 and base width >= 0")
+    if len(set(args.widths)) < len(args.widths):
+        raise InvalidArgumentError(f"--widths {args.widths} lists a width twice; give each width once")
+    args.widths = sorted(args.widths)  # an exponent needs them in order, not typed in order
     p = by_name(args.param, L=args.depth, optimizer=args.optimizer)
     if args.no_output_multiplier:
         p = p.with_layer(p.L, a=0)

@@ -1,6 +1,7 @@
 """Run configurations are validated when they are made, and what is stored is what ran: bad values
 get the library's errors (exit 2 on the command line, no traceback)."""
 
+import json
 import subprocess
 import sys
 
@@ -73,6 +74,7 @@ def test_toml_grid_is_typed(tmp_path):
     (["coordcheck", "--param", "mup", "--lr", "-1"], "--lr -1"),
     (["coordcheck", "--param", "mup", "--base-width", "-4"], "--base-width -4"),
     (["coordcheck", "--param", "mup", "--depth", "0"], "--depth 0"),
+    (["coordcheck", "--param", "mup", "--widths", "16,8,16"], "lists a width twice"),
     # finite in float64, infinite in the networks' float32
     (["coordcheck", "--param", "mup", "--lr", "1e300", "--widths", "8,16,32", "--seeds", "3"], "lr=1e+300"),
     # a step that overflows: no exponent of the change exists (it was a traceback, then a message about runs)
@@ -106,3 +108,14 @@ def test_stored_row_equals_what_ran(tmp_path):
         assert row[k] == getattr(cfgs[0], k)
     traj = RunStore(tmp_path).trajectories()
     assert traj.step.max() == cfgs[0].n_steps() and np.isclose(traj.epoch.max(), 1.0)
+
+
+def test_coordcheck_takes_widths_in_any_order(tmp_path):
+    """Widths typed out of order were refused ("must be ... increasing"): an exponent needs them in
+    order, not typed in order, so the command sorts them and says which it used."""
+    out = tmp_path / "cc.json"
+    res = subprocess.run([sys.executable, "-m", "sde_scales.cli", "coordcheck", "--param", "mup", "--widths",
+                          "64,16,32", "--seeds", "3", "--steps", "1", "--json", str(out)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "widths [16, 32, 64]" in res.stdout
+    assert json.loads(out.read_text())["widths"] == [16, 32, 64]
