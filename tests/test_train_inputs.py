@@ -115,7 +115,8 @@ def test_coordcheck_takes_widths_in_any_order(tmp_path):
     order, not typed in order, so the command sorts them and says which it used."""
     out = tmp_path / "cc.json"
     res = subprocess.run([sys.executable, "-m", "sde_scales.cli", "coordcheck", "--param", "mup", "--widths",
-                          "64,16,32", "--seeds", "3", "--steps", "1", "--json", str(out)], capture_output=True, text=True)
+                          "64,16,32", "--seeds", "3", "--steps", "1", "--json", str(out)],
+                         capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert "widths [16, 32, 64]" in res.stdout
     assert json.loads(out.read_text())["widths"] == [16, 32, 64]
