@@ -427,3 +427,24 @@ def test_a_convergence_study_does_not_depend_on_its_batch_size():
     b = convergence_study(ex.problem, EulerMaruyama(), range(3, 7), 300, seed=1, exact=ex.exact, chunk=128, batch=50)
     assert np.array_equal(a.strong_error, b.strong_error) and np.array_equal(a.weak_error, b.weak_error)
     assert a.strong.order == b.strong.order and a.weak.se == b.weak.se
+
+
+@numba.njit
+def _sqrt_coupled_diffusion(t, x, p, out):
+    out[0] = 0.1
+    out[1] = np.sqrt(x[0]) * x[1]  # g_1 depends on x_0: not diagonal noise
+
+
+def test_the_diagonal_noise_check_sees_a_violation_at_the_edge_of_the_diffusions_domain():
+    """At x_0 = 1e-7, closer to 0 than the difference step (1e-5), sqrt(x_0 - h) is NaN: the central
+    difference dg_1/dx_0 was NaN, NaN compared False with the threshold, and the state passed as
+    diagonal. The diffusion's Jacobian now shares the drift probe's differences, which take the
+    finite side there: dg_1/dx_0 = x_1 / (2 sqrt(x_0)) is about 1,600 (the forward difference over
+    h = 1e-5, about 290, is what is reported) and the violation is named."""
+    from sde_scales.sde.probes import diagonal_violation
+
+    prob = SDEProblem(_stiff_drift, _sqrt_coupled_diffusion, x0=[1e-7, 1.0], tspan=(0.0, 1.0), noise="diagonal",
+                      params=[1.0, 1.0])
+    with np.errstate(invalid="ignore"):
+        found = diagonal_violation(prob, [(0.0, np.array([1e-7, 1.0]))])
+    assert found is not None and "g_1 depends on x_0" in found

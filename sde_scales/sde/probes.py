@@ -36,6 +36,7 @@ class StabilityNotCheckedWarning(UserWarning):
     """The drift's Jacobian at the initial state could not be computed, so the explicit step's
     stability was not checked: a dt past it would give finite numbers with no relation to the SDE."""
 
+
 #: Largest state dimension whose drift Jacobian is formed in full (2d drift evaluations of the
 #: Python function); above it the eigenvalues of largest modulus come from ARPACK on
 #: Jacobian-vector products of the compiled drift.
@@ -53,6 +54,18 @@ _REL = 1e-6  # a violation is reported above 1e-6 of the diffusion's own scale (
 
 def _py(fn):
     return getattr(fn, "py_func", fn)
+
+
+def _evaluate(fn, shape, t, x, params):
+    """``fn(t, x, params, out)`` in pure Python into a NaN-filled ``out`` of ``shape``; NaN where
+    it raises an arithmetic error (``math.log`` of a negative number and the like)."""
+    out = np.full(shape, np.nan)
+    try:
+        with np.errstate(all="ignore"):
+            _py(fn)(t, x.copy(), params, out)
+    except (ArithmeticError, ValueError):
+        out[...] = np.nan
+    return out
 
 
 def _g(problem, t, x):
@@ -87,16 +100,31 @@ def probe_states(problem, n_paths: int = 4, n_steps: int = 16, n_random: int = 4
     return states
 
 
-def _jacobian(problem, t, x):
-    """:math:`\\partial g / \\partial x_l` by central differences: shape ``diffusion_shape + (d,)``."""
+def _differences(evaluate, x, rel: float) -> np.ndarray:
+    """:math:`\\partial F / \\partial x_l` of ``evaluate(x)`` by central differences with step
+    ``rel (1 + |x_l|)``: shape ``F.shape + (d,)``. Where a central difference is not finite (a state
+    at the edge of the function's domain, as for :math:`\\log x` or :math:`\\sqrt{x}` near 0) the
+    one-sided difference on the finite side is used; NaN is left only where neither side is finite."""
+    f0 = None
     cols = []
-    for l in range(problem.d):
-        h = 1e-5 * (1.0 + abs(x[l]))
+    for l in range(x.size):
+        h = rel * (1.0 + abs(x[l]))
         xp, xm = x.copy(), x.copy()
         xp[l] += h
         xm[l] -= h
-        cols.append((_g(problem, t, xp) - _g(problem, t, xm)) / (2 * h))
+        fp, fm = evaluate(xp), evaluate(xm)
+        col = (fp - fm) / (2 * h)
+        if not np.all(np.isfinite(col)):
+            f0 = evaluate(x) if f0 is None else f0
+            forward, backward = (fp - f0) / h, (f0 - fm) / h
+            col = forward if np.all(np.isfinite(forward)) else backward
+        cols.append(col)
     return np.stack(cols, axis=-1)
+
+
+def _jacobian(problem, t, x):
+    """:math:`\\partial g / \\partial x_l`: shape ``diffusion_shape + (d,)``."""
+    return _differences(lambda y: _g(problem, t, y), x, 1e-5)
 
 
 def diagonal_violation(problem, states) -> str | None:
@@ -138,32 +166,7 @@ def drift_eigenvalues(problem, t: float, x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=float)
     d = problem.d
     if d <= DENSE_MAX:
-        f = _py(problem.drift)
-
-        def at(y):
-            out = np.full(d, np.nan)
-            try:
-                with np.errstate(all="ignore"):
-                    f(t, y.copy(), problem.params, out)
-            except (ArithmeticError, ValueError):  # math.log(-h) and the like: not finite there
-                out[:] = np.nan
-            return out
-
-        f0 = None
-        cols = []
-        for l in range(d):
-            h = 1e-6 * (1.0 + abs(x[l]))
-            xp, xm = x.copy(), x.copy()
-            xp[l] += h
-            xm[l] -= h
-            fp, fm = at(xp), at(xm)
-            col = (fp - fm) / (2 * h)
-            if not np.all(np.isfinite(col)):  # at the edge of the drift's domain (log x, sqrt x): one side
-                f0 = at(x) if f0 is None else f0
-                forward, backward = (fp - f0) / h, (f0 - fm) / h
-                col = forward if np.all(np.isfinite(forward)) else backward
-            cols.append(col)
-        J = np.stack(cols, axis=-1)
+        J = _differences(lambda y: _evaluate(problem.drift, d, t, y, problem.params), x, 1e-6)
         return np.linalg.eigvals(J) if np.all(np.isfinite(J)) else np.array([])
     from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, LinearOperator, eigs
 
