@@ -257,11 +257,14 @@ class BrownianPath(Noise):
     def dt(self, level: int) -> float:
         return (self.t1 - self.t0) / 2**level
 
+    def _stream(self, c: int) -> np.random.Generator:
+        """The random stream of chunk ``c``."""
+        ss = np.random.SeedSequence(self.seed.entropy, spawn_key=tuple(self.seed.spawn_key) + (int(c),))
+        return np.random.Generator(np.random.SFC64(ss))
+
     def fine_chunk(self, c: int, n: int) -> np.ndarray:
         """Fine increments ``(n_fine, n, m)`` of chunk ``c`` (its first ``n`` paths)."""
-        ss = np.random.SeedSequence(self.seed.entropy, spawn_key=tuple(self.seed.spawn_key) + (int(c),))
-        gen = np.random.Generator(np.random.SFC64(ss))
-        z = gen.standard_normal((self.n_fine, self.chunk, self.m))[:, :n, :]
+        z = self._stream(c).standard_normal((self.n_fine, self.chunk, self.m))[:, :n, :]
         return np.ascontiguousarray(z) * np.sqrt(self.dt(self.levels))
 
     @staticmethod
@@ -301,8 +304,7 @@ class BrownianPath(Noise):
             if a == 0 and b == self.chunk:
                 parts.append(self.fine_chunk(c, b))
                 continue
-            ss = np.random.SeedSequence(self.seed.entropy, spawn_key=tuple(self.seed.spawn_key) + (int(c),))
-            gen = np.random.Generator(np.random.SFC64(ss))
+            gen = self._stream(c)
             z = np.empty((self.n_fine, b - a, self.m))
             for k in range(self.n_fine):  # normals drawn row by row are the ones one call draws
                 z[k] = gen.standard_normal((self.chunk, self.m))[a:b]
