@@ -84,7 +84,7 @@ _ERROR_LABELS = {
 }
 
 
-def convergence_plot(study, *, expected: dict | None = None, z: float = 3.0):
+def convergence_plot(study, *, expected: dict | None = None, z: float | None = None):
     r"""Strong and weak errors of a :class:`~sde_scales.sde.convergence.ConvergenceStudy` against
     the step size, one panel each, on log-log axes with :math:`\Delta t` in powers of two.
 
@@ -92,9 +92,15 @@ def convergence_plot(study, *, expected: dict | None = None, z: float = 3.0):
     error is within ``z`` standard errors of zero: such levels are not judged), the least-squares
     line with its slope and 95% interval in the legend, the band of slopes inside that interval, and,
     where ``expected`` gives the claimed order for the panel (``{"strong": p, "weak": q}``), a
-    dashed line of that slope through the finest resolved point. The verdicts belong in the caption
-    or the JSON, not in the figure."""
+    dashed line of that slope through the finest resolved point. ``z`` defaults to the verdicts'
+    own (:data:`~sde_scales.sde.convergence.ORDER_Z`), so that the hollow points are the levels
+    :meth:`~sde_scales.sde.convergence.OrderEstimate.judge` does not judge. The verdicts belong in
+    the caption or the JSON, not in the figure."""
     from matplotlib.ticker import LogFormatterSciNotation, LogLocator, NullFormatter
+
+    from sde_scales.sde.convergence import ORDER_Z
+
+    z = ORDER_Z if z is None else z
 
     fig, axes = plt.subplots(1, 2, figsize=(9.0, 5.0), constrained_layout=True)
     expected = expected or {}
