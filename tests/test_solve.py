@@ -427,6 +427,9 @@ def test_a_convergence_study_does_not_depend_on_its_batch_size():
     b = convergence_study(ex.problem, EulerMaruyama(), range(3, 7), 300, seed=1, exact=ex.exact, chunk=128, batch=50)
     assert np.array_equal(a.strong_error, b.strong_error) and np.array_equal(a.weak_error, b.weak_error)
     assert a.strong.order == b.strong.order and a.weak.se == b.weak.se
+    for bad in (0, 2.5, True):
+        with pytest.raises(InvalidArgumentError, match="positive whole number of paths"):
+            next(bp.chunks(20, bad))
 
 
 @numba.njit

@@ -314,9 +314,9 @@ class BrownianPath(Noise):
     def chunks(self, n_paths: int, batch: int | None = None) -> Iterator[tuple[slice, np.ndarray]]:
         """Yield ``(path_slice, fine_increments)`` in batches of ``batch`` paths (default: one
         chunk). The increments of each path do not depend on ``batch``: it only bounds memory."""
+        if batch is not None and (isinstance(batch, bool) or not float(batch).is_integer() or batch < 1):
+            raise InvalidArgumentError(f"batch={batch!r}; give a positive whole number of paths")
         batch = self.chunk if batch is None else int(batch)
-        if batch < 1:
-            raise InvalidArgumentError(f"batch={batch}; give a positive number of paths")
         n_paths = int(n_paths)
         for lo in range(0, n_paths, batch):
             hi = min(lo + batch, n_paths)
