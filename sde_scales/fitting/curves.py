@@ -38,7 +38,8 @@ import numpy as np
 
 from sde_scales.errors import DataFileError, InvalidArgumentError
 
-__all__ = ["COLUMN_ALIASES", "GAP_FACTOR", "MAX_STEP", "StepGapWarning", "LateStartWarning", "LossCurve",
+__all__ = ["COLUMN_ALIASES", "GAP_FACTOR", "MAX_STEP", "SPIKE_Z", "StepGapWarning", "LateStartWarning", "LossCurve",
+           "LossSpikeWarning",
            "ScheduleFeatures", "ScheduleSpec", "MIN_POINTS", "SCHEDULE_RTOL", "curve_name", "load_curve", "parse_columns",
            "planted_curve", "resolve_columns", "warmup_end"]
 
@@ -95,10 +96,27 @@ MAX_STEP = 50_000_000
 GAP_FACTOR = 100
 #: Most drop bins a curve with a per-step schedule is cut into (cost: points x bins).
 MAX_DROP_BINS = 4000
+#: A logged loss further than this many noise levels from the median of the :data:`SPIKE_WINDOW`
+#: points around it is a spike (:meth:`LossCurve.spikes`, :class:`LossSpikeWarning`). The noise
+#: level is the larger of the window's own (1.4826 MAD about its median) and the curve's
+#: (:func:`~sde_scales.fitting.fit.noise_level`), so a window that happens to be quiet, or a loss
+#: rounded to a few digits, does not lower it. Why 8: Gaussian noise passes it with probability
+#: 1.2e-15 per point, so no log of any length is warned for its noise; a Student-t noise with three
+#: degrees of freedom (heavier tails than any of the shared curves, whose largest deviation is 3.8
+#: levels) at 8e-4 per point. A loss spike of a real run (the loss jumping to several times its
+#: level and back) is hundreds of levels.
+SPIKE_Z = 8.0
+#: Points (odd) in the centred window of the spike check: ten logged points on either side.
+SPIKE_WINDOW = 21
 
 
 class LateStartWarning(UserWarning):
     """A log without a per-step schedule starts after step 0: what came before is assumed."""
+
+
+class LossSpikeWarning(UserWarning):
+    """Logged losses far from their neighbours (:meth:`LossCurve.spikes`): loss spikes of the run or
+    corrupt rows, which fits and scores take in as they are."""
 
 
 class StepGapWarning(UserWarning):
@@ -215,6 +233,8 @@ class LossCurve:
     columns: tuple = ()
     rows_without_loss: int = 0
     unsmoothing_rounding: float = 0.0
+    #: :meth:`spikes`'s notes by ``from_step`` (a fit builds a curve's features several times)
+    _spike_notes: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         src = self.source
@@ -663,6 +683,59 @@ class LossCurve:
                 f"{int(d[i - 1] / local[i - 1])} logging intervals: no loss is logged across the jump and the learning "
                 f"rate is taken to be linear over it. If a step is mistyped, or the file holds logs of two runs, fix "
                 f"the file")
+
+    def spikes(self, from_step: int = 0) -> str | None:
+        r"""A note on logged losses at or after ``from_step`` that stand far from their neighbours, or
+        None.
+
+        A Hampel identifier: point :math:`i` is a spike when
+
+        .. math:: |y_i - m_i| > z\,\max(1.4826\,\mathrm{MAD}_i,\ \sigma),
+
+        :math:`m_i` and :math:`\mathrm{MAD}_i` the median and the median absolute deviation (about
+        :math:`m_j`) over the :data:`SPIKE_WINDOW` logged points centred on it, :math:`\sigma` the
+        curve's noise level from successive differences, :math:`z` = :data:`SPIKE_Z` (its reason is
+        there). Model-free, so a law's miss of the curve never counts: on a monotone stretch, however
+        steep, the median of the window is the point itself; a step decay's fall, a warm restart's
+        rise and a smooth extremum stay within the window's own spread. The fits' loss (Huber's)
+        bounds a spike's pull on them, but a flat objective can still be tipped by it, and a score
+        against the moving average takes it in whole: the note says so and names the worst."""
+        if from_step not in self._spike_notes:
+            self._spike_notes[from_step] = self._find_spikes(from_step)
+        return self._spike_notes[from_step]
+
+    def _find_spikes(self, from_step: int) -> str | None:
+        from scipy.ndimage import median_filter
+
+        from sde_scales.fitting.fit import noise_level  # (fit imports this module)
+
+        y = self.loss
+        size = min(SPIKE_WINDOW, y.size - (1 - y.size % 2))
+        med = median_filter(y, size=size, mode="nearest")
+        half = size // 2
+        padded = np.concatenate([np.full(half, y[0]), y, np.full(half, y[-1])])  # as mode="nearest" pads
+        windows = np.lib.stride_tricks.sliding_window_view(padded, size)
+        spread = np.empty(y.size)
+        for a in range(0, y.size, 65536):  # each window's MAD about its own median, 65,536 windows at a time
+            b = min(y.size, a + 65536)
+            spread[a:b] = np.median(np.abs(windows[a:b] - med[a:b, None]), axis=1)
+        sigma = np.maximum(1.4826 * spread, noise_level(y))
+        dev = np.abs(y - med)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = np.where(dev > 0, dev / sigma, 0.0)
+        z[self.step < from_step] = 0.0
+        hit = np.flatnonzero(z > SPIKE_Z)
+        if hit.size == 0:
+            return None
+        worst = hit[np.argsort(-z[hit], kind="stable")[:3]]
+        named = "; ".join(f"row {int(i)}, step {int(self.step[i])}: loss {y[i]:.4g} against {med[i]:.4g} around it"
+                          + (f" ({z[i]:.0f} noise levels)" if np.isfinite(z[i]) else "") for i in sorted(worst))
+        more = f", the {'largest ' + str(worst.size) if hit.size > worst.size else 'worst'}" if hit.size > 1 else ""
+        return (f"{self.name}: {hit.size} logged loss(es) lie more than {SPIKE_Z:g} noise levels from the median of the "
+                f"{size} points around them{more}: {named}. Loss spikes of the run, or corrupt rows? The fits' robust "
+                f"loss bounds each point's pull, but a fit whose objective is flat can still be tipped by them, and the "
+                f"RMSE against the moving average takes them in whole: to see whether an answer depends on them, "
+                f"drop these rows from {self.source} and run again")
 
     def per_step_lr(self) -> np.ndarray:
         """Learning rate at every step ``0 .. step[-1]``.
@@ -1117,6 +1190,9 @@ class ScheduleFeatures:
         gap = curve.gaps()
         if gap is not None:
             warnings.warn(gap, StepGapWarning, stacklevel=3)
+        spike = curve.spikes(int(t_arr.min()) if from_step is None and t_arr.size else (from_step or 0))
+        if spike is not None:
+            warnings.warn(spike, LossSpikeWarning, stacklevel=3)
         if curve.rows_without_loss:
             warnings.warn(f"{curve.name}: {curve.rows_without_loss} row(s) of {curve.source} have a learning rate and no "
                           f"loss: their rates are in the schedule, the rows are not fitted or scored (an evaluation "
