@@ -411,6 +411,46 @@ def test_stability_of_a_large_drift_of_differences_and_no_warning_without_drift(
         solve(flat, EulerMaruyama(), 1 / 4, n_paths=2, noise=0)
 
 
+@numba.njit
+def _ramped_drift(t, x, p, out):
+    for i in range(x.shape[0]):
+        out[i] = -p[0] * min(t / p[1], 1.0) * x[i]  # a rate warmed up from 0 over p[1], as a learning rate is
+
+
+@numba.njit
+def _state_stiff_drift(t, x, p, out):
+    out[0] = 1.0                    # x1 runs from 0 to 1 over the span ...
+    out[1] = -p[0] * x[0] * x[1]    # ... and sets the rate at which x2 decays: 0 at the initial state
+
+
+def test_a_stiffness_that_grows_with_time_or_with_the_state_is_refused():
+    """The probe at the initial state saw no stiffness where it grows later. dx = -1000 min(t/0.1, 1)
+    x dt + 0.1 dW (a rate warmed up from 0, as a learning rate is): at dt = 1/100 Euler-Maruyama
+    returned final states of about 1e48 where the SDE's spread is 0.0022, with no error (and 1e32 at
+    dt = 1/256). The drift is now probed at 17 times over the span, and the refusal names the time.
+    A stiffness that grows with the state (x2 decaying at rate 1000 x1, x1 running from 0 to 1) is
+    invisible at the initial state at any time: the final state of a typical path is probed after
+    the solve. A stable dt passes both, with the SDE's stationary spread (400 paths: the sample sd's
+    standard error is 3.5%, asserted within 20%)."""
+    from sde_scales import UnstableStepError
+
+    ramp = SDEProblem(_ramped_drift, _stiff_noise, x0=[1.0], tspan=(0.0, 1.0), noise="diagonal",
+                      params=[1000.0, 0.1])
+    for dt in (1 / 100, 1 / 256):
+        with pytest.raises(UnstableStepError, match=r"eigenvalue -1000 at time t = 0\.125 .*Use dt <= 0\.002 "):
+            solve(ramp, EulerMaruyama(), dt, n_paths=4, noise=0)
+    sol = solve(ramp, EulerMaruyama(), 1 / 16384, n_paths=400, noise=1)  # the scheme's spread is 1.5% above the SDE's here
+    assert np.std(sol.final[:, 0]) == pytest.approx(0.1 / np.sqrt(2000.0), rel=0.2)
+
+    late = SDEProblem(_state_stiff_drift, _stiff_noise, x0=[0.0, 1.0], tspan=(0.0, 1.0), noise="diagonal",
+                      params=[1000.0])
+    with pytest.raises(UnstableStepError, match=r"in the state of path \d+ \(of median size.*Use dt <= 0\.00"):
+        solve(late, EulerMaruyama(), 1 / 100, n_paths=8, noise=0)
+    with pytest.raises(UnstableStepError, match=r"in the state of path"):  # and where it is saved along the way
+        solve(late, Milstein(), 1 / 100, n_paths=8, noise=0, save_at=SaveAt(t=[0.5, 1.0]))
+    solve(late, EulerMaruyama(), 1 / 1024, n_paths=8, noise=0)
+
+
 def test_a_convergence_study_does_not_depend_on_its_batch_size():
     """The batch of paths integrated at once bounds memory only: the Brownian path's numbers come
     from streams of ``chunk`` paths, and a batch inside a stream draws that stream's normals in the

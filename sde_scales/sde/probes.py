@@ -20,7 +20,9 @@ Each returns None, or a sentence naming the entry, the state and the size of the
   i.e. :math:`\Delta t \le 2 |\mathrm{Re}\,\lambda| / |\lambda|^2` (:math:`2/|\lambda|` for a
   real one); past it the scheme grows geometrically where the solution decays (Kloeden & Platen
   1992, sec. 9.8; Higham 2001, sec. 9), which stays finite, and under the blow-up threshold, over a
-  short span: a number with no relation to the SDE.
+  short span: a number with no relation to the SDE. Probed at the initial state at 17 times over
+  the span (a stiffness that grows with time); :func:`state_instability` probes a typical path's
+  final state after the solve (a stiffness that grows with the state).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import numpy as np
 from sde_scales import seeds
 
 __all__ = ["StabilityNotCheckedWarning", "commutativity_violation", "diagonal_violation", "drift_eigenvalues",
-           "probe_states", "step_instability"]
+           "probe_states", "state_instability", "step_instability"]
 
 
 class StabilityNotCheckedWarning(UserWarning):
@@ -48,6 +50,10 @@ DECAY_RTOL = 1e-4
 #: Margin on the stability bound for the eigenvalues' error (finite differences about 1e-6
 #: relative, ARPACK's tolerance 1e-4): a dt up to 1% above the bound is let through.
 STABILITY_MARGIN = 0.01
+#: Intervals of the time grid at which the drift is probed at the initial state (so PROBE_TIMES + 1
+#: times, the span's ends included): a stiffness that grows with time is found where it peaks to
+#: within a sixteenth of the span (a warmup of a tenth of the span is reached by its second point).
+PROBE_TIMES = 16
 
 _REL = 1e-6  # a violation is reported above 1e-6 of the diffusion's own scale (finite differences: ~1e-10)
 
@@ -202,43 +208,95 @@ def drift_eigenvalues(problem, t: float, x: np.ndarray) -> np.ndarray:
     return vals if np.all(np.isfinite(vals)) else np.array([])
 
 
-def step_instability(problem, dt: float) -> str | None:
-    """None, or why an explicit step of ``dt`` is unstable for ``problem`` at its initial state
-    (the first path's, where each path has its own), with the largest stable dt. The drift's
-    eigenvalues are computed once per problem and kept on it."""
-    cache = problem.__dict__.setdefault("_step_probe", {})
-    if "eigs" not in cache:
-        x0 = problem.x0[0] if problem.per_path_x0 else problem.x0
-        cache["eigs"] = drift_eigenvalues(problem, float(problem.tspan[0]), x0)
-    lam = cache["eigs"]
-    if lam.size == 0:
-        if not cache.get("warned"):
-            cache["warned"] = True
-            import warnings
+def _probe_times(problem) -> np.ndarray:
+    """The times at which the drift is probed at the initial state: :data:`PROBE_TIMES` + 1, evenly
+    spaced over the span, its ends included."""
+    t0, t1 = (float(v) for v in problem.tspan)
+    return np.linspace(t0, t1, PROBE_TIMES + 1)
 
-            warnings.warn(f"{problem.name}: the step's stability was not checked: the drift's Jacobian at the "
-                          "initial state could not be computed (the drift is not finite on either side of it, or "
-                          "ARPACK failed). A dt past the explicit step's stability bound (2/|lambda| for a real "
-                          "decaying mode) would give finite paths with no relation to the SDE; check the drift's "
-                          "stiffness by hand", StabilityNotCheckedWarning, stacklevel=3)
-        return None
+
+def _stiffest(lam: np.ndarray) -> tuple[float, complex] | None:
+    r"""(bound, eigenvalue): the largest stable explicit step :math:`2|\mathrm{Re}\,\lambda|/|\lambda|^2`
+    over the decaying modes among ``lam``, and the mode that sets it; None when none decays."""
     decaying = lam.real < -DECAY_RTOL * np.abs(lam)
     if not decaying.any():
         return None
     lam = lam[decaying]
     bound = 2 * np.abs(lam.real) / np.abs(lam) ** 2  # |1 + lambda dt| <= 1 up to here
     k = int(np.argmin(bound))
-    if dt <= bound[k] * (1 + STABILITY_MARGIN):
-        return None
-    l = lam[k]
+    return float(bound[k]), complex(lam[k])
+
+
+def _refusal(problem, dt: float, bound: float, l: complex, where: str) -> str:
+    """The sentence that refuses ``dt`` for the mode ``l`` (stable up to ``bound``) found ``where``."""
     span = float(problem.tspan[1] - problem.tspan[0])
-    steps = 2 ** int(np.ceil(np.log2(max(span / bound[k], 1.0))))  # a power of two: usable in convergence studies
+    steps = 2 ** int(np.ceil(np.log2(max(span / bound, 1.0))))  # a power of two: usable in convergence studies
     what = f"{l.real:.4g}"
     if abs(l.imag) > DECAY_RTOL * abs(l):
         what += f" {'+' if l.imag > 0 else '-'} {abs(l.imag):.4g}i"
-    return (f"dt={dt:g} is unstable for this problem: its drift has a decaying mode with eigenvalue {what} at the "
-            f"initial state, and the explicit step multiplies it by |1 + lambda dt| = {abs(1 + l * dt):.4g} > 1 per "
+    return (f"dt={dt:g} is unstable for this problem: its drift has a decaying mode with eigenvalue {what} {where}, "
+            f"and the explicit step multiplies it by |1 + lambda dt| = {abs(1 + l * dt):.4g} > 1 per "
             f"step, where the solution shrinks it by exp(Re lambda dt) = {np.exp(l.real * dt):.4g}: the paths would "
-            f"grow geometrically, a result with no relation to the SDE. Use dt <= {bound[k]:.4g} "
+            f"grow geometrically, a result with no relation to the SDE. Use dt <= {bound:.4g} "
             f"(2 |Re lambda| / |lambda|^2), e.g. dt={span / steps!r} ({steps} steps): stable there, and accurate "
             f"only where |lambda| dt is well below 1 (dt << {1 / abs(l):.3g})")
+
+
+def step_instability(problem, dt: float) -> str | None:
+    """None, or why an explicit step of ``dt`` is unstable for ``problem`` at its initial state
+    (the first path's, where each path has its own), with the largest stable dt. The drift is probed
+    there at :data:`PROBE_TIMES` + 1 times over the span, so a drift whose stiffness grows with time
+    (a learning rate warmed up from 0, a rate proportional to t) is checked where it is stiffest,
+    not only at the start. The eigenvalues are computed once per problem and kept on it."""
+    cache = problem.__dict__.setdefault("_step_probe", {})
+    if "eigs" not in cache:
+        x0 = problem.x0[0] if problem.per_path_x0 else problem.x0
+        cache["eigs"] = [(float(t), drift_eigenvalues(problem, float(t), x0)) for t in _probe_times(problem)]
+    missing = [t for t, lam in cache["eigs"] if lam.size == 0]
+    if missing and not cache.get("warned"):
+        cache["warned"] = True
+        import warnings
+
+        at = ("the initial state" if len(missing) == len(cache["eigs"]) else
+              f"the initial state at t = {', '.join(f'{t:.4g}' for t in missing[:4])}"
+              f"{' and more' if len(missing) > 4 else ''}")
+        warnings.warn(f"{problem.name}: the step's stability was not checked: the drift's Jacobian at {at} "
+                      "could not be computed (the drift is not finite on either side of it, or "
+                      "ARPACK failed). A dt past the explicit step's stability bound (2/|lambda| for a real "
+                      "decaying mode) would give finite paths with no relation to the SDE; check the drift's "
+                      "stiffness by hand", StabilityNotCheckedWarning, stacklevel=3)
+    worst = None
+    for t, lam in cache["eigs"]:
+        found = _stiffest(lam) if lam.size else None
+        if found is not None and (worst is None or found[0] < worst[1]):
+            worst = (t, *found)
+    if worst is None:
+        return None
+    t, bound, l = worst
+    if dt <= bound * (1 + STABILITY_MARGIN):
+        return None
+    where = ("at the initial state" if t == float(problem.tspan[0]) else
+             f"at time t = {t:.4g} (at the initial state; the drift's stiffness grows with time)")
+    return _refusal(problem, dt, bound, l, where)
+
+
+def state_instability(problem, dt: float, t: float, states: np.ndarray, offset: int = 0) -> str | None:
+    """None, or why an explicit step of ``dt`` is unstable where the paths went: at ``(t, x)``, ``x``
+    the state of median norm among the finite rows of ``states`` (n_paths, d), a typical path.
+    Catches a stiffness that grows with the state, which no probe before the solve sees; a rare
+    path out in a stiff region is not enough (nonlinear drifts such as :math:`-x^3` are stiff far
+    out, and an explicit step that overshoots there need not grow). ``offset``: the index of
+    ``states``' first row among all the paths, for the message."""
+    states = np.asarray(states, dtype=float)
+    ok = np.flatnonzero(np.all(np.isfinite(states), axis=1))
+    if ok.size == 0:
+        return None
+    norms = np.linalg.norm(states[ok], axis=1)
+    i = int(ok[np.argsort(norms, kind="stable")[(ok.size - 1) // 2]])
+    lam = drift_eigenvalues(problem, float(t), states[i])
+    found = _stiffest(lam) if lam.size else None
+    if found is None or dt <= found[0] * (1 + STABILITY_MARGIN):
+        return None
+    return _refusal(problem, dt, found[0], found[1],
+                    f"at time t = {t:.4g} in the state of path {i + offset} (of median size among the paths), where "
+                    f"the solve went: the drift is stiffer there than at the initial state")

@@ -246,9 +246,11 @@ def solve(
     ------
     InvalidArgumentError, InvalidProblemError, BlowUpError
         :class:`UnstableStepError` (an ``InvalidArgumentError``) where ``dt`` lies outside the
-        explicit step's stability region for a decaying mode of the drift at the initial state
-        (:func:`sde_scales.sde.probes.step_instability`): such a solve stays finite over a short
-        span and would return numbers that have nothing to do with the SDE.
+        explicit step's stability region for a decaying mode of the drift: at the initial state at
+        any of 17 times over the span, before the solve
+        (:func:`sde_scales.sde.probes.step_instability`), or, after it, in the final state of a
+        typical path (:func:`sde_scales.sde.probes.state_instability`). Such a solve stays finite
+        over a short span and would return numbers that have nothing to do with the SDE.
     """
     if not isinstance(problem, SDEProblem):
         raise InvalidArgumentError(f"problem={problem!r}; pass an sde_scales.SDEProblem")
@@ -354,6 +356,11 @@ def solve(
             f"finite paths",
             path=int(first + path_offset), step=k, time=t0 + k * dt, n_diverged=int(dead.size),
         )
+    if solver.explicit_drift and save_steps[-1] > 0:
+        # where the paths went: a stiffness that grows with the state is not seen before the solve
+        late = probes.state_instability(problem, float(dt), float(t0 + save_steps[-1] * dt), out[-1], path_offset)
+        if late is not None:
+            raise UnstableStepError(f"{problem.name}: {late}")
     return Solution(
         t=t0 + save_steps * dt, x=out, blowup_step=status, dt=float(dt), n_steps=n_steps, solver=solver,
         noise=noise, block_size=bs, wall_seconds=wall, info=info,
