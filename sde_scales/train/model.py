@@ -22,7 +22,9 @@ That lets plain SGD fold each member's step size into :math:`\delta_0` and add
 :math:`-\eta\,\partial L/\partial w_0` into the input-layer weights inside the GEMM that computes
 it (``addmm_``), so the gradient of the K-member input layer (K n d_in floats, the bulk of the
 model) is never written to memory. Every GEMM is laid out so that its result does not depend on
-the thread count (checked in the tests). ``tests/test_train.py`` checks these gradients against autograd.
+the thread count where the BLAS does not split its reduction, and MKL is put in its strict
+reproducible mode so that it does not (:mod:`sde_scales.train.reproducible`; a CPU model checks it
+and falls back to one thread with a warning where the products still differ; checked in the tests). ``tests/test_train.py`` checks these gradients against autograd.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import math
 import torch
 
 from sde_scales.parametrization import Parametrization
+from sde_scales.train.reproducible import ensure_thread_invariance
 
 __all__ = ["StackedMLP"]
 
@@ -60,6 +63,8 @@ class StackedMLP:
         parametrization written with multipliers and constant learning rates, as muP is here."""
         if len(seeds) != K:
             raise ValueError(f"{len(seeds)} seeds for K={K} members; give one seed per member")
+        if torch.device(device).type == "cpu":
+            ensure_thread_invariance()  # the same numbers on any thread count, or one thread and a warning
         self.param, self.K, self.width, self.d_in, self.d_out = param, K, width, d_in, d_out
         self.gemm_dtype = None if gemm_dtype in (None, dtype) else gemm_dtype
         dims = [d_in] + [width] * param.L + [d_out]
