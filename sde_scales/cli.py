@@ -313,6 +313,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "scored (LossCurve.unsmooth_ema), so that the average's delay is not fitted as part of the "
                         "kernel; the first row keeps its value (skip it). Without it a fit of such a log warns of "
                         "correlated residuals")
+    f.add_argument("--drop-spikes", action="store_true",
+                   help="leave out of the fit and the scores every logged loss that the spike check names (more than "
+                        "8 noise levels from the median of the 21 points around it, from --skip-steps on; "
+                        "LossCurve.spikes), keeping every step's learning rate; the dropped steps are printed and "
+                        "in the JSON (dropped_spikes). Without it such points are warned of and kept")
     f.add_argument("--log-running-mean", type=int, default=None, metavar="PERIOD",
                    help="the --fit and --predict files log the running mean of the loss since the mean was last reset, "
                         "every PERIOD steps (the steps per epoch: Keras's per-batch logs, timm's average meters), or "

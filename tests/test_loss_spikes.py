@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from sde_scales import schedules
+from sde_scales.errors import InvalidArgumentError
 from sde_scales.fitting.curves import SPIKE_Z, LossCurve, LossSpikeWarning, planted_curve
 from sde_scales.fitting.fit import fit
 from sde_scales.fitting.laws import KernelLaw, MomentumLaw, MultiPowerLaw
@@ -113,3 +114,44 @@ def test_fit_delay_reports_the_spike_in_its_output_and_json(tmp_path):
     assert "row 400, step 4010" in run.stdout
     doc = json.loads(out.read_text())
     assert any("row 400, step 4010" in w for w in doc["warnings"])
+
+
+def test_without_spikes_drops_the_rows_and_keeps_every_steps_learning_rate():
+    lr = schedules.step(20_000, 1e-3, [10_000], 0.1, warmup_steps=200)
+    law = MomentumLaw()
+    curve, _ = planted_curve(law, law.starts()[0], lr, "step", noise=0.02, log_every=20)
+    y = curve.loss.copy()
+    y[[300, 700]] += 3.0
+    spiked = LossCurve(curve.step, curve.lr, y, name="step")
+    clean = spiked.without_spikes()
+    assert list(spiked.spike_rows()) == [300, 700]
+    assert clean.step.size == spiked.step.size - 2 and not np.isin(spiked.step[[300, 700]], clean.step).any()
+    assert clean.spikes() is None
+    # the rate at every step as the spiked curve read it, from its first logged step on (what came
+    # before is still assumed, and still said)
+    s0 = int(spiked.step[0])
+    np.testing.assert_array_equal(clean.per_step_lr()[s0:], spiked.per_step_lr()[s0:])
+    assert clean.known_from == spiked.known_from
+    assert spiked.without_spikes(from_step=int(spiked.step[800])) is spiked  # both before the fitted points
+    short = LossCurve(curve.step[:20], curve.lr[:20], np.r_[y[:19], 50.0], name="short")  # a spike in the last row
+    assert list(short.spike_rows()) == [19]  # judged against its neighbours (the window is mirrored at the end)
+    with pytest.raises(InvalidArgumentError, match="would leave 19 points"):
+        short.without_spikes()
+
+
+def test_fit_delay_drop_spikes_leaves_them_out_and_says_which(tmp_path):
+    lr = schedules.cosine(10_000, 1e-3, warmup_steps=100)
+    law = MomentumLaw()
+    curve, _ = planted_curve(law, law.starts()[0], lr, "cos", noise=0.02, log_every=10)
+    y = curve.loss.copy()
+    y[400] += 5.0
+    path = tmp_path / "cos.csv"
+    np.savetxt(path, np.column_stack([curve.step, curve.lr, y]), delimiter=",", header="step,lr,loss", comments="")
+    out = tmp_path / "fit.json"
+    run = subprocess.run([sys.executable, "-m", "sde_scales.cli", "fit-delay", "--fit", str(path), "--law", "momentum",
+                          "--skip-steps", "100", "--drop-spikes", "--json", str(out)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "cos: dropped 1 spike row(s) (--drop-spikes), at step(s) 4010" in run.stdout
+    assert "noise levels from the median" not in run.stdout  # the curve fitted has no spike left to warn of
+    doc = json.loads(out.read_text())
+    assert doc["dropped_spikes"] == {"cos": [4010]}

@@ -233,7 +233,7 @@ class LossCurve:
     columns: tuple = ()
     rows_without_loss: int = 0
     unsmoothing_rounding: float = 0.0
-    #: :meth:`spikes`'s notes by ``from_step`` (a fit builds a curve's features several times)
+    #: :meth:`spikes`'s findings by ``from_step`` (a fit builds a curve's features several times)
     _spike_notes: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -700,20 +700,70 @@ class LossCurve:
         rise and a smooth extremum stay within the window's own spread. The fits' loss (Huber's)
         bounds a spike's pull on them, but a flat objective can still be tipped by it, and a score
         against the moving average takes it in whole: the note says so and names the worst."""
+        found = self._spike_scan(from_step)
+        if found is None:
+            return None
+        hit, z, med, size = found
+        y = self.loss
+        worst = hit[np.argsort(-z[hit], kind="stable")[:3]]
+        named = "; ".join(f"row {int(i)}, step {int(self.step[i])}: loss {y[i]:.4g} against {med[i]:.4g} around it"
+                          + (f" ({z[i]:.0f} noise levels)" if np.isfinite(z[i]) else "") for i in sorted(worst))
+        more = f", the {'largest ' + str(worst.size) if hit.size > worst.size else 'worst'}" if hit.size > 1 else ""
+        return (f"{self.name}: {hit.size} logged loss(es) lie more than {SPIKE_Z:g} noise levels from the median of the "
+                f"{size} points around them{more}: {named}. Loss spikes of the run, or corrupt rows? The fits' robust "
+                f"loss bounds each point's pull, but a fit whose objective is flat can still be tipped by them, and the "
+                f"RMSE against the moving average takes them in whole: to see whether an answer depends on them, "
+                f"run again without them (fit-delay --drop-spikes; Python: curve.without_spikes()), or fix "
+                f"{self.source}")
+
+    def spike_rows(self, from_step: int = 0) -> np.ndarray:
+        """The rows :meth:`spikes` names (all of them, in order): empty where there are none."""
+        found = self._spike_scan(from_step)
+        return np.array([], dtype=np.int64) if found is None else found[0]
+
+    def without_spikes(self, from_step: int = 0) -> "LossCurve":
+        """This curve without the rows :meth:`spikes` names, its learning rate at every step unchanged.
+
+        The learning rate is kept at every step as the curve read it before (its schedule, or the
+        rates between its logged steps, from its first logged step on, so that what is assumed
+        before that step, and said, stays the same): a dropped row takes its loss out of the fit and
+        the scores, not its learning rate out of the schedule. This curve itself where there is no
+        spike; refused where fewer than :data:`MIN_POINTS` rows would be left."""
+        from dataclasses import replace
+
+        rows = self.spike_rows(from_step)
+        if rows.size == 0:
+            return self
+        keep = np.ones(self.step.size, dtype=bool)
+        keep[rows] = False
+        if keep.sum() < MIN_POINTS:
+            raise InvalidArgumentError(f"{self.name}: dropping its {rows.size} spike rows would leave {int(keep.sum())} "
+                                       f"points; a curve needs at least {MIN_POINTS}")
+        base = self
+        if self.schedule is None:  # the rates as read now, from the first logged step on
+            s0 = int(self.step[0])
+            base = self.with_schedule(self.per_step_lr()[s0:], s0)
+        val = None if self.val_loss is None else self.val_loss[keep]
+        return replace(base, step=self.step[keep], lr=self.lr[keep], loss=self.loss[keep], val_loss=val)
+
+    def _spike_scan(self, from_step: int):
+        """(rows, z, local medians, window) of the spikes at or after ``from_step``, or None; cached."""
         if from_step not in self._spike_notes:
             self._spike_notes[from_step] = self._find_spikes(from_step)
         return self._spike_notes[from_step]
 
-    def _find_spikes(self, from_step: int) -> str | None:
+    def _find_spikes(self, from_step: int):
         from scipy.ndimage import median_filter
 
         from sde_scales.fitting.fit import noise_level  # (fit imports this module)
 
         y = self.loss
         size = min(SPIKE_WINDOW, y.size - (1 - y.size % 2))
-        med = median_filter(y, size=size, mode="nearest")
+        # mirrored at the ends (c b | a b c ...): a spike in the first or last row is judged against
+        # its real neighbours (repeating the edge value, a spike there would be its own median)
+        med = median_filter(y, size=size, mode="mirror")
         half = size // 2
-        padded = np.concatenate([np.full(half, y[0]), y, np.full(half, y[-1])])  # as mode="nearest" pads
+        padded = np.concatenate([y[half:0:-1], y, y[-2:-half - 2:-1]])  # as mode="mirror" pads
         windows = np.lib.stride_tricks.sliding_window_view(padded, size)
         spread = np.empty(y.size)
         for a in range(0, y.size, 65536):  # each window's MAD about its own median, 65,536 windows at a time
@@ -725,17 +775,7 @@ class LossCurve:
             z = np.where(dev > 0, dev / sigma, 0.0)
         z[self.step < from_step] = 0.0
         hit = np.flatnonzero(z > SPIKE_Z)
-        if hit.size == 0:
-            return None
-        worst = hit[np.argsort(-z[hit], kind="stable")[:3]]
-        named = "; ".join(f"row {int(i)}, step {int(self.step[i])}: loss {y[i]:.4g} against {med[i]:.4g} around it"
-                          + (f" ({z[i]:.0f} noise levels)" if np.isfinite(z[i]) else "") for i in sorted(worst))
-        more = f", the {'largest ' + str(worst.size) if hit.size > worst.size else 'worst'}" if hit.size > 1 else ""
-        return (f"{self.name}: {hit.size} logged loss(es) lie more than {SPIKE_Z:g} noise levels from the median of the "
-                f"{size} points around them{more}: {named}. Loss spikes of the run, or corrupt rows? The fits' robust "
-                f"loss bounds each point's pull, but a fit whose objective is flat can still be tipped by them, and the "
-                f"RMSE against the moving average takes them in whole: to see whether an answer depends on them, "
-                f"drop these rows from {self.source} and run again")
+        return None if hit.size == 0 else (hit, z, med, size)
 
     def per_step_lr(self) -> np.ndarray:
         """Learning rate at every step ``0 .. step[-1]``.

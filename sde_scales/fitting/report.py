@@ -843,6 +843,16 @@ def run_fit_delay(args) -> int:
                "copy or link one of the files under another name"))
     both = apply_schedules(fit_curves + predict_curves, getattr(args, "schedule", None) or [])
     fit_curves, predict_curves = both[:len(fit_curves)], both[len(fit_curves):]
+    dropped = {}
+    if getattr(args, "drop_spikes", False):
+        for c in fit_curves + predict_curves:
+            rows = c.spike_rows(args.skip_steps)
+            if rows.size:
+                dropped[c.name] = [int(v) for v in c.step[rows]]
+                print(f"{c.name}: dropped {rows.size} spike row(s) (--drop-spikes), at step(s) "
+                      + ", ".join(str(v) for v in dropped[c.name][:10]) + (" ..." if rows.size > 10 else ""))
+        fit_curves = [c.without_spikes(args.skip_steps) for c in fit_curves]
+        predict_curves = [c.without_spikes(args.skip_steps) for c in predict_curves]
     if args.smooth_steps is None:
         args.smooth_steps = default_smooth_steps(fit_curves + predict_curves)
         if args.smooth_steps < SMOOTH_STEPS:
@@ -945,6 +955,8 @@ def run_fit_delay(args) -> int:
             out = dict(out, columns=renamed)
         if ema is not None:
             out = dict(out, log_ema=ema)
+        if getattr(args, "drop_spikes", False):
+            out = dict(out, dropped_spikes=dropped)  # steps of the rows left out, by curve
         if running is not None:
             out = dict(out, log_running_mean={"period": running, "rounding_sd": rounding})
         write_json_atomic(Path(args.json), out)  # strict JSON: null for a missing or non-finite value
