@@ -99,7 +99,9 @@ def test_a_fit_warns_of_the_spike_and_still_fits():
     assert np.all(np.isfinite(res.theta))
 
 
-def test_fit_delay_reports_the_spike_in_its_output_and_json(tmp_path):
+def _fit_delay_on_a_spiked_cosine(tmp_path, *extra):
+    """fit-delay (momentum law, skip 100 steps) on a planted cosine with a spike of +5 at row 400
+    (step 4010): (completed process, JSON document)."""
     lr = schedules.cosine(10_000, 1e-3, warmup_steps=100)
     law = MomentumLaw()
     curve, _ = planted_curve(law, law.starts()[0], lr, "cos", noise=0.02, log_every=10)
@@ -109,10 +111,14 @@ def test_fit_delay_reports_the_spike_in_its_output_and_json(tmp_path):
     np.savetxt(path, np.column_stack([curve.step, curve.lr, y]), delimiter=",", header="step,lr,loss", comments="")
     out = tmp_path / "fit.json"
     run = subprocess.run([sys.executable, "-m", "sde_scales.cli", "fit-delay", "--fit", str(path), "--law", "momentum",
-                          "--skip-steps", "100", "--json", str(out)], capture_output=True, text=True)
+                          "--skip-steps", "100", "--json", str(out), *extra], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
+    return run, json.loads(out.read_text())
+
+
+def test_fit_delay_reports_the_spike_in_its_output_and_json(tmp_path):
+    run, doc = _fit_delay_on_a_spiked_cosine(tmp_path)
     assert "row 400, step 4010" in run.stdout
-    doc = json.loads(out.read_text())
     assert any("row 400, step 4010" in w for w in doc["warnings"])
 
 
@@ -140,18 +146,7 @@ def test_without_spikes_drops_the_rows_and_keeps_every_steps_learning_rate():
 
 
 def test_fit_delay_drop_spikes_leaves_them_out_and_says_which(tmp_path):
-    lr = schedules.cosine(10_000, 1e-3, warmup_steps=100)
-    law = MomentumLaw()
-    curve, _ = planted_curve(law, law.starts()[0], lr, "cos", noise=0.02, log_every=10)
-    y = curve.loss.copy()
-    y[400] += 5.0
-    path = tmp_path / "cos.csv"
-    np.savetxt(path, np.column_stack([curve.step, curve.lr, y]), delimiter=",", header="step,lr,loss", comments="")
-    out = tmp_path / "fit.json"
-    run = subprocess.run([sys.executable, "-m", "sde_scales.cli", "fit-delay", "--fit", str(path), "--law", "momentum",
-                          "--skip-steps", "100", "--drop-spikes", "--json", str(out)], capture_output=True, text=True)
-    assert run.returncode == 0, run.stderr
+    run, doc = _fit_delay_on_a_spiked_cosine(tmp_path, "--drop-spikes")
     assert "cos: dropped 1 spike row(s) (--drop-spikes), at step(s) 4010" in run.stdout
     assert "noise levels from the median" not in run.stdout  # the curve fitted has no spike left to warn of
-    doc = json.loads(out.read_text())
     assert doc["dropped_spikes"] == {"cos": [4010]}
