@@ -449,6 +449,14 @@ def test_a_stiffness_that_grows_with_time_or_with_the_state_is_refused():
     with pytest.raises(UnstableStepError, match=r"in the state of path"):  # and where it is saved along the way
         solve(late, Milstein(), 1 / 100, n_paths=8, noise=0, save_at=SaveAt(t=[0.5, 1.0]))
     solve(late, EulerMaruyama(), 1 / 1024, n_paths=8, noise=0)
+    # the path probed is chosen among the ensemble's first paths by their global index, so an
+    # ensemble solved in chunks is refused with the same words as in one piece
+    said = []
+    for n, offset in ((32, 0), (16, 0)):
+        with pytest.raises(UnstableStepError) as err:
+            solve(late, EulerMaruyama(), 1 / 100, n_paths=n, noise=BlockStreams(3, block_size=8, path_offset=offset))
+        said.append(str(err.value))
+    assert said[0] == said[1]
 
 
 def test_a_convergence_study_does_not_depend_on_its_batch_size():

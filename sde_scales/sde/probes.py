@@ -54,6 +54,10 @@ STABILITY_MARGIN = 0.01
 #: times, the span's ends included): a stiffness that grows with time is found where it peaks to
 #: within a sixteenth of the span (a warmup of a tenth of the span is reached by its second point).
 PROBE_TIMES = 16
+#: After a solve, the final state of median norm among the ensemble's first TYPICAL_PATHS paths is
+#: probed (:func:`state_instability`): a typical path, chosen the same way however the ensemble is
+#: split into chunks of at least this many paths.
+TYPICAL_PATHS = 9
 
 _REL = 1e-6  # a violation is reported above 1e-6 of the diffusion's own scale (finite differences: ~1e-10)
 
@@ -282,21 +286,26 @@ def step_instability(problem, dt: float) -> str | None:
 
 def state_instability(problem, dt: float, t: float, states: np.ndarray, offset: int = 0) -> str | None:
     """None, or why an explicit step of ``dt`` is unstable where the paths went: at ``(t, x)``, ``x``
-    the state of median norm among the finite rows of ``states`` (n_paths, d), a typical path.
+    the state of median norm among the first :data:`TYPICAL_PATHS` paths of the ensemble (by their
+    index among all the paths; finite ones), a typical path.
+
     Catches a stiffness that grows with the state, which no probe before the solve sees; a rare
     path out in a stiff region is not enough (nonlinear drifts such as :math:`-x^3` are stiff far
-    out, and an explicit step that overshoots there need not grow). ``offset``: the index of
-    ``states``' first row among all the paths, for the message."""
+    out, and an explicit step that overshoots there need not grow). The paths are chosen by their
+    index among all the paths, not among those of this call, so that an ensemble solved in chunks
+    (``states`` the rows of paths ``offset, offset + 1, ...``) is judged as it is in one piece:
+    the chunk that holds them checks them, the others check nothing."""
     states = np.asarray(states, dtype=float)
-    ok = np.flatnonzero(np.all(np.isfinite(states), axis=1))
+    first = states[: max(0, TYPICAL_PATHS - int(offset))]
+    ok = np.flatnonzero(np.all(np.isfinite(first), axis=1))
     if ok.size == 0:
         return None
-    norms = np.linalg.norm(states[ok], axis=1)
+    norms = np.linalg.norm(first[ok], axis=1)
     i = int(ok[np.argsort(norms, kind="stable")[(ok.size - 1) // 2]])
-    lam = drift_eigenvalues(problem, float(t), states[i])
+    lam = drift_eigenvalues(problem, float(t), first[i])
     found = _stiffest(lam) if lam.size else None
     if found is None or dt <= found[0] * (1 + STABILITY_MARGIN):
         return None
     return _refusal(problem, dt, found[0], found[1],
-                    f"at time t = {t:.4g} in the state of path {i + offset} (of median size among the paths), where "
-                    f"the solve went: the drift is stiffer there than at the initial state")
+                    f"at time t = {t:.4g} in the state of path {i + offset} (of median size among paths 0-"
+                    f"{TYPICAL_PATHS - 1}), where the solve went: the drift is stiffer there than at the initial state")
