@@ -47,6 +47,7 @@ def test_products_that_depend_on_the_thread_count_put_the_trainer_on_one_thread(
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
+        monkeypatch.setattr(reproducible, "_strict_from_start", False)  # as when torch ran before the import
         real_mm = torch.mm
         monkeypatch.setattr(torch, "mm", lambda a, b: real_mm(a, b) + 1e-7 * (torch.get_num_threads() - 1))
         monkeypatch.setattr(reproducible, "_checked", {})
@@ -56,3 +57,22 @@ def test_products_that_depend_on_the_thread_count_put_the_trainer_on_one_thread(
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(threads)
+
+
+def test_where_the_strict_mode_came_before_torch_nothing_is_probed(monkeypatch):
+    """The probe sets torch's thread count, and any such call slowed `sde-scales verify --quick` by
+    15-25 s (torch's and Numba's OpenMP threads): with MKL's strict mode in place before torch was
+    imported it is not run. In a fresh process that imports the trainer first, that is the case."""
+    if not torch.backends.mkl.is_available():
+        pytest.skip("torch's BLAS is not MKL here: the probe is always run")
+    monkeypatch.setattr(reproducible, "_strict_from_start", True)
+
+    def probe():
+        raise AssertionError("probed")
+
+    monkeypatch.setattr(reproducible, "gemms_thread_invariant", probe)
+    reproducible.ensure_thread_invariance()
+    code = "import sde_scales.train.reproducible as r, torch; print(r._strict_from_start)"
+    assert _python(code) == "True"
+    assert _python("import torch, sde_scales.train.reproducible as r; print(r._strict_from_start)") == "False"
+    assert _python(code, MKL_CBWR="AVX2,STRICT") == "True"

@@ -15,9 +15,10 @@ against 4.44 s without, the same numbers with one thread and two.
 
 That cannot be guaranteed from here: torch may have run a GEMM before :mod:`sde_scales.train` was
 imported, torch may use another BLAS (OpenBLAS, Accelerate), or the variable may be set to
-something else. :func:`ensure_thread_invariance` therefore checks (a few GEMMs of the trainer's
-shapes at one thread and at the current count, about 30 ms, once per process and thread count)
-and, where they differ, trains on one thread and warns.
+something else. :func:`ensure_thread_invariance` therefore checks in those cases (a few GEMMs of
+the trainer's shapes at one thread and at the current count, about 30 ms, once per process and
+thread count) and, where they differ, trains on one thread and warns. Where the mode was set before
+torch was imported and torch's BLAS is MKL, it relies on MKL's guarantee and probes nothing.
 """
 
 from __future__ import annotations
@@ -40,10 +41,22 @@ class ThreadCountWarning(UserWarning):
     """The CPU's GEMMs give other numbers on other thread counts; training runs on one thread."""
 
 
+#: Whether MKL's strict mode was in the environment before torch could have run a product: set by
+#: :func:`set_reproducible_blas` while torch was not yet imported, or a strict value the process
+#: started with. Then the probe is not needed where torch's BLAS is MKL.
+_strict_from_start = False
+
+
 def set_reproducible_blas() -> None:
     """Set ``MKL_CBWR`` to :data:`MKL_CBWR` unless the environment has a value (called on import of
-    :mod:`sde_scales.train`, before torch is imported by it)."""
+    :mod:`sde_scales.train`, before torch is imported by it), and note whether the strict mode was
+    in place before torch was imported."""
+    global _strict_from_start
+    import sys
+
+    had = os.environ.get("MKL_CBWR")
     os.environ.setdefault("MKL_CBWR", MKL_CBWR)
+    _strict_from_start = (had is not None and "STRICT" in had.upper()) or (had is None and "torch" not in sys.modules)
 
 
 def gemms_thread_invariant() -> bool:
@@ -75,9 +88,16 @@ def gemms_thread_invariant() -> bool:
 def ensure_thread_invariance() -> None:
     """Train on one thread, with a :class:`ThreadCountWarning`, where the CPU's GEMMs depend on the
     thread count (:func:`gemms_thread_invariant`): the toolkit's promise is the same numbers for the
-    same seed whatever the thread count, and one thread keeps it at a cost in speed."""
+    same seed whatever the thread count, and one thread keeps it at a cost in speed.
+
+    Where MKL is torch's BLAS and its strict mode was set before torch was imported, the products
+    are invariant by MKL's guarantee and nothing is probed: the probe sets torch's thread count, and
+    any call of ``torch.set_num_threads``, even to the count it had, slowed ``sde-scales verify
+    --quick`` from 106 s to 122-131 s on a 2-core machine (torch's and Numba's OpenMP threads)."""
     import torch
 
+    if _strict_from_start and torch.backends.mkl.is_available():
+        return
     if gemms_thread_invariant():
         return
     n = torch.get_num_threads()
