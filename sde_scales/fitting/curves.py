@@ -233,8 +233,8 @@ class LossCurve:
     columns: tuple = ()
     rows_without_loss: int = 0
     unsmoothing_rounding: float = 0.0
-    #: :meth:`spikes`'s findings by ``from_step`` (a fit builds a curve's features several times)
-    _spike_notes: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    #: :meth:`_spike_scan`'s findings by ``from_step`` (a fit builds a curve's features several times)
+    _spike_scans: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         src = self.source
@@ -748,9 +748,9 @@ class LossCurve:
 
     def _spike_scan(self, from_step: int):
         """(rows, z, local medians, window) of the spikes at or after ``from_step``, or None; cached."""
-        if from_step not in self._spike_notes:
-            self._spike_notes[from_step] = self._find_spikes(from_step)
-        return self._spike_notes[from_step]
+        if from_step not in self._spike_scans:
+            self._spike_scans[from_step] = self._find_spikes(from_step)
+        return self._spike_scans[from_step]
 
     def _find_spikes(self, from_step: int):
         from scipy.ndimage import median_filter
@@ -760,13 +760,15 @@ class LossCurve:
         y = self.loss
         size = min(SPIKE_WINDOW, y.size - (1 - y.size % 2))
         # mirrored at the ends (c b | a b c ...): a spike in the first or last row is judged against
-        # its real neighbours (repeating the edge value, a spike there would be its own median)
+        # its real neighbours (repeating the edge value, a spike there would be its own median).
+        # The medians from scipy's filter (half the time of np.median over the windows at 1M points);
+        # the windows, padded the same way, for each one's MAD about its median
         med = median_filter(y, size=size, mode="mirror")
         half = size // 2
-        padded = np.concatenate([y[half:0:-1], y, y[-2:-half - 2:-1]])  # as mode="mirror" pads
+        padded = np.concatenate([y[half:0:-1], y, y[-2:-half - 2:-1]])
         windows = np.lib.stride_tricks.sliding_window_view(padded, size)
         spread = np.empty(y.size)
-        for a in range(0, y.size, 65536):  # each window's MAD about its own median, 65,536 windows at a time
+        for a in range(0, y.size, 65536):  # 65,536 windows at a time
             b = min(y.size, a + 65536)
             spread[a:b] = np.median(np.abs(windows[a:b] - med[a:b, None]), axis=1)
         sigma = np.maximum(1.4826 * spread, noise_level(y))
@@ -1230,7 +1232,8 @@ class ScheduleFeatures:
         gap = curve.gaps()
         if gap is not None:
             warnings.warn(gap, StepGapWarning, stacklevel=3)
-        spike = curve.spikes(int(t_arr.min()) if from_step is None and t_arr.size else (from_step or 0))
+        first = from_step if from_step is not None else (int(t_arr.min()) if t_arr.size else 0)
+        spike = curve.spikes(first)  # from the first fitted or scored point: the skipped start is not judged
         if spike is not None:
             warnings.warn(spike, LossSpikeWarning, stacklevel=3)
         if curve.rows_without_loss:

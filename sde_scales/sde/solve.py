@@ -249,8 +249,9 @@ def solve(
         explicit step's stability region for a decaying mode of the drift: at the initial state at
         any of 17 times over the span, before the solve
         (:func:`sde_scales.sde.probes.step_instability`), or, after it, in the final state of a
-        typical path among the ensemble's first paths (:func:`sde_scales.sde.probes.state_instability`). Such a solve stays finite
-        over a short span and would return numbers that have nothing to do with the SDE.
+        typical path among the ensemble's first paths
+        (:func:`sde_scales.sde.probes.state_instability`). Such a solve stays finite over a short
+        span and would return numbers that have nothing to do with the SDE.
     """
     if not isinstance(problem, SDEProblem):
         raise InvalidArgumentError(f"problem={problem!r}; pass an sde_scales.SDEProblem")

@@ -24,7 +24,8 @@ it (``addmm_``), so the gradient of the K-member input layer (K n d_in floats, t
 model) is never written to memory. Every GEMM is laid out so that its result does not depend on
 the thread count where the BLAS does not split its reduction, and MKL is put in its strict
 reproducible mode so that it does not (:mod:`sde_scales.train.reproducible`; a CPU model checks it
-and falls back to one thread with a warning where the products still differ; checked in the tests). ``tests/test_train.py`` checks these gradients against autograd.
+and falls back to one thread with a warning where the products still differ; checked in the
+tests). ``tests/test_train.py`` checks these gradients against autograd.
 """
 
 from __future__ import annotations
