@@ -39,7 +39,7 @@ import numpy as np
 from sde_scales.errors import DataFileError, InvalidArgumentError
 
 __all__ = ["COLUMN_ALIASES", "GAP_FACTOR", "MAX_STEP", "SPIKE_Z", "StepGapWarning", "LateStartWarning", "LossCurve",
-           "LossSpikeWarning",
+           "LossRise", "LossRiseWarning", "LossSpikeWarning", "RISE_Z",
            "ScheduleFeatures", "ScheduleSpec", "MIN_POINTS", "SCHEDULE_RTOL", "curve_name", "load_curve", "parse_columns",
            "planted_curve", "resolve_columns", "warmup_end"]
 
@@ -108,6 +108,19 @@ MAX_DROP_BINS = 4000
 SPIKE_Z = 8.0
 #: Points (odd) in the centred window of the spike check: ten logged points on either side.
 SPIKE_WINDOW = 21
+#: A loss whose running median (:data:`SPIKE_WINDOW` points) climbs above its lowest earlier value
+#: by more than this many times the median's own noise, while the learning rate does not rise, is
+#: a rise no law of :mod:`sde_scales.fitting.laws` can follow (:meth:`LossCurve.loss_rise`). The
+#: median's noise :math:`\sigma_m` is measured over every time scale from one window to an eighth
+#: of the log (:func:`_slow_noise`; a trend or a slow noise only raises it). Why 16: on a curve
+#: that does not rise, the rise of the median is a difference of two of its extremes, at most
+#: about :math:`2\sigma_m\sqrt{2\ln N_w}` over :math:`N_w` independent windows, 10.8
+#: :math:`\sigma_m` at the 50 million steps :data:`MAX_STEP` allows logged at every step; 16 leaves
+#: a margin for tails heavier than Gaussian. Measured: 2.9-5.5 on the shared logs, at most 7.6 on
+#: per-step logs of 34,000 and a million points with Gaussian, Student-t (3) or AR(1) noise, raw
+#: or smoothed by an undeclared moving average (beta 0.99, 0.999). A diverged run rises by
+#: thousands; a rise of 20 noise levels of a point over a hundred points of a 3,000-point log is 40.
+RISE_Z = 16.0
 
 
 class LateStartWarning(UserWarning):
@@ -117,6 +130,42 @@ class LateStartWarning(UserWarning):
 class LossSpikeWarning(UserWarning):
     """Logged losses far from their neighbours (:meth:`LossCurve.spikes`): loss spikes of the run or
     corrupt rows, which fits and scores take in as they are."""
+
+
+class LossRiseWarning(UserWarning):
+    """The loss rises well beyond its noise while the learning rate does not
+    (:meth:`LossCurve.loss_rise`): no law here can follow that stretch."""
+
+
+@dataclass(frozen=True)
+class LossRise:
+    r"""The largest rise of a curve's running median at a learning rate that did not rise
+    (:meth:`LossCurve.loss_rise`). Rows index the curve; levels are medians of
+    :data:`SPIKE_WINDOW` logged points.
+
+    Attributes
+    ----------
+    low_row, low_level : int, float
+        Where the median was lowest before the rise, and that level.
+    row, level : int, float
+        Where the rise is largest (where the curve diverged: its last row), and the median there.
+    start_row, start_level : int, float
+        The first judged row and its median: where the judged part of the log begins.
+    sigma : float
+        The median's noise :math:`\sigma_m` (differences one window apart).
+    diverged : bool
+        The log ends with its median above ``start_level`` by more than :data:`RISE_Z`
+        :math:`\sigma_m`, after falling below it by as much: the run gave back all it had learned.
+    """
+
+    low_row: int
+    low_level: float
+    row: int
+    level: float
+    start_row: int
+    start_level: float
+    sigma: float
+    diverged: bool
 
 
 class StepGapWarning(UserWarning):
@@ -235,6 +284,10 @@ class LossCurve:
     unsmoothing_rounding: float = 0.0
     #: :meth:`_spike_scan`'s findings by ``from_step`` (a fit builds a curve's features several times)
     _spike_scans: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    #: :meth:`_window_median` of the loss, once computed
+    _medians: list = field(default_factory=list, init=False, repr=False, compare=False)
+    #: :meth:`loss_rise`'s findings by ``from_step``
+    _rises: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         src = self.source
@@ -752,18 +805,113 @@ class LossCurve:
             self._spike_scans[from_step] = self._find_spikes(from_step)
         return self._spike_scans[from_step]
 
-    def _find_spikes(self, from_step: int):
-        from scipy.ndimage import median_filter
+    def _window_median(self) -> tuple[np.ndarray, int]:
+        """(median of the loss over the :data:`SPIKE_WINDOW` logged points centred on each row, the
+        window's size); cached. Mirrored at the ends (c b | a b c ...): a spike in the first or last
+        row is judged against its real neighbours (repeating the edge value, a spike there would be
+        its own median). From scipy's filter: half the time of np.median over the windows at 1M
+        points."""
+        if not self._medians:
+            from scipy.ndimage import median_filter
 
+            size = min(SPIKE_WINDOW, self.loss.size - (1 - self.loss.size % 2))
+            self._medians.append((median_filter(self.loss, size=size, mode="mirror"), size))
+        return self._medians[0]
+
+    def loss_rise(self, from_step: int = 0) -> LossRise | None:
+        r"""The largest rise of the loss at or after ``from_step`` that no law here can follow, or None.
+
+        Every law of :mod:`sde_scales.fitting.laws` has a loss that falls, or stays, while the
+        learning rate falls or stays; only a rate that rises again after its warmup (a warm
+        restart) raises it, and with a delay. So with :math:`m_i` the median of the
+        :data:`SPIKE_WINDOW` logged points centred on row :math:`i` (model-free: a spike shorter
+        than half the window does not move it) and :math:`j(i)` the row of the lowest :math:`m` up
+        to :math:`i`, the rise at :math:`i` is
+
+        .. math:: r_i = m_i - m_{j(i)}, \qquad \text{judged only where } \max_{j(i) \le k \le i}
+                  \tilde\eta_k \le \tilde\eta_{j(i)} + 10^{-3}\,\eta_{peak},
+
+        :math:`\tilde\eta` the learning rate with its warmup (:func:`warmup_end`) held at the
+        warmup's top: a loss that rises while the rate warms up is judged too (a run that diverges
+        as its rate reaches the peak), a loss that rises after a warm restart is not. A rise is
+        returned when :math:`\max r_i > z\,\sigma_m`, :math:`z` = :data:`RISE_Z` (its reason is
+        there), :math:`\sigma_m` the median's noise from :math:`m_{i+w} - m_i`, one window
+        :math:`w` apart. ``diverged`` when the log *ends* more than :math:`z\,\sigma_m` above its
+        first judged median, after falling below it by as much, its last row judged: a run that
+        gave back all it had learned, and kept it given back (a catapult or an unstable stretch that
+        recovers is a rise, not a divergence). Then ``row`` is the last row and ``low_row`` the
+        lowest before it."""
+        if from_step not in self._rises:
+            self._rises[from_step] = self._find_rise(int(from_step))
+        return self._rises[from_step]
+
+    def _find_rise(self, from_step: int) -> LossRise | None:
+        import pandas as pd
+
+        med, size = self._window_median()
+        k0 = int(np.searchsorted(self.step, from_step))
+        m = med[k0:]
+        if m.size <= size:
+            return None
+        sigma = _slow_noise(m, size)
+        if not sigma > 0:
+            return None
+        rates = self.per_step_lr()
+        we = warmup_end(rates)
+        lr = np.asarray(self.lr[k0:], dtype=float)
+        if we > 0:  # the warmup's rise held at its top
+            lr = np.where(self.step[k0:] < we, float(rates[:we].max()), lr)
+        idx = np.arange(m.size)
+        low = np.minimum.accumulate(m)
+        j = np.maximum.accumulate(np.where(m <= low, idx, 0))
+        lr_max = pd.Series(lr).groupby(j).cummax().to_numpy()  # the highest rate since the low
+        judged = lr_max <= lr[j] + 1e-3 * max(self.peak_lr, 0.0)
+        r = np.where(judged, m - low, 0.0)
+        margin = RISE_Z * sigma
+        i = int(np.argmax(r))
+        if not r[i] > margin:
+            return None
+        diverged = bool(judged[-1] and m[-1] > m[0] + margin and m[0] - low[-1] > margin)
+        if diverged:
+            i = m.size - 1
+        lo = int(j[i])
+        return LossRise(k0 + lo, float(m[lo]), k0 + i, float(m[i]), k0, float(m[0]), sigma, diverged)
+
+    def rise_note(self, from_step: int = 0) -> str | None:
+        """What :meth:`loss_rise` found, in words (None where nothing, or a divergence:
+        :meth:`divergence` names that)."""
+        r = self.loss_rise(from_step)
+        if r is None or r.diverged:
+            return None
+        s = self.step
+        return (f"{self.name}: the loss rises from {r.low_level:.4g} at step {int(s[r.low_row])} to {r.level:.4g} at step "
+                f"{int(s[r.row])} (medians of {SPIKE_WINDOW} logged points; {(r.level - r.low_level) / r.sigma:.0f} times "
+                f"their noise) while the learning rate does not rise. No law here has a loss that rises at a "
+                f"falling or constant rate, so the fit cannot follow that stretch and is pulled by it: an unstable or "
+                f"diverging stretch of the run, an overfitting validation loss, a metric that rises (an accuracy) read as the "
+                f"loss, or the log of another run appended? "
+                f"To fit what comes before, cut the log after step {int(s[r.low_row])}, where the loss was lowest (Python: "
+                f"curve.head({int(s[r.low_row]) + 1}))")
+
+    def divergence(self, from_step: int = 0) -> str | None:
+        """An error message where the loss diverged (:meth:`loss_rise`, ``diverged``), else None."""
+        r = self.loss_rise(from_step)
+        if r is None or not r.diverged:
+            return None
+        s = self.step
+        return (f"{self.source}, column 'loss': the loss climbs from {r.low_level:.4g} at step {int(s[r.low_row])} to "
+                f"{r.level:.4g} at its last logged step, {int(s[r.row])}, above {r.start_level:.4g}, where the log begins (step "
+                f"{int(s[r.start_row])}; medians of {SPIKE_WINDOW} logged points), while the learning rate does not "
+                f"rise: the run diverged. No law here has a loss that rises at a falling or constant rate, so a fit "
+                f"through it, or a score against it, would be meaningless. Use the rows up to step {int(s[r.low_row])}, where the loss was lowest "
+                f"(cut the log after it; Python: curve.head({int(s[r.low_row]) + 1}))")
+
+    def _find_spikes(self, from_step: int):
         from sde_scales.fitting.fit import noise_level  # (fit imports this module)
 
         y = self.loss
-        size = min(SPIKE_WINDOW, y.size - (1 - y.size % 2))
-        # mirrored at the ends (c b | a b c ...): a spike in the first or last row is judged against
-        # its real neighbours (repeating the edge value, a spike there would be its own median).
-        # The medians from scipy's filter (half the time of np.median over the windows at 1M points);
-        # the windows, padded the same way, for each one's MAD about its median
-        med = median_filter(y, size=size, mode="mirror")
+        med, size = self._window_median()
+        # the windows, padded as the medians' are, for each one's MAD about its median
         half = size // 2
         padded = np.concatenate([y[half:0:-1], y, y[-2:-half - 2:-1]])
         windows = np.lib.stride_tricks.sliding_window_view(padded, size)
@@ -1169,6 +1317,28 @@ def parse_columns(text: str | None) -> dict[str, str]:
     return out
 
 
+def _slow_noise(m: np.ndarray, lag: int) -> float:
+    r"""Noise of a running median :math:`m` over every time scale from one window to an eighth of
+    the log: the largest robust standard deviation of its second differences
+    :math:`(m_{i+2L} - 2 m_{i+L} + m_i)/\sqrt 6` over the lags :math:`L = w, 2w, 4w, \ldots`
+    (:math:`\sqrt 6`: their standard deviation over that of independent values). A second
+    difference cancels a straight trend and barely sees a smooth one, and the median absolute
+    deviation leaves out the few where the curve bends hard (its steep start) or rises. A noise
+    that is slow (a moving average logged as the loss, batch noise correlated over many steps)
+    wanders further than differences one window apart say; the long lags see it."""
+    best, L = 0.0, max(1, int(lag))
+    while 2 * L < m.size:
+        d = m[2 * L:] - 2.0 * m[L:-L] + m[:-2 * L]
+        sd = float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(6.0))
+        if not sd > 0:  # a median constant over most windows (a loss logged to few digits)
+            sd = float(np.std(d) / np.sqrt(6.0))
+        best = max(best, sd)
+        L *= 2
+        if L > m.size // 8:
+            break
+    return best
+
+
 def warmup_end(eta: np.ndarray) -> int:
     """One past the last step of a schedule's warmup: its initial rise, up to the largest rate it
     reaches before the rate first falls from it by more than :data:`SCHEDULE_RTOL` of the
@@ -1236,6 +1406,12 @@ class ScheduleFeatures:
         spike = curve.spikes(first)  # from the first fitted or scored point: the skipped start is not judged
         if spike is not None:
             warnings.warn(spike, LossSpikeWarning, stacklevel=3)
+        diverged = curve.divergence(first)
+        if diverged is not None:
+            raise DataFileError(diverged)
+        rise = curve.rise_note(first)
+        if rise is not None:
+            warnings.warn(rise, LossRiseWarning, stacklevel=3)
         if curve.rows_without_loss:
             warnings.warn(f"{curve.name}: {curve.rows_without_loss} row(s) of {curve.source} have a learning rate and no "
                           f"loss: their rates are in the schedule, the rows are not fitted or scored (an evaluation "

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from sde_scales.atomic import write_json_atomic, write_text_atomic
-from sde_scales.errors import InvalidArgumentError
+from sde_scales.errors import DataFileError, InvalidArgumentError
 from sde_scales.fitting.average import AveragedFit, mixture_band
 from sde_scales.fitting.curves import LossCurve, curve_name, load_curve, parse_columns
 from sde_scales.fitting.fit import (DEPTH_MARGIN, SMOOTH_FRACTION, SMOOTH_STEPS, SMOOTH_WARN_FRACTION, FitResult,
@@ -853,6 +853,10 @@ def run_fit_delay(args) -> int:
                       + ", ".join(str(v) for v in dropped[c.name][:10]) + (" ..." if rows.size > 10 else ""))
         fit_curves = [c.without_spikes(args.skip_steps) for c in fit_curves]
         predict_curves = [c.without_spikes(args.skip_steps) for c in predict_curves]
+    for c in fit_curves + predict_curves:  # before any fit: a diverged log is refused as it is in a fit
+        diverged = c.divergence(args.skip_steps)
+        if diverged is not None:
+            raise DataFileError(diverged)
     if args.smooth_steps is None:
         args.smooth_steps = default_smooth_steps(fit_curves + predict_curves)
         if args.smooth_steps < SMOOTH_STEPS:
