@@ -98,7 +98,7 @@ class SaveAt:
         if bad.any():
             i = int(np.argmax(bad))
             raise InvalidArgumentError(
-                f"SaveAt time t={self.t[i]!r} is not on the step grid t0 + k*dt of tspan={tspan}, dt={dt}; "
+                f"SaveAt time t={float(self.t[i])!r} is not on the step grid t0 + k*dt of tspan={tspan}, dt={dt}; "
                 f"use times t0 + k*dt with 0 <= k <= {n_steps}"
             )
         return ki
