@@ -152,7 +152,8 @@ class LossRise:
     start_row, start_level : int, float
         The first judged row and its median: where the judged part of the log begins.
     sigma : float
-        The median's noise :math:`\sigma_m` (differences one window apart).
+        The median's noise :math:`\sigma_m` over time scales from one window to an eighth of the
+        log (:func:`_slow_noise`).
     diverged : bool
         The log ends with its median above ``start_level`` by more than :data:`RISE_Z`
         :math:`\sigma_m`, after falling below it by as much: the run gave back all it had learned.
@@ -829,14 +830,15 @@ class LossCurve:
         to :math:`i`, the rise at :math:`i` is
 
         .. math:: r_i = m_i - m_{j(i)}, \qquad \text{judged only where } \max_{j(i) \le k \le i}
-                  \tilde\eta_k \le \tilde\eta_{j(i)} + 10^{-3}\,\eta_{peak},
+                  \tilde\eta_k \le \tilde\eta_{j(i)} + \epsilon\,\eta_{peak},
 
         :math:`\tilde\eta` the learning rate with its warmup (:func:`warmup_end`) held at the
         warmup's top: a loss that rises while the rate warms up is judged too (a run that diverges
-        as its rate reaches the peak), a loss that rises after a warm restart is not. A rise is
-        returned when :math:`\max r_i > z\,\sigma_m`, :math:`z` = :data:`RISE_Z` (its reason is
-        there), :math:`\sigma_m` the median's noise from :math:`m_{i+w} - m_i`, one window
-        :math:`w` apart. ``diverged`` when the log *ends* more than :math:`z\,\sigma_m` above its
+        as its rate reaches the peak), a loss that rises after a warm restart is not;
+        :math:`\epsilon` = :data:`SCHEDULE_RTOL`, a logged rate's rounding. A rise is returned when
+        :math:`\max r_i > z\,\sigma_m`, :math:`z` = :data:`RISE_Z` (its reason is there),
+        :math:`\sigma_m` the median's noise over time scales from one window to an eighth of the
+        log (:func:`_slow_noise`). ``diverged`` when the log *ends* more than :math:`z\,\sigma_m` above its
         first judged median, after falling below it by as much, its last row judged: a run that
         gave back all it had learned, and kept it given back (a catapult or an unstable stretch that
         recovers is a rise, not a divergence). Then ``row`` is the last row and ``low_row`` the
@@ -865,7 +867,7 @@ class LossCurve:
         low = np.minimum.accumulate(m)
         j = np.maximum.accumulate(np.where(m <= low, idx, 0))
         lr_max = pd.Series(lr).groupby(j).cummax().to_numpy()  # the highest rate since the low
-        judged = lr_max <= lr[j] + 1e-3 * max(self.peak_lr, 0.0)
+        judged = lr_max <= lr[j] + SCHEDULE_RTOL * max(self.peak_lr, 0.0)
         r = np.where(judged, m - low, 0.0)
         margin = RISE_Z * sigma
         i = int(np.argmax(r))
@@ -884,14 +886,14 @@ class LossCurve:
         if r is None or r.diverged:
             return None
         s = self.step
-        return (f"{self.name}: the loss rises from {r.low_level:.4g} at step {int(s[r.low_row])} to {r.level:.4g} at step "
-                f"{int(s[r.row])} (medians of {SPIKE_WINDOW} logged points; {(r.level - r.low_level) / r.sigma:.0f} times "
-                f"their noise) while the learning rate does not rise. No law here has a loss that rises at a "
-                f"falling or constant rate, so the fit cannot follow that stretch and is pulled by it: an unstable or "
-                f"diverging stretch of the run, an overfitting validation loss, a metric that rises (an accuracy) read as the "
-                f"loss, or the log of another run appended? "
-                f"To fit what comes before, cut the log after step {int(s[r.low_row])}, where the loss was lowest (Python: "
-                f"curve.head({int(s[r.low_row]) + 1}))")
+        low = int(s[r.low_row])
+        return (f"{self.name}: the loss rises from {r.low_level:.4g} at step {low} to {r.level:.4g} at step "
+                f"{int(s[r.row])} (medians of {SPIKE_WINDOW} logged points; {(r.level - r.low_level) / r.sigma:.0f} "
+                f"times their noise) while the learning rate does not rise. No law here has a loss that rises at a "
+                f"falling or constant rate, so the fit cannot follow that stretch and is pulled by it: an unstable "
+                f"or diverging stretch of the run, an overfitting validation loss, a metric that rises (an "
+                f"accuracy) read as the loss, or the log of another run appended? To fit what comes before, cut the "
+                f"log after step {low}, where the loss was lowest (Python: curve.head({low + 1}))")
 
     def divergence(self, from_step: int = 0) -> str | None:
         """An error message where the loss diverged (:meth:`loss_rise`, ``diverged``), else None."""
@@ -899,12 +901,13 @@ class LossCurve:
         if r is None or not r.diverged:
             return None
         s = self.step
-        return (f"{self.source}, column 'loss': the loss climbs from {r.low_level:.4g} at step {int(s[r.low_row])} to "
-                f"{r.level:.4g} at its last logged step, {int(s[r.row])}, above {r.start_level:.4g}, where the log begins (step "
+        low = int(s[r.low_row])
+        return (f"{self.source}, column 'loss': the loss climbs from {r.low_level:.4g} at step {low} to {r.level:.4g} "
+                f"at its last logged step, {int(s[r.row])}, above {r.start_level:.4g}, where the log begins (step "
                 f"{int(s[r.start_row])}; medians of {SPIKE_WINDOW} logged points), while the learning rate does not "
                 f"rise: the run diverged. No law here has a loss that rises at a falling or constant rate, so a fit "
-                f"through it, or a score against it, would be meaningless. Use the rows up to step {int(s[r.low_row])}, where the loss was lowest "
-                f"(cut the log after it; Python: curve.head({int(s[r.low_row]) + 1}))")
+                f"through it, or a score against it, would be meaningless. Use the rows up to step {low}, where the "
+                f"loss was lowest (cut the log after it; Python: curve.head({low + 1}))")
 
     def _find_spikes(self, from_step: int):
         from sde_scales.fitting.fit import noise_level  # (fit imports this module)
