@@ -285,9 +285,10 @@ def load_grid_toml(path: str) -> dict:
         if key in doc:
             v = doc[key]
             if not isinstance(v, list) or not v or any(isinstance(e, bool) or not isinstance(e, typ) for e in v):
+                example = {"params": ["mup", "sp"], "widths": [64, 128], "lrs": [0.05, 0.1], "seeds": [0, 1]}[key]
                 raise InvalidArgumentError(f"{path}: {key} = {v!r}; give a non-empty list of "
-                                           f"{'names' if typ is str else 'numbers'}, e.g. {key} = "
-                                           f"{['mup'] if typ is str else [64, 128]}")
+                                           f"{'names' if typ is str else 'whole numbers' if typ is int else 'numbers'}, "
+                                           f"e.g. {key} = {example}")
     if "schedule_kw" in doc:
         doc["schedule_kw"] = tuple(sorted(dict(doc["schedule_kw"]).items()))
     return doc
