@@ -179,3 +179,23 @@ def test_fit_delay_reads_a_run_folder_as_its_csv(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "sde_scales.cli", "fit-delay", "--fit", str(tmp_path)],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "give one run's folder" in bad.stderr
+
+
+def test_what_reading_a_log_assumed_is_in_fit_delays_json(tmp_path):
+    """A warning given while a file is read (here: a restarted run's replaced events) is printed by
+    fit-delay and kept in its JSON's warnings, as the fits' own are; before, it went to stderr as a
+    Python warning and a program reading the JSON never saw it."""
+    run = tmp_path / "restarted"
+    _write_run(run, range(20, 2001, 20), range(0, 2001, 20))
+    eta = SPEC.expand()
+    w = SummaryWriter(str(run))
+    for s in range(1500, 3001, 20):
+        w.add_scalar("train/lr", float(eta[s]), s)
+        w.add_scalar("train/loss", float(_loss(s)), s)
+    w.close()
+    out = tmp_path / "fit.json"
+    r = subprocess.run([sys.executable, "-m", "sde_scales.cli", "fit-delay", "--fit", str(run), "--law", "momentum",
+                        "--json", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "warning: " in r.stdout and "52 earlier events" in r.stdout
+    assert any("52 earlier events" in m for m in json.loads(out.read_text())["warnings"])

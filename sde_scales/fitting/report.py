@@ -789,8 +789,13 @@ def run_fit_delay(args) -> int:
                                    f"out for the default)")
     cols = parse_columns(getattr(args, "columns", None))
     specs = schedule_specs(getattr(args, "schedule", None) or [])  # a loss-only file takes its rates from its spec
-    fit_curves = [load_curve(p, cols, schedule=specs.get(curve_name(p))) for p in (args.fit or [])]
-    predict_curves = [load_curve(p, cols, schedule=specs.get(curve_name(p))) for p in (args.predict or [])]
+    with warnings.catch_warnings(record=True) as caught:  # what reading the files assumed: printed and in the JSON
+        warnings.simplefilter("always")
+        fit_curves = [load_curve(p, cols, schedule=specs.get(curve_name(p))) for p in (args.fit or [])]
+        predict_curves = [load_curve(p, cols, schedule=specs.get(curve_name(p))) for p in (args.predict or [])]
+    read_notes = list(dict.fromkeys(str(w.message) for w in caught))
+    for note in read_notes:
+        print(f"warning: {note}")
     for c in fit_curves + predict_curves:
         if c.columns and "lr" not in dict(c.columns):
             print(f"{c.name}: no learning-rate column; its rate at every step is that of its --schedule spec")
@@ -949,6 +954,8 @@ def run_fit_delay(args) -> int:
                 ivs = "-" if c[iv] is None else f"[{c[iv][0]:+.3g}, {c[iv][1]:+.3g}]"
                 verdict = c["rmse_verdict" if m == "rmse" else "final_verdict"]
                 print(f"  {c['a']:>28s} - {c['b']:<28s} {m:8s} {c[key]:+10.3g} {ivs:>22s}  {verdict}")
+    for d in docs:
+        d["warnings"] = sorted(set(d["warnings"]) | set(read_notes))
     if args.json:
         out = docs[0] if len(docs) == 1 else {"compare": docs}
         if pairwise:
