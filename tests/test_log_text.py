@@ -36,3 +36,41 @@ def test_a_repeated_header_is_named_as_two_logs_in_one_file(tmp_path):
     (tmp_path / "twice.csv").write_text("\n".join(["step,lr,loss"] + rows[:150] + ["step,lr,loss"] + rows[150:]) + "\n")
     with pytest.raises(DataFileError, match=r"row 150: 'loss' is not a number; the row repeats the header"):
         load_curve(tmp_path / "twice.csv")
+
+
+def _same(c):
+    return np.array_equal(c.step, STEPS) and np.allclose(c.lr, LR, rtol=1e-15) and np.allclose(c.loss, LOSS, rtol=1e-15)
+
+
+def test_numpy_savetxt_logs_are_read_with_their_commented_header(tmp_path):
+    """``numpy.savetxt(..., header="step,lr,loss")`` writes the header as a comment, "# step,lr,loss",
+    and its default delimiter is a space: both read as the log they are (the first was refused for
+    its column "# step", the second read as one column named "# step lr loss")."""
+    table = np.column_stack([STEPS, LR, LOSS])
+    np.savetxt(tmp_path / "comma.csv", table, delimiter=",", header="step,lr,loss")
+    np.savetxt(tmp_path / "spaces.txt", table, header="step lr loss")
+    assert _same(load_curve(tmp_path / "comma.csv")) and _same(load_curve(tmp_path / "spaces.txt"))
+
+
+def test_comment_lines_and_a_separator_hint_before_the_table_are_skipped(tmp_path):
+    """Comment lines ("# run ...") before the header, and a spreadsheet's first line "sep=;"."""
+    (tmp_path / "noted.csv").write_text("# run: cos-1e-3\n# logged every 10 steps\nstep,lr,loss\n"
+                                        + "\n".join(_rows()) + "\n")
+    (tmp_path / "hint.csv").write_text("sep=;\nstep;lr;loss\n" + "\n".join(_rows(";")) + "\n")
+    assert _same(load_curve(tmp_path / "noted.csv")) and _same(load_curve(tmp_path / "hint.csv"))
+
+
+def test_a_column_named_twice_is_refused_not_read_as_the_first(tmp_path):
+    """"step,lr,loss,loss": pandas names the second "loss.1" and the first was read as the loss, in
+    silence; which of the two is the loss, the file does not say. A name given twice that is no
+    column the fit reads is left alone."""
+    rows = [f"{r},{LOSS[i] + 1.0}" for i, r in enumerate(_rows())]
+    (tmp_path / "two.csv").write_text("step,lr,loss,loss\n" + "\n".join(rows) + "\n")
+    with pytest.raises(DataFileError, match=r"two.csv, column 'loss': the header names 'loss' twice"):
+        load_curve(tmp_path / "two.csv")
+    (tmp_path / "other.csv").write_text("step,lr,loss,time,time\n" + "\n".join(f"{r},1,2" for r in _rows()) + "\n")
+    assert _same(load_curve(tmp_path / "other.csv"))
+    text = "# step,lr,loss,loss\n" + "\n".join(rows) + "\n"  # the same, with its header as a comment
+    (tmp_path / "two_commented.csv").write_text(text)
+    with pytest.raises(DataFileError, match=r"the header names 'loss' twice"):
+        load_curve(tmp_path / "two_commented.csv")

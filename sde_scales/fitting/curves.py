@@ -602,6 +602,11 @@ class LossCurve:
     @classmethod
     def _from_frame(cls, df, path: Path, columns: dict | None = None, schedule=None) -> "LossCurve":
         names = resolve_columns(list(df.columns), str(path), columns, need_lr=schedule is None)
+        twice = sorted(set(df.attrs.get("duplicates") or ()) & set(names.values()))
+        if twice:
+            role = next(k for k, v in names.items() if v == twice[0])
+            raise _fail(str(path), twice[0], None, f"the header names {len(twice) > 1 and 'columns ' + str(twice) or repr(twice[0])} "
+                        f"twice, so the file does not say which column is the {role}; rename or drop one of them")
         nan_values = (df.attrs.get("nan_values") or {}).get(names["loss"])
         df = df[list(names.values())].rename(columns={v: k for k, v in names.items()})
         read = tuple((k, v) for k, v in names.items())
@@ -995,9 +1000,10 @@ def _read_table(path: str | Path, kind: str):
             if path.suffix.lower() == ".tsv":
                 return _read_csv(path, "\t")
             df = _read_csv(path, ",")
-            # one column whose name holds a tab, semicolon or bar: a table with another separator
-            seps = [c for c in ("\t", ";", "|") if df.shape[1] == 1 and c in str(df.columns[0])]
-            return _read_csv(path, seps[0]) if seps else df
+            # one column whose name holds a tab, semicolon, bar or space: a table with another
+            # separator (spaces: a text file as numpy.savetxt writes one)
+            seps = [c for c in ("\t", ";", "|", " ") if df.shape[1] == 1 and c in str(df.columns[0]).strip()]
+            return _read_csv(path, WHITESPACE if seps and seps[0] == " " else seps[0]) if seps else df
         return _read_parquet(path)
     except Exception as exc:  # noqa: BLE001 - any reader failure is a corrupt file for the user
         raise DataFileError(f"{path}: cannot be read as {kind} ({type(exc).__name__}: {exc}); "
@@ -1011,16 +1017,83 @@ MISSING_TOKENS = ("", "NA", "N/A", "n/a", "#N/A", "#N/A N/A", "NULL", "null", "N
 NAN_TOKENS = ("nan", "NaN", "NAN", "-nan", "-NaN", "+nan", "1.#QNAN", "-1.#QNAN", "-1.#IND", "1.#IND")
 
 
+#: The separator of a text table whose fields are separated by runs of spaces or tabs.
+WHITESPACE = r"\s+"
+
+
+def _fields(line: str, sep: str) -> list[str]:
+    """The fields of one line of a text table (quotes removed), split at ``sep``."""
+    import csv
+
+    if sep == WHITESPACE:
+        return line.split()
+    return [f.strip() for f in next(csv.reader([line], delimiter=sep, skipinitialspace=True), [])]
+
+
+def _csv_preamble(path: Path, sep: str) -> tuple[str, int, list[str] | None, list[str]]:
+    """How a text table begins: (separator, leading lines to skip, the header's names where a
+    comment line holds them, else None, names the header gives twice).
+
+    Read as tools write them: a first line ``sep=;`` (a spreadsheet's hint) sets the separator;
+    lines that start with ``#`` before the table are comments, except that where the first line
+    after them holds numbers only, the last of them is the header (``numpy.savetxt(...,
+    header="step,lr,loss")`` writes ``# step,lr,loss``)."""
+    import itertools
+    import re
+
+    with open(path, encoding="utf-8-sig", errors="replace") as f:
+        lines = [ln.rstrip("\r\n") for ln in itertools.islice(f, 256)]
+    i = 0
+    hint = re.fullmatch(r"\s*sep=(.)\s*", lines[0]) if lines else None
+    if hint:
+        sep, i = hint.group(1), 1
+    j = i
+    while j < len(lines) and lines[j].lstrip().startswith("#"):
+        j += 1
+    names = None
+    if i < j < len(lines):
+        def number(v: str) -> bool:
+            try:
+                float(v)
+                return True
+            except ValueError:
+                return v == "" or v in MISSING_TOKENS or v in NAN_TOKENS
+        if all(number(v) for v in _fields(lines[j], sep)):
+            names = _fields(lines[j - 1].lstrip()[1:], sep)
+    header = names if names is not None else (_fields(lines[j], sep) if j < len(lines) else [])
+    seen, twice = set(), []
+    for n in header:
+        if n in seen and n not in twice:
+            twice.append(n)
+        seen.add(n)
+    if names is not None:  # named apart as pandas does with a header it reads (a, a.1, ...)
+        count: dict = {}
+        for k, n in enumerate(names):
+            if n in count:
+                count[n] += 1
+                names[k] = f"{n}.{count[n]}"
+            else:
+                count[n] = 0
+    return sep, j, names, twice
+
+
 def _read_csv(path: Path, sep: str):
-    """A CSV (or TSV) as a table with ``attrs["nan_values"]``: per column, the rows whose cell
-    spells NaN rather than being empty (:func:`_mark_nan_values`)."""
+    """A CSV (or TSV, or a text table) as a table with ``attrs["nan_values"]``: per column, the rows
+    whose cell spells NaN rather than being empty (:func:`_mark_nan_values`); and
+    ``attrs["duplicates"]``: the names the header gives twice (:func:`_csv_preamble`, which also
+    reads a ``sep=`` line, comment lines and a header written as a comment)."""
     import pandas as pd
 
+    sep, skip, names, twice = _csv_preamble(path, sep)
     # skipinitialspace: "step, lr, loss" (a header and rows printed with ", ") names the columns
     # step, lr and loss, not " lr" and " loss"
-    df = pd.read_csv(path, sep=sep, keep_default_na=False, na_values=list(MISSING_TOKENS), skipinitialspace=True)
+    df = pd.read_csv(path, sep=sep, keep_default_na=False, na_values=list(MISSING_TOKENS), skipinitialspace=True,
+                     skiprows=skip, header=None if names is not None else "infer", names=names,
+                     engine="python" if sep == WHITESPACE else "c", encoding="utf-8-sig")
     df.columns = [c.strip() if isinstance(c, str) else c for c in df.columns]
-    return _mark_nan_values(df, lambda col: col.astype(str).str.strip().isin(NAN_TOKENS).to_numpy())
+    df = _mark_nan_values(df, lambda col: col.astype(str).str.strip().isin(NAN_TOKENS).to_numpy())
+    df.attrs["duplicates"] = twice
+    return df
 
 
 def _mark_nan_values(df, is_nan):
