@@ -522,8 +522,11 @@ def verdict(kind: RateKind, predicted: float, est: ExponentEstimate, *, max_widt
 
     if not (np.isfinite(lo) and np.isfinite(hi) and np.isfinite(est.exponent)):
         # NaN compares False everywhere: without this guard it would slip through to PASS
-        return out(Verdict.INCONCLUSIVE, f"interval {ci_s} is not finite: the experiment is too small or "
-                   "degenerate (more replicas needed)", "non-finite interval")
+        why = ("the exponent is not finite" if not np.isfinite(est.exponent) else
+               f"the interval of the exponent {est.exponent:+.3f} is not finite (some bootstrap resamples gave no "
+               f"value)")
+        return out(Verdict.INCONCLUSIVE, f"{why}, e.g. a statistic that is not positive at some width: the experiment "
+                   "is too small or degenerate (more replicas needed)", "non-finite interval")
     if est.n_replicas is not None and est.n_replicas < min_replicas:
         return out(Verdict.INCONCLUSIVE, f"{est.n_replicas} replicas at some width, fewer than {min_replicas}: a "
                    "percentile bootstrap of so few values under-covers, so its interval is not trusted (more "

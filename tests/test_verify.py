@@ -267,3 +267,24 @@ def test_weight_labels_name_the_layer_of_the_network_they_come_from():
     assert "hidden 1 weight" in checks._labels("w1_disp", "fluctuation", 2)
     assert "input weight" in checks._labels("w0_value_raw", "bias", 2) and "(raw)" in checks._labels(
         "w0_value_raw", "bias", 2)
+
+
+def test_a_row_without_a_finite_interval_prints_no_nan():
+    """The table printed "-0.356 [+nan, +nan]" for a training row whose bootstrap resamples gave no
+    value; it prints the exponent and "[no interval]", and the verdict's reason says why, in words."""
+    from types import SimpleNamespace
+
+    from sde_scales.rates import ExponentEstimate, RateKind, Verdict, verdict
+    from theory.verify import _measured
+
+    def row(exponent, ci):
+        est = SimpleNamespace(exponent=exponent, ci=ci)
+        return SimpleNamespace(symbolic=None, measurement=SimpleNamespace(estimate=est))
+
+    assert _measured(row(-0.356, (float("nan"), float("nan")))) == "-0.356 [no interval]"
+    assert _measured(row(float("nan"), (float("nan"), float("nan")))) == "-"
+    assert _measured(row(-0.5, (-0.6, -0.4))) == "-0.500 [-0.600, -0.400]"
+    x = np.array([32.0, 64.0, 128.0, 256.0])
+    est = ExponentEstimate(-0.356, (float("nan"), float("nan")), x, x ** -0.356, np.zeros(4), 0.0, "statistic")
+    v = verdict(RateKind.THETA, -0.5, est)
+    assert v.verdict is Verdict.INCONCLUSIVE and "nan" not in v.reason and "-0.356" in v.reason

@@ -12,6 +12,7 @@ every primary row PASSes; ``--strict`` exits 1 when any selected claim does not 
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -183,7 +184,11 @@ def _measured(r: EvidenceResult) -> str:
             return "not derived"
         return "exactly 0" if r.symbolic.exponent is None else f"derived {r.symbolic.exponent}"
     est = r.measurement.estimate if r.measurement else None
-    return "-" if est is None else f"{est.exponent:+.3f} [{est.ci[0]:+.3f}, {est.ci[1]:+.3f}]"
+    if est is None or not math.isfinite(est.exponent):
+        return "-"
+    if not (math.isfinite(est.ci[0]) and math.isfinite(est.ci[1])):
+        return f"{est.exponent:+.3f} [no interval]"
+    return f"{est.exponent:+.3f} [{est.ci[0]:+.3f}, {est.ci[1]:+.3f}]"
 
 
 def format_table(results: list[EvidenceResult]) -> str:
