@@ -412,7 +412,9 @@ def statistic_exponent(widths, samples, statistic, *, reading: str = "statistic"
     vals = np.array([statistic(s) for s in samples], dtype=float)
     if not np.all(np.isfinite(vals)) or np.any(vals <= 0):
         bad = [f"{n:g}: {v:.4g}" for n, v in zip(x, vals) if not (np.isfinite(v) and v > 0)]
-        raise InvalidArgumentError(f"the statistic is not a positive finite number at widths {', '.join(bad)}")
+        raise InvalidArgumentError(f"the statistic is not a positive finite number at these points of the grid "
+                                   f"(x: value; x is the width, or the variable the exponent is taken against): "
+                                   f"{', '.join(bad)}")
 
     def log_values(*ii):
         with np.errstate(divide="ignore", invalid="ignore"):
