@@ -48,6 +48,8 @@ def test_spec_expands_to_the_stated_formulas():
     ("total=10,peak=1,warmup=20", "warmup"), ("total=10,peak=1,decay=wiggle", "decay"), ("total=10,peak", "key=value"),
     # a step decay without the step of its drop was the end rate from step 0 on (all zeros by default)
     ("total=10,peak=1,decay=step", "decay=step needs decay_start"),
+    # the second value of a key given twice was used, in silence
+    ("total=10,peak=1e-3,peak=2e-3", "peak= is given twice"),
 ])
 def test_bad_specs_are_refused_by_name(text, match):
     with pytest.raises(InvalidArgumentError, match=match):

@@ -1658,6 +1658,8 @@ class ScheduleSpec:
             if k not in ints | floats | {"decay", "warmup_shape"}:
                 raise InvalidArgumentError(f"schedule spec {text!r}: unknown key {k!r}; keys: "
                                            f"{', '.join(sorted(ints | floats | {'decay', 'warmup_shape'}))}")
+            if k in kw:
+                raise InvalidArgumentError(f"schedule spec {text!r}: {k}= is given twice; give each key once")
             try:
                 if k in ints:
                     f = float(v)
