@@ -528,6 +528,8 @@ def test_columns_under_other_names_are_read_and_named(tmp_path):
         load_curve(_write(tmp_path, "nolr.csv", base.drop(columns="lr")))
     with pytest.raises(InvalidArgumentError, match="not KEY=NAME"):
         parse_columns("step")
+    with pytest.raises(InvalidArgumentError, match="loss= is given twice"):  # the second was used, in silence
+        parse_columns("loss=train/loss,loss=eval_loss")
     # through the command: exit 2 on the ambiguous file, the mapping in the JSON otherwise
     cmd = [sys.executable, "-m", "sde_scales.cli", "fit-delay", "--law", "momentum", "--fit"]
     run = subprocess.run(cmd + [str(amb)], capture_output=True, text=True)

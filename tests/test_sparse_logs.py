@@ -757,6 +757,8 @@ def test_fit_delay_reads_a_run_store_with_each_runs_schedule(tmp_path):
                            epochs=6, log_every=4, eval_every=0, schedule=sched, schedule_kw=kw, data_order="seed")
     run_sweep(cfg, str(tmp_path / "s"), progress=False)
     assert parse_where("param=mup,width=32,lr=0.3") == {"param": "mup", "width": 32, "lr": 0.3}
+    with pytest.raises(InvalidArgumentError, match="width= is given twice"):  # the second was used, in silence
+        parse_where("width=32,width=64")
     [c] = curves_from_store(tmp_path / "s", {"schedule": "wsd"}, metric="eval_loss")
     n = 6 * 1024 // 64
     np.testing.assert_allclose(c.per_step_lr()[:n], wsd(n, 0.3, fraction=0.3))  # the schedule the runs used

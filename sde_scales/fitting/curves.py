@@ -1389,6 +1389,9 @@ def parse_columns(text: str | None) -> dict[str, str]:
         if not sep or not key.strip() or not name.strip():
             raise InvalidArgumentError(f"--columns {text!r}: {part!r} is not KEY=NAME; give e.g. "
                                        f"step=global_step,lr=learning_rate,loss=train/loss")
+        if key.strip() in out:
+            raise InvalidArgumentError(f"--columns {text!r}: {key.strip()}= is given twice; name each of step, lr, "
+                                       f"loss, val_loss once")
         out[key.strip()] = name.strip()
     return out
 

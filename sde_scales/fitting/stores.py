@@ -36,6 +36,9 @@ def parse_where(text: str | None) -> dict:
         if "=" not in part:
             raise InvalidArgumentError(f"--where {text!r}: {part!r} is not column=value (e.g. param=mup,width=256)")
         k, v = (x.strip() for x in part.split("=", 1))
+        if k in out:
+            raise InvalidArgumentError(f"--where {text!r}: {k}= is given twice; a selection takes one value per "
+                                       f"column (select the runs of each value in a call of its own)")
         try:
             num = float(v)
             out[k] = int(num) if num == int(num) and "." not in v and "e" not in v.lower() else num
