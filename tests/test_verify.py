@@ -288,3 +288,22 @@ def test_a_row_without_a_finite_interval_prints_no_nan():
     est = ExponentEstimate(-0.356, (float("nan"), float("nan")), x, x ** -0.356, np.zeros(4), 0.0, "statistic")
     v = verdict(RateKind.THETA, -0.5, est)
     assert v.verdict is Verdict.INCONCLUSIVE and "nan" not in v.reason and "-0.356" in v.reason
+
+
+def test_a_store_without_mup_runs_gets_a_row_per_claim_not_a_traceback(tmp_path):
+    """A store of SP runs only: every training row says the store has no muP runs. The separation
+    row's variable is a (macro, micro) pair, and printing the table ended in a TypeError (exit 1,
+    which --strict reads as "a claim does not hold")."""
+    from sde_scales.train.sweep import run_sweep
+
+    store = tmp_path / "sp-only"
+    run_sweep([c for c in checks.training_configs(TINY) if c.param == "sp"], str(store), device="cpu", progress=False)
+    out = tmp_path / "v.json"
+    r = subprocess.run([sys.executable, "-m", "sde_scales.cli", "verify", "--store", str(store), "--kinds", "training",
+                        "--claims", "thm4.1-separation", "thm4.1-macro-fluct", "--json", str(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr and "eval_loss / micro_disp [mup]" in r.stdout
+    doc = json.loads(out.read_text())
+    rows = [e for c in doc["claims"] for e in c["evidence"] if e["kind"] == "training"]
+    assert rows and all(e["verdict"] == "INCONCLUSIVE" and "no muP runs" in e["reason"] for e in rows)

@@ -402,7 +402,9 @@ def training_rows(settings: Settings, reading: str, variables: tuple[str, ...], 
     # built-in experiment; a planted bug such as "mup-no-readout-mult" in the tests)
     params = ["mup"] + sorted(p for p in set(td.runs.param) if p != "mup")
     if "mup" not in set(td.runs.param):
-        return [Measurement(None, td.description, variable=variables[0], param="mup",
+        first = variables[0]  # a (macro, micro) pair for the difference reading
+        return [Measurement(None, td.description, variable=" / ".join(first) if isinstance(first, tuple) else first,
+                            param="mup",
                             inconclusive=f"the store has no muP runs (it has {sorted(set(td.runs.param))})")]
     for param in params:
         vs = variables if param == "mup" else (control_variables or variables[:1])
