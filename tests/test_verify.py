@@ -307,3 +307,30 @@ def test_a_store_without_mup_runs_gets_a_row_per_claim_not_a_traceback(tmp_path)
     doc = json.loads(out.read_text())
     rows = [e for c in doc["claims"] for e in c["evidence"] if e["kind"] == "training"]
     assert rows and all(e["verdict"] == "INCONCLUSIVE" and "no muP runs" in e["reason"] for e in rows)
+
+
+def test_a_store_mixing_two_configurations_is_refused_not_pooled(tmp_path):
+    """Two sweeps written into one store: depth 1 at widths 32 and 64, depth 2 at 128 and 256, at the
+    same learning rate. The rate compared one network at the small widths with another at the large
+    ones, and verify printed an exponent (-0.19 [-0.50, +0.07] on such a store) with nothing said;
+    now the store is refused with the field, its values and their widths, and the analysis
+    functions refuse the same runs."""
+    from sde_scales.analysis.width import optimum_shift_samples, width_samples
+    from sde_scales.errors import InvalidArgumentError
+    from sde_scales.train.store import RunStore
+    from sde_scales.train.sweep import run_sweep
+
+    store = tmp_path / "mixed"
+    configs = [c if c.width < 128 else replace(c, depth=2)
+               for c in checks.training_configs(dict(TINY, seeds=3)) if c.param == "mup"]
+    run_sweep(configs, str(store), device="cpu", progress=False)
+    r = subprocess.run([sys.executable, "-m", "sde_scales.cli", "verify", "--store", str(store), "--kinds", "training"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert f"--store {store}: the mup runs differ in depth (depth=1: widths [32, 64]; depth=2: widths [128, 256])" \
+        in r.stderr
+    st = RunStore(store)
+    with pytest.raises(InvalidArgumentError, match="differ in depth"):
+        width_samples(st.runs(), st.trajectories(), "eval_loss", param="mup")
+    with pytest.raises(InvalidArgumentError, match="differ in depth"):
+        optimum_shift_samples(st.runs(), st.trajectories(), param="mup")

@@ -37,8 +37,8 @@ from sde_scales.analysis.grid import require_runs
 from sde_scales.errors import InvalidArgumentError
 from sde_scales.parametrization import by_name
 
-__all__ = ["VARIABLES", "WidthSamples", "eta_star_log", "micro_layers", "optimum_shift", "optimum_shift_samples",
-           "progress_to_plateau", "width_samples"]
+__all__ = ["VARIABLES", "WidthSamples", "eta_star_log", "micro_layers", "one_configuration", "optimum_shift", "optimum_shift_samples",
+           "progress_to_plateau", "width_samples", "TRAINING_FIELDS"]
 
 VARIABLES = {
     "eval_loss": ("macro", "loss on the fixed evaluation batch"),
@@ -94,6 +94,28 @@ class WidthSamples:
         return int(min(s.shape[-1] for s in self.samples)) if self.samples else 0
 
 
+#: Fields of a run's configuration that change its training (width, learning rate and seed aside):
+#: the runs that a rate compares, as replicas of one width or across widths, must agree on all of them.
+TRAINING_FIELDS = ("optimizer", "depth", "dataset", "d_in", "n_train", "data_seed", "batch_size", "epochs", "schedule",
+                   "schedule_kw", "data_order", "lr_width", "base_width", "precision")
+
+
+def one_configuration(sel: pd.DataFrame, param: str) -> None:
+    """Refuse runs of ``param`` that differ in a field of :data:`TRAINING_FIELDS`: a store that holds
+    two sweeps (say depth 1 and depth 2 at the same learning rate) would otherwise pool them as
+    replicas, or compare one configuration at some widths with another at others."""
+    for f in TRAINING_FIELDS:
+        if f in sel.columns:
+            vals = sorted(sel[f].astype(str).unique())
+            if len(vals) > 1:
+                per = sel.groupby(sel[f].astype(str)).width.unique()
+                where = "; ".join(f"{f}={v}: widths {sorted(int(w) for w in per[v])}" for v in vals)
+                raise InvalidArgumentError(
+                    f"the {param} runs differ in {f} ({where}): a rate would pool runs of different configurations "
+                    f"as replicas, or compare one configuration at some widths with another at others; keep one "
+                    f"configuration per store (sde-scales sweep --out DIR for each)")
+
+
 def _select(runs: pd.DataFrame, param: str, lr: float | None) -> tuple[pd.DataFrame, float]:
     require_runs(runs)
     sel = runs[runs.param == param]
@@ -107,6 +129,7 @@ def _select(runs: pd.DataFrame, param: str, lr: float | None) -> tuple[pd.DataFr
     sel = sel[np.isclose(sel.lr, lr)]
     if sel.empty:
         raise InvalidArgumentError(f"no {param} runs at lr={lr}; the store has {lrs.tolist()}")
+    one_configuration(sel, param)
     return sel, float(lr)
 
 
@@ -246,6 +269,7 @@ def optimum_shift_samples(runs: pd.DataFrame, traj: pd.DataFrame, *, param: str 
     sel = runs[runs.param == param]
     if sel.empty:
         raise InvalidArgumentError(f"no runs with param={param!r} in the store")
+    one_configuration(sel, param)
     lrs = np.sort(sel.lr.unique())
     if lrs.size < 3:
         raise InvalidArgumentError(f"param={param!r} has {lrs.size} learning rate(s) {lrs.tolist()}; eta*(t) needs a "
