@@ -40,6 +40,18 @@ def _write_run(folder, steps_loss, steps_lr, loss_tag="train/loss", lr_tag="trai
     w.close()
 
 
+def _write_restarted_run(folder, shift=0.0):
+    """A run logged to step 2,000, then restarted from a checkpoint at step 1,500 (a second writer
+    session, a new file) that logs to step 3,000, its losses moved by ``shift``."""
+    _write_run(folder, range(20, 2001, 20), range(0, 2001, 20))
+    eta = SPEC.expand()
+    w = SummaryWriter(str(folder))
+    for s in range(1500, 3001, 20):
+        w.add_scalar("train/lr", float(eta[s]), s)
+        w.add_scalar("train/loss", float(_loss(s) + shift), s)
+    w.close()
+
+
 def test_a_run_with_its_tags_at_their_own_cadences_reads_as_its_log(tmp_path):
     """Loss every 20 steps, rate every 5 (float32 in the file): the curve's steps and losses are the
     logged ones, its rate the logged rate, and its schedule the rate's own events (a per-step-like
@@ -63,13 +75,7 @@ def test_a_restart_replaces_what_was_logged_after_its_step(tmp_path):
     new file): the curve is the run as it continued, steps 1,500..2,000 from the second session,
     with a warning that counts the replaced events."""
     run = tmp_path / "r"
-    _write_run(run, range(20, 2001, 20), range(0, 2001, 20))
-    eta = SPEC.expand()
-    w = SummaryWriter(str(run))
-    for s in range(1500, 3001, 20):
-        w.add_scalar("train/lr", float(eta[s]), s)
-        w.add_scalar("train/loss", float(_loss(s) - 0.5), s)
-    w.close()
+    _write_restarted_run(run, shift=-0.5)
     with pytest.warns(LogRestartWarning, match="52 earlier events .train/loss: 26, train/lr: 26."):
         c = load_curve(run)
     np.testing.assert_array_equal(c.step, np.arange(20, 3001, 20))
@@ -186,13 +192,7 @@ def test_what_reading_a_log_assumed_is_in_fit_delays_json(tmp_path):
     fit-delay and kept in its JSON's warnings, as the fits' own are; before, it went to stderr as a
     Python warning and a program reading the JSON never saw it."""
     run = tmp_path / "restarted"
-    _write_run(run, range(20, 2001, 20), range(0, 2001, 20))
-    eta = SPEC.expand()
-    w = SummaryWriter(str(run))
-    for s in range(1500, 3001, 20):
-        w.add_scalar("train/lr", float(eta[s]), s)
-        w.add_scalar("train/loss", float(_loss(s)), s)
-    w.close()
+    _write_restarted_run(run)
     out = tmp_path / "fit.json"
     r = subprocess.run([sys.executable, "-m", "sde_scales.cli", "fit-delay", "--fit", str(run), "--law", "momentum",
                         "--json", str(out)], capture_output=True, text=True)
