@@ -518,9 +518,41 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _check_outputs(args) -> None:
+    """The output paths of a command, checked before it works: a file flag that names a folder, a
+    folder flag that names a file, or a plot whose suffix matplotlib cannot write ended a finished
+    run in a traceback, its results lost."""
+    from pathlib import Path
+
+    from sde_scales.errors import InvalidArgumentError
+
+    for flag in ("json", "plot"):
+        value = getattr(args, flag, None)
+        if value is None:
+            continue
+        p = Path(value)
+        if p.is_dir():
+            raise InvalidArgumentError(f"--{flag} {value} is a folder; give a file in it, e.g. "
+                                       f"{p / ('results.json' if flag == 'json' else 'plot.png')}")
+        if any(q.exists() and not q.is_dir() for q in p.parents):
+            raise InvalidArgumentError(f"--{flag} {value}: a part of the path before its file name is a file")
+        if flag == "plot" and p.suffix:
+            from matplotlib.figure import Figure
+
+            kinds = Figure().canvas.get_supported_filetypes()
+            if p.suffix[1:].lower() not in kinds:
+                raise InvalidArgumentError(f"--plot {value}: matplotlib cannot write {p.suffix!r} files; give one of "
+                                           f"{', '.join('.' + k for k in sorted(kinds))} (e.g. {p.with_suffix('.png')})")
+    for flag in ("plots", "predictions", "out"):
+        value = getattr(args, flag, None)
+        if value is not None and Path(value).exists() and not Path(value).is_dir():
+            raise InvalidArgumentError(f"--{flag} {value} is a file; give a folder (created where it does not exist)")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _check_outputs(args)
         return int(args.func(args) or 0)
     except ValueError as exc:  # our errors are ValueError subclasses with the fix in the message
         from sde_scales.errors import SDEScalesError

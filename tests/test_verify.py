@@ -334,3 +334,20 @@ def test_a_store_mixing_two_configurations_is_refused_not_pooled(tmp_path):
         width_samples(st.runs(), st.trajectories(), "eval_loss", param="mup")
     with pytest.raises(InvalidArgumentError, match="differ in depth"):
         optimum_shift_samples(st.runs(), st.trajectories(), param="mup")
+
+
+@pytest.mark.parametrize("args, said", [
+    (["verify", "--symbolic-only", "--json", "{tmp}"], "--json {tmp} is a folder"),
+    (["verify", "--symbolic-only", "--plots", "{tmp}/f.txt"], "--plots {tmp}/f.txt is a file"),
+    (["converge", "--paths", "40", "--plot", "{tmp}/c.txt"], "matplotlib cannot write '.txt' files"),
+    (["theory", "table", "--param", "mup", "--json", "{tmp}/f.txt/t.json"], "a part of the path before its file name is a file"),
+])
+def test_an_output_path_that_cannot_take_the_results_is_refused_before_the_work(tmp_path, args, said):
+    """A --json that names a folder, a --plot matplotlib cannot write, a folder flag that names a
+    file: each ended a finished run in a traceback (exit 1), its results lost. Now exit 2 at once."""
+    (tmp_path / "f.txt").write_text("x")
+    a = [v.format(tmp=tmp_path) for v in args]
+    r = subprocess.run([sys.executable, "-m", "sde_scales.cli", *a], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert said.format(tmp=tmp_path) in r.stderr
+    assert r.stdout == ""  # nothing ran
