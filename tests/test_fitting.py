@@ -1,6 +1,7 @@
 """Loss-curve fitting: parameter recovery, kernel convolution, bad inputs, the real-data protocol."""
 
 import json
+import re
 import subprocess
 import sys
 import warnings
@@ -1259,3 +1260,28 @@ def test_planted_curve_refuses_what_it_cannot_plant():
             planted_curve(law, theta, bad, "c")
     curve, clean = planted_curve(law, theta, lr, "c", noise=0.0, log_every=10)
     assert np.array_equal(curve.loss, clean) and curve.step[0] == 10 and curve.step[-1] == 5000
+
+
+def test_fit_and_predict_name_a_bad_argument():
+    """A negative skip and a bin factor of 0 were taken as the defaults, zero starts as one, a
+    negative robust scale as least squares (the meaning of 0), a NaN pinned value ended in scipy's
+    "Residuals are not finite in the initial point", and a file name given as a curve in an
+    AttributeError."""
+    sch = schedules_5k()
+    law = KernelLaw("exp", "steps")
+    c, _ = synthetic(law, [2.5, 3.0, 0.5, 0.4, 2.5], sch["cos"], "cos", noise=0.01)
+    for kw, said in [({"skip_steps": -1}, "skip_steps=-1"), ({"bin_factor": 0}, "bin_factor=0"),
+                     ({"n_starts": 0}, "n_starts=0"), ({"f_scale": -1.0}, "f_scale=-1.0"),
+                     ({"fixed": {"L0": float("nan")}}, "fixed['L0']=nan"), ({"skip_steps": 1.5}, "skip_steps=1.5")]:
+        with pytest.raises(InvalidArgumentError, match=re.escape(said)):
+            fit(law, [c], **kw)
+    with pytest.raises(InvalidArgumentError, match="curves is a LossCurve; give a list"):
+        fit(law, c)
+    with pytest.raises(InvalidArgumentError, match="curves holds str"):
+        fit(law, [c, "wsd.csv"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = fit(law, [c], f_scale=0.0, fixed={"L0": 2.5})  # 0: least squares; a pinned value is kept
+    assert r.params["L0"] == 2.5
+    with pytest.raises(InvalidArgumentError, match="curve is a str; give a LossCurve"):
+        predict(r, "wsd.csv")

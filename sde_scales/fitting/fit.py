@@ -311,9 +311,40 @@ def fit(law: Law, curves: list[LossCurve], *, skip_steps: int = 0, bin_factor: i
     of many points starts from fits to :data:`COARSE_POINTS` of them and more, evenly spaced
     (:func:`_coarse_rows`), where the law's cost is in its points
     (:attr:`~sde_scales.fitting.laws.Law.coarse_start`)."""
+    _check_fit_arguments(curves, skip_steps=skip_steps, bin_factor=bin_factor, n_starts=n_starts, f_scale=f_scale,
+                         fixed=fixed)
     with one_blas_thread():
         return _fit(law, curves, skip_steps=skip_steps, bin_factor=bin_factor, n_starts=n_starts, f_scale=f_scale,
                     fixed=fixed, max_evaluations=evaluation_limit(max_evaluations))
+
+
+def _whole(value, name: str, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise InvalidArgumentError(f"{name}={value!r}; give a whole number >= {low}")
+
+
+def _check_fit_arguments(curves, *, skip_steps, bin_factor, n_starts, f_scale, fixed) -> None:
+    """What :func:`fit` is given, checked by name: a negative skip or a bin factor of 0 was taken as
+    the default, a NaN pinned value ended in scipy's "Residuals are not finite in the initial
+    point", a curve that is not a :class:`LossCurve` in an AttributeError."""
+    if not isinstance(curves, (list, tuple)):
+        raise InvalidArgumentError(f"curves is a {type(curves).__name__}; give a list of LossCurve (load_curve(path) "
+                                   f"reads a file)")
+    bad = [type(c).__name__ for c in curves if not isinstance(c, LossCurve)]
+    if bad:
+        raise InvalidArgumentError(f"curves holds {', '.join(bad)}; give a list of LossCurve (load_curve(path) reads a "
+                                   f"file)")
+    _whole(skip_steps, "skip_steps", 0)
+    _whole(bin_factor, "bin_factor", 1)
+    if n_starts is not None:
+        _whole(n_starts, "n_starts", 1)
+    if f_scale is not None and not (isinstance(f_scale, (int, float, np.floating)) and np.isfinite(f_scale)
+                                    and f_scale >= 0):
+        raise InvalidArgumentError(f"f_scale={f_scale!r}; give the robust loss's scale, a finite number >= 0 (0: "
+                                   f"least squares; None: from the curves' noise)")
+    for k, v in (fixed or {}).items():
+        if not (isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool) and np.isfinite(v)):
+            raise InvalidArgumentError(f"fixed[{k!r}]={v!r}; a pinned parameter needs a finite value")
 
 
 #: Points of the first coarse stage of a fit, spread over the fitted curves in proportion to
@@ -978,6 +1009,8 @@ def extrapolations(result: FitResult, curve: LossCurve) -> list[str]:
 def predict(result: FitResult, curve: LossCurve, rows: np.ndarray | None = None) -> np.ndarray:
     """The law's loss at every row of ``curve`` (or at ``rows``), from its learning-rate column alone;
     each of :func:`extrapolations` is warned (:class:`PeakLRWarning`)."""
+    if not isinstance(curve, LossCurve):
+        raise InvalidArgumentError(f"curve is a {type(curve).__name__}; give a LossCurve (load_curve(path) reads a file)")
     rows = np.arange(curve.step.size) if rows is None else rows
     if curve.peak_lr <= 0:
         raise InvalidArgumentError(f"{curve.source}: the learning rate is 0 at every step; a schedule of zeros has no "
