@@ -1239,12 +1239,23 @@ def test_fit_delay_strict_exits_1_when_the_answer_cannot_be_taken_as_given(tmp_p
 
     r, checks = run("--predict", str(paths["wsd"]))
     assert r.returncode == 0 and "strict:" not in r.stdout, r.stdout
-    assert checks == {"converged": True, "lack_of_fit": False, "extrapolated": [], "no_band": []}
+    assert checks == {"converged": True, "lack_of_fit": False, "extrapolated": [], "no_band": [], "rises": []}
     r, checks = run("--predict", str(paths["hot"]))
     assert r.returncode == 1 and "strict: kernel(exp, steps): the prediction of hot extrapolates" in r.stdout
     assert checks["extrapolated"] == ["hot"]
     r, checks = run("--predict", str(paths["wsd"]), "--max-evaluations", "2")
     assert r.returncode == 1 and "stopped at its evaluation limit" in r.stdout and not checks["converged"]
+    # a held-out run whose loss climbs by 1.0 from step 3,000 to 3,300 at its constant rate and falls
+    # back by 3,600 (an unstable stretch; 30 times its median's noise as the check measures it on
+    # this 500-point log, whose bent start raises that noise): the score measures the rise, not the
+    # schedule's response
+    up = pd.read_csv(paths["wsd"])
+    up["loss"] += np.interp(up["step"], [0, 3000, 3300, 3600, 6000], [0.0, 0.0, 1.0, 0.0, 0.0])
+    paths["up"] = _write(tmp_path, "up.csv", up)
+    r, checks = run("--predict", str(paths["up"]))
+    assert r.returncode == 1 and "strict: kernel(exp, steps): the loss of up rises where the learning rate does not" \
+        in r.stdout
+    assert checks["rises"] == ["up"]
 
 
 def test_planted_curve_refuses_what_it_cannot_plant():

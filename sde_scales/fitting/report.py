@@ -458,7 +458,8 @@ def run_law(law: Law, fit_curves: list[LossCurve], predict_curves: list[LossCurv
                      f"{SMOOTH_STEPS} steps)")
     doc["warnings"] = sorted(set(doc["warnings"]) | set(notes))
     doc["checks"] = _checks(doc, lack_of_fit_fired(res.extra["lack_of_fit"]),
-                            [c.name for c in predict_curves if extrapolations(res, c)])
+                            [c.name for c in predict_curves if extrapolations(res, c)],
+                            rising(fit_curves + predict_curves, skip_steps))
     law = res.law  # the law as fitted (the non-parametric grid follows the curves)
     if isinstance(law, KernelLaw):
         doc["kernel"] = {"kind": law.kernel, "time": law.time,
@@ -566,7 +567,8 @@ def run_average(avg: AveragedFit, fit_curves: list[LossCurve], predict_curves: l
     }
     doc["checks"] = _checks(doc, any(m["checks"]["lack_of_fit"] for m in members),
                             [c.name for c in predict_curves
-                             if any(c.name in m["checks"]["extrapolated"] for m in members)])
+                             if any(c.name in m["checks"]["extrapolated"] for m in members)],
+                            rising(fit_curves + predict_curves, skip_steps))
     doc["summary"] = summarize(doc)
     return doc, avg, {"pred": preds, "sd": {k: v[0] for k, v in sds.items()},
                       "sd_final": {k: v[1] for k, v in sds.items()}, "offset": {}, "members": extras}
@@ -585,12 +587,21 @@ def paired_comparisons(results: list, predict_curves: list[LossCurve], *, skip_s
             for i, (law_a, _, ex_a) in enumerate(results) for law_b, _, ex_b in results[i + 1:]]
 
 
-def _checks(doc: dict, lack_of_fit: bool, extrapolated: list[str]) -> dict:
+def rising(curves: list[LossCurve], skip_steps: int) -> list[str]:
+    """The curves whose loss rises, from ``skip_steps`` on, where their learning rate does not
+    (:meth:`~sde_scales.fitting.curves.LossCurve.loss_rise`, cached on each curve): no law follows
+    such a stretch, so a fit through it is pulled by it and a score against it measures it."""
+    return sorted(c.name for c in curves if c.loss_rise(skip_steps) is not None)
+
+
+def _checks(doc: dict, lack_of_fit: bool, extrapolated: list[str], rises: list[str] = ()) -> dict:
     """A law's (or an average's) ``checks`` for its JSON document and ``--strict``: its ``converged``,
-    whether its lack-of-fit test fired, the predicted curves it extrapolates to, and those of its
-    scored predictions without a band."""
+    whether its lack-of-fit test fired, the predicted curves it extrapolates to, those of its
+    scored predictions without a band, and the curves whose loss rises where their rate does not
+    (:func:`rising`)."""
     return {"converged": doc["converged"], "lack_of_fit": lack_of_fit, "extrapolated": sorted(extrapolated),
-            "no_band": [r["file"] for r in doc["predict"] if r.get("final_loss_pred_sd") is None]}
+            "no_band": [r["file"] for r in doc["predict"] if r.get("final_loss_pred_sd") is None],
+            "rises": list(rises)}
 
 
 def strict_failures(doc: dict) -> list[str]:
@@ -598,7 +609,8 @@ def strict_failures(doc: dict) -> list[str]:
     ``fit-delay --strict``): an optimiser stopped at its limit, a law that misses its own fitted
     curves by more than their noise, a prediction that extrapolates beyond the fitted curves (any of
     :func:`~sde_scales.fitting.fit.extrapolations`), a predicted final loss the fit does not
-    determine. Empty where none holds."""
+    determine, a fitted or predicted loss that rises where its rate does not (:func:`rising`).
+    Empty where none holds."""
     c = doc["checks"]
     out = []
     if not c["converged"]:
@@ -609,6 +621,8 @@ def strict_failures(doc: dict) -> list[str]:
         out.append(f"the prediction of {', '.join(c['extrapolated'])} extrapolates beyond the fitted curves")
     if c["no_band"]:
         out.append(f"the fitted curves do not determine the predicted final loss of {', '.join(c['no_band'])}")
+    if c.get("rises"):
+        out.append(f"the loss of {', '.join(c['rises'])} rises where the learning rate does not, which no law follows")
     return out
 
 
