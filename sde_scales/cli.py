@@ -385,8 +385,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--strict", action="store_true",
                    help="exit 1 (after writing every output) when the reported law's answer cannot be taken as given: "
                         "its optimiser stopped at the evaluation limit, it misses its fitted curves by more than their "
-                        "noise, a prediction extrapolates beyond the fitted curves, or a predicted final loss has no "
-                        "band (the JSON's checks)")
+                        "noise, a prediction extrapolates beyond the fitted curves, a predicted final loss has no "
+                        "band, or a fitted or predicted loss rises where its learning rate does not (the JSON's "
+                        "checks)")
     f.add_argument("--plot", metavar="PATH", help="observed vs predicted, with the prediction's 95%% band from the "
                                                   "fit's parameters and the learning rate underneath (PNG)")
     f.add_argument("--predictions", metavar="DIR", help="one CSV per predicted curve: step, lr, loss, predicted, "
