@@ -605,8 +605,9 @@ class LossCurve:
         twice = sorted(set(df.attrs.get("duplicates") or ()) & set(names.values()))
         if twice:
             role = next(k for k, v in names.items() if v == twice[0])
-            raise _fail(str(path), twice[0], None, f"the header names {len(twice) > 1 and 'columns ' + str(twice) or repr(twice[0])} "
-                        f"twice, so the file does not say which column is the {role}; rename or drop one of them")
+            what = repr(twice[0]) if len(twice) == 1 else f"columns {twice}"
+            raise _fail(str(path), twice[0], None, f"the header names {what} twice, so the file does not say which "
+                        f"column is the {role}; rename or drop one of them")
         nan_values = (df.attrs.get("nan_values") or {}).get(names["loss"])
         df = df[list(names.values())].rename(columns={v: k for k, v in names.items()})
         read = tuple((k, v) for k, v in names.items())
