@@ -467,7 +467,8 @@ def build_parser() -> argparse.ArgumentParser:
                                "overall verdict is PASS, 2 for bad input.")
     cc.add_argument("--param", choices=["mup", "sp", "ntk"], required=True, help="the parametrization to check")
     cc.add_argument("--widths", type=_ints, default=[64, 128, 256, 512, 1024], metavar="N,N,...",
-                    help="widths (at least 3)")
+                    help="widths (at least 3; at least 4 for a PASS or FAIL: the tolerance for next-order terms "
+                         "is measured from the curvature of the series)")
     _add_depth(cc)
     cc.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd",
                     help="the optimizer whose abc table and update are checked")
@@ -478,7 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     cc.add_argument("--seeds", type=int, default=10,
                     help="networks per width; at least 10 for a trusted interval, at least 3 to run")
     cc.add_argument("--no-output-multiplier", action="store_true", help="remove the readout multiplier (a planted bug)")
-    cc.add_argument("--device", default="cpu", help="cpu or cuda")
+    cc.add_argument("--device", default="cpu", help="cpu, cuda or auto (CUDA when present) (default: cpu)")
     cc.add_argument("--json", metavar="PATH", help="write the per-layer exponents and verdicts as JSON")
     cc.add_argument("--plot", metavar="PATH", help="draw the check: one panel per quantity, seed error bars (PNG)")
     cc.add_argument("--strict", action="store_true", help="exit 1 unless the overall verdict is PASS")

@@ -551,6 +551,11 @@ def verdict(kind: RateKind, predicted: float, est: ExponentEstimate, *, max_widt
         rule = (f"{'separation of ' if kind is RateKind.SEPARATION else 'Theta: '}{p:g}: PASS iff {p:g} in "
                 f"[lo - tol, hi + tol] and hi - lo + 2 tol <= {max_width}; FAIL iff outside; a curved series is "
                 "INCONCLUSIVE")
+    if not np.isfinite(tol):
+        # no next-order tolerance can be measured (too few points for the curvature): no PASS and no
+        # FAIL, whatever the interval; say why in those words rather than as an unbounded interval
+        return out(Verdict.INCONCLUSIVE, f"{what} {est.exponent:+.3f} {ci_s}, but the tolerance for next-order "
+                   f"terms is {src} (got {est.x.size}): more widths needed", rule, tol, src)
     # a stated floor absorbs a curvature whose effect on the slope fits inside it
     absorbed = curv is not None and floor > 0 and next_order_factor(est.x) * curv.max_abs_change <= floor
     if curv is not None and curv.significant and not absorbed:
@@ -570,12 +575,12 @@ def verdict(kind: RateKind, predicted: float, est: ExponentEstimate, *, max_widt
                    "average slope is no rate (wider widths needed)", rule, tol, src)
     lo_t, hi_t = lo - tol, hi + tol
     wide = (hi - lo) + 2 * tol
-    win = f"[{lo_t:.3f}, {hi_t:.3f}]" if np.isfinite(tol) else "unbounded"
+    win = f"[{lo_t:.3f}, {hi_t:.3f}]"
     if kind is RateKind.BIG_O:
-        if np.isfinite(tol) and lo > p + tol:
+        if lo > p + tol:
             return out(Verdict.FAIL, f"lower end {lo:.3f} > {p:g} + tol {tol:.3f}: decays slower than claimed", rule,
                        tol, src)
-        if np.isfinite(tol) and hi + tol <= p:
+        if hi + tol <= p:
             # the whole widened interval lies at or below p: the claim holds whatever next-order
             # terms within the tolerance do, however wide the interval (the mirror of FAIL)
             return out(Verdict.PASS, f"upper end {hi:.3f} + tol {tol:.3f} <= {p:g}: decays at least as fast as "
@@ -587,11 +592,10 @@ def verdict(kind: RateKind, predicted: float, est: ExponentEstimate, *, max_widt
                        f"{wide:.3f} wide (> {max_width}): more replicas or widths needed", rule, tol, src)
         return out(Verdict.INCONCLUSIVE, f"interval {ci_s} (tol {tol:.3f}) straddles {p:g}: more replicas or "
                    "widths needed", rule, tol, src)
-    if np.isfinite(tol) and (p < lo_t or p > hi_t):
+    if p < lo_t or p > hi_t:
         return out(Verdict.FAIL, f"{what} interval {ci_s} widened by tol {tol:.3f} to {win} excludes {p:g}", rule,
                    tol, src)
-    if wide > max_width or not np.isfinite(tol):
-        return out(Verdict.INCONCLUSIVE, f"{p:g} lies in {win}, but that interval is "
-                   f"{'unbounded' if not np.isfinite(tol) else f'{wide:.3f} wide (> {max_width})'}: "
-                   "more replicas or widths needed", rule, tol, src)
+    if wide > max_width:
+        return out(Verdict.INCONCLUSIVE, f"{p:g} lies in {win}, but that interval is {wide:.3f} wide (> "
+                   f"{max_width}): more replicas or widths needed", rule, tol, src)
     return out(Verdict.PASS, f"{p:g} within {ci_s} widened by tol {tol:.3f} to {win}", rule, tol, src)

@@ -305,6 +305,12 @@ def test_values_need_five_points_for_a_tolerance():
     assert est.curvature is None
     r = verdict(RateKind.THETA, -0.75, est)
     assert r.verdict is Verdict.INCONCLUSIVE and r.tolerance is None  # next-order terms not measured
+    # the reason says so, whatever the claim and its kind (it read "lies in unbounded" before)
+    for kind, claim in [(RateKind.THETA, -0.75), (RateKind.THETA, 3.0), (RateKind.BIG_O, -0.5),
+                        (RateKind.BIG_O, -3.0)]:
+        r = verdict(kind, claim, est)
+        assert r.verdict is Verdict.INCONCLUSIVE
+        assert "not measured" in r.reason and "at least 5 widths (got 4)" in r.reason and "unbounded" not in r.reason
     x5 = np.array([1.0, 2, 4, 8, 16])
     est5 = exponent_from_values(x5, 3 * x5**-0.75 * (1 + 0.01 * np.sin(x5)))
     assert est5.ci[0] <= -0.75 <= est5.ci[1] and est5.ci_width < 0.05

@@ -75,6 +75,7 @@ def test_toml_grid_is_typed(tmp_path):
     (["coordcheck", "--param", "mup", "--base-width", "-4"], "--base-width -4"),
     (["coordcheck", "--param", "mup", "--depth", "0"], "--depth 0"),
     (["coordcheck", "--param", "mup", "--widths", "16,8,16"], "lists a width twice"),
+    (["coordcheck", "--param", "mup", "--device", "tpu"], "device='tpu'"),  # a torch traceback before
     # finite in float64, infinite in the networks' float32
     (["coordcheck", "--param", "mup", "--lr", "1e300", "--widths", "8,16,32", "--seeds", "3"], "lr=1e+300"),
     # a step that overflows: no exponent of the change exists (it was a traceback, then a message about runs)
@@ -93,6 +94,14 @@ def test_cli_bad_flags_exit_2_without_traceback(tmp_path, argv, msg):
     assert res.returncode == 2, res.stderr
     assert msg in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "s" / "runs").exists() or not any((tmp_path / "s" / "runs").iterdir())
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_coordcheck_on_cuda_without_a_gpu_exits_2():
+    """It was torch's AssertionError traceback ("Torch not compiled with CUDA enabled")."""
+    res = subprocess.run([sys.executable, "-m", "sde_scales.cli", "coordcheck", "--param", "mup", "--device", "cuda"],
+                         capture_output=True, text=True)
+    assert res.returncode == 2 and "no CUDA device is available" in res.stderr and "Traceback" not in res.stderr
 
 
 def test_stored_row_equals_what_ran(tmp_path):

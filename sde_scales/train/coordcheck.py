@@ -77,12 +77,15 @@ def coord_check(param: Parametrization, widths, *, steps: int = 3, lr: float = 0
                 base_width: int | None = None) -> CoordCheck:
     """Run the check (synthetic Gaussian inputs of dimension ``d_in``, teacher labels).
 
+    ``device``: ``cpu``, ``cuda`` (an error without a GPU) or ``auto`` (CUDA when present).
+
     ``base_width`` sets the constants of the multipliers, initial scales and learning rates as in
     :class:`~sde_scales.train.model.StackedMLP`; it does not change any exponent."""
     from sde_scales.errors import InvalidArgumentError
     from sde_scales.train.data import teacher_student
-    from sde_scales.train.trainer import FLOAT32_MAX
+    from sde_scales.train.trainer import FLOAT32_MAX, resolve_device
 
+    device = resolve_device(device)  # a clear error for cuda without a GPU, or an unknown device
     if isinstance(lr, bool) or not isinstance(lr, (int, float, np.integer, np.floating)) or not 0 < lr <= FLOAT32_MAX:
         raise InvalidArgumentError(f"lr={lr!r}; give a learning rate > 0 and finite in float32 (at most "
                                    f"{FLOAT32_MAX:.3g}), the networks' arithmetic")
