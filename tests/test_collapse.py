@@ -152,6 +152,31 @@ def test_curves_refuse_non_finite_and_unsorted():
         co.Curves(8, 100, 8, np.array([2.0, 1.0]), np.array([[1.0, 0.5]]))
 
 
+def test_curves_from_store_refuse_two_configurations_at_one_width():
+    """Runs of one width at two learning rates were pooled as six "seeds" (seed numbers repeated);
+    they are refused, and selecting one learning rate gives three seeds per width. Widths at
+    different learning rates (each size at its own optimum) stay allowed."""
+    import pandas as pd
+
+    rows, traj = [], []
+    for w in (8, 16, 32):
+        for lr in (0.1, 0.5):
+            for seed in range(3):
+                rid = f"w{w}lr{lr}s{seed}"
+                rows.append({"run_id": rid, "param": "mup", "width": w, "lr": lr, "seed": seed, "status": "finished",
+                             "d_in": 4, "depth": 1, "batch_size": 8})
+                traj += [{"run_id": rid, "step": t, "epoch": t / 10, "metric": "eval_loss", "layer": -1,
+                          "value": 1.0 / t + lr} for t in (1, 2, 4, 8)]
+    runs, traj = pd.DataFrame(rows), pd.DataFrame(traj)
+    with pytest.raises(InvalidArgumentError, match=r"width 8 differ in lr \(0.1, 0.5\)"):
+        co.curves_from_store(runs, traj)
+    cv, _ = co.curves_from_store(runs, traj, lr=0.1)
+    assert [c.n_seeds for c in cv] == [3, 3, 3] and all(sorted(c.seeds) == [0, 1, 2] for c in cv)
+    np.testing.assert_allclose(cv[0].loss[0], 1.0 / np.array([1, 2, 4, 8]) + 0.1)
+    own = runs[(runs.width == 8) & (runs.lr == 0.1) | (runs.width > 8) & (runs.lr == 0.5)]
+    assert [c.n_seeds for c in co.curves_from_store(own, traj)[0]] == [3, 3, 3]
+
+
 def test_a_frontier_fit_that_did_not_converge_says_so(monkeypatch):
     curves, _ = _planted_frontier()
     assert not co.fit_frontier(curves, n_boot=10).warnings

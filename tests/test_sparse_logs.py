@@ -744,6 +744,30 @@ def test_time_scale_interval_from_curvature():
     assert r.extra["time_scale_interval"]["ci"] == [None, None]
 
 
+def test_store_curves_keep_configurations_apart_and_name_them_apart(tmp_path):
+    """Runs that differ in a field outside the curve's name are not averaged as seeds (the base
+    width was averaged in: one "mup_n16_lr0.1_cosine" of four runs), and their names differ (depth
+    1 and depth 2 got the same name)."""
+    pytest.importorskip("torch")
+    from sde_scales.fitting.stores import curves_from_store
+    from sde_scales.train.sweep import run_sweep
+    from sde_scales.train.trainer import config_grid
+
+    common = dict(dataset="synthetic", epochs=4, n_train=256, d_in=8, batch_size=32, log_every=1, schedule="cosine")
+    cfg = (config_grid(["mup"], [16], [0.1], [0, 1], **common)
+           + config_grid(["mup"], [16], [0.1], [0, 1], depth=2, **common)
+           + config_grid(["mup"], [16], [0.1], [0, 1], base_width=8, **common))
+    run_sweep(cfg, str(tmp_path / "s"), progress=False)
+    curves = curves_from_store(tmp_path / "s", metric="eval_loss")
+    assert sorted(c.name for c in curves) == ["mup_n16_lr0.1_cosine_depth1_base_width0",
+                                              "mup_n16_lr0.1_cosine_depth1_base_width8",
+                                              "mup_n16_lr0.1_cosine_depth2_base_width0"]
+    assert all("(2 run(s))" in c.source for c in curves)
+    # one configuration selected: the plain name, as before
+    [c] = curves_from_store(tmp_path / "s", {"depth": 2}, metric="eval_loss")
+    assert c.name == "mup_n16_lr0.1_cosine"
+
+
 def test_fit_delay_reads_a_run_store_with_each_runs_schedule(tmp_path):
     pytest.importorskip("torch")
     from sde_scales.fitting.stores import curves_from_store, parse_where

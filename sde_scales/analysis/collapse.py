@@ -95,6 +95,22 @@ class Curves:
         return Curves(self.width, self.params, self.batch, self.steps, self.loss[idx], self.seeds)
 
 
+def _one_configuration_per_width(runs: pd.DataFrame) -> None:
+    """Refuse runs of one width that differ in anything but the seed: their curves would be taken
+    as seeds of one size (two learning rates at a width were pooled as six seeds with repeated seed
+    numbers). Widths may differ in their learning rate (each size at its own optimum)."""
+    from sde_scales.analysis.width import TRAINING_FIELDS
+
+    for w, g in runs.groupby("width"):
+        for f in ("param", "lr") + TRAINING_FIELDS:
+            if f in g.columns and g[f].astype(str).nunique() > 1:
+                vals = sorted(g[f].astype(str).unique())
+                raise InvalidArgumentError(
+                    f"the runs of width {int(w)} differ in {f} ({', '.join(vals)}): their curves would be pooled as "
+                    f"seeds of one size; select one configuration per width (curves_from_store(..., {f}=...) where "
+                    f"it takes one, or filter the runs table first)")
+
+
 def curves_from_store(runs: pd.DataFrame, traj: pd.DataFrame, metric: str = "eval_loss", *, param: str | None = None,
                       lr: float | None = None, schedule: str | None = None, lr_width: int | None = None,
                       d_out: int = 1) -> tuple[list[Curves], dict]:
@@ -114,6 +130,7 @@ def curves_from_store(runs: pd.DataFrame, traj: pd.DataFrame, metric: str = "eva
         r = r[np.isclose(r["lr"].astype(float), lr)]
     if r.empty:
         raise InvalidArgumentError("no runs match the selection; check param, lr and schedule")
+    _one_configuration_per_width(r)
     diverged = {int(w): int((g.status != "finished").sum()) for w, g in r.groupby("width")}
     t = loss_table(r, traj, metric)  # finished runs only
     out = []

@@ -22,9 +22,19 @@ from sde_scales.fitting.curves import LossCurve
 
 __all__ = ["curves_from_store", "mean_curve", "parse_where", "run_schedule"]
 
-#: Columns that tell runs apart besides the seed: a seed-averaged curve averages over seeds only.
-_KEYS = ("param", "width", "lr", "optimizer", "depth", "dataset", "d_in", "n_train", "batch_size", "epochs",
-         "schedule", "schedule_kw", "lr_width", "data_order")
+#: Columns of the curve's name; the other columns that tell runs apart are added to a name where
+#: the selected runs differ in them.
+_NAMED = ("param", "width", "lr", "schedule", "schedule_kw")
+
+
+def _keys(columns) -> list[str]:
+    """Columns that tell runs apart besides the seed (a seed-averaged curve averages over seeds
+    only): the grid's axes and every field that changes a run's numbers
+    (:data:`sde_scales.analysis.width.TRAINING_FIELDS`, among them the data seed, the base width and
+    the precision)."""
+    from sde_scales.analysis.width import TRAINING_FIELDS
+
+    return [k for k in dict.fromkeys(("param", "width", "lr") + TRAINING_FIELDS) if k in columns]
 
 
 def parse_where(text: str | None) -> dict:
@@ -87,14 +97,18 @@ def curves_from_store(root: str | Path, where: dict | None = None, *, metric: st
     t = loss_table(runs, st.trajectories(), metric)
     if t.empty:
         raise InvalidArgumentError(f"the selected runs have no logged {metric!r}; use train_loss or eval_loss")
-    keys = [k for k in _KEYS if k in runs.columns]
+    keys = _keys(runs.columns)
     groups = ([(str(rid), g) for rid, g in runs.groupby("run_id", sort=False)] if per_seed else
               [(None, g) for _, g in runs.groupby(keys, dropna=False)])
+    # fields outside the name in which the selection differs go into the names, so that two
+    # configurations never share one (depth 1 and depth 2 runs were both "mup_n16_lr0.1_cosine")
+    differ = [k for k in keys if k not in _NAMED and runs[k].astype(str).nunique() > 1]
     out = []
     for rid, g in groups:
         steps, values, _ = seed_matrix(t, g.run_id)
         config = config_from_row(g.iloc[0])
         kws = "".join(f"_{k}{v}" for k, v in config.schedule_kw)
+        kws += "".join(f"_{k}{g.iloc[0][k]}" for k in differ)
         name = f"{config.param}_n{config.width}_lr{config.lr:g}_{config.schedule}{kws}"
         name = name if rid is None else f"{name}_seed{config.seed}"
         name = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name)
