@@ -73,3 +73,30 @@ def test_transfer_and_seed_fluctuation():
     # displacement (step 50 - step 10) * 1e-3 (1 + s) / w: seeds 0 and 1 differ by 0.04/w
     d = f["micro"][0]
     assert d[1] - d[0] == pytest.approx(0.04 / 64)
+
+
+def test_two_sweeps_in_one_store_are_not_averaged_as_seeds():
+    """A cosine and a WSD sweep written into one store: the analyses grouped by (param, width, lr)
+    and averaged the two schedules as seeds. They are refused by field; so are runs of two
+    parametrizations at one learning rate in seed_fluctuation, which pooled them."""
+    from sde_scales.errors import InvalidArgumentError
+
+    runs, traj = _tables()
+    two = runs.assign(schedule="cosine")
+    wsd = two.assign(schedule="wsd", run_id=two.run_id + "w")
+    both = pd.concat([two, wsd], ignore_index=True)
+    traj2 = pd.concat([traj, traj.assign(run_id=traj.run_id + "w", value=traj.value + 1.0)], ignore_index=True)
+    for call in (eta_star, loss_ratio, transfer_curves, lambda r, t: seed_fluctuation(r, t, 0.1)):
+        with pytest.raises(InvalidArgumentError, match=r"differ in schedule \(schedule=cosine: widths \[64, 128\]"):
+            call(both, traj2)
+    # one schedule selected: the answers of the one-sweep tables
+    assert transfer_curves(two, traj).value.tolist() == transfer_curves(runs, traj).value.tolist()
+    sp = runs.assign(param="sp", run_id=runs.run_id + "sp")
+    mixed = pd.concat([runs, sp], ignore_index=True)
+    traj3 = pd.concat([traj, traj.assign(run_id=traj.run_id + "sp")], ignore_index=True)
+    with pytest.raises(InvalidArgumentError, match=r"runs of \['mup', 'sp'\] at lr=0.1"):
+        seed_fluctuation(mixed, traj3, 0.1)
+    f = seed_fluctuation(mixed, traj3, 0.1, param="sp")
+    assert [m.size for m in f["macro"]] == [2, 2]  # two seeds per width, not four
+    with pytest.raises(InvalidArgumentError, match="no finished runs at lr=0.1 with param='ntk'"):
+        seed_fluctuation(mixed, traj3, 0.1, param="ntk")

@@ -24,8 +24,8 @@ import pandas as pd
 
 from sde_scales.errors import InvalidArgumentError
 
-__all__ = ["diverged_counts", "eta_star", "loss_ratio", "loss_table", "require_runs", "seed_fluctuation",
-           "seed_matrix", "settle_step", "transfer_curves"]
+__all__ = ["diverged_counts", "eta_star", "loss_ratio", "loss_table", "one_configuration_each", "require_runs",
+           "seed_fluctuation", "seed_matrix", "settle_step", "transfer_curves"]
 
 
 def require_runs(runs: pd.DataFrame, traj: pd.DataFrame | None = None, metric: str | None = None) -> None:
@@ -39,6 +39,17 @@ def require_runs(runs: pd.DataFrame, traj: pd.DataFrame | None = None, metric: s
     if traj is not None and metric is not None and not (traj.metric == metric).any():
         have = sorted(m for m in traj.metric.unique() if m != "w")
         raise InvalidArgumentError(f"metric {metric!r} is not in the store's trajectories; it has {have}")
+
+
+def one_configuration_each(runs: pd.DataFrame) -> None:
+    """Refuse a runs table in which the runs of one parametrization differ in a field that changes
+    their numbers besides width, learning rate and seed (two sweeps written into one store, say a
+    cosine and a WSD one): the analyses below group by (param, width, lr) and would average them
+    as seeds. :func:`sde_scales.analysis.width.one_configuration` per parametrization."""
+    from sde_scales.analysis.width import one_configuration
+
+    for param, sel in runs.groupby("param"):
+        one_configuration(sel, str(param))
 
 
 def loss_table(runs: pd.DataFrame, traj: pd.DataFrame, metric: str = "train_loss",
@@ -77,6 +88,7 @@ def diverged_counts(runs: pd.DataFrame) -> pd.DataFrame:
 def eta_star(runs, traj, metric: str = "train_loss") -> pd.DataFrame:
     """Best learning rate per (param, width, step), by the seed-averaged metric."""
     t = loss_table(runs, traj, metric)
+    one_configuration_each(runs)
     m = t.groupby(["param", "width", "step", "lr"], as_index=False)["value"].mean()
     idx = m.groupby(["param", "width", "step"])["value"].idxmin()
     best = m.loc[idx].rename(columns={"lr": "eta_star", "value": "best_value"})
@@ -99,6 +111,7 @@ def loss_ratio(runs, traj, metric: str = "train_loss") -> pd.DataFrame:
     """Worst/best seed-averaged loss across the learning rates whose runs did not diverge, per
     (param, width, step), with ``n_diverged`` (the diverged runs of that width, left out)."""
     t = loss_table(runs, traj, metric)
+    one_configuration_each(runs)
     m = t.groupby(["param", "width", "step", "lr"], as_index=False)["value"].mean()
     g = m.groupby(["param", "width", "step"])["value"]
     out = (g.max() / g.min()).rename("ratio").reset_index()
@@ -116,16 +129,30 @@ def transfer_curves(runs, traj, metric: str = "train_loss") -> pd.DataFrame:
     """Final seed-averaged metric per (param, width, lr) over the runs that did not diverge, with
     ``n_diverged`` per width."""
     t = loss_table(runs, traj, metric)
+    one_configuration_each(runs)
     last = t.sort_values("step").groupby("run_id").tail(1)
     return _with_counts(last.groupby(["param", "width", "lr"], as_index=False)["value"].mean(), runs)
 
 
-def seed_fluctuation(runs, traj, lr: float, step: int | None = None) -> dict:
-    """At one learning rate: per width, over seeds, the final train loss (macro) and the
-    displacement of the first logged hidden-layer weight coordinate (micro). Returns
-    ``{"widths": [...], "macro": [arrays], "micro": [arrays]}`` for ``sde_scales.rates``."""
+def seed_fluctuation(runs, traj, lr: float, step: int | None = None, param: str | None = None) -> dict:
+    """At one learning rate and parametrization: per width, over seeds, the final train loss (macro)
+    and the displacement of the first logged hidden-layer weight coordinate (micro). Returns
+    ``{"widths": [...], "macro": [arrays], "micro": [arrays]}`` for ``sde_scales.rates``.
+
+    ``param`` may be left out when the store holds one parametrization; runs of several at the
+    learning rate are refused (they were pooled as seeds)."""
     require_runs(runs, traj, "train_loss")
     sel = runs[np.isclose(runs.lr, lr) & (runs.status == "finished")]
+    if param is not None:
+        sel = sel[sel.param == param]
+    elif sel.param.nunique() > 1:
+        raise InvalidArgumentError(f"runs of {sorted(sel.param.unique())} at lr={lr}: their spread is no seed "
+                                   f"spread; choose one with param=")
+    if sel.empty:
+        raise InvalidArgumentError(f"no finished runs at lr={lr}{f' with param={param!r}' if param else ''}; the "
+                                   f"store has learning rates {sorted(runs.lr.unique())} and parametrizations "
+                                   f"{sorted(runs.param.unique())}")
+    one_configuration_each(sel)
     widths = sorted(sel.width.unique())
     macro, micro = [], []
     for w in widths:
