@@ -77,6 +77,40 @@ def test_disk_cache_is_reused_by_a_second_process_and_never_for_edited_code(tmp_
     np.testing.assert_allclose(helper2["x"], _euler(1.0, 3.0), rtol=1e-12)
 
 
+@pytest.mark.parametrize("damage", ["data", "index", "empty index"])
+def test_damaged_cache_files_are_deleted_and_the_loop_compiled_again(tmp_path, damage):
+    """Numba's files of a cached loop, damaged (a process killed while writing them, a full disk):
+    every later solve of the problem failed, with an UnpicklingError traceback (damaged data) or an
+    InvalidProblemError that blamed the drift (damaged index). Now the files are deleted, the loop
+    is compiled again with a warning, and the numbers are those of the first run."""
+    import json
+
+    cache = tmp_path / "cache"
+    first = _run(tmp_path, 1.0, 1.0, cache)
+    pyc = cache / "__pycache__"
+    pattern = {"data": "*.nbc", "index": "*.nbi", "empty index": "*.nbi"}[damage]
+    files = sorted(pyc.glob(pattern))
+    assert files
+    for f in files:
+        f.write_bytes({"data": os.urandom(100), "index": b"garbage\n", "empty index": b""}[damage])
+    env = dict(os.environ, SDE_SCALES_CACHE_DIR=str(cache), PYTHONDONTWRITEBYTECODE="1")
+    res = subprocess.run([sys.executable, "script.py"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert "LoopCacheWarning" in res.stderr and "its files were deleted and the loop compiled again" in res.stderr
+    assert out["how"] == "compiled" and out["x"] == first["x"]
+    again = _run(tmp_path, 1.0, 1.0, cache)  # the files written by the recompilation load
+    assert again["how"] == "loaded from the disk cache" and again["x"] == first["x"]
+
+
+def test_purge_deletes_only_cached_loops(tmp_path, monkeypatch):
+    monkeypatch.setenv(_cache.ENV, str(tmp_path))
+    other = tmp_path / "notes.py"
+    other.write_text("x = 1\n")
+    assert _cache.purge(str(other)) == [] and other.exists()
+    assert _cache.purge("memory (disk cache off)") == []
+
+
 def _make(rate):
     @numba.njit
     def drift(t, x, p, out):

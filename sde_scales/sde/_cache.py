@@ -46,7 +46,7 @@ import llvmlite
 import numba
 import numpy as np
 
-__all__ = ["cache_dir", "clear", "fingerprint", "loop_module", "Uncacheable"]
+__all__ = ["cache_dir", "clear", "fingerprint", "loop_module", "purge", "LoopCacheWarning", "Uncacheable"]
 
 ENV = "SDE_SCALES_CACHE_DIR"
 
@@ -119,6 +119,28 @@ def cache_dir() -> Path | None:
         return Path(env).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "sde-scales" / "loops"
+
+
+class LoopCacheWarning(UserWarning):
+    """A cached loop on disk could not be loaded (damaged files); it was deleted and compiled again."""
+
+
+def purge(where: str) -> list[Path]:
+    """Delete the cached files of the loop module at ``where`` (a path returned by
+    :func:`loop_module`): the module and Numba's index and data files for it. Returns what was
+    deleted; a path that is not a cached loop deletes nothing."""
+    path = Path(where)
+    folder = cache_dir()
+    if folder is None or path.parent != folder or not (path.name.startswith("loop_") and path.suffix == ".py"):
+        return []
+    gone = []
+    for f in [path, *sorted((folder / "__pycache__").glob(f"{path.stem}.*"))]:
+        try:
+            f.unlink()
+            gone.append(f)
+        except FileNotFoundError:
+            pass
+    return gone
 
 
 def clear() -> None:

@@ -216,7 +216,7 @@ def _advance_group(step, draw, D, M, GS, P, matrix, drift, diffusion, gdg):
 MAX_FROZEN_DIM = 8
 
 
-def runners(step, d, m, n_params, matrix, drift, diffusion, gdg):
+def runners(step, d, m, n_params, matrix, drift, diffusion, gdg, fresh: bool = False):
     """``(run_generated, run_supplied, where)``: the loops for one step function and one set of
     user functions, specialised when small to the dimensions ``d`` (state) and ``m`` (Brownian
     motions) and the number of parameters. ``matrix``: the diffusion writes a ``(d, m)`` matrix
@@ -226,7 +226,8 @@ def runners(step, d, m, n_params, matrix, drift, diffusion, gdg):
     on disk under a fingerprint of their code so that a later process reuses the compiled loop, and
     in memory under the same fingerprint so that re-created functions with the same code (a model
     that builds its closures on every call) reuse it too. ``where`` says which file (or memory)
-    holds the loop."""
+    holds the loop. ``fresh``: build the module again rather than reuse this process's (after its
+    files on disk were found damaged and deleted)."""
     gs = auto_group_size(m)
     frozen = d <= MAX_FROZEN_DIM and m <= MAX_FROZEN_DIM
     d, m = (int(d), int(m)) if frozen else (-1, -1)
@@ -239,7 +240,7 @@ def runners(step, d, m, n_params, matrix, drift, diffusion, gdg):
     except _cache.Uncacheable as why:
         memo, disk = (key, id(drift), id(diffusion), id(gdg)), None
         why_text = str(why)
-    if memo in _RUNNERS:
+    if memo in _RUNNERS and not fresh:
         return _RUNNERS[memo]
     bindings = {"advance_generated": _advance_group(step, draw_generated, d, m, gs, P, matrix, drift, diffusion, gdg),
                 "advance_supplied": _advance_group(step, draw_supplied, d, m, gs, P, matrix, drift, diffusion, gdg)}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -14,6 +15,7 @@ import numba
 import numpy as np
 
 from sde_scales.errors import BlowUpError, InvalidArgumentError, InvalidProblemError, SDEScalesError, UnstableStepError
+from sde_scales.sde import _cache
 from sde_scales.sde import _loop as K
 from sde_scales.sde import probes
 from sde_scales.sde.noise import BlockStreams, BrownianPath, Increments, Noise, as_noise, auto_block_size, auto_group_size
@@ -270,9 +272,9 @@ def solve(
         if unstable is not None:
             raise UnstableStepError(f"{problem.name}: {unstable}")
     gdg = problem.gdg if solver.uses_gdg(problem) else K.no_gdg
-    run_generated, run_supplied, loop_file = K.runners(
-        solver.step_function(problem), problem.d, problem.m, problem.params.shape[0],
-        problem.noise.matrix_diffusion, problem.drift, problem.diffusion, gdg)
+    loop_spec = (solver.step_function(problem), problem.d, problem.m, problem.params.shape[0],
+                 problem.noise.matrix_diffusion, problem.drift, problem.diffusion, gdg)
+    run_generated, run_supplied, loop_file = K.runners(*loop_spec)
     save_at = SaveAt() if save_at is None else save_at
     if not isinstance(save_at, SaveAt):
         raise InvalidArgumentError(f"save_at={save_at!r}; pass a SaveAt(...)")
@@ -316,12 +318,32 @@ def solve(
     started = time.perf_counter()
     args = (x0, n_paths, bs, gs, problem.m, problem.params, t0, dt, n_steps, save_steps, out, status, gshape,
             float(blowup_threshold))
-    try:
+
+    def call(run_generated, run_supplied):
         if dW is None:
-            gens = noise.generators(n_paths)
-            run_generated(gens, *args)
+            run_generated(noise.generators(n_paths), *args)
         else:
             run_supplied(dW, *args)
+
+    try:
+        try:
+            call(run_generated, run_supplied)
+        except numba.core.errors.TypingError:
+            raise
+        except Exception as exc:
+            # a loop that neither compiled nor loaded, from a file of the disk cache: Numba's files
+            # for it are damaged (a process killed while writing them, a full disk). They made every
+            # later solve of the problem fail, blaming the drift; delete them and compile once more
+            if len(run.signatures) > n_sigs or not _cache.purge(loop_file):
+                raise
+            warnings.warn(f"the compiled loop cached in {loop_file} could not be loaded ({type(exc).__name__}: "
+                          f"{exc}); its files were deleted and the loop compiled again", _cache.LoopCacheWarning,
+                          stacklevel=2)
+            run_generated, run_supplied, loop_file = K.runners(*loop_spec, fresh=True)
+            run = run_generated if dW is None else run_supplied
+            n_sigs, n_hits = len(run.signatures), sum(run.stats.cache_hits.values())
+            status[:] = 0
+            call(run_generated, run_supplied)
     except numba.core.errors.TypingError as exc:
         raise _typing_error(problem, gdg, exc) from exc
     except (IndexError, SystemError, ValueError, ArithmeticError, RuntimeError) as exc:
