@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sde_scales.cli import output_folder
+
 
 def _nearest_step(steps: np.ndarray, target: float) -> int:
     return int(steps[np.argmin(np.abs(steps - target))])
@@ -49,7 +51,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true",
                     help="synthetic 3072-d data, widths 128..2048, 8 learning rates, 3 epochs (minutes on 2 CPU cores)")
-    ap.add_argument("--out", default="out/appendix_b", help="output directory (default out/appendix_b)")
+    ap.add_argument("--out", type=output_folder, default="out/appendix_b", help="output directory (default out/appendix_b)")
     ap.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda (default auto)")
     ap.add_argument("--executor", default="local", choices=["local", "process", "dask"],
                     help="where stacks run (default local)")

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sde_scales.cli import output_folder
+
 QUICK = dict(widths=(16, 32, 64, 128, 256), seeds=12, steps=3000, held_out_width=64)
 FULL = dict(widths=(16, 32, 64, 128, 256, 512), seeds=24, steps=8000, held_out_width=128)
 
@@ -52,7 +54,7 @@ def _spans_text(spans, show=4):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="5 widths x 12 seeds x 3,000 steps (default: 6 x 24 x 8,000)")
-    ap.add_argument("--out", default="out/close_the_loop", help="output folder (store, JSON, figures); default %(default)s")
+    ap.add_argument("--out", type=output_folder, default="out/close_the_loop", help="output folder (store, JSON, figures); default %(default)s")
     ap.add_argument("--seed", type=int, default=0, help="seed of the analyses' resamples and simulations (default 0)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sde_scales.cli import output_folder
+
 QUANTS = (0.2, 0.4, 0.6, 0.8, 1.0)
 
 
@@ -162,7 +164,7 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true",
                     help="widths 8..64, 10 seeds, 12,000-step frontier runs (about 2 minutes on 2 cores); default: "
                          "widths 8..128, 32 seeds")
-    ap.add_argument("--out", default="out/collapse", help="output directory; the run store is OUT/store and is "
+    ap.add_argument("--out", type=output_folder, default="out/collapse", help="output directory; the run store is OUT/store and is "
                                                           "resumed on the next call (default out/collapse)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling (default 0)")
     ap.add_argument("--x0", type=float, default=0.2,

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from sde_scales.fitting import KernelLaw, MomentumLaw, MultiPowerLaw, fit, load_curve, predict, score, shared_noise_offset
+from sde_scales.cli import output_folder
 
 WSD = [f"124m_wsd-{s}_lr1e-3.csv" for s in ("lin0.1", "lin0.2", "lin0.4", "lin0.6", "lin0.8", "lin0.9", "sqrt0.2")]
 
@@ -27,7 +28,7 @@ def main(argv=None):
     here = Path(__file__).resolve().parents[1]
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(here.parent / "shared" / "data" / "loss_curves"))
-    ap.add_argument("--out", default="out/fit_delay_protocol")
+    ap.add_argument("--out", type=output_folder, default="out/fit_delay_protocol")
     ap.add_argument("--quick", action="store_true", help="skip the in-sample floor")
     args = ap.parse_args(argv)
     data, out = Path(args.data), Path(args.out)

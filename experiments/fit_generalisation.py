@@ -42,12 +42,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from sde_scales.cli import output_folder
+
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(Path(__file__).parents[2] / "shared" / "data" / "loss_curves"),
                     help="folder of the shared loss curves (default ../shared/data/loss_curves)")
-    ap.add_argument("--out", default="out/fit_generalisation", help="output directory")
+    ap.add_argument("--out", type=output_folder, default="out/fit_generalisation", help="output directory")
     ap.add_argument("--skip-steps", type=int, default=500, help="rows before this step are ignored (default 500)")
     ap.add_argument("--auto", action="store_true",
                     help="add the row of --law auto: in every split, the law chosen by cross-validation on the fitted "

@@ -47,6 +47,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sde_scales.cli import output_folder
+
 FULL = dict(steps=34000, seeds=3, log_every=50)
 QUICK = dict(steps=6000, seeds=1, log_every=20)
 PEAK = 0.5
@@ -75,7 +77,7 @@ def _model_default(name: str) -> float:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default="out/fit_nqm_family", help="output directory")
+    ap.add_argument("--out", type=output_folder, default="out/fit_nqm_family", help="output directory")
     ap.add_argument("--quick", action="store_true", help="one seed of 6,000 steps (a smoke run, not a result)")
     ap.add_argument("--noise", type=float, default=0.1, help="standard deviation of the logged loss's noise (0.1)")
     ap.add_argument("--seed", type=int, default=0, help="root of the noise seeds (numpy SeedSequence)")

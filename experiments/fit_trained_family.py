@@ -38,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sde_scales.cli import output_folder
+
 FULL = dict(steps=20000, seeds=3, width=256, log_every=10)
 QUICK = dict(steps=4000, seeds=2, width=64, log_every=10)
 SCHEDULES = {
@@ -50,7 +52,7 @@ SCHEDULES = {
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default="out/fit_trained_family", help="output folder (store and JSON)")
+    ap.add_argument("--out", type=output_folder, default="out/fit_trained_family", help="output folder (store and JSON)")
     ap.add_argument("--quick", action="store_true", help="2 seeds x 4,000 steps at width 64 (default 3 x 20,000 at 256)")
     ap.add_argument("--lr", type=float, default=0.1, help="peak learning rate (default 0.1: the loss still falls at "
                     "the end of a constant run, and a cooldown lowers it further)")

@@ -34,12 +34,14 @@ from pathlib import Path
 
 import numpy as np
 
+from sde_scales.cli import output_folder
+
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "loss_curves"
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default="out/lack_of_fit", help="output directory (lack_of_fit.json)")
+    ap.add_argument("--out", type=output_folder, default="out/lack_of_fit", help="output directory (lack_of_fit.json)")
     ap.add_argument("--quick", action="store_true", help="fewer draws and seeds (a smoke run, not a result)")
     ap.add_argument("--seed", type=int, default=0, help="root of the seeds (numpy SeedSequence)")
     args = ap.parse_args(argv)

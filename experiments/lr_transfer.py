@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sde_scales.cli import output_folder
+
 
 def optimum_table(tr) -> list[dict]:
     """Per (param, width): the best grid learning rate and the vertex of the parabola in log lr
@@ -36,7 +38,7 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true",
                     help="widths 64, 256, 1024, 2 epochs of a synthetic task, 27 learning rates 2^(1/3) apart "
                          "(a few minutes on 2 cores)")
-    ap.add_argument("--out", default="out/lr_transfer", help="output directory (default out/lr_transfer)")
+    ap.add_argument("--out", type=output_folder, default="out/lr_transfer", help="output directory (default out/lr_transfer)")
     ap.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda (default auto)")
     args = ap.parse_args(argv)
     from sde_scales.analysis import transfer_curves

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sde_scales.cli import output_folder
+
 STEPS, EVERY, PEAK, NOISE = 20000, 50, 0.5, 0.05
 LAWS = ("np-steps", "exp-steps", "np-area", "momentum", "mpl")
 
@@ -45,7 +47,7 @@ def cyclic(steps: int, peak: float, cycle: int, warmup: int) -> np.ndarray:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default="out/restarts", help="output directory (restarts.json)")
+    ap.add_argument("--out", type=output_folder, default="out/restarts", help="output directory (restarts.json)")
     ap.add_argument("--seeds", type=int, default=3, help="noise draws (default 3)")
     ap.add_argument("--first-max", action="store_true",
                     help="also measure the old reading: the warmup ends at the first step at the largest rate")

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sde_scales.cli import output_folder
+
 FITTED = ("124m_const_lr1e-3", "124m_cos0_lr1e-3", "124m_wsd-lin0.2_lr1e-3")
 HELD = "124m_wsd-lin0.8_lr1e-3"
 START = 2160
@@ -36,7 +38,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(Path(__file__).parents[2] / "shared" / "data" / "loss_curves"),
                     help="folder of the shared loss curves (default ../shared/data/loss_curves)")
-    ap.add_argument("--out", default="out/sparse_log_analog", help="output directory")
+    ap.add_argument("--out", type=output_folder, default="out/sparse_log_analog", help="output directory")
     args = ap.parse_args(argv)
 
     from sde_scales.atomic import write_json_atomic

@@ -19,6 +19,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from sde_scales.cli import output_folder
+
 THEOREM_4_1 = ("thm4.1-macro-fluct", "thm4.1-micro-fluct", "thm4.1-separation", "thm4.1-macro-bias",
                "thm4.1-micro-bias")
 
@@ -50,7 +52,7 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="widths 64..1024, 32 seeds (about 1 minute on 2 cores)")
     ap.add_argument("--store", help="judge a run store from `sde-scales sweep` instead of training")
     ap.add_argument("--train-dir", help="keep the built-in training's store here (resumable)")
-    ap.add_argument("--out", default="out/width_rates", help="output directory (default out/width_rates)")
+    ap.add_argument("--out", type=output_folder, default="out/width_rates", help="output directory (default out/width_rates)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
 

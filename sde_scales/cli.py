@@ -547,8 +547,35 @@ def _check_outputs(args) -> None:
                                            f"{', '.join('.' + k for k in sorted(kinds))} (e.g. {p.with_suffix('.png')})")
     for flag in ("plots", "predictions", "out"):
         value = getattr(args, flag, None)
-        if value is not None and Path(value).exists() and not Path(value).is_dir():
-            raise InvalidArgumentError(f"--{flag} {value} is a file; give a folder (created where it does not exist)")
+        if value is not None:
+            why = _not_a_folder(value)
+            if why:
+                raise InvalidArgumentError(f"--{flag} {value} {why}")
+
+
+def _not_a_folder(value) -> str | None:
+    """Why ``value`` cannot be an output folder (an existing file, or a file on the way to it), or
+    None."""
+    from pathlib import Path
+
+    p = Path(value)
+    if p.exists() and not p.is_dir():
+        return "is a file; give a folder (created where it does not exist)"
+    if any(q.exists() and not q.is_dir() for q in p.parents):
+        return "cannot be a folder: a part of the path before it is a file"
+    return None
+
+
+def output_folder(value: str) -> str:
+    """An ``argparse`` type for an output folder flag (the experiments' ``--out``): an existing file,
+    or a file on the way to the folder, is refused before any work (exit 2) rather than end a
+    finished run in a traceback."""
+    import argparse
+
+    why = _not_a_folder(value)
+    if why:
+        raise argparse.ArgumentTypeError(f"{value} {why}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -249,3 +249,20 @@ def test_convergence_study_levels():
 def test_brownian_path_levels():
     with pytest.raises(InvalidArgumentError, match="levels"):
         BrownianPath(0, 0.0, 1.0, 40)
+
+
+_EXPERIMENTS = sorted((__import__("pathlib").Path(__file__).parents[1] / "experiments").glob("*.py"))
+
+
+@pytest.mark.parametrize("script", _EXPERIMENTS, ids=lambda p: p.name)
+def test_experiments_refuse_an_output_folder_that_is_a_file(tmp_path, script):
+    """``--out`` naming a file (or a folder under one) ended each experiment in a NotADirectoryError
+    traceback, after its training or fits had run; now argparse refuses it first (exit 2)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "afile").write_text("x")
+    for out in (tmp_path / "afile", tmp_path / "afile" / "sub"):
+        r = subprocess.run([sys.executable, str(script), "--out", str(out)], capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode == 2 and "argument --out" in r.stderr and "Traceback" not in r.stderr, r.stderr

@@ -68,6 +68,7 @@ def test_toml_grid_is_typed(tmp_path):
     (["sweep", "--d-in", "0", "--widths", "16", "--out", "{tmp}/s"], "d_in=0"),
     (["sweep", "--workers", "0", "--widths", "16", "--out", "{tmp}/s"], "--workers 0"),
     (["sweep", "--widths", "16", "--out", "{tmp}/afile"], "is a file"),
+    (["sweep", "--widths", "16", "--out", "{tmp}/afile/s"], "a part of the path before it is a file"),
     (["sweep", "--batch-size", "512", "--n-train", "256", "--widths", "16", "--out", "{tmp}/s"], "exceeds n_train"),
     (["sweep", "--config", "{tmp}/bad.toml", "--out", "{tmp}/s"], "unknown key"),
     (["coordcheck", "--param", "mup", "--steps", "0"], "--steps 0"),
