@@ -1296,3 +1296,12 @@ def test_fit_and_predict_name_a_bad_argument():
     assert r.params["L0"] == 2.5
     with pytest.raises(InvalidArgumentError, match="curve is a str; give a LossCurve"):
         predict(r, "wsd.csv")
+    # a bare law where its fit belongs: an AttributeError about 'peaks' before
+    from sde_scales.fitting.average import AveragedFit
+    from sde_scales.fitting.fit import predict_sd
+
+    for call in (predict, predict_sd):
+        with pytest.raises(InvalidArgumentError, match="result is a KernelLaw; give the FitResult of fit"):
+            call(law, c)
+    with pytest.raises(InvalidArgumentError, match=r"AveragedFit .*result.predict\(curve\)"):
+        predict(AveragedFit(("exp",), (r,)), c)

@@ -1011,9 +1011,22 @@ def extrapolations(result: FitResult, curve: LossCurve) -> list[str]:
     return out
 
 
+def _check_result(result) -> None:
+    """A fitted law, by name: a bare law (``predict(MomentumLaw(), curve)``) ended in an
+    AttributeError about ``peaks``."""
+    if isinstance(result, FitResult):
+        return
+    if type(result).__name__ == "AveragedFit":  # --law auto's mean of laws (fitting.average imports this module)
+        raise InvalidArgumentError("result is an AveragedFit (the mean of several laws); call its own "
+                                   "result.predict(curve) and result.predict_sd(curve)")
+    raise InvalidArgumentError(f"result is a {type(result).__name__}; give the FitResult of fit(law, curves) "
+                               f"(e.g. r = fit(MomentumLaw(), curves); predict(r, curve))")
+
+
 def predict(result: FitResult, curve: LossCurve, rows: np.ndarray | None = None) -> np.ndarray:
     """The law's loss at every row of ``curve`` (or at ``rows``), from its learning-rate column alone;
     each of :func:`extrapolations` is warned (:class:`PeakLRWarning`)."""
+    _check_result(result)
     if not isinstance(curve, LossCurve):
         raise InvalidArgumentError(f"curve is a {type(curve).__name__}; give a LossCurve (load_curve(path) reads a file)")
     rows = np.arange(curve.step.size) if rows is None else rows
@@ -1107,6 +1120,7 @@ def predict_sd(result: FitResult, curve: LossCurve, model: bool = True) -> tuple
     fitted curves do not determine the prediction; conditional on the parameters on a bound
     (``result.extra["covariance"].conditional_on``); ``model=False`` gives the parameters' part
     alone."""
+    _check_result(result)
     cov = result.extra.get("covariance")
     if cov is None:
         raise InvalidArgumentError("this FitResult has no covariance (it was not made by fit()); refit it")
