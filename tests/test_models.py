@@ -56,6 +56,13 @@ def test_width_model_custom_coupling_matches_builtin():
 def test_width_model_bad_inputs():
     with pytest.raises(InvalidArgumentError, match="width"):
         WidthModel(n=0)
+    from sde_scales.models import simulate_widths
+
+    base = WidthModel(n=8, q=[0.8])
+    for widths in ([8.5, 16, 32], [8, float("nan"), 32]):  # 8.5 was simulated as width 8
+        with pytest.raises(InvalidArgumentError, match="whole numbers"):
+            simulate_widths(base, widths, 3, 0.1, seed=0)
+    assert simulate_widths(base, [8.0, 16.0], 3, 0.1, seed=0).widths.tolist() == [8, 16]
     with pytest.raises(InvalidArgumentError, match="eta"):
         WidthModel(n=4, eta=-0.1)
     with pytest.raises(InvalidArgumentError, match="q="):

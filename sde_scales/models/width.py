@@ -255,7 +255,11 @@ def simulate_widths(base: WidthModel, widths, n_replicas: int, dt: float, seed: 
     """Run ``n_replicas`` replicas of ``base`` at each width (same parameters otherwise)."""
     from dataclasses import replace
 
-    widths = np.asarray(widths, dtype=int)
+    given = np.asarray(widths, dtype=float)
+    if given.ndim != 1 or not np.all(np.isfinite(given)) or np.any(given != np.round(given)):
+        raise InvalidArgumentError(f"widths={np.asarray(widths).tolist()}; widths are whole numbers of "
+                                   f"coordinates (64.5 was taken as 64)")
+    widths = given.astype(int)
     if widths.ndim != 1 or widths.size < 2 or np.any(np.diff(widths) <= 0) or widths[0] < 1:
         raise InvalidArgumentError(f"widths={widths.tolist()}; give at least two increasing positive widths")
     if n_replicas < 3:
