@@ -130,3 +130,18 @@ def test_coordcheck_takes_widths_in_any_order(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "widths [16, 32, 64]" in res.stdout
     assert json.loads(out.read_text())["widths"] == [16, 32, 64]
+
+
+def test_python_api_refuses_widths_and_seeds_that_are_not_whole():
+    """config_grid and coord_check truncated a width of 32.5 to 32 (and a seed of 0.7 to 0)."""
+    from sde_scales.parametrization import by_name
+    from sde_scales.train.coordcheck import coord_check
+    from sde_scales.train.trainer import config_grid
+
+    with pytest.raises(InvalidArgumentError, match="width=32.5"):
+        config_grid(["mup"], [32.5], [0.1], [0])
+    with pytest.raises(InvalidArgumentError, match="seed=0.7"):
+        config_grid(["mup"], [32], [0.1], [0.7])
+    assert [(c.width, c.seed) for c in config_grid(["mup"], [np.int64(32), 64.0], [0.1], [1.0])] == [(32, 1), (64, 1)]
+    with pytest.raises(InvalidArgumentError, match="whole widths"):
+        coord_check(by_name("mup", L=1, optimizer="sgd"), [16, 32.5, 64], n_seeds=3)

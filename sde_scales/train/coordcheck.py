@@ -86,6 +86,12 @@ def coord_check(param: Parametrization, widths, *, steps: int = 3, lr: float = 0
     from sde_scales.train.trainer import FLOAT32_MAX, resolve_device
 
     device = resolve_device(device)  # a clear error for cuda without a GPU, or an unknown device
+    given = np.asarray(widths, dtype=float).ravel()
+    if (given.size < 3 or not np.all(np.isfinite(given)) or np.any(given != np.round(given)) or np.any(given < 1)
+            or np.unique(given).size != given.size):
+        raise InvalidArgumentError(f"widths={np.asarray(widths).tolist()}; give at least 3 different whole widths >= 1 "
+                                   f"(4 or more for a PASS or FAIL)")
+    widths = sorted(int(w) for w in given)  # an exponent needs them in order, not given in order
     if isinstance(lr, bool) or not isinstance(lr, (int, float, np.integer, np.floating)) or not 0 < lr <= FLOAT32_MAX:
         raise InvalidArgumentError(f"lr={lr!r}; give a learning rate > 0 and finite in float32 (at most "
                                    f"{FLOAT32_MAX:.3g}), the networks' arithmetic")

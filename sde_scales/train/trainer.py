@@ -562,7 +562,19 @@ def _matmul_precision(precision: str, cuda: bool):
 
 
 def config_grid(params, widths, lrs, seeds, **common) -> list[RunConfig]:
-    """Every combination, as RunConfigs."""
-    return [RunConfig(param=p, width=int(w), lr=float(lr), seed=int(s), **common)
+    """Every combination, as RunConfigs. Widths and seeds are passed as they are (a width of 64.5
+    or a seed of 0.7 is refused by :class:`RunConfig`, not truncated)."""
+    return [RunConfig(param=p, width=_whole_value(w), lr=float(lr), seed=_whole_value(s), **common)
             for p in params for w in widths for s in seeds for lr in lrs]
+
+
+def _whole_value(v):
+    """``v`` as an int where it is a whole number (numpy integers, 64.0), else as it is, for the
+    config's own check to refuse."""
+    if isinstance(v, (bool, np.bool_)):
+        return v
+    try:
+        return int(v) if float(v) == int(v) else v
+    except (TypeError, ValueError, OverflowError):
+        return v
 
