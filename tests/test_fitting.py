@@ -1305,3 +1305,13 @@ def test_fit_and_predict_name_a_bad_argument():
             call(law, c)
     with pytest.raises(InvalidArgumentError, match=r"AveragedFit .*result.predict\(curve\)"):
         predict(AveragedFit(("exp",), (r,)), c)
+    # a prediction that is not finite: NaN metrics (null in the JSON) before, read as "not computed"
+    good = predict(r, c)
+    assert np.isfinite(score(c, good)["rmse"])
+    for value in (np.nan, np.inf):
+        bad = good.copy()
+        bad[7] = value
+        with pytest.raises(InvalidArgumentError, match=rf"not finite at 1 row\(s\), the first row 7 \(step {c.step[7]}"):
+            score(c, bad)
+    with pytest.raises(InvalidArgumentError, match=r"shape \(2, \d+\)"):
+        score(c, np.stack([good, good]))

@@ -1193,9 +1193,20 @@ def score(curve: LossCurve, pred: np.ndarray, *, skip_steps: int = 0, smooth_ste
     parameters and of the observed final loss. Under the law and the noise model it is about
     standard normal; far outside (say beyond 3) the law misses by more than the noise explains.
     None where either is unknown."""
-    pred = np.asarray(pred, dtype=float)
+    try:
+        pred = np.asarray(pred, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError(f"pred is not an array of numbers ({exc}); give one predicted loss per row of "
+                                   f"{curve.name}") from None
     if pred.shape != curve.loss.shape:
-        raise InvalidArgumentError(f"{pred.size} predictions for {curve.loss.size} rows of {curve.name}")
+        raise InvalidArgumentError(f"predictions of shape {pred.shape} for the {curve.loss.size} rows of {curve.name}; "
+                                   f"give one predicted loss per row (a 1-d array)")
+    bad = np.flatnonzero(~np.isfinite(pred))
+    if bad.size:
+        # NaN metrics (null in the JSON) would read as "not computed", not as a law that failed
+        raise InvalidArgumentError(f"the prediction of {curve.name} is not finite at {bad.size} row(s), the first "
+                                   f"row {bad[0]} (step {int(curve.step[bad[0]])}, value {pred[bad[0]]}): the law "
+                                   f"overflowed or was given a non-finite parameter; no metric can be computed")
     if not smooth_steps >= 1:
         raise InvalidArgumentError(f"smooth_steps={smooth_steps}; the moving average's window is at least 1 step")
     if offset is not None:
