@@ -68,6 +68,7 @@ than treated as a curved series.
 from __future__ import annotations
 
 import enum
+import numbers
 import warnings
 from dataclasses import dataclass, field
 
@@ -244,11 +245,29 @@ def _bootstrap(index_samples, statistic, confidence, n_resamples, seed):
     return np.asarray(res.confidence_interval.low, float), np.asarray(res.confidence_interval.high, float)
 
 
+def _check_confidence(confidence) -> None:
+    """A confidence level strictly between 0 and 1: 1.5 gave a NaN interval and 0 an interval of
+    zero width, each without a word."""
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float, np.floating)) \
+            or not 0 < confidence < 1:
+        raise InvalidArgumentError(f"confidence={confidence!r}; give a level strictly between 0 and 1 (e.g. 0.95)")
+
+
+#: Fewest bootstrap resamples: below this the percentile interval's own Monte-Carlo error is a
+#: sizeable part of its width (its 2.5% quantile rests on under 2.5 resamples).
+MIN_RESAMPLES = 100
+
+
 def _estimate(x, samples, log_values, reading, confidence, n_resamples, seed, values, errors, notes=()):
     """Point estimate and bootstrap intervals of slope and curvature.
 
     ``log_values(*idx)`` maps one index array per width (shape ``(..., R_k)``) to log q per width
     (``(..., k)``); the bootstrap resamples those indices."""
+    _check_confidence(confidence)
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) \
+            or n_resamples < MIN_RESAMPLES:
+        raise InvalidArgumentError(f"n_resamples={n_resamples!r}; give a whole number of bootstrap resamples >= "
+                                   f"{MIN_RESAMPLES} (2000 by default)")
     logx = np.log(x)
     idx = [np.arange(s.shape[-1]) for s in samples]
     point = _fit_stats(logx, log_values(*idx))
@@ -427,11 +446,15 @@ def statistic_exponent(widths, samples, statistic, *, reading: str = "statistic"
 def exponent_from_values(x, values, *, confidence: float = 0.95, reading: str = "values") -> ExponentEstimate:
     """Exponent of exact (noise-free) values: least squares on logs with a Student-t interval from
     the residuals; the local slopes come from the quadratic fit with their own t intervals."""
+    _check_confidence(confidence)
     x = np.asarray(x, dtype=float)
     v = np.asarray(values, dtype=float)
-    if x.shape != v.shape or x.size < 3:
+    if x.ndim != 1 or x.shape != v.shape or x.size < 3:
         raise InvalidArgumentError(f"x {x.shape} and values {v.shape} must match with at least 3 points")
-    if np.any(v <= 0) or not np.all(np.isfinite(v)) or np.any(x <= 0):
+    if np.any(x <= 0) or not np.all(np.isfinite(x)) or np.any(np.diff(x) <= 0):
+        # the local slopes are reported at x[0] and x[-1] as the ends of the range
+        raise InvalidArgumentError(f"x {x.tolist()} must be positive, finite and increasing")
+    if np.any(v <= 0) or not np.all(np.isfinite(v)):
         raise InvalidArgumentError(f"values {v.tolist()} must be positive and finite for a log-log fit")
     lx, ly = np.log(x), np.log(v)
     res = stats.linregress(lx, ly)
@@ -514,6 +537,15 @@ def verdict(kind: RateKind, predicted: float, est: ExponentEstimate, *, max_widt
     """
     if not isinstance(kind, RateKind):
         raise InvalidArgumentError(f"kind={kind!r}; use a RateKind")
+    # a NaN claim compares False everywhere and came out PASS ("nan within [...]")
+    for name, v, ok in (("predicted", predicted, "a finite exponent"), ("max_width", max_width, "a finite width > 0"),
+                        ("floor", floor, "a finite tolerance >= 0")):
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(float(v)) \
+                or (name == "max_width" and v <= 0) or (name == "floor" and v < 0):
+            raise InvalidArgumentError(f"{name}={v!r}; give {ok}")
+    predicted, max_width, floor = float(predicted), float(max_width), float(floor)  # sympy and Fraction too
+    if isinstance(min_replicas, bool) or not isinstance(min_replicas, (int, np.integer)) or min_replicas < 1:
+        raise InvalidArgumentError(f"min_replicas={min_replicas!r}; give a whole number >= 1")
     lo, hi = est.ci
     th = {"max_width": max_width, "min_replicas": min_replicas, "floor": floor}
     ci_s = f"[{lo:.3f}, {hi:.3f}]"

@@ -1,6 +1,8 @@
 """Exponent estimates on planted data with a known exponent, curvature and noise, and verdicts
 that must say no where the data contradict the claim."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -331,3 +333,33 @@ def test_bad_inputs():
         statistic_exponent([64, 128, 256], [np.random.rand(5)] * 3, lambda x: -np.ones(np.shape(x)[:-1]))
     with pytest.raises(InvalidArgumentError, match="RateKind"):
         verdict("Theta", -0.5, fluctuation_exponent(WIDTHS, gaussian_replicas(-0.5, 50, seed=1)))
+
+
+def test_bad_verdict_and_estimator_arguments_are_refused_by_name():
+    """A NaN claim came out PASS ("nan within [...]"); confidence 1.5 gave a NaN interval and 0 one
+    of zero width; n_resamples=0 ended in scipy's ValueError; unsorted x in exponent_from_values
+    mislabelled the ends of its local slopes."""
+    import fractions
+
+    import sympy
+
+    x = np.array([64.0, 128, 256, 512, 1024])
+    est = exponent_from_values(x, x**-0.5 * (1 + 0.001 * np.sin(x)))
+    for kw, said in [({"predicted": float("nan")}, "predicted=nan"), ({"predicted": float("inf")}, "predicted=inf"),
+                     ({"max_width": -1.0}, "max_width=-1.0"), ({"floor": -0.1}, "floor=-0.1"),
+                     ({"min_replicas": 0}, "min_replicas=0")]:
+        args = {"predicted": -0.5, **kw}
+        with pytest.raises(InvalidArgumentError, match=re.escape(said)):
+            verdict(RateKind.THETA, args.pop("predicted"), est, **args)
+    # exact claims written as sympy or Fraction numbers are numbers too
+    for p in (sympy.Rational(-1, 2), fractions.Fraction(-1, 2), np.float32(-0.5)):
+        assert verdict(RateKind.THETA, p, est).verdict is Verdict.PASS
+    for conf in (0, 1.0, 1.5, float("nan")):
+        with pytest.raises(InvalidArgumentError, match="strictly between 0 and 1"):
+            exponent_from_values(x, x**-0.5, confidence=conf)
+        with pytest.raises(InvalidArgumentError, match="strictly between 0 and 1"):
+            fluctuation_exponent(x, gaussian_replicas(-0.5, 20, seed=1, widths=x), confidence=conf)
+    with pytest.raises(InvalidArgumentError, match="n_resamples=0"):
+        fluctuation_exponent(x, gaussian_replicas(-0.5, 20, seed=1, widths=x), n_resamples=0)
+    with pytest.raises(InvalidArgumentError, match="increasing"):
+        exponent_from_values(x[::-1], x**-0.5)
