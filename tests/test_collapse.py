@@ -152,6 +152,23 @@ def test_curves_refuse_non_finite_and_unsorted():
         co.Curves(8, 100, 8, np.array([2.0, 1.0]), np.array([[1.0, 0.5]]))
 
 
+def test_bad_collapse_arguments_are_refused_by_name():
+    """n_boot=0 ended in an IndexError, confidence 1.5 in numpy's percentile error; an unsorted grid,
+    a NaN L0 and a negative k were taken."""
+    curves = _ladder([0.5] * 4, seeds=12)
+    ells = co.normalise(curves, 0.1, GRID)
+    for call, said in [(lambda: co.collapse_stats(ells, GRID, n_boot=0), "n_boot=0"),
+                       (lambda: co.collapse_stats(ells, GRID, confidence=1.5), "confidence=1.5"),
+                       (lambda: co.collapse_stats(ells, GRID[::-1]), "increasing"),
+                       (lambda: co.fit_frontier(curves, confidence=1.5), "confidence=1.5"),
+                       (lambda: co.horizons(curves, None, n_boot=-1), "n_boot=-1"),
+                       (lambda: co.normalise(curves, float("nan"), GRID), "L0=nan"),
+                       (lambda: co.normalise(curves, 0.1, GRID[::-1]), "increasing"),
+                       (lambda: co.departures(ells, GRID, k=-1.0), "k=-1.0")]:
+        with pytest.raises(InvalidArgumentError, match=said):
+            call()
+
+
 def test_curves_from_store_refuse_two_configurations_at_one_width():
     """Runs of one width at two learning rates were pooled as six "seeds" (seed numbers repeated);
     they are refused, and selecting one learning rate gives three seeds per width. Widths at

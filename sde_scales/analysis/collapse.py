@@ -50,7 +50,7 @@ from scipy import optimize
 from sde_scales import seeds
 from sde_scales.analysis.grid import loss_table, require_runs, seed_matrix
 from sde_scales.errors import InvalidArgumentError
-from sde_scales.rates import MIN_REPLICAS, Verdict
+from sde_scales.rates import MIN_REPLICAS, MIN_RESAMPLES, Verdict
 
 __all__ = ["CollapseResult", "Curves", "FrontierFit", "HorizonFit", "collapse_stats", "curves_from_store",
            "departures", "fit_frontier", "horizons", "normalise", "param_count", "pareto_frontier"]
@@ -237,11 +237,34 @@ def _resample(curves: list[Curves], rng: np.random.Generator) -> list[Curves]:
     return [cv.resampled(rng.integers(0, cv.n_seeds, cv.n_seeds)) for cv in curves]
 
 
+def _check_boot(n_boot, confidence, least: int = 0) -> None:
+    """A whole number of bootstrap resamples (at least ``least``) and a confidence level strictly
+    between 0 and 1: 1.5 ended in numpy's "Percentiles must be in the range [0, 100]", and
+    ``n_boot=0`` in an IndexError where a verdict reads the interval."""
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < least:
+        raise InvalidArgumentError(f"n_boot={n_boot!r}; give a whole number of bootstrap resamples >= {least}"
+                                   + (" (the verdict reads their interval)" if least else " (0: no intervals)"))
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float, np.floating)) \
+            or not 0 < confidence < 1:
+        raise InvalidArgumentError(f"confidence={confidence!r}; give a level strictly between 0 and 1 (e.g. 0.95)")
+
+
+def _check_grid(grid) -> np.ndarray:
+    """The normalised-time grid: finite and increasing (an unsorted grid was accepted, and the
+    departures' runs of consecutive grid points then ran over it in the wrong order)."""
+    x = np.asarray(grid, float)
+    if x.ndim != 1 or x.size < 2 or not np.all(np.isfinite(x)) or np.any(np.diff(x) <= 0):
+        raise InvalidArgumentError(f"grid of {x.size} point(s) must be finite and increasing (e.g. "
+                                   f"np.linspace(0.05, 1, 40))")
+    return x
+
+
 def fit_frontier(curves: list[Curves], *, n_boot: int = 400, confidence: float = 0.95, seed: int = 0) -> FrontierFit:
     """Fit :math:`F(c) = a (c/c_0)^{-b} + L_0` to the Pareto frontier of the seed-mean curves of a
     constant-learning-rate ladder. Robust least squares on log L (soft L1 with the residual scale
     of a plain fit); intervals from a percentile bootstrap over seeds (resampled within each
     size, frontier and fit recomputed)."""
+    _check_boot(n_boot, confidence)
     if len(curves) < 2:
         raise InvalidArgumentError(f"{len(curves)} size(s); a frontier needs at least two sizes")
     th, c, L, c0, converged = _frontier_params(curves)
@@ -354,6 +377,7 @@ def horizons(curves: list[Curves], frontier: FrontierFit, *, n_boot: int = 400, 
     The interval of :math:`\gamma` is a percentile bootstrap over seeds (resampled within each
     size, crossings recomputed). ``frontier`` is not used by the crossings (they are read off the
     curves); it is taken so that the pipeline reads in order and may be None."""
+    _check_boot(n_boot, confidence)
     curves = sorted(curves, key=lambda cv: cv.params)
     t, where = _horizon_steps(curves)
     p = np.array([cv.params for cv in curves], float)
@@ -393,7 +417,9 @@ def normalise(curves: list[Curves], L0: float, grid) -> list[np.ndarray]:
     """:math:`\\ell_p(x; \\omega)` on ``grid`` (x = t / T with T each size's last logged step), one
     ``(seeds, len(grid))`` array per size; linear interpolation between logged steps. Refused where
     a final loss is not above ``L0`` (the normalisation would divide by zero or flip sign)."""
-    x = np.asarray(grid, float)
+    x = _check_grid(grid)
+    if isinstance(L0, bool) or not isinstance(L0, (int, float, np.integer, np.floating)) or not np.isfinite(L0):
+        raise InvalidArgumentError(f"L0={L0!r}; give the frontier's finite irreducible loss (FrontierFit.L0)")
     out = []
     for cv in curves:
         fin = float(cv.loss[:, -1].mean())
@@ -450,7 +476,8 @@ def collapse_stats(ells: list[np.ndarray], grid, *, x0: float = 0.2, widths=(), 
     ``ells``: per size, normalised curves ``(seeds, len(grid))`` from :func:`normalise`. Fewer than
     ``min_seeds`` seeds at some size, or fewer than 3 sizes, give INCONCLUSIVE (a percentile
     bootstrap of so few values under-covers; two sizes give a spread with one degree of freedom)."""
-    x = np.asarray(grid, float)
+    x = _check_grid(grid)
+    _check_boot(n_boot, confidence, MIN_RESAMPLES)
     if len(ells) < 2:
         raise InvalidArgumentError(f"{len(ells)} size(s); a collapse needs at least two")
     win = x >= x0
@@ -508,7 +535,11 @@ def departures(ells: list[np.ndarray], grid, *, widths=(), k: float = 3.0, run: 
     window the collapse is judged on: before it the curves still carry their initial transient).
     None where it never leaves. ``k = 3`` keeps the chance of a false alarm at one grid point near
     0.3% for Gaussian seed noise."""
-    x = np.asarray(grid, float)
+    x = _check_grid(grid)
+    if not (isinstance(k, (int, float, np.integer, np.floating)) and np.isfinite(k) and k > 0) \
+            or isinstance(run, bool) or not isinstance(run, (int, np.integer)) or run < 1:
+        raise InvalidArgumentError(f"k={k!r}, run={run!r}; give a finite k > 0 standard errors and a whole run >= 1 of "
+                                   f"grid points")
     widths = tuple(widths) or tuple(range(len(ells)))
     means = [e.mean(axis=0) for e in ells]
     sem2 = [e.var(axis=0, ddof=1) / e.shape[0] for e in ells]
