@@ -46,7 +46,8 @@ import llvmlite
 import numba
 import numpy as np
 
-__all__ = ["cache_dir", "clear", "fingerprint", "loop_module", "purge", "LoopCacheWarning", "Uncacheable"]
+__all__ = ["cache_dir", "clear", "fingerprint", "has_compiled", "loop_module", "purge", "LoopCacheWarning",
+           "Uncacheable"]
 
 ENV = "SDE_SCALES_CACHE_DIR"
 
@@ -123,6 +124,13 @@ def cache_dir() -> Path | None:
 
 class LoopCacheWarning(UserWarning):
     """A cached loop on disk could not be loaded (damaged files); it was deleted and compiled again."""
+
+
+def has_compiled(where: str) -> bool:
+    """Whether Numba has index files on disk for the loop module at ``where`` (a loop that failed to
+    load had them; one that failed to compile the first time did not)."""
+    path, folder = Path(where), cache_dir()
+    return folder is not None and path.parent == folder and any((folder / "__pycache__").glob(f"{path.stem}.*.nbi"))
 
 
 def purge(where: str) -> list[Path]:
