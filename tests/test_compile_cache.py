@@ -109,6 +109,13 @@ def test_purge_deletes_only_cached_loops(tmp_path, monkeypatch):
     other.write_text("x = 1\n")
     assert _cache.purge(str(other)) == [] and other.exists()
     assert _cache.purge("memory (disk cache off)") == []
+    loop = tmp_path / "loop_0123.py"
+    loop.write_text("x = 1\n")
+    assert not _cache.has_compiled(str(loop))  # no index: a failure there is no damaged cache
+    (tmp_path / "__pycache__").mkdir()
+    (tmp_path / "__pycache__" / "loop_0123.run_generated-10.py311.nbi").write_bytes(b"")
+    assert _cache.has_compiled(str(loop)) and not _cache.has_compiled(str(other))
+    assert len(_cache.purge(str(loop))) == 2 and not loop.exists()
 
 
 def _make(rate):
