@@ -85,6 +85,7 @@ __all__ = [
     "Verdict",
     "VerdictResult",
     "bias_exponent",
+    "check_confidence",
     "exponent_difference",
     "exponent_from_values",
     "fluctuation_exponent",
@@ -93,6 +94,7 @@ __all__ = [
     "verdict",
     "NEXT_ORDER_OMEGA",
     "MIN_REPLICAS",
+    "MIN_RESAMPLES",
 ]
 
 #: Exponent of the relative next-order term of the stated model, q = C n^p (1 + D n^-omega).
@@ -245,7 +247,7 @@ def _bootstrap(index_samples, statistic, confidence, n_resamples, seed):
     return np.asarray(res.confidence_interval.low, float), np.asarray(res.confidence_interval.high, float)
 
 
-def _check_confidence(confidence) -> None:
+def check_confidence(confidence) -> None:
     """A confidence level strictly between 0 and 1: 1.5 gave a NaN interval and 0 an interval of
     zero width, each without a word."""
     if isinstance(confidence, bool) or not isinstance(confidence, (int, float, np.floating)) \
@@ -263,7 +265,7 @@ def _estimate(x, samples, log_values, reading, confidence, n_resamples, seed, va
 
     ``log_values(*idx)`` maps one index array per width (shape ``(..., R_k)``) to log q per width
     (``(..., k)``); the bootstrap resamples those indices."""
-    _check_confidence(confidence)
+    check_confidence(confidence)
     if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) \
             or n_resamples < MIN_RESAMPLES:
         raise InvalidArgumentError(f"n_resamples={n_resamples!r}; give a whole number of bootstrap resamples >= "
@@ -446,7 +448,7 @@ def statistic_exponent(widths, samples, statistic, *, reading: str = "statistic"
 def exponent_from_values(x, values, *, confidence: float = 0.95, reading: str = "values") -> ExponentEstimate:
     """Exponent of exact (noise-free) values: least squares on logs with a Student-t interval from
     the residuals; the local slopes come from the quadratic fit with their own t intervals."""
-    _check_confidence(confidence)
+    check_confidence(confidence)
     x = np.asarray(x, dtype=float)
     v = np.asarray(values, dtype=float)
     if x.ndim != 1 or x.shape != v.shape or x.size < 3:

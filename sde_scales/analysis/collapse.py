@@ -50,7 +50,7 @@ from scipy import optimize
 from sde_scales import seeds
 from sde_scales.analysis.grid import loss_table, require_runs, seed_matrix
 from sde_scales.errors import InvalidArgumentError
-from sde_scales.rates import MIN_REPLICAS, MIN_RESAMPLES, Verdict
+from sde_scales.rates import MIN_REPLICAS, MIN_RESAMPLES, Verdict, check_confidence
 
 __all__ = ["CollapseResult", "Curves", "FrontierFit", "HorizonFit", "collapse_stats", "curves_from_store",
            "departures", "fit_frontier", "horizons", "normalise", "param_count", "pareto_frontier"]
@@ -244,9 +244,7 @@ def _check_boot(n_boot, confidence, least: int = 0) -> None:
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < least:
         raise InvalidArgumentError(f"n_boot={n_boot!r}; give a whole number of bootstrap resamples >= {least}"
                                    + (" (the verdict reads their interval)" if least else " (0: no intervals)"))
-    if isinstance(confidence, bool) or not isinstance(confidence, (int, float, np.floating)) \
-            or not 0 < confidence < 1:
-        raise InvalidArgumentError(f"confidence={confidence!r}; give a level strictly between 0 and 1 (e.g. 0.95)")
+    check_confidence(confidence)
 
 
 def _check_grid(grid) -> np.ndarray:
