@@ -1192,7 +1192,8 @@ def score(curve: LossCurve, pred: np.ndarray, *, skip_steps: int = 0, smooth_ste
     :math:`(\sigma_{pred}^2 + \sigma_{obs}^2)^{1/2}`, the two standard deviations of the fit's
     parameters and of the observed final loss. Under the law and the noise model it is about
     standard normal; far outside (say beyond 3) the law misses by more than the noise explains.
-    None where either is unknown."""
+    None where either is unknown. A prediction that is not finite at some row is refused
+    (:class:`~sde_scales.errors.InvalidArgumentError` naming the row): no metric exists then."""
     try:
         pred = np.asarray(pred, dtype=float)
     except (TypeError, ValueError) as exc:
