@@ -69,6 +69,9 @@ def test_toml_grid_is_typed(tmp_path):
     (["sweep", "--workers", "0", "--widths", "16", "--out", "{tmp}/s"], "--workers 0"),
     (["sweep", "--widths", "16", "--out", "{tmp}/afile"], "is a file"),
     (["sweep", "--widths", "16", "--out", "{tmp}/afile/s"], "a part of the path before it is a file"),
+    # not an address: a dask traceback before (an unreachable one takes dask's 30 s timeout to say the same)
+    (["sweep", "--widths", "16", "--executor", "dask", "--scheduler", "foo", "--out", "{tmp}/s"],
+     "--scheduler foo: cannot connect to a dask scheduler"),
     (["sweep", "--batch-size", "512", "--n-train", "256", "--widths", "16", "--out", "{tmp}/s"], "exceeds n_train"),
     (["sweep", "--config", "{tmp}/bad.toml", "--out", "{tmp}/s"], "unknown key"),
     (["coordcheck", "--param", "mup", "--steps", "0"], "--steps 0"),

@@ -235,7 +235,13 @@ def _run_dask(stacks, statuses, bar, where, workers, scheduler) -> None:
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
             client = Client(cluster)
         else:
-            client = Client(scheduler)
+            try:
+                client = Client(scheduler)
+            except (OSError, ValueError, TypeError) as exc:  # unreachable, refused, or not an address
+                raise InvalidArgumentError(
+                    f"--scheduler {scheduler}: cannot connect to a dask scheduler there ({type(exc).__name__}: {exc}); "
+                    f"give the address a running `dask scheduler` prints (tcp://HOST:8786), or --scheduler local for "
+                    f"a cluster on this machine. Nothing was trained") from None
         futs = [client.submit(run_stack, s, store_root, device, data_root, 1, checkpoint_every, pure=False)
                 for s in stacks]
         for f in dask_completed(futs):
