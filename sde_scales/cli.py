@@ -545,12 +545,12 @@ def _check_outputs(args) -> None:
             if p.suffix[1:].lower() not in kinds:
                 raise InvalidArgumentError(f"--plot {value}: matplotlib cannot write {p.suffix!r} files; give one of "
                                            f"{', '.join('.' + k for k in sorted(kinds))} (e.g. {p.with_suffix('.png')})")
-    for flag in ("plots", "predictions", "out"):
+    for flag in ("plots", "predictions", "out", "train_dir"):
         value = getattr(args, flag, None)
         if value is not None:
             why = _not_a_folder(value)
             if why:
-                raise InvalidArgumentError(f"--{flag} {value} {why}")
+                raise InvalidArgumentError(f"--{flag.replace('_', '-')} {value} {why}")
 
 
 def _not_a_folder(value) -> str | None:

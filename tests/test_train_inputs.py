@@ -69,6 +69,10 @@ def test_toml_grid_is_typed(tmp_path):
     (["sweep", "--workers", "0", "--widths", "16", "--out", "{tmp}/s"], "--workers 0"),
     (["sweep", "--widths", "16", "--out", "{tmp}/afile"], "is a file"),
     (["sweep", "--widths", "16", "--out", "{tmp}/afile/s"], "a part of the path before it is a file"),
+    # a file where a folder belongs: tracebacks before (NotADirectoryError, FileExistsError)
+    (["verify", "--quick", "--kinds", "training", "--train-dir", "{tmp}/afile"], "--train-dir"),
+    (["sweep", "--dataset", "cifar10", "--widths", "16", "--data-root", "{tmp}/afile", "--out", "{tmp}/s"],
+     "the data root"),
     # not an address: a dask traceback before (an unreachable one takes dask's 30 s timeout to say the same)
     (["sweep", "--widths", "16", "--executor", "dask", "--scheduler", "foo", "--out", "{tmp}/s"],
      "--scheduler foo: cannot connect to a dask scheduler"),

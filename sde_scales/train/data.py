@@ -110,7 +110,11 @@ def download_cifar10(root: Path, url: str = CIFAR_URL, md5: str = CIFAR_MD5, tim
     do not share one), check its published MD5, and extract it into a temporary folder that is then
     renamed into place (a reader never sees a half-extracted folder). ``timeout``: seconds without
     data before the download is given up."""
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:  # a file where the folder belongs
+        raise DataFileError(f"the data root {root} cannot be a folder ({exc.strerror}: a file is in its place); give "
+                            f"--data-root a folder for CIFAR-10 (created where it does not exist)") from None
     archive = root / "cifar-10-binary.tar.gz"
     if not archive.exists():
         fd, name = tempfile.mkstemp(dir=root, prefix=".cifar-10-binary.", suffix=".part")
