@@ -15,12 +15,37 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["atomic_path", "strict_json", "write_json_atomic", "write_text_atomic"]
+__all__ = ["atomic_path", "file_mode", "strict_json", "write_json_atomic", "write_text_atomic"]
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (``/proc/self/status``);
+    elsewhere set and restored at once."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode(path: Path) -> int:
+    """The permissions a file written at ``path`` gets: those of the file it replaces, else the
+    ones ``open()`` would give (0o666 less the umask). ``mkstemp`` creates its files 0o600, so
+    without this every figure, JSON file and run-store file was readable by its owner alone."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~_umask()
 
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path to write to; on success it is renamed to ``path``."""
+    """Yield a temporary path to write to; on success it is renamed to ``path``, with the
+    permissions of :func:`file_mode`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # created exclusively (O_EXCL, a fresh random name): never an existing file or a planted link
@@ -29,6 +54,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp = Path(name)
     try:
         yield tmp
+        os.chmod(tmp, file_mode(path))
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -31,6 +31,33 @@ def test_clean_store_checks_out_and_leaves_no_temporaries(store):
     assert not (root / "damaged").exists()
 
 
+def test_written_files_get_the_umask_permissions_not_mkstemps(tmp_path):
+    """Atomic writes go through mkstemp, which creates files 0o600: every run-store file, figure
+    and JSON file was readable by its owner alone, whatever the umask. They now get 0o666 less the
+    umask, and a file that is replaced keeps its own permissions."""
+    import os
+
+    from sde_scales.atomic import write_text_atomic
+
+    old = os.umask(0o022)
+    try:
+        cfgs = config_grid(["mup"], [16], [0.1], [0], **CFG)
+        run_sweep(cfgs, str(tmp_path / "s"), device="cpu", progress=False)
+        files = [p for p in (tmp_path / "s").rglob("*") if p.is_file()]
+        assert files and all(p.stat().st_mode & 0o777 == 0o644 for p in files)
+        f = tmp_path / "a.json"
+        write_text_atomic(f, "{}")
+        assert f.stat().st_mode & 0o777 == 0o644
+        os.chmod(f, 0o640)
+        write_text_atomic(f, "[]")
+        assert f.stat().st_mode & 0o777 == 0o640 and f.read_text() == "[]"
+        os.umask(0o077)
+        write_text_atomic(tmp_path / "b.json", "{}")
+        assert (tmp_path / "b.json").stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(old)
+
+
 def test_truncated_run_file_is_moved_aside_and_retrained(store, capsys):
     root, cfgs = store
     victim = cfgs[0].run_id

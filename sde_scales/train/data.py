@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from sde_scales import seeds
+from sde_scales.atomic import file_mode
 from sde_scales.errors import DataFileError, InvalidArgumentError
 
 __all__ = ["Dataset", "load_cifar10", "teacher_student", "gaussian_mixture", "make_dataset", "powerlaw_features",
@@ -122,6 +123,7 @@ def download_cifar10(root: Path, url: str = CIFAR_URL, md5: str = CIFAR_MD5, tim
         try:
             with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310
                 shutil.copyfileobj(resp, out, 1 << 20)
+            os.chmod(tmp, file_mode(archive))  # mkstemp's 0o600 would keep others on a shared data root out
             os.replace(tmp, archive)
         except Exception as exc:  # noqa: BLE001 - any network failure
             raise DataFileError(
