@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["atomic_path", "file_mode", "strict_json", "write_json_atomic", "write_text_atomic"]
+__all__ = ["STDOUT", "atomic_path", "file_mode", "strict_json", "write_json_atomic", "write_text_atomic"]
 
 
 def _umask() -> int:
@@ -80,6 +81,17 @@ def strict_json(obj):
     return obj
 
 
+#: The path that means standard output (``--json -``).
+STDOUT = "-"
+
+
 def write_json_atomic(path: str | Path, obj) -> Path:
-    """Write ``obj`` as strict JSON (null for NaN and infinities), atomically."""
-    return write_text_atomic(path, json.dumps(strict_json(obj), indent=2, allow_nan=False))
+    """Write ``obj`` as strict JSON (null for NaN and infinities), atomically; ``"-"``
+    (:data:`STDOUT`) writes it to the process's standard output instead (``sys.__stdout__``, the
+    one the CLI keeps for it while it prints its table on standard error)."""
+    text = json.dumps(strict_json(obj), indent=2, allow_nan=False)
+    if str(path) == STDOUT:
+        sys.__stdout__.write(text + "\n")
+        sys.__stdout__.flush()
+        return Path(path)
+    return write_text_atomic(path, text)

@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from sde_scales.atomic import STDOUT
+
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     from theory import verify  # loaded only here: sde_scales never imports theory at import time
@@ -273,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--train-dir", metavar="DIR", help="keep the built-in training's run store in DIR (resumed "
                    "on the next run); default: a temporary directory, removed afterwards")
     v.add_argument("--no-training", action="store_true", help="skip the training rows")
-    v.add_argument("--json", metavar="PATH", help="write every row as strict JSON to PATH")
+    v.add_argument("--json", metavar="PATH", help="write every row as strict JSON to PATH; - for standard output, the table then on standard error")
     v.add_argument("--plots", metavar="DIR", help="draw one rate plot per claim and kind of evidence into DIR")
     v.add_argument("--seed", type=int, default=0, help="root seed of every check (default 0)")
     v.add_argument("--symbolic-only", action="store_true", help="only the symbolic derivations (a few seconds)")
@@ -381,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--profile", action="store_true",
                    help="profile the kernel time scale (an identifiability interval; about 30x the cost of a fit)")
     f.add_argument("--compare", action="store_true", help="fit all laws and print them side by side")
-    f.add_argument("--json", metavar="PATH", help="write the fit, every metric and every warning as strict JSON")
+    f.add_argument("--json", metavar="PATH", help="write the fit, every metric and every warning as strict JSON; - for standard output, the table then on standard error")
     f.add_argument("--strict", action="store_true",
                    help="exit 1 (after writing every output) when the reported law's answer cannot be taken as given: "
                         "its optimiser stopped at the evaluation limit, it misses its fitted curves by more than their "
@@ -401,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_depth(tt)
     tt.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd",
                     help="the optimizer the learning-rate exponents are for")
-    tt.add_argument("--json", metavar="PATH", help="also write the table as JSON")
+    tt.add_argument("--json", metavar="PATH", help="also write the table as JSON; - for standard output, the table then on standard error")
     tt.set_defaults(func=_cmd_theory_table)
 
     sw = sub.add_parser("sweep", help="train a width x learning-rate x seed grid into a resumable Parquet run store",
@@ -480,7 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="networks per width; at least 10 for a trusted interval, at least 3 to run")
     cc.add_argument("--no-output-multiplier", action="store_true", help="remove the readout multiplier (a planted bug)")
     cc.add_argument("--device", default="cpu", help="cpu, cuda or auto (CUDA when present) (default: cpu)")
-    cc.add_argument("--json", metavar="PATH", help="write the per-layer exponents and verdicts as JSON")
+    cc.add_argument("--json", metavar="PATH", help="write the per-layer exponents and verdicts as JSON; - for standard output, the table then on standard error")
     cc.add_argument("--plot", metavar="PATH", help="draw the check: one panel per quantity, seed error bars (PNG)")
     cc.add_argument("--strict", action="store_true", help="exit 1 unless the overall verdict is PASS")
     cc.set_defaults(func=_cmd_coordcheck)
@@ -511,7 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="judge the strong order against P instead of the solver's stated order")
     c.add_argument("--expect-weak", type=float, metavar="P",
                    help="judge the weak order against P instead of the solver's stated order")
-    c.add_argument("--json", metavar="PATH", help="write errors, orders and verdicts as strict JSON to PATH")
+    c.add_argument("--json", metavar="PATH", help="write errors, orders and verdicts as strict JSON to PATH; - for standard output, the table then on standard error")
     c.add_argument("--plot", metavar="PATH",
                    help="draw the errors against dt with the fitted and the claimed slopes, one panel per order (PNG)")
     c.add_argument("--strict", action="store_true", help="exit 1 unless both orders PASS")
@@ -530,7 +532,7 @@ def _check_outputs(args) -> None:
 
     for flag in ("json", "plot"):
         value = getattr(args, flag, None)
-        if value is None:
+        if value is None or (flag == "json" and value == STDOUT):
             continue
         p = Path(value)
         if p.is_dir():
@@ -579,10 +581,15 @@ def output_folder(value: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import contextlib
+
     args = build_parser().parse_args(argv)
+    # --json -: the JSON alone on standard output (for a pipe), the printed table on standard error
+    to_stdout = getattr(args, "json", None) == STDOUT
     try:
-        _check_outputs(args)
-        return int(args.func(args) or 0)
+        with contextlib.redirect_stdout(sys.stderr) if to_stdout else contextlib.nullcontext():
+            _check_outputs(args)
+            return int(args.func(args) or 0)
     except ValueError as exc:  # our errors are ValueError subclasses with the fix in the message
         from sde_scales.errors import SDEScalesError
 

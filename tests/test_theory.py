@@ -201,3 +201,9 @@ def test_theory_table_command(tmp_path):
     assert "feature learning in every layer" in res.stdout
     doc = json.loads(out.read_text())
     assert doc["stable"] and doc["feature_learning_all_layers"] and len(doc["preactivation"]) == 4
+    # --json -: the same document alone on standard output (a file named '-' before), the table on
+    # standard error
+    res = subprocess.run([sys.executable, "-m", "sde_scales.cli", "theory", "table", "--param", "mup", "--layers", "3",
+                          "--json", "-"], capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert json.loads(res.stdout) == doc and "feature learning in every layer" in res.stderr
+    assert not (tmp_path / "-").exists()
