@@ -341,6 +341,12 @@ def test_a_store_mixing_two_configurations_is_refused_not_pooled(tmp_path):
     (["verify", "--symbolic-only", "--plots", "{tmp}/f.txt"], "--plots {tmp}/f.txt is a file"),
     (["converge", "--paths", "40", "--plot", "{tmp}/c.txt"], "matplotlib cannot write '.txt' files"),
     (["theory", "table", "--param", "mup", "--json", "{tmp}/f.txt/t.json"], "a part of the path before its file name is a file"),
+    # selections that leave nothing, or contradict each other: symbolic rows instead of the training ones asked
+    # for, or "0 of N claims hold" with exit 0
+    (["verify", "--symbolic-only", "--kinds", "training"], "--symbolic-only and --kinds training contradict"),
+    (["verify", "--no-training", "--kinds", "training"], "--no-training and --kinds training contradict"),
+    (["verify", "--claims", "lemma4.6-updates", "--kinds", "training"],
+     "none of the selected claims has evidence of kind training (lemma4.6-updates: symbolic)"),
 ])
 def test_an_output_path_that_cannot_take_the_results_is_refused_before_the_work(tmp_path, args, said):
     """A --json that names a folder, a --plot matplotlib cannot write, a folder flag that names a

@@ -307,9 +307,21 @@ def main_from_args(args) -> int:
         return 0
     kinds = tuple(args.kinds) if args.kinds else CheckKind.ALL
     if args.symbolic_only:
+        if args.kinds and tuple(args.kinds) != (CheckKind.SYMBOLIC,):
+            # --kinds training was dropped in silence, and symbolic rows printed instead
+            raise InvalidArgumentError(f"--symbolic-only and --kinds {' '.join(args.kinds)} contradict each other; "
+                                       f"give one of them")
         kinds = (CheckKind.SYMBOLIC,)
     if args.no_training:
+        if args.kinds and CheckKind.TRAINING in args.kinds:
+            raise InvalidArgumentError(f"--no-training and --kinds {' '.join(args.kinds)} contradict each other; "
+                                       f"give one of them")
         kinds = tuple(k for k in kinds if k != CheckKind.TRAINING)
+    if not any(k in c.kinds for c in claims for k in kinds):
+        # a run of no rows printed "0 of N claims hold" and exited 0
+        have = "; ".join(f"{c.id}: {', '.join(c.kinds)}" for c in claims)
+        raise InvalidArgumentError(f"none of the selected claims has evidence of kind {', '.join(kinds)} ({have}); "
+                                   f"choose other --kinds or --claims")
     started = time.perf_counter()
     settings = Settings(quick=args.quick, seed=args.seed, store=args.store, train_dir=args.train_dir,
                         progress=not args.no_progress)
