@@ -363,10 +363,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "(a warning, and converged: false in the JSON); on a flat objective, as one smooth curve "
                         "gives, a higher limit lets it meet its tolerances, at the cost of time; it applies to "
                         "--law auto's fits and to each point of --profile too")
-    f.add_argument("--kernel", choices=["nonparametric", "exp", "power", "instant"], default="nonparametric",
+    f.add_argument("--kernel", choices=["nonparametric", "exp", "power", "instant"], default=None,
                    help="memory kernel of the kernel law, from sde_scales.kernels (default nonparametric: monotone q "
                         "from exponentials; instant: no delay, a baseline)")
-    f.add_argument("--time", choices=["steps", "area"], default="steps",
+    f.add_argument("--time", choices=["steps", "area"], default=None,
                    help="time of the kernel: steps or learning-rate area (default steps; --law auto tries both)")
     f.add_argument("--drops-only", action="store_true",
                    help="kernel law without its level term B * peak learning rate: the drops alone, as in the "

@@ -1315,3 +1315,18 @@ def test_fit_and_predict_name_a_bad_argument():
             score(c, bad)
     with pytest.raises(InvalidArgumentError, match=r"shape \(2, \d+\)"):
         score(c, np.stack([good, good]))
+
+
+@pytest.mark.parametrize("extra, said", [
+    (["--law", "momentum", "--kernel", "power"], "--kernel shapes the kernel law, and --law momentum fits none"),
+    (["--law", "mpl", "--time", "area", "--drops-only"], "--time and --drops-only shape the kernel law"),
+    (["--law", "auto", "--kernel", "exp"], "--law auto tries every kernel"),
+    (["--per-seed"], "--per-seed reads each run of a --store"),
+])
+def test_fit_delay_refuses_options_that_would_be_ignored(tmp_path, capsys, extra, said):
+    """They were ignored: --law momentum --kernel power fitted the momentum law, and said so only
+    in its name. Refused before any file is read (the file named here does not exist)."""
+    from sde_scales.cli import main
+
+    assert main(["fit-delay", "--fit", str(tmp_path / "absent.csv"), *extra]) == 2
+    assert said in capsys.readouterr().err

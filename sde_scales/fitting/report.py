@@ -792,7 +792,27 @@ def apply_schedules(curves: list[LossCurve], specs: list[str]) -> list[LossCurve
     return [c.with_spec(by[c.name]) if c.name in by else c for c in curves]
 
 
+def _check_law_options(args) -> None:
+    """Options that shape the kernel law, refused where no kernel law is fitted (they were ignored:
+    ``--law momentum --kernel power`` fitted the momentum law); then their defaults."""
+    kernel, time = getattr(args, "kernel", None), getattr(args, "time", None)
+    given = [f for f, v in (("--kernel", kernel), ("--time", time)) if v is not None]
+    if args.law in ("momentum", "mpl") and not args.compare:
+        given += ["--drops-only"] if getattr(args, "drops_only", False) else []
+        if given:
+            raise InvalidArgumentError(f"{' and '.join(given)} {'shapes' if len(given) == 1 else 'shape'} the kernel "
+                                       f"law, and --law {args.law} fits none; "
+                                       f"use --law kernel, or --compare to fit every law")
+    if args.law == "auto" and given:
+        raise InvalidArgumentError(f"--law auto tries every kernel in steps and in learning-rate area; leave "
+                                   f"{' and '.join(given)} out (--law kernel fits the one you name)")
+    if getattr(args, "per_seed", False) and not getattr(args, "store", None):
+        raise InvalidArgumentError("--per-seed reads each run of a --store as a curve of its own; give --store PATH")
+    args.kernel, args.time = kernel or "nonparametric", time or "steps"
+
+
 def run_fit_delay(args) -> int:
+    _check_law_options(args)
     if getattr(args, "workers", 1) < 1:
         raise InvalidArgumentError(f"--workers {args.workers}; give at least 1 process")
     if args.skip_steps < 0:
