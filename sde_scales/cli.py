@@ -114,6 +114,14 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     for k in ("widths", "lrs", "seeds"):
         if not grid[k]:
             raise InvalidArgumentError(f"--{k} is empty; give at least one value")
+    # options of another executor were ignored (--scheduler tcp://... trained here, in this process)
+    if args.scheduler is not None and args.executor != "dask":
+        raise InvalidArgumentError(f"--scheduler {args.scheduler} is for --executor dask (--executor {args.executor} "
+                                   f"has no scheduler); add --executor dask")
+    if args.workers is not None and args.executor == "local":
+        raise InvalidArgumentError(f"--workers {args.workers} is for --executor process or dask (--executor local "
+                                   f"trains in this process); add --executor process")
+    args.workers = 2 if args.workers is None else args.workers
     if args.workers < 1:
         raise InvalidArgumentError(f"--workers {args.workers}; give at least 1")
     if Path(args.out).exists() and not Path(args.out).is_dir():
@@ -445,7 +453,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "field, e.g. epochs = 2.0); its values override the flags")
     sw.add_argument("--executor", choices=["local", "process", "dask"], default="local",
                     help="local: in this process; process: a pool of --workers processes; dask: dask.distributed")
-    sw.add_argument("--workers", type=int, default=2, help="worker processes (process and dask executors)")
+    sw.add_argument("--workers", type=int, default=None,
+                    help="worker processes (process and dask executors; default 2)")
     sw.add_argument("--scheduler", metavar="ADDRESS",
                     help="dask scheduler address, or 'local' for a LocalCluster of --workers (default local)")
     sw.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")

@@ -66,7 +66,12 @@ def test_toml_grid_is_typed(tmp_path):
 
 @pytest.mark.parametrize("argv, msg", [
     (["sweep", "--d-in", "0", "--widths", "16", "--out", "{tmp}/s"], "d_in=0"),
-    (["sweep", "--workers", "0", "--widths", "16", "--out", "{tmp}/s"], "--workers 0"),
+    (["sweep", "--executor", "process", "--workers", "0", "--widths", "16", "--out", "{tmp}/s"],
+     "--workers 0; give at least 1"),
+    # another executor's options were ignored: --scheduler tcp://... trained in this process
+    (["sweep", "--workers", "4", "--widths", "16", "--out", "{tmp}/s"], "--workers 4 is for --executor process or dask"),
+    (["sweep", "--executor", "process", "--scheduler", "tcp://10.0.0.1:8786", "--widths", "16", "--out", "{tmp}/s"],
+     "is for --executor dask"),
     (["sweep", "--widths", "16", "--out", "{tmp}/afile"], "is a file"),
     (["sweep", "--widths", "16", "--out", "{tmp}/afile/s"], "a part of the path before it is a file"),
     # a file where a folder belongs: tracebacks before (NotADirectoryError, FileExistsError)
