@@ -466,7 +466,8 @@ def test_sigterm_while_the_sweep_starts_stops_it_cleanly(tmp_path, executor):
     """SIGTERM before any stack ran (the data loading, or the dask cluster starting) still stops the
     sweep with 143 and its message: the handler is installed before any worker starts."""
     long = [a if a != "6" else "400" for a in SWEEP]
-    proc = subprocess.Popen(long + ["--out", str(tmp_path / "s"), "--executor", executor, "--workers", "2"],
+    workers = [] if executor == "local" else ["--workers", "2"]  # --workers is refused for local
+    proc = subprocess.Popen(long + ["--out", str(tmp_path / "s"), "--executor", executor, *workers],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60  # the sweep has started once its store exists
     while time.time() < deadline and not (tmp_path / "s").exists():
