@@ -85,6 +85,37 @@ def gemms_thread_invariant() -> bool:
     return _checked[n]
 
 
+#: torch's elementwise functions that it computes with MKL's vector math library (VML) and that the
+#: trainer uses (its losses' softmax exponentials, RMS square roots) or a task may (tanh, log).
+VML_FUNCTIONS = ("exp", "log", "sqrt", "tanh", "log1p", "expm1")
+
+_vml_ready = False
+
+
+def warm_up_vml() -> None:
+    """Call each of :data:`VML_FUNCTIONS` once, on this thread, on a tensor too small for torch to
+    split across threads (float32 and float64), once per process.
+
+    Why: the first call of a VML function in a process, made from two of torch's threads at once,
+    sometimes computed one thread's share differently. Measured with a `/tmp` script on the
+    step-0 softmax of a two-member stack (2 threads, fresh processes): ``exp_`` of the
+    log-probabilities gave other values in the second member's rows (up to 1.2e-4 relative) in 7
+    of 48 processes, and the same values in 48 of 48 after one call of ``exp`` on 16 numbers here.
+    It showed as a step-0 ``eval_grad_norm`` of a sweep that differed from another sweep's of the
+    same seed. Every later call agreed: only the first, parallel one raced with what VML sets up on
+    first use."""
+    global _vml_ready
+    if _vml_ready:
+        return
+    import torch
+
+    for dtype in (torch.float32, torch.float64):
+        x = torch.linspace(0.5, 1.5, 16, dtype=dtype)
+        for name in VML_FUNCTIONS:
+            getattr(torch, name)(x)
+    _vml_ready = True
+
+
 def ensure_thread_invariance() -> None:
     """Train on one thread, with a :class:`ThreadCountWarning`, where the CPU's GEMMs depend on the
     thread count (:func:`gemms_thread_invariant`): the toolkit's promise is the same numbers for the
@@ -96,6 +127,7 @@ def ensure_thread_invariance() -> None:
     --quick`` from 106 s to 122-131 s on a 2-core machine (torch's and Numba's OpenMP threads)."""
     import torch
 
+    warm_up_vml()
     if _strict_from_start and torch.backends.mkl.is_available():
         return
     if gemms_thread_invariant():
