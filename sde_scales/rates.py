@@ -76,6 +76,7 @@ import numpy as np
 from scipy import stats
 
 from sde_scales.errors import InvalidArgumentError
+from sde_scales.validation import is_whole
 from sde_scales.verdicts import Verdict
 
 __all__ = [
@@ -266,8 +267,7 @@ def _estimate(x, samples, log_values, reading, confidence, n_resamples, seed, va
     ``log_values(*idx)`` maps one index array per width (shape ``(..., R_k)``) to log q per width
     (``(..., k)``); the bootstrap resamples those indices."""
     check_confidence(confidence)
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) \
-            or n_resamples < MIN_RESAMPLES:
+    if not is_whole(n_resamples, MIN_RESAMPLES):
         raise InvalidArgumentError(f"n_resamples={n_resamples!r}; give a whole number of bootstrap resamples >= "
                                    f"{MIN_RESAMPLES} (2000 by default)")
     logx = np.log(x)
@@ -546,7 +546,7 @@ def verdict(kind: RateKind, predicted: float, est: ExponentEstimate, *, max_widt
                 or (name == "max_width" and v <= 0) or (name == "floor" and v < 0):
             raise InvalidArgumentError(f"{name}={v!r}; give {ok}")
     predicted, max_width, floor = float(predicted), float(max_width), float(floor)  # sympy and Fraction too
-    if isinstance(min_replicas, bool) or not isinstance(min_replicas, (int, np.integer)) or min_replicas < 1:
+    if not is_whole(min_replicas, 1):
         raise InvalidArgumentError(f"min_replicas={min_replicas!r}; give a whole number >= 1")
     lo, hi = est.ci
     th = {"max_width": max_width, "min_replicas": min_replicas, "floor": floor}

@@ -21,6 +21,7 @@ import zlib
 import numpy as np
 
 from sde_scales.errors import InvalidArgumentError
+from sde_scales.validation import is_whole
 
 __all__ = ["PURPOSES", "child", "int_seed", "named", "rng", "root"]
 
@@ -69,7 +70,7 @@ def child(seed, purpose: str, *keys: int) -> np.random.SeedSequence:
     top = root(seed)
     extra = []
     for k in keys:
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
+        if not is_whole(k, 0):
             raise InvalidArgumentError(f"seed key {k!r} for {purpose!r}; keys are non-negative integers")
         extra.append(int(k))
     return np.random.SeedSequence(top.entropy, spawn_key=tuple(top.spawn_key) + (PURPOSES[purpose], *extra),

@@ -51,6 +51,7 @@ from sde_scales import seeds
 from sde_scales.analysis.grid import loss_table, require_runs, seed_matrix
 from sde_scales.errors import InvalidArgumentError
 from sde_scales.rates import MIN_REPLICAS, MIN_RESAMPLES, Verdict, check_confidence
+from sde_scales.validation import is_whole
 
 __all__ = ["CollapseResult", "Curves", "FrontierFit", "HorizonFit", "collapse_stats", "curves_from_store",
            "departures", "fit_frontier", "horizons", "normalise", "param_count", "pareto_frontier"]
@@ -241,7 +242,7 @@ def _check_boot(n_boot, confidence, least: int = 0) -> None:
     """A whole number of bootstrap resamples (at least ``least``) and a confidence level strictly
     between 0 and 1: 1.5 ended in numpy's "Percentiles must be in the range [0, 100]", and
     ``n_boot=0`` in an IndexError where a verdict reads the interval."""
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < least:
+    if not is_whole(n_boot, least):
         raise InvalidArgumentError(f"n_boot={n_boot!r}; give a whole number of bootstrap resamples >= {least}"
                                    + (" (the verdict reads their interval)" if least else " (0: no intervals)"))
     check_confidence(confidence)
@@ -535,7 +536,7 @@ def departures(ells: list[np.ndarray], grid, *, widths=(), k: float = 3.0, run: 
     0.3% for Gaussian seed noise."""
     x = _check_grid(grid)
     if not (isinstance(k, (int, float, np.integer, np.floating)) and np.isfinite(k) and k > 0) \
-            or isinstance(run, bool) or not isinstance(run, (int, np.integer)) or run < 1:
+            or not is_whole(run, 1):
         raise InvalidArgumentError(f"k={k!r}, run={run!r}; give a finite k > 0 standard errors and a whole run >= 1 of "
                                    f"grid points")
     widths = tuple(widths) or tuple(range(len(ells)))

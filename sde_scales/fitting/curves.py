@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from sde_scales.errors import DataFileError, InvalidArgumentError
+from sde_scales.validation import is_whole
 
 __all__ = ["COLUMN_ALIASES", "GAP_FACTOR", "MAX_STEP", "SPIKE_Z", "StepGapWarning", "LateStartWarning", "LossCurve",
            "LossRise", "LossRiseWarning", "LossSpikeWarning", "RISE_Z",
@@ -474,7 +475,7 @@ class LossCurve:
 
         from sde_scales.fitting.fit import loss_resolution
 
-        if isinstance(period, bool) or not isinstance(period, (int, np.integer)) or period < 0:
+        if not is_whole(period, 0):
             raise InvalidArgumentError(f"--log-running-mean {period!r}; give the steps between the mean's resets (the "
                                        f"steps per epoch), or 0 for a mean over the whole run so far")
         t = self.step.astype(np.int64)

@@ -59,6 +59,7 @@ from sde_scales.errors import InvalidArgumentError
 from sde_scales.fitting.bands import law_gradient, on_lower_bound, on_upper_bound, parameter_covariance
 from sde_scales.fitting.curves import LossCurve, ScheduleFeatures, warmup_end
 from sde_scales.fitting.laws import KernelLaw, Law
+from sde_scales.validation import is_whole
 
 __all__ = ["FitResult", "FitWarning", "IdentifiabilityWarning", "PeakLRWarning", "fit", "model_error", "predict",
            "predict_sd", "score",
@@ -241,17 +242,12 @@ def noise_level(y: np.ndarray) -> float:
 #: Most evaluations of the residuals per start of a fit; a fit that reaches it says so.
 MAX_NFEV = 2000
 
-def _is_whole(value, low: int) -> bool:
-    """A whole number (an int or numpy integer, not a bool) >= ``low``."""
-    return not isinstance(value, bool) and isinstance(value, (int, np.integer)) and value >= low
-
-
 def evaluation_limit(value: int | None = None, name: str = "max_evaluations") -> int:
     """The optimiser's limit of evaluations per fit: ``value``, or :data:`MAX_NFEV` where it is None.
     Anything but a whole number >= 1 is refused, naming ``name`` (the argument or flag it came from)."""
     if value is None:
         return MAX_NFEV
-    if not _is_whole(value, 1):
+    if not is_whole(value, 1):
         said = f"{name} {value!r}" if name.startswith("--") else f"{name}={value!r}"
         raise InvalidArgumentError(f"{said}; give a whole number of evaluations >= 1 per fit (default {MAX_NFEV})")
     return int(value)
@@ -324,7 +320,7 @@ def fit(law: Law, curves: list[LossCurve], *, skip_steps: int = 0, bin_factor: i
 
 
 def _whole(value, name: str, low: int) -> None:
-    if not _is_whole(value, low):
+    if not is_whole(value, low):
         raise InvalidArgumentError(f"{name}={value!r}; give a whole number >= {low}")
 
 

@@ -21,6 +21,7 @@ from sde_scales.sde import probes
 from sde_scales.sde.noise import BlockStreams, BrownianPath, Increments, Noise, as_noise, auto_block_size, auto_group_size
 from sde_scales.sde.problem import SDEProblem
 from sde_scales.sde.solvers import Solver
+from sde_scales.validation import is_whole
 
 __all__ = ["BLOWUP_THRESHOLD", "SaveAt", "Solution", "solve", "n_steps_for"]
 
@@ -289,7 +290,7 @@ def solve(
         if not implied:
             raise InvalidArgumentError("n_paths is missing; pass n_paths=... (or a per-path x0 or increments)")
         n_paths = implied[0][1]
-    if isinstance(n_paths, bool) or not isinstance(n_paths, (int, np.integer)) or n_paths < 1:
+    if not is_whole(n_paths, 1):
         raise InvalidArgumentError(f"n_paths={n_paths!r}; use a positive integer")
     n_paths = int(n_paths)
     for what, n in implied:
