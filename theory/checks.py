@@ -303,13 +303,12 @@ def training_data(settings: Settings) -> TrainingData:
         runs = st.runs()
         if runs.empty:
             raise InvalidArgumentError(f"--store {root}: the store has no finished runs")
-        from sde_scales.analysis.width import one_configuration
+        from sde_scales.analysis.grid import one_configuration_each
 
-        for param in sorted(set(runs.param)):  # one configuration per parametrization, or no rate means anything
-            try:
-                one_configuration(runs[runs.param == param], param)
-            except InvalidArgumentError as exc:
-                raise InvalidArgumentError(f"--store {root}: {exc}") from None
+        try:  # one configuration per parametrization, or no rate means anything
+            one_configuration_each(runs)
+        except InvalidArgumentError as exc:
+            raise InvalidArgumentError(f"--store {root}: {exc}") from None
         return TrainingData(runs, st.trajectories(), str(root), f"run store {root}: {len(runs)} runs")
     from sde_scales.train.sweep import run_sweep
 
