@@ -547,7 +547,7 @@ def _check_outputs(args) -> None:
         if p.is_dir():
             raise InvalidArgumentError(f"--{flag} {value} is a folder; give a file in it, e.g. "
                                        f"{p / ('results.json' if flag == 'json' else 'plot.png')}")
-        if any(q.exists() and not q.is_dir() for q in p.parents):
+        if _file_on_the_way(p):
             raise InvalidArgumentError(f"--{flag} {value}: a part of the path before its file name is a file")
         if flag == "plot" and p.suffix:
             from matplotlib.figure import Figure
@@ -564,6 +564,11 @@ def _check_outputs(args) -> None:
                 raise InvalidArgumentError(f"--{flag.replace('_', '-')} {value} {why}")
 
 
+def _file_on_the_way(path) -> bool:
+    """Whether a folder above ``path`` is a file (nothing can be written there)."""
+    return any(q.exists() and not q.is_dir() for q in path.parents)
+
+
 def _not_a_folder(value) -> str | None:
     """Why ``value`` cannot be an output folder (an existing file, or a file on the way to it), or
     None."""
@@ -572,7 +577,7 @@ def _not_a_folder(value) -> str | None:
     p = Path(value)
     if p.exists() and not p.is_dir():
         return "is a file; give a folder (created where it does not exist)"
-    if any(q.exists() and not q.is_dir() for q in p.parents):
+    if _file_on_the_way(p):
         return "cannot be a folder: a part of the path before it is a file"
     return None
 
