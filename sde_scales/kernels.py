@@ -52,7 +52,10 @@ __all__ = ["Exponential", "ExponentialFamily", "Instantaneous", "InstantaneousFa
 
 @dataclass(frozen=True)
 class SumOfExponentials:
-    """:math:`q(\\tau) = \\sum_j w_j e^{-\\tau/\\tau_j}/\\tau_j` with :math:`w_j \\ge 0`, :math:`\\sum w_j = 1`."""
+    """:math:`q(\\tau) = \\sum_j w_j e^{-\\tau/\\tau_j}/\\tau_j` with :math:`w_j \\ge 0`, :math:`\\sum w_j = 1`.
+
+    Weights that do not sum to 1 are divided by their sum (so that :math:`\\int_0^\\infty q = 1`);
+    ``weights`` holds the normalised values."""
 
     taus: np.ndarray
     weights: np.ndarray

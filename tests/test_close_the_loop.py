@@ -222,3 +222,41 @@ def test_deviations_that_flip_sign_have_no_linear_sde_and_are_not_simulated():
     assert not np.all(np.isfinite(fit.kappa)) and any("slope <= 0" in w for w in fit.warnings)
     with pytest.raises(InvalidArgumentError, match="kappa is undefined in bin"):
         ms.simulate(fit, 0.1, 10, seed=0)
+
+
+def test_comparisons_and_delays_refuse_inputs_they_cannot_measure():
+    """Each returned NaN, a number from the wrong steps or an unrelated numpy error before."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(6, TIMES.size))
+    with pytest.raises(InvalidArgumentError, match=r"predicted\[0, 0\] = nan"):
+        ms.compare(TIMES, np.full((4, TIMES.size), np.nan), X)
+    with pytest.raises(InvalidArgumentError, match="at least 2 paths"):
+        ms.compare(TIMES, X[:1], X)
+    with pytest.raises(InvalidArgumentError, match="n_boot=0"):
+        ms.compare(TIMES, X, X, n_boot=0)
+    fit = ms.calibrate(TIMES, X.cumsum(axis=1))
+    with pytest.raises(InvalidArgumentError, match="n_paths=0"):
+        ms.simulate(fit, 0.0, 0, 0)
+
+    steps = np.arange(0.0, 400.0, 2.0)
+    lr = np.full(401, 0.3)
+    const = (steps, 1.0 + 0.01 * rng.normal(size=(6, steps.size)), lr)
+    drop = (steps, 1.0 - 0.2 * (steps >= 200) + 0.01 * rng.normal(size=(6, steps.size)), lr)
+    with pytest.raises(InvalidArgumentError, match="t_d=1000"):
+        dw.model_free_delay(const, drop, 1000)  # a null delay before
+    with pytest.raises(InvalidArgumentError, match="t_d=-50"):
+        dw.model_free_delay(const, drop, -50)  # a delay measured from step -50 before
+    with pytest.raises(InvalidArgumentError, match="n_boot=5"):
+        dw.model_free_delay(const, drop, 200, n_boot=5)
+    with pytest.raises(InvalidArgumentError, match="share 0 logged steps"):
+        dw.model_free_delay(const, (steps + 1, drop[1], lr), 200)
+    diverged = drop[1].copy()
+    diverged[3, 10] = np.inf
+    with pytest.raises(InvalidArgumentError, match="seed row 3 is inf at step 20"):
+        dw.model_free_delay(const, (steps, diverged, lr), 200)
+    with pytest.raises(InvalidArgumentError, match="law_curve of shape"):
+        dw.delay_bands(const, drop, np.ones(50), 200, n_paths=50)
+    with pytest.raises(InvalidArgumentError, match="n_paths=2.5"):
+        dw.delay_bands(const, drop, np.ones(steps.size), 200, n_paths=2.5)
+    with pytest.raises(InvalidArgumentError, match=r"after the drop \[0.0\]"):
+        dw.delay_exponent(const, {0.15: drop, 0.0: drop, 0.03: drop}, 200)

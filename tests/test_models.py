@@ -193,3 +193,61 @@ def test_kernel_and_schedule_bad_inputs():
         PiecewiseLinear([0, 1], [1.0, -0.1])
     with pytest.raises(InvalidArgumentError, match="sort"):
         PiecewiseLinear([1, 0], [1.0, 1.0])
+
+
+def test_exact_states_start_at_zero_whatever_the_first_reported_time():
+    """S_1(t) = int_0^t eta and z(t) for a constant rate eta = 1 with a drop to 0.25 at t = 1 and
+    eta_ref = 1: S_1 = t before the drop and 1 + 0.25 (t - 1) after; z = 0.75 (1 - e^{-(t-1)/tau})
+    after it. Reported at times that do not start at 0, the states must still be integrated from 0
+    (S_1(0.5) = 0.5, not 0)."""
+    from sde_scales.models.delay import exact_states
+
+    sched = PiecewiseLinear.step_drop(1.0, 0.25, 1.0)
+    tau = 0.3
+    times = np.array([0.5, 1.0, 1.5, 3.0])
+    s1, z = exact_states(sched, 1.0, [tau], times)
+    expected_s1 = np.where(times <= 1.0, times, 1.0 + 0.25 * (times - 1.0))
+    expected_z = np.where(times <= 1.0, 0.0, 0.75 * -np.expm1(-(times - 1.0) / tau))
+    np.testing.assert_allclose(s1, expected_s1, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(z[:, 0], expected_z, rtol=1e-12, atol=1e-14)
+
+
+def test_delay_model_pieces_refuse_what_they_cannot_compute():
+    """Each of these returned NaN, a wrong number or an unrelated numpy error before."""
+    from sde_scales.models.delay import exact_states, ou_paths
+
+    t = np.linspace(0.0, 2.0, 21)
+    with pytest.raises(InvalidArgumentError, match="tau=-1"):
+        ou_paths(t, -1.0, 3, 0)  # NaN paths before
+    with pytest.raises(InvalidArgumentError, match="sort"):
+        ou_paths(t[::-1], 1.0, 3, 0)
+    with pytest.raises(InvalidArgumentError, match="n_paths=0"):
+        ou_paths(t, 1.0, 0, 0)
+    with pytest.raises(InvalidArgumentError, match="seed=1.5"):
+        ou_paths(t, 1.0, 3, 1.5)  # truncated to seed 1 before
+    with pytest.raises(InvalidArgumentError, match="seed=1.5"):
+        DelayModel(SCHED, Exponential(0.1)).simulate(1.0, 0.1, 2, seed=1.5)
+    with pytest.raises(InvalidArgumentError, match="sort"):
+        exact_states(SCHED, 1.0, [0.1], [0.9, 0.2])  # S_1(0.2) came out as 0 before
+    with pytest.raises(InvalidArgumentError, match="eta_ref=nan"):
+        DelayModel(SCHED, Exponential(0.1), eta_ref=float("nan"))
+    with pytest.raises(InvalidArgumentError, match="eta_ref=-1"):
+        DelayModel(SCHED, Exponential(0.1), eta_ref=-1.0)
+    with pytest.raises(InvalidArgumentError, match="A=-1"):
+        DelayModel(SCHED, Exponential(0.1), A=-1.0)
+    loss = np.ones((t.size, 4))
+    with pytest.raises(InvalidArgumentError, match="expected_gain=0"):
+        lag_from_curves(t, loss, 1.0, 0.0)  # a lag of 0 before
+    with pytest.raises(InvalidArgumentError, match="for 10 times"):
+        lag_from_curves(t[:10], loss, 0.5, 0.1)  # NaN before
+    with pytest.raises(InvalidArgumentError, match="t_drop=5"):
+        lag_from_curves(t, loss, 5.0, 0.1)
+
+
+def test_nqm_refuses_a_fractional_width_and_a_one_point_grid():
+    with pytest.raises(InvalidArgumentError, match="n=2.5"):
+        NoisyQuadraticModel(n=2.5)
+    with pytest.raises(InvalidArgumentError, match="beta=nan"):
+        NoisyQuadraticModel(n=16, beta=float("nan"))
+    with pytest.raises(InvalidArgumentError, match="grid=1"):
+        NoisyQuadraticModel(n=16).optimal_lr(10, grid=1)  # returned the grid's lower end before

@@ -41,6 +41,8 @@ import numpy as np
 
 from sde_scales import seeds
 from sde_scales.errors import InvalidArgumentError
+from sde_scales.rates import MIN_RESAMPLES
+from sde_scales.validation import is_whole
 
 __all__ = ["delay_bands", "delay_configs", "delay_exponent", "ensemble", "fitted_delay", "model_free_delay",
            "study_base"]
@@ -66,6 +68,9 @@ def delay_configs(base, widths, n_seeds: int, steps: int, drop_at: float = 0.5, 
     epochs are set so that the run has ``steps`` updates."""
     if not 0 < drop_at < 1:
         raise InvalidArgumentError(f"drop_at={drop_at}; give the drop's place as a fraction in (0, 1)")
+    if not is_whole(n_seeds, 1) or len(widths) == 0:
+        raise InvalidArgumentError(f"n_seeds={n_seeds!r}, widths={list(widths)}; give at least one width and a whole "
+                                   f"number of seeds >= 1")
     epochs = steps * base.batch_size / base.n_train
     t_d = int(round(drop_at * steps))
     scheds = {"constant": ("constant", ())}
@@ -151,13 +156,31 @@ def _aligned(const, drop):
     s1, X1, _ = const
     s2, X2, _ = drop
     common = np.intersect1d(s1, s2)
-    return common, X1[:, np.searchsorted(s1, common)], X2[:, np.searchsorted(s2, common)]
+    if common.size < 4:
+        raise InvalidArgumentError(f"the constant and the drop runs share {common.size} logged steps; log them at the "
+                                   f"same steps (at least 4 in common)")
+    a, b = X1[:, np.searchsorted(s1, common)], X2[:, np.searchsorted(s2, common)]
+    for name, X in (("constant", a), ("drop", b)):
+        if not np.all(np.isfinite(X)):
+            seed, k = (int(v) for v in np.argwhere(~np.isfinite(X))[0])
+            raise InvalidArgumentError(f"the {name} run's seed row {seed} is {X[seed, k]} at step {common[k]:g} (a "
+                                       f"diverged seed?); drop that seed")
+    return common, a, b
+
+
+def _check_drop_step(steps, t_d) -> None:
+    if not (np.isfinite(t_d) and steps[0] < t_d < steps[-1]):
+        raise InvalidArgumentError(f"t_d={t_d!r} is not inside the logged steps ({steps[0]:g}, {steps[-1]:g}); give the "
+                                   f"step of the drop")
 
 
 def model_free_delay(const, drop, t_d: float, n_boot: int = 500, seed: int = 0, window: float | None = None) -> dict:
     """The mean response time read off the seed means (module docstring) with a seed-resample
     interval; ``window``: steps after the drop that the integral covers (default an eighth of them)."""
     steps, X1, X2 = _aligned(const, drop)
+    _check_drop_step(steps, t_d)
+    if not is_whole(n_boot, MIN_RESAMPLES):
+        raise InvalidArgumentError(f"n_boot={n_boot!r}; give a whole number of seed resamples >= {MIN_RESAMPLES}")
     tail = steps >= steps[-1] - 0.2 * (steps[-1] - t_d)
     if window is not None and not 0 < window <= 0.8 * (steps[-1] - t_d):
         raise InvalidArgumentError(f"window={window}; give 0 < window <= {0.8 * (steps[-1] - t_d):g} (the last fifth "
@@ -191,6 +214,12 @@ def delay_bands(const, drop, law_curve, t_d: float, n_paths: int = 400, seed: in
     from sde_scales.models.delay import ou_paths
 
     steps, X, sched = drop
+    _check_drop_step(steps, t_d)
+    if not is_whole(n_paths, 2):
+        raise InvalidArgumentError(f"n_paths={n_paths!r}; give a whole number of simulated paths >= 2")
+    if np.shape(law_curve) != steps.shape:
+        raise InvalidArgumentError(f"law_curve of shape {np.shape(law_curve)} for {steps.size} logged steps; give the "
+                                   f"law's prediction at every logged step of the drop run")
     before = (steps < t_d) & (steps >= 0.25 * t_d)
     if before.sum() < 5:
         raise InvalidArgumentError("fewer than 5 logged steps before the drop to calibrate the noise on; log more often")
@@ -232,6 +261,9 @@ def delay_exponent(const, drops: dict, t_d: float, seed: int = 0, window: float 
     if len(drops) < 3:
         raise InvalidArgumentError(f"{len(drops)} drop sizes; an exponent needs at least three")
     xs, samples, grids = [], [], []
+    bad = [e for e in drops if not (np.isfinite(e) and e > 0)]
+    if bad:
+        raise InvalidArgumentError(f"learning rates after the drop {bad}; each must be finite and > 0")
     for eta_after, drop in sorted(drops.items(), reverse=True):
         steps, a, b = _aligned(const, drop)
         R = min(a.shape[0], b.shape[0])

@@ -60,6 +60,8 @@ import numpy as np
 
 from sde_scales import seeds
 from sde_scales.errors import InvalidArgumentError
+from sde_scales.rates import MIN_RESAMPLES
+from sde_scales.validation import is_whole
 
 __all__ = ["MacroSDEFit", "calibrate", "compare", "predict_width", "simulate"]
 
@@ -242,6 +244,10 @@ def simulate(fit: MacroSDEFit, x0, n_paths: int, seed: int, substeps: int = 4) -
     replacement from ``x0`` (an array of initial values) or, for a float, from N(mean(0), x0^2)."""
     from sde_scales.sde import EulerMaruyama, SaveAt, SDEProblem, solve
 
+    if not is_whole(n_paths, 1):
+        raise InvalidArgumentError(f"n_paths={n_paths!r}; give a whole number of paths >= 1")
+    if not is_whole(substeps, 1):
+        raise InvalidArgumentError(f"substeps={substeps!r}; give a whole number of solver steps per logged interval >= 1")
     rng = seeds.rng(seed, "analysis.macro_sde_start")
     if np.ndim(x0) == 0:
         start = fit.mean[0] + float(x0) * rng.standard_normal(int(n_paths))
@@ -295,6 +301,17 @@ def compare(t, predicted: np.ndarray, observed: np.ndarray, n_boot: int = 500, s
     observed mean and sd with 95% seed-bootstrap intervals, the predicted mean and sd, where each
     predicted value lies inside the observed interval, and summary errors."""
     t, observed = _check_paths(t, observed)
+    predicted = np.asarray(predicted, dtype=float)
+    if predicted.ndim != 2 or predicted.shape[1] != t.size or predicted.shape[0] < 2:
+        raise InvalidArgumentError(f"predicted paths of shape {predicted.shape} for {t.size} times; give (n_paths, "
+                                   f"n_times) with at least 2 paths (a spread needs two)")
+    if not np.all(np.isfinite(predicted)):
+        p, k = (int(v) for v in np.argwhere(~np.isfinite(predicted))[0])
+        raise InvalidArgumentError(f"predicted[{p}, {k}] = {predicted[p, k]} is not finite; the simulation blew up "
+                                   f"there (use a smaller step) or the prediction is broken")
+    if not is_whole(n_boot, MIN_RESAMPLES):
+        raise InvalidArgumentError(f"n_boot={n_boot!r}; give a whole number of resamples >= {MIN_RESAMPLES} (percentile "
+                                   f"intervals from fewer are too coarse to trust)")
     pm, ps = predicted.mean(axis=0), predicted.std(axis=0, ddof=1)
     om, osd = observed.mean(axis=0), observed.std(axis=0, ddof=1)
     (mlo, mhi), (slo, shi) = _boot_band(observed, n_boot, seed)

@@ -45,6 +45,7 @@ from sde_scales import seeds
 from sde_scales.errors import InvalidArgumentError
 from sde_scales.kernels import Exponential, Instantaneous, PowerLaw, SumOfExponentials, half_response_time
 from sde_scales.schedules import PiecewiseLinear
+from sde_scales.validation import is_whole
 from sde_scales.sde import SDEProblem
 
 __all__ = [
@@ -162,8 +163,14 @@ class DelayModel:
                 raise InvalidArgumentError(f"{name}={v!r} is not finite")
         if self.tau_xi <= 0 or self.S_W <= 0 or self.sigma_L < 0:
             raise InvalidArgumentError(f"tau_xi={self.tau_xi}, S_W={self.S_W}, sigma_L={self.sigma_L}; need tau_xi > 0, S_W > 0, sigma_L >= 0")
+        if self.A < 0 or self.alpha <= 0:
+            raise InvalidArgumentError(f"A={self.A}, alpha={self.alpha}; the power-law term A (S_1 + S_W)^-alpha falls "
+                                       f"with training only for A >= 0 and alpha > 0 (A = 0 turns it off)")
         if self.eta_ref is None:
             object.__setattr__(self, "eta_ref", float(np.max(self.schedule.eta)))
+        elif not (np.isfinite(self.eta_ref) and self.eta_ref > 0):
+            raise InvalidArgumentError(f"eta_ref={self.eta_ref!r}; the reference (peak) learning rate must be finite and "
+                                       f"> 0 (leave it None for the schedule's largest rate)")
 
     def _sum_of_exponentials(self, T: float) -> tuple[SumOfExponentials | None, float]:
         k = self.kernel
@@ -229,16 +236,22 @@ def _advance(edges, eta_plus, eta_minus, eta_ref, taus, s1, z):
 
 def exact_states(schedule: PiecewiseLinear, eta_ref: float, taus, times) -> tuple[np.ndarray, np.ndarray]:
     r""":math:`S_1(t) = \int_0^t \eta` and the relaxation states :math:`z_j(t)` (with :math:`z_j(0) = 0`)
-    at ``times`` (sorted, the first 0), exact for a piecewise-linear schedule: the time grid is
+    at ``times`` (non-decreasing, >= 0), exact for a piecewise-linear schedule: the time grid is
     refined by the schedule's knots, and over each piece
 
     .. math:: z(b) = e^{-h/\tau} z(a) + D_a (1 - e^{-h/\tau}) + m\,(h - \tau(1 - e^{-h/\tau})),
 
     for :math:`D(s) = D_a + m (s - a)` on :math:`[a, b]`, :math:`h = b - a`."""
-    times = np.asarray(times, dtype=float)
-    taus = np.asarray(taus, dtype=float)
+    times = _check_times(times, "times")
+    if times[0] < 0:
+        raise InvalidArgumentError(f"times start at {times[0]:g}; the states are defined from t = 0 on")
+    taus = np.atleast_1d(np.asarray(taus, dtype=float))
+    if taus.ndim != 1 or not np.all(np.isfinite(taus)) or np.any(taus <= 0):
+        raise InvalidArgumentError(f"time scales {taus.tolist()}; give finite time scales > 0")
+    if not np.isfinite(eta_ref):
+        raise InvalidArgumentError(f"eta_ref={eta_ref!r}; give a finite reference learning rate")
     knots = schedule.t[(schedule.t > 0) & (schedule.t < times[-1])]
-    edges = np.union1d(times, knots)
+    edges = np.union1d(np.concatenate([[0.0], times]), knots)  # from t = 0, where S_1 and z start at 0
     a, b = edges[:-1], edges[1:]
     mid = 0.5 * (a + b)
     e_a = schedule(a)  # right limit at a (the schedule is right-continuous)
@@ -251,13 +264,26 @@ def exact_states(schedule: PiecewiseLinear, eta_ref: float, taus, times) -> tupl
     return s1[idx], z[idx]
 
 
+def _check_times(times, name: str) -> np.ndarray:
+    """``times`` as a 1-D float array, refused unless finite, non-empty and non-decreasing."""
+    times = np.asarray(times, dtype=float)
+    if times.ndim != 1 or times.size == 0 or not np.all(np.isfinite(times)) or np.any(np.diff(times) < 0):
+        raise InvalidArgumentError(f"{name} must be a non-empty 1-D array of finite, non-decreasing values (got shape "
+                                   f"{times.shape}, first values {times.ravel()[:5].tolist()}); sort them")
+    return times
+
+
 def ou_paths(times, tau: float, n_paths: int, seed: int) -> np.ndarray:
     r"""A unit Ornstein-Uhlenbeck process with correlation time ``tau`` at ``times``, started in its
     stationary law: ``(n_times, n_paths)``, by the exact transition between the given times (so its
     variance is 1 whatever the spacing). Path i's numbers come from the first draws of one
     ``SeedSequence`` stream taken path by path, so they do not depend on ``n_paths``."""
-    times = np.asarray(times, dtype=float)
-    rng = np.random.Generator(np.random.SFC64(seeds.child(int(seed), "delay.noise")))
+    times = _check_times(times, "times")
+    if not (np.isfinite(tau) and tau > 0):
+        raise InvalidArgumentError(f"tau={tau!r}; the noise's correlation time must be finite and > 0")
+    if not is_whole(n_paths, 1):
+        raise InvalidArgumentError(f"n_paths={n_paths!r}; give a whole number of paths >= 1")
+    rng = np.random.Generator(np.random.SFC64(seeds.child(seed, "delay.noise")))
     normals = rng.standard_normal((n_paths, times.size)).T  # path-major draws: a prefix per path
     a = np.exp(-np.diff(times) / tau)
     c = np.sqrt(-np.expm1(-2.0 * np.diff(times) / tau))
@@ -273,10 +299,21 @@ def lag_from_curves(t: np.ndarray, loss: np.ndarray, t_drop: float, expected_gai
     the mean loss has fallen by half of ``expected_gain`` (:math:`C\\Delta`) below its level at the
     drop, linearly interpolated between saved points.
 
-    ``loss`` has the time axis first and replicas along ``axis`` (averaged); extra leading axes
-    (bootstrap batches) are kept.
+    ``loss`` has the time axis first and replicas along ``axis`` (averaged); other axes (bootstrap
+    batches) are kept. NaN where the mean never falls that far after the drop.
     """
-    mean = np.mean(loss, axis=axis)  # (..., n_save) after moving? keep time as the first axis
+    t = _check_times(t, "t")
+    loss = np.asarray(loss, dtype=float)
+    if loss.ndim < 2 or loss.shape[0] != t.size:
+        raise InvalidArgumentError(f"loss of shape {loss.shape} for {t.size} times; give the times along the first axis "
+                                   f"and replicas along another")
+    if not (np.isfinite(expected_gain) and expected_gain > 0):
+        raise InvalidArgumentError(f"expected_gain={expected_gain!r}; the lag is where the loss has fallen by half of a "
+                                   f"positive, finite gain")
+    if not (np.isfinite(t_drop) and t[0] <= t_drop < t[-1]):
+        raise InvalidArgumentError(f"t_drop={t_drop!r} outside the saved times [{t[0]:g}, {t[-1]:g}); give a drop with "
+                                   f"saved times after it")
+    mean = np.mean(loss, axis=axis)  # time stays the first axis
     mean = np.moveaxis(mean, 0, -1)  # (..., n_save)
     k0 = int(np.searchsorted(t, t_drop, side="left"))
     level0 = mean[..., k0 - 1] if k0 > 0 else mean[..., 0]

@@ -38,6 +38,7 @@ import numpy as np
 from scipy import optimize
 
 from sde_scales.errors import InvalidArgumentError
+from sde_scales.validation import is_whole
 
 __all__ = ["NoisyQuadraticModel", "SpectralNQM"]
 
@@ -64,8 +65,10 @@ class NoisyQuadraticModel:
     beta: float = 0.5
 
     def __post_init__(self) -> None:
-        if self.n < 1:
-            raise InvalidArgumentError(f"n={self.n}; the width must be positive")
+        if isinstance(self.n, (bool, np.bool_)) or not (np.isfinite(self.n) and self.n >= 1 and float(self.n) == int(self.n)):
+            raise InvalidArgumentError(f"n={self.n!r}; the width must be a whole number >= 1")
+        if not np.isfinite(self.beta):
+            raise InvalidArgumentError(f"beta={self.beta!r}; the noise exponent must be finite")
         h1, h2 = (float(v) for v in self.h)
         if not (0 < h1 < h2) or not np.isfinite(h2):
             raise InvalidArgumentError(f"h={self.h}; need 0 < h1 < h2")
@@ -103,6 +106,8 @@ class NoisyQuadraticModel:
     def optimal_lr(self, t: int, grid: int = 400) -> float:
         """:math:`\\eta^*(t)`: a log-spaced grid over the stable range, then Brent's method on
         :math:`\\log\\eta` inside the bracket around the best grid point (relative accuracy 1e-12)."""
+        if not is_whole(grid, 3):
+            raise InvalidArgumentError(f"grid={grid!r}; bracketing the optimum needs a whole number of points >= 3")
         lo, hi = np.log(self.eta_max * 1e-3), np.log(self.eta_max * (1 - 1e-9))
         xs = np.linspace(lo, hi, grid)
         ys = self.expected_loss(np.exp(xs), t)
