@@ -4,9 +4,27 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["is_whole"]
+__all__ = ["available_memory", "is_whole"]
 
 
 def is_whole(value, low: int = 0) -> bool:
     """A whole number (a Python or numpy integer, not a bool, not a float such as 64.0) >= ``low``."""
     return not isinstance(value, bool) and isinstance(value, (int, np.integer)) and value >= low
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation without swapping: ``MemAvailable`` of
+    ``/proc/meminfo`` (Linux), else the physical memory; None where neither can be read."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import os
+
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, OSError, ValueError):
+        return None

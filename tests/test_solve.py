@@ -499,3 +499,27 @@ def test_the_diagonal_noise_check_sees_a_violation_at_the_edge_of_the_diffusions
     with np.errstate(invalid="ignore"):
         found = diagonal_violation(prob, [(0.0, np.array([1e-7, 1.0]))])
     assert found is not None and "g_1 depends on x_0" in found
+
+
+def test_arrays_larger_than_the_memory_are_refused_before_the_solve(monkeypatch):
+    """The saved states (n_save x n_paths x d doubles) and a Brownian path's summed increments
+    (n_steps x n_paths x m) are checked against the available memory before they are allocated:
+    numpy raised a bare MemoryError, or (with overcommit) the process was killed while writing.
+    The available memory is set to 1 MiB here so that the check is exercised on any machine."""
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module("sde_scales.sde.solve"), "available_memory", lambda: 2**20)
+    prob = tp.geometric_brownian_motion().problem
+    with pytest.raises(InvalidArgumentError, match=r"saved states \(1 times x 200000 paths x 1 dimensions\) need "
+                                                   r"0.00149 GiB .*path_offset"):
+        solve(prob, EulerMaruyama(), 0.25, n_paths=200_000, noise=0)  # 1.6 MB of final states
+    with pytest.raises(InvalidArgumentError, match="save fewer times"):
+        solve(prob, EulerMaruyama(), 2**-10, n_paths=200, noise=0, save_at=SaveAt(every=1))  # 1025 x 200 x 8 B
+    with pytest.raises(InvalidArgumentError, match=r"Brownian increments \(1024 steps x 200 paths"):
+        solve(prob, EulerMaruyama(), 2**-10, noise=BrownianPath(0, 0.0, 1.0, 10), n_paths=200)
+    assert solve(prob, EulerMaruyama(), 0.25, n_paths=1000, noise=0).x.shape == (1, 1000, 1)  # 8 kB: solved
+
+
+def test_save_every_must_be_a_whole_number_of_steps():
+    with pytest.raises(InvalidArgumentError, match=r"every=1.5"):
+        SaveAt(every=1.5)  # kept every step (int(1.5)) before

@@ -21,7 +21,7 @@ from sde_scales.sde import probes
 from sde_scales.sde.noise import BlockStreams, BrownianPath, Increments, Noise, as_noise, auto_block_size, auto_group_size
 from sde_scales.sde.problem import SDEProblem
 from sde_scales.sde.solvers import Solver
-from sde_scales.validation import is_whole
+from sde_scales.validation import available_memory, is_whole
 
 __all__ = ["BLOWUP_THRESHOLD", "SaveAt", "Solution", "solve", "n_steps_for"]
 
@@ -71,8 +71,8 @@ class SaveAt:
     def __post_init__(self) -> None:
         if self.t is not None and self.every is not None:
             raise InvalidArgumentError("SaveAt got both t and every; give one of them")
-        if self.every is not None and int(self.every) < 1:
-            raise InvalidArgumentError(f"SaveAt(every={self.every}); use a positive number of steps")
+        if self.every is not None and not is_whole(self.every, 1):
+            raise InvalidArgumentError(f"SaveAt(every={self.every!r}); use a positive whole number of steps")
         if self.t is not None:
             t = np.atleast_1d(np.asarray(self.t, dtype=np.float64))
             if t.size == 0 or not np.all(np.isfinite(t)):
@@ -193,6 +193,16 @@ def _with_bounds_checks(problem: SDEProblem) -> SDEProblem:
                    m=problem.m if problem.noise.matrix_diffusion else None)
 
 
+def _check_memory(nbytes: int, what: str, fix: str) -> None:
+    """Refuse an allocation larger than the memory available now (numpy would raise a bare
+    MemoryError or the system start swapping), naming the array and how to shrink it."""
+    free = available_memory()
+    if free is not None and nbytes > free:
+        raise InvalidArgumentError(
+            f"{what} need {nbytes / 2**30:.3g} GiB and {free / 2**30:.3g} GiB is available; {fix + ', or ' if fix else ''}"
+            f"split the ensemble over calls with noise=BlockStreams(seed, path_offset=...), which gives the same numbers")
+
+
 def solve(
     problem: SDEProblem,
     solver: Solver,
@@ -296,6 +306,12 @@ def solve(
     for what, n in implied:
         if n != n_paths:
             raise InvalidArgumentError(f"n_paths={n_paths} but {what} holds {n} paths; make them agree")
+    _check_memory(save_steps.size * n_paths * problem.d * 8, f"the saved states ({save_steps.size} times x {n_paths} "
+                  f"paths x {problem.d} dimensions)",
+                  "save fewer times (SaveAt(every=k), or the final state only)" if save_steps.size > 1 else "")
+    if isinstance(noise, BrownianPath):  # its increments are summed into an array; the others hold or draw them
+        _check_memory(n_steps * n_paths * problem.m * 8, f"the Brownian increments ({n_steps} steps x {n_paths} paths "
+                      f"x {problem.m} motions)", "use noise=seed (increments generated in the loop, no array)")
     gs = auto_group_size(problem.m)
     dW = None
     if isinstance(noise, BlockStreams):
