@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["available_memory", "is_whole"]
+from sde_scales.errors import InvalidArgumentError
+
+__all__ = ["available_memory", "check_memory", "is_whole"]
 
 
 def is_whole(value, low: int = 0) -> bool:
@@ -28,3 +30,12 @@ def available_memory() -> int | None:
         return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
     except (AttributeError, OSError, ValueError):
         return None
+
+
+def check_memory(nbytes: float, what: str, fix: str) -> None:
+    """Refuse an allocation of ``nbytes`` larger than :func:`available_memory` (numpy would raise a
+    bare MemoryError, or, with overcommit, the process be killed while writing), naming ``what``
+    needs it and how to shrink it (``fix``)."""
+    free = available_memory()
+    if free is not None and nbytes > free:
+        raise InvalidArgumentError(f"{what} need {nbytes / 2**30:.3g} GiB and {free / 2**30:.3g} GiB is available; {fix}")

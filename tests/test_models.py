@@ -251,3 +251,15 @@ def test_nqm_refuses_a_fractional_width_and_a_one_point_grid():
         NoisyQuadraticModel(n=16, beta=float("nan"))
     with pytest.raises(InvalidArgumentError, match="grid=1"):
         NoisyQuadraticModel(n=16).optimal_lr(10, grid=1)  # returned the grid's lower end before
+
+
+def test_delay_model_refuses_paths_larger_than_the_memory(monkeypatch):
+    """Loss, noise and normals (3 x n_times x n_paths doubles) are checked before they are drawn
+    (the available memory set to 1 MiB, so that the check runs on any machine)."""
+    import sde_scales.validation
+
+    monkeypatch.setattr(sde_scales.validation, "available_memory", lambda: 2**20)
+    m = DelayModel(SCHED, Exponential(0.1))
+    with pytest.raises(InvalidArgumentError, match=r"1001 times x 100 paths.*larger save_every"):
+        m.simulate(1.0, 1e-3, 100, seed=0)  # 2.4 MB
+    assert m.simulate(1.0, 1e-2, 100, seed=0).loss.shape == (101, 100)  # 0.24 MB

@@ -506,9 +506,9 @@ def test_arrays_larger_than_the_memory_are_refused_before_the_solve(monkeypatch)
     (n_steps x n_paths x m) are checked against the available memory before they are allocated:
     numpy raised a bare MemoryError, or (with overcommit) the process was killed while writing.
     The available memory is set to 1 MiB here so that the check is exercised on any machine."""
-    import importlib
+    import sde_scales.validation
 
-    monkeypatch.setattr(importlib.import_module("sde_scales.sde.solve"), "available_memory", lambda: 2**20)
+    monkeypatch.setattr(sde_scales.validation, "available_memory", lambda: 2**20)
     prob = tp.geometric_brownian_motion().problem
     with pytest.raises(InvalidArgumentError, match=r"saved states \(1 times x 200000 paths x 1 dimensions\) need "
                                                    r"0.00149 GiB .*path_offset"):

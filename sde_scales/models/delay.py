@@ -45,7 +45,7 @@ from sde_scales import seeds
 from sde_scales.errors import InvalidArgumentError
 from sde_scales.kernels import Exponential, Instantaneous, PowerLaw, SumOfExponentials, half_response_time
 from sde_scales.schedules import PiecewiseLinear
-from sde_scales.validation import is_whole
+from sde_scales.validation import check_memory, is_whole
 from sde_scales.sde import SDEProblem
 
 __all__ = [
@@ -203,6 +203,12 @@ class DelayModel:
         h = float(dt) * int(save_every)
         if h > T:
             raise InvalidArgumentError(f"save_every * dt = {h:g} exceeds T = {T:g}; use dt <= {T / int(save_every):g}")
+        n_times = int(np.floor(T / h + 1e-9)) + 1
+        n_times += int(T - (n_times - 1) * h > 1e-12 * T)  # T itself, where the grid does not end on it
+        check_memory(3.0 * 8 * n_times * int(n_paths), f"the loss paths, their noise and its normals ({n_times} times x "
+                     f"{int(n_paths)} paths, three arrays)", "report fewer times (a larger save_every or dt: the numbers "
+                     "at the reported times do not depend on them) or simulate fewer paths per call (path i's noise "
+                     "does not depend on n_paths)")
         times = np.arange(int(np.floor(T / h + 1e-9)) + 1) * h
         if T - times[-1] > 1e-12 * T:
             times = np.append(times, float(T))

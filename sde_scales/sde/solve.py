@@ -21,7 +21,7 @@ from sde_scales.sde import probes
 from sde_scales.sde.noise import BlockStreams, BrownianPath, Increments, Noise, as_noise, auto_block_size, auto_group_size
 from sde_scales.sde.problem import SDEProblem
 from sde_scales.sde.solvers import Solver
-from sde_scales.validation import available_memory, is_whole
+from sde_scales.validation import check_memory, is_whole
 
 __all__ = ["BLOWUP_THRESHOLD", "SaveAt", "Solution", "solve", "n_steps_for"]
 
@@ -194,13 +194,8 @@ def _with_bounds_checks(problem: SDEProblem) -> SDEProblem:
 
 
 def _check_memory(nbytes: int, what: str, fix: str) -> None:
-    """Refuse an allocation larger than the memory available now (numpy would raise a bare
-    MemoryError or the system start swapping), naming the array and how to shrink it."""
-    free = available_memory()
-    if free is not None and nbytes > free:
-        raise InvalidArgumentError(
-            f"{what} need {nbytes / 2**30:.3g} GiB and {free / 2**30:.3g} GiB is available; {fix + ', or ' if fix else ''}"
-            f"split the ensemble over calls with noise=BlockStreams(seed, path_offset=...), which gives the same numbers")
+    split = "split the ensemble over calls with noise=BlockStreams(seed, path_offset=...), which gives the same numbers"
+    check_memory(nbytes, what, f"{fix}, or {split}" if fix else split)
 
 
 def solve(
