@@ -67,6 +67,10 @@ def test_width_model_bad_inputs():
         WidthModel(n=4, eta=-0.1)
     with pytest.raises(InvalidArgumentError, match="q="):
         WidthModel(n=4, coupling=Coupling.LINEAR, q=[1.0])
+    with pytest.raises(InvalidArgumentError, match="seed=1.5"):
+        base.simulate(3, 0.1, seed=1.5)  # simulated with seed 1 before
+    with pytest.raises(InvalidArgumentError, match="n_replicas=2.5"):
+        base.simulate(2.5, 0.1, seed=0)
 
 
 def test_nqm_deterministic_optimum_is_time_invariant_and_noise_moves_it():

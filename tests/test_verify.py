@@ -357,3 +357,11 @@ def test_an_output_path_that_cannot_take_the_results_is_refused_before_the_work(
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert said.format(tmp=tmp_path) in r.stderr
     assert r.stdout == ""  # nothing ran
+
+
+def test_a_fractional_seed_is_refused_not_truncated():
+    """Settings(seed=1.5) ran every check with seed 1 before."""
+    from sde_scales.errors import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match="seed=1.5"):
+        checks.Settings(quick=True, seed=1.5)

@@ -48,6 +48,7 @@ from sde_scales.rates import (
     fluctuation_exponent,
 )
 from sde_scales.schedules import PiecewiseLinear
+from sde_scales.validation import is_whole
 
 __all__ = ["Measurement", "Settings", "TRAINING_QUICK", "TRAINING_FULL", "WIDTH_BASE", "child_seed",
            "training_data", "width_sample"]
@@ -69,6 +70,10 @@ class Settings:
     training: bool = True
     progress: bool = False
 
+    def __post_init__(self) -> None:
+        if not is_whole(self.seed, 0):
+            raise InvalidArgumentError(f"seed={self.seed!r}; give a whole number >= 0")
+
     @property
     def widths(self) -> tuple[int, ...]:
         """Widths of the width-model simulation: a range of 64x (quick) or 128x, so that the local
@@ -86,7 +91,7 @@ class Settings:
 
 def child_seed(settings: Settings, purpose: str) -> int:
     """A seed for one purpose, from one SeedSequence tree rooted at ``settings.seed``."""
-    ss = seeds.child(int(settings.seed), "theory.check", seeds.named(purpose))
+    ss = seeds.child(settings.seed, "theory.check", seeds.named(purpose))
     return int(ss.generate_state(1)[0])
 
 

@@ -45,6 +45,7 @@ import numpy as np
 from sde_scales import seeds
 from sde_scales.errors import InvalidArgumentError
 from sde_scales.sde import EulerMaruyama, SDEProblem, Solver, solve
+from sde_scales.validation import check_memory, is_whole
 
 __all__ = ["Coupling", "WidthModel", "WidthSample", "simulate_widths"]
 
@@ -182,7 +183,11 @@ class WidthModel:
 
     def initial_state(self, n_replicas: int, seed: int) -> np.ndarray:
         """``(n_replicas, n)`` initial coordinates :math:`c + s n^{-\\beta} \\xi`, from their own stream."""
-        ss = seeds.child(int(seed), "width.initial_spread", int(self.n))
+        if not is_whole(n_replicas, 1):
+            raise InvalidArgumentError(f"n_replicas={n_replicas!r}; give a whole number of replicas >= 1")
+        check_memory(2.0 * 8 * n_replicas * self.n, f"the initial and final states ({n_replicas} replicas x width "
+                     f"{self.n}, two arrays)", "simulate fewer replicas per call")
+        ss = seeds.child(seed, "width.initial_spread", int(self.n))
         xi = np.random.Generator(np.random.SFC64(ss)).standard_normal((n_replicas, self.n))
         return self.c + self.s * self.scale * xi
 
@@ -205,7 +210,7 @@ class WidthModel:
     def simulate(self, n_replicas: int, dt: float, seed: int, solver: Solver | None = None) -> np.ndarray:
         """Final states ``(n_replicas, n)`` of ``n_replicas`` independent replicas."""
         x0 = self.initial_state(n_replicas, seed)
-        noise_seed = seeds.child(int(seed), "width.noise", int(self.n))
+        noise_seed = seeds.child(seed, "width.noise", int(self.n))
         return solve(self.problem(x0), solver or EulerMaruyama(), dt, noise=noise_seed).x[-1]
 
     def mean_field_limit(self, dt: float, solver: Solver | None = None) -> float:
