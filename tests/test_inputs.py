@@ -251,6 +251,29 @@ def test_brownian_path_levels():
         BrownianPath(0, 0.0, 1.0, 40)
 
 
+def test_fractional_counts_are_refused_not_truncated():
+    """Each of these was truncated to an integer (a level 2.5 studied dt = T/4, n_bins=2.5 made
+    two bins) or ended in a TypeError."""
+    from sde_scales import convergence_study
+    from sde_scales.analysis import macro_sde
+
+    ex = tp.geometric_brownian_motion()
+    with pytest.raises(InvalidArgumentError, match=r"levels \[2.5\]"):
+        convergence_study(ex.problem, EulerMaruyama(), [2.5, 3, 4], 10, seed=0, exact=ex.exact)
+    with pytest.raises(InvalidArgumentError, match="n_paths=10.5"):
+        convergence_study(ex.problem, EulerMaruyama(), [2, 3, 4], 10.5, seed=0, exact=ex.exact)
+    with pytest.raises(InvalidArgumentError, match="levels=3.5"):
+        BrownianPath(0, 0.0, 1.0, 3.5)
+    with pytest.raises(InvalidArgumentError, match="m=1.5"):
+        BrownianPath(0, 0.0, 1.0, 3, m=1.5)
+    with pytest.raises(InvalidArgumentError, match="n_paths=2.5"):
+        next(BrownianPath(0, 0.0, 1.0, 3).chunks(2.5))
+    t = np.arange(50.0)
+    X = np.random.default_rng(0).normal(size=(8, 50)).cumsum(axis=1)
+    with pytest.raises(InvalidArgumentError, match="n_bins=2.5"):
+        macro_sde.calibrate(t, X, n_bins=2.5)
+
+
 _EXPERIMENTS = sorted((__import__("pathlib").Path(__file__).parents[1] / "experiments").glob("*.py"))
 
 

@@ -164,7 +164,7 @@ def calibrate(t, X, n_bins: int = 6) -> MacroSDEFit:
     """Calibrate the macro SDE on seeds ``X`` (n_seeds, n_times) logged at times ``t``."""
     t, X = _check_paths(t, X)
     n_inc = t.size - 1
-    if not 1 <= int(n_bins) <= n_inc // 2:
+    if not (is_whole(n_bins, 1) and n_bins <= n_inc // 2):
         raise InvalidArgumentError(f"n_bins={n_bins} for {n_inc} increments; give 1..{n_inc // 2} (two increments a bin)")
     cuts = np.linspace(0, n_inc, int(n_bins) + 1).round().astype(int)
     bins = list(zip(cuts[:-1], cuts[1:]))

@@ -73,6 +73,7 @@ from sde_scales.sde.noise import BrownianPath
 from sde_scales.sde.problem import SDEProblem
 from sde_scales.sde.solve import solve
 from sde_scales.sde.solvers import Solver
+from sde_scales.validation import is_whole
 from sde_scales.verdicts import Verdict
 
 __all__ = ["MIN_JUDGED_LEVELS", "MIN_PATHS", "ORDER_MAX_TOL", "ORDER_MODEL_TOL", "ORDER_Z", "ConvergenceStudy",
@@ -417,6 +418,9 @@ def convergence_study(
     progress : bool
         A progress bar over paths on a terminal (stderr).
     """
+    bad = [k for k in levels if not (is_whole(k, 0) or (isinstance(k, float) and k.is_integer() and k >= 0))]
+    if bad:
+        raise InvalidArgumentError(f"levels {bad}; a level k is dt = T / 2**k, a whole number >= 0")
     levels = [int(k) for k in levels]
     if len(levels) < 3 or any(b <= a for a, b in zip(levels, levels[1:])):
         raise InvalidArgumentError(f"levels={levels}; give at least three strictly increasing levels")
@@ -424,8 +428,10 @@ def convergence_study(
         raise InvalidArgumentError(f"levels={levels}; levels must be non-negative")
     if problem.per_path_x0:
         raise InvalidArgumentError("convergence_study needs a shared x0 of shape (d,); got one per path")
-    if n_paths < 2:
-        raise InvalidArgumentError(f"n_paths={n_paths}; need at least 2 paths for a standard error")
+    if not is_whole(n_paths, 2):
+        raise InvalidArgumentError(f"n_paths={n_paths!r}; need a whole number of at least 2 paths for a standard error")
+    if not is_whole(reference_levels, 1):
+        raise InvalidArgumentError(f"reference_levels={reference_levels!r}; give a whole number of halvings >= 1")
     t0, t1 = problem.tspan
     T = t1 - t0
     finest = levels[-1] if exact is not None else levels[-1] + int(reference_levels)

@@ -33,6 +33,7 @@ from numba.typed import List
 
 from sde_scales import seeds
 from sde_scales.errors import InvalidArgumentError
+from sde_scales.validation import is_whole
 
 __all__ = ["BlockStreams", "BrownianPath", "Increments", "Noise", "as_noise", "as_seed_sequence", "auto_block_size",
            "auto_group_size"]
@@ -243,12 +244,13 @@ class BrownianPath(Noise):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "seed", as_seed_sequence(self.seed))
-        if not (0 <= int(self.levels) <= 24):
-            raise InvalidArgumentError(f"levels={self.levels}; use 0..24 (the fine grid has 2**levels steps)")
-        if not self.t1 > self.t0:
-            raise InvalidArgumentError(f"[t0, t1] = [{self.t0}, {self.t1}] is empty; need t1 > t0")
-        if self.m < 1 or self.chunk < 1:
-            raise InvalidArgumentError(f"m={self.m}, chunk={self.chunk}; both must be positive")
+        if not (is_whole(self.levels, 0) and self.levels <= 24):
+            raise InvalidArgumentError(f"levels={self.levels!r}; use a whole number 0..24 (the fine grid has 2**levels "
+                                       f"steps)")
+        if not (np.isfinite(self.t0) and np.isfinite(self.t1) and self.t1 > self.t0):
+            raise InvalidArgumentError(f"[t0, t1] = [{self.t0}, {self.t1}] is empty or not finite; need finite t1 > t0")
+        if not (is_whole(self.m, 1) and is_whole(self.chunk, 1)):
+            raise InvalidArgumentError(f"m={self.m!r}, chunk={self.chunk!r}; both must be whole numbers >= 1")
 
     @property
     def n_fine(self) -> int:
@@ -317,6 +319,8 @@ class BrownianPath(Noise):
         if batch is not None and (isinstance(batch, bool) or not float(batch).is_integer() or batch < 1):
             raise InvalidArgumentError(f"batch={batch!r}; give a positive whole number of paths")
         batch = self.chunk if batch is None else int(batch)
+        if not is_whole(n_paths, 1):
+            raise InvalidArgumentError(f"n_paths={n_paths!r}; give a whole number of paths >= 1")
         n_paths = int(n_paths)
         for lo in range(0, n_paths, batch):
             hi = min(lo + batch, n_paths)
