@@ -233,3 +233,10 @@ def test_effective_weights_use_each_runs_optimizer_and_base_width(tmp_path):
         m = mup(1, "adam").factors(1, n, 32)[0]
         assert m != pytest.approx(mup(1).multiplier(1, n))  # SGD's table would give another number
         np.testing.assert_allclose(e, r * m)
+
+
+def test_the_early_time_must_lie_inside_training():
+    """t0_fraction=1.5 read eta* at the last step twice and measured a shift of 0 at every width."""
+    for bad in (0.0, 1.0, 1.5):
+        with pytest.raises(InvalidArgumentError, match=f"t0_fraction={bad}"):
+            optimum_shift_samples(pd.DataFrame(), pd.DataFrame(), t0_fraction=bad)

@@ -265,6 +265,8 @@ def optimum_shift_samples(runs: pd.DataFrame, traj: pd.DataFrame, *, param: str 
     and the end) and seed. Only widths where every learning rate has the same finished seeds are
     kept; diverged runs count as an infinite loss at both times (a learning rate that diverges for a
     seed is not that seed's optimum). Returns ``{"widths", "lrs", "samples", "steps"}``."""
+    if not 0 < t0_fraction < 1:
+        raise InvalidArgumentError(f"t0_fraction={t0_fraction!r}; the early time is a fraction of training in (0, 1)")
     require_runs(runs, traj, metric)
     sel = runs[runs.param == param]
     if sel.empty:
