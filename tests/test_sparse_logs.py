@@ -783,6 +783,8 @@ def test_fit_delay_reads_a_run_store_with_each_runs_schedule(tmp_path):
     assert parse_where("param=mup,width=32,lr=0.3") == {"param": "mup", "width": 32, "lr": 0.3}
     with pytest.raises(InvalidArgumentError, match="width= is given twice"):  # the second was used, in silence
         parse_where("width=32,width=64")
+    with pytest.raises(InvalidArgumentError, match="width=inf is not a finite number"):  # an OverflowError before
+        parse_where("width=inf")
     [c] = curves_from_store(tmp_path / "s", {"schedule": "wsd"}, metric="eval_loss")
     n = 6 * 1024 // 64
     np.testing.assert_allclose(c.per_step_lr()[:n], wsd(n, 0.3, fraction=0.3))  # the schedule the runs used

@@ -51,9 +51,13 @@ def parse_where(text: str | None) -> dict:
                                        f"column (select the runs of each value in a call of its own)")
         try:
             num = float(v)
-            out[k] = int(num) if num == int(num) and "." not in v and "e" not in v.lower() else num
         except ValueError:
             out[k] = v
+            continue
+        if not np.isfinite(num):
+            raise InvalidArgumentError(f"--where {text!r}: {k}={v} is not a finite number; no run has it (give the "
+                                       f"value as the store holds it, e.g. lr=0.001)")
+        out[k] = int(num) if num == int(num) and "." not in v and "e" not in v.lower() else num
     return out
 
 
