@@ -370,11 +370,23 @@ class MonotoneFamily(KernelFamily):
         taus = np.asarray(self.taus if self.taus is not None else NONPARAMETRIC_TAUS, dtype=float)
         if taus.ndim != 1 or taus.size < 1 or np.any(~np.isfinite(taus)) or np.any(taus <= 0):
             raise InvalidArgumentError(f"taus={taus}; give positive finite time scales")
+        if np.any(np.diff(taus) <= 0):
+            raise InvalidArgumentError(f"taus={taus.tolist()}; give distinct time scales in increasing order (a "
+                                       f"scale given twice has no weight of its own)")
         object.__setattr__(self, "taus", taus)
 
     @property
     def names(self):
-        return tuple(f"b_{t:.0f}" for t in self.taus)
+        """``b_<tau>``, the time scale rounded to a whole number where that tells every scale of the
+        grid apart, else to the fewest significant digits that do (a short curve's grid has
+        several scales under 2: 1 and 1.45 are both ``b_1`` rounded, and a weight named twice was
+        lost from the fit's parameters and its bands)."""
+        names = tuple(f"b_{t:.0f}" for t in self.taus)
+        digits = 2
+        while len(set(names)) < len(names) and digits <= 17:
+            names = tuple(f"b_{t:.{digits}g}" for t in self.taus)
+            digits += 1
+        return names
 
     def bounds(self):
         return [0.0] * self.taus.size, [20.0] * self.taus.size

@@ -1330,3 +1330,26 @@ def test_fit_delay_refuses_options_that_would_be_ignored(tmp_path, capsys, extra
 
     assert main(["fit-delay", "--fit", str(tmp_path / "absent.csv"), *extra]) == 2
     assert said in capsys.readouterr().err
+
+
+def test_every_kernel_weight_of_a_short_curves_grid_has_a_name_of_its_own():
+    """A 20-step curve's grid has ten time scales from 1 to 29, three of them under 2; rounded to
+    whole numbers 1 and 1.45 were both b_1, and the fit's parameters (a dict by name) held one of
+    the two weights. Every weight keeps its own name and value now."""
+    from sde_scales.kernels import MonotoneFamily
+
+    T = 20
+    steps = np.arange(T + 1)
+    lr = np.concatenate([schedules.wsd(T, 1e-3, fraction=0.5), [0.0]])
+    loss = 3 + (steps + 5) ** -0.5 - 50 * (1e-3 - lr) + 0.001 * np.random.default_rng(0).normal(size=steps.size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = fit(KernelLaw(), [LossCurve(steps, lr, loss, name="short")])
+    names = res.law.names
+    assert len(set(names)) == len(names) == res.theta.size
+    weights = [n for n in names if n.startswith("b_")]
+    assert len(weights) == res.law.family.taus.size >= 10
+    assert [res.params[n] for n in weights] == pytest.approx(res.theta[[names.index(n) for n in weights]])
+    assert MonotoneFamily().names[:3] == ("b_30", "b_65", "b_139")  # whole numbers where they tell the scales apart
+    with pytest.raises(InvalidArgumentError, match="distinct time scales"):
+        MonotoneFamily(taus=np.array([1.0, 2.0, 2.0]))
