@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-__all__ = ["AsymptoticResult", "big_o", "leading_exponent", "leading_exponent_symbolic", "theta", "order_str"]
+__all__ = ["AsymptoticResult", "big_o", "leading_exponent", "leading_exponent_symbolic", "order_str", "power_rate",
+           "theta"]
 
 n = sp.Symbol("n", positive=True)
 
@@ -56,7 +57,13 @@ def order_str(g, var=n, point=sp.oo) -> str:
 
 
 def leading_exponent(f, var=n, point=sp.oo):
-    r"""The exponent p with :math:`|f| \sim C\,var^p` at ``point`` (``oo`` or ``0``), as a sympy number.
+    r"""The exponent :math:`p = \lim \log|f| / \log var` at ``point`` (``oo`` or ``0``), as a sympy
+    number.
+
+    This is the power that :math:`|f|` grows or decays like up to factors slower than any power:
+    :math:`\sqrt n \log n` and :math:`\sqrt n` both give 1/2. Whether :math:`|f| \sim C\,var^p`
+    with a finite non-zero C (a Theta rate) is a separate question, which :func:`power_rate`
+    answers.
 
     Raises
     ------
@@ -71,6 +78,18 @@ def leading_exponent(f, var=n, point=sp.oo):
         raise ValueError(f"leading exponent of {sp.sstr(f)} as {var} -> {point} is undecided ({p}); "
                          f"simplify the expression or give assumptions on its symbols")
     return sp.nsimplify(p)
+
+
+def power_rate(f, var=n, point=sp.oo):
+    r"""``(p, tight)``: :func:`leading_exponent` p, and whether :math:`|f| = \Theta(var^p)` at
+    ``point`` (:func:`theta` of :math:`|f|` against :math:`var^p`, decided and holding). ``tight`` is
+    False for a log factor (:math:`\log n / n`: p = -1, not Theta(1/n)), an oscillation
+    (:math:`(2 + \sin n)/n`) or a limit sympy cannot decide; a symbolic check reports it as its
+    :class:`~theory.claims.SymbolicResult`'s ``tight``, so that a Theta claim is judged only on a
+    Theta rate."""
+    p = leading_exponent(f, var, point)
+    t = theta(sp.Abs(sp.sympify(f)), var**p, var, point)
+    return p, bool(t.decided and t.holds)
 
 
 def leading_exponent_symbolic(f, var=n):

@@ -31,7 +31,7 @@ from sde_scales.parametrization import mup
 from sde_scales.rates import RateKind
 from theory import checks
 from theory.abc import derive as abc_derive
-from theory.asymptotics import leading_exponent, n
+from theory.asymptotics import leading_exponent, n, power_rate
 from theory.claims import CheckKind, Claim, Evidence, Group, SymbolicResult
 
 __all__ = ["CLAIMS", "claims_by_id", "assumption_3_3"]
@@ -97,10 +97,11 @@ def delta_method_exponent(beta=HALF):
 
 def d_micro_bias(claim):
     p, term = delta_method_exponent()
+    _, tight = power_rate(term.subs(sp.Symbol("F''(mu)"), 1))  # a non-zero F'' (a nonlinear coupling)
     return SymbolicResult(p, f"E theta_i - theta_oo is driven by E F(theta) - F(E theta) = {sp.sstr(term)} + ... "
                           f"(sympy series in the fluctuation, moments substituted, Var theta_i = s^2 n^(-2 beta)): "
                           f"n^{p} at beta = 1/2 for a nonlinear coupling, zero in the linear model (F'' = 0)",
-                          tight=True)
+                          tight=tight)
 
 
 def d_separation(claim):
@@ -151,9 +152,9 @@ def d_delay(claim):
     tau = sp.Symbol("tau", positive=True)
     u = sp.Symbol("u", positive=True)
     lag = sp.solve(sp.Eq(1 - sp.exp(-u / tau), HALF), u)[0]
-    p = leading_exponent(lag, tau, 0)
+    p, tight = power_rate(lag, tau, 0)
     return SymbolicResult(p, f"exponential kernel: Q(u) = 1 - exp(-u/tau) = 1/2 at u = {lag}: exponent {p} in tau as "
-                          "tau -> 0; the zero-memory kernel has lag 0", tight=True)
+                          "tau -> 0; the zero-memory kernel has lag 0", tight=tight)
 
 
 def d_lemma_4_6(claim):
@@ -172,17 +173,17 @@ def d_lemma_4_6(claim):
 def _lemma_4_7(L):
     d = n**2
     expr = L * sp.sqrt(d) * sp.sqrt(n)
-    return leading_exponent(expr), sp.simplify(expr)
+    return (*power_rate(expr), sp.simplify(expr))
 
 
 def d_lemma_4_7_small_L(claim):
-    p, e = _lemma_4_7(n ** (-HALF))
-    return SymbolicResult(p, f"L = n^-1/2, d(n) = n^2: L sqrt(d) sqrt(n) = {e} ~ n^{p}", tight=True)
+    p, tight, e = _lemma_4_7(n ** (-HALF))
+    return SymbolicResult(p, f"L = n^-1/2, d(n) = n^2: L sqrt(d) sqrt(n) = {e} ~ n^{p}", tight=tight)
 
 
 def d_lemma_4_7_const_L(claim):
-    p, e = _lemma_4_7(sp.Integer(1))
-    return SymbolicResult(p, f"L constant, d(n) = n^2: L sqrt(d) sqrt(n) = {e} ~ n^{p}", tight=True)
+    p, tight, e = _lemma_4_7(sp.Integer(1))
+    return SymbolicResult(p, f"L constant, d(n) = n^2: L sqrt(d) sqrt(n) = {e} ~ n^{p}", tight=tight)
 
 
 def assumption_3_3(input_variance) -> dict:
@@ -190,7 +191,8 @@ def assumption_3_3(input_variance) -> dict:
     Var h_i = d * Var W. Returns its standard-deviation exponent in n."""
     d = sp.Symbol("d", positive=True)
     std = sp.sqrt(d * input_variance)
-    return {"std": std, "exponent": leading_exponent(std)}
+    p, tight = power_rate(std)
+    return {"std": std, "exponent": p, "tight": tight}
 
 
 def d_assumption_3_3(claim):
@@ -198,7 +200,7 @@ def d_assumption_3_3(claim):
     fixed = assumption_3_3(sp.Integer(1))
     return SymbolicResult(printed["exponent"], f"as printed, W ~ N(0, 1/n^2): std of a first-layer pre-activation = "
                           f"{printed['std']} ~ n^{printed['exponent']} (the input signal vanishes with width); the "
-                          f"corrected N(0, 1) gives {fixed['std']} ~ n^{fixed['exponent']}", tight=True)
+                          f"corrected N(0, 1) gives {fixed['std']} ~ n^{fixed['exponent']}", tight=printed["tight"])
 
 
 # ---------------------------------------------------------------------------------------------
