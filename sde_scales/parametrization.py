@@ -21,7 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
+import numpy as np
+
 from sde_scales.errors import InvalidArgumentError
+from sde_scales.validation import is_whole
 
 __all__ = ["LayerRule", "Parametrization", "mup", "mup_no_readout_multiplier", "ntk", "sp", "by_name", "PARAMETRIZATIONS"]
 
@@ -69,14 +72,23 @@ class Parametrization:
         """Number of hidden layers."""
         return len(self.layers) - 1
 
+    def _rule(self, l, n) -> LayerRule:
+        """Layer ``l``'s rule, after checking ``l`` (0 = input .. L = readout; a negative index
+        would silently pick a layer from the end) and the width ``n`` (a whole number >= 1)."""
+        if not (is_whole(l, 0) and l <= self.L):
+            raise InvalidArgumentError(f"layer l={l!r}; give a whole number 0..{self.L} (0: input, {self.L}: readout)")
+        if isinstance(n, (bool, np.bool_)) or not (np.isfinite(n) and n >= 1 and float(n) == int(n)):
+            raise InvalidArgumentError(f"width n={n!r}; give a whole number >= 1")
+        return self.layers[l]
+
     def multiplier(self, l: int, n: int) -> float:
-        return float(n) ** float(-self.layers[l].a)
+        return float(n) ** float(-self._rule(l, n).a)
 
     def init_std(self, l: int, n: int) -> float:
-        return float(n) ** float(-self.layers[l].b)
+        return float(n) ** float(-self._rule(l, n).b)
 
     def lr_scale(self, l: int, n: int) -> float:
-        return float(n) ** float(-self.layers[l].c)
+        return float(n) ** float(-self._rule(l, n).c)
 
     def factors(self, l: int, n: int, base_width: int | None = None) -> tuple[float, float, float]:
         r"""Multiplier, init std and learning-rate factor of layer ``l`` at width ``n``.
@@ -96,7 +108,7 @@ class Parametrization:
         ``theory.abc`` reads) are unchanged. The effective weight scale :math:`m_l\sigma_l` and the
         effective step :math:`m_l^k s_l` (k = 2 for SGD, 1 for Adam) are invariant under the abc
         symmetry, so the result does not depend on how the table is written."""
-        rule = self.layers[l]
+        rule = self._rule(l, n)
         if base_width is None:
             return float(n) ** float(-rule.a), float(n) ** float(-rule.b), float(n) ** float(-rule.c)
         if isinstance(base_width, bool) or not isinstance(base_width, int) or base_width < 1:
@@ -131,7 +143,7 @@ class Parametrization:
 
 
 def _stack(first: LayerRule, hidden: LayerRule, last: LayerRule, L: int) -> tuple[LayerRule, ...]:
-    if L < 1:
+    if not is_whole(L, 1):
         raise InvalidArgumentError(f"L={L}; an MLP needs at least one hidden layer")
     return (first,) + (hidden,) * (L - 1) + (last,)
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
+from sde_scales.errors import InvalidArgumentError
 from sde_scales.models import Coupling, WidthModel
 from sde_scales.parametrization import mup, ntk, sp as sp_param
 from sde_scales.rates import RateKind, Verdict
@@ -32,6 +33,26 @@ def test_o_and_theta_with_limit_point():
     assert "(n, oo)" in big_o(1 / n, 1 / n).statement
     assert theta(2 / n + n**-2, 1 / n).holds
     assert not theta(1 / n, 1 / sp.sqrt(n)).holds  # O but not Theta: limit 0
+
+
+def test_a_theta_rate_is_told_from_a_log_factor_and_an_oscillation():
+    """leading_exponent gives log n / n the exponent -1 and sin n the exponent 0, but neither is a
+    Theta rate; power_rate says so, and a Theta claim judged on such a derivation is INCONCLUSIVE,
+    not PASS (the derivations report power_rate's tightness instead of typing tight=True)."""
+    from theory.asymptotics import power_rate
+    from theory.claims import SymbolicResult
+    from theory.verify import judge_symbolic
+
+    tau = sp.Symbol("tau", positive=True)
+    assert power_rate(3 / n + n**-2) == (-1, True)
+    assert power_rate(tau * sp.log(2), tau, 0) == (1, True)
+    assert power_rate(sp.log(n) / n) == (-1, False)
+    assert power_rate(sp.sqrt(n) * sp.log(n) + 5) == (sp.Rational(1, 2), False)
+    assert power_rate(sp.sin(n)) == (0, False)
+    claim = replace(claims_by_id()["thm4.1-micro-fluct"], kind=RateKind.THETA, exponent=-1.0)
+    for f, expected in ((3 / n + n**-2, Verdict.PASS), (sp.log(n) / n, Verdict.INCONCLUSIVE)):
+        p, tight = power_rate(f)
+        assert judge_symbolic(claim, SymbolicResult(p, str(f), tight=tight))[0] is expected
 
 
 def test_undecided_limit_is_a_failure_not_a_pass():
@@ -207,3 +228,18 @@ def test_theory_table_command(tmp_path):
                           "--json", "-"], capture_output=True, text=True, check=True, cwd=tmp_path)
     assert json.loads(res.stdout) == doc and "feature learning in every layer" in res.stderr
     assert not (tmp_path / "-").exists()
+
+
+def test_layer_and_width_of_a_parametrization_are_checked():
+    """factors(-1, n) gave the readout's factors through Python's negative index, a width of 0 a
+    ZeroDivisionError and a width of -4 a complex init std."""
+    p = mup(L=2)
+    assert p.factors(2, 64) == p.factors(2, 64.0)  # a whole width written as a float is taken
+    for l in (-1, 3, 1.5):
+        with pytest.raises(InvalidArgumentError, match=f"layer l={l}"):
+            p.factors(l, 64)
+    for width in (0, -4, 2.5, float("nan")):
+        with pytest.raises(InvalidArgumentError, match="width n="):
+            p.factors(1, width)
+    with pytest.raises(InvalidArgumentError, match="L=1.5"):
+        mup(L=1.5)
