@@ -246,6 +246,8 @@ def test_delay_model_pieces_refuse_what_they_cannot_compute():
         lag_from_curves(t[:10], loss, 0.5, 0.1)  # NaN before
     with pytest.raises(InvalidArgumentError, match="t_drop=5"):
         lag_from_curves(t, loss, 5.0, 0.1)
+    with pytest.raises(InvalidArgumentError, match="times >= 0"):
+        direct_convolution(Exponential(0.1), SCHED, [-1.0, 0.5])
 
 
 def test_nqm_refuses_a_fractional_width_and_a_one_point_grid():
@@ -267,3 +269,25 @@ def test_delay_model_refuses_paths_larger_than_the_memory(monkeypatch):
     with pytest.raises(InvalidArgumentError, match=r"1001 times x 100 paths.*larger save_every"):
         m.simulate(1.0, 1e-3, 100, seed=0)  # 2.4 MB
     assert m.simulate(1.0, 1e-2, 100, seed=0).loss.shape == (101, 100)  # 0.24 MB
+
+
+@pytest.mark.parametrize("sched", [PiecewiseLinear.step_drop(1.0, 0.1, 0.0), PiecewiseLinear.step_drop(1.0, 0.1, -5.0),
+                                   PiecewiseLinear([-1.0, 2.0], [1.0, 0.0]), PiecewiseLinear.step_drop(1.0, 0.1, 1.0)])
+def test_direct_convolution_counts_changes_before_zero_once(sched):
+    """y(t) = int_0^t q(t - s) (eta_ref - eta(s)) ds by plain quadrature of the definition (an
+    independent implementation: the kernel's q, not its Q, and no pieces) against
+    direct_convolution and the exact states. A drop at or before t = 0 was counted twice by
+    direct_convolution (once in eta(0), once as a jump or a piece), which gave twice the response;
+    the delay model's exact states were right."""
+    from scipy import integrate
+
+    from sde_scales.models.delay import exact_states
+
+    k = Exponential(0.5)
+    times = np.array([0.5, 1.5, 3.0])
+    ref = [integrate.quad(lambda s: float(k.q(t - s)) * (1.0 - float(sched(s))), 0.0, t, points=[1.0, 2.0],
+                          epsabs=1e-12, epsrel=1e-10, limit=200)[0] for t in times]
+    _, z = exact_states(sched, 1.0, k.taus, times)
+    # quadrature tolerance 1e-10 relative; the exact states are exact to rounding
+    np.testing.assert_allclose(direct_convolution(k, sched, times, eta_ref=1.0), ref, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(z @ k.weights, ref, rtol=1e-8, atol=1e-10)

@@ -67,20 +67,27 @@ def direct_convolution(kernel, schedule: PiecewiseLinear, times, eta_ref: float 
     :math:`\\int_0^t Q(t-s)\\,(-\\eta'(s))\\,ds` over the linear pieces of the schedule plus the jumps
     (for checking the Markovian embedding, which never sees this formula)."""
     eta_ref = float(np.max(schedule.eta)) if eta_ref is None else float(eta_ref)
+    times = np.atleast_1d(np.asarray(times, dtype=float))
+    if times.ndim != 1 or not np.all(np.isfinite(times)) or np.any(times < 0):
+        raise InvalidArgumentError(f"times {times.ravel()[:5].tolist()}...; give finite times >= 0 (y starts at t = 0)")
     out = []
-    for t in np.atleast_1d(times):
-        total = (eta_ref - float(schedule(0.0))) * float(kernel.Q(t))  # drop present from the start
+    for t in times:
+        # the rate at t = 0 (right limit) holds every change at or before 0: D(0) = eta_ref - eta(0)
+        total = (eta_ref - float(schedule(0.0))) * float(kernel.Q(t))
         for i in range(schedule.t.size - 1):
             a, b = schedule.t[i], schedule.t[i + 1]
             if a >= t:
                 break
             de = schedule.eta[i + 1] - schedule.eta[i]
             if b == a:  # a jump of the learning rate at a
-                total += -de * float(kernel.Q(t - a))
+                if a > 0:  # one at or before 0 is in eta(0) already
+                    total += -de * float(kernel.Q(t - a))
+                continue
+            if b <= 0:  # a piece before t = 0: in eta(0) already
                 continue
             slope = de / (b - a)
-            hi = min(b, t)
-            val, _ = integrate.quad(lambda s: float(kernel.Q(t - s)), a, hi, epsabs=1e-13, epsrel=1e-12, limit=200)
+            lo, hi = max(a, 0.0), min(b, t)
+            val, _ = integrate.quad(lambda s: float(kernel.Q(t - s)), lo, hi, epsabs=1e-13, epsrel=1e-12, limit=200)
             total += -slope * val
         out.append(total)
     return np.array(out)
