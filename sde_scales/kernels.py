@@ -44,6 +44,7 @@ import numpy as np
 from scipy import optimize, special
 
 from sde_scales.errors import InvalidArgumentError
+from sde_scales.validation import is_whole
 
 __all__ = ["Exponential", "ExponentialFamily", "Instantaneous", "InstantaneousFamily", "KernelFamily", "MonotoneFamily",
            "PowerLaw", "PowerLawFamily", "ResponseTerms", "SumOfExponentials", "family", "half_response_time",
@@ -142,6 +143,9 @@ class PowerLaw:
         ``10 t_max``) fitted to :math:`Q` on ``[0, t_max]``; returns it and the largest error of its
         :math:`Q` there. Default ``t_max = 100 * lag``."""
         t_max = 100 * self.lag if t_max is None else float(t_max)
+        if not (np.isfinite(t_max) and t_max > 0) or not is_whole(n_terms, 1):
+            raise InvalidArgumentError(f"t_max={t_max!r}, n_terms={n_terms!r}; give a finite range t_max > 0 and a whole "
+                                       f"number of exponentials >= 1")
         taus = np.geomspace(self.tau0 / 10, 10 * t_max, n_terms)
         grid = np.concatenate([[0.0], np.geomspace(self.tau0 / 100, t_max, 400)])
         basis = -np.expm1(-grid[:, None] / taus[None, :])

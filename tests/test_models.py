@@ -171,6 +171,9 @@ def test_power_law_embedding_error_is_reported_and_small():
     grid = np.linspace(0, 5, 2001)
     assert np.max(np.abs(soe.Q(grid) - k.Q(grid))) <= err * 1.5 + 1e-9
     assert err < 1e-2
+    for bad in ({"t_max": 0.0}, {"t_max": float("nan")}, {"n_terms": 2.5}):
+        with pytest.raises(InvalidArgumentError, match="t_max="):  # numpy errors before
+            k.embedding(**bad)
 
 
 def test_simulated_lag_matches_closed_form_and_vanishes_without_memory():
