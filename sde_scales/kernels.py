@@ -74,12 +74,15 @@ class SumOfExponentials:
         object.__setattr__(self, "weights", w / w.sum())
 
     def q(self, tau) -> np.ndarray:
-        tau = np.asarray(tau, dtype=float)[..., None]
-        return np.sum(self.weights / self.taus * np.exp(-tau / self.taus), axis=-1)
+        """The kernel at lags ``tau``; 0 at negative lags (a response follows its cause)."""
+        tau = np.asarray(tau, dtype=float)
+        v = np.sum(self.weights / self.taus * np.exp(-np.maximum(tau, 0.0)[..., None] / self.taus), axis=-1)
+        return np.where(tau < 0, 0.0, v)  # NaN stays NaN
 
     def Q(self, tau) -> np.ndarray:
-        tau = np.asarray(tau, dtype=float)[..., None]
-        return np.sum(self.weights * -np.expm1(-tau / self.taus), axis=-1)
+        """:math:`\\int_0^\\tau q`; 0 at negative lags."""
+        tau = np.asarray(tau, dtype=float)
+        return np.sum(self.weights * -np.expm1(-np.maximum(tau, 0.0)[..., None] / self.taus), axis=-1)
 
     def embedding(self) -> "SumOfExponentials":
         return self
@@ -129,10 +132,14 @@ class PowerLaw:
             raise InvalidArgumentError(f"PowerLaw(tau0={self.tau0}, a={self.a}); need tau0 > 0 and a > 1 (integrable)")
 
     def q(self, tau) -> np.ndarray:
-        return (self.a - 1) / self.tau0 * (1 + np.asarray(tau, float) / self.tau0) ** (-self.a)
+        """The kernel at lags ``tau``; 0 at negative lags (a response follows its cause)."""
+        tau = np.asarray(tau, float)
+        v = (self.a - 1) / self.tau0 * (1 + np.maximum(tau, 0.0) / self.tau0) ** (-self.a)
+        return np.where(tau < 0, 0.0, v)  # NaN stays NaN
 
     def Q(self, tau) -> np.ndarray:
-        return 1 - (1 + np.asarray(tau, float) / self.tau0) ** (1 - self.a)
+        """:math:`\\int_0^\\tau q`; 0 at negative lags."""
+        return 1 - (1 + np.maximum(np.asarray(tau, float), 0.0) / self.tau0) ** (1 - self.a)
 
     @property
     def lag(self) -> float:

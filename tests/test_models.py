@@ -294,3 +294,14 @@ def test_direct_convolution_counts_changes_before_zero_once(sched):
     # quadrature tolerance 1e-10 relative; the exact states are exact to rounding
     np.testing.assert_allclose(direct_convolution(k, sched, times, eta_ref=1.0), ref, rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(z @ k.weights, ref, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("kernel", [Exponential(0.5), PowerLaw(0.1, 2.5), SumOfExponentials([0.1, 1.0], [0.3, 0.7])])
+def test_kernels_are_zero_at_negative_lags(kernel):
+    """A response follows its cause: q and Q are 0 at negative lags, as Instantaneous's Q was
+    already (the exponentials gave e^{|tau|/tau_j}, the power law NaN below -tau0); NaN stays NaN."""
+    lags = np.array([-5.0, -0.05, np.nan, 0.0, 0.3])
+    q, Q = kernel.q(lags), kernel.Q(lags)
+    assert np.all(q[:2] == 0) and np.all(Q[:2] == 0) and np.isnan(q[2]) and np.isnan(Q[2])
+    assert Q[3] == 0 and q[3] > 0 and 0 < Q[4] < 1
+    assert np.all(Instantaneous().Q(lags[:2]) == 0)
