@@ -21,10 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
-import numpy as np
-
 from sde_scales.errors import InvalidArgumentError
-from sde_scales.validation import is_whole
+from sde_scales.validation import is_integral, is_whole
 
 __all__ = ["LayerRule", "Parametrization", "mup", "mup_no_readout_multiplier", "ntk", "sp", "by_name", "PARAMETRIZATIONS"]
 
@@ -77,7 +75,7 @@ class Parametrization:
         would silently pick a layer from the end) and the width ``n`` (a whole number >= 1)."""
         if not (is_whole(l, 0) and l <= self.L):
             raise InvalidArgumentError(f"layer l={l!r}; give a whole number 0..{self.L} (0: input, {self.L}: readout)")
-        if isinstance(n, (bool, np.bool_)) or not (np.isfinite(n) and n >= 1 and float(n) == int(n)):
+        if not is_integral(n, 1):
             raise InvalidArgumentError(f"width n={n!r}; give a whole number >= 1")
         return self.layers[l]
 

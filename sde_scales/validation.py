@@ -6,12 +6,21 @@ import numpy as np
 
 from sde_scales.errors import InvalidArgumentError
 
-__all__ = ["available_memory", "check_memory", "is_whole"]
+__all__ = ["available_memory", "check_memory", "is_integral", "is_whole"]
 
 
 def is_whole(value, low: int = 0) -> bool:
     """A whole number (a Python or numpy integer, not a bool, not a float such as 64.0) >= ``low``."""
     return not isinstance(value, bool) and isinstance(value, (int, np.integer)) and value >= low
+
+
+def is_integral(value, low: int = 0) -> bool:
+    """A real number with a whole value >= ``low``, written as an integer or as a float (64 and 64.0;
+    not a bool, not 64.5, not NaN): for counts that a float may carry without loss, such as a
+    width read from an array of floats."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return False
+    return bool(np.isfinite(value) and value >= low and float(value) == int(value))
 
 
 def available_memory() -> int | None:

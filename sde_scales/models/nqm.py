@@ -38,7 +38,7 @@ import numpy as np
 from scipy import optimize
 
 from sde_scales.errors import InvalidArgumentError
-from sde_scales.validation import is_whole
+from sde_scales.validation import is_integral, is_whole
 
 __all__ = ["NoisyQuadraticModel", "SpectralNQM"]
 
@@ -65,7 +65,7 @@ class NoisyQuadraticModel:
     beta: float = 0.5
 
     def __post_init__(self) -> None:
-        if isinstance(self.n, (bool, np.bool_)) or not (np.isfinite(self.n) and self.n >= 1 and float(self.n) == int(self.n)):
+        if not is_integral(self.n, 1):
             raise InvalidArgumentError(f"n={self.n!r}; the width must be a whole number >= 1")
         if not np.isfinite(self.beta):
             raise InvalidArgumentError(f"beta={self.beta!r}; the noise exponent must be finite")

@@ -73,7 +73,7 @@ from sde_scales.sde.noise import BrownianPath
 from sde_scales.sde.problem import SDEProblem
 from sde_scales.sde.solve import solve
 from sde_scales.sde.solvers import Solver
-from sde_scales.validation import is_whole
+from sde_scales.validation import is_integral, is_whole
 from sde_scales.verdicts import Verdict
 
 __all__ = ["MIN_JUDGED_LEVELS", "MIN_PATHS", "ORDER_MAX_TOL", "ORDER_MODEL_TOL", "ORDER_Z", "ConvergenceStudy",
@@ -418,7 +418,7 @@ def convergence_study(
     progress : bool
         A progress bar over paths on a terminal (stderr).
     """
-    bad = [k for k in levels if not (is_whole(k, 0) or (isinstance(k, float) and k.is_integer() and k >= 0))]
+    bad = [k for k in levels if not is_integral(k, 0)]
     if bad:
         raise InvalidArgumentError(f"levels {bad}; a level k is dt = T / 2**k, a whole number >= 0")
     levels = [int(k) for k in levels]
