@@ -87,6 +87,7 @@ __all__ = [
     "VerdictResult",
     "bias_exponent",
     "check_confidence",
+    "check_resamples",
     "exponent_difference",
     "exponent_from_values",
     "fluctuation_exponent",
@@ -261,15 +262,21 @@ def check_confidence(confidence) -> None:
 MIN_RESAMPLES = 100
 
 
+def check_resamples(value, name: str = "n_resamples") -> None:
+    """A whole number of bootstrap resamples, at least :data:`MIN_RESAMPLES`; refused by ``name``
+    (the argument it came from) otherwise."""
+    if not is_whole(value, MIN_RESAMPLES):
+        raise InvalidArgumentError(f"{name}={value!r}; give a whole number of bootstrap resamples >= {MIN_RESAMPLES} "
+                                   f"(fewer leave the percentile interval's ends on a handful of resamples)")
+
+
 def _estimate(x, samples, log_values, reading, confidence, n_resamples, seed, values, errors, notes=()):
     """Point estimate and bootstrap intervals of slope and curvature.
 
     ``log_values(*idx)`` maps one index array per width (shape ``(..., R_k)``) to log q per width
     (``(..., k)``); the bootstrap resamples those indices."""
     check_confidence(confidence)
-    if not is_whole(n_resamples, MIN_RESAMPLES):
-        raise InvalidArgumentError(f"n_resamples={n_resamples!r}; give a whole number of bootstrap resamples >= "
-                                   f"{MIN_RESAMPLES} (2000 by default)")
+    check_resamples(n_resamples)
     logx = np.log(x)
     idx = [np.arange(s.shape[-1]) for s in samples]
     point = _fit_stats(logx, log_values(*idx))

@@ -50,7 +50,7 @@ from scipy import optimize
 from sde_scales import seeds
 from sde_scales.analysis.grid import loss_table, require_runs, seed_matrix
 from sde_scales.errors import InvalidArgumentError
-from sde_scales.rates import MIN_REPLICAS, MIN_RESAMPLES, Verdict, check_confidence
+from sde_scales.rates import MIN_REPLICAS, Verdict, check_confidence, check_resamples
 from sde_scales.validation import is_whole
 
 __all__ = ["CollapseResult", "Curves", "FrontierFit", "HorizonFit", "collapse_stats", "curves_from_store",
@@ -238,13 +238,16 @@ def _resample(curves: list[Curves], rng: np.random.Generator) -> list[Curves]:
     return [cv.resampled(rng.integers(0, cv.n_seeds, cv.n_seeds)) for cv in curves]
 
 
-def _check_boot(n_boot, confidence, least: int = 0) -> None:
-    """A whole number of bootstrap resamples (at least ``least``) and a confidence level strictly
-    between 0 and 1: 1.5 ended in numpy's "Percentiles must be in the range [0, 100]", and
-    ``n_boot=0`` in an IndexError where a verdict reads the interval."""
-    if not is_whole(n_boot, least):
-        raise InvalidArgumentError(f"n_boot={n_boot!r}; give a whole number of bootstrap resamples >= {least}"
-                                   + (" (the verdict reads their interval)" if least else " (0: no intervals)"))
+def _check_boot(n_boot, confidence, verdict: bool = False) -> None:
+    """A whole number of bootstrap resamples (at least :data:`~sde_scales.rates.MIN_RESAMPLES` where
+    a ``verdict`` reads their interval, else 0 for none) and a confidence level strictly between 0
+    and 1: 1.5 ended in numpy's "Percentiles must be in the range [0, 100]", and ``n_boot=0`` in an
+    IndexError where a verdict reads the interval."""
+    if verdict:
+        check_resamples(n_boot, "n_boot")
+    elif not is_whole(n_boot, 0):
+        raise InvalidArgumentError(f"n_boot={n_boot!r}; give a whole number of bootstrap resamples >= 0 (0: no "
+                                   f"intervals)")
     check_confidence(confidence)
 
 
@@ -476,7 +479,7 @@ def collapse_stats(ells: list[np.ndarray], grid, *, x0: float = 0.2, widths=(), 
     ``min_seeds`` seeds at some size, or fewer than 3 sizes, give INCONCLUSIVE (a percentile
     bootstrap of so few values under-covers; two sizes give a spread with one degree of freedom)."""
     x = _check_grid(grid)
-    _check_boot(n_boot, confidence, MIN_RESAMPLES)
+    _check_boot(n_boot, confidence, verdict=True)
     if len(ells) < 2:
         raise InvalidArgumentError(f"{len(ells)} size(s); a collapse needs at least two")
     win = x >= x0

@@ -41,7 +41,7 @@ import numpy as np
 
 from sde_scales import seeds
 from sde_scales.errors import InvalidArgumentError
-from sde_scales.rates import MIN_RESAMPLES
+from sde_scales.rates import check_resamples
 from sde_scales.validation import is_whole
 
 __all__ = ["delay_bands", "delay_configs", "delay_exponent", "ensemble", "fitted_delay", "model_free_delay",
@@ -179,8 +179,7 @@ def model_free_delay(const, drop, t_d: float, n_boot: int = 500, seed: int = 0, 
     interval; ``window``: steps after the drop that the integral covers (default an eighth of them)."""
     steps, X1, X2 = _aligned(const, drop)
     _check_drop_step(steps, t_d)
-    if not is_whole(n_boot, MIN_RESAMPLES):
-        raise InvalidArgumentError(f"n_boot={n_boot!r}; give a whole number of seed resamples >= {MIN_RESAMPLES}")
+    check_resamples(n_boot, "n_boot")
     tail = steps >= steps[-1] - 0.2 * (steps[-1] - t_d)
     if window is not None and not 0 < window <= 0.8 * (steps[-1] - t_d):
         raise InvalidArgumentError(f"window={window}; give 0 < window <= {0.8 * (steps[-1] - t_d):g} (the last fifth "

@@ -60,7 +60,7 @@ import numpy as np
 
 from sde_scales import seeds
 from sde_scales.errors import InvalidArgumentError
-from sde_scales.rates import MIN_RESAMPLES
+from sde_scales.rates import check_resamples
 from sde_scales.validation import is_whole
 
 __all__ = ["MacroSDEFit", "calibrate", "compare", "predict_width", "simulate"]
@@ -309,9 +309,7 @@ def compare(t, predicted: np.ndarray, observed: np.ndarray, n_boot: int = 500, s
         p, k = (int(v) for v in np.argwhere(~np.isfinite(predicted))[0])
         raise InvalidArgumentError(f"predicted[{p}, {k}] = {predicted[p, k]} is not finite; the simulation blew up "
                                    f"there (use a smaller step) or the prediction is broken")
-    if not is_whole(n_boot, MIN_RESAMPLES):
-        raise InvalidArgumentError(f"n_boot={n_boot!r}; give a whole number of resamples >= {MIN_RESAMPLES} (percentile "
-                                   f"intervals from fewer are too coarse to trust)")
+    check_resamples(n_boot, "n_boot")
     pm, ps = predicted.mean(axis=0), predicted.std(axis=0, ddof=1)
     om, osd = observed.mean(axis=0), observed.std(axis=0, ddof=1)
     (mlo, mhi), (slo, shi) = _boot_band(observed, n_boot, seed)
