@@ -210,14 +210,16 @@ class DelayModel:
         h = float(dt) * int(save_every)
         if h > T:
             raise InvalidArgumentError(f"save_every * dt = {h:g} exceeds T = {T:g}; use dt <= {T / int(save_every):g}")
-        n_times = int(np.floor(T / h + 1e-9)) + 1
-        n_times += int(T - (n_times - 1) * h > 1e-12 * T)  # T itself, where the grid does not end on it
+        n_grid = int(np.floor(T / h + 1e-9)) + 1
+        ends_short = T - (n_grid - 1) * h > 1e-12 * T  # then T itself is reported as well
+        n_times = n_grid + int(ends_short)
+        # counted before any array is made: the time grid itself can be what does not fit
         check_memory(3.0 * 8 * n_times * int(n_paths), f"the loss paths, their noise and its normals ({n_times} times x "
                      f"{int(n_paths)} paths, three arrays)", "report fewer times (a larger save_every or dt: the numbers "
                      "at the reported times do not depend on them) or simulate fewer paths per call (path i's noise "
                      "does not depend on n_paths)")
-        times = np.arange(int(np.floor(T / h + 1e-9)) + 1) * h
-        if T - times[-1] > 1e-12 * T:
+        times = np.arange(n_grid) * h
+        if ends_short:
             times = np.append(times, float(T))
         soe, err = self._sum_of_exponentials(float(T))
         eta = self.schedule(times)
