@@ -84,9 +84,9 @@ def power_rate(f, var=n, point=sp.oo):
     r"""``(p, tight)``: :func:`leading_exponent` p, and whether :math:`|f| = \Theta(var^p)` at
     ``point`` (:func:`theta` of :math:`|f|` against :math:`var^p`, decided and holding). ``tight`` is
     False for a log factor (:math:`\log n / n`: p = -1, not Theta(1/n)), an oscillation
-    (:math:`(2 + \sin n)/n`) or a limit sympy cannot decide; a symbolic check reports it as its
-    :class:`~theory.claims.SymbolicResult`'s ``tight``, so that a Theta claim is judged only on a
-    Theta rate."""
+    (:math:`\sin n`: p = 0, not Theta(1)) or a limit sympy cannot decide; a symbolic check
+    reports it as its :class:`~theory.claims.SymbolicResult`'s ``tight``, so that a Theta claim is
+    judged only on a Theta rate."""
     p = leading_exponent(f, var, point)
     t = theta(sp.Abs(sp.sympify(f)), var**p, var, point)
     return p, bool(t.decided and t.holds)
