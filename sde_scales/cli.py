@@ -19,6 +19,10 @@ import sys
 from sde_scales.atomic import STDOUT
 
 
+#: The end of every command's ``--json`` help: what ``--json -`` does (:func:`main` routes it).
+_JSON_STDOUT = f"; {STDOUT} for standard output, the table then on standard error"
+
+
 def _cmd_verify(args: argparse.Namespace) -> int:
     from theory import verify  # loaded only here: sde_scales never imports theory at import time
 
@@ -283,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--train-dir", metavar="DIR", help="keep the built-in training's run store in DIR (resumed "
                    "on the next run); default: a temporary directory, removed afterwards")
     v.add_argument("--no-training", action="store_true", help="skip the training rows")
-    v.add_argument("--json", metavar="PATH", help="write every row as strict JSON to PATH; - for standard output, the table then on standard error")
+    v.add_argument("--json", metavar="PATH", help="write every row as strict JSON to PATH" + _JSON_STDOUT)
     v.add_argument("--plots", metavar="DIR", help="draw one rate plot per claim and kind of evidence into DIR")
     v.add_argument("--seed", type=int, default=0, help="root seed of every check (default 0)")
     v.add_argument("--symbolic-only", action="store_true", help="only the symbolic derivations (a few seconds)")
@@ -391,7 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--profile", action="store_true",
                    help="profile the kernel time scale (an identifiability interval; about 30x the cost of a fit)")
     f.add_argument("--compare", action="store_true", help="fit all laws and print them side by side")
-    f.add_argument("--json", metavar="PATH", help="write the fit, every metric and every warning as strict JSON; - for standard output, the table then on standard error")
+    f.add_argument("--json", metavar="PATH", help="write the fit, every metric and every warning as strict JSON" + _JSON_STDOUT)
     f.add_argument("--strict", action="store_true",
                    help="exit 1 (after writing every output) when the reported law's answer cannot be taken as given: "
                         "its optimiser stopped at the evaluation limit, it misses its fitted curves by more than their "
@@ -411,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_depth(tt)
     tt.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd",
                     help="the optimizer the learning-rate exponents are for")
-    tt.add_argument("--json", metavar="PATH", help="also write the table as JSON; - for standard output, the table then on standard error")
+    tt.add_argument("--json", metavar="PATH", help="also write the table as JSON" + _JSON_STDOUT)
     tt.set_defaults(func=_cmd_theory_table)
 
     sw = sub.add_parser("sweep", help="train a width x learning-rate x seed grid into a resumable Parquet run store",
@@ -491,7 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="networks per width; at least 10 for a trusted interval, at least 3 to run")
     cc.add_argument("--no-output-multiplier", action="store_true", help="remove the readout multiplier (a planted bug)")
     cc.add_argument("--device", default="cpu", help="cpu, cuda or auto (CUDA when present) (default: cpu)")
-    cc.add_argument("--json", metavar="PATH", help="write the per-layer exponents and verdicts as JSON; - for standard output, the table then on standard error")
+    cc.add_argument("--json", metavar="PATH", help="write the per-layer exponents and verdicts as JSON" + _JSON_STDOUT)
     cc.add_argument("--plot", metavar="PATH", help="draw the check: one panel per quantity, seed error bars (PNG)")
     cc.add_argument("--strict", action="store_true", help="exit 1 unless the overall verdict is PASS")
     cc.set_defaults(func=_cmd_coordcheck)
@@ -522,7 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="judge the strong order against P instead of the solver's stated order")
     c.add_argument("--expect-weak", type=float, metavar="P",
                    help="judge the weak order against P instead of the solver's stated order")
-    c.add_argument("--json", metavar="PATH", help="write errors, orders and verdicts as strict JSON to PATH; - for standard output, the table then on standard error")
+    c.add_argument("--json", metavar="PATH", help="write errors, orders and verdicts as strict JSON to PATH" + _JSON_STDOUT)
     c.add_argument("--plot", metavar="PATH",
                    help="draw the errors against dt with the fitted and the claimed slopes, one panel per order (PNG)")
     c.add_argument("--strict", action="store_true", help="exit 1 unless both orders PASS")
