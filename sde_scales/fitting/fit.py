@@ -1012,7 +1012,9 @@ def _check_result(result) -> None:
     AttributeError about ``peaks``."""
     if isinstance(result, FitResult):
         return
-    if type(result).__name__ == "AveragedFit":  # --law auto's mean of laws (fitting.average imports this module)
+    from sde_scales.fitting.average import AveragedFit  # here: fitting.average imports this module
+
+    if isinstance(result, AveragedFit):  # --law auto's mean of laws
         raise InvalidArgumentError("result is an AveragedFit (the mean of several laws); call its own "
                                    "result.predict(curve) and result.predict_sd(curve)")
     raise InvalidArgumentError(f"result is a {type(result).__name__}; give the FitResult of fit(law, curves) "
