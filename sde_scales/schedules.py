@@ -20,18 +20,23 @@ from dataclasses import dataclass
 import numpy as np
 
 from sde_scales.errors import InvalidArgumentError
+from sde_scales.validation import is_integral
 
 __all__ = ["PiecewiseLinear", "constant", "cosine", "eight_one_one", "step", "warmup", "wsd"]
 
 
 def _check(n_steps: int, peak: float, warmup_steps: int = 0) -> None:
-    if isinstance(n_steps, bool) or int(n_steps) != n_steps or n_steps < 1:
+    if not is_integral(n_steps, 1):
         raise InvalidArgumentError(f"n_steps={n_steps!r}; give a positive whole number of steps")
-    if not np.isfinite(peak) or peak < 0:
-        raise InvalidArgumentError(f"peak learning rate {peak!r}; it must be finite and >= 0")
-    if not np.isfinite(warmup_steps) or int(warmup_steps) != warmup_steps or warmup_steps < 0 \
-            or warmup_steps >= n_steps:
-        raise InvalidArgumentError(f"warmup={warmup_steps} for {n_steps} steps; use a whole number 0 <= warmup < "
+    if isinstance(peak, (bool, np.bool_)) or not isinstance(peak, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(peak) or peak < 0:
+        raise InvalidArgumentError(f"peak learning rate {peak!r}; it must be a finite number >= 0")
+    _check_warmup(warmup_steps, n_steps)
+
+
+def _check_warmup(warmup_steps, n_steps) -> None:
+    if not is_integral(warmup_steps, 0) or warmup_steps >= n_steps:
+        raise InvalidArgumentError(f"warmup={warmup_steps!r} for {n_steps} steps; use a whole number 0 <= warmup < "
                                    f"n_steps")
 
 
@@ -43,8 +48,10 @@ def _check_final(final_fraction: float) -> None:
 
 
 def warmup(lr: np.ndarray, warmup_steps: int) -> np.ndarray:
-    """Linear warmup from ``lr[w] / w`` to ``lr[w]`` over the first ``w`` steps."""
-    lr = np.asarray(lr, dtype=float).copy()
+    """Linear warmup from ``lr[w] / (w + 1)`` towards ``lr[w]`` over the first ``w`` steps
+    (``0 <= w < len(lr)``)."""
+    lr = np.asarray(lr, dtype=float).reshape(-1).copy()
+    _check_warmup(warmup_steps, lr.size)
     w = int(warmup_steps)
     if w > 0:
         lr[:w] = lr[w] * (np.arange(1, w + 1) / (w + 1))
@@ -113,6 +120,10 @@ def wsd(n_steps: int, peak: float, fraction: float = 0.2, decay: str = "linear",
         raise InvalidArgumentError(f"decay={decay!r}; use 'linear' or 'sqrt' (1 - sqrt)")
     n = int(n_steps)
     start = n - int(round(fraction * n))
+    if start >= n:  # the cooldown rounds to no step: the "WSD" run would train at the peak throughout
+        raise InvalidArgumentError(f"fraction={fraction} of {n} steps is a cooldown of {fraction * n:.3g} steps, which "
+                                   f"rounds to none; give fraction >= {1 / n:.3g} (at least one cooldown step) or "
+                                   f"more steps")
     k = np.arange(n)
     s = np.clip((k - start + 1) / max(1, n - start), 0, 1)
     shape = s if decay == "linear" else np.sqrt(s)
@@ -124,7 +135,7 @@ def eight_one_one(n_steps: int, peak: float, warmup_steps: int = 0) -> np.ndarra
     r"""The 8-1-1 rule: :func:`step` with milestones at 80% and 90% of the steps and factor
     :math:`1/\sqrt{10}` (80% at the peak, 10% at peak / sqrt(10), 10% at peak / 10); at least 10
     steps, so that each tenth holds one."""
-    if not isinstance(n_steps, bool) and isinstance(n_steps, (int, np.integer)) and 0 < n_steps < 10:
+    if is_integral(n_steps, 1) and n_steps < 10:
         raise InvalidArgumentError(f"n_steps={n_steps}: the 8-1-1 rule needs at least 10 steps (one per tenth)")
     return step(n_steps, peak, [int(0.8 * n_steps), int(0.9 * n_steps)], factor=1 / np.sqrt(10),
                 warmup_steps=warmup_steps)

@@ -49,9 +49,26 @@ def test_schedules_follow_their_formulas():
     (lambda: schedules.constant(0, 1e-3), "n_steps=0"),
     (lambda: schedules.constant(100, -1e-3), "peak learning rate -0.001"),
     (lambda: schedules.eight_one_one(5, 1e-3), "at least 10 steps"),
+    (lambda: schedules.eight_one_one(5.0, 1e-3), "at least 10 steps"),
+    (lambda: schedules.wsd(10, 1e-3, fraction=0.04), "rounds to none"),
+    (lambda: schedules.wsd(1000, 1e-3, fraction=4e-4), "rounds to none"),
+    (lambda: schedules.constant(float("nan"), 1e-3), "n_steps=nan"),
+    (lambda: schedules.constant(100, "1e-3"), "peak learning rate '1e-3'"),
+    (lambda: schedules.constant(100, 1e-3, warmup_steps=True), "warmup=True"),
+    (lambda: schedules.warmup(np.ones(3), 5), "warmup=5"),
+    (lambda: schedules.warmup(np.ones(3), -2), "warmup=-2"),
 ])
 def test_schedules_refuse_what_would_give_no_schedule(call, match):
     """A negative final fraction gave negative learning rates and one above 1 a cosine that rose
-    past its 'peak'; a fractional warmup or milestone was truncated without a word."""
+    past its 'peak'; a fractional warmup or milestone was truncated without a word. A WSD
+    cooldown shorter than half a step rounded to none: the run trained at its peak throughout
+    under the name WSD. ``warmup`` with a negative count left the rates alone, and with one past
+    the end was an IndexError."""
     with pytest.raises(InvalidArgumentError, match=match):
         call()
+
+
+def test_the_shortest_wsd_cooldown_is_one_step_to_the_final_rate():
+    """fraction = 1/n is one cooldown step, at the final rate (the boundary of the refusal above)."""
+    w = schedules.wsd(10, 1.0, fraction=0.1, final_fraction=0.25)
+    np.testing.assert_array_equal(w, [1.0] * 9 + [0.25])
