@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from sde_scales.errors import InvalidArgumentError  # noqa: E402
-from sde_scales.train import RunConfig, make_dataset, train_stack  # noqa: E402
+from sde_scales.train import RunConfig, data, make_dataset, train_stack  # noqa: E402
 from sde_scales.train.sweep import load_grid_toml  # noqa: E402
 
 
@@ -157,3 +157,29 @@ def test_python_api_refuses_widths_and_seeds_that_are_not_whole():
     assert [(c.width, c.seed) for c in config_grid(["mup"], [np.int64(32), 64.0], [0.1], [1.0])] == [(32, 1), (64, 1)]
     with pytest.raises(InvalidArgumentError, match="whole widths"):
         coord_check(by_name("mup", L=1, optimizer="sgd"), [16, 32.5, 64], n_seeds=3)
+
+
+@pytest.mark.parametrize("call, msg", [
+    # make_dataset read n_train=0 as "the default" (8,192 samples) and a negative count trimmed the
+    # split from its end; the builders took d_in=0 (NaN class means), one class, fractional sizes
+    (lambda: make_dataset("mixture", n_train=0, d_in=8), "n_train=0"),
+    (lambda: make_dataset("synthetic", n_train=-3, d_in=8), "n_train=-3"),
+    (lambda: make_dataset("powerlaw", n_train=64.5, d_in=8), "n_train=64.5"),
+    (lambda: make_dataset("imagenet", n_train=-1), "dataset 'imagenet'"),
+    (lambda: data.teacher_student(n_train=16, n_test=-5, d_in=8), "n_test=-5"),
+    (lambda: data.teacher_student(n_train=16, n_test=4, d_in=8, n_classes=1), "n_classes=1"),
+    (lambda: data.gaussian_mixture(n_train=16, n_test=4, d_in=0), "d_in=0"),
+    (lambda: data.gaussian_mixture(n_train=16, n_test=4, d_in=8, separation=float("nan")), "separation=nan"),
+    (lambda: data.powerlaw_features(n_train=16, n_test=4, d_in=8, n_features=2.5), "n_features=2.5"),
+    (lambda: data.load_cifar10("/nonexistent", download=False, n_train=-10), "n_train=-10"),
+])
+def test_data_builders_refuse_sizes_that_are_not_counts(call, msg):
+    with pytest.raises(InvalidArgumentError, match=msg):
+        call()
+
+
+def test_data_builders_take_whole_floats_and_give_the_sizes_asked():
+    ds = make_dataset("mixture", n_train=64.0, d_in=8)
+    assert (ds.n_train, ds.d_in) == (64, 8)
+    x, y, xt, yt = data.teacher_student(n_train=16, n_test=0, d_in=8)
+    assert x.shape == (16, 8) and xt.shape == (0, 8)

@@ -29,6 +29,7 @@ import numpy as np
 from sde_scales import seeds
 from sde_scales.atomic import file_mode
 from sde_scales.errors import DataFileError, InvalidArgumentError
+from sde_scales.validation import is_integral
 
 __all__ = ["Dataset", "load_cifar10", "teacher_student", "gaussian_mixture", "make_dataset", "powerlaw_features",
            "write_cifar_bin"]
@@ -102,6 +103,9 @@ def write_cifar_bin(path: Path, x: np.ndarray, y: np.ndarray) -> None:
     np.concatenate([y, x], axis=1).tofile(path)
 
 
+#: The names :func:`make_dataset` takes ("teacher-student" is "synthetic" by its other name).
+DATASET_NAMES = ("synthetic", "teacher-student", "mixture", "powerlaw", "cifar10")
+
 #: Records in each CIFAR-10 binary file (5 training batches and the test batch).
 RECORDS_PER_FILE = 10_000
 
@@ -155,7 +159,11 @@ def load_cifar10(root: str | Path, download: bool = True, n_train: int | None = 
                  records: int | None = RECORDS_PER_FILE) -> tuple[np.ndarray, ...]:
     """``(x_train, y_train, x_test, y_test)`` as float32 (normalised per channel, float32 throughout)
     and int64. Every file must hold ``records`` records (10,000 in CIFAR-10): a truncated file, or
-    another data set in its place, is refused."""
+    another data set in its place, is refused. ``n_train``: the first this many training records
+    (all 50,000 when None)."""
+    if n_train is not None:
+        _check_sizes("load_cifar10", n_train=n_train)
+        n_train = int(n_train)
     root = Path(root)
     d = root / CIFAR_DIR
     missing = [f for f in TRAIN_FILES + (TEST_FILE,) if not (d / f).exists()]
@@ -189,9 +197,23 @@ def load_cifar10(root: str | Path, download: bool = True, n_train: int | None = 
     return norm(x_train), y_train.astype(np.int64), norm(xt), yt.astype(np.int64)
 
 
+def _check_sizes(task: str, **sizes) -> None:
+    """Each size a whole number at or above its least value (``n_test`` 0: no test split;
+    ``n_classes`` 2: one class has nothing to learn). Negative counts used to trim the split from
+    the end without a word, and ``d_in = 0`` gave inputs with no coordinates."""
+    least = {"n_test": 0, "n_classes": 2}
+    for name, v in sizes.items():
+        low = least.get(name, 1)
+        if not is_integral(v, low):
+            raise InvalidArgumentError(f"{task}: {name}={v!r}; give a whole number >= {low}")
+
+
 def teacher_student(n_train: int = 8192, n_test: int = 2048, d_in: int = 3072, n_classes: int = 10,
                     teacher_width: int = 256, seed: int = 0) -> tuple[np.ndarray, ...]:
     """Gaussian inputs labelled by the argmax of a fixed random two-layer ReLU teacher."""
+    _check_sizes("teacher_student", n_train=n_train, n_test=n_test, d_in=d_in, n_classes=n_classes,
+                 teacher_width=teacher_width)
+    n_train, n_test, d_in = int(n_train), int(n_test), int(d_in)
     rng = seeds.rng(seed, "data.teacher_student")
     W1 = rng.standard_normal((teacher_width, d_in)) / np.sqrt(d_in)
     W2 = rng.standard_normal((n_classes, teacher_width)) / np.sqrt(teacher_width)
@@ -204,6 +226,11 @@ def gaussian_mixture(n_train: int = 8192, n_test: int = 2048, d_in: int = 3072, 
                      separation: float = 1.0, seed: int = 0) -> tuple[np.ndarray, ...]:
     """One isotropic Gaussian per class with means of norm ``separation`` (unit noise per coordinate,
     scaled by 1/sqrt(d_in) so inputs have norm about one)."""
+    _check_sizes("gaussian_mixture", n_train=n_train, n_test=n_test, d_in=d_in, n_classes=n_classes)
+    if not (np.isfinite(separation) and separation > 0):
+        raise InvalidArgumentError(f"gaussian_mixture: separation={separation!r}; give a finite norm > 0 for the "
+                                   f"class means (0 makes the classes indistinguishable)")
+    n_train, n_test, d_in = int(n_train), int(n_test), int(d_in)
     rng = seeds.rng(seed, "data.gaussian_mixture")
     means = rng.standard_normal((n_classes, d_in))
     means *= separation / np.linalg.norm(means, axis=1, keepdims=True)
@@ -237,8 +264,13 @@ def powerlaw_features(n_train: int = 8192, n_test: int = 2048, d_in: int = 32, s
     trainer's networks have none, and a bias-free ReLU network is positively homogeneous,
     :math:`f(cx) = c f(x)`, so it could not fit a quadratic along a ray. Targets are float32 of
     shape ``(N,)``."""
-    if d_in < 2:
-        raise InvalidArgumentError(f"d_in={d_in}; the power-law task needs d_in >= 2 (one coordinate is constant)")
+    _check_sizes("powerlaw_features", n_train=n_train, n_test=n_test)
+    if not is_integral(d_in, 2):
+        raise InvalidArgumentError(f"d_in={d_in!r}; the power-law task needs a whole d_in >= 2 (one coordinate is "
+                                   f"constant)")
+    if n_features is not None and not is_integral(n_features, 1):
+        raise InvalidArgumentError(f"n_features={n_features!r}; give a whole number of features (1 .. d_in - 1)")
+    n_train, n_test, d_in = int(n_train), int(n_test), int(d_in)
     P = d_in - 1 if n_features is None else int(n_features)
     if not 1 <= P <= d_in - 1 or not np.isfinite(alpha) or alpha <= 0.5:
         raise InvalidArgumentError(f"n_features={n_features}, alpha={alpha} for d_in={d_in}; give 1 <= n_features <= "
@@ -258,20 +290,24 @@ def powerlaw_features(n_train: int = 8192, n_test: int = 2048, d_in: int = 32, s
 def make_dataset(name: str, device="cpu", *, d_in: int = 3072, n_train: int | None = None, seed: int = 0,
                  root: str | Path = "data", download: bool = True) -> Dataset:
     """``name``: ``"synthetic"`` (teacher-student), ``"mixture"`` (Gaussian mixture), ``"powerlaw"``
-    (regression on power-law features) or ``"cifar10"``."""
+    (regression on power-law features) or ``"cifar10"``. ``n_train``: training samples, or None for
+    the task's default (8,192; all 50,000 for CIFAR-10)."""
     import torch
 
-    if name in ("synthetic", "teacher-student"):
-        arrs = teacher_student(n_train=n_train or 8192, d_in=d_in, seed=seed)
-    elif name == "mixture":
-        arrs = gaussian_mixture(n_train=n_train or 8192, d_in=d_in, seed=seed)
-    elif name == "powerlaw":
-        arrs = powerlaw_features(n_train=n_train or 8192, d_in=d_in, seed=seed)
-        xt, yt, xs, ys = (torch.as_tensor(a) for a in arrs)
-        return Dataset(xt, yt, xs, ys, name, n_classes=1, task="regression").to(device)
-    elif name == "cifar10":
+    if name not in DATASET_NAMES:
+        raise InvalidArgumentError(f"dataset {name!r}; use one of {', '.join(DATASET_NAMES)}")
+    if n_train is not None:  # 0 used to mean the default, and a negative count trimmed CIFAR-10's end
+        _check_sizes(name, n_train=n_train)
+        n_train = int(n_train)
+
+    if name == "cifar10":
         arrs = load_cifar10(root, download=download, n_train=n_train)
     else:
-        raise InvalidArgumentError(f"dataset {name!r}; use 'synthetic', 'mixture', 'powerlaw' or 'cifar10'")
+        build = {"synthetic": teacher_student, "teacher-student": teacher_student, "mixture": gaussian_mixture,
+                 "powerlaw": powerlaw_features}[name]
+        arrs = build(n_train=8192 if n_train is None else n_train, d_in=d_in, seed=seed)
+    if name == "powerlaw":
+        xt, yt, xs, ys = (torch.as_tensor(a) for a in arrs)
+        return Dataset(xt, yt, xs, ys, name, n_classes=1, task="regression").to(device)
     xt, yt, xs, ys = (torch.as_tensor(a) for a in arrs)
     return Dataset(xt, yt, xs, ys, name).to(device)

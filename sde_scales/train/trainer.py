@@ -46,6 +46,7 @@ from sde_scales import seeds
 from sde_scales import schedules
 from sde_scales.errors import InvalidArgumentError
 from sde_scales.parametrization import by_name
+from sde_scales.train.data import DATASET_NAMES
 from sde_scales.train.model import StackedMLP
 from sde_scales.train.optim import MuOptimizer
 
@@ -64,8 +65,6 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 #: Learning-rate shapes by name (each ``f(n_steps, peak, **kw)`` -> per-step array).
 SCHEDULES = {"constant": schedules.constant, "cosine": schedules.cosine, "wsd": schedules.wsd,
              "step": schedules.step, "eight_one_one": schedules.eight_one_one}
-#: Data sets by name (``sde_scales.train.data.make_dataset``).
-DATASETS = ("synthetic", "teacher-student", "mixture", "powerlaw", "cifar10")
 
 #: Fields added after stores were first written, with the default that keeps an old run id.
 _ADDED_FIELDS = {"data_order": "shared", "lr_width": 0, "base_width": 0, "precision": "fp32", "compile": False}
@@ -159,8 +158,8 @@ class RunConfig:
             raise InvalidArgumentError(f"precision={self.precision!r}; use one of {', '.join(PRECISIONS)}")
         if self.optimizer not in ("sgd", "adam"):
             raise InvalidArgumentError(f"optimizer={self.optimizer!r}; use sgd or adam")
-        if self.dataset not in DATASETS:
-            raise InvalidArgumentError(f"dataset={self.dataset!r}; use one of {', '.join(DATASETS)}")
+        if self.dataset not in DATASET_NAMES:
+            raise InvalidArgumentError(f"dataset={self.dataset!r}; use one of {', '.join(DATASET_NAMES)}")
         if self.schedule not in SCHEDULES:
             raise InvalidArgumentError(f"schedule={self.schedule!r}; use one of {', '.join(SCHEDULES)}")
         if not isinstance(self.schedule_kw, tuple) or any(not (isinstance(kv, tuple) and len(kv) == 2)
