@@ -92,6 +92,13 @@ def test_ladder_configs():
                 dict(frontier_steps=10)):
         with pytest.raises(InvalidArgumentError):
             LadderSpec(**bad)
+    # a width of 8.5 was trained as width 8 (int() in the configs) and a seed count of 2.5 was a
+    # TypeError in range(); whole floats are read as the whole numbers they are
+    for bad, name in ((dict(widths=(4.5, 8, 16)), "widths"), (dict(widths=(0, 8, 16)), "widths"),
+                      (dict(seeds=2.5), "seeds=2.5"), (dict(log_points=16.5), "log_points=16.5")):
+        with pytest.raises(InvalidArgumentError, match=name):
+            LadderSpec(**bad)
+    assert LadderSpec(widths=(4.0, 8, 16), seeds=3.0).widths == (4, 8, 16)
 
 
 def test_ladder_too_short_to_show_horizons_is_refused_clearly(tmp_path):

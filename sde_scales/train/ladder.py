@@ -22,6 +22,7 @@ import numpy as np
 
 from sde_scales.errors import InvalidArgumentError
 from sde_scales.train.trainer import RunConfig
+from sde_scales.validation import is_integral
 
 __all__ = ["LADDER_FULL", "LADDER_QUICK", "LadderSpec", "frontier_configs", "horizon_configs", "run_ladder"]
 
@@ -58,8 +59,14 @@ class LadderSpec:
     metric: str = "eval_loss"
 
     def __post_init__(self) -> None:
-        if len(self.widths) < 3 or sorted(set(self.widths)) != list(self.widths):
-            raise InvalidArgumentError(f"widths={self.widths}; give at least three increasing widths")
+        widths = tuple(self.widths)
+        if len(widths) < 3 or not all(is_integral(w, 1) for w in widths) or sorted(set(widths)) != list(widths):
+            raise InvalidArgumentError(f"widths={self.widths}; give at least three increasing whole widths >= 1")
+        object.__setattr__(self, "widths", tuple(int(w) for w in widths))  # 64.0 -> 64; 8.5 is refused above
+        for name in ("seeds", "frontier_steps", "log_points"):
+            if not is_integral(getattr(self, name), 1):
+                raise InvalidArgumentError(f"{name}={getattr(self, name)!r}; give a whole number")
+            object.__setattr__(self, name, int(getattr(self, name)))
         bad = [s for s in (*self.schedules, self.control_schedule) if s not in LADDER_SCHEDULES]
         if bad:
             raise InvalidArgumentError(f"schedules {bad}; use {', '.join(LADDER_SCHEDULES)}")
