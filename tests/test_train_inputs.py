@@ -24,6 +24,7 @@ from sde_scales.train.sweep import load_grid_toml  # noqa: E402
     (dict(lr=-1.0), "lr=-1.0"),
     (dict(lr=float("nan")), "lr=nan"),
     (dict(epochs=0), "epochs=0"),
+    (dict(epochs=1e-3, n_train=1024, batch_size=128), "is 0.008 steps, which rounds to none"),  # was one step
     (dict(schedule="linear"), "schedule='linear'"),
     (dict(schedule="step"), "schedule 'step'"),  # needs its milestones
     (dict(dataset="imagenet"), "dataset='imagenet'"),

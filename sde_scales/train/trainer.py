@@ -146,6 +146,10 @@ class RunConfig:
                                        f"larger than the training set: lower batch_size or raise n_train")
         if self.epochs <= 0:
             raise InvalidArgumentError(f"epochs={self.epochs}; it must be positive")
+        if round(self.epochs * self.n_train / self.batch_size) < 1:  # was trained as one step without a word
+            raise InvalidArgumentError(f"epochs={self.epochs} of {self.n_train} samples in batches of {self.batch_size} "
+                                       f"is {self.epochs * self.n_train / self.batch_size:.3g} steps, which rounds to "
+                                       f"none; give epochs >= {self.batch_size / self.n_train:.3g} (one step)")
         if self.eval_every < 0:
             raise InvalidArgumentError(f"eval_every={self.eval_every}; give the number of logs between test-split "
                                        f"evaluations, or 0 for none")
@@ -187,7 +191,7 @@ class RunConfig:
         return tuple(sorted((k, str(v)) for k, v in d.items()))
 
     def n_steps(self) -> int:
-        return max(1, int(round(self.epochs * self.n_train / self.batch_size)))
+        return int(round(self.epochs * self.n_train / self.batch_size))
 
     def schedule_factors(self) -> np.ndarray:
         """The schedule's factor for every update ``0 .. n_steps - 1``: update k uses ``lr * factor[k]``."""
