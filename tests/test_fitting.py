@@ -1065,7 +1065,7 @@ def test_score_states_how_much_the_moving_average_flattens_the_prediction(tmp_pa
     (a planted run of 5,000 steps, noise 0.02, under a 1,000-step window, which flattens its first
     steps by about 0.03) and not under a 100-step one (flattening below 0.001 against the
     average's own noise floor of 0.02 / sqrt(10))."""
-    step = np.arange(1000)
+    step = np.arange(1, 1001)  # from step 1: a row at step 0 is the initial loss, in no other row's window
     c = 1e-4
     pred = c * step.astype(float) ** 2
     curve = LossCurve(step, np.full(step.size, 1e-3), np.zeros(step.size), name="parabola")
@@ -1075,7 +1075,7 @@ def test_score_states_how_much_the_moving_average_flattens_the_prediction(tmp_pa
     np.testing.assert_array_equal(curve.averaged(pred, 20), LossCurve(step, curve.lr, pred).smoothed(20))
     with pytest.raises(InvalidArgumentError, match="999 values for the 1000 rows"):
         curve.averaged(pred[:-1], 20)
-    inner = score(curve, pred, smooth_steps=20, skip_steps=10)  # rows 10..999: the last 10 still shrink
+    inner = score(curve, pred, smooth_steps=20, skip_steps=11)  # rows 10..999: the last 10 still shrink
     interior = np.sqrt((990 - 10) / 990 * (c * 110 / 3) ** 2 + np.sum((pred - direct)[-10:] ** 2) / 990)
     assert inner["target_bias_rmse"] == pytest.approx(interior, rel=1e-9)
 

@@ -97,7 +97,8 @@ def _check(curve: LossCurve, pred: np.ndarray, what: str) -> np.ndarray:
     if pred.shape != curve.loss.shape:
         raise InvalidArgumentError(f"{what}: {pred.size} predictions for the {curve.loss.size} rows of {curve.name}; "
                                    f"predict every row of the curve")
-    bad = np.flatnonzero(~np.isfinite(pred))
+    u = curve.untrained_rows()  # the initial loss is not scored: predict gives NaN there
+    bad = np.flatnonzero(~np.isfinite(pred[u:])) + u
     if bad.size:
         raise InvalidArgumentError(f"{what}: prediction {float(pred[bad[0]])!r} at row {int(bad[0])} (step "
                                    f"{int(curve.step[bad[0]])}) of {curve.name}; a comparison needs finite predictions")

@@ -39,7 +39,8 @@ import numpy as np
 from sde_scales.errors import DataFileError, InvalidArgumentError
 from sde_scales.validation import is_whole
 
-__all__ = ["COLUMN_ALIASES", "GAP_FACTOR", "MAX_STEP", "SPIKE_Z", "StepGapWarning", "LateStartWarning", "LossCurve",
+__all__ = ["COLUMN_ALIASES", "GAP_FACTOR", "MAX_STEP", "SPIKE_Z", "StepGapWarning", "InitialLossWarning",
+           "LateStartWarning", "LossCurve",
            "LossRise", "LossRiseWarning", "LossSpikeWarning", "RISE_Z",
            "ScheduleFeatures", "ScheduleSpec", "MIN_POINTS", "SCHEDULE_RTOL", "curve_name", "load_curve", "parse_columns",
            "planted_curve", "resolve_columns", "warmup_end"]
@@ -126,6 +127,12 @@ RISE_Z = 16.0
 
 class LateStartWarning(UserWarning):
     """A log without a per-step schedule starts after step 0: what came before is assumed."""
+
+
+class InitialLossWarning(UserWarning):
+    """Rows logged before any update with a positive learning rate (the initial loss), which no
+    law describes: they are left out of fits, scores and moving averages
+    (:meth:`LossCurve.untrained_rows`)."""
 
 
 class LossSpikeWarning(UserWarning):
@@ -290,6 +297,8 @@ class LossCurve:
     _medians: list = field(default_factory=list, init=False, repr=False, compare=False)
     #: :meth:`loss_rise`'s findings by ``from_step``
     _rises: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    #: :meth:`untrained_rows`, once computed
+    _untrained: list = field(default_factory=list, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         src = self.source
@@ -955,27 +964,64 @@ class LossCurve:
         lr[-1] = self.lr[-1]
         return lr
 
+    def untrained_rows(self) -> int:
+        r"""How many of the first rows were logged before any update with a positive learning rate:
+        rows whose learning-rate area :math:`S_1 = \sum_{k < t} \eta_k` is 0 (a log's step 0, or
+        the steps of a warmup that starts at a rate of 0). Their loss is the initial loss, which no
+        law describes: every law's power term :math:`A S_1^{-\alpha}` is infinite there, and a fit
+        that took the initial loss in bent :math:`\alpha` towards 0 to reach it. The area never
+        decreases, so these rows are a prefix. Fits, scores and the moving averages of
+        :meth:`window_rows` leave them out; :func:`~sde_scales.fitting.fit.predict` gives NaN there."""
+        if not self._untrained:
+            cum = np.concatenate([[0.0], np.cumsum(self.per_step_lr())])
+            self._untrained.append(int(np.searchsorted(cum[self.step], 0.0, side="right")))
+        return self._untrained[0]
+
+    def initial_loss_note(self) -> str | None:
+        """What :meth:`untrained_rows` leaves out, in words (None where nothing is)."""
+        u = self.untrained_rows()
+        if u == 0:
+            return None
+        rows = f"row 0 (step {int(self.step[0])})" if u == 1 else \
+            f"rows 0-{u - 1} (steps {int(self.step[0])}-{int(self.step[u - 1])})"
+        return (f"{self.name}: {rows} of {self.source} log the loss before any update with a positive learning rate "
+                f"(learning-rate area 0: the initial loss), where every law's power term A S1^-alpha is infinite: "
+                f"left out of the fit, the scores and the moving averages, and not predicted")
+
     def smoothed(self, window_steps: int = 1000) -> np.ndarray:
         """Centred moving average of the loss over ``window_steps`` steps (the points whose step is
-        within half a window), shrinking at the ends."""
+        within half a window), shrinking at the ends; rows before the first update
+        (:meth:`untrained_rows`) are in no other row's window."""
         return self.averaged(self.loss, window_steps)
 
     def averaged(self, values: np.ndarray, window_steps: int = 1000) -> np.ndarray:
         """The same centred moving average as :meth:`smoothed`, of any values given at this curve's
-        rows (a prediction, a noise-free loss, residuals)."""
+        rows (a prediction, a noise-free loss, residuals). Values at rows before the first update
+        enter no other row's average (a prediction is NaN there); those rows keep their own value."""
         values = np.asarray(values, dtype=float)
         if values.shape != self.step.shape:
             raise InvalidArgumentError(f"{values.size} values for the {self.step.size} rows of {self.name}; give one per row")
-        c = np.concatenate([[0.0], np.cumsum(values)])
+        u = self.untrained_rows()
+        inside = values if u == 0 else np.concatenate([np.zeros(u), values[u:]])  # in no window from row u on
+        c = np.concatenate([[0.0], np.cumsum(inside)])
         lo, hi = self.window_rows(window_steps)
-        return (c[hi] - c[lo]) / (hi - lo)
+        out = (c[hi] - c[lo]) / (hi - lo)
+        out[:u] = values[:u]
+        return out
 
     def window_rows(self, window_steps: int) -> tuple[np.ndarray, np.ndarray]:
         """Row ranges ``[lo, hi)`` of the centred windows of :meth:`smoothed`: the rows whose step
-        is within half a window of each row's step."""
+        is within half a window of each row's step, from the first row after the update-free start
+        on (:meth:`untrained_rows`; each row of that start is a window of its own)."""
         half = window_steps / 2
-        return (np.searchsorted(self.step, self.step - half, side="left"),
-                np.searchsorted(self.step, self.step + half, side="right"))
+        lo = np.searchsorted(self.step, self.step - half, side="left")
+        hi = np.searchsorted(self.step, self.step + half, side="right")
+        u = self.untrained_rows()
+        if u:
+            lo = np.maximum(lo, u)
+            own = np.arange(u)
+            lo[:u], hi[:u] = own, own + 1
+        return lo, hi
 
     def cooldown_mask(self) -> np.ndarray:
         """Rows after the learning rate has left its final plateau at peak (the cooldown); all

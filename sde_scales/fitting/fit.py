@@ -57,7 +57,7 @@ from scipy import ndimage, optimize, stats
 
 from sde_scales.errors import InvalidArgumentError
 from sde_scales.fitting.bands import law_gradient, on_lower_bound, on_upper_bound, parameter_covariance
-from sde_scales.fitting.curves import LossCurve, ScheduleFeatures, warmup_end
+from sde_scales.fitting.curves import InitialLossWarning, LossCurve, ScheduleFeatures, warmup_end
 from sde_scales.fitting.laws import KernelLaw, Law
 from sde_scales.validation import is_whole
 
@@ -293,7 +293,7 @@ class FitResult:
 
 
 def _features(curve: LossCurve, skip: int, lr_scale: float, factor: int) -> tuple[ScheduleFeatures, np.ndarray]:
-    keep = curve.step >= skip
+    keep = _trained_from(curve, skip)
     if keep.sum() < 10:
         raise InvalidArgumentError(f"{curve.source}: only {int(keep.sum())} points at or after skip_steps={skip}; lower --skip-steps")
     f = ScheduleFeatures.build(curve, curve.step[keep], lr_scale, bin_steps=curve.drop_bin_steps(factor))
@@ -1023,7 +1023,8 @@ def _check_result(result) -> None:
 
 def predict(result: FitResult, curve: LossCurve, rows: np.ndarray | None = None) -> np.ndarray:
     """The law's loss at every row of ``curve`` (or at ``rows``), from its learning-rate column alone;
-    each of :func:`extrapolations` is warned (:class:`PeakLRWarning`)."""
+    each of :func:`extrapolations` is warned (:class:`PeakLRWarning`). NaN at rows logged before
+    any update (the initial loss, :meth:`LossCurve.untrained_rows`), where no law has a value."""
     _check_result(result)
     if not isinstance(curve, LossCurve):
         raise InvalidArgumentError(f"curve is a {type(curve).__name__}; give a LossCurve (load_curve(path) reads a file)")
@@ -1034,8 +1035,10 @@ def predict(result: FitResult, curve: LossCurve, rows: np.ndarray | None = None)
     for msg in extrapolations(result, curve):
         warnings.warn(msg, PeakLRWarning, stacklevel=2)
     f = ScheduleFeatures.build(curve, curve.step[rows], result.lr_scale,
-                               bin_steps=curve.drop_bin_steps(result.bin_steps_factor), from_step=result.skip_steps)
-    return result.law.predict(result.theta, f)
+                               bin_steps=curve.drop_bin_steps(result.bin_steps_factor),
+                               from_step=first_trained_step(curve, result.skip_steps))
+    out = result.law.predict(result.theta, f)
+    return np.where(np.asarray(rows) < curve.untrained_rows(), np.nan, out)
 
 
 #: Window of the moving average the metrics compare predictions with, unless a curve is short.
@@ -1123,11 +1126,13 @@ def predict_sd(result: FitResult, curve: LossCurve, model: bool = True) -> tuple
     if cov is None:
         raise InvalidArgumentError("this FitResult has no covariance (it was not made by fit()); refit it")
     f = ScheduleFeatures.build(curve, curve.step, result.lr_scale,
-                               bin_steps=curve.drop_bin_steps(result.bin_steps_factor), from_step=result.skip_steps)
+                               bin_steps=curve.drop_bin_steps(result.bin_steps_factor),
+                               from_step=first_trained_step(curve, result.skip_steps))
     with one_blas_thread():  # as in fit(): the same band whatever the thread count
         G = law_gradient(result.law, result.theta, f, cov.lo, cov.hi)
         n_last = final_rows(curve.step.size)
         rows, final = cov.sd(G), float(cov.sd(G[-n_last:].mean(axis=0, keepdims=True))[0])
+        rows[:curve.untrained_rows()] = np.nan  # no prediction there (predict)
     d = model_error(result) if model else 0.0
     return (np.hypot(rows, d), float(np.hypot(final, d))) if d > 0 else (rows, final)
 
@@ -1158,7 +1163,8 @@ def shared_noise_offset(result: FitResult, references: list[LossCurve], curve: L
     R, E = [], []
     for ref in references:
         res = ref.averaged(ref.loss - predict(result, ref), smooth_steps)
-        R.append(np.interp(curve.step, ref.step, res))
+        u = ref.untrained_rows()  # no residual at the initial loss
+        R.append(np.interp(curve.step, ref.step[u:], res[u:]))
         E.append(np.interp(curve.step, ref.step, ref.lr))
     R, E = np.array(R), np.array(E)
     if len(references) == 1:
@@ -1172,12 +1178,32 @@ def shared_noise_offset(result: FitResult, references: list[LossCurve], curve: L
     return rm + slope * (ep - em)
 
 
+def _trained_from(curve: LossCurve, skip: int, warn: bool = True) -> np.ndarray:
+    """Rows at or after step ``skip`` that were logged after an update (not the initial loss:
+    :meth:`LossCurve.untrained_rows`), which a fit takes and a metric scores; with ``warn``, the
+    initial loss is warned of (:class:`InitialLossWarning`) where ``skip`` does not leave it out."""
+    keep = curve.step >= skip
+    u = curve.untrained_rows()
+    if warn and u and keep[:u].any():
+        warnings.warn(curve.initial_loss_note(), InitialLossWarning, stacklevel=3)
+    keep[:u] = False
+    return keep
+
+
+def first_trained_step(curve: LossCurve, skip: int) -> int:
+    """Where a curve's judged part begins: ``skip``, or the first row after the initial loss."""
+    u = curve.untrained_rows()
+    return max(int(skip), int(curve.step[u])) if u < curve.step.size else int(skip)
+
+
 def scored_rows(curve: LossCurve, skip_steps: int) -> np.ndarray:
-    """The rows a metric scores: those at or after ``skip_steps``; refused where there are none."""
-    keep = curve.step >= skip_steps
+    """The rows a metric scores: those at or after ``skip_steps``, less the initial loss
+    (:meth:`LossCurve.untrained_rows`); refused where there are none."""
+    keep = _trained_from(curve, skip_steps, warn=False)  # said where it is fitted (and in its docstring here)
     if not keep.any():
-        raise InvalidArgumentError(f"skip_steps={skip_steps} leaves no row of {curve.name} (last step "
-                                   f"{int(curve.step[-1])}); give a smaller skip_steps")
+        raise InvalidArgumentError(f"skip_steps={skip_steps} leaves no row of {curve.name} after its first update (last "
+                                   f"step {int(curve.step[-1])}, {curve.untrained_rows()} row(s) before any update); "
+                                   f"give a smaller skip_steps")
     return keep
 
 
@@ -1191,7 +1217,9 @@ def score(curve: LossCurve, pred: np.ndarray, *, skip_steps: int = 0, smooth_ste
     parameters and of the observed final loss. Under the law and the noise model it is about
     standard normal; far outside (say beyond 3) the law misses by more than the noise explains.
     None where either is unknown. A prediction that is not finite at some row is refused
-    (:class:`~sde_scales.errors.InvalidArgumentError` naming the row): no metric exists then."""
+    (:class:`~sde_scales.errors.InvalidArgumentError` naming the row): no metric exists then. Rows
+    logged before any update (the initial loss) are not scored and may hold NaN, as :func:`predict`
+    gives there."""
     try:
         pred = np.asarray(pred, dtype=float)
     except (TypeError, ValueError) as exc:
@@ -1200,8 +1228,8 @@ def score(curve: LossCurve, pred: np.ndarray, *, skip_steps: int = 0, smooth_ste
     if pred.shape != curve.loss.shape:
         raise InvalidArgumentError(f"predictions of shape {pred.shape} for the {curve.loss.size} rows of {curve.name}; "
                                    f"give one predicted loss per row (a 1-d array)")
-    bad = np.flatnonzero(~np.isfinite(pred))
-    if bad.size:
+    bad = np.flatnonzero(~np.isfinite(pred[curve.untrained_rows():])) + curve.untrained_rows()  # the initial loss
+    if bad.size:                                                                                # is not scored
         # NaN metrics (null in the JSON) would read as "not computed", not as a law that failed
         raise InvalidArgumentError(f"the prediction of {curve.name} is not finite at {bad.size} row(s), the first "
                                    f"row {bad[0]} (step {int(curve.step[bad[0]])}, value {pred[bad[0]]}): the law "
@@ -1267,7 +1295,7 @@ def time_scale_profile(curves: list[LossCurve], *, time: str = "area", skip_step
                     fixed={"log10_tau": np.log10(tau)}, max_evaluations=limit)
         if not r.extra["converged"]:
             unconverged.append(float(tau))
-        rs = np.concatenate([c.loss[c.step >= skip_steps] - predict(r, c)[c.step >= skip_steps] for c in curves])
+        rs = np.concatenate([(c.loss - predict(r, c))[scored_rows(c, skip_steps)] for c in curves])
         sse.append(float(np.sum(rs**2)))
         if r.cost <= best_cost:
             best_cost, res = r.cost, rs

@@ -16,9 +16,9 @@ import numpy as np
 from sde_scales.atomic import write_json_atomic, write_text_atomic
 from sde_scales.errors import DataFileError, InvalidArgumentError
 from sde_scales.fitting.average import AveragedFit, mixture_band
-from sde_scales.fitting.curves import LossCurve, curve_name, load_curve, parse_columns
+from sde_scales.fitting.curves import InitialLossWarning, LossCurve, curve_name, load_curve, parse_columns
 from sde_scales.fitting.fit import (DEPTH_MARGIN, SMOOTH_FRACTION, SMOOTH_STEPS, SMOOTH_WARN_FRACTION, FitResult,
-                                   default_smooth_steps, evaluation_limit, extrapolations, final_rows, fit,
+                                   default_smooth_steps, evaluation_limit, extrapolations, final_rows, first_trained_step, fit,
                                    lack_of_fit_fired,
                                    long_window_curves, model_error, predict, predict_sd, schedule_reach, score,
                                    shared_noise_offset, time_scale_profile)
@@ -420,7 +420,8 @@ def run_law(law: Law, fit_curves: list[LossCurve], predict_curves: list[LossCurv
                  "model_error_sd": model_error(res),
                  "conditional_on": res.extra["covariance"].conditional_on,
                  "inflation": res.extra["covariance"].inflation},
-        "warnings": sorted({str(w.message) for w in caught}),
+        # the initial loss is one of the reading notes (fit_delay_command), not each law's
+        "warnings": sorted({str(w.message) for w in caught if not issubclass(w.category, InitialLossWarning)}),
     }
     notes = []  # what the bands and the metrics cannot say, beside the fit's own warnings
     held_at_bound = [n for n in res.extra["covariance"].on_bound if not n.startswith("b_")]
@@ -884,18 +885,23 @@ def run_fit_delay(args) -> int:
     fit_curves, predict_curves = both[:len(fit_curves)], both[len(fit_curves):]
     dropped = {}
     if getattr(args, "drop_spikes", False):
-        for c in fit_curves + predict_curves:
-            rows = c.spike_rows(args.skip_steps)
+        for c in fit_curves + predict_curves:  # from the first row after an update: the initial loss is no spike
+            rows = c.spike_rows(first_trained_step(c, args.skip_steps))
             if rows.size:
                 dropped[c.name] = [int(v) for v in c.step[rows]]
                 print(f"{c.name}: dropped {rows.size} spike row(s) (--drop-spikes), at step(s) "
                       + ", ".join(str(v) for v in dropped[c.name][:10]) + (" ..." if rows.size > 10 else ""))
-        fit_curves = [c.without_spikes(args.skip_steps) for c in fit_curves]
-        predict_curves = [c.without_spikes(args.skip_steps) for c in predict_curves]
+        fit_curves = [c.without_spikes(first_trained_step(c, args.skip_steps)) for c in fit_curves]
+        predict_curves = [c.without_spikes(first_trained_step(c, args.skip_steps)) for c in predict_curves]
     for c in fit_curves + predict_curves:  # before any fit: a diverged log is refused as it is in a fit
-        diverged = c.divergence(args.skip_steps)
+        diverged = c.divergence(first_trained_step(c, args.skip_steps))
         if diverged is not None:
             raise DataFileError(diverged)
+    for c in fit_curves + predict_curves:  # the initial loss, said once here (each law's fit leaves it out)
+        note = c.initial_loss_note() if c.untrained_rows() and c.step[0] >= args.skip_steps else None
+        if note is not None:
+            print(f"warning: {note}")
+            read_notes.append(note)
     if args.smooth_steps is None:
         args.smooth_steps = default_smooth_steps(fit_curves + predict_curves)
         if args.smooth_steps < SMOOTH_STEPS:
