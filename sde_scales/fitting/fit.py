@@ -295,7 +295,8 @@ class FitResult:
 def _features(curve: LossCurve, skip: int, lr_scale: float, factor: int) -> tuple[ScheduleFeatures, np.ndarray]:
     keep = _trained_from(curve, skip)
     if keep.sum() < 10:
-        raise InvalidArgumentError(f"{curve.source}: only {int(keep.sum())} points at or after skip_steps={skip}; lower --skip-steps")
+        raise InvalidArgumentError(f"{curve.source}: only {int(keep.sum())} points at or after skip_steps={skip} (and after "
+                                   f"the first update); lower --skip-steps")
     f = ScheduleFeatures.build(curve, curve.step[keep], lr_scale, bin_steps=curve.drop_bin_steps(factor))
     return f, keep
 
@@ -1228,8 +1229,9 @@ def score(curve: LossCurve, pred: np.ndarray, *, skip_steps: int = 0, smooth_ste
     if pred.shape != curve.loss.shape:
         raise InvalidArgumentError(f"predictions of shape {pred.shape} for the {curve.loss.size} rows of {curve.name}; "
                                    f"give one predicted loss per row (a 1-d array)")
-    bad = np.flatnonzero(~np.isfinite(pred[curve.untrained_rows():])) + curve.untrained_rows()  # the initial loss
-    if bad.size:                                                                                # is not scored
+    u = curve.untrained_rows()  # the initial loss is not scored: predict gives NaN there
+    bad = np.flatnonzero(~np.isfinite(pred[u:])) + u
+    if bad.size:
         # NaN metrics (null in the JSON) would read as "not computed", not as a law that failed
         raise InvalidArgumentError(f"the prediction of {curve.name} is not finite at {bad.size} row(s), the first "
                                    f"row {bad[0]} (step {int(curve.step[bad[0]])}, value {pred[bad[0]]}): the law "

@@ -18,8 +18,8 @@ from sde_scales.errors import DataFileError, InvalidArgumentError
 from sde_scales.fitting.average import AveragedFit, mixture_band
 from sde_scales.fitting.curves import InitialLossWarning, LossCurve, curve_name, load_curve, parse_columns
 from sde_scales.fitting.fit import (DEPTH_MARGIN, SMOOTH_FRACTION, SMOOTH_STEPS, SMOOTH_WARN_FRACTION, FitResult,
-                                   default_smooth_steps, evaluation_limit, extrapolations, final_rows, first_trained_step, fit,
-                                   lack_of_fit_fired,
+                                   default_smooth_steps, evaluation_limit, extrapolations, final_rows, fit,
+                                   first_trained_step, lack_of_fit_fired,
                                    long_window_curves, model_error, predict, predict_sd, schedule_reach, score,
                                    shared_noise_offset, time_scale_profile)
 from sde_scales.fitting.laws import KernelLaw, Law, MomentumLaw, MultiPowerLaw
