@@ -146,7 +146,7 @@ class RunConfig:
                                        f"larger than the training set: lower batch_size or raise n_train")
         if self.epochs <= 0:
             raise InvalidArgumentError(f"epochs={self.epochs}; it must be positive")
-        if round(self.epochs * self.n_train / self.batch_size) < 1:  # was trained as one step without a word
+        if self.n_steps() < 1:  # was trained as one step without a word
             raise InvalidArgumentError(f"epochs={self.epochs} of {self.n_train} samples in batches of {self.batch_size} "
                                        f"is {self.epochs * self.n_train / self.batch_size:.3g} steps, which rounds to "
                                        f"none; give epochs >= {self.batch_size / self.n_train:.3g} (one step)")
