@@ -98,6 +98,10 @@ def test_a_warmup_from_zero_is_untrained_until_its_first_positive_rate():
     c = LossCurve(step, lr, 3.0 + np.zeros(lr.size), name="warm")
     # steps 0-3 have area 0: rates at steps 0, 1, 2 are 0, and the first positive rate acts at step 3
     assert c.untrained_rows() == 4
+    # the note (the fit's warning and fit-delay's line) names what a skip does not leave out already
+    assert "rows 0-3 (steps 0-3)" in c.initial_loss_note()
+    assert "rows 2-3 (steps 2-3)" in c.initial_loss_note(2) and "row 3 (step 3)" in c.initial_loss_note(3)
+    assert c.initial_loss_note(4) is None
 
 
 def test_fit_delay_says_so_and_writes_no_prediction_at_the_initial_loss(tmp_path):

@@ -977,13 +977,15 @@ class LossCurve:
             self._untrained.append(int(np.searchsorted(cum[self.step], 0.0, side="right")))
         return self._untrained[0]
 
-    def initial_loss_note(self) -> str | None:
-        """What :meth:`untrained_rows` leaves out, in words (None where nothing is)."""
+    def initial_loss_note(self, skip_steps: int = 0) -> str | None:
+        """What :meth:`untrained_rows` leaves out beyond what ``skip_steps`` leaves out anyway, in
+        words (None where that is nothing)."""
         u = self.untrained_rows()
-        if u == 0:
+        first = int(np.searchsorted(self.step[:u], skip_steps, side="left"))  # the first of them at or after skip
+        if first >= u:
             return None
-        rows = f"row 0 (step {int(self.step[0])})" if u == 1 else \
-            f"rows 0-{u - 1} (steps {int(self.step[0])}-{int(self.step[u - 1])})"
+        rows = f"row {first} (step {int(self.step[first])})" if first == u - 1 else \
+            f"rows {first}-{u - 1} (steps {int(self.step[first])}-{int(self.step[u - 1])})"
         return (f"{self.name}: {rows} of {self.source} log the loss before any update with a positive learning rate "
                 f"(learning-rate area 0: the initial loss), where every law's power term A S1^-alpha is infinite: "
                 f"left out of the fit, the scores and the moving averages, and not predicted")

@@ -1184,10 +1184,10 @@ def _trained_from(curve: LossCurve, skip: int, warn: bool = True) -> np.ndarray:
     :meth:`LossCurve.untrained_rows`), which a fit takes and a metric scores; with ``warn``, the
     initial loss is warned of (:class:`InitialLossWarning`) where ``skip`` does not leave it out."""
     keep = curve.step >= skip
-    u = curve.untrained_rows()
-    if warn and u and keep[:u].any():
-        warnings.warn(curve.initial_loss_note(), InitialLossWarning, stacklevel=3)
-    keep[:u] = False
+    note = curve.initial_loss_note(skip) if warn else None
+    if note is not None:
+        warnings.warn(note, InitialLossWarning, stacklevel=3)
+    keep[:curve.untrained_rows()] = False
     return keep
 
 

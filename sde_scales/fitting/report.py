@@ -898,7 +898,7 @@ def run_fit_delay(args) -> int:
         if diverged is not None:
             raise DataFileError(diverged)
     for c in fit_curves + predict_curves:  # the initial loss, said once here (each law's fit leaves it out)
-        note = c.initial_loss_note() if c.untrained_rows() and c.step[0] >= args.skip_steps else None
+        note = c.initial_loss_note(args.skip_steps)
         if note is not None:
             print(f"warning: {note}")
             read_notes.append(note)
