@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from sde_scales import schedules
+from sde_scales.errors import InvalidArgumentError
 from sde_scales.fitting import KernelLaw, LossCurve, fit, predict, score
 from sde_scales.fitting.compare import compare_predictions
 from sde_scales.fitting.curves import InitialLossWarning, planted_curve
@@ -102,6 +103,9 @@ def test_a_warmup_from_zero_is_untrained_until_its_first_positive_rate():
     assert "rows 0-3 (steps 0-3)" in c.initial_loss_note()
     assert "rows 2-3 (steps 2-3)" in c.initial_loss_note(2) and "row 3 (step 3)" in c.initial_loss_note(3)
     assert c.initial_loss_note(4) is None
+    # a log whose rate is 0 before every row has nothing trained to score: refused, naming the column
+    with pytest.raises(InvalidArgumentError, match="every row .* before any update.*check the lr column"):
+        score(LossCurve(np.arange(30), np.r_[np.zeros(29), 1e-3], np.full(30, 3.0), name="z"), np.full(30, 3.0))
 
 
 def test_fit_delay_says_so_and_writes_no_prediction_at_the_initial_loss(tmp_path):

@@ -1201,6 +1201,10 @@ def scored_rows(curve: LossCurve, skip_steps: int) -> np.ndarray:
     """The rows a metric scores: those at or after ``skip_steps``, less the initial loss
     (:meth:`LossCurve.untrained_rows`); refused where there are none."""
     keep = _trained_from(curve, skip_steps, warn=False)  # said where it is fitted (and in its docstring here)
+    if curve.untrained_rows() == curve.step.size:
+        raise InvalidArgumentError(f"{curve.name}: every row of {curve.source} is logged before any update with a "
+                                   f"positive learning rate (the rate is 0 up to step {int(curve.step[-1])}): no "
+                                   f"trained row to score; check the lr column")
     if not keep.any():
         raise InvalidArgumentError(f"skip_steps={skip_steps} leaves no row of {curve.name} after its first update (last "
                                    f"step {int(curve.step[-1])}, {curve.untrained_rows()} row(s) before any update); "
