@@ -24,7 +24,7 @@ from fractions import Fraction
 from sde_scales.errors import InvalidArgumentError
 from sde_scales.validation import is_integral, is_whole
 
-__all__ = ["LayerRule", "Parametrization", "mup", "mup_no_readout_multiplier", "ntk", "sp", "by_name", "PARAMETRIZATIONS"]
+__all__ = ["LayerRule", "exponent", "Parametrization", "mup", "mup_no_readout_multiplier", "ntk", "sp", "by_name", "PARAMETRIZATIONS"]
 
 F = Fraction
 
@@ -39,7 +39,20 @@ class LayerRule:
 
     def __post_init__(self) -> None:
         for k in ("a", "b", "c"):
-            object.__setattr__(self, k, Fraction(getattr(self, k)))
+            object.__setattr__(self, k, exponent(getattr(self, k), k))
+
+
+def exponent(value, name: str = "exponent") -> Fraction:
+    """``value`` as an exact :class:`~fractions.Fraction`: an int, a Fraction, a finite float or a
+    string such as ``"1/2"``; anything else (NaN, infinity, a bool, None, text that is no number) is
+    refused with its name and value, not left to ``Fraction``'s bare error."""
+    if isinstance(value, bool) or value is None:
+        raise InvalidArgumentError(f"{name}={value!r}; give a number such as 0, 0.5 or '1/2'")
+    try:
+        return Fraction(value)
+    except (ValueError, TypeError, OverflowError, ZeroDivisionError) as e:
+        raise InvalidArgumentError(f"{name}={value!r} is not a finite number ({e}); give a number such as "
+                                   f"0, 0.5 or '1/2'") from None
 
 
 @dataclass(frozen=True)
@@ -109,7 +122,7 @@ class Parametrization:
         rule = self._rule(l, n)
         if base_width is None:
             return float(n) ** float(-rule.a), float(n) ** float(-rule.b), float(n) ** float(-rule.c)
-        if isinstance(base_width, bool) or not isinstance(base_width, int) or base_width < 1:
+        if not is_integral(base_width, 1):
             raise InvalidArgumentError(f"base_width={base_width!r}; give a width >= 1 (or None for base width 1)")
         ref = sp(self.L, self.optimizer).layers[l]
         r = float(n) / float(base_width)
@@ -120,7 +133,9 @@ class Parametrization:
     def shifted(self, theta: Fraction | float, layer: int | None = None) -> "Parametrization":
         """The same function written differently: apply the abc symmetry with ``theta`` to one
         layer (or all)."""
-        th = Fraction(theta)
+        th = exponent(theta, "theta")
+        if layer is not None:
+            self._rule(layer, 1)  # a layer out of range would shift none, silently
         k = 2 if self.optimizer == "sgd" else 1
         new = []
         for i, r in enumerate(self.layers):
@@ -132,7 +147,11 @@ class Parametrization:
 
     def with_layer(self, l: int, **kw) -> "Parametrization":
         rules = list(self.layers)
-        rules[l] = replace(rules[l], **{k: Fraction(v) for k, v in kw.items()})
+        unknown = sorted(set(kw) - {"a", "b", "c"})
+        if unknown:
+            raise InvalidArgumentError(f"with_layer({', '.join(unknown)}=...); a layer has the exponents a, b and c")
+        self._rule(l, 1)  # checks l (a negative index would pick a layer from the end)
+        rules[l] = replace(rules[l], **kw)  # LayerRule converts and checks each exponent
         return replace(self, layers=tuple(rules))
 
     def to_dict(self) -> dict:

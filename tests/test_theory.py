@@ -243,3 +243,30 @@ def test_layer_and_width_of_a_parametrization_are_checked():
             p.factors(1, width)
     with pytest.raises(InvalidArgumentError, match="L=1.5"):
         mup(L=1.5)
+
+
+def test_exponents_that_are_no_number_are_refused_by_name():
+    """LayerRule(nan, 0, 0) gave Fraction's bare 'cannot convert NaN to integer ratio';
+    shifted(theta, layer=7) shifted no layer, silently; a base width held in a numpy integer (as a
+    grid read from an array gives it) was refused."""
+    from sde_scales.parametrization import LayerRule
+
+    assert LayerRule("1/2", 0.5, 1) == LayerRule(Fraction(1, 2), Fraction(1, 2), 1)
+    for bad in (float("nan"), float("inf"), "abc", None, True):
+        with pytest.raises(InvalidArgumentError, match=f"a={bad!r}"):
+            LayerRule(bad, 0, 0)
+    p = mup(L=2)
+    with pytest.raises(InvalidArgumentError, match="theta=nan"):
+        p.shifted(float("nan"))
+    with pytest.raises(InvalidArgumentError, match="layer l=7"):
+        p.shifted(0.5, layer=7)
+    with pytest.raises(InvalidArgumentError, match="c=nan"):
+        p.with_layer(1, c=float("nan"))
+    with pytest.raises(InvalidArgumentError, match="exponents a, b and c"):
+        p.with_layer(1, d=1)
+    with pytest.raises(InvalidArgumentError, match="layer l=-1"):
+        p.with_layer(-1, a=0)
+    assert p.with_layer(1, c=1).layers[1].c == 1
+    assert p.factors(1, 256, np.int64(64)) == p.factors(1, 256, 64) == p.factors(1, 256, 64.0)
+    with pytest.raises(InvalidArgumentError, match="base_width=64.5"):
+        p.factors(1, 256, 64.5)
