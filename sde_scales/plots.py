@@ -7,6 +7,7 @@ so figures can be drawn from scripts, tests and CI alike.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -30,7 +31,10 @@ def rate_plot(series, *, predicted: float | None = None, predicted_label: str | 
     its points (standard-error bars where known), its fitted line, and the band of slopes inside its
     confidence interval (pivoting about the geometric centre of its data); the predicted slope is
     drawn dashed through the centre of the first series. The legend names every line; the verdict
-    and its rule belong in the caption or the JSON, not in the figure."""
+    and its rule belong in the caption or the JSON, not in the figure.
+
+    A value a log axis cannot show (a bias of exactly 0, or one that is not finite) is not drawn;
+    the series' legend entry says how many were left out, and a :class:`UserWarning` names them."""
     from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
     if isinstance(series, ExponentEstimate):
@@ -44,15 +48,21 @@ def rate_plot(series, *, predicted: float | None = None, predicted_label: str | 
         color = f"C{i}"
         x, y = est.x, est.values
         err = np.where(np.isfinite(est.errors), est.errors, 0.0)
-        ok = y > 0
+        ok = np.isfinite(y) & (y > 0)
         ax.errorbar(x[ok], y[ok], yerr=err[ok], fmt="o", color=color, ms=4.5, capsize=3)
+        left_out = ""
+        if not ok.all():
+            bad = ", ".join(f"n = {n:g}: {v:.3g}" for n, v in zip(x[~ok], y[~ok]))
+            warnings.warn(f"rate_plot: series {label!r} has {int((~ok).sum())} value(s) a log axis cannot show "
+                          f"({bad}); they are not drawn, and its legend entry says so", stacklevel=2)
+            left_out = f" ({int((~ok).sum())} of {y.size} points <= 0, not drawn)"
         xx = np.geomspace(x.min(), x.max(), 50)
         lx0 = np.log(x).mean()
         ly0 = est.intercept + est.exponent * lx0
         if centre is None:
             centre = (lx0, ly0, xx)
         ax.plot(xx, np.exp(ly0 + est.exponent * (np.log(xx) - lx0)), color=color,
-                label=f"{label}: slope {est.exponent:+.2f} [{est.ci[0]:+.2f}, {est.ci[1]:+.2f}]")
+                label=f"{label}: slope {est.exponent:+.2f} [{est.ci[0]:+.2f}, {est.ci[1]:+.2f}]{left_out}")
         band = np.exp(ly0 + np.outer(est.ci, np.log(xx) - lx0))
         ax.fill_between(xx, band.min(axis=0), band.max(axis=0), color=color, alpha=0.15, lw=0)
     if predicted is not None and centre is not None:

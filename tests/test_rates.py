@@ -2,6 +2,7 @@
 that must say no where the data contradict the claim."""
 
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -363,3 +364,26 @@ def test_bad_verdict_and_estimator_arguments_are_refused_by_name():
         fluctuation_exponent(x, gaussian_replicas(-0.5, 20, seed=1, widths=x), n_resamples=0)
     with pytest.raises(InvalidArgumentError, match="increasing"):
         exponent_from_values(x[::-1], x**-0.5)
+
+
+def test_rate_plot_says_which_points_a_log_axis_cannot_show():
+    """A bias of exactly 0 at one width was left out of the figure with nothing said."""
+    from sde_scales.plots import rate_plot
+
+    samples = gaussian_replicas(-0.5, 40, seed=3, mean=lambda n: n**-1.0)
+    means = np.array([s.mean() for s in samples])
+    ref = np.zeros(WIDTHS.size)
+    ref[2] = means[2]  # the mean at n = 256 is its reference: a bias of exactly 0 there
+    est = bias_exponent(WIDTHS, samples, ref, n_resamples=200)
+    assert est.values[2] == 0 and np.all(est.values[[0, 1, 3, 4, 5]] > 0)
+    with pytest.warns(UserWarning, match="n = 256: 0"):
+        fig = rate_plot(est)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert any("1 of 6 points <= 0, not drawn" in t for t in labels), labels
+    drawn = fig.axes[0].containers[0].lines[0].get_xdata()
+    assert sorted(drawn) == [64, 128, 512, 1024, 2048]
+    clean = bias_exponent(WIDTHS, samples, 0.0, n_resamples=200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = rate_plot(clean)
+    assert not any("not drawn" in t.get_text() for t in fig.axes[0].get_legend().get_texts())
