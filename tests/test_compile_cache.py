@@ -169,6 +169,26 @@ def test_cache_off_by_environment(monkeypatch):
     assert sol.info["loop"].startswith("memory")
 
 
+def test_a_cache_folder_that_cannot_be_written_is_warned_once_and_the_numbers_are_the_same(tmp_path, monkeypatch):
+    """The loops were compiled in memory with nothing said but a line in Solution.info."""
+    import warnings
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    monkeypatch.setenv(_cache.ENV, str(blocker / "loops"))  # a folder under a file: never writable
+    monkeypatch.setattr(_cache, "_UNWRITABLE_WARNED", set())
+    with pytest.warns(_cache.LoopCacheWarning, match="cannot be written") as caught:
+        a = solve(_problem(_make(0.3125)), EulerMaruyama(), 0.05, 8, noise=5)
+        b = solve(_problem(_make(0.4375)), EulerMaruyama(), 0.05, 8, noise=5)
+    assert sum(issubclass(w.category, _cache.LoopCacheWarning) for w in caught) == 1  # once per folder
+    assert a.info["loop"].startswith("memory (cannot write") and b.info["loop"].startswith("memory (cannot write")
+    monkeypatch.setenv(_cache.ENV, "off")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", _cache.LoopCacheWarning)  # 'off' is a choice, not a fault
+        ref = solve(_problem(_make(0.3125)), EulerMaruyama(), 0.05, 8, noise=5)
+    np.testing.assert_array_equal(a.x, ref.x)
+
+
 TWO_LOOPS = textwrap.dedent("""
     import json, sys
     import numba, numpy as np

@@ -40,6 +40,7 @@ import os
 import shutil
 import sys
 import types
+import warnings
 from pathlib import Path
 
 import llvmlite
@@ -123,7 +124,12 @@ def cache_dir() -> Path | None:
 
 
 class LoopCacheWarning(UserWarning):
-    """A cached loop on disk could not be loaded (damaged files); it was deleted and compiled again."""
+    """A cached loop on disk could not be loaded (damaged files; it was deleted and compiled again),
+    or the cache folder cannot be written (the loops are compiled in memory, in every process)."""
+
+
+#: Cache folders already warned about in this process as unwritable (one warning each, not one per solve).
+_UNWRITABLE_WARNED: set[str] = set()
 
 
 def has_compiled(where: str) -> bool:
@@ -283,6 +289,12 @@ def loop_module(key_hash: str | None, bindings: dict) -> tuple[types.ModuleType,
             _write_once(path, _TEMPLATE.format(key=key_hash, cache=True))
         except OSError as exc:  # read-only home, full disk: compile in memory instead
             folder, where = None, f"memory (cannot write {path}: {exc.strerror})"
+            if str(path.parent) not in _UNWRITABLE_WARNED:
+                _UNWRITABLE_WARNED.add(str(path.parent))
+                warnings.warn(f"the compiled-loop cache folder {path.parent} cannot be written ({exc.strerror}); "
+                              f"solves give the same numbers but compile in every process. Set ${ENV} to a "
+                              f"writable folder, or to 'off' to say that no cache is wanted", LoopCacheWarning,
+                              stacklevel=2)
         else:
             name = f"_sde_scales_loop_{key_hash}"
             spec = importlib.util.spec_from_file_location(name, path)
