@@ -121,6 +121,11 @@ def test_bad_ensembles_are_refused():
         ms.calibrate(TIMES, bad)
     with pytest.raises(InvalidArgumentError, match="equally spaced"):
         ms.calibrate(np.r_[TIMES[:-1], TIMES[-1] + 3], np.ones((5, TIMES.size)))
+    # eight copies of one run: their mean differs from them by rounding only, which was calibrated as
+    # a contraction (kappa 1.5 per step) with a noise of 1e-31
+    copies = np.tile(np.linspace(2.0, 1.0, TIMES.size), (8, 1))
+    with pytest.raises(InvalidArgumentError, match="8 seeds agree to rounding at every logged time"):
+        ms.calibrate(TIMES, copies)
 
 
 # ---------------------------------------------------------------------------- delays

@@ -67,6 +67,11 @@ __all__ = ["MacroSDEFit", "calibrate", "compare", "predict_width", "simulate"]
 
 #: Specification checks flag a statistic beyond this many standard errors under the model.
 SPEC_SIGMAS = 3.0
+#: Seeds whose spread is at most this fraction of the values' magnitude at every time are copies of
+#: one run: the mean of equal numbers differs from them by rounding only (a few times 1e-16 of
+#: them), while seeds of any real training differ in their third digit or earlier. Without the
+#: check, that rounding was calibrated as a contraction (kappa 1.5 per step on eight identical paths).
+NO_SPREAD_RTOL = 1e-12
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,13 @@ def _check_paths(t, X) -> tuple[np.ndarray, np.ndarray]:
     if not np.all(np.isfinite(X)):
         s, k = (int(v) for v in np.argwhere(~np.isfinite(X))[0])
         raise InvalidArgumentError(f"X[{s}, {k}] = {X[s, k]} is not finite (a diverged seed?); drop that seed")
+    spread = float(np.max(X.std(axis=0)))
+    scale = float(np.max(np.abs(X)))
+    if spread <= NO_SPREAD_RTOL * scale:
+        raise InvalidArgumentError(f"the {X.shape[0]} seeds agree to rounding at every logged time (largest spread "
+                                   f"{spread:.3g} against values up to {scale:.3g}): they are copies of one run, and "
+                                   f"there is no noise to calibrate; check that each seed reaches the training "
+                                   f"(initialisation and data order)")
     return t, X
 
 
