@@ -32,7 +32,8 @@ def _nearest_step(steps: np.ndarray, target: float) -> int:
 
 def report_table(ratio, best, report_epochs, quick_scale, steps_per_epoch) -> list[dict]:
     """Rows (width, epoch): worst/best loss ratio over the learning rates that did not diverge, the
-    best learning rate, and how many runs of that width diverged (left out)."""
+    best learning rate (and whether it is the grid's end, where the optimum may lie outside the
+    grid), and how many runs of that width diverged (left out)."""
     rows = []
     for w, g in ratio.groupby("width"):
         steps = np.sort(g.step.unique())
@@ -43,6 +44,7 @@ def report_table(ratio, best, report_epochs, quick_scale, steps_per_epoch) -> li
             b = best[(best.width == w) & (best.step == st)]
             rows.append({"width": int(w), "paper_epoch": e, "epoch": round(st / steps_per_epoch, 3), "step": st,
                          "ratio": float(r.ratio), "eta_star": float(b.eta_star.iloc[0]) if len(b) else None,
+                         "eta_star_at_grid_edge": bool(b.at_grid_edge.iloc[0]) if len(b) else None,
                          "n_diverged": int(r.n_diverged)})
     return rows
 
@@ -101,9 +103,11 @@ def main(argv=None):
           f"epoch 10, 238.33 at epoch 120){'; --quick: the same fractions of a ' + str(common['epochs']) + '-epoch run' if args.quick else ''}")
     print(f"{'width':>6s} {'paper epoch':>11s} {'epoch':>7s} {'ratio':>9s} {'eta*':>7s} {'diverged':>8s}")
     for r in table:
-        eta = "-" if r["eta_star"] is None else f"{r['eta_star']:.4g}"
+        eta = "-" if r["eta_star"] is None else f"{r['eta_star']:.4g}" + ("*" if r["eta_star_at_grid_edge"] else "")
         print(f"{r['width']:6d} {r['paper_epoch']:11g} {r['epoch']:7.3g} {r['ratio']:9.3f} {eta:>7s} "
               f"{r['n_diverged']:8d}")
+    if any(r["eta_star_at_grid_edge"] for r in table):
+        print("* the grid's end: the optimum may lie outside the learning rates trained; widen the grid")
     print("\neta*(t), the learning rate with the least seed-mean train loss, and the step it settles at:")
     print(settle.to_string(index=False))
     write_json_atomic(out / "appendix_b.json", {"report": table, "learning_rates": lrs, "widths": widths,
@@ -117,8 +121,12 @@ def main(argv=None):
 
     lt = loss_table(runs, traj)
     fig, ax = plt.subplots(2, 2, figsize=(10, 7), constrained_layout=True)
-    for w, g in best.groupby("width"):
-        ax[0, 0].plot(g.step / steps_per_epoch, g.eta_star, "o-", ms=3, label=f"width {w}")
+    for i, (w, g) in enumerate(best.groupby("width")):
+        ax[0, 0].plot(g.step / steps_per_epoch, g.eta_star, "o-", ms=3, color=f"C{i}", label=f"width {w}")
+        edge = g[g.at_grid_edge]
+        ax[0, 0].plot(edge.step / steps_per_epoch, edge.eta_star, "o", ms=6, mfc="w", color=f"C{i}")
+    if best.at_grid_edge.any():
+        ax[0, 0].plot([], [], "o", ms=6, mfc="w", color="0.3", label="at the grid's end (optimum may be outside)")
     for w, g in ratio.groupby("width"):
         ax[0, 1].plot(g.step / steps_per_epoch, g.ratio, label=f"width {w}")
     for r in table:

@@ -100,3 +100,20 @@ def test_two_sweeps_in_one_store_are_not_averaged_as_seeds():
     assert [m.size for m in f["macro"]] == [2, 2]  # two seeds per width, not four
     with pytest.raises(InvalidArgumentError, match="no finished runs at lr=0.1 with param='ntk'"):
         seed_fluctuation(mixed, traj3, 0.1, param="ntk")
+
+
+def test_eta_star_at_the_end_of_the_grid_is_flagged():
+    """The best of 0.1, 0.3 (and 1.0, diverged) is 0.1 from step 20 on: the smallest rate trained,
+    so the optimum may lie below the grid; it was reported as eta* with nothing said. At step 10 the
+    best, 0.3, lies below a rate that diverged and inside the grid."""
+    runs, traj = _tables()
+    best = eta_star(runs, traj).set_index(["width", "step"])
+    assert best.at_grid_edge.loc[(64, 50)] and best.at_grid_edge.loc[(128, 20)]
+    assert best.eta_star.loc[(64, 10)] == 0.3 and not best.at_grid_edge.loc[(64, 10)]
+    assert settle_step(best.reset_index()).final_at_grid_edge.all()
+    # the same runs with a rate of 0.03 trained too (worse than 0.1 throughout): 0.1 is inside the grid
+    extra_runs = runs[runs.lr == 0.1].assign(lr=0.03, run_id=lambda d: d.run_id + "-low")
+    extra_traj = traj[traj.run_id.isin(runs[runs.lr == 0.1].run_id)].assign(
+        run_id=lambda d: d.run_id + "-low", value=lambda d: d.value + 0.5)
+    best = eta_star(pd.concat([runs, extra_runs]), pd.concat([traj, extra_traj]))
+    assert set(best[best.step >= 20].eta_star) == {0.1} and not best.at_grid_edge.any()

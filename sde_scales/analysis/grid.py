@@ -86,24 +86,36 @@ def diverged_counts(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def eta_star(runs, traj, metric: str = "train_loss") -> pd.DataFrame:
-    """Best learning rate per (param, width, step), by the seed-averaged metric."""
+    """Best learning rate per (param, width, step), by the seed-averaged metric.
+
+    ``at_grid_edge`` is True where that learning rate is the smallest or the largest one trained at
+    that (param, width), diverged runs included: the optimum may then lie outside the grid, and
+    ``eta_star`` is only the grid's end (widen the grid). A best rate below a rate that diverged
+    is not flagged: the optimum is then bracketed by the divergence."""
     t = loss_table(runs, traj, metric)
     one_configuration_each(runs)
     m = t.groupby(["param", "width", "step", "lr"], as_index=False)["value"].mean()
     idx = m.groupby(["param", "width", "step"])["value"].idxmin()
-    best = m.loc[idx].rename(columns={"lr": "eta_star", "value": "best_value"})
-    return best.reset_index(drop=True)
+    best = m.loc[idx].rename(columns={"lr": "eta_star", "value": "best_value"}).reset_index(drop=True)
+    grid = runs.groupby(["param", "width"])["lr"].agg(lr_min="min", lr_max="max").reset_index()
+    best = best.merge(grid, on=["param", "width"], how="left")
+    best["at_grid_edge"] = np.isclose(best.eta_star, best.lr_min) | np.isclose(best.eta_star, best.lr_max)
+    return best.drop(columns=["lr_min", "lr_max"])
 
 
 def settle_step(best: pd.DataFrame) -> pd.DataFrame:
-    """Per (param, width): the first logged step from which eta* stays at its final value."""
+    """Per (param, width): the first logged step from which eta* stays at its final value, and
+    whether that value is at the grid's edge (``final_at_grid_edge``, from :func:`eta_star`)."""
     out = []
     for (p, w), g in best.sort_values("step").groupby(["param", "width"]):
         e = g["eta_star"].to_numpy()
         s = g["step"].to_numpy()
         changed = np.flatnonzero(e != e[-1])
         first = s[changed[-1] + 1] if changed.size else s[0]
-        out.append({"param": p, "width": w, "settle_step": int(first), "final_eta_star": float(e[-1])})
+        row = {"param": p, "width": w, "settle_step": int(first), "final_eta_star": float(e[-1])}
+        if "at_grid_edge" in g:
+            row["final_at_grid_edge"] = bool(g["at_grid_edge"].to_numpy()[-1])
+        out.append(row)
     return pd.DataFrame(out)
 
 
