@@ -153,11 +153,26 @@ def main(argv=None):
     ax[1, 0].set(xlabel="learning rate", ylabel="train loss (seed mean)", xscale="log", yscale="log",
                  title=f"width {wmax}: loss against learning rate (stars: optimum)")
     ax[1, 1].set(xlabel="epoch", ylabel="train loss", yscale="log", title=f"width {wmax}: loss curves")
-    from matplotlib.ticker import NullFormatter
+    from matplotlib.ticker import FixedFormatter, FixedLocator, NullFormatter, NullLocator
 
     for a in ax.flat:
         a.xaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks overlap on a short log axis
         a.yaxis.set_minor_formatter(NullFormatter())
+    # a learning-rate axis spans less than two decades: a log axis would label one tick or none, so
+    # its ticks are learning rates of the grid (at most eight, evenly chosen): on the eta*(t) panel
+    # the rates eta* takes, on the loss-against-rate panel the grid's
+    def rate_ticks(axis, values):
+        v = np.unique(np.asarray(values, float))
+        v = v[np.unique(np.linspace(0, v.size - 1, min(8, v.size)).round().astype(int))]
+        axis.set_major_locator(FixedLocator(v))
+        axis.set_major_formatter(FixedFormatter([f"{x:.3g}" for x in v]))
+        axis.set_minor_locator(NullLocator())
+
+    rate_ticks(ax[0, 0].yaxis, best.eta_star)
+    rate_ticks(ax[1, 0].xaxis, lrs)
+    lo, hi = best.eta_star.min(), best.eta_star.max()
+    ax[0, 0].set_ylim(lo / 1.3, hi * 1.3)
+    for a in ax.flat:
         a.grid(alpha=0.3, which="both")
         a.legend(fontsize=6, ncol=2 if a is ax[1, 1] else 1)
     save_figure(fig, out / "appendix_b.png")
