@@ -86,6 +86,7 @@ def main(argv=None):
     write_json_atomic(out / "lr_transfer.json", {"table": table, "eta_star_slope": summary, "learning_rates": lrs})
 
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     from sde_scales.plots import save_figure
 
@@ -99,8 +100,15 @@ def main(argv=None):
                 a.axvline(r["eta_star"], color=f"C{i}", ls=":", lw=1)
         a.set(xscale="log", yscale="log", xlabel="learning rate (base, before width scaling)",
               title=f"{p}: final loss (dotted: fitted optimum)")
-        # losses of unstable runs reach 1e15: show the range where the optimum lives
-        a.set_ylim(0.8 * float(tr.value[np.isfinite(tr.value)].min()), 10.0)
+        # losses of unstable runs reach 1e15: show the range where the optimum lives, from below the
+        # least loss to a few times the loss at the smallest rate (near the loss before training)
+        finite = tr[np.isfinite(tr.value)]
+        at_smallest = finite[finite.lr == finite.lr.min()].value.max()
+        a.set_ylim(0.8 * float(finite.value.min()), min(3.0 * float(at_smallest), float(finite.value.max()) * 1.25))
+        # a range of one or two decades: label the 2s and 5s between the powers of ten as well
+        a.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        a.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        a.yaxis.set_minor_formatter(NullFormatter())
         a.grid(alpha=0.3, which="both")
         a.legend(fontsize=7)
     ax[0].set_ylabel("final train loss (seed mean)")
