@@ -125,8 +125,13 @@ def main(argv=None) -> int:
     print("   Theorem 5.1 read on the network: mean response time against 1/eta_after (the kernel's time scale in "
           "steps when it is fixed in learning-rate area); exponent 1 if so, 0 if the kernel is fixed in steps:")
     for w, e in exps.items():
-        txt = (f"{e['exponent']:.2f} [{e['ci'][0]:.2f}, {e['ci'][1]:.2f}]" if e["exponent"] is not None
-               else f"none ({e['why'][:80]})")
+        if e["exponent"] is None:
+            txt = f"none ({e['why']})"
+        elif not np.all(np.isfinite(np.asarray(e["ci"], float))):  # resamples with no finite statistic
+            txt = (f"{e['exponent']:.2f}, no interval (some seed resamples have no positive delay at a drop: "
+                   f"the seeds do not resolve it)")
+        else:
+            txt = f"{e['exponent']:.2f} [{e['ci'][0]:.2f}, {e['ci'][1]:.2f}]"
         print(f"     width {w:4d}: exponent {txt}")
 
     # ------------------------------------------------------------------ 2. the macro SDE
@@ -211,7 +216,8 @@ def _figures(out, spec, groups, ens, delays, held_seeds, held_width, bands, t_d,
 
     files = []
     # delay against width
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    fig, ax = plt.subplots(figsize=(8.5, 4.2))
+    undetermined = False
     for label, marker in zip([k for k in groups if k != "constant"], "osd^v*"):
         rows = [r for r in delays if r["drop"] == label]
         w = np.array([r["width"] for r in rows], float)
@@ -221,14 +227,24 @@ def _figures(out, spec, groups, ens, delays, held_seeds, held_width, bands, t_d,
             v = np.array([np.nan if r[key] is None else r[key] for r in rows], float)
             lo = np.array([np.nan if r[ci_key][0] is None else r[ci_key][0] for r in rows], float)
             hi = np.array([np.nan if r[ci_key][1] is None else r[ci_key][1] for r in rows], float)
-            ax.errorbar(w * dx, v, yerr=[np.abs(v - lo), np.abs(hi - v)], marker=marker, fillstyle=fill, ls="none",
-                        capsize=2, label=f"{label}, {'read off the seeds' if kind == 'model_free' else 'kernel-law fit (tau)'}")
+            # a fitted time scale with no interval is on a bound of its range (or not determined at
+            # all): its value is the bound's, not a measurement, and is drawn apart (a cross)
+            has_ci = np.isfinite(lo) & np.isfinite(hi) if kind == "fitted" else np.ones(v.size, bool)
+            eb = ax.errorbar(w[has_ci] * dx, v[has_ci], yerr=[np.abs(v - lo)[has_ci], np.abs(hi - v)[has_ci]],
+                             marker=marker, fillstyle=fill, ls="none", capsize=2,
+                             label=f"{label}, {'read off the seeds' if kind == 'model_free' else 'kernel-law fit (tau)'}")
+            if not has_ci.all():
+                ax.plot(w[~has_ci] * dx, v[~has_ci], "x", ms=7, color=eb[0].get_color())
+                undetermined = True
+    if undetermined:
+        ax.plot([], [], "x", ms=7, color="0.3", label="kernel-law tau with no interval: on a bound of\nits range "
+                                                      "(the bound's value, not a fit)")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("width $n$")
     ax.set_ylabel("mean response time after the drop (steps)")
     ax.set_yscale("log")
     ax.set_title("Delay of the loss after a learning-rate drop\n(95% intervals)", fontsize=10)
-    ax.legend(fontsize=6.5)
+    ax.legend(fontsize=6.5, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: the points fill the axes
     files.append(_save(fig, out / "delay_vs_width.png"))
 
     # macro SDE predictions
