@@ -74,6 +74,35 @@ def test_noise_free_curves_of_every_schedule_shape_have_no_spike(law):
             assert curve.spikes() is None, (name, every)
 
 
+def test_the_steep_start_of_a_run_is_not_a_spike_and_spikes_at_the_ends_are():
+    """Logged every 50 steps from step 0 through a warmup, the loss falls 6 in its first 50 steps.
+    The windows of the first rows were completed by mirroring, which folded that fall back onto
+    itself: row 1 stood 14 noise levels above such a median and was named a spike (a user would
+    have dropped a good row with --drop-spikes). Spikes planted in each of the first and last three
+    rows of a noisy curve are still named, as are those of the interior."""
+    rng = np.random.default_rng(0)
+    for every, seed in ((50, 0), (100, 1), (20, 2)):
+        s = np.arange(0, 20_000, every)
+        lr = np.minimum(1.0, (s + 1) / 700) * 6e-4
+        y = 2 + 3 * (1 + s / 50) ** -0.5 + 9 * np.exp(-s / 60) + 0.05 * np.random.default_rng(seed).standard_normal(s.size)
+        c = LossCurve(s, lr, y, name="warm")
+        assert c.untrained_rows() == 1  # row 0 is the initial loss, which the fits leave out
+        assert c.spikes(from_step=int(s[1])) is None, every
+    t = np.arange(10, 5010, 10)
+    y0 = 2 + (1 + t / 5000) ** -0.5 + 0.01 * rng.standard_normal(t.size)
+    for row in (0, 1, 2, 250, -3, -2, -1):
+        y = y0.copy()
+        y[row] += 0.5  # 50 noise levels
+        found = LossCurve(t, np.full(t.size, 1e-3), y, name="s").spike_rows()
+        assert found.tolist() == [row % t.size], (row, found)
+    s = np.arange(0, 5000, 10)
+    y = 3 - 3e-4 * s + 0.01 * rng.standard_normal(s.size)  # a trend of 0.06 across a window
+    for row in (0, 1, -2, -1):
+        spiked = y.copy()
+        spiked[row] += 0.5
+        assert LossCurve(s, np.full(s.size, 1e-3), spiked, name="t").spike_rows().tolist() == [row % s.size]
+
+
 def test_rounded_logs_are_not_spikes_and_a_jump_on_a_flat_log_is():
     t = np.arange(10, 200_000, 10)
     smooth = 2.0 + 3.0 * (t / 10.0) ** -0.3

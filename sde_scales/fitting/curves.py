@@ -822,17 +822,40 @@ class LossCurve:
             self._spike_scans[from_step] = self._find_spikes(from_step)
         return self._spike_scans[from_step]
 
-    def _window_median(self) -> tuple[np.ndarray, int]:
+    def _window_median(self) -> tuple[np.ndarray, int, np.ndarray]:
         """(median of the loss over the :data:`SPIKE_WINDOW` logged points centred on each row, the
-        window's size); cached. Mirrored at the ends (c b | a b c ...): a spike in the first or last
-        row is judged against its real neighbours (repeating the edge value, a spike there would be
-        its own median). From scipy's filter: half the time of np.median over the windows at 1M
-        points."""
+        window's size, the loss padded at both ends as the windows read it); cached.
+
+        Inside, scipy's filter (half the time of np.median over the windows at 1M points). The
+        windows of the first and last half-window rows reach past the ends, where they are completed
+        by point reflection through the value at the end of a robust line (Theil-Sen) through the
+        half-window of points there: ``2 m - y[k]``. A trend, however steep, then continues through
+        the end, so the steep start of a run is not read as a spike (mirroring, ``c b | a b c``,
+        folded the start's fall back onto itself: a 50-step-logged warmup's second row stood 14
+        noise levels above such a median). A spike in the first or last row is still judged
+        against its real neighbours: the robust line passes by it, so the reflected points are the
+        neighbours' level, not the spike's."""
         if not self._medians:
             from scipy.ndimage import median_filter
+            from scipy.stats import theilslopes
 
-            size = min(SPIKE_WINDOW, self.loss.size - (1 - self.loss.size % 2))
-            self._medians.append((median_filter(self.loss, size=size, mode="mirror"), size))
+            y = self.loss
+            size = min(SPIKE_WINDOW, y.size - (1 - y.size % 2))
+            half = size // 2
+            med = median_filter(y, size=size, mode="mirror")
+            if half == 0:
+                padded = y.copy()
+            else:
+                x = np.arange(half + 1, dtype=float)
+                head = theilslopes(y[:half + 1], x)
+                tail = theilslopes(y[-half - 1:], x)
+                m0 = float(head.intercept)
+                m1 = float(tail.intercept + tail.slope * half)
+                padded = np.concatenate([2 * m0 - y[half:0:-1], y, 2 * m1 - y[-2:-half - 2:-1]])
+                ends = np.r_[0:half, y.size - half:y.size]
+                ends = np.unique(ends[(ends >= 0) & (ends < y.size)])
+                med[ends] = np.median(np.lib.stride_tricks.sliding_window_view(padded, size)[ends], axis=1)
+            self._medians.append((med, size, padded))
         return self._medians[0]
 
     def loss_rise(self, from_step: int = 0) -> LossRise | None:
@@ -866,7 +889,7 @@ class LossCurve:
     def _find_rise(self, from_step: int) -> LossRise | None:
         import pandas as pd
 
-        med, size = self._window_median()
+        med, size, _ = self._window_median()
         k0 = int(np.searchsorted(self.step, from_step))
         m = med[k0:]
         if m.size <= size:
@@ -929,10 +952,8 @@ class LossCurve:
         from sde_scales.fitting.fit import noise_level  # (fit imports this module)
 
         y = self.loss
-        med, size = self._window_median()
+        med, size, padded = self._window_median()
         # the windows, padded as the medians' are, for each one's MAD about its median
-        half = size // 2
-        padded = np.concatenate([y[half:0:-1], y, y[-2:-half - 2:-1]])
         windows = np.lib.stride_tricks.sliding_window_view(padded, size)
         spread = np.empty(y.size)
         for a in range(0, y.size, 65536):  # 65,536 windows at a time
