@@ -1057,6 +1057,25 @@ def test_score_states_the_noise_floor_of_its_moving_average_target():
     assert np.std(errs) == pytest.approx(0.001, rel=0.2)  # 200 draws: the sd is known to 5% (1 sd), asserted to 4 sd
 
 
+def test_score_of_a_prediction_beyond_1e154_gives_its_rmse_not_infinity():
+    """Errors of 1e200 (a user's prediction scored by the public function) squared to inf: the RMSE
+    was inf (null in the JSON) though it is 1e200. The RMS is now taken after scaling; r2 is -inf
+    only where its ratio squared cannot be held."""
+    from sde_scales.fitting.fit import score
+
+    step = np.arange(10, 5000, 10)
+    y = 2 + np.exp(-step / 1000)
+    c = LossCurve(step, np.full(step.size, 1e-3), y, name="x")
+    far = score(c, y + 1e200, smooth_steps=100)
+    assert far["rmse"] == pytest.approx(1e200, rel=1e-9) and far["rmse_raw"] == pytest.approx(1e200, rel=1e-9)
+    assert far["r2"] == -np.inf
+    near = score(c, y + 0.1, smooth_steps=100)
+    target = c.smoothed(100)
+    e, t = y + 0.1 - target, target
+    assert near["rmse"] == pytest.approx(np.sqrt(np.mean(e**2)), rel=1e-12)  # the plain formula where it holds
+    assert near["r2"] == pytest.approx(1 - np.sum(e**2) / np.sum((t - t.mean()) ** 2), rel=1e-12)
+
+
 def test_score_states_how_much_the_moving_average_flattens_the_prediction(tmp_path):
     """``target_bias_rmse`` is the RMSE of the prediction against its own moving average: checked
     against a direct loop over every row's window, and, in the interior of a parabola

@@ -1212,6 +1212,24 @@ def scored_rows(curve: LossCurve, skip_steps: int) -> np.ndarray:
     return keep
 
 
+def _rms(x: np.ndarray) -> float:
+    """Root mean square, scaled by the largest magnitude first, so that errors beyond 1e154 (a
+    prediction of 1e200 a user scores) give their RMS, not the infinity of their squares."""
+    x = np.asarray(x, dtype=float)
+    m = float(np.max(np.abs(x))) if x.size else 0.0
+    return 0.0 if m == 0 else float(m * np.sqrt(np.mean((x / m) ** 2)))
+
+
+def _r2(rms_err: float, rms_target: float) -> float | None:
+    """1 - (rms_err / rms_target)^2; None where the target does not vary (a window as long as the
+    curve: no variance to explain); -inf where the ratio's square overflows (errors 1e154 times the
+    target's spread), which the JSON writes as null."""
+    if not rms_target > 0:
+        return None
+    ratio = rms_err / rms_target
+    return float(1 - ratio * ratio) if ratio < 1e150 else float("-inf")
+
+
 def score(curve: LossCurve, pred: np.ndarray, *, skip_steps: int = 0, smooth_steps: int = 1000,
           offset: np.ndarray | None = None, final_pred_sd: float | None = None) -> dict:
     r"""Metrics of a prediction (one value per row of ``curve``); see the module docstring.
@@ -1253,20 +1271,20 @@ def score(curve: LossCurve, pred: np.ndarray, *, skip_steps: int = 0, smooth_ste
     t = target[keep]
     n_last = final_rows(curve.step.size)
     cool = curve.cooldown_mask() & keep
+    rms_t = _rms(t - t.mean())
     out = {
         "file": curve.name,
-        # None where the target does not vary (a window as long as the curve): no variance to explain
-        "r2": float(1 - np.sum(e**2) / ss) if (ss := float(np.sum((t - t.mean()) ** 2))) > 0 else None,
+        "r2": _r2(_rms(e), rms_t),
         "mae": float(np.mean(np.abs(e))),
-        "rmse": float(np.sqrt(np.mean(e**2))),
+        "rmse": _rms(e),
         "max_abs_err": float(np.max(np.abs(e))),
         "final_loss_err": float(np.mean(pred[-n_last:]) - np.mean(curve.loss[-n_last:])),
         "final_loss_noise": final_loss_noise(curve.loss),
-        "cooldown_rmse": float(np.sqrt(np.mean((pred - target)[cool] ** 2))) if cool.any() else None,
-        "stable_rmse": float(np.sqrt(np.mean((pred - target)[keep & ~cool] ** 2))) if (keep & ~cool).any() else None,
-        "rmse_raw": float(np.sqrt(np.mean((pred - curve.loss)[keep] ** 2))),
+        "cooldown_rmse": _rms((pred - target)[cool]) if cool.any() else None,
+        "stable_rmse": _rms((pred - target)[keep & ~cool]) if (keep & ~cool).any() else None,
+        "rmse_raw": _rms((pred - curve.loss)[keep]),
         "target_noise_rmse": float(noise_level(curve.loss) * np.sqrt(np.mean(1.0 / n_w))),
-        "target_bias_rmse": float(np.sqrt(np.mean(bend**2))),
+        "target_bias_rmse": _rms(bend),
         "n_points": int(keep.sum()),
         "target": f"centred moving average over {smooth_steps} steps",
     }
