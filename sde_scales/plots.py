@@ -55,7 +55,7 @@ def rate_plot(series, *, predicted: float | None = None, predicted_label: str | 
             bad = ", ".join(f"n = {n:g}: {v:.3g}" for n, v in zip(x[~ok], y[~ok]))
             warnings.warn(f"rate_plot: series {label!r} has {int((~ok).sum())} value(s) a log axis cannot show "
                           f"({bad}); they are not drawn, and its legend entry says so", stacklevel=2)
-            left_out = f" ({int((~ok).sum())} of {y.size} points <= 0, not drawn)"
+            left_out = f" ({int((~ok).sum())} of {y.size} points <= 0 or not finite, not drawn)"
         xx = np.geomspace(x.min(), x.max(), 50)
         lx0 = np.log(x).mean()
         ly0 = est.intercept + est.exponent * lx0

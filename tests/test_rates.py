@@ -379,7 +379,7 @@ def test_rate_plot_says_which_points_a_log_axis_cannot_show():
     with pytest.warns(UserWarning, match="n = 256: 0"):
         fig = rate_plot(est)
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert any("1 of 6 points <= 0, not drawn" in t for t in labels), labels
+    assert any("1 of 6 points <= 0 or not finite, not drawn" in t for t in labels), labels
     drawn = fig.axes[0].containers[0].lines[0].get_xdata()
     assert sorted(drawn) == [64, 128, 512, 1024, 2048]
     clean = bias_exponent(WIDTHS, samples, 0.0, n_resamples=200)

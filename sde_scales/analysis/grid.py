@@ -99,7 +99,8 @@ def eta_star(runs, traj, metric: str = "train_loss") -> pd.DataFrame:
     best = m.loc[idx].rename(columns={"lr": "eta_star", "value": "best_value"}).reset_index(drop=True)
     grid = runs.groupby(["param", "width"])["lr"].agg(lr_min="min", lr_max="max").reset_index()
     best = best.merge(grid, on=["param", "width"], how="left")
-    best["at_grid_edge"] = np.isclose(best.eta_star, best.lr_min) | np.isclose(best.eta_star, best.lr_max)
+    # exact: eta_star is one of the runs' own rates (np.isclose's absolute 1e-8 would call 1e-9 and 2e-9 equal)
+    best["at_grid_edge"] = (best.eta_star == best.lr_min) | (best.eta_star == best.lr_max)
     return best.drop(columns=["lr_min", "lr_max"])
 
 
