@@ -6,7 +6,7 @@ import numpy as np
 
 from sde_scales.errors import InvalidArgumentError
 
-__all__ = ["available_memory", "check_memory", "is_integral", "is_whole"]
+__all__ = ["available_memory", "check_memory", "is_integral", "is_whole", "same_value"]
 
 
 def is_whole(value, low: int = 0) -> bool:
@@ -21,6 +21,14 @@ def is_integral(value, low: int = 0) -> bool:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         return False
     return bool(np.isfinite(value) and value >= low and float(value) == int(value))
+
+
+def same_value(values, value) -> np.ndarray:
+    """Where ``values`` equal ``value`` up to a relative 1e-6: a learning rate (or any setting)
+    looked up in a table read back from Parquet, CSV or TOML, whatever its magnitude. numpy's
+    ``isclose`` defaults add an absolute 1e-8, which takes learning rates of 1e-9 and 2e-9 for
+    the same rate, and pools their runs as seeds of one."""
+    return np.isclose(np.asarray(values, dtype=float), float(value), rtol=1e-6, atol=0.0)
 
 
 def available_memory() -> int | None:

@@ -117,3 +117,17 @@ def test_eta_star_at_the_end_of_the_grid_is_flagged():
         run_id=lambda d: d.run_id + "-low", value=lambda d: d.value + 0.5)
     best = eta_star(pd.concat([runs, extra_runs]), pd.concat([traj, extra_traj]))
     assert set(best[best.step >= 20].eta_star) == {0.1} and not best.at_grid_edge.any()
+
+
+def test_small_learning_rates_are_told_apart_when_looked_up():
+    """Rates of 1e-9 and 2e-9 (the test's 0.1 and 0.3 scaled by 1e-8): np.isclose's absolute 1e-8
+    took them for one rate, so seed_fluctuation at 1e-9 pooled both rates' runs as four seeds."""
+    runs, traj = _tables()
+    small = runs.assign(lr=runs.lr * 1e-8)
+    f = seed_fluctuation(small, traj, 1e-9)
+    assert [m.size for m in f["macro"]] == [2, 2]  # the two seeds at 1e-9, per width
+    ref = seed_fluctuation(runs, traj, 0.1)
+    for a, b in zip(f["macro"], ref["macro"]):
+        np.testing.assert_array_equal(a, b)
+    # a rate read back with rounding in its last digits still matches
+    assert [m.size for m in seed_fluctuation(runs.assign(lr=runs.lr * (1 + 1e-12)), traj, 0.1)["macro"]] == [2, 2]

@@ -51,7 +51,7 @@ from sde_scales import seeds
 from sde_scales.analysis.grid import loss_table, require_runs, seed_matrix
 from sde_scales.errors import InvalidArgumentError
 from sde_scales.rates import MIN_REPLICAS, Verdict, check_confidence, check_resamples
-from sde_scales.validation import is_whole
+from sde_scales.validation import is_whole, same_value
 
 __all__ = ["CollapseResult", "Curves", "FrontierFit", "HorizonFit", "collapse_stats", "curves_from_store",
            "departures", "fit_frontier", "horizons", "normalise", "param_count", "pareto_frontier"]
@@ -128,7 +128,7 @@ def curves_from_store(runs: pd.DataFrame, traj: pd.DataFrame, metric: str = "eva
                 raise InvalidArgumentError(f"the store has no column {col!r}")
             r = r[r[col] == val]
     if lr is not None:
-        r = r[np.isclose(r["lr"].astype(float), lr)]
+        r = r[same_value(r["lr"], lr)]
     if r.empty:
         raise InvalidArgumentError("no runs match the selection; check param, lr and schedule")
     _one_configuration_per_width(r)

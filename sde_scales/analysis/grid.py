@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from sde_scales.errors import InvalidArgumentError
+from sde_scales.validation import same_value
 
 __all__ = ["diverged_counts", "eta_star", "loss_ratio", "loss_table", "one_configuration_each", "require_runs",
            "seed_fluctuation", "seed_matrix", "settle_step", "transfer_curves"]
@@ -155,7 +156,7 @@ def seed_fluctuation(runs, traj, lr: float, step: int | None = None, param: str 
     ``param`` may be left out when the store holds one parametrization; runs of several at the
     learning rate are refused (they were pooled as seeds)."""
     require_runs(runs, traj, "train_loss")
-    sel = runs[np.isclose(runs.lr, lr) & (runs.status == "finished")]
+    sel = runs[same_value(runs.lr, lr) & (runs.status == "finished")]
     if param is not None:
         sel = sel[sel.param == param]
     elif sel.param.nunique() > 1:

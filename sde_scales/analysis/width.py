@@ -36,6 +36,7 @@ from scipy import optimize
 from sde_scales.analysis.grid import require_runs
 from sde_scales.errors import InvalidArgumentError
 from sde_scales.parametrization import by_name
+from sde_scales.validation import same_value
 
 __all__ = ["VARIABLES", "WidthSamples", "eta_star_log", "micro_layers", "one_configuration", "optimum_shift", "optimum_shift_samples",
            "progress_to_plateau", "width_samples", "TRAINING_FIELDS"]
@@ -126,7 +127,7 @@ def _select(runs: pd.DataFrame, param: str, lr: float | None) -> tuple[pd.DataFr
         if lrs.size != 1:
             raise InvalidArgumentError(f"param={param!r} has learning rates {lrs.tolist()}; choose one with lr=")
         lr = float(lrs[0])
-    sel = sel[np.isclose(sel.lr, lr)]
+    sel = sel[same_value(sel.lr, lr)]
     if sel.empty:
         raise InvalidArgumentError(f"no {param} runs at lr={lr}; the store has {lrs.tolist()}")
     one_configuration(sel, param)
@@ -278,7 +279,7 @@ def optimum_shift_samples(runs: pd.DataFrame, traj: pd.DataFrame, *, param: str 
                                    f"grid of at least 3 (train one with `sde-scales sweep --lrs ...`)")
     widths, samples, steps = [], [], []
     for w, g in sel.groupby("width"):
-        seeds = sorted(set.intersection(*(set(g[np.isclose(g.lr, lr)].seed) for lr in lrs)))
+        seeds = sorted(set.intersection(*(set(g[same_value(g.lr, lr)].seed) for lr in lrs)))
         if len(seeds) < 3:
             continue
         t = traj[traj.run_id.isin(g.run_id) & (traj.metric == metric) & (traj.layer == -1)]
@@ -287,7 +288,7 @@ def optimum_shift_samples(runs: pd.DataFrame, traj: pd.DataFrame, *, param: str 
         s0 = int(logged[logged <= t0_fraction * last].max(initial=logged.min()))
         arr = np.full((lrs.size, 2, len(seeds)), np.inf)
         for i, lr in enumerate(lrs):
-            gg = g[np.isclose(g.lr, lr)].set_index("seed")
+            gg = g[same_value(g.lr, lr)].set_index("seed")
             for j, sd in enumerate(seeds):
                 r = gg.loc[sd]
                 if r.status != "finished":

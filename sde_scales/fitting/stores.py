@@ -19,6 +19,7 @@ import numpy as np
 
 from sde_scales.errors import InvalidArgumentError
 from sde_scales.fitting.curves import LossCurve
+from sde_scales.validation import same_value
 
 __all__ = ["curves_from_store", "mean_curve", "parse_where", "run_schedule"]
 
@@ -93,7 +94,7 @@ def curves_from_store(root: str | Path, where: dict | None = None, *, metric: st
         if k not in runs.columns:
             raise InvalidArgumentError(f"--where: the store has no column {k!r}; columns: {sorted(runs.columns)}")
         col = runs[k]
-        runs = runs[np.isclose(col.astype(float), float(v))] if isinstance(v, (int, float)) else runs[col.astype(str) == v]
+        runs = runs[same_value(col, v)] if isinstance(v, (int, float)) else runs[col.astype(str) == v]
     n_div = int((runs.status != "finished").sum())
     runs = runs[runs.status == "finished"]
     if runs.empty:
