@@ -180,6 +180,16 @@ def test_noise_is_one_object_and_anything_else_is_refused():
         solve(ex.problem, EulerMaruyama(), 0.1, n_paths=2, noise=BrownianPath(0, 0.0, 1.0, 4))
 
 
+def test_a_brownian_path_over_a_short_span_is_refused_for_another_span():
+    """Spans compared with np.isclose's absolute 1e-8: a path over [0, 1e-9] gave its increments
+    (of variance 1e-9 / 2**k) to a problem over [0, 2e-9], whose steps are twice as long."""
+    bp = BrownianPath(0, 0.0, 1e-9, 2)
+    with pytest.raises(InvalidArgumentError, match="covers"):
+        bp.increments((0.0, 2e-9), 5e-10, 2)
+    same = bp.increments((0.0, 1e-9 * (1 + 1e-13)), 2.5e-10, 2)  # rounding in the last digits: the same span
+    np.testing.assert_array_equal(same, bp.increments((0.0, 1e-9), 2.5e-10, 2))
+
+
 @pytest.mark.parametrize("seed", [None, -1, 1.5, True])
 def test_bad_seed(seed):
     ex = tp.ornstein_uhlenbeck()

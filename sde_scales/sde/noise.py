@@ -279,7 +279,8 @@ class BrownianPath(Noise):
         """The increments of paths ``0 .. n_paths`` on the grid of step ``dt`` over ``tspan``,
         which must be this path's interval and a dyadic refinement ``(t1 - t0) / 2**k``,
         ``k <= levels``."""
-        if not (np.isclose(tspan[0], self.t0) and np.isclose(tspan[1], self.t1)):
+        tol = 1e-9 * (self.t1 - self.t0)  # relative to the span: np.isclose's absolute 1e-8 matched any two short spans
+        if not (abs(tspan[0] - self.t0) <= tol and abs(tspan[1] - self.t1) <= tol):
             raise InvalidArgumentError(f"the Brownian path covers [{self.t0}, {self.t1}] but the problem's tspan is "
                                        f"{tuple(tspan)}; build BrownianPath over the problem's time span")
         k = float(np.log2((self.t1 - self.t0) / dt))
