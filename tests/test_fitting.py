@@ -808,6 +808,21 @@ def test_parquet_round_trip(tmp_path):
 
 
 # ----------------------------------------------------------------------------- warnings
+def test_peak_learning_rates_below_1e_8_are_told_apart():
+    """Peaks compared with np.isclose's absolute 1e-8: a run at a peak of 5e-9 predicted from one at
+    1e-9 was not named as another peak."""
+    from sde_scales.fitting.fit import extrapolations
+
+    law = KernelLaw("exp", "steps")
+    sch = schedules_5k()
+    cos = synthetic(law, [2.5, 3.0, 0.5, 0.4, np.log10(300.0)], sch["cos"], "cos", noise=0.01, seed=1)[0]
+    tiny = LossCurve(cos.step, cos.lr * (1e-9 / cos.peak_lr), cos.loss, name="tiny")
+    r = fit(law, [tiny], skip_steps=200)
+    other = LossCurve(cos.step, tiny.lr * 5, cos.loss, name="five-times")
+    assert any("peak learning rate" in m for m in extrapolations(r, other))
+    assert not any("peak learning rate" in m for m in extrapolations(r, tiny))
+
+
 def test_identifiability_warning_and_peak_lr_warning():
     """A cosine run alone cannot pin the response time scale; adding a sharp step drop can.
     Both are fitted from step 2,000: the response to the warmup's rise (time scale 300, rise over

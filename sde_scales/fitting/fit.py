@@ -969,7 +969,8 @@ def extrapolations(result: FitResult, curve: LossCurve) -> list[str]:
     ``skip_steps`` on, before theirs (:data:`AREA_FACTOR`). :func:`predict` warns them;
     ``fit-delay`` lists the curves in its checks, and the held-out protocols in each split."""
     out = []
-    if not any(np.isclose(curve.peak_lr, p, rtol=0.05) for p in result.peaks):
+    # relative only: np.isclose's absolute 1e-8 would call peaks of 1e-9 and 5e-9 the same
+    if not any(np.isclose(curve.peak_lr, p, rtol=0.05, atol=0.0) for p in result.peaks):
         out.append(f"{curve.name}: peak learning rate {curve.peak_lr:g} differs from every fitted curve's "
                    f"({', '.join(f'{p:g}' for p in result.peaks)}); laws extrapolate poorly across peak learning rates")
     depths, areas = result.extra.get("decay_depths"), result.extra.get("areas")
