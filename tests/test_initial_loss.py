@@ -81,6 +81,19 @@ def test_the_initial_loss_is_left_out_of_the_fit_the_prediction_and_the_scores()
     assert np.isfinite(cmp["rmse_diff"]) and cmp["rmse_diff"] < 0
 
 
+def test_predict_at_chosen_rows_gives_nan_at_the_initial_loss_however_the_rows_are_given():
+    """rows as a boolean mask or with negative indices were compared with untrained_rows as they
+    were: a full mask left row 0 (the initial loss) predicted, and row -1 (the last) came out NaN."""
+    cos, _ = _planted(schedules.cosine(2001, 1e-3), "cos", 3)
+    c = _with_initial_row(cos, 1e-3)
+    r = _fit([c])
+    every = predict(r, c)
+    assert np.isnan(every[0])
+    mask = np.ones(c.step.size, dtype=bool)
+    np.testing.assert_array_equal(predict(r, c, rows=mask), every)
+    np.testing.assert_array_equal(predict(r, c, rows=np.array([0, 5, -1])), every[[0, 5, -1]])
+
+
 def test_moving_averages_leave_the_initial_loss_out_of_every_other_window():
     step = np.arange(0, 401, 10)
     loss = np.r_[INITIAL, np.full(step.size - 1, 3.0)]

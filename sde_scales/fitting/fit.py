@@ -1030,7 +1030,8 @@ def predict(result: FitResult, curve: LossCurve, rows: np.ndarray | None = None)
     _check_result(result)
     if not isinstance(curve, LossCurve):
         raise InvalidArgumentError(f"curve is a {type(curve).__name__}; give a LossCurve (load_curve(path) reads a file)")
-    rows = np.arange(curve.step.size) if rows is None else rows
+    # as row numbers: a boolean mask or a negative index would be misplaced against untrained_rows below
+    rows = np.arange(curve.step.size) if rows is None else np.arange(curve.step.size)[rows]
     if curve.peak_lr <= 0:
         raise InvalidArgumentError(f"{curve.source}: the learning rate is 0 at every step; a schedule of zeros has no "
                                    f"loss curve to predict (check the lr column)")
@@ -1040,7 +1041,7 @@ def predict(result: FitResult, curve: LossCurve, rows: np.ndarray | None = None)
                                bin_steps=curve.drop_bin_steps(result.bin_steps_factor),
                                from_step=first_trained_step(curve, result.skip_steps))
     out = result.law.predict(result.theta, f)
-    return np.where(np.asarray(rows) < curve.untrained_rows(), np.nan, out)
+    return np.where(rows < curve.untrained_rows(), np.nan, out)
 
 
 #: Window of the moving average the metrics compare predictions with, unless a curve is short.
