@@ -74,12 +74,7 @@ def main(argv=None) -> int:
 
     from sde_scales.analysis.delay_width import study_base
     from sde_scales.atomic import write_json_atomic
-    from sde_scales.fitting import score
-    from sde_scales.fitting.compare import compare_with_best
-    from sde_scales.fitting.protocol_cache import ProtocolCache, cached_auto_protocol, cached_protocol
-    from sde_scales.fitting.protocols import PROTOCOL_LAWS, baseline_labels, comparison_line, protocol_laws
     from sde_scales.fitting.stores import curves_from_store
-    from sde_scales.fitting.report import describe_choice
     from sde_scales.train.sweep import run_sweep
 
     spec = QUICK if args.quick else FULL
@@ -115,9 +110,34 @@ def main(argv=None) -> int:
         "loso": [([curves[(s, o)] for o in SCHEDULES if o != k], curves[(s, k)])
                  for s in range(spec["seeds"]) for k in SCHEDULES],
     }
+    rows, comparisons, floor = measure_protocols(protocols, out, skip=skip, smooth=smooth, auto_pick=args.auto_pick,
+                                                 cache=not args.no_cache)
+    doc = {"family": {**spec, "lr": args.lr, "schedules": list(SCHEDULES), "task": "muP MLP, power-law regression, SGD"},
+           "skip_steps": skip, "smooth_steps": smooth, "target_noise_floor": floor, "rows": rows,
+           "comparisons": comparisons,
+           "seconds": time.perf_counter() - started}
+    print(f"JSON: {write_json_atomic(out / 'trained_family.json', doc)}")
+    return 0
+
+
+def measure_protocols(protocols: dict, out, *, skip: int, smooth: int, auto_pick: bool = False,
+                      cache: bool = True, laws=None) -> tuple[list, list, float]:
+    """Every law of the held-out experiments (or the short names ``laws`` of
+    :data:`~sde_scales.fitting.protocols.PROTOCOL_LAWS`) on each protocol (name -> splits ``(fitted
+    curves, held-out curve)``), ``--law auto`` on ``single-cosine``, and the paired comparisons against
+    the best baseline; prints the table. Finished (protocol, law) results are kept in ``out/cache``
+    unless ``cache`` is False. Returns the rows, the comparisons and the moving average's noise
+    floor (mean over the curves of the protocols)."""
+    from sde_scales.fitting import score
+    from sde_scales.fitting.compare import compare_with_best
+    from sde_scales.fitting.protocol_cache import ProtocolCache, cached_auto_protocol, cached_protocol
+    from sde_scales.fitting.protocols import PROTOCOL_LAWS, baseline_labels, comparison_line, protocol_laws
+    from sde_scales.fitting.report import describe_choice
+
+    curves = {id(c): c for splits in protocols.values() for fitted, held in splits for c in (*fitted, held)}
     floor = float(np.mean([score(c, c.loss, skip_steps=skip, smooth_steps=smooth)["target_noise_rmse"]
                            for c in curves.values()]))
-    laws = protocol_laws([n for n in PROTOCOL_LAWS if n != "np-steps-drops"])
+    laws = protocol_laws([n for n in PROTOCOL_LAWS if n != "np-steps-drops"] if laws is None else laws)
     rows, comparisons = [], []
     baselines = baseline_labels(laws)
     print(f"\nskip {skip} steps; RMSE against the {smooth}-step moving average, whose own noise puts a floor of "
@@ -125,7 +145,7 @@ def main(argv=None) -> int:
     print(f"{'protocol':14s} {'law':34s} {'splits':>6s} {'mean rmse':>10s} {'mean |final|':>12s} {'pred sd':>8s} "
           f"{'in 95%':>7s} {'seconds':>8s}")
 
-    cache = ProtocolCache(out / "cache", enabled=not args.no_cache)
+    store = ProtocolCache(Path(out) / "cache", enabled=cache)
 
     def report(row):
         rows.append(row)
@@ -137,15 +157,15 @@ def main(argv=None) -> int:
     for pname, splits in protocols.items():
         preds = {}  # law label -> predictions of the held-out curves, for the paired comparisons
         for law in laws:  # single-cosine: one fit per seed serves its six WSD runs
-            row, preds[law.label] = cached_protocol(cache, pname, law, splits, skip_steps=skip, smooth_steps=smooth)
+            row, preds[law.label] = cached_protocol(store, pname, law, splits, skip_steps=skip, smooth_steps=smooth)
             report(row)
         if pname == "single-cosine":  # --law auto: one choice per fitted cosine run
             row, preds["auto (rolling origin)"], choices = cached_auto_protocol(
-                cache, pname, splits, skip_steps=skip, smooth_steps=smooth, label="auto (rolling origin)")
+                store, pname, splits, skip_steps=skip, smooth_steps=smooth, label="auto (rolling origin)")
             report(row)
-            if args.auto_pick:
+            if auto_pick:
                 row, preds["auto (pick)"], _ = cached_auto_protocol(
-                    cache, pname, splits, skip_steps=skip, smooth_steps=smooth, label="auto (pick)", average=False,
+                    store, pname, splits, skip_steps=skip, smooth_steps=smooth, label="auto (pick)", average=False,
                     choices=choices)  # the choices of the row above: not cross-validated again
                 report(row)
             for key, (a, _) in choices.items():
@@ -155,13 +175,8 @@ def main(argv=None) -> int:
                                    smooth_steps=smooth):
             comparisons.append({"protocol": pname, **e})
             print(comparison_line(e), flush=True)
-    print(cache.summary())
-    doc = {"family": {**spec, "lr": args.lr, "schedules": list(SCHEDULES), "task": "muP MLP, power-law regression, SGD"},
-           "skip_steps": skip, "smooth_steps": smooth, "target_noise_floor": floor, "rows": rows,
-           "comparisons": comparisons,
-           "seconds": time.perf_counter() - started}
-    print(f"JSON: {write_json_atomic(out / 'trained_family.json', doc)}")
-    return 0
+    print(store.summary())
+    return rows, comparisons, floor
 
 
 def _name_prefix(label: str, width: int, lr: float) -> str:
