@@ -1,0 +1,212 @@
+"""The byte-level language-model family (:mod:`sde_scales.train.lm`) and its experiment script:
+branched runs equal runs from scratch, the logged rows are the stated means, data order is a
+function of (seed, update) alone, bad input is refused, curves are written once and read back."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from sde_scales import schedules  # noqa: E402
+from sde_scales.errors import DataFileError, InvalidArgumentError  # noqa: E402
+from sde_scales.fitting import load_curve  # noqa: E402
+from sde_scales.train import lm  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = lm.LMConfig(d_model=16, n_layer=1, n_head=2, context=16, batch=4, log_every=5, seed=3)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """A corpus of text in a real file: 20 kB of generated lines, read by file_corpus."""
+    rng = np.random.default_rng(0)
+    words = ["def", "return", "self", "import", "class", "for", "in", "if", "x", "y", "=", "(", ")", ":"]
+    text = "\n".join(" ".join(rng.choice(words, size=8)) for _ in range(600))
+    path = tmp_path_factory.mktemp("corpus") / "text.txt"
+    path.write_text(text)
+    return lm.file_corpus([path])
+
+
+def test_branched_runs_equal_runs_from_scratch(corpus):
+    """A WSD run started from the trunk's state at its cooldown gives bit for bit the losses of the
+    same run trained from update 0 (one initialisation, one data order); the cosine run leaves the
+    trunk after the warmup, where the two first differ."""
+    n = 60
+    sch = {"constant": schedules.constant(n, 3e-3, warmup_steps=5),
+           "wsd": schedules.wsd(n, 3e-3, 0.3, warmup_steps=5),
+           "cos": schedules.cosine(n, 3e-3, 0.1, warmup_steps=5)}
+    fast = lm.train_family(corpus, sch, TINY)
+    slow = lm.train_family(corpus, sch, TINY, branch=False)
+    assert fast["wsd"]["branched_at"] == n - 18 and fast["cos"]["branched_at"] == 6  # wsd: 30% of 60 = 18 steps
+    assert all(slow[k]["branched_at"] == 0 for k in sch)
+    for k in sch:
+        np.testing.assert_array_equal(fast[k]["loss"], slow[k]["loss"])
+    # the runs did differ: the cooldown lowers the last rows' loss below the constant run's
+    assert fast["wsd"]["loss"][-1] != fast["constant"]["loss"][-1]
+    np.testing.assert_array_equal(fast["wsd"]["loss"][:8], fast["constant"]["loss"][:8])  # rows before step 42
+
+
+def test_logged_rows_are_means_of_the_minibatch_losses_of_the_initial_model(corpus):
+    """With every rate 0 the model never moves (AdamW's decay is scaled by the rate), so update k's
+    loss is the initial model's loss on the windows batch_starts(seed, k) gives; each logged row at
+    step s is the mean of updates s - 5 .. s - 1. Computed here independently of train_family."""
+    n = 20
+    out = lm.train_family(corpus, {"zero": np.zeros(n)}, TINY)["zero"]
+    model = lm.tiny_lm(TINY)
+    data = torch.from_numpy(corpus.data.astype(np.int64))
+    per = []
+    with torch.no_grad():
+        for k in range(n):
+            s = lm.batch_starts(TINY.seed, k, corpus.n_bytes - TINY.context, TINY.batch)
+            win = torch.stack([data[i:i + TINY.context + 1] for i in s])
+            logits = model(win[:, :-1])
+            per.append(float(torch.nn.functional.cross_entropy(logits.reshape(-1, 256), win[:, 1:].reshape(-1))))
+    np.testing.assert_array_equal(out["step"], [5, 10, 15, 20])
+    np.testing.assert_allclose(out["loss"], np.reshape(per, (4, 5)).mean(axis=1), rtol=1e-6)
+    assert out["schedule"].size == n + 1 and np.all(out["lr"] == 0)
+    # the initial model's loss is near ln 256 (uniform over bytes): 5.55 nats; it is not trained
+    assert abs(np.mean(per) - np.log(256)) < 0.5
+
+
+def test_data_order_depends_on_seed_and_update_only():
+    a = lm.batch_starts(1, 7, 1000, 8)
+    assert np.array_equal(a, lm.batch_starts(1, 7, 1000, 8))
+    assert not np.array_equal(a, lm.batch_starts(1, 8, 1000, 8))
+    assert not np.array_equal(a, lm.batch_starts(2, 7, 1000, 8))
+    assert a.min() >= 0 and a.max() < 1000
+
+
+@pytest.mark.parametrize("sch, needle", [
+    ({"a": np.ones(20), "b": np.ones(21)}, "has 21 updates"),
+    ({"a": np.r_[np.ones(10), -1.0, np.ones(9)]}, "learning rate -1.0 at update 10"),
+    ({"a": np.r_[np.ones(3), np.nan, np.ones(16)]}, "learning rate nan at update 3"),
+    ({}, "no schedules"),
+    ({"a": np.ones(3)}, "fewer than log_every=5"),
+])
+def test_bad_schedules_are_refused_by_value(corpus, sch, needle):
+    with pytest.raises(InvalidArgumentError, match=needle.replace("(", r"\(")):
+        lm.train_family(corpus, sch, TINY)
+
+
+def test_a_diverging_run_names_schedule_and_update(corpus):
+    """A rate of 1e30 moves every weight by about 1e30 in the first update (Adam steps are the rate
+    times a unit-size ratio), so the loss of update 1 cannot be finite."""
+    with pytest.raises(FloatingPointError, match=r"schedule 'hot': loss .* at update 1 "):
+        lm.train_family(corpus, {"hot": np.full(10, 1e30)}, TINY)
+
+
+def test_bad_configs_and_corpora(tmp_path):
+    with pytest.raises(InvalidArgumentError, match="d_model=10 is not divisible by n_head=4"):
+        lm.LMConfig(d_model=10, n_head=4)
+    with pytest.raises(InvalidArgumentError, match="batch=0"):
+        lm.LMConfig(batch=0)
+    with pytest.raises(DataFileError, match="missing.txt: cannot read it"):
+        lm.file_corpus([tmp_path / "missing.txt"])
+    (tmp_path / "short.txt").write_text("abc")
+    with pytest.raises(DataFileError, match="3 bytes; a corpus needs at least 4,096"):
+        lm.file_corpus([tmp_path / "short.txt"])
+
+
+def test_stdlib_corpus_reads_sources_in_path_order_without_packages_or_tests(tmp_path):
+    for rel, text in {"b.py": "B" * 3000, "a/z.py": "Z" * 3000, "site-packages/p.py": "P", "test/t.py": "T",
+                      "a/tests/u.py": "U", "c.txt": "C"}.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    c = lm.stdlib_corpus(tmp_path)
+    assert c.data.tobytes() == b"Z" * 3000 + b"\n" + b"B" * 3000  # "a/z.py" sorts before "b.py"
+    assert "(2 files)" in c.source
+    with pytest.raises(DataFileError, match="no .py files"):
+        lm.stdlib_corpus(tmp_path / "a" / "tests" / "none")
+
+
+def test_lm_family_script_writes_curves_once_and_reads_them_back(tmp_path, corpus):
+    """The script's training half: six curves in the shared curves' format, whose logged rates are
+    the family's schedules; a second run trains nothing; another peak writes new files beside the
+    old ones, which stay as they were."""
+    src = tmp_path / "corpus.txt"
+    src.write_bytes(corpus.data.tobytes())
+    script = str(ROOT / "experiments" / "fit_lm_family.py")
+    args = [sys.executable, script, "--quick", "--steps", "200", "--train-only", "--no-progress", "--corpus", str(src),
+            "--out", str(tmp_path / "o")]
+    first = subprocess.run(args, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    assert "training seed 0" in first.stdout
+    paths = sorted((tmp_path / "o" / "curves").glob("*.csv"))
+    assert len(paths) == 6
+    wsd = next(p for p in paths if p.name.startswith("wsd-lin0.2_"))
+    assert list(pd.read_csv(wsd).columns) == ["step", "lr", "loss"]
+    c = load_curve(wsd)
+    lr = schedules.wsd(200, 3e-3, 0.2, warmup_steps=2)
+    np.testing.assert_array_equal(c.step, np.arange(10, 201, 10))
+    np.testing.assert_allclose(c.lr, np.r_[lr, lr[-1]][c.step], rtol=1e-12)
+    before = {p: p.read_bytes() for p in paths}
+    again = subprocess.run(args, capture_output=True, text=True)
+    assert again.returncode == 0 and "training seed" not in again.stdout
+    hot = subprocess.run(args + ["--lr", "1e-3"], capture_output=True, text=True)
+    assert hot.returncode == 0 and "training seed 0" in hot.stdout
+    assert len(list((tmp_path / "o" / "curves").glob("*.csv"))) == 12
+    assert all(p.read_bytes() == b for p, b in before.items())
+    manifests = sorted((tmp_path / "o" / "curves").glob("manifest_seed0_*.json"))
+    assert [json.loads(p.read_text())["peak_lr"] for p in manifests] == [0.001, 0.003]
+    assert all(json.loads(p.read_text())["corpus_sha256"] == corpus.sha256 for p in manifests)
+    back = subprocess.run(args, capture_output=True, text=True)  # the first peak again: read back, not trained
+    assert back.returncode == 0 and "training seed" not in back.stdout
+    bad = subprocess.run([sys.executable, script, "--lr", "-1", "--out", str(tmp_path / "bad")], capture_output=True,
+                         text=True)
+    assert bad.returncode == 2 and "--lr -1.0" in bad.stderr and not (tmp_path / "bad").exists()
+    bad = subprocess.run([sys.executable, script, "--corpus", str(tmp_path / "none.txt"), "--out",
+                          str(tmp_path / "bad")], capture_output=True, text=True)
+    assert bad.returncode == 2 and "none.txt: cannot read it" in bad.stderr
+
+
+@pytest.mark.slow
+def test_lm_family_script_fits_both_protocols_into_strict_json(tmp_path, corpus):
+    """The whole script on a small family (1,000 steps at width 32, two laws): both protocols' rows,
+    --law auto on single-cosine, the paired comparison, strict JSON, the family's final losses."""
+    src = tmp_path / "corpus.txt"
+    src.write_bytes(corpus.data.tobytes())
+    out = tmp_path / "o"
+    run = subprocess.run([sys.executable, str(ROOT / "experiments" / "fit_lm_family.py"), "--quick", "--steps", "1000",
+                          "--no-progress", "--laws", "exp-steps,momentum0.99", "--corpus", str(src), "--out", str(out)],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+
+    def no_nan(x):
+        raise AssertionError(f"non-standard JSON constant {x}")
+
+    doc = json.loads((out / "lm_family.json").read_text(), parse_constant=no_nan)
+    assert [(r["protocol"], r["law"]) for r in doc["rows"]] == [
+        ("single-cosine", "kernel(exp, steps)"), ("single-cosine", "momentum(lambda=0.99)"),
+        ("single-cosine", "auto (rolling origin)"), ("loso", "kernel(exp, steps)"), ("loso", "momentum(lambda=0.99)")]
+    assert [len(r["splits"]) for r in doc["rows"]] == [4, 4, 4, 6, 6]
+    assert doc["family"]["corpus_sha256"] == corpus.sha256 and doc["skip_steps"] == 25 and doc["smooth_steps"] == 29
+    c = load_curve(next((out / "curves").glob("constant_seed0_*.csv")))  # 100 rows: the last 5% is 5
+    assert doc["family"]["constant_final"] == pytest.approx(np.mean(c.loss[-5:]), rel=1e-12)
+    bad = subprocess.run([sys.executable, str(ROOT / "experiments" / "fit_lm_family.py"), "--laws", "nope",
+                          "--out", str(tmp_path / "bad")], capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown ['nope']" in bad.stderr and not (tmp_path / "bad").exists()
+
+
+def test_the_thread_count_is_pinned_while_training_and_restored(corpus):
+    """The numbers depend on torch's thread count (its reductions are split by it), so training
+    pins it: the caller's setting changes nothing, and is back afterwards."""
+    sch = {"a": schedules.constant(30, 3e-3, warmup_steps=3)}
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = lm.train_family(corpus, sch, TINY)["a"]["loss"]
+        assert torch.get_num_threads() == 1
+        torch.set_num_threads(3)
+        three = lm.train_family(corpus, sch, TINY)["a"]["loss"]
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_array_equal(one, three)
+    with pytest.raises(InvalidArgumentError, match="threads=0"):
+        lm.LMConfig(threads=0)
