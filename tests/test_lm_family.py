@@ -210,3 +210,15 @@ def test_the_thread_count_is_pinned_while_training_and_restored(corpus):
     np.testing.assert_array_equal(one, three)
     with pytest.raises(InvalidArgumentError, match="threads=0"):
         lm.LMConfig(threads=0)
+
+
+def test_the_model_is_a_function_of_its_seed_and_leaves_torch_random_state_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    a = lm.tiny_lm(TINY)
+    assert torch.equal(torch.rand(3), expected)  # the global stream went on as if no model were made
+    b = lm.tiny_lm(TINY)
+    c = lm.tiny_lm(lm.LMConfig(d_model=16, n_layer=1, n_head=2, context=16, batch=4, log_every=5, seed=4))
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert not torch.equal(a.state_dict()["pos"], c.state_dict()["pos"])

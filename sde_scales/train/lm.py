@@ -153,8 +153,9 @@ def _torch():
 
 
 def tiny_lm(config: LMConfig):
-    """The model of ``config``, initialised from ``torch.manual_seed(config.seed)``: a module whose
-    call maps byte indices ``(batch, T <= context)`` to next-byte logits ``(batch, T, 256)``."""
+    """The model of ``config``, initialised from ``torch.manual_seed(config.seed)`` (in a forked random
+    state: torch's global one is untouched): a module whose call maps byte indices
+    ``(batch, T <= context)`` to next-byte logits ``(batch, T, 256)``."""
     torch = _torch()
     nn = torch.nn
 
@@ -187,8 +188,9 @@ def tiny_lm(config: LMConfig):
                 x = b(x, mask)
             return self.out(self.ln(x))
 
-    torch.manual_seed(int(config.seed))
-    return Model(config)
+    with torch.random.fork_rng(devices=[]):  # the caller's random state is left as it was
+        torch.manual_seed(int(config.seed))
+        return Model(config)
 
 
 def _check_schedules(schedules: dict) -> tuple[dict, int]:
