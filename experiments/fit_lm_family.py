@@ -16,7 +16,7 @@ since the previous log, logged every 10 updates, written as ``step,lr,loss`` CSV
 curves' format) and read back with :func:`sde_scales.fitting.load_curve`, the schedule attached.
 
 Protocols, per seed, as in ``fit_trained_family.py`` (every law of ``fit_generalisation.py``, and
-``--law auto`` on ``single-cosine``):
+``--law auto`` on ``single-cosine``, with ``--auto-loso`` on ``loso`` too):
 
 * ``single-cosine``: fit the cosine run alone, predict each WSD run;
 * ``loso``: leave one schedule out over the six runs, every run in turn.
@@ -85,7 +85,12 @@ def main(argv=None) -> int:
     ap.add_argument("--train-only", action="store_true", help="write the curves and stop (no fits)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar while training")
     ap.add_argument("--auto-pick", action="store_true",
-                    help="on single-cosine, also the row of --law auto's least-error pick alone")
+                    help="also the row of --law auto's least-error pick alone")
+    ap.add_argument("--auto-loso", action="store_true",
+                    help="--law auto on loso too (leave one fitted curve out, every candidate in every fold: "
+                         "about 15 minutes more); by default only on single-cosine")
+    ap.add_argument("--workers", type=int, default=1, help="processes for --law auto's fits (the same numbers for "
+                    "any count)")
     ap.add_argument("--no-cache", action="store_true",
                     help="compute every (protocol, law) result afresh; by default each finished one is kept in "
                          "OUT/cache and read back by a later run on the same curves with the same code")
@@ -98,6 +103,9 @@ def main(argv=None) -> int:
                 print(f"error: --{key} {v}; give at least {least}", file=sys.stderr)
                 return 2
             spec[key] = v
+    if args.workers < 1:
+        print(f"error: --workers {args.workers}; give at least 1 process", file=sys.stderr)
+        return 2
     if not (np.isfinite(args.lr) and args.lr > 0):
         print(f"error: --lr {args.lr}; give a positive finite learning rate", file=sys.stderr)
         return 2
@@ -150,7 +158,8 @@ def main(argv=None) -> int:
     print(f"family shape (means over seeds of the last 5% of rows): constant {shape['constant_final']:.4f}, "
           f"cos10 {shape['cos10_final']:.4f}, wsd-lin0.2 {shape['wsd-lin0.2_final']:.4f} nats")
     rows, comparisons, floor = measure_protocols(protocols, out, skip=skip, smooth=smooth, auto_pick=args.auto_pick,
-                                                 cache=not args.no_cache, laws=laws)
+                                                 cache=not args.no_cache, laws=laws, auto_everywhere=args.auto_loso,
+                                                 workers=args.workers)
     doc = {"family": {**spec, "peak_lr": args.lr, "schedules": list(SCHEDULES), "model": asdict(LMConfig(
                d_model=spec["d_model"])) | {"seed": "0 .. seeds - 1"}, "corpus": corpus.source,
                "corpus_sha256": corpus.sha256, "task": "byte-level transformer LM, AdamW", **shape},

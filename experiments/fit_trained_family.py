@@ -121,11 +121,14 @@ def main(argv=None) -> int:
 
 
 def measure_protocols(protocols: dict, out, *, skip: int, smooth: int, auto_pick: bool = False,
-                      cache: bool = True, laws=None) -> tuple[list, list, float]:
+                      cache: bool = True, laws=None, auto_everywhere: bool = False,
+                      workers: int = 1) -> tuple[list, list, float]:
     """Every law of the held-out experiments (or the short names ``laws`` of
     :data:`~sde_scales.fitting.protocols.PROTOCOL_LAWS`) on each protocol (name -> splits ``(fitted
-    curves, held-out curve)``), ``--law auto`` on ``single-cosine``, and the paired comparisons against
-    the best baseline; prints the table. Finished (protocol, law) results are kept in ``out/cache``
+    curves, held-out curve)``), ``--law auto`` on ``single-cosine`` (rolling origin on the one fitted
+    curve; with ``auto_everywhere`` on every protocol, leave one curve out where several are fitted,
+    its fits in ``workers`` processes), and the paired comparisons against the best baseline; prints
+    the table. Finished (protocol, law) results are kept in ``out/cache``
     unless ``cache`` is False. Returns the rows, the comparisons and the moving average's noise
     floor (mean over the curves of the protocols)."""
     from sde_scales.fitting import score
@@ -159,17 +162,20 @@ def measure_protocols(protocols: dict, out, *, skip: int, smooth: int, auto_pick
         for law in laws:  # single-cosine: one fit per seed serves its six WSD runs
             row, preds[law.label] = cached_protocol(store, pname, law, splits, skip_steps=skip, smooth_steps=smooth)
             report(row)
-        if pname == "single-cosine":  # --law auto: one choice per fitted cosine run
-            row, preds["auto (rolling origin)"], choices = cached_auto_protocol(
-                store, pname, splits, skip_steps=skip, smooth_steps=smooth, label="auto (rolling origin)")
+        if pname == "single-cosine" or auto_everywhere:  # --law auto: one choice per fitted set
+            label = "auto (rolling origin)" if pname == "single-cosine" else "auto (leave one out)"
+            row, preds[label], choices = cached_auto_protocol(
+                store, pname, splits, skip_steps=skip, smooth_steps=smooth, label=label, workers=workers)
             report(row)
             if auto_pick:
                 row, preds["auto (pick)"], _ = cached_auto_protocol(
                     store, pname, splits, skip_steps=skip, smooth_steps=smooth, label="auto (pick)", average=False,
-                    choices=choices)  # the choices of the row above: not cross-validated again
+                    choices=choices, workers=workers)  # the choices of the row above: not cross-validated again
                 report(row)
+            held_of = {tuple(c.name for c in fitted): held.name for fitted, held in splits}
             for key, (a, _) in choices.items():
-                print(f"{'':14s}   auto on {key[0]}: {describe_choice(a)}", flush=True)
+                on = key[0] if len(key) == 1 else f"all but {held_of[key]}"
+                print(f"{'':14s}   auto on {on}: {describe_choice(a)}", flush=True)
         mine = [r for r in rows if r["protocol"] == pname]
         for e in compare_with_best(mine, [h for _, h in splits], preds, baselines, skip_steps=skip,
                                    smooth_steps=smooth):

@@ -163,6 +163,9 @@ def test_lm_family_script_writes_curves_once_and_reads_them_back(tmp_path, corpu
     bad = subprocess.run([sys.executable, script, "--corpus", str(tmp_path / "none.txt"), "--out",
                           str(tmp_path / "bad")], capture_output=True, text=True)
     assert bad.returncode == 2 and "none.txt: cannot read it" in bad.stderr
+    bad = subprocess.run([sys.executable, script, "--workers", "0", "--out", str(tmp_path / "bad")], capture_output=True,
+                         text=True)
+    assert bad.returncode == 2 and "--workers 0" in bad.stderr and not (tmp_path / "bad").exists()
 
 
 @pytest.mark.slow
