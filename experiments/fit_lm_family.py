@@ -30,14 +30,17 @@ over 1,000 steps per 34,000 of the run (the shared curves' window in a run of th
     python experiments/fit_lm_family.py --quick --out out/flf_quick       # 1 seed x 3,000 steps at width 32
 
 The curves of a seed are written once, with the configuration and the corpus's SHA-256 in a
-manifest beside them (``curves/manifest_seed<k>_<corpus, steps, width, peak>.json``, written after
-the curves); a later run reads them back when both match (it trains nothing), and trains afresh,
-into new files, when either differs; curves of other settings stay as they are.
+manifest beside them (``curves/manifest_seed<k>_<tag>.json``, written after the curves; the tag
+holds the corpus's hash, the steps, the width, the peak and a hash of every setting); a later run
+reads them back when both match (it trains nothing), and trains afresh, into new files, when any
+setting differs; curves of other settings stay as they are. The thread count is a setting
+(``--threads``, default 2): the losses depend on it at float rounding.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -82,6 +85,8 @@ def main(argv=None) -> int:
                     "(default 1,000 steps per 34,000)")
     ap.add_argument("--laws", default=None, help="comma-separated laws to measure (short names of "
                     "sde_scales.fitting.protocols.PROTOCOL_LAWS; default: all but np-steps-drops)")
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads while training (default 2; the losses "
+                    "depend on the count at float rounding, so it is fixed and recorded; 1 beside other jobs)")
     ap.add_argument("--train-only", action="store_true", help="write the curves and stop (no fits)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar while training")
     ap.add_argument("--auto-pick", action="store_true",
@@ -103,9 +108,10 @@ def main(argv=None) -> int:
                 print(f"error: --{key} {v}; give at least {least}", file=sys.stderr)
                 return 2
             spec[key] = v
-    if args.workers < 1:
-        print(f"error: --workers {args.workers}; give at least 1 process", file=sys.stderr)
-        return 2
+    for flag, v in (("--workers", args.workers), ("--threads", args.threads)):
+        if v < 1:
+            print(f"error: {flag} {v}; give at least 1", file=sys.stderr)
+            return 2
     if not (np.isfinite(args.lr) and args.lr > 0):
         print(f"error: --lr {args.lr}; give a positive finite learning rate", file=sys.stderr)
         return 2
@@ -135,7 +141,7 @@ def main(argv=None) -> int:
     print(f"corpus: {corpus.source}, {corpus.n_bytes / 1e6:.1f} MB, sha256 {corpus.sha256[:16]}", flush=True)
     curves = {}
     for seed in range(spec["seeds"]):
-        config = LMConfig(d_model=spec["d_model"], seed=seed)
+        config = LMConfig(d_model=spec["d_model"], seed=seed, threads=args.threads)
         try:
             got = _seed_curves(out / "curves", corpus, scheds, config, args.lr, progress=not args.no_progress)
         except FloatingPointError as exc:
@@ -161,7 +167,7 @@ def main(argv=None) -> int:
                                                  cache=not args.no_cache, laws=laws, auto_everywhere=args.auto_loso,
                                                  workers=args.workers)
     doc = {"family": {**spec, "peak_lr": args.lr, "schedules": list(SCHEDULES), "model": asdict(LMConfig(
-               d_model=spec["d_model"])) | {"seed": "0 .. seeds - 1"}, "corpus": corpus.source,
+               d_model=spec["d_model"], threads=args.threads)) | {"seed": "0 .. seeds - 1"}, "corpus": corpus.source,
                "corpus_sha256": corpus.sha256, "task": "byte-level transformer LM, AdamW", **shape},
            "skip_steps": skip, "smooth_steps": smooth, "target_noise_floor": floor, "rows": rows,
            "comparisons": comparisons, "seconds": time.perf_counter() - started}
@@ -181,7 +187,8 @@ def _seed_curves(folder: Path, corpus, scheds: dict, config, peak: float, progre
     n = next(iter(scheds.values())).size
     want = {"config": asdict(config), "corpus_sha256": corpus.sha256, "steps": int(n), "peak_lr": peak,
             "schedules": {k: [kind, kw] for k, (kind, kw) in SCHEDULES.items()}}
-    tag = f"{want['corpus_sha256'][:8]}_n{n}_d{config.d_model}_lr{peak:g}"
+    digest = hashlib.sha256(json.dumps(want, sort_keys=True).encode()).hexdigest()[:8]  # every setting: new files
+    tag = f"{want['corpus_sha256'][:8]}_n{n}_d{config.d_model}_lr{peak:g}_{digest}"
     manifest = folder / f"manifest_seed{config.seed}_{tag}.json"
     paths = {k: folder / f"{k}_seed{config.seed}_{tag}.csv" for k in scheds}
     have = None

@@ -133,7 +133,7 @@ def test_lm_family_script_writes_curves_once_and_reads_them_back(tmp_path, corpu
     src.write_bytes(corpus.data.tobytes())
     script = str(ROOT / "experiments" / "fit_lm_family.py")
     args = [sys.executable, script, "--quick", "--steps", "200", "--train-only", "--no-progress", "--corpus", str(src),
-            "--out", str(tmp_path / "o")]
+            "--threads", "1", "--out", str(tmp_path / "o")]  # one thread: beside the other test workers
     first = subprocess.run(args, capture_output=True, text=True)
     assert first.returncode == 0, first.stderr
     assert "training seed 0" in first.stdout
@@ -150,11 +150,13 @@ def test_lm_family_script_writes_curves_once_and_reads_them_back(tmp_path, corpu
     assert again.returncode == 0 and "training seed" not in again.stdout
     hot = subprocess.run(args + ["--lr", "1e-3"], capture_output=True, text=True)
     assert hot.returncode == 0 and "training seed 0" in hot.stdout
-    assert len(list((tmp_path / "o" / "curves").glob("*.csv"))) == 12
+    two = subprocess.run([*args[:-4], "--threads", "2", *args[-2:]], capture_output=True, text=True)
+    assert two.returncode == 0 and "training seed 0" in two.stdout  # another setting: trained into new files
+    assert len(list((tmp_path / "o" / "curves").glob("*.csv"))) == 18
     assert all(p.read_bytes() == b for p, b in before.items())
-    manifests = sorted((tmp_path / "o" / "curves").glob("manifest_seed0_*.json"))
-    assert [json.loads(p.read_text())["peak_lr"] for p in manifests] == [0.001, 0.003]
-    assert all(json.loads(p.read_text())["corpus_sha256"] == corpus.sha256 for p in manifests)
+    manifests = [json.loads(p.read_text()) for p in (tmp_path / "o" / "curves").glob("manifest_seed0_*.json")]
+    assert sorted((m["peak_lr"], m["config"]["threads"]) for m in manifests) == [(0.001, 1), (0.003, 1), (0.003, 2)]
+    assert all(m["corpus_sha256"] == corpus.sha256 for m in manifests)
     back = subprocess.run(args, capture_output=True, text=True)  # the first peak again: read back, not trained
     assert back.returncode == 0 and "training seed" not in back.stdout
     bad = subprocess.run([sys.executable, script, "--lr", "-1", "--out", str(tmp_path / "bad")], capture_output=True,
@@ -176,7 +178,8 @@ def test_lm_family_script_fits_both_protocols_into_strict_json(tmp_path, corpus)
     src.write_bytes(corpus.data.tobytes())
     out = tmp_path / "o"
     run = subprocess.run([sys.executable, str(ROOT / "experiments" / "fit_lm_family.py"), "--quick", "--steps", "1000",
-                          "--no-progress", "--laws", "exp-steps,momentum0.99", "--corpus", str(src), "--out", str(out)],
+                          "--no-progress", "--laws", "exp-steps,momentum0.99", "--corpus", str(src), "--threads", "1",
+                          "--out", str(out)],
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
 
