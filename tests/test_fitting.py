@@ -31,7 +31,8 @@ from sde_scales.fitting import (
     time_scale_profile,
 )
 from sde_scales.fitting.curves import curve_name, planted_curve
-from sde_scales.fitting.fit import extrapolations, fastest_fall, schedule_reach
+from sde_scales.fitting.fit import extrapolations, fastest_fall, fit_warnings, schedule_reach
+from sde_scales.fitting.protocols import run_protocol
 from sde_scales.fitting.report import make_law
 from sde_scales.models.delay import SumOfExponentials, direct_convolution
 from sde_scales.schedules import PiecewiseLinear
@@ -204,6 +205,12 @@ def test_nonparametric_kernel_recovers_delay_of_a_two_scale_kernel():
     with pytest.warns(IdentifiabilityWarning, match="spans more than a decade"):
         one = fit(law, [synthetic(law, theta, sch["cos"], "cos", noise=0.05, seed=0)[0]], skip_steps=200)
     assert one.extra["time_scale_interval"]["ci"][1] / one.extra["time_scale_interval"]["ci"][0] > 10
+    # the held-out experiments' rows keep it among the fit's warnings (they kept the notes alone)
+    assert any("spans more than a decade" in w for w in fit_warnings(one))
+    assert not any("spans more than a decade" in w for w in fit_warnings(r))
+    cos = synthetic(law, theta, sch["cos"], "cos", noise=0.05, seed=0)[0]
+    per, _ = run_protocol(law, [([cos], curves[1])], skip_steps=200, smooth_steps=500)
+    assert any("spans more than a decade" in w for w in per[0]["warnings"])
 
 
 def test_kernel_law_predicts_a_run_at_another_peak_learning_rate():

@@ -61,8 +61,8 @@ from sde_scales.fitting.curves import InitialLossWarning, LossCurve, ScheduleFea
 from sde_scales.fitting.laws import KernelLaw, Law
 from sde_scales.validation import is_whole
 
-__all__ = ["FitResult", "FitWarning", "IdentifiabilityWarning", "PeakLRWarning", "fit", "model_error", "predict",
-           "predict_sd", "score",
+__all__ = ["FitResult", "FitWarning", "IdentifiabilityWarning", "PeakLRWarning", "fit", "fit_warnings", "model_error",
+           "predict", "predict_sd", "score",
            "score_prediction", "time_scale_profile", "shared_noise_offset", "loss_resolution", "final_loss_noise",
            "lack_of_fit"]
 
@@ -1007,6 +1007,14 @@ def extrapolations(result: FitResult, curve: LossCurve) -> list[str]:
                    f"to areas it was not fitted on (a fitted log that starts late, or a smaller rate early on); "
                    f"fit a curve that starts as early, or score the prediction from a later step")
     return out
+
+
+def fit_warnings(result: FitResult) -> list[str]:
+    """Every warning of a fit, as text: its notes (``extra["warnings"]``: parameters on bounds,
+    lack of fit, ...) and the time scale's interval warning (``extra["time_scale_interval"]``),
+    which the fit issues as an :class:`IdentifiabilityWarning` and keeps apart."""
+    ts = result.extra.get("time_scale_interval") or {}
+    return list(result.extra.get("warnings", [])) + ([ts["warning"]] if ts.get("warning") else [])
 
 
 def _check_result(result) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 from sde_scales.errors import InvalidArgumentError
 from sde_scales.fitting.average import AveragedFit, predict_any, predict_sd_any
 from sde_scales.fitting.curves import LossCurve
-from sde_scales.fitting.fit import extrapolations, final_rows, fit, score
+from sde_scales.fitting.fit import extrapolations, final_rows, fit, fit_warnings, score
 from sde_scales.fitting.laws import KernelLaw, Law, MomentumLaw, MultiPowerLaw
 
 __all__ = ["PROTOCOL_LAWS", "baseline_labels", "comparison_line", "protocol_laws", "protocol_row", "run_auto_protocol",
@@ -164,8 +164,8 @@ def _score_splits(splits, fitted_law, skip_steps, smooth_steps, truth) -> tuple[
                "cooldown_rmse": sc["cooldown_rmse"], "stable_rmse": sc["stable_rmse"],
                "final_loss_noise": sc["final_loss_noise"],
                "final_loss_pred_sd": sc["final_loss_pred_sd"], "final_err_z": sc["final_err_z"],
-               "warnings": (sorted({w for m in r.results for w in m.extra.get("warnings", [])})
-                            if isinstance(r, AveragedFit) else r.extra.get("warnings", [])),
+               "warnings": (sorted({w for m in r.results for w in fit_warnings(m)})
+                            if isinstance(r, AveragedFit) else fit_warnings(r)),
                # how the prediction goes beyond the fitted curves (what predict warns; an average's: its laws')
                "extrapolations": sorted({m for res in (r.results if isinstance(r, AveragedFit) else [r])
                                          for m in extrapolations(res, held)})}

@@ -19,7 +19,7 @@ from sde_scales.fitting.average import AveragedFit, mixture_band
 from sde_scales.fitting.curves import InitialLossWarning, LossCurve, curve_name, load_curve, parse_columns
 from sde_scales.fitting.fit import (DEPTH_MARGIN, SMOOTH_FRACTION, SMOOTH_STEPS, SMOOTH_WARN_FRACTION, FitResult,
                                    default_smooth_steps, evaluation_limit, extrapolations, final_rows, fit,
-                                   first_trained_step, lack_of_fit_fired,
+                                   first_trained_step, fit_warnings, lack_of_fit_fired,
                                    long_window_curves, model_error, predict, predict_sd, schedule_reach, score,
                                    shared_noise_offset, time_scale_profile)
 from sde_scales.fitting.laws import KernelLaw, Law, MomentumLaw, MultiPowerLaw
@@ -394,8 +394,7 @@ def run_law(law: Law, fit_curves: list[LossCurve], predict_curves: list[LossCurv
             res = fit(law, fit_curves, skip_steps=skip_steps, max_evaluations=max_evaluations)
         else:
             res = result
-            ts = res.extra.get("time_scale_interval") or {}
-            for msg in res.extra.get("warnings", []) + ([ts["warning"]] if ts.get("warning") else []):
+            for msg in fit_warnings(res):
                 warnings.warn(msg, UserWarning, stacklevel=2)
         preds = {c.name: predict(res, c) for c in fit_curves + predict_curves}
         sds = {c.name: predict_sd(res, c) for c in fit_curves + predict_curves}
