@@ -25,6 +25,7 @@ Python versions), :func:`file_corpus` any text files.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 import sysconfig
@@ -125,7 +126,7 @@ class LMConfig:
     def __post_init__(self) -> None:
         for name in ("d_model", "n_layer", "n_head", "context", "batch", "log_every"):
             v = getattr(self, name)
-            if not (is_integral(v) and v >= 1):
+            if not is_integral(v, 1):
                 raise InvalidArgumentError(f"LMConfig {name}={v!r}; give a positive integer")
         if self.d_model % self.n_head:
             raise InvalidArgumentError(f"LMConfig d_model={self.d_model} is not divisible by n_head={self.n_head}; "
@@ -134,9 +135,9 @@ class LMConfig:
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
                 raise InvalidArgumentError(f"LMConfig {name}={v!r}; give a finite number >= 0")
-        if self.threads is not None and not (is_integral(self.threads) and self.threads >= 1):
+        if self.threads is not None and not is_integral(self.threads, 1):
             raise InvalidArgumentError(f"LMConfig threads={self.threads!r}; give a positive integer or None")
-        if not (is_integral(self.seed) and self.seed >= 0):
+        if not is_integral(self.seed):
             raise InvalidArgumentError(f"LMConfig seed={self.seed!r}; give an integer >= 0")
 
 
@@ -282,8 +283,7 @@ def train_family(corpus: Corpus, schedules: dict, config: LMConfig = LMConfig(),
         kept = {}
         for k in range(start, n):
             if k in snapshots:
-                kept[k] = {"model": _clone(model.state_dict()), "opt": _clone(opt.state_dict()),
-                           "losses": losses.copy()}
+                kept[k] = copy.deepcopy({"model": model.state_dict(), "opt": opt.state_dict(), "losses": losses})
             starts = torch.from_numpy(batch_starts(config.seed, k, n_windows, config.batch))
             win = data[starts[:, None] + offsets]
             logits = model(win[:, :-1])
@@ -329,15 +329,3 @@ def train_family(corpus: Corpus, schedules: dict, config: LMConfig = LMConfig(),
         result[k] = {"step": logged_steps.copy(), "loss": mean, "lr": sched[logged_steps], "schedule": sched,
                      "branched_at": d}
     return result
-
-
-def _clone(obj):
-    """A deep copy of a state dict (tensors cloned)."""
-    torch = _torch()
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().clone()
-    if isinstance(obj, dict):
-        return {k: _clone(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_clone(v) for v in obj]
-    return obj
