@@ -147,6 +147,9 @@ def main(argv=None) -> int:
         except FloatingPointError as exc:
             print(f"error: seed {seed}: {exc}", file=sys.stderr)
             return 1
+        except DataFileError as exc:  # a curve written earlier that no longer reads: left as it is
+            print(f"error: seed {seed}: {exc}", file=sys.stderr)
+            return 2
         curves.update({(seed, k): c for k, c in got.items()})
     print(f"{len(curves)} curves in {out / 'curves'} ({time.perf_counter() - started:.0f} s so far)", flush=True)
     if args.train_only:
@@ -181,6 +184,7 @@ def _seed_curves(folder: Path, corpus, scheds: dict, config, peak: float, progre
     import pandas as pd
 
     from sde_scales.atomic import write_json_atomic, write_text_atomic
+    from sde_scales.errors import DataFileError
     from sde_scales.fitting import load_curve
     from sde_scales.train.lm import train_family
 
@@ -206,7 +210,11 @@ def _seed_curves(folder: Path, corpus, scheds: dict, config, peak: float, progre
         write_json_atomic(manifest, want)
     out = {}
     for k, p in paths.items():
-        c = load_curve(p)
+        try:
+            c = load_curve(p)
+        except DataFileError as exc:
+            raise DataFileError(f"{exc}; it was written by an earlier run with these settings: delete {manifest} to "
+                                f"train the seed again") from exc
         sched = np.concatenate([scheds[k], scheds[k][-1:]])  # the rate at step n repeats the last update's
         out[k] = replace(c.with_schedule(sched), name=f"{k}_seed{config.seed}")
     return out

@@ -159,6 +159,10 @@ def test_lm_family_script_writes_curves_once_and_reads_them_back(tmp_path, corpu
     assert all(m["corpus_sha256"] == corpus.sha256 for m in manifests)
     back = subprocess.run(args, capture_output=True, text=True)  # the first peak again: read back, not trained
     assert back.returncode == 0 and "training seed" not in back.stdout
+    wsd.write_text("step,lr,loss\n10,0.003,oops\n")  # a curve damaged after it was written: refused, kept
+    broken = subprocess.run(args, capture_output=True, text=True)
+    assert broken.returncode == 2 and wsd.name in broken.stderr and "manifest_seed0_" in broken.stderr
+    assert "training seed" not in broken.stdout and wsd.read_text() == "step,lr,loss\n10,0.003,oops\n"
     bad = subprocess.run([sys.executable, script, "--lr", "-1", "--out", str(tmp_path / "bad")], capture_output=True,
                          text=True)
     assert bad.returncode == 2 and "--lr -1.0" in bad.stderr and not (tmp_path / "bad").exists()
