@@ -203,6 +203,47 @@ def test_lm_family_script_fits_both_protocols_into_strict_json(tmp_path, corpus)
     assert bad.returncode == 2 and "unknown ['nope']" in bad.stderr and not (tmp_path / "bad").exists()
 
 
+    # --auto-loso on the same folder: the curves and the laws' rows are read back, and loso gains the
+    # row of --law auto chosen in each split from its five fitted curves alone (in two worker
+    # processes). One split is recomputed here in this process from the CSV files: the same choice
+    # and the same held-out RMSE, so the row is auto on the right curves and the worker count
+    # changes nothing.
+    again = subprocess.run([sys.executable, str(ROOT / "experiments" / "fit_lm_family.py"), "--quick", "--steps", "1000",
+                            "--no-progress", "--laws", "exp-steps,momentum0.99", "--corpus", str(src), "--threads", "1",
+                            "--auto-loso", "--workers", "2", "--out", str(out)], capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert "training seed" not in again.stdout
+    doc = json.loads((out / "lm_family.json").read_text(), parse_constant=no_nan)
+    rows = {(r["protocol"], r["law"]): r for r in doc["rows"]}
+    assert rows[("loso", "kernel(exp, steps)")]["read_back"] and rows[("loso", "momentum(lambda=0.99)")]["read_back"]
+    auto = rows[("loso", "auto (leave one out)")]
+    names = ["constant", "cos10", "wsd-lin0.1", "wsd-lin0.2", "wsd-lin0.4", "wsd-sqrt0.2"]
+    assert [s["held_out"] for s in auto["splits"]] == [f"{k}_seed0" for k in names]
+
+    from dataclasses import replace
+
+    from sde_scales.fitting import score
+    from sde_scales.fitting.average import predict_any
+    from sde_scales.fitting.report import fit_auto
+
+    def curve(k):
+        lr = {"constant": schedules.constant(1000, 3e-3, warmup_steps=10),
+              "cos10": schedules.cosine(1000, 3e-3, 0.1, warmup_steps=10),
+              "wsd-lin0.1": schedules.wsd(1000, 3e-3, 0.1, warmup_steps=10),
+              "wsd-lin0.2": schedules.wsd(1000, 3e-3, 0.2, warmup_steps=10),
+              "wsd-lin0.4": schedules.wsd(1000, 3e-3, 0.4, warmup_steps=10),
+              "wsd-sqrt0.2": schedules.wsd(1000, 3e-3, 0.2, decay="sqrt", warmup_steps=10)}[k]
+        c = load_curve(next((out / "curves").glob(f"{k}_seed0_*.csv")))
+        return replace(c.with_schedule(np.r_[lr, lr[-1]]), name=f"{k}_seed0")
+
+    held = curve("wsd-lin0.2")
+    choice, fitted = fit_auto([curve(k) for k in names if k != "wsd-lin0.2"], skip_steps=25, smooth_steps=29)
+    split = next(s for s in auto["splits"] if s["held_out"] == "wsd-lin0.2_seed0")
+    assert split["chosen"] == choice["chosen"] and split["decided"] == choice["decided"]
+    assert split["rmse"] == pytest.approx(score(held, predict_any(fitted, held), skip_steps=25, smooth_steps=29)["rmse"],
+                                          rel=1e-9)
+
+
 def test_the_thread_count_is_pinned_while_training_and_restored(corpus):
     """The numbers depend on torch's thread count (its reductions are split by it), so training
     pins it: the caller's setting changes nothing, and is back afterwards."""
