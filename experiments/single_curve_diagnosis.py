@@ -1,0 +1,221 @@
+"""Why a law fitted to one cosine run predicts the WSD runs badly: the data, or the law's form?
+
+The single-cosine protocol (fit one cosine run alone, predict each WSD run of the same model and
+peak) fails on some families (``benchmarks/RESULTS.md``). Two explanations predict different
+things, and this script measures both, per family, with the kernel law with the exponential kernel
+in steps:
+
+1. **Form.** The law is fitted to the cosine alone and to all the family's runs together. If one
+   parameter set can follow the cosine and the WSD runs at once, the joint fit misses the cosine
+   about as closely as the cosine's own fit does, and one cosine fails only because it does not
+   pin the time scale down (a held default could then help). If the joint fit misses the cosine
+   by much more (``form_gap``, with its lack-of-fit p on the cosine), no parameter set follows
+   them together: the law's form limits every prediction from one schedule to another, and no
+   choice made on the cosine can repair it.
+2. **What the cosine itself can choose.** The law with its time scale held at each value of a grid
+   (``fit(..., fixed={"log10_tau": v})``), scored two ways: by rolling origin on the cosine (fit
+   before 50, 65 and 80% of its steps, score the rest: what ``--law auto`` sees of one curve) and
+   on the held-out WSD runs (what the user wants). Whether the time scale the cosine prefers is the
+   one that predicts the WSD runs best says whether any choice made on one cosine can help.
+
+Families: the shared 124M curves at 1e-3 (``--data``), each folder of curves that
+``experiments/fit_lm_family.py`` wrote (``--lm``, one family per seed), and two planted families of
+known truth (``--planted``): one whose truth is the law itself (its form holds, so the gap is the
+noise's and rolling origin should find the truth's time scale) and one whose progress runs on the
+square root of the rate (a form the law does not have). Writes ``OUT/single_curve_diagnosis.json``
+(strict JSON) and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from sde_scales.cli import output_folder
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Held time scales, log10 steps: a half-decade grid from 10 to 10,000 steps.
+LOG10_TAUS = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0)
+
+
+def planted_families(seed: int = 0, noise: float = 0.003) -> dict:
+    """Two planted families (a cosine run to 10% and WSD runs over 10, 20 and 40%; 5,001 steps at
+    peak 1e-3, warmup 100 steps, logged every 10 with Gaussian noise ``noise``): ``planted-law``,
+    the exponential kernel law itself (L0 2.5, A 3, alpha 0.5, B 0.4, time scale 300 steps), and
+    ``planted-sqrt-clock``, the same law run on the rate's square root (:math:`\\eta' =
+    \\eta_{peak}\\sqrt{\\eta/\\eta_{peak}}`) and logged with the real rate: its progress and its
+    drops are not the law's functions of the logged rate."""
+    from sde_scales import schedules
+    from sde_scales.fitting.curves import planted_curve
+    from sde_scales.fitting.laws import KernelLaw
+
+    n, peak = 5001, 1e-3
+    sch = {"cos10": schedules.cosine(n, peak, final_fraction=0.1, warmup_steps=100),
+           **{f"wsd{f:g}": schedules.wsd(n, peak, fraction=f, warmup_steps=100) for f in (0.1, 0.2, 0.4)}}
+    law, theta = KernelLaw("exp", "steps"), [2.5, 3.0, 0.5, 0.4, np.log10(300.0)]
+    out = {}
+    for fam, clock in (("planted-law", lambda lr: lr), ("planted-sqrt-clock", lambda lr: peak * np.sqrt(lr / peak))):
+        curves = {}
+        for i, (k, lr) in enumerate(sch.items()):
+            c, _ = planted_curve(law, theta, clock(lr), f"{fam}-{k}", noise=noise, seed=seed + i)
+            logged = np.r_[lr, lr[-1]][c.step]
+            curves[k] = replace(c, lr=logged, schedule=None)
+        out[fam] = {"cosine": curves["cos10"], "wsd": [v for k, v in curves.items() if k != "cos10"],
+                    "skip": int(0.025 * n), "smooth": int(round(1000 * n / 34000)),
+                    "truth_log10_tau": float(theta[-1]) if fam == "planted-law" else None}
+    return out
+
+
+def shared_family(data: Path) -> dict:
+    """The shared 124M cosine run and WSD runs at 1e-3, scored as ``fit_generalisation.py`` scores
+    them (skip 500 steps, 1,000-step moving average)."""
+    from sde_scales.fitting import load_curve
+
+    c124 = [load_curve(p) for p in sorted(data.glob("124m_*_lr1e-3.csv"))]
+    cos = [c for c in c124 if c.name == "124m_cos10_lr1e-3"]
+    wsd = [c for c in c124 if "wsd" in c.name]
+    if not cos or not wsd:
+        return {}
+    return {"shared-124m": {"cosine": cos[0], "wsd": wsd, "skip": 500, "smooth": 1000, "truth_log10_tau": None}}
+
+
+def lm_families(folder: Path) -> dict:
+    """One family per seed of the curves ``fit_lm_family.py`` wrote in ``folder/curves``, read
+    with their per-step schedules rebuilt from the manifest beside them, scored as that script
+    scores them (skip 2.5% of steps, 1,000 steps of moving average per 34,000)."""
+    from fit_lm_family import family_schedules
+
+    from sde_scales.errors import DataFileError
+    from sde_scales.fitting import load_curve
+
+    out = {}
+    for man in sorted((folder / "curves").glob("manifest_seed*.json")):
+        try:
+            m = json.loads(man.read_text())
+            n, peak = int(m["steps"]), float(m["peak_lr"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise DataFileError(f"{man}: not a manifest fit_lm_family.py writes ({type(exc).__name__}: {exc}); delete "
+                                f"it and its curves and rerun fit_lm_family.py") from None
+        seed, tag = man.stem.split("_", 2)[1:]
+        curves = {}
+        for k, lr in family_schedules(n, peak).items():
+            c = load_curve(folder / "curves" / f"{k}_{seed}_{tag}.csv")
+            curves[k] = replace(c.with_schedule(np.r_[lr, lr[-1]]), name=f"{k}_{seed}")
+        key = f"{folder.name}/{seed}"
+        key = key if key not in out else f"{key}/{tag}"  # another setting of the same seed beside it
+        out[key] = {"cosine": curves["cos10"], "wsd": [v for k, v in curves.items() if k.startswith("wsd")],
+                    "skip": int(0.025 * n), "smooth": int(round(1000 * n / 34000)), "truth_log10_tau": None}
+    return out
+
+
+def diagnose(cosine, wsd: list, *, skip: int, smooth: int, log10_taus=LOG10_TAUS) -> dict:
+    """The two measurements of the module docstring on one family (see there)."""
+    from sde_scales.fitting.fit import fit, predict, score
+    from sde_scales.fitting.laws import KernelLaw
+    from sde_scales.fitting.report import _validation_folds
+
+    law = KernelLaw("exp", "steps")
+    rmse = lambda r, c, first=skip: score(c, predict(r, c), skip_steps=first, smooth_steps=smooth)["rmse"]  # noqa: E731
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the fits' warnings are the point of other tools; here the numbers are
+        own = fit(law, [cosine], skip_steps=skip)
+        joint = fit(law, [cosine, *wsd], skip_steps=skip)
+        floor = score(cosine, cosine.loss, skip_steps=skip, smooth_steps=smooth)["target_noise_rmse"]
+        _, folds = _validation_folds([cosine])
+        scan = []
+        for v in [*log10_taus, None]:
+            fixed = None if v is None else {"log10_tau": float(v)}
+            cv = [rmse(fit(law, fitted, skip_steps=skip, fixed=fixed), held, max(skip, first))
+                  for _, fitted, held, first in folds]
+            r = fit(law, [cosine], skip_steps=skip, fixed=fixed)
+            sc = [score(h, predict(r, h), skip_steps=skip, smooth_steps=smooth) for h in wsd]
+            scan.append({"log10_tau": None if v is None else float(v), "fitted": v is None,
+                         "fitted_log10_tau": float(r.theta[law.names.index("log10_tau")]),
+                         "rolling_origin_rmse": float(np.mean(cv)),
+                         "wsd_rmse": float(np.mean([s["rmse"] for s in sc])),
+                         "wsd_abs_final_err": float(np.mean([abs(s["final_loss_err"]) for s in sc]))})
+        own_rmse, joint_rmse = rmse(own, cosine), rmse(joint, cosine)
+        joint_wsd = float(np.mean([rmse(joint, h) for h in wsd]))
+    held = [s for s in scan if not s["fitted"]]
+    by_cv = min(held, key=lambda s: s["rolling_origin_rmse"])
+    by_wsd = min(held, key=lambda s: s["wsd_rmse"])
+    lof = joint.extra["lack_of_fit"].get(cosine.name, {})
+    return {"cosine": cosine.name, "wsd": [h.name for h in wsd], "skip_steps": skip, "smooth_steps": smooth,
+            "target_noise_rmse": float(floor),
+            "own_fit": {"cosine_rmse": own_rmse, "log10_tau": float(own.theta[-1])},
+            "joint_fit": {"cosine_rmse": joint_rmse, "wsd_rmse": joint_wsd,
+                          "log10_tau": float(joint.theta[-1]), "cosine_lack_of_fit_p": lof.get("p")},
+            "form_gap": joint_rmse - own_rmse,
+            "held_time_scale": scan,
+            "cv_choice_log10_tau": by_cv["log10_tau"], "wsd_best_log10_tau": by_wsd["log10_tau"],
+            "cv_choice_wsd_rmse": by_cv["wsd_rmse"], "wsd_best_rmse": by_wsd["wsd_rmse"]}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "loss_curves"),
+                    help="folder of the shared loss curves (left out when absent)")
+    ap.add_argument("--lm", action="append", default=[], metavar="DIR",
+                    help="an output folder of experiments/fit_lm_family.py (its curves/ are read); repeatable")
+    ap.add_argument("--planted", action="store_true", help="also the two planted families of known truth")
+    ap.add_argument("--planted-only", action="store_true", help="the planted families alone (a quick check)")
+    ap.add_argument("--out", type=output_folder, default="out/single_curve_diagnosis", help="output folder")
+    args = ap.parse_args(argv)
+
+    from sde_scales.atomic import write_json_atomic
+    from sde_scales.errors import DataFileError
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # fit_lm_family's schedules
+    fams = {}
+    try:
+        if not args.planted_only:
+            if Path(args.data).is_dir():
+                fams.update(shared_family(Path(args.data)))
+            for d in args.lm:
+                if not (Path(d) / "curves").is_dir():
+                    print(f"error: --lm {d}: no curves/ folder there; run experiments/fit_lm_family.py --out {d} "
+                          f"first", file=sys.stderr)
+                    return 2
+                fams.update(lm_families(Path(d)))
+    except DataFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.planted or args.planted_only:
+        fams.update(planted_families())
+    if not fams:
+        print("error: no family to diagnose: give --data with the shared curves, --lm DIR or --planted",
+              file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    started = time.perf_counter()
+    results = {}
+    print(f"{'family':34s} {'own cos':>8s} {'joint cos':>9s} {'gap':>7s} {'lof p':>8s} {'floor':>7s} "
+          f"{'tau own':>8s} {'tau jnt':>8s} | {'cv picks':>8s} {'its wsd':>8s} {'best':>8s} {'its wsd':>8s} "
+          f"{'fitted wsd':>10s}")
+    for name, fam in fams.items():
+        d = diagnose(fam["cosine"], fam["wsd"], skip=fam["skip"], smooth=fam["smooth"])
+        d["truth_log10_tau"] = fam["truth_log10_tau"]
+        results[name] = d
+        p = d["joint_fit"]["cosine_lack_of_fit_p"]
+        fitted = next(s for s in d["held_time_scale"] if s["fitted"])
+        print(f"{name:34s} {d['own_fit']['cosine_rmse']:8.5f} {d['joint_fit']['cosine_rmse']:9.5f} "
+              f"{d['form_gap']:7.4f} {'-' if p is None else f'{p:.1e}':>8s} {d['target_noise_rmse']:7.4f} "
+              f"{10 ** d['own_fit']['log10_tau']:8.0f} {10 ** d['joint_fit']['log10_tau']:8.0f} | "
+              f"{10 ** d['cv_choice_log10_tau']:8.0f} {d['cv_choice_wsd_rmse']:8.5f} "
+              f"{10 ** d['wsd_best_log10_tau']:8.0f} {d['wsd_best_rmse']:8.5f} {fitted['wsd_rmse']:10.5f}", flush=True)
+    doc = {"law": "kernel(exp, steps)", "log10_taus": list(LOG10_TAUS), "families": results,
+           "seconds": time.perf_counter() - started}
+    print(f"JSON: {write_json_atomic(out / 'single_curve_diagnosis.json', doc)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
