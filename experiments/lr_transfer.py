@@ -33,6 +33,30 @@ def optimum_table(tr) -> list[dict]:
     return rows
 
 
+def eta_star_slope(table: list[dict], param: str) -> float | None:
+    r"""The drift of the optimum with width: the least-squares slope of :math:`\log_2 \eta^*`
+    against :math:`\log_2 n` over the widths of ``table`` (:func:`optimum_table`) for ``param``;
+    None when an optimum lies at an end of the grid at some width (its drift is then not measured)."""
+    rs = [r for r in table if r["param"] == param]
+    e = [r["eta_star"] for r in rs]
+    if len(rs) < 2 or any(v is None for v in e):
+        return None
+    return float(np.polyfit(np.log2([r["width"] for r in rs]), np.log2(e), 1)[0])
+
+
+def per_seed_slopes(runs, traj) -> dict:
+    """``{param: {seed: slope}}``: :func:`eta_star_slope` on each seed's runs alone. With few
+    seeds their spread is the only measure of the slope's uncertainty there is (no interval)."""
+    from sde_scales.analysis import transfer_curves
+
+    out: dict = {}
+    for seed in sorted(runs.seed.unique()):
+        table = optimum_table(transfer_curves(runs[runs.seed == seed], traj))
+        for p in sorted({r["param"] for r in table}):
+            out.setdefault(p, {})[int(seed)] = eta_star_slope(table, p)
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true",
@@ -70,20 +94,22 @@ def main(argv=None):
         print(f"{r['param']:6s} {r['width']:6d} {r['best_grid_lr']:12.4g} {eta:>16s} {r['best_loss']:10.4g} "
               f"{r['n_diverged']:8d}")
     summary = {}
+    seeds = per_seed_slopes(st.runs(), st.trajectories())
     for p in sorted({r["param"] for r in table}):
-        rs = [r for r in table if r["param"] == p]
-        e = [r["eta_star"] for r in rs]
-        if any(v is None for v in e):
-            summary[p] = None
+        summary[p] = eta_star_slope(table, p)
+        if summary[p] is None:
             print(f"{p}: an optimum lies at the end of the grid at some width: its drift is not measured (widen "
                   f"the grid)")
             continue
-        slope = float(np.polyfit(np.log2([r["width"] for r in rs]), np.log2(e), 1)[0])
-        summary[p] = slope
-        print(f"{p}: eta* ~ width^{slope:+.2f} (log2 eta* per doubling of width; grid step 2^{1 / 3:.2f}, the "
+        each = ", ".join(f"seed {k}: {'at grid end' if v is None else f'{v:+.2f}'}" for k, v in seeds[p].items())
+        print(f"{p}: eta* ~ width^{summary[p]:+.2f} (log2 eta* per doubling of width; grid step 2^{1 / 3:.2f}, the "
               f"parabola resolves a fraction of it); muP predicts 0, SP with a width-independent learning rate "
-              f"a negative slope")
-    write_json_atomic(out / "lr_transfer.json", {"table": table, "eta_star_slope": summary, "learning_rates": lrs})
+              f"a negative slope. Each seed alone: {each} ({len(seeds[p])} seeds: their spread is the only measure "
+              f"of this slope's uncertainty; no interval)")
+    write_json_atomic(out / "lr_transfer.json", {"table": table, "eta_star_slope": summary,
+                                                 "eta_star_slope_per_seed": {p: {str(k): v for k, v in d.items()}
+                                                                             for p, d in seeds.items()},
+                                                 "learning_rates": lrs})
 
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
