@@ -23,7 +23,7 @@ Families: the shared 124M curves at 1e-3 (``--data``), each folder of curves tha
 known truth (``--planted``): one whose truth is the law itself (its form holds, so the gap is the
 noise's and rolling origin should find the truth's time scale) and one whose progress runs on the
 square root of the rate (a form the law does not have). Writes ``OUT/single_curve_diagnosis.json``
-(strict JSON) and prints a table.
+(strict JSON, with the warnings of the cosine's own fit and of the joint fit) and prints a table.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def lm_families(folder: Path) -> dict:
 
 def diagnose(cosine, wsd: list, *, skip: int, smooth: int, log10_taus=LOG10_TAUS) -> dict:
     """The two measurements of the module docstring on one family (see there)."""
-    from sde_scales.fitting.fit import fit, predict, score
+    from sde_scales.fitting.fit import fit, fit_warnings, predict, score
     from sde_scales.fitting.laws import KernelLaw
     from sde_scales.fitting.report import _validation_folds
 
@@ -149,9 +149,9 @@ def diagnose(cosine, wsd: list, *, skip: int, smooth: int, log10_taus=LOG10_TAUS
     lof = joint.extra["lack_of_fit"].get(cosine.name, {})
     return {"cosine": cosine.name, "wsd": [h.name for h in wsd], "skip_steps": skip, "smooth_steps": smooth,
             "target_noise_rmse": float(floor),
-            "own_fit": {"cosine_rmse": own_rmse, "log10_tau": float(own.theta[-1])},
-            "joint_fit": {"cosine_rmse": joint_rmse, "wsd_rmse": joint_wsd,
-                          "log10_tau": float(joint.theta[-1]), "cosine_lack_of_fit_p": lof.get("p")},
+            "own_fit": {"cosine_rmse": own_rmse, "log10_tau": float(own.theta[-1]), "warnings": fit_warnings(own)},
+            "joint_fit": {"cosine_rmse": joint_rmse, "wsd_rmse": joint_wsd, "log10_tau": float(joint.theta[-1]),
+                          "cosine_lack_of_fit_p": lof.get("p"), "warnings": fit_warnings(joint)},
             "form_gap": joint_rmse - own_rmse,
             "held_time_scale": scan,
             "cv_choice_log10_tau": by_cv["log10_tau"], "wsd_best_log10_tau": by_wsd["log10_tau"],

@@ -37,12 +37,14 @@ def test_planted_families_tell_a_wrong_form_from_a_right_one():
     floor = d["target_noise_rmse"]
     assert abs(d["form_gap"]) < floor
     assert d["joint_fit"]["cosine_lack_of_fit_p"] > 0.01
+    assert not any("misses the fitted curves" in w for w in d["joint_fit"]["warnings"])
     assert d["cv_choice_log10_tau"] == 2.5 and d["wsd_best_log10_tau"] == 2.5
     assert abs(d["joint_fit"]["log10_tau"] - good["truth_log10_tau"]) < 0.05
     bad = fams["planted-sqrt-clock"]
     d = diagnose(bad["cosine"], bad["wsd"], skip=bad["skip"], smooth=bad["smooth"])
     assert d["form_gap"] > 3 * d["target_noise_rmse"]
     assert d["joint_fit"]["cosine_lack_of_fit_p"] < 1e-6
+    assert any("misses the fitted curves by more than their noise" in w for w in d["joint_fit"]["warnings"])
     fitted = next(s for s in d["held_time_scale"] if s["fitted"])
     assert fitted["log10_tau"] is None and len(d["held_time_scale"]) == 8
 
