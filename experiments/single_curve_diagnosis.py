@@ -2,8 +2,8 @@
 
 The single-cosine protocol (fit one cosine run alone, predict each WSD run of the same model and
 peak) fails on some families (``benchmarks/RESULTS.md``). Two explanations predict different
-things, and this script measures both, per family, with the kernel law with the exponential kernel
-in steps:
+things, and this script measures both, per family and law (``--laws``; by default the kernel law
+with the exponential kernel in steps):
 
 1. **Form.** The law is fitted to the cosine alone and to all the family's runs together. If one
    parameter set can follow the cosine and the WSD runs at once, the joint fit misses the cosine
@@ -12,7 +12,8 @@ in steps:
    by much more (``form_gap``, with its lack-of-fit p on the cosine), no parameter set follows
    them together: the law's form limits every prediction from one schedule to another, and no
    choice made on the cosine can repair it.
-2. **What the cosine itself can choose.** The law with its time scale held at each value of a grid
+2. **What the cosine itself can choose** (laws with one time scale). The law with its time scale
+   held at each value of a grid
    (``fit(..., fixed={"log10_tau": v})``), scored two ways: by rolling origin on the cosine (fit
    before 50, 65 and 80% of its steps, score the rest: what ``--law auto`` sees of one curve) and
    on the held-out WSD runs (what the user wants). Whether the time scale the cosine prefers is the
@@ -23,7 +24,10 @@ Families: the shared 124M curves at 1e-3 (``--data``), each folder of curves tha
 known truth (``--planted``): one whose truth is the law itself (its form holds, so the gap is the
 noise's and rolling origin should find the truth's time scale) and one whose progress runs on the
 square root of the rate (a form the law does not have). Writes ``OUT/single_curve_diagnosis.json``
-(strict JSON, with the warnings of the cosine's own fit and of the joint fit) and prints a table.
+(strict JSON, one row per family and law, with the warnings of the cosine's own fit and of the joint
+fit) and prints a table; its last column is what the single-cosine protocol measures (the cosine's
+own fit's mean RMSE on the WSD runs), the ``half`` columns each fit's half response (in steps; for a
+law in learning-rate area, as its held time scales, in steps at the peak rate).
 """
 
 from __future__ import annotations
@@ -115,47 +119,53 @@ def lm_families(folder: Path) -> dict:
     return out
 
 
-def diagnose(cosine, wsd: list, *, skip: int, smooth: int, log10_taus=LOG10_TAUS) -> dict:
-    """The two measurements of the module docstring on one family (see there)."""
+def diagnose(cosine, wsd: list, *, skip: int, smooth: int, law=None, log10_taus=LOG10_TAUS) -> dict:
+    """The two measurements of the module docstring on one family (see there), with ``law`` (by
+    default the kernel law with the exponential kernel in steps). The second, the held time scale,
+    needs a law with one (a ``log10_tau`` parameter); for the others its fields are None."""
     from sde_scales.fitting.fit import fit, fit_warnings, predict, score
     from sde_scales.fitting.laws import KernelLaw
     from sde_scales.fitting.report import _validation_folds
 
-    law = KernelLaw("exp", "steps")
+    law = KernelLaw("exp", "steps") if law is None else law
     rmse = lambda r, c, first=skip: score(c, predict(r, c), skip_steps=first, smooth_steps=smooth)["rmse"]  # noqa: E731
+    half = lambda r: (lambda v: float(v) if v is not None and np.isfinite(v) else None)(r.law.half_response(r.theta))  # noqa: E731
+    scan = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the fits' warnings are the point of other tools; here the numbers are
         own = fit(law, [cosine], skip_steps=skip)
         joint = fit(law, [cosine, *wsd], skip_steps=skip)
         floor = score(cosine, cosine.loss, skip_steps=skip, smooth_steps=smooth)["target_noise_rmse"]
-        _, folds = _validation_folds([cosine])
-        scan = []
-        for v in [*log10_taus, None]:
-            fixed = None if v is None else {"log10_tau": float(v)}
-            cv = [rmse(fit(law, fitted, skip_steps=skip, fixed=fixed), held, max(skip, first))
-                  for _, fitted, held, first in folds]
-            r = fit(law, [cosine], skip_steps=skip, fixed=fixed)
-            sc = [score(h, predict(r, h), skip_steps=skip, smooth_steps=smooth) for h in wsd]
-            scan.append({"log10_tau": None if v is None else float(v), "fitted": v is None,
-                         "fitted_log10_tau": float(r.theta[law.names.index("log10_tau")]),
-                         "rolling_origin_rmse": float(np.mean(cv)),
-                         "wsd_rmse": float(np.mean([s["rmse"] for s in sc])),
-                         "wsd_abs_final_err": float(np.mean([abs(s["final_loss_err"]) for s in sc]))})
+        if "log10_tau" in law.names:
+            _, folds = _validation_folds([cosine])
+            for v in [*log10_taus, None]:
+                fixed = None if v is None else {"log10_tau": float(v)}
+                cv = [rmse(fit(law, fitted, skip_steps=skip, fixed=fixed), held, max(skip, first))
+                      for _, fitted, held, first in folds]
+                r = fit(law, [cosine], skip_steps=skip, fixed=fixed)
+                sc = [score(h, predict(r, h), skip_steps=skip, smooth_steps=smooth) for h in wsd]
+                scan.append({"log10_tau": None if v is None else float(v), "fitted": v is None,
+                             "fitted_log10_tau": float(r.theta[law.names.index("log10_tau")]),
+                             "rolling_origin_rmse": float(np.mean(cv)),
+                             "wsd_rmse": float(np.mean([s["rmse"] for s in sc])),
+                             "wsd_abs_final_err": float(np.mean([abs(s["final_loss_err"]) for s in sc]))})
         own_rmse, joint_rmse = rmse(own, cosine), rmse(joint, cosine)
+        own_wsd = float(np.mean([rmse(own, h) for h in wsd]))
         joint_wsd = float(np.mean([rmse(joint, h) for h in wsd]))
     held = [s for s in scan if not s["fitted"]]
-    by_cv = min(held, key=lambda s: s["rolling_origin_rmse"])
-    by_wsd = min(held, key=lambda s: s["wsd_rmse"])
+    by_cv = min(held, key=lambda s: s["rolling_origin_rmse"]) if held else {}
+    by_wsd = min(held, key=lambda s: s["wsd_rmse"]) if held else {}
     lof = joint.extra["lack_of_fit"].get(cosine.name, {})
-    return {"cosine": cosine.name, "wsd": [h.name for h in wsd], "skip_steps": skip, "smooth_steps": smooth,
-            "target_noise_rmse": float(floor),
-            "own_fit": {"cosine_rmse": own_rmse, "log10_tau": float(own.theta[-1]), "warnings": fit_warnings(own)},
-            "joint_fit": {"cosine_rmse": joint_rmse, "wsd_rmse": joint_wsd, "log10_tau": float(joint.theta[-1]),
+    return {"law": law.label, "cosine": cosine.name, "wsd": [h.name for h in wsd], "skip_steps": skip,
+            "smooth_steps": smooth, "target_noise_rmse": float(floor),
+            "own_fit": {"cosine_rmse": own_rmse, "wsd_rmse": own_wsd, "half_response": half(own),
+                        "warnings": fit_warnings(own)},
+            "joint_fit": {"cosine_rmse": joint_rmse, "wsd_rmse": joint_wsd, "half_response": half(joint),
                           "cosine_lack_of_fit_p": lof.get("p"), "warnings": fit_warnings(joint)},
             "form_gap": joint_rmse - own_rmse,
             "held_time_scale": scan,
-            "cv_choice_log10_tau": by_cv["log10_tau"], "wsd_best_log10_tau": by_wsd["log10_tau"],
-            "cv_choice_wsd_rmse": by_cv["wsd_rmse"], "wsd_best_rmse": by_wsd["wsd_rmse"]}
+            "cv_choice_log10_tau": by_cv.get("log10_tau"), "wsd_best_log10_tau": by_wsd.get("log10_tau"),
+            "cv_choice_wsd_rmse": by_cv.get("wsd_rmse"), "wsd_best_rmse": by_wsd.get("wsd_rmse")}
 
 
 def main(argv=None) -> int:
@@ -167,12 +177,21 @@ def main(argv=None) -> int:
                     help="an output folder of experiments/fit_lm_family.py (its curves/ are read); repeatable")
     ap.add_argument("--planted", action="store_true", help="also the two planted families of known truth")
     ap.add_argument("--planted-only", action="store_true", help="the planted families alone (a quick check)")
+    ap.add_argument("--laws", default="exp-steps",
+                    help="comma-separated laws by their short names in sde_scales.fitting.protocols.PROTOCOL_LAWS "
+                         "(the held time scale is scanned for those with one: exp-steps, exp-area, momentum)")
     ap.add_argument("--out", type=output_folder, default="out/single_curve_diagnosis", help="output folder")
     args = ap.parse_args(argv)
 
     from sde_scales.atomic import write_json_atomic
-    from sde_scales.errors import DataFileError
+    from sde_scales.errors import DataFileError, InvalidArgumentError
+    from sde_scales.fitting.protocols import protocol_laws
 
+    try:
+        laws = protocol_laws(args.laws)
+    except InvalidArgumentError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     sys.path.insert(0, str(Path(__file__).resolve().parent))  # fit_lm_family's schedules
     fams = {}
     try:
@@ -196,22 +215,24 @@ def main(argv=None) -> int:
         return 2
     out = Path(args.out)
     started = time.perf_counter()
-    results = {}
-    print(f"{'family':34s} {'own cos':>8s} {'joint cos':>9s} {'gap':>7s} {'lof p':>8s} {'floor':>7s} "
-          f"{'tau own':>8s} {'tau jnt':>8s} | {'cv picks':>8s} {'its wsd':>8s} {'best':>8s} {'its wsd':>8s} "
+    rows = []
+    f = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
+    print(f"{'family':30s} {'law':26s} {'own cos':>8s} {'joint cos':>9s} {'gap':>7s} {'lof p':>8s} {'floor':>7s} "
+          f"{'half own':>8s} {'half jnt':>8s} | {'cv picks':>8s} {'its wsd':>8s} {'best':>8s} {'its wsd':>8s} "
           f"{'fitted wsd':>10s}")
     for name, fam in fams.items():
-        d = diagnose(fam["cosine"], fam["wsd"], skip=fam["skip"], smooth=fam["smooth"])
-        d["truth_log10_tau"] = fam["truth_log10_tau"]
-        results[name] = d
-        p = d["joint_fit"]["cosine_lack_of_fit_p"]
-        fitted = next(s for s in d["held_time_scale"] if s["fitted"])
-        print(f"{name:34s} {d['own_fit']['cosine_rmse']:8.5f} {d['joint_fit']['cosine_rmse']:9.5f} "
-              f"{d['form_gap']:7.4f} {'-' if p is None else f'{p:.1e}':>8s} {d['target_noise_rmse']:7.4f} "
-              f"{10 ** d['own_fit']['log10_tau']:8.0f} {10 ** d['joint_fit']['log10_tau']:8.0f} | "
-              f"{10 ** d['cv_choice_log10_tau']:8.0f} {d['cv_choice_wsd_rmse']:8.5f} "
-              f"{10 ** d['wsd_best_log10_tau']:8.0f} {d['wsd_best_rmse']:8.5f} {fitted['wsd_rmse']:10.5f}", flush=True)
-    doc = {"law": "kernel(exp, steps)", "log10_taus": list(LOG10_TAUS), "families": results,
+        for law in laws:
+            d = {"family": name, **diagnose(fam["cosine"], fam["wsd"], skip=fam["skip"], smooth=fam["smooth"], law=law),
+                 "truth_log10_tau": fam["truth_log10_tau"]}
+            rows.append(d)
+            tau = lambda k: None if d[k] is None else 10 ** d[k]  # noqa: E731
+            print(f"{name:30s} {d['law']:26s} {d['own_fit']['cosine_rmse']:8.5f} {d['joint_fit']['cosine_rmse']:9.5f} "
+                  f"{d['form_gap']:7.4f} {f(d['joint_fit']['cosine_lack_of_fit_p'], '.1e'):>8s} "
+                  f"{d['target_noise_rmse']:7.4f} {f(d['own_fit']['half_response'], '.3g'):>8s} "
+                  f"{f(d['joint_fit']['half_response'], '.3g'):>8s} | {f(tau('cv_choice_log10_tau'), '.0f'):>8s} "
+                  f"{f(d['cv_choice_wsd_rmse'], '.5f'):>8s} {f(tau('wsd_best_log10_tau'), '.0f'):>8s} "
+                  f"{f(d['wsd_best_rmse'], '.5f'):>8s} {d['own_fit']['wsd_rmse']:10.5f}", flush=True)
+    doc = {"laws": [law.label for law in laws], "log10_taus": list(LOG10_TAUS), "rows": rows,
            "seconds": time.perf_counter() - started}
     print(f"JSON: {write_json_atomic(out / 'single_curve_diagnosis.json', doc)}")
     return 0
