@@ -104,10 +104,10 @@ def lm_families(folder: Path) -> dict:
         try:
             m = json.loads(man.read_text())
             n, peak = int(m["steps"]), float(m["peak_lr"])
+            seed, tag = man.stem.split("_", 2)[1:]  # manifest_seed<k>_<tag>: its curves end _seed<k>_<tag>.csv
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise DataFileError(f"{man}: not a manifest fit_lm_family.py writes ({type(exc).__name__}: {exc}); delete "
                                 f"it and its curves and rerun fit_lm_family.py") from None
-        seed, tag = man.stem.split("_", 2)[1:]
         curves = {}
         for k, lr in family_schedules(n, peak).items():
             c = load_curve(folder / "curves" / f"{k}_{seed}_{tag}.csv")

@@ -105,6 +105,11 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path):
     run = subprocess.run([sys.executable, str(SCRIPT), "--data", str(tmp_path / "none"), "--lm", str(lm),
                           "--out", str(out)], capture_output=True, text=True)
     assert run.returncode == 2 and man.name in run.stderr and "peak_lr" in run.stderr
+    man.write_text('{"steps": 1000, "peak_lr": 0.003}')
+    man.rename(lm / "curves" / "manifest_seed0.json")  # a whole manifest, but no tag in its name to find its curves by
+    run = subprocess.run([sys.executable, str(SCRIPT), "--data", str(tmp_path / "none"), "--lm", str(lm),
+                          "--out", str(out)], capture_output=True, text=True)
+    assert run.returncode == 2 and "manifest_seed0.json" in run.stderr and "Traceback" not in run.stderr
     run = subprocess.run([sys.executable, str(SCRIPT), "--data", str(tmp_path / "none"), "--out", str(out)],
                          capture_output=True, text=True)
     assert run.returncode == 2 and "no family to diagnose" in run.stderr
