@@ -81,6 +81,12 @@ def test_the_script_reads_a_fit_lm_family_folder_and_writes_strict_json(tmp_path
     assert fam["cosine"] == "cos10_seed0"
     assert fam["wsd"] == ["wsd-lin0.1_seed0", "wsd-lin0.2_seed0", "wsd-lin0.4_seed0", "wsd-sqrt0.2_seed0"]
     assert fam["skip_steps"] == 25 and fam["smooth_steps"] == 29
+    run = subprocess.run([sys.executable, str(SCRIPT), "--data", str(tmp_path / "none"), "--lm", str(lm),
+                          "--skip-fraction", "0.1", "--out", str(tmp_path / "o10")], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    later = json.loads((tmp_path / "o10" / "single_curve_diagnosis.json").read_text(), parse_constant=_no_nan)
+    last = pd.read_csv(next((lm / "curves").glob("cos10_*.csv"))).step.iloc[-1]
+    assert later["rows"][0]["skip_steps"] == int(0.1 * last) > 25  # 10% of the cosine's last logged step
     assert [s["log10_tau"] for s in fam["held_time_scale"]] == [1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, None]
     assert all(np.isfinite(s["wsd_rmse"]) for s in fam["held_time_scale"])
     # a law without one time scale: the form's measurement alone, the scan's fields null
@@ -116,6 +122,9 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path):
     run = subprocess.run([sys.executable, str(SCRIPT), "--planted-only", "--laws", "nope", "--out", str(out)],
                          capture_output=True, text=True)
     assert run.returncode == 2 and "unknown ['nope']" in run.stderr
+    run = subprocess.run([sys.executable, str(SCRIPT), "--planted-only", "--skip-fraction", "nan", "--out", str(out)],
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and "--skip-fraction nan" in run.stderr
     assert not out.exists()
 
 
