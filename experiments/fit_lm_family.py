@@ -70,6 +70,27 @@ def family_schedules(steps: int, peak: float) -> dict:
     return {k: getattr(schedules, kind)(steps, peak, warmup_steps=warm, **kw) for k, (kind, kw) in SCHEDULES.items()}
 
 
+def family_scoring(steps: int) -> tuple[int, int]:
+    """(skip, moving-average window), in steps, with which this family's protocols score runs of
+    ``steps`` updates: skip the first 2.5% (as ``fit_trained_family.py``), and a window of 1,000
+    steps per 34,000 (the shared curves' window in a run of the issue's length)."""
+    return int(0.025 * steps), int(round(1000 * steps / 34000))
+
+
+def read_curves(paths: dict, scheds: dict, seed_label: str) -> dict:
+    """The curves of ``paths`` (schedule name -> CSV file in the shared ``step,lr,loss`` format), each
+    with its per-step schedule from ``scheds`` attached (the rate at step n repeats the last
+    update's) and named ``<schedule>_<seed_label>``. A file that does not read raises
+    :class:`~sde_scales.errors.DataFileError` naming it."""
+    from sde_scales.fitting import load_curve
+
+    out = {}
+    for k, p in paths.items():
+        sched = np.concatenate([scheds[k], scheds[k][-1:]])
+        out[k] = replace(load_curve(p).with_schedule(sched), name=f"{k}_{seed_label}")
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=output_folder, default="out/fit_lm_family", help="output folder (curves and JSON)")
@@ -116,8 +137,9 @@ def main(argv=None) -> int:
         print(f"error: --lr {args.lr}; give a positive finite learning rate", file=sys.stderr)
         return 2
     steps = spec["steps"]
-    skip = int(0.025 * steps) if args.skip_steps is None else args.skip_steps
-    smooth = int(round(1000 * steps / 34000)) if args.smooth_steps is None else args.smooth_steps
+    skip, smooth = family_scoring(steps)
+    skip = skip if args.skip_steps is None else args.skip_steps
+    smooth = smooth if args.smooth_steps is None else args.smooth_steps
     if skip < 0 or smooth < 1:
         print(f"error: --skip-steps {skip} / --smooth-steps {smooth}; give skip >= 0 and a window >= 1", file=sys.stderr)
         return 2
@@ -185,7 +207,6 @@ def _seed_curves(folder: Path, corpus, scheds: dict, config, peak: float, progre
 
     from sde_scales.atomic import write_json_atomic, write_text_atomic
     from sde_scales.errors import DataFileError
-    from sde_scales.fitting import load_curve
     from sde_scales.train.lm import train_family
 
     n = next(iter(scheds.values())).size
@@ -208,16 +229,11 @@ def _seed_curves(folder: Path, corpus, scheds: dict, config, peak: float, progre
             df = pd.DataFrame({"step": r["step"], "lr": r["lr"], "loss": r["loss"]})
             write_text_atomic(paths[k], df.to_csv(index=False))
         write_json_atomic(manifest, want)
-    out = {}
-    for k, p in paths.items():
-        try:
-            c = load_curve(p)
-        except DataFileError as exc:
-            raise DataFileError(f"{exc}; it was written by an earlier run with these settings: delete {manifest} to "
-                                f"train the seed again") from exc
-        sched = np.concatenate([scheds[k], scheds[k][-1:]])  # the rate at step n repeats the last update's
-        out[k] = replace(c.with_schedule(sched), name=f"{k}_seed{config.seed}")
-    return out
+    try:
+        return read_curves(paths, scheds, f"seed{config.seed}")
+    except DataFileError as exc:
+        raise DataFileError(f"{exc}; it was written by an earlier run with these settings: delete {manifest} to "
+                            f"train the seed again") from exc
 
 
 def _shape(curves: dict, n_seeds: int) -> dict:

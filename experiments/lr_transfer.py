@@ -84,7 +84,8 @@ def main(argv=None):
     print(f"sweep: {res['ran']} runs trained in {res['stacks']} stacks, {res['skipped']} already in the store, "
           f"{res['diverged']} diverged")
     st = RunStore(out / "store")
-    tr = transfer_curves(st.runs(), st.trajectories())
+    runs, traj = st.runs(), st.trajectories()  # read once: the table and the per-seed slopes
+    tr = transfer_curves(runs, traj)
     tr.to_csv(out / "transfer.csv", index=False)
     table = optimum_table(tr)
     print(f"\n{'param':6s} {'width':>6s} {'best grid lr':>12s} {'eta* (parabola)':>16s} {'final loss':>10s} "
@@ -94,7 +95,7 @@ def main(argv=None):
         print(f"{r['param']:6s} {r['width']:6d} {r['best_grid_lr']:12.4g} {eta:>16s} {r['best_loss']:10.4g} "
               f"{r['n_diverged']:8d}")
     summary = {}
-    seeds = per_seed_slopes(st.runs(), st.trajectories())
+    seeds = per_seed_slopes(runs, traj)
     for p in sorted({r["param"] for r in table}):
         summary[p] = eta_star_slope(table, p)
         if summary[p] is None:

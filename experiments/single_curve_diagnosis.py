@@ -56,6 +56,8 @@ def planted_families(seed: int = 0, noise: float = 0.003) -> dict:
     ``planted-sqrt-clock``, the same law run on the rate's square root (:math:`\\eta' =
     \\eta_{peak}\\sqrt{\\eta/\\eta_{peak}}`) and logged with the real rate: its progress and its
     drops are not the law's functions of the logged rate."""
+    from fit_lm_family import family_scoring
+
     from sde_scales import schedules
     from sde_scales.fitting.curves import planted_curve
     from sde_scales.fitting.laws import KernelLaw
@@ -64,6 +66,7 @@ def planted_families(seed: int = 0, noise: float = 0.003) -> dict:
     sch = {"cos10": schedules.cosine(n, peak, final_fraction=0.1, warmup_steps=100),
            **{f"wsd{f:g}": schedules.wsd(n, peak, fraction=f, warmup_steps=100) for f in (0.1, 0.2, 0.4)}}
     law, theta = KernelLaw("exp", "steps"), [2.5, 3.0, 0.5, 0.4, np.log10(300.0)]
+    skip, smooth = family_scoring(n)  # scored as the language-model families are
     out = {}
     for fam, clock in (("planted-law", lambda lr: lr), ("planted-sqrt-clock", lambda lr: peak * np.sqrt(lr / peak))):
         curves = {}
@@ -72,8 +75,7 @@ def planted_families(seed: int = 0, noise: float = 0.003) -> dict:
             logged = np.r_[lr, lr[-1]][c.step]
             curves[k] = replace(c, lr=logged, schedule=None)
         out[fam] = {"cosine": curves["cos10"], "wsd": [v for k, v in curves.items() if k != "cos10"],
-                    "skip": int(0.025 * n), "smooth": int(round(1000 * n / 34000)),
-                    "truth_log10_tau": float(theta[-1]) if fam == "planted-law" else None}
+                    "skip": skip, "smooth": smooth, "truth_log10_tau": float(theta[-1]) if fam == "planted-law" else None}
     return out
 
 
@@ -94,10 +96,9 @@ def lm_families(folder: Path) -> dict:
     """One family per seed of the curves ``fit_lm_family.py`` wrote in ``folder/curves``, read
     with their per-step schedules rebuilt from the manifest beside them, scored as that script
     scores them (skip 2.5% of steps, 1,000 steps of moving average per 34,000)."""
-    from fit_lm_family import family_schedules
+    from fit_lm_family import family_schedules, family_scoring, read_curves
 
     from sde_scales.errors import DataFileError
-    from sde_scales.fitting import load_curve
 
     out = {}
     for man in sorted((folder / "curves").glob("manifest_seed*.json")):
@@ -108,14 +109,13 @@ def lm_families(folder: Path) -> dict:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise DataFileError(f"{man}: not a manifest fit_lm_family.py writes ({type(exc).__name__}: {exc}); delete "
                                 f"it and its curves and rerun fit_lm_family.py") from None
-        curves = {}
-        for k, lr in family_schedules(n, peak).items():
-            c = load_curve(folder / "curves" / f"{k}_{seed}_{tag}.csv")
-            curves[k] = replace(c.with_schedule(np.r_[lr, lr[-1]]), name=f"{k}_{seed}")
+        scheds = family_schedules(n, peak)
+        curves = read_curves({k: folder / "curves" / f"{k}_{seed}_{tag}.csv" for k in scheds}, scheds, seed)
+        skip, smooth = family_scoring(n)
         key = f"{folder.name}/{seed}"
         key = key if key not in out else f"{key}/{tag}"  # another setting of the same seed beside it
         out[key] = {"cosine": curves["cos10"], "wsd": [v for k, v in curves.items() if k.startswith("wsd")],
-                    "skip": int(0.025 * n), "smooth": int(round(1000 * n / 34000)), "truth_log10_tau": None}
+                    "skip": skip, "smooth": smooth, "truth_log10_tau": None}
     return out
 
 
@@ -142,7 +142,7 @@ def diagnose(cosine, wsd: list, *, skip: int, smooth: int, law=None, log10_taus=
                 fixed = None if v is None else {"log10_tau": float(v)}
                 cv = [rmse(fit(law, fitted, skip_steps=skip, fixed=fixed), held, max(skip, first))
                       for _, fitted, held, first in folds]
-                r = fit(law, [cosine], skip_steps=skip, fixed=fixed)
+                r = own if v is None else fit(law, [cosine], skip_steps=skip, fixed=fixed)  # None: the own fit
                 sc = [score(h, predict(r, h), skip_steps=skip, smooth_steps=smooth) for h in wsd]
                 scan.append({"log10_tau": None if v is None else float(v), "fitted": v is None,
                              "fitted_log10_tau": float(r.theta[law.names.index("log10_tau")]),
@@ -199,7 +199,7 @@ def main(argv=None) -> int:
     except InvalidArgumentError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    sys.path.insert(0, str(Path(__file__).resolve().parent))  # fit_lm_family's schedules
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # fit_lm_family's schedules and scoring
     fams = {}
     try:
         if not args.planted_only:
