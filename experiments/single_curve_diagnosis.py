@@ -230,8 +230,13 @@ def main(argv=None) -> int:
     for name, fam in fams.items():
         skip = fam["skip"] if args.skip_fraction is None else int(args.skip_fraction * fam["cosine"].step[-1])
         for law in laws:
-            d = {"family": name, **diagnose(fam["cosine"], fam["wsd"], skip=skip, smooth=fam["smooth"], law=law),
-                 "truth_log10_tau": fam["truth_log10_tau"]}
+            try:
+                d = {"family": name, **diagnose(fam["cosine"], fam["wsd"], skip=skip, smooth=fam["smooth"], law=law),
+                     "truth_log10_tau": fam["truth_log10_tau"]}
+            except (InvalidArgumentError, FloatingPointError) as exc:  # e.g. too few rows left to fit; nothing written
+                print(f"error: family {name}, {law.label}, skip {skip} steps: {exc} (a smaller --skip-fraction leaves "
+                      f"the fits and the rolling origin's heads more rows)", file=sys.stderr)
+                return 2
             rows.append(d)
             tau = lambda k: None if d[k] is None else 10 ** d[k]  # noqa: E731
             print(f"{name:30s} {d['law']:26s} {d['own_fit']['cosine_rmse']:8.5f} {d['joint_fit']['cosine_rmse']:9.5f} "

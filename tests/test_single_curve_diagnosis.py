@@ -125,6 +125,10 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path):
     run = subprocess.run([sys.executable, str(SCRIPT), "--planted-only", "--skip-fraction", "nan", "--out", str(out)],
                          capture_output=True, text=True)
     assert run.returncode == 2 and "--skip-fraction nan" in run.stderr
+    # a start so late that the rolling origin's first head keeps too few rows: refused by family, no traceback
+    run = subprocess.run([sys.executable, str(SCRIPT), "--planted-only", "--skip-fraction", "0.49", "--out", str(out)],
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and "family planted-law" in run.stderr and "Traceback" not in run.stderr
     assert not out.exists()
 
 
