@@ -61,27 +61,27 @@ from numba import njit, prange
 advance_generated = advance_supplied = None
 
 
-@njit(parallel=True, cache={cache})
+@njit(parallel=True, nogil=True, cache={cache})
 def run_generated(gens, x0, n_paths, bs, gs, m_run, params, t0, dt, n_steps, save_steps, out, status,
-                  gshape, blowup):
+                  gshape, blowup, ctl):
     n_blocks = len(gens)
     for b in prange(n_blocks):
         bi = np.int64(b)
         gen = gens[bi]
         for lo in range(bi * bs, min((bi + 1) * bs, n_paths), gs):
             advance_generated(gen, x0, lo, min(gs, n_paths - lo), m_run, params, t0,
-                              dt, n_steps, save_steps, out, status, gshape, blowup)
+                              dt, n_steps, save_steps, out, status, gshape, blowup, ctl, bi + 1)
 
 
-@njit(parallel=True, cache={cache})
+@njit(parallel=True, nogil=True, cache={cache})
 def run_supplied(dW, x0, n_paths, bs, gs, m_run, params, t0, dt, n_steps, save_steps, out, status,
-                 gshape, blowup):
+                 gshape, blowup, ctl):
     n_blocks = (n_paths + bs - 1) // bs
     for b in prange(n_blocks):
         bi = np.int64(b)
         for lo in range(bi * bs, min((bi + 1) * bs, n_paths), gs):
             advance_supplied(dW, x0, lo, min(gs, n_paths - lo), m_run, params, t0,
-                             dt, n_steps, save_steps, out, status, gshape, blowup)
+                             dt, n_steps, save_steps, out, status, gshape, blowup, ctl, bi + 1)
 '''
 
 

@@ -30,6 +30,12 @@ argument it costs about three times the whole step. The loops over blocks that c
 generated module (:mod:`sde_scales.sde._cache`) with the user's functions as its globals, so that
 Numba can cache them on disk.
 
+Control: ``ctl`` is an int64 array the caller may read and write while the loop runs (the loops
+release the GIL): ``ctl[0] != 0`` asks every group to return at its next check, leaving ``out``
+unfinished; ``ctl[1 + b]`` counts the path-steps block ``b`` has done. A group checks every
+``CHECK_MASK + 1`` steps, so an interrupt stops a solve within microseconds per group and a
+progress bar can follow it, without changing any number the loop computes.
+
 Status codes: ``status[p] = 0`` while path ``p`` is finite and below the blow-up threshold in
 absolute value, otherwise the 1-based step after which it was first NaN, infinite or beyond it. A dead path keeps drawing its normals, so that the other paths of
 its group see the same numbers whether or not it blew up, and keeps being stepped (the user's
@@ -61,6 +67,11 @@ from sde_scales.sde.noise import auto_group_size
 #   w1, w2 (d,)    work: support values, gdg
 #   g2 (d,)|(d,m)  work: a second diffusion evaluation
 
+
+#: A group looks at the control array every CHECK_MASK + 1 steps (see ``_advance_group``): it adds
+#: its progress and stops when asked to. A power of two less one, so the test is a mask; 64 steps
+#: of one group take microseconds, and the check costs a predictable branch per step.
+CHECK_MASK = 63
 
 # --------------------------------------------------------------------------- noise sources
 # draw(src, k, path, sqdt, dw) fills dw[i*m:(i+1)*m] for the paths of one group at step k.
@@ -156,7 +167,7 @@ def _advance_group(step, draw, D, M, GS, P, matrix, drift, diffusion, gdg):
 
     @njit
     def advance_group(src, x0, lo, n, m_run, params, t0, dt,
-                      n_steps, save_steps, out, status, gshape, blowup):
+                      n_steps, save_steps, out, status, gshape, blowup, ctl, slot):
         d = D if D > 0 else x0.shape[1]
         m = M if M > 0 else m_run
         x = alloc_x((GS, d))
@@ -175,6 +186,7 @@ def _advance_group(step, draw, D, M, GS, P, matrix, drift, diffusion, gdg):
         sqdt = np.sqrt(dt)
         n_save = save_steps.shape[0]
         s = 0
+        done = 0  # steps of this group already counted in ctl[slot]
         while s < n_save and save_steps[s] == 0:
             for i in range(n):
                 for c in range(d):
@@ -208,6 +220,11 @@ def _advance_group(step, draw, D, M, GS, P, matrix, drift, diffusion, gdg):
                     for c in range(d):
                         out[s, lo + i, c] = x[i, c] if alive[i] else np.nan
                 s += 1
+            if (k & CHECK_MASK) == CHECK_MASK or k == n_steps - 1:
+                ctl[slot] += n * (k + 1 - done)  # progress, in path-steps, read by the caller
+                done = k + 1
+                if ctl[0] != 0:  # the caller asks the loop to stop (an interrupt): out is left unfinished
+                    return
 
     return advance_group
 

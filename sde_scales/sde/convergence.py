@@ -445,11 +445,11 @@ def convergence_study(
         if exact is not None:
             ref = np.asarray(exact(problem.x0, fine.sum(axis=0), T), float).reshape(fine.shape[1], problem.d)
         else:
-            ref = solve(problem, solver, T / 2**finest, noise=fine).x[-1]
+            ref = solve(problem, solver, T / 2**finest, noise=fine, progress=False).x[-1]  # the study has its own bar
         phi_ref = phi(ref)
         for i, k in enumerate(levels):
             dW = BrownianPath.coarsen(fine, 2 ** (finest - k))
-            xk = solve(problem, solver, T / 2**k, noise=dW).x[-1]
+            xk = solve(problem, solver, T / 2**k, noise=dW, progress=False).x[-1]
             strong[i, sl] = np.linalg.norm(xk - ref, axis=1)
             weak[i, sl] = phi(xk) - (weak_target if weak_target is not None else phi_ref)
         bar.update(sl.stop - sl.start)

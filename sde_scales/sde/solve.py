@@ -6,6 +6,7 @@ See :func:`solve` for the parameters and ``README.md`` for a tour.
 from __future__ import annotations
 
 import re
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -29,6 +30,12 @@ __all__ = ["BLOWUP_THRESHOLD", "SaveAt", "Solution", "solve", "n_steps_for"]
 #: up. Past it, a product of two such entries overflows float64 (about 1.8e308), so no quantity a
 #: drift or diffusion computes from it means anything; a path at 1e109 is a divergence, not data.
 BLOWUP_THRESHOLD = 1e100
+
+#: Path-steps (paths x steps) from which :func:`solve` runs its loop in a worker thread, so that
+#: the calling thread stays free to take an interrupt (Ctrl-C) and to draw a progress bar. Below
+#: it a solve takes milliseconds (about 2e6 path-steps at 2-4 ns each), where starting a thread
+#: (about 0.1 ms) would be a cost with nothing to gain.
+THREADED_PATH_STEPS = 2_000_000
 
 
 def n_steps_for(tspan: tuple[float, float], dt: float) -> int:
@@ -164,6 +171,48 @@ _SIGNATURES = {1: "void(float64, float64[::1], float64[::1], float64[::1])",
                2: "void(float64, float64[::1], float64[::1], float64[:, ::1])"}
 
 
+def _run_loop(loop, args: tuple, n_blocks: int, path_steps: int, name: str, progress: bool | None) -> None:
+    """Run a compiled solve loop on ``args`` with a fresh control array for its ``n_blocks`` stream
+    blocks (``_loop``'s module docstring): in this thread for small solves, else in a worker thread
+    while this one follows its progress and takes interrupts. An interrupt sets the loop's stop
+    flag, waits for the loop to return (within 64 steps of every group) and is raised again; an
+    exception of the loop is raised here as it would be without the thread."""
+    ctl = np.zeros(1 + n_blocks, dtype=np.int64)
+    here = threading.current_thread() is threading.main_thread()
+    if path_steps < THREADED_PATH_STEPS or not (here or progress):
+        loop(*args, ctl)
+        return
+    from tqdm.auto import tqdm
+
+    failed: list[BaseException] = []
+    threads = numba.get_num_threads()  # Numba's thread count is per thread: the caller's, not the default
+
+    def work():
+        try:
+            numba.set_num_threads(threads)
+            loop(*args, ctl)
+        except BaseException as exc:  # raised again in the calling thread
+            failed.append(exc)
+
+    worker = threading.Thread(target=work, name=f"sde-scales solve {name}", daemon=True)
+    with tqdm(total=int(path_steps), desc=f"solve {name}", unit="path-step", unit_scale=True,
+              disable=None if progress is None else not progress, delay=2.0 if progress is None else 0.0,
+              leave=bool(progress)) as bar:
+        worker.start()
+        try:
+            done = False
+            while not done:  # the last count after the loop has returned (it may return before a first look)
+                worker.join(0.25)
+                done = not worker.is_alive()
+                bar.update(int(ctl[1:].sum()) - bar.n)
+        except KeyboardInterrupt:
+            ctl[0] = 1  # every group returns at its next check
+            worker.join()
+            raise
+    if failed:
+        raise failed[0]
+
+
 def _typing_error(problem: SDEProblem, gdg, exc) -> InvalidProblemError:
     """Find which user function numba could not type (each compiled alone, only on this error path),
     and say so with numba's own report of the line."""
@@ -209,6 +258,7 @@ def solve(
     on_blowup: Literal["raise", "mask"] = "raise",
     blowup_threshold: float = BLOWUP_THRESHOLD,
     debug: bool = False,
+    progress: bool | None = None,
 ) -> Solution:
     r"""Integrate ``problem`` with ``solver`` at fixed step ``dt`` for ``n_paths`` paths.
 
@@ -245,6 +295,14 @@ def solve(
         Compile the problem's functions with Numba's bounds checks on (slower): an index out of
         range inside them then raises :class:`InvalidProblemError` instead of reading or writing
         another path's memory.
+    progress : bool or None
+        A progress bar (tqdm, on standard error, in path-steps). None (default): one for a solve
+        that lasts over 2 seconds, where standard error is a terminal; True: always; False: never.
+
+    Interrupts: a solve of at least :data:`THREADED_PATH_STEPS` path-steps runs its loop in a
+    worker thread, and an interrupt (Ctrl-C) of the calling thread stops the loop within 64 steps
+    of every path group and is raised from ``solve`` (no result). The numbers are those of a solve
+    in the calling thread: only who waits for the loop changes.
 
     Returns
     -------
@@ -265,6 +323,8 @@ def solve(
         raise InvalidArgumentError(f"problem={problem!r}; pass an sde_scales.SDEProblem")
     if not isinstance(solver, Solver):
         raise InvalidArgumentError(f"solver={solver!r}; pass EulerMaruyama() or Milstein()")
+    if progress not in (None, True, False):
+        raise InvalidArgumentError(f"progress={progress!r}; use True, False or None (a bar on a terminal for long solves)")
     if on_blowup not in ("raise", "mask"):
         raise InvalidArgumentError(f"on_blowup={on_blowup!r}; use 'raise' or 'mask'")
     if not (isinstance(blowup_threshold, (int, float)) and blowup_threshold > 0) or np.isnan(blowup_threshold):
@@ -332,10 +392,11 @@ def solve(
             float(blowup_threshold))
 
     def call(run_generated, run_supplied):
+        work = (-(-n_paths // bs), n_paths * n_steps, problem.name, progress)
         if dW is None:
-            run_generated(noise.generators(n_paths), *args)
+            _run_loop(run_generated, (noise.generators(n_paths), *args), *work)
         else:
-            run_supplied(dW, *args)
+            _run_loop(run_supplied, (dW, *args), *work)
 
     try:
         try:
