@@ -125,7 +125,7 @@ def diagnose(cosine, wsd: list, *, skip: int, smooth: int, law=None, log10_taus=
     needs a law with one (a ``log10_tau`` parameter); for the others its fields are None."""
     from sde_scales.fitting.fit import fit, fit_warnings, predict, score
     from sde_scales.fitting.laws import KernelLaw
-    from sde_scales.fitting.report import _validation_folds
+    from sde_scales.fitting.report import validation_folds
 
     law = KernelLaw("exp", "steps") if law is None else law
     rmse = lambda r, c, first=skip: score(c, predict(r, c), skip_steps=first, smooth_steps=smooth)["rmse"]  # noqa: E731
@@ -137,7 +137,7 @@ def diagnose(cosine, wsd: list, *, skip: int, smooth: int, law=None, log10_taus=
         joint = fit(law, [cosine, *wsd], skip_steps=skip)
         floor = score(cosine, cosine.loss, skip_steps=skip, smooth_steps=smooth)["target_noise_rmse"]
         if "log10_tau" in law.names:
-            _, folds = _validation_folds([cosine])
+            _, folds = validation_folds([cosine])
             for v in [*log10_taus, None]:
                 fixed = None if v is None else {"log10_tau": float(v)}
                 cv = [rmse(fit(law, fitted, skip_steps=skip, fixed=fixed), held, max(skip, first))

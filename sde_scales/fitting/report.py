@@ -26,7 +26,7 @@ from sde_scales.fitting.laws import KernelLaw, Law, MomentumLaw, MultiPowerLaw
 
 __all__ = ["AUTO_DROP_HINT", "AutoChoiceWarning", "ONE_DROP_HINT", "SECOND_DROP", "band_summary", "choose_law",
            "chosen_law", "fit_auto", "fit_members", "make_law", "one_drop_note", "paired_comparisons", "run_average",
-           "run_law", "run_fit_delay", "undecided_predictions"]
+           "run_law", "run_fit_delay", "undecided_predictions", "validation_folds"]
 
 
 class AutoChoiceWarning(UserWarning):
@@ -73,8 +73,11 @@ ONE_DROP_HINT = (f"{SECOND_DROP}; --law auto's band also holds the candidate law
 AUTO_DROP_HINT = f"{SECOND_DROP}: --law auto's folds chose this law over the others, but they hold no other drop"
 
 
-def _validation_folds(fit_curves: list[LossCurve]) -> tuple[str, list]:
-    """(method, folds); each fold is (label, curves to fit, curve to score, first scored step)."""
+def validation_folds(fit_curves: list[LossCurve]) -> tuple[str, list]:
+    """How ``--law auto`` scores candidates on ``fit_curves``: (method, folds), each fold being
+    (label, curves to fit, curve to score, first scored step or None). Two or more curves: leave
+    one curve out. One curve: rolling origin, fitted to the rows before
+    :data:`ROLLING_FRACTIONS` of its steps and scored on the rows after."""
     if len(fit_curves) >= 2:
         return ("leave-one-curve-out over the fitted curves",
                 [(held.name, [c for j, c in enumerate(fit_curves) if j != i], held, None)
@@ -140,7 +143,7 @@ def choose_law(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: in
     if workers < 1:
         raise InvalidArgumentError(f"--workers {workers}; give at least 1")
     limit = evaluation_limit(max_evaluations)  # refused here, not once per fold fit
-    method, folds = _validation_folds(fit_curves)
+    method, folds = validation_folds(fit_curves)
     tasks = [((c, k), (*cand, level, fitted, held, skip_steps if first is None else max(skip_steps, first), skip_steps,
                        smooth_steps, label, limit))
              for c, cand in enumerate(candidates) for k, (label, fitted, held, first) in enumerate(folds)]
@@ -293,7 +296,7 @@ def fit_auto(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: int,
     cross-validation is not run again; a copy is returned). One whose folds are not those of
     ``fit_curves`` is refused."""
     if choice is not None:
-        folds = [label for label, *_ in _validation_folds(fit_curves)[1]]
+        folds = [label for label, *_ in validation_folds(fit_curves)[1]]
         made = [f["held_out"] for f in choice["candidates"][0]["folds"]]
         if made != folds:
             raise InvalidArgumentError(f"--law auto: the choice given was made on the folds {made}, not on these "
