@@ -18,6 +18,12 @@ with the exponential kernel in steps):
    before 50, 65 and 80% of its steps, score the rest: what ``--law auto`` sees of one curve) and
    on the held-out WSD runs (what the user wants). Whether the time scale the cosine prefers is the
    one that predicts the WSD runs best says whether any choice made on one cosine can help.
+3. **Averaging instead of choosing** (the same laws). The held fits' predictions of the WSD runs,
+   averaged with weights from their profile likelihood on the cosine (``profile_average``: the
+   posterior mean under a prior uniform in log time scale over the held grid, Gaussian errors
+   with the residuals' autocorrelation counted). Where the cosine pins the time scale down this is
+   the fit at that time scale; where it does not, the prediction averages over the time scales
+   it allows instead of taking one edge of them.
 
 Families: the shared 124M curves at 1e-3 (``--data``), each folder of curves that
 ``experiments/fit_lm_family.py`` wrote (``--lm``, one family per seed), and two planted families of
@@ -25,9 +31,11 @@ known truth (``--planted``): one whose truth is the law itself (its form holds, 
 noise's and rolling origin should find the truth's time scale) and one whose progress runs on the
 square root of the rate (a form the law does not have). Writes ``OUT/single_curve_diagnosis.json``
 (strict JSON, one row per family and law, with the warnings of the cosine's own fit and of the joint
-fit) and prints a table; its last column is what the single-cosine protocol measures (the cosine's
-own fit's mean RMSE on the WSD runs), the ``half`` columns each fit's half response (in steps; for a
-law in learning-rate area, as its held time scales, in steps at the peak rate).
+fit) and prints a table. Its ``fitted wsd`` column is what the single-cosine protocol measures (the
+cosine's own fit's mean RMSE on the WSD runs); ``avg wsd`` and ``eff n`` are the profile average's
+mean RMSE and its effective number of held time scales; the ``half`` columns are each fit's half
+response (in steps; for a law in learning-rate area, as its held time scales, in steps at the peak
+rate).
 """
 
 from __future__ import annotations
@@ -123,7 +131,7 @@ def diagnose(cosine, wsd: list, *, skip: int, smooth: int, law=None, log10_taus=
     """The two measurements of the module docstring on one family (see there), with ``law`` (by
     default the kernel law with the exponential kernel in steps). The second, the held time scale,
     needs a law with one (a ``log10_tau`` parameter); for the others its fields are None."""
-    from sde_scales.fitting.fit import fit, fit_warnings, predict, score
+    from sde_scales.fitting.fit import autocorrelation_inflation, fit, fit_warnings, predict, score
     from sde_scales.fitting.laws import KernelLaw
     from sde_scales.fitting.report import validation_folds
 
@@ -131,6 +139,8 @@ def diagnose(cosine, wsd: list, *, skip: int, smooth: int, law=None, log10_taus=
     rmse = lambda r, c, first=skip: score(c, predict(r, c), skip_steps=first, smooth_steps=smooth)["rmse"]  # noqa: E731
     half = lambda r: (lambda v: float(v) if v is not None and np.isfinite(v) else None)(r.law.half_response(r.theta))  # noqa: E731
     scan = []
+    profile = []  # per held time scale: the cosine's residuals and the predictions of the WSD runs
+    keep = cosine.step >= skip
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the fits' warnings are the point of other tools; here the numbers are
         own = fit(law, [cosine], skip_steps=skip)
@@ -144,6 +154,8 @@ def diagnose(cosine, wsd: list, *, skip: int, smooth: int, law=None, log10_taus=
                       for _, fitted, held, first in folds]
                 r = own if v is None else fit(law, [cosine], skip_steps=skip, fixed=fixed)  # None: the own fit
                 sc = [score(h, predict(r, h), skip_steps=skip, smooth_steps=smooth) for h in wsd]
+                if v is not None:
+                    profile.append(((predict(r, cosine) - cosine.loss)[keep], [predict(r, h) for h in wsd]))
                 scan.append({"log10_tau": None if v is None else float(v), "fitted": v is None,
                              "fitted_log10_tau": float(r.theta[law.names.index("log10_tau")]),
                              "rolling_origin_rmse": float(np.mean(cv)),
@@ -152,6 +164,7 @@ def diagnose(cosine, wsd: list, *, skip: int, smooth: int, law=None, log10_taus=
         own_rmse, joint_rmse = rmse(own, cosine), rmse(joint, cosine)
         own_wsd = float(np.mean([rmse(own, h) for h in wsd]))
         joint_wsd = float(np.mean([rmse(joint, h) for h in wsd]))
+        average = _profile_average(profile, cosine.log_every, wsd, skip, smooth, autocorrelation_inflation, score)
     held = [s for s in scan if not s["fitted"]]
     by_cv = min(held, key=lambda s: s["rolling_origin_rmse"]) if held else {}
     by_wsd = min(held, key=lambda s: s["wsd_rmse"]) if held else {}
@@ -165,7 +178,37 @@ def diagnose(cosine, wsd: list, *, skip: int, smooth: int, law=None, log10_taus=
             "form_gap": joint_rmse - own_rmse,
             "held_time_scale": scan,
             "cv_choice_log10_tau": by_cv.get("log10_tau"), "wsd_best_log10_tau": by_wsd.get("log10_tau"),
-            "cv_choice_wsd_rmse": by_cv.get("wsd_rmse"), "wsd_best_rmse": by_wsd.get("wsd_rmse")}
+            "cv_choice_wsd_rmse": by_cv.get("wsd_rmse"), "wsd_best_rmse": by_wsd.get("wsd_rmse"),
+            "profile_average": average}
+
+
+def _profile_average(profile: list, log_every: int, wsd: list, skip: int, smooth: int, inflation, score) -> dict | None:
+    r"""The WSD runs predicted by averaging the held time scales' fits to the cosine over their
+    profile likelihood on it: the posterior mean of the prediction under a prior uniform in
+    :math:`\log_{10}\tau` over the held grid, with Gaussian errors of the variance of the best held
+    fit's residuals, :math:`\hat\sigma^2 = \min_i \mathrm{SSR}_i / n`, inflated by their
+    autocorrelation :math:`\kappa` (the fit's own rule, ``autocorrelation_inflation``):
+    :math:`w_i \propto \exp(-(\mathrm{SSR}_i - \min_j \mathrm{SSR}_j) / (2\kappa\hat\sigma^2))`.
+    Where the cosine pins the time scale down, one held value takes the weight; where it does not,
+    the weights spread, and the prediction is what the law predicts on average over the time scales
+    the cosine allows, instead of at one edge of them. ``effective_n``: :math:`\exp` of the weights'
+    entropy (1: one held value; the grid's size: all equal). None for a law without a held scan."""
+    if not profile:
+        return None
+    ssr = np.array([float(r @ r) for r, _ in profile])
+    best = int(np.argmin(ssr))
+    res = profile[best][0]
+    kappa = inflation(res, log_every)
+    logw = -(ssr - ssr[best]) / (2.0 * kappa * ssr[best] / res.size)
+    w = np.exp(logw - logw.max())
+    w /= w.sum()
+    sc = [score(h, sum(wi * p[1][j] for wi, p in zip(w, profile)), skip_steps=skip, smooth_steps=smooth)
+          for j, h in enumerate(wsd)]
+    nz = w[w > 0]
+    return {"weights": [float(x) for x in w], "effective_n": float(np.exp(-(nz * np.log(nz)).sum())),
+            "residual_inflation": float(kappa),
+            "wsd_rmse": float(np.mean([s["rmse"] for s in sc])),
+            "wsd_abs_final_err": float(np.mean([abs(s["final_loss_err"]) for s in sc]))}
 
 
 def main(argv=None) -> int:
@@ -226,7 +269,7 @@ def main(argv=None) -> int:
     f = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
     print(f"{'family':30s} {'law':26s} {'own cos':>8s} {'joint cos':>9s} {'gap':>7s} {'lof p':>8s} {'floor':>7s} "
           f"{'half own':>8s} {'half jnt':>8s} | {'cv picks':>8s} {'its wsd':>8s} {'best':>8s} {'its wsd':>8s} "
-          f"{'fitted wsd':>10s}")
+          f"{'fitted wsd':>10s} {'avg wsd':>8s} {'eff n':>5s}")
     for name, fam in fams.items():
         skip = fam["skip"] if args.skip_fraction is None else int(args.skip_fraction * fam["cosine"].step[-1])
         for law in laws:
@@ -238,13 +281,15 @@ def main(argv=None) -> int:
                       f"the fits and the rolling origin's heads more rows)", file=sys.stderr)
                 return 2
             rows.append(d)
+            avg = d["profile_average"]
             tau = lambda k: None if d[k] is None else 10 ** d[k]  # noqa: E731
             print(f"{name:30s} {d['law']:26s} {d['own_fit']['cosine_rmse']:8.5f} {d['joint_fit']['cosine_rmse']:9.5f} "
                   f"{d['form_gap']:7.4f} {f(d['joint_fit']['cosine_lack_of_fit_p'], '.1e'):>8s} "
                   f"{d['target_noise_rmse']:7.4f} {f(d['own_fit']['half_response'], '.3g'):>8s} "
                   f"{f(d['joint_fit']['half_response'], '.3g'):>8s} | {f(tau('cv_choice_log10_tau'), '.0f'):>8s} "
                   f"{f(d['cv_choice_wsd_rmse'], '.5f'):>8s} {f(tau('wsd_best_log10_tau'), '.0f'):>8s} "
-                  f"{f(d['wsd_best_rmse'], '.5f'):>8s} {d['own_fit']['wsd_rmse']:10.5f}", flush=True)
+                  f"{f(d['wsd_best_rmse'], '.5f'):>8s} {d['own_fit']['wsd_rmse']:10.5f} "
+                  f"{f(avg and avg['wsd_rmse'], '.5f'):>8s} {f(avg and avg['effective_n'], '.1f'):>5s}", flush=True)
     doc = {"laws": [law.label for law in laws], "log10_taus": list(LOG10_TAUS), "rows": rows,
            "seconds": time.perf_counter() - started}
     print(f"JSON: {write_json_atomic(out / 'single_curve_diagnosis.json', doc)}")

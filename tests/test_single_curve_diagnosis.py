@@ -10,12 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "experiments" / "single_curve_diagnosis.py"
 sys.path.insert(0, str(ROOT / "experiments"))
 
-from single_curve_diagnosis import diagnose, planted_families  # noqa: E402
+from single_curve_diagnosis import _profile_average, diagnose, planted_families  # noqa: E402
 
 
 def _no_nan(x):
@@ -39,6 +40,13 @@ def test_planted_families_tell_a_wrong_form_from_a_right_one():
     assert d["joint_fit"]["cosine_lack_of_fit_p"] > 0.01
     assert not any("misses the fitted curves" in w for w in d["joint_fit"]["warnings"])
     assert d["cv_choice_log10_tau"] == 2.5 and d["wsd_best_log10_tau"] == 2.5
+    # averaged over the held time scales by their profile likelihood on the cosine, the weight is
+    # on the grid point nearest the truth (the others' fits miss the cosine by many noise levels:
+    # their weights are exp(-several hundred)), and the prediction is that point's
+    avg = d["profile_average"]
+    held = [s for s in d["held_time_scale"] if not s["fitted"]]
+    assert avg["effective_n"] < 1.01 and held[int(np.argmax(avg["weights"]))]["log10_tau"] == 2.5
+    assert avg["wsd_rmse"] == pytest.approx(held[int(np.argmax(avg["weights"]))]["wsd_rmse"], rel=1e-6)
     # the joint fit's half response, tau ln 2, within 12% (0.05 in log10 tau) of the truth's
     assert abs(np.log10(d["joint_fit"]["half_response"] / np.log(2)) - good["truth_log10_tau"]) < 0.05
     bad = fams["planted-sqrt-clock"]
@@ -48,6 +56,36 @@ def test_planted_families_tell_a_wrong_form_from_a_right_one():
     assert any("misses the fitted curves by more than their noise" in w for w in d["joint_fit"]["warnings"])
     fitted = next(s for s in d["held_time_scale"] if s["fitted"])
     assert fitted["log10_tau"] is None and len(d["held_time_scale"]) == 8
+
+
+def test_profile_average_weights_follow_the_likelihood_of_the_cosine():
+    """Two held time scales whose fits leave the cosine residual sums of squares 4 and 6 over 4
+    points: the residual variance is 4/4 = 1 at the better one, so under Gaussian errors the
+    likelihood ratio is exp(-(6 - 4) / 2) = e^-1 and the weights are 1/(1 + e^-1) and
+    e^-1/(1 + e^-1). (Four points in blocks of 2 are fewer than three blocks: no autocorrelation
+    inflation.) The averaged prediction is the weighted sum of the two, which the stand-in score
+    (the prediction's mean) reads back."""
+    from sde_scales.fitting.fit import autocorrelation_inflation
+
+    good, worse = np.ones(4), np.full(4, np.sqrt(1.5))  # SSR 4 and 6
+    p_good, p_worse = np.full(3, 2.0), np.full(3, 5.0)
+    fake_score = lambda h, pred, skip_steps, smooth_steps: {"rmse": float(pred.mean()), "final_loss_err": -1.0}  # noqa: E731
+    avg = _profile_average([(good, [p_good]), (worse, [p_worse])], 1000, ["wsd"], 0, 1, autocorrelation_inflation,
+                           fake_score)
+    w = np.array([1.0, np.exp(-1.0)]) / (1.0 + np.exp(-1.0))
+    assert avg["weights"] == pytest.approx(w, rel=1e-12) and avg["residual_inflation"] == 1.0
+    assert avg["effective_n"] == pytest.approx(np.exp(-(w * np.log(w)).sum()), rel=1e-12)
+    assert avg["wsd_rmse"] == pytest.approx(2.0 * w[0] + 5.0 * w[1], rel=1e-12) and avg["wsd_abs_final_err"] == 1.0
+    # residuals correlated over 1,000 steps (logged every 100: blocks of 10 equal values, 6 blocks):
+    # block means +-1 (variance 6/5 with ddof 1), single values +-1 (variance 60/59), so the
+    # inflation is 10 (6/5) / (60/59) = 11.8, and SSR 60 against 90 gives a log weight ratio of
+    # -(90 - 60) / (2 * 11.8 * 60/60) instead of -15 for independent residuals
+    rep = np.repeat(np.array([1.0, -1.0, 1.0, -1.0, 1.0, -1.0]), 10)
+    slow = _profile_average([(rep, [p_good]), (rep * np.sqrt(1.5), [p_worse])], 100, ["wsd"], 0, 1,
+                            autocorrelation_inflation, fake_score)
+    r = np.exp(-30.0 / (2 * 11.8))
+    assert slow["residual_inflation"] == pytest.approx(11.8, rel=1e-12)
+    assert slow["weights"] == pytest.approx([1 / (1 + r), r / (1 + r)], rel=1e-12)
 
 
 def _lm_folder(tmp_path) -> Path:

@@ -64,7 +64,7 @@ from sde_scales.validation import is_whole
 __all__ = ["FitResult", "FitWarning", "IdentifiabilityWarning", "PeakLRWarning", "fit", "fit_warnings", "model_error",
            "predict", "predict_sd", "score",
            "score_prediction", "time_scale_profile", "shared_noise_offset", "loss_resolution", "final_loss_noise",
-           "lack_of_fit"]
+           "lack_of_fit", "autocorrelation_inflation"]
 
 
 class IdentifiabilityWarning(UserWarning):
@@ -548,7 +548,7 @@ def _fit(law: Law, curves: list[LossCurve], *, skip_steps: int, bin_factor: int,
     checks = {c.name: lack_of_fit(r, v, f.t) for c, f, r, v in zip(curves, feats, np.split(best.fun * scale, sizes), ys)}
     notes += [n for n in (_lack_of_fit_note(law.label, checks), _alternating_note(law.label, checks)) if n]
     cov = parameter_covariance(law, theta, resid, jac if has_jac else None, free, lo, hi, held,
-                               _autocorrelation_inflation(best.fun * scale, curves[0].log_every), units)
+                               autocorrelation_inflation(best.fun * scale, curves[0].log_every), units)
     notes += _intervals_reaching_bounds(law, theta, cov, lo, hi, free, held)
     ts = _time_scale_interval(law, theta, cov, lo, hi, held=held)
     if ts is not None and ts.get("warning"):
@@ -710,7 +710,7 @@ def _nonparametric_interval(law, theta, weights, cov, held) -> dict | None:
                       "residual autocorrelation"}
 
 
-def _autocorrelation_inflation(res: np.ndarray, log_every: int) -> float:
+def autocorrelation_inflation(res: np.ndarray, log_every: int) -> float:
     """Variance inflation of correlated residuals: the variance of 1,000-step block means against
     that of single residuals, times the block length (at least 1; 1 with fewer than three blocks).
     The effective sample size is ``res.size`` divided by it."""
@@ -1335,7 +1335,7 @@ def time_scale_profile(curves: list[LossCurve], *, time: str = "area", skip_step
             best_cost, res = r.cost, rs
     sse = np.array(sse)
     n = res.size
-    n_eff = n / _autocorrelation_inflation(res, curves[0].log_every)
+    n_eff = n / autocorrelation_inflation(res, curves[0].log_every)
     thresh = sse.min() * (1 + stats.chi2.ppf(0.95, 1) / n_eff)
     idx = np.flatnonzero(sse <= thresh)
     # the true edges lie between grid points: widen to the first grid point outside on each side
