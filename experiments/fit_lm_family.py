@@ -34,7 +34,8 @@ manifest beside them (``curves/manifest_seed<k>_<tag>.json``, written after the 
 holds the corpus's hash, the steps, the width, the peak and a hash of every setting); a later run
 reads them back when both match (it trains nothing), and trains afresh, into new files, when any
 setting differs; curves of other settings stay as they are. The thread count is a setting
-(``--threads``, default 2): the losses depend on it at float rounding.
+(``--threads``, default 2): the losses depend on it at float rounding. So is the device
+(``--device cuda``; the CPU's curves keep the tags they had before the device was a setting).
 """
 
 from __future__ import annotations
@@ -68,6 +69,16 @@ def family_schedules(steps: int, peak: float) -> dict:
 
     warm = max(1, steps // 100)
     return {k: getattr(schedules, kind)(steps, peak, warmup_steps=warm, **kw) for k, (kind, kw) in SCHEDULES.items()}
+
+
+def config_record(config) -> dict:
+    """The settings of ``config`` that name its curves (their tag's digest and the manifest): all of
+    them, but the device where it is the CPU, so that curves trained before the device was a setting
+    are still found (a GPU's curves get their own tag)."""
+    rec = asdict(config)
+    if rec.get("device") == "cpu":
+        del rec["device"]
+    return rec
 
 
 def family_scoring(steps: int) -> tuple[int, int]:
@@ -108,6 +119,8 @@ def main(argv=None) -> int:
                     "sde_scales.fitting.protocols.PROTOCOL_LAWS; default: all but np-steps-drops)")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads while training (default 2; the losses "
                     "depend on the count at float rounding, so it is fixed and recorded; 1 beside other jobs)")
+    ap.add_argument("--device", default="cpu", help="where the models train: cpu, cuda, cuda:<k> or mps (default "
+                    "cpu; a GPU's losses differ from the CPU's at float rounding, so its curves are kept apart)")
     ap.add_argument("--train-only", action="store_true", help="write the curves and stop (no fits)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar while training")
     ap.add_argument("--auto-pick", action="store_true",
@@ -153,6 +166,7 @@ def main(argv=None) -> int:
     try:
         if laws is not None:
             protocol_laws(laws)  # refused here, before any training, when a name is not a law
+        LMConfig(device=args.device)  # a device name that is none: refused before the corpus is read
         corpus = stdlib_corpus() if args.corpus is None else file_corpus(args.corpus)
     except (DataFileError, InvalidArgumentError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -163,14 +177,14 @@ def main(argv=None) -> int:
     print(f"corpus: {corpus.source}, {corpus.n_bytes / 1e6:.1f} MB, sha256 {corpus.sha256[:16]}", flush=True)
     curves = {}
     for seed in range(spec["seeds"]):
-        config = LMConfig(d_model=spec["d_model"], seed=seed, threads=args.threads)
+        config = LMConfig(d_model=spec["d_model"], seed=seed, threads=args.threads, device=args.device)
         try:
             got = _seed_curves(out / "curves", corpus, scheds, config, args.lr, progress=not args.no_progress)
         except FloatingPointError as exc:
             print(f"error: seed {seed}: {exc}", file=sys.stderr)
             return 1
-        except DataFileError as exc:  # a curve written earlier that no longer reads: left as it is
-            print(f"error: seed {seed}: {exc}", file=sys.stderr)
+        except (DataFileError, InvalidArgumentError) as exc:  # a curve written earlier that no longer reads (left
+            print(f"error: seed {seed}: {exc}", file=sys.stderr)  # as it is), a device torch cannot use
             return 2
         curves.update({(seed, k): c for k, c in got.items()})
     print(f"{len(curves)} curves in {out / 'curves'} ({time.perf_counter() - started:.0f} s so far)", flush=True)
@@ -192,7 +206,7 @@ def main(argv=None) -> int:
                                                  cache=not args.no_cache, laws=laws, auto_everywhere=args.auto_loso,
                                                  workers=args.workers)
     doc = {"family": {**spec, "peak_lr": args.lr, "schedules": list(SCHEDULES), "model": asdict(LMConfig(
-               d_model=spec["d_model"], threads=args.threads)) | {"seed": "0 .. seeds - 1"}, "corpus": corpus.source,
+               d_model=spec["d_model"], threads=args.threads, device=args.device)) | {"seed": "0 .. seeds - 1"}, "corpus": corpus.source,
                "corpus_sha256": corpus.sha256, "task": "byte-level transformer LM, AdamW", **shape},
            "skip_steps": skip, "smooth_steps": smooth, "target_noise_floor": floor, "rows": rows,
            "comparisons": comparisons, "seconds": time.perf_counter() - started}
@@ -210,7 +224,7 @@ def _seed_curves(folder: Path, corpus, scheds: dict, config, peak: float, progre
     from sde_scales.train.lm import train_family
 
     n = next(iter(scheds.values())).size
-    want = {"config": asdict(config), "corpus_sha256": corpus.sha256, "steps": int(n), "peak_lr": peak,
+    want = {"config": config_record(config), "corpus_sha256": corpus.sha256, "steps": int(n), "peak_lr": peak,
             "schedules": {k: [kind, kw] for k, (kind, kw) in SCHEDULES.items()}}
     digest = hashlib.sha256(json.dumps(want, sort_keys=True).encode()).hexdigest()[:8]  # every setting: new files
     tag = f"{want['corpus_sha256'][:8]}_n{n}_d{config.d_model}_lr{peak:g}_{digest}"

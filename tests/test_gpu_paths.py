@@ -37,6 +37,25 @@ def test_the_gpu_benchmark_runs_in_its_cpu_mode_and_its_figures_add_up(tmp_path)
         assert res.returncode == 2 and "no CUDA device" in res.stderr
 
 
+def test_the_language_model_gpu_benchmark_runs_in_its_cpu_mode(tmp_path):
+    """``benchmarks/gpu_lm_family.py --tiny`` trains the same code on "both" devices (the CPU twice):
+    the same first logged row to the bit, a speed-up that is the ratio of the two rates, the
+    projection the family's 69,000 updates times the device's rate; a CUDA run without a GPU exits 2."""
+    out = tmp_path / "lm.json"
+    res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_lm_family.py"), "--tiny", "--updates", "10",
+                          "--json", str(out)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    r = json.loads(out.read_text())
+    assert r["losses_finite"] and r["first_row_device"] == r["first_row_cpu"] and r["first_row_rel_diff"] == 0.0
+    assert r["speedup"] == pytest.approx(r["cpu_seconds_per_update"] / r["device_seconds_per_update"], rel=1e-12)
+    assert r["projected_family_minutes"] == pytest.approx(69_000 * r["device_seconds_per_update"] / 60, rel=1e-12)
+    assert "projected family" in res.stdout
+    if not torch.cuda.is_available():
+        res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_lm_family.py")], capture_output=True,
+                             text=True)
+        assert res.returncode == 2 and "no CUDA device" in res.stderr
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device; none here")
 def test_no_host_sync_between_logged_steps():

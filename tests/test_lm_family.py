@@ -113,6 +113,33 @@ def test_bad_configs_and_corpora(tmp_path):
         lm.file_corpus([tmp_path / "short.txt"])
 
 
+def test_devices_are_named_and_one_torch_cannot_use_is_refused(corpus):
+    with pytest.raises(InvalidArgumentError, match="device='gpu'; give 'cpu', 'cuda', 'cuda:<k>' or 'mps'"):
+        lm.LMConfig(device="gpu")
+    from dataclasses import replace
+
+    sch = {"constant": np.full(10, 1e-3)}
+    cpu = lm.train_family(corpus, sch, TINY)
+    named = lm.train_family(corpus, sch, replace(TINY, device="cpu"))  # the default, named: the same numbers
+    np.testing.assert_array_equal(cpu["constant"]["loss"], named["constant"]["loss"])
+    have = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    with pytest.raises(InvalidArgumentError, match=f"device='cuda:{have}', but torch sees {have} CUDA device"):
+        lm.train_family(corpus, sch, replace(TINY, device=f"cuda:{have}"))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_gpu_run_starts_from_the_cpus_weights_and_data(corpus):
+    """On a GPU the first logged row (the mean loss of the first five updates, from the same
+    initial weights on the same windows) matches the CPU's to float rounding grown over five
+    updates (1e-4 relative: TF32 matmuls are off by default for float32 in torch 2.x)."""
+    from dataclasses import replace
+
+    sch = {"constant": np.full(10, 1e-3)}
+    cpu = lm.train_family(corpus, sch, TINY)["constant"]["loss"]
+    gpu = lm.train_family(corpus, sch, replace(TINY, device="cuda"))["constant"]["loss"]
+    np.testing.assert_allclose(gpu[0], cpu[0], rtol=1e-4)
+
+
 def test_stdlib_corpus_reads_sources_in_path_order_without_packages_or_tests(tmp_path):
     for rel, text in {"b.py": "B" * 3000, "a/z.py": "Z" * 3000, "site-packages/p.py": "P", "test/t.py": "T",
                       "a/tests/u.py": "U", "c.txt": "C"}.items():
@@ -172,6 +199,13 @@ def test_lm_family_script_writes_curves_once_and_reads_them_back(tmp_path, corpu
     bad = subprocess.run([sys.executable, script, "--workers", "0", "--out", str(tmp_path / "bad")], capture_output=True,
                          text=True)
     assert bad.returncode == 2 and "--workers 0" in bad.stderr and not (tmp_path / "bad").exists()
+    bad = subprocess.run([sys.executable, script, "--device", "tpu", "--out", str(tmp_path / "bad")], capture_output=True,
+                         text=True)
+    assert bad.returncode == 2 and "device='tpu'" in bad.stderr and not (tmp_path / "bad").exists()
+    if not torch.cuda.is_available():  # a GPU the machine lacks: refused when the first seed would train, nothing written
+        gone = subprocess.run(args + ["--device", "cuda", "--lr", "2e-3"], capture_output=True, text=True)
+        assert gone.returncode == 2 and "torch sees 0 CUDA device" in gone.stderr and "Traceback" not in gone.stderr
+        assert len(list((tmp_path / "o" / "curves").glob("*.csv"))) == 18
 
 
 @pytest.mark.slow

@@ -28,6 +28,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
+import re
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,7 +111,10 @@ class LMConfig:
     ``threads`` (torch's CPU threads while training: pinned, since the attention's and the
     normalisations' reductions are split by thread count, and 1 and 2 threads give losses 4.8e-8
     apart after 60 updates, which training then grows; with the count pinned the numbers do not
-    depend on the machine's or the caller's thread setting; None leaves torch's count)."""
+    depend on the machine's or the caller's thread setting; None leaves torch's count), ``device``
+    (``"cpu"``, ``"cuda"``, ``"cuda:<k>"`` or ``"mps"``: where the model trains; the initialisation
+    and the data order are drawn on the CPU, so a GPU run starts from the same weights and sees the
+    same windows, and its losses differ from the CPU's at float rounding, which training grows)."""
 
     d_model: int = 96
     n_layer: int = 2
@@ -122,6 +126,7 @@ class LMConfig:
     seed: int = 0
     log_every: int = 10
     threads: int | None = 2
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         for name in ("d_model", "n_layer", "n_head", "context", "batch", "log_every"):
@@ -137,6 +142,8 @@ class LMConfig:
                 raise InvalidArgumentError(f"LMConfig {name}={v!r}; give a finite number >= 0")
         if self.threads is not None and not is_integral(self.threads, 1):
             raise InvalidArgumentError(f"LMConfig threads={self.threads!r}; give a positive integer or None")
+        if not (isinstance(self.device, str) and re.fullmatch(r"cpu|cuda(:\d+)?|mps", self.device)):
+            raise InvalidArgumentError(f"LMConfig device={self.device!r}; give 'cpu', 'cuda', 'cuda:<k>' or 'mps'")
         if not is_integral(self.seed):
             raise InvalidArgumentError(f"LMConfig seed={self.seed!r}; give an integer >= 0")
 
@@ -194,6 +201,20 @@ def tiny_lm(config: LMConfig):
         return Model(config)
 
 
+def _device(torch, name: str):
+    """``torch.device(name)`` where torch can use it, else InvalidArgumentError naming the device and
+    what torch sees."""
+    if name.startswith("cuda"):
+        k = int(name.split(":")[1]) if ":" in name else 0
+        have = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if k >= have:
+            raise InvalidArgumentError(f"LMConfig device={name!r}, but torch sees {have} CUDA device(s); use "
+                                       f"device='cpu'{'' if not have else f' or cuda:0 .. cuda:{have - 1}'}")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise InvalidArgumentError("LMConfig device='mps', but torch's MPS backend is not available; use device='cpu'")
+    return torch.device(name)
+
+
 def _check_schedules(schedules: dict) -> tuple[dict, int]:
     if not schedules:
         raise InvalidArgumentError("no schedules; give {name: learning rate per update}")
@@ -245,7 +266,7 @@ def train_family(corpus: Corpus, schedules: dict, config: LMConfig = LMConfig(),
     ------
     InvalidArgumentError
         Schedules of different lengths, a negative or non-finite rate, a corpus shorter than two
-        windows, or ``n`` below ``log_every``.
+        windows, ``n`` below ``log_every``, or a device torch cannot use here.
     FloatingPointError
         A run whose loss is not finite (diverged): the schedule's name, the update and the loss.
     """
@@ -256,9 +277,10 @@ def train_family(corpus: Corpus, schedules: dict, config: LMConfig = LMConfig(),
                                    f"(two windows of context + 1)")
     if n < config.log_every:
         raise InvalidArgumentError(f"{n} updates, fewer than log_every={config.log_every}; give longer schedules")
-    data = torch.from_numpy(corpus.data.astype(np.int64))
+    device = _device(torch, config.device)
+    data = torch.from_numpy(corpus.data.astype(np.int64)).to(device)
     n_windows = corpus.n_bytes - config.context
-    offsets = torch.arange(config.context + 1)
+    offsets = torch.arange(config.context + 1, device=device)
     names = list(scheds)
     trunk = scheds[names[0]]
     leave = {k: (int(np.flatnonzero(scheds[k] != trunk)[0]) if np.any(scheds[k] != trunk) else n) if branch else 0
@@ -272,7 +294,7 @@ def train_family(corpus: Corpus, schedules: dict, config: LMConfig = LMConfig(),
     logged_steps = np.arange(config.log_every, n + 1, config.log_every)
 
     def run(name, lr, state, start, snapshots=()):
-        model = tiny_lm(config)
+        model = tiny_lm(config).to(device)  # initialised on the CPU: the same weights on every device
         opt = torch.optim.AdamW(model.parameters(), lr=float(lr[0]), betas=(0.9, 0.95), eps=1e-8,
                                 weight_decay=config.weight_decay)
         losses = np.full(n, np.nan)
@@ -284,7 +306,7 @@ def train_family(corpus: Corpus, schedules: dict, config: LMConfig = LMConfig(),
         for k in range(start, n):
             if k in snapshots:
                 kept[k] = copy.deepcopy({"model": model.state_dict(), "opt": opt.state_dict(), "losses": losses})
-            starts = torch.from_numpy(batch_starts(config.seed, k, n_windows, config.batch))
+            starts = torch.from_numpy(batch_starts(config.seed, k, n_windows, config.batch)).to(device)
             win = data[starts[:, None] + offsets]
             logits = model(win[:, :-1])
             loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 256), win[:, 1:].reshape(-1))
