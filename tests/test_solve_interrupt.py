@@ -4,6 +4,7 @@ thread so that the calling thread takes Ctrl-C and draws the progress bar."""
 
 import _thread
 import importlib
+import signal
 import threading
 import time
 
@@ -102,6 +103,10 @@ def test_an_interrupt_stops_a_long_solve_at_once_and_is_raised():
     # path-step on 2 threads, benchmarks/RESULTS.md) the solve alone takes over a minute; stopped,
     # it returns within 64 steps of each group once the interrupt lands, 0.3 s in.
     timer = threading.Timer(0.3, _thread.interrupt_main)
+    # Python's own handler, so that the simulated Ctrl-C raises: a process started in the background
+    # of a non-interactive shell (as CI may run the tests) inherits SIGINT ignored, and then
+    # interrupt_main does nothing
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
     started = time.perf_counter()
     try:
         timer.start()
@@ -109,6 +114,7 @@ def test_an_interrupt_stops_a_long_solve_at_once_and_is_raised():
             solve(problem, EulerMaruyama(), 1e-5, n_paths=400_000, noise=1, progress=False)
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, handler)
     assert time.perf_counter() - started < 10.0  # a sixth of the uninterrupted solve at its fastest
 
 
