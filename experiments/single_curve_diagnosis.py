@@ -128,10 +128,11 @@ def lm_families(folder: Path) -> dict:
 
 
 def diagnose(cosine, wsd: list, *, skip: int, smooth: int, law=None, log10_taus=LOG10_TAUS) -> dict:
-    """The two measurements of the module docstring on one family (see there), with ``law`` (by
-    default the kernel law with the exponential kernel in steps). The second, the held time scale,
-    needs a law with one (a ``log10_tau`` parameter); for the others its fields are None."""
-    from sde_scales.fitting.fit import autocorrelation_inflation, fit, fit_warnings, predict, score
+    """The three measurements of the module docstring on one family (see there), with ``law`` (by
+    default the kernel law with the exponential kernel in steps). The second and third, the held
+    time scale and the average over it, need a law with one (a ``log10_tau`` parameter); for the
+    others their fields are None."""
+    from sde_scales.fitting.fit import fit, fit_warnings, predict, score
     from sde_scales.fitting.laws import KernelLaw
     from sde_scales.fitting.report import validation_folds
 
@@ -153,9 +154,10 @@ def diagnose(cosine, wsd: list, *, skip: int, smooth: int, law=None, log10_taus=
                 cv = [rmse(fit(law, fitted, skip_steps=skip, fixed=fixed), held, max(skip, first))
                       for _, fitted, held, first in folds]
                 r = own if v is None else fit(law, [cosine], skip_steps=skip, fixed=fixed)  # None: the own fit
-                sc = [score(h, predict(r, h), skip_steps=skip, smooth_steps=smooth) for h in wsd]
+                preds = [predict(r, h) for h in wsd]  # scored here, averaged by the profile below
+                sc = [score(h, ph, skip_steps=skip, smooth_steps=smooth) for h, ph in zip(wsd, preds)]
                 if v is not None:
-                    profile.append(((predict(r, cosine) - cosine.loss)[keep], [predict(r, h) for h in wsd]))
+                    profile.append(((predict(r, cosine) - cosine.loss)[keep], preds))
                 scan.append({"log10_tau": None if v is None else float(v), "fitted": v is None,
                              "fitted_log10_tau": float(r.theta[law.names.index("log10_tau")]),
                              "rolling_origin_rmse": float(np.mean(cv)),
@@ -164,7 +166,7 @@ def diagnose(cosine, wsd: list, *, skip: int, smooth: int, law=None, log10_taus=
         own_rmse, joint_rmse = rmse(own, cosine), rmse(joint, cosine)
         own_wsd = float(np.mean([rmse(own, h) for h in wsd]))
         joint_wsd = float(np.mean([rmse(joint, h) for h in wsd]))
-        average = _profile_average(profile, cosine.log_every, wsd, skip, smooth, autocorrelation_inflation, score)
+        average = _profile_average(profile, cosine.log_every, wsd, skip, smooth, score)
     held = [s for s in scan if not s["fitted"]]
     by_cv = min(held, key=lambda s: s["rolling_origin_rmse"]) if held else {}
     by_wsd = min(held, key=lambda s: s["wsd_rmse"]) if held else {}
@@ -182,7 +184,7 @@ def diagnose(cosine, wsd: list, *, skip: int, smooth: int, law=None, log10_taus=
             "profile_average": average}
 
 
-def _profile_average(profile: list, log_every: int, wsd: list, skip: int, smooth: int, inflation, score) -> dict | None:
+def _profile_average(profile: list, log_every: int, wsd: list, skip: int, smooth: int, score) -> dict | None:
     r"""The WSD runs predicted by averaging the held time scales' fits to the cosine over their
     profile likelihood on it: the posterior mean of the prediction under a prior uniform in
     :math:`\log_{10}\tau` over the held grid, with Gaussian errors of the variance of the best held
@@ -192,16 +194,24 @@ def _profile_average(profile: list, log_every: int, wsd: list, skip: int, smooth
     Where the cosine pins the time scale down, one held value takes the weight; where it does not,
     the weights spread, and the prediction is what the law predicts on average over the time scales
     the cosine allows, instead of at one edge of them. ``effective_n``: :math:`\exp` of the weights'
-    entropy (1: one held value; the grid's size: all equal). None for a law without a held scan."""
+    entropy (1: one held value; the grid's size: all equal). A best held fit with no residual at
+    all (a noise-free curve that law and time scale reproduce exactly) leaves no variance to weigh
+    the others by: its weight is 1. ``score`` is :func:`sde_scales.fitting.fit.score` (a stand-in in
+    the tests). None for a law without a held scan."""
+    from sde_scales.fitting.fit import autocorrelation_inflation
+
     if not profile:
         return None
     ssr = np.array([float(r @ r) for r, _ in profile])
     best = int(np.argmin(ssr))
     res = profile[best][0]
-    kappa = inflation(res, log_every)
-    logw = -(ssr - ssr[best]) / (2.0 * kappa * ssr[best] / res.size)
-    w = np.exp(logw - logw.max())
-    w /= w.sum()
+    kappa = autocorrelation_inflation(res, log_every)
+    if ssr[best] > 0:
+        logw = -(ssr - ssr[best]) / (2.0 * kappa * ssr[best] / res.size)
+        w = np.exp(logw - logw.max())
+        w /= w.sum()
+    else:
+        w = np.eye(ssr.size)[best]
     sc = [score(h, sum(wi * p[1][j] for wi, p in zip(w, profile)), skip_steps=skip, smooth_steps=smooth)
           for j, h in enumerate(wsd)]
     nz = w[w > 0]

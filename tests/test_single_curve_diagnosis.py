@@ -65,13 +65,10 @@ def test_profile_average_weights_follow_the_likelihood_of_the_cosine():
     e^-1/(1 + e^-1). (Four points in blocks of 2 are fewer than three blocks: no autocorrelation
     inflation.) The averaged prediction is the weighted sum of the two, which the stand-in score
     (the prediction's mean) reads back."""
-    from sde_scales.fitting.fit import autocorrelation_inflation
-
     good, worse = np.ones(4), np.full(4, np.sqrt(1.5))  # SSR 4 and 6
     p_good, p_worse = np.full(3, 2.0), np.full(3, 5.0)
     fake_score = lambda h, pred, skip_steps, smooth_steps: {"rmse": float(pred.mean()), "final_loss_err": -1.0}  # noqa: E731
-    avg = _profile_average([(good, [p_good]), (worse, [p_worse])], 1000, ["wsd"], 0, 1, autocorrelation_inflation,
-                           fake_score)
+    avg = _profile_average([(good, [p_good]), (worse, [p_worse])], 1000, ["wsd"], 0, 1, fake_score)
     w = np.array([1.0, np.exp(-1.0)]) / (1.0 + np.exp(-1.0))
     assert avg["weights"] == pytest.approx(w, rel=1e-12) and avg["residual_inflation"] == 1.0
     assert avg["effective_n"] == pytest.approx(np.exp(-(w * np.log(w)).sum()), rel=1e-12)
@@ -81,11 +78,13 @@ def test_profile_average_weights_follow_the_likelihood_of_the_cosine():
     # inflation is 10 (6/5) / (60/59) = 11.8, and SSR 60 against 90 gives a log weight ratio of
     # -(90 - 60) / (2 * 11.8 * 60/60) instead of -15 for independent residuals
     rep = np.repeat(np.array([1.0, -1.0, 1.0, -1.0, 1.0, -1.0]), 10)
-    slow = _profile_average([(rep, [p_good]), (rep * np.sqrt(1.5), [p_worse])], 100, ["wsd"], 0, 1,
-                            autocorrelation_inflation, fake_score)
+    slow = _profile_average([(rep, [p_good]), (rep * np.sqrt(1.5), [p_worse])], 100, ["wsd"], 0, 1, fake_score)
     r = np.exp(-30.0 / (2 * 11.8))
     assert slow["residual_inflation"] == pytest.approx(11.8, rel=1e-12)
     assert slow["weights"] == pytest.approx([1 / (1 + r), r / (1 + r)], rel=1e-12)
+    # a held fit with no residual (a noise-free curve reproduced exactly): all the weight, no NaN
+    exact = _profile_average([(good, [p_good]), (np.zeros(4), [p_worse])], 1000, ["wsd"], 0, 1, fake_score)
+    assert exact["weights"] == [0.0, 1.0] and exact["effective_n"] == 1.0 and exact["wsd_rmse"] == 5.0
 
 
 def _lm_folder(tmp_path) -> Path:
