@@ -94,11 +94,15 @@ def test_bad_schedules_are_refused_by_value(corpus, sch, needle):
         lm.train_family(corpus, sch, TINY)
 
 
-def test_a_diverging_run_names_schedule_and_update(corpus):
-    """A rate of 1e30 moves every weight by about 1e30 in the first update (Adam steps are the rate
-    times a unit-size ratio), so the loss of update 1 cannot be finite."""
-    with pytest.raises(FloatingPointError, match=r"schedule 'hot': loss .* at update 1 "):
-        lm.train_family(corpus, {"hot": np.full(10, 1e30)}, TINY)
+@pytest.mark.parametrize("first_hot", [0, 7])
+def test_a_diverging_run_names_schedule_and_update(corpus, first_hot):
+    """A rate of 1e30 moves every weight by about 1e30 in its update (Adam steps are the rate times a
+    unit-size ratio), so the loss of the next update cannot be finite. The losses are read back once
+    per logged block (5 updates here): the error must still name the first bad update, 1 (in the
+    first block) or 8 (inside the second, not its start)."""
+    sch = np.r_[np.full(first_hot, 1e-3), np.full(10 - first_hot, 1e30)]
+    with pytest.raises(FloatingPointError, match=rf"schedule 'hot': loss .* at update {first_hot + 1} "):
+        lm.train_family(corpus, {"hot": sch}, TINY)
 
 
 def test_bad_configs_and_corpora(tmp_path):

@@ -303,27 +303,38 @@ def train_family(corpus: Corpus, schedules: dict, config: LMConfig = LMConfig(),
             opt.load_state_dict(state["opt"])
             losses[:start] = state["losses"][:start]
         kept = {}
-        for k in range(start, n):
-            if k in snapshots:
-                kept[k] = copy.deepcopy({"model": model.state_dict(), "opt": opt.state_dict(), "losses": losses})
-            starts = torch.from_numpy(batch_starts(config.seed, k, n_windows, config.batch)).to(device)
-            win = data[starts[:, None] + offsets]
-            logits = model(win[:, :-1])
-            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 256), win[:, 1:].reshape(-1))
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                raise FloatingPointError(f"schedule {name!r}: loss {value} at update {k} (lr {lr[k]:.3g}); the run "
-                                         f"diverged: lower the peak learning rate")
-            losses[k] = value
-            for g in opt.param_groups:
-                g["lr"] = float(lr[k])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
-            opt.step()
+        # Blocks end at every logged step and snapshot. Within a block the losses stay on the
+        # device and the windows of all its updates go over in one copy, so a GPU is not made to
+        # wait for the host at every update (a float() of the loss, or a copy from host memory,
+        # each synchronise); the losses come back, and are checked, once per block.
+        cuts = sorted({start, n, *(int(s) for s in logged_steps if start < s < n),
+                       *(s for s in snapshots if start < s < n)})
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            if a in snapshots:
+                kept[a] = copy.deepcopy({"model": model.state_dict(), "opt": opt.state_dict(), "losses": losses})
+            starts = torch.from_numpy(np.stack([batch_starts(config.seed, k, n_windows, config.batch)
+                                                for k in range(a, b)])).to(device)
+            block = []
+            for j, k in enumerate(range(a, b)):
+                win = data[starts[j, :, None] + offsets]
+                logits = model(win[:, :-1])
+                loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 256), win[:, 1:].reshape(-1))
+                block.append(loss.detach())
+                for g in opt.param_groups:
+                    g["lr"] = float(lr[k])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if config.clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
+                opt.step()
+            losses[a:b] = torch.stack(block).cpu().numpy()
+            bad = np.flatnonzero(~np.isfinite(losses[a:b]))
+            if bad.size:
+                k = a + int(bad[0])
+                raise FloatingPointError(f"schedule {name!r}: loss {losses[k]} at update {k} (lr {lr[k]:.3g}); the "
+                                         f"run diverged: lower the peak learning rate")
             if bar is not None:
-                bar.update(1)
+                bar.update(b - a)
         return losses, kept
 
     out = {}
