@@ -642,6 +642,53 @@ def test_trainer_states_of_two_runs_are_named_after_their_runs(tmp_path):
     assert load_curve(tmp_path / "exp.csv").name == "exp"  # any other file keeps its own name
 
 
+def test_a_log_that_splits_each_step_over_rows_is_read_as_one_row_per_step(tmp_path):
+    """Lightning's CSVLogger writes each logging call as a row: the learning-rate monitor's rate, the
+    training step's loss and, at an epoch's end, the evaluation each in a row of their own, at one
+    step. Read as it is, every step repeats. The rows of a step are merged where they give each
+    column one value; an evaluation at a step with no training row is an event of its own (left
+    out, as in a JSON log); rows of one step that disagree are still refused, by step."""
+    steps = np.arange(50, 5001, 50)
+    lr = 1e-3 * (0.55 + 0.45 * np.cos(np.pi * steps / 5000))
+    loss = 3.0 + 0.1 * np.sin(steps / 300.0)
+    rows = []
+    for i, (s, r, l) in enumerate(zip(steps, lr, loss)):
+        rows.append({"epoch": i // 25, "lr-AdamW": r, "step": s})
+        rows.append({"epoch": i // 25, "step": s, "train_loss_step": l})
+        if i % 25 == 24:  # the epoch's end: the evaluation and the epoch mean, at the last step
+            rows.append({"epoch": i // 25, "step": s, "val_loss": l - 0.2})
+            rows.append({"epoch": i // 25, "step": s, "train_loss_epoch": l + 0.01})
+        if i == 60:  # an evaluation logged between training logs, at a step of its own
+            rows.append({"epoch": i // 25, "step": s + 7, "val_loss": 9.0})
+    frame = pd.DataFrame(rows, columns=["epoch", "lr-AdamW", "step", "train_loss_epoch", "train_loss_step",
+                                        "val_loss"])
+    path = tmp_path / "metrics.csv"
+    frame.to_csv(path, index=False)
+    c = load_curve(path)
+    np.testing.assert_array_equal(c.step, steps)
+    np.testing.assert_array_equal(c.lr, lr)
+    np.testing.assert_array_equal(c.loss, loss)
+    assert dict(c.columns) == {"step": "step", "lr": "lr-AdamW", "loss": "train_loss_step", "val_loss": "val_loss"}
+    ends = np.arange(steps.size) % 25 == 24
+    np.testing.assert_array_equal(c.val_loss[ends], loss[ends] - 0.2)
+    assert np.isnan(c.val_loss[~ends]).all()
+    # the same file as Parquet
+    frame.to_parquet(tmp_path / "metrics.parquet")
+    np.testing.assert_array_equal(load_curve(tmp_path / "metrics.parquet").loss, loss)
+    # two losses at one step: not a split row but a conflict (a resumed run's repeated steps)
+    bad = pd.concat([frame, pd.DataFrame([{"epoch": 0, "step": 100, "train_loss_step": 5.0}])])
+    bad = bad.sort_values("step", kind="stable")
+    bad.to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(DataFileError, match=r"bad.csv, column 'train_loss_step', row 4: step 100 is given loss 5 "
+                                            r"here and 3.* in row 3\. Rows of one step that complement"):
+        load_curve(tmp_path / "bad.csv")
+    # a loss the file spells NaN (a diverged step) is a value: beside another loss at its step, a conflict
+    nan_row = pd.concat([frame, pd.DataFrame([{"epoch": 0, "step": 150, "train_loss_step": "nan"}])])
+    nan_row.sort_values("step", kind="stable").to_csv(tmp_path / "nan.csv", index=False)
+    with pytest.raises(DataFileError, match=r"row 6: step 150 is given loss nan here and 3.* in row 5"):
+        load_curve(tmp_path / "nan.csv")
+
+
 @pytest.mark.parametrize("law", [MomentumLaw(), KernelLaw("nonparametric", "steps")], ids=["momentum", "kernel"])
 def test_a_smooth_curve_is_fitted_as_well_as_least_squares_do(law):
     """Huber's scale comes from the successive differences, the point noise. On a curve whose

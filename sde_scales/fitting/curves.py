@@ -81,8 +81,8 @@ COLUMN_ALIASES = {
     "step": ("global_step", "trainer/global_step", "train/global_step", "_step", "Step", "iteration", "iter"),
     "lr": ("learning_rate", "train/learning_rate", "train/lr", "lr-AdamW", "lr-SGD", "lr-Adam", "learning-rate",
            "LR", "Learning Rate", "optim/learning_rate_group0", "lr-DecoupledAdamW/group0"),
-    "loss": ("train_loss", "train/loss", "training_loss", "loss/train", "train/loss_step", "Loss", "lm loss",
-             "loss_metrics/global_avg_loss", "train/CrossEntropyLoss", "loss/train/total"),
+    "loss": ("train_loss", "train/loss", "training_loss", "loss/train", "train/loss_step", "train_loss_step", "Loss",
+             "lm loss", "loss_metrics/global_avg_loss", "train/CrossEntropyLoss", "loss/train/total"),
     "val_loss": ("eval_loss", "eval/loss", "val/loss", "validation_loss", "valid_loss"),
 }
 #: Largest step a curve may have. The laws read the learning rate at every step up to the last
@@ -620,6 +620,7 @@ class LossCurve:
                         f"column is the {role}; rename or drop one of them")
         nan_values = (df.attrs.get("nan_values") or {}).get(names["loss"])
         df = df[list(names.values())].rename(columns={v: k for k, v in names.items()})
+        df, nan_values = _merge_rows_of_a_step(df, nan_values, str(path), names)
         read = tuple((k, v) for k, v in names.items())
         val = df["val_loss"].to_numpy(dtype=float, na_value=np.nan) if "val_loss" in df.columns else None
         try:
@@ -1164,6 +1165,61 @@ def _read_csv(path: Path, sep: str):
     df = _mark_nan_values(df, lambda col: col.astype(str).str.strip().isin(NAN_TOKENS).to_numpy())
     df.attrs["duplicates"] = twice
     return df
+
+
+def _merge_rows_of_a_step(df, nan_values, source: str, names: dict):
+    """Rows that one step's values were split over, merged into one row per step.
+
+    Loggers that write each call as a row split a step's values over several rows: Lightning's
+    ``CSVLogger`` writes the learning-rate monitor's row (``lr-AdamW``) apart from the training
+    step's (``train_loss``), and an evaluation (``val_loss``) in a row of its own. ``df`` holds the
+    columns step, lr, loss (val_loss) by role (``names``: role -> the file's column); ``nan_values``
+    marks the loss cells that spell NaN (a value: a diverged run). Where the steps never decrease,
+    the rows of each repeated step become one row with their values. An evaluation row (a val_loss
+    and neither a loss nor a rate) at a step with no other row is an event of its own and is left
+    out, as in a JSON log. Rows of one step that give one column two values are refused, naming
+    both rows. Steps that go back (a run resumed from a checkpoint logs its steps twice) are left
+    for the curve's checks to refuse, as is a cell that is no number.
+    """
+    import pandas as pd
+
+    if len(df) < 2 or not {"step", "loss"} <= set(df.columns):
+        return df, nan_values
+    step = pd.to_numeric(df["step"], errors="coerce")
+    d = step.diff().to_numpy()[1:]
+    if step.isna().any() or not (d == 0).any() or (d < 0).any():
+        return df, nan_values
+    vals = df.drop(columns="step").reset_index(drop=True)
+    if any(vals[c].dtype.kind not in "biufc" for c in vals.columns):
+        return df, nan_values
+    nan_loss = np.zeros(len(df), bool) if nan_values is None else np.asarray(nan_values, bool)
+    # a NaN the file spells is a value of the loss: a sentinel no loss can be, for the count of values
+    vals["loss"] = vals["loss"].where(~nan_loss, -np.inf)
+    key = step.to_numpy()
+    counts = vals.groupby(key, sort=False).nunique()
+    if int(counts.to_numpy().max()) > 1:
+        at = counts.index[(counts > 1).any(axis=1).to_numpy()][0]
+        col = counts.columns[(counts.loc[at] > 1).to_numpy()][0]
+        rows = np.flatnonzero((key == at) & vals[col].notna().to_numpy())
+        v = ["nan" if x == -np.inf else f"{x:.10g}" for x in vals[col].to_numpy()[rows[:2]]]
+        raise _fail(source, names[col], int(rows[1]),
+                    f"step {at:g} is given {col} {v[1]} here and {v[0]} in row {int(rows[0])}. Rows of one step that "
+                    f"complement each other (a logger that writes the rate and the loss in rows of their own) are "
+                    f"merged, but one step cannot have two values; if the run was resumed from a checkpoint and "
+                    f"logged its steps again, keep the rows logged after the restart, the last of each step")
+    event = vals["loss"].isna().to_numpy().copy()
+    if "lr" in vals:
+        event &= vals["lr"].isna().to_numpy()
+    event &= vals["val_loss"].notna().to_numpy() if "val_loss" in vals else False
+    other = pd.Series(~event).groupby(key).transform("any").to_numpy()
+    keep = ~event | other  # an evaluation row at a step with a row of its own is merged into it
+    vals, key = vals[keep], key[keep]
+    merged = vals.groupby(key, sort=False).first()
+    merged.insert(0, "step", pd.Series(df["step"].to_numpy()[keep]).groupby(key, sort=False).first().to_numpy())
+    merged = merged.reset_index(drop=True)
+    nan_merged = merged["loss"].to_numpy() == -np.inf
+    merged["loss"] = merged["loss"].where(~nan_merged, np.nan)
+    return merged, (nan_merged if nan_values is not None else None)
 
 
 def _mark_nan_values(df, is_nan):
