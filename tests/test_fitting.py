@@ -642,6 +642,21 @@ def test_trainer_states_of_two_runs_are_named_after_their_runs(tmp_path):
     assert load_curve(tmp_path / "exp.csv").name == "exp"  # any other file keeps its own name
 
 
+def test_tensorboards_csv_download_of_one_tag_is_named_and_read_with_its_role_and_schedule(tmp_path):
+    """TensorBoard's "download CSV" holds one scalar tag as Wall time, Step, Value: which tag is not
+    in the file, so it is refused, and the refusal says what the file looks like and the fix."""
+    steps = np.arange(10, 2010, 10)
+    loss = 3.0 - steps / 1e4
+    path = tmp_path / "run-train-tag-loss.csv"
+    pd.DataFrame({"Wall time": 1.7e9 + steps, "Step": steps, "Value": loss}).to_csv(path, index=False)
+    with pytest.raises(DataFileError, match=r"TensorBoard's CSV download of one scalar tag.*--columns loss=Value "
+                                            r"and give the schedule"):
+        load_curve(path)
+    c = load_curve(path, {"loss": "Value"}, schedule="peak=1e-3,total=2000")
+    np.testing.assert_array_equal(c.loss, loss)
+    np.testing.assert_array_equal(c.lr, np.full(steps.size, 1e-3))
+
+
 def test_a_log_that_splits_each_step_over_rows_is_read_as_one_row_per_step(tmp_path):
     """Lightning's CSVLogger writes each logging call as a row: the learning-rate monitor's rate, the
     training step's loss and, at an epoch's end, the evaluation each in a row of their own, at one

@@ -1401,9 +1401,17 @@ def resolve_columns(found: list[str], source: str, columns: dict | None = None, 
     if twice:
         problems.append(f"column(s) {twice} named for two of step, lr, loss, val_loss")
     if problems:
+        example = "step=global_step,lr=learning_rate,loss=train/loss"
+        if {"Step", "Value"} <= set(found) and "loss" not in out:
+            # TensorBoard's "download CSV" of one scalar tag: Wall time, Step, Value
+            problems.append("this looks like TensorBoard's CSV download of one scalar tag, whose Value is whatever "
+                            "tag was downloaded: if it is the training loss, say so with --columns loss=Value and give "
+                            "the schedule with --schedule NAME:SPEC (or fit the run's event files, which hold the "
+                            "learning rate too)")
+            example = "loss=Value"
         raise _fail(source, ",".join(k for k in ("step", "lr", "loss") if k not in out) or "columns", None,
                     f"{'; '.join(problems)}; the file has columns {found}. Name them with --columns (Python: "
-                    f"load_curve(path, columns=...)), e.g. --columns step=global_step,lr=learning_rate,loss=train/loss")
+                    f"load_curve(path, columns=...)), e.g. --columns {example}")
     return out
 
 
