@@ -311,7 +311,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="curve to fit (repeat for several): CSV, Parquet, a JSON log (.jsonl lines, a list of "
                         "records, or Hugging Face's trainer_state.json) or a TensorBoard run folder (its event files' "
                         "scalar tags as the columns; needs the tensorboard package; FILE#RUN: one run of a Weights & Biases panel "
-                        "export) with columns step, lr, loss (val_loss "
+                        "export), or a log as printed (.log, .out, or a .txt of key-value lines: nanoGPT's "
+                        "'iter 100: loss 4.23', Megatron-LM's 'iteration 100/ 5000 | learning rate: 1.5E-04 | lm loss: "
+                        "6.5E+00 |', 'step=100 lr=3e-4 loss=4.2'; sde_scales.fitting.text_logs) with columns step, lr, "
+                        "loss (val_loss "
                         "optional; other common names such as global_step, learning_rate, train/loss are recognised, "
                         "see --columns); a file with a row for every step and the loss empty where it was not logged "
                         "is read as a per-step schedule")

@@ -74,3 +74,83 @@ def test_a_column_named_twice_is_refused_not_read_as_the_first(tmp_path):
     (tmp_path / "two_commented.csv").write_text(text)
     with pytest.raises(DataFileError, match=r"the header names 'loss' twice"):
         load_curve(tmp_path / "two_commented.csv")
+
+
+# --------------------------------------------------------------------------- printed logs
+
+@pytest.mark.parametrize("line, pairs", [
+    ("iter 100: loss 4.2345, time 123.45ms, mfu 12.34%", {"iter": 100, "loss": 4.2345, "time": 123.45, "mfu": 12.34}),
+    ("step 500: train loss 4.1234, val loss 4.2345", {"step": 500, "train loss": 4.1234, "val loss": 4.2345}),
+    (" [2024-05-01 12:00:00] iteration      100/    5000 | consumed samples:  3200 | learning rate: 1.500000E-04 "
+     "| lm loss: 6.543210E+00 | loss scale: 1.0 |",
+     {"iteration": 100, "consumed samples": 3200, "learning rate": 1.5e-4, "lm loss": 6.54321, "loss scale": 1.0}),
+    ("step=100 lr=3e-4 loss=4.2", {"step": 100, "lr": 3e-4, "loss": 4.2}),
+    ("\x1b[31mstep:  1  \x1b[32mloss: 12.0315  \x1b[33mmemory: 23.42GiB(29.65%)",
+     {"step": 1, "loss": 12.0315, "memory": 23.42}),
+    ("{'loss': 2.3456, 'learning_rate': 4.9e-05, 'epoch': 0.01}", {"loss": 2.3456, "learning_rate": 4.9e-5,
+                                                                    "epoch": 0.01}),
+    ("2024-05-01 12:00:00 INFO step 10 loss 2.3 lr 1e-4", {"step": 10, "loss": 2.3, "lr": 1e-4}),
+    ("gpt2 loss 3.1", {"loss": 3.1}),  # a digit inside a word is not a value
+    ("1.0e+01 1.0e-03 3.0e+00", {}),  # a table's row: numbers only
+    ("level info 3", {"info": 3}),  # "inf" inside a word is not infinity
+    ("number of parameters: 123.59M", {"parameters": 123.59}),  # one word before the value, outside "|" fields
+])
+def test_a_printed_line_gives_the_values_it_names(line, pairs):
+    from sde_scales.fitting.text_logs import parse_line
+
+    assert parse_line(line) == pytest.approx(pairs, rel=1e-15)
+
+
+def test_a_nan_in_a_printed_line_is_a_value():
+    from sde_scales.fitting.text_logs import parse_line
+
+    got = parse_line("iter 7: loss nan, time 3ms")
+    assert set(got) == {"iter", "loss", "time"} and np.isnan(got["loss"]) and got["time"] == 3.0
+
+
+def test_megatron_and_hand_written_printed_logs_are_read_as_their_tables(tmp_path):
+    """A Megatron-LM log (fields split by "|", keys of several words, ``iteration 100/ 5000``, an
+    evaluation line of its own) and a ``key=value`` log written to a ``.txt``: the same curve as the
+    table they print."""
+    lines = [" > number of parameters on (tensor, pipeline) model parallel rank (0, 0): 124439808"]
+    for i, (s, r, x) in enumerate(zip(STEPS, LR.tolist(), LOSS.tolist())):
+        lines.append(f" [2024-05-01 12:00:{i % 60:02d}] iteration {s:8d}/    3000 | consumed samples: {s * 512:10d} | "
+                     f"learning rate: {r!r} | global batch size:   512 | lm loss: {x!r} | loss scale: 1.0 | "
+                     f"number of nan iterations:   0 |")
+        if i % 100 == 99:
+            lines.append(f" validation loss at iteration {s} | lm loss value: {x - 0.1!r} | lm loss PPL: 30.1 |")
+    (tmp_path / "megatron.log").write_text("\n".join(lines) + "\n")
+    c = load_curve(tmp_path / "megatron.log")
+    assert _same(c)
+    assert dict(c.columns) == {"step": "iteration", "lr": "learning rate", "loss": "lm loss"}
+    (tmp_path / "run.txt").write_text("".join(f"step={s} lr={r!r} loss={x!r}\n"
+                                                  for s, r, x in zip(STEPS, LR.tolist(), LOSS.tolist())))
+    assert _same(load_curve(tmp_path / "run.txt"))
+
+
+def test_nanogpts_log_is_read_from_its_training_lines_with_the_schedule_given(tmp_path):
+    """nanoGPT prints ``iter N: loss ...`` for training and ``step N: train loss ..., val loss ...`` for
+    evaluations, and no learning rate. Its evaluations' ``step`` is not the training lines' step
+    (keys never on a line with the loss are left out), and the missing rate is asked for by name."""
+    lines = ["tokens per iteration will be: 491,520", "number of parameters: 123.59M"]
+    for i, (s, x) in enumerate(zip(STEPS, LOSS)):
+        if i % 50 == 0:
+            lines.append(f"step {s}: train loss {x:.4f}, val loss {x + 0.01:.4f}")
+        lines.append(f"iter {s}: loss {x:.4f}, time {100 + i % 7:.2f}ms, mfu {30 + i % 3:.2f}%")
+    (tmp_path / "train.log").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataFileError, match=r"train.log, column 'lr': no lr column .*--schedule NAME:SPEC.*"
+                                            r"the file has columns \['iter', 'loss', 'time', 'mfu'\]"):
+        load_curve(tmp_path / "train.log")
+    c = load_curve(tmp_path / "train.log", schedule="peak=1e-3,decay=step,decay_start=2000,end=1e-4,total=3000")
+    assert np.array_equal(c.step, STEPS) and dict(c.columns)["step"] == "iter"
+    np.testing.assert_allclose(c.loss, LOSS, atol=5e-5)  # printed to 4 decimals
+
+
+def test_a_printed_log_without_values_is_refused_and_a_table_stays_a_table(tmp_path):
+    from sde_scales.fitting.text_logs import looks_like_text_log
+
+    (tmp_path / "notes.log").write_text("starting the run\nfinished\n")
+    with pytest.raises(DataFileError, match=r"notes.log: no line names a value"):
+        load_curve(tmp_path / "notes.log")
+    np.savetxt(tmp_path / "table.txt", np.column_stack([STEPS, LR, LOSS]), header="step lr loss", comments="")
+    assert not looks_like_text_log(tmp_path / "table.txt") and _same(load_curve(tmp_path / "table.txt"))

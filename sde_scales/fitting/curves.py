@@ -80,7 +80,7 @@ MAX_MAGNITUDE = 1e100
 COLUMN_ALIASES = {
     "step": ("global_step", "trainer/global_step", "train/global_step", "_step", "Step", "iteration", "iter"),
     "lr": ("learning_rate", "train/learning_rate", "train/lr", "lr-AdamW", "lr-SGD", "lr-Adam", "learning-rate",
-           "LR", "Learning Rate", "optim/learning_rate_group0", "lr-DecoupledAdamW/group0"),
+           "LR", "Learning Rate", "learning rate", "optim/learning_rate_group0", "lr-DecoupledAdamW/group0"),
     "loss": ("train_loss", "train/loss", "training_loss", "loss/train", "train/loss_step", "train_loss_step", "Loss",
              "lm loss", "loss_metrics/global_avg_loss", "train/CrossEntropyLoss", "loss/train/total"),
     "val_loss": ("eval_loss", "eval/loss", "val/loss", "validation_loss", "valid_loss"),
@@ -554,10 +554,40 @@ class LossCurve:
         other events (evaluations, timings, the run's summary): an evaluation loss among them is
         attached to the loss record of the same step as ``val_loss``, the rest are skipped.
         ``columns`` and ``schedule`` as in :meth:`from_csv`."""
-        import pandas as pd
+        path = Path(path)
+        return cls._from_records(_read_records(path), path, columns, schedule)
+
+    @classmethod
+    def from_text_log(cls, path: str | Path, columns: dict | None = None, schedule=None) -> "LossCurve":
+        """A curve from a training log as printed (nanoGPT's ``iter 100: loss 4.23, ...``,
+        Megatron-LM's ``iteration 100/ 5000 | learning rate: 1.5E-04 | lm loss: 6.5E+00 |``,
+        ``step=100 lr=3e-4 loss=4.2``): each line's ``key value`` pairs are a record
+        (:mod:`sde_scales.fitting.text_logs`, which states the rules), read as a JSON log's
+        (:meth:`from_json`). Keys that never appear on a line with the loss are left out, so that
+        another event's step (nanoGPT's evaluations print ``step``, its training lines ``iter``)
+        is not taken for the training lines'. ``columns`` and ``schedule`` as in :meth:`from_csv`."""
+        from sde_scales.fitting.text_logs import read_text_log
 
         path = Path(path)
-        df = _read_records(path)
+        df = _records_frame(read_text_log(path))
+        want = (columns or {}).get("loss")
+        losses = [want] if want in df.columns else list(dict.fromkeys(
+            c for a in ("loss",) + COLUMN_ALIASES["loss"] for c in _named(list(df.columns), a)))
+        if len(losses) == 1:
+            on_loss = df[losses[0]].notna() | (df.attrs["nan_values"].get(losses[0], np.zeros(len(df), bool)))
+            keep = [c for c in df.columns if df.loc[on_loss, c].notna().any() or c in (columns or {}).values()]
+            nan_values = {c: m for c, m in df.attrs["nan_values"].items() if c in keep}
+            df = df[keep]
+            df.attrs["nan_values"] = nan_values
+        return cls._from_records(df, path, columns, schedule)
+
+    @classmethod
+    def _from_records(cls, df, path: Path, columns: dict | None = None, schedule=None) -> "LossCurve":
+        """The curve of a log's records as a table (:func:`_records_frame`): records without the
+        loss or the rate are other events; an evaluation loss among them is attached to the loss
+        record of its step; a logger's separate records of one step are merged."""
+        import pandas as pd
+
         names = resolve_columns(list(df.columns), str(path), columns, need_lr=schedule is None)
         nan_loss = (df.attrs.get("nan_values") or {}).get(names["loss"])
         nan_loss = pd.Series(np.zeros(len(df), bool) if nan_loss is None else nan_loss, index=df.index)
@@ -1267,8 +1297,6 @@ def _read_records(path: Path):
     """The records of a JSON / JSON Lines log as a table (:meth:`LossCurve.from_json`)."""
     import json
 
-    import pandas as pd
-
     text = _existing(path).read_text(errors="replace")
     if path.suffix.lower() in (".jsonl", ".ndjson"):
         records = []
@@ -1297,6 +1325,13 @@ def _read_records(path: Path):
                             f"needs keys such as step, lr, loss")
     if not records:
         raise DataFileError(f"{path}: no records; is it the training log?")
+    return _records_frame(records)
+
+
+def _records_frame(records: list[dict]):
+    """Records (dicts, nested ones flattened with ``/``) as a table with ``attrs["nan_values"]``."""
+    import pandas as pd
+
     # a key whose value is NaN (Python's json writes it as NaN) holds a value, the one a diverged run
     # logs; an absent key is a record without it. The frame reads both as NaN, so NaN values go in as
     # a marker first and are kept apart in attrs["nan_values"], as a CSV's are
@@ -1487,7 +1522,9 @@ def load_curve(path: str | Path, columns: dict | None = None, schedule=None) -> 
     :meth:`LossCurve.with_spec`, which checks it against the logged rates). A TensorBoard run (a
     folder of ``events.out.tfevents.*`` files, or one such file) is read with
     :meth:`LossCurve.from_tensorboard`. ``FILE#RUN`` reads one run of a Weights & Biases panel
-    export of several (its columns ``RUN - <metric>``), as the curve RUN."""
+    export of several (its columns ``RUN - <metric>``), as the curve RUN. A log as printed (``.log``,
+    ``.out``, ``.err``, or another file whose lines are ``key value`` pairs rather than a table's
+    rows) is read with :meth:`LossCurve.from_text_log`."""
     from dataclasses import replace
 
     from sde_scales.fitting.event_files import is_event_log
@@ -1510,6 +1547,11 @@ def load_curve(path: str | Path, columns: dict | None = None, schedule=None) -> 
         return LossCurve.from_parquet(p, columns, schedule)
     if p.suffix.lower() in (".json", ".jsonl", ".ndjson"):
         return LossCurve.from_json(p, columns, schedule)
+    if p.suffix.lower() not in (".csv", ".tsv") and p.is_file():
+        from sde_scales.fitting.text_logs import looks_like_text_log
+
+        if looks_like_text_log(p):
+            return LossCurve.from_text_log(p, columns, schedule)
     return LossCurve.from_csv(p, columns, schedule)
 
 
