@@ -154,3 +154,6 @@ def test_a_printed_log_without_values_is_refused_and_a_table_stays_a_table(tmp_p
         load_curve(tmp_path / "notes.log")
     np.savetxt(tmp_path / "table.txt", np.column_stack([STEPS, LR, LOSS]), header="step lr loss", comments="")
     assert not looks_like_text_log(tmp_path / "table.txt") and _same(load_curve(tmp_path / "table.txt"))
+    # a logger that writes a CSV table into train.log: a table, whatever its suffix
+    (tmp_path / "table.log").write_text("step,lr,loss\n" + "\n".join(_rows()) + "\n")
+    assert not looks_like_text_log(tmp_path / "table.log") and _same(load_curve(tmp_path / "table.log"))

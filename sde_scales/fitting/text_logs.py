@@ -80,15 +80,14 @@ def parse_line(line: str) -> dict[str, float]:
 
 
 def looks_like_text_log(path: str | Path, probe_lines: int = 50) -> bool:
-    """True where ``path`` is a printed log rather than a table: its suffix is one of
-    :data:`TEXT_LOG_SUFFIXES`, or most of its first ``probe_lines`` non-empty lines that are not
-    comments hold a ``key value`` pair (a table's rows hold numbers only, its header names only)."""
+    """True where ``path`` is a printed log rather than a table. Most of its first ``probe_lines``
+    non-empty lines that are not comments hold a ``key value`` pair (a table's rows hold numbers
+    only, its header names only); a file with a suffix of :data:`TEXT_LOG_SUFFIXES` is one unless it
+    is plainly a table (no pair on any line, and a first line split by ``,``, ``;`` or a tab)."""
     p = Path(path)
-    if p.suffix.lower() in TEXT_LOG_SUFFIXES:
-        return True
+    lines = []
     try:
         with open(p, encoding="utf-8", errors="replace") as fh:
-            lines = []
             for line in fh:
                 s = line.strip()
                 if s and not s.startswith("#"):
@@ -97,10 +96,11 @@ def looks_like_text_log(path: str | Path, probe_lines: int = 50) -> bool:
                     break
     except OSError:
         return False
-    if len(lines) < 2:
-        return False
     with_pairs = sum(1 for s in lines[1:] if parse_line(s))  # the first line may be a table's header
-    return with_pairs > (len(lines) - 1) / 2
+    if p.suffix.lower() in TEXT_LOG_SUFFIXES:
+        table = bool(lines) and with_pairs == 0 and any(len(lines[0].split(c)) > 1 for c in (",", ";", "\t"))
+        return not table
+    return len(lines) >= 2 and with_pairs > (len(lines) - 1) / 2
 
 
 def read_text_log(path: str | Path) -> list[dict]:
