@@ -1223,21 +1223,23 @@ def _merge_rows_of_a_step(df, nan_values, source: str, names: dict):
     if any(vals[c].dtype.kind not in "biufc" for c in vals.columns):
         return df, nan_values
     nan_loss = np.zeros(len(df), bool) if nan_values is None else np.asarray(nan_values, bool)
-    # a NaN the file spells is a value of the loss: a sentinel no loss can be, for the count of values
-    vals["loss"] = vals["loss"].where(~nan_loss, -np.inf)
     key = step.to_numpy()
     counts = vals.groupby(key, sort=False).nunique()
+    # a NaN the file spells is a value of the loss (a diverged step): beside a number at its step, two values
+    nan_at = pd.Series(nan_loss).groupby(key, sort=False).any()
+    counts["loss"] += nan_at.reindex(counts.index).to_numpy().astype(int)
     if int(counts.to_numpy().max()) > 1:
         at = counts.index[(counts > 1).any(axis=1).to_numpy()][0]
         col = counts.columns[(counts.loc[at] > 1).to_numpy()][0]
-        rows = np.flatnonzero((key == at) & vals[col].notna().to_numpy())
-        v = ["nan" if x == -np.inf else f"{x:.10g}" for x in vals[col].to_numpy()[rows[:2]]]
+        given = vals[col].notna().to_numpy() | (nan_loss if col == "loss" else False)
+        rows = np.flatnonzero((key == at) & given)
+        v = [f"{x:.10g}" for x in vals[col].to_numpy()[rows[:2]]]
         raise _fail(source, names[col], int(rows[1]),
                     f"step {at:g} is given {col} {v[1]} here and {v[0]} in row {int(rows[0])}. Rows of one step that "
                     f"complement each other (a logger that writes the rate and the loss in rows of their own) are "
                     f"merged, but one step cannot have two values; if the run was resumed from a checkpoint and "
                     f"logged its steps again, keep the rows logged after the restart, the last of each step")
-    event = vals["loss"].isna().to_numpy().copy()
+    event = vals["loss"].isna().to_numpy() & ~nan_loss
     if "lr" in vals:
         event &= vals["lr"].isna().to_numpy()
     event &= vals["val_loss"].notna().to_numpy() if "val_loss" in vals else False
@@ -1246,10 +1248,8 @@ def _merge_rows_of_a_step(df, nan_values, source: str, names: dict):
     vals, key = vals[keep], key[keep]
     merged = vals.groupby(key, sort=False).first()
     merged.insert(0, "step", pd.Series(df["step"].to_numpy()[keep]).groupby(key, sort=False).first().to_numpy())
-    merged = merged.reset_index(drop=True)
-    nan_merged = merged["loss"].to_numpy() == -np.inf
-    merged["loss"] = merged["loss"].where(~nan_merged, np.nan)
-    return merged, (nan_merged if nan_values is not None else None)
+    nan_merged = nan_at.reindex(merged.index).to_numpy(dtype=bool)
+    return merged.reset_index(drop=True), (nan_merged if nan_values is not None else None)
 
 
 def _mark_nan_values(df, is_nan):
