@@ -1,0 +1,173 @@
+"""Width-rate verdicts on planted rates: how often is a true claim FAILed, or a false one PASSed?
+
+``sde-scales verify`` judges each claim of a rate against width with :func:`sde_scales.rates.verdict`
+on an estimate from replicas (:func:`~sde_scales.rates.fluctuation_exponent`,
+:func:`~sde_scales.rates.bias_exponent`). This script plants rates whose exponent is known and counts
+the verdicts on true and on false claims, as ``benchmarks/order_verdicts.py`` does for the solvers'
+orders.
+
+Planted, at every width n of the grid, R replicas:
+
+* fluctuation: ``x = n^p (1 + D n^-omega) * xi``, xi standard normal (the claim is on the standard
+  deviation over replicas);
+* bias: ``x = m + n^p (1 + D n^-omega) + 2 n^p xi`` (the claim is on ``|E x - m|``, m given as the
+  reference; per-replica noise twice the bias, so the mean's relative error is 2 / sqrt(R)).
+
+``D = 0`` is a pure power law; ``D = +-2`` with ``omega = 1/2`` is the next-order term the rules'
+stated model allows (``q = C n^p (1 + D n^-1/2)``); ``omega = 1`` is a faster correction, outside
+the stated model but converging to the same rate. Claims judged on each estimate: ``Theta(n^p)``
+and ``O(n^p)``, ``O(n^(p + 1/4))`` (true); ``Theta(n^(p +- delta))`` for delta = 0.1, 0.25, 0.5 and
+``O(n^(p - delta))`` for delta = 0.1, 0.25 (false). A wrong verdict is a FAIL of a true claim or a
+PASS of a false one; INCONCLUSIVE is never wrong, only uninformative.
+
+    python benchmarks/rate_verdicts.py --seeds 100            # the table in benchmarks/RESULTS.md
+    python benchmarks/rate_verdicts.py --seeds 3 --json -     # a few seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+
+import numpy as np
+
+GRIDS = {"quick (64..1024)": (64, 128, 256, 512, 1024), "full (64..4096)": (64, 128, 256, 512, 1024, 2048, 4096)}
+REPLICAS = (32, 128, 1024)
+EXPONENTS = (-1.0, -0.5)
+#: (D, omega) of the planted correction n^p (1 + D n^-omega)
+CORRECTIONS = ((0.0, 0.5), (2.0, 0.5), (-2.0, 0.5), (2.0, 1.0))
+READINGS = ("fluctuation", "bias")
+
+
+def claims(p: float):
+    """(label, kind, exponent, true?) for a planted exponent p."""
+    from sde_scales.rates import RateKind
+
+    out = [("Theta(p)", RateKind.THETA, p, True), ("O(p)", RateKind.BIG_O, p, True),
+           ("O(p + 1/4)", RateKind.BIG_O, p + 0.25, True)]
+    for d in (0.1, 0.25, 0.5):
+        out += [(f"Theta(p + {d:g})", RateKind.THETA, p + d, False), (f"Theta(p - {d:g})", RateKind.THETA, p - d, False)]
+    for d in (0.1, 0.25):
+        out.append((f"O(p - {d:g})", RateKind.BIG_O, p - d, False))
+    return out
+
+
+def planted(rng, widths, R, p, D, omega, reading):
+    n = np.asarray(widths, float)
+    scale = n**p * (1.0 + D * n**-omega)
+    if reading == "fluctuation":
+        return [s * rng.standard_normal(R) for s in scale]
+    return [1.0 + s + 2.0 * n_**p * rng.standard_normal(R) for s, n_ in zip(scale, n)]
+
+
+def run(seeds: int, root: int = 20261205, progress: bool = True) -> list[dict]:
+    """One row per (grid, replicas, exponent, correction, reading, claim): verdict counts."""
+    from sde_scales.rates import bias_exponent, fluctuation_exponent, verdict
+
+    configs = list(itertools.product(GRIDS.items(), REPLICAS, EXPONENTS, CORRECTIONS, READINGS))
+    children = np.random.SeedSequence(root).spawn(len(configs))
+    rows = []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(configs) * seeds, desc="planted rates", unit="estimate")
+    for ((gname, widths), R, p, (D, omega), reading), ss in zip(configs, children):
+        counts = {c[0]: {"PASS": 0, "FAIL": 0, "INCONCLUSIVE": 0} for c in claims(p)}
+        for k, s in enumerate(ss.spawn(seeds)):
+            rng = np.random.default_rng(s)
+            x = planted(rng, widths, R, p, D, omega, reading)
+            boot_seed = int(s.generate_state(1)[0])
+            if reading == "fluctuation":
+                est = fluctuation_exponent(widths, x, seed=boot_seed)
+            else:
+                est = bias_exponent(widths, x, 1.0, seed=boot_seed)
+            for label, kind, e, _ in claims(p):
+                counts[label][verdict(kind, e, est).verdict.value] += 1
+            if bar is not None:
+                bar.update(1)
+        for label, kind, e, true in claims(p):
+            c = counts[label]
+            rows.append({"grid": gname, "replicas": R, "p": p, "D": D, "omega": omega, "reading": reading,
+                         "claim": label, "true": true, **c, "wrong": c["FAIL"] if true else c["PASS"],
+                         "decided": c["PASS"] + c["FAIL"]})
+    if bar is not None:
+        bar.close()
+    return rows
+
+
+def summary(rows: list[dict]) -> list[dict]:
+    """Totals per claim (over every grid, replica count, exponent, correction and reading)."""
+    out = {}
+    for r in rows:
+        t = out.setdefault(r["claim"], {"claim": r["claim"], "true": r["true"], "judged": 0, "PASS": 0, "FAIL": 0,
+                                        "INCONCLUSIVE": 0, "wrong": 0})
+        for f in ("PASS", "FAIL", "INCONCLUSIVE", "wrong"):
+            t[f] += r[f]
+        t["judged"] += r["PASS"] + r["FAIL"] + r["INCONCLUSIVE"]
+    return list(out.values())
+
+
+def power(rows: list[dict]) -> list[dict]:
+    """How often the verdicts decide, per reading, grid and replica count: the true Theta claim
+    PASSed and the Theta claims 1/2 off FAILed (over exponents and corrections)."""
+    out = {}
+    for r in rows:
+        if r["claim"] not in ("Theta(p)", "Theta(p + 0.5)", "Theta(p - 0.5)"):
+            continue
+        t = out.setdefault((r["reading"], r["grid"], r["replicas"]),
+                           {"reading": r["reading"], "grid": r["grid"], "replicas": r["replicas"], "true_pass": 0,
+                            "true_n": 0, "half_off_fail": 0, "half_off_n": 0})
+        n = r["PASS"] + r["FAIL"] + r["INCONCLUSIVE"]
+        if r["true"]:
+            t["true_pass"] += r["PASS"]
+            t["true_n"] += n
+        else:
+            t["half_off_fail"] += r["FAIL"]
+            t["half_off_n"] += n
+    return list(out.values())
+
+
+def markdown(summ: list[dict], pw: list[dict]) -> str:
+    lines = ["| claim | true? | judged | wrong | PASS | FAIL | INCONCLUSIVE |", "|---|---|---|---|---|---|---|"]
+    for s in summ:
+        lines.append(f"| {s['claim']} | {'true' if s['true'] else 'false'} | {s['judged']} | **{s['wrong']}** | "
+                     f"{s['PASS']} | {s['FAIL']} | {s['INCONCLUSIVE']} |")
+    lines += ["", "| reading | widths | replicas | Theta(p) PASSed | Theta(p +- 1/2) FAILed |", "|---|---|---|---|---|"]
+    for t in pw:
+        lines.append(f"| {t['reading']} | {t['grid']} | {t['replicas']} | {t['true_pass']} / {t['true_n']} | "
+                     f"{t['half_off_fail']} / {t['half_off_n']} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seeds", type=int, default=100, help="planted data sets per configuration (default 100)")
+    ap.add_argument("--json", metavar="PATH", help="write every row and the summary as JSON (- for standard output)")
+    ap.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args(argv)
+    if args.seeds < 1:
+        print(f"rate_verdicts.py: error: --seeds {args.seeds}: give at least 1", file=sys.stderr)
+        return 2
+    t = time.perf_counter()
+    rows = run(args.seeds, progress=not args.no_progress)
+    summ, pw = summary(rows), power(rows)
+    wrong = sum(s["wrong"] for s in summ)
+    judged = sum(s["judged"] for s in summ)
+    text = markdown(summ, pw) + f"\n\n{wrong} wrong verdicts in {judged} judgements ({time.perf_counter() - t:.0f} s)"
+    if args.json:
+        doc = {"seeds": args.seeds, "rows": rows, "summary": summ, "power": pw, "wrong": wrong, "judged": judged}
+        if args.json == "-":
+            print(json.dumps(doc, allow_nan=False))
+            print(text, file=sys.stderr)
+            return 0
+        from sde_scales.atomic import write_json_atomic
+        write_json_atomic(args.json, doc)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
