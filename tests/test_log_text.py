@@ -1,6 +1,8 @@
 """A log's text as tools and people write it: headers and cells printed with ", ", a spreadsheet's
 decimal comma, a header repeated where two logs were written into one file."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -139,8 +141,9 @@ def test_nanogpts_log_is_read_from_its_training_lines_with_the_schedule_given(tm
         lines.append(f"iter {s}: loss {x:.4f}, time {100 + i % 7:.2f}ms, mfu {30 + i % 3:.2f}%")
     (tmp_path / "train.log").write_text("\n".join(lines) + "\n")
     with pytest.raises(DataFileError, match=r"train.log, column 'lr': no lr column .*--schedule NAME:SPEC.*"
-                                            r"the file has columns \['iter', 'loss', 'time', 'mfu'\]"):
+                                            r"the file has columns \[.*'iter', 'loss', 'time', 'mfu'\]") as err:
         load_curve(tmp_path / "train.log")
+    assert "'step'" not in str(err.value)  # the evaluations' step: never on a line with the loss
     c = load_curve(tmp_path / "train.log", schedule="peak=1e-3,decay=step,decay_start=2000,end=1e-4,total=3000")
     assert np.array_equal(c.step, STEPS) and dict(c.columns)["step"] == "iter"
     np.testing.assert_allclose(c.loss, LOSS, atol=5e-5)  # printed to 4 decimals
@@ -157,3 +160,34 @@ def test_a_printed_log_without_values_is_refused_and_a_table_stays_a_table(tmp_p
     # a logger that writes a CSV table into train.log: a table, whatever its suffix
     (tmp_path / "table.log").write_text("step,lr,loss\n" + "\n".join(_rows()) + "\n")
     assert not looks_like_text_log(tmp_path / "table.log") and _same(load_curve(tmp_path / "table.log"))
+
+
+def test_a_run_resumed_into_the_same_printed_log_is_read_as_it_continued(tmp_path):
+    """``python train.py >> train.log`` after a crash: the run resumes from its checkpoint at step 1200
+    (the last printed step was 1500) and prints 1200.. again, with other values. As TensorBoard
+    shows such a run, the lines printed after the restart replace those before it from its step on,
+    with a warning that counts them (31 lines, steps 1200..1500). A restart at the last printed step
+    itself (its loss printed twice) is one too; a step's rate and loss on lines of their own is not."""
+    from sde_scales.fitting.event_files import LogRestartWarning
+
+    def line(s, r, x):
+        return f"step={s} lr={r!r} loss={x!r}"
+
+    rows = list(zip(STEPS.tolist(), LR.tolist(), LOSS.tolist()))
+    first = [line(s, r, x + 0.5) for s, r, x in rows if s <= 1500]
+    resumed = [line(s, r, x) for s, r, x in rows if s >= 1200]
+    text = [line(s, r, x) for s, r, x in rows if s < 1200] + first[120:] + ["resuming from step 1200"] + resumed
+    (tmp_path / "train.log").write_text("\n".join(text) + "\n")
+    with pytest.warns(LogRestartWarning, match=r"resumed 1 time\(s\).*1500 -> 1200\); 31 earlier record"):
+        c = load_curve(tmp_path / "train.log")
+    assert _same(c)
+    same = [line(s, r, x) for s, r, x in rows if s < 1500] + [line(1500, 1e-3, 9.0)] + [line(s, r, x) for s, r, x in rows
+                                                                                         if s >= 1500]
+    (tmp_path / "same.log").write_text("\n".join(same) + "\n")
+    with pytest.warns(LogRestartWarning, match=r"1500 -> 1500\); 1 earlier record"):
+        assert _same(load_curve(tmp_path / "same.log"))
+    split = [t for s, r, x in rows for t in (f"step={s} lr={r!r}", f"step={s} loss={x!r}")]
+    (tmp_path / "split.log").write_text("\n".join(split) + "\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LogRestartWarning)
+        assert _same(load_curve(tmp_path / "split.log"))

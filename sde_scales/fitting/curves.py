@@ -563,9 +563,14 @@ class LossCurve:
         Megatron-LM's ``iteration 100/ 5000 | learning rate: 1.5E-04 | lm loss: 6.5E+00 |``,
         ``step=100 lr=3e-4 loss=4.2``): each line's ``key value`` pairs are a record
         (:mod:`sde_scales.fitting.text_logs`, which states the rules), read as a JSON log's
-        (:meth:`from_json`). Keys that never appear on a line with the loss are left out, so that
+        (:meth:`from_json`). Step keys that never appear on a line with the loss are left out, so that
         another event's step (nanoGPT's evaluations print ``step``, its training lines ``iter``)
-        is not taken for the training lines'. ``columns`` and ``schedule`` as in :meth:`from_csv`."""
+        is not taken for the training lines' (only candidates for the step are left out so: a rate
+        printed on a line of its own stays). A run resumed from a checkpoint and printing into
+        the same file logs its steps again: as for TensorBoard's event files, the records logged
+        after the restart replace those before it from its step on, with a
+        :class:`~sde_scales.fitting.event_files.LogRestartWarning` (:func:`_purge_restarts`).
+        ``columns`` and ``schedule`` as in :meth:`from_csv`."""
         from sde_scales.fitting.text_logs import read_text_log
 
         path = Path(path)
@@ -575,11 +580,14 @@ class LossCurve:
             c for a in ("loss",) + COLUMN_ALIASES["loss"] for c in _named(list(df.columns), a)))
         if len(losses) == 1:
             on_loss = df[losses[0]].notna() | (df.attrs["nan_values"].get(losses[0], np.zeros(len(df), bool)))
-            keep = [c for c in df.columns if df.loc[on_loss, c].notna().any() or c in (columns or {}).values()]
+            steps = {c for a in ("step",) + COLUMN_ALIASES["step"] for c in _named(list(df.columns), a)}
+            keep = [c for c in df.columns if c not in steps or df.loc[on_loss, c].notna().any()
+                    or c in (columns or {}).values()]
             nan_values = {c: m for c, m in df.attrs["nan_values"].items() if c in keep}
             df = df[keep]
             df.attrs["nan_values"] = nan_values
-        return cls._from_records(df, path, columns, schedule)
+        names = resolve_columns(list(df.columns), str(path), columns, need_lr=schedule is None)
+        return cls._from_records(_purge_restarts(df, names["step"], str(path)), path, columns, schedule)
 
     @classmethod
     def _from_records(cls, df, path: Path, columns: dict | None = None, schedule=None) -> "LossCurve":
@@ -1250,6 +1258,48 @@ def _merge_rows_of_a_step(df, nan_values, source: str, names: dict):
     merged.insert(0, "step", pd.Series(df["step"].to_numpy()[keep]).groupby(key, sort=False).first().to_numpy())
     nan_merged = nan_at.reindex(merged.index).to_numpy(dtype=bool)
     return merged.reset_index(drop=True), (nan_merged if nan_values is not None else None)
+
+
+def _purge_restarts(df, step_col: str, source: str):
+    """A printed log's records with the ones a restart replaced left out (TensorBoard's "purge
+    orphaned data"): a record whose step goes back, or repeats a key already logged at the last
+    step, starts a restart, and every earlier record at or after its step is dropped. Records
+    without a step are kept as they are (other events). Says how many were replaced, and where."""
+    step = _as_floats(df[step_col])
+    marks = df.attrs.get("nan_values") or {}
+    has = df.drop(columns=step_col).notna().to_numpy()
+    for j, c in enumerate(c for c in df.columns if c != step_col):
+        if c in marks:
+            has[:, j] |= np.asarray(marks[c], bool)
+    keep = np.ones(len(df), bool)
+    kept: list[int] = []
+    restarts = []
+    for i in np.flatnonzero(~np.isnan(step)):
+        s = step[i]
+        if kept and (s < step[kept[-1]] or (s == step[kept[-1]] and any(
+                (has[j] & has[i]).any() for j in reversed(kept) if step[j] == s))):
+            restarts.append((step[kept[-1]], s))
+            while kept and step[kept[-1]] >= s:
+                keep[kept.pop()] = False
+        kept.append(int(i))
+    if not restarts:
+        return df
+    from sde_scales.fitting.event_files import LogRestartWarning
+
+    back = ", ".join(f"{a:g} -> {b:g}" for a, b in restarts[:3]) + (", ..." if len(restarts) > 3 else "")
+    warnings.warn(f"{source}: the run was resumed {len(restarts)} time(s) and printed its steps again (the step goes "
+                  f"back or repeats: {back}); {int((~keep).sum())} earlier record(s) from each restart's step on were replaced "
+                  f"by those printed after it, as TensorBoard shows a resumed run", LogRestartWarning, stacklevel=4)
+    out = df[keep]
+    out.attrs["nan_values"] = {c: np.asarray(m, bool)[keep] for c, m in marks.items()}
+    return out
+
+
+def _as_floats(col) -> np.ndarray:
+    """A column as floats, NaN where a cell is no number."""
+    import pandas as pd
+
+    return pd.to_numeric(col, errors="coerce").to_numpy(dtype=float)
 
 
 def _mark_nan_values(df, is_nan):
