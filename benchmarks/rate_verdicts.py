@@ -2,7 +2,7 @@
 
 ``sde-scales verify`` judges each claim of a rate against width with :func:`sde_scales.rates.verdict`
 on an estimate from replicas (:func:`~sde_scales.rates.fluctuation_exponent`,
-:func:`~sde_scales.rates.bias_exponent`). This script plants rates whose exponent is known and counts
+:func:`~sde_scales.rates.bias_exponent`, :func:`~sde_scales.rates.exponent_difference`). This script plants rates whose exponent is known and counts
 the verdicts on true and on false claims, as ``benchmarks/order_verdicts.py`` does for the solvers'
 orders.
 
@@ -11,13 +11,17 @@ Planted, at every width n of the grid, R replicas:
 * fluctuation: ``x = n^p (1 + D n^-omega) * xi``, xi standard normal (the claim is on the standard
   deviation over replicas);
 * bias: ``x = m + n^p (1 + D n^-omega) + 2 n^p xi`` (the claim is on ``|E x - m|``, m given as the
-  reference; per-replica noise twice the bias, so the mean's relative error is 2 / sqrt(R)).
+  reference; per-replica noise twice the bias, so the mean's relative error is 2 / sqrt(R));
+* separation: the fluctuation reading's ``a`` beside ``b = n^(p + 1/2) (rho xi + sqrt(1 - rho^2) eta)``
+  on the same replicas (rho = 1/2): the claim is on the difference of their exponents, -1/2, as
+  Theorem 4.1's separation of macro- and micro-variables is judged.
 
 ``D = 0`` is a pure power law; ``D = +-2`` with ``omega = 1/2`` is the next-order term the rules'
 stated model allows (``q = C n^p (1 + D n^-1/2)``); ``omega = 1`` is a faster correction, outside
 the stated model but converging to the same rate. Claims judged on each estimate: ``Theta(n^p)``
 and ``O(n^p)``, ``O(n^(p + 1/4))`` (true); ``Theta(n^(p +- delta))`` for delta = 0.1, 0.25, 0.5 and
-``O(n^(p - delta))`` for delta = 0.1, 0.25 (false). A wrong verdict is a FAIL of a true claim or a
+``O(n^(p - delta))`` for delta = 0.1, 0.25 (false); on the separation reading, a difference of -1/2
+(true) and of -1/2 +- delta (false). A wrong verdict is a FAIL of a true claim or a
 PASS of a false one; INCONCLUSIVE is never wrong, only uninformative.
 
     python benchmarks/rate_verdicts.py --seeds 100            # the table in benchmarks/RESULTS.md
@@ -39,13 +43,23 @@ REPLICAS = (32, 128, 1024)
 EXPONENTS = (-1.0, -0.5)
 #: (D, omega) of the planted correction n^p (1 + D n^-omega)
 CORRECTIONS = ((0.0, 0.5), (2.0, 0.5), (-2.0, 0.5), (2.0, 1.0))
-READINGS = ("fluctuation", "bias")
+READINGS = ("fluctuation", "bias", "separation")
+#: The separation reading's second quantity: n^(p + 1/2), correlated with the first at this level
+#: across a replica (a network's macro and micro variables move together).
+SEPARATION_RHO = 0.5
 
 
-def claims(p: float):
-    """(label, kind, exponent, true?) for a planted exponent p."""
+def claims(p: float, reading: str = "fluctuation"):
+    """(label, kind, exponent, true?) for a planted exponent p; on the separation reading, claims on
+    the difference of exponents, whose truth is -1/2."""
     from sde_scales.rates import RateKind
 
+    if reading == "separation":
+        out = [("Sep(-1/2)", RateKind.SEPARATION, -0.5, True)]
+        for d in (0.1, 0.25, 0.5):
+            out += [(f"Sep(-1/2 + {d:g})", RateKind.SEPARATION, -0.5 + d, False),
+                    (f"Sep(-1/2 - {d:g})", RateKind.SEPARATION, -0.5 - d, False)]
+        return out
     out = [("Theta(p)", RateKind.THETA, p, True), ("O(p)", RateKind.BIG_O, p, True),
            ("O(p + 1/4)", RateKind.BIG_O, p + 0.25, True)]
     for d in (0.1, 0.25, 0.5):
@@ -60,12 +74,18 @@ def planted(rng, widths, R, p, D, omega, reading):
     scale = n**p * (1.0 + D * n**-omega)
     if reading == "fluctuation":
         return [s * rng.standard_normal(R) for s in scale]
+    if reading == "separation":  # (a, b): sd(a) / sd(b) ~ n^-1/2 (1 + D n^-omega)
+        xi = [rng.standard_normal(R) for _ in n]
+        eta = [rng.standard_normal(R) for _ in n]
+        rho = SEPARATION_RHO
+        return ([s * x for s, x in zip(scale, xi)],
+                [n_**(p + 0.5) * (rho * x + np.sqrt(1 - rho**2) * e) for n_, x, e in zip(n, xi, eta)])
     return [1.0 + s + 2.0 * n_**p * rng.standard_normal(R) for s, n_ in zip(scale, n)]
 
 
 def run(seeds: int, root: int = 20261205, progress: bool = True) -> list[dict]:
     """One row per (grid, replicas, exponent, correction, reading, claim): verdict counts."""
-    from sde_scales.rates import bias_exponent, fluctuation_exponent, verdict
+    from sde_scales.rates import bias_exponent, exponent_difference, fluctuation_exponent, verdict
 
     configs = list(itertools.product(GRIDS.items(), REPLICAS, EXPONENTS, CORRECTIONS, READINGS))
     children = np.random.SeedSequence(root).spawn(len(configs))
@@ -75,20 +95,23 @@ def run(seeds: int, root: int = 20261205, progress: bool = True) -> list[dict]:
         from tqdm.auto import tqdm
         bar = tqdm(total=len(configs) * seeds, desc="planted rates", unit="estimate")
     for ((gname, widths), R, p, (D, omega), reading), ss in zip(configs, children):
-        counts = {c[0]: {"PASS": 0, "FAIL": 0, "INCONCLUSIVE": 0} for c in claims(p)}
+        cl = claims(p, reading)
+        counts = {c[0]: {"PASS": 0, "FAIL": 0, "INCONCLUSIVE": 0} for c in cl}
         for k, s in enumerate(ss.spawn(seeds)):
             rng = np.random.default_rng(s)
             x = planted(rng, widths, R, p, D, omega, reading)
             boot_seed = int(s.generate_state(1)[0])
             if reading == "fluctuation":
                 est = fluctuation_exponent(widths, x, seed=boot_seed)
+            elif reading == "separation":
+                est = exponent_difference(widths, *x, seed=boot_seed)
             else:
                 est = bias_exponent(widths, x, 1.0, seed=boot_seed)
-            for label, kind, e, _ in claims(p):
+            for label, kind, e, _ in cl:
                 counts[label][verdict(kind, e, est).verdict.value] += 1
             if bar is not None:
                 bar.update(1)
-        for label, kind, e, true in claims(p):
+        for label, kind, e, true in cl:
             c = counts[label]
             rows.append({"grid": gname, "replicas": R, "p": p, "D": D, "omega": omega, "reading": reading,
                          "claim": label, "true": true, **c, "wrong": c["FAIL"] if true else c["PASS"],
@@ -115,7 +138,8 @@ def power(rows: list[dict]) -> list[dict]:
     PASSed and the Theta claims 1/2 off FAILed (over exponents and corrections)."""
     out = {}
     for r in rows:
-        if r["claim"] not in ("Theta(p)", "Theta(p + 0.5)", "Theta(p - 0.5)"):
+        if r["claim"] not in ("Theta(p)", "Theta(p + 0.5)", "Theta(p - 0.5)", "Sep(-1/2)", "Sep(-1/2 + 0.5)",
+                              "Sep(-1/2 - 0.5)"):
             continue
         t = out.setdefault((r["reading"], r["grid"], r["replicas"]),
                            {"reading": r["reading"], "grid": r["grid"], "replicas": r["replicas"], "true_pass": 0,
@@ -135,7 +159,7 @@ def markdown(summ: list[dict], pw: list[dict]) -> str:
     for s in summ:
         lines.append(f"| {s['claim']} | {'true' if s['true'] else 'false'} | {s['judged']} | **{s['wrong']}** | "
                      f"{s['PASS']} | {s['FAIL']} | {s['INCONCLUSIVE']} |")
-    lines += ["", "| reading | widths | replicas | Theta(p) PASSed | Theta(p +- 1/2) FAILed |", "|---|---|---|---|---|"]
+    lines += ["", "| reading | widths | replicas | true claim PASSed | claims 1/2 off FAILed |", "|---|---|---|---|---|"]
     for t in pw:
         lines.append(f"| {t['reading']} | {t['grid']} | {t['replicas']} | {t['true_pass']} / {t['true_n']} | "
                      f"{t['half_off_fail']} / {t['half_off_n']} |")
