@@ -472,7 +472,7 @@ def test_planted_rates_true_claims_never_fail_and_claims_a_quarter_off_never_pas
     exponents x 4 corrections x 3 readings: 144 estimates, 1,392 verdicts). The full run (100 per
     configuration, benchmarks/RESULTS.md) gave 4 FAILs of true claims in 33,600 (two series whose
     slope and curvature intervals both missed: the intervals' own error, about 1 in 10,000
-    judgements) and no PASS of a claim 0.25 or 0.5 off in 67,200; these 400 true and 800 false
+    judgements) and no PASS of a claim 0.25 or 0.5 off in 67,200; these 336 true and 672 false
     judgements must show neither, and the largest replica count must decide something (a rule that
     answers INCONCLUSIVE to everything would pass the first two checks)."""
     rv = _rate_verdicts_benchmark()
