@@ -400,23 +400,15 @@ def test_a_fit_to_one_drop_says_its_band_is_given_the_laws_form():
     assert not notes(doc) and not any(notes(m) for m in doc["members"])
 
 
-def _one_curve_bands():
-    import importlib.util
-    from pathlib import Path
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "one_curve_bands.py"
-    spec = importlib.util.spec_from_file_location("one_curve_bands", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_the_convex_bound_planted_by_the_band_benchmark_is_its_formula():
     """The out-of-family truth of ``benchmarks/one_curve_bands.py`` (the last-iterate bound of SGD
     on a convex Lipschitz problem). At a constant rate each inner term is 1/(t-k), so the bound is
     (r + t)/(2t) + H_{t-1}/2 in closed form; on a random schedule it is the double sum written out;
     updates at rate 0 leave the iterate, and so the bound, where it was."""
     from scipy.special import digamma
-    cb = _one_curve_bands().convex_bound
+    from conftest import load_benchmark
+
+    cb = load_benchmark("one_curve_bands").convex_bound
     t = np.array([1, 2, 10, 500, 3000])
     harmonic = digamma(t) + np.euler_gamma  # H_{t-1}
     np.testing.assert_allclose(cb(np.full(3000, 0.7), t, 40.0), (40.0 + t) / (2 * t) + harmonic / 2, rtol=1e-12)

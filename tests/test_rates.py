@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
+from conftest import load_benchmark
 from sde_scales.errors import InvalidArgumentError
 from sde_scales.rates import (
     MIN_REPLICAS,
@@ -433,24 +434,13 @@ def test_rate_plot_says_which_points_a_log_axis_cannot_show():
     assert not any("not drawn" in t.get_text() for t in fig.axes[0].get_legend().get_texts())
 
 
-def _rate_verdicts_benchmark():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "rate_verdicts.py"
-    spec = importlib.util.spec_from_file_location("rate_verdicts", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_the_planted_rates_benchmark_plants_what_it_states():
     """``benchmarks/rate_verdicts.py`` plants sd = n^p (1 + D n^-omega) (fluctuation), a mean
     1 + n^p (1 + D n^-omega) with per-replica noise 2 n^p (bias), and beside the first a second
     quantity of sd n^(p + 1/2) correlated 1/2 with it (separation): checked on 200,000 replicas
     against those formulas, to the sampling error of a standard deviation (1/sqrt(2R) relative:
     0.0016; 5 of them allowed), of a mean (2 n^p / sqrt(R)) and of a correlation (1/sqrt(R))."""
-    rv = _rate_verdicts_benchmark()
+    rv = load_benchmark("rate_verdicts")
     rng = np.random.default_rng(7)
     widths, R, p, D, omega = (64, 4096), 200_000, -0.5, 2.0, 0.5
     for n, x in zip(widths, rv.planted(rng, widths, R, p, D, omega, "fluctuation")):
@@ -475,7 +465,7 @@ def test_planted_rates_true_claims_never_fail_and_claims_a_quarter_off_never_pas
     judgements) and no PASS of a claim 0.25 or 0.5 off in 67,200; these 336 true and 672 false
     judgements must show neither, and the largest replica count must decide something (a rule that
     answers INCONCLUSIVE to everything would pass the first two checks)."""
-    rv = _rate_verdicts_benchmark()
+    rv = load_benchmark("rate_verdicts")
     rows = rv.run(1, progress=False)
     assert len(rows) == 96 * 11 + 48 * 7
     assert sum(r["FAIL"] for r in rows if r["true"]) == 0
