@@ -239,9 +239,10 @@ def next_order_factor(x, omega: float = NEXT_ORDER_OMEGA) -> float:
     return float(abs(st[0]) / abs(st[3]))
 
 
-def next_order_bias(x, change: float, omega: float = NEXT_ORDER_OMEGA, a_max: float = NEXT_ORDER_MAX) -> float:
+def next_order_bias(x, change, omega: float = NEXT_ORDER_OMEGA, a_max: float = NEXT_ORDER_MAX):
     r"""Shift of the fitted slope by the stated model's next-order term whose local-slope change
-    across the widths ``x`` is ``change``.
+    across the widths ``x`` is ``change`` (a float, or an array of them: one table for all; NaN
+    gives NaN).
 
     The model: :math:`\log q = p\,u + \log(1 + a\,(n/n_{min})^{-\omega})` with
     :math:`|a| \le` ``a_max``. Slope shift and change are computed exactly on ``x`` (the fits the
@@ -253,17 +254,16 @@ def next_order_bias(x, change: float, omega: float = NEXT_ORDER_OMEGA, a_max: fl
     which a tolerance of ``g |change|`` missed: with many replicas a true claim on a series with
     :math:`a = 3/8` was FAILed (``benchmarks/RESULTS.md``)."""
     x = np.asarray(x, dtype=float)
+    c = np.asarray(change, dtype=float)
     if x.size < 4:
-        return float("inf")
-    a = np.linspace(-a_max, a_max, 801)
-    st = _fit_stats(np.log(x), np.log1p(a[:, None] * (x / x.min())[None, :] ** -omega))
-    shift, ch = st[0], st[3]
-    change = float(change)
-    if change < ch[0]:
-        return float(shift[0] / ch[0] * change)
-    if change > ch[-1]:
-        return float(shift[-1] / ch[-1] * change)
-    return float(np.interp(change, ch, shift))
+        out = np.full(c.shape, np.inf)
+    else:
+        a = np.linspace(-a_max, a_max, 801)
+        st = _fit_stats(np.log(x), np.log1p(a[:, None] * (x / x.min())[None, :] ** -omega))
+        shift, ch = st[0], st[3]
+        out = np.where(c < ch[0], shift[0] / ch[0] * c,
+                       np.where(c > ch[-1], shift[-1] / ch[-1] * c, np.interp(c, ch, shift)))
+    return float(out) if out.ndim == 0 else out
 
 
 def _curvature(point: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> Curvature | None:
@@ -558,8 +558,10 @@ def _tolerance(est: ExponentEstimate, floor: float, floor_reason: str) -> tuple[
     lo, hi = curv.change_ci
     g = next_order_factor(est.x)
     # the small-term limit g |change|, or the exact shift of the model's term with that change where it
-    # is larger (a positive D: up to 0.60 per unit change at |D| n_min^-1/2 = 1/2 on 64..4096, against g 0.50)
-    tol = max(max(g * abs(c), abs(next_order_bias(est.x, c))) for c in (lo, hi))
+    # is larger (a positive D: up to 0.60 per unit change at |D| n_min^-1/2 = 1/2 on 64..4096, against g 0.50);
+    # numpy's max, so that a NaN end gives a NaN tolerance (INCONCLUSIVE below), not the other end's
+    ends = np.array([lo, hi])
+    tol = float(np.max(np.maximum(g * np.abs(ends), np.abs(next_order_bias(est.x, ends)))))
     src = (f"next-order terms: local slope changes by {curv.change:+.3f} [{lo:+.3f}, {hi:+.3f}] across n = "
            f"{est.x[0]:g}..{est.x[-1]:g}; a relative term D n^-{NEXT_ORDER_OMEGA:g} with a change in that interval "
            f"shifts the fitted slope by up to {tol:.3f} (g = {g:.2f} per unit change for a small term; the "

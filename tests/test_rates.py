@@ -239,6 +239,20 @@ def test_a_larger_next_order_term_does_not_fail_a_true_claim_however_many_replic
         assert verdict(RateKind.THETA, wrong, est).verdict is Verdict.FAIL
 
 
+def test_a_curvature_interval_with_a_nan_end_gives_no_verdict():
+    """A change interval whose upper end is NaN (resamples with no value) has no tolerance: the
+    verdict is INCONCLUSIVE, whatever the finite end alone would allow (Python's max of a number
+    and a NaN keeps whichever comes first)."""
+    from sde_scales.rates import Curvature
+
+    x = WIDE.astype(float)
+    curv = Curvature(-0.5, -0.5, 0.0, (-0.01, float("nan")), (-0.51, -0.49), (-0.51, -0.49))
+    est = ExponentEstimate(-0.5, (-0.505, -0.495), x, x**-0.5, np.full(x.size, np.nan), 0.0, "fluctuation",
+                           n_replicas=1000, curvature=curv)
+    for p in (-0.5, -2.0):
+        assert verdict(RateKind.THETA, p, est).verdict is Verdict.INCONCLUSIVE
+
+
 def test_next_order_bias_is_the_small_term_factor_in_its_limit_and_grows_for_a_positive_term():
     """For a small term the exact shift is g times the change; for the model's largest positive
     term (1/2 of the leading one at n = 64) the shift per unit change is 0.60 on 64..4096 (np.polyfit
