@@ -164,7 +164,8 @@ def diagnose(cosine, wsd: list, *, skip: int, smooth: int, law=None, log10_taus=
                              "wsd_rmse": float(np.mean([s["rmse"] for s in sc])),
                              "wsd_abs_final_err": float(np.mean([abs(s["final_loss_err"]) for s in sc]))})
         own_rmse, joint_rmse = rmse(own, cosine), rmse(joint, cosine)
-        own_wsd = float(np.mean([rmse(own, h) for h in wsd]))
+        fitted_row = [s["wsd_rmse"] for s in scan if s["fitted"]]  # the scan's last row is the own fit, scored
+        own_wsd = fitted_row[0] if fitted_row else float(np.mean([rmse(own, h) for h in wsd]))
         joint_wsd = float(np.mean([rmse(joint, h) for h in wsd]))
         average = _profile_average(profile, cosine.log_every, wsd, skip, smooth, score)
     held = [s for s in scan if not s["fitted"]]
