@@ -1,6 +1,7 @@
 """A log's text as tools and people write it: headers and cells printed with ", ", a spreadsheet's
 decimal comma, a header repeated where two logs were written into one file."""
 
+import re
 import warnings
 
 import numpy as np
@@ -191,3 +192,59 @@ def test_a_run_resumed_into_the_same_printed_log_is_read_as_it_continued(tmp_pat
     with warnings.catch_warnings():
         warnings.simplefilter("error", LogRestartWarning)
         assert _same(load_curve(tmp_path / "split.log"))
+
+
+def test_steps_printed_with_thousands_separators_are_read_whole(tmp_path):
+    """``print(f"step {step:,} | lr {lr} | loss {loss}")`` writes ``step 1,000``, ``step 12,500``.
+    Read up to the comma, these were steps 1, 12, ...: logged every 1,000 steps, a curve a thousand
+    times too short with no word said; logged every 500, "resumed" runs and half the rows dropped.
+    Both logs now read as the table they print, whatever other comma-written values stand beside
+    (tokens in thousands, a perplexity with a decimal comma: not read, so not judged)."""
+    steps = np.arange(500, 60_001, 500)
+    lr = np.where(steps < 48_000, 1e-3, 1e-4)
+    loss = 3.0 + 2.0 * (1.0 + steps / 100.0) ** -0.5
+    rows = list(zip(steps.tolist(), lr.tolist(), loss.tolist()))
+    (tmp_path / "every500.log").write_text("".join(f"step {s:,} | lr {r!r} | loss {x!r}\n" for s, r, x in rows))
+    (tmp_path / "every1000.log").write_text("".join(
+        f"step {s:,}: lr={r!r}, loss={x!r}, tokens {s * 1024:,}, ppl " + f"{np.exp(x):.2f}\n".replace(".", ",")
+        for s, r, x in rows if s % 1000 == 0))
+    assert re.search(r"tokens 61,440,000, ppl \d+,\d\d$", (tmp_path / "every1000.log").read_text().splitlines()[-1])
+    c = load_curve(tmp_path / "every500.log")
+    assert np.array_equal(c.step, steps) and np.array_equal(c.lr, lr) and np.array_equal(c.loss, loss)
+    c = load_curve(tmp_path / "every1000.log")
+    keep = steps % 1000 == 0
+    assert np.array_equal(c.step, steps[keep]) and np.array_equal(c.loss, loss[keep])
+
+
+@pytest.mark.parametrize("bad, line, what", [
+    ("loss 2,345", 7, r"loss '2,345' has a comma inside \(it may be a thousands separator \(2345\) or a decimal "
+                      r"comma \(2.345\)"),
+    ("lr 1,5e-04", 7, r"lr '1,5e-04' has a comma inside"),
+    ("step 0,5", 7, r"step '0,5' has a comma inside \(a step is a whole number"),
+    ("step 1,50", 7, r"step '1,50' has a comma inside"),
+])
+def test_a_comma_inside_a_read_value_is_refused_naming_its_line(tmp_path, bad, line, what):
+    """A decimal comma, or a thousands separator where a loss or a rate cannot say which it is, is
+    refused with the line, the value and the fix; read up to the comma, ``loss 2,345`` was 2 and
+    ``step 0,5`` was 0."""
+    from sde_scales.cli import main
+
+    rows = [f"step {s} | lr {r!r} | loss {x!r}" for s, r, x in zip(STEPS.tolist(), LR.tolist(), LOSS.tolist())]
+    key = bad.split()[0]
+    rows[line - 1] = " | ".join(bad if part.startswith(key + " ") else part for part in rows[line - 1].split(" | "))
+    (tmp_path / "run.log").write_text("\n".join(rows) + "\n")
+    with pytest.raises(DataFileError, match=rf"run.log, line {line}: {what}.*print the {key} "):
+        load_curve(tmp_path / "run.log")
+    assert main(["fit-delay", "--fit", str(tmp_path / "run.log"), "--no-progress"]) == 2
+
+
+def test_thousands_reads_groups_of_three_only():
+    from sde_scales.fitting.text_logs import comma_values, parse_line, thousands
+
+    assert [thousands(t) for t in ("1,000", "12,500", "999,999,999", "-1,000")] == [1e3, 12500.0, 999999999.0, -1e3]
+    assert [thousands(t) for t in ("0,5", "2,5", "1,50", "1,0000", "1,000.5", "01,000", "1,000,00")] == [None] * 7
+    line = "step 12,000 | loss 2,5 | lr 3e-4 | tokens 1,024,000"
+    assert parse_line(line) == {"lr": 3e-4} and comma_values(line) == {"step": "12,000", "loss": "2,5",
+                                                                       "tokens": "1,024,000"}
+    # a number followed by a comma and a space ends there: "loss 4.2, time 3ms"
+    assert parse_line("iter 100: loss 4.2345, time 12ms") == {"iter": 100.0, "loss": 4.2345, "time": 12.0}

@@ -571,22 +571,25 @@ class LossCurve:
         after the restart replace those before it from its step on, with a
         :class:`~sde_scales.fitting.event_files.LogRestartWarning` (:func:`_purge_restarts`).
         ``columns`` and ``schedule`` as in :meth:`from_csv`."""
-        from sde_scales.fitting.text_logs import read_text_log
+        from sde_scales.fitting.text_logs import read_text_log_lines, refuse_commas
 
         path = Path(path)
-        df = _records_frame(read_text_log(path))
+        records, lines, commas = read_text_log_lines(path)
+        df = _records_frame(records)
         want = (columns or {}).get("loss")
         losses = [want] if want in df.columns else list(dict.fromkeys(
             c for a in ("loss",) + COLUMN_ALIASES["loss"] for c in _named(list(df.columns), a)))
         if len(losses) == 1:
             on_loss = df[losses[0]].notna() | (df.attrs["nan_values"].get(losses[0], np.zeros(len(df), bool)))
             steps = {c for a in ("step",) + COLUMN_ALIASES["step"] for c in _named(list(df.columns), a)}
+            written = {k for com in commas for k in com}  # a step written with a comma is judged below
             keep = [c for c in df.columns if c not in steps or df.loc[on_loss, c].notna().any()
-                    or c in (columns or {}).values()]
+                    or c in (columns or {}).values() or c in written]
             nan_values = {c: m for c, m in df.attrs["nan_values"].items() if c in keep}
             df = df[keep]
             df.attrs["nan_values"] = nan_values
         names = resolve_columns(list(df.columns), str(path), columns, need_lr=schedule is None)
+        refuse_commas(names, lines, commas, str(path))
         return cls._from_records(_purge_restarts(df, names["step"], str(path)), path, columns, schedule)
 
     @classmethod
