@@ -248,3 +248,15 @@ def test_thousands_reads_groups_of_three_only():
                                                                        "tokens": "1,024,000"}
     # a number followed by a comma and a space ends there: "loss 4.2, time 3ms"
     assert parse_line("iter 100: loss 4.2345, time 12ms") == {"iter": 100.0, "loss": 4.2345, "time": 12.0}
+
+
+def test_hugging_faces_printed_records_are_refused_pointing_at_trainer_state(tmp_path):
+    """The Trainer prints ``{'loss': 2.3, 'grad_norm': 1.2, 'learning_rate': 5e-05, 'epoch': 0.01}``:
+    no step. The refusal points at the file that has it (trainer_state.json), rather than asking for
+    a step column the log cannot give."""
+    lines = [str({"loss": float(x), "grad_norm": 1.2, "learning_rate": float(r), "epoch": round(i / 300, 4)})
+             for i, (r, x) in enumerate(zip(LR, LOSS))]
+    (tmp_path / "stdout.log").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataFileError, match=r"stdout.log, column 'step': no line gives a step\. Hugging Face's Trainer.*"
+                                            r"trainer_state\.json"):
+        load_curve(tmp_path / "stdout.log")

@@ -588,7 +588,14 @@ class LossCurve:
             nan_values = {c: m for c, m in df.attrs["nan_values"].items() if c in keep}
             df = df[keep]
             df.attrs["nan_values"] = nan_values
-        names = resolve_columns(list(df.columns), str(path), columns, need_lr=schedule is None)
+        found = list(df.columns)
+        if not (columns or {}).get("step") and not any(_named(found, a) for a in ("step",) + COLUMN_ALIASES["step"]) \
+                and {"loss", "learning_rate", "epoch"} <= set(found):
+            raise _fail(str(path), "step", None, "no line gives a step. Hugging Face's Trainer prints its records "
+                        "({'loss': ..., 'learning_rate': ..., 'epoch': ...}) without the step; read its "
+                        "trainer_state.json instead (in each checkpoint-N folder of the output directory), whose "
+                        "log_history gives each record's step")
+        names = resolve_columns(found, str(path), columns, need_lr=schedule is None)
         refuse_commas(names, lines, commas, str(path))
         return cls._from_records(_purge_restarts(df, names["step"], str(path)), path, columns, schedule)
 
