@@ -260,3 +260,13 @@ def test_hugging_faces_printed_records_are_refused_pointing_at_trainer_state(tmp
     with pytest.raises(DataFileError, match=r"stdout.log, column 'step': no line gives a step\. Hugging Face's Trainer.*"
                                             r"trainer_state\.json"):
         load_curve(tmp_path / "stdout.log")
+
+
+def test_a_table_cell_written_in_thousands_is_named_as_ambiguous(tmp_path):
+    """A spreadsheet that quotes ``"1,000"`` in the step column: refused as a thousands separator or a
+    decimal comma, not called a decimal comma (which 1,000 as a step is not likely to be)."""
+    (tmp_path / "quoted.csv").write_text("step,lr,loss\n" + "\n".join(
+        f'"{s:,}",{r!r},{x!r}' for s, r, x in zip(STEPS.tolist(), LR.tolist(), LOSS.tolist())) + "\n")
+    with pytest.raises(DataFileError, match=r"column 'step', row 100: '1,000' is not a number; a thousands separator, "
+                                            r"or a decimal comma"):
+        load_curve(tmp_path / "quoted.csv")

@@ -200,6 +200,9 @@ def _not_numbers(source: str, column: str, values) -> DataFileError:
                 why = ("the row repeats the header: two logs written into one file (a run resumed from a checkpoint "
                        "appends a new header); keep one header and, of the repeated steps, the rows logged after "
                        "the restart")
+            elif re.fullmatch(r"[-+]?[1-9]\d{0,2}(,\d{3})+(\.\d+)?", text):
+                why = ("a thousands separator, or a decimal comma: the cell does not say which. Save the file with "
+                       "plain numbers ('.' as the decimal mark, no separators)")
             elif re.fullmatch(r"[-+]?\d+,\d+([eE][-+]?\d+)?", text):
                 why = ("a decimal comma: save the file with '.' as the decimal mark (a spreadsheet in a locale that "
                        "writes 2,5 for 2.5 does this)")
