@@ -24,9 +24,9 @@ The rules, chosen so that a line is never read as something it does not say:
   prints it) or a decimal comma (``loss 2,345`` in some locales), and the line alone does not say
   which. Such a value is kept apart (:func:`comma_values`) and read only where it cannot mean
   anything else (:func:`refuse_commas`): as the step, in groups of three digits (``12,000``, not
-  ``0,5`` or ``2,5``; a step is a whole number, which no log prints with three decimals). For the loss, the learning rate or any other quantity the curve reads, such a value is
-  refused, naming its line.
-  (Reading the digits before the comma, as a number's end, gave steps 1, 2, ... for a log of
+  ``0,5`` or ``2,5``; a step is a whole number, which no log prints with three decimals). For the
+  loss, the learning rate or any other quantity the curve reads, such a value is refused, naming
+  its line. (Reading the digits before the comma, as a number's end, gave steps 1, 2, ... for a log of
   ``step 1,000``, ``step 2,000``, ...: a curve a thousand times too short, with no word said.)
 """
 
