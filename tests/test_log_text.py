@@ -270,3 +270,31 @@ def test_a_table_cell_written_in_thousands_is_named_as_ambiguous(tmp_path):
     with pytest.raises(DataFileError, match=r"column 'step', row 100: '1,000' is not a number; a thousands separator, "
                                             r"or a decimal comma"):
         load_curve(tmp_path / "quoted.csv")
+
+
+def _jsonl(path, value_of):
+    import json
+
+    path.write_text("\n".join(json.dumps({"step": int(s), **value_of(r, x)})
+                              for s, r, x in zip(STEPS.tolist(), LR.tolist(), LOSS.tolist())) + "\n")
+    return path
+
+
+def test_a_rate_logged_per_parameter_group_is_one_column_per_group(tmp_path):
+    """``{"lr": [0.001, 0.0001]}``, a rate per parameter group: columns lr/0 and lr/1, the refusal names
+    them, and --columns picks one (it was refused as a cell that is not a number, "a file cut off while
+    it was written"). A list of one rate is that rate."""
+    two = _jsonl(tmp_path / "groups.jsonl", lambda r, x: {"lr": [r, r / 10], "loss": x})
+    with pytest.raises(DataFileError, match=r"no lr column \(columns that look like one: \['lr/0', 'lr/1'\]"):
+        load_curve(two)
+    c = load_curve(two, columns={"lr": "lr/1"})
+    assert np.array_equal(c.lr, LR / 10) and np.array_equal(c.loss, LOSS)
+    assert _same(load_curve(_jsonl(tmp_path / "one.jsonl", lambda r, x: {"lr": [r], "loss": x})))
+
+
+def test_a_boolean_where_a_number_belongs_is_refused(tmp_path):
+    """pandas reads JSON's true as 1.0: a loss of true was fitted as a loss of 1."""
+    with pytest.raises(DataFileError, match=r"column 'loss', row 0: 'true' is not a number; a boolean"):
+        load_curve(_jsonl(tmp_path / "flag.jsonl", lambda r, x: {"lr": r, "loss": True}))
+    # a boolean in a column the curve does not read is no matter
+    assert _same(load_curve(_jsonl(tmp_path / "eval.jsonl", lambda r, x: {"lr": r, "loss": x, "is_eval": False})))

@@ -200,6 +200,9 @@ def _not_numbers(source: str, column: str, values) -> DataFileError:
                 why = ("the row repeats the header: two logs written into one file (a run resumed from a checkpoint "
                        "appends a new header); keep one header and, of the repeated steps, the rows logged after "
                        "the restart")
+            elif text in ("true", "false", "True", "False"):
+                why = (f"a boolean, not a number: the log's {column!r} is not this quantity; name the column that is "
+                       f"with --columns")
             elif re.fullmatch(r"[-+]?[1-9]\d{0,2}(,\d{3})+(\.\d+)?", text):
                 why = ("a thousands separator, or a decimal comma: the cell does not say which. Save the file with "
                        "plain numbers ('.' as the decimal mark, no separators)")
@@ -1392,7 +1395,12 @@ def _read_records(path: Path):
 
 
 def _records_frame(records: list[dict]):
-    """Records (dicts, nested ones flattened with ``/``) as a table with ``attrs["nan_values"]``."""
+    """Records (dicts, nested ones flattened with ``/``) as a table with ``attrs["nan_values"]``.
+
+    A list of numbers is one value per element, ``lr/0``, ``lr/1``, ... (a learning rate logged per
+    parameter group; ``--columns lr=lr/0`` picks one), and a list of one number is that number. A
+    boolean (``true``) is kept as its JSON text, so that a column the curve reads refuses it as no
+    number (pandas would read it as 1.0)."""
     import pandas as pd
 
     # a key whose value is NaN (Python's json writes it as NaN) holds a value, the one a diverged run
@@ -1400,9 +1408,16 @@ def _records_frame(records: list[dict]):
     # a marker first and are kept apart in attrs["nan_values"], as a CSV's are
     marker = "\x00nan"
 
+    def number(x):
+        return isinstance(x, (int, float)) and not isinstance(x, bool)
+
     def mark(x):
         if isinstance(x, dict):
             return {k: mark(v) for k, v in x.items()}
+        if isinstance(x, bool):
+            return "true" if x else "false"
+        if isinstance(x, list) and x and all(number(v) for v in x):
+            return mark(x[0]) if len(x) == 1 else {str(i): mark(v) for i, v in enumerate(x)}
         return marker if isinstance(x, float) and math.isnan(x) else x
 
     df = pd.json_normalize([mark(r) for r in records], sep="/")
