@@ -298,3 +298,13 @@ def test_a_boolean_where_a_number_belongs_is_refused(tmp_path):
         load_curve(_jsonl(tmp_path / "flag.jsonl", lambda r, x: {"lr": r, "loss": True}))
     # a boolean in a column the curve does not read is no matter
     assert _same(load_curve(_jsonl(tmp_path / "eval.jsonl", lambda r, x: {"lr": r, "loss": x, "is_eval": False})))
+
+
+def test_a_parquet_column_of_booleans_is_refused_as_the_loss(tmp_path):
+    """A Parquet column of booleans named as the loss read as losses of 0.0 and 1.0."""
+    import pandas as pd
+
+    pd.DataFrame({"step": STEPS, "lr": LR, "loss": LOSS, "is_eval": STEPS % 500 == 0}).to_parquet(tmp_path / "r.parquet")
+    assert _same(load_curve(tmp_path / "r.parquet"))
+    with pytest.raises(DataFileError, match=r"column 'is_eval': a column of booleans, not numbers"):
+        load_curve(tmp_path / "r.parquet", columns={"loss": "is_eval"})

@@ -674,6 +674,10 @@ class LossCurve:
                         f"column is the {role}; rename or drop one of them")
         nan_values = (df.attrs.get("nan_values") or {}).get(names["loss"])
         df = df[list(names.values())].rename(columns={v: k for k, v in names.items()})
+        for role, col in names.items():  # a Parquet or pandas column of booleans converts to 0.0 and 1.0
+            if str(df[role].dtype) in ("bool", "boolean"):
+                raise _fail(str(path), col, None, f"a column of booleans, not numbers: the log's {col!r} is not the "
+                            f"{role}; name the column that is with --columns")
         df, nan_values = _merge_rows_of_a_step(df, nan_values, str(path), names)
         read = tuple((k, v) for k, v in names.items())
         val = df["val_loss"].to_numpy(dtype=float, na_value=np.nan) if "val_loss" in df.columns else None
