@@ -50,6 +50,10 @@ def test_spec_expands_to_the_stated_formulas():
     ("total=10,peak=1,decay=step", "decay=step needs decay_start"),
     # the second value of a key given twice was used, in silence
     ("total=10,peak=1e-3,peak=2e-3", "peak= is given twice"),
+    # a fraction of the peak typed as the rate: a "decay" that rose a hundredfold, in silence
+    ("total=10,peak=1e-3,decay=cosine,end=0.1", r"end=0.1 is above peak=0.001; end is a learning rate, not a "
+                                                 r"fraction of the peak \(for 10% of the peak write end=0.0001\)"),
+    ("total=10,peak=1e-3,warmup=5,warmup_init=0.01", "warmup_init=0.01 is above peak=0.001"),
 ])
 def test_bad_specs_are_refused_by_name(text, match):
     with pytest.raises(InvalidArgumentError, match=match):

@@ -1888,6 +1888,12 @@ class ScheduleSpec:
             raise InvalidArgumentError(f"schedule spec: decay={self.decay!r}; use one of {', '.join(_DECAYS)}")
         if self.decay == "exp" and self.end <= 0:
             raise InvalidArgumentError("schedule spec: decay=exp needs end > 0 (an exponential never reaches 0)")
+        for name in ("end", "warmup_init"):  # learning rates, not fractions of the peak: end=0.1 meant 10%?
+            v = getattr(self, name)
+            if v > self.peak and (name != "end" or self.decay != "constant"):
+                raise InvalidArgumentError(f"schedule spec: {name}={v:g} is above peak={self.peak:g}; {name} is a "
+                                           f"learning rate, not a fraction of the peak (for 10% of the peak write "
+                                           f"{name}={0.1 * self.peak:g})")
         if self.warmup > self.total:
             raise InvalidArgumentError(f"schedule spec: warmup={self.warmup} exceeds total={self.total}")
         if self.decay == "step" and self.decay_start is None:
