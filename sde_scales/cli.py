@@ -14,6 +14,7 @@ Subcommands
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from sde_scales.atomic import STDOUT
@@ -154,12 +155,16 @@ def _cmd_coordcheck(args: argparse.Namespace) -> int:
 
     from sde_scales.errors import InvalidArgumentError
 
-    if args.steps < 1 or args.seeds < 3 or not (args.lr > 0) or args.depth < 1 or len(args.widths) < 3 \
-            or args.base_width < 0 or any(w < 1 for w in args.widths):
-        raise InvalidArgumentError(
-            f"--steps {args.steps}, --seeds {args.seeds}, --lr {args.lr}, --depth {args.depth}, --widths "
-            f"{args.widths}, --base-width {args.base_width}: give steps >= 1, seeds >= 3, lr > 0, depth >= 1, at "
-            f"least 3 widths >= 1 and base width >= 0")
+    bad = [f"--{name} {value} (give {rule})" for name, value, ok, rule in (
+        ("steps", args.steps, args.steps >= 1, "at least 1"),
+        ("seeds", args.seeds, args.seeds >= 3, "at least 3, for an interval"),
+        ("lr", args.lr, math.isfinite(args.lr) and args.lr > 0, "a finite rate > 0"),
+        ("depth", args.depth, args.depth >= 1, "at least 1"),
+        ("widths", args.widths, len(args.widths) >= 3 and all(w >= 1 for w in args.widths),
+         "at least 3 widths, each at least 1"),
+        ("base-width", args.base_width, args.base_width >= 0, "0 or more")) if not ok]
+    if bad:
+        raise InvalidArgumentError("; ".join(bad))
     if len(set(args.widths)) < len(args.widths):
         raise InvalidArgumentError(f"--widths {args.widths} lists a width twice; give each width once")
     args.widths = sorted(args.widths)  # an exponent needs them in order, not typed in order

@@ -86,6 +86,10 @@ def test_toml_grid_is_typed(tmp_path):
     (["sweep", "--config", "{tmp}/bad.toml", "--out", "{tmp}/s"], "unknown key"),
     (["coordcheck", "--param", "mup", "--steps", "0"], "--steps 0"),
     (["coordcheck", "--param", "mup", "--lr", "-1"], "--lr -1"),
+    # each bad flag named with its rule, not every flag listed with every rule
+    (["coordcheck", "--param", "mup", "--lr", "inf"], "--lr inf (give a finite rate > 0)"),
+    (["coordcheck", "--param", "mup", "--seeds", "2", "--widths", "0,8,16"],
+     "--seeds 2 (give at least 3, for an interval); --widths [0, 8, 16] (give at least 3 widths, each at least 1)"),
     (["coordcheck", "--param", "mup", "--base-width", "-4"], "--base-width -4"),
     (["coordcheck", "--param", "mup", "--depth", "0"], "--depth 0"),
     (["coordcheck", "--param", "mup", "--widths", "16,8,16"], "lists a width twice"),
