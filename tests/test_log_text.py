@@ -308,3 +308,23 @@ def test_a_parquet_column_of_booleans_is_refused_as_the_loss(tmp_path):
     assert _same(load_curve(tmp_path / "r.parquet"))
     with pytest.raises(DataFileError, match=r"column 'is_eval': a column of booleans, not numbers"):
         load_curve(tmp_path / "r.parquet", columns={"loss": "is_eval"})
+
+
+def test_weights_and_biases_step_counter_is_read_with_a_warning(tmp_path):
+    """W&B's ``_step`` counts wandb.log calls: a run that logged the rate and the loss in two calls per
+    logged update has _step 0, 2, 4, ... where the update was 10, 20, 30, ... Read as the step (the
+    only candidate) it now warns, unless named; beside the global step, the refusal says which is
+    which."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"_step": np.arange(STEPS.size) * 2, "train/loss": LOSS, "train/learning_rate": LR})
+    frame.to_csv(tmp_path / "wb.csv", index=False)
+    with pytest.warns(UserWarning, match=r"the step is read from '_step', Weights & Biases' count of wandb.log calls"):
+        load_curve(tmp_path / "wb.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.array_equal(load_curve(tmp_path / "wb.csv", columns={"step": "_step"}).step, np.arange(STEPS.size) * 2)
+    frame.assign(**{"trainer/global_step": STEPS}).to_csv(tmp_path / "both.csv", index=False)
+    with pytest.raises(DataFileError, match=r"step could be any of \['trainer/global_step', '_step'\] \('_step' is "
+                                            r"Weights & Biases' count of wandb.log calls"):
+        load_curve(tmp_path / "both.csv")

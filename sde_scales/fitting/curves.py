@@ -673,6 +673,12 @@ class LossCurve:
             raise _fail(str(path), twice[0], None, f"the header names {what} twice, so the file does not say which "
                         f"column is the {role}; rename or drop one of them")
         nan_values = (df.attrs.get("nan_values") or {}).get(names["loss"])
+        if _is_wandb_step(names["step"]) and not (columns or {}).get("step"):
+            warnings.warn(f"{path}: the step is read from {names['step']!r}, Weights & Biases' count of wandb.log calls. "
+                          f"It is the optimiser's step only where the run passed step= to wandb.log or logged once "
+                          f"per update; otherwise every time scale is in log calls. Export the run's global step and "
+                          f"name it with --columns step=..., or name {names['step']!r} to confirm it",
+                          UserWarning, stacklevel=4)
         df = df[list(names.values())].rename(columns={v: k for k, v in names.items()})
         for role, col in names.items():  # a Parquet or pandas column of booleans converts to 0.0 and 1.0
             if str(df[role].dtype) in ("bool", "boolean"):
@@ -1428,6 +1434,13 @@ def _records_frame(records: list[dict]):
     return _mark_nan_values(df, lambda col: (col == marker).to_numpy(dtype=bool))
 
 
+def _is_wandb_step(column) -> bool:
+    """True for Weights & Biases' ``_step`` (or ``<run> - _step`` in a panel export): its count of
+    ``wandb.log`` calls, the optimiser's step only where the run passed ``step=`` or logged once per
+    step."""
+    return str(column) == "_step" or str(column).endswith(" - _step")
+
+
 def _named(found: list[str], name: str) -> list[str]:
     """The columns called ``name``, or ``<run> - name`` as a Weights & Biases export calls them."""
     return [c for c in found if c == name or (" - " in str(c) and str(c).split(" - ", 1)[1] == name)]
@@ -1507,7 +1520,10 @@ def resolve_columns(found: list[str], source: str, columns: dict | None = None, 
         if len(hits) == 1:
             out[key] = hits[0]
         elif len(hits) > 1:
-            problems.append(f"{key} could be any of {hits}")
+            wandb = [h for h in hits if _is_wandb_step(h)]
+            problems.append(f"{key} could be any of {hits}" + (
+                f" ({wandb[0]!r} is Weights & Biases' count of wandb.log calls; the optimiser's step is most likely "
+                f"the other)" if key == "step" and wandb else ""))
         elif key == "lr" and need_lr:
             problems.append(f"no lr column{_look_alike(found, key, columns)} (for a file of the loss alone, such as a "
                             f"Weights & Biases panel export, give the run's schedule: --schedule NAME:SPEC, Python: "
