@@ -328,3 +328,27 @@ def test_weights_and_biases_step_counter_is_read_with_a_warning(tmp_path):
     with pytest.raises(DataFileError, match=r"step could be any of \['trainer/global_step', '_step'\] \('_step' is "
                                             r"Weights & Biases' count of wandb.log calls"):
         load_curve(tmp_path / "both.csv")
+
+
+def test_an_iteration_counter_that_restarts_each_epoch_is_refused_not_read_as_resumed_runs(tmp_path):
+    """``epoch 1 iter 0 ...`` after ``epoch 0 iter 380``: the step column counts updates within an
+    epoch. Read as a run resumed at each epoch, the curve was the last epoch alone (20 of 100 lines),
+    with a warning that spoke of restarts. A restart within an epoch (the epoch does not go on) is
+    still one."""
+    from sde_scales.fitting.event_files import LogRestartWarning
+
+    def text(epochs):
+        return "\n".join(f"epoch {e} iter {i} lr {float(LR[k])!r} loss {float(LOSS[k])!r}" for e, i, k in epochs) + "\n"
+
+    per_epoch = [(k // 20, (k % 20) * 20, k) for k in range(100)]
+    (tmp_path / "epochs.log").write_text(text(per_epoch))
+    with pytest.raises(DataFileError, match=r"epochs.log, column 'iter': line 21: iter goes back from 380 to 0 where "
+                                            r"epoch goes on from 0 to 1: 'iter' counts the updates within an epoch"):
+        load_curve(tmp_path / "epochs.log")
+    # one epoch of 100 logged updates, resumed at iter 1200 after printing up to 1500: a restart
+    one = [(0, int(STEPS[k]), k) for k in range(160)]
+    resumed = one[:151] + [(0, int(STEPS[k]), k) for k in range(120, 160)]
+    (tmp_path / "resumed.log").write_text(text(resumed))
+    with pytest.warns(LogRestartWarning, match=r"resumed 1 time"):
+        c = load_curve(tmp_path / "resumed.log")
+    assert np.array_equal(c.step, STEPS[:160]) and np.array_equal(c.loss, LOSS[:160])

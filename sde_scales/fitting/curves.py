@@ -603,7 +603,7 @@ class LossCurve:
                         "log_history gives each record's step")
         names = resolve_columns(found, str(path), columns, need_lr=schedule is None)
         refuse_commas(names, lines, commas, str(path))
-        return cls._from_records(_purge_restarts(df, names["step"], str(path)), path, columns, schedule)
+        return cls._from_records(_purge_restarts(df, names["step"], str(path), lines), path, columns, schedule)
 
     @classmethod
     def _from_records(cls, df, path: Path, columns: dict | None = None, schedule=None) -> "LossCurve":
@@ -1286,12 +1286,18 @@ def _merge_rows_of_a_step(df, nan_values, source: str, names: dict):
     return merged.reset_index(drop=True), (nan_merged if nan_values is not None else None)
 
 
-def _purge_restarts(df, step_col: str, source: str):
+def _purge_restarts(df, step_col: str, source: str, lines=None):
     """A printed log's records with the ones a restart replaced left out (TensorBoard's "purge
     orphaned data"): a record whose step goes back, or repeats a key already logged at the last
     step, starts a restart, and every earlier record at or after its step is dropped. Records
-    without a step are kept as they are (other events). Says how many were replaced, and where."""
+    without a step are kept as they are (other events). Says how many were replaced, and where.
+
+    A step that goes back where the log's epoch goes forward is no restart: the step column counts
+    the updates within an epoch (``epoch 3 iter 100``), and is refused, naming the line (``lines``:
+    each record's line in the file), since the updates per epoch are not in the log."""
     step = _as_floats(df[step_col])
+    epochs = [c for c in df.columns if c != step_col and str(c).lower() in ("epoch", "ep")]
+    epoch = _as_floats(df[epochs[0]]) if len(epochs) == 1 else None
     marks = df.attrs.get("nan_values") or {}
     has = df.drop(columns=step_col).notna().to_numpy()
     for j, c in enumerate(c for c in df.columns if c != step_col):
@@ -1302,6 +1308,13 @@ def _purge_restarts(df, step_col: str, source: str):
     restarts = []
     for i in np.flatnonzero(~np.isnan(step)):
         s = step[i]
+        if kept and epoch is not None and s < step[kept[-1]] and epoch[i] > epoch[kept[-1]]:
+            at = f"line {lines[i]}" if lines is not None else f"record {i}"
+            raise _fail(source, step_col, None, f"{at}: {step_col} goes back from {step[kept[-1]]:g} to {s:g} where "
+                        f"{epochs[0]} goes on from {epoch[kept[-1]]:g} to {epoch[i]:g}: {step_col!r} counts the updates "
+                        f"within an epoch, and the log does not say how many an epoch has. Fit the optimiser's step "
+                        f"since the start (print it, or write a table with step = epoch x updates per epoch + "
+                        f"{step_col}), or name a column that counts it with --columns step=...")
         if kept and (s < step[kept[-1]] or (s == step[kept[-1]] and any(
                 (has[j] & has[i]).any() for j in reversed(kept) if step[j] == s))):
             restarts.append((step[kept[-1]], s))
