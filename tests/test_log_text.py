@@ -352,3 +352,22 @@ def test_an_iteration_counter_that_restarts_each_epoch_is_refused_not_read_as_re
     with pytest.warns(LogRestartWarning, match=r"resumed 1 time"):
         c = load_curve(tmp_path / "resumed.log")
     assert np.array_equal(c.step, STEPS[:160]) and np.array_equal(c.loss, LOSS[:160])
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16-le-bom", "utf-16-be-bom"])
+@pytest.mark.parametrize("kind", ["csv", "tsv", "jsonl", "log"])
+def test_logs_written_with_a_byte_order_mark_or_in_utf16_read_as_the_same_curve(tmp_path, encoding, kind):
+    """Excel's "CSV UTF-8" starts the file with a byte-order mark, which made a JSON Lines log's first
+    line no JSON; Windows PowerShell 5 (``> file``, ``Out-File``) writes UTF-16, which was refused as
+    no table ("cannot be read as csv") or read as a log with no values."""
+    import json
+
+    rows = list(zip(STEPS.tolist(), LR.tolist(), LOSS.tolist()))
+    text = {"csv": "step,lr,loss\n" + "".join(f"{s},{r!r},{x!r}\n" for s, r, x in rows),
+            "tsv": "step\tlr\tloss\n" + "".join(f"{s}\t{r!r}\t{x!r}\n" for s, r, x in rows),
+            "jsonl": "".join(json.dumps({"step": s, "lr": r, "loss": x}) + "\n" for s, r, x in rows),
+            "log": "".join(f"step {s} lr {r!r} loss {x!r}\n" for s, r, x in rows)}[kind]
+    data = (text.encode("utf-8-sig") if encoding == "utf-8-sig" else
+            b"\xff\xfe" + text.encode("utf-16-le") if encoding == "utf-16-le-bom" else b"\xfe\xff" + text.encode("utf-16-be"))
+    (tmp_path / f"run.{kind}").write_bytes(data)
+    assert _same(load_curve(tmp_path / f"run.{kind}"))

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from sde_scales.errors import DataFileError, InvalidArgumentError
+from sde_scales.fitting.encodings import file_encoding
 from sde_scales.validation import is_whole
 
 __all__ = ["COLUMN_ALIASES", "GAP_FACTOR", "MAX_STEP", "SPIKE_Z", "StepGapWarning", "InitialLossWarning",
@@ -1176,7 +1177,7 @@ def _csv_preamble(path: Path, sep: str) -> tuple[str, int, list[str] | None, lis
     import itertools
     import re
 
-    with open(path, encoding="utf-8-sig", errors="replace") as f:
+    with open(path, encoding=file_encoding(path), errors="replace") as f:
         lines = [ln.rstrip("\r\n") for ln in itertools.islice(f, 256)]
     i = 0
     hint = re.fullmatch(r"\s*sep=(.)\s*", lines[0]) if lines else None
@@ -1224,7 +1225,7 @@ def _read_csv(path: Path, sep: str):
     # step, lr and loss, not " lr" and " loss"
     df = pd.read_csv(path, sep=sep, keep_default_na=False, na_values=list(MISSING_TOKENS), skipinitialspace=True,
                      skiprows=skip, header=None if names is not None else "infer", names=names,
-                     engine="python" if sep == WHITESPACE else "c", encoding="utf-8-sig")
+                     engine="python" if sep == WHITESPACE else "c", encoding=file_encoding(path))
     df.columns = [c.strip() if isinstance(c, str) else c for c in df.columns]
     df = _mark_nan_values(df, lambda col: col.astype(str).str.strip().isin(NAN_TOKENS).to_numpy())
     df.attrs["duplicates"] = twice
@@ -1386,7 +1387,7 @@ def _read_records(path: Path):
     """The records of a JSON / JSON Lines log as a table (:meth:`LossCurve.from_json`)."""
     import json
 
-    text = _existing(path).read_text(errors="replace")
+    text = _existing(path).read_text(encoding=file_encoding(path), errors="replace")
     if path.suffix.lower() in (".jsonl", ".ndjson"):
         records = []
         for i, line in enumerate(text.splitlines(), start=1):

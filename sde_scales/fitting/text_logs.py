@@ -36,6 +36,7 @@ import re
 from pathlib import Path
 
 from sde_scales.errors import DataFileError
+from sde_scales.fitting.encodings import file_encoding
 
 __all__ = ["TEXT_LOG_SUFFIXES", "comma_values", "looks_like_text_log", "parse_line", "read_text_log",
            "read_text_log_lines", "refuse_commas", "thousands"]
@@ -135,7 +136,7 @@ def looks_like_text_log(path: str | Path, probe_lines: int = 50) -> bool:
     p = Path(path)
     lines = []
     try:
-        with open(p, encoding="utf-8", errors="replace") as fh:
+        with open(p, encoding=file_encoding(p), errors="replace") as fh:
             for line in fh:
                 s = line.strip()
                 if s and not s.startswith("#"):
@@ -166,7 +167,7 @@ def read_text_log_lines(path: str | Path) -> tuple[list[dict], list[int], list[d
     their text, by key, for :func:`refuse_commas` to judge once the curve's columns are known."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8", errors="replace")
+        text = p.read_text(encoding=file_encoding(p), errors="replace")
     except OSError as exc:
         raise DataFileError(f"{p}: cannot read it ({exc.strerror or exc}); check the path") from None
     records, lines, commas = [], [], []
