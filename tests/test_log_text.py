@@ -345,6 +345,13 @@ def test_an_iteration_counter_that_restarts_each_epoch_is_refused_not_read_as_re
     with pytest.raises(DataFileError, match=r"epochs.log, column 'iter': line 21: iter goes back from 380 to 0 where "
                                             r"epoch goes on from 0 to 1: 'iter' counts the updates within an epoch"):
         load_curve(tmp_path / "epochs.log")
+    # the epoch printed on a line of its own, before its updates
+    (tmp_path / "headed.log").write_text("".join(
+        (f"Epoch {k // 20}/5\n" if k % 20 == 0 else "")
+        + f"iter {(k % 20) * 20} lr {float(LR[k])!r} loss {float(LOSS[k])!r}\n" for k in range(100)))
+    with pytest.raises(DataFileError, match=r"headed.log, column 'iter': line 23: iter goes back from 380 to 0 where "
+                                            r"Epoch goes on from 0 to 1"):
+        load_curve(tmp_path / "headed.log")
     # one epoch of 100 logged updates, resumed at iter 1200 after printing up to 1500: a restart
     one = [(0, int(STEPS[k]), k) for k in range(160)]
     resumed = one[:151] + [(0, int(STEPS[k]), k) for k in range(120, 160)]
@@ -368,6 +375,7 @@ def test_logs_written_with_a_byte_order_mark_or_in_utf16_read_as_the_same_curve(
             "jsonl": "".join(json.dumps({"step": s, "lr": r, "loss": x}) + "\n" for s, r, x in rows),
             "log": "".join(f"step {s} lr {r!r} loss {x!r}\n" for s, r, x in rows)}[kind]
     data = (text.encode("utf-8-sig") if encoding == "utf-8-sig" else
-            b"\xff\xfe" + text.encode("utf-16-le") if encoding == "utf-16-le-bom" else b"\xfe\xff" + text.encode("utf-16-be"))
+            b"\xff\xfe" + text.encode("utf-16-le") if encoding == "utf-16-le-bom" else
+            b"\xfe\xff" + text.encode("utf-16-be"))
     (tmp_path / f"run.{kind}").write_bytes(data)
     assert _same(load_curve(tmp_path / f"run.{kind}"))

@@ -1298,7 +1298,8 @@ def _purge_restarts(df, step_col: str, source: str, lines=None):
     each record's line in the file), since the updates per epoch are not in the log."""
     step = _as_floats(df[step_col])
     epochs = [c for c in df.columns if c != step_col and str(c).lower() in ("epoch", "ep")]
-    epoch = _as_floats(df[epochs[0]]) if len(epochs) == 1 else None
+    # an epoch printed on a line of its own ("Epoch 2/10") holds for the lines after it
+    epoch = _as_floats(df[epochs[0]].ffill()) if len(epochs) == 1 else None
     marks = df.attrs.get("nan_values") or {}
     has = df.drop(columns=step_col).notna().to_numpy()
     for j, c in enumerate(c for c in df.columns if c != step_col):
