@@ -201,7 +201,7 @@ def _not_numbers(source: str, column: str, values) -> DataFileError:
                 why = ("the row repeats the header: two logs written into one file (a run resumed from a checkpoint "
                        "appends a new header); keep one header and, of the repeated steps, the rows logged after "
                        "the restart")
-            elif text in ("true", "false", "True", "False"):
+            elif text.lower() in ("true", "false"):
                 why = (f"a boolean, not a number: the log's {column!r} is not this quantity; name the column that is "
                        f"with --columns")
             elif re.fullmatch(r"[-+]?[1-9]\d{0,2}(,\d{3})+(\.\d+)?", text):
@@ -1166,7 +1166,7 @@ def _fields(line: str, sep: str) -> list[str]:
     return [f.strip() for f in next(csv.reader([line], delimiter=sep, skipinitialspace=True), [])]
 
 
-def _csv_preamble(path: Path, sep: str) -> tuple[str, int, list[str] | None, list[str]]:
+def _csv_preamble(path: Path, sep: str, encoding: str) -> tuple[str, int, list[str] | None, list[str]]:
     """How a text table begins: (separator, leading lines to skip, the header's names where a
     comment line holds them, else None, names the header gives twice).
 
@@ -1177,7 +1177,7 @@ def _csv_preamble(path: Path, sep: str) -> tuple[str, int, list[str] | None, lis
     import itertools
     import re
 
-    with open(path, encoding=file_encoding(path), errors="replace") as f:
+    with open(path, encoding=encoding, errors="replace") as f:
         lines = [ln.rstrip("\r\n") for ln in itertools.islice(f, 256)]
     i = 0
     hint = re.fullmatch(r"\s*sep=(.)\s*", lines[0]) if lines else None
@@ -1220,12 +1220,13 @@ def _read_csv(path: Path, sep: str):
     reads a ``sep=`` line, comment lines and a header written as a comment)."""
     import pandas as pd
 
-    sep, skip, names, twice = _csv_preamble(path, sep)
+    encoding = file_encoding(path)
+    sep, skip, names, twice = _csv_preamble(path, sep, encoding)
     # skipinitialspace: "step, lr, loss" (a header and rows printed with ", ") names the columns
     # step, lr and loss, not " lr" and " loss"
     df = pd.read_csv(path, sep=sep, keep_default_na=False, na_values=list(MISSING_TOKENS), skipinitialspace=True,
                      skiprows=skip, header=None if names is not None else "infer", names=names,
-                     engine="python" if sep == WHITESPACE else "c", encoding=file_encoding(path))
+                     engine="python" if sep == WHITESPACE else "c", encoding=encoding)
     df.columns = [c.strip() if isinstance(c, str) else c for c in df.columns]
     df = _mark_nan_values(df, lambda col: col.astype(str).str.strip().isin(NAN_TOKENS).to_numpy())
     df.attrs["duplicates"] = twice
@@ -1453,7 +1454,7 @@ def _is_wandb_step(column) -> bool:
     """True for Weights & Biases' ``_step`` (or ``<run> - _step`` in a panel export): its count of
     ``wandb.log`` calls, the optimiser's step only where the run passed ``step=`` or logged once per
     step."""
-    return str(column) == "_step" or str(column).endswith(" - _step")
+    return bool(_named([column], "_step"))
 
 
 def _named(found: list[str], name: str) -> list[str]:

@@ -157,7 +157,7 @@ def read_text_log(path: str | Path) -> list[dict]:
     (:func:`parse_line`), in the file's order. NaN values are kept as NaN (a diverged step). Values
     written with a comma inside are not in these records; :func:`read_text_log_lines` reads them."""
     records, _, commas = read_text_log_lines(path)
-    return [{k: v for k, v in rec.items() if k not in com} for rec, com in zip(records, commas)]
+    return [{k: v for k, v in rec.items() if k not in com} if com else rec for rec, com in zip(records, commas)]
 
 
 def read_text_log_lines(path: str | Path) -> tuple[list[dict], list[int], list[dict[str, str]]]:
