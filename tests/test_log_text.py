@@ -328,6 +328,14 @@ def test_weights_and_biases_step_counter_is_read_with_a_warning(tmp_path):
     with pytest.raises(DataFileError, match=r"step could be any of \['trainer/global_step', '_step'\] \('_step' is "
                                             r"Weights & Biases' count of wandb.log calls"):
         load_curve(tmp_path / "both.csv")
+    # fit-delay prints the warning and keeps it in its JSON
+    import json
+
+    from sde_scales.cli import main
+
+    assert main(["fit-delay", "--fit", str(tmp_path / "wb.csv"), "--no-progress", "--json", str(tmp_path / "o.json")]) == 0
+    got = json.loads((tmp_path / "o.json").read_text())
+    assert any("Weights & Biases' count of wandb.log calls" in w for w in got["warnings"])
 
 
 def test_an_iteration_counter_that_restarts_each_epoch_is_refused_not_read_as_resumed_runs(tmp_path):
