@@ -304,7 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser(
         "fit-delay", help="fit a learning-rate-response law to loss curves and predict unseen schedules",
         description="Fit a law on the --fit curves (shared parameters), predict the --predict curves from their "
-                    "learning rates alone, print metrics against a smoothed target, write JSON / plots / CSVs. "
+                    "learning rates alone, print metrics against a smoothed target, forecast --forecast schedules that were "
+                    "never run, write JSON / plots / CSVs. "
                     "Learning rates come from each file's lr column (linear between logged steps), a per-step file, "
                     "or a --schedule spec; metrics are computed where a loss was logged. Every predicted final loss "
                     "comes with its standard deviation from the fit's parameters, plus the law's miss of its fitted "
@@ -324,6 +325,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "see --columns); a file with a row for every step and the loss empty where it was not logged "
                         "is read as a per-step schedule")
     f.add_argument("--predict", action="append", metavar="CSV", help="curve to predict (repeat for several)")
+    f.add_argument("--forecast", action="append", metavar="NAME:SPEC",
+                   help="a schedule that has not been run, to predict: its loss curve from the reported law, with "
+                        "its 95%% band and the predicted final loss (mean of the last 5%% of rows) with its standard "
+                        "deviation, printed, in the JSON (forecasts), in --plot and as NAME.csv in --predictions; "
+                        "SPEC as for --schedule, e.g. wsd:warmup=500,peak=1e-3,decay=linear,decay_start=40000,"
+                        "total=50000 (repeat for several); every warning of a schedule beyond the fitted curves "
+                        "applies, and counts for --strict (sde_scales.fitting.forecast)")
+    f.add_argument("--forecast-every", type=int, default=None, metavar="STEPS",
+                   help="steps between a forecast's rows (default: the total over 1,000; the last step is always a "
+                        "row)")
     f.add_argument("--columns", metavar="KEY=NAME,...",
                    help="the files' names for step, lr, loss (val_loss), e.g. step=global_step,lr=learning_rate,"
                         "loss=train/loss; without it each is its own name or the one common alternative the file has "
@@ -413,7 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--plot", metavar="PATH", help="observed vs predicted, with the prediction's 95%% band from the "
                                                   "fit's parameters and the learning rate underneath (PNG)")
     f.add_argument("--predictions", metavar="DIR", help="one CSV per predicted curve: step, lr, loss, predicted, "
-                                                        "predicted_sd (empty where not determined)")
+                                                        "predicted_sd (empty where not determined); one per "
+                                                        "--forecast: step, lr, predicted, predicted_sd")
     f.set_defaults(func=_cmd_fit_delay)
 
     th = sub.add_parser("theory", help="symbolic tools: the derived exponent table of a parametrization")

@@ -2,7 +2,7 @@
 
 from sde_scales.fitting.average import AveragedFit
 from sde_scales.fitting.compare import compare_over_curves, compare_predictions
-from sde_scales.fitting.curves import LateStartWarning, LossCurve, ScheduleFeatures, load_curve
+from sde_scales.fitting.curves import LateStartWarning, LossCurve, ScheduleFeatures, ScheduleSpec, load_curve
 from sde_scales.fitting.fit import (
     FitResult,
     FitWarning,
@@ -17,12 +17,14 @@ from sde_scales.fitting.fit import (
     shared_noise_offset,
     time_scale_profile,
 )
+from sde_scales.fitting.forecast import Forecast, forecast
 from sde_scales.fitting.laws import KernelLaw, Law, MomentumLaw, MultiPowerLaw
 
 __all__ = [
     "AveragedFit",
     "FitResult",
     "FitWarning",
+    "Forecast",
     "IdentifiabilityWarning",
     "KernelLaw",
     "LateStartWarning",
@@ -32,9 +34,11 @@ __all__ = [
     "MultiPowerLaw",
     "PeakLRWarning",
     "ScheduleFeatures",
+    "ScheduleSpec",
     "compare_over_curves",
     "compare_predictions",
     "fit",
+    "forecast",
     "lack_of_fit",
     "load_curve",
     "predict",

@@ -16,9 +16,10 @@ import numpy as np
 from sde_scales.atomic import write_json_atomic, write_text_atomic
 from sde_scales.errors import DataFileError, InvalidArgumentError
 from sde_scales.fitting.average import AveragedFit, mixture_band
-from sde_scales.fitting.curves import InitialLossWarning, LossCurve, curve_name, load_curve, parse_columns
+from sde_scales.fitting.curves import (MAX_STEP, MIN_POINTS, InitialLossWarning, LossCurve, ScheduleSpec,
+                                      curve_name, load_curve, parse_columns)
 from sde_scales.fitting.fit import (DEPTH_MARGIN, SMOOTH_FRACTION, SMOOTH_STEPS, SMOOTH_WARN_FRACTION, FitResult,
-                                   default_smooth_steps, evaluation_limit, extrapolations, final_rows, fit,
+                                   PeakLRWarning, default_smooth_steps, evaluation_limit, extrapolations, final_rows, fit,
                                    first_trained_step, fit_warnings, lack_of_fit_fired,
                                    long_window_curves, model_error, predict, predict_sd, schedule_reach, score,
                                    shared_noise_offset, time_scale_profile)
@@ -708,10 +709,11 @@ def format_rows(doc: dict) -> str:
 
 
 def plot_fit(path: Path, fit_curves, predict_curves, preds, smooth_steps: int, title: str, sds=None,
-             band: str = "95% band of the prediction from the fit's parameters") -> Path:
+             band: str = "95% band of the prediction from the fit's parameters", forecasts=()) -> Path:
     """Observed (smoothed) and predicted curves with the learning rates beneath; with ``sds`` (standard
     deviations by curve name, :func:`~sde_scales.fitting.fit.predict_sd`) a shaded 95% band around each
-    predicted curve where it is determined, ``band`` its legend entry."""
+    predicted curve where it is determined, ``band`` its legend entry; ``forecasts``
+    (:class:`~sde_scales.fitting.forecast.Forecast`) dash-dotted, with their bands and rates."""
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
@@ -731,14 +733,23 @@ def plot_fit(path: Path, fit_curves, predict_curves, preds, smooth_steps: int, t
             ax.fill_between(c.step, preds[c.name] - 1.96 * sds[c.name], preds[c.name] + 1.96 * sds[c.name],
                             color=col, alpha=0.2, lw=0)
         axl.plot(c.step, c.lr, color=col, lw=1.0)
+    for j, f in enumerate(forecasts):
+        col = f"C{(len(curves) + j) % 10}"
+        ax.plot(f.step, f.loss, color=col, lw=1.2, ls="-.", label=f"{f.name} (forecast: no observed loss)")
+        if np.isfinite(f.sd).any():
+            ax.fill_between(f.step, f.loss - 1.96 * f.sd, f.loss + 1.96 * f.sd, color=col, alpha=0.2, lw=0)
+        axl.plot(f.step, f.lr, color=col, lw=1.0, ls="-.")
     ax.set_ylabel("training loss")
     keys = [Line2D([], [], color="0.3", lw=1.2, label=f"observed, moving average over {smooth_steps} steps"),
             Line2D([], [], color="0.3", lw=1.2, ls="--", label="law (fitted or predicted)")]
     if sds is not None:
         keys.append(Patch(color="0.3", alpha=0.2, lw=0, label=band))
     handles, _ = ax.get_legend_handles_labels()
-    lo = min(np.percentile(c.smoothed(smooth_steps), 1) for c in curves)
-    hi = max(np.percentile(c.smoothed(smooth_steps)[c.step > c.step[-1] * 0.1], 99) for c in curves)
+    shown = [c.smoothed(smooth_steps) for c in curves] + [f.loss[np.isfinite(f.loss)] for f in forecasts]
+    late = [c.smoothed(smooth_steps)[c.step > c.step[-1] * 0.1] for c in curves] + \
+        [f.loss[(f.step > f.step[-1] * 0.1) & np.isfinite(f.loss)] for f in forecasts]
+    lo = min(np.percentile(v, 1) for v in shown if v.size)
+    hi = max(np.percentile(v, 99) for v in late if v.size)
     ax.set_ylim(lo - 0.05, hi + 0.05)
     ax.legend(handles=handles + keys, fontsize=6, ncol=2)
     ax.set_title(title, fontsize=9)
@@ -793,6 +804,89 @@ def apply_schedules(curves: list[LossCurve], specs: list[str]) -> list[LossCurve
     if unknown:
         raise InvalidArgumentError(f"--schedule names {unknown}, which are not among the curves {sorted(known)}")
     return [c.with_spec(by[c.name]) if c.name in by else c for c in curves]
+
+
+def forecast_specs(texts: list[str], taken: list[str], every: int | None) -> dict[str, ScheduleSpec]:
+    """``NAME:SPEC`` texts (``--forecast``) as {name: parsed spec}, checked before any fit: the
+    colon, the spec, a name given twice or already a curve's (``taken``: the outputs name each after
+    it), and ``every`` (``--forecast-every``) against each schedule's length."""
+    by = {}
+    for text in texts or []:
+        if ":" not in text:
+            raise InvalidArgumentError(f"--forecast {text!r}: give NAME:SPEC, e.g. "
+                                       f"wsd:warmup=500,peak=1e-3,decay=linear,decay_start=40000,total=50000")
+        name, spec = (x.strip() for x in text.split(":", 1))
+        if not name:
+            raise InvalidArgumentError(f"--forecast {text!r}: the name before the colon is empty; it names the "
+                                       f"forecast's outputs (NAME.csv)")
+        if name in (".", "..") or Path(name).name != name:
+            raise InvalidArgumentError(f"--forecast {text!r}: the name {name!r} holds a path; give a plain name (it "
+                                       f"names the file NAME.csv that --predictions writes)")
+        if name in by or name in taken:
+            raise InvalidArgumentError(f"--forecast {text!r}: {name!r} is already "
+                                       f"{'a forecast' if name in by else 'a fitted or predicted curve'}'s name; "
+                                       f"give each forecast a name of its own")
+        try:
+            by[name] = ScheduleSpec.parse(spec)
+        except InvalidArgumentError as exc:
+            raise InvalidArgumentError(f"--forecast {name}: {exc}") from None
+    for name, spec in by.items():  # the length and every here as forecast() checks them, before the fits
+        check_forecast(spec, every, name)
+    return by
+
+
+def check_forecast(spec: ScheduleSpec, every: int | None, name: str) -> None:
+    """A ``--forecast`` schedule's length, and ``--forecast-every`` against it (as
+    :func:`~sde_scales.fitting.forecast.forecast` checks them)."""
+    from sde_scales.fitting.forecast import _check_every, schedule_rates
+
+    try:
+        if spec.total > MAX_STEP or spec.total < MIN_POINTS:
+            schedule_rates(spec)  # refused there, naming the length
+    except InvalidArgumentError as exc:
+        raise InvalidArgumentError(f"--forecast {name}: {str(exc).removeprefix('forecast: ')}") from None
+    try:
+        _check_every(every, spec.total)
+    except InvalidArgumentError as exc:
+        raise InvalidArgumentError(f"--forecast-every for {name}: {exc}") from None
+
+
+def run_forecasts(result, specs: dict, every: int | None) -> list:
+    """Each ``--forecast`` schedule predicted by ``result`` (a fit or an average):
+    :func:`~sde_scales.fitting.forecast.forecast`, its warnings kept in each forecast."""
+    from sde_scales.fitting.forecast import forecast
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PeakLRWarning)  # in each forecast's warnings, printed with the law
+        return [forecast(result, spec, every=every, name=name) for name, spec in specs.items()]
+
+
+def attach_forecasts(doc: dict, forecasts: list) -> None:
+    """A law's forecasts in its document: under ``forecasts``, their warnings among the law's, and
+    in its ``checks`` (for ``--strict``): those that extrapolate beyond the fitted curves, and
+    those whose final loss has no band."""
+    if not forecasts:
+        return
+    doc["forecasts"] = [f.to_dict() for f in forecasts]
+    doc["warnings"] = sorted(set(doc["warnings"]) | {w for f in forecasts for w in f.warnings})
+    doc["checks"]["extrapolated"] = sorted(set(doc["checks"]["extrapolated"]) | {f.name for f in forecasts if f.warnings})
+    doc["checks"]["no_band"] = list(doc["checks"]["no_band"]) + [f.name for f in forecasts if f.final_sd is None]
+
+
+def format_forecasts(label: str, forecasts: list) -> str:
+    """The forecasts of one law, a line each: the last step, the predicted final loss with its
+    standard deviation and 95% interval (the band: ``-`` where the fitted curves do not determine it)."""
+    lines = [f"forecasts of {label} (no observed loss; final loss: mean of the last 5% of rows):"]
+    for f in forecasts:
+        band = ("no band: the fitted curves do not determine it" if f.final_sd is None else
+                f"+- {f.final_sd:.4f} sd, 95% [{f.final_loss - 1.96 * f.final_sd:.4f}, "
+                f"{f.final_loss + 1.96 * f.final_sd:.4f}]")
+        lines.append(f"  {f.name[:30]:30s} to step {int(f.step[-1]):,}: final loss {f.final_loss:.4f} {band}"
+                     + ("   (beyond the fitted curves: see the warnings)" if f.warnings else ""))
+        if f.member_final_losses:
+            v = list(f.member_final_losses.values())
+            lines.append(f"  {'':30s} the averaged laws' own final losses: {min(v):.4f} to {max(v):.4f}")
+    return "\n".join(lines)
 
 
 def _check_law_options(args) -> None:
@@ -883,6 +977,11 @@ def run_fit_delay(args) -> int:
             f"name each curve after its file, so the names must differ; "
             + ("give the file once (as --fit or as --predict)" if same else
                "copy or link one of the files under another name"))
+    every = getattr(args, "forecast_every", None)
+    if every is not None and not getattr(args, "forecast", None):
+        raise InvalidArgumentError(f"--forecast-every {every} sets the rows of --forecast schedules; give --forecast "
+                                   f"NAME:SPEC, or leave it out")
+    fspecs = forecast_specs(getattr(args, "forecast", None) or [], names, every)
     both = apply_schedules(fit_curves + predict_curves, getattr(args, "schedule", None) or [])
     fit_curves, predict_curves = both[:len(fit_curves)], both[len(fit_curves):]
     dropped = {}
@@ -961,18 +1060,26 @@ def run_fit_delay(args) -> int:
         doc["warnings"] = sorted(set(doc["warnings"]) | {
             f"{flag} {why}; it is not applied to the mean of {len(avg.labels)} laws that --law auto predicts with "
             f"(run the law of your choice with --law/--kernel/--time to have it)" for flag, why in skipped})
+        extra["forecasts"] = run_forecasts(avg, fspecs, every)
+        attach_forecasts(doc, extra["forecasts"])
         docs.append(doc)
         results.append((avg, avg, extra))
         print(format_rows(doc))
+        if extra["forecasts"]:
+            print(format_forecasts(doc["law"], extra["forecasts"]))
         print()
     for law in laws:
         doc, res, extra = run_law(law, fit_curves, predict_curves, skip_steps=args.skip_steps,
                                   smooth_steps=args.smooth_steps, shared_noise=args.shared_noise,
                                   profile=args.profile, max_evaluations=max_evaluations,
                                   one_drop_hint=ONE_DROP_HINT if auto is None else AUTO_DROP_HINT)
+        extra["forecasts"] = run_forecasts(res, fspecs, every)
+        attach_forecasts(doc, extra["forecasts"])
         docs.append(doc)
         results.append((law, res, extra))
         print(format_rows(doc))
+        if extra["forecasts"]:
+            print(format_forecasts(doc["law"], extra["forecasts"]))
         print()
     if args.compare:
         print(f"{'law':30s} {'fit s':>6s} {'cool_rmse':>9s} {'|final|':>8s} {'pred_sd':>8s} {'in 95%':>6s}   "
@@ -1026,7 +1133,9 @@ def run_fit_delay(args) -> int:
             if c.name in extra["offset"]:
                 df["predicted_shared_noise"] = extra["pred"][c.name] + extra["offset"][c.name]
             write_text_atomic(d / f"{c.name}.csv", df.to_csv(index=False))
-        print(f"predictions: {len(predict_curves)} files in {d}")
+        for f in extra["forecasts"]:
+            write_text_atomic(d / f"{f.name}.csv", f.to_frame().to_csv(index=False))
+        print(f"predictions: {len(predict_curves) + len(extra['forecasts'])} files in {d}")
     if args.plot:
         law, res, extra = results[0]
         if isinstance(law, AveragedFit):  # the laws' names are in the JSON and the printout; the title counts them
@@ -1035,7 +1144,8 @@ def run_fit_delay(args) -> int:
         else:
             what, band = law.label, "95% band of the prediction from the fit's parameters"
         p = plot_fit(Path(args.plot), fit_curves, predict_curves, extra["pred"], args.smooth_steps,
-                     f"{what}: fitted on {', '.join(c.name for c in fit_curves)}", sds=extra["sd"], band=band)
+                     f"{what}: fitted on {', '.join(c.name for c in fit_curves)}", sds=extra["sd"], band=band,
+                     forecasts=extra["forecasts"])
         print(f"plot: {p}")
         if isinstance(law, KernelLaw):
             kp = Path(args.plot)

@@ -1,0 +1,196 @@
+r"""Forecasts: a fitted law's loss curve for a schedule that has not been run.
+
+Every law here predicts the loss from the learning rate alone: the progress term reads the
+learning-rate area :math:`S_1(t) = \sum_{k < t} \eta_k` and the drop response the drops
+:math:`\eta_{k-1} - \eta_k` (:class:`~sde_scales.fitting.curves.ScheduleFeatures`). So a schedule
+with no logged loss can be predicted as well as a held-out run can: :func:`forecast` takes a
+:class:`~sde_scales.fitting.curves.ScheduleSpec` (or its text form, as ``--schedule`` writes it) or
+the learning rate of every step, and returns the predicted loss at every ``every``-th step with
+its band (:func:`~sde_scales.fitting.fit.predict_sd`, or the mixture band of an
+:class:`~sde_scales.fitting.average.AveragedFit`) and the predicted final loss, the mean of the
+last 5% of its rows, the quantity the held-out protocols score.
+
+What a forecast cannot have is a score: there is no observed loss. What it keeps is every warning
+a prediction gets where the schedule goes beyond the fitted curves (another peak rate, a deeper or
+faster decay, a rise, a longer run: :func:`~sde_scales.fitting.fit.extrapolations`), and a null
+band where the fitted curves do not determine the prediction (a schedule with drops forecast from
+curves without any). ``sde-scales fit-delay --forecast NAME:SPEC`` prints, plots and writes them.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sde_scales.errors import InvalidArgumentError
+from sde_scales.fitting.average import AveragedFit, predict_any, predict_sd_any
+from sde_scales.fitting.curves import MAX_STEP, MIN_POINTS, LossCurve, ScheduleSpec
+from sde_scales.fitting.fit import FitResult, PeakLRWarning, extrapolations, final_rows
+
+__all__ = ["FORECAST_POINTS", "Forecast", "forecast", "schedule_rates"]
+
+#: Rows of a forecast when ``every`` is not given: one every ``ceil(T / FORECAST_POINTS)`` steps.
+#: The law's values between rows are not needed for its values at them (every law reads the
+#: per-step schedule), so this sets the output's resolution, not its accuracy.
+FORECAST_POINTS = 1000
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """A law's predicted loss curve for a schedule with no logged loss.
+
+    ``step``, ``lr``: the forecast's rows and the learning rate there; ``loss``: the predicted
+    loss (NaN at a row before any update with a positive rate, where no law has a value); ``sd``:
+    its standard deviation (NaN where the fitted curves do not determine it); ``final_loss`` and
+    ``final_sd``: the mean of the last 5% of rows and its standard deviation (None where not
+    determined); ``warnings``: how the schedule goes beyond the fitted curves; ``law``: the law's
+    label."""
+
+    name: str
+    law: str
+    step: np.ndarray
+    lr: np.ndarray
+    loss: np.ndarray
+    sd: np.ndarray
+    final_loss: float
+    final_sd: float | None
+    warnings: tuple[str, ...] = ()
+    #: for an average of laws: each law's predicted final loss, by label (the part of the forecast
+    #: that the fitted curves leave to the choice of law)
+    member_final_losses: dict = field(default_factory=dict)
+
+    @property
+    def final_rows(self) -> int:
+        """How many of the last rows :attr:`final_loss` averages."""
+        return final_rows(self.step.size)
+
+    def to_dict(self) -> dict:
+        """For a JSON document (``NaN`` left for the strict writer to turn into ``null``)."""
+        return {"name": self.name, "law": self.law, "last_step": int(self.step[-1]), "rows": int(self.step.size),
+                "every": int(self.step[1] - self.step[0]) if self.step.size > 1 else None,
+                "final_loss_pred": self.final_loss, "final_loss_pred_sd": self.final_sd,
+                "final_rows": self.final_rows, "warnings": list(self.warnings),
+                "member_final_losses": dict(self.member_final_losses) or None,
+                "step": self.step.tolist(), "lr": self.lr.tolist(), "predicted": self.loss.tolist(),
+                "predicted_sd": self.sd.tolist()}
+
+    def to_frame(self):
+        """The rows as a pandas DataFrame: step, lr, predicted, predicted_sd."""
+        import pandas as pd
+
+        return pd.DataFrame({"step": self.step, "lr": self.lr, "predicted": self.loss, "predicted_sd": self.sd})
+
+
+def schedule_rates(schedule) -> np.ndarray:
+    r"""The learning rate at every step from 0 of ``schedule``: a :class:`ScheduleSpec`, its text
+    form (``peak=1e-3,decay=cosine,end=1e-4,total=10000``: :meth:`ScheduleSpec.expand`, ``total +
+    1`` rates) or a 1-d array of rates, one per step (``sde_scales.schedules`` makes them).
+    Refused, naming the value: rates that are not finite, negative or all zero, fewer than
+    :data:`~sde_scales.fitting.curves.MIN_POINTS` steps, or more than
+    :data:`~sde_scales.fitting.curves.MAX_STEP`."""
+    if isinstance(schedule, str):
+        schedule = ScheduleSpec.parse(schedule)
+    if isinstance(schedule, ScheduleSpec):
+        if schedule.total > MAX_STEP:  # before expanding it: 8 bytes a step
+            raise InvalidArgumentError(f"forecast: total={schedule.total:,} is beyond {MAX_STEP:,} optimiser steps; if "
+                                       f"it counts tokens or samples, give the number of optimiser steps")
+        if schedule.total < MIN_POINTS:
+            raise InvalidArgumentError(f"forecast: total={schedule.total}; a forecast needs at least {MIN_POINTS} steps")
+        return schedule.expand()
+    try:
+        lr = np.asarray(schedule, dtype=float)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"forecast: schedule of type {type(schedule).__name__}; give a schedule spec "
+                                   f"(peak=...,decay=...,total=...) or one learning rate per step") from None
+    if lr.ndim != 1:
+        raise InvalidArgumentError(f"forecast: rates of shape {lr.shape}; give one learning rate per step (1-d)")
+    bad = ~np.isfinite(lr) | (lr < 0)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise InvalidArgumentError(f"forecast: learning rate {lr[i]} at step {i} is not a finite rate >= 0; fix the "
+                                   f"schedule")
+    if lr.size <= MIN_POINTS:
+        raise InvalidArgumentError(f"forecast: a schedule of {lr.size} steps; give at least {MIN_POINTS + 1} (one "
+                                   f"learning rate per step from step 0)")
+    if lr.size - 1 > MAX_STEP:
+        raise InvalidArgumentError(f"forecast: a schedule of {lr.size:,} steps is beyond {MAX_STEP:,}; if it counts "
+                                   f"tokens or samples, give one rate per optimiser step")
+    if not np.any(lr > 0):
+        raise InvalidArgumentError("forecast: the learning rate is 0 at every step; a schedule of zeros has no loss "
+                                   "curve to forecast")
+    return lr
+
+
+def _check_every(every, last: int) -> int:
+    if every is None:
+        return max(1, math.ceil(last / FORECAST_POINTS))
+    if isinstance(every, bool) or not isinstance(every, (int, np.integer, float)) or every != int(every) or every < 1:
+        raise InvalidArgumentError(f"forecast: every={every!r}; give a whole number of steps >= 1")
+    every = int(every)
+    if last // every < MIN_POINTS:
+        raise InvalidArgumentError(f"forecast: every={every} leaves {last // every} rows over a schedule of {last} "
+                                   f"steps; give at most {last // MIN_POINTS} (at least {MIN_POINTS} rows)")
+    return every
+
+
+def _curve(name: str, rates: np.ndarray, every: int) -> LossCurve:
+    """The schedule as a curve of the rows to forecast, for the laws' prediction code, which reads
+    its steps and rates and never its loss: the loss column holds zeros, and the curve stays inside
+    this module (nothing scores it)."""
+    last = rates.size - 1
+    steps = np.arange(every, last + 1, every)
+    if steps[-1] != last:
+        steps = np.append(steps, last)  # the schedule's end is always a row: the final loss is there
+    return LossCurve(steps, rates[steps], np.zeros(steps.size), name=name, source=f"forecast {name}",
+                     schedule=rates, schedule_start=0)
+
+
+def forecast(result: FitResult | AveragedFit, schedule, *, every: int | None = None,
+             name: str = "forecast") -> Forecast:
+    r"""The loss curve ``result`` predicts for ``schedule``, which was not run.
+
+    Parameters
+    ----------
+    result
+        A fit (:func:`~sde_scales.fitting.fit.fit`) or an average of fits (``--law auto``'s).
+    schedule
+        A :class:`ScheduleSpec`, its text form, or one learning rate per step from step 0
+        (:func:`schedule_rates`). The forecast runs to the last step whose rate is given: the loss
+        after ``total`` updates for a spec.
+    every
+        Steps between rows (default: ``ceil(T / FORECAST_POINTS)``); the last step is always a row.
+    name
+        The forecast's name in warnings and outputs.
+
+    Returns
+    -------
+    Forecast
+        The predicted loss and its band at each row, the predicted final loss (the mean of the last
+        5% of rows) with its standard deviation, and the extrapolation warnings, each also issued
+        as a :class:`~sde_scales.fitting.fit.PeakLRWarning`.
+    """
+    if not isinstance(result, (FitResult, AveragedFit)):
+        raise InvalidArgumentError(f"forecast: result is a {type(result).__name__}; give a FitResult (fit(...)) or "
+                                   f"an AveragedFit")
+    rates = schedule_rates(schedule)
+    curve = _curve(str(name), rates, _check_every(every, rates.size - 1))
+    members = result.results if isinstance(result, AveragedFit) else (result,)
+    notes = tuple(dict.fromkeys(m for r in members for m in extrapolations(r, curve)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PeakLRWarning)  # said once below, not once per law
+        loss = predict_any(result, curve)
+        sd, final_sd = predict_sd_any(result, curve)
+    for msg in notes:
+        warnings.warn(msg, PeakLRWarning, stacklevel=2)
+    n = final_rows(curve.step.size)
+    members = {}
+    if isinstance(result, AveragedFit):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PeakLRWarning)
+            members = {lab: float(np.mean(p[-n:])) for lab, p in zip(result.labels, result.predictions(curve))}
+    label = result.label if isinstance(result, AveragedFit) else result.law.label
+    return Forecast(str(name), label, curve.step, curve.lr, loss, sd, float(np.mean(loss[-n:])),
+                    float(final_sd) if np.isfinite(final_sd) else None, notes, members)

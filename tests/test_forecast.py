@@ -1,0 +1,183 @@
+"""Forecasts: a fitted law's loss curve for a schedule with no logged loss (``fit-delay --forecast``)."""
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sde_scales import schedules
+from sde_scales.errors import InvalidArgumentError
+from sde_scales.fitting import KernelLaw, LossCurve, MomentumLaw, PeakLRWarning, fit, predict, predict_sd
+from sde_scales.fitting.curves import ScheduleSpec, planted_curve
+from sde_scales.fitting.forecast import forecast, schedule_rates
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "loss_curves"
+
+LAM = 0.99
+THETA = np.array([2.0, 1.5, 0.4, 0.3])  # L0, A, alpha, C_eff of the momentum law with lambda fixed
+
+
+def momentum_by_hand(theta, lr, steps, lr_scale, lam=LAM):
+    r"""The momentum law (Tissue et al. 2024) written out from its definition, one drop per step:
+    :math:`L(t) = L_0 + A S_1(t)^{-\alpha} - C \sum_{w \le k < t} d_k (1 - \lambda^{t - k})`, with
+    :math:`S_1(t) = \sum_{k < t} \eta_k` and :math:`d_k = \eta_{k-1} - \eta_k` after the warmup
+    :math:`w` (where the rate first stops rising), rates in units of ``lr_scale``."""
+    eta = np.asarray(lr, float) / lr_scale
+    w = int(np.argmax(np.diff(eta) <= 0)) + 1 if np.any(np.diff(eta) <= 0) else eta.size
+    d = np.zeros_like(eta)
+    d[1:] = eta[:-1] - eta[1:]
+    d[:w] = 0.0
+    out = []
+    for t in steps:
+        k = np.arange(t)
+        s1 = eta[:t].sum()
+        out.append(theta[0] + theta[1] * s1 ** -theta[2] - theta[3] * np.sum(d[:t] * (1 - lam ** (t - k))))
+    return np.array(out)
+
+
+@pytest.fixture(scope="module")
+def planted_fit():
+    """The momentum law fitted to a cosine run planted from it (per-step log, noise 0.01)."""
+    law = MomentumLaw(lam=LAM)
+    lr = schedules.cosine(3000, 1e-3, final_fraction=0.1, warmup_steps=100)
+    curve, _ = planted_curve(law, THETA, lr, "cos", noise=0.01, seed=3, log_every=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fit(law, [curve])
+
+
+def test_a_forecast_is_the_law_on_the_schedule_computed_by_hand(planted_fit):
+    """Against an independent evaluation of the fitted law's definition on a WSD schedule of 3,000
+    steps (every drop in a bin of its own there: the schedule is known at every step): the forecast
+    reads the schedule from step 0, sums the area before each row and the drops before it."""
+    spec = ScheduleSpec(total=3000, peak=1e-3, warmup=100, decay="linear", decay_start=2400, end=1e-5)
+    f = forecast(planted_fit, spec, every=30, name="wsd")
+    assert f.step[0] == 30 and f.step[-1] == 3000 and np.all(np.diff(f.step) == 30)
+    truth = momentum_by_hand(planted_fit.theta, spec.expand(), f.step, planted_fit.lr_scale)
+    # float64 sums of 3,000 terms: agreement to 1e-9 of the loss
+    np.testing.assert_allclose(f.loss, truth, rtol=0, atol=1e-9)
+    assert f.final_loss == pytest.approx(truth[-f.final_rows:].mean(), abs=1e-9)
+    np.testing.assert_array_equal(f.lr, spec.expand()[f.step])
+
+
+def test_the_forecast_of_an_unseen_schedule_holds_the_truth_within_its_band(planted_fit):
+    """The planted law's own loss on a WSD schedule the fit never saw: the forecast's final loss
+    within 4 of its standard deviations (a 95% band that holds is within 1.96 in 95% of seeds;
+    4 fails once in 16,000 if the band is right), and the band is not vacuous (under 0.05)."""
+    spec = ScheduleSpec(total=3000, peak=1e-3, warmup=100, decay="linear", decay_start=2400)
+    f = forecast(planted_fit, spec, every=10, name="wsd")
+    truth = momentum_by_hand(THETA, spec.expand(), f.step, planted_fit.lr_scale)
+    assert f.final_sd is not None and 0 < f.final_sd < 0.05
+    assert abs(f.final_loss - truth[-f.final_rows:].mean()) < 4 * f.final_sd
+
+
+def test_a_forecast_equals_the_prediction_of_a_run_of_that_schedule():
+    """On a real curve: forecasting the per-step rates of the 124M WSD run gives what predicting
+    that run (with the same per-step schedule) gives, row by row, band included."""
+    cos = LossCurve.from_csv(DATA / "124m_cos10_lr1e-3.csv")
+    wsd = LossCurve.from_csv(DATA / "124m_wsd-lin0.2_lr1e-3.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = fit(KernelLaw(kernel="exp", time="steps"), [cos], skip_steps=500)
+        run = wsd.with_schedule(wsd.per_step_lr())
+        f = forecast(res, wsd.per_step_lr(), every=wsd.log_every, name="wsd")
+        sd, final_sd = predict_sd(res, run)
+        np.testing.assert_array_equal(f.step, run.step)
+        np.testing.assert_allclose(f.loss, predict(res, run), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(f.sd, sd, rtol=1e-12)
+    assert f.final_sd == pytest.approx(final_sd, rel=1e-12)
+
+
+def test_a_schedule_beyond_the_fitted_curves_warns_and_keeps_the_warning(planted_fit):
+    with pytest.warns(PeakLRWarning, match="peak learning rate 0.003 differs"):
+        f = forecast(planted_fit, "peak=3e-3,warmup=100,decay=cosine,total=3000", name="hot")
+    assert any("peak learning rate 0.003" in w for w in f.warnings)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the fitted schedule itself: nothing to warn of
+        same = forecast(planted_fit, schedules.cosine(3001, 1e-3, final_fraction=0.1, warmup_steps=100), name="same")
+    assert same.warnings == ()
+
+
+@pytest.mark.parametrize("bad, said", [
+    (np.array([1e-3, np.nan] + [1e-3] * 30), "learning rate nan at step 1"),
+    (np.array([1e-3] * 10 + [-1e-4] + [1e-3] * 30), "learning rate -0.0001 at step 10"),
+    (np.zeros(100), "0 at every step"),
+    (np.ones((10, 10)), "shape (10, 10)"),
+    (np.full(5, 1e-3), "a schedule of 5 steps"),
+    ("peak=1e-3,decay=wavy,total=100", "decay='wavy'"),
+    ("peak=1e-3", "total= is required"),
+    ("peak=1e-3,total=10", "total=10; a forecast needs at least 20 steps"),
+    ("peak=1e-3,total=60000000", "total=60,000,000 is beyond"),
+])
+def test_bad_schedules_are_refused_by_value(bad, said):
+    with pytest.raises(InvalidArgumentError) as e:
+        schedule_rates(bad)
+    assert said in str(e.value)
+
+
+def test_every_is_checked(planted_fit):
+    for bad in (0, 2.5, True, 1000):
+        with pytest.raises(InvalidArgumentError, match="every="):
+            forecast(planted_fit, "peak=1e-3,total=3000", every=bad)
+    with pytest.raises(InvalidArgumentError, match="give a FitResult"):
+        forecast("not a fit", "peak=1e-3,total=3000")
+
+
+def _cli(args):
+    from sde_scales.cli import main
+
+    return main(["fit-delay", *args])
+
+
+def test_fit_delay_forecast_prints_writes_and_plots(tmp_path, capsys):
+    cos = str(DATA / "124m_cos10_lr1e-3.csv")
+    spec = "wsd:warmup=500,peak=1e-3,decay=linear,decay_start=40000,total=50000"
+    out = tmp_path / "f.json"
+    rc = _cli(["--fit", cos, "--skip-steps", "500", "--kernel", "exp", "--forecast", spec, "--forecast-every", "250",
+               "--json", str(out), "--predictions", str(tmp_path / "p"), "--plot", str(tmp_path / "f.png")])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "forecasts of kernel(exp, steps)" in text and "to step 50,000: final loss" in text
+    doc = json.loads(out.read_text())
+    (fc,) = doc["forecasts"]
+    assert fc["name"] == "wsd" and fc["rows"] == 200 and fc["every"] == 250 and fc["last_step"] == 50000
+    assert fc["final_loss_pred_sd"] > 0 and len(fc["predicted"]) == 200
+    df = pd.read_csv(tmp_path / "p" / "wsd.csv")
+    assert list(df.columns) == ["step", "lr", "predicted", "predicted_sd"]
+    assert df["predicted"].iloc[-10:].mean() == pytest.approx(fc["final_loss_pred"], abs=1e-12)
+    assert (tmp_path / "f.png").stat().st_size > 0
+
+
+def test_a_forecast_the_fit_does_not_determine_has_a_null_band_and_fails_strict(tmp_path, capsys):
+    """Fitted on a constant-rate run alone, no drop response is determined: a forecast with a
+    cooldown has no band (null in the JSON), which --strict counts."""
+    const = str(DATA / "124m_const_lr1e-3.csv")
+    out = tmp_path / "f.json"
+    rc = _cli(["--fit", const, "--skip-steps", "500", "--forecast",
+               "wsd:warmup=500,peak=1e-3,decay=linear,decay_start=40000,total=50000", "--json", str(out), "--strict"])
+    assert rc == 1
+    doc = json.loads(out.read_text())
+    assert doc["forecasts"][0]["final_loss_pred_sd"] is None
+    assert "wsd" in doc["checks"]["no_band"]
+    assert "no band" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("extra, said", [
+    (["--forecast", "peak=1e-3,total=100"], "give NAME:SPEC"),
+    (["--forecast", "a/b:peak=1e-3,total=1000"], "holds a path"),
+    (["--forecast", "w:peak=1e-3,totl=1000"], "unknown key 'totl'"),
+    (["--forecast", "124m_cos10_lr1e-3:peak=1e-3,total=1000"], "a fitted or predicted curve's name"),
+    (["--forecast", "w:peak=1e-3,total=1000", "--forecast", "w:peak=1e-3,total=2000"], "already a forecast's name"),
+    (["--forecast", "w:peak=1e-3,total=1000", "--forecast-every", "0"], "every=0"),
+    (["--forecast", "w:peak=1e-3,total=1000", "--forecast-every", "100"], "leaves 10 rows"),
+    (["--forecast-every", "100"], "sets the rows of --forecast schedules"),
+    (["--forecast", "w:peak=1e-3,total=5"], "--forecast w: total=5"),
+])
+def test_fit_delay_refuses_bad_forecasts_before_fitting_or_writing(tmp_path, capsys, extra, said):
+    out = tmp_path / "f.json"
+    assert _cli(["--fit", str(DATA / "124m_cos10_lr1e-3.csv"), "--json", str(out), *extra]) == 2
+    assert said in capsys.readouterr().err
+    assert not out.exists()
