@@ -7,6 +7,7 @@ Subcommands
     sweep       train muP / SP / NTK MLPs over width x learning rate x seed into a run store
     coordcheck  coordinate check of a parametrization against width
     converge    a convergence study of the engine's solvers on a problem with an exact solution
+    rate        a verdict on a claimed width rate from a table of the user's own measurements
 
 ``theory`` is imported only when ``verify`` runs, so that the library never depends on it.
 """
@@ -229,6 +230,12 @@ def _cmd_theory_table(args: argparse.Namespace) -> int:
     if args.json:
         print(f"JSON: {write_json_atomic(args.json, t.to_dict())}")
     return 0
+
+
+def _cmd_rate(args: argparse.Namespace) -> int:
+    from sde_scales.rate_table import run_rate
+
+    return run_rate(args)
 
 
 def _cmd_fit_delay(args: argparse.Namespace) -> int:
@@ -552,6 +559,42 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--strict", action="store_true", help="exit 1 unless both orders PASS")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
     c.set_defaults(func=_cmd_converge)
+
+    r = sub.add_parser("rate", help="verdict on a claimed width rate from a table of your own measurements",
+                       description="Judge a claimed rate, Theta(n^p), O(n^p) or a separation of two exponents, on "
+                                   "a table of measurements: one row per replica (an independent run or seed) at "
+                                   "each width, a width column and a value column. The reading says which "
+                                   "quantity of the replicas is the power of the width: fluctuation (their "
+                                   "standard deviation), bias (their mean's distance from --reference), mean "
+                                   "(their mean, positive), values (one exact value per width). The exponent "
+                                   "comes with a percentile-bootstrap interval over replicas, the local slopes at "
+                                   "the ends of the width range, and a tolerance for next-order terms measured "
+                                   "from their change; PASS, FAIL or INCONCLUSIVE by the rules of "
+                                   "sde_scales.rates (the README's 'The verdict rules').",
+                       epilog="Exit status: 0 when the check ran (whatever the verdict), 1 with --strict unless it "
+                              "is PASS, 2 for bad input. Example: sde-scales rate runs.csv --claim Theta:-1/2 "
+                              "--value w_delta (the spread of a weight's change over seeds falls like n^-1/2).")
+    r.add_argument("table", metavar="TABLE", help="CSV, TSV or Parquet: one row per replica per width")
+    r.add_argument("--claim", required=True, metavar="KIND:P",
+                   help="Theta:P, O:P (P a number or a fraction: -1/2) or separation:D (p_value - p_minus = D; "
+                        "needs --minus)")
+    r.add_argument("--reading", choices=["fluctuation", "bias", "mean", "values"], default="fluctuation",
+                   help="the quantity whose exponent is judged (default fluctuation)")
+    r.add_argument("--width", default="width", metavar="COLUMN", help="the width column (default width)")
+    r.add_argument("--value", default="value", metavar="COLUMN", help="the measured column (default value)")
+    r.add_argument("--minus", metavar="COLUMN",
+                   help="for a separation: the second measured column, of the same replicas (rows)")
+    r.add_argument("--reference", metavar="REF",
+                   help="for --reading bias: the limit value, a number, richardson (extrapolated in 1/n from the "
+                        "two widest widths) or widest")
+    r.add_argument("--confidence", type=float, default=0.95, help="level of the bootstrap interval (default 0.95)")
+    r.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    r.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (the same seed, the same interval)")
+    r.add_argument("--json", metavar="PATH", help="write the estimate and the verdict as strict JSON" + _JSON_STDOUT)
+    r.add_argument("--plot", metavar="PATH", help="the quantity against width, log-log, with the fitted and the "
+                                                  "claimed slopes (PNG)")
+    r.add_argument("--strict", action="store_true", help="exit 1 unless the verdict is PASS")
+    r.set_defaults(func=_cmd_rate)
     return ap
 
 

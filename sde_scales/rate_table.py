@@ -1,0 +1,280 @@
+r"""A verdict on a claimed rate from a table of the user's own measurements (``sde-scales rate``).
+
+The table is long: one row per replica (an independent run, seed or sample) at each width, a
+column of widths and a column of the measured value. The reading says which quantity of the
+replicas is a power of the width, and :mod:`sde_scales.rates` estimates its exponent with a
+percentile-bootstrap interval over replicas and judges the claim by its stated rules:
+
+``fluctuation``
+    the standard deviation over the replicas at each width (micro-variables moving at
+    :math:`\Theta(n^{-1/2})`: the value is a coordinate of each replica);
+``bias``
+    :math:`|\bar X_n - \mathrm{ref}|`, the replica mean's distance from ``--reference`` (a number,
+    ``richardson`` or ``widest``; macro-variables settling at :math:`O(1/n)`);
+``mean``
+    the replica mean itself, which must be positive (a per-replica size such as
+    :math:`|w_t - w_0|`);
+``values``
+    one exact value per width (no replicas: a Student-t interval from the log-log residuals).
+
+A ``separation:D`` claim reads two columns of the same rows (``--value A --minus B``) and judges
+the difference of their fluctuation exponents, :math:`p_A - p_B`, against D, each replica
+resampled with both of its values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from sde_scales import rates
+from sde_scales.errors import DataFileError, InvalidArgumentError
+from sde_scales.rates import ExponentEstimate, RateKind, VerdictResult
+
+__all__ = ["READINGS", "RateClaim", "RateCheck", "check_rate", "read_rate_table"]
+
+READINGS = ("fluctuation", "bias", "mean", "values")
+_KINDS = {"theta": RateKind.THETA, "o": RateKind.BIG_O, "separation": RateKind.SEPARATION}
+
+
+@dataclass(frozen=True)
+class RateClaim:
+    """A claimed rate: ``kind`` (Theta, O or separation) and its exponent (for a separation, the
+    claimed difference of exponents)."""
+
+    kind: RateKind
+    exponent: float
+    text: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> "RateClaim":
+        """From ``KIND:EXPONENT``, e.g. ``Theta:-1/2``, ``O:-1``, ``separation:-0.5`` (the exponent
+        a number or a fraction)."""
+        if not isinstance(text, str) or ":" not in text:
+            raise InvalidArgumentError(f"claim {text!r}: give KIND:EXPONENT, KIND one of Theta, O, separation, e.g. "
+                                       f"Theta:-1/2 (the quantity is Theta(n^-1/2))")
+        kind, exp = (x.strip() for x in text.split(":", 1))
+        if kind.lower() not in _KINDS:
+            raise InvalidArgumentError(f"claim {text!r}: kind {kind!r}; use Theta, O or separation")
+        try:
+            value = float(Fraction(exp))
+        except (ValueError, ZeroDivisionError):
+            raise InvalidArgumentError(f"claim {text!r}: exponent {exp!r} is not a number or a fraction "
+                                       f"(e.g. -1/2, -0.5)") from None
+        return cls(_KINDS[kind.lower()], value, text)
+
+    @property
+    def statement(self) -> str:
+        p = f"{Fraction(self.exponent).limit_denominator(64)}"
+        if self.kind is RateKind.SEPARATION:
+            return f"separation: p_A - p_B = {p}"
+        return f"{self.kind.value}(n^{p})"
+
+
+@dataclass(frozen=True)
+class RateCheck:
+    """What :func:`check_rate` found: the estimate, the verdict, and the replicas per width."""
+
+    claim: RateClaim
+    reading: str
+    estimate: ExponentEstimate
+    verdict: VerdictResult
+    replicas: dict
+
+    def to_dict(self) -> dict:
+        return {"claim": {"kind": self.claim.kind.value, "exponent": self.claim.exponent, "text": self.claim.text,
+                          "statement": self.claim.statement},
+                "reading": self.reading, "replicas": {str(k): v for k, v in self.replicas.items()},
+                "estimate": self.estimate.to_dict(), **self.verdict.to_dict()}
+
+
+def read_rate_table(path: str | Path):
+    """A CSV (``.csv``, ``.tsv``) or Parquet table as a pandas DataFrame; a file that cannot be read
+    is a :class:`~sde_scales.errors.DataFileError` naming it."""
+    import pandas as pd
+
+    p = Path(path)
+    if not p.is_file():
+        raise DataFileError(f"{p}: no such file; give a CSV or Parquet table with a width column and a value column")
+    try:
+        if p.suffix.lower() in (".parquet", ".pq"):
+            return pd.read_parquet(p)
+        return pd.read_csv(p, sep="\t" if p.suffix.lower() == ".tsv" else ",")
+    except Exception as exc:  # noqa: BLE001 - any reader failure is a corrupt file for the user
+        raise DataFileError(f"{p}: cannot be read as a table ({type(exc).__name__}: {exc}); give a complete CSV or "
+                            f"Parquet file") from None
+
+
+def _column(df, name: str, what: str, source: str) -> np.ndarray:
+    import pandas as pd
+
+    if name not in df.columns:
+        raise DataFileError(f"{source}: no column {name!r} for the {what}; the table has columns "
+                            f"{[str(c) for c in df.columns]} (name it with --{'width' if what == 'width' else 'value'})")
+    col = df[name]
+    if col.dtype == bool:
+        raise DataFileError(f"{source}, column {name!r}: booleans, not numbers; give the measured {what}")
+    v = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float)
+    bad = np.isnan(v) & col.notna().to_numpy()
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise DataFileError(f"{source}, column {name!r}, row {i}: {col.iloc[i]!r} is not a number; fix the row")
+    bad = ~np.isfinite(v)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise DataFileError(f"{source}, column {name!r}, row {i}: {what} {v[i]} is not finite (a diverged or missing "
+                            f"run?); drop the row, or all the runs of a width that diverged")
+    return v
+
+
+def _grouped(width: np.ndarray, columns: list[np.ndarray], source: str, need: int):
+    if np.any(width <= 0):
+        i = int(np.argmax(width <= 0))
+        raise DataFileError(f"{source}, row {i}: width {width[i]:g} is not positive")
+    xs = np.unique(width)
+    if xs.size < 3:
+        raise InvalidArgumentError(f"{source}: {xs.size} distinct width(s) ({', '.join(f'{x:g}' for x in xs)}); an "
+                                   f"exponent and its interval need at least 3 (4 for a tolerance for next-order "
+                                   f"terms, and so for a PASS)")
+    groups = [[c[width == x] for x in xs] for c in columns]
+    few = [(x, int((width == x).sum())) for x in xs if (width == x).sum() < need]
+    if few:
+        raise InvalidArgumentError(f"{source}: " + ", ".join(f"width {x:g} has {k} row(s)" for x, k in few)
+                                   + f"; the reading needs at least {need} replicas (rows) per width")
+    return xs, groups
+
+
+def check_rate(df, claim: RateClaim | str, *, reading: str = "fluctuation", width: str = "width",
+               value: str = "value", minus: str | None = None, reference=None, confidence: float = 0.95,
+               n_resamples: int = 2000, seed: int = 0, source: str = "table") -> RateCheck:
+    r"""Estimate the exponent of ``reading`` of column ``value`` against column ``width`` and judge
+    ``claim`` by :func:`sde_scales.rates.verdict`.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        One row per replica per width (per width for ``reading="values"``).
+    claim : RateClaim or str
+        ``Theta:P``, ``O:P`` or ``separation:D`` (the last needs ``minus``).
+    reading : str
+        One of :data:`READINGS` (module docstring).
+    minus : str or None
+        For a separation: the second column, whose fluctuation exponent is subtracted.
+    reference : float, "richardson" or "widest"
+        The bias reading's limit value.
+    confidence, n_resamples, seed
+        The bootstrap's level, resamples and seed (the same seed gives the same interval).
+    """
+    claim = claim if isinstance(claim, RateClaim) else RateClaim.parse(claim)
+    if reading not in READINGS:
+        raise InvalidArgumentError(f"reading {reading!r}; use one of {', '.join(READINGS)}")
+    sep = claim.kind is RateKind.SEPARATION
+    if sep != (minus is not None):
+        raise InvalidArgumentError("a separation claim compares two columns of the same replicas: give the second "
+                                   "with --minus COLUMN (p_value - p_minus is judged)" if sep else
+                                   f"--minus {minus} is for a separation claim (separation:D); {claim.text or claim.kind.value} "
+                                   f"judges one column")
+    if sep and reading != "fluctuation":
+        raise InvalidArgumentError(f"a separation is judged on the fluctuation reading (the ratio of the two columns' "
+                                   f"spreads); leave out --reading {reading}")
+    if (reading == "bias") != (reference is not None):
+        raise InvalidArgumentError("the bias reading needs --reference (a number, richardson or widest)"
+                                   if reading == "bias" else "--reference is for the bias reading; give --reading bias "
+                                   "or leave --reference out")
+    if isinstance(reference, str) and reference not in ("richardson", "widest"):
+        try:
+            reference = float(reference)
+        except ValueError:
+            raise InvalidArgumentError(f"--reference {reference!r}; give a number, richardson or widest") from None
+    w = _column(df, width, "width", source)
+    cols = [_column(df, value, "value", source)] + ([_column(df, minus, "value", source)] if sep else [])
+    need = 1 if reading == "values" else 3
+    xs, groups = _grouped(w, cols, source, need)
+    kw = {"confidence": confidence, "n_resamples": n_resamples, "seed": seed}
+    if reading == "values":
+        dup = [x for x, g in zip(xs, groups[0]) if g.size > 1]
+        if dup:
+            raise InvalidArgumentError(f"{source}: the values reading takes one exact value per width; width "
+                                       f"{dup[0]:g} has {groups[0][list(xs).index(dup[0])].size} rows (replicas: use "
+                                       f"--reading fluctuation, bias or mean)")
+        est = rates.exponent_from_values(xs, np.array([g[0] for g in groups[0]]), confidence=confidence)
+    elif sep:
+        est = rates.exponent_difference(xs, groups[0], groups[1], **kw)
+    elif reading == "fluctuation":
+        est = rates.fluctuation_exponent(xs, groups[0], **kw)
+    elif reading == "bias":
+        est = rates.bias_exponent(xs, groups[0], reference, **kw)
+    else:
+        means = [g.mean() for g in groups[0]]
+        if min(means) <= 0:
+            k = int(np.argmin(means))
+            raise InvalidArgumentError(f"{source}: the mean of {value!r} at width {xs[k]:g} is {means[k]:.4g}; the mean "
+                                       f"reading needs a positive quantity (use --reading bias with --reference for a "
+                                       f"distance from a limit)")
+        est = rates.statistic_exponent(xs, groups[0], lambda s: s.mean(axis=-1), reading="mean", **kw)
+    v = rates.verdict(claim.kind, claim.exponent, est)
+    return RateCheck(claim, reading, est, v, {float(x): int(g.size) for x, g in zip(xs, groups[0])})
+
+
+def format_check(check: RateCheck, value: str, minus: str | None = None) -> str:
+    """The check in words: the per-width table, the exponent and its interval, the local slopes,
+    the verdict with its reason, rule and tolerance."""
+    est, v = check.estimate, check.verdict
+    what = {"fluctuation": "standard deviation over replicas", "bias": "|replica mean - reference|",
+            "mean": "replica mean", "values": "value"}[check.reading]
+    if minus is not None:
+        what = f"sd({value}) / sd({minus})"
+    lines = [f"{what} of {value!r} against width ({check.reading} reading)"]
+    lines.append(f"  {'width':>10s} {'replicas':>9s} {'quantity':>12s} {'std err':>10s}")
+    for x, q, e in zip(est.x, est.values, est.errors):
+        err = "-" if not np.isfinite(e) else f"{e:.4g}"
+        lines.append(f"  {x:10g} {check.replicas.get(float(x), 0):9d} {q:12.5g} {err:>10s}")
+    lines.append(f"exponent {est.exponent:+.4f}, {100 * est.confidence:g}% interval [{est.ci[0]:+.4f}, {est.ci[1]:+.4f}]")
+    c = est.curvature
+    if c is not None:
+        lines.append(f"local slopes {c.slope_min:+.3f} at n = {est.x[0]:g} and {c.slope_max:+.3f} at n = {est.x[-1]:g} "
+                     f"(change {c.change:+.3f} [{c.change_ci[0]:+.3f}, {c.change_ci[1]:+.3f}])")
+    for n in est.notes:
+        lines.append(f"note: {n}")
+    lines.append(f"claim {check.claim.statement}: {v.verdict.value}")
+    lines.append(f"  reason: {v.reason}")
+    lines.append(f"  rule: {v.rule}")
+    if v.tolerance_source:
+        lines.append(f"  tolerance: {v.tolerance_source}")
+    return "\n".join(lines)
+
+
+def run_rate(args) -> int:
+    """``sde-scales rate``: read, judge, print; ``--json``, ``--plot``; with ``--strict`` exit 1
+    unless the verdict is PASS."""
+    from sde_scales.atomic import write_json_atomic
+    from sde_scales.verdicts import Verdict
+
+    claim = RateClaim.parse(args.claim)
+    rates.check_confidence(args.confidence)
+    rates.check_resamples(args.resamples, "--resamples")
+    df = read_rate_table(args.table)
+    check = check_rate(df, claim, reading=args.reading, width=args.width, value=args.value, minus=args.minus,
+                       reference=args.reference, confidence=args.confidence, n_resamples=args.resamples,
+                       seed=args.seed, source=str(args.table))
+    print(format_check(check, args.value, args.minus))
+    doc = dict(check.to_dict(), file=str(args.table), columns={"width": args.width, "value": args.value,
+                                                               "minus": args.minus},
+               reference=args.reference, seed=args.seed, resamples=args.resamples)
+    if args.json:
+        print(f"JSON: {write_json_atomic(args.json, doc)}")
+    if args.plot:
+        from sde_scales.plots import rate_plot, save_figure
+
+        est = check.estimate
+        label = {"fluctuation": f"sd of {args.value}", "bias": f"|mean of {args.value} - reference|",
+                 "mean": f"mean of {args.value}", "values": args.value}[check.reading]
+        if args.minus is not None:
+            label = f"sd({args.value}) / sd({args.minus})"
+        fig = rate_plot([(est, label)], predicted=claim.exponent, predicted_label=f"claimed: {claim.statement}",
+                        ylabel=label, title=f"{claim.statement}: {check.verdict.verdict.value}")
+        print(f"plot: {save_figure(fig, args.plot)}")
+    return 1 if args.strict and check.verdict.verdict is not Verdict.PASS else 0

@@ -1,0 +1,148 @@
+"""``sde-scales rate``: verdicts on planted rates from tables in the layout users keep them in."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sde_scales.errors import InvalidArgumentError
+from sde_scales.rate_table import RateClaim, check_rate
+from sde_scales.rates import RateKind
+from sde_scales.verdicts import Verdict
+
+WIDTHS = (64, 128, 256, 512, 1024, 2048, 4096)
+R = 1600  # replicas per width: in 10 seeds of these data a true claim PASSed 39 times in 40 (once INCONCLUSIVE; 400 replicas: 7-10 of 10), a false one FAILed in all
+
+
+def planted(seed=0):
+    """Per replica at width n: ``x`` with sd 2 n^-1/2 (fluctuation -1/2); ``y`` with sd 1 (0);
+    ``m`` with mean 1 + 3/n and sd 0.0005 (bias -1 from the limit 1; at n = 4096 the bias, 7.3e-4,
+    is 29 standard errors of the mean); ``a``, |N(0, 1/n)|, whose mean is sqrt(2 / (pi n)) (mean
+    -1/2)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for n in WIDTHS:
+        rows.append(pd.DataFrame({"width": n, "x": 2 * n ** -0.5 * rng.standard_normal(R),
+                                  "y": rng.standard_normal(R), "m": 1 + 3 / n + 0.0005 * rng.standard_normal(R),
+                                  "a": np.abs(rng.standard_normal(R)) / np.sqrt(n)}))
+    return pd.concat(rows, ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def table():
+    return planted()
+
+
+@pytest.mark.parametrize("claim, kw, expected", [
+    ("Theta:-1/2", {"value": "x"}, Verdict.PASS),
+    ("Theta:-1", {"value": "x"}, Verdict.FAIL),
+    ("Theta:0", {"value": "x"}, Verdict.FAIL),
+    ("O:-1", {"value": "x"}, Verdict.FAIL),
+    ("O:0", {"value": "x"}, Verdict.PASS),  # n^-1/2 is O(1)
+    ("Theta:-1", {"value": "m", "reading": "bias", "reference": 1.0}, Verdict.PASS),
+    ("Theta:-1/2", {"value": "m", "reading": "bias", "reference": 1.0}, Verdict.FAIL),
+    ("Theta:-1/2", {"value": "a", "reading": "mean"}, Verdict.PASS),
+    ("Theta:-1", {"value": "a", "reading": "mean"}, Verdict.FAIL),
+    ("separation:0", {"value": "x", "minus": "y"}, Verdict.FAIL),
+    ("separation:-1", {"value": "x", "minus": "y"}, Verdict.FAIL),
+    ("separation:1/2", {"value": "x", "minus": "y"}, Verdict.FAIL),  # p_y - p_x: the columns the wrong way round
+])
+def test_planted_rates_get_their_verdicts(table, claim, kw, expected):
+    got = check_rate(table, claim, **kw)
+    assert got.verdict.verdict is expected, got.verdict.reason
+
+
+def test_a_true_separation_passes(table):
+    """sd(x)/sd(y) falls like n^-1/2: PASS at this seed (8 of 10 seeds measured, the others
+    INCONCLUSIVE: the ratio of two spreads is noisier than one)."""
+    got = check_rate(table, "separation:-1/2", value="x", minus="y")
+    assert got.verdict.verdict is Verdict.PASS, got.verdict.reason
+
+
+def test_the_exponent_and_its_interval_cover_the_planted_one(table):
+    got = check_rate(table, "Theta:-1/2", value="x")
+    lo, hi = got.estimate.ci
+    assert lo < -0.5 < hi and hi - lo < 0.05  # 1,600 replicas: an interval about 0.02 wide
+    assert got.replicas == {float(n): R for n in WIDTHS}
+
+
+def test_exact_values_one_per_width():
+    n = np.array([32, 64, 128, 256, 512, 1024], float)
+    df = pd.DataFrame({"n": n, "gap": 5 / n * (1 + 1e-9 * np.sin(n))})
+    assert check_rate(df, "Theta:-1", reading="values", width="n", value="gap").verdict.verdict is Verdict.PASS
+    assert check_rate(df, "O:-2", reading="values", width="n", value="gap").verdict.verdict is Verdict.FAIL
+
+
+def test_claims_parse_fractions_and_refuse_nonsense():
+    c = RateClaim.parse("theta:-1/2")
+    assert c.kind is RateKind.THETA and c.exponent == -0.5 and c.statement == "Theta(n^-1/2)"
+    assert RateClaim.parse("O: -1").exponent == -1.0
+    for bad, said in (("-1/2", "KIND:EXPONENT"), ("Omega:-1", "kind 'Omega'"), ("Theta:half", "'half' is not a number"),
+                      ("Theta:1/0", "is not a number")):
+        with pytest.raises(InvalidArgumentError, match=said):
+            RateClaim.parse(bad)
+
+
+def _cli(*args):
+    from sde_scales.cli import main
+
+    return main(["rate", *map(str, args)])
+
+
+def test_rate_command_prints_writes_strict_json_and_gates(tmp_path, table, capsys):
+    f = tmp_path / "runs.csv"
+    table.to_csv(f, index=False)
+    out = tmp_path / "v.json"
+    assert _cli(f, "--claim", "Theta:-1/2", "--value", "x", "--json", out, "--plot", tmp_path / "r.png",
+                "--strict") == 0
+    text = capsys.readouterr().out
+    assert "claim Theta(n^-1/2): PASS" in text and "95% interval" in text
+    doc = json.loads(out.read_text())
+    assert doc["verdict"] == "PASS" and doc["claim"]["exponent"] == -0.5 and len(doc["estimate"]["x"]) == 7
+    assert doc["estimate"]["ci"][0] < -0.5 < doc["estimate"]["ci"][1]
+    assert (tmp_path / "r.png").stat().st_size > 0
+    assert _cli(f, "--claim", "Theta:-1", "--value", "x", "--strict") == 1  # FAIL gates
+    assert _cli(f, "--claim", "Theta:-1", "--value", "x") == 0
+    # values are the estimate's, not NaN: the values reading has no standard errors, written as null
+    p = tmp_path / "vals.csv"
+    pd.DataFrame({"width": [32, 64, 128, 256, 512], "value": [1.0, 0.5, 0.25, 0.125, 0.0625]}).to_csv(p, index=False)
+    assert _cli(p, "--claim", "Theta:-1", "--reading", "values", "--json", out) == 0
+    assert "NaN" not in out.read_text() and json.loads(out.read_text())["estimate"]["errors"] == [0.0] * 5
+
+
+@pytest.mark.parametrize("edit, extra, said", [
+    (lambda d: d.assign(x=d["x"].where(d.index != 9, np.nan)), [], "row 9: value nan is not finite"),
+    (lambda d: d.assign(x=d["x"].astype(object).where(d.index != 5, "oops")), [], "row 5: 'oops' is not a number"),
+    (lambda d: d[d["width"] <= 128], [], "2 distinct width(s)"),
+    (lambda d: d.groupby("width").head(2), [], "has 2 row(s)"),
+    (lambda d: d.assign(width=d["width"].where(d.index != 0, -64)), [], "width -64 is not positive"),
+    (lambda d: d, ["--value", "loss"], "no column 'loss'"),
+    (lambda d: d, ["--claim", "separation:-1/2"], "--minus COLUMN"),
+    (lambda d: d, ["--minus", "y"], "is for a separation claim"),
+    (lambda d: d, ["--reading", "bias"], "needs --reference"),
+    (lambda d: d, ["--reference", "1.0"], "--reference is for the bias reading"),
+    (lambda d: d, ["--reading", "bias", "--reference", "zero"], "--reference 'zero'"),
+    (lambda d: d, ["--reading", "values"], "one exact value per width"),
+    (lambda d: d.assign(x=-d["a"]), ["--reading", "mean"], "needs a positive quantity"),
+    (lambda d: d, ["--confidence", "1.5"], "confidence"),
+])
+def test_bad_tables_and_options_are_refused_by_name_and_write_nothing(tmp_path, table, capsys, edit, extra, said):
+    f = tmp_path / "runs.csv"
+    edit(table.copy()).to_csv(f, index=False)
+    out = tmp_path / "v.json"
+    args = ["--claim", "Theta:-1/2", "--value", "x", *extra]
+    if "--claim" in extra:
+        args = args[2:]
+    assert _cli(f, *args, "--json", out) == 2
+    assert said in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_corrupt_or_missing_file_is_refused(tmp_path, capsys):
+    bad = tmp_path / "runs.parquet"
+    bad.write_bytes(b"PAR1 not really parquet")
+    assert _cli(bad, "--claim", "Theta:-1/2") == 2
+    assert "cannot be read as a table" in capsys.readouterr().err
+    assert _cli(tmp_path / "absent.csv", "--claim", "Theta:-1/2") == 2
+    assert "no such file" in capsys.readouterr().err
