@@ -62,6 +62,7 @@ from sde_scales.fitting.laws import KernelLaw, Law
 from sde_scales.validation import is_whole
 
 __all__ = ["FitResult", "FitWarning", "IdentifiabilityWarning", "PeakLRWarning", "fit", "fit_warnings", "model_error",
+           "prediction_gradient",
            "predict", "predict_sd", "score",
            "score_prediction", "time_scale_profile", "shared_noise_offset", "loss_resolution", "final_loss_noise",
            "lack_of_fit", "autocorrelation_inflation"]
@@ -1132,6 +1133,20 @@ def predict_sd(result: FitResult, curve: LossCurve, model: bool = True) -> tuple
     fitted curves do not determine the prediction; conditional on the parameters on a bound
     (``result.extra["covariance"].conditional_on``); ``model=False`` gives the parameters' part
     alone."""
+    G, cov = prediction_gradient(result, curve)
+    with one_blas_thread():  # as in fit(): the same band whatever the thread count
+        n_last = final_rows(curve.step.size)
+        rows, final = cov.sd(G), float(cov.sd(G[-n_last:].mean(axis=0, keepdims=True))[0])
+        rows[:curve.untrained_rows()] = np.nan  # no prediction there (predict)
+    d = model_error(result) if model else 0.0
+    return (np.hypot(rows, d), float(np.hypot(final, d))) if d > 0 else (rows, final)
+
+
+def prediction_gradient(result: FitResult, curve: LossCurve):
+    """The gradient of :func:`predict` at every row of ``curve`` with respect to all of the law's
+    parameters (shape (rows, parameters)), and the fit's parameter covariance
+    (:mod:`sde_scales.fitting.bands`) that turns it into a band: what :func:`predict_sd` uses, and
+    what the difference of two predictions from one fit needs (their errors share the parameters)."""
     _check_result(result)
     cov = result.extra.get("covariance")
     if cov is None:
@@ -1139,13 +1154,8 @@ def predict_sd(result: FitResult, curve: LossCurve, model: bool = True) -> tuple
     f = ScheduleFeatures.build(curve, curve.step, result.lr_scale,
                                bin_steps=curve.drop_bin_steps(result.bin_steps_factor),
                                from_step=first_trained_step(curve, result.skip_steps))
-    with one_blas_thread():  # as in fit(): the same band whatever the thread count
-        G = law_gradient(result.law, result.theta, f, cov.lo, cov.hi)
-        n_last = final_rows(curve.step.size)
-        rows, final = cov.sd(G), float(cov.sd(G[-n_last:].mean(axis=0, keepdims=True))[0])
-        rows[:curve.untrained_rows()] = np.nan  # no prediction there (predict)
-    d = model_error(result) if model else 0.0
-    return (np.hypot(rows, d), float(np.hypot(final, d))) if d > 0 else (rows, final)
+    with one_blas_thread():
+        return law_gradient(result.law, result.theta, f, cov.lo, cov.hi), cov
 
 
 def score_prediction(result: FitResult, curve: LossCurve, *, skip_steps: int = 0, smooth_steps: int = 1000) -> dict:

@@ -30,7 +30,7 @@ from sde_scales.fitting.average import AveragedFit, predict_any, predict_sd_any
 from sde_scales.fitting.curves import MAX_STEP, MIN_POINTS, LossCurve, ScheduleSpec
 from sde_scales.fitting.fit import FitResult, PeakLRWarning, extrapolations, final_rows
 
-__all__ = ["FORECAST_POINTS", "Forecast", "forecast", "schedule_rates"]
+__all__ = ["FORECAST_POINTS", "Forecast", "ForecastDifference", "forecast", "forecast_difference", "schedule_rates"]
 
 #: Rows of a forecast when ``every`` is not given: one every ``ceil(T / FORECAST_POINTS)`` steps.
 #: The law's values between rows are not needed for its values at them (every law reads the
@@ -61,6 +61,8 @@ class Forecast:
     #: for an average of laws: each law's predicted final loss, by label (the part of the forecast
     #: that the fitted curves leave to the choice of law)
     member_final_losses: dict = field(default_factory=dict)
+    #: the schedule as the laws read it (for :func:`forecast_difference`)
+    curve: LossCurve | None = field(default=None, repr=False, compare=False)
 
     @property
     def final_rows(self) -> int:
@@ -193,4 +195,78 @@ def forecast(result: FitResult | AveragedFit, schedule, *, every: int | None = N
             members = {lab: float(np.mean(p[-n:])) for lab, p in zip(result.labels, result.predictions(curve))}
     label = result.label if isinstance(result, AveragedFit) else result.law.label
     return Forecast(str(name), label, curve.step, curve.lr, loss, sd, float(np.mean(loss[-n:])),
-                    float(final_sd) if np.isfinite(final_sd) else None, notes, members)
+                    float(final_sd) if np.isfinite(final_sd) else None, notes, members, curve)
+
+
+@dataclass(frozen=True)
+class ForecastDifference:
+    r"""The difference of two forecasts' final losses from one fit, :math:`\Delta = ar L_a -
+    ar L_b`, with its standard deviation and what a 95% interval says: ``"a lower"``, ``"b
+    lower"``, ``"not separated"`` or ``"undetermined"`` (no band)."""
+
+    a: str
+    b: str
+    difference: float
+    sd: float | None
+    verdict: str
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        return None if self.sd is None else (self.difference - 1.96 * self.sd, self.difference + 1.96 * self.sd)
+
+    def to_dict(self) -> dict:
+        return {"a": self.a, "b": self.b, "difference": self.difference, "sd": self.sd,
+                "interval_95": None if self.interval is None else list(self.interval), "verdict": self.verdict}
+
+
+def _difference_one(result: FitResult, a: Forecast, b: Forecast) -> tuple[float, float]:
+    """(difference, parameter sd) of two forecasts' final losses under one fitted law."""
+    from sde_scales.fitting.fit import prediction_gradient, predict
+
+    grads = []
+    for f in (a, b):
+        G, cov = prediction_gradient(result, f.curve)
+        grads.append(G[-f.final_rows:].mean(axis=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PeakLRWarning)
+        finals = [float(np.mean(predict(result, f.curve)[-f.final_rows:])) for f in (a, b)]
+    return finals[0] - finals[1], float(cov.sd((grads[0] - grads[1])[None, :])[0])
+
+
+def forecast_difference(result: FitResult | AveragedFit, a: Forecast, b: Forecast) -> ForecastDifference:
+    r"""Which of two forecast schedules ends lower, by how much, and whether the fit decides it.
+
+    Both forecasts come from the same parameters, so their errors move together: the standard
+    deviation of the difference is that of :math:`(
+abla ar L_a - 
+abla ar L_b)^	op \delta	heta`
+    under the fit's covariance (the delta method of :mod:`sde_scales.fitting.bands`), often far
+    below either forecast's own band (a shared error of the level :math:`L_0` cancels). For an
+    average of laws it is the mixture's: the mean of the laws' differences, with the mean of their
+    variances plus the variance of their differences (their disagreement about which schedule wins).
+
+    The law's miss of its fitted curves (the model error that :func:`~sde_scales.fitting.fit.predict_sd`
+    adds where the lack-of-fit test rejects the law) is not added: for two similar schedules it is
+    largely the same miss and cancels, and how far it does is not measured. A law that fails the
+    test says so in its warnings; its differences hold the parameters' uncertainty only."""
+    for f in (a, b):
+        if not isinstance(f, Forecast) or f.curve is None:
+            raise InvalidArgumentError(f"forecast_difference: give two Forecasts made by forecast() (got "
+                                       f"{type(f).__name__})")
+    if a.law != (result.label if isinstance(result, AveragedFit) else result.law.label) or b.law != a.law:
+        raise InvalidArgumentError(f"forecast_difference: the forecasts were made by {a.law} and {b.law}; compare "
+                                   f"forecasts of the result given")
+    members = result.results if isinstance(result, AveragedFit) else (result,)
+    each = np.array([_difference_one(r, a, b) for r in members])
+    d = float(each[:, 0].mean())
+    var = float(np.mean(each[:, 1] ** 2) + np.mean((each[:, 0] - d) ** 2))
+    sd = float(np.sqrt(var)) if np.isfinite(var) else None
+    if sd is None:
+        verdict = "undetermined"
+    elif d + 1.96 * sd < 0:
+        verdict = "a lower"
+    elif d - 1.96 * sd > 0:
+        verdict = "b lower"
+    else:
+        verdict = "not separated"
+    return ForecastDifference(a.name, b.name, d, sd, verdict)

@@ -861,21 +861,34 @@ def run_forecasts(result, specs: dict, every: int | None) -> list:
         return [forecast(result, spec, every=every, name=name) for name, spec in specs.items()]
 
 
-def attach_forecasts(doc: dict, forecasts: list) -> None:
-    """A law's forecasts in its document: under ``forecasts``, their warnings among the law's, and
-    in its ``checks`` (for ``--strict``): those that extrapolate beyond the fitted curves, and
-    those whose final loss has no band."""
+def forecast_differences(result, forecasts: list) -> list:
+    """Every pair of ``forecasts`` of one result compared
+    (:func:`~sde_scales.fitting.forecast.forecast_difference`)."""
+    from sde_scales.fitting.forecast import forecast_difference
+
+    return [forecast_difference(result, a, b) for i, a in enumerate(forecasts) for b in forecasts[i + 1:]]
+
+
+def attach_forecasts(doc: dict, forecasts: list, differences: list = ()) -> None:
+    """A law's forecasts in its document: under ``forecasts`` (and their pairwise differences under
+    ``forecast_differences``), their warnings among the law's, and in its ``checks`` (for
+    ``--strict``): those that extrapolate beyond the fitted curves, and those whose final loss has
+    no band."""
     if not forecasts:
         return
     doc["forecasts"] = [f.to_dict() for f in forecasts]
+    if differences:
+        doc["forecast_differences"] = [d.to_dict() for d in differences]
     doc["warnings"] = sorted(set(doc["warnings"]) | {w for f in forecasts for w in f.warnings})
     doc["checks"]["extrapolated"] = sorted(set(doc["checks"]["extrapolated"]) | {f.name for f in forecasts if f.warnings})
     doc["checks"]["no_band"] = list(doc["checks"]["no_band"]) + [f.name for f in forecasts if f.final_sd is None]
 
 
-def format_forecasts(label: str, forecasts: list) -> str:
+def format_forecasts(label: str, forecasts: list, differences: list = ()) -> str:
     """The forecasts of one law, a line each: the last step, the predicted final loss with its
-    standard deviation and 95% interval (the band: ``-`` where the fitted curves do not determine it)."""
+    standard deviation and 95% interval (the band: ``-`` where the fitted curves do not determine it);
+    then each pair's difference of final losses, with its own band (the forecasts share the fit's
+    parameters, so it is narrower than theirs)."""
     lines = [f"forecasts of {label} (no observed loss; final loss: mean of the last 5% of rows):"]
     for f in forecasts:
         band = ("no band: the fitted curves do not determine it" if f.final_sd is None else
@@ -886,6 +899,12 @@ def format_forecasts(label: str, forecasts: list) -> str:
         if f.member_final_losses:
             v = list(f.member_final_losses.values())
             lines.append(f"  {'':30s} the averaged laws' own final losses: {min(v):.4f} to {max(v):.4f}")
+    if differences:
+        lines.append("  differences of final losses (a minus b; one fit's parameters, so their errors move together):")
+    for d in differences:
+        band = "no band" if d.sd is None else f"+- {d.sd:.4f} sd, 95% [{d.interval[0]:+.4f}, {d.interval[1]:+.4f}]"
+        say = {"a lower": f"{d.a} ends lower", "b lower": f"{d.b} ends lower"}.get(d.verdict, d.verdict)
+        lines.append(f"    {d.a} - {d.b}: {d.difference:+.4f} {band}: {say}")
     return "\n".join(lines)
 
 
@@ -1061,12 +1080,13 @@ def run_fit_delay(args) -> int:
             f"{flag} {why}; it is not applied to the mean of {len(avg.labels)} laws that --law auto predicts with "
             f"(run the law of your choice with --law/--kernel/--time to have it)" for flag, why in skipped})
         extra["forecasts"] = run_forecasts(avg, fspecs, every)
-        attach_forecasts(doc, extra["forecasts"])
+        diffs = forecast_differences(avg, extra["forecasts"])
+        attach_forecasts(doc, extra["forecasts"], diffs)
         docs.append(doc)
         results.append((avg, avg, extra))
         print(format_rows(doc))
         if extra["forecasts"]:
-            print(format_forecasts(doc["law"], extra["forecasts"]))
+            print(format_forecasts(doc["law"], extra["forecasts"], diffs))
         print()
     for law in laws:
         doc, res, extra = run_law(law, fit_curves, predict_curves, skip_steps=args.skip_steps,
@@ -1074,12 +1094,13 @@ def run_fit_delay(args) -> int:
                                   profile=args.profile, max_evaluations=max_evaluations,
                                   one_drop_hint=ONE_DROP_HINT if auto is None else AUTO_DROP_HINT)
         extra["forecasts"] = run_forecasts(res, fspecs, every)
-        attach_forecasts(doc, extra["forecasts"])
+        diffs = forecast_differences(res, extra["forecasts"])
+        attach_forecasts(doc, extra["forecasts"], diffs)
         docs.append(doc)
         results.append((law, res, extra))
         print(format_rows(doc))
         if extra["forecasts"]:
-            print(format_forecasts(doc["law"], extra["forecasts"]))
+            print(format_forecasts(doc["law"], extra["forecasts"], diffs))
         print()
     if args.compare:
         print(f"{'law':30s} {'fit s':>6s} {'cool_rmse':>9s} {'|final|':>8s} {'pred_sd':>8s} {'in 95%':>6s}   "
