@@ -884,9 +884,18 @@ def attach_forecasts(doc: dict, forecasts: list, differences: list = ()) -> None
     doc["checks"]["no_band"] = list(doc["checks"]["no_band"]) + [f.name for f in forecasts if f.final_sd is None]
 
 
+def forecast_into(doc: dict, extra: dict, result, specs: dict, every: int | None) -> None:
+    """``--forecast``: the schedules of ``specs`` forecast by ``result`` and compared in pairs,
+    kept in ``extra`` (``forecasts``, ``forecast_differences``) and in the law's document
+    (:func:`attach_forecasts`)."""
+    extra["forecasts"] = run_forecasts(result, specs, every)
+    extra["forecast_differences"] = forecast_differences(result, extra["forecasts"])
+    attach_forecasts(doc, extra["forecasts"], extra["forecast_differences"])
+
+
 def format_forecasts(label: str, forecasts: list, differences: list = ()) -> str:
     """The forecasts of one law, a line each: the last step, the predicted final loss with its
-    standard deviation and 95% interval (the band: ``-`` where the fitted curves do not determine it);
+    standard deviation and 95% interval ("no band" where the fitted curves do not determine it);
     then each pair's difference of final losses, with its own band (the forecasts share the fit's
     parameters, so it is narrower than theirs)."""
     lines = [f"forecasts of {label} (no observed loss; final loss: mean of the last 5% of rows):"]
@@ -1079,28 +1088,24 @@ def run_fit_delay(args) -> int:
         doc["warnings"] = sorted(set(doc["warnings"]) | {
             f"{flag} {why}; it is not applied to the mean of {len(avg.labels)} laws that --law auto predicts with "
             f"(run the law of your choice with --law/--kernel/--time to have it)" for flag, why in skipped})
-        extra["forecasts"] = run_forecasts(avg, fspecs, every)
-        diffs = forecast_differences(avg, extra["forecasts"])
-        attach_forecasts(doc, extra["forecasts"], diffs)
+        forecast_into(doc, extra, avg, fspecs, every)
         docs.append(doc)
         results.append((avg, avg, extra))
         print(format_rows(doc))
         if extra["forecasts"]:
-            print(format_forecasts(doc["law"], extra["forecasts"], diffs))
+            print(format_forecasts(doc["law"], extra["forecasts"], extra["forecast_differences"]))
         print()
     for law in laws:
         doc, res, extra = run_law(law, fit_curves, predict_curves, skip_steps=args.skip_steps,
                                   smooth_steps=args.smooth_steps, shared_noise=args.shared_noise,
                                   profile=args.profile, max_evaluations=max_evaluations,
                                   one_drop_hint=ONE_DROP_HINT if auto is None else AUTO_DROP_HINT)
-        extra["forecasts"] = run_forecasts(res, fspecs, every)
-        diffs = forecast_differences(res, extra["forecasts"])
-        attach_forecasts(doc, extra["forecasts"], diffs)
+        forecast_into(doc, extra, res, fspecs, every)
         docs.append(doc)
         results.append((law, res, extra))
         print(format_rows(doc))
         if extra["forecasts"]:
-            print(format_forecasts(doc["law"], extra["forecasts"], diffs))
+            print(format_forecasts(doc["law"], extra["forecasts"], extra["forecast_differences"]))
         print()
     if args.compare:
         print(f"{'law':30s} {'fit s':>6s} {'cool_rmse':>9s} {'|final|':>8s} {'pred_sd':>8s} {'in 95%':>6s}   "
