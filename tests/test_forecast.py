@@ -129,9 +129,13 @@ def test_a_forecast_equals_the_prediction_of_a_run_of_that_schedule():
         f = forecast(res, wsd.per_step_lr(), every=wsd.log_every, name="wsd")
         sd, final_sd = predict_sd(res, run)
         np.testing.assert_array_equal(f.step, run.step)
-        np.testing.assert_allclose(f.loss, predict(res, run), rtol=0, atol=1e-12)
-    np.testing.assert_allclose(f.sd, sd, rtol=1e-12)
+        fitted = f.step >= 500  # the fit's first fitted step: no forecast before it
+        assert f.from_step == 500 and np.isnan(f.loss[~fitted]).all() and np.isnan(f.sd[~fitted]).all()
+        np.testing.assert_allclose(f.loss[fitted], predict(res, run)[fitted], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(f.sd[fitted], sd[fitted], rtol=1e-12)
     assert f.final_sd == pytest.approx(final_sd, rel=1e-12)
+    with pytest.raises(InvalidArgumentError, match="before step 500, where the fit's rows begin"):
+        forecast(res, "peak=1e-3,total=400")
 
 
 def test_a_schedule_beyond_the_fitted_curves_warns_and_keeps_the_warning(planted_fit):

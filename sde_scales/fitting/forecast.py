@@ -43,7 +43,8 @@ class Forecast:
     """A law's predicted loss curve for a schedule with no logged loss.
 
     ``step``, ``lr``: the forecast's rows and the learning rate there; ``loss``: the predicted
-    loss (NaN at a row before any update with a positive rate, where no law has a value); ``sd``:
+    loss (NaN at a row before any update with a positive rate, where no law has a value, and
+    before :attr:`from_step`, the fit's first fitted step, where the law was not fitted); ``sd``:
     its standard deviation (NaN where the fitted curves do not determine it); ``final_loss`` and
     ``final_sd``: the mean of the last 5% of rows and its standard deviation (None where not
     determined); ``warnings``: how the schedule goes beyond the fitted curves; ``law``: the law's
@@ -63,6 +64,8 @@ class Forecast:
     member_final_losses: dict = field(default_factory=dict)
     #: the schedule as the laws read it (for :func:`forecast_difference`)
     curve: LossCurve | None = field(default=None, repr=False, compare=False)
+    #: the fit's first fitted step: rows before it have no value (NaN), the law was not fitted there
+    from_step: int = 0
 
     @property
     def final_rows(self) -> int:
@@ -73,6 +76,7 @@ class Forecast:
         """For a JSON document (``NaN`` left for the strict writer to turn into ``null``)."""
         return {"name": self.name, "law": self.law, "last_step": int(self.step[-1]), "rows": int(self.step.size),
                 "every": int(self.step[1] - self.step[0]) if self.step.size > 1 else None,
+                "from_step": self.from_step,
                 "final_loss_pred": self.final_loss, "final_loss_pred_sd": self.final_sd,
                 "final_rows": self.final_rows, "warnings": list(self.warnings),
                 "member_final_losses": dict(self.member_final_losses) or None,
@@ -180,6 +184,12 @@ def forecast(result: FitResult | AveragedFit, schedule, *, every: int | None = N
     rates = schedule_rates(schedule)
     curve = _curve(str(name), rates, _check_every(every, rates.size - 1))
     members = result.results if isinstance(result, AveragedFit) else (result,)
+    start = max(int(r.skip_steps) for r in members)
+    n = final_rows(curve.step.size)
+    if curve.step[-n] < start:
+        raise InvalidArgumentError(f"forecast {name}: its final rows (from step {int(curve.step[-n])}) lie before step "
+                                   f"{start}, where the fit's rows begin (its skip_steps): the law was not fitted "
+                                   f"there; forecast a schedule longer than that, or fit from an earlier step")
     notes = tuple(dict.fromkeys(m for r in members for m in extrapolations(r, curve)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PeakLRWarning)  # said once below, not once per law
@@ -187,7 +197,10 @@ def forecast(result: FitResult | AveragedFit, schedule, *, every: int | None = N
         sd, final_sd = predict_sd_any(result, curve)
     for msg in notes:
         warnings.warn(msg, PeakLRWarning, stacklevel=2)
-    n = final_rows(curve.step.size)
+    # before the fit's first fitted step the power term is read back to areas the fit never saw
+    # (a 1,000-step forecast from a fit from step 500 gave a loss of 124 at step 1): no value there
+    before = curve.step < start
+    loss, sd = np.where(before, np.nan, loss), np.where(before, np.nan, sd)
     members = {}
     if isinstance(result, AveragedFit):
         with warnings.catch_warnings():
@@ -195,7 +208,7 @@ def forecast(result: FitResult | AveragedFit, schedule, *, every: int | None = N
             members = {lab: float(np.mean(p[-n:])) for lab, p in zip(result.labels, result.predictions(curve))}
     label = result.label if isinstance(result, AveragedFit) else result.law.label
     return Forecast(str(name), label, curve.step, curve.lr, loss, sd, float(np.mean(loss[-n:])),
-                    float(final_sd) if np.isfinite(final_sd) else None, notes, members, curve)
+                    float(final_sd) if np.isfinite(final_sd) else None, notes, members, curve, start)
 
 
 @dataclass(frozen=True)
