@@ -365,3 +365,99 @@ def test_a_fractional_seed_is_refused_not_truncated():
 
     with pytest.raises(InvalidArgumentError, match="seed=1.5"):
         checks.Settings(quick=True, seed=1.5)
+
+
+def test_the_learning_rate_edge_of_stability_from_the_abc_tables():
+    """muP's largest stable global learning rate is width-independent and SP's shrinks as 1/n (SGD);
+    a table whose rates are already n^-1 times muP's has its edge at n^+1: the derivation reads the
+    table, not a constant."""
+    from sde_scales.parametrization import LayerRule, by_name, mup
+    from theory.paper import stable_lr_exponent
+
+    assert stable_lr_exponent(mup(L=2))[0] == 0
+    assert stable_lr_exponent(by_name("sp", L=2))[0] == -1
+    p = mup(L=2)
+    slow = type(p)("muP / n", tuple(LayerRule(r.a, r.b, r.c + 1) for r in p.layers), p.optimizer)
+    assert stable_lr_exponent(slow)[0] == 1
+
+
+@pytest.mark.parametrize("cid", ["vlassis-coordinates", "vlassis-lr-transfer"])
+def test_the_vlassis_claims_planted_with_a_wrong_exponent_fail_symbolically(cid):
+    from theory.verify import judge_symbolic
+
+    claim = claims_by_id()[cid]
+    sres = claim.evidence_of("symbolic").check(claim)
+    assert judge_symbolic(claim, sres)[0] is Verdict.PASS
+    wrong = replace(claim, exponent=-0.5)
+    assert judge_symbolic(wrong, wrong.evidence_of("symbolic").check(wrong))[0] is Verdict.FAIL
+
+
+def test_lr_transfer_training_evidence_from_a_planted_store(tmp_path):
+    """A store with a learning-rate grid whose final eval loss is (log eta - log eta*(n))^2 + 1 plus
+    seed noise 1e-6: eta* constant for muP and 0.4 (64/n) for SP. muP's row has an exponent near 0
+    and is never FAILed (PASS, or INCONCLUSIVE where the bootstrap interval of the local slope's
+    change happens to exclude 0, as the curvature rule allows at its level: 1 of 3 noise draws
+    measured), SP's control row FAILs Theta(n^0) with an exponent near -1; planted with muP's
+    optimum drifting as n^-1/2 (and no SP runs: no control row), muP's row FAILs."""
+    from sde_scales.train.store import RunStore
+    from sde_scales.train.trainer import RunConfig, RunOutcome
+
+    def plant(root, mup_opt, with_sp):
+        st = RunStore(root, quiet=True)
+        rng = np.random.default_rng(1)
+        lrs = 0.4 * 2.0 ** np.arange(-6, 2)  # 0.006 .. 0.8: every optimum inside the grid
+        for param, opt in (("mup", mup_opt), ("sp", lambda n: 0.4 * 64 / n))[:2 if with_sp else 1]:
+            for n in (64, 128, 256, 512, 1024):
+                for s in range(10):
+                    for lr in lrs:
+                        cfg = RunConfig(param=param, width=n, lr=float(lr), seed=s, d_in=16, n_train=512,
+                                        batch_size=32, epochs=1.0)
+                        rows = {"step": [], "epoch": [], "metric": [], "layer": [], "value": []}
+                        for step in (0, 4, 16):
+                            v = (np.log(lr) - np.log(opt(n))) ** 2 + 1.0 + 1e-6 * rng.standard_normal()
+                            for k, val in (("step", step), ("epoch", step / 16), ("metric", "eval_loss"),
+                                           ("layer", -1), ("value", v)):
+                                rows[k].append(val)
+                        st.write(RunOutcome(cfg, "finished", None, rows, 0.0, {"eval_loss": rows["value"][-1]}))
+        return str(root)
+
+    claim = claims_by_id()["vlassis-lr-transfer"]
+    for name, mup_opt, expected in (("flat", lambda n: 0.2, Verdict.PASS), ("drift", lambda n: 0.2 * (64 / n) ** 0.5,
+                                                                             Verdict.FAIL)):
+        checks.training_data.cache_clear()
+        flat = expected is Verdict.PASS
+        rows = run_claims([claim], checks.Settings(quick=True, store=plant(tmp_path / name, mup_opt, flat)),
+                          progress=False, kinds=("training",))
+        by = {r.param: r for r in rows}
+        if flat:
+            assert by["mup"].verdict is Verdict.PASS or "the series is curved" in by["mup"].reason, by["mup"].reason
+        else:
+            assert by["mup"].verdict is Verdict.FAIL, by["mup"].reason
+        if flat:
+            assert by["mup"].measurement.estimate.exponent == pytest.approx(0.0, abs=0.02)
+            assert by["sp"].role == "control" and by["sp"].verdict is Verdict.FAIL
+            assert by["sp"].measurement.estimate.exponent == pytest.approx(-1.0, abs=0.05)
+        else:
+            assert set(by) == {"mup"}
+
+
+def test_without_a_store_the_lr_transfer_row_says_what_to_train():
+    rows = run_claims([claims_by_id()["vlassis-lr-transfer"]], checks.Settings(quick=True), progress=False,
+                      kinds=("training",))
+    assert rows[0].verdict is Verdict.INCONCLUSIVE and "sde-scales sweep --lrs" in rows[0].reason
+
+
+def test_the_coordinate_check_rows_tell_mup_from_sp():
+    """The training evidence of vlassis-coordinates (quick): muP's input and hidden layers PASS
+    Theta(n^0) within the check's floor, SP's input layer (whose change falls as n^-1/2 at a
+    width-independent rate) FAILs it; the floor is the coordinate check's, stated in the row."""
+    from sde_scales.train.coordcheck import RESOLUTION
+
+    rows = run_claims([claims_by_id()["vlassis-coordinates"]], checks.Settings(quick=True), progress=False,
+                      kinds=("training",))
+    by = {(r.param, r.variable): r for r in rows}
+    assert by[("mup", "change of layer 1 (input) pre-activations")].verdict is Verdict.PASS
+    assert by[("mup", "change of layer 2 (hidden) pre-activations")].verdict is Verdict.PASS
+    sp_in = by[("sp", "change of layer 1 (input) pre-activations")]
+    assert sp_in.role == "control" and sp_in.verdict is Verdict.FAIL
+    assert all(r.tolerance is None or r.tolerance >= RESOLUTION for r in rows)

@@ -117,6 +117,10 @@ class Measurement:
     note: str | None = None
     plot_xlabel: str = r"width $n$"
     plot_ylabel: str = ""
+    #: a stated smallest tolerance for next-order terms, and why (``sde_scales.rates.verdict``'s
+    #: ``floor``): the coordinate check's, whose first steps carry corrections of known size
+    floor: float = 0.0
+    floor_reason: str = ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -651,4 +655,82 @@ def delay_training(settings: Settings) -> list[Measurement]:
                                 note="reading: the kernel is fixed in learning-rate area, so its time scale in steps "
                                      "is tau_area / eta_after",
                                 plot_xlabel=r"$1/\eta_{after}$", plot_ylabel="mean response time after the drop (steps)"))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# training: the claims of Vlassis et al. (TMLR 2025), muP against SP
+
+#: The coordinate check verify runs: muP and SP MLPs with two hidden layers (so that a
+#: hidden-to-hidden layer is checked), SGD, three steps at base rate 0.1 (``sde-scales coordcheck``'s
+#: defaults), seeds per width.
+COORD_QUICK = dict(widths=(64, 128, 256, 512, 1024), seeds=10, steps=3, lr=0.1, depth=2)
+COORD_FULL = dict(widths=(64, 128, 256, 512, 1024, 2048), seeds=16, steps=3, lr=0.1, depth=2)
+
+
+def coordinate_training(settings: Settings) -> list[Measurement]:
+    r"""The coordinate check (:func:`sde_scales.train.coordcheck.coord_check`) of muP (primary) and
+    SP (control): per layer, the RMS change of its pre-activations on a probe batch after the first
+    SGD steps, its exponent in n with a bootstrap interval over seeds, judged with the check's
+    stated floor for next-order terms (:data:`~sde_scales.train.coordcheck.RESOLUTION`)."""
+    from sde_scales.parametrization import by_name
+    from sde_scales.train.coordcheck import RESOLUTION, RESOLUTION_REASON, coord_check, layer_names
+
+    spec = COORD_QUICK if settings.quick else COORD_FULL
+    desc = (f"coordinate check: MLPs with {spec['depth']} hidden layers, SGD, {spec['steps']} steps at base rate "
+            f"{spec['lr']} on a teacher-student batch, widths {list(spec['widths'])}, {spec['seeds']} seeds each")
+    rows = []
+    for param, role in (("mup", "primary"), ("sp", "control")):
+        p = by_name(param, L=spec["depth"], optimizer="sgd")
+        names = layer_names(p.L + 1)
+        try:
+            cc = coord_check(p, spec["widths"], steps=spec["steps"], lr=spec["lr"], n_seeds=spec["seeds"],
+                             seed=child_seed(settings, f"coordcheck-{param}") % 2**20)
+        except InvalidArgumentError as exc:  # a network that diverges has no exponent
+            rows.append(Measurement(None, desc, variable="pre-activation change", param=param, role=role,
+                                    inconclusive=str(exc)))
+            continue
+        for layer in cc.layers:
+            rows.append(Measurement(cc.delta_exp[layer], desc, variable=f"change of {names[layer]} pre-activations",
+                                    param=param, role=role, floor=RESOLUTION, floor_reason=RESOLUTION_REASON,
+                                    plot_ylabel=f"RMS change of {names[layer]} pre-activations"))
+    return rows
+
+
+def lr_transfer_training(settings: Settings) -> list[Measurement]:
+    r"""The optimal learning rate against width on a run store with a learning-rate grid:
+    :math:`\eta^*(T)` from the seed-mean final evaluation loss (the parabola in :math:`\log\eta`
+    through the grid's best point, :func:`sde_scales.analysis.width.eta_star_log`), its exponent in
+    n with an interval by resampling seeds; muP primary, SP control where the store has it. The
+    built-in training uses one learning rate, so without ``--store`` there is no optimum to follow."""
+    from sde_scales.analysis.width import final_optimum, optimum_shift_samples
+    from sde_scales.rates import statistic_exponent
+
+    variable = "eta*(T)"
+    if settings.store is None:
+        return [Measurement(None, "built-in training (one learning rate)", variable=variable, param="mup",
+                            inconclusive="the built-in training uses one learning rate, so there is no optimum to "
+                                         "follow across widths; judge a sweep over a learning-rate grid: `sde-scales "
+                                         "sweep --lrs ... --out S`, then `sde-scales verify --store S` "
+                                         "(experiments/lr_transfer.py draws the same for muP and SP)")]
+    td = training_data(settings)
+    rows = []
+    for param, role in (("mup", "primary"), ("sp", "control")):
+        if role == "control" and param not in set(td.runs.param):
+            continue
+        try:
+            d = optimum_shift_samples(td.runs, td.traj, param=param)
+            stat = final_optimum(d["lrs"])
+            edge = [w for w, s in zip(d["widths"], d["samples"]) if not np.isfinite(stat(s))]
+            if edge:
+                raise InvalidArgumentError(f"the optimum lies at an end of the learning-rate grid "
+                                           f"{d['lrs'].tolist()} at n = {edge}: widen the grid")
+            est = statistic_exponent(d["widths"], d["samples"], stat, reading="values",
+                                     seed=child_seed(settings, f"train-lr-transfer-{param}"))
+        except InvalidArgumentError as exc:
+            rows.append(Measurement(None, td.description, variable=variable, param=param, role=role,
+                                    inconclusive=f"no training evidence: {exc}"))
+            continue
+        rows.append(Measurement(est, td.description, variable=variable, param=param, role=role,
+                                extra={"learning_rates": d["lrs"].tolist()}, plot_ylabel=r"$\eta^*(T)$"))
     return rows

@@ -27,7 +27,7 @@ from functools import partial
 
 import sympy as sp
 
-from sde_scales.parametrization import mup
+from sde_scales.parametrization import LayerRule, by_name, mup
 from sde_scales.rates import RateKind
 from theory import checks
 from theory.abc import derive as abc_derive
@@ -203,6 +203,49 @@ def d_assumption_3_3(claim):
                           f"corrected N(0, 1) gives {fixed['std']} ~ n^{fixed['exponent']}", tight=printed["tight"])
 
 
+def stable_lr_exponent(p) -> tuple[Fraction, object]:
+    r"""The largest exponent e such that the parametrization ``p`` with its learning rates
+    multiplied by a global :math:`n^{e}` is stable (:func:`theory.abc.derive`), and the table there:
+    the edge of stability that an optimal learning rate sits at or below. Searched over multiples
+    of 1/12 from -3 to 3 (the tables' exponents are multiples of 1/2, and stability is monotone
+    in the rate: a smaller rate never destabilises)."""
+    for k in range(-36, 37):
+        shift = Fraction(k, 12)  # every layer's c + shift: the global rate times n^-shift
+        q = type(p)(p.name, tuple(LayerRule(r.a, r.b, r.c + shift) for r in p.layers), p.optimizer)
+        t = abc_derive(q)
+        if t.stable:
+            return -shift, t
+    raise ValueError(f"{p.name}: no global learning-rate exponent in [-3, 3] makes it stable")
+
+
+def d_vlassis_lr_transfer(claim):
+    """The optimal learning rate's exponent in n under muP (SGD) from the abc table: the edge of
+    stability of a global rate; muP is stable with feature learning at every base rate below a
+    width-independent edge, so its limit's optimum is a constant. SP beside it, for the contrast."""
+    e_mup, t_mup = stable_lr_exponent(mup(L=2))
+    e_sp, t_sp = stable_lr_exponent(by_name("sp", L=2))
+    p = sp.Rational(e_mup.numerator, e_mup.denominator)
+    return SymbolicResult(p, f"abc tables (theory.abc, SGD, 2 hidden layers): the largest global learning rate that "
+                          f"keeps muP stable scales as n^{e_mup} ({t_mup.summary} there), so muP has a "
+                          f"width-independent limit at every base rate below the edge and the optimum of the limit's "
+                          f"loss is a constant, n^{p}; SP's edge is n^{e_sp} ({t_sp.summary} there): its optimum "
+                          f"must shrink with width", tight=True)
+
+
+def d_vlassis_coordinates(claim):
+    """Feature changes after one step, every layer, under muP (SGD): the abc table's exponents;
+    the exponent of largest magnitude is the claim's (0 when every layer is Theta(1))."""
+    t = abc_derive(mup(L=2))
+    exps = list(t.feature_change) + [t.output_change]
+    worst = max(exps, key=abs)
+    sp_t = abc_derive(by_name("sp", L=2))
+    p = sp.Rational(worst.numerator, worst.denominator)
+    return SymbolicResult(p, f"muP table (theory.abc, SGD, 2 hidden layers): feature change per layer "
+                          f"{', '.join(f'n^{x}' for x in t.feature_change)}, output change n^{t.output_change}: "
+                          f"the largest exponent in magnitude is {worst}; SP at the same base rate: "
+                          f"{sp_t.summary}", tight=True)
+
+
 # ---------------------------------------------------------------------------------------------
 # evidence records
 
@@ -336,6 +379,38 @@ RELATED: tuple[Claim, ...] = (
         evidence=(Evidence(CheckKind.TRAINING, checks.supercollapse_training,
                            "a muP width ladder trained to its compute-optimal horizons with linear decay (frontier, "
                            "L0 and horizons fitted from constant-lr runs); frozen-lr and SP ladders as controls"),),
+    ),
+)
+
+VLASSIS = "Vlassis et al. (TMLR 2025), a reproduction of muP against SP"
+
+RELATED = RELATED + (
+    Claim(
+        id="vlassis-coordinates", source=f"{VLASSIS}, Sec. 4 (outputs, updates and weights against width)",
+        group=Group.RELATED,
+        statement="Under muP every layer's activations change by Theta(1) in width over the first training steps "
+                  "(the coordinate check), where SP's do not",
+        quantity="RMS change of a layer's pre-activations after the first SGD steps", variable="n",
+        limit_point="oo", exponent=0.0, kind=RateKind.THETA, reading="bias",
+        evidence=(_sym(d_vlassis_coordinates, "abc table of sde_scales.parametrization (muP, SGD), the table the "
+                       "trainer uses"),
+                  Evidence(CheckKind.TRAINING, checks.coordinate_training,
+                           "coordinate check of muP MLPs (each layer a primary row; SP as control): the RMS change of "
+                           "pre-activations on a probe batch after three SGD steps, its exponent over seeds, judged "
+                           "with the check's stated floor 0.15 for next-order terms")),
+        max_ci_width=0.6,  # the coordinate check's (sde_scales.train.coordcheck.MAX_WIDTH)
+    ),
+    Claim(
+        id="vlassis-lr-transfer", source=f"{VLASSIS}, Sec. 4 (learning-rate transfer)", group=Group.RELATED,
+        statement="Under muP the optimal learning rate does not move with width (it transfers from small models to "
+                  "large ones), where under SP it does",
+        quantity="eta*(T), the learning rate of least final loss", variable="n", limit_point="oo", exponent=0.0,
+        kind=RateKind.THETA, reading="values",
+        evidence=(_sym(d_vlassis_lr_transfer, "abc tables of sde_scales.parametrization: the edge of stability of a "
+                       "global learning rate, muP and SP"),
+                  Evidence(CheckKind.TRAINING, checks.lr_transfer_training,
+                           "trained networks over a learning-rate grid (a --store with several learning rates): the "
+                           "final loss's optimum against width, muP primary, SP control")),
     ),
 )
 

@@ -109,7 +109,8 @@ def judge(claim: Claim, m: Measurement) -> tuple[Verdict, str, str, float | None
     """Verdict of one numeric measurement: the rate rule, then the measurement's own conditions."""
     if m.estimate is None:
         return Verdict.INCONCLUSIVE, m.inconclusive or "no estimate", "no estimate", None, ""
-    res = verdict(claim.kind, claim.exponent, m.estimate, max_width=claim.max_ci_width)
+    res = verdict(claim.kind, claim.exponent, m.estimate, max_width=claim.max_ci_width, floor=m.floor,
+                  floor_reason=m.floor_reason)
     v, reason = res.verdict, res.reason
     if m.extra_fail is not None:
         v, reason = Verdict.FAIL, f"{m.extra_fail}; rate: {reason}"

@@ -38,7 +38,8 @@ from sde_scales.errors import InvalidArgumentError
 from sde_scales.parametrization import by_name
 from sde_scales.validation import same_value
 
-__all__ = ["VARIABLES", "WidthSamples", "eta_star_log", "micro_layers", "one_configuration", "optimum_shift", "optimum_shift_samples",
+__all__ = ["VARIABLES", "WidthSamples", "eta_star_log", "final_optimum", "micro_layers", "one_configuration", "optimum_shift",
+           "optimum_shift_samples",
            "progress_to_plateau", "width_samples", "TRAINING_FIELDS"]
 
 VARIABLES = {
@@ -303,6 +304,16 @@ def optimum_shift_samples(runs: pd.DataFrame, traj: pd.DataFrame, *, param: str 
             f"only {len(widths)} width(s) have at least 3 seeds trained at every learning rate of the grid "
             f"{lrs.tolist()}; a rate needs 3 widths (train more seeds per learning rate)")
     return {"widths": widths, "lrs": lrs, "samples": samples, "steps": steps}
+
+
+def final_optimum(lrs: np.ndarray):
+    r"""The statistic :math:`\eta^*(T)` of seed-mean final losses (NaN where the optimum is at an
+    end of the grid), for :func:`sde_scales.rates.statistic_exponent` on samples from
+    :func:`optimum_shift_samples`: the optimal learning rate whose drift with width says whether it
+    transfers."""
+    def stat(x):
+        return np.exp(eta_star_log(lrs, np.mean(x, axis=-1)[:, 1]))
+    return stat
 
 
 def optimum_shift(lrs: np.ndarray):
