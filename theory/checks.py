@@ -693,7 +693,7 @@ def coordinate_training(settings: Settings) -> list[Measurement]:
         for layer in cc.layers:
             rows.append(Measurement(cc.delta_exp[layer], desc, variable=f"change of {names[layer]} pre-activations",
                                     param=param, role=role, floor=RESOLUTION, floor_reason=RESOLUTION_REASON,
-                                    plot_ylabel=f"RMS change of {names[layer]} pre-activations"))
+                                    plot_ylabel="RMS change of pre-activations after the first steps"))
     return rows
 
 

@@ -288,8 +288,12 @@ def draw_plots(results: list[EvidenceResult], out_dir: str | Path) -> list[Evide
         if claim.kind is RateKind.BOUND:  # a statistic's profile, not a rate against width
             fig = _bound_plot(rows, claim)
         else:
-            series = [(r.measurement.estimate, (_param_label(r.measurement.param) if kind == CheckKind.TRAINING
-                                                else "measured")) for r in rows]
+            # several rows of one parametrization (the coordinate check's layers): each named by its
+            # variable in the legend
+            several = len({r.measurement.param for r in rows}) < len(rows)
+            series = [(r.measurement.estimate, (_param_label(r.measurement.param)
+                                                + (f", {r.measurement.variable}" if several else "")
+                                                if kind == CheckKind.TRAINING else "measured")) for r in rows]
             fig = rate_plot(series, predicted=claim.exponent, xlabel=m0.plot_xlabel, ylabel=m0.plot_ylabel,
                             predicted_label=("claimed difference" if claim.kind is RateKind.SEPARATION else "claimed")
                             + f" {claim.exponent:g}")
