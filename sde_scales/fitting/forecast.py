@@ -174,23 +174,25 @@ def forecast(result: FitResult | AveragedFit, schedule, *, every: int | None = N
     Returns
     -------
     Forecast
-        The predicted loss and its band at each row, the predicted final loss (the mean of the last
-        5% of rows) with its standard deviation, and the extrapolation warnings, each also issued
-        as a :class:`~sde_scales.fitting.fit.PeakLRWarning`.
+        The predicted loss and its band at each row (NaN before the fit's first fitted step,
+        ``skip_steps``, where the law was not fitted), the predicted final loss (the mean of the
+        last 5% of rows) with its standard deviation, and the extrapolation warnings, each also
+        issued as a :class:`~sde_scales.fitting.fit.PeakLRWarning`. A schedule whose last 5% of
+        rows lie before ``skip_steps`` is refused.
     """
     if not isinstance(result, (FitResult, AveragedFit)):
         raise InvalidArgumentError(f"forecast: result is a {type(result).__name__}; give a FitResult (fit(...)) or "
                                    f"an AveragedFit")
     rates = schedule_rates(schedule)
     curve = _curve(str(name), rates, _check_every(every, rates.size - 1))
-    members = result.results if isinstance(result, AveragedFit) else (result,)
-    start = max(int(r.skip_steps) for r in members)
+    fits = result.results if isinstance(result, AveragedFit) else (result,)
+    start = max(int(r.skip_steps) for r in fits)
     n = final_rows(curve.step.size)
     if curve.step[-n] < start:
         raise InvalidArgumentError(f"forecast {name}: its final rows (from step {int(curve.step[-n])}) lie before step "
                                    f"{start}, where the fit's rows begin (its skip_steps): the law was not fitted "
                                    f"there; forecast a schedule longer than that, or fit from an earlier step")
-    notes = tuple(dict.fromkeys(m for r in members for m in extrapolations(r, curve)))
+    notes = tuple(dict.fromkeys(m for r in fits for m in extrapolations(r, curve)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PeakLRWarning)  # said once below, not once per law
         loss = predict_any(result, curve)
