@@ -490,25 +490,34 @@ def _training_estimate(td, reading, names, param, lr, settings):
     return est, times, note
 
 
+def _optimum_estimate(td: TrainingData, param: str, statistic, seed: int, when: str = ""):
+    """The exponent in n of ``statistic(lrs)`` (a statistic of the optimal learning rate) on the
+    store's learning-rate grid of ``param``, with the samples it read (:func:`optimum_shift_samples`);
+    refused where the optimum lies at an end of the grid at some width."""
+    from sde_scales.analysis.width import optimum_shift_samples
+    from sde_scales.rates import statistic_exponent
+
+    d = optimum_shift_samples(td.runs, td.traj, param=param)
+    stat = statistic(d["lrs"])
+    edge = [w for w, s in zip(d["widths"], d["samples"]) if not np.isfinite(stat(s))]
+    if edge:
+        raise InvalidArgumentError(f"the optimum lies at an end of the learning-rate grid {d['lrs'].tolist()} at "
+                                   f"n = {edge}{when}: widen the grid")
+    return statistic_exponent(d["widths"], d["samples"], stat, reading="values", seed=seed), d
+
+
 def early_optimum_training(settings: Settings) -> Measurement:
     r"""Theorem 3.1 on trained networks: :math:`|\log\eta^*(t_0) - \log\eta^*(T)|` against width,
     :math:`t_0` a quarter of training, :math:`\eta^*` from the seed-mean evaluation loss on the
     store's learning-rate grid (parabola in :math:`\log\eta`), interval by resampling seeds."""
-    from sde_scales.analysis.width import optimum_shift, optimum_shift_samples
-    from sde_scales.rates import statistic_exponent
+    from sde_scales.analysis.width import optimum_shift
 
     td = training_data(settings)
     base = Measurement(None, td.description, variable="eta*(t0) vs eta*(T)", param="mup",
                        plot_ylabel=r"$|\log\eta^*(t_0) - \log\eta^*(T)|$")
     try:
-        d = optimum_shift_samples(td.runs, td.traj, param="mup")
-        stat = optimum_shift(d["lrs"])
-        edge = [w for w, s in zip(d["widths"], d["samples"]) if not np.isfinite(stat(s))]
-        if edge:
-            raise InvalidArgumentError(f"the optimum lies at an end of the learning-rate grid {d['lrs'].tolist()} at "
-                                       f"n = {edge} (at t0 or T): widen the grid")
-        est = statistic_exponent(d["widths"], d["samples"], stat, reading="values",
-                                 seed=child_seed(settings, "train-early-optimum"))
+        est, d = _optimum_estimate(td, "mup", optimum_shift, child_seed(settings, "train-early-optimum"),
+                                   " (at t0 or T)")
     except InvalidArgumentError as exc:
         return Measurement(None, td.description, variable=base.variable, param="mup",
                            inconclusive=f"no training evidence: {exc}")
@@ -703,8 +712,7 @@ def lr_transfer_training(settings: Settings) -> list[Measurement]:
     through the grid's best point, :func:`sde_scales.analysis.width.eta_star_log`), its exponent in
     n with an interval by resampling seeds; muP primary, SP control where the store has it. The
     built-in training uses one learning rate, so without ``--store`` there is no optimum to follow."""
-    from sde_scales.analysis.width import final_optimum, optimum_shift_samples
-    from sde_scales.rates import statistic_exponent
+    from sde_scales.analysis.width import final_optimum
 
     variable = "eta*(T)"
     if settings.store is None:
@@ -719,14 +727,7 @@ def lr_transfer_training(settings: Settings) -> list[Measurement]:
         if role == "control" and param not in set(td.runs.param):
             continue
         try:
-            d = optimum_shift_samples(td.runs, td.traj, param=param)
-            stat = final_optimum(d["lrs"])
-            edge = [w for w, s in zip(d["widths"], d["samples"]) if not np.isfinite(stat(s))]
-            if edge:
-                raise InvalidArgumentError(f"the optimum lies at an end of the learning-rate grid "
-                                           f"{d['lrs'].tolist()} at n = {edge}: widen the grid")
-            est = statistic_exponent(d["widths"], d["samples"], stat, reading="values",
-                                     seed=child_seed(settings, f"train-lr-transfer-{param}"))
+            est, d = _optimum_estimate(td, param, final_optimum, child_seed(settings, f"train-lr-transfer-{param}"))
         except InvalidArgumentError as exc:
             rows.append(Measurement(None, td.description, variable=variable, param=param, role=role,
                                     inconclusive=f"no training evidence: {exc}"))
