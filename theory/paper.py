@@ -386,7 +386,7 @@ VLASSIS = "Vlassis et al. (TMLR 2025), a reproduction of muP against SP"
 
 RELATED = RELATED + (
     Claim(
-        id="vlassis-coordinates", source=f"{VLASSIS}, Sec. 4 (outputs, updates and weights against width)",
+        id="vlassis-coordinates", source=f"{VLASSIS}, abstract (muP's effect on outputs, updates and weights)",
         group=Group.RELATED,
         statement="Under muP every layer's activations change by Theta(1) in width over the first training steps "
                   "(the coordinate check), where SP's do not",
@@ -401,7 +401,8 @@ RELATED = RELATED + (
         max_ci_width=0.6,  # the coordinate check's (sde_scales.train.coordcheck.MAX_WIDTH)
     ),
     Claim(
-        id="vlassis-lr-transfer", source=f"{VLASSIS}, Sec. 4 (learning-rate transfer)", group=Group.RELATED,
+        id="vlassis-lr-transfer", source=f"{VLASSIS}, abstract (optimal hyperparameters independent of width)",
+        group=Group.RELATED,
         statement="Under muP the optimal learning rate does not move with width (it transfers from small models to "
                   "large ones), where under SP it does",
         quantity="eta*(T), the learning rate of least final loss", variable="n", limit_point="oo", exponent=0.0,
