@@ -8,6 +8,7 @@ Subcommands
     coordcheck  coordinate check of a parametrization against width
     converge    a convergence study of the engine's solvers on a problem with an exact solution
     rate        a verdict on a claimed width rate from a table of the user's own measurements
+    collapse    supercollapse (Qiu et al.) of the user's own loss curves of several model sizes
 
 ``theory`` is imported only when ``verify`` runs, so that the library never depends on it.
 """
@@ -230,6 +231,12 @@ def _cmd_theory_table(args: argparse.Namespace) -> int:
     if args.json:
         print(f"JSON: {write_json_atomic(args.json, t.to_dict())}")
     return 0
+
+
+def _cmd_collapse(args: argparse.Namespace) -> int:
+    from sde_scales.analysis.collapse_table import run_collapse
+
+    return run_collapse(args)
 
 
 def _cmd_rate(args: argparse.Namespace) -> int:
@@ -595,6 +602,34 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "claimed slopes (PNG)")
     r.add_argument("--strict", action="store_true", help="exit 1 unless the verdict is PASS")
     r.set_defaults(func=_cmd_rate)
+
+    co = sub.add_parser("collapse", help="supercollapse (Qiu et al.) of your own loss curves of several model sizes",
+                        description="Normalise the loss curves of several model sizes, each trained to its own "
+                                    "horizon (its last logged step), as Qiu et al. do: l(x) = (L(x T) - L0) / "
+                                    "(mean final loss - L0), x = step / T; then set the spread of the sizes' "
+                                    "seed-mean curves, Delta(x), against the seed noise sigma(x) and judge the "
+                                    "supercollapse Delta <= sigma on x >= x0 by the bootstrap interval of max "
+                                    "Delta/sigma over seeds (sde_scales.analysis.collapse). The table: one row per "
+                                    "logged step of each run, with the run's size, seed, step and loss.",
+                        epilog="Exit status: 0 when the check ran (whatever the verdict), 1 with --strict unless it "
+                               "is PASS, 2 for bad input. L0, the irreducible loss, comes from a fit of the "
+                               "loss-compute frontier (sde_scales.analysis.collapse.fit_frontier) or your own "
+                               "scaling-law fit.")
+    co.add_argument("table", metavar="TABLE", help="CSV, TSV or Parquet: size, seed, step, loss per row")
+    co.add_argument("--L0", type=float, required=True, help="the irreducible loss the curves are normalised by")
+    co.add_argument("--size", default="size", metavar="COLUMN", help="the model-size column (default size)")
+    co.add_argument("--seed-column", default="seed", metavar="COLUMN", help="the seed column (default seed)")
+    co.add_argument("--step", default="step", metavar="COLUMN", help="the step column (default step)")
+    co.add_argument("--loss", default="loss", metavar="COLUMN", help="the loss column (default loss)")
+    co.add_argument("--x0", type=float, default=0.2, help="the judged window starts at x0 (default 0.2)")
+    co.add_argument("--grid-points", type=int, default=101, help="points of the x grid (default 101)")
+    co.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples of the seeds (default 1000)")
+    co.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    co.add_argument("--json", metavar="PATH", help="write the deviation, noise floor and verdict as strict JSON"
+                    + _JSON_STDOUT)
+    co.add_argument("--plot", metavar="PATH", help="the normalised curves, and Delta against sigma (PNG)")
+    co.add_argument("--strict", action="store_true", help="exit 1 unless the verdict is PASS")
+    co.set_defaults(func=_cmd_collapse)
     return ap
 
 

@@ -1,0 +1,102 @@
+"""``sde-scales collapse``: the supercollapse of loss curves from a table, on planted ladders."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sde_scales.analysis.collapse_table import curves_from_table
+from sde_scales.errors import DataFileError
+
+SIZES = ((1000, 2000), (4000, 4000), (16000, 8000), (64000, 16000))  # (size, horizon in steps)
+
+
+def ladder(seeds: int, seed: int = 0, bump: float = 0.0) -> pd.DataFrame:
+    r"""Every size on one master curve :math:`\ell(x) = 1 + 3 (1 - x)^2` above L0 = 1, to a final
+    loss 1 + 2 p^-0.3, times a per-run factor 1 + 0.01 xi and plus 0.002 per-point noise; the
+    largest size with ``bump`` x (1 - x) added to its curve (a mis-scaled size)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for p, T in SIZES:
+        for s in range(seeds):
+            steps = np.arange(T // 50, T + 1, T // 50)
+            x = steps / T
+            ell = 1 + 3 * (1 - x) ** 2 + (bump * x * (1 - x) if p == SIZES[-1][0] else 0.0)
+            loss = 1 + 2 * p ** -0.3 * ell * (1 + 0.01 * rng.standard_normal()) + 0.002 * rng.standard_normal(x.size)
+            rows.append(pd.DataFrame({"size": p, "seed": s, "step": steps, "loss": loss}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def _cli(*args):
+    from sde_scales.cli import main
+
+    return main(["collapse", *map(str, args)])
+
+
+def test_a_planted_collapse_passes_and_a_mis_scaled_size_fails(tmp_path, capsys):
+    """40 seeds per size on one master curve: PASS (3 of 3 noise draws measured; 12 seeds leave the
+    interval straddling 1, INCONCLUSIVE); the largest size bent by 0.3 x (1 - x): FAIL, and the
+    bent size is named as leaving the others."""
+    good, bad = tmp_path / "good.csv", tmp_path / "bad.csv"
+    ladder(40).to_csv(good, index=False)
+    ladder(12, bump=0.3).to_csv(bad, index=False)
+    out = tmp_path / "c.json"
+    assert _cli(good, "--L0", 1.0, "--json", out, "--plot", tmp_path / "c.png", "--strict") == 0
+    text = out.read_text()
+    assert "NaN" not in text
+    doc = json.loads(text)
+    assert doc["verdict"] == "PASS" and doc["ratio_ci"][1] < 1
+    assert [s["horizon"] for s in doc["sizes"]] == [T for _, T in SIZES]
+    assert (tmp_path / "c.png").stat().st_size > 0
+    capsys.readouterr()
+    assert _cli(bad, "--L0", 1.0, "--json", out, "--strict") == 1
+    doc = json.loads(out.read_text())
+    assert doc["verdict"] == "FAIL" and doc["ratio_ci"][0] > 1
+    assert doc["departures"][str(SIZES[-1][0])] is not None
+
+
+def test_a_wrong_L0_breaks_the_collapse(tmp_path):
+    """The normalisation needs the irreducible loss: with L0 = 0.5 instead of 1 the sizes, whose
+    final losses differ, no longer share one curve (FAIL), as the paper's construction says."""
+    f, out = tmp_path / "l.csv", tmp_path / "c.json"
+    ladder(40).to_csv(f, index=False)
+    assert _cli(f, "--L0", 0.5, "--json", out, "--strict") == 1
+    assert json.loads(out.read_text())["verdict"] == "FAIL"
+
+
+@pytest.mark.parametrize("edit, extra, said", [
+    (lambda d: d.drop(index=d[(d["size"] == 4000) & (d.seed == 3)].index[-5:]), [],
+     "size 4000: seed 3 logged other steps than seed 0"),
+    (lambda d: pd.concat([d, d.iloc[[7]]]), [], "logs step"),
+    (lambda d: d.assign(loss=d["loss"].where(d.index != 11, np.nan)), [], "row 11"),
+    (lambda d: d.assign(size=d["size"].where(d["size"] != 1000, 1000.5)), [], "size 1000.5 is not a whole number"),
+    (lambda d: d[d["size"] == 1000], [], "1 size(s)"),
+    (lambda d: d.rename(columns={"loss": "train_loss"}), [], "no column 'loss'"),
+    (lambda d: d, ["--L0", "1.2"], "is not above L0 = 1.2"),
+    (lambda d: d[d.step >= d.groupby("size").step.transform("max") * 0.3], [], "after --x0 0.2"),
+    (lambda d: d, ["--x0", "1.0"], "--x0 1.0"),
+])
+def test_bad_tables_are_refused_by_name_and_write_nothing(tmp_path, capsys, edit, extra, said):
+    f = tmp_path / "t.csv"
+    edit(ladder(10)).to_csv(f, index=False)
+    out = tmp_path / "c.json"
+    args = ["--L0", 1.0, *extra] if "--L0" not in extra else extra
+    assert _cli(f, *args, "--json", out) == 2
+    assert said in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_curves_keep_each_seed_apart_and_order_the_steps():
+    """Rows in any order: each size's seeds become the rows of its loss matrix, steps sorted; the
+    step-0 row (the initial loss) is left out."""
+    df = ladder(3)
+    extra = df.groupby(["size", "seed"]).head(1).assign(step=0, loss=9.0)
+    curves = curves_from_table(pd.concat([extra, df]).sample(frac=1.0, random_state=1))
+    assert [c.params for c in curves] == [p for p, _ in SIZES]
+    for c, (p, T) in zip(curves, SIZES):
+        assert c.loss.shape == (3, 50) and c.steps[0] == T // 50 and c.steps[-1] == T
+        want = df[(df["size"] == p) & (df.seed == 2)].sort_values("step").loss.to_numpy()
+        np.testing.assert_array_equal(c.loss[2], want)
+    with pytest.raises(DataFileError, match="booleans"):
+        curves_from_table(df.assign(loss=True))
