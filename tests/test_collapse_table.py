@@ -100,3 +100,15 @@ def test_curves_keep_each_seed_apart_and_order_the_steps():
         np.testing.assert_array_equal(c.loss[2], want)
     with pytest.raises(DataFileError, match="booleans"):
         curves_from_table(df.assign(loss=True))
+
+
+def test_runs_named_by_text_are_seeds_too():
+    """A seed column of run names (as trackers export them) is a label, not a number; a missing one
+    is refused by row."""
+    df = ladder(3)
+    named = df.assign(seed="run-" + df.seed.astype(str))
+    curves = curves_from_table(named)
+    assert curves[0].seeds == ("run-0", "run-1", "run-2")
+    np.testing.assert_array_equal(curves[0].loss, curves_from_table(df)[0].loss)
+    with pytest.raises(DataFileError, match="row 4: no seed"):
+        curves_from_table(named.assign(seed=named.seed.where(named.index != 4, None)))

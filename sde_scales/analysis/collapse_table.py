@@ -50,7 +50,13 @@ def curves_from_table(df, *, size: str = "size", seed: str = "seed", step: str =
     same steps (their horizons differ, or a run stopped early), a step logged twice by one run,
     steps at or below 0 (the initial loss is left out: no normalisation reaches x = 0)."""
     p = _numbers(df, size, source, "size")
-    s = _numbers(df, seed, source, "seed")
+    if seed not in df.columns:
+        raise DataFileError(f"{source}: no column {seed!r} for the seed; the table has columns "
+                            f"{[str(c) for c in df.columns]} (name it with --seed-column)")
+    if df[seed].isna().any():
+        i = int(np.argmax(df[seed].isna().to_numpy()))
+        raise DataFileError(f"{source}, column {seed!r}, row {i}: no seed; every row names its run's seed (or run)")
+    s = df[seed].astype(str).to_numpy()  # a seed number or a run's name: a label
     t = _numbers(df, step, source, "step")
     y = _numbers(df, loss, source, "loss")
     keep = t > 0
@@ -65,7 +71,7 @@ def curves_from_table(df, *, size: str = "size", seed: str = "seed", step: str =
             ts, ys = t[m][order], y[m][order]
             if np.any(np.diff(ts) == 0):
                 dup = ts[1:][np.diff(ts) == 0][0]
-                raise DataFileError(f"{source}: size {ps:g}, seed {sd:g} logs step {dup:g} twice; keep one row per "
+                raise DataFileError(f"{source}: size {ps:g}, seed {sd} logs step {dup:g} twice; keep one row per "
                                     f"step (the last, if the run was resumed)")
             per[sd] = (ts, ys)
         ref_seed = seeds[0]
@@ -75,8 +81,8 @@ def curves_from_table(df, *, size: str = "size", seed: str = "seed", step: str =
                 missing = np.setdiff1d(ref, ts)
                 extra = np.setdiff1d(ts, ref)
                 raise DataFileError(
-                    f"{source}: size {ps:g}: seed {sd:g} logged other steps than seed {ref_seed:g} (its last step "
-                    f"{ts[-1]:g} against {ref[-1]:g}; {missing.size} of seed {ref_seed:g}'s steps missing, "
+                    f"{source}: size {ps:g}: seed {sd} logged other steps than seed {ref_seed} (its last step "
+                    f"{ts[-1]:g} against {ref[-1]:g}; {missing.size} of seed {ref_seed}'s steps missing, "
                     f"{extra.size} extra): the seeds of a size must share one horizon and logging; drop the runs "
                     f"that stopped early, or keep the steps all seeds logged")
         if not (float(ps).is_integer() and ps >= 1):
@@ -84,7 +90,7 @@ def curves_from_table(df, *, size: str = "size", seed: str = "seed", step: str =
                                 f"size as its parameter count (or width)")
         params = int(ps)
         out.append(Curves(width=params, params=params, batch=1, steps=ref,
-                          loss=np.stack([per[sd][1] for sd in seeds]), seeds=tuple(float(v) for v in seeds)))
+                          loss=np.stack([per[sd][1] for sd in seeds]), seeds=tuple(seeds)))
     if len(out) < 2:
         raise InvalidArgumentError(f"{source}: {len(out)} size(s) in column {size!r}; a collapse compares at least "
                                    f"two (three for a verdict)")
