@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -94,3 +95,26 @@ def test_run_store_analyses_refuse_an_empty_store_and_a_missing_metric(tmp_path)
     assert len(loss_table(runs, traj)) == 2
     with pytest.raises(InvalidArgumentError, match=r"metric 'eval_los' is not in .*\['train_loss'\]"):
         loss_table(runs, traj, "eval_los")
+
+
+def test_every_command_the_readme_shows_parses():
+    """Each ``sde-scales`` line of the README's bash blocks (continuations joined, comments,
+    ``[optional]`` parts and ``...`` left out) is accepted by the command's own parser: a flag the
+    README documents exists, with a value of its type."""
+    from sde_scales.cli import build_parser
+
+    text = README.read_text()
+    lines = []
+    for block in _blocks(text, "bash"):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split(" #")[0].strip()
+            if line.startswith("sde-scales "):
+                lines.append(line)
+    assert len(lines) >= 15
+    ap = build_parser()
+    for line in lines:
+        argv = [a for a in shlex.split(re.sub(r"\[[^\]]*\]", "", line))[1:] if a != "..."]
+        try:
+            ap.parse_args(argv)
+        except SystemExit:
+            pytest.fail(f"the README shows a command its parser refuses: {line}")
