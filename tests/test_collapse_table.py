@@ -76,6 +76,9 @@ def test_a_wrong_L0_breaks_the_collapse(tmp_path):
     (lambda d: d, ["--L0", "1.2"], "is not above L0 = 1.2"),
     (lambda d: d[d.step >= d.groupby("size").step.transform("max") * 0.3], [], "after --x0 0.2"),
     (lambda d: d, ["--x0", "1.0"], "--x0 1.0"),
+    (lambda d: d, ["--grid-points", "100000000"], "give 10 to 10,000"),
+    (lambda d: d, ["--L0", "nan"], "--L0 nan"),
+    (lambda d: d, ["--resamples", "0"], "--resamples"),
 ])
 def test_bad_tables_are_refused_by_name_and_write_nothing(tmp_path, capsys, edit, extra, said):
     f = tmp_path / "t.csv"

@@ -102,14 +102,17 @@ def run_collapse(args) -> int:
     ``--strict`` exit 1 unless PASS."""
     from sde_scales.atomic import write_json_atomic
     from sde_scales.rate_table import read_rate_table
+    from sde_scales.rates import check_resamples
     from sde_scales.verdicts import Verdict
 
     if not (np.isfinite(args.L0)):
         raise InvalidArgumentError(f"--L0 {args.L0}; give the irreducible loss, a finite number")
     if not 0 <= args.x0 < 1:
         raise InvalidArgumentError(f"--x0 {args.x0}; give the start of the judged window in [0, 1)")
-    if args.grid_points < 10:
-        raise InvalidArgumentError(f"--grid-points {args.grid_points}; give at least 10")
+    if not 10 <= args.grid_points <= 10_000:
+        raise InvalidArgumentError(f"--grid-points {args.grid_points}; give 10 to 10,000 (the curves are interpolated "
+                                   f"on the grid: more points than logged steps add no information)")
+    check_resamples(args.resamples, "--resamples")
     df = read_rate_table(args.table)
     curves = curves_from_table(df, size=args.size, seed=args.seed_column, step=args.step, loss=args.loss,
                                source=str(args.table))
