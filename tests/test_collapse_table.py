@@ -47,6 +47,8 @@ def test_a_planted_collapse_passes_and_a_mis_scaled_size_fails(tmp_path, capsys)
     assert "NaN" not in text
     doc = json.loads(text)
     assert doc["verdict"] == "PASS" and doc["ratio_ci"][1] < 1
+    # the bootstrap of a maximum lies high: said where the point estimate falls below the interval
+    assert (doc["note"] is not None) == (doc["ratio_max"] < doc["ratio_ci"][0])
     assert [s["horizon"] for s in doc["sizes"]] == [T for _, T in SIZES]
     assert (tmp_path / "c.png").stat().st_size > 0
     capsys.readouterr()
