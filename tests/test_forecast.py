@@ -289,3 +289,36 @@ def test_the_cooldown_experiment_finds_the_planted_best_cooldown(tmp_path):
     ends = [momentum_by_hand(THETA, r, np.arange(10, 3001, 10)[-15:], 1e-3).mean() for r in rates]
     assert float(fr[int(np.argmin(ends))]) in row["not_separated_from_best"]
     assert (out / "cooldown_forecast.png").stat().st_size > 0
+
+
+def test_a_schedule_file_forecasts_as_its_spec_does(tmp_path, planted_fit, capsys):
+    """A table of the schedule (step, lr every 10 steps; a loss column is not read), linear
+    between its rows: on a schedule whose knots lie on those rows the per-step rates, and so the
+    forecast, equal the spec's; in fit-delay, NAME:FILE forecasts the file."""
+    from sde_scales.fitting.forecast import schedule_from_file
+
+    spec = ScheduleSpec(total=3000, peak=1e-3, warmup=100, decay="linear", decay_start=2400, end=1e-5)
+    steps = np.arange(0, 3001, 10)
+    f = tmp_path / "sched.csv"
+    pd.DataFrame({"global_step": steps, "learning_rate": spec.expand()[steps], "loss": 1.0}).to_csv(f, index=False)
+    rates = schedule_from_file(f)
+    np.testing.assert_allclose(rates, spec.expand(), rtol=0, atol=1e-18)
+    a, b = forecast(planted_fit, rates, every=30), forecast(planted_fit, spec, every=30)
+    np.testing.assert_allclose(a.loss, b.loss, rtol=0, atol=1e-12)  # the rates' interpolation rounds at 1e-19
+    out = tmp_path / "f.json"
+    assert _cli(["--fit", str(DATA / "124m_cos10_lr1e-3.csv"), "--skip-steps", "500", "--kernel", "exp",
+                 "--forecast", f"mine:{f}", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["forecasts"][0]["last_step"] == 3000
+
+
+@pytest.mark.parametrize("table, said", [
+    ({"step": [0, 20, 10], "lr": [1e-3, 1e-3, 1e-3]}, "row 2: step 10 does not increase"),
+    ({"step": [0, 10, 20], "lr": [1e-3, -1e-3, 1e-3]}, "row 1: learning rate"),
+    ({"step": [0, 10.5, 20], "lr": [1e-3, 1e-3, 1e-3]}, "row 1: step 10.5 is not a whole number"),
+    ({"step": [0, 10, 20], "loss": [3.0, 2.9, 2.8]}, "no lr column"),
+])
+def test_bad_schedule_files_are_refused_by_row(tmp_path, capsys, table, said):
+    f = tmp_path / "s.csv"
+    pd.DataFrame(table).to_csv(f, index=False)
+    assert _cli(["--fit", str(DATA / "124m_cos10_lr1e-3.csv"), "--forecast", f"s:{f}"]) == 2
+    assert said in capsys.readouterr().err

@@ -38,7 +38,7 @@ def _numbers(df, name: str, source: str, what: str) -> np.ndarray:
     bad = ~np.isfinite(v)
     if bad.any():
         i = int(np.argmax(bad))
-        raise DataFileError(f"{source}, column {name!r}, row {i}: {col.iloc[i]!r} is not a finite number"
+        raise DataFileError(f"{source}, column {name!r}, row {i}: {col.astype(str).iloc[i]} is not a finite number"
                             + (" (a diverged run? leave its rows out)" if what == "loss" else "") + "; fix the row")
     return v
 

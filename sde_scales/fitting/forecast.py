@@ -130,6 +130,55 @@ def schedule_rates(schedule) -> np.ndarray:
     return lr
 
 
+def schedule_from_file(path) -> np.ndarray:
+    r"""One learning rate per step from 0, from a table of the schedule (CSV, TSV or Parquet) with a
+    step column and a learning-rate column (their names, or one of the common alternatives of
+    :data:`~sde_scales.fitting.curves.COLUMN_ALIASES`; a loss column, if any, is not read): linear
+    between logged steps, as a fitted curve's rates are read, and the first logged rate before the
+    first logged step. Refused, naming the row: steps that are not whole, not increasing or
+    negative, and rates that are not finite or negative."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from sde_scales.errors import DataFileError
+    from sde_scales.fitting.curves import COLUMN_ALIASES, _named
+    from sde_scales.rate_table import read_rate_table
+
+    p = Path(path)
+    df = read_rate_table(p)
+    found = [str(c) for c in df.columns]
+    cols = {}
+    for key in ("step", "lr"):
+        hits = _named(found, key) or list(dict.fromkeys(c for a in COLUMN_ALIASES[key] for c in _named(found, a)))
+        if len(hits) != 1:
+            raise DataFileError(f"{p}: {'no' if not hits else 'more than one'} {key} column ({hits or 'none of'} "
+                                f"{[key, *COLUMN_ALIASES[key]][:6]}...); the table has columns {found}: a schedule "
+                                f"file holds step and lr")
+        cols[key] = hits[0]
+    step = pd.to_numeric(df[cols["step"]], errors="coerce").to_numpy(float)
+    lr = pd.to_numeric(df[cols["lr"]], errors="coerce").to_numpy(float)
+    bad = ~np.isfinite(step) | (step < 0) | (step != np.round(step))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise DataFileError(f"{p}, row {i}: step {df[cols['step']].astype(str).iloc[i]} is not a whole number >= 0")
+    if np.any(np.diff(step) <= 0):
+        i = int(np.argmax(np.diff(step) <= 0)) + 1
+        raise DataFileError(f"{p}, row {i}: step {step[i]:g} does not increase on {step[i - 1]:g}; sort the rows by "
+                            f"step and drop duplicates")
+    bad = ~np.isfinite(lr) | (lr < 0)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise DataFileError(f"{p}, row {i}: learning rate {df[cols['lr']].astype(str).iloc[i]} is not a finite rate "
+                            f">= 0")
+    if step.size < 2:
+        raise DataFileError(f"{p}: {step.size} row(s); a schedule needs at least two")
+    if step[-1] > MAX_STEP:
+        raise DataFileError(f"{p}: its last step {step[-1]:,.0f} is beyond {MAX_STEP:,} optimiser steps; if the "
+                            f"step counts tokens or samples, give optimiser steps")
+    return np.interp(np.arange(int(step[-1]) + 1), step, lr)
+
+
 def _check_every(every, last: int) -> int:
     if every is None:
         return max(1, math.ceil(last / FORECAST_POINTS))

@@ -806,10 +806,12 @@ def apply_schedules(curves: list[LossCurve], specs: list[str]) -> list[LossCurve
     return [c.with_spec(by[c.name]) if c.name in by else c for c in curves]
 
 
-def forecast_specs(texts: list[str], taken: list[str], every: int | None) -> dict[str, ScheduleSpec]:
-    """``NAME:SPEC`` texts (``--forecast``) as {name: parsed spec}, checked before any fit: the
-    colon, the spec, a name given twice or already a curve's (``taken``: the outputs name each after
-    it), and ``every`` (``--forecast-every``) against each schedule's length."""
+def forecast_specs(texts: list[str], taken: list[str], every: int | None) -> dict:
+    """``NAME:SPEC`` or ``NAME:FILE`` texts (``--forecast``) as {name: parsed spec, or the per-step
+    rates of a schedule file (:func:`~sde_scales.fitting.forecast.schedule_from_file`)}, checked
+    before any fit: the colon, the spec or file, a name given twice or already a curve's
+    (``taken``: the outputs name each after it), and ``every`` (``--forecast-every``) against each
+    schedule's length. A text after the colon with an ``=`` in it is a spec, else a file."""
     by = {}
     for text in texts or []:
         if ":" not in text:
@@ -827,7 +829,12 @@ def forecast_specs(texts: list[str], taken: list[str], every: int | None) -> dic
                                        f"{'a forecast' if name in by else 'a fitted or predicted curve'}'s name; "
                                        f"give each forecast a name of its own")
         try:
-            by[name] = ScheduleSpec.parse(spec)
+            if "=" in spec:
+                by[name] = ScheduleSpec.parse(spec)
+            else:
+                from sde_scales.fitting.forecast import schedule_from_file
+
+                by[name] = schedule_from_file(spec)
         except InvalidArgumentError as exc:
             raise InvalidArgumentError(f"--forecast {name}: {exc}") from None
     for name, spec in by.items():  # the length and every here as forecast() checks them, before the fits
@@ -835,18 +842,19 @@ def forecast_specs(texts: list[str], taken: list[str], every: int | None) -> dic
     return by
 
 
-def check_forecast(spec: ScheduleSpec, every: int | None, name: str) -> None:
+def check_forecast(spec, every: int | None, name: str) -> None:
     """A ``--forecast`` schedule's length, and ``--forecast-every`` against it (as
     :func:`~sde_scales.fitting.forecast.forecast` checks them)."""
     from sde_scales.fitting.forecast import _check_every, schedule_rates
 
+    total = spec.total if isinstance(spec, ScheduleSpec) else len(spec) - 1
     try:
-        if spec.total > MAX_STEP or spec.total < MIN_POINTS:
-            schedule_rates(spec)  # refused there, naming the length
+        if not isinstance(spec, ScheduleSpec) or spec.total > MAX_STEP or spec.total < MIN_POINTS:
+            schedule_rates(spec)  # refused there, naming the length or the rate
     except InvalidArgumentError as exc:
         raise InvalidArgumentError(f"--forecast {name}: {str(exc).removeprefix('forecast: ')}") from None
     try:
-        _check_every(every, spec.total)
+        _check_every(every, total)
     except InvalidArgumentError as exc:
         raise InvalidArgumentError(f"--forecast-every for {name}: {exc}") from None
 
