@@ -251,6 +251,14 @@ def _cmd_fit_delay(args: argparse.Namespace) -> int:
     return run_fit_delay(args)
 
 
+def _verdict_outputs(parser: argparse.ArgumentParser, json_help: str, plot_help: str, strict_help: str) -> None:
+    """The outputs of a command that gives a verdict: ``--json`` (``-`` for standard output),
+    ``--plot`` and ``--strict``."""
+    parser.add_argument("--json", metavar="PATH", help=json_help + _JSON_STDOUT)
+    parser.add_argument("--plot", metavar="PATH", help=plot_help)
+    parser.add_argument("--strict", action="store_true", help=strict_help)
+
+
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Help that states every flag's default (unless its text already does, or it has none)."""
 
@@ -530,9 +538,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="networks per width; at least 10 for a trusted interval, at least 3 to run")
     cc.add_argument("--no-output-multiplier", action="store_true", help="remove the readout multiplier (a planted bug)")
     cc.add_argument("--device", default="cpu", help="cpu, cuda or auto (CUDA when present) (default: cpu)")
-    cc.add_argument("--json", metavar="PATH", help="write the per-layer exponents and verdicts as JSON" + _JSON_STDOUT)
-    cc.add_argument("--plot", metavar="PATH", help="draw the check: one panel per quantity, seed error bars (PNG)")
-    cc.add_argument("--strict", action="store_true", help="exit 1 unless the overall verdict is PASS")
+    _verdict_outputs(cc, "write the per-layer exponents and verdicts as JSON",
+                     "draw the check: one panel per quantity, seed error bars (PNG)",
+                     "exit 1 unless the overall verdict is PASS")
     cc.set_defaults(func=_cmd_coordcheck)
 
     c = sub.add_parser("converge", help="convergence study of a solver on a problem with an exact solution",
@@ -561,10 +569,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="judge the strong order against P instead of the solver's stated order")
     c.add_argument("--expect-weak", type=float, metavar="P",
                    help="judge the weak order against P instead of the solver's stated order")
-    c.add_argument("--json", metavar="PATH", help="write errors, orders and verdicts as strict JSON to PATH" + _JSON_STDOUT)
-    c.add_argument("--plot", metavar="PATH",
-                   help="draw the errors against dt with the fitted and the claimed slopes, one panel per order (PNG)")
-    c.add_argument("--strict", action="store_true", help="exit 1 unless both orders PASS")
+    _verdict_outputs(c, "write errors, orders and verdicts as strict JSON to PATH",
+                     "draw the errors against dt with the fitted and the claimed slopes, one panel per order (PNG)",
+                     "exit 1 unless both orders PASS")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
     c.set_defaults(func=_cmd_converge)
 
@@ -598,10 +605,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--confidence", type=float, default=0.95, help="level of the bootstrap interval (default 0.95)")
     r.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")
     r.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (the same seed, the same interval)")
-    r.add_argument("--json", metavar="PATH", help="write the estimate and the verdict as strict JSON" + _JSON_STDOUT)
-    r.add_argument("--plot", metavar="PATH", help="the quantity against width, log-log, with the fitted and the "
-                                                  "claimed slopes (PNG)")
-    r.add_argument("--strict", action="store_true", help="exit 1 unless the verdict is PASS")
+    _verdict_outputs(r, "write the estimate and the verdict as strict JSON",
+                     "the quantity against width, log-log, with the fitted and the claimed slopes (PNG)",
+                     "exit 1 unless the verdict is PASS")
     r.set_defaults(func=_cmd_rate)
 
     co = sub.add_parser("collapse", help="supercollapse (Qiu et al.) of your own loss curves of several model sizes",
@@ -626,10 +632,8 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--grid-points", type=int, default=101, help="points of the x grid (default 101)")
     co.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples of the seeds (default 1000)")
     co.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
-    co.add_argument("--json", metavar="PATH", help="write the deviation, noise floor and verdict as strict JSON"
-                    + _JSON_STDOUT)
-    co.add_argument("--plot", metavar="PATH", help="the normalised curves, and Delta against sigma (PNG)")
-    co.add_argument("--strict", action="store_true", help="exit 1 unless the verdict is PASS")
+    _verdict_outputs(co, "write the deviation, noise floor and verdict as strict JSON",
+                     "the normalised curves, and Delta against sigma (PNG)", "exit 1 unless the verdict is PASS")
     co.set_defaults(func=_cmd_collapse)
     return ap
 

@@ -26,15 +26,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
-
 import numpy as np
 
 from sde_scales import rates
 from sde_scales.errors import DataFileError, InvalidArgumentError
 from sde_scales.rates import ExponentEstimate, RateKind, VerdictResult
+from sde_scales.tables import numeric_column, read_table
 
-__all__ = ["READINGS", "RateClaim", "RateCheck", "check_rate", "read_rate_table"]
+__all__ = ["READINGS", "RateClaim", "RateCheck", "check_rate"]
 
 READINGS = ("fluctuation", "bias", "mean", "values")
 _KINDS = {"theta": RateKind.THETA, "o": RateKind.BIG_O, "separation": RateKind.SEPARATION}
@@ -91,43 +90,9 @@ class RateCheck:
                 "estimate": self.estimate.to_dict(), **self.verdict.to_dict()}
 
 
-def read_rate_table(path: str | Path):
-    """A CSV (``.csv``, ``.tsv``) or Parquet table as a pandas DataFrame; a file that cannot be read
-    is a :class:`~sde_scales.errors.DataFileError` naming it."""
-    import pandas as pd
-
-    p = Path(path)
-    if not p.is_file():
-        raise DataFileError(f"{p}: no such file; give a CSV or Parquet table with a width column and a value column")
-    try:
-        if p.suffix.lower() in (".parquet", ".pq"):
-            return pd.read_parquet(p)
-        return pd.read_csv(p, sep="\t" if p.suffix.lower() == ".tsv" else ",")
-    except Exception as exc:  # noqa: BLE001 - any reader failure is a corrupt file for the user
-        raise DataFileError(f"{p}: cannot be read as a table ({type(exc).__name__}: {exc}); give a complete CSV or "
-                            f"Parquet file") from None
-
-
 def _column(df, name: str, what: str, source: str) -> np.ndarray:
-    import pandas as pd
-
-    if name not in df.columns:
-        raise DataFileError(f"{source}: no column {name!r} for the {what}; the table has columns "
-                            f"{[str(c) for c in df.columns]} (name it with --{'width' if what == 'width' else 'value'})")
-    col = df[name]
-    if col.dtype == bool:
-        raise DataFileError(f"{source}, column {name!r}: booleans, not numbers; give the measured {what}")
-    v = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float)
-    bad = np.isnan(v) & col.notna().to_numpy()
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise DataFileError(f"{source}, column {name!r}, row {i}: {col.iloc[i]!r} is not a number; fix the row")
-    bad = ~np.isfinite(v)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise DataFileError(f"{source}, column {name!r}, row {i}: {what} {v[i]} is not finite (a diverged or missing "
-                            f"run?); drop the row, or all the runs of a width that diverged")
-    return v
+    return numeric_column(df, name, source, flag="--width" if what == "width" else "--value", what=what,
+                          hint=" (a diverged or missing run? drop the row, or all the runs of a width that diverged)")
 
 
 def _grouped(width: np.ndarray, columns: list[np.ndarray], source: str, need: int):
@@ -256,7 +221,7 @@ def run_rate(args) -> int:
     claim = RateClaim.parse(args.claim)
     rates.check_confidence(args.confidence)
     rates.check_resamples(args.resamples, "--resamples")
-    df = read_rate_table(args.table)
+    df = read_table(args.table)
     check = check_rate(df, claim, reading=args.reading, width=args.width, value=args.value, minus=args.minus,
                        reference=args.reference, confidence=args.confidence, n_resamples=args.resamples,
                        seed=args.seed, source=str(args.table))

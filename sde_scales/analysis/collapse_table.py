@@ -21,26 +21,14 @@ import numpy as np
 
 from sde_scales.analysis.collapse import CollapseResult, Curves, collapse_stats, normalise
 from sde_scales.errors import DataFileError, InvalidArgumentError
+from sde_scales.tables import numeric_column
 
 __all__ = ["curves_from_table", "run_collapse"]
 
 
 def _numbers(df, name: str, source: str, what: str) -> np.ndarray:
-    import pandas as pd
-
-    if name not in df.columns:
-        raise DataFileError(f"{source}: no column {name!r} for the {what}; the table has columns "
-                            f"{[str(c) for c in df.columns]} (name it with --{what})")
-    col = df[name]
-    if col.dtype == bool:
-        raise DataFileError(f"{source}, column {name!r}: booleans, not numbers")
-    v = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float)
-    bad = ~np.isfinite(v)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise DataFileError(f"{source}, column {name!r}, row {i}: {col.astype(str).iloc[i]} is not a finite number"
-                            + (" (a diverged run? leave its rows out)" if what == "loss" else "") + "; fix the row")
-    return v
+    return numeric_column(df, name, source, flag=f"--{what}", what=what,
+                          hint=" (a diverged run? leave its rows out)" if what == "loss" else "")
 
 
 def curves_from_table(df, *, size: str = "size", seed: str = "seed", step: str = "step", loss: str = "loss",
@@ -101,7 +89,7 @@ def run_collapse(args) -> int:
     """``sde-scales collapse``: read, normalise, judge, print; ``--json``, ``--plot``; with
     ``--strict`` exit 1 unless PASS."""
     from sde_scales.atomic import write_json_atomic
-    from sde_scales.rate_table import read_rate_table
+    from sde_scales.tables import read_table
     from sde_scales.rates import check_resamples
     from sde_scales.verdicts import Verdict
 
@@ -113,7 +101,7 @@ def run_collapse(args) -> int:
         raise InvalidArgumentError(f"--grid-points {args.grid_points}; give 10 to 10,000 (the curves are interpolated "
                                    f"on the grid: more points than logged steps add no information)")
     check_resamples(args.resamples, "--resamples")
-    df = read_rate_table(args.table)
+    df = read_table(args.table)
     curves = curves_from_table(df, size=args.size, seed=args.seed_column, step=args.step, loss=args.loss,
                                source=str(args.table))
     start = max(float(c.steps[0]) / float(c.steps[-1]) for c in curves)

@@ -143,10 +143,10 @@ def schedule_from_file(path) -> np.ndarray:
 
     from sde_scales.errors import DataFileError
     from sde_scales.fitting.curves import COLUMN_ALIASES, _named
-    from sde_scales.rate_table import read_rate_table
+    from sde_scales.tables import read_table
 
     p = Path(path)
-    df = read_rate_table(p)
+    df = read_table(p)
     found = [str(c) for c in df.columns]
     cols = {}
     for key in ("step", "lr"):
