@@ -597,6 +597,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the quantity whose exponent is judged (default fluctuation)")
     r.add_argument("--width", default="width", metavar="COLUMN", help="the width column (default width)")
     r.add_argument("--value", default="value", metavar="COLUMN", help="the measured column (default value)")
+    r.add_argument("--replica", default="auto", metavar="COLUMN",
+                   help="the column naming the run each row comes from: a run's several rows (tracked weights, "
+                        "say) are components of one replica, pooled and resampled together (default: replica, "
+                        "seed or run, the first the table has; none: every row a replica)")
     r.add_argument("--minus", metavar="COLUMN",
                    help="for a separation: the second measured column, of the same replicas (rows)")
     r.add_argument("--reference", metavar="REF",

@@ -33,7 +33,7 @@ from sde_scales.errors import DataFileError, InvalidArgumentError
 from sde_scales.rates import ExponentEstimate, RateKind, VerdictResult
 from sde_scales.tables import numeric_column, read_table
 
-__all__ = ["READINGS", "RateClaim", "RateCheck", "check_rate"]
+__all__ = ["READINGS", "REPLICA_COLUMNS", "RateClaim", "RateCheck", "check_rate"]
 
 READINGS = ("fluctuation", "bias", "mean", "values")
 _KINDS = {"theta": RateKind.THETA, "o": RateKind.BIG_O, "separation": RateKind.SEPARATION}
@@ -82,17 +82,45 @@ class RateCheck:
     estimate: ExponentEstimate
     verdict: VerdictResult
     replicas: dict
+    #: the column whose values name the replica a row belongs to (None: every row a replica)
+    replica_column: str | None = None
+    #: rows (components) per replica at each width
+    components: dict | None = None
 
     def to_dict(self) -> dict:
         return {"claim": {"kind": self.claim.kind.value, "exponent": self.claim.exponent, "text": self.claim.text,
                           "statement": self.claim.statement},
                 "reading": self.reading, "replicas": {str(k): v for k, v in self.replicas.items()},
+                "replica_column": self.replica_column,
+                "components": None if self.components is None else {str(k): v for k, v in self.components.items()},
                 "estimate": self.estimate.to_dict(), **self.verdict.to_dict()}
 
 
 def _column(df, name: str, what: str, source: str) -> np.ndarray:
     return numeric_column(df, name, source, flag="--width" if what == "width" else "--value", what=what,
                           hint=" (a diverged or missing run? drop the row, or all the runs of a width that diverged)")
+
+
+#: Columns read as the replica (run) a row belongs to when ``replica="auto"``, first found first.
+REPLICA_COLUMNS = ("replica", "seed", "run")
+
+
+def _by_replica(groups: list[list[np.ndarray]], labels: list[np.ndarray], xs, source: str, column: str):
+    """Each width's rows regrouped as ``(components, replicas)`` (a replica's rows are components of
+    one independent run: a tracked weight each, say), or ``(replicas,)`` where every replica has one
+    row. Refused where the replicas of a width hold different numbers of rows."""
+    out = [[] for _ in groups]
+    for k, (x, lab) in enumerate(zip(xs, labels)):
+        names, counts = np.unique(lab, return_counts=True)
+        if np.unique(counts).size > 1:
+            raise InvalidArgumentError(f"{source}: at width {x:g} the replicas of column {column!r} hold different "
+                                       f"numbers of rows ({names[np.argmin(counts)]} {counts.min()}, "
+                                       f"{names[np.argmax(counts)]} {counts.max()}); give each replica the same "
+                                       f"components, or --replica none to read every row as a replica")
+        for j, g in enumerate(groups):
+            arr = np.stack([g[k][lab == n] for n in names], axis=-1)  # (components, replicas)
+            out[j].append(arr[0] if arr.shape[0] == 1 else arr)
+    return out
 
 
 def _grouped(width: np.ndarray, columns: list[np.ndarray], source: str, need: int):
@@ -114,7 +142,8 @@ def _grouped(width: np.ndarray, columns: list[np.ndarray], source: str, need: in
 
 def check_rate(df, claim: RateClaim | str, *, reading: str = "fluctuation", width: str = "width",
                value: str = "value", minus: str | None = None, reference=None, confidence: float = 0.95,
-               n_resamples: int = 2000, seed: int = 0, source: str = "table") -> RateCheck:
+               n_resamples: int = 2000, seed: int = 0, source: str = "table",
+               replica: str | None = "auto") -> RateCheck:
     r"""Estimate the exponent of ``reading`` of column ``value`` against column ``width`` and judge
     ``claim`` by :func:`sde_scales.rates.verdict`.
 
@@ -132,6 +161,11 @@ def check_rate(df, claim: RateClaim | str, *, reading: str = "fluctuation", widt
         The bias reading's limit value.
     confidence, n_resamples, seed
         The bootstrap's level, resamples and seed (the same seed gives the same interval).
+    replica : str or None
+        The column naming the run each row comes from; a run's several rows are components of one
+        replica (several tracked weights of one network), pooled and resampled together, not
+        independent replicas, which would make the interval too narrow. ``"auto"``: the first of
+        :data:`REPLICA_COLUMNS` the table has; None: every row a replica.
     """
     claim = claim if isinstance(claim, RateClaim) else RateClaim.parse(claim)
     if reading not in READINGS:
@@ -145,6 +179,13 @@ def check_rate(df, claim: RateClaim | str, *, reading: str = "fluctuation", widt
     if sep and reading != "fluctuation":
         raise InvalidArgumentError(f"a separation is judged on the fluctuation reading (the ratio of the two columns' "
                                    f"spreads); leave out --reading {reading}")
+    if replica == "auto":
+        replica = next((c for c in REPLICA_COLUMNS if c in df.columns), None) if reading != "values" else None
+    elif replica in (None, "none"):
+        replica = None
+    elif replica not in df.columns:
+        raise DataFileError(f"{source}: no column {replica!r} for the replica; the table has columns "
+                            f"{[str(c) for c in df.columns]} (or --replica none: every row a replica)")
     if (reading == "bias") != (reference is not None):
         raise InvalidArgumentError("the bias reading needs --reference (a number, richardson or widest)"
                                    if reading == "bias" else "--reference is for the bias reading; give --reading bias "
@@ -158,6 +199,20 @@ def check_rate(df, claim: RateClaim | str, *, reading: str = "fluctuation", widt
     cols = [_column(df, value, "value", source)] + ([_column(df, minus, "value", source)] if sep else [])
     need = 1 if reading == "values" else 3
     xs, groups = _grouped(w, cols, source, need)
+    components = {float(x): 1 for x in xs}
+    n_rep = {float(x): int(g.size) for x, g in zip(xs, groups[0])}
+    if replica is not None:
+        if df[replica].isna().any():
+            i = int(np.argmax(df[replica].isna().to_numpy()))
+            raise DataFileError(f"{source}, column {replica!r}, row {i}: no replica; every row names its run")
+        lab = df[replica].astype(str).to_numpy()
+        groups = _by_replica(groups, [lab[w == x] for x in xs], xs, source, replica)
+        components = {float(x): int(g.shape[0]) if g.ndim == 2 else 1 for x, g in zip(xs, groups[0])}
+        n_rep = {float(x): int(g.shape[-1]) for x, g in zip(xs, groups[0])}
+        few = [x for x, r in n_rep.items() if r < need]
+        if few:
+            raise InvalidArgumentError(f"{source}: width {few[0]:g} has {n_rep[few[0]]} replica(s) of column "
+                                       f"{replica!r}; the reading needs at least {need}")
     kw = {"confidence": confidence, "n_resamples": n_resamples, "seed": seed}
     if reading == "values":
         dup = [x for x, g in zip(xs, groups[0]) if g.size > 1]
@@ -173,15 +228,17 @@ def check_rate(df, claim: RateClaim | str, *, reading: str = "fluctuation", widt
     elif reading == "bias":
         est = rates.bias_exponent(xs, groups[0], reference, **kw)
     else:
-        means = [g.mean() for g in groups[0]]
+        means = [float(g.mean()) for g in groups[0]]
         if min(means) <= 0:
             k = int(np.argmin(means))
             raise InvalidArgumentError(f"{source}: the mean of {value!r} at width {xs[k]:g} is {means[k]:.4g}; the mean "
                                        f"reading needs a positive quantity (use --reading bias with --reference for a "
                                        f"distance from a limit)")
-        est = rates.statistic_exponent(xs, groups[0], lambda s: s.mean(axis=-1), reading="mean", **kw)
+        several = any(g.ndim == 2 for g in groups[0])  # (components, [batch,] replicas): their mean too
+        stat = (lambda s: s.mean(axis=-1).mean(axis=0)) if several else (lambda s: s.mean(axis=-1))
+        est = rates.statistic_exponent(xs, groups[0], stat, reading="mean", **kw)
     v = rates.verdict(claim.kind, claim.exponent, est)
-    return RateCheck(claim, reading, est, v, {float(x): int(g.size) for x, g in zip(xs, groups[0])})
+    return RateCheck(claim, reading, est, v, n_rep, replica, components)
 
 
 def format_check(check: RateCheck, value: str, minus: str | None = None) -> str:
@@ -193,6 +250,11 @@ def format_check(check: RateCheck, value: str, minus: str | None = None) -> str:
     if minus is not None:
         what = f"sd({value}) / sd({minus})"
     lines = [f"{what} of {value!r} against width ({check.reading} reading)"]
+    if check.replica_column is not None:
+        j = sorted(set((check.components or {}).values()))
+        lines.append(f"  replicas: the runs of column {check.replica_column!r}"
+                     + (f", {j[0]} rows (components) each, pooled" if j and j[-1] > 1 else "")
+                     + " (--replica none: every row a replica)")
     lines.append(f"  {'width':>10s} {'replicas':>9s} {'quantity':>12s} {'std err':>10s}")
     for x, q, e in zip(est.x, est.values, est.errors):
         err = "-" if not np.isfinite(e) else f"{e:.4g}"
@@ -224,7 +286,7 @@ def run_rate(args) -> int:
     df = read_table(args.table)
     check = check_rate(df, claim, reading=args.reading, width=args.width, value=args.value, minus=args.minus,
                        reference=args.reference, confidence=args.confidence, n_resamples=args.resamples,
-                       seed=args.seed, source=str(args.table))
+                       seed=args.seed, source=str(args.table), replica=args.replica)
     print(format_check(check, args.value, args.minus))
     doc = dict(check.to_dict(), file=str(args.table), columns={"width": args.width, "value": args.value,
                                                                "minus": args.minus},

@@ -146,3 +146,46 @@ def test_a_corrupt_or_missing_file_is_refused(tmp_path, capsys):
     assert "cannot be read as a table" in capsys.readouterr().err
     assert _cli(tmp_path / "absent.csv", "--claim", "Theta:-1/2") == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def components_table(R=400, J=4, seed=0):
+    """Per replica (column ``seed``) at width n, J rows that share the replica's draw
+    z ~ N(0, 4/n) plus their own 0.05 n^-1/2 N(0, 1): rows of one run, strongly correlated."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for n in WIDTHS:
+        z = 2 * n ** -0.5 * rng.standard_normal(R)
+        for j in range(J):
+            rows.append(pd.DataFrame({"width": n, "seed": np.arange(R), "component": j,
+                                      "w": z + 0.05 * n ** -0.5 * rng.standard_normal(R),
+                                      "a": np.abs(z) + 0.05 * n ** -0.5 * rng.standard_normal(R) ** 2}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_rows_of_one_run_are_components_of_one_replica_not_more_replicas():
+    """Four rows per run that move together: read by run (the seed column, found by name) there are
+    400 replicas and the interval is that of 400 runs; read as 1,600 independent rows it comes out
+    about half as wide (sqrt(4)), which overstates what the runs show."""
+    df = components_table()
+    by_run = check_rate(df, "Theta:-1/2", value="w")
+    by_row = check_rate(df, "Theta:-1/2", value="w", replica=None)
+    assert by_run.replica_column == "seed" and set(by_run.components.values()) == {4}
+    assert set(by_run.replicas.values()) == {400} and set(by_row.replicas.values()) == {1600}
+    assert by_run.estimate.exponent == pytest.approx(-0.5, abs=0.05)
+    assert by_run.estimate.ci_width > 1.5 * by_row.estimate.ci_width
+    # the mean reading pools the components as well: E|z| = 2 sqrt(2 / (pi n)), exponent -1/2
+    mean = check_rate(df, "Theta:-1/2", value="a", reading="mean")
+    assert mean.estimate.exponent == pytest.approx(-0.5, abs=0.05) and set(mean.replicas.values()) == {400}
+
+
+def test_replicas_with_different_numbers_of_rows_are_refused(tmp_path, capsys):
+    df = components_table(R=20)
+    df = df.drop(index=df[(df.width == 256) & (df.seed == 3)].index[:1])
+    with pytest.raises(InvalidArgumentError, match="at width 256 the replicas of column 'seed' hold different"):
+        check_rate(df, "Theta:-1/2", value="w")
+    f = tmp_path / "runs.csv"
+    components_table(R=20).to_csv(f, index=False)
+    assert _cli(f, "--claim", "Theta:-1/2", "--value", "w", "--replica", "run_id") == 2
+    assert "no column 'run_id' for the replica" in capsys.readouterr().err
+    assert _cli(f, "--claim", "Theta:-1/2", "--value", "w") == 0
+    assert "replicas: the runs of column 'seed', 4 rows (components) each, pooled" in capsys.readouterr().out
