@@ -264,8 +264,8 @@ def forecast(result: FitResult | AveragedFit, schedule, *, every: int | None = N
 
 @dataclass(frozen=True)
 class ForecastDifference:
-    r"""The difference of two forecasts' final losses from one fit, :math:`\Delta = ar L_a -
-    ar L_b`, with its standard deviation and what a 95% interval says: ``"a lower"``, ``"b
+    r"""The difference of two forecasts' final losses from one fit, :math:`\Delta = \bar L_a -
+    \bar L_b`, with its standard deviation and what a 95% interval says: ``"a lower"``, ``"b
     lower"``, ``"not separated"`` or ``"undetermined"`` (no band)."""
 
     a: str
@@ -301,9 +301,7 @@ def forecast_difference(result: FitResult | AveragedFit, a: Forecast, b: Forecas
     r"""Which of two forecast schedules ends lower, by how much, and whether the fit decides it.
 
     Both forecasts come from the same parameters, so their errors move together: the standard
-    deviation of the difference is that of :math:`(
-abla ar L_a - 
-abla ar L_b)^	op \delta	heta`
+    deviation of the difference is that of :math:`(\nabla \bar L_a - \nabla \bar L_b)^\top \delta\theta`
     under the fit's covariance (the delta method of :mod:`sde_scales.fitting.bands`), often far
     below either forecast's own band (a shared error of the level :math:`L_0` cancels). For an
     average of laws it is the mixture's: the mean of the laws' differences, with the mean of their
