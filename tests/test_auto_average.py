@@ -84,6 +84,9 @@ def test_an_average_refuses_laws_fitted_to_other_curves_and_mismatched_labels():
         AveragedFit(("x",), (kern, kern))
     with pytest.raises(InvalidArgumentError, match="at least one"):
         AveragedFit((), ())
+    # the laws' own results (a forecast's member_final_losses) are reported by label
+    with pytest.raises(InvalidArgumentError, match=r"labels \['x'\] name two averaged laws"):
+        AveragedFit(("x", "x"), (kern, kern))
 
 
 def test_fit_members_leaves_out_a_law_that_cannot_be_fitted_and_names_it():

@@ -58,6 +58,9 @@ class AveragedFit:
             raise InvalidArgumentError("an average of laws needs at least one fitted law")
         if len(self.labels) != len(self.results):
             raise InvalidArgumentError(f"{len(self.labels)} labels for {len(self.results)} fitted laws; give one each")
+        if len(set(self.labels)) != len(self.labels):  # each law's results are reported by its label
+            twice = sorted({lab for lab in self.labels if list(self.labels).count(lab) > 1})
+            raise InvalidArgumentError(f"labels {twice} name two averaged laws; give each law a label of its own")
         curves = {r.curves for r in self.results}
         if len(curves) != 1:
             raise InvalidArgumentError(f"the averaged laws were fitted to different curves ({sorted(curves)}); fit "

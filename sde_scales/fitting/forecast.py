@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sde_scales.errors import InvalidArgumentError
-from sde_scales.fitting.average import AveragedFit, predict_any, predict_sd_any
+from sde_scales.fitting.average import AveragedFit, mixture_band
 from sde_scales.fitting.curves import MAX_STEP, MIN_POINTS, LossCurve, ScheduleSpec
-from sde_scales.fitting.fit import FitResult, PeakLRWarning, extrapolations, final_rows
+from sde_scales.fitting.fit import FitResult, PeakLRWarning, final_rows, predict, predict_sd, prediction_gradient
 
 __all__ = ["FORECAST_POINTS", "Forecast", "ForecastDifference", "forecast", "forecast_difference", "schedule_rates"]
 
@@ -241,23 +241,28 @@ def forecast(result: FitResult | AveragedFit, schedule, *, every: int | None = N
         raise InvalidArgumentError(f"forecast {name}: its final rows (from step {int(curve.step[-n])}) lie before step "
                                    f"{start}, where the fit's rows begin (its skip_steps): the law was not fitted "
                                    f"there; forecast a schedule longer than that, or fit from an earlier step")
-    notes = tuple(dict.fromkeys(m for r in fits for m in extrapolations(r, curve)))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PeakLRWarning)  # said once below, not once per law
-        loss = predict_any(result, curve)
-        sd, final_sd = predict_sd_any(result, curve)
+    # each law's prediction once: predict() warns every extrapolation of its law
+    # (fit.extrapolations), which are kept, said once each, not once per law
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PeakLRWarning)
+        each = np.array([predict(r, curve) for r in fits])
+    notes = tuple(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, PeakLRWarning)))
+    for w in caught:
+        if not issubclass(w.category, PeakLRWarning):
+            warnings.warn(w.message, w.category, stacklevel=2)
     for msg in notes:
         warnings.warn(msg, PeakLRWarning, stacklevel=2)
+    if isinstance(result, AveragedFit):
+        loss = each.mean(axis=0)
+        sd, final_sd = mixture_band(each, [predict_sd(r, curve) for r in fits])
+        members = {lab: float(np.mean(p[-n:])) for lab, p in zip(result.labels, each)}
+        label = result.label
+    else:
+        loss, (sd, final_sd), members, label = each[0], predict_sd(result, curve), {}, result.law.label
     # before the fit's first fitted step the power term is read back to areas the fit never saw
     # (a 1,000-step forecast from a fit from step 500 gave a loss of 124 at step 1): no value there
     before = curve.step < start
     loss, sd = np.where(before, np.nan, loss), np.where(before, np.nan, sd)
-    members = {}
-    if isinstance(result, AveragedFit):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", PeakLRWarning)
-            members = {lab: float(np.mean(p[-n:])) for lab, p in zip(result.labels, result.predictions(curve))}
-    label = result.label if isinstance(result, AveragedFit) else result.law.label
     return Forecast(str(name), label, curve.step, curve.lr, loss, sd, float(np.mean(loss[-n:])),
                     float(final_sd) if np.isfinite(final_sd) else None, notes, members, curve, start)
 
@@ -283,18 +288,14 @@ class ForecastDifference:
                 "interval_95": None if self.interval is None else list(self.interval), "verdict": self.verdict}
 
 
-def _difference_one(result: FitResult, a: Forecast, b: Forecast) -> tuple[float, float]:
-    """(difference, parameter sd) of two forecasts' final losses under one fitted law."""
-    from sde_scales.fitting.fit import prediction_gradient, predict
-
+def _difference_sd(result: FitResult, a: Forecast, b: Forecast) -> float:
+    """The parameter standard deviation of the difference of two forecasts' final losses under one
+    fitted law: the delta method on the difference of their final-loss gradients."""
     grads = []
     for f in (a, b):
         G, cov = prediction_gradient(result, f.curve)
         grads.append(G[-f.final_rows:].mean(axis=0))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PeakLRWarning)
-        finals = [float(np.mean(predict(result, f.curve)[-f.final_rows:])) for f in (a, b)]
-    return finals[0] - finals[1], float(cov.sd((grads[0] - grads[1])[None, :])[0])
+    return float(cov.sd((grads[0] - grads[1])[None, :])[0])
 
 
 def forecast_difference(result: FitResult | AveragedFit, a: Forecast, b: Forecast) -> ForecastDifference:
@@ -318,10 +319,14 @@ def forecast_difference(result: FitResult | AveragedFit, a: Forecast, b: Forecas
     if a.law != (result.label if isinstance(result, AveragedFit) else result.law.label) or b.law != a.law:
         raise InvalidArgumentError(f"forecast_difference: the forecasts were made by {a.law} and {b.law}; compare "
                                    f"forecasts of the result given")
-    members = result.results if isinstance(result, AveragedFit) else (result,)
-    each = np.array([_difference_one(r, a, b) for r in members])
-    d = float(each[:, 0].mean())
-    var = float(np.mean(each[:, 1] ** 2) + np.mean((each[:, 0] - d) ** 2))
+    # each law's final losses are the forecasts' own (a law's, or by label an average's members')
+    if isinstance(result, AveragedFit):
+        diffs = np.array([a.member_final_losses[lab] - b.member_final_losses[lab] for lab in result.labels])
+        sds = np.array([_difference_sd(r, a, b) for r in result.results])
+    else:
+        diffs, sds = np.array([a.final_loss - b.final_loss]), np.array([_difference_sd(result, a, b)])
+    d = float(diffs.mean())
+    var = float(np.mean(sds ** 2) + np.mean((diffs - d) ** 2))
     sd = float(np.sqrt(var)) if np.isfinite(var) else None
     if sd is None:
         verdict = "undetermined"
