@@ -322,3 +322,24 @@ def test_bad_schedule_files_are_refused_by_row(tmp_path, capsys, table, said):
     pd.DataFrame(table).to_csv(f, index=False)
     assert _cli(["--fit", str(DATA / "124m_cos10_lr1e-3.csv"), "--forecast", f"s:{f}"]) == 2
     assert said in capsys.readouterr().err
+
+
+def test_a_schedule_file_takes_the_curve_files_columns(tmp_path, capsys):
+    """Its step and lr are found as a curve file's are: --columns names columns of other names (and
+    its loss=..., for the fitted files, is not looked for in a schedule, which has none); without
+    them the refusal names the file's columns and --columns, not a loss-alone log's remedy."""
+    f = tmp_path / "sched.csv"
+    pd.DataFrame({"it": np.arange(0, 3001, 10), "eta": 1e-3}).to_csv(f, index=False)
+    fit_file = str(DATA / "124m_cos10_lr1e-3.csv")
+    assert _cli(["--fit", fit_file, "--forecast", f"s:{f}"]) == 2
+    err = capsys.readouterr().err
+    assert "no step column" in err and "no lr column" in err and "['it', 'eta']" in err and "--columns" in err
+    assert "loss alone" not in err
+    out = tmp_path / "f.json"
+    assert _cli(["--fit", fit_file, "--skip-steps", "500", "--kernel", "exp", "--columns", "step=step,lr=lr,loss=loss",
+                 "--forecast", f"s:{f}", "--json", str(out)]) == 2  # step=step is not a column of the schedule
+    assert "step='step' is not a column of the file" in capsys.readouterr().err
+    from sde_scales.fitting.forecast import schedule_from_file
+
+    rates = schedule_from_file(f, {"step": "it", "lr": "eta", "loss": "train/loss"})
+    assert rates.size == 3001 and np.all(rates == 1e-3)

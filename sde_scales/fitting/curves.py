@@ -1502,7 +1502,8 @@ def _look_alike(found: list[str], key: str, columns: dict) -> str:
     return f" (columns that look like one: {like}; name one with --columns {key}={like[0]})"
 
 
-def resolve_columns(found: list[str], source: str, columns: dict | None = None, need_lr: bool = True) -> dict[str, str]:
+def resolve_columns(found: list[str], source: str, columns: dict | None = None, need_lr: bool = True,
+                    roles: tuple[str, ...] = tuple(COLUMN_ALIASES), python: str = "load_curve") -> dict[str, str]:
     """Which of a file's columns are step, lr, loss and (optionally) val_loss.
 
     ``columns`` names them explicitly (``{"loss": "train/loss"}``; the rest as below). Otherwise
@@ -1513,14 +1514,18 @@ def resolve_columns(found: list[str], source: str, columns: dict | None = None, 
     as ``val_loss``). Refused, naming the file's columns and the fix: a named column the file
     lacks, a required one with no match, or one with two or more matching columns (which one is
     the training loss is the user's to say). ``need_lr=False``: a file without a learning rate is
-    accepted (its schedule is given another way: :func:`load_curve`'s ``schedule``)."""
+    accepted (its schedule is given another way: :func:`load_curve`'s ``schedule``). ``roles``: the
+    roles read (a schedule table, ``("step", "lr")``, has no loss; a role of ``columns`` outside
+    them is not looked for); ``python``: the function the refusal names for ``columns=``."""
     columns = dict(columns or {})
     unknown = sorted(set(columns) - set(COLUMN_ALIASES))
     if unknown:
         raise InvalidArgumentError(f"columns: {unknown} are not among step, lr, loss, val_loss; map those, e.g. "
                                    f"loss=train/loss")
+    columns = {k: v for k, v in columns.items() if k in roles}
     out, problems = {}, []
-    for key, aliases in COLUMN_ALIASES.items():
+    for key in roles:
+        aliases = COLUMN_ALIASES[key]
         if key in columns:
             if columns[key] not in found:
                 problems.append(f"{key}={columns[key]!r} is not a column of the file")
@@ -1541,9 +1546,9 @@ def resolve_columns(found: list[str], source: str, columns: dict | None = None, 
                 f" ({wandb[0]!r} is Weights & Biases' count of wandb.log calls; the optimiser's step is most likely "
                 f"the other)" if key == "step" and wandb else ""))
         elif key == "lr" and need_lr:
-            problems.append(f"no lr column{_look_alike(found, key, columns)} (for a file of the loss alone, such as a "
-                            f"Weights & Biases panel export, give the run's schedule: --schedule NAME:SPEC, Python: "
-                            f"load_curve(path, schedule=...))")
+            problems.append(f"no lr column{_look_alike(found, key, columns)}" + (
+                " (for a file of the loss alone, such as a Weights & Biases panel export, give the run's schedule: "
+                "--schedule NAME:SPEC, Python: load_curve(path, schedule=...))" if "loss" in roles else ""))
         elif key not in ("val_loss", "lr"):
             problems.append(f"no {key} column{_look_alike(found, key, columns)}")
     twice = sorted({v for v in out.values() if list(out.values()).count(v) > 1})
@@ -1558,9 +1563,11 @@ def resolve_columns(found: list[str], source: str, columns: dict | None = None, 
                             "the schedule with --schedule NAME:SPEC (or fit the run's event files, which hold the "
                             "learning rate too)")
             example = "loss=Value"
-        raise _fail(source, ",".join(k for k in ("step", "lr", "loss") if k not in out) or "columns", None,
-                    f"{'; '.join(problems)}; the file has columns {found}. Name them with --columns (Python: "
-                    f"load_curve(path, columns=...)), e.g. --columns {example}")
+        if "loss" not in roles:
+            example = ",".join(e for e in example.split(",") if e.split("=")[0] in roles)
+        raise _fail(source, ",".join(k for k in ("step", "lr", "loss") if k in roles and k not in out) or "columns",
+                    None, f"{'; '.join(problems)}; the file has columns {found}. Name them with --columns (Python: "
+                    f"{python}(path, columns=...)), e.g. --columns {example}")
     return out
 
 

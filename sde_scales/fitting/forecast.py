@@ -130,32 +130,25 @@ def schedule_rates(schedule) -> np.ndarray:
     return lr
 
 
-def schedule_from_file(path) -> np.ndarray:
+def schedule_from_file(path, columns: dict | None = None) -> np.ndarray:
     r"""One learning rate per step from 0, from a table of the schedule (CSV, TSV or Parquet) with a
-    step column and a learning-rate column (their names, or one of the common alternatives of
-    :data:`~sde_scales.fitting.curves.COLUMN_ALIASES`; a loss column, if any, is not read): linear
-    between logged steps, as a fitted curve's rates are read, and the first logged rate before the
-    first logged step. Refused, naming the row: steps that are not whole, not increasing or
-    negative, and rates that are not finite or negative."""
+    step column and a learning-rate column, found as a curve file's are
+    (:func:`~sde_scales.fitting.curves.resolve_columns`: their names, one of the common
+    alternatives, or ``columns``; a loss column, if any, is not read): linear between logged steps,
+    as a fitted curve's rates are read, and the first logged rate before the first logged step.
+    Refused, naming the row: steps that are not whole, not increasing or negative, and rates that
+    are not finite or negative."""
     from pathlib import Path
 
     import pandas as pd
 
     from sde_scales.errors import DataFileError
-    from sde_scales.fitting.curves import COLUMN_ALIASES, _named
+    from sde_scales.fitting.curves import resolve_columns
     from sde_scales.tables import read_table
 
     p = Path(path)
     df = read_table(p)
-    found = [str(c) for c in df.columns]
-    cols = {}
-    for key in ("step", "lr"):
-        hits = _named(found, key) or list(dict.fromkeys(c for a in COLUMN_ALIASES[key] for c in _named(found, a)))
-        if len(hits) != 1:
-            raise DataFileError(f"{p}: {'no' if not hits else 'more than one'} {key} column ({hits or 'none of'} "
-                                f"{[key, *COLUMN_ALIASES[key]][:6]}...); the table has columns {found}: a schedule "
-                                f"file holds step and lr")
-        cols[key] = hits[0]
+    cols = resolve_columns(list(df.columns), str(p), columns, roles=("step", "lr"), python="schedule_from_file")
     step = pd.to_numeric(df[cols["step"]], errors="coerce").to_numpy(float)
     lr = pd.to_numeric(df[cols["lr"]], errors="coerce").to_numpy(float)
     bad = ~np.isfinite(step) | (step < 0) | (step != np.round(step))

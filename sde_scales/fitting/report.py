@@ -16,8 +16,8 @@ import numpy as np
 from sde_scales.atomic import write_json_atomic, write_text_atomic
 from sde_scales.errors import DataFileError, InvalidArgumentError
 from sde_scales.fitting.average import AveragedFit, mixture_band
-from sde_scales.fitting.curves import (MAX_STEP, MIN_POINTS, InitialLossWarning, LossCurve, ScheduleSpec,
-                                      curve_name, load_curve, parse_columns)
+from sde_scales.fitting.curves import (InitialLossWarning, LossCurve, ScheduleSpec, curve_name, load_curve,
+                                      parse_columns)
 from sde_scales.fitting.fit import (DEPTH_MARGIN, SMOOTH_FRACTION, SMOOTH_STEPS, SMOOTH_WARN_FRACTION, FitResult,
                                    PeakLRWarning, default_smooth_steps, evaluation_limit, extrapolations, final_rows, fit,
                                    first_trained_step, fit_warnings, lack_of_fit_fired,
@@ -806,12 +806,14 @@ def apply_schedules(curves: list[LossCurve], specs: list[str]) -> list[LossCurve
     return [c.with_spec(by[c.name]) if c.name in by else c for c in curves]
 
 
-def forecast_specs(texts: list[str], taken: list[str], every: int | None) -> dict:
-    """``NAME:SPEC`` or ``NAME:FILE`` texts (``--forecast``) as {name: parsed spec, or the per-step
-    rates of a schedule file (:func:`~sde_scales.fitting.forecast.schedule_from_file`)}, checked
-    before any fit: the colon, the spec or file, a name given twice or already a curve's
-    (``taken``: the outputs name each after it), and ``every`` (``--forecast-every``) against each
-    schedule's length. A text after the colon with an ``=`` in it is a spec, else a file."""
+def forecast_specs(texts: list[str], taken: list[str], every: int | None, columns: dict | None = None) -> dict:
+    """``NAME:SPEC`` or ``NAME:FILE`` texts (``--forecast``) as {name: the learning rate at every
+    step}, from the spec or the schedule file (:func:`~sde_scales.fitting.forecast.schedule_from_file`,
+    its columns found as the curve files' are, ``columns`` their ``--columns``), checked before any
+    fit: the colon, the spec or file, a name given twice or already a curve's (``taken``: the
+    outputs name each after it), the schedule's length and ``every`` (``--forecast-every``)
+    against it. A text after the colon with an ``=`` in it is a spec, else a file. The rates are
+    expanded here once, not once per law forecast."""
     by = {}
     for text in texts or []:
         if ":" not in text:
@@ -834,29 +836,26 @@ def forecast_specs(texts: list[str], taken: list[str], every: int | None) -> dic
             else:
                 from sde_scales.fitting.forecast import schedule_from_file
 
-                by[name] = schedule_from_file(spec)
+                by[name] = schedule_from_file(spec, columns)
         except InvalidArgumentError as exc:
             raise InvalidArgumentError(f"--forecast {name}: {exc}") from None
-    for name, spec in by.items():  # the length and every here as forecast() checks them, before the fits
-        check_forecast(spec, every, name)
-    return by
+    return {name: forecast_rates(spec, every, name) for name, spec in by.items()}
 
 
-def check_forecast(spec, every: int | None, name: str) -> None:
-    """A ``--forecast`` schedule's length, and ``--forecast-every`` against it (as
-    :func:`~sde_scales.fitting.forecast.forecast` checks them)."""
+def forecast_rates(spec, every: int | None, name: str) -> np.ndarray:
+    """A ``--forecast`` schedule's rate at every step, and ``--forecast-every`` checked against its
+    length, as :func:`~sde_scales.fitting.forecast.forecast` checks them."""
     from sde_scales.fitting.forecast import _check_every, schedule_rates
 
-    total = spec.total if isinstance(spec, ScheduleSpec) else len(spec) - 1
     try:
-        if not isinstance(spec, ScheduleSpec) or spec.total > MAX_STEP or spec.total < MIN_POINTS:
-            schedule_rates(spec)  # refused there, naming the length or the rate
+        rates = schedule_rates(spec)
     except InvalidArgumentError as exc:
         raise InvalidArgumentError(f"--forecast {name}: {str(exc).removeprefix('forecast: ')}") from None
     try:
-        _check_every(every, total)
+        _check_every(every, rates.size - 1)
     except InvalidArgumentError as exc:
         raise InvalidArgumentError(f"--forecast-every for {name}: {exc}") from None
+    return rates
 
 
 def run_forecasts(result, specs: dict, every: int | None) -> list:
@@ -1017,7 +1016,7 @@ def run_fit_delay(args) -> int:
     if every is not None and not getattr(args, "forecast", None):
         raise InvalidArgumentError(f"--forecast-every {every} sets the rows of --forecast schedules; give --forecast "
                                    f"NAME:SPEC, or leave it out")
-    fspecs = forecast_specs(getattr(args, "forecast", None) or [], names, every)
+    fspecs = forecast_specs(getattr(args, "forecast", None) or [], names, every, cols)
     both = apply_schedules(fit_curves + predict_curves, getattr(args, "schedule", None) or [])
     fit_curves, predict_curves = both[:len(fit_curves)], both[len(fit_curves):]
     dropped = {}
