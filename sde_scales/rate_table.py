@@ -26,12 +26,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+
 import numpy as np
 
 from sde_scales import rates
 from sde_scales.errors import DataFileError, InvalidArgumentError
 from sde_scales.rates import ExponentEstimate, RateKind, VerdictResult
-from sde_scales.tables import numeric_column, read_table
+from sde_scales.tables import label_column, numeric_column, read_table
 
 __all__ = ["READINGS", "REPLICA_COLUMNS", "RateClaim", "RateCheck", "check_rate"]
 
@@ -96,8 +97,9 @@ class RateCheck:
                 "estimate": self.estimate.to_dict(), **self.verdict.to_dict()}
 
 
-def _column(df, name: str, what: str, source: str) -> np.ndarray:
-    return numeric_column(df, name, source, flag="--width" if what == "width" else "--value", what=what,
+def _column(df, name: str, flag: str, source: str) -> np.ndarray:
+    what = "width" if flag == "--width" else "value"
+    return numeric_column(df, name, source, flag=flag, what=what,
                           hint=" (a diverged or missing run? drop the row, or all the runs of a width that diverged)")
 
 
@@ -181,11 +183,8 @@ def check_rate(df, claim: RateClaim | str, *, reading: str = "fluctuation", widt
                                    f"spreads); leave out --reading {reading}")
     if replica == "auto":
         replica = next((c for c in REPLICA_COLUMNS if c in df.columns), None) if reading != "values" else None
-    elif replica in (None, "none"):
+    elif replica == "none":
         replica = None
-    elif replica not in df.columns:
-        raise DataFileError(f"{source}: no column {replica!r} for the replica; the table has columns "
-                            f"{[str(c) for c in df.columns]} (or --replica none: every row a replica)")
     if (reading == "bias") != (reference is not None):
         raise InvalidArgumentError("the bias reading needs --reference (a number, richardson or widest)"
                                    if reading == "bias" else "--reference is for the bias reading; give --reading bias "
@@ -195,17 +194,15 @@ def check_rate(df, claim: RateClaim | str, *, reading: str = "fluctuation", widt
             reference = float(reference)
         except ValueError:
             raise InvalidArgumentError(f"--reference {reference!r}; give a number, richardson or widest") from None
-    w = _column(df, width, "width", source)
-    cols = [_column(df, value, "value", source)] + ([_column(df, minus, "value", source)] if sep else [])
+    w = _column(df, width, "--width", source)
+    cols = [_column(df, value, "--value", source)] + ([_column(df, minus, "--minus", source)] if sep else [])
     need = 1 if reading == "values" else 3
     xs, groups = _grouped(w, cols, source, need)
     components = {float(x): 1 for x in xs}
     n_rep = {float(x): int(g.size) for x, g in zip(xs, groups[0])}
     if replica is not None:
-        if df[replica].isna().any():
-            i = int(np.argmax(df[replica].isna().to_numpy()))
-            raise DataFileError(f"{source}, column {replica!r}, row {i}: no replica; every row names its run")
-        lab = df[replica].astype(str).to_numpy()
+        lab = label_column(df, replica, source, flag="--replica, or --replica none: every row a replica",
+                           what="replica")
         groups = _by_replica(groups, [lab[w == x] for x in xs], xs, source, replica)
         components = {float(x): int(g.shape[0]) if g.ndim == 2 else 1 for x, g in zip(xs, groups[0])}
         n_rep = {float(x): int(g.shape[-1]) for x, g in zip(xs, groups[0])}

@@ -10,7 +10,7 @@ import numpy as np
 
 from sde_scales.errors import DataFileError
 
-__all__ = ["numeric_column", "read_table"]
+__all__ = ["label_column", "numeric_column", "read_table"]
 
 
 def read_table(path):
@@ -53,3 +53,17 @@ def numeric_column(df, name: str, source: str, *, flag: str, what: str, hint: st
         raise DataFileError(f"{source}, column {name!r}, row {i}: {what} {v[i]} is not finite{hint}; fix or drop the "
                             f"row")
     return v
+
+
+def label_column(df, name: str, source: str, *, flag: str, what: str) -> np.ndarray:
+    """Column ``name`` of ``df`` as text labels (a seed number or a run's name alike). Refused,
+    naming the row: a column the table lacks (with its columns and ``flag``) and a row without a
+    label."""
+    if name not in df.columns:
+        raise DataFileError(f"{source}: no column {name!r} for the {what}; the table has columns "
+                            f"{[str(c) for c in df.columns]} (name it with {flag})")
+    missing = df[name].isna().to_numpy()
+    if missing.any():
+        raise DataFileError(f"{source}, column {name!r}, row {int(np.argmax(missing))}: no {what}; every row names "
+                            f"its run")
+    return df[name].astype(str).to_numpy()

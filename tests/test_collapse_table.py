@@ -78,6 +78,9 @@ def test_a_wrong_L0_breaks_the_collapse(tmp_path):
     (lambda d: d, ["--L0", "1.2"], "is not above L0 = 1.2"),
     (lambda d: d[d.step >= d.groupby("size").step.transform("max") * 0.3], [], "after --x0 0.2"),
     (lambda d: d, ["--x0", "1.0"], "--x0 1.0"),
+    # a size logged at step 0 alone: its rows are left out, and it ended in an IndexError
+    (lambda d: pd.concat([d, pd.DataFrame({"size": 7, "seed": [0, 1], "step": 0, "loss": 3.0})]), [],
+     "size 7 has no row after step 0"),
     (lambda d: d, ["--grid-points", "100000000"], "give 10 to 10,000"),
     (lambda d: d, ["--L0", "nan"], "--L0 nan"),
     (lambda d: d, ["--resamples", "0"], "--resamples"),

@@ -118,6 +118,8 @@ def test_rate_command_prints_writes_strict_json_and_gates(tmp_path, table, capsy
     (lambda d: d.groupby("width").head(2), [], "has 2 row(s)"),
     (lambda d: d.assign(width=d["width"].where(d.index != 0, -64)), [], "width -64 is not positive"),
     (lambda d: d, ["--value", "loss"], "no column 'loss'"),
+    (lambda d: d, ["--claim", "separation:-1/2", "--minus", "z"], "no column 'z' for the value; the table has "
+     "columns ['width', 'x', 'y', 'm', 'a'] (name it with --minus)"),
     (lambda d: d, ["--claim", "separation:-1/2"], "--minus COLUMN"),
     (lambda d: d, ["--minus", "y"], "is for a separation claim"),
     (lambda d: d, ["--reading", "bias"], "needs --reference"),

@@ -21,7 +21,7 @@ import numpy as np
 
 from sde_scales.analysis.collapse import CollapseResult, Curves, collapse_stats, normalise
 from sde_scales.errors import DataFileError, InvalidArgumentError
-from sde_scales.tables import numeric_column
+from sde_scales.tables import label_column, numeric_column
 
 __all__ = ["curves_from_table", "run_collapse"]
 
@@ -38,13 +38,7 @@ def curves_from_table(df, *, size: str = "size", seed: str = "seed", step: str =
     same steps (their horizons differ, or a run stopped early), a step logged twice by one run,
     steps at or below 0 (the initial loss is left out: no normalisation reaches x = 0)."""
     p = _numbers(df, size, source, "size")
-    if seed not in df.columns:
-        raise DataFileError(f"{source}: no column {seed!r} for the seed; the table has columns "
-                            f"{[str(c) for c in df.columns]} (name it with --seed-column)")
-    if df[seed].isna().any():
-        i = int(np.argmax(df[seed].isna().to_numpy()))
-        raise DataFileError(f"{source}, column {seed!r}, row {i}: no seed; every row names its run's seed (or run)")
-    s = df[seed].astype(str).to_numpy()  # a seed number or a run's name: a label
+    s = label_column(df, seed, source, flag="--seed-column", what="seed")  # a seed number or a run's name
     t = _numbers(df, step, source, "step")
     y = _numbers(df, loss, source, "loss")
     keep = t > 0
@@ -52,6 +46,9 @@ def curves_from_table(df, *, size: str = "size", seed: str = "seed", step: str =
     for ps in np.unique(p):
         at = (p == ps) & keep
         seeds = np.unique(s[at])
+        if seeds.size == 0:
+            raise DataFileError(f"{source}: size {ps:g} has no row after step 0 (the initial loss alone); give its "
+                                f"runs' logged steps")
         per = {}
         for sd in seeds:
             m = at & (s == sd)
@@ -89,8 +86,8 @@ def run_collapse(args) -> int:
     """``sde-scales collapse``: read, normalise, judge, print; ``--json``, ``--plot``; with
     ``--strict`` exit 1 unless PASS."""
     from sde_scales.atomic import write_json_atomic
-    from sde_scales.tables import read_table
     from sde_scales.rates import check_resamples
+    from sde_scales.tables import read_table
     from sde_scales.verdicts import Verdict
 
     if not (np.isfinite(args.L0)):
