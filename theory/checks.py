@@ -693,6 +693,8 @@ def coordinate_training(settings: Settings) -> list[Measurement]:
         p = by_name(param, L=spec["depth"], optimizer="sgd")
         names = layer_names(p.L + 1)
         try:
+            # the child seed reduced below 2**20, a bound with no reason of its own (coord_check takes any
+            # seed >= 0; its networks draw from seed * 1000 + k); kept, as the recorded verdicts were made so
             cc = coord_check(p, spec["widths"], steps=spec["steps"], lr=spec["lr"], n_seeds=spec["seeds"],
                              seed=child_seed(settings, f"coordcheck-{param}") % 2**20)
         except InvalidArgumentError as exc:  # a network that diverges has no exponent
