@@ -387,3 +387,24 @@ def test_logs_written_with_a_byte_order_mark_or_in_utf16_read_as_the_same_curve(
             b"\xfe\xff" + text.encode("utf-16-be"))
     (tmp_path / f"run.{kind}").write_bytes(data)
     assert _same(load_curve(tmp_path / f"run.{kind}"))
+
+
+@pytest.mark.parametrize("bad, key, what", [("lr -1e-3", "lr", "learning rate -0.001 at step 120 is negative"),
+                                            ("lr 1e400", "lr", "value inf at step 120 is not finite"),
+                                            ("loss 1e400", "loss", "value inf at step 120 is not finite")])
+def test_a_bad_value_in_a_printed_log_is_named_by_its_line_in_the_file(tmp_path, bad, key, what):
+    """A printed log's rows are not its lines (a header, evaluation lines between): the error names
+    the line a user opens the file at, not the curve's row (12 here, which is line 17)."""
+    lines = ["starting run"]
+    for i in range(30):
+        loss, lr = f"loss {5 - 0.05 * i:.3f}", "lr 1e-3"
+        if i == 12:
+            loss, lr = (bad, lr) if key == "loss" else (loss, bad)
+        lines.append(f"iter {i * 10}: {loss}, {lr}")
+        if i % 5 == 0:
+            lines.append(f"eval step {i * 10} val 4.1")
+    p = tmp_path / "run.log"
+    p.write_text("\n".join(lines) + "\n")
+    assert lines[16].startswith("iter 120:")  # line 17 of the file, counted from 1
+    with pytest.raises(DataFileError, match=rf"run.log, column '{key}', line 17: {what}"):
+        load_curve(p)

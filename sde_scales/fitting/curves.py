@@ -251,9 +251,33 @@ def _refuse_nan_tail(source: str, column: str, steps, loss: np.ndarray, nan_valu
                 f"law describes), or save the log up to the step you want fitted")
 
 
-def _fail(source: str, column: str, row: int | None, msg: str) -> DataFileError:
+def _fail(source: str, column: str, row: int | None, msg: str, step: int | None = None) -> DataFileError:
+    """The error of a value that fails a check: ``source, column 'c', row i: msg``. The error keeps
+    ``source``, ``column``, ``row``, ``detail`` (``msg``) and the row's ``step`` (None where not
+    given), so that a reader whose rows are not the file's lines (a printed log) can name the line
+    instead (:func:`_on_line`)."""
     where = f"{source}, column {column!r}" + (f", row {row}" if row is not None else "")
-    return DataFileError(f"{where}: {msg}")
+    exc = DataFileError(f"{where}: {msg}")
+    exc.source, exc.column, exc.row, exc.detail, exc.step = source, column, row, msg, step
+    return exc
+
+
+def _on_line(exc: DataFileError, df, step_col: str, column: str | None, lines: list[int]) -> DataFileError:
+    """``exc`` (a :func:`_fail` error naming a row of the curve and its step) naming instead the line
+    of the file that holds the value: the last of the records ``df`` (indexed by record, as
+    ``lines`` numbers them) at that step that gives ``column`` (the last given value is the one a
+    step's records merge to), or the last at that step. ``exc`` as it is where it names no step or
+    no record is at it."""
+    step = getattr(exc, "step", None)
+    if step is None or getattr(exc, "row", None) is None:
+        return exc
+    at = df.index[_as_floats(df[step_col]) == step]
+    if column is not None and column in df.columns:
+        at = at[df.loc[at, column].notna().to_numpy()] if df.loc[at, column].notna().any() else at
+    if at.size == 0:
+        return exc
+    name = column if column is not None else exc.column  # the key as the log prints it
+    return DataFileError(f"{exc.source}, column {name!r}, line {lines[at[-1]]}: {exc.detail}")
 
 
 @dataclass(frozen=True)
@@ -351,10 +375,12 @@ class LossCurve:
             bad = ~np.isfinite(a)
             if bad.any():
                 i = int(np.argmax(bad))
-                raise _fail(src, k, i, f"value {a[i]} at step {int(step[i])} is not finite; drop or fill the row")
+                raise _fail(src, k, i, f"value {a[i]} at step {int(step[i])} is not finite; drop or fill the row",
+                            step=int(step[i]))
             if k == "lr" and np.any(a < 0):
                 i = int(np.argmax(a < 0))
-                raise _fail(src, k, i, f"learning rate {a[i]} at step {int(step[i])} is negative; learning rates must be >= 0")
+                raise _fail(src, k, i, f"learning rate {a[i]} at step {int(step[i])} is negative; learning rates must be >= 0",
+                            step=int(step[i]))
             # a value 1e12 times the curve's typical size is a corrupt row, not data: it would put
             # every fitted parameter on a bound (lr) or overflow the fit (loss)
             typical = float(np.median(np.abs(a[a != 0]))) if np.any(a != 0) else 0.0
@@ -363,13 +389,13 @@ class LossCurve:
                 i = int(np.argmax(huge))
                 raise _fail(src, k, i, f"{'learning rate' if k == 'lr' else 'loss'} {a[i]:.4g} at step {int(step[i])} is "
                             f"over {OUTLIER_FACTOR:.0e} times the curve's median {typical:.4g}: a corrupt row; fix or "
-                            f"drop it")
+                            f"drop it", step=int(step[i]))
             over = np.abs(a) > MAX_MAGNITUDE
             if over.any():
                 i = int(np.argmax(over))
                 raise _fail(src, k, i, f"{'learning rate' if k == 'lr' else 'loss'} {a[i]:.4g} at step {int(step[i])} is "
                             f"beyond {MAX_MAGNITUDE:.0e}, more than any real {'schedule' if k == 'lr' else 'loss'} in "
-                            f"any units: a corrupt column; fix the file")
+                            f"any units: a corrupt column; fix the file", step=int(step[i]))
             arrs[k] = a
         object.__setattr__(self, "step", step)
         object.__setattr__(self, "lr", arrs["lr"])
@@ -405,7 +431,7 @@ class LossCurve:
             raise _fail(src, "lr", j, f"the logged learning rate {self.lr[j]:.6g} at step {int(self.step[j])} differs "
                         f"from the stated schedule's {sch[self.step[j] - s0]:.6g} (by more than {SCHEDULE_RTOL:g} of "
                         f"the peak): the schedule (spec or per-step column) is not the one this run used; fix the "
-                        f"spec or leave it out")
+                        f"spec or leave it out", step=int(self.step[j]))
         object.__setattr__(self, "schedule", sch)
         object.__setattr__(self, "schedule_start", s0)
 
@@ -604,7 +630,11 @@ class LossCurve:
                         "log_history gives each record's step")
         names = resolve_columns(found, str(path), columns, need_lr=schedule is None)
         refuse_commas(names, lines, commas, str(path))
-        return cls._from_records(_purge_restarts(df, names["step"], str(path), lines), path, columns, schedule)
+        df = _purge_restarts(df, names["step"], str(path), lines)
+        try:
+            return cls._from_records(df, path, columns, schedule)
+        except DataFileError as exc:  # its row is the curve's, not the file's: name the line
+            raise _on_line(exc, df, names["step"], names.get(getattr(exc, "column", None)), lines) from None
 
     @classmethod
     def _from_records(cls, df, path: Path, columns: dict | None = None, schedule=None) -> "LossCurve":
