@@ -175,7 +175,7 @@ def _cmd_coordcheck(args: argparse.Namespace) -> int:
         p = p.with_layer(p.L, a=0)
         p = type(p)(p.name + " without output multiplier", p.layers, p.optimizer)
     cc = coord_check(p, args.widths, steps=args.steps, lr=args.lr, n_seeds=args.seeds, device=args.device,
-                     base_width=args.base_width or None)
+                     base_width=args.base_width or None, progress=not args.no_progress)
     pred = derive(p)
     names = layer_names(p.L + 1)
     opt_name = {"sgd": "SGD", "adam": "Adam"}[args.optimizer]
@@ -538,6 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="networks per width; at least 10 for a trusted interval, at least 3 to run")
     cc.add_argument("--no-output-multiplier", action="store_true", help="remove the readout multiplier (a planted bug)")
     cc.add_argument("--device", default="cpu", help="cpu, cuda or auto (CUDA when present) (default: cpu)")
+    cc.add_argument("--no-progress", action="store_true", help="no progress bar (shown on a terminal only)")
     _verdict_outputs(cc, "write the per-layer exponents and verdicts as JSON",
                      "draw the check: one panel per quantity, seed error bars (PNG)",
                      "exit 1 unless the overall verdict is PASS")

@@ -149,6 +149,36 @@ def test_coordcheck_takes_widths_in_any_order(tmp_path):
     assert json.loads(out.read_text())["widths"] == [16, 32, 64]
 
 
+def test_coordcheck_shows_progress_on_a_terminal_and_its_numbers_do_not_change(monkeypatch):
+    """The check's bar ticks once per width on a terminal's standard error (nothing elsewhere), and a
+    bar shown or not, the measured sizes are the same."""
+    import io
+
+    from sde_scales.parametrization import by_name
+    from sde_scales.train.coordcheck import coord_check
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    p = by_name("mup", L=1, optimizer="sgd")
+    quiet = coord_check(p, [8, 16, 32], n_seeds=3, steps=1, progress=False)
+    term = Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    shown = coord_check(p, [8, 16, 32], n_seeds=3, steps=1, progress=True)
+    monkeypatch.undo()
+    text = term.getvalue()
+    assert "coordinate check" in text and "56/56" in text and "n = 32" in text  # 8 + 16 + 32 width units
+    for l in quiet.layers:
+        assert np.array_equal(quiet.act[l], shown.act[l]) and np.array_equal(quiet.delta[l], shown.delta[l])
+    piped = Terminal()
+    piped.isatty = lambda: False
+    monkeypatch.setattr(sys, "stderr", piped)
+    coord_check(p, [8, 16, 32], n_seeds=3, steps=1, progress=True)
+    monkeypatch.undo()
+    assert piped.getvalue() == ""
+
+
 def test_python_api_refuses_widths_and_seeds_that_are_not_whole():
     """config_grid and coord_check truncated a width of 32.5 to 32 (and a seed of 0.7 to 0)."""
     from sde_scales.parametrization import by_name

@@ -20,6 +20,7 @@ measured ones by the command (``sde-scales coordcheck``), which loads ``theory``
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -74,13 +75,16 @@ def layer_names(n_layers: int) -> list[str]:
 
 def coord_check(param: Parametrization, widths, *, steps: int = 3, lr: float = 0.1, n_seeds: int = 10,
                 d_in: int = 256, batch: int = 64, seed: int = 0, device: str = "cpu",
-                base_width: int | None = None) -> CoordCheck:
+                base_width: int | None = None, progress: bool = False) -> CoordCheck:
     """Run the check (synthetic Gaussian inputs of dimension ``d_in``, teacher labels).
 
     ``device``: ``cpu``, ``cuda`` (an error without a GPU) or ``auto`` (CUDA when present).
 
     ``base_width`` sets the constants of the multipliers, initial scales and learning rates as in
-    :class:`~sde_scales.train.model.StackedMLP`; it does not change any exponent."""
+    :class:`~sde_scales.train.model.StackedMLP`; it does not change any exponent.
+
+    ``progress``: a progress bar on standard error (on a terminal only), one tick per width, each
+    weighted by its width (the cost of a stack grows with it)."""
     from sde_scales.errors import InvalidArgumentError
     from sde_scales.train.data import teacher_student
     from sde_scales.train.trainer import FLOAT32_MAX, resolve_device
@@ -101,33 +105,42 @@ def coord_check(param: Parametrization, widths, *, steps: int = 3, lr: float = 0
     n_layers = param.L + 1
     act = {l: [] for l in range(n_layers)}
     delta = {l: [] for l in range(n_layers)}
-    for w in widths:
-        m = StackedMLP(param, n_seeds, d_in, int(w), 10, [seed * 1000 + s for s in range(n_seeds)], device=device,
-                       base_width=base_width)
-        with torch.no_grad():
-            _, pre0 = m.forward(probe, keep=True)
-        for l in range(n_layers):
-            act[l].append(pre0[l].pow(2).mean(dim=(1, 2)).sqrt().cpu().numpy())
-        per_step = {l: [] for l in range(n_layers)}
-        opt = MuOptimizer(param.optimizer, m.weights, m.lr_scale)
-        for s in range(steps):
-            xb, yb = x[batch * (s + 1): batch * (s + 2)], y[batch * (s + 1): batch * (s + 2)]
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=sum(widths), desc="coordinate check", unit="width", disable=None if progress else True,
+               file=sys.stderr)  # shown on a terminal only
+    try:
+        for w in widths:
+            bar.set_postfix_str(f"n = {w}")
+            m = StackedMLP(param, n_seeds, d_in, int(w), 10, [seed * 1000 + s for s in range(n_seeds)], device=device,
+                           base_width=base_width)
             with torch.no_grad():
-                logits, pre_b = m.forward(xb, keep=True)
-                _, dlogits = m.losses(logits, yb)
-                grads = m.backward(xb, pre_b, dlogits)
-                opt.step([torch.nan_to_num(g) for g in grads], lr, s + 1)
-                _, pre = m.forward(probe, keep=True)
-                for l in range(n_layers):
-                    per_step[l].append((pre[l] - pre0[l]).pow(2).mean(dim=(1, 2)).sqrt().cpu().numpy())
-        for l in range(n_layers):
-            delta[l].append(np.stack(per_step[l]))
-            if not np.all(np.isfinite(delta[l][-1])):
-                s_bad = int(np.argmax(~np.all(np.isfinite(delta[l][-1]), axis=1))) + 1
-                raise InvalidArgumentError(
-                    f"at lr {lr} the networks of width {int(w)} diverged: layer {l + 1}'s pre-activations are not "
-                    f"finite after step {s_bad} of {steps}, so no exponent of their change exists; the check "
-                    f"measures a stable step: lower the learning rate")
+                _, pre0 = m.forward(probe, keep=True)
+            for l in range(n_layers):
+                act[l].append(pre0[l].pow(2).mean(dim=(1, 2)).sqrt().cpu().numpy())
+            per_step = {l: [] for l in range(n_layers)}
+            opt = MuOptimizer(param.optimizer, m.weights, m.lr_scale)
+            for s in range(steps):
+                xb, yb = x[batch * (s + 1): batch * (s + 2)], y[batch * (s + 1): batch * (s + 2)]
+                with torch.no_grad():
+                    logits, pre_b = m.forward(xb, keep=True)
+                    _, dlogits = m.losses(logits, yb)
+                    grads = m.backward(xb, pre_b, dlogits)
+                    opt.step([torch.nan_to_num(g) for g in grads], lr, s + 1)
+                    _, pre = m.forward(probe, keep=True)
+                    for l in range(n_layers):
+                        per_step[l].append((pre[l] - pre0[l]).pow(2).mean(dim=(1, 2)).sqrt().cpu().numpy())
+            for l in range(n_layers):
+                delta[l].append(np.stack(per_step[l]))
+                if not np.all(np.isfinite(delta[l][-1])):
+                    s_bad = int(np.argmax(~np.all(np.isfinite(delta[l][-1]), axis=1))) + 1
+                    raise InvalidArgumentError(
+                        f"at lr {lr} the networks of width {int(w)} diverged: layer {l + 1}'s pre-activations are not "
+                        f"finite after step {s_bad} of {steps}, so no exponent of their change exists; the check "
+                        f"measures a stable step: lower the learning rate")
+            bar.update(w)
+    finally:
+        bar.close()
     out = CoordCheck(list(widths), list(range(n_layers)), {l: np.array(v) for l, v in act.items()},
                      {l: np.array(v) for l, v in delta.items()})
     for l in range(n_layers):
