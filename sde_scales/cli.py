@@ -590,7 +590,19 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog="Exit status: 0 when the check ran (whatever the verdict), 1 with --strict unless it "
                               "is PASS, 2 for bad input. Example: sde-scales rate runs.csv --claim Theta:-1/2 "
                               "--value w_delta (the spread of a weight's change over seeds falls like n^-1/2).")
-    r.add_argument("table", metavar="TABLE", help="CSV, TSV or Parquet: one row per replica per width")
+    r.add_argument("table", metavar="TABLE", nargs="?", help="CSV, TSV or Parquet: one row per replica per width "
+                   "(or --store)")
+    r.add_argument("--store", metavar="DIR", help="read the measurements from a run store of sde-scales sweep instead "
+                   "of a table: each finished run a replica (needs --variable)")
+    r.add_argument("--variable", metavar="NAME", help="with --store: eval_loss, grad_norm, act_rms (macro), "
+                   "w<layer>_value or w<layer>_disp (a tracked weight's effective value or displacement; add _raw "
+                   "for raw units)")
+    r.add_argument("--param", choices=["mup", "sp", "ntk"], default=None,
+                   help="with --store: the parametrization whose runs are read (default mup)")
+    r.add_argument("--lr", type=float, default=None, help="with --store: the learning rate whose runs are read "
+                   "(default: the store's one rate of --param)")
+    r.add_argument("--fraction", type=float, default=None, help="with --store: the point of training, as a fraction "
+                   "of each run's steps (the last logged step at or before it; default 1, the end)")
     r.add_argument("--claim", required=True, metavar="KIND:P",
                    help="Theta:P, O:P (P a number or a fraction: -1/2) or separation:D (p_value - p_minus = D; "
                         "needs --minus)")

@@ -20,6 +20,11 @@ percentile-bootstrap interval over replicas and judges the claim by its stated r
 A ``separation:D`` claim reads two columns of the same rows (``--value A --minus B``) and judges
 the difference of their fluctuation exponents, :math:`p_A - p_B`, against D, each replica
 resampled with both of its values.
+
+The table may also come from a run store of ``sde-scales sweep`` (``--store DIR --variable V``,
+:func:`store_table`): one variable of :data:`sde_scales.analysis.width.VARIABLES` or a tracked
+weight (``w<layer>_value``, ``w<layer>_disp``), of one parametrization at one learning rate, at a
+fraction of training; each run is a replica and a run's tracked weights its components.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from sde_scales.errors import DataFileError, InvalidArgumentError
 from sde_scales.rates import ExponentEstimate, RateKind, VerdictResult
 from sde_scales.tables import label_column, numeric_column, read_table
 
-__all__ = ["READINGS", "REPLICA_COLUMNS", "RateClaim", "RateCheck", "check_rate"]
+__all__ = ["READINGS", "REPLICA_COLUMNS", "RateClaim", "RateCheck", "check_rate", "store_table"]
 
 READINGS = ("fluctuation", "bias", "mean", "values")
 _KINDS = {"theta": RateKind.THETA, "o": RateKind.BIG_O, "separation": RateKind.SEPARATION}
@@ -126,6 +131,7 @@ def _by_replica(groups: list[list[np.ndarray]], labels: list[np.ndarray], xs, so
 
 
 def _grouped(width: np.ndarray, columns: list[np.ndarray], source: str, need: int):
+    """The distinct widths, each column's rows at each width, and those rows' places in the table."""
     if np.any(width <= 0):
         i = int(np.argmax(width <= 0))
         raise DataFileError(f"{source}, row {i}: width {width[i]:g} is not positive")
@@ -134,12 +140,20 @@ def _grouped(width: np.ndarray, columns: list[np.ndarray], source: str, need: in
         raise InvalidArgumentError(f"{source}: {xs.size} distinct width(s) ({', '.join(f'{x:g}' for x in xs)}); an "
                                    f"exponent and its interval need at least 3 (4 for a tolerance for next-order "
                                    f"terms, and so for a PASS)")
-    groups = [[c[width == x] for x in xs] for c in columns]
+    # each width's rows in one order whatever the table's (by value, the columns in turn), so that the
+    # bootstrap, which draws rows by position, gives the same interval for the same rows in any order
+    groups, rows = [[] for _ in columns], []
+    for x in xs:
+        at = np.flatnonzero(width == x)
+        at = at[np.lexsort([c[at] for c in reversed(columns)])]
+        rows.append(at)
+        for g, c in zip(groups, columns):
+            g.append(c[at])
     few = [(x, int((width == x).sum())) for x in xs if (width == x).sum() < need]
     if few:
         raise InvalidArgumentError(f"{source}: " + ", ".join(f"width {x:g} has {k} row(s)" for x, k in few)
                                    + f"; the reading needs at least {need} replicas (rows) per width")
-    return xs, groups
+    return xs, groups, rows
 
 
 def check_rate(df, claim: RateClaim | str, *, reading: str = "fluctuation", width: str = "width",
@@ -197,13 +211,13 @@ def check_rate(df, claim: RateClaim | str, *, reading: str = "fluctuation", widt
     w = _column(df, width, "--width", source)
     cols = [_column(df, value, "--value", source)] + ([_column(df, minus, "--minus", source)] if sep else [])
     need = 1 if reading == "values" else 3
-    xs, groups = _grouped(w, cols, source, need)
+    xs, groups, rows = _grouped(w, cols, source, need)
     components = {float(x): 1 for x in xs}
     n_rep = {float(x): int(g.size) for x, g in zip(xs, groups[0])}
     if replica is not None:
         lab = label_column(df, replica, source, flag="--replica, or --replica none: every row a replica",
                            what="replica")
-        groups = _by_replica(groups, [lab[w == x] for x in xs], xs, source, replica)
+        groups = _by_replica(groups, [lab[at] for at in rows], xs, source, replica)
         components = {float(x): int(g.shape[0]) if g.ndim == 2 else 1 for x, g in zip(xs, groups[0])}
         n_rep = {float(x): int(g.shape[-1]) for x, g in zip(xs, groups[0])}
         few = [x for x, r in n_rep.items() if r < need]
@@ -236,6 +250,43 @@ def check_rate(df, claim: RateClaim | str, *, reading: str = "fluctuation", widt
         est = rates.statistic_exponent(xs, groups[0], stat, reading="mean", **kw)
     v = rates.verdict(claim.kind, claim.exponent, est)
     return RateCheck(claim, reading, est, v, n_rep, replica, components)
+
+
+def store_table(root, variable: str, *, param: str = "mup", lr: float | None = None, fraction: float = 1.0):
+    """The long table (``width``, ``replica``, ``value``) of ``variable`` in the run store at ``root``
+    (``sde-scales sweep --out``), read by :func:`sde_scales.analysis.width.width_samples`: the runs of
+    ``param`` at ``lr`` (None: the store's one learning rate of ``param``), finished runs only, at
+    the last logged step at or before ``fraction`` of training. A run is a replica (labelled by its
+    seed, which the runs of one width and learning rate do not share); a micro-variable's tracked
+    weights are rows of their run.
+    Returns (table, the :class:`~sde_scales.analysis.width.WidthSamples`). A folder that is no store,
+    a store without finished runs, and a variable it does not log are refused by name."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from sde_scales.analysis.width import width_samples
+    from sde_scales.train.store import RunStore
+
+    root = Path(root)
+    if not (root / "runs").is_dir():  # RunStore would create the folders of a mistyped path
+        raise DataFileError(f"--store {root}: no run store there (expected {root}/runs); make one with "
+                            f"`sde-scales sweep --out {root}`")
+    st = RunStore(root)
+    runs = st.runs()
+    if runs.empty:
+        raise DataFileError(f"--store {root}: the store has no finished runs")
+    ws = width_samples(runs, st.trajectories(), variable, param=param, lr=lr, fraction=fraction)
+    seed_of = dict(zip(runs.run_id.astype(str), runs.seed))
+    frames = []
+    for w, a, ids in zip(ws.widths, ws.samples, ws.run_ids):
+        a = np.atleast_2d(a)  # (tracked weights, runs); a macro-variable is one row of runs
+        seeds = np.array([seed_of[r] for r in ids])
+        frames.append(pd.DataFrame({"width": w, "replica": np.tile(seeds, a.shape[0]), "value": a.ravel()}))
+    if not frames:
+        raise InvalidArgumentError(f"--store {root}: no finished {param} run at lr {ws.lr:g} (every run diverged: "
+                                   f"{sum(ws.diverged)})")
+    return pd.concat(frames, ignore_index=True), ws
 
 
 def format_check(check: RateCheck, value: str, minus: str | None = None) -> str:
@@ -280,13 +331,42 @@ def run_rate(args) -> int:
     claim = RateClaim.parse(args.claim)
     rates.check_confidence(args.confidence)
     rates.check_resamples(args.resamples, "--resamples")
-    df = read_table(args.table)
+    store = getattr(args, "store", None)
+    if (args.table is None) == (store is None):
+        raise InvalidArgumentError("give a TABLE of measurements or --store DIR (a run store of sde-scales sweep) "
+                                   "with --variable, not both" if store else "give a TABLE of measurements, or "
+                                   "--store DIR with --variable NAME to read a run store of sde-scales sweep")
+    from_store = None
+    if store is not None:
+        if args.variable is None:
+            raise InvalidArgumentError("--store needs --variable NAME: eval_loss, grad_norm, act_rms, "
+                                       "w<layer>_value or w<layer>_disp (add _raw for raw units)")
+        if args.minus is not None:
+            raise InvalidArgumentError(f"--minus {args.minus} reads a second column of a table; a store gives one "
+                                       f"variable: write the two as a table to judge a separation")
+        df, ws = store_table(store, args.variable, param=args.param or "mup", lr=args.lr,
+                             fraction=1.0 if args.fraction is None else args.fraction)
+        source, args.width, args.value, args.replica = str(store), "width", args.variable, "replica"
+        df = df.rename(columns={"value": args.variable})
+        from_store = {"store": str(store), "variable": args.variable, "scale": ws.scale,
+                      "description": ws.description, "param": ws.param, "lr": ws.lr, "fraction": ws.fraction,
+                      "steps": dict(zip(map(str, ws.widths), ws.steps)), "diverged_left_out": int(sum(ws.diverged))}
+        print(f"run store {store}: {ws.description} ({args.variable}), {ws.param} at lr {ws.lr:g}, at the last "
+              f"logged step at or before {ws.fraction:g} of training (steps {sorted(set(ws.steps))}); "
+              f"{sum(ws.diverged)} diverged run(s) left out")
+    else:
+        for flag, v in (("--variable", args.variable), ("--param", args.param), ("--lr", args.lr),
+                        ("--fraction", args.fraction)):
+            if v is not None:
+                raise InvalidArgumentError(f"{flag} selects from a run store; it needs --store DIR (a TABLE's "
+                                           f"columns are named with --width, --value and --replica)")
+        df, source = read_table(args.table), str(args.table)
     check = check_rate(df, claim, reading=args.reading, width=args.width, value=args.value, minus=args.minus,
                        reference=args.reference, confidence=args.confidence, n_resamples=args.resamples,
-                       seed=args.seed, source=str(args.table), replica=args.replica)
+                       seed=args.seed, source=source, replica=args.replica)
     print(format_check(check, args.value, args.minus))
-    doc = dict(check.to_dict(), file=str(args.table), columns={"width": args.width, "value": args.value,
-                                                               "minus": args.minus},
+    doc = dict(check.to_dict(), file=None if store else str(args.table), store=from_store,
+               columns={"width": args.width, "value": args.value, "minus": args.minus},
                reference=args.reference, seed=args.seed, resamples=args.resamples)
     if args.json:
         print(f"JSON: {write_json_atomic(args.json, doc)}")

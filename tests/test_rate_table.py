@@ -191,3 +191,87 @@ def test_replicas_with_different_numbers_of_rows_are_refused(tmp_path, capsys):
     assert "no column 'run_id' for the replica" in capsys.readouterr().err
     assert _cli(f, "--claim", "Theta:-1/2", "--value", "w") == 0
     assert "replicas: the runs of column 'seed', 4 rows (components) each, pooled" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A run store of sde-scales sweep: muP MLPs at widths 32..256, 12 seeds each, a few steps."""
+    pytest.importorskip("torch")
+    from sde_scales.cli import main
+
+    root = tmp_path_factory.mktemp("rate_store") / "store"
+    assert main(["sweep", "--param", "mup", "--widths", "32,64,128,256", "--lrs", "0.1", "--seeds",
+                 ",".join(map(str, range(12))), "--epochs", "0.25", "--n-train", "1024", "--d-in", "64", "--out",
+                 str(root), "--no-progress"]) == 0
+    return root
+
+
+def _independent_table(root, metric, layer):
+    """The store's table read without the toolkit's width module: per run, the metric's raw value
+    at its last logged step (``layer`` -1: a macro-variable; else the tracked weights of that layer,
+    less their value at step 0), one row per run (and tracked weight)."""
+    runs = pd.concat([pd.read_parquet(p) for p in sorted((root / "runs").glob("*.parquet"))])
+    traj = pd.concat([pd.read_parquet(p) for p in sorted((root / "trajectories").glob("*.parquet"))])
+    rows = []
+    for rid, width, seed in runs[["run_id", "width", "seed"]].itertuples(index=False):
+        t = traj[(traj.run_id == rid) & (traj.metric == (metric if layer == -1 else "w"))]
+        t = t[t.layer == -1] if layer == -1 else t[t.layer // 1000 == layer]
+        last = t[t.step == t.step.max()].set_index("layer")["value"]
+        if layer != -1:
+            last = last - t[t.step == 0].set_index("layer")["value"]
+        rows += [{"width": width, "seed": seed, "v": v} for v in last.to_numpy()]
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("variable, metric, layer", [("eval_loss", "eval_loss", -1), ("w1_disp_raw", "w", 1)])
+def test_a_run_store_gives_the_verdict_of_its_table_read_independently(tmp_path, store, capsys, variable, metric,
+                                                                        layer):
+    """``rate --store`` reads the same replicas as a table built from the store's Parquet files by
+    hand (each run a replica, its tracked weights pooled), so the estimate and the verdict are the
+    table's to the last digit."""
+    f = tmp_path / "hand.csv"
+    _independent_table(store, metric, layer).to_csv(f, index=False)
+    a, b = tmp_path / "store.json", tmp_path / "table.json"
+    assert _cli("--store", store, "--variable", variable, "--claim", "Theta:-1/2", "--json", a) == 0
+    said = capsys.readouterr().out
+    assert f"run store {store}" in said and "0 diverged run(s) left out" in said
+    assert _cli(f, "--value", "v", "--replica", "seed", "--claim", "Theta:-1/2", "--json", b) == 0
+    da, db = json.loads(a.read_text()), json.loads(b.read_text())
+    assert da["estimate"] == db["estimate"] and da["verdict"] == db["verdict"]
+    assert da["store"]["variable"] == variable and da["store"]["param"] == "mup" and da["file"] is None
+    assert len(da["estimate"]["x"]) == 4
+
+
+@pytest.mark.parametrize("args, said", [
+    (["{table}", "--variable", "eval_loss"], "needs --store DIR"),
+    (["--store", "{store}"], "--store needs --variable"),
+    (["{table}", "--store", "{store}", "--variable", "eval_loss"], "not both"),
+    (["--store", "{store}", "--variable", "loss"], "variable 'loss'"),
+    (["--store", "{store}", "--variable", "eval_loss", "--param", "sp"], "no runs with param='sp'"),
+    (["--store", "{store}", "--variable", "eval_loss", "--lr", "0.2"], "no mup runs at lr=0.2"),
+    (["--store", "{store}", "--variable", "eval_loss", "--minus", "x"], "a store gives one variable"),
+    (["--store", "{missing}", "--variable", "eval_loss"], "no run store there"),
+    ([], "give a TABLE"),
+])
+def test_store_options_are_refused_by_name(tmp_path, store, capsys, args, said):
+    table = tmp_path / "t.csv"
+    pd.DataFrame({"width": [1, 2], "value": [1.0, 2.0]}).to_csv(table, index=False)
+    missing = tmp_path / "no_store"
+    filled = [a.format(store=store, table=table, missing=missing) for a in args]
+    assert _cli(*filled, "--claim", "Theta:-1/2", "--json", tmp_path / "v.json") == 2
+    assert said in capsys.readouterr().err
+    assert not (tmp_path / "v.json").exists() and not missing.exists()  # a mistyped store is not created
+
+
+@pytest.mark.parametrize("kw", [{"value": "x"}, {"value": "x", "minus": "y", "claim": "separation:-1/2"},
+                                {"value": "w", "replica": "seed"}])
+def test_the_same_rows_in_another_order_give_the_same_interval(kw):
+    """The bootstrap draws rows by position: the table's row order (a user's sort, a join, a
+    parallel writer) changed the interval. Same rows, same numbers."""
+    kw = dict(kw)
+    claim = kw.pop("claim", "Theta:-1/2")
+    t = components_table(R=40) if kw["value"] == "w" else planted().groupby("width").head(200)
+    shuffled = t.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    a = check_rate(t, claim, n_resamples=400, **kw)
+    b = check_rate(shuffled, claim, n_resamples=400, **kw)
+    assert json.dumps(a.estimate.to_dict()) == json.dumps(b.estimate.to_dict())  # NaN errors of a separation too

@@ -78,7 +78,8 @@ class WidthSamples:
 
     ``samples[k]`` is ``(R_k,)`` for macro-variables and ``(J, R_k)`` for micro-variables (J
     tracked coordinates per run). ``steps[k]`` is the logged step used at width k (``fraction``
-    of that width's training). ``diverged[k]`` runs at width k were left out."""
+    of that width's training). ``diverged[k]`` runs at width k were left out. ``run_ids[k]``: the
+    run of each replica (each column of ``samples[k]``), in order."""
 
     variable: str
     scale: str
@@ -90,6 +91,7 @@ class WidthSamples:
     samples: list[np.ndarray]
     steps: list[int]
     diverged: list[int] = field(default_factory=list)
+    run_ids: list[list[str]] = field(default_factory=list)
 
     @property
     def n_replicas(self) -> int:
@@ -151,7 +153,7 @@ def width_samples(runs: pd.DataFrame, traj: pd.DataFrame, variable: str, *, para
     if not 0 < fraction <= 1:
         raise InvalidArgumentError(f"fraction={fraction}; give a fraction of training in (0, 1]")
     sel, lr = _select(runs, param, lr)
-    widths, samples, steps, diverged = [], [], [], []
+    widths, samples, steps, diverged, run_ids = [], [], [], [], []
     for w in sorted(sel.width.unique()):
         g = sel[sel.width == w]
         ok = g[g.status == "finished"]
@@ -190,7 +192,8 @@ def width_samples(runs: pd.DataFrame, traj: pd.DataFrame, variable: str, *, para
         widths.append(int(w))
         samples.append(arr)
         steps.append(stp)
-    return WidthSamples(variable, scale, desc, param, lr, fraction, widths, samples, steps, diverged)
+        run_ids.append([str(r) for r in ids])
+    return WidthSamples(variable, scale, desc, param, lr, fraction, widths, samples, steps, diverged, run_ids)
 
 
 def _plateau_fit(t: np.ndarray, y: np.ndarray) -> float:
