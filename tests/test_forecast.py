@@ -92,6 +92,32 @@ def test_the_difference_of_two_forecasts_holds_the_truth_and_is_narrower_than_th
     assert same.difference == 0 and same.sd == 0 and same.verdict == "not separated"
 
 
+def test_the_difference_of_a_law_that_misses_its_curve_holds_that_miss_for_each_forecast():
+    """A law whose form is not the curve's (lambda 0.999 fitted to a curve planted with 0.99): the
+    lack-of-fit test rejects it, and each forecast's miss delta enters the difference's variance as
+    if the two misses were independent (2 delta^2 more than the parameters' part; measured on
+    trained families, the parameters' part alone decided differences of the wrong sign). Where the
+    test does not reject the law nothing is added."""
+    from dataclasses import replace
+
+    from sde_scales.fitting.fit import model_error
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = fit(MomentumLaw(lam=0.999), [planted_fit_curve()])
+    delta = model_error(res)
+    assert delta > 0.005  # the test rejects the law: its miss is a third of the noise per row or more
+    a, b = (forecast(res, ScheduleSpec(total=3000, peak=1e-3, warmup=100, decay="linear", decay_start=start),
+                     every=10, name=name) for start, name in ((2700, "short"), (1800, "long")))
+    d = forecast_difference(res, a, b)
+    without = replace(res, extra={**res.extra, "lack_of_fit": {}})  # the same fit, its miss not found
+    assert model_error(without) == 0
+    d0 = forecast_difference(without, a, b)
+    assert d0.model_sd == 0 and d.model_sd == pytest.approx(np.sqrt(2) * delta, rel=1e-12)
+    assert d.sd ** 2 == pytest.approx(d0.sd ** 2 + 2 * delta ** 2, rel=1e-9)
+    assert d.difference == d0.difference
+
+
 def test_the_difference_under_an_average_of_laws_holds_their_disagreement(planted_fit):
     """The mixture rule: the mean of the laws' differences, and a variance of the mean of their
     variances plus the spread of their differences."""

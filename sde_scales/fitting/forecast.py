@@ -28,7 +28,8 @@ import numpy as np
 from sde_scales.errors import InvalidArgumentError
 from sde_scales.fitting.average import AveragedFit, mixture_band
 from sde_scales.fitting.curves import MAX_STEP, MIN_POINTS, LossCurve, ScheduleSpec
-from sde_scales.fitting.fit import FitResult, PeakLRWarning, final_rows, predict, predict_sd, prediction_gradient
+from sde_scales.fitting.fit import (FitResult, PeakLRWarning, final_rows, model_error, predict, predict_sd,
+                                    prediction_gradient)
 
 __all__ = ["FORECAST_POINTS", "Forecast", "ForecastDifference", "forecast", "forecast_difference", "schedule_rates"]
 
@@ -264,31 +265,39 @@ def forecast(result: FitResult | AveragedFit, schedule, *, every: int | None = N
 class ForecastDifference:
     r"""The difference of two forecasts' final losses from one fit, :math:`\Delta = \bar L_a -
     \bar L_b`, with its standard deviation and what a 95% interval says: ``"a lower"``, ``"b
-    lower"``, ``"not separated"`` or ``"undetermined"`` (no band)."""
+    lower"``, ``"not separated"`` or ``"undetermined"`` (no band). ``model_sd``: the part of ``sd``
+    that is the law's miss of its fitted curves (0 where the lack-of-fit test does not reject it;
+    for an average of laws, the root mean square of the laws' parts)."""
 
     a: str
     b: str
     difference: float
     sd: float | None
     verdict: str
+    model_sd: float = 0.0
 
     @property
     def interval(self) -> tuple[float, float] | None:
         return None if self.sd is None else (self.difference - 1.96 * self.sd, self.difference + 1.96 * self.sd)
 
     def to_dict(self) -> dict:
-        return {"a": self.a, "b": self.b, "difference": self.difference, "sd": self.sd,
+        return {"a": self.a, "b": self.b, "difference": self.difference, "sd": self.sd, "model_sd": self.model_sd,
                 "interval_95": None if self.interval is None else list(self.interval), "verdict": self.verdict}
 
 
-def _difference_sd(result: FitResult, a: Forecast, b: Forecast) -> float:
-    """The parameter standard deviation of the difference of two forecasts' final losses under one
-    fitted law: the delta method on the difference of their final-loss gradients."""
+def _difference_sd(result: FitResult, a: Forecast, b: Forecast) -> tuple[float, float]:
+    r"""The standard deviation of the difference of two forecasts' final losses under one fitted
+    law, and its model part: the delta method on the difference of their final-loss gradients
+    (the parameters), and the law's miss of its fitted curves :math:`\delta`
+    (:func:`~sde_scales.fitting.fit.model_error`) for each forecast as if independent,
+    :math:`\sqrt2\,\delta`, in quadrature."""
     grads = []
     for f in (a, b):
         G, cov = prediction_gradient(result, f.curve)
         grads.append(G[-f.final_rows:].mean(axis=0))
-    return float(cov.sd((grads[0] - grads[1])[None, :])[0])
+    params = float(cov.sd((grads[0] - grads[1])[None, :])[0])
+    model = float(np.sqrt(2.0) * model_error(result))
+    return float(np.hypot(params, model)), model
 
 
 def forecast_difference(result: FitResult | AveragedFit, a: Forecast, b: Forecast) -> ForecastDifference:
@@ -301,10 +310,15 @@ def forecast_difference(result: FitResult | AveragedFit, a: Forecast, b: Forecas
     average of laws it is the mixture's: the mean of the laws' differences, with the mean of their
     variances plus the variance of their differences (their disagreement about which schedule wins).
 
-    The law's miss of its fitted curves (the model error that :func:`~sde_scales.fitting.fit.predict_sd`
-    adds where the lack-of-fit test rejects the law) is not added: for two similar schedules it is
-    largely the same miss and cancels, and how far it does is not measured. A law that fails the
-    test says so in its warnings; its differences hold the parameters' uncertainty only."""
+    Where the lack-of-fit test rejects the law, its miss of its fitted curves :math:`\delta` (the
+    model error that :func:`~sde_scales.fitting.fit.predict_sd` adds to each forecast) is added for
+    each of the two as if their misses were independent, :math:`2\delta^2` in the variance
+    (``model_sd``). Two similar schedules share part of their miss, so this is the wide side; the
+    other side, the misses cancelling, is not safe: on the language-model families of
+    ``experiments/fit_lm_family.py`` (fitted to the constant and cosine runs, every pair of WSD
+    runs), the parameters' band alone held 79% of the observed differences for the default kernel,
+    and 4 of 48 pairs got a decided verdict of the wrong sign; with the misses added, none
+    (``benchmarks/RESULTS.md``)."""
     for f in (a, b):
         if not isinstance(f, Forecast) or f.curve is None:
             raise InvalidArgumentError(f"forecast_difference: give two Forecasts made by forecast() (got "
@@ -315,9 +329,10 @@ def forecast_difference(result: FitResult | AveragedFit, a: Forecast, b: Forecas
     # each law's final losses are the forecasts' own (a law's, or by label an average's members')
     if isinstance(result, AveragedFit):
         diffs = np.array([a.member_final_losses[lab] - b.member_final_losses[lab] for lab in result.labels])
-        sds = np.array([_difference_sd(r, a, b) for r in result.results])
+        parts = np.array([_difference_sd(r, a, b) for r in result.results])
     else:
-        diffs, sds = np.array([a.final_loss - b.final_loss]), np.array([_difference_sd(result, a, b)])
+        diffs, parts = np.array([a.final_loss - b.final_loss]), np.array([_difference_sd(result, a, b)])
+    sds, model = parts[:, 0], float(np.sqrt(np.mean(parts[:, 1] ** 2)))
     d = float(diffs.mean())
     var = float(np.mean(sds ** 2) + np.mean((diffs - d) ** 2))
     sd = float(np.sqrt(var)) if np.isfinite(var) else None
@@ -329,4 +344,4 @@ def forecast_difference(result: FitResult | AveragedFit, a: Forecast, b: Forecas
         verdict = "b lower"
     else:
         verdict = "not separated"
-    return ForecastDifference(a.name, b.name, d, sd, verdict)
+    return ForecastDifference(a.name, b.name, d, sd, verdict, model)
