@@ -344,6 +344,11 @@ def run_rate(args) -> int:
         if args.minus is not None:
             raise InvalidArgumentError(f"--minus {args.minus} reads a second column of a table; a store gives one "
                                        f"variable: write the two as a table to judge a separation")
+        named = [f"{flag} {v}" for flag, v, default in (("--width", args.width, "width"), ("--value", args.value, "value"),
+                                                         ("--replica", args.replica, "auto")) if v != default]
+        if named:
+            raise InvalidArgumentError(f"{', '.join(named)} names a column of a table; a store's columns are its "
+                                       f"widths, runs and --variable: leave {'them' if len(named) > 1 else 'it'} out")
         df, ws = store_table(store, args.variable, param=args.param or "mup", lr=args.lr,
                              fraction=1.0 if args.fraction is None else args.fraction)
         source, args.width, args.value, args.replica = str(store), "width", args.variable, "replica"

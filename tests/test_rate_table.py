@@ -251,6 +251,7 @@ def test_a_run_store_gives_the_verdict_of_its_table_read_independently(tmp_path,
     (["--store", "{store}", "--variable", "eval_loss", "--lr", "0.2"], "no mup runs at lr=0.2"),
     (["--store", "{store}", "--variable", "eval_loss", "--minus", "x"], "a store gives one variable"),
     (["--store", "{missing}", "--variable", "eval_loss"], "no run store there"),
+    (["--store", "{store}", "--variable", "eval_loss", "--value", "loss"], "--value loss names a column of a table"),
     ([], "give a TABLE"),
 ])
 def test_store_options_are_refused_by_name(tmp_path, store, capsys, args, said):

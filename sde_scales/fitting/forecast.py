@@ -317,8 +317,8 @@ def forecast_difference(result: FitResult | AveragedFit, a: Forecast, b: Forecas
     other side, the misses cancelling, is not safe: on the language-model families of
     ``experiments/fit_lm_family.py`` (fitted to the constant and cosine runs, every pair of WSD
     runs), the parameters' band alone held 79% of the observed differences for the default kernel,
-    and 4 of 48 pairs got a decided verdict of the wrong sign; with the misses added, none
-    (``benchmarks/RESULTS.md``)."""
+    and of the 35 pairs it decided (72 pairs of three laws) 4 had the wrong sign; with the misses
+    added, none (``benchmarks/RESULTS.md``)."""
     for f in (a, b):
         if not isinstance(f, Forecast) or f.curve is None:
             raise InvalidArgumentError(f"forecast_difference: give two Forecasts made by forecast() (got "
