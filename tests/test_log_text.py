@@ -408,3 +408,29 @@ def test_a_bad_value_in_a_printed_log_is_named_by_its_line_in_the_file(tmp_path,
     assert lines[16].startswith("iter 120:")  # line 17 of the file, counted from 1
     with pytest.raises(DataFileError, match=rf"run.log, column '{key}', line 17: {what}"):
         load_curve(p)
+
+
+@pytest.mark.parametrize("suffix, where", [(".jsonl", "line 17"), (".json", "record 15")])
+def test_a_bad_value_in_a_json_log_is_named_by_its_line_or_its_record(tmp_path, suffix, where):
+    """A JSON log's records are not the curve's rows (evaluation records between, a blank line): a
+    JSON Lines log names the line, a JSON list the record's index in it (the curve's row is 12)."""
+    import json
+
+    lines = []
+    for i in range(30):
+        lines.append(json.dumps({"step": i * 10, "lr": -1e-3 if i == 12 else 1e-3, "loss": 5 - 0.05 * i}))
+        if i % 5 == 0:
+            lines.append(json.dumps({"step": i * 10, "eval_loss": 4.0}))
+        if i == 3:
+            lines.append("")
+    p = tmp_path / f"run{suffix}"
+    if suffix == ".jsonl":
+        p.write_text("\n".join(lines) + "\n")
+        assert '"step": 120, "lr": -0.001' in lines[16]  # line 17, counted from 1
+    else:
+        records = [json.loads(s) for s in lines if s]
+        assert records[15]["lr"] == -1e-3  # record 15 of the list, counted from 0
+        p.write_text(json.dumps(records))
+    with pytest.raises(DataFileError, match=rf"run{suffix}, column 'lr', {where}: learning rate -0.001 at step 120 "
+                                            r"is negative"):
+        load_curve(p)

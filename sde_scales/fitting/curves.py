@@ -262,12 +262,12 @@ def _fail(source: str, column: str, row: int | None, msg: str, step: int | None 
     return exc
 
 
-def _on_line(exc: DataFileError, df, step_col: str, column: str | None, lines: list[int]) -> DataFileError:
-    """``exc`` (a :func:`_fail` error naming a row of the curve and its step) naming instead the line
-    of the file that holds the value: the last of the records ``df`` (indexed by record, as
-    ``lines`` numbers them) at that step that gives ``column`` (the last given value is the one a
-    step's records merge to), or the last at that step. ``exc`` as it is where it names no step or
-    no record is at it."""
+def _on_line(exc: DataFileError, df, step_col: str, column: str | None, place) -> DataFileError:
+    """``exc`` (a :func:`_fail` error naming a row of the curve and its step) naming instead where in
+    the file the value is (``place(k)``: record k's place, ``"line 17"`` or ``"record 15"``): the last of
+    the records ``df`` (indexed by record) at that step that gives ``column`` (the last given value
+    is the one a step's records merge to), or the last at that step. ``exc`` as it is where it names
+    no step or no record is at it."""
     step = getattr(exc, "step", None)
     if step is None or getattr(exc, "row", None) is None:
         return exc
@@ -277,7 +277,7 @@ def _on_line(exc: DataFileError, df, step_col: str, column: str | None, lines: l
     if at.size == 0:
         return exc
     name = column if column is not None else exc.column  # the key as the log prints it
-    return DataFileError(f"{exc.source}, column {name!r}, line {lines[at[-1]]}: {exc.detail}")
+    return DataFileError(f"{exc.source}, column {name!r}, {place(int(at[-1]))}: {exc.detail}")
 
 
 @dataclass(frozen=True)
@@ -588,7 +588,12 @@ class LossCurve:
         attached to the loss record of the same step as ``val_loss``, the rest are skipped.
         ``columns`` and ``schedule`` as in :meth:`from_csv`."""
         path = Path(path)
-        return cls._from_records(_read_records(path), path, columns, schedule)
+        df, place = _read_records(path)
+        try:
+            return cls._from_records(df, path, columns, schedule)
+        except DataFileError as exc:  # name the record's line (JSON Lines) or place in the list, not the curve's row
+            names = resolve_columns(list(df.columns), str(path), columns, need_lr=schedule is None)
+            raise _on_line(exc, df, names["step"], names.get(getattr(exc, "column", None)), place) from None
 
     @classmethod
     def from_text_log(cls, path: str | Path, columns: dict | None = None, schedule=None) -> "LossCurve":
@@ -634,7 +639,8 @@ class LossCurve:
         try:
             return cls._from_records(df, path, columns, schedule)
         except DataFileError as exc:  # its row is the curve's, not the file's: name the line
-            raise _on_line(exc, df, names["step"], names.get(getattr(exc, "column", None)), lines) from None
+            raise _on_line(exc, df, names["step"], names.get(getattr(exc, "column", None)),
+                           lambda k: f"line {lines[k]}") from None
 
     @classmethod
     def _from_records(cls, df, path: Path, columns: dict | None = None, schedule=None) -> "LossCurve":
@@ -1416,17 +1422,22 @@ def _read_parquet(path: Path):
 
 
 def _read_records(path: Path):
-    """The records of a JSON / JSON Lines log as a table (:meth:`LossCurve.from_json`)."""
+    """The records of a JSON / JSON Lines log as a table (:meth:`LossCurve.from_json`), and a function
+    of a record's index that says where it is in the file, for errors: its line (``"line 17"``), or
+    its place in the list (``"record 15"``, counted from 0 as JSON indexes). Kept apart from the
+    table's ``attrs``, which pandas copies at every operation."""
     import json
 
     text = _existing(path).read_text(encoding=file_encoding(path), errors="replace")
+    lines = None  # each record's line in the file (JSON Lines)
     if path.suffix.lower() in (".jsonl", ".ndjson"):
-        records = []
+        records, lines = [], []
         for i, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
             try:
                 records.append(json.loads(line))
+                lines.append(i)
             except json.JSONDecodeError as exc:
                 raise DataFileError(f"{path}, line {i}: not a JSON object ({exc.msg}); a log cut off while it was "
                                     f"written ends in a partial line: delete that line") from None
@@ -1447,7 +1458,9 @@ def _read_records(path: Path):
                             f"needs keys such as step, lr, loss")
     if not records:
         raise DataFileError(f"{path}: no records; is it the training log?")
-    return _records_frame(records)
+    within = " of log_history" if lines is None and isinstance(doc, dict) else ""
+    return _records_frame(records), ((lambda k: f"line {lines[k]}") if lines is not None else
+                                     (lambda k: f"record {k}{within}"))
 
 
 def _records_frame(records: list[dict]):
