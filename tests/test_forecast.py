@@ -116,6 +116,11 @@ def test_the_difference_of_a_law_that_misses_its_curve_holds_that_miss_for_each_
     assert d0.model_sd == 0 and d.model_sd == pytest.approx(np.sqrt(2) * delta, rel=1e-12)
     assert d.sd ** 2 == pytest.approx(d0.sd ** 2 + 2 * delta ** 2, rel=1e-9)
     assert d.difference == d0.difference
+    from sde_scales.fitting.report import format_forecasts
+
+    assert f"the law's miss of its curves: {d.model_sd:.4f}" in format_forecasts("m", [a, b], [d])
+    assert "miss" not in format_forecasts("m", [a, b], [d0])
+    assert d.to_dict()["model_sd"] == d.model_sd
 
 
 def test_the_difference_under_an_average_of_laws_holds_their_disagreement(planted_fit):

@@ -904,7 +904,8 @@ def format_forecasts(label: str, forecasts: list, differences: list = ()) -> str
     """The forecasts of one law, a line each: the last step, the predicted final loss with its
     standard deviation and 95% interval ("no band" where the fitted curves do not determine it);
     then each pair's difference of final losses, with its own band (the forecasts share the fit's
-    parameters, so it is narrower than theirs)."""
+    parameters, so it is narrower than theirs, unless the law misses its fitted curves: that part,
+    each forecast's miss as if independent, is named)."""
     lines = [f"forecasts of {label} (no observed loss; final loss: mean of the last 5% of rows):"]
     for f in forecasts:
         band = ("no band: the fitted curves do not determine it" if f.final_sd is None else
@@ -918,7 +919,9 @@ def format_forecasts(label: str, forecasts: list, differences: list = ()) -> str
     if differences:
         lines.append("  differences of final losses (a minus b; one fit's parameters, so their errors move together):")
     for d in differences:
-        band = "no band" if d.sd is None else f"+- {d.sd:.4f} sd, 95% [{d.interval[0]:+.4f}, {d.interval[1]:+.4f}]"
+        band = "no band" if d.sd is None else (f"+- {d.sd:.4f} sd" + (f" (the law's miss of its curves: {d.model_sd:.4f})"
+                                                                      if d.model_sd > 0 else "")
+                                               + f", 95% [{d.interval[0]:+.4f}, {d.interval[1]:+.4f}]")
         say = {"a lower": f"{d.a} ends lower", "b lower": f"{d.b} ends lower"}.get(d.verdict, d.verdict)
         lines.append(f"    {d.a} - {d.b}: {d.difference:+.4f} {band}: {say}")
     return "\n".join(lines)
