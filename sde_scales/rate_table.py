@@ -269,13 +269,8 @@ def store_table(root, variable: str, *, param: str = "mup", lr: float | None = N
     from sde_scales.train.store import RunStore
 
     root = Path(root)
-    if not (root / "runs").is_dir():  # RunStore would create the folders of a mistyped path
-        raise DataFileError(f"--store {root}: no run store there (expected {root}/runs); make one with "
-                            f"`sde-scales sweep --out {root}`")
-    st = RunStore(root)
+    st = RunStore.existing(root, need_runs=True)
     runs = st.runs()
-    if runs.empty:
-        raise DataFileError(f"--store {root}: the store has no finished runs")
     ws = width_samples(runs, st.trajectories(), variable, param=param, lr=lr, fraction=fraction)
     seed_of = dict(zip(runs.run_id.astype(str), runs.seed))
     frames = []

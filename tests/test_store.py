@@ -115,3 +115,20 @@ def test_damaged_trajectory_found_when_read(store):
     st = RunStore(root, quiet=True)
     traj = st.trajectories()
     assert rid not in set(traj.run_id) and rid not in st.finished()
+
+
+def test_reading_a_store_that_is_not_there_creates_nothing(tmp_path, store):
+    """``RunStore.existing`` (what rate, verify and fit-delay open a --store with) refuses a path
+    without a store, leaving no folder behind (the constructor creates them, for writing), and with
+    ``need_runs`` a store without finished runs; a store with runs opens."""
+    from sde_scales.errors import InvalidArgumentError
+
+    missing = tmp_path / "typo"
+    with pytest.raises(InvalidArgumentError, match="no run store there"):
+        RunStore.existing(missing)
+    assert not missing.exists()
+    RunStore(tmp_path / "empty")  # the folders, no run
+    assert RunStore.existing(tmp_path / "empty").runs().empty
+    with pytest.raises(InvalidArgumentError, match="no finished runs"):
+        RunStore.existing(tmp_path / "empty", need_runs=True)
+    assert not RunStore.existing(store[0], need_runs=True).runs().empty

@@ -305,13 +305,8 @@ def training_data(settings: Settings) -> TrainingData:
 
     if settings.store is not None:
         root = Path(settings.store)
-        if not (root / "runs").is_dir():
-            raise InvalidArgumentError(f"--store {root}: no run store there (expected {root}/runs); make one with "
-                                       f"`sde-scales sweep --out {root}`")
-        st = RunStore(root)
+        st = RunStore.existing(root, need_runs=True)
         runs = st.runs()
-        if runs.empty:
-            raise InvalidArgumentError(f"--store {root}: the store has no finished runs")
         from sde_scales.analysis.grid import one_configuration_each
 
         try:  # one configuration per parametrization, or no rate means anything

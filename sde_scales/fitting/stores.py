@@ -86,9 +86,7 @@ def curves_from_store(root: str | Path, where: dict | None = None, *, metric: st
     from sde_scales.train.store import RunStore, config_from_row
 
     root = Path(root)
-    if not (root / "runs").is_dir():
-        raise InvalidArgumentError(f"--store {root}: no run store there (expected {root}/runs)")
-    st = RunStore(root)
+    st = RunStore.existing(root)
     runs = st.runs()
     for k, v in (where or {}).items():
         if k not in runs.columns:

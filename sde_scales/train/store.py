@@ -53,6 +53,22 @@ class RunStore:
         (self.root / "runs").mkdir(parents=True, exist_ok=True)
         (self.root / "trajectories").mkdir(parents=True, exist_ok=True)
 
+    @classmethod
+    def existing(cls, root: str | Path, *, need_runs: bool = False, quiet: bool = False) -> "RunStore":
+        """The store at ``root`` for reading, refused by name where there is none (no ``runs/``
+        folder: a mistyped path, which the constructor would create) and, with ``need_runs``, where
+        it has no finished run."""
+        from sde_scales.errors import InvalidArgumentError
+
+        root = Path(root)
+        if not (root / "runs").is_dir():
+            raise InvalidArgumentError(f"--store {root}: no run store there (expected {root}/runs); make one with "
+                                       f"`sde-scales sweep --out {root}`")
+        store = cls(root, quiet=quiet)
+        if need_runs and store.runs().empty:
+            raise InvalidArgumentError(f"--store {root}: the store has no finished runs")
+        return store
+
     # ------------------------------------------------------------------ writing
     def _atomic(self, df: pd.DataFrame, path: Path) -> None:
         table = pa.Table.from_pandas(df, preserve_index=False)
