@@ -130,8 +130,10 @@ def _by_replica(groups: list[list[np.ndarray]], labels: list[np.ndarray], xs, so
     return out
 
 
-def _grouped(width: np.ndarray, columns: list[np.ndarray], source: str, need: int):
-    """The distinct widths, each column's rows at each width, and those rows' places in the table."""
+def _grouped(width: np.ndarray, columns: list[np.ndarray], source: str, need: int, by_value: bool = True):
+    """The distinct widths, each column's rows at each width, and those rows' places in the table.
+    ``by_value``: each width's rows sorted by value (the columns in turn); else in the table's order
+    (where rows of one replica are its components, whose order says which is which)."""
     if np.any(width <= 0):
         i = int(np.argmax(width <= 0))
         raise DataFileError(f"{source}, row {i}: width {width[i]:g} is not positive")
@@ -140,12 +142,16 @@ def _grouped(width: np.ndarray, columns: list[np.ndarray], source: str, need: in
         raise InvalidArgumentError(f"{source}: {xs.size} distinct width(s) ({', '.join(f'{x:g}' for x in xs)}); an "
                                    f"exponent and its interval need at least 3 (4 for a tolerance for next-order "
                                    f"terms, and so for a PASS)")
-    # each width's rows in one order whatever the table's (by value, the columns in turn), so that the
-    # bootstrap, which draws rows by position, gives the same interval for the same rows in any order
+    # rows that are replicas: in one order whatever the table's (by value), so that the bootstrap,
+    # which draws them by position, gives the same interval for the same rows in any order. Rows that
+    # are components keep the table's order: their replicas are put in order by label
+    # (_by_replica), and within a replica the order says which component is which (the spread is
+    # pooled over components compared across replicas; sorted by value, they would be order statistics)
     groups, rows = [[] for _ in columns], []
     for x in xs:
         at = np.flatnonzero(width == x)
-        at = at[np.lexsort([c[at] for c in reversed(columns)])]
+        if by_value:
+            at = at[np.lexsort([c[at] for c in reversed(columns)])]
         rows.append(at)
         for g, c in zip(groups, columns):
             g.append(c[at])
@@ -211,7 +217,7 @@ def check_rate(df, claim: RateClaim | str, *, reading: str = "fluctuation", widt
     w = _column(df, width, "--width", source)
     cols = [_column(df, value, "--value", source)] + ([_column(df, minus, "--minus", source)] if sep else [])
     need = 1 if reading == "values" else 3
-    xs, groups, rows = _grouped(w, cols, source, need)
+    xs, groups, rows = _grouped(w, cols, source, need, by_value=replica is None)
     components = {float(x): 1 for x in xs}
     n_rep = {float(x): int(g.size) for x, g in zip(xs, groups[0])}
     if replica is not None:

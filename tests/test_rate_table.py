@@ -272,7 +272,24 @@ def test_the_same_rows_in_another_order_give_the_same_interval(kw):
     kw = dict(kw)
     claim = kw.pop("claim", "Theta:-1/2")
     t = components_table(R=40) if kw["value"] == "w" else planted().groupby("width").head(200)
-    shuffled = t.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    if "replica" in kw:  # a run's rows in their order (which says which component is which), runs interleaved
+        key = t[kw["replica"]].map(dict(zip(range(40), np.random.default_rng(3).permutation(40))))
+        shuffled = t.assign(key=key).sort_values(["key"], kind="stable").drop(columns="key").reset_index(drop=True)
+        assert not shuffled[kw["value"]].equals(t[kw["value"]])
+    else:
+        shuffled = t.sample(frac=1.0, random_state=3).reset_index(drop=True)
     a = check_rate(t, claim, n_resamples=400, **kw)
     b = check_rate(shuffled, claim, n_resamples=400, **kw)
     assert json.dumps(a.estimate.to_dict()) == json.dumps(b.estimate.to_dict())  # NaN errors of a separation too
+
+
+def test_components_are_compared_across_replicas_as_the_table_orders_them():
+    """The spread of a run's components is pooled over components, each compared across the runs:
+    component j of every run (the table's j-th row of each run, here also its ``component``
+    column). Computed independently per width: the root mean over components of their variance
+    over runs. (Sorted by value within each run, the components would be order statistics, whose
+    spread is not the variable's.)"""
+    t = components_table(R=40)
+    check = check_rate(t, "Theta:-1/2", value="w", replica="seed", n_resamples=200)
+    want = [np.sqrt(g.groupby("component")["w"].var(ddof=1).mean()) for _, g in t.groupby("width")]
+    np.testing.assert_allclose(check.estimate.values, want, rtol=1e-12)
