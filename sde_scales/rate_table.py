@@ -124,8 +124,12 @@ def _by_replica(groups: list[list[np.ndarray]], labels: list[np.ndarray], xs, so
                                        f"numbers of rows ({names[np.argmin(counts)]} {counts.min()}, "
                                        f"{names[np.argmax(counts)]} {counts.max()}); give each replica the same "
                                        f"components, or --replica none to read every row as a replica")
-        for j, g in enumerate(groups):
-            arr = np.stack([g[k][lab == n] for n in names], axis=-1)  # (components, replicas)
+        blocks = [np.stack([g[k][lab == n] for n in names], axis=-1) for g in groups]  # (components, replicas)
+        # the replicas in one order whatever their labels (by their values, the first row first), so
+        # that runs renamed give the same interval as the bootstrap draws them by position
+        order = np.lexsort(np.concatenate(blocks, axis=0)[::-1])
+        for j, arr in enumerate(blocks):
+            arr = arr[:, order]
             out[j].append(arr[0] if arr.shape[0] == 1 else arr)
     return out
 
@@ -144,7 +148,7 @@ def _grouped(width: np.ndarray, columns: list[np.ndarray], source: str, need: in
                                    f"terms, and so for a PASS)")
     # rows that are replicas: in one order whatever the table's (by value), so that the bootstrap,
     # which draws them by position, gives the same interval for the same rows in any order. Rows that
-    # are components keep the table's order: their replicas are put in order by label
+    # are components keep the table's order: their replicas are put in order by value
     # (_by_replica), and within a replica the order says which component is which (the spread is
     # pooled over components compared across replicas; sorted by value, they would be order statistics)
     groups, rows = [[] for _ in columns], []

@@ -96,8 +96,8 @@ def test_bad_tables_are_refused_by_name_and_write_nothing(tmp_path, capsys, edit
 
 
 def test_curves_keep_each_seed_apart_and_order_the_steps():
-    """Rows in any order: each size's seeds become the rows of its loss matrix, steps sorted; the
-    step-0 row (the initial loss) is left out."""
+    """Rows in any order: each size's seeds become the rows of its loss matrix (``seeds`` names
+    them), steps sorted; the step-0 row (the initial loss) is left out."""
     df = ladder(3)
     extra = df.groupby(["size", "seed"]).head(1).assign(step=0, loss=9.0)
     curves = curves_from_table(pd.concat([extra, df]).sample(frac=1.0, random_state=1))
@@ -105,7 +105,7 @@ def test_curves_keep_each_seed_apart_and_order_the_steps():
     for c, (p, T) in zip(curves, SIZES):
         assert c.loss.shape == (3, 50) and c.steps[0] == T // 50 and c.steps[-1] == T
         want = df[(df["size"] == p) & (df.seed == 2)].sort_values("step").loss.to_numpy()
-        np.testing.assert_array_equal(c.loss[2], want)
+        np.testing.assert_array_equal(c.loss[c.seeds.index("2")], want)
     with pytest.raises(DataFileError, match="booleans"):
         curves_from_table(df.assign(loss=True))
 
@@ -116,7 +116,26 @@ def test_runs_named_by_text_are_seeds_too():
     df = ladder(3)
     named = df.assign(seed="run-" + df.seed.astype(str))
     curves = curves_from_table(named)
-    assert curves[0].seeds == ("run-0", "run-1", "run-2")
+    assert sorted(curves[0].seeds) == ["run-0", "run-1", "run-2"]
     np.testing.assert_array_equal(curves[0].loss, curves_from_table(df)[0].loss)
+    assert [s.split("-")[1] for s in curves[0].seeds] == list(curves_from_table(df)[0].seeds)
     with pytest.raises(DataFileError, match="row 4: no seed"):
         curves_from_table(named.assign(seed=named.seed.where(named.index != 4, None)))
+
+
+def test_renamed_runs_give_the_same_interval():
+    """The bootstrap draws seeds by position: ordered by their names, runs renamed (seed k called
+    ``r{11 - k}``) gave another interval. Ordered by their losses, the same runs give the same
+    numbers under any names."""
+    from sde_scales.analysis.collapse import collapse_stats, normalise
+
+    df = ladder(12)
+    renamed = df.assign(seed=df.seed.map(lambda k: f"r{11 - k:02d}"))
+    grid = np.linspace(0.2, 1.0, 41)
+    out = []
+    for t in (df, renamed):
+        curves = curves_from_table(t)
+        ells = normalise(curves, 1.0, grid)
+        out.append(collapse_stats(ells, grid, x0=0.2, widths=tuple(c.params for c in curves), n_boot=200,
+                                  seed=0))
+    assert out[0].ratio_ci == out[1].ratio_ci and out[0].ratio == out[1].ratio

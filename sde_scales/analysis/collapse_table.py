@@ -74,8 +74,12 @@ def curves_from_table(df, *, size: str = "size", seed: str = "seed", step: str =
             raise DataFileError(f"{source}, column {size!r}: size {ps:g} is not a whole number >= 1; give each model's "
                                 f"size as its parameter count (or width)")
         params = int(ps)
-        out.append(Curves(width=params, params=params, batch=1, steps=ref,
-                          loss=np.stack([per[sd][1] for sd in seeds]), seeds=tuple(seeds)))
+        # the seeds in one order whatever their names (by their losses, the first logged step first), so
+        # that renamed runs give the same interval as the bootstrap draws seeds by position
+        loss_rows = np.stack([per[sd][1] for sd in seeds])
+        order = np.lexsort(loss_rows.T[::-1])
+        out.append(Curves(width=params, params=params, batch=1, steps=ref, loss=loss_rows[order],
+                          seeds=tuple(seeds[order])))
     if len(out) < 2:
         raise InvalidArgumentError(f"{source}: {len(out)} size(s) in column {size!r}; a collapse compares at least "
                                    f"two (three for a verdict)")
