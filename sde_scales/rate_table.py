@@ -118,13 +118,16 @@ def _by_replica(groups: list[list[np.ndarray]], labels: list[np.ndarray], xs, so
     row. Refused where the replicas of a width hold different numbers of rows."""
     out = [[] for _ in groups]
     for k, (x, lab) in enumerate(zip(xs, labels)):
-        names, counts = np.unique(lab, return_counts=True)
+        names, inverse, counts = np.unique(lab, return_inverse=True, return_counts=True)
         if np.unique(counts).size > 1:
             raise InvalidArgumentError(f"{source}: at width {x:g} the replicas of column {column!r} hold different "
                                        f"numbers of rows ({names[np.argmin(counts)]} {counts.min()}, "
                                        f"{names[np.argmax(counts)]} {counts.max()}); give each replica the same "
                                        f"components, or --replica none to read every row as a replica")
-        blocks = [np.stack([g[k][lab == n] for n in names], axis=-1) for g in groups]  # (components, replicas)
+        # each replica's rows together, in the table's order (a stable sort by replica), as a row of
+        # (replicas, components), then turned to (components, replicas)
+        by = np.argsort(inverse, kind="stable")
+        blocks = [g[k][by].reshape(names.size, -1).T for g in groups]
         # the replicas in one order whatever their labels (by their values, the first row first), so
         # that runs renamed give the same interval as the bootstrap draws them by position
         order = np.lexsort(np.concatenate(blocks, axis=0)[::-1])
@@ -263,8 +266,8 @@ def check_rate(df, claim: RateClaim | str, *, reading: str = "fluctuation", widt
 
 
 def store_table(root, variable: str, *, param: str = "mup", lr: float | None = None, fraction: float = 1.0):
-    """The long table (``width``, ``replica``, ``value``) of ``variable`` in the run store at ``root``
-    (``sde-scales sweep --out``), read by :func:`sde_scales.analysis.width.width_samples`: the runs of
+    """The long table (columns ``width``, ``replica`` and ``variable``, its values) of ``variable`` in
+    the run store at ``root`` (``sde-scales sweep --out``), read by :func:`sde_scales.analysis.width.width_samples`: the runs of
     ``param`` at ``lr`` (None: the store's one learning rate of ``param``), finished runs only, at
     the last logged step at or before ``fraction`` of training. A run is a replica (labelled by its
     seed, which the runs of one width and learning rate do not share); a micro-variable's tracked
@@ -287,7 +290,7 @@ def store_table(root, variable: str, *, param: str = "mup", lr: float | None = N
     for w, a, ids in zip(ws.widths, ws.samples, ws.run_ids):
         a = np.atleast_2d(a)  # (tracked weights, runs); a macro-variable is one row of runs
         seeds = np.array([seed_of[r] for r in ids])
-        frames.append(pd.DataFrame({"width": w, "replica": np.tile(seeds, a.shape[0]), "value": a.ravel()}))
+        frames.append(pd.DataFrame({"width": w, "replica": np.tile(seeds, a.shape[0]), variable: a.ravel()}))
     if not frames:
         raise InvalidArgumentError(f"--store {root}: no finished {param} run at lr {ws.lr:g} (every run diverged: "
                                    f"{sum(ws.diverged)})")
@@ -356,8 +359,7 @@ def run_rate(args) -> int:
                                        f"widths, runs and --variable: leave {'them' if len(named) > 1 else 'it'} out")
         df, ws = store_table(store, args.variable, param=args.param or "mup", lr=args.lr,
                              fraction=1.0 if args.fraction is None else args.fraction)
-        source, args.width, args.value, args.replica = str(store), "width", args.variable, "replica"
-        df = df.rename(columns={"value": args.variable})
+        source, width, value, replica = str(store), "width", args.variable, "replica"
         from_store = {"store": str(store), "variable": args.variable, "scale": ws.scale,
                       "description": ws.description, "param": ws.param, "lr": ws.lr, "fraction": ws.fraction,
                       "steps": dict(zip(map(str, ws.widths), ws.steps)), "diverged_left_out": int(sum(ws.diverged))}
@@ -371,12 +373,13 @@ def run_rate(args) -> int:
                 raise InvalidArgumentError(f"{flag} selects from a run store; it needs --store DIR (a TABLE's "
                                            f"columns are named with --width, --value and --replica)")
         df, source = read_table(args.table), str(args.table)
-    check = check_rate(df, claim, reading=args.reading, width=args.width, value=args.value, minus=args.minus,
+        width, value, replica = args.width, args.value, args.replica
+    check = check_rate(df, claim, reading=args.reading, width=width, value=value, minus=args.minus,
                        reference=args.reference, confidence=args.confidence, n_resamples=args.resamples,
-                       seed=args.seed, source=source, replica=args.replica)
-    print(format_check(check, args.value, args.minus))
+                       seed=args.seed, source=source, replica=replica)
+    print(format_check(check, value, args.minus))
     doc = dict(check.to_dict(), file=None if store else str(args.table), store=from_store,
-               columns={"width": args.width, "value": args.value, "minus": args.minus},
+               columns={"width": width, "value": value, "minus": args.minus},
                reference=args.reference, seed=args.seed, resamples=args.resamples)
     if args.json:
         print(f"JSON: {write_json_atomic(args.json, doc)}")
@@ -384,10 +387,10 @@ def run_rate(args) -> int:
         from sde_scales.plots import rate_plot, save_figure
 
         est = check.estimate
-        label = {"fluctuation": f"sd of {args.value}", "bias": f"|mean of {args.value} - reference|",
-                 "mean": f"mean of {args.value}", "values": args.value}[check.reading]
+        label = {"fluctuation": f"sd of {value}", "bias": f"|mean of {value} - reference|",
+                 "mean": f"mean of {value}", "values": value}[check.reading]
         if args.minus is not None:
-            label = f"sd({args.value}) / sd({args.minus})"
+            label = f"sd({value}) / sd({args.minus})"
         fig = rate_plot([(est, label)], predicted=claim.exponent, predicted_label=f"claimed: {claim.statement}",
                         ylabel=label, title=f"{claim.statement}: {check.verdict.verdict.value}")
         print(f"plot: {save_figure(fig, args.plot)}")

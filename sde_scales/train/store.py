@@ -65,7 +65,7 @@ class RunStore:
             raise InvalidArgumentError(f"--store {root}: no run store there (expected {root}/runs); make one with "
                                        f"`sde-scales sweep --out {root}`")
         store = cls(root, quiet=quiet)
-        if need_runs and store.runs().empty:
+        if need_runs and not store.finished():  # checked runs, not yet read into one table
             raise InvalidArgumentError(f"--store {root}: the store has no finished runs")
         return store
 
