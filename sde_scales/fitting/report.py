@@ -1089,6 +1089,17 @@ def run_fit_delay(args) -> int:
     else:
         laws = [make_law(n, args.kernel, args.time, level) for n in (LAW_CHOICES if args.compare else (args.law,))]
     docs, results = [], []
+
+    def keep(key, res, doc: dict, extra: dict) -> None:
+        """One law's (or the mean's) forecasts made, its document and result kept, its rows printed."""
+        forecast_into(doc, extra, res, fspecs, every)
+        docs.append(doc)
+        results.append((key, res, extra))
+        print(format_rows(doc))
+        if extra["forecasts"]:
+            print(format_forecasts(doc["law"], extra["forecasts"], extra["forecast_differences"]))
+        print()
+
     if auto is not None and auto["undecided"]:
         doc, extra = avg_doc, avg_extra
         # what was asked of one law and is not done for a mean: said in the output and the JSON
@@ -1098,25 +1109,13 @@ def run_fit_delay(args) -> int:
         doc["warnings"] = sorted(set(doc["warnings"]) | {
             f"{flag} {why}; it is not applied to the mean of {len(avg.labels)} laws that --law auto predicts with "
             f"(run the law of your choice with --law/--kernel/--time to have it)" for flag, why in skipped})
-        forecast_into(doc, extra, avg, fspecs, every)
-        docs.append(doc)
-        results.append((avg, avg, extra))
-        print(format_rows(doc))
-        if extra["forecasts"]:
-            print(format_forecasts(doc["law"], extra["forecasts"], extra["forecast_differences"]))
-        print()
+        keep(avg, avg, doc, extra)
     for law in laws:
         doc, res, extra = run_law(law, fit_curves, predict_curves, skip_steps=args.skip_steps,
                                   smooth_steps=args.smooth_steps, shared_noise=args.shared_noise,
                                   profile=args.profile, max_evaluations=max_evaluations,
                                   one_drop_hint=ONE_DROP_HINT if auto is None else AUTO_DROP_HINT)
-        forecast_into(doc, extra, res, fspecs, every)
-        docs.append(doc)
-        results.append((law, res, extra))
-        print(format_rows(doc))
-        if extra["forecasts"]:
-            print(format_forecasts(doc["law"], extra["forecasts"], extra["forecast_differences"]))
-        print()
+        keep(law, res, doc, extra)
     if args.compare:
         print(f"{'law':30s} {'fit s':>6s} {'cool_rmse':>9s} {'|final|':>8s} {'pred_sd':>8s} {'in 95%':>6s}   "
               f"(with shared-noise correction)")
