@@ -124,7 +124,7 @@ def family_splits(family: str, protocol: str, lm_folder: str | None, shared: Pat
 
     if family in LM_FAMILIES:
         sys.path.insert(0, str(Path(__file__).parent))
-        from fit_lm_family import SCHEDULES, family_schedules, family_scoring, read_curves
+        from fit_lm_family import SCHEDULES, family_protocols, family_schedules, family_scoring, read_curves
 
         folder, steps, peak = LM_FAMILIES[family]
         folder = (Path(lm_folder) if lm_folder else Path(__file__).parents[1] / folder) / "curves"
@@ -140,11 +140,7 @@ def family_splits(family: str, protocol: str, lm_folder: str | None, shared: Pat
                 paths[k] = found[-1]
             curves.update({(s, k): c for k, c in read_curves(paths, scheds, f"seed{s}").items()})
         skip, window = family_scoring(steps)
-        if protocol == "single":
-            return [([curves[(s, "cos10")]], curves[(s, k)]) for s in (0, 1) for k in SCHEDULES
-                    if k.startswith("wsd")], skip, window
-        return [([curves[(s, o)] for o in SCHEDULES if o != k], curves[(s, k)]) for s in (0, 1)
-                for k in SCHEDULES], skip, window
+        return family_protocols(curves, (0, 1))["single-cosine" if protocol == "single" else "loso"], skip, window
     if protocol != "loso":
         raise ValueError(f"--protocol {protocol}: the shared families here have loso only")
     pattern = {"s210": "210m_*.csv", "s124": "124m_*_lr1e-3.csv"}[family]

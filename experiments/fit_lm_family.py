@@ -88,6 +88,17 @@ def family_scoring(steps: int) -> tuple[int, int]:
     return int(0.025 * steps), int(round(1000 * steps / 34000))
 
 
+def family_protocols(curves: dict, seeds) -> dict:
+    """The protocols' splits (fitted curves, held-out curve) of a family's ``curves`` ((seed,
+    schedule) -> curve): ``single-cosine``, the cosine run alone predicting each WSD run of its
+    seed; ``loso``, each run of a seed predicted from the seed's other runs."""
+    wsd = [k for k in SCHEDULES if k.startswith("wsd")]
+    return {
+        "single-cosine": [([curves[(s, "cos10")]], curves[(s, k)]) for s in seeds for k in wsd],
+        "loso": [([curves[(s, o)] for o in SCHEDULES if o != k], curves[(s, k)]) for s in seeds for k in SCHEDULES],
+    }
+
+
 def read_curves(paths: dict, scheds: dict, seed_label: str) -> dict:
     """The curves of ``paths`` (schedule name -> CSV file in the shared ``step,lr,loss`` format), each
     with its per-step schedule from ``scheds`` attached (the rate at step n repeats the last
@@ -193,12 +204,7 @@ def main(argv=None) -> int:
 
     from fit_trained_family import measure_protocols  # this folder's script: the same table and comparisons
 
-    wsd = [k for k in SCHEDULES if k.startswith("wsd")]
-    seeds = range(spec["seeds"])
-    protocols = {
-        "single-cosine": [([curves[(s, "cos10")]], curves[(s, k)]) for s in seeds for k in wsd],
-        "loso": [([curves[(s, o)] for o in SCHEDULES if o != k], curves[(s, k)]) for s in seeds for k in SCHEDULES],
-    }
+    protocols = family_protocols(curves, range(spec["seeds"]))
     shape = _shape(curves, spec["seeds"])
     print(f"family shape (means over seeds of the last 5% of rows): constant {shape['constant_final']:.4f}, "
           f"cos10 {shape['cos10_final']:.4f}, wsd-lin0.2 {shape['wsd-lin0.2_final']:.4f} nats")
