@@ -99,6 +99,9 @@ def rule_predictions(fits: list[dict], candidates) -> tuple[dict, dict]:
     from sde_scales.fitting.report import _undecided, make_law
 
     ok = [k for k, r in enumerate(fits) if r["full"] is not None and all(f is not None for f in r["folds"])]
+    if not ok:
+        raise ValueError("no candidate could be fitted in every fold and to all the fitted curves of this split: no "
+                         "rule has a law to predict with")
     labels = {k: make_law(*candidates[k]).label for k in ok}
     n_folds = len(fits[ok[0]]["folds"])
     rmse = {k: [float(np.sqrt(np.mean((fits[k]["folds"][f][0] - fits[k]["folds"][f][1]) ** 2)))

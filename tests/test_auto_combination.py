@@ -58,6 +58,10 @@ def test_a_candidate_that_failed_a_fold_takes_no_part():
     preds, weights = rule_predictions(fits, CANDS)
     assert np.all(preds["pick"] == 1.0) and "kernel(exp, area)" not in preds
     assert all("kernel(exp, area)" not in w for w in weights.values())
+    for f in fits:
+        f["full"] = None  # no candidate fitted to all the curves: refused, not an IndexError
+    with pytest.raises(ValueError, match="no candidate could be fitted"):
+        rule_predictions(fits, CANDS)
 
 
 def test_help_and_a_family_without_curves_are_answered(tmp_path):
