@@ -79,7 +79,7 @@ import numpy as np
 from scipy import stats
 
 from sde_scales.errors import InvalidArgumentError
-from sde_scales.validation import is_whole
+from sde_scales.validation import MAGNITUDE_LIMITS, is_whole, out_of_range
 from sde_scales.verdicts import Verdict
 
 __all__ = [
@@ -355,6 +355,12 @@ def _check_grid(x, samples, max_ndim: int = 2) -> tuple[np.ndarray, list[np.ndar
             raise InvalidArgumentError(f"width {n:g} has {s.shape[-1]} replicas; need at least 3")
         if not np.all(np.isfinite(s)):
             raise InvalidArgumentError(f"width {n:g} has non-finite replicas; drop diverged runs first")
+        far = out_of_range(s)
+        if far.any():
+            raise InvalidArgumentError(f"width {n:g}: value {s[far].flat[0]:.6g} is outside the magnitudes "
+                                       f"{MAGNITUDE_LIMITS[0]:g} to {MAGNITUDE_LIMITS[1]:g} within which spreads and "
+                                       f"means are finite, non-zero doubles; rescale the values (an exponent does "
+                                       f"not depend on the unit) or drop a corrupt one")
         out.append(s)
     return x, out
 
@@ -367,6 +373,16 @@ def _pooled_sd(s: np.ndarray, ix) -> np.ndarray:
     return np.sqrt(v.mean(axis=0))
 
 
+def _spreads(x: np.ndarray, samples, what: str = "") -> np.ndarray:
+    """Each width's spread over its replicas; a width without spread is refused (its log is -inf)."""
+    sd = np.array([_pooled_sd(s, np.arange(s.shape[-1])) for s in samples])
+    if np.any(sd <= 0):
+        k = int(np.argmin(sd))
+        raise InvalidArgumentError(f"width {x[k]:g} has zero spread over its replicas{what}; the fluctuation exponent "
+                                   f"is undefined")
+    return sd
+
+
 def fluctuation_exponent(widths, samples, *, confidence: float = 0.95, n_resamples: int = 2000,
                          seed: int = 0) -> ExponentEstimate:
     """Exponent of the standard deviation over replicas against width.
@@ -374,11 +390,7 @@ def fluctuation_exponent(widths, samples, *, confidence: float = 0.95, n_resampl
     ``samples[k]`` is ``(R,)`` or ``(J, R)``: J exchangeable components of each replica (pooled:
     the spread is the root mean of their variances; a replica is resampled with all of them)."""
     x, samples = _check_grid(widths, samples)
-    sd = np.array([_pooled_sd(s, np.arange(s.shape[-1])) for s in samples])
-    if np.any(sd <= 0):
-        k = int(np.argmin(sd))
-        raise InvalidArgumentError(f"width {x[k]:g} has zero spread over its replicas; the fluctuation exponent "
-                                   f"is undefined")
+    sd = _spreads(x, samples)
 
     def log_values(*ii):
         # a resample of few replicas can repeat one value (sd 0): floor the log so the slope is
@@ -434,6 +446,11 @@ def bias_exponent(widths, samples, reference, *, confidence: float = 0.95, n_res
     idx = [np.arange(s.shape[-1]) for s in samples]
     m0 = means(*idx)
     bias = np.abs(m0 - ref_fn(m0))[keep]
+    if np.any(bias == 0):
+        raise InvalidArgumentError("the replicas' mean equals the reference exactly at width(s) "
+                                   + ", ".join(f"{n:g}" for n in x[keep][bias == 0])
+                                   + ": a bias of 0 has no logarithm, so no exponent (are the values constant, or "
+                                   "is the reference one of the widths' own means?)")
     err = np.array([s.std(ddof=1) / np.sqrt(s.size) for s in samples])[keep]
     notes = [f"reference: {ref_text}"] if isinstance(reference, str) else []
     unresolved = bias < 2 * err
@@ -454,6 +471,8 @@ def exponent_difference(widths, samples_a, samples_b, *, confidence: float = 0.9
     for n, a, b in zip(x, sa, sb):
         if a.shape[-1] != b.shape[-1]:
             raise InvalidArgumentError(f"width {n:g}: {a.shape[-1]} and {b.shape[-1]} replicas; pair them one to one")
+    _spreads(x, sa, " in the first quantity")
+    _spreads(x, sb, " in the second quantity (the one subtracted)")
 
     def log_values(*ii):
         return np.stack([np.log(np.maximum(_pooled_sd(a, i), _TINY)) - np.log(np.maximum(_pooled_sd(b, i), _TINY))

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from sde_scales.errors import DataFileError
+from sde_scales.validation import MAGNITUDE_LIMITS, out_of_range
 
 __all__ = ["label_column", "numeric_column", "read_table"]
 
@@ -52,6 +53,14 @@ def numeric_column(df, name: str, source: str, *, flag: str, what: str, hint: st
         i = int(np.argmax(bad))
         raise DataFileError(f"{source}, column {name!r}, row {i}: {what} {v[i]} is not finite{hint}; fix or drop the "
                             f"row")
+    out = out_of_range(v)
+    if out.any():
+        i = int(np.argmax(out))
+        raise DataFileError(f"{source}, column {name!r}, row {i}: {what} {v[i]:.6g} is outside the magnitudes "
+                            f"{MAGNITUDE_LIMITS[0]:g} to {MAGNITUDE_LIMITS[1]:g} within which its square and the "
+                            f"spreads and means computed from it are finite, non-zero doubles: a corrupt row (fix or "
+                            f"drop it), or a column in a unit that puts it there (rescale the column: an exponent "
+                            f"does not depend on the unit)")
     return v
 
 

@@ -6,7 +6,8 @@ import numpy as np
 
 from sde_scales.errors import InvalidArgumentError
 
-__all__ = ["available_memory", "check_memory", "is_integral", "is_whole", "same_value"]
+__all__ = ["MAGNITUDE_LIMITS", "available_memory", "check_memory", "is_integral", "is_whole", "out_of_range",
+           "same_value"]
 
 
 def is_whole(value, low: int = 0) -> bool:
@@ -56,3 +57,14 @@ def check_memory(nbytes: float, what: str, fix: str) -> None:
     free = available_memory()
     if free is not None and nbytes > free:
         raise InvalidArgumentError(f"{what} need {nbytes / 2**30:.3g} GiB and {free / 2**30:.3g} GiB is available; {fix}")
+
+
+#: Magnitudes a measured value may have (zero apart): beyond them its square over- or underflows a
+#: double (1.8e308, 2.2e-308 normal), and a spread or mean computed from such values is inf or 0.
+MAGNITUDE_LIMITS = (1e-150, 1e150)
+
+
+def out_of_range(v: np.ndarray) -> np.ndarray:
+    """Where a finite ``v`` lies outside :data:`MAGNITUDE_LIMITS` in magnitude (zero is in range)."""
+    a = np.abs(np.asarray(v, dtype=float))
+    return (a > MAGNITUDE_LIMITS[1]) | ((a > 0) & (a < MAGNITUDE_LIMITS[0]))

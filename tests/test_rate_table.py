@@ -127,6 +127,10 @@ def test_rate_command_prints_writes_strict_json_and_gates(tmp_path, table, capsy
     (lambda d: d, ["--reading", "bias", "--reference", "zero"], "--reference 'zero'"),
     (lambda d: d, ["--reading", "values"], "one exact value per width"),
     (lambda d: d.assign(x=-d["a"]), ["--reading", "mean"], "needs a positive quantity"),
+    (lambda d: d.assign(x=d["x"].where(d.index != 3, 1e300)), [], "row 3: value 1e+300 is outside the magnitudes"),
+    (lambda d: d.assign(x=d["x"] * 1e-200), [], "row 0: value"),
+    (lambda d: d.assign(x=0.0), ["--reading", "bias", "--reference", "0"], "equals the reference exactly"),
+    (lambda d: d.assign(y=1.0), ["--claim", "separation:-1/2", "--minus", "y"], "zero spread"),
     (lambda d: d, ["--confidence", "1.5"], "confidence"),
 ])
 def test_bad_tables_and_options_are_refused_by_name_and_write_nothing(tmp_path, table, capsys, edit, extra, said):

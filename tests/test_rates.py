@@ -425,15 +425,42 @@ def test_bad_verdict_and_estimator_arguments_are_refused_by_name():
         exponent_from_values(x[::-1], x**-0.5)
 
 
+def test_values_whose_squares_leave_the_double_range_and_quantities_without_spread_are_refused():
+    """Values of 1e-200 gave "zero spread" (their squares underflow to 0) and one of 1e300 an
+    exponent of -200 with an overflow warning; a second quantity without spread gave a
+    separation interval from its floored log (1e-300), not an error."""
+    x = np.array([64.0, 128, 256, 512])
+    good = gaussian_replicas(-0.5, 12, seed=4, widths=x)
+    for scale in (1e-200, 1e200):
+        with pytest.raises(InvalidArgumentError, match="outside the magnitudes 1e-150 to 1e.150"):
+            fluctuation_exponent(x, [s * scale for s in good], n_resamples=200)
+    # at 1e-140 (inside the limits) the exponent is the unscaled one: the unit does not matter
+    a = fluctuation_exponent(x, good, n_resamples=200)
+    b = fluctuation_exponent(x, [s * 1e-140 for s in good], n_resamples=200)
+    assert b.exponent == pytest.approx(a.exponent, abs=1e-9)
+    flat = [np.ones(12) for _ in x]
+    with pytest.raises(InvalidArgumentError, match="zero spread .* in the second quantity"):
+        exponent_difference(x, good, flat, n_resamples=200)
+    with pytest.raises(InvalidArgumentError, match="zero spread .* in the first quantity"):
+        exponent_difference(x, flat, good, n_resamples=200)
+
+
 def test_rate_plot_says_which_points_a_log_axis_cannot_show():
-    """A bias of exactly 0 at one width was left out of the figure with nothing said."""
+    """A bias of exactly 0 at one width was left out of the figure with nothing said. (The bias
+    reading now refuses such a bias, whose log is -inf; an estimate built by hand can still hold
+    one, and the figure still says so.)"""
+    import dataclasses
+
     from sde_scales.plots import rate_plot
 
     samples = gaussian_replicas(-0.5, 40, seed=3, mean=lambda n: n**-1.0)
     means = np.array([s.mean() for s in samples])
     ref = np.zeros(WIDTHS.size)
     ref[2] = means[2]  # the mean at n = 256 is its reference: a bias of exactly 0 there
-    est = bias_exponent(WIDTHS, samples, ref, n_resamples=200)
+    with pytest.raises(InvalidArgumentError, match="equals the reference exactly at width.s. 256: a bias of 0"):
+        bias_exponent(WIDTHS, samples, ref, n_resamples=200)
+    clean = bias_exponent(WIDTHS, samples, 0.0, n_resamples=200)
+    est = dataclasses.replace(clean, values=np.where(np.arange(WIDTHS.size) == 2, 0.0, clean.values))
     assert est.values[2] == 0 and np.all(est.values[[0, 1, 3, 4, 5]] > 0)
     with pytest.warns(UserWarning, match="n = 256: 0"):
         fig = rate_plot(est)
@@ -441,7 +468,6 @@ def test_rate_plot_says_which_points_a_log_axis_cannot_show():
     assert any("1 of 6 points <= 0 or not finite, not drawn" in t for t in labels), labels
     drawn = fig.axes[0].containers[0].lines[0].get_xdata()
     assert sorted(drawn) == [64, 128, 512, 1024, 2048]
-    clean = bias_exponent(WIDTHS, samples, 0.0, n_resamples=200)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fig = rate_plot(clean)
