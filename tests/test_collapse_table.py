@@ -75,6 +75,12 @@ def test_a_wrong_L0_breaks_the_collapse(tmp_path):
     (lambda d: d.assign(size=d["size"].where(d["size"] != 1000, 1000.5)), [], "size 1000.5 is not a whole number"),
     (lambda d: d[d["size"] == 1000], [], "1 size(s)"),
     (lambda d: d.rename(columns={"loss": "train_loss"}), [], "no column 'loss'"),
+    (lambda d: d, ["--L0", "1.2"], "size 4,000: final loss"),  # it said "width" of the user's sizes
+    # a negative step was dropped with the initial loss, and reported as seeds with other steps
+    (lambda d: d.assign(step=d["step"].where(d.index != 5, -3)), [], "row 5: step -3 is not a non-negative whole"),
+    (lambda d: d.assign(step=d["step"] + 0.5), [], "row 0: step"),
+    # one seed per size: sigma was NaN and the verdict INCONCLUSIVE, "identical seeds?"
+    (lambda d: d[d.seed == 0], [], "size 1,000 has 1 seed"),
     (lambda d: d, ["--L0", "1.2"], "is not above L0 = 1.2"),
     (lambda d: d[d.step >= d.groupby("size").step.transform("max") * 0.3], [], "after --x0 0.2"),
     (lambda d: d, ["--x0", "1.0"], "--x0 1.0"),

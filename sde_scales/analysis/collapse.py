@@ -92,6 +92,12 @@ class Curves:
     def n_seeds(self) -> int:
         return int(self.loss.shape[0])
 
+    @property
+    def label(self) -> str:
+        """How errors name this size: ``width W`` for a ladder of widths (parameters counted from
+        it), ``size P`` where the size was given as such (a user's table)."""
+        return f"size {self.params:,}" if self.params == self.width else f"width {self.width}"
+
     def resampled(self, idx) -> "Curves":
         return Curves(self.width, self.params, self.batch, self.steps, self.loss[idx], self.seeds)
 
@@ -426,11 +432,11 @@ def normalise(curves: list[Curves], L0: float, grid) -> list[np.ndarray]:
     for cv in curves:
         fin = float(cv.loss[:, -1].mean())
         if not fin > L0:
-            raise InvalidArgumentError(f"width {cv.width}: final loss {fin:.4g} is not above L0 = {L0:.4g}; the "
+            raise InvalidArgumentError(f"{cv.label}: final loss {fin:.4g} is not above L0 = {L0:.4g}; the "
                                        f"normalised loss is undefined (check L0 or the runs)")
         xs = np.asarray(cv.steps, float) / float(cv.steps[-1])
         if x.min() < xs[0] - 1e-12:
-            raise InvalidArgumentError(f"width {cv.width}: the grid starts at x = {x.min():g}, before the first logged "
+            raise InvalidArgumentError(f"{cv.label}: the grid starts at x = {x.min():g}, before the first logged "
                                        f"point x = {xs[0]:.3g}; start the grid later or log more often")
         out.append(np.stack([np.interp(x, xs, (row - L0) / (fin - L0)) for row in cv.loss]))
     return out
@@ -485,6 +491,12 @@ def collapse_stats(ells: list[np.ndarray], grid, *, x0: float = 0.2, widths=(), 
     win = x >= x0
     if not win.any():
         raise InvalidArgumentError(f"x0 = {x0} leaves no grid point in [x0, 1]")
+    names = [f"size {w:,}" for w in widths] if len(widths) == len(ells) else [f"curves {k}" for k in range(len(ells))]
+    few = [(w, int(e.shape[0])) for w, e in zip(names, ells) if e.shape[0] < 2]
+    if few:
+        raise InvalidArgumentError(", ".join(f"{w} has {k} seed" for w, k in few) + "; the seed noise "
+                                   f"sigma(x) is a standard deviation over a size's seeds and needs at least two "
+                                   f"(a verdict {min_seeds})")
     delta, sigma = _stats(ells)
     with np.errstate(divide="ignore", invalid="ignore"):
         r = float(np.max(delta[win] / sigma[win]))

@@ -35,12 +35,18 @@ def curves_from_table(df, *, size: str = "size", seed: str = "seed", step: str =
                       source: str = "table") -> list[Curves]:
     """One :class:`~sde_scales.analysis.collapse.Curves` per size, its seeds' losses at the steps
     they all logged. Refused, naming the size and seed: seeds of one size that did not log the
-    same steps (their horizons differ, or a run stopped early), a step logged twice by one run,
-    steps at or below 0 (the initial loss is left out: no normalisation reaches x = 0)."""
+    same steps (their horizons differ, or a run stopped early), a step logged twice by one run, a
+    negative or fractional step (naming the row). Rows at step 0 are left out (the initial loss:
+    no normalisation reaches x = 0)."""
     p = _numbers(df, size, source, "size")
     s = label_column(df, seed, source, flag="--seed-column", what="seed")  # a seed number or a run's name
     t = _numbers(df, step, source, "step")
     y = _numbers(df, loss, source, "loss")
+    bad = (t < 0) | (t != np.round(t))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise DataFileError(f"{source}, column {step!r}, row {i}: step {t[i]:g} is not a non-negative whole number; "
+                            f"fix or drop the row")
     keep = t > 0
     out = []
     for ps in np.unique(p):
