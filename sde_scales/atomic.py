@@ -16,7 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["STDOUT", "atomic_path", "file_mode", "strict_json", "write_json_atomic", "write_text_atomic"]
+__all__ = ["STDOUT", "atomic_path", "check_writable", "file_mode", "strict_json", "unwritable", "write_json_atomic",
+           "write_text_atomic"]
 
 
 def _umask() -> int:
@@ -48,9 +49,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path to write to; on success it is renamed to ``path``, with the
     permissions of :func:`file_mode`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # created exclusively (O_EXCL, a fresh random name): never an existing file or a planted link
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # created exclusively (O_EXCL, a fresh random name): never an existing file or a planted link
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+    except OSError as exc:
+        raise unwritable(path, exc) from None
     os.close(fd)
     tmp = Path(name)
     try:
@@ -59,6 +63,34 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def unwritable(path: Path, exc: OSError):
+    """The error for an output ``path`` that cannot be written (a read-only or virtual file
+    system, a folder without write permission): it names the path and the system's reason."""
+    from sde_scales.errors import DataFileError
+
+    return DataFileError(f"{path}: cannot be written (creating a file in {Path(exc.filename).parent if exc.filename else path.parent} "
+                         f"failed: {exc.strerror or type(exc).__name__}); give a path in a folder you can write to")
+
+
+def check_writable(path: str | Path, *, folder: bool = False) -> None:
+    """Refuse, before any work, an output ``path`` whose folder (or the nearest existing folder
+    above it, where it is to be created) does not take a new file: a hidden file is created there
+    and removed at once. A result computed for an hour was lost to the traceback at its end.
+    ``folder``: ``path`` is an output folder, whose files are written in it."""
+    path = Path(path)
+    folder = path if folder else path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        return  # a file on the way: the caller says so in its own words
+    try:
+        fd, name = tempfile.mkstemp(dir=folder, prefix=f".{path.stem}.", suffix=".probe")
+    except OSError as exc:
+        raise unwritable(path, exc) from None
+    os.close(fd)
+    os.unlink(name)
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:

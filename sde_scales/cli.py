@@ -661,6 +661,7 @@ def _check_outputs(args) -> None:
     run in a traceback, its results lost."""
     from pathlib import Path
 
+    from sde_scales.atomic import check_writable
     from sde_scales.errors import InvalidArgumentError
 
     for flag in ("json", "plot"):
@@ -673,6 +674,7 @@ def _check_outputs(args) -> None:
                                        f"{p / ('results.json' if flag == 'json' else 'plot.png')}")
         if _file_on_the_way(p):
             raise InvalidArgumentError(f"--{flag} {value}: a part of the path before its file name is a file")
+        check_writable(p)
         if flag == "plot" and p.suffix:
             from matplotlib.figure import Figure
 
@@ -686,6 +688,7 @@ def _check_outputs(args) -> None:
             why = _not_a_folder(value)
             if why:
                 raise InvalidArgumentError(f"--{flag.replace('_', '-')} {value} {why}")
+            check_writable(value, folder=True)
 
 
 def _file_on_the_way(path) -> bool:
@@ -712,9 +715,16 @@ def output_folder(value: str) -> str:
     finished run in a traceback."""
     import argparse
 
+    from sde_scales.atomic import check_writable
+    from sde_scales.errors import DataFileError
+
     why = _not_a_folder(value)
     if why:
         raise argparse.ArgumentTypeError(f"{value} {why}")
+    try:
+        check_writable(value, folder=True)
+    except DataFileError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     return value
 
 

@@ -299,3 +299,16 @@ def test_experiments_refuse_an_output_folder_that_is_a_file(tmp_path, script):
         r = subprocess.run([sys.executable, str(script), "--out", str(out)], capture_output=True, text=True,
                            timeout=120)
         assert r.returncode == 2 and "argument --out" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_an_output_folder_that_takes_no_file_is_refused_by_the_experiments_type(tmp_path):
+    """``--out /proc/x`` passed argparse and ended the experiment, after its work, in mkstemp's
+    traceback; the type now tries a file in the nearest existing folder first."""
+    import argparse
+
+    from sde_scales.cli import output_folder
+
+    with pytest.raises(argparse.ArgumentTypeError, match="/proc/sde-scales: cannot be written"):
+        output_folder("/proc/sde-scales")
+    assert output_folder(str(tmp_path / "new")) == str(tmp_path / "new")
+    assert list(tmp_path.iterdir()) == []  # the probe left nothing and created no folder

@@ -31,6 +31,22 @@ def test_clean_store_checks_out_and_leaves_no_temporaries(store):
     assert not (root / "damaged").exists()
 
 
+def test_a_path_that_takes_no_file_is_a_data_file_error_and_the_probe_leaves_nothing(tmp_path):
+    """Writing under /proc (no new file there, for any user) ended in mkstemp's FileNotFoundError
+    traceback; it is now an error that names the path. The up-front check leaves no file behind
+    where the folder is writable, and creates no folder."""
+    from sde_scales.atomic import check_writable, write_json_atomic
+    from sde_scales.errors import DataFileError
+
+    with pytest.raises(DataFileError, match="/proc/sde-scales/x.json: cannot be written .creating a file in /proc"):
+        write_json_atomic("/proc/sde-scales/x.json", {"a": 1})
+    with pytest.raises(DataFileError, match="cannot be written"):
+        check_writable("/proc/x.json")
+    check_writable(tmp_path / "new" / "deeper" / "x.json")
+    check_writable(tmp_path / "out", folder=True)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_written_files_get_the_umask_permissions_not_mkstemps(tmp_path):
     """Atomic writes go through mkstemp, which creates files 0o600: every run-store file, figure
     and JSON file was readable by its owner alone, whatever the umask. They now get 0o666 less the

@@ -341,6 +341,9 @@ def test_a_store_mixing_two_configurations_is_refused_not_pooled(tmp_path):
     (["verify", "--symbolic-only", "--plots", "{tmp}/f.txt"], "--plots {tmp}/f.txt is a file"),
     (["converge", "--paths", "40", "--plot", "{tmp}/c.txt"], "matplotlib cannot write '.txt' files"),
     (["theory", "table", "--param", "mup", "--json", "{tmp}/f.txt/t.json"], "a part of the path before its file name is a file"),
+    # a file system that takes no new file (/proc on Linux, for every user): a traceback at the end of the run
+    (["converge", "--paths", "40", "--json", "/proc/sde-scales/c.json"], "/proc/sde-scales/c.json: cannot be written"),
+    (["verify", "--symbolic-only", "--plots", "/proc/sde-scales-figures"], "/proc/sde-scales-figures: cannot be written"),
     # selections that leave nothing, or contradict each other: symbolic rows instead of the training ones asked
     # for, or "0 of N claims hold" with exit 0
     (["verify", "--symbolic-only", "--kinds", "training"], "--symbolic-only and --kinds training contradict"),
