@@ -99,6 +99,8 @@ def test_toml_grid_is_typed(tmp_path):
     # a step that overflows: no exponent of the change exists (it was a traceback, then a message about runs)
     (["coordcheck", "--param", "mup", "--lr", "1e20", "--widths", "8,16,32", "--seeds", "3"], "networks of width 8 diverged"),
     (["sweep", "--widths", "16", "--lrs", "1e300", "--out", "{tmp}/s"], "lr=1e+300"),
+    # it also printed "sweep stopped: 0 runs ... run the same command again to resume"
+    (["sweep", "--widths", "16", "--device", "tpu", "--out", "{tmp}/s"], "device='tpu'"),
     (["sweep", "--widths", "16", "--base-width", "-1", "--out", "{tmp}/s"], "base_width=-1"),
     (["sweep", "--widths", "16", "--checkpoint-every", "-1", "--out", "{tmp}/s"], "checkpoint_every=-1"),
     (["sweep", "--widths", "16", "--checkpoint-every", "inf", "--out", "{tmp}/s"], "checkpoint_every=inf"),
@@ -110,7 +112,7 @@ def test_cli_bad_flags_exit_2_without_traceback(tmp_path, argv, msg):
     res = subprocess.run([sys.executable, "-m", "sde_scales.cli", *args, "--no-progress"] if argv[0] == "sweep"
                          else [sys.executable, "-m", "sde_scales.cli", *args], capture_output=True, text=True)
     assert res.returncode == 2, res.stderr
-    assert msg in res.stderr and "Traceback" not in res.stderr
+    assert msg in res.stderr and "Traceback" not in res.stderr and "sweep stopped" not in res.stderr
     assert not (tmp_path / "s" / "runs").exists() or not any((tmp_path / "s" / "runs").iterdir())
 
 

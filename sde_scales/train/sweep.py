@@ -30,7 +30,7 @@ from collections import OrderedDict
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 
-from sde_scales.errors import InvalidArgumentError
+from sde_scales.errors import InvalidArgumentError, SDEScalesError
 from sde_scales.train.store import RunStore
 from sde_scales.train.trainer import RunConfig, resolve_device, train_stack
 
@@ -158,14 +158,20 @@ def run_sweep(configs: list[RunConfig], store_root: str, *, executor: str = "loc
         raise ValueError(f"executor={executor!r}; use local, process or dask")
     # one SIGTERM handler for every executor, installed before the store is touched or any worker or
     # cluster starts: a SIGTERM at any moment of the sweep stops it cleanly (exit 143)
+    # the device is resolved before: a device this machine lacks is an error, not a stopped sweep
+    # ("run the same command again to resume" is no advice for it)
+    device = resolve_device(device)
     old = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
     statuses = []
     try:
         return _sweep(runners[executor], configs, store_root, progress,
-                      (store_root, resolve_device(device), data_root, checkpoint_every), workers, scheduler, statuses)
-    except BaseException:  # SIGTERM, Ctrl-C or a failed stack, at any moment after the handler is in place
-        print(f"sweep stopped: {len(statuses)} runs of this call finished and are in {store_root}; run the same "
-              f"command again to resume", file=sys.stderr)
+                      (store_root, device, data_root, checkpoint_every), workers, scheduler, statuses)
+    except BaseException as exc:  # SIGTERM, Ctrl-C or a failed stack, at any moment after the handler is in place
+        # a refused input before any run finished (a data root, a scheduler) is its own message;
+        # "run the same command again" is no advice for it
+        if statuses or not isinstance(exc, SDEScalesError):
+            print(f"sweep stopped: {len(statuses)} runs of this call finished and are in {store_root}; run the same "
+                  f"command again to resume", file=sys.stderr)
         raise
     finally:
         if old is not None:
