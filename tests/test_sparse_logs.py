@@ -54,6 +54,8 @@ def test_spec_expands_to_the_stated_formulas():
     ("total=10,peak=1e-3,decay=cosine,end=0.1", r"end=0.1 is above peak=0.001; end is a learning rate, not a "
                                                  r"fraction of the peak \(for 10% of the peak write end=0.0001\)"),
     ("total=10,peak=1e-3,warmup=5,warmup_init=0.01", "warmup_init=0.01 is above peak=0.001"),
+    # it passed here and was refused later as "a corrupt column; fix the file", of a spec typed on the command line
+    ("total=10,peak=1e300", r"peak=1e\+300 is beyond 1e\+100"),
 ])
 def test_bad_specs_are_refused_by_name(text, match):
     with pytest.raises(InvalidArgumentError, match=match):

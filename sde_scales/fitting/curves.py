@@ -1962,6 +1962,9 @@ class ScheduleSpec:
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 raise InvalidArgumentError(f"schedule spec: {name}={v!r}; give a finite learning rate >= 0")
+            if v > MAX_MAGNITUDE:
+                raise InvalidArgumentError(f"schedule spec: {name}={v!r} is beyond {MAX_MAGNITUDE:.0e}, more than any "
+                                           f"real learning rate in any units; give the rate")
         if self.peak <= 0:
             raise InvalidArgumentError(f"schedule spec: peak={self.peak}; the peak learning rate must be positive")
         if self.warmup_shape not in ("linear", "cosine"):
