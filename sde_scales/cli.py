@@ -347,13 +347,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "see --columns); a file with a row for every step and the loss empty where it was not logged "
                         "is read as a per-step schedule")
     f.add_argument("--predict", action="append", metavar="CSV", help="curve to predict (repeat for several)")
-    f.add_argument("--forecast", action="append", metavar="NAME:SPEC|FILE",
+    f.add_argument("--forecast", action="append", metavar="NAME:SPEC|[NAME:]FILE",
                    help="a schedule that has not been run, to predict: its loss curve from the reported law, with "
                         "its 95%% band and the predicted final loss (mean of the last 5%% of rows) with its standard "
                         "deviation, printed, in the JSON (forecasts), in --plot and as NAME.csv in --predictions; "
                         "SPEC as for --schedule, e.g. wsd:warmup=500,peak=1e-3,decay=linear,decay_start=40000,"
                         "total=50000, or a table of the schedule (CSV, TSV or Parquet with step and lr columns, "
-                        "linear between its rows) (repeat for several); every warning of a schedule beyond the "
+                        "linear between its rows; a FILE without NAME: is named after its file name) (repeat for "
+                        "several); every warning of a schedule beyond the "
                         "fitted curves applies, and counts for --strict (sde_scales.fitting.forecast)")
     f.add_argument("--forecast-every", type=int, default=None, metavar="STEPS",
                    help="steps between a forecast's rows (default: the total over 1,000; the last step is always a "

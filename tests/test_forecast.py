@@ -245,7 +245,7 @@ def test_a_forecast_the_fit_does_not_determine_has_a_null_band_and_fails_strict(
 
 
 @pytest.mark.parametrize("extra, said", [
-    (["--forecast", "peak=1e-3,total=100"], "give NAME:SPEC"),
+    (["--forecast", "peak=1e-3,total=100"], "no such file, and no NAME: before a spec; give NAME:SPEC"),
     (["--forecast", "a/b:peak=1e-3,total=1000"], "holds a path"),
     (["--forecast", "w:peak=1e-3,totl=1000"], "unknown key 'totl'"),
     (["--forecast", "124m_cos10_lr1e-3:peak=1e-3,total=1000"], "a fitted or predicted curve's name"),
@@ -340,6 +340,12 @@ def test_a_schedule_file_forecasts_as_its_spec_does(tmp_path, planted_fit, capsy
     assert _cli(["--fit", str(DATA / "124m_cos10_lr1e-3.csv"), "--skip-steps", "500", "--kernel", "exp",
                  "--forecast", f"mine:{f}", "--json", str(out)]) == 0
     assert json.loads(out.read_text())["forecasts"][0]["last_step"] == 3000
+    # the file alone, as the usage line reads (NAME:SPEC|[NAME:]FILE), is named after it: it was
+    # refused with "give NAME:SPEC"
+    assert _cli(["--fit", str(DATA / "124m_cos10_lr1e-3.csv"), "--skip-steps", "500", "--kernel", "exp",
+                 "--forecast", str(f), "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())["forecasts"][0]
+    assert doc["name"] == "sched" and doc["last_step"] == 3000
 
 
 @pytest.mark.parametrize("table, said", [

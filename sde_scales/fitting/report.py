@@ -807,8 +807,8 @@ def apply_schedules(curves: list[LossCurve], specs: list[str]) -> list[LossCurve
 
 
 def forecast_specs(texts: list[str], taken: list[str], every: int | None, columns: dict | None = None) -> dict:
-    """``NAME:SPEC`` or ``NAME:FILE`` texts (``--forecast``) as {name: the learning rate at every
-    step}, from the spec or the schedule file (:func:`~sde_scales.fitting.forecast.schedule_from_file`,
+    """``NAME:SPEC``, ``NAME:FILE`` or ``FILE`` texts (``--forecast``; a file alone is named after
+    its stem) as {name: the learning rate at every step}, from the spec or the schedule file (:func:`~sde_scales.fitting.forecast.schedule_from_file`,
     its columns found as the curve files' are, ``columns`` their ``--columns``), checked before any
     fit: the colon, the spec or file, a name given twice or already a curve's (``taken``: the
     outputs name each after it), the schedule's length and ``every`` (``--forecast-every``)
@@ -816,9 +816,12 @@ def forecast_specs(texts: list[str], taken: list[str], every: int | None, column
     expanded here once, not once per law forecast."""
     by = {}
     for text in texts or []:
+        if ":" not in text and Path(text).is_file():
+            text = f"{Path(text).stem}:{text}"  # a schedule file alone is named after its file name
         if ":" not in text:
-            raise InvalidArgumentError(f"--forecast {text!r}: give NAME:SPEC, e.g. "
-                                       f"wsd:warmup=500,peak=1e-3,decay=linear,decay_start=40000,total=50000")
+            raise InvalidArgumentError(f"--forecast {text!r}: no such file, and no NAME: before a spec; give "
+                                       f"NAME:SPEC, e.g. wsd:warmup=500,peak=1e-3,decay=linear,decay_start=40000,"
+                                       f"total=50000, or a schedule file ([NAME:]FILE)")
         name, spec = (x.strip() for x in text.split(":", 1))
         if not name:
             raise InvalidArgumentError(f"--forecast {text!r}: the name before the colon is empty; it names the "
