@@ -88,6 +88,26 @@ def test_missing_cells_are_not_nan_values(tmp_path):
         p.write_text("\n".join(lines) + "\n")
         c = load_curve(p)
         assert c.step[-1] == 2490 and c.rows_without_loss == 51, token
+        assert c.steps_without_loss == (2500, 2510, 2520, 2530, 2540)  # the fit's warning names them
+
+
+def test_the_warning_of_rows_without_a_loss_names_their_steps(tmp_path):
+    """It said "1 row(s) of F have a learning rate and no loss" and not which: a printed 'loss nan'
+    (a step whose loss overflowed) mid-run is such a row."""
+    import warnings
+
+    from sde_scales.fitting.curves import ScheduleFeatures, StepGapWarning
+
+    loss = LOSS.copy()
+    loss[[40, 77]] = np.nan
+    p = tmp_path / "two_missing.csv"
+    pd.DataFrame({"step": STEPS, "lr": LR, "loss": loss}).to_csv(p, index=False)
+    c = load_curve(p)
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
+        ScheduleFeatures.build(c, c.step[c.step >= 100], 1e-3)
+    said = [str(w.message) for w in got if issubclass(w.category, StepGapWarning) and "no loss" in str(w.message)]
+    assert len(said) == 1 and "2 row(s)" in said[0] and "(steps 400, 770)" in said[0], said
 
 
 def test_json_lines_with_a_nan_loss_tail_are_refused_and_absent_keys_are_not(tmp_path):

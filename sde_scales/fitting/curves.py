@@ -303,8 +303,11 @@ class LossCurve:
         The file's columns read as step, lr, loss (and val_loss): ``(("loss", "train/loss"), ...)``;
         empty for a curve made in memory.
     rows_without_loss : int
-        Rows of the file with a learning rate and no loss: their rates are in ``schedule``, the rows
-        are not in the curve (a fit names them among its warnings).
+        Rows of the file with a learning rate and no loss (empty, or NaN as a loop prints a step
+        whose loss overflowed): their rates are in ``schedule``, the rows are not in the curve (a
+        fit names them among its warnings).
+    steps_without_loss : tuple of int
+        The steps of the first five of them, for that warning.
     unsmoothing_rounding : float
         After :meth:`unsmooth_running_mean`: the largest standard deviation of the rounding error
         its inversion gives a recovered value (the logged means' lattice spacing
@@ -321,6 +324,7 @@ class LossCurve:
     schedule_start: int = 0
     columns: tuple = ()
     rows_without_loss: int = 0
+    steps_without_loss: tuple = ()
     unsmoothing_rounding: float = 0.0
     #: :meth:`_spike_scan`'s findings by ``from_step`` (a fit builds a curve's features several times)
     _spike_scans: dict = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -775,7 +779,9 @@ class LossCurve:
         return cls(rates.step[logged], rates.lr[logged], loss[logged], v, name=file_curve_name(path), source=src,
                    schedule=rates.per_step_lr()[s0:], schedule_start=s0, columns=read,
                    # a per-step file leaves the loss empty by design: nothing to name
-                   rows_without_loss=0 if bool(np.all(np.diff(rates.step) == 1)) else int((~logged).sum()))
+                   rows_without_loss=0 if bool(np.all(np.diff(rates.step) == 1)) else int((~logged).sum()),
+                   steps_without_loss=() if bool(np.all(np.diff(rates.step) == 1))
+                   else tuple(int(t) for t in rates.step[~logged][:5]))
 
     # ----------------------------------------------------------------------------- derived
     @property
@@ -1832,10 +1838,13 @@ class ScheduleFeatures:
         if rise is not None:
             warnings.warn(rise, LossRiseWarning, stacklevel=3)
         if curve.rows_without_loss:
+            at = ", ".join(f"{t:,}" for t in curve.steps_without_loss)
+            more = ", ..." if curve.rows_without_loss > len(curve.steps_without_loss) else ""
             warnings.warn(f"{curve.name}: {curve.rows_without_loss} row(s) of {curve.source} have a learning rate and no "
-                          f"loss: their rates are in the schedule, the rows are not fitted or scored (an evaluation "
-                          f"loss logged less often than the rate; if a loss is missing by mistake, fill it)",
-                          StepGapWarning, stacklevel=3)
+                          f"loss, empty or NaN (step{'s' if curve.rows_without_loss > 1 else ''} {at}{more}): their "
+                          f"rates are in the schedule, the rows are not fitted or scored (an evaluation loss logged "
+                          f"less often than the rate, or a step whose loss overflowed and was skipped; if a loss is "
+                          f"missing by mistake, fill it)", StepGapWarning, stacklevel=3)
         eta = rates / lr_scale
         t = np.asarray(t, dtype=np.int64)
         cum = np.concatenate([[0.0], np.cumsum(eta)])  # cum[k] = sum_{j<k} eta_j
