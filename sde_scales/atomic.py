@@ -68,9 +68,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 def unwritable(path: Path, exc: OSError):
     """The error for an output ``path`` that cannot be written (a read-only or virtual file
     system, a folder without write permission): it names the path and the system's reason."""
-    from sde_scales.errors import DataFileError
+    from sde_scales.errors import UnwritablePathError
 
-    return DataFileError(f"{path}: cannot be written (creating a file in {Path(exc.filename).parent if exc.filename else path.parent} "
+    return UnwritablePathError(f"{path}: cannot be written (creating a file in {Path(exc.filename).parent if exc.filename else path.parent} "
                          f"failed: {exc.strerror or type(exc).__name__}); give a path in a folder you can write to")
 
 

@@ -13,6 +13,7 @@ __all__ = [
     "BlowUpError",
     "DataFileError",
     "UnstableStepError",
+    "UnwritablePathError",
 ]
 
 
@@ -58,3 +59,9 @@ class BlowUpError(SDEScalesError):
 
 class DataFileError(SDEScalesError):
     """A data file is missing, corrupt or fails validation; the message names file, column, row."""
+
+
+class UnwritablePathError(DataFileError, OSError):
+    """An output path that cannot be written (a read-only or virtual file system, a folder without
+    write permission). An ``OSError`` as well, so that code which falls back on a failed write (the
+    compiled-loop cache compiles in memory instead) keeps doing so."""
