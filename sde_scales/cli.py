@@ -310,7 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--kinds", nargs="+", choices=["symbolic", "simulation", "training"],
                    help="only these kinds of evidence (default: all)")
     v.add_argument("--store", metavar="PATH", help="judge the training rows on this run store (from `sde-scales "
-                   "sweep`, e.g. a GPU sweep) instead of training the built-in experiment")
+                   "sweep`, e.g. a GPU sweep) instead of training the built-in experiment (the coordinate check "
+                   "trains its own networks all the same: it measures first steps, which a store does not keep; "
+                   "the closing line and the JSON's trained_here name it)")
     v.add_argument("--train-dir", metavar="DIR", help="keep the built-in training's run store in DIR (resumed "
                    "on the next run); default: a temporary directory, removed afterwards")
     v.add_argument("--no-training", action="store_true", help="skip the training rows")

@@ -148,6 +148,17 @@ def test_too_short_training_is_inconclusive(tmp_path):
     assert "not trained far enough" in rows[0].reason
 
 
+def test_rows_that_train_their_own_networks_are_named_with_a_store(tiny_store):
+    """With --store the coordinate check still trained its own networks (widths 64..1024, not the
+    store's 32..256) while the closing line said "training evidence from STORE" of every row."""
+    from theory.verify import trained_here
+
+    rows = _rows(tiny_store, "vlassis-coordinates")
+    assert rows and all(r.measurement is None or 64 in r.measurement.estimate.x for r in rows if r.verdict)
+    assert trained_here(rows) == ["vlassis-coordinates"]
+    assert trained_here(_rows(tiny_store, "thm4.1-macro-fluct")) == []
+
+
 def test_early_optimum_needs_a_learning_rate_grid(tiny_store):
     rows = _rows(tiny_store, "thm3.1-early-optimum")
     assert rows[0].verdict is Verdict.INCONCLUSIVE and "learning rate" in rows[0].reason

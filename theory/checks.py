@@ -703,6 +703,12 @@ def coordinate_training(settings: Settings) -> list[Measurement]:
     return rows
 
 
+#: Training checks that train their own networks whatever ``settings.store`` says: the coordinate
+#: check measures the first SGD steps of fresh networks, which a store of finished runs does not
+#: keep. ``sde-scales verify --store`` names their claims, so that no row is taken for the store's.
+TRAINS_ITS_OWN = (coordinate_training,)
+
+
 def lr_transfer_training(settings: Settings) -> list[Measurement]:
     r"""The optimal learning rate against width on a run store with a learning-rate grid:
     :math:`\eta^*(T)` from the seed-mean final evaluation loss (the parabola in :math:`\log\eta`

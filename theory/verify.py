@@ -221,6 +221,15 @@ def format_table(results: list[EvidenceResult]) -> str:
     return "\n".join(lines)
 
 
+def trained_here(results: list[EvidenceResult]) -> list[str]:
+    """The claims among ``results`` whose training rows come from networks the check trains itself
+    (:data:`theory.checks.TRAINS_ITS_OWN`), not from a ``--store``."""
+    from theory.checks import TRAINS_ITS_OWN
+
+    return sorted({r.claim.id for r in results if r.kind == CheckKind.TRAINING
+                   and any(e.kind == CheckKind.TRAINING and e.check in TRAINS_ITS_OWN for e in r.claim.evidence)})
+
+
 def to_json(results: list[EvidenceResult], claims: list[Claim], seconds: float, settings: Settings) -> dict:
     out = []
     for c in claims:
@@ -230,6 +239,9 @@ def to_json(results: list[EvidenceResult], claims: list[Claim], seconds: float, 
         out.append(d)
     return {"claims": out, "seconds": seconds, "quick": settings.quick, "seed": settings.seed,
             "store": settings.store,
+            # with a store: the claims whose training rows are not the store's (their checks train
+            # their own networks)
+            "trained_here": trained_here(results) if settings.store else [],
             "columns": {"measured_exponent": "fitted exponent (symbolic rows: the derived one)",
                         "ci": "95% percentile-bootstrap interval (exact values: Student t)",
                         "tolerance": "allowance for next-order terms, measured from the change of the local slope",
@@ -337,7 +349,10 @@ def main_from_args(args) -> int:
     print(format_table(results))
     held = [c for c in claims if claim_holds(results, c)]
     size = "symbolic only" if kinds == (CheckKind.SYMBOLIC,) else ("quick run" if args.quick else "full run")
+    own = trained_here(results) if args.store else []
     src = f", training evidence from {args.store}" if args.store else ""
+    if own:
+        src += f"; {', '.join(own)} trained its own networks, as always: a store keeps no first steps"
     print(f"\n{len(held)} of {len(claims)} claims hold (every primary row PASS); {len(results)} rows in "
           f"{seconds:.1f} s ({size}, seed {args.seed}{src})")
     if args.json:
