@@ -768,7 +768,7 @@ def test_store_curves_keep_configurations_apart_and_name_them_apart(tmp_path):
     assert sorted(c.name for c in curves) == ["mup_n16_lr0.1_cosine_depth1_base_width0",
                                               "mup_n16_lr0.1_cosine_depth1_base_width8",
                                               "mup_n16_lr0.1_cosine_depth2_base_width0"]
-    assert all("(2 run(s))" in c.source for c in curves)
+    assert all(c.source == f"{tmp_path / 's'}, runs {c.name} (2 seeds)" for c in curves)  # an error names them
     # one configuration selected: the plain name, as before
     [c] = curves_from_store(tmp_path / "s", {"depth": 2}, metric="eval_loss")
     assert c.name == "mup_n16_lr0.1_cosine"

@@ -115,5 +115,7 @@ def curves_from_store(root: str | Path, where: dict | None = None, *, metric: st
         name = f"{config.param}_n{config.width}_lr{config.lr:g}_{config.schedule}{kws}"
         name = name if rid is None else f"{name}_seed{config.seed}"
         name = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name)
-        out.append(mean_curve(steps, values, run_schedule(config), name, source=f"{root} ({g.shape[0]} run(s))"))
+        # the source names the runs, so that an error about the curve says which (it said "st (3 run(s))")
+        what = f"run {rid}" if rid is not None else f"runs {name} ({g.shape[0]} seed{'s' if g.shape[0] > 1 else ''})"
+        out.append(mean_curve(steps, values, run_schedule(config), name, source=f"{root}, {what}"))
     return out
