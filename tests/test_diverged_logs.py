@@ -38,7 +38,7 @@ def _diverged():
 def test_a_csv_whose_loss_ends_in_nan_is_refused_at_the_first_nan_row(tmp_path):
     """Read before, the NaN rows were taken for rows without a loss and the run was fitted as if it
     had stopped at step 2490."""
-    with pytest.raises(DataFileError, match=r"column 'loss', row 250: the loss is NaN from step 2500 to the end.*"
+    with pytest.raises(DataFileError, match=r"column 'loss', row 250 \(line 252\): the loss is NaN from step 2500 to the end.*"
                                             r"51 NaN row\(s\) after the last finite loss, at step 2490.*diverged"):
         load_curve(_f_string_csv(tmp_path / "run.csv", _diverged()))
 
@@ -74,7 +74,7 @@ def test_nan_as_numpy_spells_a_row_without_a_loss_is_still_read_so(tmp_path):
     loss[2500:] = np.nan
     np.savetxt(tmp_path / "np_div.csv", np.c_[s, lr, loss], delimiter=",", header="step,lr,loss", comments="",
                fmt=["%d", "%.17g", "%.17g"])
-    with pytest.raises(DataFileError, match=r"row 2491: the loss is NaN from step 2491.*at step 2490.*diverged"):
+    with pytest.raises(DataFileError, match=r"row 2491 \(line 2493\): the loss is NaN from step 2491.*at step 2490.*diverged"):
         load_curve(tmp_path / "np_div.csv")
 
 
@@ -140,3 +140,21 @@ def test_one_run_of_a_panel_export_that_diverged(tmp_path):
     with pytest.raises(DataFileError, match=r"row 250: the loss is NaN from step 2500.*diverged"):
         load_curve(f"{tmp_path / 'panel.csv'}#B")
     assert load_curve(f"{tmp_path / 'panel.csv'}#A").step.size == STEPS.size
+
+
+def test_a_csv_error_names_the_file_line_where_rows_are_lines(tmp_path):
+    """CSV errors said "row 20", counted from 0 after the header: line 22 in an editor. The line
+    is added where each row is one line; with a blank line (which pandas skips) it is left out
+    rather than guessed."""
+    lr = LR.copy()
+    lr[20] = -1.0
+    p = tmp_path / "neg.csv"
+    pd.DataFrame({"step": STEPS, "lr": lr, "loss": LOSS}).to_csv(p, index=False)
+    with pytest.raises(DataFileError, match=r"neg.csv, column 'lr', row 20 \(line 22\): learning rate -1"):
+        load_curve(p)
+    assert p.read_text().splitlines()[21].startswith("200,-1")  # line 22, counted from 1
+    text = p.read_text().splitlines()
+    q = tmp_path / "blank.csv"
+    q.write_text("\n".join(text[:5] + [""] + text[5:]) + "\n")
+    with pytest.raises(DataFileError, match=r"blank.csv, column 'lr', row 20: learning rate -1"):
+        load_curve(q)

@@ -412,13 +412,13 @@ def _good(n=30):
 @pytest.mark.parametrize(
     "mutate,match",
     [
-        (lambda d: d.assign(step=d.step.values[::-1]), r"column 'step', row 1: step .* does not increase"),
-        (lambda d: d.assign(lr=np.where(d.index == 7, np.nan, d.lr)), r"column 'lr', row 7: value nan .*not finite"),
-        (lambda d: d.assign(lr=np.where(d.index == 3, -1e-3, d.lr)), r"column 'lr', row 3: learning rate -0.001"),
+        (lambda d: d.assign(step=d.step.values[::-1]), r"column 'step', row 1 \(line 3\): step .* does not increase"),
+        (lambda d: d.assign(lr=np.where(d.index == 7, np.nan, d.lr)), r"column 'lr', row 7 \(line 9\): value nan .*not finite"),
+        (lambda d: d.assign(lr=np.where(d.index == 3, -1e-3, d.lr)), r"column 'lr', row 3 \(line 5\): learning rate -0.001"),
         (lambda d: d.assign(lr=np.where(d.index == 4, np.inf, d.lr)), r"column 'lr', row 4"),
         (lambda d: d.drop(columns=["lr"]), r"column 'lr': no lr column .*--schedule NAME:SPEC.*; the file has columns \['step', 'loss'\]"),
         (lambda d: d.iloc[:5], r"5 rows; a curve needs at least 20"),
-        (lambda d: d.assign(step=np.where(d.index == 2, 25.5, d.step)), r"row 2: step 25.5 is not a non-negative whole number"),
+        (lambda d: d.assign(step=np.where(d.index == 2, 25.5, d.step)), r"row 2 \(line 4\): step 25.5 is not a non-negative whole number"),
     ],
     ids=["unsorted", "nan-lr", "negative-lr", "inf-lr", "missing-column", "too-short", "fractional-step"],
 )
@@ -697,13 +697,13 @@ def test_a_log_that_splits_each_step_over_rows_is_read_as_one_row_per_step(tmp_p
     bad = pd.concat([frame, pd.DataFrame([{"epoch": 0, "step": 100, "train_loss_step": 5.0}])])
     bad = bad.sort_values("step", kind="stable")
     bad.to_csv(tmp_path / "bad.csv", index=False)
-    with pytest.raises(DataFileError, match=r"bad.csv, column 'train_loss_step', row 4: step 100 is given loss 5 "
+    with pytest.raises(DataFileError, match=r"bad.csv, column 'train_loss_step', row 4 \(line 6\): step 100 is given loss 5 "
                                             r"here and 3.* in row 3\. Rows of one step that complement"):
         load_curve(tmp_path / "bad.csv")
     # a loss the file spells NaN (a diverged step) is a value: beside another loss at its step, a conflict
     nan_row = pd.concat([frame, pd.DataFrame([{"epoch": 0, "step": 150, "train_loss_step": "nan"}])])
     nan_row.sort_values("step", kind="stable").to_csv(tmp_path / "nan.csv", index=False)
-    with pytest.raises(DataFileError, match=r"row 6: step 150 is given loss nan here and 3.* in row 5"):
+    with pytest.raises(DataFileError, match=r"row 6 \(line 8\): step 150 is given loss nan here and 3.* in row 5"):
         load_curve(tmp_path / "nan.csv")
 
 
@@ -788,7 +788,7 @@ def test_steps_beyond_any_run_are_refused_and_jumps_named(tmp_path):
     typo.loc[199, "step"] = 10**10
     typo = _write(tmp_path, "typo.csv", typo)
     for p, row in ((tokens, 1), (typo, 199)):  # 50 x 524288 is below the limit, 100 x 524288 above
-        with pytest.raises(DataFileError, match=rf"column 'step', row {row}: .*beyond .*tokens .*mistyped") as err:
+        with pytest.raises(DataFileError, match=rf"column 'step', row {row} \(line {row + 2}\): .*beyond .*tokens .*mistyped") as err:
             load_curve(p)
         assert p.name in str(err.value)
         run = subprocess.run([sys.executable, "-m", "sde_scales.cli", "fit-delay", "--law", "momentum", "--fit", str(p)],
@@ -816,16 +816,16 @@ def test_a_cell_that_is_no_number_is_named_by_row(tmp_path):
     in a log and in a per-step file."""
     df = _good(30).astype({"lr": object, "loss": object})
     df.loc[7, "lr"] = "1e-3x"
-    with pytest.raises(DataFileError, match=r"column 'lr', row 7: '1e-3x' is not a number"):
+    with pytest.raises(DataFileError, match=r"column 'lr', row 7 \(line 9\): '1e-3x' is not a number"):
         load_curve(_write(tmp_path, "lr.csv", df))
     df = _good(30).astype({"loss": object})
     df.loc[29, "loss"] = "2.9\x00"
-    with pytest.raises(DataFileError, match=r"column 'loss', row 29: .* is not a number"):
+    with pytest.raises(DataFileError, match=r"column 'loss', row 29 \(line 31\): .* is not a number"):
         load_curve(_write(tmp_path, "loss.csv", df))
     per_step = pd.DataFrame({"step": np.arange(40), "lr": np.full(40, 1e-3).astype(object),
                              "loss": [3.0 - 0.01 * k if k % 2 == 0 else np.nan for k in range(40)]})
     per_step.loc[11, "lr"] = "lr?"
-    with pytest.raises(DataFileError, match=r"column 'lr', row 11: 'lr\?' is not a number"):
+    with pytest.raises(DataFileError, match=r"column 'lr', row 11 \(line 13\): 'lr\?' is not a number"):
         load_curve(_write(tmp_path, "per_step.csv", per_step))
 
 
@@ -859,7 +859,7 @@ def test_a_loss_logged_on_fewer_rows_than_the_rate(tmp_path):
     np.testing.assert_array_equal(j.loss, full.loss)
     np.testing.assert_array_equal(j.lr, full.lr)
     bad = df.assign(lr=np.where(df.index == 5, np.nan, df["lr"]), loss=np.where(df.index == 9, np.nan, df["loss"]))
-    with pytest.raises(DataFileError, match=r"column 'lr', row 5: value nan"):
+    with pytest.raises(DataFileError, match=r"column 'lr', row 5 \(line 7\): value nan"):
         load_curve(_write(tmp_path, "bad.csv", bad))
 
 

@@ -30,14 +30,14 @@ def test_a_header_and_cells_printed_with_comma_space_are_read(tmp_path):
 def test_a_decimal_comma_is_named_as_such(tmp_path):
     (tmp_path / "de.csv").write_text("step;lr;loss\n" + "\n".join(_rows(";", lambda v: repr(float(v)).replace(".", ",")))
                                      + "\n")
-    with pytest.raises(DataFileError, match=r"column 'loss', row 0: '5,0' is not a number; a decimal comma"):
+    with pytest.raises(DataFileError, match=r"column 'loss', row 0 \(line 2\): '5,0' is not a number; a decimal comma"):
         load_curve(tmp_path / "de.csv")
 
 
 def test_a_repeated_header_is_named_as_two_logs_in_one_file(tmp_path):
     rows = _rows()
     (tmp_path / "twice.csv").write_text("\n".join(["step,lr,loss"] + rows[:150] + ["step,lr,loss"] + rows[150:]) + "\n")
-    with pytest.raises(DataFileError, match=r"row 150: 'loss' is not a number; the row repeats the header"):
+    with pytest.raises(DataFileError, match=r"row 150 \(line 152\): 'loss' is not a number; the row repeats the header"):
         load_curve(tmp_path / "twice.csv")
 
 

@@ -280,6 +280,28 @@ def _on_line(exc: DataFileError, df, step_col: str, column: str | None, place) -
     return DataFileError(f"{exc.source}, column {name!r}, {place(int(at[-1]))}: {exc.detail}")
 
 
+def _with_csv_line(exc: DataFileError, path: Path, n_rows: int) -> DataFileError:
+    """``exc`` (a :func:`_fail` error naming row i of a CSV table, counted from 0 after the header)
+    with the file's line added, ``row i (line i + 2)``, where that is exact: one header line and
+    one line per row, none blank and no quoted field that could span lines. ``exc`` as it is
+    otherwise (the row stays named, counted as pandas counts it)."""
+    row = getattr(exc, "row", None)
+    if row is None or not hasattr(exc, "detail"):
+        return exc
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return exc
+    lines = data.splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if b'"' in data or len(lines) != n_rows + 1 or any(not ln.strip() for ln in lines):
+        return exc
+    out = DataFileError(f"{exc.source}, column {exc.column!r}, row {row} (line {row + 2}): {exc.detail}")
+    out.source, out.column, out.row, out.detail, out.step = exc.source, exc.column, row, exc.detail, exc.step
+    return out
+
+
 @dataclass(frozen=True)
 class LossCurve:
     r"""One training-loss curve.
@@ -575,7 +597,11 @@ class LossCurve:
     def from_csv(cls, path: str | Path, columns: dict | None = None, schedule=None) -> "LossCurve":
         """A curve from a CSV file; ``columns`` maps step, lr, loss (val_loss) to the file's names
         (:func:`resolve_columns`); ``schedule`` as in :func:`load_curve`."""
-        return cls._from_frame(_read_table(path, "csv"), Path(path), columns, schedule)
+        df = _read_table(path, "csv")
+        try:
+            return cls._from_frame(df, Path(path), columns, schedule)
+        except DataFileError as exc:
+            raise _with_csv_line(exc, Path(path), len(df)) from None
 
     @classmethod
     def from_parquet(cls, path: str | Path, columns: dict | None = None, schedule=None) -> "LossCurve":
