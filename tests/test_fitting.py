@@ -1163,6 +1163,21 @@ def test_score_of_a_prediction_beyond_1e154_gives_its_rmse_not_infinity():
     assert near["r2"] == pytest.approx(1 - np.sum(e**2) / np.sum((t - t.mean()) ** 2), rel=1e-12)
 
 
+def test_score_refuses_what_is_not_a_curve_and_a_negative_skip():
+    """A FitResult passed as the curve ended in an AttributeError; skip_steps=-1 scored every row
+    as 0 does, where fit refuses it."""
+    from sde_scales.fitting.fit import score
+
+    step = np.arange(10, 5000, 10)
+    y = 2 + np.exp(-step / 1000)
+    c = LossCurve(step, np.full(step.size, 1e-3), y, name="x")
+    with pytest.raises(InvalidArgumentError, match="curve is a ndarray; give the LossCurve"):
+        score(y, y)
+    with pytest.raises(InvalidArgumentError, match="skip_steps=-1"):
+        score(c, y, skip_steps=-1)
+    assert score(c, y, skip_steps=0, smooth_steps=100)["n_points"] == step.size
+
+
 def test_score_states_how_much_the_moving_average_flattens_the_prediction(tmp_path):
     """``target_bias_rmse`` is the RMSE of the prediction against its own moving average: checked
     against a direct loop over every row's window, and, in the interior of a parabola

@@ -1263,6 +1263,9 @@ def score(curve: LossCurve, pred: np.ndarray, *, skip_steps: int = 0, smooth_ste
     (:class:`~sde_scales.errors.InvalidArgumentError` naming the row): no metric exists then. Rows
     logged before any update (the initial loss) are not scored and may hold NaN, as :func:`predict`
     gives there."""
+    if not isinstance(curve, LossCurve):
+        raise InvalidArgumentError(f"curve is a {type(curve).__name__}; give the LossCurve the prediction is of "
+                                   f"(score(curve, predict(result, curve)))")
     try:
         pred = np.asarray(pred, dtype=float)
     except (TypeError, ValueError) as exc:
@@ -1280,6 +1283,7 @@ def score(curve: LossCurve, pred: np.ndarray, *, skip_steps: int = 0, smooth_ste
                                    f"overflowed or was given a non-finite parameter; no metric can be computed")
     if not smooth_steps >= 1:
         raise InvalidArgumentError(f"smooth_steps={smooth_steps}; the moving average's window is at least 1 step")
+    _whole(skip_steps, "skip_steps", 0)  # -1 scored every row, as 0 does, in silence
     if offset is not None:
         pred = pred + offset
     keep = scored_rows(curve, skip_steps)
