@@ -85,6 +85,7 @@ def rate_plot(series, *, predicted: float | None = None, predicted_label: str | 
               title="points: per width" + (", bars: one standard error" if bars else "")
               + "; shaded: 95% interval of the slope")
     ax.grid(True, which="major", alpha=0.3)
+    plain_log_ticks(ax.yaxis)  # a series within a decade or two: plain numbers, not 6 x 10^-2
     return fig
 
 
@@ -157,6 +158,24 @@ def convergence_plot(study, *, expected: dict | None = None, z: float | None = N
                   title=f"bars: one standard error ({study.n_paths} paths)\nshaded: 95% interval of the slope")
     fig.suptitle(f"{study.problem_name} / {study.solver!r}, reference: {study.reference}", fontsize=9)
     return fig
+
+
+def plain_log_ticks(axis) -> None:
+    """On a log ``axis`` (``ax.yaxis``, ``ax.xaxis``) whose limits span less than two decades,
+    label ticks at 1, 2 and 5 times each power of ten (and 1.5, 3 and 7 within one decade) in
+    plain numbers (0.5, 1, 2, 5): within a
+    decade matplotlib labels its minor ticks in scientific notation (3 x 10^0), which a reader of
+    a printed figure should not have to decode. Call it after the data are drawn."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axis.axes.autoscale_view()
+    lo, hi = sorted(axis.get_view_interval())
+    if not (lo > 0 and hi / lo < 100):
+        return
+    # within a decade 1, 2 and 5 leave two labels: add 1.5, 3 and 7
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if hi / lo >= 10 else (1.0, 1.5, 2.0, 3.0, 5.0, 7.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def save_figure(fig, path: str | Path) -> Path:

@@ -512,3 +512,26 @@ def test_planted_rates_true_claims_never_fail_and_claims_a_quarter_off_never_pas
     assert sum(r["PASS"] for r in rows if not r["true"] and ("0.25" in r["claim"] or "0.5" in r["claim"])) == 0
     big = [r for r in rows if r["replicas"] == 1024]
     assert sum(r["FAIL"] for r in big if not r["true"]) > 0 and sum(r["PASS"] for r in big if r["true"]) > 0
+
+
+def test_rate_plot_labels_a_narrow_log_axis_in_plain_numbers():
+    """Values within a decade were labelled 3 x 10^-2, 4 x 10^-2, 6 x 10^-2 (matplotlib's minor
+    labels); they are now 0.03, 0.05, 0.07. A series over many decades keeps the powers of ten."""
+    from sde_scales.plots import plt, rate_plot
+
+    def labels(est):
+        fig = rate_plot(est)
+        fig.canvas.draw()
+        lo, hi = fig.axes[0].get_ylim()
+        shown = [t.get_text() for t, v in zip(fig.axes[0].get_yticklabels(), fig.axes[0].get_yticks())
+                 if lo <= v <= hi and t.get_text()]
+        plt.close(fig)
+        return shown
+
+    x = np.array([64.0, 128, 256, 512, 1024])
+    narrow = exponent_from_values(x, 0.1 * (x / 64) ** -0.3)  # 0.1 down to 0.044
+    got = labels(narrow)
+    assert got and all(re.fullmatch(r"0\.\d+", t) for t in got), got
+    wide = exponent_from_values(x, (x / 64) ** -4.0)  # five decades
+    got = labels(wide)
+    assert got and not any(re.fullmatch(r"0\.\d+", t) for t in got), got

@@ -150,6 +150,8 @@ def run_collapse(args) -> int:
 def _plot(res: CollapseResult, ells, curves, L0: float):
     import matplotlib.pyplot as plt
 
+    from sde_scales.plots import plain_log_ticks
+
     fig, (a, b) = plt.subplots(1, 2, figsize=(9.5, 3.8), constrained_layout=True)
     for i, (c, e) in enumerate(zip(curves, ells)):
         m, sd = e.mean(axis=0), e.std(axis=0, ddof=1)
@@ -157,6 +159,7 @@ def _plot(res: CollapseResult, ells, curves, L0: float):
         a.fill_between(res.x, m - sd, m + sd, color=f"C{i % 10}", alpha=0.15, lw=0)
     a.set(xlabel="x = step / horizon", ylabel=r"$\ell(x) = (L - L_0) / (\bar L(T) - L_0)$", yscale="log")
     a.set_title(f"normalised loss, L0 = {L0:g} (bands: one seed sd)", fontsize=9)
+    plain_log_ticks(a.yaxis)
     a.legend(fontsize=7)
     b.plot(res.x, res.delta, color="C3", label=r"$\Delta(x)$: spread of the sizes' mean curves")
     b.fill_between(res.x, res.delta_ci[0], res.delta_ci[1], color="C3", alpha=0.2, lw=0)
@@ -168,7 +171,7 @@ def _plot(res: CollapseResult, ells, curves, L0: float):
     shown = np.concatenate([res.delta[inner], res.sigma[inner]])
     shown = shown[np.isfinite(shown) & (shown > 0)]
     b.set(xlabel="x = step / horizon", ylabel="deviation and noise floor", yscale="log")
-    b.set_title(f"max over x >= x0 of Delta/sigma: {res.ratio:.2f} ({res.verdict.value})", fontsize=9)
+    b.set_title(rf"max over $x \geq x_0$ of $\Delta/\sigma$: {res.ratio:.2f} ({res.verdict.value})", fontsize=9)
     if shown.size:
         b.set_ylim(shown.min() / 3, shown.max() * 3)
     b.legend(fontsize=7)
