@@ -988,6 +988,19 @@ def test_fit_delay_command_json_schema(tmp_path):
 
 
 @needs_data
+def test_the_instantaneous_kernel_plots_its_fit_and_says_it_has_no_kernel_to_draw(tmp_path):
+    """--kernel instant --plot ended in numpy's ValueError (a geometric range from a time scale of
+    0) after the JSON was written: exit 1 and a traceback."""
+    res = subprocess.run([sys.executable, "-m", "sde_scales.cli", "fit-delay", "--fit",
+                          str(DATA / "124m_const_lr1e-3.csv"), "--fit", str(DATA / "124m_cos10_lr1e-3.csv"),
+                          "--kernel", "instant", "--skip-steps", "500", "--no-progress",
+                          "--plot", str(tmp_path / "i.png")], capture_output=True, text=True)
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr[-2000:]
+    assert "kernel plot: none (an instantaneous response has no memory kernel to draw)" in res.stdout
+    assert (tmp_path / "i.png").exists() and not (tmp_path / "i_kernel.png").exists()
+
+
+@needs_data
 def test_fit_delay_level_term_on_curves_of_two_peaks(tmp_path):
     """The 210M runs mix peaks 5e-4 and 1e-3. Fitted on the six others, the WSD run at 5e-4 (33k
     steps) is predicted with the level term to within 0.03 of its final loss (measured 0.0095);

@@ -758,24 +758,41 @@ def plot_fit(path: Path, fit_curves, predict_curves, preds, smooth_steps: int, t
     return save_figure(fig, path)
 
 
-def plot_kernel(path: Path, law: KernelLaw, theta) -> Path:
+def plot_kernel(path: Path, law: KernelLaw, theta) -> Path | None:
+    r"""The fitted memory kernel :math:`q(\tau)` and its integral :math:`Q(\tau)`, the response to a
+    unit drop of the learning rate, with the half response marked on both. The kernel's axis shows
+    four decades below its largest value: an exponential kernel's tail fell to 1e-48 over the
+    plotted range and flattened everything above it. None, and nothing written, where the law
+    has no time scale (the instantaneous kernel: its geometric range of tau ended in numpy's
+    ValueError after the fit's JSON was written)."""
     import matplotlib.pyplot as plt
 
     from sde_scales.plots import save_figure
 
+    unit = "steps" if law.time == "steps" else "learning-rate area"
     ts = law.time_scale(theta)
+    if not (np.isfinite(ts) and ts > 0):
+        return None
     tau = np.geomspace(max(ts / 1000, 1e-3), ts * 100, 300)
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(8, 3.2), constrained_layout=True)
-    a1.loglog(tau, law.q(theta, tau))
-    a1.set_xlabel(f"tau ({law.time})")
-    a1.set_ylabel("q(tau)")
-    a1.set_title("fitted memory kernel", fontsize=9)
-    a2.semilogx(tau, law.Q(theta, tau))
+    q = np.asarray(law.q(theta, tau), float)
     hr = law.half_response(theta)
-    a2.axvline(hr, color="C3", ls="--", label=f"half response {hr:.3g}")
-    a2.set_xlabel(f"tau ({law.time})")
-    a2.set_ylabel("Q(tau) = response to a unit drop")
-    a2.legend(fontsize=7)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(8, 3.4), constrained_layout=True)
+    a1.loglog(tau, q, color="C0", label=rf"$q(\tau)$, {law.label}")
+    top = np.nanmax(q[np.isfinite(q) & (q > 0)]) if np.any(np.isfinite(q) & (q > 0)) else None
+    if top is not None:
+        a1.set_ylim(top * 1e-4, top * 2)
+    a1.set_xlabel(rf"$\tau$ ({unit} since the drop)")
+    a1.set_ylabel(rf"memory kernel $q(\tau)$ (per {'step' if law.time == 'steps' else 'unit of area'})")
+    a2.semilogx(tau, law.Q(theta, tau), color="C0", label=r"$Q(\tau) = \int_0^\tau q$")
+    for a in (a1, a2):
+        a.axvline(hr, color="C3", ls="--", lw=1.2, label=f"half response {hr:.3g} {unit}" if a is a2 else None)
+        a.grid(True, which="major", alpha=0.3)
+    a2.set_xlabel(rf"$\tau$ ({unit} since the drop)")
+    a2.set_ylabel(r"response $Q(\tau)$ to a unit drop")
+    a2.set_ylim(-0.02, 1.05)
+    a1.legend(fontsize=7, loc="lower left")
+    a2.legend(fontsize=7, loc="upper left")
+    fig.suptitle("fitted memory kernel of the loss's response to a learning-rate drop", fontsize=9)
     return save_figure(fig, path)
 
 
@@ -1187,7 +1204,8 @@ def run_fit_delay(args) -> int:
         print(f"plot: {p}")
         if isinstance(law, KernelLaw):
             kp = Path(args.plot)
-            print(f"kernel plot: {plot_kernel(kp.with_name(kp.stem + '_kernel' + kp.suffix), res.law, res.theta)}")
+            drawn = plot_kernel(kp.with_name(kp.stem + '_kernel' + kp.suffix), res.law, res.theta)
+            print(f"kernel plot: {drawn or 'none (an instantaneous response has no memory kernel to draw)'}")
     if getattr(args, "strict", False):
         failures = strict_failures(docs[0])
         for f in failures:
