@@ -76,13 +76,16 @@ def rate_plot(series, *, predicted: float | None = None, predicted_label: str | 
         ax.xaxis.set_major_formatter(ScalarFormatter())
         ax.xaxis.set_minor_formatter(NullFormatter())
     ax.yaxis.set_major_locator(LogLocator(base=10, numticks=6))
+    if not pow2:  # another x (a time scale, say): within two decades 0.02, 0.05, 0.1, not 3 x 10^-2 run together
+        plain_log_ticks(ax.xaxis)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title, fontsize=9)
     bars = any(np.any(np.isfinite(e.errors) & (e.errors > 0)) for e, _ in series)
+    per = "per width" if "width" in xlabel else "one per measured value"  # the x of a delay row is a time scale
     ax.legend(fontsize=7, loc="best", title_fontsize=7,
-              title="points: per width" + (", bars: one standard error" if bars else "")
+              title=f"points: {per}" + (", bars: one standard error" if bars else "")
               + "; shaded: 95% interval of the slope")
     ax.grid(True, which="major", alpha=0.3)
     plain_log_ticks(ax.yaxis)  # a series within a decade or two: plain numbers, not 6 x 10^-2
