@@ -70,8 +70,9 @@ def unwritable(path: Path, exc: OSError):
     system, a folder without write permission): it names the path and the system's reason."""
     from sde_scales.errors import UnwritablePathError
 
-    return UnwritablePathError(f"{path}: cannot be written (creating a file in {Path(exc.filename).parent if exc.filename else path.parent} "
-                         f"failed: {exc.strerror or type(exc).__name__}); give a path in a folder you can write to")
+    where = Path(exc.filename).parent if exc.filename else path.parent
+    return UnwritablePathError(f"{path}: cannot be written (creating a file in {where} failed: "
+                               f"{exc.strerror or type(exc).__name__}); give a path in a folder you can write to")
 
 
 def check_writable(path: str | Path, *, folder: bool = False) -> None:
