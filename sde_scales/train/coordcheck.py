@@ -164,11 +164,12 @@ def plot_coord_check(cc: CoordCheck, path, title: str = ""):
     RMS change after the last step, per layer, as the mean over seeds with error bars of +-1.96
     standard errors of that mean; the legend gives each layer's fitted exponent and verdict."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-    from sde_scales.plots import save_figure
+    from sde_scales.plots import plain_log_ticks, save_figure
 
     names = layer_names(len(cc.layers))
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.0), constrained_layout=True)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.8), constrained_layout=True)
     for l in cc.layers:
         for ax, vals, est, extra in ((axes[0], cc.act[l], cc.act_exp[l], ""),
                                      (axes[1], cc.delta[l][:, -1], cc.delta_exp[l], f", {cc.verdicts[l].value}")):
@@ -183,8 +184,13 @@ def plot_coord_check(cc: CoordCheck, path, title: str = ""):
     for a in axes:
         a.set_xscale("log", base=2)
         a.set_yscale("log")
+        a.xaxis.set_major_formatter(ScalarFormatter())  # widths as numbers (64, 128, ...), not 2^6
+        a.xaxis.set_minor_formatter(NullFormatter())
+        plain_log_ticks(a.yaxis)
         a.set_xlabel("width $n$")
-        a.legend(fontsize=7, title="mean over seeds, 95% error bars", title_fontsize=7)
-        a.grid(True, which="both", alpha=0.3)
+        # below the panel: inside it the legend covered the widest layer's points
+        a.legend(fontsize=7, title="mean over seeds, 95% error bars", title_fontsize=7, loc="upper center",
+                 bbox_to_anchor=(0.5, -0.16))
+        a.grid(True, which="major", alpha=0.3)
     fig.suptitle(title, fontsize=10)
     return save_figure(fig, path)
