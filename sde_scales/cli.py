@@ -388,8 +388,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "schedule each run used), predict those selected by --predict-where")
     f.add_argument("--where", metavar="COL=VAL,...", help="runs of --store to fit, e.g. param=mup,width=256")
     f.add_argument("--predict-where", metavar="COL=VAL,...", help="runs of --store to predict, e.g. schedule=wsd")
-    f.add_argument("--metric", default="train_loss", choices=["train_loss", "eval_loss"],
-                   help="the store's loss to fit (default train_loss)")
+    f.add_argument("--metric", default=None, choices=["train_loss", "eval_loss"],
+                   help="the store's loss to fit (default train_loss); with --store only (a file's loss column is "
+                        "named with --columns loss=NAME)")
     f.add_argument("--per-seed", action="store_true",
                    help="one curve per run of --store (default: seed-averaged curves, one per configuration)")
     f.add_argument("--schedule", action="append", metavar="NAME:SPEC",

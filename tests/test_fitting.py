@@ -1456,6 +1456,9 @@ def test_fit_and_predict_name_a_bad_argument():
     (["--law", "mpl", "--time", "area", "--drops-only"], "--time and --drops-only shape the kernel law"),
     (["--law", "auto", "--kernel", "exp"], "--law auto tries every kernel"),
     (["--per-seed"], "--per-seed reads each run of a --store"),
+    # the files' loss column was fitted whatever --metric said
+    (["--metric", "eval_loss"], "--metric eval_loss chooses a --store's loss; a file's loss column is named with "
+                                "--columns loss=NAME"),
 ])
 def test_fit_delay_refuses_options_that_would_be_ignored(tmp_path, capsys, extra, said):
     """They were ignored: --law momentum --kernel power fitted the momentum law, and said so only

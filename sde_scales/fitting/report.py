@@ -963,6 +963,12 @@ def _check_law_options(args) -> None:
                                    f"{' and '.join(given)} out (--law kernel fits the one you name)")
     if getattr(args, "per_seed", False) and not getattr(args, "store", None):
         raise InvalidArgumentError("--per-seed reads each run of a --store as a curve of its own; give --store PATH")
+    if getattr(args, "metric", None) is not None and not getattr(args, "store", None):
+        # it was ignored: the files' own loss column was fitted, whatever --metric said
+        raise InvalidArgumentError(f"--metric {args.metric} chooses a --store's loss; a file's loss column is named "
+                                   f"with --columns loss=NAME (e.g. --columns loss=val_loss)")
+    if getattr(args, "store", None) and getattr(args, "metric", None) is None:
+        args.metric = "train_loss"
     args.kernel, args.time = kernel or "nonparametric", time or "steps"
 
 
