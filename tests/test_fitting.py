@@ -1459,6 +1459,9 @@ def test_fit_and_predict_name_a_bad_argument():
     # the files' loss column was fitted whatever --metric said
     (["--metric", "eval_loss"], "--metric eval_loss chooses a --store's loss; a file's loss column is named with "
                                 "--columns loss=NAME"),
+    (["--law", "mpl", "--profile"], "--profile profiles the kernel law's time scale, and --law mpl reports none"),
+    (["--law", "auto", "--profile"], "--law auto reports an average of laws"),
+    (["--shared-noise"], "--shared-noise corrects the metrics of predicted curves; give --predict CSV"),
 ])
 def test_fit_delay_refuses_options_that_would_be_ignored(tmp_path, capsys, extra, said):
     """They were ignored: --law momentum --kernel power fitted the momentum law, and said so only

@@ -969,6 +969,16 @@ def _check_law_options(args) -> None:
                                    f"with --columns loss=NAME (e.g. --columns loss=val_loss)")
     if getattr(args, "store", None) and getattr(args, "metric", None) is None:
         args.metric = "train_loss"
+    # both were ignored in silence: the profile is of the kernel law's time scale, and the correction
+    # is of the predicted curves' metrics
+    if getattr(args, "profile", False) and args.law != "kernel" and not args.compare:
+        raise InvalidArgumentError(f"--profile profiles the kernel law's time scale, and --law {args.law} reports "
+                                   f"{'an average of laws' if args.law == 'auto' else 'none'}; use --law kernel, or "
+                                   f"--compare to fit every law")
+    if getattr(args, "shared_noise", False) and not (getattr(args, "predict", None)
+                                                     or getattr(args, "predict_where", None)):
+        raise InvalidArgumentError("--shared-noise corrects the metrics of predicted curves; give --predict CSV "
+                                   "(or --predict-where with --store)")
     args.kernel, args.time = kernel or "nonparametric", time or "steps"
 
 
