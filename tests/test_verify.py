@@ -359,6 +359,10 @@ def test_a_store_mixing_two_configurations_is_refused_not_pooled(tmp_path):
     # for, or "0 of N claims hold" with exit 0
     (["verify", "--symbolic-only", "--kinds", "training"], "--symbolic-only and --kinds training contradict"),
     (["verify", "--no-training", "--kinds", "training"], "--no-training and --kinds training contradict"),
+    # --train-dir was ignored where nothing is trained into it
+    (["verify", "--symbolic-only", "--train-dir", "{tmp}/td"], "--train-dir {tmp}/td keeps the built-in training's "
+     "run store, and no training row is selected"),
+    (["verify", "--store", "{tmp}", "--train-dir", "{tmp}/td"], "and --store {tmp} gives the training rows"),
     (["verify", "--claims", "lemma4.6-updates", "--kinds", "training"],
      "none of the selected claims has evidence of kind training (lemma4.6-updates: symbolic)"),
 ])

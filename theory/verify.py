@@ -334,6 +334,12 @@ def main_from_args(args) -> int:
             raise InvalidArgumentError(f"--no-training and --kinds {' '.join(args.kinds)} contradict each other; "
                                        f"give one of them")
         kinds = tuple(k for k in kinds if k != CheckKind.TRAINING)
+    if args.train_dir and (args.store or CheckKind.TRAINING not in kinds):
+        # it was ignored: nothing is trained into it with a store, or without training rows
+        why = (f"--store {args.store} gives the training rows" if args.store
+               else "no training row is selected")
+        raise InvalidArgumentError(f"--train-dir {args.train_dir} keeps the built-in training's run store, and {why}; "
+                                   f"leave --train-dir out")
     if not any(k in c.kinds for c in claims for k in kinds):
         # a run of no rows printed "0 of N claims hold" and exited 0
         have = "; ".join(f"{c.id}: {', '.join(c.kinds)}" for c in claims)
