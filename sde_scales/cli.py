@@ -624,8 +624,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="for --reading bias: the limit value, a number, richardson (extrapolated in 1/n from the "
                         "two widest widths) or widest")
     r.add_argument("--confidence", type=float, default=0.95, help="level of the bootstrap interval (default 0.95)")
-    r.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")
-    r.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (the same seed, the same interval)")
+    r.add_argument("--resamples", type=int, default=None,
+                   help="bootstrap resamples (default 2000; the values reading has no bootstrap)")
+    r.add_argument("--seed", type=int, default=None,
+                   help="seed of the bootstrap (default 0; the same seed, the same interval)")
     _verdict_outputs(r, "write the estimate and the verdict as strict JSON",
                      "the quantity against width, log-log, with the fitted and the claimed slopes (PNG)",
                      "exit 1 unless the verdict is PASS")

@@ -338,6 +338,15 @@ def run_rate(args) -> int:
 
     claim = RateClaim.parse(args.claim)
     rates.check_confidence(args.confidence)
+    if args.reading == "values":
+        # they were ignored: exact values get a Student t interval, with no resampling to set
+        given = [f for f, v in (("--resamples", args.resamples), ("--seed", args.seed)) if v is not None]
+        if given:
+            raise InvalidArgumentError(f"{' and '.join(given)} {'sets' if len(given) == 1 else 'set'} the bootstrap, "
+                                       f"and the values reading has none (one exact value per width: a Student t "
+                                       f"interval); leave {' and '.join(given)} out")
+    args.resamples = 2000 if args.resamples is None else args.resamples
+    args.seed = 0 if args.seed is None else args.seed
     rates.check_resamples(args.resamples, "--resamples")
     store = getattr(args, "store", None)
     if (args.table is None) == (store is None):
@@ -380,7 +389,8 @@ def run_rate(args) -> int:
     print(format_check(check, value, args.minus))
     doc = dict(check.to_dict(), file=None if store else str(args.table), store=from_store,
                columns={"width": width, "value": value, "minus": args.minus},
-               reference=args.reference, seed=args.seed, resamples=args.resamples)
+               reference=args.reference, seed=None if args.reading == "values" else args.seed,
+               resamples=None if args.reading == "values" else args.resamples)
     if args.json:
         print(f"JSON: {write_json_atomic(args.json, doc)}")
     if args.plot:

@@ -130,6 +130,9 @@ def test_rate_command_prints_writes_strict_json_and_gates(tmp_path, table, capsy
     (lambda d: d.assign(x=d["x"].where(d.index != 3, 1e300)), [], "row 3: value 1e+300 is outside the magnitudes"),
     (lambda d: d.assign(x=d["x"] * 1e-200), [], "row 0: value"),
     (lambda d: d.assign(x=0.0), ["--reading", "bias", "--reference", "0"], "equals the reference exactly"),
+    # exact values have no bootstrap: --seed and --resamples were ignored
+    (lambda d: d.groupby("width").head(1).assign(x=lambda e: e["width"] ** -0.5), ["--reading", "values", "--seed", "3"],
+     "--seed sets the bootstrap, and the values reading has none"),
     (lambda d: d.assign(y=1.0), ["--claim", "separation:-1/2", "--minus", "y"], "zero spread"),
     (lambda d: d, ["--confidence", "1.5"], "confidence"),
 ])
