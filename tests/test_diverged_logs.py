@@ -158,3 +158,9 @@ def test_a_csv_error_names_the_file_line_where_rows_are_lines(tmp_path):
     q.write_text("\n".join(text[:5] + [""] + text[5:]) + "\n")
     with pytest.raises(DataFileError, match=r"blank.csv, column 'lr', row 20: learning rate -1"):
         load_curve(q)
+    # one run of a Weights & Biases export (FILE#RUN): its columns are selected, every row kept
+    wb = tmp_path / "export.csv"
+    pd.DataFrame({"Step": STEPS, "a - lr": lr, "a - loss": LOSS, "b - lr": LR, "b - loss": LOSS}).to_csv(wb, index=False)
+    with pytest.raises(DataFileError, match=r"export.csv, column 'lr', row 20 \(line 22\): learning rate -1"):
+        load_curve(f"{wb}#a")
+    assert load_curve(f"{wb}#b").name == "b"

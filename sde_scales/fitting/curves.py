@@ -1730,8 +1730,11 @@ def load_curve(path: str | Path, columns: dict | None = None, schedule=None) -> 
         if p.suffix.lower() not in (".csv", ".tsv", ".parquet", ".pq", ".txt", ""):
             raise DataFileError(f"{path}: #{run} selects a run of a Weights & Biases export, a CSV or Parquet table")
         kind = "parquet" if p.suffix.lower() in (".parquet", ".pq") else "csv"
-        df = _select_run(_read_table(p, kind), run, str(p))
-        return replace(LossCurve._from_frame(df, p, columns, schedule), name=run)
+        df = _select_run(_read_table(p, kind), run, str(p))  # every row of the file: its columns are selected
+        try:
+            return replace(LossCurve._from_frame(df, p, columns, schedule), name=run)
+        except DataFileError as exc:
+            raise (_with_csv_line(exc, p, len(df)) if kind == "csv" else exc) from None
     if is_event_log(p):
         return LossCurve.from_tensorboard(p, columns, schedule)
     if p.is_dir():  # no event files of its own: refused, naming the runs below it if it has some
