@@ -137,7 +137,7 @@ def test_one_run_of_a_panel_export_that_diverged(tmp_path):
     ``#A`` (its own column) is read."""
     pd.DataFrame({"Step": STEPS, "A - loss": LOSS, "A - lr": LR, "B - loss": _diverged(), "B - lr": LR}).to_csv(
         tmp_path / "panel.csv", index=False, na_rep="NaN")
-    with pytest.raises(DataFileError, match=r"row 250: the loss is NaN from step 2500.*diverged"):
+    with pytest.raises(DataFileError, match=r"row 250 \(line 252\): the loss is NaN from step 2500.*diverged"):
         load_curve(f"{tmp_path / 'panel.csv'}#B")
     assert load_curve(f"{tmp_path / 'panel.csv'}#A").step.size == STEPS.size
 
