@@ -251,12 +251,15 @@ def _refuse_nan_tail(source: str, column: str, steps, loss: np.ndarray, nan_valu
                 f"law describes), or save the log up to the step you want fitted")
 
 
-def _fail(source: str, column: str, row: int | None, msg: str, step: int | None = None) -> DataFileError:
-    """The error of a value that fails a check: ``source, column 'c', row i: msg``. The error keeps
-    ``source``, ``column``, ``row``, ``detail`` (``msg``) and the row's ``step`` (None where not
-    given), so that a reader whose rows are not the file's lines (a printed log) can name the line
-    instead (:func:`_on_line`)."""
-    where = f"{source}, column {column!r}" + (f", row {row}" if row is not None else "")
+def _fail(source: str, column: str, row: int | None, msg: str, step: int | None = None,
+          line: int | None = None) -> DataFileError:
+    """The error of a value that fails a check: ``source, column 'c', row i: msg`` (``row i (line
+    n)`` where the file's line is known). The error keeps ``source``, ``column``, ``row``,
+    ``detail`` (``msg``) and the row's ``step`` (None where not given), so that a reader whose rows
+    are not the file's lines (a printed log) can name the line instead (:func:`_on_line`), and a
+    CSV's reader can add it (:func:`_with_csv_line`)."""
+    where = (f"{source}, column {column!r}" + (f", row {row}" if row is not None else "")
+             + (f" (line {line})" if line is not None else ""))
     exc = DataFileError(f"{where}: {msg}")
     exc.source, exc.column, exc.row, exc.detail, exc.step = source, column, row, msg, step
     return exc
@@ -297,9 +300,7 @@ def _with_csv_line(exc: DataFileError, path: Path, n_rows: int) -> DataFileError
         lines.pop()
     if b'"' in data or len(lines) != n_rows + 1 or any(not ln.strip() for ln in lines):
         return exc
-    out = DataFileError(f"{exc.source}, column {exc.column!r}, row {row} (line {row + 2}): {exc.detail}")
-    out.source, out.column, out.row, out.detail, out.step = exc.source, exc.column, row, exc.detail, exc.step
-    return out
+    return _fail(exc.source, exc.column, row, exc.detail, step=exc.step, line=row + 2)
 
 
 @dataclass(frozen=True)
@@ -800,14 +801,14 @@ class LossCurve:
         rates = cls(df["step"].to_numpy(), df["lr"].to_numpy(), np.where(np.isnan(loss), np.nanmedian(loss), loss),
                     name=file_curve_name(path), source=src)
         logged = ~np.isnan(loss)
+        per_step = bool(np.all(np.diff(rates.step) == 1))
         s0 = int(rates.step[0])
         v = None if val is None else val[logged]
         return cls(rates.step[logged], rates.lr[logged], loss[logged], v, name=file_curve_name(path), source=src,
                    schedule=rates.per_step_lr()[s0:], schedule_start=s0, columns=read,
                    # a per-step file leaves the loss empty by design: nothing to name
-                   rows_without_loss=0 if bool(np.all(np.diff(rates.step) == 1)) else int((~logged).sum()),
-                   steps_without_loss=() if bool(np.all(np.diff(rates.step) == 1))
-                   else tuple(int(t) for t in rates.step[~logged][:5]))
+                   rows_without_loss=0 if per_step else int((~logged).sum()),
+                   steps_without_loss=() if per_step else tuple(int(t) for t in rates.step[~logged][:5]))
 
     # ----------------------------------------------------------------------------- derived
     @property
