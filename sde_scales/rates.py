@@ -79,7 +79,7 @@ import numpy as np
 from scipy import stats
 
 from sde_scales.errors import InvalidArgumentError
-from sde_scales.validation import MAGNITUDE_LIMITS, is_whole, out_of_range
+from sde_scales.validation import OUT_OF_RANGE, is_whole, out_of_range
 from sde_scales.verdicts import Verdict
 
 __all__ = [
@@ -357,10 +357,8 @@ def _check_grid(x, samples, max_ndim: int = 2) -> tuple[np.ndarray, list[np.ndar
             raise InvalidArgumentError(f"width {n:g} has non-finite replicas; drop diverged runs first")
         far = out_of_range(s)
         if far.any():
-            raise InvalidArgumentError(f"width {n:g}: value {s[far].flat[0]:.6g} is outside the magnitudes "
-                                       f"{MAGNITUDE_LIMITS[0]:g} to {MAGNITUDE_LIMITS[1]:g} within which spreads and "
-                                       f"means are finite, non-zero doubles; rescale the values (an exponent does "
-                                       f"not depend on the unit) or drop a corrupt one")
+            raise InvalidArgumentError(f"width {n:g}: value {s[far].flat[0]:.6g} {OUT_OF_RANGE}; rescale the values "
+                                       f"(an exponent does not depend on the unit) or drop a corrupt one")
         out.append(s)
     return x, out
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from sde_scales.errors import DataFileError
-from sde_scales.validation import MAGNITUDE_LIMITS, out_of_range
+from sde_scales.validation import OUT_OF_RANGE, out_of_range
 
 __all__ = ["label_column", "numeric_column", "read_table"]
 
@@ -56,11 +56,9 @@ def numeric_column(df, name: str, source: str, *, flag: str, what: str, hint: st
     out = out_of_range(v)
     if out.any():
         i = int(np.argmax(out))
-        raise DataFileError(f"{source}, column {name!r}, row {i}: {what} {v[i]:.6g} is outside the magnitudes "
-                            f"{MAGNITUDE_LIMITS[0]:g} to {MAGNITUDE_LIMITS[1]:g} within which its square and the "
-                            f"spreads and means computed from it are finite, non-zero doubles: a corrupt row (fix or "
-                            f"drop it), or a column in a unit that puts it there (rescale the column: an exponent "
-                            f"does not depend on the unit)")
+        raise DataFileError(f"{source}, column {name!r}, row {i}: {what} {v[i]:.6g} {OUT_OF_RANGE}: a corrupt row "
+                            f"(fix or drop it), or a column in a unit that puts it there (rescale the column: an "
+                            f"exponent does not depend on the unit)")
     return v
 
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from sde_scales.errors import InvalidArgumentError
 
-__all__ = ["MAGNITUDE_LIMITS", "available_memory", "check_memory", "is_integral", "is_whole", "out_of_range",
+__all__ = ["MAGNITUDE_LIMITS", "OUT_OF_RANGE", "available_memory", "check_memory", "is_integral", "is_whole", "out_of_range",
            "same_value"]
 
 
@@ -62,6 +62,11 @@ def check_memory(nbytes: float, what: str, fix: str) -> None:
 #: Magnitudes a measured value may have (zero apart): beyond them its square over- or underflows a
 #: double (1.8e308, 2.2e-308 normal), and a spread or mean computed from such values is inf or 0.
 MAGNITUDE_LIMITS = (1e-150, 1e150)
+
+
+#: Why a value outside :data:`MAGNITUDE_LIMITS` is refused, for the messages of every reader.
+OUT_OF_RANGE = (f"is outside the magnitudes {MAGNITUDE_LIMITS[0]:g} to {MAGNITUDE_LIMITS[1]:g} within which its "
+                f"square and the spreads and means computed from it are finite, non-zero doubles")
 
 
 def out_of_range(v: np.ndarray) -> np.ndarray:
