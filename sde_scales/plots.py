@@ -35,7 +35,7 @@ def rate_plot(series, *, predicted: float | None = None, predicted_label: str | 
 
     A value a log axis cannot show (a bias of exactly 0, or one that is not finite) is not drawn;
     the series' legend entry says how many were left out, and a :class:`UserWarning` names them."""
-    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+    from matplotlib.ticker import LogLocator
 
     if isinstance(series, ExponentEstimate):
         series = [(series, "measured")]
@@ -73,8 +73,7 @@ def rate_plot(series, *, predicted: float | None = None, predicted_label: str | 
     ax.set_xscale("log", base=2 if pow2 else 10)
     ax.set_yscale("log")
     if pow2:  # widths on a doubling grid: label them as plain numbers (64, 128, ...)
-        ax.xaxis.set_major_formatter(ScalarFormatter())
-        ax.xaxis.set_minor_formatter(NullFormatter())
+        width_ticks(ax.xaxis)
     ax.yaxis.set_major_locator(LogLocator(base=10, numticks=6))
     if not pow2:  # another x (a time scale, say): within two decades 0.02, 0.05, 0.1, not 3 x 10^-2 run together
         plain_log_ticks(ax.xaxis)
@@ -163,12 +162,20 @@ def convergence_plot(study, *, expected: dict | None = None, z: float | None = N
     return fig
 
 
+def width_ticks(axis) -> None:
+    """A base-2 log ``axis`` of widths labelled as plain numbers (64, 128, ...), not 2^6, 2^7."""
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    axis.set_major_formatter(ScalarFormatter())
+    axis.set_minor_formatter(NullFormatter())
+
+
 def plain_log_ticks(axis) -> None:
     """On a log ``axis`` (``ax.yaxis``, ``ax.xaxis``) whose limits span less than two decades,
     label ticks at 1, 2 and 5 times each power of ten (and 1.5, 3 and 7 within one decade) in
-    plain numbers (0.5, 1, 2, 5): within a
-    decade matplotlib labels its minor ticks in scientific notation (3 x 10^0), which a reader of
-    a printed figure should not have to decode. Call it after the data are drawn."""
+    plain numbers (0.5, 1, 2, 5): within a decade matplotlib labels its minor ticks in scientific
+    notation (3 x 10^0), which a reader of a printed figure should not have to decode. Call it
+    after the data are drawn."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     axis.axes.autoscale_view()

@@ -164,9 +164,8 @@ def plot_coord_check(cc: CoordCheck, path, title: str = ""):
     RMS change after the last step, per layer, as the mean over seeds with error bars of +-1.96
     standard errors of that mean; the legend gives each layer's fitted exponent and verdict."""
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-    from sde_scales.plots import plain_log_ticks, save_figure
+    from sde_scales.plots import plain_log_ticks, save_figure, width_ticks
 
     names = layer_names(len(cc.layers))
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.8), constrained_layout=True)
@@ -184,8 +183,7 @@ def plot_coord_check(cc: CoordCheck, path, title: str = ""):
     for a in axes:
         a.set_xscale("log", base=2)
         a.set_yscale("log")
-        a.xaxis.set_major_formatter(ScalarFormatter())  # widths as numbers (64, 128, ...), not 2^6
-        a.xaxis.set_minor_formatter(NullFormatter())
+        width_ticks(a.xaxis)
         plain_log_ticks(a.yaxis)
         a.set_xlabel("width $n$")
         # below the panel: inside it the legend covered the widest layer's points
