@@ -32,33 +32,30 @@ ROOT = Path(__file__).resolve().parents[1]
 Z = 2.58
 
 
-def residual_autocorrelation(step: np.ndarray, loss: np.ndarray, *, window: int, start: float,
-                             lags: tuple[int, ...]) -> dict:
-    """The residuals' autocorrelation at ``lags`` (steps) of one evenly logged curve; see the module
-    docstring. Refused (``ValueError``) where the logging is uneven or a lag is not a whole number
-    of logging intervals, or too few residuals remain."""
-    from scipy.ndimage import uniform_filter1d
-
-    step, loss = np.asarray(step, float), np.asarray(loss, float)
+def residual_autocorrelation(curve, *, window: int, start: float, lags: tuple[int, ...]) -> dict:
+    """The residuals' autocorrelation at ``lags`` (steps) of one evenly logged curve (a
+    :class:`~sde_scales.fitting.curves.LossCurve`), about its centred moving average over
+    ``window`` steps (:meth:`~sde_scales.fitting.curves.LossCurve.smoothed`, the metrics' target),
+    at the rows from ``start`` of the run whose whole window lies inside the curve. Refused
+    (``ValueError``) where the logging is uneven or a lag is not a whole number of logging
+    intervals, or too few residuals remain."""
+    step = curve.step.astype(float)
     d = np.diff(step)
     if d.size == 0 or not np.allclose(d, d[0]):
         raise ValueError("the curve is not evenly logged; this measurement needs one logging interval")
     dt = float(d[0])
-    w = int(round(window / dt)) | 1  # an odd number of points: centred
     bad = [lag for lag in lags if abs(lag / dt - round(lag / dt)) > 1e-9 or lag < dt]
     if bad:
         raise ValueError(f"lags {bad} are not whole multiples of the logging interval {dt:g}")
-    trend = uniform_filter1d(loss, w, mode="nearest")
-    keep = (step >= start * step[-1]) & (np.arange(step.size) < step.size - w // 2)
-    keep &= np.arange(step.size) >= w // 2
-    r = (loss - trend)[keep]
+    keep = (step >= start * step[-1]) & (step - window / 2 >= step[0]) & (step + window / 2 <= step[-1])
+    r = (curve.loss - curve.smoothed(window))[keep]
     r = r - r.mean()
     n = r.size
     if n < 10 * max(int(round(lag / dt)) for lag in lags):
         raise ValueError(f"{n} residuals: too few for lags up to {max(lags)} steps (need ten per lag)")
     v = float(np.mean(r * r))
     acf = [float(np.mean(r[:-k] * r[k:]) / v) for k in (int(round(lag / dt)) for lag in lags)]
-    return {"log_every": dt, "window_steps": w * dt, "n_residuals": int(n), "lags": list(lags), "acf": acf,
+    return {"log_every": dt, "window_steps": window, "n_residuals": int(n), "lags": list(lags), "acf": acf,
             "se": 1.0 / float(np.sqrt(n)),
             "resolved": [lag for lag, a in zip(lags, acf) if abs(a) > Z / np.sqrt(n)]}
 
@@ -97,7 +94,7 @@ def main(argv=None) -> int:
         try:
             c = load_curve(f)
             every = int(np.median(np.diff(c.step)))
-            m = residual_autocorrelation(c.step, c.loss, window=args.window, start=args.start,
+            m = residual_autocorrelation(c, window=args.window, start=args.start,
                                          lags=lags or tuple(every * k for k in (1, 2, 5, 10, 20, 40)))
         except (SDEScalesError, ValueError) as exc:
             print(f"error: {f}: {exc}", file=sys.stderr)

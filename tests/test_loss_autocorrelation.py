@@ -16,6 +16,8 @@ sys.path.insert(0, str(ROOT / "experiments"))
 
 from loss_autocorrelation import residual_autocorrelation  # noqa: E402
 
+from sde_scales.fitting.curves import LossCurve  # noqa: E402
+
 LAGS = (10, 20, 50, 100, 200, 400)
 
 
@@ -31,7 +33,7 @@ def _curve(seed: int, ou_sd: float, tau: float = 100.0, every: int = 10, steps: 
     for i in range(1, step.size):
         ou[i] = phi * ou[i - 1] + shocks[i]
     loss = 3 + 2 * (1 + step / 1000) ** -0.5 + rng.normal(0, 0.03, step.size) + ou
-    return step, loss
+    return LossCurve(step, np.full(step.size, 1e-3), loss, name="planted")
 
 
 def test_a_planted_correlated_part_is_found_at_its_share_and_white_noise_is_not():
@@ -42,32 +44,31 @@ def test_a_planted_correlated_part_is_found_at_its_share_and_white_noise_is_not(
     0.131 at 100 steps and -0.051 at 400. Allowed: three standard errors of the sampling plus 0.02
     for the next-order terms of that model. White noise alone: every lag within 4 standard errors
     (six lags: a family-wise false alarm of about 4e-4)."""
-    step, loss = _curve(0, ou_sd=0.03)
-    m = residual_autocorrelation(step, loss, window=2000, start=0.25, lags=LAGS)
+    m = residual_autocorrelation(_curve(0, ou_sd=0.03), window=2000, start=0.25, lags=LAGS)
     se = m["se"]
     assert m["n_residuals"] > 2500 and se == pytest.approx(1 / np.sqrt(m["n_residuals"]))
     for lag, a in zip(LAGS, m["acf"]):
         expected = 0.5 * (np.exp(-lag / 100) - 2 * 100 / 2000 * (1 + lag / 2000))
         assert abs(a - expected) < 3 * se + 0.02, (lag, a, expected)
     assert {10, 20, 50, 100} <= set(m["resolved"])
-    step, loss = _curve(1, ou_sd=0.0)
-    w = residual_autocorrelation(step, loss, window=2000, start=0.25, lags=LAGS)
+    w = residual_autocorrelation(_curve(1, ou_sd=0.0), window=2000, start=0.25, lags=LAGS)
     assert all(abs(a) < 4 * w["se"] for a in w["acf"]), w["acf"]
 
 
 def test_uneven_logs_and_lags_off_the_logging_grid_are_refused():
-    step, loss = _curve(2, ou_sd=0.01)
+    c = _curve(2, ou_sd=0.01)
+    keep = np.arange(c.step.size) != 10
+    uneven = LossCurve(c.step[keep], c.lr[keep], c.loss[keep], name="uneven")
     with pytest.raises(ValueError, match="not evenly logged"):
-        residual_autocorrelation(np.r_[step[:10], step[11:]], np.r_[loss[:10], loss[11:]], window=2000, start=0.25,
-                                 lags=LAGS)
+        residual_autocorrelation(uneven, window=2000, start=0.25, lags=LAGS)
     with pytest.raises(ValueError, match=r"lags \[15\] are not whole multiples of the logging interval 10"):
-        residual_autocorrelation(step, loss, window=2000, start=0.25, lags=(15, 100))
+        residual_autocorrelation(c, window=2000, start=0.25, lags=(15, 100))
 
 
 def test_the_script_writes_strict_json_and_refuses_bad_lags(tmp_path):
-    step, loss = _curve(3, ou_sd=0.03)
+    c = _curve(3, ou_sd=0.03)
     f = tmp_path / "const.csv"
-    pd.DataFrame({"step": step, "lr": 1e-3, "loss": loss}).to_csv(f, index=False)
+    pd.DataFrame({"step": c.step, "lr": c.lr, "loss": c.loss}).to_csv(f, index=False)
     r = subprocess.run([sys.executable, str(SCRIPT), "--curve", str(f), "--out", str(tmp_path / "o")],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
