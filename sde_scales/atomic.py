@@ -81,13 +81,13 @@ def check_writable(path: str | Path, *, folder: bool = False) -> None:
     and removed at once. A result computed for an hour was lost to the traceback at its end.
     ``folder``: ``path`` is an output folder, whose files are written in it."""
     path = Path(path)
-    folder = path if folder else path.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir():
+    where = path if folder else path.parent  # the folder the files go into
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    if not where.is_dir():
         return  # a file on the way: the caller says so in its own words
     try:
-        fd, name = tempfile.mkstemp(dir=folder, prefix=f".{path.stem}.", suffix=".probe")
+        fd, name = tempfile.mkstemp(dir=where, prefix=f".{path.stem}.", suffix=".probe")
     except OSError as exc:
         raise unwritable(path, exc) from None
     os.close(fd)
