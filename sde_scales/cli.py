@@ -411,9 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "with the chosen law, or, where the folds do not decide, with the mean of the laws they do "
                         "not separate (each fitted to all the --fit curves; their disagreement is in the band), and "
                         "print the range of final losses those laws predict for each --predict curve")
-    f.add_argument("--workers", type=int, default=1,
+    f.add_argument("--workers", type=int, default=None,
                    help="processes for --law auto's fits (default 1; the choice and every number are the same for "
-                        "any count)")
+                        "any count); with --law auto only")
     f.add_argument("--no-progress", action="store_true",
                    help="no progress bar of --law auto's fits (shown on a terminal only)")
     f.add_argument("--max-evaluations", type=int, default=None, metavar="N",

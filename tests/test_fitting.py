@@ -1462,6 +1462,9 @@ def test_fit_and_predict_name_a_bad_argument():
     (["--law", "mpl", "--profile"], "--profile profiles the kernel law's time scale, and --law mpl reports none"),
     (["--law", "auto", "--profile"], "--law auto reports an average of laws"),
     (["--shared-noise"], "--shared-noise corrects the metrics of predicted curves; give --predict CSV"),
+    # one law is one fit in this process: the processes were never started
+    (["--workers", "2"], "--workers 2 runs --law auto's cross-validation fits in parallel, and --law kernel fits"),
+    (["--law", "mpl", "--compare", "--workers", "2"], "--law mpl fits one law in this process"),
 ])
 def test_fit_delay_refuses_options_that_would_be_ignored(tmp_path, capsys, extra, said):
     """They were ignored: --law momentum --kernel power fitted the momentum law, and said so only
@@ -1470,6 +1473,21 @@ def test_fit_delay_refuses_options_that_would_be_ignored(tmp_path, capsys, extra
 
     assert main(["fit-delay", "--fit", str(tmp_path / "absent.csv"), *extra]) == 2
     assert said in capsys.readouterr().err
+
+
+def test_fit_delay_refuses_predictions_folder_with_nothing_to_predict(tmp_path, capsys):
+    """--predictions with no --predict curve and no --forecast made an empty folder and wrote
+    nothing, with exit 0. Refused now, before any fit, and the folder is not made."""
+    from sde_scales.cli import main
+
+    steps = np.arange(0, 2001, 10)
+    lr = schedules.wsd(2001, 1e-3, fraction=0.2)[steps]
+    f = tmp_path / "run.csv"
+    pd.DataFrame({"step": steps, "lr": lr, "loss": 3 + (steps + 50.0) ** -0.5}).to_csv(f, index=False)
+    out = tmp_path / "preds"
+    assert main(["fit-delay", "--fit", str(f), "--predictions", str(out)]) == 2
+    assert "writes one CSV per predicted curve and per forecast, and there is none" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_every_kernel_weight_of_a_short_curves_grid_has_a_name_of_its_own():

@@ -979,6 +979,11 @@ def _check_law_options(args) -> None:
                                                      or getattr(args, "predict_where", None)):
         raise InvalidArgumentError("--shared-noise corrects the metrics of predicted curves; give --predict CSV "
                                    "(or --predict-where with --store)")
+    workers = getattr(args, "workers", None)
+    if workers is not None and args.law != "auto":  # it was ignored: one law is one fit, in this process
+        raise InvalidArgumentError(f"--workers {workers} runs --law auto's cross-validation fits in parallel, and "
+                                   f"--law {args.law} fits one law in this process; leave --workers out")
+    args.workers = 1 if workers is None else workers
     args.kernel, args.time = kernel or "nonparametric", time or "steps"
 
 
@@ -1055,6 +1060,11 @@ def run_fit_delay(args) -> int:
     if every is not None and not getattr(args, "forecast", None):
         raise InvalidArgumentError(f"--forecast-every {every} sets the rows of --forecast schedules; give --forecast "
                                    f"NAME:SPEC, or leave it out")
+    if getattr(args, "predictions", None) and not predict_curves and not getattr(args, "forecast", None):
+        # it made an empty folder and wrote nothing
+        raise InvalidArgumentError(f"--predictions {args.predictions} writes one CSV per predicted curve and per "
+                                   f"forecast, and there is none; give --predict CSV or --forecast NAME:SPEC, or "
+                                   f"leave --predictions out")
     fspecs = forecast_specs(getattr(args, "forecast", None) or [], names, every, cols)
     both = apply_schedules(fit_curves + predict_curves, getattr(args, "schedule", None) or [])
     fit_curves, predict_curves = both[:len(fit_curves)], both[len(fit_curves):]
