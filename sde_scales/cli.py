@@ -318,10 +318,11 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--no-training", action="store_true", help="skip the training rows")
     v.add_argument("--json", metavar="PATH", help="write every row as strict JSON to PATH" + _JSON_STDOUT)
     v.add_argument("--plots", metavar="DIR", help="draw one rate plot per claim and kind of evidence into DIR")
-    v.add_argument("--seed", type=int, default=0, help="root seed of every check (default 0)")
+    v.add_argument("--seed", type=int, default=None, help="root seed of every check (default 0)")
     v.add_argument("--symbolic-only", action="store_true", help="only the symbolic derivations (a few seconds)")
     v.add_argument("--strict", action="store_true", help="exit 1 when any selected claim does not hold")
-    v.add_argument("--list", action="store_true", help="list the claims with their group and kinds of evidence")
+    v.add_argument("--list", action="store_true", help="list the claims with their group and kinds of evidence "
+                                                        "(--claims and --kinds select, --json writes the list)")
     v.add_argument("--no-progress", action="store_true", help="no progress bars")
     v.set_defaults(func=_cmd_verify)
 

@@ -365,6 +365,13 @@ def test_a_store_mixing_two_configurations_is_refused_not_pooled(tmp_path):
     (["verify", "--store", "{tmp}", "--train-dir", "{tmp}/td"], "and --store {tmp} gives the training rows"),
     (["verify", "--claims", "lemma4.6-updates", "--kinds", "training"],
      "none of the selected claims has evidence of kind training (lemma4.6-updates: symbolic)"),
+    # --store was ignored, and the summary said "training evidence from" it
+    (["verify", "--symbolic-only", "--store", "{tmp}"], "--store {tmp} gives the training rows, and no training row "
+     "is selected (--symbolic-only)"),
+    (["verify", "--no-training", "--store", "{tmp}"], "no training row is selected (--no-training)"),
+    # --list ran nothing, and said nothing of the options that run checks
+    (["verify", "--list", "--strict", "--seed", "3"], "--list prints the claims and runs no check, so --seed and "
+     "--strict would do nothing"),
 ])
 def test_an_output_path_that_cannot_take_the_results_is_refused_before_the_work(tmp_path, args, said):
     """A --json that names a folder, a --plot matplotlib cannot write, a folder flag that names a
@@ -375,6 +382,21 @@ def test_an_output_path_that_cannot_take_the_results_is_refused_before_the_work(
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert said.format(tmp=tmp_path) in r.stderr
     assert r.stdout == ""  # nothing ran
+
+
+def test_the_claim_list_is_filtered_by_kind_and_written_as_json(tmp_path):
+    """``verify --list --json`` wrote nothing, and ``--kinds`` did not narrow the list. The JSON
+    holds the registry's records of exactly the claims with evidence of the kinds asked for."""
+    out = tmp_path / "claims.json"
+    r = subprocess.run([sys.executable, "-m", "sde_scales.cli", "verify", "--list", "--kinds", "simulation", "--json",
+                        str(out)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(out.read_text())
+    want = [c.id for c in CLAIMS if "simulation" in c.kinds]
+    assert 0 < len(want) < len(CLAIMS)  # the filter has something to leave out
+    assert [c["id"] for c in doc["claims"]] == want
+    assert all("simulation" in c["evidence_kinds"] for c in doc["claims"])
+    assert [line.split()[0] for line in r.stdout.splitlines() if not line.startswith("JSON:")] == want
 
 
 def test_a_fractional_seed_is_refused_not_truncated():

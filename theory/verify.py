@@ -316,12 +316,39 @@ def draw_plots(results: list[EvidenceResult], out_dir: str | Path) -> list[Evide
     return out
 
 
+#: verify's options that run or judge checks, which ``--list`` runs none of (flag, attribute)
+_RUN_ONLY = (("--quick", "quick"), ("--store", "store"), ("--train-dir", "train_dir"), ("--no-training", "no_training"),
+             ("--plots", "plots"), ("--seed", "seed"), ("--symbolic-only", "symbolic_only"), ("--strict", "strict"))
+
+
+def _list_claims(args, claims: list[Claim]) -> int:
+    """``verify --list``: the selected claims (``--claims``; with ``--kinds``, those with evidence of
+    one of these kinds), one line each, and with ``--json`` as strict JSON (each claim's record as
+    the verdict JSON writes it, without verdicts). Options that run checks are refused: they were
+    ignored, and ``--list --json`` wrote nothing."""
+    given = [flag for flag, attr in _RUN_ONLY if getattr(args, attr, None) not in (None, False)]
+    if given:
+        raise InvalidArgumentError(f"--list prints the claims and runs no check, so {' and '.join(given)} would do "
+                                   f"nothing; leave {'it' if len(given) == 1 else 'them'} out (--claims, --kinds and "
+                                   f"--json apply to the list)")
+    if args.kinds:
+        claims = [c for c in claims if any(k in c.kinds for k in args.kinds)]
+        if not claims:
+            raise InvalidArgumentError(f"none of the selected claims has evidence of kind {', '.join(args.kinds)}; "
+                                       f"choose other --kinds or --claims")
+    for c in claims:
+        print(f"{c.id:26s} {c.group.value:12s} {c.predicted:36s} {'/'.join(c.kinds):30s} {c.statement}")
+    if args.json:
+        print(f"JSON: {write_json_atomic(args.json, {'claims': [c.to_dict() for c in claims]})}")
+    return 0
+
+
 def main_from_args(args) -> int:
     claims = select(args.claims)
     if args.list:
-        for c in claims:
-            print(f"{c.id:26s} {c.group.value:12s} {c.predicted:36s} {'/'.join(c.kinds):30s} {c.statement}")
-        return 0
+        return _list_claims(args, claims)
+    if args.seed is None:
+        args.seed = 0
     kinds = tuple(args.kinds) if args.kinds else CheckKind.ALL
     if args.symbolic_only:
         if args.kinds and tuple(args.kinds) != (CheckKind.SYMBOLIC,):
@@ -334,6 +361,11 @@ def main_from_args(args) -> int:
             raise InvalidArgumentError(f"--no-training and --kinds {' '.join(args.kinds)} contradict each other; "
                                        f"give one of them")
         kinds = tuple(k for k in kinds if k != CheckKind.TRAINING)
+    if args.store and CheckKind.TRAINING not in kinds:
+        # it was ignored, and the summary still said "training evidence from" the store
+        raise InvalidArgumentError(f"--store {args.store} gives the training rows, and no training row is selected "
+                                   f"({'--symbolic-only' if args.symbolic_only else '--no-training' if args.no_training else '--kinds ' + ' '.join(kinds)}); "
+                                   f"leave --store out, or select the training rows")
     if args.train_dir and (args.store or CheckKind.TRAINING not in kinds):
         # it was ignored: nothing is trained into it with a store, or without training rows
         why = (f"--store {args.store} gives the training rows" if args.store
