@@ -135,6 +135,9 @@ def test_rate_command_prints_writes_strict_json_and_gates(tmp_path, table, capsy
      "--seed sets the bootstrap, and the values reading has none"),
     (lambda d: d.assign(y=1.0), ["--claim", "separation:-1/2", "--minus", "y"], "zero spread"),
     (lambda d: d, ["--confidence", "1.5"], "confidence"),
+    # one column in two roles: "zero spread" or "1 replica(s) of column 'width'", which named no cause
+    (lambda d: d, ["--replica", "width"], "--width and --replica both name column 'width'"),
+    (lambda d: d, ["--claim", "separation:-1/2", "--minus", "x"], "--value and --minus both name column 'x'"),
 ])
 def test_bad_tables_and_options_are_refused_by_name_and_write_nothing(tmp_path, table, capsys, edit, extra, said):
     f = tmp_path / "runs.csv"
