@@ -90,6 +90,9 @@ def test_a_wrong_L0_breaks_the_collapse(tmp_path):
     (lambda d: d, ["--grid-points", "100000000"], "give 10 to 10,000"),
     (lambda d: d, ["--L0", "nan"], "--L0 nan"),
     (lambda d: d, ["--resamples", "0"], "--resamples"),
+    # one column in two roles: INCONCLUSIVE, "sigma is zero somewhere: identical seeds?"
+    (lambda d: d, ["--loss", "step"], "--step and --loss both name column 'step'"),
+    (lambda d: d, ["--seed-column", "size"], "--size and --seed-column both name column 'size'"),
 ])
 def test_bad_tables_are_refused_by_name_and_write_nothing(tmp_path, capsys, edit, extra, said):
     f = tmp_path / "t.csv"
