@@ -537,6 +537,12 @@ def test_columns_under_other_names_are_read_and_named(tmp_path):
         load_curve(hf, {"loss": "train/loss", "val_loss": "train/loss"})
     with pytest.raises(DataFileError, match="no lr column"):
         load_curve(_write(tmp_path, "nolr.csv", base.drop(columns="lr")))
+    # a role's own column named for another role: it said "no lr column" of a file with one
+    lr_file = _write(tmp_path, "base.csv", base)
+    with pytest.raises(DataFileError, match=r"lr's column 'lr' is named for loss \(loss=lr\)"):
+        load_curve(lr_file, {"loss": "lr"})
+    with pytest.raises(DataFileError, match=r"loss's column 'loss' is named for step \(step=loss\)"):
+        load_curve(lr_file, {"step": "loss"})
     with pytest.raises(InvalidArgumentError, match="not KEY=NAME"):
         parse_columns("step")
     with pytest.raises(InvalidArgumentError, match="loss= is given twice"):  # the second was used, in silence

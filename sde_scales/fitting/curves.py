@@ -1621,6 +1621,12 @@ def resolve_columns(found: list[str], source: str, columns: dict | None = None, 
             problems.append(f"{key} could be any of {hits}" + (
                 f" ({wandb[0]!r} is Weights & Biases' count of wandb.log calls; the optimiser's step is most likely "
                 f"the other)" if key == "step" and wandb else ""))
+        elif (key in ("step", "loss") or (key == "lr" and need_lr)) and (
+                taken := [c for c in _named(found, key) if c in columns.values()]):
+            # its own column named for another role: "no lr column" of a file that has one
+            role = next(k for k, v in columns.items() if v == taken[0])
+            problems.append(f"{key}'s column {taken[0]!r} is named for {role} ({role}={taken[0]}); each of step, lr "
+                            f"and loss needs a column of its own")
         elif key == "lr" and need_lr:
             problems.append(f"no lr column{_look_alike(found, key, columns)}" + (
                 " (for a file of the loss alone, such as a Weights & Biases panel export, give the run's schedule: "
