@@ -432,6 +432,11 @@ def test_bad_curve_files(tmp_path, mutate, match):
 def test_mismatched_lengths_in_memory():
     with pytest.raises(DataFileError, match="different lengths"):
         LossCurve(np.arange(30), np.ones(29), np.ones(30))
+    # a boolean rate was read as 1 where True, a complex loss lost its imaginary part with a numpy warning
+    with pytest.raises(DataFileError, match=r"column 'lr': a column of booleans \(bool\); give real numbers"):
+        LossCurve(np.arange(30), np.arange(30) < 20, np.ones(30))
+    with pytest.raises(DataFileError, match=r"column 'loss': a column of complex numbers"):
+        LossCurve(np.arange(30), np.ones(30), np.ones(30) + 0j)
 
 
 def test_a_loss_logged_to_one_decimal_is_fitted(tmp_path):

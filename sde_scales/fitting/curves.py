@@ -366,6 +366,9 @@ class LossCurve:
             a = np.asarray(v)
             if a.ndim != 1:
                 raise _fail(src, k, None, f"expected a 1-d column, got shape {a.shape}")
+            if a.dtype.kind in "bc":  # True read as a rate of 1; an imaginary part dropped with a numpy warning
+                raise _fail(src, k, None, f"a column of {'booleans' if a.dtype.kind == 'b' else 'complex numbers'} "
+                            f"({a.dtype}); give real numbers")
             arrs[k] = a
         n = {k: a.size for k, a in arrs.items()}
         if len(set(n.values())) != 1:
