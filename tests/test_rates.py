@@ -423,6 +423,19 @@ def test_bad_verdict_and_estimator_arguments_are_refused_by_name():
         fluctuation_exponent(x, gaussian_replicas(-0.5, 20, seed=1, widths=x), n_resamples=0)
     with pytest.raises(InvalidArgumentError, match="increasing"):
         exponent_from_values(x[::-1], x**-0.5)
+    # True read as a width of 1, a complex sample's imaginary part dropped with a numpy warning, and a
+    # negative seed ended in numpy's "expected non-negative integer"
+    reps = gaussian_replicas(-0.5, 20, seed=1, widths=x)
+    with pytest.raises(InvalidArgumentError, match="widths hold a boolean"):
+        fluctuation_exponent([True, 128, 256, 512, 1024], reps)
+    with pytest.raises(InvalidArgumentError, match="the samples at width 128 are complex numbers"):
+        fluctuation_exponent(x, [r + 0j if i == 1 else r for i, r in enumerate(reps)])
+    with pytest.raises(InvalidArgumentError, match="values are booleans"):
+        exponent_from_values(x, x > 100)
+    with pytest.raises(InvalidArgumentError, match="seed=-1"):
+        fluctuation_exponent(x, reps, seed=-1)
+    # the seed is read as before: an int and its SeedSequence give the same interval
+    assert fluctuation_exponent(x, reps, seed=5).ci == fluctuation_exponent(x, reps, seed=np.random.SeedSequence(5)).ci
 
 
 def test_values_whose_squares_leave_the_double_range_and_quantities_without_spread_are_refused():
