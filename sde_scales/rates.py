@@ -80,7 +80,7 @@ from scipy import stats
 
 from sde_scales import seeds
 from sde_scales.errors import InvalidArgumentError
-from sde_scales.validation import OUT_OF_RANGE, is_whole, out_of_range
+from sde_scales.validation import OUT_OF_RANGE, is_whole, out_of_range, real_array
 from sde_scales.verdicts import Verdict
 
 __all__ = [
@@ -333,21 +333,8 @@ def _estimate(x, samples, log_values, reading, confidence, n_resamples, seed, va
                             int(min(s.shape[-1] for s in samples)), tuple(notes), _curvature(point, lo, hi))
 
 
-def _real(a, what: str) -> np.ndarray:
-    """``a`` as floats; booleans (True read as 1) and complex numbers (the imaginary part dropped,
-    with a numpy warning) refused by ``what``."""
-    arr = np.asarray(a)
-    if arr.dtype.kind in "bc":
-        raise InvalidArgumentError(f"{what} are {'booleans' if arr.dtype.kind == 'b' else 'complex numbers'} "
-                                   f"({arr.dtype}); give real numbers")
-    listed = arr.flat if arr.dtype == object else (a if isinstance(a, (list, tuple)) else ())  # [True, 2]: ints
-    if any(isinstance(v, (bool, np.bool_, complex, np.complexfloating)) for v in listed):
-        raise InvalidArgumentError(f"{what} hold a boolean or complex value; give real numbers")
-    return np.asarray(arr, dtype=float)
-
-
 def _check_widths(x, n_samples: int) -> np.ndarray:
-    x = _real(x, "widths")
+    x = real_array(x, "widths")
     if x.ndim != 1 or x.size < 3:
         raise InvalidArgumentError(f"need at least 3 widths for an exponent and its interval; got {x.tolist()}")
     if np.any(x <= 0) or not np.all(np.isfinite(x)) or np.any(np.diff(x) <= 0):
@@ -361,7 +348,7 @@ def _check_grid(x, samples, max_ndim: int = 2) -> tuple[np.ndarray, list[np.ndar
     x = _check_widths(x, len(samples))
     out = []
     for n, s in zip(x, samples):
-        s = _real(s, f"the samples at width {n:g}")
+        s = real_array(s, f"the samples at width {n:g}")
         if not 1 <= s.ndim <= max_ndim:
             raise InvalidArgumentError(f"width {n:g}: samples of shape {s.shape}; give (replicas,) or "
                                        f"(components, replicas)")
@@ -525,8 +512,8 @@ def exponent_from_values(x, values, *, confidence: float = 0.95, reading: str = 
     """Exponent of exact (noise-free) values: least squares on logs with a Student-t interval from
     the residuals; the local slopes come from the quadratic fit with their own t intervals."""
     check_confidence(confidence)
-    x = _real(x, "x")
-    v = _real(values, "values")
+    x = real_array(x, "x")
+    v = real_array(values, "values")
     if x.ndim != 1 or x.shape != v.shape or x.size < 3:
         raise InvalidArgumentError(f"x {x.shape} and values {v.shape} must match with at least 3 points")
     if np.any(x <= 0) or not np.all(np.isfinite(x)) or np.any(np.diff(x) <= 0):

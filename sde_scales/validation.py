@@ -7,7 +7,7 @@ import numpy as np
 from sde_scales.errors import InvalidArgumentError
 
 __all__ = ["MAGNITUDE_LIMITS", "OUT_OF_RANGE", "available_memory", "check_memory", "is_integral", "is_whole", "out_of_range",
-           "same_value"]
+           "real_array", "same_value"]
 
 
 def is_whole(value, low: int = 0) -> bool:
@@ -22,6 +22,25 @@ def is_integral(value, low: int = 0) -> bool:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         return False
     return bool(np.isfinite(value) and value >= low and float(value) == int(value))
+
+
+def real_array(value, what: str, error=InvalidArgumentError) -> np.ndarray:
+    """``value`` as an array of float64, refusing by ``what`` (with ``error``) what is no real
+    number: booleans (numpy reads True as 1), complex numbers (numpy drops the imaginary part with a
+    warning, or raises a bare TypeError), and text or objects that are not numbers. Finiteness and
+    shape are the caller's to check."""
+    arr = np.asarray(value)
+    # a list such as [True, 2] or [1, 2j] becomes an int or complex array: look at its items too
+    items = list(arr.flat) if arr.dtype == object else (list(value) if isinstance(value, (list, tuple)) else [])
+    complex_ = arr.dtype.kind == "c" or any(isinstance(v, (complex, np.complexfloating)) for v in items)
+    boolean = arr.dtype.kind == "b" or any(isinstance(v, (bool, np.bool_)) for v in items)
+    if complex_ or boolean:
+        raise error(f"{what} holds {'complex' if complex_ else 'boolean'} values ({arr.dtype} array of shape "
+                    f"{arr.shape}); give real numbers")
+    try:
+        return np.asarray(arr, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise error(f"{what} is not an array of numbers ({exc}); give real numbers") from None
 
 
 def same_value(values, value) -> np.ndarray:

@@ -64,13 +64,14 @@ def test_additive_noise_that_depends_on_state():
         SDEProblem(f1, g_matrix_state, x0=[0.0], tspan=(0, 1), noise="additive", m=1)
 
 
-@pytest.mark.parametrize("x0", [[np.nan], [1.0, np.inf], np.zeros((2, 0))])
+# [True] was read as 1.0; a complex x0 ended in a bare TypeError
+@pytest.mark.parametrize("x0", [[np.nan], [1.0, np.inf], np.zeros((2, 0)), [True], [1 + 1j], [0.5, False]])
 def test_bad_x0(x0):
     with pytest.raises(InvalidProblemError, match="x0"):
         SDEProblem(f1, g1, x0=x0, tspan=(0, 1), noise="scalar")
 
 
-@pytest.mark.parametrize("tspan", [(1, 0), (0, np.inf), (0, 0), ("a", 1)])
+@pytest.mark.parametrize("tspan", [(1, 0), (0, np.inf), (0, 0), ("a", 1), (False, True)])
 def test_bad_tspan(tspan):
     with pytest.raises(InvalidProblemError, match="tspan"):
         SDEProblem(f1, g1, x0=[0.0], tspan=tspan, noise="scalar")
@@ -79,6 +80,8 @@ def test_bad_tspan(tspan):
 def test_nan_params():
     with pytest.raises(InvalidProblemError, match="params"):
         SDEProblem(f1, g1, x0=[0.0], tspan=(0, 1), noise="scalar", params=[1.0, np.nan])
+    with pytest.raises(InvalidProblemError, match="params holds complex values"):
+        SDEProblem(f1, g1, x0=[0.0], tspan=(0, 1), noise="scalar", params=[1.0 + 0j, 2.0])
 
 
 def test_plain_python_function_is_jitted():
@@ -216,6 +219,8 @@ def test_save_at_off_grid_and_unsorted():
         solve(ex.problem, EulerMaruyama(), 0.1, n_paths=2, noise=0, save_at=SaveAt(t=[0.55]))
     with pytest.raises(InvalidArgumentError, match="increase strictly"):
         SaveAt(t=[0.5, 0.2])
+    with pytest.raises(InvalidArgumentError, match=r"SaveAt\(t\) holds boolean values"):
+        SaveAt(t=[True])  # read as t = 1.0
     with pytest.raises(InvalidArgumentError, match="not on the step grid"):
         solve(ex.problem, EulerMaruyama(), 0.1, n_paths=2, noise=0, save_at=SaveAt(t=[2.0]))
 
@@ -259,6 +264,12 @@ def test_convergence_study_levels():
 def test_brownian_path_levels():
     with pytest.raises(InvalidArgumentError, match="levels"):
         BrownianPath(0, 0.0, 1.0, 40)
+    # a time span given as one tuple: numpy's "truth value of an array is ambiguous"
+    with pytest.raises(InvalidArgumentError, match=r"t0=\(0.0, 1.0\), t1=10; give each as one number"):
+        BrownianPath(0, (0.0, 1.0), 10, 4)
+    with pytest.raises(InvalidArgumentError, match="t1 holds boolean values"):
+        BrownianPath(0, 0.0, True, 4)
+    assert BrownianPath(0, 0, 1, 4).dt(2) == 0.25  # whole numbers are times too
 
 
 def test_fractional_counts_are_refused_not_truncated():

@@ -426,11 +426,11 @@ def test_bad_verdict_and_estimator_arguments_are_refused_by_name():
     # True read as a width of 1, a complex sample's imaginary part dropped with a numpy warning, and a
     # negative seed ended in numpy's "expected non-negative integer"
     reps = gaussian_replicas(-0.5, 20, seed=1, widths=x)
-    with pytest.raises(InvalidArgumentError, match="widths hold a boolean"):
+    with pytest.raises(InvalidArgumentError, match="widths holds boolean values"):
         fluctuation_exponent([True, 128, 256, 512, 1024], reps)
-    with pytest.raises(InvalidArgumentError, match="the samples at width 128 are complex numbers"):
+    with pytest.raises(InvalidArgumentError, match="the samples at width 128 holds complex values"):
         fluctuation_exponent(x, [r + 0j if i == 1 else r for i, r in enumerate(reps)])
-    with pytest.raises(InvalidArgumentError, match="values are booleans"):
+    with pytest.raises(InvalidArgumentError, match="values holds boolean values"):
         exponent_from_values(x, x > 100)
     with pytest.raises(InvalidArgumentError, match="seed=-1"):
         fluctuation_exponent(x, reps, seed=-1)

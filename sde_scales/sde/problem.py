@@ -31,6 +31,7 @@ import numpy as np
 
 from sde_scales import seeds
 from sde_scales.errors import InvalidProblemError
+from sde_scales.validation import real_array
 
 __all__ = ["NoiseKind", "SDEProblem"]
 
@@ -149,7 +150,7 @@ class SDEProblem:
         set_(self, "diffusion", _as_jitted(self.diffusion, "diffusion"))
         set_(self, "gdg", _as_jitted(self.gdg, "gdg"))
 
-        x0 = np.asarray(self.x0, dtype=np.float64)
+        x0 = real_array(self.x0, "x0", InvalidProblemError)
         if x0.ndim == 0:
             x0 = x0.reshape(1)
         if x0.ndim not in (1, 2) or x0.shape[-1] == 0:
@@ -165,7 +166,7 @@ class SDEProblem:
         set_(self, "x0", np.ascontiguousarray(x0))
 
         try:
-            t0, t1 = (float(v) for v in self.tspan)
+            t0, t1 = (float(v) for v in real_array(self.tspan, "tspan", InvalidProblemError))
         except (TypeError, ValueError):
             raise InvalidProblemError(f"tspan={self.tspan!r}; give two numbers (t0, t1)") from None
         if not (np.isfinite(t0) and np.isfinite(t1) and t1 > t0):
@@ -174,7 +175,7 @@ class SDEProblem:
             )
         set_(self, "tspan", (t0, t1))
 
-        params = np.ascontiguousarray(np.asarray(self.params, dtype=np.float64).reshape(-1))
+        params = np.ascontiguousarray(real_array(self.params, "params", InvalidProblemError).reshape(-1))
         if not np.all(np.isfinite(params)):
             raise InvalidProblemError(
                 f"params contains non-finite values {params[~np.isfinite(params)]}; give finite numbers"

@@ -22,7 +22,7 @@ from sde_scales.sde import probes
 from sde_scales.sde.noise import BlockStreams, BrownianPath, Increments, Noise, as_noise, auto_block_size, auto_group_size
 from sde_scales.sde.problem import SDEProblem
 from sde_scales.sde.solvers import Solver
-from sde_scales.validation import check_memory, is_whole
+from sde_scales.validation import check_memory, is_whole, real_array
 
 __all__ = ["BLOWUP_THRESHOLD", "SaveAt", "Solution", "solve", "n_steps_for"]
 
@@ -81,7 +81,7 @@ class SaveAt:
         if self.every is not None and not is_whole(self.every, 1):
             raise InvalidArgumentError(f"SaveAt(every={self.every!r}); use a positive whole number of steps")
         if self.t is not None:
-            t = np.atleast_1d(np.asarray(self.t, dtype=np.float64))
+            t = np.atleast_1d(real_array(self.t, "SaveAt(t)"))
             if t.size == 0 or not np.all(np.isfinite(t)):
                 raise InvalidArgumentError(f"SaveAt(t={self.t!r}); give finite times")
             if np.any(np.diff(t) <= 0):
