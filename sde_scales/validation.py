@@ -29,18 +29,19 @@ def real_array(value, what: str, error=InvalidArgumentError) -> np.ndarray:
     number: booleans (numpy reads True as 1), complex numbers (numpy drops the imaginary part with a
     warning, or raises a bare TypeError), and text or objects that are not numbers. Finiteness and
     shape are the caller's to check."""
-    arr = np.asarray(value)
-    # a list such as [True, 2] or [1, 2j] becomes an int or complex array: look at its items too
-    items = list(arr.flat) if arr.dtype == object else (list(value) if isinstance(value, (list, tuple)) else [])
-    complex_ = arr.dtype.kind == "c" or any(isinstance(v, (complex, np.complexfloating)) for v in items)
-    boolean = arr.dtype.kind == "b" or any(isinstance(v, (bool, np.bool_)) for v in items)
-    if complex_ or boolean:
-        raise error(f"{what} holds {'complex' if complex_ else 'boolean'} values ({arr.dtype} array of shape "
-                    f"{arr.shape}); give real numbers")
     try:
-        return np.asarray(arr, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
+        arr = np.asarray(value)
+        # a (nested) list such as [True, 2] or [[1.0, 2j]] becomes a number array: look at its items too
+        items = (list(np.asarray(value, dtype=object).flat) if isinstance(value, (list, tuple)) or arr.dtype == object
+                 else [])
+        complex_ = arr.dtype.kind == "c" or any(isinstance(v, (complex, np.complexfloating)) for v in items)
+        boolean = arr.dtype.kind == "b" or any(isinstance(v, (bool, np.bool_)) for v in items)
+        if not (complex_ or boolean):
+            return np.asarray(arr, dtype=np.float64)
+    except (TypeError, ValueError) as exc:  # text, objects, ragged lists
         raise error(f"{what} is not an array of numbers ({exc}); give real numbers") from None
+    raise error(f"{what} holds {'complex' if complex_ else 'boolean'} values, which numpy would read as "
+                f"{'their real parts' if complex_ else '1.0 and 0.0'}; give real numbers")
 
 
 def same_value(values, value) -> np.ndarray:
