@@ -511,8 +511,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="dask scheduler address, or 'local' for a LocalCluster of --workers (default local)")
     sw.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     sw.add_argument("--precision", choices=["fp32", "tf32", "bf16"], default="fp32",
-                    help="CUDA only: fp32; tf32 matmuls; or bf16 autocast of the forward and backward GEMMs "
-                         "(weights and updates stay fp32). Ignored on the CPU")
+                    help="fp32; tf32 matmuls (CUDA only: refused for a run on the CPU, which would train in "
+                         "fp32); or bf16 copies of the operands of the forward and backward GEMMs (weights and "
+                         "updates stay fp32; on the CPU too, at a slower pace)")
     sw.add_argument("--compile", action="store_true",
                     help="torch.compile each stack's forward and backward passes (worth it for long GPU runs; the "
                          "first steps pay the compilation; part of the run id, as fused kernels may round differently)")

@@ -94,6 +94,32 @@ def test_low_precision_on_cuda_tracks_fp32(precision, rtol):
     np.testing.assert_allclose(b, a, rtol=rtol)
 
 
+def test_tf32_is_refused_on_the_cpu_and_bf16_runs_there(tmp_path):
+    """``precision='tf32'`` sets CUDA's matmul mode only: on the CPU the runs trained in fp32 (the
+    same numbers) and were stored as tf32 runs, under another run id. Refused there now, by
+    ``train_stack`` and by ``sde-scales sweep`` before the store is made. ``bf16`` GEMMs do run on
+    the CPU (the help said they were ignored there): the losses move by bf16 rounding, within the
+    tolerance of the CUDA test above."""
+    from sde_scales.errors import InvalidArgumentError
+
+    ds = make_dataset("mixture", "cpu", d_in=32, n_train=256, seed=0)
+    base = dict(param="mup", width=32, lr=0.1, dataset="mixture", d_in=32, n_train=256, batch_size=32, epochs=1,
+                log_every=4)
+    with pytest.raises(InvalidArgumentError, match="precision='tf32' sets CUDA's matmul mode"):
+        train_stack([RunConfig(precision="tf32", **base)], ds, device="cpu")
+    ref = train_stack([RunConfig(**base)], ds, device="cpu")[0]
+    low = train_stack([RunConfig(precision="bf16", **base)], ds, device="cpu")[0]
+    a = np.array([v for m, v in zip(ref.rows["metric"], ref.rows["value"]) if m == "train_loss"])
+    b = np.array([v for m, v in zip(low.rows["metric"], low.rows["value"]) if m == "train_loss"])
+    assert not np.array_equal(a, b)  # bf16 was applied
+    np.testing.assert_allclose(b, a, rtol=3e-2)
+    out = tmp_path / "store"
+    r = subprocess.run([sys.executable, "-m", "sde_scales.cli", "sweep", "--out", str(out), "--precision", "tf32",
+                        "--device", "cpu", "--widths", "16", "--lrs", "0.1", "--no-progress"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "precision='tf32' sets CUDA's matmul mode" in r.stderr and not out.exists()
+
+
 @pytest.mark.slow
 def test_compiled_passes_give_the_eager_numbers_on_the_cpu():
     """``compile=True`` (torch.compile of the forward and backward passes) trains to the eager

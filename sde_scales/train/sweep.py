@@ -155,12 +155,18 @@ def run_sweep(configs: list[RunConfig], store_root: str, *, executor: str = "loc
         raise InvalidArgumentError(f"checkpoint_every={checkpoint_every!r}; give epochs >= 0 (0: no checkpoints)")
     runners = {"local": _run_local, "process": _run_pool, "dask": _run_dask}
     if executor not in runners:
-        raise ValueError(f"executor={executor!r}; use local, process or dask")
+        raise InvalidArgumentError(f"executor={executor!r}; use local, process or dask")
     # one SIGTERM handler for every executor, installed before the store is touched or any worker or
     # cluster starts: a SIGTERM at any moment of the sweep stops it cleanly (exit 143)
     # the device is resolved before: a device this machine lacks is an error, not a stopped sweep
     # ("run the same command again to resume" is no advice for it)
     device = resolve_device(device)
+    tf32 = sorted({c.precision for c in configs} & {"tf32"})
+    if tf32 and not device.startswith("cuda"):
+        # CUDA's matmul mode: on the CPU the runs trained in fp32 and were stored as tf32 runs
+        raise InvalidArgumentError(f"precision='tf32' sets CUDA's matmul mode, and these runs train on {device}, where "
+                                   f"they would train in fp32 and be stored as tf32 runs; leave --precision out "
+                                   f"(fp32), or train on a GPU (--device cuda)")
     old = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
     statuses = []
     try:

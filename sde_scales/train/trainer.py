@@ -304,6 +304,11 @@ def train_stack(configs: list[RunConfig], dataset, device: str = "cpu", progress
     wait, a healthy step skips the masking.)"""
     if not configs:
         return []
+    if configs[0].precision == "tf32" and not str(device).startswith("cuda"):
+        # CUDA's matmul mode: elsewhere the runs trained in fp32 and said tf32
+        raise InvalidArgumentError(f"precision='tf32' sets CUDA's matmul mode, and device={str(device)!r}: the runs "
+                                   f"would train in fp32 and be recorded as tf32; use precision='fp32' here, or a "
+                                   f"CUDA device")
     with _matmul_precision(configs[0].precision, str(device).startswith("cuda")):  # restored on any exit
         return _train_stack(configs, dataset, device, progress, checkpoint)
 
