@@ -172,6 +172,9 @@ def _cmd_coordcheck(args: argparse.Namespace) -> int:
     args.widths = sorted(args.widths)  # an exponent needs them in order, not typed in order
     p = by_name(args.param, L=args.depth, optimizer=args.optimizer)
     if args.no_output_multiplier:
+        if p.layers[p.L].a == 0:  # it checked the unchanged network, named "without output multiplier"
+            raise InvalidArgumentError(f"--no-output-multiplier removes the readout multiplier, and {p.name} has none "
+                                       f"(its readout's a = 0); leave it out, or check --param mup or ntk")
         p = p.with_layer(p.L, a=0)
         p = type(p)(p.name + " without output multiplier", p.layers, p.optimizer)
     cc = coord_check(p, args.widths, steps=args.steps, lr=args.lr, n_seeds=args.seeds, device=args.device,

@@ -94,6 +94,9 @@ def test_toml_grid_is_typed(tmp_path):
     (["coordcheck", "--param", "mup", "--depth", "0"], "--depth 0"),
     (["coordcheck", "--param", "mup", "--widths", "16,8,16"], "lists a width twice"),
     (["coordcheck", "--param", "mup", "--device", "tpu"], "device='tpu'"),  # a torch traceback before
+    # SP has no readout multiplier: the unchanged network was checked under the name of the planted bug
+    (["coordcheck", "--param", "sp", "--no-output-multiplier"], "--no-output-multiplier removes the readout "
+     "multiplier, and SP has none"),
     # finite in float64, infinite in the networks' float32
     (["coordcheck", "--param", "mup", "--lr", "1e300", "--widths", "8,16,32", "--seeds", "3"], "lr=1e+300"),
     # a step that overflows: no exponent of the change exists (it was a traceback, then a message about runs)
