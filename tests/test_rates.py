@@ -548,3 +548,19 @@ def test_rate_plot_labels_a_narrow_log_axis_in_plain_numbers():
     wide = exponent_from_values(x, (x / 64) ** -4.0)  # five decades
     got = labels(wide)
     assert got and not any(re.fullmatch(r"0\.\d+", t) for t in got), got
+
+
+def test_the_fluctuation_reading_reports_the_unbiased_spread_per_width():
+    """The values behind the exponent (printed per width, plotted, in the JSON) are the sample
+    standard deviations with n - 1 in the variance, and with components their variances pooled
+    before the root; computed here by hand from the replicas."""
+    rng = np.random.default_rng(4)
+    x = np.array([64.0, 128, 256, 512])
+    reps = [rng.standard_normal(R) * n**-0.5 for n, R in zip(x, (5, 7, 9, 11))]
+    est = fluctuation_exponent(x, reps, n_resamples=200)
+    want = [np.sqrt(np.sum((r - r.mean()) ** 2) / (r.size - 1)) for r in reps]
+    np.testing.assert_allclose(est.values, want, rtol=1e-12)
+    comps = [rng.standard_normal((3, 6)) * n**-0.5 for n in x]  # 3 components x 6 replicas
+    est2 = fluctuation_exponent(x, comps, n_resamples=200)
+    want2 = [np.sqrt(np.mean([np.sum((c - c.mean()) ** 2) / (c.size - 1) for c in m])) for m in comps]
+    np.testing.assert_allclose(est2.values, want2, rtol=1e-12)

@@ -501,3 +501,28 @@ def test_the_coordinate_check_rows_tell_mup_from_sp():
     sp_in = by[("sp", "change of layer 1 (input) pre-activations")]
     assert sp_in.role == "control" and sp_in.verdict is Verdict.FAIL
     assert all(r.tolerance is None or r.tolerance >= RESOLUTION for r in rows)
+
+
+def test_a_claim_holds_only_when_every_primary_row_passes():
+    """The rule the summary line counts by ("every primary row PASS"): one primary row short of
+    PASS (INCONCLUSIVE or FAIL) and the claim does not hold, whatever its other rows say; rows of
+    other roles (additional variables, control parametrizations) do not decide it; a claim with no
+    row does not hold."""
+    from theory.verify import EvidenceResult, claim_holds
+
+    claim, other = CLAIMS[0], CLAIMS[1]
+
+    def rows(*spec):
+        return [EvidenceResult(claim, "simulation", v, "planted",
+                               measurement=checks.Measurement(None, "model", variable="x", role=role))
+                for v, role in spec]
+
+    P, F, I = Verdict.PASS, Verdict.FAIL, Verdict.INCONCLUSIVE
+    assert claim_holds(rows((P, "primary"), (P, "primary")), claim)
+    assert not claim_holds(rows((P, "primary"), (I, "primary")), claim)
+    assert not claim_holds(rows((F, "primary"), (P, "primary")), claim)
+    assert not claim_holds(rows((P, "primary"), (None, "primary")), claim)  # nothing derived is no PASS
+    assert claim_holds(rows((P, "primary"), (F, "control"), (I, "additional")), claim)
+    assert not claim_holds(rows((I, "control"), (P, "additional")), claim)  # no primary row
+    assert not claim_holds(rows((P, "primary")), other)  # another claim's rows
+    assert not claim_holds([], claim)
