@@ -168,3 +168,22 @@ def test_fit_delay_max_evaluations(tmp_path, capsys):
     assert any("limit of 3 evaluations" in w for w in docs["3"]["warnings"])
     assert docs[None]["converged"] is True
     assert not any("evaluations before converging" in w for w in docs[None]["warnings"])
+
+
+def test_folds_decide_by_the_two_sided_t_interval_of_the_log_ratios():
+    """``_undecided``: the paired log RMSE ratios separate two candidates only when their mean
+    lies beyond the two-sided DECIDE_LEVEL Student-t bound; a mean between the one-sided and the
+    two-sided 95% quantiles is not separated. Computed here from scipy's t quantiles."""
+    import numpy as np
+    from scipy import stats
+
+    from sde_scales.fitting.report import DECIDE_LEVEL, _undecided
+
+    n = 5
+    z = np.array([-1.0, -0.5, 0.0, 0.5, 1.0])  # sd 0.79, mean 0
+    sd = float(np.std(z, ddof=1))
+    one, two = stats.t.ppf(DECIDE_LEVEL, n - 1), stats.t.ppf(0.5 + DECIDE_LEVEL / 2, n - 1)
+    for t_mult, undecided in ((0.5 * (one + two), True), (1.05 * two, False), (0.9 * one, True)):
+        d = z + t_mult * sd / np.sqrt(n)  # log(other / best) with this mean and the same sd
+        best = np.full(n, 0.02)
+        assert _undecided(list(best), list(best * np.exp(d))) is undecided

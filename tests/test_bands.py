@@ -428,3 +428,26 @@ def test_the_convex_bound_planted_by_the_band_benchmark_is_its_formula():
         with pytest.raises(ValueError, match="convex_bound"):
             cb(bad_lr, steps, r)
     assert np.isfinite(cb(np.concatenate([np.zeros(3), lr]), [4], 5.0)[0])
+
+
+def test_lack_of_fit_fires_on_the_pooled_p_or_one_curve_below_its_bonferroni_share():
+    """The rule by hand: Fisher's combination of the curves' p-values below LACK_OF_FIT_P, or one
+    curve's p below LACK_OF_FIT_P over the number of curves; curves without a p are left out."""
+    from scipy import stats
+
+    from sde_scales.fitting.fit import LACK_OF_FIT_P
+
+    def checks(*ps):
+        return {f"c{i}": {"p": p} for i, p in enumerate(ps)}
+
+    a = LACK_OF_FIT_P
+    # one curve of three between a/3 and a, the others far from rejection: neither rule fires
+    mid = 0.5 * (a / 3 + a)
+    assert stats.combine_pvalues([mid, 0.9, 0.9], method="fisher")[1] > a
+    assert not lack_of_fit_fired(checks(mid, 0.9, 0.9))
+    assert lack_of_fit_fired(checks(0.5 * a / 3, 0.9, 0.9))  # below its share
+    assert lack_of_fit_fired(checks(mid, None, None))  # alone, its share is the whole level
+    # no curve alone below its share, but together below the level
+    ps = [2 * a, 2 * a, 2 * a]
+    assert stats.combine_pvalues(ps, method="fisher")[1] < a and lack_of_fit_fired(checks(*ps))
+    assert not lack_of_fit_fired(checks(None, None)) and not lack_of_fit_fired({})

@@ -77,3 +77,20 @@ def test_too_few_paths_give_an_order_without_an_interval():
     enough = convergence_study(ex.problem, EulerMaruyama(), range(4, 8), MIN_PATHS, seed=1, exact=ex.exact)
     lo, hi = enough.strong.ci
     assert lo < enough.strong.order < hi and enough.strong.se > 0
+
+
+def test_successive_ratios_and_slopes_of_a_planted_power_law():
+    """``fit_order`` on errors that are exactly C h^p (every path alike): the successive log2
+    ratios are p at every level and the slopes are p, for strong (per-path) and weak (signed
+    mean) errors."""
+    import numpy as np
+
+    from sde_scales.sde.convergence import fit_order
+
+    h = 2.0 ** -np.arange(3, 9)
+    for p, signed, sign in ((0.5, False, 1.0), (1.0, True, -1.0), (1.5, False, 1.0)):
+        per_path = np.repeat((sign * 0.3 * h**p)[:, None], 40, axis=1)
+        per_path = per_path * (1 + 1e-9 * np.arange(40))[None, :]  # a spread, so the bootstrap has one
+        est = fit_order(h, per_path, signed=signed, n_resamples=100)
+        np.testing.assert_allclose(est.ratios, p, rtol=1e-6)
+        assert est.order == pytest.approx(p, rel=1e-6)
