@@ -210,3 +210,19 @@ def test_horizons_that_do_not_grow_with_size_are_flagged():
     assert any("reaches 0 or below" in w for w in hz.warnings)
     curves, _ = _planted_frontier(kappa=0.02)
     assert not any("reaches 0" in w for w in co.horizons(curves, None, n_boot=100).warnings)
+
+
+def test_delta_sigma_and_ratio_are_the_documented_statistics():
+    """Delta(x): the sample sd (n - 1) over sizes of the seed-mean curves; sigma(x): the root of
+    the sizes' mean seed variance (n - 1); R: the largest Delta/sigma from x0 on. Computed here by
+    hand, with unequal seed counts so that a pooled variance differs from a mean of sds."""
+    rng = np.random.default_rng(11)
+    ells = [1 + 0.05 * rng.standard_normal((S, GRID.size)) + 0.02 * k for k, S in enumerate((3, 5, 4, 7))]
+    res = co.collapse_stats(ells, GRID, x0=0.2, widths=WIDTHS, n_boot=100)
+    means = np.array([e.sum(axis=0) / e.shape[0] for e in ells])
+    delta = np.sqrt(((means - means.mean(axis=0)) ** 2).sum(axis=0) / (len(ells) - 1))
+    var = [((e - e.mean(axis=0)) ** 2).sum(axis=0) / (e.shape[0] - 1) for e in ells]
+    sigma = np.sqrt(np.mean(var, axis=0))
+    np.testing.assert_allclose(res.delta, delta, rtol=1e-12)
+    np.testing.assert_allclose(res.sigma, sigma, rtol=1e-12)
+    assert res.ratio == pytest.approx(float(np.max((delta / sigma)[GRID >= 0.2])), rel=1e-12)

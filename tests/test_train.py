@@ -409,6 +409,26 @@ def test_trainer_matches_a_plain_autograd_loop(small_data):
     logged = df[df.metric == "train_loss"].value.to_numpy()
     per_log = np.array(losses).reshape(-1, cfg.log_every).mean(axis=1)
     np.testing.assert_allclose(logged, per_log, rtol=1e-4)
+    # the macro-variables of the last log, from the same weights: the evaluation batch (the first
+    # 256 training inputs) through the plain forward pass, and autograd's gradient of its loss
+    last = df[df.step == df.step.max()]
+
+    def at(metric, layer):
+        return float(last[(last.metric == metric) & (last.layer == layer)].value.iloc[0])
+
+    x, y = small_data.x_train[:256], small_data.y_train[:256]
+    h, pres = x, []
+    for l, (w, mult) in enumerate(zip(ws, m.mult)):
+        h = (torch.relu(h) if l > 0 else h) @ w.T * mult
+        pres.append(h)
+    eval_loss = torch.nn.functional.cross_entropy(h, y)
+    grads = torch.autograd.grad(eval_loss, ws)
+    assert at("eval_loss", -1) == pytest.approx(float(eval_loss), rel=1e-4)
+    for l, (pre, g) in enumerate(zip(pres, grads)):
+        assert at("act_rms", l) == pytest.approx(float(pre.pow(2).mean().sqrt()), rel=1e-4)
+        assert at("eval_grad_norm", l) == pytest.approx(float(g.norm()), rel=1e-4)
+    total = float(torch.sqrt(sum(g.pow(2).sum() for g in grads)))
+    assert at("eval_grad_norm", -1) == pytest.approx(total, rel=1e-4)
 
 
 def test_same_numbers_with_one_or_two_torch_threads(small_data):
