@@ -376,17 +376,22 @@ def test_hand_written_gradients_equal_autograd(param, depth):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
-def test_trainer_matches_a_plain_autograd_loop(small_data):
-    """An independent SGD loop (autograd, the same initial weights and batch order) reaches the
-    same weights after 16 steps (float32; rtol 1e-4 leaves room for summation-order rounding)."""
-    cfg = RunConfig(width=32, lr=0.2, seed=4, param="mup", depth=2, **SMALL)
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_trainer_matches_a_plain_autograd_loop(small_data, schedule):
+    """An independent SGD loop (autograd, the same initial weights and batch order, the cosine's
+    factor written out: update k at lr (1 + cos(pi k / (n - 1))) / 2) reaches the same weights after
+    16 steps, and every logged quantity is the loop's own (float32; rtol 1e-4 leaves room for
+    summation-order rounding)."""
+    cfg = RunConfig(width=32, lr=0.2, seed=4, param="mup", depth=2, schedule=schedule, **SMALL)
+    n = cfg.n_steps()
+    factor = np.ones(n) if schedule == "constant" else 0.5 * (1 + np.cos(np.pi * np.arange(n) / (n - 1)))
     out = train_stack([cfg], small_data)[0]
     m = StackedMLP(mup(2), 1, small_data.d_in, 32, 10, [4])
     ws = [w[0].clone().requires_grad_(True) for w in m.weights]
     gen = torch.Generator().manual_seed(cfg.data_seed)
     perm, pos = torch.randperm(small_data.n_train, generator=gen), 0
-    losses = []
-    for _ in range(cfg.n_steps()):
+    losses, grad_norms = [], []
+    for k in range(n):
         if pos + cfg.batch_size > small_data.n_train:
             perm, pos = torch.randperm(small_data.n_train, generator=gen), 0
         idx = perm[pos:pos + cfg.batch_size]
@@ -399,9 +404,10 @@ def test_trainer_matches_a_plain_autograd_loop(small_data):
             w.grad = None
         loss.backward()
         losses.append(float(loss.detach()))
+        grad_norms.append([float(w.grad.norm()) for w in ws])
         with torch.no_grad():
             for w, c in zip(ws, m.lr_scale):
-                w -= cfg.lr * c * w.grad
+                w -= cfg.lr * factor[k] * c * w.grad
     df = out.frame()
     micro = df[(df.metric == "dist2") & (df.layer == -1)].value.iloc[-1]
     ref = sum(float(((w.detach() - w0[0]) ** 2).sum()) for w, w0 in zip(ws, m.initial))
@@ -409,6 +415,13 @@ def test_trainer_matches_a_plain_autograd_loop(small_data):
     logged = df[df.metric == "train_loss"].value.to_numpy()
     per_log = np.array(losses).reshape(-1, cfg.log_every).mean(axis=1)
     np.testing.assert_allclose(logged, per_log, rtol=1e-4)
+    # at each log: the learning rate of its step's update, and that update's minibatch gradient norms
+    steps = np.sort(df[df.metric == "lr"].step.unique())
+    np.testing.assert_array_equal(steps, np.arange(cfg.log_every, n + 1, cfg.log_every))
+    np.testing.assert_allclose(df[df.metric == "lr"].sort_values("step").value, cfg.lr * factor[steps - 1], rtol=1e-6)
+    for l in range(len(ws)):
+        got = df[(df.metric == "grad_norm") & (df.layer == l)].sort_values("step").value
+        np.testing.assert_allclose(got, [grad_norms[s - 1][l] for s in steps], rtol=1e-4)
     # the macro-variables of the last log, from the same weights: the evaluation batch (the first
     # 256 training inputs) through the plain forward pass, and autograd's gradient of its loss
     last = df[df.step == df.step.max()]
@@ -424,8 +437,13 @@ def test_trainer_matches_a_plain_autograd_loop(small_data):
     eval_loss = torch.nn.functional.cross_entropy(h, y)
     grads = torch.autograd.grad(eval_loss, ws)
     assert at("eval_loss", -1) == pytest.approx(float(eval_loss), rel=1e-4)
-    for l, (pre, g) in enumerate(zip(pres, grads)):
+    h0, pres0 = x, []  # the same batch through the initial weights
+    for l, (w0, mult) in enumerate(zip(m.initial, m.mult)):
+        h0 = (torch.relu(h0) if l > 0 else h0) @ w0[0].T * mult
+        pres0.append(h0)
+    for l, (pre, pre0, g) in enumerate(zip(pres, pres0, grads)):
         assert at("act_rms", l) == pytest.approx(float(pre.pow(2).mean().sqrt()), rel=1e-4)
+        assert at("act_delta_rms", l) == pytest.approx(float((pre - pre0).pow(2).mean().sqrt()), rel=1e-4)
         assert at("eval_grad_norm", l) == pytest.approx(float(g.norm()), rel=1e-4)
     total = float(torch.sqrt(sum(g.pow(2).sum() for g in grads)))
     assert at("eval_grad_norm", -1) == pytest.approx(total, rel=1e-4)

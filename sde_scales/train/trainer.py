@@ -70,7 +70,7 @@ SCHEDULES = {"constant": schedules.constant, "cosine": schedules.cosine, "wsd": 
 _ADDED_FIELDS = {"data_order": "shared", "lr_width": 0, "base_width": 0, "precision": "fp32", "compile": False}
 
 #: Arithmetic of the GEMMs by name: ``fp32``; ``tf32`` (CUDA matmuls with TF32 inputs, fp32
-#: accumulate; on the CPU the same as fp32); ``bf16`` (GEMM operands cast to bfloat16, fp32 results,
+#: accumulate; refused for runs on the CPU, where it would be fp32); ``bf16`` (GEMM operands cast to bfloat16, fp32 results,
 #: weights and updates; runs on the CPU too, slowly). Part of the run id: the numbers differ.
 PRECISIONS = ("fp32", "tf32", "bf16")
 
