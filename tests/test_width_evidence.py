@@ -126,6 +126,16 @@ def test_width_samples_effective_and_raw_units(store):
     assert all(np.all(np.abs(s) > 0) for s in disp.samples)
     loss = width_samples(runs, traj, "eval_loss", param="mup", lr=0.3, fraction=0.5)
     assert all(s.shape == (4,) for s in loss.samples) and all(st < runs.epochs.max() * 8 for st in loss.steps)
+    # the last logged step at or before the fraction of the run, and the values logged there
+    for frac in (0.3, 0.5, 1.0):
+        ws = width_samples(runs, traj, "eval_loss", param="mup", lr=0.3, fraction=frac)
+        for w, stp, smp in zip(ws.widths, ws.steps, ws.samples):
+            ids = runs[(runs.width == w) & (runs.lr == 0.3)].sort_values("seed").run_id
+            t = traj[traj.run_id.isin(ids) & (traj.metric == "eval_loss") & (traj.layer == -1)]
+            logged = np.sort(t.step.unique())
+            assert stp == logged[logged <= frac * logged.max()].max()
+            at = t[t.step == stp].set_index("run_id").value
+            np.testing.assert_allclose(np.sort(smp), np.sort(at.loc[ids].to_numpy()))
     with pytest.raises(InvalidArgumentError, match="choose one with lr"):
         width_samples(runs, traj, "eval_loss", param="mup")
     with pytest.raises(InvalidArgumentError, match="variable"):
