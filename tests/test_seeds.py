@@ -35,3 +35,19 @@ def test_unknown_purpose_and_bad_seed_or_key_are_refused():
         seeds.child(None, "delay.noise")
     with pytest.raises(InvalidArgumentError, match="seed key -1"):
         seeds.child(0, "width.noise", -1)
+
+
+def test_a_block_of_paths_draws_from_the_seeds_spawned_child():
+    """BlockStreams' block b is ``SeedSequence(seed).spawn(b + 1)[b]`` (its documented stream, which
+    a user can rebuild with numpy alone), for a root seed and for a node of the seed tree, and its
+    generator is SFC64 on that child."""
+    from sde_scales.sde import BlockStreams
+
+    for seed in (7, seeds.child(3, "theory.check", 2)):
+        root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+        bs = BlockStreams(seed, block_size=16)
+        kids = np.random.SeedSequence(root.entropy, spawn_key=root.spawn_key).spawn(5)
+        for b in (0, 1, 4):
+            assert bs.block_seed(b).spawn_key == kids[b].spawn_key and bs.block_seed(b).entropy == kids[b].entropy
+            want = np.random.Generator(np.random.SFC64(kids[b])).standard_normal(8)
+            np.testing.assert_array_equal(bs.generator(b).standard_normal(8), want)
