@@ -217,6 +217,12 @@ def test_exact_states_start_at_zero_whatever_the_first_reported_time():
     expected_z = np.where(times <= 1.0, 0.0, 0.75 * -np.expm1(-(times - 1.0) / tau))
     np.testing.assert_allclose(s1, expected_s1, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(z[:, 0], expected_z, rtol=1e-12, atol=1e-14)
+    # ramps: a linear warmup 0 -> 1 over [0, 2], the plateau to t = 5, a linear decay to 0 by t = 7;
+    # S_1 is t^2/4, then 1 + (t - 2), then 4 + (t - 5) - (t - 5)^2/4, then 5
+    ramp = PiecewiseLinear([0.0, 2.0, 5.0, 7.0], [0.0, 1.0, 1.0, 0.0])
+    t = np.array([1.0, 2.0, 3.5, 6.0, 7.0, 8.0])
+    s1, _ = exact_states(ramp, 1.0, [tau], t)
+    np.testing.assert_allclose(s1, [0.25, 1.0, 2.5, 4.75, 5.0, 5.0], rtol=1e-12)
 
 
 def test_delay_model_pieces_refuse_what_they_cannot_compute():
