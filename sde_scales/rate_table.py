@@ -38,6 +38,7 @@ from sde_scales import rates
 from sde_scales.errors import DataFileError, InvalidArgumentError
 from sde_scales.rates import ExponentEstimate, RateKind, VerdictResult
 from sde_scales.tables import label_column, numeric_column, read_table
+from sde_scales.validation import distinct_columns
 
 __all__ = ["READINGS", "REPLICA_COLUMNS", "RateClaim", "RateCheck", "check_rate", "store_table"]
 
@@ -221,13 +222,9 @@ def check_rate(df, claim: RateClaim | str, *, reading: str = "fluctuation", widt
             reference = float(reference)
         except ValueError:
             raise InvalidArgumentError(f"--reference {reference!r}; give a number, richardson or widest") from None
-    roles = [("--width", width), ("--value", value)] + ([("--minus", minus)] if sep else []) \
-        + ([("--replica", replica)] if replica is not None else [])
-    for i, (flag, col) in enumerate(roles):  # one column in two roles gave a zero spread or one replica per width
-        twice = next((f for f, c in roles[:i] if c == col), None)
-        if twice is not None:
-            raise InvalidArgumentError(f"{source}: {twice} and {flag} both name column {col!r}; each role needs a "
-                                       f"column of its own (the table's columns: {', '.join(map(str, df.columns))})")
+    # one column in two roles gave a zero spread or one replica per width
+    distinct_columns([("--width", width), ("--value", value)] + ([("--minus", minus)] if sep else [])
+                     + ([("--replica", replica)] if replica is not None else []), source, df.columns)
     w = _column(df, width, "--width", source)
     cols = [_column(df, value, "--value", source)] + ([_column(df, minus, "--minus", source)] if sep else [])
     need = 1 if reading == "values" else 3

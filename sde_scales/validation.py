@@ -6,8 +6,8 @@ import numpy as np
 
 from sde_scales.errors import InvalidArgumentError
 
-__all__ = ["MAGNITUDE_LIMITS", "OUT_OF_RANGE", "available_memory", "check_memory", "is_integral", "is_whole", "out_of_range",
-           "real_array", "same_value"]
+__all__ = ["MAGNITUDE_LIMITS", "OUT_OF_RANGE", "available_memory", "check_memory", "distinct_columns", "is_integral",
+           "is_whole", "out_of_range", "real_array", "same_value"]
 
 
 def is_whole(value, low: int = 0) -> bool:
@@ -42,6 +42,19 @@ def real_array(value, what: str, error=InvalidArgumentError) -> np.ndarray:
         raise error(f"{what} is not an array of numbers ({exc}); give real numbers") from None
     raise error(f"{what} holds {'complex' if complex_ else 'boolean'} values, which numpy would read as "
                 f"{'their real parts' if complex_ else '1.0 and 0.0'}; give real numbers")
+
+
+def distinct_columns(roles, source: str, columns) -> None:
+    """Refuse a table's column named for two roles (``roles``: ``(flag, column)`` pairs, such as
+    ``("--width", "width")``), naming both flags and the table's ``columns``: one column read as
+    both the width and the replica gives one replica per width, as both the step and the loss a
+    step logged twice, with no word of the cause."""
+    roles = list(roles)
+    for i, (flag, col) in enumerate(roles):
+        twice = next((f for f, c in roles[:i] if c == col), None)
+        if twice is not None:
+            raise InvalidArgumentError(f"{source}: {twice} and {flag} both name column {col!r}; each role needs a "
+                                       f"column of its own (the table's columns: {', '.join(map(str, columns))})")
 
 
 def same_value(values, value) -> np.ndarray:

@@ -22,6 +22,7 @@ import numpy as np
 from sde_scales.analysis.collapse import CollapseResult, Curves, collapse_stats, normalise
 from sde_scales.errors import DataFileError, InvalidArgumentError
 from sde_scales.tables import label_column, numeric_column
+from sde_scales.validation import distinct_columns
 
 __all__ = ["curves_from_table", "run_collapse"]
 
@@ -38,12 +39,8 @@ def curves_from_table(df, *, size: str = "size", seed: str = "seed", step: str =
     same steps (their horizons differ, or a run stopped early), a step logged twice by one run, a
     negative or fractional step (naming the row). Rows at step 0 are left out (the initial loss:
     no normalisation reaches x = 0)."""
-    roles = (("--size", size), ("--seed-column", seed), ("--step", step), ("--loss", loss))
-    for i, (flag, col) in enumerate(roles):  # one column in two roles: a step "logged twice", or no spread
-        twice = next((f for f, c in roles[:i] if c == col), None)
-        if twice is not None:
-            raise InvalidArgumentError(f"{source}: {twice} and {flag} both name column {col!r}; each role needs a "
-                                       f"column of its own (the table's columns: {', '.join(map(str, df.columns))})")
+    # one column in two roles: a step "logged twice", or no spread
+    distinct_columns((("--size", size), ("--seed-column", seed), ("--step", step), ("--loss", loss)), source, df.columns)
     p = _numbers(df, size, source, "size")
     s = label_column(df, seed, source, flag="--seed-column", what="seed")  # a seed number or a run's name
     t = _numbers(df, step, source, "step")
