@@ -513,3 +513,42 @@ def test_sigterm_while_the_sweep_starts_stops_it_cleanly(tmp_path, executor):
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143 and "run the same command again to resume" in err, (proc.returncode, err[-500:])
+
+
+def test_coordinate_check_sizes_against_a_plain_autograd_loop():
+    """What the coordinate check reports, recomputed independently: each network (its seed's
+    initial weights) stepped by plain SGD with autograd (update w -= lr * lr_scale * grad on the
+    batch after the probe), and the RMS over the probe batch and the units of each layer's
+    pre-activations at initialisation and of their change after each step (float32; rtol 1e-4 for
+    summation order)."""
+    widths, steps, n_seeds, d_in, batch, lr = [8, 16, 32], 2, 3, 16, 8, 0.1
+    cc = coord_check(mup(2), widths, steps=steps, lr=lr, n_seeds=n_seeds, d_in=d_in, batch=batch)
+    x, y, _, _ = D.teacher_student(n_train=batch * (steps + 1), n_test=1, d_in=d_in, seed=0)
+    x, y = torch.as_tensor(x), torch.as_tensor(y)
+    probe = x[:batch]
+
+    def forward(ws, mult, h):
+        pres = []
+        for l, (w, mu) in enumerate(zip(ws, mult)):
+            h = (torch.relu(h) if l > 0 else h) @ w.T * mu
+            pres.append(h)
+        return pres
+
+    for i, n in enumerate(widths):
+        m = StackedMLP(mup(2), n_seeds, d_in, n, 10, list(range(n_seeds)))
+        for s in range(n_seeds):
+            ws = [w[s].clone().requires_grad_(True) for w in m.weights]
+            with torch.no_grad():
+                pre0 = forward(ws, m.mult, probe)
+            for l, p in enumerate(pre0):
+                assert cc.act[l][i, s] == pytest.approx(float(p.pow(2).mean().sqrt()), rel=1e-4)
+            for k in range(steps):
+                xb, yb = x[batch * (k + 1): batch * (k + 2)], y[batch * (k + 1): batch * (k + 2)]
+                loss = torch.nn.functional.cross_entropy(forward(ws, m.mult, xb)[-1], yb)
+                grads = torch.autograd.grad(loss, ws)
+                with torch.no_grad():
+                    for w, c, g in zip(ws, m.lr_scale, grads):
+                        w -= lr * c * g
+                    pre = forward(ws, m.mult, probe)
+                for l, (p, p0) in enumerate(zip(pre, pre0)):
+                    assert cc.delta[l][i, k, s] == pytest.approx(float((p - p0).pow(2).mean().sqrt()), rel=1e-4)
