@@ -74,6 +74,39 @@ def test_logged_rows_are_means_of_the_minibatch_losses_of_the_initial_model(corp
     assert abs(np.mean(per) - np.log(256)) < 0.5
 
 
+def test_updates_are_adamw_with_the_stated_clip_and_decay(corpus):
+    """The updates, recomputed by a plain loop: torch's AdamW (betas 0.9 and 0.95, eps 1e-8, the
+    config's decoupled weight decay) at each update's rate, after clipping the gradient's norm to
+    the config's clip, on the windows batch_starts gives. With a clip that binds (0.05), the logged
+    means are the loop's, and they differ from a run without clipping (so the clip was applied)."""
+    import dataclasses
+
+    n = 15
+    rates = schedules.cosine(n, 3e-3, 0.1, warmup_steps=3)
+    cfg = dataclasses.replace(TINY, clip=0.05, weight_decay=0.2)
+    got = lm.train_family(corpus, {"cos": rates}, cfg)["cos"]["loss"]
+    model = lm.tiny_lm(cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=float(rates[0]), betas=(0.9, 0.95), eps=1e-8,
+                            weight_decay=cfg.weight_decay)
+    data = torch.from_numpy(corpus.data.astype(np.int64))
+    per = []
+    for k in range(n):
+        s = lm.batch_starts(cfg.seed, k, corpus.n_bytes - cfg.context, cfg.batch)
+        win = torch.stack([data[i:i + cfg.context + 1] for i in s])
+        loss = torch.nn.functional.cross_entropy(model(win[:, :-1]).reshape(-1, 256), win[:, 1:].reshape(-1))
+        per.append(float(loss))
+        for g in opt.param_groups:
+            g["lr"] = float(rates[k])
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+        opt.step()
+    want = np.reshape(per, (3, 5)).mean(axis=1)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    unclipped = lm.train_family(corpus, {"cos": rates}, dataclasses.replace(cfg, clip=0.0))["cos"]["loss"]
+    assert np.max(np.abs(unclipped - want)) > 1e-4
+
+
 def test_data_order_depends_on_seed_and_update_only():
     a = lm.batch_starts(1, 7, 1000, 8)
     assert np.array_equal(a, lm.batch_starts(1, 7, 1000, 8))
