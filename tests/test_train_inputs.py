@@ -102,6 +102,10 @@ def test_toml_grid_is_typed(tmp_path):
     # a step that overflows: no exponent of the change exists (it was a traceback, then a message about runs)
     (["coordcheck", "--param", "mup", "--lr", "1e20", "--widths", "8,16,32", "--seeds", "3"], "networks of width 8 diverged"),
     (["sweep", "--widths", "16", "--lrs", "1e300", "--out", "{tmp}/s"], "lr=1e+300"),
+    # a width whose weights no machine holds: torch's allocator traceback before (946 GiB here)
+    (["sweep", "--widths", "1000000000", "--lrs", "0.1", "--n-train", "256", "--batch-size", "64", "--d-in", "32",
+      "--out", "{tmp}/s"], "1 network(s) of width 1000000000 (42,000,000,000 weights) need"),
+    (["coordcheck", "--param", "mup", "--widths", "16,32,1000000000"], "network(s) of width 1000000000"),
     # it also printed "sweep stopped: 0 runs ... run the same command again to resume"
     (["sweep", "--widths", "16", "--device", "tpu", "--out", "{tmp}/s"], "device='tpu'"),
     (["sweep", "--widths", "16", "--base-width", "-1", "--out", "{tmp}/s"], "base_width=-1"),

@@ -34,10 +34,31 @@ import math
 
 import torch
 
+from sde_scales.errors import InvalidArgumentError
 from sde_scales.parametrization import Parametrization
 from sde_scales.train.reproducible import ensure_thread_invariance
+from sde_scales.validation import check_memory
 
 __all__ = ["StackedMLP"]
+
+
+def _check_room(shapes, K: int, width: int, device, dtype) -> None:
+    """Refuse a stack whose weights cannot be held, before any is drawn (torch's allocator failed
+    with a RuntimeError traceback, after the weights of the layers before had been drawn): the
+    weights, their initial copy and their gradients on the device, and on the host the float64
+    draw of the largest layer (the per-member draw and the stack of them)."""
+    n_w = K * sum(a * b for a, b in shapes)
+    big = K * max(a * b for a, b in shapes)
+    on_device = 3 * n_w * torch.finfo(dtype).bits // 8
+    cpu = torch.device(device).type == "cpu"
+    what = f"{K} network(s) of width {width} ({n_w:,} weights)"
+    fix = "train narrower networks, or fewer learning rates and seeds per stack"
+    check_memory(16 * big + (on_device if cpu else 0), what, fix)
+    if torch.device(device).type == "cuda":
+        free = torch.cuda.mem_get_info(torch.device(device))[0]
+        if on_device > free:
+            raise InvalidArgumentError(f"{what} need {on_device / 2**30:.3g} GiB on {device} and {free / 2**30:.3g} "
+                                       f"GiB is free there; {fix}")
 
 
 class StackedMLP:
@@ -70,6 +91,7 @@ class StackedMLP:
         self.gemm_dtype = None if gemm_dtype in (None, dtype) else gemm_dtype
         dims = [d_in] + [width] * param.L + [d_out]
         self.shapes = [(dims[i + 1], dims[i]) for i in range(param.L + 1)]
+        _check_room(self.shapes, K, width, device, dtype)
         f = [param.factors(l, width, base_width) for l in range(param.L + 1)]
         self.base_width = base_width
         self.mult = [m for m, _, _ in f]
