@@ -105,6 +105,10 @@ def test_band_of_a_linear_model_is_the_textbook_one():
         got = cov.sd(np.array([[1.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]))
         np.testing.assert_allclose(got[:2], want, rtol=1e-6)
         assert np.isnan(got[2])
+    # the residuals' autocorrelation inflation kappa multiplies the covariance: sds by sqrt(kappa)
+    cov = parameter_covariance(law, x, lambda xf: A @ xf - y, lambda xf: A, np.ones(3, bool), lo, hi, {}, 2.5)
+    got = cov.sd(np.array([[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]))
+    np.testing.assert_allclose(got, np.sqrt(2.5) * want, rtol=1e-6)
 
 
 def test_no_band_where_the_curves_have_no_drop(tmp_path):
@@ -451,3 +455,25 @@ def test_lack_of_fit_fires_on_the_pooled_p_or_one_curve_below_its_bonferroni_sha
     ps = [2 * a, 2 * a, 2 * a]
     assert stats.combine_pvalues(ps, method="fisher")[1] < a and lack_of_fit_fired(checks(*ps))
     assert not lack_of_fit_fired(checks(None, None)) and not lack_of_fit_fired({})
+
+
+def test_autocorrelation_inflation_is_the_block_variance_factor_over_1000_steps():
+    """``autocorrelation_inflation``: B times the variance of the means of blocks of B rows (1,000
+    steps) over the variance of single residuals. For AR(1) residuals with coefficient phi its
+    expectation is (1 + phi)/(1 - phi) - 2 phi (1 - phi^B) / (B (1 - phi)^2): 179 for phi = 0.99
+    logged every step (B = 1000), 17.9 for the same process logged every 10 steps (phi^10, B =
+    100); about 1 for white noise. 400 blocks: the block variance has a relative standard error
+    of sqrt(2/399) = 0.071, so 28% is 4 of them."""
+    from scipy.signal import lfilter
+
+    from sde_scales.fitting.fit import autocorrelation_inflation
+
+    def expected(phi, B):
+        return (1 + phi) / (1 - phi) - 2 * phi * (1 - phi**B) / (B * (1 - phi) ** 2)
+
+    rng = np.random.default_rng(8)
+    phi = 0.99
+    e = lfilter([1.0], [1.0, -phi], rng.standard_normal(400_000 + 5_000))[5_000:]  # past the start-up
+    assert autocorrelation_inflation(e, 1) == pytest.approx(expected(phi, 1000), rel=0.28)
+    assert autocorrelation_inflation(e[::10], 10) == pytest.approx(expected(phi**10, 100), rel=0.28)
+    assert autocorrelation_inflation(rng.standard_normal(400_000), 1) < 1.3
