@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from sde_scales.errors import InvalidArgumentError, SDEScalesError
 from sde_scales.train.store import RunStore
-from sde_scales.train.trainer import RunConfig, resolve_device, train_stack
+from sde_scales.train.trainer import RunConfig, check_precision, resolve_device, train_stack
 
 __all__ = ["SweepTerminated", "load_grid_toml", "plan", "run_stack", "run_sweep", "unique_runs"]
 
@@ -161,12 +161,7 @@ def run_sweep(configs: list[RunConfig], store_root: str, *, executor: str = "loc
     # the device is resolved before: a device this machine lacks is an error, not a stopped sweep
     # ("run the same command again to resume" is no advice for it)
     device = resolve_device(device)
-    tf32 = sorted({c.precision for c in configs} & {"tf32"})
-    if tf32 and not device.startswith("cuda"):
-        # CUDA's matmul mode: on the CPU the runs trained in fp32 and were stored as tf32 runs
-        raise InvalidArgumentError(f"precision='tf32' sets CUDA's matmul mode, and these runs train on {device}, where "
-                                   f"they would train in fp32 and be stored as tf32 runs; leave --precision out "
-                                   f"(fp32), or train on a GPU (--device cuda)")
+    check_precision(configs, device)  # before the store is made (train_stack checks it too)
     old = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
     statuses = []
     try:

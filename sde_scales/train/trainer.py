@@ -50,7 +50,7 @@ from sde_scales.train.data import DATASET_NAMES
 from sde_scales.train.model import StackedMLP
 from sde_scales.train.optim import MuOptimizer
 
-__all__ = ["Checkpointing", "RunConfig", "RunOutcome", "train_stack", "resolve_device", "N_MICRO"]
+__all__ = ["Checkpointing", "RunConfig", "RunOutcome", "check_precision", "train_stack", "resolve_device", "N_MICRO"]
 
 #: Individual weights logged per layer.
 N_MICRO = 4
@@ -73,6 +73,15 @@ _ADDED_FIELDS = {"data_order": "shared", "lr_width": 0, "base_width": 0, "precis
 #: accumulate; refused for runs on the CPU, where it would be fp32); ``bf16`` (GEMM operands cast to bfloat16, fp32 results,
 #: weights and updates; runs on the CPU too, slowly). Part of the run id: the numbers differ.
 PRECISIONS = ("fp32", "tf32", "bf16")
+
+
+def check_precision(configs, device) -> None:
+    """Refuse ``precision='tf32'`` for runs on a device other than CUDA: it sets CUDA's matmul mode,
+    so elsewhere the runs would train in fp32 and be stored as tf32 runs (under another run id)."""
+    if not str(device).startswith("cuda") and any(c.precision == "tf32" for c in configs):
+        raise InvalidArgumentError(f"precision='tf32' sets CUDA's matmul mode, and these runs train on {device}, where "
+                                   f"they would train in fp32 and be stored as tf32 runs; leave --precision out "
+                                   f"(fp32), or train on a GPU (--device cuda)")
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -304,11 +313,7 @@ def train_stack(configs: list[RunConfig], dataset, device: str = "cpu", progress
     wait, a healthy step skips the masking.)"""
     if not configs:
         return []
-    if configs[0].precision == "tf32" and not str(device).startswith("cuda"):
-        # CUDA's matmul mode: elsewhere the runs trained in fp32 and said tf32
-        raise InvalidArgumentError(f"precision='tf32' sets CUDA's matmul mode, and device={str(device)!r}: the runs "
-                                   f"would train in fp32 and be recorded as tf32; use precision='fp32' here, or a "
-                                   f"CUDA device")
+    check_precision(configs, device)
     with _matmul_precision(configs[0].precision, str(device).startswith("cuda")):  # restored on any exit
         return _train_stack(configs, dataset, device, progress, checkpoint)
 
