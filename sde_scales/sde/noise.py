@@ -247,13 +247,12 @@ class BrownianPath(Noise):
         if not (is_whole(self.levels, 0) and self.levels <= 24):
             raise InvalidArgumentError(f"levels={self.levels!r}; use a whole number 0..24 (the fine grid has 2**levels "
                                        f"steps)")
-        t0, t1 = (float(real_array(v, name).reshape(-1)[0]) if np.ndim(v) == 0 else None for v, name in
-                  ((self.t0, "t0"), (self.t1, "t1")))
-        if t0 is None or t1 is None:
+        ends = {name: real_array(getattr(self, name), name) for name in ("t0", "t1")}
+        if any(v.ndim != 0 for v in ends.values()):
             raise InvalidArgumentError(f"t0={self.t0!r}, t1={self.t1!r}; give each as one number (BrownianPath(seed, "
                                        f"t0, t1, levels))")
-        object.__setattr__(self, "t0", t0)
-        object.__setattr__(self, "t1", t1)
+        for name, v in ends.items():
+            object.__setattr__(self, name, float(v))
         if not (np.isfinite(self.t0) and np.isfinite(self.t1) and self.t1 > self.t0):
             raise InvalidArgumentError(f"[t0, t1] = [{self.t0}, {self.t1}] is empty or not finite; need finite t1 > t0")
         if not (is_whole(self.m, 1) and is_whole(self.chunk, 1)):

@@ -165,10 +165,10 @@ class SDEProblem:
             )
         set_(self, "x0", np.ascontiguousarray(x0))
 
-        try:
-            t0, t1 = (float(v) for v in real_array(self.tspan, "tspan", InvalidProblemError))
-        except (TypeError, ValueError):
-            raise InvalidProblemError(f"tspan={self.tspan!r}; give two numbers (t0, t1)") from None
+        ts = real_array(self.tspan, "tspan", InvalidProblemError)  # its own error, not swallowed below
+        if ts.shape != (2,):
+            raise InvalidProblemError(f"tspan={self.tspan!r}; give two numbers (t0, t1)")
+        t0, t1 = float(ts[0]), float(ts[1])
         if not (np.isfinite(t0) and np.isfinite(t1) and t1 > t0):
             raise InvalidProblemError(
                 f"tspan=({t0}, {t1}) is not a finite interval with t1 > t0; e.g. tspan=(0.0, 1.0)"

@@ -50,11 +50,11 @@ def _check_room(shapes, K: int, width: int, device, dtype) -> None:
     n_w = K * sum(a * b for a, b in shapes)
     big = K * max(a * b for a, b in shapes)
     on_device = 3 * n_w * torch.finfo(dtype).bits // 8
-    cpu = torch.device(device).type == "cpu"
+    kind = torch.device(device).type
     what = f"{K} network(s) of width {width} ({n_w:,} weights)"
     fix = "train narrower networks, or fewer learning rates and seeds per stack"
-    check_memory(16 * big + (on_device if cpu else 0), what, fix)
-    if torch.device(device).type == "cuda":
+    check_memory(16 * big + (on_device if kind == "cpu" else 0), what, fix)
+    if kind == "cuda":
         free = torch.cuda.mem_get_info(torch.device(device))[0]
         if on_device > free:
             raise InvalidArgumentError(f"{what} need {on_device / 2**30:.3g} GiB on {device} and {free / 2**30:.3g} "
