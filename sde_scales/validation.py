@@ -7,7 +7,7 @@ import numpy as np
 from sde_scales.errors import InvalidArgumentError
 
 __all__ = ["MAGNITUDE_LIMITS", "OUT_OF_RANGE", "available_memory", "check_memory", "distinct_columns", "is_integral",
-           "is_whole", "out_of_range", "real_array", "same_value"]
+           "is_whole", "non_real_kind", "out_of_range", "real_array", "same_value"]
 
 
 def is_whole(value, low: int = 0) -> bool:
@@ -24,24 +24,33 @@ def is_integral(value, low: int = 0) -> bool:
     return bool(np.isfinite(value) and value >= low and float(value) == int(value))
 
 
+def non_real_kind(value) -> str | None:
+    """``"boolean"`` or ``"complex"`` where ``value`` (an array, a number or a nested list) holds
+    such values, which numpy reads as numbers (True as 1, a complex number as its real part, with
+    a warning); None otherwise. A list such as [True, 2] or [[1.0, 2j]] becomes a number array, so
+    its items are looked at too."""
+    arr = np.asarray(value)
+    items = list(np.asarray(value, dtype=object).flat) if isinstance(value, (list, tuple)) or arr.dtype == object else []
+    if arr.dtype.kind == "c" or any(isinstance(v, (complex, np.complexfloating)) for v in items):
+        return "complex"
+    if arr.dtype.kind == "b" or any(isinstance(v, (bool, np.bool_)) for v in items):
+        return "boolean"
+    return None
+
+
 def real_array(value, what: str, error=InvalidArgumentError) -> np.ndarray:
     """``value`` as an array of float64, refusing by ``what`` (with ``error``) what is no real
-    number: booleans (numpy reads True as 1), complex numbers (numpy drops the imaginary part with a
-    warning, or raises a bare TypeError), and text or objects that are not numbers. Finiteness and
-    shape are the caller's to check."""
+    number: booleans and complex numbers (:func:`non_real_kind`; numpy would read True as 1 and
+    drop an imaginary part with a warning, or raise a bare TypeError), and text or objects that are
+    not numbers. Finiteness and shape are the caller's to check."""
     try:
-        arr = np.asarray(value)
-        # a (nested) list such as [True, 2] or [[1.0, 2j]] becomes a number array: look at its items too
-        items = (list(np.asarray(value, dtype=object).flat) if isinstance(value, (list, tuple)) or arr.dtype == object
-                 else [])
-        complex_ = arr.dtype.kind == "c" or any(isinstance(v, (complex, np.complexfloating)) for v in items)
-        boolean = arr.dtype.kind == "b" or any(isinstance(v, (bool, np.bool_)) for v in items)
-        if not (complex_ or boolean):
-            return np.asarray(arr, dtype=np.float64)
+        kind = non_real_kind(value)
+        if kind is None:
+            return np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:  # text, objects, ragged lists
         raise error(f"{what} is not an array of numbers ({exc}); give real numbers") from None
-    raise error(f"{what} holds {'complex' if complex_ else 'boolean'} values, which numpy would read as "
-                f"{'their real parts' if complex_ else '1.0 and 0.0'}; give real numbers")
+    raise error(f"{what} holds {kind} values, which numpy would read as "
+                f"{'their real parts' if kind == 'complex' else '1.0 and 0.0'}; give real numbers")
 
 
 def distinct_columns(roles, source: str, columns) -> None:

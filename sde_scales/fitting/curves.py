@@ -38,7 +38,7 @@ import numpy as np
 
 from sde_scales.errors import DataFileError, InvalidArgumentError
 from sde_scales.fitting.encodings import file_encoding
-from sde_scales.validation import is_whole
+from sde_scales.validation import is_whole, non_real_kind
 
 __all__ = ["COLUMN_ALIASES", "GAP_FACTOR", "MAX_STEP", "SPIKE_Z", "StepGapWarning", "InitialLossWarning",
            "LateStartWarning", "LossCurve",
@@ -366,8 +366,9 @@ class LossCurve:
             a = np.asarray(v)
             if a.ndim != 1:
                 raise _fail(src, k, None, f"expected a 1-d column, got shape {a.shape}")
-            if a.dtype.kind in "bc":  # True read as a rate of 1; an imaginary part dropped with a numpy warning
-                raise _fail(src, k, None, f"a column of {'booleans' if a.dtype.kind == 'b' else 'complex numbers'} "
+            kind = non_real_kind(v)  # True read as a rate of 1; an imaginary part dropped with a numpy warning
+            if kind is not None:
+                raise _fail(src, k, None, f"a column of {'booleans' if kind == 'boolean' else 'complex numbers'} "
                             f"({a.dtype}); give real numbers")
             arrs[k] = a
         n = {k: a.size for k, a in arrs.items()}
