@@ -778,9 +778,32 @@ def test_the_metrics_window_follows_a_short_curve(tmp_path):
     doc = json.loads(out2.read_text(), parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
     assert doc["fit"][0]["r2"] is None  # the target is one number: no variance to explain
     assert any("spans more than 25% of short" in w for w in doc["warnings"])
+    assert "WindowWarning" not in run.stderr  # said once, in the report's warnings
     for bad in (["--smooth-steps", "0"], ["--skip-steps", "-1"]):
         run = subprocess.run(cmd + bad, capture_output=True, text=True)
         assert run.returncode == 2 and bad[0] in run.stderr and "Traceback" not in run.stderr
+
+
+def test_score_window_defaults_to_the_curve_and_warns_when_long():
+    """``score`` in Python takes the window ``fit-delay`` takes (:func:`default_smooth_steps`: 5% of
+    a curve shorter than 20,000 steps), not a fixed 1,000 steps; an explicit window over a quarter
+    of the curve warns. On a 1,000-step curve a 1,000-step window is the curve's mean at every
+    row: its RMSE is the curve's spread, whatever the prediction."""
+    from sde_scales.fitting.fit import WindowWarning, default_smooth_steps
+    step = np.arange(10, 1010, 10)
+    lr = np.full(step.size, 1e-3)
+    clean = 2.0 + 0.8 * (step / 100.0) ** -0.5
+    c = LossCurve(step, lr, clean + 0.002 * np.random.default_rng(3).standard_normal(step.size), name="short")
+    assert default_smooth_steps([c]) == 50  # 5% of the 990-step span
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", WindowWarning)
+        auto = score(c, clean, skip_steps=100)  # past the steepest fall, which any window bends
+    assert auto == score(c, clean, skip_steps=100, smooth_steps=50)
+    assert auto["rmse"] < 0.005  # the exact curve against a 5-point average of it plus noise 0.002 (measured 0.0015)
+    with pytest.warns(WindowWarning, match="spans more than 25% of short"):
+        wide = score(c, clean, skip_steps=100, smooth_steps=1000)
+    assert wide["rmse"] > 5 * auto["rmse"]  # the window's flattening, which the warning names
+
 
 
 def test_steps_beyond_any_run_are_refused_and_jumps_named(tmp_path):

@@ -72,6 +72,11 @@ class IdentifiabilityWarning(UserWarning):
     """The fitted curves cannot pin the response time scale down."""
 
 
+class WindowWarning(UserWarning):
+    """The metrics' moving-average window spans more than :data:`SMOOTH_WARN_FRACTION` of a curve:
+    the RMSE and R2 against it measure the window, not the law (:func:`score`)."""
+
+
 class PeakLRWarning(UserWarning):
     """A predicted curve's schedule is unlike every fitted one: a peak learning rate none of them
     had, a deeper decay, or a far larger learning-rate area."""
@@ -1080,6 +1085,16 @@ def long_window_curves(curves: list[LossCurve], smooth_steps: int) -> list[str]:
     return [c.name for c in curves if smooth_steps > SMOOTH_WARN_FRACTION * max(int(c.step[-1] - c.step[0]), 1)]
 
 
+def long_window_note(names: list[str], smooth_steps: int) -> str:
+    """What a window of ``smooth_steps`` over more than :data:`SMOOTH_WARN_FRACTION` of the curves
+    ``names`` does to the metrics (:func:`long_window_curves`): said by :func:`score` and by
+    ``fit-delay``."""
+    return (f"the metrics' {smooth_steps}-step moving average spans more than {SMOOTH_WARN_FRACTION:.0%} of "
+            f"{', '.join(names)}: it averages the curve's shape away, and the RMSE and R2 against it measure the "
+            f"window, not the law; give a shorter window (smooth_steps, --smooth-steps; the default is "
+            f"{SMOOTH_FRACTION:.0%} of the shortest curve where that is below {SMOOTH_STEPS} steps)")
+
+
 def final_rows(n_rows: int) -> int:
     """How many of a curve's last rows its final loss averages: 5% of them, at least one."""
     return max(1, int(round(0.05 * n_rows)))
@@ -1158,9 +1173,11 @@ def prediction_gradient(result: FitResult, curve: LossCurve):
         return law_gradient(result.law, result.theta, f, cov.lo, cov.hi), cov
 
 
-def score_prediction(result: FitResult, curve: LossCurve, *, skip_steps: int = 0, smooth_steps: int = 1000) -> dict:
+def score_prediction(result: FitResult, curve: LossCurve, *, skip_steps: int = 0,
+                     smooth_steps: int | None = None) -> dict:
     """:func:`score` of ``result``'s prediction of ``curve``, with the predicted final loss's band
-    (:func:`predict_sd`): the metrics of a held-out curve in one call."""
+    (:func:`predict_sd`): the metrics of a held-out curve in one call. ``smooth_steps``: as for
+    :func:`score` (default: :func:`default_smooth_steps` of the curve)."""
     return score(curve, predict(result, curve), skip_steps=skip_steps, smooth_steps=smooth_steps,
                  final_pred_sd=predict_sd(result, curve)[1])
 
@@ -1250,9 +1267,14 @@ def _r2(rms_err: float, rms_target: float) -> float | None:
     return float(1 - ratio * ratio) if ratio < 1e150 else float("-inf")
 
 
-def score(curve: LossCurve, pred: np.ndarray, *, skip_steps: int = 0, smooth_steps: int = 1000,
+def score(curve: LossCurve, pred: np.ndarray, *, skip_steps: int = 0, smooth_steps: int | None = None,
           offset: np.ndarray | None = None, final_pred_sd: float | None = None) -> dict:
     r"""Metrics of a prediction (one value per row of ``curve``); see the module docstring.
+
+    ``smooth_steps``: the window of the centred moving average the RMSE compares with; default
+    :func:`default_smooth_steps` of ``curve`` (1,000 steps, or 5% of a shorter curve), what
+    ``fit-delay`` uses. A window given over more than :data:`SMOOTH_WARN_FRACTION` of the curve
+    warns (:class:`WindowWarning`): the metrics then measure the window.
 
     With ``final_pred_sd`` (the predicted final loss's standard deviation, :func:`predict_sd`) the
     metrics add ``final_loss_pred_sd`` and ``final_err_z``: the final error over
@@ -1281,8 +1303,12 @@ def score(curve: LossCurve, pred: np.ndarray, *, skip_steps: int = 0, smooth_ste
         raise InvalidArgumentError(f"the prediction of {curve.name} is not finite at {bad.size} row(s), the first "
                                    f"row {bad[0]} (step {int(curve.step[bad[0]])}, value {pred[bad[0]]}): the law "
                                    f"overflowed or was given a non-finite parameter; no metric can be computed")
-    if not smooth_steps >= 1:
+    if smooth_steps is None:
+        smooth_steps = default_smooth_steps([curve])
+    elif not smooth_steps >= 1:
         raise InvalidArgumentError(f"smooth_steps={smooth_steps}; the moving average's window is at least 1 step")
+    elif long_window_curves([curve], smooth_steps):
+        warnings.warn(long_window_note([curve.name], smooth_steps), WindowWarning, stacklevel=2)
     _whole(skip_steps, "skip_steps", 0)  # -1 scored every row, as 0 does, in silence
     if offset is not None:
         pred = pred + offset

@@ -18,10 +18,10 @@ from sde_scales.errors import DataFileError, InvalidArgumentError
 from sde_scales.fitting.average import AveragedFit, mixture_band
 from sde_scales.fitting.curves import (InitialLossWarning, LossCurve, ScheduleSpec, curve_name, load_curve,
                                       parse_columns)
-from sde_scales.fitting.fit import (DEPTH_MARGIN, SMOOTH_FRACTION, SMOOTH_STEPS, SMOOTH_WARN_FRACTION, FitResult,
+from sde_scales.fitting.fit import (DEPTH_MARGIN, SMOOTH_FRACTION, SMOOTH_STEPS, FitResult,
                                    PeakLRWarning, default_smooth_steps, evaluation_limit, extrapolations, final_rows, fit,
                                    first_trained_step, fit_warnings, lack_of_fit_fired,
-                                   long_window_curves, model_error, predict, predict_sd, schedule_reach, score,
+                                   long_window_curves, long_window_note, WindowWarning, model_error, predict, predict_sd, schedule_reach, score,
                                    shared_noise_offset, time_scale_profile)
 from sde_scales.fitting.laws import KernelLaw, Law, MomentumLaw, MultiPowerLaw
 
@@ -455,11 +455,7 @@ def run_law(law: Law, fit_curves: list[LossCurve], predict_curves: list[LossCurv
         notes.append(note)
     wide = long_window_curves(fit_curves + predict_curves, smooth_steps)
     if wide:
-        notes.append(f"the metrics' {smooth_steps}-step moving average spans more than "
-                     f"{SMOOTH_WARN_FRACTION:.0%} of {', '.join(wide)}: it averages the curve's shape away, and the "
-                     f"RMSE and R2 against it measure the window, not the law; give a shorter --smooth-steps "
-                     f"(the default is {SMOOTH_FRACTION:.0%} of the shortest curve where that is below "
-                     f"{SMOOTH_STEPS} steps)")
+        notes.append(long_window_note(wide, smooth_steps))
     doc["warnings"] = sorted(set(doc["warnings"]) | set(notes))
     doc["checks"] = _checks(doc, lack_of_fit_fired(res.extra["lack_of_fit"]),
                             [c.name for c in predict_curves if extrapolations(res, c)],
@@ -485,8 +481,7 @@ def run_law(law: Law, fit_curves: list[LossCurve], predict_curves: list[LossCurv
         doc["shared_noise_correction"] = {
             "model": "residuals of the fitted runs around the law, smoothed over the same window, interpolated "
                      "linearly in learning rate at each step (sde_scales.fitting.shared_noise_offset)",
-            "predict": [score(c, preds[c.name], skip_steps=skip_steps, smooth_steps=smooth_steps,
-                              offset=offsets[c.name]) for c in predict_curves],
+            "predict": _scored([], predict_curves, preds, None, skip_steps, smooth_steps, offsets)["predict"],
         }
     doc["summary"] = summarize(doc)
     return doc, res, {"pred": preds, "sd": {k: v[0] for k, v in sds.items()},
@@ -530,12 +525,15 @@ def one_drop_note(label: str, fit_curves: list[LossCurve], predict_curves: list[
             f"planted from other laws: benchmarks/one_curve_bands.py). To test the form: {hint}")
 
 
-def _scored(fit_curves, predict_curves, preds, sds, skip_steps: int, smooth_steps: int) -> dict:
+def _scored(fit_curves, predict_curves, preds, sds, skip_steps: int, smooth_steps: int, offsets=None) -> dict:
     """The ``fit`` and ``predict`` entries of a document: :func:`score` of each curve's prediction
-    with its final-loss band."""
-    return {part: [score(c, preds[c.name], skip_steps=skip_steps, smooth_steps=smooth_steps,
-                         final_pred_sd=sds[c.name][1]) for c in curves]
-            for part, curves in (("fit", fit_curves), ("predict", predict_curves))}
+    with its final-loss band (``sds``; None: none), plus its shared-noise offset (``offsets``)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", WindowWarning)  # one note for every curve: run_law's
+        return {part: [score(c, preds[c.name], skip_steps=skip_steps, smooth_steps=smooth_steps,
+                             offset=None if offsets is None else offsets[c.name],
+                             final_pred_sd=None if sds is None else sds[c.name][1]) for c in curves]
+                for part, curves in (("fit", fit_curves), ("predict", predict_curves))}
 
 
 def run_average(avg: AveragedFit, fit_curves: list[LossCurve], predict_curves: list[LossCurve], *, skip_steps: int,
