@@ -1545,3 +1545,25 @@ def test_every_kernel_weight_of_a_short_curves_grid_has_a_name_of_its_own():
     assert MonotoneFamily().names[:3] == ("b_30", "b_65", "b_139")  # whole numbers where they tell the scales apart
     with pytest.raises(InvalidArgumentError, match="distinct time scales"):
         MonotoneFamily(taus=np.array([1.0, 2.0, 2.0]))
+
+
+def test_fit_notes_curves_of_very_different_point_counts():
+    """A joint fit of a curve logged every 10 steps and one logged every 200 weighs the first 20
+    times as much (pooled least squares); the fit says so by name, and not where the counts differ
+    by at most POINTS_RATIO_NOTE (every 10 against every 50: 5 times)."""
+    from sde_scales.fitting.fit import POINTS_RATIO_NOTE, fit_warnings
+
+    rng = np.random.default_rng(0)
+
+    def planted(every, name, decay):
+        step = np.arange(every, 20001, every)
+        lr = 1e-3 * (np.where(step < 16000, 1.0, np.maximum(0.05, 1 - (step - 16000) / 4000)) if decay
+                     else np.ones(step.size))
+        loss = 2 + (step / 100) ** -0.4 - 50 * (1e-3 - lr) + 0.01 * rng.standard_normal(step.size)
+        return LossCurve(step, lr, loss, name=name)
+
+    dense, sparse, mid = planted(10, "dense", False), planted(200, "sparse", True), planted(50, "mid", True)
+    notes = [w for w in fit_warnings(fit(MomentumLaw(), [dense, sparse])) if "weighs every fitted point" in w]
+    assert len(notes) == 1 and "dense holds 2,000 of the 2,100 (95%), 20 times as many as sparse" in notes[0]
+    assert 2000 / 400 < POINTS_RATIO_NOTE
+    assert not any("weighs every fitted point" in w for w in fit_warnings(fit(MomentumLaw(), [dense, mid])))

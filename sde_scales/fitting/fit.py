@@ -550,6 +550,7 @@ def _fit(law: Law, curves: list[LossCurve], *, skip_steps: int, bin_factor: int,
         notes.append(f"{law.label}: its sum-of-exponentials form misses the law's response by up to {embed:.2g} of a "
                      f"unit drop at the fitted parameters (above {EMBEDDING_TOL:g}): the fit is of an approximation "
                      f"that far from the published law")
+    notes += [n for n in (_weight_note(law.label, curves, ys),) if n]
     sizes = np.cumsum([v.size for v in ys])[:-1]
     checks = {c.name: lack_of_fit(r, v, f.t) for c, f, r, v in zip(curves, feats, np.split(best.fun * scale, sizes), ys)}
     notes += [n for n in (_lack_of_fit_note(law.label, checks), _alternating_note(law.label, checks)) if n]
@@ -1013,6 +1014,33 @@ def extrapolations(result: FitResult, curve: LossCurve) -> list[str]:
                    f"to areas it was not fitted on (a fitted log that starts late, or a smaller rate early on); "
                    f"fit a curve that starts as early, or score the prediction from a later step")
     return out
+
+
+#: Fitted curves whose numbers of fitted points differ by more than this factor get a note
+#: (:func:`_weight_note`): least squares over pooled points weighs each curve by its points.
+POINTS_RATIO_NOTE = 10.0
+
+
+def _weight_note(label: str, curves: list[LossCurve], ys: list[np.ndarray]) -> str | None:
+    r"""The note on a joint fit whose curves hold very different numbers of fitted points.
+
+    The fit minimises :math:`\sum_c \sum_{i \in c} \rho(r_{ci})` over every point of every curve:
+    the likelihood of independent, equal per-point noise, under which a curve logged 100 times more
+    densely is 100 times more informative. Where the law does not follow every curve exactly (a
+    form that misses one schedule, correlated noise), the parameters settle where the densest curve
+    wants them. Said where the largest count exceeds the smallest by :data:`POINTS_RATIO_NOTE`;
+    None otherwise."""
+    if len(curves) < 2:
+        return None
+    n = np.array([v.size for v in ys])
+    big, small = int(np.argmax(n)), int(np.argmin(n))
+    if n[big] <= POINTS_RATIO_NOTE * max(n[small], 1):
+        return None
+    return (f"{label}: the fit weighs every fitted point alike, and {curves[big].name} holds {n[big]:,} of the "
+            f"{n.sum():,} ({n[big] / n.sum():.0%}), {n[big] / max(n[small], 1):.0f} times as many as "
+            f"{curves[small].name} ({n[small]:,}): where the law cannot follow both, the parameters follow "
+            f"{curves[big].name}. To weigh the curves alike, log them at comparable intervals (e.g. keep every "
+            f"k-th row of the denser one)")
 
 
 def fit_warnings(result: FitResult) -> list[str]:
