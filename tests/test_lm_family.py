@@ -150,6 +150,31 @@ def test_bad_configs_and_corpora(tmp_path):
         lm.file_corpus([tmp_path / "short.txt"])
 
 
+@pytest.mark.parametrize("config", [TINY, lm.LMConfig(), lm.LMConfig(d_model=64, n_layer=3, n_head=8, context=32)])
+def test_the_parameter_count_is_the_models(config):
+    """lm_parameters counts without building the model: the built model's parameters, counted by
+    torch, on three shapes (the memory check rests on it)."""
+    assert lm.lm_parameters(config) == sum(p.numel() for p in lm.tiny_lm(config).parameters())
+
+
+def test_a_model_too_large_for_memory_is_refused_before_any_weight(corpus, monkeypatch):
+    """A d_model of 2**17 (2 blocks: 4e11 parameters, 6 TB of float32 state) is refused by name
+    before a weight is drawn (it would fail in torch's allocator, or be killed); the floor is at
+    least the weights, gradients and moments (16 bytes a parameter) and counts kept snapshots."""
+    from dataclasses import replace
+
+    big = replace(lm.LMConfig(), d_model=2**17, n_head=4)
+    called = []
+    monkeypatch.setattr(lm, "tiny_lm", lambda c: called.append(c))
+    with pytest.raises(InvalidArgumentError, match=r"d_model=131072.*parameters.*need .* GiB and .* GiB is "
+                                                   r"available; give a smaller d_model"):
+        lm.train_family(corpus, {"constant": np.full(10, 1e-3)}, big)
+    assert not called
+    p = lm.lm_parameters(TINY)
+    assert lm.lm_memory_bytes(TINY, 0, 0) > 16 * p
+    assert lm.lm_memory_bytes(TINY, 0, 2) - lm.lm_memory_bytes(TINY, 0, 0) == 2 * 12 * p
+
+
 def test_devices_are_named_and_one_torch_cannot_use_is_refused(corpus):
     with pytest.raises(InvalidArgumentError, match="device='gpu'; give 'cpu', 'cuda', 'cuda:<k>' or 'mps'"):
         lm.LMConfig(device="gpu")

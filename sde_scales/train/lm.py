@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from sde_scales.errors import DataFileError, InvalidArgumentError
-from sde_scales.validation import is_integral
+from sde_scales.validation import check_memory, is_integral
 
 __all__ = ["Corpus", "LMConfig", "tiny_lm", "batch_starts", "file_corpus", "stdlib_corpus", "train_family"]
 
@@ -215,6 +215,49 @@ def _device(torch, name: str):
     return torch.device(name)
 
 
+def lm_parameters(config: LMConfig) -> int:
+    r"""Number of parameters of :func:`tiny_lm` of ``config``, counted without building it: with
+    :math:`d` = ``d_model``, :math:`L` = ``n_layer``, :math:`T` = ``context`` and 256 byte values,
+    :math:`256 d` (embedding) :math:`+ T d` (positions) :math:`+ L (12 d^2 + 13 d)` (per block:
+    attention :math:`4 d^2 + 4 d`, MLP :math:`8 d^2 + 5 d`, two layer norms :math:`4 d`)
+    :math:`+ 2 d` (final norm) :math:`+ 256 d + 256` (readout)."""
+    d = int(config.d_model)
+    return 256 * d + config.context * d + config.n_layer * (12 * d * d + 13 * d) + 2 * d + 256 * d + 256
+
+
+def lm_memory_bytes(config: LMConfig, corpus_bytes: int, snapshots: int) -> int:
+    r"""Bytes :func:`train_family` holds at least, in float32 (a floor: the allocator's slack and
+    torch's workspaces come on top).
+
+    - the parameters :math:`P` (:func:`lm_parameters`) four times (weights, gradients, AdamW's two
+      moments) and three times per kept snapshot (weights and moments): :math:`4 P (4 + 3 s)`;
+    - activations kept for the backward pass, per block about :math:`16 B T d` values (two norms'
+      inputs, queries, keys, values, the attention's output, the MLP's :math:`4 d` input and output
+      and two residual streams) and :math:`2 B h T^2` (attention weights and their softmax), with
+      :math:`B` = ``batch``, :math:`h` = ``n_head``, plus :math:`3 \cdot 256 B T` for the logits,
+      their softmax and its gradient;
+    - the corpus on the device as int64: :math:`8 N`."""
+    B, T, d, h = config.batch, config.context, config.d_model, config.n_head
+    act = config.n_layer * (16 * B * T * d + 2 * B * h * T * T) + 3 * 256 * B * T
+    return 4 * lm_parameters(config) * (4 + 3 * snapshots) + 4 * act + 8 * int(corpus_bytes)
+
+
+def _check_room(torch, config: LMConfig, device, corpus_bytes: int, snapshots: int) -> None:
+    """Refuse a model and run that cannot be held (:func:`lm_memory_bytes`), before any weight is
+    drawn: on the CPU against the memory available, on CUDA against the device's free memory."""
+    need = lm_memory_bytes(config, corpus_bytes, snapshots)
+    what = (f"the language model of d_model={config.d_model}, n_layer={config.n_layer}, context={config.context}, "
+            f"batch={config.batch} ({lm_parameters(config):,} parameters, {snapshots} snapshot(s) kept)")
+    fix = "give a smaller d_model, n_layer, context or batch (LMConfig)"
+    if device.type == "cuda":
+        free = torch.cuda.mem_get_info(device)[0]
+        if need > free:
+            raise InvalidArgumentError(f"{what} need {need / 2**30:.3g} GiB on {device} and {free / 2**30:.3g} GiB is "
+                                       f"free there; {fix}")
+    else:
+        check_memory(need, what, fix)
+
+
 def _check_schedules(schedules: dict) -> tuple[dict, int]:
     if not schedules:
         raise InvalidArgumentError("no schedules; give {name: learning rate per update}")
@@ -266,7 +309,8 @@ def train_family(corpus: Corpus, schedules: dict, config: LMConfig = LMConfig(),
     ------
     InvalidArgumentError
         Schedules of different lengths, a negative or non-finite rate, a corpus shorter than two
-        windows, ``n`` below ``log_every``, or a device torch cannot use here.
+        windows, ``n`` below ``log_every``, a device torch cannot use here, or a model and run that
+        do not fit in its memory (:func:`lm_memory_bytes`).
     FloatingPointError
         A run whose loss is not finite (diverged): the schedule's name, the update and the loss.
     """
@@ -278,14 +322,15 @@ def train_family(corpus: Corpus, schedules: dict, config: LMConfig = LMConfig(),
     if n < config.log_every:
         raise InvalidArgumentError(f"{n} updates, fewer than log_every={config.log_every}; give longer schedules")
     device = _device(torch, config.device)
-    data = torch.from_numpy(corpus.data.astype(np.int64)).to(device)
-    n_windows = corpus.n_bytes - config.context
-    offsets = torch.arange(config.context + 1, device=device)
     names = list(scheds)
     trunk = scheds[names[0]]
     leave = {k: (int(np.flatnonzero(scheds[k] != trunk)[0]) if np.any(scheds[k] != trunk) else n) if branch else 0
              for k in names[1:]}
     snap_at = sorted({d for d in leave.values() if 0 < d < n})
+    _check_room(torch, config, device, corpus.n_bytes, len(snap_at))  # before the corpus or a weight is on it
+    data = torch.from_numpy(corpus.data.astype(np.int64)).to(device)
+    n_windows = corpus.n_bytes - config.context
+    offsets = torch.arange(config.context + 1, device=device)
     total = n + sum(n - d for d in leave.values())
     bar = None
     if progress:
