@@ -23,7 +23,9 @@ with the exponential kernel in steps):
    posterior mean under a prior uniform in log time scale over the held grid, Gaussian errors
    with the residuals' autocorrelation counted). Where the cosine pins the time scale down this is
    the fit at that time scale; where it does not, the prediction averages over the time scales
-   it allows instead of taking one edge of them.
+   it allows instead of taking one edge of them. Its band is the mixture's (the held fits' bands
+   plus their spread between time scales); ``wsd_in_band`` (the own fit's and the average's) is
+   the share of WSD runs whose final loss lies within the 95% band (:func:`band_coverage`).
 
 Families: the shared 124M curves at 1e-3 (``--data``), each folder of curves that
 ``experiments/fit_lm_family.py`` wrote (``--lm``, one family per seed), and two planted families of
@@ -33,7 +35,8 @@ square root of the rate (a form the law does not have). Writes ``OUT/single_curv
 (strict JSON, one row per family and law, with the warnings of the cosine's own fit and of the joint
 fit) and prints a table. Its ``fitted wsd`` column is what the single-cosine protocol measures (the
 cosine's own fit's mean RMSE on the WSD runs); ``avg wsd`` and ``eff n`` are the profile average's
-mean RMSE and its effective number of held time scales; the ``half`` columns are each fit's half
+mean RMSE and its effective number of held time scales; ``in band`` the share of WSD final losses
+within the 95% band of the own fit / of the average; the ``half`` columns are each fit's half
 response (in steps; for a law in learning-rate area, as its held time scales, in steps at the peak
 rate).
 """
@@ -132,7 +135,7 @@ def diagnose(cosine, wsd: list, *, skip: int, smooth: int, law=None, log10_taus=
     default the kernel law with the exponential kernel in steps). The second and third, the held
     time scale and the average over it, need a law with one (a ``log10_tau`` parameter); for the
     others their fields are None."""
-    from sde_scales.fitting.fit import fit, fit_warnings, predict, score
+    from sde_scales.fitting.fit import final_loss_noise, final_rows, fit, fit_warnings, predict, predict_sd, score
     from sde_scales.fitting.laws import KernelLaw
     from sde_scales.fitting.report import validation_folds
 
@@ -141,6 +144,11 @@ def diagnose(cosine, wsd: list, *, skip: int, smooth: int, law=None, log10_taus=
     half = lambda r: (lambda v: float(v) if v is not None and np.isfinite(v) else None)(r.law.half_response(r.theta))  # noqa: E731
     scan = []
     profile = []  # per held time scale: the cosine's residuals and the predictions of the WSD runs
+    finals = []  # per held time scale: each WSD run's predicted final loss and its band's sd
+    observed = [(float(h.loss[-final_rows(h.step.size):].mean()), final_loss_noise(h.loss) or 0.0) for h in wsd]
+
+    def final_band(r):
+        return [(float(predict(r, h)[-final_rows(h.step.size):].mean()), float(predict_sd(r, h)[1])) for h in wsd]
     keep = cosine.step >= skip
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the fits' warnings are the point of other tools; here the numbers are
@@ -158,6 +166,7 @@ def diagnose(cosine, wsd: list, *, skip: int, smooth: int, law=None, log10_taus=
                 sc = [score(h, ph, skip_steps=skip, smooth_steps=smooth) for h, ph in zip(wsd, preds)]
                 if v is not None:
                     profile.append(((predict(r, cosine) - cosine.loss)[keep], preds))
+                    finals.append(final_band(r))
                 scan.append({"log10_tau": None if v is None else float(v), "fitted": v is None,
                              "fitted_log10_tau": float(r.theta[law.names.index("log10_tau")]),
                              "rolling_origin_rmse": float(np.mean(cv)),
@@ -168,6 +177,9 @@ def diagnose(cosine, wsd: list, *, skip: int, smooth: int, law=None, log10_taus=
         own_wsd = fitted_row[0] if fitted_row else float(np.mean([rmse(own, h) for h in wsd]))
         joint_wsd = float(np.mean([rmse(joint, h) for h in wsd]))
         average = _profile_average(profile, cosine.log_every, wsd, skip, smooth, score)
+        own_cover = band_coverage([1.0], [final_band(own)], observed)
+        if average is not None:
+            average["wsd_in_band"] = band_coverage(average["weights"], finals, observed)
     held = [s for s in scan if not s["fitted"]]
     by_cv = min(held, key=lambda s: s["rolling_origin_rmse"]) if held else {}
     by_wsd = min(held, key=lambda s: s["wsd_rmse"]) if held else {}
@@ -175,7 +187,7 @@ def diagnose(cosine, wsd: list, *, skip: int, smooth: int, law=None, log10_taus=
     return {"law": law.label, "cosine": cosine.name, "wsd": [h.name for h in wsd], "skip_steps": skip,
             "smooth_steps": smooth, "target_noise_rmse": float(floor),
             "own_fit": {"cosine_rmse": own_rmse, "wsd_rmse": own_wsd, "half_response": half(own),
-                        "warnings": fit_warnings(own)},
+                        "wsd_in_band": own_cover, "warnings": fit_warnings(own)},
             "joint_fit": {"cosine_rmse": joint_rmse, "wsd_rmse": joint_wsd, "half_response": half(joint),
                           "cosine_lack_of_fit_p": lof.get("p"), "warnings": fit_warnings(joint)},
             "form_gap": joint_rmse - own_rmse,
@@ -183,6 +195,30 @@ def diagnose(cosine, wsd: list, *, skip: int, smooth: int, law=None, log10_taus=
             "cv_choice_log10_tau": by_cv.get("log10_tau"), "wsd_best_log10_tau": by_wsd.get("log10_tau"),
             "cv_choice_wsd_rmse": by_cv.get("wsd_rmse"), "wsd_best_rmse": by_wsd.get("wsd_rmse"),
             "profile_average": average}
+
+
+def band_coverage(weights, finals: list, observed: list) -> float | None:
+    r"""Share of the WSD runs whose observed final loss lies within the 95% band of a weighted
+    mixture of predictions; None where a band is undetermined.
+
+    ``finals[i][j]``: the :math:`i`-th fit's predicted final loss of run :math:`j` and its band's
+    standard deviation, :math:`(\mu_{ij}, \sigma_{ij})`; ``weights`` :math:`w_i` (summing to 1;
+    ``[1.0]`` for one fit); ``observed[j]``: the run's final loss and its standard error
+    :math:`(y_j, s_j)`. The mixture (the profile average's, the law of total variance) has mean
+    :math:`\bar\mu_j = \sum_i w_i \mu_{ij}` and variance
+    :math:`\sum_i w_i \sigma_{ij}^2 + \sum_i w_i (\mu_{ij} - \bar\mu_j)^2`; a run is within the
+    band where :math:`|\bar\mu_j - y_j| \le 1.96 (\mathrm{var}_j + s_j^2)^{1/2}`, the rule
+    ``fit-delay``'s z uses."""
+    w = np.asarray(weights, dtype=float)
+    mu = np.array([[m for m, _ in row] for row in finals])  # fits x runs
+    sd = np.array([[s for _, s in row] for row in finals])
+    if not np.all(np.isfinite(sd[w > 0])):
+        return None
+    mean = w @ mu
+    var = w @ np.where(w[:, None] > 0, sd, 0.0) ** 2 + w @ (mu - mean) ** 2
+    y = np.array([o for o, _ in observed])
+    se = np.array([s for _, s in observed])
+    return float(np.mean(np.abs(mean - y) <= 1.96 * np.sqrt(var + se ** 2)))
 
 
 def _profile_average(profile: list, log_every: int, wsd: list, skip: int, smooth: int, score) -> dict | None:
@@ -280,7 +316,7 @@ def main(argv=None) -> int:
     f = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
     print(f"{'family':30s} {'law':26s} {'own cos':>8s} {'joint cos':>9s} {'gap':>7s} {'lof p':>8s} {'floor':>7s} "
           f"{'half own':>8s} {'half jnt':>8s} | {'cv picks':>8s} {'its wsd':>8s} {'best':>8s} {'its wsd':>8s} "
-          f"{'fitted wsd':>10s} {'avg wsd':>8s} {'eff n':>5s}")
+          f"{'fitted wsd':>10s} {'avg wsd':>8s} {'eff n':>5s} {'in band':>9s}")
     for name, fam in fams.items():
         skip = fam["skip"] if args.skip_fraction is None else int(args.skip_fraction * fam["cosine"].step[-1])
         for law in laws:
@@ -300,7 +336,8 @@ def main(argv=None) -> int:
                   f"{f(d['joint_fit']['half_response'], '.3g'):>8s} | {f(tau('cv_choice_log10_tau'), '.0f'):>8s} "
                   f"{f(d['cv_choice_wsd_rmse'], '.5f'):>8s} {f(tau('wsd_best_log10_tau'), '.0f'):>8s} "
                   f"{f(d['wsd_best_rmse'], '.5f'):>8s} {d['own_fit']['wsd_rmse']:10.5f} "
-                  f"{f(avg and avg['wsd_rmse'], '.5f'):>8s} {f(avg and avg['effective_n'], '.1f'):>5s}", flush=True)
+                  f"{f(avg and avg['wsd_rmse'], '.5f'):>8s} {f(avg and avg['effective_n'], '.1f'):>5s} "
+                  f"{f(d['own_fit']['wsd_in_band'], '.2f'):>4s}/{f(avg and avg['wsd_in_band'], '.2f'):>4s}", flush=True)
     doc = {"laws": [law.label for law in laws], "log10_taus": list(LOG10_TAUS), "rows": rows,
            "seconds": time.perf_counter() - started}
     print(f"JSON: {write_json_atomic(out / 'single_curve_diagnosis.json', doc)}")

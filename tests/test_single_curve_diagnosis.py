@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "experiments" / "single_curve_diagnosis.py"
 sys.path.insert(0, str(ROOT / "experiments"))
 
-from single_curve_diagnosis import _profile_average, diagnose, planted_families  # noqa: E402
+from single_curve_diagnosis import _profile_average, band_coverage, diagnose, planted_families  # noqa: E402
 
 
 def _no_nan(x):
@@ -85,6 +85,23 @@ def test_profile_average_weights_follow_the_likelihood_of_the_cosine():
     # a held fit with no residual (a noise-free curve reproduced exactly): all the weight, no NaN
     exact = _profile_average([(good, [p_good]), (np.zeros(4), [p_worse])], 1000, ["wsd"], 0, 1, fake_score)
     assert exact["weights"] == [0.0, 1.0] and exact["effective_n"] == 1.0 and exact["wsd_rmse"] == 5.0
+
+
+def test_band_coverage_adds_the_spread_between_time_scales():
+    """Two held fits predict a run's final loss 1.0 and 1.4 (sd 0.1 each), weighted 1/2 each: the
+    mixture has mean 1.2 and variance 0.01 + 0.04 = 0.05 (sd 0.2236), so with the observed loss's
+    standard error 0.05 the band is 1.2 +- 1.96 sqrt(0.0525) = 1.2 +- 0.449: 1.6 lies within, 1.7
+    does not. One fit alone (weight 1 on 1.0, sd 0.1) covers neither: 1.0 +- 0.219. An
+    undetermined band (NaN) with weight gives None; with weight 0 it does not count."""
+    finals = [[(1.0, 0.1), (1.0, 0.1)], [(1.4, 0.1), (1.4, 0.1)]]
+    observed = [(1.6, 0.05), (1.7, 0.05)]
+    assert band_coverage([0.5, 0.5], finals, observed) == 0.5
+    assert band_coverage([1.0], finals[:1], observed) == 0.0
+    # |1.0 - 1.2| = 0.2 <= 1.96 (0.01 + 0.0025)^(1/2) = 0.219, within; |1.0 - 0.8| = 0.2 > 1.96 * 0.1, not
+    assert band_coverage([1.0], finals[:1], [(1.2, 0.05), (0.8, 0.0)]) == 0.5
+    undetermined = [[(1.0, float("nan")), (1.0, 0.1)], [(1.4, 0.1), (1.4, 0.1)]]
+    assert band_coverage([0.5, 0.5], undetermined, observed) is None
+    assert band_coverage([0.0, 1.0], undetermined, observed) == 0.5  # 1.6 within 1.4 +- 0.219; 1.7 not
 
 
 def _lm_folder(tmp_path) -> Path:
