@@ -434,6 +434,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="kernel law without its level term B * peak learning rate: the drops alone, as in the "
                         "momentum and multi-power laws (default: with it, so runs with different peak learning "
                         "rates sit at different loss levels)")
+    f.add_argument("--average-time-scale", action="store_true",
+                   help="predict with the law's fits at every half decade of its time scale, from the finest "
+                        "logging interval to twice the longest curve, weighted by their likelihood on the fitted "
+                        "curves, with the spread between them in the band (sde_scales.fitting.time_scale_average), "
+                        "instead of the one fitted time scale; for laws with one time scale (--kernel exp, in steps "
+                        "or area, or --law momentum), where the fitted curves leave it open (one smooth curve)")
     f.add_argument("--skip-steps", type=int, default=0, metavar="STEP",
                    help="ignore rows before this step, in the fit and the metrics")
     f.add_argument("--smooth-steps", type=int, default=None, metavar="STEPS",

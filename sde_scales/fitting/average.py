@@ -39,25 +39,36 @@ from sde_scales.errors import InvalidArgumentError
 from sde_scales.fitting.curves import LossCurve
 from sde_scales.fitting.fit import FitResult, final_rows, predict, predict_sd
 
-__all__ = ["AveragedFit", "mixture_band", "mixture_sd", "predict_any", "predict_sd_any"]
+__all__ = ["AveragedFit", "mixture_band", "mixture_sd", "predict_any", "predict_sd_any", "weighted_mean"]
 
 
 @dataclass(frozen=True)
 class AveragedFit:
-    """Laws fitted to the same curves whose predictions are averaged with equal weights.
+    r"""Laws fitted to the same curves whose predictions are averaged.
 
     ``labels`` name the laws (as in ``--law auto``'s table), ``results`` are their fits, in the same
-    order.
+    order. ``weights``: the mixture's weights :math:`w_k` (non-negative, normalised to sum to 1);
+    None: equal weights, ``--law auto``'s mean. With weights every formula of the module reads
+    :math:`\sum_k w_k` for :math:`\frac1K \sum_k` (the profile average over time scales,
+    :func:`~sde_scales.fitting.time_scale_average.time_scale_average`).
     """
 
     labels: tuple[str, ...]
     results: tuple[FitResult, ...]
+    weights: tuple[float, ...] | None = None
+    name: str | None = None  # the label, where the labels' list would be long (a time-scale average)
 
     def __post_init__(self):
         if not self.results:
             raise InvalidArgumentError("an average of laws needs at least one fitted law")
         if len(self.labels) != len(self.results):
             raise InvalidArgumentError(f"{len(self.labels)} labels for {len(self.results)} fitted laws; give one each")
+        if self.weights is not None:
+            w = np.asarray(self.weights, dtype=float)
+            if w.shape != (len(self.results),) or not np.all(np.isfinite(w)) or np.any(w < 0) or not w.sum() > 0:
+                raise InvalidArgumentError(f"weights {list(self.weights)} for {len(self.results)} fitted laws; give one "
+                                           f"finite weight >= 0 per law, not all 0")
+            object.__setattr__(self, "weights", tuple(float(x) for x in w / w.sum()))
         if len(set(self.labels)) != len(self.labels):  # each law's results are reported by its label
             twice = sorted({lab for lab in self.labels if list(self.labels).count(lab) > 1})
             raise InvalidArgumentError(f"labels {twice} name two averaged laws; give each law a label of its own")
@@ -67,8 +78,18 @@ class AveragedFit:
                                        f"every law to the same curves")
 
     @property
+    def w(self) -> np.ndarray:
+        """The weights as an array (equal where ``weights`` is None)."""
+        k = len(self.results)
+        return np.full(k, 1.0 / k) if self.weights is None else np.asarray(self.weights)
+
+    @property
     def label(self) -> str:
-        return f"mean of {len(self.results)} laws ({', '.join(self.labels)})"
+        if self.name is not None:
+            return self.name
+        if self.weights is None:
+            return f"mean of {len(self.results)} laws ({', '.join(self.labels)})"
+        return f"weighted mean of {len(self.results)} fits ({', '.join(self.labels)})"
 
     def predictions(self, curve: LossCurve) -> np.ndarray:
         """Every law's prediction of ``curve``, one row per law."""
@@ -76,36 +97,52 @@ class AveragedFit:
 
     def predict(self, curve: LossCurve) -> np.ndarray:
         """The average prediction :math:`\\bar y` at every row of ``curve``."""
-        return self.predictions(curve).mean(axis=0)
+        return weighted_mean(self.predictions(curve), self.w)
 
     def predict_sd(self, curve: LossCurve) -> tuple[np.ndarray, float]:
         """The mixture's standard deviation at every row of ``curve`` and of its predicted final
         loss (the module's formula)."""
-        return mixture_band(self.predictions(curve), [predict_sd(r, curve) for r in self.results])
+        return mixture_band(self.predictions(curve), [predict_sd(r, curve) for r in self.results], self.w)
 
 
-def mixture_band(preds: np.ndarray, sds: list[tuple[np.ndarray, float]]) -> tuple[np.ndarray, float]:
-    """The band of the mean of the laws' predictions ``preds`` (one row per law) from their own
-    bands ``sds`` (per law, as :func:`~sde_scales.fitting.fit.predict_sd` returns them: the standard
-    deviation at every row and of the predicted final loss, the mean over the last 5% of rows):
-    :func:`mixture_sd` at every row and of the final loss."""
+def weighted_mean(values: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
+    r""":math:`\sum_k w_k v_k` over the first axis (the plain mean where ``w`` is None). A law of
+    weight 0 counts for nothing, even where its value is NaN."""
+    values = np.asarray(values, dtype=float)
+    if w is None:
+        return values.mean(axis=0)
+    w = np.asarray(w, dtype=float).reshape((-1,) + (1,) * (values.ndim - 1))
+    return np.sum(np.where(w > 0, w * values, 0.0), axis=0)
+
+
+def mixture_band(preds: np.ndarray, sds: list[tuple[np.ndarray, float]],
+                 w: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """The band of the (weighted) mean of the laws' predictions ``preds`` (one row per law) from
+    their own bands ``sds`` (per law, as :func:`~sde_scales.fitting.fit.predict_sd` returns them:
+    the standard deviation at every row and of the predicted final loss, the mean over the last 5%
+    of rows), with weights ``w`` (None: equal): :func:`mixture_sd` at every row and of the final
+    loss."""
     preds = np.asarray(preds, dtype=float)
     n_last = final_rows(preds.shape[1])
-    rows = mixture_sd(preds, np.array([s[0] for s in sds]))
-    return rows, float(mixture_sd(preds[:, -n_last:].mean(axis=1), np.array([s[1] for s in sds])))
+    rows = mixture_sd(preds, np.array([s[0] for s in sds]), w)
+    return rows, float(mixture_sd(preds[:, -n_last:].mean(axis=1), np.array([s[1] for s in sds]), w))
 
 
-def mixture_sd(means: np.ndarray, sds: np.ndarray) -> np.ndarray:
-    r"""Standard deviation of an equal-weight mixture of :math:`K` distributions with these
-    ``means`` and standard deviations ``sds`` (arrays of the same shape, the laws along the first
-    axis): :math:`\bigl(\overline{\sigma_k^2} + \overline{(\mu_k - \bar\mu)^2}\bigr)^{1/2}`. NaN
-    where any law's standard deviation is NaN."""
+def mixture_sd(means: np.ndarray, sds: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
+    r"""Standard deviation of a mixture of :math:`K` distributions with these ``means`` and
+    standard deviations ``sds`` (arrays of the same shape, the laws along the first axis) and
+    weights :math:`w_k` (None: equal, :math:`1/K`):
+    :math:`\bigl(\sum_k w_k \sigma_k^2 + \sum_k w_k (\mu_k - \bar\mu)^2\bigr)^{1/2}` with
+    :math:`\bar\mu = \sum_k w_k \mu_k`. NaN where a law of positive weight has a NaN standard
+    deviation."""
     means, sds = np.asarray(means, dtype=float), np.asarray(sds, dtype=float)
     if means.shape != sds.shape or means.ndim < 1 or means.shape[0] == 0:
         raise InvalidArgumentError(f"means of shape {means.shape} and standard deviations of shape {sds.shape}; give "
                                    f"arrays of the same shape with the laws along the first axis")
-    spread = np.mean((means - means.mean(axis=0)) ** 2, axis=0)
-    return np.sqrt(np.mean(sds ** 2, axis=0) + spread)
+    if w is not None and np.asarray(w).shape != (means.shape[0],):
+        raise InvalidArgumentError(f"{np.asarray(w).size} weights for {means.shape[0]} laws; give one each")
+    mu = weighted_mean(means, w)
+    return np.sqrt(weighted_mean(sds ** 2, w) + weighted_mean((means - mu) ** 2, w))
 
 
 def predict_any(result, curve: LossCurve) -> np.ndarray:

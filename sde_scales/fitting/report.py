@@ -15,7 +15,7 @@ import numpy as np
 
 from sde_scales.atomic import write_json_atomic, write_text_atomic
 from sde_scales.errors import DataFileError, InvalidArgumentError
-from sde_scales.fitting.average import AveragedFit, mixture_band
+from sde_scales.fitting.average import AveragedFit, mixture_band, weighted_mean
 from sde_scales.fitting.curves import (InitialLossWarning, LossCurve, ScheduleSpec, curve_name, load_curve,
                                       parse_columns)
 from sde_scales.fitting.fit import (DEPTH_MARGIN, SMOOTH_FRACTION, SMOOTH_STEPS, FitResult,
@@ -550,8 +550,8 @@ def run_average(avg: AveragedFit, fit_curves: list[LossCurve], predict_curves: l
     preds, sds = {}, {}
     for c in fit_curves + predict_curves:
         each = np.array([e["pred"][c.name] for e in extras])
-        preds[c.name] = each.mean(axis=0)
-        sds[c.name] = mixture_band(each, [(e["sd"][c.name], e["sd_final"][c.name]) for e in extras])
+        preds[c.name] = weighted_mean(each, avg.w)
+        sds[c.name] = mixture_band(each, [(e["sd"][c.name], e["sd_final"][c.name]) for e in extras], avg.w)
     doc = {
         "law": avg.label,
         "params": {},
@@ -560,9 +560,10 @@ def run_average(avg: AveragedFit, fit_curves: list[LossCurve], predict_curves: l
         "skip_steps": skip_steps,
         "metrics_target": members[0]["metrics_target"],
         **_scored(fit_curves, predict_curves, preds, sds, skip_steps, smooth_steps),
-        "band": {"method": "equal-weight mixture of the averaged laws (sde_scales.fitting.average): the mean of their "
-                           "bands' variances plus the variance of their predictions about the mean; null where any "
-                           "law's band is undetermined",
+        "band": {"method": f"{'equal-weight' if avg.weights is None else 'weighted'} mixture of the averaged laws "
+                           f"(sde_scales.fitting.average): the mean of their bands' variances plus the variance of "
+                           f"their predictions about the mean; null where any law's band is undetermined",
+                 "weights": None if avg.weights is None else list(avg.weights),
                  "conditional_on": sorted({n for r in avg.results for n in r.extra["covariance"].conditional_on})},
         "members": members,
         "warnings": sorted({w for m in members for w in m["warnings"]}),
@@ -977,6 +978,18 @@ def _check_law_options(args) -> None:
                                                      or getattr(args, "predict_where", None)):
         raise InvalidArgumentError("--shared-noise corrects the metrics of predicted curves; give --predict CSV "
                                    "(or --predict-where with --store)")
+    if getattr(args, "average_time_scale", False):
+        single = args.law == "momentum" or (args.law == "kernel" and kernel == "exp")
+        if not single or args.compare:
+            raise InvalidArgumentError(
+                "--average-time-scale averages one law over its single time scale; give --law kernel --kernel exp "
+                "(with --time steps or area) or --law momentum" + (", without --compare" if args.compare else ""))
+        clash = [f for f, v in (("--profile", getattr(args, "profile", False)),
+                                ("--shared-noise", getattr(args, "shared_noise", False))) if v]
+        if clash:
+            raise InvalidArgumentError(f"{' and '.join(clash)} {'works' if len(clash) == 1 else 'work'} on one fit, "
+                                       f"and --average-time-scale predicts with a mixture of fits; leave "
+                                       f"{' and '.join(clash)} out")
     workers = getattr(args, "workers", None)
     if workers is not None and args.law != "auto":  # it was ignored: one law is one fit, in this process
         raise InvalidArgumentError(f"--workers {workers} runs --law auto's cross-validation fits in parallel, and "
@@ -1144,6 +1157,28 @@ def run_fit_delay(args) -> int:
             print(format_forecasts(doc["law"], extra["forecasts"], extra["forecast_differences"]))
         print()
 
+    if getattr(args, "average_time_scale", False):
+        from sde_scales.fitting.time_scale_average import effective_number, time_scale_average
+
+        tsa = time_scale_average(laws[0], fit_curves, skip_steps=args.skip_steps, max_evaluations=max_evaluations)
+        doc, _, extra = run_average(tsa, fit_curves, predict_curves, skip_steps=args.skip_steps,
+                                    smooth_steps=args.smooth_steps)
+        doc["time_scale_average"] = {"labels": list(tsa.labels), "weights": list(tsa.weights),
+                                     "effective_number": effective_number(tsa.weights)}
+        # each held fit's own notes are in its member document; the mixture's are those of the
+        # fit of most weight (the others', e.g. a held delay below the log's resolution, are not fits)
+        top = doc["members"][int(np.argmax(tsa.weights))]
+        one_drop = one_drop_note(tsa.label, fit_curves, predict_curves)  # the form is still one law's
+        doc["warnings"] = sorted(set(top["warnings"]) | ({one_drop} if one_drop else set()))
+        # the mixture's band holds the time scale's uncertainty: it is not conditional on it
+        doc["band"]["conditional_on"] = [c for c in doc["band"]["conditional_on"] if not c.startswith("log10_tau")]
+        print(f"the prediction averages {laws[0].label} over {len(tsa.labels)} held time scales, weighted by their "
+              f"likelihood on the fitted curves (effective number {effective_number(tsa.weights):.1f}; 1: the "
+              f"curves decide it):")
+        for lab, w in zip(tsa.labels, tsa.weights):
+            print(f"  {lab:40s} weight {w:.3f}")
+        keep(tsa, tsa, doc, extra)
+        laws = []
     if auto is not None and auto["undecided"]:
         doc, extra = avg_doc, avg_extra
         # what was asked of one law and is not done for a mean: said in the output and the JSON
@@ -1217,7 +1252,10 @@ def run_fit_delay(args) -> int:
         print(f"predictions: {len(predict_curves) + len(extra['forecasts'])} files in {d}")
     if args.plot:
         law, res, extra = results[0]
-        if isinstance(law, AveragedFit):  # the laws' names are in the JSON and the printout; the title counts them
+        if isinstance(law, AveragedFit) and law.weights is not None:  # --average-time-scale
+            what, band = (f"{law.results[0].law.label} averaged over {len(law.labels)} time scales",
+                          "95% band of the mixture: the fits' own bands and their spread between time scales")
+        elif isinstance(law, AveragedFit):  # the laws' names are in the JSON and the printout; the title counts them
             what, band = (f"--law auto: the mean of {len(law.labels)} laws the folds do not separate",
                           "95% band of the mean: the laws' own bands and their disagreement")
         else:

@@ -1,0 +1,128 @@
+"""The average over a law's time scales (:mod:`sde_scales.fitting.time_scale_average`) and the
+weighted mixture it rests on (:class:`~sde_scales.fitting.average.AveragedFit` with weights)."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sde_scales import schedules
+from sde_scales.errors import InvalidArgumentError
+from sde_scales.fitting import KernelLaw, MomentumLaw, fit
+from sde_scales.fitting.average import AveragedFit, mixture_sd, predict_any, predict_sd_any
+from sde_scales.fitting.curves import planted_curve
+from sde_scales.fitting.forecast import forecast, forecast_difference
+from sde_scales.fitting.time_scale_average import effective_number, time_scale_average, time_scale_grid
+
+LAW = KernelLaw("exp", "steps")
+THETA = [2.5, 3.0, 0.5, 0.4, np.log10(300.0)]  # time scale 300 steps
+N, PEAK = 5001, 1e-3
+
+
+def _planted(kind: str, seed: int):
+    lr = (schedules.cosine(N, PEAK, final_fraction=0.1, warmup_steps=100) if kind == "cos"
+          else schedules.wsd(N, PEAK, fraction=0.2, warmup_steps=100))
+    return planted_curve(LAW, THETA, lr, kind, noise=0.003, seed=seed)
+
+
+def test_weighted_mixture_formulas_by_hand():
+    """Means 1 and 3, sds 0.5 and 1, weights 1/4 and 3/4: mean 2.5, variance
+    0.25 * 0.25 + 0.75 * 1 + 0.25 * 2.25 + 0.75 * 0.25 = 1.5625; a NaN sd of weight 0 does not
+    count; equal weights are the unweighted mixture."""
+    means, sds = np.array([1.0, 3.0]), np.array([0.5, 1.0])
+    assert float(mixture_sd(means, sds, np.array([0.25, 0.75]))) == pytest.approx(np.sqrt(1.5625), rel=1e-12)
+    assert float(mixture_sd(means, np.array([np.nan, 1.0]), np.array([0.0, 1.0]))) == pytest.approx(1.0, rel=1e-12)
+    assert np.isnan(mixture_sd(means, np.array([np.nan, 1.0]), np.array([0.5, 0.5])))
+    assert float(mixture_sd(means, sds, np.array([0.5, 0.5]))) == pytest.approx(float(mixture_sd(means, sds)),
+                                                                                rel=1e-12)
+
+
+def test_an_averaged_fit_with_weights_predicts_and_forecasts_the_weighted_mixture():
+    """Two fits of one curve (time scale held at 100 and 1,000 steps), weighted 1:3 (normalised to
+    1/4, 3/4): the prediction, its band, a forecast and a forecast difference are the weighted
+    mixture of the two fits' own; equal weights give what the unweighted average gives."""
+    cos, _ = _planted("cos", 0)
+    wsd, _ = _planted("wsd", 1)
+    a, b = (fit(LAW, [cos], fixed={"log10_tau": v}) for v in (2.0, 3.0))
+    avg = AveragedFit(("100", "1000"), (a, b), (1.0, 3.0), "two time scales")
+    assert avg.weights == (0.25, 0.75) and avg.label == "two time scales"
+    pa, pb = predict_any(a, wsd), predict_any(b, wsd)
+    np.testing.assert_allclose(predict_any(avg, wsd), 0.25 * pa + 0.75 * pb, rtol=1e-13)
+    fa, fb = predict_sd_any(a, wsd)[1], predict_sd_any(b, wsd)[1]
+    n = max(1, round(0.05 * wsd.step.size))
+    ma, mb = pa[-n:].mean(), pb[-n:].mean()
+    m = 0.25 * ma + 0.75 * mb
+    final = np.sqrt(0.25 * fa ** 2 + 0.75 * fb ** 2 + 0.25 * (ma - m) ** 2 + 0.75 * (mb - m) ** 2)
+    assert predict_sd_any(avg, wsd)[1] == pytest.approx(final, rel=1e-12)
+    spec_a = "warmup=100,peak=1e-3,decay=linear,decay_start=4500,total=5000"
+    spec_b = "warmup=100,peak=1e-3,decay=linear,decay_start=3000,total=5000"
+    fx, fy = forecast(avg, spec_a, name="a"), forecast(avg, spec_b, name="b")
+    ones = [forecast(r, spec_a, name="a").final_loss for r in (a, b)]
+    assert fx.final_loss == pytest.approx(0.25 * ones[0] + 0.75 * ones[1], rel=1e-12)
+    d = forecast_difference(avg, fx, fy)
+    da, db = (forecast(r, spec_a, name="a").final_loss - forecast(r, spec_b, name="b").final_loss for r in (a, b))
+    assert d.difference == pytest.approx(0.25 * da + 0.75 * db, rel=1e-12)
+    equal, plain = AveragedFit(("100", "1000"), (a, b), (2.0, 2.0)), AveragedFit(("100", "1000"), (a, b))
+    assert predict_sd_any(equal, wsd)[1] == pytest.approx(predict_sd_any(plain, wsd)[1], rel=1e-12)
+    for bad in ((1.0,), (1.0, -1.0), (0.0, 0.0), (1.0, float("nan"))):
+        with pytest.raises(InvalidArgumentError, match="weight"):
+            AveragedFit(("100", "1000"), (a, b), bad)
+
+
+def test_the_grid_runs_from_the_logging_interval_to_twice_the_longest_curve():
+    cos, _ = _planted("cos", 0)  # logged every 10 steps over 4,990 steps
+    np.testing.assert_array_equal(time_scale_grid([cos]), [1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0])
+    assert effective_number([0.5, 0.5]) == pytest.approx(2.0) and effective_number([1.0, 0.0]) == 1.0
+
+
+def test_where_the_curves_decide_the_weight_is_on_the_grid_point_nearest_the_truth():
+    """A cosine and a WSD run of the law itself (time scale 300 steps) pin the time scale: the
+    weight concentrates on 316 steps (log10 2.5, the grid point nearest log10 300 = 2.48), the
+    effective number is near 1, and its prediction of another WSD run is within 0.002 of the
+    truth in RMSE (noise 0.003)."""
+    cos, _ = _planted("cos", 0)
+    wsd, _ = _planted("wsd", 1)
+    avg = time_scale_average(LAW, [cos, wsd])
+    top = avg.labels[int(np.argmax(avg.weights))]
+    assert top.endswith("tau 316") and max(avg.weights) > 0.9 and effective_number(avg.weights) < 1.5
+    held, truth = planted_curve(LAW, THETA, schedules.wsd(N, PEAK, fraction=0.4, warmup_steps=100), "w40", seed=5)
+    assert np.sqrt(np.mean((predict_any(avg, held) - truth)[50:] ** 2)) < 0.002
+
+
+def test_laws_without_one_time_scale_are_refused():
+    cos, _ = _planted("cos", 0)
+    for law in (KernelLaw("nonparametric", "steps"), KernelLaw("power", "steps")):
+        with pytest.raises(InvalidArgumentError, match="no single time scale"):
+            time_scale_average(law, [cos])
+    assert time_scale_average(MomentumLaw(), [cos], grid=[2.0, 3.0]).labels[0].startswith("momentum at tau 100")
+
+
+def test_fit_delay_average_time_scale(tmp_path):
+    """The command: the weights in strict JSON summing to 1, the mixture's band not conditional on
+    the time scale, the one-curve note kept; refused (exit 2) for a law without one time scale and
+    beside --compare or --profile."""
+    cos, _ = _planted("cos", 0)
+    wsd, _ = _planted("wsd", 1)
+    paths = []
+    for c in (cos, wsd):
+        p = tmp_path / f"{c.name}.csv"
+        pd.DataFrame({"step": c.step, "lr": c.lr, "loss": c.loss}).to_csv(p, index=False)
+        paths.append(str(p))
+    base = [sys.executable, "-m", "sde_scales.cli", "fit-delay", "--fit", paths[0], "--predict", paths[1],
+            "--no-progress"]
+    out = tmp_path / "a.json"
+    run = subprocess.run(base + ["--kernel", "exp", "--average-time-scale", "--json", str(out)], capture_output=True,
+                         text=True)
+    assert run.returncode == 0, run.stderr
+    doc = json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+    tsa = doc["time_scale_average"]
+    assert sum(tsa["weights"]) == pytest.approx(1.0) and len(tsa["labels"]) == len(doc["members"])
+    assert not any(c.startswith("log10_tau") for c in doc["band"]["conditional_on"])
+    assert any("fitted to one curve" in w for w in doc["warnings"])
+    assert doc["predict"][0]["final_loss_pred_sd"] is not None
+    for bad in ([], ["--kernel", "exp", "--compare"], ["--kernel", "exp", "--profile"], ["--law", "mpl"]):
+        run = subprocess.run(base + bad + ["--average-time-scale"], capture_output=True, text=True)
+        assert run.returncode == 2 and "--average-time-scale" in run.stderr and "Traceback" not in run.stderr
