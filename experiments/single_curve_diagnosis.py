@@ -25,7 +25,10 @@ with the exponential kernel in steps):
    the fit at that time scale; where it does not, the prediction averages over the time scales
    it allows instead of taking one edge of them. Its band is the mixture's (the held fits' bands
    plus their spread between time scales); ``wsd_in_band`` (the own fit's and the average's) is
-   the share of WSD runs whose final loss lies within the 95% band (:func:`band_coverage`).
+   the share of WSD runs whose final loss lies within the 95% band (:func:`band_coverage`). The
+   library's version of it (``time_scale_average``: ``fit-delay --average-time-scale``, whose grid
+   is the data's, from the logging interval to twice the curve, not this fixed one) is scored
+   beside it (``tsa`` columns).
 
 Families: the shared 124M curves at 1e-3 (``--data``), each folder of curves that
 ``experiments/fit_lm_family.py`` wrote (``--lm``, one family per seed), and two planted families of
@@ -178,6 +181,19 @@ def diagnose(cosine, wsd: list, *, skip: int, smooth: int, law=None, log10_taus=
         joint_wsd = float(np.mean([rmse(joint, h) for h in wsd]))
         average = _profile_average(profile, cosine.log_every, wsd, skip, smooth, score)
         own_cover = band_coverage([1.0], [final_band(own)], observed)
+        library = None
+        if "log10_tau" in law.names:  # the library's average (fit-delay --average-time-scale): the data's grid
+            from sde_scales.fitting.average import predict_any, predict_sd_any
+            from sde_scales.fitting.time_scale_average import effective_number, time_scale_average
+
+            tsa = time_scale_average(law, [cosine], skip_steps=skip)
+            sc = [score(h, predict_any(tsa, h), skip_steps=skip, smooth_steps=smooth,
+                        final_pred_sd=predict_sd_any(tsa, h)[1]) for h in wsd]
+            library = {"labels": list(tsa.labels), "weights": list(tsa.weights),
+                       "effective_n": effective_number(tsa.weights),
+                       "wsd_rmse": float(np.mean([x["rmse"] for x in sc])),
+                       "wsd_abs_final_err": float(np.mean([abs(x["final_loss_err"]) for x in sc])),
+                       "wsd_in_band": float(np.mean([abs(x["final_err_z"]) <= 1.96 for x in sc]))}
         if average is not None:
             average["wsd_in_band"] = band_coverage(average["weights"], finals, observed)
     held = [s for s in scan if not s["fitted"]]
@@ -194,7 +210,7 @@ def diagnose(cosine, wsd: list, *, skip: int, smooth: int, law=None, log10_taus=
             "held_time_scale": scan,
             "cv_choice_log10_tau": by_cv.get("log10_tau"), "wsd_best_log10_tau": by_wsd.get("log10_tau"),
             "cv_choice_wsd_rmse": by_cv.get("wsd_rmse"), "wsd_best_rmse": by_wsd.get("wsd_rmse"),
-            "profile_average": average}
+            "profile_average": average, "time_scale_average": library}
 
 
 def band_coverage(weights, finals: list, observed: list) -> float | None:
@@ -316,7 +332,7 @@ def main(argv=None) -> int:
     f = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
     print(f"{'family':30s} {'law':26s} {'own cos':>8s} {'joint cos':>9s} {'gap':>7s} {'lof p':>8s} {'floor':>7s} "
           f"{'half own':>8s} {'half jnt':>8s} | {'cv picks':>8s} {'its wsd':>8s} {'best':>8s} {'its wsd':>8s} "
-          f"{'fitted wsd':>10s} {'avg wsd':>8s} {'eff n':>5s} {'in band':>9s}")
+          f"{'fitted wsd':>10s} {'avg wsd':>8s} {'eff n':>5s} {'in band':>9s} | {'tsa wsd':>8s} {'in band':>7s}")
     for name, fam in fams.items():
         skip = fam["skip"] if args.skip_fraction is None else int(args.skip_fraction * fam["cosine"].step[-1])
         for law in laws:
@@ -328,7 +344,7 @@ def main(argv=None) -> int:
                       f"the fits and the rolling origin's heads more rows)", file=sys.stderr)
                 return 2
             rows.append(d)
-            avg = d["profile_average"]
+            avg, tsa = d["profile_average"], d["time_scale_average"]
             tau = lambda k: None if d[k] is None else 10 ** d[k]  # noqa: E731
             print(f"{name:30s} {d['law']:26s} {d['own_fit']['cosine_rmse']:8.5f} {d['joint_fit']['cosine_rmse']:9.5f} "
                   f"{d['form_gap']:7.4f} {f(d['joint_fit']['cosine_lack_of_fit_p'], '.1e'):>8s} "
@@ -337,7 +353,8 @@ def main(argv=None) -> int:
                   f"{f(d['cv_choice_wsd_rmse'], '.5f'):>8s} {f(tau('wsd_best_log10_tau'), '.0f'):>8s} "
                   f"{f(d['wsd_best_rmse'], '.5f'):>8s} {d['own_fit']['wsd_rmse']:10.5f} "
                   f"{f(avg and avg['wsd_rmse'], '.5f'):>8s} {f(avg and avg['effective_n'], '.1f'):>5s} "
-                  f"{f(d['own_fit']['wsd_in_band'], '.2f'):>4s}/{f(avg and avg['wsd_in_band'], '.2f'):>4s}", flush=True)
+                  f"{f(d['own_fit']['wsd_in_band'], '.2f'):>4s}/{f(avg and avg['wsd_in_band'], '.2f'):>4s} | "
+                  f"{f(tsa and tsa['wsd_rmse'], '.5f'):>8s} {f(tsa and tsa['wsd_in_band'], '.2f'):>7s}", flush=True)
     doc = {"laws": [law.label for law in laws], "log10_taus": list(LOG10_TAUS), "rows": rows,
            "seconds": time.perf_counter() - started}
     print(f"JSON: {write_json_atomic(out / 'single_curve_diagnosis.json', doc)}")
