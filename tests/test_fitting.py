@@ -211,6 +211,12 @@ def test_nonparametric_kernel_recovers_delay_of_a_two_scale_kernel():
     cos = synthetic(law, theta, sch["cos"], "cos", noise=0.05, seed=0)[0]
     per, _ = run_protocol(law, [([cos], curves[1])], skip_steps=200, smooth_steps=500)
     assert any("spans more than a decade" in w for w in per[0]["warnings"])
+    # a law of one time scale is pointed to the average over it; the non-parametric kernel has none
+    assert not any("--average-time-scale" in w for w in fit_warnings(one))
+    exp = KernelLaw("exp", "steps")
+    planted = planted_curve(exp, [2.5, 3.0, 0.5, 0.4, np.log10(300.0)], sch["cos"], "cos", noise=0.05, seed=0)[0]
+    with pytest.warns(IdentifiabilityWarning, match=r"spans more than a decade.*--average-time-scale"):
+        fit(exp, [planted], skip_steps=200)  # measured: 347 steps, 95% interval [95, 1,260]
 
 
 def test_kernel_law_predicts_a_run_at_another_peak_learning_rate():

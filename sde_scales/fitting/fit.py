@@ -625,18 +625,21 @@ def _time_scale_interval(law, theta, cov, lo, hi, held=None) -> dict | None:
         return None
     j = names.index(key)
     c = float(theta[j])
+    # a law of one time scale can be predicted over the range of them the curves allow
+    average = ("; or predict over the time scales they allow, their spread in the band (--average-time-scale, "
+               "sde_scales.fitting.time_scale_average)" if key == "log10_tau" else "")
     if key in cov.on_bound:
         return {"parameter": key, "time_scale": 10 ** c, "ci": [None, None], "sd_log10": None,
                 "inflation": cov.inflation,
                 "warning": f"{law.label}: the time scale 10^{key.split('_', 1)[1]} = {10 ** c:.4g} is on a bound of "
-                           f"its range [{10 ** lo[j]:g}, {10 ** hi[j]:g}]: no interval, the data do not determine it",
+                           f"its range [{10 ** lo[j]:g}, {10 ** hi[j]:g}]: no interval, the data do not determine it{average}",
                 "method": "Gauss-Newton curvature at the optimum, inflated by residual autocorrelation"}
     g = np.zeros(len(names))
     g[j] = 1.0
     sd, ci = _decades(c, _sd_or_inf(cov, g))
     warn = _interval_warning(f"{law.label}: the time scale", c, sd, ci,
                              "the fit does not depend on it; these curves carry no information on it (add a run "
-                             "with a learning-rate drop)", "add a run with a sharp learning-rate drop")
+                             "with a learning-rate drop)", "add a run with a sharp learning-rate drop" + average)
     return {"parameter": key, "time_scale": 10 ** c, "ci": ci, "sd_log10": sd if np.isfinite(sd) else None,
             "inflation": cov.inflation, "warning": warn,
             "method": "Gauss-Newton curvature at the optimum, inflated by residual autocorrelation"}
