@@ -934,7 +934,7 @@ def format_forecasts(label: str, forecasts: list, differences: list = ()) -> str
                      + ("   (beyond the fitted curves: see the warnings)" if f.warnings else ""))
         if f.member_final_losses:
             v = list(f.member_final_losses.values())
-            lines.append(f"  {'':30s} the averaged laws' own final losses: {min(v):.4f} to {max(v):.4f}")
+            lines.append(f"  {'':30s} the averaged fits' own final losses: {min(v):.4f} to {max(v):.4f}")
     if differences:
         lines.append("  differences of final losses (a minus b; one fit's parameters, so their errors move together):")
     for d in differences:
@@ -1168,7 +1168,7 @@ def run_fit_delay(args) -> int:
         # each held fit's own notes are in its member document; the mixture's are those of the
         # fit of most weight (the others', e.g. a held delay below the log's resolution, are not fits)
         top = doc["members"][int(np.argmax(tsa.weights))]
-        one_drop = one_drop_note(tsa.label, fit_curves, predict_curves)  # the form is still one law's
+        one_drop = one_drop_note(tsa.label, fit_curves, predict_curves, SECOND_DROP)  # the form is still one law's
         doc["warnings"] = sorted(set(top["warnings"]) | ({one_drop} if one_drop else set()))
         # the mixture's band holds the time scale's uncertainty: it is not conditional on it
         doc["band"]["conditional_on"] = [c for c in doc["band"]["conditional_on"] if not c.startswith("log10_tau")]

@@ -45,9 +45,10 @@ __all__ = ["TIME_PARAMETER", "effective_number", "time_scale_average", "time_sca
 
 #: The parameter a law must have to be averaged over its time scale (log10 of it).
 TIME_PARAMETER = "log10_tau"
-#: Fits whose weight falls below this share of the largest are left out of the mixture (and its
-#: warnings); the others' weights are renormalised. Their part of any prediction is below it.
-NEGLIGIBLE_WEIGHT = 1e-6
+#: Fits whose weight falls below this share of the total are left out of the mixture (and of the
+#: range of its members' forecasts); the others' weights are renormalised. Their part of any
+#: prediction was below this share of the spread between time scales.
+NEGLIGIBLE_WEIGHT = 1e-3
 
 
 def time_scale_grid(curves: list[LossCurve]) -> np.ndarray:
@@ -77,7 +78,7 @@ def time_scale_average(law: Law, curves: list[LossCurve], *, skip_steps: int = 0
 
     Returns an :class:`~sde_scales.fitting.average.AveragedFit` whose labels name each held time
     scale and whose ``weights`` are the posterior's (fits below :data:`NEGLIGIBLE_WEIGHT` of the
-    largest left out); ``predict_any``, ``predict_sd_any``, ``forecast`` and ``fit-delay``'s report
+    total left out); ``predict_any``, ``predict_sd_any``, ``forecast`` and ``fit-delay``'s report
     read it as they read ``--law auto``'s mean.
 
     Raises
@@ -113,7 +114,7 @@ def time_scale_average(law: Law, curves: list[LossCurve], *, skip_steps: int = 0
         w = np.exp(logw - logw.max())
     else:  # a curve the law reproduces exactly at one held value: no variance to weigh the others by
         w = np.eye(ssr.size)[b]
-    keep = w >= NEGLIGIBLE_WEIGHT * w.max()
+    keep = w >= NEGLIGIBLE_WEIGHT * w.sum()
     labels = tuple(f"{law.label} at tau {10 ** v:.3g}" for v in values[keep])
     name = (f"{law.label} averaged over {int(keep.sum())} time scales ({10 ** values[keep][0]:.3g} to "
             f"{10 ** values[keep][-1]:.3g})")
