@@ -439,8 +439,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "logging interval to twice the longest curve, weighted by their likelihood on the fitted "
                         "curves, with the spread between them in the band (sde_scales.fitting.time_scale_average), "
                         "instead of the one fitted time scale; for laws with one time scale (--kernel exp, in steps "
-                        "or area, or --law momentum), where the fitted curves leave it open (one smooth curve); it costs "
-                        "one fit per half decade, about 8")
+                        "or area, or --law momentum), where the fitted curves leave it open (one smooth curve); "
+                        "it costs one fit per half decade, about 8")
     f.add_argument("--skip-steps", type=int, default=0, metavar="STEP",
                    help="ignore rows before this step, in the fit and the metrics")
     f.add_argument("--smooth-steps", type=int, default=None, metavar="STEPS",

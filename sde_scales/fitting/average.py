@@ -66,8 +66,8 @@ class AveragedFit:
         if self.weights is not None:
             w = np.asarray(self.weights, dtype=float)
             if w.shape != (len(self.results),) or not np.all(np.isfinite(w)) or np.any(w < 0) or not w.sum() > 0:
-                raise InvalidArgumentError(f"weights {list(self.weights)} for {len(self.results)} fitted laws; give one "
-                                           f"finite weight >= 0 per law, not all 0")
+                raise InvalidArgumentError(f"weights {list(self.weights)} for {len(self.results)} fitted laws; give "
+                                           f"one finite weight >= 0 per law, not all 0")
             object.__setattr__(self, "weights", tuple(float(x) for x in w / w.sum()))
         if len(set(self.labels)) != len(self.labels):  # each law's results are reported by its label
             twice = sorted({lab for lab in self.labels if list(self.labels).count(lab) > 1})

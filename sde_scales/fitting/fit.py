@@ -632,7 +632,8 @@ def _time_scale_interval(law, theta, cov, lo, hi, held=None) -> dict | None:
         return {"parameter": key, "time_scale": 10 ** c, "ci": [None, None], "sd_log10": None,
                 "inflation": cov.inflation,
                 "warning": f"{law.label}: the time scale 10^{key.split('_', 1)[1]} = {10 ** c:.4g} is on a bound of "
-                           f"its range [{10 ** lo[j]:g}, {10 ** hi[j]:g}]: no interval, the data do not determine it{average}",
+                           f"its range [{10 ** lo[j]:g}, {10 ** hi[j]:g}]: no interval, the data do not determine "
+                           f"it{average}",
                 "method": "Gauss-Newton curvature at the optimum, inflated by residual autocorrelation"}
     g = np.zeros(len(names))
     g[j] = 1.0

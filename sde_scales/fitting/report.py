@@ -18,10 +18,10 @@ from sde_scales.errors import DataFileError, InvalidArgumentError
 from sde_scales.fitting.average import AveragedFit, mixture_band, weighted_mean
 from sde_scales.fitting.curves import (InitialLossWarning, LossCurve, ScheduleSpec, curve_name, load_curve,
                                       parse_columns)
-from sde_scales.fitting.fit import (DEPTH_MARGIN, SMOOTH_FRACTION, SMOOTH_STEPS, FitResult,
-                                   PeakLRWarning, default_smooth_steps, evaluation_limit, extrapolations, final_rows, fit,
-                                   first_trained_step, fit_warnings, lack_of_fit_fired,
-                                   long_window_curves, long_window_note, WindowWarning, model_error, predict, predict_sd, schedule_reach, score,
+from sde_scales.fitting.fit import (DEPTH_MARGIN, SMOOTH_FRACTION, SMOOTH_STEPS, FitResult, PeakLRWarning,
+                                   WindowWarning, default_smooth_steps, evaluation_limit, extrapolations, final_rows,
+                                   fit, first_trained_step, fit_warnings, lack_of_fit_fired, long_window_curves,
+                                   long_window_note, model_error, predict, predict_sd, schedule_reach, score,
                                    shared_noise_offset, time_scale_profile)
 from sde_scales.fitting.laws import KernelLaw, Law, MomentumLaw, MultiPowerLaw
 
