@@ -69,7 +69,9 @@ SECOND_DROP = ("fit as well a curve whose rate drops in another way (a step deca
                "tests no drop)")
 #: What that note advises for one law asked for by name.
 ONE_DROP_HINT = (f"{SECOND_DROP}; --law auto's band also holds the candidate laws' disagreement (wider, though its mean "
-                 f"of the laws may miss by more than one law)")
+                 f"of the laws may miss by more than one law); with the exponential kernel in learning-rate area "
+                 f"(--kernel exp --time area), --average-time-scale's band also holds the time scales the curve "
+                 f"allows (measured in benchmarks/RESULTS.md, \"Bands that average over the time scale\")")
 #: What it advises for the law a ``--law auto`` decided on.
 AUTO_DROP_HINT = f"{SECOND_DROP}: --law auto's folds chose this law over the others, but they hold no other drop"
 
