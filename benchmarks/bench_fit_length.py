@@ -61,7 +61,7 @@ def write_nqm_curve(path: Path, lr: np.ndarray, seed: int) -> None:
     pd.DataFrame({"step": np.arange(lr.size), "lr": lr, "loss": y}).to_csv(path, index=False)
 
 
-def run_one(T: int, law: str, kernel: str, tmp: Path, family: str = "law") -> tuple[float, float]:
+def run_one(T: int, law: str, kernel: str, tmp: Path, family: str = "law", extra: tuple = ()) -> tuple[float, float]:
     from sde_scales import schedules
     from sde_scales.fitting.curves import ScheduleSpec
 
@@ -76,7 +76,7 @@ def run_one(T: int, law: str, kernel: str, tmp: Path, family: str = "law") -> tu
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t0 = time.perf_counter()
     r = subprocess.run([sys.executable, "-m", "sde_scales.cli", "fit-delay", "--fit", str(tmp / "cos.csv"),
-                        "--predict", str(tmp / "wsd.csv"), "--law", law, "--kernel", kernel, "--skip-steps", str(w)],
+                        "--predict", str(tmp / "wsd.csv"), "--law", law, "--kernel", kernel, "--skip-steps", str(w), *extra],
                        capture_output=True, text=True)
     secs = time.perf_counter() - t0
     if r.returncode != 0:
@@ -95,15 +95,25 @@ def main(argv=None) -> int:
                     help="kernel of the kernel law (default nonparametric)")
     ap.add_argument("--family", default="law", choices=["law", "nqm"],
                     help="where the losses come from: the kernel law with noise (default) or the noisy quadratic")
+    ap.add_argument("--average-time-scale", action="store_true",
+                    help="time fit-delay --average-time-scale (one fit per half decade of the time scale); the "
+                         "baseline, the same command without it, runs beside each length")
     args = ap.parse_args(argv)
+    if args.average_time_scale and not (args.law == "momentum" or args.kernel == "exp"):
+        ap.error("--average-time-scale needs a law with one time scale: --kernel exp or --law momentum")
     lengths = [int(v) for v in args.lengths.split(",")]
-    print(f"{'T':>9s} {'seconds':>8s} {'peak MB':>8s} {'T ratio':>8s} {'time ratio':>10s}")
+    print(f"{'T':>9s} {'seconds':>8s} {'peak MB':>8s} {'T ratio':>8s} {'time ratio':>10s}"
+          + (f" {'averaged s':>10s} {'/ one fit':>9s}" if args.average_time_scale else ""))
     base = None
     with tempfile.TemporaryDirectory() as d:
         for T in lengths:
             secs, mb = run_one(T, args.law, args.kernel, Path(d), args.family)
             base = base or (T, secs)
-            print(f"{T:9d} {secs:8.2f} {mb:8.0f} {T / base[0]:8.1f} {secs / base[1]:10.1f}", flush=True)
+            line = f"{T:9d} {secs:8.2f} {mb:8.0f} {T / base[0]:8.1f} {secs / base[1]:10.1f}"
+            if args.average_time_scale:
+                avg, _ = run_one(T, args.law, args.kernel, Path(d), args.family, ("--average-time-scale",))
+                line += f" {avg:10.2f} {avg / secs:9.1f}"
+            print(line, flush=True)
     print("peak MB is the largest child process so far (ru_maxrss): it can only grow down the table")
     return 0
 
