@@ -126,3 +126,54 @@ def test_fit_delay_average_time_scale(tmp_path):
     for bad in ([], ["--kernel", "exp", "--compare"], ["--kernel", "exp", "--profile"], ["--law", "mpl"]):
         run = subprocess.run(base + bad + ["--average-time-scale"], capture_output=True, text=True)
         assert run.returncode == 2 and "--average-time-scale" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_a_held_value_without_finite_residuals_gets_no_weight(monkeypatch):
+    """A held time scale whose fit predicts a non-finite loss (a law that overflows there) carries
+    no likelihood: weight 0, left out, the others weighted as without it; if none is finite the
+    average is refused by name, not built from NaN weights."""
+    import sde_scales.fitting.time_scale_average as tsa_mod
+
+    cos, _ = _planted("cos", 0)
+    real_predict = tsa_mod.predict
+
+    def overflowing_at_1000(r, c):
+        p = real_predict(r, c)
+        return np.full_like(p, np.nan) if r.theta[-1] == 3.0 else p
+
+    monkeypatch.setattr(tsa_mod, "predict", overflowing_at_1000)
+    avg = time_scale_average(LAW, [cos], grid=[2.0, 2.5, 3.0])
+    assert not any(lab.endswith("tau 1e+03") for lab in avg.labels) and np.isclose(sum(avg.weights), 1.0)
+    monkeypatch.setattr(tsa_mod, "predict", lambda r, c: np.full(c.step.size, np.nan))
+    with pytest.raises(InvalidArgumentError, match="no held time scale"):
+        time_scale_average(LAW, [cos], grid=[2.0, 3.0])
+
+
+def test_weights_are_the_profile_likelihood_by_hand(monkeypatch):
+    """Residuals planted through ``predict``: +-1 alternating at the held value 100 steps (SSR n,
+    so sigma^2 = 1; alternating residuals have no block correlation, so no inflation) and
+    +-sqrt(1 + 2/n) at 1,000 steps (SSR n + 2). The likelihood ratio is exp(-2 / 2) = e^-1: the
+    weights are 1/(1 + e^-1) and e^-1/(1 + e^-1)."""
+    import sde_scales.fitting.time_scale_average as tsa_mod
+
+    cos, _ = _planted("cos", 0)
+    n = cos.step.size
+    sign = np.where(np.arange(n) % 2 == 0, 1.0, -1.0)
+
+    def planted_residuals(r, c):
+        return c.loss + sign * (1.0 if r.theta[-1] == 2.0 else np.sqrt(1.0 + 2.0 / n))
+
+    monkeypatch.setattr(tsa_mod, "predict", planted_residuals)
+    avg = time_scale_average(LAW, [cos], grid=[2.0, 3.0])
+    e = np.exp(-1.0)
+    assert avg.weights == pytest.approx((1 / (1 + e), e / (1 + e)), rel=1e-9)
+    # residuals in runs of 100 rows of one sign (1,000 steps at 10 per row): correlated, so the
+    # likelihood is flattened by the fit's own inflation factor kappa (> 1 here)
+    from sde_scales.fitting.fit import autocorrelation_inflation
+
+    sign[:] = np.where((np.arange(n) // 100) % 2 == 0, 1.0, -1.0)
+    kappa = autocorrelation_inflation(sign.copy(), cos.log_every)
+    assert kappa > 10
+    avg = time_scale_average(LAW, [cos], grid=[2.0, 3.0])
+    r = np.exp(-1.0 / kappa)
+    assert avg.weights == pytest.approx((1 / (1 + r), r / (1 + r)), rel=1e-9)

@@ -96,7 +96,7 @@ def time_scale_average(law: Law, curves: list[LossCurve], *, skip_steps: int = 0
     if values.size == 0 or not np.all(np.isfinite(values)):
         raise InvalidArgumentError(f"grid {list(values)}; give finite values of log10 of the time scale")
     fits: list[FitResult] = []
-    ssr, best_res = [], None
+    ssr, best_res, best_ssr = [], None, np.inf
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # each member's warnings are reported with it (fit_warnings)
         for v in values:
@@ -105,9 +105,15 @@ def time_scale_average(law: Law, curves: list[LossCurve], *, skip_steps: int = 0
             res = np.concatenate([(predict(r, c) - c.loss)[_trained_from(c, skip_steps, warn=False)] for c in curves])
             fits.append(r)
             ssr.append(float(res @ res))
-            if best_res is None or ssr[-1] < min(ssr[:-1]):
-                best_res = res
+            if ssr[-1] < best_ssr:  # False for NaN
+                best_res, best_ssr = res, ssr[-1]
     ssr = np.array(ssr)
+    finite = np.isfinite(ssr)  # a held value whose law overflows on these curves carries no likelihood
+    if not finite.any():
+        raise InvalidArgumentError(f"{law.label}: no held time scale of {list(values)} gives finite residuals on "
+                                   f"these curves; check the curves (load_curve refuses non-finite values) or give a "
+                                   f"grid within the curves' span")
+    ssr = np.where(finite, ssr, np.inf)
     b = int(np.argmin(ssr))
     if ssr[b] > 0:
         kappa = autocorrelation_inflation(best_res, curves[0].log_every)
