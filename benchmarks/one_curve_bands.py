@@ -24,6 +24,7 @@ given the law's form, which one curve does not test).
     python benchmarks/one_curve_bands.py --no-auto    # under a minute
     python benchmarks/one_curve_bands.py --laws convex # the law outside the toolkit's only
     python benchmarks/one_curve_bands.py --no-auto --spread  # about 4 minutes with --seeds 12
+    python benchmarks/one_curve_bands.py --no-auto --time-scale-average  # the average over time scales
 """
 
 from __future__ import annotations
@@ -82,6 +83,9 @@ def main(argv=None) -> int:
     ap.add_argument("--spread", action="store_true",
                     help="add a row: the default kernel's mean with a band widened by the spread of --law auto's "
                          "candidate laws (each fitted to the cosine alone) about it")
+    ap.add_argument("--time-scale-average", action="store_true",
+                    help="add two rows: the exponential kernel in learning-rate area fitted to the cosine, and the "
+                         "same averaged over its time scales (fit-delay --average-time-scale)")
     ap.add_argument("--laws", default=",".join(LAWS),
                     help=f"planted laws, comma-separated, from {','.join(LAWS)} (default: all)")
     args = ap.parse_args(argv)
@@ -96,6 +100,7 @@ def main(argv=None) -> int:
     from sde_scales.fitting.curves import LossCurve, planted_curve
     from sde_scales.fitting.fit import final_rows
     from sde_scales.fitting.report import AUTO_CANDIDATES, fit_auto, make_law
+    from sde_scales.fitting.time_scale_average import time_scale_average
 
     n, peak = 20001, 1e-3
     cos = schedules.cosine(n, peak, final_fraction=0.1, warmup_steps=200)
@@ -139,6 +144,9 @@ def main(argv=None) -> int:
         spread_key = "default kernel, + laws' spread"
         if args.spread:
             out[spread_key] = []
+        exp_area = KernelLaw("exp", "area")
+        if args.time_scale_average:
+            out |= {"exp kernel (area), fitted": [], "exp kernel (area), tau averaged": []}
         decided = 0
         for s in range(args.seeds):
             with warnings.catch_warnings():
@@ -149,6 +157,9 @@ def main(argv=None) -> int:
                 for i, (k, sched) in enumerate(second.items()):
                     other, _ = plant(sched, k, 1000 + 2 * s + i)
                     fits[f"default kernel, {k}"] = fit(default, [fitted, other], skip_steps=500)
+                if args.time_scale_average:
+                    fits["exp kernel (area), fitted"] = fit(exp_area, [fitted], skip_steps=500)
+                    fits["exp kernel (area), tau averaged"] = time_scale_average(exp_area, [fitted], skip_steps=500)
                 if not args.no_auto:
                     choice, fits["--law auto"] = fit_auto([fitted], skip_steps=500, smooth_steps=1000,
                                                           workers=args.workers)

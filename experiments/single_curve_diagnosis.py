@@ -27,7 +27,7 @@ with the exponential kernel in steps):
    plus their spread between time scales); ``wsd_in_band`` (the own fit's and the average's) is
    the share of WSD runs whose final loss lies within the 95% band (:func:`band_coverage`). The
    library's version of it (``time_scale_average``: ``fit-delay --average-time-scale``, whose grid
-   is the data's, from the logging interval to twice the curve, not this fixed one) is scored
+   is the range the fit searches, 1 step to 10^5 or twice the curve, not this fixed one) is scored
    beside it (``tsa`` columns).
 
 Families: the shared 124M curves at 1e-3 (``--data``), each folder of curves that
@@ -182,7 +182,7 @@ def diagnose(cosine, wsd: list, *, skip: int, smooth: int, law=None, log10_taus=
         average = _profile_average(profile, cosine.log_every, wsd, skip, smooth, score)
         own_cover = band_coverage([1.0], [final_band(own)], observed)
         library = None
-        if "log10_tau" in law.names:  # the library's average (fit-delay --average-time-scale): the data's grid
+        if "log10_tau" in law.names:  # the library's average (fit-delay --average-time-scale): the fit's range
             from sde_scales.fitting.average import predict_any, predict_sd_any
             from sde_scales.fitting.time_scale_average import effective_number, time_scale_average
 

@@ -11,7 +11,7 @@ import pytest
 
 from sde_scales import schedules
 from sde_scales.errors import InvalidArgumentError
-from sde_scales.fitting import KernelLaw, MomentumLaw, fit
+from sde_scales.fitting import KernelLaw, LossCurve, MomentumLaw, fit
 from sde_scales.fitting.average import AveragedFit, mixture_sd, predict_any, predict_sd_any
 from sde_scales.fitting.curves import planted_curve
 from sde_scales.fitting.forecast import forecast, forecast_difference
@@ -72,9 +72,24 @@ def test_an_averaged_fit_with_weights_predicts_and_forecasts_the_weighted_mixtur
             AveragedFit(("100", "1000"), (a, b), bad)
 
 
-def test_the_grid_runs_from_the_logging_interval_to_twice_the_longest_curve():
-    cos, _ = _planted("cos", 0)  # logged every 10 steps over 4,990 steps
-    np.testing.assert_array_equal(time_scale_grid([cos]), [1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0])
+def test_the_grid_is_the_range_the_fit_searches():
+    """The law's bounds of log10 tau, 0 to 5 (1 to 100,000 steps), raised to twice the longest
+    curve in the law's clock as fit raises them: a 5,000-step cosine stays within 0..5; a
+    1,000,000-step run reaches log10(2e6) = 6.30, rounded out to 6.5, in steps and, at a constant
+    rate, in learning-rate area (the area over the peak is then the length); a cosine's area is
+    about 0.55 of its length."""
+    cos, _ = _planted("cos", 0)  # logged every 10 steps, to step 5,000
+    np.testing.assert_array_equal(time_scale_grid(LAW, [cos]), np.arange(0.0, 5.25, 0.5))
+    step = np.arange(1000, 1_000_001, 1000)
+    long = LossCurve(step, np.full(step.size, 1e-3), 2.0 + (step / 1e3) ** -0.5, name="long")
+    assert time_scale_grid(LAW, [long])[-1] == 6.5 and time_scale_grid(KernelLaw("exp", "area"), [long])[-1] == 6.5
+    # a cosine to 10%: its area is about 0.55 of its length, 2 x 550,000 = 1.1e6, log10 6.04 -> 6.5
+    lr = schedules.cosine(1_000_001, 1e-3, final_fraction=0.1)
+    c = LossCurve(step, lr[step], 2.0 + (step / 1e3) ** -0.5, name="c", schedule=lr)
+    area = float(np.sum(c.per_step_lr())) / c.peak_lr
+    assert 5.4e5 < area < 5.6e5 and time_scale_grid(KernelLaw("exp", "area"), [c])[-1] == 6.5
+    with pytest.raises(InvalidArgumentError, match="no single time scale"):
+        time_scale_grid(KernelLaw("nonparametric", "steps"), [cos])
     assert effective_number([0.5, 0.5]) == pytest.approx(2.0) and effective_number([1.0, 0.0]) == 1.0
 
 
