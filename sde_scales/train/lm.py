@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from sde_scales.errors import DataFileError, InvalidArgumentError
-from sde_scales.validation import check_memory, is_integral
+from sde_scales.validation import is_integral
 
 __all__ = ["Corpus", "LMConfig", "tiny_lm", "batch_starts", "file_corpus", "stdlib_corpus", "train_family"]
 
@@ -242,20 +242,15 @@ def lm_memory_bytes(config: LMConfig, corpus_bytes: int, snapshots: int) -> int:
     return 4 * lm_parameters(config) * (4 + 3 * snapshots) + 4 * act + 8 * int(corpus_bytes)
 
 
-def _check_room(torch, config: LMConfig, device, corpus_bytes: int, snapshots: int) -> None:
-    """Refuse a model and run that cannot be held (:func:`lm_memory_bytes`), before any weight is
-    drawn: on the CPU against the memory available, on CUDA against the device's free memory."""
-    need = lm_memory_bytes(config, corpus_bytes, snapshots)
-    what = (f"the language model of d_model={config.d_model}, n_layer={config.n_layer}, context={config.context}, "
-            f"batch={config.batch} ({lm_parameters(config):,} parameters, {snapshots} snapshot(s) kept)")
-    fix = "give a smaller d_model, n_layer, context or batch (LMConfig)"
-    if device.type == "cuda":
-        free = torch.cuda.mem_get_info(device)[0]
-        if need > free:
-            raise InvalidArgumentError(f"{what} need {need / 2**30:.3g} GiB on {device} and {free / 2**30:.3g} GiB is "
-                                       f"free there; {fix}")
-    else:
-        check_memory(need, what, fix)
+def _check_room(config: LMConfig, device, corpus_bytes: int, snapshots: int) -> None:
+    """Refuse a model and run that cannot be held (:func:`lm_memory_bytes`, all of it on the
+    device), before any weight is drawn (:func:`sde_scales.train.model.check_room`)."""
+    from sde_scales.train.model import check_room  # with torch, which this module imports late
+
+    check_room(0, lm_memory_bytes(config, corpus_bytes, snapshots), device,
+               f"the language model of d_model={config.d_model}, n_layer={config.n_layer}, context={config.context}, "
+               f"batch={config.batch} ({lm_parameters(config):,} parameters, {snapshots} snapshot(s) kept)",
+               "give a smaller d_model, n_layer, context or batch (LMConfig)")
 
 
 def _check_schedules(schedules: dict) -> tuple[dict, int]:
@@ -327,7 +322,7 @@ def train_family(corpus: Corpus, schedules: dict, config: LMConfig = LMConfig(),
     leave = {k: (int(np.flatnonzero(scheds[k] != trunk)[0]) if np.any(scheds[k] != trunk) else n) if branch else 0
              for k in names[1:]}
     snap_at = sorted({d for d in leave.values() if 0 < d < n})
-    _check_room(torch, config, device, corpus.n_bytes, len(snap_at))  # before the corpus or a weight is on it
+    _check_room(config, device, corpus.n_bytes, len(snap_at))  # before the corpus or a weight is on it
     data = torch.from_numpy(corpus.data.astype(np.int64)).to(device)
     n_windows = corpus.n_bytes - config.context
     offsets = torch.arange(config.context + 1, device=device)

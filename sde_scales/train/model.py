@@ -39,7 +39,24 @@ from sde_scales.parametrization import Parametrization
 from sde_scales.train.reproducible import ensure_thread_invariance
 from sde_scales.validation import check_memory
 
-__all__ = ["StackedMLP"]
+__all__ = ["StackedMLP", "check_room"]
+
+
+def check_room(host_bytes: int, device_bytes: int, device, what: str, fix: str) -> None:
+    """Refuse, before anything is allocated, work that needs ``host_bytes`` in host memory and
+    ``device_bytes`` on ``device``: on CUDA each against its own free memory, elsewhere (the CPU,
+    or Apple's MPS, which shares the host's memory) their sum against the host's
+    (:func:`~sde_scales.validation.check_memory`). ``what`` names what needs it, ``fix`` how to
+    shrink it. Shared by the MLP stacks and the language model."""
+    dev = torch.device(device)
+    if dev.type != "cuda":
+        check_memory(host_bytes + device_bytes, what, fix)
+        return
+    check_memory(host_bytes, what, fix)
+    free = torch.cuda.mem_get_info(dev)[0]
+    if device_bytes > free:
+        raise InvalidArgumentError(f"{what} need {device_bytes / 2**30:.3g} GiB on {device} and {free / 2**30:.3g} "
+                                   f"GiB is free there; {fix}")
 
 
 def _check_room(shapes, K: int, width: int, device, dtype) -> None:
@@ -49,16 +66,9 @@ def _check_room(shapes, K: int, width: int, device, dtype) -> None:
     draw of the largest layer (the per-member draw and the stack of them)."""
     n_w = K * sum(a * b for a, b in shapes)
     big = K * max(a * b for a, b in shapes)
-    on_device = 3 * n_w * torch.finfo(dtype).bits // 8
-    kind = torch.device(device).type
-    what = f"{K} network(s) of width {width} ({n_w:,} weights)"
-    fix = "train narrower networks, or fewer learning rates and seeds per stack"
-    check_memory(16 * big + (on_device if kind == "cpu" else 0), what, fix)
-    if kind == "cuda":
-        free = torch.cuda.mem_get_info(torch.device(device))[0]
-        if on_device > free:
-            raise InvalidArgumentError(f"{what} need {on_device / 2**30:.3g} GiB on {device} and {free / 2**30:.3g} "
-                                       f"GiB is free there; {fix}")
+    check_room(16 * big, 3 * n_w * torch.finfo(dtype).bits // 8, device,
+               f"{K} network(s) of width {width} ({n_w:,} weights)",
+               "train narrower networks, or fewer learning rates and seeds per stack")
 
 
 class StackedMLP:
