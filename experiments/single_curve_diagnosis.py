@@ -225,16 +225,16 @@ def band_coverage(weights, finals: list, observed: list) -> float | None:
     :math:`\sum_i w_i \sigma_{ij}^2 + \sum_i w_i (\mu_{ij} - \bar\mu_j)^2`; a run is within the
     band where :math:`|\bar\mu_j - y_j| \le 1.96 (\mathrm{var}_j + s_j^2)^{1/2}`, the rule
     ``fit-delay``'s z uses."""
+    from sde_scales.fitting.average import mixture_sd, weighted_mean
+
     w = np.asarray(weights, dtype=float)
     mu = np.array([[m for m, _ in row] for row in finals])  # fits x runs
-    sd = np.array([[s for _, s in row] for row in finals])
-    if not np.all(np.isfinite(sd[w > 0])):
+    band = mixture_sd(mu, np.array([[s for _, s in row] for row in finals]), w)
+    if not np.all(np.isfinite(band)):
         return None
-    mean = w @ mu
-    var = w @ np.where(w[:, None] > 0, sd, 0.0) ** 2 + w @ (mu - mean) ** 2
     y = np.array([o for o, _ in observed])
     se = np.array([s for _, s in observed])
-    return float(np.mean(np.abs(mean - y) <= 1.96 * np.sqrt(var + se ** 2)))
+    return float(np.mean(np.abs(weighted_mean(mu, w) - y) <= 1.96 * np.sqrt(band ** 2 + se ** 2)))
 
 
 def _profile_average(profile: list, log_every: int, wsd: list, skip: int, smooth: int, score) -> dict | None:

@@ -78,12 +78,6 @@ class AveragedFit:
                                        f"every law to the same curves")
 
     @property
-    def w(self) -> np.ndarray:
-        """The weights as an array (equal where ``weights`` is None)."""
-        k = len(self.results)
-        return np.full(k, 1.0 / k) if self.weights is None else np.asarray(self.weights)
-
-    @property
     def label(self) -> str:
         if self.name is not None:
             return self.name
@@ -97,17 +91,18 @@ class AveragedFit:
 
     def predict(self, curve: LossCurve) -> np.ndarray:
         """The average prediction :math:`\\bar y` at every row of ``curve``."""
-        return weighted_mean(self.predictions(curve), self.w)
+        return weighted_mean(self.predictions(curve), self.weights)
 
     def predict_sd(self, curve: LossCurve) -> tuple[np.ndarray, float]:
         """The mixture's standard deviation at every row of ``curve`` and of its predicted final
         loss (the module's formula)."""
-        return mixture_band(self.predictions(curve), [predict_sd(r, curve) for r in self.results], self.w)
+        return mixture_band(self.predictions(curve), [predict_sd(r, curve) for r in self.results], self.weights)
 
 
-def weighted_mean(values: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
-    r""":math:`\sum_k w_k v_k` over the first axis (the plain mean where ``w`` is None). A law of
-    weight 0 counts for nothing, even where its value is NaN."""
+def weighted_mean(values: np.ndarray, w=None) -> np.ndarray:
+    r""":math:`\sum_k w_k v_k` over the first axis, the weights ``w`` summing to 1 (an
+    :class:`AveragedFit`'s ``weights``); the plain mean where ``w`` is None. A law of weight 0
+    counts for nothing, even where its value is NaN."""
     values = np.asarray(values, dtype=float)
     if w is None:
         return values.mean(axis=0)
@@ -115,8 +110,7 @@ def weighted_mean(values: np.ndarray, w: np.ndarray | None = None) -> np.ndarray
     return np.sum(np.where(w > 0, w * values, 0.0), axis=0)
 
 
-def mixture_band(preds: np.ndarray, sds: list[tuple[np.ndarray, float]],
-                 w: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+def mixture_band(preds: np.ndarray, sds: list[tuple[np.ndarray, float]], w=None) -> tuple[np.ndarray, float]:
     """The band of the (weighted) mean of the laws' predictions ``preds`` (one row per law) from
     their own bands ``sds`` (per law, as :func:`~sde_scales.fitting.fit.predict_sd` returns them:
     the standard deviation at every row and of the predicted final loss, the mean over the last 5%
@@ -128,7 +122,7 @@ def mixture_band(preds: np.ndarray, sds: list[tuple[np.ndarray, float]],
     return rows, float(mixture_sd(preds[:, -n_last:].mean(axis=1), np.array([s[1] for s in sds]), w))
 
 
-def mixture_sd(means: np.ndarray, sds: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
+def mixture_sd(means: np.ndarray, sds: np.ndarray, w=None) -> np.ndarray:
     r"""Standard deviation of a mixture of :math:`K` distributions with these ``means`` and
     standard deviations ``sds`` (arrays of the same shape, the laws along the first axis) and
     weights :math:`w_k` (None: equal, :math:`1/K`):

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sde_scales.errors import InvalidArgumentError
-from sde_scales.fitting.average import AveragedFit, mixture_band, weighted_mean
+from sde_scales.fitting.average import AveragedFit, mixture_band, mixture_sd, weighted_mean
 from sde_scales.fitting.curves import MAX_STEP, MIN_POINTS, LossCurve, ScheduleSpec
 from sde_scales.fitting.fit import (FitResult, PeakLRWarning, final_rows, model_error, predict, predict_sd,
                                     prediction_gradient)
@@ -247,8 +247,8 @@ def forecast(result: FitResult | AveragedFit, schedule, *, every: int | None = N
     for msg in notes:
         warnings.warn(msg, PeakLRWarning, stacklevel=2)
     if isinstance(result, AveragedFit):
-        loss = weighted_mean(each, result.w)
-        sd, final_sd = mixture_band(each, [predict_sd(r, curve) for r in fits], result.w)
+        loss = weighted_mean(each, result.weights)
+        sd, final_sd = mixture_band(each, [predict_sd(r, curve) for r in fits], result.weights)
         members = {lab: float(np.mean(p[-n:])) for lab, p in zip(result.labels, each)}
         label = result.label
     else:
@@ -332,11 +332,11 @@ def forecast_difference(result: FitResult | AveragedFit, a: Forecast, b: Forecas
         parts = np.array([_difference_sd(r, a, b) for r in result.results])
     else:
         diffs, parts = np.array([a.final_loss - b.final_loss]), np.array([_difference_sd(result, a, b)])
-    w = result.w if isinstance(result, AveragedFit) else None
-    sds, model = parts[:, 0], float(np.sqrt(weighted_mean(parts[:, 1] ** 2, w)))
+    w = result.weights if isinstance(result, AveragedFit) else None
+    model = float(np.sqrt(weighted_mean(parts[:, 1] ** 2, w)))
     d = float(weighted_mean(diffs, w))
-    var = float(weighted_mean(sds ** 2, w) + weighted_mean((diffs - d) ** 2, w))
-    sd = float(np.sqrt(var)) if np.isfinite(var) else None
+    sd = float(mixture_sd(diffs, parts[:, 0], w))  # the laws' bands and their disagreement about d
+    sd = sd if np.isfinite(sd) else None
     if sd is None:
         verdict = "undetermined"
     elif d + 1.96 * sd < 0:

@@ -552,8 +552,8 @@ def run_average(avg: AveragedFit, fit_curves: list[LossCurve], predict_curves: l
     preds, sds = {}, {}
     for c in fit_curves + predict_curves:
         each = np.array([e["pred"][c.name] for e in extras])
-        preds[c.name] = weighted_mean(each, avg.w)
-        sds[c.name] = mixture_band(each, [(e["sd"][c.name], e["sd_final"][c.name]) for e in extras], avg.w)
+        preds[c.name] = weighted_mean(each, avg.weights)
+        sds[c.name] = mixture_band(each, [(e["sd"][c.name], e["sd_final"][c.name]) for e in extras], avg.weights)
     doc = {
         "law": avg.label,
         "params": {},
