@@ -193,7 +193,9 @@ def diagnose(cosine, wsd: list, *, skip: int, smooth: int, law=None, log10_taus=
                        "effective_n": effective_number(tsa.weights),
                        "wsd_rmse": float(np.mean([x["rmse"] for x in sc])),
                        "wsd_abs_final_err": float(np.mean([abs(x["final_loss_err"]) for x in sc])),
-                       "wsd_in_band": float(np.mean([abs(x["final_err_z"]) <= 1.96 for x in sc]))}
+                       # None where a band is undetermined (z null), as band_coverage says
+                       "wsd_in_band": (None if any(x["final_err_z"] is None for x in sc) else
+                                       float(np.mean([abs(x["final_err_z"]) <= 1.96 for x in sc])))}
         if average is not None:
             average["wsd_in_band"] = band_coverage(average["weights"], finals, observed)
     held = [s for s in scan if not s["fitted"]]
@@ -251,24 +253,15 @@ def _profile_average(profile: list, log_every: int, wsd: list, skip: int, smooth
     all (a noise-free curve that law and time scale reproduce exactly) leaves no variance to weigh
     the others by: its weight is 1. ``score`` is :func:`sde_scales.fitting.fit.score` (a stand-in in
     the tests). None for a law without a held scan."""
-    from sde_scales.fitting.fit import autocorrelation_inflation
+    from sde_scales.fitting.time_scale_average import effective_number, profile_weights
 
     if not profile:
         return None
     ssr = np.array([float(r @ r) for r, _ in profile])
-    best = int(np.argmin(ssr))
-    res = profile[best][0]
-    kappa = autocorrelation_inflation(res, log_every)
-    if ssr[best] > 0:
-        logw = -(ssr - ssr[best]) / (2.0 * kappa * ssr[best] / res.size)
-        w = np.exp(logw - logw.max())
-        w /= w.sum()
-    else:
-        w = np.eye(ssr.size)[best]
+    w, kappa = profile_weights(ssr, profile[int(np.argmin(ssr))][0], log_every)  # the library's formula
     sc = [score(h, sum(wi * p[1][j] for wi, p in zip(w, profile)), skip_steps=skip, smooth_steps=smooth)
           for j, h in enumerate(wsd)]
-    nz = w[w > 0]
-    return {"weights": [float(x) for x in w], "effective_n": float(np.exp(-(nz * np.log(nz)).sum())),
+    return {"weights": [float(x) for x in w], "effective_n": effective_number(w),
             "residual_inflation": float(kappa),
             "wsd_rmse": float(np.mean([s["rmse"] for s in sc])),
             "wsd_abs_final_err": float(np.mean([abs(s["final_loss_err"]) for s in sc]))}

@@ -981,7 +981,9 @@ def _check_law_options(args) -> None:
         raise InvalidArgumentError("--shared-noise corrects the metrics of predicted curves; give --predict CSV "
                                    "(or --predict-where with --store)")
     if getattr(args, "average_time_scale", False):
-        single = args.law == "momentum" or (args.law == "kernel" and kernel == "exp")
+        from sde_scales.fitting.time_scale_average import has_time_scale
+
+        single = args.law != "auto" and has_time_scale(make_law(args.law, kernel, time))
         if not single or args.compare:
             raise InvalidArgumentError(
                 "--average-time-scale averages one law over its single time scale; give --law kernel --kernel exp "
@@ -1254,9 +1256,8 @@ def run_fit_delay(args) -> int:
         print(f"predictions: {len(predict_curves) + len(extra['forecasts'])} files in {d}")
     if args.plot:
         law, res, extra = results[0]
-        if isinstance(law, AveragedFit) and law.weights is not None:  # --average-time-scale
-            what, band = (f"{law.results[0].law.label} averaged over {len(law.labels)} time scales",
-                          "95% band of the mixture: the fits' own bands and their spread between time scales")
+        if isinstance(law, AveragedFit) and law.weights is not None:  # --average-time-scale: its label says so
+            what, band = (law.label, "95% band of the mixture: the fits' own bands and their spread between time scales")
         elif isinstance(law, AveragedFit):  # the laws' names are in the JSON and the printout; the title counts them
             what, band = (f"--law auto: the mean of {len(law.labels)} laws the folds do not separate",
                           "95% band of the mean: the laws' own bands and their disagreement")

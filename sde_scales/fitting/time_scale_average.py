@@ -44,10 +44,11 @@ import numpy as np
 from sde_scales.errors import InvalidArgumentError
 from sde_scales.fitting.average import AveragedFit
 from sde_scales.fitting.curves import LossCurve
-from sde_scales.fitting.fit import FitResult, _trained_from, autocorrelation_inflation, fit, predict
+from sde_scales.fitting.fit import FitResult, autocorrelation_inflation, fit, predict, scored_rows
 from sde_scales.fitting.laws import Law
 
-__all__ = ["TIME_PARAMETER", "effective_number", "time_scale_average", "time_scale_grid"]
+__all__ = ["TIME_PARAMETER", "effective_number", "has_time_scale", "profile_weights", "time_scale_average",
+           "time_scale_grid"]
 
 #: The parameter a law must have to be averaged over its time scale (log10 of it).
 TIME_PARAMETER = "log10_tau"
@@ -57,6 +58,38 @@ TIME_PARAMETER = "log10_tau"
 NEGLIGIBLE_WEIGHT = 1e-3
 
 
+def has_time_scale(law: Law) -> bool:
+    """Whether ``law`` has the one time scale (:data:`TIME_PARAMETER`) this module averages over:
+    the exponential kernel, in steps or area, and the momentum law do; the non-parametric and
+    power-law kernels and the multi-power law do not."""
+    return TIME_PARAMETER in law.names
+
+
+def _require_time_scale(law: Law) -> int:
+    """The index of ``law``'s :data:`TIME_PARAMETER`, or the refusal that names the laws that have one."""
+    if not has_time_scale(law):
+        raise InvalidArgumentError(f"{law.label} has no single time scale ({TIME_PARAMETER}) to average over; use the "
+                                   f"exponential kernel (--kernel exp, in steps or area) or the momentum law")
+    return list(law.names).index(TIME_PARAMETER)
+
+
+def profile_weights(ssr, best_residuals: np.ndarray, log_every: int) -> tuple[np.ndarray, float]:
+    """The weights of the module's formula from the fits' sums of squared residuals ``ssr`` (a
+    non-finite one gets weight 0), the residuals of the best fit and the curves' logging interval
+    (for the inflation :math:`\\kappa`); returns (weights summing to 1, :math:`\\kappa`). A best fit
+    with no residual at all leaves no variance to weigh the others by: its weight is 1."""
+    ssr = np.asarray(ssr, dtype=float)
+    ssr = np.where(np.isfinite(ssr), ssr, np.inf)
+    b = int(np.argmin(ssr))
+    kappa = autocorrelation_inflation(best_residuals, log_every)
+    if ssr[b] > 0:
+        logw = -(ssr - ssr[b]) / (2.0 * kappa * ssr[b] / best_residuals.size)
+        w = np.exp(logw - logw.max())
+    else:
+        w = np.eye(ssr.size)[b]
+    return w / w.sum(), float(kappa)
+
+
 def time_scale_grid(law: Law, curves: list[LossCurve]) -> np.ndarray:
     """Half-decade grid of :math:`\\log_{10}\\tau` over the range :func:`~sde_scales.fitting.fit.fit`
     searches for ``law`` on ``curves``: from the law's lower bound to the larger of its upper bound
@@ -64,10 +97,7 @@ def time_scale_grid(law: Law, curves: list[LossCurve]) -> np.ndarray:
     the largest peak, in steps at that peak), both ends rounded outwards to the half decade."""
     if not curves:
         raise InvalidArgumentError("no curves; pass at least one LossCurve")
-    if TIME_PARAMETER not in law.names:
-        raise InvalidArgumentError(f"{law.label} has no single time scale ({TIME_PARAMETER}); use the exponential "
-                                   f"kernel (--kernel exp, in steps or area) or the momentum law")
-    i = list(law.names).index(TIME_PARAMETER)
+    i = _require_time_scale(law)
     lo, hi = (float(b[i]) for b in law.bounds())
     if law.clock == "area":
         peak = max(c.peak_lr for c in curves)
@@ -104,9 +134,7 @@ def time_scale_average(law: Law, curves: list[LossCurve], *, skip_steps: int = 0
         or area, and the momentum law have one; the non-parametric and power-law kernels and the
         multi-power law do not), or a grid that is not finite numbers.
     """
-    if TIME_PARAMETER not in law.names:
-        raise InvalidArgumentError(f"{law.label} has no single time scale ({TIME_PARAMETER}) to average over; use the "
-                                   f"exponential kernel (--kernel exp, in steps or area) or the momentum law")
+    _require_time_scale(law)
     values = time_scale_grid(law, curves) if grid is None else np.asarray(grid, dtype=float).ravel()
     if values.size == 0 or not np.all(np.isfinite(values)):
         raise InvalidArgumentError(f"grid {list(values)}; give finite values of log10 of the time scale")
@@ -117,7 +145,7 @@ def time_scale_average(law: Law, curves: list[LossCurve], *, skip_steps: int = 0
         for v in values:
             r = fit(law, curves, skip_steps=skip_steps, fixed={TIME_PARAMETER: float(v)},
                     max_evaluations=max_evaluations)
-            res = np.concatenate([(predict(r, c) - c.loss)[_trained_from(c, skip_steps, warn=False)] for c in curves])
+            res = np.concatenate([(predict(r, c) - c.loss)[scored_rows(c, skip_steps)] for c in curves])
             fits.append(r)
             ssr.append(float(res @ res))
             if ssr[-1] < best_ssr:  # False for NaN
@@ -128,15 +156,8 @@ def time_scale_average(law: Law, curves: list[LossCurve], *, skip_steps: int = 0
         raise InvalidArgumentError(f"{law.label}: no held time scale of {list(values)} gives finite residuals on "
                                    f"these curves; check the curves (load_curve refuses non-finite values) or give a "
                                    f"grid within the curves' span")
-    ssr = np.where(finite, ssr, np.inf)
-    b = int(np.argmin(ssr))
-    if ssr[b] > 0:
-        kappa = autocorrelation_inflation(best_res, curves[0].log_every)
-        logw = -(ssr - ssr[b]) / (2.0 * kappa * ssr[b] / best_res.size)
-        w = np.exp(logw - logw.max())
-    else:  # a curve the law reproduces exactly at one held value: no variance to weigh the others by
-        w = np.eye(ssr.size)[b]
-    keep = w >= NEGLIGIBLE_WEIGHT * w.sum()
+    w, _ = profile_weights(ssr, best_res, curves[0].log_every)
+    keep = w >= NEGLIGIBLE_WEIGHT
     labels = tuple(f"{law.label} at tau {10 ** v:.3g}" for v in values[keep])
     name = (f"{law.label} averaged over {int(keep.sum())} time scales ({10 ** values[keep][0]:.3g} to "
             f"{10 ** values[keep][-1]:.3g})")
