@@ -2,6 +2,7 @@
 weighted mixture it rests on (:class:`~sde_scales.fitting.average.AveragedFit` with weights)."""
 
 import json
+import warnings
 import subprocess
 import sys
 
@@ -192,3 +193,35 @@ def test_weights_are_the_profile_likelihood_by_hand(monkeypatch):
     avg = time_scale_average(LAW, [cos], grid=[2.0, 3.0])
     r = np.exp(-1.0 / kappa)
     assert avg.weights == pytest.approx((1 / (1 + r), r / (1 + r)), rel=1e-9)
+
+
+def test_weight_piled_at_the_grid_edge_is_warned(tmp_path):
+    """A cosine and a WSD run of the law with time scale 300 steps, averaged over grids that hold
+    it inside (100 to 1,000 steps: no warning) and that stop above it (1,000 to 10,000 steps: the
+    weight piles on 1,000, the grid's shortest, and the average cannot count the truth's side of
+    it): an IdentifiabilityWarning names the edge, and fit-delay's JSON keeps it."""
+    from sde_scales.fitting.fit import IdentifiabilityWarning
+
+    cos, _ = _planted("cos", 0)
+    wsd, _ = _planted("wsd", 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", IdentifiabilityWarning)
+        time_scale_average(LAW, [cos, wsd], grid=[2.0, 2.5, 3.0])
+    with pytest.warns(IdentifiabilityWarning, match=r"most weight .*1e\+03 steps, is the shortest of the grid given"):
+        time_scale_average(LAW, [cos, wsd], grid=[3.0, 3.5, 4.0])
+    # the command, on the default grid (1 to 100,000 steps): a response of 0.3 steps lies past its
+    # shortest end (measured: all the weight on 1 step)
+    fast = THETA[:4] + [-0.5]  # log10 of 0.3 steps
+    paths = []
+    for i, (kind, lr) in enumerate((("cos", schedules.cosine(N, PEAK, final_fraction=0.1, warmup_steps=100)),
+                                    ("wsd", schedules.wsd(N, PEAK, fraction=0.2, warmup_steps=100)))):
+        c, _ = planted_curve(LAW, fast, lr, kind, noise=0.003, seed=i)
+        paths += ["--fit", str(tmp_path / f"{kind}.csv")]
+        pd.DataFrame({"step": c.step, "lr": c.lr, "loss": c.loss}).to_csv(tmp_path / f"{kind}.csv", index=False)
+    out = tmp_path / "edge.json"
+    run = subprocess.run([sys.executable, "-m", "sde_scales.cli", "fit-delay", *paths, "--kernel", "exp",
+                          "--average-time-scale", "--no-progress", "--json", str(out)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    doc = json.loads(out.read_text())
+    assert any("is the shortest of the range the fit searches" in w for w in doc["warnings"])
+    assert "IdentifiabilityWarning" not in run.stderr  # said once, in the report

@@ -18,11 +18,11 @@ from sde_scales.errors import DataFileError, InvalidArgumentError
 from sde_scales.fitting.average import AveragedFit, mixture_band, weighted_mean
 from sde_scales.fitting.curves import (InitialLossWarning, LossCurve, ScheduleSpec, curve_name, load_curve,
                                       parse_columns)
-from sde_scales.fitting.fit import (DEPTH_MARGIN, SMOOTH_FRACTION, SMOOTH_STEPS, FitResult, PeakLRWarning,
-                                   WindowWarning, default_smooth_steps, evaluation_limit, extrapolations, final_rows,
-                                   fit, first_trained_step, fit_warnings, lack_of_fit_fired, long_window_curves,
-                                   long_window_note, model_error, predict, predict_sd, schedule_reach, score,
-                                   shared_noise_offset, time_scale_profile)
+from sde_scales.fitting.fit import (DEPTH_MARGIN, SMOOTH_FRACTION, SMOOTH_STEPS, FitResult, IdentifiabilityWarning,
+                                   PeakLRWarning, WindowWarning, default_smooth_steps, evaluation_limit, extrapolations,
+                                   final_rows, fit, first_trained_step, fit_warnings, lack_of_fit_fired,
+                                   long_window_curves, long_window_note, model_error, predict, predict_sd,
+                                   schedule_reach, score, shared_noise_offset, time_scale_profile)
 from sde_scales.fitting.laws import KernelLaw, Law, MomentumLaw, MultiPowerLaw
 
 __all__ = ["AUTO_DROP_HINT", "AutoChoiceWarning", "ONE_DROP_HINT", "SECOND_DROP", "band_summary", "choose_law",
@@ -1164,7 +1164,10 @@ def run_fit_delay(args) -> int:
     if getattr(args, "average_time_scale", False):
         from sde_scales.fitting.time_scale_average import effective_number, time_scale_average
 
-        tsa = time_scale_average(laws[0], fit_curves, skip_steps=args.skip_steps, max_evaluations=max_evaluations)
+        with warnings.catch_warnings(record=True) as edge:  # a weight piled at the grid's edge: in the warnings
+            warnings.simplefilter("always", IdentifiabilityWarning)
+            tsa = time_scale_average(laws[0], fit_curves, skip_steps=args.skip_steps,
+                                     max_evaluations=max_evaluations)
         doc, _, extra = run_average(tsa, fit_curves, predict_curves, skip_steps=args.skip_steps,
                                     smooth_steps=args.smooth_steps)
         doc["time_scale_average"] = {"labels": list(tsa.labels), "weights": list(tsa.weights),
@@ -1173,7 +1176,8 @@ def run_fit_delay(args) -> int:
         # fit of most weight (the others', e.g. a held delay below the log's resolution, are not fits)
         top = doc["members"][int(np.argmax(tsa.weights))]
         one_drop = one_drop_note(tsa.label, fit_curves, predict_curves, SECOND_DROP)  # the form is still one law's
-        doc["warnings"] = sorted(set(top["warnings"]) | ({one_drop} if one_drop else set()))
+        doc["warnings"] = sorted(set(top["warnings"]) | ({one_drop} if one_drop else set())
+                                 | {str(w.message) for w in edge if issubclass(w.category, IdentifiabilityWarning)})
         # the mixture's band holds the time scale's uncertainty: it is not conditional on it
         doc["band"]["conditional_on"] = [c for c in doc["band"]["conditional_on"] if not c.startswith("log10_tau")]
         print(f"the prediction averages {laws[0].label} over {len(tsa.labels)} held time scales, weighted by their "

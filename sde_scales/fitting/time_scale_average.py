@@ -44,10 +44,11 @@ import numpy as np
 from sde_scales.errors import InvalidArgumentError
 from sde_scales.fitting.average import AveragedFit
 from sde_scales.fitting.curves import LossCurve
-from sde_scales.fitting.fit import FitResult, autocorrelation_inflation, fit, predict, scored_rows
+from sde_scales.fitting.fit import (FitResult, IdentifiabilityWarning, autocorrelation_inflation, fit, predict,
+                                    scored_rows)
 from sde_scales.fitting.laws import Law
 
-__all__ = ["TIME_PARAMETER", "effective_number", "has_time_scale", "profile_weights", "time_scale_average",
+__all__ = ["TIME_PARAMETER", "edge_note", "effective_number", "has_time_scale", "profile_weights", "time_scale_average",
            "time_scale_grid"]
 
 #: The parameter a law must have to be averaged over its time scale (log10 of it).
@@ -117,6 +118,26 @@ def effective_number(weights) -> float:
     return float(np.exp(-(w * np.log(w)).sum()))
 
 
+def edge_note(law: Law, values: np.ndarray, w: np.ndarray, *, default_grid: bool = True) -> str | None:
+    """The warning of an average whose held value of most weight ``w`` is the shortest or the
+    longest of the grid ``values`` (log10 of the time scale): the likelihood rises to the grid's
+    edge, so time scales past it would be weighed as much or more, and the average and its band
+    leave them out (as a fitted time scale on its bound does). None otherwise, and for a grid of
+    one value."""
+    if values.size < 2:
+        return None
+    top = int(np.argmax(w))
+    if values[top] not in (values.min(), values.max()):
+        return None
+    side = "shortest" if values[top] == values.min() else "longest"
+    grid = ("the range the fit searches (the law's bounds, raised to twice the longest curve)" if default_grid
+            else "the grid given")
+    return (f"{law.label}: the held time scale of most weight ({w[top]:.2f}), {10 ** values[top]:.3g} "
+            f"{'steps at the peak rate' if law.clock == 'area' else 'steps'}, is the {side} of {grid}: the fitted "
+            f"curves favour time scales at or past that edge, which the average and its band leave out; its band "
+            f"is conditional on the range")
+
+
 def time_scale_average(law: Law, curves: list[LossCurve], *, skip_steps: int = 0, grid=None,
                        max_evaluations: int | None = None) -> AveragedFit:
     """``law`` fitted to ``curves`` at every held time scale of ``grid`` (:func:`time_scale_grid`
@@ -125,7 +146,10 @@ def time_scale_average(law: Law, curves: list[LossCurve], *, skip_steps: int = 0
     Returns an :class:`~sde_scales.fitting.average.AveragedFit` whose labels name each held time
     scale and whose ``weights`` are the posterior's (fits below :data:`NEGLIGIBLE_WEIGHT` of the
     total left out); ``predict_any``, ``predict_sd_any``, ``forecast`` and ``fit-delay``'s report
-    read it as they read ``--law auto``'s mean.
+    read it as they read ``--law auto``'s mean. Where the held value of most weight is the
+    shortest or the longest of the grid, the curves favour time scales at or past its edge, which
+    the average cannot count: an :class:`~sde_scales.fitting.fit.IdentifiabilityWarning` says so
+    (:func:`edge_note`).
 
     Raises
     ------
@@ -157,6 +181,9 @@ def time_scale_average(law: Law, curves: list[LossCurve], *, skip_steps: int = 0
                                    f"these curves; check the curves (load_curve refuses non-finite values) or give a "
                                    f"grid within the curves' span")
     w, _ = profile_weights(ssr, best_res, curves[0].log_every)
+    note = edge_note(law, values, w, default_grid=grid is None)
+    if note is not None:
+        warnings.warn(note, IdentifiabilityWarning, stacklevel=2)
     keep = w >= NEGLIGIBLE_WEIGHT
     labels = tuple(f"{law.label} at tau {10 ** v:.3g}" for v in values[keep])
     name = (f"{law.label} averaged over {int(keep.sum())} time scales ({10 ** values[keep][0]:.3g} to "
