@@ -92,6 +92,9 @@ def test_the_grid_is_the_range_the_fit_searches():
     with pytest.raises(InvalidArgumentError, match="no single time scale"):
         time_scale_grid(KernelLaw("nonparametric", "steps"), [cos])
     assert effective_number([0.5, 0.5]) == pytest.approx(2.0) and effective_number([1.0, 0.0]) == 1.0
+    for bad in ([0.0, 0.0], [1.0, float("nan")], [1.0, -0.5]):  # were nan or a negative count
+        with pytest.raises(InvalidArgumentError, match="weights"):
+            effective_number(bad)
 
 
 def test_where_the_curves_decide_the_weight_is_on_the_grid_point_nearest_the_truth():

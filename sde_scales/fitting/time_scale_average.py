@@ -114,6 +114,8 @@ def effective_number(weights) -> float:
     """:math:`\\exp` of the weights' entropy: 1 where one fit takes all the weight, :math:`m` where
     :math:`m` fits share it equally."""
     w = np.asarray(weights, dtype=float)
+    if not (np.all(np.isfinite(w)) and np.all(w >= 0) and w.sum() > 0):
+        raise InvalidArgumentError(f"weights {list(w)}; give finite weights >= 0, not all 0")
     w = w[w > 0] / w.sum()
     return float(np.exp(-(w * np.log(w)).sum()))
 
