@@ -436,12 +436,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "rates sit at different loss levels)")
     f.add_argument("--average-time-scale", action="store_true",
                    help="predict with the law's fits at every half decade of its time scale over the range the "
-                        "fit searches (1 step to 100,000, or to twice the longest curve), weighted by their "
-                        "likelihood on the fitted "
-                        "curves, with the spread between them in the band (sde_scales.fitting.time_scale_average), "
+                        "fit searches (1 step to 100,000, or to twice the longest curve) and at the plain fit's "
+                        "own, weighted by their likelihood on the fitted curves (and the plain fit by the width "
+                        "of the time scales nearest it), with the spread between them in the band (sde_scales.fitting.time_scale_average), "
                         "instead of the one fitted time scale; for laws with one time scale (--kernel exp, in steps "
                         "or area, or --law momentum), where the fitted curves leave it open (one smooth curve); "
-                        "it costs one fit per half decade, 11 up to 50,000 steps")
+                        "it costs one fit per half decade, 11 up to 50,000 steps, and the plain fit")
     f.add_argument("--skip-steps", type=int, default=0, metavar="STEP",
                    help="ignore rows before this step, in the fit and the metrics")
     f.add_argument("--smooth-steps", type=int, default=None, metavar="STEPS",

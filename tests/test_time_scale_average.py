@@ -97,18 +97,71 @@ def test_the_grid_is_the_range_the_fit_searches():
             effective_number(bad)
 
 
-def test_where_the_curves_decide_the_weight_is_on_the_grid_point_nearest_the_truth():
-    """A cosine and a WSD run of the law itself (time scale 300 steps) pin the time scale: the
-    weight concentrates on 316 steps (log10 2.5, the grid point nearest log10 300 = 2.48), the
-    effective number is near 1, and its prediction of another WSD run is within 0.002 of the
-    truth in RMSE (noise 0.003)."""
+def test_where_the_curves_decide_the_weight_is_on_the_plain_fit():
+    """A cosine and a WSD run of the law itself (time scale 300 steps) pin the time scale. On the
+    grid alone the weight concentrates on 316 steps (log10 2.5, the grid point nearest log10 300 =
+    2.48). With the plain fit as a node (the default) it concentrates on the fit, whose member is
+    the plain fit itself; either way the effective number is near 1 and the prediction of another
+    WSD run is within 0.002 of the truth in RMSE (noise 0.003)."""
     cos, _ = _planted("cos", 0)
     wsd, _ = _planted("wsd", 1)
-    avg = time_scale_average(LAW, [cos, wsd])
-    top = avg.labels[int(np.argmax(avg.weights))]
-    assert top.endswith("tau 316") and max(avg.weights) > 0.9 and effective_number(avg.weights) < 1.5
     held, truth = planted_curve(LAW, THETA, schedules.wsd(N, PEAK, fraction=0.4, warmup_steps=100), "w40", seed=5)
-    assert np.sqrt(np.mean((predict_any(avg, held) - truth)[50:] ** 2)) < 0.002
+    plain = fit(LAW, [cos, wsd])
+    for with_optimum, end in ((False, "tau 316"), (True, f"tau {10 ** plain.theta[-1]:.3g} (fitted)")):
+        avg = time_scale_average(LAW, [cos, wsd], with_optimum=with_optimum)
+        top = int(np.argmax(avg.weights))
+        assert avg.labels[top].endswith(end) and avg.weights[top] > 0.9 and effective_number(avg.weights) < 1.5
+        assert np.sqrt(np.mean((predict_any(avg, held) - truth)[50:] ** 2)) < 0.002
+    np.testing.assert_array_equal(avg.results[top].theta, plain.theta)
+
+
+def test_the_plain_fit_node_weighs_by_its_cell(monkeypatch):
+    """Equal residuals at every node (a flat likelihood), the grid 2.0, 2.5, 3.0 (cells of half a
+    decade, from 1.75 to 3.25) and the plain fit planted at log10 tau = 2.2: the nodes' cells end
+    at the midpoints 2.1, 2.35 and 2.75, so their widths are 0.35, 0.25, 0.4 and 0.5, and the
+    weights are those over 1.5. A plain fit on a grid point, outside the grid or on a bound of its
+    own range adds no node."""
+    import dataclasses
+
+    import sde_scales.fitting.time_scale_average as tsa_mod
+    from sde_scales.fitting.time_scale_average import cell_widths
+
+    np.testing.assert_allclose(cell_widths(np.array([2.0, 2.2, 2.5, 3.0]), (1.75, 3.25)), [0.35, 0.25, 0.4, 0.5])
+    cos, _ = _planted("cos", 0)
+    sign = np.where(np.arange(cos.step.size) % 2 == 0, 1.0, -1.0)
+    monkeypatch.setattr(tsa_mod, "predict", lambda r, c: c.loss + sign)
+    real_fit, planted = tsa_mod.fit, {"v": 2.2}
+
+    def fit_planting_the_optimum(law, curves, fixed=None, **kw):
+        r = real_fit(law, curves, fixed=fixed, max_evaluations=5, **{k: v for k, v in kw.items()
+                                                                    if k != "max_evaluations"})
+        if fixed is None:
+            theta, (lo, hi) = r.theta.copy(), r.extra["bounds"]
+            theta[-1], hi = planted["v"], hi.copy()
+            hi[-1] = planted.get("hi", hi[-1])
+            r = dataclasses.replace(r, theta=theta, extra={**r.extra, "bounds": (lo, hi)})
+        return r
+
+    monkeypatch.setattr(tsa_mod, "fit", fit_planting_the_optimum)
+    avg = time_scale_average(LAW, [cos], grid=[2.0, 2.5, 3.0])
+    assert avg.labels[1].endswith("(fitted)") and avg.results[1].theta[-1] == 2.2
+    assert avg.weights == pytest.approx((0.35 / 1.5, 0.25 / 1.5, 0.4 / 1.5, 0.5 / 1.5), rel=1e-9)
+    for v, hi in ((2.5, 5.0), (3.4, 5.0), (2.2, 2.2)):  # a grid point, past the grid, on the fit's bound
+        planted.update(v=v, hi=hi)
+        avg = time_scale_average(LAW, [cos], grid=[2.0, 2.5, 3.0])
+        assert len(avg.labels) == 3 and avg.weights == pytest.approx((1 / 3, 1 / 3, 1 / 3), rel=1e-9)
+    # the plain fit the most likely (smaller residuals): the edge warning reads its nearest grid
+    # point, the grid's longest at 2.9 (the weight piles at the edge, shared with 3.0), not at 2.6
+    from sde_scales.fitting.fit import IdentifiabilityWarning
+
+    monkeypatch.setattr(tsa_mod, "predict", lambda r, c: c.loss + sign * (0.9 if r.theta[-1] == planted["v"] else 1))
+    planted.update(v=2.9, hi=5.0)
+    with pytest.warns(IdentifiabilityWarning, match=r"of most likelihood .* 794 steps, is at the longest end"):
+        time_scale_average(LAW, [cos], grid=[2.0, 2.5, 3.0])
+    planted.update(v=2.6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", IdentifiabilityWarning)
+        time_scale_average(LAW, [cos], grid=[2.0, 2.5, 3.0])
 
 
 def test_laws_without_one_time_scale_are_refused():
@@ -116,7 +169,8 @@ def test_laws_without_one_time_scale_are_refused():
     for law in (KernelLaw("nonparametric", "steps"), KernelLaw("power", "steps")):
         with pytest.raises(InvalidArgumentError, match="no single time scale"):
             time_scale_average(law, [cos])
-    assert time_scale_average(MomentumLaw(), [cos], grid=[2.0, 3.0]).labels[0].startswith("momentum at tau 100")
+    labels = time_scale_average(MomentumLaw(), [cos], grid=[2.0, 3.0], with_optimum=False).labels
+    assert labels[0].startswith("momentum at tau 100")
 
 
 def test_fit_delay_average_time_scale(tmp_path):
@@ -183,7 +237,7 @@ def test_weights_are_the_profile_likelihood_by_hand(monkeypatch):
         return c.loss + sign * (1.0 if r.theta[-1] == 2.0 else np.sqrt(1.0 + 2.0 / n))
 
     monkeypatch.setattr(tsa_mod, "predict", planted_residuals)
-    avg = time_scale_average(LAW, [cos], grid=[2.0, 3.0])
+    avg = time_scale_average(LAW, [cos], grid=[2.0, 3.0], with_optimum=False)
     e = np.exp(-1.0)
     assert avg.weights == pytest.approx((1 / (1 + e), e / (1 + e)), rel=1e-9)
     # residuals in runs of 100 rows of one sign (1,000 steps at 10 per row): correlated, so the
@@ -193,7 +247,7 @@ def test_weights_are_the_profile_likelihood_by_hand(monkeypatch):
     sign[:] = np.where((np.arange(n) // 100) % 2 == 0, 1.0, -1.0)
     kappa = autocorrelation_inflation(sign.copy(), cos.log_every)
     assert kappa > 10
-    avg = time_scale_average(LAW, [cos], grid=[2.0, 3.0])
+    avg = time_scale_average(LAW, [cos], grid=[2.0, 3.0], with_optimum=False)
     r = np.exp(-1.0 / kappa)
     assert avg.weights == pytest.approx((1 / (1 + r), r / (1 + r)), rel=1e-9)
 
@@ -210,7 +264,8 @@ def test_weight_piled_at_the_grid_edge_is_warned(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error", IdentifiabilityWarning)
         time_scale_average(LAW, [cos, wsd], grid=[2.0, 2.5, 3.0])
-    with pytest.warns(IdentifiabilityWarning, match=r"most weight .*1e\+03 steps, is the shortest of the grid given"):
+    with pytest.warns(IdentifiabilityWarning, match=r"most likelihood .*1e\+03 steps, is at the shortest end of the "
+                                                   r"grid given"):
         time_scale_average(LAW, [cos, wsd], grid=[3.0, 3.5, 4.0])
     # the command, on the default grid (1 to 100,000 steps): a response of 0.3 steps lies past its
     # shortest end (measured: all the weight on 1 step)
@@ -226,5 +281,5 @@ def test_weight_piled_at_the_grid_edge_is_warned(tmp_path):
                           "--average-time-scale", "--no-progress", "--json", str(out)], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     doc = json.loads(out.read_text())
-    assert any("is the shortest of the range the fit searches" in w for w in doc["warnings"])
+    assert any("is at the shortest end of the range the fit searches" in w for w in doc["warnings"])
     assert "IdentifiabilityWarning" not in run.stderr  # said once, in the report

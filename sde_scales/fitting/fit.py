@@ -575,7 +575,8 @@ def _fit(law: Law, curves: list[LossCurve], *, skip_steps: int, bin_factor: int,
                                          "time_scale_interval": ts, "covariance": cov,
                                          "lack_of_fit": checks,
                                          "coarse_stages": [int(st[1].size) for st in coarse],
-                                         "converged": bool(best.status != 0), "evaluations": int(best.nfev)})
+                                         "converged": bool(best.status != 0), "evaluations": int(best.nfev),
+                                         "bounds": (lo.copy(), hi.copy())})
 
 
 def _intervals_reaching_bounds(law, theta, cov, lo, hi, free, held) -> list[str]:

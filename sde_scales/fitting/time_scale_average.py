@@ -15,9 +15,17 @@ fitted points and :math:`\kappa` the residuals' autocorrelation inflation (the f
 :func:`~sde_scales.fitting.fit.autocorrelation_inflation`). This is the posterior over the grid
 under a prior uniform in :math:`\log_{10}\tau` and Gaussian errors of the best fit's variance. The
 prediction is the weighted mean, its band the mixture's (:mod:`sde_scales.fitting.average`: the
-fits' own bands plus their spread between time scales). Where the curves decide, one grid point
-takes the weight, and the average is the fit at the grid point nearest the optimum (up to half a
-half-decade off it; the plain fit is then the better answer).
+fits' own bands plus their spread between time scales).
+
+The plain fit, with :math:`\tau` free, is one more node where its optimum :math:`v^*` lies inside
+the grid and off its points. Each node then stands for the values of :math:`\log_{10}\tau` nearer
+to it than to any other node (its cell, of width :math:`\Delta_i`; on the grid alone every cell is
+half a decade wide), and its weight is :math:`w_i \Delta_i`, normalised: a Riemann sum of the same
+posterior. Where the curves do not decide, the likelihood is flat over a cell and the node changes
+little (a plain fit on a bound of its range is no node: there the grid's end stands for it). Where
+they do, the likelihood peaks within a half decade, so a grid point alone would stand
+up to a quarter decade off the optimum; the optimum's node then takes the weight, and the average
+is the plain fit.
 
 The grid is the range the fit itself searches (:func:`time_scale_grid`): the law's bounds of
 :math:`\log_{10}\tau`, from 1 step to :math:`10^5`, the upper one raised to twice the longest
@@ -27,8 +35,8 @@ scales the fit could have returned, with no range of its own.
 
 Measured (``benchmarks/RESULTS.md``, "Bands that average over the time scale"): fitted to one
 cosine and predicting WSD runs of five real families (``experiments/single_curve_diagnosis.py``),
-the exponential kernel in learning-rate area held 20 of 23 WSD final losses within its 95% band,
-against 12 of 23 for its plain fit (from 10% of each run, 23 against 14). In steps it held 12
+the exponential kernel in learning-rate area held 17 of 23 WSD final losses within its 95% band,
+against 12 of 23 for its plain fit (from 10% of each run, 23 against 14). In steps it held 13
 against 12, since there the miss is the law's form, which no time scale repairs. On planted
 curves (``benchmarks/one_curve_bands.py --time-scale-average``) its final-loss errors were
 smaller than the fit's for three of four truths.
@@ -43,12 +51,13 @@ import numpy as np
 
 from sde_scales.errors import InvalidArgumentError
 from sde_scales.fitting.average import AveragedFit
+from sde_scales.fitting.bands import on_lower_bound, on_upper_bound
 from sde_scales.fitting.curves import LossCurve
 from sde_scales.fitting.fit import (FitResult, IdentifiabilityWarning, autocorrelation_inflation, fit, predict,
                                     scored_rows)
 from sde_scales.fitting.laws import Law
 
-__all__ = ["TIME_PARAMETER", "edge_note", "effective_number", "has_time_scale", "profile_weights", "time_scale_average",
+__all__ = ["TIME_PARAMETER", "cell_widths", "edge_note", "effective_number", "has_time_scale", "profile_weights", "time_scale_average",
            "time_scale_grid"]
 
 #: The parameter a law must have to be averaged over its time scale (log10 of it).
@@ -120,35 +129,58 @@ def effective_number(weights) -> float:
     return float(np.exp(-(w * np.log(w)).sum()))
 
 
-def edge_note(law: Law, values: np.ndarray, w: np.ndarray, *, default_grid: bool = True) -> str | None:
-    """The warning of an average whose held value of most weight ``w`` is the shortest or the
-    longest of the grid ``values`` (log10 of the time scale): the likelihood rises to the grid's
-    edge, so time scales past it would be weighed as much or more, and the average and its band
-    leave them out (as a fitted time scale on its bound does). None otherwise, and for a grid of
-    one value."""
+def edge_note(law: Law, values: np.ndarray, top: float, weight: float, *, default_grid: bool = True) -> str | None:
+    """The warning of an average whose most likely time scale ``top`` (log10; the node of the
+    highest likelihood, of weight ``weight`` in the average) is nearer to the shortest or the
+    longest of the grid ``values`` than to any other grid point: the likelihood rises to the
+    grid's edge, so time scales past it would be weighed as much or more, and the average and its
+    band leave them out (as a fitted time scale on its bound does). None otherwise, and for a grid
+    of one value."""
+    values = np.sort(np.asarray(values, dtype=float))
     if values.size < 2:
         return None
-    top = int(np.argmax(w))
-    if values[top] not in (values.min(), values.max()):
+    nearest = values[int(np.argmin(np.abs(values - top)))]
+    if nearest not in (values[0], values[-1]):
         return None
-    side = "shortest" if values[top] == values.min() else "longest"
+    side = "shortest" if nearest == values[0] else "longest"
     grid = ("the range the fit searches (the law's bounds, raised to twice the longest curve)" if default_grid
             else "the grid given")
-    return (f"{law.label}: the held time scale of most weight ({w[top]:.2f}), {10 ** values[top]:.3g} "
-            f"{'steps at the peak rate' if law.clock == 'area' else 'steps'}, is the {side} of {grid}: the fitted "
-            f"curves favour time scales at or past that edge, which the average and its band leave out; its band "
-            f"is conditional on the range")
+    return (f"{law.label}: the held time scale of most likelihood (weight {weight:.2f}), {10 ** top:.3g} "
+            f"{'steps at the peak rate' if law.clock == 'area' else 'steps'}, is at the {side} end of {grid}: the "
+            f"fitted curves favour time scales at or past that edge, which the average and its band leave out; its "
+            f"band is conditional on the range")
+
+
+def cell_widths(nodes: np.ndarray, span: tuple[float, float]) -> np.ndarray:
+    """Width of each node's cell: the values of ``span`` (lowest, highest) nearer to the node than
+    to any other of the sorted ``nodes`` (boundaries at the midpoints between neighbours). A lone
+    node's cell is the whole span (width 1 where the span is a point)."""
+    nodes = np.asarray(nodes, dtype=float)
+    if nodes.size == 1:
+        return np.array([max(span[1] - span[0], 0.0) or 1.0])
+    edges = np.concatenate([[span[0]], (nodes[1:] + nodes[:-1]) / 2.0, [span[1]]])
+    return np.diff(edges)
+
+
+def _span(values: np.ndarray) -> tuple[float, float]:
+    """The range of log10 tau the sorted grid ``values`` stands for: half a spacing past each end."""
+    if values.size < 2:
+        return float(values[0]), float(values[0])
+    return (float(values[0] - (values[1] - values[0]) / 2.0), float(values[-1] + (values[-1] - values[-2]) / 2.0))
 
 
 def time_scale_average(law: Law, curves: list[LossCurve], *, skip_steps: int = 0, grid=None,
-                       max_evaluations: int | None = None) -> AveragedFit:
+                       max_evaluations: int | None = None, with_optimum: bool = True) -> AveragedFit:
     """``law`` fitted to ``curves`` at every held time scale of ``grid`` (:func:`time_scale_grid`
     by default; values of :math:`\\log_{10}\\tau`), mixed by profile likelihood (module docstring).
 
     Returns an :class:`~sde_scales.fitting.average.AveragedFit` whose labels name each held time
     scale and whose ``weights`` are the posterior's (fits below :data:`NEGLIGIBLE_WEIGHT` of the
     total left out); ``predict_any``, ``predict_sd_any``, ``forecast`` and ``fit-delay``'s report
-    read it as they read ``--law auto``'s mean. Where the held value of most weight is the
+    read it as they read ``--law auto``'s mean. With ``with_optimum`` (the default) the plain fit
+    is a node as well, labelled ``(fitted)``, where its time scale lies inside the grid and off its
+    points, and then every node is weighted by its cell's width as well (module docstring); without
+    it the grid's points weigh by their likelihood alone. Where the held value of most weight is the
     shortest or the longest of the grid, the curves favour time scales at or past its edge, which
     the average cannot count: an :class:`~sde_scales.fitting.fit.IdentifiabilityWarning` says so
     (:func:`edge_note`).
@@ -160,34 +192,57 @@ def time_scale_average(law: Law, curves: list[LossCurve], *, skip_steps: int = 0
         or area, and the momentum law have one; the non-parametric and power-law kernels and the
         multi-power law do not), or a grid that is not finite numbers.
     """
-    _require_time_scale(law)
+    i = _require_time_scale(law)
     values = time_scale_grid(law, curves) if grid is None else np.asarray(grid, dtype=float).ravel()
     if values.size == 0 or not np.all(np.isfinite(values)):
         raise InvalidArgumentError(f"grid {list(values)}; give finite values of log10 of the time scale")
+    values = np.unique(values)
     fits: list[FitResult] = []
     ssr, best_res, best_ssr = [], None, np.inf
+    fitted = None  # the plain fit's log10 tau, where it is a node
+
+    def member(r: FitResult) -> None:
+        nonlocal best_res, best_ssr
+        res = np.concatenate([(predict(r, c) - c.loss)[scored_rows(c, skip_steps)] for c in curves])
+        fits.append(r)
+        ssr.append(float(res @ res))
+        if ssr[-1] < best_ssr:  # False for NaN
+            best_res, best_ssr = res, ssr[-1]
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # each member's warnings are reported with it (fit_warnings)
         for v in values:
-            r = fit(law, curves, skip_steps=skip_steps, fixed={TIME_PARAMETER: float(v)},
-                    max_evaluations=max_evaluations)
-            res = np.concatenate([(predict(r, c) - c.loss)[scored_rows(c, skip_steps)] for c in curves])
-            fits.append(r)
-            ssr.append(float(res @ res))
-            if ssr[-1] < best_ssr:  # False for NaN
-                best_res, best_ssr = res, ssr[-1]
-    ssr = np.array(ssr)
+            member(fit(law, curves, skip_steps=skip_steps, fixed={TIME_PARAMETER: float(v)},
+                       max_evaluations=max_evaluations))
+        if with_optimum and values.size > 1:
+            r = fit(law, curves, skip_steps=skip_steps, max_evaluations=max_evaluations)
+            v = float(r.theta[i])
+            lo, hi = (float(b[i]) for b in r.extra["bounds"])
+            # an optimum inside the fit's range (one on its bound is the grid's to cover), inside
+            # the grid, and off its points by more than 1e-3 decade (else it is the point's fit)
+            if (np.isfinite(v) and not on_lower_bound(v, lo) and not on_upper_bound(v, hi)
+                    and values[0] < v < values[-1] and np.min(np.abs(values - v)) > 1e-3):
+                member(r)
+                fitted = v
+    nodes = np.append(values, fitted) if fitted is not None else values
+    order = np.argsort(nodes, kind="stable")
+    nodes, fits, ssr = nodes[order], [fits[k] for k in order], np.array(ssr)[order]
     finite = np.isfinite(ssr)  # a held value whose law overflows on these curves carries no likelihood
     if not finite.any():
         raise InvalidArgumentError(f"{law.label}: no held time scale of {list(values)} gives finite residuals on "
                                    f"these curves; check the curves (load_curve refuses non-finite values) or give a "
                                    f"grid within the curves' span")
-    w, _ = profile_weights(ssr, best_res, curves[0].log_every)
-    note = edge_note(law, values, w, default_grid=grid is None)
+    likelihood, _ = profile_weights(ssr, best_res, curves[0].log_every)
+    w = likelihood
+    if fitted is not None:  # a Riemann sum over unequal cells (module docstring)
+        w = w * cell_widths(nodes, _span(values))
+        w = w / w.sum()
+    top = int(np.argmax(likelihood))
+    note = edge_note(law, values, float(nodes[top]), float(w[top]), default_grid=grid is None)
     if note is not None:
         warnings.warn(note, IdentifiabilityWarning, stacklevel=2)
     keep = w >= NEGLIGIBLE_WEIGHT
-    labels = tuple(f"{law.label} at tau {10 ** v:.3g}" for v in values[keep])
-    name = (f"{law.label} averaged over {int(keep.sum())} time scales ({10 ** values[keep][0]:.3g} to "
-            f"{10 ** values[keep][-1]:.3g})")
+    labels = tuple(f"{law.label} at tau {10 ** v:.3g}{' (fitted)' if v == fitted else ''}" for v in nodes[keep])
+    name = (f"{law.label} averaged over {int(keep.sum())} time scales ({10 ** nodes[keep][0]:.3g} to "
+            f"{10 ** nodes[keep][-1]:.3g})")
     return AveragedFit(labels, tuple(f for f, k in zip(fits, keep) if k), tuple(float(x) for x in w[keep]), name)
