@@ -341,8 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "determine it), and z, its error in units of that and the observed final loss's noise.",
         epilog="Exit status: 0 when the fit ran (whatever its warnings), 1 with --strict when the reported law's "
                "answer cannot be taken as given (the JSON's checks), 2 for bad input.")
-    f.add_argument("--fit", action="append", metavar="CSV",
-                   help="curve to fit (repeat for several): CSV, Parquet, a JSON log (.jsonl lines, a list of "
+    f.add_argument("--fit", action="extend", nargs="+", metavar="CSV",
+                   help="curve to fit (several after one flag, as a shell pattern gives them, or the flag repeated): CSV, Parquet, a JSON log (.jsonl lines, a list of "
                         "records, or Hugging Face's trainer_state.json) or a TensorBoard run folder (its event files' "
                         "scalar tags as the columns; needs the tensorboard package; FILE#RUN: one run of a Weights & Biases panel "
                         "export), or a log as printed (.log, .out, or a .txt of key-value lines: nanoGPT's "
@@ -352,7 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "optional; other common names such as global_step, learning_rate, train/loss are recognised, "
                         "see --columns); a file with a row for every step and the loss empty where it was not logged "
                         "is read as a per-step schedule")
-    f.add_argument("--predict", action="append", metavar="CSV", help="curve to predict (repeat for several)")
+    f.add_argument("--predict", action="extend", nargs="+", metavar="CSV",
+                   help="curve to predict (several after one flag, or the flag repeated)")
     f.add_argument("--forecast", action="append", metavar="NAME:SPEC|[NAME:]FILE",
                    help="a schedule that has not been run, to predict: its loss curve from the reported law, with "
                         "its 95%% band and the predicted final loss (mean of the last 5%% of rows) with its standard "

@@ -1010,8 +1010,10 @@ def test_protocol_on_real_curves():
 def test_fit_delay_command_json_schema(tmp_path):
     out = tmp_path / "fd.json"
     preds = tmp_path / "preds"
+    # several files after one flag, as a shell pattern gives them (--fit a b), or the flag repeated
     cmd = [sys.executable, "-m", "sde_scales.cli", "fit-delay", "--fit", str(DATA / "124m_const_lr1e-3.csv"),
-           "--fit", str(DATA / "124m_cos10_lr1e-3.csv"), "--predict", str(DATA / "124m_wsd-lin0.2_lr1e-3.csv"),
+           str(DATA / "124m_cos10_lr1e-3.csv"), "--predict", str(DATA / "124m_wsd-lin0.2_lr1e-3.csv"),
+           str(DATA / "124m_wsd-lin0.4_lr1e-3.csv"), "--predict", str(DATA / "124m_wsd-sqrt0.2_lr1e-3.csv"),
            "--law", "kernel", "--skip-steps", "500", "--json", str(out), "--plot", str(tmp_path / "fd.png"),
            "--predictions", str(preds)]
     res = subprocess.run(cmd, capture_output=True, text=True, check=True)
@@ -1019,7 +1021,8 @@ def test_fit_delay_command_json_schema(tmp_path):
     doc = json.loads(out.read_text())
     assert {"law", "params", "fit_seconds", "fit", "predict"} <= set(doc)
     fields = {"file", "r2", "mae", "rmse", "max_abs_err", "final_loss_err"}
-    assert len(doc["fit"]) == 2 and len(doc["predict"]) == 1
+    assert len(doc["fit"]) == 2 and [r["file"] for r in doc["predict"]] == [
+        "124m_wsd-lin0.2_lr1e-3", "124m_wsd-lin0.4_lr1e-3", "124m_wsd-sqrt0.2_lr1e-3"]
     for row in doc["fit"] + doc["predict"]:
         assert fields <= set(row)
     pcsv = pd.read_csv(preds / "124m_wsd-lin0.2_lr1e-3.csv")
