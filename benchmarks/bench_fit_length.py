@@ -21,6 +21,7 @@ exponent nearly interchangeable, and the optimiser walks a long flat valley, as 
     python benchmarks/bench_fit_length.py --lengths 2000,34000 --kernel exp
     python benchmarks/bench_fit_length.py --lengths 2000,34000 --law mpl
     python benchmarks/bench_fit_length.py --lengths 2000,34000,131000 --family nqm
+    python benchmarks/bench_fit_length.py --lengths 2000,34000,131000 --kernel exp --average-time-scale --workers 2
 """
 
 from __future__ import annotations
@@ -98,12 +99,17 @@ def main(argv=None) -> int:
     ap.add_argument("--average-time-scale", action="store_true",
                     help="time fit-delay --average-time-scale (one fit per half decade of the time scale); the "
                          "baseline, the same command without it, runs beside each length")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="with --average-time-scale: also time it with its held fits in this many processes")
     args = ap.parse_args(argv)
+    if args.workers is not None and (not args.average_time_scale or args.workers < 1):
+        ap.error(f"--workers {args.workers}: give a count >= 1, with --average-time-scale")
     if args.average_time_scale and not (args.law == "momentum" or args.kernel == "exp"):
         ap.error("--average-time-scale needs a law with one time scale: --kernel exp or --law momentum")
     lengths = [int(v) for v in args.lengths.split(",")]
     print(f"{'T':>9s} {'seconds':>8s} {'peak MB':>8s} {'T ratio':>8s} {'time ratio':>10s}"
-          + (f" {'averaged s':>10s} {'/ one fit':>9s}" if args.average_time_scale else ""))
+          + (f" {'averaged s':>10s} {'/ one fit':>9s}" if args.average_time_scale else "")
+          + (f" {f'{args.workers} workers s':>12s} {'/ one fit':>9s}" if args.workers else ""))
     base = None
     with tempfile.TemporaryDirectory() as d:
         for T in lengths:
@@ -113,6 +119,10 @@ def main(argv=None) -> int:
             if args.average_time_scale:
                 avg, _ = run_one(T, args.law, args.kernel, Path(d), args.family, ("--average-time-scale",))
                 line += f" {avg:10.2f} {avg / secs:9.1f}"
+            if args.workers:
+                par, _ = run_one(T, args.law, args.kernel, Path(d), args.family,
+                                 ("--average-time-scale", "--workers", str(args.workers)))
+                line += f" {par:12.2f} {par / secs:9.1f}"
             print(line, flush=True)
     print("peak MB is the largest child process so far (ru_maxrss): it can only grow down the table")
     return 0

@@ -168,7 +168,8 @@ def main(argv=None) -> int:
         return 2
     from sde_scales.atomic import atomic_path, write_json_atomic
     from sde_scales.fitting.fit import score
-    from sde_scales.fitting.report import AUTO_CANDIDATES, _run_tasks
+    from sde_scales.fitting.report import AUTO_CANDIDATES
+    from sde_scales.fitting.tasks import run_tasks
 
     try:
         splits, skip, window = family_splits(args.family, args.protocol, args.lm_folder, Path(args.shared))
@@ -188,7 +189,7 @@ def main(argv=None) -> int:
     if fits is None:
         tasks = [((i, c), (cand, fitted, held, skip, window)) for i, (fitted, held) in enumerate(splits)
                  for c, cand in enumerate(cands)]
-        done = _run_tasks(candidate_fits, tasks, args.workers, "fits")
+        done = run_tasks(candidate_fits, tasks, args.workers, "fits")
         fits = [[done[(i, c)] for c in range(len(cands))] for i in range(len(splits))]
         with atomic_path(store) as tmp:
             Path(tmp).write_bytes(pickle.dumps({"key": key, "candidates": cands, "fits": fits}))

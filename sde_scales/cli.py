@@ -417,10 +417,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "not separate (each fitted to all the --fit curves; their disagreement is in the band), and "
                         "print the range of final losses those laws predict for each --predict curve")
     f.add_argument("--workers", type=int, default=None,
-                   help="processes for --law auto's fits (default 1; the choice and every number are the same for "
-                        "any count); with --law auto only")
+                   help="processes for --law auto's fits or --average-time-scale's (default 1; the choice and "
+                        "every number are the same for any count); with those only")
     f.add_argument("--no-progress", action="store_true",
-                   help="no progress bar of --law auto's fits (shown on a terminal only)")
+                   help="no progress bar of --law auto's or --average-time-scale's fits (shown on a terminal only)")
     f.add_argument("--max-evaluations", type=int, default=None, metavar="N",
                    help="the optimiser's limit of evaluations per fit (default 2,000); a fit that reaches it says so "
                         "(a warning, and converged: false in the JSON); on a flat objective, as one smooth curve "

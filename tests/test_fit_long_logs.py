@@ -137,20 +137,20 @@ class _Terminal:
 def test_law_auto_fits_show_progress_on_a_terminal_only(monkeypatch):
     """``--law auto`` runs dozens of fits (minutes on a long log): its tasks tick a progress bar on a
     terminal, none without a label or off a terminal, and the results are the same either way."""
-    report = importlib.import_module("sde_scales.fitting.report")
+    runner = importlib.import_module("sde_scales.fitting.tasks")
     tasks = [((i,), i) for i in range(5)]
     term = _Terminal()
-    monkeypatch.setattr(report.sys, "stderr", term)
-    shown = report._run_tasks(abs, tasks, 1, "--law auto: fits of the folds")
+    monkeypatch.setattr(runner.sys, "stderr", term)
+    shown = runner.run_tasks(abs, tasks, 1, "--law auto: fits of the folds")
     text = "".join(term.text)
     assert "--law auto: fits of the folds" in text and "5/5" in text
     term.text.clear()
-    assert report._run_tasks(abs, tasks, 1, None) == shown == {(i,): i for i in range(5)}
+    assert runner.run_tasks(abs, tasks, 1, None) == shown == {(i,): i for i in range(5)}
     assert "".join(term.text) == ""
     pipe = _Terminal()
     pipe.isatty = lambda: False  # a log file or a pipe: no bar
-    monkeypatch.setattr(report.sys, "stderr", pipe)
-    assert report._run_tasks(abs, tasks, 1, "--law auto: fits of the folds") == shown
+    monkeypatch.setattr(runner.sys, "stderr", pipe)
+    assert runner.run_tasks(abs, tasks, 1, "--law auto: fits of the folds") == shown
     assert "".join(pipe.text) == ""
 
 

@@ -1506,7 +1506,8 @@ def test_fit_and_predict_name_a_bad_argument():
     (["--law", "auto", "--profile"], "--law auto reports an average of laws"),
     (["--shared-noise"], "--shared-noise corrects the metrics of predicted curves; give --predict CSV"),
     # one law is one fit in this process: the processes were never started
-    (["--workers", "2"], "--workers 2 runs --law auto's cross-validation fits in parallel, and --law kernel fits"),
+    (["--workers", "2"], "--workers 2 runs --law auto's cross-validation fits, or --average-time-scale's held fits, "
+                         "in parallel, and --law kernel fits"),
     (["--law", "mpl", "--compare", "--workers", "2"], "--law mpl fits one law in this process"),
 ])
 def test_fit_delay_refuses_options_that_would_be_ignored(tmp_path, capsys, extra, said):

@@ -196,6 +196,12 @@ def test_fit_delay_average_time_scale(tmp_path):
     assert not any(c.startswith("log10_tau") for c in doc["band"]["conditional_on"])
     assert any("fitted to one curve" in w for w in doc["warnings"])
     assert doc["predict"][0]["final_loss_pred_sd"] is not None
+    # the held fits in two processes: the same numbers
+    run = subprocess.run(base + ["--kernel", "exp", "--average-time-scale", "--workers", "2", "--json",
+                                 str(tmp_path / "w2.json")], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    doc2 = json.loads((tmp_path / "w2.json").read_text())
+    assert doc2["time_scale_average"] == tsa and doc2["predict"] == doc["predict"]
     for bad in ([], ["--kernel", "exp", "--compare"], ["--kernel", "exp", "--profile"], ["--law", "mpl"]):
         run = subprocess.run(base + bad + ["--average-time-scale"], capture_output=True, text=True)
         assert run.returncode == 2 and "--average-time-scale" in run.stderr and "Traceback" not in run.stderr
@@ -283,3 +289,17 @@ def test_weight_piled_at_the_grid_edge_is_warned(tmp_path):
     doc = json.loads(out.read_text())
     assert any("is at the shortest end of the range the fit searches" in w for w in doc["warnings"])
     assert "IdentifiabilityWarning" not in run.stderr  # said once, in the report
+
+
+def test_the_same_average_from_two_worker_processes(tmp_path):
+    """The held fits run in two spawned processes give the same weights, members and prediction as
+    in this process, to the last bit; a worker count that is not a whole number >= 1 is refused."""
+    cos, _ = _planted("cos", 0)
+    wsd, _ = _planted("wsd", 1)
+    one = time_scale_average(LAW, [cos], grid=[1.0, 2.0, 3.0, 4.0])
+    two = time_scale_average(LAW, [cos], grid=[1.0, 2.0, 3.0, 4.0], workers=2)
+    assert one.labels == two.labels and one.weights == two.weights
+    np.testing.assert_array_equal(predict_any(one, wsd), predict_any(two, wsd))
+    for bad in (0, 1.5, True):
+        with pytest.raises(InvalidArgumentError, match="workers"):
+            time_scale_average(LAW, [cos], grid=[2.0, 3.0], workers=bad)

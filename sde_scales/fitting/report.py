@@ -6,8 +6,6 @@ atomically (temporary file, then rename), so a bad input never leaves half-writt
 
 from __future__ import annotations
 
-import os
-import sys
 import warnings
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from sde_scales.fitting.fit import (DEPTH_MARGIN, SMOOTH_FRACTION, SMOOTH_STEPS,
                                    long_window_curves, long_window_note, model_error, predict, predict_sd,
                                    schedule_reach, score, shared_noise_offset, time_scale_profile)
 from sde_scales.fitting.laws import KernelLaw, Law, MomentumLaw, MultiPowerLaw
+from sde_scales.fitting.tasks import run_tasks
 
 __all__ = ["AUTO_DROP_HINT", "AutoChoiceWarning", "ONE_DROP_HINT", "SECOND_DROP", "band_summary", "choose_law",
            "chosen_law", "fit_auto", "fit_members", "make_law", "one_drop_note", "paired_comparisons", "run_average",
@@ -150,7 +149,7 @@ def choose_law(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: in
     tasks = [((c, k), (*cand, level, fitted, held, skip_steps if first is None else max(skip_steps, first), skip_steps,
                        smooth_steps, label, limit))
              for c, cand in enumerate(candidates) for k, (label, fitted, held, first) in enumerate(folds)]
-    scored = _run_tasks(_score_fold, tasks, workers, "--law auto: fits of the folds" if progress else None)
+    scored = run_tasks(_score_fold, tasks, workers, "--law auto: fits of the folds" if progress else None)
     rows = []
     for c, (name, kernel, time) in enumerate(candidates):
         law = make_law(name, kernel, time, level)
@@ -235,57 +234,6 @@ def _score_fold(task) -> dict:
             return {"held_out": label, "rmse": None, "final_loss_err": None, "error": str(exc)}
 
 
-#: Laws and kernels whose fits cost the most, started first when fits run in parallel (the
-#: multi-power law and the power-law kernels take 5-15 times the others on the shared 124M curves).
-_SLOW_FIRST = ("mpl", "power")
-
-
-def _run_tasks(func, tasks: list, workers: int, progress: str | None = None) -> dict:
-    """``{key: func(args)}`` for ``tasks`` of (key, args): in this process, or in a pool of
-    ``workers`` fresh (spawned) processes, the slow laws first. Every task is a pure function of its
-    arguments, so the results do not depend on the number of workers or the order they finish in.
-    ``progress``: the label of a progress bar on standard error, one tick a task (shown on a
-    terminal only); None for none."""
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=len(tasks), desc=progress, unit="fit", disable=None if progress else True, file=sys.stderr)
-    try:
-        return _run_tasks_with(func, tasks, workers, bar)
-    finally:
-        bar.close()
-
-
-def _run_tasks_with(func, tasks: list, workers: int, bar) -> dict:
-    if workers <= 1 or len(tasks) <= 1:
-        out = {}
-        for key, args in tasks:
-            out[key] = func(args)
-            bar.update(1)
-        return out
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
-    order = sorted(range(len(tasks)), key=lambda i: not any(w in tasks[i][1][:2] for w in _SLOW_FIRST))
-    # one BLAS thread per worker: the workers already fill the cores, and threads on top of them
-    # made two workers slower than one process on two cores (the fits' SVDs fought for them)
-    keys = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
-    saved = {k: os.environ.get(k) for k in keys}
-    os.environ.update({k: "1" for k in keys})  # read by each worker as it starts, before it imports numpy
-    try:
-        with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=mp.get_context("spawn")) as ex:
-            out = []
-            for r in ex.map(func, [tasks[i][1] for i in order], chunksize=1):  # in order: the same results
-                out.append(r)
-                bar.update(1)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    return {tasks[i][0]: r for i, r in zip(order, out)}
-
-
 def fit_auto(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: int, level: bool = True,
              candidates=AUTO_CANDIDATES, workers: int = 1, average: bool = True,
              choice: dict | None = None, max_evaluations: int | None = None) -> tuple[dict, FitResult | AveragedFit]:
@@ -337,7 +285,7 @@ def fit_members(auto: dict, fit_curves: list[LossCurve], *, skip_steps: int, lev
     fails."""
     rows = {r["law"]: r for r in auto["candidates"]}
     labels = list(auto["members"])
-    done = _run_tasks(_fit_member, [(lab, (rows[lab]["name"], rows[lab]["kernel"], rows[lab]["time"], level,
+    done = run_tasks(_fit_member, [(lab, (rows[lab]["name"], rows[lab]["kernel"], rows[lab]["time"], level,
                                            fit_curves, skip_steps, max_evaluations)) for lab in labels], workers,
                       "--law auto: the laws to average" if progress else None)
     failed = {lab: done[lab] for lab in labels if isinstance(done[lab], str)}
@@ -995,9 +943,11 @@ def _check_law_options(args) -> None:
                                        f"and --average-time-scale predicts with a mixture of fits; leave "
                                        f"{' and '.join(clash)} out")
     workers = getattr(args, "workers", None)
-    if workers is not None and args.law != "auto":  # it was ignored: one law is one fit, in this process
-        raise InvalidArgumentError(f"--workers {workers} runs --law auto's cross-validation fits in parallel, and "
-                                   f"--law {args.law} fits one law in this process; leave --workers out")
+    if workers is not None and args.law != "auto" and not getattr(args, "average_time_scale", False):
+        # it was ignored: one law is one fit, in this process
+        raise InvalidArgumentError(f"--workers {workers} runs --law auto's cross-validation fits, or "
+                                   f"--average-time-scale's held fits, in parallel, and --law {args.law} fits one "
+                                   f"law in this process; leave --workers out")
     args.workers = 1 if workers is None else workers
     args.kernel, args.time = kernel or "nonparametric", time or "steps"
 
@@ -1167,7 +1117,7 @@ def run_fit_delay(args) -> int:
         with warnings.catch_warnings(record=True) as edge:  # a weight piled at the grid's edge: in the warnings
             warnings.simplefilter("always", IdentifiabilityWarning)
             tsa = time_scale_average(laws[0], fit_curves, skip_steps=args.skip_steps,
-                                     max_evaluations=max_evaluations)
+                                     max_evaluations=max_evaluations, workers=args.workers, progress=progress)
         doc, _, extra = run_average(tsa, fit_curves, predict_curves, skip_steps=args.skip_steps,
                                     smooth_steps=args.smooth_steps)
         doc["time_scale_average"] = {"labels": list(tsa.labels), "weights": list(tsa.weights),

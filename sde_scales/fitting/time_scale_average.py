@@ -56,6 +56,8 @@ from sde_scales.fitting.curves import LossCurve
 from sde_scales.fitting.fit import (FitResult, IdentifiabilityWarning, autocorrelation_inflation, fit, predict,
                                     scored_rows)
 from sde_scales.fitting.laws import Law
+from sde_scales.fitting.tasks import run_tasks
+from sde_scales.validation import is_whole
 
 __all__ = ["TIME_PARAMETER", "cell_widths", "edge_note", "effective_number", "has_time_scale", "profile_weights", "time_scale_average",
            "time_scale_grid"]
@@ -169,8 +171,18 @@ def _span(values: np.ndarray) -> tuple[float, float]:
     return (float(values[0] - (values[1] - values[0]) / 2.0), float(values[-1] + (values[-1] - values[-2]) / 2.0))
 
 
+def _member_fit(task: tuple) -> FitResult:
+    """One fit of the average: the law with log10 tau held at ``v``, or free where ``v`` is None."""
+    law, curves, skip_steps, v, max_evaluations = task
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # each member's warnings are reported with it (fit_warnings)
+        return fit(law, curves, skip_steps=skip_steps, fixed=None if v is None else {TIME_PARAMETER: v},
+                   max_evaluations=max_evaluations)
+
+
 def time_scale_average(law: Law, curves: list[LossCurve], *, skip_steps: int = 0, grid=None,
-                       max_evaluations: int | None = None, with_optimum: bool = True) -> AveragedFit:
+                       max_evaluations: int | None = None, with_optimum: bool = True, workers: int = 1,
+                       progress: bool = False) -> AveragedFit:
     """``law`` fitted to ``curves`` at every held time scale of ``grid`` (:func:`time_scale_grid`
     by default; values of :math:`\\log_{10}\\tau`), mixed by profile likelihood (module docstring).
 
@@ -180,7 +192,9 @@ def time_scale_average(law: Law, curves: list[LossCurve], *, skip_steps: int = 0
     read it as they read ``--law auto``'s mean. With ``with_optimum`` (the default) the plain fit
     is a node as well, labelled ``(fitted)``, where its time scale lies inside the grid and off its
     points, and then every node is weighted by its cell's width as well (module docstring); without
-    it the grid's points weigh by their likelihood alone. Where the held value of most weight is the
+    it the grid's points weigh by their likelihood alone. ``workers``: processes for the fits (the same
+    numbers for any count, :func:`~sde_scales.fitting.tasks.run_tasks`); ``progress``: a progress
+    bar of them on standard error (on a terminal). Where the held value of most weight is the
     shortest or the longest of the grid, the curves favour time scales at or past its edge, which
     the average cannot count: an :class:`~sde_scales.fitting.fit.IdentifiabilityWarning` says so
     (:func:`edge_note`).
@@ -203,27 +217,32 @@ def time_scale_average(law: Law, curves: list[LossCurve], *, skip_steps: int = 0
 
     def member(r: FitResult) -> None:
         nonlocal best_res, best_ssr
-        res = np.concatenate([(predict(r, c) - c.loss)[scored_rows(c, skip_steps)] for c in curves])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the fit's own warnings on its curves are reported with it
+            res = np.concatenate([(predict(r, c) - c.loss)[scored_rows(c, skip_steps)] for c in curves])
         fits.append(r)
         ssr.append(float(res @ res))
         if ssr[-1] < best_ssr:  # False for NaN
             best_res, best_ssr = res, ssr[-1]
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # each member's warnings are reported with it (fit_warnings)
-        for v in values:
-            member(fit(law, curves, skip_steps=skip_steps, fixed={TIME_PARAMETER: float(v)},
-                       max_evaluations=max_evaluations))
-        if with_optimum and values.size > 1:
-            r = fit(law, curves, skip_steps=skip_steps, max_evaluations=max_evaluations)
-            v = float(r.theta[i])
-            lo, hi = (float(b[i]) for b in r.extra["bounds"])
-            # an optimum inside the fit's range (one on its bound is the grid's to cover), inside
-            # the grid, and off its points by more than 1e-3 decade (else it is the point's fit)
-            if (np.isfinite(v) and not on_lower_bound(v, lo) and not on_upper_bound(v, hi)
-                    and values[0] < v < values[-1] and np.min(np.abs(values - v)) > 1e-3):
-                member(r)
-                fitted = v
+    if not is_whole(workers, 1):
+        raise InvalidArgumentError(f"workers={workers!r}; give a whole number of processes >= 1")
+    plain = with_optimum and values.size > 1
+    tasks = [((float(v),), (law, curves, skip_steps, float(v), max_evaluations)) for v in values]
+    tasks += [(("plain",), (law, curves, skip_steps, None, max_evaluations))] if plain else []
+    done = run_tasks(_member_fit, tasks, int(workers), f"{law.label}: fits over the time scale" if progress else None)
+    for v in values:
+        member(done[(float(v),)])
+    if plain:
+        r = done[("plain",)]
+        v = float(r.theta[i])
+        lo, hi = (float(b[i]) for b in r.extra["bounds"])
+        # an optimum inside the fit's range (one on its bound is the grid's to cover), inside the
+        # grid, and off its points by more than 1e-3 decade (else it is the point's fit)
+        if (np.isfinite(v) and not on_lower_bound(v, lo) and not on_upper_bound(v, hi)
+                and values[0] < v < values[-1] and np.min(np.abs(values - v)) > 1e-3):
+            member(r)
+            fitted = v
     nodes = np.append(values, fitted) if fitted is not None else values
     order = np.argsort(nodes, kind="stable")
     nodes, fits, ssr = nodes[order], [fits[k] for k in order], np.array(ssr)[order]
