@@ -342,8 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit status: 0 when the fit ran (whatever its warnings), 1 with --strict when the reported law's "
                "answer cannot be taken as given (the JSON's checks), 2 for bad input.")
     f.add_argument("--fit", action="extend", nargs="+", metavar="CSV",
-                   help="curve to fit (several after one flag, as a shell pattern gives them, or the flag repeated): CSV, Parquet, a JSON log (.jsonl lines, a list of "
-                        "records, or Hugging Face's trainer_state.json) or a TensorBoard run folder (its event files' "
+                   help="curve to fit (several after one flag, as a shell pattern gives them, or the flag "
+                        "repeated): CSV, Parquet, a JSON log (.jsonl lines, a list of records, or Hugging Face's trainer_state.json) or a TensorBoard run folder (its event files' "
                         "scalar tags as the columns; needs the tensorboard package; FILE#RUN: one run of a Weights & Biases panel "
                         "export), or a log as printed (.log, .out, or a .txt of key-value lines: nanoGPT's "
                         "'iter 100: loss 4.23', Megatron-LM's 'iteration 100/ 5000 | learning rate: 1.5E-04 | lm loss: "
@@ -439,7 +439,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="predict with the law's fits at every half decade of its time scale over the range the "
                         "fit searches (1 step to 100,000, or to twice the longest curve) and at the plain fit's "
                         "own, weighted by their likelihood on the fitted curves (and the plain fit by the width "
-                        "of the time scales nearest it), with the spread between them in the band (sde_scales.fitting.time_scale_average), "
+                        "of the time scales nearest it), with the spread between them in the band "
+                        "(sde_scales.fitting.time_scale_average), "
                         "instead of the one fitted time scale; for laws with one time scale (--kernel exp, in steps "
                         "or area, or --law momentum), where the fitted curves leave it open (one smooth curve); "
                         "it costs one fit per half decade, 11 up to 50,000 steps, and the plain fit")

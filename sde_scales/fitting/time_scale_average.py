@@ -59,8 +59,8 @@ from sde_scales.fitting.laws import Law
 from sde_scales.fitting.tasks import run_tasks
 from sde_scales.validation import is_whole
 
-__all__ = ["TIME_PARAMETER", "cell_widths", "edge_note", "effective_number", "has_time_scale", "profile_weights", "time_scale_average",
-           "time_scale_grid"]
+__all__ = ["TIME_PARAMETER", "cell_widths", "edge_note", "effective_number", "has_time_scale", "profile_weights",
+           "time_scale_average", "time_scale_grid"]
 
 #: The parameter a law must have to be averaged over its time scale (log10 of it).
 TIME_PARAMETER = "log10_tau"
