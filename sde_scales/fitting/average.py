@@ -39,7 +39,20 @@ from sde_scales.errors import InvalidArgumentError
 from sde_scales.fitting.curves import LossCurve
 from sde_scales.fitting.fit import FitResult, final_rows, predict, predict_sd
 
-__all__ = ["AveragedFit", "mixture_band", "mixture_sd", "predict_any", "predict_sd_any", "weighted_mean"]
+__all__ = ["AveragedFit", "mixture_band", "mixture_sd", "normalised_weights", "predict_any", "predict_sd_any",
+           "weighted_mean"]
+
+
+def normalised_weights(weights, n: int | None = None) -> np.ndarray:
+    """``weights`` over their sum: finite, non-negative, not all 0, and ``n`` of them where ``n`` is
+    given (one per averaged law); refused otherwise, naming the weights."""
+    w = np.asarray(weights, dtype=float)
+    if (w.ndim != 1 or (n is not None and w.size != n) or not np.all(np.isfinite(w)) or np.any(w < 0)
+            or not w.sum() > 0):
+        per = "" if n is None else f" for {n} fitted laws"
+        raise InvalidArgumentError(f"weights {np.ravel(w).tolist()}{per}; give finite weights >= 0"
+                                   f"{'' if n is None else ', one per law'}, not all 0")
+    return w / w.sum()
 
 
 @dataclass(frozen=True)
@@ -64,11 +77,8 @@ class AveragedFit:
         if len(self.labels) != len(self.results):
             raise InvalidArgumentError(f"{len(self.labels)} labels for {len(self.results)} fitted laws; give one each")
         if self.weights is not None:
-            w = np.asarray(self.weights, dtype=float)
-            if w.shape != (len(self.results),) or not np.all(np.isfinite(w)) or np.any(w < 0) or not w.sum() > 0:
-                raise InvalidArgumentError(f"weights {list(self.weights)} for {len(self.results)} fitted laws; give "
-                                           f"one finite weight >= 0 per law, not all 0")
-            object.__setattr__(self, "weights", tuple(float(x) for x in w / w.sum()))
+            w = normalised_weights(self.weights, len(self.results))
+            object.__setattr__(self, "weights", tuple(float(x) for x in w))
         if len(set(self.labels)) != len(self.labels):  # each law's results are reported by its label
             twice = sorted({lab for lab in self.labels if list(self.labels).count(lab) > 1})
             raise InvalidArgumentError(f"labels {twice} name two averaged laws; give each law a label of its own")

@@ -1120,8 +1120,9 @@ def run_fit_delay(args) -> int:
                                      max_evaluations=max_evaluations, workers=args.workers, progress=progress)
         doc, _, extra = run_average(tsa, fit_curves, predict_curves, skip_steps=args.skip_steps,
                                     smooth_steps=args.smooth_steps)
+        n_eff = effective_number(tsa.weights)
         doc["time_scale_average"] = {"labels": list(tsa.labels), "weights": list(tsa.weights),
-                                     "effective_number": effective_number(tsa.weights)}
+                                     "effective_number": n_eff}
         # each held fit's own notes are in its member document; the mixture's are those of the
         # fit of most weight (the others', e.g. a held delay below the log's resolution, are not fits)
         top = doc["members"][int(np.argmax(tsa.weights))]
@@ -1131,7 +1132,7 @@ def run_fit_delay(args) -> int:
         # the mixture's band holds the time scale's uncertainty: it is not conditional on it
         doc["band"]["conditional_on"] = [c for c in doc["band"]["conditional_on"] if not c.startswith("log10_tau")]
         print(f"the prediction averages {laws[0].label} over {len(tsa.labels)} held time scales, weighted by their "
-              f"likelihood on the fitted curves (effective number {effective_number(tsa.weights):.1f}; 1: the "
+              f"likelihood on the fitted curves (effective number {n_eff:.1f}; 1: the "
               f"curves decide it):")
         for lab, w in zip(tsa.labels, tsa.weights):
             print(f"  {lab:40s} weight {w:.3f}")

@@ -50,7 +50,7 @@ import warnings
 import numpy as np
 
 from sde_scales.errors import InvalidArgumentError
-from sde_scales.fitting.average import AveragedFit
+from sde_scales.fitting.average import AveragedFit, normalised_weights
 from sde_scales.fitting.bands import on_lower_bound, on_upper_bound
 from sde_scales.fitting.curves import LossCurve
 from sde_scales.fitting.fit import (FitResult, IdentifiabilityWarning, autocorrelation_inflation, fit, predict,
@@ -124,10 +124,8 @@ def time_scale_grid(law: Law, curves: list[LossCurve]) -> np.ndarray:
 def effective_number(weights) -> float:
     """:math:`\\exp` of the weights' entropy: 1 where one fit takes all the weight, :math:`m` where
     :math:`m` fits share it equally."""
-    w = np.asarray(weights, dtype=float)
-    if not (np.all(np.isfinite(w)) and np.all(w >= 0) and w.sum() > 0):
-        raise InvalidArgumentError(f"weights {list(w)}; give finite weights >= 0, not all 0")
-    w = w[w > 0] / w.sum()
+    w = normalised_weights(weights)
+    w = w[w > 0]
     return float(np.exp(-(w * np.log(w)).sum()))
 
 
@@ -194,10 +192,10 @@ def time_scale_average(law: Law, curves: list[LossCurve], *, skip_steps: int = 0
     points, and then every node is weighted by its cell's width as well (module docstring); without
     it the grid's points weigh by their likelihood alone. ``workers``: processes for the fits (the same
     numbers for any count, :func:`~sde_scales.fitting.tasks.run_tasks`); ``progress``: a progress
-    bar of them on standard error (on a terminal). Where the held value of most weight is the
-    shortest or the longest of the grid, the curves favour time scales at or past its edge, which
-    the average cannot count: an :class:`~sde_scales.fitting.fit.IdentifiabilityWarning` says so
-    (:func:`edge_note`).
+    bar of them on standard error (on a terminal). Where the node of most likelihood is nearer to
+    the shortest or the longest of the grid than to any other grid point, the curves favour time
+    scales at or past its edge, which the average cannot count: an
+    :class:`~sde_scales.fitting.fit.IdentifiabilityWarning` says so (:func:`edge_note`).
 
     Raises
     ------
