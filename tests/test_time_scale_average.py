@@ -127,6 +127,9 @@ def test_the_plain_fit_node_weighs_by_its_cell(monkeypatch):
     from sde_scales.fitting.time_scale_average import cell_widths
 
     np.testing.assert_allclose(cell_widths(np.array([2.0, 2.2, 2.5, 3.0]), (1.75, 3.25)), [0.35, 0.25, 0.4, 0.5])
+    for nodes in ([2.5, 2.0, 3.0], [2.0, 2.0, 3.0], [1.0, 2.0], [2.0, float("nan")], []):  # a width < 0, or none
+        with pytest.raises(InvalidArgumentError, match="give finite nodes in increasing order within the span"):
+            cell_widths(np.array(nodes), (1.75, 3.25))
     cos, _ = _planted("cos", 0)
     sign = np.where(np.arange(cos.step.size) % 2 == 0, 1.0, -1.0)
     monkeypatch.setattr(tsa_mod, "predict", lambda r, c: c.loss + sign)

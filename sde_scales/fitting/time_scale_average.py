@@ -156,6 +156,10 @@ def cell_widths(nodes: np.ndarray, span: tuple[float, float]) -> np.ndarray:
     to any other of the sorted ``nodes`` (boundaries at the midpoints between neighbours). A lone
     node's cell is the whole span (width 1 where the span is a point)."""
     nodes = np.asarray(nodes, dtype=float)
+    if (nodes.ndim != 1 or nodes.size == 0 or not np.all(np.isfinite(nodes)) or np.any(np.diff(nodes) <= 0)
+            or not span[0] <= nodes[0] <= nodes[-1] <= span[1]):
+        raise InvalidArgumentError(f"nodes {np.ravel(nodes).tolist()} in span {tuple(span)}; give finite nodes in "
+                                   f"increasing order within the span (a cell of negative width is no weight)")
     if nodes.size == 1:
         return np.array([max(span[1] - span[0], 0.0) or 1.0])
     edges = np.concatenate([[span[0]], (nodes[1:] + nodes[:-1]) / 2.0, [span[1]]])
