@@ -13,6 +13,7 @@ import pytest
 from sde_scales import schedules
 from sde_scales.errors import InvalidArgumentError
 from sde_scales.fitting import KernelLaw, LossCurve, MomentumLaw, fit
+from sde_scales.fitting.fit import fit_bounds
 from sde_scales.fitting.average import AveragedFit, mixture_sd, predict_any, predict_sd_any
 from sde_scales.fitting.curves import planted_curve
 from sde_scales.fitting.forecast import forecast, forecast_difference
@@ -81,6 +82,11 @@ def test_the_grid_is_the_range_the_fit_searches():
     about 0.55 of its length."""
     cos, _ = _planted("cos", 0)  # logged every 10 steps, to step 5,000
     np.testing.assert_array_equal(time_scale_grid(LAW, [cos]), np.arange(0.0, 5.25, 0.5))
+    for law in (LAW, KernelLaw("exp", "area"), MomentumLaw()):  # fit_bounds is what fit searches
+        lo, hi = fit_bounds(law, [cos], skip_steps=300)
+        r = fit(law, [cos], skip_steps=300, max_evaluations=5)
+        np.testing.assert_array_equal(lo, r.extra["bounds"][0])
+        np.testing.assert_array_equal(hi, r.extra["bounds"][1])
     step = np.arange(1000, 1_000_001, 1000)
     long = LossCurve(step, np.full(step.size, 1e-3), 2.0 + (step / 1e3) ** -0.5, name="long")
     assert time_scale_grid(LAW, [long])[-1] == 6.5 and time_scale_grid(KernelLaw("exp", "area"), [long])[-1] == 6.5

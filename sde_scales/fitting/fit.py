@@ -61,7 +61,8 @@ from sde_scales.fitting.curves import InitialLossWarning, LossCurve, ScheduleFea
 from sde_scales.fitting.laws import KernelLaw, Law
 from sde_scales.validation import is_whole
 
-__all__ = ["FitResult", "FitWarning", "IdentifiabilityWarning", "PeakLRWarning", "fit", "fit_warnings", "model_error",
+__all__ = ["FitResult", "FitWarning", "IdentifiabilityWarning", "PeakLRWarning", "fit", "fit_bounds", "fit_warnings",
+           "model_error",
            "prediction_gradient",
            "predict", "predict_sd", "score",
            "score_prediction", "time_scale_profile", "shared_noise_offset", "loss_resolution", "final_loss_noise",
@@ -404,11 +405,25 @@ def one_blas_thread():
     return _BLAS.limit(limits=1, user_api="blas")
 
 
-def _fit(law: Law, curves: list[LossCurve], *, skip_steps: int, bin_factor: int, n_starts: int | None,
-         f_scale: float | None, fixed: dict | None, max_evaluations: int) -> FitResult:
+@dataclass(frozen=True)
+class _Setup:
+    """What a fit of ``law`` to curves works on: the law for these curves, the learning-rate scale
+    (the largest peak), each curve's features and fitted losses from ``skip_steps``, the loss
+    scale and each parameter's unit, the curves' extent in the law's clock, and the bounds."""
+    law: Law
+    lr_scale: float
+    feats: list
+    ys: list
+    scale: float
+    units: np.ndarray
+    extent: float
+    lo: np.ndarray
+    hi: np.ndarray
+
+
+def _setup(law: Law, curves: list[LossCurve], skip_steps: int, bin_factor: int) -> _Setup:
     if not curves:
         raise InvalidArgumentError("no curves to fit; pass at least one LossCurve")
-    started = time.perf_counter()
     law = law.for_curves(curves, bin_factor)  # e.g. the non-parametric kernel's grid follows the data
     lr_scale = max(c.peak_lr for c in curves)
     if lr_scale <= 0:
@@ -418,15 +433,34 @@ def _fit(law: Law, curves: list[LossCurve], *, skip_steps: int, bin_factor: int,
         f, keep = _features(c, skip_steps, lr_scale, bin_factor)
         feats.append(f)
         ys.append(c.loss[keep])
+    scale = loss_scale(np.concatenate(ys))
+    units, extent = _units(law, scale), _extent(law, feats)
+    lo, hi = _data_bounds(law, *law.bounds(), feats, ys, units, extent)
+    return _Setup(law, lr_scale, feats, ys, scale, units, extent, lo, hi)
+
+
+def fit_bounds(law: Law, curves: list[LossCurve], *, skip_steps: int = 0, bin_factor: int = 4
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """The bounds of ``law``'s parameters that :func:`fit` searches on ``curves`` (the law's own,
+    moved by the data: :func:`_data_bounds`), without fitting; a fit returns the same in
+    ``extra["bounds"]``."""
+    _check_fit_arguments(curves, skip_steps=skip_steps, bin_factor=bin_factor, n_starts=None, f_scale=None,
+                         fixed=None)
+    s = _setup(law, curves, skip_steps, bin_factor)
+    return s.lo, s.hi
+
+
+def _fit(law: Law, curves: list[LossCurve], *, skip_steps: int, bin_factor: int, n_starts: int | None,
+         f_scale: float | None, fixed: dict | None, max_evaluations: int) -> FitResult:
+    started = time.perf_counter()
+    s = _setup(law, curves, skip_steps, bin_factor)
+    law, lr_scale, feats, ys, scale, units, extent, lo, hi = (s.law, s.lr_scale, s.feats, s.ys, s.scale, s.units,
+                                                              s.extent, s.lo, s.hi)
     y = np.concatenate(ys)
     auto_scale = f_scale is None
     if auto_scale:
         f_scale = 1.345 * float(np.median([noise_level(v) for v in ys]))
-    lo, hi = law.bounds()
     names = list(law.names)
-    scale = loss_scale(y)
-    units, extent = _units(law, scale), _extent(law, feats)
-    lo, hi = _data_bounds(law, lo, hi, feats, ys, units, extent)
     starts = _scaled_starts(law, units, extent)
     fixed = dict(fixed or {})
     unknown = [k for k in fixed if k not in names]

@@ -53,8 +53,8 @@ from sde_scales.errors import InvalidArgumentError
 from sde_scales.fitting.average import AveragedFit, normalised_weights
 from sde_scales.fitting.bands import on_lower_bound, on_upper_bound
 from sde_scales.fitting.curves import LossCurve
-from sde_scales.fitting.fit import (FitResult, IdentifiabilityWarning, autocorrelation_inflation, fit, predict,
-                                    scored_rows)
+from sde_scales.fitting.fit import (FitResult, IdentifiabilityWarning, autocorrelation_inflation, fit, fit_bounds,
+                                    predict, scored_rows)
 from sde_scales.fitting.laws import Law
 from sde_scales.fitting.tasks import run_tasks
 from sde_scales.validation import is_whole
@@ -102,22 +102,16 @@ def profile_weights(ssr, best_residuals: np.ndarray, log_every: int) -> tuple[np
     return w / w.sum(), float(kappa)
 
 
-def time_scale_grid(law: Law, curves: list[LossCurve]) -> np.ndarray:
+def time_scale_grid(law: Law, curves: list[LossCurve], *, skip_steps: int = 0) -> np.ndarray:
     """Half-decade grid of :math:`\\log_{10}\\tau` over the range :func:`~sde_scales.fitting.fit.fit`
-    searches for ``law`` on ``curves``: from the law's lower bound to the larger of its upper bound
-    and twice the longest curve in the law's clock (its last step, or its learning-rate area over
-    the largest peak, in steps at that peak), both ends rounded outwards to the half decade."""
+    searches for ``law`` on ``curves`` from ``skip_steps`` (:func:`~sde_scales.fitting.fit.fit_bounds`:
+    from the law's lower bound to the larger of its upper bound and twice the longest curve in the
+    law's clock, its last step or its learning-rate area in steps at the peak rate), both ends
+    rounded outwards to the half decade."""
     if not curves:
         raise InvalidArgumentError("no curves; pass at least one LossCurve")
     i = _require_time_scale(law)
-    lo, hi = (float(b[i]) for b in law.bounds())
-    if law.clock == "area":
-        peak = max(c.peak_lr for c in curves)
-        extent = max(float(np.sum(c.per_step_lr())) / peak for c in curves) if peak > 0 else 0.0
-    else:
-        extent = float(max(int(c.step[-1]) for c in curves))
-    if extent > 0:
-        hi = max(hi, math.log10(2.0 * extent))
+    lo, hi = (float(b[i]) for b in fit_bounds(law, curves, skip_steps=skip_steps))
     return np.round(np.arange(math.floor(2 * lo) / 2, math.ceil(2 * hi) / 2 + 0.25, 0.5), 10)
 
 
@@ -209,7 +203,8 @@ def time_scale_average(law: Law, curves: list[LossCurve], *, skip_steps: int = 0
         multi-power law do not), or a grid that is not finite numbers.
     """
     i = _require_time_scale(law)
-    values = time_scale_grid(law, curves) if grid is None else np.asarray(grid, dtype=float).ravel()
+    values = (time_scale_grid(law, curves, skip_steps=skip_steps) if grid is None
+              else np.asarray(grid, dtype=float).ravel())
     if values.size == 0 or not np.all(np.isfinite(values)):
         raise InvalidArgumentError(f"grid {list(values)}; give finite values of log10 of the time scale")
     values = np.unique(values)
