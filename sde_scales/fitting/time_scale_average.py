@@ -203,8 +203,12 @@ def time_scale_average(law: Law, curves: list[LossCurve], *, skip_steps: int = 0
         multi-power law do not), or a grid that is not finite numbers.
     """
     i = _require_time_scale(law)
-    values = (time_scale_grid(law, curves, skip_steps=skip_steps) if grid is None
-              else np.asarray(grid, dtype=float).ravel())
+    if grid is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the curves' own warnings are each member fit's to report
+            values = time_scale_grid(law, curves, skip_steps=skip_steps)
+    else:
+        values = np.asarray(grid, dtype=float).ravel()
     if values.size == 0 or not np.all(np.isfinite(values)):
         raise InvalidArgumentError(f"grid {list(values)}; give finite values of log10 of the time scale")
     values = np.unique(values)
