@@ -230,7 +230,11 @@ def trained_here(results: list[EvidenceResult]) -> list[str]:
                    and any(e.kind == CheckKind.TRAINING and e.check in TRAINS_ITS_OWN for e in r.claim.evidence)})
 
 
-def to_json(results: list[EvidenceResult], claims: list[Claim], seconds: float, settings: Settings) -> dict:
+def to_json(results: list[EvidenceResult], claims: list[Claim], seconds: float, settings: Settings,
+            trained: list[str] | None = None) -> dict:
+    """The run as strict JSON: per claim its verdict and evidence rows. ``trained``: the claims
+    whose training rows the checks trained themselves (:func:`trained_here`; computed where not
+    given)."""
     out = []
     for c in claims:
         d = c.to_dict()
@@ -241,7 +245,7 @@ def to_json(results: list[EvidenceResult], claims: list[Claim], seconds: float, 
             "store": settings.store,
             # with a store: the claims whose training rows are not the store's (their checks train
             # their own networks)
-            "trained_here": trained_here(results) if settings.store else [],
+            "trained_here": (trained if trained is not None else trained_here(results)) if settings.store else [],
             "columns": {"measured_exponent": "fitted exponent (symbolic rows: the derived one)",
                         "ci": "95% percentile-bootstrap interval (exact values: Student t)",
                         "tolerance": "allowance for next-order terms, measured from the change of the local slope",
@@ -394,7 +398,7 @@ def main_from_args(args) -> int:
     print(f"\n{len(held)} of {len(claims)} claims hold (every primary row PASS); {len(results)} rows in "
           f"{seconds:.1f} s ({size}, seed {args.seed}{src})")
     if args.json:
-        print(f"JSON: {write_json_atomic(args.json, to_json(results, claims, seconds, settings))}")
+        print(f"JSON: {write_json_atomic(args.json, to_json(results, claims, seconds, settings, own))}")
     if args.plots:
         print(f"plots: {len({r.figure for r in results if r.figure})} files in {args.plots}")
     if args.strict and len(held) < len(claims):
