@@ -672,19 +672,22 @@ class LossCurve:
         refuse_commas(names, lines, commas, str(path))
         df = _purge_restarts(df, names["step"], str(path), lines)
         try:
-            return cls._from_records(df, path, columns, schedule)
+            return cls._from_records(df, path, columns, schedule, names=names)
         except DataFileError as exc:  # its row is the curve's, not the file's: name the line
             raise _on_line(exc, df, names["step"], names.get(getattr(exc, "column", None)),
                            lambda k: f"line {lines[k]}") from None
 
     @classmethod
-    def _from_records(cls, df, path: Path, columns: dict | None = None, schedule=None) -> "LossCurve":
+    def _from_records(cls, df, path: Path, columns: dict | None = None, schedule=None,
+                      names: dict | None = None) -> "LossCurve":
         """The curve of a log's records as a table (:func:`_records_frame`): records without the
         loss or the rate are other events; an evaluation loss among them is attached to the loss
-        record of its step; a logger's separate records of one step are merged."""
+        record of its step; a logger's separate records of one step are merged. ``names``: the
+        columns as :func:`resolve_columns` resolved them for ``df`` (resolved here where not given)."""
         import pandas as pd
 
-        names = resolve_columns(list(df.columns), str(path), columns, need_lr=schedule is None)
+        if names is None:
+            names = resolve_columns(list(df.columns), str(path), columns, need_lr=schedule is None)
         nan_loss = (df.attrs.get("nan_values") or {}).get(names["loss"])
         nan_loss = pd.Series(np.zeros(len(df), bool) if nan_loss is None else nan_loss, index=df.index)
         has = df[names["loss"]].notna() | nan_loss  # a NaN loss is a value (a diverged run), checked below
