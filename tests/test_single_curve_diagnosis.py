@@ -73,14 +73,17 @@ def test_profile_average_weights_follow_the_likelihood_of_the_cosine():
     assert avg["weights"] == pytest.approx(w, rel=1e-12) and avg["residual_inflation"] == 1.0
     assert avg["effective_n"] == pytest.approx(np.exp(-(w * np.log(w)).sum()), rel=1e-12)
     assert avg["wsd_rmse"] == pytest.approx(2.0 * w[0] + 5.0 * w[1], rel=1e-12) and avg["wsd_abs_final_err"] == 1.0
-    # residuals correlated over 1,000 steps (logged every 100: blocks of 10 equal values, 6 blocks):
-    # block means +-1 (variance 6/5 with ddof 1), single values +-1 (variance 60/59), so the
-    # inflation is 10 (6/5) / (60/59) = 11.8, and SSR 60 against 90 gives a log weight ratio of
-    # -(90 - 60) / (2 * 11.8 * 60/60) instead of -15 for independent residuals
+    # residuals correlated over 1,000 steps (logged every 100: runs of 10 equal values +-1, 6 runs,
+    # mean 0): the 51 overlapping means of 10 rows are +-(10 - 2k)/10 at offset k into a run, whose
+    # squares add up to 5 x 3.4 + 1 = 18 over k = 0..9 five times and the last window; the long-run
+    # variance is 60 x 10 / (50 x 51) x 18 = 4.235, over single values' variance 60/59: 4.165. SSR 60
+    # against 90 then gives a log weight ratio of -(90 - 60) / (2 * 4.165 * 60/60) instead of -15
+    # for independent residuals
     rep = np.repeat(np.array([1.0, -1.0, 1.0, -1.0, 1.0, -1.0]), 10)
     slow = _profile_average([(rep, [p_good]), (rep * np.sqrt(1.5), [p_worse])], 100, ["wsd"], 0, 1, fake_score)
-    r = np.exp(-30.0 / (2 * 11.8))
-    assert slow["residual_inflation"] == pytest.approx(11.8, rel=1e-12)
+    kappa = 600 / (50 * 51) * 18 / (60 / 59)
+    r = np.exp(-30.0 / (2 * kappa))
+    assert slow["residual_inflation"] == pytest.approx(kappa, rel=1e-12)
     assert slow["weights"] == pytest.approx([1 / (1 + r), r / (1 + r)], rel=1e-12)
     # a held fit with no residual (a noise-free curve reproduced exactly): all the weight, no NaN
     exact = _profile_average([(good, [p_good]), (np.zeros(4), [p_worse])], 1000, ["wsd"], 0, 1, fake_score)

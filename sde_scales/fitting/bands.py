@@ -9,8 +9,9 @@ Model (stated)
 
     :math:`J` the Jacobian of the residuals :math:`r` in those parameters, :math:`p` the number of
     directions it determines (its rank, below), and :math:`\kappa \ge 1`
-    the inflation for the residuals' autocorrelation (variance of 1,000-step block means against
-    that of single residuals, times the block length; as for the time-scale intervals of
+    the inflation for the residuals' autocorrelation (their long-run variance, from overlapping
+    means of 1,000-step batches within each curve, against that of single residuals:
+    :func:`~sde_scales.fitting.fit.autocorrelation_inflation`; as for the time-scale intervals of
     :func:`~sde_scales.fitting.fit.fit`). A prediction :math:`\hat y(t)` with gradient
     :math:`g(t) = \partial\hat y/\partial x` has standard deviation :math:`(g^\top\Sigma g)^{1/2}`
     (the delta method); the predicted final loss (the mean over the last 5% of rows, the window

@@ -42,7 +42,8 @@ Identifiability (:func:`time_scale_profile`)
     A profile of the fit over the kernel time scale (a single exponential on a log grid, all other
     parameters re-fitted): the interval where the profile cost is within the 95% chi-square
     threshold, with the noise variance inflated by the autocorrelation of the residuals (effective
-    sample size from 1,000-step block means). A warning is raised when the interval spans more
+    sample size from overlapping means of 1,000-step batches of each curve's residuals,
+    :func:`autocorrelation_inflation`). A warning is raised when the interval spans more
     than a factor of 10 or reaches the end of the grid.
 """
 
@@ -589,7 +590,8 @@ def _fit(law: Law, curves: list[LossCurve], *, skip_steps: int, bin_factor: int,
     checks = {c.name: lack_of_fit(r, v, f.t) for c, f, r, v in zip(curves, feats, np.split(best.fun * scale, sizes), ys)}
     notes += [n for n in (_lack_of_fit_note(law.label, checks), _alternating_note(law.label, checks)) if n]
     cov = parameter_covariance(law, theta, resid, jac if has_jac else None, free, lo, hi, held,
-                               autocorrelation_inflation(best.fun * scale, curves[0].log_every), units)
+                               autocorrelation_inflation(best.fun * scale, [c.log_every for c in curves],
+                                                         [v.size for v in ys]), units)
     notes += _intervals_reaching_bounds(law, theta, cov, lo, hi, free, held)
     ts = _time_scale_interval(law, theta, cov, lo, hi, held=held)
     if ts is not None and ts.get("warning"):
@@ -756,16 +758,66 @@ def _nonparametric_interval(law, theta, weights, cov, held) -> dict | None:
                       "residual autocorrelation"}
 
 
-def autocorrelation_inflation(res: np.ndarray, log_every: int) -> float:
-    """Variance inflation of correlated residuals: the variance of 1,000-step block means against
-    that of single residuals, times the block length (at least 1; 1 with fewer than three blocks).
-    The effective sample size is ``res.size`` divided by it."""
-    block = max(2, int(1000 / max(1, log_every)))
-    nb = res.size // block
-    if nb <= 2:
+#: Length, in steps, of the batches :func:`autocorrelation_inflation` averages residuals over: the
+#: correlation it sees is that over up to about this many steps.
+INFLATION_BATCH_STEPS = 1000
+
+
+def autocorrelation_inflation(res: np.ndarray, log_every, sizes=None) -> float:
+    r"""Variance inflation :math:`\kappa` of correlated residuals: their long-run variance over the
+    variance of single residuals (at least 1; 1 where no curve holds three batches).
+
+    The long-run variance is estimated by overlapping batch means (Meketon and Schmeiser 1984)
+    within each curve: with the residuals centred on their overall mean, the means :math:`\bar r_j`
+    of the :math:`n - b + 1` runs of :math:`b` consecutive rows of a curve of :math:`n` rows give
+
+    .. math:: \hat\sigma^2_\infty = \frac{n\,b}{(n - b)(n - b + 1)} \sum_j \bar r_j^2 ,
+
+    where :math:`b` is :data:`INFLATION_BATCH_STEPS` over the curve's logging interval (at least 2
+    rows). The curves' estimates are pooled with weights :math:`n/b - 1`, proportional to their
+    degrees of freedom. No batch straddles two curves, and each curve's batch spans the same steps
+    whatever its logging interval. For the same batch length the overlapping estimate has the
+    expectation of non-overlapping batch means and two thirds of their variance: on AR(1)
+    residuals with coefficient 0.9, 1,171 rows, batches of 100 rows, a relative standard deviation
+    of 0.32 against 0.39 (2,000 series; ``tests/test_bands.py``). Both see correlation over
+    about :math:`b` rows only, and so read low where it lasts longer (a mean of 44 for a true 66
+    at coefficient 0.97).
+
+    Parameters
+    ----------
+    res : ndarray
+        The residuals of one or more curves, concatenated in step order within each curve.
+    log_every : int or sequence of int
+        The logging interval (steps per row) of every curve, or one for all.
+    sizes : sequence of int, optional
+        The rows of each curve in ``res`` (default: ``res`` is one curve).
+
+    Returns
+    -------
+    float
+        :math:`\kappa = \hat\sigma^2_\infty / s^2`, :math:`s^2` the sample variance of the residuals
+        of the curves that hold three batches; the effective sample size is their number over it.
+    """
+    res = np.asarray(res, dtype=float).ravel()
+    sizes = [res.size] if sizes is None else [int(k) for k in sizes]
+    every = np.broadcast_to(np.asarray(log_every, dtype=float).ravel(), (len(sizes),))
+    if sum(sizes) != res.size:
+        raise ValueError(f"sizes {sizes} add up to {sum(sizes)}, not the {res.size} residuals")
+    batch = [max(2, int(INFLATION_BATCH_STEPS / max(1.0, le))) for le in every]
+    used = [(seg, b) for seg, b in zip(np.split(res, np.cumsum(sizes)[:-1]), batch) if seg.size >= 3 * b]
+    if not used:
         return 1.0
-    bm = res[: nb * block].reshape(nb, block).mean(axis=1)
-    return max(1.0, block * bm.var(ddof=1) / max(res.var(ddof=1), 1e-300))
+    mean = float(np.mean(np.concatenate([seg for seg, _ in used])))
+    long_run, dof = 0.0, 0.0
+    for seg, b in used:
+        n = seg.size
+        c = np.concatenate(([0.0], np.cumsum(seg - mean)))
+        means = (c[b:] - c[:-b]) / b
+        d = n / b - 1.0
+        long_run += d * n * b / ((n - b) * (n - b + 1)) * float(means @ means)
+        dof += d
+    var = float(np.concatenate([seg for seg, _ in used]).var(ddof=1))
+    return max(1.0, long_run / dof / max(var, 1e-300))
 
 
 #: Significance level of the lack-of-fit test (:func:`lack_of_fit`): a fit warns where the fitted
@@ -1442,7 +1494,8 @@ def time_scale_profile(curves: list[LossCurve], *, time: str = "area", skip_step
             best_cost, res = r.cost, rs
     sse = np.array(sse)
     n = res.size
-    n_eff = n / autocorrelation_inflation(res, curves[0].log_every)
+    n_eff = n / autocorrelation_inflation(res, [c.log_every for c in curves],
+                                          [int(scored_rows(c, skip_steps).sum()) for c in curves])
     thresh = sse.min() * (1 + stats.chi2.ppf(0.95, 1) / n_eff)
     idx = np.flatnonzero(sse <= thresh)
     # the true edges lie between grid points: widen to the first grid point outside on each side

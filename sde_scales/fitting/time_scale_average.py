@@ -85,15 +85,17 @@ def _require_time_scale(law: Law) -> int:
     return list(law.names).index(TIME_PARAMETER)
 
 
-def profile_weights(ssr, best_residuals: np.ndarray, log_every: int) -> tuple[np.ndarray, float]:
+def profile_weights(ssr, best_residuals: np.ndarray, log_every, sizes=None) -> tuple[np.ndarray, float]:
     """The weights of the module's formula from the fits' sums of squared residuals ``ssr`` (a
-    non-finite one gets weight 0), the residuals of the best fit and the curves' logging interval
-    (for the inflation :math:`\\kappa`); returns (weights summing to 1, :math:`\\kappa`). A best fit
-    with no residual at all leaves no variance to weigh the others by: its weight is 1."""
+    non-finite one gets weight 0), the residuals of the best fit, and the curves' logging intervals
+    and rows in it (``log_every``, ``sizes``: one of each per curve, as
+    :func:`~sde_scales.fitting.fit.autocorrelation_inflation` takes them, for the inflation
+    :math:`\\kappa`); returns (weights summing to 1, :math:`\\kappa`). A best fit with no residual at
+    all leaves no variance to weigh the others by: its weight is 1."""
     ssr = np.asarray(ssr, dtype=float)
     ssr = np.where(np.isfinite(ssr), ssr, np.inf)
     b = int(np.argmin(ssr))
-    kappa = autocorrelation_inflation(best_residuals, log_every)
+    kappa = autocorrelation_inflation(best_residuals, log_every, sizes)
     if ssr[b] > 0:
         logw = -(ssr - ssr[b]) / (2.0 * kappa * ssr[b] / best_residuals.size)
         w = np.exp(logw - logw.max())
@@ -252,7 +254,8 @@ def time_scale_average(law: Law, curves: list[LossCurve], *, skip_steps: int = 0
         raise InvalidArgumentError(f"{law.label}: no held time scale of {list(values)} gives finite residuals on "
                                    f"these curves; check the curves (load_curve refuses non-finite values) or give a "
                                    f"grid within the curves' span")
-    likelihood, _ = profile_weights(ssr, best_res, curves[0].log_every)
+    likelihood, _ = profile_weights(ssr, best_res, [c.log_every for c in curves],
+                                    [int(scored_rows(c, skip_steps).sum()) for c in curves])
     w = likelihood
     if fitted is not None:  # a Riemann sum over unequal cells (module docstring)
         w = w * cell_widths(nodes, _span(values))
