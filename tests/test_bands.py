@@ -491,10 +491,11 @@ def test_autocorrelation_inflation_overlapping_batches_scatter_less():
     """On a cosine-sized log (1,171 rows at 10 steps: 100-row batches, 11 of them) of AR(1)
     residuals with coefficient 0.9, the estimate's expectation is the batch-means one,
     (1 + phi)/(1 - phi) - 2 phi (1 - phi^B) / (B (1 - phi)^2) = 17.2, and overlapping batches give it
-    a relative standard deviation of about 0.32, where disjoint batches gave 0.39 (2,000 series each).
-    Over 1,000 series the relative sd's own standard error is about 0.008, so 0.35 lies 4 of them
-    above the overlapping value and 5 below the disjoint one; the mean's standard error is 0.17, so
-    0.8 is about 5 of them (the ratio of two estimates has a bias of a few tenths at 11 batches)."""
+    a relative standard deviation of about 0.32, where disjoint batches gave 0.39-0.40 (2,000 series
+    each, two seeds; ``benchmarks/inflation_estimator.py``).
+    Over 1,000 series (12 seeds, an ad hoc loop) the relative sd scattered by 0.004 about 0.31
+    (overlapping) and by 0.005 about 0.38 (disjoint), so 0.35 lies 7 or more of them from either;
+    the mean scattered by 0.20 about 17.1, so 0.8 is 4 of them."""
     from sde_scales.fitting.fit import autocorrelation_inflation
 
     rng = np.random.default_rng(21)

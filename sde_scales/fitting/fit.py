@@ -779,7 +779,7 @@ def autocorrelation_inflation(res: np.ndarray, log_every, sizes=None) -> float:
     whatever its logging interval. For the same batch length the overlapping estimate has the
     expectation of non-overlapping batch means and two thirds of their variance: on AR(1)
     residuals with coefficient 0.9, 1,171 rows, batches of 100 rows, a relative standard deviation
-    of 0.32 against 0.39 (2,000 series; ``tests/test_bands.py``). Both see correlation over
+    of 0.32 against 0.40 (2,000 series, ``benchmarks/inflation_estimator.py``). Both see correlation over
     about :math:`b` rows only, and so read low where it lasts longer (a mean of 44 for a true 66
     at coefficient 0.97).
 
