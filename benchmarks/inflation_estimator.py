@@ -12,6 +12,11 @@ run here on the same series. The true inflation of AR(1) noise with coefficient 
 
     python benchmarks/inflation_estimator.py                   # 1,171 rows at 10 steps, 2,000 series
     python benchmarks/inflation_estimator.py --rows 3400 --log-every 10
+    python benchmarks/inflation_estimator.py --lengths  # batch length B, 2B, and 2 k(2B) - k(B)
+
+``--lengths`` weighs the batch length instead: the library's estimate at B and at 2B rows, and
+their combination 2 k(2B) - k(B), which cancels the 1/B term of the bias (at least 1), each with
+its relative root-mean-square error against the true inflation.
 """
 
 from __future__ import annotations
@@ -50,12 +55,16 @@ def main(argv=None) -> int:
     ap.add_argument("--series", type=int, default=2000, help="series per coefficient (default 2000)")
     ap.add_argument("--phis", default="0,0.5,0.9,0.97", help="AR(1) coefficients per row (default 0,0.5,0.9,0.97)")
     ap.add_argument("--seed", type=int, default=1, help="seed of the draws (default 1)")
+    ap.add_argument("--lengths", action="store_true", help="compare batch lengths B and 2B and their "
+                    "bias-cancelling combination instead of the two estimators")
     args = ap.parse_args(argv)
     if args.rows < 3 or args.series < 2 or args.log_every < 1:
         ap.error("--rows >= 3, --series >= 2 and --log-every >= 1")
     from sde_scales.fitting.fit import INFLATION_BATCH_STEPS, autocorrelation_inflation
 
     b = max(2, int(INFLATION_BATCH_STEPS / args.log_every))
+    if args.lengths:
+        return _lengths(args, b)
     print(f"{args.series} AR(1) series of {args.rows} rows at {args.log_every} steps per row; batches of {b} rows")
     print(f"{'phi':>5} {'true':>6} {'batch exp.':>10} | {'disjoint: mean':>14} {'rel sd':>6} {'5-95%':>13} | "
           f"{'overlapping: mean':>17} {'rel sd':>6} {'5-95%':>13}")
@@ -71,6 +80,25 @@ def main(argv=None) -> int:
             q = np.quantile(k, [0.05, 0.95])
             cols.append(f"{k.mean():{w}.2f} {k.std() / k.mean():6.3f} {q[0]:6.2f}-{q[1]:6.2f}")
         print(f"{phi:5.2f} {true:6.1f} {seen:10.1f} | {cols[0]} | {cols[1]}")
+    return 0
+
+
+def _lengths(args, b: int) -> int:
+    """The ``--lengths`` table: relative RMSE of the estimate at B, at 2B and combined."""
+    from sde_scales.fitting.fit import autocorrelation_inflation
+
+    print(f"{args.series} AR(1) series of {args.rows} rows; batches of {b} and {2 * b} rows; mean / rel sd / "
+          f"rel RMSE against the truth")
+    print(f"{'phi':>5} {'true':>6} | {'B':>22} | {'2B':>22} | {'2 k(2B) - k(B)':>22}")
+    for phi in (float(p) for p in args.phis.split(",")):
+        rng = np.random.default_rng(args.seed)
+        draws = [ar1(rng, phi, args.rows) for _ in range(args.series)]
+        k1 = np.array([autocorrelation_inflation(e, args.log_every) for e in draws])
+        k2 = np.array([autocorrelation_inflation(e, args.log_every / 2) for e in draws])  # batches of 2B rows
+        true = (1 + phi) / (1 - phi)
+        cols = [f"{k.mean():7.2f} {k.std() / k.mean():6.3f} {np.sqrt(np.mean((k - true) ** 2)) / true:7.3f}"
+                for k in (k1, k2, np.maximum(1.0, 2 * k2 - k1))]
+        print(f"{phi:5.2f} {true:6.1f} | {cols[0]:>22} | {cols[1]:>22} | {cols[2]:>22}")
     return 0
 
 
