@@ -586,12 +586,13 @@ def _fit(law: Law, curves: list[LossCurve], *, skip_steps: int, bin_factor: int,
                      f"unit drop at the fitted parameters (above {EMBEDDING_TOL:g}): the fit is of an approximation "
                      f"that far from the published law")
     notes += [n for n in (_weight_note(law.label, curves, ys),) if n]
-    sizes = np.cumsum([v.size for v in ys])[:-1]
-    checks = {c.name: lack_of_fit(r, v, f.t) for c, f, r, v in zip(curves, feats, np.split(best.fun * scale, sizes), ys)}
+    counts = [v.size for v in ys]
+    checks = {c.name: lack_of_fit(r, v, f.t)
+              for c, f, r, v in zip(curves, feats, np.split(best.fun * scale, np.cumsum(counts)[:-1]), ys)}
     notes += [n for n in (_lack_of_fit_note(law.label, checks), _alternating_note(law.label, checks)) if n]
     cov = parameter_covariance(law, theta, resid, jac if has_jac else None, free, lo, hi, held,
-                               autocorrelation_inflation(best.fun * scale, [c.log_every for c in curves],
-                                                         [v.size for v in ys]), units)
+                               autocorrelation_inflation(best.fun * scale, [c.log_every for c in curves], counts),
+                               units)
     notes += _intervals_reaching_bounds(law, theta, cov, lo, hi, free, held)
     ts = _time_scale_interval(law, theta, cov, lo, hi, held=held)
     if ts is not None and ts.get("warning"):

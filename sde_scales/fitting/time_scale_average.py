@@ -222,7 +222,7 @@ def time_scale_average(law: Law, curves: list[LossCurve], *, skip_steps: int = 0
         nonlocal best_res, best_ssr
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the fit's own warnings on its curves are reported with it
-            res = np.concatenate([(predict(r, c) - c.loss)[scored_rows(c, skip_steps)] for c in curves])
+            res = np.concatenate([(predict(r, c) - c.loss)[k] for c, k in zip(curves, rows)])
         fits.append(r)
         ssr.append(float(res @ res))
         if ssr[-1] < best_ssr:  # False for NaN
@@ -234,6 +234,7 @@ def time_scale_average(law: Law, curves: list[LossCurve], *, skip_steps: int = 0
     tasks = [((float(v),), (law, curves, skip_steps, float(v), max_evaluations)) for v in values]
     tasks += [(("plain",), (law, curves, skip_steps, None, max_evaluations))] if plain else []
     done = run_tasks(_member_fit, tasks, int(workers), f"{law.label}: fits over the time scale" if progress else None)
+    rows = [scored_rows(c, skip_steps) for c in curves]  # the fitted rows, as every fit above took them
     for v in values:
         member(done[(float(v),)])
     if plain:
@@ -254,8 +255,7 @@ def time_scale_average(law: Law, curves: list[LossCurve], *, skip_steps: int = 0
         raise InvalidArgumentError(f"{law.label}: no held time scale of {list(values)} gives finite residuals on "
                                    f"these curves; check the curves (load_curve refuses non-finite values) or give a "
                                    f"grid within the curves' span")
-    likelihood, _ = profile_weights(ssr, best_res, [c.log_every for c in curves],
-                                    [int(scored_rows(c, skip_steps).sum()) for c in curves])
+    likelihood, _ = profile_weights(ssr, best_res, [c.log_every for c in curves], [int(k.sum()) for k in rows])
     w = likelihood
     if fitted is not None:  # a Riemann sum over unequal cells (module docstring)
         w = w * cell_widths(nodes, _span(values))
