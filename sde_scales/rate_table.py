@@ -122,9 +122,10 @@ def _by_replica(groups: list[list[np.ndarray]], labels: list[np.ndarray], xs, so
         names, inverse, counts = np.unique(lab, return_inverse=True, return_counts=True)
         if np.unique(counts).size > 1:
             raise InvalidArgumentError(f"{source}: at width {x:g} the replicas of column {column!r} hold different "
-                                       f"numbers of rows ({names[np.argmin(counts)]} {counts.min()}, "
-                                       f"{names[np.argmax(counts)]} {counts.max()}); give each replica the same "
-                                       f"components, or --replica none to read every row as a replica")
+                                       f"numbers of rows ({column} {names[np.argmin(counts)]}: {counts.min()} "
+                                       f"row(s), {column} {names[np.argmax(counts)]}: {counts.max()} row(s)); give "
+                                       f"each replica the same components (a row written twice by a resumed run: "
+                                       f"drop it), or --replica none to read every row as a replica")
         # each replica's rows together, in the table's order (a stable sort by replica), as a row of
         # (replicas, components), then turned to (components, replicas)
         by = np.argsort(inverse, kind="stable")

@@ -869,6 +869,33 @@ def test_a_cell_that_is_no_number_is_named_by_row(tmp_path):
         load_curve(_write(tmp_path, "per_step.csv", per_step))
 
 
+def test_a_last_row_cut_off_while_the_file_was_written_is_left_out_with_a_warning(tmp_path):
+    """A CSV copied while its run still logged ends in a partial row: '300,0.001,3.0' cut from
+    '300,0.001,3.017,2.95'. pandas fills the missing field and keeps the cut 3.0 as a loss; the
+    reader leaves the row out and names it. A whole last row without a line break, and a short
+    row that ends in one, are kept (a hand-made file; an empty trailing field)."""
+    from sde_scales.fitting.curves import TruncatedRowWarning
+
+    df = _good(30).assign(val_loss=np.linspace(4.1, 3.1, 30))
+    text = df.to_csv(index=False)
+    whole = df.iloc[-1]
+    last = f"{int(whole.step)},{whole.lr:g},{whole.loss:.6f},{whole.val_loss:.6f}"
+    body = text[: text.rindex(f"{int(whole.step)},")]
+    p = tmp_path / "cut.csv"
+    p.write_text(body + last[: last.index(",", last.index(",") + 1) + 4])  # "300,0.001,3.0"
+    with pytest.warns(TruncatedRowWarning, match=r"cut.csv: the last line, '300,0.001,3.0', has 3 of the header's 4"):
+        c = load_curve(p)
+    np.testing.assert_array_equal(c.step, df["step"].to_numpy()[:-1])
+    np.testing.assert_array_equal(c.loss, df["loss"].to_numpy()[:-1])
+    for name, tail in (("whole.csv", last), ("short_line_break.csv", last.rsplit(",", 1)[0] + "\n")):
+        q = tmp_path / name
+        q.write_text(body + tail)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", TruncatedRowWarning)
+            k = load_curve(q)
+        assert k.step[-1] == 300 and k.loss[-1] == pytest.approx(whole.loss, abs=1e-6)
+
+
 @needs_data
 def test_a_loss_logged_on_fewer_rows_than_the_rate(tmp_path):
     """The shared WSD run's evaluation loss (249 of its 1,000 rows) fitted with --columns

@@ -43,7 +43,8 @@ from sde_scales.validation import is_whole, non_real_kind
 __all__ = ["COLUMN_ALIASES", "GAP_FACTOR", "MAX_STEP", "SPIKE_Z", "StepGapWarning", "InitialLossWarning",
            "LateStartWarning", "LossCurve",
            "LossRise", "LossRiseWarning", "LossSpikeWarning", "RISE_Z",
-           "ScheduleFeatures", "ScheduleSpec", "MIN_POINTS", "SCHEDULE_RTOL", "curve_name", "load_curve", "parse_columns",
+           "ScheduleFeatures", "ScheduleSpec", "TruncatedRowWarning", "MIN_POINTS", "SCHEDULE_RTOL", "curve_name",
+           "load_curve", "parse_columns",
            "planted_curve", "resolve_columns", "warmup_end"]
 
 #: A logged learning rate agrees with a stated schedule when they differ by at most this fraction
@@ -134,6 +135,11 @@ class InitialLossWarning(UserWarning):
     """Rows logged before any update with a positive learning rate (the initial loss), which no
     law describes: they are left out of fits, scores and moving averages
     (:meth:`LossCurve.untrained_rows`)."""
+
+
+class TruncatedRowWarning(UserWarning):
+    """A text table's last line is shorter than its header and ends without a line break: a row cut
+    off while the file was written, left out of the curve."""
 
 
 class LossSpikeWarning(UserWarning):
@@ -1304,9 +1310,37 @@ def _read_csv(path: Path, sep: str):
                      skiprows=skip, header=None if names is not None else "infer", names=names,
                      engine="python" if sep == WHITESPACE else "c", encoding=encoding)
     df.columns = [c.strip() if isinstance(c, str) else c for c in df.columns]
+    cut = _cut_last_line(path, sep, encoding, len(df.columns)) if len(df) else None
+    if cut is not None:
+        line, k = cut
+        warnings.warn(f"{path}: the last line, {line[:80]!r}, has {k} of the header's {len(df.columns)} fields and "
+                      f"the file does not end in a line break: a row cut off while the file was written (a run "
+                      f"still logging, or a copy that stopped). It is left out; if the row is whole, end the "
+                      f"file with a line break and give every column a field (an empty one where there is no "
+                      f"value)", TruncatedRowWarning, stacklevel=4)
+        df = df.iloc[:-1]
     df = _mark_nan_values(df, lambda col: col.astype(str).str.strip().isin(NAN_TOKENS).to_numpy())
     df.attrs["duplicates"] = twice
     return df
+
+
+def _cut_last_line(path: Path, sep: str, encoding: str, n_columns: int) -> tuple[str, int] | None:
+    """``(line, fields)`` where the file's last line has fewer fields than the header's
+    ``n_columns`` and no line break after it (a row cut off while the file was written: pandas
+    would fill the missing fields with NaN and keep the cut number as a value), else None."""
+    tail_bytes = 1 << 16
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        if encoding == "utf-16":  # a multi-byte code: decode the whole file, not a tail cut mid-character
+            text = fh.read().decode(encoding, errors="replace")
+        else:
+            fh.seek(max(0, size - tail_bytes))
+            text = fh.read().decode("utf-8", errors="replace")
+    if not text or text.endswith(("\n", "\r")):
+        return None
+    line = text.splitlines()[-1]
+    k = len(_fields(line, sep))
+    return (line, k) if 0 < k < n_columns else None
 
 
 def _merge_rows_of_a_step(df, nan_values, source: str, names: dict):
