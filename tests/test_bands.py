@@ -479,12 +479,11 @@ def test_autocorrelation_inflation_is_the_block_variance_factor_over_1000_steps(
     assert autocorrelation_inflation(rng.standard_normal(400_000), 1) < 1.3
 
 
-def _ar1(rng, phi, n, burn=2_000):
-    """AR(1) series of unit variance."""
-    from scipy.signal import lfilter
+def _ar1(rng, phi, n):
+    """AR(1) series of unit variance (the benchmark's generator, ``benchmarks/inflation_estimator.py``)."""
+    from conftest import load_benchmark
 
-    e = rng.standard_normal(n + burn) * np.sqrt(1 - phi**2)
-    return lfilter([1.0], [1.0, -phi], e)[burn:]
+    return load_benchmark("inflation_estimator").ar1(rng, phi, n)
 
 
 def test_autocorrelation_inflation_overlapping_batches_scatter_less():

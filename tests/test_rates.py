@@ -19,6 +19,7 @@ from sde_scales.rates import (
     exponent_from_values,
     fluctuation_exponent,
     next_order_factor,
+    replicas_for_width,
     statistic_exponent,
     verdict,
 )
@@ -564,3 +565,33 @@ def test_the_fluctuation_reading_reports_the_unbiased_spread_per_width():
     est2 = fluctuation_exponent(x, comps, n_resamples=200)
     want2 = [np.sqrt(np.mean([np.sum((c - c.mean()) ** 2) / (c.size - 1) for c in m])) for m in comps]
     np.testing.assert_allclose(est2.values, want2, rtol=1e-12)
+
+
+def test_the_replicas_an_inconclusive_verdict_asks_for_narrow_its_interval_to_the_pass_width():
+    """A true Theta(n^-1/2) at 64 replicas is INCONCLUSIVE for a widened interval wider than 0.3, and
+    the reason says how many replicas would narrow it: R (w / 0.3)^2. Planted again at that count
+    (the median over 16 series), the widened width comes out near 0.3. Bounds: the rule's
+    1/sqrt(R) is about 10% off between 64 and 256 replicas (measured: width x sqrt(R) is 6.4 at 64
+    and 7.1 from 256 on; the percentile bootstrap under-covers at few replicas) and a 16-series
+    mean has a standard error of 0.02 (7% of 0.3): [0.8, 1.4] x 0.3 holds both at 3 standard
+    errors. A count that is not squared (R w / 0.3, about 170) gives a width near 0.55."""
+    from sde_scales.rates import _tolerance
+
+    def widened(R, seed):
+        est = fluctuation_exponent(WIDTHS, gaussian_replicas(-0.5, R, seed), n_resamples=1000, seed=seed)
+        tol, _ = _tolerance(est, 0.0, "")
+        return est, est.ci_width + 2 * tol
+
+    need = []
+    for seed in range(16):
+        est, w = widened(64, seed)
+        v = verdict(RateKind.THETA, -0.5, est)
+        if v.verdict is Verdict.INCONCLUSIVE and "wide (> 0.3)" in v.reason:
+            k = replicas_for_width(64, w, 0.3)
+            assert f"about {k:,} replicas per width, against 64 here" in v.reason
+            need.append(k)
+    assert len(need) >= 12, need
+    R1 = int(np.median(need))
+    assert 200 < R1 < 1000, need
+    mean_width = np.mean([widened(R1, 100 + seed)[1] for seed in range(16)])
+    assert 0.8 * 0.3 < mean_width < 1.4 * 0.3, (R1, mean_width)
