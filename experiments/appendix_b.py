@@ -69,7 +69,7 @@ def main(argv=None):
     except ValueError:
         ap.error(f"--report-epochs {args.report_epochs!r}: give comma-separated epochs in (0, 300]")
     from sde_scales.analysis import eta_star, loss_ratio, settle_step, transfer_curves
-    from sde_scales.atomic import write_json_atomic
+    from sde_scales.atomic import write_json_atomic, write_text_atomic
     from sde_scales.train.store import RunStore
     from sde_scales.train.sweep import run_sweep
     from sde_scales.train.trainer import config_grid
@@ -94,9 +94,8 @@ def main(argv=None):
     ratio = loss_ratio(runs, traj)
     tr = transfer_curves(runs, traj)
     settle = settle_step(best)
-    best.to_csv(out / "eta_star.csv", index=False)
-    ratio.to_csv(out / "loss_ratio.csv", index=False)
-    tr.to_csv(out / "transfer.csv", index=False)
+    for name, table_ in (("eta_star", best), ("loss_ratio", ratio), ("transfer", tr)):
+        write_text_atomic(out / f"{name}.csv", table_.to_csv(index=False))
     steps_per_epoch = common["n_train"] / common["batch_size"]
     table = report_table(ratio, best, report_epochs, quick_scale, steps_per_epoch)
     print(f"\nworst/best train loss across the learning rates that did not diverge (paper, width 10,000: 1.10 at "

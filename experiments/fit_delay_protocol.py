@@ -13,12 +13,12 @@ Writes OUT/protocol.json (data first) and OUT/protocol.png (cooldown RMSE and fi
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 
 from sde_scales.fitting import KernelLaw, MomentumLaw, MultiPowerLaw, fit, load_curve, predict, score, shared_noise_offset
+from sde_scales.atomic import write_json_atomic
 from sde_scales.cli import output_folder
 
 WSD = [f"124m_wsd-{s}_lr1e-3.csv" for s in ("lin0.1", "lin0.2", "lin0.4", "lin0.6", "lin0.8", "lin0.9", "sqrt0.2")]
@@ -56,8 +56,7 @@ def main(argv=None):
                 ins.append(score(c, predict(rc, c), skip_steps=500)["cooldown_rmse"])
             row["in_sample_cooldown_rmse"] = float(np.mean(ins))
         rows.append(row)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "protocol.json").write_text(json.dumps({"protocol": __doc__.split("\n\n")[1], "rows": rows}, indent=2))
+    write_json_atomic(out / "protocol.json", {"protocol": __doc__.split("\n\n")[1], "rows": rows})
 
     print("| law | fit s | cooldown RMSE | mean abs final err | with correction: cooldown RMSE | abs final err | in-sample cooldown RMSE |")
     print("|---|---|---|---|---|---|---|")

@@ -66,7 +66,7 @@ def main(argv=None):
     ap.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda (default auto)")
     args = ap.parse_args(argv)
     from sde_scales.analysis import transfer_curves
-    from sde_scales.atomic import write_json_atomic
+    from sde_scales.atomic import write_json_atomic, write_text_atomic
     from sde_scales.train.store import RunStore
     from sde_scales.train.sweep import run_sweep
     from sde_scales.train.trainer import config_grid
@@ -86,7 +86,7 @@ def main(argv=None):
     st = RunStore(out / "store")
     runs, traj = st.runs(), st.trajectories()  # read once: the table and the per-seed slopes
     tr = transfer_curves(runs, traj)
-    tr.to_csv(out / "transfer.csv", index=False)
+    write_text_atomic(out / "transfer.csv", tr.to_csv(index=False))
     table = optimum_table(tr)
     print(f"\n{'param':6s} {'width':>6s} {'best grid lr':>12s} {'eta* (parabola)':>16s} {'final loss':>10s} "
           f"{'diverged':>8s}")
