@@ -26,6 +26,7 @@ PASS of a false one; INCONCLUSIVE is never wrong, only uninformative.
 
     python benchmarks/rate_verdicts.py --seeds 100            # the table in benchmarks/RESULTS.md
     python benchmarks/rate_verdicts.py --seeds 3 --json -     # a few seconds
+    python benchmarks/rate_verdicts.py --seeds 100 --corrections 16:0.5,-6:0.5   # terms beyond the tolerance's
 """
 
 from __future__ import annotations
@@ -83,11 +84,12 @@ def planted(rng, widths, R, p, D, omega, reading):
     return [1.0 + s + 2.0 * n_**p * rng.standard_normal(R) for s, n_ in zip(scale, n)]
 
 
-def run(seeds: int, root: int = 20261205, progress: bool = True) -> list[dict]:
-    """One row per (grid, replicas, exponent, correction, reading, claim): verdict counts."""
+def run(seeds: int, root: int = 20261205, progress: bool = True, corrections=CORRECTIONS) -> list[dict]:
+    """One row per (grid, replicas, exponent, correction, reading, claim): verdict counts.
+    ``corrections``: the (D, omega) pairs planted (default :data:`CORRECTIONS`)."""
     from sde_scales.rates import bias_exponent, exponent_difference, fluctuation_exponent, verdict
 
-    configs = list(itertools.product(GRIDS.items(), REPLICAS, EXPONENTS, CORRECTIONS, READINGS))
+    configs = list(itertools.product(GRIDS.items(), REPLICAS, EXPONENTS, corrections, READINGS))
     children = np.random.SeedSequence(root).spawn(len(configs))
     rows = []
     bar = None
@@ -170,13 +172,28 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, default=100, help="planted data sets per configuration (default 100)")
     ap.add_argument("--json", metavar="PATH", help="write every row and the summary as JSON (- for standard output)")
+    ap.add_argument("--corrections", metavar="D:OMEGA,...",
+                    help="the planted next-order terms n^p (1 + D n^-omega) instead of the default four, e.g. "
+                         "16:0.5,-6:0.5 (terms 2 and -3/4 times the leading one at n = 64); D n^-omega > -1 at n = 64")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     if args.seeds < 1:
         print(f"rate_verdicts.py: error: --seeds {args.seeds}: give at least 1", file=sys.stderr)
         return 2
+    corrections = CORRECTIONS
+    if args.corrections:
+        try:
+            corrections = tuple(tuple(float(v) for v in item.split(":")) for item in args.corrections.split(","))
+            bad = [c for c in corrections if len(c) != 2 or not all(np.isfinite(c)) or c[1] <= 0
+                   or c[0] * 64.0 ** -c[1] <= -1]
+        except ValueError:
+            bad = [args.corrections]
+        if bad:
+            print(f"rate_verdicts.py: error: --corrections {args.corrections}: give D:OMEGA pairs with omega > 0 and "
+                  f"D 64^-omega > -1 (a positive quantity at every width), e.g. 16:0.5", file=sys.stderr)
+            return 2
     t = time.perf_counter()
-    rows = run(args.seeds, progress=not args.no_progress)
+    rows = run(args.seeds, progress=not args.no_progress, corrections=corrections)
     summ, pw = summary(rows), power(rows)
     wrong = sum(s["wrong"] for s in summ)
     judged = sum(s["judged"] for s in summ)

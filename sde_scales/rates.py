@@ -707,11 +707,12 @@ def verdict(kind: RateKind, predicted: float, est: ExponentEstimate, *, max_widt
     p = predicted
     if kind is RateKind.BIG_O:
         rule = (f"O: PASS iff hi + tol <= {p:g}, or hi <= {p:g} + tol and hi - lo + 2 tol <= {max_width}; FAIL iff "
-                f"lo > {p:g} + tol; a curved series is INCONCLUSIVE")
+                f"lo > {p:g} + tol; a curved series PASSes iff every exponent it allows is <= {p:g}, FAILs iff "
+                f"every one is above, else INCONCLUSIVE")
     else:
         rule = (f"{'separation of ' if kind is RateKind.SEPARATION else 'Theta: '}{p:g}: PASS iff {p:g} in "
-                f"[lo - tol, hi + tol] and hi - lo + 2 tol <= {max_width}; FAIL iff outside; a curved series is "
-                "INCONCLUSIVE")
+                f"[lo - tol, hi + tol] and hi - lo + 2 tol <= {max_width}; FAIL iff outside; a curved series "
+                f"FAILs iff {p:g} is none of the exponents it allows, else INCONCLUSIVE")
     if not np.isfinite(tol):
         # no next-order tolerance can be measured (too few points for the curvature): no PASS and no
         # FAIL, whatever the interval; say why in those words rather than as an unbounded interval
