@@ -174,7 +174,8 @@ def main(argv=None) -> int:
     ap.add_argument("--json", metavar="PATH", help="write every row and the summary as JSON (- for standard output)")
     ap.add_argument("--corrections", metavar="D:OMEGA,...",
                     help="the planted next-order terms n^p (1 + D n^-omega) instead of the default four, e.g. "
-                         "16:0.5,-6:0.5 (terms 2 and -3/4 times the leading one at n = 64); D n^-omega > -1 at n = 64")
+                         "16:0.5,-6:0.5 (terms 2 and -3/4 times the leading one at n = 64); D n^-omega > -1 at n = 64 "
+                         "(a list that starts with a minus sign: --corrections=-6:0.5)")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     if args.seeds < 1:

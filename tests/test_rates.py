@@ -650,3 +650,16 @@ def test_curved_series_pass_an_o_claim_when_every_exponent_they_allow_is_below_i
     assert all(v is Verdict.PASS for v in verdicts[-0.5]), verdicts[-0.5]
     assert Verdict.FAIL not in verdicts[-1.0] and Verdict.PASS not in verdicts[-1.0]
     assert Verdict.PASS not in verdicts[-1.5] and verdicts[-1.5].count(Verdict.FAIL) >= len(verdicts[-1.5]) - 1
+
+
+def test_the_planted_rates_benchmark_takes_the_terms_it_is_given(capsys):
+    """``--corrections D:OMEGA,...`` plants those terms instead of the default four; a term that
+    makes the planted quantity negative at n = 64 (D 64^-omega <= -1), or an omega <= 0, is refused
+    with exit 2 before anything runs."""
+    rv = load_benchmark("rate_verdicts")
+    rows = rv.run(1, progress=False, corrections=((16.0, 0.5),))
+    assert {(r["D"], r["omega"]) for r in rows} == {(16.0, 0.5)}
+    assert len(rows) == 24 * 11 + 12 * 7
+    for bad in ("-8:0.5", "1:0", "2", "x:0.5"):
+        assert rv.main(["--seeds", "1", f"--corrections={bad}"]) == 2
+        assert "--corrections" in capsys.readouterr().err
