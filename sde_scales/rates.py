@@ -598,11 +598,27 @@ class VerdictResult:
     thresholds: dict = field(default_factory=dict)
     tolerance: float | None = None
     tolerance_source: str = ""
+    #: The exponents (or differences) the estimate allows, as disjoint ``(lo, hi)`` intervals in
+    #: increasing order: the interval widened by the tolerance, and on a curved series those of a
+    #: next-order term of any size (:func:`curved_exponents`); a claim outside all of them FAILs.
+    #: None where no tolerance was measured, and for a bound.
+    allowed: tuple[tuple[float, float], ...] | None = None
 
     def to_dict(self) -> dict:
         return {"verdict": self.verdict.value, "reason": self.reason, "rule": self.rule,
                 "tolerance": self.tolerance, "tolerance_source": self.tolerance_source,
-                "thresholds": self.thresholds}
+                "thresholds": self.thresholds,
+                "allowed_exponents": None if self.allowed is None else [list(iv) for iv in self.allowed]}
+
+
+def _merged(lo: np.ndarray, hi: np.ndarray) -> tuple[tuple[float, float], ...]:
+    """The union of the intervals ``[lo_i, hi_i]`` as disjoint intervals in increasing order."""
+    order = np.argsort(lo, kind="stable")
+    lo, hi = np.asarray(lo, float)[order], np.asarray(hi, float)[order]
+    reach = np.maximum.accumulate(hi)
+    starts = np.flatnonzero(np.r_[True, lo[1:] > reach[:-1]])
+    ends = np.r_[starts[1:] - 1, lo.size - 1]
+    return tuple((float(lo[a]), float(reach[b])) for a, b in zip(starts, ends))
 
 
 def _tolerance(est: ExponentEstimate, floor: float, floor_reason: str) -> tuple[float, str]:
@@ -680,8 +696,9 @@ def verdict(kind: RateKind, predicted: float, est: ExponentEstimate, *, max_widt
     ci_s = f"[{lo:.3f}, {hi:.3f}]"
     what = "difference" if kind is RateKind.SEPARATION else "exponent"
 
-    def out(v, reason, rule, tol=None, src=""):
-        return VerdictResult(v, reason, rule, th, None if tol is None or not np.isfinite(tol) else float(tol), src)
+    def out(v, reason, rule, tol=None, src="", allowed=None):
+        return VerdictResult(v, reason, rule, th, None if tol is None or not np.isfinite(tol) else float(tol), src,
+                             allowed)
 
     if not (np.isfinite(lo) and np.isfinite(hi) and np.isfinite(est.exponent)):
         # NaN compares False everywhere: without this guard it would slip through to PASS
@@ -737,45 +754,50 @@ def verdict(kind: RateKind, predicted: float, est: ExponentEstimate, *, max_widt
         allowed = (f"[{lo_c:.3f}, {hi_c:.3f}] (its interval {ci_s} widened by the tolerance {tol:.3f} of its "
                    f"curvature)" + (f" and [{float(m_lo.min()):.3f}, {float(m_hi.max()):.3f}] (a next-order term "
                                     f"of any size that its local slopes allow)" if m_lo.size else ""))
+        sets = _merged(np.r_[lo_c, m_lo], np.r_[hi_c, m_hi]) if np.isfinite(tol) else None
         if np.isfinite(tol):
             if kind is RateKind.BIG_O:
                 if low > p:
                     return out(Verdict.FAIL, f"every exponent the curved series allows lies above {p:g}: {allowed} "
-                               f"({ends})", rule, tol, src)
+                               f"({ends})", rule, tol, src, sets)
                 if high <= p:
                     return out(Verdict.PASS, f"every exponent the curved series allows lies at or below {p:g}: "
-                               f"{allowed} ({ends}): decays at least as fast as claimed", rule, tol, src)
+                               f"{allowed} ({ends}): decays at least as fast as claimed", rule, tol, src, sets)
             elif not (lo_c <= p <= hi_c or in_model):
                 return out(Verdict.FAIL, f"{what} {p:g} is none of the exponents the curved series allows: {allowed} "
-                           f"({ends})", rule, tol, src)
+                           f"({ends})", rule, tol, src, sets)
         return out(Verdict.INCONCLUSIVE, f"not yet in the asymptotic range: {ends}; the series is curved "
                    f"(change {curv.change:+.3f} [{curv.change_ci[0]:+.3f}, {curv.change_ci[1]:+.3f}]), so its "
-                   f"average slope is no rate (wider widths needed); it allows {allowed}", rule, tol, src)
+                   f"average slope is no rate (wider widths needed); it allows {allowed}", rule, tol, src, sets)
     lo_t, hi_t = lo - tol, hi + tol
+
+    def out_w(*args):  # the verdicts below: the estimate allows its widened interval
+        return out(*args, allowed=((float(lo_t), float(hi_t)),))
+
     wide = (hi - lo) + 2 * tol
     win = f"[{lo_t:.3f}, {hi_t:.3f}]"
     if kind is RateKind.BIG_O:
         if lo > p + tol:
-            return out(Verdict.FAIL, f"lower end {lo:.3f} > {p:g} + tol {tol:.3f}: decays slower than claimed", rule,
-                       tol, src)
+            return out_w(Verdict.FAIL, f"lower end {lo:.3f} > {p:g} + tol {tol:.3f}: decays slower than claimed", rule,
+                         tol, src)
         if hi + tol <= p:
             # the whole widened interval lies at or below p: the claim holds whatever next-order
             # terms within the tolerance do, however wide the interval (the mirror of FAIL)
-            return out(Verdict.PASS, f"upper end {hi:.3f} + tol {tol:.3f} <= {p:g}: decays at least as fast as "
-                       f"claimed", rule, tol, src)
+            return out_w(Verdict.PASS, f"upper end {hi:.3f} + tol {tol:.3f} <= {p:g}: decays at least as fast as "
+                         f"claimed", rule, tol, src)
         if hi <= p + tol and wide <= max_width:
-            return out(Verdict.PASS, f"upper end {hi:.3f} <= {p:g} + tol {tol:.3f}", rule, tol, src)
+            return out_w(Verdict.PASS, f"upper end {hi:.3f} <= {p:g} + tol {tol:.3f}", rule, tol, src)
         if hi <= p + tol:
-            return out(Verdict.INCONCLUSIVE, f"upper end {hi:.3f} <= {p:g} + tol, but the widened interval is "
-                       f"{wide:.3f} wide (> {max_width}): more replicas or widths needed"
-                       f"{_replicas_hint(est, wide, max_width)}", rule, tol, src)
-        return out(Verdict.INCONCLUSIVE, f"interval {ci_s} (tol {tol:.3f}) straddles {p:g}: more replicas or "
-                   "widths needed", rule, tol, src)
+            return out_w(Verdict.INCONCLUSIVE, f"upper end {hi:.3f} <= {p:g} + tol, but the widened interval is "
+                         f"{wide:.3f} wide (> {max_width}): more replicas or widths needed"
+                         f"{_replicas_hint(est, wide, max_width)}", rule, tol, src)
+        return out_w(Verdict.INCONCLUSIVE, f"interval {ci_s} (tol {tol:.3f}) straddles {p:g}: more replicas or "
+                     "widths needed", rule, tol, src)
     if p < lo_t or p > hi_t:
-        return out(Verdict.FAIL, f"{what} interval {ci_s} widened by tol {tol:.3f} to {win} excludes {p:g}", rule,
-                   tol, src)
+        return out_w(Verdict.FAIL, f"{what} interval {ci_s} widened by tol {tol:.3f} to {win} excludes {p:g}", rule,
+                     tol, src)
     if wide > max_width:
-        return out(Verdict.INCONCLUSIVE, f"{p:g} lies in {win}, but that interval is {wide:.3f} wide (> "
-                   f"{max_width}): more replicas or widths needed{_replicas_hint(est, wide, max_width)}", rule, tol,
-                   src)
-    return out(Verdict.PASS, f"{p:g} within {ci_s} widened by tol {tol:.3f} to {win}", rule, tol, src)
+        return out_w(Verdict.INCONCLUSIVE, f"{p:g} lies in {win}, but that interval is {wide:.3f} wide (> "
+                     f"{max_width}): more replicas or widths needed{_replicas_hint(est, wide, max_width)}", rule, tol,
+                     src)
+    return out_w(Verdict.PASS, f"{p:g} within {ci_s} widened by tol {tol:.3f} to {win}", rule, tol, src)

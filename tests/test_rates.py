@@ -663,3 +663,19 @@ def test_the_planted_rates_benchmark_takes_the_terms_it_is_given(capsys):
     for bad in ("-8:0.5", "1:0", "2", "x:0.5"):
         assert rv.main(["--seeds", "1", f"--corrections={bad}"]) == 2
         assert "--corrections" in capsys.readouterr().err
+
+
+def test_a_verdict_states_the_exponents_it_allows_and_fails_exactly_the_claims_outside_them():
+    """``VerdictResult.allowed`` (``allowed_exponents`` in JSON): disjoint intervals in increasing
+    order; a Theta claim FAILs exactly when it lies outside all of them, on curved series (a term
+    twice the leading one) and on pure power laws alike."""
+    claims = np.linspace(-1.2, 0.2, 57)
+    for seed, a, R in ((0, 2.0, 2000), (1, 2.0, 2000), (2, 0.0, 300), (3, -0.4, 2000)):
+        est = fluctuation_exponent(WIDTHS, _with_term(-0.5, a, R, seed), n_resamples=500, seed=seed)
+        for c in claims:
+            v = verdict(RateKind.THETA, float(c), est)
+            iv = v.allowed
+            assert iv and all(lo <= hi for lo, hi in iv) and all(iv[k][1] < iv[k + 1][0] for k in range(len(iv) - 1))
+            inside = any(lo <= c <= hi for lo, hi in iv)
+            assert (v.verdict is Verdict.FAIL) == (not inside), (seed, c, v.verdict, iv)
+            assert v.to_dict()["allowed_exponents"] == [list(x) for x in iv]
