@@ -18,7 +18,7 @@ from theory.paper import CLAIMS, claims_by_id
 from theory.verify import claim_holds, judge, run_claims
 
 EVIDENCE_KEYS = {"kind", "measured_exponent", "ci", "verdict", "reason", "rule", "tolerance", "widths",
-                 "n_replicas", "model"}
+                 "n_replicas", "model", "allowed_exponents"}
 CLAIM_KEYS = {"id", "statement", "source", "group", "predicted", "evidence"}
 
 
@@ -182,8 +182,13 @@ def test_verify_store_cli_strict_json(tiny_store, tmp_path):
             assert e["verdict"] in ("PASS", "FAIL", "INCONCLUSIVE", None)
             if e["ci"] is not None:
                 assert e["ci"][0] <= e["ci"][1]
+            if e["allowed_exponents"] is not None:  # the rate rule's allowed set: it holds the interval
+                iv = e["allowed_exponents"]
+                assert all(lo <= hi for lo, hi in iv) and e["tolerance"] is not None
+                assert any(lo <= e["ci"][0] and e["ci"][1] <= hi for lo, hi in iv)
     train = [e for c in doc["claims"] for e in c["evidence"] if e["kind"] == "training"]
     assert train and all(len(e["widths"]) >= 3 for e in train if e["widths"])
+    assert any(e["allowed_exponents"] for e in train)
     assert "== The paper's claims" in res.stdout and "== Other readings" in res.stdout
     figs = sorted(p.name for p in (tmp_path / "plots").iterdir())
     assert "thm4.1-macro-fluct--training.png" in figs

@@ -54,6 +54,8 @@ class EvidenceResult:
     what: str = ""
     seconds: float = 0.0
     figure: str | None = None
+    #: The exponents the rate rule allows (:attr:`sde_scales.rates.VerdictResult.allowed`).
+    allowed: tuple | None = None
 
     @property
     def role(self) -> str:
@@ -79,6 +81,7 @@ class EvidenceResult:
             "tolerance_source": self.tolerance_source or None, "widths": None, "n_replicas": None,
             "model": None if m is None else m.model, "what": self.what, "seconds": self.seconds,
             "figure": self.figure,
+            "allowed_exponents": None if self.allowed is None else [list(iv) for iv in self.allowed],
         }
         if self.symbolic is not None:
             s = self.symbolic
@@ -105,10 +108,11 @@ def select(ids: list[str] | None) -> list[Claim]:
     return [known[i] for i in ids]
 
 
-def judge(claim: Claim, m: Measurement) -> tuple[Verdict, str, str, float | None, str]:
-    """Verdict of one numeric measurement: the rate rule, then the measurement's own conditions."""
+def judge(claim: Claim, m: Measurement) -> tuple[Verdict, str, str, float | None, str, tuple | None]:
+    """Verdict of one numeric measurement: the rate rule, then the measurement's own conditions;
+    with the rule, the tolerance, its source and the exponents the rule allows."""
     if m.estimate is None:
-        return Verdict.INCONCLUSIVE, m.inconclusive or "no estimate", "no estimate", None, ""
+        return Verdict.INCONCLUSIVE, m.inconclusive or "no estimate", "no estimate", None, "", None
     res = verdict(claim.kind, claim.exponent, m.estimate, max_width=claim.max_ci_width, floor=m.floor,
                   floor_reason=m.floor_reason)
     v, reason = res.verdict, res.reason
@@ -119,7 +123,7 @@ def judge(claim: Claim, m: Measurement) -> tuple[Verdict, str, str, float | None
         v = Verdict.INCONCLUSIVE
     for note in m.estimate.notes + ((m.note,) if m.note else ()):
         reason += f"; note: {note}"
-    return v, reason, res.rule, res.tolerance, res.tolerance_source
+    return v, reason, res.rule, res.tolerance, res.tolerance_source, res.allowed
 
 
 def judge_symbolic(claim: Claim, sres: SymbolicResult) -> tuple[Verdict | None, str]:
@@ -168,8 +172,9 @@ def run_claims(claims: list[Claim], settings: Settings, progress: bool = True,
         ms = _measurements(ev.check(settings))
         secs = (time.perf_counter() - t) / len(ms)
         for m in ms:
-            v, reason, rule, tol, src = judge(claim, m)
-            results.append(EvidenceResult(claim, ev.kind, v, reason, rule, tol, src, m, what=ev.what, seconds=secs))
+            v, reason, rule, tol, src, allowed = judge(claim, m)
+            results.append(EvidenceResult(claim, ev.kind, v, reason, rule, tol, src, m, what=ev.what, seconds=secs,
+                                          allowed=allowed))
     return results
 
 
