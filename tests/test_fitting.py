@@ -872,8 +872,9 @@ def test_a_cell_that_is_no_number_is_named_by_row(tmp_path):
 def test_a_last_row_cut_off_while_the_file_was_written_is_left_out_with_a_warning(tmp_path):
     """A CSV copied while its run still logged ends in a partial row: '300,0.001,3.0' cut from
     '300,0.001,3.017,2.95'. pandas fills the missing field and keeps the cut 3.0 as a loss; the
-    reader leaves the row out and names it. A whole last row without a line break, and a short
-    row that ends in one, are kept (a hand-made file; an empty trailing field)."""
+    reader leaves the row out and names it. A whole last row without a line break, a short row
+    that ends in one, and blanks after the last line break are kept (a hand-made file; an empty
+    trailing field; an editor's indentation)."""
     from sde_scales.fitting.curves import TruncatedRowWarning
 
     df = _good(30).assign(val_loss=np.linspace(4.1, 3.1, 30))
@@ -887,7 +888,8 @@ def test_a_last_row_cut_off_while_the_file_was_written_is_left_out_with_a_warnin
         c = load_curve(p)
     np.testing.assert_array_equal(c.step, df["step"].to_numpy()[:-1])
     np.testing.assert_array_equal(c.loss, df["loss"].to_numpy()[:-1])
-    for name, tail in (("whole.csv", last), ("short_line_break.csv", last.rsplit(",", 1)[0] + "\n")):
+    for name, tail in (("whole.csv", last), ("short_line_break.csv", last.rsplit(",", 1)[0] + "\n"),
+                       ("trailing_blanks.csv", last + "\n   ")):
         q = tmp_path / name
         q.write_text(body + tail)
         with warnings.catch_warnings():

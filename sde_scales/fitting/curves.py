@@ -1336,9 +1336,11 @@ def _cut_last_line(path: Path, sep: str, encoding: str, n_columns: int) -> tuple
         else:
             fh.seek(max(0, size - tail_bytes))
             text = fh.read().decode("utf-8", errors="replace")
-    if not text or text.endswith(("\n", "\r")):
+    if not text.strip() or text.endswith(("\n", "\r")):
         return None
     line = text.splitlines()[-1]
+    if not line.strip():  # trailing blanks after the last line break: no row (pandas skips them)
+        return None
     k = len(_fields(line, sep))
     return (line, k) if 0 < k < n_columns else None
 
