@@ -746,26 +746,23 @@ def verdict(kind: RateKind, predicted: float, est: ExponentEstimate, *, max_widt
         # claim's false-FAIL rate at the level of the interval's for small terms), and those of a
         # term of any size that its two local slopes allow (curved_exponents). It FAILs a claim
         # outside both; an O claim PASSes when both lie at or below it (the mirror)
+        # (tol is finite here: a non-finite one returned above)
         lo_c, hi_c = lo - tol, hi + tol
         m_lo, m_hi = curved_exponents(est.x, curv)
-        in_model = bool(np.any((m_lo <= p) & (p <= m_hi)))
-        low = min(lo_c, float(m_lo.min())) if m_lo.size else lo_c
-        high = max(hi_c, float(m_hi.max())) if m_hi.size else hi_c
+        sets = _merged(np.r_[lo_c, m_lo], np.r_[hi_c, m_hi])
         allowed = (f"[{lo_c:.3f}, {hi_c:.3f}] (its interval {ci_s} widened by the tolerance {tol:.3f} of its "
                    f"curvature)" + (f" and [{float(m_lo.min()):.3f}, {float(m_hi.max()):.3f}] (a next-order term "
                                     f"of any size that its local slopes allow)" if m_lo.size else ""))
-        sets = _merged(np.r_[lo_c, m_lo], np.r_[hi_c, m_hi]) if np.isfinite(tol) else None
-        if np.isfinite(tol):
-            if kind is RateKind.BIG_O:
-                if low > p:
-                    return out(Verdict.FAIL, f"every exponent the curved series allows lies above {p:g}: {allowed} "
-                               f"({ends})", rule, tol, src, sets)
-                if high <= p:
-                    return out(Verdict.PASS, f"every exponent the curved series allows lies at or below {p:g}: "
-                               f"{allowed} ({ends}): decays at least as fast as claimed", rule, tol, src, sets)
-            elif not (lo_c <= p <= hi_c or in_model):
-                return out(Verdict.FAIL, f"{what} {p:g} is none of the exponents the curved series allows: {allowed} "
+        if kind is RateKind.BIG_O:
+            if sets[0][0] > p:
+                return out(Verdict.FAIL, f"every exponent the curved series allows lies above {p:g}: {allowed} "
                            f"({ends})", rule, tol, src, sets)
+            if sets[-1][1] <= p:
+                return out(Verdict.PASS, f"every exponent the curved series allows lies at or below {p:g}: "
+                           f"{allowed} ({ends}): decays at least as fast as claimed", rule, tol, src, sets)
+        elif not any(a <= p <= b for a, b in sets):
+            return out(Verdict.FAIL, f"{what} {p:g} is none of the exponents the curved series allows: {allowed} "
+                       f"({ends})", rule, tol, src, sets)
         return out(Verdict.INCONCLUSIVE, f"not yet in the asymptotic range: {ends}; the series is curved "
                    f"(change {curv.change:+.3f} [{curv.change_ci[0]:+.3f}, {curv.change_ci[1]:+.3f}]), so its "
                    f"average slope is no rate (wider widths needed); it allows {allowed}", rule, tol, src, sets)

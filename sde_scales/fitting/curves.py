@@ -1336,11 +1336,11 @@ def _cut_last_line(path: Path, sep: str, encoding: str, n_columns: int) -> tuple
         else:
             fh.seek(max(0, size - tail_bytes))
             text = fh.read().decode("utf-8", errors="replace")
-    if not text.strip() or text.endswith(("\n", "\r")):
+    lines = text.splitlines()
+    # a line break at the end, or blanks after the last one (pandas skips them): no cut row
+    if not lines or text.endswith(("\n", "\r")) or not lines[-1].strip():
         return None
-    line = text.splitlines()[-1]
-    if not line.strip():  # trailing blanks after the last line break: no row (pandas skips them)
-        return None
+    line = lines[-1]
     k = len(_fields(line, sep))
     return (line, k) if 0 < k < n_columns else None
 

@@ -808,7 +808,8 @@ def autocorrelation_inflation(res: np.ndarray, log_every, sizes=None) -> float:
     used = [(seg, b) for seg, b in zip(np.split(res, np.cumsum(sizes)[:-1]), batch) if seg.size >= 3 * b]
     if not used:
         return 1.0
-    mean = float(np.mean(np.concatenate([seg for seg, _ in used])))
+    pooled = np.concatenate([seg for seg, _ in used])
+    mean = float(pooled.mean())
     long_run, dof = 0.0, 0.0
     for seg, b in used:
         n = seg.size
@@ -817,7 +818,7 @@ def autocorrelation_inflation(res: np.ndarray, log_every, sizes=None) -> float:
         d = n / b - 1.0
         long_run += d * n * b / ((n - b) * (n - b + 1)) * float(means @ means)
         dof += d
-    var = float(np.concatenate([seg for seg, _ in used]).var(ddof=1))
+    var = float(pooled.var(ddof=1))
     return max(1.0, long_run / dof / max(var, 1e-300))
 
 
