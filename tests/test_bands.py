@@ -2,6 +2,7 @@
 against the textbook covariance of a linear model, and where the data do not determine a
 prediction."""
 
+import functools
 import json
 import subprocess
 import sys
@@ -479,11 +480,17 @@ def test_autocorrelation_inflation_is_the_block_variance_factor_over_1000_steps(
     assert autocorrelation_inflation(rng.standard_normal(400_000), 1) < 1.3
 
 
-def _ar1(rng, phi, n):
-    """AR(1) series of unit variance (the benchmark's generator, ``benchmarks/inflation_estimator.py``)."""
+@functools.cache
+def _inflation_benchmark():
     from conftest import load_benchmark
 
-    return load_benchmark("inflation_estimator").ar1(rng, phi, n)
+    return load_benchmark("inflation_estimator")
+
+
+def _ar1(rng, phi, n):
+    """AR(1) series of unit variance (the benchmark's generator, ``benchmarks/inflation_estimator.py``,
+    loaded once rather than once per series)."""
+    return _inflation_benchmark().ar1(rng, phi, n)
 
 
 def test_autocorrelation_inflation_overlapping_batches_scatter_less():
