@@ -536,3 +536,8 @@ def test_autocorrelation_inflation_batches_each_curve_at_its_own_interval():
         autocorrelation_inflation(ar, 10), rel=1e-6)
     with pytest.raises(ValueError, match="add up to"):
         autocorrelation_inflation(ar, 10, [100, 200])
+    # an interval per curve that does not match the curves, or one that is no interval (NaN was read
+    # as 1 step by max(1, nan)), is refused by value
+    for every in ([10, 10, 10], [10, float("nan")], [0.5, 10]):
+        with pytest.raises(ValueError, match=r"log_every \["):
+            autocorrelation_inflation(np.concatenate([ar, short]), every, [ar.size, short.size])

@@ -801,9 +801,13 @@ def autocorrelation_inflation(res: np.ndarray, log_every, sizes=None) -> float:
     """
     res = np.asarray(res, dtype=float).ravel()
     sizes = [res.size] if sizes is None else [int(k) for k in sizes]
-    every = np.broadcast_to(np.asarray(log_every, dtype=float).ravel(), (len(sizes),))
-    if sum(sizes) != res.size:
-        raise ValueError(f"sizes {sizes} add up to {sum(sizes)}, not the {res.size} residuals")
+    every = np.asarray(log_every, dtype=float).ravel()
+    if every.size not in (1, len(sizes)) or not np.all(np.isfinite(every) & (every >= 1)):
+        raise ValueError(f"log_every {every.tolist()}: give one logging interval (steps per row, >= 1) for all "
+                         f"curves or one per curve ({len(sizes)})")
+    every = np.broadcast_to(every, (len(sizes),))
+    if sum(sizes) != res.size or min(sizes) < 0:
+        raise ValueError(f"sizes {sizes} add up to {sum(sizes)}, not the {res.size} residuals; give each curve's rows")
     batch = [max(2, int(INFLATION_BATCH_STEPS / max(1.0, le))) for le in every]
     used = [(seg, b) for seg, b in zip(np.split(res, np.cumsum(sizes)[:-1]), batch) if seg.size >= 3 * b]
     if not used:
