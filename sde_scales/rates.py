@@ -291,7 +291,12 @@ def curved_exponents(x, curvature: Curvature, omega: float = NEXT_ORDER_OMEGA, n
     that the slopes allow: a term twice the leading one at the smallest width shifts the average
     slope by 0.2, beyond that tolerance, and the rule on the tolerance alone FAILed a true claim
     on 13 of 20 such series (``tests/test_rates.py``)."""
+    if not isinstance(curvature, Curvature):
+        raise InvalidArgumentError(f"curvature={curvature!r}; give an estimate's Curvature (None: fewer than 4 "
+                                   f"widths, no local slopes to bound the term by)")
     x = np.asarray(x, dtype=float)
+    if x.ndim != 1 or x.size < 2 or not np.all(np.isfinite(x)) or x[0] <= 0 or np.any(np.diff(x) <= 0):
+        raise InvalidArgumentError(f"x {x.tolist()} must be positive, finite and increasing")
     k = (x[-1] / x[0]) ** omega
     pos = np.geomspace(1e-6, 1e6, n_grid)
     neg = -np.geomspace(1e-6, (1.0 - 1e-9) / k, n_grid)[::-1]
@@ -652,6 +657,11 @@ def replicas_for_width(n_replicas: int, wide: float, max_width: float) -> int:
     replicas the count lands the widened width at 0.36 +- 0.02 rather than 0.3 (the percentile
     bootstrap under-covers at few replicas, so the width falls a little slower than
     :math:`R^{-1/2}` from there), from 256 on within the Monte-Carlo error."""
+    if not is_whole(n_replicas, 1):
+        raise InvalidArgumentError(f"n_replicas={n_replicas!r}; give a whole number of replicas >= 1")
+    for name, v in (("wide", wide), ("max_width", max_width)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v) or v <= 0:
+            raise InvalidArgumentError(f"{name}={v!r}; give a finite interval width > 0")
     return int(math.ceil(n_replicas * (wide / max_width) ** 2))
 
 

@@ -679,3 +679,19 @@ def test_a_verdict_states_the_exponents_it_allows_and_fails_exactly_the_claims_o
             inside = any(lo <= c <= hi for lo, hi in iv)
             assert (v.verdict is Verdict.FAIL) == (not inside), (seed, c, v.verdict, iv)
             assert v.to_dict()["allowed_exponents"] == [list(x) for x in iv]
+
+
+def test_the_replica_count_and_the_curved_set_refuse_what_they_cannot_use():
+    """replicas_for_width on no replicas, a NaN or non-positive width; curved_exponents on an
+    estimate without local slopes (fewer than 4 widths) or widths out of order: refused by value."""
+    from sde_scales.rates import curved_exponents
+
+    assert replicas_for_width(64, 0.6, 0.3) == 256
+    for args in ((0, 0.6, 0.3), (64, float("nan"), 0.3), (64, 0.6, 0.0), (2.5, 0.6, 0.3)):
+        with pytest.raises(InvalidArgumentError):
+            replicas_for_width(*args)
+    est = fluctuation_exponent(WIDTHS, _with_term(-0.5, 2.0, 500, 0), n_resamples=200, seed=0)
+    with pytest.raises(InvalidArgumentError, match="Curvature"):
+        curved_exponents(WIDTHS, None)
+    with pytest.raises(InvalidArgumentError, match="increasing"):
+        curved_exponents(WIDTHS[::-1], est.curvature)
