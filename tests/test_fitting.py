@@ -888,6 +888,12 @@ def test_a_last_row_cut_off_while_the_file_was_written_is_left_out_with_a_warnin
         c = load_curve(p)
     np.testing.assert_array_equal(c.step, df["step"].to_numpy()[:-1])
     np.testing.assert_array_equal(c.loss, df["loss"].to_numpy()[:-1])
+    # and in the command's output and its JSON's warnings
+    from sde_scales.cli import main
+
+    out = tmp_path / "cut.json"
+    assert main(["fit-delay", "--fit", str(p), "--law", "momentum", "--no-progress", "--json", str(out)]) == 0
+    assert any("the last line, '300,0.001,3.0'" in w for w in json.loads(out.read_text())["warnings"])
     for name, tail in (("whole.csv", last), ("short_line_break.csv", last.rsplit(",", 1)[0] + "\n"),
                        ("trailing_blanks.csv", last + "\n   ")):
         q = tmp_path / name
