@@ -89,7 +89,7 @@ def main(argv=None):
     print(f"sweep: {res['ran']} runs trained in {res['stacks']} stacks, {res['skipped']} already in the store, "
           f"{res['diverged']} diverged")
     st = RunStore(out / "store")
-    runs, traj = st.runs(), st.trajectories()
+    runs, traj = st.read()
     best = eta_star(runs, traj)
     ratio = loss_ratio(runs, traj)
     tr = transfer_curves(runs, traj)

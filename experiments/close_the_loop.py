@@ -86,7 +86,7 @@ def main(argv=None) -> int:
           f"schedules, {steps} steps) into {out / 'store'}", flush=True)
     run_sweep(all_cfgs, str(out / "store"), device="cpu", progress=not args.no_progress)
     st = RunStore(out / "store")
-    table = loss_table(st.runs(), st.trajectories(), "eval_loss")
+    table = loss_table(*st.read(), "eval_loss")
     t_d = int(round(0.5 * steps))
     t_wsd = steps - int(round(0.3 * steps))
 

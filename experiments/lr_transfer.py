@@ -84,7 +84,7 @@ def main(argv=None):
     print(f"sweep: {res['ran']} runs trained in {res['stacks']} stacks, {res['skipped']} already in the store, "
           f"{res['diverged']} diverged")
     st = RunStore(out / "store")
-    runs, traj = st.runs(), st.trajectories()  # read once: the table and the per-seed slopes
+    runs, traj = st.read()  # read once: the table and the per-seed slopes
     tr = transfer_curves(runs, traj)
     write_text_atomic(out / "transfer.csv", tr.to_csv(index=False))
     table = optimum_table(tr)

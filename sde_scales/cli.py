@@ -142,7 +142,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     print(f"{res['runs']} runs{repeats}: {res['ran']} trained in {res['stacks']} stacks, {res['skipped']} already in "
           f"the store, {res['diverged']} diverged; store: {args.out}")
     print(f"read it: python -c \"from sde_scales.train.store import RunStore; s = RunStore('{args.out}'); "
-          f"print(s.runs())\"  (runs: one row per run; s.trajectories(): the logged rows; see the README, "
+          f"runs, traj = s.read(); print(runs)\"  (runs: one row per run; traj: the logged rows; see the README, "
           f"'Reading a run store')")
     return 0
 
@@ -485,7 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "are moved aside and retrained. Lists are comma-separated (--widths 64,128,256).",
                         epilog="Reading the store afterwards (see the README, 'Reading a run store'):\n"
                                "  from sde_scales.train.store import RunStore\n"
-                               "  store = RunStore('OUT'); runs = store.runs(); traj = store.trajectories()\n"
+                               "  store = RunStore('OUT'); runs, traj = store.read()\n"
                                "Exit status: 0 when every stack ran (diverged runs included, and counted), 2 for bad "
                                "input, 143 when stopped by SIGTERM (run the same command again to resume).")
     sw.add_argument("--param", choices=["mup", "sp", "ntk"], default="mup", help="parametrization of every run")

@@ -288,8 +288,8 @@ def store_table(root, variable: str, *, param: str = "mup", lr: float | None = N
 
     root = Path(root)
     st = RunStore.existing(root, need_runs=True)
-    runs = st.runs()
-    ws = width_samples(runs, st.trajectories(), variable, param=param, lr=lr, fraction=fraction)
+    runs, traj = st.read()  # the same runs in both tables
+    ws = width_samples(runs, traj, variable, param=param, lr=lr, fraction=fraction)
     seed_of = dict(zip(runs.run_id.astype(str), runs.seed))
     frames = []
     for w, a, ids in zip(ws.widths, ws.samples, ws.run_ids):

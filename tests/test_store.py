@@ -133,6 +133,31 @@ def test_damaged_trajectory_found_when_read(store):
     assert rid not in set(traj.run_id) and rid not in st.finished()
 
 
+def test_read_gives_the_same_runs_in_both_tables_when_a_trajectory_is_damaged(store):
+    """``runs()`` then ``trajectories()`` disagree when the second read finds a damaged trajectory:
+    the runs table holds a run the long table lacks, and a program that pairs them by position
+    (or counts replicas from the runs table) is off by one. ``read()`` leaves the run out of
+    both, and the run is moved aside to be trained again."""
+    root, cfgs = store
+    rid = cfgs[1].run_id
+    f = root / "trajectories" / f"{rid}.parquet"
+    good = f.read_bytes()
+    f.write_bytes(good[: len(good) // 2])
+    st = RunStore(root, quiet=True)
+    runs_first, traj_after = st.runs(), st.trajectories()
+    assert rid in set(runs_first.run_id) and rid not in set(traj_after.run_id)  # what read() is for
+    f.parent.joinpath(f.name).write_bytes(good)
+    (root / "runs" / f"{rid}.parquet").write_bytes(
+        next((root / "damaged").glob(f"runs-{rid}-*.parquet")).read_bytes())  # put the run back, damaged again
+    f.write_bytes(good[: len(good) // 2])
+    runs, traj = RunStore(root, quiet=True).read()
+    assert set(runs.run_id) == set(traj.run_id) == {c.run_id for c in cfgs} - {rid}
+    assert list(runs.run_id) == sorted(runs.run_id) and runs.run_id.is_unique
+    clean = RunStore(root, quiet=True).read()  # a clean store reads as runs() and trajectories() do
+    assert clean[0].equals(RunStore(root, quiet=True).runs())
+    assert clean[1].equals(RunStore(root, quiet=True).trajectories())
+
+
 def test_reading_a_store_that_is_not_there_creates_nothing(tmp_path, store):
     """``RunStore.existing`` (what rate, verify and fit-delay open a --store with) refuses a path
     without a store, leaving no folder behind (the constructor creates them, for writing), and with

@@ -306,14 +306,14 @@ def training_data(settings: Settings) -> TrainingData:
     if settings.store is not None:
         root = Path(settings.store)
         st = RunStore.existing(root, need_runs=True)
-        runs = st.runs()
+        runs, traj = st.read()  # the same runs in both tables
         from sde_scales.analysis.grid import one_configuration_each
 
         try:  # one configuration per parametrization, or no rate means anything
             one_configuration_each(runs)
         except InvalidArgumentError as exc:
             raise InvalidArgumentError(f"--store {root}: {exc}") from None
-        return TrainingData(runs, st.trajectories(), str(root), f"run store {root}: {len(runs)} runs")
+        return TrainingData(runs, traj, str(root), f"run store {root}: {len(runs)} runs")
     from sde_scales.train.sweep import run_sweep
 
     spec = TRAINING_QUICK if settings.quick else TRAINING_FULL
@@ -322,7 +322,7 @@ def training_data(settings: Settings) -> TrainingData:
     def train(root):
         run_sweep(configs, str(root), device="cpu", progress=settings.progress)
         st = RunStore(root)
-        return st.runs(), st.trajectories()
+        return st.read()
 
     if settings.train_dir is not None:
         runs, traj = train(settings.train_dir)
@@ -613,7 +613,7 @@ def delay_study(settings: Settings) -> dict:
     def load(root):
         run_sweep([c for g in groups.values() for c in g], str(root), device="cpu", progress=settings.progress)
         st = RunStore(root)
-        table = loss_table(st.runs(), st.trajectories(), "eval_loss")
+        table = loss_table(*st.read(), "eval_loss")
         return {w: {k: dw.ensemble(table, [c for c in g if c.width == w]) for k, g in groups.items()} for w in widths}
 
     if settings.train_dir is not None:

@@ -87,7 +87,7 @@ def curves_from_store(root: str | Path, where: dict | None = None, *, metric: st
 
     root = Path(root)
     st = RunStore.existing(root)
-    runs = st.runs()
+    runs, traj = st.read()  # the same runs in both tables
     for k, v in (where or {}).items():
         if k not in runs.columns:
             raise InvalidArgumentError(f"--where: the store has no column {k!r}; columns: {sorted(runs.columns)}")
@@ -97,7 +97,7 @@ def curves_from_store(root: str | Path, where: dict | None = None, *, metric: st
     runs = runs[runs.status == "finished"]
     if runs.empty:
         raise InvalidArgumentError(f"no finished runs in {root} match {where} ({n_div} diverged runs left out)")
-    t = loss_table(runs, st.trajectories(), metric)
+    t = loss_table(runs, traj, metric)
     if t.empty:
         raise InvalidArgumentError(f"the selected runs have no logged {metric!r}; use train_loss or eval_loss")
     keys = _keys(runs.columns)

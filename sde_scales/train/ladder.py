@@ -132,7 +132,7 @@ def run_ladder(spec: LadderSpec, store_root: str, *, progress: bool = True, seed
     front = frontier_configs(spec)
     run_sweep(front, store_root, device="cpu", progress=progress)
     st = RunStore(store_root)
-    runs, traj = st.runs(), st.trajectories()
+    runs, traj = st.read()
     front_ids = {c.run_id for c in front}
     curves, _ = co.curves_from_store(runs[runs.run_id.isin(front_ids)], traj, spec.metric)
     fit = co.fit_frontier(curves, n_boot=n_boot, seed=seed)
@@ -144,7 +144,7 @@ def run_ladder(spec: LadderSpec, store_root: str, *, progress: bool = True, seed
              for c in spec.controls]
     run_sweep([c for _, cs in jobs for c in cs], store_root, device="cpu", progress=progress)
     st = RunStore(store_root)
-    runs, traj = st.runs(), st.trajectories()
+    runs, traj = st.read()
     lo = max(2.0 / spec.log_points, 0.02)  # the first logged point of every run lies at or before x = 1/log_points
     grid = np.linspace(lo, 1.0, spec.log_points)
     ladders = {}

@@ -181,11 +181,38 @@ class RunStore:
             return pd.DataFrame()
         return pd.concat([rows[rid] for rid in sorted(rows)], ignore_index=True)
 
+    def read(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The finished runs and their trajectories, read so that the two tables hold the same runs.
+
+        Reading :meth:`runs` and then :meth:`trajectories` can disagree: a trajectory found damaged
+        by the second read is moved aside with its run, which the first table already holds (and a
+        sweep writing beside the reader can finish a run between the two). Here the trajectories
+        are read first, and the runs table keeps exactly the runs whose trajectory checked out.
+        Returns ``(runs, trajectories)``: one row per run (sorted by run id) and the long table."""
+        frames, kept = self._trajectory_frames(sorted(self.finished()))
+        rows = self._verified()
+        both = [(rid, f) for rid, f in zip(kept, frames) if rid in rows]  # not moved aside meanwhile
+        if not both:
+            return pd.DataFrame(), self._empty_trajectories()
+        return (pd.concat([rows[rid] for rid, _ in both], ignore_index=True),
+                pd.concat([f for _, f in both], ignore_index=True))
+
+    @staticmethod
+    def _empty_trajectories() -> pd.DataFrame:
+        return pd.DataFrame(columns=["run_id", "step", "epoch", "metric", "layer", "value"])
+
     def trajectories(self, run_ids=None) -> pd.DataFrame:
         """Long table of the runs' trajectories (default: every finished run). A trajectory whose
-        checksum or run id fails is moved aside with its run and left out, with a message."""
+        checksum or run id fails is moved aside with its run and left out, with a message. To pair
+        it with the runs table, use :meth:`read`, which leaves such a run out of both."""
         ids = sorted(self.finished()) if run_ids is None else list(run_ids)
-        frames = []
+        frames, _ = self._trajectory_frames(ids)
+        return pd.concat(frames, ignore_index=True) if frames else self._empty_trajectories()
+
+    def _trajectory_frames(self, ids) -> tuple[list[pd.DataFrame], list[str]]:
+        """The checked trajectory table of each run of ``ids`` and the ids whose table checked out
+        (the others moved aside with their runs)."""
+        frames, kept = [], []
         for rid in ids:
             f = self.root / "trajectories" / f"{rid}.parquet"
             if not f.exists():
@@ -198,8 +225,8 @@ class RunStore:
                 self._move_aside(rid, str(exc))
                 continue
             frames.append(df)
-        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-            columns=["run_id", "step", "epoch", "metric", "layer", "value"])
+            kept.append(rid)
+        return frames, kept
 
 
 def config_from_row(row):
