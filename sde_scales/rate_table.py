@@ -97,10 +97,16 @@ class RateCheck:
     def to_dict(self) -> dict:
         return {"claim": {"kind": self.claim.kind.value, "exponent": self.claim.exponent, "text": self.claim.text,
                           "statement": self.claim.statement},
-                "reading": self.reading, "replicas": {str(k): v for k, v in self.replicas.items()},
+                "reading": self.reading, "replicas": {_width_key(k): v for k, v in self.replicas.items()},
                 "replica_column": self.replica_column,
-                "components": None if self.components is None else {str(k): v for k, v in self.components.items()},
+                "components": None if self.components is None else {_width_key(k): v for k, v in self.components.items()},
                 "estimate": self.estimate.to_dict(), **self.verdict.to_dict()}
+
+
+def _width_key(w) -> str:
+    """A width as a JSON key: ``"64"`` for a whole width (read as 64.0 from a table), else as given."""
+    w = float(w)
+    return str(int(w)) if w.is_integer() else repr(w)
 
 
 def _column(df, name: str, flag: str, source: str) -> np.ndarray:

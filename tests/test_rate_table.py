@@ -200,8 +200,10 @@ def test_replicas_with_different_numbers_of_rows_are_refused(tmp_path, capsys):
     components_table(R=20).to_csv(f, index=False)
     assert _cli(f, "--claim", "Theta:-1/2", "--value", "w", "--replica", "run_id") == 2
     assert "no column 'run_id' for the replica" in capsys.readouterr().err
-    assert _cli(f, "--claim", "Theta:-1/2", "--value", "w") == 0
+    assert _cli(f, "--claim", "Theta:-1/2", "--value", "w", "--json", str(tmp_path / "r.json")) == 0
     assert "replicas: the runs of column 'seed', 4 rows (components) each, pooled" in capsys.readouterr().out
+    doc = json.loads((tmp_path / "r.json").read_text())  # widths as a program looks them up: "64", not "64.0"
+    assert doc["replicas"] == {str(n): 20 for n in WIDTHS} and doc["components"] == {str(n): 4 for n in WIDTHS}
 
 
 @pytest.fixture(scope="module")
