@@ -146,9 +146,8 @@ def test_read_gives_the_same_runs_in_both_tables_when_a_trajectory_is_damaged(st
     st = RunStore(root, quiet=True)
     runs_first, traj_after = st.runs(), st.trajectories()
     assert rid in set(runs_first.run_id) and rid not in set(traj_after.run_id)  # what read() is for
-    f.parent.joinpath(f.name).write_bytes(good)
-    (root / "runs" / f"{rid}.parquet").write_bytes(
-        next((root / "damaged").glob(f"runs-{rid}-*.parquet")).read_bytes())  # put the run back, damaged again
+    # put the run back (its row from damaged/), with its trajectory damaged as before
+    (root / "runs" / f"{rid}.parquet").write_bytes(next((root / "damaged").glob(f"runs-{rid}-*.parquet")).read_bytes())
     f.write_bytes(good[: len(good) // 2])
     runs, traj = RunStore(root, quiet=True).read()
     assert set(runs.run_id) == set(traj.run_id) == {c.run_id for c in cfgs} - {rid}
