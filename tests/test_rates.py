@@ -610,10 +610,10 @@ def test_a_large_next_order_term_does_not_fail_a_true_claim(a):
     NEXT_ORDER_MAX of 1/2) bends the series: its average slope sits 0.2-0.4 below p while the slope
     changes by only 0.1-0.2, so the interval widened by the tolerance alone excluded the true p and
     FAILed it on 13 (a = 2) and 20 (a = 4) of 20 series of 2,000 replicas. The exponents the local
-    slopes allow for a term of any size (curved_exponents) hold p: at most 3 FAILs in 20 (1 and 2
+    slopes allow for a term of any size (curved_exponents) hold p: at most 3 FAILs in 20 (0 and 1
     measured; the rectangle of two 95% intervals covers at 90% or more: 2 expected, 3 exceeded with
     probability 0.13 at 10%). False claims 1/2 off still FAIL: flatter than p on at least 18 of 20 (20
-    measured); steeper at a = 2 on at least 15 (19 measured), while at a = 4 the series is close to
+    measured); steeper at a = 2 on at least 15 (20 measured), while at a = 4 the series is close to
     the power law p - 1/2 over the range (the regime no range of widths tells apart: NEXT_ORDER_MAX's
     comment), where neither rule FAILs it."""
     from sde_scales.rates import _tolerance
