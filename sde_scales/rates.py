@@ -204,8 +204,9 @@ class ExponentEstimate:
     n_replicas: int | None = None
     notes: tuple[str, ...] = ()
     curvature: Curvature | None = None
-    #: for a difference of exponents: the estimates of the two quantities on their own (first, the
-    #: one subtracted); each has its own next-order term, which the ratio's one-term model does not hold
+    #: for a difference of exponents: the estimates of the two quantities on their own (the first
+    #: quantity, then the one subtracted); each has its own next-order term, which the ratio's
+    #: one-term model does not hold
     parts: tuple | None = None
 
     @property
@@ -704,6 +705,14 @@ def _is_curved(est: ExponentEstimate, floor: float) -> bool:
     return curv is not None and curv.significant and not absorbed
 
 
+def _curved_allowed(est: ExponentEstimate, tol: float):
+    """The exponents a curved series allows, as disjoint intervals: its interval widened by ``tol``
+    and those of a next-order term of any size that its local slopes allow
+    (:func:`curved_exponents`, whose arrays come back too, for the reason's text)."""
+    m_lo, m_hi = curved_exponents(est.x, est.curvature)
+    return _merged(np.r_[est.ci[0] - tol, m_lo], np.r_[est.ci[1] + tol, m_hi]), m_lo, m_hi
+
+
 def _own_exponents(est: ExponentEstimate, floor: float, floor_reason: str):
     """The exponents one quantity allows on its own, as disjoint intervals: its interval widened by
     its tolerance and, on a curved series, those of a next-order term of any size that its local
@@ -713,8 +722,7 @@ def _own_exponents(est: ExponentEstimate, floor: float, floor_reason: str):
     if not (np.isfinite(lo) and np.isfinite(hi)):
         return ((-np.inf, np.inf),)
     if _is_curved(est, floor):
-        m_lo, m_hi = curved_exponents(est.x, est.curvature)
-        return _merged(np.r_[lo, m_lo], np.r_[hi, m_hi])
+        return _curved_allowed(est, tol)[0]
     return ((float(lo), float(hi)),)
 
 
@@ -838,8 +846,7 @@ def verdict(kind: RateKind, predicted: float, est: ExponentEstimate, *, max_widt
         # outside both; an O claim PASSes when both lie at or below it (the mirror)
         # (tol is finite here: a non-finite one returned above)
         lo_c, hi_c = lo - tol, hi + tol
-        m_lo, m_hi = curved_exponents(est.x, curv)
-        sets = _merged(np.r_[lo_c, m_lo], np.r_[hi_c, m_hi])
+        sets, m_lo, m_hi = _curved_allowed(est, tol)
         allowed = (f"[{lo_c:.3f}, {hi_c:.3f}] (its interval {ci_s} widened by the tolerance {tol:.3f} of its "
                    f"curvature)" + (f" and [{float(m_lo.min()):.3f}, {float(m_hi.max()):.3f}] (a next-order term "
                                     f"of any size that its local slopes allow)" if m_lo.size else ""))
