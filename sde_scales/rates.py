@@ -376,20 +376,37 @@ def _estimate(x, samples, log_values, reading, confidence, n_resamples, seed, va
 
     ``log_values(*idx)`` maps one index array per width (shape ``(..., R_k)``) to log q per width
     (``(..., k)``); the bootstrap resamples those indices."""
+    (point, lo, hi), = _stats_intervals(x, samples, lambda *ii: (log_values(*ii),), confidence, n_resamples, seed)
+    return _from_stats(x, point, lo, hi, log_values, samples, reading, confidence, values, errors, notes)
+
+
+def _stats_intervals(x, samples, log_values, confidence, n_resamples, seed):
+    """``[(point, lo, hi), ...]``: the statistics of :func:`_fit_stats` and their bootstrap
+    intervals for each series of ``log_values(*idx)`` (a tuple of ``(..., k)`` arrays), all from
+    one bootstrap: the same resamples, and a quantity shared by several series (the two spreads
+    of a separation) computed once per resample."""
     check_confidence(confidence)
     check_resamples(n_resamples)
     logx = np.log(x)
     idx = [np.arange(s.shape[-1]) for s in samples]
-    point = _fit_stats(logx, log_values(*idx))
+    points = [_fit_stats(logx, v) for v in log_values(*idx)]
     # only the statistics the widths define (three widths: the slope, no curvature), so that the
     # bootstrap's quantiles are not asked for an interval of NaNs (scipy warns of a degenerate
-    # distribution then, whatever the data)
-    keep = np.flatnonzero(np.isfinite(point))
-    lo, hi = np.full(point.shape, np.nan), np.full(point.shape, np.nan)
+    # distribution then, whatever the data); the widths decide which, the same for every series
+    keep = np.flatnonzero(np.isfinite(points[0]))
+    out = [(p, np.full(p.shape, np.nan), np.full(p.shape, np.nan)) for p in points]
     if keep.size:
-        lo[keep], hi[keep] = _bootstrap(idx, lambda *ii, axis=-1: _fit_stats(logx, log_values(*ii))[keep],
-                                        confidence, n_resamples, seed)
-    icpt = float(np.mean(log_values(*idx)) - point[0] * logx.mean())
+        lo, hi = _bootstrap(idx, lambda *ii, axis=-1: np.concatenate([_fit_stats(logx, v)[keep]
+                                                                      for v in log_values(*ii)]),
+                            confidence, n_resamples, seed)
+        for j, (_, plo, phi) in enumerate(out):
+            plo[keep], phi[keep] = lo[j * keep.size:(j + 1) * keep.size], hi[j * keep.size:(j + 1) * keep.size]
+    return out
+
+
+def _from_stats(x, point, lo, hi, log_values, samples, reading, confidence, values, errors, notes=()):
+    logx = np.log(x)
+    icpt = float(np.mean(log_values(*[np.arange(s.shape[-1]) for s in samples])) - point[0] * logx.mean())
     return ExponentEstimate(float(point[0]), (float(lo[0]), float(hi[0])), x, np.asarray(values, float),
                             np.asarray(errors, float), icpt, reading, confidence,
                             int(min(s.shape[-1] for s in samples)), tuple(notes), _curvature(point, lo, hi))
@@ -534,18 +551,25 @@ def exponent_difference(widths, samples_a, samples_b, *, confidence: float = 0.9
     for n, a, b in zip(x, sa, sb):
         if a.shape[-1] != b.shape[-1]:
             raise InvalidArgumentError(f"width {n:g}: {a.shape[-1]} and {b.shape[-1]} replicas; pair them one to one")
-    _spreads(x, sa, " in the first quantity")
-    _spreads(x, sb, " in the second quantity (the one subtracted)")
+    sd_a = _spreads(x, sa, " in the first quantity")
+    sd_b = _spreads(x, sb, " in the second quantity (the one subtracted)")
 
-    def log_values(*ii):
-        return np.stack([np.log(np.maximum(_pooled_sd(a, i), _TINY)) - np.log(np.maximum(_pooled_sd(b, i), _TINY))
-                         for a, b, i in zip(sa, sb, ii)], axis=-1)
+    def log_sd(q, ii):
+        return np.stack([np.log(np.maximum(_pooled_sd(s, i), _TINY)) for s, i in zip(q, ii)], axis=-1)
 
+    def series(*ii):  # the ratio and the two quantities, each spread computed once per resample
+        la, lb = log_sd(sa, ii), log_sd(sb, ii)
+        return la - lb, la, lb
+
+    # one bootstrap for all three: three separate ones drew the same resamples three times over
+    (pr, lr, hr), (pa, la_, ha), (pb, lb_, hb) = _stats_intervals(x, sa, series, confidence, n_resamples, seed)
     idx = [np.arange(a.shape[-1]) for a in sa]
-    ratio = np.exp(log_values(*idx))
-    est = _estimate(x, sa, log_values, "difference", confidence, n_resamples, seed, ratio, np.full_like(ratio, np.nan))
-    parts = tuple(fluctuation_exponent(x, q, confidence=confidence, n_resamples=n_resamples, seed=seed)
-                  for q in (sa, sb))
+    ratio = np.exp(series(*idx)[0])
+    est = _from_stats(x, pr, lr, hr, lambda *ii: series(*ii)[0], sa, "difference", confidence, ratio,
+                      np.full_like(ratio, np.nan))
+    parts = tuple(_from_stats(x, p, lo, hi, lambda *ii, q=q: log_sd(q, ii), q, "fluctuation", confidence, sd,
+                              sd / np.sqrt([2 * (s.shape[-1] - 1) for s in q]))
+                  for q, sd, p, lo, hi in ((sa, sd_a, pa, la_, ha), (sb, sd_b, pb, lb_, hb)))
     return replace(est, parts=parts)
 
 
