@@ -23,20 +23,36 @@ times batch size).
 
    .. math::
 
-       \Delta(x) = \operatorname{sd}_p\big[\bar\ell_p(x)\big], \qquad
+       \Delta(x)^2 = \operatorname{var}_p\big[\bar\ell_p(x)\big] - \frac{1}{P}\sum_p v_p(x), \qquad
        \sigma(x) = \Big(\frac{1}{P} \sum_p \operatorname{var}_\omega\big[\ell_p(x; \omega)\big]\Big)^{1/2},
 
-   :math:`\bar\ell_p` the seed mean, sd and var with ddof 1, P the number of sizes: the spread of
-   the seed-mean curves across sizes and the seed-to-seed spread of one size's curve (pooled
-   over sizes). *Supercollapse* is :math:`\Delta(x) \le \sigma(x)` for x in :math:`[x_0, 1]`;
-   it is judged on :math:`R = \max_{x \in [x_0, 1]} \Delta(x)/\sigma(x)` with a percentile
-   bootstrap over seeds (seeds resampled within each size, the normalisation, Delta and sigma
-   recomputed; :math:`L_0` held at its fit): PASS iff the interval's upper end is below 1, FAIL iff its lower end is above 1.
-   With S seeds per size a perfect collapse still has :math:`\Delta \approx \sigma/\sqrt S` from
-   seed noise alone; a mis-scaled ladder adds a systematic part that does not shrink with S.
+   :math:`\bar\ell_p` the seed mean, var with ddof 1, P the number of sizes: the spread of the
+   seed-mean curves across sizes less what their own seed noise puts in it (0 where the noise
+   accounts for all of it), and the seed-to-seed spread of one size's curve (pooled over sizes).
+   :math:`v_p(x)` is the variance of :math:`\bar\ell_p(x)` over draws of S_p seeds, by the delta
+   method, with the noise of the seed-mean final loss that every point is divided by:
+
+   .. math::
+
+       v_p(x) = \frac{1}{S_p}\operatorname{var}_\omega\big[\ell_p(x; \omega) - \bar\ell_p(x)\,\ell_p(1; \omega)\big].
+
+   Without it a perfect collapse is not judged as one: the seed means keep a spread of about
+   :math:`\sigma \sqrt{(1 + \ell^2)/S}` from noise alone where the noise is independent from one
+   logged step to the next (the :math:`\ell^2` from the final loss, one logged point), and with
+   10 seeds a planted perfect collapse read :math:`\Delta > \sigma` and was FAILed on most draws
+   (benchmarks/RESULTS.md, "Scaling collapse: the seed noise of the sizes' means"). A
+   mis-scaled ladder adds a systematic part, which stays. *Supercollapse* is
+   :math:`\Delta(x) \le \sigma(x)` for x in :math:`[x_0, 1]`; it is judged on
+   :math:`R = \max_{x \in [x_0, 1]} \Delta(x)/\sigma(x)` with a percentile bootstrap over seeds
+   (seeds resampled within each size, the normalisation, Delta and sigma recomputed; :math:`L_0`
+   held at its fit): PASS iff the interval's upper end is below 1, FAIL iff its lower end is
+   above 1. A resample's seed means scatter about the sample's by :math:`v_p` once more, so a
+   replicate subtracts twice its own estimate of the noise, which centres the replicates on the
+   estimate instead of above it.
 5. **Early warning** (:func:`departures`): the first x at which one size's seed-mean curve leaves
-   the band of the others (three standard errors, three grid points in a row): a run that
-   will not collapse, caught before its end.
+   the band of the others (the Student-t quantile of the fewest seeds at the normal's 3-sigma
+   tails, 4.09 standard errors at 10 seeds; three grid points in a row): a run that will not
+   collapse, caught before its end.
 """
 
 from __future__ import annotations
@@ -45,7 +61,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import optimize
+from scipy import optimize, stats
 
 from sde_scales import seeds
 from sde_scales.analysis.grid import loss_table, require_runs, seed_matrix
@@ -442,17 +458,36 @@ def normalise(curves: list[Curves], L0: float, grid) -> list[np.ndarray]:
     return out
 
 
-def _stats(ells: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def _mean_noise_var(e: np.ndarray, renorm: bool) -> np.ndarray:
+    """Variance over draws of the seeds of one size's seed-mean curve, by the delta method. With
+    ``renorm`` the curve is the seeds' mean over their mean at the grid's last point (x = 1, the
+    final loss every point is divided by), whose noise is then in it."""
+    S = e.shape[0]
+    if not renorm:
+        return e.var(axis=0, ddof=1) / S
+    end = e[:, -1]
+    ratio = e.mean(axis=0) / end.mean()
+    return (e - ratio[None, :] * end[:, None]).var(axis=0, ddof=1) / (S * end.mean() ** 2)
+
+
+def _stats(ells: list[np.ndarray], renorm: bool = True, noise_times: float = 1.0):
+    """(Delta, sigma, the seed means' plain spread, the root mean variance of their noise): Delta^2
+    is the sizes' variance of the seed means less ``noise_times`` their mean noise variance,
+    clipped at 0 (2 in a bootstrap replicate, whose means scatter about the sample's once more)."""
     means = np.stack([e.mean(axis=0) for e in ells])
-    delta = means.std(axis=0, ddof=1)
+    raw2 = means.var(axis=0, ddof=1)
+    noise2 = np.mean(np.stack([_mean_noise_var(e, renorm) for e in ells]), axis=0)
     sigma = np.sqrt(np.mean(np.stack([e.var(axis=0, ddof=1) for e in ells]), axis=0))
-    return delta, sigma
+    return np.sqrt(np.maximum(raw2 - noise_times * noise2, 0.0)), sigma, np.sqrt(raw2), np.sqrt(noise2)
 
 
 @dataclass
 class CollapseResult:
     """Deviation :math:`\\Delta(x)`, noise floor :math:`\\sigma(x)` (with pointwise intervals), the
-    statistic :math:`R = \\max_{x \\ge x_0} \\Delta/\\sigma` with its interval, and the verdict."""
+    statistic :math:`R = \\max_{x \\ge x_0} \\Delta/\\sigma` with its interval, and the verdict.
+    ``delta`` has the seed means' own noise removed (the module docstring); ``delta_raw`` is the
+    plain spread of the seed means and ``delta_noise`` the root mean variance of that noise
+    (``delta_raw**2 = delta**2 + delta_noise**2`` wherever ``delta`` is above 0)."""
 
     x: np.ndarray
     delta: np.ndarray
@@ -468,10 +503,14 @@ class CollapseResult:
     n_seeds: tuple
     means: np.ndarray
     departures: dict = field(default_factory=dict)
+    delta_raw: np.ndarray | None = None
+    delta_noise: np.ndarray | None = None
 
     def to_dict(self) -> dict:
         return {"x": self.x.tolist(), "delta": self.delta.tolist(), "sigma": self.sigma.tolist(),
                 "delta_ci": self.delta_ci.tolist(), "sigma_ci": self.sigma_ci.tolist(), "x0": self.x0,
+                "delta_raw": None if self.delta_raw is None else self.delta_raw.tolist(),
+                "delta_noise": None if self.delta_noise is None else self.delta_noise.tolist(),
                 "ratio_max": self.ratio, "ratio_ci": list(self.ratio_ci), "verdict": self.verdict.value,
                 "reason": self.reason, "widths": list(self.widths), "n_seeds": list(self.n_seeds),
                 "departures": {str(k): v for k, v in self.departures.items()}}
@@ -497,19 +536,19 @@ def collapse_stats(ells: list[np.ndarray], grid, *, x0: float = 0.2, widths=(), 
         raise InvalidArgumentError(", ".join(f"{w} has {k} seed" for w, k in few) + "; the seed noise "
                                    f"sigma(x) is a standard deviation over a size's seeds and needs at least two "
                                    f"(a verdict {min_seeds})")
-    delta, sigma = _stats(ells)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = float(np.max(delta[win] / sigma[win]))
-    rng = seeds.rng(seed, "collapse.stats_boot")
     # a resample's normalisation uses its own seed-mean final loss: with the grid ending at x = 1
     # that is a division of every curve by the resample's mean there
     renorm = bool(np.isclose(x[-1], 1.0))
+    delta, sigma, delta_raw, delta_noise = _stats(ells, renorm)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = float(np.max(delta[win] / sigma[win]))
+    rng = seeds.rng(seed, "collapse.stats_boot")
     bd, bs, br = [], [], []
     for _ in range(n_boot):
         eb = [e[rng.integers(0, e.shape[0], e.shape[0])] for e in ells]
         if renorm:
             eb = [e / e[:, -1].mean() for e in eb]
-        d, s = _stats(eb)
+        d, s, _, _ = _stats(eb, renorm, noise_times=2.0)
         bd.append(d)
         bs.append(s)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -536,27 +575,42 @@ def collapse_stats(ells: list[np.ndarray], grid, *, x0: float = 0.2, widths=(), 
         v, why = Verdict.INCONCLUSIVE, f"max over x >= {x0:g} of Delta/sigma = {r:.3f} {ci_s} straddles 1 (more " \
                                        f"seeds needed)"
     means = np.stack([e.mean(axis=0) for e in ells])
-    res = CollapseResult(x, delta, sigma, dci, sci, x0, r, (lo, hi), v, why, tuple(widths), ns, means)
+    res = CollapseResult(x, delta, sigma, dci, sci, x0, r, (lo, hi), v, why, tuple(widths), ns, means,
+                         delta_raw=delta_raw, delta_noise=delta_noise)
     res.departures = departures(ells, x, widths=widths, x_from=x0)
     return res
 
 
-def departures(ells: list[np.ndarray], grid, *, widths=(), k: float = 3.0, run: int = 3, x_from: float = 0.0) -> dict:
+def departures(ells: list[np.ndarray], grid, *, widths=(), k: float | None = None, run: int = 3,
+               x_from: float = 0.0) -> dict:
     """For each size, the first x at which its seed-mean curve leaves the band of the other sizes:
     :math:`|\\bar\\ell_p(x) - \\bar\\ell_{-p}(x)| > k\\, \\mathrm{se}(x)` at ``run`` grid points in a
     row, :math:`\\bar\\ell_{-p}` the mean of the other sizes' seed means and se the standard error
-    of the difference from the seed variances, searched from ``x_from`` on (the start of the
-    window the collapse is judged on: before it the curves still carry their initial transient).
-    None where it never leaves. ``k = 3`` keeps the chance of a false alarm at one grid point near
-    0.3% for Gaussian seed noise."""
+    of the difference from the seed means' noise variances :math:`v_p` (:func:`collapse_stats`),
+    searched from ``x_from`` on (the start of the window the collapse is judged on: before it the
+    curves still carry their initial transient). None where it never leaves.
+
+    ``k`` (default) is the Student-t quantile, with the fewest seeds of a size less one degrees of
+    freedom, whose two tails hold what 3 standard deviations leave of a normal (0.27%): the
+    standard error is estimated from those seeds, and with 10 of them a fixed 3 (t = 3 has 1.5% in
+    its tails at 9 degrees of freedom) said a size of a perfect collapse left the others in 14 of
+    100 planted ladders, the t quantile (4.09) in 1 (benchmarks/RESULTS.md, "Scaling collapse: the
+    seed noise of the sizes' means")."""
     x = _check_grid(grid)
+    if k is None:
+        dof = max(min(int(e.shape[0]) for e in ells) - 1, 1)
+        k = float(stats.t.isf(stats.norm.sf(3.0), dof))
     if not (isinstance(k, (int, float, np.integer, np.floating)) and np.isfinite(k) and k > 0) \
             or not is_whole(run, 1):
         raise InvalidArgumentError(f"k={k!r}, run={run!r}; give a finite k > 0 standard errors and a whole run >= 1 of "
                                    f"grid points")
     widths = tuple(widths) or tuple(range(len(ells)))
     means = [e.mean(axis=0) for e in ells]
-    sem2 = [e.var(axis=0, ddof=1) / e.shape[0] for e in ells]
+    # the seed means' own noise, the final loss they are divided by included (a standard error
+    # from the pointwise seed variance alone left it out: independent per-step noise then moved
+    # every size out of a perfect collapse's band near x0, where the curve is several times its end)
+    renorm = bool(np.isclose(x[-1], 1.0))
+    sem2 = [_mean_noise_var(e, renorm) for e in ells]
     P = len(ells)
     out = {}
     for i in range(P):
