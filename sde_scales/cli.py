@@ -305,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "against the claim), simulation (models that build the rate in: checks of the engine and "
                     "estimator) and training (trained muP networks, SP and NTK as controls). One row per claim and "
                     "kind of evidence, grouped into the paper's claims, other readings and consistency checks. "
-                    "Quick run: about 3 minutes on 2 cores; full run: up to about 24 minutes, the collapse ladder included.",
+                    "Quick run: about 3 minutes on 2 cores; full run: about 19 minutes, the collapse ladder included.",
         epilog="Exit status: 0 when the run completed (whatever the verdicts), 1 with --strict when a claim does "
                "not hold (a primary row is not PASS), 2 for bad input.")
     v.add_argument("--quick", action="store_true", help="widths 64..1024, 32 training seeds, fewer replicas")
