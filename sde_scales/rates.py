@@ -376,37 +376,40 @@ def _estimate(x, samples, log_values, reading, confidence, n_resamples, seed, va
 
     ``log_values(*idx)`` maps one index array per width (shape ``(..., R_k)``) to log q per width
     (``(..., k)``); the bootstrap resamples those indices."""
-    (point, lo, hi), = _stats_intervals(x, samples, lambda *ii: (log_values(*ii),), confidence, n_resamples, seed)
-    return _from_stats(x, point, lo, hi, log_values, samples, reading, confidence, values, errors, notes)
+    (logv, point, lo, hi), = _stats_intervals(x, samples, lambda *ii: (log_values(*ii),), confidence, n_resamples,
+                                              seed)
+    return _from_stats(x, logv, point, lo, hi, samples, reading, confidence, values, errors, notes)
 
 
 def _stats_intervals(x, samples, log_values, confidence, n_resamples, seed):
-    """``[(point, lo, hi), ...]``: the statistics of :func:`_fit_stats` and their bootstrap
-    intervals for each series of ``log_values(*idx)`` (a tuple of ``(..., k)`` arrays), all from
-    one bootstrap: the same resamples, and a quantity shared by several series (the two spreads
-    of a separation) computed once per resample."""
+    """``[(log values, point, lo, hi), ...]``: for each series of ``log_values(*idx)`` (a tuple of
+    ``(..., k)`` arrays), its log values at the data, the statistics of :func:`_fit_stats` and
+    their bootstrap intervals, all from one bootstrap: the same resamples, and a quantity shared by
+    several series (the two spreads of a separation) computed once per resample."""
     check_confidence(confidence)
     check_resamples(n_resamples)
     logx = np.log(x)
     idx = [np.arange(s.shape[-1]) for s in samples]
-    points = [_fit_stats(logx, v) for v in log_values(*idx)]
+    logvs = log_values(*idx)
+    points = [_fit_stats(logx, v) for v in logvs]
     # only the statistics the widths define (three widths: the slope, no curvature), so that the
     # bootstrap's quantiles are not asked for an interval of NaNs (scipy warns of a degenerate
     # distribution then, whatever the data); the widths decide which, the same for every series
     keep = np.flatnonzero(np.isfinite(points[0]))
-    out = [(p, np.full(p.shape, np.nan), np.full(p.shape, np.nan)) for p in points]
+    out = [(v, p, np.full(p.shape, np.nan), np.full(p.shape, np.nan)) for v, p in zip(logvs, points)]
     if keep.size:
         lo, hi = _bootstrap(idx, lambda *ii, axis=-1: np.concatenate([_fit_stats(logx, v)[keep]
                                                                       for v in log_values(*ii)]),
                             confidence, n_resamples, seed)
-        for j, (_, plo, phi) in enumerate(out):
+        for j, (_, _, plo, phi) in enumerate(out):
             plo[keep], phi[keep] = lo[j * keep.size:(j + 1) * keep.size], hi[j * keep.size:(j + 1) * keep.size]
     return out
 
 
-def _from_stats(x, point, lo, hi, log_values, samples, reading, confidence, values, errors, notes=()):
-    logx = np.log(x)
-    icpt = float(np.mean(log_values(*[np.arange(s.shape[-1]) for s in samples])) - point[0] * logx.mean())
+def _from_stats(x, logv, point, lo, hi, samples, reading, confidence, values, errors, notes=()):
+    """The estimate of one series from its log values at the data and :func:`_stats_intervals`'s
+    statistics and intervals."""
+    icpt = float(np.mean(logv) - point[0] * np.log(x).mean())
     return ExponentEstimate(float(point[0]), (float(lo[0]), float(hi[0])), x, np.asarray(values, float),
                             np.asarray(errors, float), icpt, reading, confidence,
                             int(min(s.shape[-1] for s in samples)), tuple(notes), _curvature(point, lo, hi))
@@ -461,6 +464,18 @@ def _spreads(x: np.ndarray, samples, what: str = "") -> np.ndarray:
     return sd
 
 
+def _log_spreads(samples, ii) -> np.ndarray:
+    """log of each width's spread over the replicas indexed by ``ii`` (one index array per width),
+    widths last. A resample of few replicas can repeat one value (sd 0): the log is floored so
+    that the slope is extreme (and the interval wide) instead of NaN."""
+    return np.stack([np.log(np.maximum(_pooled_sd(s, i), _TINY)) for s, i in zip(samples, ii)], axis=-1)
+
+
+def _spread_errors(sd: np.ndarray, samples) -> np.ndarray:
+    """Standard error of each width's standard deviation, sd / sqrt(2 (R - 1)) (normal replicas)."""
+    return np.array([v / np.sqrt(2 * (s.shape[-1] - 1)) for v, s in zip(sd, samples)])
+
+
 def fluctuation_exponent(widths, samples, *, confidence: float = 0.95, n_resamples: int = 2000,
                          seed: int = 0) -> ExponentEstimate:
     """Exponent of the standard deviation over replicas against width.
@@ -469,15 +484,8 @@ def fluctuation_exponent(widths, samples, *, confidence: float = 0.95, n_resampl
     the spread is the root mean of their variances; a replica is resampled with all of them)."""
     x, samples = _check_grid(widths, samples)
     sd = _spreads(x, samples)
-
-    def log_values(*ii):
-        # a resample of few replicas can repeat one value (sd 0): floor the log so the slope is
-        # extreme (and the interval wide) instead of NaN
-        return np.stack([np.log(np.maximum(_pooled_sd(s, i), _TINY)) for s, i in zip(samples, ii)], axis=-1)
-
-    # standard error of a standard deviation: sd / sqrt(2 (R - 1)) (normal replicas)
-    err = np.array([v / np.sqrt(2 * (s.shape[-1] - 1)) for v, s in zip(sd, samples)])
-    return _estimate(x, samples, log_values, "fluctuation", confidence, n_resamples, seed, sd, err)
+    return _estimate(x, samples, lambda *ii: _log_spreads(samples, ii), "fluctuation", confidence, n_resamples, seed,
+                     sd, _spread_errors(sd, samples))
 
 
 def _reference_fn(x: np.ndarray, reference):
@@ -554,22 +562,15 @@ def exponent_difference(widths, samples_a, samples_b, *, confidence: float = 0.9
     sd_a = _spreads(x, sa, " in the first quantity")
     sd_b = _spreads(x, sb, " in the second quantity (the one subtracted)")
 
-    def log_sd(q, ii):
-        return np.stack([np.log(np.maximum(_pooled_sd(s, i), _TINY)) for s, i in zip(q, ii)], axis=-1)
-
     def series(*ii):  # the ratio and the two quantities, each spread computed once per resample
-        la, lb = log_sd(sa, ii), log_sd(sb, ii)
+        la, lb = _log_spreads(sa, ii), _log_spreads(sb, ii)
         return la - lb, la, lb
 
     # one bootstrap for all three: three separate ones drew the same resamples three times over
-    (pr, lr, hr), (pa, la_, ha), (pb, lb_, hb) = _stats_intervals(x, sa, series, confidence, n_resamples, seed)
-    idx = [np.arange(a.shape[-1]) for a in sa]
-    ratio = np.exp(series(*idx)[0])
-    est = _from_stats(x, pr, lr, hr, lambda *ii: series(*ii)[0], sa, "difference", confidence, ratio,
-                      np.full_like(ratio, np.nan))
-    parts = tuple(_from_stats(x, p, lo, hi, lambda *ii, q=q: log_sd(q, ii), q, "fluctuation", confidence, sd,
-                              sd / np.sqrt([2 * (s.shape[-1] - 1) for s in q]))
-                  for q, sd, p, lo, hi in ((sa, sd_a, pa, la_, ha), (sb, sd_b, pb, lb_, hb)))
+    ratio, own_a, own_b = _stats_intervals(x, sa, series, confidence, n_resamples, seed)
+    est = _from_stats(x, *ratio, sa, "difference", confidence, np.exp(ratio[0]), np.full(x.size, np.nan))
+    parts = tuple(_from_stats(x, *own, q, "fluctuation", confidence, sd, _spread_errors(sd, q))
+                  for q, sd, own in ((sa, sd_a, own_a), (sb, sd_b, own_b)))
     return replace(est, parts=parts)
 
 
