@@ -458,6 +458,13 @@ def normalise(curves: list[Curves], L0: float, grid) -> list[np.ndarray]:
     return out
 
 
+def _renormalised(x: np.ndarray) -> bool:
+    """Whether the grid ends at x = 1, where :func:`normalise` divides every curve by its size's
+    seed-mean final loss: a resample is then renormalised there, and a seed mean's noise holds
+    that final loss's."""
+    return bool(np.isclose(x[-1], 1.0))
+
+
 def _mean_noise_var(e: np.ndarray, renorm: bool) -> np.ndarray:
     """Variance over draws of the seeds of one size's seed-mean curve, by the delta method. With
     ``renorm`` the curve is the seeds' mean over their mean at the grid's last point (x = 1, the
@@ -470,7 +477,7 @@ def _mean_noise_var(e: np.ndarray, renorm: bool) -> np.ndarray:
     return (e - ratio[None, :] * end[:, None]).var(axis=0, ddof=1) / (S * end.mean() ** 2)
 
 
-def _stats(ells: list[np.ndarray], renorm: bool = True, noise_times: float = 1.0):
+def _stats(ells: list[np.ndarray], renorm: bool, noise_times: float = 1.0):
     """(Delta, sigma, the seed means' plain spread, the root mean variance of their noise): Delta^2
     is the sizes' variance of the seed means less ``noise_times`` their mean noise variance,
     clipped at 0 (2 in a bootstrap replicate, whose means scatter about the sample's once more)."""
@@ -502,15 +509,14 @@ class CollapseResult:
     widths: tuple
     n_seeds: tuple
     means: np.ndarray
+    delta_raw: np.ndarray
+    delta_noise: np.ndarray
     departures: dict = field(default_factory=dict)
-    delta_raw: np.ndarray | None = None
-    delta_noise: np.ndarray | None = None
 
     def to_dict(self) -> dict:
         return {"x": self.x.tolist(), "delta": self.delta.tolist(), "sigma": self.sigma.tolist(),
                 "delta_ci": self.delta_ci.tolist(), "sigma_ci": self.sigma_ci.tolist(), "x0": self.x0,
-                "delta_raw": None if self.delta_raw is None else self.delta_raw.tolist(),
-                "delta_noise": None if self.delta_noise is None else self.delta_noise.tolist(),
+                "delta_raw": self.delta_raw.tolist(), "delta_noise": self.delta_noise.tolist(),
                 "ratio_max": self.ratio, "ratio_ci": list(self.ratio_ci), "verdict": self.verdict.value,
                 "reason": self.reason, "widths": list(self.widths), "n_seeds": list(self.n_seeds),
                 "departures": {str(k): v for k, v in self.departures.items()}}
@@ -538,7 +544,7 @@ def collapse_stats(ells: list[np.ndarray], grid, *, x0: float = 0.2, widths=(), 
                                    f"(a verdict {min_seeds})")
     # a resample's normalisation uses its own seed-mean final loss: with the grid ending at x = 1
     # that is a division of every curve by the resample's mean there
-    renorm = bool(np.isclose(x[-1], 1.0))
+    renorm = _renormalised(x)
     delta, sigma, delta_raw, delta_noise = _stats(ells, renorm)
     with np.errstate(divide="ignore", invalid="ignore"):
         r = float(np.max(delta[win] / sigma[win]))
@@ -575,8 +581,8 @@ def collapse_stats(ells: list[np.ndarray], grid, *, x0: float = 0.2, widths=(), 
         v, why = Verdict.INCONCLUSIVE, f"max over x >= {x0:g} of Delta/sigma = {r:.3f} {ci_s} straddles 1 (more " \
                                        f"seeds needed)"
     means = np.stack([e.mean(axis=0) for e in ells])
-    res = CollapseResult(x, delta, sigma, dci, sci, x0, r, (lo, hi), v, why, tuple(widths), ns, means,
-                         delta_raw=delta_raw, delta_noise=delta_noise)
+    res = CollapseResult(x, delta, sigma, dci, sci, x0, r, (lo, hi), v, why, tuple(widths), ns, means, delta_raw,
+                         delta_noise)
     res.departures = departures(ells, x, widths=widths, x_from=x0)
     return res
 
@@ -609,8 +615,7 @@ def departures(ells: list[np.ndarray], grid, *, widths=(), k: float | None = Non
     # the seed means' own noise, the final loss they are divided by included (a standard error
     # from the pointwise seed variance alone left it out: independent per-step noise then moved
     # every size out of a perfect collapse's band near x0, where the curve is several times its end)
-    renorm = bool(np.isclose(x[-1], 1.0))
-    sem2 = [_mean_noise_var(e, renorm) for e in ells]
+    sem2 = [_mean_noise_var(e, _renormalised(x)) for e in ells]
     P = len(ells)
     out = {}
     for i in range(P):

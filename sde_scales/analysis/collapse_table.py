@@ -168,15 +168,13 @@ def _plot(res: CollapseResult, ells, curves, L0: float):
     b.plot(res.x, np.where(res.delta > 0, res.delta, np.nan), color="C3",
            label=r"$\Delta(x)$: spread of the sizes' mean curves, less their seed noise (gaps: 0)")
     b.fill_between(res.x, res.delta_ci[0], res.delta_ci[1], color="C3", alpha=0.2, lw=0)
-    if res.delta_raw is not None:
-        b.plot(res.x, res.delta_raw, color="C3", ls="--", lw=0.8, label="the same with the seed noise in")
+    b.plot(res.x, res.delta_raw, color="C3", ls="--", lw=0.8, label="the same with the seed noise in")
     b.plot(res.x, res.sigma, color="k", label=r"$\sigma(x)$: seed noise (pooled)")
     b.fill_between(res.x, res.sigma_ci[0], res.sigma_ci[1], color="k", alpha=0.15, lw=0)
     b.axvline(res.x0, color="0.5", ls=":", lw=1, label=f"x0 = {res.x0:g} (judged from here)")
     # every size's mean ends at 1 by construction, so Delta is 0 at x = 1: scaled without that point
     inner = res.x < 1
-    shown = np.concatenate([res.delta[inner], res.sigma[inner]]
-                           + ([] if res.delta_raw is None else [res.delta_raw[inner]]))
+    shown = np.concatenate([res.delta[inner], res.sigma[inner], res.delta_raw[inner]])
     shown = shown[np.isfinite(shown) & (shown > 0)]
     b.set(xlabel="x = step / horizon", ylabel="deviation and noise floor", yscale="log")
     b.set_title(rf"max over $x \geq x_0$ of $\Delta/\sigma$: {res.ratio:.2f} ({res.verdict.value})", fontsize=9)
