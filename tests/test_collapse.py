@@ -164,7 +164,13 @@ def test_bad_collapse_arguments_are_refused_by_name():
                        (lambda: co.horizons(curves, None, n_boot=-1), "n_boot=-1"),
                        (lambda: co.normalise(curves, float("nan"), GRID), "L0=nan"),
                        (lambda: co.normalise(curves, 0.1, GRID[::-1]), "increasing"),
-                       (lambda: co.departures(ells, GRID, k=-1.0), "k=-1.0")]:
+                       (lambda: co.departures(ells, GRID, k=-1.0), "k=-1.0"),
+                       # one seed: its band's variance was NaN, and no size was ever said to leave
+                       (lambda: co.departures([e[:1] for e in ells], GRID, widths=WIDTHS), "size 8 has 1 seed"),
+                       # curves whose mean at x = 1 is 0 (not divided by a final loss above L0): every
+                       # statistic was NaN, and the verdict blamed a zero sigma
+                       (lambda: co.collapse_stats([e - 1.0 for e in ells], GRID, widths=WIDTHS),
+                        r"at x = 1 is not a positive finite number \(size 8: .*normalise\(\)")]:
         with pytest.raises(InvalidArgumentError, match=said):
             call()
 

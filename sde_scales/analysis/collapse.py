@@ -458,6 +458,27 @@ def normalise(curves: list[Curves], L0: float, grid) -> list[np.ndarray]:
     return out
 
 
+def _require_two_seeds(ells: list[np.ndarray], names, why: str) -> None:
+    """Refuse sizes with fewer than two seeds, by name: ``why`` says what needs them."""
+    few = [(w, int(e.shape[0])) for w, e in zip(names, ells) if e.shape[0] < 2]
+    if few:
+        raise InvalidArgumentError(", ".join(f"{w} has {k} seed" for w, k in few) + f"; {why}")
+
+
+def _check_ends(ells: list[np.ndarray], names, renorm: bool) -> None:
+    """Curves that end at x = 1 are divided by their seed-mean value there (the normalised final
+    loss, 1 from :func:`normalise`); a mean there that is not positive and finite made every
+    statistic NaN, read as "sigma is zero somewhere"."""
+    if not renorm:
+        return
+    bad = [f"{w}: {float(e[:, -1].mean()):.4g}" for w, e in zip(names, ells) if not float(e[:, -1].mean()) > 0
+           or not np.isfinite(e[:, -1]).all()]
+    if bad:
+        raise InvalidArgumentError(f"the seed-mean normalised curve at x = 1 is not a positive finite number "
+                                   f"({', '.join(bad)}); normalise the curves by a final loss above L0 (normalise()) "
+                                   f"before judging them")
+
+
 def _renormalised(x: np.ndarray) -> bool:
     """Whether the grid ends at x = 1, where :func:`normalise` divides every curve by its size's
     seed-mean final loss: a resample is then renormalised there, and a seed mean's noise holds
@@ -537,14 +558,12 @@ def collapse_stats(ells: list[np.ndarray], grid, *, x0: float = 0.2, widths=(), 
     if not win.any():
         raise InvalidArgumentError(f"x0 = {x0} leaves no grid point in [x0, 1]")
     names = [f"size {w:,}" for w in widths] if len(widths) == len(ells) else [f"curves {k}" for k in range(len(ells))]
-    few = [(w, int(e.shape[0])) for w, e in zip(names, ells) if e.shape[0] < 2]
-    if few:
-        raise InvalidArgumentError(", ".join(f"{w} has {k} seed" for w, k in few) + "; the seed noise "
-                                   f"sigma(x) is a standard deviation over a size's seeds and needs at least two "
-                                   f"(a verdict {min_seeds})")
+    _require_two_seeds(ells, names, f"the seed noise sigma(x) is a standard deviation over a size's seeds and "
+                                    f"needs at least two (a verdict {min_seeds})")
     # a resample's normalisation uses its own seed-mean final loss: with the grid ending at x = 1
     # that is a division of every curve by the resample's mean there
     renorm = _renormalised(x)
+    _check_ends(ells, names, renorm)
     delta, sigma, delta_raw, delta_noise = _stats(ells, renorm)
     with np.errstate(divide="ignore", invalid="ignore"):
         r = float(np.max(delta[win] / sigma[win]))
@@ -603,8 +622,10 @@ def departures(ells: list[np.ndarray], grid, *, widths=(), k: float | None = Non
     100 planted ladders, the t quantile (4.09) in 1 (benchmarks/RESULTS.md, "Scaling collapse: the
     seed noise of the sizes' means")."""
     x = _check_grid(grid)
+    _require_two_seeds(ells, [f"size {w}" for w in tuple(widths) or range(len(ells))],
+                       "a size's band is a standard error over its seeds and needs at least two")
     if k is None:
-        dof = max(min(int(e.shape[0]) for e in ells) - 1, 1)
+        dof = min(int(e.shape[0]) for e in ells) - 1
         k = float(stats.t.isf(stats.norm.sf(3.0), dof))
     if not (isinstance(k, (int, float, np.integer, np.floating)) and np.isfinite(k) and k > 0) \
             or not is_whole(run, 1):
