@@ -198,9 +198,20 @@ def _cmd_coordcheck(args: argparse.Namespace) -> int:
     def fmt_tol(t):
         return f"{t:5.2f}" if t is not None else "  -  "
 
+    def theory_change(l):
+        """The abc table's exponent of the change the check measures after ``args.steps`` steps: the first
+        step's own where that is all it ran; TP4's later-step exponent of a stable parametrization;
+        none for an unstable one after its first step (its output, and the loss's derivative, grow
+        with n, so no fixed order holds)."""
+        if l == p.L:
+            return str(pred.output_change) if args.steps == 1 or pred.stable else "-"
+        if args.steps == 1:
+            return str(pred.first_step_feature_change[l])
+        return str(pred.feature_change[l]) if pred.stable else "-"
+
     for l in cc.layers:
         a, d = cc.act_exp[l], cc.delta_exp[l]
-        th_d = str(pred.feature_change[l]) if l < len(pred.feature_change) else str(pred.output_change)
+        th_d = theory_change(l)
         ta, td = cc.tolerances[l]
         print(f"  {names[l]:{w}s} {a.exponent:+6.2f} [{a.ci[0]:+.2f},{a.ci[1]:+.2f}]".ljust(w + 26)
               + f"{str(pred.preactivation[l]):>6s} {fmt_tol(ta)}  "
@@ -208,12 +219,15 @@ def _cmd_coordcheck(args: argparse.Namespace) -> int:
               + f" {th_d:>6s} {fmt_tol(td)}  {cc.verdicts[l].value}")
         rows.append({"layer": names[l], "init_exponent": a.exponent, "init_ci": list(a.ci),
                      "theory_init_exponent": str(pred.preactivation[l]), "init_tolerance": ta,
-                     "change_exponent": d.exponent, "change_ci": list(d.ci), "theory_change_exponent": th_d,
+                     "change_exponent": d.exponent, "change_ci": list(d.ci), "theory_change_exponent": None if th_d == "-" else th_d,
                      "change_tolerance": td, "verdict": cc.verdicts[l].value})
     for l in cc.layers:
         if cc.verdicts[l] is not Verdict.PASS:
             print(f"  {names[l]}: {cc.reasons[l]}")
     print(f"overall: {cc.overall.value} (muP desiderata); theory says: {pred.summary}")
+    if not pred.stable and args.steps > 1:
+        print(f"  theory column: '-' after {args.steps} steps, since {p.name} is unstable and only its first step has "
+              f"an order in n; --steps 1 compares each layer with it")
     if args.json:
         doc = {"param": p.name, "optimizer": args.optimizer, "lr": args.lr, "base_width": args.base_width or None,
                "steps": args.steps, "seeds": args.seeds, "widths": args.widths, "tolerance_floor": RESOLUTION,

@@ -281,6 +281,33 @@ def test_coordcheck_sp_fails():
     assert cc.overall is Verdict.FAIL and cc.delta_exp[1].exponent > 0.2  # hidden features grow with width
 
 
+@pytest.mark.parametrize("name", ["sp1", "sp2", "ntk2", "mup2", "mup2-small-readout"])
+def test_the_abc_tables_first_step_is_what_one_trained_step_measures(name):
+    """The symbolic table (theory.abc) against networks trained here for one SGD step: each layer's
+    measured exponent of its change lies within the check's own tolerance of the table's first-step
+    exponent. Where TP4's later-step exponent differs (SP: input 0 against the first step's -1/2,
+    hidden at depth 2 1 against 1/2; muP whose readout starts at n^-3/2: input and hidden 0 against
+    -1/2), the measurement excludes it. Before, the table gave SP's input features a Theta(1) change
+    beside a measured n^-0.49."""
+    from theory.abc import derive
+
+    p = {"sp1": sp(1), "sp2": sp(2), "ntk2": ntk(2), "mup2": mup(2),
+         "mup2-small-readout": mup(2).with_layer(2, b=1)}[name]
+    t = derive(p)
+    cc = coord_check(p, WIDTHS, steps=1, lr=0.1)
+    differs = 0
+    for l in range(p.L):
+        d, tol = cc.delta_exp[l], cc.tolerances[l][1]
+        first, later = float(t.first_step_feature_change[l]), float(t.feature_change[l])
+        assert d.ci[0] - tol <= first <= d.ci[1] + tol, (l, d, tol, first)
+        if first != later:
+            differs += 1
+            assert not d.ci[0] - tol <= later <= d.ci[1] + tol, (l, d, tol, later)
+    out = cc.delta_exp[p.L]
+    assert out.ci[0] - cc.tolerances[p.L][1] <= float(t.output_change) <= out.ci[1] + cc.tolerances[p.L][1]
+    assert differs == {"sp1": 1, "sp2": 2, "ntk2": 0, "mup2": 0, "mup2-small-readout": 2}[name]
+
+
 def test_mu_optimizer_adam_is_torch_adam_with_the_layer_learning_rates():
     """The muP optimizer's Adam against torch.optim.Adam (an independent implementation) run with
     each layer's learning rate lr * lr_scale[l] and member by member: equal to float32 rounding."""

@@ -15,7 +15,17 @@ exponent with the symmetry :math:`(a_l, b_l, c_l) \to (a_l + \theta_l, b_l - \th
 
 * initial pre-activations: layer 1 :math:`-(a_1+b_1)`, hidden :math:`1/2 - a_l - b_l`, output
   :math:`1/2 - a_{L+1} - b_{L+1}`;
-* feature change of layer l after one step: :math:`-r_l`; output change :math:`-\min(2a_{L+1}+c-1, r)`;
+* feature change of layer l over training (TP4's :math:`-r_l`: the largest change at a fixed step
+  :math:`t \ge 1` of a *stable* parametrization, where the readout's own update feeds the backward
+  pass from the second step on); output change :math:`-\min(2a_{L+1}+c-1, r)`;
+* feature change of layer l after the *first* step, :math:`-r^{(1)}_l` with the same formula and
+  :math:`a_{L+1} + b_{L+1}` in place of the minimum: the first gradient reaches the hidden layers
+  through the readout's initial weights only. It equals :math:`-r_l` unless the readout starts
+  smaller than its first update (:math:`a_{L+1} + b_{L+1} > 2a_{L+1} + c`), and it is the only one
+  of the two that describes an unstable parametrization: there the output, and with it the loss's
+  derivative, grows with n after one step, and later steps are not of any fixed order in n (SP at
+  a width-independent rate, one hidden layer: the first step moves the features by
+  :math:`n^{-1/2}`, while :math:`r = 0`);
 * per-coordinate update of the effective weight :math:`W^l = n^{-a_l}w^l`: hidden and input
   :math:`-(c + 2a_l + a_{L+1} + b_{L+1})`, readout :math:`-(c + 2a_{L+1})`;
 * stable iff :math:`a_1 + b_1 = 0`, :math:`a_l + b_l = 1/2` (hidden), :math:`a_{L+1} + b_{L+1} \ge 1/2`,
@@ -52,6 +62,7 @@ class ExponentTable:
     preactivation: tuple[Fraction, ...]
     weight_update: tuple[Fraction, ...]
     feature_change: tuple[Fraction, ...]
+    first_step_feature_change: tuple[Fraction, ...]
     output_change: Fraction
     r: Fraction | None
     stable: bool
@@ -82,7 +93,9 @@ class ExponentTable:
         return {
             "name": self.name, "optimizer": self.optimizer, "preactivation": f,
             "weight_update": [str(x) for x in self.weight_update],
-            "feature_change": [str(x) for x in self.feature_change], "output_change": str(self.output_change),
+            "feature_change": [str(x) for x in self.feature_change],
+            "first_step_feature_change": [str(x) for x in self.first_step_feature_change],
+            "output_change": str(self.output_change),
             "r": None if self.r is None else str(self.r), "stable": self.stable, "nontrivial": self.nontrivial,
             "feature_learning": self.feature_learning, "feature_learning_all_layers": self.feature_learning_all_layers,
             "regime": self.regime, "summary": self.summary, "reasons": list(self.reasons),
@@ -123,15 +136,18 @@ def derive(p: Parametrization) -> ExponentTable:
     pre, why = _init(rules)
     last = rules[-1]
     head = min(last.a + last.b, 2 * last.a + c) + c - 1
-    r_l, running = [], None
+    first_head = last.a + last.b + c - 1  # step 1: the readout's initial weights carry the gradient
+    r_l, r1_l, running = [], [], None
     for i, rl in enumerate(rules[:-1]):
         term = 2 * rl.a + (1 if i == 0 else 0)
         running = term if running is None else min(running, term)
         r_l.append(head + running)
+        r1_l.append(first_head + running)
     r = r_l[-1]
     out_stab = 2 * last.a + c - 1
     if r < 0:
-        why.append(f"features blow up after one step (r = {r} < 0)")
+        grow = max(-x for x in r1_l)
+        why.append(f"features blow up (r = {r} < 0" + (f"; after the first step already like n^{grow})" if grow > 0 else ")"))
     if out_stab < 0:
         why.append(f"the output update grows like n^{-out_stab} (need 2 a_L+1 + c >= 1)")
     stable = not why
@@ -142,8 +158,8 @@ def derive(p: Parametrization) -> ExponentTable:
     upd = [-(c + 2 * rl.a + last.a + last.b) for rl in rules[:-1]] + [-(c + 2 * last.a)]
     # report update exponents in the user's own table (the symmetry shifts a and c together)
     feat = [-x for x in r_l]
-    return ExponentTable(p.name, p.optimizer, tuple(pre), tuple(upd), tuple(feat), -min(out_stab, r), r, stable,
-                         nontrivial, fl, fl_all, regime, tuple(why))
+    return ExponentTable(p.name, p.optimizer, tuple(pre), tuple(upd), tuple(feat), tuple(-x for x in r1_l),
+                         -min(out_stab, r), r, stable, nontrivial, fl, fl_all, regime, tuple(why))
 
 
 def _derive_adam(p: Parametrization) -> ExponentTable:
@@ -162,8 +178,9 @@ def _derive_adam(p: Parametrization) -> ExponentTable:
     fl = stable and any(e == 0 for e in feat)
     nontrivial = stable and (fl or out == 0)
     regime = "unstable" if not stable else ("feature learning" if fl else ("kernel" if nontrivial else "trivial"))
-    return ExponentTable(p.name, p.optimizer, tuple(pre), tuple(upd), tuple(feat), out, None, stable, nontrivial, fl,
-                         fl_all, regime, tuple(why))
+    # Adam's update has its size whatever the gradient's, so the first step is of the same order
+    return ExponentTable(p.name, p.optimizer, tuple(pre), tuple(upd), tuple(feat), tuple(feat), out, None, stable,
+                         nontrivial, fl, fl_all, regime, tuple(why))
 
 
 def classify(p: Parametrization) -> str:
@@ -173,12 +190,19 @@ def classify(p: Parametrization) -> str:
 
 def format_table(t: ExponentTable) -> str:
     names = ["input"] + [f"hidden {i}" for i in range(2, len(t.preactivation))] + ["readout"]
-    rows = [("layer", "pre-activation", "weight update", "feature change")]
+    later = "feature change, later steps" if t.stable else "feature change, later steps (*)"
+    rows = [("layer", "pre-activation", "weight update", "feature change, step 1", later)]
     for i, nm in enumerate(names):
-        fc = str(t.feature_change[i]) if i < len(t.feature_change) else "-"
-        rows.append((nm, f"n^{t.preactivation[i]}", f"n^{t.weight_update[i]}", fc if fc == "-" else f"n^{fc}"))
-    w = [max(len(r[j]) for r in rows) for j in range(4)]
+        inner = i < len(t.feature_change)
+        rows.append((nm, f"n^{t.preactivation[i]}", f"n^{t.weight_update[i]}",
+                     f"n^{t.first_step_feature_change[i]}" if inner else "-",
+                     f"n^{t.feature_change[i]}" if inner else "-"))
+    w = [max(len(r[j]) for r in rows) for j in range(len(rows[0]))]
     lines = [f"{t.name} ({t.optimizer}): {t.summary}"]
     lines += ["  " + "  ".join(c.ljust(w[j]) for j, c in enumerate(r)) for r in rows]
     lines.append(f"  output change after one step: n^{t.output_change}" + ("" if t.r is None else f"; r = {t.r}"))
+    if not t.stable:
+        lines.append("  (*) " + ("TP4's -r_l, which assumes" if t.optimizer == "sgd" else "these assume")
+                     + " a bounded output: in an unstable parametrization the output and the loss's derivative grow "
+                     "with n after the first step, so only step 1 has these orders")
     return "\n".join(lines)

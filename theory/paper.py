@@ -233,7 +233,7 @@ def d_vlassis_lr_transfer(claim):
 
 
 def d_vlassis_coordinates(claim):
-    """Feature changes after one step, every layer, under muP (SGD): the abc table's exponents;
+    """Feature changes over training (TP4's -r_l), every layer, under muP (SGD): the abc table's exponents;
     the exponent of largest magnitude is the claim's (0 when every layer is Theta(1))."""
     t = abc_derive(mup(L=2))
     exps = list(t.feature_change) + [t.output_change]
