@@ -198,16 +198,21 @@ def _cmd_coordcheck(args: argparse.Namespace) -> int:
     def fmt_tol(t):
         return f"{t:5.2f}" if t is not None else "  -  "
 
+    grows = [i for i, e in enumerate(pred.first_step_feature_change) if e > 0]
+
     def theory_change(l):
-        """The abc table's exponent of the change the check measures after ``args.steps`` steps: the first
-        step's own where that is all it ran; TP4's later-step exponent of a stable parametrization;
-        none for an unstable one after its first step (its output, and the loss's derivative, grow
-        with n, so no fixed order holds)."""
-        if l == p.L:
-            return str(pred.output_change) if args.steps == 1 or pred.stable else "-"
-        if args.steps == 1:
-            return str(pred.first_step_feature_change[l])
-        return str(pred.feature_change[l]) if pred.stable else "-"
+        """The abc table's exponent of the change the check measures after ``args.steps`` steps. A
+        stable parametrization: the first step's own where that is all it ran, else TP4's later-step
+        one. An unstable one: after one step, each layer up to the first that grows with n (above
+        it, and at the output, the table's first-order exponent is only a lower bound); none after
+        more steps (its output, and the loss's derivative, grow with n, so no fixed order holds)."""
+        if pred.stable:
+            if l == p.L:
+                return str(pred.output_change)
+            return str((pred.first_step_feature_change if args.steps == 1 else pred.feature_change)[l])
+        if args.steps > 1 or l == p.L or (grows and l > grows[0]):
+            return "-"
+        return str(pred.first_step_feature_change[l])
 
     for l in cc.layers:
         a, d = cc.act_exp[l], cc.delta_exp[l]
@@ -225,9 +230,13 @@ def _cmd_coordcheck(args: argparse.Namespace) -> int:
         if cc.verdicts[l] is not Verdict.PASS:
             print(f"  {names[l]}: {cc.reasons[l]}")
     print(f"overall: {cc.overall.value} (muP desiderata); theory says: {pred.summary}")
-    if not pred.stable and args.steps > 1:
-        print(f"  theory column: '-' after {args.steps} steps, since {p.name} is unstable and only its first step has "
-              f"an order in n; --steps 1 compares each layer with it")
+    if not pred.stable:
+        print("  theory column: '-' " + (f"after {args.steps} steps, since {p.name} is unstable and only its first "
+                                        f"step has an order in n; --steps 1 compares the layers with it"
+                                        if args.steps > 1 else
+                                        f"where {p.name}, unstable, has no order that the table gives exactly: the "
+                                        f"output and the layers above the first that grows (first order in the "
+                                        f"learning rate is a lower bound there)"))
     if args.json:
         doc = {"param": p.name, "optimizer": args.optimizer, "lr": args.lr, "base_width": args.base_width or None,
                "steps": args.steps, "seeds": args.seeds, "widths": args.widths, "tolerance_floor": RESOLUTION,
