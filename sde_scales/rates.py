@@ -494,7 +494,10 @@ def _reference_fn(x: np.ndarray, reference):
         if reference == "richardson":
             r = x[-1] / x[-2]
             return (lambda m: (r * m[..., -1:] - m[..., -2:-1]) / (r - 1)), np.ones(x.size, bool), (
-                f"Richardson extrapolation in 1/n from the widths {x[-2]:g} and {x[-1]:g}")
+                f"Richardson extrapolation in 1/n from the widths {x[-2]:g} and {x[-1]:g}, which assumes the "
+                f"bias falls like 1/n there: a bias of another order moves the reference, and the local slope "
+                f"at the widest widths then tends to -1 whatever the true exponent (a claim of -1 cannot FAIL "
+                f"there; give the limit as a number where it is known)")
         if reference == "widest":
             keep = np.ones(x.size, bool)
             keep[-1] = False

@@ -327,6 +327,27 @@ def test_richardson_reference_recovers_the_limit_and_carries_its_error():
     assert widest.ci_width > 1.05 * fixed.ci_width
 
 
+def test_richardson_in_one_over_n_bends_a_bias_of_another_order_toward_minus_one():
+    """A bias of n^-1/2 (mean 2 + n^-1/2, noise small enough to resolve every bias): Richardson in
+    1/n misplaces the limit by (sqrt 2 - 1) / sqrt(1024) on this ladder, so the bias left at the widest
+    widths falls like n^-1 between them (two-point slope exactly -1 at 1024..2048, by hand below).
+    The estimator's local slope there reads near -1 while the exact limit gives -1/2; the true
+    claim is not PASSed and the wrong claim of -1 is not FAILed, and the note says why."""
+    from sde_scales.rates import RateKind, Verdict, verdict
+
+    reps = gaussian_replicas(-1.0, 400, seed=5, scale=0.02, mean=lambda n: 2.0 + n**-0.5)
+    rich = bias_exponent(WIDTHS, reps, "richardson", seed=0)
+    exact = bias_exponent(WIDTHS, reps, 2.0, seed=0)
+    ref = 2.0 + (2 * 2048**-0.5 - 1024**-0.5)  # (r q(N) - q(N/2)) / (r - 1), r = 2
+    two_point = np.log((2.0 + 1024**-0.5 - ref) / (2.0 + 2048**-0.5 - ref)) / np.log(0.5)
+    assert abs(two_point + 1.0) < 1e-9
+    assert rich.curvature.slope_max < -0.85 and abs(exact.curvature.slope_max + 0.5) < 0.1
+    assert verdict(RateKind.THETA, -0.5, rich).verdict is not Verdict.PASS
+    assert verdict(RateKind.THETA, -1.0, rich).verdict is not Verdict.FAIL
+    assert verdict(RateKind.THETA, -1.0, exact).verdict is Verdict.FAIL
+    assert any("tends to -1 whatever the true exponent" in s for s in rich.notes)
+
+
 def test_unresolved_bias_is_flagged():
     reps = gaussian_replicas(-0.5, 50, seed=4)  # mean 0: no bias at all
     est = bias_exponent(WIDTHS, reps, 0.0, seed=0)
