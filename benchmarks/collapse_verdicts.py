@@ -7,7 +7,8 @@ seeds; each judged as ``sde-scales collapse`` judges it (101 grid points, x0 = 0
 bootstrap of ``--resamples``). A true collapse (bump 0) should never FAIL beyond the interval's
 level; the largest size bent by ``--bump`` x (1 - x) should FAIL. Prints the verdict counts, how
 often the point estimate of max Delta/sigma exceeds 1, and how often some size is said to leave
-the others (``departures``; none does in a true collapse).
+the others (``departures``; none does in a true collapse), how often the bent size does, and
+how often a size that was not bent is said to leave (``others``).
 
     python benchmarks/collapse_verdicts.py --seeds 10,20,40 --draws 200
     python benchmarks/collapse_verdicts.py --seeds 10,20,40 --draws 200 --run-scale 0   # per-point noise alone
@@ -40,11 +41,11 @@ def main(argv=None) -> int:
     from sde_scales.analysis.collapse import collapse_stats, normalise
     from sde_scales.analysis.collapse_table import curves_from_table
 
-    print(f"{'seeds':>5s} {'ladder':>8s} {'PASS':>5s} {'INCONCL':>7s} {'FAIL':>5s} {'point > 1':>9s} {'departs':>7s}   "
+    print(f"{'seeds':>5s} {'ladder':>8s} {'PASS':>5s} {'INCONCL':>7s} {'FAIL':>5s} {'point > 1':>9s} {'departs':>7s} {'bent leaves':>11s} {'others':>6s}   "
           f"({args.draws} draws)")
     for S in (int(v) for v in args.seeds.split(",")):
         for bump in (0.0, args.bump):
-            c, above, departs = Counter(), 0, 0
+            c, above, departs, bent_leaves, others = Counter(), 0, 0, 0, 0
             for d in range(args.draws):
                 curves = curves_from_table(ladder(S, seed=1000 + d, bump=bump, run=args.run_scale,
                                                   point=args.point_noise))
@@ -54,8 +55,11 @@ def main(argv=None) -> int:
                 c[r.verdict.value] += 1
                 above += r.ratio > 1
                 departs += any(v is not None for v in r.departures.values())
+                bent = max(r.departures)  # the ladder bends its largest size
+                bent_leaves += r.departures[bent] is not None
+                others += any(v is not None for w, v in r.departures.items() if w != bent)
             print(f"{S:5d} {'bent' if bump else 'true':>8s} {c['PASS']:5d} {c['INCONCLUSIVE']:7d} {c['FAIL']:5d} "
-                  f"{above:9d} {departs:7d}", flush=True)
+                  f"{above:9d} {departs:7d} {bent_leaves:11d} {others:6d}", flush=True)
     return 0
 
 

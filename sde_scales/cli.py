@@ -243,7 +243,9 @@ def _cmd_coordcheck(args: argparse.Namespace) -> int:
                "layers": rows, "overall": cc.overall.value, "theory": pred.to_dict()}
         print(f"JSON: {write_json_atomic(args.json, doc)}")
     if args.plot:
-        print(f"plot: {plot_coord_check(cc, args.plot, p.name)}")
+        table = {l: (str(pred.preactivation[l]), None if r["theory_change_exponent"] is None
+                     else r["theory_change_exponent"]) for l, r in zip(cc.layers, rows)}
+        print(f"plot: {plot_coord_check(cc, args.plot, p.name, theory=table)}")
     return 1 if args.strict and cc.overall is not Verdict.PASS else 0
 
 

@@ -69,8 +69,50 @@ def test_one_mis_scaled_size_is_caught_early():
     ells = co.normalise(curves, 0.1, GRID)
     dep = co.departures(ells, GRID, widths=WIDTHS)
     assert dep[64] is not None and 0.5 <= dep[64] <= 0.7
-    # the others' mean moves by a quarter of size 64's bump: they may leave the band, never before 0.5
-    assert all(v is None or v >= 0.5 for w, v in dep.items() if w != 64)
+    assert all(v is None for w, v in dep.items() if w != 64)
+
+
+def test_only_the_size_that_bends_away_leaves_the_others():
+    """Four sizes of 10 seeds whose seed deviations are one standardised pattern times 0.1 (each
+    seed mean's noise variance 0.001 on a grid that does not end at x = 1); size 0 offset by 15
+    standard errors of its difference from the others' mean, sqrt(0.001 + 3 x 0.001 / 9). Each
+    other size then differs from the mean of the rest (size 0 among them) by a third of the offset,
+    5 of its own standard errors, beyond the 4.09 band: compared once with everyone, all four left.
+    Size 0 leaves, and the three that share one curve do not. Of two sizes that differ, both."""
+    z = np.linspace(-1, 1, 10)
+    z = (z - z.mean()) / z.std(ddof=1)
+    grid = np.linspace(0.2, 0.9, 8)
+    se = np.sqrt(0.001 + 3 * 0.001 / 9)
+    ells = [np.ones((10, grid.size)) + 0.1 * z[:, None] + (15 * se if k == 0 else 0.0) for k in range(4)]
+    others = (15 * se / 3) / np.sqrt(0.001 + 3 * 0.001 / 9)  # a clean size against the rest, by hand
+    assert others > 4.1
+    assert co.departures(ells, grid) == {0: pytest.approx(0.2), 1: None, 2: None, 3: None}
+    assert co.departures(ells[:2], grid) == {0: pytest.approx(0.2), 1: pytest.approx(0.2)}
+    # two sizes bent apart, to either side, among four: both leave, the two that agree stay
+    ells[1] = ells[1] - 15 * se
+    assert co.departures(ells, grid) == {0: pytest.approx(0.2), 1: pytest.approx(0.2), 2: None, 3: None}
+
+
+def test_a_noisy_size_does_not_push_a_precise_one_out_of_its_band():
+    """Seed means' noise variances 1.6e-5 (sizes 0-2) and 3.6e-4 (size 3, a size with few or noisy
+    seeds); size 0 sits 2 of its standard errors low, size 3 0.073 high, inside its own wide band
+    (3.96 standard errors against the rest, under the 4.09 of 10 seeds). Against the plain mean of
+    the rest, size 0 is 4.19 standard errors out (by hand below): size 3 pulls that mean up. Against
+    the precision-weighted mean, the rest's best estimate of one curve, it is 2 out: no size leaves."""
+    z = np.linspace(-1, 1, 10)
+    z = (z - z.mean()) / z.std(ddof=1)
+    grid = np.linspace(0.2, 0.9, 8)
+    v0, v3, B = 1.6e-5, 3.6e-4, 0.073
+    a = -2 * np.sqrt(v0)
+    sd = [np.sqrt(10 * v0)] * 3 + [np.sqrt(10 * v3)]
+    off = [a, 0.0, 0.0, B]
+    ells = [np.ones((10, grid.size)) + sd[q] * z[:, None] + off[q] for q in range(4)]
+    plain_0 = abs(a - B / 3) / np.sqrt(v0 + (2 * v0 + v3) / 9)
+    own_3 = (B - a / 3) / np.sqrt(v3 + 3 * v0 / 9)
+    assert plain_0 > 4.1 and own_3 < 4.0
+    assert co.departures(ells, grid) == {0: None, 1: None, 2: None, 3: None}
+    ells[3] = ells[3] + 0.02  # out of its own band now (5 standard errors): it leaves, alone
+    assert co.departures(ells, grid) == {0: None, 1: None, 2: None, 3: pytest.approx(0.2)}
 
 
 def test_few_seeds_or_two_sizes_are_inconclusive():

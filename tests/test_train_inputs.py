@@ -158,6 +158,25 @@ def test_coordcheck_takes_widths_in_any_order(tmp_path):
     assert json.loads(out.read_text())["widths"] == [16, 32, 64]
 
 
+@pytest.mark.parametrize("steps", [1, 2])
+def test_coordcheck_gives_the_abc_tables_exponent_of_what_it_measured(tmp_path, steps):
+    """SP with one hidden layer: after one step the table's first-step exponent of the input layer
+    (n^-1/2) beside the measurement, in the JSON and as a dashed line of the plot, and none for the
+    output (first order in the rate, n^1, is only a lower bound where SP is unstable); after two,
+    none (SP is unstable: past its first step no order in n holds), null in the JSON, with the
+    reason printed. Before, the input row said n^0 after any number of steps."""
+    out, png = tmp_path / "cc.json", tmp_path / "cc.png"
+    res = subprocess.run([sys.executable, "-m", "sde_scales.cli", "coordcheck", "--param", "sp", "--widths",
+                          "16,32,64,128", "--seeds", "3", "--steps", str(steps), "--json", str(out), "--plot",
+                          str(png)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    rows = json.loads(out.read_text())["layers"]
+    assert [r["theory_change_exponent"] for r in rows] == (["-1/2", None] if steps == 1 else [None, None])
+    assert [r["theory_init_exponent"] for r in rows] == ["0", "0"]
+    assert ("after 2 steps, since SP is unstable" in res.stdout) is (steps == 2)
+    assert png.stat().st_size > 10_000
+
+
 def test_coordcheck_shows_progress_on_a_terminal_and_its_numbers_do_not_change(monkeypatch):
     """The check's bar ticks once per width on a terminal's standard error (nothing elsewhere), and a
     bar shown or not, the measured sizes are the same."""

@@ -159,27 +159,43 @@ def coord_check(param: Parametrization, widths, *, steps: int = 3, lr: float = 0
     return out
 
 
-def plot_coord_check(cc: CoordCheck, path, title: str = ""):
+def plot_coord_check(cc: CoordCheck, path, title: str = "", theory: dict | None = None):
     """Two labelled panels against width (log-log): the RMS pre-activation at initialisation and the
     RMS change after the last step, per layer, as the mean over seeds with error bars of +-1.96
-    standard errors of that mean; the legend gives each layer's fitted exponent and verdict."""
+    standard errors of that mean; the legend gives each layer's fitted exponent and verdict.
+
+    ``theory``: per layer, the exponents the abc table gives for the two panels (strings such as
+    ``"-1/2"``, None where it gives none), each drawn as a dashed line of that slope through the
+    geometric mean of the layer's points and named in its legend entry."""
     import matplotlib.pyplot as plt
 
     from sde_scales.plots import plain_log_ticks, save_figure, width_ticks
 
+    from fractions import Fraction
+
     names = layer_names(len(cc.layers))
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.8), constrained_layout=True)
+    n = np.asarray(cc.widths, dtype=float)
     for l in cc.layers:
-        for ax, vals, est, extra in ((axes[0], cc.act[l], cc.act_exp[l], ""),
-                                     (axes[1], cc.delta[l][:, -1], cc.delta_exp[l], f", {cc.verdicts[l].value}")):
+        for panel, (ax, vals, est, extra) in enumerate(
+                ((axes[0], cc.act[l], cc.act_exp[l], ""),
+                 (axes[1], cc.delta[l][:, -1], cc.delta_exp[l], f", {cc.verdicts[l].value}"))):
             mean = vals.mean(axis=1)
             se = vals.std(axis=1, ddof=1) / np.sqrt(vals.shape[1]) if vals.shape[1] > 1 else np.zeros_like(mean)
-            ax.errorbar(cc.widths, mean, yerr=1.96 * se, fmt="o-", capsize=3, ms=4,
-                        label=f"{names[l]}: exponent {est.exponent:+.2f}{extra}")
+            want = (theory or {}).get(l, (None, None))[panel]
+            table = f", table $n^{{{want}}}$" if want is not None else ""
+            bars = ax.errorbar(n, mean, yerr=1.96 * se, fmt="o-", capsize=3, ms=4,
+                               label=f"{names[l]}: exponent {est.exponent:+.2f}{table}{extra}")
+            if want is not None and np.all(mean > 0):
+                e = float(Fraction(want))
+                centre = np.exp(np.mean(np.log(n)))
+                ax.plot(n, np.exp(np.mean(np.log(mean))) * (n / centre) ** e, "--", lw=1,
+                        color=bars.lines[0].get_color())
     axes[0].set_ylabel(r"RMS pre-activation at init, $\|h_l\|_{rms}$")
     axes[1].set_ylabel(r"RMS change after the last step, $\|\Delta h_l\|_{rms}$")
     axes[0].set_title("initialisation", fontsize=10)
-    axes[1].set_title(f"after {cc.delta[cc.layers[0]].shape[1]} steps", fontsize=10)
+    steps = cc.delta[cc.layers[0]].shape[1]
+    axes[1].set_title(f"after {steps} step{'s' if steps != 1 else ''}", fontsize=10)
     for a in axes:
         a.set_xscale("log", base=2)
         a.set_yscale("log")
@@ -187,8 +203,9 @@ def plot_coord_check(cc: CoordCheck, path, title: str = ""):
         plain_log_ticks(a.yaxis)
         a.set_xlabel("width $n$")
         # below the panel: inside it the legend covered the widest layer's points
-        a.legend(fontsize=7, title="mean over seeds, 95% error bars", title_fontsize=7, loc="upper center",
-                 bbox_to_anchor=(0.5, -0.16))
+        a.legend(fontsize=7, title="mean over seeds, 95% error bars" + ("; dashed: the abc table's slope"
+                                                                         if theory else ""),
+                 title_fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16))
         a.grid(True, which="major", alpha=0.3)
     fig.suptitle(title, fontsize=10)
     return save_figure(fig, path)
