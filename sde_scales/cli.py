@@ -148,6 +148,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_coordcheck(args: argparse.Namespace) -> int:
+    from fractions import Fraction
+
     from sde_scales.atomic import write_json_atomic
     from sde_scales.parametrization import by_name
     from sde_scales.rates import Verdict
@@ -222,13 +224,22 @@ def _cmd_coordcheck(args: argparse.Namespace) -> int:
               + f"{str(pred.preactivation[l]):>6s} {fmt_tol(ta)}  "
               + f"{d.exponent:+6.2f} [{d.ci[0]:+.2f},{d.ci[1]:+.2f}]".rjust(22)
               + f" {th_d:>6s} {fmt_tol(td)}  {cc.verdicts[l].value}")
+        # the table's exponent within the measured interval widened by the check's own tolerance
+        # (none where the table gives no exponent, or the widths give no tolerance)
+        agrees = (None if th_d == "-" or td is None
+                  else bool(d.ci[0] - td <= float(Fraction(th_d)) <= d.ci[1] + td))
         rows.append({"layer": names[l], "init_exponent": a.exponent, "init_ci": list(a.ci),
                      "theory_init_exponent": str(pred.preactivation[l]), "init_tolerance": ta,
                      "change_exponent": d.exponent, "change_ci": list(d.ci), "theory_change_exponent": None if th_d == "-" else th_d,
-                     "change_tolerance": td, "verdict": cc.verdicts[l].value})
-    for l in cc.layers:
+                     "change_tolerance": td, "theory_agrees": agrees, "verdict": cc.verdicts[l].value})
+    for l, r in zip(cc.layers, rows):
         if cc.verdicts[l] is not Verdict.PASS:
             print(f"  {names[l]}: {cc.reasons[l]}")
+        if r["theory_agrees"] is False:
+            print(f"  {names[l]}: the abc table gives n^{r['theory_change_exponent']} for its change, outside the "
+                  f"measured {r['change_exponent']:+.2f} widened by its tolerance: at these widths a term of another "
+                  f"order still dominates (a larger --lr or wider --widths brings the table's term forward), or the "
+                  f"network is not the table's")
     print(f"overall: {cc.overall.value} (muP desiderata); theory says: {pred.summary}")
     if not pred.stable:
         print("  theory column: '-' " + (f"after {args.steps} steps, since {p.name} is unstable and only its first "
