@@ -219,6 +219,7 @@ def _cmd_coordcheck(args: argparse.Namespace) -> int:
     for l in cc.layers:
         a, d = cc.act_exp[l], cc.delta_exp[l]
         th_d = theory_change(l)
+        th = None if th_d == "-" else th_d
         ta, td = cc.tolerances[l]
         print(f"  {names[l]:{w}s} {a.exponent:+6.2f} [{a.ci[0]:+.2f},{a.ci[1]:+.2f}]".ljust(w + 26)
               + f"{str(pred.preactivation[l]):>6s} {fmt_tol(ta)}  "
@@ -226,11 +227,10 @@ def _cmd_coordcheck(args: argparse.Namespace) -> int:
               + f" {th_d:>6s} {fmt_tol(td)}  {cc.verdicts[l].value}")
         # the table's exponent within the measured interval widened by the check's own tolerance
         # (none where the table gives no exponent, or the widths give no tolerance)
-        agrees = (None if th_d == "-" or td is None
-                  else bool(d.ci[0] - td <= float(Fraction(th_d)) <= d.ci[1] + td))
+        agrees = None if th is None or td is None else bool(d.ci[0] - td <= float(Fraction(th)) <= d.ci[1] + td)
         rows.append({"layer": names[l], "init_exponent": a.exponent, "init_ci": list(a.ci),
                      "theory_init_exponent": str(pred.preactivation[l]), "init_tolerance": ta,
-                     "change_exponent": d.exponent, "change_ci": list(d.ci), "theory_change_exponent": None if th_d == "-" else th_d,
+                     "change_exponent": d.exponent, "change_ci": list(d.ci), "theory_change_exponent": th,
                      "change_tolerance": td, "theory_agrees": agrees, "verdict": cc.verdicts[l].value})
     for l, r in zip(cc.layers, rows):
         if cc.verdicts[l] is not Verdict.PASS:
@@ -254,8 +254,7 @@ def _cmd_coordcheck(args: argparse.Namespace) -> int:
                "layers": rows, "overall": cc.overall.value, "theory": pred.to_dict()}
         print(f"JSON: {write_json_atomic(args.json, doc)}")
     if args.plot:
-        table = {l: (str(pred.preactivation[l]), None if r["theory_change_exponent"] is None
-                     else r["theory_change_exponent"]) for l, r in zip(cc.layers, rows)}
+        table = {l: (str(pred.preactivation[l]), r["theory_change_exponent"]) for l, r in zip(cc.layers, rows)}
         print(f"plot: {plot_coord_check(cc, args.plot, p.name, theory=table)}")
     return 1 if args.strict and cc.overall is not Verdict.PASS else 0
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import numpy as np
 import torch
@@ -170,8 +171,6 @@ def plot_coord_check(cc: CoordCheck, path, title: str = "", theory: dict | None 
     import matplotlib.pyplot as plt
 
     from sde_scales.plots import plain_log_ticks, save_figure, width_ticks
-
-    from fractions import Fraction
 
     names = layer_names(len(cc.layers))
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.8), constrained_layout=True)
