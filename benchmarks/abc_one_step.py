@@ -47,8 +47,7 @@ def main(argv=None) -> int:
         lr = 0.1 if p.optimizer == "sgd" else 0.01
         t = derive(p)
         cc = coord_check(p, widths, steps=1, lr=lr, n_seeds=args.seeds)
-        growing = next((l for l, e in enumerate(t.first_step_feature_change) if e > 0), p.L)
-        judged = set(range(p.L + 1)) if t.stable else set(range(min(growing + 1, p.L)))
+        judged = {l for l, exact in enumerate(t.first_step_exact) if exact}
         for l in cc.layers:
             d, tol = cc.delta_exp[l], cc.tolerances[l][1]
             first = t.output_change if l == p.L else t.first_step_feature_change[l]

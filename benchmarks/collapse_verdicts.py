@@ -41,8 +41,8 @@ def main(argv=None) -> int:
     from sde_scales.analysis.collapse import collapse_stats, normalise
     from sde_scales.analysis.collapse_table import curves_from_table
 
-    print(f"{'seeds':>5s} {'ladder':>8s} {'PASS':>5s} {'INCONCL':>7s} {'FAIL':>5s} {'point > 1':>9s} {'departs':>7s} {'bent leaves':>11s} {'others':>6s}   "
-          f"({args.draws} draws)")
+    print(f"{'seeds':>5s} {'ladder':>8s} {'PASS':>5s} {'INCONCL':>7s} {'FAIL':>5s} {'point > 1':>9s} {'departs':>7s} "
+          f"{'bent leaves':>11s} {'others':>6s}   ({args.draws} draws)")
     for S in (int(v) for v in args.seeds.split(",")):
         for bump in (0.0, args.bump):
             c, above, departs, bent_leaves, others = Counter(), 0, 0, 0, 0

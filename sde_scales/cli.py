@@ -200,8 +200,6 @@ def _cmd_coordcheck(args: argparse.Namespace) -> int:
     def fmt_tol(t):
         return f"{t:5.2f}" if t is not None else "  -  "
 
-    grows = [i for i, e in enumerate(pred.first_step_feature_change) if e > 0]
-
     def theory_change(l):
         """The abc table's exponent of the change the check measures after ``args.steps`` steps. A
         stable parametrization: the first step's own where that is all it ran, else TP4's later-step
@@ -212,7 +210,7 @@ def _cmd_coordcheck(args: argparse.Namespace) -> int:
             if l == p.L:
                 return str(pred.output_change)
             return str((pred.first_step_feature_change if args.steps == 1 else pred.feature_change)[l])
-        if args.steps > 1 or l == p.L or (grows and l > grows[0]):
+        if args.steps > 1 or not pred.first_step_exact[l]:
             return "-"
         return str(pred.first_step_feature_change[l])
 

@@ -96,6 +96,18 @@ class ExponentTable:
             return "stable, kernel regime (no feature learning)"
         return "stable but trivial (the function does not move)"
 
+    @property
+    def first_step_exact(self) -> tuple[bool, ...]:
+        """Per row, each layer's features and then the output: whether the first-step exponent is
+        the order of that change after one step, not only a lower bound. Every row of a stable
+        parametrization; of an unstable one, the layers up to the first whose change grows with n
+        (above it, and at the output, products of two changes grow faster still)."""
+        n_rows = len(self.first_step_feature_change) + 1
+        if self.stable:
+            return (True,) * n_rows
+        grow = next((l for l, e in enumerate(self.first_step_feature_change) if e > 0), n_rows - 1)
+        return tuple(l <= grow and l < n_rows - 1 for l in range(n_rows))
+
     def is_mup_class(self) -> bool:
         """Stable with feature learning in every layer: what muP is defined by."""
         return self.stable and self.feature_learning_all_layers
