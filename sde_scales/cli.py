@@ -670,7 +670,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="for a separation: the second measured column, of the same replicas (rows)")
     r.add_argument("--reference", metavar="REF",
                    help="for --reading bias: the limit value, a number, richardson (extrapolated in 1/n from the "
-                        "two widest widths) or widest")
+                        "two widest widths, which assumes a 1/n bias and bends the slope toward -1), widest, or "
+                        "differences: no limit, the differences of successive widths' means, which fall with the "
+                        "bias's exponent when the widths are in a constant ratio (64, 128, 256, ...; at least 4, 5 "
+                        "for a PASS)")
     r.add_argument("--confidence", type=float, default=0.95, help="level of the bootstrap interval (default 0.95)")
     r.add_argument("--resamples", type=int, default=None,
                    help="bootstrap resamples (default 2000; the values reading has no bootstrap)")

@@ -10,7 +10,10 @@ percentile-bootstrap interval over replicas and judges the claim by its stated r
     :math:`\Theta(n^{-1/2})`: the value is a coordinate of each replica);
 ``bias``
     :math:`|\bar X_n - \mathrm{ref}|`, the replica mean's distance from ``--reference`` (a number,
-    ``richardson`` or ``widest``; macro-variables settling at :math:`O(1/n)`);
+    ``richardson`` or ``widest``; macro-variables settling at :math:`O(1/n)`); with
+    ``--reference differences`` no limit at all: :math:`|\bar X_{n_k} - \bar X_{n_{k+1}}|`, the
+    differences of successive widths' means, which for widths in a constant ratio fall with the
+    bias's exponent (:func:`sde_scales.rates.bias_exponent`);
 ``mean``
     the replica mean itself, which must be positive (a per-replica size such as
     :math:`|w_t - w_0|`);
@@ -43,6 +46,9 @@ from sde_scales.validation import distinct_columns
 __all__ = ["READINGS", "REPLICA_COLUMNS", "RateClaim", "RateCheck", "check_rate", "store_table"]
 
 READINGS = ("fluctuation", "bias", "mean", "values")
+
+#: The bias reading's named references (or a number): :func:`sde_scales.rates.bias_exponent`.
+BIAS_REFERENCES = ("richardson", "widest", "differences")
 _KINDS = {"theta": RateKind.THETA, "o": RateKind.BIG_O, "separation": RateKind.SEPARATION}
 
 
@@ -93,6 +99,8 @@ class RateCheck:
     replica_column: str | None = None
     #: rows (components) per replica at each width
     components: dict | None = None
+    #: the bias reading's reference as given (a number, "richardson", "widest", "differences")
+    reference: float | str | None = None
 
     def to_dict(self) -> dict:
         return {"claim": {"kind": self.claim.kind.value, "exponent": self.claim.exponent, "text": self.claim.text,
@@ -194,8 +202,9 @@ def check_rate(df, claim: RateClaim | str, *, reading: str = "fluctuation", widt
         One of :data:`READINGS` (module docstring).
     minus : str or None
         For a separation: the second column, whose fluctuation exponent is subtracted.
-    reference : float, "richardson" or "widest"
-        The bias reading's limit value.
+    reference : float, "richardson", "widest" or "differences"
+        The bias reading's limit value, or ``"differences"`` for none (the differences of successive
+        widths' means, widths in a constant ratio).
     confidence, n_resamples, seed
         The bootstrap's level, resamples and seed (the same seed gives the same interval).
     replica : str or None
@@ -221,14 +230,16 @@ def check_rate(df, claim: RateClaim | str, *, reading: str = "fluctuation", widt
     elif replica == "none":
         replica = None
     if (reading == "bias") != (reference is not None):
-        raise InvalidArgumentError("the bias reading needs --reference (a number, richardson or widest)"
+        raise InvalidArgumentError("the bias reading needs --reference (a number, richardson, widest, or "
+                                   "differences where the limit is not known)"
                                    if reading == "bias" else "--reference is for the bias reading; give --reading bias "
                                    "or leave --reference out")
-    if isinstance(reference, str) and reference not in ("richardson", "widest"):
+    if isinstance(reference, str) and reference not in BIAS_REFERENCES:
         try:
             reference = float(reference)
         except ValueError:
-            raise InvalidArgumentError(f"--reference {reference!r}; give a number, richardson or widest") from None
+            raise InvalidArgumentError(f"--reference {reference!r}; give a number, richardson, widest or "
+                                       f"differences") from None
     # one column in two roles gave a zero spread or one replica per width
     distinct_columns([("--width", width), ("--value", value)] + ([("--minus", minus)] if sep else [])
                      + ([("--replica", replica)] if replica is not None else []), source, df.columns)
@@ -256,24 +267,33 @@ def check_rate(df, claim: RateClaim | str, *, reading: str = "fluctuation", widt
                                        f"{dup[0]:g} has {groups[0][list(xs).index(dup[0])].size} rows (replicas: use "
                                        f"--reading fluctuation, bias or mean)")
         est = rates.exponent_from_values(xs, np.array([g[0] for g in groups[0]]), confidence=confidence)
-    elif sep:
-        est = rates.exponent_difference(xs, groups[0], groups[1], **kw)
-    elif reading == "fluctuation":
-        est = rates.fluctuation_exponent(xs, groups[0], **kw)
-    elif reading == "bias":
-        est = rates.bias_exponent(xs, groups[0], reference, **kw)
     else:
-        means = [float(g.mean()) for g in groups[0]]
-        if min(means) <= 0:
-            k = int(np.argmin(means))
-            raise InvalidArgumentError(f"{source}: the mean of {value!r} at width {xs[k]:g} is {means[k]:.4g}; the mean "
-                                       f"reading needs a positive quantity (use --reading bias with --reference for a "
-                                       f"distance from a limit)")
-        several = any(g.ndim == 2 for g in groups[0])  # (components, [batch,] replicas): their mean too
-        stat = (lambda s: s.mean(axis=-1).mean(axis=0)) if several else (lambda s: s.mean(axis=-1))
-        est = rates.statistic_exponent(xs, groups[0], stat, reading="mean", **kw)
+        try:
+            est = _replica_estimate(xs, groups, reading, sep, reference, value, source, kw)
+        except InvalidArgumentError as exc:  # what the data cannot give, said with the file it came from
+            msg = str(exc)
+            raise InvalidArgumentError(msg if msg.startswith(source) else f"{source}: {msg}") from None
     v = rates.verdict(claim.kind, claim.exponent, est)
-    return RateCheck(claim, reading, est, v, n_rep, replica, components)
+    return RateCheck(claim, reading, est, v, n_rep, replica, components, reference)
+
+
+def _replica_estimate(xs, groups, reading: str, sep: bool, reference, value: str, source: str, kw: dict):
+    """The exponent estimate of a reading with replicas (every reading but ``values``)."""
+    if sep:
+        return rates.exponent_difference(xs, groups[0], groups[1], **kw)
+    if reading == "fluctuation":
+        return rates.fluctuation_exponent(xs, groups[0], **kw)
+    if reading == "bias":
+        return rates.bias_exponent(xs, groups[0], reference, **kw)
+    means = [float(g.mean()) for g in groups[0]]
+    if min(means) <= 0:
+        k = int(np.argmin(means))
+        raise InvalidArgumentError(f"{source}: the mean of {value!r} at width {xs[k]:g} is {means[k]:.4g}; the mean "
+                                   f"reading needs a positive quantity (use --reading bias with --reference for a "
+                                   f"distance from a limit)")
+    several = any(g.ndim == 2 for g in groups[0])  # (components, [batch,] replicas): their mean too
+    stat = (lambda s: s.mean(axis=-1).mean(axis=0)) if several else (lambda s: s.mean(axis=-1))
+    return rates.statistic_exponent(xs, groups[0], stat, reading="mean", **kw)
 
 
 def store_table(root, variable: str, *, param: str = "mup", lr: float | None = None, fraction: float = 1.0):
@@ -314,6 +334,8 @@ def format_check(check: RateCheck, value: str, minus: str | None = None) -> str:
     est, v = check.estimate, check.verdict
     what = {"fluctuation": "standard deviation over replicas", "bias": "|replica mean - reference|",
             "mean": "replica mean", "values": "value"}[check.reading]
+    if check.reading == "bias" and check.reference == "differences":
+        what = "|replica mean at n - at the next width|"
     if minus is not None:
         what = f"sd({value}) / sd({minus})"
     lines = [f"{what} of {value!r} against width ({check.reading} reading)"]
@@ -410,6 +432,8 @@ def run_rate(args) -> int:
         est = check.estimate
         label = {"fluctuation": f"sd of {value}", "bias": f"|mean of {value} - reference|",
                  "mean": f"mean of {value}", "values": value}[check.reading]
+        if check.reading == "bias" and check.reference == "differences":
+            label = f"|mean of {value} at n - at the next width|"
         if args.minus is not None:
             label = f"sd({value}) / sd({args.minus})"
         fig = rate_plot([(est, label)], predicted=claim.exponent, predicted_label=f"claimed: {claim.statement}",
