@@ -126,6 +126,23 @@ def test_training_rows_from_a_store(tiny_store):
     assert any(r.role == "control" and r.param == "sp" for r in rows)
 
 
+def test_training_bias_rows_read_the_differences_of_successive_means(tiny_store):
+    """A trained network's limit is not known: the bias rows judge the differences of successive
+    widths' seed means (no assumed 1/n), recomputed here by hand from the store."""
+    from sde_scales.analysis.width import width_samples
+    from sde_scales.train.store import RunStore
+
+    rows = _rows(tiny_store, "thm4.1-macro-bias")
+    prim = [r for r in rows if r.role == "primary"][0]
+    est = prim.measurement.estimate
+    assert list(est.x) == [32, 64, 128]  # four widths, three differences
+    assert any("differences of successive widths' means" in n for n in est.notes)
+    runs, traj = RunStore.existing(tiny_store, need_runs=True).read()
+    ws = width_samples(runs, traj, "eval_loss", param="mup", lr=checks.judged_lr(runs, "mup"))
+    m = np.array([np.mean(s) for s in ws.samples])
+    np.testing.assert_allclose(est.values, np.abs(m[:-1] - m[1:]), rtol=1e-9)
+
+
 def test_output_multiplier_removed_is_caught(tiny_store):
     """muP without its readout multiplier at the same learning rate: the output grows with width and
     runs diverge; the rows for it never PASS and say why."""

@@ -393,7 +393,8 @@ def _labels(variable: str, reading: str, depth: int) -> str:
     else:
         q = {"eval_loss": r"$L_n(T)$ (evaluation batch)", "grad_norm": r"$\|\nabla L_n(T)\|$",
              "act_rms": r"RMS of $h^{(1)}(T)$"}[variable]
-    return {"fluctuation": f"std over seeds of {q}", "bias": f"|seed mean - limit| of {q}"}.get(reading, q)
+    return {"fluctuation": f"std over seeds of {q}",
+            "bias": f"|seed mean at $n$ - at the next width| of {q}"}.get(reading, q)
 
 
 def training_rows(settings: Settings, reading: str, variables: tuple[str, ...], *,
@@ -401,8 +402,10 @@ def training_rows(settings: Settings, reading: str, variables: tuple[str, ...], 
     """Training evidence: one measurement per (parametrization, variable): muP's rows, then each other
     parametrization in the store with ``control_variables`` (default: the first variable).
 
-    ``reading``: ``fluctuation``, ``bias`` (Richardson reference in 1/n from the two widest widths)
-    or ``difference`` (``variables`` = (macro, micro)). ``micro`` in a variable name stands for the
+    ``reading``: ``fluctuation``, ``bias`` (no limit is known for a trained network: the
+    differences of successive widths' seed means, which fall with the bias's exponent when the
+    widths are in a constant ratio, :func:`sde_scales.rates.bias_exponent`; a Richardson limit in
+    1/n would assume the claimed 1/n and could not FAIL it) or ``difference`` (``variables`` = (macro, micro)). ``micro`` in a variable name stands for the
     primary micro layer (:func:`_primary_micro`). Each row's ``extra`` holds the exponents at a
     quarter and half of training, the fraction of the way to the plateau reached at every width, and
     the number of diverged runs."""
@@ -467,7 +470,7 @@ def _training_estimate(td, reading, names, param, lr, settings):
         if reading == "fluctuation":
             return fluctuation_exponent(widths, samples, seed=seed), note
         if reading == "bias":
-            return bias_exponent(widths, samples, "richardson", seed=seed), note
+            return bias_exponent(widths, samples, "differences", seed=seed), note
         w2, s2, _ = _usable(wss[1])
         if w2 != widths:
             raise InvalidArgumentError(f"{names[0]} and {names[1]} are measured at different widths")
