@@ -11,7 +11,8 @@ Planted, at every width n of the grid, R replicas:
 * fluctuation: ``x = n^p (1 + D n^-omega) * xi``, xi standard normal (the claim is on the standard
   deviation over replicas);
 * bias: ``x = m + n^p (1 + D n^-omega) + 2 n^p xi`` (the claim is on ``|E x - m|``, m given as the
-  reference; per-replica noise twice the bias, so the mean's relative error is 2 / sqrt(R));
+  reference; per-replica noise twice the bias, so the mean's relative error is 2 / sqrt(R);
+  ``--bias-noise`` sets the factor 2);
 * separation: the fluctuation reading's ``a`` beside ``b = n^(p + 1/2) (rho xi + sqrt(1 - rho^2) eta)``
   on the same replicas (rho = 1/2): the claim is on the difference of their exponents, -1/2, as
   Theorem 4.1's separation of macro- and micro-variables is judged.
@@ -27,6 +28,16 @@ PASS of a false one; INCONCLUSIVE is never wrong, only uninformative.
     python benchmarks/rate_verdicts.py --seeds 100            # the table in benchmarks/RESULTS.md
     python benchmarks/rate_verdicts.py --seeds 3 --json -     # a few seconds
     python benchmarks/rate_verdicts.py --seeds 100 --corrections 16:0.5,-6:0.5   # terms beyond the tolerance's
+
+The bias reading without its limit (``--bias-reference differences``): the same planted tables
+judged by the differences of successive widths' means (``bias_exponent(..., "differences")``),
+with the stated limit hidden; ``--grid`` with ``--any-ratio`` measures what refusing widths in no
+constant ratio prevents:
+
+    python benchmarks/rate_verdicts.py --seeds 100 --readings bias --bias-reference differences
+    python benchmarks/rate_verdicts.py --seeds 100 --readings bias --bias-reference differences --bias-noise 0.02
+    python benchmarks/rate_verdicts.py --seeds 100 --readings bias --bias-reference differences --bias-noise 0.02 \
+        --grid 100,200,300,400,600,800 --any-ratio
 """
 
 from __future__ import annotations
@@ -70,7 +81,11 @@ def claims(p: float, reading: str = "fluctuation"):
     return out
 
 
-def planted(rng, widths, R, p, D, omega, reading):
+#: The bias reading's per-replica noise, in units of n^p (the planted bias's leading term).
+BIAS_NOISE = 2.0
+
+
+def planted(rng, widths, R, p, D, omega, reading, bias_noise: float = BIAS_NOISE):
     n = np.asarray(widths, float)
     scale = n**p * (1.0 + D * n**-omega)
     if reading == "fluctuation":
@@ -81,16 +96,28 @@ def planted(rng, widths, R, p, D, omega, reading):
         rho = SEPARATION_RHO
         return ([s * x for s, x in zip(scale, xi)],
                 [n_**(p + 0.5) * (rho * x + np.sqrt(1 - rho**2) * e) for n_, x, e in zip(n, xi, eta)])
-    return [1.0 + s + 2.0 * n_**p * rng.standard_normal(R) for s, n_ in zip(scale, n)]
+    return [1.0 + s + bias_noise * n_**p * rng.standard_normal(R) for s, n_ in zip(scale, n)]
 
 
-def run(seeds: int, root: int = 20261205, progress: bool = True, corrections=CORRECTIONS) -> list[dict]:
+def run(seeds: int, root: int = 20261205, progress: bool = True, corrections=CORRECTIONS, readings=READINGS,
+        grids=None, bias_reference: str = "stated", bias_noise: float = BIAS_NOISE) -> list[dict]:
     """One row per (grid, replicas, exponent, correction, reading, claim): verdict counts.
-    ``corrections``: the (D, omega) pairs planted (default :data:`CORRECTIONS`)."""
+    ``corrections``: the (D, omega) pairs planted (default :data:`CORRECTIONS`); ``readings`` and
+    ``grids`` (name -> widths; default :data:`GRIDS`) select; ``bias_reference``: ``"stated"``
+    (the planted limit, 1), ``"differences"`` (no limit: the differences of successive means) or
+    ``"richardson"`` (the limit extrapolated in 1/n from the two widest widths);
+    ``bias_noise``: the bias reading's per-replica noise in units of n^p.
+    A configuration's seeds depend on its place in the full product, so a selection draws the
+    same data sets as the full run does for those configurations."""
     from sde_scales.rates import bias_exponent, exponent_difference, fluctuation_exponent, verdict
 
-    configs = list(itertools.product(GRIDS.items(), REPLICAS, EXPONENTS, corrections, READINGS))
-    children = np.random.SeedSequence(root).spawn(len(configs))
+    grids = GRIDS if grids is None else grids
+    full = list(itertools.product(grids.items(), REPLICAS, EXPONENTS, corrections, READINGS))
+    children = dict(zip(range(len(full)), np.random.SeedSequence(root).spawn(len(full))))
+    chosen = [i for i, c in enumerate(full) if c[-1] in readings]
+    configs = [full[i] for i in chosen]
+    children = [children[i] for i in chosen]
+    ref = 1.0 if bias_reference == "stated" else bias_reference
     rows = []
     bar = None
     if progress:
@@ -101,14 +128,14 @@ def run(seeds: int, root: int = 20261205, progress: bool = True, corrections=COR
         counts = {c[0]: {"PASS": 0, "FAIL": 0, "INCONCLUSIVE": 0} for c in cl}
         for k, s in enumerate(ss.spawn(seeds)):
             rng = np.random.default_rng(s)
-            x = planted(rng, widths, R, p, D, omega, reading)
+            x = planted(rng, widths, R, p, D, omega, reading, bias_noise)
             boot_seed = int(s.generate_state(1)[0])
             if reading == "fluctuation":
                 est = fluctuation_exponent(widths, x, seed=boot_seed)
             elif reading == "separation":
                 est = exponent_difference(widths, *x, seed=boot_seed)
             else:
-                est = bias_exponent(widths, x, 1.0, seed=boot_seed)
+                est = bias_exponent(widths, x, ref, seed=boot_seed)
             for label, kind, e, _ in cl:
                 counts[label][verdict(kind, e, est).verdict.value] += 1
             if bar is not None:
@@ -176,8 +203,48 @@ def main(argv=None) -> int:
                     help="the planted next-order terms n^p (1 + D n^-omega) instead of the default four, e.g. "
                          "16:0.5,-6:0.5 (terms 2 and -3/4 times the leading one at n = 64); D n^-omega > -1 at n = 64 "
                          "(a list that starts with a minus sign: --corrections=-6:0.5)")
+    ap.add_argument("--readings", default=",".join(READINGS),
+                    help=f"comma-separated readings to plant (default {','.join(READINGS)})")
+    ap.add_argument("--bias-reference", choices=("stated", "differences", "richardson"), default="stated",
+                    help="the bias reading's reference: the planted limit (stated), none (differences of "
+                         "successive widths' means) or the limit extrapolated in 1/n (richardson)")
+    ap.add_argument("--bias-noise", type=float, default=BIAS_NOISE,
+                    help=f"the bias reading's per-replica noise in units of n^p (default {BIAS_NOISE:g}: twice the "
+                         f"bias; 0.02 resolves every difference)")
+    ap.add_argument("--grid", metavar="N,N,...", help="one grid of widths instead of the two default ones")
+    ap.add_argument("--any-ratio", action="store_true",
+                    help="let the differences reading take widths in no constant ratio (it refuses them): measures "
+                         "what the refusal prevents")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
+    readings = tuple(r.strip() for r in args.readings.split(","))
+    if not (np.isfinite(args.bias_noise) and args.bias_noise > 0):
+        print(f"rate_verdicts.py: error: --bias-noise {args.bias_noise}: give a positive number", file=sys.stderr)
+        return 2
+    if not readings or any(r not in READINGS for r in readings):
+        print(f"rate_verdicts.py: error: --readings {args.readings}: give some of {', '.join(READINGS)}",
+              file=sys.stderr)
+        return 2
+    grids = None
+    if args.grid:
+        try:
+            w = tuple(int(v) for v in args.grid.split(","))
+        except ValueError:
+            w = ()
+        if len(w) < 4 or any(a <= 0 for a in w) or list(w) != sorted(set(w)):
+            print(f"rate_verdicts.py: error: --grid {args.grid}: give at least 4 increasing positive whole widths",
+                  file=sys.stderr)
+            return 2
+        grids = {f"{w[0]}..{w[-1]} ({len(w)} widths)": w}
+        ratio = np.array(w[1:], float) / np.array(w[:-1], float)
+        if args.bias_reference == "differences" and "bias" in readings and not args.any_ratio \
+                and np.ptp(ratio) > 1e-6 * ratio.mean():
+            print(f"rate_verdicts.py: error: --grid {args.grid}: the differences reading needs widths in a constant "
+                  f"ratio (it refuses these); add --any-ratio to measure what that refusal prevents", file=sys.stderr)
+            return 2
+    if args.any_ratio:
+        import sde_scales.rates as rates_module
+        rates_module.RATIO_TOLERANCE = float("inf")
     if args.seeds < 1:
         print(f"rate_verdicts.py: error: --seeds {args.seeds}: give at least 1", file=sys.stderr)
         return 2
@@ -194,13 +261,15 @@ def main(argv=None) -> int:
                   f"D 64^-omega > -1 (a positive quantity at every width), e.g. 16:0.5", file=sys.stderr)
             return 2
     t = time.perf_counter()
-    rows = run(args.seeds, progress=not args.no_progress, corrections=corrections)
+    rows = run(args.seeds, progress=not args.no_progress, corrections=corrections, readings=readings, grids=grids,
+               bias_reference=args.bias_reference, bias_noise=args.bias_noise)
     summ, pw = summary(rows), power(rows)
     wrong = sum(s["wrong"] for s in summ)
     judged = sum(s["judged"] for s in summ)
     text = markdown(summ, pw) + f"\n\n{wrong} wrong verdicts in {judged} judgements ({time.perf_counter() - t:.0f} s)"
     if args.json:
-        doc = {"seeds": args.seeds, "rows": rows, "summary": summ, "power": pw, "wrong": wrong, "judged": judged}
+        doc = {"seeds": args.seeds, "readings": list(readings), "bias_reference": args.bias_reference,
+               "any_ratio": args.any_ratio, "bias_noise": args.bias_noise, "rows": rows, "summary": summ, "power": pw, "wrong": wrong, "judged": judged}
         if args.json == "-":
             print(json.dumps(doc, allow_nan=False))
             print(text, file=sys.stderr)
