@@ -523,6 +523,17 @@ def _replica_means(samples, ii) -> np.ndarray:
     return np.stack(np.broadcast_arrays(*m), axis=-1)
 
 
+def _mean_errors(samples) -> np.ndarray:
+    """Each width's standard error of its mean over replicas: the spread of the replicas' own means
+    (a replica with several components, ``(components, replicas)``, is one draw: its components
+    move together, and counting them as draws made the error too small by up to sqrt(components))."""
+    out = []
+    for s in samples:
+        r = s if s.ndim == 1 else s.mean(axis=0)
+        out.append(r.std(ddof=1) / np.sqrt(r.size))
+    return np.array(out)
+
+
 def bias_exponent(widths, samples, reference, *, confidence: float = 0.95, n_resamples: int = 2000,
                   seed: int = 0) -> ExponentEstimate:
     """Exponent of ``|mean over replicas - reference|`` against width.
@@ -556,7 +567,7 @@ def bias_exponent(widths, samples, reference, *, confidence: float = 0.95, n_res
                                    + ", ".join(f"{n:g}" for n in x[keep][bias == 0])
                                    + ": a bias of 0 has no logarithm, so no exponent (are the values constant, or "
                                    "is the reference one of the widths' own means?)")
-    err = np.array([s.std(ddof=1) / np.sqrt(s.size) for s in samples])[keep]
+    err = _mean_errors(samples)[keep]
     notes = [f"reference: {ref_text}"] if isinstance(reference, str) else []
     unresolved = bias < 2 * err
     if unresolved.any():
@@ -616,7 +627,7 @@ def _difference_bias(x: np.ndarray, samples, confidence, n_resamples, seed) -> E
         raise InvalidArgumentError("the replicas' means of successive widths are equal at n = "
                                    + ", ".join(f"{a:g} and {b:g}" for a, b, d in zip(x[:-1], x[1:], diff) if d == 0)
                                    + ": a difference of 0 has no logarithm, so no exponent (are the values constant?)")
-    se = np.array([s.std(ddof=1) / np.sqrt(s.size) for s in samples])
+    se = _mean_errors(samples)
     err = np.hypot(se[:-1], se[1:])
     notes = [f"reference: none; the differences of successive widths' means (ratio {ratio.mean():.4g}), which fall "
              f"like the bias from any limit"]

@@ -394,6 +394,24 @@ def test_differences_need_widths_in_one_ratio_and_say_where_the_means_turn():
     assert any("change sign (at n = 256" in s for s in est.notes)
 
 
+@pytest.mark.parametrize("reference", [1.0, "differences"])
+def test_the_error_of_a_mean_counts_replicas_not_their_components(reference):
+    """Four tracked weights of one run move together (a shared draw 0.01 z per replica, their own
+    noise 1e-4): the mean over 50 replicas has standard error 0.01 / sqrt(50) = 0.0014, which the
+    printed errors and the 'unresolved' note must use. Counting the 200 rows as draws gave half
+    that. A standard deviation from 50 draws is within 30% of its value here (3 of its 10%
+    standard errors)."""
+    rng = np.random.default_rng(0)
+    w = [64, 128, 256, 512, 1024]
+    samples = []
+    for n in w:
+        z = rng.standard_normal(50)
+        samples.append(np.vstack([1 + 1 / n + 0.01 * z + 1e-4 * rng.standard_normal(50) for _ in range(4)]))
+    est = bias_exponent(w, samples, reference, n_resamples=200)
+    per_mean = 0.01 / np.sqrt(50) * (np.sqrt(2) if reference == "differences" else 1.0)
+    assert np.all(np.abs(est.errors / per_mean - 1) < 0.3), est.errors
+
+
 def test_richardson_in_one_over_n_bends_a_bias_of_another_order_toward_minus_one():
     """A bias of n^-1/2 (mean 2 + n^-1/2, noise small enough to resolve every bias): Richardson in
     1/n misplaces the limit by (sqrt 2 - 1) / sqrt(1024) on this ladder, so the bias left at the widest
