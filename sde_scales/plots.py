@@ -20,7 +20,37 @@ import numpy as np  # noqa: E402
 from sde_scales.atomic import atomic_path  # noqa: E402
 from sde_scales.rates import ExponentEstimate  # noqa: E402
 
-__all__ = ["convergence_plot", "law_comparison", "rate_plot", "save_figure"]
+__all__ = ["convergence_plot", "law_comparison", "rate_plot", "save_figure", "wrap_label"]
+
+
+#: Characters per line of an axis label beside a panel of the default size (about 3.5 in tall at
+#: 10 pt): a longer label ran off the figure ("... (evaluation b").
+LABEL_WIDTH = 44
+
+
+def wrap_label(text: str, width: int = LABEL_WIDTH) -> str:
+    """``text`` broken into lines of at most ``width`` characters at spaces, never inside a
+    ``$...$`` math span (a span cut in two is no valid mathtext); a word or span longer than
+    ``width`` keeps a line of its own."""
+    words, cur, inside = [], "", False
+    for ch in text:
+        if ch == "$":
+            inside = not inside
+        if ch == " " and not inside:
+            if cur:
+                words.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    if cur:
+        words.append(cur)
+    lines: list[str] = []
+    for w in words:
+        if lines and len(lines[-1]) + 1 + len(w) <= width:
+            lines[-1] += " " + w
+        else:
+            lines.append(w)
+    return "\n".join(lines)
 
 
 def rate_plot(series, *, predicted: float | None = None, predicted_label: str | None = None, xlabel: str = r"width $n$",
@@ -78,7 +108,7 @@ def rate_plot(series, *, predicted: float | None = None, predicted_label: str | 
     if not pow2:  # another x (a time scale, say): within two decades 0.02, 0.05, 0.1, not 3 x 10^-2 run together
         plain_log_ticks(ax.xaxis)
     ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
+    ax.set_ylabel(wrap_label(ylabel))
     if title:
         ax.set_title(title, fontsize=9)
     bars = any(np.any(np.isfinite(e.errors) & (e.errors > 0)) for e, _ in series)

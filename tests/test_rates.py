@@ -669,6 +669,28 @@ def test_planted_biases_judged_without_their_limit_never_fail_a_true_claim(capsy
     assert "constant ratio" in capsys.readouterr().err
 
 
+def test_a_long_axis_label_is_wrapped_inside_the_figure_and_keeps_its_math_whole():
+    """verify's label of a bias row on a raw weight's displacement ran off the top of the figure
+    ("... (evaluation b"); wrapped at spaces outside $...$, every line holds whole math spans and
+    the drawn label lies inside the figure."""
+    from sde_scales.plots import plt, rate_plot, wrap_label
+
+    label = (r"|seed mean at $n$ - at the next width| of input weight "
+             r"$W^{(1)}_{ij}(T) - W^{(1)}_{ij}(0)$ (raw)")
+    lines = wrap_label(label).split("\n")
+    assert len(lines) > 1 and " ".join(lines) == label
+    assert all(line.count("$") % 2 == 0 for line in lines)
+    assert all(len(line) <= 44 or " " not in line.replace(r"$W^{(1)}_{ij}(T) - W^{(1)}_{ij}(0)$", "W")
+               for line in lines)
+    x = np.array([64.0, 128, 256, 512])
+    fig = rate_plot(exponent_from_values(x, 1 / x), ylabel=label)
+    fig.canvas.draw()
+    box = fig.axes[0].yaxis.label.get_window_extent(fig.canvas.get_renderer())
+    assert box.y0 >= 0 and box.y1 <= fig.bbox.height and box.x0 >= 0
+    plt.close(fig)
+    assert wrap_label("short") == "short" and wrap_label("") == ""
+
+
 def test_rate_plot_labels_a_narrow_log_axis_in_plain_numbers():
     """Values within a decade were labelled 3 x 10^-2, 4 x 10^-2, 6 x 10^-2 (matplotlib's minor
     labels); they are now 0.03, 0.05, 0.07. A series over many decades keeps the powers of ten."""
