@@ -196,6 +196,32 @@ def test_delay_exponent_tells_a_kernel_in_area_from_one_in_steps(in_area, expect
     assert res.verdict is (Verdict.PASS if expected == "pass" else Verdict.FAIL), (est.exponent, est.ci, res.reason)
 
 
+def test_a_gap_that_narrows_after_the_drop_is_refused_with_its_cause():
+    """Hand-built seed means: after the drop at step 1000 the gap D between the constant and the
+    drop run jumps to 0.10 and narrows to 0.025 by the end (the constant run catching up), so over
+    the window after the drop (125 steps) D lies above its late level G = 0.0245 and the integral
+    of 1 - D/G is about 125 - (2.5 + 8.2) / 0.0245 = -311 steps, -290 with the trapezoid rule's
+    first interval starting from D = 0 at the drop, at every drop size (the gap is scaled). Before, the refusal listed the negative values
+    only; it now says what they mean. A drop whose late gap is not positive is named as such."""
+    rng = np.random.default_rng(0)
+    steps = np.arange(0, 2001, 10).astype(float)
+    base = 1.0 + np.exp(-steps / 500.0)
+    after = steps > 1000
+
+    def runs(gap):
+        return steps, base[None, :] - gap[None, :] + 1e-4 * rng.standard_normal((8, steps.size)), 0.1
+
+    const = runs(np.zeros(steps.size))
+    narrowing = np.where(after, 0.02 + 0.08 * np.exp(-(steps - 1000) / 300.0), 0.0)
+    drops = {f: runs(narrowing * (1 + k)) for k, f in enumerate((0.05, 0.025, 0.01))}
+    with pytest.raises(InvalidArgumentError, match=r"mean response time <= 0 at 1/eta_after = 20 \(-2[89]\d steps\)"
+                                                   r".*constant run's faster progress"):
+        dw.delay_exponent(const, drops, 1000, seed=0)
+    drops[0.05] = runs(np.where(after, -0.01, 0.0))
+    with pytest.raises(InvalidArgumentError, match=r"no lasting gain at 1/eta_after = 20 \(late gap -0.01"):
+        dw.delay_exponent(const, drops, 1000, seed=0)
+
+
 def test_delay_model_bands_hold_when_noise_follows_the_rate_and_fail_when_it_does_not():
     """Planted: noise sigma_L * eta * xi (the delay model's): sigma_L is recovered (its estimate
     from 16 seeds x 50 correlated points has a few % error; bound 20%) and the sd after the drop is

@@ -278,5 +278,28 @@ def delay_exponent(const, drops: dict, t_d: float, seed: int = 0, window: float 
         m = s.mean(axis=-1)  # (2, T, *batch)
         return _mean_delay(steps, m[0] - m[1], t_d, tail, window)[0]
 
+    # the seed means' own delays: where one is not positive, say why before the exponent refuses
+    whole = []
+    for x, smp in zip(xs, samples):
+        m = smp.mean(axis=-1)
+        delta, gain = _mean_delay(steps, m[0] - m[1], t_d, tail, window)
+        whole.append((x, float(delta), float(gain)))
+    no_gain = [(x, g) for x, _, g in whole if not g > 0]
+    early = [(x, dl) for x, dl, g in whole if g > 0 and not dl > 0]
+    if no_gain or early:
+        why = []
+        if no_gain:
+            why.append("no lasting gain at 1/eta_after = " + ", ".join(f"{x:.4g} (late gap {g:.3g})" for x, g in no_gain)
+                       + ": over the last fifth of the run the drop run's loss is not below the constant run's")
+        if early:
+            why.append("a mean response time <= 0 at 1/eta_after = " + ", ".join(f"{x:.4g} ({dl:.3g} steps)"
+                                                                            for x, dl in early)
+                       + ": the gap between the constant and the drop run is larger, on average over the window "
+                         "after the drop, than its late level (the constant run's faster progress at the higher "
+                         "rate narrows it later), so the gap's rise is faster than the window resolves and the "
+                         "integral of 1 - D/G is negative")
+        raise InvalidArgumentError("; ".join(why) + "; no delay can be read from these runs (a drop from a rate at "
+                                   "which the loss has reached its noise floor, or a longer run, separates them)")
+
     return statistic_exponent(np.array(xs), samples, stat, reading="delay after a drop against 1/eta_after",
                               seed=seed)
