@@ -105,7 +105,8 @@ def run(seeds: int, root: int = 20261205, progress: bool = True, corrections=COR
     ``corrections``: the (D, omega) pairs planted (default :data:`CORRECTIONS`); ``readings`` and
     ``grids`` (name -> widths; default :data:`GRIDS`) select; ``bias_reference``: ``"stated"``
     (the planted limit, 1), ``"differences"`` (no limit: the differences of successive means) or
-    ``"richardson"`` (the limit extrapolated in 1/n from the two widest widths);
+    ``"richardson"`` (the limit extrapolated in 1/n from the two widest widths) or ``"widest"`` (the
+    widest width's mean);
     ``bias_noise``: the bias reading's per-replica noise in units of n^p.
     A configuration's seeds depend on its place in the full product, so a selection draws the
     same data sets as the full run does for those configurations."""
@@ -205,9 +206,10 @@ def main(argv=None) -> int:
                          "(a list that starts with a minus sign: --corrections=-6:0.5)")
     ap.add_argument("--readings", default=",".join(READINGS),
                     help=f"comma-separated readings to plant (default {','.join(READINGS)})")
-    ap.add_argument("--bias-reference", choices=("stated", "differences", "richardson"), default="stated",
+    ap.add_argument("--bias-reference", choices=("stated", "differences", "richardson", "widest"), default="stated",
                     help="the bias reading's reference: the planted limit (stated), none (differences of "
-                         "successive widths' means) or the limit extrapolated in 1/n (richardson)")
+                         "successive widths' means), the limit extrapolated in 1/n (richardson) or the widest "
+                         "width's mean (widest)")
     ap.add_argument("--bias-noise", type=float, default=BIAS_NOISE,
                     help=f"the bias reading's per-replica noise in units of n^p (default {BIAS_NOISE:g}: twice the "
                          f"bias; 0.02 resolves every difference)")
