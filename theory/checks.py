@@ -405,8 +405,9 @@ def training_rows(settings: Settings, reading: str, variables: tuple[str, ...], 
     ``reading``: ``fluctuation``, ``bias`` (no limit is known for a trained network: the
     differences of successive widths' seed means, which fall with the bias's exponent when the
     widths are in a constant ratio, :func:`sde_scales.rates.bias_exponent`; a Richardson limit in
-    1/n would assume the claimed 1/n and could not FAIL it) or ``difference`` (``variables`` = (macro, micro)). ``micro`` in a variable name stands for the
-    primary micro layer (:func:`_primary_micro`). Each row's ``extra`` holds the exponents at a
+    1/n would assume the claimed 1/n and bend the slope toward it) or ``difference``
+    (``variables`` = (macro, micro)). ``micro`` in a variable name stands for the primary micro
+    layer (:func:`_primary_micro`). Each row's ``extra`` holds the exponents at a
     quarter and half of training, the fraction of the way to the plateau reached at every width, and
     the number of diverged runs."""
     td = training_data(settings)
