@@ -148,8 +148,6 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_coordcheck(args: argparse.Namespace) -> int:
-    from fractions import Fraction
-
     from sde_scales.atomic import write_json_atomic
     from sde_scales.parametrization import by_name
     from sde_scales.rates import Verdict
@@ -205,42 +203,32 @@ def _cmd_coordcheck(args: argparse.Namespace) -> int:
         stable parametrization: the first step's own where that is all it ran, else TP4's later-step
         one. An unstable one: after one step, each layer up to the first that grows with n (above
         it, and at the output, the table's first-order exponent is only a lower bound); none after
-        more steps (its output, and the loss's derivative, grow with n, so no fixed order holds)."""
+        more steps (its output, and the loss's derivative, grow with n, so no fixed order holds).
+        None where the table gives no exponent."""
         if pred.stable:
             if l == p.L:
                 return str(pred.output_change)
             return str((pred.first_step_feature_change if args.steps == 1 else pred.feature_change)[l])
         if args.steps > 1 or not pred.first_step_exact[l]:
-            return "-"
+            return None
         return str(pred.first_step_feature_change[l])
 
-    measured = dict(cc.verdicts)  # the measurement's own verdicts, before the exact table is read
+    theory = {l: theory_change(l) for l in cc.layers}
+    # after one step the table's column is that step's exact order (theory_change)
+    agrees = cc.hold_to_table(theory, exact=args.steps == 1)
     for l in cc.layers:
         a, d = cc.act_exp[l], cc.delta_exp[l]
-        th_d = theory_change(l)
-        th = None if th_d == "-" else th_d
+        th = theory[l]
         ta, td = cc.tolerances[l]
-        # the table's exponent within the measured interval widened by the check's own tolerance
-        # (none where the table gives no exponent, or the widths give no tolerance)
-        agrees = None if th is None or td is None else bool(d.ci[0] - td <= float(Fraction(th)) <= d.ci[1] + td)
-        if agrees is False and args.steps == 1 and measured[l] is Verdict.PASS:
-            # the first step's order is exact (benchmarks/abc_one_step.py): a layer whose change the
-            # table puts at n^e, e != 0, is not Theta(1) as n grows, whatever these widths show
-            cc.verdicts[l] = Verdict.INCONCLUSIVE
-            init = cc.reasons[l].split("; change: ")[0]
-            cc.reasons[l] = (f"{init}; change: PASS at these widths ({d.exponent:+.2f}, tolerance {td:.2f}), but "
-                             f"the abc table's exact order of the first step is n^{th}, outside the measurement: "
-                             f"a term of that order overtakes the measured one at wider widths, so the layer is "
-                             f"not Theta(1) as n grows; INCONCLUSIVE")
         print(f"  {names[l]:{w}s} {a.exponent:+6.2f} [{a.ci[0]:+.2f},{a.ci[1]:+.2f}]".ljust(w + 26)
               + f"{str(pred.preactivation[l]):>6s} {fmt_tol(ta)}  "
               + f"{d.exponent:+6.2f} [{d.ci[0]:+.2f},{d.ci[1]:+.2f}]".rjust(22)
-              + f" {th_d:>6s} {fmt_tol(td)}  {cc.verdicts[l].value}")
+              + f" {th or '-':>6s} {fmt_tol(td)}  {cc.verdicts[l].value}")
         rows.append({"layer": names[l], "init_exponent": a.exponent, "init_ci": list(a.ci),
                      "theory_init_exponent": str(pred.preactivation[l]), "init_tolerance": ta,
                      "change_exponent": d.exponent, "change_ci": list(d.ci), "theory_change_exponent": th,
-                     "change_tolerance": td, "theory_agrees": agrees, "verdict": cc.verdicts[l].value,
-                     "measured_verdict": measured[l].value})
+                     "change_tolerance": td, "theory_agrees": agrees[l], "verdict": cc.verdicts[l].value,
+                     "measured_verdict": cc.measured_verdicts[l].value})
     for l, r in zip(cc.layers, rows):
         if cc.verdicts[l] is not Verdict.PASS:
             print(f"  {names[l]}: {cc.reasons[l]}")

@@ -552,15 +552,11 @@ def bias_exponent(widths, samples, reference, *, confidence: float = 0.95, n_res
     if keep.sum() < 3:
         raise InvalidArgumentError(f"{int(keep.sum())} widths left after the reference; need at least 3")
 
-    def means(*ii):
-        return _replica_means(samples, ii)
-
     def log_values(*ii):
-        m = means(*ii)
+        m = _replica_means(samples, ii)
         return np.log(np.maximum(np.abs(m - ref_fn(m)), _TINY))[..., keep]
 
-    idx = [np.arange(s.shape[-1]) for s in samples]
-    m0 = means(*idx)
+    m0 = _replica_means(samples, [np.arange(s.shape[-1]) for s in samples])
     bias = np.abs(m0 - ref_fn(m0))[keep]
     if np.any(bias == 0):
         raise InvalidArgumentError("the replicas' mean equals the reference exactly at width(s) "

@@ -202,6 +202,39 @@ def test_coordcheck_says_where_the_measurement_is_not_the_tables_order(tmp_path)
     assert json.loads(out.read_text())["overall"] != "PASS"
 
 
+def test_a_coordinate_check_held_to_an_exact_table_holds_back_a_pass_it_contradicts():
+    """CoordCheck.hold_to_table, what the command uses after one step: two layers that PASSed
+    with measured change exponents near 0 (exact values n^0.02 and n^0.05 on five widths, whose
+    Student t interval is a point, tolerance 0.15); a table of 0 and 1/2. The layer the table puts
+    at n^1/2 is INCONCLUSIVE when the table is exact and keeps its PASS otherwise; the other layer
+    is untouched; the measurement's verdicts are kept."""
+    from sde_scales.rates import Verdict, exponent_from_values
+    from sde_scales.train.coordcheck import CoordCheck
+
+    x = np.array([64.0, 128, 256, 512, 1024])
+
+    def made():
+        cc = CoordCheck(list(x), [0, 1], {}, {})
+        for l, e in ((0, 0.02), (1, 0.05)):
+            cc.delta_exp[l] = exponent_from_values(x, x**e)
+            cc.tolerances[l] = (0.15, 0.15)
+            cc.verdicts[l] = Verdict.PASS
+            cc.reasons[l] = "init: PASS: fine; change: PASS: fine"
+        return cc
+
+    cc = made()
+    agrees = cc.hold_to_table({0: "0", 1: "1/2"}, exact=True)
+    assert agrees == {0: True, 1: False}
+    assert cc.verdicts == {0: Verdict.PASS, 1: Verdict.INCONCLUSIVE}
+    assert cc.measured_verdicts == {0: Verdict.PASS, 1: Verdict.PASS}
+    assert cc.reasons[1].startswith("init: PASS: fine; change: PASS at these widths (+0.05, tolerance 0.15)")
+    assert "exact order of the first step is n^1/2" in cc.reasons[1] and cc.overall is Verdict.INCONCLUSIVE
+    later = made()
+    assert later.hold_to_table({0: "0", 1: "1/2"}, exact=False) == {0: True, 1: False}
+    assert later.verdicts == {0: Verdict.PASS, 1: Verdict.PASS} and later.overall is Verdict.PASS
+    assert made().hold_to_table({0: None, 1: None}, exact=True) == {0: None, 1: None}
+
+
 def test_coordcheck_shows_progress_on_a_terminal_and_its_numbers_do_not_change(monkeypatch):
     """The check's bar ticks once per width on a terminal's standard error (nothing elsewhere), and a
     bar shown or not, the measured sizes are the same."""

@@ -274,16 +274,15 @@ def delay_exponent(const, drops: dict, t_d: float, seed: int = 0, window: float 
         raise InvalidArgumentError("the drop runs were logged at different steps; log them alike")
     tail = steps >= steps[-1] - 0.2 * (steps[-1] - t_d)
 
-    def stat(s):
+    def delay_and_gain(s):
         m = s.mean(axis=-1)  # (2, T, *batch)
-        return _mean_delay(steps, m[0] - m[1], t_d, tail, window)[0]
+        return _mean_delay(steps, m[0] - m[1], t_d, tail, window)
+
+    def stat(s):
+        return delay_and_gain(s)[0]
 
     # the seed means' own delays: where one is not positive, say why before the exponent refuses
-    whole = []
-    for x, smp in zip(xs, samples):
-        m = smp.mean(axis=-1)
-        delta, gain = _mean_delay(steps, m[0] - m[1], t_d, tail, window)
-        whole.append((x, float(delta), float(gain)))
+    whole = [(x, *map(float, delay_and_gain(smp))) for x, smp in zip(xs, samples)]
     no_gain = [(x, g) for x, _, g in whole if not g > 0]
     early = [(x, dl) for x, dl, g in whole if g > 0 and not dl > 0]
     if no_gain or early:

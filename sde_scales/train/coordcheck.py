@@ -53,6 +53,7 @@ class CoordCheck:
     verdicts: dict = field(default_factory=dict)
     reasons: dict = field(default_factory=dict)  # layer -> why, for the init and the change exponents
     tolerances: dict = field(default_factory=dict)  # layer -> (init, change) tolerance the verdict used
+    measured_verdicts: dict = field(default_factory=dict)  # the measurement's own, where a theory changed one
 
     @property
     def overall(self) -> Verdict:
@@ -65,6 +66,34 @@ class CoordCheck:
     @property
     def passed(self) -> bool:
         return self.overall is Verdict.PASS
+
+    def hold_to_table(self, change_exponents: dict, exact: bool) -> dict:
+        """Compare each layer's change exponent with a theory's (``change_exponents``: layer -> its
+        exponent as a string such as ``"1/2"``, or None where the theory gives none); returns layer
+        -> whether the theory's exponent lies in the measured interval widened by the layer's
+        tolerance (None without an exponent or a tolerance).
+
+        ``exact``: the theory's exponents are the order of the change measured (the abc table's
+        first step after one step, ``benchmarks/abc_one_step.py``), not a lower bound or a later
+        step's. Then a layer that PASSed its Theta(1) desideratum while the theory puts its change
+        at n^e outside the measurement is not Theta(1) as n grows, whatever these widths show: its
+        verdict becomes INCONCLUSIVE and its reason says why. The verdicts of the measurement
+        alone are kept in ``measured_verdicts``."""
+        if not self.measured_verdicts:
+            self.measured_verdicts = dict(self.verdicts)
+        agrees = {}
+        for l in self.layers:
+            d, td, th = self.delta_exp[l], self.tolerances[l][1], change_exponents.get(l)
+            agrees[l] = None if th is None or td is None else bool(
+                d.ci[0] - td <= float(Fraction(th)) <= d.ci[1] + td)
+            if agrees[l] is False and exact and self.measured_verdicts[l] is Verdict.PASS:
+                init = self.reasons[l].split("; change: ")[0]
+                self.verdicts[l] = Verdict.INCONCLUSIVE
+                self.reasons[l] = (f"{init}; change: PASS at these widths ({d.exponent:+.2f}, tolerance {td:.2f}), "
+                                   f"but the abc table's exact order of the first step is n^{th}, outside the "
+                                   f"measurement: a term of that order overtakes the measured one at wider widths, "
+                                   f"so the layer is not Theta(1) as n grows; INCONCLUSIVE")
+        return agrees
 
 
 def layer_names(n_layers: int) -> list[str]:
