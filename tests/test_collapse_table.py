@@ -96,6 +96,9 @@ def test_a_wrong_L0_breaks_the_collapse(tmp_path):
     # a size logged at step 0 alone: its rows are left out, and it ended in an IndexError
     (lambda d: pd.concat([d, pd.DataFrame({"size": 7, "seed": [0, 1], "step": 0, "loss": 3.0})]), [],
      "size 7 has no row after step 0"),
+    # a size whose runs logged one step: "width 7: loss of shape (2, 1) for 1 steps", no file named
+    (lambda d: pd.concat([d, pd.DataFrame({"size": 7, "seed": [0, 1], "step": 5, "loss": 3.0})]), [],
+     "t.csv: size 7 logs one step after step 0 (5)"),
     (lambda d: d, ["--grid-points", "100000000"], "give 10 to 10,000"),
     (lambda d: d, ["--L0", "nan"], "--L0 nan"),
     (lambda d: d, ["--resamples", "0"], "--resamples"),

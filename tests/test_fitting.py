@@ -1128,20 +1128,26 @@ def test_fit_delay_refuses_two_files_of_one_name_with_exit_2(tmp_path):
     assert out.read_text() == "previous results"
 
 
-@pytest.mark.parametrize("role,col", [("--fit", "loss"), ("--predict", "lr"), ("--predict", "loss")])
-def test_fit_delay_refuses_a_column_beyond_any_real_value(tmp_path, role, col):
+@pytest.mark.parametrize("role,col,scale,said", [
+    ("--fit", "loss", 1e300, "row 0"), ("--predict", "lr", 1e300, "row 0"), ("--predict", "loss", 1e300, "row 0"),
+    # a column of 1e-300 times the values: the fit's squares underflowed, a traceback (loss) or
+    # predictions of the other file's schedule 1e300 times off (lr), exit 0
+    ("--fit", "loss", 1e-300, "below 1e-100"), ("--fit", "lr", 1e-300, "below 1e-100"),
+    ("--predict", "lr", 1e-300, "below 1e-100")])
+def test_fit_delay_refuses_a_column_beyond_any_real_value(tmp_path, role, col, scale, said):
     """A whole column of 1e300 (a corrupt file, not one outlier row, which the median rule refuses):
     fitted losses ended in a traceback, and a predicted learning rate gave a final loss of 3e302
     with exit 0. Exit 2, naming file, column, row and value, and earlier results kept."""
     good = _write(tmp_path, "good.csv", _good(40))
-    bad = _write(tmp_path, "bad.csv", _good(40).assign(**{col: 1e300}))
+    bad = _write(tmp_path, "bad.csv", _good(40).assign(**{col: _good(40)[col] * scale if scale < 1 else scale}))
     out = tmp_path / "out.json"
     out.write_text("previous results")
     files = {"--fit": str(good), "--predict": str(good), role: str(bad)}
     res = subprocess.run([sys.executable, "-m", "sde_scales.cli", "fit-delay", "--fit", files["--fit"], "--predict",
                           files["--predict"], "--json", str(out)], capture_output=True, text=True)
     assert res.returncode == 2, res.stderr
-    assert f"bad.csv, column '{col}', row 0" in res.stderr and "1e+300" in res.stderr and "Traceback" not in res.stderr
+    assert f"bad.csv, column '{col}'" in res.stderr and said in res.stderr and "Traceback" not in res.stderr
+    assert ("1e+300" if scale > 1 else "e-30") in res.stderr
     assert out.read_text() == "previous results"
 
 

@@ -82,6 +82,9 @@ def curves_from_table(df, *, size: str = "size", seed: str = "seed", step: str =
         if not (float(ps).is_integer() and ps >= 1):
             raise DataFileError(f"{source}, column {size!r}: size {ps:g} is not a whole number >= 1; give each model's "
                                 f"size as its parameter count (or width)")
+        if ref.size < 2:
+            raise DataFileError(f"{source}: size {ps:g} logs one step after step 0 ({ref[0]:g}); a normalised curve "
+                                f"needs at least two logged steps per run: give its runs' whole logs")
         params = int(ps)
         # the seeds in one order whatever their names (by their losses, the first logged step first), so
         # that renamed runs give the same interval as the bootstrap draws seeds by position

@@ -73,6 +73,11 @@ OUTLIER_FACTOR = 1e12
 #: (1.8e308); no optimiser's learning rate or a loss in any units comes near it, a corrupt file can
 #: (a column of 1e300 fitted into a traceback, or predicted a final loss of 3e302 with exit 0).
 MAX_MAGNITUDE = 1e100
+#: Smallest typical magnitude (median of the nonzero absolute values) of a learning-rate or loss
+#: column accepted: the fit squares losses (and their differences), which below 1e-150 underflow to
+#: 0 and end the fit in NaN (a loss column of 1e-300 did, in a traceback). No optimiser or loss in
+#: any units comes near 1e-100; a column in the wrong units or a corrupt file can.
+MIN_MAGNITUDE = 1e-100
 #: Names other logging tools give the columns (Hugging Face's Trainer, PyTorch Lightning, a
 #: Weights & Biases export, Megatron-LM's and torchtitan's TensorBoard tags, OLMo's and MosaicML
 #: Composer's metric names, a hand-written loop). A file without the toolkit's own name for a column
@@ -421,6 +426,12 @@ class LossCurve:
             # a value 1e12 times the curve's typical size is a corrupt row, not data: it would put
             # every fitted parameter on a bound (lr) or overflow the fit (loss)
             typical = float(np.median(np.abs(a[a != 0]))) if np.any(a != 0) else 0.0
+            if 0 < typical < MIN_MAGNITUDE:
+                i = int(np.argmax(a != 0))
+                raise _fail(src, k, None, f"the {'learning rates' if k == 'lr' else 'losses'} are of size {typical:.3g} "
+                            f"(median of the nonzero values; {a[i]:.4g} at step {int(step[i])}), below "
+                            f"{MIN_MAGNITUDE:.0e}, where the fit's squares underflow: a column in the wrong units or a "
+                            f"corrupt file; rescale the column (a fit is the same in any units) or fix the file")
             huge = np.abs(a) > OUTLIER_FACTOR * typical if typical > 0 else np.zeros(a.size, bool)
             if huge.any():
                 i = int(np.argmax(huge))

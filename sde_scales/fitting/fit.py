@@ -1098,7 +1098,7 @@ def extrapolations(result: FitResult, curve: LossCurve) -> list[str]:
                    f"them equally well differ most; fit a curve with as fast a drop, or compare the laws' predictions "
                    f"(--compare, --law auto)")
     if areas and max(areas) > 0 and a > AREA_FACTOR * max(areas):
-        out.append(f"{curve.name}: its learning-rate area (the sum of its rates, {a:.4g}) is {a / max(areas):.1f} "
+        out.append(f"{curve.name}: its learning-rate area (the sum of its rates, {a:.4g}) is {a / max(areas):.3g} "
                    f"times the largest fitted curve's: the prediction extrapolates the power term beyond the "
                    f"areas it was fitted on, where the fitted curves may not fix the loss's floor; fit a run as "
                    f"long (or as large a rate)")
