@@ -31,7 +31,7 @@ from sde_scales.fitting import (
     time_scale_profile,
 )
 from sde_scales.fitting.curves import curve_name, planted_curve
-from sde_scales.fitting.fit import extrapolations, fastest_fall, fit_warnings, schedule_reach
+from sde_scales.fitting.fit import extrapolations, fastest_fall, fit_warnings, schedule_reach, score_prediction
 from sde_scales.fitting.protocols import run_protocol
 from sde_scales.fitting.report import make_law
 from sde_scales.models.delay import SumOfExponentials, direct_convolution
@@ -1618,3 +1618,24 @@ def test_fit_notes_curves_of_very_different_point_counts():
     assert len(notes) == 1 and "dense holds 2,000 of the 2,100 (95%), 20 times as many as sparse" in notes[0]
     assert 2000 / 400 < POINTS_RATIO_NOTE
     assert not any("weighs every fitted point" in w for w in fit_warnings(fit(MomentumLaw(), [dense, mid])))
+
+
+def test_a_constant_loss_is_said_to_hold_nothing_to_fit_and_has_no_z():
+    """A loss column that holds one value (another column read as the loss, say) was fitted with
+    parameters on their bounds and a final-loss z of -14.9: a ratio of two float roundings. The
+    fit says the loss does not move, and z is null; a curve that moves gets neither."""
+    lr = schedules.cosine(2000, 1e-3, final_fraction=0.1, warmup_steps=0)
+    steps = np.arange(10, 2000, 10)
+    flat = LossCurve(steps, lr[steps], np.full(steps.size, 3.0), name="flat")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = fit(MomentumLaw(lam=0.99), [flat])
+    said = [w for w in fit_warnings(r) if "at every fitted point" in w]
+    assert len(said) == 1 and said[0].startswith("flat: the loss is 3 at every fitted point")
+    assert score_prediction(r, flat)["final_err_z"] is None
+    moving = LossCurve(steps, lr[steps], 3.0 + 1.0 / np.sqrt(steps) + 0.01 * np.sin(steps), name="moving")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = fit(MomentumLaw(lam=0.99), [moving])
+    assert not any("at every fitted point" in w for w in fit_warnings(r))
+    assert score_prediction(r, moving)["final_err_z"] is not None

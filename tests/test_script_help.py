@@ -35,3 +35,18 @@ def test_every_script_answers_help():
                        cwd=ROOT)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip().splitlines()[-1] == "ALL OK", r.stdout[-4000:]
+
+
+def test_every_mutant_of_benchmarks_mutants_applies_to_one_place():
+    """benchmarks/mutants.py plants each bug by replacing one text; a refactor that moves or
+    rewrites that text would leave the mutant unapplied (an error) or applied twice (another bug
+    than the one named). Each text must occur exactly once, and its tests must exist."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import mutants
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    assert len(mutants.MUTANTS) >= 30 and len({m.key for m in mutants.MUTANTS}) == len(mutants.MUTANTS)
+    for m in mutants.MUTANTS:
+        mutants.check_applies(m)
+        assert m.old != m.new, m.key

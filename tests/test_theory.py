@@ -83,13 +83,14 @@ def test_exact_variance_matches_simulation(width):
     """Var M and Var theta_1 at T = 1 from the formulas against 4,000 simulated replicas. The
     formulas are exact for the SDE; EM at dt = 1e-3 changes variances by O(dt) relative (< 0.3%
     here). Tolerance: 4 Monte-Carlo standard errors of a sample variance, v sqrt(2/(R-1)), plus
-    the EM part."""
+    the EM part. eta, sigma and s differ from 1, so that a noise of eta sigma in place of
+    sqrt(eta) sigma (or a swapped factor) changes the variances (at eta = sigma = 1 it did not)."""
     q = dict(a=1.0, k=0.5, b=0.2)
-    model = WidthModel(n=width, coupling=Coupling.LINEAR, q=[q["a"], q["k"], q["b"]], beta=0.5, sigma=1.0,
-                       c=1.0, s=1.0, eta=1.0, T=1.0)
+    model = WidthModel(n=width, coupling=Coupling.LINEAR, q=[q["a"], q["k"], q["b"]], beta=0.5, sigma=0.7,
+                       c=1.0, s=0.8, eta=2.0, T=1.0)
     R = 4000
     x = model.simulate(R, 1e-3, seed=5)
-    exact = moments().numeric(a=1.0, k=0.5, b=0.2, c=1.0, s=1.0, sigma=1.0, eta=1.0, t=1.0, beta=0.5, n=width)
+    exact = moments().numeric(a=1.0, k=0.5, b=0.2, c=1.0, s=0.8, sigma=0.7, eta=2.0, t=1.0, beta=0.5, n=width)
     for name, sample in (("var_macro", x.mean(axis=1)), ("var_micro", x[:, 0])):
         v = sample.var(ddof=1)
         tol = 4 * exact[name] * np.sqrt(2 / (R - 1)) + 0.003 * exact[name]

@@ -586,6 +586,9 @@ def _fit(law: Law, curves: list[LossCurve], *, skip_steps: int, bin_factor: int,
                      f"unit drop at the fitted parameters (above {EMBEDDING_TOL:g}): the fit is of an approximation "
                      f"that far from the published law")
     notes += [n for n in (_weight_note(law.label, curves, ys),) if n]
+    notes += [f"{c.name}: the loss is {v[0]:.6g} at every fitted point: there is nothing for the law to follow "
+              f"(its parameters are not fits); is the loss column the loss (--columns loss=NAME)?"
+              for c, v in zip(curves, ys) if v.size and np.ptp(v) == 0]
     counts = [v.size for v in ys]
     checks = {c.name: lack_of_fit(r, v, f.t)
               for c, f, r, v in zip(curves, feats, np.split(best.fun * scale, np.cumsum(counts)[:-1]), ys)}
@@ -1468,7 +1471,10 @@ def score(curve: LossCurve, pred: np.ndarray, *, skip_steps: int = 0, smooth_ste
         obs = out["final_loss_noise"]
         out["final_loss_pred_sd"] = sd
         tot = None if sd is None or obs is None else float(np.hypot(sd, obs))
-        out["final_err_z"] = out["final_loss_err"] / tot if tot else None
+        # a standard deviation at float rounding of the loss (a constant loss, fitted exactly) is no
+        # standard deviation: z would be rounding over rounding (it printed -14.91)
+        floor = 1e-9 * float(np.max(np.abs(curve.loss)))
+        out["final_err_z"] = out["final_loss_err"] / tot if tot and tot > floor else None
     return out
 
 

@@ -1,0 +1,239 @@
+"""Does the test suite catch planted bugs? Hand-written mutants of the numerical core.
+
+Each mutant is one small edit that a careless change could make (a factor of 1/2 dropped from a
+Milstein correction, a standard deviation read as a variance, a learning-rate exponent moved by one,
+a moving average undone with the wrong decay), with the test files that must catch it. For each,
+the script copies the tracked files to a temporary tree, applies the edit, runs those tests there
+(``pytest -x``, the package imported from the copy through ``PYTHONPATH``; compiled loops cached
+apart, so the edited code is compiled afresh) and reports KILLED (some test failed) or SURVIVED
+(every test passed: the suite cannot tell the bug from the code).
+
+A survivor is either a gap in the tests (add a test that fails on it) or an equivalent edit (say
+why in its ``why``). The mutants live here as data, so that a later change of the code shows up
+as a mutant whose text no longer matches (``tests/test_script_help.py`` checks that each edit
+applies to exactly one place).
+
+Run: ``python benchmarks/mutants.py`` (all, about 15 minutes on 2 cores), ``--only m7 m11``,
+``--list``, ``--json PATH``; ``--strict`` exits 1 when a mutant survives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SOLVERS = ("tests/test_strong_order.py", "tests/test_weak_order.py", "tests/test_solve.py",
+           "tests/test_order_verdicts.py")
+RATES = ("tests/test_rates.py", "tests/test_rate_table.py")
+FITTING = ("tests/test_fitting.py", "tests/test_compare.py", "tests/test_forecast.py", "tests/test_sparse_logs.py")
+COLLAPSE = ("tests/test_collapse.py", "tests/test_collapse_table.py")
+TRAINER = ("tests/test_train.py", "tests/test_checkpoints.py")
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """One planted bug: replace ``old`` (found exactly once in ``path``) by ``new``."""
+
+    key: str
+    what: str
+    path: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+_FILTER_LOOP = ("for j in range(n_tau):\n        tau = taus[j]\n        A = 0.0\n        D = 0.0\n        u_now = 0.0\n"
+                "        b = 0\n        for i in range(n_eval):\n            while b < n_bin and c[b] {} t[i]:")
+
+MUTANTS = (
+    Mutant("m1", "derivative-free Milstein, diagonal noise: correction halved", "sde_scales/sde/solvers/milstein.py",
+           "(w2[i] - g[i]) * (dw[o + i] * dw[o + i] - dt) * c",
+           "(w2[i] - g[i]) * (dw[o + i] * dw[o + i] - dt) * c * 0.5", SOLVERS),
+    Mutant("m2", "derivative-free Milstein, scalar noise: the -dt of (dW^2 - dt) dropped",
+           "sde_scales/sde/solvers/milstein.py", "c = 0.5 * (w * w - dt) / sqdt", "c = 0.5 * (w * w) / sqdt", SOLVERS),
+    Mutant("m3", "Milstein with gdg, diagonal noise: (dW^2 + dt)", "sde_scales/sde/solvers/milstein.py",
+           "0.5 * w2[i] * (dw[o + i] * dw[o + i] - dt)", "0.5 * w2[i] * (dw[o + i] * dw[o + i] + dt)", SOLVERS),
+    Mutant("m4", "Milstein, commutative general noise: half the -dt of the diagonal terms",
+           "sde_scales/sde/solvers/milstein.py", "ck -= dt", "ck -= 0.5 * dt", SOLVERS),
+    Mutant("m5", "Euler-Maruyama, matrix noise: every column driven by the first Brownian motion",
+           "sde_scales/sde/solvers/euler_maruyama.py", "acc += g[i, j] * dw[o + j]", "acc += g[i, j] * dw[o]", SOLVERS),
+    Mutant("m6", "refinable Brownian path: increments 2% too large", "sde_scales/sde/noise.py",
+           "return np.ascontiguousarray(z) * np.sqrt(self.dt(self.levels))",
+           "return np.ascontiguousarray(z) * np.sqrt(self.dt(self.levels)) * 1.02", SOLVERS),
+    Mutant("m7", "rates: the fluctuation reading takes the variance for the standard deviation", "sde_scales/rates.py",
+           "return np.std(s[ix], axis=-1, ddof=1)", "return np.var(s[ix], axis=-1, ddof=1)", RATES),
+    Mutant("m8", "rates: no tolerance for next-order terms", "sde_scales/rates.py",
+           "tol = float(np.max(np.maximum(g * np.abs(ends), np.abs(next_order_bias(est.x, ends)))))",
+           "tol = 0.0 * float(np.max(np.maximum(g * np.abs(ends), np.abs(next_order_bias(est.x, ends)))))", RATES),
+    Mutant("m9", "rates: FAIL when the lower end passes the claim minus the tolerance", "sde_scales/rates.py",
+           "if lo > p + tol:", "if lo > p - tol:", RATES),
+    Mutant("m10", "rates: bootstrap intervals at 50% whatever the confidence asked", "sde_scales/rates.py",
+           'confidence_level=confidence, method="percentile"', 'confidence_level=0.5, method="percentile"', RATES),
+    Mutant("m11", "fitting: the exponential filter decays with twice its time scale", "sde_scales/fitting/_filters.py",
+           "out[i, j] = D - A * np.exp(-du / tau)", "out[i, j] = D - A * np.exp(-du / (2 * tau))", FITTING),
+    Mutant("m12", "momentum law: time scale -2/ln(lambda)", "sde_scales/fitting/laws.py",
+           "return -1.0 / np.log(self.lam)", "return -2.0 / np.log(self.lam)", FITTING),
+    Mutant("m13", "collapse: normalised by the final loss less L0 plus 0.01", "sde_scales/analysis/collapse.py",
+           "(row - L0) / (fin - L0)) for row in cv.loss]", "(row - L0) / (fin - L0 + 0.01)) for row in cv.loss]",
+           COLLAPSE),
+    Mutant("m14", "collapse: the seed means' noise not subtracted from Delta", "sde_scales/analysis/collapse.py",
+           "np.sqrt(np.maximum(raw2 - noise_times * noise2, 0.0))", "np.sqrt(np.maximum(raw2 - 0 * noise2, 0.0))",
+           COLLAPSE),
+    Mutant("m15", "width model: noise eta sigma n^-beta instead of sqrt(eta) sigma n^-beta",
+           "sde_scales/models/width.py", "g = np.sqrt(p[0]) * p[1]", "g = p[0] * p[1]",
+           ("tests/test_theory.py", "tests/test_models.py")),
+    Mutant("m16", "block streams: path_offset ignored (a split ensemble repeats its first paths)",
+           "sde_scales/sde/noise.py", "first = path_offset // self.block_size", "first = 0 * path_offset // self.block_size",
+           ("tests/test_solve.py", "tests/test_seeds.py")),
+    Mutant("m17", "curve files: negative learning rates accepted", "sde_scales/fitting/curves.py",
+           'if k == "lr" and np.any(a < 0):', 'if k == "lr" and np.any(a < -1e300):', FITTING + ("tests/test_inputs.py",)),
+    Mutant("m18", "multi-power law: the Laplace weights' derivative in beta off by 0.1", "sde_scales/fitting/laws.py",
+           "W0 * (z - special.digamma(beta))", "W0 * (z - special.digamma(beta) + 0.1)", FITTING),
+    Mutant("m19", "trainer: the backward pass leaves the layer multiplier out of the gradient passed down",
+           "sde_scales/train/model.py",
+           "delta_below = self._gemm(torch.bmm, delta, w).mul_(self.mult[l]).mul_(h > 0)",
+           "delta_below = self._gemm(torch.bmm, delta, w).mul_(h > 0)", TRAINER),
+    Mutant("m20", "muP (SGD): the input layer's learning-rate exponent c = 1 instead of 0",
+           "sde_scales/parametrization.py",
+           "rules = _stack(LayerRule(F(-1, 2), F(1, 2), 0), LayerRule(0, F(1, 2), 0), LayerRule(F(1, 2), F(1, 2), 0), L)",
+           "rules = _stack(LayerRule(F(-1, 2), F(1, 2), 1), LayerRule(0, F(1, 2), 0), LayerRule(F(1, 2), F(1, 2), 0), L)",
+           ("tests/test_theory.py",) + TRAINER),
+    Mutant("m21", "trainer's Adam: first moment m = 0.9 m + 0.2 g", "sde_scales/train/optim.py",
+           "m.mul_(0.9).add_(grad, alpha=0.1)", "m.mul_(0.9).add_(grad, alpha=0.2)", TRAINER),
+    Mutant("m22", "cosine schedule over 0.9 pi", "sde_scales/schedules.py", "0.5 * (1 + np.cos(np.pi * s))",
+           "0.5 * (1 + np.cos(np.pi * s * 0.9))", ("tests/test_schedules.py", "tests/test_train.py")),
+    Mutant("m23", "--log-ema undone with decay 0.99 beta", "sde_scales/fitting/curves.py",
+           "out[1:] = (y[1:] - decay * y[:-1]) / (1.0 - decay)",
+           "out[1:] = (y[1:] - 0.99 * decay * y[:-1]) / (1.0 - 0.99 * decay)",
+           ("tests/test_lack_of_fit.py", "tests/test_fitting.py", "tests/test_log_text.py")),
+    Mutant("m24", "collapse departures: a 2-sigma band", "sde_scales/analysis/collapse.py",
+           "k = float(stats.t.isf(stats.norm.sf(3.0), dof))", "k = float(stats.t.isf(stats.norm.sf(2.0), dof))",
+           COLLAPSE),
+    Mutant("m25", "rates, differences reading: m_k - 0.95 m_(k+1)", "sde_scales/rates.py",
+           "np.abs(m[..., :-1] - m[..., 1:])", "np.abs(m[..., :-1] - 0.95 * m[..., 1:])", RATES),
+    Mutant("m26", "delay model: the ramp term of the exact step with 0.9 tau", "sde_scales/models/delay.py",
+           "z[k + 1, j] = (1.0 + em1) * z[k, j] - d0 * em1 + m * (h + tau * em1)",
+           "z[k + 1, j] = (1.0 + em1) * z[k, j] - d0 * em1 + m * (h + 0.9 * tau * em1)",
+           ("tests/test_models.py", "tests/test_close_the_loop.py")),
+    Mutant("m27", "fitting's exponential filter: a drop at a logged step counted before it",
+           "sde_scales/fitting/_filters.py", _FILTER_LOOP.format("<"), _FILTER_LOOP.format("<="), FITTING),
+    Mutant("m28", "symbolic leading exponent halved", "theory/asymptotics.py",
+           "p = _limit(sp.log(sp.Abs(f)) / sp.log(var), var, point)",
+           "p = _limit(sp.log(sp.Abs(f)) / sp.log(var), var, point) / 2", ("tests/test_theory.py", "tests/test_verify.py")),
+    Mutant("m29", "Euler-Maruyama states strong order 1/2 for additive noise too",
+           "sde_scales/sde/solvers/euler_maruyama.py",
+           "return 1.0 if NoiseKind.coerce(noise) is NoiseKind.ADDITIVE else self.strong_order",
+           "return self.strong_order", SOLVERS),
+    Mutant("m30", "width model: noise 10% too large", "sde_scales/models/width.py", "g = np.sqrt(p[0]) * p[1]",
+           "g = np.sqrt(p[0]) * p[1] * 1.1", ("tests/test_theory.py", "tests/test_models.py")),
+    Mutant("m31", "paired comparison of two predictions: the RMSE difference's sd halved",
+           "sde_scales/fitting/compare.py", "d_sd = 2.0 * sigma * np.sqrt(kappa)", "d_sd = 1.0 * sigma * np.sqrt(kappa)",
+           ("tests/test_compare.py",)),
+    Mutant("m32", "comparison over curves: no Bonferroni correction of the final-loss ranges",
+           "sde_scales/fitting/compare.py", "zk = float(stats.norm.ppf(1.0 - (1.0 - level) / (2 * k)))",
+           "zk = float(stats.norm.ppf(1.0 - (1.0 - level) / 2))", ("tests/test_compare.py",)),
+    Mutant("m33", "abc table: the input layer's fan-in term left out of r", "theory/abc.py",
+           "term = 2 * rl.a + (1 if i == 0 else 0)", "term = 2 * rl.a", ("tests/test_theory.py", "tests/test_train.py")),
+    Mutant("m34", "abc table: output stability needs 2 a_L + c >= 0", "theory/abc.py",
+           "out_stab = 2 * last.a + c - 1", "out_stab = 2 * last.a + c", ("tests/test_theory.py", "tests/test_train.py")),
+    Mutant("m35", "converge: a slope below the order allowed 0.1 beyond its noise", "sde_scales/sde/convergence.py",
+           "dn, dn_fine = z * self.se, z * self.fine_se", "dn, dn_fine = z * self.se + 0.1, z * self.fine_se + 0.1",
+           ("tests/test_order_verdicts.py", "tests/test_strong_order.py", "tests/test_weak_order.py")),
+    Mutant("m36", "prediction bands: the parameters' variance not inflated by the residuals' correlation",
+           "sde_scales/fitting/bands.py",
+           "var = self.inflation * self.s2 * np.sum((proj[:, ~small] / self.sv[~small]) ** 2, axis=1)",
+           "var = self.s2 * np.sum((proj[:, ~small] / self.sv[~small]) ** 2, axis=1)",
+           ("tests/test_bands.py", "tests/test_fitting.py")),
+)
+
+
+def check_applies(m: Mutant, root: Path = ROOT) -> None:
+    """Raise ValueError unless ``m.old`` occurs exactly once in its file and the tests exist."""
+    text = (root / m.path).read_text()
+    if text.count(m.old) != 1:
+        raise ValueError(f"{m.key}: the text to replace occurs {text.count(m.old)} times in {m.path}; update the "
+                         f"mutant to the code")
+    missing = [t for t in m.tests if not (root / t).exists()]
+    if missing:
+        raise ValueError(f"{m.key}: no test file {missing}")
+
+
+def _copy_tree(dest: Path) -> None:
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    for f in files:
+        (dest / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / f, dest / f)
+
+
+def run_mutant(m: Mutant, workers: int = 2, timeout: float = 1800.0) -> dict:
+    """Apply ``m`` to a copy of the tracked tree and run its tests there; the outcome as a dict."""
+    check_applies(m)
+    with tempfile.TemporaryDirectory(prefix=f"mutant-{m.key}-") as tmp:
+        tree = Path(tmp) / "tree"
+        _copy_tree(tree)
+        target = tree / m.path
+        target.write_text(target.read_text().replace(m.old, m.new))
+        env = dict(os.environ, PYTHONPATH=str(tree), SDE_SCALES_CACHE_DIR=str(Path(tmp) / "loops"),
+                   NUMBA_CACHE_DIR=str(Path(tmp) / "numba"))
+        cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:warnings", "-p", "no:cacheprovider",
+               "-n", str(workers), *m.tests]
+        t0 = time.perf_counter()
+        r = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, timeout=timeout)
+        seconds = time.perf_counter() - t0
+    lines = r.stdout.splitlines()
+    failed = [ln.split(" - ")[0].removeprefix("FAILED ") for ln in lines if ln.startswith("FAILED")]
+    summary = next((ln for ln in reversed(lines) if " in " in ln and ("passed" in ln or "failed" in ln)), "")
+    if r.returncode == 0:
+        outcome = "SURVIVED"
+    elif failed or r.returncode == 1:  # pytest-xdist ends a -x run as interrupted (2) after the first failure
+        outcome = "KILLED"
+    else:
+        outcome = "ERROR"  # collection errors, a broken copy: not a verdict on the tests
+    return {**asdict(m), "outcome": outcome, "caught_by": failed, "summary": summary.strip("= "),
+            "seconds": round(seconds, 1), "returncode": r.returncode}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="See the module docstring.")
+    ap.add_argument("--only", nargs="+", metavar="KEY", help="run these mutants (m1 m7 ...)")
+    ap.add_argument("--list", action="store_true", help="list the mutants and exit")
+    ap.add_argument("--workers", type=int, default=2, help="pytest-xdist workers per run (default 2)")
+    ap.add_argument("--json", metavar="PATH", help="write the outcomes as JSON")
+    ap.add_argument("--strict", action="store_true", help="exit 1 when a mutant survives")
+    args = ap.parse_args(argv)
+    known = {m.key: m for m in MUTANTS}
+    bad = [k for k in args.only or [] if k not in known]
+    if bad:
+        print(f"mutants.py: error: unknown mutant(s) {bad}; known: {', '.join(known)}", file=sys.stderr)
+        return 2
+    chosen = [known[k] for k in args.only] if args.only else list(MUTANTS)
+    if args.list:
+        for m in chosen:
+            print(f"{m.key:4s} {m.what}  [{m.path}; {', '.join(m.tests)}]")
+        return 0
+    out = []
+    for m in chosen:
+        res = run_mutant(m, args.workers)
+        out.append(res)
+        print(f"{res['outcome']:8s} {m.key:4s} {m.what[:70]:70s} {res['seconds']:6.0f} s  "
+              f"{(res['caught_by'] or [''])[0]}", flush=True)
+    if args.json:
+        from sde_scales.atomic import write_json_atomic
+        write_json_atomic(args.json, out)
+    survived = [r["key"] for r in out if r["outcome"] != "KILLED"]
+    print(f"{len(out) - len(survived)} of {len(out)} mutants killed" + (f"; not killed: {survived}" if survived else ""))
+    return 1 if args.strict and survived else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
