@@ -20,7 +20,6 @@ Run: ``python benchmarks/mutants.py`` (all, about 15 minutes on 2 cores), ``--on
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -154,6 +153,14 @@ MUTANTS = (
            "var = self.inflation * self.s2 * np.sum((proj[:, ~small] / self.sv[~small]) ** 2, axis=1)",
            "var = self.s2 * np.sum((proj[:, ~small] / self.sv[~small]) ** 2, axis=1)",
            ("tests/test_bands.py", "tests/test_fitting.py")),
+    Mutant("m37", "--law auto: each leave-one-curve-out fold fits its held-out curve too",
+           "sde_scales/fitting/report.py", "[(held.name, [c for j, c in enumerate(fit_curves) if j != i], held, None)",
+           "[(held.name, [c for j, c in enumerate(fit_curves)], held, None)",
+           ("tests/test_auto_average.py", "tests/test_auto_combination.py", "tests/test_fitting.py")),
+    Mutant("m38", "--law auto with one curve: rolling origin scores the fitted head as well",
+           "sde_scales/fitting/report.py", 'folds.append((f"{c.name}: fit before step {cut}, score after", [head], c, cut))',
+           'folds.append((f"{c.name}: fit before step {cut}, score after", [head], c, None))',
+           ("tests/test_auto_average.py", "tests/test_auto_combination.py", "tests/test_fitting.py")),
 )
 
 

@@ -152,6 +152,28 @@ def test_over_curves_names_the_labels_and_decides_a_clear_case():
     assert out["curves"] == 3 and out["mean_rmse_diff"] > 0
 
 
+def test_over_curves_final_interval_is_the_bonferroni_mean_of_the_curves_ranges():
+    """The final-loss interval over k curves, by hand: each curve's range of |f_a - mu| - |f_b - mu|
+    over mu in y_bar +- z_k se with z_k = Phi^-1(1 - 0.05 / (2k)) (so that all k hold together at
+    95% whatever their correlation), averaged end by end. The coverage test above does not tell
+    z_k from the per-curve 1.96 (means of ranges cancel misses); this does."""
+    rows = []
+    for fa, fb, y, se in ((2.00, 2.05, 2.02, 0.01), (3.10, 3.00, 3.04, 0.02), (1.50, 1.52, 1.49, 0.005),
+                          (2.70, 2.60, 2.66, 0.03)):
+        rows.append({"rmse_diff": 0.0, "rmse_diff_sd": 0.001, "rmse_diff_rounding": 0.0, "final_a": fa, "final_b": fb,
+                     "final_observed": y, "final_loss_se": se, "abs_final_err_diff": abs(fa - y) - abs(fb - y)})
+    zk = 2.497705  # Phi^-1(1 - 0.05 / 8), from a normal table
+    ends = []
+    for r in rows:
+        g = [abs(r["final_a"] - mu) - abs(r["final_b"] - mu)
+             for mu in (r["final_observed"] - zk * r["final_loss_se"], r["final_observed"] + zk * r["final_loss_se"])]
+        ends.append((min(g), max(g)))
+    want = [sum(e[0] for e in ends) / 4, sum(e[1] for e in ends) / 4]
+    out = compare_over_curves(rows)
+    assert out["final_interval"] == pytest.approx(want, abs=1e-6)
+    assert out["mean_abs_final_err_diff"] == pytest.approx(np.mean([r["abs_final_err_diff"] for r in rows]))
+
+
 def test_noise_inflation_sees_correlated_noise():
     """Independent noise: the inflation stays near 1 (mean of 20 draws below 1.15; it is floored at
     1, so its mean is a little above). AR(1) noise with coefficient 0.5 (long-run variance ratio 3):

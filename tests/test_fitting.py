@@ -1639,3 +1639,41 @@ def test_a_constant_loss_is_said_to_hold_nothing_to_fit_and_has_no_z():
         r = fit(MomentumLaw(lam=0.99), [moving])
     assert not any("at every fitted point" in w for w in fit_warnings(r))
     assert score_prediction(r, moving)["final_err_z"] is not None
+
+
+def test_a_protocol_refuses_a_held_out_curve_that_is_also_fitted():
+    """A split that fits its own held-out curve (the same object, its name, or its data under
+    another name: a copied file) scores an in-sample fit as a prediction; refused by split and
+    name before anything is fitted."""
+    from dataclasses import replace
+
+    lr = schedules.cosine(2000, 1e-3, final_fraction=0.1, warmup_steps=0)
+    steps = np.arange(10, 2000, 10)
+    a = LossCurve(steps, lr[steps], 3.0 + 1.0 / np.sqrt(steps), name="a")
+    b = LossCurve(steps, lr[steps], 3.1 + 1.0 / np.sqrt(steps), name="b")
+    for fitted, held, said in (([a, b], a, "split 0: the held-out curve a is also fitted (as a)"),
+                               ([b, replace(a, name="copy")], a, "held-out curve a is also fitted (as copy)"),
+                               ([b, replace(b, loss=b.loss + 1.0, name="a")], a, "(as a)")):
+        with pytest.raises(InvalidArgumentError, match=re.escape(said)):
+            run_protocol(MomentumLaw(lam=0.99), [(fitted, held)], skip_steps=0)
+
+
+def test_auto_folds_never_score_what_they_fit():
+    """--law auto's cross-validation: with several curves each fold fits all but its held-out curve
+    and every curve is held out once; with one curve each fold fits the rows before its cut and
+    is scored from the cut on (``choose_law`` scores from ``max(skip_steps, cut)``). A fold that
+    fitted what it scores would favour the most flexible law; no other test saw it."""
+    from sde_scales.fitting.report import validation_folds
+
+    lr = schedules.cosine(3000, 1e-3, final_fraction=0.1, warmup_steps=0)
+    steps = np.arange(10, 3000, 10)
+    curves = [LossCurve(steps, lr[steps], 3.0 + k / 10 + 1.0 / np.sqrt(steps), name=f"c{k}") for k in range(3)]
+    _, folds = validation_folds(curves)
+    assert [held.name for _, _, held, _ in folds] == ["c0", "c1", "c2"]
+    for _, fitted, held, first in folds:
+        assert sorted(c.name for c in fitted) == sorted({"c0", "c1", "c2"} - {held.name}) and first is None
+    _, folds = validation_folds(curves[:1])
+    assert len(folds) >= 2
+    for _, (head,), held, first in folds:
+        assert held is curves[0] and first is not None
+        assert head.step[-1] < first <= held.step[-1] and np.array_equal(head.loss, held.loss[held.step < first])

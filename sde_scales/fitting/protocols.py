@@ -148,10 +148,26 @@ def run_auto_protocol(splits: list[tuple[list[LossCurve], LossCurve]], *, skip_s
     return per, preds, choices
 
 
+def _check_held_out(splits) -> None:
+    """Refuse a split whose held-out curve is among its fitted curves (the same object, the same
+    name, or the same steps and losses under another name): its score would be an in-sample fit
+    reported as a held-out prediction."""
+    for k, (fitted, held) in enumerate(splits):
+        for c in fitted:
+            same = c is held or c.name == held.name or (
+                c.step.shape == held.step.shape and np.array_equal(c.step, held.step)
+                and np.array_equal(c.loss, held.loss))
+            if same:
+                raise InvalidArgumentError(
+                    f"split {k}: the held-out curve {held.name} is also fitted (as {c.name}): its score would be "
+                    f"an in-sample fit, not a prediction; leave it out of the split's fitted curves")
+
+
 def _score_splits(splits, fitted_law, skip_steps, smooth_steps, truth) -> tuple[list[dict], list[np.ndarray]]:
     """Predict and score each split's held-out curve from ``fitted_law(fitted curves)``, a
     :class:`~sde_scales.fitting.fit.FitResult` or an :class:`~sde_scales.fitting.average.AveragedFit`;
     see :func:`run_protocol`."""
+    _check_held_out(splits)
     per, preds = [], []
     for fitted, held in splits:
         r = fitted_law(fitted)
