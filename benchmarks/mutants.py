@@ -161,6 +161,22 @@ MUTANTS = (
            "sde_scales/fitting/report.py", 'folds.append((f"{c.name}: fit before step {cut}, score after", [head], c, cut))',
            'folds.append((f"{c.name}: fit before step {cut}, score after", [head], c, None))',
            ("tests/test_auto_average.py", "tests/test_auto_combination.py", "tests/test_fitting.py")),
+    Mutant("m39", "training evidence: a weight's displacement measured from half its initial value",
+           "sde_scales/analysis/width.py", "cur = cur - first.reindex(columns=ids)",
+           "cur = cur - 0.5 * first.reindex(columns=ids)", ("tests/test_width_evidence.py", "tests/test_rate_table.py")),
+    Mutant("m40", "training evidence: tracked weights read without their layer multiplier",
+           "sde_scales/analysis/width.py", "arr = cur.to_numpy(dtype=float) * mult", "arr = cur.to_numpy(dtype=float)",
+           ("tests/test_width_evidence.py", "tests/test_rate_table.py")),
+    Mutant("m41", "eta*: the parabola's vertex misplaced (d01 / curv for d01 / (2 curv))",
+           "sde_scales/analysis/width.py", "vertex = (x0 + x1) / 2 - d01 / (2 * curv)", "vertex = (x0 + x1) / 2 - d01 / curv",
+           ("tests/test_analysis.py", "tests/test_lr_transfer.py", "tests/test_width_evidence.py")),
+    Mutant("m42", "verify's simulated separation: the two quantities swapped", "theory/checks.py",
+           "exponent_difference(s.widths, s.macro, s.micro, seed=settings.seed)",
+           "exponent_difference(s.widths, s.micro, s.macro, seed=settings.seed)", ("tests/test_verify.py",)),
+    Mutant("m43", "training evidence at the end of training reads the step before the last",
+           "sde_scales/analysis/width.py", "stp = int(logged[logged <= fraction * last].max(initial=logged.min()))",
+           "stp = int(logged[logged < fraction * last].max(initial=logged.min()))",
+           ("tests/test_width_evidence.py", "tests/test_rate_table.py")),
 )
 
 

@@ -1058,6 +1058,12 @@ FALL_WINDOW_FRACTION = 0.05
 #: one's rises, or falls faster (:func:`fastest_fall`) than every fitted one by more than it, is an
 #: extrapolation of the drop response.
 DEPTH_MARGIN = 0.25
+def _ratio_text(r: float) -> str:
+    """A ratio as the warnings print it: one decimal (2.4), or three significant digits where that
+    would print hundreds of digits (a file in other units: 1.82e+303)."""
+    return f"{r:.1f}" if r < 1e6 else f"{r:.3g}"
+
+
 #: A predicted schedule whose learning-rate area (the sum of its rates up to its last logged step)
 #: is more than this many times every fitted curve's reads the power term
 #: :math:`L_0 + A S^{-\alpha}` beyond the areas it was fitted on. Within a doubling the fitted
@@ -1101,7 +1107,7 @@ def extrapolations(result: FitResult, curve: LossCurve) -> list[str]:
                    f"them equally well differ most; fit a curve with as fast a drop, or compare the laws' predictions "
                    f"(--compare, --law auto)")
     if areas and max(areas) > 0 and a > AREA_FACTOR * max(areas):
-        out.append(f"{curve.name}: its learning-rate area (the sum of its rates, {a:.4g}) is {a / max(areas):.3g} "
+        out.append(f"{curve.name}: its learning-rate area (the sum of its rates, {a:.4g}) is {_ratio_text(a / max(areas))} "
                    f"times the largest fitted curve's: the prediction extrapolates the power term beyond the "
                    f"areas it was fitted on, where the fitted curves may not fix the loss's floor; fit a run as "
                    f"long (or as large a rate)")
