@@ -91,6 +91,19 @@ def test_width_model_mutations_get_their_stated_verdicts(name, change, expected)
     assert _sim_verdicts(base) == expected, name
 
 
+def test_the_registry_separation_row_measures_macro_less_micro():
+    """The separation claim's simulation row, run through the registry as `verify` runs it: the
+    exponent of std M over std theta_1, which the width model builds in as -1/2 (macro n^-1,
+    micro n^-1/2), recovered and PASSed. The test above judges exponent_difference on a sample
+    of its own; this one checks the claim's own check, in which the two quantities swapped
+    (+1/2) had passed every test."""
+    claim = claims_by_id()["thm4.1-separation"]
+    (row,) = run_claims([claim], checks.Settings(quick=True, seed=0), progress=False, kinds=("simulation",))
+    lo, hi = row.measurement.estimate.ci
+    assert lo < -0.5 < hi and hi < -0.4, (lo, hi)
+    assert row.verdict is Verdict.PASS
+
+
 # ----------------------------------------------------------------------------- training evidence
 TINY = dict(widths=(32, 64, 128, 256), seeds=12, steps=80, lr=0.5, params=("mup", "sp", "mup-no-readout-mult"),
             d_in=16, n_train=512, batch_size=32, depth=1)
