@@ -1058,6 +1058,8 @@ FALL_WINDOW_FRACTION = 0.05
 #: one's rises, or falls faster (:func:`fastest_fall`) than every fitted one by more than it, is an
 #: extrapolation of the drop response.
 DEPTH_MARGIN = 0.25
+
+
 def _ratio_text(r: float) -> str:
     """A ratio as the warnings print it: one decimal (2.4), or three significant digits where that
     would print hundreds of digits (a file in other units: 1.82e+303)."""
