@@ -177,6 +177,16 @@ MUTANTS = (
            "sde_scales/analysis/width.py", "stp = int(logged[logged <= fraction * last].max(initial=logged.min()))",
            "stp = int(logged[logged < fraction * last].max(initial=logged.min()))",
            ("tests/test_width_evidence.py", "tests/test_rate_table.py")),
+    Mutant("m44", "a logged curve's per-step learning rate read one step late", "sde_scales/fitting/curves.py",
+           "lr = np.interp(k, self.step[:-1], self.lr[:-1])", "lr = np.interp(k, self.step[:-1] + 1, self.lr[:-1])",
+           FITTING),
+    Mutant("m45", "WSD schedule: the cooldown starts one step late", "sde_scales/schedules.py",
+           "start = n - int(round(fraction * n))", "start = n - int(round(fraction * n)) + 1",
+           ("tests/test_schedules.py", "tests/test_fitting.py")),
+    Mutant("m46", "--log-running-mean: the meter's reset one period late", "sde_scales/fitting/curves.py",
+           "b = ((t - 1) // period) * period if period > 0 else np.zeros_like(t)",
+           "b = ((t - 1) // period) * period - period if period > 0 else np.zeros_like(t)",
+           ("tests/test_lack_of_fit.py", "tests/test_fitting.py")),
 )
 
 
