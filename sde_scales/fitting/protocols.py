@@ -154,10 +154,8 @@ def _check_held_out(splits) -> None:
     reported as a held-out prediction."""
     for k, (fitted, held) in enumerate(splits):
         for c in fitted:
-            same = c is held or c.name == held.name or (
-                c.step.shape == held.step.shape and np.array_equal(c.step, held.step)
-                and np.array_equal(c.loss, held.loss))
-            if same:
+            # np.array_equal is False for arrays of other shapes; the same object has the same name
+            if c.name == held.name or (np.array_equal(c.step, held.step) and np.array_equal(c.loss, held.loss)):
                 raise InvalidArgumentError(
                     f"split {k}: the held-out curve {held.name} is also fitted (as {c.name}): its score would be "
                     f"an in-sample fit, not a prediction; leave it out of the split's fitted curves")
