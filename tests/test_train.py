@@ -203,6 +203,31 @@ def test_sweep_store_and_skip(tmp_path):
     assert plan(cfgs, st.finished()) == []
 
 
+def test_a_grid_extended_by_a_learning_rate_trains_the_new_runs_and_keeps_the_old(tmp_path):
+    """A second sweep that adds a learning rate to a finished grid: the new runs share a stack with
+    finished ones. Skipping such a stack because some of its runs are done would leave the new runs
+    untrained with exit 0; the finished runs' files must stay as they were, and each new run must
+    give the numbers of a sweep that trains it alone."""
+    store, alone = tmp_path / "store", tmp_path / "alone"
+    run_sweep(config_grid(["mup"], [16], [0.05], [0, 1], **SMALL), str(store), progress=False)
+    mtimes = {p.name: p.stat().st_mtime_ns for p in (store / "runs").iterdir()}
+    grown = config_grid(["mup"], [16], [0.05, 0.2], [0, 1], **SMALL)
+    r = run_sweep(grown, str(store), progress=False)
+    # one stack per seed (one minibatch order per seed), each holding a finished run and a new one;
+    # "ran" counts the runs written, so ran + skipped is the grid
+    assert r["skipped"] == 2 and r["ran"] == 2 and r["stacks"] == 2 and r["runs"] == 4, r
+    st = RunStore(store)
+    assert st.finished() == {c.run_id for c in grown}
+    assert {p.name: p.stat().st_mtime_ns for p in (store / "runs").iterdir() if p.name in mtimes} == mtimes
+    new = [c for c in grown if c.lr == 0.2]
+    run_sweep(new, str(alone), progress=False)
+    a = st.runs().set_index("run_id").loc[[c.run_id for c in new], "final_train_loss"]
+    b = RunStore(alone).runs().set_index("run_id").loc[[c.run_id for c in new], "final_train_loss"]
+    # to float32 rounding: a stack of two members multiplies in other blocks than a stack of one
+    # (README: the same numbers as separate runs to float tolerance); rtol 1e-5 is about 80 ulps
+    np.testing.assert_allclose(a.to_numpy(), b.to_numpy(), rtol=1e-5)
+
+
 def test_a_value_repeated_in_the_grid_is_trained_once(tmp_path):
     """--lrs 0.05,0.05 listed every run twice: both copies were trained (twice the time) and the
     command counted four runs where the store holds two."""

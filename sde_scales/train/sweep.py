@@ -118,7 +118,10 @@ def checkpoint_path(store_root: str, stack: Stack) -> str:
 
 def run_stack(stack: Stack, store_root: str, device: str = "cpu", data_root: str = "data", threads: int | None = None,
               checkpoint_every: float = 0.0):
-    """Train one stack and write its runs (skipping any already written). Returns run statuses.
+    """Train one stack and write its runs. Returns the (run id, status) of the runs it wrote: a run
+    already in the store (a grid extended by a learning rate puts new runs in a stack with finished
+    ones) is trained again with its stack, since the stack trains its members together, but not
+    written and not counted.
 
     ``checkpoint_every`` (epochs, 0: never): the stack saves its state that often under
     ``<store>/checkpoints/`` and resumes from it; the checkpoint is removed once its runs are written."""
@@ -136,11 +139,10 @@ def run_stack(stack: Stack, store_root: str, device: str = "cpu", data_root: str
         every = max(1, int(round(checkpoint_every * c0.n_train / c0.batch_size)))
         ck = Checkpointing(checkpoint_path(store_root, stack), every)  # train_stack says when it resumes
     outcomes = train_stack(list(stack.configs), ds, device=device, checkpoint=ck)
-    for o in outcomes:
-        store.write(o)
+    written = [o for o in outcomes if store.write(o)]
     if ck is not None and os.path.exists(ck.path):
         os.remove(ck.path)  # its runs are in the store now
-    return [(o.config.run_id, o.status) for o in outcomes]
+    return [(o.config.run_id, o.status) for o in written]
 
 
 def run_sweep(configs: list[RunConfig], store_root: str, *, executor: str = "local", workers: int = 2,
