@@ -285,6 +285,30 @@ def test_nonparametric_grid_follows_the_data():
     assert rf.law.half_response(rf.theta) >= 30 * np.log(2) - 1e-9
 
 
+def test_the_nonparametric_time_scale_is_the_weighted_geometric_mean_and_an_edge_warns_past_half():
+    """By hand, on the grid 1, 10, 100, 1000: weights (1, 0, 0, 1) give the time scale
+    exp((ln 1 + ln 1000)/2) = sqrt(1000) = 31.6 (an arithmetic mean would give 500.5); weights
+    (0, 0, 2, 3) give 10^((2 * 2 + 3 * 3)/5) = 10^2.6. The edge rule (_parameter_warnings): a grid
+    edge that carries more than half of the weight is named, one that carries less is not."""
+    from sde_scales.fitting.fit import _parameter_warnings
+
+    law = KernelLaw("nonparametric", "steps", taus=np.geomspace(1.0, 1000.0, 4))
+    assert law.names[3:] == ("b_1", "b_10", "b_100", "b_1000")
+    assert law.time_scale(np.array([2.0, 1.0, 0.5, 1.0, 0.0, 0.0, 1.0])) == pytest.approx(np.sqrt(1000.0), rel=1e-12)
+    assert law.time_scale(np.array([2.0, 1.0, 0.5, 0.0, 0.0, 2.0, 3.0])) == pytest.approx(10**2.6, rel=1e-12)
+    lo, hi = (np.asarray(b, dtype=float) for b in law.bounds())
+    free, units, start = np.ones(7, bool), np.ones(7), np.full(7, 5.0)
+
+    def warned(w):
+        theta = np.array([2.0, 1.0, 0.5, *w])
+        return [x for x in _parameter_warnings(law, theta, lo, hi, start, free, units) if "of the kernel weight" in x]
+
+    assert warned([0.0, 0.35, 0.0, 0.65]) and "65% of the kernel weight is on b_1000, the longest" in warned(
+        [0.0, 0.35, 0.0, 0.65])[0]
+    assert warned([0.6, 0.4, 0.0, 0.0]) and "b_1, the shortest" in warned([0.6, 0.4, 0.0, 0.0])[0]
+    assert not warned([0.45, 0.1, 0.0, 0.45])
+
+
 def test_a_response_faster_than_the_drop_bins_is_not_delayed():
     """Runs of 20,000 steps logged every 50 (drop bins of 200 steps) with a planted response of
     time scale 15 steps: the default grid reaches down to one step, so the non-parametric law

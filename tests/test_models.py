@@ -155,6 +155,21 @@ def test_loss_noise_has_unit_variance_and_its_correlation_at_every_dt(ratio):
     assert abs(got - rho) <= 5 * max(1 - rho**2, 1e-3) / np.sqrt(R) + 1e-3
 
 
+def test_loss_noise_follows_the_learning_rate_at_each_time():
+    """The model's noise term is sigma_L eta(t) xi(t): after a drop of the rate from 1 to 1/4, the
+    loss's variance over paths falls from sigma_L^2 to sigma_L^2 / 16. Each sample variance of
+    R = 20,000 paths is within 5 of its standard errors (relative sqrt(2/R) = 0.01) of that; a
+    noise scaled by the peak rate would keep 1 after the drop (60 standard errors away)."""
+    R, sigma_L = 20_000, 0.5
+    sched = PiecewiseLinear([0.0, 1.0, 1.0, 3.0], [1.0, 1.0, 0.25, 0.25])
+    m = DelayModel(sched, Instantaneous(), L_inf=0.0, A=0.0, C=0.0, sigma_L=sigma_L, tau_xi=0.01)
+    r = m.simulate(3.0, 0.5, R, seed=11)
+    for t, eta in ((0.5, 1.0), (3.0, 0.25)):
+        k = int(np.argmin(np.abs(r.t - t)))
+        want = (sigma_L * eta) ** 2
+        assert abs(r.loss[k].var() / want - 1.0) <= 5 * np.sqrt(2 / R), (t, r.loss[k].var(), want)
+
+
 def test_delay_model_bad_inputs():
     m = DelayModel(SCHED, Exponential(0.1))
     with pytest.raises(InvalidArgumentError, match="dt"):
