@@ -49,6 +49,17 @@ def test_eta_star_and_settle_step():
     assert set(st.final_eta_star) == {0.1}
 
 
+def test_settle_step_is_the_first_step_from_which_eta_star_stays_final():
+    """By hand: eta* 0.3, 0.1, 0.3, 0.1, 0.1 at steps 10..50 settles at step 40 (it was 0.3 at 30);
+    one that never changes settles at its first logged step. Rows come in any order."""
+    best = pd.DataFrame({"param": "mup", "width": [64] * 5 + [128] * 3,
+                         "step": [50, 10, 30, 20, 40, 30, 10, 20],
+                         "eta_star": [0.1, 0.3, 0.3, 0.1, 0.1, 0.2, 0.2, 0.2]})
+    st = settle_step(best).set_index("width")
+    assert st.settle_step.loc[64] == 40 and st.final_eta_star.loc[64] == 0.1
+    assert st.settle_step.loc[128] == 10 and st.final_eta_star.loc[128] == 0.2
+
+
 def test_loss_ratio_leaves_diverged_runs_out_and_counts_them():
     """lr 1.0 diverged (both seeds): the ratio is over 0.1 and 0.3 only, and says 2 runs were left out."""
     runs, traj = _tables()

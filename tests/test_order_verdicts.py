@@ -39,6 +39,25 @@ def test_true_orders_pass_and_false_ones_fail_on_an_asymptotic_ladder():
     assert v.verdict is Verdict.FAIL and "fall more slowly" in v.reason
 
 
+@pytest.mark.parametrize("p", [0.5, 1.0])
+@pytest.mark.parametrize("D", [0.2, -0.2])
+def test_the_extrapolated_order_removes_a_next_order_term_of_order_one_half(p, D):
+    """Noise-free errors e(h) = h^p (1 + D h^(1/2)) on h = 2^-2 .. 2^-9: the local slope moves
+    towards p by a factor 2^(-1/2) per halving, and the extrapolation (fine-end slope plus the
+    bend's remaining geometric sum) assumes exactly that. Its linear part in D cancels; what is left
+    is of order D^2 (0.0006 at |D| = 0.2). Bound: 0.002, under a quarter of the fine-end slope's own
+    error here (0.009); an extrapolation that assumed another next order (1 instead of 1/2) is
+    0.007 off."""
+    import numpy as np
+
+    from sde_scales.sde.convergence import fit_order
+
+    h = 2.0 ** -np.arange(2, 10)
+    est = fit_order(h, (h**p * (1 + D * h**0.5))[:, None])
+    assert abs(est.fine_order - p) > 0.008  # the fine end alone is still bent
+    assert abs(est.limit_order - p) <= 0.002, est.limit_order
+
+
 def test_weak_noise_hides_the_order_on_coarse_steps_and_no_verdict_is_wrong():
     """EM on a diagonal GBM with weak noise (sigma 0.3, 0.4; drift 1, -1): the strong error's order-1/2
     term has a small constant, and over dt = 1/4..1/32 the errors fall like dt^0.88; the local slope
