@@ -47,6 +47,11 @@ LOOP = ("tests/test_close_the_loop.py",)
 AVERAGES = ("tests/test_auto_average.py", "tests/test_time_scale_average.py", "tests/test_forecast.py",
             "tests/test_single_curve_diagnosis.py")
 TRAINER_THEORY = ("tests/test_theory.py", "tests/test_train.py", "tests/test_checkpoints.py")
+SCHEDULES = ("tests/test_schedules.py", "tests/test_fitting.py", "tests/test_lm_family.py")
+COMPARE = ("tests/test_compare.py",)
+EVIDENCE = ("tests/test_width_evidence.py", "tests/test_rate_table.py")
+ANALYSIS = ("tests/test_analysis.py", "tests/test_lr_transfer.py")
+MEANFIELD = ("tests/test_theory.py",)
 
 
 @dataclass(frozen=True)
@@ -275,6 +280,60 @@ MUTANTS = (
     Mutant('m72', 'run id: fields added later left out even where set', 'sde_scales/train/trainer.py',
            'if d[k] == default:\n                d.pop(k)',
            'if True:\n                d.pop(k)', TRAINER),
+    Mutant('m73', "rates: the quadratic's local slopes b + c u for b + 2 c u", 'sde_scales/rates.py',
+           's_min, s_max = b + 2 * c * u.min(), b + 2 * c * u.max()',
+           's_min, s_max = b + c * u.min(), b + c * u.max()', RATES),
+    Mutant('m74', 'rates: Richardson extrapolation divided by r for r - 1', 'sde_scales/rates.py',
+           'return (lambda m: (r * m[..., -1:] - m[..., -2:-1]) / (r - 1))',
+           'return (lambda m: (r * m[..., -1:] - m[..., -2:-1]) / r)', RATES),
+    Mutant('m75', "rates: a standard deviation's standard error sd / sqrt(R - 1) for sd / sqrt(2 (R - 1))", 'sde_scales/rates.py',
+           'return np.array([v / np.sqrt(2 * (s.shape[-1] - 1)) for v, s in zip(sd, samples)])',
+           'return np.array([v / np.sqrt(s.shape[-1] - 1) for v, s in zip(sd, samples)])', RATES),
+    Mutant('m76', "rates: the widths' replicas resampled together (paired) though independent", 'sde_scales/rates.py',
+           'statistic, vectorized=True, paired=False,',
+           'statistic, vectorized=True, paired=True,', RATES),
+    Mutant('m77', "rates: a mean's standard error sd / R for sd / sqrt(R)", 'sde_scales/rates.py',
+           'out.append(r.std(ddof=1) / np.sqrt(r.size))',
+           'out.append(r.std(ddof=1) / r.size)', RATES),
+    Mutant('m78', "converge: the limit's extrapolation with a next order of 1 for 1/2", 'sde_scales/sde/convergence.py',
+           'rj = 2.0 ** (-0.5 * j)',
+           'rj = 2.0 ** (-1.0 * j)', SOLVERS),
+    Mutant('m79', "converge: the levels' errors resampled apart though they share paths", 'sde_scales/sde/convergence.py',
+           'res = stats.bootstrap(data, stat, paired=True,',
+           'res = stats.bootstrap(data, stat, paired=False,', SOLVERS),
+    Mutant('m80', 'step schedule: each drop one step late', 'sde_scales/schedules.py',
+           'np.searchsorted(ms, k, side="right")',
+           'np.searchsorted(ms, k, side="left")', SCHEDULES),
+    Mutant('m81', 'WSD schedule: the sqrt cooldown as s^2', 'sde_scales/schedules.py',
+           'shape = s if decay == "linear" else np.sqrt(s)',
+           'shape = s if decay == "linear" else s ** 2', SCHEDULES),
+    Mutant('m82', 'warmup from 0 (k / w) instead of (k + 1) / (w + 1)', 'sde_scales/schedules.py',
+           'lr[:w] = lr[w] * (np.arange(1, w + 1) / (w + 1))',
+           'lr[:w] = lr[w] * (np.arange(0, w) / w)', SCHEDULES),
+    Mutant('m83', "trainer's Adam: the second moment not bias-corrected", 'sde_scales/train/optim.py',
+           'vh = v / (1 - 0.999**step)',
+           'vh = v', TRAINER),
+    Mutant('m84', "paired comparison: the block means' second differences' variance over 2 for 6", 'sde_scales/fitting/compare.py',
+           '** 2 / 6.0',
+           '** 2 / 2.0', COMPARE),
+    Mutant('m85', 'training evidence: the fraction of the way to the plateau over L(0) for L(0) - L_inf', 'sde_scales/analysis/width.py',
+           'frac = (y[0] - y[-1]) / (y[0] - linf) if y[0] > linf else np.nan',
+           'frac = (y[0] - y[-1]) / y[0] if y[0] > linf else np.nan', EVIDENCE),
+    Mutant('m86', "eta*: at the grid's edge only at its largest rate", 'sde_scales/analysis/grid.py',
+           'best["at_grid_edge"] = (best.eta_star == best.lr_min) | (best.eta_star == best.lr_max)',
+           'best["at_grid_edge"] = best.eta_star == best.lr_max', ANALYSIS),
+    Mutant('m87', 'eta*: settled from the last step it changed, not the step after', 'sde_scales/analysis/grid.py',
+           'first = s[changed[-1] + 1] if changed.size else s[0]',
+           'first = s[changed[-1]] if changed.size else s[0]', ANALYSIS),
+    Mutant('m88', "collapse: a seed mean's noise variance over S - 1 for S", 'sde_scales/analysis/collapse.py',
+           'return e.var(axis=0, ddof=1) / S\n',
+           'return e.var(axis=0, ddof=1) / (S - 1)\n', COLLAPSE),
+    Mutant('m89', "exact width moments: the coordinates' covariance without its -D/n", 'theory/meanfield.py',
+           'cov_ij = var_M - D / n',
+           'cov_ij = var_M', MEANFIELD),
+    Mutant('m90', 'exact width moments: Var Q with tr(Sigma^2) for 2 tr(Sigma^2)', 'theory/meanfield.py',
+           'var_Q = (2 * tr_sigma2 + 4 * mean**2 * one_sigma_one) / n**2',
+           'var_Q = (tr_sigma2 + 4 * mean**2 * one_sigma_one) / n**2', MEANFIELD),
 )
 
 
