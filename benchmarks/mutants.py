@@ -13,7 +13,10 @@ why in its ``why``). The mutants live here as data, so that a later change of th
 as a mutant whose text no longer matches (``tests/test_script_help.py`` checks that each edit
 applies to exactly one place).
 
-Run: ``python benchmarks/mutants.py`` (all, about 15 minutes on 2 cores), ``--only m7 m11``,
+First a control: the chosen mutants' tests on an unmutated copy, all of which must pass (a test
+that fails there would count every mutant as killed; ``--no-control`` skips it).
+
+Run: ``python benchmarks/mutants.py`` (all 103, about 90 minutes on 2 cores), ``--only m7 m11``,
 ``--list``, ``--json PATH``; ``--strict`` exits 1 when a mutant survives.
 """
 
@@ -52,6 +55,8 @@ COMPARE = ("tests/test_compare.py",)
 EVIDENCE = ("tests/test_width_evidence.py", "tests/test_rate_table.py")
 ANALYSIS = ("tests/test_analysis.py", "tests/test_lr_transfer.py")
 MEANFIELD = ("tests/test_theory.py",)
+SPEC = ("tests/test_fitting.py", "tests/test_forecast.py", "tests/test_sparse_logs.py", "tests/test_event_files.py")
+SYMBOLIC = ("tests/test_theory.py", "tests/test_verify.py")
 
 
 @dataclass(frozen=True)
@@ -139,8 +144,10 @@ MUTANTS = (
            "z[k + 1, j] = (1.0 + em1) * z[k, j] - d0 * em1 + m * (h + tau * em1)",
            "z[k + 1, j] = (1.0 + em1) * z[k, j] - d0 * em1 + m * (h + 0.9 * tau * em1)",
            ("tests/test_models.py", "tests/test_close_the_loop.py")),
-    Mutant("m27", "fitting's exponential filter: a drop at a logged step counted before it",
-           "sde_scales/fitting/_filters.py", _FILTER_LOOP.format("<"), _FILTER_LOOP.format("<="), FITTING),
+    # m27 read "c[b] <= t[i]" until stop 63: equivalent, since a drop at the evaluation step adds
+    # d (1 - e^0) = 0 there and is counted alike from the next row on
+    Mutant("m27", "fitting's exponential filter: a drop a step before a logged row counted a row late",
+           "sde_scales/fitting/_filters.py", _FILTER_LOOP.format("<"), _FILTER_LOOP.format("+ 1.0 <"), FITTING),
     Mutant("m28", "symbolic leading exponent halved", "theory/asymptotics.py",
            "p = _limit(sp.log(sp.Abs(f)) / sp.log(var), var, point)",
            "p = _limit(sp.log(sp.Abs(f)) / sp.log(var), var, point) / 2", ("tests/test_theory.py", "tests/test_verify.py")),
@@ -334,6 +341,45 @@ MUTANTS = (
     Mutant('m90', 'exact width moments: Var Q with tr(Sigma^2) for 2 tr(Sigma^2)', 'theory/meanfield.py',
            'var_Q = (2 * tr_sigma2 + 4 * mean**2 * one_sigma_one) / n**2',
            'var_Q = (tr_sigma2 + 4 * mean**2 * one_sigma_one) / n**2', MEANFIELD),
+    Mutant('m91', 'momentum law: the reported C is C_eff / (1 - lambda) for C_eff (1 - lambda)', 'sde_scales/fitting/laws.py',
+           'return {"lambda": lam, "C": float(theta[3] * (1 - lam))}',
+           'return {"lambda": lam, "C": float(theta[3] / (1 - lam))}', FITTING),
+    Mutant('m92', 'momentum law: half response tau for tau ln 2', 'sde_scales/fitting/laws.py',
+           'return float(self._tau(theta) * np.log(2))',
+           'return float(self._tau(theta))', FITTING),
+    Mutant('m93', 'non-parametric kernel law: amplitude the largest weight, not their sum', 'sde_scales/fitting/laws.py',
+           'return float(theta[3]) if self.family.has_amplitude else float(np.sum(theta[3:]))',
+           'return float(theta[3]) if self.family.has_amplitude else float(np.max(theta[3:]))', FITTING),
+    Mutant('m94', "moving average: a window's upper row excludes a step exactly half a window on", 'sde_scales/fitting/curves.py',
+           'hi = np.searchsorted(self.step, self.step + half, side="right")',
+           'hi = np.searchsorted(self.step, self.step + half, side="left")', FITTING),
+    Mutant('m95', "a curve's logging interval: the smallest, not the most common", 'sde_scales/fitting/curves.py',
+           'return int(vals[np.argmax(counts)])',
+           'return int(vals[0])', FITTING),
+    Mutant('m96', 'cooldown rows: from the last row at peak, not the row after it', 'sde_scales/fitting/curves.py',
+           'mask[last_peak + 1:] = True',
+           'mask[last_peak:] = True', FITTING),
+    Mutant('m97', 'schedule spec: exponential decay p (e/p)^sqrt(s) for p (e/p)^s', 'sde_scales/fitting/curves.py',
+           'd = p * (e / p) ** s',
+           'd = p * (e / p) ** np.sqrt(s)', SPEC),
+    Mutant('m98', 'schedule spec: the cosine warmup as a quarter sine', 'sde_scales/fitting/curves.py',
+           'w = u if self.warmup_shape == "linear" else 0.5 * (1 - np.cos(np.pi * u))',
+           'w = u if self.warmup_shape == "linear" else np.sin(0.5 * np.pi * u)', SPEC),
+    Mutant('m99', 'symbolic Theta: a zero limit of f/g accepted', 'theory/asymptotics.py',
+           'ok = bool(lim.is_finite) and bool(lim != 0)',
+           'ok = bool(lim.is_finite)', SYMBOLIC),
+    Mutant('m100', 'symbolic O: a zero limit of |f/g| refused', 'theory/asymptotics.py',
+           'ok = bool(lim.is_finite)\n    return AsymptoticResult(ok, True, stmt, lim, f"lim |f/g| = {lim}")',
+           'ok = bool(lim.is_finite) and bool(lim != 0)\n    return AsymptoticResult(ok, True, stmt, lim, f"lim |f/g| = {lim}")', SYMBOLIC),
+    Mutant('m101', 'abc table (SGD): feature learning in every layer read off the last hidden layer alone', 'theory/abc.py',
+           'fl_all = stable and all(x == 0 for x in r_l)',
+           'fl_all = stable and r_l[-1] == 0', TRAINER_THEORY),
+    Mutant('m102', "abc table (Adam): a hidden layer's change without what it receives from below", 'theory/abc.py',
+           'feat.append(max(1 - r.a - r.c, HALF - r.a - r.b + feat[-1]))',
+           'feat.append(1 - r.a - r.c)', TRAINER_THEORY),
+    Mutant('m103', "step-stability probe: the explicit step's bound 4 Re/|lambda|^2 for 2 Re/|lambda|^2", 'sde_scales/sde/probes.py',
+           'bound = 2 * np.abs(lam.real) / np.abs(lam) ** 2',
+           'bound = 4 * np.abs(lam.real) / np.abs(lam) ** 2', SOLVERS),
 )
 
 
@@ -349,10 +395,41 @@ def check_applies(m: Mutant, root: Path = ROOT) -> None:
 
 
 def _copy_tree(dest: Path) -> None:
+    """The tracked files under ``dest``, and ``../shared`` beside it as a link: tests that read the
+    shared loss curves find them as in the checkout (without it they failed in every copy, and a
+    mutant was counted KILLED by a test that fails on the unmutated code too)."""
     files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     for f in files:
         (dest / f).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / f, dest / f)
+    shared = ROOT.parent / "shared"
+    if shared.is_dir() and not (dest.parent / "shared").exists():
+        (dest.parent / "shared").symlink_to(shared, target_is_directory=True)
+
+
+def _pytest(tree: Path, tmp: Path, tests, workers: int, timeout: float, stop_first: bool):
+    """Run ``tests`` in the copy ``tree`` (imported through PYTHONPATH, compiled loops cached under ``tmp``)."""
+    env = dict(os.environ, PYTHONPATH=str(tree), SDE_SCALES_CACHE_DIR=str(tmp / "loops"),
+               NUMBA_CACHE_DIR=str(tmp / "numba"))
+    cmd = [sys.executable, "-m", "pytest", "-q", *(["-x"] if stop_first else []), "-p", "no:warnings", "-p",
+           "no:cacheprovider", "-n", str(workers), *tests]
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, timeout=timeout)
+    lines = r.stdout.splitlines()
+    failed = [ln.split(" - ")[0].removeprefix("FAILED ").removeprefix("ERROR ") for ln in lines
+              if ln.startswith(("FAILED", "ERROR"))]
+    summary = next((ln for ln in reversed(lines) if " in " in ln and ("passed" in ln or "failed" in ln)), "")
+    return r.returncode, failed, summary.strip("= "), time.perf_counter() - t0
+
+
+def run_control(tests, workers: int = 2, timeout: float = 3600.0) -> dict:
+    """The control: ``tests`` on an unmutated copy, every one run (no ``-x``). A mutant is judged
+    only where its tests pass there; a test that fails on the copy itself would kill every mutant."""
+    with tempfile.TemporaryDirectory(prefix="mutant-control-") as tmp:
+        tree = Path(tmp) / "tree"
+        _copy_tree(tree)
+        rc, failed, summary, seconds = _pytest(tree, Path(tmp), sorted(set(tests)), workers, timeout, False)
+    return {"returncode": rc, "failed": failed, "summary": summary, "seconds": round(seconds, 1)}
 
 
 def run_mutant(m: Mutant, workers: int = 2, timeout: float = 1800.0) -> dict:
@@ -363,24 +440,15 @@ def run_mutant(m: Mutant, workers: int = 2, timeout: float = 1800.0) -> dict:
         _copy_tree(tree)
         target = tree / m.path
         target.write_text(target.read_text().replace(m.old, m.new))
-        env = dict(os.environ, PYTHONPATH=str(tree), SDE_SCALES_CACHE_DIR=str(Path(tmp) / "loops"),
-                   NUMBA_CACHE_DIR=str(Path(tmp) / "numba"))
-        cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:warnings", "-p", "no:cacheprovider",
-               "-n", str(workers), *m.tests]
-        t0 = time.perf_counter()
-        r = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, timeout=timeout)
-        seconds = time.perf_counter() - t0
-    lines = r.stdout.splitlines()
-    failed = [ln.split(" - ")[0].removeprefix("FAILED ") for ln in lines if ln.startswith("FAILED")]
-    summary = next((ln for ln in reversed(lines) if " in " in ln and ("passed" in ln or "failed" in ln)), "")
-    if r.returncode == 0:
+        rc, failed, summary, seconds = _pytest(tree, Path(tmp), m.tests, workers, timeout, True)
+    if rc == 0:
         outcome = "SURVIVED"
-    elif failed or r.returncode == 1:  # pytest-xdist ends a -x run as interrupted (2) after the first failure
+    elif failed or rc == 1:  # pytest-xdist ends a -x run as interrupted (2) after the first failure
         outcome = "KILLED"
     else:
         outcome = "ERROR"  # collection errors, a broken copy: not a verdict on the tests
-    return {**asdict(m), "outcome": outcome, "caught_by": failed, "summary": summary.strip("= "),
-            "seconds": round(seconds, 1), "returncode": r.returncode}
+    return {**asdict(m), "outcome": outcome, "caught_by": failed, "summary": summary, "seconds": round(seconds, 1),
+            "returncode": rc}
 
 
 def main(argv=None) -> int:
@@ -390,6 +458,8 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=2, help="pytest-xdist workers per run (default 2)")
     ap.add_argument("--json", metavar="PATH", help="write the outcomes as JSON")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a mutant survives")
+    ap.add_argument("--no-control", action="store_true",
+                    help="skip the control run (the chosen mutants' tests on the unmutated copy, which must pass)")
     args = ap.parse_args(argv)
     known = {m.key: m for m in MUTANTS}
     bad = [k for k in args.only or [] if k not in known]
@@ -401,6 +471,14 @@ def main(argv=None) -> int:
         for m in chosen:
             print(f"{m.key:4s} {m.what}  [{m.path}; {', '.join(m.tests)}]")
         return 0
+    if not args.no_control:
+        ctl = run_control([t for m in chosen for t in m.tests], args.workers)
+        print(f"control  (unmutated copy) {ctl['summary']}, {ctl['seconds']:.0f} s", flush=True)
+        if ctl["returncode"] != 0:
+            print(f"mutants.py: the unmutated copy fails {len(ctl['failed'])} test(s) ({', '.join(ctl['failed'][:5])}"
+                  f"{', ...' if len(ctl['failed']) > 5 else ''}); no mutant can be judged until they pass",
+                  file=sys.stderr)
+            return 2
     out = []
     for m in chosen:
         res = run_mutant(m, args.workers)
