@@ -309,6 +309,18 @@ def test_the_nonparametric_time_scale_is_the_weighted_geometric_mean_and_an_edge
     assert not warned([0.45, 0.1, 0.0, 0.45])
 
 
+def test_logging_interval_and_cooldown_rows_by_hand():
+    """The logging interval is the most common step between rows (one short interval, at a resumed
+    run's seam, does not set it); the cooldown is every row after the last row at the peak rate."""
+    step = np.r_[np.arange(0, 101, 10), np.arange(105, 300, 10)]  # 10 apart, one seam of 5
+    lr = np.where(step <= 205, 1e-3, 1e-3 * (1 - (step - 205) / 100))
+    c = LossCurve(step, lr, np.linspace(3.0, 2.0, step.size), name="seam")
+    assert c.log_every == 10
+    np.testing.assert_array_equal(c.cooldown_mask(), step > 205)
+    flat = LossCurve(step, np.full(step.size, 1e-3), np.linspace(3.0, 2.0, step.size), name="flat")
+    assert not flat.cooldown_mask().any()
+
+
 def test_a_response_faster_than_the_drop_bins_is_not_delayed():
     """Runs of 20,000 steps logged every 50 (drop bins of 200 steps) with a planted response of
     time scale 15 steps: the default grid reaches down to one step, so the non-parametric law

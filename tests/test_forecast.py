@@ -61,6 +61,31 @@ def test_a_forecast_is_the_law_on_the_schedule_computed_by_hand(planted_fit):
     np.testing.assert_array_equal(f.lr, spec.expand()[f.step])
 
 
+def test_the_reported_C_is_that_of_tissue_et_al_s_momentum_sum(planted_fit):
+    """The JSON's ``C`` (with ``lambda``) is the coefficient of Tissue et al.'s annealing area
+    S_2(t) = sum_{j < t} m_j with the momentum m_j = lambda m_{j-1} + d_j: the fitted law's curve
+    equals L0 + A S_1^-alpha - C S_2 with S_2 summed by that recursion, on a WSD schedule (the fit
+    itself carries C_eff = C / (1 - lambda)); and the reported delay, the half response."""
+    spec = ScheduleSpec(total=1500, peak=1e-3, warmup=100, decay="linear", decay_start=900, end=1e-5)
+    lr, steps = spec.expand(), np.arange(150, 1501, 150)
+    rep = planted_fit.law.reported(planted_fit.theta)
+    assert rep["lambda"] == pytest.approx(LAM, rel=1e-12)
+    eta = lr / planted_fit.lr_scale
+    w = int(np.argmax(np.diff(eta) <= 0)) + 1
+    d = np.zeros_like(eta)
+    d[w:] = eta[w - 1:-1] - eta[w:]
+    m, s2, S2 = 0.0, 0.0, np.zeros(eta.size + 1)
+    for j in range(eta.size):
+        m = LAM * m + d[j]
+        s2 += m
+        S2[j + 1] = s2
+    th = planted_fit.theta
+    want = np.array([th[0] + th[1] * eta[:t].sum() ** -th[2] - rep["C"] * S2[t] for t in steps])
+    np.testing.assert_allclose(momentum_by_hand(th, lr, steps, planted_fit.lr_scale), want, rtol=0, atol=1e-9)
+    # its delay: a drop's response 1 - lambda^k is half done where lambda^k = 1/2
+    assert planted_fit.law.half_response(th) == pytest.approx(np.log(0.5) / np.log(LAM), rel=1e-12)
+
+
 def test_the_forecast_of_an_unseen_schedule_holds_the_truth_within_its_band(planted_fit):
     """The planted law's own loss on a WSD schedule the fit never saw: the forecast's final loss
     within 4 of its standard deviations (a 95% band that holds is within 1.96 in 95% of seeds;

@@ -131,6 +131,18 @@ def test_three_classifications():
     assert not derive(sp_param(2, "adam")).stable
 
 
+def test_feature_learning_in_the_later_layers_only_is_not_feature_learning_in_every_layer():
+    """muP with its input layer as in SP (a_1 = b_1 = 0, so its pre-activations stay order 1, and
+    its learning rate not scaled up): by the table, r_1 = 1 (the input layer's features move like
+    n^-1 and do not learn) while every later hidden layer's r_l = 0. Stable and feature learning,
+    but not in every layer; read off the last hidden layer alone, it looked like full muP."""
+    t = derive(mup(3).with_layer(0, a=0, b=0))
+    assert t.stable and t.regime == "feature learning" and t.feature_learning
+    assert not t.feature_learning_all_layers
+    assert t.to_dict()["feature_change"] == ["-1", "0", "0"]
+    assert derive(mup(3)).feature_learning_all_layers
+
+
 @pytest.mark.parametrize("theta_", [Fraction(1, 3), Fraction(-1, 2), Fraction(2)])
 def test_classification_is_invariant_under_the_abc_symmetry(theta_):
     """(a, b, c) -> (a + t, b - t, c - 2t) (SGD) per layer or globally leaves every derived exponent
