@@ -16,7 +16,7 @@ applies to exactly one place).
 First a control: the chosen mutants' tests on an unmutated copy, all of which must pass (a test
 that fails there would count every mutant as killed; ``--no-control`` skips it).
 
-Run: ``python benchmarks/mutants.py`` (all 103, about 90 minutes on 2 cores), ``--only m7 m11``,
+Run: ``python benchmarks/mutants.py`` (all 106, about 90 minutes on 2 cores), ``--only m7 m11``,
 ``--list``, ``--json PATH``; ``--strict`` exits 1 when a mutant survives.
 """
 
@@ -57,6 +57,7 @@ ANALYSIS = ("tests/test_analysis.py", "tests/test_lr_transfer.py")
 MEANFIELD = ("tests/test_theory.py",)
 SPEC = ("tests/test_fitting.py", "tests/test_forecast.py", "tests/test_sparse_logs.py", "tests/test_event_files.py")
 SYMBOLIC = ("tests/test_theory.py", "tests/test_verify.py")
+TEXT_LOGS = ("tests/test_log_text.py", "tests/test_fitting.py")
 
 
 @dataclass(frozen=True)
@@ -380,6 +381,15 @@ MUTANTS = (
     Mutant('m103', "step-stability probe: the explicit step's bound 4 Re/|lambda|^2 for 2 Re/|lambda|^2", 'sde_scales/sde/probes.py',
            'bound = 2 * np.abs(lam.real) / np.abs(lam) ** 2',
            'bound = 4 * np.abs(lam.real) / np.abs(lam) ** 2', SOLVERS),
+    Mutant('m104', 'rate table, mean reading of several components: the first component for their mean', 'sde_scales/rate_table.py',
+           'stat = (lambda s: s.mean(axis=-1).mean(axis=0)) if several else (lambda s: s.mean(axis=-1))',
+           'stat = (lambda s: s.mean(axis=-1)[0]) if several else (lambda s: s.mean(axis=-1))', RATES),
+    Mutant('m105', "printed logs: '1,00' read as a thousands-separated number", 'sde_scales/fitting/text_logs.py',
+           '_THOUSANDS = re.compile(r"[-+]?[1-9]\\d{0,2}(?:,\\d{3})+")',
+           '_THOUSANDS = re.compile(r"[-+]?[1-9]\\d{0,2}(?:,\\d{2,3})+")', TEXT_LOGS),
+    Mutant('m106', 'WSD schedule spec: the sqrt cooldown as linear', 'sde_scales/fitting/curves.py',
+           'd = p - (p - e) * np.sqrt(s)',
+           'd = p - (p - e) * s', SPEC),
 )
 
 

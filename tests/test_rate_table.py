@@ -212,6 +212,9 @@ def test_rows_of_one_run_are_components_of_one_replica_not_more_replicas():
     # the mean reading pools the components as well: E|z| = 2 sqrt(2 / (pi n)), exponent -1/2
     mean = check_rate(df, "Theta:-1/2", value="a", reading="mean")
     assert mean.estimate.exponent == pytest.approx(-0.5, abs=0.05) and set(mean.replicas.values()) == {400}
+    # its value at each width is the mean over every row (every run has all four), not one component's
+    np.testing.assert_allclose(mean.estimate.values, df.groupby("width")["a"].mean().sort_index().to_numpy(),
+                               rtol=1e-12)
 
 
 def test_replicas_with_different_numbers_of_rows_are_refused(tmp_path, capsys):

@@ -40,6 +40,9 @@ def test_spec_expands_to_the_stated_formulas():
     assert st[59] == 1 and st[60] == pytest.approx(0.1)
     cw = ScheduleSpec(total=10, peak=1.0, warmup=4, warmup_shape="cosine").expand()
     assert cw[2] == pytest.approx(0.5)
+    # the square-root cooldown: peak - (peak - end) sqrt(s), a quarter of the way in already half down
+    sq = ScheduleSpec.parse("peak=1,decay=sqrt,decay_start=800,end=0,total=1000").expand()
+    assert sq[800] == 1 and sq[850] == pytest.approx(0.5) and sq[900] == pytest.approx(1 - math.sqrt(0.5))
 
 
 @pytest.mark.parametrize("text, match", [
