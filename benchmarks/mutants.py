@@ -8,8 +8,8 @@ the script copies the tracked files to a temporary tree, applies the edit, runs 
 apart, so the edited code is compiled afresh) and reports KILLED (some test failed) or SURVIVED
 (every test passed: the suite cannot tell the bug from the code).
 
-A survivor is either a gap in the tests (add a test that fails on it) or an equivalent edit (say
-why in its ``why``). The mutants live here as data, so that a later change of the code shows up
+A survivor is either a gap in the tests (add a test that fails on it) or an equivalent edit
+(replace it by one that is not, and say why in a comment beside it, as for m27). The mutants live here as data, so that a later change of the code shows up
 as a mutant whose text no longer matches (``tests/test_script_help.py`` checks that each edit
 applies to exactly one place).
 
@@ -23,6 +23,7 @@ Run: ``python benchmarks/mutants.py`` (all 106, about 90 minutes on 2 cores), ``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import subprocess
@@ -417,6 +418,15 @@ def _copy_tree(dest: Path) -> None:
         (dest.parent / "shared").symlink_to(shared, target_is_directory=True)
 
 
+@contextlib.contextmanager
+def _copy(prefix: str):
+    """A temporary folder holding a copy of the tracked tree (``_copy_tree``): yields (tree, folder)."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        tree = Path(tmp) / "tree"
+        _copy_tree(tree)
+        yield tree, Path(tmp)
+
+
 def _pytest(tree: Path, tmp: Path, tests, workers: int, timeout: float, stop_first: bool):
     """Run ``tests`` in the copy ``tree`` (imported through PYTHONPATH, compiled loops cached under ``tmp``)."""
     env = dict(os.environ, PYTHONPATH=str(tree), SDE_SCALES_CACHE_DIR=str(tmp / "loops"),
@@ -435,22 +445,18 @@ def _pytest(tree: Path, tmp: Path, tests, workers: int, timeout: float, stop_fir
 def run_control(tests, workers: int = 2, timeout: float = 3600.0) -> dict:
     """The control: ``tests`` on an unmutated copy, every one run (no ``-x``). A mutant is judged
     only where its tests pass there; a test that fails on the copy itself would kill every mutant."""
-    with tempfile.TemporaryDirectory(prefix="mutant-control-") as tmp:
-        tree = Path(tmp) / "tree"
-        _copy_tree(tree)
-        rc, failed, summary, seconds = _pytest(tree, Path(tmp), sorted(set(tests)), workers, timeout, False)
+    with _copy("mutant-control-") as (tree, tmp):
+        rc, failed, summary, seconds = _pytest(tree, tmp, sorted(set(tests)), workers, timeout, False)
     return {"returncode": rc, "failed": failed, "summary": summary, "seconds": round(seconds, 1)}
 
 
 def run_mutant(m: Mutant, workers: int = 2, timeout: float = 1800.0) -> dict:
     """Apply ``m`` to a copy of the tracked tree and run its tests there; the outcome as a dict."""
     check_applies(m)
-    with tempfile.TemporaryDirectory(prefix=f"mutant-{m.key}-") as tmp:
-        tree = Path(tmp) / "tree"
-        _copy_tree(tree)
+    with _copy(f"mutant-{m.key}-") as (tree, tmp):
         target = tree / m.path
         target.write_text(target.read_text().replace(m.old, m.new))
-        rc, failed, summary, seconds = _pytest(tree, Path(tmp), m.tests, workers, timeout, True)
+        rc, failed, summary, seconds = _pytest(tree, tmp, m.tests, workers, timeout, True)
     if rc == 0:
         outcome = "SURVIVED"
     elif failed or rc == 1:  # pytest-xdist ends a -x run as interrupted (2) after the first failure

@@ -21,16 +21,23 @@ LAM = 0.99
 THETA = np.array([2.0, 1.5, 0.4, 0.3])  # L0, A, alpha, C_eff of the momentum law with lambda fixed
 
 
-def momentum_by_hand(theta, lr, steps, lr_scale, lam=LAM):
-    r"""The momentum law (Tissue et al. 2024) written out from its definition, one drop per step:
-    :math:`L(t) = L_0 + A S_1(t)^{-\alpha} - C \sum_{w \le k < t} d_k (1 - \lambda^{t - k})`, with
-    :math:`S_1(t) = \sum_{k < t} \eta_k` and :math:`d_k = \eta_{k-1} - \eta_k` after the warmup
-    :math:`w` (where the rate first stops rising), rates in units of ``lr_scale``."""
+def drops_by_hand(lr, lr_scale):
+    """Rates in units of ``lr_scale`` and their drops d_k = eta_(k-1) - eta_k, zero up to the end of
+    the warmup (where the rate first stops rising)."""
     eta = np.asarray(lr, float) / lr_scale
     w = int(np.argmax(np.diff(eta) <= 0)) + 1 if np.any(np.diff(eta) <= 0) else eta.size
     d = np.zeros_like(eta)
     d[1:] = eta[:-1] - eta[1:]
     d[:w] = 0.0
+    return eta, d
+
+
+def momentum_by_hand(theta, lr, steps, lr_scale, lam=LAM):
+    r"""The momentum law (Tissue et al. 2024) written out from its definition, one drop per step:
+    :math:`L(t) = L_0 + A S_1(t)^{-\alpha} - C \sum_{w \le k < t} d_k (1 - \lambda^{t - k})`, with
+    :math:`S_1(t) = \sum_{k < t} \eta_k` and :math:`d_k = \eta_{k-1} - \eta_k` after the warmup
+    :math:`w` (where the rate first stops rising), rates in units of ``lr_scale``."""
+    eta, d = drops_by_hand(lr, lr_scale)
     out = []
     for t in steps:
         k = np.arange(t)
@@ -70,10 +77,7 @@ def test_the_reported_C_is_that_of_tissue_et_al_s_momentum_sum(planted_fit):
     lr, steps = spec.expand(), np.arange(150, 1501, 150)
     rep = planted_fit.law.reported(planted_fit.theta)
     assert rep["lambda"] == pytest.approx(LAM, rel=1e-12)
-    eta = lr / planted_fit.lr_scale
-    w = int(np.argmax(np.diff(eta) <= 0)) + 1
-    d = np.zeros_like(eta)
-    d[w:] = eta[w - 1:-1] - eta[w:]
+    eta, d = drops_by_hand(lr, planted_fit.lr_scale)
     m, s2, S2 = 0.0, 0.0, np.zeros(eta.size + 1)
     for j in range(eta.size):
         m = LAM * m + d[j]

@@ -9,13 +9,14 @@ measures the rates over many seeds and ladders; these tests pin the cases where 
 import json
 import math
 
+import numpy as np
 import pytest
 
 from sde_scales import EulerMaruyama, Milstein, convergence_study
 from sde_scales.cli import main
 from sde_scales.errors import InvalidArgumentError
 from sde_scales.sde import testproblems as tp
-from sde_scales.sde.convergence import MIN_JUDGED_LEVELS, MIN_PATHS
+from sde_scales.sde.convergence import MIN_JUDGED_LEVELS, MIN_PATHS, fit_order
 from sde_scales.verdicts import Verdict
 
 
@@ -48,10 +49,6 @@ def test_the_extrapolated_order_removes_a_next_order_term_of_order_one_half(p, D
     is of order D^2 (0.0006 at |D| = 0.2). Bound: 0.002, under a quarter of the fine-end slope's own
     error here (0.009); an extrapolation that assumed another next order (1 instead of 1/2) is
     0.007 off."""
-    import numpy as np
-
-    from sde_scales.sde.convergence import fit_order
-
     h = 2.0 ** -np.arange(2, 10)
     est = fit_order(h, (h**p * (1 + D * h**0.5))[:, None])
     assert abs(est.fine_order - p) > 0.008  # the fine end alone is still bent
