@@ -561,3 +561,25 @@ def test_a_claim_holds_only_when_every_primary_row_passes():
     assert not claim_holds(rows((I, "control"), (P, "additional")), claim)  # no primary row
     assert not claim_holds(rows((P, "primary")), other)  # another claim's rows
     assert not claim_holds([], claim)
+
+
+def test_a_claim_with_no_row_of_the_selected_kinds_is_not_judged(tmp_path):
+    """``--kinds symbolic`` with a claim that has only training evidence (the supercollapse of Qiu
+    et al.) beside one that has a derivation: the run says nothing of the first. Its JSON ``holds``
+    was false, as if the evidence had refuted it; now null, and the summary names it. It still
+    counts as not holding, so ``--strict`` exits 1 (the gate did not get the claim checked)."""
+    out = tmp_path / "v.json"
+    r = subprocess.run([sys.executable, "-m", "sde_scales.cli", "verify", "--kinds", "symbolic", "--claims",
+                        "qiu-supercollapse", "thm4.1-micro-fluct", "--no-progress", "--json", str(out), "--strict"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1, r.stderr
+    doc = json.loads(out.read_text())
+    holds = {c["id"]: c["holds"] for c in doc["claims"]}
+    assert holds == {"qiu-supercollapse": None, "thm4.1-micro-fluct": True}
+    assert [e["kind"] for c in doc["claims"] for e in c["evidence"]] == ["symbolic"]
+    assert "1 of 2 claims hold" in r.stdout
+    assert "not judged: qiu-supercollapse (no evidence of kind symbolic: qiu-supercollapse: training)" in r.stdout
+    # every claim judged: no such line, and --strict exits 0
+    r = subprocess.run([sys.executable, "-m", "sde_scales.cli", "verify", "--kinds", "symbolic", "--claims",
+                        "thm4.1-micro-fluct", "--no-progress", "--strict"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "not judged" not in r.stdout and "1 of 1 claims hold" in r.stdout

@@ -28,7 +28,7 @@ from theory.claims import CheckKind, Claim, Group, SymbolicResult
 from theory.paper import CLAIMS
 
 __all__ = ["EvidenceResult", "judge", "judge_symbolic", "run_claims", "format_table", "main_from_args",
-           "claim_holds", "to_json"]
+           "claim_holds", "to_json", "unjudged"]
 
 SYMBOLIC_RULE = {
     RateKind.BIG_O: "O(n^p): PASS iff the derived exponent <= p",
@@ -184,6 +184,14 @@ def claim_holds(results: list[EvidenceResult], claim: Claim) -> bool:
     return bool(prim) and all(r.verdict is Verdict.PASS for r in prim)
 
 
+def unjudged(results: list[EvidenceResult], claims: list[Claim]) -> list[Claim]:
+    """The claims among ``claims`` with no row in ``results``: none of their evidence is of the
+    kinds the run selected (``--kinds``, ``--no-training``), so the run says nothing of them.
+    They do not hold (``--strict`` counts them so), and their JSON ``holds`` is null, not false."""
+    seen = {r.claim.id for r in results}
+    return [c for c in claims if c.id not in seen]
+
+
 def _measured(r: EvidenceResult) -> str:
     if r.symbolic is not None:
         if not r.symbolic.derived:
@@ -241,9 +249,11 @@ def to_json(results: list[EvidenceResult], claims: list[Claim], seconds: float, 
     whose training rows the checks trained themselves (:func:`trained_here`; computed where not
     given)."""
     out = []
+    silent = {c.id for c in unjudged(results, claims)}
     for c in claims:
         d = c.to_dict()
-        d["holds"] = claim_holds(results, c)
+        # null: no evidence of the selected kinds, so the run neither confirms nor refutes it
+        d["holds"] = None if c.id in silent else claim_holds(results, c)
         d["evidence"] = [r.to_dict() for r in results if r.claim.id == c.id]
         out.append(d)
     return {"claims": out, "seconds": seconds, "quick": settings.quick, "seed": settings.seed,
@@ -251,7 +261,9 @@ def to_json(results: list[EvidenceResult], claims: list[Claim], seconds: float, 
             # with a store: the claims whose training rows are not the store's (their checks train
             # their own networks)
             "trained_here": (trained if trained is not None else trained_here(results)) if settings.store else [],
-            "columns": {"measured_exponent": "fitted exponent (symbolic rows: the derived one)",
+            "columns": {"holds": "per claim: true when every primary row PASSes; null when the run has no row of it "
+                                 "(no evidence of the selected kinds)",
+                        "measured_exponent": "fitted exponent (symbolic rows: the derived one)",
                         "ci": "95% percentile-bootstrap interval (exact values: Student t)",
                         "tolerance": "allowance for next-order terms, measured from the change of the local slope",
                         "verdict": "PASS / FAIL / INCONCLUSIVE by 'rule'; null where nothing was derived",
@@ -402,6 +414,11 @@ def main_from_args(args) -> int:
         src += f"; {', '.join(own)} trained its own networks, as always: a store keeps no first steps"
     print(f"\n{len(held)} of {len(claims)} claims hold (every primary row PASS); {len(results)} rows in "
           f"{seconds:.1f} s ({size}, seed {args.seed}{src})")
+    silent = unjudged(results, claims)
+    if silent:
+        print(f"not judged: {', '.join(c.id for c in silent)} (no evidence of kind {', '.join(kinds)}: "
+              f"{'; '.join(c.id + ': ' + ', '.join(c.kinds) for c in silent)}); counted as not holding, "
+              f"and 'holds' is null in the JSON")
     if args.json:
         print(f"JSON: {write_json_atomic(args.json, to_json(results, claims, seconds, settings, own))}")
     if args.plots:
