@@ -16,7 +16,7 @@ applies to exactly one place).
 First a control: the chosen mutants' tests on an unmutated copy, all of which must pass (a test
 that fails there would count every mutant as killed; ``--no-control`` skips it).
 
-Run: ``python benchmarks/mutants.py`` (all 106, about 90 minutes on 2 cores), ``--only m7 m11``,
+Run: ``python benchmarks/mutants.py`` (all 144; the first 106 took about 90 minutes on 2 cores), ``--only m7 m11``,
 ``--list``, ``--json PATH``; ``--strict`` exits 1 when a mutant survives.
 """
 
@@ -59,6 +59,21 @@ MEANFIELD = ("tests/test_theory.py",)
 SPEC = ("tests/test_fitting.py", "tests/test_forecast.py", "tests/test_sparse_logs.py", "tests/test_event_files.py")
 SYMBOLIC = ("tests/test_theory.py", "tests/test_verify.py")
 TEXT_LOGS = ("tests/test_log_text.py", "tests/test_fitting.py")
+# third round: what turns a measurement into an answer a script acts on (verdicts, exit codes,
+# strict JSON, atomic writes, the run store, seeds, the engine's blow-up status, exact references)
+GATE = ("tests/test_verify.py",)
+ORDERS = ("tests/test_order_verdicts.py",)
+COORD = ("tests/test_train.py", "tests/test_train_inputs.py", "tests/test_verify.py")
+RATE_TABLE = ("tests/test_rate_table.py",)
+COLLAPSE_TABLE = ("tests/test_collapse_table.py",)
+STRICT_FIT = ("tests/test_fitting.py", "tests/test_lack_of_fit.py", "tests/test_bands.py", "tests/test_forecast.py")
+CLI_INPUTS = ("tests/test_inputs.py", "tests/test_verify.py")
+JSON_OUT = ("tests/test_inputs.py", "tests/test_fitting.py", "tests/test_rate_table.py", "tests/test_verify.py")
+ATOMIC = ("tests/test_store.py", "tests/test_train.py")
+STORE = ("tests/test_store.py", "tests/test_train.py")
+SEEDS = ("tests/test_seeds.py",)
+ENGINE = ("tests/test_engine_errors.py", "tests/test_solve.py")
+INPUTS = ("tests/test_inputs.py", "tests/test_rate_table.py", "tests/test_train_inputs.py", "tests/test_analysis.py")
 
 
 @dataclass(frozen=True)
@@ -391,6 +406,120 @@ MUTANTS = (
     Mutant('m106', 'WSD schedule spec: the sqrt cooldown as linear', 'sde_scales/fitting/curves.py',
            'd = p - (p - e) * np.sqrt(s)',
            'd = p - (p - e) * s', SPEC),
+    Mutant('m107', 'verify: a symbolic O(n^p) claim PASSes only below p (an equal exponent FAILs)', 'theory/verify.py',
+           'return (Verdict.PASS if bool(e <= p) else Verdict.FAIL), head + sres.detail',
+           'return (Verdict.PASS if bool(e < p) else Verdict.FAIL), head + sres.detail', GATE),
+    Mutant('m108', 'verify: a derivation that gives only a bound PASSes a Theta claim', 'theory/verify.py',
+           'if sres.tight is False:',
+           'if sres.tight is None:', GATE),
+    Mutant('m109', 'verify: a quantity that is exactly zero PASSes a Theta claim', 'theory/verify.py',
+           'ok = claim.kind is RateKind.BIG_O',
+           'ok = True', GATE),
+    Mutant('m110', "verify: a measurement's own INCONCLUSIVE (a precondition not met) does not override the rate's verdict", 'theory/verify.py',
+           'reason = f"{m.inconclusive}; the rate alone would give {v.value}: {reason}"\n        v = Verdict.INCONCLUSIVE',
+           'reason = f"{m.inconclusive}; the rate alone would give {v.value}: {reason}"', GATE),
+    Mutant('m111', "verify: a measurement's own FAIL (extra_fail) is reported in the reason but not in the verdict", 'theory/verify.py',
+           'v, reason = Verdict.FAIL, f"{m.extra_fail}; rate: {reason}"',
+           'reason = f"{m.extra_fail}; rate: {reason}"', GATE),
+    Mutant('m112', 'verify --strict: exit 1 only when no claim holds', 'theory/verify.py',
+           'if args.strict and len(held) < len(claims):',
+           'if args.strict and not held:', GATE),
+    Mutant('m113', 'verify: a claim holds when any primary row PASSes', 'theory/verify.py',
+           'return bool(prim) and all(r.verdict is Verdict.PASS for r in prim)',
+           'return bool(prim) and any(r.verdict is Verdict.PASS for r in prim)', GATE),
+    Mutant('m114', 'converge --strict: exit 1 only when both orders miss', 'sde_scales/cli.py',
+           'return 1 if args.strict and any(v is not Verdict.PASS for v in verdicts) else 0',
+           'return 1 if args.strict and all(v is not Verdict.PASS for v in verdicts) else 0', ORDERS),
+    Mutant('m115', 'coordcheck --strict: exit 1 only on FAIL (INCONCLUSIVE exits 0)', 'sde_scales/cli.py',
+           'return 1 if args.strict and cc.overall is not Verdict.PASS else 0',
+           'return 1 if args.strict and cc.overall is Verdict.FAIL else 0', COORD),
+    Mutant('m116', 'rate --strict: exit 1 only on FAIL', 'sde_scales/rate_table.py',
+           'return 1 if args.strict and check.verdict.verdict is not Verdict.PASS else 0',
+           'return 1 if args.strict and check.verdict.verdict is Verdict.FAIL else 0', RATE_TABLE),
+    Mutant('m117', 'collapse --strict: exit 1 only on FAIL', 'sde_scales/analysis/collapse_table.py',
+           'return 1 if args.strict and res.verdict is not Verdict.PASS else 0',
+           'return 1 if args.strict and res.verdict is Verdict.FAIL else 0', COLLAPSE_TABLE),
+    Mutant('m118', 'fit-delay --strict: an optimiser stopped at its limit is not a failure', 'sde_scales/fitting/report.py',
+           '    if not c["converged"]:\n        out.append(',
+           '    if c["converged"] is None:\n        out.append(', STRICT_FIT),
+    Mutant('m119', 'fit-delay --strict: a prediction without a band is not a failure (misspelt key)', 'sde_scales/fitting/report.py',
+           '    if c["no_band"]:',
+           '    if c.get("no_bands"):', STRICT_FIT),
+    Mutant('m120', 'cli: bad input exits 1 instead of 2', 'sde_scales/cli.py',
+           'print(f"sde-scales: error: {exc}", file=sys.stderr)\n            return 2',
+           'print(f"sde-scales: error: {exc}", file=sys.stderr)\n            return 1', CLI_INPUTS),
+    Mutant('m121', 'coordcheck: a layer with one FAIL and one PASS is INCONCLUSIVE overall', 'sde_scales/train/coordcheck.py',
+           'return Verdict.FAIL if Verdict.FAIL in vs else Verdict.INCONCLUSIVE',
+           'return Verdict.INCONCLUSIVE', COORD),
+    Mutant('m122', 'coordcheck: a layer PASSes when either its size or its change PASSes', 'sde_scales/train/coordcheck.py',
+           'ok = va.verdict is Verdict.PASS and vd.verdict is Verdict.PASS',
+           'ok = va.verdict is Verdict.PASS or vd.verdict is Verdict.PASS', COORD),
+    Mutant('m123', 'strict JSON: non-finite floats written as they are (json.dumps then refuses them)', 'sde_scales/atomic.py',
+           'return obj if math.isfinite(obj) else None',
+           'return obj', JSON_OUT),
+    Mutant('m124', 'atomic writes: the temporary file left behind when the writer fails', 'sde_scales/atomic.py',
+           '    finally:\n        tmp.unlink(missing_ok=True)',
+           '    finally:\n        pass', ATOMIC),
+    Mutant('m125', "atomic writes: files keep mkstemp's 0o600", 'sde_scales/atomic.py',
+           '        os.chmod(tmp, file_mode(path))\n',
+           '', ATOMIC),
+    Mutant('m126', 'run store: a run that checks out is written again (results overwritten)', 'sde_scales/train/store.py',
+           '                self._check_row(rid)\n                return False',
+           '                self._check_row(rid)', STORE),
+    Mutant('m127', 'run store: the content checksum is not compared', 'sde_scales/train/store.py',
+           'if got != want.decode(errors="replace"):',
+           'if got is None:', STORE),
+    Mutant('m128', 'run store: the run id is not recomputed from the stored configuration', 'sde_scales/train/store.py',
+           'if again != rid:',
+           'if again is None:', STORE),
+    Mutant('m129', 'run store: a missing trajectory file looked for in runs/', 'sde_scales/train/store.py',
+           'if not (self.root / "trajectories" / f"{rid}.parquet").exists():\n            raise DataFileError(f"{run_path}: its trajectory file is missing")',
+           'if not (self.root / "runs" / f"{rid}.parquet").exists():\n            raise DataFileError(f"{run_path}: its trajectory file is missing")', STORE),
+    Mutant('m130', "seeds: a purpose's keys ignored (every width shares one stream)", 'sde_scales/seeds.py',
+           'spawn_key=tuple(top.spawn_key) + (PURPOSES[purpose], *extra)',
+           'spawn_key=tuple(top.spawn_key) + (PURPOSES[purpose],)', SEEDS),
+    Mutant('m131', "seeds: a child of a SeedSequence child drops its parent's spawn key", 'sde_scales/seeds.py',
+           'spawn_key=tuple(top.spawn_key) + (PURPOSES[purpose], *extra)',
+           'spawn_key=(PURPOSES[purpose], *extra)', SEEDS),
+    Mutant('m132', "SDE loop: a NaN state passes the group's blow-up test (acc >= blowup is False for NaN)", 'sde_scales/sde/_loop.py',
+           'if not acc < blowup:',
+           'if acc >= blowup:', ENGINE),
+    Mutant('m133', 'SDE loop: a NaN entry passes the per-path scan', 'sde_scales/sde/_loop.py',
+           'if not abs(x[i, c]) < blowup:',
+           'if abs(x[i, c]) >= blowup:', ENGINE),
+    Mutant('m134', 'solve: BlowUpError only when every path blew up', 'sde_scales/sde/solve.py',
+           'if status.any() and on_blowup == "raise":',
+           'if status.all() and on_blowup == "raise":', ENGINE),
+    Mutant('m135', "SDE loop: a dead path's saved states keep its last values instead of NaN", 'sde_scales/sde/_loop.py',
+           'out[s, lo + i, c] = x[i, c] if alive[i] else np.nan',
+           'out[s, lo + i, c] = x[i, c]', ENGINE),
+    Mutant('m136', 'solve: a dt that does not divide the time span is rounded in silence', 'sde_scales/sde/solve.py',
+           'if n_int < 1 or abs(n - n_int) > 1e-9 * max(1.0, n):',
+           'if n_int < 1:', ENGINE),
+    Mutant('m137', 'test problems: the OU variance relaxes at theta, not 2 theta', 'sde_scales/sde/testproblems.py',
+           'return sigma**2 / (2 * theta) * (1 - np.exp(-2 * theta * T_))',
+           'return sigma**2 / (2 * theta) * (1 - np.exp(-theta * T_))', SOLVERS),
+    Mutant('m138', 'test problems: the GBM second moment with sigma^2 / 2', 'sde_scales/sde/testproblems.py',
+           'second_moment=lambda T_: np.array([x0**2 * np.exp((2 * mu + sigma**2) * T_)]),',
+           'second_moment=lambda T_: np.array([x0**2 * np.exp((2 * mu + 0.5 * sigma**2) * T_)]),', SOLVERS),
+    Mutant('m139', "test problems: the commuting linear system's exact solution with the Ito correction dropped", 'sde_scales/sde/testproblems.py',
+           'C = A - 0.5 * (B1 @ B1 + B2 @ B2)',
+           'C = A', SOLVERS),
+    Mutant('m140', 'validation: a fractional width or count read as whole', 'sde_scales/validation.py',
+           'return bool(np.isfinite(value) and value >= low and float(value) == int(value))',
+           'return bool(np.isfinite(value) and value >= low)', INPUTS),
+    Mutant('m141', "validation: learning rates 1e-9 and 2e-9 looked up as the same (numpy's default atol)", 'sde_scales/validation.py',
+           'return np.isclose(np.asarray(values, dtype=float), float(value), rtol=1e-6, atol=0.0)',
+           'return np.isclose(np.asarray(values, dtype=float), float(value), rtol=1e-6)', INPUTS),
+    Mutant('m142', 'validation: magnitudes below 1e-150 accepted', 'sde_scales/validation.py',
+           'return (a > MAGNITUDE_LIMITS[1]) | ((a > 0) & (a < MAGNITUDE_LIMITS[0]))',
+           'return a > MAGNITUDE_LIMITS[1]', INPUTS),
+    Mutant('m143', 'verify: one unknown claim id is looked up anyway (a KeyError traceback)', 'theory/verify.py',
+           '    if missing:\n        raise InvalidArgumentError(f"unknown claim id(s)',
+           '    if len(missing) > 1:\n        raise InvalidArgumentError(f"unknown claim id(s)', GATE),
+    Mutant('m144', "seeds: a negative seed passed to numpy (its ValueError, not the toolkit's)", 'sde_scales/seeds.py',
+           'or not isinstance(seed, (int, np.integer)) or seed < 0:',
+           'or not isinstance(seed, (int, np.integer)):', SEEDS),
 )
 
 
