@@ -61,7 +61,7 @@ SYMBOLIC = ("tests/test_theory.py", "tests/test_verify.py")
 TEXT_LOGS = ("tests/test_log_text.py", "tests/test_fitting.py")
 # third round: what turns a measurement into an answer a script acts on (verdicts, exit codes,
 # strict JSON, atomic writes, the run store, seeds, the engine's blow-up status, exact references)
-GATE = ("tests/test_verify.py",)
+GATE = ("tests/test_verify.py", "tests/test_theory.py")
 ORDERS = ("tests/test_order_verdicts.py",)
 COORD = ("tests/test_train.py", "tests/test_train_inputs.py", "tests/test_verify.py")
 RATE_TABLE = ("tests/test_rate_table.py",)

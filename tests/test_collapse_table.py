@@ -67,6 +67,17 @@ def test_a_planted_collapse_passes_and_a_mis_scaled_size_fails(tmp_path, capsys)
     assert all(v is None for w, v in doc["departures"].items() if w != str(SIZES[-1][0]))
 
 
+def test_strict_exits_1_where_the_seeds_do_not_decide(tmp_path, capsys):
+    """The planted collapse with 12 seeds per size: its interval straddles 1 (INCONCLUSIVE, the
+    first test's docstring), and --strict exits 1 on it as on a FAIL; without --strict, 0."""
+    f, out = tmp_path / "l.csv", tmp_path / "c.json"
+    ladder(12).to_csv(f, index=False)
+    assert _cli(f, "--L0", 1.0, "--json", out, "--strict") == 1
+    doc = json.loads(out.read_text())
+    assert doc["verdict"] == "INCONCLUSIVE" and doc["ratio_ci"][0] < 1 < doc["ratio_ci"][1]
+    assert _cli(f, "--L0", 1.0) == 0
+
+
 def test_a_wrong_L0_breaks_the_collapse(tmp_path):
     """The normalisation needs the irreducible loss: with L0 = 0.5 instead of 1 the sizes, whose
     final losses differ, no longer share one curve (FAIL), as the paper's construction says."""

@@ -1511,6 +1511,26 @@ def test_fit_delay_strict_exits_1_when_the_answer_cannot_be_taken_as_given(tmp_p
     assert checks["rises"] == ["up"]
 
 
+def test_strict_names_each_check_that_fails_and_a_prediction_without_a_band():
+    """The rule behind --strict, case by case: ``_checks`` lists the scored predictions whose final
+    loss has no standard deviation (the fitted curves do not determine it: null in the JSON), and
+    ``strict_failures`` names that and every other failed check, one sentence each; a document
+    whose checks all pass gives none."""
+    from sde_scales.fitting.report import _checks, strict_failures
+
+    doc = {"converged": True, "predict": [{"file": "a", "final_loss_pred_sd": None},
+                                          {"file": "b", "final_loss_pred_sd": 0.01}]}
+    checks = _checks(doc, lack_of_fit=False, extrapolated=[])
+    assert checks == {"converged": True, "lack_of_fit": False, "extrapolated": [], "no_band": ["a"], "rises": []}
+    assert strict_failures({"checks": checks}) == ["the fitted curves do not determine the predicted final loss of a"]
+    clean = dict(checks, no_band=[])
+    assert strict_failures({"checks": clean}) == []
+    every = {"converged": False, "lack_of_fit": True, "extrapolated": ["c"], "no_band": ["a"], "rises": ["d"]}
+    said = strict_failures({"checks": every})
+    assert len(said) == 5 and "evaluation limit" in said[0] and "lack_of_fit" in said[1]
+    assert "of c extrapolates" in said[2] and "final loss of a" in said[3] and "loss of d rises" in said[4]
+
+
 def test_planted_curve_refuses_what_it_cannot_plant():
     """A negative or NaN noise, a logging interval that leaves fewer than two rows or is not whole,
     and a schedule that is not one finite rate >= 0 per step are refused by name."""

@@ -118,6 +118,13 @@ def test_rate_command_prints_writes_strict_json_and_gates(tmp_path, table, capsy
     assert (tmp_path / "r.png").stat().st_size > 0
     assert _cli(f, "--claim", "Theta:-1", "--value", "x", "--strict") == 1  # FAIL gates
     assert _cli(f, "--claim", "Theta:-1", "--value", "x") == 0
+    # INCONCLUSIVE gates too ("exit 1 unless the verdict is PASS"): the true claim on 8 replicas per
+    # width, too few for the bootstrap to be trusted
+    few = tmp_path / "few.csv"
+    table.groupby("width").head(8).to_csv(few, index=False)
+    assert _cli(few, "--claim", "Theta:-1/2", "--value", "x", "--json", out, "--strict") == 1
+    assert json.loads(out.read_text())["verdict"] == "INCONCLUSIVE"
+    assert _cli(few, "--claim", "Theta:-1/2", "--value", "x") == 0
     # values are the estimate's, not NaN: the values reading has no standard errors, written as null
     p = tmp_path / "vals.csv"
     pd.DataFrame({"width": [32, 64, 128, 256, 512], "value": [1.0, 0.5, 0.25, 0.125, 0.0625]}).to_csv(p, index=False)

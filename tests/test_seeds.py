@@ -20,6 +20,17 @@ def test_child_is_the_spawn_tree_node_of_its_purpose():
     np.testing.assert_array_equal(by_hand.generate_state(4), ss.generate_state(4))
 
 
+def test_a_child_of_a_child_keeps_its_parents_place_in_the_tree():
+    """A SeedSequence passed as the seed (a model handing its own child on) roots the purpose below
+    it: the grandchild's spawn key extends the parent's, so it never meets the stream the same
+    purpose has directly under the integer seed."""
+    parent = seeds.child(5, "width.noise", 64)
+    grand = seeds.child(parent, "delay.noise", 2)
+    assert grand.spawn_key == parent.spawn_key + (seeds.PURPOSES["delay.noise"], 2)
+    direct = seeds.child(5, "delay.noise", 2)
+    assert not np.array_equal(grand.generate_state(4), direct.generate_state(4))
+
+
 def test_purposes_and_keys_give_different_streams():
     a = seeds.rng(3, "width.noise", 8).standard_normal(64)
     b = seeds.rng(3, "width.initial_spread", 8).standard_normal(64)
@@ -35,6 +46,9 @@ def test_unknown_purpose_and_bad_seed_or_key_are_refused():
         seeds.child(None, "delay.noise")
     with pytest.raises(InvalidArgumentError, match="seed key -1"):
         seeds.child(0, "width.noise", -1)
+    for bad in (-1, 1.5, True):  # numpy would raise its own error for -1, and take True as 1
+        with pytest.raises(InvalidArgumentError, match=f"seed={bad!r}; pass a non-negative integer"):
+            seeds.child(bad, "delay.noise")
 
 
 def test_a_block_of_paths_draws_from_the_seeds_spawned_child():

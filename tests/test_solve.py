@@ -187,6 +187,43 @@ def test_blowup_raises_with_path_step_and_time():
     assert "path 3" in str(e) and f"step {e.step}" in str(e) and "on_blowup='mask'" in str(e)
 
 
+@numba.njit
+def _sqrt_drift(t, x, p, out):
+    out[0] = np.sqrt(x[0])  # NaN once the path goes below 0: no overflow, no threshold passed
+
+
+@numba.njit
+def _unit_noise(t, x, p, out):
+    out[0] = 1.0
+
+
+def test_a_state_that_becomes_nan_is_a_blowup_not_a_finite_result():
+    """A drift that is NaN below 0 (the square root of a negative number) turns a path NaN without
+    passing the threshold in size: the loop's test must read NaN as a blow-up, else the solve
+    returns NaN states as a finite result. Every path that crosses 0 is named with its step,
+    and the masked solve keeps the others."""
+    x0 = np.full((16, 1), 0.5)
+    prob = SDEProblem(_sqrt_drift, _unit_noise, x0=x0, tspan=(0.0, 1.0), noise="diagonal", name="sqrt")
+    with pytest.raises(BlowUpError, match="became NaN/inf") as err:
+        solve(prob, EulerMaruyama(), 0.01, noise=3)
+    sol = solve(prob, EulerMaruyama(), 0.01, noise=3, on_blowup="mask", save_at=SaveAt(every=1))
+    assert err.value.n_diverged == sol.n_diverged >= 1
+    assert np.isnan(sol.x[-1, sol.diverged]).all() and np.isfinite(sol.x[-1, sol.valid]).all()
+    # each blow-up step is the first step whose state is NaN
+    for p in np.flatnonzero(sol.diverged):
+        k = int(sol.blowup_step[p])
+        assert np.isfinite(sol.x[k - 1, p]).all() and np.isnan(sol.x[k, p]).all()
+
+
+def test_a_step_that_does_not_divide_the_time_span_is_refused_not_rounded():
+    """dt = 0.3 on [0, 1] is 3.33 steps: rounding to 3 would end the solve at t = 0.9 (or step 0.333),
+    a different problem; the error names both step sizes that divide the span."""
+    prob = SDEProblem(_sqrt_drift, _unit_noise, x0=np.array([0.5]), tspan=(0.0, 1.0), noise="diagonal")
+    with pytest.raises(InvalidArgumentError, match=r"dt=0.3 does not divide the time span .* use dt=0.25 \(4 steps\) "
+                                                    r"or dt=0.333"):
+        solve(prob, EulerMaruyama(), 0.3, n_paths=2, noise=0)
+
+
 def test_blowup_mask_keeps_finite_paths_and_their_numbers():
     x0 = np.full((5, 1), 0.1)
     x0[3] = 3.0

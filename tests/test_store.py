@@ -47,6 +47,26 @@ def test_a_path_that_takes_no_file_is_a_data_file_error_and_the_probe_leaves_not
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_writer_that_fails_leaves_the_earlier_file_whole_and_no_temporary(tmp_path):
+    """A write that raises half-way (a full disk, a value json cannot take, an interrupt) must not
+    lose what was written before: the target keeps its earlier content, and the half-written
+    temporary beside it is removed rather than left to pile up with every failed write."""
+    from sde_scales.atomic import atomic_path, write_json_atomic
+
+    f = tmp_path / "results.json"
+    write_json_atomic(f, {"done": 1})
+    before = f.read_bytes()
+    with pytest.raises(RuntimeError, match="half-way"):
+        with atomic_path(f) as tmp:
+            tmp.write_text('{"done": ')
+            raise RuntimeError("the writer failed half-way")
+    assert f.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
+    with pytest.raises(TypeError):  # json cannot write an object: the same guarantee
+        write_json_atomic(f, {"done": object()})
+    assert f.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
+
+
 def test_written_files_get_the_umask_permissions_not_mkstemps(tmp_path):
     """Atomic writes go through mkstemp, which creates files 0o600: every run-store file, figure
     and JSON file was readable by its owner alone, whatever the umask. They now get 0o666 less the
@@ -121,6 +141,34 @@ def test_swapped_run_file_is_caught_by_its_run_id(store):
     assert b not in fin and a in fin
     runs = RunStore(root, quiet=True).runs()
     assert runs.run_id.is_unique
+
+
+def test_a_run_whose_stored_configuration_was_changed_is_moved_aside(store):
+    """A run file rewritten with a valid checksum and its own run id, but another learning rate in
+    its configuration (a hand edit, or a writer of another version): the id recomputed from the
+    stored configuration differs, so the run no longer counts and is moved aside, not read as a
+    run at a rate it was not trained at."""
+    root, cfgs = store
+    st = RunStore(root, quiet=True)
+    rid = cfgs[0].run_id
+    path = root / "runs" / f"{rid}.parquet"
+    row = st._read(path)
+    st._atomic(row.assign(lr=0.2), path)
+    fresh = RunStore(root, quiet=True)
+    assert rid not in fresh.finished() and {c.run_id for c in cfgs[1:]} <= fresh.finished()
+    assert list((root / "damaged").glob(f"runs-{rid}-*.parquet"))
+    assert "its stored configuration has run id" in (root / "damaged" / "NOTES.txt").read_text()
+
+
+def test_a_run_whose_trajectory_file_is_missing_does_not_count(store):
+    """The run row is written last, so a row without its trajectory is a run whose trajectory
+    was lost afterwards: it is not finished, and the next sweep trains it again."""
+    root, cfgs = store
+    rid = cfgs[1].run_id
+    (root / "trajectories" / f"{rid}.parquet").unlink()
+    assert rid not in RunStore(root, quiet=True).finished()
+    run_sweep(cfgs, str(root), device="cpu", progress=False)
+    assert RunStore(root, quiet=True).finished() == {c.run_id for c in cfgs}
 
 
 def test_damaged_trajectory_found_when_read(store):

@@ -216,6 +216,11 @@ def test_symbolic_o_claim_is_one_sided_and_theta_needs_a_tight_rate():
     assert judge_symbolic(t, SymbolicResult(sp.Integer(-1), "x", tight=False))[0] is Verdict.INCONCLUSIVE
     v, reason = judge_symbolic(t, SymbolicResult(None, "only a statement", derived=False))
     assert v is None and reason.startswith("not derived")
+    # a quantity that is exactly zero is O(n^p) for every p, and Theta(n^p) for none
+    zero = SymbolicResult(None, "the first-order term cancels")
+    assert judge_symbolic(c, zero)[0] is Verdict.PASS
+    v, reason = judge_symbolic(t, zero)
+    assert v is Verdict.FAIL and reason.startswith("the quantity is exactly zero")
 
 
 def test_derived_entries_are_computed_not_typed():
