@@ -16,7 +16,7 @@ applies to exactly one place).
 First a control: the chosen mutants' tests on an unmutated copy, all of which must pass (a test
 that fails there would count every mutant as killed; ``--no-control`` skips it).
 
-Run: ``python benchmarks/mutants.py`` (all 144; the first 106 took about 90 minutes on 2 cores), ``--only m7 m11``,
+Run: ``python benchmarks/mutants.py`` (all 145; the first 106 took about 90 minutes on 2 cores), ``--only m7 m11``,
 ``--list``, ``--json PATH``; ``--strict`` exits 1 when a mutant survives.
 """
 
@@ -520,6 +520,9 @@ MUTANTS = (
     Mutant('m144', "seeds: a negative seed passed to numpy (its ValueError, not the toolkit's)", 'sde_scales/seeds.py',
            'or not isinstance(seed, (int, np.integer)) or seed < 0:',
            'or not isinstance(seed, (int, np.integer)):', SEEDS),
+    Mutant('m145', 'CIFAR-10 reader: a label of 10 accepted (off by one)', 'sde_scales/train/data.py',
+           'if y.max() > 9:',
+           'if y.max() > 10:', ("tests/test_train.py",)),
 )
 
 

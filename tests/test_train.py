@@ -146,6 +146,13 @@ def test_cifar_corrupt_and_missing(tmp_path):
         fh.write(b"\x01\x02")
     with pytest.raises(DataFileError, match="not a whole number of 3073-byte"):
         D.load_cifar10(tmp_path, download=False, records=12)
+    # whole records, but a label byte out of 0..9 (a flipped bit, another data set): refused by record
+    d = _fake_cifar(tmp_path / "labels")
+    x, y = D.read_cifar_bin(d / "data_batch_3.bin")
+    y[5] = 10
+    D.write_cifar_bin(d / "data_batch_3.bin", x, y)
+    with pytest.raises(DataFileError, match="data_batch_3.bin: record 5 has label 10; CIFAR-10 labels are 0..9"):
+        D.load_cifar10(tmp_path / "labels", download=False, records=12)
     with pytest.raises(DataFileError, match="missing"):
         D.load_cifar10(tmp_path / "elsewhere", download=False)
 
