@@ -216,8 +216,8 @@ def test_a_state_that_becomes_nan_is_a_blowup_not_a_finite_result():
 
 
 def test_a_step_that_does_not_divide_the_time_span_is_refused_not_rounded():
-    """dt = 0.3 on [0, 1] is 3.33 steps: rounding to 3 would end the solve at t = 0.9 (or step 0.333),
-    a different problem; the error names both step sizes that divide the span."""
+    """dt = 0.3 on [0, 1] is 3.33 steps: rounding to 3 steps would end the solve at t = 0.9 (or
+    silently use dt = 1/3), a different problem; the error names both step sizes that divide the span."""
     prob = SDEProblem(_sqrt_drift, _unit_noise, x0=np.array([0.5]), tspan=(0.0, 1.0), noise="diagonal")
     with pytest.raises(InvalidArgumentError, match=r"dt=0.3 does not divide the time span .* use dt=0.25 \(4 steps\) "
                                                     r"or dt=0.333"):

@@ -364,6 +364,12 @@ def _list_claims(args, claims: list[Claim]) -> int:
     return 0
 
 
+def _kinds_by_claim(claims: list[Claim]) -> str:
+    """``id: kind, kind; id: kind``: the kinds of evidence each claim has, for the messages about
+    claims without evidence of the selected kinds."""
+    return "; ".join(f"{c.id}: {', '.join(c.kinds)}" for c in claims)
+
+
 def main_from_args(args) -> int:
     claims = select(args.claims)
     if args.list:
@@ -395,7 +401,7 @@ def main_from_args(args) -> int:
                                    f"leave --train-dir out")
     if not any(k in c.kinds for c in claims for k in kinds):
         # a run of no rows printed "0 of N claims hold" and exited 0
-        have = "; ".join(f"{c.id}: {', '.join(c.kinds)}" for c in claims)
+        have = _kinds_by_claim(claims)
         raise InvalidArgumentError(f"none of the selected claims has evidence of kind {', '.join(kinds)} ({have}); "
                                    f"choose other --kinds or --claims")
     started = time.perf_counter()
@@ -417,7 +423,7 @@ def main_from_args(args) -> int:
     silent = unjudged(results, claims)
     if silent:
         print(f"not judged: {', '.join(c.id for c in silent)} (no evidence of kind {', '.join(kinds)}: "
-              f"{'; '.join(c.id + ': ' + ', '.join(c.kinds) for c in silent)}); counted as not holding, "
+              f"{_kinds_by_claim(silent)}); counted as not holding, "
               f"and 'holds' is null in the JSON")
     if args.json:
         print(f"JSON: {write_json_atomic(args.json, to_json(results, claims, seconds, settings, own))}")
