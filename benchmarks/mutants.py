@@ -16,7 +16,7 @@ applies to exactly one place).
 First a control: the chosen mutants' tests on an unmutated copy, all of which must pass (a test
 that fails there would count every mutant as killed; ``--no-control`` skips it).
 
-Run: ``python benchmarks/mutants.py`` (all 145; the first 106 took about 90 minutes on 2 cores), ``--only m7 m11``,
+Run: ``python benchmarks/mutants.py`` (all 177; the first 106 took about 90 minutes on 2 cores), ``--only m7 m11``,
 ``--list``, ``--json PATH``; ``--strict`` exits 1 when a mutant survives.
 """
 
@@ -74,6 +74,20 @@ STORE = ("tests/test_store.py", "tests/test_train.py")
 SEEDS = ("tests/test_seeds.py",)
 ENGINE = ("tests/test_engine_errors.py", "tests/test_solve.py")
 INPUTS = ("tests/test_inputs.py", "tests/test_rate_table.py", "tests/test_train_inputs.py", "tests/test_analysis.py")
+
+# fourth round: modules no earlier round touched, and the metrics of every held-out table
+SCORE = ("tests/test_fitting.py", "tests/test_compare.py", "tests/test_bands.py", "tests/test_initial_loss.py")
+PROTOCOLS = ("tests/test_fitting.py", "tests/test_protocol_cache.py", "tests/test_lm_family.py", "tests/test_nqm_family.py")
+PCACHE = ("tests/test_protocol_cache.py",)
+STORE_CURVES = ("tests/test_sparse_logs.py", "tests/test_width_evidence.py", "tests/test_checkpoints.py")
+TASKS = ("tests/test_fit_long_logs.py", "tests/test_auto_average.py", "tests/test_time_scale_average.py")
+EVENTS = ("tests/test_event_files.py", "tests/test_log_text.py")
+LM = ("tests/test_lm_family.py",)
+TRAINER_LOG = ("tests/test_train.py", "tests/test_theory.py", "tests/test_width_evidence.py", "tests/test_checkpoints.py")
+PLOTS = ("tests/test_rates.py", "tests/test_order_verdicts.py", "tests/test_fitting.py", "tests/test_bands.py",
+         "tests/test_verify.py")
+LOOP_CACHE = ("tests/test_compile_cache.py",)
+TABLES = ("tests/test_rate_table.py", "tests/test_collapse_table.py", "tests/test_inputs.py")
 
 
 @dataclass(frozen=True)
@@ -523,6 +537,103 @@ MUTANTS = (
     Mutant('m145', 'CIFAR-10 reader: a label of 10 accepted (off by one)', 'sde_scales/train/data.py',
            'if y.max() > 9:',
            'if y.max() > 10:', ("tests/test_train.py",)),
+    # fourth round: the modules no earlier round touched (held-out protocols and their cache, curves from a run
+    # store, worker pools, TensorBoard logs, the language-model trainer, the trainer's logged metrics, the
+    # figures, the loop cache, the paper's derivations) and the metrics every held-out table reports
+    Mutant('m146', 'score: the final loss averaged over the last 10% of rows, not 5%', 'sde_scales/fitting/fit.py',
+           'return max(1, int(round(0.05 * n_rows)))',
+           'return max(1, int(round(0.10 * n_rows)))', SCORE),
+    Mutant('m147', 'score: the RMSE against the raw loss instead of its centred moving average', 'sde_scales/fitting/fit.py',
+           'e = (pred - target)[keep]',
+           'e = (pred - curve.loss)[keep]', SCORE),
+    Mutant('m148', "score: the stable phase's RMSE takes the cooldown rows too", 'sde_scales/fitting/fit.py',
+           '"stable_rmse": _rms((pred - target)[keep & ~cool]) if',
+           '"stable_rmse": _rms((pred - target)[keep]) if', SCORE),
+    Mutant('m149', "final-loss noise: a rounded tail's standard error q/12 instead of q/sqrt(12)", 'sde_scales/fitting/fit.py',
+           'np.sqrt(n_last), loss_resolution(loss) / np.sqrt(12.0)))',
+           'np.sqrt(n_last), loss_resolution(loss) / 12.0))', SCORE),
+    Mutant('m150', 'score: R^2 as 1 - ratio instead of 1 - ratio^2', 'sde_scales/fitting/fit.py',
+           'return float(1 - ratio * ratio) if ratio < 1e150',
+           'return float(1 - ratio) if ratio < 1e150', SCORE),
+    Mutant('m151', "score: the final error's z over the larger of its two standard deviations, not their root sum of squares",
+           'sde_scales/fitting/fit.py',
+           'tot = None if sd is None or obs is None else float(np.hypot(sd, obs))',
+           'tot = None if sd is None or obs is None else float(max(sd, obs))', SCORE),
+    Mutant('m152', "protocols: one fit reused by every split whose fitted curves start with the same curve",
+           'sde_scales/fitting/protocols.py',
+           'key = tuple(c.name for c in fitted)\n        if key not in fits:',
+           'key = tuple(c.name for c in fitted[:1])\n        if key not in fits:', PROTOCOLS),
+    Mutant('m153', "protocols: a held-out curve fitted under its own name is let through", 'sde_scales/fitting/protocols.py',
+           'if c.name == held.name or (np.array_equal',
+           'if c.name == held.name and (np.array_equal', PROTOCOLS),
+    Mutant('m154', "protocol table: the mean of the signed final errors reported as the mean |final error|",
+           'sde_scales/fitting/protocols.py',
+           '"mean_abs_final_err": float(np.mean([abs(p["final_loss_err"]) for p in per])),',
+           '"mean_abs_final_err": float(abs(np.mean([p["final_loss_err"] for p in per]))),', PROTOCOLS),
+    Mutant('m155', "protocol cache: a curve's key leaves its losses out (an edited curve reads a stale result)",
+           'sde_scales/fitting/protocol_cache.py',
+           'for a in (c.step, c.lr, c.loss):', 'for a in (c.step, c.lr):', PCACHE),
+    Mutant('m156', "protocol cache: the key leaves the held-out curves out", 'sde_scales/fitting/protocol_cache.py',
+           'h.update(b"|held:" + _curve_digest(held).encode())', 'h.update(b"|held:")', PCACHE),
+    Mutant('m157', "curves from a run store: the per-step rate read one step late", 'sde_scales/fitting/stores.py',
+           'return np.concatenate([sched, sched[-1:]])', 'return np.concatenate([sched[:1], sched])', STORE_CURVES),
+    Mutant('m158', "curves from a run store: diverged runs averaged in", 'sde_scales/fitting/stores.py',
+           'runs = runs[runs.status == "finished"]', 'runs = runs[runs.status != "running"]', STORE_CURVES),
+    Mutant('m159', "curves from a run store: the seed-mean curve is the first seed's", 'sde_scales/fitting/stores.py',
+           'np.asarray(values).mean(axis=0), name=name,', 'np.asarray(values)[0], name=name,', STORE_CURVES),
+    Mutant('m160', "worker pool: results handed back in submission order, not to their own tasks",
+           'sde_scales/fitting/tasks.py',
+           'return {tasks[i][0]: r for i, r in zip(order, out)}',
+           'return {tasks[i][0]: r for i, r in zip(range(len(tasks)), out)}', TASKS),
+    Mutant('m161', "TensorBoard logs: an event logged again at the last step is appended, not a restart",
+           'sde_scales/fitting/event_files.py',
+           'if kept and step <= kept[-1][0]:', 'if kept and step < kept[-1][0]:', EVENTS),
+    Mutant('m162', "TensorBoard logs: a damaged last-but-one record read as a clean end", 'sde_scales/fitting/event_files.py',
+           'if n_read < n_frames:', 'if n_read < n_frames - 1:', EVENTS),
+    Mutant('m163', "language-model family: every update draws the same windows (the update left out of the seed)",
+           'sde_scales/train/lm.py',
+           'np.random.SeedSequence([int(seed), int(step)])', 'np.random.SeedSequence([int(seed)])', LM),
+    Mutant('m164', "language-model family: a branch leaves the trunk one update late", 'sde_scales/train/lm.py',
+           'leave = {k: (int(np.flatnonzero(scheds[k] != trunk)[0])',
+           'leave = {k: (int(np.flatnonzero(scheds[k] != trunk)[0]) + 1', LM),
+    Mutant('m165', "language-model family: the logged rate is the one of the update after the logged step",
+           'sde_scales/train/lm.py',
+           '"lr": sched[logged_steps], "schedule": sched,', '"lr": sched[np.minimum(logged_steps + 1, n)], "schedule": sched,',
+           LM),
+    Mutant('m166', "trainer: the logged train loss averages every update since the start, not since the last log",
+           'sde_scales/train/trainer.py', '            loss_acc.zero_()\n', '            loss_acc.mul_(1.0)\n',
+           TRAINER_LOG),
+    Mutant('m167', "trainer: the activation RMS logged as a mean square", 'sde_scales/train/trainer.py',
+           'act[l, a:b] = h.pow(2).mean(dim=(1, 2)).sqrt().cpu().numpy()',
+           'act[l, a:b] = h.pow(2).mean(dim=(1, 2)).cpu().numpy()', TRAINER_LOG),
+    Mutant('m168', "trainer: the total evaluation gradient norm is its largest layer's", 'sde_scales/train/trainer.py',
+           'put(k, step, "eval_grad_norm", -1, math.sqrt(egn[:, k].sum()))',
+           'put(k, step, "eval_grad_norm", -1, math.sqrt(egn[:, k].max()))', TRAINER_LOG),
+    Mutant('m169', "trainer: a member whose last update broke it is reported finished", 'sde_scales/train/trainer.py',
+           'if div_steps[k] == 0 and not (math.isfinite(last["dist2"]) and last["eval_loss"] < limits[k]):',
+           'if div_steps[k] == 0 and not math.isfinite(last["dist2"]):', TRAINER_LOG),
+    Mutant('m170', "rate plot: the predicted slope drawn with the opposite sign", 'sde_scales/plots.py',
+           'ax.plot(xx, np.exp(ly0 + predicted * (np.log(xx) - lx0)), "--",',
+           'ax.plot(xx, np.exp(ly0 - predicted * (np.log(xx) - lx0)), "--",', PLOTS),
+    Mutant('m171', "convergence plot: the claimed order's line drawn at half the order", 'sde_scales/plots.py',
+           'ax.plot(xx, e[k] * (xx / h[k]) ** p, "--",', 'ax.plot(xx, e[k] * (xx / h[k]) ** (p / 2), "--",', PLOTS),
+    Mutant('m172', "law comparison figure: the prediction's error bar one standard deviation, labelled 1.96",
+           'sde_scales/plots.py',
+           'band = 1.96 * float(np.mean(sds)) if sds else 0.0', 'band = float(np.mean(sds)) if sds else 0.0', PLOTS),
+    Mutant('m173', "loop cache: a closure's values left out of the fingerprint (a stale loop for new constants)",
+           'sde_scales/sde/_cache.py',
+           '_fp(cell.cell_contents, h, seen, f"{where} closure variable {name!r}")',
+           'h.update(name.encode())', LOOP_CACHE),
+    Mutant('m174', "loop cache: an array's bytes left out of the fingerprint (its shape only)", 'sde_scales/sde/_cache.py',
+           'h.update(a.tobytes() if a.dtype != object else b"")', 'h.update(b"")', LOOP_CACHE),
+    Mutant('m175', "Lemma 4.7's derivation: sqrt(d) sqrt(n) read as sqrt(d) n", 'theory/paper.py',
+           'expr = L * sp.sqrt(d) * sp.sqrt(n)', 'expr = L * sp.sqrt(d) * n', GATE),
+    Mutant('m176', "the delay claim's derivation: the lag where the response reaches 1/e, not 1/2", 'theory/paper.py',
+           'lag = sp.solve(sp.Eq(1 - sp.exp(-u / tau), HALF), u)[0]',
+           'lag = sp.solve(sp.Eq(1 - sp.exp(-u / tau), 1 - sp.exp(-1)), u)[0]', GATE),
+    Mutant('m177', "tables: a row with no run label let through", 'sde_scales/tables.py',
+           'missing = df[name].isna().to_numpy()\n    if missing.any():',
+           'missing = df[name].isna().to_numpy()\n    if missing.all():', TABLES),
 )
 
 
