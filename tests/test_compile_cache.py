@@ -49,12 +49,23 @@ def _euler(rate: float, scale: float) -> np.ndarray:
     return x
 
 
-def _run(folder, rate, scale, cache):
+def _env(cache, numba_dir=None) -> dict:
+    """The environment of a script run: the loop cache in ``cache``; Numba's own files in
+    ``numba_dir`` ($NUMBA_CACHE_DIR), or beside the loops where None (the variable unset, whatever
+    the environment running the tests says)."""
+    env = dict(os.environ, SDE_SCALES_CACHE_DIR=str(cache), PYTHONDONTWRITEBYTECODE="1")
+    env.pop("NUMBA_CACHE_DIR", None)
+    if numba_dir is not None:
+        env["NUMBA_CACHE_DIR"] = str(numba_dir)
+    return env
+
+
+def _run(folder, rate, scale, cache, numba_dir=None):
     import json
 
     (folder / "helpers.py").write_text(f"import numba\n\n@numba.njit\ndef scale():\n    return {scale}\n")
     (folder / "script.py").write_text(SCRIPT.format(rate=rate))
-    env = dict(os.environ, SDE_SCALES_CACHE_DIR=str(cache), PYTHONDONTWRITEBYTECODE="1")
+    env = _env(cache, numba_dir)
     res = subprocess.run([sys.executable, "script.py"], cwd=folder, env=env, capture_output=True, text=True,
                          check=True)
     return json.loads(res.stdout)
@@ -77,29 +88,33 @@ def test_disk_cache_is_reused_by_a_second_process_and_never_for_edited_code(tmp_
     np.testing.assert_allclose(helper2["x"], _euler(1.0, 3.0), rtol=1e-12)
 
 
+@pytest.mark.parametrize("numba_dir", [None, "numba"], ids=["beside the loops", "NUMBA_CACHE_DIR"])
 @pytest.mark.parametrize("damage", ["data", "index", "empty index"])
-def test_damaged_cache_files_are_deleted_and_the_loop_compiled_again(tmp_path, damage):
+def test_damaged_cache_files_are_deleted_and_the_loop_compiled_again(tmp_path, damage, numba_dir):
     """Numba's files of a cached loop, damaged (a process killed while writing them, a full disk):
     every later solve of the problem failed, with an UnpicklingError traceback (damaged data) or an
     InvalidProblemError that blamed the drift (damaged index). Now the files are deleted, the loop
-    is compiled again with a warning, and the numbers are those of the first run."""
+    is compiled again with a warning, and the numbers are those of the first run. Also where
+    $NUMBA_CACHE_DIR puts Numba's files in a folder of their own (they were looked for beside the
+    loops only, so a damaged file there failed every solve)."""
     import json
 
     cache = tmp_path / "cache"
-    first = _run(tmp_path, 1.0, 1.0, cache)
-    pyc = cache / "__pycache__"
+    numba_dir = None if numba_dir is None else tmp_path / numba_dir
+    first = _run(tmp_path, 1.0, 1.0, cache, numba_dir)
+    pyc = cache / "__pycache__" if numba_dir is None else numba_dir
     pattern = {"data": "*.nbc", "index": "*.nbi", "empty index": "*.nbi"}[damage]
-    files = sorted(pyc.glob(pattern))
+    files = sorted(pyc.rglob(pattern))
     assert files
     for f in files:
         f.write_bytes({"data": os.urandom(100), "index": b"garbage\n", "empty index": b""}[damage])
-    env = dict(os.environ, SDE_SCALES_CACHE_DIR=str(cache), PYTHONDONTWRITEBYTECODE="1")
+    env = _env(cache, numba_dir)
     res = subprocess.run([sys.executable, "script.py"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert "LoopCacheWarning" in res.stderr and "its files were deleted and the loop compiled again" in res.stderr
     assert out["how"] == "compiled" and out["x"] == first["x"]
-    again = _run(tmp_path, 1.0, 1.0, cache)  # the files written by the recompilation load
+    again = _run(tmp_path, 1.0, 1.0, cache, numba_dir)  # the files written by the recompilation load
     assert again["how"] == "loaded from the disk cache" and again["x"] == first["x"]
 
 
