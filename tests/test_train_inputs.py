@@ -235,6 +235,12 @@ def test_a_coordinate_check_held_to_an_exact_table_holds_back_a_pass_it_contradi
     assert later.hold_to_table({0: "0", 1: "1/2"}, exact=False) == {0: True, 1: False}
     assert later.verdicts == {0: Verdict.PASS, 1: Verdict.PASS} and later.overall is Verdict.PASS
     assert made().hold_to_table({0: None, 1: None}, exact=True) == {0: None, 1: None}
+    # the init part of a reason is kept whole, even where its own text holds "; change: " (it was cut there)
+    odd = made()
+    odd.init_reasons[1] = "init: PASS: fine; change: of units, none"
+    odd.reasons[1] = odd.init_reasons[1] + "; change: PASS: fine"
+    odd.hold_to_table({0: "0", 1: "1/2"}, exact=True)
+    assert odd.reasons[1].startswith("init: PASS: fine; change: of units, none; change: PASS at these widths")
 
 
 def test_coordcheck_shows_progress_on_a_terminal_and_its_numbers_do_not_change(monkeypatch):

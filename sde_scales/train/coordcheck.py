@@ -54,6 +54,7 @@ class CoordCheck:
     reasons: dict = field(default_factory=dict)  # layer -> why, for the init and the change exponents
     tolerances: dict = field(default_factory=dict)  # layer -> (init, change) tolerance the verdict used
     measured_verdicts: dict = field(default_factory=dict)  # the measurement's own, where a theory changed one
+    init_reasons: dict = field(default_factory=dict)  # layer -> the init exponent's part of its reason
 
     @property
     def overall(self) -> Verdict:
@@ -87,7 +88,8 @@ class CoordCheck:
             agrees[l] = None if th is None or td is None else bool(
                 d.ci[0] - td <= float(Fraction(th)) <= d.ci[1] + td)
             if agrees[l] is False and exact and self.measured_verdicts[l] is Verdict.PASS:
-                init = self.reasons[l].split("; change: ")[0]
+                # the init part as the verdict wrote it (kept apart: a reason may hold any text)
+                init = self.init_reasons.get(l, self.reasons[l].split("; change: ")[0])
                 self.verdicts[l] = Verdict.INCONCLUSIVE
                 self.reasons[l] = (f"{init}; change: PASS at these widths ({d.exponent:+.2f}, tolerance {td:.2f}), "
                                    f"but the abc table's exact order of the first step is n^{th}, outside the "
@@ -185,7 +187,8 @@ def coord_check(param: Parametrization, widths, *, steps: int = 3, lr: float = 0
         bad = Verdict.FAIL if Verdict.FAIL in (va.verdict, vd.verdict) else Verdict.INCONCLUSIVE
         out.verdicts[l] = Verdict.PASS if ok else bad
         out.tolerances[l] = (va.tolerance, vd.tolerance)
-        out.reasons[l] = f"init: {va.verdict.value}: {va.reason}; change: {vd.verdict.value}: {vd.reason}"
+        out.init_reasons[l] = f"init: {va.verdict.value}: {va.reason}"
+        out.reasons[l] = f"{out.init_reasons[l]}; change: {vd.verdict.value}: {vd.reason}"
     return out
 
 
