@@ -1500,6 +1500,7 @@ def time_scale_profile(curves: list[LossCurve], *, time: str = "area", skip_step
     law = KernelLaw(kernel="exp", time=time)
     sse, unconverged = [], []
     best_cost, res = np.inf, None  # residuals of the best-fitting time scale
+    rows = [scored_rows(c, skip_steps) for c in curves]  # the same at every time scale
     for tau in grid:
         with warnings.catch_warnings():
             # each point's own limit warning is summed up in one below
@@ -1508,14 +1509,14 @@ def time_scale_profile(curves: list[LossCurve], *, time: str = "area", skip_step
                     fixed={"log10_tau": np.log10(tau)}, max_evaluations=limit)
         if not r.extra["converged"]:
             unconverged.append(float(tau))
-        rs = np.concatenate([(c.loss - predict(r, c))[scored_rows(c, skip_steps)] for c in curves])
+        rs = np.concatenate([(c.loss - predict(r, c))[keep] for c, keep in zip(curves, rows)])
         sse.append(float(np.sum(rs**2)))
         if r.cost <= best_cost:
             best_cost, res = r.cost, rs
     sse = np.array(sse)
     n = res.size
     n_eff = n / autocorrelation_inflation(res, [c.log_every for c in curves],
-                                          [int(scored_rows(c, skip_steps).sum()) for c in curves])
+                                          [int(keep.sum()) for keep in rows])
     thresh = sse.min() * (1 + stats.chi2.ppf(0.95, 1) / n_eff)
     idx = np.flatnonzero(sse <= thresh)
     # the true edges lie between grid points: widen to the first grid point outside on each side
