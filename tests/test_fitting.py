@@ -1732,3 +1732,55 @@ def test_auto_folds_never_score_what_they_fit():
     for _, (head,), held, first in folds:
         assert held is curves[0] and first is not None
         assert head.step[-1] < first <= held.step[-1] and np.array_equal(head.loss, held.loss[held.step < first])
+
+
+def test_score_splits_its_rmse_at_the_cooldown_and_combines_the_final_errors_by_hand():
+    """score's parts against numbers built by hand: a prediction off the moving average by 0.01
+    before the cooldown and 0.03 in it (the rows after the last step at peak, read off the
+    schedule here) has stable RMSE 0.01, cooldown RMSE 0.03 and an overall RMSE of their
+    row-weighted root mean square; the final error's z divides by the root sum of squares of the
+    two standard deviations (sd of the prediction, s.e. of the observed final loss), not by the
+    larger one (they differ by sqrt 2 when the two are equal)."""
+    lr = schedules.wsd(2000, 1e-3, 0.2, warmup_steps=0)
+    steps = np.arange(10, 2000, 10)
+    rng = np.random.default_rng(4)
+    c = LossCurve(steps, lr[steps], 3.0 + 1.0 / np.sqrt(steps) + 0.002 * rng.standard_normal(steps.size), name="w")
+    peak_rows = np.flatnonzero(lr[steps] == lr.max())
+    cool = np.arange(steps.size) > peak_rows[-1]
+    assert 0 < cool.sum() < steps.size
+    target = c.smoothed(200)
+    pred = target + np.where(cool, 0.03, 0.01)
+    obs = score(c, pred, smooth_steps=200)["final_loss_noise"]
+    s = score(c, pred, smooth_steps=200, final_pred_sd=obs)
+    assert s["stable_rmse"] == pytest.approx(0.01, rel=1e-9)
+    assert s["cooldown_rmse"] == pytest.approx(0.03, rel=1e-9)
+    share = cool.mean()
+    assert s["rmse"] == pytest.approx(np.sqrt(share * 0.03**2 + (1 - share) * 0.01**2), rel=1e-9)
+    n_last = max(1, round(0.05 * steps.size))
+    err = np.mean(pred[-n_last:]) - np.mean(c.loss[-n_last:])
+    assert s["final_loss_err"] == pytest.approx(err, rel=1e-9)
+    assert s["final_err_z"] == pytest.approx(err / (np.sqrt(2.0) * obs), rel=1e-9)
+
+
+def test_each_split_of_a_protocol_is_predicted_by_a_fit_to_its_own_fitted_curves():
+    """run_protocol fits once per distinct set of fitted curves. Two splits whose fitted sets share
+    their first curve ([a, b] -> c and [a, c] -> b) must each get the fit to their own set: each
+    split's RMSE equals a fit made here to that set, and the two fits differ."""
+    lr = schedules.wsd(2000, 1e-3, 0.2, warmup_steps=0)
+    cos = schedules.cosine(2000, 1e-3, final_fraction=0.1, warmup_steps=0)
+    steps = np.arange(10, 2001, 10)
+    law = MomentumLaw(lam=0.99)
+    theta = np.array([2.0, 1.5, 0.4, 0.3])  # L0, A, alpha, C_eff
+    a = synthetic(law, theta, lr, "a", noise=0.002, seed=1)[0]
+    b = synthetic(law, theta, cos, "b", noise=0.002, seed=2)[0]
+    c = synthetic(law, theta, np.full(2001, 1e-3), "c", noise=0.002, seed=3)[0]
+    per, _ = run_protocol(law, [([a, b], c), ([a, c], b)], skip_steps=0, smooth_steps=200)
+    fits = []
+    for row, (fitted, held) in zip(per, [([a, b], c), ([a, c], b)]):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            r = fit(law, fitted)
+            own = score(held, predict(r, held), smooth_steps=200)["rmse"]
+        assert row["held_out"] == held.name and row["rmse"] == pytest.approx(own, rel=1e-9)
+        fits.append(r.theta)
+    assert not np.allclose(fits[0], fits[1], rtol=1e-6, atol=0)  # two sets, two fits: the check can tell them apart
