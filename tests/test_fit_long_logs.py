@@ -154,6 +154,16 @@ def test_law_auto_fits_show_progress_on_a_terminal_only(monkeypatch):
     assert "".join(pipe.text) == ""
 
 
+def test_worker_pools_hand_each_result_to_its_own_task():
+    """In a pool the slow laws' tasks start first (``SLOW_FIRST``), so results arrive in another
+    order than the tasks were given; each must still come back under its own key. Tasks whose
+    arguments name "mpl" or "power" among ordinary ones, run by two spawned workers: every key gets
+    the repr of its own arguments, as in one process."""
+    runner = importlib.import_module("sde_scales.fitting.tasks")
+    tasks = [((i,), (name, i)) for i, name in enumerate(["exp", "mpl", "exp", "power", "np", "mpl"])]
+    assert runner.run_tasks(repr, tasks, 2) == {key: repr(args) for key, args in tasks} == runner.run_tasks(repr, tasks, 1)
+
+
 def test_a_parameter_moved_by_the_coarse_stage_is_not_called_unmoved(monkeypatch):
     """The "never moved from its start" warning compares the fit with the law's start, not with a
     coarse stage's end: on a noiseless curve of the law itself the coarse stage already lands on

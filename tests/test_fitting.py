@@ -1784,3 +1784,22 @@ def test_each_split_of_a_protocol_is_predicted_by_a_fit_to_its_own_fitted_curves
         assert row["held_out"] == held.name and row["rmse"] == pytest.approx(own, rel=1e-9)
         fits.append(r.theta)
     assert not np.allclose(fits[0], fits[1], rtol=1e-6, atol=0)  # two sets, two fits: the check can tell them apart
+
+
+def test_a_protocol_row_averages_its_splits_as_it_says():
+    """protocol_row on splits made by hand: mean RMSE, the mean of |final error| (errors of both
+    signs: +0.02 and -0.04 give 0.03, where the mean signed error's size would be 0.01), the means
+    of the stable and cooldown RMSE over the splits that have one (a constant run has no
+    cooldown), the band's mean sd, the share within |z| <= 1.96, and the count of extrapolated
+    predictions."""
+    from sde_scales.fitting.protocols import protocol_row
+
+    per = [dict(held_out="x", rmse=0.01, final_loss_err=0.02, stable_rmse=0.01, cooldown_rmse=None,
+                final_loss_pred_sd=0.004, final_err_z=1.0, extrapolations=[]),
+           dict(held_out="y", rmse=0.03, final_loss_err=-0.04, stable_rmse=0.02, cooldown_rmse=0.05,
+                final_loss_pred_sd=0.006, final_err_z=-3.0, extrapolations=["drops faster"])]
+    row = protocol_row("loso", "law", per, 1.5)
+    assert row["mean_rmse"] == pytest.approx(0.02) and row["mean_abs_final_err"] == pytest.approx(0.03)
+    assert row["mean_stable_rmse"] == pytest.approx(0.015) and row["mean_cooldown_rmse"] == pytest.approx(0.05)
+    assert row["mean_final_pred_sd"] == pytest.approx(0.005) and row["within_95"] == pytest.approx(0.5)
+    assert row["extrapolated"] == 1 and row["seconds"] == 1.5 and row["splits"] is per
