@@ -224,8 +224,12 @@ def test_law_comparison_figure_draws_what_it_is_given(tmp_path):
     assert bars == pytest.approx([0.01, 0.03])
     from matplotlib.collections import LineCollection
 
-    # law a's error bar (one LineCollection); law b, with no band, has none
-    assert sum(isinstance(c, LineCollection) for c in axes[0].collections) == 1
+    # law a's error bar (one LineCollection): 1.96 x its mean sd (0.005) on either side of its bar
+    # end at 0.03; law b, with no band, has none
+    bars_a = [c for c in axes[0].collections if isinstance(c, LineCollection)]
+    assert len(bars_a) == 1
+    (x0, _), (x1, _) = bars_a[0].get_segments()[0]
+    assert sorted([x0, x1]) == pytest.approx([0.03 - 1.96 * 0.005, 0.03 + 1.96 * 0.005])
     assert save_figure(fig, tmp_path / "laws.png").stat().st_size > 10_000
 
 

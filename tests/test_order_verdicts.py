@@ -177,6 +177,7 @@ def test_convergence_figure_draws_what_it_is_given(tmp_path):
     line = next(l for l in strong.get_lines() if l.get_label() == "claimed order 0.5")
     x, y = line.get_data()
     assert np.interp(np.log(st.dts[-1]), np.log(x), np.log(y)) == pytest.approx(np.log(st.strong_error[-1]))
+    assert np.polyfit(np.log(x), np.log(y), 1)[0] == pytest.approx(0.5, rel=1e-9)  # and has the claimed slope
     save_figure(fig, tmp_path / "direct.png")
     out = tmp_path / "conv.png"
     assert main(["converge", "--problem", "ou", "--coarsest", "3", "--finest", "7", "--paths", "200",

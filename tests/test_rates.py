@@ -626,6 +626,22 @@ def test_rate_plot_says_which_points_a_log_axis_cannot_show():
     assert not any("not drawn" in t.get_text() for t in fig.axes[0].get_legend().get_texts())
 
 
+
+def test_rate_plot_draws_each_slope_it_names():
+    """The lines of a rate plot on log-log axes: the measured series' line has the fitted exponent
+    as its slope, and the dashed predicted line the predicted one (here -1/2 against a measured -1,
+    so a sign or a slope taken from the wrong place shows), both through the data's centre."""
+    from sde_scales.plots import rate_plot
+
+    est = exponent_from_values(WIDTHS, 3.0 * WIDTHS**-1.0)
+    fig = rate_plot(est, predicted=-0.5, predicted_label="claimed -1/2")
+    lines = {l.get_label(): l for l in fig.axes[0].get_lines()}
+    for label, slope in (("claimed -1/2", -0.5), (next(k for k in lines if k.startswith("measured")), est.exponent)):
+        x, y = (np.asarray(v, float) for v in lines[label].get_data())
+        assert np.polyfit(np.log(x), np.log(y), 1)[0] == pytest.approx(slope, rel=1e-9)
+    assert est.exponent == pytest.approx(-1.0, rel=1e-9)
+
+
 def test_the_planted_rates_benchmark_plants_what_it_states():
     """``benchmarks/rate_verdicts.py`` plants sd = n^p (1 + D n^-omega) (fluctuation), a mean
     1 + n^p (1 + D n^-omega) with per-replica noise 2 n^p (bias), and beside the first a second
