@@ -16,7 +16,7 @@ applies to exactly one place).
 First a control: the chosen mutants' tests on an unmutated copy, all of which must pass (a test
 that fails there would count every mutant as killed; ``--no-control`` skips it).
 
-Run: ``python benchmarks/mutants.py`` (all 177; the first 106 took about 90 minutes on 2 cores), ``--only m7 m11``,
+Run: ``python benchmarks/mutants.py`` (all 183; the first 106 took about 90 minutes on 2 cores), ``--only m7 m11``,
 ``--list``, ``--json PATH``; ``--strict`` exits 1 when a mutant survives.
 """
 
@@ -88,6 +88,7 @@ PLOTS = ("tests/test_rates.py", "tests/test_order_verdicts.py", "tests/test_fitt
          "tests/test_verify.py")
 LOOP_CACHE = ("tests/test_compile_cache.py",)
 TABLES = ("tests/test_rate_table.py", "tests/test_collapse_table.py", "tests/test_inputs.py")
+FIT_CHECKS = ("tests/test_fitting.py", "tests/test_lack_of_fit.py", "tests/test_loss_spikes.py", "tests/test_bands.py")
 
 
 @dataclass(frozen=True)
@@ -588,7 +589,7 @@ MUTANTS = (
     Mutant('m161', "TensorBoard logs: an event logged again at the last step is appended, not a restart",
            'sde_scales/fitting/event_files.py',
            'if kept and step <= kept[-1][0]:', 'if kept and step < kept[-1][0]:', EVENTS),
-    Mutant('m162', "TensorBoard logs: a damaged last-but-one record read as a clean end", 'sde_scales/fitting/event_files.py',
+    Mutant('m162', "TensorBoard logs: a damaged last record read as the file's clean end", 'sde_scales/fitting/event_files.py',
            'if n_read < n_frames:', 'if n_read < n_frames - 1:', EVENTS),
     Mutant('m163', "language-model family: every update draws the same windows (the update left out of the seed)",
            'sde_scales/train/lm.py',
@@ -634,6 +635,22 @@ MUTANTS = (
     Mutant('m177', "tables: a row with no run label let through", 'sde_scales/tables.py',
            'missing = df[name].isna().to_numpy()\n    if missing.any():',
            'missing = df[name].isna().to_numpy()\n    if missing.all():', TABLES),
+    Mutant('m178', 'noise level: the MAD of successive differences not divided by sqrt 2', 'sde_scales/fitting/fit.py',
+           'robust = float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2))',
+           'robust = float(1.4826 * np.median(np.abs(d - np.median(d))))', FIT_CHECKS),
+    Mutant('m179', 'fits: a parameter within 1e-6 of its upper bound not called on it', 'sde_scales/fitting/bands.py',
+           'return v >= hi - 1e-6 * max(unit, abs(hi))', 'return v >= hi', FIT_CHECKS),
+    Mutant('m180', "non-parametric kernel: the grid-edge warning only past 90% of the weight", 'sde_scales/fitting/fit.py',
+           'if share[edge] > 0.5:', 'if share[edge] > 0.9:', FIT_CHECKS),
+    Mutant('m181', 'lack of fit: residuals not clipped at 3 sigma (one spike fails the test)', 'sde_scales/fitting/fit.py',
+           'clipped = np.clip(residual, -3 * sigma, 3 * sigma)', 'clipped = residual', FIT_CHECKS),
+    Mutant('m182', "lack of fit: one curve's p-value compared with the level, not the level over the curves' number",
+           'sde_scales/fitting/fit.py',
+           'return pooled < LACK_OF_FIT_P or any(p < LACK_OF_FIT_P / len(done) for p in done)',
+           'return pooled < LACK_OF_FIT_P or any(p < LACK_OF_FIT_P for p in done)', FIT_CHECKS),
+    Mutant('m183', "lack of fit: the law's misfit RMS keeps the averaged noise's sigma^2 / m", 'sde_scales/fitting/fit.py',
+           'misfit_rms=float(np.sqrt(max(0.0, np.mean(bm ** 2) - sigma ** 2 / m))),',
+           'misfit_rms=float(np.sqrt(max(0.0, np.mean(bm ** 2)))),', FIT_CHECKS),
 )
 
 

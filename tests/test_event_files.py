@@ -120,6 +120,44 @@ def test_a_damaged_record_in_the_middle_is_refused(tmp_path):
         load_curve(run)
 
 
+def test_a_damaged_last_record_is_refused_not_read_as_the_end(tmp_path):
+    """The last record complete in length but damaged (its checksum fails): TensorBoard's loader
+    stops there without a word, as at a clean end, and the run's last log is lost. Refused, naming
+    the record as the file's last (a record cut short by a run still writing is the warned case
+    above, not this one)."""
+    run = tmp_path / "dmg"
+    _write_run(run, range(20, 3001, 20), range(20, 3001, 20))
+    f = next(run.iterdir())
+    data = bytearray(f.read_bytes())
+    starts, off = [], 0
+    while off < len(data):
+        starts.append(off)
+        off += 16 + int.from_bytes(data[off:off + 8], "little")
+    data[starts[-1] + 12] ^= 0xFF
+    f.write_bytes(bytes(data))
+    with pytest.raises(DataFileError, match=rf"record {len(starts)} of {len(starts)} is damaged .its checksum fails., "
+                                            rf"the last of the file"):
+        load_curve(run)
+
+
+def test_a_restart_from_the_last_logged_step_replaces_it_and_says_so(tmp_path):
+    """A run logged to step 2,000 and restarted from a checkpoint at step 2,000 itself (its last log
+    is written again, with another value): the curve keeps the second session's value there, and
+    the two replaced events (the loss and the rate) are counted in the warning."""
+    run = tmp_path / "r"
+    _write_run(run, range(20, 2001, 20), range(0, 2001, 20))
+    eta = SPEC.expand()
+    w = SummaryWriter(str(run))
+    for s in range(2000, 3001, 20):
+        w.add_scalar("train/lr", float(eta[s]), s)
+        w.add_scalar("train/loss", float(_loss(s) - 0.5), s)
+    w.close()
+    with pytest.warns(LogRestartWarning, match=r"2 earlier events .train/loss: 1, train/lr: 1."):
+        c = load_curve(run)
+    np.testing.assert_array_equal(c.step, np.arange(20, 3001, 20))
+    np.testing.assert_allclose(c.loss[c.step >= 2000], _loss(c.step[c.step >= 2000]) - 0.5, rtol=1e-6)
+
+
 def test_folders_without_a_run_are_refused_with_the_runs_they_hold(tmp_path):
     for name in ("a", "b"):
         _write_run(tmp_path / "runs" / name, range(20, 401, 20), range(20, 401, 20))

@@ -812,6 +812,39 @@ def test_fit_delay_reads_a_run_store_with_each_runs_schedule(tmp_path):
     assert r.returncode == 2 and "no column 'nosuch'" in r.stderr
 
 
+def test_curves_from_a_store_leave_diverged_runs_out_of_the_seed_mean(tmp_path, monkeypatch):
+    """A seed that diverged is not averaged into its configuration's curve: with seed 1 marked
+    diverged in the store's table, the curve is seed 0's alone; with both marked, nothing is left
+    and the error counts the runs left out."""
+    pytest.importorskip("torch")
+    from sde_scales.fitting.stores import curves_from_store
+    from sde_scales.train.store import RunStore
+    from sde_scales.train.sweep import run_sweep
+    from sde_scales.train.trainer import config_grid
+
+    cfg = config_grid(["mup"], [32], [0.3], [0, 1], dataset="synthetic", d_in=16, n_train=1024, batch_size=64,
+                      epochs=6, log_every=4, eval_every=0, schedule="cosine", data_order="seed")
+    run_sweep(cfg, str(tmp_path / "s"), progress=False)
+    per = curves_from_store(tmp_path / "s", metric="eval_loss", per_seed=True)
+    seed0 = next(c for c in per if c.name.endswith("_seed0"))
+    read = RunStore.read
+
+    def marked(seeds):
+        def fake(self):
+            runs, traj = read(self)
+            runs = runs.copy()
+            runs.loc[runs.seed.isin(seeds), "status"] = "diverged"
+            return runs, traj
+        return fake
+
+    monkeypatch.setattr(RunStore, "read", marked([1]))
+    [c] = curves_from_store(tmp_path / "s", metric="eval_loss")
+    np.testing.assert_array_equal(c.loss, seed0.loss)
+    monkeypatch.setattr(RunStore, "read", marked([0, 1]))
+    with pytest.raises(InvalidArgumentError, match=r"no finished runs .* \(2 diverged runs left out\)"):
+        curves_from_store(tmp_path / "s", metric="eval_loss")
+
+
 def test_fit_records_the_embedding_error_and_warns_when_the_form_is_coarse(monkeypatch):
     """A power-law kernel fit reports its sum-of-exponentials error in the JSON extra; with a
     quadrature step of 3 (instead of 0.5: trapezoid error about e^(-pi^2/3) = 4%) the same fit warns

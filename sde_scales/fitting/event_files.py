@@ -15,9 +15,10 @@ Two things a log of a real run has, handled as TensorBoard itself does and said 
 * **a file cut off at its end** (a run still writing, or a copy taken mid-write) reads up to its
   last complete record.
 
-A record damaged in the middle of a file (its checksum fails with complete records after it) would
-make TensorBoard's loader stop there without a word and drop the rest of the run: it is refused
-with the file, the record and the step it follows.
+A record damaged in the middle of a file (its checksum fails with complete records after it), or a
+last record complete in length whose checksum fails, would make TensorBoard's loader stop there
+without a word and drop the rest of the run: it is refused with the file, the record and the step
+it follows.
 """
 
 from __future__ import annotations
@@ -115,7 +116,7 @@ def read_event_scalars(path):
     says. A NaN or infinite value is not put in the table (where an empty cell means "not logged"):
     ``df.attrs["nonfinite"]`` maps each such tag to its first (step, value), for the reader of the
     tags to refuse. Refused with a :class:`~sde_scales.errors.DataFileError`: no event files, no scalars, a
-    damaged record in the middle of a file, a step that is not a whole number >= 0."""
+    damaged record (in the middle of a file, or its last one complete in length), a step that is not a whole number >= 0."""
     import pandas as pd
 
     try:
@@ -152,8 +153,8 @@ def read_event_scalars(path):
                 kept.append((step, x))
                 last_step = step
         if n_read < n_frames:
-            raise DataFileError(f"{f}: record {n_read + 1} of {n_frames} is damaged (its checksum fails), with "
-                                f"complete records after it"
+            after = ("the last of the file" if n_read + 1 == n_frames else "with complete records after it")
+            raise DataFileError(f"{f}: record {n_read + 1} of {n_frames} is damaged (its checksum fails), {after}"
                                 + (f" (the last step read is {last_step})" if last_step is not None else "")
                                 + "; TensorBoard would stop reading there. Restore the file, or export the scalars "
                                   "to CSV from a copy that reads")
