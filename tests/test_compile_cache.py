@@ -159,6 +159,25 @@ def test_recreated_closures_reuse_the_loop_in_the_process_but_new_values_do_not(
     assert not np.allclose(a.x, c.x)
 
 
+def test_an_array_of_constants_with_new_values_gets_a_loop_of_its_own():
+    """Numba compiles a closure's array into the code as constants, so two arrays of one shape
+    and other values are two loops: the second solve must not reuse the first's loop (whose numbers
+    would be the first array's), and its paths are Euler-Maruyama's with the new rate."""
+
+    def made(rates):
+        @numba.njit
+        def drift(t, x, p, out):
+            out[0] = -rates[0] * x[0]
+        return drift
+
+    dW = np.random.default_rng(1).standard_normal((64, 8, 1)) / 8.0
+    a = solve(_problem(made(np.array([1.0]))), EulerMaruyama(), 1 / 64, noise=dW)
+    b = solve(_problem(made(np.array([2.0]))), EulerMaruyama(), 1 / 64, noise=dW)
+    assert b.info["loop"] != a.info["loop"]
+    np.testing.assert_allclose(a.x[-1, :, 0], _euler(1.0, 1.0), rtol=1e-12)
+    np.testing.assert_allclose(b.x[-1, :, 0], _euler(2.0, 1.0), rtol=1e-12)
+
+
 def test_a_value_the_fingerprint_cannot_describe_turns_the_disk_cache_off_for_that_solve():
     """A ctypes function pointer in a closure (numba calls it; its address differs per process):
     the solve compiles in memory and says why; the fingerprint names the variable."""
