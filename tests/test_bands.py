@@ -545,3 +545,27 @@ def test_autocorrelation_inflation_batches_each_curve_at_its_own_interval():
     for every in ([10, 10, 10], [10, float("nan")], [0.5, 10]):
         with pytest.raises(ValueError, match=r"log_every \["):
             autocorrelation_inflation(np.concatenate([ar, short]), every, [ar.size, short.size])
+
+
+def test_a_parameter_within_its_tolerance_of_a_bound_is_on_it_and_warned_by_name():
+    """The rule for "on a bound" (1e-6 of the bound, relative where the bound exceeds the unit):
+    a bounded optimiser stops a hair inside a bound it is pushed against, so a value 1e-9 inside
+    is on it and one 1e-3 inside is not, at either bound and in loss units; the fit's warning names
+    the parameter and the bound."""
+    from sde_scales.fitting.bands import on_lower_bound, on_upper_bound
+    from sde_scales.fitting.fit import _parameter_warnings
+
+    for hi, unit in ((5.0, 1.0), (0.5, 1.0), (300.0, 250.0)):
+        assert on_upper_bound(hi - 1e-9 * max(unit, hi), hi, unit)
+        assert not on_upper_bound(hi - 1e-3 * max(unit, hi), hi, unit)
+        lo = -hi
+        assert on_lower_bound(lo + 1e-9 * max(unit, hi), lo, unit)
+        assert not on_lower_bound(lo + 1e-3 * max(unit, hi), lo, unit)
+    law = MomentumLaw(lam=0.99)
+    lo, hi = law.bounds()
+    start = law.starts()[0]
+    theta = start.copy() + 0.01  # every parameter moved from its start and inside its bounds
+    theta[3] = hi[3] * (1 - 1e-9)  # C_eff a hair under its upper bound
+    notes = _parameter_warnings(law, theta, lo, hi, start, np.ones(4, bool), np.ones(4))
+    assert notes == [f"{law.label}: C_eff = {theta[3]:.4g} is on its upper bound {hi[3]:g}: the data push it past the "
+                     f"bound, so its value is the bound's, not a fit"]

@@ -314,3 +314,17 @@ def test_exponents_that_are_no_number_are_refused_by_name():
     assert p.factors(1, 256, np.int64(64)) == p.factors(1, 256, 64) == p.factors(1, 256, 64.0)
     with pytest.raises(InvalidArgumentError, match="base_width=64.5"):
         p.factors(1, 256, 64.5)
+
+
+def test_the_delay_derivations_lag_is_the_exponential_kernels_half_response():
+    """Theorem 5.1's derivation solves Q(u) = 1/2 for the exponential kernel in sympy; its root,
+    evaluated at a few time scales, is the lag that the kernels module finds by root-finding on
+    Q (brentq), tau ln 2. (A lag read at another level of the response, 1 - 1/e say, has the same
+    exponent in tau, so the claim's verdict alone would not show it.)"""
+    from sde_scales.kernels import Exponential, half_response_time
+    from theory.paper import exponential_lag
+
+    lag = exponential_lag()
+    for tau in (0.01, 1.0, 37.5):
+        value = float(lag.subs(sp.Symbol("tau", positive=True), tau))
+        assert value == pytest.approx(half_response_time(Exponential(tau)), rel=1e-10)

@@ -156,10 +156,17 @@ def d_early_optimum(claim):
                           f"beta = 1/2", tight=coeff != 0)
 
 
-def d_delay(claim):
+def exponential_lag():
+    r"""The exponential kernel's lag in closed form: the root :math:`u` of
+    :math:`Q(u) = 1 - e^{-u/\tau} = 1/2` (sympy), as an expression in the symbol ``tau``."""
     tau = sp.Symbol("tau", positive=True)
     u = sp.Symbol("u", positive=True)
-    lag = sp.solve(sp.Eq(1 - sp.exp(-u / tau), HALF), u)[0]
+    return sp.solve(sp.Eq(1 - sp.exp(-u / tau), HALF), u)[0]
+
+
+def d_delay(claim):
+    tau = sp.Symbol("tau", positive=True)
+    lag = exponential_lag()
     p, tight = power_rate(lag, tau, 0)
     return SymbolicResult(p, f"exponential kernel: Q(u) = 1 - exp(-u/tau) = 1/2 at u = {lag}: exponent {p} in tau as "
                           "tau -> 0; the zero-memory kernel has lag 0", tight=tight)
