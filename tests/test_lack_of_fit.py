@@ -391,3 +391,29 @@ def test_fit_delay_log_running_mean_option(tmp_path):
                        (["--log-running-mean", "0", "--log-ema", "0.99"], "one kind of average")):
         bad = subprocess.run(cmd + extra, capture_output=True, text=True)
         assert bad.returncode == 2 and msg in bad.stderr and not out.exists(), bad.stderr
+
+
+def test_one_spike_does_not_fail_the_block_test():
+    """The residuals are clipped at 3 sigma before the block means, so one spike of a real run
+    (here 100 sigma at one row of 2,000) moves the test by little. Bound: the clip holds the spiked
+    point's residual to 3 sigma, a change of at most 3 sigma + |e| = 5 sigma where its own noise
+    |e| <= 2 sigma (asserted at these seeds), so its block mean b moves by delta <= 5 sigma / m and
+    chi2/J by at most m (2 |b| delta + delta^2) / (sigma^2 J); with |b| <= 3 sigma / sqrt(m)
+    (asserted) that is 0.1625 for J = 20 blocks of m = 100 points. Unclipped, the spike adds
+    m (100 sigma / m)^2 / sigma^2 / J = 5 to chi2/J and fails the test."""
+    from sde_scales.fitting.fit import lack_of_fit
+
+    step = np.arange(10, 20010, 10)
+    smooth = 3.0 + 1.0 / np.sqrt(step)
+    for seed in range(3):
+        e = 0.01 * np.random.default_rng(seed).standard_normal(step.size)
+        clean = lack_of_fit(e, smooth + e, step)
+        k, m = step.size // 3, 100
+        block = e[k // m * m:(k // m + 1) * m]
+        assert abs(e[k]) <= 0.02 and abs(block.mean()) <= 3 * 0.01 / np.sqrt(m)  # the bound's premises
+        spiked = e.copy()
+        spiked[k] += 1.0
+        hit = lack_of_fit(spiked, smooth + spiked, step)
+        assert (clean["blocks"], clean["block_points"]) == (20, 100)
+        assert abs(hit["chi2_per_block"] - clean["chi2_per_block"]) <= 0.1625
+        assert hit["p"] > 0.01
