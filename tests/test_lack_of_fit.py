@@ -51,6 +51,24 @@ def test_on_pure_noise_the_test_fires_at_its_stated_rate(n):
     assert np.mean(p < 0.2) >= 0.10
 
 
+def test_pure_noise_has_no_misfit_beyond_its_fluctuation():
+    """Under the null (white noise of sigma 0.1, no miss) the block means' mean square is the
+    averaged noise's sigma^2 / m on average, so the misfit RMS, its excess, is the positive part of a
+    fluctuation: over 200 curves the mean of misfit^2 / (sigma^2 / m) is about
+    E[max(0, chi2_J / J - 1)] = 0.13 for J = 20 blocks (the noise level's own estimate adds a little).
+    Without subtracting sigma^2 / m it would be about 1. The bound 0.4 lies 15 standard errors
+    (0.016 each, from the 200 curves) above 0.13 and far below 1."""
+    rng = np.random.default_rng(11)
+    n = 2000
+    t = np.arange(n)
+    ratios = []
+    for _ in range(200):
+        e = 0.1 * rng.standard_normal(n)
+        r = lack_of_fit(e, 3.0 + e, t * 50)
+        ratios.append(r["misfit_rms"] ** 2 / (0.1**2 / r["block_points"]))
+    assert np.mean(ratios) < 0.4
+
+
 def test_a_smooth_miss_is_found_and_sized():
     """Noise of 0.1 plus a miss of amplitude 0.05 (half the noise per point, so invisible point by
     point) over one period of a sine across 2,000 points. The test must reject, and its size of the
