@@ -52,6 +52,16 @@ def _write_restarted_run(folder, shift=0.0):
     w.close()
 
 
+def _record_starts(data) -> list[int]:
+    """Byte offsets of the TFRecord frames of an event file's bytes (each frame: an 8-byte length,
+    a 4-byte checksum of it, the data and a 4-byte checksum of the data)."""
+    starts, off = [], 0
+    while off < len(data):
+        starts.append(off)
+        off += 16 + int.from_bytes(data[off:off + 8], "little")
+    return starts
+
+
 def test_a_run_with_its_tags_at_their_own_cadences_reads_as_its_log(tmp_path):
     """Loss every 20 steps, rate every 5 (float32 in the file): the curve's steps and losses are the
     logged ones, its rate the logged rate, and its schedule the rate's own events (a per-step-like
@@ -109,10 +119,7 @@ def test_a_damaged_record_in_the_middle_is_refused(tmp_path):
     _write_run(run, range(20, 3001, 20), range(20, 3001, 20))
     f = next(run.iterdir())
     data = bytearray(f.read_bytes())
-    starts, off = [], 0  # TFRecord frames: 8-byte length, 4-byte checksum, data, 4-byte checksum
-    while off < len(data):
-        starts.append(off)
-        off += 16 + int.from_bytes(data[off:off + 8], "little")
+    starts = _record_starts(data)
     mid = starts[len(starts) // 2]
     data[mid + 12] ^= 0xFF  # the first byte of the middle record's data
     f.write_bytes(bytes(data))
@@ -129,10 +136,7 @@ def test_a_damaged_last_record_is_refused_not_read_as_the_end(tmp_path):
     _write_run(run, range(20, 3001, 20), range(20, 3001, 20))
     f = next(run.iterdir())
     data = bytearray(f.read_bytes())
-    starts, off = [], 0
-    while off < len(data):
-        starts.append(off)
-        off += 16 + int.from_bytes(data[off:off + 8], "little")
+    starts = _record_starts(data)
     data[starts[-1] + 12] ^= 0xFF
     f.write_bytes(bytes(data))
     with pytest.raises(DataFileError, match=rf"record {len(starts)} of {len(starts)} is damaged .its checksum fails., "

@@ -132,9 +132,9 @@ class LoopCacheWarning(UserWarning):
 _UNWRITABLE_WARNED: set[str] = set()
 
 
-def _numba_folders(path: Path, folder: Path, dispatchers) -> list[Path]:
-    """Where Numba keeps the index and data files of the loop module at ``path``: the folder its
-    dispatchers' caches name (``$NUMBA_CACHE_DIR``, or a user-wide folder where the cache folder's
+def _numba_folders(folder: Path, dispatchers) -> list[Path]:
+    """Where Numba keeps the index and data files of a loop module in ``folder``: the folder its
+    ``dispatchers``' caches name (``$NUMBA_CACHE_DIR``, or a user-wide folder where the cache folder's
     ``__pycache__`` cannot be written), and that ``__pycache__``. Looking in ``__pycache__`` alone
     missed the files wherever ``$NUMBA_CACHE_DIR`` is set: a damaged loop then failed every solve,
     blaming the drift."""
@@ -152,20 +152,21 @@ def has_compiled(where: str, dispatchers=()) -> bool:
     module's compiled functions, whose caches say where their files are."""
     path, folder = Path(where), cache_dir()
     return folder is not None and path.parent == folder and any(
-        any(f.glob(f"{path.stem}.*.nbi")) for f in _numba_folders(path, folder, dispatchers))
+        any(f.glob(f"{path.stem}.*.nbi")) for f in _numba_folders(folder, dispatchers))
 
 
 def purge(where: str, dispatchers=()) -> list[Path]:
     """Delete the cached files of the loop module at ``where`` (a path returned by
     :func:`loop_module`): the module and Numba's index and data files for it, wherever the
-    module's ``dispatchers`` keep them. Returns what was deleted; a path that is not a cached loop
+    module's ``dispatchers`` keep them (the functions of one module share its folder, so one
+    dispatcher is enough). Returns what was deleted; a path that is not a cached loop
     deletes nothing."""
     path = Path(where)
     folder = cache_dir()
     if folder is None or path.parent != folder or not (path.name.startswith("loop_") and path.suffix == ".py"):
         return []
     gone = []
-    numba_files = [f for d in _numba_folders(path, folder, dispatchers) for f in sorted(d.glob(f"{path.stem}.*"))]
+    numba_files = [f for d in _numba_folders(folder, dispatchers) for f in sorted(d.glob(f"{path.stem}.*"))]
     for f in [path, *numba_files]:
         try:
             f.unlink()

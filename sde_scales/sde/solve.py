@@ -408,7 +408,7 @@ def solve(
             # for it are damaged (a process killed while writing them, a full disk). They made every
             # later solve of the problem fail, blaming the drift; delete them and compile once more
             if (len(run.signatures) > n_sigs or not _cache.has_compiled(loop_file, (run,))
-                    or not _cache.purge(loop_file, (run_generated, run_supplied))):
+                    or not _cache.purge(loop_file, (run,))):
                 raise
             warnings.warn(f"the compiled loop cached in {loop_file} could not be loaded ({type(exc).__name__}: "
                           f"{exc}); its files were deleted and the loop compiled again", _cache.LoopCacheWarning,
