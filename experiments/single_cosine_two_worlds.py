@@ -362,25 +362,13 @@ def main(argv=None) -> int:
         print(f"error: --draws {args.draws} --seed {args.seed} --workers {args.workers}; give whole numbers >= 0 "
               f"(workers >= 1)", file=sys.stderr)
         return 2
-    try:
-        laws = protocol_laws(args.laws)
-    except InvalidArgumentError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from single_curve_diagnosis import lm_families, shared_family
+    from single_curve_diagnosis import real_families
 
-    fams = {}
-    try:
-        if not args.no_shared and Path(args.data).is_dir():
-            fams.update(shared_family(Path(args.data)))
-        for d in args.lm:
-            if not (Path(d) / "curves").is_dir():
-                print(f"error: --lm {d}: no curves/ folder there; run experiments/fit_lm_family.py --out {d} first",
-                      file=sys.stderr)
-                return 2
-            fams.update(lm_families(Path(d)))
-    except DataFileError as exc:
+    try:  # the laws, then the families' curves: each refusal names its value and the fix
+        laws = protocol_laws(args.laws)
+        fams = real_families(None if args.no_shared else Path(args.data), args.lm)
+    except (DataFileError, InvalidArgumentError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if not fams:

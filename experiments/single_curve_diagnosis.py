@@ -133,6 +133,23 @@ def lm_families(folder: Path) -> dict:
     return out
 
 
+def real_families(data: Path | None, lm: list) -> dict:
+    """The shared 124M family from ``data`` (left out where it is None or not a folder) and one
+    family per seed of each folder of ``lm`` (:func:`lm_families`). A folder of ``lm`` without the
+    ``curves/`` that ``fit_lm_family.py`` writes is refused (:class:`InvalidArgumentError`), as is a
+    file there that does not read (:class:`~sde_scales.errors.DataFileError`)."""
+    from sde_scales.errors import InvalidArgumentError
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # fit_lm_family's schedules and scoring
+    fams = shared_family(data) if data is not None and data.is_dir() else {}
+    for d in lm:
+        if not (Path(d) / "curves").is_dir():
+            raise InvalidArgumentError(f"--lm {d}: no curves/ folder there; run experiments/fit_lm_family.py --out {d} "
+                                       f"first")
+        fams.update(lm_families(Path(d)))
+    return fams
+
+
 def diagnose(cosine, wsd: list, *, skip: int, smooth: int, law=None, log10_taus=LOG10_TAUS) -> dict:
     """The three measurements of the module docstring on one family (see there), with ``law`` (by
     default the kernel law with the exponential kernel in steps). The second and third, the held
@@ -298,19 +315,9 @@ def main(argv=None) -> int:
     except InvalidArgumentError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    sys.path.insert(0, str(Path(__file__).resolve().parent))  # fit_lm_family's schedules and scoring
-    fams = {}
     try:
-        if not args.planted_only:
-            if Path(args.data).is_dir():
-                fams.update(shared_family(Path(args.data)))
-            for d in args.lm:
-                if not (Path(d) / "curves").is_dir():
-                    print(f"error: --lm {d}: no curves/ folder there; run experiments/fit_lm_family.py --out {d} "
-                          f"first", file=sys.stderr)
-                    return 2
-                fams.update(lm_families(Path(d)))
-    except DataFileError as exc:
+        fams = {} if args.planted_only else real_families(Path(args.data), args.lm)
+    except (DataFileError, InvalidArgumentError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.planted or args.planted_only:
