@@ -148,6 +148,7 @@ def _one_draw(args) -> list[dict]:
 
     cosine, wsd, worlds, laws, skip, seed = args
     noise = worlds["sigma"] * np.random.default_rng(seed).standard_normal(cosine.step.size)
+    keeps = [scored_rows(h, skip) for h in wsd]
     out = []
     for w in ("fast", "slow"):
         noisy = replace(cosine, loss=worlds["cos"][w] + noise)
@@ -159,8 +160,7 @@ def _one_draw(args) -> list[dict]:
                     preds = [predict(r, h) for h in wsd]
                 except (InvalidArgumentError, FloatingPointError):
                     preds = None
-            for j, h in enumerate(wsd):
-                kh = scored_rows(h, skip)
+            for j, (h, kh) in enumerate(zip(wsd, keeps)):
                 if preds is None:
                     out.append({"world": w, "law": law.label, "run": h.name, "rmse": None, "final_err": None})
                     continue
@@ -184,6 +184,36 @@ def monte_carlo(cosine, wsd: list, worlds: dict, laws: list, *, skip: int, draws
     return [{"draw": i, **r} for i in range(draws) for r in done[i]]
 
 
+KEYS = (("rmse", "rmse"), ("abs_final", "final_err"))  # (metric, the Monte Carlo rows' field)
+
+
+def _error_matrices(rows: list[dict]) -> dict:
+    """The Monte Carlo's |errors| as arrays of draws x WSD runs, keyed (law, world, metric), NaN
+    where a fit failed; with the draws and runs in order under ``"draws"`` and ``"runs"``."""
+    draws = sorted({r["draw"] for r in rows})
+    runs = list(dict.fromkeys(r["run"] for r in rows))
+    out = {"draws": draws, "runs": runs}
+    for r in rows:
+        for metric, key in KEYS:
+            m = out.setdefault((r["law"], r["world"], metric), np.full((len(draws), len(runs)), np.nan))
+            if r[key] is not None:
+                m[draws.index(r["draw"]), runs.index(r["run"])] = abs(r[key])
+    return out
+
+
+def _mean_se(a: np.ndarray) -> tuple[float | None, float | None]:
+    """Mean of ``a`` and its standard error (None for an empty ``a``; the error None for one value)."""
+    if a.size == 0:
+        return None, None
+    return float(a.mean()), (float(a.std(ddof=1) / np.sqrt(a.size)) if a.size > 1 else None)
+
+
+def _best(values: dict, baselines: set) -> str | None:
+    """The baseline of least value among ``values`` (law -> value or None); None where none has one."""
+    cand = [(v, law) for law, v in values.items() if law in baselines and v is not None]
+    return min(cand)[1] if cand else None
+
+
 def summarise(rows: list[dict], worlds: dict, baselines: set) -> dict:
     r"""Per world and law: the mean RMSE and mean |final error| over draws and WSD runs, with their
     Monte Carlo standard errors (over draws); the best baseline of each world and metric; and per law
@@ -191,43 +221,38 @@ def summarise(rows: list[dict], worlds: dict, baselines: set) -> dict:
     least half the worlds' distance, beside :func:`lecam_bound`, which no rule can fall below (up to
     the Monte Carlo's binomial error). A failed fit counts as missing in the means and as an error of
     at least d/2 in the shares (a rule that gives no prediction does not meet any bound)."""
+    err = _error_matrices(rows)
     laws = sorted({r["law"] for r in rows})
     out = {"laws": {}, "best_baseline": {}, "lecam": {}}
-    draws = sorted({r["draw"] for r in rows})
     for law in laws:
         out["laws"][law] = {}
         for w in ("fast", "slow"):
-            per = [[r for r in rows if r["law"] == law and r["world"] == w and r["draw"] == i] for i in draws]
-            rm = [np.mean([r["rmse"] for r in p]) for p in per if p and all(r["rmse"] is not None for r in p)]
-            fe = [np.mean([abs(r["final_err"]) for r in p]) for p in per if p and all(r["rmse"] is not None for r in p)]
-            se = lambda v: float(np.std(v, ddof=1) / np.sqrt(len(v))) if len(v) > 1 else None  # noqa: E731
-            out["laws"][law][w] = {"rmse": float(np.mean(rm)) if rm else None, "rmse_se": se(rm),
-                                   "abs_final": float(np.mean(fe)) if fe else None, "abs_final_se": se(fe),
-                                   "failed_draws": len(draws) - len(rm)}
+            whole = np.all(np.isfinite(err[law, w, "rmse"]), axis=1)  # the draws whose every fit succeeded
+            rm, rm_se = _mean_se(err[law, w, "rmse"][whole].mean(axis=1))
+            fe, fe_se = _mean_se(err[law, w, "abs_final"][whole].mean(axis=1))
+            out["laws"][law][w] = {"rmse": rm, "rmse_se": rm_se, "abs_final": fe, "abs_final_se": fe_se,
+                                   "failed_draws": int((~whole).sum())}
     for w in ("fast", "slow"):
         out["best_baseline"][w] = {}
         for m in ("rmse", "abs_final"):
-            cand = [(out["laws"][b][w][m], b) for b in laws if b in baselines and out["laws"][b][w][m] is not None]
-            out["best_baseline"][w][m] = {"law": min(cand)[1], "value": min(cand)[0]} if cand else None
-    out["runs"] = _risk_certificates(rows, worlds, baselines, draws)
+            b = _best({law: out["laws"][law][w][m] for law in laws}, baselines)
+            out["best_baseline"][w][m] = None if b is None else {"law": b, "value": out["laws"][b][w][m]}
+    out["runs"] = _risk_certificates(err, worlds, baselines)
+    n = 2 * len(err["draws"])
     for law in laws:
         out["lecam"][law] = []
         for d in worlds["distances"]:
             share = {}
-            for m, key, dist in (("rmse", "rmse", d["d_rmse"]), ("final", "final_err", d["d_final"])):
-                hits = []
-                for w in ("fast", "slow"):
-                    v = [r[key] for r in rows if r["law"] == law and r["world"] == w and r["run"] == d["name"]]
-                    hits.append(np.mean([x is None or abs(x) >= dist / 2 for x in v]))
-                share[m] = float(np.mean(hits))
-            n = 2 * len(draws)
-            out["lecam"][law].append({"run": d["name"], "share_rmse": share["rmse"], "share_final": share["final"],
+            for m, dist in (("rmse", d["d_rmse"]), ("abs_final", d["d_final"])):
+                v = [err[law, w, m][:, err["runs"].index(d["name"])] for w in ("fast", "slow")]
+                share[m] = float(np.mean([np.mean(np.isnan(x) | (x >= dist / 2)) for x in v]))
+            out["lecam"][law].append({"run": d["name"], "share_rmse": share["rmse"], "share_final": share["abs_final"],
                                       "bound": worlds["bound"],
                                       "binomial_se": float(np.sqrt(worlds["bound"] * (1 - worlds["bound"]) / n))})
     return out
 
 
-def _risk_certificates(rows: list[dict], worlds: dict, baselines: set, draws: list) -> list[dict]:
+def _risk_certificates(err: dict, worlds: dict, baselines: set) -> list[dict]:
     r"""Per WSD run and metric (RMSE; |final error|), and for the mean over the runs (``run``
     ``"mean over runs"``, the protocols' metric): the worlds' distance :math:`d` (for the mean, the
     mean of the runs' distances: the bound holds run by run, so it holds for the mean), the floor
@@ -235,35 +260,23 @@ def _risk_certificates(rows: list[dict], worlds: dict, baselines: set, draws: li
     risks (means over draws; None where a fit failed), the best baseline of each world and their
     sum with its Monte Carlo standard error, and ``impossible``: whether that sum lies below the
     floor by more than two standard errors (then no rule matches the best baseline in both
-    worlds)."""
-    laws = sorted({r["law"] for r in rows})
+    worlds). ``err``: :func:`_error_matrices` of the Monte Carlo's rows."""
+    laws = sorted({k[0] for k in err if isinstance(k, tuple)})
     names = [d["name"] for d in worlds["distances"]]
     out = []
-    for metric, key, dkey in (("rmse", "rmse", "d_rmse"), ("abs_final", "final_err", "d_final")):
-        err = {}  # (law, world) -> draws x runs of |error|, or None where a fit failed
-        for law in laws:
-            for w in ("fast", "slow"):
-                m = np.full((len(draws), len(names)), np.nan)
-                for r in rows:
-                    if r["law"] == law and r["world"] == w and r[key] is not None:
-                        m[draws.index(r["draw"]), names.index(r["run"])] = abs(r[key])
-                err[law, w] = m if np.all(np.isfinite(m)) else None
-        dist = [d[dkey] for d in worlds["distances"]]
-        columns = [(n, j, dist[j]) for j, n in enumerate(names)] + [("mean over runs", None, float(np.mean(dist)))]
-        for name, j, d in columns:
+    for metric, _ in KEYS:
+        dist = [d["d_" + ("rmse" if metric == "rmse" else "final")] for d in worlds["distances"]]
+        columns = [(n, err["runs"].index(n), dist[j]) for j, n in enumerate(names)]
+        for name, j, d in [*columns, ("mean over runs", None, float(np.mean(dist)))]:
             risks = {}
             for law in laws:
                 risks[law] = {}
                 for w in ("fast", "slow"):
-                    m = err[law, w]
-                    a = None if m is None else (m.mean(axis=1) if j is None else m[:, j])
-                    risks[law][w] = {"risk": None if a is None else float(a.mean()),
-                                     "se": float(a.std(ddof=1) / np.sqrt(a.size)) if a is not None and a.size > 1
-                                     else None}
-            best = {}
-            for w in ("fast", "slow"):
-                cand = [(risks[b][w]["risk"], b) for b in laws if b in baselines and risks[b][w]["risk"] is not None]
-                best[w] = min(cand)[1] if cand else None
+                    m = err[law, w, metric]
+                    a = None if not np.all(np.isfinite(m)) else (m.mean(axis=1) if j is None else m[:, j])
+                    risk, se = (None, None) if a is None else _mean_se(a)
+                    risks[law][w] = {"risk": risk, "se": se}
+            best = {w: _best({law: risks[law][w]["risk"] for law in laws}, baselines) for w in ("fast", "slow")}
             total = se = None
             if None not in best.values():
                 total = risks[best["fast"]]["fast"]["risk"] + risks[best["slow"]]["slow"]["risk"]
@@ -407,14 +420,13 @@ def main(argv=None) -> int:
                                    seed=args.seed + 1000 * k, workers=args.workers, progress=not args.no_progress)
                 summ = summarise(rows, w, baselines)
                 row["monte_carlo"] = {"rows": rows, **summ}
+                g = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
                 print(f"  {'law':28s} {'world F: rmse':>14s} {'|final|':>8s} {'world S: rmse':>14s} {'|final|':>8s}")
                 for law in laws:
                     s = summ["laws"][law.label]
-                    g = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
                     print(f"  {law.label:28s} {g(s['fast']['rmse']):>14s} {g(s['fast']['abs_final']):>8s} "
                           f"{g(s['slow']['rmse']):>14s} {g(s['slow']['abs_final']):>8s}")
                 for c in summ["runs"]:
-                    g = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
                     kern = "; ".join(f"{law}: {g(_sum(c['risks'][law]))}" for law in c["risks"]
                                      if law.startswith("kernel"))
                     print(f"  {c['run']:26s} {c['metric']:9s} d {c['d']:.4f}, floor d(1-TV) {c['floor']:.4f}; best "

@@ -123,14 +123,14 @@ def test_risk_certificate_by_hand():
     standard error hypot(0, 0.005) (b2's two errors 0.015 and 0.025 in S: sd 0.00707 over sqrt 2).
     With d = 0.1 and TV 0.5 the floor is 0.05: 0.03 + 2 x 0.005 < 0.05, so no rule matches both.
     With TV 0.8 the floor is 0.02 and the argument does not bind."""
-    from single_cosine_two_worlds import _risk_certificates
+    from single_cosine_two_worlds import _error_matrices, _risk_certificates
 
     err = {("b1", "fast"): [0.01, -0.01], ("b1", "slow"): [0.05, 0.07], ("b2", "fast"): [0.04, 0.04],
            ("b2", "slow"): [0.015, -0.025], ("k", "fast"): [0.0, 0.1], ("k", "slow"): [0.0, 0.1]}
     rows = [{"draw": i, "world": w, "law": law, "run": "r", "rmse": abs(v[i]), "final_err": v[i]}
             for (law, w), v in err.items() for i in range(2)]
     worlds = {"tv": 0.5, "distances": [{"name": "r", "d_rmse": 0.1, "d_final": 0.1}]}
-    checks = _risk_certificates(rows, worlds, {"b1", "b2"}, [0, 1])
+    checks = _risk_certificates(_error_matrices(rows), worlds, {"b1", "b2"})
     assert [(c["run"], c["metric"]) for c in checks] == [("r", "rmse"), ("mean over runs", "rmse"),
                                                          ("r", "abs_final"), ("mean over runs", "abs_final")]
     for c in checks:  # one run: its mean over runs is itself
@@ -139,7 +139,7 @@ def test_risk_certificate_by_hand():
         assert c["best_sum_se"] == pytest.approx(0.005) and c["impossible"] is True
         assert c["risks"]["k"]["fast"]["risk"] == pytest.approx(0.05)
     worlds["tv"] = 0.8
-    assert not any(c["impossible"] for c in _risk_certificates(rows, worlds, {"b1", "b2"}, [0, 1]))
+    assert not any(c["impossible"] for c in _risk_certificates(_error_matrices(rows), worlds, {"b1", "b2"}))
 
 
 def test_draws_are_the_same_in_any_order():
