@@ -399,7 +399,7 @@ def main(argv=None) -> int:
     baselines = baseline_labels(laws)
     truths = ("fast", "slow") if args.truth == "both" else (args.truth,)
     for name, fam in fams.items():
-        for k, truth in enumerate(truths):
+        for truth in truths:
             key = _family_key(fam, truth)
             if key in done:
                 print(f"{name}: truth {truth}: read back from {path}", flush=True)
@@ -414,10 +414,12 @@ def main(argv=None) -> int:
             print(_family_line(name, w), flush=True)
             row = {"family": name, **{key: w[key] for key in ("truth", "lambda", "theta", "fit_warnings", "sigma",
                                                                "rows", "delta", "tv", "bound", "distances")},
-                   "skip_steps": fam["skip"], "key": key, "monte_carlo": None}
+                   "skip_steps": fam["skip"], "key": key,
+                   # the draws' root seed by the world fitted to the data, whichever others this run has
+                   "draw_seed": args.seed + (0 if truth == "fast" else 1000), "monte_carlo": None}
             if args.draws:
                 rows = monte_carlo(fam["cosine"], fam["wsd"], w, laws, skip=fam["skip"], draws=args.draws,
-                                   seed=args.seed + 1000 * k, workers=args.workers, progress=not args.no_progress)
+                                   seed=row["draw_seed"], workers=args.workers, progress=not args.no_progress)
                 summ = summarise(rows, w, baselines)
                 row["monte_carlo"] = {"rows": rows, **summ}
                 g = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731

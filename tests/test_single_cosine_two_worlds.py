@@ -196,6 +196,15 @@ def test_command_writes_strict_json_and_refuses_bad_input(tmp_path):
     assert again.returncode == 0 and "read back" in again.stdout, again.stderr
     redo = json.loads((out / "single_cosine_two_worlds.json").read_text())
     assert redo["families"] == doc["families"]
+    # a world's draws do not depend on which other worlds the run has: S fitted to the data, run
+    # alone, gives the numbers it gives beside F (where it is the second)
+    both = run("--data", str(data), "--draws", "2", "--laws", "momentum0.99,momentum0.999", "--truth", "both",
+               "--no-progress", "--out", str(out))
+    alone = run("--data", str(data), "--draws", "2", "--laws", "momentum0.99,momentum0.999", "--truth", "slow",
+                "--no-progress", "--out", str(tmp_path / "alone"))
+    assert both.returncode == 0 and alone.returncode == 0, both.stderr + alone.stderr
+    slow = [f for f in json.loads((out / "single_cosine_two_worlds.json").read_text())["families"] if f["truth"] == "slow"]
+    assert slow == json.loads((tmp_path / "alone" / "single_cosine_two_worlds.json").read_text())["families"]
     other = run("--data", str(data), "--draws", "3", "--laws", "momentum0.99,momentum0.999", "--truth", "fast",
                 "--no-progress", "--out", str(out))
     assert other.returncode == 2 and "other settings" in other.stderr and "'draws': 2" in other.stderr
