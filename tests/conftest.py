@@ -28,6 +28,17 @@ def assert_order(est, expected, what=""):
     assert v.verdict.value != "FAIL", f"{what}: judge FAILs the stated order: {v.reason}"
 
 
+def strict_json(text: str):
+    """``text`` parsed as strict JSON: a NaN, Infinity or -Infinity (which Python's json writes and
+    reads by default, and other readers refuse) fails the test, naming the constant."""
+    import json
+
+    def refuse(constant):
+        raise AssertionError(f"non-standard JSON constant {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
 def shell_command(text: str) -> list[str]:
     """The first command of a shell snippet (the README's), with its continuation lines, comments
     dropped, split as the shell splits it."""

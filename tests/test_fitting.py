@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import strict_json
 
 from sde_scales import schedules
 from sde_scales.errors import DataFileError, InvalidArgumentError
@@ -503,7 +504,7 @@ def test_a_loss_logged_to_one_decimal_is_fitted(tmp_path):
     run = subprocess.run([sys.executable, "-m", "sde_scales.cli", "fit-delay", "--fit", str(paths["cos"]), "--predict",
                           str(paths["wsd"]), "--skip-steps", "200", "--json", str(out)], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    doc = json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+    doc = strict_json(out.read_text())
     assert np.isfinite(doc["predict"][0]["rmse"])
     # exactly linear in binary floating point (steps of 2^-14: no rounding in the differences)
     assert noise_level(3.0 - 2.0**-14 * np.arange(100.0)) == 0.0
@@ -809,14 +810,14 @@ def test_the_metrics_window_follows_a_short_curve(tmp_path):
     run = subprocess.run(cmd + ["--json", str(out)], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert "50-step moving average" in run.stdout
-    doc = json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+    doc = strict_json(out.read_text())
     # measured 0.0013 (noise 0.002); against the fixed 1,000-step window the same fit scored 0.072
     assert doc["fit"][0]["r2"] > 0.99 and doc["fit"][0]["rmse"] < 0.005
     assert not any("spans more than" in w for w in doc["warnings"])
     out2 = tmp_path / "b.json"
     run = subprocess.run(cmd + ["--smooth-steps", "5000", "--json", str(out2)], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    doc = json.loads(out2.read_text(), parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+    doc = strict_json(out2.read_text())
     assert doc["fit"][0]["r2"] is None  # the target is one number: no variance to explain
     assert any("spans more than 25% of short" in w for w in doc["warnings"])
     assert "WindowWarning" not in run.stderr  # said once, in the report's warnings

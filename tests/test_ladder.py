@@ -1,7 +1,6 @@
 """Width ladders for the scaling collapse: the regression task, the squared-error loss, frozen
 learning rates, the ladder's run configurations, and (slow) the experiment end to end."""
 
-import json
 import math
 import subprocess
 import sys
@@ -9,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import strict_json
 
 torch = pytest.importorskip("torch")
 
@@ -113,7 +113,7 @@ def test_collapse_experiment_quick_end_to_end(tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "experiments" / "collapse.py"), "--quick", "--out", str(tmp_path)],
                        capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-2000:]
-    d = json.loads((tmp_path / "collapse.json").read_text(), parse_constant=lambda c: pytest.fail(f"non-JSON {c}"))
+    d = strict_json((tmp_path / "collapse.json").read_text())
     assert set(d["ladders"]) == {"mup/constant", "mup/cosine", "mup/linear", "frozen/linear", "sp/linear"}
     for e in d["ladders"].values():
         assert e["result"]["verdict"] in ("PASS", "FAIL", "INCONCLUSIVE")

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import strict_json
 
 torch = pytest.importorskip("torch")
 
@@ -283,10 +284,7 @@ def test_lm_family_script_fits_both_protocols_into_strict_json(tmp_path, corpus)
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
 
-    def no_nan(x):
-        raise AssertionError(f"non-standard JSON constant {x}")
-
-    doc = json.loads((out / "lm_family.json").read_text(), parse_constant=no_nan)
+    doc = strict_json((out / "lm_family.json").read_text())
     assert [(r["protocol"], r["law"]) for r in doc["rows"]] == [
         ("single-cosine", "kernel(exp, steps)"), ("single-cosine", "momentum(lambda=0.99)"),
         ("single-cosine", "auto (rolling origin)"), ("loso", "kernel(exp, steps)"), ("loso", "momentum(lambda=0.99)")]
@@ -309,7 +307,7 @@ def test_lm_family_script_fits_both_protocols_into_strict_json(tmp_path, corpus)
                             "--auto-loso", "--workers", "2", "--out", str(out)], capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
     assert "training seed" not in again.stdout
-    doc = json.loads((out / "lm_family.json").read_text(), parse_constant=no_nan)
+    doc = strict_json((out / "lm_family.json").read_text())
     rows = {(r["protocol"], r["law"]): r for r in doc["rows"]}
     assert rows[("loso", "kernel(exp, steps)")]["read_back"] and rows[("loso", "momentum(lambda=0.99)")]["read_back"]
     auto = rows[("loso", "auto (leave one out)")]

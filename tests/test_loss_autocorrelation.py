@@ -1,7 +1,6 @@
 """``experiments/loss_autocorrelation.py``: the autocorrelation of a loss curve's residuals about
 its trend, on curves whose correlated part is planted."""
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import strict_json
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "experiments" / "loss_autocorrelation.py"
@@ -72,8 +72,7 @@ def test_the_script_writes_strict_json_and_refuses_bad_lags(tmp_path):
     r = subprocess.run([sys.executable, str(SCRIPT), "--curve", str(f), "--out", str(tmp_path / "o")],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    doc = json.loads((tmp_path / "o" / "loss_autocorrelation.json").read_text(),
-                     parse_constant=lambda c: pytest.fail(f"non-strict JSON {c}"))
+    doc = strict_json((tmp_path / "o" / "loss_autocorrelation.json").read_text())
     [row] = doc["rows"]
     assert row["lags"] == [10, 20, 50, 100, 200, 400] and 100 in row["resolved"]  # the default: logging intervals
     bad = subprocess.run([sys.executable, str(SCRIPT), "--curve", str(f), "--lags", "15", "--out", str(tmp_path / "b")],

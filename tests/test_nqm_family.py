@@ -1,7 +1,6 @@
 """The many-mode noisy quadratic under a schedule (SpectralNQM) against closed forms, the protocol
 runner the fitting experiments share, and the model-family experiment end to end."""
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import strict_json
 from scipy import special
 
 from sde_scales.errors import InvalidArgumentError
@@ -154,10 +154,7 @@ def test_nqm_family_experiment_writes_its_curves_and_strict_json(tmp_path):
     # 60 points of noise 0.1: the sample sd has standard error 0.1 / sqrt(2 * 59) = 0.009; 4 of them
     assert np.std(c.loss - mean, ddof=1) == pytest.approx(0.1, abs=0.037)
 
-    def no_nan(x):
-        raise AssertionError(f"non-standard JSON constant {x}")
-
-    doc = json.loads((out / "nqm_family.json").read_text(), parse_constant=no_nan)
+    doc = strict_json((out / "nqm_family.json").read_text())
     assert [(r["protocol"], r["law"]) for r in doc["rows"]] == [
         ("single-cosine", "kernel(exp, steps)"), ("single-cosine", "momentum(lambda=0.99)"),
         ("loso", "kernel(exp, steps)"), ("loso", "momentum(lambda=0.99)")]

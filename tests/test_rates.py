@@ -626,7 +626,6 @@ def test_rate_plot_says_which_points_a_log_axis_cannot_show():
     assert not any("not drawn" in t.get_text() for t in fig.axes[0].get_legend().get_texts())
 
 
-
 def test_rate_plot_draws_each_slope_it_names():
     """The lines of a rate plot on log-log axes: the measured series' line has the fitted exponent
     as its slope, and the dashed predicted line the predicted one (here -1/2 against a measured -1,

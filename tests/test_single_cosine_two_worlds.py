@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import strict_json
 from scipy import stats
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -165,10 +166,6 @@ def test_worlds_refuse_bad_settings():
         make_worlds(quiet, wsd, skip=SKIP)
 
 
-def _no_nan(x):
-    raise AssertionError(f"non-standard JSON constant {x}")
-
-
 def test_command_writes_strict_json_and_refuses_bad_input(tmp_path):
     """The command on a folder laid out as the shared curves are (the 124M runs at 1e-3), two draws
     of the two momentum laws; bad settings and a missing --lm folder exit 2 and write nothing."""
@@ -183,7 +180,7 @@ def test_command_writes_strict_json_and_refuses_bad_input(tmp_path):
     p = run("--data", str(data), "--draws", "2", "--laws", "momentum0.99,momentum0.999", "--truth", "fast",
             "--no-progress", "--out", str(out))
     assert p.returncode == 0, p.stderr
-    doc = json.loads((out / "single_cosine_two_worlds.json").read_text(), parse_constant=_no_nan)
+    doc = strict_json((out / "single_cosine_two_worlds.json").read_text())
     fam = doc["families"][0]
     assert fam["family"] == "shared-124m" and fam["truth"] == "fast" and fam["skip_steps"] == 500
     assert fam["bound"] == pytest.approx(stats.norm.sf(fam["delta"] / 2))

@@ -11,16 +11,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import strict_json
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "experiments" / "single_curve_diagnosis.py"
 sys.path.insert(0, str(ROOT / "experiments"))
 
 from single_curve_diagnosis import _profile_average, band_coverage, diagnose, planted_families  # noqa: E402
-
-
-def _no_nan(x):
-    raise AssertionError(f"non-standard JSON constant {x}")
 
 
 def test_planted_families_tell_a_wrong_form_from_a_right_one():
@@ -132,7 +129,7 @@ def test_the_script_reads_a_fit_lm_family_folder_and_writes_strict_json(tmp_path
     run = subprocess.run([sys.executable, str(SCRIPT), "--data", str(tmp_path / "none"), "--lm", str(lm),
                           "--out", str(out)], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    doc = json.loads((out / "single_curve_diagnosis.json").read_text(), parse_constant=_no_nan)
+    doc = strict_json((out / "single_curve_diagnosis.json").read_text())
     (fam,) = doc["rows"]
     assert fam["family"] == "lm/seed0" and fam["law"] == "kernel(exp, steps)"
     assert fam["cosine"] == "cos10_seed0"
@@ -141,7 +138,7 @@ def test_the_script_reads_a_fit_lm_family_folder_and_writes_strict_json(tmp_path
     run = subprocess.run([sys.executable, str(SCRIPT), "--data", str(tmp_path / "none"), "--lm", str(lm),
                           "--skip-fraction", "0.1", "--out", str(tmp_path / "o10")], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    later = json.loads((tmp_path / "o10" / "single_curve_diagnosis.json").read_text(), parse_constant=_no_nan)
+    later = strict_json((tmp_path / "o10" / "single_curve_diagnosis.json").read_text())
     last = pd.read_csv(next((lm / "curves").glob("cos10_*.csv"))).step.iloc[-1]
     assert later["rows"][0]["skip_steps"] == int(0.1 * last) > 25  # 10% of the cosine's last logged step
     assert [s["log10_tau"] for s in fam["held_time_scale"]] == [1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, None]
@@ -150,7 +147,7 @@ def test_the_script_reads_a_fit_lm_family_folder_and_writes_strict_json(tmp_path
     run = subprocess.run([sys.executable, str(SCRIPT), "--data", str(tmp_path / "none"), "--lm", str(lm),
                           "--laws", "np-steps,mpl", "--out", str(out)], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    doc = json.loads((out / "single_curve_diagnosis.json").read_text(), parse_constant=_no_nan)
+    doc = strict_json((out / "single_curve_diagnosis.json").read_text())
     assert [r["law"] for r in doc["rows"]] == ["kernel(nonparametric, steps)", "mpl"]
     for r in doc["rows"]:
         assert r["held_time_scale"] == [] and r["cv_choice_log10_tau"] is None and r["wsd_best_rmse"] is None

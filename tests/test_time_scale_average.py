@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import strict_json
 
 from sde_scales import schedules
 from sde_scales.errors import InvalidArgumentError
@@ -199,7 +200,7 @@ def test_fit_delay_average_time_scale(tmp_path):
     run = subprocess.run(base + ["--kernel", "exp", "--average-time-scale", "--json", str(out)], capture_output=True,
                          text=True)
     assert run.returncode == 0, run.stderr
-    doc = json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+    doc = strict_json(out.read_text())
     tsa = doc["time_scale_average"]
     assert sum(tsa["weights"]) == pytest.approx(1.0) and len(tsa["labels"]) == len(doc["members"])
     assert not any(c.startswith("log10_tau") for c in doc["band"]["conditional_on"])

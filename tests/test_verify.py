@@ -9,6 +9,7 @@ from dataclasses import replace
 import numba
 import numpy as np
 import pytest
+from conftest import strict_json
 
 from sde_scales.models import simulate_widths
 from sde_scales.rates import RateKind, Verdict, exponent_difference, fluctuation_exponent, verdict
@@ -203,7 +204,7 @@ def test_verify_store_cli_strict_json(tiny_store, tmp_path):
     assert res.returncode == 0, res.stderr
     text = out.read_text()
     assert "NaN" not in text and "Infinity" not in text
-    doc = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
+    doc = strict_json(text)
     assert [c["id"] for c in doc["claims"]] == ["thm4.1-macro-fluct", "thm4.1-separation", "lemma4.7-const-L"]
     for c in doc["claims"]:
         assert CLAIM_KEYS <= set(c)
