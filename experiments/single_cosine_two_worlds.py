@@ -412,6 +412,10 @@ def main(argv=None) -> int:
                 print(f"error: family {name}: {exc}", file=sys.stderr)
                 return 2
             print(_family_line(name, w), flush=True)
+            for world, notes in w["fit_warnings"].items():  # the worlds' own fits: a bound, a miss of the curves
+                fitted = "the data" if world == truth else "the other world's noise-free cosine"
+                for note in notes:
+                    print(f"  warning: world {world[0].upper()} (fitted to {fitted}): {note}", flush=True)
             row = {"family": name, **{key: w[key] for key in ("truth", "lambda", "theta", "fit_warnings", "sigma",
                                                                "rows", "delta", "tv", "bound", "distances")},
                    "skip_steps": fam["skip"], "key": key,

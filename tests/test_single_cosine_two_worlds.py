@@ -186,6 +186,8 @@ def test_command_writes_strict_json_and_refuses_bad_input(tmp_path):
     assert fam["bound"] == pytest.approx(stats.norm.sf(fam["delta"] / 2))
     assert len(fam["monte_carlo"]["rows"]) == 2 * 2 * 2 * 3  # draws x worlds x laws x WSD runs
     assert "Delta =" in p.stdout
+    notes = [n for v in fam["fit_warnings"].values() for n in v]
+    assert all(n in p.stdout for n in notes)  # every warning of the worlds' fits is printed, not only in the JSON
     # a second run reads the finished family back; a damaged file, or one of other settings, is
     # refused and kept as it was
     again = run("--data", str(data), "--draws", "2", "--laws", "momentum0.99,momentum0.999", "--truth", "fast",
