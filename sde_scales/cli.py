@@ -467,6 +467,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="kernel law without its level term B * peak learning rate: the drops alone, as in the "
                         "momentum and multi-power laws (default: with it, so runs with different peak learning "
                         "rates sit at different loss levels)")
+    f.add_argument("--offset", choices=["test", "on", "off"], default=None,
+                   help="progress term of the kernel law: on, A * (S1 + S0)^-alpha with the area offset S0 fitted (it "
+                        "bends the power law of the learning-rate area S1 where a run's early fall is steeper than "
+                        "its later course predicts); off, the plain A * S1^-alpha (its limit S0 -> 0); test "
+                        "(default), fit both and keep the offset only where the fitted curves reject the plain term "
+                        "(a likelihood-ratio test at the 1%% level, its residuals' autocorrelation counted; in the "
+                        "JSON as fit.offset_test); it shapes --law auto's kernel candidates as well")
     f.add_argument("--average-time-scale", action="store_true",
                    help="predict with the law's fits at every half decade of its time scale over the range the "
                         "fit searches (1 step to 100,000, or to twice the longest curve) and at the plain fit's "

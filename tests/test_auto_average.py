@@ -103,7 +103,7 @@ def test_fit_members_leaves_out_a_law_that_cannot_be_fitted_and_names_it():
     assert avg.labels == ("kernel(exp, steps)",) and list(failed) == ["broken"] and "no-such-kernel" in failed["broken"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        alone = fit(KernelLaw("exp", "steps"), curves, skip_steps=200)
+        alone = fit(KernelLaw("exp", "steps", offset="test"), curves, skip_steps=200)  # make_law's default
     assert np.array_equal(avg.results[0].theta, alone.theta)
     with pytest.raises(InvalidArgumentError, match="no law of the average could be fitted"):
         fit_members(dict(auto, members=["broken"]), curves, skip_steps=200)
@@ -140,10 +140,10 @@ def test_fold_fits_that_stop_at_the_evaluation_limit_are_said():
     assert all(f["converged"] is False for r in stuck["candidates"] for f in r["folds"])
     assert [r["unconverged_folds"] for r in stuck["candidates"]] == [["a", "b"], ["a", "b"]]
     note = stuck["convergence_warning"]
-    assert "kernel(exp, steps) in 2 of 2 folds" in note and "momentum in 2 of 2 folds" in note
+    assert "kernel(exp, steps, offset tested) in 2 of 2 folds" in note and "momentum in 2 of 2 folds" in note
     assert "limit of 2 evaluations" in note
     assert any(str(w.message) == note for w in seen)
-    assert "fits not converged: kernel(exp, steps) in 2 of 2 folds, momentum in 2 of 2 folds" in describe_choice(stuck)
+    assert "fits not converged: kernel(exp, steps, offset tested) in 2 of 2 folds, momentum in 2 of 2 folds" in describe_choice(stuck)
 
 
 def test_fit_delay_max_evaluations(tmp_path, capsys):

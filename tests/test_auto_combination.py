@@ -46,9 +46,9 @@ def test_the_rules_pick_average_and_stack_as_they_say():
     errors = [[0.10, 0.11, 0.09, 0.10], [0.11, 0.10, 0.10, 0.11], [0.50, 0.60, 0.55, 0.52]]
     preds, weights = rule_predictions(_fits(errors, [1.0, 2.0, 9.0]), CANDS)
     assert np.all(preds["pick"] == 1.0) and np.allclose(preds["mean"], 1.5)
-    assert set(weights["mean"]) == {"kernel(exp, steps)", "kernel(exp, area)"}
+    assert set(weights["mean"]) == {"kernel(exp, steps, offset tested)", "kernel(exp, area, offset tested)"}
     assert weights["stack"].get("mpl", 0.0) == 0.0  # the worst candidate gets no weight
-    assert np.allclose(preds["kernel(exp, area)"], 2.0)
+    assert np.allclose(preds["kernel(exp, area, offset tested)"], 2.0)
 
 
 def test_a_candidate_that_failed_a_fold_takes_no_part():
@@ -56,8 +56,8 @@ def test_a_candidate_that_failed_a_fold_takes_no_part():
     fits = _fits(errors, [1.0, 2.0, 9.0])
     fits[1]["folds"][2] = None  # its fit failed in one fold: it cannot be scored, so it is left out
     preds, weights = rule_predictions(fits, CANDS)
-    assert np.all(preds["pick"] == 1.0) and "kernel(exp, area)" not in preds
-    assert all("kernel(exp, area)" not in w for w in weights.values())
+    assert np.all(preds["pick"] == 1.0) and "kernel(exp, area, offset tested)" not in preds
+    assert all("kernel(exp, area, offset tested)" not in w for w in weights.values())
     for f in fits:
         f["full"] = None  # no candidate fitted to all the curves: refused, not an IndexError
     with pytest.raises(ValueError, match="no candidate could be fitted"):

@@ -1495,7 +1495,7 @@ def test_fit_delay_strict_exits_1_when_the_answer_cannot_be_taken_as_given(tmp_p
     assert r.returncode == 0 and "strict:" not in r.stdout, r.stdout
     assert checks == {"converged": True, "lack_of_fit": False, "extrapolated": [], "no_band": [], "rises": []}
     r, checks = run("--predict", str(paths["hot"]))
-    assert r.returncode == 1 and "strict: kernel(exp, steps): the prediction of hot extrapolates" in r.stdout
+    assert r.returncode == 1 and "strict: kernel(exp, steps, offset tested): the prediction of hot extrapolates" in r.stdout
     assert checks["extrapolated"] == ["hot"]
     r, checks = run("--predict", str(paths["wsd"]), "--max-evaluations", "2")
     assert r.returncode == 1 and "stopped at its evaluation limit" in r.stdout and not checks["converged"]
@@ -1507,7 +1507,7 @@ def test_fit_delay_strict_exits_1_when_the_answer_cannot_be_taken_as_given(tmp_p
     up["loss"] += np.interp(up["step"], [0, 3000, 3300, 3600, 6000], [0.0, 0.0, 1.0, 0.0, 0.0])
     paths["up"] = _write(tmp_path, "up.csv", up)
     r, checks = run("--predict", str(paths["up"]))
-    assert r.returncode == 1 and "strict: kernel(exp, steps): the loss of up rises where the learning rate does not" \
+    assert r.returncode == 1 and "strict: kernel(exp, steps, offset tested): the loss of up rises where the learning rate does not" \
         in r.stdout
     assert checks["rises"] == ["up"]
 

@@ -247,7 +247,7 @@ def test_fit_delay_forecast_prints_writes_and_plots(tmp_path, capsys):
                "--json", str(out), "--predictions", str(tmp_path / "p"), "--plot", str(tmp_path / "f.png")])
     assert rc == 0
     text = capsys.readouterr().out
-    assert "forecasts of kernel(exp, steps)" in text and "to step 50,000: final loss" in text
+    assert "forecasts of kernel(exp, steps, offset tested)" in text and "to step 50,000: final loss" in text
     doc = json.loads(out.read_text())
     (fc,) = doc["forecasts"]
     assert fc["name"] == "wsd" and fc["rows"] == 200 and fc["every"] == 250 and fc["last_step"] == 50000

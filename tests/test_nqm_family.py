@@ -203,8 +203,8 @@ def test_run_auto_protocol_chooses_once_per_fitted_set_and_predicts_with_the_cho
     assert len(calls) == 1 and list(choices) == [("a", "b")]
     auto, res = choices[("a", "b")]
     assert [p["chosen"] for p in per] == [auto["chosen"]] * 2
-    assert auto["chosen"] in ("kernel(exp, steps)", "momentum")
-    by_label = {"kernel(exp, steps)": KernelLaw("exp", "steps"), "momentum": MomentumLaw()}
+    assert auto["chosen"] in ("kernel(exp, steps, offset tested)", "momentum")
+    by_label = {"kernel(exp, steps, offset tested)": KernelLaw("exp", "steps", offset="test"), "momentum": MomentumLaw()}
     members = [auto["chosen"]] if auto["decided"] else [auto["chosen"], *auto["undecided"]]
     assert [p["members"] for p in per] == [members] * 2
     again = [fit(by_label[m], fitted, skip_steps=200) for m in members]

@@ -612,14 +612,14 @@ def test_law_auto_cross_validates_every_candidate():
     cv = {r["law"]: r["cv_rmse"] for r in auto["candidates"]}
     assert auto["chosen"] == min((v, k) for k, v in cv.items() if v is not None)[1]
     # one fold of the exponential kernel, by hand
-    res = fit(KernelLaw(kernel="exp", time="steps"), curves[1:])
+    res = fit(KernelLaw(kernel="exp", time="steps", offset="test"), curves[1:])  # make_law's default offset test
     by_hand = score(curves[0], predict(res, curves[0]), smooth_steps=200)["rmse"]
-    row = next(r for r in auto["candidates"] if r["law"] == "kernel(exp, steps)")
+    row = next(r for r in auto["candidates"] if r["law"] == "kernel(exp, steps, offset tested)")
     assert row["folds"][0]["rmse"] == pytest.approx(by_hand, rel=1e-9)
     # the planted kernel has a 316-step delay and B = 0.6: the folds separate the no-delay
     # candidate from the chosen one, so it is not among those the data leave undecided
-    assert auto["chosen"] != "kernel(instant, steps)"
-    assert "kernel(instant, steps)" not in auto["undecided"]
+    assert auto["chosen"] != "kernel(instant, steps, offset tested)"
+    assert "kernel(instant, steps, offset tested)" not in auto["undecided"]
     assert auto["decided"] == (not auto["undecided"])
     # the same with the (candidate, fold) fits in two worker processes, which run them in another
     # order (slow laws first): every fold's scores land in their place, bit for bit (a fit runs on
@@ -655,12 +655,12 @@ def test_law_auto_on_one_curve_validates_on_its_own_tail():
         assert all(r.law.label == lab and r.curves == (c.name,) for lab, r in zip(fitted.labels, fitted.results))
     assert "rolling origin" in auto["method"]
     assert [r["name"] for r in auto["candidates"]] == [k[0] for k in cands]
-    row = next(r for r in auto["candidates"] if r["law"] == "kernel(exp, steps)")
+    row = next(r for r in auto["candidates"] if r["law"] == "kernel(exp, steps, offset tested)")
     assert len(row["folds"]) == len(ROLLING_FRACTIONS)
     cut = int(c.step[0] + ROLLING_FRACTIONS[1] * (c.step[-1] - c.step[0]))
     keep = c.step < cut
     prefix = LossCurve(c.step[keep], c.lr[keep], c.loss[keep], name="prefix").with_schedule(spec.expand()[:cut])
-    res = fit(KernelLaw(kernel="exp", time="steps"), [prefix])
+    res = fit(KernelLaw(kernel="exp", time="steps", offset="test"), [prefix])
     by_hand = score(c, predict(res, c), skip_steps=cut, smooth_steps=200)["rmse"]
     assert row["folds"][1]["rmse"] == pytest.approx(by_hand, rel=1e-6)
     short = LossCurve(np.arange(1, 31), np.full(30, 1e-3), np.linspace(3, 2, 30), name="short")
@@ -881,5 +881,5 @@ def test_law_auto_tells_a_kernel_in_area_from_one_in_steps():
     curves = [_planted(s, 25, 100, i, law, theta, noise=0.002) for i, s in enumerate(specs)]
     cands = (("kernel", "exp", "steps"), ("kernel", "exp", "area"), ("kernel", "instant", "steps"))
     auto = choose_law(curves, skip_steps=0, smooth_steps=200, candidates=cands)
-    assert auto["chosen"] == "kernel(exp, area)", [(r["law"], r["cv_rmse"]) for r in auto["candidates"]]
-    assert "kernel(exp, steps)" not in auto["undecided"]
+    assert auto["chosen"] == "kernel(exp, area, offset tested)", [(r["law"], r["cv_rmse"]) for r in auto["candidates"]]
+    assert "kernel(exp, steps, offset tested)" not in auto["undecided"]

@@ -128,20 +128,34 @@ class Law:
         return None
 
 
-def _power_term(theta, f):
-    return theta[0] + theta[1] * np.power(np.maximum(f.S1, 1e-12), -theta[2])
+def _power_term(theta, f, s0: float = 0.0):
+    return theta[0] + theta[1] * np.power(np.maximum(f.S1 + s0, 1e-12), -theta[2])
 
 
-def _power_jac(theta, f):
-    """Columns d/dL0, d/dA, d/dalpha of L0 + A S1^-alpha."""
-    s = np.maximum(f.S1, 1e-12)
+def _power_jac(theta, f, s0: float = 0.0):
+    """Columns d/dL0, d/dA, d/dalpha of L0 + A (S1 + s0)^-alpha."""
+    s = np.maximum(f.S1 + s0, 1e-12)
     sp = np.power(s, -theta[2])
     return np.stack([np.ones_like(s), sp, -theta[1] * sp * np.log(s)], axis=1)
+
+
+def _offset_column(theta, f, s0: float) -> np.ndarray:
+    r""":math:`\partial/\partial \log_{10} S_0` of :math:`A (S_1 + S_0)^{-\alpha}`:
+    :math:`-\alpha A (S_1 + S_0)^{-\alpha - 1} S_0 \ln 10`."""
+    s = np.maximum(f.S1 + s0, 1e-12)
+    return -theta[2] * theta[1] * np.power(s, -theta[2] - 1.0) * s0 * np.log(10.0)
 
 
 _BASE_NAMES = ("L0", "A", "alpha")
 _BASE_LO = [0.0, 0.0, 0.01]
 _BASE_HI = [20.0, 100.0, 3.0]
+
+#: Bounds of the kernel law's ``log10_S0`` (:attr:`KernelLaw.offset`): from a hundredth of a step at
+#: the peak rate (the plain power law, in effect) to 10^5, which a fit widens to twice the longest
+#: curve's area as it does every ``log10_`` parameter.
+OFFSET_BOUNDS = [-2.0, 5.0]
+#: Its starts: 1 and 100 steps at the peak rate, each with every start of the rest.
+OFFSET_STARTS = ((0.0,), (2.0,))
 
 
 @dataclass(frozen=True)
@@ -330,7 +344,20 @@ class KernelLaw(Law):
     ``taus``: the grid of the non-parametric family (None: when fitted, one that follows the fitted
     curves, :meth:`for_curves`; used directly, :data:`~sde_scales.kernels.NONPARAMETRIC_TAUS`);
     ``level``: include the level term
-    :math:`B(\eta_{peak} - 1)` (default; see the module docstring) or fit the drops alone. The same
+    :math:`B(\eta_{peak} - 1)` (default; see the module docstring) or fit the drops alone;
+    ``offset``: ``True`` for the progress term :math:`A (S_1 + S_0)^{-\alpha}` with the area offset
+    :math:`S_0` fitted (``log10_S0``, in the law's area units: steps at the peak rate) instead of
+    :math:`A S_1^{-\alpha}`; ``"test"`` (``fit-delay``'s default) to fit both and keep the offset
+    only where the fitted curves reject the plain term (:func:`~sde_scales.fitting.fit.offset_test`),
+    the law being the plain one until then. The plain term is its limit :math:`S_0 \to 0`, its lower bound
+    :math:`10^{-2}` (a hundredth of a step at the peak rate, below what a logged curve resolves), so
+    a fit whose offset lands there is the plain law's and is not warned about as a bound
+    (:attr:`nested_at_lower_bound`). The offset bends the power law on log-log axes: its local
+    exponent :math:`\alpha S_1/(S_1 + S_0)` grows along the run, where the plain term's is constant.
+    That is the shape of a run whose early fall is steeper than a power law of the area predicts
+    from its later course, which the plain term can follow only by moving its exponent, and with
+    it the level :math:`L_0` and the share of a schedule's late fall it leaves to the drops
+    (``benchmarks/RESULTS.md``, "the offset of the progress term"). The same
     kernel objects serve the delay model and the Theorem 5.1 check: :meth:`kernel_of` returns
     the fitted one.
 
@@ -345,6 +372,15 @@ class KernelLaw(Law):
     time: str = "area"
     taus: np.ndarray | None = None
     level: bool = True
+    offset: bool | str = False
+    #: Set by :func:`~sde_scales.fitting.fit.fit` on the law it returns for ``offset="test"``
+    #: (``offset`` then says what the test kept): the label stays the tested law's, so that tables
+    #: and averages keyed by it find the fit.
+    tested: bool = False
+
+    #: Parameters whose lower bound is a nested law, not a limit of the data: the offset's is the
+    #: plain power law (see the class docstring).
+    nested_at_lower_bound = ("log10_S0",)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "grid_given", self.taus is not None)
@@ -354,10 +390,29 @@ class KernelLaw(Law):
         object.__setattr__(self, "family", fam)
         object.__setattr__(self, "kernel", fam.name)
         object.__setattr__(self, "taus", getattr(fam, "taus", None))
+        if not isinstance(self.offset, str) and self.offset in (False, True):
+            object.__setattr__(self, "offset", bool(self.offset))  # 0 / 1 / numpy bools as the bools they mean
+        if self.offset not in (False, True, "test"):
+            raise InvalidArgumentError(f"offset={self.offset!r}; use True (fit the progress term's area offset), "
+                                       f"False (the plain term) or 'test' (fit both and keep the offset where the "
+                                       f"curves reject the plain term, sde_scales.fitting.fit.offset_test)")
 
     @property
     def label(self) -> str:
-        return f"kernel({self.kernel}, {self.time}{'' if self.level else ', drops only'})"
+        off = ", offset tested" if self.tested or self.offset == "test" else ", offset" if self.offset else ""
+        return f"kernel({self.kernel}, {self.time}{'' if self.level else ', drops only'}{off})"
+
+    def with_offset(self, offset, **changes) -> "KernelLaw":
+        """This law with ``offset`` (and ``changes``, other fields) set, its non-parametric grid still
+        following the curves where it did: a plain ``dataclasses.replace`` passes the default grid on
+        as a given one, which fixes it."""
+        return replace(self, offset=offset, taus=self.taus if self.grid_given else None, **changes)
+
+    @property
+    def _off(self) -> bool:
+        """Whether ``log10_S0`` is a parameter: ``offset=True`` (``"test"`` is the plain law until
+        :func:`~sde_scales.fitting.fit.fit` decides)."""
+        return self.offset is True
 
     def for_curves(self, curves, bin_factor: int = 4) -> "KernelLaw":
         r"""The law to fit to ``curves``: for the non-parametric kernel without a given grid, the grid
@@ -390,16 +445,19 @@ class KernelLaw(Law):
 
     @property
     def names(self):
-        return _BASE_NAMES + (("B",) if self.family.has_amplitude else ()) + tuple(self.family.names)
+        return (_BASE_NAMES + (("B",) if self.family.has_amplitude else ()) + tuple(self.family.names)
+                + (("log10_S0",) if self._off else ()))
 
     def bounds(self):
         lo, hi = self.family.bounds()
         amp_lo, amp_hi = ([0.0], [20.0]) if self.family.has_amplitude else ([], [])
-        return np.array(_BASE_LO + amp_lo + list(lo)), np.array(_BASE_HI + amp_hi + list(hi))
+        off_lo, off_hi = (OFFSET_BOUNDS[:1], OFFSET_BOUNDS[1:]) if self._off else ([], [])
+        return (np.array(_BASE_LO + amp_lo + list(lo) + off_lo), np.array(_BASE_HI + amp_hi + list(hi) + off_hi))
 
     def starts(self):
         amp = [0.4] if self.family.has_amplitude else []
-        return [np.array([3.0, 2.0, 0.5] + amp + list(p)) for p in self.family.starts()]
+        offs = OFFSET_STARTS if self._off else ((),)
+        return [np.array([3.0, 2.0, 0.5] + amp + list(p) + list(o)) for p in self.family.starts() for o in offs]
 
     @property
     def loss_unit_names(self):
@@ -410,7 +468,11 @@ class KernelLaw(Law):
         return self.time if any(n.startswith("log10_") for n in self.family.names) else None
 
     def kernel_params(self, theta) -> np.ndarray:
-        return np.asarray(theta[self._k0:], dtype=float)
+        return np.asarray(theta[self._k0:self._k0 + len(self.family.names)], dtype=float)
+
+    def s0(self, theta) -> float:
+        """The progress term's area offset :math:`S_0` (0 without ``offset``)."""
+        return float(10.0 ** theta[-1]) if self._off else 0.0
 
     def kernel_of(self, theta):
         """The fitted kernel as a :mod:`sde_scales.kernels` object (``q``, ``Q``, ``lag``)."""
@@ -443,7 +505,7 @@ class KernelLaw(Law):
 
     def amplitude(self, theta) -> float:
         """B: the loss gained per unit drop once the response is complete."""
-        return float(theta[3]) if self.family.has_amplitude else float(np.sum(theta[3:]))
+        return float(theta[3]) if self.family.has_amplitude else float(np.sum(self.kernel_params(theta)))
 
     def _response(self, theta, f):
         t = self.terms(theta, f)
@@ -454,7 +516,7 @@ class KernelLaw(Law):
     def predict(self, theta, f):
         t, R = self._response(theta, f)
         scale = theta[3] if self.family.has_amplitude else 1.0
-        out = _power_term(theta, f) - scale * (R @ t.weights)
+        out = _power_term(theta, f, self.s0(theta)) - scale * (R @ t.weights)
         if self.level:  # B (eta_peak - 1) with the exact Q(oo) = 1 (not the embedding's, which ends with the data)
             out = out + self.amplitude(theta) * (f.peak - 1.0)
         return out
@@ -471,10 +533,14 @@ class KernelLaw(Law):
         kcols *= -scale
         if not self.family.has_amplitude:
             kcols += lv
-        parts = [_power_jac(theta, f)]
+        s0 = self.s0(theta)
+        parts = [_power_jac(theta, f, s0)]
         if self.family.has_amplitude:
             parts.append((lv - (R @ t.weights))[:, None])
-        return np.concatenate(parts + [kcols], axis=1)
+        parts.append(kcols)
+        if self._off:
+            parts.append(_offset_column(theta, f, s0)[:, None])
+        return np.concatenate(parts, axis=1)
 
     def embedding_error(self, theta, f: ScheduleFeatures) -> float:
         """Bound on |Q_approx - Q| of the response terms over the data (0 where exact)."""

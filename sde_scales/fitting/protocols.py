@@ -24,7 +24,8 @@ __all__ = ["PROTOCOL_LAWS", "baseline_labels", "comparison_line", "protocol_laws
 
 #: The laws the held-out experiments measure, by short name (their ``--laws``): the kernel law with
 #: each kernel in steps and in learning-rate area, the non-parametric one also without its level
-#: term (an ablation), and the baselines the kernel law is judged against: the momentum law at
+#: term (an ablation); with the progress term's area offset tested (``offset="test"``: ``np-steps-test`` is
+#: ``fit-delay``'s default kernel law) in steps and in area, and always fitted (``np-steps-offset``); and the baselines the kernel law is judged against: the momentum law at
 #: lambda 0.99, 0.999 and fitted, and the multi-power law.
 PROTOCOL_LAWS = {
     "np-steps": KernelLaw(kernel="nonparametric", time="steps"),
@@ -33,6 +34,9 @@ PROTOCOL_LAWS = {
     "power-steps": KernelLaw(kernel="power", time="steps"),
     "np-area": KernelLaw(kernel="nonparametric", time="area"),
     "exp-area": KernelLaw(kernel="exp", time="area"),
+    "np-steps-test": KernelLaw(kernel="nonparametric", time="steps", offset="test"),
+    "np-steps-offset": KernelLaw(kernel="nonparametric", time="steps", offset=True),
+    "np-area-test": KernelLaw(kernel="nonparametric", time="area", offset="test"),
     "momentum0.99": MomentumLaw(lam=0.99),
     "momentum0.999": MomentumLaw(lam=0.999),
     "momentum": MomentumLaw(),

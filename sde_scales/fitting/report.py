@@ -119,7 +119,7 @@ def _undecided(best: list[float], other: list[float], level: float = DECIDE_LEVE
 
 
 def choose_law(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: int, level: bool = True,
-               candidates=AUTO_CANDIDATES, workers: int = 1, progress: bool = False,
+               offset: bool | str = "test", candidates=AUTO_CANDIDATES, workers: int = 1, progress: bool = False,
                max_evaluations: int | None = None) -> dict:
     """Cross-validation of every candidate law (:data:`AUTO_CANDIDATES`) on the fitted curves.
 
@@ -139,20 +139,21 @@ def choose_law(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: in
     (candidate, fold) fits in that many spawned processes, with the same result (a script that
     calls it so needs the usual ``if __name__ == "__main__":`` guard of multiprocessing).
     ``progress``: a progress bar of the fits on standard error (on a terminal).
-    ``max_evaluations``: each fit's evaluation limit (:func:`~sde_scales.fitting.fit.fit`)."""
+    ``max_evaluations``: each fit's evaluation limit (:func:`~sde_scales.fitting.fit.fit`).
+    ``level`` and ``offset`` shape the kernel-law candidates (:func:`make_law`)."""
     if not fit_curves:
         raise InvalidArgumentError("--law auto: no fitted curves; give at least one --fit curve")
     if workers < 1:
         raise InvalidArgumentError(f"--workers {workers}; give at least 1")
     limit = evaluation_limit(max_evaluations)  # refused here, not once per fold fit
     method, folds = validation_folds(fit_curves)
-    tasks = [((c, k), (*cand, level, fitted, held, skip_steps if first is None else max(skip_steps, first), skip_steps,
-                       smooth_steps, label, limit))
+    tasks = [((c, k), (*cand, level, offset, fitted, held, skip_steps if first is None else max(skip_steps, first),
+                       skip_steps, smooth_steps, label, limit))
              for c, cand in enumerate(candidates) for k, (label, fitted, held, first) in enumerate(folds)]
     scored = run_tasks(_score_fold, tasks, workers, "--law auto: fits of the folds" if progress else None)
     rows = []
     for c, (name, kernel, time) in enumerate(candidates):
-        law = make_law(name, kernel, time, level)
+        law = make_law(name, kernel, time, level, offset)
         scored_folds = [scored[(c, k)] for k in range(len(folds))]
         ok = [f["rmse"] for f in scored_folds if f["rmse"] is not None and np.isfinite(f["rmse"])]
         complete = len(ok) == len(scored_folds)
@@ -221,8 +222,8 @@ def _unconverged_note(rows: list[dict], limit: int) -> str | None:
 def _score_fold(task) -> dict:
     """One candidate in one fold of :func:`choose_law`: fit, predict the held-out part, score it
     (a module-level function, so that worker processes can run it)."""
-    name, kernel, time, level, fitted, held, skip, fit_skip, smooth_steps, label, max_evaluations = task
-    law = make_law(name, kernel, time, level)
+    name, kernel, time, level, offset, fitted, held, skip, fit_skip, smooth_steps, label, max_evaluations = task
+    law = make_law(name, kernel, time, level, offset)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # each fold's warnings belong to the final fit, reported there
         try:
@@ -235,7 +236,7 @@ def _score_fold(task) -> dict:
 
 
 def fit_auto(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: int, level: bool = True,
-             candidates=AUTO_CANDIDATES, workers: int = 1, average: bool = True,
+             offset: bool | str = "test", candidates=AUTO_CANDIDATES, workers: int = 1, average: bool = True,
              choice: dict | None = None, max_evaluations: int | None = None) -> tuple[dict, FitResult | AveragedFit]:
     """:func:`choose_law` on ``fit_curves``, then what ``--law auto`` predicts with, fitted to all of
     them: (choice, fit). Where the folds decide, the chosen law's :class:`FitResult`; where they do
@@ -254,12 +255,13 @@ def fit_auto(fit_curves: list[LossCurve], *, skip_steps: int, smooth_steps: int,
                                        f"curves' {folds}; pass the choice made on these curves, or none to make it")
         auto = dict(choice)
     else:
-        auto = choose_law(fit_curves, skip_steps=skip_steps, smooth_steps=smooth_steps, level=level,
+        auto = choose_law(fit_curves, skip_steps=skip_steps, smooth_steps=smooth_steps, level=level, offset=offset,
                           candidates=candidates, workers=workers, max_evaluations=max_evaluations)
     if not average or auto["decided"]:
-        return auto, fit(chosen_law(auto, level), fit_curves, skip_steps=skip_steps, max_evaluations=max_evaluations)
-    avg, auto["member_failures"] = fit_members(auto, fit_curves, skip_steps=skip_steps, level=level, workers=workers,
-                                               max_evaluations=max_evaluations)
+        return auto, fit(chosen_law(auto, level, offset), fit_curves, skip_steps=skip_steps,
+                         max_evaluations=max_evaluations)
+    avg, auto["member_failures"] = fit_members(auto, fit_curves, skip_steps=skip_steps, level=level, offset=offset,
+                                               workers=workers, max_evaluations=max_evaluations)
     return auto, avg
 
 
@@ -267,18 +269,19 @@ def _fit_member(task):
     """One law of an average fitted to all the curves: its :class:`FitResult`, or the error's message
     (a module-level function, so that worker processes can run it; the fit's warnings are kept in
     its ``extra["warnings"]``)."""
-    name, kernel, time, level, fit_curves, skip_steps, max_evaluations = task
+    name, kernel, time, level, offset, fit_curves, skip_steps, max_evaluations = task
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            return fit(make_law(name, kernel, time, level), fit_curves,
+            return fit(make_law(name, kernel, time, level, offset), fit_curves,
                        skip_steps=skip_steps, max_evaluations=max_evaluations)
         except (ValueError, FloatingPointError) as exc:
             return str(exc)
 
 
-def fit_members(auto: dict, fit_curves: list[LossCurve], *, skip_steps: int, level: bool = True, workers: int = 1,
-                progress: bool = False, max_evaluations: int | None = None) -> tuple[AveragedFit, dict]:
+def fit_members(auto: dict, fit_curves: list[LossCurve], *, skip_steps: int, level: bool = True,
+                offset: bool | str = "test", workers: int = 1, progress: bool = False,
+                max_evaluations: int | None = None) -> tuple[AveragedFit, dict]:
     """The laws of :func:`choose_law`'s ``members`` fitted to all of ``fit_curves`` (in ``workers``
     processes, with the same result): their :class:`~sde_scales.fitting.average.AveragedFit` and
     ``{law: error}`` for those whose fit failed, which are left out of it. Refused where every fit
@@ -286,7 +289,7 @@ def fit_members(auto: dict, fit_curves: list[LossCurve], *, skip_steps: int, lev
     rows = {r["law"]: r for r in auto["candidates"]}
     labels = list(auto["members"])
     done = run_tasks(_fit_member, [(lab, (rows[lab]["name"], rows[lab]["kernel"], rows[lab]["time"], level,
-                                           fit_curves, skip_steps, max_evaluations)) for lab in labels], workers,
+                                           offset, fit_curves, skip_steps, max_evaluations)) for lab in labels], workers,
                       "--law auto: the laws to average" if progress else None)
     failed = {lab: done[lab] for lab in labels if isinstance(done[lab], str)}
     ok = [lab for lab in labels if lab not in failed]
@@ -314,18 +317,26 @@ def undecided_predictions(labels, member_preds: list[dict], predict_curves: list
     return {"curves": curves, "failed": failed}
 
 
-def chosen_law(auto: dict, level: bool = True) -> Law:
+def chosen_law(auto: dict, level: bool = True, offset: bool | str = "test") -> Law:
     """The law :func:`choose_law` chose (its kernel and time matter to the kernel law only)."""
-    return make_law(auto["chosen_name"], auto["chosen_kernel"], auto["chosen_time"], level)
+    return make_law(auto["chosen_name"], auto["chosen_kernel"], auto["chosen_time"], level, offset)
 
 
-def make_law(name: str, kernel: str | None = "nonparametric", time: str | None = "steps", level: bool = True) -> Law:
-    """The law called ``name``; ``kernel``, ``time`` and ``level`` (with the level term B * peak, or
-    the drops alone) shape the kernel law. ``None`` for ``kernel`` or ``time`` is its default, as
+#: ``fit-delay --offset``'s values as :attr:`~sde_scales.fitting.laws.KernelLaw.offset`'s.
+OFFSET_CHOICES = {"test": "test", "on": True, "off": False}
+
+
+def make_law(name: str, kernel: str | None = "nonparametric", time: str | None = "steps", level: bool = True,
+             offset: bool | str = "test") -> Law:
+    """The law called ``name``; ``kernel``, ``time``, ``level`` (with the level term B * peak, or
+    the drops alone) and ``offset`` (the progress term's area offset,
+    :attr:`~sde_scales.fitting.laws.KernelLaw.offset`: by default ``"test"``, fit with and without
+    it and keep the offset where the curves reject the plain term) shape the kernel law. ``None`` for
+    ``kernel`` or ``time`` is its default, as
     the candidates of :data:`AUTO_CANDIDATES` and the choices in JSON write the laws without them:
     ``make_law(*candidate)`` builds each."""
     if name == "kernel":
-        return KernelLaw(kernel=kernel or "nonparametric", time=time or "steps", level=level)
+        return KernelLaw(kernel=kernel or "nonparametric", time=time or "steps", level=level, offset=offset)
     if name == "momentum":
         return MomentumLaw()
     if name == "mpl":
@@ -419,6 +430,8 @@ def run_law(law: Law, fit_curves: list[LossCurve], predict_curves: list[LossCurv
                          "delay_half_response": law.half_response(res.theta), "amplitude_B": law.amplitude(res.theta)}
     if res.extra.get("time_scale_interval"):
         doc["time_scale_interval"] = res.extra["time_scale_interval"]
+    if res.extra.get("offset_test"):  # offset "test": whether the curves rejected the plain progress term
+        doc["offset_test"] = res.extra["offset_test"]
     # the block-mean test of the law against each fitted curve's noise (fit.lack_of_fit)
     doc["lack_of_fit"] = res.extra["lack_of_fit"]
     # points of each coarse stage the fit started from (fit.COARSE_POINTS; empty: fitted directly)
@@ -646,6 +659,11 @@ def format_rows(doc: dict) -> str:
         k = doc["kernel"]
         lines.append(f"  kernel: {k['kind']} in {k['time']}, time scale {k['time_scale']:.4g}, "
                      f"delay (half response) {k['delay_half_response']:.4g}")
+    if doc.get("offset_test"):
+        o = doc["offset_test"]
+        lines.append(f"  progress term: {'A (S1 + S0)^-alpha, S0 = ' + format(o['S0'], '.4g') if o['kept'] else 'A S1^-alpha'}"
+                     f" (the plain term's likelihood-ratio p = {o['p']:.3g} against the offset's, "
+                     f"{'below' if o['kept'] else 'not below'} {o['level']:g})")
     if doc.get("time_scale_interval") and doc["time_scale_interval"]["ci"][0] is not None:
         t = doc["time_scale_interval"]
         lines.append(f"  time scale 95% interval from the fit's curvature [{t['ci'][0]:.4g}, {t['ci'][1]:.4g}]")
@@ -903,6 +921,7 @@ def _check_law_options(args) -> None:
     given = [f for f, v in (("--kernel", kernel), ("--time", time)) if v is not None]
     if args.law in ("momentum", "mpl") and not args.compare:
         given += ["--drops-only"] if getattr(args, "drops_only", False) else []
+        given += [f"--offset {args.offset}"] if getattr(args, "offset", None) is not None else []
         if given:
             raise InvalidArgumentError(f"{' and '.join(given)} {'shapes' if len(given) == 1 else 'shape'} the kernel "
                                        f"law, and --law {args.law} fits none; "
@@ -1059,12 +1078,13 @@ def run_fit_delay(args) -> int:
                   f"curve, at least three of its logging intervals; --smooth-steps to choose)")
     auto = None
     level = not getattr(args, "drops_only", False)
+    offset = OFFSET_CHOICES[getattr(args, "offset", None) or "test"]
     workers, progress = getattr(args, "workers", 1), not getattr(args, "no_progress", True)
     if args.law == "auto":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", AutoChoiceWarning)  # printed below and kept in the JSON
             auto = choose_law(fit_curves, skip_steps=args.skip_steps, smooth_steps=args.smooth_steps, level=level,
-                              workers=workers, progress=progress, max_evaluations=max_evaluations)
+                              offset=offset, workers=workers, progress=progress, max_evaluations=max_evaluations)
         print(f"--law auto ({auto['method']}):")
         for r in auto["candidates"]:
             cv = "-" if r["cv_rmse"] is None else f"{r['cv_rmse']:.4f}"
@@ -1079,6 +1099,7 @@ def run_fit_delay(args) -> int:
             print(f"warning: {auto['convergence_warning']}")
         if auto["undecided"]:
             avg, auto["member_failures"] = fit_members(auto, fit_curves, skip_steps=args.skip_steps, level=level,
+                                                       offset=offset,
                                                        workers=workers, progress=progress,
                                                        max_evaluations=max_evaluations)
             avg_doc, _, avg_extra = run_average(avg, fit_curves, predict_curves, skip_steps=args.skip_steps,
@@ -1096,9 +1117,9 @@ def run_fit_delay(args) -> int:
             for lab, why in auto["undecided_predictions"]["failed"].items():
                 print(f"  {lab}: its fit to all the fitted curves failed ({why}); left out of the range")
         print()
-        laws = [] if auto["undecided"] else [chosen_law(auto, level)]
+        laws = [] if auto["undecided"] else [chosen_law(auto, level, offset)]
     else:
-        laws = [make_law(n, args.kernel, args.time, level) for n in (LAW_CHOICES if args.compare else (args.law,))]
+        laws = [make_law(n, args.kernel, args.time, level, offset) for n in (LAW_CHOICES if args.compare else (args.law,))]
     docs, results = [], []
 
     def keep(key, res, doc: dict, extra: dict) -> None:
